@@ -1,0 +1,162 @@
+// The wire contract between a node agent and the control plane (seed 000's OrchestratorPort).
+//
+//   POST /api/agent/enroll                        Bearer <join token>   EnrollRequest   -> EnrollResponse (201)
+//   POST /api/agent/:nodeId/heartbeat             Bearer <credential>   NodeHealth      -> HeartbeatResponse
+//   POST /api/agent/:nodeId/reports               Bearer <credential>   ReportBatch     -> ReportAck
+//   GET  /api/agent/:nodeId/commands?wait=SEC     Bearer <credential>                   -> CommandList (long poll)
+//   POST /api/agent/:nodeId/commands/:id/ack      Bearer <credential>   CommandAck      -> { ok: true }
+//
+// Reports (drift and heal) are spooled by the agent before they are sent and carry a per-node
+// sequence number; the control plane stores each (node, seq) once and answers with the highest
+// sequence it has made durable, so a replay after a crash on either side is neither lost nor doubled.
+import { z } from "zod"
+import { NodeId, StorePath } from "./ids.ts"
+
+export const AgentPhase = z.enum([
+  "no-desired", // the control plane has not set a closure for this node yet
+  "congruent",
+  "drifted",
+  "healing",
+  "heal-failed",
+  "missing-closure",
+])
+export type AgentPhase = z.infer<typeof AgentPhase>
+
+/** The three links an agent reads, resolved to store paths (null when a link is absent). */
+export const SystemLinks = z
+  .object({
+    profile: StorePath.nullable(),
+    current: StorePath.nullable(),
+    booted: StorePath.nullable(),
+  })
+  .strict()
+export type SystemLinks = z.infer<typeof SystemLinks>
+
+export const NodeHealth = z
+  .object({
+    nodeId: NodeId,
+    agentVersion: z.string().min(1).max(64),
+    hostname: z.string().max(255),
+    at: z.iso.datetime(),
+    uptimeSeconds: z.number().nonnegative(),
+    load: z.tuple([z.number().nonnegative(), z.number().nonnegative(), z.number().nonnegative()]),
+    memory: z
+      .object({ totalBytes: z.number().int().nonnegative(), availableBytes: z.number().int().nonnegative() })
+      .strict(),
+    disk: z
+      .object({
+        path: z.string().max(4096),
+        totalBytes: z.number().int().nonnegative(),
+        freeBytes: z.number().int().nonnegative(),
+      })
+      .strict(),
+    system: SystemLinks,
+    desired: StorePath.nullable(),
+    phase: AgentPhase,
+    heartbeatIntervalSeconds: z.number().positive().max(86_400),
+  })
+  .strict()
+export type NodeHealth = z.infer<typeof NodeHealth>
+
+export const DriftKind = z.enum(["profile-drift", "runtime-drift", "missing-closure"])
+export type DriftKind = z.infer<typeof DriftKind>
+
+const reportBase = { seq: z.number().int().positive(), at: z.iso.datetime() }
+const Output = z.string().max(65_536)
+
+export const AgentReport = z.discriminatedUnion("type", [
+  z
+    .object({
+      ...reportBase,
+      type: z.literal("drift.detected"),
+      data: z.object({ kinds: z.array(DriftKind).min(1), desired: StorePath, system: SystemLinks }).strict(),
+    })
+    .strict(),
+  z
+    .object({
+      ...reportBase,
+      type: z.literal("drift.resolved"),
+      data: z.object({ desired: StorePath, system: SystemLinks }).strict(),
+    })
+    .strict(),
+  z
+    .object({
+      ...reportBase,
+      type: z.literal("heal.started"),
+      data: z.object({ desired: StorePath, attempt: z.number().int().positive() }).strict(),
+    })
+    .strict(),
+  z
+    .object({
+      ...reportBase,
+      type: z.literal("heal.succeeded"),
+      data: z
+        .object({ desired: StorePath, attempt: z.number().int().positive(), durationMs: z.number().nonnegative() })
+        .strict(),
+    })
+    .strict(),
+  z
+    .object({
+      ...reportBase,
+      type: z.literal("heal.failed"),
+      data: z
+        .object({
+          desired: StorePath,
+          attempt: z.number().int().positive(),
+          durationMs: z.number().nonnegative(),
+          error: z.string().max(4096),
+          output: Output,
+          retryInMs: z.number().int().nonnegative().nullable(),
+        })
+        .strict(),
+    })
+    .strict(),
+  z
+    .object({
+      ...reportBase,
+      type: z.literal("reboot.required"),
+      data: z.object({ booted: StorePath.nullable(), current: StorePath.nullable() }).strict(),
+    })
+    .strict(),
+])
+export type AgentReport = z.infer<typeof AgentReport>
+export type AgentReportType = AgentReport["type"]
+
+export const ReportBatch = z.object({ reports: z.array(AgentReport).min(1).max(500) }).strict()
+export type ReportBatch = z.infer<typeof ReportBatch>
+
+export const ReportAck = z.object({ ackedSeq: z.number().int().nonnegative() }).strict()
+export type ReportAck = z.infer<typeof ReportAck>
+
+export const EnrollRequest = z
+  .object({ nodeId: NodeId, hostname: z.string().max(255).default(""), agentVersion: z.string().min(1).max(64) })
+  .strict()
+export type EnrollRequest = z.infer<typeof EnrollRequest>
+
+export const EnrollResponse = z.object({ nodeId: NodeId, credential: z.string().min(32) }).strict()
+export type EnrollResponse = z.infer<typeof EnrollResponse>
+
+export const HeartbeatResponse = z.object({ desired: StorePath.nullable() }).strict()
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>
+
+/** A command the control plane relays to one agent. `activate` makes `closure` the node's desired system. */
+export const AgentCommand = z.discriminatedUnion("kind", [
+  z
+    .object({
+      id: z.string().min(1).max(64),
+      kind: z.literal("activate"),
+      closure: StorePath,
+      createdAt: z.iso.datetime(),
+    })
+    .strict(),
+])
+export type AgentCommand = z.infer<typeof AgentCommand>
+
+export const CommandList = z.object({ commands: z.array(AgentCommand) }).strict()
+export type CommandList = z.infer<typeof CommandList>
+
+export const CommandAck = z.object({ success: z.boolean(), output: Output.default("") }).strict()
+export type CommandAck = z.infer<typeof CommandAck>
+
+/** The longest a command long-poll is held open, in seconds. */
+export const MAX_COMMAND_WAIT_SECONDS = 30

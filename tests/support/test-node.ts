@@ -1,0 +1,141 @@
+// A test node (DESIGN.md, "Testing with real parts"): a private mount namespace with its own tmpfs on
+// /run and its own directory bind-mounted over /nix/var/nix/profiles, sharing the host's /nix/store.
+// Inside it the NixOS default paths (/nix/var/nix/profiles/system, /run/current-system,
+// /run/booted-system) belong to this node alone, so the agent and the deploy code run with their real
+// defaults. A holder process (`sleep`) keeps the namespace alive; everything else enters it with nsenter.
+import { mkdir, mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { Subprocess } from "bun"
+import type { StorePath } from "../../protocol/ids.ts"
+import { type Run, requireTool, run } from "./tools.ts"
+
+export const SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
+export const CURRENT_SYSTEM = "/run/current-system"
+export const BOOTED_SYSTEM = "/run/booted-system"
+
+export interface NodeLinks {
+  profile: string | null
+  current: string | null
+  booted: string | null
+}
+
+export interface TestNode extends AsyncDisposable {
+  readonly name: string
+  /** A host directory private to this node (its profiles live in `dir/profiles`). */
+  readonly dir: string
+  /** PID of the process that holds the namespace open. */
+  readonly pid: number
+  /** Runs a command inside the node's mount namespace. */
+  exec(cmd: string[], opts?: { env?: Record<string, string | undefined> }): Promise<Run>
+  /** Starts a long-running process inside the node's mount namespace. */
+  spawn(
+    cmd: string[],
+    opts?: {
+      env?: Record<string, string | undefined>
+      stdout?: "pipe" | "inherit" | "ignore"
+      stderr?: "pipe" | "inherit" | "ignore"
+    },
+  ): Subprocess<"ignore", "pipe" | "inherit" | "ignore", "pipe" | "inherit" | "ignore">
+  /** The store paths the node's three system links resolve to. */
+  links(): Promise<NodeLinks>
+  /** What an operator does by hand: set the system profile to `closure` and switch to it. */
+  switchTo(closure: StorePath, action?: "switch" | "test"): Promise<void>
+  stop(): Promise<void>
+}
+
+export interface TestNodeOptions {
+  name?: string
+  /** The system the node "booted": set as profile, current and booted system before the test starts. */
+  boot?: StorePath
+}
+
+const NIX_ENV = { NIX_CONFIG: `${process.env.NIX_CONFIG ?? ""}\nsubstituters =\n` }
+
+export async function createTestNode(opts: TestNodeOptions = {}): Promise<TestNode> {
+  const unshare = requireTool("unshare")
+  const nsenter = requireTool("nsenter")
+  const nixEnv = requireTool("nix-env")
+  const name = opts.name ?? "node"
+  const dir = await mkdtemp(join(tmpdir(), `chimera-${name}-`))
+  await mkdir(join(dir, "profiles"), { recursive: true })
+  const ready = join(dir, "ready")
+  const holder = Bun.spawn(
+    [
+      unshare,
+      "-m",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      `mount -t tmpfs -o mode=755 tmpfs /run && mount --bind "$1/profiles" /nix/var/nix/profiles && : > "$1/ready" && exec sleep 2147483647`,
+      "sh",
+      dir,
+    ],
+    { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
+  )
+  for (let i = 0; !(await Bun.file(ready).exists()); i++) {
+    if (holder.exitCode !== null || i > 500) {
+      const stderr = holder.stderr ? await new Response(holder.stderr).text() : ""
+      holder.kill()
+      await rm(dir, { recursive: true, force: true })
+      throw new Error(`could not create test node ${name} (unshare -m needs root or CAP_SYS_ADMIN): ${stderr.trim()}`)
+    }
+    await Bun.sleep(10)
+  }
+
+  const enter = (cmd: string[]) => [nsenter, "-t", String(holder.pid), "-m", "--", ...cmd]
+  const node: TestNode = {
+    name,
+    dir,
+    pid: holder.pid,
+    exec: (cmd, o = {}) => run(enter(cmd), { env: { ...NIX_ENV, ...o.env } }),
+    spawn: (cmd, o = {}) =>
+      Bun.spawn(enter(cmd), {
+        env: { ...process.env, ...NIX_ENV, ...o.env },
+        stdin: "ignore",
+        stdout: o.stdout ?? "pipe",
+        stderr: o.stderr ?? "pipe",
+      }),
+    async links() {
+      const out = await run(enter(["readlink", "-e", SYSTEM_PROFILE, CURRENT_SYSTEM, BOOTED_SYSTEM]))
+      // readlink -e prints nothing for a missing link, so resolve each on its own.
+      if (out.code === 0) {
+        const [profile, current, booted] = out.stdout.trim().split("\n")
+        return { profile: profile ?? null, current: current ?? null, booted: booted ?? null }
+      }
+      const one = async (p: string) => {
+        const r = await run(enter(["readlink", "-e", p]))
+        return r.code === 0 ? r.stdout.trim() : null
+      }
+      return {
+        profile: await one(SYSTEM_PROFILE),
+        current: await one(CURRENT_SYSTEM),
+        booted: await one(BOOTED_SYSTEM),
+      }
+    },
+    async switchTo(closure, action = "switch") {
+      const set = await node.exec([nixEnv, "-p", SYSTEM_PROFILE, "--set", closure])
+      if (set.code !== 0) throw new Error(`nix-env --set ${closure} on ${name} failed: ${set.stderr}`)
+      const sw = await node.exec([`${closure}/bin/switch-to-configuration`, action])
+      if (sw.code !== 0) throw new Error(`switch-to-configuration ${action} on ${name} failed: ${sw.stderr}`)
+    },
+    async stop() {
+      if (holder.exitCode === null) {
+        holder.kill("SIGKILL")
+        await holder.exited
+      }
+      await rm(dir, { recursive: true, force: true })
+    },
+    async [Symbol.asyncDispose]() {
+      await node.stop()
+    },
+  }
+
+  if (opts.boot) {
+    await node.switchTo(opts.boot)
+    const booted = await node.exec(["ln", "-sfn", opts.boot, BOOTED_SYSTEM])
+    if (booted.code !== 0) throw new Error(`could not set ${BOOTED_SYSTEM} on ${name}: ${booted.stderr}`)
+  }
+  return node
+}
