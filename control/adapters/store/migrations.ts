@@ -1,0 +1,83 @@
+// Versioned schema migrations, applied in order and recorded in `schema_migrations`. Each is written
+// once for both dialects Bun.SQL speaks here: SQLite (the default) and PostgreSQL (several replicas).
+// Never edit a released migration; add the next one.
+export type Dialect = "sqlite" | "postgres"
+
+export interface Migration {
+  version: number
+  name: string
+  statements: (dialect: Dialect) => string[]
+}
+
+const serial = (d: Dialect) => (d === "postgres" ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT")
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: "nodes, events, tokens, commands",
+    statements: (d) => [
+      `CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        hostname TEXT NOT NULL DEFAULT '',
+        credential_hash TEXT UNIQUE,
+        epoch INTEGER NOT NULL DEFAULT 1,
+        enrolled_at TEXT NOT NULL,
+        agent_version TEXT,
+        desired_path TEXT,
+        desired_set_at TEXT,
+        profile_path TEXT,
+        current_path TEXT,
+        booted_path TEXT,
+        agent_desired_path TEXT,
+        phase TEXT,
+        health TEXT,
+        heartbeat_interval REAL NOT NULL DEFAULT 5,
+        last_heartbeat TEXT,
+        last_heartbeat_ms BIGINT,
+        unreachable INTEGER NOT NULL DEFAULT 0,
+        acked_seq BIGINT NOT NULL DEFAULT 0
+      )`,
+      `CREATE TABLE events (
+        id ${serial(d)},
+        type TEXT NOT NULL,
+        node_id TEXT,
+        at TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        data TEXT NOT NULL,
+        agent_epoch INTEGER,
+        agent_seq BIGINT,
+        UNIQUE (node_id, agent_epoch, agent_seq)
+      )`,
+      "CREATE INDEX events_by_node ON events (node_id, id)",
+      "CREATE INDEX events_by_type ON events (type, id)",
+      `CREATE TABLE join_tokens (
+        token_hash TEXT PRIMARY KEY,
+        node_id TEXT,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT,
+        used_by TEXT
+      )`,
+      `CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+      )`,
+      `CREATE TABLE commands (
+        id TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        delivered_at TEXT,
+        acked_at TEXT,
+        success INTEGER,
+        output TEXT
+      )`,
+      "CREATE INDEX commands_pending ON commands (node_id, acked_at, created_at)",
+    ],
+  },
+]

@@ -1,0 +1,255 @@
+// The store port over Bun.SQL. SQLite is the default (one file in $CHIMERA_DATA_DIR, WAL); the same
+// queries run on PostgreSQL for several control-plane replicas. Every method resolves only after its
+// transaction commits, and the control plane acknowledges nothing to an agent before that, so a
+// SIGKILL loses nothing acknowledged: SQLite in WAL mode with synchronous=NORMAL keeps every committed
+// transaction across a process crash (only a power loss can take the last ones, which FULL would cover).
+import { mkdirSync } from "node:fs"
+import { dirname } from "node:path"
+import { SQL } from "bun"
+import type { AgentCommand, AgentPhase, NodeHealth } from "../../../protocol/agent.ts"
+import type { FleetEvent, NewEvent } from "../../domain/events.ts"
+import type { NodeHealthSummary, NodeRecord } from "../../domain/node.ts"
+import type { EventQuery, Principal, StorePort } from "../../domain/ports.ts"
+import { type Dialect, MIGRATIONS } from "./migrations.ts"
+
+type Row = Record<string, unknown>
+
+export function dialectOf(url: string): Dialect {
+  if (url.startsWith("sqlite:")) return "sqlite"
+  if (url.startsWith("postgres://") || url.startsWith("postgresql://")) return "postgres"
+  throw new Error(
+    `unsupported database URL ${JSON.stringify(url.replace(/\/\/[^@/]*@/, "//***@"))}: use sqlite://PATH or postgres://…`,
+  )
+}
+
+export async function createSqlStore(url: string): Promise<StorePort> {
+  const dialect = dialectOf(url)
+  if (dialect === "sqlite") {
+    const path = url.replace(/^sqlite:\/\//, "")
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  }
+  const db = new SQL(url)
+  if (dialect === "sqlite") {
+    await db`PRAGMA journal_mode = WAL`
+    await db`PRAGMA synchronous = NORMAL`
+    await db`PRAGMA busy_timeout = 5000`
+  }
+  return sqlStore(db, dialect)
+}
+
+const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
+const num = (v: unknown): number => Number(v ?? 0)
+
+function toNode(r: Row): NodeRecord {
+  return {
+    id: String(r.id),
+    hostname: String(r.hostname ?? ""),
+    enrolledAt: String(r.enrolled_at),
+    agentVersion: str(r.agent_version),
+    desiredPath: str(r.desired_path),
+    desiredSetAt: str(r.desired_set_at),
+    profilePath: str(r.profile_path),
+    currentPath: str(r.current_path),
+    bootedPath: str(r.booted_path),
+    agentDesiredPath: str(r.agent_desired_path),
+    phase: str(r.phase) as AgentPhase | null,
+    health: r.health ? (JSON.parse(String(r.health)) as NodeHealthSummary) : null,
+    heartbeatIntervalSeconds: num(r.heartbeat_interval),
+    lastHeartbeat: str(r.last_heartbeat),
+    unreachable: num(r.unreachable) === 1,
+    ackedSeq: num(r.acked_seq),
+  }
+}
+
+function toEvent(r: Row): FleetEvent {
+  return {
+    id: num(r.id),
+    type: String(r.type) as FleetEvent["type"],
+    nodeId: str(r.node_id),
+    at: String(r.at),
+    data: JSON.parse(String(r.data)) as Record<string, unknown>,
+  }
+}
+
+function sqlStore(db: SQL, dialect: Dialect): StorePort {
+  const insertEvent = async (tx: SQL, e: NewEvent, epoch: number | null): Promise<FleetEvent | null> => {
+    const rows: Row[] = await tx`
+      INSERT INTO events (type, node_id, at, received_at, data, agent_epoch, agent_seq)
+      VALUES (${e.type}, ${e.nodeId}, ${e.at}, ${new Date().toISOString()}, ${JSON.stringify(e.data)}, ${epoch}, ${e.agentSeq ?? null})
+      ON CONFLICT (node_id, agent_epoch, agent_seq) DO NOTHING
+      RETURNING id, type, node_id, at, data`
+    return rows[0] ? toEvent(rows[0]) : null
+  }
+
+  return {
+    async migrate() {
+      await db.unsafe(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+      )
+      const done = new Set(((await db`SELECT version FROM schema_migrations`) as Row[]).map((r) => num(r.version)))
+      let applied = 0
+      for (const m of MIGRATIONS) {
+        if (done.has(m.version)) continue
+        await db.begin(async (tx) => {
+          for (const statement of m.statements(dialect)) await tx.unsafe(statement)
+          await tx`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${m.version}, ${m.name}, ${new Date().toISOString()})`
+        })
+        applied++
+      }
+      return applied
+    },
+
+    async close() {
+      await db.close()
+    },
+
+    async putApiToken(t) {
+      await db`
+        INSERT INTO api_tokens (id, name, token_hash, role, created_at) VALUES (${t.id}, ${t.name}, ${t.tokenHash}, ${t.role}, ${t.createdAt})
+        ON CONFLICT (id) DO UPDATE SET token_hash = ${t.tokenHash}, revoked_at = NULL`
+    },
+
+    async principalForTokenHash(tokenHash): Promise<Principal | null> {
+      const tokens: Row[] =
+        await db`SELECT id, role FROM api_tokens WHERE token_hash = ${tokenHash} AND revoked_at IS NULL`
+      if (tokens[0]) return { kind: "admin", tokenId: String(tokens[0].id) }
+      const nodes: Row[] = await db`SELECT id FROM nodes WHERE credential_hash = ${tokenHash}`
+      return nodes[0] ? { kind: "node", nodeId: String(nodes[0].id) } : null
+    },
+
+    async createJoinToken(t) {
+      await db`INSERT INTO join_tokens (token_hash, node_id, created_at, expires_at) VALUES (${t.tokenHash}, ${t.nodeId}, ${t.createdAt}, ${t.expiresAt})`
+    },
+
+    async redeemJoinToken(input) {
+      return db.begin(async (tx) => {
+        const rows: Row[] =
+          await tx`SELECT node_id, expires_at, used_at FROM join_tokens WHERE token_hash = ${input.tokenHash}`
+        const token = rows[0]
+        if (!token) return { ok: false, reason: "unknown" } as const
+        if (token.used_at) return { ok: false, reason: "used" } as const
+        if (String(token.expires_at) <= input.now) return { ok: false, reason: "expired" } as const
+        if (token.node_id && token.node_id !== input.nodeId) return { ok: false, reason: "wrong-node" } as const
+        // Single use: only the transaction that flips used_at may enrol.
+        const used: Row[] = await tx`
+          UPDATE join_tokens SET used_at = ${input.now}, used_by = ${input.nodeId}
+          WHERE token_hash = ${input.tokenHash} AND used_at IS NULL RETURNING token_hash`
+        if (!used[0]) return { ok: false, reason: "used" } as const
+        const existing: Row[] = await tx`SELECT id FROM nodes WHERE id = ${input.nodeId}`
+        if (existing[0]) {
+          // Re-enrolment: a new credential and a new report epoch (the agent's sequence starts again).
+          await tx`
+            UPDATE nodes SET credential_hash = ${input.credentialHash}, hostname = ${input.hostname},
+              agent_version = ${input.agentVersion}, epoch = epoch + 1, acked_seq = 0, unreachable = 0
+            WHERE id = ${input.nodeId}`
+          return { ok: true, created: false } as const
+        }
+        await tx`
+          INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version)
+          VALUES (${input.nodeId}, ${input.hostname}, ${input.credentialHash}, ${input.now}, ${input.agentVersion})`
+        return { ok: true, created: true } as const
+      })
+    },
+
+    async getNode(id) {
+      const rows: Row[] = await db`SELECT * FROM nodes WHERE id = ${id}`
+      return rows[0] ? toNode(rows[0]) : null
+    },
+
+    async listNodes() {
+      const rows: Row[] = await db`SELECT * FROM nodes ORDER BY id`
+      return rows.map(toNode)
+    },
+
+    async recordHeartbeat(h: NodeHealth, receivedAt: string) {
+      const back: Row[] =
+        await db`UPDATE nodes SET unreachable = 0 WHERE id = ${h.nodeId} AND unreachable = 1 RETURNING id`
+      const health: NodeHealthSummary = { uptimeSeconds: h.uptimeSeconds, load: h.load, memory: h.memory, disk: h.disk }
+      const rows: Row[] = await db`
+        UPDATE nodes SET hostname = ${h.hostname}, agent_version = ${h.agentVersion},
+          profile_path = ${h.system.profile}, current_path = ${h.system.current}, booted_path = ${h.system.booted},
+          agent_desired_path = ${h.desired}, phase = ${h.phase}, health = ${JSON.stringify(health)},
+          heartbeat_interval = ${h.heartbeatIntervalSeconds}, last_heartbeat = ${receivedAt},
+          last_heartbeat_ms = ${Date.parse(receivedAt)}
+        WHERE id = ${h.nodeId} RETURNING desired_path`
+      return { wasUnreachable: back.length > 0, desiredPath: rows[0] ? str(rows[0].desired_path) : null }
+    },
+
+    async setDesired(nodeId, closure, command: AgentCommand) {
+      return db.begin(async (tx) => {
+        await tx`UPDATE nodes SET desired_path = ${closure}, desired_set_at = ${command.createdAt} WHERE id = ${nodeId}`
+        const superseded: Row[] = await tx`
+          UPDATE commands SET acked_at = ${command.createdAt}, success = 0, output = ${`superseded by command ${command.id}`}
+          WHERE node_id = ${nodeId} AND kind = 'activate' AND acked_at IS NULL RETURNING id`
+        await tx`
+          INSERT INTO commands (id, node_id, kind, payload, created_at)
+          VALUES (${command.id}, ${nodeId}, ${command.kind}, ${JSON.stringify(command)}, ${command.createdAt})`
+        return { supersededCommands: superseded.map((r) => String(r.id)) }
+      })
+    },
+
+    async markUnreachable(now, since, missed) {
+      const nowMs = Date.parse(now)
+      const sinceMs = Date.parse(since)
+      // A control plane that was itself down has not heard anyone: count silence from its own start.
+      const rows: Row[] = await db`
+        UPDATE nodes SET unreachable = 1
+        WHERE unreachable = 0 AND last_heartbeat_ms IS NOT NULL
+          AND (CASE WHEN last_heartbeat_ms > ${sinceMs} THEN last_heartbeat_ms ELSE ${sinceMs} END)
+              + heartbeat_interval * 1000 * ${missed} < ${nowMs}
+        RETURNING *`
+      return rows.map(toNode)
+    },
+
+    async appendReports(nodeId, events) {
+      return db.begin(async (tx) => {
+        const nodes: Row[] = await tx`SELECT epoch, acked_seq FROM nodes WHERE id = ${nodeId}`
+        const epoch = num(nodes[0]?.epoch)
+        let acked = num(nodes[0]?.acked_seq)
+        const stored: FleetEvent[] = []
+        for (const e of events) {
+          if ((e.agentSeq ?? 0) <= acked) continue
+          const inserted = await insertEvent(tx, e, epoch)
+          if (inserted) stored.push(inserted)
+          acked = e.agentSeq ?? acked
+        }
+        await tx`UPDATE nodes SET acked_seq = ${acked} WHERE id = ${nodeId}`
+        return { ackedSeq: acked, stored }
+      })
+    },
+
+    async appendEvent(event) {
+      const inserted = await insertEvent(db, event, null)
+      if (!inserted) throw new Error("event was not stored")
+      return inserted
+    },
+
+    async listEvents(q: EventQuery) {
+      const rows: Row[] = await db`
+        SELECT id, type, node_id, at, data FROM events
+        WHERE id > ${q.afterId ?? 0}
+          ${q.nodeId === undefined ? db`` : db`AND node_id = ${q.nodeId}`}
+          ${q.types?.length ? db`AND type IN ${db(q.types)}` : db``}
+        ORDER BY id LIMIT ${q.limit}`
+      return rows.map(toEvent)
+    },
+
+    async pendingCommands(nodeId, now, redeliverBefore) {
+      return db.begin(async (tx) => {
+        const rows: Row[] = await tx`
+          SELECT id, payload FROM commands
+          WHERE node_id = ${nodeId} AND acked_at IS NULL AND (delivered_at IS NULL OR delivered_at < ${redeliverBefore})
+          ORDER BY created_at, id`
+        for (const r of rows) await tx`UPDATE commands SET delivered_at = ${now} WHERE id = ${String(r.id)}`
+        return rows.map((r) => JSON.parse(String(r.payload)) as AgentCommand)
+      })
+    },
+
+    async ackCommand(nodeId, commandId, success, output, now) {
+      const rows: Row[] = await db`
+        UPDATE commands SET acked_at = ${now}, success = ${success ? 1 : 0}, output = ${output}
+        WHERE id = ${commandId} AND node_id = ${nodeId} AND acked_at IS NULL RETURNING id`
+      return rows.length > 0
+    },
+  }
+}

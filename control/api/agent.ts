@@ -1,0 +1,47 @@
+// The agent's side of the wire (protocol/agent.ts): enrolment with a join token, then heartbeats,
+// reports, and relayed commands with the node's own credential, only ever for its own node id.
+import { Hono } from "hono"
+import { z } from "zod"
+import { CommandAck, EnrollRequest, MAX_COMMAND_WAIT_SECONDS, NodeHealth, ReportBatch } from "../../protocol/agent.ts"
+import { NodeId } from "../../protocol/ids.ts"
+import { forbidden } from "../domain/errors.ts"
+import type { Fleet } from "../domain/fleet.ts"
+import { type ApiEnv, bearerToken, requireNodeSelf } from "./auth.ts"
+import { jsonBody, params, query } from "./validate.ts"
+
+const NodeParams = z.object({ nodeId: NodeId })
+const CommandParams = z.object({ nodeId: NodeId, id: z.string().min(1).max(64) })
+const WaitQuery = z.object({ wait: z.coerce.number().min(0).max(MAX_COMMAND_WAIT_SECONDS).default(0) })
+
+/** Enrolment authenticates with the join token itself, so it is mounted before the bearer middleware. */
+export const enrollRoutes = (fleet: Fleet) =>
+  new Hono().post("/api/agent/enroll", jsonBody(EnrollRequest), async (c) => {
+    const token = bearerToken(c.req.header("authorization"))
+    return c.json(await fleet.enroll(token, c.req.valid("json")), 201)
+  })
+
+export const agentRoutes = (fleet: Fleet) =>
+  new Hono<ApiEnv>()
+    .use("/api/agent/:nodeId/*", requireNodeSelf(fleet))
+    .post("/api/agent/:nodeId/heartbeat", params(NodeParams), jsonBody(NodeHealth), async (c) => {
+      const health = c.req.valid("json")
+      if (health.nodeId !== c.req.valid("param").nodeId)
+        throw forbidden("the heartbeat's nodeId is not the node in the path")
+      return c.json(await fleet.heartbeat(health))
+    })
+    .post("/api/agent/:nodeId/reports", params(NodeParams), jsonBody(ReportBatch), async (c) =>
+      c.json(await fleet.ingestReports(c.req.valid("param").nodeId, c.req.valid("json").reports)),
+    )
+    .get("/api/agent/:nodeId/commands", params(NodeParams), query(WaitQuery), async (c) => {
+      const commands = await fleet.commandsFor(
+        c.req.valid("param").nodeId,
+        c.req.valid("query").wait * 1000,
+        c.req.raw.signal,
+      )
+      return c.json({ commands })
+    })
+    .post("/api/agent/:nodeId/commands/:id/ack", params(CommandParams), jsonBody(CommandAck), async (c) => {
+      const { nodeId, id } = c.req.valid("param")
+      await fleet.ackCommand(nodeId, id, c.req.valid("json"))
+      return c.json({ ok: true })
+    })

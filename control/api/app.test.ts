@@ -1,0 +1,227 @@
+import { describe, expect, test } from "bun:test"
+import type { NodeHealth } from "../../protocol/agent.ts"
+import { startInProcess, type TestControlPlane } from "../../tests/support/control-plane.ts"
+
+const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+const GEN2 = "/nix/store/y1mlmacm344nc9ik51ajfsqv9pl6m87x-chimera-test-system-2"
+
+async function enroll(cp: TestControlPlane, nodeId: string) {
+  const jt = (await (await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })).json()) as {
+    token: string
+  }
+  const res = await fetch(`${cp.url}/api/agent/enroll`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${jt.token}`, "content-type": "application/json" },
+    body: JSON.stringify({ nodeId, hostname: nodeId, agentVersion: "test" }),
+  })
+  expect(res.status).toBe(201)
+  const { credential } = (await res.json()) as { credential: string }
+  const as = (path: string, init: RequestInit = {}) =>
+    fetch(`${cp.url}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${credential}`, "content-type": "application/json" },
+    })
+  return { credential, joinToken: jt.token, as }
+}
+
+function health(
+  nodeId: string,
+  system: { profile: string; current: string; booted: string },
+  phase: NodeHealth["phase"] = "congruent",
+): NodeHealth {
+  return {
+    nodeId,
+    agentVersion: "test",
+    hostname: nodeId,
+    at: new Date().toISOString(),
+    uptimeSeconds: 10,
+    load: [0.1, 0.2, 0.3],
+    memory: { totalBytes: 1000, availableBytes: 500 },
+    disk: { path: "/", totalBytes: 1000, freeBytes: 100 },
+    system,
+    desired: GEN1,
+    phase,
+    heartbeatIntervalSeconds: 0.2,
+  }
+}
+
+describe("control plane API", () => {
+  test("health is open; every other route needs a bearer token and answers a JSON error", async () => {
+    await using cp = await startInProcess()
+    expect((await fetch(`${cp.url}/api/health`)).status).toBe(200)
+    for (const path of ["/api/nodes", "/api/events", "/api/nodes/x", "/api/agent/x/commands", "/api/nowhere"]) {
+      const res = await fetch(`${cp.url}${path}`)
+      expect(res.status).toBe(401)
+      expect(((await res.json()) as { code: string }).code).toBe("AUTHENTICATION_FAILED")
+    }
+    const bad = await fetch(`${cp.url}/api/nodes`, { headers: { authorization: "Bearer chm_admin_notreal" } })
+    expect(bad.status).toBe(401)
+  })
+
+  test("a join token enrols one node once; its credential acts only for that node", async () => {
+    await using cp = await startInProcess()
+    const a = await enroll(cp, "web-1")
+    const again = await fetch(`${cp.url}/api/agent/enroll`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${a.joinToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ nodeId: "web-9", agentVersion: "test" }),
+    })
+    expect(again.status).toBe(401)
+    expect(((await again.json()) as { error: string }).error).toContain("single-use")
+
+    await enroll(cp, "web-2")
+    const cross = await a.as("/api/agent/web-2/heartbeat", {
+      method: "POST",
+      body: JSON.stringify(health("web-2", { profile: GEN1, current: GEN1, booted: GEN1 })),
+    })
+    expect(cross.status).toBe(403)
+    const spoof = await a.as("/api/agent/web-1/heartbeat", {
+      method: "POST",
+      body: JSON.stringify(health("web-2", { profile: GEN1, current: GEN1, booted: GEN1 })),
+    })
+    expect(spoof.status).toBe(403)
+    const admin = await a.as("/api/nodes")
+    expect(admin.status).toBe(403)
+  })
+
+  test("status follows heartbeats and the desired closure; events list in order with filters", async () => {
+    await using cp = await startInProcess()
+    const n = await enroll(cp, "db-1")
+    expect(((await (await cp.api("/api/nodes/db-1")).json()) as { status: string }).status).toBe("unknown")
+
+    const put = await cp.api("/api/nodes/db-1/desired", { method: "PUT", body: JSON.stringify({ closure: GEN1 }) })
+    expect(put.status).toBe(200)
+    await n.as("/api/agent/db-1/heartbeat", {
+      method: "POST",
+      body: JSON.stringify(health("db-1", { profile: GEN2, current: GEN2, booted: GEN1 }, "drifted")),
+    })
+    let view = (await (await cp.api("/api/nodes/db-1")).json()) as Record<string, unknown>
+    expect(view.status).toBe("drifted")
+    expect(view.desiredHash).toBe("yqjaw21d05si79hnrp0rfzyhb7403rdm")
+    expect(view.currentHash).toBe("y1mlmacm344nc9ik51ajfsqv9pl6m87x")
+
+    const hb = await n.as("/api/agent/db-1/heartbeat", {
+      method: "POST",
+      body: JSON.stringify(health("db-1", { profile: GEN1, current: GEN1, booted: GEN1 })),
+    })
+    expect(await hb.json()).toEqual({ desired: GEN1 })
+    view = (await (await cp.api("/api/nodes/db-1")).json()) as Record<string, unknown>
+    expect(view.status).toBe("healthy")
+    expect(view.currentHash).toBe(view.desiredHash)
+
+    const events = (await (await cp.api("/api/events?node=db-1")).json()) as { events: { type: string; id: number }[] }
+    expect(events.events.map((e) => e.type)).toEqual(["node.enrolled", "desired.changed"])
+    const filtered = (await (await cp.api("/api/events?type=desired.changed")).json()) as { events: unknown[] }
+    expect(filtered.events).toHaveLength(1)
+  })
+
+  test("reports are stored once each, in order, and acknowledged by sequence", async () => {
+    await using cp = await startInProcess()
+    const n = await enroll(cp, "app-1")
+    const at = new Date().toISOString()
+    const report = (seq: number, type: "heal.started" | "heal.succeeded") =>
+      type === "heal.started"
+        ? { seq, at, type, data: { desired: GEN1, attempt: 1 } }
+        : { seq, at, type, data: { desired: GEN1, attempt: 1, durationMs: 12 } }
+    const send = async (reports: unknown[]) =>
+      (await (
+        await n.as("/api/agent/app-1/reports", { method: "POST", body: JSON.stringify({ reports }) })
+      ).json()) as { ackedSeq: number }
+
+    expect(await send([report(1, "heal.started"), report(2, "heal.succeeded")])).toEqual({ ackedSeq: 2 })
+    // A replay after a lost answer: nothing is stored twice.
+    expect(await send([report(1, "heal.started"), report(2, "heal.succeeded"), report(3, "heal.started")])).toEqual({
+      ackedSeq: 3,
+    })
+    const events = (await (await cp.api("/api/events?node=app-1&type=heal.started,heal.succeeded")).json()) as {
+      events: { type: string; data: { seq: number } }[]
+    }
+    expect(events.events.map((e) => [e.type, e.data.seq])).toEqual([
+      ["heal.started", 1],
+      ["heal.succeeded", 2],
+      ["heal.started", 3],
+    ])
+  })
+
+  test("setting the desired closure wakes the node's command long poll; the ack closes it", async () => {
+    await using cp = await startInProcess()
+    const n = await enroll(cp, "edge-1")
+    const poll = n.as("/api/agent/edge-1/commands?wait=10")
+    await Bun.sleep(50)
+    const t0 = performance.now()
+    await cp.api("/api/nodes/edge-1/desired", { method: "PUT", body: JSON.stringify({ closure: GEN2 }) })
+    const { commands } = (await (await poll).json()) as { commands: { id: string; kind: string; closure: string }[] }
+    expect(performance.now() - t0).toBeLessThan(2000)
+    expect(commands).toHaveLength(1)
+    expect(commands[0]).toMatchObject({ kind: "activate", closure: GEN2 })
+
+    const ack = await n.as(`/api/agent/edge-1/commands/${commands[0]?.id}/ack`, {
+      method: "POST",
+      body: JSON.stringify({ success: true }),
+    })
+    expect(ack.status).toBe(200)
+    const twice = await n.as(`/api/agent/edge-1/commands/${commands[0]?.id}/ack`, {
+      method: "POST",
+      body: JSON.stringify({ success: true }),
+    })
+    expect(twice.status).toBe(409)
+    const empty = (await (await n.as("/api/agent/edge-1/commands")).json()) as { commands: unknown[] }
+    expect(empty.commands).toEqual([])
+  })
+
+  test("a node that stops heartbeating becomes unreachable with one event, and reachable again", async () => {
+    await using cp = await startInProcess()
+    const n = await enroll(cp, "cache-1")
+    const beat = () =>
+      n.as("/api/agent/cache-1/heartbeat", {
+        method: "POST",
+        body: JSON.stringify(health("cache-1", { profile: GEN1, current: GEN1, booted: GEN1 })),
+      })
+    await beat()
+    // Interval 0.2 s: three missed are 0.6 s; the sweep runs every 0.2 s.
+    for (let i = 0; i < 50; i++) {
+      const view = (await (await cp.api("/api/nodes/cache-1")).json()) as { status: string }
+      if (view.status === "unreachable") break
+      await Bun.sleep(100)
+    }
+    expect(((await (await cp.api("/api/nodes/cache-1")).json()) as { status: string }).status).toBe("unreachable")
+    await Bun.sleep(500)
+    await beat()
+    const events = (await (await cp.api("/api/events?node=cache-1&type=node.unreachable,node.reachable")).json()) as {
+      events: { type: string }[]
+    }
+    expect(events.events.map((e) => e.type)).toEqual(["node.unreachable", "node.reachable"])
+  })
+
+  test("bad input gets a 4xx that names the problem", async () => {
+    await using cp = await startInProcess()
+    const badJson = await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{nope" })
+    expect(badJson.status).toBe(400)
+    const badField = await cp.api("/api/nodes/join-tokens", {
+      method: "POST",
+      body: JSON.stringify({ ttlSeconds: "soon" }),
+    })
+    expect(badField.status).toBe(422)
+    const body = (await badField.json()) as { error: string; detail: { issues: { path: string }[] } }
+    expect(body.error).toContain("ttlSeconds")
+    expect(body.detail.issues[0]?.path).toBe("ttlSeconds")
+    const badClosure = await cp.api("/api/nodes/x/desired", {
+      method: "PUT",
+      body: JSON.stringify({ closure: "/tmp/evil" }),
+    })
+    expect(badClosure.status).toBe(422)
+    const missing = await cp.api("/api/nodes/ghost/desired", { method: "PUT", body: JSON.stringify({ closure: GEN1 }) })
+    expect(missing.status).toBe(404)
+    const huge = await cp.api("/api/nodes/join-tokens", {
+      method: "POST",
+      body: JSON.stringify({ pad: "x".repeat(2 * 1024 * 1024) }),
+    })
+    expect(huge.status).toBe(413)
+    const form = await cp.api("/api/nodes/join-tokens", {
+      method: "POST",
+      body: "a=b",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    })
+    expect(form.status).toBe(415)
+  })
+})

@@ -1,0 +1,59 @@
+// Parse at the edge: a JSON body, query or path parameter is checked against its zod schema before a
+// handler sees it. Bad JSON is a 400, a schema violation a 422 whose detail lists each field's path.
+import type { Context } from "hono"
+import { validator } from "hono/validator"
+import type { z } from "zod"
+import { ChimeraError } from "../domain/errors.ts"
+
+export function issuesOf(error: z.ZodError) {
+  return error.issues.slice(0, 20).map((i) => ({ path: i.path.map(String).join(".") || "(root)", message: i.message }))
+}
+
+function fail(where: string, error: z.ZodError): never {
+  const issues = issuesOf(error)
+  const first = issues[0]
+  const summary = first
+    ? `${where}${first.path === "(root)" ? "" : `.${first.path}`}: ${first.message}`
+    : `${where} is invalid`
+  throw new ChimeraError("VALIDATION_FAILED", summary, { issues })
+}
+
+// Hono has already parsed a body sent as application/json (a malformed one is its 400). A body sent
+// with no Content-Type (curl -d without -H) is parsed here; any other media type is refused.
+async function readJson(c: Context, parsed: unknown): Promise<unknown> {
+  const type = c.req.header("content-type")
+  if (type !== undefined && /^application\/([\w.-]+\+)?json$/i.test(type.split(";")[0]?.trim() ?? "")) return parsed
+  if (type !== undefined && type.trim() !== "")
+    throw new ChimeraError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      `expected a JSON body (Content-Type: application/json), got ${JSON.stringify(type.slice(0, 100))}`,
+    )
+  const text = await c.req.text()
+  if (text.trim() === "") throw new ChimeraError("INVALID_JSON", "the request body is empty; expected a JSON object")
+  try {
+    return JSON.parse(text)
+  } catch (error) {
+    throw new ChimeraError("INVALID_JSON", `the request body is not valid JSON: ${(error as Error).message}`)
+  }
+}
+
+export const jsonBody = <S extends z.ZodType>(schema: S) =>
+  validator("json", async (value, c) => {
+    const parsed = schema.safeParse(await readJson(c, value))
+    if (!parsed.success) fail("body", parsed.error)
+    return parsed.data as z.output<S>
+  })
+
+export const query = <S extends z.ZodType>(schema: S) =>
+  validator("query", (value) => {
+    const parsed = schema.safeParse(value)
+    if (!parsed.success) fail("query", parsed.error)
+    return parsed.data as z.output<S>
+  })
+
+export const params = <S extends z.ZodType>(schema: S) =>
+  validator("param", (value) => {
+    const parsed = schema.safeParse(value)
+    if (!parsed.success) fail("path", parsed.error)
+    return parsed.data as z.output<S>
+  })

@@ -1,0 +1,30 @@
+// Domain errors: small coded classes. The API maps each code to an HTTP status in one onError;
+// the CLI prints the message in one place and exits 1. Codes follow seed 002's UPPER_SNAKE style.
+export type ErrorCode =
+  | "INVALID_JSON"
+  | "VALIDATION_FAILED"
+  | "AUTHENTICATION_FAILED"
+  | "PERMISSION_DENIED"
+  | "NOT_FOUND"
+  | "CONFLICT"
+  | "PAYLOAD_TOO_LARGE"
+  | "UNSUPPORTED_MEDIA_TYPE"
+  | "METHOD_NOT_ALLOWED"
+  | "INTERNAL"
+
+export class ChimeraError extends Error {
+  override readonly name: string = "ChimeraError"
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly detail?: unknown,
+  ) {
+    super(message)
+  }
+}
+
+export const notFound = (what: string) => new ChimeraError("NOT_FOUND", `${what} not found`)
+export const conflict = (message: string, detail?: unknown) => new ChimeraError("CONFLICT", message, detail)
+export const unauthenticated = (message: string) => new ChimeraError("AUTHENTICATION_FAILED", message)
+export const forbidden = (message: string) => new ChimeraError("PERMISSION_DENIED", message)
+export const invalid = (message: string, detail?: unknown) => new ChimeraError("VALIDATION_FAILED", message, detail)

@@ -1,0 +1,39 @@
+// Fleet events: what happened to which node, when. Agent reports become events one for one (their
+// types are the agent's report types); the control plane adds its own (enrolment, reachability,
+// desired-state changes). Events are stored in arrival order, which for one node is the agent's order.
+import { z } from "zod"
+
+export const ControlEventType = z.enum([
+  "node.enrolled",
+  "node.unreachable",
+  "node.reachable",
+  "desired.changed",
+  "command.acked",
+])
+export const EventType = z.enum([
+  ...ControlEventType.options,
+  "drift.detected",
+  "drift.resolved",
+  "heal.started",
+  "heal.succeeded",
+  "heal.failed",
+  "reboot.required",
+])
+export type EventType = z.infer<typeof EventType>
+
+export interface FleetEvent {
+  id: number
+  type: EventType
+  nodeId: string | null
+  at: string
+  data: Record<string, unknown>
+}
+
+export interface NewEvent {
+  type: EventType
+  nodeId: string | null
+  at: string
+  data: Record<string, unknown>
+  /** The agent's sequence number, for reports: the store keeps each (node, seq) once. */
+  agentSeq?: number
+}

@@ -1,0 +1,185 @@
+// The fleet use cases: enrolment, heartbeats, agent reports, desired state, relayed commands and
+// reachability. It speaks only to ports (store, event bus, clock); the API and the CLI call it.
+import { randomUUID } from "node:crypto"
+import type { AgentCommand, AgentReport, CommandAck, EnrollRequest, NodeHealth } from "../../protocol/agent.ts"
+import { createLogger } from "../../protocol/log.ts"
+import { conflict, forbidden, notFound, unauthenticated } from "./errors.ts"
+import type { EventType, FleetEvent, NewEvent } from "./events.ts"
+import { MISSED_HEARTBEATS, type NodeRecord } from "./node.ts"
+import type { Clock, EventBusPort, EventQuery, Principal, StorePort } from "./ports.ts"
+import { hashToken, newToken, tokenKind } from "./tokens.ts"
+
+const log = createLogger("fleet")
+
+/** A join token is valid this long unless the operator asks otherwise (issue #2: 30 minutes). */
+export const DEFAULT_JOIN_TOKEN_TTL_SECONDS = 30 * 60
+/** A command delivered but not acknowledged this long is delivered again. */
+const REDELIVER_AFTER_MS = 60_000
+
+export interface FleetDeps {
+  store: StorePort
+  bus: EventBusPort
+  clock: Clock
+}
+
+export function createFleet({ store, bus, clock }: FleetDeps) {
+  const now = () => clock.now().toISOString()
+  const waiters = new Map<string, Set<() => void>>()
+  const startedAt = now()
+
+  const emit = async (type: EventType, nodeId: string | null, data: Record<string, unknown>) => {
+    const event = await store.appendEvent({ type, nodeId, at: now(), data })
+    bus.publish([event])
+    return event
+  }
+
+  const wake = (nodeId: string) => {
+    for (const resolve of waiters.get(nodeId) ?? []) resolve()
+    waiters.delete(nodeId)
+  }
+
+  const requireNode = async (id: string): Promise<NodeRecord> => {
+    const node = await store.getNode(id)
+    if (!node) throw notFound(`node ${JSON.stringify(id)}`)
+    return node
+  }
+
+  return {
+    /** Resolves a bearer token to who holds it; join tokens are not principals (they only enrol). */
+    async authenticate(token: string): Promise<Principal> {
+      const kind = tokenKind(token)
+      if (kind === null || kind === "join") throw unauthenticated("the bearer token is not a valid Chimera token")
+      const principal = await store.principalForTokenHash(hashToken(token))
+      if (!principal) throw unauthenticated("the bearer token is unknown or revoked")
+      return principal
+    },
+
+    async createJoinToken(opts: { ttlSeconds?: number; nodeId?: string }) {
+      const token = newToken("join")
+      const createdAt = clock.now()
+      const expiresAt = new Date(
+        createdAt.getTime() + (opts.ttlSeconds ?? DEFAULT_JOIN_TOKEN_TTL_SECONDS) * 1000,
+      ).toISOString()
+      await store.createJoinToken({
+        tokenHash: hashToken(token),
+        nodeId: opts.nodeId ?? null,
+        createdAt: createdAt.toISOString(),
+        expiresAt,
+      })
+      return { token, expiresAt, nodeId: opts.nodeId ?? null }
+    },
+
+    async enroll(joinToken: string, req: EnrollRequest) {
+      if (tokenKind(joinToken) !== "join")
+        throw unauthenticated("enrolment needs a join token (chimera nodes join-token)")
+      const credential = newToken("node")
+      const result = await store.redeemJoinToken({
+        tokenHash: hashToken(joinToken),
+        nodeId: req.nodeId,
+        hostname: req.hostname,
+        agentVersion: req.agentVersion,
+        credentialHash: hashToken(credential),
+        now: now(),
+      })
+      if (!result.ok) {
+        const why = {
+          unknown: "the join token is unknown",
+          used: "the join token was already used (join tokens are single-use)",
+          expired: "the join token has expired; create a new one with `chimera nodes join-token`",
+          "wrong-node": `the join token was issued for another node, not ${JSON.stringify(req.nodeId)}`,
+        }[result.reason]
+        throw unauthenticated(why)
+      }
+      await emit("node.enrolled", req.nodeId, {
+        hostname: req.hostname,
+        agentVersion: req.agentVersion,
+        reenrolled: !result.created,
+      })
+      log.info("node enrolled", { node: req.nodeId, reenrolled: !result.created })
+      return { nodeId: req.nodeId, credential }
+    },
+
+    async heartbeat(health: NodeHealth) {
+      const { wasUnreachable, desiredPath } = await store.recordHeartbeat(health, now())
+      if (wasUnreachable) await emit("node.reachable", health.nodeId, {})
+      return { desired: desiredPath }
+    },
+
+    async ingestReports(nodeId: string, reports: AgentReport[]) {
+      const events: NewEvent[] = reports.map((r) => ({
+        type: r.type,
+        nodeId,
+        at: r.at,
+        data: { ...r.data, seq: r.seq },
+        agentSeq: r.seq,
+      }))
+      const { ackedSeq, stored } = await store.appendReports(nodeId, events)
+      bus.publish(stored)
+      return { ackedSeq }
+    },
+
+    async setDesired(nodeId: string, closure: string) {
+      const node = await requireNode(nodeId)
+      const command: AgentCommand = { id: randomUUID(), kind: "activate", closure, createdAt: now() }
+      await store.setDesired(nodeId, closure, command)
+      await emit("desired.changed", nodeId, { from: node.desiredPath, to: closure, commandId: command.id })
+      wake(nodeId)
+      return requireNode(nodeId)
+    },
+
+    /** Pending commands for a node, waiting up to `waitMs` for one to arrive (long poll). */
+    async commandsFor(nodeId: string, waitMs: number, signal?: AbortSignal): Promise<AgentCommand[]> {
+      const fetch = () =>
+        store.pendingCommands(nodeId, now(), new Date(clock.now().getTime() - REDELIVER_AFTER_MS).toISOString())
+      const first = await fetch()
+      if (first.length > 0 || waitMs <= 0) return first
+      await new Promise<void>((resolve) => {
+        const set = waiters.get(nodeId) ?? new Set()
+        const done = () => {
+          clearTimeout(timer)
+          set.delete(done)
+          resolve()
+        }
+        const timer = setTimeout(done, waitMs)
+        signal?.addEventListener("abort", done, { once: true })
+        set.add(done)
+        waiters.set(nodeId, set)
+      })
+      return fetch()
+    },
+
+    async ackCommand(nodeId: string, commandId: string, ack: CommandAck) {
+      const ok = await store.ackCommand(nodeId, commandId, ack.success, ack.output, now())
+      if (!ok) throw conflict(`command ${JSON.stringify(commandId)} is not pending for node ${JSON.stringify(nodeId)}`)
+      await emit("command.acked", nodeId, { commandId, success: ack.success })
+    },
+
+    getNode: requireNode,
+    listNodes: () => store.listNodes(),
+    listEvents: (q: EventQuery): Promise<FleetEvent[]> => store.listEvents(q),
+
+    /** Flips nodes silent for MISSED_HEARTBEATS intervals to unreachable, with one event each. */
+    async sweepUnreachable() {
+      const lost = await store.markUnreachable(now(), startedAt, MISSED_HEARTBEATS)
+      for (const node of lost) {
+        log.warn("node unreachable", { node: node.id, lastHeartbeat: node.lastHeartbeat })
+        await emit("node.unreachable", node.id, {
+          lastHeartbeat: node.lastHeartbeat,
+          missedHeartbeats: MISSED_HEARTBEATS,
+        })
+      }
+      return lost.length
+    },
+
+    /** A node may act only as itself. */
+    assertNode(principal: Principal, nodeId: string) {
+      if (principal.kind !== "node") throw forbidden("this route is for node agents; use the node's credential")
+      if (principal.nodeId !== nodeId)
+        throw forbidden(
+          `this credential belongs to node ${JSON.stringify(principal.nodeId)}, not ${JSON.stringify(nodeId)}`,
+        )
+    },
+  }
+}
+
+export type Fleet = ReturnType<typeof createFleet>

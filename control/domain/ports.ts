@@ -1,0 +1,81 @@
+// The control plane's ports (seed 000): interfaces the domain depends on. Adapters implement them
+// (control/adapters); the composition root (control/server.ts) wires one of each.
+import type { AgentCommand, NodeHealth } from "../../protocol/agent.ts"
+import type { FleetEvent, NewEvent } from "./events.ts"
+import type { NodeRecord } from "./node.ts"
+
+export interface EventQuery {
+  nodeId?: string
+  types?: string[]
+  afterId?: number
+  limit: number
+}
+
+export interface JoinTokenRecord {
+  tokenHash: string
+  nodeId: string | null
+  expiresAt: string
+  usedAt: string | null
+}
+
+export type Principal = { kind: "admin"; tokenId: string } | { kind: "node"; nodeId: string }
+
+export interface StoredCommand {
+  command: AgentCommand
+  nodeId: string
+}
+
+/** Durable state. Every write resolves only once it is committed. */
+export interface StorePort {
+  migrate(): Promise<number>
+  close(): Promise<void>
+
+  // Tokens and credentials are stored as SHA-256 hashes, never in clear.
+  putApiToken(token: { id: string; name: string; tokenHash: string; role: string; createdAt: string }): Promise<void>
+  principalForTokenHash(tokenHash: string): Promise<Principal | null>
+  createJoinToken(token: {
+    tokenHash: string
+    nodeId: string | null
+    createdAt: string
+    expiresAt: string
+  }): Promise<void>
+  /** Marks the join token used and (re-)enrols the node with a new credential, atomically. */
+  redeemJoinToken(input: {
+    tokenHash: string
+    nodeId: string
+    hostname: string
+    agentVersion: string
+    credentialHash: string
+    now: string
+  }): Promise<{ ok: true; created: boolean } | { ok: false; reason: "unknown" | "used" | "expired" | "wrong-node" }>
+
+  getNode(id: string): Promise<NodeRecord | null>
+  listNodes(): Promise<NodeRecord[]>
+  recordHeartbeat(
+    health: NodeHealth,
+    receivedAt: string,
+  ): Promise<{ wasUnreachable: boolean; desiredPath: string | null }>
+  setDesired(nodeId: string, closure: string, command: AgentCommand): Promise<{ supersededCommands: string[] }>
+  /** Nodes silent for more than `missed` intervals since `since`, flipped to unreachable (each once). */
+  markUnreachable(now: string, since: string, missed: number): Promise<NodeRecord[]>
+
+  /** Appends agent reports (skipping any seq already stored) and returns the highest stored seq. */
+  appendReports(nodeId: string, events: NewEvent[]): Promise<{ ackedSeq: number; stored: FleetEvent[] }>
+  appendEvent(event: NewEvent): Promise<FleetEvent>
+  listEvents(query: EventQuery): Promise<FleetEvent[]>
+
+  pendingCommands(nodeId: string, now: string, redeliverBefore: string): Promise<AgentCommand[]>
+  ackCommand(nodeId: string, commandId: string, success: boolean, output: string, now: string): Promise<boolean>
+}
+
+/** Publish/subscribe for events already stored (DESIGN: EventBusPort). */
+export interface EventBusPort {
+  publish(events: FleetEvent[]): void
+  subscribe(handler: (event: FleetEvent) => void): () => void
+}
+
+export interface Clock {
+  now(): Date
+}
+
+export const systemClock: Clock = { now: () => new Date() }

@@ -1,0 +1,93 @@
+// The control plane's composition root: configuration, the store, the admin token, the fleet use
+// cases, the HTTP app and the reachability sweep, wired once. `chimera web` and the tests start it.
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { createLogger } from "../protocol/log.ts"
+import { createEventBus } from "./adapters/event-bus.ts"
+import { createSqlStore } from "./adapters/store/sql-store.ts"
+import { createApp } from "./api/app.ts"
+import { createFleet } from "./domain/fleet.ts"
+import { type Clock, systemClock } from "./domain/ports.ts"
+import { hashToken, newToken, tokenKind } from "./domain/tokens.ts"
+
+const log = createLogger("server")
+
+export interface ServerOptions {
+  host: string
+  port: number
+  dataDir: string
+  databaseUrl: string
+  clock?: Clock
+  /** How often silent nodes are looked for, in ms. */
+  sweepIntervalMs?: number
+}
+
+export interface ControlPlane {
+  url: string
+  adminTokenPath: string
+  adminTokenCreated: boolean
+  stop(): Promise<void>
+}
+
+/** Reads the admin token, creating it (mode 0600) on first start. */
+export function ensureAdminToken(dataDir: string): { token: string; path: string; created: boolean } {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  const path = join(dataDir, "admin.token")
+  if (existsSync(path)) {
+    const token = readFileSync(path, "utf8").trim()
+    if (tokenKind(token) !== "admin")
+      throw new Error(`${path} does not hold a Chimera admin token; delete it to create a new one`)
+    return { token, path, created: false }
+  }
+  const token = newToken("admin")
+  writeFileSync(path, `${token}\n`, { mode: 0o600, flag: "wx" })
+  chmodSync(path, 0o600)
+  return { token, path, created: true }
+}
+
+export async function startControlPlane(opts: ServerOptions): Promise<ControlPlane> {
+  const clock = opts.clock ?? systemClock
+  const store = await createSqlStore(opts.databaseUrl)
+  const applied = await store.migrate()
+  if (applied > 0) log.info("database migrated", { migrations: applied })
+  const admin = ensureAdminToken(opts.dataDir)
+  await store.putApiToken({
+    id: "bootstrap-admin",
+    name: "bootstrap admin",
+    tokenHash: hashToken(admin.token),
+    role: "admin",
+    createdAt: clock.now().toISOString(),
+  })
+
+  const bus = createEventBus()
+  const fleet = createFleet({ store, bus, clock })
+  const app = createApp({ fleet, bus })
+  // Long polls hold a request up to 30 s and the event stream far longer, with a keep-alive each 15 s.
+  const server = Bun.serve({ hostname: opts.host, port: opts.port, fetch: app.fetch, idleTimeout: 60 })
+
+  let sweeping = false
+  const sweep = setInterval(async () => {
+    if (sweeping) return
+    sweeping = true
+    try {
+      await fleet.sweepUnreachable()
+    } catch (error) {
+      log.error("reachability sweep failed", { error })
+    } finally {
+      sweeping = false
+    }
+  }, opts.sweepIntervalMs ?? 1000)
+
+  const url = `http://${server.hostname?.includes(":") ? `[${server.hostname}]` : server.hostname}:${server.port}`
+  log.info("control plane listening", { url })
+  return {
+    url,
+    adminTokenPath: admin.path,
+    adminTokenCreated: admin.created,
+    async stop() {
+      clearInterval(sweep)
+      await server.stop(true)
+      await store.close()
+    },
+  }
+}

@@ -1,0 +1,120 @@
+// A real control plane for tests: its own temp data dir and SQLite database, on 127.0.0.1 and a free
+// port, in this process (`startInProcess`) or as a child process that can be SIGKILLed and restarted
+// on the same data (`spawnControlPlane`).
+import { mkdtemp, readFile, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { Subprocess } from "bun"
+import { type ControlPlane, startControlPlane } from "../../control/server.ts"
+
+export interface TestControlPlane extends AsyncDisposable {
+  url: string
+  dataDir: string
+  adminToken: string
+  /** fetch against the control plane with the admin token. */
+  api(path: string, init?: RequestInit): Promise<Response>
+  stop(): Promise<void>
+}
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), "chimera-cp-"))
+}
+
+function withApi(url: string, adminToken: string) {
+  return (path: string, init: RequestInit = {}) =>
+    fetch(`${url}${path}`, {
+      ...init,
+      headers: {
+        authorization: `Bearer ${adminToken}`,
+        "content-type": "application/json",
+        ...(init.headers as Record<string, string>),
+      },
+    })
+}
+
+export async function startInProcess(opts: { dataDir?: string } = {}): Promise<TestControlPlane> {
+  const dataDir = opts.dataDir ?? (await tempDir())
+  const cp: ControlPlane = await startControlPlane({
+    host: "127.0.0.1",
+    port: 0,
+    dataDir,
+    databaseUrl: `sqlite://${join(dataDir, "chimera.db")}`,
+    sweepIntervalMs: 200,
+  })
+  const adminToken = (await readFile(cp.adminTokenPath, "utf8")).trim()
+  const stop = async () => {
+    await cp.stop()
+    if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true })
+  }
+  return { url: cp.url, dataDir, adminToken, api: withApi(cp.url, adminToken), stop, [Symbol.asyncDispose]: stop }
+}
+
+export interface SpawnedControlPlane extends TestControlPlane {
+  proc: Subprocess
+  /** SIGKILL the process (nothing flushed, nothing closed). */
+  kill(): Promise<void>
+  /** Start it again on the same data dir and port. */
+  restart(): Promise<void>
+}
+
+const MAIN = join(import.meta.dir, "../../control/main.ts")
+
+/** `chimera web` as a child process on 127.0.0.1:`port`, with its own data dir. */
+export async function spawnControlPlane(port: number, opts: { dataDir?: string } = {}): Promise<SpawnedControlPlane> {
+  const dataDir = opts.dataDir ?? (await tempDir())
+  const url = `http://127.0.0.1:${port}`
+  const start = async () => {
+    const proc = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
+      env: { ...process.env, CHIMERA_DATA_DIR: dataDir, CHIMERA_CONFIG_FILE: "" },
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    })
+    for (let i = 0; ; i++) {
+      const up = await fetch(`${url}/api/health`).then(
+        (r) => r.ok,
+        () => false,
+      )
+      if (up) return proc
+      if (proc.exitCode !== null || i > 300) {
+        const err = await new Response(proc.stderr).text()
+        throw new Error(`chimera web did not start on ${url}: ${err}`)
+      }
+      await Bun.sleep(20)
+    }
+  }
+  let proc = await start()
+  const adminToken = (await readFile(join(dataDir, "admin.token"), "utf8")).trim()
+  const stop = async () => {
+    proc.kill("SIGTERM")
+    await proc.exited
+    if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true })
+  }
+  const cp: SpawnedControlPlane = {
+    url,
+    dataDir,
+    adminToken,
+    get proc() {
+      return proc
+    },
+    api: withApi(url, adminToken),
+    async kill() {
+      proc.kill("SIGKILL")
+      await proc.exited
+    },
+    async restart() {
+      proc = await start()
+    },
+    stop,
+    [Symbol.asyncDispose]: stop,
+  }
+  return cp
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): number {
+  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() })
+  const port = s.port ?? 0
+  s.stop(true)
+  return port
+}
