@@ -11,10 +11,10 @@ import type { EventBusPort } from "../domain/ports.ts"
 import { type ApiEnv, requireAdmin } from "./auth.ts"
 import { query } from "./validate.ts"
 
+// `?type=a,b` and `?type=a&type=b` both work.
 const TypeList = z
-  .string()
-  .max(1000)
-  .transform((s) => s.split(",").map((t) => t.trim()))
+  .union([z.string().max(1000), z.array(z.string().max(1000)).max(20)])
+  .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(",")).map((t) => t.trim()))
   .pipe(z.array(EventType).max(20))
 
 export const EventsQuery = z.object({

@@ -1,0 +1,52 @@
+// How the CLI reaches the control plane: CHIMERA_URL (default http://127.0.0.1:8080) and
+// CHIMERA_TOKEN (default: the admin token in $CHIMERA_DATA_DIR, when run on the control-plane host),
+// through the typed client hc<AppType>, so the CLI and the API cannot drift apart.
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { hc } from "hono/client"
+import { ApiErrorBody } from "../../protocol/errors.ts"
+import type { AppType } from "../api/app.ts"
+import { dataDir } from "../config.ts"
+import { CliError } from "./errors.ts"
+
+export function controlUrl(env = process.env): string {
+  return (env.CHIMERA_URL || "http://127.0.0.1:8080").replace(/\/+$/, "")
+}
+
+export function controlToken(env = process.env): string {
+  if (env.CHIMERA_TOKEN) return env.CHIMERA_TOKEN.trim()
+  const path = join(dataDir(env), "admin.token")
+  try {
+    return readFileSync(path, "utf8").trim()
+  } catch {
+    throw new CliError(`no token: set CHIMERA_TOKEN, or run where the control plane keeps ${path}`, "E_NO_TOKEN")
+  }
+}
+
+export function apiClient(env = process.env) {
+  const url = controlUrl(env)
+  const client = hc<AppType>(url, { headers: { authorization: `Bearer ${controlToken(env)}` } })
+  return { url, client }
+}
+
+/** Awaits an API call and returns its JSON, or throws the API's own error message. */
+export async function call<T>(
+  url: string,
+  request: Promise<{ ok: boolean; status: number; json(): Promise<T> }>,
+): Promise<T> {
+  let res: Awaited<typeof request>
+  try {
+    res = await request
+  } catch (error) {
+    throw new CliError(
+      `cannot reach the control plane at ${url} (${(error as Error).message}); is \`chimera web\` running? Set CHIMERA_URL to its address.`,
+      "E_UNREACHABLE",
+    )
+  }
+  if (res.ok) return res.json()
+  const body = ApiErrorBody.safeParse(await res.json().catch(() => null))
+  throw new CliError(
+    body.success ? `${body.data.error} (${res.status} ${body.data.code})` : `the control plane answered ${res.status}`,
+    "E_API",
+  )
+}

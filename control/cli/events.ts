@@ -1,0 +1,84 @@
+// `chimera events [--node ID] [--type T,…] [--follow]`: the fleet's event log, or its live stream.
+import { defineCommand } from "citty"
+import { z } from "zod"
+import { NodeId } from "../../protocol/ids.ts"
+import { EventType, type FleetEvent } from "../domain/events.ts"
+import { apiClient, call, controlToken, controlUrl } from "./client.ts"
+import { CliError } from "./errors.ts"
+import { color, printJson, printTable } from "./output.ts"
+
+const Types = z
+  .string()
+  .transform((s) => s.split(",").map((t) => t.trim()))
+  .pipe(z.array(EventType))
+
+const summary = (e: FleetEvent) => {
+  const d = e.data as Record<string, unknown>
+  const hash = (p: unknown) => (typeof p === "string" ? p.slice(11, 23) : "-")
+  if (e.type === "drift.detected") return `${(d.kinds as string[]).join(", ")} (desired ${hash(d.desired)})`
+  if (e.type === "heal.succeeded") return `healed to ${hash(d.desired)} in ${d.durationMs} ms`
+  if (e.type === "heal.failed") return `attempt ${d.attempt}: ${String(d.error).slice(0, 80)}`
+  if (e.type === "desired.changed") return `desired ${hash(d.to)}`
+  return ""
+}
+
+const row = (e: FleetEvent) => [
+  String(e.id),
+  e.at,
+  e.nodeId ?? "-",
+  e.type.startsWith("heal.failed") ? color.red(e.type) : e.type,
+  summary(e),
+]
+
+export default defineCommand({
+  meta: { name: "events", description: "Show the fleet's events (drift, heals, enrolments), or follow them live" },
+  args: {
+    node: { type: "string", description: "Only this node's events" },
+    type: { type: "string", description: "Only these types, comma-separated (e.g. drift.detected,heal.succeeded)" },
+    limit: { type: "string", description: "At most this many (default 100, max 1000)" },
+    follow: { type: "boolean", alias: "f", description: "Keep printing events as they happen" },
+    json: { type: "boolean", description: "Print JSON (with --follow: one event a line)" },
+  },
+  async run({ args }) {
+    const node = args.node === undefined ? undefined : NodeId.safeParse(args.node)
+    if (node && !node.success) throw new CliError(`--node: ${node.error.issues[0]?.message}`, "E_ARG")
+    const types = args.type === undefined ? undefined : Types.safeParse(args.type)
+    if (types && !types.success)
+      throw new CliError(`--type: expected event types among ${EventType.options.join(", ")}`, "E_ARG")
+    const limit = args.limit === undefined ? "100" : args.limit
+    if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000)
+      throw new CliError("--limit: expected a whole number from 1 to 1000", "E_ARG")
+    const query = { node: node?.data, type: types?.data, limit }
+    if (!args.follow) {
+      const { url, client } = apiClient()
+      const { events } = (await call(url, client.api.events.$get({ query }))) as { events: FleetEvent[] }
+      if (args.json) return printJson({ events })
+      printTable(["ID", "AT", "NODE", "TYPE", "DETAIL"], events.map(row))
+      return
+    }
+    const params = new URLSearchParams({ after: "0", limit })
+    if (query.node) params.set("node", query.node)
+    if (query.type) params.set("type", query.type.join(","))
+    const res = await fetch(`${controlUrl()}/api/events/stream?${params}`, {
+      headers: { authorization: `Bearer ${controlToken()}` },
+    }).catch((error: Error) => {
+      throw new CliError(`cannot reach the control plane at ${controlUrl()} (${error.message})`, "E_UNREACHABLE")
+    })
+    if (!res.ok || !res.body)
+      throw new CliError(`the control plane answered ${res.status}: ${await res.text()}`, "E_API")
+    let buffer = ""
+    for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk
+      for (let i = buffer.indexOf("\n\n"); i >= 0; i = buffer.indexOf("\n\n")) {
+        const data = buffer
+          .slice(0, i)
+          .split("\n")
+          .find((l) => l.startsWith("data: "))
+        buffer = buffer.slice(i + 2)
+        if (!data) continue
+        const event = JSON.parse(data.slice(6)) as FleetEvent
+        process.stdout.write(args.json ? `${JSON.stringify(event)}\n` : `${row(event).join("  ")}\n`)
+      }
+    }
+  },
+})

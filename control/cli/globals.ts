@@ -1,0 +1,26 @@
+// Global flags (`--verbose/-v`, `--debug`) may stand anywhere on the command line, so they are read
+// from argv once, before citty dispatches, and kept here for the commands that care.
+export interface GlobalFlags {
+  verbose: boolean
+  debug: boolean
+}
+
+export const globals: GlobalFlags = { verbose: false, debug: false }
+
+/** Removes the global flags from `argv` and records them. */
+export function takeGlobalFlags(argv: string[]): string[] {
+  const rest: string[] = []
+  for (const arg of argv) {
+    if (arg === "--verbose" || arg === "-v") globals.verbose = true
+    else if (arg === "--debug") globals.debug = true
+    else rest.push(arg)
+  }
+  return rest
+}
+
+/** The log level the global flags ask for, if any (seed 000: -v is INFO, --debug is DEBUG). */
+export function flagLogLevel(): string | undefined {
+  if (globals.debug) return "DEBUG"
+  if (globals.verbose) return "INFO"
+  return undefined
+}

@@ -1,0 +1,51 @@
+// Runs the CLI: global flags first, then citty's dispatch, and every failure printed in one place:
+// one line on stderr and exit 1 (`--debug` adds the stack). Usage mistakes also show the usage.
+import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty"
+import { setLogLevel } from "../../protocol/log.ts"
+import { ChimeraError } from "../domain/errors.ts"
+import { CliError } from "./errors.ts"
+import { flagLogLevel, globals, takeGlobalFlags } from "./globals.ts"
+import { color, useColor } from "./output.ts"
+
+async function usageFor(main: CommandDef, argv: string[]): Promise<string> {
+  let cmd = main
+  let parent: CommandDef | undefined
+  for (const arg of argv) {
+    if (arg.startsWith("-")) break
+    const subs = typeof cmd.subCommands === "function" ? await cmd.subCommands() : await cmd.subCommands
+    const next = subs?.[arg]
+    if (!next) break
+    parent = cmd
+    cmd = typeof next === "function" ? await next() : await next
+  }
+  const usage = await renderUsage(cmd, parent)
+  return useColor() ? usage : usage.replace(/\x1b\[[0-9;]*m/g, "")
+}
+
+export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv: string[]): Promise<void> {
+  const main = command as unknown as CommandDef
+  const argv = takeGlobalFlags(rawArgv)
+  setLogLevel(flagLogLevel() ?? "WARNING")
+  try {
+    if (argv.length === 0 || argv.includes("--help") || argv.includes("-h")) {
+      process.stdout.write(`${await usageFor(main, argv)}\n`)
+      return
+    }
+    if (argv.length === 1 && argv[0] === "--version") {
+      const meta = typeof main.meta === "function" ? await main.meta() : await main.meta
+      process.stdout.write(`${meta?.version ?? ""}\n`)
+      return
+    }
+    await runCommand(command, { rawArgs: argv })
+  } catch (error) {
+    // citty's own usage errors (a missing argument, an unknown command) are named CLIError.
+    const usage = error instanceof Error && error.name === "CLIError"
+    if (usage) process.stderr.write(`${await usageFor(main, argv)}\n`)
+    const message = error instanceof Error ? error.message : String(error)
+    const known =
+      usage || error instanceof CliError || error instanceof ChimeraError || (error as Error)?.name === "ConfigError"
+    process.stderr.write(`${color.red("error")} ${known ? message : `unexpected failure: ${message}`}\n`)
+    if (globals.debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
+    process.exit(1)
+  }
+}

@@ -1,0 +1,39 @@
+// `chimera web`: the control plane (HTTP API, agent endpoints, later the dashboard) on one port.
+import { defineCommand } from "citty"
+import { setLogLevel } from "../../protocol/log.ts"
+import { databaseUrl, dataDir, loadConfig } from "../config.ts"
+import { startControlPlane } from "../server.ts"
+import { flagLogLevel } from "./globals.ts"
+import { color } from "./output.ts"
+
+export default defineCommand({
+  meta: { name: "web", description: "Start the control plane: API, agent endpoints and dashboard" },
+  args: {
+    host: { type: "string", description: "Address to listen on (default 127.0.0.1)" },
+    port: { type: "string", alias: "p", description: "Port (default 8080)" },
+  },
+  async run({ args }) {
+    const config = loadConfig({
+      flags: { web: { host: args.host, port: args.port === undefined ? undefined : Number(args.port) } },
+      flagNames: { "web.host": "--host", "web.port": "--port" },
+    })
+    setLogLevel(flagLogLevel() ?? config.log_level)
+    const cp = await startControlPlane({
+      host: config.web.host,
+      port: config.web.port,
+      dataDir: dataDir(),
+      databaseUrl: databaseUrl(),
+    })
+    process.stdout.write(`Chimera control plane on ${color.bold(cp.url)}\n`)
+    process.stdout.write(
+      `${cp.adminTokenCreated ? "Created the admin token" : "Admin token"} in ${cp.adminTokenPath} (mode 0600)\n`,
+    )
+    const stop = async () => {
+      await cp.stop()
+      process.exit(0)
+    }
+    process.once("SIGTERM", stop)
+    process.once("SIGINT", stop)
+    await new Promise(() => {})
+  },
+})
