@@ -9,7 +9,7 @@ export function printJson(data: unknown): void {
   process.stdout.write(`${JSON.stringify(data, null, 2)}\n`)
 }
 
-const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "").length
+const visible = (s: string) => Bun.stringWidth(s)
 
 export function printTable(headers: string[], rows: string[][]): void {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ""))))

@@ -19,7 +19,7 @@ async function usageFor(main: CommandDef, argv: string[]): Promise<string> {
     cmd = typeof next === "function" ? await next() : await next
   }
   const usage = await renderUsage(cmd, parent)
-  return useColor() ? usage : usage.replace(/\x1b\[[0-9;]*m/g, "")
+  return useColor() ? usage : Bun.stripANSI(usage)
 }
 
 export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv: string[]): Promise<void> {
