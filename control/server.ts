@@ -26,6 +26,8 @@ export interface ControlPlane {
   url: string
   adminTokenPath: string
   adminTokenCreated: boolean
+  /** Every route the API serves (middleware excluded), for tests that must cover them all. */
+  routes: { method: string; path: string }[]
   stop(): Promise<void>
 }
 
@@ -84,6 +86,10 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     url,
     adminTokenPath: admin.path,
     adminTokenCreated: admin.created,
+    routes: [...new Set(app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`))].map((r) => {
+      const [method = "", path = ""] = r.split(" ")
+      return { method, path }
+    }),
     async stop() {
       clearInterval(sweep)
       await server.stop(true)

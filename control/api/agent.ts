@@ -15,10 +15,16 @@ const WaitQuery = z.object({ wait: z.coerce.number().min(0).max(MAX_COMMAND_WAIT
 
 /** Enrolment authenticates with the join token itself, so it is mounted before the bearer middleware. */
 export const enrollRoutes = (fleet: Fleet) =>
-  new Hono().post("/api/agent/enroll", jsonBody(EnrollRequest), async (c) => {
-    const token = bearerToken(c.req.header("authorization"))
-    return c.json(await fleet.enroll(token, c.req.valid("json")), 201)
-  })
+  new Hono<{ Variables: { joinToken: string } }>().post(
+    "/api/agent/enroll",
+    async (c, next) => {
+      // Who asks comes before what they send: an unauthenticated enrolment is a 401, whatever its body.
+      c.set("joinToken", bearerToken(c.req.header("authorization")))
+      await next()
+    },
+    jsonBody(EnrollRequest),
+    async (c) => c.json(await fleet.enroll(c.get("joinToken"), c.req.valid("json")), 201),
+  )
 
 export const agentRoutes = (fleet: Fleet) =>
   new Hono<ApiEnv>()

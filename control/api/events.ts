@@ -48,6 +48,8 @@ export const eventRoutes = (fleet: Fleet, bus: EventBusPort) =>
           wake?.()
         })
         stream.onAbort(unsubscribe)
+        // Sent at once so the client has the response headers before the first event.
+        await stream.writeSSE({ event: "ready", data: "{}", retry: 2000 })
         let sent = Number.isFinite(lastId) ? lastId : (q.after ?? -1)
         if (sent >= 0) {
           for (const e of await fleet.listEvents({ nodeId: q.node, types: q.type, afterId: sent, limit: 1000 })) {

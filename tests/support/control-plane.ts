@@ -11,6 +11,8 @@ export interface TestControlPlane extends AsyncDisposable {
   url: string
   dataDir: string
   adminToken: string
+  /** Every route the API serves (in-process control planes only). */
+  routes: { method: string; path: string }[]
   /** fetch against the control plane with the admin token. */
   api(path: string, init?: RequestInit): Promise<Response>
   stop(): Promise<void>
@@ -46,7 +48,15 @@ export async function startInProcess(opts: { dataDir?: string } = {}): Promise<T
     await cp.stop()
     if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true })
   }
-  return { url: cp.url, dataDir, adminToken, api: withApi(cp.url, adminToken), stop, [Symbol.asyncDispose]: stop }
+  return {
+    url: cp.url,
+    dataDir,
+    adminToken,
+    routes: cp.routes,
+    api: withApi(cp.url, adminToken),
+    stop,
+    [Symbol.asyncDispose]: stop,
+  }
 }
 
 export interface SpawnedControlPlane extends TestControlPlane {
@@ -94,6 +104,7 @@ export async function spawnControlPlane(port: number, opts: { dataDir?: string }
     url,
     dataDir,
     adminToken,
+    routes: [],
     get proc() {
       return proc
     },
