@@ -1,0 +1,241 @@
+import { describe, expect, test } from "bun:test"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { ChimeraConfig, ConfigError, databaseUrl, dataDir, loadConfig } from "./config.ts"
+
+async function tomlFile(text: string): Promise<AsyncDisposable & { path: string }> {
+  const dir = await mkdtemp(join(tmpdir(), "chimera-config-"))
+  const path = join(dir, "chimera.toml")
+  await writeFile(path, text)
+  return { path, [Symbol.asyncDispose]: () => rm(dir, { recursive: true, force: true }) }
+}
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn()
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError)
+    expect((err as ConfigError).code).toBe("E_CONFIG")
+    return err as ConfigError
+  }
+  throw new Error("expected a ConfigError, but loading succeeded")
+}
+
+describe("defaults", () => {
+  test("with no file, environment or flags, every field has seed 000's default", () => {
+    expect(loadConfig({ env: {} })).toEqual({
+      nix: { config_path: "default.nix" },
+      fleet: { targets: [], session_name: "chimera-deploy" },
+      watch: { interval_seconds: 10, session_name: "chimera-watch" },
+      agent: { node_id: "", heartbeat_interval: 5, drift_check_interval: 30, auto_heal: true },
+      web: { host: "127.0.0.1", port: 8080 },
+      mcp: { host: "localhost", port: 8765 },
+      telemetry: { endpoint: "", insecure: false },
+      itsm: { provider: "", url: "", username: "", api_key: "", project_key: "" },
+      notifications: {
+        slack_webhook_url: "",
+        pagerduty_api_key: "",
+        email_smtp_host: "",
+        email_smtp_port: 587,
+        email_from: "",
+        email_to: "",
+      },
+      log_level: "WARNING",
+    })
+  })
+
+  test("the schema alone fills defaults for a partial section", () => {
+    expect(ChimeraConfig.parse({ web: { port: 9000 } }).web).toEqual({ host: "127.0.0.1", port: 9000 })
+  })
+})
+
+describe("sources", () => {
+  test("reads the TOML file named by CHIMERA_CONFIG_FILE", async () => {
+    await using file = await tomlFile(`
+log_level = "info"
+[fleet]
+targets = ["web-1", "web-2"]
+[agent]
+node_id = "web-1"
+auto_heal = false
+[itsm]
+provider = "jira"
+url = "https://example.atlassian.net"
+`)
+    const config = loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } })
+    expect(config.fleet.targets).toEqual(["web-1", "web-2"])
+    expect(config.agent).toMatchObject({ node_id: "web-1", auto_heal: false, heartbeat_interval: 5 })
+    expect(config.itsm.provider).toBe("jira")
+    expect(config.log_level).toBe("INFO")
+  })
+
+  test("environment variables override the file and are read as the field's type", async () => {
+    await using file = await tomlFile(`[web]\nport = 9000\nhost = "0.0.0.0"\n`)
+    const config = loadConfig({
+      env: {
+        CHIMERA_CONFIG_FILE: file.path,
+        CHIMERA_WEB_PORT: "9100",
+        CHIMERA_AGENT_AUTO_HEAL: "false",
+        CHIMERA_TELEMETRY_INSECURE: "yes",
+        CHIMERA_FLEET_TARGETS: "a.example, b.example,",
+        CHIMERA_LOG_LEVEL: "debug",
+        CHIMERA_DATA_DIR: "/var/lib/chimera",
+        CHIMERA_TOKEN: "not-a-section",
+      },
+    })
+    expect(config.web).toEqual({ host: "0.0.0.0", port: 9100 })
+    expect(config.agent.auto_heal).toBe(false)
+    expect(config.telemetry.insecure).toBe(true)
+    expect(config.fleet.targets).toEqual(["a.example", "b.example"])
+    expect(config.log_level).toBe("DEBUG")
+  })
+
+  test("flags win over the environment and the file", async () => {
+    await using file = await tomlFile(`[web]\nport = 9000\n`)
+    const config = loadConfig({
+      env: { CHIMERA_CONFIG_FILE: file.path, CHIMERA_WEB_PORT: "9100", CHIMERA_WEB_HOST: "10.0.0.1" },
+      flags: { web: { port: 9200 } },
+    })
+    expect(config.web).toEqual({ host: "10.0.0.1", port: 9200 })
+  })
+
+  test("flags may be given as the strings the CLI parsed", () => {
+    const config = loadConfig({ env: {}, flags: { web: { port: "9300" }, agent: { auto_heal: "false" } } })
+    expect(config.web.port).toBe(9300)
+    expect(config.agent.auto_heal).toBe(false)
+  })
+
+  test("an empty environment variable counts as unset", () => {
+    expect(loadConfig({ env: { CHIMERA_WEB_PORT: "", CHIMERA_LOG_LEVEL: "" } }).web.port).toBe(8080)
+  })
+
+  test("a missing config file is an error that names its path", () => {
+    const err = configError(() => loadConfig({ env: { CHIMERA_CONFIG_FILE: "/nonexistent/chimera.toml" } }))
+    expect(err.message).toBe("config: cannot read /nonexistent/chimera.toml (from CHIMERA_CONFIG_FILE): no such file")
+  })
+
+  test("dataDir and databaseUrl follow CHIMERA_DATA_DIR and CHIMERA_DB", () => {
+    expect(dataDir({ HOME: "/home/ops" })).toBe("/home/ops/.local/share/chimera")
+    expect(databaseUrl({ HOME: "/home/ops" })).toBe("sqlite:///home/ops/.local/share/chimera/chimera.db")
+    expect(databaseUrl({ CHIMERA_DATA_DIR: "/srv/chimera" })).toBe("sqlite:///srv/chimera/chimera.db")
+    expect(databaseUrl({ CHIMERA_DB: "postgres://db/chimera" })).toBe("postgres://db/chimera")
+  })
+})
+
+describe("bad values name the field, the source and what was expected", () => {
+  test("a non-numeric port from the environment", () => {
+    const err = configError(() => loadConfig({ env: { CHIMERA_WEB_PORT: "http" } }))
+    expect(err.message).toBe(
+      'config: web.port: expected an integer from 1 to 65535, got "http" (from CHIMERA_WEB_PORT)',
+    )
+  })
+
+  test("an out-of-range port in the file", async () => {
+    await using file = await tomlFile(`[mcp]\nport = 70000\n`)
+    const err = configError(() => loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } }))
+    expect(err.message).toBe(`config: mcp.port: expected an integer from 1 to 65535, got 70000 (from ${file.path})`)
+  })
+
+  test("a boolean that is not one", () => {
+    const err = configError(() => loadConfig({ env: { CHIMERA_AGENT_AUTO_HEAL: "sometimes" } }))
+    expect(err.message).toBe(
+      'config: agent.auto_heal: expected true or false, got "sometimes" (from CHIMERA_AGENT_AUTO_HEAL)',
+    )
+  })
+
+  test("an interval below one second from a flag", () => {
+    const err = configError(() => loadConfig({ env: {}, flags: { agent: { heartbeat_interval: 0 } } }))
+    expect(err.message).toBe(
+      "config: agent.heartbeat_interval: expected a whole number of seconds, at least 1, got 0 (from flag agent.heartbeat_interval)",
+    )
+  })
+
+  test("a flag is named as the CLI spells it when the caller says so", () => {
+    const err = configError(() =>
+      loadConfig({ env: {}, flags: { web: { port: -1 } }, flagNames: { "web.port": "--port" } }),
+    )
+    expect(err.message).toContain("(from --port)")
+    const typed = configError(() =>
+      loadConfig({ env: {}, flags: { web: { port: "http" } }, flagNames: { "web.port": "--port" } }),
+    )
+    expect(typed.message).toBe('config: web.port: expected an integer from 1 to 65535, got "http" (from --port)')
+  })
+
+  test("an unknown log level", () => {
+    const err = configError(() => loadConfig({ env: { CHIMERA_LOG_LEVEL: "loud" } }))
+    expect(err.message).toBe(
+      'config: log_level: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case), got "loud" (from CHIMERA_LOG_LEVEL)',
+    )
+  })
+
+  test("an ITSM provider Chimera does not speak", async () => {
+    await using file = await tomlFile(`[itsm]\nprovider = "remedy"\n`)
+    const err = configError(() => loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } }))
+    expect(err.message).toContain('itsm.provider: expected "servicenow", "jira" or "" (none), got "remedy"')
+  })
+
+  test("a section that is not a table", async () => {
+    await using file = await tomlFile(`web = 8080\n`)
+    const err = configError(() => loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } }))
+    expect(err.message).toBe(`config: web: expected a table (a [section] of settings), got 8080 (from ${file.path})`)
+  })
+
+  test("a misspelt key in the file is an error, not a silent default", async () => {
+    await using file = await tomlFile(`[web]\nprot = 9000\n`)
+    const err = configError(() => loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } }))
+    expect(err.message).toBe(`config: web.prot: unknown setting (from ${file.path}); web has host, port`)
+  })
+
+  test("an unknown section in the file", async () => {
+    await using file = await tomlFile(`[webb]\nport = 9000\n`)
+    const err = configError(() => loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } }))
+    expect(err.message).toStartWith(
+      `config: webb: unknown setting (from ${file.path}); the configuration has nix, fleet,`,
+    )
+  })
+
+  test("a misspelt environment variable under a known section", () => {
+    const err = configError(() => loadConfig({ env: { CHIMERA_WEB_PROT: "9000" } }))
+    expect(err.message).toBe("config: web.prot: unknown setting (from CHIMERA_WEB_PROT); web has host, port")
+  })
+
+  test("invalid TOML names the file and the parser's complaint", async () => {
+    await using file = await tomlFile(`[web]\nport = = 1\n`)
+    const err = configError(() => loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } }))
+    expect(err.message).toBe(`config: ${file.path}: invalid TOML: Expected a value but found '='`)
+  })
+
+  test("every bad value is reported, not only the first", () => {
+    const err = configError(() => loadConfig({ env: { CHIMERA_WEB_PORT: "x", CHIMERA_MCP_PORT: "y" } }))
+    expect(err.message.split("\n")).toHaveLength(2)
+  })
+})
+
+describe("secrets", () => {
+  const secret = "s3cr3t-value-never-shown"
+
+  test("a bad secret value is named by its path but never echoed", async () => {
+    await using file = await tomlFile(`[notifications]\nslack_webhook_url = "${secret}"\n[itsm]\napi_key = 42\n`)
+    const err = configError(() => loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } }))
+    expect(err.message).toContain("notifications.slack_webhook_url: expected an http(s) URL")
+    expect(err.message).toContain("itsm.api_key: expected a string")
+    expect(err.message).not.toContain(secret)
+    expect(err.message).not.toContain("42")
+  })
+
+  test("a TOML syntax error on a secret's line does not quote the secret", async () => {
+    await using file = await tomlFile(`[itsm]\napi_key = ${secret}\n`)
+    const err = configError(() => loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } }))
+    expect(err.message).toContain("invalid TOML: Strings must be quoted")
+    expect(err.message).not.toContain(secret)
+  })
+
+  test("a secret from the environment is not echoed either", () => {
+    const err = configError(() =>
+      loadConfig({ env: { CHIMERA_NOTIFICATIONS_SLACK_WEBHOOK_URL: secret, CHIMERA_WEB_PORT: "0" } }),
+    )
+    expect(err.message).toContain("(from CHIMERA_NOTIFICATIONS_SLACK_WEBHOOK_URL)")
+    expect(err.message).not.toContain(secret)
+  })
+})

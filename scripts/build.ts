@@ -1,0 +1,78 @@
+#!/usr/bin/env bun
+// Compiles Chimera's two programs into single self-contained executables (DESIGN.md contracts):
+//
+//   bun scripts/build.ts [--target bun-linux-x64|bun-linux-arm64|…] [--outdir dist]
+//   bun run build
+//
+//   agent/main.ts   -> dist/chimera-agent   (the node daemon; nix/package.nix packages this file)
+//   control/main.ts -> dist/chimera         (the CLI and control plane)
+//
+// Each is `bun build --compile`: the Bun runtime plus the bundled code, no node_modules needed on the
+// node. Identifiers are kept (no name mangling) so error names and stack traces stay readable; the source
+// map is embedded in the executable. Prints each file and its size; exits 1 with the compiler's errors
+// if a build fails.
+import { statSync } from "node:fs"
+import { rm } from "node:fs/promises"
+import { join, relative } from "node:path"
+import { parseArgs } from "node:util"
+
+const { values } = parseArgs({
+  options: {
+    target: { type: "string" },
+    outdir: { type: "string", default: "dist" },
+    help: { type: "boolean", short: "h" },
+  },
+})
+if (values.help) {
+  console.log("usage: bun scripts/build.ts [--target bun-linux-x64|bun-linux-arm64] [--outdir dist]")
+  process.exit(0)
+}
+
+const root = join(import.meta.dir, "..")
+const outdir = join(root, values.outdir)
+const programs = [
+  { entry: "agent/main.ts", out: "chimera-agent" },
+  { entry: "control/main.ts", out: "chimera" },
+]
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
+
+let failed = 0
+for (const { entry, out } of programs) {
+  const source = join(root, entry)
+  const outfile = join(outdir, out)
+  if (!(await Bun.file(source).exists())) {
+    console.error(`build: ${entry} does not exist`)
+    failed++
+    continue
+  }
+  const started = performance.now()
+  const args = [
+    process.execPath,
+    "build",
+    "--compile",
+    "--minify-whitespace",
+    "--minify-syntax",
+    "--sourcemap",
+    ...(values.target ? [`--target=${values.target}`] : []),
+    source,
+    "--outfile",
+    outfile,
+  ]
+  const proc = Bun.spawn(args, { cwd: root, stdin: "ignore", stdout: "pipe", stderr: "pipe" })
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ])
+  if (code !== 0) {
+    console.error(`build: ${entry} failed (bun build exited ${code}):\n${(stderr || stdout).trim()}`)
+    failed++
+    continue
+  }
+  // The source map is embedded in the executable; the copy bun also writes beside it is not needed.
+  await rm(`${outfile}.map`, { force: true })
+  const ms = Math.round(performance.now() - started)
+  console.log(`${relative(root, outfile).padEnd(20)} ${mib(statSync(outfile).size).padStart(10)}  (${entry}, ${ms} ms)`)
+}
+process.exit(failed > 0 ? 1 : 0)
