@@ -1,0 +1,140 @@
+// The agent's side of seed 000's OrchestratorPort: HTTP calls to the control plane's agent endpoints
+// (protocol/agent.ts lists them). Requests and answers are checked against the shared schemas here, at
+// the edge. Failures are thrown as ControlError with the HTTP status (null when the control plane could
+// not be reached), so the loops can tell "down, retry" from "credential refused".
+import { z } from "zod"
+import {
+  AgentCommand,
+  type CommandAck,
+  type EnrollRequest,
+  EnrollResponse,
+  HeartbeatResponse,
+  MAX_COMMAND_WAIT_SECONDS,
+  type NodeHealth,
+  ReportAck,
+  type ReportBatch,
+} from "../protocol/agent.ts"
+import type { NodeId } from "../protocol/ids.ts"
+
+export interface OrchestratorPort {
+  enroll(joinToken: string, request: EnrollRequest): Promise<EnrollResponse>
+  heartbeat(health: NodeHealth): Promise<HeartbeatResponse>
+  sendReports(batch: ReportBatch): Promise<ReportAck>
+  /** Long-polls for commands; resolves with none when the wait ends empty. */
+  fetchCommands(waitSeconds: number, signal?: AbortSignal): Promise<FetchedCommands>
+  ackCommand(commandId: string, ack: CommandAck): Promise<void>
+}
+
+export interface FetchedCommands {
+  commands: AgentCommand[]
+  /** Commands this agent does not understand (from a newer control plane); acked as failed. */
+  unsupported: Array<{ id: string; kind: string }>
+}
+
+const LooseCommands = z.object({
+  commands: z.array(z.object({ id: z.string().min(1).max(64), kind: z.string() }).loose()),
+})
+
+export class ControlError extends Error {
+  readonly code = "E_CONTROL"
+  constructor(
+    message: string,
+    /** HTTP status, or null when no answer came (refused, reset, timed out). */
+    readonly status: number | null,
+  ) {
+    super(message)
+    this.name = "ControlError"
+  }
+  /** 401/403: the credential (or join token) was refused; revoked, expired or for another node. */
+  get refused(): boolean {
+    return this.status === 401 || this.status === 403
+  }
+}
+
+export interface ControlClientOptions {
+  baseUrl: string
+  nodeId: NodeId
+  /** Read at each call, so a credential obtained by enrollment is used from then on. */
+  credential: () => string | null
+  timeoutMs?: number
+}
+
+const ErrorBody = z.object({ error: z.string(), code: z.string().optional() }).loose()
+
+export function createControlClient(opts: ControlClientOptions): OrchestratorPort {
+  const base = opts.baseUrl.endsWith("/") ? opts.baseUrl : `${opts.baseUrl}/`
+  const timeoutMs = opts.timeoutMs ?? 10_000
+  const nodePath = (rest: string) => `api/agent/${encodeURIComponent(opts.nodeId)}/${rest}`
+
+  const call = async <T>(
+    method: "GET" | "POST",
+    path: string,
+    schema: z.ZodType<T>,
+    init: { body?: unknown; bearer?: string | null; timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<T> => {
+    const bearer = init.bearer === undefined ? opts.credential() : init.bearer
+    if (!bearer) throw new ControlError(`no credential to call ${path} with (not enrolled yet)`, null)
+    const timeout = AbortSignal.timeout(init.timeoutMs ?? timeoutMs)
+    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout
+    let res: Response
+    try {
+      res = await fetch(new URL(path, base), {
+        method,
+        signal,
+        headers: {
+          authorization: `Bearer ${bearer}`,
+          ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      })
+    } catch (err) {
+      throw new ControlError(`${method} ${path}: control plane unreachable: ${(err as Error).message}`, null)
+    }
+    const text = await res.text().catch(() => "")
+    const json = _json(text)
+    if (!res.ok) {
+      const body = ErrorBody.safeParse(json)
+      const detail = body.success
+        ? `${body.data.error}${body.data.code ? ` (${body.data.code})` : ""}`
+        : text.slice(0, 200)
+      throw new ControlError(`${method} ${path}: HTTP ${res.status}: ${detail}`, res.status)
+    }
+    const parsed = schema.safeParse(json)
+    if (!parsed.success)
+      throw new ControlError(`${method} ${path}: unexpected answer: ${z.prettifyError(parsed.error)}`, res.status)
+    return parsed.data
+  }
+
+  return {
+    enroll: (joinToken, request) =>
+      call("POST", "api/agent/enroll", EnrollResponse, { body: request, bearer: joinToken }),
+    heartbeat: (health) => call("POST", nodePath("heartbeat"), HeartbeatResponse, { body: health }),
+    sendReports: (batch) => call("POST", nodePath("reports"), ReportAck, { body: batch }),
+    async fetchCommands(waitSeconds, signal) {
+      const wait = Math.min(Math.max(0, Math.round(waitSeconds)), MAX_COMMAND_WAIT_SECONDS)
+      // A command the agent cannot parse (a newer control plane) must not block the ones it can.
+      const list = await call("GET", nodePath(`commands?wait=${wait}`), LooseCommands, {
+        signal,
+        timeoutMs: (wait + 15) * 1000,
+      })
+      const out: FetchedCommands = { commands: [], unsupported: [] }
+      for (const c of list.commands) {
+        const parsed = AgentCommand.safeParse(c)
+        if (parsed.success) out.commands.push(parsed.data)
+        else out.unsupported.push({ id: c.id, kind: c.kind })
+      }
+      return out
+    },
+    async ackCommand(commandId, ack) {
+      await call("POST", nodePath(`commands/${encodeURIComponent(commandId)}/ack`), z.unknown(), { body: ack })
+    },
+  }
+}
+
+function _json(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return null
+  }
+}

@@ -1,0 +1,78 @@
+// Enrollment: a node trades a join token (single use, short-lived) for its own credential once, and
+// keeps that credential in the state dir (0600) for every later start. The join token is never stored
+// and never logged. While enrollment fails the agent keeps enforcing its desired closure locally;
+// enrollment is retried with backoff (a control plane that is down comes back; a refused token is
+// logged as such, because only an operator can fix that).
+import type { NodeId } from "../protocol/ids.ts"
+import { createLogger } from "../protocol/log.ts"
+import { VERSION } from "../protocol/version.ts"
+import { createBackoff, sleep } from "./backoff.ts"
+import { ControlError, type OrchestratorPort } from "./control-client.ts"
+import type { StateDir } from "./state-dir.ts"
+
+const log = createLogger("enroll")
+
+export class EnrollmentError extends Error {
+  readonly code = "E_ENROLL"
+  constructor(message: string) {
+    super(message)
+    this.name = "EnrollmentError"
+  }
+}
+
+/** The stored credential for `nodeId`; throws when there is none and no join token to get one. */
+export function storedCredential(stateDir: StateDir, nodeId: NodeId, joinToken: string | null): string | null {
+  const stored = stateDir.readCredential()
+  if (stored && stored.nodeId !== nodeId)
+    throw new EnrollmentError(
+      `${stateDir.path}/credential.json belongs to node ${stored.nodeId}, not ${nodeId}; use another --state-dir or remove it and enroll again`,
+    )
+  if (stored) return stored.credential
+  if (joinToken === null)
+    throw new EnrollmentError(
+      `node ${nodeId} is not enrolled (no credential in ${stateDir.path}) and no join token was given: pass --join-token, --join-token-file or CHIMERA_JOIN_TOKEN (create one with \`chimera nodes join-token\`)`,
+    )
+  return null
+}
+
+export interface EnrollInput {
+  client: OrchestratorPort
+  stateDir: StateDir
+  nodeId: NodeId
+  joinToken: string
+  controlUrl: string
+  hostname: string
+  signal: AbortSignal
+}
+
+/** Enrolls, retrying with backoff until it succeeds or `signal` aborts (then null). */
+export async function enroll(input: EnrollInput): Promise<string | null> {
+  const backoff = createBackoff({ initialMs: 1000, maxMs: 300_000, jitter: "full" })
+  while (!input.signal.aborted) {
+    try {
+      const res = await input.client.enroll(input.joinToken, {
+        nodeId: input.nodeId,
+        hostname: input.hostname,
+        agentVersion: VERSION,
+      })
+      if (res.nodeId !== input.nodeId)
+        throw new ControlError(`enrolled as ${res.nodeId}, asked for ${input.nodeId}`, 201)
+      input.stateDir.writeCredential({
+        nodeId: res.nodeId,
+        credential: res.credential,
+        controlUrl: input.controlUrl,
+        enrolledAt: new Date().toISOString(),
+      })
+      log.info("enrolled", { nodeId: res.nodeId, controlUrl: input.controlUrl })
+      return res.credential
+    } catch (err) {
+      const retryInMs = backoff.next()
+      const error = err instanceof Error ? err.message : String(err)
+      if (err instanceof ControlError && err.refused)
+        log.error("join token refused (expired, already used or wrong?); still enforcing locally", { error, retryInMs })
+      else log.warn("enrollment failed; still enforcing locally", { error, retryInMs })
+      await sleep(retryInMs, input.signal)
+    }
+  }
+  return null
+}

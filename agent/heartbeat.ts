@@ -1,0 +1,70 @@
+// The heartbeat loop: every --heartbeat seconds the agent POSTs its NodeHealth; the answer carries the
+// desired closure the control plane holds for this node, which becomes the agent's own when it differs.
+// `poke()` sends one at once (after a heal or a phase change) so dashboards need not wait an interval.
+// Failures are logged once per outage and retried at the interval, backing off further while the
+// control plane refuses the credential.
+import type { HeartbeatResponse, NodeHealth } from "../protocol/agent.ts"
+import type { StorePath } from "../protocol/ids.ts"
+import { createLogger } from "../protocol/log.ts"
+import { createBackoff, sleep } from "./backoff.ts"
+import { ControlError, type OrchestratorPort } from "./control-client.ts"
+
+const log = createLogger("heartbeat")
+
+export interface HeartbeatLoopInput {
+  client: OrchestratorPort
+  intervalSeconds: number
+  collect(): Promise<NodeHealth>
+  onDesired(closure: StorePath): void
+}
+
+export interface HeartbeatLoop {
+  poke(): void
+  stop(): void
+}
+
+export function startHeartbeat(input: HeartbeatLoopInput): HeartbeatLoop {
+  const intervalMs = input.intervalSeconds * 1000
+  const backoff = createBackoff({ initialMs: intervalMs, maxMs: Math.max(intervalMs, 300_000), jitter: "equal" })
+  let ac = new AbortController()
+  let stopped = false
+  let failing = false
+
+  const beat = async (): Promise<number> => {
+    try {
+      const res: HeartbeatResponse = await input.client.heartbeat(await input.collect())
+      if (failing) log.info("control plane reachable again")
+      failing = false
+      backoff.reset()
+      if (res.desired) input.onDesired(res.desired)
+      return intervalMs
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err)
+      const refused = err instanceof ControlError && err.refused
+      const delay = refused ? backoff.next() : intervalMs
+      if (refused)
+        log.error("control plane refused this agent's credential (revoked?); still enforcing locally", { error })
+      else if (!failing) log.warn("heartbeat failed; still enforcing locally", { error })
+      failing = true
+      return delay
+    }
+  }
+
+  void (async () => {
+    while (!stopped) {
+      const delay = await beat()
+      await sleep(delay, ac.signal)
+      ac = new AbortController()
+    }
+  })()
+
+  return {
+    poke() {
+      ac.abort()
+    },
+    stop() {
+      stopped = true
+      ac.abort()
+    },
+  }
+}

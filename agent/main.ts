@@ -1,0 +1,153 @@
+// The node agent's composition root (`chimera agent`, compiled alone to dist/chimera-agent): it parses
+// the flags, opens the state dir and the report spool, wires the real Nix system into the reconcile
+// loop, watches the links, polls as a fallback and, when a control plane is configured, enrolls,
+// heartbeats, long-polls for commands and sends the spool. Without --control-url (and $CHIMERA_URL) it
+// runs standalone: it enforces --desired or the desired closure it stored last, and spools reports.
+// It imports nothing from control/ and no HTTP framework, so the compiled agent stays small.
+import { hostname } from "node:os"
+import { defineCommand, runMain } from "citty"
+import type { AgentPhase } from "../protocol/agent.ts"
+import { createLogger, setLogLevel } from "../protocol/log.ts"
+import { VERSION } from "../protocol/version.ts"
+import { startCommandLoop } from "./command-loop.ts"
+import { createControlClient } from "./control-client.ts"
+import { enroll, storedCredential } from "./enrollment.ts"
+import { collectHealth } from "./health.ts"
+import { type HeartbeatLoop, startHeartbeat } from "./heartbeat.ts"
+import { createNixSystem } from "./nix-system.ts"
+import { type AgentOptions, agentArgs, parseAgentOptions } from "./options.ts"
+import { createReconciler, type Reconciler } from "./reconciler.ts"
+import { type ReportSender, startReportSender } from "./report-sender.ts"
+import { openSpool } from "./spool.ts"
+import { openStateDir } from "./state-dir.ts"
+import { watchLinks } from "./watcher.ts"
+
+const log = createLogger("agent")
+
+export interface AgentHandle {
+  readonly reconciler: Reconciler
+  /** Stops timers, watchers and loops and flushes what it can of the spool. */
+  stop(): Promise<void>
+}
+
+export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
+  setLogLevel(options.logLevel)
+  const stateDir = openStateDir(options.stateDir)
+  // Fail at start, not in a retry loop, when this node can never talk to its control plane.
+  const credential = options.controlUrl ? storedCredential(stateDir, options.nodeId, options.joinToken) : null
+  const spool = openSpool(stateDir.spoolPath)
+  const nix = createNixSystem(options)
+  const stored = stateDir.readDesired()
+  if (options.desired && options.desired !== stored?.closure)
+    stateDir.writeDesired({ closure: options.desired, setAt: new Date().toISOString(), source: "flag" })
+  let heartbeat: HeartbeatLoop | null = null
+  let lastPhase: AgentPhase | null = null
+  const reconciler = createReconciler({
+    nix,
+    autoHeal: options.autoHeal,
+    initialDesired: options.desired ?? stored?.closure ?? null,
+    report: (r) => {
+      spool.append(r)
+    },
+    persistDesired: (closure, source) => stateDir.writeDesired({ closure, setAt: new Date().toISOString(), source }),
+    onPhase: (phase) => {
+      if (phase !== lastPhase && lastPhase !== null) heartbeat?.poke()
+      lastPhase = phase
+    },
+  })
+  reconciler.start()
+  const watcher = options.watch
+    ? watchLinks([options.systemProfile, options.currentSystem, options.bootedSystem], reconciler.request)
+    : null
+  const poll = setInterval(reconciler.request, options.driftIntervalSeconds * 1000)
+  log.info("started", {
+    nodeId: options.nodeId,
+    version: VERSION,
+    desired: reconciler.desired,
+    autoHeal: options.autoHeal,
+    controlUrl: options.controlUrl,
+  })
+
+  const ac = new AbortController()
+  let sender: ReportSender | null = null
+  let commands: { stop(): void } | null = null
+  if (options.controlUrl) {
+    const controlUrl = options.controlUrl
+    let bearer = credential
+    const client = createControlClient({ baseUrl: controlUrl, nodeId: options.nodeId, credential: () => bearer })
+    void (async () => {
+      if (bearer === null && options.joinToken !== null) {
+        bearer = await enroll({
+          client,
+          stateDir,
+          nodeId: options.nodeId,
+          joinToken: options.joinToken,
+          controlUrl,
+          hostname: hostname(),
+          signal: ac.signal,
+        })
+      }
+      if (bearer === null || ac.signal.aborted) return
+      sender = startReportSender(spool, client)
+      commands = startCommandLoop(client, reconciler)
+      heartbeat = startHeartbeat({
+        client,
+        intervalSeconds: options.heartbeatSeconds,
+        collect: () =>
+          collectHealth({
+            nodeId: options.nodeId,
+            links: reconciler.links,
+            desired: reconciler.desired,
+            phase: reconciler.phase,
+            heartbeatIntervalSeconds: options.heartbeatSeconds,
+          }),
+        onDesired: (closure) => reconciler.setDesired(closure, "heartbeat"),
+      })
+    })()
+  } else {
+    log.warn("no --control-url or CHIMERA_URL: running standalone, reports stay in the spool", {
+      spool: stateDir.spoolPath,
+    })
+  }
+
+  return {
+    reconciler,
+    async stop() {
+      ac.abort()
+      clearInterval(poll)
+      watcher?.close()
+      reconciler.stop()
+      heartbeat?.stop()
+      commands?.stop()
+      await sender?.stop()
+      spool.close()
+      log.info("stopped", { nodeId: options.nodeId })
+    },
+  }
+}
+
+export const agentCommand = defineCommand({
+  meta: { name: "agent", version: VERSION, description: "Start the node agent daemon" },
+  args: agentArgs,
+  async run({ args }) {
+    let agent: AgentHandle
+    try {
+      agent = await runAgent(await parseAgentOptions(args))
+    } catch (err) {
+      // Configuration errors are the operator's to fix: one line, no stack, exit 1.
+      if (err instanceof Error && "code" in err && typeof err.code === "string" && err.code.startsWith("E_")) {
+        process.stderr.write(`chimera agent: ${err.message}\n`)
+        process.exit(1)
+      }
+      throw err
+    }
+    await new Promise<void>((resolve) => {
+      process.once("SIGTERM", resolve)
+      process.once("SIGINT", resolve)
+    })
+    await agent.stop()
+    process.exit(0)
+  },
+})
+
+if (import.meta.main) runMain(agentCommand)

@@ -1,0 +1,114 @@
+// The NixPort of the agent: every effect on the node's system goes through this interface, so the
+// reconciler reads as the policy it is. The real implementation reads the three links with realpath,
+// asks the store whether a closure is present, and runs the commands DESIGN.md fixes for a heal:
+// `nix-store --realise`, `nix-env -p <profile> --set <closure>`, `<closure>/bin/switch-to-configuration
+// switch`. Under systemd the switch runs in a transient unit (systemd-run), because activation may
+// restart chimera-agent.service itself and must not die with it.
+import { lstat, realpath } from "node:fs/promises"
+import type { SystemLinks } from "../protocol/agent.ts"
+import { StorePath } from "../protocol/ids.ts"
+import { createLogger } from "../protocol/log.ts"
+
+const log = createLogger("nix")
+
+/** Output kept from a command: the contract caps report output at 64 KiB; the end says most. */
+export const MAX_OUTPUT = 65_536
+
+export interface CommandResult {
+  code: number
+  /** stdout and stderr, interleaved as far as two pipes allow, capped to MAX_OUTPUT. */
+  output: string
+}
+
+export interface SystemPaths {
+  systemProfile: string
+  currentSystem: string
+  bootedSystem: string
+}
+
+export interface NixSystem {
+  readonly paths: SystemPaths
+  readLinks(): Promise<SystemLinks>
+  inStore(closure: StorePath): Promise<boolean>
+  realise(closure: StorePath): Promise<CommandResult>
+  setProfile(closure: StorePath): Promise<CommandResult>
+  switchTo(closure: StorePath): Promise<CommandResult>
+}
+
+export interface NixSystemOptions {
+  /** Run switch-to-configuration through systemd-run; default: when the agent itself runs under systemd. */
+  useSystemdRun?: boolean
+}
+
+export function createNixSystem(paths: SystemPaths, opts: NixSystemOptions = {}): NixSystem {
+  const useSystemdRun = opts.useSystemdRun ?? _underSystemd()
+  return {
+    paths,
+    async readLinks() {
+      const [profile, current, booted] = await Promise.all([
+        _resolve(paths.systemProfile),
+        _resolve(paths.currentSystem),
+        _resolve(paths.bootedSystem),
+      ])
+      return { profile, current, booted }
+    },
+    async inStore(closure) {
+      try {
+        await lstat(closure)
+        return true
+      } catch {
+        return false
+      }
+    },
+    realise: (closure) => runCommand(["nix-store", "--realise", closure]),
+    setProfile: (closure) => runCommand(["nix-env", "-p", paths.systemProfile, "--set", closure]),
+    switchTo(closure) {
+      const script = `${closure}/bin/switch-to-configuration`
+      const cmd = useSystemdRun
+        ? ["systemd-run", "--wait", "--collect", "--pipe", "--quiet", "--service-type=exec", "--", script, "switch"]
+        : [script, "switch"]
+      return runCommand(cmd)
+    },
+  }
+}
+
+function _underSystemd(): boolean {
+  return Boolean(process.env.INVOCATION_ID) && Bun.which("systemd-run") !== null
+}
+
+// A link resolves to the top-level store path it points into; anything else (no link, a dangling link,
+// a path outside the store) counts as absent, which the drift check treats as drift.
+async function _resolve(link: string): Promise<StorePath | null> {
+  let target: string
+  try {
+    target = await realpath(link)
+  } catch {
+    return null
+  }
+  const top = target.split("/").slice(0, 4).join("/")
+  const parsed = StorePath.safeParse(top)
+  if (!parsed.success) log.warn("link does not point into the Nix store", { link, target })
+  return parsed.success ? parsed.data : null
+}
+
+/** Runs a command to completion; never throws (a missing binary is exit code 127 with a message). */
+export async function runCommand(cmd: string[]): Promise<CommandResult> {
+  let proc: Bun.Subprocess<"ignore", "pipe", "pipe">
+  try {
+    proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe" })
+  } catch (err) {
+    return { code: 127, output: `could not run ${cmd[0]}: ${(err as Error).message}` }
+  }
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ])
+  return { code, output: capOutput([stdout.trim(), stderr.trim()].filter(Boolean).join("\n")) }
+}
+
+export function capOutput(text: string, max = MAX_OUTPUT): string {
+  if (text.length <= max) return text
+  const marker = `[… ${text.length - max} characters cut …]\n`
+  return marker + text.slice(text.length - (max - marker.length))
+}

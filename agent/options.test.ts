@@ -1,0 +1,79 @@
+import { afterEach, describe, expect, test } from "bun:test"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { parseArgs } from "citty"
+import { agentArgs, parseAgentOptions } from "./options.ts"
+
+const parse = (argv: string[], env: Record<string, string | undefined> = {}) =>
+  parseAgentOptions(parseArgs(argv, agentArgs), env)
+
+const dirs: string[] = []
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+describe("agent options", () => {
+  test("defaults follow seed 000 and DESIGN.md", async () => {
+    const o = await parse(["--node-id", "web-1"])
+    expect(o).toEqual({
+      nodeId: "web-1",
+      heartbeatSeconds: 5,
+      driftIntervalSeconds: 30,
+      autoHeal: true,
+      watch: true,
+      controlUrl: null,
+      joinToken: null,
+      stateDir: "/var/lib/chimera-agent",
+      systemProfile: "/nix/var/nix/profiles/system",
+      currentSystem: "/run/current-system",
+      bootedSystem: "/run/booted-system",
+      desired: null,
+      logLevel: "info",
+    })
+  })
+
+  test("--no-watch leaves only the poll", async () => {
+    expect((await parse(["--node-id", "n"])).watch).toBe(true)
+    expect((await parse(["--node-id", "n", "--no-watch"])).watch).toBe(false)
+  })
+
+  test("--no-auto-heal turns healing off", async () => {
+    expect((await parse(["--node-id", "n", "--no-auto-heal"])).autoHeal).toBe(false)
+  })
+
+  test("the control URL and join token come from the environment when no flag is given", async () => {
+    const o = await parse(["--node-id", "n"], {
+      CHIMERA_URL: "http://127.0.0.1:8080",
+      CHIMERA_JOIN_TOKEN: "chm_join_x",
+    })
+    expect(o.controlUrl).toBe("http://127.0.0.1:8080")
+    expect(o.joinToken).toBe("chm_join_x")
+    const flagged = await parse(["--node-id", "n", "--control-url", "https://cp.example", "--join-token", "t"], {
+      CHIMERA_URL: "http://127.0.0.1:8080",
+    })
+    expect(flagged.controlUrl).toBe("https://cp.example")
+    expect(flagged.joinToken).toBe("t")
+  })
+
+  test("--join-token-file is read and trimmed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "chimera-opts-"))
+    dirs.push(dir)
+    writeFileSync(join(dir, "token"), "chm_join_fromfile\n")
+    const o = await parse(["--node-id", "n", "--join-token-file", join(dir, "token")])
+    expect(o.joinToken).toBe("chm_join_fromfile")
+    await expect(parse(["--node-id", "n", "--join-token-file", join(dir, "absent")])).rejects.toThrow(
+      /^--join-token-file: cannot read/,
+    )
+  })
+
+  test("bad values fail with the flag's name", async () => {
+    await expect(parse(["--node-id", "bad id"])).rejects.toThrow(/^--node-id:/)
+    await expect(parse(["--node-id", "n", "--heartbeat", "abc"])).rejects.toThrow(/^--heartbeat:/)
+    await expect(parse(["--node-id", "n", "--drift-interval", "0"])).rejects.toThrow(/^--drift-interval:/)
+    await expect(parse(["--node-id", "n", "--control-url", "ftp://x"])).rejects.toThrow(/^--control-url:/)
+    await expect(parse(["--node-id", "n", "--state-dir", "relative"])).rejects.toThrow(/^--state-dir:/)
+    await expect(parse(["--node-id", "n", "--desired", "/tmp/x"])).rejects.toThrow(/^--desired:/)
+    await expect(parse(["--node-id", "n", "--log-level", "loud"])).rejects.toThrow(/^--log-level:/)
+  })
+})

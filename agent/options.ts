@@ -1,0 +1,144 @@
+// The agent's flags (seed 000's `chimera agent` plus the control-plane and path flags of DESIGN.md),
+// declared once for citty and parsed once with zod. A bad value stops the agent at start with a message
+// that names the flag; nothing past this module sees an unchecked value.
+import { isAbsolute } from "node:path"
+import type { ArgsDef } from "citty"
+import { z } from "zod"
+import { NodeId, StorePath } from "../protocol/ids.ts"
+
+export const agentArgs = {
+  "node-id": { type: "string", description: "Unique identifier for this node", required: true, valueHint: "ID" },
+  heartbeat: { type: "string", description: "Heartbeat interval in seconds", default: "5", valueHint: "SEC" },
+  "drift-interval": {
+    type: "string",
+    description: "Drift check poll interval in seconds (links are also watched)",
+    default: "30",
+    valueHint: "SEC",
+  },
+  "auto-heal": {
+    type: "boolean",
+    description: "Heal drift automatically",
+    negativeDescription: "Detect and report drift but do not heal it",
+    default: true,
+  },
+  watch: {
+    type: "boolean",
+    description: "Watch the system links for changes (inotify)",
+    negativeDescription: "Only poll every --drift-interval (filesystems without inotify; the benchmark's baseline)",
+    default: true,
+  },
+  "control-url": { type: "string", description: "Control plane URL (default: $CHIMERA_URL)", valueHint: "URL" },
+  "join-token": { type: "string", description: "Join token for the first enrollment (or $CHIMERA_JOIN_TOKEN)" },
+  "join-token-file": { type: "string", description: "Read the join token from this file", valueHint: "PATH" },
+  "state-dir": {
+    type: "string",
+    description: "Credential, desired closure and report spool",
+    default: "/var/lib/chimera-agent",
+  },
+  "system-profile": { type: "string", description: "System profile link", default: "/nix/var/nix/profiles/system" },
+  "current-system": { type: "string", description: "Running system link", default: "/run/current-system" },
+  "booted-system": { type: "string", description: "Booted system link", default: "/run/booted-system" },
+  desired: {
+    type: "string",
+    description: "Enforce this closure until the control plane says otherwise (standalone use, tests)",
+    valueHint: "STORE_PATH",
+  },
+  "log-level": { type: "string", description: "debug, info, warning or error", default: "info" },
+} as const satisfies ArgsDef
+
+const Seconds = z.coerce.number().positive().max(86_400)
+const AbsolutePath = z.string().min(1).refine(isAbsolute, "expected an absolute path")
+const Optional = (s: z.ZodType<string>) => s.optional().transform((v) => v ?? null)
+
+const Flags = z.object({
+  "node-id": NodeId,
+  heartbeat: Seconds,
+  "drift-interval": Seconds,
+  "auto-heal": z.boolean(),
+  watch: z.boolean(),
+  "control-url": Optional(z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })),
+  "join-token": Optional(z.string().min(1, "must not be empty")),
+  "join-token-file": Optional(AbsolutePath),
+  "state-dir": AbsolutePath,
+  "system-profile": AbsolutePath,
+  "current-system": AbsolutePath,
+  "booted-system": AbsolutePath,
+  desired: StorePath.optional().transform((v) => v ?? null),
+  "log-level": z
+    .string()
+    .transform((v) => v.toLowerCase())
+    .pipe(z.enum(["debug", "info", "warning", "warn", "error", "critical"])),
+})
+
+export interface AgentOptions {
+  nodeId: NodeId
+  heartbeatSeconds: number
+  driftIntervalSeconds: number
+  autoHeal: boolean
+  /** Watch the links with inotify; without it the agent only polls. */
+  watch: boolean
+  controlUrl: string | null
+  joinToken: string | null
+  stateDir: string
+  systemProfile: string
+  currentSystem: string
+  bootedSystem: string
+  desired: StorePath | null
+  logLevel: string
+}
+
+export class AgentOptionsError extends Error {
+  readonly code = "E_AGENT_OPTIONS"
+  constructor(message: string) {
+    super(message)
+    this.name = "AgentOptionsError"
+  }
+}
+
+/** Parses citty's raw args (kebab-case keys) plus the environment; reads --join-token-file. */
+export async function parseAgentOptions(
+  raw: Record<string, unknown>,
+  env: Record<string, string | undefined> = process.env,
+): Promise<AgentOptions> {
+  const input: Record<string, unknown> = {}
+  for (const name of Object.keys(agentArgs)) input[name] = raw[name] === "" ? undefined : raw[name]
+  input["control-url"] ??= env.CHIMERA_URL || undefined
+  const parsed = Flags.safeParse(input)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    const flag = String(issue?.path[0] ?? "")
+    // Never echo a token back: error messages end up in journals.
+    const got = flag === "join-token" ? "" : ` (got ${JSON.stringify(input[flag])})`
+    throw new AgentOptionsError(`--${flag}: ${issue?.message ?? "invalid value"}${got}`)
+  }
+  const f = parsed.data
+  return {
+    nodeId: f["node-id"],
+    heartbeatSeconds: f.heartbeat,
+    driftIntervalSeconds: f["drift-interval"],
+    autoHeal: f["auto-heal"],
+    watch: f.watch,
+    controlUrl: f["control-url"],
+    joinToken: f["join-token"] ?? (await _tokenFromFile(f["join-token-file"])) ?? (env.CHIMERA_JOIN_TOKEN || null),
+    stateDir: f["state-dir"],
+    systemProfile: f["system-profile"],
+    currentSystem: f["current-system"],
+    bootedSystem: f["booted-system"],
+    desired: f.desired,
+    logLevel: f["log-level"],
+  }
+}
+
+// The NixOS module hands the token over as a file (systemd LoadCredential / agenix), never on argv.
+async function _tokenFromFile(path: string | null): Promise<string | null> {
+  if (path === null) return null
+  let text: string
+  try {
+    text = await Bun.file(path).text()
+  } catch (err) {
+    throw new AgentOptionsError(`--join-token-file: cannot read ${path}: ${(err as Error).message}`)
+  }
+  const token = text.trim()
+  if (!token) throw new AgentOptionsError(`--join-token-file: ${path} is empty`)
+  return token
+}

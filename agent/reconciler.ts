@@ -1,0 +1,242 @@
+// The reconcile loop: one loop that reads the links, classifies drift, reports what changed and heals,
+// one step at a time. Everything that can start a check (a link changing, the poll, a new desired
+// closure, a retry coming due, an `activate` command) only marks the loop dirty and wakes it, so
+// checks and heals never overlap and the agent never reports its own half-done heal as drift.
+// A failed heal is retried with backoff (2 s doubling to 5 min, equal jitter), reset when the desired
+// closure changes; with --no-auto-heal drift is only reported, but an explicit `activate` command from
+// the control plane is still carried out once, since an operator asked for it.
+import type { AgentPhase, SystemLinks } from "../protocol/agent.ts"
+import type { StorePath } from "../protocol/ids.ts"
+import { createLogger } from "../protocol/log.ts"
+import { type Backoff, createBackoff } from "./backoff.ts"
+import { classifyDrift, type DriftState, driftChanged, driftPhase } from "./drift.ts"
+import { healOnce } from "./heal.ts"
+import type { NixSystem } from "./nix-system.ts"
+import type { ReportInput } from "./spool.ts"
+
+const log = createLogger("reconciler")
+
+export interface ActivationResult {
+  success: boolean
+  output: string
+}
+
+export interface ReconcilerDeps {
+  nix: NixSystem
+  /** Where reports go (the spool); called in the order things happen. */
+  report(report: ReportInput): void
+  /** Makes a new desired closure durable before it is acted on. */
+  persistDesired(closure: StorePath, source: string): void
+  autoHeal: boolean
+  initialDesired?: StorePath | null
+  healBackoff?: Backoff
+  /** Called after every check with the phase it left (heartbeats go out early when it changes). */
+  onPhase?(phase: AgentPhase): void
+}
+
+export interface Reconciler {
+  readonly desired: StorePath | null
+  readonly phase: AgentPhase
+  /** The links as last read (all null before the first check). */
+  readonly links: SystemLinks
+  setDesired(closure: StorePath, source: string): void
+  /** Makes `closure` desired and heals now; resolves when that heal ends (at once if already congruent). */
+  activate(closure: StorePath): Promise<ActivationResult>
+  /** Asks for a check soon; calls coalesce. */
+  request(): void
+  start(): void
+  stop(): void
+}
+
+interface Waiter {
+  closure: StorePath
+  resolve(result: ActivationResult): void
+}
+
+export function createReconciler(deps: ReconcilerDeps): Reconciler {
+  const backoff = deps.healBackoff ?? createBackoff({ initialMs: 2000, maxMs: 300_000, jitter: "equal" })
+  let desired = deps.initialDesired ?? null
+  let phase: AgentPhase = desired ? "drifted" : "no-desired"
+  let links: SystemLinks = { profile: null, current: null, booted: null }
+  let lastDrift: DriftState | null = null
+  let lastRebootKey: string | null = null
+  let attempt = 0
+  let retryAt = 0
+  let retryTimer: Timer | null = null
+  let forceHeal = false
+  // A desired closure that just changed is a deploy, not drift: it is not reported as drift.detected
+  // when a heal follows at once (the heal.* reports tell that story).
+  let freshDesired = false
+  let waiters: Waiter[] = []
+  let dirty = true
+  let stopped = true
+  let wake: (() => void) | null = null
+
+  const settle = (filter: (w: Waiter) => boolean, result: ActivationResult) => {
+    const [done, rest] = [waiters.filter(filter), waiters.filter((w) => !filter(w))]
+    waiters = rest
+    for (const w of done) w.resolve(result)
+  }
+
+  const request = () => {
+    dirty = true
+    wake?.()
+    wake = null
+  }
+
+  const clearRetry = () => {
+    if (retryTimer) clearTimeout(retryTimer)
+    retryTimer = null
+  }
+
+  const checkReboot = (state: DriftState) => {
+    const key = state.rebootRequired ? `${links.booted} ${links.current}` : null
+    if (key !== null && key !== lastRebootKey) {
+      log.info("reboot required", { booted: links.booted, current: links.current })
+      deps.report({ type: "reboot.required", data: { booted: links.booted, current: links.current } })
+    }
+    lastRebootKey = key
+  }
+
+  const check = async () => {
+    links = await deps.nix.readLinks()
+    const target = desired
+    if (target === null) {
+      checkReboot(classifyDrift(null, links, false))
+      phase = "no-desired"
+      return
+    }
+    const inStore = await deps.nix.inStore(target)
+    const state = classifyDrift(target, links, inStore)
+    checkReboot(state)
+    if (state.congruent) {
+      if (lastDrift && !lastDrift.congruent) {
+        log.info("drift resolved without a heal", { desired: target })
+        deps.report({ type: "drift.resolved", data: { desired: target, system: links } })
+      }
+      lastDrift = state
+      phase = "congruent"
+      attempt = 0
+      retryAt = 0
+      forceHeal = false
+      freshDesired = false
+      backoff.reset()
+      clearRetry()
+      settle((w) => w.closure === target, { success: true, output: `already running ${target}` })
+      return
+    }
+    const willHeal = deps.autoHeal || forceHeal
+    if (driftChanged(lastDrift, state) && !(freshDesired && willHeal)) {
+      log.warn("drift detected", { kinds: state.kinds, desired: target, ...links })
+      deps.report({ type: "drift.detected", data: { kinds: state.kinds, desired: target, system: links } })
+    }
+    lastDrift = state
+    freshDesired = false
+    if (!willHeal) {
+      phase = driftPhase(state)
+      return
+    }
+    if (Date.now() < retryAt) return
+    forceHeal = false
+    attempt++
+    phase = "healing"
+    deps.report({ type: "heal.started", data: { desired: target, attempt } })
+    log.info("heal", { from: links.current, to: target, attempt })
+    const outcome = await healOnce({ nix: deps.nix, closure: target, links, inStore })
+    links = outcome.links
+    if (outcome.success) {
+      deps.report({ type: "heal.succeeded", data: { desired: target, attempt, durationMs: outcome.durationMs } })
+      lastDrift = classifyDrift(target, links, true)
+      phase = "congruent"
+      attempt = 0
+      backoff.reset()
+      settle((w) => w.closure === target, { success: true, output: outcome.output })
+      return
+    }
+    // With auto-heal off, a heal that an `activate` command forced is not retried behind the operator's back.
+    const retryInMs = deps.autoHeal ? backoff.next() : null
+    phase = outcome.missingClosure ? "missing-closure" : "heal-failed"
+    deps.report({
+      type: "heal.failed",
+      data: {
+        desired: target,
+        attempt,
+        durationMs: outcome.durationMs,
+        error: outcome.error,
+        output: outcome.output,
+        retryInMs,
+      },
+    })
+    log.error("heal failed", { desired: target, attempt, error: outcome.error, retryInMs })
+    settle((w) => w.closure === target, {
+      success: false,
+      output: `${outcome.error}\n${outcome.output}`.slice(0, 65_536),
+    })
+    if (retryInMs === null) return
+    retryAt = Date.now() + retryInMs
+    clearRetry()
+    retryTimer = setTimeout(request, retryInMs)
+  }
+
+  const loop = async () => {
+    while (!stopped) {
+      if (!dirty) await new Promise<void>((resolve) => (wake = resolve))
+      if (stopped) return
+      dirty = false
+      try {
+        await check()
+      } catch (err) {
+        log.error("check failed", { error: err })
+      }
+      deps.onPhase?.(phase)
+    }
+  }
+
+  const setDesired = (closure: StorePath, source: string) => {
+    if (closure === desired) return
+    log.info("desired closure", { from: desired, to: closure, source })
+    deps.persistDesired(closure, source)
+    settle((w) => w.closure !== closure, { success: false, output: `superseded by ${closure}` })
+    desired = closure
+    attempt = 0
+    retryAt = 0
+    freshDesired = true
+    backoff.reset()
+    clearRetry()
+    request()
+  }
+
+  return {
+    get desired() {
+      return desired
+    },
+    get phase() {
+      return phase
+    },
+    get links() {
+      return links
+    },
+    setDesired,
+    activate(closure) {
+      setDesired(closure, "command")
+      forceHeal = true
+      retryAt = 0
+      request()
+      return new Promise((resolve) => waiters.push({ closure, resolve }))
+    },
+    request,
+    start() {
+      if (!stopped) return
+      stopped = false
+      void loop()
+    },
+    // A heal in flight is not awaited: under systemd the switch runs in its own unit and may be what is
+    // stopping us (it restarts chimera-agent.service); waiting for it would deadlock the activation.
+    stop() {
+      stopped = true
+      clearRetry()
+      wake?.()
+      settle(() => true, { success: false, output: "agent stopped before the activation finished" })
+    },
+  }
+}

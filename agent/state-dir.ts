@@ -1,0 +1,68 @@
+// The agent's state directory (default /var/lib/chimera-agent, mode 0700): the per-node credential the
+// control plane issued at enrollment (credential.json, 0600), the desired closure last learned
+// (desired.json, so it is enforced across restarts and while the control plane is down) and the report
+// spool (spool.jsonl). Files are parsed at this edge and written durably.
+import { chmodSync, mkdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { z } from "zod"
+import { NodeId, StorePath } from "../protocol/ids.ts"
+import { writeFileDurably } from "./durable-file.ts"
+
+export const StoredCredential = z
+  .object({ nodeId: NodeId, credential: z.string().min(32), controlUrl: z.string(), enrolledAt: z.iso.datetime() })
+  .strict()
+export type StoredCredential = z.infer<typeof StoredCredential>
+
+export const StoredDesired = z.object({ closure: StorePath, setAt: z.iso.datetime(), source: z.string() }).strict()
+export type StoredDesired = z.infer<typeof StoredDesired>
+
+export interface StateDir {
+  readonly path: string
+  readonly spoolPath: string
+  readCredential(): StoredCredential | null
+  writeCredential(credential: StoredCredential): void
+  readDesired(): StoredDesired | null
+  writeDesired(desired: StoredDesired): void
+}
+
+export class StateFileError extends Error {
+  readonly code = "E_STATE_FILE"
+  constructor(path: string, detail: string) {
+    super(`${path}: ${detail}`)
+    this.name = "StateFileError"
+  }
+}
+
+export function openStateDir(path: string): StateDir {
+  mkdirSync(path, { recursive: true, mode: 0o700 })
+  // mkdir leaves an existing directory's mode alone; the credential must not be readable by others.
+  chmodSync(path, 0o700)
+  const file = (name: string) => join(path, name)
+  return {
+    path,
+    spoolPath: file("spool.jsonl"),
+    readCredential: () => _read(file("credential.json"), StoredCredential),
+    writeCredential: (c) => writeFileDurably(file("credential.json"), `${JSON.stringify(c, null, 2)}\n`, 0o600),
+    readDesired: () => _read(file("desired.json"), StoredDesired),
+    writeDesired: (d) => writeFileDurably(file("desired.json"), `${JSON.stringify(d, null, 2)}\n`, 0o600),
+  }
+}
+
+function _read<T>(path: string, schema: z.ZodType<T>): T | null {
+  let text: string
+  try {
+    text = readFileSync(path, "utf8")
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null
+    throw new StateFileError(path, (err as Error).message)
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new StateFileError(path, "not valid JSON; fix or delete it")
+  }
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) throw new StateFileError(path, `unexpected content: ${z.prettifyError(parsed.error)}`)
+  return parsed.data
+}
