@@ -103,6 +103,25 @@ describe("agent in a test node", () => {
     expect(r.map((x) => x.seq)).toEqual([1, 2, 3])
   })
 
+  test("a push deploy's hold keeps the agent from undoing it until the hold expires", async () => {
+    await using node = await createTestNode({ name: "hold", boot: gen1 })
+    await using agent = await startAgent(node, ["--desired", gen1])
+    const until = Math.ceil(Date.now() / 1000) + 2
+    const hold = await node.exec([
+      "sh",
+      "-c",
+      `mkdir -p /run/chimera && echo "${until} deploy-1" > /run/chimera/deploy-hold`,
+    ])
+    expect(hold.code).toBe(0)
+    await node.switchTo(gen2)
+    await Bun.sleep(700)
+    expect((await node.links()).current).toBe(gen2)
+    expect(types(await agent.reports())).toEqual([])
+    // Once the hold has passed, the desired closure is enforced again.
+    await waitForLinks(node, gen1, 5000)
+    expect(Date.now()).toBeGreaterThanOrEqual((until - 1) * 1000)
+  })
+
   test("heals runtime drift from `switch-to-configuration test` without touching the profile", async () => {
     await using node = await createTestNode({ name: "runtime", boot: gen1 })
     await using agent = await startAgent(node, ["--desired", gen1])

@@ -5,6 +5,7 @@
 // switch`. Under systemd the switch runs in a transient unit (systemd-run), because activation may
 // restart chimera-agent.service itself and must not die with it.
 import { lstat, realpath } from "node:fs/promises"
+import { dirname, join } from "node:path"
 import type { SystemLinks } from "../protocol/agent.ts"
 import { StorePath } from "../protocol/ids.ts"
 import { createLogger } from "../protocol/log.ts"
@@ -33,6 +34,12 @@ export interface NixSystem {
   realise(closure: StorePath): Promise<CommandResult>
   setProfile(closure: StorePath): Promise<CommandResult>
   switchTo(closure: StorePath): Promise<CommandResult>
+  /**
+   * Until when (epoch ms) a push deploy holds this node: `chimera deploy` writes the time to
+   * <dir of current-system>/chimera/deploy-hold before it activates, and the agent neither reports nor
+   * heals drift until then, so it does not undo a deploy before its confirmation (0 when none).
+   */
+  deployHoldUntil(): Promise<number>
 }
 
 export interface NixSystemOptions {
@@ -59,6 +66,13 @@ export function createNixSystem(paths: SystemPaths, opts: NixSystemOptions = {})
       } catch {
         return false
       }
+    },
+    async deployHoldUntil() {
+      const text = await Bun.file(join(dirname(paths.currentSystem), "chimera/deploy-hold"))
+        .text()
+        .catch(() => "")
+      const seconds = Number.parseInt(text.trim().split(/\s+/)[0] ?? "", 10)
+      return Number.isFinite(seconds) ? seconds * 1000 : 0
     },
     realise: (closure) => runCommand(["nix-store", "--realise", closure]),
     setProfile: (closure) => runCommand(["nix-env", "-p", paths.systemProfile, "--set", closure]),

@@ -125,6 +125,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       settle((w) => w.closure === target, { success: true, output: `already running ${target}` })
       return
     }
+    const heldUntil = forceHeal ? 0 : await deps.nix.deployHoldUntil()
+    if (heldUntil > Date.now()) {
+      log.info("a push deploy holds this node; drift is neither reported nor healed", {
+        until: new Date(heldUntil).toISOString(),
+      })
+      clearRetry()
+      retryTimer = setTimeout(request, heldUntil - Date.now() + 50)
+      return
+    }
     const willHeal = deps.autoHeal || forceHeal
     if (driftChanged(lastDrift, state) && !(freshDesired && willHeal)) {
       log.warn("drift detected", { kinds: state.kinds, desired: target, ...links })

@@ -80,4 +80,20 @@ export const MIGRATIONS: Migration[] = [
       "CREATE INDEX commands_pending ON commands (node_id, acked_at, created_at)",
     ],
   },
+  {
+    version: 2,
+    name: "deployments",
+    statements: () => [
+      `CREATE TABLE deployments (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        closure TEXT NOT NULL,
+        record TEXT NOT NULL
+      )`,
+      "CREATE INDEX deployments_by_time ON deployments (created_at)",
+    ],
+  },
 ]

@@ -1,0 +1,265 @@
+// Deploy: build a configuration once, then on every target in parallel plan, copy, activate with
+// magic rollback, start the command, check health and confirm over a fresh connection (activation.ts
+// explains the watchdog). Each target's failure is data on its result, never an exception that stops
+// the others; the whole run becomes one DeploymentRecord.
+import { randomUUID } from "node:crypto"
+import type { SessionId, StorePath } from "../../protocol/ids.ts"
+import { abortScript, activateScript, CHIMERA_PROFILE, confirmScript, MISSING_PATHS_SCRIPT, shq } from "./activation.ts"
+import { type HealthCheck, runHealthChecks } from "./health-check.ts"
+import type { BuildResult, NixPort, RemoteExecutorPort, SystemState, Target } from "./operation-ports.ts"
+import { startRemoteCommand } from "./remote-command.ts"
+
+export interface DeployOptions {
+  targets: Target[]
+  configPath: string
+  command: string | null
+  session: SessionId
+  dryRun: boolean
+  /** Deploy to targets that already run the closure too. */
+  force: boolean
+  confirmTimeoutSeconds: number
+  healthChecks: HealthCheck[]
+  healthTimeoutSeconds: number
+  useSubstitutes: boolean
+  parallel: number
+  kind?: "deploy" | "heal"
+}
+
+export type Phase = "plan" | "copy" | "activate" | "command" | "health" | "confirm"
+export type TargetStatus = "planned" | "up-to-date" | "deployed" | "failed" | "rolled-back"
+
+export interface PhaseTiming {
+  phase: Phase
+  startedAt: string
+  ms: number
+}
+
+export interface TargetResult {
+  target: string
+  status: TargetStatus
+  before: SystemState | null
+  copy: { missingPaths: number; narBytes: number } | null
+  previous: { generation: number; path: StorePath } | null
+  error: string | null
+  timings: PhaseTiming[]
+  startedAt: string
+  ms: number
+  log: string[]
+}
+
+export interface DeploymentRecord {
+  id: string
+  kind: "deploy" | "heal"
+  createdAt: string
+  finishedAt: string
+  configPath: string
+  closure: StorePath
+  hash: string
+  isSystem: boolean
+  command: string | null
+  session: string
+  status: "succeeded" | "failed" | "partial" | "planned"
+  targets: TargetResult[]
+}
+
+export interface DeployDeps {
+  nix: NixPort
+  exec: RemoteExecutorPort
+  /** Progress for people: one call per phase a target enters or ends. */
+  onProgress?: (target: string, phase: Phase, message: string) => void
+}
+
+/** Runs `fn` over `items` with at most `limit` at once, keeping the order of results. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  let next = 0
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await fn(items[i] as T)
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return results
+}
+
+const lastLines = (s: string, n = 20) => s.trim().split("\n").slice(-n).join("\n")
+
+export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<DeploymentRecord> {
+  const createdAt = new Date().toISOString()
+  const id = `${createdAt.slice(0, 19).replace(/[-:T]/g, "")}-${randomUUID().slice(0, 8)}`
+  const build = await deps.nix.build(opts.configPath)
+  const requisites = await deps.nix.requisites(build.outPath)
+  // The command runs in nix-shell on the node, which needs the configuration's derivation there.
+  const drv = opts.command ? await deps.nix.instantiate(opts.configPath) : null
+
+  const targets = await mapLimit(opts.targets, opts.parallel, (target) =>
+    runTarget(target, { build, requisites, drv, opts, deps, id }),
+  )
+  const done = targets.filter((r) => r.status === "deployed" || r.status === "up-to-date").length
+  const status = opts.dryRun ? "planned" : done === targets.length ? "succeeded" : done === 0 ? "failed" : "partial"
+  return {
+    id,
+    kind: opts.kind ?? "deploy",
+    createdAt,
+    finishedAt: new Date().toISOString(),
+    configPath: opts.configPath,
+    closure: build.outPath,
+    hash: build.hash,
+    isSystem: build.isSystem,
+    command: opts.command,
+    session: opts.session,
+    status,
+    targets,
+  }
+}
+
+interface RunContext {
+  build: BuildResult
+  requisites: { path: StorePath; narBytes: number }[]
+  drv: string | null
+  opts: DeployOptions
+  deps: DeployDeps
+  id: string
+}
+
+async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult> {
+  const { build, opts, deps, id } = ctx
+  const { exec } = deps
+  const t0 = performance.now()
+  const r: TargetResult = {
+    target: target.name,
+    status: "failed",
+    before: null,
+    copy: null,
+    previous: null,
+    error: null,
+    timings: [],
+    startedAt: new Date().toISOString(),
+    ms: 0,
+    log: [],
+  }
+  const say = (phase: Phase, message: string) => {
+    r.log.push(`${phase}: ${message}`)
+    deps.onProgress?.(target.name, phase, message)
+  }
+  const phase = async <T>(name: Phase, fn: () => Promise<T>): Promise<T> => {
+    const startedAt = new Date().toISOString()
+    const p0 = performance.now()
+    try {
+      return await fn()
+    } finally {
+      r.timings.push({ phase: name, startedAt, ms: Math.round(performance.now() - p0) })
+    }
+  }
+  const fail = (message: string, status: TargetStatus = "failed") => {
+    r.status = status
+    r.error = message
+    r.ms = Math.round(performance.now() - t0)
+    return r
+  }
+
+  // 1. Plan: what runs there now, and what a copy has to send.
+  try {
+    await phase("plan", async () => {
+      r.before = await exec.systemState(target)
+      const missing = await exec.exec(target, MISSING_PATHS_SCRIPT, {
+        stdin: `${ctx.requisites.map((p) => p.path).join("\n")}\n`,
+      })
+      if (missing.failure) throw new Error(missing.failure.message)
+      const lacking = new Set(missing.stdout.split("\n").filter((l) => l.startsWith("/nix/store/")))
+      const narBytes = ctx.requisites.filter((p) => lacking.has(p.path)).reduce((sum, p) => sum + p.narBytes, 0)
+      r.copy = { missingPaths: lacking.size, narBytes }
+    })
+  } catch (error) {
+    return fail(`plan: ${(error as Error).message}`)
+  }
+  const upToDate = build.isSystem
+    ? r.before?.profile === build.outPath && r.before?.current === build.outPath
+    : (await exec.exec(target, `readlink -f ${shq(CHIMERA_PROFILE)}`)).stdout.trim() === build.outPath
+  say("plan", upToDate ? "up to date" : `${r.copy?.missingPaths ?? 0} path(s) to copy, ${r.copy?.narBytes ?? 0} bytes`)
+  if (upToDate && !opts.force) {
+    r.status = "up-to-date"
+    r.ms = Math.round(performance.now() - t0)
+    return r
+  }
+  if (opts.dryRun) {
+    r.status = "planned"
+    r.ms = Math.round(performance.now() - t0)
+    return r
+  }
+
+  // 2. Copy the closure (and the derivation, when a command will run in nix-shell there).
+  const copied = await phase("copy", async () => {
+    const out = await exec.syncClosure(target, build.outPath, { useSubstitutes: opts.useSubstitutes })
+    if (!out.ok || !ctx.drv) return out
+    return exec.syncClosure(target, ctx.drv as StorePath, { useSubstitutes: opts.useSubstitutes })
+  })
+  if (!copied.ok) return fail(`copy: ${copied.failure?.message ?? lastLines(copied.stderr, 5)}`)
+  say("copy", `copied in ${r.timings.at(-1)?.ms} ms`)
+
+  // 3. Arm the watchdog and activate.
+  const activated = await phase("activate", () =>
+    exec.exec(
+      target,
+      activateScript({
+        deployId: id,
+        closure: build.outPath,
+        isSystem: build.isSystem,
+        confirmTimeoutSeconds: opts.confirmTimeoutSeconds,
+      }),
+    ),
+  )
+  const prev = /^previous (\d*) (\S*)$/m.exec(activated.stdout)
+  if (prev?.[1] && prev[2]) r.previous = { generation: Number(prev[1]), path: prev[2] as StorePath }
+  const abort = async (why: string) => {
+    if (!r.previous) return fail(`${why}; no previous generation to roll back to`)
+    const back = await exec.exec(target, abortScript(id, r.previous, build.isSystem), { timeoutMs: 120_000 })
+    if (!back.ok)
+      return fail(
+        `${why}; rolling back failed too (the watchdog retries at the confirm timeout): ${back.failure?.message ?? lastLines(back.stderr, 5)}`,
+      )
+    say("health", `rolled back to generation ${r.previous.generation}`)
+    return fail(why, "rolled-back")
+  }
+  if (!activated.ok) {
+    if (activated.failure)
+      return fail(
+        `activate: ${activated.failure.message}; the node rolls back by itself within ${opts.confirmTimeoutSeconds} s unless it confirms`,
+      )
+    return abort(`activate: exited ${activated.exitCode}: ${lastLines(activated.stderr || activated.stdout, 10)}`)
+  }
+  say(
+    "activate",
+    `activated ${build.hash.slice(0, 12)}${r.previous ? ` (previous generation ${r.previous.generation})` : ""}`,
+  )
+
+  // 4. Start the command in the node's persistent session, inside nix-shell.
+  if (opts.command && ctx.drv) {
+    const started = await phase("command", () =>
+      startRemoteCommand(exec, target, { session: opts.session, drv: ctx.drv!, command: opts.command!, id }),
+    )
+    if (!started.ok) return abort(`command: ${started.error}`)
+    say("command", `started in session ${opts.session}`)
+  }
+
+  // 5. Health checks, then 6. confirm over a new connection.
+  if (opts.healthChecks.length > 0) {
+    const health = await phase("health", () =>
+      runHealthChecks(opts.healthChecks, target, exec, opts.healthTimeoutSeconds * 1000),
+    )
+    if (!health.ok) return abort(`health check failed: ${health.detail}`)
+    say("health", health.detail)
+  }
+  const confirmed = await phase("confirm", () =>
+    exec.exec(target, confirmScript(id, build.isSystem), { fresh: true, timeoutMs: 15_000 }),
+  )
+  if (!confirmed.ok) {
+    const why = confirmed.failure?.message ?? lastLines(confirmed.stdout || confirmed.stderr, 3)
+    return fail(
+      `confirm: ${why}; unconfirmed, the node rolls back by itself ${opts.confirmTimeoutSeconds} s after activation`,
+      "rolled-back",
+    )
+  }
+  say("confirm", "confirmed")
+  r.status = "deployed"
+  r.ms = Math.round(performance.now() - t0)
+  return r
+}

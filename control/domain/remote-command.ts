@@ -1,0 +1,37 @@
+// Starts a deploy's command on a node inside `nix-shell <drv>`, in a persistent tmux session there
+// (created if missing), so an operator can `tmux attach` to it later. The command is handed over
+// base64-encoded in a file, so no quoting of the operator's text ever reaches a shell or tmux.
+import { shq } from "./activation.ts"
+import type { RemoteExecutorPort, Target } from "./operation-ports.ts"
+
+export interface RemoteCommand {
+  session: string
+  drv: string
+  command: string
+  id: string
+}
+
+export async function startRemoteCommand(
+  exec: RemoteExecutorPort,
+  target: Target,
+  c: RemoteCommand,
+): Promise<{ ok: boolean; error: string }> {
+  const dir = `/run/chimera/commands/${c.id}`
+  const encoded = Buffer.from(c.command).toString("base64")
+  const script = [
+    "set -eu",
+    `D=${shq(dir)}`,
+    'mkdir -p "$D"',
+    `echo ${shq(encoded)} | base64 -d > "$D/command"`,
+    `printf '%s\\n' ${shq(`nix-shell ${c.drv} --run "$(cat ${dir}/command)" 2>&1 | tee ${dir}/output; echo "\${PIPESTATUS[0]:-$?}" > ${dir}/status`)} > "$D/run"`,
+    `tmux has-session -t ${shq(c.session)} 2>/dev/null || tmux new-session -d -s ${shq(c.session)}`,
+    `tmux send-keys -t ${shq(c.session)} ${shq(`bash ${dir}/run`)} Enter`,
+    "echo started",
+  ].join("\n")
+  const r = await exec.exec(target, script, { timeoutMs: 30_000 })
+  if (r.ok) return { ok: true, error: "" }
+  return {
+    ok: false,
+    error: r.failure?.message ?? `exited ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(-500)}`,
+  }
+}
