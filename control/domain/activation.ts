@@ -42,7 +42,7 @@ export function activateScript(a: ActivationScript): string {
     `echo "$(( $(date +%s) + ${a.confirmTimeoutSeconds + 60} )) ${a.deployId}" > /run/chimera/deploy-hold`,
     'prev_path=$(readlink -f "$P" 2>/dev/null || true)',
     `prev_gen=$(readlink "$P" 2>/dev/null | sed -n 's/^.*-\\([0-9][0-9]*\\)-link$/\\1/p' || true)`,
-    'echo "previous ${prev_gen:-} ${prev_path:-}"',
+    'echo "previous $prev_gen $prev_path"',
     'if [ -n "$prev_gen" ]; then',
     `  cat > "$D/watchdog" <<EOF
 sleep ${a.confirmTimeoutSeconds}
@@ -109,7 +109,7 @@ export function generationsScript(profile = SYSTEM_PROFILE): string {
     "set -eu",
     `P=${shq(profile)}`,
     'nix-env -p "$P" --list-generations | while read -r n d t cur; do',
-    '  echo "$n $d $t $(readlink -f "$P-$n-link") ${cur:-}"',
+    '  echo "$n $d $t $(readlink -f "$P-$n-link") $cur"',
     "done",
   ].join("\n")
 }
