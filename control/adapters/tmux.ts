@@ -1,0 +1,203 @@
+// SessionPort on a real tmux server: persistent shells that outlive the CLI, which `chimera run` types
+// commands into and `chimera attach` hands to a terminal. Production uses the user's default server;
+// tests pass `socketName` (tmux -L) for a private one, and $TMUX_TMPDIR is honoured by tmux itself.
+//
+// runAndWait cannot read a command's exit code from the pane, so it hands the command to the shell as
+// a script that tees the output to a file and writes the status to another (tmux-run-script.ts), then
+// polls both: output streams as it grows, and the status file ends the wait. Every tmux call is an argv
+// (no shell), and session targets are written `=NAME` so tmux matches exactly, not by prefix.
+import { open, rm, stat } from "node:fs/promises"
+import { SessionId } from "../../protocol/ids.ts"
+import { createLogger } from "../../protocol/log.ts"
+import { ChimeraError } from "../domain/errors.ts"
+import type { SessionInfo, SessionPort } from "../domain/operation-ports.ts"
+import { prepareRun } from "./tmux-run-script.ts"
+
+const log = createLogger("tmux")
+
+export interface TmuxOptions {
+  /** `tmux -L NAME`: a private server (tests); unset means the default server. */
+  socketName?: string
+  /** Variables set in new sessions (`new-session -e`); default NIX_CONFIG and NIX_PATH when set. */
+  env?: Record<string, string>
+  /** Where per-command files go (default: the temp dir). */
+  runDir?: string
+  /** How often runAndWait looks for output and the exit status (ms). */
+  pollMs?: number
+}
+
+/** The additive part of the port: Ctrl-C to the session's foreground command. */
+export type TmuxSessions = SessionPort & { interrupt(id: SessionId): Promise<void> }
+
+const NO_SERVER = /no server running|error connecting to|server exited unexpectedly/
+const FORMAT = "#{session_name}\t#{session_created}\t#{session_attached}\t#{session_windows}"
+
+const passedEnv = () =>
+  Object.fromEntries(
+    ["NIX_CONFIG", "NIX_PATH"].flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k] as string]])),
+  )
+
+/** A SessionId tmux keeps as given: tmux silently turns `.` and `:` in session names into `_`. */
+export function tmuxSessionName(id: string): SessionId {
+  const name = SessionId.parse(id)
+  if (name.includes(".")) throw new ChimeraError("VALIDATION_FAILED", `session name ${name}: tmux does not allow '.'`)
+  return name
+}
+
+export function createTmuxSessions(opts: TmuxOptions = {}): TmuxSessions {
+  const server = opts.socketName ? ["-L", opts.socketName] : []
+  const env = opts.env ?? passedEnv()
+  const pollMs = opts.pollMs ?? 40
+  const tee = Bun.which("tee") ?? "tee"
+
+  async function tmux(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const proc = Bun.spawn(["tmux", ...server, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" })
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ])
+    log.debug("tmux", { args: args.slice(0, 2), code })
+    return { code, stdout, stderr }
+  }
+
+  async function tmuxOk(args: string[]): Promise<string> {
+    const r = await tmux(args)
+    if (r.code !== 0) throw new ChimeraError("INTERNAL", `tmux ${args[0]} failed: ${r.stderr.trim() || r.code}`)
+    return r.stdout
+  }
+
+  const exists = async (id: SessionId) => (await tmux(["has-session", "-t", `=${id}`])).code === 0
+
+  async function listSessions(): Promise<SessionInfo[]> {
+    const r = await tmux(["list-sessions", "-F", FORMAT])
+    if (r.code !== 0) {
+      if (NO_SERVER.test(r.stderr)) return []
+      throw new ChimeraError("INTERNAL", `tmux list-sessions failed: ${r.stderr.trim()}`)
+    }
+    return r.stdout
+      .split("\n")
+      .filter(Boolean)
+      .flatMap((line) => {
+        const [name = "", created = "0", attached = "0", windows = "0"] = line.split("\t")
+        const id = SessionId.safeParse(name)
+        if (!id.success) return []
+        const createdAt = new Date(Number(created) * 1000).toISOString()
+        return [{ id: id.data, createdAt, attached: Number(attached) > 0, windows: Number(windows) }]
+      })
+  }
+
+  /** Throws NOT_FOUND naming the session and the ones that do exist. */
+  async function mustExist(id: SessionId): Promise<void> {
+    if (await exists(id)) return
+    const names = (await listSessions()).map((s) => s.id)
+    const known = names.length ? `existing sessions: ${names.join(", ")}` : "there are no sessions"
+    throw new ChimeraError("NOT_FOUND", `session ${id} not found; ${known}`, { sessions: names })
+  }
+
+  async function type(id: SessionId, text: string): Promise<void> {
+    // -l sends the text literally (no key names); Enter goes separately as a key.
+    await tmuxOk(["send-keys", "-t", `=${id}:`, "-l", "--", text])
+    await tmuxOk(["send-keys", "-t", `=${id}:`, "Enter"])
+  }
+
+  async function readFrom(path: string, offset: number): Promise<Uint8Array> {
+    const size = await stat(path).then(
+      (s) => s.size,
+      () => 0,
+    )
+    if (size <= offset) return new Uint8Array()
+    const fh = await open(path, "r")
+    try {
+      const buf = new Uint8Array(size - offset)
+      const { bytesRead } = await fh.read(buf, 0, buf.length, offset)
+      return buf.subarray(0, bytesRead)
+    } finally {
+      await fh.close()
+    }
+  }
+
+  async function readStatus(path: string): Promise<number | null> {
+    const text = await Bun.file(path)
+      .text()
+      .catch(() => "")
+    // Written by the shell with one echo; until it ends in a newline it may still be in flight.
+    return /^\d+\n$/.test(text) ? Number(text.trim()) : null
+  }
+
+  return {
+    async createSession(id) {
+      const name = tmuxSessionName(id)
+      if (await exists(name)) return false
+      const vars = Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`])
+      // A wide pane keeps long output lines whole for capture-pane; attaching resizes it anyway.
+      const r = await tmux(["new-session", "-d", "-s", name, "-x", "200", "-y", "50", ...vars])
+      if (r.code === 0) {
+        log.info("session created", { session: name })
+        return true
+      }
+      if (/duplicate session/.test(r.stderr)) return false
+      throw new ChimeraError("INTERNAL", `tmux new-session ${name} failed: ${r.stderr.trim()}`)
+    },
+
+    listSessions,
+
+    async killSession(id) {
+      const r = await tmux(["kill-session", "-t", `=${tmuxSessionName(id)}`])
+      return r.code === 0
+    },
+
+    async runCommand(id, command) {
+      const name = tmuxSessionName(id)
+      await mustExist(name)
+      await type(name, command)
+      return true
+    },
+
+    async runAndWait(id, command, onOutput) {
+      const name = tmuxSessionName(id)
+      await mustExist(name)
+      const run = await prepareRun(command, { root: opts.runDir, tee })
+      const decoder = new TextDecoder()
+      let offset = 0
+      const drain = async () => {
+        const bytes = await readFrom(run.out, offset)
+        offset += bytes.length
+        const text = decoder.decode(bytes, { stream: true })
+        if (text) onOutput?.(text)
+      }
+      try {
+        await type(name, run.typed)
+        for (let polls = 1; ; polls++) {
+          const code = await readStatus(run.rc)
+          await drain()
+          if (code !== null) {
+            log.info("command ended", { session: name, exitCode: code })
+            return { exitCode: code }
+          }
+          // A session that died (its shell exited, someone killed it) will never write the status.
+          if (polls % 25 === 0 && !(await exists(name)))
+            throw new ChimeraError("INTERNAL", `session ${name} ended before the command finished`)
+          await Bun.sleep(pollMs)
+        }
+      } finally {
+        await rm(run.dir, { recursive: true, force: true })
+      }
+    },
+
+    attachCommand(id) {
+      return ["tmux", ...server, "attach-session", "-t", `=${tmuxSessionName(id)}`]
+    },
+
+    async capture(id) {
+      const name = tmuxSessionName(id)
+      await mustExist(name)
+      const text = await tmuxOk(["capture-pane", "-p", "-J", "-t", `=${name}:`])
+      return `${text.replace(/\s+$/, "")}\n`
+    },
+
+    async interrupt(id) {
+      await tmuxOk(["send-keys", "-t", `=${tmuxSessionName(id)}:`, "C-c"])
+    },
+  }
+}
