@@ -26,7 +26,7 @@ describe("defaults", () => {
   test("with no file, environment or flags, every field has seed 000's default", () => {
     expect(loadConfig({ env: {} })).toEqual({
       nix: { config_path: "default.nix" },
-      fleet: { targets: [], session_name: "chimera-deploy" },
+      fleet: { targets: [], session_name: "chimera-deploy", nodes: {} },
       watch: { interval_seconds: 10, session_name: "chimera-watch" },
       agent: { node_id: "", heartbeat_interval: 5, drift_check_interval: 30, auto_heal: true },
       web: { host: "127.0.0.1", port: 8080 },
@@ -41,6 +41,8 @@ describe("defaults", () => {
         email_from: "",
         email_to: "",
       },
+      auth: { jwt_ttl_seconds: 3600, node_credential_rotation_days: 30 },
+      rate_limits: { window_seconds: 60, api: 300, agent: 1200, login: 10, sessions: 10, commands: 60, websocket: 100 },
       log_level: "WARNING",
     })
   })
@@ -68,6 +70,28 @@ url = "https://example.atlassian.net"
     expect(config.agent).toMatchObject({ node_id: "web-1", auto_heal: false, heartbeat_interval: 5 })
     expect(config.itsm.provider).toBe("jira")
     expect(config.log_level).toBe("INFO")
+  })
+
+  test("[fleet.nodes.NAME] tables name nodes with an address and tags (tags default to none)", async () => {
+    await using file = await tomlFile(`
+[fleet.nodes.web-1]
+address = "root@10.0.0.1:2222"
+tags = ["web", "eu"]
+[fleet.nodes.db-1]
+address = "10.0.0.9"
+`)
+    const config = loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } })
+    expect(config.fleet.nodes).toEqual({
+      "web-1": { address: "root@10.0.0.1:2222", tags: ["web", "eu"] },
+      "db-1": { address: "10.0.0.9", tags: [] },
+    })
+  })
+
+  test("a fleet node without an address, or with an unknown key, fails with its path", async () => {
+    await using file = await tomlFile(`[fleet.nodes.web-1]\ntags = ["web"]\nadress = "10.0.0.1"\n`)
+    const message = configError(() => loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } })).message
+    expect(message).toContain("fleet.nodes.web-1.address")
+    expect(message).toContain("fleet.nodes.web-1.adress: unknown setting")
   })
 
   test("environment variables override the file and are read as the field's type", async () => {

@@ -41,6 +41,24 @@ export const ChimeraConfig = z
     fleet: _section({
       targets: z.array(_string(), { error: "expected a list of strings" }).default([]),
       session_name: _string().default("chimera-deploy"),
+      // Named nodes for `--targets NAME` and `--targets @tag` (control/adapters/ssh/inventory.ts).
+      nodes: z
+        .record(
+          _string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
+            error: "expected a node name of letters, digits, . _ -",
+          }),
+          z
+            .object(
+              {
+                address: _string().min(1, { error: "expected [user@]host[:port]" }),
+                tags: z.array(_string(), { error: "expected a list of strings" }).default([]),
+              },
+              { error: "expected a table with address and tags" },
+            )
+            .strict(),
+          { error: "expected a table of [fleet.nodes.NAME] tables" },
+        )
+        .default({}),
     }),
     watch: _section({
       interval_seconds: _seconds().default(10),
@@ -69,6 +87,21 @@ export const ChimeraConfig = z
       email_smtp_port: _port().default(587),
       email_from: _string().default(""),
       email_to: _string().default(""),
+    }),
+    // Issue #4: session length, scheduled node credential rotation, and seed 002's rate limits
+    // (requests per window; `agent` counts per node, `login` per source address).
+    auth: _section({
+      jwt_ttl_seconds: _int("expected a whole number of seconds from 60 to 86400", 60, 86_400).default(3600),
+      node_credential_rotation_days: _int("expected a whole number of days (0: only on request)", 0, 3650).default(30),
+    }),
+    rate_limits: _section({
+      window_seconds: _seconds().default(60),
+      api: _int("expected a whole number of requests, at least 1", 1).default(300),
+      agent: _int("expected a whole number of requests, at least 1", 1).default(1200),
+      login: _int("expected a whole number of attempts, at least 1", 1).default(10),
+      sessions: _int("expected a whole number of sessions, at least 1", 1).default(10),
+      commands: _int("expected a whole number of commands, at least 1", 1).default(60),
+      websocket: _int("expected a whole number of messages, at least 1", 1).default(100),
     }),
     log_level: _string()
       .toUpperCase()

@@ -16,6 +16,15 @@ const main = defineCommand({
     agent: () => import("../agent/main.ts").then((m) => m.agentCommand),
     nodes: () => import("./cli/nodes.ts").then((m) => m.default),
     events: () => import("./cli/events.ts").then((m) => m.default),
+    exec: () => import("./cli/exec.ts").then((m) => m.default),
+    run: () => import("./cli/run-command.ts").then((m) => m.default),
+    attach: () => import("./cli/attach.ts").then((m) => m.default),
+    sessions: () => import("./cli/sessions.ts").then((m) => m.default),
+    deploy: () => import("./cli/deploy.ts").then((m) => m.default),
+    rollback: () => import("./cli/rollback.ts").then((m) => m.default),
+    generations: () => import("./cli/generations.ts").then((m) => m.default),
+    watch: () => import("./cli/watch.ts").then((m) => m.default),
+    deployments: () => import("./cli/deployments.ts").then((m) => m.default),
   },
 })
 

@@ -3,9 +3,11 @@ import { realpathSync } from "node:fs"
 // Chimera's benchmarks: the numbers DESIGN.md aims at, measured on real parts, with medians and
 // ratios against a peer measured in the same run.
 //
-// usage: bun scripts/bench.ts [--drifts N] [--write]
-//   --drifts N   drifts per scenario (default 50)
-//   --write      also write the tables to BENCHMARKS.md
+// usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh] [--write]
+//   --drifts N      drifts per scenario (default 50)
+//   --ssh-rounds N  rounds of the SSH fan-out per tool (default 10)
+//   --only ssh      run only the SSH fan-out (prints its table; cannot be combined with --write)
+//   --write         also write the tables to BENCHMARKS.md (always every section: it is rewritten whole)
 //
 // What it measures:
 //   drift to heal  A test node (its own /run and system profile, DESIGN.md) runs the compiled agent,
@@ -17,7 +19,12 @@ import { realpathSync } from "node:fs"
 //                  polling agent does at best (comin polls every 60 s, bento every 15 min).
 //   agent          RSS and CPU of the compiled agent idling (heartbeat every 5 s) for 20 s.
 //   CLI            `chimera --help`, compiled and from source.
-// Needs root (mount namespaces) and Nix; run `bun scripts/system-deps.ts` first.
+//   SSH fan-out    One command on 20 testbed nodes (tests/support/testbed.ts: real sshd per node, on its
+//                  own loopback address) with `chimera exec` (the compiled CLI, and from source), and in
+//                  the same run with the peers: parallel-ssh (pssh) and ansible ad hoc (-m raw, forks
+//                  20), host keys checked against the testbed's known_hosts by all. Rounds alternate the
+//                  tools' order; every run must print all 20 nodes' current system to count.
+// Needs root (mount namespaces) and Nix; run `bun scripts/system-deps.ts --bench` first (pssh, ansible).
 import { mkdtemp, readFile, rename, rm, symlink } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -27,14 +34,38 @@ import { startAgent } from "../tests/support/agent-process.ts"
 import { startInProcess, type TestControlPlane } from "../tests/support/control-plane.ts"
 import { buildTestSystem } from "../tests/support/nix-fixtures.ts"
 import { createTestNode, type TestNode } from "../tests/support/test-node.ts"
-import { requireTool, runOk } from "../tests/support/tools.ts"
+import { createTestbed } from "../tests/support/testbed.ts"
+import { requireTool, run, runOk } from "../tests/support/tools.ts"
 import { waitFor } from "../tests/support/wait.ts"
 
 const { values } = parseArgs({
-  options: { drifts: { type: "string", default: "50" }, write: { type: "boolean", default: false } },
+  options: {
+    drifts: { type: "string", default: "50" },
+    "ssh-rounds": { type: "string", default: "10" },
+    only: { type: "string" },
+    write: { type: "boolean", default: false },
+  },
 })
 const DRIFTS = Number(values.drifts)
 if (!Number.isInteger(DRIFTS) || DRIFTS < 5) throw new Error("--drifts: expected a whole number of at least 5")
+const SSH_ROUNDS = Number(values["ssh-rounds"])
+if (!Number.isInteger(SSH_ROUNDS) || SSH_ROUNDS < 3)
+  throw new Error("--ssh-rounds: expected a whole number of at least 3")
+if (values.only !== undefined && values.only !== "ssh")
+  throw new Error('--only: the one section that runs alone is "ssh"')
+if (values.only && values.write)
+  throw new Error("--write rewrites BENCHMARKS.md whole, so it needs every section: drop --only")
+// The peers are Debian packages that plain `npm test` does not need; say which is missing before any work.
+const PEERS: [tool: string, pkg: string][] = [
+  ["parallel-ssh", "pssh"],
+  ["ansible", "ansible"],
+]
+for (const [tool, pkg] of PEERS) {
+  if (!Bun.which(tool))
+    throw new Error(
+      `the SSH fan-out benchmark needs \`${tool}\` (Debian package ${pkg}): run \`bun scripts/system-deps.ts --bench\` as root`,
+    )
+}
 
 const ROOT = join(import.meta.dir, "..")
 const work = await mkdtemp(join(tmpdir(), "chimera-bench-"))
@@ -193,7 +224,90 @@ async function helpTimes(cmd: string[], runs = 20) {
   return quantile(xs, 0.5)
 }
 
+/** One command on 20 testbed nodes, per tool: wall times of whole runs, tools alternating each round. */
+async function sshFanout(rounds: number) {
+  await using tb = await createTestbed({ nodes: 20, boot: gen1 })
+  const command = "uname -a; readlink /run/current-system"
+  const hosts = join(tb.dir, "pssh-hosts")
+  await Bun.write(hosts, tb.nodes.map((n) => `root@${n.address}:22\n`).join(""))
+  const inventory = join(tb.dir, "ansible-inventory.ini")
+  await Bun.write(
+    inventory,
+    [
+      "[testbed]",
+      ...tb.nodes.map((n) => n.address),
+      "[testbed:vars]",
+      "ansible_user=root",
+      `ansible_ssh_private_key_file=${tb.identityFile}`,
+      `ansible_ssh_common_args='-o UserKnownHostsFile=${tb.knownHostsFile} -o StrictHostKeyChecking=yes'`,
+      "",
+    ].join("\n"),
+  )
+  const chimeraArgs = ["exec", "--targets", tb.targets.join(","), "--identity", tb.identityFile]
+  chimeraArgs.push("--known-hosts", tb.knownHostsFile, "--parallel", "20", "--", command)
+  const tools: [string, string[]][] = [
+    ["chimera exec (compiled)", [cliBin, ...chimeraArgs]],
+    ["chimera exec (bun control/main.ts)", [process.execPath, join(ROOT, "control/main.ts"), ...chimeraArgs]],
+    [
+      "parallel-ssh -p 20 (pssh)",
+      ["parallel-ssh", "-h", hosts, "-p", "20", "-i", "-O", `UserKnownHostsFile=${tb.knownHostsFile}`].concat([
+        "-O",
+        "StrictHostKeyChecking=yes",
+        "-O",
+        `IdentityFile=${tb.identityFile}`,
+        command,
+      ]),
+    ],
+    ["ansible all -m raw -f 20", ["ansible", "all", "-i", inventory, "-m", "raw", "-a", command, "-f", "20"]],
+  ]
+  const env = { ANSIBLE_HOST_KEY_CHECKING: "True", ANSIBLE_SSH_CONTROL_PATH_DIR: join(tb.dir, "ansible-cp") }
+  const times = new Map<string, number[]>(tools.map(([name]) => [name, []]))
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? tools : [...tools].reverse()
+    for (const [name, argv] of order) {
+      const t0 = performance.now()
+      const r = await run(argv, { env })
+      const wall = performance.now() - t0
+      const seen = (r.stdout.match(new RegExp(gen1, "g")) ?? []).length
+      if (r.code !== 0 || seen !== 20)
+        throw new Error(`${name} failed (exit ${r.code}, ${seen}/20 nodes answered): ${r.stderr.slice(0, 500)}`)
+      times.get(name)?.push(wall)
+    }
+  }
+  return tools.map(([name]) => ({ name, samples: times.get(name) ?? [] }))
+}
+
+function sshTable(results: { name: string; samples: number[] }[], rounds: number): string {
+  const median = (xs: number[]) => quantile(xs, 0.5)
+  const chimera = median(results[0]?.samples ?? [])
+  const peers = results.filter((r) => !r.name.startsWith("chimera"))
+  const fastestPeer = Math.min(...peers.map((r) => median(r.samples)))
+  return [
+    `### SSH fan-out: one command on 20 test nodes (target: faster than pssh and ansible in the same run)`,
+    "",
+    `\`uname -a; readlink /run/current-system\` on 20 testbed nodes (real sshd each, own loopback address), ${rounds} rounds per tool, order alternating; wall time of the whole command, from process start to exit.`,
+    "",
+    "| tool | runs | median ms | min ms | max ms | median vs chimera (compiled) |",
+    "|---|---:|---:|---:|---:|---:|",
+    ...results.map(
+      (r) =>
+        `| ${r.name} | ${r.samples.length} | ${ms(median(r.samples))} | ${ms(Math.min(...r.samples))} | ${ms(Math.max(...r.samples))} | ${(median(r.samples) / chimera).toFixed(2)}× |`,
+    ),
+    "",
+    `\`chimera exec\` is **${(fastestPeer / chimera).toFixed(1)}×** faster at the median than the fastest peer. All tools check host keys against the testbed's known_hosts. ansible keeps its default \`ControlPersist=60s\`, so after its first round it reuses SSH connections across runs; chimera and pssh open 20 new connections every run.`,
+  ].join("\n")
+}
+
 setLogLevel("error") // nodes going unreachable after each scenario are expected here
+if (values.only === "ssh") {
+  log(`SSH fan-out to 20 nodes: chimera, pssh, ansible, ${SSH_ROUNDS} rounds each…`)
+  try {
+    process.stdout.write(`${sshTable(await sshFanout(SSH_ROUNDS), SSH_ROUNDS)}\n`)
+  } finally {
+    await rm(work, { recursive: true, force: true })
+  }
+  process.exit(0)
+}
 const cp = await startInProcess()
 try {
   log(`drift to heal, event-driven: ${DRIFTS} runtime drifts, ${DRIFTS} manual switches…`)
@@ -206,6 +320,8 @@ try {
   log("chimera --help…")
   const helpCompiled = await helpTimes([cliBin, "--help"])
   const helpSource = await helpTimes([process.execPath, join(ROOT, "control/main.ts"), "--help"])
+  log(`SSH fan-out to 20 nodes: chimera, pssh, ansible, ${SSH_ROUNDS} rounds each…`)
+  const fanout = await sshFanout(SSH_ROUNDS)
 
   const row = (name: string, xs: number[]) =>
     `| ${name} | ${xs.length} | ${ms(quantile(xs, 0.5))} | ${ms(quantile(xs, 0.99))} | ${ms(Math.max(...xs))} |`
@@ -232,6 +348,8 @@ try {
     `| agent CPU over 20 s idle (resolution 0.05 %: 10 ms ticks over 20 s) | ${idle.cpuPercent.toFixed(3)} % |`,
     `| \`chimera --help\`, compiled, median of 20 | ${ms(helpCompiled)} ms |`,
     `| \`bun control/main.ts --help\`, median of 20 | ${ms(helpSource)} ms |`,
+    "",
+    sshTable(fanout, SSH_ROUNDS),
   ].join("\n")
   process.stdout.write(`${table}\n`)
   if (values.write) {

@@ -3,6 +3,7 @@
 //
 //   bun scripts/system-deps.ts           check; as root on Debian, apt-get install what is missing
 //   bun scripts/system-deps.ts --check   only report; exit 1 if anything is missing
+//   bun scripts/system-deps.ts --bench   also the peers scripts/bench.ts measures against (pssh, ansible)
 //
 // `npm test` runs it before `bun test`. When everything is present it prints one line and returns in
 // milliseconds (it only looks up paths and runs `nix-store --version`). Not root and something missing:
@@ -46,15 +47,22 @@ const REQUIREMENTS: Requirement[] = [
   { tool: "chromium", pkg: "chromium" },
 ]
 
+/** Peers for the SSH fan-out benchmark; `npm test` does not need them, so only `--bench` installs them. */
+const BENCH_REQUIREMENTS: Requirement[] = [
+  { tool: "parallel-ssh", pkg: "pssh" },
+  { tool: "ansible", pkg: "ansible" },
+]
+
 const NIX_PROFILES = "/nix/var/nix/profiles"
 // Every nix command this script runs: never ask a binary cache (the CI network reaches npm and Debian only).
 const NIX_ENV = { ...process.env, NIX_CONFIG: `${process.env.NIX_CONFIG ?? ""}\nsubstituters =\n` }
 
 const checkOnly = process.argv.includes("--check")
 if (process.argv.includes("--help") || process.argv.includes("-h")) {
-  console.log("usage: bun scripts/system-deps.ts [--check]")
+  console.log("usage: bun scripts/system-deps.ts [--check] [--bench]")
   process.exit(0)
 }
+if (process.argv.includes("--bench")) REQUIREMENTS.push(...BENCH_REQUIREMENTS)
 
 const find = (req: Requirement): string | null =>
   Bun.which(req.tool, { PATH: [process.env.PATH ?? "", ...SBIN, ...(req.dirs?.() ?? [])].join(":") })

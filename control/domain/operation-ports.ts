@@ -119,8 +119,20 @@ export interface RemoteExecutorPort {
   /** `exec` on every target at once, at most `--parallel` at a time; one result per target, in order. */
   execMany(targets: Target[], command: string, opts?: ExecOptions): Promise<ExecResult[]>
   /** Copies the closure of `path` to the target (nix-copy-closure --to). */
-  syncClosure(target: Target, path: StorePath, opts?: { useSubstitutes?: boolean }): Promise<ExecResult>
-  /** Where the target's system profile, /run/current-system and /run/booted-system point. */
+  syncClosure(
+    target: Target,
+    path: StorePath,
+    opts?: { useSubstitutes?: boolean; timeoutMs?: number },
+  ): Promise<ExecResult>
+  /** Where the target's system profile, /run/current-system and /run/booted-system point (throws RemoteError). */
   systemState(target: Target): Promise<SystemState>
   close(): Promise<void>
+}
+
+/** Thrown by the RemoteExecutorPort methods that return data (systemState) when the target failed. */
+export class RemoteError extends Error {
+  override readonly name = "RemoteError"
+  constructor(readonly result: ExecResult) {
+    super(result.failure?.message ?? `${result.target.name}: exited ${result.exitCode}: ${result.stderr.trim()}`)
+  }
 }

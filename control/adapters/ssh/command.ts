@@ -1,0 +1,92 @@
+// One command on one open SSH connection: an exec channel, its output collected, its exit status read.
+// The time left of the target's budget bounds it; when it runs out the remote process is sent SIGKILL
+// (OpenSSH honours "signal" requests since 7.9) and the channel closed, and what it printed so far is
+// kept, since the last lines before a hang are usually the useful ones.
+import type { Client, ClientChannel } from "ssh2"
+import type { Target } from "../../domain/operation-ports.ts"
+import { type Failure, timeoutFailure } from "./failure.ts"
+
+export interface CommandOutcome {
+  exitCode: number | null
+  stdout: string
+  stderr: string
+  failure?: Failure
+  /** The channel could not be opened at all (a pooled connection that died; worth one retry). */
+  channelFailed?: boolean
+}
+
+/** Output beyond this is dropped (with a note): a runaway command must not exhaust the control plane. */
+const MAX_OUTPUT = 16 * 1024 * 1024
+
+function _collector() {
+  const chunks: Buffer[] = []
+  let size = 0
+  let truncated = false
+  return {
+    push(chunk: Buffer) {
+      if (size >= MAX_OUTPUT) {
+        truncated = true
+        return
+      }
+      chunks.push(chunk)
+      size += chunk.length
+    },
+    text: () => Buffer.concat(chunks).toString("utf8") + (truncated ? "\n[output truncated at 16 MiB]\n" : ""),
+  }
+}
+
+export function runCommand(
+  client: Client,
+  t: Target,
+  command: string,
+  budgetMs: number,
+  stdin?: string,
+): Promise<CommandOutcome> {
+  return new Promise((resolve) => {
+    const out = _collector()
+    const err = _collector()
+    let channel: ClientChannel | null = null
+    let code: number | null = null
+    let signal: string | null = null
+    let done = false
+    const finish = (extra: Partial<CommandOutcome> = {}) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      resolve({ exitCode: code, stdout: out.text(), stderr: err.text(), ...extra })
+    }
+    const timer = setTimeout(
+      () => {
+        if (channel) {
+          channel.signal("KILL")
+          channel.close()
+        }
+        finish({ exitCode: null, failure: timeoutFailure(t, "command", budgetMs) })
+      },
+      Math.max(1, budgetMs),
+    )
+    client.exec(command, (error, stream) => {
+      if (error)
+        return finish({ channelFailed: true, failure: { kind: "error", message: `${t.name}: ${error.message}` } })
+      channel = stream
+      stream.on("data", (d: Buffer) => out.push(d))
+      stream.stderr.on("data", (d: Buffer) => err.push(d))
+      stream.on("exit", (c: number | null, sig?: string) => {
+        code = typeof c === "number" ? c : null
+        signal = sig ?? null
+      })
+      stream.on("close", () =>
+        finish(
+          signal
+            ? {
+                exitCode: null,
+                failure: { kind: "error", message: `${t.name}: the command was killed by SIG${signal}` },
+              }
+            : {},
+        ),
+      )
+      if (stdin !== undefined) stream.end(stdin)
+      else stream.end()
+    })
+  })
+}

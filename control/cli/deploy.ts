@@ -1,0 +1,160 @@
+// `chimera deploy --targets T [--config PATH] [--session NAME] [COMMAND]`: build, plan, copy,
+// activate with magic rollback, run COMMAND, check health, confirm; record the deployment and, when
+// a control plane is reachable, make the new closure each enrolled target's desired one.
+import * as p from "@clack/prompts"
+import { defineCommand } from "citty"
+import { z } from "zod"
+import { SessionId } from "../../protocol/ids.ts"
+import { createNix } from "../adapters/nix.ts"
+import { openDeploymentStore } from "../adapters/store/deployment-store.ts"
+import { databaseUrl } from "../config.ts"
+import { type DeploymentRecord, deploy, type TargetResult } from "../domain/deploy.ts"
+import type { HealthCheck } from "../domain/health-check.ts"
+import { CliError } from "./errors.ts"
+import { color, printJson, printTable } from "./output.ts"
+import { publishDesired } from "./publish-desired.ts"
+import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
+
+const Seconds = (flag: string, min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `${flag}: expected a whole number of seconds`)
+    .transform(Number)
+    .pipe(z.number().min(min, `${flag}: at least ${min}`).max(max, `${flag}: at most ${max}`))
+
+const DeployFlags = z
+  .object({
+    config: z.string().min(1),
+    session: SessionId,
+    "confirm-timeout": Seconds("--confirm-timeout", 5, 3600),
+    "health-timeout": Seconds("--health-timeout", 1, 3600),
+    "health-cmd": z.array(z.string().min(1)),
+    "health-url": z.array(z.url({ protocol: /^https?$/, error: "--health-url: expected an http(s) URL" })),
+  })
+  .refine((f) => f["health-timeout"] < f["confirm-timeout"], {
+    message:
+      "--health-timeout must be shorter than --confirm-timeout (the node rolls back when the confirm timeout passes)",
+  })
+
+const asList = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)])
+
+const bytes = (n: number) =>
+  n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`
+
+const STATUS_TEXT: Record<TargetResult["status"], (s: string) => string> = {
+  deployed: color.green,
+  "up-to-date": color.dim,
+  planned: color.bold,
+  failed: color.red,
+  "rolled-back": color.yellow,
+}
+
+export function printDeployment(record: DeploymentRecord): void {
+  printTable(
+    ["TARGET", "STATUS", "BEFORE", "COPY", "TIME", "DETAIL"],
+    record.targets.map((t) => [
+      t.target,
+      STATUS_TEXT[t.status](t.status),
+      t.before?.current?.slice(11, 23) ?? "-",
+      t.copy ? `${t.copy.missingPaths} paths, ${bytes(t.copy.narBytes)}` : "-",
+      `${t.ms} ms`,
+      t.error ?? "",
+    ]),
+  )
+  const counts = Object.entries(Object.groupBy(record.targets, (t) => t.status)).map(([k, v]) => `${v?.length} ${k}`)
+  process.stdout.write(`\n${record.kind} ${record.id}: ${record.closure} — ${counts.join(", ")}\n`)
+}
+
+export default defineCommand({
+  meta: { name: "deploy", description: "Deploy a configuration to nodes over SSH, in parallel, with magic rollback" },
+  args: {
+    command: {
+      type: "positional",
+      description: "Command to run in nix-shell in the node's session after activation",
+      required: false,
+    },
+    config: {
+      type: "string",
+      alias: "c",
+      description: "Nix file to build (default: default.nix)",
+      default: "default.nix",
+    },
+    session: { type: "string", alias: "s", description: "Remote tmux session for COMMAND", default: "chimera-deploy" },
+    "dry-run": { type: "boolean", description: "Build and print the plan, change nothing" },
+    force: { type: "boolean", description: "Deploy to targets already up to date too" },
+    "confirm-timeout": {
+      type: "string",
+      description: "Seconds a node waits for confirmation before rolling back",
+      default: "30",
+    },
+    "health-cmd": { type: "string", description: "Health check run on each target (exit 0 passes); repeatable" },
+    "health-url": { type: "string", description: "Health check URL fetched from here ({host} = target); repeatable" },
+    "health-timeout": { type: "string", description: "Seconds health checks may take to pass", default: "20" },
+    "use-substitutes": { type: "boolean", description: "Let targets fetch paths from their substituters" },
+    json: { type: "boolean", description: "Print the deployment record as JSON" },
+    ...sshArgs,
+  },
+  async run({ args }) {
+    const parsed = DeployFlags.safeParse({
+      config: args.config,
+      session: args.session,
+      "confirm-timeout": args["confirm-timeout"],
+      "health-timeout": args["health-timeout"],
+      "health-cmd": asList(args["health-cmd"]),
+      "health-url": asList(args["health-url"]),
+    })
+    if (!parsed.success) throw new CliError(parsed.error.issues.map((i) => i.message).join("; "), "E_ARG")
+    const f = parsed.data
+    const ssh = await parseSshFlags(args)
+    const checks: HealthCheck[] = [
+      ...f["health-cmd"].map((command) => ({ kind: "command" as const, command })),
+      ...f["health-url"].map((url) => ({ kind: "http" as const, url })),
+    ]
+    const command = args.command ? String(args.command) : null
+    const people = !args.json && process.stdout.isTTY === true
+    const spin = people ? p.spinner() : null
+    spin?.start(`building ${f.config}`)
+    const exec = ssh.executor()
+    let record: DeploymentRecord
+    try {
+      record = await deploy(
+        {
+          targets: ssh.targets,
+          configPath: f.config,
+          command,
+          session: f.session,
+          dryRun: Boolean(args["dry-run"]),
+          force: Boolean(args.force),
+          confirmTimeoutSeconds: f["confirm-timeout"],
+          healthChecks: checks,
+          healthTimeoutSeconds: f["health-timeout"],
+          useSubstitutes: Boolean(args["use-substitutes"]),
+          parallel: ssh.parallel,
+        },
+        {
+          nix: createNix(),
+          exec,
+          onProgress: (target, phase, message) => {
+            if (spin) spin.message(`${target}: ${phase}: ${message}`)
+            else if (!args.json) process.stderr.write(`${target}: ${phase}: ${message}\n`)
+          },
+        },
+      )
+    } catch (error) {
+      spin?.error("deploy failed")
+      throw new CliError((error as Error).message, "E_DEPLOY")
+    } finally {
+      await exec.close()
+    }
+    spin?.stop(`${record.kind} ${record.status}`)
+    if (!record.targets.every((t) => t.status === "planned")) {
+      const store = await openDeploymentStore(databaseUrl())
+      await store.save(record)
+      await store.close()
+      await publishDesired(record)
+    }
+    if (args.json) printJson(record)
+    else printDeployment(record)
+    if (record.status !== "succeeded" && record.status !== "planned") process.exitCode = 1
+  },
+})

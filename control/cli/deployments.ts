@@ -1,0 +1,37 @@
+// `chimera deployments [ID] [--json]`: recorded deploys and heals, newest first, or one in full.
+import { defineCommand } from "citty"
+import { openDeploymentStore } from "../adapters/store/deployment-store.ts"
+import { databaseUrl } from "../config.ts"
+import { printDeployment } from "./deploy.ts"
+import { CliError } from "./errors.ts"
+import { printJson, printTable } from "./output.ts"
+
+export default defineCommand({
+  meta: { name: "deployments", description: "List recorded deployments and heals, or show one" },
+  args: {
+    id: { type: "positional", description: "A deployment id", required: false },
+    limit: { type: "string", description: "How many (default 20)", default: "20" },
+    json: { type: "boolean", description: "Print JSON" },
+  },
+  async run({ args }) {
+    const limit = Number(args.limit)
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new CliError("--limit: expected a whole number from 1 to 1000", "E_ARG")
+    const store = await openDeploymentStore(databaseUrl())
+    try {
+      if (args.id) {
+        const record = await store.get(String(args.id))
+        if (!record) throw new CliError(`no deployment ${JSON.stringify(args.id)}`, "E_NOT_FOUND")
+        return args.json ? printJson(record) : printDeployment(record)
+      }
+      const records = await store.list(limit)
+      if (args.json) return printJson({ deployments: records })
+      printTable(
+        ["ID", "KIND", "STATUS", "TARGETS", "CLOSURE"],
+        records.map((r) => [r.id, r.kind, r.status, String(r.targets.length), r.closure.slice(11)]),
+      )
+    } finally {
+      await store.close()
+    }
+  },
+})

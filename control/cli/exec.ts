@@ -1,0 +1,67 @@
+// `chimera exec --targets T [SSH flags] [--json] -- COMMAND`: one command on many nodes over SSH, at
+// most --parallel at a time. Output lines come as each target finishes, prefixed by the target's name
+// (stdout to stdout, stderr and failures to stderr), then one summary line; the exit code is 1 if any
+// target failed to connect or exited non-zero. `--json` prints the ExecResult list, in target order.
+import { defineCommand } from "citty"
+import { mapLimit } from "../adapters/ssh/index.ts"
+import type { ExecResult } from "../domain/operation-ports.ts"
+import { CliError } from "./errors.ts"
+import { color, printJson } from "./output.ts"
+import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
+
+function _prefixed(name: string, text: string, mark: string): string {
+  if (text === "") return ""
+  const lines = text.endsWith("\n") ? text.slice(0, -1).split("\n") : text.split("\n")
+  return `${lines.map((l) => `${name} ${mark} ${l}`).join("\n")}\n`
+}
+
+function _print(r: ExecResult, width: number): void {
+  const name = color.bold(r.target.name.padEnd(width))
+  process.stdout.write(_prefixed(name, r.stdout, color.dim("|")))
+  process.stderr.write(_prefixed(name, r.stderr, color.yellow("!")))
+  // Failure messages start with the target's name for logs and JSON; here the prefix already says it.
+  const message = r.failure?.message.replace(`${r.target.name}: `, "")
+  if (r.failure) process.stderr.write(`${name} ${color.red("✗")} ${r.failure.kind}: ${message}\n`)
+  else if (!r.ok) process.stderr.write(`${name} ${color.red("✗")} exited ${r.exitCode}\n`)
+}
+
+function _summary(results: ExecResult[], ms: number): string {
+  const failed = results.filter((r) => !r.ok)
+  const head = `${results.length} target${results.length === 1 ? "" : "s"}: ${results.length - failed.length} ok`
+  const tail = failed.length
+    ? `, ${color.red(`${failed.length} failed`)} (${failed
+        .map((r) => `${r.target.name}: ${r.failure?.kind ?? `exit ${r.exitCode}`}`)
+        .join(", ")})`
+    : ""
+  return `${head}${tail} in ${(ms / 1000).toFixed(2)} s\n`
+}
+
+export default defineCommand({
+  meta: { name: "exec", description: "Run one command on many nodes over SSH" },
+  args: {
+    command: { type: "positional", description: "The command (after --), run by the login shell", required: false },
+    ...sshArgs,
+    json: { type: "boolean", description: "Print the results as JSON (a list, in target order)" },
+  },
+  async run({ args }) {
+    const command = args._.join(" ").trim()
+    if (command === "") throw new CliError("no command given: chimera exec --targets T -- COMMAND", "E_ARG")
+    const ssh = await parseSshFlags(args)
+    const executor = ssh.executor()
+    const t0 = performance.now()
+    const width = Math.max(...ssh.targets.map((t) => t.name.length))
+    let results: ExecResult[]
+    try {
+      results = await mapLimit(ssh.targets, ssh.parallel, async (t) => {
+        const r = await executor.exec(t, command)
+        if (!args.json) _print(r, width)
+        return r
+      })
+    } finally {
+      await executor.close()
+    }
+    if (args.json) printJson(results)
+    else process.stderr.write(_summary(results, performance.now() - t0))
+    if (results.some((r) => !r.ok)) process.exitCode = 1
+  },
+})

@@ -1,0 +1,35 @@
+// `chimera generations --targets T`: each target's system generations (number, date, hash, current).
+import { defineCommand } from "citty"
+import { listGenerations } from "../domain/rollback.ts"
+import { color, printJson, printTable } from "./output.ts"
+import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
+
+export default defineCommand({
+  meta: { name: "generations", description: "List the system generations of nodes" },
+  args: { json: { type: "boolean", description: "Print JSON" }, ...sshArgs },
+  async run({ args }) {
+    const ssh = await parseSshFlags(args)
+    const exec = ssh.executor()
+    try {
+      const results = await listGenerations(exec, ssh.targets, ssh.parallel)
+      if (args.json) return printJson({ results })
+      printTable(
+        ["TARGET", "GEN", "DATE", "HASH", "CURRENT"],
+        results.flatMap((r) =>
+          r.ok
+            ? r.generations.map((g) => [
+                r.target,
+                String(g.number),
+                g.date,
+                g.path.slice(11, 43),
+                g.current ? color.green("current") : "",
+              ])
+            : [[r.target, "-", "-", color.red(r.error ?? "failed"), ""]],
+        ),
+      )
+      if (results.some((r) => !r.ok)) process.exitCode = 1
+    } finally {
+      await exec.close()
+    }
+  },
+})

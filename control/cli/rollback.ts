@@ -1,0 +1,48 @@
+// `chimera rollback --targets T [--generation GEN]`: back one generation, or to GEN, on every target
+// in parallel; each reports the generation it is on now.
+import { defineCommand } from "citty"
+import { createLogger } from "../../protocol/log.ts"
+import { rollback } from "../domain/rollback.ts"
+import { CliError } from "./errors.ts"
+import { color, printJson, printTable } from "./output.ts"
+import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
+
+const log = createLogger("rollback")
+
+export default defineCommand({
+  meta: { name: "rollback", description: "Roll nodes back to the previous (or a named) NixOS generation" },
+  args: {
+    generation: {
+      type: "string",
+      alias: "g",
+      description: "Generation number to switch to (default: the previous one)",
+    },
+    json: { type: "boolean", description: "Print JSON" },
+    ...sshArgs,
+  },
+  async run({ args }) {
+    const gen = args.generation === undefined ? null : Number(args.generation)
+    if (gen !== null && !(Number.isInteger(gen) && gen > 0))
+      throw new CliError("--generation: expected a generation number (see chimera generations)", "E_ARG")
+    const ssh = await parseSshFlags(args)
+    const exec = ssh.executor()
+    try {
+      const results = await rollback(exec, ssh.targets, gen, ssh.parallel)
+      for (const r of results) log.info("rollback", { target: r.target, ok: r.ok, generation: r.generation, ms: r.ms })
+      if (args.json) printJson({ results })
+      else
+        printTable(
+          ["TARGET", "RESULT", "GENERATION", "SYSTEM"],
+          results.map((r) => [
+            r.target,
+            r.ok ? color.green("rolled back") : color.red("failed"),
+            String(r.generation ?? "-"),
+            r.path ?? r.error ?? "",
+          ]),
+        )
+      if (results.some((r) => !r.ok)) process.exitCode = 1
+    } finally {
+      await exec.close()
+    }
+  },
+})

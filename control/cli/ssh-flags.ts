@@ -1,0 +1,132 @@
+// The flags every SSH-driven command shares (exec, deploy, rollback, generations, watch): which targets,
+// how many at once, how long each may take, which key, which known_hosts file, whether new host keys
+// may be trusted. They are parsed once here, with zod, into resolved targets and executor options, so
+// the commands cannot disagree on defaults or on what a target string means.
+import { accessSync, constants } from "node:fs"
+import { z } from "zod"
+import {
+  createSshExecutor,
+  DEFAULT_PARALLEL,
+  DEFAULT_TIMEOUT_MS,
+  inventoryFromConfig,
+  resolveTargets,
+  type SshExecutor,
+  type SshExecutorOptions,
+  TargetError,
+} from "../adapters/ssh/index.ts"
+import { loadConfig } from "../config.ts"
+import type { Target } from "../domain/operation-ports.ts"
+import { CliError } from "./errors.ts"
+
+export const sshArgs = {
+  targets: {
+    type: "string",
+    alias: "t",
+    description:
+      "Comma-separated targets: user@host:port, node names from [fleet.nodes], @tag (default: fleet.targets)",
+  },
+  parallel: { type: "string", description: `Targets in flight at once (default ${DEFAULT_PARALLEL})` },
+  timeout: {
+    type: "string",
+    description: `Seconds per target for connecting and the command (default ${DEFAULT_TIMEOUT_MS / 1000})`,
+  },
+  identity: {
+    type: "string",
+    alias: "i",
+    description: "Private key file (default: ssh-agent, else ~/.ssh/id_ed25519)",
+  },
+  "known-hosts": {
+    type: "string",
+    description: "known_hosts file to verify host keys against (default ~/.ssh/known_hosts)",
+  },
+  "trust-new-hosts": {
+    type: "boolean",
+    description: "Record unknown host keys in known_hosts (changed keys are still refused)",
+  },
+} as const
+
+const _count = z
+  .string()
+  .regex(/^\d+$/, "expected a whole number")
+  .transform(Number)
+  .pipe(z.number().min(1, "expected at least 1").max(1000, "expected at most 1000"))
+const _seconds = z
+  .string()
+  .regex(/^\d+(\.\d+)?$/, "expected a number of seconds, such as 30 or 2.5")
+  .transform(Number)
+  .pipe(z.number().gt(0, "expected more than 0 seconds").max(86_400, "expected at most 86400 seconds"))
+
+export const SshFlags = z.object({
+  targets: z.string().optional(),
+  parallel: _count.optional(),
+  timeout: _seconds.optional(),
+  identity: z.string().min(1, "expected a file").optional(),
+  "known-hosts": z.string().min(1, "expected a file").optional(),
+  "trust-new-hosts": z.boolean().optional(),
+})
+export type SshFlags = z.output<typeof SshFlags>
+
+export interface ParsedSshFlags {
+  targets: Target[]
+  parallel: number
+  timeoutMs: number
+  options: SshExecutorOptions
+  /** A new executor with these options; the caller closes it. */
+  executor(): SshExecutor
+}
+
+/** Executor options from parsed flags (defaults are the executor's own). */
+export function executorOptions(flags: SshFlags): SshExecutorOptions {
+  return {
+    identity: flags.identity,
+    knownHosts: flags["known-hosts"],
+    trustNewHosts: flags["trust-new-hosts"] ?? false,
+    parallel: flags.parallel ?? DEFAULT_PARALLEL,
+    timeoutMs: flags.timeout === undefined ? DEFAULT_TIMEOUT_MS : Math.round(flags.timeout * 1000),
+  }
+}
+
+export async function parseSshFlags(args: Record<string, unknown>): Promise<ParsedSshFlags> {
+  const parsed = SshFlags.safeParse({
+    targets: args.targets,
+    parallel: args.parallel,
+    timeout: args.timeout,
+    identity: args.identity,
+    "known-hosts": args["known-hosts"],
+    "trust-new-hosts": args["trust-new-hosts"],
+  })
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new CliError(`--${String(issue?.path[0] ?? "flags")}: ${issue?.message ?? "invalid value"}`, "E_ARG")
+  }
+  const flags = parsed.data
+  if (flags.identity) {
+    try {
+      accessSync(flags.identity, constants.R_OK)
+    } catch {
+      throw new CliError(`--identity: cannot read ${flags.identity}`, "E_ARG")
+    }
+  }
+  const config = loadConfig()
+  let targets: Target[]
+  try {
+    const inventory = inventoryFromConfig(config)
+    const spec = flags.targets ?? inventory.targets
+    if (spec.length === 0)
+      throw new TargetError(
+        "--targets is required (or set fleet.targets in the config), e.g. --targets root@10.0.0.1,web-2,@db",
+      )
+    targets = resolveTargets(spec, inventory)
+  } catch (error) {
+    if (error instanceof TargetError) throw new CliError(error.message, "E_ARG")
+    throw error
+  }
+  const options = executorOptions(flags)
+  return {
+    targets,
+    parallel: options.parallel as number,
+    timeoutMs: options.timeoutMs as number,
+    options,
+    executor: () => createSshExecutor(options),
+  }
+}

@@ -1,0 +1,118 @@
+// `chimera watch --targets T [--config PATH] [--interval SEC | --schedule CRON] [--session NAME] [--once]`:
+// agentless drift detection and healing. `--once` is for cron and systemd timers: exit 0 when every
+// target is congruent, 1 when drift was found and healed, 2 when it could not be healed.
+
+import { defineCommand } from "citty"
+import { CronJob } from "cron"
+import { createLogger } from "../../protocol/log.ts"
+import { createNix } from "../adapters/nix.ts"
+import { openDeploymentStore } from "../adapters/store/deployment-store.ts"
+import { databaseUrl } from "../config.ts"
+import { intervalToCron, type WatchPass, watchOnce } from "../domain/watch.ts"
+import { CliError } from "./errors.ts"
+import { color, printJson } from "./output.ts"
+import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
+
+const log = createLogger("watch")
+
+function report(pass: WatchPass, json: boolean) {
+  if (json) return printJson(pass)
+  for (const c of pass.congruence) {
+    const what =
+      c.status === "congruent"
+        ? color.green("congruent")
+        : c.status === "drifted"
+          ? color.yellow(`drifted (${c.kinds.join(", ")})`)
+          : color.red(`unreachable: ${c.error}`)
+    const healed = pass.heal?.targets.find((t) => t.target === c.target.name)
+    process.stdout.write(
+      `${pass.at}  ${c.target.name}  ${what}${healed ? `  → ${healed.status}${healed.error ? `: ${healed.error}` : ""}` : ""}\n`,
+    )
+  }
+}
+
+export default defineCommand({
+  meta: { name: "watch", description: "Detect and heal drift on nodes over SSH, once or on a schedule" },
+  args: {
+    config: {
+      type: "string",
+      alias: "c",
+      description: "Nix file whose build is the expected closure",
+      default: "default.nix",
+    },
+    interval: { type: "string", alias: "i", description: "Seconds between checks", default: "10" },
+    schedule: { type: "string", description: "A cron expression instead of --interval (6 fields: with seconds)" },
+    session: { type: "string", alias: "s", description: "Session name recorded for heals", default: "chimera-watch" },
+    once: { type: "boolean", description: "Check once and exit 0 (congruent), 1 (healed) or 2 (not healed)" },
+    "confirm-timeout": { type: "string", description: "Seconds a healed node waits for confirmation", default: "30" },
+    json: { type: "boolean", description: "Print each pass as JSON" },
+    ...sshArgs,
+  },
+  async run({ args }) {
+    const ssh = await parseSshFlags(args)
+    const confirm = Number(args["confirm-timeout"])
+    if (!Number.isInteger(confirm) || confirm < 5)
+      throw new CliError("--confirm-timeout: expected whole seconds, at least 5", "E_ARG")
+    const cronTime = args.schedule ?? intervalToCron(Number(args.interval))
+    if (!cronTime)
+      throw new CliError(
+        `--interval ${args.interval}: expected seconds that divide a minute, an hour or a day; use --schedule for others`,
+        "E_ARG",
+      )
+    const store = await openDeploymentStore(databaseUrl())
+    const opts = {
+      targets: ssh.targets,
+      configPath: String(args.config),
+      session: String(args.session),
+      parallel: ssh.parallel,
+      confirmTimeoutSeconds: confirm,
+      healthChecks: [],
+      healthTimeoutSeconds: Math.max(1, confirm - 5),
+    }
+    const pass = async () => {
+      const exec = ssh.executor()
+      try {
+        const result = await watchOnce(opts, { nix: createNix(), exec })
+        if (result.heal) await store.save(result.heal)
+        report(result, Boolean(args.json))
+        return result
+      } finally {
+        await exec.close()
+      }
+    }
+    if (args.once) {
+      const result = await pass().finally(() => store.close())
+      process.exitCode = result.exitCode
+      return
+    }
+    let running = false
+    let job: CronJob
+    try {
+      job = CronJob.from({
+        cronTime,
+        start: true,
+        runOnInit: true,
+        onTick: async () => {
+          if (running) return log.warn("previous pass still running; skipping this tick")
+          running = true
+          try {
+            await pass()
+          } catch (error) {
+            log.error("watch pass failed", { error })
+            process.stderr.write(`${color.red("error")} ${(error as Error).message}\n`)
+          } finally {
+            running = false
+          }
+        },
+      })
+    } catch (error) {
+      throw new CliError(`--schedule: ${(error as Error).message}`, "E_ARG")
+    }
+    await new Promise<void>((resolve) => {
+      process.once("SIGTERM", resolve)
+      process.once("SIGINT", resolve)
+    })
+    job.stop()
+    await store.close()
+  },
+})

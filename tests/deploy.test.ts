@@ -1,0 +1,269 @@
+// Deploy, rollback, generations and watch against a testbed of real sshd nodes (issue #3, "Done when"
+// 1-3): real Nix closures copied with nix-copy-closure, activated in each node's own namespace, magic
+// rollback by the node's own watchdog, the real CLI as a subprocess.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { createNix } from "../control/adapters/nix.ts"
+import { createSshExecutor, emptyInventory, resolveTargets } from "../control/adapters/ssh/index.ts"
+import { type DeploymentRecord, deploy } from "../control/domain/deploy.ts"
+import type { StorePath } from "../protocol/ids.ts"
+import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
+import { run } from "./support/tools.ts"
+import { waitFor } from "./support/wait.ts"
+
+// Bun applies the preload's default timeout to the first test file only.
+setDefaultTimeout(60_000)
+
+const MAIN = join(import.meta.dir, "../control/main.ts")
+const TEST_SYSTEM = join(import.meta.dir, "../nix/test-system.nix")
+
+let work: string
+let bed: Testbed
+let gen1: StorePath
+let gen2: StorePath
+let gen3: StorePath
+const configs: Record<string, string> = {}
+
+/** A Nix file that builds generation `gen` of the test system (what an operator's configuration is). */
+async function config(gen: string, extra = ""): Promise<string> {
+  const path = join(work, `system-${gen}${extra ? "-broken" : ""}.nix`)
+  await writeFile(path, `import ${TEST_SYSTEM} { generation = "${gen}"; tag = "deploy"; ${extra} }\n`)
+  return path
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "chimera-deploy-"))
+  ;[gen1, gen2, gen3] = (await Promise.all([1, 2, 3].map((g) => buildTestSystem(g, { tag: "deploy" })))) as [
+    StorePath,
+    StorePath,
+    StorePath,
+  ]
+  configs.gen1 = await config("1")
+  configs.gen2 = await config("2")
+  configs.gen3 = await config("3")
+  configs.broken = await config("4", "failSwitch = true;")
+  bed = await createTestbed({ nodes: 20, boot: gen1 })
+}, 120_000)
+
+afterAll(async () => {
+  await bed?.stop()
+  await rm(work, { recursive: true, force: true })
+})
+
+const nodes = (from: number, to: number) => bed.nodes.slice(from, to)
+const targetsOf = (ns: TestbedNode[]) => ns.map((n) => n.target).join(",")
+
+async function chimera(args: string[], ssh = true) {
+  const sshFlags = ssh ? ["--identity", bed.identityFile, "--known-hosts", bed.knownHostsFile] : []
+  const r = await run([process.execPath, MAIN, ...args, ...sshFlags], {
+    env: {
+      CHIMERA_DATA_DIR: join(work, "data"),
+      CHIMERA_URL: "",
+      CHIMERA_TOKEN: "",
+      CHIMERA_CONFIG_FILE: "",
+      NO_COLOR: "1",
+    },
+  })
+  return r
+}
+
+async function deployJson(args: string[]): Promise<{ code: number; record: DeploymentRecord; stderr: string }> {
+  const r = await chimera(["deploy", ...args, "--json"])
+  try {
+    return { code: r.code, record: JSON.parse(r.stdout) as DeploymentRecord, stderr: r.stderr }
+  } catch {
+    throw new Error(`deploy printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`)
+  }
+}
+
+describe("deploy", () => {
+  test("to 20 nodes in parallel, with overlapping per-target timings; a second deploy skips them as up to date", async () => {
+    const { code, record, stderr } = await deployJson([
+      "--targets",
+      targetsOf(bed.nodes),
+      "--config",
+      configs.gen2!,
+      "--parallel",
+      "20",
+    ])
+    expect({
+      code,
+      stderr: code === 0 ? "" : stderr,
+      errors: record.targets.map((t) => t.error).filter(Boolean),
+    }).toEqual({ code: 0, stderr: "", errors: [] })
+    expect(record.closure).toBe(gen2)
+    expect(record.targets.map((t) => t.status)).toEqual(Array(20).fill("deployed"))
+    for (const n of bed.nodes) expect(await n.node.links()).toMatchObject({ profile: gen2, current: gen2 })
+    // Parallel: every target started before the first one finished.
+    const starts = record.targets.map((t) => Date.parse(t.startedAt))
+    const ends = record.targets.map((t) => Date.parse(t.startedAt) + t.ms)
+    expect(Math.max(...starts)).toBeLessThan(Math.min(...ends))
+
+    const again = await deployJson(["--targets", targetsOf(bed.nodes), "--config", configs.gen2!])
+    expect(again.code).toBe(0)
+    expect(again.record.targets.map((t) => t.status)).toEqual(Array(20).fill("up-to-date"))
+  })
+
+  test("--dry-run prints the plan and changes nothing", async () => {
+    const { code, record } = await deployJson([
+      "--targets",
+      targetsOf(nodes(0, 2)),
+      "--config",
+      configs.gen3!,
+      "--dry-run",
+    ])
+    expect(code).toBe(0)
+    expect(record.status).toBe("planned")
+    expect(record.targets.map((t) => t.status)).toEqual(["planned", "planned"])
+    expect(record.targets[0]?.copy).toEqual({ missingPaths: 0, narBytes: 0 })
+    expect((await bed.nodes[0]!.node.links()).current).toBe(gen2)
+  })
+
+  test("a failing health check leaves every target on its previous generation", async () => {
+    const ns = nodes(0, 3)
+    const { code, record } = await deployJson([
+      "--targets",
+      targetsOf(ns),
+      "--config",
+      configs.gen3!,
+      "--health-cmd",
+      "test -e /nonexistent",
+      "--health-timeout",
+      "2",
+    ])
+    expect(code).toBe(1)
+    expect(record.targets.map((t) => t.status)).toEqual(["rolled-back", "rolled-back", "rolled-back"])
+    expect(record.targets[0]?.error).toContain("health check failed")
+    for (const n of ns) expect(await n.node.links()).toMatchObject({ profile: gen2, current: gen2 })
+  })
+
+  test("a failing activation is rolled back at once", async () => {
+    const [n] = nodes(3, 4)
+    const { code, record } = await deployJson(["--targets", n!.target, "--config", configs.broken!])
+    expect(code).toBe(1)
+    expect(record.targets[0]?.status).toBe("rolled-back")
+    expect(record.targets[0]?.error).toContain("activation of generation 4 failed")
+    expect(await n!.node.links()).toMatchObject({ profile: gen2, current: gen2 })
+  })
+
+  test("a node whose confirmation cannot arrive (sshd stopped after activation) rolls itself back", async () => {
+    const [n] = nodes(4, 5)
+    const exec = createSshExecutor({ identity: bed.identityFile, knownHosts: bed.knownHostsFile, timeoutMs: 3000 })
+    try {
+      const record = await deploy(
+        {
+          targets: resolveTargets(n!.target, emptyInventory),
+          configPath: configs.gen3!,
+          command: null,
+          session: "chimera-deploy",
+          dryRun: false,
+          force: false,
+          confirmTimeoutSeconds: 5,
+          healthChecks: [],
+          healthTimeoutSeconds: 2,
+          useSubstitutes: false,
+          parallel: 1,
+        },
+        {
+          nix: createNix(),
+          exec,
+          // Right after activation the node loses its sshd: the new connection that confirms cannot open.
+          onProgress: (_t, phase) => {
+            if (phase === "activate") void n!.stopSshd()
+          },
+        },
+      )
+      expect(record.targets[0]?.status).toBe("rolled-back")
+      expect(record.targets[0]?.error).toContain("unconfirmed")
+      expect((await n!.node.links()).current).toBe(gen3)
+      // The watchdog fires 5 s after activation and puts the previous generation back.
+      await waitFor(
+        "the node to roll itself back",
+        () => n!.node.links(),
+        (l) => l.profile === gen2 && l.current === gen2,
+        15_000,
+      )
+    } finally {
+      await exec.close()
+      await n!.startSshd()
+    }
+  })
+
+  test("COMMAND runs in nix-shell in the node's persistent tmux session", async () => {
+    const [n] = nodes(5, 6)
+    const { code, record } = await deployJson([
+      "--targets",
+      n!.target,
+      "--config",
+      configs.gen3!,
+      "--session",
+      "deploy-cmd",
+      "--health-cmd",
+      "grep -q 3 /run/chimera/commands/*/output",
+      "echo generation $generation",
+    ])
+    expect({ code, error: record.targets[0]?.error }).toEqual({ code: 0, error: null })
+    const sessions = await n!.node.exec(["sh", "-c", "TMUX_TMPDIR=/run tmux list-sessions -F '#{session_name}'"])
+    expect(sessions.stdout).toContain("deploy-cmd")
+  })
+})
+
+describe("rollback and generations", () => {
+  test("generations lists each node's generations; rollback goes back one, or to a named generation", async () => {
+    const ns = nodes(6, 8)
+    const gens = await chimera(["generations", "--targets", targetsOf(ns), "--json"])
+    expect(gens.code).toBe(0)
+    const listed = JSON.parse(gens.stdout) as {
+      results: { generations: { number: number; path: string; current: boolean }[] }[]
+    }
+    expect(listed.results[0]?.generations.map((g) => [g.number, g.path, g.current])).toEqual([
+      [1, gen1, false],
+      [2, gen2, true],
+    ])
+
+    const back = await chimera(["rollback", "--targets", targetsOf(ns), "--json"])
+    expect(back.code).toBe(0)
+    const results = (JSON.parse(back.stdout) as { results: { ok: boolean; generation: number; path: string }[] })
+      .results
+    expect(results.map((r) => [r.ok, r.generation, r.path])).toEqual([
+      [true, 1, gen1],
+      [true, 1, gen1],
+    ])
+    for (const n of ns) expect(await n.node.links()).toMatchObject({ profile: gen1, current: gen1 })
+
+    const named = await chimera(["rollback", "--targets", ns[0]!.target, "--generation", "2", "--json"])
+    expect(named.code).toBe(0)
+    expect(await ns[0]!.node.links()).toMatchObject({ profile: gen2, current: gen2 })
+    const missing = await chimera(["rollback", "--targets", ns[0]!.target, "--generation", "99", "--json"])
+    expect(missing.code).toBe(1)
+  })
+})
+
+describe("watch --once", () => {
+  test("exits 0 when congruent, 1 when it healed drift, 2 when a heal failed", async () => {
+    const ns = nodes(8, 11)
+    const watch = (cfg: string, targets = ns) =>
+      chimera(["watch", "--once", "--targets", targetsOf(targets), "--config", cfg, "--json"])
+    const ok = await watch(configs.gen2!)
+    expect({ code: ok.code, err: ok.stderr }).toEqual({ code: 0, err: "" })
+
+    await ns[1]!.node.switchTo(gen1)
+    const healed = await watch(configs.gen2!)
+    expect(healed.code).toBe(1)
+    const pass = JSON.parse(healed.stdout) as { congruence: { status: string }[]; heal: DeploymentRecord }
+    expect(pass.congruence.map((c) => c.status)).toEqual(["congruent", "drifted", "congruent"])
+    expect(pass.heal.kind).toBe("heal")
+    expect(await ns[1]!.node.links()).toMatchObject({ profile: gen2, current: gen2 })
+
+    const failed = await watch(configs.broken!, ns.slice(0, 1))
+    expect(failed.code).toBe(2)
+    expect(await ns[0]!.node.links()).toMatchObject({ profile: gen2, current: gen2 })
+
+    const list = await chimera(["deployments", "--json"], false)
+    const kinds = (JSON.parse(list.stdout) as { deployments: DeploymentRecord[] }).deployments.map((d) => d.kind)
+    expect(kinds).toContain("heal")
+  })
+})
