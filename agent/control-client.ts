@@ -13,6 +13,7 @@ import {
   type NodeHealth,
   ReportAck,
   type ReportBatch,
+  RotatedCredential,
 } from "../protocol/agent.ts"
 import type { NodeId } from "../protocol/ids.ts"
 
@@ -23,6 +24,8 @@ export interface OrchestratorPort {
   /** Long-polls for commands; resolves with none when the wait ends empty. */
   fetchCommands(waitSeconds: number, signal?: AbortSignal): Promise<FetchedCommands>
   ackCommand(commandId: string, ack: CommandAck): Promise<void>
+  /** A new credential, pending on the control plane until this agent first uses it. */
+  rotateCredential(): Promise<RotatedCredential>
 }
 
 export interface FetchedCommands {
@@ -128,6 +131,7 @@ export function createControlClient(opts: ControlClientOptions): OrchestratorPor
     async ackCommand(commandId, ack) {
       await call("POST", nodePath(`commands/${encodeURIComponent(commandId)}/ack`), z.unknown(), { body: ack })
     },
+    rotateCredential: () => call("POST", nodePath("credential"), RotatedCredential),
   }
 }
 

@@ -16,6 +16,8 @@ export interface HeartbeatLoopInput {
   intervalSeconds: number
   collect(): Promise<NodeHealth>
   onDesired(closure: StorePath): void
+  /** The control plane asks for a new credential (agent/credential-rotation.ts). */
+  onRotateCredential?(): void
 }
 
 export interface HeartbeatLoop {
@@ -37,6 +39,7 @@ export function startHeartbeat(input: HeartbeatLoopInput): HeartbeatLoop {
       failing = false
       backoff.reset()
       if (res.desired) input.onDesired(res.desired)
+      if (res.rotateCredential) input.onRotateCredential?.()
       return intervalMs
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err)

@@ -11,6 +11,7 @@ import { createLogger, setLogLevel } from "../protocol/log.ts"
 import { VERSION } from "../protocol/version.ts"
 import { startCommandLoop } from "./command-loop.ts"
 import { createControlClient } from "./control-client.ts"
+import { createCredentialRotator } from "./credential-rotation.ts"
 import { enroll, storedCredential } from "./enrollment.ts"
 import { collectHealth } from "./health.ts"
 import { type HeartbeatLoop, startHeartbeat } from "./heartbeat.ts"
@@ -102,6 +103,15 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
             heartbeatIntervalSeconds: options.heartbeatSeconds,
           }),
         onDesired: (closure) => reconciler.setDesired(closure, "heartbeat"),
+        onRotateCredential: createCredentialRotator({
+          client,
+          stateDir,
+          nodeId: options.nodeId,
+          controlUrl,
+          use: (next) => {
+            bearer = next
+          },
+        }),
       })
     })()
   } else {

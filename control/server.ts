@@ -4,11 +4,13 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join } from "node:path"
 import { createLogger } from "../protocol/log.ts"
 import { createEventBus } from "./adapters/event-bus.ts"
-import { createSqlStore } from "./adapters/store/sql-store.ts"
+import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
 import { createApp } from "./api/app.ts"
+import { undeclaredRoutes } from "./api/route-permissions.ts"
 import { createFleet } from "./domain/fleet.ts"
 import { type Clock, systemClock } from "./domain/ports.ts"
 import { hashToken, newToken, tokenKind } from "./domain/tokens.ts"
+import { createTrust, DEFAULT_TRUST, type TrustSettings } from "./trust.ts"
 
 const log = createLogger("server")
 
@@ -20,6 +22,8 @@ export interface ServerOptions {
   clock?: Clock
   /** How often silent nodes are looked for, in ms. */
   sweepIntervalMs?: number
+  /** Sessions, node credential rotation and rate limits (config sections `auth`, `rate_limits`). */
+  trust?: Partial<TrustSettings>
 }
 
 export interface ControlPlane {
@@ -49,7 +53,8 @@ export function ensureAdminToken(dataDir: string): { token: string; path: string
 
 export async function startControlPlane(opts: ServerOptions): Promise<ControlPlane> {
   const clock = opts.clock ?? systemClock
-  const store = await createSqlStore(opts.databaseUrl)
+  const { db, dialect } = await openDatabase(opts.databaseUrl)
+  const store = sqlStore(db, dialect)
   const applied = await store.migrate()
   if (applied > 0) log.info("database migrated", { migrations: applied })
   const admin = ensureAdminToken(opts.dataDir)
@@ -63,7 +68,12 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
 
   const bus = createEventBus()
   const fleet = createFleet({ store, bus, clock })
-  const app = createApp({ fleet, bus })
+  const settings = { ...DEFAULT_TRUST, ...opts.trust }
+  const trust = createTrust({ db, dialect, dataDir: opts.dataDir, store, bus, clock, settings })
+  const app = createApp({ fleet, bus, trust })
+  const undeclared = undeclaredRoutes(app.routes.filter((r) => r.method !== "ALL"))
+  if (undeclared.length > 0)
+    log.error("routes without a rule in control/api/route-permissions.ts are refused", { routes: undeclared })
   // Long polls hold a request up to 30 s and the event stream far longer, with a keep-alive each 15 s.
   const server = Bun.serve({ hostname: opts.host, port: opts.port, fetch: app.fetch, idleTimeout: 60 })
 

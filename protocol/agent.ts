@@ -5,6 +5,7 @@
 //   POST /api/agent/:nodeId/reports               Bearer <credential>   ReportBatch     -> ReportAck
 //   GET  /api/agent/:nodeId/commands?wait=SEC     Bearer <credential>                   -> CommandList (long poll)
 //   POST /api/agent/:nodeId/commands/:id/ack      Bearer <credential>   CommandAck      -> { ok: true }
+//   POST /api/agent/:nodeId/credential            Bearer <credential>                   -> RotatedCredential (201)
 //
 // Reports (drift and heal) are spooled by the agent before they are sent and carry a per-node
 // sequence number; the control plane stores each (node, seq) once and answers with the highest
@@ -136,8 +137,15 @@ export type EnrollRequest = z.infer<typeof EnrollRequest>
 export const EnrollResponse = z.object({ nodeId: NodeId, credential: z.string().min(32) }).strict()
 export type EnrollResponse = z.infer<typeof EnrollResponse>
 
-export const HeartbeatResponse = z.object({ desired: StorePath.nullable() }).strict()
+/** `rotateCredential`: fetch a new credential (POST /api/agent/:nodeId/credential) and use it from then on. */
+export const HeartbeatResponse = z
+  .object({ desired: StorePath.nullable(), rotateCredential: z.literal(true).optional() })
+  .strict()
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>
+
+/** A rotated credential: pending until the agent first uses it, when the old one stops working. */
+export const RotatedCredential = z.object({ nodeId: NodeId, credential: z.string().min(32) }).strict()
+export type RotatedCredential = z.infer<typeof RotatedCredential>
 
 /** A command the control plane relays to one agent. `activate` makes `closure` the node's desired system. */
 export const AgentCommand = z.discriminatedUnion("kind", [

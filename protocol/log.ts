@@ -1,12 +1,38 @@
 // Structured logs, one JSON object a line on stderr, one logger per module:
 //   const log = createLogger("heal"); log.info("healed", { node, from, to, ms })
 // Secrets are redacted here, at the one place every log line passes, not case by case: any field
-// whose name looks like a credential is replaced, and so is any string that looks like a Chimera token.
+// whose name looks like a credential is replaced, and so is any string that looks like a Chimera token,
+// a JWT, a password hash or a bearer header. The API's error bodies, its answers and the audit log
+// pass through the same `redact`.
 export type LogLevel = "debug" | "info" | "warning" | "error"
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40 }
-const SECRET_KEY = /token|secret|password|passwd|credential|api_?key|authorization|cookie/i
-const SECRET_VALUE = /\bchm_[a-z]+_[A-Za-z0-9_-]{16,}/g
+const SECRET_KEY = /token|secret|password|passwd|passphrase|credential|api_?key|private_?key|authorization|cookie|sudo/i
+const SECRET_VALUES: [RegExp, string][] = [
+  [/\bchm_[a-z]+_[A-Za-z0-9_-]{16,}/g, "chm_[redacted]"],
+  [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g, "[redacted-jwt]"],
+  [/\$argon2(?:id|i|d)\$[^\s"']+/g, "[redacted-hash]"],
+  // RFC 6750 token68 characters only, so a match stops at the quote that closes a JSON string.
+  [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{16,}/gi, "$1 [redacted]"],
+  [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g, "[redacted-private-key]"],
+]
+
+/** Replaces every secret-looking substring of `text`. */
+export function redactText(text: string): string {
+  let out = text
+  for (const [pattern, replacement] of SECRET_VALUES) out = out.replace(pattern, replacement)
+  return out
+}
+
+/** True when `text` holds something `redactText` would replace (cheap enough for every answer). */
+export function looksSecret(text: string): boolean {
+  return SECRET_VALUES.some(([pattern]) => {
+    pattern.lastIndex = 0
+    const hit = pattern.test(text)
+    pattern.lastIndex = 0
+    return hit
+  })
+}
 
 let threshold: number = ORDER.warning
 let sink: (line: string) => void = (line) => process.stderr.write(`${line}\n`)
@@ -24,7 +50,7 @@ export function setLogSink(write: (line: string) => void): void {
 }
 
 export function redact(value: unknown, depth = 0): unknown {
-  if (typeof value === "string") return value.replace(SECRET_VALUE, "chm_[redacted]")
+  if (typeof value === "string") return redactText(value)
   if (value instanceof Error) return { name: value.name, message: redact(value.message) }
   if (value === null || typeof value !== "object" || depth > 6) return value
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1))

@@ -33,7 +33,10 @@ export const agentRoutes = (fleet: Fleet) =>
       const health = c.req.valid("json")
       if (health.nodeId !== c.req.valid("param").nodeId)
         throw forbidden("the heartbeat's nodeId is not the node in the path")
-      return c.json(await fleet.heartbeat(health))
+      const answer = await fleet.heartbeat(health)
+      // The rotation handshake starts here (control/domain/auth/node-identity.ts).
+      const principal = c.get("principal")
+      return c.json(principal.kind === "node" && principal.rotationDue ? { ...answer, rotateCredential: true } : answer)
     })
     .post("/api/agent/:nodeId/reports", params(NodeParams), jsonBody(ReportBatch), async (c) =>
       c.json(await fleet.ingestReports(c.req.valid("param").nodeId, c.req.valid("json").reports)),

@@ -1,17 +1,32 @@
 // The control plane's HTTP API: one Hono app chaining one router per resource, so its type can be
-// exported for the CLI's typed client (hc<AppType>). Order matters: health and enrolment are open
-// (enrolment checks its join token itself), everything after the bearer middleware is not.
+// exported for the CLI's typed client (hc<AppType>). Before any router, in this order: the audit trail
+// (request id, source, one row per mutating request whatever its answer), answer redaction, body
+// limits, and the guard, which authenticates, rate-limits and authorizes each request by the route's
+// rule in route-permissions.ts (health and login are public; enrolment checks its join token itself).
 import { Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
+import type { Accounts } from "../domain/auth/accounts.ts"
+import type { Audit } from "../domain/auth/audit.ts"
+import type { Authenticator } from "../domain/auth/authenticator.ts"
+import type { NodeIdentity } from "../domain/auth/node-identity.ts"
+import type { RateLimiter } from "../domain/auth/rate-limiter.ts"
+import type { Sessions } from "../domain/auth/sessions.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { EventBusPort } from "../domain/ports.ts"
 import { agentRoutes, enrollRoutes } from "./agent.ts"
-import { authenticate } from "./auth.ts"
+import { auditRoutes } from "./audit.ts"
+import { auditTrail } from "./audit-trail.ts"
+import { authSessionRoutes } from "./auth-sessions.ts"
 import { errorResponse, onError } from "./errors.ts"
 import { eventRoutes } from "./events.ts"
+import { guard } from "./guard.ts"
 import { healthRoutes } from "./health.ts"
+import { nodeIdentityRoutes } from "./node-identity.ts"
 import { nodeRoutes } from "./nodes.ts"
+import { redactAnswers } from "./redact-answers.ts"
+import { tokenRoutes } from "./tokens.ts"
+import { userRoutes } from "./users.ts"
 
 const MiB = 1024 * 1024
 /** A report batch holds up to 500 reports of at most ~70 KiB (a failed heal's output is capped at 64 KiB). */
@@ -19,9 +34,20 @@ const REPORTS_LIMIT = 48 * MiB
 const DEFAULT_LIMIT = 1 * MiB
 const REPORTS_PATH = /^\/api\/agent\/[^/]+\/reports$/
 
+/** The trust layer (issue #4): who calls, what they may do, how often, and the record of it. */
+export interface TrustDeps {
+  authenticator: Authenticator
+  limiter: RateLimiter
+  sessions: Sessions
+  accounts: Accounts
+  identity: NodeIdentity
+  audit: Audit
+}
+
 export interface AppDeps {
   fleet: Fleet
   bus: EventBusPort
+  trust: TrustDeps
 }
 
 const limitBody = (maxSize: number) =>
@@ -31,16 +57,23 @@ const limitBody = (maxSize: number) =>
       errorResponse(c, new ChimeraError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxSize / MiB} MiB`)),
   })
 
-export function createApp({ fleet, bus }: AppDeps) {
+export function createApp({ fleet, bus, trust }: AppDeps) {
   const app = new Hono()
+    .use("/api/*", auditTrail(trust.audit))
+    .use("/api/*", redactAnswers)
     .use("/api/agent/:nodeId/reports", limitBody(REPORTS_LIMIT))
     .use("/api/*", async (c, next) => (REPORTS_PATH.test(c.req.path) ? next() : limitBody(DEFAULT_LIMIT)(c, next)))
+    .use("/api/*", guard(trust.authenticator, trust.limiter))
     .route("/", healthRoutes)
     .route("/", enrollRoutes(fleet))
-    .use("/api/*", authenticate(fleet))
+    .route("/", authSessionRoutes(trust.sessions, trust.accounts))
     .route("/", nodeRoutes(fleet))
     .route("/", agentRoutes(fleet))
+    .route("/", nodeIdentityRoutes(trust.identity))
     .route("/", eventRoutes(fleet, bus))
+    .route("/", userRoutes(trust.accounts))
+    .route("/", tokenRoutes(trust.accounts))
+    .route("/", auditRoutes(trust.audit))
   app.notFound((c) => errorResponse(c, new ChimeraError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError(onError)
   return app

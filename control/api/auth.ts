@@ -1,31 +1,49 @@
-// Bearer authentication. Every route but GET /api/health needs `Authorization: Bearer <token>`:
-// the admin token (or, later, a user's), a node's credential, or, for enrolment only, a join token.
-// Who may call what is declared once per router with `requireAdmin` / `requireNodeSelf`.
+// Bearer authentication and the request's context. Every route but GET /api/health needs
+// `Authorization: Bearer <token>`: a session JWT, an API token (or the bootstrap admin token), a node's
+// credential, or, for enrolment only, a join token. Who may call what is declared once, in
+// route-permissions.ts, and enforced by the guard (guard.ts); the checks here are defence in depth.
 import type { MiddlewareHandler } from "hono"
 import { forbidden, unauthenticated } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
-import type { Principal } from "../domain/ports.ts"
+import type { Principal, UserPrincipal } from "../domain/ports.ts"
+import type { RouteRule } from "./route-permissions.ts"
 
-export type ApiEnv = { Variables: { principal: Principal } }
+export interface MatchedRoute {
+  key: string
+  rule: RouteRule | undefined
+  params: Record<string, string>
+}
+
+export type ApiEnv = {
+  Variables: {
+    principal: Principal
+    requestId: string
+    /** The caller's address as the socket saw it (null in-process, e.g. app.request in tests). */
+    source: string | null
+    route: MatchedRoute | null
+  }
+}
+
+// An RS256 JWT with a few permissions is about 1 KiB; 4 KiB leaves room and still bounds the work.
+const BEARER = /^Bearer ([\x21-\x7e]{1,4096})$/
 
 /** The bearer token of a request, or a 401 that says what is wrong with the header. */
 export function bearerToken(header: string | undefined): string {
   if (header === undefined || header === "")
     throw unauthenticated("missing Authorization header; send `Authorization: Bearer <token>`")
-  const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header)
+  const m = BEARER.exec(header)
   if (!m?.[1]) throw unauthenticated("malformed Authorization header; expected `Bearer <token>`")
   return m[1]
 }
 
-export const authenticate =
-  (fleet: Fleet): MiddlewareHandler<ApiEnv> =>
-  async (c, next) => {
-    c.set("principal", await fleet.authenticate(bearerToken(c.req.header("authorization"))))
-    await next()
-  }
+/** The calling user (not a node); the guard has already checked the route's permission. */
+export function userOf(principal: Principal | undefined): UserPrincipal {
+  if (principal?.kind !== "user") throw forbidden("this route needs a user or API token, not a node credential")
+  return principal
+}
 
 export const requireAdmin: MiddlewareHandler<ApiEnv> = async (c, next) => {
-  if (c.get("principal").kind !== "admin") throw forbidden("this route needs an operator token, not a node credential")
+  userOf(c.get("principal"))
   await next()
 }
 

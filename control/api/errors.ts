@@ -1,9 +1,10 @@
 // One place maps errors to HTTP: domain codes to statuses, and anything unexpected to a logged 500
-// whose body says nothing of the internals. Every answer is `{"error", "code", "detail"}`.
+// whose body says nothing of the internals. Every answer is `{"error", "code", "detail"}`, passed
+// through the logger's `redact` so no message can echo a secret; a 429 has seed 002's body instead.
 import type { Context } from "hono"
 import { HTTPException } from "hono/http-exception"
 import type { ContentfulStatusCode } from "hono/utils/http-status"
-import { createLogger } from "../../protocol/log.ts"
+import { createLogger, redact } from "../../protocol/log.ts"
 import { ChimeraError, type ErrorCode } from "../domain/errors.ts"
 
 const log = createLogger("api")
@@ -18,14 +19,21 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   METHOD_NOT_ALLOWED: 405,
+  RATE_LIMIT_EXCEEDED: 429,
   INTERNAL: 500,
 }
 
 export function errorResponse(c: Context, error: ChimeraError) {
   const status = STATUS[error.code]
   if (status === 401) c.header("WWW-Authenticate", 'Bearer realm="chimera"')
+  const message = redact(error.message) as string
+  if (error.code === "RATE_LIMIT_EXCEEDED") {
+    // Seed 002: {error, message, retryAfter, limit, window, resetAt}; `code` as on every other error.
+    const limits = (error.detail ?? {}) as Record<string, unknown>
+    return c.json({ error: "RATE_LIMIT_EXCEEDED", code: error.code, message, ...limits }, status)
+  }
   return c.json(
-    { error: error.message, code: error.code, ...(error.detail === undefined ? {} : { detail: error.detail }) },
+    { error: message, code: error.code, ...(error.detail === undefined ? {} : { detail: redact(error.detail) }) },
     status,
   )
 }

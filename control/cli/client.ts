@@ -1,6 +1,7 @@
-// How the CLI reaches the control plane: CHIMERA_URL (default http://127.0.0.1:8080) and
-// CHIMERA_TOKEN (default: the admin token in $CHIMERA_DATA_DIR, when run on the control-plane host),
-// through the typed client hc<AppType>, so the CLI and the API cannot drift apart.
+// How the CLI reaches the control plane: CHIMERA_URL (default http://127.0.0.1:8080) and a token:
+// CHIMERA_TOKEN, else the session `chimera login` stored for that URL, else the admin token in
+// $CHIMERA_DATA_DIR (on the control-plane host), through the typed client hc<AppType>, so the CLI and
+// the API cannot drift apart.
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { hc } from "hono/client"
@@ -8,6 +9,7 @@ import { ApiErrorBody } from "../../protocol/errors.ts"
 import type { AppType } from "../api/app.ts"
 import { dataDir } from "../config.ts"
 import { CliError } from "./errors.ts"
+import { readTokenFile, tokenFilePath } from "./token-file.ts"
 
 export function controlUrl(env = process.env): string {
   return (env.CHIMERA_URL || "http://127.0.0.1:8080").replace(/\/+$/, "")
@@ -15,11 +17,16 @@ export function controlUrl(env = process.env): string {
 
 export function controlToken(env = process.env): string {
   if (env.CHIMERA_TOKEN) return env.CHIMERA_TOKEN.trim()
+  const stored = readTokenFile(controlUrl(env), env)
+  if (stored) return stored.token
   const path = join(dataDir(env), "admin.token")
   try {
     return readFileSync(path, "utf8").trim()
   } catch {
-    throw new CliError(`no token: set CHIMERA_TOKEN, or run where the control plane keeps ${path}`, "E_NO_TOKEN")
+    throw new CliError(
+      `no token: run \`chimera login\`, set CHIMERA_TOKEN, or run where the control plane keeps ${path} (looked in ${tokenFilePath(env)} too)`,
+      "E_NO_TOKEN",
+    )
   }
 }
 

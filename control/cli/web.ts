@@ -3,6 +3,7 @@ import { defineCommand } from "citty"
 import { setLogLevel } from "../../protocol/log.ts"
 import { databaseUrl, dataDir, loadConfig } from "../config.ts"
 import { startControlPlane } from "../server.ts"
+import { trustSettings } from "../trust.ts"
 import { flagLogLevel } from "./globals.ts"
 import { color } from "./output.ts"
 
@@ -23,6 +24,7 @@ export default defineCommand({
       port: config.web.port,
       dataDir: dataDir(),
       databaseUrl: databaseUrl(),
+      trust: trustSettings(config),
     })
     process.stdout.write(`Chimera control plane on ${color.bold(cp.url)}\n`)
     process.stdout.write(

@@ -10,6 +10,7 @@ export type ErrorCode =
   | "PAYLOAD_TOO_LARGE"
   | "UNSUPPORTED_MEDIA_TYPE"
   | "METHOD_NOT_ALLOWED"
+  | "RATE_LIMIT_EXCEEDED"
   | "INTERNAL"
 
 export class ChimeraError extends Error {

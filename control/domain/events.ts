@@ -9,6 +9,8 @@ export const ControlEventType = z.enum([
   "node.reachable",
   "desired.changed",
   "command.acked",
+  "node.revoked",
+  "node.rotation-requested",
 ])
 export const EventType = z.enum([
   ...ControlEventType.options,

@@ -45,15 +45,6 @@ export function createFleet({ store, bus, clock }: FleetDeps) {
   }
 
   return {
-    /** Resolves a bearer token to who holds it; join tokens are not principals (they only enrol). */
-    async authenticate(token: string): Promise<Principal> {
-      const kind = tokenKind(token)
-      if (kind === null || kind === "join") throw unauthenticated("the bearer token is not a valid Chimera token")
-      const principal = await store.principalForTokenHash(hashToken(token))
-      if (!principal) throw unauthenticated("the bearer token is unknown or revoked")
-      return principal
-    },
-
     async createJoinToken(opts: { ttlSeconds?: number; nodeId?: string }) {
       const token = newToken("join")
       const createdAt = clock.now()

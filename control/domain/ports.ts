@@ -1,6 +1,7 @@
 // The control plane's ports (seed 000): interfaces the domain depends on. Adapters implement them
 // (control/adapters); the composition root (control/server.ts) wires one of each.
 import type { AgentCommand, NodeHealth } from "../../protocol/agent.ts"
+import type { Role } from "./auth/roles.ts"
 import type { FleetEvent, NewEvent } from "./events.ts"
 import type { NodeRecord } from "./node.ts"
 
@@ -18,7 +19,29 @@ export interface JoinTokenRecord {
   usedAt: string | null
 }
 
-export type Principal = { kind: "admin"; tokenId: string } | { kind: "node"; nodeId: string }
+/** A person or automation: a login session (JWT), a named API token, or the bootstrap admin token. */
+export interface UserPrincipal {
+  kind: "user"
+  /** Stable id: the user's id, or `token:<id>` for an API token. */
+  subject: string
+  /** What the audit log shows: the username, or the token's name. */
+  name: string
+  role: Role
+  via: "session" | "api-token"
+  sessionId: string | null
+  userId: string | null
+  tokenId: string | null
+}
+
+/** A node agent, with its per-node credential; it may act only as itself. */
+export interface NodePrincipal {
+  kind: "node"
+  nodeId: string
+  /** The control plane wants this credential replaced (on request or because it is old). */
+  rotationDue: boolean
+}
+
+export type Principal = UserPrincipal | NodePrincipal
 
 export interface StoredCommand {
   command: AgentCommand
@@ -32,7 +55,6 @@ export interface StorePort {
 
   // Tokens and credentials are stored as SHA-256 hashes, never in clear.
   putApiToken(token: { id: string; name: string; tokenHash: string; role: string; createdAt: string }): Promise<void>
-  principalForTokenHash(tokenHash: string): Promise<Principal | null>
   createJoinToken(token: {
     tokenHash: string
     nodeId: string | null

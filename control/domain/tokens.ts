@@ -1,9 +1,9 @@
 // Bearer secrets: 32 random bytes, base64url, behind a prefix that says what they are
-// (`chm_admin_`, `chm_join_`, `chm_node_`) so a leaked one is recognisable and the logger can redact
+// (`chm_admin_`, `chm_api_`, `chm_join_`, `chm_node_`) so a leaked one is recognisable and the logger can redact
 // it. Only their SHA-256 is stored; a database dump grants nothing.
 import { createHash, randomBytes } from "node:crypto"
 
-export type TokenKind = "admin" | "join" | "node"
+export type TokenKind = "admin" | "api" | "join" | "node"
 
 export function newToken(kind: TokenKind): string {
   return `chm_${kind}_${randomBytes(32).toString("base64url")}`
@@ -14,6 +14,6 @@ export function hashToken(token: string): string {
 }
 
 export function tokenKind(token: string): TokenKind | null {
-  const m = /^chm_(admin|join|node)_[A-Za-z0-9_-]{43}$/.exec(token)
+  const m = /^chm_(admin|api|join|node)_[A-Za-z0-9_-]{43}$/.exec(token)
   return m ? (m[1] as TokenKind) : null
 }

@@ -5,7 +5,10 @@ import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
+import type { RateLimits } from "../../control/domain/auth/rate-limiter.ts"
+import type { Clock } from "../../control/domain/ports.ts"
 import { type ControlPlane, startControlPlane } from "../../control/server.ts"
+import type { TrustSettings } from "../../control/trust.ts"
 
 export interface TestControlPlane extends AsyncDisposable {
   url: string
@@ -34,7 +37,21 @@ function withApi(url: string, adminToken: string) {
     })
 }
 
-export async function startInProcess(opts: { dataDir?: string } = {}): Promise<TestControlPlane> {
+/**
+ * Tests poll the API far faster than a person (every 25 ms), so rate limits are lifted unless a test
+ * asks for its own (`trust.rateLimits`); the rate-limit suites pass the configured defaults explicitly.
+ */
+export const LIFTED_LIMITS: RateLimits = Object.fromEntries(
+  ["api", "agent", "login", "sessions", "commands", "websocket"].map((n) => [n, { limit: 1e9, windowMs: 60_000 }]),
+) as RateLimits
+
+export interface InProcessOptions {
+  dataDir?: string
+  clock?: Clock
+  trust?: Partial<TrustSettings>
+}
+
+export async function startInProcess(opts: InProcessOptions = {}): Promise<TestControlPlane> {
   const dataDir = opts.dataDir ?? (await tempDir())
   const cp: ControlPlane = await startControlPlane({
     host: "127.0.0.1",
@@ -42,6 +59,8 @@ export async function startInProcess(opts: { dataDir?: string } = {}): Promise<T
     dataDir,
     databaseUrl: `sqlite://${join(dataDir, "chimera.db")}`,
     sweepIntervalMs: 200,
+    clock: opts.clock,
+    trust: { ...opts.trust, rateLimits: { ...LIFTED_LIMITS, ...opts.trust?.rateLimits } },
   })
   const adminToken = (await readFile(cp.adminTokenPath, "utf8")).trim()
   const stop = async () => {
@@ -75,7 +94,13 @@ export async function spawnControlPlane(port: number, opts: { dataDir?: string }
   const url = `http://127.0.0.1:${port}`
   const start = async () => {
     const proc = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
-      env: { ...process.env, CHIMERA_DATA_DIR: dataDir, CHIMERA_CONFIG_FILE: "" },
+      env: {
+        ...process.env,
+        CHIMERA_DATA_DIR: dataDir,
+        CHIMERA_CONFIG_FILE: "",
+        CHIMERA_RATE_LIMITS_API: "1000000000",
+        CHIMERA_RATE_LIMITS_AGENT: "1000000000",
+      },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",

@@ -1,6 +1,8 @@
 // Versioned schema migrations, applied in order and recorded in `schema_migrations`. Each is written
 // once for both dialects Bun.SQL speaks here: SQLite (the default) and PostgreSQL (several replicas).
 // Never edit a released migration; add the next one.
+import { AUTH_MIGRATIONS } from "./auth-migrations.ts"
+
 export type Dialect = "sqlite" | "postgres"
 
 export interface Migration {
@@ -96,4 +98,6 @@ export const MIGRATIONS: Migration[] = [
       "CREATE INDEX deployments_by_time ON deployments (created_at)",
     ],
   },
+  // The trust layer's migrations (version 3 and up) live beside this file.
+  ...AUTH_MIGRATIONS,
 ]

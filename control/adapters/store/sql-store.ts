@@ -9,7 +9,7 @@ import { SQL } from "bun"
 import type { AgentCommand, AgentPhase, NodeHealth } from "../../../protocol/agent.ts"
 import type { FleetEvent, NewEvent } from "../../domain/events.ts"
 import type { NodeHealthSummary, NodeRecord } from "../../domain/node.ts"
-import type { EventQuery, Principal, StorePort } from "../../domain/ports.ts"
+import type { EventQuery, StorePort } from "../../domain/ports.ts"
 import { type Dialect, MIGRATIONS } from "./migrations.ts"
 
 type Row = Record<string, unknown>
@@ -22,7 +22,8 @@ export function dialectOf(url: string): Dialect {
   )
 }
 
-export async function createSqlStore(url: string): Promise<StorePort> {
+/** Opens the database (one Bun.SQL handle the fleet store and the auth store share). */
+export async function openDatabase(url: string): Promise<{ db: SQL; dialect: Dialect }> {
   const dialect = dialectOf(url)
   if (dialect === "sqlite") {
     const path = url.replace(/^sqlite:\/\//, "")
@@ -34,6 +35,11 @@ export async function createSqlStore(url: string): Promise<StorePort> {
     await db`PRAGMA synchronous = NORMAL`
     await db`PRAGMA busy_timeout = 5000`
   }
+  return { db, dialect }
+}
+
+export async function createSqlStore(url: string): Promise<StorePort> {
+  const { db, dialect } = await openDatabase(url)
   return sqlStore(db, dialect)
 }
 
@@ -71,7 +77,7 @@ function toEvent(r: Row): FleetEvent {
   }
 }
 
-function sqlStore(db: SQL, dialect: Dialect): StorePort {
+export function sqlStore(db: SQL, dialect: Dialect): StorePort {
   const insertEvent = async (tx: SQL, e: NewEvent, epoch: number | null): Promise<FleetEvent | null> => {
     const rows: Row[] = await tx`
       INSERT INTO events (type, node_id, at, received_at, data, agent_epoch, agent_seq)
@@ -107,14 +113,6 @@ function sqlStore(db: SQL, dialect: Dialect): StorePort {
       await db`
         INSERT INTO api_tokens (id, name, token_hash, role, created_at) VALUES (${t.id}, ${t.name}, ${t.tokenHash}, ${t.role}, ${t.createdAt})
         ON CONFLICT (id) DO UPDATE SET token_hash = ${t.tokenHash}, revoked_at = NULL`
-    },
-
-    async principalForTokenHash(tokenHash): Promise<Principal | null> {
-      const tokens: Row[] =
-        await db`SELECT id, role FROM api_tokens WHERE token_hash = ${tokenHash} AND revoked_at IS NULL`
-      if (tokens[0]) return { kind: "admin", tokenId: String(tokens[0].id) }
-      const nodes: Row[] = await db`SELECT id FROM nodes WHERE credential_hash = ${tokenHash}`
-      return nodes[0] ? { kind: "node", nodeId: String(nodes[0].id) } : null
     },
 
     async createJoinToken(t) {

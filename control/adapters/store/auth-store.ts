@@ -1,0 +1,207 @@
+// The trust layer's store over the same Bun.SQL handle as the fleet store (sql-store.ts): users,
+// sessions, API tokens, node credentials and the audit log. Tokens and credentials arrive here already
+// hashed; nothing in this file ever sees a secret in clear.
+import type { SQL } from "bun"
+import type {
+  ApiTokenRecord,
+  AuditRecord,
+  AuditResult,
+  AuthStorePort,
+  SessionRecord,
+  UserRecord,
+} from "../../domain/auth/ports.ts"
+import type { Role } from "../../domain/auth/roles.ts"
+import type { Dialect } from "./migrations.ts"
+
+type Row = Record<string, unknown>
+const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
+
+const toUser = (r: Row): UserRecord => ({
+  id: String(r.id),
+  username: String(r.username),
+  passwordHash: String(r.password_hash),
+  role: String(r.role) as Role,
+  createdAt: String(r.created_at),
+  passwordChangedAt: String(r.password_changed_at),
+})
+
+const toSession = (r: Row): SessionRecord => ({
+  jti: String(r.jti),
+  userId: String(r.user_id),
+  issuedAt: String(r.issued_at),
+  expiresAt: String(r.expires_at),
+  revokedAt: str(r.revoked_at),
+  source: str(r.source),
+})
+
+const toToken = (r: Row): ApiTokenRecord => ({
+  id: String(r.id),
+  name: String(r.name),
+  role: String(r.role) as Role,
+  createdAt: String(r.created_at),
+  createdBy: str(r.created_by),
+  expiresAt: str(r.expires_at),
+  revokedAt: str(r.revoked_at),
+})
+
+const toAudit = (r: Row): AuditRecord => ({
+  id: Number(r.id),
+  at: String(r.at),
+  requestId: String(r.request_id),
+  actor: String(r.actor),
+  role: str(r.role),
+  source: str(r.source),
+  method: String(r.method),
+  path: String(r.path),
+  action: String(r.action),
+  nodeId: str(r.node_id),
+  command: str(r.command),
+  status: Number(r.status),
+  result: String(r.result) as AuditResult,
+  detail: r.detail ? (JSON.parse(String(r.detail)) as unknown) : null,
+})
+
+export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
+  return {
+    async createUser(u) {
+      const rows: Row[] = await db`
+        INSERT INTO users (id, username, password_hash, role, created_at, password_changed_at)
+        VALUES (${u.id}, ${u.username}, ${u.passwordHash}, ${u.role}, ${u.createdAt}, ${u.passwordChangedAt})
+        ON CONFLICT (username) DO NOTHING RETURNING id`
+      return rows.length > 0
+    },
+    async userByName(username) {
+      const rows: Row[] = await db`SELECT * FROM users WHERE username = ${username} AND deleted_at IS NULL`
+      return rows[0] ? toUser(rows[0]) : null
+    },
+    async userById(id) {
+      const rows: Row[] = await db`SELECT * FROM users WHERE id = ${id} AND deleted_at IS NULL`
+      return rows[0] ? toUser(rows[0]) : null
+    },
+    async listUsers() {
+      const rows: Row[] = await db`SELECT * FROM users WHERE deleted_at IS NULL ORDER BY username`
+      return rows.map(toUser)
+    },
+    async deleteUser(id, now) {
+      // The row stays (renamed) so audit entries and sessions keep pointing at someone; the name is freed.
+      await db`UPDATE users SET deleted_at = ${now}, username = ${`${id}:deleted`} WHERE id = ${id}`
+    },
+    async setPassword(id, hash, now) {
+      await db`UPDATE users SET password_hash = ${hash}, password_changed_at = ${now} WHERE id = ${id}`
+    },
+
+    async createSession(s) {
+      await db`
+        INSERT INTO auth_sessions (jti, user_id, issued_at, expires_at, source, user_agent)
+        VALUES (${s.jti}, ${s.userId}, ${s.issuedAt}, ${s.expiresAt}, ${s.source}, ${s.userAgent})`
+    },
+    async sessionWithUser(jti) {
+      const rows: Row[] = await db`SELECT * FROM auth_sessions WHERE jti = ${jti}`
+      if (!rows[0]) return null
+      const users: Row[] = await db`SELECT * FROM users WHERE id = ${String(rows[0].user_id)} AND deleted_at IS NULL`
+      return users[0] ? { session: toSession(rows[0]), user: toUser(users[0]) } : null
+    },
+    async revokeSession(jti, now, replacedBy) {
+      const rows: Row[] = await db`
+        UPDATE auth_sessions SET revoked_at = ${now}, replaced_by = ${replacedBy ?? null}
+        WHERE jti = ${jti} AND revoked_at IS NULL RETURNING jti`
+      return rows.length > 0
+    },
+    async revokeSessionsOf(userId, now) {
+      const rows: Row[] = await db`
+        UPDATE auth_sessions SET revoked_at = ${now} WHERE user_id = ${userId} AND revoked_at IS NULL RETURNING jti`
+      return rows.length
+    },
+    async activeSessions(userId, now) {
+      const rows: Row[] = await db`
+        SELECT * FROM auth_sessions WHERE user_id = ${userId} AND revoked_at IS NULL AND expires_at > ${now}
+        ORDER BY issued_at`
+      return rows.map(toSession)
+    },
+
+    async createApiToken(t) {
+      await db`
+        INSERT INTO api_tokens (id, name, token_hash, role, created_at, created_by, expires_at)
+        VALUES (${t.id}, ${t.name}, ${t.tokenHash}, ${t.role}, ${t.createdAt}, ${t.createdBy}, ${t.expiresAt})`
+    },
+    async apiTokenByHash(hash) {
+      const rows: Row[] = await db`SELECT * FROM api_tokens WHERE token_hash = ${hash}`
+      return rows[0] ? toToken(rows[0]) : null
+    },
+    async listApiTokens() {
+      const rows: Row[] = await db`SELECT * FROM api_tokens ORDER BY created_at, id`
+      return rows.map(toToken)
+    },
+    async revokeApiToken(id, now) {
+      const rows: Row[] =
+        await db`UPDATE api_tokens SET revoked_at = ${now} WHERE id = ${id} AND revoked_at IS NULL RETURNING id`
+      return rows.length > 0
+    },
+    async revokeApiTokensOf(createdBy, now) {
+      const rows: Row[] = await db`
+        UPDATE api_tokens SET revoked_at = ${now} WHERE created_by = ${createdBy} AND revoked_at IS NULL RETURNING id`
+      return rows.length
+    },
+
+    async nodeForCredential(hash, now) {
+      const select = async () =>
+        (await db`
+          SELECT id, enrolled_at, credential_issued_at, rotation_requested_at FROM nodes
+          WHERE credential_hash = ${hash}`) as Row[]
+      let rows = await select()
+      if (!rows[0]) {
+        // First use of a rotated credential confirms the agent stored it: only now does the old one stop.
+        const promoted: Row[] = await db`
+          UPDATE nodes SET credential_hash = pending_credential_hash, pending_credential_hash = NULL,
+            rotation_requested_at = NULL, credential_issued_at = ${now}
+          WHERE pending_credential_hash = ${hash} RETURNING id`
+        if (!promoted[0]) return null
+        rows = await select()
+      }
+      const r = rows[0]
+      if (!r) return null
+      return {
+        nodeId: String(r.id),
+        issuedAt: String(r.credential_issued_at ?? r.enrolled_at),
+        rotationRequested: r.rotation_requested_at !== null && r.rotation_requested_at !== undefined,
+      }
+    },
+    async requestRotation(nodeId, now) {
+      const rows: Row[] = await db`
+        UPDATE nodes SET rotation_requested_at = ${now} WHERE id = ${nodeId} AND credential_hash IS NOT NULL RETURNING id`
+      return rows.length > 0
+    },
+    async setPendingCredential(nodeId, hash) {
+      await db`UPDATE nodes SET pending_credential_hash = ${hash} WHERE id = ${nodeId}`
+    },
+    async revokeNode(nodeId, now) {
+      return db.begin(async (tx) => {
+        const rows: Row[] = await tx`
+          UPDATE nodes SET credential_hash = NULL, pending_credential_hash = NULL, rotation_requested_at = NULL,
+            revoked_at = ${now}
+          WHERE id = ${nodeId} RETURNING id`
+        await tx`UPDATE join_tokens SET used_at = ${now}, used_by = ${"(revoked)"} WHERE node_id = ${nodeId} AND used_at IS NULL`
+        return rows.length > 0
+      })
+    },
+
+    async appendAudit(e) {
+      await db`
+        INSERT INTO audit_log (at, request_id, actor, role, source, method, path, action, node_id, command, status, result, detail)
+        VALUES (${e.at}, ${e.requestId}, ${e.actor}, ${e.role}, ${e.source}, ${e.method}, ${e.path}, ${e.action},
+          ${e.nodeId}, ${e.command}, ${e.status}, ${e.result}, ${e.detail === null || e.detail === undefined ? null : JSON.stringify(e.detail)})`
+    },
+    async listAudit(q) {
+      const rows: Row[] = await db`
+        SELECT * FROM audit_log WHERE id > ${q.afterId ?? 0}
+          ${q.actor === undefined ? db`` : db`AND actor = ${q.actor}`}
+          ${q.nodeId === undefined ? db`` : db`AND node_id = ${q.nodeId}`}
+          ${q.action === undefined ? db`` : db`AND action = ${q.action}`}
+          ${q.result === undefined ? db`` : db`AND result = ${q.result}`}
+          ${q.since === undefined ? db`` : db`AND at >= ${q.since}`}
+          ${q.until === undefined ? db`` : db`AND at < ${q.until}`}
+        ORDER BY id LIMIT ${q.limit}`
+      return rows.map(toAudit)
+    },
+  }
+}

@@ -1,0 +1,68 @@
+// The request's identity and its audit row. Every request gets a request id (the caller's
+// X-Request-Id when it is a plain token, else a new UUID, echoed back) and its source address (the
+// socket's; X-Forwarded-For is not trusted). Every mutating request (POST, PUT, PATCH, DELETE) is
+// recorded once, after its answer is decided, whatever that answer is: refusals and failures are the
+// entries an investigation needs most. Routes whose rule says `audit: false` are skipped.
+import { randomUUID } from "node:crypto"
+import type { Context, MiddlewareHandler } from "hono"
+import { type Audit, resultOf } from "../domain/auth/audit.ts"
+import type { ApiEnv } from "./auth.ts"
+
+const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"])
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
+/** Bodies above this are summarised by size; an audit row records intent, not payloads. */
+const MAX_RECORDED_BODY = 16 * 1024
+
+type BunServer = { requestIP?: (request: Request) => { address: string } | null }
+
+function sourceOf(c: Context): string | null {
+  try {
+    return (c.env as BunServer | undefined)?.requestIP?.(c.req.raw)?.address ?? null
+  } catch {
+    return null
+  }
+}
+
+async function bodyOf(c: Context): Promise<Record<string, unknown> | null> {
+  const length = Number(c.req.header("content-length") ?? Number.NaN)
+  if (!(length > 0)) return null
+  if (length > MAX_RECORDED_BODY) return { bodyBytes: length }
+  try {
+    const body: unknown = await c.req.json()
+    return body !== null && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : null
+  } catch {
+    return null // not JSON: nothing is kept, since raw text could hold a secret under no name at all
+  }
+}
+
+export function auditTrail(audit: Audit): MiddlewareHandler<ApiEnv> {
+  return async (c, next) => {
+    const given = c.req.header("x-request-id")
+    const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID()
+    c.set("requestId", requestId)
+    c.set("source", sourceOf(c))
+    c.header("X-Request-Id", requestId)
+    if (!MUTATING.has(c.req.method)) return next()
+    await next()
+
+    const route = c.get("route")
+    if (route?.rule?.audit === false) return
+    const principal = c.get("principal")
+    const body = await bodyOf(c)
+    const attempted = typeof body?.username === "string" ? `login:${body.username.slice(0, 64)}` : "anonymous"
+    await audit.record({
+      requestId,
+      actor: principal ? (principal.kind === "node" ? `node:${principal.nodeId}` : principal.name) : attempted,
+      role: principal ? (principal.kind === "node" ? "node" : principal.role) : null,
+      source: c.get("source"),
+      method: c.req.method,
+      path: c.req.path,
+      action: route?.key ?? `${c.req.method} (no route)`,
+      nodeId: route?.params.id ?? route?.params.nodeId ?? (typeof body?.nodeId === "string" ? body.nodeId : null),
+      command: typeof body?.command === "string" ? body.command : null,
+      status: c.res.status,
+      result: resultOf(c.res.status),
+      detail: body,
+    })
+  }
+}

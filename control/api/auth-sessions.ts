@@ -1,0 +1,38 @@
+// Login sessions over HTTP (seed 002's auth utility endpoints): login, refresh, verify, revoke, list
+// one's sessions, and change one's own password. Login is the one open route besides health; it is
+// rate limited per source address (route-permissions.ts).
+import { Hono } from "hono"
+import { z } from "zod"
+import type { Accounts } from "../domain/auth/accounts.ts"
+import { Password } from "../domain/auth/passwords.ts"
+import { LoginRequest, type Sessions } from "../domain/auth/sessions.ts"
+import { type ApiEnv, userOf } from "./auth.ts"
+import { jsonBody } from "./validate.ts"
+
+const VerifyRequest = z.object({ token: z.string().min(1).max(4096) }).strict()
+const RevokeRequest = z.object({ jti: z.string().min(1).max(64).optional() }).strict()
+const PasswordChange = z.object({ currentPassword: z.string().max(1024), newPassword: Password }).strict()
+const Empty = z.object({}).strict()
+
+export const authSessionRoutes = (sessions: Sessions, accounts: Accounts) =>
+  new Hono<ApiEnv>()
+    .post("/api/auth/login", jsonBody(LoginRequest), async (c) => {
+      const meta = { source: c.get("source"), userAgent: c.req.header("user-agent") ?? null }
+      return c.json(await sessions.login(c.req.valid("json"), meta), 200)
+    })
+    .post("/api/auth/refresh", async (c) => {
+      const meta = { source: c.get("source"), userAgent: c.req.header("user-agent") ?? null }
+      return c.json(await sessions.refresh(userOf(c.get("principal")), meta))
+    })
+    .post("/api/auth/verify", jsonBody(VerifyRequest), async (c) =>
+      c.json(await sessions.verify(c.req.valid("json").token)),
+    )
+    .post("/api/auth/revoke", jsonBody(RevokeRequest.or(Empty)), async (c) => {
+      const body = c.req.valid("json") as { jti?: string }
+      return c.json(await sessions.revoke(userOf(c.get("principal")), body.jti))
+    })
+    .get("/api/auth/sessions", async (c) => c.json(await sessions.list(userOf(c.get("principal")))))
+    .post("/api/auth/password", jsonBody(PasswordChange), async (c) => {
+      const { currentPassword, newPassword } = c.req.valid("json")
+      return c.json(await accounts.changeOwnPassword(userOf(c.get("principal")), currentPassword, newPassword))
+    })

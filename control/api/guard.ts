@@ -1,0 +1,125 @@
+// The guard: for every /api request, find the route Hono matched, look up its rule
+// (route-permissions.ts), authenticate the bearer, count the caller against its rate limits, and
+// check the rule: a permission of the user's role, or, on agent routes, a node acting as itself. It
+// runs before any handler, so no handler can forget it. A matched route without a rule is refused.
+import type { Context, MiddlewareHandler } from "hono"
+import { matchedRoutes } from "hono/route"
+import type { Authenticator } from "../domain/auth/authenticator.ts"
+import { type LimitDecision, type LimitName, type RateLimiter, rateLimited } from "../domain/auth/rate-limiter.ts"
+import { can, leastRoleFor } from "../domain/auth/roles.ts"
+import { ChimeraError, forbidden } from "../domain/errors.ts"
+import type { Principal } from "../domain/ports.ts"
+import { tokenKind } from "../domain/tokens.ts"
+import { type ApiEnv, bearerToken, type MatchedRoute } from "./auth.ts"
+import { routeKey, ruleFor } from "./route-permissions.ts"
+
+/** The route that will answer: the first matched handler that is not middleware (`use` is ALL). */
+export function matchRoute(c: Context): MatchedRoute | null {
+  const route = matchedRoutes(c).find((r) => r.method !== "ALL")
+  if (!route) return null
+  return {
+    key: routeKey(route.method, route.path),
+    rule: ruleFor(route.method, route.path),
+    params: paramsOf(route.path, c.req.path),
+  }
+}
+
+function paramsOf(pattern: string, path: string): Record<string, string> {
+  const want = pattern.split("/")
+  const got = path.split("/")
+  const out: Record<string, string> = {}
+  want.forEach((segment, i) => {
+    if (!segment.startsWith(":")) return
+    const raw = got[i] ?? ""
+    try {
+      out[segment.slice(1)] = decodeURIComponent(raw)
+    } catch {
+      out[segment.slice(1)] = raw
+    }
+  })
+  return out
+}
+
+function setHeaders(c: Context, d: LimitDecision) {
+  c.header("X-RateLimit-Limit", String(d.limit))
+  c.header("X-RateLimit-Remaining", String(d.remaining))
+  c.header("X-RateLimit-Reset", String(Math.ceil(d.resetAt.getTime() / 1000)))
+  if (!d.allowed) c.header("Retry-After", String(d.retryAfterSeconds))
+}
+
+export function guard(authenticator: Authenticator, limiter: RateLimiter): MiddlewareHandler<ApiEnv> {
+  /** Counts every limit that applies; the headers show the tightest, and the first exceeded one is the 429. */
+  const charge = (c: Context, hits: [LimitName, string][]) => {
+    let tightest: LimitDecision | null = null
+    for (const [name, key] of hits) {
+      const d = limiter.hit(name, key)
+      if (!d.allowed) {
+        setHeaders(c, d)
+        throw rateLimited(d)
+      }
+      if (!tightest || d.remaining < tightest.remaining) tightest = d
+    }
+    if (tightest) setHeaders(c, tightest)
+  }
+
+  const keyFor = (name: LimitName, c: Context<ApiEnv>, route: MatchedRoute | null, p: Principal | null): string => {
+    const who =
+      p === null ? `address:${c.get("source") ?? "local"}` : p.kind === "node" ? `node:${p.nodeId}` : p.subject
+    if (name === "login") return `address:${c.get("source") ?? "local"}`
+    if (name === "commands") return `session:${route?.params.sessionId ?? who}`
+    return who
+  }
+
+  return async (c, next) => {
+    const route = matchRoute(c)
+    c.set("route", route)
+    const rule = route?.rule
+    if (route && !rule)
+      throw new ChimeraError(
+        "PERMISSION_DENIED",
+        `${route.key} declares no permission in control/api/route-permissions.ts; refused until it does`,
+      )
+    const extra = (p: Principal | null) =>
+      (rule?.limits ?? []).map((n): [LimitName, string] => [n, keyFor(n, c, route, p)])
+    if (rule?.auth === "public") {
+      charge(c, extra(null))
+      return next()
+    }
+    if (rule?.auth === "join") {
+      // Enrolment checks its join token itself; any other valid credential is the wrong kind: 403.
+      const token = bearerToken(c.req.header("authorization"))
+      if (tokenKind(token) !== "join" && (await authenticator.authenticate(token).catch(() => null)))
+        throw forbidden("enrolment needs a join token (chimera nodes join-token), not a user or node credential")
+      charge(c, extra(null))
+      return next()
+    }
+
+    let principal: Principal
+    try {
+      principal = await authenticator.authenticate(bearerToken(c.req.header("authorization")))
+    } catch (error) {
+      // Failed authentication spends the caller's address budget, which bounds guessing and audit noise.
+      if (error instanceof ChimeraError) charge(c, [["api", keyFor("api", c, route, null)]])
+      throw error
+    }
+    c.set("principal", principal)
+    charge(c, [[principal.kind === "node" ? "agent" : "api", keyFor("api", c, route, principal)], ...extra(principal)])
+
+    if (!rule) return next() // no such route: a 404 for whoever is authenticated
+    if (rule.auth === "node") {
+      if (principal.kind !== "node") throw forbidden("this route is for node agents; use the node's credential")
+      const nodeId = route?.params.nodeId
+      if (nodeId !== undefined && nodeId !== principal.nodeId)
+        throw forbidden(
+          `this credential belongs to node ${JSON.stringify(principal.nodeId)}, not ${JSON.stringify(nodeId)}`,
+        )
+    } else if (principal.kind === "node") {
+      throw forbidden("a node credential may only call its own agent routes")
+    } else if (!can(principal.role, rule.auth)) {
+      throw forbidden(
+        `${route?.key} needs the ${rule.auth} permission (role ${leastRoleFor(rule.auth)} or above); ${principal.name} is ${principal.role}`,
+      )
+    }
+    return next()
+  }
+}

@@ -1,0 +1,18 @@
+// Secrets stay out of API answers by construction (views carry no hashes or tokens), and this is the
+// serializer-level net under that: a JSON answer of a route that does not issue a secret is scanned
+// and anything that looks like one (a chm_ token, a JWT, a password hash) is replaced. Routes that
+// hand the caller its own new secret (login, token creation, enrolment) say so in their rule.
+import type { MiddlewareHandler } from "hono"
+import { looksSecret, redactText } from "../../protocol/log.ts"
+import type { ApiEnv } from "./auth.ts"
+
+export const redactAnswers: MiddlewareHandler<ApiEnv> = async (c, next) => {
+  await next()
+  // Error bodies were redacted when errorResponse built them.
+  if (c.get("route")?.rule?.issuesSecret || c.res.status >= 400) return
+  if (!c.res.headers.get("content-type")?.startsWith("application/json") || !c.res.body) return
+  const text = await c.res.clone().text()
+  if (!looksSecret(text)) return
+  c.res = new Response(redactText(text), { status: c.res.status, headers: c.res.headers })
+  c.res.headers.delete("content-length")
+}

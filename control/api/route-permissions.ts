@@ -1,0 +1,72 @@
+// The one place that says who may call what. Every route the app serves has a rule here: `public`
+// (no token), `join` (enrolment checks its join token itself), `node` (a node credential, for that
+// node's own id only) or the permission a user principal's role must hold. The guard (guard.ts)
+// enforces the rule before any handler runs; a served route without a rule is refused (fail closed),
+// and tests/route-permissions.test.ts walks the app's whole route table against this one.
+//
+// A rule also names any rate limits the route takes beyond the caller's base budget (`api` for users,
+// `agent` for nodes), whether its answer carries a secret meant for the caller (so the answer is not
+// redacted), and whether a mutating call is left out of the audit log (agent telemetry, which the
+// event log already holds, and read-only POSTs).
+import type { LimitName } from "../domain/auth/rate-limiter.ts"
+import type { Permission } from "../domain/auth/roles.ts"
+
+export type RouteAuth = "public" | "join" | "node" | Permission
+
+export interface RouteRule {
+  auth: RouteAuth
+  limits?: LimitName[]
+  issuesSecret?: boolean
+  audit?: boolean
+}
+
+export const ROUTE_RULES: Record<string, RouteRule> = {
+  "GET /api/health": { auth: "public" },
+
+  "POST /api/auth/login": { auth: "public", limits: ["login"], issuesSecret: true },
+  "POST /api/auth/refresh": { auth: "auth:session", issuesSecret: true },
+  "POST /api/auth/verify": { auth: "auth:session", audit: false },
+  "POST /api/auth/revoke": { auth: "auth:session" },
+  "GET /api/auth/sessions": { auth: "auth:session" },
+  "POST /api/auth/password": { auth: "auth:session" },
+
+  "POST /api/agent/enroll": { auth: "join", issuesSecret: true },
+  "POST /api/agent/:nodeId/heartbeat": { auth: "node", audit: false },
+  "POST /api/agent/:nodeId/reports": { auth: "node", audit: false },
+  "GET /api/agent/:nodeId/commands": { auth: "node" },
+  "POST /api/agent/:nodeId/commands/:id/ack": { auth: "node", audit: false },
+  "POST /api/agent/:nodeId/credential": { auth: "node", issuesSecret: true },
+
+  "GET /api/nodes": { auth: "fleet:read" },
+  "GET /api/nodes/:id": { auth: "fleet:read" },
+  "PUT /api/nodes/:id/desired": { auth: "fleet:deploy" },
+  "POST /api/nodes/join-tokens": { auth: "nodes:manage", issuesSecret: true },
+  "POST /api/nodes/:id/rotate-credential": { auth: "nodes:manage" },
+  "POST /api/nodes/:id/revoke": { auth: "nodes:manage" },
+
+  "GET /api/events": { auth: "fleet:read" },
+  "GET /api/events/stream": { auth: "fleet:read" },
+
+  "GET /api/users": { auth: "users:manage" },
+  "POST /api/users": { auth: "users:manage" },
+  "DELETE /api/users/:username": { auth: "users:manage" },
+  "PUT /api/users/:username/password": { auth: "users:manage" },
+
+  "GET /api/tokens": { auth: "tokens:manage" },
+  "POST /api/tokens": { auth: "tokens:manage", issuesSecret: true },
+  "DELETE /api/tokens/:id": { auth: "tokens:manage" },
+
+  "GET /api/audit": { auth: "audit:read" },
+}
+
+export const routeKey = (method: string, path: string) => `${method} ${path}`
+
+export function ruleFor(method: string, path: string): RouteRule | undefined {
+  const key = routeKey(method, path)
+  return Object.hasOwn(ROUTE_RULES, key) ? ROUTE_RULES[key] : undefined
+}
+
+/** Served routes that have no rule; the guard refuses them, and the server logs them at start. */
+export function undeclaredRoutes(routes: { method: string; path: string }[]): string[] {
+  return routes.map((r) => routeKey(r.method, r.path)).filter((k) => !Object.hasOwn(ROUTE_RULES, k))
+}

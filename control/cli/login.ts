@@ -1,0 +1,55 @@
+// `chimera login [USERNAME]` and `chimera logout`: trade a password for a one-hour session token and
+// keep it (0600) for the commands that follow; logout revokes it on the control plane and forgets it.
+import { defineCommand } from "citty"
+import { hc } from "hono/client"
+import type { AppType } from "../api/app.ts"
+import { apiClient, call, controlUrl } from "./client.ts"
+import { CliError } from "./errors.ts"
+import { color, printJson } from "./output.ts"
+import { passwordStdin, readSecret } from "./secret-input.ts"
+import { readTokenFile, removeTokenFile, writeTokenFile } from "./token-file.ts"
+
+const json = { type: "boolean", description: "Print JSON" } as const
+
+export const login = defineCommand({
+  meta: { name: "login", description: "Log in and keep the session token for later commands" },
+  args: {
+    username: { type: "positional", description: "Username (default $USER)", required: false },
+    "password-stdin": passwordStdin,
+    json,
+  },
+  async run({ args }) {
+    const username = String(args.username ?? process.env.USER ?? "")
+    if (!username) throw new CliError("USERNAME: none given and $USER is not set", "E_ARG")
+    const password = await readSecret(`Password for ${username}`, args["password-stdin"] === true)
+    const url = controlUrl()
+    const client = hc<AppType>(url)
+    const session = (await call(url, client.api.auth.login.$post({ json: { username, password } }))) as {
+      token: string
+      expiresAt: string
+    }
+    const path = writeTokenFile({ url, token: session.token, expiresAt: session.expiresAt })
+    if (args.json) return printJson({ username, url, expiresAt: session.expiresAt, tokenFile: path })
+    process.stdout.write(`Logged in to ${url} as ${color.bold(username)} until ${session.expiresAt}\n`)
+    process.stderr.write(`${color.dim(`session token kept in ${path} (mode 0600)`)}\n`)
+  },
+})
+
+export const logout = defineCommand({
+  meta: { name: "logout", description: "Revoke the stored session token and forget it" },
+  args: { json },
+  async run({ args }) {
+    const stored = readTokenFile(controlUrl())
+    let revoked = false
+    if (stored && !process.env.CHIMERA_TOKEN) {
+      const { url, client } = apiClient()
+      revoked = await call(url, client.api.auth.revoke.$post({ json: {} })).then(
+        () => true,
+        () => false, // an expired or already revoked token is logged out all the same
+      )
+    }
+    removeTokenFile()
+    if (args.json) return printJson({ loggedOut: true, revoked })
+    process.stdout.write(stored ? "Logged out.\n" : "No stored session for this control plane.\n")
+  },
+})

@@ -1,0 +1,40 @@
+// Where `chimera login` keeps the session token for later commands: $XDG_CONFIG_HOME/chimera/token
+// (default ~/.config/chimera/token), mode 0600 in a 0700 directory, as `{url, token, expiresAt}` so a
+// token is only ever sent to the control plane that issued it.
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { homedir } from "node:os"
+import { dirname, join } from "node:path"
+import { z } from "zod"
+
+const StoredToken = z.object({ url: z.string(), token: z.string().min(16), expiresAt: z.string() }).strict()
+export type StoredToken = z.infer<typeof StoredToken>
+
+type Env = Record<string, string | undefined>
+
+export function tokenFilePath(env: Env = process.env): string {
+  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), ".config")
+  return join(base, "chimera", "token")
+}
+
+export function writeTokenFile(stored: StoredToken, env: Env = process.env): string {
+  const path = tokenFilePath(env)
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  writeFileSync(path, `${JSON.stringify(stored)}\n`, { mode: 0o600 })
+  // writeFileSync keeps an existing file's mode; the token must not stay readable by others.
+  chmodSync(path, 0o600)
+  return path
+}
+
+/** The stored token for `url`, or null when there is none, it is for another URL, or unreadable. */
+export function readTokenFile(url: string, env: Env = process.env): StoredToken | null {
+  try {
+    const parsed = StoredToken.safeParse(JSON.parse(readFileSync(tokenFilePath(env), "utf8")))
+    return parsed.success && parsed.data.url === url ? parsed.data : null
+  } catch {
+    return null
+  }
+}
+
+export function removeTokenFile(env: Env = process.env): void {
+  rmSync(tokenFilePath(env), { force: true })
+}

@@ -1,0 +1,99 @@
+// `chimera users add|list|remove|passwd`: local users and their roles (admin), and one's own password.
+import { defineCommand } from "citty"
+import type { z } from "zod"
+import { Role } from "../domain/auth/roles.ts"
+import { Username } from "../domain/auth/sessions.ts"
+import { apiClient, call } from "./client.ts"
+import { CliError } from "./errors.ts"
+import { printJson, printTable } from "./output.ts"
+import { passwordStdin, readSecret } from "./secret-input.ts"
+
+const json = { type: "boolean", description: "Print JSON" } as const
+type UserView = { id: string; username: string; role: string; createdAt: string; passwordChangedAt: string }
+
+function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) throw new CliError(`${what}: ${parsed.error.issues[0]?.message ?? "invalid"}`, "E_ARG")
+  return parsed.data
+}
+
+const add = defineCommand({
+  meta: { name: "add", description: "Add a user with a role (viewer, operator, admin)" },
+  args: {
+    username: { type: "positional", description: "Username", required: true },
+    role: { type: "string", description: "viewer, operator or admin", required: true },
+    "password-stdin": passwordStdin,
+    json,
+  },
+  async run({ args }) {
+    const username = parse(Username, args.username, "USERNAME")
+    const role = parse(Role, args.role, "--role")
+    const password = await readSecret(`Password for ${username}`, args["password-stdin"] === true)
+    const { url, client } = apiClient()
+    const user = (await call(url, client.api.users.$post({ json: { username, password, role } }))) as UserView
+    if (args.json) return printJson(user)
+    process.stdout.write(`Added ${user.username} (${user.role})\n`)
+  },
+})
+
+const list = defineCommand({
+  meta: { name: "list", description: "List users and their roles" },
+  args: { json },
+  async run({ args }) {
+    const { url, client } = apiClient()
+    const { users } = (await call(url, client.api.users.$get())) as { users: UserView[] }
+    if (args.json) return printJson({ users })
+    printTable(
+      ["USER", "ROLE", "CREATED", "PASSWORD CHANGED"],
+      users.map((u) => [u.username, u.role, u.createdAt, u.passwordChangedAt]),
+    )
+  },
+})
+
+const remove = defineCommand({
+  meta: { name: "remove", description: "Remove a user; their sessions and tokens end at once" },
+  args: { username: { type: "positional", description: "Username", required: true }, json },
+  async run({ args }) {
+    const username = parse(Username, args.username, "USERNAME")
+    const { url, client } = apiClient()
+    const result = await call(url, client.api.users[":username"].$delete({ param: { username } }))
+    if (args.json) return printJson(result)
+    process.stdout.write(`Removed ${username}\n`)
+  },
+})
+
+const passwd = defineCommand({
+  meta: {
+    name: "passwd",
+    description: "Set USERNAME's password (admin), or change your own (no USERNAME); sessions end at once",
+  },
+  args: {
+    username: { type: "positional", description: "Username (admin only; default: yourself)", required: false },
+    "password-stdin": {
+      ...passwordStdin,
+      description: "Read passwords from stdin: the new one, or (for yourself) the current then the new",
+    },
+    json,
+  },
+  async run({ args }) {
+    const fromStdin = args["password-stdin"] === true
+    const { url, client } = apiClient()
+    let result: unknown
+    if (args.username !== undefined) {
+      const username = parse(Username, args.username, "USERNAME")
+      const password = await readSecret(`New password for ${username}`, fromStdin)
+      result = await call(url, client.api.users[":username"].password.$put({ param: { username }, json: { password } }))
+    } else {
+      const currentPassword = await readSecret("Current password", fromStdin, 0)
+      const newPassword = await readSecret("New password", fromStdin, 1)
+      result = await call(url, client.api.auth.password.$post({ json: { currentPassword, newPassword } }))
+    }
+    if (args.json) return printJson(result)
+    process.stdout.write("Password changed; that user's sessions have ended.\n")
+  },
+})
+
+export default defineCommand({
+  meta: { name: "users", description: "Local users: add, list, remove, passwd" },
+  subCommands: { add, list, remove, passwd },
+})

@@ -1,0 +1,119 @@
+// Accounts: local users (argon2id passwords) and named API tokens for automation, each holding one
+// role. Removing a user or changing a password ends that user's sessions at once; revoking a token
+// refuses it on its next request. Views never carry a hash or a token, only the moment a token is made.
+import { randomUUID } from "node:crypto"
+import { z } from "zod"
+import { conflict, invalid, notFound, unauthenticated } from "../errors.ts"
+import type { Clock, UserPrincipal } from "../ports.ts"
+import { hashToken, newToken } from "../tokens.ts"
+import { hashPassword, Password, verifyPassword } from "./passwords.ts"
+import type { ApiTokenRecord, AuthStorePort, UserRecord } from "./ports.ts"
+import { Role } from "./roles.ts"
+import { Username } from "./sessions.ts"
+
+/** The bootstrap admin token is re-installed at every start, so revoking it would not stick. */
+export const BOOTSTRAP_TOKEN_ID = "bootstrap-admin"
+
+export const NewUser = z.object({ username: Username, password: Password, role: Role }).strict()
+export type NewUser = z.infer<typeof NewUser>
+export const TokenName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/, "expected a name of 1-64 letters, digits, spaces, dots, dashes")
+export const NewApiToken = z
+  .object({
+    name: TokenName,
+    role: Role,
+    ttlDays: z.number().int().min(1).max(3650).optional(),
+  })
+  .strict()
+export type NewApiToken = z.infer<typeof NewApiToken>
+
+export const userView = (u: UserRecord) => ({
+  id: u.id,
+  username: u.username,
+  role: u.role,
+  createdAt: u.createdAt,
+  passwordChangedAt: u.passwordChangedAt,
+})
+export const tokenView = (t: ApiTokenRecord) => ({
+  id: t.id,
+  name: t.name,
+  role: t.role,
+  createdAt: t.createdAt,
+  createdBy: t.createdBy,
+  expiresAt: t.expiresAt,
+  revokedAt: t.revokedAt,
+})
+
+export function createAccounts({ store, clock }: { store: AuthStorePort; clock: Clock }) {
+  const now = () => clock.now().toISOString()
+  const requireUser = async (username: string) => {
+    const user = await store.userByName(username)
+    if (!user) throw notFound(`user ${JSON.stringify(username)}`)
+    return user
+  }
+
+  return {
+    async addUser(req: NewUser) {
+      const at = now()
+      const user: UserRecord = {
+        id: randomUUID(),
+        username: req.username,
+        passwordHash: await hashPassword(req.password),
+        role: req.role,
+        createdAt: at,
+        passwordChangedAt: at,
+      }
+      if (!(await store.createUser(user))) throw conflict(`user ${JSON.stringify(req.username)} already exists`)
+      return userView(user)
+    },
+    listUsers: async () => (await store.listUsers()).map(userView),
+    async removeUser(username: string) {
+      const user = await requireUser(username)
+      await store.deleteUser(user.id, now())
+      const sessions = await store.revokeSessionsOf(user.id, now())
+      const tokens = await store.revokeApiTokensOf(user.id, now())
+      return { username, removed: true, sessionsRevoked: sessions, tokensRevoked: tokens }
+    },
+    async setPassword(username: string, password: string) {
+      const user = await requireUser(username)
+      await store.setPassword(user.id, await hashPassword(password), now())
+      return { username, sessionsRevoked: await store.revokeSessionsOf(user.id, now()) }
+    },
+    async changeOwnPassword(principal: UserPrincipal, current: string, next: string) {
+      const user = principal.userId === null ? null : await store.userById(principal.userId)
+      if (!user) throw invalid("only a user logged in with a password can change it; API tokens have none")
+      if (!(await verifyPassword(current, user.passwordHash))) throw unauthenticated("the current password is wrong")
+      await store.setPassword(user.id, await hashPassword(next), now())
+      return { username: user.username, sessionsRevoked: await store.revokeSessionsOf(user.id, now()) }
+    },
+
+    async createToken(req: NewApiToken, by: UserPrincipal) {
+      const token = newToken("api")
+      const createdAt = clock.now()
+      const record: ApiTokenRecord = {
+        id: randomUUID(),
+        name: req.name,
+        role: req.role,
+        createdAt: createdAt.toISOString(),
+        createdBy: by.userId ?? by.subject,
+        expiresAt:
+          req.ttlDays === undefined ? null : new Date(createdAt.getTime() + req.ttlDays * 86_400_000).toISOString(),
+        revokedAt: null,
+      }
+      await store.createApiToken({ ...record, tokenHash: hashToken(token) })
+      return { ...tokenView(record), token }
+    },
+    listTokens: async () => (await store.listApiTokens()).map(tokenView),
+    async revokeToken(id: string) {
+      if (id === BOOTSTRAP_TOKEN_ID)
+        throw conflict(
+          "the bootstrap admin token is restored at every start; delete admin.token and restart to replace it",
+        )
+      if (!(await store.revokeApiToken(id, now()))) throw notFound(`active API token ${JSON.stringify(id)}`)
+      return { id, revoked: true }
+    },
+  }
+}
+
+export type Accounts = ReturnType<typeof createAccounts>

@@ -1,0 +1,57 @@
+// Node identity after enrolment: credential rotation and revocation.
+//
+// Rotation is a handshake the agent drives, so a crash on either side never strands a node:
+//   1. An admin asks (POST /api/nodes/:id/rotate-credential), or the credential outlives
+//      `auth.node_credential_rotation_days`; from then on the heartbeat answer says `rotateCredential`.
+//   2. The agent asks for a new credential (POST /api/agent/:id/credential) with its current one,
+//      stores the answer durably, and uses it from then on.
+//   3. The first request made with the new credential promotes it; only then does the old one stop.
+// If the agent dies between 2 and 3 it still holds the old, working credential and is asked again.
+// Revocation forgets every credential of the node at once (and unused join tokens bound to it).
+import { notFound } from "../errors.ts"
+import type { Clock, EventBusPort, StorePort } from "../ports.ts"
+import { hashToken, newToken } from "../tokens.ts"
+import type { AuthStorePort } from "./ports.ts"
+
+export interface NodeIdentityDeps {
+  authStore: AuthStorePort
+  store: StorePort
+  bus: EventBusPort
+  clock: Clock
+}
+
+export function createNodeIdentity({ authStore, store, bus, clock }: NodeIdentityDeps) {
+  const now = () => clock.now().toISOString()
+  const requireNode = async (nodeId: string) => {
+    if (!(await store.getNode(nodeId))) throw notFound(`node ${JSON.stringify(nodeId)}`)
+  }
+  const emit = async (type: "node.revoked" | "node.rotation-requested", nodeId: string) => {
+    const event = await store.appendEvent({ type, nodeId, at: now(), data: {} })
+    bus.publish([event])
+  }
+
+  return {
+    async requestRotation(nodeId: string) {
+      await requireNode(nodeId)
+      const requested = await authStore.requestRotation(nodeId, now())
+      if (requested) await emit("node.rotation-requested", nodeId)
+      return { nodeId, rotationRequested: requested }
+    },
+
+    /** Step 2: a fresh credential, pending until first used. Only the node itself may ask. */
+    async issueRotated(nodeId: string) {
+      const credential = newToken("node")
+      await authStore.setPendingCredential(nodeId, hashToken(credential))
+      return { nodeId, credential }
+    },
+
+    async revoke(nodeId: string) {
+      await requireNode(nodeId)
+      await authStore.revokeNode(nodeId, now())
+      await emit("node.revoked", nodeId)
+      return { nodeId, revoked: true }
+    },
+  }
+}
+
+export type NodeIdentity = ReturnType<typeof createNodeIdentity>

@@ -1,0 +1,103 @@
+// The trust layer's port and records: users, login sessions (one row per issued JWT, by its jti),
+// named API tokens, node credentials (current, pending rotation, revoked) and the append-only audit
+// log. Secrets are stored only as hashes: argon2id for passwords, SHA-256 for bearer tokens.
+import type { Role } from "./roles.ts"
+
+export interface UserRecord {
+  id: string
+  username: string
+  passwordHash: string
+  role: Role
+  createdAt: string
+  passwordChangedAt: string
+}
+
+export interface SessionRecord {
+  jti: string
+  userId: string
+  issuedAt: string
+  expiresAt: string
+  revokedAt: string | null
+  source: string | null
+}
+
+export interface ApiTokenRecord {
+  id: string
+  name: string
+  role: Role
+  createdAt: string
+  createdBy: string | null
+  expiresAt: string | null
+  revokedAt: string | null
+}
+
+export interface NodeCredentialState {
+  nodeId: string
+  /** When the current credential was issued (rotation or enrolment). */
+  issuedAt: string
+  rotationRequested: boolean
+}
+
+export interface AuditRecord {
+  id: number
+  at: string
+  requestId: string
+  actor: string
+  role: string | null
+  source: string | null
+  method: string
+  path: string
+  action: string
+  nodeId: string | null
+  command: string | null
+  status: number
+  result: AuditResult
+  detail: unknown
+}
+export type AuditResult = "ok" | "denied" | "rate-limited" | "failed"
+export type NewAuditRecord = Omit<AuditRecord, "id">
+
+export interface AuditQuery {
+  actor?: string
+  nodeId?: string
+  action?: string
+  result?: AuditResult
+  since?: string
+  until?: string
+  afterId?: number
+  limit: number
+}
+
+export interface AuthStorePort {
+  createUser(user: UserRecord): Promise<boolean>
+  userByName(username: string): Promise<UserRecord | null>
+  userById(id: string): Promise<UserRecord | null>
+  listUsers(): Promise<UserRecord[]>
+  deleteUser(id: string, now: string): Promise<void>
+  setPassword(id: string, passwordHash: string, now: string): Promise<void>
+
+  createSession(session: SessionRecord & { userAgent: string | null }): Promise<void>
+  /** The session and its user's current role, when the session exists (revoked or not). */
+  sessionWithUser(jti: string): Promise<{ session: SessionRecord; user: UserRecord } | null>
+  /** Revokes one session; false when it was unknown or already revoked. */
+  revokeSession(jti: string, now: string, replacedBy?: string): Promise<boolean>
+  revokeSessionsOf(userId: string, now: string): Promise<number>
+  activeSessions(userId: string, now: string): Promise<SessionRecord[]>
+
+  createApiToken(token: ApiTokenRecord & { tokenHash: string }): Promise<void>
+  apiTokenByHash(tokenHash: string): Promise<ApiTokenRecord | null>
+  listApiTokens(): Promise<ApiTokenRecord[]>
+  revokeApiToken(id: string, now: string): Promise<boolean>
+  revokeApiTokensOf(createdBy: string, now: string): Promise<number>
+
+  /** The node whose current credential hashes to `hash`; a matching pending credential is promoted first. */
+  nodeForCredential(hash: string, now: string): Promise<NodeCredentialState | null>
+  requestRotation(nodeId: string, now: string): Promise<boolean>
+  /** Stores a pending credential; the current one keeps working until the pending one is first used. */
+  setPendingCredential(nodeId: string, hash: string): Promise<void>
+  /** Forgets every credential of the node and any unused join token bound to it. */
+  revokeNode(nodeId: string, now: string): Promise<boolean>
+
+  appendAudit(entry: NewAuditRecord): Promise<void>
+  listAudit(query: AuditQuery): Promise<AuditRecord[]>
+}

@@ -1,0 +1,51 @@
+import { describe, expect, test } from "bun:test"
+import { createRateLimiter, DEFAULT_LIMITS, LIMIT_NAMES, rateLimited, windowLabel } from "./rate-limiter.ts"
+
+const clockAt = (start: number) => {
+  let t = start
+  return { now: () => new Date(t), advance: (ms: number) => (t += ms) }
+}
+
+describe("rate limiter", () => {
+  test("seed 002's numbers are the defaults", () => {
+    expect(DEFAULT_LIMITS.sessions.limit).toBe(10)
+    expect(DEFAULT_LIMITS.commands.limit).toBe(60)
+    expect(DEFAULT_LIMITS.websocket.limit).toBe(100)
+    expect(DEFAULT_LIMITS.api.limit).toBe(300)
+    for (const name of LIMIT_NAMES) expect(DEFAULT_LIMITS[name].windowMs).toBe(60_000)
+  })
+
+  test("each limit counts per key in a fixed window and resets when the window passes", () => {
+    const clock = clockAt(0)
+    const limiter = createRateLimiter(DEFAULT_LIMITS, clock)
+    for (const name of ["sessions", "commands", "websocket"] as const) {
+      const { limit } = DEFAULT_LIMITS[name]
+      for (let i = 0; i < limit; i++) expect(limiter.hit(name, "k1").allowed).toBe(true)
+      const over = limiter.hit(name, "k1")
+      expect(over).toMatchObject({ allowed: false, remaining: 0, limit, retryAfterSeconds: 60, window: "1m" })
+      expect(limiter.hit(name, "k2").allowed).toBe(true)
+    }
+    clock.advance(60_000)
+    expect(limiter.hit("commands", "k1")).toMatchObject({ allowed: true, remaining: 59 })
+  })
+
+  test("ended windows are forgotten, so memory follows the keys active now", () => {
+    const clock = clockAt(0)
+    const limiter = createRateLimiter(DEFAULT_LIMITS, clock)
+    for (let i = 0; i < 20_000; i++) limiter.hit("agent", `node-${i}`)
+    expect(limiter.size()).toBe(20_000)
+    clock.advance(61_000)
+    limiter.hit("agent", "node-0")
+    expect(limiter.size()).toBe(1)
+  })
+
+  test("the 429 error carries seed 002's fields", () => {
+    const clock = clockAt(Date.parse("2024-01-15T09:30:30Z"))
+    const limiter = createRateLimiter({ ...DEFAULT_LIMITS, commands: { limit: 0, windowMs: 60_000 } }, clock)
+    const error = rateLimited(limiter.hit("commands", "s"))
+    expect(error.code).toBe("RATE_LIMIT_EXCEEDED")
+    expect(error.message).toBe("Rate limit exceeded. Try again in 60 seconds.")
+    expect(error.detail).toEqual({ retryAfter: 60, limit: 0, window: "1m", resetAt: "2024-01-15T09:31:30.000Z" })
+    expect([windowLabel(30_000), windowLabel(250)]).toEqual(["30s", "250ms"])
+  })
+})

@@ -1,0 +1,50 @@
+// Roles and permissions. A principal holds one role; a role grants a fixed set of permissions; a route
+// needs one permission (control/api/route-permissions.ts). Permissions, not roles, are what routes
+// name, so a new role never means editing routes. `cli:use` and `cli:full_access` come from seed 002.
+import { z } from "zod"
+
+export const Permission = z.enum([
+  "cli:use",
+  "cli:full_access",
+  /** Log in, refresh, verify, revoke and list one's own sessions, change one's own password. */
+  "auth:session",
+  /** Read nodes, events, deployments. */
+  "fleet:read",
+  /** Set desired closures, deploy, roll back, heal. */
+  "fleet:deploy",
+  /** Run low- and medium-risk commands on nodes. */
+  "commands:run",
+  /** Run high-risk commands (which also need a human approval). */
+  "commands:run-high",
+  /** Join tokens, node credential rotation and revocation. */
+  "nodes:manage",
+  "users:manage",
+  "tokens:manage",
+  "audit:read",
+])
+export type Permission = z.infer<typeof Permission>
+
+export const Role = z.enum(["viewer", "operator", "admin"])
+export type Role = z.infer<typeof Role>
+
+const VIEWER: Permission[] = ["cli:use", "auth:session", "fleet:read"]
+const OPERATOR: Permission[] = [...VIEWER, "fleet:deploy", "commands:run"]
+
+export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
+  viewer: VIEWER,
+  operator: OPERATOR,
+  admin: Permission.options,
+}
+
+export function permissionsOf(role: Role): Permission[] {
+  return [...ROLE_PERMISSIONS[role]]
+}
+
+export function can(role: Role, permission: Permission): boolean {
+  return ROLE_PERMISSIONS[role].includes(permission)
+}
+
+/** The least role that holds `permission`, for error messages that say what would be needed. */
+export function leastRoleFor(permission: Permission): Role {
+  return Role.options.find((r) => can(r, permission)) ?? "admin"
+}

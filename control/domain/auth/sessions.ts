@@ -1,0 +1,133 @@
+// Login sessions: a username and password traded for a one-hour RS256 JWT (seed 002), refreshed
+// before it expires, verified, revoked, listed. Each issued JWT is a row keyed by its jti, which is
+// what makes revocation immediate: the authenticator reads that row on every request.
+import { randomUUID } from "node:crypto"
+import { z } from "zod"
+import { createLogger } from "../../../protocol/log.ts"
+import { forbidden, invalid, notFound, unauthenticated } from "../errors.ts"
+import type { Clock, UserPrincipal } from "../ports.ts"
+import { ISSUER, JWT_FAILURE_MESSAGES, type JwtClaims, type SigningKeys, signJwt, verifyJwt } from "./jwt.ts"
+import { verifyPassword } from "./passwords.ts"
+import type { AuthStorePort, SessionRecord, UserRecord } from "./ports.ts"
+import { permissionsOf } from "./roles.ts"
+
+const log = createLogger("auth")
+
+export const Username = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9._-]{0,31}$/,
+    "expected a username of 1-32 lower-case letters, digits, dots, dashes, underscores",
+  )
+export const LoginRequest = z.object({ username: z.string().max(64), password: z.string().max(1024) }).strict()
+export type LoginRequest = z.infer<typeof LoginRequest>
+
+export interface SessionsDeps {
+  store: AuthStorePort
+  keys: SigningKeys
+  clock: Clock
+  ttlSeconds: number
+  /** The `sessionLimit` claim: how many CLI sessions the user may hold (seed 002). */
+  sessionLimit: number
+}
+
+export interface IssuedSession {
+  token: string
+  tokenType: "Bearer"
+  expiresAt: string
+  claims: JwtClaims
+}
+
+export const sessionView = (s: SessionRecord, current: string | null) => ({
+  jti: s.jti,
+  issuedAt: s.issuedAt,
+  expiresAt: s.expiresAt,
+  source: s.source,
+  current: s.jti === current,
+})
+
+export function createSessions({ store, keys, clock, ttlSeconds, sessionLimit }: SessionsDeps) {
+  async function issue(user: UserRecord, meta: { source: string | null; userAgent: string | null }) {
+    const now = clock.now()
+    const iat = Math.floor(now.getTime() / 1000)
+    const claims: JwtClaims = {
+      iss: ISSUER,
+      sub: user.id,
+      name: user.username,
+      jti: randomUUID(),
+      iat,
+      exp: iat + ttlSeconds,
+      roles: [user.role],
+      permissions: permissionsOf(user.role),
+      sessionLimit,
+    }
+    const expiresAt = new Date(claims.exp * 1000).toISOString()
+    await store.createSession({
+      jti: claims.jti,
+      userId: user.id,
+      issuedAt: now.toISOString(),
+      expiresAt,
+      revokedAt: null,
+      source: meta.source,
+      userAgent: meta.userAgent?.slice(0, 200) ?? null,
+    })
+    return { token: signJwt(claims, keys), tokenType: "Bearer", expiresAt, claims } satisfies IssuedSession
+  }
+
+  const sessionOf = (principal: UserPrincipal) => {
+    if (principal.sessionId === null)
+      throw invalid("this needs a session token from POST /api/auth/login; API tokens have no session")
+    return principal.sessionId
+  }
+
+  return {
+    async login(req: LoginRequest, meta: { source: string | null; userAgent: string | null }) {
+      const user = Username.safeParse(req.username).success ? await store.userByName(req.username) : null
+      if (!(await verifyPassword(req.password, user?.passwordHash ?? null)) || !user) {
+        log.info("login failed", { username: req.username.slice(0, 64), source: meta.source })
+        throw unauthenticated("unknown username or wrong password")
+      }
+      return issue(user, meta)
+    },
+
+    /** A new token for the same session owner; the old one is revoked in the same step. */
+    async refresh(principal: UserPrincipal, meta: { source: string | null; userAgent: string | null }) {
+      const jti = sessionOf(principal)
+      const user = principal.userId === null ? null : await store.userById(principal.userId)
+      if (!user) throw unauthenticated("the session's user no longer exists")
+      const next = await issue(user, meta)
+      await store.revokeSession(jti, clock.now().toISOString(), next.claims.jti)
+      return next
+    },
+
+    /** Checks a token without acting on it: signature, expiry, and whether it was revoked. */
+    async verify(token: string) {
+      const result = verifyJwt(token, keys.publicKey, clock.now().getTime())
+      if (!result.ok) return { valid: false, reason: JWT_FAILURE_MESSAGES[result.reason] } as const
+      const found = await store.sessionWithUser(result.claims.jti)
+      if (!found || found.session.revokedAt !== null)
+        return { valid: false, reason: "the session was revoked or its user removed" } as const
+      const { jti, sub, name, iat, exp, roles, permissions, sessionLimit } = result.claims
+      return { valid: true, claims: { jti, sub, name, iat, exp, roles, permissions, sessionLimit } } as const
+    },
+
+    /** Revokes the caller's own session, or (for an admin) `jti` of anyone's. */
+    async revoke(principal: UserPrincipal, jti: string | undefined) {
+      const target = jti ?? sessionOf(principal)
+      const found = await store.sessionWithUser(target)
+      if (!found) throw notFound(`session ${JSON.stringify(target)}`)
+      if (found.user.id !== principal.userId && principal.role !== "admin")
+        throw forbidden("only an admin may revoke another user's session")
+      const revoked = await store.revokeSession(target, clock.now().toISOString())
+      return { jti: target, revoked }
+    },
+
+    async list(principal: UserPrincipal) {
+      if (principal.userId === null) return { sessions: [] }
+      const sessions = await store.activeSessions(principal.userId, clock.now().toISOString())
+      return { sessions: sessions.map((s) => sessionView(s, principal.sessionId)) }
+    },
+  }
+}
+
+export type Sessions = ReturnType<typeof createSessions>

@@ -1,0 +1,79 @@
+// The trust layer's wiring, called once by the composition root (server.ts): the signing key from the
+// data dir, the auth store on the shared database handle, and the use cases the API's guard and
+// routes need. Settings come from the `auth` and `rate_limits` configuration sections.
+import type { SQL } from "bun"
+import { loadOrCreateSigningKeys } from "./adapters/signing-keys.ts"
+import { createAuthStore } from "./adapters/store/auth-store.ts"
+import type { Dialect } from "./adapters/store/migrations.ts"
+import type { TrustDeps } from "./api/app.ts"
+import type { ChimeraConfig } from "./config.ts"
+import { createAccounts } from "./domain/auth/accounts.ts"
+import { createAudit } from "./domain/auth/audit.ts"
+import { createAuthenticator } from "./domain/auth/authenticator.ts"
+import { createNodeIdentity } from "./domain/auth/node-identity.ts"
+import { createRateLimiter, DEFAULT_LIMITS, type RateLimits } from "./domain/auth/rate-limiter.ts"
+import { createSessions } from "./domain/auth/sessions.ts"
+import type { Clock, EventBusPort, StorePort } from "./domain/ports.ts"
+
+export interface TrustSettings {
+  jwtTtlSeconds: number
+  sessionLimit: number
+  /** 0: node credentials rotate only on request. */
+  nodeCredentialRotationDays: number
+  rateLimits: Partial<RateLimits>
+}
+
+export const DEFAULT_TRUST: TrustSettings = {
+  jwtTtlSeconds: 3600,
+  sessionLimit: DEFAULT_LIMITS.sessions.limit,
+  nodeCredentialRotationDays: 30,
+  rateLimits: {},
+}
+
+/** The trust settings a configuration asks for. */
+export function trustSettings(config: Pick<ChimeraConfig, "auth" | "rate_limits">): TrustSettings {
+  const { window_seconds, ...limits } = config.rate_limits
+  const windowMs = window_seconds * 1000
+  return {
+    jwtTtlSeconds: config.auth.jwt_ttl_seconds,
+    sessionLimit: limits.sessions,
+    nodeCredentialRotationDays: config.auth.node_credential_rotation_days,
+    rateLimits: Object.fromEntries(
+      Object.entries(limits).map(([name, limit]) => [name, { limit, windowMs }]),
+    ) as Partial<RateLimits>,
+  }
+}
+
+export interface TrustInput {
+  db: SQL
+  dialect: Dialect
+  dataDir: string
+  store: StorePort
+  bus: EventBusPort
+  clock: Clock
+  settings: TrustSettings
+}
+
+export function createTrust({ db, dialect, dataDir, store, bus, clock, settings }: TrustInput): TrustDeps {
+  const keys = loadOrCreateSigningKeys(dataDir)
+  const authStore = createAuthStore(db, dialect)
+  return {
+    authenticator: createAuthenticator({
+      store: authStore,
+      keys,
+      clock,
+      nodeCredentialMaxAgeMs: settings.nodeCredentialRotationDays * 86_400_000,
+    }),
+    limiter: createRateLimiter({ ...DEFAULT_LIMITS, ...settings.rateLimits }, clock),
+    sessions: createSessions({
+      store: authStore,
+      keys,
+      clock,
+      ttlSeconds: settings.jwtTtlSeconds,
+      sessionLimit: settings.sessionLimit,
+    }),
+    accounts: createAccounts({ store: authStore, clock }),
+    identity: createNodeIdentity({ authStore, store, bus, clock }),
+    audit: createAudit({ store: authStore, clock }),
+  }
+}

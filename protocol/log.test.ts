@@ -1,0 +1,43 @@
+import { describe, expect, test } from "bun:test"
+import { createLogger, looksSecret, redact, redactText, setLogLevel, setLogSink } from "./log.ts"
+
+const JWT =
+  "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTEyMyIsImV4cCI6MTcwNTMxNTIwMH0.c2lnbmF0dXJlLWJ5dGVzLWhlcmU"
+const ARGON = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+const TOKEN = "chm_api_0123456789abcdef0123456789abcdef0123456"
+
+describe("redaction", () => {
+  test("secret-looking values are replaced wherever they stand in a string", () => {
+    const text = `token=${TOKEN} jwt ${JWT} hash ${ARGON} header Authorization: Bearer abcdefghijklmnop0123`
+    const out = redactText(text)
+    for (const secret of [TOKEN, JWT, ARGON, "abcdefghijklmnop0123"]) expect(out).not.toContain(secret)
+    expect(out).toContain("[redacted-jwt]")
+    expect(looksSecret(text)).toBe(true)
+    expect(looksSecret("send `Authorization: Bearer <token>`")).toBe(false)
+    expect(redactText('{"a":"Bearer abcdefghijklmnopqrstu","b":1}')).toBe('{"a":"Bearer [redacted]","b":1}')
+  })
+
+  test("fields named like secrets are replaced, at any depth, sudo passwords included", () => {
+    expect(
+      redact({ user: "ops", password: "x", nested: { sudoPassword: "y", apiKey: "z", list: [{ private_key: "k" }] } }),
+    ).toEqual({
+      user: "ops",
+      password: "[redacted]",
+      nested: { sudoPassword: "[redacted]", apiKey: "[redacted]", list: [{ private_key: "[redacted]" }] },
+    })
+  })
+
+  test("the logger writes no secret, whatever field or message carries it", () => {
+    const lines: string[] = []
+    setLogSink((l) => lines.push(l))
+    setLogLevel("DEBUG")
+    try {
+      createLogger("t").info(`login with ${JWT}`, { detail: `hash ${ARGON}`, body: { password: "hunter2hunter2" } })
+    } finally {
+      setLogSink((l) => process.stderr.write(`${l}\n`))
+      setLogLevel("WARNING")
+    }
+    expect(lines).toHaveLength(1)
+    for (const secret of [JWT, ARGON, "hunter2hunter2"]) expect(lines[0]).not.toContain(secret)
+  })
+})
