@@ -17,7 +17,7 @@ import { realpathSync } from "node:fs"
 //                  switch`) and times until profile and current system are generation 1 again.
 //                  Peer: the same agent with --no-watch, polling every second, which is what a
 //                  polling agent does at best (comin polls every 60 s, bento every 15 min).
-//   agent          RSS and CPU of the compiled agent idling (heartbeat every 5 s) for 20 s.
+//   agent          RSS and CPU of the compiled agent idling (heartbeat every 5 s) for 60 s.
 //   CLI            `chimera --help`, compiled and from source.
 //   SSH fan-out    One command on 20 testbed nodes (tests/support/testbed.ts: real sshd per node, on its
 //                  own loopback address) with `chimera exec` (the compiled CLI, and from source), and in
@@ -208,7 +208,7 @@ async function idleAgent(cp: TestControlPlane) {
   const pid = agent.proc.pid
   const a = await procStats(pid)
   const t0 = performance.now()
-  await Bun.sleep(20_000)
+  await Bun.sleep(60_000)
   const b = await procStats(pid)
   const wall = (performance.now() - t0) / 1000
   return { ...b, cpuPercent: ((b.cpuSeconds - a.cpuSeconds) / wall) * 100 }
@@ -315,7 +315,7 @@ try {
   const manual = await driftScenario(cp, "bench-manual", [], manualSwitch, DRIFTS)
   log(`peer, polling every 1 s (--no-watch): ${DRIFTS} runtime drifts…`)
   const polled = await driftScenario(cp, "bench-poll", ["--no-watch", "--drift-interval", "1"], runtimeDrift, DRIFTS)
-  log("agent at rest for 20 s…")
+  log("agent at rest for 60 s…")
   const idle = await idleAgent(cp)
   log("chimera --help…")
   const helpCompiled = await helpTimes([cliBin, "--help"])
@@ -342,10 +342,10 @@ try {
     "",
     "| measure | value |",
     "|---|---:|",
-    `| agent RSS after 20 s idle (compiled, enrolled, heartbeat 5 s) | ${idle.rssMb.toFixed(1)} MB |`,
+    `| agent RSS after 60 s idle (compiled, enrolled, heartbeat 5 s) | ${idle.rssMb.toFixed(1)} MB |`,
     `| … of which anonymous (the agent's own heap and stacks) | ${idle.anonMb.toFixed(1)} MB |`,
     `| … of which file-backed (pages of the Bun runtime binary, reclaimable) | ${idle.fileMb.toFixed(1)} MB |`,
-    `| agent CPU over 20 s idle (resolution 0.05 %: 10 ms ticks over 20 s) | ${idle.cpuPercent.toFixed(3)} % |`,
+    `| agent CPU over 60 s idle (resolution 0.017 %: 10 ms ticks over 60 s) | ${idle.cpuPercent.toFixed(3)} % |`,
     `| \`chimera --help\`, compiled, median of 20 | ${ms(helpCompiled)} ms |`,
     `| \`bun control/main.ts --help\`, median of 20 | ${ms(helpSource)} ms |`,
     "",

@@ -6,6 +6,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createNix } from "../control/adapters/nix.ts"
+import { createAuthStore } from "../control/adapters/store/auth-store.ts"
+import { openDatabase } from "../control/adapters/store/sql-store.ts"
 import { createSshExecutor, emptyInventory, resolveTargets } from "../control/adapters/ssh/index.ts"
 import { type DeploymentRecord, deploy } from "../control/domain/deploy.ts"
 import type { StorePath } from "../protocol/ids.ts"
@@ -70,6 +72,16 @@ async function chimera(args: string[], ssh = true) {
   return r
 }
 
+/** The audit log the CLI wrote to (its CHIMERA_DATA_DIR's database). */
+async function auditEntries() {
+  const { db, dialect } = await openDatabase(`sqlite://${join(work, "data", "chimera.db")}`)
+  try {
+    return await createAuthStore(db, dialect).listAudit({ limit: 10_000 })
+  } finally {
+    await db.close()
+  }
+}
+
 async function deployJson(args: string[]): Promise<{ code: number; record: DeploymentRecord; stderr: string }> {
   const r = await chimera(["deploy", ...args, "--json"])
   try {
@@ -101,6 +113,12 @@ describe("deploy", () => {
     const starts = record.targets.map((t) => Date.parse(t.startedAt))
     const ends = record.targets.map((t) => Date.parse(t.startedAt) + t.ms)
     expect(Math.max(...starts)).toBeLessThan(Math.min(...ends))
+
+    // Every command run on a node is audited: one entry per target, with who ran it and the result.
+    const deploys = (await auditEntries()).filter((e) => e.command === `deploy ${gen2}`)
+    expect(deploys.map((e) => e.nodeId).sort()).toEqual(bed.nodes.map((n) => n.target).sort())
+    expect(new Set(deploys.map((e) => e.requestId)).size).toBe(1)
+    expect(deploys.every((e) => e.result === "ok" && e.action === "command.run" && e.actor.startsWith("cli:"))).toBe(true)
 
     const again = await deployJson(["--targets", targetsOf(bed.nodes), "--config", configs.gen2!])
     expect(again.code).toBe(0)
@@ -239,6 +257,13 @@ describe("rollback and generations", () => {
     expect(await ns[0]!.node.links()).toMatchObject({ profile: gen2, current: gen2 })
     const missing = await chimera(["rollback", "--targets", ns[0]!.target, "--generation", "99", "--json"])
     expect(missing.code).toBe(1)
+    const rollbacks = (await auditEntries()).filter((e) => e.command?.startsWith("rollback"))
+    expect(rollbacks.map((e) => [e.command, e.result])).toEqual([
+      ["rollback", "ok"],
+      ["rollback", "ok"],
+      ["rollback --generation 2", "ok"],
+      ["rollback --generation 99", "failed"],
+    ])
   })
 })
 

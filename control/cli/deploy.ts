@@ -11,6 +11,7 @@ import { databaseUrl } from "../config.ts"
 import { type DeploymentRecord, deploy, type TargetResult } from "../domain/deploy.ts"
 import type { HealthCheck } from "../domain/health-check.ts"
 import { CliError } from "./errors.ts"
+import { openOperationAudit } from "./operation-audit.ts"
 import { color, printJson, printTable } from "./output.ts"
 import { publishDesired } from "./publish-desired.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
@@ -63,6 +64,23 @@ export function printDeployment(record: DeploymentRecord): void {
   )
   const counts = Object.entries(Object.groupBy(record.targets, (t) => t.status)).map(([k, v]) => `${v?.length} ${k}`)
   process.stdout.write(`\n${record.kind} ${record.id}: ${record.closure} — ${counts.join(", ")}\n`)
+}
+
+/** One audit entry per target that a deploy or heal touched (up-to-date targets were only read). */
+export async function auditDeployment(record: DeploymentRecord): Promise<void> {
+  const touched = record.targets.filter((t) => t.status !== "up-to-date" && t.status !== "planned")
+  if (touched.length === 0) return
+  const audit = await openOperationAudit()
+  await audit.record(
+    record.kind,
+    touched.map((t) => ({
+      target: t.target,
+      command: `${record.kind} ${record.closure}${record.command ? ` && ${record.command}` : ""}`,
+      ok: t.status === "deployed",
+      detail: { deployment: record.id, status: t.status, error: t.error },
+    })),
+  )
+  await audit.close()
 }
 
 export default defineCommand({
@@ -151,6 +169,7 @@ export default defineCommand({
       const store = await openDeploymentStore(databaseUrl())
       await store.save(record)
       await store.close()
+      await auditDeployment(record)
       await publishDesired(record)
     }
     if (args.json) printJson(record)

@@ -6,6 +6,7 @@ import { defineCommand } from "citty"
 import { mapLimit } from "../adapters/ssh/index.ts"
 import type { ExecResult } from "../domain/operation-ports.ts"
 import { CliError } from "./errors.ts"
+import { openOperationAudit } from "./operation-audit.ts"
 import { color, printJson } from "./output.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
@@ -60,6 +61,17 @@ export default defineCommand({
     } finally {
       await executor.close()
     }
+    const audit = await openOperationAudit()
+    await audit.record(
+      "exec",
+      results.map((r) => ({
+        target: r.target.name,
+        command,
+        ok: r.ok,
+        detail: { exitCode: r.exitCode, failure: r.failure?.kind ?? null },
+      })),
+    )
+    await audit.close()
     if (args.json) printJson(results)
     else process.stderr.write(_summary(results, performance.now() - t0))
     if (results.some((r) => !r.ok)) process.exitCode = 1

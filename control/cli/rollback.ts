@@ -4,6 +4,7 @@ import { defineCommand } from "citty"
 import { createLogger } from "../../protocol/log.ts"
 import { rollback } from "../domain/rollback.ts"
 import { CliError } from "./errors.ts"
+import { openOperationAudit } from "./operation-audit.ts"
 import { color, printJson, printTable } from "./output.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
@@ -29,6 +30,17 @@ export default defineCommand({
     try {
       const results = await rollback(exec, ssh.targets, gen, ssh.parallel)
       for (const r of results) log.info("rollback", { target: r.target, ok: r.ok, generation: r.generation, ms: r.ms })
+      const audit = await openOperationAudit()
+      await audit.record(
+        "rollback",
+        results.map((r) => ({
+          target: r.target,
+          command: `rollback${gen === null ? "" : ` --generation ${gen}`}`,
+          ok: r.ok,
+          detail: { generation: r.generation, error: r.error },
+        })),
+      )
+      await audit.close()
       if (args.json) printJson({ results })
       else
         printTable(

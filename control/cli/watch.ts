@@ -9,6 +9,7 @@ import { createNix } from "../adapters/nix.ts"
 import { openDeploymentStore } from "../adapters/store/deployment-store.ts"
 import { databaseUrl } from "../config.ts"
 import { intervalToCron, type WatchPass, watchOnce } from "../domain/watch.ts"
+import { auditDeployment } from "./deploy.ts"
 import { CliError } from "./errors.ts"
 import { color, printJson } from "./output.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
@@ -73,7 +74,10 @@ export default defineCommand({
       const exec = ssh.executor()
       try {
         const result = await watchOnce(opts, { nix: createNix(), exec })
-        if (result.heal) await store.save(result.heal)
+        if (result.heal) {
+          await store.save(result.heal)
+          await auditDeployment(result.heal)
+        }
         report(result, Boolean(args.json))
         return result
       } finally {
