@@ -6,9 +6,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createNix } from "../control/adapters/nix.ts"
+import { createSshExecutor, emptyInventory, resolveTargets } from "../control/adapters/ssh/index.ts"
 import { createAuthStore } from "../control/adapters/store/auth-store.ts"
 import { openDatabase } from "../control/adapters/store/sql-store.ts"
-import { createSshExecutor, emptyInventory, resolveTargets } from "../control/adapters/ssh/index.ts"
 import { type DeploymentRecord, deploy } from "../control/domain/deploy.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
@@ -118,7 +118,9 @@ describe("deploy", () => {
     const deploys = (await auditEntries()).filter((e) => e.command === `deploy ${gen2}`)
     expect(deploys.map((e) => e.nodeId).sort()).toEqual(bed.nodes.map((n) => n.target).sort())
     expect(new Set(deploys.map((e) => e.requestId)).size).toBe(1)
-    expect(deploys.every((e) => e.result === "ok" && e.action === "command.run" && e.actor.startsWith("cli:"))).toBe(true)
+    expect(deploys.every((e) => e.result === "ok" && e.action === "command.run" && e.actor.startsWith("cli:"))).toBe(
+      true,
+    )
 
     const again = await deployJson(["--targets", targetsOf(bed.nodes), "--config", configs.gen2!])
     expect(again.code).toBe(0)
