@@ -6,6 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { startInProcess } from "./support/control-plane.ts"
+import { run } from "./support/tools.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
 
@@ -14,10 +15,10 @@ describe("chimera login, users, tokens, audit", () => {
     await using cp = await startInProcess()
     const home = await mkdtemp(join(tmpdir(), "chimera-cli-home-"))
     try {
-      const run = async (args: string[], opts: { stdin?: string; token?: string } = {}) => {
-        const proc = Bun.spawn([process.execPath, MAIN, ...args], {
+      const chimera = (args: string[], opts: { stdin?: string; token?: string } = {}) =>
+        run([process.execPath, MAIN, ...args], {
+          stdin: opts.stdin,
           env: {
-            ...process.env,
             HOME: home,
             XDG_CONFIG_HOME: "",
             CHIMERA_URL: cp.url,
@@ -25,54 +26,44 @@ describe("chimera login, users, tokens, audit", () => {
             // Not the control plane's data dir: the CLI must not fall back to its admin token.
             CHIMERA_DATA_DIR: join(home, "data"),
           },
-          stdin: opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]),
-          stdout: "pipe",
-          stderr: "pipe",
         })
-        const [stdout, stderr, code] = await Promise.all([
-          new Response(proc.stdout).text(),
-          new Response(proc.stderr).text(),
-          proc.exited,
-        ])
-        return { stdout, stderr, code }
-      }
       const admin = { token: cp.adminToken }
 
-      const added = await run(["users", "add", "ops", "--role", "operator", "--password-stdin", "--json"], {
+      const added = await chimera(["users", "add", "ops", "--role", "operator", "--password-stdin", "--json"], {
         ...admin,
         stdin: "a long ops password\n",
       })
       expect(added.code).toBe(0)
       expect(JSON.parse(added.stdout)).toMatchObject({ username: "ops", role: "operator" })
-      const users = JSON.parse((await run(["users", "list", "--json"], admin)).stdout) as { users: unknown[] }
+      const users = JSON.parse((await chimera(["users", "list", "--json"], admin)).stdout) as { users: unknown[] }
       expect(users.users).toHaveLength(1)
 
-      expect((await run(["nodes", "list", "--json"])).code).toBe(1)
-      const wrong = await run(["login", "ops", "--password-stdin"], { stdin: "nope nope nope\n" })
+      expect((await chimera(["nodes", "list", "--json"])).code).toBe(1)
+      const wrong = await chimera(["login", "ops", "--password-stdin"], { stdin: "nope nope nope\n" })
       expect(wrong.code).toBe(1)
       expect(wrong.stderr).toContain("wrong password")
-      const login = await run(["login", "ops", "--password-stdin", "--json"], { stdin: "a long ops password\n" })
+      const login = await chimera(["login", "ops", "--password-stdin", "--json"], { stdin: "a long ops password\n" })
       expect(login.code).toBe(0)
       expect(login.stdout).not.toContain("eyJ")
       const tokenFile = join(home, ".config", "chimera", "token")
       expect(statSync(tokenFile).mode & 0o777).toBe(0o600)
       expect(JSON.parse(readFileSync(tokenFile, "utf8")).url).toBe(cp.url)
-      expect((await run(["nodes", "list", "--json"])).code).toBe(0)
+      expect((await chimera(["nodes", "list", "--json"])).code).toBe(0)
       // An operator may not manage tokens.
-      expect((await run(["tokens", "list"])).stderr).toContain("403")
+      expect((await chimera(["tokens", "list"])).stderr).toContain("403")
 
       const created = JSON.parse(
-        (await run(["tokens", "create", "ci", "--role", "viewer", "--ttl-days", "7", "--json"], admin)).stdout,
+        (await chimera(["tokens", "create", "ci", "--role", "viewer", "--ttl-days", "7", "--json"], admin)).stdout,
       ) as { id: string; token: string }
       expect(created.token).toStartWith("chm_api_")
-      const listed = (await run(["tokens", "list", "--json"], admin)).stdout
+      const listed = (await chimera(["tokens", "list", "--json"], admin)).stdout
       expect(listed).toContain('"ci"')
       expect(listed).not.toContain(created.token)
-      expect((await run(["nodes", "list"], { token: created.token })).code).toBe(0)
-      expect((await run(["tokens", "revoke", created.id], admin)).code).toBe(0)
-      expect((await run(["nodes", "list"], { token: created.token })).code).toBe(1)
+      expect((await chimera(["nodes", "list"], { token: created.token })).code).toBe(0)
+      expect((await chimera(["tokens", "revoke", created.id], admin)).code).toBe(0)
+      expect((await chimera(["nodes", "list"], { token: created.token })).code).toBe(1)
 
-      const audit = JSON.parse((await run(["audit", "--json"], admin)).stdout) as { entries: { action: string }[] }
+      const audit = JSON.parse((await chimera(["audit", "--json"], admin)).stdout) as { entries: { action: string }[] }
       expect(audit.entries.map((e) => e.action)).toEqual(
         expect.arrayContaining([
           "POST /api/users",
@@ -82,14 +73,14 @@ describe("chimera login, users, tokens, audit", () => {
         ]),
       )
       const file = join(home, "audit.jsonl")
-      expect((await run(["audit", "--export", file], admin)).code).toBe(0)
+      expect((await chimera(["audit", "--export", file], admin)).code).toBe(0)
       const lines = readFileSync(file, "utf8").trim().split("\n")
       expect(lines).toHaveLength(audit.entries.length)
       expect(statSync(file).mode & 0o777).toBe(0o600)
       expect(readFileSync(file, "utf8")).not.toContain("a long ops password")
 
-      expect((await run(["logout"])).code).toBe(0)
-      expect((await run(["nodes", "list"])).code).toBe(1)
+      expect((await chimera(["logout"])).code).toBe(0)
+      expect((await chimera(["nodes", "list"])).code).toBe(1)
     } finally {
       await rm(home, { recursive: true, force: true })
     }

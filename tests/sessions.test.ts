@@ -25,20 +25,8 @@ interface Result {
   stderr: string
 }
 
-async function chimera(args: string[], cwd = ROOT): Promise<Result> {
-  const proc = Bun.spawn([process.execPath, MAIN, ...args], {
-    cwd,
-    env: { ...process.env, CHIMERA_TMUX_SOCKET: socket, NO_COLOR: "1" },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  })
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ])
-  return { code, stdout, stderr }
+function chimera(args: string[], cwd = ROOT): Promise<Result> {
+  return run([process.execPath, MAIN, ...args], { cwd, env: { CHIMERA_TMUX_SOCKET: socket, NO_COLOR: "1" } })
 }
 
 const runIn = (session: string, ...command: string[]) =>

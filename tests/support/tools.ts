@@ -34,9 +34,10 @@ export interface Run {
 /** Runs a command to completion and returns its exit code and output; never throws for a non-zero exit. */
 export async function run(
   cmd: string[],
-  opts: { env?: Record<string, string | undefined>; stdin?: string } = {},
+  opts: { env?: Record<string, string | undefined>; stdin?: string; cwd?: string } = {},
 ): Promise<Run> {
   const proc = Bun.spawn(cmd, {
+    cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
     stdin: opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]),
     stdout: "pipe",
