@@ -28,7 +28,8 @@ export type NodeId = z.infer<typeof NodeId>
 
 export const SessionId = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "expected a session name of letters, digits, dots, dashes or underscores")
+  // No `.` or `:`: tmux reads them as window and pane separators in targets (and renames such sessions).
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, "expected a session name of letters, digits, dashes or underscores")
 export type SessionId = z.infer<typeof SessionId>
 
 /** The hash part of a store path (or of any path below it). */

@@ -11,6 +11,7 @@ import { createAuthStore } from "../control/adapters/store/auth-store.ts"
 import { openDatabase } from "../control/adapters/store/sql-store.ts"
 import { type DeploymentRecord, deploy } from "../control/domain/deploy.ts"
 import type { StorePath } from "../protocol/ids.ts"
+import { startInProcess } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
 import { run } from "./support/tools.ts"
@@ -228,6 +229,64 @@ describe("deploy", () => {
     expect({ code, error: record.targets[0]?.error }).toEqual({ code: 0, error: null })
     const sessions = await n!.node.exec(["sh", "-c", "TMUX_TMPDIR=/run tmux list-sessions -F '#{session_name}'"])
     expect(sessions.stdout).toContain("deploy-cmd")
+  })
+})
+
+describe("deploy to nodes with agents", () => {
+  test("an enrolled agent does not undo a push deploy, and the control plane learns the new desired closure", async () => {
+    await using cp = await startInProcess()
+    const tokens: string[] = []
+    for (let i = 0; i < 2; i++) {
+      const res = await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
+      tokens.push(((await res.json()) as { token: string }).token)
+    }
+    await using agents = await createTestbed({
+      nodes: 2,
+      boot: gen1,
+      prefix: "agent",
+      agent: { controlUrl: cp.url, joinTokens: tokens },
+    })
+    for (const n of agents.nodes) {
+      await waitFor(
+        `${n.name} enrolled`,
+        async () => (await cp.api(`/api/nodes/${n.name}`)).status,
+        (s) => s === 200,
+      )
+      await cp.api(`/api/nodes/${n.name}/desired`, { method: "PUT", body: JSON.stringify({ closure: gen1 }) })
+    }
+    const names = agents.nodes.map((n) => n.name).join(",")
+    const r = await run(
+      [
+        process.execPath,
+        MAIN,
+        "deploy",
+        "--targets",
+        names,
+        "--config",
+        configs.gen2!,
+        "--json",
+        "--identity",
+        agents.identityFile,
+        "--known-hosts",
+        agents.knownHostsFile,
+      ],
+      {
+        env: {
+          CHIMERA_DATA_DIR: join(work, "agents-data"),
+          CHIMERA_URL: cp.url,
+          CHIMERA_TOKEN: cp.adminToken,
+          CHIMERA_CONFIG_FILE: agents.configFile,
+        },
+      },
+    )
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" })
+    for (const n of agents.nodes) {
+      const view = (await (await cp.api(`/api/nodes/${n.name}`)).json()) as { desiredPath: string }
+      expect(view.desiredPath).toBe(gen2)
+    }
+    // Longer than the agents' reaction time: they keep the deployed generation.
+    await Bun.sleep(1500)
+    for (const n of agents.nodes) expect(await n.node.links()).toMatchObject({ profile: gen2, current: gen2 })
   })
 })
 

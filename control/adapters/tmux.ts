@@ -37,11 +37,9 @@ const passedEnv = () =>
     ["NIX_CONFIG", "NIX_PATH"].flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k] as string]])),
   )
 
-/** A SessionId tmux keeps as given: tmux silently turns `.` and `:` in session names into `_`. */
+/** A SessionId, which tmux keeps as given (SessionId excludes the `.` and `:` tmux would rewrite). */
 export function tmuxSessionName(id: string): SessionId {
-  const name = SessionId.parse(id)
-  if (name.includes(".")) throw new ChimeraError("VALIDATION_FAILED", `session name ${name}: tmux does not allow '.'`)
-  return name
+  return SessionId.parse(id)
 }
 
 export function createTmuxSessions(opts: TmuxOptions = {}): TmuxSessions {

@@ -13,7 +13,7 @@ import type { HealthCheck } from "../domain/health-check.ts"
 import { CliError } from "./errors.ts"
 import { openOperationAudit } from "./operation-audit.ts"
 import { color, printJson, printTable } from "./output.ts"
-import { publishDesired } from "./publish-desired.ts"
+import { desiredPublisher } from "./publish-desired.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
 const Seconds = (flag: string, min: number, max: number) =>
@@ -133,6 +133,8 @@ export default defineCommand({
     const spin = people ? p.spinner() : null
     spin?.start(`building ${f.config}`)
     const exec = ssh.executor()
+    const dryRun = Boolean(args["dry-run"])
+    const publisher = dryRun ? null : desiredPublisher()
     let record: DeploymentRecord
     try {
       record = await deploy(
@@ -141,7 +143,7 @@ export default defineCommand({
           configPath: f.config,
           command,
           session: f.session,
-          dryRun: Boolean(args["dry-run"]),
+          dryRun,
           force: Boolean(args.force),
           confirmTimeoutSeconds: f["confirm-timeout"],
           healthChecks: checks,
@@ -156,6 +158,7 @@ export default defineCommand({
             if (spin) spin.message(`${target}: ${phase}: ${message}`)
             else if (!args.json) process.stderr.write(`${target}: ${phase}: ${message}\n`)
           },
+          onConfirmed: publisher ? (target, closure) => publisher.publish(target, closure) : undefined,
         },
       )
     } catch (error) {
@@ -165,15 +168,27 @@ export default defineCommand({
       await exec.close()
     }
     spin?.stop(`${record.kind} ${record.status}`)
-    if (!record.targets.every((t) => t.status === "planned")) {
+    // The outcome is printed before anything else can fail: nodes have changed either way.
+    if (args.json) printJson(record)
+    else printDeployment(record)
+    if (record.status !== "succeeded" && record.status !== "planned") process.exitCode = 1
+    if (dryRun) return
+    if (publisher?.published.length && !args.json)
+      process.stderr.write(
+        `${color.dim(`desired closure set on the control plane for ${publisher.published.join(", ")}`)}\n`,
+      )
+    for (const problem of publisher?.problems ?? []) {
+      process.stderr.write(`${color.yellow("warning")} ${problem}\n`)
+      process.exitCode = 1
+    }
+    try {
       const store = await openDeploymentStore(databaseUrl())
       await store.save(record)
       await store.close()
       await auditDeployment(record)
-      await publishDesired(record)
+    } catch (error) {
+      process.stderr.write(`${color.yellow("warning")} the deployment was not recorded: ${(error as Error).message}\n`)
+      process.exitCode = 1
     }
-    if (args.json) printJson(record)
-    else printDeployment(record)
-    if (record.status !== "succeeded" && record.status !== "planned") process.exitCode = 1
   },
 })

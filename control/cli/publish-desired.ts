@@ -1,45 +1,46 @@
-// After a deploy, the control plane learns each target's new closure so the node's agent keeps it
-// (otherwise the agent would heal the node back to the old one). Only targets that are enrolled
-// nodes of that name are updated; with no control plane configured there is nothing to do.
+// A deploy makes its closure each enrolled target's desired state on the control plane, so the
+// node's agent keeps it instead of healing it back. Each target is published the moment it is
+// confirmed (deploy.ts's onConfirmed), while the deploy hold on the node still stands. Targets are
+// matched to nodes by name (a [fleet.nodes.NAME] target, or a node id); a target that is no
+// enrolled node is skipped; any other refusal is a problem the deploy reports and exits 1 for.
 import { existsSync } from "node:fs"
 import { join } from "node:path"
-import { createLogger } from "../../protocol/log.ts"
+import { NodeId, type StorePath } from "../../protocol/ids.ts"
 import { dataDir } from "../config.ts"
-import type { DeploymentRecord } from "../domain/deploy.ts"
 import { apiClient } from "./client.ts"
-import { color } from "./output.ts"
 
-const log = createLogger("deploy")
+export interface DesiredPublisher {
+  publish(target: string, closure: StorePath): Promise<void>
+  readonly published: string[]
+  readonly problems: string[]
+}
 
-export async function publishDesired(record: DeploymentRecord, env = process.env): Promise<string[]> {
-  const configured = Boolean(env.CHIMERA_URL) || existsSync(join(dataDir(env), "admin.token"))
-  if (!configured) return []
-  const done = record.targets.filter((t) => t.status === "deployed" || t.status === "up-to-date")
-  if (done.length === 0) return []
-  let client: ReturnType<typeof apiClient>
+/** A publisher, or null when no control plane is configured (no CHIMERA_URL and no local admin token). */
+export function desiredPublisher(env = process.env): DesiredPublisher | null {
+  if (!env.CHIMERA_URL && !existsSync(join(dataDir(env), "admin.token"))) return null
+  const published: string[] = []
+  const problems: string[] = []
+  let client: ReturnType<typeof apiClient> | null = null
   try {
     client = apiClient(env)
   } catch (error) {
-    log.warn("not publishing desired closures", { reason: (error as Error).message })
-    return []
+    problems.push(`desired closures not published: ${(error as Error).message}`)
   }
-  const updated: string[] = []
-  for (const t of done) {
-    try {
-      const res = await client.client.api.nodes[":id"].desired.$put({
-        param: { id: t.target },
-        json: { closure: record.closure },
-      })
-      if (res.ok) updated.push(t.target)
-    } catch (error) {
-      log.warn("control plane unreachable; desired closures not published", {
-        url: client.url,
-        reason: (error as Error).message,
-      })
-      break
-    }
+  return {
+    published,
+    problems,
+    async publish(target, closure) {
+      if (!client || !NodeId.safeParse(target).success) return
+      try {
+        const res = await client.client.api.nodes[":id"].desired.$put({ param: { id: target }, json: { closure } })
+        if (res.ok) published.push(target)
+        else if (res.status !== 404)
+          problems.push(`${target}: the control plane refused the desired closure (${res.status}: ${await res.text()})`)
+      } catch (error) {
+        problems.push(
+          `${target}: desired closure not published, ${client.url} unreachable (${(error as Error).message})`,
+        )
+      }
+    },
   }
-  if (updated.length > 0 && process.stdout.isTTY)
-    process.stderr.write(`${color.dim(`desired closure set on the control plane for ${updated.join(", ")}`)}\n`)
-  return updated
 }

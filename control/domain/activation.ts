@@ -25,9 +25,18 @@ export interface ActivationScript {
   confirmTimeoutSeconds: number
 }
 
+/** The longest a push deploy may hold an agent off: the longest confirm timeout plus a minute. */
+export const MAX_HOLD_SECONDS = 3600 + 60
+
 /**
  * Arms the watchdog, then activates. Prints `previous <gen> <path>` first so the caller knows where
  * a rollback goes (gen is empty on a node with no generation yet: nothing to roll back to).
+ *
+ * Exactly one of the watchdog, confirm and abort decides a deploy: each first claims it with
+ * `mkdir $D/decided`, which is atomic, and whoever finds it taken stands down. The watchdog's confirm
+ * countdown starts only when the activation has finished (`$D/activated`), so a slow switch does not
+ * eat the confirm window; if the activating shell dies without finishing (a failed switch, a dropped
+ * SSH session), the watchdog rolls back at once.
  */
 export function activateScript(a: ActivationScript): string {
   const profile = a.isSystem ? SYSTEM_PROFILE : CHIMERA_PROFILE
@@ -35,20 +44,22 @@ export function activateScript(a: ActivationScript): string {
   const switchTo = (path: string) => (a.isSystem ? ` && ${path}/bin/switch-to-configuration switch` : "")
   return [
     "set -eu",
+    "umask 077",
     `P=${shq(profile)}; NEW=${shq(a.closure)}; D=${shq(dir)}`,
     'mkdir -p "$D"',
     // An agent on the node must not heal the deploy away before it is confirmed and the control plane
     // has the new desired closure: it honours this hold (agent/nix-system.ts) until it expires.
-    `echo "$(( $(date +%s) + ${a.confirmTimeoutSeconds + 60} )) ${a.deployId}" > /run/chimera/deploy-hold`,
+    `echo "$(( $(date +%s) + ${Math.min(a.confirmTimeoutSeconds + 60, MAX_HOLD_SECONDS)} )) ${a.deployId}" > /run/chimera/deploy-hold`,
     'prev_path=$(readlink -f "$P" 2>/dev/null || true)',
     `prev_gen=$(readlink "$P" 2>/dev/null | sed -n 's/^.*-\\([0-9][0-9]*\\)-link$/\\1/p' || true)`,
     'echo "previous $prev_gen $prev_path"',
     'if [ -n "$prev_gen" ]; then',
+    // $$ is this activating shell: the watchdog follows it to know when the activation is over.
     `  cat > "$D/watchdog" <<EOF
-sleep ${a.confirmTimeoutSeconds}
-[ -e "$D/confirmed" ] && exit 0
-[ -e "$D/cancelled" ] && exit 0
-nix-env -p "$P" --switch-generation "$prev_gen"${switchTo('"$prev_path"')} && echo rolled-back > "$D/outcome"
+while [ ! -e "$D/activated" ] && kill -0 $$ 2>/dev/null; do sleep 1; done
+[ -e "$D/activated" ] && sleep ${a.confirmTimeoutSeconds}
+mkdir "$D/decided" 2>/dev/null || exit 0
+if nix-env -p "$P" --switch-generation "$prev_gen"${switchTo('"$prev_path"')}; then echo rolled-back > "$D/outcome"; else echo rollback-failed > "$D/outcome"; fi
 EOF`,
     '  setsid -f sh "$D/watchdog" </dev/null >"$D/watchdog.log" 2>&1',
     "fi",
@@ -56,23 +67,32 @@ EOF`,
     ...(a.isSystem ? [`nix-env -p ${shq(CHIMERA_PROFILE)} --set "$NEW" >/dev/null 2>&1 || true`] : []),
     'nix-env -p "$P" --set "$NEW"',
     ...(a.isSystem ? ['"$NEW/bin/switch-to-configuration" switch'] : []),
+    'touch "$D/activated"',
     "echo activated",
   ].join("\n")
 }
 
-/** Confirms a deploy: the watchdog will find the file and stand down. Prints what the node runs. */
+/**
+ * Confirms a deploy by claiming its decision, so the watchdog stands down. Idempotent: a second
+ * confirm (after an answer lost in transit) finds its own claim. Prints what the node now runs.
+ */
 export function confirmScript(deployId: string, isSystem: boolean): string {
   const dir = `${STATE}/${deployId}`
   return [
     "set -eu",
     `D=${shq(dir)}`,
-    `[ -e "$D/outcome" ] && { echo "too late: $(cat "$D/outcome")"; exit 3; }`,
-    'touch "$D/confirmed"',
+    'if mkdir "$D/decided" 2>/dev/null; then touch "$D/confirmed"',
+    'elif [ ! -e "$D/confirmed" ]; then echo "too late: the node already decided ($(cat "$D/outcome" 2>/dev/null || echo rolling back))"; exit 3',
+    "fi",
     `readlink -f ${isSystem ? "/run/current-system" : shq(CHIMERA_PROFILE)}`,
   ].join("\n")
 }
 
-/** Rolls back at once (a failed health check): cancels the watchdog, then switches to the previous generation. */
+/**
+ * Rolls back at once (a failed health check or activation). If the watchdog has already claimed the
+ * deploy, waits for its outcome instead of switching a second time. A rollback that fails gives the
+ * claim back, so the watchdog can still try when its time comes.
+ */
 export function abortScript(
   deployId: string,
   previous: { generation: number; path: StorePath },
@@ -81,12 +101,17 @@ export function abortScript(
   const profile = isSystem ? SYSTEM_PROFILE : CHIMERA_PROFILE
   const dir = `${STATE}/${deployId}`
   return [
-    "set -eu",
+    "set -u",
     `D=${shq(dir)}`,
-    'touch "$D/cancelled"',
-    `nix-env -p ${shq(profile)} --switch-generation ${previous.generation}`,
-    ...(isSystem ? [`${shq(previous.path)}/bin/switch-to-configuration switch`] : []),
-    'echo rolled-back > "$D/outcome"',
+    'if ! mkdir "$D/decided" 2>/dev/null; then',
+    '  i=0; while [ ! -e "$D/outcome" ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done',
+    '  outcome=$(cat "$D/outcome" 2>/dev/null || echo "no outcome yet")',
+    '  echo "the watchdog decided: $outcome"; [ "$outcome" = rolled-back ]; exit',
+    "fi",
+    `if nix-env -p ${shq(profile)} --switch-generation ${previous.generation}${isSystem ? ` && ${shq(previous.path)}/bin/switch-to-configuration switch` : ""}; then`,
+    '  echo rolled-back > "$D/outcome"; echo rolled-back',
+    'else rmdir "$D/decided"; echo "rollback failed" >&2; exit 1',
+    "fi",
   ].join("\n")
 }
 

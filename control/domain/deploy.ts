@@ -67,7 +67,16 @@ export interface DeployDeps {
   exec: RemoteExecutorPort
   /** Progress for people: one call per phase a target enters or ends. */
   onProgress?: (target: string, phase: Phase, message: string) => void
+  /**
+   * Called as soon as a target is confirmed (or found up to date), before the others finish: the CLI
+   * publishes the closure as the node's desired state here, while the node's deploy hold still stands.
+   */
+  onConfirmed?: (target: string, closure: StorePath) => Promise<void>
 }
+
+/** A switch may take minutes (services restarting); the watchdog follows the activating shell meanwhile. */
+const ACTIVATION_TIMEOUT_MS = 10 * 60_000
+const CONFIRM_TIMEOUT_MS = 15_000
 
 /** Runs `fn` over `items` with at most `limit` at once, keeping the order of results. */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -78,6 +87,15 @@ export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) =>
   }
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
   return results
+}
+
+/** The confirmation hook's failure is that target's note, never the end of the whole deploy. */
+async function publish(deps: DeployDeps, target: string, closure: StorePath, say: (p: Phase, m: string) => void) {
+  try {
+    await deps.onConfirmed?.(target, closure)
+  } catch (error) {
+    say("confirm", `publishing the desired closure failed: ${(error as Error).message}`)
+  }
 }
 
 const lastLines = (s: string, n = 20) => s.trim().split("\n").slice(-n).join("\n")
@@ -176,6 +194,7 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
     : (await exec.exec(target, `readlink -f ${shq(CHIMERA_PROFILE)}`)).stdout.trim() === build.outPath
   say("plan", upToDate ? "up to date" : `${r.copy?.missingPaths ?? 0} path(s) to copy, ${r.copy?.narBytes ?? 0} bytes`)
   if (upToDate && !opts.force) {
+    if (!opts.dryRun) await publish(deps, target.name, build.outPath, say)
     r.status = "up-to-date"
     r.ms = Math.round(performance.now() - t0)
     return r
@@ -205,25 +224,33 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
         isSystem: build.isSystem,
         confirmTimeoutSeconds: opts.confirmTimeoutSeconds,
       }),
+      { timeoutMs: ACTIVATION_TIMEOUT_MS },
     ),
   )
   const prev = /^previous (\d*) (\S*)$/m.exec(activated.stdout)
   if (prev?.[1] && prev[2]) r.previous = { generation: Number(prev[1]), path: prev[2] as StorePath }
   const abort = async (why: string) => {
-    if (!r.previous) return fail(`${why}; no previous generation to roll back to`)
-    const back = await exec.exec(target, abortScript(id, r.previous, build.isSystem), { timeoutMs: 120_000 })
+    if (!r.previous) return fail(`${why}; the node had no previous generation to roll back to and stays on the new one`)
+    const back = await exec.exec(target, abortScript(id, r.previous, build.isSystem), { timeoutMs: 360_000 })
     if (!back.ok)
       return fail(
-        `${why}; rolling back failed too (the watchdog retries at the confirm timeout): ${back.failure?.message ?? lastLines(back.stderr, 5)}`,
+        `${why}; rolling back failed too (${back.failure?.message ?? lastLines(back.stderr || back.stdout, 5)}); the node's watchdog tries again when the confirm timeout passes`,
       )
     say("health", `rolled back to generation ${r.previous.generation}`)
     return fail(why, "rolled-back")
   }
   if (!activated.ok) {
+    // The activating shell is gone (a dropped connection or a time-out kills it): the watchdog, which
+    // follows that shell, rolls back at once; with no previous generation there is no watchdog.
     if (activated.failure)
-      return fail(
-        `activate: ${activated.failure.message}; the node rolls back by itself within ${opts.confirmTimeoutSeconds} s unless it confirms`,
-      )
+      return r.previous
+        ? fail(
+            `activate: ${activated.failure.message}; the node's watchdog rolls it back to generation ${r.previous.generation}`,
+            "rolled-back",
+          )
+        : fail(
+            `activate: ${activated.failure.message}; the node had no previous generation and no watchdog: check it by hand`,
+          )
     return abort(`activate: exited ${activated.exitCode}: ${lastLines(activated.stderr || activated.stdout, 10)}`)
   }
   say(
@@ -248,16 +275,27 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
     if (!health.ok) return abort(`health check failed: ${health.detail}`)
     say("health", health.detail)
   }
-  const confirmed = await phase("confirm", () =>
-    exec.exec(target, confirmScript(id, build.isSystem), { fresh: true, timeoutMs: 15_000 }),
-  )
+  // Confirm over a new connection; once more if the answer is lost, which the claim makes harmless.
+  const confirmOnce = () =>
+    exec.exec(target, confirmScript(id, build.isSystem), { fresh: true, timeoutMs: CONFIRM_TIMEOUT_MS })
+  const confirmed = await phase("confirm", async () => {
+    const first = await confirmOnce()
+    return first.failure ? confirmOnce() : first
+  })
   if (!confirmed.ok) {
+    if (confirmed.exitCode === 3) return fail(`confirm: ${lastLines(confirmed.stdout, 1)}`, "rolled-back")
     const why = confirmed.failure?.message ?? lastLines(confirmed.stdout || confirmed.stderr, 3)
-    return fail(
-      `confirm: ${why}; unconfirmed, the node rolls back by itself ${opts.confirmTimeoutSeconds} s after activation`,
-      "rolled-back",
-    )
+    return r.previous
+      ? fail(
+          `confirm: ${why}; unconfirmed, the node rolls back by itself ${opts.confirmTimeoutSeconds} s after activation`,
+          "rolled-back",
+        )
+      : fail(`confirm: ${why}; the node had no previous generation, so it stays on the new one unconfirmed`)
   }
+  const running = lastLines(confirmed.stdout, 1)
+  if (running !== build.outPath)
+    return fail(`confirm: confirmed, but the node runs ${running || "nothing"}, not ${build.outPath}`)
+  await publish(deps, target.name, build.outPath, say)
   say("confirm", "confirmed")
   r.status = "deployed"
   r.ms = Math.round(performance.now() - t0)

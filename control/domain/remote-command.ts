@@ -20,12 +20,17 @@ export async function startRemoteCommand(
   const encoded = Buffer.from(c.command).toString("base64")
   const script = [
     "set -eu",
+    // The command and its output may hold what only root should read.
+    "umask 077",
     `D=${shq(dir)}`,
     'mkdir -p "$D"',
     `echo ${shq(encoded)} | base64 -d > "$D/command"`,
     `printf '%s\\n' ${shq(`nix-shell ${c.drv} --run "$(cat ${dir}/command)" 2>&1 | tee ${dir}/output; echo "\${PIPESTATUS[0]:-$?}" > ${dir}/status`)} > "$D/run"`,
-    `tmux has-session -t ${shq(c.session)} 2>/dev/null || tmux new-session -d -s ${shq(c.session)}`,
-    `tmux send-keys -t ${shq(c.session)} ${shq(`bash ${dir}/run`)} Enter`,
+    // Exact targets (`=name`: no prefix match on another session) and a window of its own, not keys
+    // typed into whatever runs in the session's foreground; a shell stays behind for whoever attaches.
+    `W=${shq(`bash ${dir}/run; exec bash`)}`,
+    `if tmux has-session -t ${shq(`=${c.session}`)} 2>/dev/null; then tmux new-window -d -t ${shq(`=${c.session}:`)} "$W"`,
+    `else tmux new-session -d -s ${shq(c.session)} "$W"; fi`,
     "echo started",
   ].join("\n")
   const r = await exec.exec(target, script, { timeoutMs: 30_000 })

@@ -1,0 +1,86 @@
+// The magic-rollback scripts run directly in a test node (no SSH), to pin down who decides a deploy:
+// the watchdog, a confirmation or an abort claim it once (`mkdir decided`) and the others stand down.
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { abortScript, activateScript, confirmScript } from "../control/domain/activation.ts"
+import type { StorePath } from "../protocol/ids.ts"
+import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { createTestNode, type TestNode } from "./support/test-node.ts"
+import { waitFor } from "./support/wait.ts"
+
+setDefaultTimeout(60_000)
+
+let gen1: StorePath
+let gen2: StorePath
+
+beforeAll(async () => {
+  ;[gen1, gen2] = (await Promise.all([1, 2].map((g) => buildTestSystem(g, { tag: "activation" })))) as [
+    StorePath,
+    StorePath,
+  ]
+})
+
+const sh = (node: TestNode, script: string) => node.exec(["sh", "-c", script])
+const activate = (node: TestNode, id: string, confirmTimeoutSeconds: number) =>
+  sh(node, activateScript({ deployId: id, closure: gen2, isSystem: true, confirmTimeoutSeconds }))
+
+describe("magic rollback on the node", () => {
+  test("the watchdog rolls back an unconfirmed deploy, and a confirmation after that is refused", async () => {
+    await using node = await createTestNode({ name: "late", boot: gen1 })
+    const a = await activate(node, "d1", 1)
+    expect(a.code).toBe(0)
+    expect(a.stdout).toContain("previous 1 ")
+    expect((await node.links()).current).toBe(gen2)
+    await waitFor(
+      "the watchdog's rollback",
+      () => node.links(),
+      (l) => l.current === gen1 && l.profile === gen1,
+      10_000,
+    )
+    const late = await sh(node, confirmScript("d1", true))
+    expect(late.code).toBe(3)
+    expect(late.stdout).toContain("too late")
+  })
+
+  test("a confirmation claims the deploy: the watchdog stands down, and confirming again is harmless", async () => {
+    await using node = await createTestNode({ name: "confirmed", boot: gen1 })
+    expect((await activate(node, "d2", 1)).code).toBe(0)
+    const first = await sh(node, confirmScript("d2", true))
+    expect({ code: first.code, out: first.stdout.trim() }).toEqual({ code: 0, out: gen2 })
+    const again = await sh(node, confirmScript("d2", true))
+    expect(again.code).toBe(0)
+    await Bun.sleep(2500)
+    expect(await node.links()).toMatchObject({ profile: gen2, current: gen2 })
+  })
+
+  test("an abort rolls back at once and the watchdog does not switch a second time", async () => {
+    await using node = await createTestNode({ name: "abort", boot: gen1 })
+    expect((await activate(node, "d3", 2)).code).toBe(0)
+    const abort = await sh(node, abortScript("d3", { generation: 1, path: gen1 }, true))
+    expect({ code: abort.code, last: abort.stdout.trim().split("\n").at(-1) }).toEqual({ code: 0, last: "rolled-back" })
+    expect(await node.links()).toMatchObject({ profile: gen1, current: gen1 })
+    // Move the node on by hand: a watchdog that still fired would drag it back to generation 1.
+    await node.switchTo(gen2)
+    await Bun.sleep(3000)
+    expect((await node.links()).current).toBe(gen2)
+    expect((await sh(node, confirmScript("d3", true))).code).toBe(3)
+  })
+
+  test("an activation whose shell dies before it finishes is rolled back at once, not after the timeout", async () => {
+    await using node = await createTestNode({ name: "killed", boot: gen1 })
+    // The activating shell is killed right after the switch, before it can mark the activation done,
+    // as a dropped SSH session would kill it.
+    const script = activateScript({
+      deployId: "d4",
+      closure: gen2,
+      isSystem: true,
+      confirmTimeoutSeconds: 600,
+    }).replace('touch "$D/activated"', "kill -9 $$")
+    await sh(node, script)
+    await waitFor(
+      "the watchdog's rollback",
+      () => node.links(),
+      (l) => l.current === gen1 && l.profile === gen1,
+      10_000,
+    )
+  })
+})
