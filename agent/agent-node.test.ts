@@ -122,6 +122,20 @@ describe("agent in a test node", () => {
     expect(Date.now()).toBeGreaterThanOrEqual((until - 1) * 1000)
   })
 
+  test("a hold further out than any deploy can ask for is ignored: healing is never switched off for good", async () => {
+    await using node = await createTestNode({ name: "forged-hold", boot: gen1 })
+    await using agent = await startAgent(node, ["--desired", gen1])
+    const hold = await node.exec([
+      "sh",
+      "-c",
+      "mkdir -p /run/chimera && echo '99999999999 forged' > /run/chimera/deploy-hold",
+    ])
+    expect(hold.code).toBe(0)
+    await node.switchTo(gen2)
+    await waitForLinks(node, gen1)
+    expect(agent.logs()).not.toContain("holds this node")
+  })
+
   test("heals runtime drift from `switch-to-configuration test` without touching the profile", async () => {
     await using node = await createTestNode({ name: "runtime", boot: gen1 })
     await using agent = await startAgent(node, ["--desired", gen1])

@@ -42,6 +42,9 @@ export interface NixSystem {
   deployHoldUntil(): Promise<number>
 }
 
+/** The longest hold a push deploy may ask for (control/domain/activation.ts MAX_HOLD_SECONDS). */
+const MAX_HOLD_MS = (3600 + 60) * 1000
+
 export interface NixSystemOptions {
   /** Run switch-to-configuration through systemd-run; default: when the agent itself runs under systemd. */
   useSystemdRun?: boolean
@@ -71,8 +74,10 @@ export function createNixSystem(paths: SystemPaths, opts: NixSystemOptions = {})
       const text = await Bun.file(join(dirname(paths.currentSystem), "chimera/deploy-hold"))
         .text()
         .catch(() => "")
-      const seconds = Number.parseInt(text.trim().split(/\s+/)[0] ?? "", 10)
-      return Number.isFinite(seconds) ? seconds * 1000 : 0
+      const until = Number.parseInt(text.trim().split(/\s+/)[0] ?? "", 10) * 1000
+      // A deploy holds a node for at most its confirm timeout (<= 1 h) plus a minute; a hold further out
+      // is stale or forged and must not switch healing off for good.
+      return Number.isFinite(until) && until <= Date.now() + MAX_HOLD_MS ? until : 0
     },
     realise: (closure) => runCommand(["nix-store", "--realise", closure]),
     setProfile: (closure) => runCommand(["nix-env", "-p", paths.systemProfile, "--set", closure]),

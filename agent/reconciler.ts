@@ -131,7 +131,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         until: new Date(heldUntil).toISOString(),
       })
       clearRetry()
-      retryTimer = setTimeout(request, heldUntil - Date.now() + 50)
+      retryTimer = setTimeout(request, Math.min(heldUntil - Date.now() + 50, 60_000))
       return
     }
     const willHeal = deps.autoHeal || forceHeal
