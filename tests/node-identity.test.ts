@@ -21,6 +21,30 @@ describe("node identity", () => {
     expect((await beat(cp, a, "a")).status).toBe(200)
   })
 
+  test("a join token issued for no node cannot take over an enrolled node; one issued for it can re-enrol it", async () => {
+    await using cp = await startInProcess()
+    const original = await enrollNode(cp, "db-1")
+    const token = async (body: Record<string, unknown>) =>
+      ((await (await call(cp, cp.adminToken, "POST", "/api/nodes/join-tokens", body)).json()) as { token: string })
+        .token
+    const unbound = await token({})
+    const takeover = await call(cp, unbound, "POST", "/api/agent/enroll", { nodeId: "db-1", agentVersion: "t" })
+    expect(takeover.status).toBe(401)
+    expect(((await takeover.json()) as { error: string }).error).toContain("already enrolled")
+    expect((await beat(cp, original, "db-1")).status).toBe(200)
+    // The refused token was not spent: it can still enrol a new node.
+    expect((await call(cp, unbound, "POST", "/api/agent/enroll", { nodeId: "db-2", agentVersion: "t" })).status).toBe(
+      201,
+    )
+
+    const bound = await token({ nodeId: "db-1" })
+    const reenrol = await call(cp, bound, "POST", "/api/agent/enroll", { nodeId: "db-1", agentVersion: "t" })
+    expect(reenrol.status).toBe(201)
+    const fresh = ((await reenrol.json()) as { credential: string }).credential
+    expect((await beat(cp, fresh, "db-1")).status).toBe(200)
+    expect((await beat(cp, original, "db-1")).status).toBe(401)
+  })
+
   test("a revoked node is refused at once, cannot heartbeat, and its unused join tokens die with it", async () => {
     await using cp = await startInProcess()
     const cred = await enrollNode(cp, "web-1")

@@ -69,7 +69,9 @@ export interface StorePort {
     agentVersion: string
     credentialHash: string
     now: string
-  }): Promise<{ ok: true; created: boolean } | { ok: false; reason: "unknown" | "used" | "expired" | "wrong-node" }>
+  }): Promise<
+    { ok: true; created: boolean } | { ok: false; reason: "unknown" | "used" | "expired" | "wrong-node" | "taken" }
+  >
 
   getNode(id: string): Promise<NodeRecord | null>
   listNodes(): Promise<NodeRecord[]>

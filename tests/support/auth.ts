@@ -28,7 +28,10 @@ export async function login(cp: { url: string }, username: string, password = PA
 }
 
 export async function enrollNode(cp: TestControlPlane, nodeId: string): Promise<string> {
-  const jt = (await (await call(cp, cp.adminToken, "POST", "/api/nodes/join-tokens", {})).json()) as { token: string }
+  // Bound to the node, so enrolling an id again (a fresh credential) is the legitimate re-enrolment.
+  const jt = (await (await call(cp, cp.adminToken, "POST", "/api/nodes/join-tokens", { nodeId })).json()) as {
+    token: string
+  }
   const res = await call(cp, jt.token, "POST", "/api/agent/enroll", { nodeId, hostname: nodeId, agentVersion: "t" })
   if (res.status !== 201) throw new Error(`enrolling ${nodeId}: ${res.status} ${await res.text()}`)
   return ((await res.json()) as { credential: string }).credential

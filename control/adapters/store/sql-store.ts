@@ -128,17 +128,22 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
         if (token.used_at) return { ok: false, reason: "used" } as const
         if (String(token.expires_at) <= input.now) return { ok: false, reason: "expired" } as const
         if (token.node_id && token.node_id !== input.nodeId) return { ok: false, reason: "wrong-node" } as const
+        const existing: Row[] = await tx`SELECT id FROM nodes WHERE id = ${input.nodeId}`
+        // A token for no node in particular only creates nodes: taking over an enrolled node's identity
+        // (and locking its agent out) needs a token the operator issued for that node.
+        if (existing[0] && !token.node_id) return { ok: false, reason: "taken" } as const
         // Single use: only the transaction that flips used_at may enrol.
         const used: Row[] = await tx`
           UPDATE join_tokens SET used_at = ${input.now}, used_by = ${input.nodeId}
           WHERE token_hash = ${input.tokenHash} AND used_at IS NULL RETURNING token_hash`
         if (!used[0]) return { ok: false, reason: "used" } as const
-        const existing: Row[] = await tx`SELECT id FROM nodes WHERE id = ${input.nodeId}`
         if (existing[0]) {
-          // Re-enrolment: a new credential and a new report epoch (the agent's sequence starts again).
+          // Re-enrolment with a token issued for this node: a new credential (any half-done rotation is
+          // dropped, a revocation lifted) and a new report epoch (the agent's sequence starts again).
           await tx`
             UPDATE nodes SET credential_hash = ${input.credentialHash}, hostname = ${input.hostname},
-              agent_version = ${input.agentVersion}, epoch = epoch + 1, acked_seq = 0, unreachable = 0
+              agent_version = ${input.agentVersion}, epoch = epoch + 1, acked_seq = 0, unreachable = 0,
+              pending_credential_hash = NULL, rotation_requested_at = NULL, revoked_at = NULL
             WHERE id = ${input.nodeId}`
           return { ok: true, created: false } as const
         }
