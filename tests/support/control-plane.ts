@@ -47,6 +47,8 @@ export const LIFTED_LIMITS: RateLimits = Object.fromEntries(
 
 export interface InProcessOptions {
   dataDir?: string
+  /** Default: SQLite in the data dir. */
+  databaseUrl?: string
   clock?: Clock
   trust?: Partial<TrustSettings>
 }
@@ -57,7 +59,7 @@ export async function startInProcess(opts: InProcessOptions = {}): Promise<TestC
     host: "127.0.0.1",
     port: 0,
     dataDir,
-    databaseUrl: `sqlite://${join(dataDir, "chimera.db")}`,
+    databaseUrl: opts.databaseUrl ?? `sqlite://${join(dataDir, "chimera.db")}`,
     sweepIntervalMs: 200,
     clock: opts.clock,
     trust: { ...opts.trust, rateLimits: { ...LIFTED_LIMITS, ...opts.trust?.rateLimits } },

@@ -1,6 +1,8 @@
 // Tests use real tools. One that is missing fails the test with the tool's name and the Debian
 // package that brings it (`bun scripts/system-deps.ts` installs them as root); nothing skips.
 
+import { readdirSync } from "node:fs"
+
 const PACKAGES: Record<string, string> = {
   "nix-build": "nix-bin",
   "nix-env": "nix-bin",
@@ -12,12 +14,23 @@ const PACKAGES: Record<string, string> = {
   sshd: "openssh-server",
   "ssh-keygen": "openssh-client",
   chromium: "chromium",
-  pg_ctlcluster: "postgresql",
+  pg_ctl: "postgresql",
+  initdb: "postgresql",
+  runuser: "util-linux",
 }
+
+// Debian keeps the PostgreSQL server's programs in a versioned directory off PATH.
+const POSTGRES_BINS = (() => {
+  try {
+    return readdirSync("/usr/lib/postgresql").map((v) => `/usr/lib/postgresql/${v}/bin`)
+  } catch {
+    return []
+  }
+})()
 
 /** The absolute path of `tool`, or an Error naming the package to install. */
 export function requireTool(tool: string): string {
-  const path = Bun.which(tool, { PATH: `${process.env.PATH ?? ""}:/usr/sbin:/sbin:/usr/lib/postgresql/15/bin` })
+  const path = Bun.which(tool, { PATH: [process.env.PATH ?? "", "/usr/sbin", "/sbin", ...POSTGRES_BINS].join(":") })
   if (path) return path
   const pkg = PACKAGES[tool] ?? tool
   throw new Error(

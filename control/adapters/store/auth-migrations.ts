@@ -8,8 +8,11 @@ const serial = (d: Dialect) => (d === "postgres" ? "BIGSERIAL PRIMARY KEY" : "IN
 const appendOnly = (d: Dialect) =>
   d === "postgres"
     ? [
-        "CREATE RULE audit_log_no_update AS ON UPDATE TO audit_log DO INSTEAD NOTHING",
-        "CREATE RULE audit_log_no_delete AS ON DELETE TO audit_log DO INSTEAD NOTHING",
+        // An error, as on SQLite, not a rule that silently does nothing: tampering must be seen.
+        `CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$`,
+        "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+        "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
       ]
     : [
         "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",

@@ -1,0 +1,107 @@
+// The control plane on PostgreSQL (CHIMERA_DB=postgres://…, for several replicas): the same store,
+// migrations and use cases as on SQLite, against a real server started here on loopback.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { SQL } from "bun"
+import { openDeploymentStore } from "../control/adapters/store/deployment-store.ts"
+import type { DeploymentRecord } from "../control/domain/deploy.ts"
+import type { StorePath } from "../protocol/ids.ts"
+import { startAgent } from "./support/agent-process.ts"
+import { startInProcess } from "./support/control-plane.ts"
+import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { startPostgres, type TestPostgres } from "./support/postgres.ts"
+import { createTestNode } from "./support/test-node.ts"
+import { waitFor } from "./support/wait.ts"
+
+setDefaultTimeout(60_000)
+
+let pg: TestPostgres
+let gen1: StorePath
+let gen2: StorePath
+
+beforeAll(async () => {
+  pg = await startPostgres()
+  ;[gen1, gen2] = (await Promise.all([1, 2].map((g) => buildTestSystem(g, { tag: "pg" })))) as [StorePath, StorePath]
+})
+
+afterAll(async () => {
+  await pg?.stop()
+})
+
+describe("PostgreSQL", () => {
+  test("the core loop: enrolment, a manual switch healed, events in order, status healthy", async () => {
+    await using cp = await startInProcess({ databaseUrl: await pg.database("core_loop") })
+    const { token } = (await (await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })).json()) as {
+      token: string
+    }
+    await using node = await createTestNode({ name: "pg-node", boot: gen1 })
+    await using agent = startAgent(node, { nodeId: "pg-node", controlUrl: cp.url, joinToken: token })
+    await waitFor(
+      "enrolment",
+      async () => (await cp.api("/api/nodes/pg-node")).status,
+      (s) => s === 200,
+    )
+    await cp.api("/api/nodes/pg-node/desired", { method: "PUT", body: JSON.stringify({ closure: gen1 }) })
+    const status = async () => ((await (await cp.api("/api/nodes/pg-node")).json()) as { status: string }).status
+    await waitFor("healthy", status, (s) => s === "healthy").catch((e: Error) => {
+      throw new Error(`${e.message}\n${agent.log()}`)
+    })
+
+    await node.switchTo(gen2)
+    await waitFor(
+      "healed",
+      () => node.links(),
+      (l) => l.current === gen1 && l.profile === gen1,
+      10_000,
+    )
+    const types = async () =>
+      (
+        (await (await cp.api("/api/events?node=pg-node&type=drift.detected,heal.started,heal.succeeded")).json()) as {
+          events: { type: string; data: { seq: number } }[]
+        }
+      ).events
+    const events = await waitFor("heal events", types, (es) => es.some((e) => e.type === "heal.succeeded"))
+    expect(events.map((e) => e.type)).toEqual(["drift.detected", "heal.started", "heal.succeeded"])
+    expect(events.map((e) => e.data.seq)).toEqual([...events.map((e) => e.data.seq)].sort((a, b) => a - b))
+    await waitFor("healthy again", status, (s) => s === "healthy")
+  })
+
+  test("deployment records and the append-only audit log", async () => {
+    const url = await pg.database("records")
+    await using cp = await startInProcess({ databaseUrl: url })
+    await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
+    const store = await openDeploymentStore(url)
+    const record = {
+      id: "20261122000000-abcdef01",
+      kind: "deploy",
+      createdAt: new Date().toISOString(),
+      finishedAt: new Date().toISOString(),
+      configPath: "web.nix",
+      closure: gen2,
+      hash: gen2.slice(11, 43),
+      isSystem: true,
+      command: null,
+      session: "chimera-deploy",
+      status: "succeeded",
+      targets: [],
+    } satisfies DeploymentRecord
+    await store.save(record)
+    expect(await store.get(record.id)).toEqual(record)
+    expect((await store.list(10)).map((r) => r.id)).toEqual([record.id])
+    await store.close()
+
+    const db = new SQL(url)
+    try {
+      const rows = (await db`SELECT count(*)::int AS n FROM audit_log`) as { n: number }[]
+      expect(rows[0]?.n).toBeGreaterThan(0)
+      await expect(db`UPDATE audit_log SET actor = 'someone else'`).rejects.toThrow("append-only")
+      await expect(db`DELETE FROM audit_log`).rejects.toThrow("append-only")
+      await expect(db`TRUNCATE audit_log`).rejects.toThrow("append-only")
+      const after = (await db`SELECT count(*)::int AS n FROM audit_log WHERE actor <> 'someone else'`) as {
+        n: number
+      }[]
+      expect(after[0]?.n).toBe(rows[0]?.n)
+    } finally {
+      await db.close()
+    }
+  })
+})
