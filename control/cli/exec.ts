@@ -3,7 +3,7 @@
 // (stdout to stdout, stderr and failures to stderr), then one summary line; the exit code is 1 if any
 // target failed to connect or exited non-zero. `--json` prints the ExecResult list, in target order.
 import { defineCommand } from "citty"
-import { mapLimit } from "../adapters/ssh/index.ts"
+import { mapLimit } from "../domain/map-limit.ts"
 import type { ExecResult } from "../domain/operation-ports.ts"
 import { CliError } from "./errors.ts"
 import { openOperationAudit } from "./operation-audit.ts"

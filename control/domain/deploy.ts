@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto"
 import type { SessionId, StorePath } from "../../protocol/ids.ts"
 import { abortScript, activateScript, CHIMERA_PROFILE, confirmScript, MISSING_PATHS_SCRIPT, shq } from "./activation.ts"
 import { type HealthCheck, runHealthChecks } from "./health-check.ts"
+import { mapLimit } from "./map-limit.ts"
 import type { BuildResult, NixPort, RemoteExecutorPort, SystemState, Target } from "./operation-ports.ts"
 import { startRemoteCommand } from "./remote-command.ts"
 
@@ -77,17 +78,6 @@ export interface DeployDeps {
 /** A switch may take minutes (services restarting); the watchdog follows the activating shell meanwhile. */
 const ACTIVATION_TIMEOUT_MS = 10 * 60_000
 const CONFIRM_TIMEOUT_MS = 15_000
-
-/** Runs `fn` over `items` with at most `limit` at once, keeping the order of results. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length)
-  let next = 0
-  const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) results[i] = await fn(items[i] as T)
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  return results
-}
 
 /** The confirmation hook's failure is that target's note, never the end of the whole deploy. */
 async function publish(deps: DeployDeps, target: string, closure: StorePath, say: (p: Phase, m: string) => void) {

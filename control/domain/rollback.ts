@@ -3,7 +3,7 @@
 // generation it is on now, or why it could not move.
 import type { StorePath } from "../../protocol/ids.ts"
 import { generationsScript, rollbackScript } from "./activation.ts"
-import { mapLimit } from "./deploy.ts"
+import { mapLimit } from "./map-limit.ts"
 import type { Generation, RemoteExecutorPort, Target } from "./operation-ports.ts"
 
 export interface RollbackResult {

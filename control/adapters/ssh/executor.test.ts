@@ -1,21 +1,8 @@
 // Unit tests for the parts of the executor that need no server; tests/ssh.test.ts runs it against
 // real sshd nodes.
 import { expect, test } from "bun:test"
-import { createSshExecutor, mapLimit } from "./executor.ts"
+import { createSshExecutor } from "./executor.ts"
 import { parseSystemState } from "./system-state.ts"
-
-test("mapLimit keeps at most `limit` in flight and returns results in input order", async () => {
-  let inFlight = 0
-  let peak = 0
-  const out = await mapLimit([50, 10, 30, 5, 20, 1], 3, async (delay, i) => {
-    peak = Math.max(peak, ++inFlight)
-    await Bun.sleep(delay)
-    inFlight--
-    return i
-  })
-  expect(out).toEqual([0, 1, 2, 3, 4, 5])
-  expect(peak).toBe(3)
-})
 
 test("system state lines become store paths, and a missing link becomes null", () => {
   const p = "/nix/store/x1amgwgalc4d2fjfnyv8r50l7z6c20vs-chimera-test-system-1"

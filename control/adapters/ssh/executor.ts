@@ -4,6 +4,7 @@
 // (`timeoutMs`) for connecting and running the command together; execMany keeps at most `parallel`
 // targets in flight and returns results in the order the targets were given.
 import { createLogger } from "../../../protocol/log.ts"
+import { mapLimit } from "../../domain/map-limit.ts"
 import {
   type ExecOptions,
   type ExecResult,
@@ -37,18 +38,6 @@ export interface SshExecutor extends RemoteExecutorPort {
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; results keep the items' order. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length)
-  let next = 0
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++
-      out[i] = await fn(items[i] as T, i)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker))
-  return out
-}
 
 export function createSshExecutor(options: SshExecutorOptions = {}): SshExecutor {
   let credentials: Promise<Credentials> | null = null

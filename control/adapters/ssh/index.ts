@@ -1,7 +1,7 @@
 // Remote execution over SSH: RemoteExecutorPort on ssh2 with a connection pool, known_hosts
 // verification and per-target failures as values; target strings and the fleet inventory they resolve
 // through. The CLI's shared SSH flags (control/cli/ssh-flags.ts) turn into SshExecutorOptions.
-export { createSshExecutor, mapLimit, type SshExecutor } from "./executor.ts"
+export { createSshExecutor, type SshExecutor } from "./executor.ts"
 export { emptyInventory, type Inventory, type InventoryNode, inventoryFromConfig } from "./inventory.ts"
 export { fingerprint, knownHostsName, openKnownHosts } from "./known-hosts.ts"
 export { DEFAULT_PARALLEL, DEFAULT_TIMEOUT_MS, type SshExecutorOptions } from "./options.ts"
