@@ -2,7 +2,7 @@
 // migrations and use cases as on SQLite, against a real server started here on loopback.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
 import { SQL } from "bun"
-import { openDeploymentStore } from "../control/adapters/store/deployment-store.ts"
+import { openCliStore } from "../control/cli/cli-store.ts"
 import type { DeploymentRecord } from "../control/domain/deploy.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startAgent } from "./support/agent-process.ts"
@@ -69,7 +69,7 @@ describe("PostgreSQL", () => {
     const url = await pg.database("records")
     await using cp = await startInProcess({ databaseUrl: url })
     await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
-    const store = await openDeploymentStore(url)
+    const store = await openCliStore({ CHIMERA_DB: url })
     const record = {
       id: "20261122000000-abcdef01",
       kind: "deploy",
@@ -84,9 +84,9 @@ describe("PostgreSQL", () => {
       status: "succeeded",
       targets: [],
     } satisfies DeploymentRecord
-    await store.save(record)
-    expect(await store.get(record.id)).toEqual(record)
-    expect((await store.list(10)).map((r) => r.id)).toEqual([record.id])
+    await store.saveDeployment(record)
+    expect(await store.deployments.get(record.id)).toEqual(record)
+    expect((await store.deployments.list(10)).map((r) => r.id)).toEqual([record.id])
     await store.close()
 
     const db = new SQL(url)

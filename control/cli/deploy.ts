@@ -6,12 +6,10 @@ import { defineCommand } from "citty"
 import { z } from "zod"
 import { SessionId } from "../../protocol/ids.ts"
 import { createNix } from "../adapters/nix.ts"
-import { openDeploymentStore } from "../adapters/store/deployment-store.ts"
-import { databaseUrl } from "../config.ts"
 import { type DeploymentRecord, deploy, type TargetResult } from "../domain/deploy.ts"
 import type { HealthCheck } from "../domain/health-check.ts"
+import { openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
-import { openOperationAudit } from "./operation-audit.ts"
 import { color, printJson, printTable } from "./output.ts"
 import { desiredPublisher } from "./publish-desired.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
@@ -64,23 +62,6 @@ export function printDeployment(record: DeploymentRecord): void {
   )
   const counts = Object.entries(Object.groupBy(record.targets, (t) => t.status)).map(([k, v]) => `${v?.length} ${k}`)
   process.stdout.write(`\n${record.kind} ${record.id}: ${record.closure} — ${counts.join(", ")}\n`)
-}
-
-/** One audit entry per target that a deploy or heal touched (up-to-date targets were only read). */
-export async function auditDeployment(record: DeploymentRecord): Promise<void> {
-  const touched = record.targets.filter((t) => t.status !== "up-to-date" && t.status !== "planned")
-  if (touched.length === 0) return
-  const audit = await openOperationAudit()
-  await audit.record(
-    record.kind,
-    touched.map((t) => ({
-      target: t.target,
-      command: `${record.kind} ${record.closure}${record.command ? ` && ${record.command}` : ""}`,
-      ok: t.status === "deployed",
-      detail: { deployment: record.id, status: t.status, error: t.error },
-    })),
-  )
-  await audit.close()
 }
 
 export default defineCommand({
@@ -182,10 +163,8 @@ export default defineCommand({
       process.exitCode = 1
     }
     try {
-      const store = await openDeploymentStore(databaseUrl())
-      await store.save(record)
-      await store.close()
-      await auditDeployment(record)
+      const store = await openCliStore()
+      await store.saveDeployment(record).finally(() => store.close())
     } catch (error) {
       process.stderr.write(`${color.yellow("warning")} the deployment was not recorded: ${(error as Error).message}\n`)
       process.exitCode = 1

@@ -1,7 +1,6 @@
 // `chimera deployments [ID] [--json]`: recorded deploys and heals, newest first, or one in full.
 import { defineCommand } from "citty"
-import { openDeploymentStore } from "../adapters/store/deployment-store.ts"
-import { databaseUrl } from "../config.ts"
+import { openCliStore } from "./cli-store.ts"
 import { printDeployment } from "./deploy.ts"
 import { CliError } from "./errors.ts"
 import { printJson, printTable } from "./output.ts"
@@ -17,14 +16,14 @@ export default defineCommand({
     const limit = Number(args.limit)
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
       throw new CliError("--limit: expected a whole number from 1 to 1000", "E_ARG")
-    const store = await openDeploymentStore(databaseUrl())
+    const store = await openCliStore()
     try {
       if (args.id) {
-        const record = await store.get(String(args.id))
+        const record = await store.deployments.get(String(args.id))
         if (!record) throw new CliError(`no deployment ${JSON.stringify(args.id)}`, "E_NOT_FOUND")
         return args.json ? printJson(record) : printDeployment(record)
       }
-      const records = await store.list(limit)
+      const records = await store.deployments.list(limit)
       if (args.json) return printJson({ deployments: records })
       printTable(
         ["ID", "KIND", "STATUS", "TARGETS", "CLOSURE"],

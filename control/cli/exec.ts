@@ -5,8 +5,8 @@
 import { defineCommand } from "citty"
 import { mapLimit } from "../domain/map-limit.ts"
 import type { ExecResult } from "../domain/operation-ports.ts"
+import { openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
-import { openOperationAudit } from "./operation-audit.ts"
 import { color, printJson } from "./output.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
@@ -61,8 +61,8 @@ export default defineCommand({
     } finally {
       await executor.close()
     }
-    const audit = await openOperationAudit()
-    await audit.record(
+    const store = await openCliStore()
+    await store.recordOperation(
       "exec",
       results.map((r) => ({
         target: r.target.name,
@@ -71,7 +71,7 @@ export default defineCommand({
         detail: { exitCode: r.exitCode, failure: r.failure?.kind ?? null },
       })),
     )
-    await audit.close()
+    await store.close()
     if (args.json) printJson(results)
     else process.stderr.write(_summary(results, performance.now() - t0))
     if (results.some((r) => !r.ok)) process.exitCode = 1

@@ -3,8 +3,8 @@
 import { defineCommand } from "citty"
 import { createLogger } from "../../protocol/log.ts"
 import { rollback } from "../domain/rollback.ts"
+import { openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
-import { openOperationAudit } from "./operation-audit.ts"
 import { color, printJson, printTable } from "./output.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
@@ -30,8 +30,8 @@ export default defineCommand({
     try {
       const results = await rollback(exec, ssh.targets, gen, ssh.parallel)
       for (const r of results) log.info("rollback", { target: r.target, ok: r.ok, generation: r.generation, ms: r.ms })
-      const audit = await openOperationAudit()
-      await audit.record(
+      const store = await openCliStore()
+      await store.recordOperation(
         "rollback",
         results.map((r) => ({
           target: r.target,
@@ -40,7 +40,7 @@ export default defineCommand({
           detail: { generation: r.generation, error: r.error },
         })),
       )
-      await audit.close()
+      await store.close()
       if (args.json) printJson({ results })
       else
         printTable(

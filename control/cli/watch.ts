@@ -6,10 +6,8 @@ import { defineCommand } from "citty"
 import { CronJob } from "cron"
 import { createLogger } from "../../protocol/log.ts"
 import { createNix } from "../adapters/nix.ts"
-import { openDeploymentStore } from "../adapters/store/deployment-store.ts"
-import { databaseUrl } from "../config.ts"
 import { intervalToCron, type WatchPass, watchOnce } from "../domain/watch.ts"
-import { auditDeployment } from "./deploy.ts"
+import { openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
 import { color, printJson } from "./output.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
@@ -60,7 +58,7 @@ export default defineCommand({
         `--interval ${args.interval}: expected seconds that divide a minute, an hour or a day; use --schedule for others`,
         "E_ARG",
       )
-    const store = await openDeploymentStore(databaseUrl())
+    const store = await openCliStore()
     const opts = {
       targets: ssh.targets,
       configPath: String(args.config),
@@ -74,10 +72,7 @@ export default defineCommand({
       const exec = ssh.executor()
       try {
         const result = await watchOnce(opts, { nix: createNix(), exec })
-        if (result.heal) {
-          await store.save(result.heal)
-          await auditDeployment(result.heal)
-        }
+        if (result.heal) await store.saveDeployment(result.heal)
         report(result, Boolean(args.json))
         return result
       } finally {
