@@ -6,7 +6,7 @@
 // restart chimera-agent.service itself and must not die with it.
 import { lstat, realpath } from "node:fs/promises"
 import { dirname, join } from "node:path"
-import type { SystemLinks } from "../protocol/agent.ts"
+import { MAX_DEPLOY_HOLD_SECONDS, type SystemLinks } from "../protocol/agent.ts"
 import { StorePath } from "../protocol/ids.ts"
 import { createLogger } from "../protocol/log.ts"
 
@@ -42,9 +42,6 @@ export interface NixSystem {
   deployHoldUntil(): Promise<number>
 }
 
-/** The longest hold a push deploy may ask for (control/domain/activation.ts MAX_HOLD_SECONDS). */
-const MAX_HOLD_MS = (3600 + 60) * 1000
-
 export interface NixSystemOptions {
   /** Run switch-to-configuration through systemd-run; default: when the agent itself runs under systemd. */
   useSystemdRun?: boolean
@@ -77,7 +74,7 @@ export function createNixSystem(paths: SystemPaths, opts: NixSystemOptions = {})
       const until = Number.parseInt(text.trim().split(/\s+/)[0] ?? "", 10) * 1000
       // A deploy holds a node for at most its confirm timeout (<= 1 h) plus a minute; a hold further out
       // is stale or forged and must not switch healing off for good.
-      return Number.isFinite(until) && until <= Date.now() + MAX_HOLD_MS ? until : 0
+      return Number.isFinite(until) && until <= Date.now() + MAX_DEPLOY_HOLD_SECONDS * 1000 ? until : 0
     },
     realise: (closure) => runCommand(["nix-store", "--realise", closure]),
     setProfile: (closure) => runCommand(["nix-env", "-p", paths.systemProfile, "--set", closure]),

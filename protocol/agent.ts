@@ -166,5 +166,11 @@ export type CommandList = z.infer<typeof CommandList>
 export const CommandAck = z.object({ success: z.boolean(), output: Output.default("") }).strict()
 export type CommandAck = z.infer<typeof CommandAck>
 
+/**
+ * The longest a push deploy may hold an agent off healing (/run/chimera/deploy-hold): the longest
+ * confirm timeout, an hour, plus a minute. The agent ignores any hold further out.
+ */
+export const MAX_DEPLOY_HOLD_SECONDS = 3600 + 60
+
 /** The longest a command long-poll is held open, in seconds. */
 export const MAX_COMMAND_WAIT_SECONDS = 30

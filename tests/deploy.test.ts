@@ -348,6 +348,22 @@ describe("watch --once", () => {
     expect(failed.code).toBe(2)
     expect(await ns[0]!.node.links()).toMatchObject({ profile: gen2, current: gen2 })
 
+    // The agent's deploy hold is bounded, so a longer confirm window is refused up front.
+    const tooLong = await chimera([
+      "watch",
+      "--once",
+      "--targets",
+      ns[0]!.target,
+      "--config",
+      configs.gen2!,
+      "--confirm-timeout",
+      "4000",
+    ])
+    expect({ code: tooLong.code, said: tooLong.stderr.includes("--confirm-timeout: at most 3600") }).toEqual({
+      code: 1,
+      said: true,
+    })
+
     const list = await chimera(["deployments", "--json"], false)
     const kinds = (JSON.parse(list.stdout) as { deployments: DeploymentRecord[] }).deployments.map((d) => d.kind)
     expect(kinds).toContain("heal")

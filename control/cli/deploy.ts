@@ -12,21 +12,15 @@ import { openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
 import { color, printJson, printTable } from "./output.ts"
 import { desiredPublisher } from "./publish-desired.ts"
+import { ConfirmTimeout, MAX_CONFIRM_SECONDS, Seconds } from "./seconds-flag.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
-
-const Seconds = (flag: string, min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, `${flag}: expected a whole number of seconds`)
-    .transform(Number)
-    .pipe(z.number().min(min, `${flag}: at least ${min}`).max(max, `${flag}: at most ${max}`))
 
 const DeployFlags = z
   .object({
     config: z.string().min(1),
     session: SessionId,
-    "confirm-timeout": Seconds("--confirm-timeout", 5, 3600),
-    "health-timeout": Seconds("--health-timeout", 1, 3600),
+    "confirm-timeout": ConfirmTimeout,
+    "health-timeout": Seconds("--health-timeout", 1, MAX_CONFIRM_SECONDS),
     "health-cmd": z.array(z.string().min(1)),
     "health-url": z.array(z.url({ protocol: /^https?$/, error: "--health-url: expected an http(s) URL" })),
   })

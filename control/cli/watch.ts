@@ -10,6 +10,7 @@ import { intervalToCron, type WatchPass, watchOnce } from "../domain/watch.ts"
 import { openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
 import { color, printJson } from "./output.ts"
+import { ConfirmTimeout } from "./seconds-flag.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
 const log = createLogger("watch")
@@ -49,9 +50,10 @@ export default defineCommand({
   },
   async run({ args }) {
     const ssh = await parseSshFlags(args)
-    const confirm = Number(args["confirm-timeout"])
-    if (!Number.isInteger(confirm) || confirm < 5)
-      throw new CliError("--confirm-timeout: expected whole seconds, at least 5", "E_ARG")
+    const parsedConfirm = ConfirmTimeout.safeParse(args["confirm-timeout"])
+    if (!parsedConfirm.success)
+      throw new CliError(parsedConfirm.error.issues[0]?.message ?? "--confirm-timeout", "E_ARG")
+    const confirm = parsedConfirm.data
     const cronTime = args.schedule ?? intervalToCron(Number(args.interval))
     if (!cronTime)
       throw new CliError(

@@ -5,6 +5,7 @@
 // and activates it. The control plane confirms over a *new* SSH connection once the health checks
 // pass: if the new system broke the node's networking or sshd, the confirmation cannot arrive and the
 // node rolls itself back. State lives in /run/chimera (tmpfs: per boot, per node).
+import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { StorePath } from "../../protocol/ids.ts"
 
 export const SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
@@ -24,9 +25,6 @@ export interface ActivationScript {
   isSystem: boolean
   confirmTimeoutSeconds: number
 }
-
-/** The longest a push deploy may hold an agent off: the longest confirm timeout plus a minute. */
-export const MAX_HOLD_SECONDS = 3600 + 60
 
 /**
  * Arms the watchdog, then activates. Prints `previous <gen> <path>` first so the caller knows where
@@ -49,7 +47,7 @@ export function activateScript(a: ActivationScript): string {
     'mkdir -p "$D"',
     // An agent on the node must not heal the deploy away before it is confirmed and the control plane
     // has the new desired closure: it honours this hold (agent/nix-system.ts) until it expires.
-    `echo "$(( $(date +%s) + ${Math.min(a.confirmTimeoutSeconds + 60, MAX_HOLD_SECONDS)} )) ${a.deployId}" > /run/chimera/deploy-hold`,
+    `echo "$(( $(date +%s) + ${Math.min(a.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS)} )) ${a.deployId}" > /run/chimera/deploy-hold`,
     'prev_path=$(readlink -f "$P" 2>/dev/null || true)',
     `prev_gen=$(readlink "$P" 2>/dev/null | sed -n 's/^.*-\\([0-9][0-9]*\\)-link$/\\1/p' || true)`,
     'echo "previous $prev_gen $prev_path"',

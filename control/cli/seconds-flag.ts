@@ -1,0 +1,16 @@
+// Whole-second flags shared by deploy and watch. The confirm timeout's bounds matter beyond the flag:
+// the deploy hold an agent honours lasts at most MAX_CONFIRM_SECONDS plus a minute (protocol/agent.ts).
+import { z } from "zod"
+import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
+
+export const MIN_CONFIRM_SECONDS = 5
+export const MAX_CONFIRM_SECONDS = MAX_DEPLOY_HOLD_SECONDS - 60
+
+export const Seconds = (flag: string, min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `${flag}: expected a whole number of seconds`)
+    .transform(Number)
+    .pipe(z.number().min(min, `${flag}: at least ${min}`).max(max, `${flag}: at most ${max}`))
+
+export const ConfirmTimeout = Seconds("--confirm-timeout", MIN_CONFIRM_SECONDS, MAX_CONFIRM_SECONDS)
