@@ -4,7 +4,7 @@
 // plane of its own whose memory is measured. None may get a 5xx; every error is JSON that names the problem.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import fc from "fast-check"
-import { enrollNode } from "./support/auth.ts"
+import { enrollNode, heartbeatBody } from "./support/auth.ts"
 import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 
 const RUNS = 1000
@@ -17,15 +17,7 @@ let nodeCredential: string
 
 beforeAll(async () => {
   cp = await startInProcess()
-  const { token } = (await (await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })).json()) as {
-    token: string
-  }
-  const res = await fetch(`${cp.url}/api/agent/enroll`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify({ nodeId: "n1", agentVersion: "t" }),
-  })
-  nodeCredential = ((await res.json()) as { credential: string }).credential
+  nodeCredential = await enrollNode(cp, "n1")
 })
 
 afterAll(async () => {
@@ -54,20 +46,7 @@ const ROUTES: Route[] = [
     method: "POST",
     path: "/api/agent/:nodeId/heartbeat",
     auth: "node",
-    body: {
-      nodeId: "n1",
-      agentVersion: "1",
-      hostname: "h",
-      at: new Date().toISOString(),
-      uptimeSeconds: 1,
-      load: [0, 0, 0],
-      memory: { totalBytes: 1, availableBytes: 1 },
-      disk: { path: "/", totalBytes: 1, freeBytes: 1 },
-      system: { profile: GEN1, current: GEN1, booted: GEN1 },
-      desired: GEN1,
-      phase: "congruent",
-      heartbeatIntervalSeconds: 5,
-    },
+    body: heartbeatBody("n1"),
   },
   {
     method: "POST",
