@@ -6,7 +6,7 @@ import { CommandAck, EnrollRequest, MAX_COMMAND_WAIT_SECONDS, NodeHealth, Report
 import { NodeId } from "../../protocol/ids.ts"
 import { forbidden } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
-import { type ApiEnv, bearerToken, requireNodeSelf } from "./auth.ts"
+import { type ApiEnv, bearerToken } from "./auth.ts"
 import { jsonBody, params, query } from "./validate.ts"
 
 const NodeParams = z.object({ nodeId: NodeId })
@@ -28,7 +28,6 @@ export const enrollRoutes = (fleet: Fleet) =>
 
 export const agentRoutes = (fleet: Fleet) =>
   new Hono<ApiEnv>()
-    .use("/api/agent/:nodeId/*", requireNodeSelf(fleet))
     .post("/api/agent/:nodeId/heartbeat", params(NodeParams), jsonBody(NodeHealth), async (c) => {
       const health = c.req.valid("json")
       if (health.nodeId !== c.req.valid("param").nodeId)

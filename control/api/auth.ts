@@ -2,9 +2,7 @@
 // `Authorization: Bearer <token>`: a session JWT, an API token (or the bootstrap admin token), a node's
 // credential, or, for enrolment only, a join token. Who may call what is declared once, in
 // route-permissions.ts, and enforced by the guard (guard.ts); the checks here are defence in depth.
-import type { MiddlewareHandler } from "hono"
 import { forbidden, unauthenticated } from "../domain/errors.ts"
-import type { Fleet } from "../domain/fleet.ts"
 import type { Principal, UserPrincipal } from "../domain/ports.ts"
 import type { RouteRule } from "./route-permissions.ts"
 
@@ -41,16 +39,3 @@ export function userOf(principal: Principal | undefined): UserPrincipal {
   if (principal?.kind !== "user") throw forbidden("this route needs a user or API token, not a node credential")
   return principal
 }
-
-export const requireAdmin: MiddlewareHandler<ApiEnv> = async (c, next) => {
-  userOf(c.get("principal"))
-  await next()
-}
-
-/** The path's `:nodeId` must be the calling node's own. */
-export const requireNodeSelf =
-  (fleet: Fleet): MiddlewareHandler<ApiEnv> =>
-  async (c, next) => {
-    fleet.assertNode(c.get("principal"), c.req.param("nodeId") ?? "")
-    await next()
-  }

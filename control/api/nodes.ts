@@ -4,7 +4,7 @@ import { z } from "zod"
 import { NodeId, StorePath } from "../../protocol/ids.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import { nodeView } from "../domain/node.ts"
-import { type ApiEnv, requireAdmin } from "./auth.ts"
+import type { ApiEnv } from "./auth.ts"
 import { jsonBody, params } from "./validate.ts"
 
 export const JoinTokenRequest = z
@@ -24,8 +24,6 @@ const NodeParams = z.object({ id: NodeId })
 
 export const nodeRoutes = (fleet: Fleet) =>
   new Hono<ApiEnv>()
-    .use("/api/nodes", requireAdmin)
-    .use("/api/nodes/*", requireAdmin)
     .post("/api/nodes/join-tokens", jsonBody(JoinTokenRequest), async (c) =>
       c.json(await fleet.createJoinToken(c.req.valid("json")), 201),
     )

@@ -3,10 +3,10 @@
 import { randomUUID } from "node:crypto"
 import type { AgentCommand, AgentReport, CommandAck, EnrollRequest, NodeHealth } from "../../protocol/agent.ts"
 import { createLogger } from "../../protocol/log.ts"
-import { conflict, forbidden, notFound, unauthenticated } from "./errors.ts"
+import { conflict, notFound, unauthenticated } from "./errors.ts"
 import type { EventType, FleetEvent, NewEvent } from "./events.ts"
 import { MISSED_HEARTBEATS, type NodeRecord } from "./node.ts"
-import type { Clock, EventBusPort, EventQuery, Principal, StorePort } from "./ports.ts"
+import type { Clock, EventBusPort, EventQuery, StorePort } from "./ports.ts"
 import { hashToken, newToken, tokenKind } from "./tokens.ts"
 
 const log = createLogger("fleet")
@@ -161,15 +161,6 @@ export function createFleet({ store, bus, clock }: FleetDeps) {
         })
       }
       return lost.length
-    },
-
-    /** A node may act only as itself. */
-    assertNode(principal: Principal, nodeId: string) {
-      if (principal.kind !== "node") throw forbidden("this route is for node agents; use the node's credential")
-      if (principal.nodeId !== nodeId)
-        throw forbidden(
-          `this credential belongs to node ${JSON.stringify(principal.nodeId)}, not ${JSON.stringify(nodeId)}`,
-        )
     },
   }
 }
