@@ -86,6 +86,7 @@ const ROUTES: Route[] = [
   },
   { method: "DELETE", path: "/api/users/:username", auth: "admin" },
   { method: "PUT", path: "/api/users/:username/password", auth: "admin", body: { password: "a-long-password" } },
+  { method: "PUT", path: "/api/users/:username/role", auth: "admin", body: { role: "viewer" } },
   { method: "GET", path: "/api/tokens", auth: "admin" },
   { method: "POST", path: "/api/tokens", auth: "admin", body: { name: "ci", role: "viewer", ttlDays: 1 } },
   { method: "DELETE", path: "/api/tokens/:id", auth: "admin" },

@@ -51,6 +51,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "POST /api/users": { auth: "users:manage" },
   "DELETE /api/users/:username": { auth: "users:manage" },
   "PUT /api/users/:username/password": { auth: "users:manage" },
+  "PUT /api/users/:username/role": { auth: "users:manage" },
 
   "GET /api/tokens": { auth: "tokens:manage" },
   "POST /api/tokens": { auth: "tokens:manage", issuesSecret: true },

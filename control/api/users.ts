@@ -1,14 +1,16 @@
-// User administration (admin): add, list, remove, set a password. Answers never carry a hash.
+// User administration (admin): add, list, remove, set a password or a role. Answers never carry a hash.
 import { Hono } from "hono"
 import { z } from "zod"
 import { type Accounts, NewUser } from "../domain/auth/accounts.ts"
 import { Password } from "../domain/auth/passwords.ts"
+import { Role } from "../domain/auth/roles.ts"
 import { Username } from "../domain/auth/sessions.ts"
 import type { ApiEnv } from "./auth.ts"
 import { jsonBody, params } from "./validate.ts"
 
 const UserParams = z.object({ username: Username })
 const SetPassword = z.object({ password: Password }).strict()
+const SetRole = z.object({ role: Role }).strict()
 
 export const userRoutes = (accounts: Accounts) =>
   new Hono<ApiEnv>()
@@ -19,4 +21,7 @@ export const userRoutes = (accounts: Accounts) =>
     )
     .put("/api/users/:username/password", params(UserParams), jsonBody(SetPassword), async (c) =>
       c.json(await accounts.setPassword(c.req.valid("param").username, c.req.valid("json").password)),
+    )
+    .put("/api/users/:username/role", params(UserParams), jsonBody(SetRole), async (c) =>
+      c.json(await accounts.setRole(c.req.valid("param").username, c.req.valid("json").role)),
     )

@@ -1,4 +1,4 @@
-// `chimera users add|list|remove|passwd`: local users and their roles (admin), and one's own password.
+// `chimera users add|list|remove|passwd|set-role`: local users and their roles (admin), and one's own password.
 import { defineCommand } from "citty"
 import type { z } from "zod"
 import { Role } from "../domain/auth/roles.ts"
@@ -93,7 +93,34 @@ const passwd = defineCommand({
   },
 })
 
+const setRole = defineCommand({
+  meta: {
+    name: "set-role",
+    description: "Change USERNAME's role (viewer, operator, admin); their sessions end at once",
+  },
+  args: {
+    username: { type: "positional", description: "Username", required: true },
+    role: { type: "positional", description: "viewer, operator or admin", required: true },
+    json,
+  },
+  async run({ args }) {
+    const username = parse(Username, args.username, "USERNAME")
+    const role = Role.safeParse(args.role)
+    if (!role.success)
+      throw new CliError(`ROLE must be one of ${Role.options.join(", ")}, not ${JSON.stringify(args.role)}`, "E_ARG")
+    const { url, client } = apiClient()
+    const user = (await call(
+      url,
+      client.api.users[":username"].role.$put({ param: { username }, json: { role: role.data } }),
+    )) as UserView
+    if (args.json) return printJson(user)
+    process.stdout.write(
+      `${user.username} is now ${user.role}; if that changed their role, their sessions have ended.\n`,
+    )
+  },
+})
+
 export default defineCommand({
-  meta: { name: "users", description: "Local users: add, list, remove, passwd" },
-  subCommands: { add, list, remove, passwd },
+  meta: { name: "users", description: "Local users: add, list, remove, passwd, set-role" },
+  subCommands: { add, list, remove, passwd, "set-role": setRole },
 })

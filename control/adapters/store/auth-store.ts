@@ -89,6 +89,9 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
     async setPassword(id, hash, now) {
       await db`UPDATE users SET password_hash = ${hash}, password_changed_at = ${now} WHERE id = ${id}`
     },
+    async setRole(id, role) {
+      await db`UPDATE users SET role = ${role} WHERE id = ${id}`
+    },
 
     async createSession(s) {
       await db`

@@ -1,6 +1,7 @@
 // Accounts: local users (argon2id passwords) and named API tokens for automation, each holding one
-// role. Removing a user or changing a password ends that user's sessions at once; revoking a token
-// refuses it on its next request. Views never carry a hash or a token, only the moment a token is made.
+// role. Removing a user, changing a password or changing a role ends that user's sessions at once;
+// revoking a token refuses it on its next request. Views never carry a hash or a token, only the
+// moment a token is made.
 import { randomUUID } from "node:crypto"
 import { z } from "zod"
 import { conflict, invalid, notFound, unauthenticated } from "../errors.ts"
@@ -79,6 +80,20 @@ export function createAccounts({ store, clock }: { store: AuthStorePort; clock: 
       const user = await requireUser(username)
       await store.setPassword(user.id, await hashPassword(password), now())
       return { username, sessionsRevoked: await store.revokeSessionsOf(user.id, now()) }
+    },
+    /**
+     * The authenticator already judges a session by the user's role in the store, so the new role holds
+     * on the next request. The sessions end as well: each JWT names its role and permissions as claims
+     * (`POST /api/auth/verify` reports them, and clients may read them), and none should stay valid while
+     * naming a role its user no longer has. The next request with an old token is a 401 that says to log
+     * in again. Demoting the last admin user is allowed: the bootstrap admin token always remains.
+     */
+    async setRole(username: string, role: Role) {
+      const user = await requireUser(username)
+      if (user.role === role) return userView(user)
+      await store.setRole(user.id, role)
+      await store.revokeSessionsOf(user.id, now())
+      return userView({ ...user, role })
     },
     async changeOwnPassword(principal: UserPrincipal, current: string, next: string) {
       const user = principal.userId === null ? null : await store.userById(principal.userId)

@@ -75,6 +75,7 @@ export interface AuthStorePort {
   listUsers(): Promise<UserRecord[]>
   deleteUser(id: string, now: string): Promise<void>
   setPassword(id: string, passwordHash: string, now: string): Promise<void>
+  setRole(id: string, role: Role): Promise<void>
 
   createSession(session: SessionRecord & { userAgent: string | null }): Promise<void>
   /** The session and its user's current role, when the session exists (revoked or not). */

@@ -27,8 +27,10 @@ export type Permission = z.infer<typeof Permission>
 export const Role = z.enum(["viewer", "operator", "admin"])
 export type Role = z.infer<typeof Role>
 
-const VIEWER: Permission[] = ["cli:use", "auth:session", "fleet:read"]
-const OPERATOR: Permission[] = [...VIEWER, "fleet:deploy", "commands:run"]
+// A CLI session (seed 002) is a process on the control-plane host: operators may run the AI tools in
+// it, and only `cli:full_access` (admin) opens a plain shell or a tool with its own prompts turned off.
+const VIEWER: Permission[] = ["auth:session", "fleet:read"]
+const OPERATOR: Permission[] = [...VIEWER, "cli:use", "fleet:deploy", "commands:run"]
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   viewer: VIEWER,
