@@ -103,6 +103,13 @@ export const ChimeraConfig = z
       commands: _int("expected a whole number of commands, at least 1", 1).default(60),
       websocket: _int("expected a whole number of messages, at least 1", 1).default(100),
     }),
+    // How the control plane itself reaches nodes over SSH for the command API (seed 001); the CLI's
+    // --identity/--known-hosts flags are the same settings for commands run from a workstation.
+    ssh: _section({
+      identity_file: _string().default(""),
+      known_hosts_file: _string().default(""),
+      trust_new_hosts: _bool().default(false),
+    }),
     log_level: _string()
       .toUpperCase()
       .pipe(z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(", ")} (any case)` }))

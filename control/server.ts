@@ -2,11 +2,17 @@
 // cases, the HTTP app and the reachability sweep, wired once. `chimera web` and the tests start it.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { websocket } from "hono/bun"
 import { createLogger } from "../protocol/log.ts"
 import { createEventBus } from "./adapters/event-bus.ts"
+import { commandStore } from "./adapters/store/command-store.ts"
 import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
+import { createTmuxSessions } from "./adapters/tmux.ts"
 import { createApp } from "./api/app.ts"
 import { undeclaredRoutes } from "./api/route-permissions.ts"
+import { createProviders } from "./domain/cli-providers.ts"
+import { createCliSessions } from "./domain/cli-sessions.ts"
+import { type CommandTargets, createCommandService } from "./domain/command-service.ts"
 import { createFleet } from "./domain/fleet.ts"
 import { type Clock, systemClock } from "./domain/ports.ts"
 import { hashToken, newToken, tokenKind } from "./domain/tokens.ts"
@@ -24,6 +30,10 @@ export interface ServerOptions {
   sweepIntervalMs?: number
   /** Sessions, node credential rotation and rate limits (config sections `auth`, `rate_limits`). */
   trust?: Partial<TrustSettings>
+  /** CLI sessions (seed 002): `tmux -L` server name (default: the user's server) and where binaries are looked for. */
+  cli?: { tmuxSocket?: string; providerPath?: string }
+  /** The nodes the command API reaches over SSH ([fleet.nodes] and [ssh]); none: it answers with how to set them. */
+  commandTargets?: CommandTargets | null
 }
 
 export interface ControlPlane {
@@ -70,12 +80,26 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   const fleet = createFleet({ store, bus, clock })
   const settings = { ...DEFAULT_TRUST, ...opts.trust }
   const trust = createTrust({ db, dialect, dataDir: opts.dataDir, store, bus, clock, settings })
-  const app = createApp({ fleet, bus, trust })
+  const commands = createCommandService({ targets: opts.commandTargets ?? null, store: commandStore(db), clock })
+  const cli = createCliSessions({
+    tmux: createTmuxSessions({ socketName: opts.cli?.tmuxSocket }),
+    providers: createProviders({ clock, path: opts.cli?.providerPath }),
+    clock,
+    dataDir: opts.dataDir,
+  })
+  const app = createApp({ cli, fleet, bus, trust, commands })
   const undeclared = undeclaredRoutes(app.routes.filter((r) => r.method !== "ALL"))
   if (undeclared.length > 0)
     log.error("routes without a rule in control/api/route-permissions.ts are refused", { routes: undeclared })
   // Long polls hold a request up to 30 s and the event stream far longer, with a keep-alive each 15 s.
-  const server = Bun.serve({ hostname: opts.host, port: opts.port, fetch: app.fetch, idleTimeout: 60 })
+  const server = Bun.serve({
+    hostname: opts.host,
+    port: opts.port,
+    fetch: app.fetch,
+    idleTimeout: 60,
+    // Frames above 64 KiB get an INVALID_MESSAGE answer (api/cli-messages.ts); above 1 MiB Bun closes (1009).
+    websocket: { ...websocket, maxPayloadLength: 1024 * 1024 },
+  })
 
   let sweeping = false
   const sweep = setInterval(async () => {
@@ -103,6 +127,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     async stop() {
       clearInterval(sweep)
       await server.stop(true)
+      await cli.closeAll()
+      await opts.commandTargets?.executor.close()
       await store.close()
     },
   }

@@ -45,6 +45,9 @@ const REQUIREMENTS: Requirement[] = [
   { tool: "pg_ctl", pkg: "postgresql", dirs: postgresBinDirs },
   { tool: "postgres", pkg: "postgresql", dirs: postgresBinDirs },
   { tool: "chromium", pkg: "chromium" },
+  // The command API's sudo password path is tested against a real sudo (tests/support/sudo-user.ts).
+  { tool: "sudo", pkg: "sudo" },
+  { tool: "openssl", pkg: "openssl" },
 ]
 
 /** Peers for the SSH fan-out benchmark; `npm test` does not need them, so only `--bench` installs them. */

@@ -1,13 +1,19 @@
 // Issue #4, "Done when" 4: a scripted session (users added, logins good and bad, a deploy by setting a
-// desired closure, a node enrolled, a sudo password sent where it does not belong, refused and failing
-// calls) leaves exactly one audit entry per mutating request, under that request's id, and no secret
-// in any log line, audit entry or API answer. The audit table refuses updates and deletes.
+// desired closure, a node enrolled, commands run on a real node over SSH with a real sudo password,
+// right and wrong, a sudo password sent where it does not belong, refused and failing calls) leaves
+// exactly one audit entry per mutating request, under that request's id, and no secret in any log
+// line, audit entry or API answer. The audit table refuses updates and deletes.
 import { Database } from "bun:sqlite"
-import { afterEach, describe, expect, test } from "bun:test"
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test"
 import { join } from "node:path"
+import { commandTargets } from "../control/adapters/ssh/command-targets.ts"
 import { setLogLevel, setLogSink } from "../protocol/log.ts"
 import { heartbeatBody } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
+import { addSudoUser } from "./support/sudo-user.ts"
+import { createTestbed } from "./support/testbed.ts"
+
+setDefaultTimeout(60_000)
 
 const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
 const OPS_PASSWORD = "ops-Pa55word-never-logged"
@@ -24,7 +30,20 @@ describe("audit", () => {
     const logs: string[] = []
     setLogSink((line) => logs.push(line))
     setLogLevel("DEBUG")
-    await using cp = await startInProcess()
+    await using tb = await createTestbed({ nodes: 1, prefix: "aud" })
+    await addSudoUser(tb.nodes[0]!.node, join(tb.dir, "sudo"), {
+      name: "deploy",
+      uid: 1500,
+      password: SUDO_PASSWORD,
+      authorizedKeys: await Bun.file(tb.authorizedKeysFile).text(),
+    })
+    await using cp = await startInProcess({
+      commandTargets: commandTargets(
+        // The node's configured login is the sudoer, as an operator's would be on a real fleet.
+        { nodes: [{ name: "aud-1", address: `deploy@${tb.nodes[0]!.address}:22`, tags: [] }], targets: [] },
+        { identity: tb.identityFile, knownHosts: tb.knownHostsFile },
+      ),
+    })
 
     const answers: { text: string; issuesSecret: boolean }[] = []
     const mutating: string[] = []
@@ -67,6 +86,21 @@ describe("audit", () => {
     const sudo = await send(ops, "PUT", "/api/nodes/n1/desired", { closure: GEN1, sudoPassword: SUDO_PASSWORD })
     expect(sudo.status).toBe(422)
     expect((await send(ops, "PUT", "/api/nodes/ghost/desired", { closure: GEN1 })).status).toBe(404)
+    // Commands on a real node as a non-root login: sudo with the password, once right and once wrong,
+    // in a session, plus one the registry refuses an operator.
+    const session = await send(ops, "POST", "/api/create-session", { node: "aud-1" })
+    expect(session.status).toBe(201)
+    const sessionId = session.json().session_id ?? ""
+    const sudoRun = (command: string, password: string) =>
+      send(ops, "POST", "/api/run-command", {
+        command,
+        session_id: sessionId,
+        sudo_password: password,
+      })
+    const ran = await sudoRun("sudo id -u; echo $__chimera_pw", SUDO_PASSWORD)
+    expect(ran.json()).toMatchObject({ success: true, stdout: "0\n[REDACTED]\n" })
+    expect((await sudoRun("sudo -k true", `${SUDO_PASSWORD}-wrong`)).json()).toMatchObject({ success: false })
+    expect((await send(ops, "POST", "/api/run-command", { command: "reboot", node: "aud-1" })).status).toBe(403)
     expect((await send(ops, "PUT", "/api/users/ops/password", { password: NEW_PASSWORD })).status).toBe(403)
     const refreshed = (await send(ops, "POST", "/api/auth/refresh", undefined, true)).json().token ?? ""
     const apiToken = (await send(admin, "POST", "/api/tokens", { name: "ci", role: "viewer" }, true)).json().token ?? ""
@@ -102,6 +136,14 @@ describe("audit", () => {
       ["ops", "operator", "ok"],
       ["ops", "operator", "failed"],
       ["ops", "operator", "failed"],
+    ])
+    // One row per command, with what it came to: the failed sudo is a failure, the refused reboot a denial.
+    expect(
+      by("POST /api/run-command").map((e) => [e.actor, e.result, (e as unknown as { nodeId: string }).nodeId]),
+    ).toEqual([
+      ["ops", "ok", "aud-1"],
+      ["ops", "failed", "aud-1"],
+      ["ops", "denied", "aud-1"],
     ])
     expect(by("POST /api/auth/login").map((e) => [e.actor, e.result])).toEqual([
       ["login:ops", "denied"],

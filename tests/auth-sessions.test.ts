@@ -34,7 +34,9 @@ describe("sessions", () => {
     )
     expect(Number(claims.exp) - Number(claims.iat)).toBe(3600)
     expect(claims.roles).toEqual(["operator"])
-    expect(claims.permissions).toEqual(expect.arrayContaining(["cli:use", "fleet:read", "fleet:deploy"]))
+    expect(claims.permissions).toEqual(expect.arrayContaining(["fleet:read", "fleet:deploy", "commands:run"]))
+    // A CLI session is a process on the control-plane host: admin's alone.
+    expect(claims.permissions).not.toContain("cli:use")
     expect(claims.sessionLimit).toBe(10)
     expect(statSync(join(cp.dataDir, SIGNING_KEY_FILE)).mode & 0o777).toBe(0o600)
     expect((await call(cp, body.token, "GET", "/api/nodes")).status).toBe(200)

@@ -94,6 +94,34 @@ const ROUTES: Route[] = [
   { method: "POST", path: "/api/nodes/:id/revoke", auth: "admin", victim: true },
   { method: "POST", path: "/api/agent/:nodeId/credential", auth: "node" },
   { method: "GET", path: "/api/audit", auth: "admin" },
+  // Seed 002's CLI sessions (real bash sessions on the control plane's private tmux server).
+  { method: "POST", path: "/api/cli/sessions", auth: "admin", body: { cli_tool: "bash", cwd: "/tmp", mode: "cli" } },
+  { method: "GET", path: "/api/cli/sessions", auth: "admin" },
+  { method: "GET", path: "/api/cli/sessions/:sessionId", auth: "admin" },
+  { method: "DELETE", path: "/api/cli/sessions/:sessionId", auth: "admin" },
+  { method: "POST", path: "/api/cli/sessions/:sessionId/interrupt", auth: "admin" },
+  {
+    method: "POST",
+    path: "/api/cli/sessions/:sessionId/input",
+    auth: "admin",
+    body: { command: "true", timeout: 1000 },
+  },
+  { method: "GET", path: "/api/cli/sessions/:sessionId/history", auth: "admin" },
+  { method: "GET", path: "/api/cli/providers", auth: "admin" },
+  { method: "GET", path: "/api/cli/providers/:provider/health", auth: "admin" },
+  { method: "GET", path: "/api/cli/status", auth: "admin" },
+  { method: "GET", path: "/ws/cli/:sessionId", auth: "admin" },
+  {
+    method: "POST",
+    path: "/api/run-command",
+    auth: "admin",
+    body: { command: "ls -la /tmp", node: "n1", timeout: 5, sudo_password: "hostile-sudo-pw" },
+  },
+  { method: "POST", path: "/api/create-session", auth: "admin", body: { client_info: { tool: "fuzz" } } },
+  { method: "GET", path: "/api/session/:sessionId", auth: "admin" },
+  { method: "GET", path: "/api/session/:sessionId/history", auth: "admin" },
+  { method: "DELETE", path: "/api/session/:sessionId", auth: "admin" },
+  { method: "GET", path: "/api/registry", auth: "admin" },
 ]
 
 const nasty = fc.oneof(
@@ -251,6 +279,8 @@ const requestFor = (route: Route) =>
         route.path
           .replace(":nodeId", a)
           .replace(":username", a)
+          .replace(":sessionId", a)
+          .replace(":provider", a)
           .replace(":id", route.path.includes(":nodeId") ? b : a),
       ),
     query: queryString,

@@ -29,9 +29,18 @@ const BODIES: Record<string, unknown> = {
   "POST /api/auth/verify": { token: "eyJhbGciOiJub25lIn0.e30." },
   "POST /api/agent/:nodeId/heartbeat": heartbeatBody("n1"),
   "POST /api/agent/enroll": { nodeId: "n3", agentVersion: "t" },
+  // A relative cwd is refused (422) after the permission checks, so no tool is started.
+  "POST /api/cli/sessions": { cli_tool: "claude", cwd: "relative" },
+  "POST /api/cli/sessions/:sessionId/input": { command: "true" },
 }
 
-const concrete = (path: string) => path.replace(":nodeId", "n1").replace(":id", "ghost").replace(":username", "ghost")
+const concrete = (path: string) =>
+  path
+    .replace(":nodeId", "n1")
+    .replace(":id", "ghost")
+    .replace(":username", "ghost")
+    .replace(":sessionId", "ghost")
+    .replace(":provider", "bash")
 
 async function send(key: string, token: string | null): Promise<number> {
   const [method = "", path = ""] = key.split(" ")

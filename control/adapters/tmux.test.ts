@@ -89,6 +89,23 @@ describe("tmux sessions", () => {
     expect(await collect("interrupt", "echo still-here")).toEqual({ exitCode: 0, output: "still-here\n" })
   })
 
+  test("an interrupt sent the moment a command is asked for waits until it runs, then ends it with 130", async () => {
+    await sessions.createSession("early-interrupt")
+    const started = Date.now()
+    const waiting = collect("early-interrupt", "sleep 30")
+    await sessions.interrupt("early-interrupt")
+    expect((await waiting).exitCode).toBe(130)
+    expect(Date.now() - started).toBeLessThan(10_000)
+  })
+
+  test("a session can start in a directory and run a given program instead of the default shell", async () => {
+    expect(await sessions.createSession("started", { cwd: "/var", command: ["bash", "--norc", "--noprofile"] })).toBe(
+      true,
+    )
+    expect(await collect("started", 'pwd; echo "$0"')).toEqual({ exitCode: 0, output: "/var\nbash\n" })
+    expect(await sessions.processId("started")).toBeGreaterThan(1)
+  })
+
   test("an unknown session is an error naming it and the sessions that exist", async () => {
     await sessions.createSession("known")
     const error = await sessions.runAndWait("unknown-one", "true").catch((e: Error) => e)

@@ -9,6 +9,7 @@
 import { open, rm, stat } from "node:fs/promises"
 import { SessionId } from "../../protocol/ids.ts"
 import { createLogger } from "../../protocol/log.ts"
+import { shq } from "../domain/activation.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import type { SessionInfo, SessionPort } from "../domain/operation-ports.ts"
 import { prepareRun } from "./tmux-run-script.ts"
@@ -26,8 +27,11 @@ export interface TmuxOptions {
   pollMs?: number
 }
 
-/** The additive part of the port: Ctrl-C to the session's foreground command. */
-export type TmuxSessions = SessionPort & { interrupt(id: SessionId): Promise<void> }
+/** The additive part of the port: Ctrl-C to the session's foreground command, and its pane's process. */
+export type TmuxSessions = SessionPort & {
+  interrupt(id: SessionId): Promise<void>
+  processId(id: SessionId): Promise<number | null>
+}
 
 const NO_SERVER = /no server running|error connecting to|server exited unexpectedly/
 const FORMAT = "#{session_name}\t#{session_created}\t#{session_attached}\t#{session_windows}"
@@ -47,6 +51,8 @@ export function createTmuxSessions(opts: TmuxOptions = {}): TmuxSessions {
   const env = opts.env ?? passedEnv()
   const pollMs = opts.pollMs ?? 40
   const tee = Bun.which("tee") ?? "tee"
+  /** The output file of each session's command in flight, so interrupt() can wait until it has begun. */
+  const inFlight = new Map<string, Promise<string | null>>()
 
   async function tmux(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const proc = Bun.spawn(["tmux", ...server, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" })
@@ -124,12 +130,16 @@ export function createTmuxSessions(opts: TmuxOptions = {}): TmuxSessions {
   }
 
   return {
-    async createSession(id) {
+    async createSession(id, start = {}) {
       const name = tmuxSessionName(id)
       if (await exists(name)) return false
       const vars = Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`])
+      const cwd = start.cwd === undefined ? [] : ["-c", start.cwd]
+      // tmux execs two or more words as an argv but hands a single one to the shell, so quote that one.
+      const argv = start.command ?? []
+      const command = argv.length === 1 ? [`exec ${shq(argv[0] as string)}`] : argv
       // A wide pane keeps long output lines whole for capture-pane; attaching resizes it anyway.
-      const r = await tmux(["new-session", "-d", "-s", name, "-x", "200", "-y", "50", ...vars])
+      const r = await tmux(["new-session", "-d", "-s", name, "-x", "200", "-y", "50", ...cwd, ...vars, ...command])
       if (r.code === 0) {
         log.info("session created", { session: name })
         return true
@@ -154,32 +164,45 @@ export function createTmuxSessions(opts: TmuxOptions = {}): TmuxSessions {
 
     async runAndWait(id, command, onOutput) {
       const name = tmuxSessionName(id)
-      await mustExist(name)
-      const run = await prepareRun(command, { root: opts.runDir, tee })
-      const decoder = new TextDecoder()
-      let offset = 0
-      const drain = async () => {
-        const bytes = await readFrom(run.out, offset)
-        offset += bytes.length
-        const text = decoder.decode(bytes, { stream: true })
-        if (text) onOutput?.(text)
-      }
+      // Registered before the first await, so an interrupt() sent the moment the command was asked for
+      // already waits for it.
+      let begun: (out: string | null) => void = () => {}
+      const marker = new Promise<string | null>((resolve) => {
+        begun = resolve
+      })
+      inFlight.set(name, marker)
       try {
-        await type(name, run.typed)
-        for (let polls = 1; ; polls++) {
-          const code = await readStatus(run.rc)
-          await drain()
-          if (code !== null) {
-            log.info("command ended", { session: name, exitCode: code })
-            return { exitCode: code }
+        await mustExist(name)
+        const run = await prepareRun(command, { root: opts.runDir, tee })
+        begun(run.out)
+        const decoder = new TextDecoder()
+        let offset = 0
+        const drain = async () => {
+          const bytes = await readFrom(run.out, offset)
+          offset += bytes.length
+          const text = decoder.decode(bytes, { stream: true })
+          if (text) onOutput?.(text)
+        }
+        try {
+          await type(name, run.typed)
+          for (let polls = 1; ; polls++) {
+            const code = await readStatus(run.rc)
+            await drain()
+            if (code !== null) {
+              log.info("command ended", { session: name, exitCode: code })
+              return { exitCode: code }
+            }
+            // A session that died (its shell exited, someone killed it) will never write the status.
+            if (polls % 25 === 0 && !(await exists(name)))
+              throw new ChimeraError("INTERNAL", `session ${name} ended before the command finished`)
+            await Bun.sleep(pollMs)
           }
-          // A session that died (its shell exited, someone killed it) will never write the status.
-          if (polls % 25 === 0 && !(await exists(name)))
-            throw new ChimeraError("INTERNAL", `session ${name} ended before the command finished`)
-          await Bun.sleep(pollMs)
+        } finally {
+          await rm(run.dir, { recursive: true, force: true })
         }
       } finally {
-        await rm(run.dir, { recursive: true, force: true })
+        begun(null)
+        if (inFlight.get(name) === marker) inFlight.delete(name)
       }
     },
 
@@ -195,7 +218,32 @@ export function createTmuxSessions(opts: TmuxOptions = {}): TmuxSessions {
     },
 
     async interrupt(id) {
-      await tmuxOk(["send-keys", "-t", `=${tmuxSessionName(id)}:`, "C-c"])
+      const name = tmuxSessionName(id)
+      // A Ctrl-C that reaches the shell before it has read the typed line discards the line, and the
+      // status file would never come: wait until the run has begun (tee made its output file), then
+      // a moment more for the group around the command to set its INT trap.
+      const marker = inFlight.get(name)
+      const out = marker === undefined ? null : await marker
+      if (out !== null) {
+        for (let i = 0; i < 250 && inFlight.get(name) === marker; i++) {
+          if (
+            await stat(out).then(
+              () => true,
+              () => false,
+            )
+          )
+            break
+          await Bun.sleep(pollMs / 2)
+        }
+        await Bun.sleep(50)
+      }
+      await tmuxOk(["send-keys", "-t", `=${name}:`, "C-c"])
+    },
+
+    async processId(id) {
+      const r = await tmux(["display-message", "-p", "-t", `=${tmuxSessionName(id)}:`, "#{pane_pid}"])
+      const pid = Number(r.stdout.trim())
+      return r.code === 0 && Number.isInteger(pid) && pid > 0 ? pid : null
     },
   }
 }

@@ -11,6 +11,8 @@ import type { Authenticator } from "../domain/auth/authenticator.ts"
 import type { NodeIdentity } from "../domain/auth/node-identity.ts"
 import type { RateLimiter } from "../domain/auth/rate-limiter.ts"
 import type { Sessions } from "../domain/auth/sessions.ts"
+import type { CliSessions } from "../domain/cli-sessions.ts"
+import type { CommandService } from "../domain/command-service.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { EventBusPort } from "../domain/ports.ts"
@@ -18,6 +20,9 @@ import { agentRoutes, enrollRoutes } from "./agent.ts"
 import { auditRoutes } from "./audit.ts"
 import { auditTrail } from "./audit-trail.ts"
 import { authSessionRoutes } from "./auth-sessions.ts"
+import { cliRoutes } from "./cli-sessions.ts"
+import { cliSocketRoutes } from "./cli-socket.ts"
+import { commandRoutes } from "./commands.ts"
 import { errorResponse, onError } from "./errors.ts"
 import { eventRoutes } from "./events.ts"
 import { guard } from "./guard.ts"
@@ -48,6 +53,9 @@ export interface AppDeps {
   fleet: Fleet
   bus: EventBusPort
   trust: TrustDeps
+  /** Seed 002's CLI sessions on this host (tmux). */
+  cli: CliSessions
+  commands: CommandService
 }
 
 const limitBody = (maxSize: number) =>
@@ -57,13 +65,15 @@ const limitBody = (maxSize: number) =>
       errorResponse(c, new ChimeraError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxSize / MiB} MiB`)),
   })
 
-export function createApp({ fleet, bus, trust }: AppDeps) {
+export function createApp({ fleet, bus, trust, commands, cli }: AppDeps) {
   const app = new Hono()
     .use("/api/*", auditTrail(trust.audit))
     .use("/api/*", redactAnswers)
     .use("/api/agent/:nodeId/reports", limitBody(REPORTS_LIMIT))
     .use("/api/*", async (c, next) => (REPORTS_PATH.test(c.req.path) ? next() : limitBody(DEFAULT_LIMIT)(c, next)))
     .use("/api/*", guard(trust.authenticator, trust.limiter))
+    .use("/ws/*", auditTrail(trust.audit))
+    .use("/ws/*", guard(trust.authenticator, trust.limiter))
     .route("/", healthRoutes)
     .route("/", enrollRoutes(fleet))
     .route("/", authSessionRoutes(trust.sessions, trust.accounts))
@@ -74,6 +84,9 @@ export function createApp({ fleet, bus, trust }: AppDeps) {
     .route("/", userRoutes(trust.accounts))
     .route("/", tokenRoutes(trust.accounts))
     .route("/", auditRoutes(trust.audit))
+    .route("/", cliRoutes(cli))
+    .route("/", cliSocketRoutes({ cli, ...trust }))
+    .route("/", commandRoutes(commands, trust.limiter))
   app.notFound((c) => errorResponse(c, new ChimeraError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError(onError)
   return app

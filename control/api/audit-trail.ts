@@ -8,6 +8,7 @@ import type { Context, MiddlewareHandler } from "hono"
 import { type Audit, resultOf } from "../domain/auth/audit.ts"
 import type { ApiEnv } from "./auth.ts"
 
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"])
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 /** Bodies above this are summarised by size; an audit row records intent, not payloads. */
@@ -35,6 +36,17 @@ async function bodyOf(c: Context): Promise<Record<string, unknown> | null> {
   }
 }
 
+/** The node an action was about: the path's, the body's, or the one a command ran on (its session's). */
+function nodeOf(
+  params: Record<string, string> | undefined,
+  body: Record<string, unknown> | null,
+  outcome: Record<string, unknown> | undefined,
+): string | null {
+  const named = [params?.id, params?.nodeId, body?.nodeId, body?.node, outcome?.node]
+  // A refused request's body may hold anything: only a name shaped like a node id is kept.
+  return (named.find((n) => typeof n === "string" && NODE_NAME.test(n)) as string | undefined) ?? null
+}
+
 export function auditTrail(audit: Audit): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const given = c.req.header("x-request-id")
@@ -49,6 +61,7 @@ export function auditTrail(audit: Audit): MiddlewareHandler<ApiEnv> {
     if (route?.rule?.audit === false) return
     const principal = c.get("principal")
     const body = await bodyOf(c)
+    const outcome = c.get("auditOutcome")
     const attempted = typeof body?.username === "string" ? `login:${body.username.slice(0, 64)}` : "anonymous"
     await audit.record({
       requestId,
@@ -58,11 +71,12 @@ export function auditTrail(audit: Audit): MiddlewareHandler<ApiEnv> {
       method: c.req.method,
       path: c.req.path,
       action: route?.key ?? `${c.req.method} (no route)`,
-      nodeId: route?.params.id ?? route?.params.nodeId ?? (typeof body?.nodeId === "string" ? body.nodeId : null),
+      nodeId: nodeOf(route?.params, body, outcome),
       command: typeof body?.command === "string" ? body.command : null,
       status: c.res.status,
-      result: resultOf(c.res.status),
-      detail: body,
+      // A command that ran and failed is answered 200 (seed 001) but is a failure in the audit log.
+      result: outcome?.success === false ? "failed" : resultOf(c.res.status),
+      detail: outcome ? { ...body, outcome } : body,
     })
   }
 }

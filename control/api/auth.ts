@@ -2,6 +2,7 @@
 // `Authorization: Bearer <token>`: a session JWT, an API token (or the bootstrap admin token), a node's
 // credential, or, for enrolment only, a join token. Who may call what is declared once, in
 // route-permissions.ts, and enforced by the guard (guard.ts); the checks here are defence in depth.
+import type { Context } from "hono"
 import { forbidden, unauthenticated } from "../domain/errors.ts"
 import type { Principal, UserPrincipal } from "../domain/ports.ts"
 import type { RouteRule } from "./route-permissions.ts"
@@ -19,6 +20,8 @@ export type ApiEnv = {
     /** The caller's address as the socket saw it (null in-process, e.g. app.request in tests). */
     source: string | null
     route: MatchedRoute | null
+    /** What the action came to beyond its HTTP status (a command's exit code), for its audit row. */
+    auditOutcome?: Record<string, unknown>
   }
 }
 
@@ -32,6 +35,19 @@ export function bearerToken(header: string | undefined): string {
   const m = BEARER.exec(header)
   if (!m?.[1]) throw unauthenticated("malformed Authorization header; expected `Bearer <token>`")
   return m[1]
+}
+
+/**
+ * The request's credential: the bearer header, or, on routes whose rule allows it (a browser cannot
+ * set headers on a WebSocket), a `?token=` query parameter when no header is sent. Such a URL must
+ * never be logged; only `c.req.path` is.
+ */
+export function requestToken(c: Context, allowQuery: boolean): string {
+  const header = c.req.header("authorization")
+  const query = allowQuery && (header === undefined || header === "") ? c.req.query("token") : undefined
+  if (query === undefined) return bearerToken(header)
+  if (!/^[\x21-\x7e]{1,4096}$/.test(query)) throw unauthenticated("malformed token query parameter")
+  return query
 }
 
 /** The calling user (not a node); the guard has already checked the route's permission. */

@@ -1,4 +1,4 @@
-// The guard: for every /api request, find the route Hono matched, look up its rule
+// The guard: for every /api and /ws request, find the route Hono matched, look up its rule
 // (route-permissions.ts), authenticate the bearer, count the caller against its rate limits, and
 // check the rule: a permission of the user's role, or, on agent routes, a node acting as itself. It
 // runs before any handler, so no handler can forget it. A matched route without a rule is refused.
@@ -10,7 +10,7 @@ import { can, leastRoleFor } from "../domain/auth/roles.ts"
 import { ChimeraError, forbidden } from "../domain/errors.ts"
 import type { Principal } from "../domain/ports.ts"
 import { tokenKind } from "../domain/tokens.ts"
-import { type ApiEnv, bearerToken, type MatchedRoute } from "./auth.ts"
+import { type ApiEnv, bearerToken, type MatchedRoute, requestToken } from "./auth.ts"
 import { routeKey, ruleFor } from "./route-permissions.ts"
 
 /** The route that will answer: the first matched handler that is not middleware (`use` is ALL). */
@@ -96,7 +96,7 @@ export function guard(authenticator: Authenticator, limiter: RateLimiter): Middl
 
     let principal: Principal
     try {
-      principal = await authenticator.authenticate(bearerToken(c.req.header("authorization")))
+      principal = await authenticator.authenticate(requestToken(c, rule?.tokenInQuery === true))
     } catch (error) {
       // Failed authentication spends the caller's address budget, which bounds guessing and audit noise.
       if (error instanceof ChimeraError) charge(c, [["api", keyFor("api", c, route, null)]])
@@ -122,4 +122,16 @@ export function guard(authenticator: Authenticator, limiter: RateLimiter): Middl
     }
     return next()
   }
+}
+
+/**
+ * A limit a handler counts itself, because its key is known only from the body (seed 001 names the
+ * session in the body of POST /api/run-command). The headers show it when it is tighter than the
+ * caller's base budget the guard already counted.
+ */
+export function chargeLimit(c: Context, limiter: RateLimiter, name: LimitName, key: string): void {
+  const d = limiter.hit(name, key)
+  const shown = Number(c.res.headers.get("X-RateLimit-Remaining") ?? Number.POSITIVE_INFINITY)
+  if (!d.allowed || d.remaining < shown) setHeaders(c, d)
+  if (!d.allowed) throw rateLimited(d)
 }

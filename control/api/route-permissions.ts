@@ -18,6 +18,8 @@ export interface RouteRule {
   limits?: LimitName[]
   issuesSecret?: boolean
   audit?: boolean
+  /** The credential may come as `?token=` (WebSocket upgrades from browsers); never logged. */
+  tokenInQuery?: boolean
 }
 
 export const ROUTE_RULES: Record<string, RouteRule> = {
@@ -58,6 +60,30 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "DELETE /api/tokens/:id": { auth: "tokens:manage" },
 
   "GET /api/audit": { auth: "audit:read" },
+
+  // Seed 002's CLI sessions on the control-plane host. A bash session, full_access, another user's
+  // session and high-risk commands need more, which the handlers check (control/domain/cli-sessions.ts).
+  "POST /api/cli/sessions": { auth: "cli:use", limits: ["sessions"] },
+  "GET /api/cli/sessions": { auth: "cli:use" },
+  "GET /api/cli/sessions/:sessionId": { auth: "cli:use" },
+  "DELETE /api/cli/sessions/:sessionId": { auth: "cli:use" },
+  "POST /api/cli/sessions/:sessionId/interrupt": { auth: "cli:use" },
+  "POST /api/cli/sessions/:sessionId/input": { auth: "cli:use", limits: ["commands"] },
+  "GET /api/cli/sessions/:sessionId/history": { auth: "cli:use" },
+  "GET /api/cli/providers": { auth: "cli:use" },
+  "GET /api/cli/providers/:provider/health": { auth: "cli:use" },
+  "GET /api/cli/status": { auth: "cli:use" },
+  // Each message then counts against `websocket` (per connection) and commands against `commands`.
+  "GET /ws/cli/:sessionId": { auth: "cli:use", tokenInQuery: true },
+
+  // Seed 001's command API. POST /api/run-command counts the `commands` limit in its handler, since the
+  // session it counts is named in the body; the command's risk level may also need commands:run-high.
+  "POST /api/run-command": { auth: "commands:run" },
+  "POST /api/create-session": { auth: "commands:run", limits: ["sessions"] },
+  "GET /api/session/:sessionId": { auth: "commands:run" },
+  "GET /api/session/:sessionId/history": { auth: "commands:run" },
+  "DELETE /api/session/:sessionId": { auth: "commands:run" },
+  "GET /api/registry": { auth: "fleet:read" },
 }
 
 export const routeKey = (method: string, path: string) => `${method} ${path}`

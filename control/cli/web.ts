@@ -1,6 +1,7 @@
 // `chimera web`: the control plane (HTTP API, agent endpoints, later the dashboard) on one port.
 import { defineCommand } from "citty"
 import { setLogLevel } from "../../protocol/log.ts"
+import { commandTargetsFromConfig } from "../adapters/ssh/command-targets.ts"
 import { databaseUrl, dataDir, loadConfig } from "../config.ts"
 import { startControlPlane } from "../server.ts"
 import { trustSettings } from "../trust.ts"
@@ -25,6 +26,9 @@ export default defineCommand({
       dataDir: dataDir(),
       databaseUrl: databaseUrl(),
       trust: trustSettings(config),
+      // CLI sessions go to the same tmux server as `chimera run` and `chimera attach`.
+      cli: { tmuxSocket: process.env.CHIMERA_TMUX_SOCKET || undefined },
+      commandTargets: commandTargetsFromConfig(config),
     })
     process.stdout.write(`Chimera control plane on ${color.bold(cp.url)}\n`)
     process.stdout.write(

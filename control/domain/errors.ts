@@ -11,6 +11,9 @@ export type ErrorCode =
   | "UNSUPPORTED_MEDIA_TYPE"
   | "METHOD_NOT_ALLOWED"
   | "RATE_LIMIT_EXCEEDED"
+  | "UPGRADE_REQUIRED"
+  | "PROVIDER_UNAVAILABLE"
+  | "RESOURCE_EXHAUSTED"
   | "INTERNAL"
 
 export class ChimeraError extends Error {

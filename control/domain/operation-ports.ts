@@ -49,8 +49,11 @@ export interface SessionInfo {
 }
 
 export interface SessionPort {
-  /** Creates the tmux session if missing; false when it existed already. */
-  createSession(id: SessionId): Promise<boolean>
+  /**
+   * Creates the tmux session if missing; false when it existed already. `cwd` is its start directory,
+   * `command` an argv run instead of the default shell (the session ends when it exits).
+   */
+  createSession(id: SessionId, opts?: { cwd?: string; command?: string[] }): Promise<boolean>
   listSessions(): Promise<SessionInfo[]>
   killSession(id: SessionId): Promise<boolean>
   /** Sends COMMAND to the session (as typed input) without waiting. */

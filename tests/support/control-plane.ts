@@ -1,14 +1,17 @@
 // A real control plane for tests: its own temp data dir and SQLite database, on 127.0.0.1 and a free
 // port, in this process (`startInProcess`) or as a child process that can be SIGKILLed and restarted
 // on the same data (`spawnControlPlane`).
+import { existsSync } from "node:fs"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
 import type { RateLimits } from "../../control/domain/auth/rate-limiter.ts"
+import type { CommandTargets } from "../../control/domain/command-service.ts"
 import type { Clock } from "../../control/domain/ports.ts"
 import { type ControlPlane, startControlPlane } from "../../control/server.ts"
 import type { TrustSettings } from "../../control/trust.ts"
+import { killTmuxServer, tmuxSocketPath } from "./tmux.ts"
 
 export interface TestControlPlane extends AsyncDisposable {
   url: string
@@ -16,6 +19,8 @@ export interface TestControlPlane extends AsyncDisposable {
   adminToken: string
   /** Every route the API serves (in-process control planes only). */
   routes: { method: string; path: string }[]
+  /** The private tmux server (`tmux -L`) of its CLI sessions. */
+  tmuxSocket: string
   /** fetch against the control plane with the admin token. */
   api(path: string, init?: RequestInit): Promise<Response>
   stop(): Promise<void>
@@ -51,10 +56,23 @@ export interface InProcessOptions {
   databaseUrl?: string
   clock?: Clock
   trust?: Partial<TrustSettings>
+  /** CLI sessions' PATH for provider binaries (default: this process's). */
+  providerPath?: string
+  /** The nodes the command API reaches (a testbed's, via commandTargets()). */
+  commandTargets?: CommandTargets | null
+}
+
+let tmuxServers = 0
+/** A private tmux server per control plane, so CLI sessions never land on the user's own. */
+const privateTmux = () => `chimera-cp-${process.pid}-${++tmuxServers}`
+/** Stops it if a CLI session ever started it (most control planes never run tmux at all). */
+const stopTmux = async (name: string) => {
+  if (existsSync(tmuxSocketPath(name))) await killTmuxServer(name)
 }
 
 export async function startInProcess(opts: InProcessOptions = {}): Promise<TestControlPlane> {
   const dataDir = opts.dataDir ?? (await tempDir())
+  const tmuxSocket = privateTmux()
   const cp: ControlPlane = await startControlPlane({
     host: "127.0.0.1",
     port: 0,
@@ -63,14 +81,18 @@ export async function startInProcess(opts: InProcessOptions = {}): Promise<TestC
     sweepIntervalMs: 200,
     clock: opts.clock,
     trust: { ...opts.trust, rateLimits: { ...LIFTED_LIMITS, ...opts.trust?.rateLimits } },
+    cli: { tmuxSocket, providerPath: opts.providerPath },
+    commandTargets: opts.commandTargets,
   })
   const adminToken = (await readFile(cp.adminTokenPath, "utf8")).trim()
   const stop = async () => {
     await cp.stop()
+    await stopTmux(tmuxSocket)
     if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true })
   }
   return {
     url: cp.url,
+    tmuxSocket,
     dataDir,
     adminToken,
     routes: cp.routes,
@@ -94,12 +116,14 @@ const MAIN = join(import.meta.dir, "../../control/main.ts")
 export async function spawnControlPlane(port: number, opts: { dataDir?: string } = {}): Promise<SpawnedControlPlane> {
   const dataDir = opts.dataDir ?? (await tempDir())
   const url = `http://127.0.0.1:${port}`
+  const tmuxSocket = privateTmux()
   const start = async () => {
     const proc = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
       env: {
         ...process.env,
         CHIMERA_DATA_DIR: dataDir,
         CHIMERA_CONFIG_FILE: "",
+        CHIMERA_TMUX_SOCKET: tmuxSocket,
         CHIMERA_RATE_LIMITS_API: "1000000000",
         CHIMERA_RATE_LIMITS_AGENT: "1000000000",
       },
@@ -125,12 +149,14 @@ export async function spawnControlPlane(port: number, opts: { dataDir?: string }
   const stop = async () => {
     proc.kill("SIGTERM")
     await proc.exited
+    await stopTmux(tmuxSocket)
     if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true })
   }
   const cp: SpawnedControlPlane = {
     url,
     dataDir,
     adminToken,
+    tmuxSocket,
     routes: [],
     get proc() {
       return proc

@@ -53,7 +53,9 @@ function _config(o: SshdOptions): string {
     `ListenAddress ${o.address}:${o.port}`,
     `HostKey ${join(o.dir, "ssh_host_ed25519_key")}`,
     `PidFile ${join(o.dir, "sshd.pid")}`,
-    `AuthorizedKeysFile ${o.authorizedKeysFile}`,
+    // Root's key is the testbed's; other logins (tests/support/sudo-user.ts) keep theirs in their home,
+    // since sshd reads the file as the user, who cannot enter the testbed's directory.
+    `AuthorizedKeysFile ${o.authorizedKeysFile} %h/.ssh/authorized_keys`,
     "StrictModes no",
     "UsePAM no",
     "PasswordAuthentication no",

@@ -2,6 +2,7 @@
 // once for both dialects Bun.SQL speaks here: SQLite (the default) and PostgreSQL (several replicas).
 // Never edit a released migration; add the next one.
 import { AUTH_MIGRATIONS } from "./auth-migrations.ts"
+import { COMMAND_MIGRATIONS } from "./command-store.ts"
 
 export type Dialect = "sqlite" | "postgres"
 
@@ -100,4 +101,6 @@ export const MIGRATIONS: Migration[] = [
   },
   // The trust layer's migrations (version 3 and up) live beside this file.
   ...AUTH_MIGRATIONS,
+  // Command sessions and history (seed 001), version 4.
+  ...COMMAND_MIGRATIONS,
 ]

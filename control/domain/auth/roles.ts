@@ -27,10 +27,11 @@ export type Permission = z.infer<typeof Permission>
 export const Role = z.enum(["viewer", "operator", "admin"])
 export type Role = z.infer<typeof Role>
 
-// A CLI session (seed 002) is a process on the control-plane host: operators may run the AI tools in
-// it, and only `cli:full_access` (admin) opens a plain shell or a tool with its own prompts turned off.
+// A CLI session (seed 002) is a process on the control-plane host, which holds the admin token, the
+// signing key and the SSH key to every node: whoever drives a shell or an AI tool there is admin, so
+// `cli:use` and `cli:full_access` are admin's until sessions run sandboxed as a user of their own.
 const VIEWER: Permission[] = ["auth:session", "fleet:read"]
-const OPERATOR: Permission[] = [...VIEWER, "cli:use", "fleet:deploy", "commands:run"]
+const OPERATOR: Permission[] = [...VIEWER, "fleet:deploy", "commands:run"]
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   viewer: VIEWER,

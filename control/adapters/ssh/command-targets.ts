@@ -1,0 +1,31 @@
+// The command API's view of the fleet (control/domain/command-service.ts): the nodes named in
+// [fleet.nodes], each resolved to its SSH target, and one pooled executor with the control plane's
+// own key and known_hosts ([ssh] section). Only named nodes: the API never dials an address a caller
+// supplies.
+import type { ChimeraConfig } from "../../config.ts"
+import type { CommandTargets } from "../../domain/command-service.ts"
+import type { Target } from "../../domain/operation-ports.ts"
+import { createSshExecutor } from "./executor.ts"
+import { type Inventory, inventoryFromConfig } from "./inventory.ts"
+import type { SshExecutorOptions } from "./options.ts"
+import { parseTarget } from "./target.ts"
+
+export function commandTargets(inventory: Inventory, options: SshExecutorOptions): CommandTargets {
+  const byName = new Map<string, Target>(inventory.nodes.map((n) => [n.name, parseTarget(n.address, n.name)]))
+  return {
+    resolve: (name) => byName.get(name) ?? null,
+    names: () => [...byName.keys()],
+    executor: createSshExecutor(options),
+  }
+}
+
+/** The command targets a configuration describes, or null when it names no nodes. */
+export function commandTargetsFromConfig(config: Pick<ChimeraConfig, "fleet" | "ssh">): CommandTargets | null {
+  const inventory = inventoryFromConfig(config)
+  if (inventory.nodes.length === 0) return null
+  return commandTargets(inventory, {
+    identity: config.ssh.identity_file || undefined,
+    knownHosts: config.ssh.known_hosts_file || undefined,
+    trustNewHosts: config.ssh.trust_new_hosts,
+  })
+}
