@@ -17,6 +17,18 @@ describe("redaction", () => {
     expect(redactText('{"a":"Bearer abcdefghijklmnopqrstu","b":1}')).toBe('{"a":"Bearer [redacted]","b":1}')
   })
 
+  test("secrets assigned on a command line are replaced; field errors stay readable", () => {
+    expect(redactText("PGPASSWORD=hunter2 psql -h db")).toBe("PGPASSWORD=[redacted] psql -h db")
+    expect(redactText("mysql --password='s3 cret' x; GITHUB_TOKEN=\"abc def\" gh")).toBe(
+      "mysql --password=[redacted] x; GITHUB_TOKEN=[redacted] gh",
+    )
+    expect(redactText("export AWS_SECRET_ACCESS_KEY=abc&& ls")).toBe("export AWS_SECRET_ACCESS_KEY=[redacted]&& ls")
+    expect(redactText("body.password: expected at least 12 characters")).toBe(
+      "body.password: expected at least 12 characters",
+    )
+    expect(redactText("FOO=bar ls")).toBe("FOO=bar ls")
+  })
+
   test("fields named like secrets are replaced, at any depth, sudo passwords included", () => {
     expect(
       redact({ user: "ops", password: "x", nested: { sudoPassword: "y", apiKey: "z", list: [{ private_key: "k" }] } }),

@@ -15,6 +15,12 @@ const SECRET_VALUES: [RegExp, string][] = [
   // RFC 6750 token68 characters only, so a match stops at the quote that closes a JSON string.
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{16,}/gi, "$1 [redacted]"],
   [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g, "[redacted-private-key]"],
+  // A secret handed to a command as it is typed: `PGPASSWORD=x psql`, `--password=x`. Only `=`: a
+  // `field: message` error ("password: expected at least 12 characters") must stay readable.
+  [
+    /((?:^|[\s;&|'"])(?:--?)?[A-Za-z_-]*(?:password|passwd|passphrase|secret|token|api[_-]?key)[A-Za-z_-]*=)("[^"]*"|'[^']*'|[^\s"';&|]+)/gi,
+    "$1[redacted]",
+  ],
 ]
 
 /** Replaces every secret-looking substring of `text`. */

@@ -245,6 +245,26 @@ describe("command sessions", () => {
     expect((await run(ops, { command: "pwd", session_id: "mine-1" })).r.stdout).toBe("/\n")
   })
 
+  test("a password typed into a command is kept out of the answer, the history and the audit log", async () => {
+    const created = await call(cp, ops, "POST", "/api/create-session", { node: "cmd-1" })
+    const id = ((await created.json()) as { session_id: string }).session_id
+    const res = await call(cp, ops, "POST", "/api/run-command", {
+      command: "PGPASSWORD=hunter2-typed true",
+      session_id: id,
+    })
+    const answer = await res.text()
+    expect(res.status).toBe(200)
+    const history = await (await call(cp, ops, "GET", `/api/session/${id}/history`)).text()
+    const audit = await (await call(cp, cp.adminToken, "GET", "/api/audit?action=POST%20/api/run-command")).text()
+    for (const [where, text] of [
+      ["answer", answer],
+      ["history", history],
+      ["audit", audit],
+    ])
+      expect(`${where}: ${text.includes("hunter2-typed")}`).toBe(`${where}: false`)
+    expect(history).toContain("PGPASSWORD=[redacted] true")
+  })
+
   test("the registry lists commands with risk levels", async () => {
     const res = await call(cp, viewer, "GET", "/api/registry")
     expect(res.status).toBe(200)

@@ -5,7 +5,7 @@
 // the session's history. Nodes are the ones named in [fleet.nodes] of the control plane's
 // configuration: the API never opens SSH to an address a caller makes up.
 import { randomUUID } from "node:crypto"
-import { createLogger } from "../../protocol/log.ts"
+import { createLogger, redactText } from "../../protocol/log.ts"
 import { shq } from "./activation.ts"
 import { can, leastRoleFor, type Role } from "./auth/roles.ts"
 import { assessCommand, type RiskLevel } from "./command-registry.ts"
@@ -308,7 +308,8 @@ export function createCommandService(deps: { targets: CommandTargets | null; sto
         {
           at: clock.now().toISOString(),
           node: nodeName,
-          command: input.command,
+          // History keeps what was run, not a password typed into it (`PGPASSWORD=… psql`).
+          command: redactText(input.command),
           exitCode,
           success: r.ok,
           executionTime,
