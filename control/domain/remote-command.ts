@@ -4,6 +4,9 @@
 import { shq } from "./activation.ts"
 import type { RemoteExecutorPort, Target } from "./operation-ports.ts"
 
+/** Bytes of a deploy command's output kept in /run/chimera/commands/<id>/output. */
+export const OUTPUT_CAP = 16 * 1024 * 1024
+
 export interface RemoteCommand {
   session: string
   drv: string
@@ -25,7 +28,10 @@ export async function startRemoteCommand(
     `D=${shq(dir)}`,
     'mkdir -p "$D"',
     `echo ${shq(encoded)} | base64 -d > "$D/command"`,
-    `printf '%s\\n' ${shq(`nix-shell ${c.drv} --run "$(cat ${dir}/command)" 2>&1 | tee ${dir}/output; echo "\${PIPESTATUS[0]:-$?}" > ${dir}/status`)} > "$D/run"`,
+    // The pane shows everything; the file keeps the first 16 MiB (a long-running service must not fill
+    // /run), and the rest is drained so the command never meets a closed pipe; the status is written
+    // once the file is complete.
+    `printf '%s\\n' ${shq(`nix-shell ${c.drv} --run "$(cat ${dir}/command)" 2>&1 | tee >({ head -c ${OUTPUT_CAP}; cat >/dev/null; } > ${dir}/output); s="\${PIPESTATUS[0]:-$?}"; wait $! 2>/dev/null; echo "$s" > ${dir}/status`)} > "$D/run"`,
     // Exact targets (`=name`: no prefix match on another session) and a window of its own, not keys
     // typed into whatever runs in the session's foreground; a shell stays behind for whoever attaches.
     `W=${shq(`bash ${dir}/run; exec bash`)}`,
