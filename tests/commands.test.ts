@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
 import { join } from "node:path"
 import { commandTargets } from "../control/adapters/ssh/command-targets.ts"
+import type { CommandResult } from "../control/domain/command-service.ts"
 import { addUser, call, login } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { addSudoUser } from "./support/sudo-user.ts"
@@ -46,25 +47,9 @@ afterAll(async () => {
   await tb?.stop()
 })
 
-type Result = {
-  success: boolean
-  exit_code: number | null
-  stdout: string
-  stderr: string
-  command: string
-  execution_time: number
-  metadata: {
-    node: string
-    session_id: string | null
-    risk_level: string
-    current_directory: string | null
-    failure?: { kind: string }
-  }
-}
-
-async function run(token: string, body: Record<string, unknown>): Promise<{ status: number; r: Result }> {
+async function run(token: string, body: Record<string, unknown>): Promise<{ status: number; r: CommandResult }> {
   const res = await call(cp, token, "POST", "/api/run-command", body)
-  return { status: res.status, r: (await res.json()) as Result }
+  return { status: res.status, r: (await res.json()) as CommandResult }
 }
 
 describe("POST /api/run-command", () => {
@@ -256,11 +241,7 @@ describe("command sessions", () => {
     expect(res.status).toBe(200)
     const history = await (await call(cp, ops, "GET", `/api/session/${id}/history`)).text()
     const audit = await (await call(cp, cp.adminToken, "GET", "/api/audit?action=POST%20/api/run-command")).text()
-    for (const [where, text] of [
-      ["answer", answer],
-      ["history", history],
-      ["audit", audit],
-    ])
+    for (const [where, text] of Object.entries({ answer, history, audit }))
       expect(`${where}: ${text.includes("hunter2-typed")}`).toBe(`${where}: false`)
     expect(history).toContain("PGPASSWORD=[redacted] true")
   })
