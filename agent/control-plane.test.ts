@@ -50,6 +50,12 @@ describe("agent and control plane", () => {
         async () => (await cp.api("/api/nodes/cp-agent")).status,
         (s) => s === 200,
       )
+      // The node is enrolled once the control plane answered; the agent writes the credential just after.
+      await until(
+        "the credential file",
+        () => Bun.file(join(agent.stateDir, "credential.json")).exists(),
+        (exists) => exists,
+      )
       expect(statSync(agent.stateDir).mode & 0o777).toBe(0o700)
       expect(statSync(join(agent.stateDir, "credential.json")).mode & 0o777).toBe(0o600)
 
