@@ -1,17 +1,30 @@
 // Commands from the control plane: a long poll (GET /api/agent/:nodeId/commands?wait=25) held open so a
-// deploy reaches the node at once without the agent asking every second. An `activate` command makes
-// its closure the desired system (persisted, so it is enforced across restarts) and is acknowledged
-// once the heal it triggers has finished, with that heal's outcome. Commands run one after another.
+// deploy or a relayed command reaches the node at once without the agent asking every second.
+//
+// An `activate` command makes its closure the desired system (persisted, so it is enforced across
+// restarts) and is acknowledged once the heal it triggers has finished, with that heal's outcome;
+// activations run one after another. A `run` command runs a shell command (run-command.ts) and is
+// acknowledged with its exit code, stdout and stderr; up to RUN_CONCURRENCY run at once, beside any
+// activation, so a long heal never holds a relayed command back, nor the other way round. The poll
+// goes on while commands run. A command redelivered while it still runs (the control plane delivers
+// again what stays unacknowledged for a minute) is not started twice.
+import type { CommandAck, RunCommand } from "../protocol/agent.ts"
 import { createLogger } from "../protocol/log.ts"
 import { createBackoff, sleep } from "./backoff.ts"
 import { ControlError, type OrchestratorPort } from "./control-client.ts"
 import type { Reconciler } from "./reconciler.ts"
+import { runShell } from "./run-command.ts"
 
 const log = createLogger("commands")
 
 const WAIT_SECONDS = 25
 // A control plane that answers a long poll at once must not turn this loop into a busy one.
 const MIN_CYCLE_MS = 1000
+/** `run` commands executing at once; more wait in a queue, their timeout counting from receipt. */
+export const RUN_CONCURRENCY = 4
+/** Beyond this many waiting, a `run` command is refused (acked as failed) rather than queued. */
+const RUN_QUEUE_LIMIT = 256
+const MAX_OUTPUT = 65_536
 
 export interface CommandLoop {
   stop(): void
@@ -20,17 +33,74 @@ export interface CommandLoop {
 export function startCommandLoop(client: OrchestratorPort, reconciler: Reconciler): CommandLoop {
   const ac = new AbortController()
   const backoff = createBackoff({ initialMs: 500, maxMs: 15_000, jitter: "full" })
+  /** Ids received and not yet acknowledged: a redelivery of one of them is ignored. */
+  const inFlight = new Set<string>()
+  let activations: Promise<void> = Promise.resolve()
+  const queue: { command: RunCommand; receivedAt: number }[] = []
+  let running = 0
 
-  const ack = async (id: string, success: boolean, output: string) => {
+  const ack = async (id: string, body: CommandAck) => {
     const retry = createBackoff({ initialMs: 500, maxMs: 5000, jitter: "full" })
+    const bounded = { ...body, output: body.output.slice(0, MAX_OUTPUT), stderr: body.stderr?.slice(0, MAX_OUTPUT) }
     for (let i = 0; i < 5 && !ac.signal.aborted; i++) {
       try {
-        await client.ackCommand(id, { success, output: output.slice(0, 65_536) })
+        await client.ackCommand(id, bounded)
         return
       } catch (err) {
-        log.warn("command ack failed", { id, error: err instanceof Error ? err.message : String(err) })
+        const error = err instanceof Error ? err.message : String(err)
+        // 409: the control plane no longer waits for it (expired, superseded); retrying cannot help.
+        if (
+          err instanceof ControlError &&
+          err.status !== null &&
+          err.status >= 400 &&
+          err.status < 500 &&
+          err.status !== 429
+        ) {
+          log.warn("command ack refused", { id, error })
+          return
+        }
+        log.warn("command ack failed", { id, error })
         await sleep(retry.next(), ac.signal)
       }
+    }
+  }
+
+  const settle = (id: string, work: () => Promise<void>) =>
+    work()
+      .catch((err) => log.error("command failed", { id, error: err instanceof Error ? err.message : String(err) }))
+      .finally(() => inFlight.delete(id))
+
+  const runNext = () => {
+    while (running < RUN_CONCURRENCY && queue.length > 0 && !ac.signal.aborted) {
+      const { command, receivedAt } = queue.shift() as (typeof queue)[number]
+      running++
+      void settle(command.id, async () => {
+        const left = command.timeoutSeconds * 1000 - (performance.now() - receivedAt)
+        if (left <= 0) {
+          await ack(command.id, {
+            success: false,
+            output: "",
+            exitCode: null,
+            stderr: `[chimera: not started: its ${command.timeoutSeconds} s timeout passed in the agent's queue]`,
+            timedOut: true,
+          })
+          return
+        }
+        log.info("run", { id: command.id, timeoutSeconds: command.timeoutSeconds })
+        const r = await runShell(command.command, { timeoutMs: left, signal: ac.signal })
+        log.info("ran", { id: command.id, exitCode: r.exitCode, timedOut: r.timedOut, ms: r.durationMs })
+        if (ac.signal.aborted) return
+        await ack(command.id, {
+          success: r.exitCode === 0,
+          output: r.stdout,
+          exitCode: r.exitCode,
+          stderr: r.stderr,
+          timedOut: r.timedOut,
+        })
+      }).finally(() => {
+        running--
+        runNext()
+      })
     }
   }
 
@@ -39,14 +109,38 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
     const { commands, unsupported } = await client.fetchCommands(WAIT_SECONDS, ac.signal)
     backoff.reset()
     for (const u of unsupported) {
+      if (inFlight.has(u.id)) continue
+      inFlight.add(u.id)
       log.warn("unsupported command", u)
-      await ack(u.id, false, `this agent does not support command kind ${u.kind}`)
+      void settle(u.id, () =>
+        ack(u.id, { success: false, output: `this agent does not support command kind ${u.kind}` }),
+      )
     }
     for (const command of commands) {
-      log.info("command", { id: command.id, kind: command.kind, closure: command.closure })
-      const result = await reconciler.activate(command.closure)
-      if (ac.signal.aborted) return
-      await ack(command.id, result.success, result.output)
+      if (inFlight.has(command.id)) continue
+      inFlight.add(command.id)
+      if (command.kind === "activate") {
+        log.info("command", { id: command.id, kind: command.kind, closure: command.closure })
+        activations = activations.then(() =>
+          settle(command.id, async () => {
+            const result = await reconciler.activate(command.closure)
+            if (ac.signal.aborted) return
+            await ack(command.id, { success: result.success, output: result.output })
+          }),
+        )
+      } else if (queue.length >= RUN_QUEUE_LIMIT) {
+        void settle(command.id, () =>
+          ack(command.id, {
+            success: false,
+            output: "",
+            exitCode: null,
+            stderr: `[chimera: not started: ${RUN_QUEUE_LIMIT} commands already wait on this agent]`,
+          }),
+        )
+      } else {
+        queue.push({ command, receivedAt: performance.now() })
+        runNext()
+      }
     }
     const elapsed = performance.now() - t0
     if (commands.length + unsupported.length === 0 && elapsed < MIN_CYCLE_MS)
@@ -71,7 +165,9 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
 
   return {
     stop() {
+      // Running shells are killed with their process groups (runShell listens to the same signal).
       ac.abort()
+      queue.length = 0
     },
   }
 }

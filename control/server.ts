@@ -15,6 +15,7 @@ import { createCliSessions } from "./domain/cli-sessions.ts"
 import { type CommandTargets, createCommandService } from "./domain/command-service.ts"
 import { createFleet } from "./domain/fleet.ts"
 import { type Clock, systemClock } from "./domain/ports.ts"
+import { createRelay } from "./domain/relay.ts"
 import { hashToken, newToken, tokenKind } from "./domain/tokens.ts"
 import { createTrust, DEFAULT_TRUST, type TrustSettings } from "./trust.ts"
 
@@ -87,7 +88,9 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     clock,
     dataDir: opts.dataDir,
   })
-  const app = createApp({ cli, fleet, bus, trust, commands })
+  // With several replicas (PostgreSQL) an ack may land on another one: relays also read the store.
+  const relay = createRelay({ fleet, store, clock, pollFallbackMs: dialect === "postgres" ? 250 : null })
+  const app = createApp({ cli, fleet, bus, trust, commands, relay })
   const undeclared = undeclaredRoutes(app.routes.filter((r) => r.method !== "ALL"))
   if (undeclared.length > 0)
     log.error("routes without a rule in control/api/route-permissions.ts are refused", { routes: undeclared })

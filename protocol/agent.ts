@@ -147,7 +147,16 @@ export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>
 export const RotatedCredential = z.object({ nodeId: NodeId, credential: z.string().min(32) }).strict()
 export type RotatedCredential = z.infer<typeof RotatedCredential>
 
-/** A command the control plane relays to one agent. `activate` makes `closure` the node's desired system. */
+/** The longest shell command a `run` command carries, in characters (as POST /api/run-command). */
+export const MAX_RUN_COMMAND_CHARS = 16_384
+/** The longest a `run` command may run before the agent kills it, in seconds. */
+export const MAX_RUN_TIMEOUT_SECONDS = 3600
+
+/**
+ * A command the control plane relays to one agent. `activate` makes `closure` the node's desired
+ * system. `run` runs `command` with `/bin/sh -c` as the agent's user (root on a node), stdin closed,
+ * killed with its process group after `timeoutSeconds`. Agents that predate `run` ack it as failed.
+ */
 export const AgentCommand = z.discriminatedUnion("kind", [
   z
     .object({
@@ -157,13 +166,35 @@ export const AgentCommand = z.discriminatedUnion("kind", [
       createdAt: z.iso.datetime(),
     })
     .strict(),
+  z
+    .object({
+      id: z.string().min(1).max(64),
+      kind: z.literal("run"),
+      command: z.string().min(1).max(MAX_RUN_COMMAND_CHARS),
+      timeoutSeconds: z.number().int().min(1).max(MAX_RUN_TIMEOUT_SECONDS),
+      createdAt: z.iso.datetime(),
+    })
+    .strict(),
 ])
 export type AgentCommand = z.infer<typeof AgentCommand>
+export type RunCommand = Extract<AgentCommand, { kind: "run" }>
 
 export const CommandList = z.object({ commands: z.array(AgentCommand) }).strict()
 export type CommandList = z.infer<typeof CommandList>
 
-export const CommandAck = z.object({ success: z.boolean(), output: Output.default("") }).strict()
+/**
+ * `output` is a `run` command's stdout (an `activate`'s whole output); `exitCode` (null when the
+ * process was killed or never started), `stderr` and `timedOut` come with `run` acks only.
+ */
+export const CommandAck = z
+  .object({
+    success: z.boolean(),
+    output: Output.default(""),
+    exitCode: z.number().int().min(0).max(255).nullable().optional(),
+    stderr: Output.optional(),
+    timedOut: z.boolean().optional(),
+  })
+  .strict()
 export type CommandAck = z.infer<typeof CommandAck>
 
 /**

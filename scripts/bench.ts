@@ -7,7 +7,14 @@ import { realpathSync } from "node:fs"
 //   --drifts N      drifts per scenario (default 50)
 //   --ssh-rounds N  rounds of the SSH fan-out per tool (default 10)
 //   --only ssh      run only the SSH fan-out (prints its table; cannot be combined with --write)
-//   --write         also write the tables to BENCHMARKS.md (always every section: it is rewritten whole)
+//   --only relay    run only the relay through 1,000 simulated agents (scripts/bench/relay.ts)
+//   --only heartbeats  run only heartbeat ingest (scripts/bench/heartbeats.ts; no Nix needed); with
+//                   --write it replaces only that section of BENCHMARKS.md
+//   --hb-nodes N, --hb-rates R,R, --hb-seconds N, --hb-rounds N, --hb-connections N, --hb-postgres
+//                   heartbeat ingest: agents (20000), offered rates per second, one row each
+//                   (10000,7000), counted seconds per round (20), rounds (3), the load generator's
+//                   keep-alive connections (1000), and PostgreSQL as well as SQLite
+//   --write         also write the tables to BENCHMARKS.md (a full run rewrites it whole)
 //
 // What it measures:
 //   drift to heal  A test node (its own /run and system profile, DESIGN.md) runs the compiled agent,
@@ -24,6 +31,10 @@ import { realpathSync } from "node:fs"
 //                  the same run with the peers: parallel-ssh (pssh) and ansible ad hoc (-m raw, forks
 //                  20), host keys checked against the testbed's known_hosts by all. Rounds alternate the
 //                  tools' order; every run must print all 20 nodes' current system to count.
+//   heartbeats     `chimera web` as a child process on its own core, 20,000 agents enrolled through the
+//                  API, heartbeats driven open-loop from a load generator on the other core; peer: a
+//                  bare Bun.serve answering 200 without work, same requests, same core
+//                  (scripts/bench/heartbeats.ts).
 // Needs root (mount namespaces) and Nix; run `bun scripts/system-deps.ts --bench` first (pssh, ansible).
 import { mkdtemp, readFile, rename, rm, symlink } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -37,11 +48,19 @@ import { createTestNode, type TestNode } from "../tests/support/test-node.ts"
 import { createTestbed } from "../tests/support/testbed.ts"
 import { requireTool, run, runOk } from "../tests/support/tools.ts"
 import { waitFor } from "../tests/support/wait.ts"
+import { HEARTBEAT_HEADING, type HeartbeatResults, heartbeatBench, heartbeatTable } from "./bench/heartbeats.ts"
+import { relayBench, relayTable } from "./bench/relay.ts"
 
 const { values } = parseArgs({
   options: {
     drifts: { type: "string", default: "50" },
     "ssh-rounds": { type: "string", default: "10" },
+    "hb-nodes": { type: "string", default: "20000" },
+    "hb-rates": { type: "string", default: "10000,7000" },
+    "hb-seconds": { type: "string", default: "20" },
+    "hb-rounds": { type: "string", default: "3" },
+    "hb-connections": { type: "string", default: "1000" },
+    "hb-postgres": { type: "boolean", default: false },
     only: { type: "string" },
     write: { type: "boolean", default: false },
   },
@@ -51,16 +70,38 @@ if (!Number.isInteger(DRIFTS) || DRIFTS < 5) throw new Error("--drifts: expected
 const SSH_ROUNDS = Number(values["ssh-rounds"])
 if (!Number.isInteger(SSH_ROUNDS) || SSH_ROUNDS < 3)
   throw new Error("--ssh-rounds: expected a whole number of at least 3")
-if (values.only !== undefined && values.only !== "ssh")
-  throw new Error('--only: the one section that runs alone is "ssh"')
-if (values.only && values.write)
+if (values.only !== undefined && values.only !== "ssh" && values.only !== "relay" && values.only !== "heartbeats")
+  throw new Error('--only: the sections that run alone are "ssh", "relay" and "heartbeats"')
+if (values.only && values.only !== "heartbeats" && values.write)
   throw new Error("--write rewrites BENCHMARKS.md whole, so it needs every section: drop --only")
+const whole = (name: "hb-nodes" | "hb-seconds" | "hb-rounds" | "hb-connections", min: number) => {
+  const n = Number(values[name])
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected a whole number of at least ${min}`)
+  return n
+}
+const HB = {
+  nodes: whole("hb-nodes", 1),
+  rates: String(values["hb-rates"])
+    .split(",")
+    .map((r) => {
+      const n = Number(r)
+      if (!Number.isInteger(n) || n < 1) throw new Error(`--hb-rates: expected whole numbers, got ${JSON.stringify(r)}`)
+      return n
+    }),
+  seconds: whole("hb-seconds", 1),
+  rounds: whole("hb-rounds", 1),
+  connections: whole("hb-connections", 1),
+}
+if (values.only === "relay") {
+  process.stdout.write(`${relayTable(await relayBench({ nodes: 1000, rounds: 5 }))}\n`)
+  process.exit(0)
+}
 // The peers are Debian packages that plain `npm test` does not need; say which is missing before any work.
 const PEERS: [tool: string, pkg: string][] = [
   ["parallel-ssh", "pssh"],
   ["ansible", "ansible"],
 ]
-for (const [tool, pkg] of PEERS) {
+for (const [tool, pkg] of values.only === "heartbeats" ? [] : PEERS) {
   if (!Bun.which(tool))
     throw new Error(
       `the SSH fan-out benchmark needs \`${tool}\` (Debian package ${pkg}): run \`bun scripts/system-deps.ts --bench\` as root`,
@@ -78,6 +119,48 @@ const quantile = (xs: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? Number.NaN
 }
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
+
+/** Heartbeat ingest at each offered rate, on SQLite (and PostgreSQL with --hb-postgres). */
+async function heartbeats(): Promise<string> {
+  const results: HeartbeatResults[] = []
+  const base = { nodes: HB.nodes, seconds: HB.seconds, rounds: HB.rounds, connections: HB.connections }
+  for (const rate of HB.rates) {
+    log(`heartbeat ingest, SQLite: ${HB.nodes} agents at ${rate}/s…`)
+    results.push(await heartbeatBench({ ...base, rate }))
+  }
+  if (values["hb-postgres"]) {
+    const { startPostgres } = await import("../tests/support/postgres.ts")
+    await using pg = await startPostgres()
+    for (const rate of HB.rates) {
+      log(`heartbeat ingest, PostgreSQL: ${HB.nodes} agents at ${rate}/s…`)
+      const databaseUrl = await pg.database(`bench_hb_${rate}`)
+      results.push(await heartbeatBench({ ...base, rate, databaseUrl, label: "PostgreSQL" }))
+    }
+  }
+  return heartbeatTable(results)
+}
+
+const measured = () =>
+  `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`
+
+if (values.only === "heartbeats") {
+  setLogLevel("error")
+  const section = `${await heartbeats()}`
+  process.stdout.write(`${section}\n`)
+  if (values.write) {
+    // Only this section is replaced; the others keep the numbers of the full run that wrote them.
+    const path = join(ROOT, "BENCHMARKS.md")
+    const old = await readFile(path, "utf8").catch(() => "# Benchmarks\n")
+    const at = old.indexOf(HEARTBEAT_HEADING)
+    const next = at < 0 ? -1 : old.indexOf("\n### ", at + 1)
+    const updated =
+      at < 0 ? `${old.trimEnd()}\n\n${section}\n` : `${old.slice(0, at)}${section}\n${next < 0 ? "" : old.slice(next)}`
+    await Bun.write(path, updated)
+    log("wrote the heartbeat section of BENCHMARKS.md")
+  }
+  await rm(work, { recursive: true, force: true })
+  process.exit(0)
+}
 
 log("building the agent and the CLI (bun build --compile)…")
 await runOk([process.execPath, "build", "--compile", join(ROOT, "agent/main.ts"), "--outfile", agentBin])
@@ -322,11 +405,14 @@ try {
   const helpSource = await helpTimes([process.execPath, join(ROOT, "control/main.ts"), "--help"])
   log(`SSH fan-out to 20 nodes: chimera, pssh, ansible, ${SSH_ROUNDS} rounds each…`)
   const fanout = await sshFanout(SSH_ROUNDS)
+  const ingest = await heartbeats()
+  log("relay through 1,000 simulated agents, 5 rounds…")
+  const relayed = await relayBench({ nodes: 1000, rounds: 5 })
 
   const row = (name: string, xs: number[]) =>
     `| ${name} | ${xs.length} | ${ms(quantile(xs, 0.5))} | ${ms(quantile(xs, 0.99))} | ${ms(Math.max(...xs))} |`
   const table = [
-    `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}, compiled agent, real Nix and test nodes (\`bun scripts/bench.ts\`).`,
+    `${measured()}, compiled agent, real Nix and test nodes (\`bun scripts/bench.ts\`).`,
     "",
     "### Drift detected and healed (target: p50 < 300 ms, p99 < 1 s)",
     "",
@@ -350,6 +436,10 @@ try {
     `| \`bun control/main.ts --help\`, median of 20 | ${ms(helpSource)} ms |`,
     "",
     sshTable(fanout, SSH_ROUNDS),
+    "",
+    relayTable(relayed),
+    "",
+    ingest,
   ].join("\n")
   process.stdout.write(`${table}\n`)
   if (values.write) {

@@ -16,6 +16,7 @@ import type { CommandService } from "../domain/command-service.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { EventBusPort } from "../domain/ports.ts"
+import type { Relay } from "../domain/relay.ts"
 import { agentRoutes, enrollRoutes } from "./agent.ts"
 import { auditRoutes } from "./audit.ts"
 import { auditTrail } from "./audit-trail.ts"
@@ -30,6 +31,7 @@ import { healthRoutes } from "./health.ts"
 import { nodeIdentityRoutes } from "./node-identity.ts"
 import { nodeRoutes } from "./nodes.ts"
 import { redactAnswers } from "./redact-answers.ts"
+import { relayRoutes } from "./relay.ts"
 import { tokenRoutes } from "./tokens.ts"
 import { userRoutes } from "./users.ts"
 
@@ -56,6 +58,8 @@ export interface AppDeps {
   /** Seed 002's CLI sessions on this host (tmux). */
   cli: CliSessions
   commands: CommandService
+  /** Commands relayed through the agents (POST /api/fleet/run). */
+  relay: Relay
 }
 
 const limitBody = (maxSize: number) =>
@@ -65,7 +69,7 @@ const limitBody = (maxSize: number) =>
       errorResponse(c, new ChimeraError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxSize / MiB} MiB`)),
   })
 
-export function createApp({ fleet, bus, trust, commands, cli }: AppDeps) {
+export function createApp({ fleet, bus, trust, commands, cli, relay }: AppDeps) {
   const app = new Hono()
     .use("/api/*", auditTrail(trust.audit))
     .use("/api/*", redactAnswers)
@@ -87,6 +91,7 @@ export function createApp({ fleet, bus, trust, commands, cli }: AppDeps) {
     .route("/", cliRoutes(cli))
     .route("/", cliSocketRoutes({ cli, ...trust }))
     .route("/", commandRoutes(commands, trust.limiter))
+    .route("/", relayRoutes(relay, trust.limiter))
   app.notFound((c) => errorResponse(c, new ChimeraError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError(onError)
   return app

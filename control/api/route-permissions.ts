@@ -84,6 +84,8 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "GET /api/session/:sessionId/history": { auth: "commands:run" },
   "DELETE /api/session/:sessionId": { auth: "commands:run" },
   "GET /api/registry": { auth: "fleet:read" },
+  // Relayed through the agents; like run-command it counts `commands` and checks the risk in its handler.
+  "POST /api/fleet/run": { auth: "commands:run" },
 }
 
 export const routeKey = (method: string, path: string) => `${method} ${path}`

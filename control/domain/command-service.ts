@@ -7,8 +7,9 @@
 import { randomUUID } from "node:crypto"
 import { createLogger, redactText } from "../../protocol/log.ts"
 import { shq } from "./activation.ts"
-import { can, leastRoleFor, type Role } from "./auth/roles.ts"
+import { can } from "./auth/roles.ts"
 import { assessCommand, type RiskLevel } from "./command-registry.ts"
+import { checkCommandRisk } from "./command-risk.ts"
 import { commandScript, splitCwd } from "./command-script.ts"
 import { ChimeraError, forbidden, invalid, notFound } from "./errors.ts"
 import type { RemoteExecutorPort, RemoteFailure, Target } from "./operation-ports.ts"
@@ -153,16 +154,6 @@ export function createCommandService(deps: { targets: CommandTargets | null; sto
     return s
   }
 
-  const checkRisk = (role: Role, command: string): RiskLevel => {
-    const a = assessCommand(command)
-    const needed = a.risk === "high" ? "commands:run-high" : "commands:run"
-    if (!can(role, needed))
-      throw forbidden(
-        `this command is ${a.risk} risk (${a.reasons.join("; ")}); it needs the ${needed} permission (role ${leastRoleFor(needed)}), and you are ${role}`,
-      )
-    return a.risk
-  }
-
   const timeoutFor = (command: string, given: number | undefined): number => {
     if (given !== undefined) return given
     const programs = assessCommand(command).parts.map((p) => p.program)
@@ -262,7 +253,7 @@ export function createCommandService(deps: { targets: CommandTargets | null; sto
     if (session?.node && input.node !== undefined && input.node !== session.node)
       throw invalid(`session ${session.id} runs on node ${session.node}, not ${input.node}`, { path: ["node"] })
     const configured = resolveNode(nodeName)
-    const risk = checkRisk(principal.role, input.command)
+    const risk = checkCommandRisk(principal.role, input.command)
     // Another login may hold more power than the configured one (root, or a sudoer): only for admins.
     if (input.username !== undefined && input.username !== configured.user && !can(principal.role, "commands:run-high"))
       throw forbidden(

@@ -6,7 +6,7 @@ import { createLogger } from "../../protocol/log.ts"
 import { conflict, notFound, unauthenticated } from "./errors.ts"
 import type { EventType, FleetEvent, NewEvent } from "./events.ts"
 import { MISSED_HEARTBEATS, type NodeRecord } from "./node.ts"
-import type { Clock, EventBusPort, EventQuery, StorePort } from "./ports.ts"
+import type { Clock, EventBusPort, EventQuery, StoredCommand, StorePort } from "./ports.ts"
 import { hashToken, newToken, tokenKind } from "./tokens.ts"
 
 const log = createLogger("fleet")
@@ -15,6 +15,8 @@ const log = createLogger("fleet")
 export const DEFAULT_JOIN_TOKEN_TTL_SECONDS = 30 * 60
 /** A command delivered but not acknowledged this long is delivered again. */
 const REDELIVER_AFTER_MS = 60_000
+
+export type AckListener = (nodeId: string, commandId: string, ack: CommandAck) => void
 
 export interface FleetDeps {
   store: StorePort
@@ -25,6 +27,7 @@ export interface FleetDeps {
 export function createFleet({ store, bus, clock }: FleetDeps) {
   const now = () => clock.now().toISOString()
   const waiters = new Map<string, Set<() => void>>()
+  const ackListeners = new Set<AckListener>()
   const startedAt = now()
 
   const emit = async (type: EventType, nodeId: string | null, data: Record<string, unknown>) => {
@@ -119,10 +122,39 @@ export function createFleet({ store, bus, clock }: FleetDeps) {
       return requireNode(nodeId)
     },
 
+    /** Queues commands (one transaction) and wakes their nodes' long polls. */
+    async enqueueCommands(commands: StoredCommand[]) {
+      await store.enqueueCommands(commands)
+      for (const nodeId of new Set(commands.map((c) => c.nodeId))) wake(nodeId)
+    },
+
+    /** Calls `listener` with every acknowledgement this process receives; returns the unsubscribe. */
+    onAck(listener: AckListener) {
+      ackListeners.add(listener)
+      return () => void ackListeners.delete(listener)
+    },
+
     /** Pending commands for a node, waiting up to `waitMs` for one to arrive (long poll). */
     async commandsFor(nodeId: string, waitMs: number, signal?: AbortSignal): Promise<AgentCommand[]> {
-      const fetch = () =>
-        store.pendingCommands(nodeId, now(), new Date(clock.now().getTime() - REDELIVER_AFTER_MS).toISOString())
+      const fetch = async () => {
+        const commands = await store.pendingCommands(
+          nodeId,
+          now(),
+          new Date(clock.now().getTime() - REDELIVER_AFTER_MS).toISOString(),
+        )
+        // A `run` past its timeout has been answered "timeout" already (or its relay died with a
+        // replica): running it now would surprise everyone, so it is closed, never delivered.
+        const late = commands.filter(
+          (c) => c.kind === "run" && Date.parse(c.createdAt) + c.timeoutSeconds * 1000 < clock.now().getTime(),
+        )
+        if (late.length === 0) return commands
+        await store.expireCommands(
+          late.map((c) => c.id),
+          now(),
+          "expired before the agent fetched it",
+        )
+        return commands.filter((c) => !late.includes(c))
+      }
       const first = await fetch()
       if (first.length > 0 || waitMs <= 0) return first
       await new Promise<void>((resolve) => {
@@ -141,9 +173,16 @@ export function createFleet({ store, bus, clock }: FleetDeps) {
     },
 
     async ackCommand(nodeId: string, commandId: string, ack: CommandAck) {
-      const ok = await store.ackCommand(nodeId, commandId, ack.success, ack.output, now())
-      if (!ok) throw conflict(`command ${JSON.stringify(commandId)} is not pending for node ${JSON.stringify(nodeId)}`)
-      await emit("command.acked", nodeId, { commandId, success: ack.success })
+      const run =
+        ack.exitCode === undefined && ack.stderr === undefined && ack.timedOut === undefined
+          ? undefined
+          : { exitCode: ack.exitCode ?? null, stderr: ack.stderr ?? "", timedOut: ack.timedOut ?? false }
+      const kind = await store.ackCommand(nodeId, commandId, ack.success, ack.output, now(), run)
+      if (!kind)
+        throw conflict(`command ${JSON.stringify(commandId)} is not pending for node ${JSON.stringify(nodeId)}`)
+      for (const listener of ackListeners) listener(nodeId, commandId, ack)
+      // A relayed `run` is recorded by its relay's audit row, not by one event per node.
+      if (kind !== "run") await emit("command.acked", nodeId, { commandId, success: ack.success })
     },
 
     getNode: requireNode,

@@ -89,7 +89,33 @@ export interface StorePort {
   listEvents(query: EventQuery): Promise<FleetEvent[]>
 
   pendingCommands(nodeId: string, now: string, redeliverBefore: string): Promise<AgentCommand[]>
-  ackCommand(nodeId: string, commandId: string, success: boolean, output: string, now: string): Promise<boolean>
+  /** The acked command's kind, or null when it was not pending for that node. */
+  ackCommand(
+    nodeId: string,
+    commandId: string,
+    success: boolean,
+    output: string,
+    now: string,
+    run?: { exitCode: number | null; stderr: string; timedOut: boolean },
+  ): Promise<AgentCommand["kind"] | null>
+  /** Queues commands for their nodes, all in one transaction. */
+  enqueueCommands(commands: StoredCommand[]): Promise<void>
+  /** Closes commands still unacknowledged (never to be delivered again); returns the ids it closed. */
+  expireCommands(ids: string[], now: string, reason: string): Promise<string[]>
+  /** The acknowledged ones among `ids`, with what their agents answered. */
+  commandResults(ids: string[]): Promise<CommandResultRecord[]>
+}
+
+export interface CommandResultRecord {
+  id: string
+  nodeId: string
+  success: boolean
+  output: string
+  exitCode: number | null
+  stderr: string
+  /** An agent's kill at the timeout, or the control plane's expiry of a command never answered. */
+  timedOut: boolean
+  ackedAt: string
 }
 
 /** Publish/subscribe for events already stored (DESIGN: EventBusPort). */

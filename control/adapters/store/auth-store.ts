@@ -11,6 +11,7 @@ import type {
   UserRecord,
 } from "../../domain/auth/ports.ts"
 import type { Role } from "../../domain/auth/roles.ts"
+import { batched } from "./batched.ts"
 import type { Dialect } from "./migrations.ts"
 
 type Row = Record<string, unknown>
@@ -62,6 +63,13 @@ const toAudit = (r: Row): AuditRecord => ({
 })
 
 export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
+  const credentialOf = batched(async (hashes: string[]) => {
+    const rows: Row[] = await db`
+      SELECT id, enrolled_at, credential_issued_at, rotation_requested_at, credential_hash FROM nodes
+      WHERE credential_hash IN ${db([...new Set(hashes)])}`
+    const byHash = new Map(rows.map((r) => [String(r.credential_hash), r]))
+    return hashes.map((h) => byHash.get(h))
+  })
   return {
     async createUser(u) {
       const rows: Row[] = await db`
@@ -147,21 +155,23 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
     },
 
     async nodeForCredential(hash, now) {
-      const select = async () =>
-        (await db`
-          SELECT id, enrolled_at, credential_issued_at, rotation_requested_at FROM nodes
-          WHERE credential_hash = ${hash}`) as Row[]
-      let rows = await select()
-      if (!rows[0]) {
+      // Every agent request authenticates: the lookups of one turn of the event loop share a SELECT
+      // (batched.ts), read after any revocation committed before it, so a revoked credential still
+      // fails at once.
+      let r = await credentialOf(hash)
+      if (!r) {
         // First use of a rotated credential confirms the agent stored it: only now does the old one stop.
         const promoted: Row[] = await db`
           UPDATE nodes SET credential_hash = pending_credential_hash, pending_credential_hash = NULL,
             rotation_requested_at = NULL, credential_issued_at = ${now}
           WHERE pending_credential_hash = ${hash} RETURNING id`
         if (!promoted[0]) return null
-        rows = await select()
+        r = (
+          (await db`
+          SELECT id, enrolled_at, credential_issued_at, rotation_requested_at FROM nodes
+          WHERE credential_hash = ${hash}`) as Row[]
+        )[0]
       }
-      const r = rows[0]
       if (!r) return null
       return {
         nodeId: String(r.id),

@@ -103,4 +103,13 @@ export const MIGRATIONS: Migration[] = [
   ...AUTH_MIGRATIONS,
   // Command sessions and history (seed 001), version 4.
   ...COMMAND_MIGRATIONS,
+  {
+    version: 5,
+    name: "relayed command results",
+    statements: () => [
+      "ALTER TABLE commands ADD COLUMN exit_code INTEGER",
+      "ALTER TABLE commands ADD COLUMN stderr TEXT",
+      "ALTER TABLE commands ADD COLUMN timed_out INTEGER NOT NULL DEFAULT 0",
+    ],
+  },
 ]

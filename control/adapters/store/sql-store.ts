@@ -10,6 +10,7 @@ import type { AgentCommand, AgentPhase, NodeHealth } from "../../../protocol/age
 import type { FleetEvent, NewEvent } from "../../domain/events.ts"
 import type { NodeHealthSummary, NodeRecord } from "../../domain/node.ts"
 import type { EventQuery, StorePort } from "../../domain/ports.ts"
+import { batched } from "./batched.ts"
 import { type Dialect, MIGRATIONS } from "./migrations.ts"
 
 type Row = Record<string, unknown>
@@ -44,6 +45,8 @@ export async function createSqlStore(url: string): Promise<StorePort> {
 }
 
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
+const chunks = <T>(xs: T[], size: number): T[][] =>
+  Array.from({ length: Math.ceil(xs.length / size) }, (_, i) => xs.slice(i * size, (i + 1) * size))
 const num = (v: unknown): number => Number(v ?? 0)
 
 function toNode(r: Row): NodeRecord {
@@ -77,7 +80,82 @@ function toEvent(r: Row): FleetEvent {
   }
 }
 
+/** The columns a heartbeat sets, in the order of its VALUES row (after the node id). */
+const HEARTBEAT_COLUMNS = [
+  "hostname",
+  "agent_version",
+  "profile_path",
+  "current_path",
+  "booted_path",
+  "agent_desired_path",
+  "phase",
+  "health",
+  "heartbeat_interval",
+  "last_heartbeat",
+  "last_heartbeat_ms",
+] as const
+/** PostgreSQL types a VALUES list by its first row, and a parameter alone is text: say what is not. */
+const PG_CASTS: Partial<Record<(typeof HEARTBEAT_COLUMNS)[number], string>> = {
+  heartbeat_interval: "::real",
+  last_heartbeat_ms: "::bigint",
+}
+
+/**
+ * Heartbeats in one statement per batch (batched.ts): UPDATE … FROM (VALUES …), which sets each
+ * node's state and reads back its desired closure and whether it was unreachable. Only a node that was
+ * (rare) costs a second statement, which flips it back and tells which batch flipped it, so that with
+ * several replicas exactly one emits `node.reachable`. A node twice in one batch (an agent's retry)
+ * is written once, with its last heartbeat.
+ */
+function heartbeatWriter(db: SQL, dialect: Dialect) {
+  type Beat = { h: NodeHealth; receivedAt: string }
+  const slot = (n: number, column?: (typeof HEARTBEAT_COLUMNS)[number]) =>
+    dialect === "postgres" ? `$${n}${(column && PG_CASTS[column]) ?? ""}` : "?"
+  return batched(async (beats: Beat[]) => {
+    const last = new Map<string, number>()
+    for (const [i, b] of beats.entries()) last.set(b.h.nodeId, i)
+    const params: unknown[] = []
+    const rows: string[] = []
+    for (const i of last.values()) {
+      const { h, receivedAt } = beats[i] as Beat
+      const health: NodeHealthSummary = {
+        uptimeSeconds: h.uptimeSeconds,
+        load: h.load,
+        memory: h.memory,
+        disk: h.disk,
+      }
+      const base = params.length
+      params.push(h.nodeId, h.hostname, h.agentVersion, h.system.profile, h.system.current, h.system.booted)
+      params.push(h.desired, h.phase, JSON.stringify(health), h.heartbeatIntervalSeconds, receivedAt)
+      params.push(Date.parse(receivedAt))
+      rows.push(`(${[slot(base + 1), ...HEARTBEAT_COLUMNS.map((c, k) => slot(base + 2 + k, c))].join(", ")})`)
+    }
+    const set = HEARTBEAT_COLUMNS.map((c, k) => `${c} = v.column${k + 2}`).join(", ")
+    const updated: Row[] = await db.unsafe(
+      `UPDATE nodes SET ${set} FROM (VALUES ${rows.join(", ")}) AS v WHERE nodes.id = v.column1
+       RETURNING nodes.id, nodes.desired_path, nodes.unreachable`,
+      params,
+    )
+    const byId = new Map(updated.map((r) => [String(r.id), r]))
+    const lost = updated.filter((r) => num(r.unreachable) === 1).map((r) => String(r.id))
+    const back = new Set<string>()
+    if (lost.length > 0) {
+      const flipped: Row[] =
+        await db`UPDATE nodes SET unreachable = 0 WHERE unreachable = 1 AND id IN ${db(lost)} RETURNING id`
+      for (const r of flipped) back.add(String(r.id))
+    }
+    return beats.map((b, i) => {
+      const r = byId.get(b.h.nodeId)
+      return {
+        wasUnreachable: last.get(b.h.nodeId) === i && back.has(b.h.nodeId),
+        desiredPath: r ? str(r.desired_path) : null,
+      }
+    })
+  })
+}
+
 export function sqlStore(db: SQL, dialect: Dialect): StorePort {
+  const writeHeartbeat = heartbeatWriter(db, dialect)
   const insertEvent = async (tx: SQL, e: NewEvent, epoch: number | null): Promise<FleetEvent | null> => {
     const rows: Row[] = await tx`
       INSERT INTO events (type, node_id, at, received_at, data, agent_epoch, agent_seq)
@@ -164,19 +242,7 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       return rows.map(toNode)
     },
 
-    async recordHeartbeat(h: NodeHealth, receivedAt: string) {
-      const back: Row[] =
-        await db`UPDATE nodes SET unreachable = 0 WHERE id = ${h.nodeId} AND unreachable = 1 RETURNING id`
-      const health: NodeHealthSummary = { uptimeSeconds: h.uptimeSeconds, load: h.load, memory: h.memory, disk: h.disk }
-      const rows: Row[] = await db`
-        UPDATE nodes SET hostname = ${h.hostname}, agent_version = ${h.agentVersion},
-          profile_path = ${h.system.profile}, current_path = ${h.system.current}, booted_path = ${h.system.booted},
-          agent_desired_path = ${h.desired}, phase = ${h.phase}, health = ${JSON.stringify(health)},
-          heartbeat_interval = ${h.heartbeatIntervalSeconds}, last_heartbeat = ${receivedAt},
-          last_heartbeat_ms = ${Date.parse(receivedAt)}
-        WHERE id = ${h.nodeId} RETURNING desired_path`
-      return { wasUnreachable: back.length > 0, desiredPath: rows[0] ? str(rows[0].desired_path) : null }
-    },
+    recordHeartbeat: (h: NodeHealth, receivedAt: string) => writeHeartbeat({ h, receivedAt }),
 
     async setDesired(nodeId, closure, command: AgentCommand) {
       return db.begin(async (tx) => {
@@ -248,11 +314,58 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       })
     },
 
-    async ackCommand(nodeId, commandId, success, output, now) {
+    async ackCommand(nodeId, commandId, success, output, now, run) {
       const rows: Row[] = await db`
-        UPDATE commands SET acked_at = ${now}, success = ${success ? 1 : 0}, output = ${output}
-        WHERE id = ${commandId} AND node_id = ${nodeId} AND acked_at IS NULL RETURNING id`
-      return rows.length > 0
+        UPDATE commands SET acked_at = ${now}, success = ${success ? 1 : 0}, output = ${output},
+          exit_code = ${run?.exitCode ?? null}, stderr = ${run?.stderr ?? null}, timed_out = ${run?.timedOut ? 1 : 0}
+        WHERE id = ${commandId} AND node_id = ${nodeId} AND acked_at IS NULL RETURNING kind`
+      return rows[0] ? (String(rows[0].kind) as AgentCommand["kind"]) : null
+    },
+
+    async enqueueCommands(commands) {
+      const rows = commands.map(({ nodeId, command }) => ({
+        id: command.id,
+        node_id: nodeId,
+        kind: command.kind,
+        payload: JSON.stringify(command),
+        created_at: command.createdAt,
+      }))
+      await db.begin(async (tx) => {
+        for (const part of chunks(rows, 1000))
+          await tx`INSERT INTO commands ${tx(part, "id", "node_id", "kind", "payload", "created_at")}`
+      })
+    },
+
+    async expireCommands(ids, now, reason) {
+      const closed: string[] = []
+      for (const part of chunks(ids, 1000)) {
+        const rows: Row[] = await db`
+          UPDATE commands SET acked_at = ${now}, success = 0, output = '', stderr = ${reason}, timed_out = 1
+          WHERE id IN ${db(part)} AND acked_at IS NULL RETURNING id`
+        for (const r of rows) closed.push(String(r.id))
+      }
+      return closed
+    },
+
+    async commandResults(ids) {
+      const out = []
+      for (const part of chunks(ids, 1000)) {
+        const rows: Row[] = await db`
+          SELECT id, node_id, success, output, exit_code, stderr, timed_out, acked_at FROM commands
+          WHERE id IN ${db(part)} AND acked_at IS NOT NULL`
+        for (const r of rows)
+          out.push({
+            id: String(r.id),
+            nodeId: String(r.node_id),
+            success: num(r.success) === 1,
+            output: String(r.output ?? ""),
+            exitCode: r.exit_code === null || r.exit_code === undefined ? null : num(r.exit_code),
+            stderr: String(r.stderr ?? ""),
+            timedOut: num(r.timed_out) === 1,
+            ackedAt: String(r.acked_at),
+          })
+      }
+      return out
     },
   }
 }

@@ -1,0 +1,124 @@
+// A `run` command from the control plane, executed on this node: `/bin/sh -c COMMAND` as the agent's
+// own user (root on a NixOS node), in `/`, stdin closed, in a session of its own (setsid) so that a
+// timeout or the agent's shutdown SIGKILLs the whole process group, not only the shell. stdout and
+// stderr are each kept up to 64 KiB (the wire's bound) and drained past that, so a chatty command can
+// neither block on a full pipe nor grow the agent's memory; what was dropped is said at the end.
+import { createLogger } from "../protocol/log.ts"
+
+const log = createLogger("run")
+
+/** Per stream, in bytes, with room for the truncation note under the wire's 65,536 characters. */
+export const OUTPUT_CAP_BYTES = 64 * 1024 - 256
+/** After the shell exits, how long a background child that kept the pipes open is waited for. */
+const DRAIN_GRACE_MS = 1000
+
+export interface RunResult {
+  /** null when the process was killed by a signal (the timeout's included) or could not start. */
+  exitCode: number | null
+  stdout: string
+  stderr: string
+  timedOut: boolean
+  durationMs: number
+}
+
+export interface RunOptions {
+  timeoutMs: number
+  /** Aborting kills the process group (the agent is stopping). */
+  signal?: AbortSignal
+  shell?: string
+}
+
+/** Reads a stream to its end, keeping the first `cap` bytes; `stop()` gives up on the rest. */
+function capture(stream: ReadableStream<Uint8Array>, cap: number) {
+  const chunks: Uint8Array[] = []
+  let kept = 0
+  let dropped = 0
+  const reader = stream.getReader()
+  const done = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read()
+        if (done) return
+        const room = cap - kept
+        if (room > 0) {
+          const part = value.byteLength > room ? value.subarray(0, room) : value
+          chunks.push(part)
+          kept += part.byteLength
+        }
+        dropped += Math.max(0, value.byteLength - Math.max(0, room))
+      }
+    } catch {
+      // cancelled: a background child still holds the pipe
+    }
+  })()
+  return {
+    done,
+    stop: () => reader.cancel().catch(() => {}),
+    text() {
+      const text = Buffer.concat(chunks).toString("utf8")
+      return dropped > 0 ? `${text}\n[chimera: output truncated, ${dropped} more bytes dropped]` : text
+    },
+  }
+}
+
+export async function runShell(command: string, opts: RunOptions): Promise<RunResult> {
+  const t0 = performance.now()
+  const elapsed = () => Math.round(performance.now() - t0)
+  let proc: ReturnType<typeof Bun.spawn<"ignore", "pipe", "pipe">>
+  try {
+    proc = Bun.spawn([opts.shell ?? "/bin/sh", "-c", command], {
+      cwd: "/",
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      detached: true,
+    })
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err)
+    return {
+      exitCode: null,
+      stdout: "",
+      stderr: `cannot start /bin/sh: ${error}`,
+      timedOut: false,
+      durationMs: elapsed(),
+    }
+  }
+  const out = capture(proc.stdout, OUTPUT_CAP_BYTES)
+  const err = capture(proc.stderr, OUTPUT_CAP_BYTES)
+  let timedOut = false
+  const killGroup = () => {
+    try {
+      // setsid made the shell its group's leader: the negative pid reaches every process it started.
+      process.kill(-proc.pid, "SIGKILL")
+    } catch {
+      proc.kill("SIGKILL")
+    }
+  }
+  const timer = setTimeout(() => {
+    timedOut = true
+    killGroup()
+  }, opts.timeoutMs)
+  const onAbort = () => killGroup()
+  opts.signal?.addEventListener("abort", onAbort, { once: true })
+  try {
+    await proc.exited
+  } finally {
+    clearTimeout(timer)
+    opts.signal?.removeEventListener("abort", onAbort)
+  }
+  // The shell is gone; its output is in the pipes unless a background child keeps them open.
+  const drained = await Promise.race([
+    Promise.all([out.done, err.done]).then(() => true),
+    Bun.sleep(DRAIN_GRACE_MS).then(() => false),
+  ])
+  if (!drained) {
+    await Promise.all([out.stop(), err.stop()])
+    log.debug("output pipes still open after the shell exited (a background child)", { pid: proc.pid })
+  }
+  let stderr = err.text()
+  if (timedOut)
+    stderr += `${stderr && !stderr.endsWith("\n") ? "\n" : ""}[chimera: timed out after ${opts.timeoutMs / 1000} s; process group killed]`
+  else if (proc.signalCode)
+    stderr += `${stderr && !stderr.endsWith("\n") ? "\n" : ""}[chimera: killed by ${proc.signalCode}]`
+  return { exitCode: proc.exitCode, stdout: out.text(), stderr, timedOut, durationMs: elapsed() }
+}

@@ -1,0 +1,223 @@
+// Commands relayed through the node agents (DESIGN.md: "Agents … run the commands the control plane
+// relays"): no SSH, no inventory of addresses, only enrolled nodes and the long poll each agent holds.
+// `relay` queues one `run` command per node in one transaction, wakes those nodes' long polls, and
+// waits, event-driven, for every acknowledgement (the ack path calls back into this process through
+// fleet.onAck) or the timeout, then answers per node. Nodes the heartbeats say are gone (unreachable,
+// or never heard from) answer `offline` at once. A command nobody answered by the deadline is closed
+// in the store, so an agent that comes back later is never handed a command its caller gave up on.
+//
+// Several replicas (PostgreSQL): an ack may land on another replica, so a relay there also reads the
+// results of its own unanswered commands every `pollFallbackMs` (one query per relay, not per node).
+// Waking a long poll is in-process too: an agent whose poll another replica holds picks the command
+// up when that poll ends (at most 25 s), as it does for `activate`.
+import { randomUUID } from "node:crypto"
+import type { CommandAck, RunCommand } from "../../protocol/agent.ts"
+import { createLogger } from "../../protocol/log.ts"
+import { ChimeraError } from "./errors.ts"
+import type { Fleet } from "./fleet.ts"
+import type { NodeRecord } from "./node.ts"
+import type { Clock, CommandResultRecord, StorePort } from "./ports.ts"
+
+const log = createLogger("relay")
+
+/** How long after a command's timeout its ack may still come (the agent's kill, the round trip). */
+const GRACE_MS = 2000
+/** All the output one relay answers with, in characters; each node gets its share (64 KiB at most). */
+const OUTPUT_BUDGET = 32 * 1024 * 1024
+const MAX_NODE_OUTPUT = 65_536
+
+export type RelayStatus = "ok" | "failed" | "timeout" | "offline"
+
+export interface RelayNodeResult {
+  node: string
+  status: RelayStatus
+  success: boolean
+  exit_code: number | null
+  stdout: string
+  stderr: string
+  /** Seconds from queueing to the agent's answer (0 for offline nodes). */
+  duration: number
+}
+
+export interface RelayResult {
+  results: RelayNodeResult[]
+  summary: Record<RelayStatus, number>
+  /** Seconds, the whole relay. */
+  duration: number
+}
+
+export interface RelayInput {
+  /** Enrolled node ids, or every enrolled node. */
+  nodes: string[] | "all"
+  command: string
+  timeoutSeconds: number
+}
+
+export interface RelayDeps {
+  fleet: Fleet
+  store: StorePort
+  clock: Clock
+  /** Read acks from the store this often as well (several replicas); null: in-process only. */
+  pollFallbackMs?: number | null
+}
+
+type Answer = { ack: CommandAck; ms: number }
+
+const seconds = (ms: number) => Math.round(ms) / 1000
+
+function truncate(text: string, max: number): string {
+  if (text.length <= max) return text
+  const note = `\n[chimera: ${text.length - max} more characters dropped from this relay's answer]`
+  return text.slice(0, Math.max(0, max - note.length)) + note
+}
+
+export function createRelay({ fleet, store, clock, pollFallbackMs = null }: RelayDeps) {
+  const waiting = new Map<string, (answer: CommandAck) => void>()
+  fleet.onAck((_node, commandId, ack) => waiting.get(commandId)?.(ack))
+
+  const resolveNodes = async (wanted: RelayInput["nodes"]): Promise<NodeRecord[]> => {
+    const all = await fleet.listNodes()
+    if (wanted === "all") return all
+    const byId = new Map(all.map((n) => [n.id, n]))
+    const ids = [...new Set(wanted)]
+    const unknown = ids.filter((id) => !byId.has(id))
+    if (unknown.length > 0)
+      throw new ChimeraError(
+        "NOT_FOUND",
+        `${unknown.length === 1 ? "node" : "nodes"} not enrolled: ${unknown.slice(0, 20).join(", ")}${unknown.length > 20 ? `, and ${unknown.length - 20} more` : ""}`,
+        { unknown },
+      )
+    return ids.map((id) => byId.get(id) as NodeRecord)
+  }
+
+  return {
+    async relay(input: RelayInput): Promise<RelayResult> {
+      const t0 = performance.now()
+      const nodes = await resolveNodes(input.nodes)
+      const share = Math.min(MAX_NODE_OUTPUT, Math.floor(OUTPUT_BUDGET / Math.max(1, nodes.length)))
+      const online = nodes.filter((n) => !n.unreachable && n.lastHeartbeat !== null)
+      const createdAt = clock.now().toISOString()
+      const queued = online.map((n) => {
+        const command: RunCommand = {
+          id: randomUUID(),
+          kind: "run",
+          command: input.command,
+          timeoutSeconds: input.timeoutSeconds,
+          createdAt,
+        }
+        return { nodeId: n.id, command }
+      })
+      const answers = new Map<string, Answer>()
+      let allAnswered = () => {}
+      const done = new Promise<void>((resolve) => {
+        allAnswered = resolve
+      })
+      const take = (id: string, ack: CommandAck) => {
+        if (answers.has(id)) return
+        // Only this relay's share of each output is held, whatever the agent sent.
+        const bounded = { ...ack, output: truncate(ack.output, share), stderr: truncate(ack.stderr ?? "", share) }
+        answers.set(id, { ack: bounded, ms: performance.now() - t0 })
+        if (answers.size === queued.length) allAnswered()
+      }
+      const fromStore = (r: CommandResultRecord) =>
+        take(r.id, {
+          success: r.success,
+          output: r.output,
+          exitCode: r.exitCode,
+          stderr: r.stderr,
+          timedOut: r.timedOut,
+        })
+      // Listen before queueing: an agent holding its long poll can answer within a millisecond.
+      for (const q of queued) waiting.set(q.command.id, (ack) => take(q.command.id, ack))
+      let timer: ReturnType<typeof setTimeout> | undefined
+      let poller: ReturnType<typeof setInterval> | undefined
+      try {
+        if (queued.length > 0) {
+          await fleet.enqueueCommands(queued)
+          timer = setTimeout(allAnswered, input.timeoutSeconds * 1000 + GRACE_MS)
+          if (pollFallbackMs) {
+            let busy = false
+            poller = setInterval(async () => {
+              if (busy) return
+              busy = true
+              try {
+                const open = queued.map((q) => q.command.id).filter((id) => !answers.has(id))
+                for (const r of await store.commandResults(open)) fromStore(r)
+              } catch (error) {
+                log.warn("reading relayed results failed", { error })
+              } finally {
+                busy = false
+              }
+            }, pollFallbackMs)
+          }
+          await done
+        }
+      } finally {
+        clearTimeout(timer)
+        clearInterval(poller)
+        for (const q of queued) waiting.delete(q.command.id)
+      }
+
+      const open = queued.map((q) => q.command.id).filter((id) => !answers.has(id))
+      if (open.length > 0) {
+        const closed = new Set(
+          await store.expireCommands(
+            open,
+            clock.now().toISOString(),
+            `no answer within the ${input.timeoutSeconds} s timeout`,
+          ),
+        )
+        // Those not closed were answered between the deadline and now.
+        const late = open.filter((id) => !closed.has(id))
+        if (late.length > 0) for (const r of await store.commandResults(late)) fromStore(r)
+      }
+
+      const commandOf = new Map(queued.map((q) => [q.nodeId, q.command.id]))
+      const elapsed = performance.now() - t0
+      const results = nodes.map((n): RelayNodeResult => {
+        const id = commandOf.get(n.id)
+        if (id === undefined)
+          return {
+            node: n.id,
+            status: "offline",
+            success: false,
+            exit_code: null,
+            stdout: "",
+            stderr: n.lastHeartbeat
+              ? `node is unreachable (last heartbeat ${n.lastHeartbeat})`
+              : "node has never sent a heartbeat",
+            duration: 0,
+          }
+        const answer = answers.get(id)
+        if (!answer)
+          return {
+            node: n.id,
+            status: "timeout",
+            success: false,
+            exit_code: null,
+            stdout: "",
+            stderr: `no answer from the agent within the ${input.timeoutSeconds} s timeout`,
+            duration: seconds(elapsed),
+          }
+        const { ack, ms } = answer
+        // An agent that predates `run` acks it as unsupported, with its reason in `output`.
+        const legacy = ack.exitCode === undefined && ack.stderr === ""
+        return {
+          node: n.id,
+          status: ack.timedOut ? "timeout" : ack.success && ack.exitCode === 0 ? "ok" : "failed",
+          success: ack.success && ack.exitCode === 0,
+          exit_code: ack.exitCode ?? null,
+          stdout: legacy ? "" : ack.output,
+          stderr: legacy ? ack.output : (ack.stderr ?? ""),
+          duration: seconds(ms),
+        }
+      })
+      const summary: Record<RelayStatus, number> = { ok: 0, failed: 0, timeout: 0, offline: 0 }
+      for (const r of results) summary[r.status]++
+      log.info("relayed", { nodes: nodes.length, ...summary, ms: Math.round(elapsed) })
+      return { results, summary, duration: seconds(elapsed) }
+    },
+  }
+}
+
+export type Relay = ReturnType<typeof createRelay>

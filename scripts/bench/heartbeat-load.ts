@@ -1,0 +1,284 @@
+#!/usr/bin/env bun
+// The heartbeat benchmark's load generator, a process of its own so that its CPU is counted apart
+// from the control plane's (scripts/bench/heartbeats.ts pins each to its own core). It drives an
+// open loop: heartbeat i is due at start + i/rate whatever happened to the earlier ones, so a slow
+// server meets a growing queue instead of a politely slower client (no coordinated omission), and
+// latency is measured from when a heartbeat was due, not from when the generator got round to it.
+// Nodes take turns (i mod N), each with its own credential, over keep-alive connections (Bun's fetch
+// pool). The first `warmup` seconds are driven but not counted.
+//
+// usage: bun scripts/bench/heartbeat-load.ts CONFIG.json  (prints one JSON result line on stdout)
+import { readFile } from "node:fs/promises"
+
+export interface LoadConfig {
+  url: string
+  /** id and credential of each simulated agent; null credential: the bare peer, which checks none. */
+  nodes: { id: string; credential: string | null }[]
+  rate: number
+  seconds: number
+  warmupSeconds: number
+  /** The server's pid, whose CPU time is read at the edges of the counted window. */
+  serverPid: number
+  /** Keep-alive connections the heartbeats share; one request at a time on each. */
+  connections: number
+  /** How long after the last heartbeat is due the unanswered ones are given up (counted as errors). */
+  timeoutMs: number
+}
+
+export interface LoadResult {
+  offeredPerSecond: number
+  counted: number
+  ok: number
+  errors: number
+  statuses: Record<string, number>
+  achievedPerSecond: number
+  p50Ms: number
+  p99Ms: number
+  maxMs: number
+  /** Latency from when the request was actually sent (generator lag left out), for comparison. */
+  p99FromSendMs: number
+  /** How late the generator sent heartbeats (its own lag), p99. */
+  sendLagP99Ms: number
+  serverCpuPercent: number
+  generatorCpuPercent: number
+  maxInFlight: number
+}
+
+const GEN = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+
+/** The agent's heartbeat (protocol/agent.ts NodeHealth), built as text: the generator's CPU is scarce. */
+function bodyParts(nodeId: string): [string, string] {
+  const rest = {
+    uptimeSeconds: 1234,
+    load: [0.1, 0.05, 0],
+    memory: { totalBytes: 8_000_000_000, availableBytes: 6_000_000_000 },
+    disk: { path: "/", totalBytes: 100_000_000_000, freeBytes: 60_000_000_000 },
+    system: { profile: GEN, current: GEN, booted: GEN },
+    desired: GEN,
+    phase: "congruent",
+    heartbeatIntervalSeconds: 2,
+  }
+  const head = `{"nodeId":${JSON.stringify(nodeId)},"agentVersion":"bench","hostname":${JSON.stringify(nodeId)},"at":"`
+  return [head, `",${JSON.stringify(rest).slice(1)}`]
+}
+
+const cpuTicks = async (pid: number) => {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8")
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return (Number(f[11]) + Number(f[12])) / 100 // utime + stime, USER_HZ = 100
+}
+
+const quantile = (sorted: Float64Array, q: number) =>
+  sorted.length === 0
+    ? Number.NaN
+    : (sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN)
+
+/** One keep-alive HTTP/1.1 connection, one request at a time. Bun's fetch() is the heavier client:
+ * on one core it could not offer 10,000/s to 20,000 distinct URLs even against the bare peer. */
+interface Conn {
+  write(data: string): void
+  busy: boolean
+  buf: string
+  done: ((status: number) => void) | null
+}
+
+function connect(host: string, port: number, onIdle: (c: Conn) => void, onClose: (c: Conn, e: Error) => void) {
+  return new Promise<Conn>((resolve, reject) => {
+    let pending = ""
+    const conn: Conn = { write: () => {}, busy: false, buf: "", done: null }
+    Bun.connect({
+      hostname: host,
+      port,
+      socket: {
+        open(socket) {
+          conn.write = (data) => {
+            if (pending) {
+              pending += data
+              return
+            }
+            const n = socket.write(data)
+            if (n < data.length) pending = data.slice(n)
+          }
+          resolve(conn)
+        },
+        drain(socket) {
+          if (!pending) return
+          const n = socket.write(pending)
+          pending = pending.slice(n)
+        },
+        data(_socket, chunk) {
+          conn.buf += chunk.toString("latin1")
+          for (;;) {
+            const head = conn.buf.indexOf("\r\n\r\n")
+            if (head < 0) return
+            const headers = conn.buf.slice(0, head).toLowerCase()
+            const length = Number(/\r\ncontent-length:\s*(\d+)/.exec(headers)?.[1] ?? 0)
+            if (conn.buf.length < head + 4 + length) return
+            const status = Number(conn.buf.slice(9, 12))
+            conn.buf = conn.buf.slice(head + 4 + length)
+            const done = conn.done
+            conn.done = null
+            conn.busy = false
+            done?.(status)
+            onIdle(conn)
+          }
+        },
+        close() {
+          onClose(conn, new Error("connection closed"))
+        },
+        error(_socket, error) {
+          onClose(conn, error)
+        },
+        connectError(_socket, error) {
+          reject(error)
+        },
+      },
+    }).catch(reject)
+  })
+}
+
+export async function drive(cfg: LoadConfig): Promise<LoadResult> {
+  const total = Math.round(cfg.rate * (cfg.warmupSeconds + cfg.seconds))
+  const firstCounted = Math.round(cfg.rate * cfg.warmupSeconds)
+  const counted = total - firstCounted
+  const latency = new Float64Array(counted).fill(Number.NaN)
+  const fromSend = new Float64Array(counted).fill(Number.NaN)
+  const lag = new Float64Array(counted)
+  const statuses: Record<string, number> = {}
+  const url = new URL(cfg.url)
+  const nodes = cfg.nodes.map((n) => {
+    const [head, tail] = bodyParts(n.id)
+    const auth = n.credential === null ? "" : `authorization: Bearer ${n.credential}\r\n`
+    return {
+      start: `POST /api/agent/${encodeURIComponent(n.id)}/heartbeat HTTP/1.1\r\nhost: ${url.host}\r\n${auth}content-type: application/json\r\ncontent-length: `,
+      head,
+      tail,
+    }
+  })
+  let maxInFlight = 0
+  let inFlight = 0
+  let lastDone = 0
+  let outstanding = total
+  let finish!: () => void
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve
+  })
+  const count = (key: string) => {
+    statuses[key] = (statuses[key] ?? 0) + 1
+  }
+
+  const t0 = performance.now() + 50
+  const queue: number[] = []
+  let queueHead = 0
+  // Idle connections in turn (FIFO), so that all stay warm, as 20,000 agents' own connections would.
+  let idle: Conn[] = []
+  let idleHead = 0
+  const send = (conn: Conn, i: number) => {
+    const node = nodes[i % nodes.length]
+    if (!node) return
+    const due = t0 + (i * 1000) / cfg.rate
+    const sent = performance.now()
+    const k = i - firstCounted
+    if (k >= 0) lag[k] = sent - due
+    const body = `${node.head}${new Date().toISOString()}${node.tail}`
+    conn.busy = true
+    conn.done = (status) => {
+      const end = performance.now()
+      count(String(status))
+      if (k >= 0 && status === 200) {
+        latency[k] = end - due
+        fromSend[k] = end - sent
+        if (end > lastDone) lastDone = end
+      }
+      inFlight--
+      if (--outstanding === 0) finish()
+    }
+    conn.write(`${node.start}${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  }
+  const onIdle = (conn: Conn) => {
+    if (queueHead < queue.length) send(conn, queue[queueHead++] as number)
+    else idle.push(conn)
+  }
+  const onClose = (conn: Conn, error: Error) => {
+    idle = idle.slice(idleHead).filter((c) => c !== conn)
+    idleHead = 0
+    if (conn.busy) {
+      conn.busy = false
+      const done = conn.done
+      conn.done = null
+      count(error.name)
+      if (done) {
+        inFlight--
+        if (--outstanding === 0) finish()
+      }
+    }
+  }
+  const conns = await Promise.all(
+    Array.from({ length: cfg.connections }, () => connect(url.hostname, Number(url.port), onIdle, onClose)),
+  )
+  idle.push(...conns)
+
+  let windowCpu: { server: number; self: NodeJS.CpuUsage; at: number } | null = null
+  const startWindow = async () => {
+    windowCpu = { server: await cpuTicks(cfg.serverPid), self: process.cpuUsage(), at: performance.now() }
+  }
+  let issued = 0
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) * cfg.rate) / 1000) + 1)
+      while (issued < due) {
+        if (issued === firstCounted) void startWindow()
+        inFlight++
+        if (inFlight > maxInFlight) maxInFlight = inFlight
+        const conn = idleHead < idle.length ? idle[idleHead++] : undefined
+        if (idleHead > 4096 && idleHead * 2 > idle.length) {
+          idle = idle.slice(idleHead)
+          idleHead = 0
+        }
+        if (conn) send(conn, issued)
+        else queue.push(issued)
+        issued++
+      }
+      if (issued < total) setTimeout(tick, 1)
+      else resolve()
+    }
+    setTimeout(tick, 0)
+  })
+  const timeout = setTimeout(() => finish(), cfg.timeoutMs)
+  await finished
+  clearTimeout(timeout)
+  const end = { server: await cpuTicks(cfg.serverPid), self: process.cpuUsage(), at: performance.now() }
+  const start = windowCpu ?? end
+  const wallS = (end.at - start.at) / 1000
+  const selfS = (end.self.user + end.self.system - start.self.user - start.self.system) / 1e6
+
+  const okLatency = latency.filter((x) => !Number.isNaN(x)).sort()
+  const okFromSend = fromSend.filter((x) => !Number.isNaN(x)).sort()
+  const windowStart = t0 + (firstCounted * 1000) / cfg.rate
+  return {
+    offeredPerSecond: cfg.rate,
+    counted,
+    ok: okLatency.length,
+    errors: counted - okLatency.length,
+    statuses,
+    // Counted heartbeats answered 200, over the time from the window's start to the last answer: a
+    // server that falls behind stretches that time, so this drops below the offered rate.
+    achievedPerSecond: okLatency.length / ((Math.max(lastDone, windowStart + cfg.seconds * 1000) - windowStart) / 1000),
+    p50Ms: quantile(okLatency, 0.5),
+    p99Ms: quantile(okLatency, 0.99),
+    maxMs: okLatency[okLatency.length - 1] ?? Number.NaN,
+    p99FromSendMs: quantile(okFromSend, 0.99),
+    sendLagP99Ms: quantile(lag.sort(), 0.99),
+    serverCpuPercent: ((end.server - start.server) / wallS) * 100,
+    generatorCpuPercent: (selfS / wallS) * 100,
+    maxInFlight,
+  }
+}
+
+if (import.meta.main) {
+  const path = process.argv[2]
+  if (!path) throw new Error("usage: bun scripts/bench/heartbeat-load.ts CONFIG.json")
+  const cfg = JSON.parse(await readFile(path, "utf8")) as LoadConfig
+  process.stdout.write(`${JSON.stringify(await drive(cfg))}\n`)
+  process.exit(0)
+}

@@ -1,0 +1,190 @@
+// Commands relayed through the node agents (POST /api/fleet/run), with real parts: a control plane
+// over HTTP, three test nodes each running the real agent (enrolled with a join token), and real
+// shells on the nodes. Also the wire's edges with a hand-driven "agent": an agent that predates `run`,
+// and a command nobody answered, which must never be delivered afterwards.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { addUser, call, enrollNode, heartbeatBody, login } from "./support/auth.ts"
+import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
+import { waitFor } from "./support/wait.ts"
+
+setDefaultTimeout(60_000)
+
+interface NodeResult {
+  node: string
+  status: "ok" | "failed" | "timeout" | "offline"
+  success: boolean
+  exit_code: number | null
+  stdout: string
+  stderr: string
+  duration: number
+}
+interface RelayAnswer {
+  results: NodeResult[]
+  summary: { ok: number; failed: number; timeout: number; offline: number }
+  duration: number
+}
+
+let cp: TestControlPlane
+let bed: Testbed
+let names: string[]
+
+beforeAll(async () => {
+  cp = await startInProcess()
+  const tokens: string[] = []
+  for (let i = 0; i < 3; i++) {
+    const res = await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
+    tokens.push(((await res.json()) as { token: string }).token)
+  }
+  bed = await createTestbed({ nodes: 3, prefix: "relay", agent: { controlUrl: cp.url, joinTokens: tokens } })
+  names = bed.nodes.map((n) => n.name)
+  for (const name of names)
+    await waitFor(
+      `${name} enrolled and heard from`,
+      async () => (await (await cp.api(`/api/nodes/${name}`)).json()) as { lastHeartbeat?: string | null },
+      (n) => typeof n.lastHeartbeat === "string",
+    )
+  await addUser(cp, "op", "operator")
+  await addUser(cp, "viewer", "viewer")
+}, 120_000)
+
+afterAll(async () => {
+  await bed?.stop()
+  await cp?.stop()
+})
+
+const relay = async (body: unknown, token = cp.adminToken) => {
+  const res = await call(cp, token, "POST", "/api/fleet/run", body)
+  return { status: res.status, body: (await res.json()) as RelayAnswer & { error?: string; code?: string } }
+}
+
+const agentLogs = () => bed.nodes.map((n) => `--- ${n.name}\n${n.agent?.log().slice(-3000)}`).join("\n")
+
+describe("commands relayed through the agents", () => {
+  test("runs on every node through its agent and answers each node's exit code and stdout", async () => {
+    const { status, body } = await relay({ command: "hostname; id -u", nodes: names, timeout: 10 })
+    expect({ status, error: body.error }).toEqual({ status: 200, error: undefined })
+    expect(body.summary).toEqual({ ok: 3, failed: 0, timeout: 0, offline: 0 })
+    expect(body.results.map((r) => r.node)).toEqual(names)
+    for (const r of body.results) {
+      expect(r).toMatchObject({ status: "ok", success: true, exit_code: 0, stderr: "" })
+      expect(r.stdout.trim().split("\n").at(-1)).toBe("0")
+      expect(r.duration).toBeLessThan(5)
+    }
+    const all = await relay({ command: "true", all: true, timeout: 10 })
+    expect(all.body.summary.ok).toBe(3)
+  })
+
+  test("a failing command answers its exit code and stderr, as failed", async () => {
+    const { status, body } = await relay({ command: "ls /nonexistent-relay-dir", nodes: [names[0]], timeout: 10 })
+    expect(status).toBe(200)
+    expect(body.results[0]).toMatchObject({ node: names[0], status: "failed", success: false, exit_code: 2 })
+    expect(body.results[0]?.stderr).toContain("nonexistent-relay-dir")
+    expect(body.summary).toEqual({ ok: 0, failed: 1, timeout: 0, offline: 0 })
+  })
+
+  test("a command past its timeout is a timeout, and the agent kills it with its process group", async () => {
+    const node = bed.nodes[1] as TestbedNode
+    const t0 = performance.now()
+    // The shell runs `sleep` as a child (two commands): the kill must reach the whole group.
+    const { status, body } = await relay({ command: "sleep 30.4711; echo never", nodes: [node.name], timeout: 1 })
+    expect(status).toBe(200)
+    expect(performance.now() - t0).toBeLessThan(5000)
+    expect(body.results[0]).toMatchObject({ status: "timeout", success: false, exit_code: null })
+    await waitFor(
+      "no `sleep 30.4711` left on the node",
+      async () => (await node.node.exec(["pgrep", "-f", "sleep 30[.]4711"]))?.code,
+      (code) => code === 1,
+      5000,
+    ).catch((error) => {
+      throw new Error(`${(error as Error).message}\n${agentLogs()}`)
+    })
+  })
+
+  test("relayed commands run concurrently on one agent, and output is capped with a note", async () => {
+    const t0 = performance.now()
+    const slow = relay({ command: "sleep 1; echo a", nodes: [names[0]], timeout: 10 })
+    await Bun.sleep(300)
+    // Started while the first still sleeps on the same agent: it must not wait behind it.
+    const b = await relay({ command: "head -c 200000 /dev/zero | tr '\\0' x", nodes: [names[0]], timeout: 10 })
+    const a = await slow
+    expect(a.body.results[0]?.stdout).toBe("a\n")
+    expect(b.body.results[0]?.status).toBe("ok")
+    expect(b.body.results[0]?.stdout.length).toBeLessThanOrEqual(65_536)
+    expect(b.body.results[0]?.stdout).toContain("output truncated")
+    expect(b.body.results[0]?.duration).toBeLessThan(0.6)
+    expect(performance.now() - t0).toBeLessThan(3000)
+  })
+
+  test("only commands:run may relay, and high-risk commands need commands:run-high (admin)", async () => {
+    const op = await login(cp, "op")
+    const low = await relay({ command: "uptime", nodes: [names[0]], timeout: 10 }, op)
+    expect(low.status).toBe(200)
+    const high = await relay({ command: "rm -rf /tmp/relay-x", nodes: [names[0]], timeout: 10 }, op)
+    expect(high.status).toBe(403)
+    expect(high.body.error).toContain("commands:run-high")
+    const viewer = await relay({ command: "uptime", nodes: [names[0]] }, await login(cp, "viewer"))
+    expect(viewer.status).toBe(403)
+    const audit = (await (await cp.api("/api/audit?action=POST%20/api/fleet/run")).json()) as {
+      entries: { result: string; status: number; detail: { outcome?: Record<string, unknown> } | null }[]
+    }
+    expect(audit.entries.some((e) => e.status === 403)).toBe(true)
+    expect(audit.entries.find((e) => e.detail?.outcome?.nodes === 3)?.detail?.outcome).toMatchObject({ ok: 3 })
+  })
+
+  test("unknown nodes are a 404 naming them, and nothing runs; a bad body is a 422", async () => {
+    const { status, body } = await relay({ command: "true", nodes: [names[0], "ghost-1", "ghost-2"] })
+    expect(status).toBe(404)
+    expect(body.error).toContain("ghost-1, ghost-2")
+    expect((await relay({ command: "true", nodes: [names[0]], all: true })).status).toBe(422)
+    expect((await relay({ command: "true" })).status).toBe(422)
+    expect((await relay({ command: "true", nodes: [names[0]], timeout: 0 })).status).toBe(422)
+  })
+
+  test("an agent that predates `run` acks it as unsupported: failed, with its reason", async () => {
+    const credential = await enrollNode(cp, "legacy")
+    await call(cp, credential, "POST", "/api/agent/legacy/heartbeat", heartbeatBody("legacy"))
+    const pending = relay({ command: "true", nodes: ["legacy"], timeout: 10 })
+    const list = (await (await call(cp, credential, "GET", "/api/agent/legacy/commands?wait=5")).json()) as {
+      commands: { id: string; kind: string }[]
+    }
+    expect(list.commands.map((c) => c.kind)).toEqual(["run"])
+    const ack = await call(cp, credential, "POST", `/api/agent/legacy/commands/${list.commands[0]?.id}/ack`, {
+      success: false,
+      output: "this agent does not support command kind run",
+    })
+    expect(ack.status).toBe(200)
+    const { body } = await pending
+    expect(body.results[0]).toMatchObject({ status: "failed", exit_code: null, stdout: "" })
+    expect(body.results[0]?.stderr).toContain("does not support command kind run")
+  })
+
+  test("a command nobody answered in time is never delivered afterwards", async () => {
+    const credential = await enrollNode(cp, "silent")
+    await call(cp, credential, "POST", "/api/agent/silent/heartbeat", heartbeatBody("silent"))
+    const { body } = await relay({ command: "true", nodes: ["silent"], timeout: 1 })
+    expect(body.results[0]?.status).toBe("timeout")
+    const list = (await (await call(cp, credential, "GET", "/api/agent/silent/commands?wait=0")).json()) as {
+      commands: unknown[]
+    }
+    expect(list.commands).toEqual([])
+  })
+
+  test("a node whose agent stopped answers timeout, then offline at once when heartbeats say it is gone", async () => {
+    const node = bed.nodes[2] as TestbedNode
+    await node.agent?.stop()
+    const first = await relay({ command: "true", nodes: [node.name], timeout: 1 })
+    expect(["timeout", "offline"]).toContain(first.body.results[0]?.status ?? "none")
+    await waitFor(
+      `${node.name} unreachable`,
+      async () => ((await (await cp.api(`/api/nodes/${node.name}`)).json()) as { status: string }).status,
+      (s) => s === "unreachable",
+      10_000,
+    )
+    const t0 = performance.now()
+    const { body } = await relay({ command: "true", nodes: names, timeout: 10 })
+    expect(performance.now() - t0).toBeLessThan(5000)
+    expect(body.results.find((r) => r.node === node.name)).toMatchObject({ status: "offline", exit_code: null })
+    expect(body.summary.ok).toBe(2)
+  })
+})
