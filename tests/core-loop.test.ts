@@ -76,6 +76,13 @@ async function enrolOnGen1(cp: TestControlPlane, node: TestNode, id: string, bin
       () => nodeView(cp, id),
       (n) => n.status === "healthy",
     )
+    // The node booted gen1, so it looks healthy before the agent has even taken gen1 as its desired
+    // closure: a manual switch before that is undone by the activation, not detected as drift.
+    await waitFor(
+      `${id}'s agent to acknowledge gen1`,
+      () => events(cp, id),
+      (es) => es.some((e) => e.type === "command.acked"),
+    )
   } catch (error) {
     await agent.stop()
     throw new Error(`${(error as Error).message}\nagent log:\n${agent.log()}`)
