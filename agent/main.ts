@@ -140,6 +140,11 @@ export const agentCommand = defineCommand({
   meta: { name: "agent", version: VERSION, description: "Start the node agent daemon" },
   args: agentArgs,
   async run({ args }) {
+    // Listen before starting: a SIGTERM right after "started" is logged must still be a clean stop.
+    const stopRequested = new Promise<void>((resolve) => {
+      process.once("SIGTERM", resolve)
+      process.once("SIGINT", resolve)
+    })
     let agent: AgentHandle
     try {
       agent = await runAgent(await parseAgentOptions(args))
@@ -151,10 +156,7 @@ export const agentCommand = defineCommand({
       }
       throw err
     }
-    await new Promise<void>((resolve) => {
-      process.once("SIGTERM", resolve)
-      process.once("SIGINT", resolve)
-    })
+    await stopRequested
     await agent.stop()
     process.exit(0)
   },
