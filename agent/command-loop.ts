@@ -6,8 +6,9 @@
 // activations run one after another. A `run` command runs a shell command (run-command.ts) and is
 // acknowledged with its exit code, stdout and stderr; up to RUN_CONCURRENCY run at once, beside any
 // activation, so a long heal never holds a relayed command back, nor the other way round. The poll
-// goes on while commands run. A command redelivered while it still runs (the control plane delivers
-// again what stays unacknowledged for a minute) is not started twice.
+// goes on while commands run. An `activate` redelivered while it still runs (the control plane
+// delivers it again when it stays unacknowledged for a minute) is not started twice; a `run` is
+// delivered at most once by the control plane itself, so not even an agent restart repeats it.
 import type { CommandAck, RunCommand } from "../protocol/agent.ts"
 import { createLogger } from "../protocol/log.ts"
 import { createBackoff, sleep } from "./backoff.ts"

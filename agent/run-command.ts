@@ -1,8 +1,15 @@
 // A `run` command from the control plane, executed on this node: `/bin/sh -c COMMAND` as the agent's
-// own user (root on a NixOS node), in `/`, stdin closed, in a session of its own (setsid) so that a
-// timeout or the agent's shutdown SIGKILLs the whole process group, not only the shell. stdout and
-// stderr are each kept up to 64 KiB (the wire's bound) and drained past that, so a chatty command can
-// neither block on a full pipe nor grow the agent's memory; what was dropped is said at the end.
+// own user (root on a NixOS node), stdin closed, in a session of its own (setsid) so that a timeout or
+// the agent's shutdown SIGKILLs the whole process group, not only the shell. Its working directory is
+// a fresh empty 0700 directory, removed afterwards: the command registry rates a write to a relative
+// path as the working directory's business, which `/` would make a write anywhere. A background child
+// still holding the output pipes when the shell exits is killed with the group after a short grace.
+// stdout and stderr are each kept up to 64 KiB (the wire's bound) and drained past that, so a chatty
+// command can neither block on a full pipe nor grow the agent's memory; what was dropped is said at
+// the end.
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { createLogger } from "../protocol/log.ts"
 
 const log = createLogger("run")
@@ -63,11 +70,34 @@ function capture(stream: ReadableStream<Uint8Array>, cap: number) {
 
 export async function runShell(command: string, opts: RunOptions): Promise<RunResult> {
   const t0 = performance.now()
+  let scratch: string
+  try {
+    scratch = await mkdtemp(join(tmpdir(), "chimera-run-"))
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err)
+    return {
+      exitCode: null,
+      stdout: "",
+      stderr: `cannot make a working directory: ${error}`,
+      timedOut: false,
+      durationMs: 0,
+    }
+  }
+  try {
+    return await runIn(scratch, command, opts, t0)
+  } finally {
+    await rm(scratch, { recursive: true, force: true }).catch((error) =>
+      log.warn("cannot remove a command's working directory", { dir: scratch, error: String(error) }),
+    )
+  }
+}
+
+async function runIn(cwd: string, command: string, opts: RunOptions, t0: number): Promise<RunResult> {
   const elapsed = () => Math.round(performance.now() - t0)
   let proc: ReturnType<typeof Bun.spawn<"ignore", "pipe", "pipe">>
   try {
     proc = Bun.spawn([opts.shell ?? "/bin/sh", "-c", command], {
-      cwd: "/",
+      cwd,
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
@@ -112,8 +142,12 @@ export async function runShell(command: string, opts: RunOptions): Promise<RunRe
     Bun.sleep(DRAIN_GRACE_MS).then(() => false),
   ])
   if (!drained) {
+    // Something the shell started still holds the pipes, so the group still exists (and its id cannot
+    // have been handed to another process): it goes, as at a timeout. A child that let go of the pipes
+    // (`nohup … >/dev/null 2>&1 &`) asked to outlive the command and is left alone.
+    killGroup()
     await Promise.all([out.stop(), err.stop()])
-    log.debug("output pipes still open after the shell exited (a background child)", { pid: proc.pid })
+    log.debug("background children held the output pipes after the shell exited: killed", { pid: proc.pid })
   }
   let stderr = err.text()
   if (timedOut)

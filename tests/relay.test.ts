@@ -2,8 +2,11 @@
 // over HTTP, three test nodes each running the real agent (enrolled with a join token), and real
 // shells on the nodes. Also the wire's edges with a hand-driven "agent": an agent that predates `run`,
 // and a command nobody answered, which must never be delivered afterwards.
+import { Database } from "bun:sqlite"
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { join } from "node:path"
 import { addUser, call, enrollNode, heartbeatBody, login } from "./support/auth.ts"
+import { manualClock } from "./support/clock.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
 import { waitFor } from "./support/wait.ts"
@@ -101,6 +104,24 @@ describe("commands relayed through the agents", () => {
     })
   })
 
+  test("a command runs in a fresh directory, removed afterwards; children left holding its output are killed", async () => {
+    const node = bed.nodes[1] as TestbedNode
+    const { body } = await relay({
+      command: "pwd; echo kept > relative.txt; ls; sleep 31.4242 & echo started",
+      nodes: [node.name],
+      timeout: 10,
+    })
+    const [cwd, listed, started] = (body.results[0]?.stdout ?? "").trim().split("\n")
+    expect({ listed, started, status: body.results[0]?.status }).toEqual({
+      listed: "relative.txt",
+      started: "started",
+      status: "ok",
+    })
+    expect(cwd).toMatch(/\/chimera-run-[^/]+$/)
+    expect((await node.node.exec(["test", "-e", cwd as string]))?.code).toBe(1)
+    expect((await node.node.exec(["pgrep", "-f", "sleep 31[.]4242"]))?.code).toBe(1)
+  })
+
   test("relayed commands run concurrently on one agent, and output is capped with a note", async () => {
     const t0 = performance.now()
     const slow = relay({ command: "sleep 1; echo a", nodes: [names[0]], timeout: 10 })
@@ -159,6 +180,19 @@ describe("commands relayed through the agents", () => {
     expect(body.results[0]?.stderr).toContain("does not support command kind run")
   })
 
+  test("a secret assigned on the command line is not kept in the database", async () => {
+    const { body } = await relay({ command: "PGPASSWORD=relay-s3cret-77 echo ok", nodes: names, timeout: 10 })
+    expect(body.summary.ok).toBe(3)
+    const db = new Database(join(cp.dataDir, "chimera.db"), { readonly: true })
+    try {
+      const rows = db.query("SELECT payload FROM commands WHERE kind = 'run'").all() as { payload: string }[]
+      expect(rows.length).toBeGreaterThan(3)
+      expect(rows.filter((r) => r.payload.includes("relay-s3cret-77"))).toEqual([])
+    } finally {
+      db.close()
+    }
+  })
+
   test("a command nobody answered in time is never delivered afterwards", async () => {
     const credential = await enrollNode(cp, "silent")
     await call(cp, credential, "POST", "/api/agent/silent/heartbeat", heartbeatBody("silent"))
@@ -186,5 +220,48 @@ describe("commands relayed through the agents", () => {
     expect(performance.now() - t0).toBeLessThan(5000)
     expect(body.results.find((r) => r.node === node.name)).toMatchObject({ status: "offline", exit_code: null })
     expect(body.summary.ok).toBe(2)
+  })
+})
+
+describe("delivery of relayed commands (a hand-driven agent, a clock moved by hand)", () => {
+  test("a command is delivered at most once, with what is left of its timeout", async () => {
+    const clock = manualClock()
+    await using cp2 = await startInProcess({ clock })
+    const credential = await enrollNode(cp2, "once")
+    await call(cp2, credential, "POST", "/api/agent/once/heartbeat", heartbeatBody("once"))
+    const pending = call(cp2, cp2.adminToken, "POST", "/api/fleet/run", {
+      command: "true",
+      nodes: ["once"],
+      timeout: 120,
+    })
+    const fetch = async (wait: number) =>
+      (
+        (await (await call(cp2, credential, "GET", `/api/agent/once/commands?wait=${wait}`)).json()) as {
+          commands: { id: string; kind: string; timeoutSeconds: number }[]
+        }
+      ).commands
+    // Queued, then the agent is slow to ask for it: it gets the 90 s that are left, not 120.
+    const db = new Database(join(cp2.dataDir, "chimera.db"), { readonly: true })
+    await waitFor(
+      "the command queued",
+      async () => db.query("SELECT count(*) AS n FROM commands WHERE node_id = 'once'").get() as { n: number },
+      (r) => r.n === 1,
+    ).finally(() => db.close())
+    clock.advance(30_000)
+    const first = await fetch(5)
+    expect(first.map((c) => [c.kind, c.timeoutSeconds])).toEqual([["run", 90]])
+    // Unacknowledged a minute later (the agent restarted, its ack was lost): not handed out again.
+    clock.advance(61_000)
+    expect(await fetch(0)).toEqual([])
+    const ack = await call(cp2, credential, "POST", `/api/agent/once/commands/${first[0]?.id}/ack`, {
+      success: true,
+      output: "",
+      exitCode: 0,
+      stderr: "",
+      timedOut: false,
+    })
+    expect(ack.status).toBe(200)
+    const answer = (await (await pending).json()) as RelayAnswer
+    expect(answer.summary.ok).toBe(1)
   })
 })

@@ -142,18 +142,23 @@ export function createFleet({ store, bus, clock }: FleetDeps) {
           now(),
           new Date(clock.now().getTime() - REDELIVER_AFTER_MS).toISOString(),
         )
-        // A `run` past its timeout has been answered "timeout" already (or its relay died with a
-        // replica): running it now would surprise everyone, so it is closed, never delivered.
-        const late = commands.filter(
-          (c) => c.kind === "run" && Date.parse(c.createdAt) + c.timeoutSeconds * 1000 < clock.now().getTime(),
-        )
-        if (late.length === 0) return commands
-        await store.expireCommands(
-          late.map((c) => c.id),
-          now(),
-          "expired before the agent fetched it",
-        )
-        return commands.filter((c) => !late.includes(c))
+        // A `run`'s timeout counts from when it was queued, which is when its relay's clock started:
+        // the agent gets what is left of it. One past its timeout has been answered "timeout"
+        // already (or its relay died with a replica): running it now would surprise everyone, so it
+        // is closed, never delivered.
+        const at = clock.now().getTime()
+        const late: string[] = []
+        const due: AgentCommand[] = []
+        for (const c of commands) {
+          if (c.kind !== "run") due.push(c)
+          else {
+            const leftMs = Date.parse(c.createdAt) + c.timeoutSeconds * 1000 - at
+            if (leftMs <= 0) late.push(c.id)
+            else due.push({ ...c, timeoutSeconds: Math.ceil(leftMs / 1000) })
+          }
+        }
+        if (late.length > 0) await store.expireCommands(late, now(), "expired before the agent fetched it")
+        return due
       }
       const first = await fetch()
       if (first.length > 0 || waitMs <= 0) return first

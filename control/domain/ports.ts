@@ -88,6 +88,11 @@ export interface StorePort {
   appendEvent(event: NewEvent): Promise<FleetEvent>
   listEvents(query: EventQuery): Promise<FleetEvent[]>
 
+  /**
+   * Commands to hand a node now, marked delivered: those never delivered, and those delivered before
+   * `redeliverBefore` and still unacknowledged, except `run`, which is delivered at most once (a shell
+   * command is not safe to run twice because an ack was lost or the agent restarted).
+   */
   pendingCommands(nodeId: string, now: string, redeliverBefore: string): Promise<AgentCommand[]>
   /** The acked command's kind, or null when it was not pending for that node. */
   ackCommand(
@@ -104,6 +109,8 @@ export interface StorePort {
   expireCommands(ids: string[], now: string, reason: string): Promise<string[]>
   /** The acknowledged ones among `ids`, with what their agents answered. */
   commandResults(ids: string[]): Promise<CommandResultRecord[]>
+  /** Replaces the stored payload of finished commands (the relay keeps only a redacted command). */
+  scrubCommands(ids: string[], payload: string): Promise<void>
 }
 
 export interface CommandResultRecord {
@@ -112,7 +119,8 @@ export interface CommandResultRecord {
   success: boolean
   output: string
   exitCode: number | null
-  stderr: string
+  /** null when the ack carried no run result (an agent that predates `run`). */
+  stderr: string | null
   /** An agent's kill at the timeout, or the control plane's expiry of a command never answered. */
   timedOut: boolean
   ackedAt: string

@@ -12,7 +12,7 @@
 // up when that poll ends (at most 25 s), as it does for `activate`.
 import { randomUUID } from "node:crypto"
 import type { CommandAck, RunCommand } from "../../protocol/agent.ts"
-import { createLogger } from "../../protocol/log.ts"
+import { createLogger, redactText } from "../../protocol/log.ts"
 import { ChimeraError } from "./errors.ts"
 import type { Fleet } from "./fleet.ts"
 import type { NodeRecord } from "./node.ts"
@@ -22,9 +22,13 @@ const log = createLogger("relay")
 
 /** How long after a command's timeout its ack may still come (the agent's kill, the round trip). */
 const GRACE_MS = 2000
-/** All the output one relay answers with, in characters; each node gets its share (64 KiB at most). */
+/**
+ * All the output one relay holds and answers with, stdout and stderr together, in characters; each
+ * node's stream gets its share (64 Ki characters at most), so a relay to 5,000 chatty nodes answers
+ * with 32 Mi characters, not 640.
+ */
 const OUTPUT_BUDGET = 32 * 1024 * 1024
-const MAX_NODE_OUTPUT = 65_536
+const MAX_STREAM_OUTPUT = 65_536
 
 export type RelayStatus = "ok" | "failed" | "timeout" | "offline"
 
@@ -94,7 +98,7 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
     async relay(input: RelayInput): Promise<RelayResult> {
       const t0 = performance.now()
       const nodes = await resolveNodes(input.nodes)
-      const share = Math.min(MAX_NODE_OUTPUT, Math.floor(OUTPUT_BUDGET / Math.max(1, nodes.length)))
+      const share = Math.min(MAX_STREAM_OUTPUT, Math.floor(OUTPUT_BUDGET / (2 * Math.max(1, nodes.length))))
       const online = nodes.filter((n) => !n.unreachable && n.lastHeartbeat !== null)
       const createdAt = clock.now().toISOString()
       const queued = online.map((n) => {
@@ -119,14 +123,14 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
         answers.set(id, { ack: bounded, ms: performance.now() - t0 })
         if (answers.size === queued.length) allAnswered()
       }
+      // A stored ack without a run result (stderr NULL) is an old agent's: the same shape as on the wire.
       const fromStore = (r: CommandResultRecord) =>
-        take(r.id, {
-          success: r.success,
-          output: r.output,
-          exitCode: r.exitCode,
-          stderr: r.stderr,
-          timedOut: r.timedOut,
-        })
+        take(
+          r.id,
+          r.stderr === null
+            ? { success: r.success, output: r.output }
+            : { success: r.success, output: r.output, exitCode: r.exitCode, stderr: r.stderr, timedOut: r.timedOut },
+        )
       // Listen before queueing: an agent holding its long poll can answer within a millisecond.
       for (const q of queued) waiting.set(q.command.id, (ack) => take(q.command.id, ack))
       let timer: ReturnType<typeof setTimeout> | undefined
@@ -170,6 +174,19 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
         // Those not closed were answered between the deadline and now.
         const late = open.filter((id) => !closed.has(id))
         if (late.length > 0) for (const r of await store.commandResults(late)) fromStore(r)
+      }
+      // Every command is acked or closed now, never to be delivered again: the store keeps what ran,
+      // redacted like every other record of a command (a `PGPASSWORD=…` stays out of the database).
+      const redacted = redactText(input.command)
+      const sample = queued[0]?.command
+      if (sample && redacted !== input.command) {
+        const { id: _, ...kept } = sample
+        await store
+          .scrubCommands(
+            queued.map((q) => q.command.id),
+            JSON.stringify({ ...kept, command: redacted }),
+          )
+          .catch((error) => log.warn("redacting relayed commands failed", { error }))
       }
 
       const commandOf = new Map(queued.map((q) => [q.nodeId, q.command.id]))

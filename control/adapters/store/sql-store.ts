@@ -307,7 +307,8 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       return db.begin(async (tx) => {
         const rows: Row[] = await tx`
           SELECT id, payload FROM commands
-          WHERE node_id = ${nodeId} AND acked_at IS NULL AND (delivered_at IS NULL OR delivered_at < ${redeliverBefore})
+          WHERE node_id = ${nodeId} AND acked_at IS NULL
+            AND (delivered_at IS NULL OR (delivered_at < ${redeliverBefore} AND kind <> 'run'))
           ORDER BY created_at, id`
         for (const r of rows) await tx`UPDATE commands SET delivered_at = ${now} WHERE id = ${String(r.id)}`
         return rows.map((r) => JSON.parse(String(r.payload)) as AgentCommand)
@@ -360,12 +361,16 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
             success: num(r.success) === 1,
             output: String(r.output ?? ""),
             exitCode: r.exit_code === null || r.exit_code === undefined ? null : num(r.exit_code),
-            stderr: String(r.stderr ?? ""),
+            stderr: str(r.stderr),
             timedOut: num(r.timed_out) === 1,
             ackedAt: String(r.acked_at),
           })
       }
       return out
+    },
+
+    async scrubCommands(ids, payload) {
+      for (const part of chunks(ids, 1000)) await db`UPDATE commands SET payload = ${payload} WHERE id IN ${db(part)}`
     },
   }
 }
