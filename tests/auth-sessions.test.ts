@@ -8,12 +8,9 @@ import { readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { SIGNING_KEY_FILE } from "../control/adapters/signing-keys.ts"
 import { addUser, call, login, PASSWORD } from "./support/auth.ts"
+import { manualClock } from "./support/clock.ts"
 import { startInProcess } from "./support/control-plane.ts"
 
-const manualClock = (start = Date.now()) => {
-  let t = start
-  return { now: () => new Date(t), advance: (ms: number) => (t += ms) }
-}
 const parts = (jwt: string) => jwt.split(".") as [string, string, string]
 const decode = (segment: string) => JSON.parse(Buffer.from(segment, "base64url").toString()) as Record<string, unknown>
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url")

@@ -10,6 +10,7 @@ import { ClientMessage } from "../control/api/cli-messages.ts"
 import { DEFAULT_LIMITS } from "../control/domain/auth/rate-limiter.ts"
 import { setLogLevel, setLogSink } from "../protocol/log.ts"
 import { addUser, call, login } from "./support/auth.ts"
+import { manualClock } from "./support/clock.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { requireTool, run } from "./support/tools.ts"
 
@@ -103,11 +104,6 @@ function upgradeStatus(cp: { url: string }, path: string, headers: Record<string
     })
     sock.once("error", reject)
   })
-}
-
-const manualClock = () => {
-  let t = Date.parse("2025-01-15T09:30:00Z")
-  return { now: () => new Date(t), advance: (ms: number) => (t += ms) }
 }
 
 async function openBash(cp: { url: string }, token: string, body: Record<string, unknown> = {}) {
@@ -429,7 +425,7 @@ describe("CLI session WebSocket", () => {
   })
 
   test("the 101st message within a minute gets RATE_LIMIT and is dropped; after the window the socket works again", async () => {
-    const clock = manualClock()
+    const clock = manualClock(Date.parse("2025-01-15T09:30:00Z"))
     await using limited = await startInProcess({
       clock,
       trust: { rateLimits: { websocket: DEFAULT_LIMITS.websocket } },
@@ -455,7 +451,7 @@ describe("CLI session WebSocket", () => {
   })
 
   test(`the ${DEFAULT_LIMITS.sessions.limit + 1}th session creation within a minute is a 429 with seed 002's body, and allowed after the window`, async () => {
-    const clock = manualClock()
+    const clock = manualClock(Date.parse("2025-01-15T09:30:00Z"))
     await using limited = await startInProcess({
       clock,
       trust: { rateLimits: { sessions: DEFAULT_LIMITS.sessions } },

@@ -4,12 +4,8 @@
 import { describe, expect, test } from "bun:test"
 import { DEFAULT_LIMITS } from "../control/domain/auth/rate-limiter.ts"
 import { addUser, call, enrollNode, heartbeatBody, login } from "./support/auth.ts"
+import { manualClock } from "./support/clock.ts"
 import { startInProcess } from "./support/control-plane.ts"
-
-const manualClock = () => {
-  let t = Date.parse("2025-01-15T09:30:00Z")
-  return { now: () => new Date(t), advance: (ms: number) => (t += ms) }
-}
 
 function expect429(res: Response, limit: number, clockNow: number) {
   expect(res.status).toBe(429)
@@ -23,7 +19,7 @@ function expect429(res: Response, limit: number, clockNow: number) {
 
 describe("rate limits", () => {
   test(`API: ${DEFAULT_LIMITS.api.limit} requests a minute per user, then 429 with seed 002's body, then reset`, async () => {
-    const clock = manualClock()
+    const clock = manualClock(Date.parse("2025-01-15T09:30:00Z"))
     await using cp = await startInProcess({ clock, trust: { rateLimits: DEFAULT_LIMITS } })
     const { limit } = DEFAULT_LIMITS.api
     for (let i = 1; i <= limit; i++) {
@@ -52,7 +48,7 @@ describe("rate limits", () => {
   })
 
   test("users and tokens each have their own budget", async () => {
-    const clock = manualClock()
+    const clock = manualClock(Date.parse("2025-01-15T09:30:00Z"))
     const limits = { ...DEFAULT_LIMITS, api: { limit: 3, windowMs: 60_000 } }
     await using cp = await startInProcess({ clock, trust: { rateLimits: limits } })
     await addUser(cp, "olivia", "viewer")
@@ -63,7 +59,7 @@ describe("rate limits", () => {
   })
 
   test(`login: ${DEFAULT_LIMITS.login.limit} attempts a minute per source address, then 429, then reset`, async () => {
-    const clock = manualClock()
+    const clock = manualClock(Date.parse("2025-01-15T09:30:00Z"))
     await using cp = await startInProcess({ clock, trust: { rateLimits: DEFAULT_LIMITS } })
     await addUser(cp, "paul", "viewer")
     const attempt = (password: string) => call(cp, null, "POST", "/api/auth/login", { username: "paul", password })
@@ -79,7 +75,7 @@ describe("rate limits", () => {
   })
 
   test("agents: a higher budget per node, separate from users' and from other nodes'", async () => {
-    const clock = manualClock()
+    const clock = manualClock(Date.parse("2025-01-15T09:30:00Z"))
     const limits = { ...DEFAULT_LIMITS, agent: { limit: 20, windowMs: 60_000 } }
     await using cp = await startInProcess({ clock, trust: { rateLimits: limits } })
     const a = await enrollNode(cp, "a")
@@ -94,7 +90,7 @@ describe("rate limits", () => {
   })
 
   test("failed authentication spends the source address's budget", async () => {
-    const clock = manualClock()
+    const clock = manualClock(Date.parse("2025-01-15T09:30:00Z"))
     const limits = { ...DEFAULT_LIMITS, api: { limit: 5, windowMs: 60_000 } }
     await using cp = await startInProcess({ clock, trust: { rateLimits: limits } })
     for (let i = 0; i < 5; i++) expect((await call(cp, "chm_api_guess", "GET", "/api/nodes")).status).toBe(401)
