@@ -16,7 +16,7 @@ const COMMANDS: Record<string, [description: string, load: Load]> = {
   ],
   agent: ["Start the node agent daemon", () => def(import("../agent/main.ts"), (m) => m.agentCommand)],
   nodes: [
-    "Enrolled nodes: list, show, join tokens, desired closures",
+    "Enrolled nodes: list, show, join tokens, desired closures, run a command",
     () => def(import("./cli/nodes.ts"), (m) => m.default),
   ],
   events: [

@@ -9,6 +9,7 @@ import { addUser, call, enrollNode, heartbeatBody, login } from "./support/auth.
 import { manualClock } from "./support/clock.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
+import { run } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(60_000)
@@ -202,6 +203,37 @@ describe("commands relayed through the agents", () => {
       commands: unknown[]
     }
     expect(list.commands).toEqual([])
+  })
+
+  test("chimera nodes run: each node's lines under its name, a summary, exit 1 when one fails; --json", async () => {
+    const chimera = (args: string[]) =>
+      run([process.execPath, join(import.meta.dir, "../control/main.ts"), "nodes", "run", ...args], {
+        env: { CHIMERA_URL: cp.url, CHIMERA_TOKEN: cp.adminToken, NO_COLOR: "1" },
+      })
+    const [a, b] = names as [string, string]
+    const ok = await chimera(["--nodes", `${a},${b}`, "--", "echo", "hi"])
+    expect({ code: ok.code, stderr: ok.stderr }).toMatchObject({ code: 0 })
+    expect(ok.stdout.split("\n").filter(Boolean).sort()).toEqual([`${a} | hi`, `${b} | hi`])
+    expect(ok.stderr).toContain("2 nodes: 2 ok")
+    const failing = await chimera(["--nodes", a, "--timeout", "10", "--", "echo oops >&2; exit 3"])
+    expect(failing.code).toBe(1)
+    expect(failing.stderr).toContain(`${a} ! oops`)
+    expect(failing.stderr).toContain(`${a} ✗ exited 3`)
+    expect(failing.stderr).toContain("1 node: 0 ok, 1 failed")
+    const json = await chimera(["--nodes", a, "--json", "--", "id", "-u"])
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      results: [{ node: a, status: "ok", exit_code: 0, stdout: "0\n" }],
+      summary: { ok: 1 },
+    })
+    for (const [args, message] of [
+      [["--", "true"], "--nodes web-1,web-2) or pass --all"],
+      [["--all", "--timeout", "0", "--", "true"], "--timeout: expected at least 1 second"],
+      [["--nodes", "bad id!", "--", "true"], "--nodes:"],
+      [["--all"], "no command given"],
+    ] as const) {
+      const r = await chimera([...args])
+      expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 1, stderr: expect.stringContaining(message) })
+    }
   })
 
   test("a node whose agent stopped answers timeout, then offline at once when heartbeats say it is gone", async () => {

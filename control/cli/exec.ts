@@ -7,19 +7,13 @@ import { mapLimit } from "../domain/map-limit.ts"
 import type { ExecResult } from "../domain/operation-ports.ts"
 import { openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
-import { color, printJson } from "./output.ts"
+import { color, prefixed, printJson } from "./output.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
-
-function _prefixed(name: string, text: string, mark: string): string {
-  if (text === "") return ""
-  const lines = text.endsWith("\n") ? text.slice(0, -1).split("\n") : text.split("\n")
-  return `${lines.map((l) => `${name} ${mark} ${l}`).join("\n")}\n`
-}
 
 function _print(r: ExecResult, width: number): void {
   const name = color.bold(r.target.name.padEnd(width))
-  process.stdout.write(_prefixed(name, r.stdout, color.dim("|")))
-  process.stderr.write(_prefixed(name, r.stderr, color.yellow("!")))
+  process.stdout.write(prefixed(name, r.stdout, color.dim("|")))
+  process.stderr.write(prefixed(name, r.stderr, color.yellow("!")))
   // Failure messages start with the target's name for logs and JSON; here the prefix already says it.
   const message = r.failure?.message.replace(`${r.target.name}: `, "")
   if (r.failure) process.stderr.write(`${name} ${color.red("✗")} ${r.failure.kind}: ${message}\n`)

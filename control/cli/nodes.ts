@@ -1,12 +1,16 @@
-// `chimera nodes list|show|join-token|set-desired`: the fleet as the control plane knows it.
+// `chimera nodes list|show|join-token|set-desired|run`: the fleet as the control plane knows it, and
+// one command run on many enrolled nodes through their agents.
 import { realpathSync } from "node:fs"
+import * as p from "@clack/prompts"
 import { defineCommand } from "citty"
 import { z } from "zod"
+import { MAX_RUN_TIMEOUT_SECONDS } from "../../protocol/agent.ts"
 import { NodeId, StorePath } from "../../protocol/ids.ts"
 import type { NodeView } from "../domain/node.ts"
+import type { RelayNodeResult, RelayResult } from "../domain/relay.ts"
 import { apiClient, call, controlUrl } from "./client.ts"
 import { CliError } from "./errors.ts"
-import { ago, color, printFields, printJson, printTable, statusText } from "./output.ts"
+import { ago, color, prefixed, printFields, printJson, printTable, statusText } from "./output.ts"
 
 const json = { type: "boolean", description: "Print JSON" } as const
 const TtlSeconds = z
@@ -141,7 +145,84 @@ const setDesired = defineCommand({
   },
 })
 
+const RunTimeout = z
+  .string()
+  .regex(/^\d+$/, "expected a whole number of seconds")
+  .transform(Number)
+  .pipe(
+    z
+      .number()
+      .min(1, "expected at least 1 second")
+      .max(MAX_RUN_TIMEOUT_SECONDS, `expected at most ${MAX_RUN_TIMEOUT_SECONDS} seconds`),
+  )
+const NodeList = z
+  .string()
+  .transform((s) =>
+    s
+      .split(",")
+      .map((id) => id.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(NodeId).min(1, "expected node ids separated by commas, e.g. web-1,web-2"))
+
+function printRelayed(r: RelayNodeResult, width: number): void {
+  const name = color.bold(r.node.padEnd(width))
+  process.stdout.write(prefixed(name, r.stdout, color.dim("|")))
+  if (r.status !== "offline") process.stderr.write(prefixed(name, r.stderr, color.yellow("!")))
+  const why = {
+    ok: null,
+    failed: `exited ${r.exit_code ?? "without a status"}`,
+    timeout: "timed out",
+    offline: `offline: ${r.stderr}`,
+  }[r.status]
+  if (why) process.stderr.write(`${name} ${color.red("✗")} ${why}\n`)
+}
+
+const runOnNodes = defineCommand({
+  meta: { name: "run", description: "Run one command on enrolled nodes through their agents (no SSH)" },
+  args: {
+    command: { type: "positional", description: "The command (after --), run by /bin/sh as root", required: false },
+    nodes: { type: "string", description: "Node ids, separated by commas" },
+    all: { type: "boolean", description: "Every enrolled node" },
+    timeout: { type: "string", description: "Seconds each node may take (default 30)" },
+    json,
+  },
+  async run({ args }) {
+    const command = args._.join(" ").trim()
+    if (command === "") throw new CliError("no command given: chimera nodes run --all -- COMMAND", "E_ARG")
+    if ((args.nodes === undefined) === (args.all !== true))
+      throw new CliError("name the nodes (--nodes web-1,web-2) or pass --all, one of the two", "E_ARG")
+    const nodes = args.nodes === undefined ? undefined : parseFlag(NodeList, args.nodes, "--nodes")
+    const timeout = args.timeout === undefined ? 30 : parseFlag(RunTimeout, args.timeout, "--timeout")
+    const { url, client } = apiClient()
+    const spin = !args.json && process.stderr.isTTY ? p.spinner({ output: process.stderr }) : null
+    spin?.start(`running on ${nodes ? `${nodes.length} node${nodes.length === 1 ? "" : "s"}` : "every node"}`)
+    let answer: RelayResult
+    try {
+      answer = (await call(
+        url,
+        client.api.fleet.run.$post({ json: nodes ? { command, nodes, timeout } : { command, all: true, timeout } }),
+      )) as RelayResult
+    } finally {
+      spin?.clear()
+    }
+    if (args.json) printJson(answer)
+    else {
+      const width = Math.max(0, ...answer.results.map((r) => r.node.length))
+      for (const r of answer.results) printRelayed(r, width)
+      const { ok, failed, timeout: late, offline } = answer.summary
+      const bad = [failed && `${failed} failed`, late && `${late} timed out`, offline && `${offline} offline`].filter(
+        Boolean,
+      )
+      process.stderr.write(
+        `${answer.results.length} node${answer.results.length === 1 ? "" : "s"}: ${ok} ok${bad.length ? `, ${color.red(bad.join(", "))}` : ""} in ${answer.duration.toFixed(2)} s\n`,
+      )
+    }
+    if (answer.summary.ok !== answer.results.length) process.exitCode = 1
+  },
+})
+
 export default defineCommand({
-  meta: { name: "nodes", description: "Enrolled nodes: list, show, join tokens, desired closures" },
-  subCommands: { list, show, "join-token": joinToken, "set-desired": setDesired },
+  meta: { name: "nodes", description: "Enrolled nodes: list, show, join tokens, desired closures, run a command" },
+  subCommands: { list, show, "join-token": joinToken, "set-desired": setDesired, run: runOnNodes },
 })

@@ -45,3 +45,10 @@ const STATUS_COLOR: Record<string, (s: string) => string> = {
 }
 
 export const statusText = (status: string) => (STATUS_COLOR[status] ?? color.red)(status)
+
+/** Each line of `text` prefixed by `name` and `mark` (`web-1 | …`), for output from many nodes. */
+export function prefixed(name: string, text: string, mark: string): string {
+  if (text === "") return ""
+  const lines = text.endsWith("\n") ? text.slice(0, -1).split("\n") : text.split("\n")
+  return `${lines.map((l) => `${name} ${mark} ${l}`).join("\n")}\n`
+}
