@@ -6,6 +6,7 @@ import { openCliStore } from "../control/cli/cli-store.ts"
 import type { DeploymentRecord } from "../control/domain/deploy.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startAgent } from "./support/agent-process.ts"
+import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
@@ -103,5 +104,46 @@ describe("PostgreSQL", () => {
     } finally {
       await db.close()
     }
+  })
+
+  test("two replicas: a command relayed on one reaches the agent on the other, and its answer comes back", async () => {
+    const url = await pg.database("replicas")
+    await using a = await startInProcess({ databaseUrl: url })
+    await using b = await startInProcess({ databaseUrl: url })
+    // The bootstrap admin token is the last-started replica's (real replicas share admin.token).
+    const credential = await enrollNode(b, "pg-relay")
+    expect((await call(a, credential, "POST", "/api/agent/pg-relay/heartbeat", heartbeatBody("pg-relay"))).status).toBe(
+      200,
+    )
+    const t0 = performance.now()
+    const pending = call(b, b.adminToken, "POST", "/api/fleet/run", {
+      command: "true",
+      nodes: ["pg-relay"],
+      timeout: 20,
+    })
+    // The agent polls replica A, which B cannot wake: it finds the command on its next poll.
+    const [command] = await waitFor(
+      "the command on replica A",
+      async () =>
+        (
+          (await (await call(a, credential, "GET", "/api/agent/pg-relay/commands?wait=0")).json()) as {
+            commands: { id: string; kind: string }[]
+          }
+        ).commands,
+      (cs) => cs.length === 1,
+    )
+    expect(command?.kind).toBe("run")
+    const ack = await call(a, credential, "POST", `/api/agent/pg-relay/commands/${command?.id}/ack`, {
+      success: true,
+      output: "from A\n",
+      exitCode: 0,
+      stderr: "",
+      timedOut: false,
+    })
+    expect(ack.status).toBe(200)
+    // B learns of the ack from the database (its poll fallback), long before the 20 s timeout.
+    const answer = (await (await pending).json()) as { results: { status: string; stdout: string }[] }
+    expect(answer.results).toMatchObject([{ status: "ok", stdout: "from A\n" }])
+    expect(performance.now() - t0).toBeLessThan(10_000)
   })
 })
