@@ -75,6 +75,28 @@ describe("changing a user's role", () => {
     expect(await roleChanges("ops")).toHaveLength(2)
   })
 
+  test("a demoted admin keeps no token above the new role: their admin tokens are revoked, the others stay", async () => {
+    await addUser(cp, "chief", "admin")
+    const chief = await login(cp, "chief")
+    const token = async (role: string) => {
+      const res = await call(cp, chief, "POST", "/api/tokens", { name: `chief-${role}`, role })
+      expect(res.status).toBe(201)
+      return ((await res.json()) as { token: string }).token
+    }
+    const [asAdmin, asOperator] = [await token("admin"), await token("operator")]
+    expect((await call(cp, asAdmin, "GET", "/api/users")).status).toBe(200)
+    expect((await setRole(boss, "chief", { role: "operator" })).status).toBe(200)
+    expect((await call(cp, asAdmin, "GET", "/api/users")).status).toBe(401)
+    expect((await deploy(asOperator)).status).toBe(200)
+    const { tokens } = (await (await call(cp, boss, "GET", "/api/tokens")).json()) as {
+      tokens: { name: string; revokedAt: string | null }[]
+    }
+    expect(tokens.filter((t) => t.name.startsWith("chief-")).map((t) => [t.name, t.revokedAt !== null])).toEqual([
+      ["chief-admin", true],
+      ["chief-operator", false],
+    ])
+  })
+
   test("setting the role a user already has changes nothing and keeps their sessions", async () => {
     await addUser(cp, "same", "operator")
     const token = await login(cp, "same")

@@ -96,7 +96,8 @@ const passwd = defineCommand({
 const setRole = defineCommand({
   meta: {
     name: "set-role",
-    description: "Change USERNAME's role (viewer, operator, admin); their sessions end at once",
+    description:
+      "Change USERNAME's role (viewer, operator, admin); their sessions end at once, and API tokens they made above the new role are revoked",
   },
   args: {
     username: { type: "positional", description: "Username", required: true },

@@ -148,9 +148,14 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
         await db`UPDATE api_tokens SET revoked_at = ${now} WHERE id = ${id} AND revoked_at IS NULL RETURNING id`
       return rows.length > 0
     },
-    async revokeApiTokensOf(createdBy, now) {
-      const rows: Row[] = await db`
-        UPDATE api_tokens SET revoked_at = ${now} WHERE created_by = ${createdBy} AND revoked_at IS NULL RETURNING id`
+    async revokeApiTokensOf(createdBy, now, roles) {
+      if (roles?.length === 0) return 0
+      const rows: Row[] = roles
+        ? await db`
+          UPDATE api_tokens SET revoked_at = ${now}
+          WHERE created_by = ${createdBy} AND revoked_at IS NULL AND role IN ${db(roles)} RETURNING id`
+        : await db`
+          UPDATE api_tokens SET revoked_at = ${now} WHERE created_by = ${createdBy} AND revoked_at IS NULL RETURNING id`
       return rows.length
     },
 

@@ -86,13 +86,16 @@ export function createAccounts({ store, clock }: { store: AuthStorePort; clock: 
      * on the next request. The sessions end as well: each JWT names its role and permissions as claims
      * (`POST /api/auth/verify` reports them, and clients may read them), and none should stay valid while
      * naming a role its user no longer has. The next request with an old token is a 401 that says to log
-     * in again. Demoting the last admin user is allowed: the bootstrap admin token always remains.
+     * in again. API tokens the user created with a role above the new one are revoked too: a demoted
+     * admin keeps no admin token behind. Demoting the last admin user is allowed: the bootstrap admin
+     * token always remains.
      */
     async setRole(username: string, role: Role) {
       const user = await requireUser(username)
       if (user.role === role) return userView(user)
       await store.setRole(user.id, role)
       await store.revokeSessionsOf(user.id, now())
+      await store.revokeApiTokensOf(user.id, now(), Role.options.slice(Role.options.indexOf(role) + 1))
       return userView({ ...user, role })
     },
     async changeOwnPassword(principal: UserPrincipal, current: string, next: string) {

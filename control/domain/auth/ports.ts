@@ -89,7 +89,8 @@ export interface AuthStorePort {
   apiTokenByHash(tokenHash: string): Promise<ApiTokenRecord | null>
   listApiTokens(): Promise<ApiTokenRecord[]>
   revokeApiToken(id: string, now: string): Promise<boolean>
-  revokeApiTokensOf(createdBy: string, now: string): Promise<number>
+  /** Revokes the tokens `createdBy` made (only those of `roles`, when given); returns how many. */
+  revokeApiTokensOf(createdBy: string, now: string, roles?: Role[]): Promise<number>
 
   /** The node whose current credential hashes to `hash`; a matching pending credential is promoted first. */
   nodeForCredential(hash: string, now: string): Promise<NodeCredentialState | null>
