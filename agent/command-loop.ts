@@ -101,6 +101,11 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
       }).finally(() => {
         running--
         runNext()
+        // The last one done: collect what the outputs left behind now. Left to itself the collector lets
+        // a busy agent sit at ~70 MB RSS for a while; collected, it stays near 60 MB under a steady
+        // stream of chatty commands and is back near its idle size at once (measured: 8 concurrent
+        // commands of 270 KB output, 30 rounds). A full collection of this small heap takes milliseconds.
+        if (running === 0) Bun.gc(true)
       })
     }
   }

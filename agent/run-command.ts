@@ -136,11 +136,17 @@ async function runIn(cwd: string, command: string, opts: RunOptions, t0: number)
     clearTimeout(timer)
     opts.signal?.removeEventListener("abort", onAbort)
   }
-  // The shell is gone; its output is in the pipes unless a background child keeps them open.
+  // The shell is gone; its output is in the pipes unless a background child keeps them open. The
+  // grace timer is cleared, not left to run out: a pending sleep would hold this whole call (the
+  // process, its streams, the output) for the rest of the grace after every command.
+  let grace: ReturnType<typeof setTimeout> | undefined
   const drained = await Promise.race([
     Promise.all([out.done, err.done]).then(() => true),
-    Bun.sleep(DRAIN_GRACE_MS).then(() => false),
+    new Promise<false>((resolve) => {
+      grace = setTimeout(() => resolve(false), DRAIN_GRACE_MS)
+    }),
   ])
+  clearTimeout(grace)
   if (!drained) {
     // Something the shell started still holds the pipes, so the group still exists (and its id cannot
     // have been handed to another process): it goes, as at a timeout. A child that let go of the pipes

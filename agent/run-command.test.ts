@@ -1,0 +1,38 @@
+// runShell on this machine's /bin/sh: exit codes, output caps, the scratch directory, and that nothing
+// of a finished command stays reachable (a pending grace timer once held every command's process,
+// streams and output for a second after it ended, which a busy agent felt as tens of MB).
+
+import { heapStats } from "bun:jsc"
+import { describe, expect, test } from "bun:test"
+import { existsSync } from "node:fs"
+import { OUTPUT_CAP_BYTES, runShell } from "./run-command.ts"
+
+describe("runShell", () => {
+  test("answers exit code, stdout and stderr, in a fresh directory that is gone afterwards", async () => {
+    const r = await runShell("pwd; echo oops >&2; exit 3", { timeoutMs: 5000 })
+    expect(r).toMatchObject({ exitCode: 3, stderr: "oops\n", timedOut: false })
+    const cwd = r.stdout.trim()
+    expect(cwd).toMatch(/\/chimera-run-[^/]+$/)
+    expect(existsSync(cwd)).toBe(false)
+  })
+
+  test("keeps the first bytes of a long output and says how much it dropped", async () => {
+    const r = await runShell("head -c 300000 /dev/zero | tr '\\0' x", { timeoutMs: 10_000 })
+    expect(r.exitCode).toBe(0)
+    expect(r.stdout.startsWith("x".repeat(OUTPUT_CAP_BYTES))).toBe(true)
+    expect(r.stdout).toContain(`[chimera: output truncated, ${300_000 - OUTPUT_CAP_BYTES} more bytes dropped]`)
+  })
+
+  test("a finished command leaves no process object, stream or output reachable", async () => {
+    const ac = new AbortController()
+    for (let round = 0; round < 3; round++)
+      await Promise.all(
+        Array.from({ length: 20 }, () =>
+          runShell("head -c 100000 /dev/zero | tr '\\0' y", { timeoutMs: 10_000, signal: ac.signal }),
+        ),
+      )
+    Bun.gc(true)
+    const counts = heapStats().objectTypeCounts
+    expect(counts.Subprocess ?? 0).toBeLessThanOrEqual(1)
+  })
+})
