@@ -6,12 +6,34 @@ import { CommandAck, EnrollRequest, MAX_COMMAND_WAIT_SECONDS, NodeHealth, Report
 import { NodeId } from "../../protocol/ids.ts"
 import { forbidden } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
+import type { Principal } from "../domain/ports.ts"
 import { type ApiEnv, bearerToken } from "./auth.ts"
 import { jsonBody, params, query } from "./validate.ts"
 
-const NodeParams = z.object({ nodeId: NodeId })
-const CommandParams = z.object({ nodeId: NodeId, id: z.string().min(1).max(64) })
-const WaitQuery = z.object({ wait: z.coerce.number().min(0).max(MAX_COMMAND_WAIT_SECONDS).default(0) })
+export const NodeParams = z.object({ nodeId: NodeId })
+export const CommandParams = z.object({ nodeId: NodeId, id: z.string().min(1).max(64) })
+export const WaitQuery = z.object({ wait: z.coerce.number().min(0).max(MAX_COMMAND_WAIT_SECONDS).default(0) })
+
+/**
+ * What each agent route does once the guard has admitted its caller and its input is parsed. The
+ * routes below and the agent fast path (agent-fast-path.ts) both answer through these.
+ */
+export const agentActions = (fleet: Fleet) => ({
+  async heartbeat(principal: Principal, nodeId: string, health: NodeHealth) {
+    if (health.nodeId !== nodeId) throw forbidden("the heartbeat's nodeId is not the node in the path")
+    const answer = await fleet.heartbeat(health)
+    // The rotation handshake starts here (control/domain/auth/node-identity.ts).
+    return principal.kind === "node" && principal.rotationDue ? { ...answer, rotateCredential: true } : answer
+  },
+  reports: (nodeId: string, batch: ReportBatch) => fleet.ingestReports(nodeId, batch.reports),
+  async commands(nodeId: string, waitSeconds: number, signal: AbortSignal) {
+    return { commands: await fleet.commandsFor(nodeId, waitSeconds * 1000, signal) }
+  },
+  async ack(nodeId: string, id: string, ack: CommandAck) {
+    await fleet.ackCommand(nodeId, id, ack)
+    return { ok: true }
+  },
+})
 
 /** Enrolment authenticates with the join token itself, so it is mounted before the bearer middleware. */
 export const enrollRoutes = (fleet: Fleet) =>
@@ -26,30 +48,20 @@ export const enrollRoutes = (fleet: Fleet) =>
     async (c) => c.json(await fleet.enroll(c.get("joinToken"), c.req.valid("json")), 201),
   )
 
-export const agentRoutes = (fleet: Fleet) =>
-  new Hono<ApiEnv>()
-    .post("/api/agent/:nodeId/heartbeat", params(NodeParams), jsonBody(NodeHealth), async (c) => {
-      const health = c.req.valid("json")
-      if (health.nodeId !== c.req.valid("param").nodeId)
-        throw forbidden("the heartbeat's nodeId is not the node in the path")
-      const answer = await fleet.heartbeat(health)
-      // The rotation handshake starts here (control/domain/auth/node-identity.ts).
-      const principal = c.get("principal")
-      return c.json(principal.kind === "node" && principal.rotationDue ? { ...answer, rotateCredential: true } : answer)
-    })
-    .post("/api/agent/:nodeId/reports", params(NodeParams), jsonBody(ReportBatch), async (c) =>
-      c.json(await fleet.ingestReports(c.req.valid("param").nodeId, c.req.valid("json").reports)),
+export const agentRoutes = (fleet: Fleet) => {
+  const act = agentActions(fleet)
+  return new Hono<ApiEnv>()
+    .post("/api/agent/:nodeId/heartbeat", params(NodeParams), jsonBody(NodeHealth), async (c) =>
+      c.json(await act.heartbeat(c.get("principal"), c.req.valid("param").nodeId, c.req.valid("json"))),
     )
-    .get("/api/agent/:nodeId/commands", params(NodeParams), query(WaitQuery), async (c) => {
-      const commands = await fleet.commandsFor(
-        c.req.valid("param").nodeId,
-        c.req.valid("query").wait * 1000,
-        c.req.raw.signal,
-      )
-      return c.json({ commands })
-    })
+    .post("/api/agent/:nodeId/reports", params(NodeParams), jsonBody(ReportBatch), async (c) =>
+      c.json(await act.reports(c.req.valid("param").nodeId, c.req.valid("json"))),
+    )
+    .get("/api/agent/:nodeId/commands", params(NodeParams), query(WaitQuery), async (c) =>
+      c.json(await act.commands(c.req.valid("param").nodeId, c.req.valid("query").wait, c.req.raw.signal)),
+    )
     .post("/api/agent/:nodeId/commands/:id/ack", params(CommandParams), jsonBody(CommandAck), async (c) => {
       const { nodeId, id } = c.req.valid("param")
-      await fleet.ackCommand(nodeId, id, c.req.valid("json"))
-      return c.json({ ok: true })
+      return c.json(await act.ack(nodeId, id, c.req.valid("json")))
     })
+}

@@ -47,13 +47,19 @@ function nodeOf(
   return (named.find((n) => typeof n === "string" && NODE_NAME.test(n)) as string | undefined) ?? null
 }
 
+/** The request's id (echoed back as X-Request-Id) and source address; the agent fast path sets them too. */
+export function identify(c: Context<ApiEnv>): string {
+  const given = c.req.header("x-request-id")
+  const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID()
+  c.set("requestId", requestId)
+  c.set("source", sourceOf(c))
+  c.header("X-Request-Id", requestId)
+  return requestId
+}
+
 export function auditTrail(audit: Audit): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
-    const given = c.req.header("x-request-id")
-    const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID()
-    c.set("requestId", requestId)
-    c.set("source", sourceOf(c))
-    c.header("X-Request-Id", requestId)
+    const requestId = identify(c)
     if (!MUTATING.has(c.req.method)) return next()
     await next()
 

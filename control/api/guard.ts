@@ -47,79 +47,95 @@ function setHeaders(c: Context, d: LimitDecision) {
   if (!d.allowed) c.header("Retry-After", String(d.retryAfterSeconds))
 }
 
-export function guard(authenticator: Authenticator, limiter: RateLimiter): MiddlewareHandler<ApiEnv> {
-  /** Counts every limit that applies; the headers show the tightest, and the first exceeded one is the 429. */
-  const charge = (c: Context, hits: [LimitName, string][]) => {
-    let tightest: LimitDecision | null = null
-    for (const [name, key] of hits) {
-      const d = limiter.hit(name, key)
-      if (!d.allowed) {
-        setHeaders(c, d)
-        throw rateLimited(d)
-      }
-      if (!tightest || d.remaining < tightest.remaining) tightest = d
+/** Counts every limit that applies; the headers show the tightest, and the first exceeded one is the 429. */
+function charge(c: Context, limiter: RateLimiter, hits: [LimitName, string][]) {
+  let tightest: LimitDecision | null = null
+  for (const [name, key] of hits) {
+    const d = limiter.hit(name, key)
+    if (!d.allowed) {
+      setHeaders(c, d)
+      throw rateLimited(d)
     }
-    if (tightest) setHeaders(c, tightest)
+    if (!tightest || d.remaining < tightest.remaining) tightest = d
+  }
+  if (tightest) setHeaders(c, tightest)
+}
+
+function keyFor(name: LimitName, c: Context<ApiEnv>, route: MatchedRoute | null, p: Principal | null): string {
+  const who = p === null ? `address:${c.get("source") ?? "local"}` : p.kind === "node" ? `node:${p.nodeId}` : p.subject
+  if (name === "login") return `address:${c.get("source") ?? "local"}`
+  if (name === "commands") return `session:${route?.params.sessionId ?? who}`
+  return who
+}
+
+/**
+ * Everything the guard decides once the route is known: the credential, the rate limits and the
+ * route's rule. Throws the request's 401, 403 or 429; sets `principal` when there is one. The agent
+ * fast path (agent-fast-path.ts) calls this same function, so both ways in check the same things.
+ */
+export async function admit(
+  c: Context<ApiEnv>,
+  route: MatchedRoute | null,
+  authenticator: Authenticator,
+  limiter: RateLimiter,
+): Promise<void> {
+  const rule = route?.rule
+  if (route && !rule)
+    throw new ChimeraError(
+      "PERMISSION_DENIED",
+      `${route.key} declares no permission in control/api/route-permissions.ts; refused until it does`,
+    )
+  const extra = (p: Principal | null) =>
+    (rule?.limits ?? []).map((n): [LimitName, string] => [n, keyFor(n, c, route, p)])
+  if (rule?.auth === "public") {
+    charge(c, limiter, extra(null))
+    return
+  }
+  if (rule?.auth === "join") {
+    // Enrolment checks its join token itself; any other valid credential is the wrong kind: 403.
+    const token = bearerToken(c.req.header("authorization"))
+    if (tokenKind(token) !== "join" && (await authenticator.authenticate(token).catch(() => null)))
+      throw forbidden("enrolment needs a join token (chimera nodes join-token), not a user or node credential")
+    charge(c, limiter, extra(null))
+    return
   }
 
-  const keyFor = (name: LimitName, c: Context<ApiEnv>, route: MatchedRoute | null, p: Principal | null): string => {
-    const who =
-      p === null ? `address:${c.get("source") ?? "local"}` : p.kind === "node" ? `node:${p.nodeId}` : p.subject
-    if (name === "login") return `address:${c.get("source") ?? "local"}`
-    if (name === "commands") return `session:${route?.params.sessionId ?? who}`
-    return who
+  let principal: Principal
+  try {
+    principal = await authenticator.authenticate(requestToken(c, rule?.tokenInQuery === true))
+  } catch (error) {
+    // Failed authentication spends the caller's address budget, which bounds guessing and audit noise.
+    if (error instanceof ChimeraError) charge(c, limiter, [["api", keyFor("api", c, route, null)]])
+    throw error
   }
+  c.set("principal", principal)
+  charge(c, limiter, [
+    [principal.kind === "node" ? "agent" : "api", keyFor("api", c, route, principal)],
+    ...extra(principal),
+  ])
 
+  if (!rule) return // no such route: a 404 for whoever is authenticated
+  if (rule.auth === "node") {
+    if (principal.kind !== "node") throw forbidden("this route is for node agents; use the node's credential")
+    const nodeId = route?.params.nodeId
+    if (nodeId !== undefined && nodeId !== principal.nodeId)
+      throw forbidden(
+        `this credential belongs to node ${JSON.stringify(principal.nodeId)}, not ${JSON.stringify(nodeId)}`,
+      )
+  } else if (principal.kind === "node") {
+    throw forbidden("a node credential may only call its own agent routes")
+  } else if (!can(principal.role, rule.auth)) {
+    throw forbidden(
+      `${route?.key} needs the ${rule.auth} permission (role ${leastRoleFor(rule.auth)} or above); ${principal.name} is ${principal.role}`,
+    )
+  }
+}
+
+export function guard(authenticator: Authenticator, limiter: RateLimiter): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const route = matchRoute(c)
     c.set("route", route)
-    const rule = route?.rule
-    if (route && !rule)
-      throw new ChimeraError(
-        "PERMISSION_DENIED",
-        `${route.key} declares no permission in control/api/route-permissions.ts; refused until it does`,
-      )
-    const extra = (p: Principal | null) =>
-      (rule?.limits ?? []).map((n): [LimitName, string] => [n, keyFor(n, c, route, p)])
-    if (rule?.auth === "public") {
-      charge(c, extra(null))
-      return next()
-    }
-    if (rule?.auth === "join") {
-      // Enrolment checks its join token itself; any other valid credential is the wrong kind: 403.
-      const token = bearerToken(c.req.header("authorization"))
-      if (tokenKind(token) !== "join" && (await authenticator.authenticate(token).catch(() => null)))
-        throw forbidden("enrolment needs a join token (chimera nodes join-token), not a user or node credential")
-      charge(c, extra(null))
-      return next()
-    }
-
-    let principal: Principal
-    try {
-      principal = await authenticator.authenticate(requestToken(c, rule?.tokenInQuery === true))
-    } catch (error) {
-      // Failed authentication spends the caller's address budget, which bounds guessing and audit noise.
-      if (error instanceof ChimeraError) charge(c, [["api", keyFor("api", c, route, null)]])
-      throw error
-    }
-    c.set("principal", principal)
-    charge(c, [[principal.kind === "node" ? "agent" : "api", keyFor("api", c, route, principal)], ...extra(principal)])
-
-    if (!rule) return next() // no such route: a 404 for whoever is authenticated
-    if (rule.auth === "node") {
-      if (principal.kind !== "node") throw forbidden("this route is for node agents; use the node's credential")
-      const nodeId = route?.params.nodeId
-      if (nodeId !== undefined && nodeId !== principal.nodeId)
-        throw forbidden(
-          `this credential belongs to node ${JSON.stringify(principal.nodeId)}, not ${JSON.stringify(nodeId)}`,
-        )
-    } else if (principal.kind === "node") {
-      throw forbidden("a node credential may only call its own agent routes")
-    } else if (!can(principal.role, rule.auth)) {
-      throw forbidden(
-        `${route?.key} needs the ${rule.auth} permission (role ${leastRoleFor(rule.auth)} or above); ${principal.name} is ${principal.role}`,
-      )
-    }
+    await admit(c, route, authenticator, limiter)
     return next()
   }
 }

@@ -2,7 +2,7 @@
 // serializer-level net under that: a JSON answer of a route that does not issue a secret is scanned
 // and anything that looks like one (a chm_ token, a JWT, a password hash) is replaced. Routes that
 // hand the caller its own new secret (login, token creation, enrolment) say so in their rule.
-import type { MiddlewareHandler } from "hono"
+import type { Context, MiddlewareHandler } from "hono"
 import { looksSecret, redactText } from "../../protocol/log.ts"
 import type { ApiEnv } from "./auth.ts"
 
@@ -15,4 +15,14 @@ export const redactAnswers: MiddlewareHandler<ApiEnv> = async (c, next) => {
   if (!looksSecret(text)) return
   c.res = new Response(redactText(text), { status: c.res.status, headers: c.res.headers })
   c.res.headers.delete("content-length")
+}
+
+/**
+ * A 200 JSON answer put through the same net as it is serialized, for a route whose rule issues no
+ * secret and which this middleware does not wrap (the agent fast path, agent-fast-path.ts): the text
+ * is scanned once as it is made instead of read back from the answer.
+ */
+export function redactedJson(c: Context, value: unknown): Response {
+  const text = JSON.stringify(value)
+  return c.body(looksSecret(text) ? redactText(text) : text, 200, { "Content-Type": "application/json" })
 }

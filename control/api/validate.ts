@@ -18,11 +18,22 @@ function fail(where: string, error: z.ZodError): never {
   throw new ChimeraError("VALIDATION_FAILED", summary, { issues })
 }
 
+/** `value` checked against `schema`, or the 422 that names where (`body`, `query`, `path`) and each field. */
+export function parseAt<S extends z.ZodType>(where: string, schema: S, value: unknown): z.output<S> {
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) fail(where, parsed.error)
+  return parsed.data as z.output<S>
+}
+
+const JSON_TYPE = /^application\/([\w.-]+\+)?json$/i
+/** A Content-Type that says JSON (the same test Hono's json validator makes before it parses). */
+export const isJsonType = (type: string) => JSON_TYPE.test(type.split(";")[0]?.trim() ?? "")
+
 // Hono has already parsed a body sent as application/json (a malformed one is its 400). A body sent
 // with no Content-Type (curl -d without -H) is parsed here; any other media type is refused.
 async function readJson(c: Context, parsed: unknown): Promise<unknown> {
   const type = c.req.header("content-type")
-  if (type !== undefined && /^application\/([\w.-]+\+)?json$/i.test(type.split(";")[0]?.trim() ?? "")) return parsed
+  if (type !== undefined && isJsonType(type)) return parsed
   if (type !== undefined && type.trim() !== "")
     throw new ChimeraError(
       "UNSUPPORTED_MEDIA_TYPE",
@@ -38,22 +49,8 @@ async function readJson(c: Context, parsed: unknown): Promise<unknown> {
 }
 
 export const jsonBody = <S extends z.ZodType>(schema: S) =>
-  validator("json", async (value, c) => {
-    const parsed = schema.safeParse(await readJson(c, value))
-    if (!parsed.success) fail("body", parsed.error)
-    return parsed.data as z.output<S>
-  })
+  validator("json", async (value, c) => parseAt("body", schema, await readJson(c, value)))
 
-export const query = <S extends z.ZodType>(schema: S) =>
-  validator("query", (value) => {
-    const parsed = schema.safeParse(value)
-    if (!parsed.success) fail("query", parsed.error)
-    return parsed.data as z.output<S>
-  })
+export const query = <S extends z.ZodType>(schema: S) => validator("query", (value) => parseAt("query", schema, value))
 
-export const params = <S extends z.ZodType>(schema: S) =>
-  validator("param", (value) => {
-    const parsed = schema.safeParse(value)
-    if (!parsed.success) fail("path", parsed.error)
-    return parsed.data as z.output<S>
-  })
+export const params = <S extends z.ZodType>(schema: S) => validator("param", (value) => parseAt("path", schema, value))

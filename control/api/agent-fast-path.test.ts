@@ -1,0 +1,340 @@
+// The agent fast path must answer exactly as the whole middleware chain does. Two apps over one real
+// SQLite store, one with the fast path and one without, each with its own rate limiter on the same
+// fixed clock, get the same requests in turn: good ones and every kind of refusal. Status, body,
+// headers and the audit rows each request leaves must match.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { SQL } from "bun"
+import { Hono } from "hono"
+import { createEventBus } from "../adapters/event-bus.ts"
+import { commandStore } from "../adapters/store/command-store.ts"
+import { openDatabase, sqlStore } from "../adapters/store/sql-store.ts"
+import { createTmuxSessions } from "../adapters/tmux.ts"
+import { createRateLimiter, DEFAULT_LIMITS } from "../domain/auth/rate-limiter.ts"
+import { createProviders } from "../domain/cli-providers.ts"
+import { createCliSessions } from "../domain/cli-sessions.ts"
+import { createCommandService } from "../domain/command-service.ts"
+import { createFleet, type Fleet } from "../domain/fleet.ts"
+import { type Clock, systemClock } from "../domain/ports.ts"
+import { createRelay } from "../domain/relay.ts"
+import { hashToken, newToken } from "../domain/tokens.ts"
+import { createTrust, DEFAULT_TRUST, type TrustSettings } from "../trust.ts"
+import { agentFastPath, fastActions } from "./agent-fast-path.ts"
+import { createApp, type TrustDeps } from "./app.ts"
+import type { ApiEnv } from "./auth.ts"
+import { onError } from "./errors.ts"
+
+const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+/** A legal store path whose name looks like a node credential: the answer that carries it is redacted. */
+const SECRETISH = `/nix/store/y1mlmacm344nc9ik51ajfsqv9pl6m87x-chm_node_${"A".repeat(43)}`
+const AGENT_LIMIT = 25
+
+type App = ReturnType<typeof createApp>
+let dir: string
+let db: SQL
+let fleet: Fleet
+let store: ReturnType<typeof sqlStore>
+let fast: App
+let slow: App
+let trust: TrustDeps
+let admin: string
+const creds: Record<string, string> = {}
+
+const clock: Clock = { now: () => new Date(Date.UTC(2026, 0, 1, 12, 0, 0)) }
+const settings: TrustSettings = {
+  ...DEFAULT_TRUST,
+  rateLimits: { agent: { limit: AGENT_LIMIT, windowMs: 60_000 }, api: { limit: 1e9, windowMs: 60_000 } },
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "chimera-fast-path-"))
+  const opened = await openDatabase(`sqlite://${join(dir, "chimera.db")}`)
+  db = opened.db
+  store = sqlStore(db, opened.dialect)
+  await store.migrate()
+  admin = newToken("admin")
+  await store.putApiToken({
+    id: "bootstrap-admin",
+    name: "bootstrap admin",
+    tokenHash: hashToken(admin),
+    role: "admin",
+    createdAt: clock.now().toISOString(),
+  })
+  const bus = createEventBus()
+  fleet = createFleet({ store, bus, clock: systemClock })
+  const cli = createCliSessions({
+    tmux: createTmuxSessions({ socketName: `chimera-fast-path-${process.pid}` }),
+    providers: createProviders({ clock }),
+    clock,
+    dataDir: dir,
+  })
+  const commands = createCommandService({ targets: null, store: commandStore(db), clock })
+  const relay = createRelay({ fleet, store, clock, pollFallbackMs: null })
+  const make = (agentFastPath: boolean) => {
+    const t = createTrust({ db, dialect: opened.dialect, dataDir: dir, store, bus, clock, settings })
+    return { app: createApp({ fleet, bus, trust: t, commands, cli, relay, agentFastPath }), trust: t }
+  }
+  const a = make(true)
+  fast = a.app
+  trust = a.trust
+  slow = make(false).app
+  for (const id of ["n1", "n2", "n3", "n4"]) {
+    const jt = await post(fast, "/api/nodes/join-tokens", admin, { nodeId: id })
+    const enrolled = await post(fast, "/api/agent/enroll", String(jt.token), {
+      nodeId: id,
+      hostname: id,
+      agentVersion: "t",
+    })
+    creds[id] = String(enrolled.credential)
+  }
+})
+
+afterAll(async () => {
+  await db.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function post(app: App, path: string, token: string, body: unknown) {
+  const res = await app.request(path, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  })
+  if (res.status >= 300) throw new Error(`${path}: ${res.status} ${await res.text()}`)
+  return (await res.json()) as Record<string, unknown>
+}
+
+function health(nodeId: string, over: Record<string, unknown> = {}) {
+  return {
+    nodeId,
+    agentVersion: "t",
+    hostname: nodeId,
+    at: "2026-01-01T12:00:00.000Z",
+    uptimeSeconds: 1,
+    load: [0, 0, 0],
+    memory: { totalBytes: 1, availableBytes: 1 },
+    disk: { path: "/", totalBytes: 1, freeBytes: 1 },
+    system: { profile: GEN1, current: GEN1, booted: GEN1 },
+    desired: GEN1,
+    phase: "congruent",
+    heartbeatIntervalSeconds: 5,
+    ...over,
+  }
+}
+
+interface Req {
+  method?: string
+  path: string
+  headers?: Record<string, string>
+  body?: string
+}
+
+/** As a client sends it over HTTP: a body comes with its Content-Length (a Request made here has none). */
+const requestInit = (r: Req): RequestInit => ({
+  method: r.method ?? "POST",
+  headers: r.body === undefined ? r.headers : { "content-length": String(Buffer.byteLength(r.body)), ...r.headers },
+  body: r.body,
+})
+
+const ownLimiter = () => createRateLimiter({ ...DEFAULT_LIMITS, ...settings.rateLimits }, clock)
+
+const auditRows = async () => Number(((await db`SELECT count(*) AS n FROM audit_log`) as { n: number }[])[0]?.n)
+
+async function send(app: App, r: Req) {
+  const before = await auditRows()
+  const res = await app.request(r.path, requestInit(r))
+  const body = await res.text()
+  const headers = Object.fromEntries(
+    [...res.headers].filter(([k]) => k !== "x-request-id" || r.headers?.["x-request-id"] !== undefined),
+  )
+  const given = res.headers.get("x-request-id")
+  return { status: res.status, body, headers, audited: (await auditRows()) - before, hasRequestId: given !== null }
+}
+
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g
+const ISO = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/g
+/** Ids and times aside, for state a request uses up, so that each app gets its own. */
+const plain = (x: Awaited<ReturnType<typeof send>>) => ({
+  ...x,
+  body: x.body.replace(UUID, "<id>").replace(ISO, "<at>"),
+})
+
+/** The request through both apps; what each answered and recorded, which must be the same. */
+async function both(r: Req) {
+  const a = await send(fast, r)
+  const b = await send(slow, r)
+  expect(a).toEqual(b)
+  return a
+}
+
+const as = (node: string, extra: Record<string, string> = {}): Record<string, string> => ({
+  authorization: `Bearer ${creds[node]}`,
+  "content-type": "application/json",
+  ...extra,
+})
+const beat = (node: string, path = node, over: Record<string, unknown> = {}, headers = as(node)): Req => ({
+  path: `/api/agent/${path}/heartbeat`,
+  headers,
+  body: JSON.stringify(health(node, over)),
+})
+
+describe("agent fast path", () => {
+  test("it takes the four hot agent routes, which the rules let skip audit rows and issue no secret", () => {
+    expect(fastActions().sort()).toEqual(["ack", "commands", "heartbeat", "reports"])
+  })
+
+  test("plain agent requests are answered by the fast path; anything unusual is passed on untouched", async () => {
+    const probe = new Hono<ApiEnv>()
+      // A limiter of its own: the two apps' must count the same requests.
+      .use("/api/agent/*", agentFastPath({ fleet, authenticator: trust.authenticator, limiter: ownLimiter() }))
+      .all("*", (c) => c.text("passed on", 418))
+    probe.onError(onError)
+    const taken = async (r: Req) => {
+      const res = await probe.request(r.path, requestInit(r))
+      if (res.status !== 418) return true
+      // Passed on before any side effect: no request id, no rate-limit count.
+      expect([...res.headers.keys()].filter((k) => k.startsWith("x-"))).toEqual([])
+      return false
+    }
+    const poll = { method: "GET", path: "/api/agent/n1/commands?wait=0", headers: as("n1") }
+    expect(await taken(beat("n1"))).toBe(true)
+    expect(await taken(beat("n1", "n2"))).toBe(true) // refused by the fast path itself (403)
+    expect(await taken({ ...beat("n1"), body: "{" })).toBe(true) // 400
+    expect(await taken(poll)).toBe(true)
+    expect(await taken({ ...beat("n1"), path: "/api/agent/n%31/heartbeat" })).toBe(true) // the router's path is n1
+    expect(await taken({ ...beat("n1"), path: "/api/agent/n%251/heartbeat" })).toBe(false)
+    expect(await taken({ ...beat("n1"), path: "/api/agent/n1/heartbeat/" })).toBe(false)
+    expect(await taken({ ...beat("n1"), headers: as("n1", { "content-type": "text/plain" }) })).toBe(false)
+    expect(await taken({ ...beat("n1"), headers: as("n1", { authorization: `Bearer ${admin}` }) })).toBe(false)
+    expect(await taken({ ...beat("n1"), body: `{"pad":"${"x".repeat(1024 * 1024)}"}` })).toBe(false)
+    expect(await taken({ ...poll, method: "HEAD" })).toBe(false)
+    expect(await taken({ ...beat("n1"), method: "PUT" })).toBe(false)
+    expect(await taken({ ...beat("n1"), path: "/api/agent/n1/credential" })).toBe(false)
+  })
+
+  test("heartbeats answer alike, good or refused, with the same status, body, headers and audit rows", async () => {
+    const ok = await both(beat("n1"))
+    expect(ok.status).toBe(200)
+    expect(ok.audited).toBe(0)
+    expect(ok.hasRequestId).toBe(true)
+    expect((await both(beat("n1", "n1", {}, as("n1", { "x-request-id": "req-42" })))).headers["x-request-id"]).toBe(
+      "req-42",
+    )
+    expect((await both(beat("n1", "n2"))).status).toBe(403) // another node's route
+    expect((await both(beat("n2", "n1", {}, as("n1")))).status).toBe(403) // another node in the body
+    expect((await both({ ...beat("n1"), body: '{"nodeId": "n1",' })).status).toBe(400)
+    const invalid = await both(beat("n1", "n1", { load: [1, "high", 0], phase: "sleeping" }))
+    expect(invalid.status).toBe(422)
+    expect(invalid.body).toContain("load.1")
+    expect((await both({ ...beat("n1"), body: `{"pad":"${"x".repeat(1024 * 1024)}"}` })).status).toBe(413)
+    expect((await both({ ...beat("n1"), headers: as("n1", { "content-type": "text/plain" }) })).status).toBe(415)
+    const noType = { authorization: `Bearer ${creds.n1}` }
+    expect((await both({ ...beat("n1"), headers: noType })).status).toBe(200)
+    expect((await both({ ...beat("n1"), path: "/api/agent/n%31/heartbeat" })).status).toBe(200)
+    expect((await both({ ...beat("n1"), path: "/api/agent/bad%20id/heartbeat" })).status).toBe(403)
+    expect((await both({ ...beat("n1"), path: "/api/agent/n%251/heartbeat" })).status).toBe(403)
+  })
+
+  test("credentials: unknown, revoked, of a user, of enrolment, malformed or missing are refused alike", async () => {
+    const unknown = `chm_node_${"B".repeat(43)}`
+    expect((await both(beat("n1", "n1", {}, as("n1", { authorization: `Bearer ${unknown}` })))).status).toBe(401)
+    // A token of its own: the admin token's budget was spent on the fast app only, setting up.
+    const probe = newToken("api")
+    await store.putApiToken({
+      id: "probe",
+      name: "probe",
+      tokenHash: hashToken(probe),
+      role: "admin",
+      createdAt: clock.now().toISOString(),
+    })
+    expect((await both(beat("n1", "n1", {}, as("n1", { authorization: `Bearer ${probe}` })))).status).toBe(403)
+    const jt = await post(fast, "/api/nodes/join-tokens", admin, { nodeId: "n9" })
+    expect((await both(beat("n1", "n1", {}, as("n1", { authorization: `Bearer ${jt.token}` })))).status).toBe(401)
+    expect((await both(beat("n1", "n1", {}, as("n1", { authorization: `bearer ${creds.n1}` })))).status).toBe(401)
+    expect((await both(beat("n1", "n1", {}, { "content-type": "application/json" }))).status).toBe(401)
+
+    expect((await both(beat("n3"))).status).toBe(200)
+    await trust.identity.revoke("n3")
+    const revoked = await both(beat("n3"))
+    expect(revoked.status).toBe(401)
+    expect(revoked.audited).toBe(0)
+  })
+
+  test("an answer that looks like it holds a secret is redacted alike; a rotation request shows alike", async () => {
+    await fleet.setDesired("n2", SECRETISH)
+    const redacted = await both(beat("n2"))
+    expect(redacted.status).toBe(200)
+    expect(redacted.body).not.toContain("chm_node_A")
+    expect(redacted.body).toContain("chm_[redacted]")
+    await trust.identity.requestRotation("n2")
+    const rotate = await both(beat("n2"))
+    expect(JSON.parse(rotate.body).rotateCredential).toBe(true)
+  })
+
+  test("command polls, acks and reports answer alike", async () => {
+    const poll = (query: string, headers: Record<string, string> = as("n2")): Req => ({
+      method: "GET",
+      path: `/api/agent/n2/commands${query}`,
+      headers,
+    })
+    const ack = (id: string, body: unknown): Req => ({
+      path: `/api/agent/n2/commands/${id}/ack`,
+      headers: as("n2"),
+      body: JSON.stringify(body),
+    })
+    const idIn = (x: { body: string }) => (JSON.parse(x.body).commands as { id: string }[])[0]?.id ?? ""
+    // A command is delivered once and a newer activation supersedes it: each app polls for and acks
+    // one of its own, queued just before.
+    const answers = []
+    for (const app of [fast, slow]) {
+      await fleet.setDesired("n2", SECRETISH)
+      const polled = await send(app, poll("?wait=0"))
+      const id = idIn(polled)
+      expect(id).not.toBe("")
+      const invalid = await send(app, ack(id, { success: "yes" }))
+      const acked = await send(app, ack(id, { success: true, output: "ok" }))
+      answers.push([polled, invalid, acked].map(plain))
+    }
+    expect(answers[0]).toEqual(answers[1])
+    const [polled, invalid, acked] = answers[0] ?? []
+    expect(polled?.status).toBe(200)
+    expect(polled?.body).toContain("chm_[redacted]")
+    expect(invalid?.status).toBe(422)
+    expect(acked?.status).toBe(200)
+    expect(acked?.audited).toBe(0)
+
+    expect((await both(poll(""))).status).toBe(200)
+    expect((await both(poll("?wait=abc"))).status).toBe(422)
+    expect((await both(poll("?wait=0&wait=1"))).status).toBe(422)
+    expect((await both(poll("?wait=0", as("n1")))).status).toBe(403)
+    expect((await both({ ...poll("?wait=0"), method: "HEAD" })).status).toBe(200)
+    const unknown = await both(ack("no-such-command", { success: true }))
+    expect(unknown.status).toBeGreaterThanOrEqual(400)
+    expect(unknown.status).toBeLessThan(500)
+
+    const report = (seq: number) => ({
+      seq,
+      at: "2026-01-01T12:00:00.000Z",
+      type: "reboot.required",
+      data: { booted: GEN1, current: GEN1 },
+    })
+    const reports = (body: unknown): Req => ({
+      path: "/api/agent/n2/reports",
+      headers: as("n2"),
+      body: JSON.stringify(body),
+    })
+    expect((await both(reports({ reports: [report(1)] }))).status).toBe(200)
+    expect((await both(reports({ reports: [] }))).status).toBe(422)
+    expect((await both(reports({ reports: [report(2)] }))).body).toBe('{"ackedSeq":2}')
+  })
+
+  test("the agent rate limit counts and refuses alike, with the same headers", async () => {
+    let last = await both(beat("n4"))
+    for (let i = 0; i < AGENT_LIMIT + 2 && last.status === 200; i++) last = await both(beat("n4"))
+    expect(last.status).toBe(429)
+    expect(last.headers["retry-after"]).toBeDefined()
+    expect(last.headers["x-ratelimit-remaining"]).toBe("0")
+  })
+})

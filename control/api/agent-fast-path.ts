@@ -1,0 +1,133 @@
+// The agent fast path: 20,000 agents heartbeat, poll for commands, ack and report, and the full
+// middleware chain (app.ts) costs more per request than the work itself. This middleware, mounted in
+// front of the chain, answers those four routes when a request is plainly shaped: a well-formed node
+// credential, a JSON body with a Content-Length within its limit, path segments that need no decoding.
+// Anything else is passed on untouched, before any side effect, and the chain answers it as before.
+//
+// It runs the same checks, through the same functions: the request id and source (audit-trail.ts),
+// the body limit (body-limits.ts), the guard's `admit` with the route's own rule (authentication, rate
+// limits and headers, a node acting only as itself), Hono's 400 for malformed JSON, the same zod
+// schemas and 422s (validate.ts), the same actions (agent.ts), errors through the app's one onError.
+// Two middlewares of the chain it does not run, and why they cannot apply here:
+// - the audit trail records mutating requests whose rule does not say `audit: false`, and nothing
+//   before the guard refuses one of these routes except an oversized body, which is passed on; so a
+//   route is taken only when its rule says `audit: false` or its method is GET (checked at start);
+// - answer redaction skips routes that issue a secret and error answers; a route that issues a secret
+//   is never taken, and a 200 answer is scanned by the same function as it is serialized (redactedJson).
+import type { Context, MiddlewareHandler } from "hono"
+import { HTTPException } from "hono/http-exception"
+import type { z } from "zod"
+import { CommandAck, NodeHealth, ReportBatch } from "../../protocol/agent.ts"
+import type { Authenticator } from "../domain/auth/authenticator.ts"
+import type { RateLimiter } from "../domain/auth/rate-limiter.ts"
+import type { Fleet } from "../domain/fleet.ts"
+import { tokenKind } from "../domain/tokens.ts"
+import { agentActions, CommandParams, NodeParams, WaitQuery } from "./agent.ts"
+import { identify } from "./audit-trail.ts"
+import type { ApiEnv, MatchedRoute } from "./auth.ts"
+import { bodyLimitOf } from "./body-limits.ts"
+import { admit } from "./guard.ts"
+import { redactedJson } from "./redact-answers.ts"
+import { routeKey, ruleFor } from "./route-permissions.ts"
+import { isJsonType, parseAt } from "./validate.ts"
+
+// Matched on Hono's path (decodeURI'd, `%25` kept): segments of these characters, with no `%` left,
+// are the very params the router hands the validators and the guard decodes for its node check.
+const AGENT_PATH = /^\/api\/agent\/([A-Za-z0-9._-]+)\/(heartbeat|reports|commands(?:\/([A-Za-z0-9._-]+)\/ack)?)$/
+
+type Action = "heartbeat" | "reports" | "commands" | "ack"
+interface Hot {
+  method: "GET" | "POST"
+  key: string
+  rule: NonNullable<MatchedRoute["rule"]>
+}
+
+const PATTERNS: Record<Action, [Hot["method"], string]> = {
+  heartbeat: ["POST", "/api/agent/:nodeId/heartbeat"],
+  reports: ["POST", "/api/agent/:nodeId/reports"],
+  commands: ["GET", "/api/agent/:nodeId/commands"],
+  ack: ["POST", "/api/agent/:nodeId/commands/:id/ack"],
+}
+
+/** The routes whose rules allow the skips above; a rule changed to audit or to issue a secret drops out. */
+const HOT = new Map<Action, Hot>()
+for (const action of Object.keys(PATTERNS) as Action[]) {
+  const [method, pattern] = PATTERNS[action]
+  const rule = ruleFor(method, pattern)
+  if (rule?.auth !== "node" || rule.issuesSecret || rule.tokenInQuery || rule.limits?.length) continue
+  if (method !== "GET" && rule.audit !== false) continue
+  HOT.set(action, { method, key: routeKey(method, pattern), rule })
+}
+
+/** The actions the fast path answers (the others go the long way); tests read it. */
+export const fastActions = () => [...HOT.keys()]
+
+export interface FastPathDeps {
+  fleet: Fleet
+  authenticator: Authenticator
+  limiter: RateLimiter
+}
+
+export function agentFastPath({ fleet, authenticator, limiter }: FastPathDeps): MiddlewareHandler<ApiEnv> {
+  const act = agentActions(fleet)
+  const json = async <S extends z.ZodType>(c: Context<ApiEnv>, schema: S): Promise<z.output<S>> => {
+    let value: unknown
+    try {
+      value = await c.req.json()
+    } catch {
+      throw new HTTPException(400, { message: "Malformed JSON in request body" }) // as hono/validator says it
+    }
+    return parseAt("body", schema, value)
+  }
+
+  return async (c, next) => {
+    const path = c.req.path
+    const m = AGENT_PATH.exec(path)
+    if (!m) return next()
+    const [, nodeId = "", tail = "", id] = m
+    const action: Action = id !== undefined ? "ack" : (tail as Action)
+    const hot = HOT.get(action)
+    if (!hot || c.req.method !== hot.method) return next()
+    const auth = c.req.header("authorization")
+    // A node credential's characters are all bearer characters: this is bearerToken's token, or none.
+    if (auth === undefined || !auth.startsWith("Bearer ") || tokenKind(auth.slice(7)) !== "node") return next()
+    const raw = c.req.raw
+    if (hot.method === "GET") {
+      if (raw.body) return next()
+    } else {
+      const type = c.req.header("content-type")
+      const length = c.req.header("content-length")
+      if (!raw.body || type === undefined || !isJsonType(type) || length === undefined) return next()
+      if (raw.headers.has("transfer-encoding") || !(Number.parseInt(length, 10) <= bodyLimitOf(path))) return next()
+    }
+
+    identify(c)
+    const route: MatchedRoute = { key: hot.key, rule: hot.rule, params: id === undefined ? { nodeId } : { nodeId, id } }
+    c.set("route", route)
+    await admit(c, route, authenticator, limiter)
+    switch (action) {
+      case "heartbeat": {
+        const { nodeId: node } = parseAt("path", NodeParams, route.params)
+        const health = await json(c, NodeHealth)
+        return redactedJson(c, await act.heartbeat(c.get("principal"), node, health))
+      }
+      case "reports": {
+        const { nodeId: node } = parseAt("path", NodeParams, route.params)
+        const batch = await json(c, ReportBatch)
+        return redactedJson(c, await act.reports(node, batch))
+      }
+      case "commands": {
+        const { nodeId: node } = parseAt("path", NodeParams, route.params)
+        // What hono/validator hands a query schema: each key's one value, or its values when repeated.
+        const given = Object.entries(c.req.queries()).map(([k, v]) => (v.length === 1 ? [k, v[0]] : [k, v]))
+        const { wait } = parseAt("query", WaitQuery, Object.fromEntries(given))
+        return redactedJson(c, await act.commands(node, wait, raw.signal))
+      }
+      case "ack": {
+        const params = parseAt("path", CommandParams, route.params)
+        const ack = await json(c, CommandAck)
+        return redactedJson(c, await act.ack(params.nodeId, params.id, ack))
+      }
+    }
+  }
+}

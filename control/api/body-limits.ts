@@ -1,0 +1,28 @@
+// How large a request body may be: 1 MiB, except an agent's report batch. A body over its limit is a
+// 413 before anyone reads it (Content-Length), or as soon as a chunked body passes it. Built once: the
+// checks run on every /api request.
+import type { MiddlewareHandler } from "hono"
+import { bodyLimit } from "hono/body-limit"
+import { ChimeraError } from "../domain/errors.ts"
+import { errorResponse } from "./errors.ts"
+
+const MiB = 1024 * 1024
+/** A report batch holds up to 500 reports of at most ~70 KiB (a failed heal's output is capped at 64 KiB). */
+export const REPORTS_LIMIT = 48 * MiB
+export const DEFAULT_LIMIT = 1 * MiB
+const REPORTS_PATH = /^\/api\/agent\/[^/]+\/reports$/
+
+/** The limit of the body sent to `path`. */
+export const bodyLimitOf = (path: string) => (REPORTS_PATH.test(path) ? REPORTS_LIMIT : DEFAULT_LIMIT)
+
+const limitBody = (maxSize: number) =>
+  bodyLimit({
+    maxSize,
+    onError: (c) =>
+      errorResponse(c, new ChimeraError("PAYLOAD_TOO_LARGE", `the request body is larger than ${maxSize / MiB} MiB`)),
+  })
+
+const reports = limitBody(REPORTS_LIMIT)
+const other = limitBody(DEFAULT_LIMIT)
+
+export const bodyLimits: MiddlewareHandler = (c, next) => (REPORTS_PATH.test(c.req.path) ? reports : other)(c, next)
