@@ -51,32 +51,50 @@ import { waitFor } from "../tests/support/wait.ts"
 import { HEARTBEAT_HEADING, type HeartbeatResults, heartbeatBench, heartbeatTable } from "./bench/heartbeats.ts"
 import { relayBench, relayTable } from "./bench/relay.ts"
 
-const { values } = parseArgs({
-  options: {
-    drifts: { type: "string", default: "50" },
-    "ssh-rounds": { type: "string", default: "10" },
-    "hb-nodes": { type: "string", default: "20000" },
-    "hb-rates": { type: "string", default: "10000,7000" },
-    "hb-seconds": { type: "string", default: "20" },
-    "hb-rounds": { type: "string", default: "3" },
-    "hb-connections": { type: "string", default: "1000" },
-    "hb-postgres": { type: "boolean", default: false },
-    only: { type: "string" },
-    write: { type: "boolean", default: false },
-  },
-})
+const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats] [--write]
+       [--hb-nodes N] [--hb-rates R,R] [--hb-seconds N] [--hb-rounds N] [--hb-connections N] [--hb-postgres]
+(each flag is described at the top of scripts/bench.ts)`
+/** A bad flag: one line that says what is wrong, the usage, exit 2; no stack trace. */
+function fail(message: string): never {
+  process.stderr.write(`bench: ${message}\n${USAGE}\n`)
+  process.exit(2)
+}
+if (process.argv.includes("--help") || process.argv.includes("-h")) {
+  process.stdout.write(`${USAGE}\n`)
+  process.exit(0)
+}
+const parsed = (() => {
+  try {
+    return parseArgs({
+      options: {
+        drifts: { type: "string", default: "50" },
+        "ssh-rounds": { type: "string", default: "10" },
+        "hb-nodes": { type: "string", default: "20000" },
+        "hb-rates": { type: "string", default: "10000,7000" },
+        "hb-seconds": { type: "string", default: "20" },
+        "hb-rounds": { type: "string", default: "3" },
+        "hb-connections": { type: "string", default: "1000" },
+        "hb-postgres": { type: "boolean", default: false },
+        only: { type: "string" },
+        write: { type: "boolean", default: false },
+      },
+    })
+  } catch (error) {
+    fail((error as Error).message)
+  }
+})()
+const { values } = parsed
 const DRIFTS = Number(values.drifts)
-if (!Number.isInteger(DRIFTS) || DRIFTS < 5) throw new Error("--drifts: expected a whole number of at least 5")
+if (!Number.isInteger(DRIFTS) || DRIFTS < 5) fail("--drifts: expected a whole number of at least 5")
 const SSH_ROUNDS = Number(values["ssh-rounds"])
-if (!Number.isInteger(SSH_ROUNDS) || SSH_ROUNDS < 3)
-  throw new Error("--ssh-rounds: expected a whole number of at least 3")
+if (!Number.isInteger(SSH_ROUNDS) || SSH_ROUNDS < 3) fail("--ssh-rounds: expected a whole number of at least 3")
 if (values.only !== undefined && values.only !== "ssh" && values.only !== "relay" && values.only !== "heartbeats")
-  throw new Error('--only: the sections that run alone are "ssh", "relay" and "heartbeats"')
+  fail('--only: the sections that run alone are "ssh", "relay" and "heartbeats"')
 if (values.only && values.only !== "heartbeats" && values.write)
-  throw new Error("--write rewrites BENCHMARKS.md whole, so it needs every section: drop --only")
+  fail("--write rewrites BENCHMARKS.md whole, so it needs every section: drop --only")
 const whole = (name: "hb-nodes" | "hb-seconds" | "hb-rounds" | "hb-connections", min: number) => {
   const n = Number(values[name])
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected a whole number of at least ${min}`)
+  if (!Number.isInteger(n) || n < min) fail(`--${name}: expected a whole number of at least ${min}`)
   return n
 }
 const HB = {
@@ -85,7 +103,7 @@ const HB = {
     .split(",")
     .map((r) => {
       const n = Number(r)
-      if (!Number.isInteger(n) || n < 1) throw new Error(`--hb-rates: expected whole numbers, got ${JSON.stringify(r)}`)
+      if (!Number.isInteger(n) || n < 1) fail(`--hb-rates: expected whole numbers, got ${JSON.stringify(r)}`)
       return n
     }),
   seconds: whole("hb-seconds", 1),

@@ -11,11 +11,11 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
 import { freePort } from "../../tests/support/control-plane.ts"
+import { CORES, enrol, f1, log, median, pinned, stopProc, waitUp } from "./common.ts"
 import type { LoadConfig, LoadResult } from "./heartbeat-load.ts"
 
 const ROOT = join(import.meta.dir, "../..")
 const LOAD = join(import.meta.dir, "heartbeat-load.ts")
-const log = (s: string) => process.stderr.write(`${s}\n`)
 
 export interface HeartbeatOptions {
   nodes: number
@@ -36,25 +36,7 @@ export interface HeartbeatResults {
   peer: LoadResult[]
   rssMb: number
   peakRssMb: number
-  cores: { server: string; generator: string }
-}
-
-/** Core 0 for the server under test, core 1 for the load generator, when there are two to split. */
-const CORES = navigator.hardwareConcurrency >= 2 ? { server: "0", generator: "1" } : { server: "0", generator: "0" }
-const pinned = (core: string, argv: string[]) => (Bun.which("taskset") ? ["taskset", "-c", core, ...argv] : argv)
-
-async function waitUp(url: string, proc: Subprocess, what: string) {
-  for (let i = 0; ; i++) {
-    if (
-      await fetch(`${url}/api/health`).then(
-        (r) => r.status < 500,
-        () => false,
-      )
-    )
-      return
-    if (proc.exitCode !== null || i > 500) throw new Error(`${what} did not start on ${url}`)
-    await Bun.sleep(20)
-  }
+  cores: { server: string; load: string }
 }
 
 async function memory(pid: number) {
@@ -66,7 +48,7 @@ async function memory(pid: number) {
 async function load(dir: string, cfg: LoadConfig): Promise<LoadResult> {
   const path = join(dir, "load.json")
   await writeFile(path, JSON.stringify(cfg))
-  const proc = Bun.spawn(pinned(CORES.generator, [process.execPath, LOAD, path]), {
+  const proc = Bun.spawn(pinned(CORES.load, [process.execPath, LOAD, path]), {
     stdout: "pipe",
     stderr: "pipe",
   })
@@ -86,40 +68,6 @@ async function load(dir: string, cfg: LoadConfig): Promise<LoadResult> {
 const nodeId = (i: number) => `hb-${String(i).padStart(5, "0")}`
 
 /** N agents through the real API, `parallel` at a time: a join token bound to each, then its enrolment. */
-async function enrol(url: string, adminToken: string, n: number, parallel = 32) {
-  const nodes: { id: string; credential: string }[] = new Array(n)
-  let next = 0
-  const post = async (path: string, token: string, body: unknown) => {
-    const res = await fetch(`${url}${path}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    })
-    if (res.status !== 201 && res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`)
-    return (await res.json()) as Record<string, string>
-  }
-  const worker = async () => {
-    for (let i = next++; i < n; i = next++) {
-      const id = nodeId(i)
-      const jt = await post("/api/nodes/join-tokens", adminToken, { nodeId: id })
-      const res = await post("/api/agent/enroll", String(jt.token), { nodeId: id, hostname: id, agentVersion: "bench" })
-      nodes[i] = { id, credential: String(res.credential) }
-    }
-  }
-  await Promise.all(Array.from({ length: parallel }, worker))
-  return nodes
-}
-
-async function stopProc(proc: Subprocess) {
-  if (proc.exitCode !== null) return
-  proc.kill("SIGTERM")
-  const exited = await Promise.race([proc.exited.then(() => true), Bun.sleep(5000).then(() => false)])
-  if (!exited) {
-    proc.kill("SIGKILL")
-    await proc.exited
-  }
-}
-
 export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatResults> {
   const dir = await mkdtemp(join(tmpdir(), "chimera-bench-hb-"))
   const procs: Subprocess[] = []
@@ -196,7 +144,7 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
 
     log(`  enrolling ${opts.nodes} agents through the API…`)
     const t0 = performance.now()
-    const nodes = await enrol(cpUrl, adminToken, opts.nodes)
+    const nodes = await enrol(cpUrl, adminToken, opts.nodes, nodeId)
     const enrolSeconds = (performance.now() - t0) / 1000
     // CHIMERA_BENCH_PROFILE=DIR: a CPU profile (markdown) of the heartbeats alone, written when the
     // control plane stops; it is restarted on the same data for that, after the enrolments.
@@ -218,11 +166,6 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor((s.length - 1) / 2)] ?? Number.NaN
-}
-const f1 = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
 const n0 = (x: number) => Math.round(x).toLocaleString("en")
 
 export const HEARTBEAT_HEADING = "### Heartbeat ingest"
@@ -247,7 +190,7 @@ export function heartbeatTable(all: HeartbeatResults[]): string {
   return [
     `${HEARTBEAT_HEADING} (target: 10,000/s sustained from 20,000 agents, p99 < 50 ms)`,
     "",
-    `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version} (\`bun scripts/bench.ts --only heartbeats\`). \`chimera web\` runs as a child process pinned to core ${r0?.cores.server} (\`taskset\`); every agent is enrolled through the real API and heartbeats with its own credential. A load generator in its own process, pinned to core ${r0?.cores.generator}, drives heartbeats open-loop over ${n0(r0?.opts.connections ?? 0)} keep-alive connections: each is due at a fixed time, and latency counts from then, so a server that falls behind shows as latency and lower throughput, not as a politely slower client. ${r0?.opts.seconds} s counted per round after a warm-up of one turn of all agents; medians of ${r0?.opts.rounds} rounds, errors summed. Server CPU is the server process's over the counted window (100 % = one core); RSS is the control plane's after its last round. The peer, in the same run on the same core with the same requests, is a bare \`Bun.serve\` that reads the body and answers 200 with no work: the HTTP floor.`,
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version} (\`bun scripts/bench.ts --only heartbeats\`). \`chimera web\` runs as a child process pinned to core ${r0?.cores.server} (\`taskset\`); every agent is enrolled through the real API and heartbeats with its own credential. A load generator in its own process, pinned to core ${r0?.cores.load}, drives heartbeats open-loop over ${n0(r0?.opts.connections ?? 0)} keep-alive connections: each is due at a fixed time, and latency counts from then, so a server that falls behind shows as latency and lower throughput, not as a politely slower client. ${r0?.opts.seconds} s counted per round after a warm-up of one turn of all agents; medians of ${r0?.opts.rounds} rounds, errors summed. Server CPU is the server process's over the counted window (100 % = one core); RSS is the control plane's after its last round. The peer, in the same run on the same core with the same requests, is a bare \`Bun.serve\` that reads the body and answers 200 with no work: the HTTP floor.`,
     "",
     "| server | agents | offered /s | achieved /s | p50 ms | p99 ms | max ms | errors | server CPU | CPU per heartbeat | server RSS | generator CPU |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

@@ -10,6 +10,7 @@
 //
 // usage: bun scripts/bench/relay-load.ts CONFIG.json   (prints "ready" once every node polls)
 import { readFile } from "node:fs/promises"
+import { heartbeatBody } from "../../tests/support/auth.ts"
 
 export interface RelayLoadConfig {
   url: string
@@ -23,24 +24,14 @@ let acked = 0
 let errors = 0
 let polling = 0
 
-const heartbeat = (id: string) => {
-  const gen = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
-  return {
-    nodeId: id,
-    agentVersion: "bench",
-    hostname: id,
-    at: new Date().toISOString(),
-    uptimeSeconds: 1,
-    load: [0, 0, 0],
-    memory: { totalBytes: 1, availableBytes: 1 },
-    disk: { path: "/", totalBytes: 1, freeBytes: 1 },
-    system: { profile: gen, current: gen, booted: gen },
-    desired: null,
-    phase: "no-desired",
-    // Long enough that no node goes unreachable during the run without a heartbeat loop here.
-    heartbeatIntervalSeconds: HEALTH_EVERY,
-  }
-}
+const heartbeat = (id: string) => ({
+  ...heartbeatBody(id),
+  agentVersion: "bench",
+  desired: null,
+  phase: "no-desired",
+  // Long enough that no node goes unreachable during the run without a heartbeat loop here.
+  heartbeatIntervalSeconds: HEALTH_EVERY,
+})
 
 const headers = (credential: string) => ({
   authorization: `Bearer ${credential}`,

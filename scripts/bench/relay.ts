@@ -11,11 +11,11 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
 import { freePort } from "../../tests/support/control-plane.ts"
+import { CORES, enrol, f1, log, median, pinned, stopProc, waitUp } from "./common.ts"
 import type { RelayLoadConfig } from "./relay-load.ts"
 
 const ROOT = join(import.meta.dir, "../..")
 const LOAD = join(import.meta.dir, "relay-load.ts")
-const log = (s: string) => process.stderr.write(`${s}\n`)
 
 export interface RelayBenchOptions {
   nodes: number
@@ -34,43 +34,7 @@ export interface RelayBenchResults {
   rssMb: number
 }
 
-const CORES = navigator.hardwareConcurrency >= 2 ? { server: "0", load: "1" } : { server: "0", load: "0" }
-const pinned = (core: string, argv: string[]) => (Bun.which("taskset") ? ["taskset", "-c", core, ...argv] : argv)
 const nodeId = (i: number) => `relay-${String(i).padStart(5, "0")}`
-
-async function stopProc(proc: Subprocess) {
-  if (proc.exitCode !== null) return
-  proc.kill("SIGTERM")
-  const exited = await Promise.race([proc.exited.then(() => true), Bun.sleep(5000).then(() => false)])
-  if (!exited) {
-    proc.kill("SIGKILL")
-    await proc.exited
-  }
-}
-
-async function enrol(url: string, adminToken: string, n: number, parallel = 32) {
-  const nodes: { id: string; credential: string }[] = new Array(n)
-  let next = 0
-  const post = async (path: string, token: string, body: unknown) => {
-    const res = await fetch(`${url}${path}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    })
-    if (res.status !== 201) throw new Error(`${path}: ${res.status} ${await res.text()}`)
-    return (await res.json()) as Record<string, string>
-  }
-  const worker = async () => {
-    for (let i = next++; i < n; i = next++) {
-      const id = nodeId(i)
-      const jt = await post("/api/nodes/join-tokens", adminToken, { nodeId: id })
-      const res = await post("/api/agent/enroll", String(jt.token), { nodeId: id, hostname: id, agentVersion: "bench" })
-      nodes[i] = { id, credential: String(res.credential) }
-    }
-  }
-  await Promise.all(Array.from({ length: parallel }, worker))
-  return nodes
-}
 
 /** Line-oriented talk with the load process: one order, one JSON answer. */
 function talk(proc: Subprocess<"pipe", "pipe", "pipe">) {
@@ -130,22 +94,14 @@ export async function relayBench(opts: RelayBenchOptions): Promise<RelayBenchRes
       },
     )
     procs.push(cp)
-    for (
-      let i = 0;
-      !(await fetch(`${url}/api/health`).then(
-        (r) => r.ok,
-        () => false,
-      ));
-      i++
-    ) {
-      if (cp.exitCode !== null || i > 500) throw new Error(`chimera web did not start: ${await cpLog.text()}`)
-      await Bun.sleep(20)
-    }
+    await waitUp(url, cp, "chimera web").catch(async (error) => {
+      throw new Error(`${(error as Error).message}: ${await cpLog.text()}`)
+    })
     const adminToken = (await readFile(join(dir, "data", "admin.token"), "utf8")).trim()
 
     log(`  enrolling ${opts.nodes} nodes through the API…`)
     const t0 = performance.now()
-    const nodes = await enrol(url, adminToken, opts.nodes)
+    const nodes = await enrol(url, adminToken, opts.nodes, nodeId)
     const enrolSeconds = (performance.now() - t0) / 1000
 
     log(`  ${opts.nodes} simulated agents take their long polls…`)
@@ -204,12 +160,6 @@ export async function relayBench(opts: RelayBenchOptions): Promise<RelayBenchRes
     await rm(dir, { recursive: true, force: true })
   }
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor((s.length - 1) / 2)] ?? Number.NaN
-}
-const f1 = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
 
 export function relayTable(r: RelayBenchResults): string {
   const n = r.opts.nodes.toLocaleString("en")

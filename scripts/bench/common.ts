@@ -1,0 +1,83 @@
+// What the fleet-scale benchmarks (heartbeats.ts, relay.ts) share: which core runs what, stopping the
+// processes they start, waiting for a server, and enrolling N nodes through the real API (a join token
+// each, then POST /api/agent/enroll, `parallel` at a time).
+import type { Subprocess } from "bun"
+
+/** Core 0 for the server under test, core 1 for the load process, when there are two to split. */
+export const CORES = navigator.hardwareConcurrency >= 2 ? { server: "0", load: "1" } : { server: "0", load: "0" }
+export const pinned = (core: string, argv: string[]) => (Bun.which("taskset") ? ["taskset", "-c", core, ...argv] : argv)
+export const log = (s: string) => process.stderr.write(`${s}\n`)
+
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor((s.length - 1) / 2)] ?? Number.NaN
+}
+export const f1 = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
+
+/** SIGTERM, then SIGKILL after 5 s. */
+export async function stopProc(proc: Subprocess) {
+  if (proc.exitCode !== null) return
+  proc.kill("SIGTERM")
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const exited = await Promise.race([
+    proc.exited.then(() => true),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), 5000)
+    }),
+  ])
+  clearTimeout(timer)
+  if (!exited) {
+    proc.kill("SIGKILL")
+    await proc.exited
+  }
+}
+
+/** Resolves once `url` answers /api/health below 500; fails if `proc` exits or 10 s pass. */
+export async function waitUp(url: string, proc: Subprocess, what: string) {
+  for (let i = 0; ; i++) {
+    if (
+      await fetch(`${url}/api/health`).then(
+        (r) => r.status < 500,
+        () => false,
+      )
+    )
+      return
+    if (proc.exitCode !== null || i > 500) throw new Error(`${what} did not start on ${url}`)
+    await Bun.sleep(20)
+  }
+}
+
+export interface EnrolledNode {
+  id: string
+  credential: string
+}
+
+export async function enrol(
+  url: string,
+  adminToken: string,
+  n: number,
+  nodeId: (i: number) => string,
+  parallel = 32,
+): Promise<EnrolledNode[]> {
+  const nodes: EnrolledNode[] = new Array(n)
+  let next = 0
+  const post = async (path: string, token: string, body: unknown) => {
+    const res = await fetch(`${url}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    })
+    if (res.status !== 201) throw new Error(`${path}: ${res.status} ${await res.text()}`)
+    return (await res.json()) as Record<string, string>
+  }
+  const worker = async () => {
+    for (let i = next++; i < n; i = next++) {
+      const id = nodeId(i)
+      const jt = await post("/api/nodes/join-tokens", adminToken, { nodeId: id })
+      const res = await post("/api/agent/enroll", String(jt.token), { nodeId: id, hostname: id, agentVersion: "bench" })
+      nodes[i] = { id, credential: String(res.credential) }
+    }
+  }
+  await Promise.all(Array.from({ length: parallel }, worker))
+  return nodes
+}
