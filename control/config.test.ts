@@ -42,6 +42,7 @@ describe("defaults", () => {
         email_to: "",
       },
       auth: { jwt_ttl_seconds: 3600, node_credential_rotation_days: 30 },
+      retention: { command_days: 30 },
       rate_limits: { window_seconds: 60, api: 300, agent: 1200, login: 10, sessions: 10, commands: 60, websocket: 100 },
       ssh: { identity_file: "", known_hosts_file: "", trust_new_hosts: false },
       log_level: "WARNING",

@@ -94,6 +94,11 @@ export const ChimeraConfig = z
       jwt_ttl_seconds: _int("expected a whole number of seconds from 60 to 86400", 60, 86_400).default(3600),
       node_credential_rotation_days: _int("expected a whole number of days (0: only on request)", 0, 3650).default(30),
     }),
+    // How long the control plane keeps what agents answered to commands (relayed output, activation
+    // results) once they are answered: 0 keeps them forever. The audit log is never pruned.
+    retention: _section({
+      command_days: _int("expected a whole number of days (0: keep forever)", 0, 3650).default(30),
+    }),
     rate_limits: _section({
       window_seconds: _seconds().default(60),
       api: _int("expected a whole number of requests, at least 1", 1).default(300),

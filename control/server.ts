@@ -35,6 +35,8 @@ export interface ServerOptions {
   cli?: { tmuxSocket?: string; providerPath?: string }
   /** The nodes the command API reaches over SSH ([fleet.nodes] and [ssh]); none: it answers with how to set them. */
   commandTargets?: CommandTargets | null
+  /** `[retention]`: days answered commands are kept (0: forever), and how often they are pruned (ms). */
+  retention?: { commandDays: number; intervalMs?: number }
 }
 
 export interface ControlPlane {
@@ -117,6 +119,18 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     }
   }, opts.sweepIntervalMs ?? 1000)
 
+  // Answered commands (relayed output above all) would otherwise grow the database without end.
+  const commandDays = opts.retention?.commandDays ?? 30
+  const prune = async () => {
+    try {
+      await fleet.pruneCommands(commandDays)
+    } catch (error) {
+      log.error("pruning answered commands failed", { error })
+    }
+  }
+  if (commandDays > 0) void prune()
+  const pruning = commandDays > 0 ? setInterval(prune, opts.retention?.intervalMs ?? 3_600_000) : undefined
+
   const url = `http://${server.hostname?.includes(":") ? `[${server.hostname}]` : server.hostname}:${server.port}`
   log.info("control plane listening", { url })
   return {
@@ -129,6 +143,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     }),
     async stop() {
       clearInterval(sweep)
+      clearInterval(pruning)
       await server.stop(true)
       await cli.closeAll()
       await opts.commandTargets?.executor.close()

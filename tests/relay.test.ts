@@ -296,4 +296,56 @@ describe("delivery of relayed commands (a hand-driven agent, a clock moved by ha
     const answer = (await (await pending).json()) as RelayAnswer
     expect(answer.summary.ok).toBe(1)
   })
+
+  test("answered commands are pruned after [retention] command_days; unanswered ones stay", async () => {
+    const clock = manualClock()
+    await using cp2 = await startInProcess({ clock, retention: { commandDays: 1, intervalMs: 50 } })
+    const credential = await enrollNode(cp2, "kept")
+    await call(cp2, credential, "POST", "/api/agent/kept/heartbeat", heartbeatBody("kept"))
+    const fetchOne = async () =>
+      (
+        await waitFor(
+          "a command for the agent",
+          async () =>
+            (
+              (await (await call(cp2, credential, "GET", "/api/agent/kept/commands?wait=0")).json()) as {
+                commands: { id: string }[]
+              }
+            ).commands,
+          (cs) => cs.length === 1,
+        )
+      )[0] as { id: string }
+    const answered = call(cp2, cp2.adminToken, "POST", "/api/fleet/run", {
+      command: "true",
+      nodes: ["kept"],
+      timeout: 60,
+    })
+    const first = await fetchOne()
+    await call(cp2, credential, "POST", `/api/agent/kept/commands/${first.id}/ack`, {
+      success: true,
+      output: "old output\n",
+      exitCode: 0,
+      stderr: "",
+      timedOut: false,
+    })
+    expect((await answered).status).toBe(200)
+    clock.advance(2 * 86_400_000)
+    // A new one, still unanswered: pruning must leave it alone.
+    void call(cp2, cp2.adminToken, "POST", "/api/fleet/run", { command: "true", nodes: ["kept"], timeout: 600 }).catch(
+      () => {},
+    )
+    const second = await fetchOne()
+    const db = new Database(join(cp2.dataDir, "chimera.db"), { readonly: true })
+    try {
+      const ids = await waitFor(
+        "the answered command pruned",
+        async () =>
+          (db.query("SELECT id FROM commands WHERE node_id = 'kept'").all() as { id: string }[]).map((r) => r.id),
+        (rows) => !rows.includes(first.id),
+      )
+      expect(ids).toEqual([second.id])
+    } finally {
+      db.close()
+    }
+  })
 })

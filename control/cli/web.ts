@@ -29,6 +29,7 @@ export default defineCommand({
       // CLI sessions go to the same tmux server as `chimera run` and `chimera attach`.
       cli: { tmuxSocket: process.env.CHIMERA_TMUX_SOCKET || undefined },
       commandTargets: commandTargetsFromConfig(config),
+      retention: { commandDays: config.retention.command_days },
     })
     process.stdout.write(`Chimera control plane on ${color.bold(cp.url)}\n`)
     process.stdout.write(

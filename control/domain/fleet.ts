@@ -195,6 +195,14 @@ export function createFleet({ store, bus, clock }: FleetDeps) {
     listEvents: (q: EventQuery): Promise<FleetEvent[]> => store.listEvents(q),
 
     /** Flips nodes silent for MISSED_HEARTBEATS intervals to unreachable, with one event each. */
+    /** Forgets commands answered more than `days` ago (their output included); returns how many. */
+    async pruneCommands(days: number) {
+      const before = new Date(clock.now().getTime() - days * 86_400_000).toISOString()
+      const pruned = await store.pruneCommands(before)
+      if (pruned > 0) log.info("pruned answered commands", { pruned, before })
+      return pruned
+    },
+
     async sweepUnreachable() {
       const lost = await store.markUnreachable(now(), startedAt, MISSED_HEARTBEATS)
       for (const node of lost) {

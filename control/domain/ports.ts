@@ -109,6 +109,8 @@ export interface StorePort {
   expireCommands(ids: string[], now: string, reason: string): Promise<string[]>
   /** The acknowledged ones among `ids`, with what their agents answered. */
   commandResults(ids: string[]): Promise<CommandResultRecord[]>
+  /** Deletes commands answered (or closed) before `answeredBefore`; returns how many. */
+  pruneCommands(answeredBefore: string): Promise<number>
   /** Replaces the stored payload of finished commands (the relay keeps only a redacted command). */
   scrubCommands(ids: string[], payload: string): Promise<void>
 }

@@ -58,6 +58,8 @@ export interface InProcessOptions {
   trust?: Partial<TrustSettings>
   /** CLI sessions' PATH for provider binaries (default: this process's). */
   providerPath?: string
+  /** `[retention]` (default: 30 days, pruned hourly). */
+  retention?: { commandDays: number; intervalMs?: number }
   /** The nodes the command API reaches (a testbed's, via commandTargets()). */
   commandTargets?: CommandTargets | null
 }
@@ -83,6 +85,7 @@ export async function startInProcess(opts: InProcessOptions = {}): Promise<TestC
     trust: { ...opts.trust, rateLimits: { ...LIFTED_LIMITS, ...opts.trust?.rateLimits } },
     cli: { tmuxSocket, providerPath: opts.providerPath },
     commandTargets: opts.commandTargets,
+    retention: opts.retention,
   })
   const adminToken = (await readFile(cp.adminTokenPath, "utf8")).trim()
   const stop = async () => {

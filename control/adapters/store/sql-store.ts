@@ -369,6 +369,12 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       return out
     },
 
+    async pruneCommands(answeredBefore) {
+      const rows: Row[] =
+        await db`DELETE FROM commands WHERE acked_at IS NOT NULL AND acked_at < ${answeredBefore} RETURNING id`
+      return rows.length
+    },
+
     async scrubCommands(ids, payload) {
       for (const part of chunks(ids, 1000)) await db`UPDATE commands SET payload = ${payload} WHERE id IN ${db(part)}`
     },
