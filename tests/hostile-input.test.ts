@@ -352,32 +352,39 @@ describe("hostile input", () => {
         return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) / 1024
       }
       const mixed = fc.constantFrom(...ROUTES).chain((route) => requestFor(route).map((req) => [route, req] as const))
-      /** Sends in rounds of 1,000, noting the server's RSS after each; the highest is returned. */
+      /** Sends in rounds of 1,000, noting the server's RSS after each round. */
       const run = async (seed: number) => {
         const samples = fc.sample(mixed, { numRuns: VOLUME, seed })
         const failures: string[] = []
+        const rss: number[] = []
         let answered = 0
-        let peak = 0
         for (let i = 0; i < samples.length; i += 1000) {
           const round = await sendAll(samples.slice(i, i + 1000))
           failures.push(...round.failures)
           answered += [...round.statuses.values()].reduce((a, b) => a + b, 0)
-          peak = Math.max(peak, await rssMiB())
+          rss.push(await rssMiB())
         }
-        return { failures, answered, peak }
+        return { failures, answered, rss }
       }
-      // RSS moves by tens of MiB with the collector's timing, so a single before/after pair says little.
-      // What a leak cannot do is stay under a ceiling: two warm-up runs of 10,000 set it (the allocator
-      // settles about 30 MiB above start-up; later peaks wander by about 10 MiB), and the measured
-      // 10,000 must not rise above it by as much as a leak of 2.5 KiB a request would (24 MiB).
-      const first = await run(6)
-      const warm = await run(7)
-      warm.peak = Math.max(warm.peak, first.peak)
-      const measured = await run(8)
-      expect([...first.failures, ...warm.failures, ...measured.failures].slice(0, 5)).toEqual([])
-      expect(measured.answered).toBe(VOLUME)
+      const median = (xs: number[]) => {
+        const sorted = xs.toSorted((a, b) => a - b)
+        return (sorted[(sorted.length - 1) >> 1]! + sorted[sorted.length >> 1]!) / 2
+      }
+      // A single RSS sample says little: it swings by 20 MiB or more with the collector's timing. Nor is
+      // the start a fair reference: the allocator settles over the first 20,000-40,000 requests (medians
+      // of ten samples per 10,000, measured: 113, 142, 133, 136, 136, 140, then 24 runs in all, 240,000
+      // requests, all between 129 and 141 MiB). So two runs warm up, the median of the next two is the
+      // reference, and the median of the two after them (the 10,000 the issue asks for, and as many again)
+      // must stay within 28 MiB of it. Without a leak it moved by -1 to +17 MiB in ten tries; with a leak
+      // planted in the server's fetch handler it moved by +31 MiB at 1.5 KiB a request, +47 at 2 KiB.
+      const runs = []
+      for (const seed of [6, 7, 8, 9, 10, 11]) runs.push(await run(seed))
+      expect(runs.flatMap((r) => r.failures).slice(0, 5)).toEqual([])
+      for (const r of runs) expect(r.answered).toBe(VOLUME)
       expect(child.proc.exitCode).toBeNull()
-      expect(measured.peak - warm.peak).toBeLessThan(24)
+      const reference = median([...runs[2]!.rss, ...runs[3]!.rss])
+      const measured = median([...runs[4]!.rss, ...runs[5]!.rss])
+      expect(measured - reference).toBeLessThan(28)
     } finally {
       cp = inProcess
       nodeCredential = inProcessCredential
