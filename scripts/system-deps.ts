@@ -9,7 +9,7 @@
 // milliseconds (it only looks up paths and runs `nix-store --version`). Not root and something missing:
 // it prints the exact apt-get command to run and exits 1. It also makes sure Nix works as root in
 // single-user mode (the suite never talks to a nix-daemon), i.e. the profiles directory exists.
-import { existsSync, mkdirSync, readdirSync } from "node:fs"
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs"
 
 interface Requirement {
   tool: string
@@ -57,6 +57,7 @@ const BENCH_REQUIREMENTS: Requirement[] = [
 ]
 
 const NIX_PROFILES = "/nix/var/nix/profiles"
+const NIX_CONF = "/etc/nix/nix.conf"
 // Every nix command this script runs: never ask a binary cache (the CI network reaches npm and Debian only).
 const NIX_ENV = { ...process.env, NIX_CONFIG: `${process.env.NIX_CONFIG ?? ""}\nsubstituters =\n` }
 
@@ -86,14 +87,68 @@ const nixProblems = async (): Promise<string[]> => {
       problems.push(`cannot create ${NIX_PROFILES}/per-user/root: ${(err as Error).message}`)
     }
   }
+  if (process.getuid?.() === 0 && !checkOnly) {
+    const fix = singleUserConfig()
+    if (fix) problems.push(fix)
+  }
   const probe = Bun.spawn([store, "--version"], { env: NIX_ENV, stdin: "ignore", stdout: "ignore", stderr: "pipe" })
   const [stderr, code] = await Promise.all([new Response(probe.stderr).text(), probe.exited])
   if (code !== 0) problems.push(`\`nix-store --version\` failed: ${stderr.trim()}`)
+  else if (process.getuid?.() === 0) problems.push(...(await buildProblems()))
   for (const dir of ["/nix/store", NIX_PROFILES]) if (!existsSync(dir)) problems.push(`${dir} does not exist`)
   // Test nodes bind-mount their own profiles directory; a nix-daemon outside the namespace would not see it.
   const remote = process.env.NIX_REMOTE
   if (remote && remote !== "local") problems.push(`NIX_REMOTE=${remote} is set; the suite uses Nix single-user as root`)
   return problems
+}
+
+/**
+ * Nix single-user as root, configured the way Debian's nix-setup-systemd does it, for hosts where
+ * nix-bin came without that recommended package (as `--no-install-recommends` below installs it):
+ *  - As root, Nix builds as the members of the group `nixbld` unless nix.conf names another or none;
+ *    without the group every build fails ("the group 'nixbld' specified in 'build-users-group' does
+ *    not exist"). Single-user as root needs no build users: `build-users-group =`.
+ *  - The suite builds plain derivations with the host's /bin/sh and tools (there is no nixpkgs here),
+ *    which Nix's sandbox hides: `sandbox = false`, as nix-setup-systemd's own nix.conf sets it.
+ * A setting nix.conf already has is left alone. Returns a problem to report, or null.
+ */
+function singleUserConfig(): string | null {
+  const conf = existsSync(NIX_CONF) ? readFileSync(NIX_CONF, "utf8") : ""
+  const has = (key: string) => new RegExp(`^\\s*${key}\\s*=`, "m").test(conf)
+  const groups = existsSync("/etc/group") ? readFileSync("/etc/group", "utf8") : ""
+  const lines = [
+    ...(has("build-users-group") || /^nixbld:/m.test(groups) ? [] : ["build-users-group ="]),
+    ...(has("sandbox") ? [] : ["sandbox = false"]),
+  ]
+  if (lines.length === 0) return null
+  try {
+    mkdirSync("/etc/nix", { recursive: true })
+    const gap = conf === "" || conf.endsWith("\n") ? "" : "\n"
+    appendFileSync(
+      NIX_CONF,
+      `${gap}# Added by Chimera's scripts/system-deps.ts: Nix single-user as root.\n${lines.join("\n")}\n`,
+    )
+    console.log(`system-deps: nix: set ${lines.map((l) => `\`${l}\``).join(" and ")} in ${NIX_CONF}`)
+    return null
+  } catch (err) {
+    return `cannot write ${NIX_CONF} (${lines.join(", ")}): ${(err as Error).message}`
+  }
+}
+
+/** Builds a one-line derivation, as the suite's fixtures do (builder /bin/sh, no substituters). */
+async function buildProblems(): Promise<string[]> {
+  const expr =
+    'derivation { name = "chimera-system-deps-probe"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo ok > $out" ]; }'
+  const build = Bun.spawn(["nix-build", "--no-out-link", "-E", expr], {
+    env: NIX_ENV,
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "pipe",
+  })
+  const [stderr, code] = await Promise.all([new Response(build.stderr).text(), build.exited])
+  if (code === 0) return []
+  const last = stderr.trim().split("\n").slice(-3).join(" | ")
+  return [`a one-line derivation does not build as root: ${last}`]
 }
 
 const summary = (): string => packagesOf(REQUIREMENTS).join(", ")
