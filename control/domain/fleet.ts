@@ -161,12 +161,16 @@ export function createFleet({ store, bus, clock }: FleetDeps) {
         return due
       }
       const first = await fetch()
-      if (first.length > 0 || waitMs <= 0) return first
+      if (first.length > 0 || waitMs <= 0 || signal?.aborted) return first
+      // However the wait ends (a command, the timeout, the caller leaving), it leaves nothing behind:
+      // no timer, no abort listener, no empty set for a node that has stopped polling.
       await new Promise<void>((resolve) => {
         const set = waiters.get(nodeId) ?? new Set()
         const done = () => {
           clearTimeout(timer)
+          signal?.removeEventListener("abort", done)
           set.delete(done)
+          if (set.size === 0 && waiters.get(nodeId) === set) waiters.delete(nodeId)
           resolve()
         }
         const timer = setTimeout(done, waitMs)

@@ -1,0 +1,56 @@
+// The command long poll over a real SQLite store: however a wait ends, it ends at once and leaves
+// the next wait of the same node working.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { SQL } from "bun"
+import { createEventBus } from "../adapters/event-bus.ts"
+import { openDatabase, sqlStore } from "../adapters/store/sql-store.ts"
+import { createFleet, type Fleet } from "./fleet.ts"
+import { systemClock } from "./ports.ts"
+
+const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+/** Far longer than any test here may take: a wait that runs its course fails the test's timeout. */
+const FOREVER_MS = 60_000
+
+let dir: string
+let db: SQL
+let fleet: Fleet
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "chimera-fleet-"))
+  const opened = await openDatabase(`sqlite://${join(dir, "chimera.db")}`)
+  db = opened.db
+  const store = sqlStore(db, opened.dialect)
+  await store.migrate()
+  fleet = createFleet({ store, bus: createEventBus(), clock: systemClock })
+  const { token } = await fleet.createJoinToken({ nodeId: "n1" })
+  await fleet.enroll(token, { nodeId: "n1", hostname: "n1", agentVersion: "t" })
+})
+
+afterAll(async () => {
+  await db.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe("command long poll", () => {
+  test("a caller that has already left gets the answer at once, without waiting", async () => {
+    const gone = AbortSignal.abort()
+    expect(await fleet.commandsFor("n1", FOREVER_MS, gone)).toEqual([])
+  }, 5_000)
+
+  test("a caller leaving mid-wait ends it; the next wait is still woken by a new command", async () => {
+    const leaving = new AbortController()
+    const first = fleet.commandsFor("n1", FOREVER_MS, leaving.signal)
+    await Bun.sleep(20)
+    leaving.abort()
+    expect(await first).toEqual([])
+
+    const second = fleet.commandsFor("n1", FOREVER_MS, new AbortController().signal)
+    await Bun.sleep(20)
+    await fleet.setDesired("n1", GEN1)
+    const [command] = await second
+    expect(command).toMatchObject({ kind: "activate", closure: GEN1 })
+  }, 5_000)
+})
