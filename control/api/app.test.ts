@@ -115,6 +115,55 @@ describe("control plane API", () => {
     expect(filtered.events).toHaveLength(1)
   })
 
+  test("the event stream replays what follows Last-Event-ID, then sends live events that match its filter", async () => {
+    await using cp = await startInProcess()
+    await enroll(cp, "web-1")
+    await enroll(cp, "web-2")
+    const desire = (node: string, closure: string) =>
+      cp.api(`/api/nodes/${node}/desired`, { method: "PUT", body: JSON.stringify({ closure }) })
+    await desire("web-1", GEN1)
+    const before = (await (await cp.api("/api/events?node=web-1")).json()) as { events: { id: number }[] }
+    const enrolled = before.events[0]?.id ?? 0
+
+    const leave = new AbortController()
+    const res = await fetch(`${cp.url}/api/events/stream?node=web-1`, {
+      headers: { authorization: `Bearer ${cp.adminToken}`, "last-event-id": String(enrolled) },
+      signal: leave.signal,
+    })
+    expect(res.status).toBe(200)
+    expect(res.headers.get("content-type")).toContain("text/event-stream")
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    const decoder = new TextDecoder()
+    let text = ""
+    /** Reads until `count` events (not the ready frame or keep-alives) have arrived; returns them. */
+    const events = async (count: number) => {
+      for (;;) {
+        const frames = text.split("\n\n").filter((f) => /^id: /m.test(f))
+        if (frames.length >= count)
+          return frames.map((f) => ({
+            id: Number(/^id: (.*)$/m.exec(f)?.[1]),
+            type: /^event: (.*)$/m.exec(f)?.[1],
+            node: (JSON.parse(/^data: (.*)$/m.exec(f)?.[1] ?? "{}") as { nodeId: string }).nodeId,
+          }))
+        const { value, done } = await reader.read()
+        if (done) throw new Error(`the stream ended after: ${text}`)
+        text += decoder.decode(value, { stream: true })
+      }
+    }
+    // Replay: web-1's desired.changed follows its enrolment; web-2's events are filtered out.
+    const [replayed] = await events(1)
+    expect(replayed).toMatchObject({ type: "desired.changed", node: "web-1" })
+    expect(replayed?.id).toBeGreaterThan(enrolled)
+
+    await desire("web-2", GEN2)
+    await desire("web-1", GEN2)
+    const live = await events(2)
+    expect(live[1]).toMatchObject({ type: "desired.changed", node: "web-1" })
+    expect(live[1]?.id).toBeGreaterThan(replayed?.id ?? 0)
+    expect(text).not.toContain('"nodeId":"web-2"')
+    leave.abort()
+  })
+
   test("reports are stored once each, in order, and acknowledged by sequence", async () => {
     await using cp = await startInProcess()
     const n = await enroll(cp, "app-1")

@@ -45,7 +45,11 @@ export const eventRoutes = (fleet: Fleet, bus: EventBusPort) =>
           queue.push(e)
           wake?.()
         })
-        stream.onAbort(unsubscribe)
+        // A client that leaves ends the wait below at once, so nothing of its stream outlives it.
+        stream.onAbort(() => {
+          unsubscribe()
+          wake?.()
+        })
         // Sent at once so the client has the response headers before the first event.
         await stream.writeSSE({ event: "ready", data: "{}", retry: 2000 })
         let sent = Number.isFinite(lastId) ? lastId : (q.after ?? -1)
@@ -58,8 +62,16 @@ export const eventRoutes = (fleet: Fleet, bus: EventBusPort) =>
         while (!stream.aborted) {
           const next = queue.shift()
           if (!next) {
-            await Promise.race([new Promise<void>((r) => (wake = r)), stream.sleep(15_000)])
-            wake = null
+            // Until an event, the client leaving, or 15 s for a keep-alive; the timer goes with the wait.
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(done, 15_000)
+              function done() {
+                clearTimeout(timer)
+                wake = null
+                resolve()
+              }
+              wake = done
+            })
             if (queue.length === 0 && !stream.aborted) await stream.write(": keep-alive\n\n")
             continue
           }
