@@ -17,7 +17,7 @@ export type ApiEnv = {
   Variables: {
     principal: Principal
     requestId: string
-    /** The caller's address as the socket saw it (null in-process, e.g. app.request in tests). */
+    /** The caller's address as the socket saw it (null in-process); read it with sourceOf (audit-trail.ts). */
     source: string | null
     route: MatchedRoute | null
     /** What the action came to beyond its HTTP status (a command's exit code), for its audit row. */

@@ -17,6 +17,7 @@ import { CONTROL_PLANE_NODE } from "../domain/cli-session-model.ts"
 import type { CliSessions } from "../domain/cli-sessions.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import type { UserPrincipal } from "../domain/ports.ts"
+import { sourceOf } from "./audit-trail.ts"
 import { type ApiEnv, requestToken, userOf } from "./auth.ts"
 import {
   type ClientMessage,
@@ -84,7 +85,7 @@ export const cliSocketRoutes = ({ cli, authenticator, limiter, audit }: CliSocke
       if (c.req.header("upgrade")?.toLowerCase() !== "websocket")
         throw new ChimeraError("UPGRADE_REQUIRED", "this route is a WebSocket; connect with `Upgrade: websocket`")
       const token = requestToken(c, true)
-      const source = c.get("source")
+      const source = sourceOf(c)
       const connection = randomUUID()
       let socket: WSContext | null = null
       let seq = 0

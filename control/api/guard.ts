@@ -10,6 +10,7 @@ import { can, leastRoleFor } from "../domain/auth/roles.ts"
 import { ChimeraError, forbidden } from "../domain/errors.ts"
 import type { Principal } from "../domain/ports.ts"
 import { tokenKind } from "../domain/tokens.ts"
+import { sourceOf } from "./audit-trail.ts"
 import { type ApiEnv, bearerToken, type MatchedRoute, requestToken } from "./auth.ts"
 import { routeKey, ruleFor } from "./route-permissions.ts"
 
@@ -62,8 +63,8 @@ function charge(c: Context, limiter: RateLimiter, hits: [LimitName, string][]) {
 }
 
 function keyFor(name: LimitName, c: Context<ApiEnv>, route: MatchedRoute | null, p: Principal | null): string {
-  const who = p === null ? `address:${c.get("source") ?? "local"}` : p.kind === "node" ? `node:${p.nodeId}` : p.subject
-  if (name === "login") return `address:${c.get("source") ?? "local"}`
+  const who = p === null ? `address:${sourceOf(c) ?? "local"}` : p.kind === "node" ? `node:${p.nodeId}` : p.subject
+  if (name === "login") return `address:${sourceOf(c) ?? "local"}`
   if (name === "commands") return `session:${route?.params.sessionId ?? who}`
   return who
 }
