@@ -185,6 +185,17 @@ describe("agent fast path", () => {
     expect(fastActions().sort()).toEqual(["ack", "commands", "heartbeat", "reports"])
   })
 
+  test("the chain it stands in for is the one it was written against: a new middleware must be accounted for", () => {
+    // The fast path runs the checks of the chain's middlewares itself (see agent-fast-path.ts). One added
+    // in front of /api/* later (security headers, metrics, another audit field) would silently not run
+    // for the four hot routes: this fails until agent-fast-path.ts does what it does, and this list says so.
+    const hot = "/api/agent/n1/heartbeat"
+    const matches = (pattern: string) => new RegExp(`^${pattern.replaceAll("*", ".*")}$`).test(hot)
+    const middlewares = fast.routes.filter((r) => r.method === "ALL" && matches(r.path)).map((r) => r.path)
+    // agentFastPath, then auditTrail, redactAnswers, bodyLimits, guard (app.ts).
+    expect(middlewares).toEqual(["/api/agent/*", "/api/*", "/api/*", "/api/*", "/api/*"])
+  })
+
   test("plain agent requests are answered by the fast path; anything unusual is passed on untouched", async () => {
     const probe = new Hono<ApiEnv>()
       // A limiter of its own: the two apps' must count the same requests.
