@@ -97,6 +97,31 @@ describe("changing a user's role", () => {
     ])
   })
 
+  test("a token made with a token answers to the same user: demoting or removing them revokes it too", async () => {
+    for (const [name, act] of [
+      ["heir", (u: string) => setRole(boss, u, { role: "viewer" })],
+      ["leaver", (u: string) => call(cp, boss, "DELETE", `/api/users/${u}`)],
+    ] as const) {
+      await addUser(cp, name, "admin")
+      const session = await login(cp, name)
+      const mint = async (by: string, label: string) => {
+        const res = await call(cp, by, "POST", "/api/tokens", { name: `${name}-${label}`, role: "admin" })
+        expect(res.status).toBe(201)
+        return ((await res.json()) as { token: string }).token
+      }
+      const first = await mint(session, "first")
+      const second = await mint(first, "second")
+      const third = await mint(second, "third")
+      expect((await call(cp, third, "GET", "/api/users")).status).toBe(200)
+      expect((await act(name)).status).toBeLessThan(300)
+      for (const t of [first, second, third]) expect((await call(cp, t, "GET", "/api/users")).status).toBe(401)
+    }
+    // The bootstrap admin token answers for itself and for what it makes: those stay.
+    const res = await call(cp, cp.adminToken, "POST", "/api/tokens", { name: "root-made", role: "admin" })
+    const rootMade = ((await res.json()) as { token: string }).token
+    expect((await call(cp, rootMade, "GET", "/api/users")).status).toBe(200)
+  })
+
   test("setting the role a user already has changes nothing and keeps their sessions", async () => {
     await addUser(cp, "same", "operator")
     const token = await login(cp, "same")

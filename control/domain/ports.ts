@@ -31,6 +31,12 @@ export interface UserPrincipal {
   sessionId: string | null
   userId: string | null
   tokenId: string | null
+  /**
+   * Who answers for what this principal makes: a session's user; for an API token, whoever answers for
+   * the token (its creator's owner), so that a token made with a token still falls when that user is
+   * demoted or removed. The bootstrap admin token answers for itself, and for the tokens made with it.
+   */
+  owner: string
 }
 
 /** A node agent, with its per-node credential; it may act only as itself. */

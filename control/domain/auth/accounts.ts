@@ -114,7 +114,8 @@ export function createAccounts({ store, clock }: { store: AuthStorePort; clock: 
         name: req.name,
         role: req.role,
         createdAt: createdAt.toISOString(),
-        createdBy: by.userId ?? by.subject,
+        // Not the token that asked, but who answers for it: demoting or removing that user revokes this too.
+        createdBy: by.owner,
         expiresAt:
           req.ttlDays === undefined ? null : new Date(createdAt.getTime() + req.ttlDays * 86_400_000).toISOString(),
         revokedAt: null,

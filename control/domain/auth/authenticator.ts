@@ -32,6 +32,7 @@ export function createAuthenticator({ store, keys, clock, nodeCredentialMaxAgeMs
       sessionId: found.session.jti,
       userId: found.user.id,
       tokenId: null,
+      owner: found.user.id,
     }
   }
 
@@ -49,6 +50,7 @@ export function createAuthenticator({ store, keys, clock, nodeCredentialMaxAgeMs
       sessionId: null,
       userId: null,
       tokenId: record.id,
+      owner: record.createdBy ?? `token:${record.id}`,
     }
   }
 
