@@ -4,7 +4,7 @@ import { Hono } from "hono"
 import { z } from "zod"
 import { NodeId } from "../../protocol/ids.ts"
 import type { NodeIdentity } from "../domain/auth/node-identity.ts"
-import type { ApiEnv } from "./auth.ts"
+import { type ApiEnv, bearerToken } from "./auth.ts"
 import { params } from "./validate.ts"
 
 const NodeParams = z.object({ id: NodeId })
@@ -19,5 +19,5 @@ export const nodeIdentityRoutes = (identity: NodeIdentity) =>
       c.json(await identity.revoke(c.req.valid("param").id)),
     )
     .post("/api/agent/:nodeId/credential", params(AgentParams), async (c) =>
-      c.json(await identity.issueRotated(c.req.valid("param").nodeId), 201),
+      c.json(await identity.issueRotated(c.req.valid("param").nodeId, bearerToken(c.req.header("authorization"))), 201),
     )

@@ -169,7 +169,7 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
         const promoted: Row[] = await db`
           UPDATE nodes SET credential_hash = pending_credential_hash, pending_credential_hash = NULL,
             rotation_requested_at = NULL, credential_issued_at = ${now}
-          WHERE pending_credential_hash = ${hash} RETURNING id`
+          WHERE pending_credential_hash = ${hash} AND credential_hash IS NOT NULL RETURNING id`
         if (!promoted[0]) return null
         r = (
           (await db`
@@ -189,8 +189,11 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
         UPDATE nodes SET rotation_requested_at = ${now} WHERE id = ${nodeId} AND credential_hash IS NOT NULL RETURNING id`
       return rows.length > 0
     },
-    async setPendingCredential(nodeId, hash) {
-      await db`UPDATE nodes SET pending_credential_hash = ${hash} WHERE id = ${nodeId}`
+    async setPendingCredential(nodeId, hash, callerHash) {
+      const rows: Row[] = await db`
+        UPDATE nodes SET pending_credential_hash = ${hash}
+        WHERE id = ${nodeId} AND credential_hash = ${callerHash} RETURNING id`
+      return rows.length > 0
     },
     async revokeNode(nodeId, now) {
       return db.begin(async (tx) => {

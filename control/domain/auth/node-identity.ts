@@ -8,7 +8,7 @@
 //   3. The first request made with the new credential promotes it; only then does the old one stop.
 // If the agent dies between 2 and 3 it still holds the old, working credential and is asked again.
 // Revocation forgets every credential of the node at once (and unused join tokens bound to it).
-import { notFound } from "../errors.ts"
+import { notFound, unauthenticated } from "../errors.ts"
 import type { Clock, EventBusPort, StorePort } from "../ports.ts"
 import { hashToken, newToken } from "../tokens.ts"
 import type { AuthStorePort } from "./ports.ts"
@@ -38,10 +38,14 @@ export function createNodeIdentity({ authStore, store, bus, clock }: NodeIdentit
       return { nodeId, rotationRequested: requested }
     },
 
-    /** Step 2: a fresh credential, pending until first used. Only the node itself may ask. */
-    async issueRotated(nodeId: string) {
+    /**
+     * Step 2: a fresh credential, pending until first used. Only the node itself may ask, with the
+     * credential it presented (`current`), which must still be the node's when the new one is stored.
+     */
+    async issueRotated(nodeId: string, current: string) {
       const credential = newToken("node")
-      await authStore.setPendingCredential(nodeId, hashToken(credential))
+      if (!(await authStore.setPendingCredential(nodeId, hashToken(credential), hashToken(current))))
+        throw unauthenticated("the node credential was revoked or replaced while this request ran")
       return { nodeId, credential }
     },
 

@@ -95,8 +95,12 @@ export interface AuthStorePort {
   /** The node whose current credential hashes to `hash`; a matching pending credential is promoted first. */
   nodeForCredential(hash: string, now: string): Promise<NodeCredentialState | null>
   requestRotation(nodeId: string, now: string): Promise<boolean>
-  /** Stores a pending credential; the current one keeps working until the pending one is first used. */
-  setPendingCredential(nodeId: string, hash: string): Promise<void>
+  /**
+   * Stores a pending credential; the current one keeps working until the pending one is first used.
+   * Only while `callerHash` is still the node's credential: false when it was revoked (or rotated)
+   * after the caller authenticated, so a request in flight cannot outlive a revocation.
+   */
+  setPendingCredential(nodeId: string, hash: string, callerHash: string): Promise<boolean>
   /** Forgets every credential of the node and any unused join token bound to it. */
   revokeNode(nodeId: string, now: string): Promise<boolean>
 

@@ -1,0 +1,66 @@
+// Rotation racing revocation, over a real SQLite store: a node's request that authenticated just
+// before an admin revoked it must not come back with a credential that works.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { SQL } from "bun"
+import { createEventBus } from "../../adapters/event-bus.ts"
+import { createAuthStore } from "../../adapters/store/auth-store.ts"
+import { openDatabase, sqlStore } from "../../adapters/store/sql-store.ts"
+import { createFleet, type Fleet } from "../fleet.ts"
+import { type StorePort, systemClock } from "../ports.ts"
+import { hashToken } from "../tokens.ts"
+import { createNodeIdentity, type NodeIdentity } from "./node-identity.ts"
+import type { AuthStorePort } from "./ports.ts"
+
+let dir: string
+let db: SQL
+let fleet: Fleet
+let authStore: AuthStorePort
+let identity: NodeIdentity
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "chimera-node-identity-"))
+  const opened = await openDatabase(`sqlite://${join(dir, "chimera.db")}`)
+  db = opened.db
+  const store: StorePort = sqlStore(db, opened.dialect)
+  await store.migrate()
+  authStore = createAuthStore(db, opened.dialect)
+  const bus = createEventBus()
+  fleet = createFleet({ store, bus, clock: systemClock })
+  identity = createNodeIdentity({ authStore, store, bus, clock: systemClock })
+})
+
+afterAll(async () => {
+  await db.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+const enrol = async (nodeId: string) => {
+  const { token } = await fleet.createJoinToken({ nodeId })
+  return (await fleet.enroll(token, { nodeId, hostname: nodeId, agentVersion: "t" })).credential
+}
+const nodeOf = async (credential: string) =>
+  (await authStore.nodeForCredential(hashToken(credential), new Date().toISOString()))?.nodeId ?? null
+
+describe("node identity", () => {
+  test("a rotation asked for before a revocation and served after it is refused; nothing gets back in", async () => {
+    const current = await enrol("racer")
+    expect(await nodeOf(current)).toBe("racer") // the request authenticated…
+    await identity.revoke("racer") // …then an admin revoked the node…
+    // …and only then does the request reach the rotation.
+    await expect(identity.issueRotated("racer", current)).rejects.toThrow("revoked or replaced")
+    expect(await nodeOf(current)).toBeNull()
+  })
+
+  test("a rotation with the node's current credential is pending until first used, then replaces it", async () => {
+    const current = await enrol("rotor")
+    const { credential } = await identity.issueRotated("rotor", current)
+    expect(await nodeOf(current)).toBe("rotor")
+    expect(await nodeOf(credential)).toBe("rotor")
+    expect(await nodeOf(current)).toBeNull()
+    // The replaced credential cannot ask for another.
+    await expect(identity.issueRotated("rotor", current)).rejects.toThrow("revoked or replaced")
+  })
+})
