@@ -164,6 +164,41 @@ describe("control plane API", () => {
     leave.abort()
   })
 
+  test("an event stream whose token is revoked sends nothing more: an error event, then it ends", async () => {
+    await using cp = await startInProcess()
+    await enroll(cp, "web-1")
+    const made = await cp.api("/api/tokens", {
+      method: "POST",
+      body: JSON.stringify({ name: "dashboard", role: "viewer" }),
+    })
+    const { id, token } = (await made.json()) as { id: string; token: string }
+    const res = await fetch(`${cp.url}/api/events/stream`, { headers: { authorization: `Bearer ${token}` } })
+    expect(res.status).toBe(200)
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    const decoder = new TextDecoder()
+    let text = ""
+    const readUntil = async (pattern: RegExp) => {
+      while (!pattern.test(text)) {
+        const { value, done } = await reader.read()
+        if (done) return true
+        text += decoder.decode(value, { stream: true })
+      }
+      return false
+    }
+    await readUntil(/event: ready/)
+    const desire = (closure: string) =>
+      cp.api("/api/nodes/web-1/desired", { method: "PUT", body: JSON.stringify({ closure }) })
+    await desire(GEN1)
+    await readUntil(/event: desired\.changed/)
+
+    expect((await cp.api(`/api/tokens/${id}`, { method: "DELETE" })).status).toBeLessThan(300)
+    await desire(GEN2)
+    await readUntil(/event: error/)
+    expect(await readUntil(/never/)).toBe(true) // the server ended the stream
+    expect(text.match(/event: desired\.changed/g)).toHaveLength(1)
+    expect(text).toContain("the API token is unknown or revoked; the event stream ends")
+  })
+
   test("reports are stored once each, in order, and acknowledged by sequence", async () => {
     await using cp = await startInProcess()
     const n = await enroll(cp, "app-1")

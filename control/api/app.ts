@@ -81,7 +81,7 @@ export function createApp({ fleet, bus, trust, commands, cli, relay, agentFastPa
     .route("/", nodeRoutes(fleet))
     .route("/", agentRoutes(fleet))
     .route("/", nodeIdentityRoutes(trust.identity))
-    .route("/", eventRoutes(fleet, bus))
+    .route("/", eventRoutes(fleet, bus, trust.authenticator))
     .route("/", userRoutes(trust.accounts))
     .route("/", tokenRoutes(trust.accounts))
     .route("/", auditRoutes(trust.audit))

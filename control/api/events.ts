@@ -5,10 +5,12 @@ import { Hono } from "hono"
 import { streamSSE } from "hono/streaming"
 import { z } from "zod"
 import { NodeId } from "../../protocol/ids.ts"
+import type { Authenticator } from "../domain/auth/authenticator.ts"
+import { can } from "../domain/auth/roles.ts"
 import { EventType, type FleetEvent } from "../domain/events.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { EventBusPort } from "../domain/ports.ts"
-import type { ApiEnv } from "./auth.ts"
+import { type ApiEnv, bearerToken } from "./auth.ts"
 import { query } from "./validate.ts"
 
 // `?type=a,b` and `?type=a&type=b` both work.
@@ -27,7 +29,7 @@ export const EventsQuery = z.object({
 const matches = (e: FleetEvent, q: { node?: string; type?: string[] }) =>
   (q.node === undefined || e.nodeId === q.node) && (q.type === undefined || q.type.includes(e.type))
 
-export const eventRoutes = (fleet: Fleet, bus: EventBusPort) =>
+export const eventRoutes = (fleet: Fleet, bus: EventBusPort, authenticator: Authenticator) =>
   new Hono<ApiEnv>()
     .get("/api/events", query(EventsQuery), async (c) => {
       const q = c.req.valid("query")
@@ -37,6 +39,17 @@ export const eventRoutes = (fleet: Fleet, bus: EventBusPort) =>
     .get("/api/events/stream", query(EventsQuery), (c) => {
       const q = c.req.valid("query")
       const lastId = Number.parseInt(c.req.header("last-event-id") ?? "", 10)
+      // The guard let this caller in; a stream outlives that moment, so the credential is asked again
+      // before anything more is sent: a revoked token, an ended session or a lost role ends the stream.
+      const token = bearerToken(c.req.header("authorization"))
+      const refusal = async (): Promise<string | null> => {
+        try {
+          const p = await authenticator.authenticate(token)
+          return p.kind === "user" && can(p.role, "fleet:read") ? null : "the credential no longer has fleet:read"
+        } catch (error) {
+          return error instanceof Error ? error.message : "authentication failed"
+        }
+      }
       return streamSSE(c, async (stream) => {
         const queue: FleetEvent[] = []
         let wake: (() => void) | null = null
@@ -60,8 +73,7 @@ export const eventRoutes = (fleet: Fleet, bus: EventBusPort) =>
           }
         }
         while (!stream.aborted) {
-          const next = queue.shift()
-          if (!next) {
+          if (queue.length === 0) {
             // Until an event, the client leaving, or 15 s for a keep-alive; the timer goes with the wait.
             await new Promise<void>((resolve) => {
               const timer = setTimeout(done, 15_000)
@@ -72,12 +84,23 @@ export const eventRoutes = (fleet: Fleet, bus: EventBusPort) =>
               }
               wake = done
             })
-            if (queue.length === 0 && !stream.aborted) await stream.write(": keep-alive\n\n")
+            if (stream.aborted) break
+          }
+          const refused = await refusal()
+          if (refused !== null) {
+            const error = { error: `${refused}; the event stream ends`, code: "AUTHENTICATION_FAILED" }
+            await stream.writeSSE({ event: "error", data: JSON.stringify(error) })
+            break
+          }
+          if (queue.length === 0) {
+            await stream.write(": keep-alive\n\n")
             continue
           }
-          if (next.id <= sent) continue
-          await stream.writeSSE({ id: String(next.id), event: next.type, data: JSON.stringify(next) })
-          sent = next.id
+          for (let next = queue.shift(); next; next = queue.shift()) {
+            if (next.id <= sent) continue
+            await stream.writeSSE({ id: String(next.id), event: next.type, data: JSON.stringify(next) })
+            sent = next.id
+          }
         }
         unsubscribe()
       })
