@@ -30,6 +30,20 @@ export function redactText(text: string): string {
   return out
 }
 
+/**
+ * `redactText` applied to every string inside a JSON value, keys and structure untouched: the way to
+ * redact something that will be serialized, since replacing inside serialized JSON can cut a string
+ * at an escaped quote (`GH_TOKEN=\"a b\"`) and leave invalid JSON.
+ */
+export function redactStrings(value: unknown): unknown {
+  if (typeof value === "string") return redactText(value)
+  if (value === null || typeof value !== "object") return value
+  if (Array.isArray(value)) return value.map(redactStrings)
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value)) out[k] = redactStrings(v)
+  return out
+}
+
 /** True when `text` holds something `redactText` would replace (cheap enough for every answer). */
 export function looksSecret(text: string): boolean {
   return SECRET_VALUES.some(([pattern]) => {

@@ -181,9 +181,15 @@ describe("commands relayed through the agents", () => {
     expect(body.results[0]?.stderr).toContain("does not support command kind run")
   })
 
-  test("a secret assigned on the command line is not kept in the database", async () => {
-    const { body } = await relay({ command: "PGPASSWORD=relay-s3cret-77 echo ok", nodes: names, timeout: 10 })
+  test("a secret assigned on the command line reaches the node as typed, and is not kept in the database", async () => {
+    const { body } = await relay({
+      command: "PGPASSWORD=relay-s3cret-77 printenv PGPASSWORD",
+      nodes: names,
+      timeout: 10,
+    })
     expect(body.summary.ok).toBe(3)
+    // The answers agents fetch are not put through the API's redaction: `PGPASSWORD=[redacted]` would run.
+    for (const r of body.results) expect(r.stdout).toBe("relay-s3cret-77\n")
     const db = new Database(join(cp.dataDir, "chimera.db"), { readonly: true })
     try {
       const rows = db.query("SELECT payload FROM commands WHERE kind = 'run'").all() as { payload: string }[]

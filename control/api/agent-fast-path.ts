@@ -1,6 +1,7 @@
 // The agent fast path: 20,000 agents heartbeat, poll for commands, ack and report, and the full
 // middleware chain (app.ts) costs more per request than the work itself. This middleware, mounted in
-// front of the chain, answers those four routes when a request is plainly shaped: a well-formed node
+// front of the chain, answers those routes (the ones whose rules allow it, HOT below: today all but the
+// command poll, whose answer is never redacted) when a request is plainly shaped: a well-formed node
 // credential, a JSON body with a Content-Length within its limit, path segments that need no decoding.
 // Anything else is passed on untouched, before any side effect, and the chain answers it as before.
 //

@@ -3,7 +3,7 @@
 // and anything that looks like one (a chm_ token, a JWT, a password hash) is replaced. Routes that
 // hand the caller its own new secret (login, token creation, enrolment) say so in their rule.
 import type { Context, MiddlewareHandler } from "hono"
-import { looksSecret, redactText } from "../../protocol/log.ts"
+import { looksSecret, redactStrings, redactText } from "../../protocol/log.ts"
 import type { ApiEnv } from "./auth.ts"
 
 export const redactAnswers: MiddlewareHandler<ApiEnv> = async (c, next) => {
@@ -13,7 +13,13 @@ export const redactAnswers: MiddlewareHandler<ApiEnv> = async (c, next) => {
   if (!c.res.headers.get("content-type")?.startsWith("application/json") || !c.res.body) return
   const text = await c.res.clone().text()
   if (!looksSecret(text)) return
-  c.res = new Response(redactText(text), { status: c.res.status, headers: c.res.headers })
+  let redacted: string
+  try {
+    redacted = JSON.stringify(redactStrings(JSON.parse(text)))
+  } catch {
+    redacted = redactText(text) // not JSON after all: no structure to keep
+  }
+  c.res = new Response(redacted, { status: c.res.status, headers: c.res.headers })
   c.res.headers.delete("content-length")
 }
 
@@ -24,5 +30,7 @@ export const redactAnswers: MiddlewareHandler<ApiEnv> = async (c, next) => {
  */
 export function redactedJson(c: Context, value: unknown): Response {
   const text = JSON.stringify(value)
-  return c.body(looksSecret(text) ? redactText(text) : text, 200, { "Content-Type": "application/json" })
+  return c.body(looksSecret(text) ? JSON.stringify(redactStrings(value)) : text, 200, {
+    "Content-Type": "application/json",
+  })
 }

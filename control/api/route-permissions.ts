@@ -35,7 +35,9 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "POST /api/agent/enroll": { auth: "join", issuesSecret: true },
   "POST /api/agent/:nodeId/heartbeat": { auth: "node", audit: false },
   "POST /api/agent/:nodeId/reports": { auth: "node", audit: false },
-  "GET /api/agent/:nodeId/commands": { auth: "node" },
+  // The commands an operator sent, verbatim, to the node that runs them: `API_TOKEN=x cmd` must reach
+  // it as typed, not as `API_TOKEN=[redacted] cmd`. Only that node's own credential can fetch them.
+  "GET /api/agent/:nodeId/commands": { auth: "node", issuesSecret: true },
   "POST /api/agent/:nodeId/commands/:id/ack": { auth: "node", audit: false },
   "POST /api/agent/:nodeId/credential": { auth: "node", issuesSecret: true },
 
