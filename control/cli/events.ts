@@ -70,15 +70,20 @@ export default defineCommand({
     for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
       buffer += chunk
       for (let i = buffer.indexOf("\n\n"); i >= 0; i = buffer.indexOf("\n\n")) {
-        const data = buffer
-          .slice(0, i)
-          .split("\n")
-          .find((l) => l.startsWith("data: "))
+        const lines = buffer.slice(0, i).split("\n")
         buffer = buffer.slice(i + 2)
-        if (!data) continue
-        const event = JSON.parse(data.slice(6)) as FleetEvent
+        const field = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2)
+        const data = field("data")
+        // `ready` opens the stream and comments keep it alive; `error` ends it (e.g. the token was revoked).
+        if (field("event") === "error") {
+          const message = data ? String((JSON.parse(data) as { error?: unknown }).error) : "the event stream failed"
+          throw new CliError(message, "E_API")
+        }
+        if (data === undefined || field("id") === undefined) continue
+        const event = JSON.parse(data) as FleetEvent
         process.stdout.write(args.json ? `${JSON.stringify(event)}\n` : `${row(event).join("  ")}\n`)
       }
     }
+    throw new CliError("the control plane closed the event stream", "E_UNREACHABLE")
   },
 })
