@@ -47,8 +47,13 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     nix,
     autoHeal: options.autoHeal,
     initialDesired: options.desired ?? stored?.closure ?? null,
+    // Healing never waits on the spool: a report that cannot be written (a full disk) is logged and lost.
     report: (r) => {
-      spool.append(r)
+      try {
+        spool.append(r)
+      } catch (error) {
+        log.error("report not spooled; healing goes on", { type: r.type, error })
+      }
     },
     persistDesired: (closure, source) => stateDir.writeDesired({ closure, setAt: new Date().toISOString(), source }),
     onPhase: (phase) => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test"
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { StorePath } from "../protocol/ids.ts"
@@ -104,6 +104,26 @@ describe("spool", () => {
     expect(spool.ackedSeq).toBe(2)
     expect(spool.append(started(3)).seq).toBe(3)
     spool.close()
+  })
+
+  test("a compaction that fails (say, a full disk) loses nothing, and appends go on to the spool file", () => {
+    const path = spoolPath()
+    const spool = openSpool(path)
+    for (const n of [1, 2, 3]) spool.append(started(n))
+    // The rewrite's temp file cannot be created where a directory stands.
+    mkdirSync(`${path}.tmp`)
+    expect(() => spool.ack(2)).toThrow()
+    expect(spool.ackedSeq).toBe(0)
+    expect(spool.pending().map((r) => r.seq)).toEqual([1, 2, 3])
+    spool.append(started(4))
+    rmSync(`${path}.tmp`, { recursive: true })
+    spool.ack(2)
+    expect(spool.pending().map((r) => r.seq)).toEqual([3, 4])
+    spool.append(started(5))
+    spool.close()
+    const reopened = openSpool(path)
+    expect(reopened.pending().map((r) => r.seq)).toEqual([3, 4, 5])
+    reopened.close()
   })
 
   test("appends notify listeners so the sender wakes at once", () => {

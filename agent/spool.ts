@@ -65,11 +65,19 @@ export function openSpool(path: string): Spool {
       // An answer below what we already hold (a control plane restored from an old backup) changes nothing.
       const upTo = Math.min(seq, lastSeq)
       if (upTo <= ackedSeq || fd === null) return
+      const rest = queue.filter((r) => r.seq > upTo)
+      try {
+        _rewrite(path, lastSeq, upTo, rest)
+      } finally {
+        // Whether or not the rewrite got as far as its rename, the path now holds the old file or the new
+        // one, both whole: appends go on there, never to a closed descriptor or an unlinked file.
+        closeSync(fd)
+        fd = null
+        fd = openSync(path, "a", 0o600)
+      }
+      // Only a rewrite that succeeded forgets anything; a failed one (a full disk) is tried at the next ack.
       ackedSeq = upTo
-      queue = queue.filter((r) => r.seq > ackedSeq)
-      closeSync(fd)
-      _rewrite(path, lastSeq, ackedSeq, queue)
-      fd = openSync(path, "a", 0o600)
+      queue = rest
     },
     get lastSeq() {
       return lastSeq
