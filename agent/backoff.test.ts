@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { createBackoff, sleep } from "./backoff.ts"
+import { createBackoff, sleep, spreadPeriod } from "./backoff.ts"
 
 describe("backoff", () => {
   test("doubles from the initial delay up to the cap without jitter", () => {
@@ -41,6 +41,17 @@ describe("backoff", () => {
     expect(Math.min(...delays)).toBeGreaterThanOrEqual(0)
     expect(Math.max(...delays)).toBeLessThanOrEqual(1000)
     expect(new Set(delays).size).toBeGreaterThan(50)
+  })
+
+  test("a spread period stays within ±20 % and is spread across it", () => {
+    expect(spreadPeriod(5000, 0.2, () => 0)).toBe(4000)
+    expect(spreadPeriod(5000, 0.2, () => 0.5)).toBe(5000)
+    expect(spreadPeriod(5000, 0.2, () => 0.999999)).toBe(6000)
+    const real = Array.from({ length: 1000 }, () => spreadPeriod(5000))
+    expect(Math.min(...real)).toBeGreaterThanOrEqual(4000)
+    expect(Math.max(...real)).toBeLessThanOrEqual(6000)
+    // Agents that start together end up apart: a thousand periods take hundreds of distinct values.
+    expect(new Set(real).size).toBeGreaterThan(300)
   })
 
   test("sleep ends early when its signal aborts", async () => {

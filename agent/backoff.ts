@@ -50,6 +50,14 @@ function _jittered(ceiling: number, jitter: Jitter, r: number): number {
   return ceiling / 2 + (ceiling / 2) * r
 }
 
+/**
+ * A period spread by ±`spread` (a fraction): 20,000 agents started together, or brought back together
+ * by a control plane's restart, drift apart instead of arriving in the same millisecond every time.
+ */
+export function spreadPeriod(ms: number, spread = 0.2, random: () => number = Math.random): number {
+  return Math.round(ms * (1 - spread + 2 * spread * random()))
+}
+
 /** Resolves after `ms`, or early (without error) when `signal` aborts; keeps loops stoppable. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.resolve()

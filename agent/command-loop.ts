@@ -11,14 +11,17 @@
 // delivered at most once by the control plane itself, so not even an agent restart repeats it.
 import type { CommandAck, RunCommand } from "../protocol/agent.ts"
 import { createLogger } from "../protocol/log.ts"
-import { createBackoff, sleep } from "./backoff.ts"
+import { createBackoff, sleep, spreadPeriod } from "./backoff.ts"
 import { ControlError, type OrchestratorPort } from "./control-client.ts"
 import type { Reconciler } from "./reconciler.ts"
 import { runShell } from "./run-command.ts"
 
 const log = createLogger("commands")
 
+/** A long poll waits 25 s, give or take 5: polls brought together by a restart drift apart again. */
 const WAIT_SECONDS = 25
+/** How long an acknowledgement is retried: a control plane restarting must not cost a command's result. */
+const ACK_PATIENCE_MS = 10 * 60_000
 // A control plane that answers a long poll at once must not turn this loop into a busy one.
 const MIN_CYCLE_MS = 1000
 /** `run` commands executing at once; more wait in a queue, their timeout counting from receipt. */
@@ -41,22 +44,23 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
   let running = 0
 
   const ack = async (id: string, body: CommandAck) => {
-    const retry = createBackoff({ initialMs: 500, maxMs: 5000, jitter: "full" })
+    const retry = createBackoff({ initialMs: 500, maxMs: 30_000, jitter: "full" })
     const bounded = { ...body, output: body.output.slice(0, MAX_OUTPUT), stderr: body.stderr?.slice(0, MAX_OUTPUT) }
-    for (let i = 0; i < 5 && !ac.signal.aborted; i++) {
+    // A `run` is never delivered twice, so a result given up on is a result lost: the operator sees a
+    // timeout and runs it again. Retried until the control plane says it no longer waits (4xx), or for
+    // ACK_PATIENCE_MS; a 401 too, which a credential rotated between two attempts can cause once.
+    const until = performance.now() + ACK_PATIENCE_MS
+    for (let refusedOnce = false; performance.now() < until && !ac.signal.aborted; ) {
       try {
         await client.ackCommand(id, bounded)
         return
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err)
         // 409: the control plane no longer waits for it (expired, superseded); retrying cannot help.
-        if (
-          err instanceof ControlError &&
-          err.status !== null &&
-          err.status >= 400 &&
-          err.status < 500 &&
-          err.status !== 429
-        ) {
+        const status = err instanceof ControlError ? err.status : null
+        const retryable = status === null || status >= 500 || status === 429 || (status === 401 && !refusedOnce)
+        if (status === 401) refusedOnce = true
+        if (!retryable) {
           log.warn("command ack refused", { id, error })
           return
         }
@@ -112,7 +116,7 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
 
   const poll = async () => {
     const t0 = performance.now()
-    const { commands, unsupported } = await client.fetchCommands(WAIT_SECONDS, ac.signal)
+    const { commands, unsupported } = await client.fetchCommands(spreadPeriod(WAIT_SECONDS * 1000) / 1000, ac.signal)
     backoff.reset()
     for (const u of unsupported) {
       if (inFlight.has(u.id)) continue

@@ -1,12 +1,14 @@
 // The heartbeat loop: every --heartbeat seconds the agent POSTs its NodeHealth; the answer carries the
 // desired closure the control plane holds for this node, which becomes the agent's own when it differs.
 // `poke()` sends one at once (after a heal or a phase change) so dashboards need not wait an interval.
-// Failures are logged once per outage and retried at the interval, backing off further while the
-// control plane refuses the credential.
+// Every wait is spread by ±20 %, so a fleet that starts (or comes back) together does not heartbeat in
+// lockstep. Failures are logged once per outage and retried at about the interval (a node more than
+// three intervals silent shows as unreachable), backing off much further while the control plane
+// refuses the credential.
 import type { HeartbeatResponse, NodeHealth } from "../protocol/agent.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { createLogger } from "../protocol/log.ts"
-import { createBackoff, sleep } from "./backoff.ts"
+import { createBackoff, sleep, spreadPeriod } from "./backoff.ts"
 import { ControlError, type OrchestratorPort } from "./control-client.ts"
 
 const log = createLogger("heartbeat")
@@ -40,11 +42,11 @@ export function startHeartbeat(input: HeartbeatLoopInput): HeartbeatLoop {
       backoff.reset()
       if (res.desired) input.onDesired(res.desired)
       if (res.rotateCredential) input.onRotateCredential?.()
-      return intervalMs
+      return spreadPeriod(intervalMs)
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err)
       const refused = err instanceof ControlError && err.refused
-      const delay = refused ? backoff.next() : intervalMs
+      const delay = refused ? backoff.next() : spreadPeriod(intervalMs)
       if (refused)
         log.error("control plane refused this agent's credential (revoked?); still enforcing locally", { error })
       else if (!failing) log.warn("heartbeat failed; still enforcing locally", { error })
