@@ -22,10 +22,10 @@ describe("credential rotation (agent side)", () => {
         token: string
       }
       const enrolled = await client.enroll(token, { nodeId: "rot-1", hostname: "rot-1", agentVersion: "t" })
-      bearer = enrolled.credential
+      bearer = enrolled.credential ?? null
       stateDir.writeCredential({
         nodeId: "rot-1",
-        credential: bearer,
+        credential: bearer ?? "",
         controlUrl: cp.url,
         enrolledAt: new Date().toISOString(),
       })

@@ -5,6 +5,7 @@
 // logged as such, because only an operator can fix that).
 import type { NodeId } from "../protocol/ids.ts"
 import { createLogger } from "../protocol/log.ts"
+import { newSecret, secretHash } from "../protocol/secrets.ts"
 import { VERSION } from "../protocol/version.ts"
 import { createBackoff, sleep } from "./backoff.ts"
 import { ControlError, type OrchestratorPort } from "./control-client.ts"
@@ -45,26 +46,37 @@ export interface EnrollInput {
   signal: AbortSignal
 }
 
-/** Enrolls, retrying with backoff until it succeeds or `signal` aborts (then null). */
+/**
+ * Enrolls, retrying with backoff until it succeeds or `signal` aborts (then null). The credential is
+ * made here and stored (enrolling.json, durably) before the first attempt; only its hash is sent. If
+ * an answer is lost after the control plane took the join token, the next attempt (or the next start)
+ * repeats the same enrolment with the same credential, which the control plane recognises: a used join
+ * token never strands the node.
+ */
 export async function enroll(input: EnrollInput): Promise<string | null> {
   const backoff = createBackoff({ initialMs: 1000, maxMs: 300_000, jitter: "full" })
+  const pending = input.stateDir.readPendingEnrolment()
+  const credential = pending?.nodeId === input.nodeId ? pending.credential : newSecret("node")
+  if (pending?.credential !== credential) input.stateDir.writePendingEnrolment({ nodeId: input.nodeId, credential })
   while (!input.signal.aborted) {
     try {
       const res = await input.client.enroll(input.joinToken, {
         nodeId: input.nodeId,
         hostname: input.hostname,
         agentVersion: VERSION,
+        credentialHash: secretHash(credential),
       })
       if (res.nodeId !== input.nodeId)
         throw new ControlError(`enrolled as ${res.nodeId}, asked for ${input.nodeId}`, 201)
       input.stateDir.writeCredential({
         nodeId: res.nodeId,
-        credential: res.credential,
+        credential,
         controlUrl: input.controlUrl,
         enrolledAt: new Date().toISOString(),
       })
+      input.stateDir.clearPendingEnrolment()
       log.info("enrolled", { nodeId: res.nodeId, controlUrl: input.controlUrl })
-      return res.credential
+      return credential
     } catch (err) {
       const retryInMs = backoff.next()
       const error = err instanceof Error ? err.message : String(err)

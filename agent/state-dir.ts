@@ -1,8 +1,8 @@
-// The agent's state directory (default /var/lib/chimera-agent, mode 0700): the per-node credential the
-// control plane issued at enrollment (credential.json, 0600), the desired closure last learned
+// The agent's state directory (default /var/lib/chimera-agent, mode 0700): the per-node credential
+// (credential.json, 0600; while enrolment is under way, enrolling.json), the desired closure last learned
 // (desired.json, so it is enforced across restarts and while the control plane is down) and the report
 // spool (spool.jsonl). Files are parsed at this edge and written durably.
-import { chmodSync, mkdirSync, readFileSync } from "node:fs"
+import { chmodSync, mkdirSync, readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { z } from "zod"
 import { NodeId, StorePath } from "../protocol/ids.ts"
@@ -13,6 +13,10 @@ export const StoredCredential = z
   .strict()
 export type StoredCredential = z.infer<typeof StoredCredential>
 
+/** A credential this agent made and is enrolling with (enrolling.json), until the control plane took it. */
+export const PendingEnrolment = z.object({ nodeId: NodeId, credential: z.string().min(32) }).strict()
+export type PendingEnrolment = z.infer<typeof PendingEnrolment>
+
 export const StoredDesired = z.object({ closure: StorePath, setAt: z.iso.datetime(), source: z.string() }).strict()
 export type StoredDesired = z.infer<typeof StoredDesired>
 
@@ -21,6 +25,9 @@ export interface StateDir {
   readonly spoolPath: string
   readCredential(): StoredCredential | null
   writeCredential(credential: StoredCredential): void
+  readPendingEnrolment(): PendingEnrolment | null
+  writePendingEnrolment(pending: PendingEnrolment): void
+  clearPendingEnrolment(): void
   readDesired(): StoredDesired | null
   writeDesired(desired: StoredDesired): void
 }
@@ -43,6 +50,9 @@ export function openStateDir(path: string): StateDir {
     spoolPath: file("spool.jsonl"),
     readCredential: () => _read(file("credential.json"), StoredCredential),
     writeCredential: (c) => writeFileDurably(file("credential.json"), `${JSON.stringify(c, null, 2)}\n`, 0o600),
+    readPendingEnrolment: () => _read(file("enrolling.json"), PendingEnrolment),
+    writePendingEnrolment: (p) => writeFileDurably(file("enrolling.json"), `${JSON.stringify(p)}\n`, 0o600),
+    clearPendingEnrolment: () => rmSync(file("enrolling.json"), { force: true }),
     readDesired: () => _read(file("desired.json"), StoredDesired),
     writeDesired: (d) => writeFileDurably(file("desired.json"), `${JSON.stringify(d, null, 2)}\n`, 0o600),
   }

@@ -129,12 +129,27 @@ export type ReportBatch = z.infer<typeof ReportBatch>
 export const ReportAck = z.object({ ackedSeq: z.number().int().nonnegative() }).strict()
 export type ReportAck = z.infer<typeof ReportAck>
 
+/**
+ * `credentialHash`: the SHA-256 (hex) of a node credential the agent made and stored before asking.
+ * The control plane records that hash, answers without a credential, and takes a repeat of the same
+ * enrolment (same join token, node and hash) as done: an answer lost on the way (a timeout, a reset)
+ * then never locks the node out with a used join token. Without it the control plane makes the
+ * credential and sends it, once.
+ */
 export const EnrollRequest = z
-  .object({ nodeId: NodeId, hostname: z.string().max(255).default(""), agentVersion: z.string().min(1).max(64) })
+  .object({
+    nodeId: NodeId,
+    hostname: z.string().max(255).default(""),
+    agentVersion: z.string().min(1).max(64),
+    credentialHash: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, "expected a SHA-256 in lower-case hex")
+      .optional(),
+  })
   .strict()
 export type EnrollRequest = z.infer<typeof EnrollRequest>
 
-export const EnrollResponse = z.object({ nodeId: NodeId, credential: z.string().min(32) }).strict()
+export const EnrollResponse = z.object({ nodeId: NodeId, credential: z.string().min(32).optional() }).strict()
 export type EnrollResponse = z.infer<typeof EnrollResponse>
 
 /** `rotateCredential`: fetch a new credential (POST /api/agent/:nodeId/credential) and use it from then on. */

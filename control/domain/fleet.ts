@@ -66,13 +66,15 @@ export function createFleet({ store, bus, clock }: FleetDeps) {
     async enroll(joinToken: string, req: EnrollRequest) {
       if (tokenKind(joinToken) !== "join")
         throw unauthenticated("enrolment needs a join token (chimera nodes join-token)")
-      const credential = newToken("node")
+      // An agent that made its own credential sends only its hash (protocol/agent.ts, EnrollRequest).
+      const credential = req.credentialHash === undefined ? newToken("node") : null
       const result = await store.redeemJoinToken({
         tokenHash: hashToken(joinToken),
         nodeId: req.nodeId,
         hostname: req.hostname,
         agentVersion: req.agentVersion,
-        credentialHash: hashToken(credential),
+        credentialHash: req.credentialHash ?? hashToken(credential as string),
+        agentChosen: req.credentialHash !== undefined,
         now: now(),
       })
       if (!result.ok) {
@@ -85,13 +87,17 @@ export function createFleet({ store, bus, clock }: FleetDeps) {
         }[result.reason]
         throw unauthenticated(why)
       }
+      if (result.repeated) {
+        log.info("node enrolment repeated (its answer was lost)", { node: req.nodeId })
+        return { nodeId: req.nodeId }
+      }
       await emit("node.enrolled", req.nodeId, {
         hostname: req.hostname,
         agentVersion: req.agentVersion,
         reenrolled: !result.created,
       })
       log.info("node enrolled", { node: req.nodeId, reenrolled: !result.created })
-      return { nodeId: req.nodeId, credential }
+      return credential === null ? { nodeId: req.nodeId } : { nodeId: req.nodeId, credential }
     },
 
     async heartbeat(health: NodeHealth) {

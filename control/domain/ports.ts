@@ -74,9 +74,12 @@ export interface StorePort {
     hostname: string
     agentVersion: string
     credentialHash: string
+    /** The agent chose the credential: a repeat with the same token, node and hash is the same enrolment. */
+    agentChosen: boolean
     now: string
   }): Promise<
-    { ok: true; created: boolean } | { ok: false; reason: "unknown" | "used" | "expired" | "wrong-node" | "taken" }
+    | { ok: true; created: boolean; repeated: boolean }
+    | { ok: false; reason: "unknown" | "used" | "expired" | "wrong-node" | "taken" }
   >
 
   getNode(id: string): Promise<NodeRecord | null>

@@ -200,10 +200,18 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
     async redeemJoinToken(input) {
       return db.begin(async (tx) => {
         const rows: Row[] =
-          await tx`SELECT node_id, expires_at, used_at FROM join_tokens WHERE token_hash = ${input.tokenHash}`
+          await tx`SELECT node_id, expires_at, used_at, used_by FROM join_tokens WHERE token_hash = ${input.tokenHash}`
         const token = rows[0]
         if (!token) return { ok: false, reason: "unknown" } as const
-        if (token.used_at) return { ok: false, reason: "used" } as const
+        if (token.used_at) {
+          // The same enrolment again (its answer was lost): the node still holds the credential it chose.
+          if (input.agentChosen && token.used_by === input.nodeId) {
+            const node: Row[] = await tx`SELECT credential_hash FROM nodes WHERE id = ${input.nodeId}`
+            if (node[0]?.credential_hash === input.credentialHash)
+              return { ok: true, created: false, repeated: true } as const
+          }
+          return { ok: false, reason: "used" } as const
+        }
         if (String(token.expires_at) <= input.now) return { ok: false, reason: "expired" } as const
         if (token.node_id && token.node_id !== input.nodeId) return { ok: false, reason: "wrong-node" } as const
         const existing: Row[] = await tx`SELECT id FROM nodes WHERE id = ${input.nodeId}`
@@ -223,12 +231,12 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
               agent_version = ${input.agentVersion}, epoch = epoch + 1, acked_seq = 0, unreachable = 0,
               pending_credential_hash = NULL, rotation_requested_at = NULL, revoked_at = NULL
             WHERE id = ${input.nodeId}`
-          return { ok: true, created: false } as const
+          return { ok: true, created: false, repeated: false } as const
         }
         await tx`
           INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version)
           VALUES (${input.nodeId}, ${input.hostname}, ${input.credentialHash}, ${input.now}, ${input.agentVersion})`
-        return { ok: true, created: true } as const
+        return { ok: true, created: true, repeated: false } as const
       })
     },
 

@@ -39,7 +39,9 @@ afterAll(async () => {
 
 const enrol = async (nodeId: string) => {
   const { token } = await fleet.createJoinToken({ nodeId })
-  return (await fleet.enroll(token, { nodeId, hostname: nodeId, agentVersion: "t" })).credential
+  const { credential } = await fleet.enroll(token, { nodeId, hostname: nodeId, agentVersion: "t" })
+  if (!credential) throw new Error("enrolment without credentialHash answers the credential")
+  return credential
 }
 const nodeOf = async (credential: string) =>
   (await authStore.nodeForCredential(hashToken(credential), new Date().toISOString()))?.nodeId ?? null

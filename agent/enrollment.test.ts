@@ -1,0 +1,73 @@
+// Enrolment against a real control plane when the answer is lost: the control plane took the join
+// token, the agent never heard. The agent made its credential and stored it before asking, so its
+// retry is recognised as the same enrolment, and the node gets in with a single-use token.
+import { describe, expect, test } from "bun:test"
+import { statSync } from "node:fs"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { NodeHealth } from "../protocol/agent.ts"
+import { heartbeatBody } from "../tests/support/auth.ts"
+import { startInProcess } from "../tests/support/control-plane.ts"
+import { ControlError, createControlClient, type OrchestratorPort } from "./control-client.ts"
+import { enroll } from "./enrollment.ts"
+import { openStateDir } from "./state-dir.ts"
+
+describe("enrolment (agent side)", () => {
+  test("an answer lost after the control plane took the join token is repeated, not a lock-out", async () => {
+    await using cp = await startInProcess()
+    const dir = await mkdtemp(join(tmpdir(), "chimera-enrol-"))
+    try {
+      const stateDir = openStateDir(join(dir, "state"))
+      let bearer: string | null = null
+      const real = createControlClient({ baseUrl: cp.url, nodeId: "lossy-1", credential: () => bearer })
+      let attempts = 0
+      // The first enrolment reaches the control plane, which commits it; its answer never arrives.
+      const lossy: OrchestratorPort = {
+        ...real,
+        async enroll(token, request) {
+          attempts++
+          const answer = await real.enroll(token, request)
+          if (attempts === 1) {
+            // Stored before the first attempt, and only then: a crash here keeps it for the next start.
+            expect(stateDir.readPendingEnrolment()?.nodeId).toBe("lossy-1")
+            expect(statSync(join(dir, "state", "enrolling.json")).mode & 0o777).toBe(0o600)
+            throw new ControlError("POST api/agent/enroll: the operation timed out", null)
+          }
+          return answer
+        },
+      }
+      const { token } = (await (await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })).json()) as {
+        token: string
+      }
+      bearer = await enroll({
+        client: lossy,
+        stateDir,
+        nodeId: "lossy-1",
+        joinToken: token,
+        controlUrl: cp.url,
+        hostname: "lossy-1",
+        signal: AbortSignal.timeout(20_000),
+      })
+      expect(attempts).toBe(2)
+      expect(bearer).toStartWith("chm_node_")
+      expect(stateDir.readCredential()?.credential).toBe(bearer as string)
+      expect(stateDir.readPendingEnrolment()).toBeNull()
+      expect((await real.heartbeat(heartbeatBody("lossy-1") as NodeHealth)).desired).toBeNull()
+
+      // One enrolment in the event log, and the token stays spent for anyone else.
+      const events = (await (await cp.api("/api/events?node=lossy-1&type=node.enrolled")).json()) as {
+        events: unknown[]
+      }
+      expect(events.events).toHaveLength(1)
+      const other = createControlClient({ baseUrl: cp.url, nodeId: "lossy-1", credential: () => null })
+      const stolen = await other
+        .enroll(token, { nodeId: "lossy-1", hostname: "x", agentVersion: "t", credentialHash: "0".repeat(64) })
+        .catch((e: ControlError) => e)
+      expect(stolen).toBeInstanceOf(ControlError)
+      expect((stolen as ControlError).status).toBe(401)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 30_000)
+})
