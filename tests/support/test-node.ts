@@ -115,10 +115,20 @@ export async function createTestNode(opts: TestNodeOptions = {}): Promise<TestNo
       }
     },
     async switchTo(closure, action = "switch") {
-      const set = await node.exec([nixEnv, "-p", SYSTEM_PROFILE, "--set", closure])
-      if (set.code !== 0) throw new Error(`nix-env --set ${closure} on ${name} failed: ${set.stderr}`)
-      const sw = await node.exec([`${closure}/bin/switch-to-configuration`, action])
-      if (sw.code !== 0) throw new Error(`switch-to-configuration ${action} on ${name} failed: ${sw.stderr}`)
+      // One shell for both steps, as `nixos-rebuild` runs them: two nsenter round trips left tens of
+      // milliseconds between the links, in which an agent saw (and healed) a half-made switch.
+      const r = await node.exec([
+        "/bin/sh",
+        "-c",
+        `"$1" -p "$2" --set "$3" || exit 90; exec "$3/bin/switch-to-configuration" "$4"`,
+        "sh",
+        nixEnv,
+        SYSTEM_PROFILE,
+        closure,
+        action,
+      ])
+      if (r.code === 90) throw new Error(`nix-env --set ${closure} on ${name} failed: ${r.stderr}`)
+      if (r.code !== 0) throw new Error(`switch-to-configuration ${action} on ${name} failed: ${r.stderr}`)
     },
     async stop() {
       if (holder.exitCode === null) {
