@@ -15,6 +15,13 @@ const log = createLogger("nix")
 /** Output kept from a command: the contract caps report output at 64 KiB; the end says most. */
 export const MAX_OUTPUT = 65_536
 
+/**
+ * How long each heal step may take before it is killed and the heal counts as failed (then retried
+ * with backoff): a switch whose unit never finishes starting, or a stalled realise, must not leave the
+ * node `healing` for ever and every later activation unacknowledged.
+ */
+export const STEP_TIMEOUT_SECONDS = { realise: 3600, setProfile: 300, switch: 900 } as const
+
 export interface CommandResult {
   code: number
   /** stdout and stderr, interleaved as far as two pipes allow, capped to MAX_OUTPUT. */
@@ -76,14 +83,28 @@ export function createNixSystem(paths: SystemPaths, opts: NixSystemOptions = {})
       // is stale or forged and must not switch healing off for good.
       return Number.isFinite(until) && until <= Date.now() + MAX_DEPLOY_HOLD_SECONDS * 1000 ? until : 0
     },
-    realise: (closure) => runCommand(["nix-store", "--realise", closure]),
-    setProfile: (closure) => runCommand(["nix-env", "-p", paths.systemProfile, "--set", closure]),
+    realise: (closure) => runCommand(["nix-store", "--realise", closure], STEP_TIMEOUT_SECONDS.realise),
+    setProfile: (closure) =>
+      runCommand(["nix-env", "-p", paths.systemProfile, "--set", closure], STEP_TIMEOUT_SECONDS.setProfile),
     switchTo(closure) {
       const script = `${closure}/bin/switch-to-configuration`
+      const limit = STEP_TIMEOUT_SECONDS.switch
+      // Under systemd the unit gets the limit too: killing the waiting systemd-run would not stop it.
       const cmd = useSystemdRun
-        ? ["systemd-run", "--wait", "--collect", "--pipe", "--quiet", "--service-type=exec", "--", script, "switch"]
+        ? [
+            "systemd-run",
+            "--wait",
+            "--collect",
+            "--pipe",
+            "--quiet",
+            "--service-type=exec",
+            `--property=RuntimeMaxSec=${limit}`,
+            "--",
+            script,
+            "switch",
+          ]
         : [script, "switch"]
-      return runCommand(cmd)
+      return runCommand(cmd, limit + (useSystemdRun ? 10 : 0))
     },
   }
 }
@@ -107,20 +128,42 @@ async function _resolve(link: string): Promise<StorePath | null> {
   return parsed.success ? parsed.data : null
 }
 
-/** Runs a command to completion; never throws (a missing binary is exit code 127 with a message). */
-export async function runCommand(cmd: string[]): Promise<CommandResult> {
+/**
+ * Runs a command to completion, or until `timeoutSeconds` (then SIGKILL, and a failure that says so);
+ * never throws (a missing binary is exit code 127 with a message).
+ */
+export async function runCommand(cmd: string[], timeoutSeconds?: number): Promise<CommandResult> {
   let proc: Bun.Subprocess<"ignore", "pipe", "pipe">
+  let timedOut = false
   try {
-    proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe" })
+    // Its own process group, so that a timeout takes its children too (they would hold the pipes open).
+    proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true })
   } catch (err) {
     return { code: 127, output: `could not run ${cmd[0]}: ${(err as Error).message}` }
   }
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ])
-  return { code, output: capOutput([stdout.trim(), stderr.trim()].filter(Boolean).join("\n")) }
+  const timer =
+    timeoutSeconds === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true
+          try {
+            process.kill(-proc.pid, "SIGKILL")
+          } catch {
+            proc.kill("SIGKILL")
+          }
+        }, timeoutSeconds * 1000)
+  try {
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ])
+    const output = [stdout.trim(), stderr.trim()].filter(Boolean)
+    if (timedOut) output.push(`[chimera: ${cmd[0]} killed after ${timeoutSeconds} s]`)
+    return { code: timedOut ? 124 : code, output: capOutput(output.join("\n")) }
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 export function capOutput(text: string, max = MAX_OUTPUT): string {
