@@ -17,7 +17,8 @@ export interface HeartbeatLoopInput {
   client: OrchestratorPort
   intervalSeconds: number
   collect(): Promise<NodeHealth>
-  onDesired(closure: StorePath): void
+  /** `askedAt`: performance.now() when the heartbeat that brought it went out. */
+  onDesired(closure: StorePath, askedAt: number): void
   /** The control plane asks for a new credential (agent/credential-rotation.ts). */
   onRotateCredential?(): void
 }
@@ -36,11 +37,13 @@ export function startHeartbeat(input: HeartbeatLoopInput): HeartbeatLoop {
 
   const beat = async (): Promise<number> => {
     try {
-      const res: HeartbeatResponse = await input.client.heartbeat(await input.collect())
+      const health = await input.collect()
+      const askedAt = performance.now()
+      const res: HeartbeatResponse = await input.client.heartbeat(health)
       if (failing) log.info("control plane reachable again")
       failing = false
       backoff.reset()
-      if (res.desired) input.onDesired(res.desired)
+      if (res.desired) input.onDesired(res.desired, askedAt)
       if (res.rotateCredential) input.onRotateCredential?.()
       return spreadPeriod(intervalMs)
     } catch (err) {

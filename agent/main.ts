@@ -107,7 +107,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
             phase: reconciler.phase,
             heartbeatIntervalSeconds: options.heartbeatSeconds,
           }),
-        onDesired: (closure) => reconciler.setDesired(closure, "heartbeat"),
+        onDesired: (closure, askedAt) => reconciler.setDesired(closure, "heartbeat", askedAt),
         onRotateCredential: createCredentialRotator({
           client,
           stateDir,

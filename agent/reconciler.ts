@@ -39,7 +39,12 @@ export interface Reconciler {
   readonly phase: AgentPhase
   /** The links as last read (all null before the first check). */
   readonly links: SystemLinks
-  setDesired(closure: StorePath, source: string): void
+  /**
+   * A new desired closure. `askedAt` (performance.now() when the question went out, for answers that
+   * travel, like a heartbeat's): an answer asked before the latest `activate` arrived is older than it
+   * and ignored, so a heartbeat in flight across a deploy cannot undo the activation it crossed.
+   */
+  setDesired(closure: StorePath, source: string, askedAt?: number): void
   /** Makes `closure` desired and heals now; resolves when that heal ends (at once if already congruent). */
   activate(closure: StorePath): Promise<ActivationResult>
   /** Asks for a check soon; calls coalesce. */
@@ -201,8 +206,14 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     }
   }
 
-  const setDesired = (closure: StorePath, source: string) => {
+  /** When the latest `activate` arrived (performance.now()). */
+  let activatedAt = Number.NEGATIVE_INFINITY
+  const setDesired = (closure: StorePath, source: string, askedAt?: number) => {
     if (closure === desired) return
+    if (askedAt !== undefined && askedAt < activatedAt) {
+      log.info("ignoring a desired closure asked for before the latest activation", { closure, source })
+      return
+    }
     log.info("desired closure", { from: desired, to: closure, source })
     deps.persistDesired(closure, source)
     settle((w) => w.closure !== closure, { success: false, output: `superseded by ${closure}` })
@@ -227,6 +238,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     },
     setDesired,
     activate(closure) {
+      activatedAt = performance.now()
       setDesired(closure, "command")
       forceHeal = true
       retryAt = 0
