@@ -77,6 +77,31 @@ describe("sessions", () => {
     expect((await call(cp, carol, "GET", "/api/nodes")).status).toBe(401)
   })
 
+  test("two refreshes of one token: one wins, the other is refused and leaves no second session", async () => {
+    await using cp = await startInProcess()
+    await addUser(cp, "carol", "operator")
+    const first = await login(cp, "carol")
+    const answers = await Promise.all([1, 2, 3].map(() => call(cp, first, "POST", "/api/auth/refresh")))
+    const won = answers.filter((r) => r.status === 200)
+    expect(won).toHaveLength(1)
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 401, 401])
+    const { token } = (await (won[0] as Response).json()) as { token: string }
+    expect((await call(cp, token, "GET", "/api/nodes")).status).toBe(200)
+    const { sessions } = (await (await call(cp, token, "GET", "/api/auth/sessions")).json()) as { sessions: unknown[] }
+    expect(sessions).toHaveLength(1)
+  })
+
+  test("a password typed into the username field reaches neither the log nor the audit log", async () => {
+    await using cp = await startInProcess()
+    const typo = "Hunter2-is-my-PASSWORD!"
+    const res = await call(cp, null, "POST", "/api/auth/login", { username: typo, password: "whatever-it-is" })
+    expect(res.status).toBeGreaterThanOrEqual(400)
+    expect(res.status).toBeLessThan(500)
+    const audit = await (await call(cp, cp.adminToken, "GET", "/api/audit?action=POST%20%2Fapi%2Fauth%2Flogin")).text()
+    expect(audit).toContain('"actor":"anonymous"')
+    expect(audit).not.toContain(typo)
+  })
+
   test("expired, forged, alg-none, HS256-with-the-public-key and tampered tokens are refused", async () => {
     const clock = manualClock()
     await using cp = await startInProcess({ clock })

@@ -84,7 +84,9 @@ export function createSessions({ store, keys, clock, ttlSeconds, sessionLimit }:
     async login(req: LoginRequest, meta: { source: string | null; userAgent: string | null }) {
       const user = Username.safeParse(req.username).success ? await store.userByName(req.username) : null
       if (!(await verifyPassword(req.password, user?.passwordHash ?? null)) || !user) {
-        log.info("login failed", { username: req.username.slice(0, 64), source: meta.source })
+        // A name that cannot be a username is often a password typed in the wrong field: not logged.
+        const username = Username.safeParse(req.username).success ? req.username : "(not a valid username)"
+        log.info("login failed", { username, source: meta.source })
         throw unauthenticated("unknown username or wrong password")
       }
       return issue(user, meta)
@@ -96,7 +98,12 @@ export function createSessions({ store, keys, clock, ttlSeconds, sessionLimit }:
       const user = principal.userId === null ? null : await store.userById(principal.userId)
       if (!user) throw unauthenticated("the session's user no longer exists")
       const next = await issue(user, meta)
-      await store.revokeSession(jti, clock.now().toISOString(), next.claims.jti)
+      // Two refreshes of one token race to revoke it; only the one that did gets to keep its new session,
+      // so a stolen token cannot be forked into a second line of sessions beside the owner's.
+      if (!(await store.revokeSession(jti, clock.now().toISOString(), next.claims.jti))) {
+        await store.revokeSession(next.claims.jti, clock.now().toISOString())
+        throw unauthenticated("the session was already refreshed or revoked; log in again")
+      }
       return next
     },
 
