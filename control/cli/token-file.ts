@@ -1,7 +1,17 @@
 // Where `chimera login` keeps the session token for later commands: $XDG_CONFIG_HOME/chimera/token
 // (default ~/.config/chimera/token), mode 0600 in a 0700 directory, as `{url, token, expiresAt}` so a
 // token is only ever sent to the control plane that issued it.
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs"
 import { homedir } from "node:os"
 import { dirname, join } from "node:path"
 import { z } from "zod"
@@ -19,9 +29,19 @@ export function tokenFilePath(env: Env = process.env): string {
 export function writeTokenFile(stored: StoredToken, env: Env = process.env): string {
   const path = tokenFilePath(env)
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
-  writeFileSync(path, `${JSON.stringify(stored)}\n`, { mode: 0o600 })
-  // writeFileSync keeps an existing file's mode; the token must not stay readable by others.
-  chmodSync(path, 0o600)
+  // mkdir leaves an existing directory's mode alone.
+  chmodSync(dirname(path), 0o700)
+  // A fresh file (O_EXCL: never through a symlink someone left at the name), 0600 from its first byte,
+  // then renamed over the old one: the token is never in a file another user could open.
+  const tmp = `${path}.${process.pid}.tmp`
+  rmSync(tmp, { force: true })
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
+  try {
+    writeSync(fd, `${JSON.stringify(stored)}\n`)
+  } finally {
+    closeSync(fd)
+  }
+  renameSync(tmp, path)
   return path
 }
 
