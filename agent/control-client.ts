@@ -84,6 +84,8 @@ export function createControlClient(opts: ControlClientOptions): OrchestratorPor
       res = await fetch(new URL(path, base), {
         method,
         signal,
+        // The credential goes to the control plane only: a redirect elsewhere is an error, never followed.
+        redirect: "error",
         headers: {
           authorization: `Bearer ${bearer}`,
           ...(init.body === undefined ? {} : { "content-type": "application/json" }),

@@ -4,7 +4,7 @@
 // enrollment is retried with backoff (a control plane that is down comes back; a refused token is
 // logged as such, because only an operator can fix that).
 import type { NodeId } from "../protocol/ids.ts"
-import { createLogger } from "../protocol/log.ts"
+import { createLogger, displayUrl } from "../protocol/log.ts"
 import { newSecret, secretHash } from "../protocol/secrets.ts"
 import { VERSION } from "../protocol/version.ts"
 import { createBackoff, sleep } from "./backoff.ts"
@@ -75,7 +75,7 @@ export async function enroll(input: EnrollInput): Promise<string | null> {
         enrolledAt: new Date().toISOString(),
       })
       input.stateDir.clearPendingEnrolment()
-      log.info("enrolled", { nodeId: res.nodeId, controlUrl: input.controlUrl })
+      log.info("enrolled", { nodeId: res.nodeId, controlUrl: displayUrl(input.controlUrl) })
       return credential
     } catch (err) {
       const retryInMs = backoff.next()

@@ -7,7 +7,7 @@
 import { hostname } from "node:os"
 import { defineCommand, runMain } from "citty"
 import type { AgentPhase } from "../protocol/agent.ts"
-import { createLogger, setLogLevel } from "../protocol/log.ts"
+import { createLogger, displayUrl, setLogLevel } from "../protocol/log.ts"
 import { VERSION } from "../protocol/version.ts"
 import { startCommandLoop } from "./command-loop.ts"
 import { createControlClient } from "./control-client.ts"
@@ -71,7 +71,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     version: VERSION,
     desired: reconciler.desired,
     autoHeal: options.autoHeal,
-    controlUrl: options.controlUrl,
+    controlUrl: options.controlUrl === null ? null : displayUrl(options.controlUrl),
   })
 
   const ac = new AbortController()

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { createLogger, looksSecret, redact, redactText, setLogLevel, setLogSink } from "./log.ts"
+import { createLogger, displayUrl, looksSecret, redact, redactText, setLogLevel, setLogSink } from "./log.ts"
 
 const JWT =
   "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTEyMyIsImV4cCI6MTcwNTMxNTIwMH0.c2lnbmF0dXJlLWJ5dGVzLWhlcmU"
@@ -7,6 +7,12 @@ const ARGON = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
 const TOKEN = "chm_api_0123456789abcdef0123456789abcdef0123456"
 
 describe("redaction", () => {
+  test("a URL's user:password is replaced for the log; the rest stays", () => {
+    expect(displayUrl("https://ops:hunter2@cp.example:8443/x")).toBe("https://[redacted]@cp.example:8443/x")
+    expect(displayUrl("http://127.0.0.1:8080")).toBe("http://127.0.0.1:8080")
+    expect(displayUrl("http://cp/a@b")).toBe("http://cp/a@b")
+  })
+
   test("secret-looking values are replaced wherever they stand in a string", () => {
     const text = `token=${TOKEN} jwt ${JWT} hash ${ARGON} header Authorization: Bearer abcdefghijklmnop0123`
     const out = redactText(text)

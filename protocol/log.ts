@@ -44,6 +44,11 @@ export function redactStrings(value: unknown): unknown {
   return out
 }
 
+/** A URL fit for a log line: any `user:password@` in it replaced. */
+export function displayUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1[redacted]@")
+}
+
 /** True when `text` holds something `redactText` would replace (cheap enough for every answer). */
 export function looksSecret(text: string): boolean {
   return SECRET_VALUES.some(([pattern]) => {
