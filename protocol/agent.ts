@@ -126,7 +126,10 @@ export type AgentReportType = AgentReport["type"]
 export const ReportBatch = z.object({ reports: z.array(AgentReport).min(1).max(500) }).strict()
 export type ReportBatch = z.infer<typeof ReportBatch>
 
-export const ReportAck = z.object({ ackedSeq: z.number().int().nonnegative() }).strict()
+// The control plane's answers (ReportAck, EnrollResponse, HeartbeatResponse, RotatedCredential) are read
+// leniently, unlike what agents send: a field a newer control plane adds is dropped, not an error, so
+// agents keep working while a fleet is upgraded control plane first.
+export const ReportAck = z.object({ ackedSeq: z.number().int().nonnegative() })
 export type ReportAck = z.infer<typeof ReportAck>
 
 /**
@@ -149,17 +152,18 @@ export const EnrollRequest = z
   .strict()
 export type EnrollRequest = z.infer<typeof EnrollRequest>
 
-export const EnrollResponse = z.object({ nodeId: NodeId, credential: z.string().min(32).optional() }).strict()
+export const EnrollResponse = z.object({ nodeId: NodeId, credential: z.string().min(32).optional() })
 export type EnrollResponse = z.infer<typeof EnrollResponse>
 
 /** `rotateCredential`: fetch a new credential (POST /api/agent/:nodeId/credential) and use it from then on. */
-export const HeartbeatResponse = z
-  .object({ desired: StorePath.nullable(), rotateCredential: z.literal(true).optional() })
-  .strict()
+export const HeartbeatResponse = z.object({
+  desired: StorePath.nullable(),
+  rotateCredential: z.literal(true).optional(),
+})
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>
 
 /** A rotated credential: pending until the agent first uses it, when the old one stops working. */
-export const RotatedCredential = z.object({ nodeId: NodeId, credential: z.string().min(32) }).strict()
+export const RotatedCredential = z.object({ nodeId: NodeId, credential: z.string().min(32) })
 export type RotatedCredential = z.infer<typeof RotatedCredential>
 
 /** The longest shell command a `run` command carries, in characters (as POST /api/run-command). */
