@@ -1,0 +1,12 @@
+/** Seed 002's 429 body for a one-minute window of `limit` that resets at `resetAt` (ISO). */
+export function seed429(limit: number, resetAt: string) {
+  return {
+    error: "RATE_LIMIT_EXCEEDED",
+    code: "RATE_LIMIT_EXCEEDED",
+    message: "Rate limit exceeded. Try again in 60 seconds.",
+    retryAfter: 60,
+    limit,
+    window: "1m",
+    resetAt,
+  }
+}
