@@ -1,0 +1,35 @@
+// Password checks run at most two at a time; beyond MAX_WAITING waiting, more are refused at once
+// instead of queueing without bound behind a flood.
+import { describe, expect, test } from "bun:test"
+import type { ChimeraError } from "../errors.ts"
+import { hashPassword, MAX_WAITING, verifyPassword } from "./passwords.ts"
+
+describe("password checks", () => {
+  test("a hash verifies its password only", async () => {
+    const hash = await hashPassword("correct horse battery")
+    expect(hash).toStartWith("$argon2id$")
+    expect(await verifyPassword("correct horse battery", hash)).toBe(true)
+    expect(await verifyPassword("wrong horse battery", hash)).toBe(false)
+    expect(await verifyPassword("correct horse battery", null)).toBe(false)
+  })
+
+  test("a flood beyond the queue is refused at once with 429's code; the queued ones all finish", async () => {
+    const hash = await hashPassword("correct horse battery")
+    await verifyPassword("warm-up", null) // the decoy hash for unknown users is made once, first
+    const extra = 20
+    const results = await Promise.all(
+      Array.from({ length: 2 + MAX_WAITING + extra }, () =>
+        verifyPassword("correct horse battery", hash).then(
+          (ok) => ({ ok }),
+          (error: unknown) => ({ error }),
+        ),
+      ),
+    )
+    const refused = results.filter((r) => "error" in r)
+    expect(refused).toHaveLength(extra)
+    for (const r of refused) expect((r as { error: ChimeraError }).error.code).toBe("RESOURCE_EXHAUSTED")
+    expect(results.filter((r) => "ok" in r && r.ok)).toHaveLength(2 + MAX_WAITING)
+    // Once drained, checks are accepted again.
+    expect(await verifyPassword("correct horse battery", hash)).toBe(true)
+  }, 60_000)
+})
