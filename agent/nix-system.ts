@@ -9,6 +9,7 @@ import { dirname, join } from "node:path"
 import { MAX_DEPLOY_HOLD_SECONDS, type SystemLinks } from "../protocol/agent.ts"
 import { StorePath } from "../protocol/ids.ts"
 import { createLogger } from "../protocol/log.ts"
+import { killProcessGroup } from "./run-command.ts"
 
 const log = createLogger("nix")
 
@@ -146,11 +147,7 @@ export async function runCommand(cmd: string[], timeoutSeconds?: number): Promis
       ? undefined
       : setTimeout(() => {
           timedOut = true
-          try {
-            process.kill(-proc.pid, "SIGKILL")
-          } catch {
-            proc.kill("SIGKILL")
-          }
+          killProcessGroup(proc)
         }, timeoutSeconds * 1000)
   try {
     const [stdout, stderr, code] = await Promise.all([

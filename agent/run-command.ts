@@ -68,6 +68,18 @@ function capture(stream: ReadableStream<Uint8Array>, cap: number) {
   }
 }
 
+/**
+ * SIGKILL for a process spawned with `detached: true` and everything it started: setsid made it its
+ * group's leader, so the negative pid reaches the whole group (the process alone if that fails).
+ */
+export function killProcessGroup(proc: { pid: number; kill(signal?: NodeJS.Signals): void }): void {
+  try {
+    process.kill(-proc.pid, "SIGKILL")
+  } catch {
+    proc.kill("SIGKILL")
+  }
+}
+
 export async function runShell(command: string, opts: RunOptions): Promise<RunResult> {
   const t0 = performance.now()
   let scratch: string
@@ -116,14 +128,7 @@ async function runIn(cwd: string, command: string, opts: RunOptions, t0: number)
   const out = capture(proc.stdout, OUTPUT_CAP_BYTES)
   const err = capture(proc.stderr, OUTPUT_CAP_BYTES)
   let timedOut = false
-  const killGroup = () => {
-    try {
-      // setsid made the shell its group's leader: the negative pid reaches every process it started.
-      process.kill(-proc.pid, "SIGKILL")
-    } catch {
-      proc.kill("SIGKILL")
-    }
-  }
+  const killGroup = () => killProcessGroup(proc)
   const timer = setTimeout(() => {
     timedOut = true
     killGroup()
