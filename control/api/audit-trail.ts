@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto"
 import type { Context, MiddlewareHandler } from "hono"
 import { type Audit, resultOf } from "../domain/auth/audit.ts"
-import { Username } from "../domain/auth/sessions.ts"
+import { shownUsername } from "../domain/auth/sessions.ts"
 import type { ApiEnv } from "./auth.ts"
 
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
@@ -78,9 +78,9 @@ export function auditTrail(audit: Audit): MiddlewareHandler<ApiEnv> {
     const outcome = c.get("auditOutcome")
     // Only a name shaped like a username is kept: a password typed into that field must not reach the
     // audit log, as the actor or in the details.
-    const named = typeof raw?.username === "string" && Username.safeParse(raw.username).success
-    const body = raw && typeof raw.username === "string" && !named ? { ...raw, username: "[not a username]" } : raw
-    const attempted = named ? `login:${raw?.username}` : "anonymous"
+    const typed = typeof raw?.username === "string" ? shownUsername(raw.username) : null
+    const body = typed === null ? raw : { ...raw, username: typed }
+    const attempted = typed === null || typed !== raw?.username ? "anonymous" : `login:${typed}`
     await audit.record({
       requestId,
       actor: principal ? (principal.kind === "node" ? `node:${principal.nodeId}` : principal.name) : attempted,

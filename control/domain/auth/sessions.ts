@@ -19,6 +19,14 @@ export const Username = z
     /^[a-z][a-z0-9._-]{0,31}$/,
     "expected a username of 1-32 lower-case letters, digits, dots, dashes, underscores",
   )
+/**
+ * A typed username as it may be shown in a log or the audit log: itself when it is shaped like one,
+ * else a marker. A name that cannot be a username is often a password typed into the wrong field.
+ */
+export function shownUsername(name: string): string {
+  return Username.safeParse(name).success ? name : "[not a username]"
+}
+
 export const LoginRequest = z.object({ username: z.string().max(64), password: z.string().max(1024) }).strict()
 export type LoginRequest = z.infer<typeof LoginRequest>
 
@@ -84,9 +92,7 @@ export function createSessions({ store, keys, clock, ttlSeconds, sessionLimit }:
     async login(req: LoginRequest, meta: { source: string | null; userAgent: string | null }) {
       const user = Username.safeParse(req.username).success ? await store.userByName(req.username) : null
       if (!(await verifyPassword(req.password, user?.passwordHash ?? null)) || !user) {
-        // A name that cannot be a username is often a password typed in the wrong field: not logged.
-        const username = Username.safeParse(req.username).success ? req.username : "(not a valid username)"
-        log.info("login failed", { username, source: meta.source })
+        log.info("login failed", { username: shownUsername(req.username), source: meta.source })
         throw unauthenticated("unknown username or wrong password")
       }
       return issue(user, meta)
