@@ -3,14 +3,12 @@
 // fixed clock, get the same requests in turn: good ones and every kind of refusal. Status, body,
 // headers and the audit rows each request leaves must match.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { mkdtemp, rm } from "node:fs/promises"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import type { SQL } from "bun"
 import { Hono } from "hono"
+import { openTestStore } from "../../tests/support/store.ts"
 import { createEventBus } from "../adapters/event-bus.ts"
 import { commandStore } from "../adapters/store/command-store.ts"
-import { openDatabase, sqlStore } from "../adapters/store/sql-store.ts"
+import type { sqlStore } from "../adapters/store/sql-store.ts"
 import { createTmuxSessions } from "../adapters/tmux.ts"
 import { createRateLimiter, DEFAULT_LIMITS } from "../domain/auth/rate-limiter.ts"
 import { createProviders } from "../domain/cli-providers.ts"
@@ -34,6 +32,7 @@ const AGENT_LIMIT = 25
 type App = ReturnType<typeof createApp>
 let dir: string
 let db: SQL
+let closeStore: () => Promise<void>
 let fleet: Fleet
 let store: ReturnType<typeof sqlStore>
 let fast: App
@@ -49,11 +48,9 @@ const settings: TrustSettings = {
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "chimera-fast-path-"))
-  const opened = await openDatabase(`sqlite://${join(dir, "chimera.db")}`)
-  db = opened.db
-  store = sqlStore(db, opened.dialect)
-  await store.migrate()
+  const opened = await openTestStore("fast-path")
+  ;({ dir, db, store } = opened)
+  closeStore = opened.close
   admin = newToken("admin")
   await store.putApiToken({
     id: "bootstrap-admin",
@@ -91,10 +88,7 @@ beforeAll(async () => {
   }
 })
 
-afterAll(async () => {
-  await db.close()
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => closeStore())
 
 async function post(app: App, path: string, token: string, body: unknown) {
   const res = await app.request(path, {

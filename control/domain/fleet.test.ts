@@ -1,12 +1,8 @@
 // The command long poll over a real SQLite store: however a wait ends, it ends at once and leaves
 // the next wait of the same node working.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { mkdtemp, rm } from "node:fs/promises"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import type { SQL } from "bun"
+import { openTestStore } from "../../tests/support/store.ts"
 import { createEventBus } from "../adapters/event-bus.ts"
-import { openDatabase, sqlStore } from "../adapters/store/sql-store.ts"
 import { createFleet, type Fleet } from "./fleet.ts"
 import { systemClock } from "./ports.ts"
 
@@ -14,25 +10,17 @@ const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
 /** Far longer than any test here may take: a wait that runs its course fails the test's timeout. */
 const FOREVER_MS = 60_000
 
-let dir: string
-let db: SQL
+let opened: Awaited<ReturnType<typeof openTestStore>>
 let fleet: Fleet
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "chimera-fleet-"))
-  const opened = await openDatabase(`sqlite://${join(dir, "chimera.db")}`)
-  db = opened.db
-  const store = sqlStore(db, opened.dialect)
-  await store.migrate()
-  fleet = createFleet({ store, bus: createEventBus(), clock: systemClock })
+  opened = await openTestStore("fleet")
+  fleet = createFleet({ store: opened.store, bus: createEventBus(), clock: systemClock })
   const { token } = await fleet.createJoinToken({ nodeId: "n1" })
   await fleet.enroll(token, { nodeId: "n1", hostname: "n1", agentVersion: "t" })
 })
 
-afterAll(async () => {
-  await db.close()
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => opened.close())
 
 describe("command long poll", () => {
   test("a caller that has already left gets the answer at once, without waiting", async () => {

@@ -1,41 +1,30 @@
 // Rotation racing revocation, over a real SQLite store: a node's request that authenticated just
 // before an admin revoked it must not come back with a credential that works.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { mkdtemp, rm } from "node:fs/promises"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import type { SQL } from "bun"
+import { openTestStore } from "../../../tests/support/store.ts"
 import { createEventBus } from "../../adapters/event-bus.ts"
 import { createAuthStore } from "../../adapters/store/auth-store.ts"
-import { openDatabase, sqlStore } from "../../adapters/store/sql-store.ts"
 import { createFleet, type Fleet } from "../fleet.ts"
-import { type StorePort, systemClock } from "../ports.ts"
+import { systemClock } from "../ports.ts"
 import { hashToken } from "../tokens.ts"
 import { createNodeIdentity, type NodeIdentity } from "./node-identity.ts"
 import type { AuthStorePort } from "./ports.ts"
 
-let dir: string
-let db: SQL
+let opened: Awaited<ReturnType<typeof openTestStore>>
 let fleet: Fleet
 let authStore: AuthStorePort
 let identity: NodeIdentity
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "chimera-node-identity-"))
-  const opened = await openDatabase(`sqlite://${join(dir, "chimera.db")}`)
-  db = opened.db
-  const store: StorePort = sqlStore(db, opened.dialect)
-  await store.migrate()
-  authStore = createAuthStore(db, opened.dialect)
+  opened = await openTestStore("node-identity")
+  const { store, db, dialect } = opened
+  authStore = createAuthStore(db, dialect)
   const bus = createEventBus()
   fleet = createFleet({ store, bus, clock: systemClock })
   identity = createNodeIdentity({ authStore, store, bus, clock: systemClock })
 })
 
-afterAll(async () => {
-  await db.close()
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(() => opened.close())
 
 const enrol = async (nodeId: string) => {
   const { token } = await fleet.createJoinToken({ nodeId })
