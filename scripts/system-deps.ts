@@ -6,9 +6,10 @@
 //   bun scripts/system-deps.ts --bench   also the peers scripts/bench.ts measures against (pssh, ansible)
 //
 // `npm test` runs it before `bun test`. When everything is present it prints one line and returns in
-// milliseconds (it only looks up paths and runs `nix-store --version`). Not root and something missing:
-// it prints the exact apt-get command to run and exits 1. It also makes sure Nix works as root in
-// single-user mode (the suite never talks to a nix-daemon), i.e. the profiles directory exists.
+// a fraction of a second (it looks up paths, runs `nix-store --version` and, as root, builds a one-line
+// derivation that is cached after the first time). Not root and something missing: it prints the exact
+// apt-get command to run and exits 1. It also makes sure Nix works as root in single-user mode (the
+// suite never talks to a nix-daemon): the profiles directory exists, and nix.conf needs no build users.
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs"
 
 interface Requirement {
@@ -91,8 +92,7 @@ const nixProblems = async (): Promise<string[]> => {
     const fix = singleUserConfig()
     if (fix) problems.push(fix)
   }
-  const probe = Bun.spawn([store, "--version"], { env: NIX_ENV, stdin: "ignore", stdout: "ignore", stderr: "pipe" })
-  const [stderr, code] = await Promise.all([new Response(probe.stderr).text(), probe.exited])
+  const { code, stderr } = await quietly([store, "--version"])
   if (code !== 0) problems.push(`\`nix-store --version\` failed: ${stderr.trim()}`)
   else if (process.getuid?.() === 0) problems.push(...(await buildProblems()))
   for (const dir of ["/nix/store", NIX_PROFILES]) if (!existsSync(dir)) problems.push(`${dir} does not exist`)
@@ -135,17 +135,18 @@ function singleUserConfig(): string | null {
   }
 }
 
+/** Runs a nix command with NIX_ENV, its output ignored; its exit code and stderr. */
+async function quietly(cmd: string[]): Promise<{ code: number; stderr: string }> {
+  const proc = Bun.spawn(cmd, { env: NIX_ENV, stdin: "ignore", stdout: "ignore", stderr: "pipe" })
+  const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited])
+  return { code, stderr }
+}
+
 /** Builds a one-line derivation, as the suite's fixtures do (builder /bin/sh, no substituters). */
 async function buildProblems(): Promise<string[]> {
   const expr =
     'derivation { name = "chimera-system-deps-probe"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo ok > $out" ]; }'
-  const build = Bun.spawn(["nix-build", "--no-out-link", "-E", expr], {
-    env: NIX_ENV,
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "pipe",
-  })
-  const [stderr, code] = await Promise.all([new Response(build.stderr).text(), build.exited])
+  const { code, stderr } = await quietly(["nix-build", "--no-out-link", "-E", expr])
   if (code === 0) return []
   const last = stderr.trim().split("\n").slice(-3).join(" | ")
   return [`a one-line derivation does not build as root: ${last}`]
