@@ -7,6 +7,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { enrollNode } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
+import { streamText } from "./support/stream.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
 const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
@@ -34,29 +35,19 @@ describe("chimera events --follow", () => {
         stdout: "pipe",
         stderr: "pipe",
       })
-      const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader()
-      const decoder = new TextDecoder()
-      let out = ""
-      while (!out.includes("\n")) {
-        const { value, done } = await reader.read()
-        if (done) break
-        out += decoder.decode(value, { stream: true })
-      }
-      expect(JSON.parse(out.split("\n")[0] ?? "")).toMatchObject({ type: "node.enrolled", nodeId: "web-1" })
+      const out = streamText(proc.stdout as ReadableStream<Uint8Array>)
+      await out.until((text) => text.includes("\n"))
+      expect(JSON.parse(out.text.split("\n")[0] ?? "")).toMatchObject({ type: "node.enrolled", nodeId: "web-1" })
 
       expect((await cp.api(`/api/tokens/${id}`, { method: "DELETE" })).status).toBeLessThan(300)
       await cp.api("/api/nodes/web-1/desired", { method: "PUT", body: JSON.stringify({ closure: GEN1 }) })
       const code = await proc.exited
-      for (;;) {
-        const { value, done } = await reader.read()
-        if (done) break
-        out += decoder.decode(value, { stream: true })
-      }
+      await out.until(() => false) // to the end
       const stderr = await new Response(proc.stderr).text()
       expect(code).toBe(1)
       expect(stderr).toContain("the API token is unknown or revoked; the event stream ends")
       // One line, the enrolment: no line for the stream's `ready` frame, none after the revocation.
-      expect(out.trim().split("\n")).toHaveLength(1)
+      expect(out.text.trim().split("\n")).toHaveLength(1)
     } finally {
       await rm(home, { recursive: true, force: true })
     }

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import type { NodeHealth } from "../../protocol/agent.ts"
 import { startInProcess, type TestControlPlane } from "../../tests/support/control-plane.ts"
+import { streamText } from "../../tests/support/stream.ts"
 
 const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
 const GEN2 = "/nix/store/y1mlmacm344nc9ik51ajfsqv9pl6m87x-chimera-test-system-2"
@@ -132,23 +133,18 @@ describe("control plane API", () => {
     })
     expect(res.status).toBe(200)
     expect(res.headers.get("content-type")).toContain("text/event-stream")
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
-    const decoder = new TextDecoder()
-    let text = ""
-    /** Reads until `count` events (not the ready frame or keep-alives) have arrived; returns them. */
+    const stream = streamText(res.body as ReadableStream<Uint8Array>)
+    /** The events (not the ready frame or keep-alives) read so far. */
+    const frames = (text: string) => text.split("\n\n").filter((f) => /^id: /m.test(f))
+    /** Reads until `count` events have arrived; returns them. */
     const events = async (count: number) => {
-      for (;;) {
-        const frames = text.split("\n\n").filter((f) => /^id: /m.test(f))
-        if (frames.length >= count)
-          return frames.map((f) => ({
-            id: Number(/^id: (.*)$/m.exec(f)?.[1]),
-            type: /^event: (.*)$/m.exec(f)?.[1],
-            node: (JSON.parse(/^data: (.*)$/m.exec(f)?.[1] ?? "{}") as { nodeId: string }).nodeId,
-          }))
-        const { value, done } = await reader.read()
-        if (done) throw new Error(`the stream ended after: ${text}`)
-        text += decoder.decode(value, { stream: true })
-      }
+      if (await stream.until((text) => frames(text).length >= count))
+        throw new Error(`the stream ended after: ${stream.text}`)
+      return frames(stream.text).map((f) => ({
+        id: Number(/^id: (.*)$/m.exec(f)?.[1]),
+        type: /^event: (.*)$/m.exec(f)?.[1],
+        node: (JSON.parse(/^data: (.*)$/m.exec(f)?.[1] ?? "{}") as { nodeId: string }).nodeId,
+      }))
     }
     // Replay: web-1's desired.changed follows its enrolment; web-2's events are filtered out.
     const [replayed] = await events(1)
@@ -160,7 +156,7 @@ describe("control plane API", () => {
     const live = await events(2)
     expect(live[1]).toMatchObject({ type: "desired.changed", node: "web-1" })
     expect(live[1]?.id).toBeGreaterThan(replayed?.id ?? 0)
-    expect(text).not.toContain('"nodeId":"web-2"')
+    expect(stream.text).not.toContain('"nodeId":"web-2"')
     leave.abort()
   })
 
@@ -174,17 +170,8 @@ describe("control plane API", () => {
     const { id, token } = (await made.json()) as { id: string; token: string }
     const res = await fetch(`${cp.url}/api/events/stream`, { headers: { authorization: `Bearer ${token}` } })
     expect(res.status).toBe(200)
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
-    const decoder = new TextDecoder()
-    let text = ""
-    const readUntil = async (pattern: RegExp) => {
-      while (!pattern.test(text)) {
-        const { value, done } = await reader.read()
-        if (done) return true
-        text += decoder.decode(value, { stream: true })
-      }
-      return false
-    }
+    const stream = streamText(res.body as ReadableStream<Uint8Array>)
+    const readUntil = (pattern: RegExp) => stream.until((text) => pattern.test(text))
     await readUntil(/event: ready/)
     const desire = (closure: string) =>
       cp.api("/api/nodes/web-1/desired", { method: "PUT", body: JSON.stringify({ closure }) })
@@ -195,8 +182,8 @@ describe("control plane API", () => {
     await desire(GEN2)
     await readUntil(/event: error/)
     expect(await readUntil(/never/)).toBe(true) // the server ended the stream
-    expect(text.match(/event: desired\.changed/g)).toHaveLength(1)
-    expect(text).toContain("the API token is unknown or revoked; the event stream ends")
+    expect(stream.text.match(/event: desired\.changed/g)).toHaveLength(1)
+    expect(stream.text).toContain("the API token is unknown or revoked; the event stream ends")
   })
 
   test("reports are stored once each, in order, and acknowledged by sequence", async () => {
