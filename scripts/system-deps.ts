@@ -46,6 +46,9 @@ const REQUIREMENTS: Requirement[] = [
   { tool: "pg_ctl", pkg: "postgresql", dirs: postgresBinDirs },
   { tool: "postgres", pkg: "postgresql", dirs: postgresBinDirs },
   { tool: "chromium", pkg: "chromium" },
+  // The metrics endpoint is scraped by a real Prometheus, and its output checked by promtool.
+  { tool: "prometheus", pkg: "prometheus" },
+  { tool: "promtool", pkg: "prometheus" },
   // The command API's sudo password path is tested against a real sudo (tests/support/sudo-user.ts).
   { tool: "sudo", pkg: "sudo" },
   { tool: "openssl", pkg: "openssl" },
