@@ -5,7 +5,9 @@ import { join } from "node:path"
 import { websocket } from "hono/bun"
 import { createLogger } from "../protocol/log.ts"
 import { createEventBus } from "./adapters/event-bus.ts"
+import { createNix } from "./adapters/nix.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
+import { deploymentStore } from "./adapters/store/deployment-store.ts"
 import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
 import { createTmuxSessions } from "./adapters/tmux.ts"
 import { createApp } from "./api/app.ts"
@@ -17,6 +19,7 @@ import { createFleet } from "./domain/fleet.ts"
 import { type Clock, systemClock } from "./domain/ports.ts"
 import { createRelay } from "./domain/relay.ts"
 import { hashToken, newToken, tokenKind } from "./domain/tokens.ts"
+import { createFleetOperations } from "./ops/fleet-operations.ts"
 import { createTrust, DEFAULT_TRUST, type TrustSettings } from "./trust.ts"
 
 const log = createLogger("server")
@@ -92,7 +95,14 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   })
   // With several replicas (PostgreSQL) an ack may land on another one: relays also read the store.
   const relay = createRelay({ fleet, store, clock, pollFallbackMs: dialect === "postgres" ? 250 : null })
-  const app = createApp({ cli, fleet, bus, trust, commands, relay })
+  const operations = createFleetOperations({
+    fleet,
+    deployments: deploymentStore(db),
+    nix: createNix(),
+    targets: opts.commandTargets ?? null,
+    clock,
+  })
+  const app = createApp({ cli, fleet, bus, trust, commands, relay, operations })
   const undeclared = undeclaredRoutes(app.routes.filter((r) => r.method !== "ALL"))
   if (undeclared.length > 0)
     log.error("routes without a rule in control/api/route-permissions.ts are refused", { routes: undeclared })
@@ -145,6 +155,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       clearInterval(sweep)
       clearInterval(pruning)
       await server.stop(true)
+      await operations.settled()
       await cli.closeAll()
       await opts.commandTargets?.executor.close()
       await store.close()

@@ -2,6 +2,7 @@
 // 1-3): real Nix closures copied with nix-copy-closure, activated in each node's own namespace, magic
 // rollback by the node's own watchdog, the real CLI as a subprocess.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { existsSync } from "node:fs"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -287,6 +288,16 @@ describe("deploy to nodes with agents", () => {
     // Longer than the agents' reaction time: they keep the deployed generation.
     await Bun.sleep(1500)
     for (const n of agents.nodes) expect(await n.node.links()).toMatchObject({ profile: gen2, current: gen2 })
+    // The record went to the control plane through its API; the CLI opened no database of its own.
+    const listed = (await (await cp.api("/api/deployments")).json()) as { deployments: DeploymentRecord[] }
+    expect(listed.deployments.map((d) => [d.closure, d.status])).toEqual([[gen2, "succeeded"]])
+    const audit = (await (await cp.api("/api/audit?action=command.run")).json()) as {
+      entries: { actor: string; nodeId: string; detail: { via?: string } }[]
+    }
+    expect(audit.entries.map((e) => [e.nodeId, e.actor, e.detail.via]).sort()).toEqual(
+      agents.nodes.map((n) => [n.name, "bootstrap admin", "cli"]).sort(),
+    )
+    expect(existsSync(join(work, "agents-data", "chimera.db"))).toBe(false)
   })
 })
 

@@ -124,6 +124,45 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/api/registry", auth: "admin" },
   // Aimed at a node that is not enrolled (a 404), so no valid request waits out a relay's timeout.
   { method: "POST", path: "/api/fleet/run", auth: "admin", body: { command: "uptime", nodes: ["victim"], timeout: 1 } },
+  // Operations: this control plane reaches no node over SSH, so a valid deploy or rollback is a 422.
+  { method: "GET", path: "/api/auth/me", auth: "admin" },
+  { method: "GET", path: "/api/deployments", auth: "admin" },
+  { method: "GET", path: "/api/deployments/:id", auth: "admin" },
+  { method: "POST", path: "/api/deployments", auth: "admin", body: { targets: ["n1"], closure: GEN1, dry_run: true } },
+  {
+    method: "POST",
+    path: "/api/deployments/records",
+    auth: "admin",
+    body: {
+      id: "20260101000000-abcdef12",
+      kind: "deploy",
+      createdAt: "2026-01-01T00:00:00.000Z",
+      finishedAt: "2026-01-01T00:00:01.000Z",
+      configPath: "/etc/chimera/web.nix",
+      closure: GEN1,
+      hash: GEN1.slice(11, 43),
+      isSystem: true,
+      command: null,
+      session: "chimera-deploy",
+      status: "succeeded",
+      targets: [
+        {
+          target: "n1",
+          status: "deployed",
+          before: null,
+          copy: { missingPaths: 0, narBytes: 0 },
+          previous: null,
+          error: null,
+          timings: [],
+          startedAt: "2026-01-01T00:00:00.000Z",
+          ms: 10,
+          log: [],
+        },
+      ],
+    },
+  },
+  { method: "POST", path: "/api/rollbacks", auth: "admin", body: { targets: ["victim"] } },
+  { method: "POST", path: "/api/congruence", auth: "admin", body: { targets: ["n1"], closure: GEN1 } },
 ]
 
 const nasty = fc.oneof(

@@ -70,7 +70,13 @@ describe("PostgreSQL", () => {
     const url = await pg.database("records")
     await using cp = await startInProcess({ databaseUrl: url })
     await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
-    const store = await openCliStore({ CHIMERA_DB: url })
+    // The CLI records through the control plane's API; it never opens the database itself.
+    const store = await openCliStore({
+      CHIMERA_URL: cp.url,
+      CHIMERA_TOKEN: cp.adminToken,
+      CHIMERA_DB: "postgres://nobody@127.0.0.1:1/none",
+    })
+    expect(store.where).toBe(cp.url)
     const record = {
       id: "20261122000000-abcdef01",
       kind: "deploy",
@@ -83,11 +89,24 @@ describe("PostgreSQL", () => {
       command: null,
       session: "chimera-deploy",
       status: "succeeded",
-      targets: [],
+      targets: [
+        {
+          target: "web-1",
+          status: "deployed",
+          before: null,
+          copy: { missingPaths: 1, narBytes: 1024 },
+          previous: { generation: 1, path: gen2 },
+          error: null,
+          timings: [],
+          startedAt: new Date().toISOString(),
+          ms: 5,
+          log: [],
+        },
+      ],
     } satisfies DeploymentRecord
     await store.saveDeployment(record)
-    expect(await store.deployments.get(record.id)).toEqual(record)
-    expect((await store.deployments.list(10)).map((r) => r.id)).toEqual([record.id])
+    expect(await store.getDeployment(record.id)).toEqual(record)
+    expect((await store.listDeployments(10)).map((r) => r.id)).toEqual([record.id])
     await store.close()
 
     const db = new SQL(url)

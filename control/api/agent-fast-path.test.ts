@@ -7,7 +7,9 @@ import type { SQL } from "bun"
 import { Hono } from "hono"
 import { openTestStore } from "../../tests/support/store.ts"
 import { createEventBus } from "../adapters/event-bus.ts"
+import { createNix } from "../adapters/nix.ts"
 import { commandStore } from "../adapters/store/command-store.ts"
+import { deploymentStore } from "../adapters/store/deployment-store.ts"
 import type { sqlStore } from "../adapters/store/sql-store.ts"
 import { createTmuxSessions } from "../adapters/tmux.ts"
 import { createRateLimiter, DEFAULT_LIMITS } from "../domain/auth/rate-limiter.ts"
@@ -18,6 +20,7 @@ import { createFleet, type Fleet } from "../domain/fleet.ts"
 import { type Clock, systemClock } from "../domain/ports.ts"
 import { createRelay } from "../domain/relay.ts"
 import { hashToken, newToken } from "../domain/tokens.ts"
+import { createFleetOperations } from "../ops/fleet-operations.ts"
 import { createTrust, DEFAULT_TRUST, type TrustSettings } from "../trust.ts"
 import { agentFastPath, fastActions } from "./agent-fast-path.ts"
 import { createApp, type TrustDeps } from "./app.ts"
@@ -71,7 +74,14 @@ beforeAll(async () => {
   const relay = createRelay({ fleet, store, clock, pollFallbackMs: null })
   const make = (agentFastPath: boolean) => {
     const t = createTrust({ db, dialect: opened.dialect, dataDir: dir, store, bus, clock, settings })
-    return { app: createApp({ fleet, bus, trust: t, commands, cli, relay, agentFastPath }), trust: t }
+    const operations = createFleetOperations({
+      fleet,
+      deployments: deploymentStore(db),
+      nix: createNix(),
+      targets: null,
+      clock,
+    })
+    return { app: createApp({ fleet, bus, trust: t, commands, cli, relay, operations, agentFastPath }), trust: t }
   }
   const a = make(true)
   fast = a.app

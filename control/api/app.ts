@@ -18,6 +18,7 @@ import { ChimeraError } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { EventBusPort } from "../domain/ports.ts"
 import type { Relay } from "../domain/relay.ts"
+import type { FleetOperations } from "../ops/fleet-operations.ts"
 import { agentRoutes, enrollRoutes } from "./agent.ts"
 import { agentFastPath } from "./agent-fast-path.ts"
 import { auditRoutes } from "./audit.ts"
@@ -27,6 +28,7 @@ import { bodyLimits } from "./body-limits.ts"
 import { cliRoutes } from "./cli-sessions.ts"
 import { cliSocketRoutes } from "./cli-socket.ts"
 import { commandRoutes } from "./commands.ts"
+import { deploymentRoutes } from "./deployments.ts"
 import { errorResponse, onError } from "./errors.ts"
 import { eventRoutes } from "./events.ts"
 import { guard } from "./guard.ts"
@@ -37,6 +39,7 @@ import { redactAnswers } from "./redact-answers.ts"
 import { relayRoutes } from "./relay.ts"
 import { tokenRoutes } from "./tokens.ts"
 import { userRoutes } from "./users.ts"
+import { whoamiRoutes } from "./whoami.ts"
 
 /** The trust layer (issue #4): who calls, what they may do, how often, and the record of it. */
 export interface TrustDeps {
@@ -57,13 +60,24 @@ export interface AppDeps {
   commands: CommandService
   /** Commands relayed through the agents (POST /api/fleet/run). */
   relay: Relay
+  /** Deploy, rollback and congruence, run by the control plane for every caller. */
+  operations: FleetOperations
   /** false: agent requests go the whole chain too (tests compare the two ways in). */
   agentFastPath?: boolean
 }
 
 const passOn: MiddlewareHandler = (_c, next) => next()
 
-export function createApp({ fleet, bus, trust, commands, cli, relay, agentFastPath: fast = true }: AppDeps) {
+export function createApp({
+  fleet,
+  bus,
+  trust,
+  commands,
+  cli,
+  relay,
+  operations,
+  agentFastPath: fast = true,
+}: AppDeps) {
   const app = new Hono()
     .use(
       "/api/agent/*",
@@ -78,6 +92,7 @@ export function createApp({ fleet, bus, trust, commands, cli, relay, agentFastPa
     .route("/", healthRoutes)
     .route("/", enrollRoutes(fleet))
     .route("/", authSessionRoutes(trust.sessions, trust.accounts))
+    .route("/", whoamiRoutes)
     .route("/", nodeRoutes(fleet))
     .route("/", agentRoutes(fleet))
     .route("/", nodeIdentityRoutes(trust.identity))
@@ -89,6 +104,7 @@ export function createApp({ fleet, bus, trust, commands, cli, relay, agentFastPa
     .route("/", cliSocketRoutes({ cli, ...trust }))
     .route("/", commandRoutes(commands, trust.limiter))
     .route("/", relayRoutes(relay, trust.limiter))
+    .route("/", deploymentRoutes(operations, trust.audit))
   app.notFound((c) => errorResponse(c, new ChimeraError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError(onError)
   return app

@@ -65,6 +65,13 @@ export function identify(c: Context<ApiEnv>): string {
   return requestId
 }
 
+/** The door a request came through when a Chimera client says so (`X-Chimera-Via: mcp`), for the audit row. */
+const VIA = new Set(["mcp", "chat", "rpc", "dashboard", "cli"])
+function viaOf(c: Context<ApiEnv>): { via?: string } {
+  const via = c.req.header("x-chimera-via")
+  return via !== undefined && VIA.has(via) ? { via } : {}
+}
+
 export function auditTrail(audit: Audit): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const requestId = identify(c)
@@ -76,6 +83,7 @@ export function auditTrail(audit: Audit): MiddlewareHandler<ApiEnv> {
     const principal = c.get("principal")
     const raw = await bodyOf(c)
     const outcome = c.get("auditOutcome")
+    const via = viaOf(c)
     // Only a name shaped like a username is kept: a password typed into that field must not reach the
     // audit log, as the actor or in the details.
     const typed = typeof raw?.username === "string" ? shownUsername(raw.username) : null
@@ -94,7 +102,7 @@ export function auditTrail(audit: Audit): MiddlewareHandler<ApiEnv> {
       status: c.res.status,
       // A command that ran and failed is answered 200 (seed 001) but is a failure in the audit log.
       result: outcome?.success === false ? "failed" : resultOf(c.res.status),
-      detail: outcome ? { ...body, outcome } : body,
+      detail: outcome || via.via ? { ...body, ...(outcome ? { outcome } : {}), ...via } : body,
     })
   }
 }

@@ -30,6 +30,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "POST /api/auth/verify": { auth: "auth:session", audit: false },
   "POST /api/auth/revoke": { auth: "auth:session" },
   "GET /api/auth/sessions": { auth: "auth:session" },
+  "GET /api/auth/me": { auth: "auth:session" },
   "POST /api/auth/password": { auth: "auth:session" },
 
   "POST /api/agent/enroll": { auth: "join", issuesSecret: true },
@@ -47,6 +48,17 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "POST /api/nodes/join-tokens": { auth: "nodes:manage", issuesSecret: true },
   "POST /api/nodes/:id/rotate-credential": { auth: "nodes:manage" },
   "POST /api/nodes/:id/revoke": { auth: "nodes:manage" },
+
+  // Deploys and rollbacks run by the control plane over its own SSH key, to [fleet.nodes] only; a
+  // config_path (a build on this host) needs admin, which the handler checks (api/deployments.ts).
+  "GET /api/deployments": { auth: "fleet:read" },
+  "GET /api/deployments/:id": { auth: "fleet:read" },
+  "POST /api/deployments": { auth: "fleet:deploy" },
+  "POST /api/deployments/records": { auth: "fleet:deploy" },
+  // What the CLI ran on nodes over SSH with an operator's own keys (exec, rollback), for the audit log.
+  "POST /api/operations/records": { auth: "fleet:deploy" },
+  "POST /api/rollbacks": { auth: "fleet:deploy" },
+  "POST /api/congruence": { auth: "fleet:read" },
 
   "GET /api/events": { auth: "fleet:read" },
   "GET /api/events/stream": { auth: "fleet:read" },

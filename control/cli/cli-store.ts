@@ -1,36 +1,73 @@
-// The CLI's view of the store, opened once per command on CHIMERA_DB (the control plane's database,
-// when the CLI runs beside it or against a shared PostgreSQL): deployment records, and the audit log
-// for what the CLI runs on nodes over SSH (exec, deploy, rollback, watch's heals), which never passes
-// through the API. Audit entries are one per target per operation, with the operating system user
-// who ran it, the command and its result.
+// Where the CLI keeps what it did on nodes over SSH (exec, deploy, rollback, watch's heals): the
+// deployment records, and one audit entry per target per operation. With a control plane configured
+// (CHIMERA_URL, or the local admin token of a control plane on this host) they go to it through its
+// API, recorded under the CLI's credential, so only the control plane ever writes its database. With
+// none, the CLI keeps them in a store of its own (CHIMERA_DB, by default in CHIMERA_DATA_DIR).
 import { randomUUID } from "node:crypto"
+import { existsSync } from "node:fs"
 import { hostname, userInfo } from "node:os"
+import { join } from "node:path"
 import { createAuthStore } from "../adapters/store/auth-store.ts"
-import { type DeploymentStore, deploymentStore } from "../adapters/store/deployment-store.ts"
+import { deploymentStore } from "../adapters/store/deployment-store.ts"
 import { openDatabase, sqlStore } from "../adapters/store/sql-store.ts"
-import { databaseUrl } from "../config.ts"
+import { databaseUrl, dataDir } from "../config.ts"
 import { createAudit } from "../domain/auth/audit.ts"
 import type { DeploymentRecord } from "../domain/deploy.ts"
 import { systemClock } from "../domain/ports.ts"
+import { deploymentEntries, type OperationEntry } from "../ops/operation-audit.ts"
+import { apiClient, call } from "./client.ts"
 
-export interface OperationEntry {
-  target: string
-  command: string
-  ok: boolean
-  detail?: Record<string, unknown>
-}
+export type { OperationEntry }
 
 export interface CliStore {
-  deployments: DeploymentStore
+  /** Where records go, for messages: the control plane's URL, or the local database. */
+  readonly where: string
   /** Audits one operation on its targets. */
-  recordOperation(operation: string, entries: OperationEntry[]): Promise<void>
+  recordOperation(operation: "exec" | "rollback" | "deploy" | "heal", entries: OperationEntry[]): Promise<void>
   /** Keeps a deploy or heal: its record, and an audit entry per target it touched. */
   saveDeployment(record: DeploymentRecord): Promise<void>
+  getDeployment(id: string): Promise<DeploymentRecord | null>
+  listDeployments(limit: number): Promise<DeploymentRecord[]>
   close(): Promise<void>
 }
 
+/** A control plane is configured: CHIMERA_URL, or a control plane's admin token on this host. */
+export function controlPlaneConfigured(env = process.env): boolean {
+  return Boolean(env.CHIMERA_URL) || existsSync(join(dataDir(env), "admin.token"))
+}
+
 export async function openCliStore(env = process.env): Promise<CliStore> {
-  const { db, dialect } = await openDatabase(databaseUrl(env))
+  return controlPlaneConfigured(env) ? _apiStore(env) : _localStore(env)
+}
+
+function _apiStore(env: NodeJS.ProcessEnv): CliStore {
+  const { url, client } = apiClient(env)
+  const api = client.api
+  return {
+    where: url,
+    async recordOperation(operation, entries) {
+      if (entries.length === 0) return
+      await call(url, api.operations.records.$post({ json: { operation, entries } }))
+    },
+    async saveDeployment(record) {
+      await call(url, api.deployments.records.$post({ json: record }))
+    },
+    async getDeployment(id) {
+      const res = await api.deployments[":id"].$get({ param: { id } })
+      if (res.status === 404) return null
+      return (await call(url, Promise.resolve(res))) as DeploymentRecord
+    },
+    async listDeployments(limit) {
+      const answer = await call(url, api.deployments.$get({ query: { limit: String(limit) } }))
+      return answer.deployments as DeploymentRecord[]
+    },
+    close: async () => {},
+  }
+}
+
+async function _localStore(env: NodeJS.ProcessEnv): Promise<CliStore> {
+  const url = databaseUrl(env)
+  const { db, dialect } = await openDatabase(url)
   await sqlStore(db, dialect).migrate()
   const audit = createAudit({ store: createAuthStore(db, dialect), clock: systemClock })
   const deployments = deploymentStore(db)
@@ -54,22 +91,14 @@ export async function openCliStore(env = process.env): Promise<CliStore> {
   }
 
   return {
-    deployments,
+    where: url,
     recordOperation,
     async saveDeployment(record) {
       await deployments.save(record)
-      // Up-to-date targets were only read; planned ones were not touched.
-      const touched = record.targets.filter((t) => t.status !== "up-to-date" && t.status !== "planned")
-      await recordOperation(
-        record.kind,
-        touched.map((t) => ({
-          target: t.target,
-          command: `${record.kind} ${record.closure}${record.command ? ` && ${record.command}` : ""}`,
-          ok: t.status === "deployed",
-          detail: { deployment: record.id, status: t.status, error: t.error },
-        })),
-      )
+      await recordOperation(record.kind, deploymentEntries(record))
     },
+    getDeployment: (id) => deployments.get(id),
+    listDeployments: (limit) => deployments.list(limit),
     close: () => db.close(),
   }
 }

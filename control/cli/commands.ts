@@ -47,6 +47,10 @@ export const COMMANDS: Record<string, [description: string, load: Load]> = {
     "Detect and heal drift on nodes over SSH, once or on a schedule",
     () => def(import("./watch.ts"), (m) => m.default),
   ],
+  mcp: [
+    "Serve MCP (chimera-service) for AI agents, over HTTP or stdio",
+    () => def(import("./mcp.ts"), (m) => m.default),
+  ],
   deployments: [
     "List recorded deployments and heals, or show one",
     () => def(import("./deployments.ts"), (m) => m.default),

@@ -9,6 +9,7 @@ import { createNix } from "../adapters/nix.ts"
 import { type DeploymentRecord, deploy, type TargetResult } from "../domain/deploy.ts"
 import type { HealthCheck } from "../domain/health-check.ts"
 import { openCliStore } from "./cli-store.ts"
+import { deployViaControlPlane } from "./deploy-remote.ts"
 import { CliError } from "./errors.ts"
 import { color, printJson, printTable } from "./output.ts"
 import { desiredPublisher } from "./publish-desired.ts"
@@ -85,6 +86,10 @@ export default defineCommand({
     "health-timeout": { type: "string", description: "Seconds health checks may take to pass", default: "20" },
     "use-substitutes": { type: "boolean", description: "Let targets fetch paths from their substituters" },
     json: { type: "boolean", description: "Print the deployment record as JSON" },
+    "via-control-plane": {
+      type: "boolean",
+      description: "Let the control plane run the deploy with its own SSH key and follow its progress",
+    },
     ...sshArgs,
   },
   async run({ args }) {
@@ -98,6 +103,25 @@ export default defineCommand({
     })
     if (!parsed.success) throw new CliError(parsed.error.issues.map((i) => i.message).join("; "), "E_ARG")
     const f = parsed.data
+    if (args["via-control-plane"]) {
+      const record = await deployViaControlPlane({
+        targets: String(args.targets ?? ""),
+        config: f.config,
+        command: args.command ? String(args.command) : null,
+        session: f.session,
+        confirmTimeout: f["confirm-timeout"],
+        healthTimeout: f["health-timeout"],
+        healthCmd: f["health-cmd"],
+        healthUrl: f["health-url"],
+        dryRun: Boolean(args["dry-run"]),
+        force: Boolean(args.force),
+        json: Boolean(args.json),
+      })
+      if (args.json) printJson(record)
+      else printDeployment(record)
+      if (record.status !== "succeeded" && record.status !== "planned") process.exitCode = 1
+      return
+    }
     const ssh = await parseSshFlags(args)
     const checks: HealthCheck[] = [
       ...f["health-cmd"].map((command) => ({ kind: "command" as const, command })),

@@ -19,11 +19,11 @@ export default defineCommand({
     const store = await openCliStore()
     try {
       if (args.id) {
-        const record = await store.deployments.get(String(args.id))
+        const record = await store.getDeployment(String(args.id))
         if (!record) throw new CliError(`no deployment ${JSON.stringify(args.id)}`, "E_NOT_FOUND")
         return args.json ? printJson(record) : printDeployment(record)
       }
-      const records = await store.deployments.list(limit)
+      const records = await store.listDeployments(limit)
       if (args.json) return printJson({ deployments: records })
       printTable(
         ["ID", "KIND", "STATUS", "TARGETS", "CLOSURE"],

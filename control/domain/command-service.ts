@@ -56,6 +56,8 @@ export interface CommandStorePort {
 /** Where the API's commands go: fleet node names to SSH targets, and the executor that runs them. */
 export interface CommandTargets {
   resolve(node: string): Target | null
+  /** A node name, or `@tag` for every named node with that tag; [] when it names none. */
+  resolveAll(spec: string): Target[]
   names(): string[]
   executor: RemoteExecutorPort
 }

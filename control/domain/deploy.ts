@@ -24,6 +24,8 @@ export interface DeployOptions {
   useSubstitutes: boolean
   parallel: number
   kind?: "deploy" | "heal"
+  /** The record's id, when the caller has already handed it out (the API answers 202 with it). */
+  id?: string
 }
 
 export type Phase = "plan" | "copy" | "activate" | "command" | "health" | "confirm"
@@ -88,11 +90,15 @@ async function publish(deps: DeployDeps, target: string, closure: StorePath, say
   }
 }
 
+/** `20261122031333-4fdfe63f`: sorts by time, unique by its random tail. */
+export const deploymentId = (isoTime: string) =>
+  `${isoTime.slice(0, 19).replace(/[-:T]/g, "")}-${randomUUID().slice(0, 8)}`
+
 const lastLines = (s: string, n = 20) => s.trim().split("\n").slice(-n).join("\n")
 
 export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<DeploymentRecord> {
   const createdAt = new Date().toISOString()
-  const id = `${createdAt.slice(0, 19).replace(/[-:T]/g, "")}-${randomUUID().slice(0, 8)}`
+  const id = opts.id ?? deploymentId(createdAt)
   const build = await deps.nix.build(opts.configPath)
   const requisites = await deps.nix.requisites(build.outPath)
   // The command runs in nix-shell on the node, which needs the configuration's derivation there.

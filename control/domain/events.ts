@@ -11,7 +11,11 @@ export const ControlEventType = z.enum([
   "command.acked",
   "node.revoked",
   "node.rotation-requested",
+  "deployment.started",
+  "deployment.progress",
+  "deployment.finished",
 ])
+export type ControlEventType = z.infer<typeof ControlEventType>
 export const EventType = z.enum([
   ...ControlEventType.options,
   "drift.detected",

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto"
 import type { AgentCommand, AgentReport, CommandAck, EnrollRequest, NodeHealth } from "../../protocol/agent.ts"
 import { createLogger } from "../../protocol/log.ts"
 import { conflict, notFound, unauthenticated } from "./errors.ts"
-import type { EventType, FleetEvent, NewEvent } from "./events.ts"
+import type { ControlEventType, EventType, FleetEvent, NewEvent } from "./events.ts"
 import { MISSED_HEARTBEATS, type NodeRecord } from "./node.ts"
 import type { Clock, EventBusPort, EventQuery, StoredCommand, StorePort } from "./ports.ts"
 import { hashToken, newToken, tokenKind } from "./tokens.ts"
@@ -201,6 +201,10 @@ export function createFleet({ store, bus, clock }: FleetDeps) {
     },
 
     getNode: requireNode,
+    /** The enrolled node of that id, or null (a name that may be an SSH target instead). */
+    findNode: (id: string) => store.getNode(id),
+    /** Records an event the control plane itself makes (deployments, rollbacks) and tells subscribers. */
+    note: (type: ControlEventType, nodeId: string | null, data: Record<string, unknown>) => emit(type, nodeId, data),
     listNodes: () => store.listNodes(),
     listEvents: (q: EventQuery): Promise<FleetEvent[]> => store.listEvents(q),
 

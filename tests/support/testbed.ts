@@ -22,6 +22,8 @@ export interface TestbedAgentOptions {
   binary?: string
   heartbeatSeconds?: number
   extraArgs?: string[]
+  /** More arguments for one node's agent (e.g. `--no-auto-heal` on the node a test makes drift). */
+  argsFor?: (name: string) => string[]
 }
 
 export interface TestbedOptions {
@@ -74,6 +76,7 @@ function _detachedAgent(node: TestNode, dir: string, a: TestbedAgentOptions, tok
   const cmd = a.binary ? [a.binary] : [process.execPath, AGENT_MAIN]
   const args = ["--node-id", node.name, "--control-url", a.controlUrl, "--state-dir", join(node.dir, "agent-state")]
   args.push("--heartbeat", String(a.heartbeatSeconds ?? 5), "--join-token", token, ...(a.extraArgs ?? []))
+  args.push(...(a.argsFor?.(node.name) ?? []))
   const log = join(dir, `${node.name}.agent.log`)
   const proc = node.spawn(["sh", "-c", 'exec "$@" >>"$0" 2>&1', log, ...cmd, ...args], {
     stdout: "ignore",
@@ -195,7 +198,7 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
           joinToken: token,
           binary: a.binary,
           heartbeatSeconds: a.heartbeatSeconds,
-          extraArgs: a.extraArgs,
+          extraArgs: [...(a.extraArgs ?? []), ...(a.argsFor?.(n.name) ?? [])],
         })
     })
   }

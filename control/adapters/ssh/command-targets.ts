@@ -14,6 +14,12 @@ export function commandTargets(inventory: Inventory, options: SshExecutorOptions
   const byName = new Map<string, Target>(inventory.nodes.map((n) => [n.name, parseTarget(n.address, n.name)]))
   return {
     resolve: (name) => byName.get(name) ?? null,
+    resolveAll: (spec) =>
+      spec.startsWith("@")
+        ? inventory.nodes
+            .filter((n) => spec === "@all" || n.tags.includes(spec.slice(1)))
+            .map((n) => byName.get(n.name) as Target)
+        : [byName.get(spec)].filter((t) => t !== undefined),
     names: () => [...byName.keys()],
     executor: createSshExecutor(options),
   }

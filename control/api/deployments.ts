@@ -1,0 +1,117 @@
+// Deployments, rollbacks and congruence through the API: one door for every caller (the CLI with
+// `--via-control-plane`, MCP, the dashboard, the AI chat). A deploy answers 202 with its id at once;
+// its progress is on the event stream and GET /api/deployments/:id. Building a Nix file runs its
+// builder on the control-plane host, as the control plane's user, where the admin token and signing
+// key live: only an admin may name a `config_path`; an operator deploys a closure already built.
+import { type Context, Hono } from "hono"
+import { z } from "zod"
+import type { Audit } from "../domain/auth/audit.ts"
+import { can } from "../domain/auth/roles.ts"
+import { forbidden } from "../domain/errors.ts"
+import type { HealthCheck } from "../domain/health-check.ts"
+import {
+  CongruenceRequestBody,
+  DeploymentRecordBody,
+  DeployRequestBody,
+  RollbackRequestBody,
+} from "../ops/deployment-record.ts"
+import type { FleetOperations } from "../ops/fleet-operations.ts"
+import { deploymentEntries, type OperationEntry, OperationRecordBody } from "../ops/operation-audit.ts"
+import { sourceOf } from "./audit-trail.ts"
+import { type ApiEnv, userOf } from "./auth.ts"
+import { jsonBody, params, query } from "./validate.ts"
+
+const IdParams = z.object({ id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, { error: "expected a deployment id" }) })
+const ListQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(20) }).strict()
+
+/** A config_path is a build on this host: admin only (see the module comment). */
+function mayBuild(principal: ApiEnv["Variables"]["principal"], configPath: string | undefined) {
+  if (configPath === undefined) return
+  const user = userOf(principal)
+  if (!can(user.role, "cli:full_access"))
+    throw forbidden(
+      "building a Nix file runs code on the control-plane host: config_path needs the admin role; deploy a built closure (closure) instead",
+    )
+}
+
+const actorOf = (principal: ApiEnv["Variables"]["principal"]) => {
+  const user = userOf(principal)
+  return user.name
+}
+
+export const deploymentRoutes = (ops: FleetOperations, audit: Audit) => {
+  /** One audit row per target an operation the CLI ran over SSH touched, under the caller's name. */
+  const recordEntries = async (c: Context<ApiEnv>, operation: string, entries: OperationEntry[]) => {
+    const user = userOf(c.get("principal"))
+    for (const e of entries)
+      await audit.recordCommand({
+        requestId: c.get("requestId"),
+        actor: user.name,
+        role: user.role,
+        source: sourceOf(c),
+        nodeId: e.target,
+        command: e.command,
+        status: e.ok ? 200 : 500,
+        detail: { operation, via: "cli", ...e.detail },
+      })
+  }
+  return new Hono<ApiEnv>()
+    .get("/api/deployments", query(ListQuery), async (c) =>
+      c.json({ deployments: await ops.list(c.req.valid("query").limit) }),
+    )
+    .get("/api/deployments/:id", params(IdParams), async (c) => c.json(await ops.get(c.req.valid("param").id)))
+    .post("/api/deployments", jsonBody(DeployRequestBody), async (c) => {
+      const b = c.req.valid("json")
+      mayBuild(c.get("principal"), b.config_path)
+      const healthChecks: HealthCheck[] = [
+        ...b.health_cmd.map((command) => ({ kind: "command" as const, command })),
+        ...b.health_url.map((url) => ({ kind: "http" as const, url })),
+      ]
+      const started = await ops.startDeploy(
+        {
+          targets: b.targets,
+          configPath: b.config_path,
+          closure: b.closure,
+          command: b.command ?? null,
+          session: b.session,
+          healthChecks,
+          healthTimeoutSeconds: b.health_timeout_seconds,
+          confirmTimeoutSeconds: b.confirm_timeout_seconds,
+          dryRun: b.dry_run,
+          force: b.force,
+        },
+        actorOf(c.get("principal")),
+      )
+      c.set("auditOutcome", { deployment: started.id })
+      return c.json({ id: started.id, status: "running" as const }, 202)
+    })
+    .post("/api/deployments/records", jsonBody(DeploymentRecordBody), async (c) => {
+      const record = c.req.valid("json")
+      await ops.record(record)
+      await recordEntries(c, record.kind, deploymentEntries(record))
+      c.set("auditOutcome", {
+        deployment: record.id,
+        status: record.status,
+        targets: record.targets.map((t) => `${t.target}:${t.status}`),
+      })
+      return c.json({ id: record.id }, 201)
+    })
+    .post("/api/operations/records", jsonBody(OperationRecordBody), async (c) => {
+      const { operation, entries } = c.req.valid("json")
+      await recordEntries(c, operation, entries)
+      return c.json({ recorded: entries.length }, 201)
+    })
+    .post("/api/rollbacks", jsonBody(RollbackRequestBody), async (c) => {
+      const b = c.req.valid("json")
+      const results = await ops.rollback({ targets: b.targets, generation: b.generation ?? null })
+      c.set("auditOutcome", {
+        targets: results.map((r) => `${r.target}:${r.ok ? `generation ${r.generation}` : "failed"}`),
+      })
+      return c.json({ results })
+    })
+    .post("/api/congruence", jsonBody(CongruenceRequestBody), async (c) => {
+      const b = c.req.valid("json")
+      mayBuild(c.get("principal"), b.config_path)
+      return c.json(await ops.congruence({ targets: b.targets, configPath: b.config_path, closure: b.closure }))
+    })
+}

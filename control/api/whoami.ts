@@ -1,0 +1,10 @@
+// Who the caller is, as the control plane sees its credential: for `chimera whoami`, and for clients
+// (MCP, the dashboard) that offer only what the caller's role may do.
+import { Hono } from "hono"
+import { permissionsOf } from "../domain/auth/roles.ts"
+import { type ApiEnv, userOf } from "./auth.ts"
+
+export const whoamiRoutes = new Hono<ApiEnv>().get("/api/auth/me", (c) => {
+  const p = userOf(c.get("principal"))
+  return c.json({ name: p.name, role: p.role, via: p.via, permissions: permissionsOf(p.role) })
+})

@@ -1,0 +1,72 @@
+// `chimera deploy --via-control-plane`: the control plane runs the deploy with its own SSH key and
+// [fleet.nodes], and the CLI follows its progress (GET /api/deployments/:id) until it ends. The
+// configuration is built on the control plane's host, so CONFIG is a path there (admins only; an
+// operator deploys a closure already built, given as /nix/store/…).
+import * as p from "@clack/prompts"
+import type { DeploymentRecord } from "../domain/deploy.ts"
+import { apiClient, call } from "./client.ts"
+import { CliError } from "./errors.ts"
+
+export interface RemoteDeploy {
+  targets: string
+  config: string
+  command: string | null
+  session: string
+  confirmTimeout: number
+  healthTimeout: number
+  healthCmd: string[]
+  healthUrl: string[]
+  dryRun: boolean
+  force: boolean
+  json: boolean
+}
+
+type Progress = { status: "running"; progress: Record<string, string> }
+
+export async function deployViaControlPlane(d: RemoteDeploy): Promise<DeploymentRecord> {
+  const { url, client } = apiClient()
+  const targets = d.targets
+    .split(",")
+    .map((t) => t.trim())
+    .filter((t) => t !== "")
+  if (targets.length === 0)
+    throw new CliError("--targets: name the nodes ([fleet.nodes] names or @tag on the control plane)", "E_ARG")
+  const closure = d.config.startsWith("/nix/store/")
+  const started = await call(
+    url,
+    client.api.deployments.$post({
+      json: {
+        targets,
+        ...(closure ? { closure: d.config as `/nix/store/${string}` } : { config_path: d.config }),
+        command: d.command,
+        session: d.session,
+        health_cmd: d.healthCmd,
+        health_url: d.healthUrl,
+        health_timeout_seconds: d.healthTimeout,
+        confirm_timeout_seconds: d.confirmTimeout,
+        dry_run: d.dryRun,
+        force: d.force,
+      } as never,
+    }),
+  )
+  const id = (started as { id: string }).id
+  const spin = !d.json && process.stdout.isTTY === true ? p.spinner() : null
+  spin?.start(`deploy ${id} on ${url}`)
+  let said = ""
+  for (;;) {
+    const view = (await call(url, client.api.deployments[":id"].$get({ param: { id } }))) as DeploymentRecord | Progress
+    if (view.status !== "running") {
+      spin?.stop(`deploy ${id}: ${view.status}`)
+      return view as DeploymentRecord
+    }
+    const now = Object.entries((view as Progress).progress)
+      .map(([t, s]) => `${t}: ${s}`)
+      .join("; ")
+    if (now !== said) {
+      said = now
+      if (spin) spin.message(now)
+      else if (!d.json) process.stderr.write(`${now}\n`)
+    }
+    await Bun.sleep(250)
+  }
+}

@@ -1,0 +1,59 @@
+// `chimera mcp [--host localhost] [--port 8765] [--stdio]`: the MCP server `chimera-service`, a client
+// of the control plane's API (CHIMERA_URL). Over HTTP each client sends its own credential; over stdio
+// (for desktop clients that start it) it acts with the CLI's credential: CHIMERA_TOKEN, the
+// `chimera login` session, or the local admin token.
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
+import { defineCommand } from "citty"
+import { setLogLevel } from "../../protocol/log.ts"
+import { loadConfig } from "../config.ts"
+import { apiCaller, errorText } from "../mcp/api-caller.ts"
+import { serveMcpHttp } from "../mcp/http.ts"
+import { guardMessages } from "../mcp/message-guard.ts"
+import { createMcpServer, followEnrolments, type McpIdentity } from "../mcp/server.ts"
+import { controlToken, controlUrl } from "./client.ts"
+import { CliError } from "./errors.ts"
+import { flagLogLevel } from "./globals.ts"
+
+export default defineCommand({
+  meta: { name: "mcp", description: "Serve MCP (chimera-service) for AI agents, over HTTP or stdio" },
+  args: {
+    host: { type: "string", description: "Address to listen on (default localhost)" },
+    port: { type: "string", alias: "p", description: "Port (default 8765)" },
+    stdio: { type: "boolean", description: "Serve on stdin/stdout (for desktop clients that start it)" },
+  },
+  async run({ args }) {
+    const config = loadConfig({
+      flags: { mcp: { host: args.host, port: args.port } },
+      flagNames: { "mcp.host": "--host", "mcp.port": "--port" },
+    })
+    setLogLevel(flagLogLevel() ?? config.log_level)
+    const url = controlUrl()
+    if (args.stdio) {
+      const token = controlToken()
+      const api = apiCaller(url, token)
+      const me = await api({ method: "GET", path: "/api/auth/me" })
+      if (me.status !== 200) throw new CliError(`the control plane at ${url} refused: ${errorText(me)}`, "E_API")
+      const server = createMcpServer(api, me.body as McpIdentity)
+      const stop = new AbortController()
+      const transport = new StdioServerTransport()
+      transport.onclose = () => {
+        stop.abort()
+        process.exit(0)
+      }
+      await server.connect(transport)
+      guardMessages(transport)
+      void followEnrolments(api, token, () => server.sendResourceListChanged(), stop.signal)
+      process.stdin.once("end", () => void server.close())
+      return new Promise<void>(() => {})
+    }
+    const served = serveMcpHttp({ host: config.mcp.host, port: config.mcp.port, controlUrl: url })
+    process.stderr.write(`Chimera MCP server (chimera-service) on ${served.url}, for the control plane at ${url}\n`)
+    const stop = async () => {
+      await served.stop()
+      process.exit(0)
+    }
+    process.once("SIGTERM", stop)
+    process.once("SIGINT", stop)
+    await new Promise(() => {})
+  },
+})

@@ -1,0 +1,134 @@
+// MCP over Streamable HTTP at /mcp. Every request needs `Authorization: Bearer` with a credential the
+// control plane accepts (the admin token, an API token, a session JWT): an MCP session is opened by an
+// initialize request whose credential the control plane vouches for (GET /api/auth/me), and every
+// later request of that session must carry the same credential. A browser page on another origin
+// cannot drive it (DNS rebinding): a request with an Origin other than this server's own is refused.
+// Sessions are capped and forgotten after an idle hour.
+import { createHash, randomUUID } from "node:crypto"
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js"
+import { createLogger } from "../../protocol/log.ts"
+import { apiCaller } from "./api-caller.ts"
+import { guardMessages } from "./message-guard.ts"
+import { createMcpServer, followEnrolments, type McpIdentity } from "./server.ts"
+
+const log = createLogger("mcp")
+
+const MAX_SESSIONS = 200
+const IDLE_MS = 60 * 60_000
+const BEARER = /^Bearer ([\x21-\x7e]{1,4096})$/
+
+interface Session {
+  transport: WebStandardStreamableHTTPServerTransport
+  tokenHash: string
+  lastUsed: number
+  stop: AbortController
+}
+
+export interface McpHttpOptions {
+  host: string
+  port: number
+  /** The control plane's API. */
+  controlUrl: string
+}
+
+const jsonError = (status: number, error: string, code: string, headers: Record<string, string> = {}) =>
+  Response.json({ error, code }, { status, headers })
+
+const hashOf = (token: string) => createHash("sha256").update(token).digest("hex")
+
+/** Who the control plane says this credential is, or the HTTP answer that refuses it. */
+async function identify(controlUrl: string, token: string): Promise<McpIdentity | Response> {
+  const api = apiCaller(controlUrl, token)
+  const answer = await api({ method: "GET", path: "/api/auth/me" })
+  if (answer.status === 200) return answer.body as McpIdentity
+  if (answer.status === 0)
+    return jsonError(502, `the control plane at ${controlUrl} is unreachable`, "UPSTREAM_UNREACHABLE")
+  const body = answer.body as { error?: string; code?: string } | null
+  return jsonError(
+    answer.status === 403 ? 403 : 401,
+    body?.error ?? "the control plane refused the credential",
+    body?.code ?? "AUTHENTICATION_FAILED",
+    { "www-authenticate": 'Bearer realm="chimera"' },
+  )
+}
+
+export function serveMcpHttp(opts: McpHttpOptions) {
+  const sessions = new Map<string, Session>()
+
+  const close = async (id: string) => {
+    const s = sessions.get(id)
+    if (!s) return
+    sessions.delete(id)
+    s.stop.abort()
+    await s.transport.close().catch(() => {})
+  }
+
+  const sweep = setInterval(() => {
+    const now = Date.now()
+    for (const [id, s] of sessions) if (now - s.lastUsed > IDLE_MS) void close(id)
+  }, 60_000)
+
+  const server = Bun.serve({
+    hostname: opts.host,
+    port: opts.port,
+    idleTimeout: 0,
+    async fetch(req) {
+      const url = new URL(req.url)
+      if (url.pathname !== "/mcp")
+        return jsonError(404, `no route for ${req.method} ${url.pathname}; MCP is served at /mcp`, "NOT_FOUND")
+      const origin = req.headers.get("origin")
+      if (origin !== null && origin !== `${url.protocol}//${url.host}`)
+        return jsonError(403, `requests from origin ${origin} are refused`, "PERMISSION_DENIED")
+      const m = BEARER.exec(req.headers.get("authorization") ?? "")
+      if (!m?.[1])
+        return jsonError(
+          401,
+          "missing or malformed Authorization header; send `Authorization: Bearer <token>`",
+          "AUTHENTICATION_FAILED",
+          { "www-authenticate": 'Bearer realm="chimera"' },
+        )
+      const token = m[1]
+      const sessionId = req.headers.get("mcp-session-id")
+      if (sessionId !== null) {
+        const s = sessions.get(sessionId)
+        if (!s) return jsonError(404, "no such MCP session (it ended or expired); initialize a new one", "NOT_FOUND")
+        if (s.tokenHash !== hashOf(token))
+          return jsonError(403, "this MCP session belongs to another credential", "PERMISSION_DENIED")
+        s.lastUsed = Date.now()
+        return s.transport.handleRequest(req)
+      }
+      if (req.method !== "POST")
+        return jsonError(400, "an MCP session starts with an initialize POST", "VALIDATION_FAILED")
+      const who = await identify(opts.controlUrl, token)
+      if (who instanceof Response) return who
+      if (sessions.size >= MAX_SESSIONS)
+        return jsonError(429, `at most ${MAX_SESSIONS} MCP sessions at once`, "RESOURCE_EXHAUSTED")
+      const api = apiCaller(opts.controlUrl, token)
+      const mcp = createMcpServer(api, who)
+      const stop = new AbortController()
+      const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          sessions.set(id, { transport, tokenHash: hashOf(token), lastUsed: Date.now(), stop })
+          void followEnrolments(api, token, () => mcp.sendResourceListChanged(), stop.signal)
+          log.info("session opened", { session: id, user: who.name, role: who.role })
+        },
+        onsessionclosed: (id) => void close(id),
+      })
+      await mcp.connect(transport)
+      guardMessages(transport)
+      return transport.handleRequest(req)
+    },
+  })
+
+  const url = `http://${server.hostname?.includes(":") ? `[${server.hostname}]` : server.hostname}:${server.port}/mcp`
+  return {
+    url,
+    sessions: () => sessions.size,
+    async stop() {
+      clearInterval(sweep)
+      await Promise.all([...sessions.keys()].map(close))
+      await server.stop(true)
+    },
+  }
+}

@@ -1,0 +1,44 @@
+// Malformed requests get the JSON-RPC answer the specification gives them: -32602 "Invalid params"
+// with a sentence that names the field, instead of the SDK's -32603 "Internal error" carrying a dump
+// of its schema check. Sits between the transport and the server, so stdio and HTTP are both covered.
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js"
+
+const INVALID_PARAMS = -32602
+
+const kind = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "an array" : `a ${typeof v}`)
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
+
+/** What is wrong with a request's params, or null. */
+export function paramsProblem(method: string, params: unknown): string | null {
+  if (params === undefined)
+    return method === "tools/call" || method === "resources/read" ? `${method}: params are required` : null
+  if (!isObject(params)) return `${method}: params must be an object, got ${kind(params)}`
+  if (method === "tools/call") {
+    if (typeof params.name !== "string")
+      return `tools/call: params.name must be the tool's name (a string), got ${kind(params.name)}`
+    if (params.arguments !== undefined && !isObject(params.arguments))
+      return `tools/call: params.arguments must be an object of the tool's arguments, got ${kind(params.arguments)}`
+  }
+  if (method === "resources/read" && typeof params.uri !== "string")
+    return `resources/read: params.uri must be a resource URI (a string), got ${kind(params.uri)}`
+  return null
+}
+
+/** Call after `server.connect(transport)`: wraps the handler the server installed. */
+export function guardMessages(transport: Transport): void {
+  const deliver = transport.onmessage
+  if (!deliver) throw new Error("guardMessages: connect the server to the transport first")
+  transport.onmessage = (message, extra) => {
+    const m = message as { id?: string | number; method?: unknown; params?: unknown }
+    if (m.id !== undefined && typeof m.method === "string") {
+      const problem = paramsProblem(m.method, m.params)
+      if (problem) {
+        const answer = { jsonrpc: "2.0", id: m.id, error: { code: INVALID_PARAMS, message: problem } } as JSONRPCMessage
+        void transport.send(answer, { relatedRequestId: m.id }).catch(() => {})
+        return
+      }
+    }
+    deliver(message, extra)
+  }
+}

@@ -1,0 +1,203 @@
+// The MCP server `chimera-service`: the operations catalogue as tools, the fleet as resources. One
+// server per MCP session, bound to the credential that opened it: it lists only the tools that
+// credential's role may call, and calls the control plane's API with it for each one. A high-risk
+// command, or a deploy or rollback on more than a few nodes, asks the human first through MCP
+// elicitation; a client that cannot ask gets a refusal that says where to run it instead.
+import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js"
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
+import { createLogger } from "../../protocol/log.ts"
+import type { Permission } from "../domain/auth/roles.ts"
+import { assessCommand } from "../domain/command-registry.ts"
+import { OPERATIONS, type Operation } from "../ops/catalogue.ts"
+import { shapeAnswer } from "./answers.ts"
+import { type ApiCaller, errorText } from "./api-caller.ts"
+
+const log = createLogger("mcp")
+
+/** Above this many targets (or any @tag), a deploy or rollback needs a human's yes. */
+export const CONFIRM_OVER_TARGETS = 5
+
+export interface McpIdentity {
+  name: string
+  role: string
+  permissions: Permission[]
+}
+
+const json = (value: unknown) => JSON.stringify(value, null, 2)
+
+function toolResult(answer: Record<string, unknown>, isError = false): CallToolResult {
+  return { content: [{ type: "text", text: json(answer) }], structuredContent: answer, ...(isError ? { isError } : {}) }
+}
+
+const failure = (message: string, targets: string[] = []) => toolResult({ status: "error", message, targets }, true)
+
+/** Why this call needs a human's approval first, or null. */
+function approvalReason(op: Operation, input: Record<string, unknown>): string | null {
+  if (op.risk === "command" && typeof input.command === "string") {
+    const a = assessCommand(input.command)
+    if (a.risk === "high") return `\`${input.command}\` is high risk: ${a.reasons.join("; ")}`
+  }
+  if (op.risk === "critical") return `${op.name} is critical`
+  const targets = Array.isArray(input.targets) ? (input.targets as string[]) : []
+  if (op.mutates && (targets.length > CONFIRM_OVER_TARGETS || targets.some((t) => t.startsWith("@"))))
+    return `${op.name} on ${targets.join(", ")} (more than ${CONFIRM_OVER_TARGETS} nodes, or a tag)`
+  return null
+}
+
+export function createMcpServer(api: ApiCaller, who: McpIdentity): McpServer {
+  const server = new McpServer(
+    { name: "chimera-service", version: "0.1.0" },
+    { capabilities: { logging: {}, resources: { listChanged: true } } },
+  )
+
+  const ask = async (reason: string): Promise<string | null> => {
+    if (!server.server.getClientCapabilities()?.elicitation)
+      return `${reason}: it needs a human's approval, and this MCP client cannot ask for one (no elicitation support); run it with the chimera CLI or the dashboard`
+    const answer = await server.server.elicitInput({
+      message: `Chimera asks before it acts: ${reason}. Approve?`,
+      requestedSchema: {
+        type: "object",
+        properties: { approve: { type: "boolean", title: "Approve", description: "Run it now" } },
+        required: ["approve"],
+      },
+    })
+    if (answer.action === "accept" && answer.content?.approve === true) return null
+    return `${reason}: not approved (${answer.action === "accept" ? "declined" : answer.action})`
+  }
+
+  for (const op of OPERATIONS) {
+    if (!who.permissions.includes(op.permission)) continue
+    server.registerTool(
+      op.name,
+      {
+        title: op.title,
+        description: op.description,
+        inputSchema: op.input,
+        annotations: {
+          title: op.title,
+          readOnlyHint: !op.mutates,
+          destructiveHint: op.destructive,
+          idempotentHint: !op.mutates,
+          openWorldHint: false,
+        },
+      },
+      async (input: Record<string, unknown>, extra) => {
+        const targets = Array.isArray(input.targets) ? (input.targets as string[]) : []
+        const reason = approvalReason(op, input)
+        if (reason) {
+          const refusal = await ask(reason)
+          if (refusal) return failure(refusal, targets)
+        }
+        const answer = await api(op.request(input as never))
+        if (answer.status === 0 || answer.status >= 400) return failure(errorText(answer), targets)
+        try {
+          return toolResult(await shapeAnswer(op, input, answer.body, api, extra))
+        } catch (error) {
+          log.warn("tool failed", { tool: op.name, error })
+          return failure((error as Error).message, targets)
+        }
+      },
+    )
+  }
+
+  server.registerResource(
+    "node-health",
+    "node://health",
+    { title: "Fleet health", description: "Every enrolled node's status and closures", mimeType: "application/json" },
+    async (uri) => {
+      const answer = await api({ method: "GET", path: "/api/nodes" })
+      if (answer.status !== 200) throw new Error(errorText(answer))
+      const nodes = (answer.body as { nodes: Record<string, unknown>[] }).nodes
+      const health = {
+        nodes: nodes.map((n) => ({
+          id: n.id,
+          status: n.status,
+          desired: n.desiredPath,
+          current: n.currentPath,
+          profile: n.profilePath,
+          rebootRequired: n.rebootRequired,
+          lastHeartbeat: n.lastHeartbeat,
+        })),
+        message: nodes.length === 0 ? "No nodes currently tracked" : `${nodes.length} nodes`,
+      }
+      return { contents: [{ uri: uri.href, mimeType: "application/json", text: json(health) }] }
+    },
+  )
+
+  server.registerResource(
+    "node",
+    new ResourceTemplate("node://{id}", {
+      list: async () => {
+        const answer = await api({ method: "GET", path: "/api/nodes" })
+        const nodes = answer.status === 200 ? (answer.body as { nodes: { id: string; status: string }[] }).nodes : []
+        return {
+          resources: nodes.map((n) => ({
+            uri: `node://${n.id}`,
+            name: n.id,
+            description: n.status,
+            mimeType: "application/json",
+          })),
+        }
+      },
+    }),
+    { title: "A node", description: "One enrolled node in full", mimeType: "application/json" },
+    async (uri, vars) => {
+      const answer = await api({ method: "GET", path: `/api/nodes/${encodeURIComponent(String(vars.id))}` })
+      if (answer.status !== 200) throw new Error(errorText(answer))
+      return { contents: [{ uri: uri.href, mimeType: "application/json", text: json(answer.body) }] }
+    },
+  )
+
+  server.registerResource(
+    "deployment",
+    new ResourceTemplate("deployment://{session_id}", { list: undefined }),
+    {
+      title: "A deployment",
+      description: "A deployment's status and per-target results",
+      mimeType: "application/json",
+    },
+    async (uri, vars) => {
+      const answer = await api({
+        method: "GET",
+        path: `/api/deployments/${encodeURIComponent(String(vars.session_id))}`,
+      })
+      const body = answer.status === 200 ? answer.body : answer.status === 404 ? { status: "unknown" } : null
+      if (body === null) throw new Error(errorText(answer))
+      return { contents: [{ uri: uri.href, mimeType: "application/json", text: json(body) }] }
+    },
+  )
+
+  return server
+}
+
+/**
+ * Follows the control plane's event stream and tells the client the resource list changed whenever a
+ * node enrols or is revoked. Ends when `signal` aborts; a broken stream is retried with a pause.
+ */
+export async function followEnrolments(api: ApiCaller, token: string, onChange: () => void, signal: AbortSignal) {
+  while (!signal.aborted) {
+    try {
+      const res = await fetch(`${api.url}/api/events/stream?type=node.enrolled,node.revoked`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal,
+      })
+      if (!res.ok || !res.body) return
+      const decoder = new TextDecoder()
+      let buffered = ""
+      for await (const chunk of res.body) {
+        buffered += decoder.decode(chunk as Uint8Array, { stream: true })
+        let end = buffered.indexOf("\n\n")
+        while (end >= 0) {
+          const frame = buffered.slice(0, end)
+          buffered = buffered.slice(end + 2)
+          if (/^event: (node\.enrolled|node\.revoked)$/m.test(frame) || /"type":"node\.(enrolled|revoked)"/.test(frame))
+            onChange()
+          end = buffered.indexOf("\n\n")
+        }
+      }
+    } catch {
+      if (signal.aborted) return
+    }
+    await Bun.sleep(2000)
+  }
+}

@@ -1,0 +1,272 @@
+// The fleet operations the control plane runs for every door (API, MCP, the dashboard, the AI chat):
+// deploy, roll back and check congruence, each once. Deploys and rollbacks reach nodes over SSH with
+// the control plane's own key ([ssh]) and only the nodes its configuration names ([fleet.nodes], by
+// name or @tag): the API never dials an address a caller supplies. A target that is an enrolled node
+// gets the closure it now runs as its desired one, so its agent keeps it instead of healing it back.
+// Congruence of an enrolled node comes from what its agent reports, with no SSH at all.
+import { existsSync } from "node:fs"
+import { hashOf, type StorePath } from "../../protocol/ids.ts"
+import { createLogger } from "../../protocol/log.ts"
+import type { DeploymentStore } from "../adapters/store/deployment-store.ts"
+import type { CommandTargets } from "../domain/command-service.ts"
+import { checkCongruence } from "../domain/congruence.ts"
+import { type DeploymentRecord, type DeployOptions, deploy, deploymentId } from "../domain/deploy.ts"
+import { ChimeraError, invalid, notFound } from "../domain/errors.ts"
+import type { Fleet } from "../domain/fleet.ts"
+import type { HealthCheck } from "../domain/health-check.ts"
+import { deriveStatus } from "../domain/node.ts"
+import type { NixPort, Target } from "../domain/operation-ports.ts"
+import type { Clock } from "../domain/ports.ts"
+import { type RollbackResult, rollback } from "../domain/rollback.ts"
+
+const log = createLogger("operations")
+
+export interface DeployRequest {
+  targets: string[]
+  /** A Nix file on the control plane's host to build, or a closure already in its store. */
+  configPath?: string
+  closure?: StorePath
+  command: string | null
+  session: string
+  healthChecks: HealthCheck[]
+  healthTimeoutSeconds: number
+  confirmTimeoutSeconds: number
+  dryRun: boolean
+  force: boolean
+}
+
+export type CongruenceRow = {
+  target: string
+  via: "agent" | "ssh"
+  status: "congruent" | "drifted" | "unreachable" | "unknown"
+  kinds?: string[]
+  current?: string | null
+  profile?: string | null
+  error?: string
+}
+
+export interface FleetOperationsDeps {
+  fleet: Fleet
+  deployments: DeploymentStore
+  nix: NixPort
+  /** The nodes this control plane reaches over SSH; null when its configuration names none. */
+  targets: CommandTargets | null
+  clock: Clock
+}
+
+/** The closure a deploy or congruence check is about: built from a Nix file, or named directly. */
+async function closureOf(nix: NixPort, req: { configPath?: string; closure?: StorePath }) {
+  if (req.closure) {
+    if (!existsSync(req.closure)) throw notFound(`closure ${req.closure} (not in the control plane's Nix store)`)
+    return {
+      outPath: req.closure,
+      hash: hashOf(req.closure),
+      isSystem: existsSync(`${req.closure}/bin/switch-to-configuration`),
+    }
+  }
+  if (!req.configPath) throw invalid("give config_path (a Nix file to build) or closure (a store path)")
+  return nix.build(req.configPath)
+}
+
+export function createFleetOperations(deps: FleetOperationsDeps) {
+  const { fleet, deployments, nix, clock } = deps
+  const running = new Map<
+    string,
+    { startedAt: string; targets: string[]; progress: Record<string, string>; done: Promise<DeploymentRecord> }
+  >()
+
+  const executorOrThrow = () => {
+    if (!deps.targets) throw invalid("this control plane reaches no nodes over SSH")
+    return deps.targets.executor
+  }
+
+  const sshTargets = (specs: string[]): Target[] => {
+    const targets = deps.targets
+    if (!targets)
+      throw invalid(
+        "this control plane reaches no nodes over SSH: name them under [fleet.nodes] and set [ssh] identity_file and known_hosts_file in its configuration",
+      )
+    const out: Target[] = []
+    for (const spec of specs) {
+      const found = targets.resolveAll(spec)
+      if (found.length === 0)
+        throw invalid(`unknown target ${JSON.stringify(spec)}; known: ${targets.names().join(", ") || "(none)"}`)
+      for (const t of found) if (!out.some((o) => o.name === t.name)) out.push(t)
+    }
+    return out
+  }
+
+  /** Makes `closure` the desired state of `target` when it names an enrolled node; false otherwise. */
+  const publishDesired = async (target: string, closure: StorePath): Promise<boolean> => {
+    try {
+      await fleet.setDesired(target, closure)
+      return true
+    } catch (error) {
+      if (error instanceof ChimeraError && error.code === "NOT_FOUND") return false
+      throw error
+    }
+  }
+
+  return {
+    /**
+     * Starts a deploy and answers at once with its id; its progress goes out as events, and its record
+     * is saved when it ends (until then `get` answers `running` with the targets' progress so far).
+     */
+    async startDeploy(req: DeployRequest, actor: string): Promise<{ id: string }> {
+      const targets = sshTargets(req.targets)
+      const id = deploymentId(clock.now().toISOString())
+      const build = await closureOf(nix, req)
+      const fixed: NixPort = { ...nix, build: async () => build }
+      const options: DeployOptions & { id: string } = {
+        id,
+        targets,
+        configPath: req.configPath ?? req.closure ?? "",
+        command: req.command,
+        session: req.session as DeployOptions["session"],
+        dryRun: req.dryRun,
+        force: req.force,
+        confirmTimeoutSeconds: req.confirmTimeoutSeconds,
+        healthChecks: req.healthChecks,
+        healthTimeoutSeconds: req.healthTimeoutSeconds,
+        useSubstitutes: false,
+        parallel: 10,
+      }
+      await fleet.note("deployment.started", null, {
+        id,
+        actor,
+        closure: build.outPath,
+        targets: targets.map((t) => t.name),
+      })
+      const run = deploy(options, {
+        nix: fixed,
+        exec: executorOrThrow(),
+        onProgress: (target, phase, message) => {
+          const entry = running.get(id)
+          if (entry) entry.progress[target] = `${phase}: ${message}`
+          void fleet.note("deployment.progress", null, { id, target, phase, message }).catch(() => {})
+        },
+        onConfirmed: req.dryRun ? undefined : async (target, closure) => void (await publishDesired(target, closure)),
+      })
+        .then(async (record) => {
+          await deployments.save(record)
+          await fleet.note("deployment.finished", null, { id, status: record.status, closure: record.closure })
+          return record
+        })
+        .catch(async (error: Error) => {
+          log.error("deploy failed", { id, error })
+          await fleet.note("deployment.finished", null, { id, status: "failed", error: error.message })
+          throw error
+        })
+        .finally(() => running.delete(id))
+      running.set(id, {
+        startedAt: clock.now().toISOString(),
+        targets: targets.map((t) => t.name),
+        progress: {},
+        done: run,
+      })
+      run.catch(() => {})
+      return { id }
+    },
+
+    /** Every deploy still running, for a graceful stop. */
+    settled: () => Promise.allSettled([...running.values()].map((r) => r.done)),
+
+    async rollback(req: { targets: string[]; generation: number | null }) {
+      const targets = sshTargets(req.targets)
+      const results = await rollback(executorOrThrow(), targets, req.generation, 10)
+      const out: (RollbackResult & { desired: boolean })[] = []
+      for (const r of results)
+        out.push({ ...r, desired: r.ok && r.path ? await publishDesired(r.target, r.path) : false })
+      return out
+    },
+
+    async congruence(req: { targets: string[]; configPath?: string; closure?: StorePath }) {
+      const expected = req.configPath || req.closure ? (await closureOf(nix, req)).outPath : null
+      const rows: CongruenceRow[] = []
+      const overSsh: string[] = []
+      for (const spec of req.targets) {
+        const node = await fleet.findNode(spec)
+        if (!node) {
+          overSsh.push(spec)
+          continue
+        }
+        const want = expected ?? node.desiredPath
+        const status = deriveStatus(node)
+        if (status === "unreachable") {
+          rows.push({ target: spec, via: "agent", status, current: node.currentPath, profile: node.profilePath })
+          continue
+        }
+        if (!want) {
+          rows.push({
+            target: spec,
+            via: "agent",
+            status: "unknown",
+            error: "no closure to compare with: give config_path or set a desired closure",
+          })
+          continue
+        }
+        const kinds = [
+          ...(node.profilePath !== want ? ["profile-drift"] : []),
+          ...(node.currentPath !== want ? ["runtime-drift"] : []),
+        ]
+        rows.push({
+          target: spec,
+          via: "agent",
+          status: kinds.length ? "drifted" : "congruent",
+          ...(kinds.length ? { kinds } : {}),
+          current: node.currentPath,
+          profile: node.profilePath,
+        })
+      }
+      if (overSsh.length > 0) {
+        if (!expected)
+          throw invalid(`${overSsh.join(", ")}: not enrolled nodes; give config_path or closure to check them over SSH`)
+        const executor = deps.targets?.executor
+        if (!executor)
+          throw invalid(`${overSsh.join(", ")}: not enrolled nodes, and this control plane reaches none over SSH`)
+        for (const c of await checkCongruence(executor, sshTargets(overSsh), expected))
+          rows.push(
+            c.status === "unreachable"
+              ? { target: c.target.name, via: "ssh", status: c.status, error: c.error }
+              : {
+                  target: c.target.name,
+                  via: "ssh",
+                  status: c.status,
+                  ...(c.status === "drifted" ? { kinds: c.kinds } : {}),
+                  current: c.state.current,
+                  profile: c.state.profile,
+                },
+          )
+      }
+      return { expected, targets: rows }
+    },
+
+    /** Keeps a deployment another process ran (the CLI, with an operator's own keys) and publishes what it confirmed. */
+    async record(record: DeploymentRecord) {
+      await deployments.save(record)
+      await fleet.note("deployment.finished", null, {
+        id: record.id,
+        status: record.status,
+        closure: record.closure,
+        recorded: true,
+      })
+    },
+
+    get: async (
+      id: string,
+    ): Promise<
+      | DeploymentRecord
+      | { id: string; status: "running"; createdAt: string; targets: string[]; progress: Record<string, string> }
+    > => {
+      const live = running.get(id)
+      if (live)
+        return { id, status: "running", createdAt: live.startedAt, targets: live.targets, progress: live.progress }
+      const record = await deployments.get(id)
+      if (!record) throw notFound(`deployment ${JSON.stringify(id)}`)
+      return record
+    },
+    list: (limit: number) => deployments.list(limit),
+  }
+}
+
+export type FleetOperations = ReturnType<typeof createFleetOperations>

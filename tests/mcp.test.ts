@@ -1,0 +1,400 @@
+// The MCP server against a real control plane and a testbed of real sshd nodes with agents, driven by
+// the official SDK's client over Streamable HTTP and over stdio (the real `chimera mcp --stdio`
+// process): tools and resources listed by role, a deploy to three nodes, congruence from what the
+// agents report, a rollback the agents keep, the audit rows, and a thousand malformed messages.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js"
+import fc from "fast-check"
+import { commandTargets } from "../control/adapters/ssh/command-targets.ts"
+import type { CommandTargets } from "../control/domain/command-service.ts"
+import { serveMcpHttp } from "../control/mcp/http.ts"
+import type { StorePath } from "../protocol/ids.ts"
+import { addUser, call, login } from "./support/auth.ts"
+import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { createTestbed, type Testbed } from "./support/testbed.ts"
+import { waitFor } from "./support/wait.ts"
+
+setDefaultTimeout(120_000)
+
+const MAIN = join(import.meta.dir, "../control/main.ts")
+const TEST_SYSTEM = join(import.meta.dir, "../nix/test-system.nix")
+
+let work: string
+let cp: TestControlPlane
+let bed: Testbed
+let mcp: ReturnType<typeof serveMcpHttp>
+let gen1: StorePath
+let gen2: StorePath
+let gen2Config: string
+let viewer: string
+let operator: string
+let names: string[]
+
+// The control plane starts before the testbed (its agents need join tokens), so the SSH targets it
+// reaches are handed over once the testbed is up.
+let inner: CommandTargets | null = null
+const lateTargets: CommandTargets = {
+  resolve: (n) => inner?.resolve(n) ?? null,
+  resolveAll: (s) => inner?.resolveAll(s) ?? [],
+  names: () => inner?.names() ?? [],
+  get executor() {
+    if (!inner) throw new Error("testbed not up yet")
+    return inner.executor
+  },
+}
+
+type Structured = { status: string; message: string; targets: string[]; results?: Record<string, unknown>[] }
+
+async function httpClient(token: string, opts: { elicit?: boolean } = {}) {
+  const client = new Client(
+    { name: "chimera-test", version: "1" },
+    { capabilities: opts.elicit ? { elicitation: { form: {} } } : {} },
+  )
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(mcp.url), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+    }),
+  )
+  return client
+}
+
+async function callTool(client: Client, name: string, args: Record<string, unknown>) {
+  const r = await client.callTool({ name, arguments: args })
+  return { isError: r.isError === true, s: r.structuredContent as Structured, text: JSON.stringify(r.content) }
+}
+
+async function nodeHealth(client: Client) {
+  const r = await client.readResource({ uri: "node://health" })
+  const first = r.contents[0] as { text: string }
+  return JSON.parse(first.text) as { nodes: { id: string; status: string; current: string; desired: string }[] }
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "chimera-mcp-"))
+  ;[gen1, gen2] = (await Promise.all([1, 2].map((g) => buildTestSystem(g, { tag: "mcp" })))) as [StorePath, StorePath]
+  gen2Config = join(work, "web-gen2.nix")
+  await writeFile(gen2Config, `import ${TEST_SYSTEM} { generation = "2"; tag = "mcp"; }\n`)
+  cp = await startInProcess({ commandTargets: lateTargets })
+  const tokens: string[] = []
+  for (let i = 0; i < 3; i++) {
+    const res = await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
+    tokens.push(((await res.json()) as { token: string }).token)
+  }
+  bed = await createTestbed({
+    nodes: 3,
+    boot: gen1,
+    prefix: "mcp",
+    // mcp-3 does not heal itself, so a hand-made switch on it stays for congruence to see.
+    agent: { controlUrl: cp.url, joinTokens: tokens, argsFor: (n) => (n === "mcp-3" ? ["--no-auto-heal"] : []) },
+  })
+  inner = commandTargets(
+    { nodes: bed.nodes.map((n) => ({ name: n.name, address: n.target, tags: ["mcp"] })), targets: [] },
+    { identity: bed.identityFile, knownHosts: bed.knownHostsFile },
+  )
+  names = bed.nodes.map((n) => n.name)
+  for (const n of names) {
+    await waitFor(
+      `${n} enrolled`,
+      async () => (await cp.api(`/api/nodes/${n}`)).status,
+      (s) => s === 200,
+    )
+    await cp.api(`/api/nodes/${n}/desired`, { method: "PUT", body: JSON.stringify({ closure: gen1 }) })
+  }
+  await addUser(cp, "vera", "viewer")
+  await addUser(cp, "otto", "operator")
+  viewer = await login(cp, "vera")
+  operator = await login(cp, "otto")
+  mcp = serveMcpHttp({ host: "127.0.0.1", port: 0, controlUrl: cp.url })
+}, 180_000)
+
+afterAll(async () => {
+  await mcp?.stop()
+  await bed?.stop()
+  await cp?.stop()
+  await rm(work, { recursive: true, force: true })
+})
+
+describe("MCP over Streamable HTTP", () => {
+  test("deploys to three agent nodes, sees them healthy, checks congruence, rolls back one, and audits each call", async () => {
+    const client = await httpClient(cp.adminToken)
+    expect(client.getServerVersion()?.name).toBe("chimera-service")
+    const tools = (await client.listTools()).tools
+    expect(tools.map((t) => t.name).sort()).toEqual(
+      [
+        "check_congruence",
+        "execute_deployment",
+        "get_node",
+        "list_deployments",
+        "list_events",
+        "list_nodes",
+        "rollback_deployment",
+        "run_command",
+        "set_desired_closure",
+      ].sort(),
+    )
+    const deployTool = tools.find((t) => t.name === "execute_deployment")
+    expect(deployTool?.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: true })
+    expect(deployTool?.inputSchema.required).toEqual(expect.arrayContaining(["config_path", "targets"]))
+    expect(tools.find((t) => t.name === "list_nodes")?.annotations?.readOnlyHint).toBe(true)
+    const resources = (await client.listResources()).resources.map((r) => r.uri)
+    expect(resources).toEqual(expect.arrayContaining(["node://health", ...names.map((n) => `node://${n}`)]))
+    const templates = (await client.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate)
+    expect(templates).toEqual(expect.arrayContaining(["deployment://{session_id}", "node://{id}"]))
+
+    const deployed = await callTool(client, "execute_deployment", { config_path: gen2Config, targets: names })
+    expect(deployed.isError).toBe(false)
+    expect(deployed.s).toMatchObject({ status: "success", targets: names })
+    const deploymentId = (deployed.s as unknown as { deployment: string }).deployment
+    const record = await client.readResource({ uri: `deployment://${deploymentId}` })
+    expect(JSON.parse((record.contents[0] as { text: string }).text)).toMatchObject({
+      id: deploymentId,
+      status: "succeeded",
+      closure: gen2,
+    })
+
+    await waitFor(
+      "every node healthy on generation 2 in node://health",
+      () => nodeHealth(client),
+      (h) =>
+        names.every((n) =>
+          h.nodes.some((x) => x.id === n && x.status === "healthy" && x.current === gen2 && x.desired === gen2),
+        ),
+    )
+
+    const congruent = await callTool(client, "check_congruence", { targets: names, config_path: gen2Config })
+    expect(congruent.s.status).toBe("success")
+    expect(congruent.s.results?.map((r) => r.status)).toEqual(["congruent", "congruent", "congruent"])
+
+    // A hand-made switch on the node that does not heal itself: named as drifted once its agent tells.
+    const drifting = bed.nodes[2]!
+    await drifting.node.switchTo(gen1)
+    const drifted = await waitFor(
+      "mcp-3 reported drifted",
+      () => callTool(client, "check_congruence", { targets: names, config_path: gen2Config }),
+      (r) => r.s.results?.find((x) => x.target === "mcp-3")?.status === "drifted",
+    )
+    expect(drifted.s.results?.filter((x) => x.status === "congruent").map((x) => x.target)).toEqual(["mcp-1", "mcp-2"])
+    expect(drifted.s.message).toContain("mcp-3 drifted")
+
+    // Roll mcp-1 back: it goes to generation 1, and its agent keeps it because its desired closure follows.
+    const rolled = await callTool(client, "rollback_deployment", { targets: ["mcp-1"] })
+    expect(rolled.s).toMatchObject({ status: "success", targets: ["mcp-1"] })
+    const view = (await (await cp.api("/api/nodes/mcp-1")).json()) as { desiredPath: string }
+    expect(view.desiredPath).toBe(gen1)
+    await Bun.sleep(3000) // several agent reaction times: a heal back to generation 2 would have happened
+    expect(await bed.nodes[0]!.node.links()).toMatchObject({ profile: gen1, current: gen1 })
+    await waitFor(
+      "mcp-1 healthy on generation 1",
+      () => nodeHealth(client),
+      (h) => h.nodes.some((x) => x.id === "mcp-1" && x.status === "healthy" && x.current === gen1),
+    )
+
+    const audit = (await (await cp.api("/api/audit?limit=1000")).json()) as {
+      entries: { actor: string; action: string; status: number; detail: { via?: string } | null }[]
+    }
+    const viaMcp = audit.entries.filter((e) => e.detail?.via === "mcp")
+    for (const action of ["POST /api/deployments", "POST /api/congruence", "POST /api/rollbacks"])
+      expect(viaMcp.filter((e) => e.action === action).length).toBeGreaterThan(0)
+    expect(viaMcp.every((e) => e.actor === "bootstrap admin" && e.status < 300)).toBe(true)
+    await client.close()
+  })
+
+  test("a viewer lists only read-only tools and cannot call a mutating one; no token is a 401", async () => {
+    const client = await httpClient(viewer)
+    const tools = (await client.listTools()).tools
+    expect(tools.length).toBeGreaterThan(0)
+    expect(tools.every((t) => t.annotations?.readOnlyHint === true)).toBe(true)
+    expect(tools.map((t) => t.name)).not.toContain("execute_deployment")
+    const refused = await client.callTool({
+      name: "set_desired_closure",
+      arguments: { node_id: "mcp-1", closure: gen2 },
+    })
+    expect(refused.isError).toBe(true)
+    expect(JSON.stringify(refused.content)).toContain("set_desired_closure")
+    await client.close()
+
+    const init = {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } },
+    }
+    const post = (headers: Record<string, string>) =>
+      fetch(mcp.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+        body: JSON.stringify(init),
+      })
+    const none = await post({})
+    expect(none.status).toBe(401)
+    expect(none.headers.get("www-authenticate")).toContain("Bearer")
+    expect((await post({ authorization: "Bearer chm_api_not-a-real-token" })).status).toBe(401)
+    expect((await post({ authorization: `Bearer ${viewer}`, origin: "http://evil.example" })).status).toBe(403)
+  })
+
+  test("a high-risk command asks the human through elicitation, and is refused where the client cannot ask", async () => {
+    const cannot = await httpClient(cp.adminToken)
+    const refused = await callTool(cannot, "run_command", {
+      command: "rm -rf /tmp/chimera-mcp-canary",
+      nodes: ["mcp-1"],
+    })
+    expect(refused.isError).toBe(true)
+    expect(refused.s.message).toContain("elicitation")
+    await cannot.close()
+
+    const asks = await httpClient(cp.adminToken, { elicit: true })
+    const asked: string[] = []
+    asks.setRequestHandler(ElicitRequestSchema, async (req) => {
+      asked.push(req.params.message)
+      return { action: "decline" }
+    })
+    const declined = await callTool(asks, "run_command", {
+      command: "rm -rf /tmp/chimera-mcp-canary",
+      nodes: ["mcp-1"],
+    })
+    expect(asked.length).toBe(1)
+    expect(asked[0]).toContain("high risk")
+    expect(declined.s.message).toContain("not approved")
+    // An operator's low-risk command runs at once, through the relay, with the node's real output.
+    await asks.close()
+    const ops = await httpClient(operator)
+    const ran = await callTool(ops, "run_command", { command: "readlink /run/current-system", nodes: ["mcp-2"] })
+    expect(ran.isError).toBe(false)
+    expect(ran.text).toContain(gen2.slice(11))
+    await ops.close()
+  })
+
+  test("1,000 malformed JSON-RPC messages and tool arguments get errors, and the server stays up", async () => {
+    const client = await httpClient(cp.adminToken)
+    const sessionId = (client.transport as StreamableHTTPClientTransport).sessionId as string
+    const headers = {
+      authorization: `Bearer ${cp.adminToken}`,
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "mcp-session-id": sessionId,
+      "mcp-protocol-version": "2025-06-18",
+    }
+    const hostile = fc.oneof(
+      fc.string({ maxLength: 200 }),
+      fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
+      fc
+        .record({
+          jsonrpc: fc.constant("2.0"),
+          id: fc.integer(),
+          method: fc.string({ maxLength: 40 }),
+          params: fc.jsonValue({ maxDepth: 3 }),
+        })
+        .map((v) => JSON.stringify(v)),
+      fc
+        .record({
+          name: fc.constantFrom(
+            "execute_deployment",
+            "check_congruence",
+            "get_node",
+            "run_command",
+            "rollback_deployment",
+            "no_such_tool",
+          ),
+          arguments: fc.oneof(
+            fc.jsonValue({ maxDepth: 3 }),
+            fc.record({
+              targets: fc.array(
+                fc.oneof(fc.string(), fc.constantFrom("root@10.0.0.1:22", "$(reboot)", "../../etc", "a".repeat(5000))),
+                { maxLength: 4 },
+              ),
+              config_path: fc.string(),
+            }),
+            fc.record({ node_id: fc.string(), command: fc.string() }),
+          ),
+        })
+        .map((params) => JSON.stringify({ jsonrpc: "2.0", id: 10_000, method: "tools/call", params })),
+    )
+    const samples: string[] = fc.sample(hostile, { numRuns: 1000, seed: 42 })
+    let statuses5xx = 0
+    for (const body of samples) {
+      const res = await fetch(mcp.url, { method: "POST", headers, body })
+      if (res.status >= 500) statuses5xx++
+      const text = await res.text()
+      // Bad params are the caller's error (-32602), never the server's (-32603 Internal error).
+      expect(text).not.toContain("-32603")
+      if (res.status === 200 && text.includes('"result"') && body.includes('"tools/call"')) {
+        // A tool answer to bad arguments is an error result, never a success.
+        const parsed = JSON.parse(/^data: (.*)$/m.exec(text)?.[1] ?? text) as { result?: { isError?: boolean } }
+        const name = (JSON.parse(body) as { params: { name: string } }).params.name
+        if (name !== "get_node") expect(parsed.result?.isError).toBe(true)
+      }
+    }
+    expect(statuses5xx).toBe(0)
+    expect((await client.listTools()).tools.length).toBe(9)
+    await client.close()
+  })
+})
+
+describe("MCP over stdio", () => {
+  test("`chimera mcp --stdio` serves the same tools with the CLI's credential", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [MAIN, "mcp", "--stdio"],
+      env: {
+        ...(process.env as Record<string, string>),
+        CHIMERA_URL: cp.url,
+        CHIMERA_TOKEN: operator,
+        CHIMERA_CONFIG_FILE: "",
+      },
+      stderr: "pipe",
+    })
+    const client = new Client({ name: "chimera-test", version: "1" })
+    await client.connect(transport)
+    const tools = (await client.listTools()).tools.map((t) => t.name)
+    expect(tools).toContain("execute_deployment")
+    expect(tools).not.toContain("nothing-else")
+    const health = await nodeHealth(client)
+    expect(health.nodes.map((n) => n.id).sort()).toEqual(names)
+    const congruence = await callTool(client, "check_congruence", { targets: ["mcp-2"] })
+    expect(congruence.s.results?.[0]).toMatchObject({ target: "mcp-2", via: "agent", status: "congruent" })
+    // An operator may not build a Nix file on the control plane's host.
+    const build = await callTool(client, "check_congruence", { targets: ["mcp-2"], config_path: gen2Config })
+    expect(build.isError).toBe(true)
+    expect(build.s.message).toContain("admin")
+    await client.close()
+    const res = await call(cp, operator, "GET", "/api/auth/me")
+    expect(await res.json()).toMatchObject({ name: "otto", role: "operator" })
+  })
+})
+
+describe("chimera deploy --via-control-plane", () => {
+  test("the control plane runs the deploy with its own key; the CLI follows it and prints the record", async () => {
+    const r = await Bun.spawn(
+      [process.execPath, MAIN, "deploy", "--via-control-plane", "--targets", "mcp-1", "--config", gen2Config, "--json"],
+      {
+        env: {
+          ...process.env,
+          CHIMERA_URL: cp.url,
+          CHIMERA_TOKEN: cp.adminToken,
+          CHIMERA_CONFIG_FILE: "",
+          NO_COLOR: "1",
+        },
+        stdout: "pipe",
+        stderr: "pipe",
+      },
+    )
+    const [out, err, code] = await Promise.all([new Response(r.stdout).text(), new Response(r.stderr).text(), r.exited])
+    expect({ code, err }).toEqual({ code: 0, err: "" })
+    const record = JSON.parse(out) as { status: string; closure: string; targets: { target: string; status: string }[] }
+    expect(record).toMatchObject({
+      status: "succeeded",
+      closure: gen2,
+      targets: [{ target: "mcp-1", status: "deployed" }],
+    })
+    expect(await bed.nodes[0]!.node.links()).toMatchObject({ profile: gen2, current: gen2 })
+    const view = (await (await cp.api("/api/nodes/mcp-1")).json()) as { desiredPath: string }
+    expect(view.desiredPath).toBe(gen2)
+  })
+})
