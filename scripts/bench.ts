@@ -8,6 +8,7 @@ import { realpathSync } from "node:fs"
 //   --ssh-rounds N  rounds of the SSH fan-out per tool (default 10)
 //   --only ssh      run only the SSH fan-out (prints its table; cannot be combined with --write)
 //   --only relay    run only the relay through 1,000 simulated agents (scripts/bench/relay.ts)
+//   --only mcp      run only check_congruence over MCP against `chimera watch --once` (scripts/bench/mcp-congruence.ts)
 //   --only heartbeats  run only heartbeat ingest (scripts/bench/heartbeats.ts; no Nix needed); with
 //                   --write it replaces only that section of BENCHMARKS.md
 //   --hb-nodes N, --hb-rates R,R, --hb-seconds N, --hb-rounds N, --hb-connections N, --hb-postgres
@@ -49,9 +50,10 @@ import { createTestbed } from "../tests/support/testbed.ts"
 import { requireTool, run, runOk } from "../tests/support/tools.ts"
 import { waitFor } from "../tests/support/wait.ts"
 import { HEARTBEAT_HEADING, type HeartbeatResults, heartbeatBench, heartbeatTable } from "./bench/heartbeats.ts"
+import { mcpCongruenceBench, mcpCongruenceTable } from "./bench/mcp-congruence.ts"
 import { relayBench, relayTable } from "./bench/relay.ts"
 
-const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats] [--write]
+const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats|mcp] [--write]
        [--hb-nodes N] [--hb-rates R,R] [--hb-seconds N] [--hb-rounds N] [--hb-connections N] [--hb-postgres]
 (each flag is described at the top of scripts/bench.ts)`
 /** A bad flag: one line that says what is wrong, the usage, exit 2; no stack trace. */
@@ -88,8 +90,9 @@ const DRIFTS = Number(values.drifts)
 if (!Number.isInteger(DRIFTS) || DRIFTS < 5) fail("--drifts: expected a whole number of at least 5")
 const SSH_ROUNDS = Number(values["ssh-rounds"])
 if (!Number.isInteger(SSH_ROUNDS) || SSH_ROUNDS < 3) fail("--ssh-rounds: expected a whole number of at least 3")
-if (values.only !== undefined && values.only !== "ssh" && values.only !== "relay" && values.only !== "heartbeats")
-  fail('--only: the sections that run alone are "ssh", "relay" and "heartbeats"')
+const ALONE = ["ssh", "relay", "heartbeats", "mcp"]
+if (values.only !== undefined && !ALONE.includes(values.only))
+  fail(`--only: the sections that run alone are ${ALONE.map((s) => `"${s}"`).join(", ")}`)
 if (values.only && values.only !== "heartbeats" && values.write)
   fail("--write rewrites BENCHMARKS.md whole, so it needs every section: drop --only")
 const whole = (name: "hb-nodes" | "hb-seconds" | "hb-rounds" | "hb-connections", min: number) => {
@@ -109,6 +112,11 @@ const HB = {
   seconds: whole("hb-seconds", 1),
   rounds: whole("hb-rounds", 1),
   connections: whole("hb-connections", 1),
+}
+if (values.only === "mcp") {
+  process.stderr.write("check_congruence over MCP against chimera watch --once, 20 testbed nodes, 10 rounds…\n")
+  process.stdout.write(`${mcpCongruenceTable(await mcpCongruenceBench({ nodes: 20, rounds: 10 }))}\n`)
+  process.exit(0)
 }
 if (values.only === "relay") {
   process.stdout.write(`${relayTable(await relayBench({ nodes: 1000, rounds: 5 }))}\n`)
