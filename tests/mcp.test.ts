@@ -9,13 +9,13 @@ import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
-import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js"
+import { ElicitRequestSchema, ResourceListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js"
 import fc from "fast-check"
 import { commandTargets } from "../control/adapters/ssh/command-targets.ts"
 import type { CommandTargets } from "../control/domain/command-service.ts"
 import { serveMcpHttp } from "../control/mcp/http.ts"
 import type { StorePath } from "../protocol/ids.ts"
-import { addUser, call, login } from "./support/auth.ts"
+import { addUser, call, enrollNode, login } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { createTestbed, type Testbed } from "./support/testbed.ts"
@@ -239,6 +239,29 @@ describe("MCP over Streamable HTTP", () => {
     expect((await post({ authorization: `Bearer ${viewer}`, origin: "http://evil.example" })).status).toBe(403)
   })
 
+  test("a client hears that the resource list changed when a node enrols", async () => {
+    const client = await httpClient(viewer)
+    let changed = 0
+    client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => {
+      changed++
+    })
+    // The server follows the event stream from the session's start; give it a moment to be attached.
+    await waitFor(
+      "stream attached",
+      async () => (await client.listResources()).resources.length,
+      (n) => n > 0,
+    )
+    await Bun.sleep(500)
+    await enrollNode(cp, "mcp-late")
+    await waitFor(
+      "list_changed notification",
+      async () => changed,
+      (n) => n > 0,
+    )
+    expect((await client.listResources()).resources.map((r) => r.uri)).toContain("node://mcp-late")
+    await client.close()
+  })
+
   test("a high-risk command asks the human through elicitation, and is refused where the client cannot ask", async () => {
     const cannot = await httpClient(cp.adminToken)
     const refused = await callTool(cannot, "run_command", {
@@ -356,7 +379,7 @@ describe("MCP over stdio", () => {
     expect(tools).toContain("execute_deployment")
     expect(tools).not.toContain("nothing-else")
     const health = await nodeHealth(client)
-    expect(health.nodes.map((n) => n.id).sort()).toEqual(names)
+    expect(health.nodes.map((n) => n.id)).toEqual(expect.arrayContaining(names))
     const congruence = await callTool(client, "check_congruence", { targets: ["mcp-2"] })
     expect(congruence.s.results?.[0]).toMatchObject({ target: "mcp-2", via: "agent", status: "congruent" })
     // An operator may not build a Nix file on the control plane's host.
