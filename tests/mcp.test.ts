@@ -15,9 +15,11 @@ import { commandTargets } from "../control/adapters/ssh/command-targets.ts"
 import type { CommandTargets } from "../control/domain/command-service.ts"
 import { serveMcpHttp } from "../control/mcp/http.ts"
 import type { StorePath } from "../protocol/ids.ts"
+import { startAgent } from "./support/agent-process.ts"
 import { addUser, call, enrollNode, login } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { createTestNode } from "./support/test-node.ts"
 import { createTestbed, type Testbed } from "./support/testbed.ts"
 import { waitFor } from "./support/wait.ts"
 
@@ -356,6 +358,31 @@ describe("MCP over Streamable HTTP", () => {
     }
     expect(statuses5xx).toBe(0)
     expect((await client.listTools()).tools.length).toBe(9)
+    await client.close()
+  })
+})
+
+describe("a deploy to an enrolled node that the control plane does not reach over SSH", () => {
+  test("goes through its agent: the closure becomes desired, the agent activates it, the record says deployed", async () => {
+    await using node = await createTestNode({ name: "pull-1", boot: gen1 })
+    const join = (await (await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })).json()) as {
+      token: string
+    }
+    await using _agent = startAgent(node, { nodeId: "pull-1", controlUrl: cp.url, joinToken: join.token })
+    await waitFor(
+      "pull-1 enrolled and reporting",
+      async () => (await cp.api("/api/nodes/pull-1")).json(),
+      (n) => (n as { currentPath?: string }).currentPath === gen1,
+    )
+    const client = await httpClient(cp.adminToken)
+    const deployed = await callTool(client, "execute_deployment", { config_path: gen2Config, targets: ["pull-1"] })
+    expect(deployed.s).toMatchObject({ status: "success", targets: ["pull-1"] })
+    expect(deployed.s.results).toEqual([{ target: "pull-1", status: "deployed", error: null }])
+    expect(await node.links()).toMatchObject({ profile: gen2, current: gen2 })
+    // A name that is neither in [fleet.nodes] nor enrolled is refused before anything happens.
+    const unknown = await callTool(client, "execute_deployment", { config_path: gen2Config, targets: ["nowhere-1"] })
+    expect(unknown.isError).toBe(true)
+    expect(unknown.s.message).toContain("unknown target")
     await client.close()
   })
 })

@@ -50,6 +50,9 @@ export const DeployRequestBody = z
   .refine((b) => b.config_path || b.closure, {
     error: "give config_path (a Nix file to build) or closure (a store path)",
   })
+  .refine((b) => !b.command || b.config_path, {
+    error: "a command runs in nix-shell of the configuration: give config_path with it",
+  })
   .refine((b) => b.health_timeout_seconds < b.confirm_timeout_seconds, {
     error: "health_timeout_seconds must be shorter than confirm_timeout_seconds (the node rolls back when it passes)",
   })

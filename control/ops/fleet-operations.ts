@@ -14,12 +14,17 @@ import { type DeploymentRecord, type DeployOptions, deploy, deploymentId } from 
 import { ChimeraError, invalid, notFound } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { HealthCheck } from "../domain/health-check.ts"
-import { deriveStatus } from "../domain/node.ts"
+import { mapLimit } from "../domain/map-limit.ts"
+import { deriveStatus, type NodeRecord } from "../domain/node.ts"
 import type { NixPort, Target } from "../domain/operation-ports.ts"
 import type { Clock } from "../domain/ports.ts"
 import { type RollbackResult, rollback } from "../domain/rollback.ts"
+import { pullDeploy } from "./pull-deploy.ts"
 
 const log = createLogger("operations")
+
+/** How much longer than a push deploy's confirm timeout an agent may take to report the new closure. */
+const PULL_GRACE_SECONDS = 60
 
 export interface DeployRequest {
   targets: string[]
@@ -96,6 +101,29 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
     return out
   }
 
+  /**
+   * SSH targets ([fleet.nodes] names and tags) and enrolled nodes the control plane does not reach over
+   * SSH, which deploy through their agents; any other name is an error that lists what is known.
+   */
+  const splitTargets = async (specs: string[]) => {
+    const ssh: Target[] = []
+    const pulled: NodeRecord[] = []
+    for (const spec of specs) {
+      const found = deps.targets?.resolveAll(spec) ?? []
+      if (found.length > 0) {
+        for (const t of found) if (!ssh.some((o) => o.name === t.name)) ssh.push(t)
+        continue
+      }
+      const node = spec.startsWith("@") ? null : await fleet.findNode(spec)
+      if (!node)
+        throw invalid(
+          `unknown target ${JSON.stringify(spec)}: neither a node of [fleet.nodes] (${deps.targets?.names().join(", ") || "none configured"}) nor an enrolled node`,
+        )
+      if (!pulled.some((n) => n.id === node.id)) pulled.push(node)
+    }
+    return { ssh, pulled }
+  }
+
   /** Makes `closure` the desired state of `target` when it names an enrolled node; false otherwise. */
   const publishDesired = async (target: string, closure: StorePath): Promise<boolean> => {
     try {
@@ -113,41 +141,76 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
      * is saved when it ends (until then `get` answers `running` with the targets' progress so far).
      */
     async startDeploy(req: DeployRequest, actor: string): Promise<{ id: string }> {
-      const targets = sshTargets(req.targets)
+      const { ssh, pulled } = await splitTargets(req.targets)
+      if (pulled.length > 0 && req.command)
+        throw invalid(
+          `${pulled.map((n) => n.id).join(", ")}: reached through their agents only, where no command can be started; name [fleet.nodes] targets, or leave out the command`,
+        )
       const id = deploymentId(clock.now().toISOString())
+      const createdAt = clock.now().toISOString()
       const build = await closureOf(nix, req)
-      const fixed: NixPort = { ...nix, build: async () => build }
-      const options: DeployOptions & { id: string } = {
-        id,
-        targets,
-        configPath: req.configPath ?? req.closure ?? "",
-        command: req.command,
-        session: req.session as DeployOptions["session"],
-        dryRun: req.dryRun,
-        force: req.force,
-        confirmTimeoutSeconds: req.confirmTimeoutSeconds,
-        healthChecks: req.healthChecks,
-        healthTimeoutSeconds: req.healthTimeoutSeconds,
-        useSubstitutes: false,
-        parallel: 10,
+      const names = [...ssh.map((t) => t.name), ...pulled.map((n) => n.id)]
+      await fleet.note("deployment.started", null, { id, actor, closure: build.outPath, targets: names })
+      const progress = (target: string, phase: string, message: string) => {
+        const entry = running.get(id)
+        if (entry) entry.progress[target] = `${phase}: ${message}`
+        void fleet.note("deployment.progress", null, { id, target, phase, message }).catch(() => {})
       }
-      await fleet.note("deployment.started", null, {
-        id,
-        actor,
-        closure: build.outPath,
-        targets: targets.map((t) => t.name),
-      })
-      const run = deploy(options, {
-        nix: fixed,
-        exec: executorOrThrow(),
-        onProgress: (target, phase, message) => {
-          const entry = running.get(id)
-          if (entry) entry.progress[target] = `${phase}: ${message}`
-          void fleet.note("deployment.progress", null, { id, target, phase, message }).catch(() => {})
-        },
-        onConfirmed: req.dryRun ? undefined : async (target, closure) => void (await publishDesired(target, closure)),
-      })
-        .then(async (record) => {
+      const overSsh =
+        ssh.length === 0
+          ? Promise.resolve(null)
+          : deploy(
+              {
+                id,
+                targets: ssh,
+                configPath: req.configPath ?? req.closure ?? "",
+                command: req.command,
+                session: req.session as DeployOptions["session"],
+                dryRun: req.dryRun,
+                force: req.force,
+                confirmTimeoutSeconds: req.confirmTimeoutSeconds,
+                healthChecks: req.healthChecks,
+                healthTimeoutSeconds: req.healthTimeoutSeconds,
+                useSubstitutes: false,
+                parallel: 10,
+              },
+              {
+                nix: { ...nix, build: async () => build },
+                exec: executorOrThrow(),
+                onProgress: progress,
+                onConfirmed: req.dryRun
+                  ? undefined
+                  : async (target, closure) => void (await publishDesired(target, closure)),
+              },
+            )
+      const throughAgents = mapLimit(pulled, 50, (node) =>
+        pullDeploy(fleet, node, {
+          closure: build.outPath,
+          dryRun: req.dryRun,
+          force: req.force,
+          timeoutSeconds: req.confirmTimeoutSeconds + PULL_GRACE_SECONDS,
+          clock,
+          onProgress: (target, message) => progress(target, "activate", message),
+        }),
+      )
+      const run = Promise.all([overSsh, throughAgents])
+        .then(async ([pushed, agents]): Promise<DeploymentRecord> => {
+          const targets = [...(pushed?.targets ?? []), ...agents]
+          const done = targets.filter((t) => t.status === "deployed" || t.status === "up-to-date").length
+          const record: DeploymentRecord = {
+            id,
+            kind: "deploy",
+            createdAt,
+            finishedAt: clock.now().toISOString(),
+            configPath: req.configPath ?? build.outPath,
+            closure: build.outPath,
+            hash: build.hash,
+            isSystem: build.isSystem,
+            command: req.command,
+            session: req.session,
+            status: req.dryRun ? "planned" : done === targets.length ? "succeeded" : done === 0 ? "failed" : "partial",
+            targets,
+          }
           await deployments.save(record)
           await fleet.note("deployment.finished", null, { id, status: record.status, closure: record.closure })
           return record
@@ -158,12 +221,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
           throw error
         })
         .finally(() => running.delete(id))
-      running.set(id, {
-        startedAt: clock.now().toISOString(),
-        targets: targets.map((t) => t.name),
-        progress: {},
-        done: run,
-      })
+      running.set(id, { startedAt: createdAt, targets: names, progress: {}, done: run })
       run.catch(() => {})
       return { id }
     },

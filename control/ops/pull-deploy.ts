@@ -1,0 +1,68 @@
+// A deploy to an enrolled node the control plane does not reach over SSH: the closure becomes the
+// node's desired one, its agent hears of it at once (its command long poll), realises and activates
+// it, and reports. The target is deployed when the agent reports both its profile and its running
+// system on the closure; it failed when the agent reports a failed heal or a closure it cannot fetch,
+// or reports nothing within the time allowed. There is no SSH watchdog here: a node that cannot
+// activate keeps its running system, and its agent keeps retrying and reporting.
+import type { StorePath } from "../../protocol/ids.ts"
+import type { PhaseTiming, TargetResult } from "../domain/deploy.ts"
+import type { Fleet } from "../domain/fleet.ts"
+import { deriveStatus, type NodeRecord } from "../domain/node.ts"
+import type { Clock } from "../domain/ports.ts"
+
+export interface PullOptions {
+  closure: StorePath
+  dryRun: boolean
+  force: boolean
+  timeoutSeconds: number
+  clock: Clock
+  sleep?: (ms: number) => Promise<void>
+  onProgress?: (target: string, message: string) => void
+}
+
+const onClosure = (n: NodeRecord, closure: string) => n.profilePath === closure && n.currentPath === closure
+
+export async function pullDeploy(fleet: Fleet, node: NodeRecord, o: PullOptions): Promise<TargetResult> {
+  const sleep = o.sleep ?? Bun.sleep
+  const started = o.clock.now()
+  const result = (status: TargetResult["status"], error: string | null, timings: PhaseTiming[] = []): TargetResult => ({
+    target: node.id,
+    status,
+    before: {
+      profile: node.profilePath as StorePath | null,
+      current: node.currentPath as StorePath | null,
+      booted: node.bootedPath as StorePath | null,
+    },
+    copy: null,
+    previous: null,
+    error,
+    timings,
+    startedAt: started.toISOString(),
+    ms: o.clock.now().getTime() - started.getTime(),
+    log: [],
+  })
+  if (!o.force && onClosure(node, o.closure) && node.desiredPath === o.closure) return result("up-to-date", null)
+  if (o.dryRun) return result("planned", null)
+
+  await fleet.setDesired(node.id, o.closure)
+  o.onProgress?.(node.id, "desired closure set; waiting for the agent")
+  const deadline = started.getTime() + o.timeoutSeconds * 1000
+  for (;;) {
+    const now = await fleet.findNode(node.id)
+    if (!now) return result("failed", "the node was removed while it deployed")
+    const timing = (): PhaseTiming[] => [
+      { phase: "activate", startedAt: started.toISOString(), ms: o.clock.now().getTime() - started.getTime() },
+    ]
+    if (onClosure(now, o.closure)) return result("deployed", null, timing())
+    const status = deriveStatus(now)
+    if (now.agentDesiredPath === o.closure && (status === "heal-failed" || status === "missing-closure"))
+      return result("failed", `the agent reports ${status}`, timing())
+    if (o.clock.now().getTime() > deadline)
+      return result(
+        "failed",
+        `the agent did not report the closure running within ${o.timeoutSeconds} s (status ${status})`,
+        timing(),
+      )
+    await sleep(200)
+  }
+}
