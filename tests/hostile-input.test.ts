@@ -162,6 +162,12 @@ const ROUTES: Route[] = [
     },
   },
   { method: "POST", path: "/api/rollbacks", auth: "admin", body: { targets: ["victim"] } },
+  {
+    method: "POST",
+    path: "/api/operations/records",
+    auth: "admin",
+    body: { operation: "exec", entries: [{ target: "root@10.0.0.1:22", command: "uptime", ok: true }] },
+  },
   { method: "POST", path: "/api/congruence", auth: "admin", body: { targets: ["n1"], closure: GEN1 } },
 ]
 
