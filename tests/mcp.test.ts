@@ -388,28 +388,46 @@ describe("a deploy to an enrolled node that the control plane does not reach ove
 })
 
 describe("MCP over stdio", () => {
-  test("`chimera mcp --stdio` serves the same tools with the CLI's credential", async () => {
+  const stdioClient = async (token: string) => {
     const transport = new StdioClientTransport({
       command: process.execPath,
       args: [MAIN, "mcp", "--stdio"],
       env: {
         ...(process.env as Record<string, string>),
         CHIMERA_URL: cp.url,
-        CHIMERA_TOKEN: operator,
+        CHIMERA_TOKEN: token,
         CHIMERA_CONFIG_FILE: "",
       },
       stderr: "pipe",
     })
     const client = new Client({ name: "chimera-test", version: "1" })
     await client.connect(transport)
-    const tools = (await client.listTools()).tools.map((t) => t.name)
-    expect(tools).toContain("execute_deployment")
-    expect(tools).not.toContain("nothing-else")
+    return client
+  }
+
+  test("`chimera mcp --stdio` deploys, checks congruence and rolls back with the CLI's credential", async () => {
+    const client = await stdioClient(cp.adminToken)
+    expect((await client.listTools()).tools.length).toBe(9)
+    expect((await client.listResources()).resources.map((r) => r.uri)).toContain("node://health")
+    // mcp-3 (no self-healing) still runs generation 1 by hand; deploy generation 2 to it again.
+    const deployed = await callTool(client, "execute_deployment", { config_path: gen2Config, targets: ["mcp-3"] })
+    expect(deployed.s).toMatchObject({ status: "success", targets: ["mcp-3"] })
+    const congruent = await callTool(client, "check_congruence", { targets: ["mcp-3"], config_path: gen2Config })
+    expect(congruent.s.results?.[0]).toMatchObject({ target: "mcp-3", status: "congruent" })
+    const rolled = await callTool(client, "rollback_deployment", { targets: ["mcp-3"] })
+    expect(rolled.s.status).toBe("success")
+    expect(await bed.nodes[2]!.node.links()).toMatchObject({ current: gen1 })
+    const view = (await (await cp.api("/api/nodes/mcp-3")).json()) as { desiredPath: string }
+    expect(view.desiredPath).toBe(gen1)
+    await client.close()
+  })
+
+  test("an operator over stdio may not build a Nix file on the control plane's host", async () => {
+    const client = await stdioClient(operator)
     const health = await nodeHealth(client)
     expect(health.nodes.map((n) => n.id)).toEqual(expect.arrayContaining(names))
     const congruence = await callTool(client, "check_congruence", { targets: ["mcp-2"] })
     expect(congruence.s.results?.[0]).toMatchObject({ target: "mcp-2", via: "agent", status: "congruent" })
-    // An operator may not build a Nix file on the control plane's host.
     const build = await callTool(client, "check_congruence", { targets: ["mcp-2"], config_path: gen2Config })
     expect(build.isError).toBe(true)
     expect(build.s.message).toContain("admin")
