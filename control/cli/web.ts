@@ -1,11 +1,11 @@
 // `chimera web`: the control plane (HTTP API, agent endpoints, later the dashboard) on one port.
 import { defineCommand } from "citty"
-import { setLogLevel } from "../../protocol/log.ts"
 import { commandTargetsFromConfig } from "../adapters/ssh/command-targets.ts"
-import { databaseUrl, dataDir, loadConfig } from "../config.ts"
+import { databaseUrl, dataDir } from "../config.ts"
+import { inactiveWarnings } from "../inactive-settings.ts"
 import { startControlPlane } from "../server.ts"
 import { trustSettings } from "../trust.ts"
-import { flagLogLevel } from "./globals.ts"
+import { commandConfig } from "./cli-config.ts"
 import { color } from "./output.ts"
 
 export default defineCommand({
@@ -15,11 +15,14 @@ export default defineCommand({
     port: { type: "string", alias: "p", description: "Port (default 8080)" },
   },
   async run({ args }) {
-    const config = loadConfig({
+    const layered = commandConfig({
       flags: { web: { host: args.host, port: args.port === undefined ? undefined : Number(args.port) } },
       flagNames: { "web.host": "--host", "web.port": "--port" },
     })
-    setLogLevel(flagLogLevel() ?? config.log_level)
+    const { config } = layered
+    for (const warning of inactiveWarnings(layered))
+      process.stderr.write(`${color.yellow("warning")} ${warning}
+`)
     const cp = await startControlPlane({
       host: config.web.host,
       port: config.web.port,
