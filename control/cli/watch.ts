@@ -113,17 +113,17 @@ export default defineCommand({
         await exec.close()
       }
     }
-    if (args.once) {
-      const result = await pass().finally(() => store.close())
-      process.exitCode = result.exitCode
-      return
-    }
     log.info("watching", {
       targets: ssh.targets.map((t) => t.name),
       config: opts.configPath,
       session: opts.session,
       ...(args.schedule ? { schedule: cronTime } : { intervalSeconds: interval }),
     })
+    if (args.once) {
+      const result = await pass().finally(() => store.close())
+      process.exitCode = result.exitCode
+      return
+    }
     let running = false
     let job: CronJob
     try {

@@ -1,5 +1,6 @@
 // `chimera web`: the control plane (HTTP API, agent endpoints, later the dashboard) on one port.
 import { defineCommand } from "citty"
+import { createLogger } from "../../protocol/log.ts"
 import { commandTargetsFromConfig } from "../adapters/ssh/command-targets.ts"
 import { databaseUrl, dataDir } from "../config.ts"
 import { inactiveWarnings } from "../inactive-settings.ts"
@@ -7,6 +8,8 @@ import { startControlPlane } from "../server.ts"
 import { trustSettings } from "../trust.ts"
 import { commandConfig } from "./cli-config.ts"
 import { color } from "./output.ts"
+
+const log = createLogger("web")
 
 export default defineCommand({
   meta: { name: "web", description: "Start the control plane: API, agent endpoints and dashboard" },
@@ -23,12 +26,20 @@ export default defineCommand({
     for (const warning of inactiveWarnings(layered))
       process.stderr.write(`${color.yellow("warning")} ${warning}
 `)
+    const trust = trustSettings(config)
+    log.info("settings", {
+      jwtTtlSeconds: trust.jwtTtlSeconds,
+      nodeRotationDays: trust.nodeCredentialRotationDays,
+      retentionCommandDays: config.retention.command_days,
+      rateLimits: trust.rateLimits,
+      fleetNodes: Object.keys(config.fleet.nodes),
+    })
     const cp = await startControlPlane({
       host: config.web.host,
       port: config.web.port,
       dataDir: dataDir(),
       databaseUrl: databaseUrl(),
-      trust: trustSettings(config),
+      trust,
       // CLI sessions go to the same tmux server as `chimera run` and `chimera attach`.
       cli: { tmuxSocket: process.env.CHIMERA_TMUX_SOCKET || undefined },
       commandTargets: commandTargetsFromConfig(config),
