@@ -36,9 +36,9 @@ export default defineCommand({
       flags: { nix: { config_path: flagValue(args.config) } },
       flagNames: { "nix.config_path": "--config" },
     })
-    const configSource = `nix.config_path from ${layered.setBy("nix.config_path") ?? "defaults"}`
+    const configSource = `--config or nix.config_path; this one from ${layered.setBy("nix.config_path") ?? "defaults"}`
     const config = ConfigPath.safeParse(layered.config.nix.config_path)
-    if (!config.success) throw new CliError(`--config (${configSource}): ${config.error.issues[0]?.message}`, "E_ARG")
+    if (!config.success) throw new CliError(`${config.error.issues[0]?.message} (${configSource})`, "E_ARG")
     const session = parseSessionName(args.session ?? DEFAULT_SESSION, "--session")
     // Resolved here: the session's shell may stand in any directory, the operator means this one.
     const configPath = resolve(config.data)
