@@ -1,24 +1,17 @@
-// Every configuration option takes effect where it should, with flags over the environment over the
-// file over the default. One table: each row names an option, the value each layer gives it and how
-// its effect is observed in a real process (the CLI, the agent, the control plane); each group of rows
-// runs its process four times, with the layers stacked one more each time:
-//   default              nothing set
-//   file                 CHIMERA_CONFIG_FILE (in a directory of its own: relative paths are read from it)
-//   file + env           CHIMERA_<SECTION>_<FIELD> too
-//   file + env + flag    the command's flag too (an option without a flag keeps the environment's value)
-// Observations are what the process did, not what it parsed: the closure it built, the record it
-// wrote, the node it reached over SSH and whether the key was accepted, the address it listens on, the
-// session length it granted, the rate limit it enforces. Where the only visible trace is the process's
-// own statement of its settings (the agent's `started` line, the control plane's `settings` line at
-// INFO), the row says so.
+// Every configuration option the CLI and the agent read takes effect where it should, with flags over
+// the environment over the file over the default (the control plane's own settings are in
+// config-options-web.test.ts). Each group of rows runs one real process at four stacked layers
+// (tests/support/config-layers.ts). Observations are what the process did, not what it parsed: the
+// closure it built, the session it recorded, the node it reached over SSH and whether the key was
+// accepted; for the agent, whose intervals show only over time, its own `started` line, which states
+// the settings it runs with, and for log levels the lines it wrote.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { StorePath } from "../protocol/ids.ts"
-import { addUser, call, enrollNode, heartbeatBody, PASSWORD } from "./support/auth.ts"
-import { freePort, startInProcess } from "./support/control-plane.ts"
-import { type AddressClaim, claimAddresses } from "./support/loopback.ts"
+import { baseEnv, type Group, jsonOf, logLines, type Setup, table } from "./support/config-layers.ts"
+import { startInProcess } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { ed25519 } from "./support/sshd.ts"
 import { createTestbed, type Testbed } from "./support/testbed.ts"
@@ -31,41 +24,8 @@ const MAIN = join(import.meta.dir, "../control/main.ts")
 const AGENT = join(import.meta.dir, "../agent/main.ts")
 const TEST_SYSTEM = join(import.meta.dir, "../nix/test-system.nix")
 
-const LAYERS = ["default", "file", "env", "flag"] as const
-type Layer = (typeof LAYERS)[number]
-/** An expectation a layer cannot be held to here (said why in the row). */
-const UNCHECKED = Symbol("unchecked")
-
-interface Setup {
-  layer: Layer
-  /** The config file's directory (relative paths in the file are read from it). */
-  etc: string
-  env: Record<string, string>
-  flags: string[]
-}
-
-interface Row<O> {
-  option: string
-  /** What the file sets (a TOML value), the environment sets, the flag says. */
-  file: unknown
-  env: string
-  flag?: string[]
-  /** The flag's name where the run adds it itself (its value is known only then). */
-  flagName?: string
-  /** What `observe` sees at each layer; without a flag, the flag layer expects the environment's. */
-  expect: Record<Exclude<Layer, "flag">, unknown> & { flag?: unknown }
-  observe(o: O): unknown
-}
-
-interface Group<O> {
-  name: string
-  rows: Row<O>[]
-  run(setup: Setup): Promise<O>
-}
-
 let work: string
 let bed: Testbed
-let hosts: AddressClaim[]
 let gen1: StorePath
 
 beforeAll(async () => {
@@ -73,7 +33,6 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "chimera-config-options-"))
   gen1 = await buildTestSystem(1)
   bed = await createTestbed({ nodes: 1, boot: gen1 })
-  hosts = claimAddresses(3)
   // One Nix configuration per layer, each building a differently named test system.
   await mkdir(join(work, "etc"), { recursive: true })
   for (const [dir, tag] of [
@@ -88,97 +47,21 @@ beforeAll(async () => {
   await Promise.all(["cfgdefault", "cfgfile", "cfgenv", "cfgflag"].map((tag) => buildTestSystem(1, { tag })))
 })
 afterAll(async () => {
-  for (const h of hosts ?? []) h.release()
   await bed?.stop()
   if (work) await rm(work, { recursive: true, force: true })
 })
 
-const node = () => bed.nodes[0] as NonNullable<Testbed["nodes"][0]>
-
-function toml(rows: Row<unknown>[], extra = ""): string {
-  const root: string[] = []
-  const sections = new Map<string, string[]>()
-  for (const row of rows) {
-    const [section, key] = row.option.split(".")
-    if (key === undefined) root.push(`${section} = ${JSON.stringify(row.file)}`)
-    else sections.set(section ?? "", [...(sections.get(section ?? "") ?? []), `${key} = ${JSON.stringify(row.file)}`])
-  }
-  return [...root, ...[...sections].map(([s, lines]) => `[${s}]\n${lines.join("\n")}`), extra].join("\n")
-}
-
-const envName = (option: string) => `CHIMERA_${option.replace(".", "_").toUpperCase()}`
-
-/** A HOME with no keys or known_hosts, and no configuration but what a layer gives. */
-async function baseEnv(dir: string): Promise<Record<string, string>> {
-  await mkdir(join(dir, "home"), { recursive: true })
-  return {
-    HOME: join(dir, "home"),
-    XDG_CONFIG_HOME: join(dir, "home", ".config"),
-    SSH_AUTH_SOCK: "",
-    CHIMERA_DATA_DIR: join(dir, "data"),
-    CHIMERA_CONFIG_FILE: "",
-    CHIMERA_URL: "",
-    CHIMERA_TOKEN: "",
-    CHIMERA_TMUX_SOCKET: `chimera-config-options-${process.pid}`,
-    NO_COLOR: "1",
-  }
-}
-
-let runs = 0
-async function observeLayers<O>(group: Group<O>, extraToml = ""): Promise<Record<Layer, O>> {
-  const out: Partial<Record<Layer, O>> = {}
-  for (const layer of LAYERS) {
-    const dir = join(work, `run-${++runs}`)
-    const etc = join(dir, "etc")
-    await mkdir(etc, { recursive: true })
-    const env = await baseEnv(dir)
-    const flags: string[] = []
-    const at = LAYERS.indexOf(layer)
-    if (at >= 1) {
-      // The Nix files a file layer names relatively sit beside the config file.
-      await copyFile(join(work, "etc", "cfgfile.nix"), join(etc, "cfgfile.nix"))
-      await writeFile(join(etc, "chimera.toml"), toml(group.rows as Row<unknown>[], extraToml))
-      env.CHIMERA_CONFIG_FILE = join(etc, "chimera.toml")
-    }
-    if (at >= 2) for (const row of group.rows) env[envName(row.option)] = row.env
-    if (at >= 3) for (const row of group.rows) flags.push(...(row.flag ?? []))
-    out[layer] = await group.run({ layer, etc, env, flags })
-  }
-  return out as Record<Layer, O>
-}
-
-function table<O>(group: Group<O>, extraToml = "") {
-  let observed: Promise<Record<Layer, O>> | null = null
-  describe(group.name, () => {
-    for (const row of group.rows) {
-      test(`${row.option}: default, then file, environment (${envName(row.option)}), flag ${row.flagName ?? row.flag?.[0] ?? "(none)"}`, async () => {
-        observed ??= observeLayers(group, extraToml)
-        const layers = await observed
-        const want = { ...row.expect, flag: "flag" in row.expect ? row.expect.flag : row.expect.env }
-        const seen = LAYERS.map((l) => (want[l] === UNCHECKED ? UNCHECKED : row.observe(layers[l])))
-        expect(seen).toEqual(LAYERS.map((l) => want[l]))
-      })
-    }
+/** The layer table, with the file layer's relative Nix file beside its config file. */
+const layered = <O>(group: Group<O>) =>
+  table(group, {
+    workDir: () => work,
+    prepareEtc: (etc) => copyFile(join(work, "etc", "cfgfile.nix"), join(etc, "cfgfile.nix")),
   })
-}
+
+const node = () => bed.nodes[0] as NonNullable<Testbed["nodes"][0]>
 
 const chimera = (args: string[], s: Setup, cwd = work) =>
   run([process.execPath, MAIN, ...args, ...s.flags], { env: s.env, cwd })
-
-const jsonOf = (r: { code: number; stdout: string; stderr: string }) => {
-  try {
-    return JSON.parse(r.stdout)
-  } catch {
-    throw new Error(`expected JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`)
-  }
-}
-
-/** The JSON log lines a process wrote to stderr. */
-const logLines = (stderr: string) =>
-  stderr
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
 
 const systemName = (closure: string) => closure.slice("/nix/store/".length + 33)
 
@@ -186,7 +69,7 @@ const systemName = (closure: string) => closure.slice("/nix/store/".length + 33)
 
 const UNREACHABLE = "root@127.0.0.1:1"
 
-table<{ record: { configPath: string; closure: string; session: string } }>({
+layered<{ record: { configPath: string; closure: string; session: string } }>({
   name: "chimera deploy --dry-run",
   rows: [
     {
@@ -219,7 +102,7 @@ table<{ record: { configPath: string; closure: string; session: string } }>({
   },
 })
 
-table<{ watching: Record<string, unknown>; expected: string }>({
+layered<{ watching: Record<string, unknown>; expected: string }>({
   name: "chimera watch",
   rows: [
     {
@@ -263,7 +146,7 @@ table<{ watching: Record<string, unknown>; expected: string }>({
   },
 })
 
-table<{ stderr: string; code: number }>({
+layered<{ stderr: string; code: number }>({
   name: "chimera run",
   rows: [
     {
@@ -305,7 +188,7 @@ const execObs = async (s: Setup, flags: string[]) => {
 type ExecObs = Awaited<ReturnType<typeof execObs>>
 const outcome = (o: ExecObs) => o.error ?? o.results.map((r) => (r.ok ? "ok" : (r.failure?.kind ?? "failed"))).join(",")
 
-table<ExecObs>({
+layered<ExecObs>({
   name: "chimera exec: targets",
   rows: [
     {
@@ -357,7 +240,7 @@ const targetSpelling = {
   },
 }
 
-table<ExecObs>({
+layered<ExecObs>({
   name: "chimera exec: key",
   rows: [
     {
@@ -380,7 +263,7 @@ table<ExecObs>({
   },
 })
 
-table<ExecObs>({
+layered<ExecObs>({
   name: "chimera exec: known hosts",
   rows: [
     {
@@ -401,7 +284,7 @@ table<ExecObs>({
   },
 })
 
-table<ExecObs>({
+layered<ExecObs>({
   name: "chimera exec: new host keys",
   rows: [
     {
@@ -465,7 +348,7 @@ async function agent(s: Setup, flags: string[]): Promise<AgentObs> {
   return { code, stderr: text, lines, started: lines.find((l) => l.msg === "started") }
 }
 
-table<AgentObs>({
+layered<AgentObs>({
   name: "chimera agent: seed 000's settings",
   rows: [
     {
@@ -496,7 +379,7 @@ table<AgentObs>({
   run: (s) => agent(s, ["--node-id", "settings-node"]),
 })
 
-table<AgentObs>({
+layered<AgentObs>({
   name: "chimera agent: node id",
   rows: [
     {
@@ -521,7 +404,7 @@ table<AgentObs>({
 const mostVerbose = (o: AgentObs) =>
   ["debug", "info", "warning", "error"].find((level) => o.lines.some((l) => l.level === level)) ?? "none"
 
-table<AgentObs>({
+layered<AgentObs>({
   name: "chimera agent: log level",
   rows: [
     {
@@ -537,198 +420,6 @@ table<AgentObs>({
   ],
   run: (s) => agent(s, ["--node-id", "log-node"]),
 })
-
-// ---- the control plane --------------------------------------------------------------------------
-
-interface WebObs {
-  url: string
-  settings: Record<string, unknown>
-  sessionSeconds: number
-  limit: { api: number; login: number; agent: number }
-}
-
-const webPorts = new Map<Layer, number>()
-
-async function web(s: Setup): Promise<WebObs> {
-  const defaultPort = freePort()
-  // The defaults (127.0.0.1:8080) are not bound here: other processes on this machine may hold 8080.
-  const flags = s.layer === "default" ? ["--host", "127.0.0.1", "--port", String(defaultPort)] : []
-  const proc = Bun.spawn([process.execPath, MAIN, "-v", "web", ...flags, ...s.flags], {
-    env: s.env,
-    stdout: "pipe",
-    stderr: "pipe",
-  })
-  try {
-    const stdout = proc.stdout.getReader()
-    let out = ""
-    while (!out.includes("\n")) {
-      const { value, done } = await stdout.read()
-      if (done) throw new Error(`chimera web exited: ${await new Response(proc.stderr).text()}`)
-      out += new TextDecoder().decode(value)
-    }
-    stdout.releaseLock()
-    const url = /on (http:\/\/\S+)/.exec(out)?.[1] ?? ""
-    await waitFor(
-      "the control plane's health",
-      () =>
-        fetch(`${url}/api/health`).then(
-          (r) => r.ok,
-          () => false,
-        ),
-      Boolean,
-    )
-    const admin = (await Bun.file(join(s.env.CHIMERA_DATA_DIR ?? "", "admin.token")).text()).trim()
-    const cp = { url, adminToken: admin } as Parameters<typeof addUser>[0]
-    await addUser(cp, "alice", "viewer")
-    const login = await call(cp, null, "POST", "/api/auth/login", { username: "alice", password: PASSWORD })
-    const { expiresAt } = (await login.json()) as { expiresAt: string }
-    const nodes = await call(cp, admin, "GET", "/api/nodes")
-    const credential = await enrollNode(cp, "limits-node")
-    const agentCall = await call(
-      cp,
-      credential,
-      "POST",
-      "/api/agent/limits-node/heartbeat",
-      heartbeatBody("limits-node"),
-    )
-    proc.kill("SIGTERM")
-    await proc.exited
-    const stderr = await new Response(proc.stderr).text()
-    const settings = logLines(stderr).find((l) => l.msg === "settings")
-    if (!settings) throw new Error(`no settings line:\n${stderr}`)
-    return {
-      url: url.replace(String(defaultPort), "DEFAULT-TEST-PORT"),
-      settings,
-      sessionSeconds: Math.round((Date.parse(expiresAt) - Date.now()) / 60_000) * 60,
-      limit: {
-        api: Number(nodes.headers.get("x-ratelimit-limit")),
-        login: Number(login.headers.get("x-ratelimit-limit")),
-        agent: Number(agentCall.headers.get("x-ratelimit-limit")),
-      },
-    }
-  } finally {
-    if (proc.exitCode === null) proc.kill("SIGKILL")
-  }
-}
-
-const rateLimit = (name: string) => (o: WebObs) =>
-  (o.settings.rateLimits as Record<string, { limit: number; windowMs: number }>)[name]?.limit
-
-table<WebObs>({
-  name: "chimera web",
-  rows: [
-    {
-      option: "web.host",
-      file: "HOST-FILE",
-      env: "HOST-ENV",
-      flag: ["--host", "HOST-FLAG"],
-      expect: { default: UNCHECKED, file: "HOST-FILE", env: "HOST-ENV", flag: "HOST-FLAG" },
-      observe: (o) => hostLabel(new URL(o.url).hostname),
-    },
-    {
-      option: "web.port",
-      file: "PORT-FILE",
-      env: "PORT-ENV",
-      flag: ["--port", "PORT-FLAG"],
-      expect: { default: UNCHECKED, file: "file", env: "env", flag: "flag" },
-      observe: (o) => [...webPorts].find(([, p]) => p === Number(new URL(o.url).port))?.[0],
-    },
-    {
-      option: "auth.jwt_ttl_seconds",
-      file: 600,
-      env: "1200",
-      expect: { default: 3600, file: 600, env: 1200 },
-      observe: (o) => o.sessionSeconds,
-    },
-    {
-      option: "rate_limits.api",
-      file: 1001,
-      env: "1002",
-      expect: { default: 300, file: 1001, env: 1002 },
-      observe: (o) => o.limit.api,
-    },
-    {
-      option: "rate_limits.login",
-      file: 21,
-      env: "22",
-      expect: { default: 10, file: 21, env: 22 },
-      observe: (o) => o.limit.login,
-    },
-    {
-      option: "rate_limits.agent",
-      file: 2001,
-      env: "2002",
-      expect: { default: 1200, file: 2001, env: 2002 },
-      observe: (o) => o.limit.agent,
-    },
-    // These take effect in the long run (days, whole windows, WebSocket and session counts); what shows
-    // at start is the control plane's own statement of them, its `settings` line at INFO.
-    {
-      option: "auth.node_credential_rotation_days",
-      file: 7,
-      env: "0",
-      expect: { default: 30, file: 7, env: 0 },
-      observe: (o) => o.settings.nodeRotationDays,
-    },
-    {
-      option: "retention.command_days",
-      file: 3,
-      env: "0",
-      expect: { default: 30, file: 3, env: 0 },
-      observe: (o) => o.settings.retentionCommandDays,
-    },
-    {
-      option: "rate_limits.window_seconds",
-      file: 120,
-      env: "30",
-      expect: { default: 60_000, file: 120_000, env: 30_000 },
-      observe: (o) => (o.settings.rateLimits as Record<string, { windowMs: number }>).api?.windowMs,
-    },
-    {
-      option: "rate_limits.sessions",
-      file: 4,
-      env: "5",
-      expect: { default: 10, file: 4, env: 5 },
-      observe: rateLimit("sessions"),
-    },
-    {
-      option: "rate_limits.commands",
-      file: 40,
-      env: "50",
-      expect: { default: 60, file: 40, env: 50 },
-      observe: rateLimit("commands"),
-    },
-    {
-      option: "rate_limits.websocket",
-      file: 400,
-      env: "500",
-      expect: { default: 100, file: 400, env: 500 },
-      observe: rateLimit("websocket"),
-    },
-  ],
-  async run(s) {
-    // Each layer its own address and port, so where the control plane listens shows which one won.
-    const spell = (v: string) =>
-      v
-        .replace("HOST-FILE", hostOf("file"))
-        .replace("HOST-ENV", hostOf("env"))
-        .replace("HOST-FLAG", hostOf("flag"))
-        .replace(/"?PORT-(FILE|ENV|FLAG)"?/, (_, l: string) => String(portOf(l.toLowerCase() as Layer)))
-    if (s.env.CHIMERA_CONFIG_FILE)
-      await writeFile(s.env.CHIMERA_CONFIG_FILE, spell(await Bun.file(s.env.CHIMERA_CONFIG_FILE).text()))
-    for (const name of ["CHIMERA_WEB_HOST", "CHIMERA_WEB_PORT"]) if (s.env[name]) s.env[name] = spell(s.env[name])
-    s.flags = s.flags.map(spell)
-    return web(s)
-  },
-})
-
-const hostOf = (layer: Layer) => hosts[["file", "env", "flag"].indexOf(layer)]?.address ?? ""
-const hostLabel = (address: string) =>
-  ({ [hostOf("file")]: "HOST-FILE", [hostOf("env")]: "HOST-ENV", [hostOf("flag")]: "HOST-FLAG" })[address] ?? address
-function portOf(layer: Layer): number {
-  if (!webPorts.has(layer)) webPorts.set(layer, freePort())
-  return webPorts.get(layer) as number
-}
 
 // ---- beyond the table ---------------------------------------------------------------------------
 
@@ -797,77 +488,6 @@ describe("what the table cannot show", () => {
     expect(r.code).toBe(1)
     expect(r.stderr).toContain(`agent.node_id: expected a node id`)
     expect(r.stderr).toContain(`from ${join(dir, "etc", "c.toml")}`)
-  })
-
-  test("[mcp], [itsm] and [notifications] are checked, and named at start as not active yet", async () => {
-    const dir = join(work, "inactive")
-    await mkdir(join(dir, "etc"), { recursive: true })
-    const file = join(dir, "etc", "chimera.toml")
-    await writeFile(
-      file,
-      '[mcp]\nport = 9999\n[notifications]\nemail_to = "ops@example.org"\nslack_webhook_url = "https://hooks.example/secret-path"\n',
-    )
-    const port = freePort()
-    const env = { ...(await baseEnv(dir)), CHIMERA_CONFIG_FILE: file, CHIMERA_ITSM_PROVIDER: "jira" }
-    const proc = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
-      env,
-      stdout: "ignore",
-      stderr: "pipe",
-    })
-    try {
-      await waitFor(
-        "the control plane's health",
-        () =>
-          fetch(`http://127.0.0.1:${port}/api/health`).then(
-            (r) => r.ok,
-            () => false,
-          ),
-        Boolean,
-        60_000,
-      )
-    } finally {
-      proc.kill("SIGTERM")
-      await proc.exited
-    }
-    const stderr = await new Response(proc.stderr).text()
-    expect(stderr).toContain(`[mcp] is not active yet: there is no MCP server in this version`)
-    expect(stderr).toContain(`mcp.port (from ${file})`)
-    expect(stderr).toContain("[itsm] is not active yet")
-    expect(stderr).toContain("itsm.provider (from CHIMERA_ITSM_PROVIDER)")
-    expect(stderr).toContain(`notifications.slack_webhook_url (from ${file}), notifications.email_to (from ${file})`)
-    expect(stderr).not.toContain("secret-path")
-    // A bad value in an inactive section still stops the start: validated, not ignored.
-    const bad = await run([process.execPath, MAIN, "web", "--port", String(port)], {
-      env: { ...env, CHIMERA_NOTIFICATIONS_EMAIL_SMTP_PORT: "smtp" },
-    })
-    expect(bad.code).toBe(1)
-    expect(bad.stderr).toContain("notifications.email_smtp_port: expected an integer from 1 to 65535")
-  })
-
-  test("without a config file or variables, the control plane warns about nothing", async () => {
-    const dir = join(work, "quiet")
-    const port = freePort()
-    const proc = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
-      env: await baseEnv(dir),
-      stdout: "ignore",
-      stderr: "pipe",
-    })
-    try {
-      await waitFor(
-        "the control plane's health",
-        () =>
-          fetch(`http://127.0.0.1:${port}/api/health`).then(
-            (r) => r.ok,
-            () => false,
-          ),
-        Boolean,
-        60_000,
-      )
-    } finally {
-      proc.kill("SIGTERM")
-      await proc.exited
-    }
-    expect(await new Response(proc.stderr).text()).toBe("")
   })
 
   test("[fleet.nodes] names a node for --targets", async () => {
