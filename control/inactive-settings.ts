@@ -1,13 +1,11 @@
-// Settings this version validates but does not act on yet. The MCP server, the ITSM integration and
-// the notification channels are specified (seed 000's [mcp], [itsm] and [notifications]) and their
-// sections are checked like every other, so a file written for them stays valid; but a value set there
-// changes nothing today. Accepting it in silence would let an operator believe incidents reach
+// Settings this version validates but does not act on yet. The ITSM integration and the notification
+// channels are specified (seed 000's [itsm] and [notifications]) and their sections are checked like
+// every other, so a file written for them stays valid; but a value set there changes nothing today. Accepting it in silence would let an operator believe incidents reach
 // ServiceNow or alerts reach Slack, so the control plane names every such setting at start, with where
 // it came from, on stderr. A section leaves this list in the change that makes it work.
 import { ChimeraConfig, type LayeredConfig } from "./config.ts"
 
 export const INACTIVE_SECTIONS: Record<string, string> = {
-  mcp: "there is no MCP server in this version (`chimera mcp`)",
   itsm: "no incidents are opened in an ITSM tool yet",
   notifications: "no notifications are sent yet",
 }

@@ -143,7 +143,12 @@ describe("GET /api/auth/me", () => {
     const me = await call(cp, viewer, "GET", "/api/auth/me")
     expect(me.status).toBe(200)
     const body = await me.json()
-    expect(body).toMatchObject({ name: "alice", role: "viewer", via: "session", tokenId: null })
+    expect(body).toMatchObject({
+      name: "alice",
+      role: "viewer",
+      via: "session",
+      permissions: ["auth:session", "fleet:read"],
+    })
     expect(JSON.stringify(body)).not.toContain(viewer)
 
     expect((await call(cp, null, "GET", "/api/auth/me")).status).toBe(401)
