@@ -3,7 +3,8 @@
 // loop, watches the links, polls as a fallback and, when a control plane is configured, enrolls,
 // heartbeats, long-polls for commands and sends the spool. Without --control-url (and $CHIMERA_URL) it
 // runs standalone: it enforces --desired or the desired closure it stored last, and spools reports.
-// It imports nothing from control/ and no HTTP framework, so the compiled agent stays small.
+// It imports nothing from control/ but the configuration schema (control/config.ts, zod and node:
+// only) and no HTTP framework, so the compiled agent stays small.
 import { hostname } from "node:os"
 import { defineCommand, runMain } from "citty"
 import type { AgentPhase } from "../protocol/agent.ts"
@@ -71,6 +72,9 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     version: VERSION,
     desired: reconciler.desired,
     autoHeal: options.autoHeal,
+    heartbeatSeconds: options.heartbeatSeconds,
+    driftIntervalSeconds: options.driftIntervalSeconds,
+    logLevel: options.logLevel,
     controlUrl: options.controlUrl === null ? null : displayUrl(options.controlUrl),
   })
 

@@ -1,25 +1,40 @@
 // The agent's flags (seed 000's `chimera agent` plus the control-plane and path flags of DESIGN.md),
-// declared once for citty and parsed once with zod. A bad value stops the agent at start with a message
-// that names the flag; nothing past this module sees an unchecked value.
+// declared once for citty and parsed once with zod. Seed 000's four settings (node id, heartbeat, drift
+// interval, auto-heal) and the log level may also come from the `[agent]` section and `log_level` of
+// the configuration file (--config-file, else CHIMERA_CONFIG_FILE) or from CHIMERA_AGENT_* variables
+// and CHIMERA_LOG_LEVEL: a flag wins over the environment, which wins over the file. The file is read
+// with the control plane's own schema, so both processes accept and refuse the same files. A bad value
+// stops the agent at start with a message that names the flag or the setting and where it came from;
+// nothing past this module sees an unchecked value.
 import { isAbsolute } from "node:path"
 import type { ArgsDef } from "citty"
 import { z } from "zod"
+import { ConfigError, type LayeredConfig, loadLayeredConfig } from "../control/config.ts"
 import { NodeId, StorePath } from "../protocol/ids.ts"
 
 export const agentArgs = {
-  "node-id": { type: "string", description: "Unique identifier for this node", required: true, valueHint: "ID" },
-  heartbeat: { type: "string", description: "Heartbeat interval in seconds", default: "5", valueHint: "SEC" },
+  // No citty defaults for the settings the config file may hold: an absent flag must be told apart
+  // from one given with the default's value, or the file could never set them.
+  "node-id": {
+    type: "string",
+    description: "Unique identifier for this node (required here, as [agent] node_id or CHIMERA_AGENT_NODE_ID)",
+    valueHint: "ID",
+  },
+  heartbeat: { type: "string", description: "Heartbeat interval in seconds (default 5)", valueHint: "SEC" },
   "drift-interval": {
     type: "string",
-    description: "Drift check poll interval in seconds (links are also watched)",
-    default: "30",
+    description: "Drift check poll interval in seconds; links are also watched (default 30)",
     valueHint: "SEC",
   },
   "auto-heal": {
     type: "boolean",
-    description: "Heal drift automatically",
+    description: "Heal drift automatically (default)",
     negativeDescription: "Detect and report drift but do not heal it",
-    default: true,
+  },
+  "config-file": {
+    type: "string",
+    description: "TOML configuration ([agent], log_level); default $CHIMERA_CONFIG_FILE",
+    valueHint: "PATH",
   },
   watch: {
     type: "boolean",
@@ -43,7 +58,7 @@ export const agentArgs = {
     description: "Enforce this closure until the control plane says otherwise (standalone use, tests)",
     valueHint: "STORE_PATH",
   },
-  "log-level": { type: "string", description: "debug, info, warning or error", default: "info" },
+  "log-level": { type: "string", description: "debug, info, warning or error (default info)" },
 } as const satisfies ArgsDef
 
 const Seconds = z.coerce.number().positive().max(86_400)
@@ -59,6 +74,7 @@ const Flags = z.object({
   "control-url": Optional(z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })),
   "join-token": Optional(z.string().min(1, "must not be empty")),
   "join-token-file": Optional(AbsolutePath),
+  "config-file": z.string().optional(),
   "state-dir": AbsolutePath,
   "system-profile": AbsolutePath,
   "current-system": AbsolutePath,
@@ -95,7 +111,20 @@ export class AgentOptionsError extends Error {
   }
 }
 
-/** Parses citty's raw args (kebab-case keys) plus the environment; reads --join-token-file. */
+/** Where each of the settings the config file may hold lives there, and its environment variable. */
+const FROM_CONFIG = {
+  "node-id": ["agent.node_id", "CHIMERA_AGENT_NODE_ID"],
+  heartbeat: ["agent.heartbeat_interval", "CHIMERA_AGENT_HEARTBEAT_INTERVAL"],
+  "drift-interval": ["agent.drift_check_interval", "CHIMERA_AGENT_DRIFT_CHECK_INTERVAL"],
+  "auto-heal": ["agent.auto_heal", "CHIMERA_AGENT_AUTO_HEAL"],
+  "log-level": ["log_level", "CHIMERA_LOG_LEVEL"],
+} as const
+type FromConfig = keyof typeof FROM_CONFIG
+
+/**
+ * Parses citty's raw args (kebab-case keys) plus the environment and the config file; reads
+ * --join-token-file.
+ */
 export async function parseAgentOptions(
   raw: Record<string, unknown>,
   env: Record<string, string | undefined> = process.env,
@@ -103,13 +132,32 @@ export async function parseAgentOptions(
   const input: Record<string, unknown> = {}
   for (const name of Object.keys(agentArgs)) input[name] = raw[name] === "" ? undefined : raw[name]
   input["control-url"] ??= env.CHIMERA_URL || undefined
+  // What a flag did not set, the environment or the file may; the label names where it came from.
+  const origin = new Map<string, { path: string; by: string }>()
+  const layered = _layered(env, input["config-file"])
+  for (const [flag, [path]] of Object.entries(FROM_CONFIG) as [FromConfig, (typeof FROM_CONFIG)[FromConfig]][]) {
+    if (input[flag] !== undefined) continue
+    const by = layered.setBy(path)
+    if (by === null) continue
+    input[flag] = _at(layered, path)
+    origin.set(flag, { path, by })
+  }
+  if (input["node-id"] === undefined)
+    throw new AgentOptionsError(
+      "--node-id: required; give the flag, set node_id under [agent] in the config file (--config-file or CHIMERA_CONFIG_FILE), or set CHIMERA_AGENT_NODE_ID",
+    )
+  input.heartbeat ??= "5"
+  input["drift-interval"] ??= "30"
+  input["auto-heal"] ??= true
+  input["log-level"] ??= "info"
   const parsed = Flags.safeParse(input)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
     const flag = String(issue?.path[0] ?? "")
+    const where = origin.get(flag)
     // Never echo a token back: error messages end up in journals.
-    const got = flag === "join-token" ? "" : ` (got ${JSON.stringify(input[flag])})`
-    throw new AgentOptionsError(`--${flag}: ${issue?.message ?? "invalid value"}${got}`)
+    const got = flag === "join-token" ? "" : ` (got ${JSON.stringify(input[flag])}${where ? `, from ${where.by}` : ""})`
+    throw new AgentOptionsError(`${where ? where.path : `--${flag}`}: ${issue?.message ?? "invalid value"}${got}`)
   }
   const f = parsed.data
   return {
@@ -127,6 +175,23 @@ export async function parseAgentOptions(
     desired: f.desired,
     logLevel: f["log-level"],
   }
+}
+
+function _layered(env: Record<string, string | undefined>, file: unknown): LayeredConfig {
+  try {
+    return loadLayeredConfig({ env, file: typeof file === "string" ? file : undefined })
+  } catch (err) {
+    if (err instanceof ConfigError) throw new AgentOptionsError(err.message)
+    throw err
+  }
+}
+
+function _at(layered: LayeredConfig, path: string): unknown {
+  const [section, field] = path.split(".")
+  const config = layered.config as unknown as Record<string, unknown>
+  const value = config[section ?? ""]
+  if (field === undefined) return value
+  return (value as Record<string, unknown>)[field]
 }
 
 // The NixOS module hands the token over as a file (systemd LoadCredential / agenix), never on argv.

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { ChimeraConfig, ConfigError, databaseUrl, dataDir, loadConfig } from "./config.ts"
+import { ChimeraConfig, ConfigError, databaseUrl, dataDir, loadConfig, loadLayeredConfig } from "./config.ts"
 
 async function tomlFile(text: string): Promise<AsyncDisposable & { path: string }> {
   const dir = await mkdtemp(join(tmpdir(), "chimera-config-"))
@@ -263,5 +263,41 @@ describe("secrets", () => {
     )
     expect(err.message).toContain("(from CHIMERA_NOTIFICATIONS_SLACK_WEBHOOK_URL)")
     expect(err.message).not.toContain(secret)
+  })
+})
+
+describe("layers", () => {
+  test("setBy names who set exactly a path, or null for a default", async () => {
+    await using file = await tomlFile("[web]\nport = 9000\n[agent]\nnode_id = 'n1'\n")
+    const layered = loadLayeredConfig({
+      env: { CHIMERA_CONFIG_FILE: file.path, CHIMERA_WEB_PORT: "9100" },
+      flags: { web: { host: "127.0.0.2" } },
+      flagNames: { "web.host": "--host" },
+    })
+    expect(layered.file).toBe(file.path)
+    expect(layered.setBy("web.port")).toBe("CHIMERA_WEB_PORT")
+    expect(layered.setBy("web.host")).toBe("--host")
+    expect(layered.setBy("agent.node_id")).toBe(file.path)
+    expect(layered.setBy("agent.heartbeat_interval")).toBeNull()
+    expect(layered.setBy("log_level")).toBeNull()
+  })
+
+  test("a relative path in the file is read from the file's directory; from the environment, from the cwd", async () => {
+    await using file = await tomlFile('[nix]\nconfig_path = "fleet/default.nix"\n[ssh]\nidentity_file = "keys/id"\n')
+    const dir = file.path.slice(0, file.path.lastIndexOf("/"))
+    const config = loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } })
+    expect(config.nix.config_path).toBe(join(dir, "fleet/default.nix"))
+    expect(config.ssh.identity_file).toBe(join(dir, "keys/id"))
+    expect(config.ssh.known_hosts_file).toBe("")
+    const fromEnv = loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path, CHIMERA_NIX_CONFIG_PATH: "x.nix" } })
+    expect(fromEnv.nix.config_path).toBe("x.nix")
+  })
+
+  test("a file named by a flag replaces CHIMERA_CONFIG_FILE, and a missing one names the flag", async () => {
+    await using a = await tomlFile("[web]\nport = 9001\n")
+    await using b = await tomlFile("[web]\nport = 9002\n")
+    expect(loadConfig({ env: { CHIMERA_CONFIG_FILE: a.path }, file: b.path }).web.port).toBe(9002)
+    const err = configError(() => loadConfig({ env: {}, file: "/nonexistent/chimera.toml" }))
+    expect(err.message).toBe("config: cannot read /nonexistent/chimera.toml (from --config-file): no such file")
   })
 })

@@ -4,11 +4,13 @@
 // fails there with the field's path, where the value came from and what was expected, e.g.
 //   config: web.port: expected an integer from 1 to 65535, got "http" (from CHIMERA_WEB_PORT)
 // Unknown keys are errors, so a typo cannot silently fall back to a default. Secret values are never
-// echoed in an error. The process-level settings (CHIMERA_DATA_DIR, CHIMERA_DB, CHIMERA_URL,
+// echoed in an error. A relative path set in the file (nix.config_path, ssh.*_file) is read from the
+// file's directory, as a path in /etc/chimera/config.toml means one beside it; from the environment or
+// a flag it is read from the working directory. The process-level settings (CHIMERA_DATA_DIR, CHIMERA_DB, CHIMERA_URL,
 // CHIMERA_TOKEN, CHIMERA_CONFIG_FILE) are not sections; `dataDir` and `databaseUrl` resolve the first two.
 import { readFileSync } from "node:fs"
 import { homedir } from "node:os"
-import { join, resolve } from "node:path"
+import { dirname, join, resolve } from "node:path"
 import { z } from "zod"
 
 export class ConfigError extends Error {
@@ -157,15 +159,40 @@ export interface LoadConfigOptions {
   flags?: ConfigFlags
   /** How to name a flag in errors, by config path (e.g. `{ "web.port": "--port" }`); default `flag <path>`. */
   flagNames?: Record<string, string>
+  /** The file a flag names (the agent's --config-file); it replaces CHIMERA_CONFIG_FILE. */
+  file?: string
 }
 
-export function loadConfig({ env = process.env, flags = {}, flagNames = {} }: LoadConfigOptions = {}): ChimeraConfig {
+/** A configuration and where each of its values came from. */
+export interface LayeredConfig {
+  config: ChimeraConfig
+  /** The absolute path of the file read, if any. */
+  file: string | null
+  /** Who set exactly this path ("web.port"): the file's path, a variable's name or a flag; null: the default. */
+  setBy(path: string): string | null
+}
+
+/** Fields holding a path, read from the config file's directory when the file sets them. */
+const PATH_FIELDS = ["nix.config_path", "ssh.identity_file", "ssh.known_hosts_file"]
+
+export function loadConfig(options: LoadConfigOptions = {}): ChimeraConfig {
+  return loadLayeredConfig(options).config
+}
+
+export function loadLayeredConfig({
+  env = process.env,
+  flags = {},
+  flagNames = {},
+  file: fileFlag,
+}: LoadConfigOptions = {}): LayeredConfig {
   const merged: Tree = {}
   const sources = new Map<string, string>()
-  const file = env.CHIMERA_CONFIG_FILE
-  if (file) {
-    const path = resolve(file)
-    _merge(merged, _readToml(path), [], () => path, sources)
+  const file = fileFlag || env.CHIMERA_CONFIG_FILE
+  const path = file ? resolve(file) : null
+  if (path) {
+    const tree = _readToml(path, fileFlag ? "--config-file" : "CHIMERA_CONFIG_FILE")
+    _relativeTo(dirname(path), tree)
+    _merge(merged, tree, [], () => path, sources)
   }
   _merge(merged, _fromEnv(env), [], (p) => `CHIMERA_${p.join("_").toUpperCase()}`, sources)
   _merge(
@@ -177,7 +204,7 @@ export function loadConfig({ env = process.env, flags = {}, flagNames = {} }: Lo
   )
 
   const result = ChimeraConfig.safeParse(merged)
-  if (result.success) return result.data
+  if (result.success) return { config: result.data, file: path, setBy: (p) => sources.get(p) ?? null }
   throw new ConfigError(result.error.issues.map((issue) => _describe(issue, merged, sources)).join("\n"))
 }
 
@@ -192,13 +219,13 @@ export function databaseUrl(env: Env = process.env): string {
   return env.CHIMERA_DB || `sqlite://${join(dataDir(env), "chimera.db")}`
 }
 
-function _readToml(path: string): Tree {
+function _readToml(path: string, via: string): Tree {
   let text: string
   try {
     text = readFileSync(path, "utf8")
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message
-    throw new ConfigError(`config: cannot read ${path} (from CHIMERA_CONFIG_FILE): ${reason}`)
+    throw new ConfigError(`config: cannot read ${path} (from ${via}): ${reason}`)
   }
   try {
     return Bun.TOML.parse(text) as Tree
@@ -210,6 +237,17 @@ function _readToml(path: string): Tree {
       .replace(/"[^"\n]*"?/g, "…")
       .replace(/'[^'\n]{2,}'/g, "…")
     throw new ConfigError(`config: ${path}: invalid TOML: ${reason}`)
+  }
+}
+
+/** Resolves the relative paths the file sets against its directory (a wrong type is left for the schema). */
+function _relativeTo(dir: string, tree: Tree) {
+  for (const field of PATH_FIELDS) {
+    const [section = "", key = ""] = field.split(".")
+    const table = tree[section]
+    if (!_isTable(table)) continue
+    const value = table[key]
+    if (typeof value === "string" && value !== "") table[key] = resolve(dir, value)
   }
 }
 

@@ -1,33 +1,18 @@
 // How the CLI reaches the control plane: CHIMERA_URL (default http://127.0.0.1:8080) and a token:
 // CHIMERA_TOKEN, else the session `chimera login` stored for that URL, else the admin token in
-// $CHIMERA_DATA_DIR (on the control-plane host), through the typed client hc<AppType>, so the CLI and
-// the API cannot drift apart.
-import { readFileSync } from "node:fs"
-import { join } from "node:path"
+// $CHIMERA_DATA_DIR (on the control-plane host; credentials.ts), through the typed client
+// hc<AppType>, so the CLI and the API cannot drift apart.
 import { hc } from "hono/client"
 import { ApiErrorBody } from "../../protocol/errors.ts"
 import type { AppType } from "../api/app.ts"
-import { dataDir } from "../config.ts"
+import { controlCredential, controlUrl } from "./credentials.ts"
 import { CliError } from "./errors.ts"
-import { readTokenFile, tokenFilePath } from "./token-file.ts"
+import { announceIdentity } from "./identity.ts"
 
-export function controlUrl(env = process.env): string {
-  return (env.CHIMERA_URL || "http://127.0.0.1:8080").replace(/\/+$/, "")
-}
+export { controlUrl } from "./credentials.ts"
 
 export function controlToken(env = process.env): string {
-  if (env.CHIMERA_TOKEN) return env.CHIMERA_TOKEN.trim()
-  const stored = readTokenFile(controlUrl(env), env)
-  if (stored) return stored.token
-  const path = join(dataDir(env), "admin.token")
-  try {
-    return readFileSync(path, "utf8").trim()
-  } catch {
-    throw new CliError(
-      `no token: run \`chimera login\`, set CHIMERA_TOKEN, or run where the control plane keeps ${path} (looked in ${tokenFilePath(env)} too)`,
-      "E_NO_TOKEN",
-    )
-  }
+  return controlCredential(env).token
 }
 
 export function apiClient(env = process.env) {
@@ -50,6 +35,8 @@ export async function call<T>(
       "E_UNREACHABLE",
     )
   }
+  // --verbose says which identity acted, before anything the command prints.
+  await announceIdentity(url)
   if (res.ok) return res.json()
   const body = ApiErrorBody.safeParse(await res.json().catch(() => null))
   throw new CliError(

@@ -18,6 +18,10 @@ export const COMMANDS: Record<string, [description: string, load: Load]> = {
   ],
   login: ["Log in and keep the session token for later commands", () => def(import("./login.ts"), (m) => m.login)],
   logout: ["Revoke the stored session token and forget it", () => def(import("./login.ts"), (m) => m.logout)],
+  whoami: [
+    "Show the identity and control plane the CLI's commands use",
+    () => def(import("./whoami.ts"), (m) => m.default),
+  ],
   users: ["Local users: add, list, remove, passwd", () => def(import("./users.ts"), (m) => m.default)],
   tokens: ["API tokens for automation: create, list, revoke", () => def(import("./tokens.ts"), (m) => m.default)],
   audit: [

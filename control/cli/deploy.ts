@@ -8,13 +8,14 @@ import { SessionId } from "../../protocol/ids.ts"
 import { createNix } from "../adapters/nix.ts"
 import { type DeploymentRecord, deploy, type TargetResult } from "../domain/deploy.ts"
 import type { HealthCheck } from "../domain/health-check.ts"
+import { commandConfig, flagValue } from "./cli-config.ts"
 import { openCliStore } from "./cli-store.ts"
 import { deployViaControlPlane } from "./deploy-remote.ts"
 import { CliError } from "./errors.ts"
 import { color, printJson, printTable } from "./output.ts"
 import { desiredPublisher } from "./publish-desired.ts"
 import { ConfirmTimeout, MAX_CONFIRM_SECONDS, Seconds } from "./seconds-flag.ts"
-import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
+import { parseSshFlags, SSH_FLAG_NAMES, sshArgs, sshConfigFlags } from "./ssh-flags.ts"
 
 const DeployFlags = z
   .object({
@@ -67,13 +68,12 @@ export default defineCommand({
       description: "Command to run in nix-shell in the node's session after activation",
       required: false,
     },
-    config: {
+    config: { type: "string", alias: "c", description: "Nix file to build (default: nix.config_path, default.nix)" },
+    session: {
       type: "string",
-      alias: "c",
-      description: "Nix file to build (default: default.nix)",
-      default: "default.nix",
+      alias: "s",
+      description: "Remote tmux session for COMMAND (default: fleet.session_name, chimera-deploy)",
     },
-    session: { type: "string", alias: "s", description: "Remote tmux session for COMMAND", default: "chimera-deploy" },
     "dry-run": { type: "boolean", description: "Build and print the plan, change nothing" },
     force: { type: "boolean", description: "Deploy to targets already up to date too" },
     "confirm-timeout": {
@@ -93,15 +93,31 @@ export default defineCommand({
     ...sshArgs,
   },
   async run({ args }) {
+    const layered = commandConfig({
+      flags: {
+        ...sshConfigFlags(args),
+        nix: { config_path: flagValue(args.config) },
+        fleet: { session_name: flagValue(args.session) },
+      },
+      flagNames: { ...SSH_FLAG_NAMES, "nix.config_path": "--config", "fleet.session_name": "--session" },
+    })
+    const { config } = layered
     const parsed = DeployFlags.safeParse({
-      config: args.config,
-      session: args.session,
+      config: config.nix.config_path,
+      session: config.fleet.session_name,
       "confirm-timeout": args["confirm-timeout"],
       "health-timeout": args["health-timeout"],
       "health-cmd": asList(args["health-cmd"]),
       "health-url": asList(args["health-url"]),
     })
-    if (!parsed.success) throw new CliError(parsed.error.issues.map((i) => i.message).join("; "), "E_ARG")
+    if (!parsed.success) {
+      // The two settings the configuration may give are named with where their value came from.
+      const named = (i: { path: PropertyKey[]; message: string }) => {
+        const path = i.path[0] === "config" ? "nix.config_path" : i.path[0] === "session" ? "fleet.session_name" : null
+        return path ? `${path} (from ${layered.setBy(path) ?? "defaults"}): ${i.message}` : i.message
+      }
+      throw new CliError(parsed.error.issues.map(named).join("; "), "E_ARG")
+    }
     const f = parsed.data
     if (args["via-control-plane"]) {
       const record = await deployViaControlPlane({
@@ -122,7 +138,7 @@ export default defineCommand({
       if (record.status !== "succeeded" && record.status !== "planned") process.exitCode = 1
       return
     }
-    const ssh = await parseSshFlags(args)
+    const ssh = await parseSshFlags(args, config)
     const checks: HealthCheck[] = [
       ...f["health-cmd"].map((command) => ({ kind: "command" as const, command })),
       ...f["health-url"].map((url) => ({ kind: "http" as const, url })),

@@ -5,6 +5,7 @@ import { NodeId } from "../../protocol/ids.ts"
 import { EventType, type FleetEvent } from "../domain/events.ts"
 import { apiClient, call, controlToken, controlUrl } from "./client.ts"
 import { CliError } from "./errors.ts"
+import { announceIdentity } from "./identity.ts"
 import { color, printJson, printTable } from "./output.ts"
 
 const Types = z
@@ -64,6 +65,7 @@ export default defineCommand({
     }).catch((error: Error) => {
       throw new CliError(`cannot reach the control plane at ${controlUrl()} (${error.message})`, "E_UNREACHABLE")
     })
+    await announceIdentity(controlUrl())
     if (!res.ok || !res.body)
       throw new CliError(`the control plane answered ${res.status}: ${await res.text()}`, "E_API")
     let buffer = ""

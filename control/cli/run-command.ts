@@ -9,25 +9,36 @@ import { defineCommand } from "citty"
 import { z } from "zod"
 import { createNix, NixError } from "../adapters/nix.ts"
 import { runInNixShell } from "../domain/session-run.ts"
+import { commandConfig, flagValue } from "./cli-config.ts"
 import { CliError } from "./errors.ts"
 import { cliSessions, parseSessionName } from "./sessions.ts"
 
-const DEFAULT_CONFIG = "default.nix"
+// The session is the command's own (seed 000 gives `run` no configuration setting for it); the Nix
+// file is nix.config_path's unless --config names another.
 const DEFAULT_SESSION = "chimera-default"
 const ConfigPath = z.string().min(1, "expected a path to a Nix file")
 
 export default defineCommand({
   meta: { name: "run", description: "Run a command inside nix-shell CONFIG in a persistent tmux session" },
   args: {
-    config: { type: "string", alias: "c", description: `Nix config for nix-shell (default ${DEFAULT_CONFIG})` },
+    config: {
+      type: "string",
+      alias: "c",
+      description: "Nix config for nix-shell (default: nix.config_path, default.nix)",
+    },
     session: { type: "string", alias: "s", description: `Session name (default ${DEFAULT_SESSION})` },
     command: { type: "positional", description: "Command to run (put -- before one with flags)", required: false },
   },
   async run({ args }) {
     const command = args._.join(" ")
     if (!command.trim()) throw new CliError("COMMAND: expected a command to run, e.g. chimera run 'make test'", "E_ARG")
-    const config = ConfigPath.safeParse(args.config ?? DEFAULT_CONFIG)
-    if (!config.success) throw new CliError(`--config: ${config.error.issues[0]?.message}`, "E_ARG")
+    const layered = commandConfig({
+      flags: { nix: { config_path: flagValue(args.config) } },
+      flagNames: { "nix.config_path": "--config" },
+    })
+    const configSource = `--config or nix.config_path; this one from ${layered.setBy("nix.config_path") ?? "defaults"}`
+    const config = ConfigPath.safeParse(layered.config.nix.config_path)
+    if (!config.success) throw new CliError(`${config.error.issues[0]?.message} (${configSource})`, "E_ARG")
     const session = parseSessionName(args.session ?? DEFAULT_SESSION, "--session")
     // Resolved here: the session's shell may stand in any directory, the operator means this one.
     const configPath = resolve(config.data)
@@ -72,7 +83,7 @@ export default defineCommand({
     } catch (error) {
       stopSpinner()
       if (error instanceof NixError && error.code === "NOT_FOUND")
-        throw new CliError(`${error.message} (--config, default ${DEFAULT_CONFIG})`, "E_CONFIG")
+        throw new CliError(`${error.message} (${configSource})`, "E_CONFIG")
       throw error
     } finally {
       process.removeListener("SIGINT", onSigint)

@@ -22,7 +22,26 @@ async function usageFor(main: CommandDef, argv: string[]): Promise<string> {
   return useColor() ? usage : Bun.stripANSI(usage)
 }
 
+/** Exit status of a command whose reader went away: 128 + SIGPIPE, as the shell shows for `seq 1e9 | head -1`. */
+export const CLOSED_PIPE_STATUS = 141
+
+/**
+ * A reader that stops early (`chimera audit | head -1`) closes the pipe, and the next write fails with
+ * EPIPE. C tools die of SIGPIPE there; Bun ignores that signal, so the error would surface as a stack
+ * trace. The command ends instead as they do: quietly, with status 141, which `set -o pipefail`
+ * scripts see exactly as they see it from `cat` or `seq`.
+ */
+function _quietOnClosedPipe() {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "EPIPE") process.exit(CLOSED_PIPE_STATUS)
+      throw error
+    })
+  }
+}
+
 export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv: string[]): Promise<void> {
+  _quietOnClosedPipe()
   const main = command as unknown as CommandDef
   const argv = takeGlobalFlags(rawArgv)
   setLogLevel(flagLogLevel() ?? "WARNING")

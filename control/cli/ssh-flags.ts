@@ -1,7 +1,8 @@
 // The flags every SSH-driven command shares (exec, deploy, rollback, generations, watch): which targets,
 // how many at once, how long each may take, which key, which known_hosts file, whether new host keys
 // may be trusted. They are parsed once here, with zod, into resolved targets and executor options, so
-// the commands cannot disagree on defaults or on what a target string means.
+// the commands cannot disagree on defaults or on what a target string means. The key, known_hosts and
+// trust settings are the `[ssh]` section's flag layer: a flag wins over CHIMERA_SSH_* and the file.
 import { accessSync, constants } from "node:fs"
 import { z } from "zod"
 import {
@@ -14,8 +15,9 @@ import {
   type SshExecutorOptions,
   TargetError,
 } from "../adapters/ssh/index.ts"
-import { loadConfig } from "../config.ts"
+import type { ChimeraConfig } from "../config.ts"
 import type { Target } from "../domain/operation-ports.ts"
+import { commandConfig } from "./cli-config.ts"
 import { CliError } from "./errors.ts"
 
 export const sshArgs = {
@@ -86,7 +88,31 @@ export function executorOptions(flags: SshFlags): SshExecutorOptions {
   }
 }
 
-export async function parseSshFlags(args: Record<string, unknown>): Promise<ParsedSshFlags> {
+/** The `[ssh]` settings the flags give, as the config's flag layer (absent flags are left out). */
+export function sshConfigFlags(args: Record<string, unknown>) {
+  return {
+    ssh: {
+      identity_file: args.identity === undefined ? undefined : String(args.identity),
+      known_hosts_file: args["known-hosts"] === undefined ? undefined : String(args["known-hosts"]),
+      trust_new_hosts: typeof args["trust-new-hosts"] === "boolean" ? args["trust-new-hosts"] : undefined,
+    },
+  }
+}
+
+export const SSH_FLAG_NAMES = {
+  "ssh.identity_file": "--identity",
+  "ssh.known_hosts_file": "--known-hosts",
+  "ssh.trust_new_hosts": "--trust-new-hosts",
+}
+
+/**
+ * Targets and executor options from the flags, with `[fleet]` and `[ssh]` from `config`; a command
+ * that reads settings of its own loads the configuration once with them and passes it in.
+ */
+export async function parseSshFlags(
+  args: Record<string, unknown>,
+  config: ChimeraConfig = commandConfig({ flags: sshConfigFlags(args), flagNames: SSH_FLAG_NAMES }).config,
+): Promise<ParsedSshFlags> {
   const parsed = SshFlags.safeParse({
     targets: args.targets,
     parallel: args.parallel,
@@ -99,15 +125,20 @@ export async function parseSshFlags(args: Record<string, unknown>): Promise<Pars
     const issue = parsed.error.issues[0]
     throw new CliError(`--${String(issue?.path[0] ?? "flags")}: ${issue?.message ?? "invalid value"}`, "E_ARG")
   }
-  const flags = parsed.data
+  const flags = {
+    ...parsed.data,
+    identity: config.ssh.identity_file || undefined,
+    "known-hosts": config.ssh.known_hosts_file || undefined,
+    "trust-new-hosts": config.ssh.trust_new_hosts,
+  }
   if (flags.identity) {
     try {
       accessSync(flags.identity, constants.R_OK)
     } catch {
-      throw new CliError(`--identity: cannot read ${flags.identity}`, "E_ARG")
+      const by = parsed.data.identity === undefined ? "ssh.identity_file" : "--identity"
+      throw new CliError(`${by}: cannot read ${flags.identity}`, "E_ARG")
     }
   }
-  const config = loadConfig()
   let targets: Target[]
   try {
     const inventory = inventoryFromConfig(config)

@@ -4,14 +4,16 @@
 
 import { defineCommand } from "citty"
 import { CronJob } from "cron"
+import { SessionId } from "../../protocol/ids.ts"
 import { createLogger } from "../../protocol/log.ts"
 import { createNix } from "../adapters/nix.ts"
 import { intervalToCron, type WatchPass, watchOnce } from "../domain/watch.ts"
+import { commandConfig, flagValue } from "./cli-config.ts"
 import { openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
 import { color, printJson } from "./output.ts"
 import { ConfirmTimeout } from "./seconds-flag.ts"
-import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
+import { parseSshFlags, SSH_FLAG_NAMES, sshArgs, sshConfigFlags } from "./ssh-flags.ts"
 
 const log = createLogger("watch")
 
@@ -37,12 +39,19 @@ export default defineCommand({
     config: {
       type: "string",
       alias: "c",
-      description: "Nix file whose build is the expected closure",
-      default: "default.nix",
+      description: "Nix file whose build is the expected closure (default: nix.config_path, default.nix)",
     },
-    interval: { type: "string", alias: "i", description: "Seconds between checks", default: "10" },
+    interval: {
+      type: "string",
+      alias: "i",
+      description: "Seconds between checks (default: watch.interval_seconds, 10)",
+    },
     schedule: { type: "string", description: "A cron expression instead of --interval (6 fields: with seconds)" },
-    session: { type: "string", alias: "s", description: "Session name recorded for heals", default: "chimera-watch" },
+    session: {
+      type: "string",
+      alias: "s",
+      description: "Session name recorded for heals (default: watch.session_name, chimera-watch)",
+    },
     once: { type: "boolean", description: "Check once and exit 0 (congruent), 1 (healed) or 2 (not healed)" },
     "confirm-timeout": { type: "string", description: "Seconds a healed node waits for confirmation", default: "30" },
     json: { type: "boolean", description: "Print each pass as JSON" },
@@ -51,22 +60,43 @@ export default defineCommand({
     identity: { type: "string", description: sshArgs.identity.description },
   },
   async run({ args }) {
-    const ssh = await parseSshFlags(args)
+    const layered = commandConfig({
+      flags: {
+        ...sshConfigFlags(args),
+        nix: { config_path: flagValue(args.config) },
+        watch: { interval_seconds: flagValue(args.interval), session_name: flagValue(args.session) },
+      },
+      flagNames: {
+        ...SSH_FLAG_NAMES,
+        "nix.config_path": "--config",
+        "watch.interval_seconds": "--interval",
+        "watch.session_name": "--session",
+      },
+    })
+    const { config } = layered
+    const session = SessionId.safeParse(config.watch.session_name)
+    if (!session.success)
+      throw new CliError(
+        `watch.session_name (from ${layered.setBy("watch.session_name") ?? "defaults"}): ${session.error.issues[0]?.message}`,
+        "E_ARG",
+      )
+    const ssh = await parseSshFlags(args, config)
     const parsedConfirm = ConfirmTimeout.safeParse(args["confirm-timeout"])
     if (!parsedConfirm.success)
       throw new CliError(parsedConfirm.error.issues[0]?.message ?? "--confirm-timeout", "E_ARG")
     const confirm = parsedConfirm.data
-    const cronTime = args.schedule ?? intervalToCron(Number(args.interval))
+    const interval = config.watch.interval_seconds
+    const cronTime = args.schedule ?? intervalToCron(interval)
     if (!cronTime)
       throw new CliError(
-        `--interval ${args.interval}: expected seconds that divide a minute, an hour or a day; use --schedule for others`,
+        `watch.interval_seconds ${interval} (from ${layered.setBy("watch.interval_seconds") ?? "defaults"}): expected seconds that divide a minute, an hour or a day; use --schedule for others`,
         "E_ARG",
       )
     const store = await openCliStore()
     const opts = {
       targets: ssh.targets,
-      configPath: String(args.config),
-      session: String(args.session),
+      configPath: config.nix.config_path,
+      session: session.data,
       parallel: ssh.parallel,
       confirmTimeoutSeconds: confirm,
       healthChecks: [],
@@ -83,6 +113,12 @@ export default defineCommand({
         await exec.close()
       }
     }
+    log.info("watching", {
+      targets: ssh.targets.map((t) => t.name),
+      config: opts.configPath,
+      session: opts.session,
+      ...(args.schedule ? { schedule: cronTime } : { intervalSeconds: interval }),
+    })
     if (args.once) {
       const result = await pass().finally(() => store.close())
       process.exitCode = result.exitCode

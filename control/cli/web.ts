@@ -1,12 +1,15 @@
 // `chimera web`: the control plane (HTTP API, agent endpoints, later the dashboard) on one port.
 import { defineCommand } from "citty"
-import { setLogLevel } from "../../protocol/log.ts"
+import { createLogger } from "../../protocol/log.ts"
 import { commandTargetsFromConfig } from "../adapters/ssh/command-targets.ts"
-import { databaseUrl, dataDir, loadConfig } from "../config.ts"
+import { databaseUrl, dataDir } from "../config.ts"
+import { inactiveWarnings } from "../inactive-settings.ts"
 import { startControlPlane } from "../server.ts"
 import { trustSettings } from "../trust.ts"
-import { flagLogLevel } from "./globals.ts"
+import { commandConfig } from "./cli-config.ts"
 import { color } from "./output.ts"
+
+const log = createLogger("web")
 
 export default defineCommand({
   meta: { name: "web", description: "Start the control plane: API, agent endpoints and dashboard" },
@@ -15,17 +18,28 @@ export default defineCommand({
     port: { type: "string", alias: "p", description: "Port (default 8080)" },
   },
   async run({ args }) {
-    const config = loadConfig({
+    const layered = commandConfig({
       flags: { web: { host: args.host, port: args.port === undefined ? undefined : Number(args.port) } },
       flagNames: { "web.host": "--host", "web.port": "--port" },
     })
-    setLogLevel(flagLogLevel() ?? config.log_level)
+    const { config } = layered
+    for (const warning of inactiveWarnings(layered))
+      process.stderr.write(`${color.yellow("warning")} ${warning}
+`)
+    const trust = trustSettings(config)
+    log.info("settings", {
+      jwtTtlSeconds: trust.jwtTtlSeconds,
+      nodeRotationDays: trust.nodeCredentialRotationDays,
+      retentionCommandDays: config.retention.command_days,
+      rateLimits: trust.rateLimits,
+      fleetNodes: Object.keys(config.fleet.nodes),
+    })
     const cp = await startControlPlane({
       host: config.web.host,
       port: config.web.port,
       dataDir: dataDir(),
       databaseUrl: databaseUrl(),
-      trust: trustSettings(config),
+      trust,
       // CLI sessions go to the same tmux server as `chimera run` and `chimera attach`.
       cli: { tmuxSocket: process.env.CHIMERA_TMUX_SOCKET || undefined },
       commandTargets: commandTargetsFromConfig(config),

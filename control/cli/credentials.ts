@@ -1,0 +1,51 @@
+// Which credential the CLI sends to the control plane, and where it came from. Three sources, in this
+// order: CHIMERA_TOKEN (automation sets it on purpose, so it wins), the session `chimera login` stored
+// for this control plane's URL, then the admin token the control plane keeps in $CHIMERA_DATA_DIR (only
+// readable on its own host). The order means a login as a less privileged user takes over from the
+// local admin token on the same machine; `chimera whoami` and `--verbose` say which one is in use.
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { dataDir } from "../config.ts"
+import { CliError } from "./errors.ts"
+import { readTokenFile, tokenFilePath } from "./token-file.ts"
+
+type Env = Record<string, string | undefined>
+
+export type CredentialSource = "CHIMERA_TOKEN" | "login-session" | "admin-token-file"
+
+export interface Credential {
+  token: string
+  source: CredentialSource
+  /** The file it was read from (none for CHIMERA_TOKEN). */
+  path: string | null
+  /** When a login session ends (login sessions only). */
+  expiresAt: string | null
+}
+
+export function controlUrl(env: Env = process.env): string {
+  return (env.CHIMERA_URL || "http://127.0.0.1:8080").replace(/\/+$/, "")
+}
+
+export function controlCredential(env: Env = process.env): Credential {
+  if (env.CHIMERA_TOKEN)
+    return { token: env.CHIMERA_TOKEN.trim(), source: "CHIMERA_TOKEN", path: null, expiresAt: null }
+  const stored = readTokenFile(controlUrl(env), env)
+  if (stored)
+    return { token: stored.token, source: "login-session", path: tokenFilePath(env), expiresAt: stored.expiresAt }
+  const path = join(dataDir(env), "admin.token")
+  try {
+    return { token: readFileSync(path, "utf8").trim(), source: "admin-token-file", path, expiresAt: null }
+  } catch {
+    throw new CliError(
+      `no token: run \`chimera login\`, set CHIMERA_TOKEN, or run where the control plane keeps ${path} (looked in ${tokenFilePath(env)} too)`,
+      "E_NO_TOKEN",
+    )
+  }
+}
+
+/** "login session (~/.config/chimera/token, until …)", for people. */
+export function describeCredential(c: Credential): string {
+  if (c.source === "CHIMERA_TOKEN") return "CHIMERA_TOKEN (environment)"
+  if (c.source === "login-session") return `login session (${c.path}, until ${c.expiresAt})`
+  return `local admin token (${c.path})`
+}

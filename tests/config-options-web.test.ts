@@ -1,0 +1,368 @@
+// The control plane's settings ([web], [auth], [retention], [rate_limits]) through `chimera web` at each
+// layer (tests/support/config-layers.ts), and the sections it validates but does not act on yet
+// ([itsm], [notifications]), which it names at start. What is observed is what the control plane
+// does: the address it listens on, the session length it grants, the rate limits it answers with; for
+// the settings that only show over days or whole windows, its own `settings` line at INFO. [mcp] is
+// read by `chimera mcp`, the MCP server, observed by the address it serves on.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { addUser, call, enrollNode, heartbeatBody, PASSWORD } from "./support/auth.ts"
+import { baseEnv, type Group, type Layer, logLines, type Setup, table, UNCHECKED } from "./support/config-layers.ts"
+import { freePort } from "./support/control-plane.ts"
+import { type AddressClaim, claimAddresses } from "./support/loopback.ts"
+import { run } from "./support/tools.ts"
+import { waitFor } from "./support/wait.ts"
+
+setDefaultTimeout(240_000)
+
+const MAIN = join(import.meta.dir, "../control/main.ts")
+
+let work: string
+let hosts: AddressClaim[]
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "chimera-config-web-"))
+  hosts = claimAddresses(3)
+})
+afterAll(async () => {
+  for (const h of hosts ?? []) h.release()
+  if (work) await rm(work, { recursive: true, force: true })
+})
+
+const layered = <O>(group: Group<O>) => table(group, { workDir: () => work })
+
+interface WebObs {
+  url: string
+  settings: Record<string, unknown>
+  sessionSeconds: number
+  limit: { api: number; login: number; agent: number }
+}
+
+const webPorts = new Map<Layer, number>()
+
+async function web(s: Setup): Promise<WebObs> {
+  const defaultPort = freePort()
+  // The defaults (127.0.0.1:8080) are not bound here: other processes on this machine may hold 8080.
+  const flags = s.layer === "default" ? ["--host", "127.0.0.1", "--port", String(defaultPort)] : []
+  const proc = Bun.spawn([process.execPath, MAIN, "-v", "web", ...flags, ...s.flags], {
+    env: s.env,
+    stdout: "pipe",
+    stderr: "pipe",
+  })
+  try {
+    const stdout = proc.stdout.getReader()
+    let out = ""
+    while (!out.includes("\n")) {
+      const { value, done } = await stdout.read()
+      if (done) throw new Error(`chimera web exited: ${await new Response(proc.stderr).text()}`)
+      out += new TextDecoder().decode(value)
+    }
+    stdout.releaseLock()
+    const url = /on (http:\/\/\S+)/.exec(out)?.[1] ?? ""
+    await waitFor(
+      "the control plane's health",
+      () =>
+        fetch(`${url}/api/health`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      Boolean,
+    )
+    const admin = (await Bun.file(join(s.env.CHIMERA_DATA_DIR ?? "", "admin.token")).text()).trim()
+    const cp = { url, adminToken: admin } as Parameters<typeof addUser>[0]
+    await addUser(cp, "alice", "viewer")
+    const login = await call(cp, null, "POST", "/api/auth/login", { username: "alice", password: PASSWORD })
+    const { expiresAt } = (await login.json()) as { expiresAt: string }
+    const nodes = await call(cp, admin, "GET", "/api/nodes")
+    const credential = await enrollNode(cp, "limits-node")
+    const agentCall = await call(
+      cp,
+      credential,
+      "POST",
+      "/api/agent/limits-node/heartbeat",
+      heartbeatBody("limits-node"),
+    )
+    proc.kill("SIGTERM")
+    await proc.exited
+    const stderr = await new Response(proc.stderr).text()
+    const settings = logLines(stderr).find((l) => l.msg === "settings")
+    if (!settings) throw new Error(`no settings line:\n${stderr}`)
+    return {
+      url: url.replace(String(defaultPort), "DEFAULT-TEST-PORT"),
+      settings,
+      sessionSeconds: Math.round((Date.parse(expiresAt) - Date.now()) / 60_000) * 60,
+      limit: {
+        api: Number(nodes.headers.get("x-ratelimit-limit")),
+        login: Number(login.headers.get("x-ratelimit-limit")),
+        agent: Number(agentCall.headers.get("x-ratelimit-limit")),
+      },
+    }
+  } finally {
+    if (proc.exitCode === null) proc.kill("SIGKILL")
+  }
+}
+
+const rateLimit = (name: string) => (o: WebObs) =>
+  (o.settings.rateLimits as Record<string, { limit: number; windowMs: number }>)[name]?.limit
+
+layered<WebObs>({
+  name: "chimera web",
+  rows: [
+    {
+      option: "web.host",
+      file: "HOST-FILE",
+      env: "HOST-ENV",
+      flag: ["--host", "HOST-FLAG"],
+      expect: { default: UNCHECKED, file: "HOST-FILE", env: "HOST-ENV", flag: "HOST-FLAG" },
+      observe: (o) => hostLabel(new URL(o.url).hostname),
+    },
+    {
+      option: "web.port",
+      file: "PORT-FILE",
+      env: "PORT-ENV",
+      flag: ["--port", "PORT-FLAG"],
+      expect: { default: UNCHECKED, file: "file", env: "env", flag: "flag" },
+      observe: (o) => [...webPorts].find(([, p]) => p === Number(new URL(o.url).port))?.[0],
+    },
+    {
+      option: "auth.jwt_ttl_seconds",
+      file: 600,
+      env: "1200",
+      expect: { default: 3600, file: 600, env: 1200 },
+      observe: (o) => o.sessionSeconds,
+    },
+    {
+      option: "rate_limits.api",
+      file: 1001,
+      env: "1002",
+      expect: { default: 300, file: 1001, env: 1002 },
+      observe: (o) => o.limit.api,
+    },
+    {
+      option: "rate_limits.login",
+      file: 21,
+      env: "22",
+      expect: { default: 10, file: 21, env: 22 },
+      observe: (o) => o.limit.login,
+    },
+    {
+      option: "rate_limits.agent",
+      file: 2001,
+      env: "2002",
+      expect: { default: 1200, file: 2001, env: 2002 },
+      observe: (o) => o.limit.agent,
+    },
+    // These take effect in the long run (days, whole windows, WebSocket and session counts); what shows
+    // at start is the control plane's own statement of them, its `settings` line at INFO.
+    {
+      option: "auth.node_credential_rotation_days",
+      file: 7,
+      env: "0",
+      expect: { default: 30, file: 7, env: 0 },
+      observe: (o) => o.settings.nodeRotationDays,
+    },
+    {
+      option: "retention.command_days",
+      file: 3,
+      env: "0",
+      expect: { default: 30, file: 3, env: 0 },
+      observe: (o) => o.settings.retentionCommandDays,
+    },
+    {
+      option: "rate_limits.window_seconds",
+      file: 120,
+      env: "30",
+      expect: { default: 60_000, file: 120_000, env: 30_000 },
+      observe: (o) => (o.settings.rateLimits as Record<string, { windowMs: number }>).api?.windowMs,
+    },
+    {
+      option: "rate_limits.sessions",
+      file: 4,
+      env: "5",
+      expect: { default: 10, file: 4, env: 5 },
+      observe: rateLimit("sessions"),
+    },
+    {
+      option: "rate_limits.commands",
+      file: 40,
+      env: "50",
+      expect: { default: 60, file: 40, env: 50 },
+      observe: rateLimit("commands"),
+    },
+    {
+      option: "rate_limits.websocket",
+      file: 400,
+      env: "500",
+      expect: { default: 100, file: 400, env: 500 },
+      observe: rateLimit("websocket"),
+    },
+  ],
+  async run(s) {
+    // Each layer its own address and port, so where the control plane listens shows which one won.
+    const spell = (v: string) =>
+      v
+        .replace("HOST-FILE", hostOf("file"))
+        .replace("HOST-ENV", hostOf("env"))
+        .replace("HOST-FLAG", hostOf("flag"))
+        .replace(/"?PORT-(FILE|ENV|FLAG)"?/, (_, l: string) => String(portOf(l.toLowerCase() as Layer)))
+    if (s.env.CHIMERA_CONFIG_FILE)
+      await writeFile(s.env.CHIMERA_CONFIG_FILE, spell(await Bun.file(s.env.CHIMERA_CONFIG_FILE).text()))
+    for (const name of ["CHIMERA_WEB_HOST", "CHIMERA_WEB_PORT"]) if (s.env[name]) s.env[name] = spell(s.env[name])
+    s.flags = s.flags.map(spell)
+    return web(s)
+  },
+})
+
+const hostOf = (layer: Layer) => hosts[["file", "env", "flag"].indexOf(layer)]?.address ?? ""
+const hostLabel = (address: string) =>
+  ({ [hostOf("file")]: "HOST-FILE", [hostOf("env")]: "HOST-ENV", [hostOf("flag")]: "HOST-FLAG" })[address] ?? address
+function portOf(layer: Layer): number {
+  if (!webPorts.has(layer)) webPorts.set(layer, freePort())
+  return webPorts.get(layer) as number
+}
+
+/** `chimera mcp` over HTTP: where it says it serves, then that it answers there. */
+async function mcp(s: Setup): Promise<{ url: string }> {
+  const defaultPort = freePort()
+  // The default (localhost:8765) is not bound here: another process on this machine may hold it.
+  const flags = s.layer === "default" ? ["--host", "127.0.0.1", "--port", String(defaultPort)] : []
+  const proc = Bun.spawn([process.execPath, MAIN, "mcp", ...flags, ...s.flags], {
+    env: { ...s.env, CHIMERA_URL: "http://127.0.0.1:1" },
+    stdout: "ignore",
+    stderr: "pipe",
+  })
+  try {
+    const reader = proc.stderr.getReader()
+    let text = ""
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read()
+      if (done) throw new Error(`chimera mcp exited: ${text}`)
+      text += new TextDecoder().decode(value)
+    }
+    const url = /on (http:\/\/\S+?),/.exec(text)?.[1] ?? text
+    // Without a credential the MCP endpoint answers 401 itself, before asking the control plane.
+    const answer = await fetch(url, { method: "GET" })
+    return { url: `${new URL(url).hostname}:${new URL(url).port} ${answer.status === 401 ? "answers" : answer.status}` }
+  } finally {
+    proc.kill("SIGTERM")
+    await proc.exited
+  }
+}
+
+layered<{ url: string }>({
+  name: "chimera mcp",
+  rows: [
+    {
+      option: "mcp.host",
+      file: "HOST-FILE",
+      env: "HOST-ENV",
+      flag: ["--host", "HOST-FLAG"],
+      expect: { default: UNCHECKED, file: "HOST-FILE", env: "HOST-ENV", flag: "HOST-FLAG" },
+      observe: (o) => hostLabel(o.url.split(":")[0] ?? ""),
+    },
+    {
+      option: "mcp.port",
+      file: "PORT-FILE",
+      env: "PORT-ENV",
+      flag: ["--port", "PORT-FLAG"],
+      expect: { default: UNCHECKED, file: "file answers", env: "env answers", flag: "flag answers" },
+      observe: (o) => {
+        const [address = "", status = ""] = o.url.split(" ")
+        return `${[...mcpPorts].find(([, p]) => p === Number(address.split(":")[1]))?.[0]} ${status}`
+      },
+    },
+  ],
+  async run(s) {
+    const spell = (v: string) =>
+      v
+        .replace("HOST-FILE", hostOf("file"))
+        .replace("HOST-ENV", hostOf("env"))
+        .replace("HOST-FLAG", hostOf("flag"))
+        .replace(/"?PORT-(FILE|ENV|FLAG)"?/, (_, l: string) => String(mcpPortOf(l.toLowerCase() as Layer)))
+    if (s.env.CHIMERA_CONFIG_FILE)
+      await writeFile(s.env.CHIMERA_CONFIG_FILE, spell(await Bun.file(s.env.CHIMERA_CONFIG_FILE).text()))
+    for (const name of ["CHIMERA_MCP_HOST", "CHIMERA_MCP_PORT"]) if (s.env[name]) s.env[name] = spell(s.env[name])
+    s.flags = s.flags.map(spell)
+    return mcp(s)
+  },
+})
+
+const mcpPorts = new Map<Layer, number>()
+function mcpPortOf(layer: Layer): number {
+  if (!mcpPorts.has(layer)) mcpPorts.set(layer, freePort())
+  return mcpPorts.get(layer) as number
+}
+
+describe("sections not active yet", () => {
+  test("[itsm] and [notifications] are checked, and named at start as not active yet; [mcp] is not named", async () => {
+    const dir = join(work, "inactive")
+    await mkdir(join(dir, "etc"), { recursive: true })
+    const file = join(dir, "etc", "chimera.toml")
+    await writeFile(
+      file,
+      '[mcp]\nport = 9999\n[notifications]\nemail_to = "ops@example.org"\nslack_webhook_url = "https://hooks.example/secret-path"\n',
+    )
+    const port = freePort()
+    const env = { ...(await baseEnv(dir)), CHIMERA_CONFIG_FILE: file, CHIMERA_ITSM_PROVIDER: "jira" }
+    const proc = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
+      env,
+      stdout: "ignore",
+      stderr: "pipe",
+    })
+    try {
+      await waitFor(
+        "the control plane's health",
+        () =>
+          fetch(`http://127.0.0.1:${port}/api/health`).then(
+            (r) => r.ok,
+            () => false,
+          ),
+        Boolean,
+        60_000,
+      )
+    } finally {
+      proc.kill("SIGTERM")
+      await proc.exited
+    }
+    const stderr = await new Response(proc.stderr).text()
+    expect(stderr).not.toContain("[mcp]")
+    expect(stderr).toContain("[itsm] is not active yet")
+    expect(stderr).toContain("itsm.provider (from CHIMERA_ITSM_PROVIDER)")
+    expect(stderr).toContain(`notifications.slack_webhook_url (from ${file}), notifications.email_to (from ${file})`)
+    expect(stderr).not.toContain("secret-path")
+    // A bad value in an inactive section still stops the start: validated, not ignored.
+    const bad = await run([process.execPath, MAIN, "web", "--port", String(port)], {
+      env: { ...env, CHIMERA_NOTIFICATIONS_EMAIL_SMTP_PORT: "smtp" },
+    })
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toContain("notifications.email_smtp_port: expected an integer from 1 to 65535")
+  })
+
+  test("without a config file or variables, the control plane warns about nothing", async () => {
+    const dir = join(work, "quiet")
+    const port = freePort()
+    const proc = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
+      env: await baseEnv(dir),
+      stdout: "ignore",
+      stderr: "pipe",
+    })
+    try {
+      await waitFor(
+        "the control plane's health",
+        () =>
+          fetch(`http://127.0.0.1:${port}/api/health`).then(
+            (r) => r.ok,
+            () => false,
+          ),
+        Boolean,
+        60_000,
+      )
+    } finally {
+      proc.kill("SIGTERM")
+      await proc.exited
+    }
+    expect(await new Response(proc.stderr).text()).toBe("")
+  })
+})
