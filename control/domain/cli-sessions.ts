@@ -26,7 +26,7 @@ import type {
   SessionEvent,
   SessionFilter,
 } from "./cli-session-model.ts"
-import { assessCommand, type CommandAssessment } from "./command-registry.ts"
+import { assessCommand, type CommandAssessment } from "./command-assessment.ts"
 import { ChimeraError } from "./errors.ts"
 import type { Clock, UserPrincipal } from "./ports.ts"
 
