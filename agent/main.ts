@@ -4,6 +4,7 @@
 // heartbeats, long-polls for commands and sends the spool. Without --control-url (and $CHIMERA_URL) it
 // runs standalone: it enforces --desired or the desired closure it stored last, and spools reports.
 // It imports nothing from control/ and no HTTP framework, so the compiled agent stays small.
+import { rmSync } from "node:fs"
 import { hostname } from "node:os"
 import { defineCommand, runMain } from "citty"
 import type { AgentPhase } from "../protocol/agent.ts"
@@ -33,6 +34,10 @@ export interface AgentHandle {
 
 export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
   setLogLevel(options.logLevel)
+  if (options.joinTokenSource === "flag")
+    log.warn(
+      "the join token is on the command line, where every local user can read it (ps, /proc/PID/cmdline) for as long as the agent runs; pass it with --join-token-file PATH, --join-token-file - (stdin) or CHIMERA_JOIN_TOKEN",
+    )
   const stateDir = openStateDir(options.stateDir)
   // Fail at start, not in a retry loop, when this node can never talk to its control plane.
   const credential = options.controlUrl ? storedCredential(stateDir, options.nodeId, options.joinToken) : null
@@ -94,6 +99,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
         })
       }
       if (bearer === null || ac.signal.aborted) return
+      if (options.joinTokenFileToDelete !== null) forgetJoinTokenFile(options.joinTokenFileToDelete)
       sender = startReportSender(spool, client)
       commands = startCommandLoop(client, reconciler)
       heartbeat = startHeartbeat({
@@ -138,6 +144,16 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
       spool.close()
       log.info("stopped", { nodeId: options.nodeId })
     },
+  }
+}
+
+/** The join token is single use: once enrolled, its file is only a secret lying around. */
+function forgetJoinTokenFile(path: string) {
+  try {
+    rmSync(path, { force: true })
+    log.info("join token file deleted (--delete-join-token-file)", { path })
+  } catch (error) {
+    log.warn("join token file not deleted; delete it by hand", { path, error })
   }
 }
 
