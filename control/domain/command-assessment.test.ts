@@ -283,6 +283,17 @@ describe("the allow-list holds for generated lines", () => {
     )
   })
 
+  test("any text at all gets a rating and a reason, never an exception", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ maxLength: 200 }), fc.string({ unit: "binary", maxLength: 200 })), (line) => {
+        const a = assessCommand(line)
+        expect(["low", "medium", "high"]).toContain(a.risk)
+        if (a.risk === "high") expect(a.reasons.length).toBeGreaterThan(0)
+      }),
+      { numRuns: 5000 },
+    )
+  })
+
   test("everyday commands joined any way stay at their riskiest part, never high", () => {
     fc.assert(
       fc.property(
