@@ -6,8 +6,8 @@
 // line must parse in the conservative shell subset of shell-words.ts (no expansions, substitutions,
 // groups, here-documents, …); each simple command must be, past allowed assignments and wrappers, a
 // program the registry lists, named plainly or by a path in a system bin directory, used only with
-// the flags, subcommands and operands its entry names; each write redirection must go to /dev/null,
-// a plain name in the working directory or /tmp/NAME. Anything else is high, whatever it would do:
+// the flags, subcommands and operands its entry names; each write, by redirection or by a program,
+// must go to /dev/null or a plain name in /tmp. Anything else is high, whatever it would do:
 // what is not understood is not guessed at. The line is as risky as its riskiest part.
 
 import { type ReadArguments, readArguments } from "./command-flags.ts"
@@ -167,6 +167,10 @@ function assessProgram(program: string, entry: RegistryEntry, words: Word[]): Co
   const loose = read.operands.find((w) => w.glob && !/^\.?\//.test(w.raw))
   if (loose)
     return high(program, args, `${program} ${loose.raw}: a glob that could expand to a flag (start it with / or ./)`)
+  // Where the operands are counted or matched, a glob could bring more, or others, than were typed.
+  const bounded = entry.maxOperands !== undefined || entry.operands !== undefined
+  const counted = bounded && read.operands.find((w) => w.glob)
+  if (counted) return high(program, args, `${program} ${counted.raw}: a glob where the operands are bounded`)
   if (entry.maxOperands !== undefined && read.operands.length > entry.maxOperands)
     return high(
       program,
@@ -176,8 +180,9 @@ function assessProgram(program: string, entry: RegistryEntry, words: Word[]): Co
   const odd = entry.operands && read.operands.find((w) => !entry.operands?.test(w.text))
   if (odd) return high(program, args, `${program} ${odd.raw}: not an operand known to be safe for ${program}`)
 
-  if (entry.needs !== undefined && !read.flags.includes(entry.needs))
-    return high(program, args, `${program} without ${entry.needs}: ${entry.description.toLowerCase()}`)
+  const needed = entry.needs
+  if (needed && !read.flags.some((f) => needed.includes(f.replace(/=.*$/s, ""))))
+    return high(program, args, `${program} without ${needed.join(" or ")}: ${entry.description.toLowerCase()}`)
   const outside = unknownWrite(entry, read)
   if (outside !== null) return high(program, args, `${program} writes to ${outside}: ${PLACES}`)
 
@@ -238,15 +243,15 @@ const DISCARDED = new Set(["/dev/null", "/dev/stdout", "/dev/stderr", "-"])
 const COMPONENT = /^[A-Za-z0-9_][A-Za-z0-9._@+:,=-]*$/
 
 /**
- * Whether a command may write PATH at low or medium risk: a plain name in the working directory or in
- * /tmp, one component, so no directory on the way can be a link elsewhere (and the programs that make
- * links are high). `/tmp/../etc`, `//etc`, `/tmp/a/b`, `~/.bashrc`, `.profile`, `/proc/self/root/…`
- * and every other path are not known places, so a write there is high.
+ * Whether a command may write PATH at low or medium risk: a plain name directly in /tmp, so no
+ * directory on the way can be a link elsewhere (the programs that make links are high, and the kernel
+ * follows no other user's link in a sticky directory). Not the working directory: `cd` moves it
+ * anywhere, and a session keeps it from one command to the next. `notes.txt`, `/tmp/../etc`, `//etc`,
+ * `/tmp/a/b`, `~/.bashrc`, `/proc/self/root/…` and every other path are not known places.
  */
 export function knownPlace(path: string): boolean {
   if (DISCARDED.has(path)) return true
-  const name = path.startsWith("/tmp/") ? path.slice(5) : path.replace(/^\.\//, "")
-  return COMPONENT.test(name)
+  return path.startsWith("/tmp/") && COMPONENT.test(path.slice(5))
 }
 
 /** How risky a redirection is: null for reads and discards, medium for a write to a known place. */
@@ -262,7 +267,7 @@ function redirectRisk(r: Redirect): { risk: RiskLevel; reason: string } | null {
   return { risk: "high", reason: `writes to ${r.target.raw}: ${PLACES}` }
 }
 
-const PLACES = "only /dev/null and a plain name in the working directory or /tmp are known places to write"
+const PLACES = "only /dev/null and a plain name directly in /tmp are known places to write"
 
 /** The first path a file-changing program would write outside the known places, if any. */
 function unknownWrite(entry: RegistryEntry, read: ReadArguments): string | null {
@@ -270,11 +275,14 @@ function unknownWrite(entry: RegistryEntry, read: ReadArguments): string | null 
   if (!w) return null
   const flagged = read.values.filter((v) => w.flags?.includes(v.flag)).map((v) => v.value)
   const operands = read.operands.map((o) => o.text)
+  const byReference = read.flags.some((f) => f.startsWith("--reference"))
   const targets =
-    w.operands === "all"
+    w.operands === "all" || (w.operands === "rest" && byReference)
       ? [...flagged, ...operands]
-      : w.operands === "last" && flagged.length === 0
-        ? operands.slice(-1)
-        : flagged
+      : w.operands === "rest"
+        ? [...flagged, ...operands.slice(1)]
+        : w.operands === "last" && flagged.length === 0
+          ? operands.slice(-1)
+          : flagged
   return targets.find((t) => !knownPlace(t)) ?? null
 }

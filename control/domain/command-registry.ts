@@ -33,13 +33,14 @@ export interface RegistryEntry {
   /** The risk with no subcommand at all (default: the entry's own). */
   bare?: RiskLevel
   /**
-   * Where the program writes: all its operands (`tee`, `chmod`), the last one (`cp`'s destination),
-   * the values of these flags (`-o`, `--directory`), or both. Each such path must be a known place
-   * (command-assessment.ts), as for `>`; a `last` program given a target flag writes only there.
+   * Where the program writes: all its operands (`tee`), all but the first (`chmod MODE FILE…`, unless
+   * --reference names the mode), the last one (`cp`'s destination), the values of these flags (`-o`,
+   * `--directory`), or both. Each such path must be a known place (command-assessment.ts), as for `>`;
+   * a `last` program given a target flag writes only there.
    */
-  writes?: { operands?: "all" | "last"; flags?: string[] }
-  /** A flag without which the program is high (`nix-build --no-out-link`: no link left behind). */
-  needs?: string
+  writes?: { operands?: "all" | "rest" | "last"; flags?: string[] }
+  /** Flags of which one must be given, or the program is high (`nix-build --no-out-link`). */
+  needs?: string[]
   /** A signal given as a flag (`-9`, `-TERM`) is a flag like the others. */
   signals?: boolean
   /** Arguments that change the risk (`nix-store --delete` raises it, `-q` lowers it). */
@@ -255,13 +256,16 @@ export const REGISTRY: Record<string, RegistryEntry> = {
     long: "--tcp --udp --listening --numeric --processes --all --extended --memory --info --summary --unix --raw --no-header --resolve --oneline",
   }),
   ping: READ("networking", "Send ICMP echo requests", { short: "46nqc:i:W:w:s:" }),
-  // -K reads options (an output file among them) from a config; not listed.
+  // -K reads options (an output file among them) from a config, -O names the file after the URL in the
+  // working directory: neither is listed.
   curl: e("networking", "Transfer data from or to a URL", "medium", {
     writes: { flags: ["-o", "--output"] },
-    short: "sSfLIivkOo:H:X:d:u:m:w:A:e:",
-    long: "--silent --show-error --fail --location --head --include --verbose --insecure --output: --remote-name --header: --request: --data: --data-raw: --json: --user: --max-time: --connect-timeout: --retry: --write-out: --user-agent: --compressed",
+    short: "sSfLIivko:H:X:d:u:m:w:A:e:",
+    long: "--silent --show-error --fail --location --head --include --verbose --insecure --output: --header: --request: --data: --data-raw: --json: --user: --max-time: --connect-timeout: --retry: --write-out: --user-agent: --compressed",
   }),
-  wget: e("networking", "Download files", "medium", {
+  // Without -O or -P it writes into the working directory under a name the URL chooses.
+  wget: e("networking", "Download files (with -O or -P)", "medium", {
+    needs: ["-O", "--output-document", "-P", "--directory-prefix"],
     writes: { flags: ["-O", "--output-document", "-P", "--directory-prefix"] },
     short: "qcSO:T:t:P:",
     long: "--quiet --continue --spider --server-response --output-document: --timeout: --tries: --directory-prefix: --no-check-certificate",
@@ -296,12 +300,12 @@ export const REGISTRY: Record<string, RegistryEntry> = {
     long: "--append",
   }),
   chmod: e("filesystem.permissions", "Change file modes", "medium", {
-    writes: { operands: "all" },
+    writes: { operands: "rest" },
     short: "Rvcf",
     long: "--recursive --verbose --changes --silent --reference:",
   }),
   chown: e("filesystem.permissions", "Change file owners", "medium", {
-    writes: { operands: "all" },
+    writes: { operands: "rest" },
     short: "RvcfhHLP",
     long: "--recursive --verbose --changes --silent --no-dereference --reference: --from:",
   }),
@@ -358,7 +362,8 @@ export const REGISTRY: Record<string, RegistryEntry> = {
     long: "--flake: --show-trace --fast --upgrade --rollback --install-bootloader --specialisation: --profile-name: --keep-going --max-jobs: --no-build-nix --target-host: --build-host: --use-remote-sudo",
     bare: "low",
     subcommands: {
-      build: "low",
+      // `build` leaves a `result` link whose target the configuration chooses; dry-build does not.
+      build: "high",
       "dry-build": "low",
       "dry-activate": "low",
       "list-generations": "low",
@@ -406,7 +411,7 @@ export const REGISTRY: Record<string, RegistryEntry> = {
   "nix-build": e("nix.build", "Build a Nix expression (with --no-out-link)", "medium", {
     short: "A:EkI:j:",
     long: "--attr: --expr --no-out-link --dry-run --show-trace --keep-going --cores: --max-jobs: --check",
-    needs: "--no-out-link",
+    needs: ["--no-out-link"],
   }),
   "nix-shell": HIGH("nix.build", "Start a shell with a derivation's environment (runs --run text)"),
   "nix-collect-garbage": HIGH("nix.store", "Delete unreachable store paths"),
