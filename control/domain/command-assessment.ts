@@ -183,6 +183,8 @@ function assessProgram(program: string, entry: RegistryEntry, words: Word[]): Co
   const needed = entry.needs
   if (needed && !read.flags.some((f) => needed.includes(f.replace(/=.*$/s, ""))))
     return high(program, args, `${program} without ${needed.join(" or ")}: ${entry.description.toLowerCase()}`)
+  const profile = read.values.find((v) => entry.profiles?.includes(v.flag) && !PROFILE.test(v.value))
+  if (profile) return high(program, args, `${program} ${profile.flag} ${profile.value}: a profile outside ${PROFILES}`)
   const outside = unknownWrite(entry, read)
   if (outside !== null) return high(program, args, `${program} writes to ${outside}: ${PLACES}`)
 
@@ -208,9 +210,11 @@ function assessProgram(program: string, entry: RegistryEntry, words: Word[]): Co
   return { program, args, risk, reason }
 }
 
-/** systemd targets that power off, reboot or isolate the machine whatever verb starts them. */
+/** systemd units that power off, reboot or isolate the machine whatever verb starts them. */
 const POWER_UNITS =
-  /^(reboot|poweroff|halt|kexec|rescue|emergency|shutdown|sleep|suspend|hibernate|hybrid-sleep|suspend-then-hibernate|soft-reboot|ctrl-alt-del|default|initrd-switch-root)(\.target)?$/
+  /^(systemd-)?(reboot|poweroff|halt|kexec|rescue|emergency|shutdown|sleep|suspend|hibernate|hybrid-sleep|suspend-then-hibernate|soft-reboot|ctrl-alt-del|default|exit|final|umount|initrd-switch-root)(\.target|\.service)?$/
+const PROFILES = "/nix/var/nix/profiles"
+const PROFILE = /^\/nix\/var\/nix\/profiles(\/[A-Za-z0-9_][A-Za-z0-9._-]*)+$/
 /** `ip OBJECT [VERB]`: only these verbs (or none) only read. */
 const IP_READ = new Set(["show", "list", "ls", "lst", "get", "help"])
 
@@ -232,8 +236,9 @@ function judgeSubcommand(
   const known = Object.hasOwn(entry.subcommands, sub.text) ? entry.subcommands[sub.text] : undefined
   if (!known) return { risk: "high", reason: `${program} ${sub.text}: not a verb known to be safe` }
   if (program === "systemctl" && riskier(known, "high")) {
-    const unit = operands.slice(1).find((u) => POWER_UNITS.test(u.text))
-    if (unit) return { risk: "high", reason: `systemctl ${sub.text} ${unit.text} reaches a power or rescue target` }
+    // systemctl matches a quoted glob against loaded units itself: `'reb*'` is reboot.target.
+    const unit = operands.slice(1).find((u) => POWER_UNITS.test(u.text) || /[*?[]/.test(u.text))
+    if (unit) return { risk: "high", reason: `systemctl ${sub.text} ${unit.text} may reach a power or rescue unit` }
   }
   return { risk: known, reason: `${program} ${sub.text}` }
 }

@@ -39,6 +39,8 @@ export interface RegistryEntry {
    * a `last` program given a target flag writes only there.
    */
   writes?: { operands?: "all" | "rest" | "last"; flags?: string[] }
+  /** Flags whose value is a profile the program makes links in: only under /nix/var/nix/profiles. */
+  profiles?: string[]
   /** Flags of which one must be given, or the program is high (`nix-build --no-out-link`). */
   needs?: string[]
   /** A signal given as a flag (`-9`, `-TERM`) is a flag like the others. */
@@ -196,11 +198,11 @@ export const REGISTRY: Record<string, RegistryEntry> = {
   }),
   gzip: e("filesystem.change", "Compress files", "medium", {
     writes: { operands: "all" },
-    short: "cdfklnNqrtv123456789S:",
+    short: "cdfklnqrtv123456789",
   }),
   gunzip: e("filesystem.change", "Decompress files", "medium", {
     writes: { operands: "all" },
-    short: "cfklnNqrtvS:",
+    short: "cfklnqrtv",
   }),
   sysctl: READ("system.kernel", "Read kernel parameters (writing them is high)", {
     short: "abeNnqr:",
@@ -375,8 +377,8 @@ export const REGISTRY: Record<string, RegistryEntry> = {
   "nixos-version": READ("nix.system", "Print the NixOS version", { long: "--json --hash --revision" }),
   // No --option (it can set a build hook that runs as root) and no unsafe-evaluation settings.
   nix: e("nix", "The Nix command (verbs not listed are high)", "high", {
-    short: "rhLSsvo:f:",
-    long: "--json --raw --recursive --derivation --impure --print-build-logs --show-trace --no-link --out-link: --expr --file: --offline --closure-size --size --human-readable --all --verbose --quiet --dry-run --extra-experimental-features: --apply: --read-only --pretty?",
+    short: "rhLSsvf:",
+    long: "--json --raw --recursive --derivation --impure --print-build-logs --show-trace --no-link --expr --file: --offline --closure-size --size --human-readable --all --verbose --quiet --dry-run --extra-experimental-features: --apply: --read-only --pretty?",
     bare: "low",
     subcommands: {
       eval: "low",
@@ -397,7 +399,10 @@ export const REGISTRY: Record<string, RegistryEntry> = {
       { pattern: /^(--delete|--gc)$/, risk: "high" },
     ],
   }),
-  "nix-env": e("nix.profile", "Manipulate Nix profiles", "medium", {
+  // A profile is a chain of links ending in a store path (which may itself be a link anywhere): one
+  // made in /tmp would let a later medium write there land wherever the chosen path points.
+  "nix-env": e("nix.profile", "Manipulate Nix profiles (under /nix/var/nix/profiles)", "medium", {
+    profiles: ["-p", "--profile"],
     short: "qiuePasAG:p:f:",
     long: "--query --list-generations --profile: --installed --available --attr-path --out-path --description --json --install --upgrade --uninstall --set --rollback --switch-generation: --delete-generations --file: --attr",
     riskyFlags: [
@@ -441,8 +446,20 @@ export const REGISTRY: Record<string, RegistryEntry> = {
 export function registryListing() {
   const commands = Object.fromEntries(
     Object.entries(REGISTRY).map(([name, entry]) => {
-      const { subcommands, riskyFlags, short, long, operands, maxOperands, bare, signals, writes, needs, ...rest } =
-        entry
+      const {
+        subcommands,
+        riskyFlags,
+        short,
+        long,
+        operands,
+        maxOperands,
+        bare,
+        signals,
+        writes,
+        needs,
+        profiles,
+        ...rest
+      } = entry
       return [
         name,
         {
