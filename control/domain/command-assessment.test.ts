@@ -25,6 +25,7 @@ const EVERYDAY: [string, "low" | "medium"][] = [
   ["ls -la /var/log", "low"],
   ["ls -la /var/log 2>/dev/null | head -n 20", "low"],
   ["ls /var/log/*.log", "low"],
+  ["cd /var/log && ls -la *.log", "low"],
   ["ps aux | grep nginx", "low"],
   ["free -m; uptime; df -h", "low"],
   ["ip addr show", "low"],

@@ -163,8 +163,9 @@ function assessProgram(program: string, entry: RegistryEntry, words: Word[]): Co
   if (read.unknown) return high(program, args, read.unknown)
   const globbed = read.flagWords.find((w) => w.glob)
   if (globbed) return high(program, args, `${program} ${globbed.raw}: a glob where a flag or its value goes`)
-  // A glob expands to file names, and a file named `-rf` or `--to-command=sh` would become a flag.
-  const loose = read.operands.find((w) => w.glob && !/^\.?\//.test(w.raw))
+  // A glob expands to file names, and a file named `-rf` or `--to-command=sh` would become a flag
+  // (harmless only where every flag is: `ls *.log`).
+  const loose = entry.short !== "*" && read.operands.find((w) => w.glob && !/^\.?\//.test(w.raw))
   if (loose)
     return high(program, args, `${program} ${loose.raw}: a glob that could expand to a flag (start it with / or ./)`)
   // Where the operands are counted or matched, a glob could bring more, or others, than were typed.
