@@ -115,6 +115,16 @@ describe("the agent's join token", () => {
     await Promise.all([a.enrolled(), b.enrolled()])
     expect(commandLine(a.proc.pid)).not.toContain(viaStdin)
     expect(commandLine(b.proc.pid)).not.toContain(viaEnv)
+    // Nor does it reach what the agent runs: a relayed command sees no CHIMERA_JOIN_TOKEN.
+    const relayed = await c.api("/api/fleet/run", {
+      method: "POST",
+      body: JSON.stringify({ command: "printenv; echo end", nodes: ["jt-env"], timeout: 20 }),
+    })
+    const out = ((await relayed.json()) as { results: { status: string; stdout: string }[] }).results[0]
+    expect(out?.status).toBe("ok")
+    expect(out?.stdout).toContain("end")
+    expect(out?.stdout).not.toContain("CHIMERA_JOIN_TOKEN")
+    expect(out?.stdout).not.toContain(viaEnv)
     for (const log of [await a.stop(), await b.stop()]) expect(log).not.toContain("on the command line")
   })
 

@@ -168,7 +168,10 @@ export const agentCommand = defineCommand({
     })
     let agent: AgentHandle
     try {
-      agent = await runAgent(await parseAgentOptions(args))
+      const options = await parseAgentOptions(args)
+      // Read once; the programs the agent runs (relayed commands, activations) inherit its environment.
+      delete process.env.CHIMERA_JOIN_TOKEN
+      agent = await runAgent(options)
     } catch (err) {
       // Configuration errors are the operator's to fix: one line, no stack, exit 1.
       if (err instanceof Error && "code" in err && typeof err.code === "string" && err.code.startsWith("E_")) {
