@@ -31,7 +31,7 @@ export function storedCredential(stateDir: StateDir, nodeId: NodeId, joinToken: 
   if (stored) return stored.credential
   if (joinToken === null)
     throw new EnrollmentError(
-      `node ${nodeId} is not enrolled (no credential in ${stateDir.path}) and no join token was given: pass --join-token, --join-token-file or CHIMERA_JOIN_TOKEN (create one with \`chimera nodes join-token\`)`,
+      `node ${nodeId} is not enrolled (no credential in ${stateDir.path}) and no join token was given: pass --join-token-file PATH (- for stdin) or CHIMERA_JOIN_TOKEN (create one with \`chimera nodes join-token\`)`,
     )
   return null
 }

@@ -5,6 +5,7 @@
 // runs standalone: it enforces --desired or the desired closure it stored last, and spools reports.
 // It imports nothing from control/ but the configuration schema (control/config.ts, zod and node:
 // only) and no HTTP framework, so the compiled agent stays small.
+import { rmSync } from "node:fs"
 import { hostname } from "node:os"
 import { defineCommand, runMain } from "citty"
 import type { AgentPhase } from "../protocol/agent.ts"
@@ -34,6 +35,10 @@ export interface AgentHandle {
 
 export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
   setLogLevel(options.logLevel)
+  if (options.joinTokenSource === "flag")
+    log.warn(
+      "the join token is on the command line, where every local user can read it (ps, /proc/PID/cmdline) for as long as the agent runs; pass it with --join-token-file PATH, --join-token-file - (stdin) or CHIMERA_JOIN_TOKEN",
+    )
   const stateDir = openStateDir(options.stateDir)
   // Fail at start, not in a retry loop, when this node can never talk to its control plane.
   const credential = options.controlUrl ? storedCredential(stateDir, options.nodeId, options.joinToken) : null
@@ -98,6 +103,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
         })
       }
       if (bearer === null || ac.signal.aborted) return
+      if (options.joinTokenFileToDelete !== null) forgetJoinTokenFile(options.joinTokenFileToDelete)
       sender = startReportSender(spool, client)
       commands = startCommandLoop(client, reconciler)
       heartbeat = startHeartbeat({
@@ -145,6 +151,16 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
   }
 }
 
+/** The join token is single use: once enrolled, its file is only a secret lying around. */
+function forgetJoinTokenFile(path: string) {
+  try {
+    rmSync(path, { force: true })
+    log.info("join token file deleted (--delete-join-token-file)", { path })
+  } catch (error) {
+    log.warn("join token file not deleted; delete it by hand", { path, error })
+  }
+}
+
 export const agentCommand = defineCommand({
   meta: { name: "agent", version: VERSION, description: "Start the node agent daemon" },
   args: agentArgs,
@@ -156,7 +172,10 @@ export const agentCommand = defineCommand({
     })
     let agent: AgentHandle
     try {
-      agent = await runAgent(await parseAgentOptions(args))
+      const options = await parseAgentOptions(args)
+      // Read once; the programs the agent runs (relayed commands, activations) inherit its environment.
+      delete process.env.CHIMERA_JOIN_TOKEN
+      agent = await runAgent(options)
     } catch (err) {
       // Configuration errors are the operator's to fix: one line, no stack, exit 1.
       if (err instanceof Error && "code" in err && typeof err.code === "string" && err.code.startsWith("E_")) {

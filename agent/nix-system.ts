@@ -138,7 +138,7 @@ export async function runCommand(cmd: string[], timeoutSeconds?: number): Promis
   let timedOut = false
   try {
     // Its own process group, so that a timeout takes its children too (they would hold the pipes open).
-    proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true })
+    proc = Bun.spawn(cmd, { env: process.env, stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true })
   } catch (err) {
     return { code: 127, output: `could not run ${cmd[0]}: ${(err as Error).message}` }
   }

@@ -24,6 +24,8 @@ describe("agent options", () => {
       watch: true,
       controlUrl: null,
       joinToken: null,
+      joinTokenSource: null,
+      joinTokenFileToDelete: null,
       stateDir: "/var/lib/chimera-agent",
       systemProfile: "/nix/var/nix/profiles/system",
       currentSystem: "/run/current-system",

@@ -43,8 +43,23 @@ export const agentArgs = {
     default: true,
   },
   "control-url": { type: "string", description: "Control plane URL (default: $CHIMERA_URL)", valueHint: "URL" },
-  "join-token": { type: "string", description: "Join token for the first enrollment (or $CHIMERA_JOIN_TOKEN)" },
-  "join-token-file": { type: "string", description: "Read the join token from this file", valueHint: "PATH" },
+  // The token's ways in, safest first: a process's command line is readable by every local user (ps),
+  // its environment and its files are not.
+  "join-token-file": {
+    type: "string",
+    description: "Read the join token for the first enrolment from this file (`-`: stdin), or set $CHIMERA_JOIN_TOKEN",
+    valueHint: "PATH",
+  },
+  "delete-join-token-file": {
+    type: "boolean",
+    description: "Delete the --join-token-file once this node is enrolled (the token is single use)",
+    default: false,
+  },
+  "join-token": {
+    type: "string",
+    description: "Join token on the command line (avoid: every local user can read it with ps)",
+    valueHint: "TOKEN",
+  },
   "state-dir": {
     type: "string",
     description: "Credential, desired closure and report spool",
@@ -73,7 +88,8 @@ const Flags = z.object({
   watch: z.boolean(),
   "control-url": Optional(z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })),
   "join-token": Optional(z.string().min(1, "must not be empty")),
-  "join-token-file": Optional(AbsolutePath),
+  "join-token-file": Optional(z.union([z.literal("-"), AbsolutePath])),
+  "delete-join-token-file": z.boolean(),
   "config-file": z.string().optional(),
   "state-dir": AbsolutePath,
   "system-profile": AbsolutePath,
@@ -95,6 +111,10 @@ export interface AgentOptions {
   watch: boolean
   controlUrl: string | null
   joinToken: string | null
+  /** Where the join token came from; `flag` earns a warning, since argv is public on the host. */
+  joinTokenSource: "flag" | "file" | "stdin" | "env" | null
+  /** The file to delete once enrolled (--delete-join-token-file), or null. */
+  joinTokenFileToDelete: string | null
   stateDir: string
   systemProfile: string
   currentSystem: string
@@ -123,11 +143,12 @@ type FromConfig = keyof typeof FROM_CONFIG
 
 /**
  * Parses citty's raw args (kebab-case keys) plus the environment and the config file; reads
- * --join-token-file.
+ * --join-token-file (`-`: stdin).
  */
 export async function parseAgentOptions(
   raw: Record<string, unknown>,
   env: Record<string, string | undefined> = process.env,
+  stdin: () => Promise<string> = () => Bun.stdin.text(),
 ): Promise<AgentOptions> {
   const input: Record<string, unknown> = {}
   for (const name of Object.keys(agentArgs)) input[name] = raw[name] === "" ? undefined : raw[name]
@@ -160,6 +181,14 @@ export async function parseAgentOptions(
     throw new AgentOptionsError(`${where ? where.path : `--${flag}`}: ${issue?.message ?? "invalid value"}${got}`)
   }
   const f = parsed.data
+  const file = f["join-token-file"]
+  if (f["delete-join-token-file"] && (file === null || file === "-"))
+    throw new AgentOptionsError("--delete-join-token-file: needs --join-token-file PATH (a file, not stdin)")
+  const fromFile = file === null ? null : await _tokenFromFile(file, stdin)
+  const fromEnv = env.CHIMERA_JOIN_TOKEN || null
+  const joinToken = f["join-token"] ?? fromFile ?? fromEnv
+  const joinTokenSource =
+    f["join-token"] !== null ? "flag" : fromFile !== null ? (file === "-" ? "stdin" : "file") : fromEnv ? "env" : null
   return {
     nodeId: f["node-id"],
     heartbeatSeconds: f.heartbeat,
@@ -167,7 +196,9 @@ export async function parseAgentOptions(
     autoHeal: f["auto-heal"],
     watch: f.watch,
     controlUrl: f["control-url"],
-    joinToken: f["join-token"] ?? (await _tokenFromFile(f["join-token-file"])) ?? (env.CHIMERA_JOIN_TOKEN || null),
+    joinToken,
+    joinTokenSource,
+    joinTokenFileToDelete: f["delete-join-token-file"] ? file : null,
     stateDir: f["state-dir"],
     systemProfile: f["system-profile"],
     currentSystem: f["current-system"],
@@ -195,15 +226,15 @@ function _at(layered: LayeredConfig, path: string): unknown {
 }
 
 // The NixOS module hands the token over as a file (systemd LoadCredential / agenix), never on argv.
-async function _tokenFromFile(path: string | null): Promise<string | null> {
-  if (path === null) return null
+async function _tokenFromFile(path: string, stdin: () => Promise<string>): Promise<string> {
+  const where = path === "-" ? "stdin" : path
   let text: string
   try {
-    text = await Bun.file(path).text()
+    text = path === "-" ? await stdin() : await Bun.file(path).text()
   } catch (err) {
-    throw new AgentOptionsError(`--join-token-file: cannot read ${path}: ${(err as Error).message}`)
+    throw new AgentOptionsError(`--join-token-file: cannot read ${where}: ${(err as Error).message}`)
   }
   const token = text.trim()
-  if (!token) throw new AgentOptionsError(`--join-token-file: ${path} is empty`)
+  if (!token) throw new AgentOptionsError(`--join-token-file: ${where} is empty`)
   return token
 }

@@ -110,6 +110,8 @@ async function runIn(cwd: string, command: string, opts: RunOptions, t0: number)
   try {
     proc = Bun.spawn([opts.shell ?? "/bin/sh", "-c", command], {
       cwd,
+      // The live environment, from which main.ts removed the join token (Bun's default is the one at start).
+      env: process.env,
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",

@@ -6,6 +6,7 @@ import { websocket } from "hono/bun"
 import { createLogger } from "../protocol/log.ts"
 import { createEventBus } from "./adapters/event-bus.ts"
 import { createNix } from "./adapters/nix.ts"
+import { currentProcessInstance } from "./adapters/process-instance.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
 import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
@@ -13,6 +14,7 @@ import { createTmuxSessions } from "./adapters/tmux.ts"
 import { createApp } from "./api/app.ts"
 import { undeclaredRoutes } from "./api/route-permissions.ts"
 import { createProviders } from "./domain/cli-providers.ts"
+import { endLeftoverCliSessions } from "./domain/cli-session-leftovers.ts"
 import { createCliSessions } from "./domain/cli-sessions.ts"
 import { type CommandTargets, createCommandService } from "./domain/command-service.ts"
 import { createFleet } from "./domain/fleet.ts"
@@ -92,7 +94,9 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     providers: createProviders({ clock, path: opts.cli?.providerPath }),
     clock,
     dataDir: opts.dataDir,
+    instance: currentProcessInstance(),
   })
+  await endLeftoverCliSessions(cli, trust.audit)
   // With several replicas (PostgreSQL) an ack may land on another one: relays also read the store.
   const relay = createRelay({ fleet, store, clock, pollFallbackMs: dialect === "postgres" ? 250 : null })
   const operations = createFleetOperations({

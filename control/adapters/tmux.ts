@@ -34,7 +34,9 @@ export type TmuxSessions = SessionPort & {
 }
 
 const NO_SERVER = /no server running|error connecting to|server exited unexpectedly/
-const FORMAT = "#{session_name}\t#{session_created}\t#{session_attached}\t#{session_windows}"
+// The owner is kept in user options of the session itself, so it survives the process that made it.
+const FORMAT =
+  "#{session_name}\t#{session_created}\t#{session_attached}\t#{session_windows}\t#{@chimera-instance}\t#{@chimera-user}"
 
 const passedEnv = () =>
   Object.fromEntries(
@@ -83,11 +85,12 @@ export function createTmuxSessions(opts: TmuxOptions = {}): TmuxSessions {
       .split("\n")
       .filter(Boolean)
       .flatMap((line) => {
-        const [name = "", created = "0", attached = "0", windows = "0"] = line.split("\t")
+        const [name = "", created = "0", attached = "0", windows = "0", instance = "", user = ""] = line.split("\t")
         const id = SessionId.safeParse(name)
         if (!id.success) return []
         const createdAt = new Date(Number(created) * 1000).toISOString()
-        return [{ id: id.data, createdAt, attached: Number(attached) > 0, windows: Number(windows) }]
+        const owner = instance ? { instance, user } : null
+        return [{ id: id.data, createdAt, attached: Number(attached) > 0, windows: Number(windows), owner }]
       })
   }
 
@@ -141,6 +144,11 @@ export function createTmuxSessions(opts: TmuxOptions = {}): TmuxSessions {
       // A wide pane keeps long output lines whole for capture-pane; attaching resizes it anyway.
       const r = await tmux(["new-session", "-d", "-s", name, "-x", "200", "-y", "50", ...cwd, ...vars, ...command])
       if (r.code === 0) {
+        // A crash between these two calls leaves a session without an owner, which a later start ends.
+        if (start.owner) {
+          await tmuxOk(["set-option", "-t", `=${name}:`, "@chimera-instance", start.owner.instance])
+          await tmuxOk(["set-option", "-t", `=${name}:`, "@chimera-user", start.owner.user])
+        }
         log.info("session created", { session: name })
         return true
       }

@@ -8,6 +8,7 @@ import { Hono } from "hono"
 import { openTestStore } from "../../tests/support/store.ts"
 import { createEventBus } from "../adapters/event-bus.ts"
 import { createNix } from "../adapters/nix.ts"
+import { currentProcessInstance } from "../adapters/process-instance.ts"
 import { commandStore } from "../adapters/store/command-store.ts"
 import { deploymentStore } from "../adapters/store/deployment-store.ts"
 import type { sqlStore } from "../adapters/store/sql-store.ts"
@@ -69,6 +70,7 @@ beforeAll(async () => {
     providers: createProviders({ clock }),
     clock,
     dataDir: dir,
+    instance: currentProcessInstance(),
   })
   const commands = createCommandService({ targets: null, store: commandStore(db), clock })
   const relay = createRelay({ fleet, store, clock, pollFallbackMs: null })

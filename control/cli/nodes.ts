@@ -113,8 +113,9 @@ const joinToken = defineCommand({
     }
     if (args.json) return printJson(token)
     process.stdout.write(`${token.token}\n`)
+    // In the environment, not on the command line: every local user can read a process's argv (ps).
     process.stderr.write(
-      `${color.dim(`single use, expires ${token.expiresAt}. On the node:`)}\n  chimera-agent --node-id ${nodeId ?? "NODE"} --control-url ${controlUrl()} --join-token ${token.token}\n`,
+      `${color.dim(`single use, expires ${token.expiresAt}. On the node:`)}\n  CHIMERA_JOIN_TOKEN=${token.token} chimera-agent --node-id ${nodeId ?? "NODE"} --control-url ${controlUrl()}\n${color.dim("or --join-token-file PATH (- for stdin); on NixOS services.chimera-agent.joinTokenFile")}\n`,
     )
   },
 })

@@ -12,6 +12,15 @@ export type CliTmuxPort = SessionPort & {
   processId(id: SessionId): Promise<number | null>
 }
 
+/**
+ * This process, as a tag that outlives it (adapters/process-instance.ts): CLI sessions carry their
+ * maker's, so a later start can tell the sessions of a control plane that died from a running one's.
+ */
+export interface ProcessInstance {
+  id: string
+  isRunning(id: string): boolean
+}
+
 export const CliSessionStatus = z.enum(["initializing", "ready", "processing", "idle", "error", "terminated"])
 export type CliSessionStatus = z.infer<typeof CliSessionStatus>
 

@@ -8,7 +8,8 @@
 // Who may do what: opening a bash session or a tool with its prompts off needs cli:full_access; only
 // the owner (or a holder of cli:full_access) sees or uses a session; every command is first assessed
 // by the command registry and needs commands:run, or commands:run-high when it is high risk. Sessions
-// and their bounded history live in memory: they end with the control plane, which kills them on stop.
+// and their bounded history live in memory: they end with the control plane, which kills them on stop,
+// and a control plane that died without stopping has its sessions ended by the next start.
 import { randomBytes } from "node:crypto"
 import { stat } from "node:fs/promises"
 import { homedir } from "node:os"
@@ -18,15 +19,17 @@ import { createLogger } from "../../protocol/log.ts"
 import { can, leastRoleFor, type Permission } from "./auth/roles.ts"
 import { createHistory, type History, type HistoryEntry, type HistoryQuery } from "./cli-history.ts"
 import type { ProviderName, Providers } from "./cli-providers.ts"
+import { endLeftoverSessions } from "./cli-session-leftovers.ts"
 import type {
   CliSessionStatus,
   CliTmuxPort,
   NewCliSession,
+  ProcessInstance,
   RunOutcome,
   SessionEvent,
   SessionFilter,
 } from "./cli-session-model.ts"
-import { assessCommand, type CommandAssessment } from "./command-registry.ts"
+import { assessCommand, type CommandAssessment } from "./command-assessment.ts"
 import { ChimeraError } from "./errors.ts"
 import type { Clock, UserPrincipal } from "./ports.ts"
 
@@ -40,6 +43,8 @@ export interface CliSessionsOptions {
   dataDir: string
   /** Live sessions on this host at most (seed 002's processLimit). */
   processLimit?: number
+  /** This process, tagged on each session so a later start can end the ones it leaves behind. */
+  instance: ProcessInstance
 }
 
 interface Session {
@@ -79,7 +84,14 @@ export function permissionFor(assessment: CommandAssessment): Permission {
   return assessment.risk === "high" ? "commands:run-high" : "commands:run"
 }
 
-export function createCliSessions({ tmux, providers, clock, dataDir, processLimit = 20 }: CliSessionsOptions) {
+export function createCliSessions({
+  tmux,
+  providers,
+  clock,
+  dataDir,
+  processLimit = 20,
+  instance,
+}: CliSessionsOptions) {
   const sessions = new Map<SessionId, Session>()
   const startedAt = clock.now()
   let created = 0
@@ -266,7 +278,7 @@ export function createCliSessions({ tmux, providers, clock, dataDir, processLimi
       sessions.set(id, s)
       try {
         const argv = providers.argv(input.cli_tool, found.path, { model: input.model, fullAccess: input.full_access })
-        await tmux.createSession(id, { cwd, command: argv })
+        await tmux.createSession(id, { cwd, command: argv, owner: { instance: instance.id, user: who.name } })
       } catch (error) {
         sessions.delete(id)
         throw error
@@ -397,6 +409,9 @@ export function createCliSessions({ tmux, providers, clock, dataDir, processLimi
         },
       }
     },
+
+    /** Ends the sessions a control plane that died left on this host (call once, at start). */
+    endLeftovers: () => endLeftoverSessions(tmux, instance),
 
     /** Kills every session this control plane opened (on stop). */
     async closeAll(): Promise<void> {

@@ -1,17 +1,10 @@
-// The command registry (seed 001): what the commands an operator or an AI agent types are, and how
-// risky each is. Every door that runs a command (the command API, CLI sessions, MCP, chat, RPC) asks
-// `assessCommand` first and needs `commands:run` for low and medium risk, `commands:run-high` for high
-// (DESIGN.md, "one safe door"). The assessment reads the whole line: each simple command between
-// `;`, `&&`, `||`, `|`, `&` and newlines, past `sudo`/`env`/`nohup`-style wrappers; the line is as
-// risky as its riskiest part.
-//
-// It fails closed. A program it does not know is high. So is whatever it cannot read with certainty:
-// a program name that is computed, quoted, escaped or globbed (`$X`, `r\m`, `/???/bin/r?`, `rm{,}`),
-// a shell keyword or function definition in command position, command or process substitution,
-// here-documents, a nested shell or `eval`, programs that run other programs from their arguments
-// (awk's system(), sed's `e`, nix-shell --run, tmux), assignments to variables that change what runs
-// (PATH, LD_*, BASH_ENV, *OPEN, *PAGER, …), and redirections that write outside the working directory
-// and /tmp. Subcommands are judged against an allowlist where one exists (systemctl, ip, nix).
+// The command registry: the programs an operator or an AI agent may type, how risky each is, and the
+// flags and subcommands known to keep it so. It is an allow-list (command-assessment.ts applies it):
+// a program not listed here is high, and so is a listed one used with a flag, a subcommand or an
+// operand the entry does not name. `short` is getopt-style (`n:` takes a value); `long` lists whole
+// names (`--lines:` takes a value, `--color?` an optional `=value`, `-name:` a single-dash word as
+// find and test use them); `*` means the program has no flag that writes, deletes or runs anything.
+// Entries list only what they have checked: a flag missing here is one nobody has shown to be safe.
 import { z } from "zod"
 
 export const RiskLevel = z.enum(["low", "medium", "high"])
@@ -28,9 +21,31 @@ export interface RegistryEntry {
   output_format: "text" | "tabular" | "json" | "none"
   risk_level: RiskLevel
   common_options?: CommandOption[]
-  /** Subcommands (first non-flag argument) whose risk differs from the entry's own. */
+  /** Short flags known to be safe, getopt-style (`n:` takes a value); `*`: any flag. */
+  short?: string
+  /** Long flags known to be safe: `--name`, `--name:` (takes a value), `--name?` (optional `=value`). */
+  long?: string
+  /** Every operand must match (else high); `maxOperands` bounds how many. */
+  operands?: RegExp
+  maxOperands?: number
+  /** Subcommands (first operand): only these are known; any other is high. */
   subcommands?: Record<string, RiskLevel>
-  /** Flags that raise the risk (e.g. `rm -r`), matched against each argument. */
+  /** The risk with no subcommand at all (default: the entry's own). */
+  bare?: RiskLevel
+  /**
+   * Where the program writes: all its operands (`tee`), all but the first (`chmod MODE FILE…`, unless
+   * --reference names the mode), the last one (`cp`'s destination), the values of these flags (`-o`,
+   * `--directory`), or both. Each such path must be a known place (command-assessment.ts), as for `>`;
+   * a `last` program given a target flag writes only there.
+   */
+  writes?: { operands?: "all" | "rest" | "last"; flags?: string[] }
+  /** Flags whose value is a profile the program makes links in: only under /nix/var/nix/profiles. */
+  profiles?: string[]
+  /** Flags of which one must be given, or the program is high (`nix-build --no-out-link`). */
+  needs?: string[]
+  /** A signal given as a flag (`-9`, `-TERM`) is a flag like the others. */
+  signals?: boolean
+  /** Arguments that change the risk (`nix-store --delete` raises it, `-q` lowers it). */
   riskyFlags?: { pattern: RegExp; risk: RiskLevel }[]
 }
 
@@ -43,124 +58,277 @@ const e = (
 
 const READ = (category: string, description: string, more: Partial<RegistryEntry> = {}) =>
   e(category, description, "low", more)
+/** Reads only, whatever its flags. */
+const ANY = { short: "*" }
+/** A program that runs or changes things and is therefore high whatever follows it. */
+const HIGH = (category: string, description: string) => e(category, description, "high")
+
+const SYSTEMCTL_FLAGS =
+  "--no-pager --no-legend --plain --full --all --failed --value --quiet --user --system --recursive --lines: --output: --property: --type: --state:"
 
 export const REGISTRY: Record<string, RegistryEntry> = {
   ls: READ("filesystem.content", "List directory contents", {
     output_format: "tabular",
+    ...ANY,
     common_options: [
       { flag: "-l", description: "Long format" },
       { flag: "-a", description: "Show hidden files" },
     ],
   }),
-  pwd: READ("filesystem.navigation", "Print the working directory"),
-  cd: READ("filesystem.navigation", "Change the working directory (persists in a session)"),
-  cat: READ("filesystem.content", "Print files"),
-  head: READ("filesystem.content", "Print the first lines of files"),
-  tail: READ("filesystem.content", "Print the last lines of files"),
-  less: READ("filesystem.content", "Page through files"),
-  grep: READ("text.search", "Search text for a pattern"),
-  find: READ("filesystem.search", "Find files", {
-    riskyFlags: [{ pattern: /^-(delete|exec|execdir|ok)$/, risk: "high" }],
+  pwd: READ("filesystem.navigation", "Print the working directory", { short: "LP", maxOperands: 0 }),
+  cd: READ("filesystem.navigation", "Change the working directory (persists in a session)", {
+    short: "LP",
+    maxOperands: 1,
   }),
-  wc: READ("text.analysis", "Count lines, words and bytes"),
-  sort: READ("text.transform", "Sort lines"),
-  uniq: READ("text.transform", "Collapse repeated lines"),
-  cut: READ("text.transform", "Select fields from lines"),
+  cat: READ("filesystem.content", "Print files", ANY),
+  head: READ("filesystem.content", "Print the first lines of files", ANY),
+  tail: READ("filesystem.content", "Print the last lines of files", ANY),
+  // `+cmd` runs a less command (`+!sh`), -o/-O write a log file, -k reads key bindings.
+  less: READ("filesystem.content", "Page through files", {
+    short: "FRSXNimn",
+    riskyFlags: [{ pattern: /^\+/, risk: "high" }],
+  }),
+  grep: READ("text.search", "Search text for a pattern", ANY),
+  find: READ("filesystem.search", "Find files (-exec, -delete and -fprint are high)", {
+    short: "HLP",
+    long: "-name: -iname: -path: -ipath: -type: -xtype: -maxdepth: -mindepth: -mtime: -mmin: -atime: -amin: -ctime: -cmin: -newer: -size: -user: -group: -uid: -gid: -perm: -links: -inum: -samefile: -regex: -iregex: -regextype: -printf: -print -print0 -ls -prune -empty -xdev -mount -readable -writable -executable -nouser -nogroup -daystart -follow -not -a -o -and -or -true -false",
+  }),
+  wc: READ("text.analysis", "Count lines, words and bytes", ANY),
+  // -o writes a file; --compress-program runs one.
+  sort: READ("text.transform", "Sort lines", {
+    short: "bdfgihMnRrsuVzk:t:S:",
+    long: "--reverse --numeric-sort --human-numeric-sort --unique --key: --field-separator: --ignore-case --version-sort --stable --zero-terminated --general-numeric-sort --month-sort",
+  }),
+  // The second operand of uniq is a file it writes.
+  uniq: READ("text.transform", "Collapse repeated lines", {
+    short: "cdDiuzf:s:w:",
+    long: "--count --repeated --unique --ignore-case",
+    maxOperands: 1,
+  }),
+  cut: READ("text.transform", "Select fields from lines", ANY),
   // Both run programs from their scripts (awk's system(), GNU sed's `e`): what runs is not on the line.
-  awk: e("text.transform", "Pattern scanning and processing (can run programs)", "high"),
-  sed: e("text.transform", "Stream editor (can run programs)", "high"),
-  sleep: READ("shell.builtin", "Wait a number of seconds"),
-  exit: READ("shell.builtin", "End the shell with a status"),
-  ":": READ("shell.builtin", "Do nothing, successfully"),
-  "[": READ("shell.builtin", "Evaluate a condition"),
-  set: READ("shell.builtin", "Set shell options"),
-  nproc: READ("system.info", "Number of processors"),
-  lscpu: READ("system.info", "Processor details", { output_format: "tabular" }),
-  lsblk: READ("system.storage", "Block devices", { output_format: "tabular" }),
-  lsof: READ("system.process", "Open files"),
-  dmesg: READ("system.logs", "Kernel messages", {
-    riskyFlags: [{ pattern: /^-(C|c|D|E|n)$|^--(clear|read-clear)/, risk: "medium" }],
+  awk: HIGH("text.transform", "Pattern scanning and processing (can run programs)"),
+  sed: HIGH("text.transform", "Stream editor (can run programs)"),
+  sleep: READ("shell.builtin", "Wait a number of seconds", { operands: /^\d+(\.\d+)?[smhd]?$/ }),
+  exit: READ("shell.builtin", "End the shell with a status", { operands: /^\d{1,3}$/, maxOperands: 1 }),
+  ":": READ("shell.builtin", "Do nothing, successfully", ANY),
+  // -v NAME reads an array subscript, which bash evaluates as arithmetic (and so runs `$(…)` in it).
+  test: READ("shell.builtin", "Evaluate a condition", {
+    short: "bcdefghknprstuwxzLOGNSao",
+    long: "-eq -ne -lt -le -gt -ge -nt -ot -ef",
   }),
-  loginctl: READ("system.info", "Login sessions"),
-  hostnamectl: READ("system.info", "Host name and OS", {
-    subcommands: { status: "low", hostname: "medium", "set-hostname": "high" },
+  "[": READ("shell.builtin", "Evaluate a condition", {
+    short: "bcdefghknprstuwxzLOGNSao",
+    long: "-eq -ne -lt -le -gt -ge -nt -ot -ef",
   }),
-  who: READ("system.info", "Who is logged in"),
-  w: READ("system.info", "Who is logged in and what they run"),
-  last: READ("system.info", "Recent logins"),
-  vmstat: READ("system.memory", "Virtual memory statistics", { output_format: "tabular" }),
-  printenv: READ("system.info", "Print the environment"),
-  getent: READ("system.users", "Look up users, groups and hosts"),
-  groups: READ("system.users", "Groups of a user"),
-  dig: READ("networking", "DNS lookup"),
-  host: READ("networking", "DNS lookup"),
-  file: READ("filesystem.content", "Guess a file's type"),
-  tree: READ("filesystem.content", "List a directory tree"),
-  diff: READ("text.analysis", "Compare files"),
-  md5sum: READ("text.analysis", "MD5 checksums"),
-  sha256sum: READ("text.analysis", "SHA-256 checksums"),
-  basename: READ("text.transform", "Strip a path to its last part"),
-  dirname: READ("text.transform", "Strip a path's last part"),
-  tr: READ("text.transform", "Translate characters"),
-  jq: READ("text.transform", "Query JSON", { output_format: "json" }),
-  base64: READ("text.transform", "Encode or decode base64"),
-  seq: READ("text.transform", "Print a sequence of numbers"),
-  zcat: READ("filesystem.content", "Print compressed files"),
-  "nixos-option": READ("nix.system", "Show a NixOS option's value"),
-  "nix-instantiate": e("nix.build", "Evaluate a Nix expression", "medium"),
-  "nix-copy-closure": e("nix.store", "Copy a closure to or from another machine", "medium"),
-  tar: e("filesystem.change", "Pack or unpack archives", "medium"),
-  gzip: e("filesystem.change", "Compress files", "medium"),
-  gunzip: e("filesystem.change", "Decompress files", "medium"),
-  sysctl: READ("system.kernel", "Read kernel parameters", {
-    riskyFlags: [{ pattern: /^(-w|--write|-p|--load|--system)$|=/, risk: "high" }],
+  // `set -k` turns later `NAME=value` arguments into assignments, `set -o` changes the shell's rules.
+  set: HIGH("shell.builtin", "Set shell options (changes how later lines are read)"),
+  nproc: READ("system.info", "Number of processors", ANY),
+  lscpu: READ("system.info", "Processor details", { output_format: "tabular", ...ANY }),
+  lsblk: READ("system.storage", "Block devices", { output_format: "tabular", ...ANY }),
+  lsof: READ("system.process", "Open files", ANY),
+  dmesg: READ("system.logs", "Kernel messages (clearing or console changes are high)", {
+    short: "THwxkuLPtdrl:f:",
+    long: "--ctime --human --follow --decode --kernel --userspace --color? --level: --facility: --time-format: --nopager --raw --notime --since: --until:",
   }),
-  modprobe: e("system.kernel", "Load or unload kernel modules", "high"),
-  echo: READ("shell.builtin", "Print text"),
+  loginctl: READ("system.info", "Login sessions (verbs that change them are high)", {
+    long: "--no-pager --no-legend --all --value --full --property:",
+    short: "alp:",
+    subcommands: Object.fromEntries(
+      [
+        "list-sessions",
+        "session-status",
+        "show-session",
+        "list-users",
+        "user-status",
+        "show-user",
+        "list-seats",
+        "seat-status",
+        "show-seat",
+      ].map((v) => [v, "low" as const]),
+    ),
+  }),
+  hostnamectl: READ("system.info", "Host name and OS (set-* is high)", {
+    long: "--static --transient --pretty --json:",
+    // `hostnamectl hostname NAME` sets it, so the verb is not on the list; `status` and none only read.
+    subcommands: { status: "low" },
+  }),
+  who: READ("system.info", "Who is logged in", ANY),
+  w: READ("system.info", "Who is logged in and what they run", ANY),
+  last: READ("system.info", "Recent logins", ANY),
+  vmstat: READ("system.memory", "Virtual memory statistics", { output_format: "tabular", ...ANY }),
+  printenv: READ("system.info", "Print the environment", ANY),
+  getent: READ("system.users", "Look up users, groups and hosts", ANY),
+  groups: READ("system.users", "Groups of a user", ANY),
+  dig: READ("networking", "DNS lookup", ANY),
+  host: READ("networking", "DNS lookup", ANY),
+  file: READ("filesystem.content", "Guess a file's type", { short: "bLhiksznNrpE", long: "--brief --mime" }),
+  // -o writes its listing to a file.
+  tree: READ("filesystem.content", "List a directory tree", {
+    short: "adflpugshDFCnJxL:I:P:",
+    long: "--noreport --dirsfirst",
+  }),
+  diff: READ("text.analysis", "Compare files", ANY),
+  md5sum: READ("text.analysis", "MD5 checksums", ANY),
+  sha256sum: READ("text.analysis", "SHA-256 checksums", ANY),
+  basename: READ("text.transform", "Strip a path to its last part", ANY),
+  dirname: READ("text.transform", "Strip a path's last part", ANY),
+  tr: READ("text.transform", "Translate characters", ANY),
+  jq: READ("text.transform", "Query JSON", { output_format: "json", ...ANY }),
+  base64: READ("text.transform", "Encode or decode base64", ANY),
+  seq: READ("text.transform", "Print a sequence of numbers", ANY),
+  zcat: READ("filesystem.content", "Print compressed files", ANY),
+  "nixos-option": READ("nix.system", "Show a NixOS option's value", { short: "r", long: "--recursive --show-trace" }),
+  "nix-instantiate": e("nix.build", "Evaluate a Nix expression", "medium", {
+    short: "A:E",
+    long: "--eval --strict --json --xml --parse --expr --attr: --show-trace --read-write-mode --find-file",
+  }),
+  "nix-copy-closure": e("nix.store", "Copy a closure to or from another machine", "medium", {
+    short: "sv",
+    long: "--to --from --gzip --include-outputs --use-substitutes",
+  }),
+  // Old-style `tar xzf`: the first operand is a cluster of flags (command-assessment.ts reads it so).
+  // Not --to-command, --checkpoint-action, -I/--use-compress-program, -F/--info-script: they run programs.
+  tar: e("filesystem.change", "Pack or unpack archives", "medium", {
+    writes: { flags: ["-C", "--directory", "-f", "--file"] },
+    short: "cxtvzjJpkC:f:",
+    long: "--create --extract --list --verbose --gzip --bzip2 --xz --zstd --file: --directory: --exclude: --strip-components: --preserve-permissions --keep-old-files --no-same-owner",
+    // Extracting makes the archive's links, which a later medium write could follow anywhere.
+    riskyFlags: [{ pattern: /^(--extract|--get|-[A-Za-z]*x[A-Za-z]*)$/, risk: "high" }],
+  }),
+  gzip: e("filesystem.change", "Compress files", "medium", {
+    writes: { operands: "all" },
+    short: "cdfklnqrtv123456789",
+  }),
+  gunzip: e("filesystem.change", "Decompress files", "medium", {
+    writes: { operands: "all" },
+    short: "cfklnqrtv",
+  }),
+  sysctl: READ("system.kernel", "Read kernel parameters (writing them is high)", {
+    short: "abeNnqr:",
+    long: "--all --values --names --ignore --pattern:",
+    riskyFlags: [{ pattern: /=/, risk: "high" }],
+  }),
+  modprobe: HIGH("system.kernel", "Load or unload kernel modules"),
+  echo: READ("shell.builtin", "Print text", { short: "neE" }),
+  // No flags: `printf -v NAME` assigns to a variable, subscripts included.
   printf: READ("shell.builtin", "Print formatted text"),
-  true: READ("shell.builtin", "Succeed"),
-  false: READ("shell.builtin", "Fail"),
-  test: READ("shell.builtin", "Evaluate a condition"),
-  export: e("shell.builtin", "Set an environment variable (persists in a session)", "low"),
-  unset: READ("shell.builtin", "Unset a variable"),
-  env: READ("system.info", "Print the environment or run a command in a changed one"),
-  date: READ("system.info", "Print the date"),
-  uptime: READ("system.info", "How long the system has run"),
-  uname: READ("system.info", "System name and kernel"),
-  hostname: READ("system.info", "Print the host name"),
-  whoami: READ("system.info", "Print the effective user"),
-  id: READ("system.info", "Print user and group ids"),
-  df: READ("system.storage", "File system usage", { output_format: "tabular" }),
-  du: READ("system.storage", "Disk usage of files"),
-  free: READ("system.memory", "Memory usage", { output_format: "tabular" }),
-  ps: READ("system.process", "List processes", { output_format: "tabular" }),
-  top: READ("system.process", "Process monitor"),
-  stat: READ("filesystem.content", "File status"),
-  readlink: READ("filesystem.content", "Resolve a symbolic link"),
-  realpath: READ("filesystem.content", "Resolve a path"),
-  which: READ("shell.lookup", "Locate a program"),
-  journalctl: READ("system.logs", "Query the systemd journal", {
-    riskyFlags: [{ pattern: /^--(vacuum-\w+|rotate|flush)/, risk: "medium" }],
+  true: READ("shell.builtin", "Succeed", ANY),
+  false: READ("shell.builtin", "Fail", ANY),
+  export: HIGH("shell.builtin", "Set an environment variable (persists in a session; it can steer later commands)"),
+  unset: HIGH("shell.builtin", "Unset a variable (subscripts are evaluated as arithmetic)"),
+  env: READ("system.info", "Print the environment or run a command in a changed one", { short: "0iu:" }),
+  // `date -s` and `date MMDDhhmm` set the clock: only `+FORMAT` operands read it.
+  date: READ("system.info", "Print the date", {
+    short: "uRIr:d:",
+    long: "--utc --rfc-email --iso-8601? --rfc-3339: --date: --reference:",
+    operands: /^\+/,
   }),
-  ip: READ("networking", "Show addresses and routes (changing them is high)"),
-  ss: READ("networking", "Socket statistics"),
-  ping: READ("networking", "Send ICMP echo requests"),
-  curl: e("networking", "Transfer data from or to a URL", "medium"),
-  wget: e("networking", "Download files", "medium"),
-  mkdir: e("filesystem.change", "Make directories", "medium"),
-  touch: e("filesystem.change", "Create files or change their times", "medium"),
-  cp: e("filesystem.change", "Copy files", "medium"),
-  mv: e("filesystem.change", "Move files", "medium"),
-  ln: e("filesystem.change", "Make links", "medium"),
-  tee: e("filesystem.change", "Write input to files", "medium"),
-  chmod: e("filesystem.permissions", "Change file modes", "medium"),
-  chown: e("filesystem.permissions", "Change file owners", "medium"),
-  rm: e("filesystem.change", "Remove files", "high"),
-  rmdir: e("filesystem.change", "Remove empty directories", "medium"),
-  kill: e("system.process", "Signal a process", "medium"),
-  pkill: e("system.process", "Signal processes by name", "medium"),
-  killall: e("system.process", "Signal processes by name", "high"),
+  uptime: READ("system.info", "How long the system has run", ANY),
+  uname: READ("system.info", "System name and kernel", ANY),
+  // An operand or -F sets the host name.
+  hostname: READ("system.info", "Print the host name", {
+    short: "sfdiIAa",
+    long: "--fqdn --short --domain",
+    maxOperands: 0,
+  }),
+  whoami: READ("system.info", "Print the effective user", ANY),
+  id: READ("system.info", "Print user and group ids", ANY),
+  df: READ("system.storage", "File system usage", { output_format: "tabular", ...ANY }),
+  du: READ("system.storage", "Disk usage of files", ANY),
+  free: READ("system.memory", "Memory usage", { output_format: "tabular", ...ANY }),
+  ps: READ("system.process", "List processes", { output_format: "tabular", ...ANY }),
+  top: READ("system.process", "Process monitor", ANY),
+  stat: READ("filesystem.content", "File status", ANY),
+  readlink: READ("filesystem.content", "Resolve a symbolic link", ANY),
+  realpath: READ("filesystem.content", "Resolve a path", ANY),
+  which: READ("shell.lookup", "Locate a program", ANY),
+  journalctl: READ("system.logs", "Query the systemd journal (vacuum, rotate and flush are high)", {
+    short: "abefklmqrxNu:n:p:S:U:o:g:t:D:F:c:",
+    long: "--unit: --user-unit: --lines: --follow --boot? --priority: --since: --until: --output: --reverse --no-pager --grep: --identifier: --user --system --all --no-hostname --utc --full --list-boots --disk-usage --directory: --file: --field: --fields --merge --dmesg --catalog --pager-end --cursor: --after-cursor: --show-cursor --quiet --case-sensitive? --output-fields:",
+  }),
+  // -b/-batch runs `ip` commands from a file; -force goes on after errors.
+  ip: READ("networking", "Show addresses and routes (changing them is high)", {
+    short: "46sdjpocn:",
+    long: "-br -brief -color? -details -stats -json -pretty -oneline -family:",
+  }),
+  // -K kills sockets, -D dumps to a file.
+  ss: READ("networking", "Socket statistics", {
+    short: "tulnpaemisxwH46rOA:f:",
+    long: "--tcp --udp --listening --numeric --processes --all --extended --memory --info --summary --unix --raw --no-header --resolve --oneline",
+  }),
+  ping: READ("networking", "Send ICMP echo requests", { short: "46nqc:i:W:w:s:" }),
+  // -K reads options (an output file among them) from a config, -O names the file after the URL in the
+  // working directory: neither is listed.
+  curl: e("networking", "Transfer data from or to a URL", "medium", {
+    writes: { flags: ["-o", "--output"] },
+    short: "sSfLIivko:H:X:d:u:m:w:A:e:",
+    long: "--silent --show-error --fail --location --head --include --verbose --insecure --output: --header: --request: --data: --data-raw: --json: --user: --max-time: --connect-timeout: --retry: --write-out: --user-agent: --compressed",
+  }),
+  // Without -O or -P it writes into the working directory under a name the URL chooses.
+  wget: e("networking", "Download files (with -O or -P)", "medium", {
+    needs: ["-O", "--output-document", "-P", "--directory-prefix"],
+    writes: { flags: ["-O", "--output-document", "-P", "--directory-prefix"] },
+    short: "qcSO:T:t:P:",
+    long: "--quiet --continue --spider --server-response --output-document: --timeout: --tries: --directory-prefix: --no-check-certificate",
+  }),
+  mkdir: e("filesystem.change", "Make directories", "medium", {
+    writes: { operands: "all" },
+    short: "pvm:",
+    long: "--parents --verbose --mode:",
+  }),
+  touch: e("filesystem.change", "Create files or change their times", "medium", {
+    writes: { operands: "all" },
+    short: "acmhd:r:t:",
+    long: "--no-create --date: --reference:",
+  }),
+  // Only flags that copy what links point to: -a, -d, -P, -r, -s and -l would make links a later write
+  // could follow out of the known places.
+  cp: e("filesystem.change", "Copy files", "medium", {
+    writes: { operands: "last", flags: ["-t", "--target-directory"] },
+    short: "pvfinuLxTbt:",
+    long: "--verbose --force --interactive --no-clobber --update --dereference --no-preserve: --target-directory: --no-target-directory",
+  }),
+  mv: e("filesystem.change", "Move files", "medium", {
+    writes: { operands: "all", flags: ["-t", "--target-directory"] },
+    short: "finuvTbt:",
+    long: "--force --interactive --no-clobber --update --verbose --target-directory: --no-target-directory",
+  }),
+  // A link in a known place would let a later medium write (`> /tmp/l`) land wherever it points.
+  ln: HIGH("filesystem.change", "Make links (a later write through the link lands where it points)"),
+  tee: e("filesystem.change", "Write input to files", "medium", {
+    writes: { operands: "all" },
+    short: "aip",
+    long: "--append",
+  }),
+  chmod: e("filesystem.permissions", "Change file modes", "medium", {
+    writes: { operands: "rest" },
+    short: "Rvcf",
+    long: "--recursive --verbose --changes --silent --reference:",
+  }),
+  chown: e("filesystem.permissions", "Change file owners", "medium", {
+    writes: { operands: "rest" },
+    short: "RvcfhHLP",
+    long: "--recursive --verbose --changes --silent --no-dereference --reference: --from:",
+  }),
+  rm: HIGH("filesystem.change", "Remove files"),
+  rmdir: e("filesystem.change", "Remove empty directories", "medium", {
+    writes: { operands: "all" },
+    short: "pv",
+    long: "--parents --verbose --ignore-fail-on-non-empty",
+  }),
+  // Signals by name (`-TERM`) or number (`-9`) are words of their own (command-assessment.ts).
+  kill: e("system.process", "Signal a process", "medium", { short: "lLs:n:", signals: true }),
+  pkill: e("system.process", "Signal processes by name", "medium", {
+    short: "fxnoeu:U:g:G:P:t:",
+    long: "--signal: --full --exact --newest --oldest --echo",
+    signals: true,
+  }),
+  killall: HIGH("system.process", "Signal processes by name"),
   systemctl: e("system.services", "Control systemd units (verbs not listed are high)", "high", {
+    short: "alqrn:o:p:t:",
+    long: SYSTEMCTL_FLAGS,
+    bare: "low",
     subcommands: {
       status: "low",
       show: "low",
@@ -168,13 +336,19 @@ export const REGISTRY: Record<string, RegistryEntry> = {
       "list-units": "low",
       "list-unit-files": "low",
       "list-timers": "low",
+      "list-sockets": "low",
+      "list-dependencies": "low",
       "is-active": "low",
       "is-enabled": "low",
       "is-failed": "low",
+      "is-system-running": "low",
       start: "medium",
       restart: "medium",
       reload: "medium",
       "try-restart": "medium",
+      "reload-or-restart": "medium",
+      "daemon-reload": "medium",
+      "reset-failed": "medium",
       stop: "high",
       disable: "high",
       mask: "high",
@@ -183,14 +357,29 @@ export const REGISTRY: Record<string, RegistryEntry> = {
       reboot: "high",
       poweroff: "high",
       halt: "high",
-      "daemon-reload": "medium",
     },
   }),
   "nixos-rebuild": e("nix.system", "Build and activate a NixOS configuration", "medium", {
-    subcommands: { build: "low", "dry-build": "low", "dry-activate": "low", "list-generations": "low" },
+    short: "I:j:p:",
+    long: "--flake: --show-trace --fast --upgrade --rollback --install-bootloader --specialisation: --profile-name: --keep-going --max-jobs: --no-build-nix --target-host: --build-host: --use-remote-sudo",
+    bare: "low",
+    subcommands: {
+      // `build` leaves a `result` link whose target the configuration chooses; dry-build does not.
+      build: "high",
+      "dry-build": "low",
+      "dry-activate": "low",
+      "list-generations": "low",
+      switch: "medium",
+      boot: "medium",
+      test: "medium",
+    },
   }),
-  "nixos-version": READ("nix.system", "Print the NixOS version"),
-  nix: e("nix", "The Nix command", "high", {
+  "nixos-version": READ("nix.system", "Print the NixOS version", { long: "--json --hash --revision" }),
+  // No --option (it can set a build hook that runs as root) and no unsafe-evaluation settings.
+  nix: e("nix", "The Nix command (verbs not listed are high)", "high", {
+    short: "rhLSsvf:",
+    long: "--json --raw --recursive --derivation --impure --print-build-logs --show-trace --no-link --expr --file: --offline --closure-size --size --human-readable --all --verbose --quiet --dry-run --extra-experimental-features: --apply: --read-only --pretty?",
+    bare: "low",
     subcommands: {
       eval: "low",
       "path-info": "low",
@@ -203,462 +392,88 @@ export const REGISTRY: Record<string, RegistryEntry> = {
     },
   }),
   "nix-store": e("nix.store", "Manipulate or query the Nix store", "medium", {
+    short: "qRrld",
+    long: "--query --references --referrers --referrers-closure --requisites --tree --graph --deriver --outputs --size --closure-size --hash --roots --valid-derivers --include-outputs --binding: --verify --check-contents --print-env --realise --read-log --dump --export --verify-path --optimise --delete --gc --print-live --print-dead",
     riskyFlags: [
-      { pattern: /^(-q|--query|--verify|--print-env)$/, risk: "low" },
+      { pattern: /^(-q.*|--query|--verify|--print-env|--read-log|-l|--dump|--export|--verify-path)$/, risk: "low" },
       { pattern: /^(--delete|--gc)$/, risk: "high" },
     ],
   }),
-  "nix-env": e("nix.profile", "Manipulate Nix profiles", "medium", {
+  // A profile is a chain of links ending in a store path (which may itself be a link anywhere): one
+  // made in /tmp would let a later medium write there land wherever the chosen path points.
+  "nix-env": e("nix.profile", "Manipulate Nix profiles (under /nix/var/nix/profiles)", "medium", {
+    profiles: ["-p", "--profile"],
+    short: "qiuePasAG:p:f:",
+    long: "--query --list-generations --profile: --installed --available --attr-path --out-path --description --json --install --upgrade --uninstall --set --rollback --switch-generation: --delete-generations --file: --attr",
     riskyFlags: [
-      { pattern: /^(-q|--query|--list-generations)$/, risk: "low" },
+      { pattern: /^(-q.*|--query|--list-generations)$/, risk: "low" },
       { pattern: /^--delete-generations$/, risk: "high" },
     ],
   }),
-  "nix-build": e("nix.build", "Build a Nix expression", "medium"),
-  "nix-shell": e("nix.build", "Start a shell with a derivation's environment (runs --run text)", "high"),
-  "nix-collect-garbage": e("nix.store", "Delete unreachable store paths", "high"),
-  "nix-channel": e("nix.channels", "Manage channels", "medium"),
-  reboot: e("system.power", "Reboot the machine", "high"),
-  shutdown: e("system.power", "Shut the machine down", "high"),
-  poweroff: e("system.power", "Power the machine off", "high"),
-  halt: e("system.power", "Halt the machine", "high"),
-  dd: e("system.storage", "Copy and convert raw data", "high"),
-  mkfs: e("system.storage", "Make a file system", "high"),
-  fdisk: e("system.storage", "Partition a disk", "high"),
-  parted: e("system.storage", "Partition a disk", "high"),
-  wipefs: e("system.storage", "Wipe file system signatures", "high"),
-  mount: e("system.storage", "Mount a file system", "high"),
-  umount: e("system.storage", "Unmount a file system", "high"),
-  useradd: e("system.users", "Add a user", "high"),
-  userdel: e("system.users", "Delete a user", "high"),
-  usermod: e("system.users", "Change a user", "high"),
-  passwd: e("system.users", "Change a password", "high"),
-  iptables: e("networking.firewall", "Change the firewall", "high"),
-  nft: e("networking.firewall", "Change the firewall", "high"),
-  crontab: e("system.scheduling", "Change cron tables", "high"),
-  tmux: e("shell.sessions", "Terminal multiplexer (runs commands it is given)", "high"),
+  // No --option, --arg or --argstr (it would need its two values read).
+  // Only with --no-out-link: the `result` link points wherever the expression's output does (a store
+  // path can be a link to /etc/shadow), and a later medium write could follow it.
+  "nix-build": e("nix.build", "Build a Nix expression (with --no-out-link)", "medium", {
+    short: "A:EkI:j:",
+    long: "--attr: --expr --no-out-link --dry-run --show-trace --keep-going --cores: --max-jobs: --check",
+    needs: ["--no-out-link"],
+  }),
+  "nix-shell": HIGH("nix.build", "Start a shell with a derivation's environment (runs --run text)"),
+  "nix-collect-garbage": HIGH("nix.store", "Delete unreachable store paths"),
+  "nix-channel": e("nix.channels", "Manage channels", "medium", { long: "--list --update --add --remove --rollback" }),
+  reboot: HIGH("system.power", "Reboot the machine"),
+  shutdown: HIGH("system.power", "Shut the machine down"),
+  poweroff: HIGH("system.power", "Power the machine off"),
+  halt: HIGH("system.power", "Halt the machine"),
+  dd: HIGH("system.storage", "Copy and convert raw data"),
+  mkfs: HIGH("system.storage", "Make a file system"),
+  fdisk: HIGH("system.storage", "Partition a disk"),
+  parted: HIGH("system.storage", "Partition a disk"),
+  wipefs: HIGH("system.storage", "Wipe file system signatures"),
+  mount: HIGH("system.storage", "Mount a file system"),
+  umount: HIGH("system.storage", "Unmount a file system"),
+  useradd: HIGH("system.users", "Add a user"),
+  userdel: HIGH("system.users", "Delete a user"),
+  usermod: HIGH("system.users", "Change a user"),
+  passwd: HIGH("system.users", "Change a password"),
+  iptables: HIGH("networking.firewall", "Change the firewall"),
+  nft: HIGH("networking.firewall", "Change the firewall"),
+  crontab: HIGH("system.scheduling", "Change cron tables"),
+  tmux: HIGH("shell.sessions", "Terminal multiplexer (runs commands it is given)"),
 }
 
-/** Programs that run what follows them as another command: the registry looks past them. */
-const WRAPPERS: Record<string, { flagsWithValue: Set<string> }> = {
-  sudo: { flagsWithValue: new Set(["-u", "-g", "-p", "-C", "-D", "-h", "-r", "-t", "-U", "-R", "-T"]) },
-  env: { flagsWithValue: new Set(["-u", "-C", "--unset", "--chdir"]) },
-  nohup: { flagsWithValue: new Set() },
-  time: { flagsWithValue: new Set(["-f", "-o"]) },
-  timeout: { flagsWithValue: new Set(["-s", "-k", "--signal", "--kill-after"]) },
-  nice: { flagsWithValue: new Set(["-n"]) },
-  ionice: { flagsWithValue: new Set(["-c", "-n"]) },
-  exec: { flagsWithValue: new Set(["-a"]) },
-  command: { flagsWithValue: new Set() },
-  builtin: { flagsWithValue: new Set() },
-}
-
-/** Programs that run text the registry cannot read (a shell, eval, xargs, interpreters): always high. */
-const OPAQUE = new Set([
-  "sh",
-  "bash",
-  "zsh",
-  "dash",
-  "fish",
-  "ksh",
-  "busybox",
-  "eval",
-  "source",
-  ".",
-  "xargs",
-  "python",
-  "python3",
-  "perl",
-  "ruby",
-  "node",
-  "bun",
-  "trap",
-  "alias",
-  "enable",
-])
-
-/** Shell words that only make sense in command position as syntax the registry does not follow. */
-const RESERVED = new Set([
-  "!",
-  "if",
-  "then",
-  "else",
-  "elif",
-  "fi",
-  "for",
-  "while",
-  "until",
-  "do",
-  "done",
-  "case",
-  "esac",
-  "select",
-  "function",
-  "coproc",
-  "{",
-  "}",
-])
-
-/** Variables that change which program runs or what it loads: setting one makes the line high. */
-const STEERING =
-  /^(PATH|LD_[A-Z_]*|BASH_ENV|ENV|IFS|PS4|PROMPT_COMMAND|SHELLOPTS|BASHOPTS|GLOBIGNORE|CDPATH|HOME|TMPDIR|NODE_OPTIONS|[A-Z_]*OPEN|[A-Z_]*PAGER|[A-Z_]*EDITOR|[A-Z_]*ASKPASS|GIT_[A-Z_]*|NIX_[A-Z_]*|PYTHON[A-Z_]*|PERL[A-Z0-9_]*|RUBY[A-Z_]*|SYSTEMD_[A-Z_]*)$/
-
-/** systemd targets that power off, reboot or isolate the machine whatever verb starts them. */
-const POWER_UNITS =
-  /^(reboot|poweroff|halt|kexec|rescue|emergency|shutdown|sleep|suspend|hibernate|hybrid-sleep|suspend-then-hibernate|soft-reboot|ctrl-alt-del)(\.target)?$/
-/** systemctl options that take a value (`-n 5`), so the value is not read as the verb. */
-const SYSTEMCTL_VALUED = new Set(["-n", "--lines", "-o", "--output", "-p", "--property", "-t", "--type", "-s"])
-SYSTEMCTL_VALUED.add("--signal").add("--state").add("-H").add("--host").add("-M").add("--machine").add("--root")
-/** `ip OBJECT [VERB]`: only these verbs (or none) only read. */
-const IP_READ = new Set(["show", "list", "ls", "lst", "get", "monitor", "help"])
-
-export interface CommandPart {
-  program: string
-  args: string[]
-  risk: RiskLevel
-  reason: string
-}
-
-export interface CommandAssessment {
-  risk: RiskLevel
-  /** One entry per simple command in the line, in order. */
-  parts: CommandPart[]
-  /** Why the line has its risk, for error messages and approvals. */
-  reasons: string[]
-}
-
-const ORDER: Record<RiskLevel, number> = { low: 0, medium: 1, high: 2 }
-const max = (a: RiskLevel, b: RiskLevel): RiskLevel => (ORDER[a] >= ORDER[b] ? a : b)
-
-/** A word as the shell would see it (`text`) and as typed (`raw`), to tell `rm` from `r\m` or `$X`. */
-export interface Word {
-  text: string
-  raw: string
-}
-
-/** A redirection that writes: its target as typed, and whether it forces (`>|`) or reads and writes (`<>`). */
-interface Write {
-  target: string
-  forced: boolean
-}
-
-export interface SimpleCommand {
-  words: Word[]
-  writes: Write[]
-}
-
-/**
- * Splits a shell line into simple commands, their words and their writing redirections. Quotes group
- * words; `;`, `&`, `&&`, `||`, `|` and newlines separate commands. It is a reader for classification,
- * not a shell: anything it cannot follow (substitutions, here-documents, unterminated quotes) is
- * reported in `opaque` so the caller treats the line as high.
- */
-export function splitCommandLine(line: string): { commands: SimpleCommand[]; opaque: string | null } {
-  const commands: SimpleCommand[] = []
-  let words: Word[] = []
-  let writes: Write[] = []
-  let text = ""
-  let raw = ""
-  let inWord = false
-  let opaque: string | null = null
-  const endWord = () => {
-    if (inWord) words.push({ text, raw })
-    text = ""
-    raw = ""
-    inWord = false
-  }
-  const endCommand = () => {
-    endWord()
-    if (words.length > 0 || writes.length > 0) commands.push({ words, writes })
-    words = []
-    writes = []
-  }
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i] as string
-    const next = line[i + 1]
-    if (ch === "'") {
-      const close = line.indexOf("'", i + 1)
-      if (close < 0) {
-        opaque ??= "an unterminated quote"
-        break
-      }
-      text += line.slice(i + 1, close)
-      raw += line.slice(i, close + 1)
-      inWord = true
-      i = close
-    } else if (ch === '"') {
-      let j = i + 1
-      for (; j < line.length && line[j] !== '"'; j++) {
-        if (line[j] === "\\") j++
-        else if (line[j] === "`" || (line[j] === "$" && line[j + 1] === "(")) opaque ??= "a command substitution"
-      }
-      if (j >= line.length) {
-        opaque ??= "an unterminated quote"
-        break
-      }
-      text += line.slice(i + 1, j).replace(/\\(.)/gs, "$1")
-      raw += line.slice(i, j + 1)
-      inWord = true
-      i = j
-    } else if (ch === "\\") {
-      text += next ?? ""
-      raw += `\\${next ?? ""}`
-      inWord = true
-      i++
-    } else if (ch === "`" || (ch === "$" && next === "(")) {
-      opaque ??= "a command substitution"
-      text += ch
-      raw += ch
-      inWord = true
-    } else if ((ch === "<" || ch === ">") && next === "(") {
-      opaque ??= "a process substitution"
-      text += ch
-      raw += ch
-      inWord = true
-    } else if (ch === "(" || ch === ")") {
-      // A subshell, or a function definition `f()`: syntax the reader does not follow.
-      opaque ??= "a subshell or function definition"
-      text += ch
-      raw += ch
-      inWord = true
-    } else if (ch === "<" && next === "<") {
-      opaque ??= "a here-document or here-string"
-      endWord()
-      i++
-    } else if (ch === ";" || ch === "\n" || ch === "|" || ch === "&") {
-      // `&>` and `>&` are redirections, handled below; here `&` ends a command (backgrounds it).
-      if (ch === "&" && next === ">") {
-        endWord()
-        i = readWrite(line, i + 1, writes, false)
-        continue
-      }
-      endCommand()
-      if ((ch === "|" || ch === "&") && next === ch) i++
-    } else if (ch === " " || ch === "\t" || ch === "\r") {
-      endWord()
-    } else if (ch === ">" || ch === "<") {
-      // A leading fd number (`2>`) belongs to the redirection, not to the words.
-      if (inWord && /^\d+$/.test(raw)) {
-        text = ""
-        raw = ""
-        inWord = false
-      } else endWord()
-      if (ch === "<" && next !== ">") {
-        i = skipTarget(line, i + 1)
-        continue
-      }
-      const readWriteMode = ch === "<" && next === ">"
-      i = readWrite(line, readWriteMode ? i + 1 : i, writes, readWriteMode)
-    } else {
-      text += ch
-      raw += ch
-      inWord = true
-    }
-  }
-  endCommand()
-  return { commands, opaque }
-}
-
-/** Past the spaces after a redirection operator and its target word; the index of its last character. */
-function skipTarget(line: string, from: number): number {
-  let i = from
-  while (line[i] === " " || line[i] === "\t") i++
-  while (i < line.length && !/[\s;&|<>()]/.test(line[i] as string)) i++
-  return i - 1
-}
-
-/** Reads `>`, `>>`, `>|`, `>&N`, `<>` at `at` (pointing at `>`) and records the file it writes. */
-function readWrite(line: string, at: number, writes: Write[], readWriteMode: boolean): number {
-  let i = at + 1
-  let forced = readWriteMode
-  if (line[i] === ">") i++
-  else if (line[i] === "|") {
-    forced = true
-    i++
-  } else if (line[i] === "&") {
-    // `>&2`, `>&-`: a descriptor, not a file.
-    return skipTarget(line, i + 1)
-  }
-  while (line[i] === " " || line[i] === "\t") i++
-  const start = i
-  const end = skipTarget(line, i) + 1
-  writes.push({ target: line.slice(start, end), forced })
-  return end - 1
-}
-
-const ASSIGNMENT = /^([A-Za-z_][A-Za-z0-9_]*)(\+?=)/
-/** A program name as typed with nothing computed: no quotes, escapes, expansions, globs or braces. */
-const PLAIN = /^[A-Za-z0-9_./+:@-]+$/
-const DISCARDED = new Set(["/dev/null", "/dev/stdout", "/dev/stderr"])
-
-/** How risky a write redirection is: /dev/null is nothing, the working directory and /tmp medium. */
-function writeRisk(w: Write): { risk: RiskLevel; reason: string } | null {
-  const path = w.target.replace(/^["']|["']$/g, "").replace(/\/{2,}/g, "/")
-  if (DISCARDED.has(path)) return null
-  if (w.forced) return { risk: "high", reason: `forces a write to ${w.target}` }
-  if (!PLAIN.test(w.target)) return { risk: "high", reason: `writes to a computed path ${w.target}` }
-  if (path.startsWith("/") && !path.startsWith("/tmp/")) return { risk: "high", reason: `writes to ${path}` }
-  return { risk: "medium", reason: `writes to ${path}` }
-}
-
-function high(program: string, args: string[], reason: string): CommandPart {
-  return { program, args, risk: "high", reason }
-}
-
-function assessSimple(cmd: SimpleCommand): CommandPart {
-  let rest = cmd.words
-  // Assignments before the program: harmless, unless they steer what runs.
-  while (rest.length > 0) {
-    const m = ASSIGNMENT.exec((rest[0] as Word).text)
-    if (!m) break
-    if (STEERING.test(m[1] as string)) return high("", [], `sets ${m[1]}, which changes what runs`)
-    rest = rest.slice(1)
-  }
-  let wrapped: string | null = null
-  for (;;) {
-    const word = rest[0]
-    const name = word?.text.replace(/^.*\//, "")
-    const wrapper = name === undefined ? undefined : WRAPPERS[name]
-    if (!word || !wrapper) break
-    if (!PLAIN.test(word.raw)) break
-    wrapped ??= name as string
-    let i = 1
-    while (i < rest.length && (rest[i] as Word).text.startsWith("-")) {
-      const flag = (rest[i] as Word).text
-      if (name === "env" && (flag === "-S" || flag.startsWith("--split-string") || flag.startsWith("-S")))
-        return high("env", [], "env -S splits its argument into a command the registry cannot read")
-      i += wrapper.flagsWithValue.has(flag) ? 2 : 1
-    }
-    // `timeout 10 cmd`: the duration is not the program.
-    if (name === "timeout" && i < rest.length) i++
-    while (i < rest.length && ASSIGNMENT.test((rest[i] as Word).text)) {
-      const assigned = ASSIGNMENT.exec((rest[i] as Word).text)?.[1] as string
-      if (STEERING.test(assigned)) return high(name as string, [], `sets ${assigned}, which changes what runs`)
-      i++
-    }
-    rest = rest.slice(i)
-  }
-  const word = rest[0]
-  const args = rest.slice(1).map((w) => w.text)
-  if (!word) {
-    const w = cmd.writes.map(writeRisk).find((r) => r !== null)
-    if (w) return { program: wrapped ?? "", args, ...w }
-    return { program: wrapped ?? "", args, risk: wrapped ? "medium" : "low", reason: "no program" }
-  }
-  const program = word.text.replace(/^.*\//, "")
-  if (!PLAIN.test(word.raw))
-    return high(
-      word.raw,
-      args,
-      `the program name ${word.raw} is computed, quoted or globbed; the registry cannot tell what runs`,
-    )
-  if (RESERVED.has(program)) return high(program, args, `\`${program}\` is shell syntax the registry does not follow`)
-  if (OPAQUE.has(program)) return high(program, args, `${program} runs text the registry cannot assess`)
-  const entry = Object.hasOwn(REGISTRY, program) ? REGISTRY[program] : undefined
-  if (!entry) return high(program, args, `${program} is not in the command registry`)
-
-  let risk = entry.risk_level
-  let reason = `${program}: ${entry.description.toLowerCase()}`
-  const judged = judgeSubcommand(program, entry, rest.slice(1))
-  if (judged) {
-    risk = judged.risk
-    reason = judged.reason
-  }
-  // A flag may lower the risk (`nix-store -q` only reads) unless another raises it (`--delete`).
-  const flagged = (entry.riskyFlags ?? []).flatMap(({ pattern, risk: level }) => {
-    const flag = args.find((a) => pattern.test(a))
-    return flag === undefined ? [] : [{ flag, level }]
-  })
-  const raised = flagged.filter((f) => ORDER[f.level] > ORDER[risk]).sort((a, b) => ORDER[b.level] - ORDER[a.level])[0]
-  const lowered = flagged.find((f) => ORDER[f.level] < ORDER[risk])
-  const chosen = raised ?? lowered
-  if (chosen) {
-    risk = chosen.level
-    reason = `${program} ${chosen.flag}`
-  }
-  if ((program === "export" || program === "declare" || program === "typeset" || program === "readonly") && args) {
-    const steered = args.map((a) => a.replace(/=.*$/s, "")).find((n) => STEERING.test(n))
-    if (steered) return high(program, args, `sets ${steered}, which changes what runs`)
-  }
-  if (wrapped === "sudo" && risk === "low") {
-    risk = "medium"
-    reason = `sudo ${program}: runs as another user`
-  }
-  for (const w of cmd.writes) {
-    const r = writeRisk(w)
-    if (r && ORDER[r.risk] > ORDER[risk]) {
-      risk = r.risk
-      reason = r.reason
-    }
-  }
-  return { program, args, risk, reason }
-}
-
-/** The subcommand's own risk where the program has verbs: systemctl, ip, nix and the registry's maps. */
-function judgeSubcommand(
-  program: string,
-  entry: RegistryEntry,
-  words: Word[],
-): { risk: RiskLevel; reason: string } | null {
-  const valued = program === "systemctl" ? SYSTEMCTL_VALUED : new Set<string>()
-  const positional: Word[] = []
-  for (let i = 0; i < words.length; i++) {
-    const w = words[i] as Word
-    if (w.text.startsWith("-")) {
-      if (valued.has(w.text)) i++
-      continue
-    }
-    positional.push(w)
-  }
-  if (program === "ip") {
-    const object = positional[0]
-    const verb = positional[1]
-    if (!object) return null
-    if (object.text === "netns" && verb?.text === "exec")
-      return { risk: "high", reason: "ip netns exec runs a command" }
-    if (verb === undefined || (PLAIN.test(verb.raw) && IP_READ.has(verb.text))) return null
-    return { risk: "high", reason: `ip ${object.text} ${verb.text} changes the network` }
-  }
-  if (!entry.subcommands) return null
-  const sub = positional[0]
-  if (!sub) return null
-  if (!PLAIN.test(sub.raw)) return { risk: "high", reason: `${program} ${sub.raw}: a computed subcommand` }
-  const known = Object.hasOwn(entry.subcommands, sub.text) ? entry.subcommands[sub.text] : undefined
-  if (!known) return null
-  if (program === "systemctl" && ORDER[known] < ORDER.high) {
-    const unit = positional.slice(1).find((u) => !PLAIN.test(u.raw) || POWER_UNITS.test(u.text))
-    if (unit) return { risk: "high", reason: `systemctl ${sub.text} ${unit.raw} reaches a power or rescue target` }
-  }
-  return { risk: known, reason: `${program} ${sub.text}` }
-}
-
-/** The risk of a whole command line: its riskiest part. */
-export function assessCommand(line: string): CommandAssessment {
-  const { commands, opaque } = splitCommandLine(line)
-  const parts = commands.map(assessSimple)
-  let risk: RiskLevel = "low"
-  for (const p of parts) risk = max(risk, p.risk)
-  const reasons = parts.filter((p) => p.risk === risk).map((p) => p.reason)
-  if (opaque) {
-    risk = "high"
-    reasons.unshift(`the line holds ${opaque}, which the registry cannot assess`)
-  }
-  return { risk, parts, reasons }
-}
-
-/** The seed 001 `/registry` answer. */
+/** The `/registry` answer: each entry with its known flags, subcommands and risk-changing arguments. */
 export function registryListing() {
   const commands = Object.fromEntries(
-    Object.entries(REGISTRY).map(([name, { subcommands, riskyFlags, ...entry }]) => [
-      name,
-      {
-        ...entry,
-        ...(subcommands ? { subcommand_risk: subcommands } : {}),
-        ...(riskyFlags
-          ? { risky_flags: riskyFlags.map((f) => ({ pattern: f.pattern.source, risk_level: f.risk })) }
-          : {}),
-      },
-    ]),
+    Object.entries(REGISTRY).map(([name, entry]) => {
+      const {
+        subcommands,
+        riskyFlags,
+        short,
+        long,
+        operands,
+        maxOperands,
+        bare,
+        signals,
+        writes,
+        needs,
+        profiles,
+        ...rest
+      } = entry
+      return [
+        name,
+        {
+          ...rest,
+          ...(subcommands ? { subcommand_risk: subcommands } : {}),
+          ...(short !== undefined || long !== undefined
+            ? { known_flags: { short: short ?? "", long: long?.split(" ") ?? [] } }
+            : {}),
+          ...(riskyFlags
+            ? { risky_flags: riskyFlags.map((f) => ({ pattern: f.pattern.source, risk_level: f.risk })) }
+            : {}),
+        },
+      ]
+    }),
   )
   const categories = [...new Set(Object.values(REGISTRY).map((c) => c.category.split(".")[0] as string))].sort()
   return { total_commands: Object.keys(commands).length, categories, commands }

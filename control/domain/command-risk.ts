@@ -2,7 +2,8 @@
 // the command registry assesses the line, and the caller's role needs `commands:run` for low and
 // medium risk, `commands:run-high` for high. The SSH command API and the agent relay both call it.
 import { can, leastRoleFor, type Role } from "./auth/roles.ts"
-import { assessCommand, type RiskLevel } from "./command-registry.ts"
+import { assessCommand } from "./command-assessment.ts"
+import type { RiskLevel } from "./command-registry.ts"
 import { forbidden } from "./errors.ts"
 
 /** The command's risk level, or a PERMISSION_DENIED error that says what the caller would need. */

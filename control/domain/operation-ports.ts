@@ -46,6 +46,14 @@ export interface SessionInfo {
   createdAt: string
   attached: boolean
   windows: number
+  /** The `owner` tags it was created with (null when it has none). */
+  owner?: SessionOwner | null
+}
+
+/** Who made a session: which process (`instance`, see ProcessInstance) for which user. */
+export interface SessionOwner {
+  instance: string
+  user: string
 }
 
 export interface SessionPort {
@@ -53,7 +61,7 @@ export interface SessionPort {
    * Creates the tmux session if missing; false when it existed already. `cwd` is its start directory,
    * `command` an argv run instead of the default shell (the session ends when it exits).
    */
-  createSession(id: SessionId, opts?: { cwd?: string; command?: string[] }): Promise<boolean>
+  createSession(id: SessionId, opts?: { cwd?: string; command?: string[]; owner?: SessionOwner }): Promise<boolean>
   listSessions(): Promise<SessionInfo[]>
   killSession(id: SessionId): Promise<boolean>
   /** Sends COMMAND to the session (as typed input) without waiting. */

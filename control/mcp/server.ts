@@ -7,7 +7,7 @@ import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mc
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
 import { createLogger } from "../../protocol/log.ts"
 import type { Permission } from "../domain/auth/roles.ts"
-import { assessCommand } from "../domain/command-registry.ts"
+import { assessCommand } from "../domain/command-assessment.ts"
 import { OPERATIONS, type Operation } from "../ops/catalogue.ts"
 import { shapeAnswer } from "./answers.ts"
 import { type ApiCaller, errorText } from "./api-caller.ts"
