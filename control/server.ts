@@ -9,6 +9,7 @@ import { createNix } from "./adapters/nix.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
 import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
+import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
 import { createTmuxSessions } from "./adapters/tmux.ts"
 import { createApp } from "./api/app.ts"
 import { undeclaredRoutes } from "./api/route-permissions.ts"
@@ -95,14 +96,21 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   })
   // With several replicas (PostgreSQL) an ack may land on another one: relays also read the store.
   const relay = createRelay({ fleet, store, clock, pollFallbackMs: dialect === "postgres" ? 250 : null })
+  const deployments = deploymentStore(db)
   const operations = createFleetOperations({
     fleet,
-    deployments: deploymentStore(db),
+    deployments,
     nix: createNix(),
     targets: opts.commandTargets ?? null,
     clock,
   })
-  const app = createApp({ cli, fleet, bus, trust, commands, relay, operations })
+  const metrics = createControlMetrics({
+    listNodes: () => fleet.listNodes(),
+    deploymentsFinishedAfter: (at, limit) => deployments.finishedAfter(at, limit),
+    since: clock.now().toISOString(),
+  })
+  const unsubscribeMetrics = bus.subscribe(metrics.event)
+  const app = createApp({ cli, fleet, bus, trust, commands, relay, operations, metrics })
   const undeclared = undeclaredRoutes(app.routes.filter((r) => r.method !== "ALL"))
   if (undeclared.length > 0)
     log.error("routes without a rule in control/api/route-permissions.ts are refused", { routes: undeclared })
@@ -154,6 +162,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     async stop() {
       clearInterval(sweep)
       clearInterval(pruning)
+      unsubscribeMetrics()
       await server.stop(true)
       await operations.settled()
       await cli.closeAll()
