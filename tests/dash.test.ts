@@ -103,7 +103,11 @@ describe("chimera dash", () => {
 
     await tmux("send-keys", "-t", "dash", "/")
     await tmux("send-keys", "-t", "dash", "-l", "web-1")
-    await waitFor("the filter to leave web-1 alone", screen, (s) => s.includes("(1 shown)") && !/web-2\s+drifted/.test(s))
+    await waitFor(
+      "the filter to leave web-1 alone",
+      screen,
+      (s) => s.includes("(1 shown)") && !/web-2\s+drifted/.test(s),
+    )
     await tmux("send-keys", "-t", "dash", "Escape")
     await waitFor("the filter to clear", screen, (s) => /web-2\s+drifted/.test(s))
 
