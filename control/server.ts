@@ -9,6 +9,7 @@ import { createNix } from "./adapters/nix.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
 import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
+import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
 import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
 import { createTmuxSessions } from "./adapters/tmux.ts"
 import { createApp } from "./api/app.ts"
@@ -41,6 +42,8 @@ export interface ServerOptions {
   commandTargets?: CommandTargets | null
   /** `[retention]`: days answered commands are kept (0: forever), and how often they are pruned (ms). */
   retention?: { commandDays: number; intervalMs?: number }
+  /** `[telemetry]`: with an endpoint, API request and heal spans and the metrics go to that OTLP collector. */
+  telemetry?: TelemetrySettings
 }
 
 export interface ControlPlane {
@@ -104,13 +107,24 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     targets: opts.commandTargets ?? null,
     clock,
   })
-  const metrics = createControlMetrics({
-    listNodes: () => fleet.listNodes(),
-    deploymentsFinishedAfter: (at, limit) => deployments.finishedAfter(at, limit),
-    since: clock.now().toISOString(),
-  })
+  const telemetry = opts.telemetry ? await startTelemetry(opts.telemetry, "chimera-control-plane") : null
+  const metrics = createControlMetrics(
+    {
+      listNodes: () => fleet.listNodes(),
+      deploymentsFinishedAfter: (at, limit) => deployments.finishedAfter(at, limit),
+      since: clock.now().toISOString(),
+    },
+    telemetry?.sink ?? null,
+  )
   const unsubscribeMetrics = bus.subscribe(metrics.event)
-  const app = createApp({ cli, fleet, bus, trust, commands, relay, operations, metrics })
+  let unsubscribeSpans = () => {}
+  if (telemetry) {
+    const { recordHealSpan } = await import("./adapters/telemetry/spans.ts")
+    const unsubscribe = bus.subscribe((e) => recordHealSpan(telemetry.tracer, e))
+    unsubscribeSpans = () => void unsubscribe()
+    log.info("exporting traces and metrics", { endpoint: opts.telemetry?.endpoint })
+  }
+  const app = createApp({ cli, fleet, bus, trust, commands, relay, operations, metrics, tracer: telemetry?.tracer ?? null })
   const undeclared = undeclaredRoutes(app.routes.filter((r) => r.method !== "ALL"))
   if (undeclared.length > 0)
     log.error("routes without a rule in control/api/route-permissions.ts are refused", { routes: undeclared })
@@ -163,11 +177,13 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       clearInterval(sweep)
       clearInterval(pruning)
       unsubscribeMetrics()
+      unsubscribeSpans()
       await server.stop(true)
       await operations.settled()
       await cli.closeAll()
       await opts.commandTargets?.executor.close()
       await store.close()
+      await telemetry?.shutdown()
     },
   }
 }
