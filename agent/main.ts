@@ -16,6 +16,7 @@ import { createCredentialRotator } from "./credential-rotation.ts"
 import { enroll, storedCredential } from "./enrollment.ts"
 import { collectHealth } from "./health.ts"
 import { type HeartbeatLoop, startHeartbeat } from "./heartbeat.ts"
+import { createAgentMetrics, serveAgentMetrics } from "./metrics.ts"
 import { createNixSystem } from "./nix-system.ts"
 import { type AgentOptions, agentArgs, parseAgentOptions } from "./options.ts"
 import { createReconciler, type Reconciler } from "./reconciler.ts"
@@ -44,12 +45,14 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     stateDir.writeDesired({ closure: options.desired, setAt: new Date().toISOString(), source: "flag" })
   let heartbeat: HeartbeatLoop | null = null
   let lastPhase: AgentPhase | null = null
+  const metrics = createAgentMetrics(options.nodeId)
   const reconciler = createReconciler({
     nix,
     autoHeal: options.autoHeal,
     initialDesired: options.desired ?? stored?.closure ?? null,
     // Healing never waits on the spool: a report that cannot be written (a full disk) is logged and lost.
     report: (r) => {
+      metrics.report(r)
       try {
         spool.append(r)
       } catch (error) {
@@ -63,6 +66,8 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     },
   })
   reconciler.start()
+  const metricsServer = options.metricsListen ? serveAgentMetrics(options.metricsListen, metrics, reconciler) : null
+  if (metricsServer) log.info("serving metrics", { url: `${metricsServer.url}metrics` })
   const watcher = options.watch
     ? watchLinks([options.systemProfile, options.currentSystem, options.bootedSystem], reconciler.request)
     : null
@@ -134,6 +139,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     async stop() {
       ac.abort()
       clearInterval(poll)
+      await metricsServer?.stop(true)
       watcher?.close()
       reconciler.stop()
       heartbeat?.stop()
