@@ -9,6 +9,7 @@ import type { DeploymentRecord } from "../../domain/deploy.ts"
 import type { FleetEvent } from "../../domain/events.ts"
 import { deriveStatus, type NodeRecord, NodeStatus } from "../../domain/node.ts"
 import { type Labels, METRICS, type MetricDef, type MetricKey } from "./catalogue.ts"
+import { createRequestStats } from "./request-stats.ts"
 
 /** Where recordings go besides the registry; gauges are read through `observe` when it collects. */
 export interface MetricSink {
@@ -76,16 +77,20 @@ export function createControlMetrics(sources: MetricsSources, sink: MetricSink |
     },
   })
 
-  const heartbeats = new Counter(def(METRICS.heartbeats))
+  // The heartbeat path only adds one to a number; the counter takes the sum when scraped.
+  let heartbeatCount = 0
+  new Counter({
+    ...def(METRICS.heartbeats),
+    collect() {
+      this.reset()
+      this.inc(heartbeatCount)
+    },
+  })
   const drift = new Counter(def(METRICS.drift))
   const heals = new Counter(def(METRICS.heals))
   const healDuration = new Histogram({ ...def(METRICS.healDuration), buckets: [...METRICS.healDuration.buckets] })
   const deployDuration = new Histogram({ ...def(METRICS.deployDuration), buckets: [...METRICS.deployDuration.buckets] })
-  const requests = new Counter(def(METRICS.requests))
-  const requestDuration = new Histogram({
-    ...def(METRICS.requestDuration),
-    buckets: [...METRICS.requestDuration.buckets],
-  })
+  const requests = createRequestStats(registry, METRICS.requests, METRICS.requestDuration)
   const refused = new Counter(def(METRICS.refused))
   const longPolls = new Gauge(def(METRICS.longPolls))
   const eventStreams = new Gauge(def(METRICS.eventStreams))
@@ -113,9 +118,6 @@ export function createControlMetrics(sources: MetricsSources, sink: MetricSink |
     }
   }
 
-  // The request children are cached: the labels of a hot route are hashed once, not per request.
-  const requestChildren = new Map<string, { count: Counter.Internal; time: Histogram.Internal<string> }>()
-
   if (sink) {
     const nodeGauge = async () =>
       [...(await counted()).byStatus].map(([status, n]): [Labels, number] => [{ status }, n])
@@ -136,7 +138,7 @@ export function createControlMetrics(sources: MetricsSources, sink: MetricSink |
     },
 
     heartbeat() {
-      heartbeats.inc()
+      heartbeatCount++
       sink?.add("heartbeats", 1)
     },
 
@@ -160,14 +162,7 @@ export function createControlMetrics(sources: MetricsSources, sink: MetricSink |
     },
 
     request(method: string, route: string, status: number, seconds: number) {
-      const key = `${method} ${route} ${status}`
-      let child = requestChildren.get(key)
-      if (!child) {
-        child = { count: requests.labels(method, route, String(status)), time: requestDuration.labels(method, route) }
-        requestChildren.set(key, child)
-      }
-      child.count.inc()
-      child.time.observe(seconds)
+      requests.observe(method, route, status, seconds)
       const reason = REFUSALS[status]
       if (reason) refused.inc({ reason })
       if (sink) {
