@@ -182,8 +182,9 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       await operations.settled()
       await cli.closeAll()
       await opts.commandTargets?.executor.close()
-      await store.close()
+      // The last export reads the store (nodes by status), so it goes before the store closes.
       await telemetry?.shutdown()
+      await store.close()
     },
   }
 }

@@ -6,6 +6,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
+import { deploymentStore } from "../control/adapters/store/deployment-store.ts"
+import { openDatabase } from "../control/adapters/store/sql-store.ts"
+import type { StorePath } from "../protocol/ids.ts"
 import { addUser, call, enrollNode, heartbeatBody, login } from "./support/auth.ts"
 import { manualClock } from "./support/clock.ts"
 import { freePort, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
@@ -137,6 +140,50 @@ describe("GET /metrics", () => {
     expect(text).toContain('route="/api/agent/:nodeId/heartbeat"')
     expect(text).not.toContain("web-1")
     expect(text).toContain('chimera_heals_total{outcome="failed"} 0')
+  })
+
+  test("drift and heals reported by agents, and deploys the CLI records, are counted", async () => {
+    const credential = await enrollNode(cp, "heal-1")
+    const at = clock.now().toISOString()
+    const system = { profile: OTHER, current: OTHER, booted: GEN }
+    const reports = [
+      { seq: 1, at, type: "drift.detected", data: { kinds: ["profile-drift", "runtime-drift"], desired: GEN, system } },
+      { seq: 2, at, type: "heal.started", data: { desired: GEN, attempt: 1 } },
+      { seq: 3, at, type: "heal.succeeded", data: { desired: GEN, attempt: 1, durationMs: 40 } },
+    ]
+    expect((await call(cp, credential, "POST", "/api/agent/heal-1/reports", { reports })).status).toBe(200)
+    // A replayed batch (an agent that lost the answer) is stored once, so it is counted once.
+    expect((await call(cp, credential, "POST", "/api/agent/heal-1/reports", { reports })).status).toBe(200)
+    // `chimera deploy` records its deploys in the same database; the control plane counts them when scraped.
+    const { db } = await openDatabase(`sqlite://${join(cp.dataDir, "chimera.db")}`)
+    const createdAt = clock.now().toISOString()
+    const finishedAt = new Date(clock.now().getTime() + 3500).toISOString()
+    await deploymentStore(db).save({
+      id: "d-1",
+      kind: "deploy",
+      createdAt,
+      finishedAt,
+      configPath: "x.nix",
+      closure: GEN as StorePath,
+      hash: GEN.slice(11, 43),
+      isSystem: true,
+      command: null,
+      session: "chimera-deploy",
+      status: "succeeded",
+      targets: [],
+    })
+    await db.close()
+    const text = await (await call(cp, cp.adminToken, "GET", "/metrics")).text()
+    expect(text).toContain('chimera_drift_detected_total{kind="profile-drift"} 1')
+    expect(text).toContain('chimera_drift_detected_total{kind="runtime-drift"} 1')
+    expect(text).toContain('chimera_heals_total{outcome="succeeded"} 1')
+    expect(text).toContain('chimera_heal_duration_seconds_bucket{le="0.05",outcome="succeeded"} 1')
+    expect(text).toContain('chimera_heal_duration_seconds_bucket{le="0.025",outcome="succeeded"} 0')
+    expect(text).toContain('chimera_deploy_duration_seconds_bucket{le="5",kind="deploy",status="succeeded"} 1')
+    expect(text).toContain('chimera_deploy_duration_seconds_bucket{le="2.5",kind="deploy",status="succeeded"} 0')
+    // Counted once, however often it is scraped.
+    const again = await (await call(cp, cp.adminToken, "GET", "/metrics")).text()
+    expect(again).toContain('chimera_deploy_duration_seconds_count{kind="deploy",status="succeeded"} 1')
   })
 
   test("a wrong, malformed or expired token gets 401 with a JSON error", async () => {

@@ -143,7 +143,7 @@ describe("OpenTelemetry", () => {
 
   test("a heal reported by an agent becomes its own span; API requests are spans named by route", async () => {
     const endpoint = `http://127.0.0.1:${receiver.port}`
-    await using cp = await startInProcess({ telemetry: { endpoint, insecure: true } })
+    const cp = await startInProcess({ telemetry: { endpoint, insecure: true } })
     const credential = await enrollNode(cp, "web-9")
     const at = new Date().toISOString()
     const desired = gen1
@@ -166,6 +166,13 @@ describe("OpenTelemetry", () => {
     const request = spans().find((s) => s.name === "POST /api/agent/:nodeId/reports")
     expect(request).toBeDefined()
     expect(spans().some((s) => s.name.includes("web-9") && s.name !== "heal")).toBe(false)
+    // Stopping flushes the metrics too: the same series /metrics shows, by their OpenTelemetry names.
+    await cp.stop()
+    const metrics = JSON.stringify(
+      received.filter((x) => x.path === "/v1/metrics" && JSON.stringify(x.body).includes("chimera-control-plane")),
+    )
+    for (const name of ["chimera_heals", "chimera_heal_duration_seconds", "chimera_http_requests", "chimera_nodes"])
+      expect(metrics).toContain(`"name":"${name}"`)
   })
 
   test("an http:// endpoint without insecure is refused at start, with the setting to change", async () => {
