@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { createTestbed } from "./support/testbed.ts"
 import { killTmuxServer } from "./support/tmux.ts"
 import { requireTool, run, runOk } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
@@ -49,23 +51,36 @@ const screen = async () => tmux("capture-pane", "-p", "-t", "dash")
 const paneFlag = async (flag: string) => (await tmux("display-message", "-p", "-t", "dash", `#{${flag}}`)).trim()
 const env = () => ({ CHIMERA_URL: cp.url, CHIMERA_TOKEN: viewerToken, NO_COLOR: "1", CHIMERA_CONFIG_FILE: "" })
 
+/** Starts the dashboard in session `dash` (120×30), in a shell that says how it exited and stays. */
+async function startDash(args: string[]) {
+  const command = [
+    "env",
+    ...Object.entries(env()).map(([k, v]) => `${k}=${v}`),
+    process.execPath,
+    MAIN,
+    "dash",
+    ...args,
+  ]
+    .map((a) => `'${a}'`)
+    .join(" ")
+  const shell = `${command}; echo "dash exited $?"; exec cat`
+  await tmux("-f", "/dev/null", "new-session", "-d", "-s", "dash", "-x", "120", "-y", "30", shell)
+  await waitFor("the dashboard to draw", screen, (s) => s.includes("Chimera fleet"), 30_000)
+}
+
+async function expectRestored(status: number) {
+  const after = await waitFor("the dashboard to exit", screen, (s) => s.includes("dash exited"))
+  expect(after).toContain(`dash exited ${status}`)
+  expect(after).not.toContain("Chimera fleet")
+  expect(await paneFlag("alternate_on")).toBe("0")
+  expect(await paneFlag("cursor_flag")).toBe("1")
+  await tmux("kill-session", "-t", "dash")
+}
+
 describe("chimera dash", () => {
   test("follows the control plane live, moves, opens a detail, quits with the terminal restored", async () => {
-    const command = [
-      "env",
-      ...Object.entries(env()).map(([k, v]) => `${k}=${v}`),
-      process.execPath,
-      MAIN,
-      "dash",
-      // Far longer than the test: the change below can only arrive through the event stream.
-      "--interval",
-      "600",
-    ]
-      .map((a) => `'${a}'`)
-      .join(" ")
-    // A shell stays in the pane after the dashboard, as in a terminal, so the pane's modes can be read.
-    const shell = `${command}; echo "dash exited $?"; exec cat`
-    await tmux("-f", "/dev/null", "new-session", "-d", "-s", "dash", "-x", "120", "-y", "30", shell)
+    // A poll far longer than the test: the change below can only arrive through the event stream.
+    await startDash(["--interval", "600"])
 
     const first = await waitFor(
       "the dashboard to list both nodes healthy",
@@ -112,12 +127,20 @@ describe("chimera dash", () => {
     await waitFor("the filter to clear", screen, (s) => /web-2\s+drifted/.test(s))
 
     await tmux("send-keys", "-t", "dash", "q")
-    const after = await waitFor("the dashboard to exit", screen, (s) => s.includes("dash exited"))
-    expect(after).toContain("dash exited 0")
-    expect(await paneFlag("alternate_on")).toBe("0")
-    expect(await paneFlag("cursor_flag")).toBe("1")
-    expect(after).not.toContain("Chimera fleet")
-    await tmux("kill-session", "-t", "dash")
+    await expectRestored(0)
+  }, 90_000)
+
+  test("Ctrl+C and SIGTERM leave the terminal restored too", async () => {
+    await startDash([])
+    await tmux("send-keys", "-t", "dash", "C-c")
+    await expectRestored(0)
+
+    await startDash([])
+    const shell = (await tmux("display-message", "-p", "-t", "dash", "#{pane_pid}")).trim()
+    const child = (await runOk(["pgrep", "-P", shell])).trim().split("\n")[0] ?? ""
+    expect(child).toMatch(/^\d+$/)
+    process.kill(Number(child), "SIGTERM")
+    await expectRestored(143)
   }, 90_000)
 
   test("--once prints a plain table; a node's hostile strings reach the screen without escapes", async () => {
@@ -145,4 +168,42 @@ describe("chimera dash", () => {
     expect(evil?.detail).toContainEqual(["hostname", "x?]0;pwned??[2J"])
     expect(evil?.detail).toContainEqual(["agent", "1?31m"])
   }, 60_000)
+})
+
+describe("chimera dash --targets (over SSH, no control plane)", () => {
+  test("reads each target's links: ok, then runtime-drift after a manual test activation", async () => {
+    const gen1 = await buildTestSystem(1, { tag: "dash" })
+    const gen2 = await buildTestSystem(2, { tag: "dash" })
+    await using bed = await createTestbed({ nodes: 2, boot: gen1 })
+    const once = async () => {
+      const r = await run(
+        [
+          process.execPath,
+          MAIN,
+          "dash",
+          "--once",
+          "--json",
+          "--targets",
+          bed.nodes.map((n) => n.target).join(","),
+          "--identity",
+          bed.identityFile,
+          "--known-hosts",
+          bed.knownHostsFile,
+        ],
+        { env: { CHIMERA_URL: "", CHIMERA_TOKEN: "", CHIMERA_CONFIG_FILE: "", NO_COLOR: "1" } },
+      )
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" })
+      return (JSON.parse(r.stdout) as { nodes: { name: string; status: string; current: string }[] }).nodes
+    }
+    const before = await once()
+    expect(before.map((n) => [n.name, n.status, n.current])).toEqual(
+      bed.nodes.map((n) => [n.target, "ok", gen1.slice(11, 23)]),
+    )
+    // `switch-to-configuration test` by hand: gen2 runs, the profile still says gen1.
+    const activated = await bed.nodes[1]?.node.exec([`${gen2}/bin/switch-to-configuration`, "test"])
+    expect(activated?.code).toBe(0)
+    const after = await once()
+    expect(after.map((n) => n.status)).toEqual(["ok", "runtime-drift"])
+    expect(after[1]?.current).toBe(gen2.slice(11, 23))
+  }, 120_000)
 })
