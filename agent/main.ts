@@ -18,7 +18,7 @@ import { collectHealth } from "./health.ts"
 import { type HeartbeatLoop, startHeartbeat } from "./heartbeat.ts"
 import { createAgentMetrics, serveAgentMetrics } from "./metrics.ts"
 import { createNixSystem } from "./nix-system.ts"
-import { type AgentOptions, agentArgs, parseAgentOptions } from "./options.ts"
+import { type AgentOptions, AgentOptionsError, agentArgs, parseAgentOptions } from "./options.ts"
 import { createReconciler, type Reconciler } from "./reconciler.ts"
 import { type ReportSender, startReportSender } from "./report-sender.ts"
 import { openSpool } from "./spool.ts"
@@ -65,9 +65,18 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
       lastPhase = phase
     },
   })
+  let metricsServer: ReturnType<typeof serveAgentMetrics> | null = null
+  if (options.metricsListen) {
+    const { host, port } = options.metricsListen
+    try {
+      metricsServer = serveAgentMetrics(options.metricsListen, metrics, reconciler)
+    } catch (error) {
+      spool.close()
+      throw new AgentOptionsError(`--metrics-listen: cannot listen on ${host}:${port}: ${(error as Error).message}`)
+    }
+    log.info("serving metrics", { url: `${metricsServer.url}metrics` })
+  }
   reconciler.start()
-  const metricsServer = options.metricsListen ? serveAgentMetrics(options.metricsListen, metrics, reconciler) : null
-  if (metricsServer) log.info("serving metrics", { url: `${metricsServer.url}metrics` })
   const watcher = options.watch
     ? watchLinks([options.systemProfile, options.currentSystem, options.bootedSystem], reconciler.request)
     : null

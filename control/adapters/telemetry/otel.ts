@@ -46,6 +46,9 @@ export function collectorUrl({ endpoint, insecure }: TelemetrySettings): string 
   return parsed.href.replace(/\/+$/, "")
 }
 
+// A collector that does not answer delays a CLI's exit by at most this much, not the exporter's 10 s.
+const EXPORT_TIMEOUT_MS = 5000
+
 const otelName = (name: string) => name.replace(/_total$/, "")
 
 export async function startTelemetry(settings: TelemetrySettings, service: string): Promise<Telemetry | null> {
@@ -61,10 +64,14 @@ export async function startTelemetry(settings: TelemetrySettings, service: strin
   const resource = resources.resourceFromAttributes({ "service.name": service, "service.version": VERSION })
   const tracerProvider = new trace.BasicTracerProvider({
     resource,
-    spanProcessors: [new trace.BatchSpanProcessor(new traceExporter.OTLPTraceExporter({ url: `${base}/v1/traces` }))],
+    spanProcessors: [
+      new trace.BatchSpanProcessor(
+        new traceExporter.OTLPTraceExporter({ url: `${base}/v1/traces`, timeoutMillis: EXPORT_TIMEOUT_MS }),
+      ),
+    ],
   })
   const reader = new metrics.PeriodicExportingMetricReader({
-    exporter: new metricExporter.OTLPMetricExporter({ url: `${base}/v1/metrics` }),
+    exporter: new metricExporter.OTLPMetricExporter({ url: `${base}/v1/metrics`, timeoutMillis: EXPORT_TIMEOUT_MS }),
     exportIntervalMillis: 15_000,
   })
   const meterProvider = new metrics.MeterProvider({ resource, readers: [reader] })
