@@ -124,7 +124,17 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     unsubscribeSpans = () => void unsubscribe()
     log.info("exporting traces and metrics", { endpoint: opts.telemetry?.endpoint })
   }
-  const app = createApp({ cli, fleet, bus, trust, commands, relay, operations, metrics, tracer: telemetry?.tracer ?? null })
+  const app = createApp({
+    cli,
+    fleet,
+    bus,
+    trust,
+    commands,
+    relay,
+    operations,
+    metrics,
+    tracer: telemetry?.tracer ?? null,
+  })
   const undeclared = undeclaredRoutes(app.routes.filter((r) => r.method !== "ALL"))
   if (undeclared.length > 0)
     log.error("routes without a rule in control/api/route-permissions.ts are refused", { routes: undeclared })
