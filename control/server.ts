@@ -119,8 +119,16 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   const unsubscribeMetrics = bus.subscribe(metrics.event)
   let unsubscribeSpans = () => {}
   if (telemetry) {
-    const { recordHealSpan } = await import("./adapters/telemetry/spans.ts")
-    const unsubscribe = bus.subscribe((e) => recordHealSpan(telemetry.tracer, e))
+    const { recordDeployTrace, recordHealSpan } = await import("./adapters/telemetry/spans.ts")
+    const unsubscribe = bus.subscribe((e) => {
+      recordHealSpan(telemetry.tracer, e)
+      // A deploy this control plane ran; one the CLI ran and reported (`recorded`) sent its own trace.
+      if (e.type === "deployment.finished" && e.data.recorded !== true && typeof e.data.id === "string")
+        deployments.get(e.data.id).then(
+          (record) => record && recordDeployTrace(telemetry.tracer, record),
+          (error) => log.warn("deploy trace not recorded", { id: e.data.id, error }),
+        )
+    })
     unsubscribeSpans = () => void unsubscribe()
     log.info("exporting traces and metrics", { endpoint: opts.telemetry?.endpoint })
   }

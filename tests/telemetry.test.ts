@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Server } from "bun"
+import { commandTargets } from "../control/adapters/ssh/command-targets.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { call, enrollNode } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
@@ -139,6 +140,42 @@ describe("OpenTelemetry", () => {
     // The deploy's duration went out as a metric too.
     const metrics = received.filter((x) => x.path === "/v1/metrics")
     expect(JSON.stringify(metrics.map((m) => m.body))).toContain("chimera_deploy_duration_seconds")
+  })
+
+  test("a deploy the control plane runs (POST /api/deployments) sends its trace from there", async () => {
+    const endpoint = `http://127.0.0.1:${receiver.port}`
+    const targets = commandTargets(
+      { nodes: bed.nodes.map((n) => ({ name: n.name, address: n.target, tags: [] })), targets: [] },
+      { identity: bed.identityFile, knownHosts: bed.knownHostsFile },
+    )
+    await using cp = await startInProcess({ telemetry: { endpoint, insecure: true }, commandTargets: targets })
+    // The nodes run gen2 since the test above: back to gen1, by closure, with a health check.
+    const res = await call(cp, cp.adminToken, "POST", "/api/deployments", {
+      targets: bed.nodes.map((n) => n.name),
+      closure: gen1,
+      health_cmd: ["test -L /run/current-system"],
+    })
+    expect(res.status).toBe(202)
+    const { id } = (await res.json()) as { id: string }
+    const root = await waitFor(
+      "the control plane's deploy trace",
+      async () => spans().find((s) => attr(s, "chimera.deploy.id") === id),
+      (s) => s !== undefined,
+      90_000,
+    )
+    expect(attr(root as OtlpSpan, "chimera.deploy.status")).toBe("succeeded")
+    const phases = await waitFor(
+      "every target's phases",
+      async () =>
+        bed.nodes.map((n) => {
+          const target = spans().find((s) => s.traceId === root?.traceId && s.name === `target ${n.name}`)
+          return spans()
+            .filter((s) => target && s.parentSpanId === target.spanId)
+            .map((s) => s.name)
+        }),
+      (all) => all.every((p) => p.length === 5),
+    )
+    expect(phases).toEqual(bed.nodes.map(() => ["plan", "copy", "activate", "health", "confirm"]))
   })
 
   test("a heal reported by an agent becomes its own span; API requests are spans named by route", async () => {
