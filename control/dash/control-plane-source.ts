@@ -75,18 +75,34 @@ export function controlPlaneSource(intervalSeconds: number): RowSource {
     follow(update) {
       let stopped = false
       let pending: ReturnType<typeof setTimeout> | null = null
+      // One read at a time: a read asked for while one runs happens once, after it.
+      let reading = false
+      let again = false
       const refresh = () => {
-        read().then(
-          (rows) => !stopped && update(rows, null),
-          (error: Error) => !stopped && update(null, error.message),
-        )
+        if (reading) {
+          again = true
+          return
+        }
+        reading = true
+        read()
+          .then(
+            (rows) => !stopped && update(rows, null),
+            (error: Error) => !stopped && update(null, error.message),
+          )
+          .finally(() => {
+            reading = false
+            if (again && !stopped) {
+              again = false
+              refresh()
+            }
+          })
       }
-      // A burst of events (a heal is three) becomes one read.
+      // A burst of events (a heal is three, a fleet-wide deploy thousands) becomes one read.
       const soon = () => {
         pending ??= setTimeout(() => {
           pending = null
           refresh()
-        }, 50)
+        }, 200)
       }
       const poll = setInterval(refresh, intervalSeconds * 1000)
       const stream = new AbortController()
