@@ -17,8 +17,9 @@ import { createCredentialRotator } from "./credential-rotation.ts"
 import { enroll, storedCredential } from "./enrollment.ts"
 import { collectHealth } from "./health.ts"
 import { type HeartbeatLoop, startHeartbeat } from "./heartbeat.ts"
+import { createAgentMetrics, serveAgentMetrics } from "./metrics.ts"
 import { createNixSystem } from "./nix-system.ts"
-import { type AgentOptions, agentArgs, parseAgentOptions } from "./options.ts"
+import { type AgentOptions, AgentOptionsError, agentArgs, parseAgentOptions } from "./options.ts"
 import { createReconciler, type Reconciler } from "./reconciler.ts"
 import { type ReportSender, startReportSender } from "./report-sender.ts"
 import { openSpool } from "./spool.ts"
@@ -49,12 +50,14 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     stateDir.writeDesired({ closure: options.desired, setAt: new Date().toISOString(), source: "flag" })
   let heartbeat: HeartbeatLoop | null = null
   let lastPhase: AgentPhase | null = null
+  const metrics = createAgentMetrics(options.nodeId)
   const reconciler = createReconciler({
     nix,
     autoHeal: options.autoHeal,
     initialDesired: options.desired ?? stored?.closure ?? null,
     // Healing never waits on the spool: a report that cannot be written (a full disk) is logged and lost.
     report: (r) => {
+      metrics.report(r)
       try {
         spool.append(r)
       } catch (error) {
@@ -67,6 +70,17 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
       lastPhase = phase
     },
   })
+  let metricsServer: ReturnType<typeof serveAgentMetrics> | null = null
+  if (options.metricsListen) {
+    const { host, port } = options.metricsListen
+    try {
+      metricsServer = serveAgentMetrics(options.metricsListen, metrics, reconciler)
+    } catch (error) {
+      spool.close()
+      throw new AgentOptionsError(`--metrics-listen: cannot listen on ${host}:${port}: ${(error as Error).message}`)
+    }
+    log.info("serving metrics", { url: `${metricsServer.url}metrics` })
+  }
   reconciler.start()
   const watcher = options.watch
     ? watchLinks([options.systemProfile, options.currentSystem, options.bootedSystem], reconciler.request)
@@ -140,6 +154,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     async stop() {
       ac.abort()
       clearInterval(poll)
+      await metricsServer?.stop(true)
       watcher?.close()
       reconciler.stop()
       heartbeat?.stop()

@@ -30,9 +30,23 @@ describe("agent options", () => {
       systemProfile: "/nix/var/nix/profiles/system",
       currentSystem: "/run/current-system",
       bootedSystem: "/run/booted-system",
+      metricsListen: null,
       desired: null,
       logLevel: "info",
     })
+  })
+
+  test("--metrics-listen takes HOST:PORT and refuses anything else, naming the flag", async () => {
+    expect((await parse(["--node-id", "n", "--metrics-listen", "127.0.0.1:9101"])).metricsListen).toEqual({
+      host: "127.0.0.1",
+      port: 9101,
+    })
+    expect((await parse(["--node-id", "n", "--metrics-listen", "[::1]:0"])).metricsListen).toEqual({
+      host: "::1",
+      port: 0,
+    })
+    for (const bad of ["9101", "127.0.0.1", "127.0.0.1:99999", "http://127.0.0.1:9101"])
+      await expect(parse(["--node-id", "n", "--metrics-listen", bad])).rejects.toThrow(/^--metrics-listen: /)
   })
 
   test("--no-watch leaves only the poll", async () => {

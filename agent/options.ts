@@ -74,11 +74,25 @@ export const agentArgs = {
     valueHint: "STORE_PATH",
   },
   "log-level": { type: "string", description: "debug, info, warning or error (default info)" },
+  "metrics-listen": {
+    type: "string",
+    description: "Serve Prometheus metrics at http://HOST:PORT/metrics, without a token (off by default)",
+    valueHint: "HOST:PORT",
+  },
 } as const satisfies ArgsDef
 
 const Seconds = z.coerce.number().positive().max(86_400)
 const AbsolutePath = z.string().min(1).refine(isAbsolute, "expected an absolute path")
 const Optional = (s: z.ZodType<string>) => s.optional().transform((v) => v ?? null)
+// 127.0.0.1:9101, [::1]:9101 or localhost:9101; port 0 takes a free one.
+const Listen = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "expected HOST:PORT, such as 127.0.0.1:9101")
+  .transform((v) => {
+    const i = v.lastIndexOf(":")
+    return { host: v.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(v.slice(i + 1)) }
+  })
+  .refine((l) => l.port <= 65535, "expected a port from 0 to 65535")
 
 const Flags = z.object({
   "node-id": NodeId,
@@ -100,6 +114,7 @@ const Flags = z.object({
     .string()
     .transform((v) => v.toLowerCase())
     .pipe(z.enum(["debug", "info", "warning", "warn", "error", "critical"])),
+  "metrics-listen": Listen.optional().transform((v) => v ?? null),
 })
 
 export interface AgentOptions {
@@ -121,6 +136,8 @@ export interface AgentOptions {
   bootedSystem: string
   desired: StorePath | null
   logLevel: string
+  /** Where to serve the agent's metrics; null: nowhere. */
+  metricsListen: { host: string; port: number } | null
 }
 
 export class AgentOptionsError extends Error {
@@ -205,6 +222,7 @@ export async function parseAgentOptions(
     bootedSystem: f["booted-system"],
     desired: f.desired,
     logLevel: f["log-level"],
+    metricsListen: f["metrics-listen"],
   }
 }
 

@@ -10,6 +10,8 @@ import { currentProcessInstance } from "./adapters/process-instance.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
 import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
+import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
+import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
 import { createTmuxSessions } from "./adapters/tmux.ts"
 import { createApp } from "./api/app.ts"
 import { undeclaredRoutes } from "./api/route-permissions.ts"
@@ -42,6 +44,8 @@ export interface ServerOptions {
   commandTargets?: CommandTargets | null
   /** `[retention]`: days answered commands are kept (0: forever), and how often they are pruned (ms). */
   retention?: { commandDays: number; intervalMs?: number }
+  /** `[telemetry]`: with an endpoint, API request and heal spans and the metrics go to that OTLP collector. */
+  telemetry?: TelemetrySettings
 }
 
 export interface ControlPlane {
@@ -99,14 +103,50 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   await endLeftoverCliSessions(cli, trust.audit)
   // With several replicas (PostgreSQL) an ack may land on another one: relays also read the store.
   const relay = createRelay({ fleet, store, clock, pollFallbackMs: dialect === "postgres" ? 250 : null })
+  const deployments = deploymentStore(db)
   const operations = createFleetOperations({
     fleet,
-    deployments: deploymentStore(db),
+    deployments,
     nix: createNix(),
     targets: opts.commandTargets ?? null,
     clock,
   })
-  const app = createApp({ cli, fleet, bus, trust, commands, relay, operations })
+  const telemetry = opts.telemetry ? await startTelemetry(opts.telemetry, "chimera-control-plane") : null
+  const metrics = createControlMetrics(
+    {
+      listNodes: () => fleet.listNodes(),
+      deploymentsFinishedAfter: (at, limit) => deployments.finishedAfter(at, limit),
+      since: clock.now().toISOString(),
+    },
+    telemetry?.sink ?? null,
+  )
+  const unsubscribeMetrics = bus.subscribe(metrics.event)
+  let unsubscribeSpans = () => {}
+  if (telemetry) {
+    const { recordDeployTrace, recordHealSpan } = await import("./adapters/telemetry/spans.ts")
+    const unsubscribe = bus.subscribe((e) => {
+      recordHealSpan(telemetry.tracer, e)
+      // A deploy this control plane ran; one the CLI ran and reported (`recorded`) sent its own trace.
+      if (e.type === "deployment.finished" && e.data.recorded !== true && typeof e.data.id === "string")
+        deployments.get(e.data.id).then(
+          (record) => record && recordDeployTrace(telemetry.tracer, record),
+          (error) => log.warn("deploy trace not recorded", { id: e.data.id, error }),
+        )
+    })
+    unsubscribeSpans = () => void unsubscribe()
+    log.info("exporting traces and metrics", { endpoint: opts.telemetry?.endpoint })
+  }
+  const app = createApp({
+    cli,
+    fleet,
+    bus,
+    trust,
+    commands,
+    relay,
+    operations,
+    metrics,
+    tracer: telemetry?.tracer ?? null,
+  })
   const undeclared = undeclaredRoutes(app.routes.filter((r) => r.method !== "ALL"))
   if (undeclared.length > 0)
     log.error("routes without a rule in control/api/route-permissions.ts are refused", { routes: undeclared })
@@ -158,10 +198,14 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     async stop() {
       clearInterval(sweep)
       clearInterval(pruning)
+      unsubscribeMetrics()
+      unsubscribeSpans()
       await server.stop(true)
       await operations.settled()
       await cli.closeAll()
       await opts.commandTargets?.executor.close()
+      // The last export reads the store (nodes by status), so it goes before the store closes.
+      await telemetry?.shutdown()
       await store.close()
     },
   }

@@ -122,6 +122,7 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/api/session/:sessionId/history", auth: "admin" },
   { method: "DELETE", path: "/api/session/:sessionId", auth: "admin" },
   { method: "GET", path: "/api/registry", auth: "admin" },
+  { method: "GET", path: "/metrics", auth: "admin" },
   // Aimed at a node that is not enrolled (a 404), so no valid request waits out a relay's timeout.
   { method: "POST", path: "/api/fleet/run", auth: "admin", body: { command: "uptime", nodes: ["victim"], timeout: 1 } },
   // Operations: this control plane reaches no node over SSH, so a valid deploy or rollback is a 422.

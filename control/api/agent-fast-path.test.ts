@@ -199,8 +199,9 @@ describe("agent fast path", () => {
     const hot = "/api/agent/n1/heartbeat"
     const matches = (pattern: string) => new RegExp(`^${pattern.replaceAll("*", ".*")}$`).test(hot)
     const middlewares = fast.routes.filter((r) => r.method === "ALL" && matches(r.path)).map((r) => r.path)
-    // agentFastPath, then auditTrail, redactAnswers, bodyLimits, guard (app.ts).
-    expect(middlewares).toEqual(["/api/agent/*", "/api/*", "/api/*", "/api/*", "/api/*"])
+    // requestMetrics (in front of the fast path, so hot routes are counted too), then agentFastPath,
+    // then auditTrail, redactAnswers, bodyLimits, guard (app.ts).
+    expect(middlewares).toEqual(["/*", "/api/agent/*", "/api/*", "/api/*", "/api/*", "/api/*"])
   })
 
   test("plain agent requests are answered by the fast path; anything unusual is passed on untouched", async () => {

@@ -5,7 +5,10 @@
 // rule in route-permissions.ts (health and login are public; enrolment checks its join token itself).
 // In front of it all, the agent fast path answers agents' heartbeats, polls, acks and reports with the
 // same checks for a fraction of the cost (agent-fast-path.ts), and passes anything unusual on.
+
+import type { Tracer } from "@opentelemetry/api"
 import { Hono, type MiddlewareHandler } from "hono"
+import { type ControlMetrics, createControlMetrics } from "../adapters/telemetry/prometheus.ts"
 import type { Accounts } from "../domain/auth/accounts.ts"
 import type { Audit } from "../domain/auth/audit.ts"
 import type { Authenticator } from "../domain/auth/authenticator.ts"
@@ -33,6 +36,7 @@ import { errorResponse, onError } from "./errors.ts"
 import { eventRoutes } from "./events.ts"
 import { guard } from "./guard.ts"
 import { healthRoutes } from "./health.ts"
+import { metricsRoutes, requestMetrics } from "./metrics.ts"
 import { nodeIdentityRoutes } from "./node-identity.ts"
 import { nodeRoutes } from "./nodes.ts"
 import { redactAnswers } from "./redact-answers.ts"
@@ -64,21 +68,19 @@ export interface AppDeps {
   operations: FleetOperations
   /** false: agent requests go the whole chain too (tests compare the two ways in). */
   agentFastPath?: boolean
+  /** What GET /metrics shows; default: a registry of this app's own. */
+  metrics?: ControlMetrics
+  /** Spans for API requests, when an OpenTelemetry collector is configured. */
+  tracer?: Tracer | null
 }
 
 const passOn: MiddlewareHandler = (_c, next) => next()
 
-export function createApp({
-  fleet,
-  bus,
-  trust,
-  commands,
-  cli,
-  relay,
-  operations,
-  agentFastPath: fast = true,
-}: AppDeps) {
+export function createApp(deps: AppDeps) {
+  const { fleet, bus, trust, commands, cli, relay, operations, agentFastPath: fast = true } = deps
+  const metrics = deps.metrics ?? createControlMetrics({ listNodes: () => fleet.listNodes() })
   const app = new Hono()
+    .use("*", requestMetrics(metrics, deps.tracer ?? null))
     .use(
       "/api/agent/*",
       fast ? agentFastPath({ fleet, authenticator: trust.authenticator, limiter: trust.limiter }) : passOn,
@@ -89,6 +91,7 @@ export function createApp({
     .use("/api/*", guard(trust.authenticator, trust.limiter))
     .use("/ws/*", auditTrail(trust.audit))
     .use("/ws/*", guard(trust.authenticator, trust.limiter))
+    .use("/metrics", guard(trust.authenticator, trust.limiter))
     .route("/", healthRoutes)
     .route("/", enrollRoutes(fleet))
     .route("/", authSessionRoutes(trust.sessions, trust.accounts))
@@ -96,7 +99,7 @@ export function createApp({
     .route("/", nodeRoutes(fleet))
     .route("/", agentRoutes(fleet))
     .route("/", nodeIdentityRoutes(trust.identity))
-    .route("/", eventRoutes(fleet, bus, trust.authenticator))
+    .route("/", eventRoutes(fleet, bus, trust.authenticator, metrics.streamOpened))
     .route("/", userRoutes(trust.accounts))
     .route("/", tokenRoutes(trust.accounts))
     .route("/", auditRoutes(trust.audit))
@@ -105,6 +108,7 @@ export function createApp({
     .route("/", commandRoutes(commands, trust.limiter))
     .route("/", relayRoutes(relay, trust.limiter))
     .route("/", deploymentRoutes(operations, trust.audit))
+    .route("/", metricsRoutes(metrics))
   app.notFound((c) => errorResponse(c, new ChimeraError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError(onError)
   return app

@@ -29,7 +29,13 @@ export const EventsQuery = z.object({
 const matches = (e: FleetEvent, q: { node?: string; type?: string[] }) =>
   (q.node === undefined || e.nodeId === q.node) && (q.type === undefined || q.type.includes(e.type))
 
-export const eventRoutes = (fleet: Fleet, bus: EventBusPort, authenticator: Authenticator) =>
+export const eventRoutes = (
+  fleet: Fleet,
+  bus: EventBusPort,
+  authenticator: Authenticator,
+  /** Counts a follower for as long as its stream is open (metrics); returns what marks it gone. */
+  followed: () => () => void = () => () => {},
+) =>
   new Hono<ApiEnv>()
     .get("/api/events", query(EventsQuery), async (c) => {
       const q = c.req.valid("query")
@@ -51,6 +57,8 @@ export const eventRoutes = (fleet: Fleet, bus: EventBusPort, authenticator: Auth
         }
       }
       return streamSSE(c, async (stream) => {
+        const left = followed()
+        stream.onAbort(left)
         const queue: FleetEvent[] = []
         let wake: (() => void) | null = null
         const unsubscribe = bus.subscribe((e) => {
@@ -103,5 +111,6 @@ export const eventRoutes = (fleet: Fleet, bus: EventBusPort, authenticator: Auth
           }
         }
         unsubscribe()
+        left()
       })
     })

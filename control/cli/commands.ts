@@ -55,6 +55,10 @@ export const COMMANDS: Record<string, [description: string, load: Load]> = {
     "Serve MCP (chimera-service) for AI agents, over HTTP or stdio",
     () => def(import("./mcp.ts"), (m) => m.default),
   ],
+  dash: [
+    "Watch the fleet live in the terminal (control plane, or SSH with --targets)",
+    () => def(import("./dash.ts"), (m) => m.default),
+  ],
   deployments: [
     "List recorded deployments and heals, or show one",
     () => def(import("./deployments.ts"), (m) => m.default),

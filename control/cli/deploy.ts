@@ -11,6 +11,7 @@ import type { HealthCheck } from "../domain/health-check.ts"
 import { commandConfig, flagValue } from "./cli-config.ts"
 import { openCliStore } from "./cli-store.ts"
 import { deployViaControlPlane } from "./deploy-remote.ts"
+import { exportDeployTrace } from "./deploy-telemetry.ts"
 import { CliError } from "./errors.ts"
 import { color, printJson, printTable } from "./output.ts"
 import { desiredPublisher } from "./publish-desired.ts"
@@ -187,6 +188,7 @@ export default defineCommand({
     if (args.json) printJson(record)
     else printDeployment(record)
     if (record.status !== "succeeded" && record.status !== "planned") process.exitCode = 1
+    await exportDeployTrace(record)
     if (dryRun) return
     if (publisher?.published.length && !args.json)
       process.stderr.write(

@@ -32,7 +32,11 @@ const create = defineCommand({
   meta: { name: "create", description: "Create an API token (shown once)" },
   args: {
     name: { type: "positional", description: "A name that says what uses it", required: true },
-    role: { type: "string", description: "viewer, operator or admin", required: true },
+    role: {
+      type: "string",
+      description: "metrics (scrapes GET /metrics only), viewer, operator or admin",
+      required: true,
+    },
     "ttl-days": { type: "string", description: "Days until it expires (default: never)" },
     json,
   },

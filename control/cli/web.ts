@@ -44,6 +44,7 @@ export default defineCommand({
       cli: { tmuxSocket: process.env.CHIMERA_TMUX_SOCKET || undefined },
       commandTargets: commandTargetsFromConfig(config),
       retention: { commandDays: config.retention.command_days },
+      telemetry: config.telemetry,
     })
     process.stdout.write(`Chimera control plane on ${color.bold(cp.url)}\n`)
     process.stdout.write(

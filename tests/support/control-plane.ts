@@ -62,6 +62,8 @@ export interface InProcessOptions {
   retention?: { commandDays: number; intervalMs?: number }
   /** The nodes the command API reaches (a testbed's, via commandTargets()). */
   commandTargets?: CommandTargets | null
+  /** `[telemetry]`: an OTLP/HTTP collector to send spans and metrics to. */
+  telemetry?: { endpoint: string; insecure: boolean }
 }
 
 let tmuxServers = 0
@@ -86,6 +88,7 @@ export async function startInProcess(opts: InProcessOptions = {}): Promise<TestC
     cli: { tmuxSocket, providerPath: opts.providerPath },
     commandTargets: opts.commandTargets,
     retention: opts.retention,
+    telemetry: opts.telemetry,
   })
   const adminToken = (await readFile(cp.adminTokenPath, "utf8")).trim()
   const stop = async () => {

@@ -8,6 +8,8 @@ export interface DeploymentStore {
   save(record: DeploymentRecord): Promise<void>
   get(id: string): Promise<DeploymentRecord | null>
   list(limit: number): Promise<DeploymentRecord[]>
+  /** Those finished after `at` (ISO), oldest first: what the metrics have not counted yet. */
+  finishedAfter(at: string, limit: number): Promise<DeploymentRecord[]>
 }
 
 type Row = { record: string }
@@ -27,6 +29,11 @@ export function deploymentStore(db: SQL): DeploymentStore {
     },
     async list(limit) {
       const rows: Row[] = await db`SELECT record FROM deployments ORDER BY created_at DESC LIMIT ${limit}`
+      return rows.map((r) => JSON.parse(r.record) as DeploymentRecord)
+    },
+    async finishedAfter(at, limit) {
+      const rows: Row[] =
+        await db`SELECT record FROM deployments WHERE finished_at > ${at} ORDER BY finished_at LIMIT ${limit}`
       return rows.map((r) => JSON.parse(r.record) as DeploymentRecord)
     },
   }

@@ -21,19 +21,24 @@ export const Permission = z.enum([
   "users:manage",
   "tokens:manage",
   "audit:read",
+  /** Scrape GET /metrics: fleet counts by status, request rates; no node names, no paths. */
+  "metrics:read",
 ])
 export type Permission = z.infer<typeof Permission>
 
-export const Role = z.enum(["viewer", "operator", "admin"])
+// Ordered from least to most: `metrics` is a scrape-only role for Prometheus's token.
+export const Role = z.enum(["metrics", "viewer", "operator", "admin"])
 export type Role = z.infer<typeof Role>
 
 // A CLI session (seed 002) is a process on the control-plane host, which holds the admin token, the
 // signing key and the SSH key to every node: whoever drives a shell or an AI tool there is admin, so
 // `cli:use` and `cli:full_access` are admin's until sessions run sandboxed as a user of their own.
-const VIEWER: Permission[] = ["auth:session", "fleet:read"]
+const METRICS: Permission[] = ["metrics:read"]
+const VIEWER: Permission[] = [...METRICS, "auth:session", "fleet:read"]
 const OPERATOR: Permission[] = [...VIEWER, "fleet:deploy", "commands:run"]
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
+  metrics: METRICS,
   viewer: VIEWER,
   operator: OPERATOR,
   admin: Permission.options,

@@ -1,0 +1,80 @@
+import { describe, expect, test } from "bun:test"
+import { type DashRow, initialState, parseKeys, press, visibleRows, withRows } from "./model.ts"
+import { sanitize } from "./sanitize.ts"
+import { frame } from "./view.ts"
+
+const row = (name: string, status = "healthy"): DashRow => ({
+  name,
+  status,
+  desired: "abc",
+  current: "abc",
+  heartbeat: null,
+  drift: "",
+  reboot: false,
+  detail: [["node", name]],
+})
+
+const state = () => withRows(initialState("test"), [row("a"), row("b", "drifted"), row("c")])
+
+describe("dashboard keys", () => {
+  test("arrows, j/k, Enter, /, Esc, q and Ctrl+C from raw terminal input", () => {
+    expect(parseKeys("\x1b[A\x1b[Bjk\r/\x1b\x7f\x03q")).toEqual([
+      "up",
+      "down",
+      { char: "j" },
+      { char: "k" },
+      "enter",
+      { char: "/" },
+      "escape",
+      "backspace",
+      "quit",
+      { char: "q" },
+    ])
+    // Other escape sequences (function keys, right arrow) are skipped whole, not read as letters.
+    expect(parseKeys("\x1b[C\x1b[15~j")).toEqual([{ char: "j" }])
+  })
+
+  test("the selection moves within the visible rows and follows its node when rows change", () => {
+    let s = state()
+    expect(s.selected).toBe("a")
+    s = press(press(press(s, { char: "j" }), "down"), "down")
+    expect(s.selected).toBe("c")
+    s = press(s, "up")
+    expect(s.selected).toBe("b")
+    s = withRows(s, [row("b"), row("z")])
+    expect(s.selected).toBe("b")
+    s = withRows(s, [row("z")])
+    expect(s.selected).toBe("z")
+  })
+
+  test("/ edits a filter (q is a letter there), Enter keeps it, Esc clears it", () => {
+    let s = press(state(), { char: "/" })
+    for (const ch of "drq") s = press(s, { char: ch })
+    s = press(s, "backspace")
+    expect(s.filter).toBe("dr")
+    expect(s.quit).toBe(false)
+    s = press(s, "enter")
+    expect(visibleRows(s).map((r) => r.name)).toEqual(["b"])
+    expect(press(s, "escape").filter).toBe("")
+    expect(press(s, { char: "q" }).quit).toBe(true)
+  })
+})
+
+describe("dashboard frame", () => {
+  test("exactly the terminal's rows, none wider than its columns, the detail pane when open", () => {
+    const s = press(press(state(), "down"), "enter")
+    const lines = frame(s, 40, 12, Date.now(), false)
+    expect(lines).toHaveLength(12)
+    for (const l of lines) expect(Bun.stringWidth(l)).toBeLessThanOrEqual(40)
+    expect(lines.some((l) => l.startsWith("> b"))).toBe(true)
+    expect(lines.some((l) => l.startsWith("── b"))).toBe(true)
+    const colour = frame(s, 40, 12, Date.now(), true)
+    for (const l of colour) expect(Bun.stringWidth(Bun.stripANSI(l))).toBeLessThanOrEqual(40)
+    expect(colour.join("\n")).toContain("\x1b[")
+    expect(lines.join("\n")).not.toContain("\x1b[")
+  })
+
+  test("node text cannot carry escape sequences or reorder what is shown", () => {
+    expect(sanitize("a\x1b]0;x\x07b\u009b2J\u202ec")).toBe("a?]0;x?b?2Jc")
+  })
+})

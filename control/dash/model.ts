@@ -1,0 +1,119 @@
+// What the dashboard shows and how keys change it, with no terminal in sight: the rows (one per node,
+// whichever source they came from), the selection, the filter and whether the detail pane is open.
+// `press` is a pure function of the state and one key, so the keys are easy to reason about.
+
+/** One node as the dashboard shows it; every string has already been sanitised. */
+export interface DashRow {
+  name: string
+  status: string
+  desired: string
+  current: string
+  heartbeat: string | null
+  drift: string
+  reboot: boolean
+  /** Label and value pairs for the detail pane. */
+  detail: [string, string][]
+}
+
+export interface DashState {
+  rows: DashRow[]
+  /** The selected node's name: it stays selected when rows move or the filter changes. */
+  selected: string | null
+  filter: string
+  editingFilter: boolean
+  detailOpen: boolean
+  /** Where the rows come from and how fresh they are, for the footer. */
+  source: string
+  error: string | null
+  quit: boolean
+}
+
+export const initialState = (source: string): DashState => ({
+  rows: [],
+  selected: null,
+  filter: "",
+  editingFilter: false,
+  detailOpen: false,
+  source,
+  error: null,
+  quit: false,
+})
+
+export function visibleRows(state: DashState): DashRow[] {
+  const f = state.filter.toLowerCase()
+  if (f === "") return state.rows
+  return state.rows.filter(
+    (r) => r.name.toLowerCase().includes(f) || r.status.toLowerCase().includes(f) || r.drift.toLowerCase().includes(f),
+  )
+}
+
+/** The selected row's index among the visible ones (the first row when the selection is hidden). */
+export function selectedIndex(state: DashState): number {
+  const rows = visibleRows(state)
+  const i = rows.findIndex((r) => r.name === state.selected)
+  return Math.max(i, 0)
+}
+
+export type Key = "up" | "down" | "enter" | "escape" | "backspace" | "quit" | { char: string }
+
+/** Turns one chunk of raw terminal input into keys (arrows come as escape sequences). */
+export function parseKeys(input: string): Key[] {
+  const keys: Key[] = []
+  for (let i = 0; i < input.length; i++) {
+    const rest = input.slice(i)
+    if (rest.startsWith("\x1b[A") || rest.startsWith("\x1bOA")) {
+      keys.push("up")
+      i += 2
+    } else if (rest.startsWith("\x1b[B") || rest.startsWith("\x1bOB")) {
+      keys.push("down")
+      i += 2
+    } else if (rest.startsWith("\x1b[")) {
+      // Another CSI sequence (other arrows, function keys): skip it whole.
+      const end = rest.slice(2).search(/[\x40-\x7e]/)
+      i += end < 0 ? rest.length : end + 2
+    } else {
+      const ch = input[i] as string
+      if (ch === "\x1b") keys.push("escape")
+      else if (ch === "\r" || ch === "\n") keys.push("enter")
+      else if (ch === "\x7f" || ch === "\b") keys.push("backspace")
+      else if (ch === "\x03")
+        keys.push("quit") // Ctrl+C: raw mode delivers it as a byte, not SIGINT
+      else keys.push({ char: ch })
+    }
+  }
+  return keys
+}
+
+function move(state: DashState, by: number): DashState {
+  const rows = visibleRows(state)
+  if (rows.length === 0) return state
+  const i = Math.min(rows.length - 1, Math.max(0, selectedIndex(state) + by))
+  return { ...state, selected: rows[i]?.name ?? null }
+}
+
+export function press(state: DashState, key: Key): DashState {
+  if (key === "quit") return { ...state, quit: true }
+  if (state.editingFilter) {
+    if (key === "enter") return { ...state, editingFilter: false }
+    if (key === "escape") return { ...state, editingFilter: false, filter: "" }
+    if (key === "backspace") return { ...state, filter: state.filter.slice(0, -1) }
+    if (typeof key === "object" && key.char >= " ") return { ...state, filter: (state.filter + key.char).slice(0, 64) }
+    return state
+  }
+  if (key === "up") return move(state, -1)
+  if (key === "down") return move(state, 1)
+  if (key === "enter") return { ...state, detailOpen: !state.detailOpen }
+  if (key === "escape") return state.detailOpen ? { ...state, detailOpen: false } : { ...state, filter: "" }
+  if (typeof key !== "object") return state
+  if (key.char === "q") return { ...state, quit: true }
+  if (key.char === "j") return move(state, 1)
+  if (key.char === "k") return move(state, -1)
+  if (key.char === "/") return { ...state, editingFilter: true, detailOpen: false }
+  return state
+}
+
+/** New rows from a source; the selection stays on the same node, or the first one when it is gone. */
+export function withRows(state: DashState, rows: DashRow[], error: string | null = null): DashState {
+  const selected = rows.some((r) => r.name === state.selected) ? state.selected : (rows[0]?.name ?? null)
+  return { ...state, rows, selected, error }
+}

@@ -1,0 +1,38 @@
+// The dashboard's loop: rows from a source, keys from the terminal, a frame drawn after each change and
+// once a second (heartbeat ages move), until q or Ctrl+C; the terminal is restored before it returns.
+
+import type { RowSource } from "./control-plane-source.ts"
+import { initialState, parseKeys, press, withRows } from "./model.ts"
+import { openScreen } from "./screen.ts"
+import { frame } from "./view.ts"
+
+export function runDashboard(source: RowSource, color: boolean): Promise<void> {
+  const screen = openScreen()
+  let state = initialState(source.name)
+  const redraw = () => {
+    const { cols, rows } = screen.size()
+    screen.draw(frame(state, cols, rows, Date.now(), color))
+  }
+  return new Promise((resolve) => {
+    const follow = source.follow((rows, error) => {
+      state = rows ? withRows(state, rows) : { ...state, error }
+      redraw()
+    })
+    const tick = setInterval(redraw, 1000)
+    const finish = () => {
+      follow.stop()
+      clearInterval(tick)
+      process.off("SIGINT", finish)
+      screen.restore()
+      resolve()
+    }
+    screen.onKeys((input) => {
+      for (const key of parseKeys(input)) state = press(state, key)
+      if (state.quit) finish()
+      else redraw()
+    })
+    screen.onResize(redraw)
+    process.on("SIGINT", finish)
+    redraw()
+  })
+}

@@ -1,0 +1,158 @@
+// One frame of the dashboard as lines of text, exactly as many as the terminal has rows, each cut to
+// its width: the header with counts by status, the node table (the selected row marked with `>` and,
+// in colour, shown reversed), the detail pane of the selected node when open, and a footer with the
+// keys or the filter being typed. Colour is optional (NO_COLOR, --once to a file); without it nothing
+// is lost, since every state is also spelt out in text.
+import { ago } from "../cli/output.ts"
+import { type DashRow, type DashState, selectedIndex, visibleRows } from "./model.ts"
+
+/** A run of text and the SGR parameters that style it ("" for none). */
+type Seg = [text: string, style: string]
+
+const STATUS_STYLE: Record<string, string> = {
+  healthy: "32",
+  ok: "32",
+  drifted: "33",
+  healing: "33",
+  "runtime-drift": "33",
+  unknown: "2",
+}
+const statusStyle = (s: string) => STATUS_STYLE[s] ?? "31"
+
+function cut(text: string, width: number): string {
+  if (Bun.stringWidth(text) <= width) return text
+  let out = ""
+  for (const ch of text) {
+    if (Bun.stringWidth(out + ch) > width) break
+    out += ch
+  }
+  return out
+}
+
+/** Joins segments into one line of at most `cols` columns; `pad` fills it to `cols` (a selection bar). */
+function line(segs: Seg[], cols: number, color: boolean, pad = false, lineStyle = ""): string {
+  let left = cols
+  let out = ""
+  for (const [text, style] of segs) {
+    if (left <= 0) break
+    const t = cut(text, left)
+    left -= Bun.stringWidth(t)
+    const sgr = [lineStyle, style].filter(Boolean).join(";")
+    out += color && sgr ? `\x1b[${sgr}m${t}\x1b[0m` : t
+  }
+  if (pad && left > 0) out += color && lineStyle ? `\x1b[${lineStyle}m${" ".repeat(left)}\x1b[0m` : " ".repeat(left)
+  return out
+}
+
+const cell = (text: string, width: number) => cut(text, width).padEnd(width)
+
+interface Widths {
+  name: number
+  status: number
+}
+
+function widths(rows: DashRow[]): Widths {
+  return {
+    name: Math.min(24, Math.max(4, ...rows.map((r) => Bun.stringWidth(r.name)))),
+    status: Math.max(6, ...rows.map((r) => r.status.length)),
+  }
+}
+
+function rowSegs(r: DashRow, w: Widths, now: number, marked: boolean): Seg[] {
+  return [
+    [marked ? "> " : "  ", ""],
+    [`${cell(r.name, w.name)}  `, ""],
+    [cell(r.status, w.status), statusStyle(r.status)],
+    [`  ${cell(r.desired, 12)}  ${cell(r.current, 12)}  ${cell(r.heartbeat ? ago(r.heartbeat, now) : "-", 9)}  `, ""],
+    [r.reboot ? "reboot  " : "", "33"],
+    [r.drift, r.drift ? "33" : ""],
+  ]
+}
+
+function header(state: DashState, shown: number): Seg[] {
+  const counts = new Map<string, number>()
+  for (const r of state.rows) counts.set(r.status, (counts.get(r.status) ?? 0) + 1)
+  const segs: Seg[] = [
+    ["Chimera fleet", "1"],
+    [`  ${state.rows.length} nodes`, ""],
+  ]
+  if (shown !== state.rows.length) segs.push([` (${shown} shown)`, ""])
+  for (const [status, n] of [...counts].sort()) segs.push(["  ", ""], [`${n} ${status}`, statusStyle(status)])
+  return segs
+}
+
+function footer(state: DashState): Seg[] {
+  if (state.editingFilter)
+    return [
+      ["/", "1"],
+      [state.filter, ""],
+      ["_", "7"],
+      ["   Enter keep · Esc clear", "2"],
+    ]
+  const segs: Seg[] = [["↑↓ j/k move · Enter detail · / filter · q quit", "2"]]
+  if (state.filter) segs.push([`   filter: ${state.filter}`, ""])
+  segs.push([`   ${state.source}`, "2"])
+  if (state.error) segs.push([`   ${state.error}`, "31"])
+  return segs
+}
+
+export function frame(state: DashState, cols: number, height: number, now: number, color: boolean): string[] {
+  const rows = visibleRows(state)
+  const selected = selectedIndex(state)
+  const w = widths(state.rows)
+  const detail = state.detailOpen ? rows[selected] : undefined
+  const detailLines = detail ? Math.min(detail.detail.length + 1, Math.max(3, Math.floor(height / 2))) : 0
+  const tableHeight = Math.max(1, height - 3 - detailLines)
+  // Keep the selection in view: scroll the table by whole pages.
+  const first = Math.floor(selected / tableHeight) * tableHeight
+
+  const out: string[] = [line(header(state, rows.length), cols, color)]
+  const head = `  ${cell("NODE", w.name)}  ${cell("STATUS", w.status)}  ${cell("DESIRED", 12)}  ${cell("CURRENT", 12)}  ${cell("HEARTBEAT", 9)}  DRIFT`
+  out.push(line([[head, "1"]], cols, color))
+  for (let i = first; i < first + tableHeight; i++) {
+    const r = rows[i]
+    if (!r) out.push(i === 0 ? line([[state.error ? "  (no data)" : "  (no nodes)", "2"]], cols, color) : "")
+    else out.push(line(rowSegs(r, w, now, i === selected), cols, color, i === selected, i === selected ? "7" : ""))
+  }
+  if (detail) {
+    out.push(
+      line(
+        [
+          [`── ${detail.name} `, "1"],
+          ["─".repeat(cols), "2"],
+        ],
+        cols,
+        color,
+      ),
+    )
+    const label = Math.max(...detail.detail.map(([k]) => k.length))
+    for (const [k, v] of detail.detail.slice(0, detailLines - 1))
+      out.push(
+        line(
+          [
+            [`  ${k.padEnd(label)}  `, "2"],
+            [v, ""],
+          ],
+          cols,
+          color,
+        ),
+      )
+  }
+  while (out.length < height - 1) out.push("")
+  out.length = height - 1
+  out.push(line(footer(state), cols, color))
+  return out
+}
+
+/** The plain table of `--once` and of a stdout that is not a terminal. */
+export function table(rows: DashRow[], now: number): string[][] {
+  return rows.map((r) => [
+    r.name,
+    r.status,
+    r.desired,
+    r.current,
+    r.heartbeat ? ago(r.heartbeat, now) : "-",
+    r.reboot ? "needed" : "",
+    r.drift,
+  ])
+}

@@ -1,0 +1,209 @@
+// `chimera dash` in a real tmux (fixed window size), read with capture-pane: it follows a real control
+// plane, shows a node turn drifted as its agent reports it (a real node credential on the agent API),
+// moves to it with j, opens its detail with Enter, quits with q and leaves the terminal as it found
+// it: alternate screen left, cursor shown. Also: --once prints a plain table, and node-provided
+// strings cannot put escape sequences on the screen.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { join } from "node:path"
+import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
+import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { createTestbed } from "./support/testbed.ts"
+import { killTmuxServer } from "./support/tmux.ts"
+import { requireTool, run, runOk } from "./support/tools.ts"
+import { waitFor } from "./support/wait.ts"
+
+const MAIN = join(import.meta.dir, "../control/main.ts")
+const GEN = heartbeatBody("x").system.current
+const OTHER = "/nix/store/0c5k6m3hq9x1w2b4v7n8p0r1s2d3f4g5-chimera-test-system-2"
+
+let cp: TestControlPlane
+let viewerToken: string
+const credentials = new Map<string, string>()
+const socket = `chimera-dash-${process.pid}`
+
+function heartbeat(nodeId: string, system: { profile: string; current: string; booted: string }) {
+  return call(cp, credentials.get(nodeId) ?? "", "POST", `/api/agent/${nodeId}/heartbeat`, {
+    ...heartbeatBody(nodeId),
+    system,
+  })
+}
+
+beforeAll(async () => {
+  requireTool("tmux")
+  cp = await startInProcess()
+  for (const id of ["web-1", "web-2"]) {
+    credentials.set(id, await enrollNode(cp, id))
+    expect((await heartbeat(id, { profile: GEN, current: GEN, booted: GEN })).status).toBe(200)
+    expect((await call(cp, cp.adminToken, "PUT", `/api/nodes/${id}/desired`, { closure: GEN })).status).toBe(200)
+  }
+  const res = await call(cp, cp.adminToken, "POST", "/api/tokens", { name: "dash", role: "viewer" })
+  viewerToken = ((await res.json()) as { token: string }).token
+})
+
+afterAll(async () => {
+  await killTmuxServer(socket)
+  await cp?.stop()
+})
+
+const tmux = (...args: string[]) => runOk(["tmux", "-L", socket, ...args])
+const screen = async () => tmux("capture-pane", "-p", "-t", "dash")
+const paneFlag = async (flag: string) => (await tmux("display-message", "-p", "-t", "dash", `#{${flag}}`)).trim()
+const env = () => ({ CHIMERA_URL: cp.url, CHIMERA_TOKEN: viewerToken, NO_COLOR: "1", CHIMERA_CONFIG_FILE: "" })
+
+/** Starts the dashboard in session `dash` (120×30), in a shell that says how it exited and stays. */
+async function startDash(args: string[]) {
+  const command = [
+    "env",
+    ...Object.entries(env()).map(([k, v]) => `${k}=${v}`),
+    process.execPath,
+    MAIN,
+    "dash",
+    ...args,
+  ]
+    .map((a) => `'${a}'`)
+    .join(" ")
+  const shell = `${command}; echo "dash exited $?"; exec cat`
+  await tmux("-f", "/dev/null", "new-session", "-d", "-s", "dash", "-x", "120", "-y", "30", shell)
+  await waitFor("the dashboard to draw", screen, (s) => s.includes("Chimera fleet"), 30_000)
+}
+
+async function expectRestored(status: number) {
+  const after = await waitFor("the dashboard to exit", screen, (s) => s.includes("dash exited"))
+  expect(after).toContain(`dash exited ${status}`)
+  expect(after).not.toContain("Chimera fleet")
+  expect(await paneFlag("alternate_on")).toBe("0")
+  expect(await paneFlag("cursor_flag")).toBe("1")
+  await tmux("kill-session", "-t", "dash")
+}
+
+describe("chimera dash", () => {
+  test("follows the control plane live, moves, opens a detail, quits with the terminal restored", async () => {
+    // A poll far longer than the test: the change below can only arrive through the event stream.
+    await startDash(["--interval", "600"])
+
+    const first = await waitFor(
+      "the dashboard to list both nodes healthy",
+      screen,
+      (s) => /^> web-1\s+healthy/m.test(s) && /^ {2}web-2\s+healthy/m.test(s),
+      30_000,
+    )
+    expect(first).toContain("Chimera fleet  2 nodes")
+    expect(await paneFlag("alternate_on")).toBe("1")
+    expect(await paneFlag("cursor_flag")).toBe("0")
+
+    // web-2's agent finds it switched to another system by hand and says so.
+    expect((await heartbeat("web-2", { profile: OTHER, current: OTHER, booted: GEN })).status).toBe(200)
+    const report = {
+      seq: 1,
+      at: new Date().toISOString(),
+      type: "drift.detected",
+      data: { kinds: ["profile-drift"], desired: GEN, system: { profile: OTHER, current: OTHER, booted: GEN } },
+    }
+    const sent = await call(cp, credentials.get("web-2") ?? "", "POST", "/api/agent/web-2/reports", {
+      reports: [report],
+    })
+    expect(sent.status).toBe(200)
+    const drifted = await waitFor("web-2 to show drifted", screen, (s) => /^ {2}web-2\s+drifted/m.test(s), 30_000)
+    expect(drifted).toMatch(/web-2\s+drifted\s+\S+\s+0c5k6m3hq9x1.*profile-drift/)
+    expect(drifted).toContain("1 drifted  1 healthy")
+
+    await tmux("send-keys", "-t", "dash", "j")
+    await waitFor("the selection to move to web-2", screen, (s) => /^> web-2\s+drifted/m.test(s))
+    await tmux("send-keys", "-t", "dash", "Enter")
+    const detail = await waitFor("web-2's detail pane", screen, (s) => s.includes("── web-2"))
+    expect(detail).toMatch(new RegExp(`current\\s+${OTHER}`))
+    expect(detail).toMatch(new RegExp(`desired\\s+${GEN}`))
+    expect(detail).toMatch(/booted\s+\S+\s+\(reboot needed\)/)
+
+    await tmux("send-keys", "-t", "dash", "/")
+    await tmux("send-keys", "-t", "dash", "-l", "web-1")
+    await waitFor(
+      "the filter to leave web-1 alone",
+      screen,
+      (s) => s.includes("(1 shown)") && !/web-2\s+drifted/.test(s),
+    )
+    await tmux("send-keys", "-t", "dash", "Escape")
+    await waitFor("the filter to clear", screen, (s) => /web-2\s+drifted/.test(s))
+
+    await tmux("send-keys", "-t", "dash", "q")
+    await expectRestored(0)
+  }, 90_000)
+
+  test("Ctrl+C and SIGTERM leave the terminal restored too", async () => {
+    await startDash([])
+    await tmux("send-keys", "-t", "dash", "C-c")
+    await expectRestored(0)
+
+    await startDash([])
+    const shell = (await tmux("display-message", "-p", "-t", "dash", "#{pane_pid}")).trim()
+    const child = (await runOk(["pgrep", "-P", shell])).trim().split("\n")[0] ?? ""
+    expect(child).toMatch(/^\d+$/)
+    process.kill(Number(child), "SIGTERM")
+    await expectRestored(143)
+  }, 90_000)
+
+  test("--once prints a plain table; a node's hostile strings reach the screen without escapes", async () => {
+    const hostile = "evil"
+    credentials.set(hostile, await enrollNode(cp, hostile))
+    const res = await call(cp, credentials.get(hostile) ?? "", "POST", `/api/agent/${hostile}/heartbeat`, {
+      ...heartbeatBody(hostile),
+      hostname: "x\u001b]0;pwned\u0007\u001b[2J",
+      agentVersion: "1\u009b31m",
+    })
+    expect(res.status).toBe(200)
+    const once = await run([process.execPath, MAIN, "dash", "--once"], { env: env() })
+    expect(once.stderr).toBe("")
+    expect(once.code).toBe(0)
+    const lines = once.stdout.trimEnd().split("\n")
+    expect(lines[0]).toMatch(/^NODE\s+STATUS\s+DESIRED\s+CURRENT\s+HEARTBEAT\s+REBOOT\s+DRIFT$/)
+    expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 2))).toEqual([
+      ["evil", "unknown"],
+      ["web-1", "healthy"],
+      ["web-2", "drifted"],
+    ])
+    const json = await run([process.execPath, MAIN, "dash", "--once", "--json"], { env: env() })
+    const { nodes } = JSON.parse(json.stdout) as { nodes: { name: string; detail: [string, string][] }[] }
+    const evil = nodes.find((n) => n.name === "evil")
+    expect(evil?.detail).toContainEqual(["hostname", "x?]0;pwned??[2J"])
+    expect(evil?.detail).toContainEqual(["agent", "1?31m"])
+  }, 60_000)
+})
+
+describe("chimera dash --targets (over SSH, no control plane)", () => {
+  test("reads each target's links: ok, then runtime-drift after a manual test activation", async () => {
+    const gen1 = await buildTestSystem(1, { tag: "dash" })
+    const gen2 = await buildTestSystem(2, { tag: "dash" })
+    await using bed = await createTestbed({ nodes: 2, boot: gen1 })
+    const once = async () => {
+      const r = await run(
+        [
+          process.execPath,
+          MAIN,
+          "dash",
+          "--once",
+          "--json",
+          "--targets",
+          bed.nodes.map((n) => n.target).join(","),
+          "--identity",
+          bed.identityFile,
+          "--known-hosts",
+          bed.knownHostsFile,
+        ],
+        { env: { CHIMERA_URL: "", CHIMERA_TOKEN: "", CHIMERA_CONFIG_FILE: "", NO_COLOR: "1" } },
+      )
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" })
+      return (JSON.parse(r.stdout) as { nodes: { name: string; status: string; current: string }[] }).nodes
+    }
+    const before = await once()
+    expect(before.map((n) => [n.name, n.status, n.current])).toEqual(
+      bed.nodes.map((n) => [n.target, "ok", gen1.slice(11, 23)]),
+    )
+    // `switch-to-configuration test` by hand: gen2 runs, the profile still says gen1.
+    const activated = await bed.nodes[1]?.node.exec([`${gen2}/bin/switch-to-configuration`, "test"])
+    expect(activated?.code).toBe(0)
+    const after = await once()
+    expect(after.map((n) => n.status)).toEqual(["ok", "runtime-drift"])
+    expect(after[1]?.current).toBe(gen2.slice(11, 23))
+  }, 120_000)
+})
