@@ -412,8 +412,13 @@ describe("MCP over stdio", () => {
     // mcp-3 (no self-healing) still runs generation 1 by hand; deploy generation 2 to it again.
     const deployed = await callTool(client, "execute_deployment", { config_path: gen2Config, targets: ["mcp-3"] })
     expect(deployed.s).toMatchObject({ status: "success", targets: ["mcp-3"] })
-    const congruent = await callTool(client, "check_congruence", { targets: ["mcp-3"], config_path: gen2Config })
-    expect(congruent.s.results?.[0]).toMatchObject({ target: "mcp-3", status: "congruent" })
+    // Congruence of an enrolled node is what its agent last reported: wait for its next report.
+    const congruent = await waitFor(
+      "mcp-3 reported on generation 2",
+      () => callTool(client, "check_congruence", { targets: ["mcp-3"], config_path: gen2Config }),
+      (r) => r.s.results?.[0]?.status === "congruent",
+    )
+    expect(congruent.s.results?.[0]).toMatchObject({ target: "mcp-3", via: "agent", status: "congruent" })
     const rolled = await callTool(client, "rollback_deployment", { targets: ["mcp-3"] })
     expect(rolled.s.status).toBe("success")
     expect(await bed.nodes[2]!.node.links()).toMatchObject({ current: gen1 })
