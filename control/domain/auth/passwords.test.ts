@@ -1,5 +1,5 @@
 // Password checks run at most two at a time; beyond MAX_WAITING waiting, more are refused at once
-// instead of queueing without bound behind a flood.
+// instead of queueing without bound behind a flood (password-queue.test.ts checks its fairness).
 import { describe, expect, test } from "bun:test"
 import type { ChimeraError } from "../errors.ts"
 import { hashPassword, MAX_WAITING, verifyPassword } from "./passwords.ts"
@@ -18,8 +18,8 @@ describe("password checks", () => {
     await verifyPassword("warm-up", null) // the decoy hash for unknown users is made once, first
     const extra = 20
     const results = await Promise.all(
-      Array.from({ length: 2 + MAX_WAITING + extra }, () =>
-        verifyPassword("correct horse battery", hash).then(
+      Array.from({ length: 2 + MAX_WAITING + extra }, (_, i) =>
+        verifyPassword("correct horse battery", hash, { source: `address-${i}`, suspect: false }).then(
           (ok) => ({ ok }),
           (error: unknown) => ({ error }),
         ),
