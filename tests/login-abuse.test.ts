@@ -92,6 +92,38 @@ describe("failed logins per username", () => {
   })
 })
 
+/**
+ * Three wrong passwords in flight from each address, each for another made-up username so no lockout
+ * spares the check queue: 300 checks asked for from 100 addresses, more than the queue's 256 places.
+ */
+function sprayFrom(url: string, sources: string[], inFlight = 3) {
+  let running = true
+  const answers = new Map<string, number>()
+  let sprayed = 0
+  const flooder = async (source: string) => {
+    while (running) {
+      const res = await requestFrom(source, url, LOGIN, {
+        body: { username: `spray${sprayed++}`, password: "not the password" },
+      }).catch(() => null)
+      if (!res) continue
+      const key = res.status === 429 ? `429 ${res.json().error}` : String(res.status)
+      answers.set(key, (answers.get(key) ?? 0) + 1)
+      // A refused flooder comes back at once in a real attack; a pause keeps this test's own client
+      // from taking the cores the control plane needs.
+      if (res.status === 429) await Bun.sleep(200)
+    }
+  }
+  const loops = Array.from({ length: sources.length * inFlight }, (_, i) => flooder(sources[i % sources.length]!))
+  return {
+    answers,
+    async stop() {
+      running = false
+      await Promise.all(loops)
+    },
+  }
+}
+const FULL = "429 too many password checks are waiting; try again in a few seconds"
+
 describe("a distributed login flood", () => {
   test("100 addresses guess one password, then fill the check queue with wrong ones; real logins from new addresses are all served", async () => {
     // A check queue of its own (the default bounds), so the checks this flood leaves queued when the
@@ -99,7 +131,6 @@ describe("a distributed login flood", () => {
     const cp = await startInProcess({ trust: { passwordChecks: DEFAULT_CHECK_LIMITS } })
     await addUser(cp, "hana", "operator")
     const FLOODERS = 100
-    const IN_FLIGHT = 3
     // First every address guesses at one account: five guesses are checked, then it is locked.
     const guesses = await Promise.all(
       Array.from({ length: FLOODERS }, (_, i) =>
@@ -108,26 +139,12 @@ describe("a distributed login flood", () => {
     )
     expect(guesses.filter((g) => g.status === 401)).toHaveLength(DEFAULT_BACKOFF.freeFailures)
 
-    // Then each address keeps three wrong passwords in flight, each for another made-up username so no
-    // lockout spares the queue: 300 checks asked for, more than the queue's 256 places.
-    let running = true
-    const answers = new Map<string, number>()
-    let sprayed = 0
-    const flooder = async (source: string) => {
-      while (running) {
-        const res = await requestFrom(source, cp.url, LOGIN, {
-          body: { username: `spray${sprayed++}`, password: "not the password" },
-        }).catch(() => null)
-        if (!res) continue
-        const key = res.status === 429 ? `429 ${res.json().error}` : String(res.status)
-        answers.set(key, (answers.get(key) ?? 0) + 1)
-        // A refused flooder comes back at once in a real attack; a pause keeps this test's own client
-        // from taking the cores the control plane needs.
-        if (res.status === 429) await Bun.sleep(200)
-      }
-    }
-    const FULL = "429 too many password checks are waiting; try again in a few seconds"
-    const flood = Array.from({ length: FLOODERS * IN_FLIGHT }, (_, i) => flooder(address(i % FLOODERS)))
+    // Then each address keeps three wrong passwords in flight.
+    const flood = sprayFrom(
+      cp.url,
+      Array.from({ length: FLOODERS }, (_, i) => address(i)),
+    )
+    const answers = flood.answers
     try {
       await waitFor(
         "the password-check queue to overflow",
@@ -152,10 +169,38 @@ describe("a distributed login flood", () => {
         90_000,
       )
     } finally {
-      running = false
       // Stopping the control plane ends the checks still queued; each flooder's request then fails.
       await cp.stop()
-      await Promise.all(flood)
+      await flood.stop()
+    }
+  })
+
+  test("a flood from 100 fresh addresses fills the queue at once; a user returning to an address they logged in from is served", async () => {
+    const cp = await startInProcess({ trust: { passwordChecks: DEFAULT_CHECK_LIMITS } })
+    await addUser(cp, "jun", "operator")
+    const home = address(105)
+    const loginFromHome = () => requestFrom(home, cp.url, LOGIN, { body: { username: "jun", password: PASSWORD } })
+    expect((await loginFromHome()).status).toBe(200)
+    const flood = sprayFrom(
+      cp.url,
+      Array.from({ length: 100 }, (_, i) => address(i)),
+    )
+    try {
+      await waitFor(
+        "the password-check queue to overflow",
+        async () => Object.fromEntries(flood.answers),
+        (seen) => (seen[FULL] ?? 0) > 0,
+        90_000,
+      )
+      const real = []
+      for (let i = 0; i < 4; i++) {
+        const res = await loginFromHome()
+        real.push(res.status === 200 ? 200 : `${res.status} ${res.text}`)
+      }
+      expect(real).toEqual(Array(4).fill(200))
+    } finally {
+      await cp.stop()
+      await flood.stop()
     }
   })
 })

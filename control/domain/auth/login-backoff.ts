@@ -3,14 +3,16 @@
 // 15 min), and while it is locked no password is checked at all, right or wrong; a successful login
 // clears it. Attempts still being checked count against the free ones, so a burst from many addresses
 // reaches argon2 at most `freeFailures` times. Unknown usernames are treated exactly like known ones,
-// so the answers never tell which exist. Per source address: an address that failed a login lately (a
-// wrong password, or an attempt on a locked username) is *suspect*, and its password checks wait
-// behind everyone else's (password-queue.ts).
+// so the answers never tell which exist. Per source address, its *standing* (password-queue.ts): an
+// address whose last attempt was a successful login is *trusted* and its checks go first; one that
+// failed lately (a wrong password, or an attempt on a locked username) is *suspect* and its checks wait
+// behind everyone else's; any other is *clean*.
 //
 // An attacker who knows a username can keep it locked; that is the price of not letting them guess
 // its password from many addresses. API tokens and sessions already issued keep working.
 import { ChimeraError } from "../errors.ts"
 import type { Clock } from "../ports.ts"
+import type { Standing } from "./password-queue.ts"
 
 export interface BackoffRules {
   /** Failures before the first lockout. */
@@ -32,6 +34,9 @@ export const DEFAULT_BACKOFF: BackoffRules = {
   maxEntries: 100_000,
 }
 
+/** How long an address whose last attempt logged in keeps going first. */
+const TRUST_MS = 30 * 86_400_000
+
 interface UserState {
   failures: number
   pending: number
@@ -49,6 +54,12 @@ function _touch<V>(map: Map<string, V>, key: string, value: V, max: number) {
 export function createLoginBackoff(clock: Clock, rules: BackoffRules = DEFAULT_BACKOFF) {
   const users = new Map<string, UserState>()
   const suspects = new Map<string, number>()
+  const trusted = new Map<string, number>()
+  const distrust = (source: string | null, nowMs: number) => {
+    if (source === null) return
+    trusted.delete(source)
+    _touch(suspects, source, nowMs, rules.maxEntries)
+  }
 
   const stateOf = (username: string, nowMs: number): UserState => {
     const s = users.get(username)
@@ -68,7 +79,7 @@ export function createLoginBackoff(clock: Clock, rules: BackoffRules = DEFAULT_B
       // Past the free failures, each lockout's end lets one attempt through.
       const allowance = s.failures < rules.freeFailures ? rules.freeFailures - s.failures : locked ? 0 : 1
       if (s.pending >= allowance) {
-        if (source !== null) _touch(suspects, source, nowMs, rules.maxEntries)
+        distrust(source, nowMs)
         const retryAfter = Math.max(1, Math.ceil((s.lockedUntilMs - nowMs) / 1000))
         throw new ChimeraError(
           "RATE_LIMIT_EXCEEDED",
@@ -93,21 +104,27 @@ export function createLoginBackoff(clock: Clock, rules: BackoffRules = DEFAULT_B
       const over = s.failures - rules.freeFailures
       if (over >= 0) s.lockedUntilMs = nowMs + Math.min(rules.maxLockMs, rules.baseLockMs * 2 ** Math.min(over, 30))
       _touch(users, username, s, rules.maxEntries)
-      if (source !== null) _touch(suspects, source, nowMs, rules.maxEntries)
+      distrust(source, nowMs)
     },
-    succeeded(username: string): void {
+    succeeded(username: string, source: string | null): void {
       users.delete(username)
+      if (source === null) return
+      suspects.delete(source)
+      _touch(trusted, source, clock.now().getTime(), rules.maxEntries)
     },
     /** The attempt ended without a verdict on the password (the check queue refused it). */
     abandoned(username: string): void {
       const s = users.get(username)
       if (s) s.pending = Math.max(0, s.pending - 1)
     },
-    /** Whether `source` failed a login within the last `forgetMs`. */
-    suspect(source: string | null): boolean {
-      if (source === null) return false
-      const at = suspects.get(source)
-      return at !== undefined && clock.now().getTime() - at < rules.forgetMs
+    /** Trusted: its last attempt logged in; suspect: it failed within `forgetMs`; else clean. */
+    standing(source: string | null): Standing {
+      if (source === null) return "clean"
+      const nowMs = clock.now().getTime()
+      const failedAt = suspects.get(source)
+      if (failedAt !== undefined && nowMs - failedAt < rules.forgetMs) return "suspect"
+      const loggedInAt = trusted.get(source)
+      return loggedInAt !== undefined && nowMs - loggedInAt < TRUST_MS ? "trusted" : "clean"
     },
   }
 }

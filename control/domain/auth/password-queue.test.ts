@@ -1,17 +1,18 @@
 // The password-check queue's fairness rules, with work the test finishes by hand so that the order
-// checks start in is seen exactly: one address cannot hold more than its share, suspect sources wait
-// behind clean ones, and a clean newcomer takes a full queue's newest suspect place.
+// checks start in is seen exactly: one address cannot hold more than its share, trusted sources go
+// first and suspect ones last, a clean address's second check waits as suspect, and a newcomer takes a
+// full queue's newest place in a lane below its own.
 import { describe, expect, test } from "bun:test"
 import type { ChimeraError } from "../errors.ts"
-import { createCheckQueue } from "./password-queue.ts"
+import { createCheckQueue, type Standing } from "./password-queue.ts"
 
 function harness(limits = { parallel: 1, waiting: 4, perSource: 2 }) {
   const queue = createCheckQueue(limits)
   const started: string[] = []
   const finishers: (() => void)[] = []
   const outcomes = new Map<string, string>()
-  const submit = (name: string, source: string | null, suspect = false) => {
-    const done = queue.run({ source, suspect }, () => {
+  const submit = (name: string, source: string | null, standing: Standing = "clean") => {
+    const done = queue.run({ source, standing }, () => {
       started.push(name)
       return new Promise<void>((resolve) => finishers.push(resolve))
     })
@@ -33,8 +34,8 @@ function harness(limits = { parallel: 1, waiting: 4, perSource: 2 }) {
 describe("password check queue", () => {
   test("an address holds at most its share of waiting checks; the rest are refused at once", async () => {
     const h = harness()
-    void h.submit("a1", "a")
-    for (const n of ["a2", "a3", "a4"]) void h.submit(n, "a")
+    void h.submit("a1", "a", "trusted")
+    for (const n of ["a2", "a3", "a4"]) void h.submit(n, "a", "trusted")
     await Bun.sleep(0)
     expect(h.outcomes.get("a4")).toBe("RESOURCE_EXHAUSTED")
     expect(h.queue.waiting()).toBe(2)
@@ -42,17 +43,19 @@ describe("password check queue", () => {
     expect(h.queue.waiting()).toBe(3)
   })
 
-  test("suspect sources wait behind clean ones, whatever the arrival order", async () => {
-    const h = harness()
+  test("trusted sources go first, suspect ones last, whatever the arrival order", async () => {
+    const h = harness({ parallel: 1, waiting: 10, perSource: 2 })
     void h.submit("running", "x")
-    void h.submit("s1", "s", true)
-    void h.submit("t1", "t", true)
+    void h.submit("s1", "s", "suspect")
     void h.submit("c1", "c")
-    for (let i = 0; i < 3; i++) await h.finishOne()
-    expect(h.started).toEqual(["running", "c1", "s1", "t1"])
+    void h.submit("c2", "c") // a clean address's second check waits as a suspect's
+    void h.submit("t1", "t", "suspect")
+    void h.submit("r1", "r", "trusted")
+    for (let i = 0; i < 5; i++) await h.finishOne()
+    expect(h.started).toEqual(["running", "r1", "c1", "s1", "c2", "t1"])
   })
 
-  test("a clean newcomer takes a full queue's newest suspect place; a suspect one is refused", async () => {
+  test("a newcomer takes a full queue's newest place in a lane below its own; a suspect one is refused", async () => {
     const h = harness()
     void h.submit("running", "x")
     for (const [n, s] of [
@@ -61,15 +64,24 @@ describe("password check queue", () => {
       ["u1", "u"],
       ["v1", "v"],
     ] as const)
-      void h.submit(n, s, true)
-    void h.submit("w1", "w", true)
+      void h.submit(n, s, "suspect")
+    void h.submit("w1", "w", "suspect")
     await Bun.sleep(0)
     expect(h.outcomes.get("w1")).toBe("RESOURCE_EXHAUSTED")
     void h.submit("fresh", "f")
     await Bun.sleep(0)
     expect(h.outcomes.get("v1")).toBe("RESOURCE_EXHAUSTED")
+    // Clean ones take the suspects' places; trusted ones take the last suspect's, then a clean one's.
+    void h.submit("c1", "c")
+    void h.submit("c2", "d")
+    void h.submit("back", "b", "trusted")
+    void h.submit("back2", "b2", "trusted")
+    await Bun.sleep(0)
+    expect(["u1", "t1", "s1", "c2"].map((n) => h.outcomes.get(n))).toEqual(Array(4).fill("RESOURCE_EXHAUSTED"))
     await h.finishOne()
-    expect(h.started).toEqual(["running", "fresh"])
+    await h.finishOne()
+    await h.finishOne()
+    expect(h.started).toEqual(["running", "back", "back2", "fresh"])
   })
 
   test("the control plane's own checks (no source) are never capped", async () => {

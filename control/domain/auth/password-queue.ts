@@ -1,12 +1,14 @@
 // The queue in front of argon2. A password check costs ~19 MiB and ~30 ms of a core, so only a few run
 // at once and the rest wait, up to a bound past which they are refused at once (429) rather than
 // queueing without end. A plain first-come queue lets anyone with enough addresses fill it and push
-// every real login out; three rules keep it fair instead:
+// every real login out; these rules keep it fair instead:
 // - each source address holds at most `perSource` waiting checks, so one address cannot fill it;
-// - checks from a *suspect* source (one that failed a login lately) wait behind the others, so a
-//   flood that keeps failing is served after whoever has not;
-// - when the queue is full, a check from a clean source takes the place of the newest suspect one,
-//   which is refused: a distributed flood of wrong passwords cannot keep a new address out.
+// - checks wait in three lanes, served in order: *trusted* sources (whose last login attempt was a
+//   success), then *clean* ones (no recent failure; one waiting check each, a second waits as suspect),
+//   then *suspect* ones (a failed login lately), so a flood that keeps failing is served last;
+// - when the queue is full, a check takes the place of the newest one in a lane below its own, which
+//   is refused: a distributed flood of wrong passwords cannot keep a returning user, nor for long a new
+//   address, out.
 // Checks with no source (an admin setting a password) are the control plane's own and bypass the caps.
 import { ChimeraError } from "../errors.ts"
 
@@ -22,10 +24,14 @@ export interface CheckQueueLimits {
 /** 256 waiting checks are about four seconds of work on two cores. */
 export const DEFAULT_CHECK_LIMITS: CheckQueueLimits = { parallel: 2, waiting: 256, perSource: 4 }
 
-/** Who asks for a check: the source address, and whether it failed a login lately. */
+/** How a source's recent login attempts went (login-backoff.ts), which decides its lane. */
+export type Standing = "trusted" | "clean" | "suspect"
+const LANES: Standing[] = ["trusted", "clean", "suspect"]
+
+/** Who asks for a check: the source address and its standing. */
 export interface CheckCaller {
   source: string | null
-  suspect: boolean
+  standing: Standing
 }
 
 interface Waiting {
@@ -44,9 +50,9 @@ const busySource = () =>
 
 export function createCheckQueue(limits: CheckQueueLimits = DEFAULT_CHECK_LIMITS) {
   let running = 0
-  const clean: Waiting[] = []
-  const suspect: Waiting[] = []
+  const lanes: Record<Standing, Waiting[]> = { trusted: [], clean: [], suspect: [] }
   const perSource = new Map<string, number>()
+  const waiting = () => lanes.trusted.length + lanes.clean.length + lanes.suspect.length
 
   const count = (source: string | null, by: number) => {
     if (source === null) return
@@ -54,27 +60,33 @@ export function createCheckQueue(limits: CheckQueueLimits = DEFAULT_CHECK_LIMITS
     if (n <= 0) perSource.delete(source)
     else perSource.set(source, n)
   }
-  const next = () => clean.shift() ?? suspect.shift()
+  const next = () => lanes.trusted.shift() ?? lanes.clean.shift() ?? lanes.suspect.shift()
 
-  /** Admits a waiting check, or throws its 429; may refuse a suspect one to make room. */
+  /** Admits a waiting check, or throws its 429; may refuse a lower lane's newest check to make room. */
   function enqueue(caller: CheckCaller): Promise<void> {
     const { source } = caller
+    let lane = caller.standing
     if (source !== null) {
-      if ((perSource.get(source) ?? 0) >= limits.perSource) throw busySource()
-      if (clean.length + suspect.length >= limits.waiting) {
-        const evicted = caller.suspect ? undefined : suspect.pop()
+      const held = perSource.get(source) ?? 0
+      if (held >= limits.perSource) throw busySource()
+      // A new address gets one place ahead of the suspects; a burst from it is no more than suspect.
+      if (lane === "clean" && held > 0) lane = "suspect"
+      if (waiting() >= limits.waiting) {
+        const below = LANES.slice(LANES.indexOf(lane) + 1).reverse()
+        const from = below.find((l) => lanes[l].length > 0)
+        const evicted = from === undefined ? undefined : lanes[from].pop()
         if (!evicted) throw full()
         count(evicted.caller.source, -1)
         evicted.refuse(full())
       }
     }
     count(source, 1)
-    return new Promise<void>((start, refuse) => (caller.suspect ? suspect : clean).push({ caller, start, refuse }))
+    return new Promise<void>((start, refuse) => lanes[lane].push({ caller, start, refuse }))
   }
 
   return {
     limits,
-    waiting: () => clean.length + suspect.length,
+    waiting,
     async run<T>(caller: CheckCaller, work: () => Promise<T>): Promise<T> {
       // A finishing check hands its slot straight to the next in line, so the count never overshoots.
       if (running >= limits.parallel) await enqueue(caller)

@@ -15,7 +15,7 @@ const PARAMS = { algorithm: "argon2id", memoryCost: 19_456, timeCost: 2 } as con
 /** How many checks may wait, all sources together, before more are refused (429). */
 export const MAX_WAITING = DEFAULT_CHECK_LIMITS.waiting
 /** The control plane's own work (an admin setting a password): not counted against any address. */
-const INTERNAL: CheckCaller = { source: null, suspect: false }
+const INTERNAL: CheckCaller = { source: null, standing: "trusted" }
 
 export function createPasswords(queue: CheckQueue = createCheckQueue()) {
   // A login for an unknown user still pays for one verification, so its timing does not reveal

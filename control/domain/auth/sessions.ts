@@ -117,7 +117,7 @@ export function createSessions(deps: SessionsDeps) {
       let user: UserRecord | null
       try {
         user = Username.safeParse(req.username).success ? await store.userByName(req.username) : null
-        const caller = { source: meta.source, suspect: backoff.suspect(meta.source) }
+        const caller = { source: meta.source, standing: backoff.standing(meta.source) }
         ok = await passwords.verify(req.password, user?.passwordHash ?? null, caller)
       } catch (error) {
         backoff.abandoned(shown)
@@ -128,7 +128,7 @@ export function createSessions(deps: SessionsDeps) {
         log.info("login failed", { username: shown, source: meta.source })
         throw unauthenticated("unknown username or wrong password")
       }
-      backoff.succeeded(shown)
+      backoff.succeeded(shown, meta.source)
       await verified()
       return issue(user, meta)
     },
