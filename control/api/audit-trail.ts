@@ -22,6 +22,8 @@ const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"])
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 /** Bodies above this are not read for their summary; an audit row records intent, not payloads. */
 const MAX_READ_BODY = 16 * 1024
+/** A refused request's body is read only for a typed username or node id: a flood's pads are skipped. */
+const MAX_READ_REFUSED = 2 * 1024
 /** A row keeps at most this many of the body's top-level fields, each cut to MAX_FIELD characters. */
 const MAX_FIELDS = 8
 const MAX_FIELD = 64
@@ -44,9 +46,9 @@ export function sourceOf(c: Context<ApiEnv>): string | null {
   return address
 }
 
-async function bodyOf(c: Context): Promise<Record<string, unknown> | null> {
+async function bodyOf(c: Context, maxBytes: number): Promise<Record<string, unknown> | null> {
   const length = Number(c.req.header("content-length") ?? Number.NaN)
-  if (!(length > 0) || length > MAX_READ_BODY) return null
+  if (!(length > 0) || length > maxBytes) return null
   try {
     const body: unknown = await c.req.json()
     return body !== null && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : null
@@ -116,8 +118,8 @@ type Trail = { audit: Audit; refusals: Refusals; ticket?: AuditTicket; body?: Re
 const TRAIL = new WeakMap<Context, Trail>()
 
 /** The request's body summary, its actor as shown, and any username typed into it. */
-async function described(c: Context<ApiEnv>, trail: Trail) {
-  trail.body ??= await bodyOf(c)
+async function described(c: Context<ApiEnv>, trail: Trail, maxBytes = MAX_READ_BODY) {
+  trail.body ??= await bodyOf(c, maxBytes)
   const raw = trail.body
   // Only a name shaped like a username is kept: a password typed into that field must not reach the
   // audit log, as the actor or in the details.
@@ -180,9 +182,10 @@ export function auditTrail(audit: Audit, refusals: Refusals): MiddlewareHandler<
       })
       return
     }
-    const { body, typed, row } = await described(c, trail)
+    const refused = status >= 400
+    const { body, typed, row } = await described(c, trail, refused ? MAX_READ_REFUSED : MAX_READ_BODY)
     const nodeId = nodeOf(c.get("route")?.params, body, undefined)
-    if (status >= 400) {
+    if (refused) {
       const code = await errorCodeOf(c.res)
       await refusals.note({
         ...row,

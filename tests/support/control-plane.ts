@@ -139,6 +139,7 @@ export async function spawnControlPlane(port: number, opts: { dataDir?: string }
         CHIMERA_TMUX_SOCKET: tmuxSocket,
         CHIMERA_RATE_LIMITS_API: "1000000000",
         CHIMERA_RATE_LIMITS_AGENT: "1000000000",
+        CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
       },
       stdin: "ignore",
       stdout: "pipe",

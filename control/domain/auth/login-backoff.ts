@@ -31,7 +31,7 @@ export const DEFAULT_BACKOFF: BackoffRules = {
   baseLockMs: 30_000,
   maxLockMs: 15 * 60_000,
   forgetMs: 60 * 60_000,
-  maxEntries: 100_000,
+  maxEntries: 50_000,
 }
 
 /** How long an address whose last attempt logged in keeps going first. */
