@@ -94,6 +94,8 @@ export const ChimeraConfig = z
     // (requests per window; `agent` counts per node, `login` per source address).
     auth: _section({
       jwt_ttl_seconds: _int("expected a whole number of seconds from 60 to 86400", 60, 86_400).default(3600),
+      // However often a session is refreshed, its login ends this long after the password was given.
+      session_max_seconds: _int("expected a whole number of seconds from 60 to 2592000", 60, 2_592_000).default(43_200),
       node_credential_rotation_days: _int("expected a whole number of days (0: only on request)", 0, 3650).default(30),
     }),
     // How long the control plane keeps what agents answered to commands (relayed output, activation
@@ -106,6 +108,7 @@ export const ChimeraConfig = z
       api: _int("expected a whole number of requests, at least 1", 1).default(300),
       agent: _int("expected a whole number of requests, at least 1", 1).default(1200),
       login: _int("expected a whole number of attempts, at least 1", 1).default(10),
+      enroll: _int("expected a whole number of enrolments, at least 1", 1).default(20),
       sessions: _int("expected a whole number of sessions, at least 1", 1).default(10),
       commands: _int("expected a whole number of commands, at least 1", 1).default(60),
       websocket: _int("expected a whole number of messages, at least 1", 1).default(100),

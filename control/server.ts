@@ -14,6 +14,7 @@ import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/ote
 import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
 import { createTmuxSessions } from "./adapters/tmux.ts"
 import { createApp } from "./api/app.ts"
+import type { Refusals } from "./api/refusals.ts"
 import { undeclaredRoutes } from "./api/route-permissions.ts"
 import { createProviders } from "./domain/cli-providers.ts"
 import { endLeftoverCliSessions } from "./domain/cli-session-leftovers.ts"
@@ -54,6 +55,8 @@ export interface ControlPlane {
   adminTokenCreated: boolean
   /** Every route the API serves (middleware excluded), for tests that must cover them all. */
   routes: { method: string; path: string }[]
+  /** Refused requests, counted (a metrics endpoint reads `refusals.counts()`). */
+  refusals: Refusals
   stop(): Promise<void>
 }
 
@@ -191,6 +194,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     url,
     adminTokenPath: admin.path,
     adminTokenCreated: admin.created,
+    refusals: trust.refusals,
     routes: [...new Set(app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`))].map((r) => {
       const [method = "", path = ""] = r.split(" ")
       return { method, path }
@@ -202,6 +206,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       unsubscribeSpans()
       await server.stop(true)
       await operations.settled()
+      await trust.refusals.close()
       await cli.closeAll()
       await opts.commandTargets?.executor.close()
       // The last export reads the store (nodes by status), so it goes before the store closes.

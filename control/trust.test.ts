@@ -12,6 +12,7 @@ describe("trust configuration", () => {
       api: { limit: 300, windowMs: 60_000 },
       agent: { limit: 1200, windowMs: 60_000 },
       login: { limit: 10, windowMs: 60_000 },
+      enroll: { limit: 20, windowMs: 60_000 },
       sessions: { limit: 10, windowMs: 60_000 },
       commands: { limit: 60, windowMs: 60_000 },
       websocket: { limit: 100, windowMs: 60_000 },

@@ -6,25 +6,33 @@ import { loadOrCreateSigningKeys } from "./adapters/signing-keys.ts"
 import { createAuthStore } from "./adapters/store/auth-store.ts"
 import type { Dialect } from "./adapters/store/migrations.ts"
 import type { TrustDeps } from "./api/app.ts"
+import { createRefusals } from "./api/refusals.ts"
 import type { ChimeraConfig } from "./config.ts"
 import { createAccounts } from "./domain/auth/accounts.ts"
 import { createAudit } from "./domain/auth/audit.ts"
 import { createAuthenticator } from "./domain/auth/authenticator.ts"
 import { createNodeIdentity } from "./domain/auth/node-identity.ts"
+import { type CheckQueueLimits, createCheckQueue } from "./domain/auth/password-queue.ts"
+import { createPasswords } from "./domain/auth/passwords.ts"
 import { createRateLimiter, DEFAULT_LIMITS, type RateLimits } from "./domain/auth/rate-limiter.ts"
 import { createSessions } from "./domain/auth/sessions.ts"
 import type { Clock, EventBusPort, StorePort } from "./domain/ports.ts"
 
 export interface TrustSettings {
   jwtTtlSeconds: number
+  /** The absolute lifetime of a login, refreshes included. */
+  sessionMaxSeconds: number
   sessionLimit: number
   /** 0: node credentials rotate only on request. */
   nodeCredentialRotationDays: number
   rateLimits: Partial<RateLimits>
+  /** The password-check queue's bounds; unset: the process's one queue (password-queue.ts's defaults). */
+  passwordChecks?: CheckQueueLimits
 }
 
 export const DEFAULT_TRUST: TrustSettings = {
   jwtTtlSeconds: 3600,
+  sessionMaxSeconds: 43_200,
   sessionLimit: DEFAULT_LIMITS.sessions.limit,
   nodeCredentialRotationDays: 30,
   rateLimits: {},
@@ -36,6 +44,7 @@ export function trustSettings(config: Pick<ChimeraConfig, "auth" | "rate_limits"
   const windowMs = window_seconds * 1000
   return {
     jwtTtlSeconds: config.auth.jwt_ttl_seconds,
+    sessionMaxSeconds: config.auth.session_max_seconds,
     sessionLimit: limits.sessions,
     nodeCredentialRotationDays: config.auth.node_credential_rotation_days,
     rateLimits: Object.fromEntries(
@@ -57,6 +66,7 @@ export interface TrustInput {
 export function createTrust({ db, dialect, dataDir, store, bus, clock, settings }: TrustInput): TrustDeps {
   const keys = loadOrCreateSigningKeys(dataDir)
   const authStore = createAuthStore(db, dialect)
+  const audit = createAudit({ store: authStore, clock })
   return {
     authenticator: createAuthenticator({
       store: authStore,
@@ -70,10 +80,13 @@ export function createTrust({ db, dialect, dataDir, store, bus, clock, settings 
       keys,
       clock,
       ttlSeconds: settings.jwtTtlSeconds,
+      maxSeconds: settings.sessionMaxSeconds,
+      passwords: settings.passwordChecks && createPasswords(createCheckQueue(settings.passwordChecks)),
       sessionLimit: settings.sessionLimit,
     }),
     accounts: createAccounts({ store: authStore, clock }),
     identity: createNodeIdentity({ authStore, store, bus, clock }),
-    audit: createAudit({ store: authStore, clock }),
+    audit,
+    refusals: createRefusals({ audit, clock }),
   }
 }

@@ -15,6 +15,9 @@ import { realpathSync } from "node:fs"
 //                   heartbeat ingest: agents (20000), offered rates per second, one row each
 //                   (10000,7000), counted seconds per round (20), rounds (3), the load generator's
 //                   keep-alive connections (1000), and PostgreSQL as well as SQLite
+//   --only attack-auth  run only the open doors under attack (scripts/bench/attack-auth.ts): an
+//                   enrolment flood and a distributed login flood against a quiet run; with
+//                   --control-root DIR, also another checkout's control plane (a before/after)
 //   --write         also write the tables to BENCHMARKS.md (a full run rewrites it whole)
 //
 // What it measures:
@@ -49,11 +52,12 @@ import { createTestNode, type TestNode } from "../tests/support/test-node.ts"
 import { createTestbed } from "../tests/support/testbed.ts"
 import { requireTool, run, runOk } from "../tests/support/tools.ts"
 import { waitFor } from "../tests/support/wait.ts"
+import { attackAuthBench, attackAuthTable } from "./bench/attack-auth.ts"
 import { HEARTBEAT_HEADING, type HeartbeatResults, heartbeatBench, heartbeatTable } from "./bench/heartbeats.ts"
 import { mcpCongruenceBench, mcpCongruenceTable } from "./bench/mcp-congruence.ts"
 import { relayBench, relayTable } from "./bench/relay.ts"
 
-const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats|mcp] [--write]
+const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats|mcp|attack-auth] [--write]
        [--hb-nodes N] [--hb-rates R,R] [--hb-seconds N] [--hb-rounds N] [--hb-connections N] [--hb-postgres]
 (each flag is described at the top of scripts/bench.ts)`
 /** A bad flag: one line that says what is wrong, the usage, exit 2; no stack trace. */
@@ -78,6 +82,7 @@ const parsed = (() => {
         "hb-connections": { type: "string", default: "1000" },
         "hb-postgres": { type: "boolean", default: false },
         only: { type: "string" },
+        "control-root": { type: "string" },
         write: { type: "boolean", default: false },
       },
     })
@@ -90,7 +95,7 @@ const DRIFTS = Number(values.drifts)
 if (!Number.isInteger(DRIFTS) || DRIFTS < 5) fail("--drifts: expected a whole number of at least 5")
 const SSH_ROUNDS = Number(values["ssh-rounds"])
 if (!Number.isInteger(SSH_ROUNDS) || SSH_ROUNDS < 3) fail("--ssh-rounds: expected a whole number of at least 3")
-const ALONE = ["ssh", "relay", "heartbeats", "mcp"]
+const ALONE = ["ssh", "relay", "heartbeats", "mcp", "attack-auth"]
 if (values.only !== undefined && !ALONE.includes(values.only))
   fail(`--only: the sections that run alone are ${ALONE.map((s) => `"${s}"`).join(", ")}`)
 if (values.only && values.only !== "heartbeats" && values.write)
@@ -116,6 +121,13 @@ const HB = {
 if (values.only === "mcp") {
   process.stderr.write("check_congruence over MCP against chimera watch --once, 20 testbed nodes, 10 rounds…\n")
   process.stdout.write(`${mcpCongruenceTable(await mcpCongruenceBench({ nodes: 20, rounds: 10 }))}\n`)
+  process.exit(0)
+}
+if (values.only === "attack-auth") {
+  const runs = [{ label: "this checkout", results: await attackAuthBench() }]
+  const other = values["control-root"]
+  if (other) runs.unshift({ label: `\`${other}\``, results: await attackAuthBench({ controlRoot: other }) })
+  process.stdout.write(`${attackAuthTable(runs)}\n`)
   process.exit(0)
 }
 if (values.only === "relay") {

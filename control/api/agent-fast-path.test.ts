@@ -249,8 +249,9 @@ describe("agent fast path", () => {
     expect(invalid.body).toContain("load.1")
     expect((await both({ ...beat("n1"), body: `{"pad":"${"x".repeat(1024 * 1024)}"}` })).status).toBe(413)
     expect((await both({ ...beat("n1"), headers: as("n1", { "content-type": "text/plain" }) })).status).toBe(415)
+    // A body without a Content-Type is not taken for JSON, on either way in.
     const noType = { authorization: `Bearer ${creds.n1}` }
-    expect((await both({ ...beat("n1"), headers: noType })).status).toBe(200)
+    expect((await both({ ...beat("n1"), headers: noType })).status).toBe(415)
     expect((await both({ ...beat("n1"), path: "/api/agent/n%31/heartbeat" })).status).toBe(200)
     expect((await both({ ...beat("n1"), path: "/api/agent/bad%20id/heartbeat" })).status).toBe(403)
     expect((await both({ ...beat("n1"), path: "/api/agent/n%251/heartbeat" })).status).toBe(403)

@@ -40,6 +40,7 @@ import { metricsRoutes, requestMetrics } from "./metrics.ts"
 import { nodeIdentityRoutes } from "./node-identity.ts"
 import { nodeRoutes } from "./nodes.ts"
 import { redactAnswers } from "./redact-answers.ts"
+import type { Refusals } from "./refusals.ts"
 import { relayRoutes } from "./relay.ts"
 import { tokenRoutes } from "./tokens.ts"
 import { userRoutes } from "./users.ts"
@@ -53,6 +54,8 @@ export interface TrustDeps {
   accounts: Accounts
   identity: NodeIdentity
   audit: Audit
+  /** Refused requests, counted and summarised in the audit log. */
+  refusals: Refusals
 }
 
 export interface AppDeps {
@@ -85,11 +88,11 @@ export function createApp(deps: AppDeps) {
       "/api/agent/*",
       fast ? agentFastPath({ fleet, authenticator: trust.authenticator, limiter: trust.limiter }) : passOn,
     )
-    .use("/api/*", auditTrail(trust.audit))
+    .use("/api/*", auditTrail(trust.audit, trust.refusals))
     .use("/api/*", redactAnswers)
     .use("/api/*", bodyLimits)
     .use("/api/*", guard(trust.authenticator, trust.limiter))
-    .use("/ws/*", auditTrail(trust.audit))
+    .use("/ws/*", auditTrail(trust.audit, trust.refusals))
     .use("/ws/*", guard(trust.authenticator, trust.limiter))
     .use("/metrics", guard(trust.authenticator, trust.limiter))
     .route("/", healthRoutes)

@@ -1,19 +1,32 @@
 // The request's identity and its audit row. Every request gets a request id (the caller's
 // X-Request-Id when it is a plain token, else a new UUID, echoed back) and its source address (the
 // socket's; X-Forwarded-For is not trusted). Every mutating request (POST, PUT, PATCH, DELETE) is
-// recorded once, after its answer is decided, whatever that answer is: refusals and failures are the
-// entries an investigation needs most. Routes whose rule says `audit: false` are skipped.
+// recorded, whatever its answer; routes whose rule says `audit: false` are skipped.
+//
+// An admitted request's row is written before its action runs (`auditBeforeAction`, which the guard
+// calls once it has admitted a credential, and the login calls once the password is right); when that
+// write fails the action is refused with 503 and nothing happens. Its outcome is appended after the
+// answer. A request refused before any action (401, 403, 429, a bad body from nobody in particular) is
+// handed to the refusal counter (refusals.ts), which writes one row for the first of a window and a
+// summary for the rest. A row carries a bounded summary of the body (a few scalar fields, redacted),
+// never the body itself.
 import { randomUUID } from "node:crypto"
 import type { Context, MiddlewareHandler } from "hono"
-import { type Audit, resultOf } from "../domain/auth/audit.ts"
+import { type Audit, type AuditTicket, resultOf } from "../domain/auth/audit.ts"
 import { shownUsername } from "../domain/auth/sessions.ts"
 import type { ApiEnv } from "./auth.ts"
+import type { Refusals } from "./refusals.ts"
 
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"])
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
-/** Bodies above this are summarised by size; an audit row records intent, not payloads. */
-const MAX_RECORDED_BODY = 16 * 1024
+/** Bodies above this are not read for their summary; an audit row records intent, not payloads. */
+const MAX_READ_BODY = 16 * 1024
+/** A refused request's body is read only for a typed username or node id: a flood's pads are skipped. */
+const MAX_READ_REFUSED = 2 * 1024
+/** A row keeps at most this many of the body's top-level fields, each cut to MAX_FIELD characters. */
+const MAX_FIELDS = 8
+const MAX_FIELD = 64
 
 type BunServer = { requestIP?: (request: Request) => { address: string } | null }
 
@@ -33,16 +46,34 @@ export function sourceOf(c: Context<ApiEnv>): string | null {
   return address
 }
 
-async function bodyOf(c: Context): Promise<Record<string, unknown> | null> {
+async function bodyOf(c: Context, maxBytes: number): Promise<Record<string, unknown> | null> {
   const length = Number(c.req.header("content-length") ?? Number.NaN)
-  if (!(length > 0)) return null
-  if (length > MAX_RECORDED_BODY) return { bodyBytes: length }
+  if (!(length > 0) || length > maxBytes) return null
   try {
     const body: unknown = await c.req.json()
     return body !== null && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : null
   } catch {
     return null // not JSON: nothing is kept, since raw text could hold a secret under no name at all
   }
+}
+
+/**
+ * What a row keeps of a body: its first few top-level fields, scalars cut short and nested values only
+ * named by kind. The audit log's `redact` then masks secret-named fields and secret-shaped values.
+ */
+export function bodySummary(body: Record<string, unknown> | null): Record<string, unknown> | null {
+  if (body === null) return null
+  const keys = Object.keys(body)
+  const out: Record<string, unknown> = {}
+  for (const key of keys.slice(0, MAX_FIELDS)) {
+    const v = body[key]
+    const name = key.slice(0, MAX_FIELD)
+    if (typeof v === "string") out[name] = v.length > MAX_FIELD ? `${v.slice(0, MAX_FIELD)}…` : v
+    else if (typeof v === "number" || typeof v === "boolean" || v === null) out[name] = v
+    else out[name] = Array.isArray(v) ? `[${v.length} items]` : "[object]"
+  }
+  if (keys.length > MAX_FIELDS) out["…"] = `${keys.length - MAX_FIELDS} more fields`
+  return out
 }
 
 /** The node an action was about: the path's, the body's, or the one a command ran on (its session's). */
@@ -72,37 +103,101 @@ function viaOf(c: Context<ApiEnv>): { via?: string } {
   return via !== undefined && VIA.has(via) ? { via } : {}
 }
 
-export function auditTrail(audit: Audit): MiddlewareHandler<ApiEnv> {
-  return async (c, next) => {
-    const requestId = identify(c)
-    if (!MUTATING.has(c.req.method)) return next()
-    await next()
+/** The `code` of an error answer, to say in the row why it was refused. */
+async function errorCodeOf(res: Response): Promise<string | undefined> {
+  if (!res.headers.get("content-type")?.includes("json")) return undefined
+  const body: unknown = await res
+    .clone()
+    .json()
+    .catch(() => null)
+  const code = body !== null && typeof body === "object" ? (body as { code?: unknown }).code : undefined
+  return typeof code === "string" ? code.slice(0, 40) : undefined
+}
 
-    const route = c.get("route")
-    if (route?.rule?.audit === false) return
-    const principal = c.get("principal")
-    const raw = await bodyOf(c)
-    const outcome = c.get("auditOutcome")
-    const via = viaOf(c)
-    // Only a name shaped like a username is kept: a password typed into that field must not reach the
-    // audit log, as the actor or in the details.
-    const typed = typeof raw?.username === "string" ? shownUsername(raw.username) : null
-    const body = typed === null ? raw : { ...raw, username: typed }
-    const attempted = typed === null || typed !== raw?.username ? "anonymous" : `login:${typed}`
-    await audit.record({
-      requestId,
+type Trail = { audit: Audit; refusals: Refusals; ticket?: AuditTicket; body?: Record<string, unknown> | null }
+const TRAIL = new WeakMap<Context, Trail>()
+
+/** The request's body summary, its actor as shown, and any username typed into it. */
+async function described(c: Context<ApiEnv>, trail: Trail, maxBytes = MAX_READ_BODY) {
+  trail.body ??= await bodyOf(c, maxBytes)
+  const raw = trail.body
+  // Only a name shaped like a username is kept: a password typed into that field must not reach the
+  // audit log, as the actor or in the details.
+  const typed = typeof raw?.username === "string" ? shownUsername(raw.username) : null
+  const body = bodySummary(typed === null ? raw : { ...raw, username: typed })
+  const attempted = typed === null || typed !== raw?.username ? "anonymous" : `login:${typed}`
+  const principal = c.get("principal")
+  const route = c.get("route")
+  return {
+    body,
+    typed,
+    row: {
+      requestId: c.get("requestId"),
       actor: principal ? (principal.kind === "node" ? `node:${principal.nodeId}` : principal.name) : attempted,
       role: principal ? (principal.kind === "node" ? "node" : principal.role) : null,
       source: sourceOf(c),
       method: c.req.method,
       path: c.req.path,
       action: route?.key ?? `${c.req.method} (no route)`,
-      nodeId: nodeOf(route?.params, body, outcome),
-      command: typeof body?.command === "string" ? body.command : null,
-      status: c.res.status,
-      // A command that ran and failed is answered 200 (seed 001) but is a failure in the audit log.
-      result: outcome?.success === false ? "failed" : resultOf(c.res.status),
-      detail: outcome || via.via ? { ...body, ...(outcome ? { outcome } : {}), ...via } : body,
-    })
+    },
+  }
+}
+
+/**
+ * Writes the row of the action this request is about to perform, when it is one the audit log records.
+ * Throws AUDIT_UNAVAILABLE (503) when the row cannot be stored: the caller must not go on.
+ */
+export async function auditBeforeAction(c: Context<ApiEnv>): Promise<void> {
+  const trail = TRAIL.get(c)
+  const route = c.get("route")
+  if (!trail || trail.ticket || !MUTATING.has(c.req.method) || !route?.rule || route.rule.audit === false) return
+  const { body, row } = await described(c, trail)
+  const via = viaOf(c)
+  trail.ticket = await trail.audit.begin({
+    ...row,
+    nodeId: nodeOf(route.params, body, undefined),
+    command: typeof trail.body?.command === "string" ? trail.body.command : null,
+    detail: via.via ? { ...body, ...via } : body,
+  })
+}
+
+export function auditTrail(audit: Audit, refusals: Refusals): MiddlewareHandler<ApiEnv> {
+  return async (c, next) => {
+    identify(c)
+    if (!MUTATING.has(c.req.method)) return next()
+    const trail: Trail = { audit, refusals }
+    TRAIL.set(c, trail)
+    await next()
+
+    if (c.get("route")?.rule?.audit === false) return
+    const status = c.res.status
+    const outcome = c.get("auditOutcome")
+    if (trail.ticket) {
+      await trail.ticket.finish({
+        status,
+        // A command that ran and failed is answered 200 (seed 001) but is a failure in the audit log.
+        result: outcome?.success === false ? "failed" : resultOf(status),
+        nodeId: typeof outcome?.node === "string" && NODE_NAME.test(outcome.node) ? outcome.node : null,
+        detail: outcome ?? null,
+      })
+      return
+    }
+    const refused = status >= 400
+    const { body, typed, row } = await described(c, trail, refused ? MAX_READ_REFUSED : MAX_READ_BODY)
+    const nodeId = nodeOf(c.get("route")?.params, body, undefined)
+    if (refused) {
+      const code = await errorCodeOf(c.res)
+      await refusals.note({
+        ...row,
+        nodeId,
+        status,
+        result: resultOf(status),
+        ...(typed === null ? {} : { username: typed }),
+        ...(code === undefined ? {} : { code }),
+      })
+      return
+    }
+    // Not refused, yet no row before it: an action that took none (there should be none); kept anyway.
+    await audit.record({ ...row, nodeId, command: null, status, result: resultOf(status), detail: body })
   }
 }

@@ -6,7 +6,7 @@ import { z } from "zod"
 import type { Accounts } from "../domain/auth/accounts.ts"
 import { Password } from "../domain/auth/passwords.ts"
 import { LoginRequest, type Sessions } from "../domain/auth/sessions.ts"
-import { sourceOf } from "./audit-trail.ts"
+import { auditBeforeAction, sourceOf } from "./audit-trail.ts"
 import { type ApiEnv, userOf } from "./auth.ts"
 import { jsonBody } from "./validate.ts"
 
@@ -19,7 +19,7 @@ export const authSessionRoutes = (sessions: Sessions, accounts: Accounts) =>
   new Hono<ApiEnv>()
     .post("/api/auth/login", jsonBody(LoginRequest), async (c) => {
       const meta = { source: sourceOf(c), userAgent: c.req.header("user-agent") ?? null }
-      return c.json(await sessions.login(c.req.valid("json"), meta), 200)
+      return c.json(await sessions.login(c.req.valid("json"), meta, () => auditBeforeAction(c)), 200)
     })
     .post("/api/auth/refresh", async (c) => {
       const meta = { source: sourceOf(c), userAgent: c.req.header("user-agent") ?? null }

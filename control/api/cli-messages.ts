@@ -60,6 +60,7 @@ export type WsErrorCode =
   | "PERMISSION_DENIED"
   | "PROVIDER_UNAVAILABLE"
   | "RESOURCE_EXHAUSTED"
+  | "AUDIT_UNAVAILABLE"
 
 export interface FrameError {
   code: WsErrorCode

@@ -10,7 +10,7 @@ import { Hono } from "hono"
 import { upgradeWebSocket } from "hono/bun"
 import type { WSContext } from "hono/ws"
 import { createLogger } from "../../protocol/log.ts"
-import type { Audit } from "../domain/auth/audit.ts"
+import type { Audit, AuditTicket } from "../domain/auth/audit.ts"
 import type { Authenticator } from "../domain/auth/authenticator.ts"
 import type { LimitDecision, RateLimiter } from "../domain/auth/rate-limiter.ts"
 import { CONTROL_PLANE_NODE } from "../domain/cli-session-model.ts"
@@ -57,6 +57,7 @@ const WS_CODE: Partial<Record<ChimeraError["code"], WsErrorCode>> = {
   RESOURCE_EXHAUSTED: "RESOURCE_EXHAUSTED",
   RATE_LIMIT_EXCEEDED: "RATE_LIMIT",
   PROVIDER_UNAVAILABLE: "PROVIDER_UNAVAILABLE",
+  AUDIT_UNAVAILABLE: "AUDIT_UNAVAILABLE",
 }
 const HTTP_STATUS: Partial<Record<WsErrorCode, number>> = {
   AUTHENTICATION_FAILED: 401,
@@ -156,6 +157,21 @@ export const cliSocketRoutes = ({ cli, authenticator, limiter, audit }: CliSocke
           const e = error as ChimeraError
           return refuse("PERMISSION_DENIED", e.message, e.detail)
         }
+        // The command's row comes first: a command the audit log cannot record does not run.
+        let ticket: AuditTicket
+        try {
+          ticket = await audit.beginCommand({
+            requestId: randomUUID(),
+            actor: who.name,
+            role: who.role,
+            source,
+            nodeId: CONTROL_PLANE_NODE,
+            command,
+            detail: { via: "websocket", sessionId, connection, messageId: msg.id },
+          })
+        } catch (error) {
+          return failWith(msg.id, error)
+        }
         let streamed = 0
         try {
           const outcome = await cli.run(sessionId, who, command, {
@@ -188,15 +204,11 @@ export const cliSocketRoutes = ({ cli, authenticator, limiter, audit }: CliSocke
             typed: outcome.typed,
             statistics: { bytesTransferred: outcome.bytes },
           })
-          await recordCommand(who, command, 200, {
-            messageId: msg.id,
-            exitCode: outcome.exitCode,
-            timedOut: outcome.timedOut,
-          })
+          await ticket.finish({ status: 200, detail: { exitCode: outcome.exitCode, timedOut: outcome.timedOut } })
         } catch (error) {
           failWith(msg.id, error)
           const code = error instanceof ChimeraError ? WS_CODE[error.code] : undefined
-          await recordCommand(who, command, (code && HTTP_STATUS[code]) ?? 500, { messageId: msg.id, failed: true })
+          await ticket.finish({ status: (code && HTTP_STATUS[code]) ?? 500, detail: { failed: true } })
         }
       }
 

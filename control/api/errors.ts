@@ -23,6 +23,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   UPGRADE_REQUIRED: 426,
   PROVIDER_UNAVAILABLE: 503,
   RESOURCE_EXHAUSTED: 429,
+  // An action whose audit row cannot be stored is not performed: the store, not the caller, is at fault.
+  AUDIT_UNAVAILABLE: 503,
   INTERNAL: 500,
 }
 
@@ -33,6 +35,9 @@ export function errorResponse(c: Context, error: ChimeraError) {
   if (error.code === "RATE_LIMIT_EXCEEDED") {
     // Seed 002: {error, message, retryAfter, limit, window, resetAt}; `code` as on every other error.
     const limits = (error.detail ?? {}) as Record<string, unknown>
+    // The guard sets the X-RateLimit-* headers; a limit counted elsewhere (a login backoff) still says when.
+    if (typeof limits.retryAfter === "number" && !c.res.headers.has("Retry-After"))
+      c.header("Retry-After", String(limits.retryAfter))
     return c.json({ error: "RATE_LIMIT_EXCEEDED", code: error.code, message, ...limits }, status)
   }
   return c.json(

@@ -10,7 +10,7 @@ import { can, leastRoleFor } from "../domain/auth/roles.ts"
 import { ChimeraError, forbidden } from "../domain/errors.ts"
 import type { Principal } from "../domain/ports.ts"
 import { tokenKind } from "../domain/tokens.ts"
-import { sourceOf } from "./audit-trail.ts"
+import { auditBeforeAction, sourceOf } from "./audit-trail.ts"
 import { type ApiEnv, bearerToken, type MatchedRoute, requestToken } from "./auth.ts"
 import { routeKey, ruleFor } from "./route-permissions.ts"
 
@@ -64,7 +64,7 @@ function charge(c: Context, limiter: RateLimiter, hits: [LimitName, string][]) {
 
 function keyFor(name: LimitName, c: Context<ApiEnv>, route: MatchedRoute | null, p: Principal | null): string {
   const who = p === null ? `address:${sourceOf(c) ?? "local"}` : p.kind === "node" ? `node:${p.nodeId}` : p.subject
-  if (name === "login") return `address:${sourceOf(c) ?? "local"}`
+  if (name === "login" || name === "enroll") return `address:${sourceOf(c) ?? "local"}`
   if (name === "commands") return `session:${route?.params.sessionId ?? who}`
   return who
 }
@@ -98,6 +98,8 @@ export async function admit(
     if (tokenKind(token) !== "join" && (await authenticator.authenticate(token).catch(() => null)))
       throw forbidden("enrolment needs a join token (chimera nodes join-token), not a user or node credential")
     charge(c, limiter, extra(null))
+    // A made-up token stops here, refused and counted, before enrolment writes its audit row.
+    await authenticator.checkJoinToken(token)
     return
   }
 
@@ -137,6 +139,9 @@ export function guard(authenticator: Authenticator, limiter: RateLimiter): Middl
     const route = matchRoute(c)
     c.set("route", route)
     await admit(c, route, authenticator, limiter)
+    // The action's audit row comes before the action; a public route (login) writes it once it knows
+    // the caller is someone (the password was right), so a flood of wrong ones is only counted.
+    if (route?.rule?.auth !== "public") await auditBeforeAction(c)
     return next()
   }
 }

@@ -33,7 +33,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "GET /api/auth/me": { auth: "auth:session" },
   "POST /api/auth/password": { auth: "auth:session" },
 
-  "POST /api/agent/enroll": { auth: "join", issuesSecret: true },
+  "POST /api/agent/enroll": { auth: "join", limits: ["enroll"], issuesSecret: true },
   "POST /api/agent/:nodeId/heartbeat": { auth: "node", audit: false },
   "POST /api/agent/:nodeId/reports": { auth: "node", audit: false },
   // The commands an operator sent, verbatim, to the node that runs them: `API_TOKEN=x cmd` must reach

@@ -29,27 +29,21 @@ const JSON_TYPE = /^application\/([\w.-]+\+)?json$/i
 /** A Content-Type that says JSON (the same test Hono's json validator makes before it parses). */
 export const isJsonType = (type: string) => JSON_TYPE.test(type.split(";")[0]?.trim() ?? "")
 
-// Hono has already parsed a body sent as application/json (a malformed one is its 400). A body sent
-// with no Content-Type (curl -d without -H) is parsed here; any other media type is refused.
-async function readJson(c: Context, parsed: unknown): Promise<unknown> {
+// Hono has already parsed a body sent as application/json (a malformed one is its 400). Anything else,
+// a missing Content-Type included, is a 415: a body is read as JSON only when its sender says it is,
+// so a form post or a stray `curl -d` never becomes an action by accident.
+function readJson(c: Context, parsed: unknown): unknown {
   const type = c.req.header("content-type")
   if (type !== undefined && isJsonType(type)) return parsed
-  if (type !== undefined && type.trim() !== "")
-    throw new ChimeraError(
-      "UNSUPPORTED_MEDIA_TYPE",
-      `expected a JSON body (Content-Type: application/json), got ${JSON.stringify(type.slice(0, 100))}`,
-    )
-  const text = await c.req.text()
-  if (text.trim() === "") throw new ChimeraError("INVALID_JSON", "the request body is empty; expected a JSON object")
-  try {
-    return JSON.parse(text)
-  } catch (error) {
-    throw new ChimeraError("INVALID_JSON", `the request body is not valid JSON: ${(error as Error).message}`)
-  }
+  const got = type === undefined || type.trim() === "" ? "no Content-Type" : JSON.stringify(type.slice(0, 100))
+  throw new ChimeraError(
+    "UNSUPPORTED_MEDIA_TYPE",
+    `expected a JSON body with Content-Type: application/json (a charset may follow), got ${got}`,
+  )
 }
 
 export const jsonBody = <S extends z.ZodType>(schema: S) =>
-  validator("json", async (value, c) => parseAt("body", schema, await readJson(c, value)))
+  validator("json", (value, c) => parseAt("body", schema, readJson(c, value)))
 
 export const query = <S extends z.ZodType>(schema: S) => validator("query", (value) => parseAt("query", schema, value))
 

@@ -14,6 +14,7 @@ export type ErrorCode =
   | "UPGRADE_REQUIRED"
   | "PROVIDER_UNAVAILABLE"
   | "RESOURCE_EXHAUSTED"
+  | "AUDIT_UNAVAILABLE"
   | "INTERNAL"
 
 export class ChimeraError extends Error {

@@ -129,6 +129,8 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
             // Enrolling N nodes takes N join tokens from the one admin token (300 a minute by default);
             // the agents' own limit (1,200 a minute per node) stays as configured by default.
             CHIMERA_RATE_LIMITS_API: "1000000000",
+            // Every node enrols from this one address; an attack would be limited to 20 a minute.
+            CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
           },
           stdin: "ignore",
           stdout: cpLog,

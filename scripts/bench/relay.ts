@@ -86,6 +86,8 @@ export async function relayBench(opts: RelayBenchOptions): Promise<RelayBenchRes
           CHIMERA_LOG_LEVEL: "warning",
           // N join tokens from the one admin token; the relays themselves count once each.
           CHIMERA_RATE_LIMITS_API: "1000000000",
+          // Every node enrols from this one address; an attack would be limited to 20 a minute.
+          CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
           CHIMERA_RATE_LIMITS_COMMANDS: "1000000000",
         },
         stdin: "ignore",

@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
+import type { Refusals } from "../../control/api/refusals.ts"
 import type { RateLimits } from "../../control/domain/auth/rate-limiter.ts"
 import type { CommandTargets } from "../../control/domain/command-service.ts"
 import type { Clock } from "../../control/domain/ports.ts"
@@ -19,6 +20,8 @@ export interface TestControlPlane extends AsyncDisposable {
   adminToken: string
   /** Every route the API serves (in-process control planes only). */
   routes: { method: string; path: string }[]
+  /** Refused requests as counted (in-process control planes only). */
+  refusals?: Refusals
   /** The private tmux server (`tmux -L`) of its CLI sessions. */
   tmuxSocket: string
   /** fetch against the control plane with the admin token. */
@@ -47,7 +50,10 @@ function withApi(url: string, adminToken: string) {
  * asks for its own (`trust.rateLimits`); the rate-limit suites pass the configured defaults explicitly.
  */
 export const LIFTED_LIMITS: RateLimits = Object.fromEntries(
-  ["api", "agent", "login", "sessions", "commands", "websocket"].map((n) => [n, { limit: 1e9, windowMs: 60_000 }]),
+  ["api", "agent", "login", "enroll", "sessions", "commands", "websocket"].map((n) => [
+    n,
+    { limit: 1e9, windowMs: 60_000 },
+  ]),
 ) as RateLimits
 
 export interface InProcessOptions {
@@ -102,6 +108,7 @@ export async function startInProcess(opts: InProcessOptions = {}): Promise<TestC
     dataDir,
     adminToken,
     routes: cp.routes,
+    refusals: cp.refusals,
     api: withApi(cp.url, adminToken),
     stop,
     [Symbol.asyncDispose]: stop,
@@ -132,6 +139,7 @@ export async function spawnControlPlane(port: number, opts: { dataDir?: string }
         CHIMERA_TMUX_SOCKET: tmuxSocket,
         CHIMERA_RATE_LIMITS_API: "1000000000",
         CHIMERA_RATE_LIMITS_AGENT: "1000000000",
+        CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
       },
       stdin: "ignore",
       stdout: "pipe",

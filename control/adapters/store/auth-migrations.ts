@@ -5,18 +5,18 @@ import type { Dialect, Migration } from "./migrations.ts"
 
 const serial = (d: Dialect) => (d === "postgres" ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT")
 
-const appendOnly = (d: Dialect) =>
+const appendOnly = (d: Dialect, table = "audit_log") =>
   d === "postgres"
     ? [
         // An error, as on SQLite, not a rule that silently does nothing: tampering must be seen.
-        `CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$`,
-        "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
-        "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+        `CREATE FUNCTION ${table}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION '${table} is append-only'; END $$`,
+        `CREATE TRIGGER ${table}_no_change BEFORE UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION ${table}_append_only()`,
+        `CREATE TRIGGER ${table}_no_truncate BEFORE TRUNCATE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION ${table}_append_only()`,
       ]
     : [
-        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+        `CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} is append-only'); END`,
+        `CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} is append-only'); END`,
       ]
 
 export const AUTH_MIGRATIONS: Migration[] = [
@@ -70,6 +70,25 @@ export const AUTH_MIGRATIONS: Migration[] = [
       "CREATE INDEX audit_by_actor ON audit_log (actor, id)",
       "CREATE INDEX audit_by_node ON audit_log (node_id, id)",
       ...appendOnly(d),
+    ],
+  },
+  {
+    version: 6,
+    name: "audit rows written before their action, outcomes appended; absolute session lifetime",
+    statements: (d) => [
+      // An action's audit row is written before it runs (result `started`); what it came to is appended
+      // here once it has, so neither table is ever updated and a crash mid-action still leaves the row.
+      `CREATE TABLE audit_outcomes (
+        audit_id ${d === "postgres" ? "BIGINT" : "INTEGER"} PRIMARY KEY,
+        at TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        result TEXT NOT NULL,
+        node_id TEXT,
+        detail TEXT
+      )`,
+      ...appendOnly(d, "audit_outcomes"),
+      // When the chain of refreshed sessions began: the login. Older rows fall back to issued_at.
+      "ALTER TABLE auth_sessions ADD COLUMN started_at TEXT",
     ],
   },
 ]

@@ -33,6 +33,7 @@ const toSession = (r: Row): SessionRecord => ({
   expiresAt: String(r.expires_at),
   revokedAt: str(r.revoked_at),
   source: str(r.source),
+  startedAt: String(r.started_at ?? r.issued_at),
 })
 
 const toToken = (r: Row): ApiTokenRecord => ({
@@ -44,6 +45,14 @@ const toToken = (r: Row): ApiTokenRecord => ({
   expiresAt: str(r.expires_at),
   revokedAt: str(r.revoked_at),
 })
+
+const parsed = (v: unknown): unknown => (v ? (JSON.parse(String(v)) as unknown) : null)
+const detailOf = (r: Row): unknown => {
+  const detail = parsed(r.detail)
+  const outcome = parsed(r.outcome)
+  if (outcome === null) return detail
+  return detail !== null && typeof detail === "object" ? { ...detail, outcome } : { outcome }
+}
 
 const toAudit = (r: Row): AuditRecord => ({
   id: Number(r.id),
@@ -59,8 +68,9 @@ const toAudit = (r: Row): AuditRecord => ({
   command: str(r.command),
   status: Number(r.status),
   result: String(r.result) as AuditResult,
-  detail: r.detail ? (JSON.parse(String(r.detail)) as unknown) : null,
+  detail: detailOf(r),
 })
+const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v))
 
 export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
   const credentialOf = batched(async (hashes: string[]) => {
@@ -103,8 +113,8 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
 
     async createSession(s) {
       await db`
-        INSERT INTO auth_sessions (jti, user_id, issued_at, expires_at, source, user_agent)
-        VALUES (${s.jti}, ${s.userId}, ${s.issuedAt}, ${s.expiresAt}, ${s.source}, ${s.userAgent})`
+        INSERT INTO auth_sessions (jti, user_id, issued_at, expires_at, source, user_agent, started_at)
+        VALUES (${s.jti}, ${s.userId}, ${s.issuedAt}, ${s.expiresAt}, ${s.source}, ${s.userAgent}, ${s.startedAt})`
     },
     async sessionWithUser(jti) {
       const rows: Row[] = await db`SELECT * FROM auth_sessions WHERE jti = ${jti}`
@@ -195,6 +205,10 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
         WHERE id = ${nodeId} AND credential_hash = ${callerHash} RETURNING id`
       return rows.length > 0
     },
+    async joinTokenKnown(hash) {
+      const rows: Row[] = await db`SELECT 1 AS known FROM join_tokens WHERE token_hash = ${hash}`
+      return rows.length > 0
+    },
     async revokeNode(nodeId, now) {
       return db.begin(async (tx) => {
         const rows: Row[] = await tx`
@@ -207,21 +221,33 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
     },
 
     async appendAudit(e) {
-      await db`
+      const rows: Row[] = await db`
         INSERT INTO audit_log (at, request_id, actor, role, source, method, path, action, node_id, command, status, result, detail)
         VALUES (${e.at}, ${e.requestId}, ${e.actor}, ${e.role}, ${e.source}, ${e.method}, ${e.path}, ${e.action},
-          ${e.nodeId}, ${e.command}, ${e.status}, ${e.result}, ${e.detail === null || e.detail === undefined ? null : JSON.stringify(e.detail)})`
+          ${e.nodeId}, ${e.command}, ${e.status}, ${e.result}, ${json(e.detail)})
+        RETURNING id`
+      return Number(rows[0]?.id)
+    },
+    async appendAuditOutcome(id, o) {
+      await db`
+        INSERT INTO audit_outcomes (audit_id, at, status, result, node_id, detail)
+        VALUES (${id}, ${o.at}, ${o.status}, ${o.result}, ${o.nodeId}, ${json(o.detail)})`
     },
     async listAudit(q) {
+      // A row and, when its action has reported, its outcome: one entry per action, as it ended.
       const rows: Row[] = await db`
-        SELECT * FROM audit_log WHERE id > ${q.afterId ?? 0}
-          ${q.actor === undefined ? db`` : db`AND actor = ${q.actor}`}
-          ${q.nodeId === undefined ? db`` : db`AND node_id = ${q.nodeId}`}
-          ${q.action === undefined ? db`` : db`AND action = ${q.action}`}
-          ${q.result === undefined ? db`` : db`AND result = ${q.result}`}
-          ${q.since === undefined ? db`` : db`AND at >= ${q.since}`}
-          ${q.until === undefined ? db`` : db`AND at < ${q.until}`}
-        ORDER BY id LIMIT ${q.limit}`
+        SELECT a.id, a.at, a.request_id, a.actor, a.role, a.source, a.method, a.path, a.action, a.command, a.detail,
+          COALESCE(o.node_id, a.node_id) AS node_id, COALESCE(o.status, a.status) AS status,
+          COALESCE(o.result, a.result) AS result, o.detail AS outcome
+        FROM audit_log a LEFT JOIN audit_outcomes o ON o.audit_id = a.id
+        WHERE a.id > ${q.afterId ?? 0}
+          ${q.actor === undefined ? db`` : db`AND a.actor = ${q.actor}`}
+          ${q.nodeId === undefined ? db`` : db`AND COALESCE(o.node_id, a.node_id) = ${q.nodeId}`}
+          ${q.action === undefined ? db`` : db`AND a.action = ${q.action}`}
+          ${q.result === undefined ? db`` : db`AND COALESCE(o.result, a.result) = ${q.result}`}
+          ${q.since === undefined ? db`` : db`AND a.at >= ${q.since}`}
+          ${q.until === undefined ? db`` : db`AND a.at < ${q.until}`}
+        ORDER BY a.id LIMIT ${q.limit}`
       return rows.map(toAudit)
     },
   }

@@ -3,9 +3,16 @@
 // Details pass through the logger's `redact` before they are stored, so a password, token or sudo
 // password sent in a request never reaches the table. The API records requests (api/audit-trail.ts);
 // whatever runs commands on nodes (exec, MCP, chat, RPC) calls `recordCommand`.
+//
+// Auditing fails closed. An action's row is written *before* the action (`begin`, result `started`);
+// when that write fails (a full disk, a read-only or broken database) the action is not performed and
+// the caller gets 503 AUDIT_UNAVAILABLE. What the action came to is appended afterwards (`finish`), so
+// the log is never updated in place. Rows written after the fact (`record`: refusals, which perform
+// nothing) can only be logged when they fail.
 import { z } from "zod"
 import { NodeId } from "../../../protocol/ids.ts"
 import { createLogger, redact } from "../../../protocol/log.ts"
+import { ChimeraError } from "../errors.ts"
 import type { Clock } from "../ports.ts"
 import type { AuditQuery, AuditResult, AuthStorePort, NewAuditRecord } from "./ports.ts"
 
@@ -19,7 +26,7 @@ export const AuditFilter = z
     actor: z.string().max(128).optional(),
     node: NodeId.optional(),
     action: z.string().max(200).optional(),
-    result: z.enum(["ok", "denied", "rate-limited", "failed"]).optional(),
+    result: z.enum(["ok", "denied", "rate-limited", "failed", "started"]).optional(),
     since: z.iso.datetime().optional(),
     until: z.iso.datetime().optional(),
     after: z.coerce.number().int().min(0).optional(),
@@ -53,26 +60,72 @@ export interface CommandRun {
   detail?: unknown
 }
 
+/** An action's row, written before it ran; `finish` appends what it came to. */
+export interface AuditTicket {
+  id: number
+  finish(outcome: { status: number; result?: AuditResult; nodeId?: string | null; detail?: unknown }): Promise<void>
+}
+
+type Entry = Omit<NewAuditRecord, "at"> & { at?: string }
+
 export function createAudit({ store, clock }: { store: AuthStorePort; clock: Clock }) {
-  const append = async (entry: Omit<NewAuditRecord, "at"> & { at?: string }) => {
-    const record: NewAuditRecord = {
-      ...entry,
-      at: entry.at ?? clock.now().toISOString(),
-      path: entry.path.slice(0, 500),
-      action: entry.action.slice(0, 200),
-      command: entry.command === null ? null : (redact(entry.command) as string).slice(0, 4096),
-      detail: boundedDetail(entry.detail),
-    }
+  const prepare = (entry: Entry): NewAuditRecord => ({
+    ...entry,
+    at: entry.at ?? clock.now().toISOString(),
+    path: entry.path.slice(0, 500),
+    action: entry.action.slice(0, 200),
+    command: entry.command === null ? null : (redact(entry.command) as string).slice(0, 4096),
+    detail: boundedDetail(entry.detail),
+  })
+  const append = async (entry: Entry) => {
+    const record = prepare(entry)
     try {
       await store.appendAudit(record)
     } catch (error) {
-      // The request has happened; losing its audit row is an operator alarm, not the caller's 500.
+      // Nothing was performed (a refusal) or it already happened: an operator alarm, not the caller's 500.
       log.error("audit entry not stored", { error, requestId: record.requestId, action: record.action })
+    }
+  }
+
+  /** Writes the row of an action about to run; throws AUDIT_UNAVAILABLE (503) when it cannot be stored. */
+  const begin = async (entry: Omit<Entry, "status" | "result">): Promise<AuditTicket> => {
+    const record = prepare({ ...entry, status: 0, result: "started" })
+    let id: number
+    try {
+      id = await store.appendAudit(record)
+    } catch (error) {
+      log.error("audit entry not stored; the action is refused", {
+        error,
+        requestId: record.requestId,
+        action: record.action,
+      })
+      throw new ChimeraError(
+        "AUDIT_UNAVAILABLE",
+        "the audit log cannot be written (is the control plane's disk full or its database read-only?); nothing was done, try again once it is fixed",
+      )
+    }
+    return {
+      id,
+      async finish(o) {
+        try {
+          await store.appendAuditOutcome(id, {
+            at: clock.now().toISOString(),
+            status: o.status,
+            result: o.result ?? resultOf(o.status),
+            nodeId: o.nodeId ?? null,
+            detail: boundedDetail(o.detail),
+          })
+        } catch (error) {
+          // The action ran; its row says so (`started`), only what it came to is missing.
+          log.error("audit outcome not stored", { error, requestId: record.requestId, action: record.action })
+        }
+      },
     }
   }
 
   return {
     record: append,
+    begin,
     /** A command run on a node, from whichever door it came through. */
     recordCommand: (run: CommandRun) =>
       append({
@@ -83,6 +136,9 @@ export function createAudit({ store, clock }: { store: AuthStorePort; clock: Clo
         result: resultOf(run.status),
         detail: run.detail ?? null,
       }),
+    /** The row of a command about to run; AUDIT_UNAVAILABLE when it cannot be stored. */
+    beginCommand: (run: Omit<CommandRun, "status">) =>
+      begin({ ...run, method: "EXEC", path: `node:${run.nodeId}`, action: "command.run", detail: run.detail ?? null }),
     list: (f: AuditFilter) => {
       const query: AuditQuery = {
         actor: f.actor,

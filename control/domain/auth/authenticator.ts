@@ -64,6 +64,15 @@ export function createAuthenticator({ store, keys, clock, nodeCredentialMaxAgeMs
   }
 
   return {
+    /**
+     * Whether a join token is one this control plane issued (used or not: a lost enrolment answer is
+     * retried with the used token). Enrolment itself decides the rest; this only keeps a flood of made-up
+     * tokens from reaching it, so it is refused and counted like any other unauthenticated request.
+     */
+    async checkJoinToken(token: string): Promise<void> {
+      if (tokenKind(token) !== "join") throw unauthenticated("enrolment needs a join token (chimera nodes join-token)")
+      if (!(await store.joinTokenKnown(hashToken(token)))) throw unauthenticated("the join token is unknown")
+    },
     async authenticate(token: string): Promise<Principal> {
       if (token.startsWith("eyJ")) return session(token)
       const kind = tokenKind(token)

@@ -19,6 +19,8 @@ export interface SessionRecord {
   expiresAt: string
   revokedAt: string | null
   source: string | null
+  /** When the login that began this chain of refreshed sessions happened. */
+  startedAt: string
 }
 
 export interface ApiTokenRecord {
@@ -54,8 +56,19 @@ export interface AuditRecord {
   result: AuditResult
   detail: unknown
 }
-export type AuditResult = "ok" | "denied" | "rate-limited" | "failed"
+/** `started`: the row was written before its action, which has not (yet) reported what it came to. */
+export type AuditResult = "ok" | "denied" | "rate-limited" | "failed" | "started"
 export type NewAuditRecord = Omit<AuditRecord, "id">
+
+/** What a `started` row's action came to, appended once it has run. */
+export interface AuditOutcome {
+  at: string
+  status: number
+  result: AuditResult
+  /** The node it turned out to be about, when the row did not know (a command's session). */
+  nodeId: string | null
+  detail: unknown
+}
 
 export interface AuditQuery {
   actor?: string
@@ -101,9 +114,13 @@ export interface AuthStorePort {
    * after the caller authenticated, so a request in flight cannot outlive a revocation.
    */
   setPendingCredential(nodeId: string, hash: string, callerHash: string): Promise<boolean>
+  /** Whether a join token with this hash was ever issued. */
+  joinTokenKnown(hash: string): Promise<boolean>
   /** Forgets every credential of the node and any unused join token bound to it. */
   revokeNode(nodeId: string, now: string): Promise<boolean>
 
-  appendAudit(entry: NewAuditRecord): Promise<void>
+  /** Appends an entry and returns its id; throws when it cannot be stored. */
+  appendAudit(entry: NewAuditRecord): Promise<number>
+  appendAuditOutcome(auditId: number, outcome: AuditOutcome): Promise<void>
   listAudit(query: AuditQuery): Promise<AuditRecord[]>
 }

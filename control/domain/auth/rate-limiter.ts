@@ -1,13 +1,13 @@
 // Rate limits (seed 002): a fixed window per limit and key, counted in memory on the clock port, so
 // tests can pass a window in milliseconds instead of waiting a minute. Keys say whom a limit counts:
-// `api` per user or token, `agent` per node (20,000 agents must not share one budget), `login` per
-// source address, `sessions` per user, `commands` per session, `websocket` per connection. Routes
+// `api` per user or token, `agent` per node (20,000 agents must not share one budget), `login` and
+// `enroll` (the two routes anyone may call without a credential) per source address, `sessions` per user, `commands` per session, `websocket` per connection. Routes
 // declare which limits they take in control/api/route-permissions.ts; a WebSocket handler calls `hit`.
 // With several control-plane replicas each counts its own share; the limits bound abuse, not billing.
 import { ChimeraError } from "../errors.ts"
 import type { Clock } from "../ports.ts"
 
-export const LIMIT_NAMES = ["api", "agent", "login", "sessions", "commands", "websocket"] as const
+export const LIMIT_NAMES = ["api", "agent", "login", "enroll", "sessions", "commands", "websocket"] as const
 export type LimitName = (typeof LIMIT_NAMES)[number]
 
 export interface LimitRule {
@@ -26,6 +26,8 @@ export const DEFAULT_LIMITS: RateLimits = {
   api: { limit: 300, windowMs: MINUTE },
   agent: { limit: 1200, windowMs: MINUTE },
   login: { limit: 10, windowMs: MINUTE },
+  // A node enrols once; retries after a lost answer are a handful. Anything more from one address is a flood.
+  enroll: { limit: 20, windowMs: MINUTE },
 }
 
 export interface LimitDecision {

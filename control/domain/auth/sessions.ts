@@ -1,13 +1,16 @@
 // Login sessions: a username and password traded for a one-hour RS256 JWT (seed 002), refreshed
 // before it expires, verified, revoked, listed. Each issued JWT is a row keyed by its jti, which is
-// what makes revocation immediate: the authenticator reads that row on every request.
+// what makes revocation immediate: the authenticator reads that row on every request. Refreshing
+// cannot keep a login alive for ever: every session of a chain ends at the absolute lifetime counted
+// from its login (`auth.session_max_seconds`), after which only a new login (a password) continues.
 import { randomUUID } from "node:crypto"
 import { z } from "zod"
 import { createLogger } from "../../../protocol/log.ts"
 import { forbidden, invalid, notFound, unauthenticated } from "../errors.ts"
 import type { Clock, UserPrincipal } from "../ports.ts"
 import { ISSUER, JWT_FAILURE_MESSAGES, type JwtClaims, type SigningKeys, signJwt, verifyJwt } from "./jwt.ts"
-import { verifyPassword } from "./passwords.ts"
+import { createLoginBackoff, type LoginBackoff } from "./login-backoff.ts"
+import { type Passwords, passwords as processPasswords } from "./passwords.ts"
 import type { AuthStorePort, SessionRecord, UserRecord } from "./ports.ts"
 import { permissionsOf } from "./roles.ts"
 
@@ -35,6 +38,12 @@ export interface SessionsDeps {
   keys: SigningKeys
   clock: Clock
   ttlSeconds: number
+  /** How long a login lasts however often it is refreshed. */
+  maxSeconds: number
+  /** Password checks (default: the process's one queue). */
+  passwords?: Passwords
+  /** Failed logins per username and source (default: the rules in login-backoff.ts). */
+  backoff?: LoginBackoff
   /** The `sessionLimit` claim: how many CLI sessions the user may hold (seed 002). */
   sessionLimit: number
 }
@@ -54,17 +63,23 @@ export const sessionView = (s: SessionRecord, current: string | null) => ({
   current: s.jti === current,
 })
 
-export function createSessions({ store, keys, clock, ttlSeconds, sessionLimit }: SessionsDeps) {
-  async function issue(user: UserRecord, meta: { source: string | null; userAgent: string | null }) {
+export function createSessions(deps: SessionsDeps) {
+  const { store, keys, clock, ttlSeconds, maxSeconds, sessionLimit } = deps
+  const passwords = deps.passwords ?? processPasswords
+  const backoff = deps.backoff ?? createLoginBackoff(clock)
+  async function issue(user: UserRecord, meta: { source: string | null; userAgent: string | null }, startedAt?: Date) {
     const now = clock.now()
     const iat = Math.floor(now.getTime() / 1000)
+    const started = startedAt ?? now
+    // The last token of a chain ends with it, not an hour past it.
+    const endOfLogin = Math.floor(started.getTime() / 1000) + maxSeconds
     const claims: JwtClaims = {
       iss: ISSUER,
       sub: user.id,
       name: user.username,
       jti: randomUUID(),
       iat,
-      exp: iat + ttlSeconds,
+      exp: Math.min(iat + ttlSeconds, endOfLogin),
       roles: [user.role],
       permissions: permissionsOf(user.role),
       sessionLimit,
@@ -78,6 +93,7 @@ export function createSessions({ store, keys, clock, ttlSeconds, sessionLimit }:
       revokedAt: null,
       source: meta.source,
       userAgent: meta.userAgent?.slice(0, 200) ?? null,
+      startedAt: started.toISOString(),
     })
     return { token: signJwt(claims, keys), tokenType: "Bearer", expiresAt, claims } satisfies IssuedSession
   }
@@ -89,21 +105,47 @@ export function createSessions({ store, keys, clock, ttlSeconds, sessionLimit }:
   }
 
   return {
-    async login(req: LoginRequest, meta: { source: string | null; userAgent: string | null }) {
-      const user = Username.safeParse(req.username).success ? await store.userByName(req.username) : null
-      if (!(await verifyPassword(req.password, user?.passwordHash ?? null)) || !user) {
-        log.info("login failed", { username: shownUsername(req.username), source: meta.source })
+    /** `verified` runs once the password is right, before the session exists (its audit row). */
+    async login(
+      req: LoginRequest,
+      meta: { source: string | null; userAgent: string | null },
+      verified: () => Promise<void> = async () => {},
+    ) {
+      const shown = shownUsername(req.username)
+      backoff.begin(shown, meta.source)
+      let ok: boolean
+      let user: UserRecord | null
+      try {
+        user = Username.safeParse(req.username).success ? await store.userByName(req.username) : null
+        const caller = { source: meta.source, standing: backoff.standing(meta.source) }
+        ok = await passwords.verify(req.password, user?.passwordHash ?? null, caller)
+      } catch (error) {
+        backoff.abandoned(shown)
+        throw error
+      }
+      if (!ok || !user) {
+        backoff.failed(shown, meta.source)
+        log.info("login failed", { username: shown, source: meta.source })
         throw unauthenticated("unknown username or wrong password")
       }
+      backoff.succeeded(shown, meta.source)
+      await verified()
       return issue(user, meta)
     },
 
     /** A new token for the same session owner; the old one is revoked in the same step. */
     async refresh(principal: UserPrincipal, meta: { source: string | null; userAgent: string | null }) {
       const jti = sessionOf(principal)
-      const user = principal.userId === null ? null : await store.userById(principal.userId)
-      if (!user) throw unauthenticated("the session's user no longer exists")
-      const next = await issue(user, meta)
+      const found = await store.sessionWithUser(jti)
+      if (!found || found.user.id !== principal.userId) throw unauthenticated("the session's user no longer exists")
+      const started = new Date(found.session.startedAt)
+      if (clock.now().getTime() >= started.getTime() + maxSeconds * 1000) {
+        await store.revokeSession(jti, clock.now().toISOString())
+        throw unauthenticated(
+          `this login began at ${found.session.startedAt} and has reached the absolute session lifetime of ${maxSeconds} s (auth.session_max_seconds); log in again`,
+        )
+      }
+      const next = await issue(found.user, meta, started)
       // Two refreshes of one token race to revoke it; only the one that did gets to keep its new session,
       // so a stolen token cannot be forked into a second line of sessions beside the owner's.
       if (!(await store.revokeSession(jti, clock.now().toISOString(), next.claims.jti))) {
