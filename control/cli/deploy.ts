@@ -14,7 +14,7 @@ import { deployViaControlPlane } from "./deploy-remote.ts"
 import { exportDeployTrace } from "./deploy-telemetry.ts"
 import { CliError } from "./errors.ts"
 import { color, printJson, printTable } from "./output.ts"
-import { desiredPublisher } from "./publish-desired.ts"
+import { desiredPublisher, reportPublished } from "./publish-desired.ts"
 import { ConfirmTimeout, MAX_CONFIRM_SECONDS, Seconds } from "./seconds-flag.ts"
 import { parseSshFlags, SSH_FLAG_NAMES, sshArgs, sshConfigFlags } from "./ssh-flags.ts"
 
@@ -190,14 +190,7 @@ export default defineCommand({
     if (record.status !== "succeeded" && record.status !== "planned") process.exitCode = 1
     await exportDeployTrace(record)
     if (dryRun) return
-    if (publisher?.published.length && !args.json)
-      process.stderr.write(
-        `${color.dim(`desired closure set on the control plane for ${publisher.published.join(", ")}`)}\n`,
-      )
-    for (const problem of publisher?.problems ?? []) {
-      process.stderr.write(`${color.yellow("warning")} ${problem}\n`)
-      process.exitCode = 1
-    }
+    reportPublished(publisher, Boolean(args.json))
     try {
       const store = await openCliStore()
       await store.saveDeployment(record).finally(() => store.close())

@@ -1,6 +1,7 @@
-// A deploy makes its closure each enrolled target's desired state on the control plane, so the
-// node's agent keeps it instead of healing it back. Each target is published the moment it is
-// confirmed (deploy.ts's onConfirmed), while the deploy hold on the node still stands. Targets are
+// A deploy or a rollback makes its closure each enrolled target's desired state on the control plane
+// (through its API, so it is audited as a set-desired), and the node's agent keeps it instead of
+// healing it back. Each target is published the moment it is confirmed (deploy.ts's onConfirmed) or
+// rolled back (rollback.ts's onRolledBack), while the hold on the node's agent still stands. Targets are
 // matched to nodes by name (a [fleet.nodes.NAME] target, or a node id); a target that is no
 // enrolled node is skipped; any other refusal is a problem the deploy reports and exits 1 for.
 import { existsSync } from "node:fs"
@@ -8,6 +9,7 @@ import { join } from "node:path"
 import { NodeId, type StorePath } from "../../protocol/ids.ts"
 import { dataDir } from "../config.ts"
 import { apiClient } from "./client.ts"
+import { color } from "./output.ts"
 
 export interface DesiredPublisher {
   publish(target: string, closure: StorePath): Promise<void>
@@ -42,5 +44,17 @@ export function desiredPublisher(env = process.env): DesiredPublisher | null {
         )
       }
     },
+  }
+}
+
+/** Says on stderr which nodes now have the closure as desired, and warns (exit 1) of any that do not. */
+export function reportPublished(publisher: DesiredPublisher | null, quiet: boolean): void {
+  if (publisher?.published.length && !quiet)
+    process.stderr.write(
+      `${color.dim(`desired closure set on the control plane for ${publisher.published.join(", ")}`)}\n`,
+    )
+  for (const problem of publisher?.problems ?? []) {
+    process.stderr.write(`${color.yellow("warning")} ${problem}\n`)
+    process.exitCode = 1
   }
 }

@@ -1,11 +1,14 @@
 // `chimera rollback --targets T [--generation GEN]`: back one generation, or to GEN, on every target
-// in parallel; each reports the generation it is on now.
+// in parallel; each reports the generation it is on now. When a control plane is configured, each
+// enrolled target's desired closure becomes the one it rolled back to (as a deploy's does), so its
+// agent keeps the rollback instead of healing it away.
 import { defineCommand } from "citty"
 import { createLogger } from "../../protocol/log.ts"
 import { rollback } from "../domain/rollback.ts"
 import { openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
 import { color, printJson, printTable } from "./output.ts"
+import { desiredPublisher, reportPublished } from "./publish-desired.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
 const log = createLogger("rollback")
@@ -28,7 +31,10 @@ export default defineCommand({
     const ssh = await parseSshFlags(args)
     const exec = ssh.executor()
     try {
-      const results = await rollback(exec, ssh.targets, gen, ssh.parallel)
+      const publisher = desiredPublisher()
+      const results = await rollback(exec, ssh.targets, gen, ssh.parallel, {
+        onRolledBack: publisher ? (target, closure) => publisher.publish(target, closure) : undefined,
+      })
       for (const r of results) log.info("rollback", { target: r.target, ok: r.ok, generation: r.generation, ms: r.ms })
       const store = await openCliStore()
       await store.recordOperation(
@@ -53,6 +59,7 @@ export default defineCommand({
           ]),
         )
       if (results.some((r) => !r.ok)) process.exitCode = 1
+      reportPublished(publisher, Boolean(args.json))
     } finally {
       await exec.close()
     }

@@ -1,10 +1,12 @@
 // `chimera watch --targets T [--config PATH] [--interval SEC | --schedule CRON] [--session NAME] [--once]`:
 // agentless drift detection and healing. `--once` is for cron and systemd timers: exit 0 when every
-// target is congruent, 1 when drift was found and healed, 2 when it could not be healed.
+// target is congruent, 1 when drift was found and healed, 2 when it could not be healed. A heal is a
+// deploy: on an enrolled node it makes the configuration's closure the desired one, as deploy does,
+// so the node's agent does not heal it back.
 
 import { defineCommand } from "citty"
 import { CronJob } from "cron"
-import { SessionId } from "../../protocol/ids.ts"
+import { type StorePath, SessionId } from "../../protocol/ids.ts"
 import { createLogger } from "../../protocol/log.ts"
 import { createNix } from "../adapters/nix.ts"
 import { intervalToCron, type WatchPass, watchOnce } from "../domain/watch.ts"
@@ -12,6 +14,7 @@ import { commandConfig, flagValue } from "./cli-config.ts"
 import { openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
 import { color, printJson } from "./output.ts"
+import { desiredPublisher, reportPublished } from "./publish-desired.ts"
 import { ConfirmTimeout } from "./seconds-flag.ts"
 import { parseSshFlags, SSH_FLAG_NAMES, sshArgs, sshConfigFlags } from "./ssh-flags.ts"
 
@@ -105,9 +108,15 @@ export default defineCommand({
     const pass = async () => {
       const exec = ssh.executor()
       try {
-        const result = await watchOnce(opts, { nix: createNix(), exec })
+        const publisher = desiredPublisher()
+        const onConfirmed = publisher
+          ? (target: string, closure: StorePath) => publisher.publish(target, closure)
+          : undefined
+        const result = await watchOnce(opts, { nix: createNix(), exec, onConfirmed })
         if (result.heal) await store.saveDeployment(result.heal)
         report(result, Boolean(args.json))
+        // Heals only: a pass that changed nothing has nothing to say about desired closures.
+        if (result.heal) reportPublished(publisher, Boolean(args.json))
         return result
       } finally {
         await exec.close()

@@ -12,6 +12,8 @@ export const SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
 /** Every deployed closure is also recorded as a generation of this profile. */
 export const CHIMERA_PROFILE = "/nix/var/nix/profiles/chimera"
 const STATE = "/run/chimera/deploys"
+/** While this file names a time to come, an agent on the node neither reports nor heals drift. */
+export const DEPLOY_HOLD = "/run/chimera/deploy-hold"
 
 /** POSIX single-quoting: the only safe way to pass an arbitrary string to a remote shell. */
 export function shq(s: string): string {
@@ -47,7 +49,7 @@ export function activateScript(a: ActivationScript): string {
     'mkdir -p "$D"',
     // An agent on the node must not heal the deploy away before it is confirmed and the control plane
     // has the new desired closure: it honours this hold (agent/nix-system.ts) until it expires.
-    `echo "$(( $(date +%s) + ${Math.min(a.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS)} )) ${a.deployId}" > /run/chimera/deploy-hold`,
+    `echo "$(( $(date +%s) + ${Math.min(a.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS)} )) ${a.deployId}" > ${DEPLOY_HOLD}`,
     'prev_path=$(readlink -f "$P" 2>/dev/null || true)',
     `prev_gen=$(readlink "$P" 2>/dev/null | sed -n 's/^.*-\\([0-9][0-9]*\\)-link$/\\1/p' || true)`,
     'echo "previous $prev_gen $prev_path"',
@@ -113,15 +115,32 @@ export function abortScript(
   ].join("\n")
 }
 
-/** Rolls a profile back one generation, or to GEN, and activates what it now points at. */
+/** How long a rollback holds an agent off while it switches; its SSH command has the same limit. */
+export const ROLLBACK_SWITCH_SECONDS = 300
+/** How long the hold stands after the switch, for the control plane to give the agent the new closure. */
+export const ROLLBACK_PUBLISH_SECONDS = 60
+
+/**
+ * Rolls a profile back one generation, or to GEN, and activates what it now points at. An agent on
+ * the node would heal a rollback straight back to its desired closure, so the script holds it off
+ * (the deploy hold) for the switch and for ROLLBACK_PUBLISH_SECONDS after, while the caller makes the
+ * rolled-back closure the node's desired one; a rollback that fails lifts its own hold at once.
+ */
 export function rollbackScript(generation: number | null, profile = SYSTEM_PROFILE): string {
   const move = generation === null ? "--rollback" : `--switch-generation ${generation}`
+  const hold = (seconds: number) => `echo "$(( $(date +%s) + ${seconds} )) $ID" > "$H"`
   return [
     "set -eu",
-    `P=${shq(profile)}`,
+    `P=${shq(profile)}; H=${shq(DEPLOY_HOLD)}; ID=rollback-$$`,
+    'mkdir -p "$(dirname "$H")"',
+    hold(ROLLBACK_SWITCH_SECONDS + ROLLBACK_PUBLISH_SECONDS),
+    // Only our own hold is lifted: a deploy that started meanwhile keeps its own.
+    `trap '[ "$(cut -d" " -f2 "$H" 2>/dev/null)" = "$ID" ] && rm -f "$H"' EXIT`,
     `nix-env -p "$P" ${move}`,
     'now=$(readlink -f "$P")',
     '[ -x "$now/bin/switch-to-configuration" ] && "$now/bin/switch-to-configuration" switch >/dev/null',
+    "trap - EXIT",
+    hold(ROLLBACK_PUBLISH_SECONDS),
     `echo "generation $(readlink "$P" | sed -n 's/^.*-\\([0-9][0-9]*\\)-link$/\\1/p') $now"`,
   ].join("\n")
 }

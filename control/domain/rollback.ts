@@ -1,8 +1,10 @@
 // Rollback and generations over SSH, on many targets at once: the system profile goes back one
 // generation (or to a named one) and what it then points at is activated; each target reports the
-// generation it is on now, or why it could not move.
+// generation it is on now, or why it could not move. A target's rollback is handed to `onRolledBack`
+// the moment it is done, while the node's hold on its agent still stands (activation.ts), so the
+// caller can make the rolled-back closure the node's desired one before the agent may heal again.
 import type { StorePath } from "../../protocol/ids.ts"
-import { generationsScript, rollbackScript } from "./activation.ts"
+import { generationsScript, ROLLBACK_SWITCH_SECONDS, rollbackScript } from "./activation.ts"
 import { mapLimit } from "./map-limit.ts"
 import type { Generation, RemoteExecutorPort, Target } from "./operation-ports.ts"
 
@@ -15,17 +17,25 @@ export interface RollbackResult {
   ms: number
 }
 
+export interface RollbackHooks {
+  onRolledBack?: (target: string, closure: StorePath) => Promise<void>
+}
+
 export async function rollback(
   exec: RemoteExecutorPort,
   targets: Target[],
   generation: number | null,
   parallel: number,
+  hooks: RollbackHooks = {},
 ): Promise<RollbackResult[]> {
   return mapLimit(targets, parallel, async (target) => {
-    const r = await exec.exec(target, rollbackScript(generation), { timeoutMs: 300_000 })
+    const r = await exec.exec(target, rollbackScript(generation), { timeoutMs: ROLLBACK_SWITCH_SECONDS * 1000 })
     const m = /^generation (\d+) (\S+)$/m.exec(r.stdout)
-    if (r.ok && m)
-      return { target: target.name, ok: true, generation: Number(m[1]), path: m[2] as StorePath, error: null, ms: r.ms }
+    if (r.ok && m) {
+      const path = m[2] as StorePath
+      await hooks.onRolledBack?.(target.name, path)
+      return { target: target.name, ok: true, generation: Number(m[1]), path, error: null, ms: r.ms }
+    }
     const why = r.failure?.message ?? (r.stderr.trim().split("\n").at(-1) || `exited ${r.exitCode}`)
     return { target: target.name, ok: false, generation: null, path: null, error: why, ms: r.ms }
   })
