@@ -1,7 +1,8 @@
 import { expect, test } from "bun:test"
+import { existsSync } from "node:fs"
 import { readlink } from "node:fs/promises"
 import { buildTestSystem } from "./nix-fixtures.ts"
-import { createTestNode } from "./test-node.ts"
+import { AGENT_STATE, createTestNode } from "./test-node.ts"
 
 test("a test node's system links are its own and follow a manual switch", async () => {
   const [gen1, gen2] = await Promise.all([buildTestSystem(1), buildTestSystem(2)])
@@ -15,4 +16,13 @@ test("a test node's system links are its own and follow a manual switch", async 
   expect((await b.links()).booted).toBe(gen2)
   // The host's own /run is untouched.
   expect(await readlink("/run/current-system").catch(() => null)).not.toBe(gen2)
+})
+
+test("an agent started with its default state dir keeps its state on its own node", async () => {
+  await using a = await createTestNode({ name: "a" })
+  await using b = await createTestNode({ name: "b" })
+  expect((await a.exec(["sh", "-c", `echo a > ${AGENT_STATE}/credential`])).code).toBe(0)
+  expect((await a.exec(["cat", `${AGENT_STATE}/credential`])).stdout).toBe("a\n")
+  expect((await b.exec(["test", "-e", `${AGENT_STATE}/credential`])).code).not.toBe(0)
+  expect(existsSync(`${AGENT_STATE}/credential`)).toBe(false)
 })

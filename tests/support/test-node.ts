@@ -1,5 +1,6 @@
 // A test node (DESIGN.md, "Testing with real parts"): a private mount namespace with its own tmpfs on
-// /run and its own directory bind-mounted over /nix/var/nix/profiles, sharing the host's /nix/store.
+// /run and its own directories bind-mounted over /nix/var/nix/profiles and /var/lib/chimera-agent,
+// sharing the host's /nix/store.
 // Inside it the NixOS default paths (/nix/var/nix/profiles/system, /run/current-system,
 // /run/booted-system) belong to this node alone, so the agent and the deploy code run with their real
 // defaults. A holder process (`sleep`) keeps the namespace alive; everything else enters it with nsenter.
@@ -13,6 +14,8 @@ import { type Run, requireTool, run } from "./tools.ts"
 export const SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
 export const CURRENT_SYSTEM = "/run/current-system"
 export const BOOTED_SYSTEM = "/run/booted-system"
+/** The agent's default --state-dir: each node has its own, so an agent started with defaults stays on it. */
+export const AGENT_STATE = "/var/lib/chimera-agent"
 
 export interface NodeLinks {
   profile: string | null
@@ -59,6 +62,7 @@ export async function createTestNode(opts: TestNodeOptions = {}): Promise<TestNo
   const name = opts.name ?? "node"
   const dir = await mkdtemp(join(tmpdir(), `chimera-${name}-`))
   await mkdir(join(dir, "profiles"), { recursive: true })
+  await mkdir(join(dir, "agent-state-default"), { recursive: true, mode: 0o700 })
   const ready = join(dir, "ready")
   const holder = Bun.spawn(
     [
@@ -68,7 +72,7 @@ export async function createTestNode(opts: TestNodeOptions = {}): Promise<TestNo
       "private",
       "sh",
       "-c",
-      `mount -t tmpfs -o mode=755 tmpfs /run && mount --bind "$1/profiles" /nix/var/nix/profiles && : > "$1/ready" && exec sleep 2147483647`,
+      `mount -t tmpfs -o mode=755 tmpfs /run && mount --bind "$1/profiles" /nix/var/nix/profiles && mkdir -p -m 700 ${AGENT_STATE} && mount --bind "$1/agent-state-default" ${AGENT_STATE} && : > "$1/ready" && exec sleep 2147483647`,
       "sh",
       dir,
     ],

@@ -29,14 +29,12 @@ const ssh = (identity: string, knownHosts: string, address: string, command: str
     command,
   ])
 
-test("20 nodes come up in parallel within seconds, each on its own loopback address, and go away whole", async () => {
+test("20 nodes come up in parallel, each on its own loopback address, and go away whole", async () => {
   const gen1 = await buildTestSystem(1)
-  const t0 = performance.now()
+  // How fast they come up is the benchmark's business (scripts/bench.ts), not a test's.
   const tb = await createTestbed({ nodes: 20, boot: gen1 })
-  const upMs = performance.now() - t0
   const addresses = tb.nodes.map((n) => n.address)
   try {
-    expect(upMs).toBeLessThan(10_000)
     expect(new Set(addresses).size).toBe(20)
     for (const a of addresses) expect(a).toMatch(/^127\.0\.\d+\.\d+$/)
     expect(tb.nodes.map((n) => n.name)).toEqual(Array.from({ length: 20 }, (_, i) => `node-${i + 1}`))
@@ -44,6 +42,11 @@ test("20 nodes come up in parallel within seconds, each on its own loopback addr
     // The real ssh client, host key checked, sees the node's own system links.
     const r = await ssh(tb.identityFile, tb.knownHostsFile, addresses[19] as string, "readlink /run/current-system")
     expect(r).toMatchObject({ code: 0, stdout: `${gen1}\n` })
+    // The inventory carries the key and known_hosts, so the CLI needs no SSH flags for these nodes.
+    const inventory = await Bun.file(tb.configFile).text()
+    expect(inventory).toContain(
+      `[ssh]\nidentity_file = "${tb.identityFile}"\nknown_hosts_file = "${tb.knownHostsFile}"\n`,
+    )
   } finally {
     await tb.stop()
   }

@@ -63,7 +63,7 @@ export interface Testbed extends AsyncDisposable {
   /** Every node's host key, one `ADDR ssh-ed25519 …` line each. */
   knownHostsFile: string
   authorizedKeysFile: string
-  /** A CHIMERA_CONFIG_FILE naming every node under [fleet.nodes] with the tag "testbed". */
+  /** A CHIMERA_CONFIG_FILE naming every node under [fleet.nodes] with the tag "testbed", and the [ssh] key and known_hosts. */
   configFile: string
   targets: string[]
   state(): TestbedState
@@ -183,8 +183,10 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
   }
 
   await writeFile(knownHostsFile, nodes.map((n) => `${n.address} ${n.hostKey}\n`).join(""))
+  // The [ssh] section lets the CLI (and a control plane started on this file) reach the nodes with no flags.
+  const ssh = `[ssh]\nidentity_file = ${JSON.stringify(identityFile)}\nknown_hosts_file = ${JSON.stringify(knownHostsFile)}\n`
   const toml = nodes.map((n) => `[fleet.nodes.${n.name}]\naddress = "${n.target}"\ntags = ["testbed"]\n`)
-  await writeFile(configFile, toml.join("\n"))
+  await writeFile(configFile, [ssh, ...toml].join("\n"))
 
   if (opts.agent) {
     const a = opts.agent
