@@ -1,6 +1,6 @@
 // The README is executable: its ```console sessions run here, in order, as a newcomer would type them
 // after the README's set-up, in one terminal (tests/support/shell-session.ts) whose PATH holds only
-// the system's directories and what the set-up adds (the checkout's node_modules/.bin and bin/), with
+// the system's directories until the set-up's own `export PATH=…` line adds the checkout's tools, with
 // a fresh HOME, and every line the README shows must be among what the command printed
 // (tests/support/readme-match.ts says what may differ). The testbed, the control plane and the agent
 // are the real ones the README starts; `NODE# ` commands run in the shell the README opens on that
@@ -39,7 +39,11 @@ afterAll(async () => {
 
 test("every console session in the README runs as written and prints what the README shows", async () => {
   for (const tool of ["bash", "nix-build", "nsenter", "unshare", "sshd", "curl", "tmux"]) requireTool(tool)
-  const steps = readmeSteps(await readFile(join(REPO, "README.md"), "utf8"))
+  const readme = await readFile(join(REPO, "README.md"), "utf8")
+  const steps = readmeSteps(readme)
+  // The set-up's own line puts the checkout's tools on PATH (npm ci has run: node_modules is there).
+  const setUp = /^```sh\n(?:.*\n)*?(export PATH=.*)\n(?:.*\n)*?```$/m.exec(readme)?.[1]
+  if (!setUp) throw new Error("README: its set-up (a ```sh block) has no `export PATH=…` line")
   expect(steps.length).toBeGreaterThan(20)
   work = await mkdtemp(join(tmpdir(), "chimera-readme-"))
   testbedDir = join(work, "testbed")
@@ -54,14 +58,13 @@ test("every console session in the README runs as written and prints what the RE
     [home, "/root"],
     [`127.0.0.1:${port}`, "127.0.0.1:8080"],
   ]
-  const fromReadme = (command: string) =>
-    toReadme.reduce((c, [actual, shown]) => c.replaceAll(shown, actual), command).replaceAll("~/", `${home}/`)
+  const fromReadme = (command: string) => toReadme.reduce((c, [actual, shown]) => c.replaceAll(shown, actual), command)
   const asReadme = (text: string) => toReadme.reduce((t, [actual, shown]) => t.replaceAll(actual, shown), text)
 
   await using shell = startShell({
     cwd: REPO,
     env: {
-      PATH: `${REPO}/node_modules/.bin:${REPO}/bin:${SYSTEM_PATH}`,
+      PATH: SYSTEM_PATH,
       HOME: home,
       NO_COLOR: "1",
       LANG: "C.UTF-8",
@@ -73,6 +76,8 @@ test("every console session in the README runs as written and prints what the RE
     },
   })
   await shell.run(`mkdir -p ${home}`, 10_000)
+  const path = await shell.run(`${setUp}\necho "$PATH"`, 10_000)
+  expect(path.output.trim()).toBe(`${REPO}/node_modules/.bin:${REPO}/bin:${SYSTEM_PATH}`)
   const matcher = createLineMatcher()
   const where: string[] = ["$"]
   const failures: string[] = []
