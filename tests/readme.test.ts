@@ -16,7 +16,7 @@ import { createLineMatcher } from "./support/readme-match.ts"
 import { opensNodeShell, type ReadmeStep, readmeSteps } from "./support/readme-steps.ts"
 import { startShell } from "./support/shell-session.ts"
 import { readState, teardownFromState } from "./support/testbed-state.ts"
-import { requireTool } from "./support/tools.ts"
+import { requireTool, run } from "./support/tools.ts"
 
 setDefaultTimeout(900_000)
 
@@ -27,6 +27,8 @@ const STEP_MS = 300_000
 /** How long "a moment later" may be, on a loaded machine. */
 const MOMENT_MS = 90_000
 
+/** The tmux server of the README's sessions (`chimera run`, CLI sessions), under this run's TMUX_TMPDIR. */
+const TMUX_SOCKET = `chimera-readme-${process.pid}`
 let work = ""
 let testbedDir = ""
 
@@ -34,6 +36,7 @@ afterAll(async () => {
   // Whatever the README left running if a step failed: the testbed's nodes, then the temp dirs.
   const state = testbedDir ? await readState(testbedDir).catch(() => null) : null
   if (state) await teardownFromState(state)
+  if (work) await run(["tmux", "-L", TMUX_SOCKET, "kill-server"], { env: { TMUX_TMPDIR: work } })
   if (work) await rm(work, { recursive: true, force: true })
 })
 
@@ -71,7 +74,7 @@ test("every console session in the README runs as written and prints what the RE
       CHIMERA_TESTBED_DIR: testbedDir,
       CHIMERA_WEB_PORT: String(port),
       CHIMERA_URL: `http://127.0.0.1:${port}`,
-      CHIMERA_TMUX_SOCKET: `chimera-readme-${process.pid}`,
+      CHIMERA_TMUX_SOCKET: TMUX_SOCKET,
       TMUX_TMPDIR: work,
     },
   })
