@@ -125,4 +125,4 @@ test("every console session in the README runs as written and prints what the RE
   }
   expect(failures).toEqual([])
   expect(where).toEqual(["$"])
-})
+}, 900_000)

@@ -172,8 +172,10 @@ describe("rollback on nodes with agents", () => {
       entries: { action: string; nodeId: string | null; result: string }[]
     }
     const setDesired = audit.entries.filter((e) => e.action.includes("desired") && e.result === "ok")
-    for (const n of [back1, back2]) expect(setDesired.filter((e) => e.nodeId === n.name).length).toBeGreaterThan(1)
-  })
+    // Each node: the test's own set-desired, one per deploy it was in, and its rollback's.
+    const count = (n: TestbedNode) => setDesired.filter((e) => e.nodeId === n.name).length
+    expect([count(back1), count(back2)]).toEqual([1 + 1 + 1, 1 + 2 + 1])
+  }, 240_000)
 
   test("a rollback that fails lifts its hold on the agent, which keeps healing drift", async () => {
     const n = bed.nodes[0] as TestbedNode
@@ -189,5 +191,5 @@ describe("rollback on nodes with agents", () => {
       (l) => l.current === desired && l.profile === desired,
       60_000,
     )
-  })
+  }, 120_000)
 })
