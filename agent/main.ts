@@ -8,7 +8,6 @@
 import { rmSync } from "node:fs"
 import { hostname } from "node:os"
 import { defineCommand, runMain } from "citty"
-import type { AgentPhase } from "../protocol/agent.ts"
 import { createLogger, displayUrl, setLogLevel } from "../protocol/log.ts"
 import { VERSION } from "../protocol/version.ts"
 import { startCommandLoop } from "./command-loop.ts"
@@ -49,7 +48,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
   if (options.desired && options.desired !== stored?.closure)
     stateDir.writeDesired({ closure: options.desired, setAt: new Date().toISOString(), source: "flag" })
   let heartbeat: HeartbeatLoop | null = null
-  let lastPhase: AgentPhase | null = null
+  let lastSeen: string | null = null
   const metrics = createAgentMetrics(options.nodeId)
   const reconciler = createReconciler({
     nix,
@@ -65,9 +64,13 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
       }
     },
     persistDesired: (closure, source) => stateDir.writeDesired({ closure, setAt: new Date().toISOString(), source }),
+    // A heartbeat goes out early when the phase or the links change: a deploy or rollback that holds
+    // the agent leaves the phase as it was, and the control plane should still learn at once what runs.
     onPhase: (phase) => {
-      if (phase !== lastPhase && lastPhase !== null) heartbeat?.poke()
-      lastPhase = phase
+      const links = reconciler.links
+      const seen = `${phase} ${links.profile} ${links.current} ${links.booted}`
+      if (seen !== lastSeen && lastSeen !== null) heartbeat?.poke()
+      lastSeen = seen
     },
   })
   let metricsServer: ReturnType<typeof serveAgentMetrics> | null = null
