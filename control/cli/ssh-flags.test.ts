@@ -42,7 +42,7 @@ test("without [ssh] the executor's own defaults stand; an unreadable configured 
   const bare = await parseSshFlags({ targets: "web-1" })
   expect(bare.options).toMatchObject({ identity: undefined, knownHosts: undefined, trustNewHosts: false })
   await withConfig(`[ssh]\nidentity_file = "${dir}/missing"`)
-  await expect(parseSshFlags({ targets: "web-1" })).rejects.toThrow(`[ssh] identity_file: cannot read ${dir}/missing`)
+  await expect(parseSshFlags({ targets: "web-1" })).rejects.toThrow(`ssh.identity_file: cannot read ${dir}/missing`)
   await expect(parseSshFlags({ targets: "web-1", identity: `${dir}/gone` })).rejects.toThrow(
     `--identity: cannot read ${dir}/gone`,
   )

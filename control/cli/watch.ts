@@ -6,7 +6,7 @@
 
 import { defineCommand } from "citty"
 import { CronJob } from "cron"
-import { type StorePath, SessionId } from "../../protocol/ids.ts"
+import { SessionId, type StorePath } from "../../protocol/ids.ts"
 import { createLogger } from "../../protocol/log.ts"
 import { createNix } from "../adapters/nix.ts"
 import { intervalToCron, type WatchPass, watchOnce } from "../domain/watch.ts"
