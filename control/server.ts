@@ -9,6 +9,7 @@ import { createNix } from "./adapters/nix.ts"
 import { currentProcessInstance } from "./adapters/process-instance.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
+import { nodeCommands } from "./adapters/store/node-commands.ts"
 import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
 import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
 import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
@@ -21,11 +22,13 @@ import { endLeftoverCliSessions } from "./domain/cli-session-leftovers.ts"
 import { createCliSessions } from "./domain/cli-sessions.ts"
 import { type CommandTargets, createCommandService } from "./domain/command-service.ts"
 import { createFleet } from "./domain/fleet.ts"
+import { createHealthHistory } from "./domain/health-history.ts"
 import { type Clock, systemClock } from "./domain/ports.ts"
 import { createRelay } from "./domain/relay.ts"
 import { hashToken, newToken, tokenKind } from "./domain/tokens.ts"
 import { createFleetOperations } from "./ops/fleet-operations.ts"
 import { createTrust, DEFAULT_TRUST, type TrustSettings } from "./trust.ts"
+import { dashboardRoutes } from "./web/serve.ts"
 
 const log = createLogger("server")
 
@@ -47,6 +50,8 @@ export interface ServerOptions {
   retention?: { commandDays: number; intervalMs?: number }
   /** `[telemetry]`: with an endpoint, API request and heal spans and the metrics go to that OTLP collector. */
   telemetry?: TelemetrySettings
+  /** Each configured node's tags ([fleet.nodes.NAME] tags), for the dashboard's tag filter. */
+  tags?: Record<string, string[]>
 }
 
 export interface ControlPlane {
@@ -92,7 +97,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   })
 
   const bus = createEventBus()
-  const fleet = createFleet({ store, bus, clock })
+  const history = createHealthHistory(() => clock.now().getTime())
+  const fleet = createFleet({ store, bus, clock, onHeartbeat: (h) => history.record(h) })
   const settings = { ...DEFAULT_TRUST, ...opts.trust }
   const trust = createTrust({ db, dialect, dataDir: opts.dataDir, store, bus, clock, settings })
   const commands = createCommandService({ targets: opts.commandTargets ?? null, store: commandStore(db), clock })
@@ -139,7 +145,9 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     unsubscribeSpans = () => void unsubscribe()
     log.info("exporting traces and metrics", { endpoint: opts.telemetry?.endpoint })
   }
+  const dashboard = { history, nodeCommands: nodeCommands(db), tags: opts.tags ?? {} }
   const app = createApp({
+    dashboard,
     cli,
     fleet,
     bus,
@@ -157,6 +165,9 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   const server = Bun.serve({
     hostname: opts.host,
     port: opts.port,
+    // The web dashboard's page and its bundled assets (control/web); everything else is the API.
+    routes: dashboardRoutes,
+    development: false,
     fetch: app.fetch,
     idleTimeout: 60,
     // Frames above 64 KiB get an INVALID_MESSAGE answer (api/cli-messages.ts); above 1 MiB Bun closes (1009).

@@ -11,6 +11,7 @@ import { createNix } from "../adapters/nix.ts"
 import { currentProcessInstance } from "../adapters/process-instance.ts"
 import { commandStore } from "../adapters/store/command-store.ts"
 import { deploymentStore } from "../adapters/store/deployment-store.ts"
+import { nodeCommands } from "../adapters/store/node-commands.ts"
 import type { sqlStore } from "../adapters/store/sql-store.ts"
 import { createTmuxSessions } from "../adapters/tmux.ts"
 import { createRateLimiter, DEFAULT_LIMITS } from "../domain/auth/rate-limiter.ts"
@@ -18,6 +19,7 @@ import { createProviders } from "../domain/cli-providers.ts"
 import { createCliSessions } from "../domain/cli-sessions.ts"
 import { createCommandService } from "../domain/command-service.ts"
 import { createFleet, type Fleet } from "../domain/fleet.ts"
+import { createHealthHistory } from "../domain/health-history.ts"
 import { type Clock, systemClock } from "../domain/ports.ts"
 import { createRelay } from "../domain/relay.ts"
 import { hashToken, newToken } from "../domain/tokens.ts"
@@ -27,6 +29,12 @@ import { agentFastPath, fastActions } from "./agent-fast-path.ts"
 import { createApp, type TrustDeps } from "./app.ts"
 import type { ApiEnv } from "./auth.ts"
 import { onError } from "./errors.ts"
+
+const dashboardOf = (db: SQL) => ({
+  history: createHealthHistory(),
+  nodeCommands: nodeCommands(db),
+  tags: {},
+})
 
 const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
 /** A legal store path whose name looks like a node credential: the answer that carries it is redacted. */
@@ -83,7 +91,20 @@ beforeAll(async () => {
       targets: null,
       clock,
     })
-    return { app: createApp({ fleet, bus, trust: t, commands, cli, relay, operations, agentFastPath }), trust: t }
+    return {
+      app: createApp({
+        fleet,
+        bus,
+        trust: t,
+        commands,
+        cli,
+        relay,
+        operations,
+        dashboard: dashboardOf(db),
+        agentFastPath,
+      }),
+      trust: t,
+    }
   }
   const a = make(true)
   fast = a.app

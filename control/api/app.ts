@@ -8,6 +8,7 @@
 
 import type { Tracer } from "@opentelemetry/api"
 import { Hono, type MiddlewareHandler } from "hono"
+import type { NodeCommands } from "../adapters/store/node-commands.ts"
 import { type ControlMetrics, createControlMetrics } from "../adapters/telemetry/prometheus.ts"
 import type { Accounts } from "../domain/auth/accounts.ts"
 import type { Audit } from "../domain/auth/audit.ts"
@@ -19,6 +20,7 @@ import type { CliSessions } from "../domain/cli-sessions.ts"
 import type { CommandService } from "../domain/command-service.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
+import type { HealthHistory } from "../domain/health-history.ts"
 import type { EventBusPort } from "../domain/ports.ts"
 import type { Relay } from "../domain/relay.ts"
 import type { FleetOperations } from "../ops/fleet-operations.ts"
@@ -34,9 +36,11 @@ import { commandRoutes } from "./commands.ts"
 import { deploymentRoutes } from "./deployments.ts"
 import { errorResponse, onError } from "./errors.ts"
 import { eventRoutes } from "./events.ts"
+import { fleetTagRoutes } from "./fleet-tags.ts"
 import { guard } from "./guard.ts"
 import { healthRoutes } from "./health.ts"
 import { metricsRoutes, requestMetrics } from "./metrics.ts"
+import { nodeHistoryRoutes } from "./node-history.ts"
 import { nodeIdentityRoutes } from "./node-identity.ts"
 import { nodeRoutes } from "./nodes.ts"
 import { redactAnswers } from "./redact-answers.ts"
@@ -69,6 +73,13 @@ export interface AppDeps {
   relay: Relay
   /** Deploy, rollback and congruence, run by the control plane for every caller. */
   operations: FleetOperations
+  /** What the web dashboard reads beyond nodes and events: health history, a node's commands. */
+  dashboard: {
+    history: HealthHistory
+    nodeCommands: NodeCommands
+    /** Each configured node's tags ([fleet.nodes.NAME] tags), by name. */
+    tags: Readonly<Record<string, readonly string[]>>
+  }
   /** false: agent requests go the whole chain too (tests compare the two ways in). */
   agentFastPath?: boolean
   /** What GET /metrics shows; default: a registry of this app's own. */
@@ -80,7 +91,7 @@ export interface AppDeps {
 const passOn: MiddlewareHandler = (_c, next) => next()
 
 export function createApp(deps: AppDeps) {
-  const { fleet, bus, trust, commands, cli, relay, operations, agentFastPath: fast = true } = deps
+  const { fleet, bus, trust, commands, cli, relay, operations, dashboard, agentFastPath: fast = true } = deps
   const metrics = deps.metrics ?? createControlMetrics({ listNodes: () => fleet.listNodes() })
   const app = new Hono()
     .use("*", requestMetrics(metrics, deps.tracer ?? null))
@@ -112,6 +123,8 @@ export function createApp(deps: AppDeps) {
     .route("/", relayRoutes(relay, trust.limiter))
     .route("/", deploymentRoutes(operations, trust.audit))
     .route("/", metricsRoutes(metrics))
+    .route("/", nodeHistoryRoutes(fleet, dashboard.history, dashboard.nodeCommands))
+    .route("/", fleetTagRoutes(dashboard.tags))
   app.notFound((c) => errorResponse(c, new ChimeraError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError(onError)
   return app

@@ -103,6 +103,12 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
 
   // Prometheus scrapes with a token of the `metrics` role (it can read nothing else) or any viewer's.
   "GET /metrics": { auth: "metrics:read" },
+
+  // The web dashboard: a node's recent load, memory and disk, the commands it was sent with their
+  // output (what operators ran, so operators'), and the configured nodes' tags.
+  "GET /api/nodes/:id/health-history": { auth: "fleet:read" },
+  "GET /api/nodes/:id/commands": { auth: "commands:run" },
+  "GET /api/fleet/tags": { auth: "fleet:read" },
 }
 
 export const routeKey = (method: string, path: string) => `${method} ${path}`

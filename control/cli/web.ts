@@ -45,6 +45,7 @@ export default defineCommand({
       commandTargets: commandTargetsFromConfig(config),
       retention: { commandDays: config.retention.command_days },
       telemetry: config.telemetry,
+      tags: Object.fromEntries(Object.entries(config.fleet.nodes).map(([name, n]) => [name, n.tags])),
     })
     process.stdout.write(`Chimera control plane on ${color.bold(cp.url)}\n`)
     process.stdout.write(

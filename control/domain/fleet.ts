@@ -22,9 +22,11 @@ export interface FleetDeps {
   store: StorePort
   bus: EventBusPort
   clock: Clock
+  /** Sees every heartbeat taken (the dashboard's health history). */
+  onHeartbeat?: (health: NodeHealth) => void
 }
 
-export function createFleet({ store, bus, clock }: FleetDeps) {
+export function createFleet({ store, bus, clock, onHeartbeat }: FleetDeps) {
   const now = () => clock.now().toISOString()
   const waiters = new Map<string, Set<() => void>>()
   const ackListeners = new Set<AckListener>()
@@ -102,6 +104,7 @@ export function createFleet({ store, bus, clock }: FleetDeps) {
 
     async heartbeat(health: NodeHealth) {
       const { wasUnreachable, desiredPath } = await store.recordHeartbeat(health, now())
+      onHeartbeat?.(health)
       if (wasUnreachable) await emit("node.reachable", health.nodeId, {})
       return { desired: desiredPath }
     },

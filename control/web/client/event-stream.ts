@@ -1,0 +1,122 @@
+// The live event stream (GET /api/events/stream), read with fetch rather than EventSource, which
+// cannot send an Authorization header. Each connection resumes with Last-Event-ID, so events that
+// happen while it reconnects are replayed by the control plane, not lost; a 401 (or the stream's own
+// `error` frame saying the credential no longer holds) ends the session instead of retrying.
+import type { FleetEvent } from "./types.ts"
+
+export type StreamState = "connecting" | "live" | "reconnecting" | "stopped"
+
+export interface StreamHandlers {
+  token(): string | null
+  onEvent(event: FleetEvent): void
+  onState(state: StreamState): void
+  /** The credential was refused: the caller ends the session. */
+  onUnauthorized(message: string): void
+}
+
+interface Frame {
+  id: string | null
+  event: string
+  data: string
+}
+
+/** Splits a text/event-stream body into frames (the WHATWG rules the control plane's writer follows). */
+export function parseFrames(buffer: string): { frames: Frame[]; rest: string } {
+  const frames: Frame[] = []
+  const blocks = buffer.split(/\r?\n\r?\n/)
+  const rest = blocks.pop() ?? ""
+  for (const block of blocks) {
+    let id: string | null = null
+    let event = "message"
+    const data: string[] = []
+    for (const line of block.split(/\r?\n/)) {
+      if (line === "" || line.startsWith(":")) continue
+      const colon = line.indexOf(":")
+      const field = colon < 0 ? line : line.slice(0, colon)
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "")
+      if (field === "id") id = value
+      else if (field === "event") event = value
+      else if (field === "data") data.push(value)
+    }
+    if (data.length > 0 || id !== null) frames.push({ id, event, data: data.join("\n") })
+  }
+  return { frames, rest }
+}
+
+export function openEventStream(h: StreamHandlers) {
+  let lastId: string | null = null
+  let stopped = false
+  let ac = new AbortController()
+  let retryMs = 1000
+
+  const connectOnce = async (token: string): Promise<"retry" | "unauthorized" | "stopped"> => {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "text/event-stream" }
+    if (lastId !== null) headers["last-event-id"] = lastId
+    const res = await fetch("/api/events/stream", {
+      headers,
+      signal: ac.signal,
+      credentials: "omit",
+      cache: "no-store",
+    })
+    if (res.status === 401) {
+      const body = (await res.json().catch(() => ({}))) as { error?: string }
+      h.onUnauthorized(body.error ?? "the credential was refused")
+      return "unauthorized"
+    }
+    if (!res.ok || !res.body) return "retry"
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
+    let buffer = ""
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) return stopped ? "stopped" : "retry"
+      buffer += value
+      const { frames, rest } = parseFrames(buffer)
+      buffer = rest
+      for (const f of frames) {
+        if (f.event === "ready") {
+          retryMs = 1000
+          h.onState("live")
+          continue
+        }
+        if (f.event === "error") {
+          const body = JSON.parse(f.data) as { error?: string; code?: string }
+          if (body.code === "AUTHENTICATION_FAILED") {
+            h.onUnauthorized(body.error ?? "the credential no longer holds")
+            return "unauthorized"
+          }
+          return "retry"
+        }
+        if (f.id !== null) lastId = f.id
+        h.onEvent(JSON.parse(f.data) as FleetEvent)
+      }
+    }
+  }
+
+  void (async () => {
+    h.onState("connecting")
+    while (!stopped) {
+      const token = h.token()
+      if (!token) break
+      let outcome: "retry" | "unauthorized" | "stopped"
+      try {
+        outcome = await connectOnce(token)
+      } catch {
+        outcome = stopped ? "stopped" : "retry"
+      }
+      if (outcome !== "retry" || stopped) break
+      h.onState("reconnecting")
+      await new Promise((r) => setTimeout(r, retryMs))
+      retryMs = Math.min(retryMs * 2, 15_000)
+      ac = new AbortController()
+    }
+    h.onState("stopped")
+  })()
+
+  return {
+    stop() {
+      stopped = true
+      ac.abort()
+    },
+    lastEventId: () => lastId,
+  }
+}

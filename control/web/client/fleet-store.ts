@@ -1,0 +1,159 @@
+// The fleet as this page knows it: every node, the latest events, the stream's state, and a version
+// number views re-render on. Events from the stream update it at once (a `drift.detected` shows the
+// node drifted before its next heartbeat lands), then the node is read again from the API; an answer
+// older than the event (the heartbeat that reflects it has not arrived yet) keeps the event's status
+// until a newer one comes.
+import { type Api, seg } from "./api.ts"
+import type { StreamState } from "./event-stream.ts"
+import type { FleetEvent, NodeStatus, NodeView } from "./types.ts"
+
+const FEED_SIZE = 500
+/** Re-reads a node after an event: at once, then while its heartbeat is still older than the event. */
+const REREAD_MS = [100, 700, 2000, 5000]
+
+const STATUS_AFTER: Record<string, NodeStatus> = {
+  "drift.detected": "drifted",
+  "drift.resolved": "healthy",
+  "heal.started": "healing",
+  "heal.succeeded": "healthy",
+  "heal.failed": "heal-failed",
+  "node.unreachable": "unreachable",
+}
+
+type Listener = () => void
+
+const hashOf = (path: unknown) => (typeof path === "string" ? path.slice(11, 43) : null)
+
+/** The links a drift report carries (profile, current, booted), as the node view's fields. */
+function linksOf(event: FleetEvent): Partial<NodeView> {
+  const system = event.data.system as { profile?: unknown; current?: unknown; booted?: unknown } | undefined
+  if (!system || typeof system !== "object") return {}
+  const path = (p: unknown) => (typeof p === "string" ? p : null)
+  return {
+    profilePath: path(system.profile),
+    profileHash: hashOf(system.profile),
+    currentPath: path(system.current),
+    currentHash: hashOf(system.current),
+    bootedPath: path(system.booted),
+    bootedHash: hashOf(system.booted),
+  }
+}
+
+export function createFleetStore(api: Api) {
+  const nodes = new Map<string, NodeView>()
+  /** What an event said of a node that its stored record does not show yet, with the event's time. */
+  const pending = new Map<string, { status: NodeStatus; at: string; links: Partial<NodeView> }>()
+  const timers = new Map<string, ReturnType<typeof setTimeout>>()
+  let feed: FleetEvent[] = []
+  let stream: StreamState = "connecting"
+  let version = 0
+  let loaded = false
+  let loadError: string | null = null
+  const listeners = new Set<Listener>()
+  const eventListeners = new Set<(e: FleetEvent) => void>()
+
+  const changed = () => {
+    version++
+    for (const l of listeners) l()
+  }
+
+  const shown = (n: NodeView): NodeView => {
+    const p = pending.get(n.id)
+    return p ? { ...n, ...p.links, status: p.status } : n
+  }
+
+  const put = (n: NodeView) => {
+    const p = pending.get(n.id)
+    // The record reflects the event once a heartbeat newer than it has been taken.
+    if (p && n.lastHeartbeat !== null && n.lastHeartbeat >= p.at) pending.delete(n.id)
+    nodes.set(n.id, n)
+  }
+
+  const reread = (id: string, attempt = 0) => {
+    clearTimeout(timers.get(id))
+    const delay = REREAD_MS[attempt]
+    if (delay === undefined) {
+      pending.delete(id)
+      changed()
+      return
+    }
+    timers.set(
+      id,
+      setTimeout(async () => {
+        timers.delete(id)
+        try {
+          put(await api.get<NodeView>(`/api/nodes/${seg(id)}`))
+          changed()
+        } catch {
+          // a node revoked meanwhile, or a blip: the next event or refresh settles it
+        }
+        if (pending.has(id) || attempt === 0) reread(id, attempt + 1)
+      }, delay),
+    )
+  }
+
+  return {
+    version: () => version,
+    loaded: () => loaded,
+    loadError: () => loadError,
+    streamState: () => stream,
+    node: (id: string) => {
+      const n = nodes.get(id)
+      return n ? shown(n) : undefined
+    },
+    nodes: () => [...nodes.values()].map(shown),
+    feed: () => feed,
+
+    async refresh() {
+      try {
+        const { nodes: list } = await api.get<{ nodes: NodeView[] }>("/api/nodes")
+        const seen = new Set<string>()
+        for (const n of list) {
+          put(n)
+          seen.add(n.id)
+        }
+        for (const id of nodes.keys()) if (!seen.has(id)) nodes.delete(id)
+        loaded = true
+        loadError = null
+      } catch (error) {
+        loadError = error instanceof Error ? error.message : String(error)
+      }
+      changed()
+    },
+
+    setStreamState(state: StreamState) {
+      stream = state
+      changed()
+    },
+
+    apply(event: FleetEvent) {
+      feed = [event, ...feed].slice(0, FEED_SIZE)
+      const id = event.nodeId
+      if (id !== null) {
+        const status = STATUS_AFTER[event.type]
+        if (status) pending.set(id, { status, at: event.at, links: linksOf(event) })
+        reread(id)
+      }
+      for (const l of eventListeners) l(event)
+      changed()
+    },
+
+    /** Called with every event after the store has taken it (views that read more than nodes). */
+    onEvent(listener: (e: FleetEvent) => void) {
+      eventListeners.add(listener)
+      return () => void eventListeners.delete(listener)
+    },
+
+    subscribe(listener: Listener) {
+      listeners.add(listener)
+      return () => void listeners.delete(listener)
+    },
+
+    stop() {
+      for (const t of timers.values()) clearTimeout(t)
+      timers.clear()
+    },
+  }
+}
+
+export type FleetStore = ReturnType<typeof createFleetStore>

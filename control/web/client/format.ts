@@ -1,0 +1,68 @@
+// Small formatting rules the views share: relative times, sizes, short hashes, durations.
+
+export function ago(iso: string | null, now = Date.now()): string {
+  if (!iso) return "never"
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000))
+  if (s < 60) return `${s}s ago`
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ago`
+  return `${Math.floor(s / 86_400)}d ago`
+}
+
+export function bytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"]
+  let v = n
+  let i = 0
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024
+    i++
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`
+}
+
+/** The first 12 characters of a Nix hash, as `chimera nodes list` shows them. */
+export const short = (hash: string | null) => (hash ? hash.slice(0, 12) : "—")
+
+export function ms(n: number): string {
+  return n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(n < 10_000 ? 2 : 1)} s`
+}
+
+const two = (n: number) => String(n).padStart(2, "0")
+
+/** A timestamp as local `YYYY-MM-DD HH:MM:SS`, which sorts and compares at a glance. */
+export function when(iso: string): string {
+  const d = new Date(iso)
+  if (Number.isNaN(d.getTime())) return iso
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${clock(iso)}`
+}
+
+/** Local `HH:MM:SS` only (today's events in a narrow column). */
+export function clock(iso: string): string {
+  const d = new Date(iso)
+  if (Number.isNaN(d.getTime())) return iso
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`
+}
+
+/** One line that says what an event means, from its data (shown as text, never as markup). */
+export function eventSummary(e: { type: string; data: Record<string, unknown> }): string {
+  const d = e.data
+  const name = (p: unknown) => (typeof p === "string" ? p.replace(/^\/nix\/store\/([a-z0-9]{12})[^/]*$/, "$1") : "")
+  switch (e.type) {
+    case "drift.detected":
+      return `${Array.isArray(d.kinds) ? d.kinds.join(", ") : "drift"} (desired ${name(d.desired)})`
+    case "heal.succeeded":
+      return `healed to ${name(d.desired)}${typeof d.durationMs === "number" ? ` in ${ms(d.durationMs)}` : ""}`
+    case "heal.failed":
+      return `attempt ${String(d.attempt ?? "?")}: ${typeof d.error === "string" ? d.error : "failed"}`
+    case "heal.started":
+      return `attempt ${String(d.attempt ?? "?")} toward ${name(d.desired)}`
+    case "desired.changed":
+      return `desired ${name(d.to)}`
+    case "command.acked":
+      return d.success === false ? "failed" : "ok"
+    case "reboot.required":
+      return `booted ${name(d.booted)}, running ${name(d.current)}`
+    default:
+      return ""
+  }
+}

@@ -1,0 +1,141 @@
+// The app's frame: sign-in until there is a session; then the header (views, the live stream's state,
+// who is signed in) over the current view. Signing in opens the event stream and loads the fleet;
+// a session that ends (sign-out, a 401 anywhere, the stream refusing the credential) closes both.
+import { Component, type ComponentChildren } from "preact"
+import { useEffect, useMemo, useState } from "preact/hooks"
+import { createApi } from "../client/api.ts"
+import { openEventStream } from "../client/event-stream.ts"
+import { createFleetStore, type FleetStore } from "../client/fleet-store.ts"
+import { href, parseRoute, type Route } from "../client/router.ts"
+import { createSession } from "../client/session.ts"
+import { useSubscription } from "../client/use-store.ts"
+import { DeploymentPage, DeploymentsPage } from "./deployments.tsx"
+import { EventsPage } from "./event-feed.tsx"
+import { NodePage } from "./node-page.tsx"
+import { Overview } from "./overview.tsx"
+import { SignIn } from "./sign-in.tsx"
+
+export type Ctx = {
+  api: ReturnType<typeof createApi>
+  session: ReturnType<typeof createSession>
+  fleet: FleetStore
+}
+
+function useRoute(): Route {
+  const [route, setRoute] = useState(() => parseRoute(location.hash))
+  useEffect(() => {
+    const on = () => setRoute(parseRoute(location.hash))
+    addEventListener("hashchange", on)
+    return () => removeEventListener("hashchange", on)
+  }, [])
+  return route
+}
+
+export function App() {
+  const session = useMemo(createSession, [])
+  const api = useMemo(() => createApi(session), [session])
+  useSubscription(session)
+  const signedIn = session.current()
+  if (!signedIn) return <SignIn session={session} api={api} />
+  return <Signed key={signedIn.token} session={session} api={api} />
+}
+
+function Signed({ session, api }: Omit<Ctx, "fleet">) {
+  const fleet = useMemo(() => createFleetStore(api), [api])
+  const route = useRoute()
+  useSubscription(fleet)
+
+  useEffect(() => {
+    const stream = openEventStream({
+      token: session.token,
+      onEvent: fleet.apply,
+      onState: fleet.setStreamState,
+      onUnauthorized: (message) => session.end(`Your session ended: ${message}. Sign in again.`),
+    })
+    void fleet.refresh()
+    // Heartbeats are not events: load, memory and "last heartbeat" come from a periodic read.
+    const timer = setInterval(() => void fleet.refresh(), 15_000)
+    return () => {
+      stream.stop()
+      clearInterval(timer)
+      fleet.stop()
+    }
+  }, [fleet, session])
+
+  const me = session.current()?.me
+  const ctx: Ctx = { api, session, fleet }
+  const state = fleet.streamState()
+  const signOut = async () => {
+    if (me?.via === "session") await api.post("/api/auth/revoke", {}).catch(() => {})
+    session.end(null)
+  }
+  return (
+    <div class="shell">
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="top">
+        <a class="brand" href={href.overview()}>
+          Chimera
+        </a>
+        <nav aria-label="Views">
+          <a
+            href={href.overview()}
+            aria-current={route.view === "overview" || route.view === "node" ? "page" : undefined}
+          >
+            Fleet
+          </a>
+          <a
+            href={href.deployments()}
+            aria-current={route.view === "deployments" || route.view === "deployment" ? "page" : undefined}
+          >
+            Deployments
+          </a>
+          <a href={href.events()} aria-current={route.view === "events" ? "page" : undefined}>
+            Events
+          </a>
+        </nav>
+        <span class={`live live-${state}`} role="status" data-testid="stream-state">
+          {state === "live" ? "Live" : state === "stopped" ? "Offline" : "Reconnecting…"}
+        </span>
+        <span class="who">
+          {me?.name} <span class="role">{me?.role}</span>
+        </span>
+        <button type="button" class="quiet" onClick={signOut}>
+          Sign out
+        </button>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {fleet.loadError() && (
+          <p class="banner error" role="alert">
+            Could not load the fleet: {fleet.loadError()}
+          </p>
+        )}
+        <Boundary key={JSON.stringify(route)}>
+          {route.view === "overview" && <Overview ctx={ctx} />}
+          {route.view === "node" && <NodePage ctx={ctx} id={route.id} />}
+          {route.view === "deployments" && <DeploymentsPage ctx={ctx} />}
+          {route.view === "deployment" && <DeploymentPage ctx={ctx} id={route.id} />}
+          {route.view === "events" && <EventsPage ctx={ctx} />}
+        </Boundary>
+      </main>
+    </div>
+  )
+}
+
+/** A view that throws shows what went wrong instead of a blank page; the rest of the app stays. */
+class Boundary extends Component<{ children: ComponentChildren }, { error: string | null }> {
+  override state = { error: null as string | null }
+  override componentDidCatch(error: unknown) {
+    this.setState({ error: error instanceof Error ? error.message : String(error) })
+  }
+  override render() {
+    if (this.state.error)
+      return (
+        <div class="banner error" role="alert">
+          This view failed: {this.state.error}. <a href={href.overview()}>Back to the fleet</a>
+        </div>
+      )
+    return this.props.children
+  }
+}

@@ -1,0 +1,94 @@
+// A node's load and its memory and disk use over the last minutes (GET /api/nodes/:id/health-history,
+// one sample per 5 s at most), drawn by uPlot: load on the left axis, memory and disk in percent on
+// the right. Heartbeats are not events, so the chart reads again every 10 s while it is shown.
+import { useEffect, useRef, useState } from "preact/hooks"
+import uPlot from "uplot"
+import "uplot/dist/uPlot.min.css"
+import { seg } from "../client/api.ts"
+import type { HealthSample } from "../client/types.ts"
+import type { Ctx } from "./app.tsx"
+
+const pct = (used: number, total: number) => (total > 0 ? (100 * used) / total : null)
+
+function css(name: string, fallback: string) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback
+}
+
+export function HealthChart({ ctx, id }: { ctx: Ctx; id: string }) {
+  const box = useRef<HTMLDivElement>(null)
+  const plot = useRef<uPlot | null>(null)
+  const [samples, setSamples] = useState<HealthSample[] | null>(null)
+
+  useEffect(() => {
+    let live = true
+    const read = () =>
+      ctx.api.get<{ samples: HealthSample[] }>(`/api/nodes/${seg(id)}/health-history`).then(
+        (r) => live && setSamples(r.samples),
+        () => {},
+      )
+    void read()
+    const t = setInterval(read, 10_000)
+    return () => {
+      live = false
+      clearInterval(t)
+    }
+  }, [ctx, id])
+
+  useEffect(() => {
+    const el = box.current
+    if (!el || !samples || samples.length === 0) return
+    const data: uPlot.AlignedData = [
+      samples.map((s) => Date.parse(s.at) / 1000),
+      samples.map((s) => s.load1),
+      samples.map((s) => pct(s.memoryUsedBytes, s.memoryTotalBytes)),
+      samples.map((s) => pct(s.diskUsedBytes, s.diskTotalBytes)),
+    ]
+    if (plot.current) {
+      plot.current.setData(data)
+      return
+    }
+    const axis = css("--muted", "#666")
+    const grid = css("--line", "#ddd")
+    const width = () => Math.max(240, el.clientWidth)
+    plot.current = new uPlot(
+      {
+        width: width(),
+        height: 180,
+        legend: { live: false },
+        cursor: { drag: { x: false, y: false } },
+        scales: { x: { time: true }, pct: { range: [0, 100] } },
+        axes: [
+          { stroke: axis, grid: { stroke: grid } },
+          { stroke: axis, grid: { stroke: grid }, label: "load" },
+          { side: 1, scale: "pct", stroke: axis, grid: { show: false }, label: "%" },
+        ],
+        series: [
+          {},
+          { label: "load 1m", stroke: css("--c-load", "#2563eb"), width: 2 },
+          { label: "memory %", scale: "pct", stroke: css("--c-mem", "#9333ea"), width: 1.5 },
+          { label: "disk %", scale: "pct", stroke: css("--c-disk", "#d97706"), width: 1.5 },
+        ],
+      },
+      data,
+      el,
+    )
+    const ro = new ResizeObserver(() => plot.current?.setSize({ width: width(), height: 180 }))
+    ro.observe(el)
+    return () => ro.disconnect()
+  }, [samples])
+
+  useEffect(
+    () => () => {
+      plot.current?.destroy()
+      plot.current = null
+    },
+    [],
+  )
+
+  return (
+    <figure class="chart" aria-label={`Load, memory and disk of ${id} over the last minutes`}>
+      {samples !== null && samples.length === 0 && <p class="empty">No samples yet (one every 5 s).</p>}
+      <div ref={box} data-testid="health-chart" />
+    </figure>
+  )
+}
