@@ -13,7 +13,7 @@
 // if a build fails.
 import { statSync } from "node:fs"
 import { rm } from "node:fs/promises"
-import { join, relative } from "node:path"
+import { join, relative, resolve } from "node:path"
 import { parseArgs } from "node:util"
 
 const { values } = parseArgs({
@@ -29,7 +29,8 @@ if (values.help) {
 }
 
 const root = join(import.meta.dir, "..")
-const outdir = join(root, values.outdir)
+// An absolute --outdir is taken as given, a relative one from the repository root.
+const outdir = resolve(root, values.outdir)
 const programs = [
   { entry: "agent/main.ts", out: "chimera-agent" },
   { entry: "control/main.ts", out: "chimera" },
