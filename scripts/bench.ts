@@ -9,6 +9,7 @@ import { realpathSync } from "node:fs"
 //   --only ssh      run only the SSH fan-out (prints its table; cannot be combined with --write)
 //   --only relay    run only the relay through 1,000 simulated agents (scripts/bench/relay.ts)
 //   --only mcp      run only check_congruence over MCP against `chimera watch --once` (scripts/bench/mcp-congruence.ts)
+//   --only dashboard  run only the web dashboard with 1,000 nodes in Chromium (scripts/bench/dashboard.ts)
 //   --only heartbeats  run only heartbeat ingest (scripts/bench/heartbeats.ts; no Nix needed); with
 //                   --write it replaces only that section of BENCHMARKS.md
 //   --hb-nodes N, --hb-rates R,R, --hb-seconds N, --hb-rounds N, --hb-connections N, --hb-postgres
@@ -95,7 +96,7 @@ const DRIFTS = Number(values.drifts)
 if (!Number.isInteger(DRIFTS) || DRIFTS < 5) fail("--drifts: expected a whole number of at least 5")
 const SSH_ROUNDS = Number(values["ssh-rounds"])
 if (!Number.isInteger(SSH_ROUNDS) || SSH_ROUNDS < 3) fail("--ssh-rounds: expected a whole number of at least 3")
-const ALONE = ["ssh", "relay", "heartbeats", "mcp", "attack-auth"]
+const ALONE = ["ssh", "relay", "heartbeats", "mcp", "attack-auth", "dashboard"]
 if (values.only !== undefined && !ALONE.includes(values.only))
   fail(`--only: the sections that run alone are ${ALONE.map((s) => `"${s}"`).join(", ")}`)
 if (values.only && values.only !== "heartbeats" && values.write)
@@ -117,6 +118,13 @@ const HB = {
   seconds: whole("hb-seconds", 1),
   rounds: whole("hb-rounds", 1),
   connections: whole("hb-connections", 1),
+}
+if (values.only === "dashboard") {
+  const { dashboardBench, dashboardTable } = await import("./bench/dashboard.ts")
+  const results = await dashboardBench({ nodes: 1000, renders: 10, events: 30 })
+  const measured = `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`
+  process.stdout.write(`${dashboardTable(results, measured)}\n`)
+  process.exit(0)
 }
 if (values.only === "mcp") {
   process.stderr.write("check_congruence over MCP against chimera watch --once, 20 testbed nodes, 10 rounds…\n")

@@ -41,7 +41,12 @@ export function App() {
 }
 
 function Signed({ session, api }: Omit<Ctx, "fleet">) {
-  const fleet = useMemo(() => createFleetStore(api), [api])
+  // The fleet is read as the store is made, not after the first paint.
+  const fleet = useMemo(() => {
+    const store = createFleetStore(api, session.token())
+    void store.refresh()
+    return store
+  }, [api, session])
   const route = useRoute()
   useSubscription(fleet)
 
@@ -52,7 +57,6 @@ function Signed({ session, api }: Omit<Ctx, "fleet">) {
       onState: fleet.setStreamState,
       onUnauthorized: (message) => session.end(`Your session ended: ${message}. Sign in again.`),
     })
-    void fleet.refresh()
     // Heartbeats are not events: load, memory and "last heartbeat" come from a periodic read.
     const timer = setInterval(() => void fleet.refresh(), 15_000)
     return () => {

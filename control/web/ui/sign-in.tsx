@@ -3,10 +3,12 @@
 // memory (client/session.ts). Errors are the API's own words: wrong password, rate limited, …
 import { useState } from "preact/hooks"
 import { type Api, ApiError } from "../client/api.ts"
+import { preloadNodes } from "../client/fleet-store.ts"
 import type { Session, SignedIn } from "../client/session.ts"
 import type { Me } from "../client/types.ts"
 
 async function whoAmI(token: string): Promise<Me> {
+  preloadNodes(token)
   const res = await fetch("/api/auth/me", { headers: { authorization: `Bearer ${token}` }, credentials: "omit" })
   const body = (await res.json().catch(() => ({}))) as Me & { error?: string }
   if (!res.ok) throw new ApiError(res.status, body.error ?? `${res.status}`, null)
