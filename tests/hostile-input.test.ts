@@ -174,6 +174,10 @@ const ROUTES: Route[] = [
     body: { operation: "exec", entries: [{ target: "root@10.0.0.1:22", command: "uptime", ok: true }] },
   },
   { method: "POST", path: "/api/congruence", auth: "admin", body: { targets: ["n1"], closure: GEN1 } },
+  // What the web dashboard reads.
+  { method: "GET", path: "/api/nodes/:id/health-history", auth: "admin" },
+  { method: "GET", path: "/api/nodes/:id/commands", auth: "admin" },
+  { method: "GET", path: "/api/fleet/tags", auth: "admin" },
 ]
 
 const nasty = fc.oneof(
