@@ -9,6 +9,7 @@ import { createNix } from "./adapters/nix.ts"
 import { currentProcessInstance } from "./adapters/process-instance.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
+import { eventCursor } from "./adapters/store/event-cursor.ts"
 import { nodeCommands } from "./adapters/store/node-commands.ts"
 import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
 import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
@@ -145,7 +146,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     unsubscribeSpans = () => void unsubscribe()
     log.info("exporting traces and metrics", { endpoint: opts.telemetry?.endpoint })
   }
-  const dashboard = { history, nodeCommands: nodeCommands(db), tags: opts.tags ?? {} }
+  const dashboard = { history, nodeCommands: nodeCommands(db), events: eventCursor(db), tags: opts.tags ?? {} }
   const app = createApp({
     dashboard,
     cli,

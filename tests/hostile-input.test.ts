@@ -178,6 +178,7 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/api/nodes/:id/health-history", auth: "admin" },
   { method: "GET", path: "/api/nodes/:id/commands", auth: "admin" },
   { method: "GET", path: "/api/fleet/tags", auth: "admin" },
+  { method: "GET", path: "/api/events/last-id", auth: "admin" },
 ]
 
 const nasty = fc.oneof(

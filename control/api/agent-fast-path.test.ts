@@ -11,6 +11,7 @@ import { createNix } from "../adapters/nix.ts"
 import { currentProcessInstance } from "../adapters/process-instance.ts"
 import { commandStore } from "../adapters/store/command-store.ts"
 import { deploymentStore } from "../adapters/store/deployment-store.ts"
+import { eventCursor } from "../adapters/store/event-cursor.ts"
 import { nodeCommands } from "../adapters/store/node-commands.ts"
 import type { sqlStore } from "../adapters/store/sql-store.ts"
 import { createTmuxSessions } from "../adapters/tmux.ts"
@@ -33,6 +34,7 @@ import { onError } from "./errors.ts"
 const dashboardOf = (db: SQL) => ({
   history: createHealthHistory(),
   nodeCommands: nodeCommands(db),
+  events: eventCursor(db),
   tags: {},
 })
 

@@ -8,6 +8,7 @@
 
 import type { Tracer } from "@opentelemetry/api"
 import { Hono, type MiddlewareHandler } from "hono"
+import type { EventCursor } from "../adapters/store/event-cursor.ts"
 import type { NodeCommands } from "../adapters/store/node-commands.ts"
 import { type ControlMetrics, createControlMetrics } from "../adapters/telemetry/prometheus.ts"
 import type { Accounts } from "../domain/auth/accounts.ts"
@@ -35,6 +36,7 @@ import { cliSocketRoutes } from "./cli-socket.ts"
 import { commandRoutes } from "./commands.ts"
 import { deploymentRoutes } from "./deployments.ts"
 import { errorResponse, onError } from "./errors.ts"
+import { eventCursorRoutes } from "./event-cursor.ts"
 import { eventRoutes } from "./events.ts"
 import { fleetTagRoutes } from "./fleet-tags.ts"
 import { guard } from "./guard.ts"
@@ -77,6 +79,7 @@ export interface AppDeps {
   dashboard: {
     history: HealthHistory
     nodeCommands: NodeCommands
+    events: EventCursor
     /** Each configured node's tags ([fleet.nodes.NAME] tags), by name. */
     tags: Readonly<Record<string, readonly string[]>>
   }
@@ -125,6 +128,7 @@ export function createApp(deps: AppDeps) {
     .route("/", metricsRoutes(metrics))
     .route("/", nodeHistoryRoutes(fleet, dashboard.history, dashboard.nodeCommands))
     .route("/", fleetTagRoutes(dashboard.tags))
+    .route("/", eventCursorRoutes(dashboard.events))
   app.notFound((c) => errorResponse(c, new ChimeraError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError(onError)
   return app

@@ -8,6 +8,8 @@ export type StreamState = "connecting" | "live" | "reconnecting" | "stopped"
 
 export interface StreamHandlers {
   token(): string | null
+  /** The id to resume after on the first connection (the newest event when the page started). */
+  start(): Promise<number>
   onEvent(event: FleetEvent): void
   onState(state: StreamState): void
   /** The credential was refused: the caller ends the session. */
@@ -94,6 +96,11 @@ export function openEventStream(h: StreamHandlers) {
 
   void (async () => {
     h.onState("connecting")
+    try {
+      lastId = String(await h.start())
+    } catch {
+      // a 401 has ended the session already; anything else: the stream starts from now
+    }
     while (!stopped) {
       const token = h.token()
       if (!token) break

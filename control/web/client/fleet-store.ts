@@ -39,18 +39,33 @@ function linksOf(event: FleetEvent): Partial<NodeView> {
   }
 }
 
-let preloaded: { token: string; nodes: Promise<NodeView[] | null> } | null = null
+let preloaded: { token: string; start: Promise<Start | null> } | null = null
+
+/** Where the page starts: the newest event's id (the stream resumes after it), then the fleet. */
+interface Start {
+  lastEventId: number
+  nodes: NodeView[]
+}
+
+async function readStart(get: <T>(path: string) => Promise<T>): Promise<Start> {
+  // The cursor first: whatever happens after it reaches the page through the stream, and the nodes
+  // read next are at least that new.
+  const { lastEventId } = await get<{ lastEventId: number }>("/api/events/last-id")
+  const { nodes } = await get<{ nodes: NodeView[] }>("/api/nodes")
+  return { lastEventId, nodes }
+}
 
 /**
  * Starts reading the fleet while sign-in still checks the token (GET /api/auth/me), so the overview
  * does not wait for one round trip after the other. Plain fetch: a refusal here only means no head start.
  */
 export function preloadNodes(token: string) {
-  const nodes = fetch("/api/nodes", { headers: { authorization: `Bearer ${token}` }, credentials: "omit" }).then(
-    async (r) => (r.ok ? ((await r.json()) as { nodes: NodeView[] }).nodes : null),
-    () => null,
-  )
-  preloaded = { token, nodes }
+  const get = async <T>(path: string): Promise<T> => {
+    const r = await fetch(path, { headers: { authorization: `Bearer ${token}` }, credentials: "omit" })
+    if (!r.ok) throw new Error(String(r.status))
+    return (await r.json()) as T
+  }
+  preloaded = { token, start: readStart(get).catch(() => null) }
 }
 
 export function createFleetStore(api: Api, token: string | null = null) {
@@ -118,11 +133,27 @@ export function createFleetStore(api: Api, token: string | null = null) {
     nodes: () => [...nodes.values()].map(shown),
     feed: () => feed,
 
+    /** The newest event's id when the page started (the stream's first Last-Event-ID), and the fleet. */
+    async start(): Promise<number> {
+      const head = preloaded?.token === token ? preloaded.start : null
+      preloaded = null
+      try {
+        const start = (await head) ?? (await readStart(api.get))
+        for (const n of start.nodes) put(n)
+        loaded = true
+        loadError = null
+        changed()
+        return start.lastEventId
+      } catch (error) {
+        loadError = error instanceof Error ? error.message : String(error)
+        changed()
+        throw error
+      }
+    },
+
     async refresh() {
       try {
-        const head = preloaded?.token === token ? preloaded.nodes : null
-        preloaded = null
-        const list = (await head) ?? (await api.get<{ nodes: NodeView[] }>("/api/nodes")).nodes
+        const { nodes: list } = await api.get<{ nodes: NodeView[] }>("/api/nodes")
         const seen = new Set<string>()
         for (const n of list) {
           put(n)

@@ -42,10 +42,12 @@ export function App() {
 
 function Signed({ session, api }: Omit<Ctx, "fleet">) {
   // The fleet is read as the store is made, not after the first paint.
-  const fleet = useMemo(() => {
+  const { fleet, started } = useMemo(() => {
     const store = createFleetStore(api, session.token())
-    void store.refresh()
-    return store
+    const started = store.start()
+    // Its failure is shown by the store (or has ended the session); the stream starts from now then.
+    started.catch(() => {})
+    return { fleet: store, started }
   }, [api, session])
   const route = useRoute()
   useSubscription(fleet)
@@ -53,6 +55,7 @@ function Signed({ session, api }: Omit<Ctx, "fleet">) {
   useEffect(() => {
     const stream = openEventStream({
       token: session.token,
+      start: () => started,
       onEvent: fleet.apply,
       onState: fleet.setStreamState,
       onUnauthorized: (message) => session.end(`Your session ended: ${message}. Sign in again.`),
@@ -64,7 +67,7 @@ function Signed({ session, api }: Omit<Ctx, "fleet">) {
       clearInterval(timer)
       fleet.stop()
     }
-  }, [fleet, session])
+  }, [fleet, started, session])
 
   const me = session.current()?.me
   const ctx: Ctx = { api, session, fleet }

@@ -1,0 +1,84 @@
+// The dashboard's live stream survives a control plane restart without losing events: the page
+// reconnects with Last-Event-ID, and events stored while it was away are replayed into the feed and
+// the node list. Reconnection is held off (the browser's stream requests are refused) until the
+// events exist, so what reaches the page is the replay, not the live tail.
+import { afterAll, beforeAll, expect, test } from "bun:test"
+import { call, heartbeatBody } from "./support/auth.ts"
+import { launchBrowser, type TestBrowser } from "./support/browser.ts"
+import { freePort, type SpawnedControlPlane, spawnControlPlane } from "./support/control-plane.ts"
+import { signInWithToken, waitForRowStatus } from "./support/dashboard.ts"
+
+const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+const GEN2 = "/nix/store/wi6rh8nbq7wb5jnhzccqkkk341v4h5k2-chimera-test-system-2"
+
+let cp: SpawnedControlPlane
+let browser: TestBrowser
+
+beforeAll(async () => {
+  cp = await spawnControlPlane(freePort())
+  browser = await launchBrowser()
+}, 60_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await cp?.stop()
+})
+
+async function enrol(nodeId: string): Promise<string> {
+  const jt = (await (await call(cp, cp.adminToken, "POST", "/api/nodes/join-tokens", { nodeId })).json()) as {
+    token: string
+  }
+  const res = await call(cp, jt.token, "POST", "/api/agent/enroll", { nodeId, hostname: nodeId, agentVersion: "t" })
+  expect(res.status).toBe(201)
+  return ((await res.json()) as { credential: string }).credential
+}
+
+test("after a control plane restart the page resumes with Last-Event-ID and shows the events it missed", async () => {
+  const credential = await enrol("db-1")
+  expect((await call(cp, cp.adminToken, "PUT", "/api/nodes/db-1/desired", { closure: GEN1 })).status).toBe(200)
+  const beat = { ...heartbeatBody("db-1"), heartbeatIntervalSeconds: 600 }
+  expect((await call(cp, credential, "POST", "/api/agent/db-1/heartbeat", beat)).status).toBe(200)
+
+  const page = await browser.page()
+  const resumedWith: (string | undefined)[] = []
+  page.on("request", (r) => {
+    if (r.url().endsWith("/api/events/stream")) resumedWith.push(r.headers()["last-event-id"])
+  })
+  await signInWithToken(page, cp.url, cp.adminToken)
+  await waitForRowStatus(page, "db-1", "healthy")
+  await page.getByTestId("stream-state").filter({ hasText: "Live" }).waitFor()
+  const lastSeen = (await (await cp.api("/api/events?limit=1000")).json()) as { events: { id: number }[] }
+  const lastId = lastSeen.events.at(-1)?.id ?? 0
+
+  // The stream is cut (SIGKILL) and kept from reconnecting until the control plane has new events.
+  await page.route("**/api/events/stream", (route) => route.abort())
+  await cp.kill()
+  await page.getByTestId("stream-state").filter({ hasText: "Reconnecting" }).waitFor()
+  await cp.restart()
+  const report = {
+    reports: [
+      {
+        seq: 1,
+        at: new Date().toISOString(),
+        type: "drift.detected",
+        data: { kinds: ["runtime-drift"], desired: GEN1, system: { profile: GEN1, current: GEN2, booted: GEN1 } },
+      },
+      { seq: 2, at: new Date().toISOString(), type: "heal.started", data: { desired: GEN1, attempt: 1 } },
+      {
+        seq: 3,
+        at: new Date().toISOString(),
+        type: "heal.failed",
+        data: { desired: GEN1, attempt: 1, durationMs: 12, error: "switch failed", output: "", retryInMs: null },
+      },
+    ],
+  }
+  expect((await call(cp, credential, "POST", "/api/agent/db-1/reports", report)).status).toBe(200)
+  await page.unroute("**/api/events/stream")
+
+  await page.getByTestId("stream-state").filter({ hasText: "Live" }).waitFor({ timeout: 60_000 })
+  const feed = page.getByTestId("latest-events")
+  for (const type of ["drift.detected", "heal.started", "heal.failed"]) await feed.getByText(type).waitFor()
+  await waitForRowStatus(page, "db-1", "heal-failed")
+  expect(resumedWith.at(-1)).toBe(String(lastId))
+  expect(browser.problems.filter((p) => p.startsWith("pageerror"))).toEqual([])
+})
