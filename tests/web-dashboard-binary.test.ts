@@ -3,7 +3,7 @@
 // no source tree and no build step. A browser signs in with the admin token, sees a simulated node,
 // and sees its drift report arrive live.
 import { afterAll, beforeAll, expect, test } from "bun:test"
-import { mkdtemp, readFile, rm } from "node:fs/promises"
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
@@ -29,10 +29,13 @@ beforeAll(async () => {
   await runOk([process.execPath, join(ROOT, "scripts/build.ts"), "--outdir", join(dir, "dist")])
   const port = freePort()
   url = `http://127.0.0.1:${port}`
+  // Tags come from the configuration's [fleet.nodes.NAME] tables (never dialled here).
+  const config = join(dir, "chimera.toml")
+  await writeFile(config, '[fleet.nodes.sim-1]\naddress = "root@127.0.0.1:22"\ntags = ["db", "eu"]\n')
   // Run from an empty directory: nothing of the source tree is there to be read.
   proc = Bun.spawn([join(dir, "dist/chimera"), "web", "--host", "127.0.0.1", "--port", String(port)], {
     cwd: dir,
-    env: { ...process.env, CHIMERA_DATA_DIR: join(dir, "data"), CHIMERA_CONFIG_FILE: "" },
+    env: { ...process.env, CHIMERA_DATA_DIR: join(dir, "data"), CHIMERA_CONFIG_FILE: config },
     stdin: "ignore",
     stdout: "ignore",
     stderr: "pipe",
@@ -68,21 +71,23 @@ test("the compiled dist/chimera serves the dashboard with its CSP, and it shows 
   expect((await fetch(`${url}${script}`)).headers.get("content-type")).toContain("javascript")
 
   const cp = { url }
-  const joinToken = (await (
-    await call(cp, adminToken, "POST", "/api/nodes/join-tokens", { nodeId: "sim-1" })
-  ).json()) as {
-    token: string
+  const enrol = async (nodeId: string, hostname: string) => {
+    const jt = (await (await call(cp, adminToken, "POST", "/api/nodes/join-tokens", { nodeId })).json()) as {
+      token: string
+    }
+    const enrolled = await call(cp, jt.token, "POST", "/api/agent/enroll", { nodeId, hostname, agentVersion: "t" })
+    expect(enrolled.status).toBe(201)
+    return ((await enrolled.json()) as { credential: string }).credential
   }
-  const enrolled = await call(cp, joinToken.token, "POST", "/api/agent/enroll", {
-    nodeId: "sim-1",
-    hostname: "sim-1",
-    agentVersion: "t",
-  })
-  expect(enrolled.status).toBe(201)
-  const { credential } = (await enrolled.json()) as { credential: string }
+  // A hostname is whatever the node says it is: markup in it must stay text.
+  const credential = await enrol("sim-1", "<img src=x onerror=alert(1)>")
+  await enrol("sim-2", "sim-2")
   const beat = (desired: string, current: string, phase: string) =>
     call(cp, credential, "POST", "/api/agent/sim-1/heartbeat", {
       ...heartbeatBody("sim-1"),
+      hostname: "<img src=x onerror=alert(1)>",
+      // Long enough that the node does not turn unreachable while the test looks at it.
+      heartbeatIntervalSeconds: 600,
       system: { profile: current, current, booted: GEN1 },
       desired,
       phase,
@@ -110,5 +115,14 @@ test("the compiled dist/chimera serves the dashboard with its CSP, and it shows 
   await waitForRowStatus(page, "sim-1", "drifted")
   await page.getByTestId("latest-events").getByText("drift.detected").waitFor()
   await page.screenshot({ path: join(ROOT, "docs/screenshots/binary-dark.png") })
+
+  // The tag filter shows the configured node only.
+  await page.getByLabel("Tag").selectOption("db")
+  await page.getByText("1 of 2 shown").waitFor()
+  expect(await page.getByRole("table", { name: "Nodes" }).getByRole("link", { name: "sim-2" }).count()).toBe(0)
+
+  await page.getByRole("table", { name: "Nodes" }).getByRole("link", { name: "sim-1", exact: true }).click()
+  await page.getByText("host <img src=x onerror=alert(1)>", { exact: false }).waitFor()
+  expect(await page.locator("main img").count()).toBe(0)
   expect(browser.problems).toEqual([])
 })

@@ -45,7 +45,7 @@ export function createApi(session: Session) {
     if (res.status === 401) {
       const error = await errorOf(res)
       // Only the session that made the call ends: a newer sign-in meanwhile is left alone.
-      if (session.token() === token) session.end(`Your session ended: ${error.message}. Sign in again.`)
+      if (session.token() === token) session.end(`Your session ended: ${error.message.replace(/\.$/, "")}.`)
       throw error
     }
     if (!res.ok) throw await errorOf(res)

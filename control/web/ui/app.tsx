@@ -58,7 +58,7 @@ function Signed({ session, api }: Omit<Ctx, "fleet">) {
       start: () => started,
       onEvent: fleet.apply,
       onState: fleet.setStreamState,
-      onUnauthorized: (message) => session.end(`Your session ended: ${message}. Sign in again.`),
+      onUnauthorized: (message) => session.end(`Your session ended: ${message.replace(/\.$/, "")}.`),
     })
     // Heartbeats are not events: load, memory and "last heartbeat" come from a periodic read.
     const timer = setInterval(() => void fleet.refresh(), 15_000)
