@@ -2,8 +2,8 @@
 // are not shown (the API refuses them anyway). Every action goes through a confirmation that names
 // the node and what will be sent. Today's API offers: set the desired closure and heal now
 // (`fleet:deploy`; healing re-sends the desired closure, which the agent activates even with auto-heal
-// off), and run a shell command through the agent (`commands:run`). Rollback runs over SSH from the
-// CLI (`chimera rollback`); the API has no route for it yet.
+// off), and run a shell command through the agent (`commands:run`). Rollback (POST /api/rollbacks)
+// goes over SSH to nodes named in [fleet.nodes] and is not offered here yet.
 import { useState } from "preact/hooks"
 import { seg } from "../client/api.ts"
 import type { NodeView, RelayResult } from "../client/types.ts"
