@@ -44,6 +44,8 @@ export class ControlError extends Error {
     message: string,
     /** HTTP status, or null when no answer came (refused, reset, timed out). */
     readonly status: number | null,
+    /** How long the control plane asked us to wait (Retry-After on a 429 or 503), or null. */
+    readonly retryAfterMs: number | null = null,
   ) {
     super(message)
     this.name = "ControlError"
@@ -102,7 +104,11 @@ export function createControlClient(opts: ControlClientOptions): OrchestratorPor
       const detail = body.success
         ? `${body.data.error}${body.data.code ? ` (${body.data.code})` : ""}`
         : text.slice(0, 200)
-      throw new ControlError(`${method} ${path}: HTTP ${res.status}: ${detail}`, res.status)
+      throw new ControlError(
+        `${method} ${path}: HTTP ${res.status}: ${detail}`,
+        res.status,
+        _retryAfterMs(res.headers.get("retry-after")),
+      )
     }
     const parsed = schema.safeParse(json)
     if (!parsed.success)
@@ -135,6 +141,13 @@ export function createControlClient(opts: ControlClientOptions): OrchestratorPor
     },
     rotateCredential: () => call("POST", nodePath("credential"), RotatedCredential),
   }
+}
+
+/** Retry-After (RFC 9110 §10.2.3) in ms: delay-seconds or an HTTP date; capped at an hour against nonsense. */
+function _retryAfterMs(value: string | null): number | null {
+  if (value === null) return null
+  const ms = /^\d+$/.test(value.trim()) ? Number(value.trim()) * 1000 : Date.parse(value) - Date.now()
+  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), 3_600_000) : null
 }
 
 function _json(text: string): unknown {

@@ -2,7 +2,8 @@
 // (POST /api/agent/:nodeId/reports). The answer's `ackedSeq` is what the control plane made durable;
 // only that is dropped from the spool, so a control plane killed mid-request loses nothing and a
 // replay is deduplicated there by (node, seq). Failures back off exponentially with full jitter
-// (500 ms up to 15 s) so a fleet does not hammer a control plane that is coming back up.
+// (500 ms up to 15 s) so a fleet does not hammer a control plane that is coming back up; a 429's
+// Retry-After (the node's report quota is spent) is waited out in full, the reports kept spooled.
 import { createLogger } from "../protocol/log.ts"
 import { createBackoff, sleep } from "./backoff.ts"
 import { ControlError, type OrchestratorPort } from "./control-client.ts"
@@ -54,7 +55,9 @@ export function startReportSender(spool: Spool, client: OrchestratorPort): Repor
         failing = false
         backoff.reset()
       } catch (err) {
-        const delay = backoff.next()
+        // A control plane that says when to come back (a node past its report quota) is taken at its word.
+        const asked = err instanceof ControlError ? (err.retryAfterMs ?? 0) : 0
+        const delay = Math.max(backoff.next(), asked)
         _logFailure(err, failing, delay, spool.pending().length)
         failing = true
         await sleep(delay, ac.signal)
@@ -85,6 +88,10 @@ function _logFailure(err: unknown, alreadyFailing: boolean, retryInMs: number, p
     return
   }
   const fields = { error: err instanceof Error ? err.message : String(err), retryInMs, pending }
+  if (err instanceof ControlError && err.status === 429) {
+    log.info("control plane asks this node to send reports more slowly; they stay spooled", fields)
+    return
+  }
   if (alreadyFailing) log.debug("sending reports failed", fields)
   else log.warn("sending reports failed; spooling until the control plane is back", fields)
 }

@@ -42,7 +42,14 @@ describe("defaults", () => {
         email_to: "",
       },
       auth: { jwt_ttl_seconds: 3600, session_max_seconds: 43_200, node_credential_rotation_days: 30 },
-      retention: { command_days: 30 },
+      retention: { command_days: 30, event_days: 90 },
+      limits: {
+        event_streams_per_user: 16,
+        event_streams: 1000,
+        node_report_bytes: 4 * 1024 * 1024,
+        node_reports: 600,
+        node_report_window_seconds: 60,
+      },
       rate_limits: {
         window_seconds: 60,
         api: 300,

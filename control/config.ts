@@ -102,6 +102,18 @@ export const ChimeraConfig = z
     // results) once they are answered: 0 keeps them forever. The audit log is never pruned.
     retention: _section({
       command_days: _int("expected a whole number of days (0: keep forever)", 0, 3650).default(30),
+      // Fleet events (drift, heals, reachability) older than this are pruned; 0 keeps them forever.
+      event_days: _int("expected a whole number of days (0: keep forever)", 0, 3650).default(90),
+    }),
+    // Bounds that keep one caller from starving the rest: live event streams (per user, counting the
+    // API tokens they made, and in total) and what each node may report per window (bytes of request
+    // bodies, number of reports); past them a 429 says when to come back.
+    limits: _section({
+      event_streams_per_user: _int("expected a whole number of streams, at least 1", 1).default(16),
+      event_streams: _int("expected a whole number of streams, at least 1", 1).default(1000),
+      node_report_bytes: _int("expected a whole number of bytes, at least 65536", 65_536).default(4 * 1024 * 1024),
+      node_reports: _int("expected a whole number of reports, at least 1", 1).default(600),
+      node_report_window_seconds: _seconds().default(60),
     }),
     rate_limits: _section({
       window_seconds: _seconds().default(60),

@@ -10,12 +10,14 @@ import { currentProcessInstance } from "./adapters/process-instance.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
 import { eventCursor } from "./adapters/store/event-cursor.ts"
+import { storeProbe } from "./adapters/store/health-probe.ts"
 import { nodeCommands } from "./adapters/store/node-commands.ts"
 import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
 import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
 import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
 import { createTmuxSessions } from "./adapters/tmux.ts"
 import { createApp } from "./api/app.ts"
+import { DEFAULT_STREAM_LIMITS, type StreamLimits } from "./api/event-fanout.ts"
 import type { Refusals } from "./api/refusals.ts"
 import { undeclaredRoutes } from "./api/route-permissions.ts"
 import { createProviders } from "./domain/cli-providers.ts"
@@ -26,6 +28,7 @@ import { createFleet } from "./domain/fleet.ts"
 import { createHealthHistory } from "./domain/health-history.ts"
 import { type Clock, systemClock } from "./domain/ports.ts"
 import { createRelay } from "./domain/relay.ts"
+import { createReportQuota, DEFAULT_REPORT_QUOTA, type ReportQuotaSettings } from "./domain/report-quota.ts"
 import { hashToken, newToken, tokenKind } from "./domain/tokens.ts"
 import { createFleetOperations } from "./ops/fleet-operations.ts"
 import { createTrust, DEFAULT_TRUST, type TrustSettings } from "./trust.ts"
@@ -47,8 +50,10 @@ export interface ServerOptions {
   cli?: { tmuxSocket?: string; providerPath?: string }
   /** The nodes the command API reaches over SSH ([fleet.nodes] and [ssh]); none: it answers with how to set them. */
   commandTargets?: CommandTargets | null
-  /** `[retention]`: days answered commands are kept (0: forever), and how often they are pruned (ms). */
-  retention?: { commandDays: number; intervalMs?: number }
+  /** `[retention]`: days answered commands and events are kept (0: forever), and how often they are pruned (ms). */
+  retention?: { commandDays: number; eventDays?: number; intervalMs?: number }
+  /** `[limits]`: live event streams, and what each node may report per window. */
+  limits?: { streams?: Partial<StreamLimits>; reports?: Partial<ReportQuotaSettings> }
   /** `[telemetry]`: with an endpoint, API request and heal spans and the metrics go to that OTLP collector. */
   telemetry?: TelemetrySettings
   /** Each configured node's tags ([fleet.nodes.NAME] tags), for the dashboard's tag filter. */
@@ -158,6 +163,9 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     operations,
     metrics,
     tracer: telemetry?.tracer ?? null,
+    streams: { ...DEFAULT_STREAM_LIMITS, ...opts.limits?.streams },
+    storeProbe: storeProbe(opts.databaseUrl, db, dialect),
+    reportQuota: createReportQuota({ ...DEFAULT_REPORT_QUOTA, ...opts.limits?.reports }, clock),
   })
   const undeclared = undeclaredRoutes(app.routes.filter((r) => r.method !== "ALL"))
   if (undeclared.length > 0)
@@ -188,17 +196,26 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     }
   }, opts.sweepIntervalMs ?? 1000)
 
-  // Answered commands (relayed output above all) would otherwise grow the database without end.
+  // Answered commands (relayed output above all) and events (a failed heal's output) would otherwise
+  // grow the database without end.
   const commandDays = opts.retention?.commandDays ?? 30
+  const eventDays = opts.retention?.eventDays ?? 90
+  let pruningNow = false
   const prune = async () => {
+    if (pruningNow) return
+    pruningNow = true
     try {
-      await fleet.pruneCommands(commandDays)
+      if (commandDays > 0) await fleet.pruneCommands(commandDays)
+      if (eventDays > 0) await fleet.pruneEvents(eventDays)
     } catch (error) {
-      log.error("pruning answered commands failed", { error })
+      log.error("pruning answered commands and old events failed", { error })
+    } finally {
+      pruningNow = false
     }
   }
-  if (commandDays > 0) void prune()
-  const pruning = commandDays > 0 ? setInterval(prune, opts.retention?.intervalMs ?? 3_600_000) : undefined
+  const prunes = commandDays > 0 || eventDays > 0
+  if (prunes) void prune()
+  const pruning = prunes ? setInterval(prune, opts.retention?.intervalMs ?? 3_600_000) : undefined
 
   const url = `http://${server.hostname?.includes(":") ? `[${server.hostname}]` : server.hostname}:${server.port}`
   log.info("control plane listening", { url })

@@ -41,6 +41,7 @@ interface Route {
 
 const ROUTES: Route[] = [
   { method: "GET", path: "/api/health", auth: "none" },
+  { method: "GET", path: "/api/health/live", auth: "none" },
   { method: "POST", path: "/api/agent/enroll", auth: "join", body: { nodeId: "n2", hostname: "h", agentVersion: "1" } },
   { method: "POST", path: "/api/nodes/join-tokens", auth: "admin", body: { ttlSeconds: 600, nodeId: "n3" } },
   { method: "GET", path: "/api/nodes", auth: "admin" },

@@ -3,6 +3,7 @@
 // fixed clock, get the same requests in turn: good ones and every kind of refusal. Status, body,
 // headers and the audit rows each request leaves must match.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { join } from "node:path"
 import type { SQL } from "bun"
 import { Hono } from "hono"
 import { openTestStore } from "../../tests/support/store.ts"
@@ -12,6 +13,7 @@ import { currentProcessInstance } from "../adapters/process-instance.ts"
 import { commandStore } from "../adapters/store/command-store.ts"
 import { deploymentStore } from "../adapters/store/deployment-store.ts"
 import { eventCursor } from "../adapters/store/event-cursor.ts"
+import { storeProbe } from "../adapters/store/health-probe.ts"
 import { nodeCommands } from "../adapters/store/node-commands.ts"
 import type { sqlStore } from "../adapters/store/sql-store.ts"
 import { createTmuxSessions } from "../adapters/tmux.ts"
@@ -23,6 +25,7 @@ import { createFleet, type Fleet } from "../domain/fleet.ts"
 import { createHealthHistory } from "../domain/health-history.ts"
 import { type Clock, systemClock } from "../domain/ports.ts"
 import { createRelay } from "../domain/relay.ts"
+import { createReportQuota, DEFAULT_REPORT_QUOTA } from "../domain/report-quota.ts"
 import { hashToken, newToken } from "../domain/tokens.ts"
 import { createFleetOperations } from "../ops/fleet-operations.ts"
 import { createTrust, DEFAULT_TRUST, type TrustSettings } from "../trust.ts"
@@ -93,6 +96,7 @@ beforeAll(async () => {
       targets: null,
       clock,
     })
+    const probe = storeProbe(`sqlite://${join(dir, "chimera.db")}`, db, opened.dialect)
     return {
       app: createApp({
         fleet,
@@ -104,6 +108,7 @@ beforeAll(async () => {
         operations,
         dashboard: dashboardOf(db),
         agentFastPath,
+        storeProbe: probe,
       }),
       trust: t,
     }
@@ -230,7 +235,15 @@ describe("agent fast path", () => {
   test("plain agent requests are answered by the fast path; anything unusual is passed on untouched", async () => {
     const probe = new Hono<ApiEnv>()
       // A limiter of its own: the two apps' must count the same requests.
-      .use("/api/agent/*", agentFastPath({ fleet, authenticator: trust.authenticator, limiter: ownLimiter() }))
+      .use(
+        "/api/agent/*",
+        agentFastPath({
+          fleet,
+          authenticator: trust.authenticator,
+          limiter: ownLimiter(),
+          quota: createReportQuota(DEFAULT_REPORT_QUOTA, systemClock),
+        }),
+      )
       .all("*", (c) => c.text("passed on", 418))
     probe.onError(onError)
     const taken = async (r: Req) => {

@@ -22,12 +22,14 @@ import { CommandAck, NodeHealth, ReportBatch } from "../../protocol/agent.ts"
 import type { Authenticator } from "../domain/auth/authenticator.ts"
 import type { RateLimiter } from "../domain/auth/rate-limiter.ts"
 import type { Fleet } from "../domain/fleet.ts"
+import type { ReportQuota } from "../domain/report-quota.ts"
 import { tokenKind } from "../domain/tokens.ts"
 import { agentActions, CommandParams, NodeParams, WaitQuery } from "./agent.ts"
 import { identify } from "./audit-trail.ts"
 import type { ApiEnv, MatchedRoute } from "./auth.ts"
 import { bodyLimitOf } from "./body-limits.ts"
 import { admit } from "./guard.ts"
+import { checkJsonDepth } from "./json-depth.ts"
 import { redactedJson } from "./redact-answers.ts"
 import { routeKey, ruleFor } from "./route-permissions.ts"
 import { isJsonType, parseAt } from "./validate.ts"
@@ -67,11 +69,13 @@ export interface FastPathDeps {
   fleet: Fleet
   authenticator: Authenticator
   limiter: RateLimiter
+  quota: ReportQuota
 }
 
-export function agentFastPath({ fleet, authenticator, limiter }: FastPathDeps): MiddlewareHandler<ApiEnv> {
-  const act = agentActions(fleet)
+export function agentFastPath({ fleet, authenticator, limiter, quota }: FastPathDeps): MiddlewareHandler<ApiEnv> {
+  const act = agentActions(fleet, quota)
   const json = async <S extends z.ZodType>(c: Context<ApiEnv>, schema: S): Promise<z.output<S>> => {
+    await checkJsonDepth(c)
     let value: unknown
     try {
       value = await c.req.json()
@@ -114,6 +118,7 @@ export function agentFastPath({ fleet, authenticator, limiter }: FastPathDeps): 
       }
       case "reports": {
         const { nodeId: node } = parseAt("path", NodeParams, route.params)
+        await act.admitReports(c, node)
         const batch = await json(c, ReportBatch)
         return redactedJson(c, await act.reports(node, batch))
       }

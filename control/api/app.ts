@@ -9,6 +9,7 @@
 import type { Tracer } from "@opentelemetry/api"
 import { Hono, type MiddlewareHandler } from "hono"
 import type { EventCursor } from "../adapters/store/event-cursor.ts"
+import type { StoreProbe } from "../adapters/store/health-probe.ts"
 import type { NodeCommands } from "../adapters/store/node-commands.ts"
 import { type ControlMetrics, createControlMetrics } from "../adapters/telemetry/prometheus.ts"
 import type { Accounts } from "../domain/auth/accounts.ts"
@@ -22,8 +23,9 @@ import type { CommandService } from "../domain/command-service.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { HealthHistory } from "../domain/health-history.ts"
-import type { EventBusPort } from "../domain/ports.ts"
+import { type EventBusPort, systemClock } from "../domain/ports.ts"
 import type { Relay } from "../domain/relay.ts"
+import { createReportQuota, DEFAULT_REPORT_QUOTA, type ReportQuota } from "../domain/report-quota.ts"
 import type { FleetOperations } from "../ops/fleet-operations.ts"
 import { agentRoutes, enrollRoutes } from "./agent.ts"
 import { agentFastPath } from "./agent-fast-path.ts"
@@ -37,6 +39,7 @@ import { commandRoutes } from "./commands.ts"
 import { deploymentRoutes } from "./deployments.ts"
 import { errorResponse, onError } from "./errors.ts"
 import { eventCursorRoutes } from "./event-cursor.ts"
+import { createEventFanout, DEFAULT_STREAM_LIMITS, type StreamLimits } from "./event-fanout.ts"
 import { eventRoutes } from "./events.ts"
 import { fleetTagRoutes } from "./fleet-tags.ts"
 import { guard } from "./guard.ts"
@@ -89,6 +92,12 @@ export interface AppDeps {
   metrics?: ControlMetrics
   /** Spans for API requests, when an OpenTelemetry collector is configured. */
   tracer?: Tracer | null
+  /** Caps on live event streams ([limits]); default DEFAULT_STREAM_LIMITS. */
+  streams?: StreamLimits
+  /** Reads and writes the store for GET /api/health. */
+  storeProbe: StoreProbe
+  /** What each node may report per window ([limits]); default DEFAULT_REPORT_QUOTA on the system clock. */
+  reportQuota?: ReportQuota
 }
 
 const passOn: MiddlewareHandler = (_c, next) => next()
@@ -96,11 +105,13 @@ const passOn: MiddlewareHandler = (_c, next) => next()
 export function createApp(deps: AppDeps) {
   const { fleet, bus, trust, commands, cli, relay, operations, dashboard, agentFastPath: fast = true } = deps
   const metrics = deps.metrics ?? createControlMetrics({ listNodes: () => fleet.listNodes() })
+  const fanout = createEventFanout(bus, deps.streams ?? DEFAULT_STREAM_LIMITS)
+  const quota = deps.reportQuota ?? createReportQuota(DEFAULT_REPORT_QUOTA, systemClock)
   const app = new Hono()
     .use("*", requestMetrics(metrics, deps.tracer ?? null))
     .use(
       "/api/agent/*",
-      fast ? agentFastPath({ fleet, authenticator: trust.authenticator, limiter: trust.limiter }) : passOn,
+      fast ? agentFastPath({ fleet, authenticator: trust.authenticator, limiter: trust.limiter, quota }) : passOn,
     )
     .use("/api/*", auditTrail(trust.audit, trust.refusals))
     .use("/api/*", redactAnswers)
@@ -109,14 +120,14 @@ export function createApp(deps: AppDeps) {
     .use("/ws/*", auditTrail(trust.audit, trust.refusals))
     .use("/ws/*", guard(trust.authenticator, trust.limiter))
     .use("/metrics", guard(trust.authenticator, trust.limiter))
-    .route("/", healthRoutes)
+    .route("/", healthRoutes(deps.storeProbe))
     .route("/", enrollRoutes(fleet))
     .route("/", authSessionRoutes(trust.sessions, trust.accounts))
     .route("/", whoamiRoutes)
     .route("/", nodeRoutes(fleet))
-    .route("/", agentRoutes(fleet))
+    .route("/", agentRoutes(fleet, quota))
     .route("/", nodeIdentityRoutes(trust.identity))
-    .route("/", eventRoutes(fleet, bus, trust.authenticator, metrics.streamOpened))
+    .route("/", eventRoutes(fleet, fanout, trust.authenticator, metrics.streamOpened))
     .route("/", userRoutes(trust.accounts))
     .route("/", tokenRoutes(trust.accounts))
     .route("/", auditRoutes(trust.audit))

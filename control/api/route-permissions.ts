@@ -24,6 +24,7 @@ export interface RouteRule {
 
 export const ROUTE_RULES: Record<string, RouteRule> = {
   "GET /api/health": { auth: "public" },
+  "GET /api/health/live": { auth: "public" },
 
   "POST /api/auth/login": { auth: "public", limits: ["login"], issuesSecret: true },
   "POST /api/auth/refresh": { auth: "auth:session", issuesSecret: true },

@@ -4,6 +4,7 @@ import type { Context } from "hono"
 import { validator } from "hono/validator"
 import type { z } from "zod"
 import { ChimeraError } from "../domain/errors.ts"
+import { checkJsonDepth } from "./json-depth.ts"
 
 export function issuesOf(error: z.ZodError) {
   return error.issues.slice(0, 20).map((i) => ({ path: i.path.map(String).join(".") || "(root)", message: i.message }))
@@ -42,8 +43,16 @@ function readJson(c: Context, parsed: unknown): unknown {
   )
 }
 
-export const jsonBody = <S extends z.ZodType>(schema: S) =>
-  validator("json", (value, c) => parseAt("body", schema, readJson(c, value)))
+/** The body parsed as JSON and checked against `schema`; its nesting depth is checked before it is parsed. */
+export const jsonBody = <S extends z.ZodType>(schema: S) => {
+  const validate = validator("json", (value, c) => parseAt("body", schema, readJson(c, value)))
+  const checked: typeof validate = async (c, next) => {
+    const type = c.req.header("content-type")
+    if (type !== undefined && isJsonType(type)) await checkJsonDepth(c)
+    return validate(c, next)
+  }
+  return checked
+}
 
 export const query = <S extends z.ZodType>(schema: S) => validator("query", (value) => parseAt("query", schema, value))
 

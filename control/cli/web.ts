@@ -43,7 +43,15 @@ export default defineCommand({
       // CLI sessions go to the same tmux server as `chimera run` and `chimera attach`.
       cli: { tmuxSocket: process.env.CHIMERA_TMUX_SOCKET || undefined },
       commandTargets: commandTargetsFromConfig(config),
-      retention: { commandDays: config.retention.command_days },
+      retention: { commandDays: config.retention.command_days, eventDays: config.retention.event_days },
+      limits: {
+        streams: { perUser: config.limits.event_streams_per_user, total: config.limits.event_streams },
+        reports: {
+          bytes: config.limits.node_report_bytes,
+          reports: config.limits.node_reports,
+          windowMs: config.limits.node_report_window_seconds * 1000,
+        },
+      },
       telemetry: config.telemetry,
       tags: Object.fromEntries(Object.entries(config.fleet.nodes).map(([name, n]) => [name, n.tags])),
     })

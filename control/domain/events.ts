@@ -42,4 +42,6 @@ export interface NewEvent {
   data: Record<string, unknown>
   /** The agent's sequence number, for reports: the store keeps each (node, seq) once. */
   agentSeq?: number
+  /** When the control plane took it (its clock); retention counts from here, never from an agent's `at`. */
+  receivedAt?: string
 }

@@ -33,7 +33,8 @@ export function createFleet({ store, bus, clock, onHeartbeat }: FleetDeps) {
   const startedAt = now()
 
   const emit = async (type: EventType, nodeId: string | null, data: Record<string, unknown>) => {
-    const event = await store.appendEvent({ type, nodeId, at: now(), data })
+    const at = now()
+    const event = await store.appendEvent({ type, nodeId, at, data, receivedAt: at })
     bus.publish([event])
     return event
   }
@@ -110,7 +111,9 @@ export function createFleet({ store, bus, clock, onHeartbeat }: FleetDeps) {
     },
 
     async ingestReports(nodeId: string, reports: AgentReport[]) {
+      const receivedAt = now()
       const events: NewEvent[] = reports.map((r) => ({
+        receivedAt,
         type: r.type,
         nodeId,
         at: r.at,
@@ -217,6 +220,14 @@ export function createFleet({ store, bus, clock, onHeartbeat }: FleetDeps) {
       const before = new Date(clock.now().getTime() - days * 86_400_000).toISOString()
       const pruned = await store.pruneCommands(before)
       if (pruned > 0) log.info("pruned answered commands", { pruned, before })
+      return pruned
+    },
+
+    /** Forgets events received more than `days` ago; returns how many. */
+    async pruneEvents(days: number) {
+      const before = new Date(clock.now().getTime() - days * 86_400_000).toISOString()
+      const pruned = await store.pruneEvents(before)
+      if (pruned > 0) log.info("pruned old events", { pruned, before })
       return pruned
     },
 

@@ -120,6 +120,8 @@ export interface StorePort {
   commandResults(ids: string[]): Promise<CommandResultRecord[]>
   /** Deletes commands answered (or closed) before `answeredBefore`; returns how many. */
   pruneCommands(answeredBefore: string): Promise<number>
+  /** Deletes events received before `receivedBefore`, a batch at a time; returns how many. */
+  pruneEvents(receivedBefore: string): Promise<number>
   /** Replaces the stored payload of finished commands (the relay keeps only a redacted command). */
   scrubCommands(ids: string[], payload: string): Promise<void>
 }

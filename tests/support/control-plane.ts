@@ -10,7 +10,7 @@ import type { Refusals } from "../../control/api/refusals.ts"
 import type { RateLimits } from "../../control/domain/auth/rate-limiter.ts"
 import type { CommandTargets } from "../../control/domain/command-service.ts"
 import type { Clock } from "../../control/domain/ports.ts"
-import { type ControlPlane, startControlPlane } from "../../control/server.ts"
+import { type ControlPlane, type ServerOptions, startControlPlane } from "../../control/server.ts"
 import type { TrustSettings } from "../../control/trust.ts"
 import { killTmuxServer, tmuxSocketPath } from "./tmux.ts"
 
@@ -64,8 +64,10 @@ export interface InProcessOptions {
   trust?: Partial<TrustSettings>
   /** CLI sessions' PATH for provider binaries (default: this process's). */
   providerPath?: string
-  /** `[retention]` (default: 30 days, pruned hourly). */
-  retention?: { commandDays: number; intervalMs?: number }
+  /** `[retention]` (default: commands 30 days, events 90, pruned hourly). */
+  retention?: ServerOptions["retention"]
+  /** `[limits]`: event streams and node report quotas (default: the configured defaults). */
+  limits?: ServerOptions["limits"]
   /** The nodes the command API reaches (a testbed's, via commandTargets()). */
   commandTargets?: CommandTargets | null
   /** `[telemetry]`: an OTLP/HTTP collector to send spans and metrics to. */
@@ -95,6 +97,7 @@ export async function startInProcess(opts: InProcessOptions = {}): Promise<TestC
     commandTargets: opts.commandTargets,
     retention: opts.retention,
     telemetry: opts.telemetry,
+    limits: opts.limits,
   })
   const adminToken = (await readFile(cp.adminTokenPath, "utf8")).trim()
   const stop = async () => {

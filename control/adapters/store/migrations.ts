@@ -112,4 +112,12 @@ export const MIGRATIONS: Migration[] = [
       "ALTER TABLE commands ADD COLUMN timed_out INTEGER NOT NULL DEFAULT 0",
     ],
   },
+  {
+    version: 6,
+    name: "events pruned by arrival; the health probe's row",
+    statements: () => [
+      "CREATE INDEX events_by_arrival ON events (received_at)",
+      "CREATE TABLE health_probe (id INTEGER PRIMARY KEY, checked_at TEXT NOT NULL)",
+    ],
+  },
 ]

@@ -15,6 +15,9 @@ import { type Dialect, MIGRATIONS } from "./migrations.ts"
 
 type Row = Record<string, unknown>
 
+/** Events deleted per statement when old ones are pruned. */
+const PRUNE_BATCH = 5000
+
 export function dialectOf(url: string): Dialect {
   if (url.startsWith("sqlite:")) return "sqlite"
   if (url.startsWith("postgres://") || url.startsWith("postgresql://")) return "postgres"
@@ -159,7 +162,7 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
   const insertEvent = async (tx: SQL, e: NewEvent, epoch: number | null): Promise<FleetEvent | null> => {
     const rows: Row[] = await tx`
       INSERT INTO events (type, node_id, at, received_at, data, agent_epoch, agent_seq)
-      VALUES (${e.type}, ${e.nodeId}, ${e.at}, ${new Date().toISOString()}, ${JSON.stringify(e.data)}, ${epoch}, ${e.agentSeq ?? null})
+      VALUES (${e.type}, ${e.nodeId}, ${e.at}, ${e.receivedAt ?? new Date().toISOString()}, ${JSON.stringify(e.data)}, ${epoch}, ${e.agentSeq ?? null})
       ON CONFLICT (node_id, agent_epoch, agent_seq) DO NOTHING
       RETURNING id, type, node_id, at, data`
     return rows[0] ? toEvent(rows[0]) : null
@@ -381,6 +384,20 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       const rows: Row[] =
         await db`DELETE FROM commands WHERE acked_at IS NOT NULL AND acked_at < ${answeredBefore} RETURNING id`
       return rows.length
+    },
+
+    async pruneEvents(receivedBefore) {
+      // A batch at a time, so other writers (heartbeats, reports) get the database between batches.
+      let pruned = 0
+      for (;;) {
+        const rows: Row[] = await db`
+          DELETE FROM events WHERE id IN (
+            SELECT id FROM events WHERE received_at < ${receivedBefore} ORDER BY received_at LIMIT ${PRUNE_BATCH}
+          ) RETURNING id`
+        pruned += rows.length
+        if (rows.length < PRUNE_BATCH) return pruned
+        await new Promise((resolve) => setImmediate(resolve))
+      }
     },
 
     async scrubCommands(ids, payload) {

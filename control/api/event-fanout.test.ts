@@ -1,0 +1,65 @@
+import { describe, expect, test } from "bun:test"
+import { createEventBus } from "../adapters/event-bus.ts"
+import { ChimeraError } from "../domain/errors.ts"
+import type { FleetEvent } from "../domain/events.ts"
+import { createEventFanout } from "./event-fanout.ts"
+
+const big = (id: number): FleetEvent => ({
+  id,
+  type: "heal.failed",
+  nodeId: "n1",
+  at: new Date(0).toISOString(),
+  data: { output: "x".repeat(64 * 1024) },
+})
+
+describe("event fan-out", () => {
+  test("each event is encoded once: every stream is handed the same bytes", () => {
+    const bus = createEventBus()
+    const fanout = createEventFanout(bus, { perUser: 10, total: 10, pendingBytes: 1024 * 1024 })
+    const a = fanout.open("alice", () => true)
+    const b = fanout.open("bob", () => true)
+    bus.publish([big(1)])
+    const [fa] = a.take()
+    const [fb] = b.take()
+    expect(fa?.bytes).toBe(fb?.bytes as Uint8Array)
+    expect(new TextDecoder().decode(fa?.bytes).startsWith("id: 1\nevent: heal.failed\ndata: {")).toBe(true)
+  })
+
+  test("a stream whose client reads nothing holds at most its bound, then falls behind and holds nothing", () => {
+    const bus = createEventBus()
+    const fanout = createEventFanout(bus, { perUser: 10, total: 10, pendingBytes: 256 * 1024 })
+    const stalled = fanout.open("viewer", () => true)
+    for (let id = 1; id <= 3000; id++) {
+      bus.publish([big(id)])
+      expect(fanout.stats().pendingBytes).toBeLessThanOrEqual(256 * 1024)
+    }
+    expect(stalled.behind).toBe(true)
+    expect(stalled.take()).toEqual([])
+    // Once it has caught up from the store it is handed live frames again.
+    stalled.caughtUp()
+    bus.publish([big(3001)])
+    expect(stalled.take().map((f) => f.event.id)).toEqual([3001])
+  })
+
+  test("streams are capped per owner and in total; a closed stream frees its slot", () => {
+    const bus = createEventBus()
+    const fanout = createEventFanout(bus, { perUser: 2, total: 3, pendingBytes: 1024 })
+    const first = fanout.open("alice", () => true)
+    fanout.open("alice", () => true)
+    const refused = (owner: string) => {
+      try {
+        fanout.open(owner, () => true)
+      } catch (error) {
+        return error instanceof ChimeraError ? `${error.code}: ${error.message}` : String(error)
+      }
+      return "opened"
+    }
+    expect(refused("alice")).toContain("RESOURCE_EXHAUSTED: you already have 2 event streams open")
+    fanout.open("bob", () => true)
+    expect(refused("carol")).toContain("already serves 3 event streams")
+    first.close()
+    first.close()
+    expect(refused("carol")).toBe("opened")
+    expect(fanout.stats().streams).toBe(3)
+  })
+})

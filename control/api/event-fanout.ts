@@ -1,0 +1,156 @@
+// Live event streams for many viewers at about the cost of one. The fan-out subscribes to the event
+// bus once and encodes each event as a Server-Sent Events frame once; every stream whose filter
+// matches is handed the same bytes. What a stream holds for its client is bounded: past
+// `pendingBytes` (a client that reads slowly, or only the headers) its frames are dropped and it is
+// marked behind, so it catches up from the store when its client reads again, missing nothing and
+// holding nothing meanwhile. Streams are counted per owner (a user and the API tokens they made) and
+// in total; one past either cap is a 429 that says which cap and how to raise it.
+import { createLogger } from "../../protocol/log.ts"
+import { ChimeraError } from "../domain/errors.ts"
+import type { FleetEvent } from "../domain/events.ts"
+import type { EventBusPort } from "../domain/ports.ts"
+
+const log = createLogger("event-streams")
+
+export interface StreamLimits {
+  /** Open streams one owner may hold ([limits] event_streams_per_user). */
+  perUser: number
+  /** Open streams in all ([limits] event_streams). */
+  total: number
+  /** Bytes of frames a stream may hold for a client that has not read them. */
+  pendingBytes: number
+}
+
+export const DEFAULT_STREAM_LIMITS: StreamLimits = { perUser: 16, total: 1000, pendingBytes: 1024 * 1024 }
+
+export interface Frame {
+  event: FleetEvent
+  bytes: Uint8Array
+}
+
+const encoder = new TextEncoder()
+
+/** One event as an SSE frame. JSON.stringify escapes every newline, so `data` is a single line. */
+export const encodeFrame = (e: FleetEvent): Uint8Array =>
+  encoder.encode(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`)
+
+export interface Subscription {
+  /** The frames held for the client since the last take, oldest first. */
+  take(): Frame[]
+  /** True once frames were dropped: the stream must read the store after its last sent id. */
+  readonly behind: boolean
+  /** Clears `behind` once the stream has caught up from the store. */
+  caughtUp(): void
+  /** Resolves true when a frame arrives, it falls behind or closes; false when `ms` pass first. */
+  wait(ms: number): Promise<boolean>
+  readonly closed: boolean
+  /** Frees the slot; idempotent. */
+  close(): void
+}
+
+interface Slot {
+  owner: string
+  matches: (e: FleetEvent) => boolean
+  frames: Frame[]
+  bytes: number
+  behind: boolean
+  wake: (() => void) | null
+}
+
+export function createEventFanout(bus: EventBusPort, limits: StreamLimits = DEFAULT_STREAM_LIMITS) {
+  const slots = new Set<Slot>()
+  const perOwner = new Map<string, number>()
+  let unsubscribe: (() => void) | null = null
+
+  const deliver = (event: FleetEvent) => {
+    let frame: Frame | null = null
+    for (const slot of slots) {
+      if (slot.behind || !slot.matches(event)) continue
+      frame ??= { event, bytes: encodeFrame(event) }
+      if (slot.bytes + frame.bytes.length > limits.pendingBytes) {
+        // Drop what it holds: the store has it all, and reading the store is the client's cost, paid
+        // only when it reads, whereas holding frames for a client that never reads costs us forever.
+        slot.frames = []
+        slot.bytes = 0
+        slot.behind = true
+        log.info("event stream fell behind; it will catch up from the store", { owner: slot.owner })
+      } else {
+        slot.frames.push(frame)
+        slot.bytes += frame.bytes.length
+      }
+      slot.wake?.()
+    }
+  }
+
+  const release = (slot: Slot) => {
+    if (!slots.delete(slot)) return
+    const left = (perOwner.get(slot.owner) ?? 1) - 1
+    if (left > 0) perOwner.set(slot.owner, left)
+    else perOwner.delete(slot.owner)
+    slot.frames = []
+    slot.wake?.()
+    if (slots.size === 0) {
+      unsubscribe?.()
+      unsubscribe = null
+    }
+  }
+
+  return {
+    limits,
+    /** Open streams, and bytes held for their clients (the benchmark and tests read it). */
+    stats: () => ({ streams: slots.size, pendingBytes: [...slots].reduce((n, s) => n + s.bytes, 0) }),
+
+    /** A new stream for `owner`, or RESOURCE_EXHAUSTED (429) past a cap. */
+    open(owner: string, matches: (e: FleetEvent) => boolean): Subscription {
+      if (slots.size >= limits.total)
+        throw new ChimeraError(
+          "RESOURCE_EXHAUSTED",
+          `the control plane already serves ${limits.total} event streams, its limit ([limits] event_streams); try again later`,
+          { limit: limits.total, scope: "total" },
+        )
+      const held = perOwner.get(owner) ?? 0
+      if (held >= limits.perUser)
+        throw new ChimeraError(
+          "RESOURCE_EXHAUSTED",
+          `you already have ${held} event streams open, the limit per user ([limits] event_streams_per_user); close one first`,
+          { limit: limits.perUser, scope: "user" },
+        )
+      const slot: Slot = { owner, matches, frames: [], bytes: 0, behind: false, wake: null }
+      slots.add(slot)
+      perOwner.set(owner, held + 1)
+      unsubscribe ??= bus.subscribe(deliver)
+      return {
+        take() {
+          const frames = slot.frames
+          slot.frames = []
+          slot.bytes = 0
+          return frames
+        },
+        get behind() {
+          return slot.behind
+        },
+        caughtUp() {
+          slot.behind = false
+        },
+        get closed() {
+          return !slots.has(slot)
+        },
+        wait(ms) {
+          if (slot.frames.length > 0 || slot.behind || !slots.has(slot)) return Promise.resolve(true)
+          return new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => done(false), ms)
+            const done = (woken: boolean) => {
+              clearTimeout(timer)
+              slot.wake = null
+              resolve(woken)
+            }
+            slot.wake = () => done(true)
+          })
+        },
+        close: () => release(slot),
+      }
+    },
+  }
+}
+
+export type EventFanout = ReturnType<typeof createEventFanout>

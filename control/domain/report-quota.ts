@@ -1,0 +1,83 @@
+// What one node may report: request bytes and reports per window, so one node credential (a broken
+// heal loop, or a stolen credential) cannot fill the database or hold the store's writer while every
+// other node waits. A bucket per node refills continuously at its window's rate. A batch is admitted
+// while the node's bucket is above zero, before its body is read, and charged once it is known, so
+// any single valid batch gets through (the bucket may go below zero) and the node then waits for the
+// debt to refill. Past the quota the answer is a 429 with Retry-After, which agents honour (their
+// spool keeps the reports). Buckets live in memory on the clock port; with several control-plane
+// replicas each counts its own share, as with the rate limits.
+import { ChimeraError } from "./errors.ts"
+import type { Clock } from "./ports.ts"
+
+export interface ReportQuotaSettings {
+  /** Bytes of report bodies per node per window ([limits] node_report_bytes). */
+  bytes: number
+  /** Reports per node per window ([limits] node_reports). */
+  reports: number
+  windowMs: number
+}
+
+export const DEFAULT_REPORT_QUOTA: ReportQuotaSettings = { bytes: 4 * 1024 * 1024, reports: 600, windowMs: 60_000 }
+
+interface Bucket {
+  bytes: number
+  reports: number
+  atMs: number
+}
+
+export function createReportQuota(settings: ReportQuotaSettings, clock: Clock) {
+  const buckets = new Map<string, Bucket>()
+  let sweptAt = 0
+
+  /** The node's bucket refilled up to now; a full one is not stored, so memory follows busy nodes. */
+  const bucketOf = (nodeId: string, nowMs: number): Bucket => {
+    const b = buckets.get(nodeId)
+    if (!b) return { bytes: settings.bytes, reports: settings.reports, atMs: nowMs }
+    const share = Math.max(0, nowMs - b.atMs) / settings.windowMs
+    return {
+      bytes: Math.min(settings.bytes, b.bytes + share * settings.bytes),
+      reports: Math.min(settings.reports, b.reports + share * settings.reports),
+      atMs: nowMs,
+    }
+  }
+
+  const sweep = (nowMs: number) => {
+    if (nowMs - sweptAt < settings.windowMs) return
+    sweptAt = nowMs
+    for (const id of buckets.keys()) {
+      const b = bucketOf(id, nowMs)
+      if (b.bytes >= settings.bytes && b.reports >= settings.reports) buckets.delete(id)
+    }
+  }
+
+  return {
+    settings,
+    /** Throws the 429 (RATE_LIMIT_EXCEEDED, `retryAfter` in seconds) when the node has spent its quota. */
+    admit(nodeId: string): void {
+      const nowMs = clock.now().getTime()
+      sweep(nowMs)
+      const b = bucketOf(nodeId, nowMs)
+      if (b.bytes > 0 && b.reports > 0) return
+      const wait = Math.max(-b.bytes / settings.bytes, -b.reports / settings.reports, 0) * settings.windowMs
+      const retryAfter = Math.max(1, Math.ceil(wait / 1000))
+      throw new ChimeraError(
+        "RATE_LIMIT_EXCEEDED",
+        `node ${JSON.stringify(nodeId)} has sent more reports than its quota ([limits] node_report_bytes ${settings.bytes}, node_reports ${settings.reports} per ${settings.windowMs / 1000} s); its agent keeps them spooled and retries in ${retryAfter} s`,
+        {
+          retryAfter,
+          limit: settings.reports,
+          window: `${settings.windowMs / 1000}s`,
+          resetAt: new Date(nowMs + retryAfter * 1000).toISOString(),
+        },
+      )
+    },
+    /** Spends what an admitted batch cost. */
+    charge(nodeId: string, bytes: number, reports: number): void {
+      const nowMs = clock.now().getTime()
+      const b = bucketOf(nodeId, nowMs)
+      buckets.set(nodeId, { bytes: b.bytes - bytes, reports: b.reports - reports, atMs: nowMs })
+    },
+  }
+}
+
+export type ReportQuota = ReturnType<typeof createReportQuota>

@@ -1,0 +1,162 @@
+// What one node credential can cost the control plane, against a real control plane: a body nested
+// deeper than any Chimera request is refused before it is parsed (both ways in: with a Content-Length
+// through the agent fast path, chunked through the full chain); a node past its report quota gets a
+// 429 with Retry-After before its body is read, and a real agent replaying a large spool under that
+// quota waits as told and loses nothing; events older than [retention] event_days are pruned.
+import { describe, expect, test } from "bun:test"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import type { StorePath } from "../protocol/ids.ts"
+import { startAgent } from "./support/agent-process.ts"
+import { call, enrollNode } from "./support/auth.ts"
+import { manualClock } from "./support/clock.ts"
+import { startInProcess } from "./support/control-plane.ts"
+import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { createTestNode } from "./support/test-node.ts"
+import { waitFor } from "./support/wait.ts"
+
+const GEN = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+
+function healFailed(seq: number, outputBytes = 100) {
+  return {
+    seq,
+    at: new Date().toISOString(),
+    type: "heal.failed" as const,
+    data: {
+      desired: GEN,
+      attempt: 1,
+      durationMs: 5,
+      error: "switch-to-configuration failed",
+      output: "x".repeat(outputBytes),
+      retryInMs: 1000,
+    },
+  }
+}
+
+type Events = { events: { id: number; type: string; data: { seq?: number } }[] }
+
+describe("report limits", () => {
+  test("a body nested deeper than 64 levels is refused before it is parsed, with or without Content-Length", async () => {
+    // The quota is lifted here: 8 MiB bodies would otherwise spend it, which the next test shows.
+    await using cp = await startInProcess({ limits: { reports: { bytes: 1e12 } } })
+    const credential = await enrollNode(cp, "deep")
+    const headers = { authorization: `Bearer ${credential}`, "content-type": "application/json" }
+    const url = `${cp.url}/api/agent/deep/reports`
+    const nested = `{"reports":${"[".repeat(8 * 1024 * 1024)}`
+    const sized = await fetch(url, { method: "POST", headers, body: nested })
+    // Chunked (no Content-Length): the agent fast path passes it on, the chain checks the same way.
+    const chunks = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(nested))
+        c.close()
+      },
+    })
+    const chunked = await fetch(url, { method: "POST", headers, body: chunks })
+    for (const res of [sized, chunked]) {
+      expect(res.status).toBe(400)
+      const body = (await res.json()) as { code: string; error: string }
+      expect(body.code).toBe("INVALID_JSON")
+      expect(body.error).toContain("nests deeper than 64 levels")
+    }
+    // A user route reads bodies the same way.
+    const admin = await cp.api("/api/nodes/join-tokens", { method: "POST", body: `{"a":${"[".repeat(100)}` })
+    expect(admin.status).toBe(400)
+    expect(((await admin.json()) as { error: string }).error).toContain("nests deeper than 64 levels")
+  })
+
+  test("a node past its report quota gets a 429 with Retry-After and nothing stored; the quota refills", async () => {
+    const clock = manualClock()
+    await using cp = await startInProcess({
+      clock,
+      limits: { reports: { bytes: 200_000, reports: 10_000, windowMs: 60_000 } },
+    })
+    const credential = await enrollNode(cp, "chatty")
+    const send = (from: number) =>
+      call(cp, credential, "POST", "/api/agent/chatty/reports", {
+        reports: Array.from({ length: 10 }, (_, i) => healFailed(from + i, 15_000)),
+      })
+    expect((await send(1)).status).toBe(200) // ~150 KB of 200 KB
+    // Admitted while any quota is left, and charged though it fails its schema: now in debt.
+    const bad = await call(cp, credential, "POST", "/api/agent/chatty/reports", {
+      reports: [],
+      pad: "x".repeat(150_000),
+    })
+    expect(bad.status).toBe(422)
+    const refused = await send(11)
+    expect(refused.status).toBe(429)
+    const retryAfter = Number(refused.headers.get("retry-after"))
+    expect(retryAfter).toBeGreaterThanOrEqual(1)
+    expect(retryAfter).toBeLessThanOrEqual(60)
+    const body = (await refused.json()) as { code: string; message: string; retryAfter: number }
+    expect(body.code).toBe("RATE_LIMIT_EXCEEDED")
+    expect(body.message).toContain("[limits] node_report_bytes")
+    expect(body.retryAfter).toBe(retryAfter)
+    const stored = async () =>
+      ((await (await cp.api("/api/events?node=chatty&type=heal.failed&limit=1000")).json()) as Events).events
+    expect((await stored()).map((e) => e.data.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1))
+
+    // Another node is not affected by this one's quota.
+    const other = await enrollNode(cp, "quiet")
+    const fine = await call(cp, other, "POST", "/api/agent/quiet/reports", { reports: [healFailed(1)] })
+    expect(fine.status).toBe(200)
+
+    clock.advance(retryAfter * 1000)
+    expect((await send(11)).status).toBe(200)
+    expect((await stored()).length).toBe(20)
+  })
+
+  test("events older than [retention] event_days are pruned; recent ones stay", async () => {
+    const clock = manualClock()
+    await using cp = await startInProcess({ clock, retention: { commandDays: 0, eventDays: 1, intervalMs: 50 } })
+    const credential = await enrollNode(cp, "old")
+    const sent = await call(cp, credential, "POST", "/api/agent/old/reports", { reports: [healFailed(1)] })
+    expect(sent.status).toBe(200)
+    const all = async () => ((await (await cp.api("/api/events?limit=1000")).json()) as Events).events
+    const before = await all()
+    expect(before.map((e) => e.type)).toEqual(["node.enrolled", "heal.failed"])
+
+    clock.advance(2 * 86_400_000)
+    await enrollNode(cp, "new")
+    await waitFor("the old events pruned", all, (events) => events.every((e) => e.id > (before.at(-1)?.id ?? 0)))
+    expect((await all()).map((e) => e.type)).toEqual(["node.enrolled"])
+  })
+})
+
+describe("a real agent under its report quota", () => {
+  test("replays a spool of 1,200 reports through 429s, waiting as told, and loses none", async () => {
+    const gen1: StorePath = await buildTestSystem(1, { tag: "quota" })
+    await using cp = await startInProcess({ limits: { reports: { bytes: 1e9, reports: 250, windowMs: 1000 } } })
+    await using node = await createTestNode({ name: "quota-agent", boot: gen1 })
+    // What a node that could not reach its control plane for a while has spooled.
+    const stateDir = join(node.dir, "agent-state")
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+    const spooled = Array.from({ length: 1200 }, (_, i) => healFailed(i + 1))
+    const lines = [{ spool: 1, lastSeq: 1200, ackedSeq: 0 }, ...spooled].map((l) => JSON.stringify(l))
+    writeFileSync(join(stateDir, "spool.jsonl"), `${lines.join("\n")}\n`, { mode: 0o600 })
+
+    const jt = (await (await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })).json()) as {
+      token: string
+    }
+    await using agent = startAgent(node, { nodeId: "quota-agent", controlUrl: cp.url, joinToken: jt.token })
+    const count = async () => {
+      let after = 0
+      const seqs: number[] = []
+      for (;;) {
+        const page = (
+          (await (
+            await cp.api(`/api/events?node=quota-agent&type=heal.failed&limit=1000&after=${after}`)
+          ).json()) as Events
+        ).events
+        seqs.push(...page.map((e) => e.data.seq ?? 0))
+        if (page.length < 1000) return seqs
+        after = page.at(-1)?.id ?? after
+      }
+    }
+    const seqs = await waitFor("all 1,200 spooled reports stored", count, (s) => s.length >= 1200, 90_000)
+    expect(seqs).toEqual(Array.from({ length: 1200 }, (_, i) => i + 1))
+    const slowDowns = agent.log().match(/send reports more slowly/g)?.length ?? 0
+    expect(slowDowns).toBeGreaterThanOrEqual(1) // the quota was met
+    expect(slowDowns).toBeLessThanOrEqual(10) // and waited out, not hammered
+    expect(agent.log()).not.toContain("spooling until the control plane is back")
+  }, 180_000)
+})
