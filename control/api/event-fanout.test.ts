@@ -19,8 +19,8 @@ describe("event fan-out", () => {
     const a = fanout.open("alice", () => true)
     const b = fanout.open("bob", () => true)
     bus.publish([big(1)])
-    const [fa] = a.take()
-    const [fb] = b.take()
+    const [fa] = a.take(1e9)
+    const [fb] = b.take(1e9)
     expect(fa?.bytes).toBe(fb?.bytes as Uint8Array)
     expect(new TextDecoder().decode(fa?.bytes).startsWith("id: 1\nevent: heal.failed\ndata: {")).toBe(true)
   })
@@ -34,11 +34,14 @@ describe("event fan-out", () => {
       expect(fanout.stats().pendingBytes).toBeLessThanOrEqual(256 * 1024)
     }
     expect(stalled.behind).toBe(true)
-    expect(stalled.take()).toEqual([])
+    expect(stalled.take(1e9)).toEqual([])
     // Once it has caught up from the store it is handed live frames again.
     stalled.caughtUp()
     bus.publish([big(3001)])
-    expect(stalled.take().map((f) => f.event.id)).toEqual([3001])
+    bus.publish([big(3002)])
+    // A take hands out a bounded share (at least one frame); the rest waits for the next.
+    expect(stalled.take(1).map((f) => f.event.id)).toEqual([3001])
+    expect(stalled.take(1e9).map((f) => f.event.id)).toEqual([3002])
   })
 
   test("streams are capped per owner and in total; a closed stream frees its slot", () => {

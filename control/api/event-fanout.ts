@@ -26,6 +26,8 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = { perUser: 16, total: 1000, p
 export interface Frame {
   event: FleetEvent
   bytes: Uint8Array
+  /** When the fan-out received it (performance.now()). */
+  atMs: number
 }
 
 const encoder = new TextEncoder()
@@ -35,8 +37,8 @@ export const encodeFrame = (e: FleetEvent): Uint8Array =>
   encoder.encode(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`)
 
 export interface Subscription {
-  /** The frames held for the client since the last take, oldest first. */
-  take(): Frame[]
+  /** The oldest frames held for the client, up to `maxBytes` (at least one); the rest stay held. */
+  take(maxBytes: number): Frame[]
   /** True once frames were dropped: the stream must read the store after its last sent id. */
   readonly behind: boolean
   /** Clears `behind` once the stream has caught up from the store. */
@@ -66,7 +68,7 @@ export function createEventFanout(bus: EventBusPort, limits: StreamLimits = DEFA
     let frame: Frame | null = null
     for (const slot of slots) {
       if (slot.behind || !slot.matches(event)) continue
-      frame ??= { event, bytes: encodeFrame(event) }
+      frame ??= { event, bytes: encodeFrame(event), atMs: performance.now() }
       if (slot.bytes + frame.bytes.length > limits.pendingBytes) {
         // Drop what it holds: the store has it all, and reading the store is the client's cost, paid
         // only when it reads, whereas holding frames for a client that never reads costs us forever.
@@ -120,11 +122,17 @@ export function createEventFanout(bus: EventBusPort, limits: StreamLimits = DEFA
       perOwner.set(owner, held + 1)
       unsubscribe ??= bus.subscribe(deliver)
       return {
-        take() {
-          const frames = slot.frames
-          slot.frames = []
-          slot.bytes = 0
-          return frames
+        take(maxBytes) {
+          let n = 0
+          let bytes = 0
+          for (const f of slot.frames) {
+            if (n > 0 && bytes + f.bytes.length > maxBytes) break
+            bytes += f.bytes.length
+            n++
+          }
+          const taken = slot.frames.splice(0, n)
+          slot.bytes -= bytes
+          return taken
         },
         get behind() {
           return slot.behind

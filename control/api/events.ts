@@ -6,11 +6,11 @@ import { Hono } from "hono"
 import { z } from "zod"
 import { NodeId } from "../../protocol/ids.ts"
 import type { Authenticator } from "../domain/auth/authenticator.ts"
-import { can } from "../domain/auth/roles.ts"
 import { EventType, type FleetEvent } from "../domain/events.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import { type ApiEnv, bearerToken } from "./auth.ts"
 import { type EventFanout, encodeFrame } from "./event-fanout.ts"
+import { streamCredentials } from "./stream-credentials.ts"
 import { query } from "./validate.ts"
 
 // `?type=a,b` and `?type=a&type=b` both work.
@@ -34,8 +34,37 @@ const encoder = new TextEncoder()
 const READY = encoder.encode("event: ready\ndata: {}\nretry: 2000\n\n")
 const KEEP_ALIVE = encoder.encode(": keep-alive\n\n")
 const KEEP_ALIVE_MS = 15_000
-/** Events read from the store at a time when a stream replays or catches up. */
-const PAGE = 500
+// What one pull hands the server for a client: a few frames, not all there are. Bun holds what the
+// socket does not take at once, so this bounds what a client that stopped reading costs beyond the
+// kernel's buffers: one chunk, not a page of the store or everything the fan-out held for it.
+/** Bytes of live frames per pull (at least one frame). */
+const CHUNK_BYTES = 64 * 1024
+/** Events read from the store per pull, at most, when a stream replays or catches up. */
+const PAGE = 64
+
+/**
+ * Streams read the store (replay, catch-up) at most STORE_READERS at a time. Clients that stop reading
+ * look like fast readers until the kernel's buffers fill (megabytes each), so under a flood thousands
+ * of streams fall behind at once; unbounded, their reads queued in memory faster than the store
+ * answered. Waiting for a turn costs a closure.
+ */
+const STORE_READERS = 2
+
+function turns(n: number) {
+  let free = n
+  const waiting: (() => void)[] = []
+  return async <T>(read: () => Promise<T> | T): Promise<T> => {
+    if (free > 0) free--
+    else await new Promise<void>((resolve) => waiting.push(resolve))
+    try {
+      return await read()
+    } finally {
+      const next = waiting.shift()
+      if (next) next()
+      else free++
+    }
+  }
+}
 
 export const eventRoutes = (
   fleet: Fleet,
@@ -43,8 +72,10 @@ export const eventRoutes = (
   authenticator: Authenticator,
   /** Counts a follower for as long as its stream is open (metrics); returns what marks it gone. */
   followed: () => () => void = () => () => {},
-) =>
-  new Hono<ApiEnv>()
+) => {
+  const credentials = streamCredentials(authenticator)
+  const storeTurn = turns(STORE_READERS)
+  return new Hono<ApiEnv>()
     .get("/api/events", query(EventsQuery), async (c) => {
       const q = c.req.valid("query")
       const events = await fleet.listEvents({ nodeId: q.node, types: q.type, afterId: q.after, limit: q.limit })
@@ -58,20 +89,13 @@ export const eventRoutes = (
         matches(e, q),
       )
       // The guard let this caller in; a stream outlives that moment, so the credential is asked again
-      // before anything more is sent: a revoked token, an ended session or a lost role ends the stream.
+      // before anything more is sent (stream-credentials.ts).
       const token = bearerToken(c.req.header("authorization"))
-      const refusal = async (): Promise<string | null> => {
-        try {
-          const p = await authenticator.authenticate(token)
-          return p.kind === "user" && can(p.role, "fleet:read") ? null : "the credential no longer has fleet:read"
-        } catch (error) {
-          return error instanceof Error ? error.message : "authentication failed"
-        }
-      }
       let sent = Number.isFinite(lastId) ? lastId : (q.after ?? -1)
       // What follows Last-Event-ID comes from the store, as does all a client missed while it fell behind.
       let fromStore = sent >= 0
       let started = false
+      let pageSize = PAGE
       const signal = c.req.raw.signal
       const left = followed()
       let gone = false
@@ -82,20 +106,38 @@ export const eventRoutes = (
       }
       signal.addEventListener("abort", leave, { once: true })
 
-      /** The next frames to send, a keep-alive after a quiet while, or null to look again. */
-      const next = async (): Promise<Uint8Array[] | null> => {
+      type Next = { chunks: Uint8Array[]; sinceMs: number }
+      /** The next frames to send and since when they exist, a keep-alive after a quiet while, or null. */
+      const next = async (): Promise<Next | null> => {
         if (fromStore || sub.behind) {
+          const sinceMs = performance.now()
           // Live frames are held again from here on; any the page below also holds are skipped by id.
           sub.caughtUp()
-          const page = await fleet.listEvents({ nodeId: q.node, types: q.type, afterId: sent, limit: PAGE })
-          fromStore = page.length === PAGE
-          sent = page.at(-1)?.id ?? sent
-          return page.length > 0 ? page.map(encodeFrame) : null
+          const page = await storeTurn(() =>
+            sub.closed ? [] : fleet.listEvents({ nodeId: q.node, types: q.type, afterId: sent, limit: pageSize }),
+          )
+          const chunks: Uint8Array[] = []
+          let bytes = 0
+          for (const e of page) {
+            const frame = encodeFrame(e)
+            if (chunks.length > 0 && bytes + frame.length > CHUNK_BYTES) break
+            chunks.push(frame)
+            bytes += frame.length
+            sent = e.id
+          }
+          // What did not fit is read again by the next pull, which reads about as many as fitted (large
+          // events) or twice as many (small ones); a short page that all fitted means caught up.
+          fromStore = page.length === pageSize || chunks.length < page.length
+          pageSize = chunks.length < page.length ? Math.max(1, chunks.length) : Math.min(PAGE, pageSize * 2)
+          return chunks.length > 0 ? { chunks, sinceMs } : null
         }
-        const frames = sub.take().filter((f) => f.event.id > sent)
+        const frames = sub.take(CHUNK_BYTES).filter((f) => f.event.id > sent)
         sent = frames.at(-1)?.event.id ?? sent
-        if (frames.length > 0) return frames.map((f) => f.bytes)
-        return (await sub.wait(KEEP_ALIVE_MS)) ? null : [KEEP_ALIVE]
+        if (frames.length > 0)
+          return { chunks: frames.map((f) => f.bytes), sinceMs: Math.max(...frames.map((f) => f.atMs)) }
+        return (await sub.wait(KEEP_ALIVE_MS))
+          ? null
+          : { chunks: [KEEP_ALIVE], sinceMs: performance.now() - KEEP_ALIVE_MS }
       }
 
       // Pulled: the next chunk is made only once the client has taken the last, so a client that reads
@@ -116,15 +158,15 @@ export const eventRoutes = (
             }
             for (;;) {
               if (sub.closed) return end()
-              const chunks = await next()
-              if (chunks === null) continue
+              const got = await next()
+              if (got === null) continue
               if (sub.closed) return end()
-              const refused = await refusal()
+              const refused = await credentials.refusal(token, got.sinceMs)
               if (refused !== null) {
                 const error = { error: `${refused}; the event stream ends`, code: "AUTHENTICATION_FAILED" }
                 return end(encoder.encode(`event: error\ndata: ${JSON.stringify(error)}\n\n`))
               }
-              for (const chunk of chunks) controller.enqueue(chunk)
+              for (const chunk of got.chunks) controller.enqueue(chunk)
               return
             }
           },
@@ -138,3 +180,4 @@ export const eventRoutes = (
         Connection: "keep-alive",
       })
     })
+}

@@ -1,0 +1,48 @@
+// Event streams ask for their credential again before they send anything, so a revoked token, an
+// ended session or a lost role ends a stream at its next frame. Asked per stream and per frame, that
+// is one store read per stream per event: 2,000 streams under a flood of reports queued reads faster
+// than the store answered and grew without bound. So streams that share a credential share the
+// question: an answer counts for whatever was published (or read from the store) before the question
+// was asked, which is exactly as strict as asking again, since a revocation the answer did not see
+// happened after the event it lets through was already out.
+import type { Authenticator } from "../domain/auth/authenticator.ts"
+import { can } from "../domain/auth/roles.ts"
+
+interface Asked {
+  atMs: number
+  refusal: Promise<string | null>
+}
+
+/** Answers kept per credential are forgotten after this long unused. */
+const FORGET_AFTER_MS = 60_000
+
+export function streamCredentials(authenticator: Authenticator) {
+  const asked = new Map<string, Asked>()
+  let sweptAt = 0
+
+  const ask = (token: string, nowMs: number): Asked => {
+    const refusal = authenticator.authenticate(token).then(
+      (p) => (p.kind === "user" && can(p.role, "fleet:read") ? null : "the credential no longer has fleet:read"),
+      (error: unknown) => (error instanceof Error ? error.message : "authentication failed"),
+    )
+    const entry = { atMs: nowMs, refusal }
+    asked.set(token, entry)
+    if (nowMs - sweptAt > FORGET_AFTER_MS) {
+      sweptAt = nowMs
+      for (const [t, a] of asked) if (nowMs - a.atMs > FORGET_AFTER_MS) asked.delete(t)
+    }
+    return entry
+  }
+
+  return {
+    /**
+     * Why `token` may no longer read the fleet, or null when it may, from a question asked no earlier
+     * than `sinceMs` (performance.now()): the newest one for this credential, or a new one.
+     */
+    refusal(token: string, sinceMs: number): Promise<string | null> {
+      const last = asked.get(token)
+      if (last && last.atMs >= sinceMs) return last.refusal
+      return ask(token, performance.now()).refusal
+    },
+  }
+}
