@@ -1,8 +1,8 @@
 // Live event streams for many viewers at about the cost of one. The fan-out subscribes to the event
 // bus once and encodes each event as a Server-Sent Events frame once; every stream whose filter
 // matches is handed the same bytes. What a stream holds for its client is bounded: past
-// `pendingBytes` (a client that reads slowly, or only the headers) its frames are dropped and it is
-// marked behind, so it catches up from the store when its client reads again, missing nothing and
+// `pendingBytes` (a client that reads slowly, or only the headers), or when live delivery to all
+// streams passes `liveBytesPerSecond`, its frames are dropped and it is marked behind, so it catches up from the store when its client reads again, missing nothing and
 // holding nothing meanwhile. Streams are counted per owner (a user and the API tokens they made) and
 // in total; one past either cap is a 429 that says which cap and how to raise it.
 import { createLogger } from "../../protocol/log.ts"
@@ -19,9 +19,16 @@ export interface StreamLimits {
   total: number
   /** Bytes of frames a stream may hold for a client that has not read them. */
   pendingBytes: number
+  /** Bytes of live frames handed to all streams together per second; past it, streams fall behind. */
+  liveBytesPerSecond: number
 }
 
-export const DEFAULT_STREAM_LIMITS: StreamLimits = { perUser: 16, total: 1000, pendingBytes: 1024 * 1024 }
+export const DEFAULT_STREAM_LIMITS: StreamLimits = {
+  perUser: 16,
+  total: 1000,
+  pendingBytes: 1024 * 1024,
+  liveBytesPerSecond: 64 * 1024 * 1024,
+}
 
 export interface Frame {
   event: FleetEvent
@@ -64,12 +71,25 @@ export function createEventFanout(bus: EventBusPort, limits: StreamLimits = DEFA
   const perOwner = new Map<string, number>()
   let unsubscribe: (() => void) | null = null
 
+  // What live delivery may hand out: subscribers × event bytes is the cost of a fan-out (2,000 streams
+  // × a 3 MB batch of reports is 6 GB of socket writes), so past this rate streams fall behind and
+  // catch up from the store, whose readers take turns.
+  let budget = limits.liveBytesPerSecond
+  let refilledAt = performance.now()
+
   const deliver = (event: FleetEvent) => {
     let frame: Frame | null = null
     for (const slot of slots) {
       if (slot.behind || !slot.matches(event)) continue
       frame ??= { event, bytes: encodeFrame(event), atMs: performance.now() }
-      if (slot.bytes + frame.bytes.length > limits.pendingBytes) {
+      if (frame.atMs > refilledAt) {
+        budget = Math.min(
+          limits.liveBytesPerSecond,
+          budget + ((frame.atMs - refilledAt) / 1000) * limits.liveBytesPerSecond,
+        )
+        refilledAt = frame.atMs
+      }
+      if (budget < frame.bytes.length || slot.bytes + frame.bytes.length > limits.pendingBytes) {
         // Drop what it holds: the store has it all, and reading the store is the client's cost, paid
         // only when it reads, whereas holding frames for a client that never reads costs us forever.
         slot.frames = []
@@ -79,6 +99,7 @@ export function createEventFanout(bus: EventBusPort, limits: StreamLimits = DEFA
       } else {
         slot.frames.push(frame)
         slot.bytes += frame.bytes.length
+        budget -= frame.bytes.length
       }
       slot.wake?.()
     }
