@@ -171,6 +171,28 @@ layered<WebObs>({
       observe: (o) => o.settings.retentionCommandDays,
     },
     {
+      option: "retention.event_days",
+      file: 7,
+      env: "0",
+      expect: { default: 90, file: 7, env: 0 },
+      observe: (o) => o.settings.retentionEventDays,
+    },
+    ...(
+      [
+        ["event_streams_per_user", 16, 3, "4"],
+        ["event_streams", 1000, 30, "40"],
+        ["node_report_bytes", 4 * 1024 * 1024, 100_000, "200000"],
+        ["node_reports", 600, 50, "60"],
+        ["node_report_window_seconds", 60, 30, "20"],
+      ] as const
+    ).map(([field, byDefault, file, env]) => ({
+      option: `limits.${field}`,
+      file,
+      env,
+      expect: { default: byDefault, file, env: Number(env) },
+      observe: (o: WebObs) => (o.settings.limits as Record<string, number>)[field],
+    })),
+    {
       option: "rate_limits.window_seconds",
       file: 120,
       env: "30",

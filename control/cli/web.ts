@@ -31,7 +31,9 @@ export default defineCommand({
       jwtTtlSeconds: trust.jwtTtlSeconds,
       nodeRotationDays: trust.nodeCredentialRotationDays,
       retentionCommandDays: config.retention.command_days,
+      retentionEventDays: config.retention.event_days,
       rateLimits: trust.rateLimits,
+      limits: config.limits,
       fleetNodes: Object.keys(config.fleet.nodes),
     })
     const cp = await startControlPlane({
