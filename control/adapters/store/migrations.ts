@@ -113,7 +113,7 @@ export const MIGRATIONS: Migration[] = [
     ],
   },
   {
-    version: 6,
+    version: 7,
     name: "events pruned by arrival; the health probe's row",
     statements: () => [
       "CREATE INDEX events_by_arrival ON events (received_at)",
