@@ -12,6 +12,7 @@
 // sequence it has made durable, so a replay after a crash on either side is neither lost nor doubled.
 import { z } from "zod"
 import { NodeId, StorePath } from "./ids.ts"
+import { hasControlCharacters } from "./terminal-text.ts"
 
 export const AgentPhase = z.enum([
   "no-desired", // the control plane has not set a closure for this node yet
@@ -33,11 +34,28 @@ export const SystemLinks = z
   .strict()
 export type SystemLinks = z.infer<typeof SystemLinks>
 
+/**
+ * What an agent says it runs, shown to admins on their terminals: a version, never free text (an
+ * escape sequence here once retitled and cleared the admin's terminal).
+ */
+export const AgentVersion = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9.+~_-]{0,63}$/,
+    "expected a version of 1-64 letters, digits, dots, pluses, tildes, dashes or underscores, e.g. 0.4.1",
+  )
+
+/** A node's host name as its kernel reports it: any text but control and format characters. */
+export const HostName = z
+  .string()
+  .max(255)
+  .refine((s) => !hasControlCharacters(s), "expected a host name without control or format characters")
+
 export const NodeHealth = z
   .object({
     nodeId: NodeId,
-    agentVersion: z.string().min(1).max(64),
-    hostname: z.string().max(255),
+    agentVersion: AgentVersion,
+    hostname: HostName,
     at: z.iso.datetime(),
     uptimeSeconds: z.number().nonnegative(),
     load: z.tuple([z.number().nonnegative(), z.number().nonnegative(), z.number().nonnegative()]),
@@ -142,8 +160,8 @@ export type ReportAck = z.infer<typeof ReportAck>
 export const EnrollRequest = z
   .object({
     nodeId: NodeId,
-    hostname: z.string().max(255).default(""),
-    agentVersion: z.string().min(1).max(64),
+    hostname: HostName.default(""),
+    agentVersion: AgentVersion,
     credentialHash: z
       .string()
       .regex(/^[0-9a-f]{64}$/, "expected a SHA-256 in lower-case hex")

@@ -3,7 +3,10 @@
 // Secrets are redacted here, at the one place every log line passes, not case by case: any field
 // whose name looks like a credential is replaced, and so is any string that looks like a Chimera token,
 // a JWT, a password hash or a bearer header. The API's error bodies, its answers and the audit log
-// pass through the same `redact`.
+// pass through the same `redact`. A line holds no character a terminal would act on (jsonSafe): logs
+// carry text from nodes and end up on someone's terminal.
+import { jsonSafe } from "./terminal-text.ts"
+
 export type LogLevel = "debug" | "info" | "warning" | "error"
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40 }
@@ -95,7 +98,7 @@ export function createLogger(module: string): Logger {
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < threshold) return
     const line = { at: new Date().toISOString(), level, module, msg: redact(msg), ...(redact(fields ?? {}) as object) }
-    sink(JSON.stringify(line))
+    sink(jsonSafe(JSON.stringify(line)))
   }
   return {
     debug: (m, f) => emit("debug", m, f),

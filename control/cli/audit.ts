@@ -4,7 +4,7 @@ import { closeSync, openSync, writeSync } from "node:fs"
 import { defineCommand } from "citty"
 import type { AuditRecord } from "../domain/auth/ports.ts"
 import { apiClient, call } from "./client.ts"
-import { printJson, printTable } from "./output.ts"
+import { printJson, printTable, say } from "./output.ts"
 
 const PAGE = 1000
 
@@ -55,7 +55,7 @@ export default defineCommand({
         closeSync(fd)
       }
       if (args.json) return printJson({ exported: count, file: args.export })
-      process.stdout.write(`Exported ${count} audit entries to ${args.export}\n`)
+      say(`Exported ${count} audit entries to ${args.export}\n`)
       return
     }
 

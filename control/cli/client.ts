@@ -4,6 +4,7 @@
 // hc<AppType>, so the CLI and the API cannot drift apart.
 import { hc } from "hono/client"
 import { ApiErrorBody } from "../../protocol/errors.ts"
+import { terminalLine } from "../../protocol/terminal-text.ts"
 import type { AppType } from "../api/app.ts"
 import { controlCredential, controlUrl } from "./credentials.ts"
 import { CliError } from "./errors.ts"
@@ -40,7 +41,9 @@ export async function call<T>(
   if (res.ok) return res.json()
   const body = ApiErrorBody.safeParse(await res.json().catch(() => null))
   throw new CliError(
-    body.success ? `${body.data.error} (${res.status} ${body.data.code})` : `the control plane answered ${res.status}`,
+    body.success
+      ? `${terminalLine(body.data.error)} (${res.status} ${terminalLine(body.data.code)})`
+      : `the control plane answered ${res.status}`,
     "E_API",
   )
 }

@@ -13,7 +13,7 @@ import { openCliStore } from "./cli-store.ts"
 import { deployViaControlPlane } from "./deploy-remote.ts"
 import { exportDeployTrace } from "./deploy-telemetry.ts"
 import { CliError } from "./errors.ts"
-import { color, printJson, printTable } from "./output.ts"
+import { color, field, printJson, printTable, say, warn } from "./output.ts"
 import { desiredPublisher, reportPublished } from "./publish-desired.ts"
 import { ConfirmTimeout, MAX_CONFIRM_SECONDS, Seconds } from "./seconds-flag.ts"
 import { parseSshFlags, SSH_FLAG_NAMES, sshArgs, sshConfigFlags } from "./ssh-flags.ts"
@@ -58,7 +58,7 @@ export function printDeployment(record: DeploymentRecord): void {
     ]),
   )
   const counts = Object.entries(Object.groupBy(record.targets, (t) => t.status)).map(([k, v]) => `${v?.length} ${k}`)
-  process.stdout.write(`\n${record.kind} ${record.id}: ${record.closure} — ${counts.join(", ")}\n`)
+  say(`\n${record.kind} ${record.id}: ${record.closure} — ${counts.join(", ")}\n`)
 }
 
 export default defineCommand({
@@ -172,7 +172,7 @@ export default defineCommand({
           exec,
           onProgress: (target, phase, message) => {
             if (spin) spin.message(`${target}: ${phase}: ${message}`)
-            else if (!args.json) process.stderr.write(`${target}: ${phase}: ${message}\n`)
+            else if (!args.json) warn(`${target}: ${phase}: ${field(message)}\n`)
           },
           onConfirmed: publisher ? (target, closure) => publisher.publish(target, closure) : undefined,
         },
@@ -195,7 +195,7 @@ export default defineCommand({
       const store = await openCliStore()
       await store.saveDeployment(record).finally(() => store.close())
     } catch (error) {
-      process.stderr.write(`${color.yellow("warning")} the deployment was not recorded: ${(error as Error).message}\n`)
+      warn(`${color.yellow("warning")} the deployment was not recorded: ${field((error as Error).message)}\n`)
       process.exitCode = 1
     }
   },

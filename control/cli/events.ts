@@ -6,7 +6,7 @@ import { EventType, type FleetEvent } from "../domain/events.ts"
 import { apiClient, call, controlToken, controlUrl } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { announceIdentity } from "./identity.ts"
-import { color, printJson, printTable } from "./output.ts"
+import { color, field, jsonLine, printJson, printTable, say } from "./output.ts"
 
 const Types = z
   .string()
@@ -74,16 +74,16 @@ export default defineCommand({
       for (let i = buffer.indexOf("\n\n"); i >= 0; i = buffer.indexOf("\n\n")) {
         const lines = buffer.slice(0, i).split("\n")
         buffer = buffer.slice(i + 2)
-        const field = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2)
-        const data = field("data")
+        const sseField = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2)
+        const data = sseField("data")
         // `ready` opens the stream and comments keep it alive; `error` ends it (e.g. the token was revoked).
-        if (field("event") === "error") {
+        if (sseField("event") === "error") {
           const message = data ? String((JSON.parse(data) as { error?: unknown }).error) : "the event stream failed"
           throw new CliError(message, "E_API")
         }
-        if (data === undefined || field("id") === undefined) continue
+        if (data === undefined || sseField("id") === undefined) continue
         const event = JSON.parse(data) as FleetEvent
-        process.stdout.write(args.json ? `${JSON.stringify(event)}\n` : `${row(event).join("  ")}\n`)
+        say(args.json ? `${jsonLine(event)}\n` : `${row(event).map(field).join("  ")}\n`)
       }
     }
     throw new CliError("the control plane closed the event stream", "E_UNREACHABLE")

@@ -7,17 +7,17 @@ import { mapLimit } from "../domain/map-limit.ts"
 import type { ExecResult } from "../domain/operation-ports.ts"
 import { openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
-import { color, prefixed, printJson } from "./output.ts"
+import { color, field, prefixed, printJson, say, warn } from "./output.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
 function _print(r: ExecResult, width: number): void {
   const name = color.bold(r.target.name.padEnd(width))
-  process.stdout.write(prefixed(name, r.stdout, color.dim("|")))
-  process.stderr.write(prefixed(name, r.stderr, color.yellow("!")))
+  say(prefixed(name, r.stdout, color.dim("|")))
+  warn(prefixed(name, r.stderr, color.yellow("!")))
   // Failure messages start with the target's name for logs and JSON; here the prefix already says it.
   const message = r.failure?.message.replace(`${r.target.name}: `, "")
-  if (r.failure) process.stderr.write(`${name} ${color.red("✗")} ${r.failure.kind}: ${message}\n`)
-  else if (!r.ok) process.stderr.write(`${name} ${color.red("✗")} exited ${r.exitCode}\n`)
+  if (r.failure) warn(`${name} ${color.red("✗")} ${r.failure.kind}: ${field(message ?? "")}\n`)
+  else if (!r.ok) warn(`${name} ${color.red("✗")} exited ${r.exitCode}\n`)
 }
 
 function _summary(results: ExecResult[], ms: number): string {
@@ -67,7 +67,7 @@ export default defineCommand({
     )
     await store.close()
     if (args.json) printJson(results)
-    else process.stderr.write(_summary(results, performance.now() - t0))
+    else warn(_summary(results, performance.now() - t0))
     if (results.some((r) => !r.ok)) process.exitCode = 1
   },
 })

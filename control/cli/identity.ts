@@ -10,7 +10,7 @@ import { Role } from "../domain/auth/roles.ts"
 import { type Credential, controlCredential, describeCredential } from "./credentials.ts"
 import { CliError } from "./errors.ts"
 import { globals } from "./globals.ts"
-import { color } from "./output.ts"
+import { color, warn } from "./output.ts"
 
 export const Me = z.object({
   name: z.string(),
@@ -51,7 +51,7 @@ export function announceIdentity(url: string): Promise<void> {
 }
 
 async function _announce(url: string): Promise<void> {
-  const say = (s: string) => void process.stderr.write(`${color.dim(`chimera: ${s}`)}\n`)
+  const say = (s: string) => warn(`${color.dim(`chimera: ${s}`)}\n`)
   let credential: Credential
   try {
     credential = controlCredential()

@@ -5,7 +5,7 @@ import { hc } from "hono/client"
 import type { AppType } from "../api/app.ts"
 import { apiClient, call, controlUrl } from "./client.ts"
 import { CliError } from "./errors.ts"
-import { color, printJson } from "./output.ts"
+import { color, field, printJson, say, warn } from "./output.ts"
 import { passwordStdin, readSecret } from "./secret-input.ts"
 import { readTokenFile, removeTokenFile, writeTokenFile } from "./token-file.ts"
 
@@ -30,8 +30,8 @@ export const login = defineCommand({
     }
     const path = writeTokenFile({ url, token: session.token, expiresAt: session.expiresAt })
     if (args.json) return printJson({ username, url, expiresAt: session.expiresAt, tokenFile: path })
-    process.stdout.write(`Logged in to ${url} as ${color.bold(username)} until ${session.expiresAt}\n`)
-    process.stderr.write(`${color.dim(`session token kept in ${path} (mode 0600)`)}\n`)
+    say(`Logged in to ${url} as ${color.bold(field(username))} until ${session.expiresAt}\n`)
+    warn(`${color.dim(`session token kept in ${path} (mode 0600)`)}\n`)
   },
 })
 
@@ -50,6 +50,6 @@ export const logout = defineCommand({
     }
     removeTokenFile()
     if (args.json) return printJson({ loggedOut: true, revoked })
-    process.stdout.write(stored ? "Logged out.\n" : "No stored session for this control plane.\n")
+    say(stored ? "Logged out.\n" : "No stored session for this control plane.\n")
   },
 })

@@ -10,7 +10,7 @@ import type { NodeView } from "../domain/node.ts"
 import type { RelayNodeResult, RelayResult } from "../domain/relay.ts"
 import { apiClient, call, controlUrl } from "./client.ts"
 import { CliError } from "./errors.ts"
-import { ago, color, prefixed, printFields, printJson, printTable, statusText } from "./output.ts"
+import { ago, color, field, prefixed, printFields, printJson, printTable, say, statusText, warn } from "./output.ts"
 
 const json = { type: "boolean", description: "Print JSON" } as const
 const TtlSeconds = z
@@ -45,9 +45,7 @@ const list = defineCommand({
     const { nodes } = (await call(url, client.api.nodes.$get())) as { nodes: NodeView[] }
     if (args.json) return printJson({ nodes })
     if (nodes.length === 0) {
-      process.stdout.write(
-        `No nodes enrolled yet. Create a join token with ${color.bold("chimera nodes join-token")}.\n`,
-      )
+      say(`No nodes enrolled yet. Create a join token with ${color.bold("chimera nodes join-token")}.\n`)
       return
     }
     printTable(
@@ -112,9 +110,9 @@ const joinToken = defineCommand({
       expiresAt: string
     }
     if (args.json) return printJson(token)
-    process.stdout.write(`${token.token}\n`)
+    say(`${token.token}\n`)
     // In the environment, not on the command line: every local user can read a process's argv (ps).
-    process.stderr.write(
+    warn(
       `${color.dim(`single use, expires ${token.expiresAt}. On the node:`)}\n  CHIMERA_JOIN_TOKEN=${token.token} chimera-agent --node-id ${nodeId ?? "NODE"} --control-url ${controlUrl()}\n${color.dim("or --join-token-file PATH (- for stdin); on NixOS services.chimera-agent.joinTokenFile")}\n`,
     )
   },
@@ -140,7 +138,7 @@ const setDesired = defineCommand({
       client.api.nodes[":id"].desired.$put({ param: { id }, json: { closure } }),
     )) as NodeView
     if (args.json) return printJson(node)
-    process.stdout.write(
+    say(
       `${node.id}: desired ${closure}\n${color.dim(`status ${node.status}; the agent activates it on its next command poll`)}\n`,
     )
   },
@@ -168,15 +166,15 @@ const NodeList = z
 
 function printRelayed(r: RelayNodeResult, width: number): void {
   const name = color.bold(r.node.padEnd(width))
-  process.stdout.write(prefixed(name, r.stdout, color.dim("|")))
-  if (r.status !== "offline") process.stderr.write(prefixed(name, r.stderr, color.yellow("!")))
+  say(prefixed(name, r.stdout, color.dim("|")))
+  if (r.status !== "offline") warn(prefixed(name, r.stderr, color.yellow("!")))
   const why = {
     ok: null,
     failed: `exited ${r.exit_code ?? "without a status"}`,
     timeout: "timed out",
-    offline: `offline: ${r.stderr}`,
+    offline: `offline: ${field(r.stderr)}`,
   }[r.status]
-  if (why) process.stderr.write(`${name} ${color.red("✗")} ${why}\n`)
+  if (why) warn(`${name} ${color.red("✗")} ${why}\n`)
 }
 
 const runOnNodes = defineCommand({
@@ -215,7 +213,7 @@ const runOnNodes = defineCommand({
       const bad = [failed && `${failed} failed`, late && `${late} timed out`, offline && `${offline} offline`].filter(
         Boolean,
       )
-      process.stderr.write(
+      warn(
         `${answer.results.length} node${answer.results.length === 1 ? "" : "s"}: ${ok} ok${bad.length ? `, ${color.red(bad.join(", "))}` : ""} in ${answer.duration.toFixed(2)} s\n`,
       )
     }

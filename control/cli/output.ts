@@ -1,30 +1,68 @@
 // Printing for people and for programs: `--json` prints exactly the data, nothing else; otherwise
 // aligned tables and colour, which NO_COLOR (https://no-color.org) or a non-terminal turns off.
+//
+// Everything the CLI shows goes out through this file (`say`, `warn`, `printTable`, `printFields`,
+// `printJson`), and that is where text from nodes and users is made safe for the terminal: control
+// and format characters are shown escaped (protocol/terminal-text.ts), so a node cannot retitle,
+// clear or forge lines on the admin's terminal through any command. Our own colours survive because
+// `color` does not write escape sequences into the text: it writes a marker carrying a secret drawn at
+// start, which foreign text cannot guess, and the marker becomes the colour only as the line is written.
+import { randomBytes } from "node:crypto"
+import { jsonSafe, terminalLine, terminalText } from "../../protocol/terminal-text.ts"
+
 export const useColor = () => !process.env.NO_COLOR && process.stdout.isTTY === true && process.env.TERM !== "dumb"
 
-const paint = (code: number) => (s: string) => (useColor() ? `\x1b[${code}m${s}\x1b[0m` : s)
+const SECRET = randomBytes(8).toString("hex")
+const MARK = new RegExp(`\uE000${SECRET}:(\\d+)\uE001`, "g")
+const _marker = (code: number) => `\uE000${SECRET}:${code}\uE001`
+const paint = (code: number) => (s: string) => `${_marker(code)}${s}${_marker(0)}`
 export const color = { green: paint(32), yellow: paint(33), red: paint(31), dim: paint(2), bold: paint(1) }
 
-export function printJson(data: unknown): void {
-  process.stdout.write(`${JSON.stringify(data, null, 2)}\n`)
+/** What a line becomes on the way out: foreign control characters escaped, our markers made colours. */
+function _render(text: string): string {
+  const colors = useColor()
+  return terminalText(text).replace(MARK, (_, code: string) => (colors ? `\x1b[${code}m` : ""))
 }
 
-const visible = (s: string) => Bun.stringWidth(s)
+/** Writes text (our words with values in them) to stdout; end it with a newline. */
+export function say(text: string): void {
+  process.stdout.write(_render(text))
+}
 
-export function printTable(headers: string[], rows: string[][]): void {
+/** Writes text to stderr: progress, warnings, errors. */
+export function warn(text: string): void {
+  process.stderr.write(_render(text))
+}
+
+/** A value shown inside a line: on one line, whatever newlines it holds. */
+export const field = (value: string) => terminalLine(value)
+
+export function printJson(data: unknown): void {
+  process.stdout.write(`${jsonLine(data, 2)}\n`)
+}
+
+/** JSON text whose strings hold nothing a terminal acts on (C1, DEL, bidi are `\u` escapes too). */
+export function jsonLine(data: unknown, indent?: number): string {
+  return jsonSafe(JSON.stringify(data, null, indent))
+}
+
+const visible = (s: string) => Bun.stringWidth(s.replace(MARK, ""))
+
+export function printTable(headers: string[], rawRows: string[][]): void {
+  const rows = rawRows.map((row) => row.map(field))
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ""))))
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c + " ".repeat((widths[i] ?? 0) - visible(c))))
       .join("  ")
       .trimEnd()
-  process.stdout.write(`${line(headers.map((h) => color.bold(h)))}\n`)
-  for (const row of rows) process.stdout.write(`${line(row)}\n`)
+  say(`${line(headers.map((h) => color.bold(h)))}\n`)
+  for (const row of rows) say(`${line(row)}\n`)
 }
 
 export function printFields(fields: [string, string][]): void {
   const width = Math.max(...fields.map(([k]) => k.length))
-  for (const [k, v] of fields) process.stdout.write(`${color.dim(k.padEnd(width))}  ${v}\n`)
+  for (const [k, v] of fields) say(`${color.dim(k.padEnd(width))}  ${field(v)}\n`)
 }
 
 /** "4s ago", "3m ago", "2h ago": how long since an ISO time. */
@@ -50,5 +88,5 @@ export const statusText = (status: string) => (STATUS_COLOR[status] ?? color.red
 export function prefixed(name: string, text: string, mark: string): string {
   if (text === "") return ""
   const lines = text.endsWith("\n") ? text.slice(0, -1).split("\n") : text.split("\n")
-  return `${lines.map((l) => `${name} ${mark} ${l}`).join("\n")}\n`
+  return `${lines.map((l) => `${name} ${mark} ${field(l)}`).join("\n")}\n`
 }

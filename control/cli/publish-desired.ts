@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { NodeId, type StorePath } from "../../protocol/ids.ts"
 import { dataDir } from "../config.ts"
 import { apiClient } from "./client.ts"
-import { color } from "./output.ts"
+import { color, field, warn } from "./output.ts"
 
 export interface DesiredPublisher {
   publish(target: string, closure: StorePath): Promise<void>
@@ -50,11 +50,9 @@ export function desiredPublisher(env = process.env): DesiredPublisher | null {
 /** Says on stderr which nodes now have the closure as desired, and warns (exit 1) of any that do not. */
 export function reportPublished(publisher: DesiredPublisher | null, quiet: boolean): void {
   if (publisher?.published.length && !quiet)
-    process.stderr.write(
-      `${color.dim(`desired closure set on the control plane for ${publisher.published.join(", ")}`)}\n`,
-    )
+    warn(`${color.dim(`desired closure set on the control plane for ${publisher.published.join(", ")}`)}\n`)
   for (const problem of publisher?.problems ?? []) {
-    process.stderr.write(`${color.yellow("warning")} ${problem}\n`)
+    warn(`${color.yellow("warning")} ${field(problem)}\n`)
     process.exitCode = 1
   }
 }

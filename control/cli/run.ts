@@ -5,7 +5,7 @@ import { setLogLevel } from "../../protocol/log.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import { CliError } from "./errors.ts"
 import { flagLogLevel, globals, takeGlobalFlags } from "./globals.ts"
-import { color, useColor } from "./output.ts"
+import { color, useColor, warn } from "./output.ts"
 
 async function usageFor(main: CommandDef, argv: string[]): Promise<string> {
   let cmd = main
@@ -63,8 +63,8 @@ export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv:
     const message = error instanceof Error ? error.message : String(error)
     const known =
       usage || error instanceof CliError || error instanceof ChimeraError || (error as Error)?.name === "ConfigError"
-    process.stderr.write(`${color.red("error")} ${known ? message : `unexpected failure: ${message}`}\n`)
-    if (globals.debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
+    warn(`${color.red("error")} ${known ? message : `unexpected failure: ${message}`}\n`)
+    if (globals.debug && error instanceof Error && error.stack) warn(`${error.stack}\n`)
     process.exit(1)
   }
 }

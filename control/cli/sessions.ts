@@ -6,7 +6,7 @@ import { z } from "zod"
 import { SessionId } from "../../protocol/ids.ts"
 import { createTmuxSessions, type TmuxSessions } from "../adapters/tmux.ts"
 import { CliError } from "./errors.ts"
-import { ago, color, printJson, printTable } from "./output.ts"
+import { ago, color, printJson, printTable, say } from "./output.ts"
 
 // tmux keeps its sockets as files in $TMUX_TMPDIR, so the name must be a plain file name.
 const SocketName = z
@@ -38,7 +38,7 @@ const list = defineCommand({
     const sessions = await cliSessions().listSessions()
     if (args.json) return printJson({ sessions })
     if (sessions.length === 0) {
-      process.stdout.write(`No sessions. ${color.bold("chimera run COMMAND")} creates one.\n`)
+      say(`No sessions. ${color.bold("chimera run COMMAND")} creates one.\n`)
       return
     }
     printTable(
@@ -61,7 +61,7 @@ const kill = defineCommand({
         "E_NOT_FOUND",
       )
     }
-    process.stdout.write(`killed session ${id}\n`)
+    say(`killed session ${id}\n`)
   },
 })
 

@@ -5,7 +5,7 @@ import { TokenName } from "../domain/auth/accounts.ts"
 import { Role } from "../domain/auth/roles.ts"
 import { apiClient, call } from "./client.ts"
 import { CliError } from "./errors.ts"
-import { color, printJson, printTable } from "./output.ts"
+import { color, printJson, printTable, say, warn } from "./output.ts"
 
 const json = { type: "boolean", description: "Print JSON" } as const
 type TokenView = {
@@ -49,10 +49,8 @@ const create = defineCommand({
       token: string
     }
     if (args.json) return printJson(created)
-    process.stdout.write(`${created.token}\n`)
-    process.stderr.write(
-      `${color.dim(`token ${created.id} (${role}); it is shown only now. Use it as CHIMERA_TOKEN.`)}\n`,
-    )
+    say(`${created.token}\n`)
+    warn(`${color.dim(`token ${created.id} (${role}); it is shown only now. Use it as CHIMERA_TOKEN.`)}\n`)
   },
 })
 
@@ -78,7 +76,7 @@ const revoke = defineCommand({
     const { url, client } = apiClient()
     const result = await call(url, client.api.tokens[":id"].$delete({ param: { id } }))
     if (args.json) return printJson(result)
-    process.stdout.write(`Revoked ${id}\n`)
+    say(`Revoked ${id}\n`)
   },
 })
 

@@ -5,7 +5,7 @@ import { Role } from "../domain/auth/roles.ts"
 import { Username } from "../domain/auth/sessions.ts"
 import { apiClient, call } from "./client.ts"
 import { CliError } from "./errors.ts"
-import { printJson, printTable } from "./output.ts"
+import { printJson, printTable, say } from "./output.ts"
 import { passwordStdin, readSecret } from "./secret-input.ts"
 
 const json = { type: "boolean", description: "Print JSON" } as const
@@ -32,7 +32,7 @@ const add = defineCommand({
     const { url, client } = apiClient()
     const user = (await call(url, client.api.users.$post({ json: { username, password, role } }))) as UserView
     if (args.json) return printJson(user)
-    process.stdout.write(`Added ${user.username} (${user.role})\n`)
+    say(`Added ${user.username} (${user.role})\n`)
   },
 })
 
@@ -58,7 +58,7 @@ const remove = defineCommand({
     const { url, client } = apiClient()
     const result = await call(url, client.api.users[":username"].$delete({ param: { username } }))
     if (args.json) return printJson(result)
-    process.stdout.write(`Removed ${username}\n`)
+    say(`Removed ${username}\n`)
   },
 })
 
@@ -89,7 +89,7 @@ const passwd = defineCommand({
       result = await call(url, client.api.auth.password.$post({ json: { currentPassword, newPassword } }))
     }
     if (args.json) return printJson(result)
-    process.stdout.write("Password changed; that user's sessions have ended.\n")
+    say("Password changed; that user's sessions have ended.\n")
   },
 })
 
@@ -115,9 +115,7 @@ const setRole = defineCommand({
       client.api.users[":username"].role.$put({ param: { username }, json: { role: role.data } }),
     )) as UserView
     if (args.json) return printJson(user)
-    process.stdout.write(
-      `${user.username} is now ${user.role}; if that changed their role, their sessions have ended.\n`,
-    )
+    say(`${user.username} is now ${user.role}; if that changed their role, their sessions have ended.\n`)
   },
 })
 

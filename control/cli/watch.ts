@@ -13,7 +13,7 @@ import { intervalToCron, type WatchPass, watchOnce } from "../domain/watch.ts"
 import { commandConfig, flagValue } from "./cli-config.ts"
 import { openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
-import { color, printJson } from "./output.ts"
+import { color, field, printJson, say, warn } from "./output.ts"
 import { desiredPublisher, reportPublished } from "./publish-desired.ts"
 import { ConfirmTimeout } from "./seconds-flag.ts"
 import { parseSshFlags, SSH_FLAG_NAMES, sshArgs, sshConfigFlags } from "./ssh-flags.ts"
@@ -28,10 +28,10 @@ function report(pass: WatchPass, json: boolean) {
         ? color.green("congruent")
         : c.status === "drifted"
           ? color.yellow(`drifted (${c.kinds.join(", ")})`)
-          : color.red(`unreachable: ${c.error}`)
+          : color.red(`unreachable: ${field(c.error ?? "")}`)
     const healed = pass.heal?.targets.find((t) => t.target === c.target.name)
-    process.stdout.write(
-      `${pass.at}  ${c.target.name}  ${what}${healed ? `  → ${healed.status}${healed.error ? `: ${healed.error}` : ""}` : ""}\n`,
+    say(
+      `${pass.at}  ${c.target.name}  ${what}${healed ? `  → ${healed.status}${healed.error ? `: ${field(healed.error)}` : ""}` : ""}\n`,
     )
   }
 }
@@ -147,7 +147,7 @@ export default defineCommand({
             await pass()
           } catch (error) {
             log.error("watch pass failed", { error })
-            process.stderr.write(`${color.red("error")} ${(error as Error).message}\n`)
+            warn(`${color.red("error")} ${field((error as Error).message)}\n`)
           } finally {
             running = false
           }

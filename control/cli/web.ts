@@ -7,7 +7,7 @@ import { inactiveWarnings } from "../inactive-settings.ts"
 import { startControlPlane } from "../server.ts"
 import { trustSettings } from "../trust.ts"
 import { commandConfig } from "./cli-config.ts"
-import { color } from "./output.ts"
+import { color, say, warn } from "./output.ts"
 
 const log = createLogger("web")
 
@@ -24,8 +24,7 @@ export default defineCommand({
     })
     const { config } = layered
     for (const warning of inactiveWarnings(layered))
-      process.stderr.write(`${color.yellow("warning")} ${warning}
-`)
+      warn(`${color.yellow("warning")} ${warning}\n`)
     const trust = trustSettings(config)
     log.info("settings", {
       jwtTtlSeconds: trust.jwtTtlSeconds,
@@ -57,10 +56,8 @@ export default defineCommand({
       telemetry: config.telemetry,
       tags: Object.fromEntries(Object.entries(config.fleet.nodes).map(([name, n]) => [name, n.tags])),
     })
-    process.stdout.write(`Chimera control plane on ${color.bold(cp.url)}\n`)
-    process.stdout.write(
-      `${cp.adminTokenCreated ? "Created the admin token" : "Admin token"} in ${cp.adminTokenPath} (mode 0600)\n`,
-    )
+    say(`Chimera control plane on ${color.bold(cp.url)}\n`)
+    say(`${cp.adminTokenCreated ? "Created the admin token" : "Admin token"} in ${cp.adminTokenPath} (mode 0600)\n`)
     const stop = async () => {
       await cp.stop()
       process.exit(0)
