@@ -62,7 +62,10 @@ export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv:
     if (usage) process.stderr.write(`${await usageFor(main, argv)}\n`)
     const message = error instanceof Error ? error.message : String(error)
     const known =
-      usage || error instanceof CliError || error instanceof ChimeraError || (error as Error)?.name === "ConfigError"
+      usage ||
+      error instanceof CliError ||
+      error instanceof ChimeraError ||
+      ["ConfigError", "StateError"].includes((error as Error)?.name)
     warn(`${color.red("error")} ${known ? message : `unexpected failure: ${message}`}\n`)
     if (globals.debug && error instanceof Error && error.stack) warn(`${error.stack}\n`)
     process.exit(1)

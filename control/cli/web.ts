@@ -35,6 +35,9 @@ export default defineCommand({
       limits: config.limits,
       fleetNodes: Object.keys(config.fleet.nodes),
     })
+    // Whatever the control plane writes (the database and its -wal and -shm, keys, tokens) is this
+    // user's alone from its first byte.
+    process.umask(0o077)
     const cp = await startControlPlane({
       host: config.web.host,
       port: config.web.port,

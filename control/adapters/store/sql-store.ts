@@ -11,33 +11,41 @@ import type { FleetEvent, NewEvent } from "../../domain/events.ts"
 import type { NodeHealthSummary, NodeRecord } from "../../domain/node.ts"
 import type { EventQuery, StorePort } from "../../domain/ports.ts"
 import { batched } from "./batched.ts"
+import { checkSchema, checkSqliteFile } from "./database-file.ts"
 import { type Dialect, MIGRATIONS } from "./migrations.ts"
 
 type Row = Record<string, unknown>
 
 /** Events deleted per statement when old ones are pruned. */
 const PRUNE_BATCH = 5000
+/** A database URL without its password, to show. */
+const shownUrl = (url: string) => url.replace(/\/\/[^@/]*@/, "//***@")
 
 export function dialectOf(url: string): Dialect {
   if (url.startsWith("sqlite:")) return "sqlite"
   if (url.startsWith("postgres://") || url.startsWith("postgresql://")) return "postgres"
-  throw new Error(
-    `unsupported database URL ${JSON.stringify(url.replace(/\/\/[^@/]*@/, "//***@"))}: use sqlite://PATH or postgres://…`,
-  )
+  throw new Error(`unsupported database URL ${JSON.stringify(shownUrl(url))}: use sqlite://PATH or postgres://…`)
 }
 
 /** Opens the database (one Bun.SQL handle the fleet store and the auth store share). */
 export async function openDatabase(url: string): Promise<{ db: SQL; dialect: Dialect }> {
   const dialect = dialectOf(url)
-  if (dialect === "sqlite") {
-    const path = url.replace(/^sqlite:\/\//, "")
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  const path = url.replace(/^sqlite:\/\//, "")
+  if (dialect === "sqlite" && path !== ":memory:") {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+    checkSqliteFile(path)
   }
   const db = new SQL(url)
   if (dialect === "sqlite") {
     await db`PRAGMA journal_mode = WAL`
     await db`PRAGMA synchronous = NORMAL`
     await db`PRAGMA busy_timeout = 5000`
+  }
+  try {
+    await checkSchema(db, dialect, dialect === "sqlite" ? path : shownUrl(url))
+  } catch (error) {
+    await db.close()
+    throw error
   }
   return { db, dialect }
 }

@@ -1,0 +1,114 @@
+// Whether the store Chimera is about to open is a Chimera database, a fresh install, or neither.
+// SQLite takes an empty file for an empty database, and migrating it would make a fresh install of a
+// database someone emptied or truncated (every user, node and audit row gone, without a word). So a
+// fresh install is only a missing file: an existing file must be a whole SQLite database, and one with
+// tables must hold Chimera's, else nothing opens it and the message says what to do. A new database
+// is made complete under a temporary name (0600, in WAL mode; SQLite gives its -wal and -shm files
+// the database's mode, whatever the process's umask) and linked into place, so no process ever finds
+// an empty file at the database's path, even two starting at once.
+import { Database } from "bun:sqlite"
+import { chmodSync, closeSync, constants, existsSync, linkSync, openSync, readSync, rmSync, statSync } from "node:fs"
+import { join } from "node:path"
+import type { SQL } from "bun"
+import { StateError } from "../data-dir.ts"
+import type { Dialect } from "./migrations.ts"
+
+const MAGIC = "SQLite format 3\0"
+
+function _refuse(path: string, why: string): never {
+  throw new StateError(
+    `${path} exists but ${why}; restore it from a backup, or remove it to start fresh (every user, node, token and audit entry it held is then gone)`,
+  )
+}
+
+function _header(path: string): Buffer {
+  const fd = openSync(path, "r")
+  try {
+    const buf = Buffer.alloc(100)
+    return buf.subarray(0, readSync(fd, buf, 0, 100, 0))
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Makes an empty SQLite database at `path`, 0600; false when another process made one first. */
+function _create(path: string): boolean {
+  const tmp = `${path}.${process.pid}.new`
+  rmSync(tmp, { force: true })
+  closeSync(openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600))
+  try {
+    const db = new Database(tmp)
+    db.run("PRAGMA journal_mode = WAL")
+    db.close()
+    linkSync(tmp, path)
+    return true
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false
+    throw error
+  } finally {
+    rmSync(tmp, { force: true })
+  }
+}
+
+/**
+ * Checks the SQLite file at `path` before it is opened: a missing one is created (a fresh install),
+ * an existing one must be a whole SQLite database; otherwise it refuses with the reason.
+ */
+export function checkSqliteFile(path: string): void {
+  if (!existsSync(path) && _create(path)) return
+  const stat = statSync(path)
+  if (!stat.isFile()) _refuse(path, "is not a file")
+  if (stat.size === 0) _refuse(path, "is empty (0 bytes), so it is not a Chimera database")
+  const header = _header(path)
+  if (header.length < 100 || header.subarray(0, 16).toString("latin1") !== MAGIC)
+    _refuse(path, "is not a SQLite database (it does not start with SQLite's header)")
+  const raw = header.readUInt16BE(16)
+  const pageSize = raw === 1 ? 65_536 : raw
+  if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) _refuse(path, "has a damaged SQLite header")
+  if (stat.size % pageSize !== 0) _refuse(path, `is truncated (${stat.size} bytes is not a whole number of pages)`)
+  // The header's page count holds when its change counter matches; while a write-ahead log is being
+  // checkpointed the file may be shorter than it says, and SQLite completes it from the log.
+  const pages = header.readUInt32BE(28)
+  const counted = header.readUInt32BE(24) === header.readUInt32BE(92)
+  const log = `${path}-wal`
+  const logged = existsSync(log) && statSync(log).size > 0
+  if (counted && !logged && stat.size < pages * pageSize)
+    _refuse(path, `is truncated (${stat.size} bytes of the ${pages * pageSize} its header counts)`)
+  // A database left readable by others by an older version: the password hashes must not stay so.
+  for (const file of [path, log, `${path}-shm`])
+    if (existsSync(file) && (statSync(file).mode & 0o077) !== 0 && statSync(file).uid === process.getuid?.())
+      chmodSync(file, 0o600)
+}
+
+/**
+ * Checks what an opened store holds: no tables (a fresh install, or an empty PostgreSQL database an
+ * operator made for Chimera), or tables among which Chimera's schema_migrations.
+ */
+export async function checkSchema(db: SQL, dialect: Dialect, where: string): Promise<void> {
+  const rows = (
+    dialect === "sqlite"
+      ? await db`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`
+      : await db`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()`
+  ) as { name: string }[]
+  const tables = rows.map((r) => r.name)
+  if (tables.length === 0 || tables.includes("schema_migrations")) return
+  const found = `tables (${tables.slice(0, 5).join(", ")}) but no schema_migrations`
+  if (dialect === "sqlite") _refuse(where, `holds ${found}, so it is not a Chimera database`)
+  throw new StateError(
+    `the PostgreSQL database ${where} holds ${found}, so it is not a Chimera database; point CHIMERA_DB at Chimera's own database (an empty one is set up at first start)`,
+  )
+}
+
+/**
+ * A data directory with the admin token or the signing key of an earlier start, but no database where
+ * the database should be, lost its database (deleted, moved, or CHIMERA_DB mistyped): starting fresh
+ * there would hide that. Starting fresh is removing those files too.
+ */
+export function checkDatabaseNotLost(dataDir: string, path: string, leftovers: string[]): void {
+  if (existsSync(path)) return
+  const found = leftovers.filter((name) => existsSync(join(dataDir, name)))
+  if (found.length === 0) return
+  throw new StateError(
+    `${path} does not exist, but ${dataDir} holds ${found.join(" and ")} from an earlier start: restore the database from a backup (or set CHIMERA_DB to where it is), or remove ${found.join(" and ")} too to start fresh`,
+  )
+}

@@ -1,0 +1,176 @@
+// The control plane's data directory and database file, with the real binary (`chimera web`) on real
+// files: a directory left open (0755, a 0644 database) is made this user's alone at start, one owned by
+// another user is refused, and a database file that is empty, truncated or not Chimera's is refused
+// with what to do, never taken for a fresh install. Only a missing file is a fresh install.
+import { Database } from "bun:sqlite"
+import { describe, expect, test } from "bun:test"
+import { chmodSync, chownSync, existsSync, mkdirSync, statSync, truncateSync, writeFileSync } from "node:fs"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { SQL } from "bun"
+import { freePort, spawnControlPlane } from "./support/control-plane.ts"
+import { startPostgres } from "./support/postgres.ts"
+import { run } from "./support/tools.ts"
+
+const MAIN = join(import.meta.dir, "../control/main.ts")
+const NOBODY = 65534
+
+const mode = (path: string) => (statSync(path).mode & 0o777).toString(8)
+
+async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await mkdtemp(join(tmpdir(), "chimera-datadir-"))
+  return { path, [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true }) }
+}
+
+/** `chimera web` on `dataDir`: whether it came up (then stopped) or exited, with its stderr. */
+async function startWeb(
+  dataDir: string,
+  databaseUrl = "",
+): Promise<{ started: boolean; code: number | null; stderr: string }> {
+  const port = freePort()
+  const proc = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
+    env: { ...process.env, CHIMERA_DATA_DIR: dataDir, CHIMERA_CONFIG_FILE: "", CHIMERA_DB: databaseUrl },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  })
+  for (;;) {
+    if (proc.exitCode !== null) break
+    const up = await fetch(`http://127.0.0.1:${port}/api/health`).then(
+      (r) => r.ok,
+      () => false,
+    )
+    if (up) {
+      proc.kill("SIGTERM")
+      break
+    }
+    await Bun.sleep(25)
+  }
+  const code = await proc.exited
+  return { started: proc.signalCode !== null || code === 0, code, stderr: await new Response(proc.stderr).text() }
+}
+
+/** A real Chimera database, made by starting and stopping a control plane, left whole (no -wal). */
+async function chimeraDatabase(dataDir: string): Promise<string> {
+  const cp = await spawnControlPlane(freePort(), { dataDir })
+  await cp.stop()
+  const db = join(dataDir, "chimera.db")
+  expect(existsSync(`${db}-wal`) ? statSync(`${db}-wal`).size : 0).toBe(0)
+  return db
+}
+
+describe("the data directory", () => {
+  test("one left open to other users is made this user's alone, and so is every file in it", async () => {
+    await using tmp = await tempDir()
+    const data = join(tmp.path, "data")
+    mkdirSync(data, { mode: 0o755 })
+    chmodSync(data, 0o755)
+    // First start in a directory made by hand: what it creates is 0600 from the start.
+    const cp = await spawnControlPlane(freePort(), { dataDir: data })
+    try {
+      const db = join(data, "chimera.db")
+      expect(mode(data)).toBe("700")
+      for (const file of [db, `${db}-wal`, `${db}-shm`, join(data, "admin.token"), join(data, "jwt-signing-key.pem")])
+        expect({ file, mode: mode(file) }).toEqual({ file, mode: "600" })
+    } finally {
+      await cp.stop()
+    }
+    // A directory and files an older version or a person left open: tightened at the next start.
+    chmodSync(data, 0o755)
+    for (const file of ["chimera.db", "admin.token", "jwt-signing-key.pem"]) chmodSync(join(data, file), 0o644)
+    writeFileSync(join(data, "notes.txt"), "x", { mode: 0o644 })
+    mkdirSync(join(data, "sub"), { mode: 0o755 })
+    chmodSync(join(data, "sub"), 0o755)
+    const again = await startWeb(data)
+    expect(again.started).toBe(true)
+    expect(again.stderr).toContain("made it this user's alone")
+    expect(mode(data)).toBe("700")
+    expect(mode(join(data, "sub"))).toBe("700")
+    for (const file of ["chimera.db", "admin.token", "jwt-signing-key.pem", "notes.txt"])
+      expect({ file, mode: mode(join(data, file)) }).toEqual({ file, mode: "600" })
+  }, 60_000)
+
+  test("one owned by another user is refused, saying whose it is", async () => {
+    await using tmp = await tempDir()
+    const data = join(tmp.path, "data")
+    mkdirSync(data, { mode: 0o700 })
+    chownSync(data, NOBODY, NOBODY)
+    const r = await startWeb(data)
+    expect(r.started).toBe(false)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`the data directory ${data} belongs to uid ${NOBODY}, not to this user (uid 0)`)
+    expect(existsSync(join(data, "chimera.db"))).toBe(false)
+  }, 60_000)
+})
+
+describe("the database file", () => {
+  const refused = async (data: string, reason: string) => {
+    const r = await startWeb(data)
+    expect({ started: r.started, code: r.code }).toEqual({ started: false, code: 1 })
+    expect(r.stderr).toContain(reason)
+    expect(r.stderr).toContain("restore it from a backup, or remove it to start fresh")
+  }
+
+  test("an empty or foreign file where chimera.db should be is refused, and left as it was", async () => {
+    await using tmp = await tempDir()
+    const dir = tmp.path
+    const db = join(dir, "chimera.db")
+    writeFileSync(db, "")
+    await refused(dir, `${db} exists but is empty (0 bytes), so it is not a Chimera database`)
+    expect(statSync(db).size).toBe(0)
+    // A CLI command that opens the store refuses it too, rather than migrating it into a new database.
+    const cli = await run([process.execPath, MAIN, "deployments"], { env: { CHIMERA_DATA_DIR: dir, CHIMERA_DB: "" } })
+    expect(cli.code).toBe(1)
+    expect(cli.stderr).toContain(`${db} exists but is empty`)
+    expect(statSync(db).size).toBe(0)
+
+    writeFileSync(db, "not a database at all\n".repeat(10))
+    await refused(dir, "is not a SQLite database")
+    const other = new Database(db.replace("chimera.db", "other.db"))
+    other.run("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT)")
+    other.close()
+    await rm(db)
+    await Bun.write(db, Bun.file(join(dir, "other.db")))
+    await refused(dir, "holds tables (photos) but no schema_migrations, so it is not a Chimera database")
+  }, 60_000)
+
+  test("a truncated Chimera database is refused", async () => {
+    await using tmp = await tempDir()
+    const dir = tmp.path
+    const db = await chimeraDatabase(dir)
+    const size = statSync(db).size
+    truncateSync(db, size / 2 - ((size / 2) % 4096))
+    await refused(dir, "is truncated")
+    truncateSync(db, 1000)
+    await refused(dir, "is truncated (1000 bytes is not a whole number of pages)")
+  }, 60_000)
+
+  test("a data directory whose database is gone but its admin token and key remain is refused", async () => {
+    await using tmp = await tempDir()
+    const dir = tmp.path
+    const db = await chimeraDatabase(dir)
+    await rm(db)
+    const r = await startWeb(dir)
+    expect({ started: r.started, code: r.code }).toEqual({ started: false, code: 1 })
+    expect(r.stderr).toContain(`${db} does not exist, but ${dir} holds admin.token and jwt-signing-key.pem`)
+    expect(existsSync(db)).toBe(false)
+    // Removing them too is starting fresh, on purpose.
+    await rm(join(dir, "admin.token"))
+    await rm(join(dir, "jwt-signing-key.pem"))
+    expect((await startWeb(dir)).started).toBe(true)
+  }, 60_000)
+
+  test("a PostgreSQL database holding tables but not Chimera's is refused; an empty one is a fresh install", async () => {
+    await using pg = await startPostgres()
+    await using tmp = await tempDir()
+    const foreign = await pg.database("foreign_app")
+    const sql = new SQL(foreign)
+    await sql`CREATE TABLE photos (id INTEGER PRIMARY KEY)`
+    await sql.close()
+    const r = await startWeb(tmp.path, foreign)
+    expect({ started: r.started, code: r.code }).toEqual({ started: false, code: 1 })
+    expect(r.stderr).toContain("holds tables (photos) but no schema_migrations, so it is not a Chimera database")
+    expect((await startWeb(join(tmp.path, "fresh"), await pg.database("chimera_fresh"))).started).toBe(true)
+  }, 120_000)
+})
