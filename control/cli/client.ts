@@ -1,7 +1,8 @@
 // How the CLI reaches the control plane: CHIMERA_URL (default http://127.0.0.1:8080) and a token:
 // CHIMERA_TOKEN, else the session `chimera login` stored for that URL, else the admin token in
-// $CHIMERA_DATA_DIR (on the control-plane host; credentials.ts), through the typed client
-// hc<AppType>, so the CLI and the API cannot drift apart.
+// $CHIMERA_DATA_DIR (on the control-plane host, for a loopback URL only; credentials.ts), through the
+// typed client hc<AppType>, so the CLI and the API cannot drift apart. No credential goes out over
+// plain HTTP to another host (transport.ts).
 import { hc } from "hono/client"
 import { ApiErrorBody } from "../../protocol/errors.ts"
 import { terminalLine } from "../../protocol/terminal-text.ts"

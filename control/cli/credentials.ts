@@ -1,13 +1,15 @@
 // Which credential the CLI sends to the control plane, and where it came from. Three sources, in this
 // order: CHIMERA_TOKEN (automation sets it on purpose, so it wins), the session `chimera login` stored
 // for this control plane's URL, then the admin token the control plane keeps in $CHIMERA_DATA_DIR (only
-// readable on its own host). The order means a login as a less privileged user takes over from the
+// readable on its own host, and only sent to a loopback URL). None goes over plain HTTP to another host
+// (transport.ts). The order means a login as a less privileged user takes over from the
 // local admin token on the same machine; `chimera whoami` and `--verbose` say which one is in use.
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { dataDir } from "../config.ts"
 import { CliError } from "./errors.ts"
 import { readTokenFile, tokenFilePath } from "./token-file.ts"
+import { checkTransport, isLoopbackHost, parseControlUrl } from "./transport.ts"
 
 type Env = Record<string, string | undefined>
 
@@ -27,12 +29,19 @@ export function controlUrl(env: Env = process.env): string {
 }
 
 export function controlCredential(env: Env = process.env): Credential {
+  const url = controlUrl(env)
+  checkTransport(url, env)
   if (env.CHIMERA_TOKEN)
     return { token: env.CHIMERA_TOKEN.trim(), source: "CHIMERA_TOKEN", path: null, expiresAt: null }
-  const stored = readTokenFile(controlUrl(env), env)
+  const stored = readTokenFile(url, env)
   if (stored)
     return { token: stored.token, source: "login-session", path: tokenFilePath(env), expiresAt: stored.expiresAt }
   const path = join(dataDir(env), "admin.token")
+  if (!isLoopbackHost(parseControlUrl(url).hostname))
+    throw new CliError(
+      `no token for ${url}: run \`chimera login\` or set CHIMERA_TOKEN (the admin token in ${path} is used on its own only for a control plane at a loopback address)`,
+      "E_NO_TOKEN",
+    )
   try {
     return { token: readFileSync(path, "utf8").trim(), source: "admin-token-file", path, expiresAt: null }
   } catch {

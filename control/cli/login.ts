@@ -8,6 +8,7 @@ import { CliError } from "./errors.ts"
 import { color, field, printJson, say, warn } from "./output.ts"
 import { passwordStdin, readSecret } from "./secret-input.ts"
 import { readTokenFile, removeTokenFile, writeTokenFile } from "./token-file.ts"
+import { checkTransport } from "./transport.ts"
 
 const json = { type: "boolean", description: "Print JSON" } as const
 
@@ -21,8 +22,10 @@ export const login = defineCommand({
   async run({ args }) {
     const username = String(args.username ?? process.env.USER ?? "")
     if (!username) throw new CliError("USERNAME: none given and $USER is not set", "E_ARG")
-    const password = await readSecret(`Password for ${username}`, args["password-stdin"] === true)
     const url = controlUrl()
+    // Before the password is asked for: it must not be typed for a URL it cannot safely go to.
+    checkTransport(url)
+    const password = await readSecret(`Password for ${username}`, args["password-stdin"] === true)
     const client = hc<AppType>(url)
     const session = (await call(url, client.api.auth.login.$post({ json: { username, password } }))) as {
       token: string
