@@ -37,7 +37,13 @@ export function secureDataDir(dir: string): SecuredDataDir {
   const tightened: string[] = []
   const tighten = (path: string, mode: number, wanted: number) => {
     if ((mode & 0o077) === 0) return
-    chmodSync(path, wanted)
+    try {
+      chmodSync(path, wanted)
+    } catch (error) {
+      throw new StateError(
+        `${path} is open to other users (mode ${(mode & 0o777).toString(8)}) and could not be made private: ${(error as Error).message}`,
+      )
+    }
     tightened.push(path)
   }
   tighten(dir, stat.mode, 0o700)
