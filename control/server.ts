@@ -8,14 +8,13 @@ import { secureDataDir } from "./adapters/data-dir.ts"
 import { createEventBus } from "./adapters/event-bus.ts"
 import { createNix } from "./adapters/nix.ts"
 import { currentProcessInstance } from "./adapters/process-instance.ts"
-import { SIGNING_KEY_FILE } from "./adapters/signing-keys.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
 import { checkDatabaseNotLost } from "./adapters/store/database-file.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
 import { eventCursor } from "./adapters/store/event-cursor.ts"
 import { storeProbe } from "./adapters/store/health-probe.ts"
 import { nodeCommands } from "./adapters/store/node-commands.ts"
-import { dialectOf, openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
+import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
 import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
 import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
 import { createTmuxSessions } from "./adapters/tmux.ts"
@@ -95,8 +94,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   const secured = secureDataDir(opts.dataDir)
   if (secured.tightened.length > 0)
     log.warn("the data directory was open to other users; made it this user's alone", { paths: secured.tightened })
-  if (dialectOf(opts.databaseUrl) === "sqlite")
-    checkDatabaseNotLost(opts.dataDir, opts.databaseUrl.replace(/^sqlite:\/\//, ""), ["admin.token", SIGNING_KEY_FILE])
+  checkDatabaseNotLost(opts.dataDir, opts.databaseUrl)
   const { db, dialect } = await openDatabase(opts.databaseUrl)
   const store = sqlStore(db, dialect)
   const applied = await store.migrate()

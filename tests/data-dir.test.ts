@@ -155,8 +155,15 @@ describe("the database file", () => {
     expect({ started: r.started, code: r.code }).toEqual({ started: false, code: 1 })
     expect(r.stderr).toContain(`${db} does not exist, but ${dir} holds admin.token and jwt-signing-key.pem`)
     expect(existsSync(db)).toBe(false)
-    // Removing them too is starting fresh, on purpose.
+    // Without the admin token a CLI command keeps its records in a local store: it does not make a new
+    // database in the lost one's place while the signing key is left, and neither does the control plane.
     await rm(join(dir, "admin.token"))
+    const cli = await run([process.execPath, MAIN, "deployments"], { env: { CHIMERA_DATA_DIR: dir, CHIMERA_DB: "" } })
+    expect(cli.code).toBe(1)
+    expect(cli.stderr).toContain(`${db} does not exist, but ${dir} holds jwt-signing-key.pem`)
+    expect((await startWeb(dir)).started).toBe(false)
+    expect(existsSync(db)).toBe(false)
+    // Removing them too is starting fresh, on purpose.
     await rm(join(dir, "jwt-signing-key.pem"))
     expect((await startWeb(dir)).started).toBe(true)
   }, 60_000)

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs"
 import { hostname, userInfo } from "node:os"
 import { join } from "node:path"
 import { createAuthStore } from "../adapters/store/auth-store.ts"
+import { checkDatabaseNotLost } from "../adapters/store/database-file.ts"
 import { deploymentStore } from "../adapters/store/deployment-store.ts"
 import { openDatabase, sqlStore } from "../adapters/store/sql-store.ts"
 import { databaseUrl, dataDir } from "../config.ts"
@@ -67,6 +68,7 @@ function _apiStore(env: NodeJS.ProcessEnv): CliStore {
 
 async function _localStore(env: NodeJS.ProcessEnv): Promise<CliStore> {
   const url = databaseUrl(env)
+  checkDatabaseNotLost(dataDir(env), url)
   const { db, dialect } = await openDatabase(url)
   await sqlStore(db, dialect).migrate()
   const audit = createAudit({ store: createAuthStore(db, dialect), clock: systemClock })

@@ -11,6 +11,7 @@ import { chmodSync, closeSync, constants, existsSync, linkSync, openSync, readSy
 import { join } from "node:path"
 import type { SQL } from "bun"
 import { StateError } from "../data-dir.ts"
+import { SIGNING_KEY_FILE } from "../signing-keys.ts"
 import type { Dialect } from "./migrations.ts"
 
 const MAGIC = "SQLite format 3\0"
@@ -100,13 +101,16 @@ export async function checkSchema(db: SQL, dialect: Dialect, where: string): Pro
 }
 
 /**
- * A data directory with the admin token or the signing key of an earlier start, but no database where
- * the database should be, lost its database (deleted, moved, or CHIMERA_DB mistyped): starting fresh
- * there would hide that. Starting fresh is removing those files too.
+ * A data directory with the admin token or the signing key of an earlier start, but no SQLite
+ * database where the database should be, lost its database (deleted, moved, or CHIMERA_DB mistyped):
+ * starting fresh there, or letting a CLI command make a new one, would hide that. Starting fresh is
+ * removing those files too.
  */
-export function checkDatabaseNotLost(dataDir: string, path: string, leftovers: string[]): void {
-  if (existsSync(path)) return
-  const found = leftovers.filter((name) => existsSync(join(dataDir, name)))
+export function checkDatabaseNotLost(dataDir: string, databaseUrl: string): void {
+  if (!databaseUrl.startsWith("sqlite:")) return
+  const path = databaseUrl.replace(/^sqlite:\/\//, "")
+  if (path === ":memory:" || existsSync(path)) return
+  const found = ["admin.token", SIGNING_KEY_FILE].filter((name) => existsSync(join(dataDir, name)))
   if (found.length === 0) return
   throw new StateError(
     `${path} does not exist, but ${dataDir} holds ${found.join(" and ")} from an earlier start: restore the database from a backup (or set CHIMERA_DB to where it is), or remove ${found.join(" and ")} too to start fresh`,
