@@ -91,7 +91,7 @@ describe("the data directory", () => {
       expect({ file, mode: mode(join(data, file)) }).toEqual({ file, mode: "600" })
   }, 60_000)
 
-  test("one owned by another user is refused, saying whose it is", async () => {
+  test("one owned by another user, or holding a file another user owns, is refused, saying whose it is", async () => {
     await using tmp = await tempDir()
     const data = join(tmp.path, "data")
     mkdirSync(data, { mode: 0o700 })
@@ -101,6 +101,13 @@ describe("the data directory", () => {
     expect(r.code).toBe(1)
     expect(r.stderr).toContain(`the data directory ${data} belongs to uid ${NOBODY}, not to this user (uid 0)`)
     expect(existsSync(join(data, "chimera.db"))).toBe(false)
+    // So is a file in it that another user owns: they could chmod it open again at will.
+    chownSync(data, 0, 0)
+    const db = await chimeraDatabase(data)
+    chownSync(db, NOBODY, NOBODY)
+    const file = await startWeb(data)
+    expect({ started: file.started, code: file.code }).toEqual({ started: false, code: 1 })
+    expect(file.stderr).toContain(`the file ${db} belongs to uid ${NOBODY}`)
   }, 60_000)
 })
 
