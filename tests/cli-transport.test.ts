@@ -4,6 +4,7 @@
 // here are never dialled: 10.255.255.1 is refused before connecting, and the address the CLI does not
 // take for loopback ([::ffff:127.0.0.1], IPv4-mapped) still reaches only this machine.
 import { describe, expect, test } from "bun:test"
+import { existsSync, mkdirSync, writeFileSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -42,6 +43,19 @@ describe("the CLI's transport", () => {
       const login = await chimera(["login", "alice", "--password-stdin"], env, "a password\n")
       expect(login.code).toBe(1)
       expect(login.stderr).toContain(REFUSED)
+      // A session kept for such a URL (by an older version) is forgotten on logout, not sent to revoke.
+      const kept = join(home, ".config", "chimera")
+      mkdirSync(kept, { recursive: true, mode: 0o700 })
+      const token = {
+        url: "http://10.255.255.1:1",
+        token: "chm_api_0123456789abcdef",
+        expiresAt: "2099-01-01T00:00:00Z",
+      }
+      writeFileSync(join(kept, "token"), JSON.stringify(token), { mode: 0o600 })
+      const logout = await chimera(["logout"], env)
+      expect({ code: logout.code, out: logout.stdout }).toEqual({ code: 0, out: "Logged out.\n" })
+      expect(logout.stderr).toContain("forgetting the token without revoking it")
+      expect(existsSync(join(kept, "token"))).toBe(false)
       // A value that is neither 0 nor 1 is a mistake, not a yes.
       const typo = await chimera(["nodes", "list"], {
         ...env,

@@ -45,11 +45,20 @@ export const logout = defineCommand({
     const stored = readTokenFile(controlUrl())
     let revoked = false
     if (stored && !process.env.CHIMERA_TOKEN) {
-      const { url, client } = apiClient()
-      revoked = await call(url, client.api.auth.revoke.$post({ json: {} })).then(
-        () => true,
-        () => false, // an expired or already revoked token is logged out all the same
-      )
+      // A token kept for a plain-HTTP URL off this machine is not sent again to revoke it; it is forgotten.
+      let api: ReturnType<typeof apiClient> | null = null
+      try {
+        api = apiClient()
+      } catch (error) {
+        if (!(error instanceof CliError && error.code === "E_INSECURE_URL")) throw error
+        warn(`${color.yellow("warning")} ${error.message}; forgetting the token without revoking it\n`)
+      }
+      revoked = api
+        ? await call(api.url, api.client.api.auth.revoke.$post({ json: {} })).then(
+            () => true,
+            () => false, // an expired or already revoked token is logged out all the same
+          )
+        : false
     }
     removeTokenFile()
     if (args.json) return printJson({ loggedOut: true, revoked })
