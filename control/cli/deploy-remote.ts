@@ -6,6 +6,7 @@ import * as p from "@clack/prompts"
 import type { DeploymentRecord } from "../domain/deploy.ts"
 import { apiClient, call } from "./client.ts"
 import { CliError } from "./errors.ts"
+import { field, warn } from "./output.ts"
 
 export interface RemoteDeploy {
   targets: string
@@ -65,7 +66,7 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
     if (now !== said) {
       said = now
       if (spin) spin.message(now)
-      else if (!d.json) process.stderr.write(`${now}\n`)
+      else if (!d.json) warn(`${field(now)}\n`)
     }
     await Bun.sleep(250)
   }

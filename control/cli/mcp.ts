@@ -13,6 +13,7 @@ import { createMcpServer, followEnrolments, type McpIdentity } from "../mcp/serv
 import { controlToken, controlUrl } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { flagLogLevel } from "./globals.ts"
+import { warn } from "./output.ts"
 
 export default defineCommand({
   meta: { name: "mcp", description: "Serve MCP (chimera-service) for AI agents, over HTTP or stdio" },
@@ -47,7 +48,7 @@ export default defineCommand({
       return new Promise<void>(() => {})
     }
     const served = serveMcpHttp({ host: config.mcp.host, port: config.mcp.port, controlUrl: url })
-    process.stderr.write(`Chimera MCP server (chimera-service) on ${served.url}, for the control plane at ${url}\n`)
+    warn(`Chimera MCP server (chimera-service) on ${served.url}, for the control plane at ${url}\n`)
     const stop = async () => {
       await served.stop()
       process.exit(0)
