@@ -14,6 +14,7 @@ import { controlToken, controlUrl } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { flagLogLevel } from "./globals.ts"
 import { warn } from "./output.ts"
+import { checkTransport } from "./transport.ts"
 
 export default defineCommand({
   meta: { name: "mcp", description: "Serve MCP (chimera-service) for AI agents, over HTTP or stdio" },
@@ -29,6 +30,8 @@ export default defineCommand({
     })
     setLogLevel(flagLogLevel() ?? config.log_level)
     const url = controlUrl()
+    // The MCP clients' tokens are passed on to the control plane: the CLI's transport rule holds for them.
+    checkTransport(url)
     if (args.stdio) {
       const token = controlToken()
       const api = apiCaller(url, token)
