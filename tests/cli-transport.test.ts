@@ -33,7 +33,14 @@ describe("the CLI's transport", () => {
   test("no token or password goes over plain HTTP to another host, and nothing is dialled", async () => {
     await withHome(async (home) => {
       const env = { HOME: home, CHIMERA_DATA_DIR: join(home, "data"), CHIMERA_URL: "http://10.255.255.1:1" }
-      for (const args of [["nodes", "list"], ["events", "--follow"], ["audit"], ["users", "list"]]) {
+      for (const args of [
+        ["nodes", "list"],
+        ["events", "--follow"],
+        ["audit"],
+        ["users", "list"],
+        ["mcp"],
+        ["mcp", "--stdio"],
+      ]) {
         const r = await chimera(args, { ...env, CHIMERA_TOKEN: "chm_api_0123456789abcdef0123456789abcdef" })
         expect({ args, code: r.code }).toEqual({ args, code: 1 })
         expect(r.stderr).toContain(`refusing to send credentials to http://10.255.255.1:1 ${REFUSED}`)
