@@ -127,7 +127,9 @@ describe("the database file", () => {
     await refused(dir, `${db} exists but is empty (0 bytes), so it is not a Chimera database`)
     expect(statSync(db).size).toBe(0)
     // A CLI command that opens the store refuses it too, rather than migrating it into a new database.
-    const cli = await run([process.execPath, MAIN, "deployments"], { env: { CHIMERA_DATA_DIR: dir, CHIMERA_DB: "", CHIMERA_URL: "" } })
+    const cli = await run([process.execPath, MAIN, "deployments"], {
+      env: { CHIMERA_DATA_DIR: dir, CHIMERA_DB: "", CHIMERA_URL: "" },
+    })
     expect(cli.code).toBe(1)
     expect(cli.stderr).toContain(`${db} exists but is empty`)
     expect(statSync(db).size).toBe(0)
@@ -165,7 +167,9 @@ describe("the database file", () => {
     // Without the admin token a CLI command keeps its records in a local store: it does not make a new
     // database in the lost one's place while the signing key is left, and neither does the control plane.
     await rm(join(dir, "admin.token"))
-    const cli = await run([process.execPath, MAIN, "deployments"], { env: { CHIMERA_DATA_DIR: dir, CHIMERA_DB: "", CHIMERA_URL: "" } })
+    const cli = await run([process.execPath, MAIN, "deployments"], {
+      env: { CHIMERA_DATA_DIR: dir, CHIMERA_DB: "", CHIMERA_URL: "" },
+    })
     expect(cli.code).toBe(1)
     expect(cli.stderr).toContain(`${db} does not exist, but ${dir} holds jwt-signing-key.pem`)
     expect((await startWeb(dir)).started).toBe(false)
