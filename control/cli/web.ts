@@ -23,8 +23,7 @@ export default defineCommand({
       flagNames: { "web.host": "--host", "web.port": "--port" },
     })
     const { config } = layered
-    for (const warning of inactiveWarnings(layered))
-      warn(`${color.yellow("warning")} ${warning}\n`)
+    for (const warning of inactiveWarnings(layered)) warn(`${color.yellow("warning")} ${warning}\n`)
     const trust = trustSettings(config)
     log.info("settings", {
       jwtTtlSeconds: trust.jwtTtlSeconds,
