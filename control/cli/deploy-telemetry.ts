@@ -6,7 +6,7 @@
 
 import { loadConfig } from "../config.ts"
 import type { DeploymentRecord } from "../domain/deploy.ts"
-import { color } from "./output.ts"
+import { color, field, warn } from "./output.ts"
 
 export async function exportDeployTrace(record: DeploymentRecord): Promise<void> {
   const settings = loadConfig().telemetry
@@ -21,6 +21,6 @@ export async function exportDeployTrace(record: DeploymentRecord): Promise<void>
     telemetry.sink.record("deployDuration", seconds, { kind: record.kind, status: record.status })
     await telemetry.shutdown()
   } catch (error) {
-    process.stderr.write(`${color.yellow("warning")} the deploy trace was not exported: ${(error as Error).message}\n`)
+    warn(`${color.yellow("warning")} the deploy trace was not exported: ${field((error as Error).message)}\n`)
   }
 }
