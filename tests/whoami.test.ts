@@ -83,7 +83,7 @@ describe("chimera whoami and --verbose, for each credential source", () => {
       role: "viewer",
       via: "session",
       authenticated: { source: "login-session", path: tokenFile() },
-      permissions: ["auth:session", "fleet:read"],
+      permissions: ["metrics:read", "auth:session", "fleet:read"],
     })
     expect(Date.parse(me.authenticated.expiresAt)).toBeGreaterThan(Date.now())
     const human = await chimera(["whoami"])
@@ -147,7 +147,7 @@ describe("GET /api/auth/me", () => {
       name: "alice",
       role: "viewer",
       via: "session",
-      permissions: ["auth:session", "fleet:read"],
+      permissions: ["metrics:read", "auth:session", "fleet:read"],
     })
     expect(JSON.stringify(body)).not.toContain(viewer)
 
