@@ -3,10 +3,10 @@
 // every `interval` seconds whatever it says, since heartbeats change ages and statuses without events
 // and a stream can drop. A stream that fails is reopened after a pause; the poll goes on meanwhile.
 
+import { terminalLine as sanitize } from "../../protocol/terminal-text.ts"
 import { apiClient, call, controlToken, controlUrl } from "../cli/client.ts"
 import type { NodeView } from "../domain/node.ts"
 import type { DashRow } from "./model.ts"
-import { sanitize } from "./sanitize.ts"
 
 export interface RowSource {
   readonly name: string

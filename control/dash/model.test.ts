@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
+import { terminalLine as sanitize } from "../../protocol/terminal-text.ts"
 import { type DashRow, initialState, parseKeys, press, visibleRows, withRows } from "./model.ts"
-import { sanitize } from "./sanitize.ts"
 import { frame } from "./view.ts"
 
 const row = (name: string, status = "healthy"): DashRow => ({
@@ -75,6 +75,6 @@ describe("dashboard frame", () => {
   })
 
   test("node text cannot carry escape sequences or reorder what is shown", () => {
-    expect(sanitize("a\x1b]0;x\x07b\u009b2J\u202ec")).toBe("a?]0;x?b?2Jc")
+    expect(sanitize("a\x1b]0;x\x07b\u009b2J\u202ec")).toBe("a\\x1b]0;x\\x07b\\u009b2J\\u202ec")
   })
 })

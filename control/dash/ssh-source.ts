@@ -2,12 +2,13 @@
 // (control/adapters/ssh/system-state.ts) every `interval` seconds. Without a control plane there is
 // no desired closure to compare with, so the status says what the node itself shows: `ok` when it
 // runs its profile's system, `runtime-drift` when it runs another, `unreachable` when SSH failed.
+
+import { terminalLine as sanitize } from "../../protocol/terminal-text.ts"
 import type { SshExecutor } from "../adapters/ssh/index.ts"
 import { mapLimit } from "../domain/map-limit.ts"
 import type { SystemState, Target } from "../domain/operation-ports.ts"
 import type { RowSource } from "./control-plane-source.ts"
 import type { DashRow } from "./model.ts"
-import { sanitize } from "./sanitize.ts"
 
 const short = (path: string | null) => (path ? path.slice(11, 23) : "-")
 
