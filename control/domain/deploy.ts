@@ -94,6 +94,13 @@ async function publish(deps: DeployDeps, target: string, closure: StorePath, say
 export const deploymentId = (isoTime: string) =>
   `${isoTime.slice(0, 19).replace(/[-:T]/g, "")}-${randomUUID().slice(0, 8)}`
 
+/** A run's status from its targets': all done (deployed or up to date), none, or some. */
+export function deploymentStatus(targets: TargetResult[], dryRun: boolean): DeploymentRecord["status"] {
+  if (dryRun) return "planned"
+  const done = targets.filter((t) => t.status === "deployed" || t.status === "up-to-date").length
+  return done === targets.length ? "succeeded" : done === 0 ? "failed" : "partial"
+}
+
 const lastLines = (s: string, n = 20) => s.trim().split("\n").slice(-n).join("\n")
 
 export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<DeploymentRecord> {
@@ -107,8 +114,7 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
   const targets = await mapLimit(opts.targets, opts.parallel, (target) =>
     runTarget(target, { build, requisites, drv, opts, deps, id }),
   )
-  const done = targets.filter((r) => r.status === "deployed" || r.status === "up-to-date").length
-  const status = opts.dryRun ? "planned" : done === targets.length ? "succeeded" : done === 0 ? "failed" : "partial"
+  const status = deploymentStatus(targets, opts.dryRun)
   return {
     id,
     kind: opts.kind ?? "deploy",

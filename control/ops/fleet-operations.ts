@@ -10,7 +10,7 @@ import { createLogger } from "../../protocol/log.ts"
 import type { DeploymentStore } from "../adapters/store/deployment-store.ts"
 import type { CommandTargets } from "../domain/command-service.ts"
 import { checkCongruence } from "../domain/congruence.ts"
-import { type DeploymentRecord, type DeployOptions, deploy, deploymentId } from "../domain/deploy.ts"
+import { type DeploymentRecord, type DeployOptions, deploy, deploymentId, deploymentStatus } from "../domain/deploy.ts"
 import { ChimeraError, invalid, notFound } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { HealthCheck } from "../domain/health-check.ts"
@@ -196,7 +196,6 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       const run = Promise.all([overSsh, throughAgents])
         .then(async ([pushed, agents]): Promise<DeploymentRecord> => {
           const targets = [...(pushed?.targets ?? []), ...agents]
-          const done = targets.filter((t) => t.status === "deployed" || t.status === "up-to-date").length
           const record: DeploymentRecord = {
             id,
             kind: "deploy",
@@ -208,7 +207,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
             isSystem: build.isSystem,
             command: req.command,
             session: req.session,
-            status: req.dryRun ? "planned" : done === targets.length ? "succeeded" : done === 0 ? "failed" : "partial",
+            status: deploymentStatus(targets, req.dryRun),
             targets,
           }
           await deployments.save(record)
