@@ -11,7 +11,7 @@ import { hostname } from "node:os"
 import { defineCommand, runMain } from "citty"
 import { createLogger, displayUrl, setLogLevel } from "../protocol/log.ts"
 import { VERSION } from "../protocol/version.ts"
-import { startCommandLoop } from "./command-loop.ts"
+import { type CommandLoop, startCommandLoop } from "./command-loop.ts"
 import { createControlClient } from "./control-client.ts"
 import { createCredentialRotator } from "./credential-rotation.ts"
 import { enroll, storedCredential } from "./enrollment.ts"
@@ -104,7 +104,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
 
   const ac = new AbortController()
   let sender: ReportSender | null = null
-  let commands: { stop(): void } | null = null
+  let commands: CommandLoop | null = null
   if (options.controlUrls.length > 0) {
     // What credential.json records as where the node enrolled: every replica it was given.
     const controlUrl = options.controlUrls.join(",")
@@ -168,7 +168,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
       watcher?.close()
       reconciler.stop()
       heartbeat?.stop()
-      commands?.stop()
+      await commands?.stop()
       await sender?.stop()
       spool.close()
       log.info("stopped", { nodeId: options.nodeId })
