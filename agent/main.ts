@@ -8,6 +8,7 @@
 // only) and no HTTP framework, so the compiled agent stays small.
 import { rmSync } from "node:fs"
 import { hostname } from "node:os"
+import { join } from "node:path"
 import { defineCommand, runMain } from "citty"
 import { createLogger, displayUrl, setLogLevel } from "../protocol/log.ts"
 import { VERSION } from "../protocol/version.ts"
@@ -44,7 +45,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
   // Fail at start, not in a retry loop, when this node can never talk to its control plane.
   const credential =
     options.controlUrls.length > 0 ? storedCredential(stateDir, options.nodeId, options.joinToken) : null
-  const spool = openSpool(stateDir.spoolPath)
+  const spool = openSpool(stateDir.spoolPath, { maxBytes: options.spoolMaxBytes })
   const nix = createNixSystem(options)
   const stored = stateDir.readDesired()
   if (options.desired && options.desired !== stored?.closure)
@@ -128,7 +129,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
       }
       if (bearer === null || ac.signal.aborted) return
       if (options.joinTokenFileToDelete !== null) forgetJoinTokenFile(options.joinTokenFileToDelete)
-      sender = startReportSender(spool, client)
+      sender = startReportSender(spool, client, { quarantineDir: join(stateDir.path, "quarantine") })
       commands = startCommandLoop(client, reconciler)
       heartbeat = startHeartbeat({
         client,

@@ -11,6 +11,7 @@ import type { ArgsDef } from "citty"
 import { z } from "zod"
 import { ConfigError, type LayeredConfig, loadLayeredConfig } from "../control/config.ts"
 import { NodeId, StorePath } from "../protocol/ids.ts"
+import { DEFAULT_SPOOL_MAX_BYTES } from "./spool.ts"
 
 export const agentArgs = {
   // No citty defaults for the settings the config file may hold: an absent flag must be told apart
@@ -30,6 +31,12 @@ export const agentArgs = {
     type: "boolean",
     description: "Heal drift automatically (default)",
     negativeDescription: "Detect and report drift but do not heal it",
+  },
+  "spool-max-bytes": {
+    type: "string",
+    description:
+      "Cap on unsent reports kept on disk; past it the oldest progress reports are compacted (default 16 MiB)",
+    valueHint: "BYTES",
   },
   "config-file": {
     type: "string",
@@ -106,6 +113,10 @@ const Flags = z.object({
   "drift-interval": Seconds,
   "auto-heal": z.boolean(),
   watch: z.boolean(),
+  "spool-max-bytes": z.coerce
+    .number()
+    .int("expected a whole number of bytes")
+    .min(1_048_576, "expected at least 1048576 (1 MiB)"),
   "control-url": z
     .string()
     .optional()
@@ -149,6 +160,8 @@ export interface AgentOptions {
   autoHeal: boolean
   /** Watch the links with inotify; without it the agent only polls. */
   watch: boolean
+  /** Cap on the spool's unacknowledged reports, in bytes. */
+  spoolMaxBytes: number
   /** The control plane's replicas, in the order given; empty: standalone. */
   controlUrls: string[]
   joinToken: string | null
@@ -181,6 +194,7 @@ const FROM_CONFIG = {
   "drift-interval": ["agent.drift_check_interval", "CHIMERA_AGENT_DRIFT_CHECK_INTERVAL"],
   "auto-heal": ["agent.auto_heal", "CHIMERA_AGENT_AUTO_HEAL"],
   "log-level": ["log_level", "CHIMERA_LOG_LEVEL"],
+  "spool-max-bytes": ["agent.spool_max_bytes", "CHIMERA_AGENT_SPOOL_MAX_BYTES"],
 } as const
 type FromConfig = keyof typeof FROM_CONFIG
 
@@ -229,6 +243,7 @@ export async function parseAgentOptions(
   input["drift-interval"] ??= "30"
   input["auto-heal"] ??= true
   input["log-level"] ??= "info"
+  input["spool-max-bytes"] ??= String(DEFAULT_SPOOL_MAX_BYTES)
   const parsed = Flags.safeParse(input)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
@@ -253,6 +268,7 @@ export async function parseAgentOptions(
     driftIntervalSeconds: f["drift-interval"],
     autoHeal: f["auto-heal"],
     watch: f.watch,
+    spoolMaxBytes: f["spool-max-bytes"],
     controlUrls: f["control-url"],
     joinToken,
     joinTokenSource,
