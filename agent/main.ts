@@ -25,6 +25,7 @@ import { createReconciler, type Reconciler } from "./reconciler.ts"
 import { type ReportSender, startReportSender } from "./report-sender.ts"
 import { openSpool } from "./spool.ts"
 import { openStateDir } from "./state-dir.ts"
+import { createSwitchLock } from "./switch-lock.ts"
 import { watchLinks } from "./watcher.ts"
 
 const log = createLogger("agent")
@@ -46,7 +47,11 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
   const credential =
     options.controlUrls.length > 0 ? storedCredential(stateDir, options.nodeId, options.joinToken) : null
   const spool = openSpool(stateDir.spoolPath, { maxBytes: options.spoolMaxBytes })
-  const nix = createNixSystem(options)
+  if (!Bun.which("flock"))
+    log.warn("flock (util-linux) is not in PATH: heals fail until it is, since they respect NixOS's switch lock")
+  const nix = createNixSystem(options, {
+    switchLock: createSwitchLock({ waitSeconds: options.switchLockWaitSeconds }),
+  })
   const stored = stateDir.readDesired()
   if (options.desired && options.desired !== stored?.closure)
     stateDir.writeDesired({ closure: options.desired, setAt: new Date().toISOString(), source: "flag" })

@@ -23,6 +23,7 @@ describe("agent options", () => {
       autoHeal: true,
       watch: true,
       spoolMaxBytes: 16 * 1024 * 1024,
+      switchLockWaitSeconds: 120,
       controlUrls: [],
       joinToken: null,
       joinTokenSource: null,
@@ -125,6 +126,7 @@ describe("agent options", () => {
     await expect(parse(["--node-id", "n", "--desired", "/tmp/x"])).rejects.toThrow(/^--desired:/)
     await expect(parse(["--node-id", "n", "--log-level", "loud"])).rejects.toThrow(/^--log-level:/)
     await expect(parse(["--node-id", "n", "--spool-max-bytes", "1000"])).rejects.toThrow(/^--spool-max-bytes:/)
+    await expect(parse(["--node-id", "n", "--switch-lock-wait", "-1"])).rejects.toThrow(/^--switch-lock-wait:/)
     await expect(parse(["--node-id", "n"], { CHIMERA_AGENT_SPOOL_MAX_BYTES: "lots" })).rejects.toThrow(
       /CHIMERA_AGENT_SPOOL_MAX_BYTES/,
     )

@@ -12,6 +12,7 @@ import { z } from "zod"
 import { ConfigError, type LayeredConfig, loadLayeredConfig } from "../control/config.ts"
 import { NodeId, StorePath } from "../protocol/ids.ts"
 import { DEFAULT_SPOOL_MAX_BYTES } from "./spool.ts"
+import { DEFAULT_SWITCH_LOCK_WAIT_SECONDS } from "./switch-lock.ts"
 
 export const agentArgs = {
   // No citty defaults for the settings the config file may hold: an absent flag must be told apart
@@ -31,6 +32,12 @@ export const agentArgs = {
     type: "boolean",
     description: "Heal drift automatically (default)",
     negativeDescription: "Detect and report drift but do not heal it",
+  },
+  "switch-lock-wait": {
+    type: "string",
+    description:
+      "How long a heal waits for another switch (nixos-rebuild) holding /run/nixos/switch-to-configuration.lock before it is skipped and retried (default 120)",
+    valueHint: "SEC",
   },
   "spool-max-bytes": {
     type: "string",
@@ -113,6 +120,7 @@ const Flags = z.object({
   "drift-interval": Seconds,
   "auto-heal": z.boolean(),
   watch: z.boolean(),
+  "switch-lock-wait": z.coerce.number().min(0).max(3600),
   "spool-max-bytes": z.coerce
     .number()
     .int("expected a whole number of bytes")
@@ -160,6 +168,8 @@ export interface AgentOptions {
   autoHeal: boolean
   /** Watch the links with inotify; without it the agent only polls. */
   watch: boolean
+  /** How long a heal waits for NixOS's switch lock held by someone else, in seconds. */
+  switchLockWaitSeconds: number
   /** Cap on the spool's unacknowledged reports, in bytes. */
   spoolMaxBytes: number
   /** The control plane's replicas, in the order given; empty: standalone. */
@@ -244,6 +254,7 @@ export async function parseAgentOptions(
   input["auto-heal"] ??= true
   input["log-level"] ??= "info"
   input["spool-max-bytes"] ??= String(DEFAULT_SPOOL_MAX_BYTES)
+  input["switch-lock-wait"] ??= String(DEFAULT_SWITCH_LOCK_WAIT_SECONDS)
   const parsed = Flags.safeParse(input)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
@@ -269,6 +280,7 @@ export async function parseAgentOptions(
     autoHeal: f["auto-heal"],
     watch: f.watch,
     spoolMaxBytes: f["spool-max-bytes"],
+    switchLockWaitSeconds: f["switch-lock-wait"],
     controlUrls: f["control-url"],
     joinToken,
     joinTokenSource,
