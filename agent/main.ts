@@ -11,7 +11,9 @@ import { hostname } from "node:os"
 import { join } from "node:path"
 import { defineCommand, runMain } from "citty"
 import { createLogger, displayUrl, setLogLevel } from "../protocol/log.ts"
+import { UNCONFIRMED_DEPLOY_MARKER } from "../protocol/unconfirmed-deploy.ts"
 import { VERSION } from "../protocol/version.ts"
+import { checkUnconfirmedDeploy } from "./boot-check.ts"
 import { type CommandLoop, startCommandLoop } from "./command-loop.ts"
 import { createControlClient } from "./control-client.ts"
 import { createCredentialRotator } from "./credential-rotation.ts"
@@ -23,7 +25,7 @@ import { createNixSystem } from "./nix-system.ts"
 import { type AgentOptions, AgentOptionsError, agentArgs, gatherControlUrls, parseAgentOptions } from "./options.ts"
 import { createReconciler, type Reconciler } from "./reconciler.ts"
 import { type ReportSender, startReportSender } from "./report-sender.ts"
-import { openSpool } from "./spool.ts"
+import { openSpool, type ReportInput } from "./spool.ts"
 import { openStateDir } from "./state-dir.ts"
 import { createSwitchLock } from "./switch-lock.ts"
 import { watchLinks } from "./watcher.ts"
@@ -58,19 +60,27 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
   let heartbeat: HeartbeatLoop | null = null
   let lastSeen: string | null = null
   const metrics = createAgentMetrics(options.nodeId)
+  // Healing never waits on the spool: a report that cannot be written (a full disk) is logged and lost.
+  const report = (r: ReportInput) => {
+    metrics.report(r)
+    try {
+      spool.append(r)
+    } catch (error) {
+      log.error("report not spooled; healing goes on", { type: r.type, error })
+    }
+  }
+  // A reboot inside a push deploy's confirm window is undone before anything else looks at the links.
+  await checkUnconfirmedDeploy({
+    nix,
+    markerPath: UNCONFIRMED_DEPLOY_MARKER,
+    bootIdFile: options.bootIdFile,
+    report,
+  }).catch((error) => log.error("boot check for an unconfirmed deploy failed", { error }))
   const reconciler = createReconciler({
     nix,
     autoHeal: options.autoHeal,
     initialDesired: options.desired ?? stored?.closure ?? null,
-    // Healing never waits on the spool: a report that cannot be written (a full disk) is logged and lost.
-    report: (r) => {
-      metrics.report(r)
-      try {
-        spool.append(r)
-      } catch (error) {
-        log.error("report not spooled; healing goes on", { type: r.type, error })
-      }
-    },
+    report,
     persistDesired: (closure, source) => stateDir.writeDesired({ closure, setAt: new Date().toISOString(), source }),
     // A heartbeat goes out early when the phase or the links change: a deploy or rollback that holds
     // the agent leaves the phase as it was, and the control plane should still learn at once what runs.

@@ -32,6 +32,7 @@ describe("agent options", () => {
       systemProfile: "/nix/var/nix/profiles/system",
       currentSystem: "/run/current-system",
       bootedSystem: "/run/booted-system",
+      bootIdFile: "/proc/sys/kernel/random/boot_id",
       metricsListen: null,
       desired: null,
       logLevel: "info",

@@ -11,6 +11,7 @@ import type { ArgsDef } from "citty"
 import { z } from "zod"
 import { ConfigError, type LayeredConfig, loadLayeredConfig } from "../control/config.ts"
 import { NodeId, StorePath } from "../protocol/ids.ts"
+import { BOOT_ID_FILE } from "../protocol/unconfirmed-deploy.ts"
 import { DEFAULT_SPOOL_MAX_BYTES } from "./spool.ts"
 import { DEFAULT_SWITCH_LOCK_WAIT_SECONDS } from "./switch-lock.ts"
 
@@ -87,6 +88,12 @@ export const agentArgs = {
   "system-profile": { type: "string", description: "System profile link", default: "/nix/var/nix/profiles/system" },
   "current-system": { type: "string", description: "Running system link", default: "/run/current-system" },
   "booted-system": { type: "string", description: "Booted system link", default: "/run/booted-system" },
+  "boot-id-file": {
+    type: "string",
+    description:
+      "Where the running boot's id is read, to tell a reboot inside a deploy's confirm window (tests point it elsewhere)",
+    default: BOOT_ID_FILE,
+  },
   desired: {
     type: "string",
     description: "Enforce this closure until the control plane says otherwise (standalone use, tests)",
@@ -153,6 +160,7 @@ const Flags = z.object({
   "system-profile": AbsolutePath,
   "current-system": AbsolutePath,
   "booted-system": AbsolutePath,
+  "boot-id-file": AbsolutePath,
   desired: StorePath.optional().transform((v) => v ?? null),
   "log-level": z
     .string()
@@ -183,6 +191,8 @@ export interface AgentOptions {
   systemProfile: string
   currentSystem: string
   bootedSystem: string
+  /** The kernel's boot id (a file whose content changes at every boot). */
+  bootIdFile: string
   desired: StorePath | null
   logLevel: string
   /** Where to serve the agent's metrics; null: nowhere. */
@@ -289,6 +299,7 @@ export async function parseAgentOptions(
     systemProfile: f["system-profile"],
     currentSystem: f["current-system"],
     bootedSystem: f["booted-system"],
+    bootIdFile: f["boot-id-file"],
     desired: f.desired,
     logLevel: f["log-level"],
     metricsListen: f["metrics-listen"],

@@ -3,6 +3,7 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
 import { abortScript, activateScript, confirmScript } from "../control/domain/activation.ts"
 import type { StorePath } from "../protocol/ids.ts"
+import { UNCONFIRMED_DEPLOY_MARKER } from "../protocol/unconfirmed-deploy.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { createTestNode, type TestNode } from "./support/test-node.ts"
 import { waitFor } from "./support/wait.ts"
@@ -20,6 +21,8 @@ beforeAll(async () => {
 })
 
 const sh = (node: TestNode, script: string) => node.exec(["sh", "-c", script])
+/** The on-disk marker a reboot-time rollback reads: there while a deploy is unconfirmed, gone once decided. */
+const marked = async (node: TestNode) => (await node.exec(["test", "-e", UNCONFIRMED_DEPLOY_MARKER])).code === 0
 const activate = (node: TestNode, id: string, confirmTimeoutSeconds: number) =>
   sh(node, activateScript({ deployId: id, closure: gen2, isSystem: true, confirmTimeoutSeconds }))
 
@@ -30,10 +33,17 @@ describe("magic rollback on the node", () => {
     expect(a.code).toBe(0)
     expect(a.stdout).toContain("previous 1 ")
     expect((await node.links()).current).toBe(gen2)
+    expect(await marked(node)).toBe(true)
     await waitFor(
       "the watchdog's rollback",
       () => node.links(),
       (l) => l.current === gen1 && l.profile === gen1,
+      10_000,
+    )
+    await waitFor(
+      "the marker cleared by the watchdog",
+      () => marked(node),
+      (m) => !m,
       10_000,
     )
     const late = await sh(node, confirmScript("d1", true))
@@ -46,6 +56,7 @@ describe("magic rollback on the node", () => {
     expect((await activate(node, "d2", 1)).code).toBe(0)
     const first = await sh(node, confirmScript("d2", true))
     expect({ code: first.code, out: first.stdout.trim() }).toEqual({ code: 0, out: gen2 })
+    expect(await marked(node)).toBe(false)
     const again = await sh(node, confirmScript("d2", true))
     expect(again.code).toBe(0)
     await Bun.sleep(2500)
@@ -58,6 +69,7 @@ describe("magic rollback on the node", () => {
     const abort = await sh(node, abortScript("d3", { generation: 1, path: gen1 }, true))
     expect({ code: abort.code, last: abort.stdout.trim().split("\n").at(-1) }).toEqual({ code: 0, last: "rolled-back" })
     expect(await node.links()).toMatchObject({ profile: gen1, current: gen1 })
+    expect(await marked(node)).toBe(false)
     // Move the node on by hand: a watchdog that still fired would drag it back to generation 1.
     await node.switchTo(gen2)
     await Bun.sleep(3000)

@@ -4,9 +4,12 @@
 // timeout and then, unless a confirm file exists, switches the profile back to the previous generation
 // and activates it. The control plane confirms over a *new* SSH connection once the health checks
 // pass: if the new system broke the node's networking or sshd, the confirmation cannot arrive and the
-// node rolls itself back. State lives in /run/chimera (tmpfs: per boot, per node).
+// node rolls itself back. State lives in /run/chimera (tmpfs: per boot, per node), except one marker
+// on disk (protocol/unconfirmed-deploy.ts) that lets the node's agent roll back a system deploy the
+// node rebooted into before it was confirmed, when the watchdog died with the old boot.
 import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { StorePath } from "../../protocol/ids.ts"
+import { BOOT_ID_FILE, UNCONFIRMED_DEPLOY_MARKER } from "../../protocol/unconfirmed-deploy.ts"
 
 export const SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
 /** Every deployed closure is also recorded as a generation of this profile. */
@@ -14,6 +17,9 @@ export const CHIMERA_PROFILE = "/nix/var/nix/profiles/chimera"
 const STATE = "/run/chimera/deploys"
 /** While this file names a time to come, an agent on the node neither reports nor heals drift. */
 export const DEPLOY_HOLD = "/run/chimera/deploy-hold"
+
+/** Removes the unconfirmed-deploy marker if it is this deploy's ($ID), the deploy now being decided. */
+const CLEAR_MARKER = `M=${UNCONFIRMED_DEPLOY_MARKER}; grep -qx "deploy=$ID" "$M" 2>/dev/null && rm -f "$M"; true`
 
 /** POSIX single-quoting: the only safe way to pass an arbitrary string to a remote shell. */
 export function shq(s: string): string {
@@ -45,7 +51,7 @@ export function activateScript(a: ActivationScript): string {
   return [
     "set -eu",
     "umask 077",
-    `P=${shq(profile)}; NEW=${shq(a.closure)}; D=${shq(dir)}`,
+    `P=${shq(profile)}; NEW=${shq(a.closure)}; D=${shq(dir)}; ID=${shq(a.deployId)}`,
     'mkdir -p "$D"',
     // An agent on the node must not heal the deploy away before it is confirmed and the control plane
     // has the new desired closure: it honours this hold (agent/nix-system.ts) until it expires.
@@ -59,9 +65,18 @@ export function activateScript(a: ActivationScript): string {
 while [ ! -e "$D/activated" ] && kill -0 $$ 2>/dev/null; do sleep 1; done
 [ -e "$D/activated" ] && sleep ${a.confirmTimeoutSeconds}
 mkdir "$D/decided" 2>/dev/null || exit 0
-if nix-env -p "$P" --switch-generation "$prev_gen"${switchTo('"$prev_path"')}; then echo rolled-back > "$D/outcome"; else echo rollback-failed > "$D/outcome"; fi
+if nix-env -p "$P" --switch-generation "$prev_gen"${switchTo('"$prev_path"')}; then echo rolled-back > "$D/outcome"; ID=${shq(a.deployId)}; ${CLEAR_MARKER.replaceAll("$M", "\\$M").replaceAll("$ID", "\\$ID")}; else echo rollback-failed > "$D/outcome"; fi
 EOF`,
     '  setsid -f sh "$D/watchdog" </dev/null >"$D/watchdog.log" 2>&1',
+    // On disk, written durably before the switch: a reboot in the confirm window takes the watchdog
+    // with it, and the node's agent then rolls back at boot instead (agent/boot-check.ts).
+    ...(a.isSystem
+      ? [
+          `  M=${UNCONFIRMED_DEPLOY_MARKER}; mkdir -p -m 700 "$(dirname "$M")"`,
+          `  printf 'boot_id=%s\\ndeploy=%s\\nunconfirmed=%s\\nprevious=%s\\n' "$(cat ${BOOT_ID_FILE})" "$ID" "$NEW" "$prev_path" > "$M.tmp"`,
+          '  sync "$M.tmp" 2>/dev/null || sync; mv "$M.tmp" "$M"; sync "$(dirname "$M")" 2>/dev/null || sync',
+        ]
+      : []),
     "fi",
     // Record every closure in the Chimera profile, then activate.
     ...(a.isSystem ? [`nix-env -p ${shq(CHIMERA_PROFILE)} --set "$NEW" >/dev/null 2>&1 || true`] : []),
@@ -80,10 +95,11 @@ export function confirmScript(deployId: string, isSystem: boolean): string {
   const dir = `${STATE}/${deployId}`
   return [
     "set -eu",
-    `D=${shq(dir)}`,
+    `D=${shq(dir)}; ID=${shq(deployId)}`,
     'if mkdir "$D/decided" 2>/dev/null; then touch "$D/confirmed"',
     'elif [ ! -e "$D/confirmed" ]; then echo "too late: the node already decided ($(cat "$D/outcome" 2>/dev/null || echo rolling back))"; exit 3',
     "fi",
+    CLEAR_MARKER,
     `readlink -f ${isSystem ? "/run/current-system" : shq(CHIMERA_PROFILE)}`,
   ].join("\n")
 }
@@ -102,14 +118,14 @@ export function abortScript(
   const dir = `${STATE}/${deployId}`
   return [
     "set -u",
-    `D=${shq(dir)}`,
+    `D=${shq(dir)}; ID=${shq(deployId)}`,
     'if ! mkdir "$D/decided" 2>/dev/null; then',
     '  i=0; while [ ! -e "$D/outcome" ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done',
     '  outcome=$(cat "$D/outcome" 2>/dev/null || echo "no outcome yet")',
     '  echo "the watchdog decided: $outcome"; [ "$outcome" = rolled-back ]; exit',
     "fi",
     `if nix-env -p ${shq(profile)} --switch-generation ${previous.generation}${isSystem ? ` && ${shq(previous.path)}/bin/switch-to-configuration switch` : ""}; then`,
-    '  echo rolled-back > "$D/outcome"; echo rolled-back',
+    `  echo rolled-back > "$D/outcome"; ${CLEAR_MARKER}; echo rolled-back`,
     'else rmdir "$D/decided"; echo "rollback failed" >&2; exit 1',
     "fi",
   ].join("\n")
