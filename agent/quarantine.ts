@@ -29,6 +29,8 @@ export interface QuarantineInput {
 /** Sets `report` aside; returns the file it was written to (null if it could not be written). */
 export function quarantineReport(input: QuarantineInput): string | null {
   const { report, status } = input
+  // A compaction while the batch was in flight may have folded the report away: nothing to set aside.
+  if (input.spool.pending(1)[0]?.seq !== report.seq) return null
   const answer = input.answer.slice(0, 4096)
   const file = join(input.dir, `report-${report.seq}.json`)
   let written: string | null = file
