@@ -108,7 +108,8 @@ describe("agent failover between control-plane replicas", () => {
       )
       // Every report the agent made, before and after the kill, is stored exactly once.
       const seqs = (await events(replica, "fo-1")).flatMap((e) => (typeof e.data.seq === "number" ? [e.data.seq] : []))
-      expect(seqs.sort((x, y) => x - y)).toEqual(Array.from({ length: after.lastSeq }, (_, i) => i + 1))
+      const upTo = seqs.filter((q) => q <= after.lastSeq).sort((x, y) => x - y)
+      expect(upTo).toEqual(Array.from({ length: after.lastSeq }, (_, i) => i + 1))
       // And it stays with B: a second heartbeat there, and B's API shows the node heartbeating.
       const first = await lastHeartbeat(replica, "fo-1")
       await waitFor(
