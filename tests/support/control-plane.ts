@@ -141,7 +141,10 @@ export interface SpawnOptions {
   dataDir?: string
   /** CHIMERA_DB (default: SQLite in the data dir). */
   databaseUrl?: string
-  /** The admin token, for a replica whose data dir has none (another replica on its database made it). */
+  /**
+   * The admin token, for a replica whose data dir has none (another replica on its database made it);
+   * without one such a replica's `adminToken` is "" (replicas started at once: the test finds the token).
+   */
   adminToken?: string
 }
 
@@ -181,7 +184,7 @@ export async function spawnControlPlane(port: number, opts: SpawnOptions = {}): 
   }
   let proc = await start()
   const tokenFile = join(dataDir, "admin.token")
-  const adminToken = await _adminToken(existsSync(tokenFile) ? tokenFile : null, opts.adminToken)
+  const adminToken = existsSync(tokenFile) ? await _adminToken(tokenFile, undefined) : (opts.adminToken ?? "")
   const stop = async () => {
     proc.kill("SIGTERM")
     await proc.exited

@@ -1,0 +1,162 @@
+// Control-plane replicas on one real PostgreSQL database acting as one: started together on an empty
+// database they all come up and share one identity (the admin token, logins, API tokens); what is
+// done through one reaches agents and event streams held by another (LISTEN/NOTIFY), within the
+// product's contract (a desired closure active within 1 s while the agent polls the other replica).
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { existsSync } from "node:fs"
+import { mkdir, writeFile } from "node:fs/promises"
+import { join } from "node:path"
+import { newToken } from "../control/domain/tokens.ts"
+import type { StorePath } from "../protocol/ids.ts"
+import { startAgent } from "./support/agent-process.ts"
+import { call, login, PASSWORD } from "./support/auth.ts"
+import { freePort, type SpawnedControlPlane, spawnControlPlane, startInProcess } from "./support/control-plane.ts"
+import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { startPostgres, type TestPostgres } from "./support/postgres.ts"
+import { streamText } from "./support/stream.ts"
+import { createTestNode } from "./support/test-node.ts"
+import { waitFor } from "./support/wait.ts"
+
+setDefaultTimeout(120_000)
+
+let pg: TestPostgres
+let gen1: StorePath
+let gen2: StorePath
+
+beforeAll(async () => {
+  pg = await startPostgres()
+  ;[gen1, gen2] = (await Promise.all([1, 2].map((g) => buildTestSystem(g, { tag: "replicas" })))) as [
+    StorePath,
+    StorePath,
+  ]
+})
+
+afterAll(async () => {
+  await pg?.stop()
+})
+
+/** Replicas started at once on `url`, each with its own data dir; the admin token is the one whose dir has it. */
+async function startTogether(url: string, n: number): Promise<{ replicas: SpawnedControlPlane[]; token: string }> {
+  const started = await Promise.allSettled(
+    Array.from({ length: n }, () => spawnControlPlane(freePort(), { databaseUrl: url })),
+  )
+  const replicas = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []))
+  const failed = started.flatMap((s) => (s.status === "rejected" ? [String(s.reason)] : []))
+  if (failed.length > 0) {
+    await Promise.all(replicas.map((r) => r.stop()))
+    throw new Error(`${failed.length} of ${n} replicas did not start:\n${failed.join("\n")}`)
+  }
+  const holders = replicas.filter((r) => existsSync(join(r.dataDir, "admin.token")))
+  expect(holders).toHaveLength(1)
+  return { replicas, token: holders[0]?.adminToken ?? "" }
+}
+
+describe("replicas on PostgreSQL", () => {
+  test("three replicas started at once on an empty database all come up, with one admin token for all", async () => {
+    const { replicas, token } = await startTogether(await pg.database("together"), 3)
+    try {
+      for (const r of replicas) expect((await call(r, token, "GET", "/api/nodes")).status).toBe(200)
+      // A token in a data dir that is not the fleet's is left unused: it opens nothing.
+      const stray = replicas.find((r) => r.adminToken === "")
+      expect(stray).toBeDefined()
+    } finally {
+      await Promise.all(replicas.map((r) => r.stop()))
+    }
+  })
+
+  test("a login and an API token made through one replica work on the other; a later replica revokes nothing", async () => {
+    const url = await pg.database("identity")
+    await using a = await startInProcess({ databaseUrl: url })
+    await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
+    expect(existsSync(join(b.dataDir, "admin.token"))).toBe(false)
+    expect((await call(b, a.adminToken, "GET", "/api/nodes")).status).toBe(200)
+
+    expect(
+      (await call(a, a.adminToken, "POST", "/api/users", { username: "erin", password: PASSWORD, role: "operator" }))
+        .status,
+    ).toBe(201)
+    const session = await login(a, "erin")
+    expect((await call(b, session, "GET", "/api/nodes")).status).toBe(200)
+    // Refreshed through B (signed with B's key), the new session works on A.
+    const refreshed = await call(b, session, "POST", "/api/auth/refresh")
+    expect(refreshed.status).toBe(200)
+    const next = ((await refreshed.json()) as { token: string }).token
+    expect((await call(a, next, "GET", "/api/nodes")).status).toBe(200)
+    // Revoked through A, it is refused by B at once.
+    expect((await call(a, next, "POST", "/api/auth/revoke", {})).status).toBe(200)
+    expect((await call(b, next, "GET", "/api/nodes")).status).toBe(401)
+
+    const made = await call(b, a.adminToken, "POST", "/api/tokens", { name: "ci", role: "viewer" })
+    expect(made.status).toBe(201)
+    const apiToken = ((await made.json()) as { token: string }).token
+    expect((await call(a, apiToken, "GET", "/api/nodes")).status).toBe(200)
+
+    // A third replica whose data dir holds an admin token of its own (say, from a standalone start)
+    // does not install it: the fleet's token keeps working and the stray one opens nothing.
+    const strayDir = join(b.dataDir, "stray")
+    const stray = newToken("admin")
+    await mkdir(strayDir, { recursive: true, mode: 0o700 })
+    await writeFile(join(strayDir, "admin.token"), `${stray}\n`, { mode: 0o600 })
+    await using c = await startInProcess({ databaseUrl: url, dataDir: strayDir, adminToken: a.adminToken })
+    expect((await call(c, stray, "GET", "/api/nodes")).status).toBe(401)
+    for (const r of [a, b, c]) expect((await call(r, a.adminToken, "GET", "/api/nodes")).status).toBe(200)
+    // The replaced session stays refused everywhere; a login through C works on A.
+    expect((await call(c, session, "GET", "/api/nodes")).status).toBe(401)
+    expect((await call(a, await login(c, "erin"), "GET", "/api/nodes")).status).toBe(200)
+  })
+
+  test("a desired closure set through A is active within 1 s on a node whose agent polls B; B streams A's events; A's relayed command runs there", async () => {
+    const { replicas, token } = await startTogether(await pg.database("wakeups"), 2)
+    const [a, b] = replicas as [SpawnedControlPlane, SpawnedControlPlane]
+    try {
+      const { token: join_ } = (await (await call(a, token, "POST", "/api/nodes/join-tokens", {})).json()) as {
+        token: string
+      }
+      await using node = await createTestNode({ name: "replica-node", boot: gen2 })
+      await using agent = startAgent(node, { nodeId: "replica-node", controlUrl: b.url, joinToken: join_ })
+      const heard = async () =>
+        ((await (await call(a, token, "GET", "/api/nodes/replica-node")).json()) as { lastHeartbeat?: string | null })
+          .lastHeartbeat ?? null
+      await waitFor("the agent's first heartbeat, seen through A", heard, (at) => at !== null).catch((e: Error) => {
+        throw new Error(`${e.message}\n${agent.log()}`)
+      })
+      // The agent is idle in its long poll on B before anything is asked of it.
+      await Bun.sleep(0)
+
+      const controller = new AbortController()
+      const res = await fetch(`${b.url}/api/events/stream?node=replica-node`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: controller.signal,
+      })
+      expect(res.status).toBe(200)
+      const stream = streamText(res.body as ReadableStream<Uint8Array>)
+      await stream.until((t) => t.includes("event: ready"))
+
+      const put = await call(a, token, "PUT", "/api/nodes/replica-node/desired", { closure: gen1 })
+      expect(put.status).toBe(200)
+      await waitFor(
+        "the closure active on the node",
+        () => node.links(),
+        (l) => l.current === gen1,
+        1000,
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}\n${agent.log()}`)
+      })
+      // Made through A, carried by B's stream.
+      await stream.until((t) => t.includes("event: desired.changed"))
+      expect(stream.text).toContain(gen1)
+
+      const run = await call(a, token, "POST", "/api/fleet/run", {
+        command: "echo relayed-through-a",
+        nodes: ["replica-node"],
+        timeout: 5,
+      })
+      expect(run.status).toBe(200)
+      const answer = (await run.json()) as { results: { status: string; stdout: string }[] }
+      expect(answer.results).toMatchObject([{ status: "ok", stdout: "relayed-through-a\n" }])
+      controller.abort()
+    } finally {
+      await Promise.all(replicas.map((r) => r.stop()))
+    }
+  })
+})
