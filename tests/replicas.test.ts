@@ -105,7 +105,7 @@ describe("replicas on PostgreSQL", () => {
     expect((await call(a, await login(c, "erin"), "GET", "/api/nodes")).status).toBe(200)
   })
 
-  test("a desired closure set through A is active within 1 s on a node whose agent polls B; B streams A's events; A's relayed command runs there", async () => {
+  test("given both URLs and polling B: A's desired closure active within 1 s, A's events on B's stream, A's relayed command run; B SIGKILLed: heartbeats to A within 15 s, nothing acknowledged lost, never unreachable", async () => {
     const { replicas, token } = await startTogether(await pg.database("wakeups"), 2)
     const [a, b] = replicas as [SpawnedControlPlane, SpawnedControlPlane]
     try {
@@ -113,15 +113,21 @@ describe("replicas on PostgreSQL", () => {
         token: string
       }
       await using node = await createTestNode({ name: "replica-node", boot: gen2 })
-      await using agent = startAgent(node, { nodeId: "replica-node", controlUrl: b.url, joinToken: join_ })
-      const heard = async () =>
-        ((await (await call(a, token, "GET", "/api/nodes/replica-node")).json()) as { lastHeartbeat?: string | null })
-          .lastHeartbeat ?? null
-      await waitFor("the agent's first heartbeat, seen through A", heard, (at) => at !== null).catch((e: Error) => {
-        throw new Error(`${e.message}\n${agent.log()}`)
+      // B first: the agent sticks to B until B fails it.
+      await using agent = startAgent(node, {
+        nodeId: "replica-node",
+        controlUrl: `${b.url},${a.url}`,
+        joinToken: join_,
       })
-      // The agent is idle in its long poll on B before anything is asked of it.
-      await Bun.sleep(0)
+      const withLog = (e: Error) => {
+        throw new Error(`${e.message}\n${agent.log()}`)
+      }
+      const nodeOnA = async () =>
+        (await (await call(a, token, "GET", "/api/nodes/replica-node")).json()) as {
+          lastHeartbeat?: string | null
+          status?: string
+        }
+      await waitFor("the agent's first heartbeat, seen through A", nodeOnA, (n) => !!n.lastHeartbeat).catch(withLog)
 
       const controller = new AbortController()
       const res = await fetch(`${b.url}/api/events/stream?node=replica-node`, {
@@ -139,12 +145,11 @@ describe("replicas on PostgreSQL", () => {
         () => node.links(),
         (l) => l.current === gen1,
         1000,
-      ).catch((e: Error) => {
-        throw new Error(`${e.message}\n${agent.log()}`)
-      })
+      ).catch(withLog)
       // Made through A, carried by B's stream.
       await stream.until((t) => t.includes("event: desired.changed"))
       expect(stream.text).toContain(gen1)
+      controller.abort()
 
       const run = await call(a, token, "POST", "/api/fleet/run", {
         command: "echo relayed-through-a",
@@ -154,7 +159,42 @@ describe("replicas on PostgreSQL", () => {
       expect(run.status).toBe(200)
       const answer = (await run.json()) as { results: { status: string; stdout: string }[] }
       expect(answer.results).toMatchObject([{ status: "ok", stdout: "relayed-through-a\n" }])
-      controller.abort()
+
+      // What the agent reported and B acknowledged so far.
+      type Listed = { events: { type: string; data: { seq?: number } }[] }
+      const reported = async () =>
+        ((await (await call(a, token, "GET", "/api/events?node=replica-node&limit=1000")).json()) as Listed).events
+          .map((e) => e.data.seq)
+          .filter((seq): seq is number => typeof seq === "number")
+      const before = await waitFor("the activation reported", reported, (seqs) => seqs.length >= 2)
+
+      await b.kill()
+      const killedAt = new Date().toISOString()
+      await waitFor(
+        "a heartbeat through A after B's death",
+        nodeOnA,
+        (n) => !!n.lastHeartbeat && n.lastHeartbeat > killedAt,
+        15_000,
+      ).catch(withLog)
+      // The node drifts while on A: healed, and reported to A after everything B acknowledged.
+      await node.switchTo(gen2)
+      await waitFor(
+        "healed through A",
+        () => node.links(),
+        (l) => l.current === gen1,
+        15_000,
+      ).catch(withLog)
+      const after = await waitFor("the heal reported to A", reported, (seqs) => seqs.length > before.length)
+      for (const seq of before) expect(after).toContain(seq)
+      // Each report once, none missing in between.
+      expect(new Set(after).size).toBe(after.length)
+      const top = Math.max(...after)
+      expect([...after].sort((x, y) => x - y)).toEqual(Array.from({ length: top }, (_, i) => i + 1))
+      const unreachable = (await (
+        await call(a, token, "GET", "/api/events?node=replica-node&type=node.unreachable")
+      ).json()) as Listed
+      expect(unreachable.events).toEqual([])
+      expect((await nodeOnA()).status).not.toBe("unreachable")
     } finally {
       await Promise.all(replicas.map((r) => r.stop()))
     }
