@@ -6,10 +6,12 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync } from "node:fs"
 import { mkdir, writeFile } from "node:fs/promises"
 import { join } from "node:path"
+import { SQL } from "bun"
+import { CHANNEL } from "../control/adapters/replica-link.ts"
 import { newToken } from "../control/domain/tokens.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startAgent } from "./support/agent-process.ts"
-import { call, login, PASSWORD } from "./support/auth.ts"
+import { call, enrollNode, login, PASSWORD } from "./support/auth.ts"
 import { freePort, type SpawnedControlPlane, spawnControlPlane, startInProcess } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
@@ -49,6 +51,14 @@ async function startTogether(url: string, n: number): Promise<{ replicas: Spawne
   const holders = replicas.filter((r) => existsSync(join(r.dataDir, "admin.token")))
   expect(holders).toHaveLength(1)
   return { replicas, token: holders[0]?.adminToken ?? "" }
+}
+
+/** Reads `stream` until `text` shows up, or fails after `ms` saying what was awaited. */
+async function untilShown(stream: ReturnType<typeof streamText>, text: string, ms = 15_000) {
+  const timeout = Bun.sleep(ms).then(() => {
+    throw new Error(`timed out after ${ms} ms waiting for ${text} on the stream; got:\n${stream.text}`)
+  })
+  await Promise.race([stream.until((t) => t.includes(text)), timeout])
 }
 
 describe("replicas on PostgreSQL", () => {
@@ -197,6 +207,41 @@ describe("replicas on PostgreSQL", () => {
       expect((await nodeOnA()).status).not.toBe("unreachable")
     } finally {
       await Promise.all(replicas.map((r) => r.stop()))
+    }
+  })
+
+  test("an event another replica committed late, with an id below one already streamed, still reaches the stream", async () => {
+    const url = await pg.database("late_events")
+    await using a = await startInProcess({ databaseUrl: url })
+    await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
+    const controller = new AbortController()
+    const res = await fetch(`${b.url}/api/events/stream`, {
+      headers: { authorization: `Bearer ${a.adminToken}` },
+      signal: controller.signal,
+    })
+    const stream = streamText(res.body as ReadableStream<Uint8Array>)
+    await untilShown(stream, "event: ready")
+    // Another replica's transaction takes its id first and commits last, as PostgreSQL allows.
+    const db = new SQL(url)
+    const other = await db.reserve()
+    try {
+      await other`BEGIN`
+      const now = new Date().toISOString()
+      const rows = (await other`
+        INSERT INTO events (type, node_id, at, received_at, data) VALUES ('node.enrolled', 'late-node', ${now}, ${now}, '{}')
+        RETURNING id`) as { id: number }[]
+      const lateId = Number(rows[0]?.id)
+      await enrollNode(b, "early-node")
+      await untilShown(stream, '"early-node"')
+      await other`COMMIT`
+      await db.notify(CHANNEL, `another-replica e ${lateId}`)
+      await untilShown(stream, '"late-node"')
+      expect(stream.text.indexOf('"early-node"')).toBeLessThan(stream.text.indexOf('"late-node"'))
+      expect(stream.text).toContain(`id: ${lateId}\n`)
+    } finally {
+      controller.abort()
+      other.release()
+      await db.close()
     }
   })
 })
