@@ -244,4 +244,23 @@ describe("replicas on PostgreSQL", () => {
       await db.close()
     }
   })
+
+  test("failed logins through different replicas add up: the username locks on all of them", async () => {
+    const url = await pg.database("backoff")
+    await using a = await startInProcess({ databaseUrl: url })
+    await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
+    expect(
+      (await call(a, a.adminToken, "POST", "/api/users", { username: "frank", password: PASSWORD, role: "viewer" }))
+        .status,
+    ).toBe(201)
+    const attempt = (cp: { url: string }, password: string) =>
+      call(cp, null, "POST", "/api/auth/login", { username: "frank", password })
+    // The free failures, spread over both replicas: neither alone saw enough to lock.
+    for (const cp of [a, b, a, b, a]) expect((await attempt(cp, "wrong password, again")).status).toBe(401)
+    for (const cp of [a, b]) {
+      const locked = await attempt(cp, PASSWORD)
+      expect(locked.status).toBe(429)
+      expect(await locked.text()).toContain("too many failed logins")
+    }
+  })
 })
