@@ -8,6 +8,7 @@ import { mkdir, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { SQL } from "bun"
 import { CHANNEL } from "../control/adapters/replica-link.ts"
+import { DEFAULT_LIMITS } from "../control/domain/auth/rate-limiter.ts"
 import { newToken } from "../control/domain/tokens.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startAgent } from "./support/agent-process.ts"
@@ -262,5 +263,23 @@ describe("replicas on PostgreSQL", () => {
       expect(locked.status).toBe(429)
       expect(await locked.text()).toContain("too many failed logins")
     }
+  })
+
+  test("rate limits are each replica's own: a user past the limit on A still has B's whole budget", async () => {
+    const url = await pg.database("rate_limits")
+    const trust = { rateLimits: { ...DEFAULT_LIMITS, api: { limit: 3, windowMs: 60_000 } } }
+    await using a = await startInProcess({ databaseUrl: url, trust })
+    await using b = await startInProcess({ databaseUrl: url, trust, adminToken: a.adminToken })
+    expect(
+      (await call(a, a.adminToken, "POST", "/api/users", { username: "gina", password: PASSWORD, role: "viewer" }))
+        .status,
+    ).toBe(201)
+    const gina = await login(a, "gina")
+    for (let i = 0; i < 3; i++) expect((await call(a, gina, "GET", "/api/nodes")).status).toBe(200)
+    expect((await call(a, gina, "GET", "/api/nodes")).status).toBe(429)
+    for (let i = 0; i < 3; i++) expect((await call(b, gina, "GET", "/api/nodes")).status).toBe(200)
+    const refused = await call(b, gina, "GET", "/api/nodes")
+    expect(refused.status).toBe(429)
+    expect(refused.headers.get("x-ratelimit-limit")).toBe("3")
   })
 })
