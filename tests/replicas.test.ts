@@ -282,4 +282,34 @@ describe("replicas on PostgreSQL", () => {
     expect(refused.status).toBe(429)
     expect(refused.headers.get("x-ratelimit-limit")).toBe("3")
   })
+
+  test("a deploy running on A is running, with its targets and progress, when asked through B", async () => {
+    const url = await pg.database("deploy_elsewhere")
+    const a = await spawnControlPlane(freePort(), { databaseUrl: url })
+    try {
+      await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
+      await enrollNode(a, "quiet-node")
+      // Through its agent, which never answers here: the deploy waits on A until its timeout.
+      const started = await call(a, a.adminToken, "POST", "/api/deployments", {
+        targets: ["quiet-node"],
+        closure: gen1,
+        confirm_timeout_seconds: 600,
+      })
+      expect(started.status).toBe(202)
+      const { id } = (await started.json()) as { id: string }
+      const seen = await waitFor(
+        "the deploy's progress through B",
+        async () =>
+          (await (await call(b, a.adminToken, "GET", `/api/deployments/${id}`)).json()) as Record<string, unknown>,
+        (d) => typeof d.progress === "object" && Object.keys(d.progress ?? {}).length > 0,
+      )
+      expect(seen).toMatchObject({ id, status: "running", targets: ["quiet-node"] })
+      expect(String((seen.progress as Record<string, string>)["quiet-node"])).toContain("waiting for the agent")
+      expect((await call(b, a.adminToken, "GET", "/api/deployments/20200101000000-0123abcd")).status).toBe(404)
+    } finally {
+      // SIGKILL: a graceful stop would wait for the deploy's timeout.
+      await a.kill()
+      await a.stop()
+    }
+  })
 })
