@@ -146,6 +146,8 @@ export interface SpawnOptions {
    * without one such a replica's `adminToken` is "" (replicas started at once: the test finds the token).
    */
   adminToken?: string
+  /** More environment for the process (its settings: CHIMERA_<SECTION>_<FIELD>). */
+  env?: Record<string, string>
 }
 
 /** `chimera web` as a child process on 127.0.0.1:`port`, with its own data dir. */
@@ -164,6 +166,7 @@ export async function spawnControlPlane(port: number, opts: SpawnOptions = {}): 
         CHIMERA_RATE_LIMITS_API: "1000000000",
         CHIMERA_RATE_LIMITS_AGENT: "1000000000",
         CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
+        ...opts.env,
       },
       stdin: "ignore",
       stdout: "pipe",
