@@ -120,4 +120,18 @@ export const MIGRATIONS: Migration[] = [
       "CREATE TABLE health_probe (id INTEGER PRIMARY KEY, checked_at TEXT NOT NULL)",
     ],
   },
+  {
+    version: 8,
+    name: "the signing keyring: every replica's public JWT key",
+    statements: () => [
+      "CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, public_key TEXT NOT NULL, created_at TEXT NOT NULL)",
+    ],
+  },
+  {
+    version: 9,
+    name: "failed logins per username, shared by replicas",
+    statements: () => [
+      "CREATE TABLE login_failures (username TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_until_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL)",
+    ],
+  },
 ]
