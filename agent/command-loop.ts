@@ -8,7 +8,10 @@
 // activation, so a long heal never holds a relayed command back, nor the other way round. The poll
 // goes on while commands run. An `activate` redelivered while it still runs (the control plane
 // delivers it again when it stays unacknowledged for a minute) is not started twice; a `run` is
-// delivered at most once by the control plane itself, so not even an agent restart repeats it.
+// delivered at most once by the control plane itself, so not even an agent restart repeats it. That is
+// why stopping the agent (SIGTERM) kills the running `run` commands and acknowledges each as failed,
+// "agent stopped", before the process exits, and refuses the queued ones the same way: left
+// unacknowledged they would only surface as a timeout, with no reason given.
 import type { CommandAck, RunCommand } from "../protocol/agent.ts"
 import { createLogger } from "../protocol/log.ts"
 import { createBackoff, sleep, spreadPeriod } from "./backoff.ts"
@@ -29,9 +32,13 @@ export const RUN_CONCURRENCY = 4
 /** Beyond this many waiting, a `run` command is refused (acked as failed) rather than queued. */
 const RUN_QUEUE_LIMIT = 256
 const MAX_OUTPUT = 65_536
+/** At stop, how long the failure acks of killed and queued `run` commands may take before the agent exits. */
+const STOP_ACK_MS = 5000
+export const AGENT_STOPPED = "[chimera: agent stopped; the command was killed]"
 
 export interface CommandLoop {
-  stop(): void
+  /** Stops polling, kills running `run` commands and acks them (and queued ones) as failed, within bounds. */
+  stop(): Promise<void>
 }
 
 export function startCommandLoop(client: OrchestratorPort, reconciler: Reconciler): CommandLoop {
@@ -42,15 +49,21 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
   let activations: Promise<void> = Promise.resolve()
   const queue: { command: RunCommand; receivedAt: number }[] = []
   let running = 0
+  /** The `run` commands executing now, each until its ack is done. */
+  const runs = new Set<Promise<void>>()
+  /** Set at stop: the last acks, bounded by STOP_ACK_MS instead of the loop's signal. */
+  let stopDeadline: AbortSignal | null = null
 
   const ack = async (id: string, body: CommandAck) => {
     const retry = createBackoff({ initialMs: 500, maxMs: 30_000, jitter: "full" })
     const bounded = { ...body, output: body.output.slice(0, MAX_OUTPUT), stderr: body.stderr?.slice(0, MAX_OUTPUT) }
     // A `run` is never delivered twice, so a result given up on is a result lost: the operator sees a
     // timeout and runs it again. Retried until the control plane says it no longer waits (4xx), or for
-    // ACK_PATIENCE_MS; a 401 too, which a credential rotated between two attempts can cause once.
+    // ACK_PATIENCE_MS; a 401 too, which a credential rotated between two attempts can cause once. While
+    // the agent stops, only until the stop's deadline.
     const until = performance.now() + ACK_PATIENCE_MS
-    for (let refusedOnce = false; performance.now() < until && !ac.signal.aborted; ) {
+    const signal = () => stopDeadline ?? ac.signal
+    for (let refusedOnce = false; performance.now() < until && !signal().aborted; ) {
       try {
         await client.ackCommand(id, bounded)
         return
@@ -65,7 +78,7 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
           return
         }
         log.warn("command ack failed", { id, error })
-        await sleep(retry.next(), ac.signal)
+        await sleep(retry.next(), signal())
       }
     }
   }
@@ -79,7 +92,7 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
     while (running < RUN_CONCURRENCY && queue.length > 0 && !ac.signal.aborted) {
       const { command, receivedAt } = queue.shift() as (typeof queue)[number]
       running++
-      void settle(command.id, async () => {
+      const run = settle(command.id, async () => {
         const left = command.timeoutSeconds * 1000 - (performance.now() - receivedAt)
         if (left <= 0) {
           await ack(command.id, {
@@ -94,7 +107,16 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
         log.info("run", { id: command.id, timeoutSeconds: command.timeoutSeconds })
         const r = await runShell(command.command, { timeoutMs: left, signal: ac.signal })
         log.info("ran", { id: command.id, exitCode: r.exitCode, timedOut: r.timedOut, ms: r.durationMs })
-        if (ac.signal.aborted) return
+        if (ac.signal.aborted) {
+          log.warn("command killed: the agent is stopping", { id: command.id })
+          await ack(command.id, {
+            success: false,
+            output: r.stdout,
+            exitCode: null,
+            stderr: `${r.stderr}${r.stderr && !r.stderr.endsWith("\n") ? "\n" : ""}${AGENT_STOPPED}`,
+          })
+          return
+        }
         await ack(command.id, {
           success: r.exitCode === 0,
           output: r.stdout,
@@ -103,6 +125,7 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
           timedOut: r.timedOut,
         })
       }).finally(() => {
+        runs.delete(run)
         running--
         runNext()
         // The last one done: collect what the outputs left behind now. Left to itself the collector lets
@@ -111,6 +134,7 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
         // commands of 270 KB output, 30 rounds). A full collection of this small heap takes milliseconds.
         if (running === 0) Bun.gc(true)
       })
+      runs.add(run)
     }
   }
 
@@ -174,10 +198,27 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
   })()
 
   return {
-    stop() {
-      // Running shells are killed with their process groups (runShell listens to the same signal).
+    async stop() {
+      stopDeadline = AbortSignal.timeout(STOP_ACK_MS)
+      // Running shells are killed with their process groups (runShell listens to the same signal) and
+      // acknowledged as failed by their own settle; the queued ones never started and are refused here.
       ac.abort()
-      queue.length = 0
+      const refused = queue.splice(0).map(({ command }) =>
+        settle(command.id, () =>
+          ack(command.id, {
+            success: false,
+            output: "",
+            exitCode: null,
+            stderr: "[chimera: agent stopped; the command was not started]",
+          }),
+        ),
+      )
+      const waited = new AbortController()
+      const done = Promise.all([...runs, ...refused]).then(() => true)
+      const deadline = sleep(STOP_ACK_MS + 500, waited.signal).then(() => false)
+      const acked = await Promise.race([done, deadline])
+      waited.abort()
+      if (!acked) log.warn("stopping without acknowledging every killed command", { running })
     },
   }
 }

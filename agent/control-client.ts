@@ -1,7 +1,9 @@
 // The agent's side of seed 000's OrchestratorPort: HTTP calls to the control plane's agent endpoints
 // (protocol/agent.ts lists them). Requests and answers are checked against the shared schemas here, at
 // the edge. Failures are thrown as ControlError with the HTTP status (null when the control plane could
-// not be reached), so the loops can tell "down, retry" from "credential refused".
+// not be reached), so the loops can tell "down, retry" from "credential refused". With several replicas
+// every call goes to the one replicas.ts has chosen, and an unanswered call or a 5xx moves that choice
+// on; a call the agent itself aborted (stopping) moves nothing.
 import { z } from "zod"
 import {
   AgentCommand,
@@ -16,6 +18,7 @@ import {
   RotatedCredential,
 } from "../protocol/agent.ts"
 import type { NodeId } from "../protocol/ids.ts"
+import { createReplicas, type Replicas } from "./replicas.ts"
 
 export interface OrchestratorPort {
   enroll(joinToken: string, request: EnrollRequest): Promise<EnrollResponse>
@@ -57,7 +60,8 @@ export class ControlError extends Error {
 }
 
 export interface ControlClientOptions {
-  baseUrl: string
+  /** One control plane URL, several replicas' (tried in turn), or a shared choice of replica. */
+  baseUrl: string | readonly string[] | Replicas
   nodeId: NodeId
   /** Read at each call, so a credential obtained by enrollment is used from then on. */
   credential: () => string | null
@@ -67,7 +71,12 @@ export interface ControlClientOptions {
 const ErrorBody = z.object({ error: z.string(), code: z.string().optional() }).loose()
 
 export function createControlClient(opts: ControlClientOptions): OrchestratorPort {
-  const base = opts.baseUrl.endsWith("/") ? opts.baseUrl : `${opts.baseUrl}/`
+  const replicas =
+    typeof opts.baseUrl === "string"
+      ? createReplicas([opts.baseUrl])
+      : "current" in opts.baseUrl
+        ? opts.baseUrl
+        : createReplicas(opts.baseUrl)
   const timeoutMs = opts.timeoutMs ?? 10_000
   const nodePath = (rest: string) => `api/agent/${encodeURIComponent(opts.nodeId)}/${rest}`
 
@@ -81,6 +90,7 @@ export function createControlClient(opts: ControlClientOptions): OrchestratorPor
     if (!bearer) throw new ControlError(`no credential to call ${path} with (not enrolled yet)`, null)
     const timeout = AbortSignal.timeout(init.timeoutMs ?? timeoutMs)
     const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout
+    const { url: base, index } = replicas.current()
     let res: Response
     try {
       res = await fetch(new URL(path, base), {
@@ -95,10 +105,12 @@ export function createControlClient(opts: ControlClientOptions): OrchestratorPor
         body: init.body === undefined ? undefined : JSON.stringify(init.body),
       })
     } catch (err) {
+      if (!init.signal?.aborted) replicas.failed(index, (err as Error).message)
       throw new ControlError(`${method} ${path}: control plane unreachable: ${(err as Error).message}`, null)
     }
     const text = await res.text().catch(() => "")
     const json = _json(text)
+    if (res.status >= 500) replicas.failed(index, `HTTP ${res.status}`)
     if (!res.ok) {
       const body = ErrorBody.safeParse(json)
       const detail = body.success

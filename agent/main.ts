@@ -1,7 +1,8 @@
 // The node agent's composition root (`chimera agent`, compiled alone to dist/chimera-agent): it parses
 // the flags, opens the state dir and the report spool, wires the real Nix system into the reconcile
 // loop, watches the links, polls as a fallback and, when a control plane is configured, enrolls,
-// heartbeats, long-polls for commands and sends the spool. Without --control-url (and $CHIMERA_URL) it
+// heartbeats, long-polls for commands and sends the spool, all to one replica of the control plane at a
+// time (replicas.ts). Without --control-url (and $CHIMERA_URL) it
 // runs standalone: it enforces --desired or the desired closure it stored last, and spools reports.
 // It imports nothing from control/ but the configuration schema (control/config.ts, zod and node:
 // only) and no HTTP framework, so the compiled agent stays small.
@@ -10,7 +11,7 @@ import { hostname } from "node:os"
 import { defineCommand, runMain } from "citty"
 import { createLogger, displayUrl, setLogLevel } from "../protocol/log.ts"
 import { VERSION } from "../protocol/version.ts"
-import { startCommandLoop } from "./command-loop.ts"
+import { type CommandLoop, startCommandLoop } from "./command-loop.ts"
 import { createControlClient } from "./control-client.ts"
 import { createCredentialRotator } from "./credential-rotation.ts"
 import { enroll, storedCredential } from "./enrollment.ts"
@@ -18,7 +19,7 @@ import { collectHealth } from "./health.ts"
 import { type HeartbeatLoop, startHeartbeat } from "./heartbeat.ts"
 import { createAgentMetrics, serveAgentMetrics } from "./metrics.ts"
 import { createNixSystem } from "./nix-system.ts"
-import { type AgentOptions, AgentOptionsError, agentArgs, parseAgentOptions } from "./options.ts"
+import { type AgentOptions, AgentOptionsError, agentArgs, gatherControlUrls, parseAgentOptions } from "./options.ts"
 import { createReconciler, type Reconciler } from "./reconciler.ts"
 import { type ReportSender, startReportSender } from "./report-sender.ts"
 import { openSpool } from "./spool.ts"
@@ -41,7 +42,8 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     )
   const stateDir = openStateDir(options.stateDir)
   // Fail at start, not in a retry loop, when this node can never talk to its control plane.
-  const credential = options.controlUrl ? storedCredential(stateDir, options.nodeId, options.joinToken) : null
+  const credential =
+    options.controlUrls.length > 0 ? storedCredential(stateDir, options.nodeId, options.joinToken) : null
   const spool = openSpool(stateDir.spoolPath)
   const nix = createNixSystem(options)
   const stored = stateDir.readDesired()
@@ -97,16 +99,21 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     heartbeatSeconds: options.heartbeatSeconds,
     driftIntervalSeconds: options.driftIntervalSeconds,
     logLevel: options.logLevel,
-    controlUrl: options.controlUrl === null ? null : displayUrl(options.controlUrl),
+    controlUrl: options.controlUrls.length > 0 ? options.controlUrls.map(displayUrl).join(",") : null,
   })
 
   const ac = new AbortController()
   let sender: ReportSender | null = null
-  let commands: { stop(): void } | null = null
-  if (options.controlUrl) {
-    const controlUrl = options.controlUrl
+  let commands: CommandLoop | null = null
+  if (options.controlUrls.length > 0) {
+    // What credential.json records as where the node enrolled: every replica it was given.
+    const controlUrl = options.controlUrls.join(",")
     let bearer = credential
-    const client = createControlClient({ baseUrl: controlUrl, nodeId: options.nodeId, credential: () => bearer })
+    const client = createControlClient({
+      baseUrl: options.controlUrls,
+      nodeId: options.nodeId,
+      credential: () => bearer,
+    })
     void (async () => {
       if (bearer === null && options.joinToken !== null) {
         bearer = await enroll({
@@ -161,7 +168,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
       watcher?.close()
       reconciler.stop()
       heartbeat?.stop()
-      commands?.stop()
+      await commands?.stop()
       await sender?.stop()
       spool.close()
       log.info("stopped", { nodeId: options.nodeId })
@@ -182,7 +189,7 @@ function forgetJoinTokenFile(path: string) {
 export const agentCommand = defineCommand({
   meta: { name: "agent", version: VERSION, description: "Start the node agent daemon" },
   args: agentArgs,
-  async run({ args }) {
+  async run({ args, rawArgs }) {
     // Listen before starting: a SIGTERM right after "started" is logged must still be a clean stop.
     const stopRequested = new Promise<void>((resolve) => {
       process.once("SIGTERM", resolve)
@@ -190,7 +197,7 @@ export const agentCommand = defineCommand({
     })
     let agent: AgentHandle
     try {
-      const options = await parseAgentOptions(args)
+      const options = await parseAgentOptions(gatherControlUrls(args, rawArgs))
       // Read once; the programs the agent runs (relayed commands, activations) inherit its environment.
       delete process.env.CHIMERA_JOIN_TOKEN
       agent = await runAgent(options)

@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "citty"
-import { agentArgs, parseAgentOptions } from "./options.ts"
+import { agentArgs, gatherControlUrls, parseAgentOptions } from "./options.ts"
 
 const parse = (argv: string[], env: Record<string, string | undefined> = {}) =>
-  parseAgentOptions(parseArgs(argv, agentArgs), env)
+  parseAgentOptions(gatherControlUrls(parseArgs(argv, agentArgs), argv), env)
 
 const dirs: string[] = []
 afterEach(() => {
@@ -22,7 +22,7 @@ describe("agent options", () => {
       driftIntervalSeconds: 30,
       autoHeal: true,
       watch: true,
-      controlUrl: null,
+      controlUrls: [],
       joinToken: null,
       joinTokenSource: null,
       joinTokenFileToDelete: null,
@@ -63,13 +63,45 @@ describe("agent options", () => {
       CHIMERA_URL: "http://127.0.0.1:8080",
       CHIMERA_JOIN_TOKEN: "chm_join_x",
     })
-    expect(o.controlUrl).toBe("http://127.0.0.1:8080")
+    expect(o.controlUrls).toEqual(["http://127.0.0.1:8080"])
     expect(o.joinToken).toBe("chm_join_x")
     const flagged = await parse(["--node-id", "n", "--control-url", "https://cp.example", "--join-token", "t"], {
       CHIMERA_URL: "http://127.0.0.1:8080",
     })
-    expect(flagged.controlUrl).toBe("https://cp.example")
+    expect(flagged.controlUrls).toEqual(["https://cp.example"])
     expect(flagged.joinToken).toBe("t")
+  })
+
+  test("--control-url takes replicas as a comma-separated list, a repeated flag or CHIMERA_URL", async () => {
+    const listed = await parse(["--node-id", "n", "--control-url", "http://127.0.0.1:1, https://cp-b.example/"])
+    expect(listed.controlUrls).toEqual(["http://127.0.0.1:1", "https://cp-b.example/"])
+    const repeated = await parse([
+      "--node-id",
+      "n",
+      "--control-url",
+      "http://127.0.0.1:1",
+      "--control-url=http://127.0.0.1:2,http://127.0.0.1:3",
+      "--control-url",
+      "http://127.0.0.1:1",
+    ])
+    expect(repeated.controlUrls).toEqual(["http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"])
+    const env = await parse(["--node-id", "n"], { CHIMERA_URL: "http://127.0.0.1:1,http://127.0.0.1:2" })
+    expect(env.controlUrls).toEqual(["http://127.0.0.1:1", "http://127.0.0.1:2"])
+  })
+
+  test("a bad entry in the --control-url list is refused, naming the entry", async () => {
+    await expect(parse(["--node-id", "n", "--control-url", "http://127.0.0.1:1,ftp://x"])).rejects.toThrow(
+      /^--control-url: entry 2 of 2, "ftp:\/\/x", is not an http:\/\/ or https:\/\/ URL/,
+    )
+    await expect(parse(["--node-id", "n", "--control-url", "http://127.0.0.1:1,,http://127.0.0.1:2"])).rejects.toThrow(
+      /^--control-url: entry 2 of 3, "",/,
+    )
+    await expect(
+      parse(["--node-id", "n", "--control-url", "http://127.0.0.1:1", "--control-url", "nonsense"]),
+    ).rejects.toThrow(/^--control-url: entry 2 of 2, "nonsense"/)
+    await expect(parse(["--node-id", "n"], { CHIMERA_URL: "http://a.example,b" })).rejects.toThrow(
+      /^--control-url: entry 2 of 2, "b"/,
+    )
   })
 
   test("--join-token-file is read and trimmed", async () => {

@@ -42,7 +42,12 @@ export const agentArgs = {
     negativeDescription: "Only poll every --drift-interval (filesystems without inotify; the benchmark's baseline)",
     default: true,
   },
-  "control-url": { type: "string", description: "Control plane URL (default: $CHIMERA_URL)", valueHint: "URL" },
+  "control-url": {
+    type: "string",
+    description:
+      "Control plane URL; replicas as a comma-separated list or a repeated flag, tried in turn on failure (default: $CHIMERA_URL)",
+    valueHint: "URL[,URL…]",
+  },
   // The token's ways in, safest first: a process's command line is readable by every local user (ps),
   // its environment and its files are not.
   "join-token-file": {
@@ -83,6 +88,7 @@ export const agentArgs = {
 
 const Seconds = z.coerce.number().positive().max(86_400)
 const AbsolutePath = z.string().min(1).refine(isAbsolute, "expected an absolute path")
+const ControlUrl = z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })
 const Optional = (s: z.ZodType<string>) => s.optional().transform((v) => v ?? null)
 // 127.0.0.1:9101, [::1]:9101 or localhost:9101; port 0 takes a free one.
 const Listen = z
@@ -100,7 +106,26 @@ const Flags = z.object({
   "drift-interval": Seconds,
   "auto-heal": z.boolean(),
   watch: z.boolean(),
-  "control-url": Optional(z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })),
+  "control-url": z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const urls: string[] = []
+      const entries = v === undefined ? [] : v.split(",").map((e) => e.trim())
+      for (const [i, entry] of entries.entries()) {
+        const url = ControlUrl.safeParse(entry)
+        if (!url.success) {
+          const which = entries.length > 1 ? `entry ${i + 1} of ${entries.length}, ` : ""
+          ctx.addIssue({
+            code: "custom",
+            message: `${which}${JSON.stringify(entry)}, is not an http:// or https:// URL (several replicas: URL,URL,…)`,
+          })
+          return z.NEVER
+        }
+        if (!urls.includes(url.data)) urls.push(url.data)
+      }
+      return urls
+    }),
   "join-token": Optional(z.string().min(1, "must not be empty")),
   "join-token-file": Optional(z.union([z.literal("-"), AbsolutePath])),
   "delete-join-token-file": z.boolean(),
@@ -124,7 +149,8 @@ export interface AgentOptions {
   autoHeal: boolean
   /** Watch the links with inotify; without it the agent only polls. */
   watch: boolean
-  controlUrl: string | null
+  /** The control plane's replicas, in the order given; empty: standalone. */
+  controlUrls: string[]
   joinToken: string | null
   /** Where the join token came from; `flag` earns a warning, since argv is public on the host. */
   joinTokenSource: "flag" | "file" | "stdin" | "env" | null
@@ -157,6 +183,21 @@ const FROM_CONFIG = {
   "log-level": ["log_level", "CHIMERA_LOG_LEVEL"],
 } as const
 type FromConfig = keyof typeof FROM_CONFIG
+
+/**
+ * citty keeps only the last of a repeated flag; a repeated --control-url adds to the list instead, so
+ * every occurrence is gathered from argv (`--control-url URL` and `--control-url=URL`) and joined.
+ */
+export function gatherControlUrls(raw: Record<string, unknown>, argv: string[]): Record<string, unknown> {
+  const given: string[] = []
+  for (let i = 0; i < argv.length && argv[i] !== "--"; i++) {
+    const arg = argv[i] ?? ""
+    if (arg === "--control-url" && i + 1 < argv.length) given.push(argv[++i] ?? "")
+    else if (arg.startsWith("--control-url=")) given.push(arg.slice("--control-url=".length))
+  }
+  const nonEmpty = given.filter((g) => g !== "")
+  return nonEmpty.length > 1 ? { ...raw, "control-url": nonEmpty.join(",") } : raw
+}
 
 /**
  * Parses citty's raw args (kebab-case keys) plus the environment and the config file; reads
@@ -212,7 +253,7 @@ export async function parseAgentOptions(
     driftIntervalSeconds: f["drift-interval"],
     autoHeal: f["auto-heal"],
     watch: f.watch,
-    controlUrl: f["control-url"],
+    controlUrls: f["control-url"],
     joinToken,
     joinTokenSource,
     joinTokenFileToDelete: f["delete-join-token-file"] ? file : null,

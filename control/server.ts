@@ -1,13 +1,13 @@
 // The control plane's composition root: configuration, the store, the admin token, the fleet use
 // cases, the HTTP app and the reachability sweep, wired once. `chimera web` and the tests start it.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
 import { websocket } from "hono/bun"
 import { createLogger } from "../protocol/log.ts"
+import { ensureAdminToken } from "./adapters/admin-token.ts"
 import { secureDataDir } from "./adapters/data-dir.ts"
 import { createEventBus } from "./adapters/event-bus.ts"
 import { createNix } from "./adapters/nix.ts"
 import { currentProcessInstance } from "./adapters/process-instance.ts"
+import { openKeyring } from "./adapters/signing-keys.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
 import { checkDatabaseNotLost } from "./adapters/store/database-file.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
@@ -15,6 +15,7 @@ import { eventCursor } from "./adapters/store/event-cursor.ts"
 import { storeProbe } from "./adapters/store/health-probe.ts"
 import { nodeCommands } from "./adapters/store/node-commands.ts"
 import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
+import { withStartupLock } from "./adapters/store/startup-lock.ts"
 import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
 import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
 import { createTmuxSessions } from "./adapters/tmux.ts"
@@ -31,8 +32,8 @@ import { createHealthHistory } from "./domain/health-history.ts"
 import { type Clock, systemClock } from "./domain/ports.ts"
 import { createRelay } from "./domain/relay.ts"
 import { createReportQuota, DEFAULT_REPORT_QUOTA, type ReportQuotaSettings } from "./domain/report-quota.ts"
-import { hashToken, newToken, tokenKind } from "./domain/tokens.ts"
 import { createFleetOperations } from "./ops/fleet-operations.ts"
+import { connectReplicas, peers as replicaPeers } from "./replicas.ts"
 import { createTrust, DEFAULT_TRUST, type TrustSettings } from "./trust.ts"
 import { dashboardRoutes } from "./web/serve.ts"
 
@@ -64,29 +65,14 @@ export interface ServerOptions {
 
 export interface ControlPlane {
   url: string
-  adminTokenPath: string
+  /** Null when another replica on the same database made the admin token (it is in its data dir). */
+  adminTokenPath: string | null
   adminTokenCreated: boolean
   /** Every route the API serves (middleware excluded), for tests that must cover them all. */
   routes: { method: string; path: string }[]
   /** Refused requests, counted (a metrics endpoint reads `refusals.counts()`). */
   refusals: Refusals
   stop(): Promise<void>
-}
-
-/** Reads the admin token, creating it (mode 0600) on first start. */
-export function ensureAdminToken(dataDir: string): { token: string; path: string; created: boolean } {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
-  const path = join(dataDir, "admin.token")
-  if (existsSync(path)) {
-    const token = readFileSync(path, "utf8").trim()
-    if (tokenKind(token) !== "admin")
-      throw new Error(`${path} does not hold a Chimera admin token; delete it to create a new one`)
-    return { token, path, created: false }
-  }
-  const token = newToken("admin")
-  writeFileSync(path, `${token}\n`, { mode: 0o600, flag: "wx" })
-  chmodSync(path, 0o600)
-  return { token, path, created: true }
 }
 
 export async function startControlPlane(opts: ServerOptions): Promise<ControlPlane> {
@@ -97,22 +83,26 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   checkDatabaseNotLost(opts.dataDir, opts.databaseUrl)
   const { db, dialect } = await openDatabase(opts.databaseUrl)
   const store = sqlStore(db, dialect)
-  const applied = await store.migrate()
+  const settings = { ...DEFAULT_TRUST, ...opts.trust }
+  // Replicas starting together on one PostgreSQL database take turns here (startup-lock.ts).
+  const { applied, admin, keys } = await withStartupLock(db, dialect, async () => ({
+    applied: await store.migrate(),
+    admin: await ensureAdminToken(db, dialect, opts.dataDir, clock.now().toISOString()),
+    keys: await openKeyring({
+      db,
+      dataDir: opts.dataDir,
+      clock,
+      shared: dialect === "postgres",
+      sessionMaxMs: settings.sessionMaxSeconds * 1000,
+    }),
+  }))
   if (applied > 0) log.info("database migrated", { migrations: applied })
-  const admin = ensureAdminToken(opts.dataDir)
-  await store.putApiToken({
-    id: "bootstrap-admin",
-    name: "bootstrap admin",
-    tokenHash: hashToken(admin.token),
-    role: "admin",
-    createdAt: clock.now().toISOString(),
-  })
 
   const bus = createEventBus()
   const history = createHealthHistory(() => clock.now().getTime())
-  const fleet = createFleet({ store, bus, clock, onHeartbeat: (h) => history.record(h) })
-  const settings = { ...DEFAULT_TRUST, ...opts.trust }
-  const trust = createTrust({ db, dialect, dataDir: opts.dataDir, store, bus, clock, settings })
+  const peers = replicaPeers()
+  const fleet = createFleet({ store, bus, clock, onHeartbeat: (h) => history.record(h), peers })
+  const trust = createTrust({ db, dialect, dataDir: opts.dataDir, store, bus, clock, settings, keys })
   const commands = createCommandService({ targets: opts.commandTargets ?? null, store: commandStore(db), clock })
   const cli = createCliSessions({
     tmux: createTmuxSessions({ socketName: opts.cli?.tmuxSocket }),
@@ -123,7 +113,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   })
   await endLeftoverCliSessions(cli, trust.audit)
   // With several replicas (PostgreSQL) an ack may land on another one: relays also read the store.
-  const relay = createRelay({ fleet, store, clock, pollFallbackMs: dialect === "postgres" ? 250 : null })
+  const relay = createRelay({ fleet, store, clock, pollFallbackMs: dialect === "postgres" ? 1000 : null })
+  const replicas = await connectReplicas({ db, dialect, bus, fleet, relay, peers })
   const deployments = deploymentStore(db)
   const operations = createFleetOperations({
     fleet,
@@ -162,7 +153,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     dashboard,
     cli,
     fleet,
-    bus,
+    // Live streams carry every replica's events (replicas.ts); on SQLite that is this bus.
+    bus: replicas.streams,
     trust,
     commands,
     relay,
@@ -242,6 +234,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       await server.stop(true)
       await operations.settled()
       await trust.refusals.close()
+      await replicas.close()
+      keys.close()
       await cli.closeAll()
       await opts.commandTargets?.executor.close()
       // The last export reads the store (nodes by status), so it goes before the store closes.

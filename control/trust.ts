@@ -1,8 +1,8 @@
-// The trust layer's wiring, called once by the composition root (server.ts): the signing key from the
-// data dir, the auth store on the shared database handle, and the use cases the API's guard and
+// The trust layer's wiring, called once by the composition root (server.ts): the signing keyring the
+// composition root opened (or this data dir's key alone), the auth store on the shared database handle, and the use cases the API's guard and
 // routes need. Settings come from the `auth` and `rate_limits` configuration sections.
 import type { SQL } from "bun"
-import { loadOrCreateSigningKeys } from "./adapters/signing-keys.ts"
+import { localKeyring } from "./adapters/signing-keys.ts"
 import { createAuthStore } from "./adapters/store/auth-store.ts"
 import type { Dialect } from "./adapters/store/migrations.ts"
 import type { TrustDeps } from "./api/app.ts"
@@ -11,6 +11,7 @@ import type { ChimeraConfig } from "./config.ts"
 import { createAccounts } from "./domain/auth/accounts.ts"
 import { createAudit } from "./domain/auth/audit.ts"
 import { createAuthenticator } from "./domain/auth/authenticator.ts"
+import type { Keyring } from "./domain/auth/jwt.ts"
 import { createNodeIdentity } from "./domain/auth/node-identity.ts"
 import { type CheckQueueLimits, createCheckQueue } from "./domain/auth/password-queue.ts"
 import { createPasswords } from "./domain/auth/passwords.ts"
@@ -61,10 +62,12 @@ export interface TrustInput {
   bus: EventBusPort
   clock: Clock
   settings: TrustSettings
+  /** The signing keyring (control/adapters/signing-keys.ts); default: this data dir's key alone. */
+  keys?: Keyring
 }
 
-export function createTrust({ db, dialect, dataDir, store, bus, clock, settings }: TrustInput): TrustDeps {
-  const keys = loadOrCreateSigningKeys(dataDir)
+export function createTrust({ db, dialect, dataDir, store, bus, clock, settings, ...input }: TrustInput): TrustDeps {
+  const keys = input.keys ?? localKeyring(dataDir)
   const authStore = createAuthStore(db, dialect)
   const audit = createAudit({ store: authStore, clock })
   return {

@@ -6,7 +6,7 @@
 #
 #   services.chimera-agent = {
 #     enable = true;
-#     controlUrl = "https://chimera.example.net";
+#     controlUrl = "https://chimera.example.net"; # or a list of replicas, tried in turn on failure
 #     joinTokenFile = "/run/secrets/chimera-join-token"; # only read until the node has enrolled
 #   };
 {
@@ -18,6 +18,8 @@
 
 let
   cfg = config.services.chimera-agent;
+  # One URL or a list of replicas; the agent takes them comma-separated and sticks to one at a time.
+  controlUrls = if builtins.isList cfg.controlUrl then cfg.controlUrl else [ cfg.controlUrl ];
   inherit (lib) mkOption types;
 
   # systemd expands `%` specifiers and `$VAR` in ExecStart even inside quotes; user values must not be.
@@ -29,7 +31,7 @@ let
         "--node-id"
         cfg.nodeId
         "--control-url"
-        cfg.controlUrl
+        (lib.concatStringsSep "," controlUrls)
         "--heartbeat"
         cfg.heartbeat
         "--drift-interval"
@@ -62,9 +64,16 @@ in
     };
 
     controlUrl = mkOption {
-      type = types.str;
-      example = "https://chimera.example.net";
-      description = "URL of the Chimera control plane the agent reports to.";
+      type = types.either types.str (types.nonEmptyListOf types.str);
+      example = [
+        "https://chimera-a.example.net"
+        "https://chimera-b.example.net"
+      ];
+      description = ''
+        URL of the Chimera control plane the agent reports to, or a list of its replicas. The agent sends
+        everything to one replica and moves to the next on a connection failure or a 5xx answer; a URL
+        must not contain a comma.
+      '';
     };
 
     joinTokenFile = mkOption {

@@ -35,7 +35,8 @@ const STUB_LIB = `
     mkIf = condition: content: { _type = "if"; inherit condition content; };
     types = {
       bool = "bool"; str = "str"; package = "package"; ints.positive = "positive integer";
-      nullOr = t: "null or \${t}"; listOf = t: "list of \${t}";
+      nullOr = t: "null or \${t}"; listOf = t: "list of \${t}"; nonEmptyListOf = t: "non-empty list of \${t}";
+      either = a: b: "\${a} or \${b}";
       enum = values: "one of \${builtins.concatStringsSep ", " values}";
     };
     literalExpression = text: { _type = "literalExpression"; inherit text; };
@@ -141,6 +142,15 @@ describe("module.nix (services.chimera-agent)", () => {
     expect(unit.serviceConfig.ExecStart).toBe(
       "/nix/store/00000000000000000000000000000000-chimera-agent/bin/chimera-agent '--node-id' 'web-1' '--control-url' 'https://cp.example' '--heartbeat' '5' '--drift-interval' '30' '--log-level' 'info' --state-dir %S/chimera-agent",
     )
+  })
+
+  test("controlUrl takes a list of replicas, handed to the agent comma-separated; one string still works", async () => {
+    const unit = (await evalJson(
+      `(${moduleExpr(`{ controlUrl = [ "https://cp-a.example" "https://cp-b.example" ]; }`)}).config.content.systemd.services.chimera-agent`,
+    )) as { serviceConfig: { ExecStart: string } }
+    expect(unit.serviceConfig.ExecStart).toContain("'--control-url' 'https://cp-a.example,https://cp-b.example'")
+    const option = (await evalJson(`(${moduleExpr("{ }")}).options.services.chimera-agent.controlUrl.type`)) as string
+    expect(option).toBe("str or non-empty list of str")
   })
 
   test("the join token reaches the agent as a systemd credential, never on its command line", async () => {

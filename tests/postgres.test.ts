@@ -128,8 +128,8 @@ describe("PostgreSQL", () => {
   test("two replicas: a command relayed on one reaches the agent on the other, and its answer comes back", async () => {
     const url = await pg.database("replicas")
     await using a = await startInProcess({ databaseUrl: url })
-    await using b = await startInProcess({ databaseUrl: url })
-    // The bootstrap admin token is the last-started replica's (real replicas share admin.token).
+    // The bootstrap admin token is the first replica's; B's data dir has none, and B takes A's.
+    await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
     const credential = await enrollNode(b, "pg-relay")
     expect((await call(a, credential, "POST", "/api/agent/pg-relay/heartbeat", heartbeatBody("pg-relay"))).status).toBe(
       200,
@@ -160,7 +160,7 @@ describe("PostgreSQL", () => {
       timedOut: false,
     })
     expect(ack.status).toBe(200)
-    // B learns of the ack from the database (its poll fallback), long before the 20 s timeout.
+    // B learns of the ack from A's notification (or its poll fallback), long before the 20 s timeout.
     const answer = (await (await pending).json()) as { results: { status: string; stdout: string }[] }
     expect(answer.results).toMatchObject([{ status: "ok", stdout: "from A\n" }])
     expect(performance.now() - t0).toBeLessThan(10_000)

@@ -41,6 +41,8 @@ const KEEP_ALIVE_MS = 15_000
 const CHUNK_BYTES = 64 * 1024
 /** Events read from the store per pull, at most, when a stream replays or catches up. */
 const PAGE = 64
+/** Ids of events read from the store that a stream remembers, to skip live frames it already sent. */
+const READ_IDS_KEPT = 4 * PAGE
 
 /**
  * Streams read the store (replay, catch-up) at most STORE_READERS at a time. Clients that stop reading
@@ -92,6 +94,10 @@ export const eventRoutes = (
       // before anything more is sent (stream-credentials.ts).
       const token = bearerToken(c.req.header("authorization"))
       let sent = Number.isFinite(lastId) ? lastId : (q.after ?? -1)
+      // Ids the last store reads sent: a live frame among them was sent already. Live frames are told
+      // apart by id, not by `id > sent`: with several replicas (PostgreSQL) another replica's event
+      // can come after one of this replica's with a higher id, and must still go out.
+      const readIds = new Set<number>()
       // What follows Last-Event-ID comes from the store, as does all a client missed while it fell behind.
       let fromStore = sent >= 0
       let started = false
@@ -124,6 +130,11 @@ export const eventRoutes = (
             chunks.push(frame)
             bytes += frame.length
             sent = e.id
+            readIds.add(e.id)
+          }
+          for (const id of readIds) {
+            if (readIds.size <= READ_IDS_KEPT) break
+            readIds.delete(id)
           }
           // What did not fit is read again by the next pull, which reads about as many as fitted (large
           // events) or twice as many (small ones); a short page that all fitted means caught up.
@@ -131,8 +142,13 @@ export const eventRoutes = (
           pageSize = chunks.length < page.length ? Math.max(1, chunks.length) : Math.min(PAGE, pageSize * 2)
           return chunks.length > 0 ? { chunks, sinceMs } : null
         }
-        const frames = sub.take(CHUNK_BYTES).filter((f) => f.event.id > sent)
-        sent = frames.at(-1)?.event.id ?? sent
+        // Store reads go up in id, so the first remembered id is the lowest: below it, a frame may be
+        // one read so long ago it was forgotten, and the stream's cursor decides as it always did.
+        const floor: number = readIds.values().next().value ?? Number.NEGATIVE_INFINITY
+        const frames = sub
+          .take(CHUNK_BYTES)
+          .filter((f) => !readIds.has(f.event.id) && (f.event.id > sent || f.event.id > floor))
+        for (const f of frames) sent = Math.max(sent, f.event.id)
         if (frames.length > 0)
           return { chunks: frames.map((f) => f.bytes), sinceMs: Math.max(...frames.map((f) => f.atMs)) }
         return (await sub.wait(KEEP_ALIVE_MS))

@@ -59,7 +59,9 @@ export default defineCommand({
       tags: Object.fromEntries(Object.entries(config.fleet.nodes).map(([name, n]) => [name, n.tags])),
     })
     say(`Chimera control plane on ${color.bold(cp.url)}\n`)
-    say(`${cp.adminTokenCreated ? "Created the admin token" : "Admin token"} in ${cp.adminTokenPath} (mode 0600)\n`)
+    if (cp.adminTokenPath)
+      say(`${cp.adminTokenCreated ? "Created the admin token" : "Admin token"} in ${cp.adminTokenPath} (mode 0600)\n`)
+    else say("Admin token: the one in the data dir of the first replica started on this database\n")
     const stop = async () => {
       await cp.stop()
       process.exit(0)

@@ -24,9 +24,11 @@ export interface FleetDeps {
   clock: Clock
   /** Sees every heartbeat taken (the dashboard's health history). */
   onHeartbeat?: (health: NodeHealth) => void
+  /** Other replicas on the same database, told when commands wait for a node (their long polls). */
+  peers?: { commandsQueued(nodeIds: string[]): void; commandsAcked(ids: string[]): void }
 }
 
-export function createFleet({ store, bus, clock, onHeartbeat }: FleetDeps) {
+export function createFleet({ store, bus, clock, onHeartbeat, peers }: FleetDeps) {
   const now = () => clock.now().toISOString()
   const waiters = new Map<string, Set<() => void>>()
   const ackListeners = new Set<AckListener>()
@@ -39,9 +41,13 @@ export function createFleet({ store, bus, clock, onHeartbeat }: FleetDeps) {
     return event
   }
 
-  const wake = (nodeId: string) => {
+  const wakeHere = (nodeId: string) => {
     for (const resolve of waiters.get(nodeId) ?? []) resolve()
     waiters.delete(nodeId)
+  }
+  const wake = (nodeIds: string[]) => {
+    for (const nodeId of nodeIds) wakeHere(nodeId)
+    peers?.commandsQueued(nodeIds)
   }
 
   const requireNode = async (id: string): Promise<NodeRecord> => {
@@ -129,15 +135,25 @@ export function createFleet({ store, bus, clock, onHeartbeat }: FleetDeps) {
       const node = await requireNode(nodeId)
       const command: AgentCommand = { id: randomUUID(), kind: "activate", closure, createdAt: now() }
       await store.setDesired(nodeId, closure, command)
+      wake([nodeId])
       await emit("desired.changed", nodeId, { from: node.desiredPath, to: closure, commandId: command.id })
-      wake(nodeId)
       return requireNode(nodeId)
     },
 
     /** Queues commands (one transaction) and wakes their nodes' long polls. */
     async enqueueCommands(commands: StoredCommand[]) {
       await store.enqueueCommands(commands)
-      for (const nodeId of new Set(commands.map((c) => c.nodeId))) wake(nodeId)
+      wake([...new Set(commands.map((c) => c.nodeId))])
+    },
+
+    /** Another replica queued commands for these nodes: the long polls held here look again. */
+    wakeNodes(nodeIds: string[]) {
+      for (const nodeId of nodeIds) wakeHere(nodeId)
+    },
+
+    /** Every long poll held here looks again (after missing other replicas' wake-ups for a while). */
+    wakeAll() {
+      for (const nodeId of [...waiters.keys()]) wakeHere(nodeId)
     },
 
     /** Calls `listener` with every acknowledgement this process receives; returns the unsubscribe. */
@@ -172,24 +188,41 @@ export function createFleet({ store, bus, clock, onHeartbeat }: FleetDeps) {
         if (late.length > 0) await store.expireCommands(late, now(), "expired before the agent fetched it")
         return due
       }
-      const first = await fetch()
-      if (first.length > 0 || waitMs <= 0 || signal?.aborted) return first
+      if (waitMs <= 0 || signal?.aborted) return fetch()
+      // The waiter is in place before the first read: a command committed (and its wake-up sent)
+      // between that read and the wait still ends the wait at once.
+      let woken = false
+      let ended = () => {}
+      const set = waiters.get(nodeId) ?? new Set()
+      const wakeMe = () => {
+        woken = true
+        ended()
+      }
+      set.add(wakeMe)
+      waiters.set(nodeId, set)
       // However the wait ends (a command, the timeout, the caller leaving), it leaves nothing behind:
       // no timer, no abort listener, no empty set for a node that has stopped polling.
-      await new Promise<void>((resolve) => {
-        const set = waiters.get(nodeId) ?? new Set()
-        const done = () => {
-          clearTimeout(timer)
-          signal?.removeEventListener("abort", done)
-          set.delete(done)
-          if (set.size === 0 && waiters.get(nodeId) === set) waiters.delete(nodeId)
-          resolve()
-        }
-        const timer = setTimeout(done, waitMs)
-        signal?.addEventListener("abort", done, { once: true })
-        set.add(done)
-        waiters.set(nodeId, set)
-      })
+      const leave = () => {
+        set.delete(wakeMe)
+        if (set.size === 0 && waiters.get(nodeId) === set) waiters.delete(nodeId)
+      }
+      try {
+        const first = await fetch()
+        if (first.length > 0 || signal?.aborted) return first
+        if (!woken)
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              clearTimeout(timer)
+              signal?.removeEventListener("abort", done)
+              resolve()
+            }
+            const timer = setTimeout(done, waitMs)
+            signal?.addEventListener("abort", done, { once: true })
+            ended = done
+          })
+      } finally {
+        leave()
+      }
       return fetch()
     },
 
@@ -202,6 +235,7 @@ export function createFleet({ store, bus, clock, onHeartbeat }: FleetDeps) {
       if (!kind)
         throw conflict(`command ${JSON.stringify(commandId)} is not pending for node ${JSON.stringify(nodeId)}`)
       for (const listener of ackListeners) listener(nodeId, commandId, ack)
+      if (kind === "run") peers?.commandsAcked([commandId])
       // A relayed `run` is recorded by its relay's audit row, not by one event per node.
       if (kind !== "run") await emit("command.acked", nodeId, { commandId, success: ack.success })
     },

@@ -6,10 +6,10 @@
 // or never heard from) answer `offline` at once. A command nobody answered by the deadline is closed
 // in the store, so an agent that comes back later is never handed a command its caller gave up on.
 //
-// Several replicas (PostgreSQL): an ack may land on another replica, so a relay there also reads the
-// results of its own unanswered commands every `pollFallbackMs` (one query per relay, not per node).
-// Waking a long poll is in-process too: an agent whose poll another replica holds picks the command
-// up when that poll ends (at most 25 s), as it does for `activate`.
+// Several replicas (PostgreSQL): an ack may land on another replica, which tells the others
+// (replica-link.ts); a relay here then reads the results of its own unanswered commands at once
+// (`answeredElsewhere`), and also every `pollFallbackMs` in case a notification was lost (one query
+// per relay, not per node). Queueing wakes the long polls other replicas hold the same way.
 import { randomUUID } from "node:crypto"
 import type { CommandAck, RunCommand } from "../../protocol/agent.ts"
 import { createLogger, redactText } from "../../protocol/log.ts"
@@ -77,6 +77,8 @@ function truncate(text: string, max: number): string {
 
 export function createRelay({ fleet, store, clock, pollFallbackMs = null }: RelayDeps) {
   const waiting = new Map<string, (answer: CommandAck) => void>()
+  /** Each open relay's store read, by its commands' ids. */
+  const readers = new Map<string, () => void>()
   fleet.onAck((_node, commandId, ack) => waiting.get(commandId)?.(ack))
 
   const resolveNodes = async (wanted: RelayInput["nodes"]): Promise<NodeRecord[]> => {
@@ -95,6 +97,12 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
   }
 
   return {
+    /** Another replica took the answers of these commands: the relays waiting for them read the store now. */
+    answeredElsewhere(ids: string[]) {
+      const reads = new Set(ids.map((id) => readers.get(id)).filter((read) => read !== undefined))
+      for (const read of reads) void read()
+    },
+
     async relay(input: RelayInput): Promise<RelayResult> {
       const t0 = performance.now()
       const nodes = await resolveNodes(input.nodes)
@@ -141,25 +149,37 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
           timer = setTimeout(allAnswered, input.timeoutSeconds * 1000 + GRACE_MS)
           if (pollFallbackMs) {
             let busy = false
-            poller = setInterval(async () => {
-              if (busy) return
+            let again = false
+            const read = async () => {
+              if (busy) {
+                again = true
+                return
+              }
               busy = true
               try {
-                const open = queued.map((q) => q.command.id).filter((id) => !answers.has(id))
-                for (const r of await store.commandResults(open)) fromStore(r)
+                do {
+                  again = false
+                  const open = queued.map((q) => q.command.id).filter((id) => !answers.has(id))
+                  for (const r of await store.commandResults(open)) fromStore(r)
+                } while (again)
               } catch (error) {
                 log.warn("reading relayed results failed", { error })
               } finally {
                 busy = false
               }
-            }, pollFallbackMs)
+            }
+            for (const q of queued) readers.set(q.command.id, read)
+            poller = setInterval(read, pollFallbackMs)
           }
           await done
         }
       } finally {
         clearTimeout(timer)
         clearInterval(poller)
-        for (const q of queued) waiting.delete(q.command.id)
+        for (const q of queued) {
+          waiting.delete(q.command.id)
+          readers.delete(q.command.id)
+        }
       }
 
       const open = queued.map((q) => q.command.id).filter((id) => !answers.has(id))

@@ -72,6 +72,15 @@ export interface InProcessOptions {
   commandTargets?: CommandTargets | null
   /** `[telemetry]`: an OTLP/HTTP collector to send spans and metrics to. */
   telemetry?: { endpoint: string; insecure: boolean }
+  /** The admin token, for a replica whose data dir has none (another replica on its database made it). */
+  adminToken?: string
+}
+
+/** The admin token in a control plane's data dir, else the one the test passed (another replica's). */
+async function _adminToken(path: string | null, given: string | undefined): Promise<string> {
+  if (path !== null) return (await readFile(path, "utf8")).trim()
+  if (given === undefined) throw new Error("this replica's data dir has no admin token: pass the first replica's")
+  return given
 }
 
 let tmuxServers = 0
@@ -99,7 +108,7 @@ export async function startInProcess(opts: InProcessOptions = {}): Promise<TestC
     telemetry: opts.telemetry,
     limits: opts.limits,
   })
-  const adminToken = (await readFile(cp.adminTokenPath, "utf8")).trim()
+  const adminToken = await _adminToken(cp.adminTokenPath, opts.adminToken)
   const stop = async () => {
     await cp.stop()
     await stopTmux(tmuxSocket)
@@ -128,8 +137,19 @@ export interface SpawnedControlPlane extends TestControlPlane {
 
 const MAIN = join(import.meta.dir, "../../control/main.ts")
 
+export interface SpawnOptions {
+  dataDir?: string
+  /** CHIMERA_DB (default: SQLite in the data dir). */
+  databaseUrl?: string
+  /**
+   * The admin token, for a replica whose data dir has none (another replica on its database made it);
+   * without one such a replica's `adminToken` is "" (replicas started at once: the test finds the token).
+   */
+  adminToken?: string
+}
+
 /** `chimera web` as a child process on 127.0.0.1:`port`, with its own data dir. */
-export async function spawnControlPlane(port: number, opts: { dataDir?: string } = {}): Promise<SpawnedControlPlane> {
+export async function spawnControlPlane(port: number, opts: SpawnOptions = {}): Promise<SpawnedControlPlane> {
   const dataDir = opts.dataDir ?? (await tempDir())
   const url = `http://127.0.0.1:${port}`
   const tmuxSocket = privateTmux()
@@ -138,6 +158,7 @@ export async function spawnControlPlane(port: number, opts: { dataDir?: string }
       env: {
         ...process.env,
         CHIMERA_DATA_DIR: dataDir,
+        ...(opts.databaseUrl ? { CHIMERA_DB: opts.databaseUrl } : {}),
         CHIMERA_CONFIG_FILE: "",
         CHIMERA_TMUX_SOCKET: tmuxSocket,
         CHIMERA_RATE_LIMITS_API: "1000000000",
@@ -162,7 +183,8 @@ export async function spawnControlPlane(port: number, opts: { dataDir?: string }
     }
   }
   let proc = await start()
-  const adminToken = (await readFile(join(dataDir, "admin.token"), "utf8")).trim()
+  const tokenFile = join(dataDir, "admin.token")
+  const adminToken = existsSync(tokenFile) ? await _adminToken(tokenFile, undefined) : (opts.adminToken ?? "")
   const stop = async () => {
     proc.kill("SIGTERM")
     await proc.exited

@@ -120,4 +120,11 @@ export const MIGRATIONS: Migration[] = [
       "CREATE TABLE health_probe (id INTEGER PRIMARY KEY, checked_at TEXT NOT NULL)",
     ],
   },
+  {
+    version: 8,
+    name: "the signing keyring: every replica's public JWT key",
+    statements: () => [
+      "CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, public_key TEXT NOT NULL, created_at TEXT NOT NULL)",
+    ],
+  },
 ]

@@ -96,7 +96,7 @@ function toNode(r: Row): NodeRecord {
   }
 }
 
-function toEvent(r: Row): FleetEvent {
+export function toEvent(r: Row): FleetEvent {
   return {
     id: num(r.id),
     type: String(r.type) as FleetEvent["type"],

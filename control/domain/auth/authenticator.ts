@@ -5,12 +5,12 @@
 import { unauthenticated } from "../errors.ts"
 import type { Clock, NodePrincipal, Principal, UserPrincipal } from "../ports.ts"
 import { hashToken, tokenKind } from "../tokens.ts"
-import { JWT_FAILURE_MESSAGES, type SigningKeys, verifyJwt } from "./jwt.ts"
+import { JWT_FAILURE_MESSAGES, type Keyring, verifyJwtWith } from "./jwt.ts"
 import type { AuthStorePort } from "./ports.ts"
 
 export interface AuthenticatorDeps {
   store: AuthStorePort
-  keys: SigningKeys
+  keys: Keyring
   clock: Clock
   /** Node credentials older than this are asked to rotate (0: never). */
   nodeCredentialMaxAgeMs: number
@@ -18,7 +18,7 @@ export interface AuthenticatorDeps {
 
 export function createAuthenticator({ store, keys, clock, nodeCredentialMaxAgeMs }: AuthenticatorDeps) {
   async function session(token: string): Promise<UserPrincipal> {
-    const result = verifyJwt(token, keys.publicKey, clock.now().getTime())
+    const result = await verifyJwtWith(token, keys, clock.now().getTime())
     if (!result.ok) throw unauthenticated(JWT_FAILURE_MESSAGES[result.reason])
     const found = await store.sessionWithUser(result.claims.jti)
     if (!found || found.user.id !== result.claims.sub) throw unauthenticated("the session is unknown")

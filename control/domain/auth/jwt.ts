@@ -34,6 +34,17 @@ export interface SigningKeys {
   publicKey: KeyObject
 }
 
+/**
+ * The keys of every replica sharing a database: this process signs with its own, and verifies with
+ * whichever key a token's `kid` names, if the keyring holds it (control/adapters/signing-keys.ts).
+ */
+export interface Keyring {
+  /** The key this process signs new tokens with. */
+  signer(): SigningKeys
+  /** The public key of that id, or null when the keyring holds none (unknown, retired or removed). */
+  publicKey(kid: string): Promise<KeyObject | null>
+}
+
 /** A short, stable id of the public key, so a rotated key's tokens are told apart at a glance. */
 export function keyId(publicKey: KeyObject): string {
   const known = kids.get(publicKey)
@@ -94,6 +105,27 @@ export function verifyJwt(token: string, publicKey: KeyObject, nowMs: number): J
   if (claims.data.exp <= now) return { ok: false, reason: "expired" }
   if (claims.data.iat > now + IAT_SKEW) return { ok: false, reason: "not-yet-valid" }
   return { ok: true, claims: claims.data }
+}
+
+const KID = /^[A-Za-z0-9_-]{16}$/
+
+/** The `kid` a token's header names, when it is one of ours in shape; else null. */
+function _kidOf(token: string): string | null {
+  const head = token.split(".")[0] ?? ""
+  if (!B64URL.test(head)) return null
+  const kid = (parseJson(head) as { kid?: unknown } | null | undefined)?.kid
+  return typeof kid === "string" && KID.test(kid) ? kid : null
+}
+
+/**
+ * verifyJwt against the keyring key the token names. A token naming no key the keyring holds is
+ * checked against this process's own key, so it fails with the reason verifyJwt gives (malformed,
+ * algorithm, or another key) exactly as before there was a keyring.
+ */
+export async function verifyJwtWith(token: string, keyring: Keyring, nowMs: number): Promise<JwtResult> {
+  const kid = _kidOf(token)
+  const key = kid === null ? null : await keyring.publicKey(kid)
+  return verifyJwt(token, key ?? keyring.signer().publicKey, nowMs)
 }
 
 /** Looks like a JWT (three base64url parts, a JSON header) rather than an opaque chm_ token. */

@@ -8,7 +8,7 @@ import { z } from "zod"
 import { createLogger } from "../../../protocol/log.ts"
 import { forbidden, invalid, notFound, unauthenticated } from "../errors.ts"
 import type { Clock, UserPrincipal } from "../ports.ts"
-import { ISSUER, JWT_FAILURE_MESSAGES, type JwtClaims, type SigningKeys, signJwt, verifyJwt } from "./jwt.ts"
+import { ISSUER, JWT_FAILURE_MESSAGES, type JwtClaims, type Keyring, signJwt, verifyJwtWith } from "./jwt.ts"
 import { createLoginBackoff, type LoginBackoff } from "./login-backoff.ts"
 import { type Passwords, passwords as processPasswords } from "./passwords.ts"
 import type { AuthStorePort, SessionRecord, UserRecord } from "./ports.ts"
@@ -35,7 +35,7 @@ export type LoginRequest = z.infer<typeof LoginRequest>
 
 export interface SessionsDeps {
   store: AuthStorePort
-  keys: SigningKeys
+  keys: Keyring
   clock: Clock
   ttlSeconds: number
   /** How long a login lasts however often it is refreshed. */
@@ -95,7 +95,7 @@ export function createSessions(deps: SessionsDeps) {
       userAgent: meta.userAgent?.slice(0, 200) ?? null,
       startedAt: started.toISOString(),
     })
-    return { token: signJwt(claims, keys), tokenType: "Bearer", expiresAt, claims } satisfies IssuedSession
+    return { token: signJwt(claims, keys.signer()), tokenType: "Bearer", expiresAt, claims } satisfies IssuedSession
   }
 
   const sessionOf = (principal: UserPrincipal) => {
@@ -157,7 +157,7 @@ export function createSessions(deps: SessionsDeps) {
 
     /** Checks a token without acting on it: signature, expiry, and whether it was revoked. */
     async verify(token: string) {
-      const result = verifyJwt(token, keys.publicKey, clock.now().getTime())
+      const result = await verifyJwtWith(token, keys, clock.now().getTime())
       if (!result.ok) return { valid: false, reason: JWT_FAILURE_MESSAGES[result.reason] } as const
       const found = await store.sessionWithUser(result.claims.jti)
       if (!found || found.session.revokedAt !== null)

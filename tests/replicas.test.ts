@@ -1,0 +1,247 @@
+// Control-plane replicas on one real PostgreSQL database acting as one: started together on an empty
+// database they all come up and share one identity (the admin token, logins, API tokens); what is
+// done through one reaches agents and event streams held by another (LISTEN/NOTIFY), within the
+// product's contract (a desired closure active within 1 s while the agent polls the other replica).
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { existsSync } from "node:fs"
+import { mkdir, writeFile } from "node:fs/promises"
+import { join } from "node:path"
+import { SQL } from "bun"
+import { CHANNEL } from "../control/adapters/replica-link.ts"
+import { newToken } from "../control/domain/tokens.ts"
+import type { StorePath } from "../protocol/ids.ts"
+import { startAgent } from "./support/agent-process.ts"
+import { call, enrollNode, login, PASSWORD } from "./support/auth.ts"
+import { freePort, type SpawnedControlPlane, spawnControlPlane, startInProcess } from "./support/control-plane.ts"
+import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { startPostgres, type TestPostgres } from "./support/postgres.ts"
+import { streamText } from "./support/stream.ts"
+import { createTestNode } from "./support/test-node.ts"
+import { waitFor } from "./support/wait.ts"
+
+setDefaultTimeout(120_000)
+
+let pg: TestPostgres
+let gen1: StorePath
+let gen2: StorePath
+
+beforeAll(async () => {
+  pg = await startPostgres()
+  ;[gen1, gen2] = (await Promise.all([1, 2].map((g) => buildTestSystem(g, { tag: "replicas" })))) as [
+    StorePath,
+    StorePath,
+  ]
+})
+
+afterAll(async () => {
+  await pg?.stop()
+})
+
+/** Replicas started at once on `url`, each with its own data dir; the admin token is the one whose dir has it. */
+async function startTogether(url: string, n: number): Promise<{ replicas: SpawnedControlPlane[]; token: string }> {
+  const started = await Promise.allSettled(
+    Array.from({ length: n }, () => spawnControlPlane(freePort(), { databaseUrl: url })),
+  )
+  const replicas = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []))
+  const failed = started.flatMap((s) => (s.status === "rejected" ? [String(s.reason)] : []))
+  if (failed.length > 0) {
+    await Promise.all(replicas.map((r) => r.stop()))
+    throw new Error(`${failed.length} of ${n} replicas did not start:\n${failed.join("\n")}`)
+  }
+  const holders = replicas.filter((r) => existsSync(join(r.dataDir, "admin.token")))
+  expect(holders).toHaveLength(1)
+  return { replicas, token: holders[0]?.adminToken ?? "" }
+}
+
+/** Reads `stream` until `text` shows up, or fails after `ms` saying what was awaited. */
+async function untilShown(stream: ReturnType<typeof streamText>, text: string, ms = 15_000) {
+  const timeout = Bun.sleep(ms).then(() => {
+    throw new Error(`timed out after ${ms} ms waiting for ${text} on the stream; got:\n${stream.text}`)
+  })
+  await Promise.race([stream.until((t) => t.includes(text)), timeout])
+}
+
+describe("replicas on PostgreSQL", () => {
+  test("three replicas started at once on an empty database all come up, with one admin token for all", async () => {
+    const { replicas, token } = await startTogether(await pg.database("together"), 3)
+    try {
+      for (const r of replicas) expect((await call(r, token, "GET", "/api/nodes")).status).toBe(200)
+      // A token in a data dir that is not the fleet's is left unused: it opens nothing.
+      const stray = replicas.find((r) => r.adminToken === "")
+      expect(stray).toBeDefined()
+    } finally {
+      await Promise.all(replicas.map((r) => r.stop()))
+    }
+  })
+
+  test("a login and an API token made through one replica work on the other; a later replica revokes nothing", async () => {
+    const url = await pg.database("identity")
+    await using a = await startInProcess({ databaseUrl: url })
+    await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
+    expect(existsSync(join(b.dataDir, "admin.token"))).toBe(false)
+    expect((await call(b, a.adminToken, "GET", "/api/nodes")).status).toBe(200)
+
+    expect(
+      (await call(a, a.adminToken, "POST", "/api/users", { username: "erin", password: PASSWORD, role: "operator" }))
+        .status,
+    ).toBe(201)
+    const session = await login(a, "erin")
+    expect((await call(b, session, "GET", "/api/nodes")).status).toBe(200)
+    // Refreshed through B (signed with B's key), the new session works on A.
+    const refreshed = await call(b, session, "POST", "/api/auth/refresh")
+    expect(refreshed.status).toBe(200)
+    const next = ((await refreshed.json()) as { token: string }).token
+    expect((await call(a, next, "GET", "/api/nodes")).status).toBe(200)
+    // Revoked through A, it is refused by B at once.
+    expect((await call(a, next, "POST", "/api/auth/revoke", {})).status).toBe(200)
+    expect((await call(b, next, "GET", "/api/nodes")).status).toBe(401)
+
+    const made = await call(b, a.adminToken, "POST", "/api/tokens", { name: "ci", role: "viewer" })
+    expect(made.status).toBe(201)
+    const apiToken = ((await made.json()) as { token: string }).token
+    expect((await call(a, apiToken, "GET", "/api/nodes")).status).toBe(200)
+
+    // A third replica whose data dir holds an admin token of its own (say, from a standalone start)
+    // does not install it: the fleet's token keeps working and the stray one opens nothing.
+    const strayDir = join(b.dataDir, "stray")
+    const stray = newToken("admin")
+    await mkdir(strayDir, { recursive: true, mode: 0o700 })
+    await writeFile(join(strayDir, "admin.token"), `${stray}\n`, { mode: 0o600 })
+    await using c = await startInProcess({ databaseUrl: url, dataDir: strayDir, adminToken: a.adminToken })
+    expect((await call(c, stray, "GET", "/api/nodes")).status).toBe(401)
+    for (const r of [a, b, c]) expect((await call(r, a.adminToken, "GET", "/api/nodes")).status).toBe(200)
+    // The replaced session stays refused everywhere; a login through C works on A.
+    expect((await call(c, session, "GET", "/api/nodes")).status).toBe(401)
+    expect((await call(a, await login(c, "erin"), "GET", "/api/nodes")).status).toBe(200)
+  })
+
+  test("given both URLs and polling B: A's desired closure active within 1 s, A's events on B's stream, A's relayed command run; B SIGKILLed: heartbeats to A within 15 s, nothing acknowledged lost, never unreachable", async () => {
+    const { replicas, token } = await startTogether(await pg.database("wakeups"), 2)
+    const [a, b] = replicas as [SpawnedControlPlane, SpawnedControlPlane]
+    try {
+      const { token: join_ } = (await (await call(a, token, "POST", "/api/nodes/join-tokens", {})).json()) as {
+        token: string
+      }
+      await using node = await createTestNode({ name: "replica-node", boot: gen2 })
+      // B first: the agent sticks to B until B fails it.
+      await using agent = startAgent(node, {
+        nodeId: "replica-node",
+        controlUrl: `${b.url},${a.url}`,
+        joinToken: join_,
+      })
+      const withLog = (e: Error) => {
+        throw new Error(`${e.message}\n${agent.log()}`)
+      }
+      const nodeOnA = async () =>
+        (await (await call(a, token, "GET", "/api/nodes/replica-node")).json()) as {
+          lastHeartbeat?: string | null
+          status?: string
+        }
+      await waitFor("the agent's first heartbeat, seen through A", nodeOnA, (n) => !!n.lastHeartbeat).catch(withLog)
+
+      const controller = new AbortController()
+      const res = await fetch(`${b.url}/api/events/stream?node=replica-node`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: controller.signal,
+      })
+      expect(res.status).toBe(200)
+      const stream = streamText(res.body as ReadableStream<Uint8Array>)
+      await stream.until((t) => t.includes("event: ready"))
+
+      const put = await call(a, token, "PUT", "/api/nodes/replica-node/desired", { closure: gen1 })
+      expect(put.status).toBe(200)
+      await waitFor(
+        "the closure active on the node",
+        () => node.links(),
+        (l) => l.current === gen1,
+        1000,
+      ).catch(withLog)
+      // Made through A, carried by B's stream.
+      await stream.until((t) => t.includes("event: desired.changed"))
+      expect(stream.text).toContain(gen1)
+      controller.abort()
+
+      const run = await call(a, token, "POST", "/api/fleet/run", {
+        command: "echo relayed-through-a",
+        nodes: ["replica-node"],
+        timeout: 5,
+      })
+      expect(run.status).toBe(200)
+      const answer = (await run.json()) as { results: { status: string; stdout: string }[] }
+      expect(answer.results).toMatchObject([{ status: "ok", stdout: "relayed-through-a\n" }])
+
+      // What the agent reported and B acknowledged so far.
+      type Listed = { events: { type: string; data: { seq?: number } }[] }
+      const reported = async () =>
+        ((await (await call(a, token, "GET", "/api/events?node=replica-node&limit=1000")).json()) as Listed).events
+          .map((e) => e.data.seq)
+          .filter((seq): seq is number => typeof seq === "number")
+      const before = await waitFor("the activation reported", reported, (seqs) => seqs.length >= 2)
+
+      await b.kill()
+      const killedAt = new Date().toISOString()
+      await waitFor(
+        "a heartbeat through A after B's death",
+        nodeOnA,
+        (n) => !!n.lastHeartbeat && n.lastHeartbeat > killedAt,
+        15_000,
+      ).catch(withLog)
+      // The node drifts while on A: healed, and reported to A after everything B acknowledged.
+      await node.switchTo(gen2)
+      await waitFor(
+        "healed through A",
+        () => node.links(),
+        (l) => l.current === gen1,
+        15_000,
+      ).catch(withLog)
+      const after = await waitFor("the heal reported to A", reported, (seqs) => seqs.length > before.length)
+      for (const seq of before) expect(after).toContain(seq)
+      // Each report once, none missing in between.
+      expect(new Set(after).size).toBe(after.length)
+      const top = Math.max(...after)
+      expect([...after].sort((x, y) => x - y)).toEqual(Array.from({ length: top }, (_, i) => i + 1))
+      const unreachable = (await (
+        await call(a, token, "GET", "/api/events?node=replica-node&type=node.unreachable")
+      ).json()) as Listed
+      expect(unreachable.events).toEqual([])
+      expect((await nodeOnA()).status).not.toBe("unreachable")
+    } finally {
+      await Promise.all(replicas.map((r) => r.stop()))
+    }
+  })
+
+  test("an event another replica committed late, with an id below one already streamed, still reaches the stream", async () => {
+    const url = await pg.database("late_events")
+    await using a = await startInProcess({ databaseUrl: url })
+    await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
+    const controller = new AbortController()
+    const res = await fetch(`${b.url}/api/events/stream`, {
+      headers: { authorization: `Bearer ${a.adminToken}` },
+      signal: controller.signal,
+    })
+    const stream = streamText(res.body as ReadableStream<Uint8Array>)
+    await untilShown(stream, "event: ready")
+    // Another replica's transaction takes its id first and commits last, as PostgreSQL allows.
+    const db = new SQL(url)
+    const other = await db.reserve()
+    try {
+      await other`BEGIN`
+      const now = new Date().toISOString()
+      const rows = (await other`
+        INSERT INTO events (type, node_id, at, received_at, data) VALUES ('node.enrolled', 'late-node', ${now}, ${now}, '{}')
+        RETURNING id`) as { id: number }[]
+      const lateId = Number(rows[0]?.id)
+      await enrollNode(b, "early-node")
+      await untilShown(stream, '"early-node"')
+      await other`COMMIT`
+      await db.notify(CHANNEL, `another-replica e ${lateId}`)
+      await untilShown(stream, '"late-node"')
+      expect(stream.text.indexOf('"early-node"')).toBeLessThan(stream.text.indexOf('"late-node"'))
+      expect(stream.text).toContain(`id: ${lateId}\n`)
+    } finally {
+      controller.abort()
+      other.release()
+      await db.close()
+    }
+  })
+})
