@@ -10,6 +10,8 @@
 // characters, the BOM, soft hyphen). Zl/Zp: U+2028 and U+2029, which some terminals break lines on.
 const UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu
 const UNSAFE_BUT_NEWLINE_AND_TAB = /(?![\n\t])[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu
+// The same class without the global flag, for `test`: a global regex keeps its lastIndex between calls.
+const ANY_UNSAFE = new RegExp(UNSAFE.source, "u")
 // What JSON.stringify leaves raw: DEL, C1, format characters and the line separators.
 const UNSAFE_IN_JSON = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/gu
 
@@ -44,5 +46,5 @@ export function jsonSafe(json: string): string {
 
 /** True when `text` holds a character `terminalLine` would escape (for fields that must never hold one). */
 export function hasControlCharacters(text: string): boolean {
-  return new RegExp(UNSAFE.source, "u").test(text)
+  return ANY_UNSAFE.test(text)
 }

@@ -17,10 +17,13 @@ import { realpathSync } from "node:fs"
 //   --hb-nodes N, --hb-rates R,R, --hb-seconds N, --hb-rounds N, --hb-connections N, --hb-postgres
 //                   heartbeat ingest: agents (20000), offered rates per second, one row each
 //                   (10000,7000), counted seconds per round (20), rounds (3), the load generator's
-//                   keep-alive connections (1000), and PostgreSQL as well as SQLite
+//                   keep-alive connections (1000), and PostgreSQL (one replica, then two) as well as SQLite
 //   --only attack-auth  run only the open doors under attack (scripts/bench/attack-auth.ts): an
 //                   enrolment flood and a distributed login flood against a quiet run; with
 //                   --control-root DIR, also another checkout's control plane (a before/after)
+//   --only replicas  run only two replicas on PostgreSQL (scripts/bench/replicas.ts): cross-replica
+//                   delivery over --rep-tries tries (20) and a replica SIGKILLed under --rep-agents
+//                   simulated agents (1000) over --rep-seconds (20); no Nix needed
 //   --write         also write the tables to BENCHMARKS.md (a full run rewrites it whole)
 //
 // What it measures:
@@ -85,6 +88,9 @@ const parsed = (() => {
         "hb-rounds": { type: "string", default: "3" },
         "hb-connections": { type: "string", default: "1000" },
         "hb-postgres": { type: "boolean", default: false },
+        "rep-tries": { type: "string", default: "20" },
+        "rep-agents": { type: "string", default: "1000" },
+        "rep-seconds": { type: "string", default: "20" },
         only: { type: "string" },
         "control-root": { type: "string" },
         write: { type: "boolean", default: false },
@@ -99,7 +105,7 @@ const DRIFTS = Number(values.drifts)
 if (!Number.isInteger(DRIFTS) || DRIFTS < 5) fail("--drifts: expected a whole number of at least 5")
 const SSH_ROUNDS = Number(values["ssh-rounds"])
 if (!Number.isInteger(SSH_ROUNDS) || SSH_ROUNDS < 3) fail("--ssh-rounds: expected a whole number of at least 3")
-const ALONE = ["ssh", "relay", "heartbeats", "mcp", "attack-auth", "dashboard", "attack"]
+const ALONE = ["ssh", "relay", "heartbeats", "mcp", "attack-auth", "dashboard", "attack", "replicas"]
 if (values.only !== undefined && !ALONE.includes(values.only))
   fail(`--only: the sections that run alone are ${ALONE.map((s) => `"${s}"`).join(", ")}`)
 if (values.only && values.only !== "heartbeats" && values.write)
@@ -121,6 +127,18 @@ const HB = {
   seconds: whole("hb-seconds", 1),
   rounds: whole("hb-rounds", 1),
   connections: whole("hb-connections", 1),
+}
+if (values.only === "replicas") {
+  const { replicasBench, replicasTable } = await import("./bench/replicas.ts")
+  setLogLevel("error")
+  const count = (name: "rep-tries" | "rep-agents" | "rep-seconds", min: number) => {
+    const n = Number(values[name])
+    if (!Number.isInteger(n) || n < min) fail(`--${name}: expected a whole number of at least ${min}`)
+    return n
+  }
+  const opts = { tries: count("rep-tries", 1), agents: count("rep-agents", 2), runSeconds: count("rep-seconds", 4) }
+  process.stdout.write(`${replicasTable(await replicasBench(opts))}\n`)
+  process.exit(0)
 }
 if (values.only === "dashboard") {
   const { dashboardBench, dashboardTable } = await import("./bench/dashboard.ts")
@@ -184,11 +202,12 @@ async function heartbeats(): Promise<string> {
   if (values["hb-postgres"]) {
     const { startPostgres } = await import("../tests/support/postgres.ts")
     await using pg = await startPostgres()
-    for (const rate of HB.rates) {
-      log(`heartbeat ingest, PostgreSQL: ${HB.nodes} agents at ${rate}/s…`)
-      const databaseUrl = await pg.database(`bench_hb_${rate}`)
-      results.push(await heartbeatBench({ ...base, rate, databaseUrl, label: "PostgreSQL" }))
-    }
+    for (const replicas of [1, 2])
+      for (const rate of HB.rates) {
+        log(`heartbeat ingest, PostgreSQL, ${replicas} replica(s): ${HB.nodes} agents at ${rate}/s…`)
+        const databaseUrl = await pg.database(`bench_hb_${replicas}_${rate}`)
+        results.push(await heartbeatBench({ ...base, rate, databaseUrl, replicas, label: "PostgreSQL" }))
+      }
   }
   return heartbeatTable(results)
 }

@@ -5,20 +5,24 @@
 // server meets a growing queue instead of a politely slower client (no coordinated omission), and
 // latency is measured from when a heartbeat was due, not from when the generator got round to it.
 // Nodes take turns (i mod N), each with its own credential, over keep-alive connections (Bun's fetch
-// pool). The first `warmup` seconds are driven but not counted.
+// pool). The first `warmup` seconds are driven but not counted. With several control-plane replicas
+// (`urls`), node k always talks to replica k mod R, over that replica's share of the connections.
 //
 // usage: bun scripts/bench/heartbeat-load.ts CONFIG.json  (prints one JSON result line on stdout)
 import { readFile } from "node:fs/promises"
 
 export interface LoadConfig {
-  url: string
+  /** One control plane, or several replicas of one (node k talks to urls[k mod R]). */
+  urls: string[]
   /** id and credential of each simulated agent; null credential: the bare peer, which checks none. */
   nodes: { id: string; credential: string | null }[]
   rate: number
   seconds: number
   warmupSeconds: number
-  /** The server's pid, whose CPU time is read at the edges of the counted window. */
-  serverPid: number
+  /** The servers' pids, whose CPU time is read (summed) at the edges of the counted window. */
+  serverPids: number[]
+  /** Other pids whose CPU is reported apart (a PostgreSQL server's processes), read the same way. */
+  databasePids?: number[]
   /** Keep-alive connections the heartbeats share; one request at a time on each. */
   connections: number
   /** How long after the last heartbeat is due the unanswered ones are given up (counted as errors). */
@@ -40,6 +44,8 @@ export interface LoadResult {
   /** How late the generator sent heartbeats (its own lag), p99. */
   sendLagP99Ms: number
   serverCpuPercent: number
+  /** The database server's processes (PostgreSQL), when given; NaN otherwise. */
+  databaseCpuPercent: number
   generatorCpuPercent: number
   maxInFlight: number
 }
@@ -63,10 +69,12 @@ function bodyParts(nodeId: string): [string, string] {
 }
 
 const cpuTicks = async (pid: number) => {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8")
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => null)
+  if (stat === null) return 0 // a process that ended (a PostgreSQL backend) counts no more
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   return (Number(f[11]) + Number(f[12])) / 100 // utime + stime, USER_HZ = 100
 }
+const cpuOf = async (pids: number[]) => (await Promise.all(pids.map(cpuTicks))).reduce((a, b) => a + b, 0)
 
 const quantile = (sorted: Float64Array, q: number) =>
   sorted.length === 0
@@ -145,12 +153,14 @@ export async function drive(cfg: LoadConfig): Promise<LoadResult> {
   const fromSend = new Float64Array(counted).fill(Number.NaN)
   const lag = new Float64Array(counted)
   const statuses: Record<string, number> = {}
-  const url = new URL(cfg.url)
-  const nodes = cfg.nodes.map((n) => {
+  const urls = cfg.urls.map((u) => new URL(u))
+  const nodes = cfg.nodes.map((n, k) => {
     const [head, tail] = bodyParts(n.id)
     const auth = n.credential === null ? "" : `authorization: Bearer ${n.credential}\r\n`
+    const target = k % urls.length
     return {
-      start: `POST /api/agent/${encodeURIComponent(n.id)}/heartbeat HTTP/1.1\r\nhost: ${url.host}\r\n${auth}content-type: application/json\r\ncontent-length: `,
+      target,
+      start: `POST /api/agent/${encodeURIComponent(n.id)}/heartbeat HTTP/1.1\r\nhost: ${urls[target]?.host}\r\n${auth}content-type: application/json\r\ncontent-length: `,
       head,
       tail,
     }
@@ -168,11 +178,11 @@ export async function drive(cfg: LoadConfig): Promise<LoadResult> {
   }
 
   const t0 = performance.now() + 50
-  const queue: number[] = []
-  let queueHead = 0
-  // Idle connections in turn (FIFO), so that all stay warm, as 20,000 agents' own connections would.
-  let idle: Conn[] = []
-  let idleHead = 0
+  // Per replica: heartbeats waiting for a connection, and its idle connections in turn (FIFO), so
+  // that all stay warm, as 20,000 agents' own connections would.
+  const pools = urls.map(() => ({ queue: [] as number[], queueHead: 0, idle: [] as Conn[], idleHead: 0 }))
+  type Pool = (typeof pools)[number]
+  const poolOf = (i: number) => pools[nodes[i % nodes.length]?.target ?? 0] as Pool
   const send = (conn: Conn, i: number) => {
     const node = nodes[i % nodes.length]
     if (!node) return
@@ -195,13 +205,13 @@ export async function drive(cfg: LoadConfig): Promise<LoadResult> {
     }
     conn.write(`${node.start}${Buffer.byteLength(body)}\r\n\r\n${body}`)
   }
-  const onIdle = (conn: Conn) => {
-    if (queueHead < queue.length) send(conn, queue[queueHead++] as number)
-    else idle.push(conn)
+  const onIdleIn = (pool: Pool) => (conn: Conn) => {
+    if (pool.queueHead < pool.queue.length) send(conn, pool.queue[pool.queueHead++] as number)
+    else pool.idle.push(conn)
   }
-  const onClose = (conn: Conn, error: Error) => {
-    idle = idle.slice(idleHead).filter((c) => c !== conn)
-    idleHead = 0
+  const onCloseIn = (pool: Pool) => (conn: Conn, error: Error) => {
+    pool.idle = pool.idle.slice(pool.idleHead).filter((c) => c !== conn)
+    pool.idleHead = 0
     if (conn.busy) {
       conn.busy = false
       const done = conn.done
@@ -213,14 +223,27 @@ export async function drive(cfg: LoadConfig): Promise<LoadResult> {
       }
     }
   }
-  const conns = await Promise.all(
-    Array.from({ length: cfg.connections }, () => connect(url.hostname, Number(url.port), onIdle, onClose)),
+  await Promise.all(
+    urls.map(async (url, r) => {
+      const pool = pools[r] as Pool
+      const share = Math.max(1, Math.round(cfg.connections / urls.length))
+      const conns = await Promise.all(
+        Array.from({ length: share }, () => connect(url.hostname, Number(url.port), onIdleIn(pool), onCloseIn(pool))),
+      )
+      pool.idle.push(...conns)
+    }),
   )
-  idle.push(...conns)
 
-  let windowCpu: { server: number; self: NodeJS.CpuUsage; at: number } | null = null
+  const databasePids = cfg.databasePids ?? []
+  const sample = async () => ({
+    server: await cpuOf(cfg.serverPids),
+    database: await cpuOf(databasePids),
+    self: process.cpuUsage(),
+    at: performance.now(),
+  })
+  let windowCpu: Awaited<ReturnType<typeof sample>> | null = null
   const startWindow = async () => {
-    windowCpu = { server: await cpuTicks(cfg.serverPid), self: process.cpuUsage(), at: performance.now() }
+    windowCpu = await sample()
   }
   let issued = 0
   await new Promise<void>((resolve) => {
@@ -230,13 +253,14 @@ export async function drive(cfg: LoadConfig): Promise<LoadResult> {
         if (issued === firstCounted) void startWindow()
         inFlight++
         if (inFlight > maxInFlight) maxInFlight = inFlight
-        const conn = idleHead < idle.length ? idle[idleHead++] : undefined
-        if (idleHead > 4096 && idleHead * 2 > idle.length) {
-          idle = idle.slice(idleHead)
-          idleHead = 0
+        const pool = poolOf(issued)
+        const conn = pool.idleHead < pool.idle.length ? pool.idle[pool.idleHead++] : undefined
+        if (pool.idleHead > 4096 && pool.idleHead * 2 > pool.idle.length) {
+          pool.idle = pool.idle.slice(pool.idleHead)
+          pool.idleHead = 0
         }
         if (conn) send(conn, issued)
-        else queue.push(issued)
+        else pool.queue.push(issued)
         issued++
       }
       if (issued < total) setTimeout(tick, 1)
@@ -247,7 +271,7 @@ export async function drive(cfg: LoadConfig): Promise<LoadResult> {
   const timeout = setTimeout(() => finish(), cfg.timeoutMs)
   await finished
   clearTimeout(timeout)
-  const end = { server: await cpuTicks(cfg.serverPid), self: process.cpuUsage(), at: performance.now() }
+  const end = await sample()
   const start = windowCpu ?? end
   const wallS = (end.at - start.at) / 1000
   const selfS = (end.self.user + end.self.system - start.self.user - start.self.system) / 1e6
@@ -270,6 +294,7 @@ export async function drive(cfg: LoadConfig): Promise<LoadResult> {
     p99FromSendMs: quantile(okFromSend, 0.99),
     sendLagP99Ms: quantile(lag.sort(), 0.99),
     serverCpuPercent: ((end.server - start.server) / wallS) * 100,
+    databaseCpuPercent: databasePids.length > 0 ? ((end.database - start.database) / wallS) * 100 : Number.NaN,
     generatorCpuPercent: (selfS / wallS) * 100,
     maxInFlight,
   }

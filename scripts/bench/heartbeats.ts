@@ -5,8 +5,11 @@
 // (scripts/bench/heartbeat-load.ts) drives heartbeats open-loop at a fixed rate, every node with its
 // own credential. The peer, in the same run and on the same cores, is a bare Bun.serve that reads the
 // body and answers 200 with no work at all: the ratio between the two is what Chimera's auth,
-// validation and store cost. Every process started here is stopped here, whatever fails.
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
+// validation and store cost. On PostgreSQL, `replicas: 2` starts a second `chimera web` on the same
+// database, pinned to the other core (beside the load generator), node k heartbeating to replica
+// k mod 2; server CPU is then both replicas' together, and PostgreSQL's own processes are counted
+// apart. Every process started here is stopped here, whatever fails.
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
@@ -26,6 +29,8 @@ export interface HeartbeatOptions {
   connections: number
   /** Default: SQLite in the control plane's data dir. */
   databaseUrl?: string
+  /** Control-plane replicas on `databaseUrl` (PostgreSQL only); default 1. */
+  replicas?: number
   label?: string
 }
 
@@ -34,6 +39,8 @@ export interface HeartbeatResults {
   enrolSeconds: number
   chimera: LoadResult[]
   peer: LoadResult[]
+  /** The machine's 1-minute load average before and after the section. */
+  loadAverage: [number, number]
   rssMb: number
   peakRssMb: number
   cores: { server: string; load: string }
@@ -67,10 +74,33 @@ async function load(dir: string, cfg: LoadConfig): Promise<LoadResult> {
 
 const nodeId = (i: number) => `hb-${String(i).padStart(5, "0")}`
 
+export const loadAverage = async () => Number((await readFile("/proc/loadavg", "utf8")).split(" ")[0])
+
+/** The PostgreSQL server listening on `port` and its backends: the postmaster and its children. */
+async function postgresPids(port: string): Promise<number[]> {
+  const procs = await Promise.all(
+    (await readdir("/proc"))
+      .filter((d) => /^\d+$/.test(d))
+      .map(async (d) => {
+        const [cmdline, stat] = await Promise.all([
+          readFile(`/proc/${d}/cmdline`, "utf8").catch(() => ""),
+          readFile(`/proc/${d}/stat`, "utf8").catch(() => ""),
+        ])
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+        return { pid: Number(d), ppid, cmdline: cmdline.split("\0") }
+      }),
+  )
+  const master = procs.find((p) => p.cmdline[0]?.endsWith("postgres") && p.cmdline.join(" ").includes(`-p ${port}`))
+  if (!master) return []
+  return [master.pid, ...procs.filter((p) => p.ppid === master.pid).map((p) => p.pid)]
+}
+
 /** N agents through the real API, `parallel` at a time: a join token bound to each, then its enrolment. */
 export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatResults> {
   const dir = await mkdtemp(join(tmpdir(), "chimera-bench-hb-"))
   const procs: Subprocess[] = []
+  const loadBefore = await loadAverage()
+  const replicas = opts.databaseUrl ? (opts.replicas ?? 1) : 1
   try {
     // One full turn of the nodes before counting: the first heartbeat after enrolment (or after a
     // pause long enough to mark a node unreachable) is the unusual one, with its own event.
@@ -103,25 +133,26 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
     const peers: LoadResult[] = []
     for (let round = 0; round < opts.rounds; round++) {
       log(`  peer, round ${round + 1}/${opts.rounds}: ${describe}…`)
-      peers.push(await load(dir, { ...base, url: peerUrl, nodes: fake, serverPid: peer.pid }))
+      peers.push(await load(dir, { ...base, urls: [peerUrl], nodes: fake, serverPids: [peer.pid] }))
     }
     await stopProc(peer)
 
-    const cpPort = freePort()
-    const cpUrl = `http://127.0.0.1:${cpPort}`
-    const cpLog = Bun.file(join(dir, "control-plane.log"))
-    const startCp = async (profile: string[]) => {
+    const ports = Array.from({ length: replicas }, () => freePort())
+    const cpUrls = ports.map((p) => `http://127.0.0.1:${p}`)
+    const cpUrl = cpUrls[0] as string
+    const startCp = async (profile: string[], r = 0) => {
+      const cpLog = Bun.file(join(dir, `control-plane-${r}.log`))
       const proc = Bun.spawn(
-        pinned(CORES.server, [process.execPath, ...profile, join(ROOT, "control/main.ts"), "web"]).concat([
-          "--host",
-          "127.0.0.1",
-          "--port",
-          String(cpPort),
-        ]),
+        pinned(r === 0 ? CORES.server : CORES.load, [
+          process.execPath,
+          ...profile,
+          join(ROOT, "control/main.ts"),
+          "web",
+        ]).concat(["--host", "127.0.0.1", "--port", String(ports[r])]),
         {
           env: {
             ...process.env,
-            CHIMERA_DATA_DIR: join(dir, "data"),
+            CHIMERA_DATA_DIR: join(dir, `data-${r}`),
             CHIMERA_CONFIG_FILE: "",
             ...(opts.databaseUrl ? { CHIMERA_DB: opts.databaseUrl } : {}),
             CHIMERA_TMUX_SOCKET: `chimera-bench-hb-${process.pid}`,
@@ -138,11 +169,13 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
         },
       )
       procs.push(proc)
-      await waitUp(cpUrl, proc, "chimera web")
+      await waitUp(cpUrls[r] as string, proc, "chimera web")
       return proc
     }
     let cp = await startCp([])
-    const adminToken = (await readFile(join(dir, "data", "admin.token"), "utf8")).trim()
+    const adminToken = (await readFile(join(dir, "data-0", "admin.token"), "utf8")).trim()
+    // The other replicas start once the first has migrated the database and made the admin token.
+    const others = await Promise.all(Array.from({ length: replicas - 1 }, (_, k) => startCp([], k + 1)))
 
     log(`  enrolling ${opts.nodes} agents through the API…`)
     const t0 = performance.now()
@@ -158,10 +191,27 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
     const chimera: LoadResult[] = []
     for (let round = 0; round < opts.rounds; round++) {
       log(`  chimera, round ${round + 1}/${opts.rounds}: ${describe}…`)
-      chimera.push(await load(dir, { ...base, url: cpUrl, nodes, serverPid: cp.pid }))
+      const databasePids = opts.databaseUrl ? await postgresPids(new URL(opts.databaseUrl).port) : []
+      chimera.push(
+        await load(dir, {
+          ...base,
+          urls: cpUrls,
+          nodes,
+          serverPids: [cp.pid, ...others.map((p) => p.pid)],
+          databasePids,
+        }),
+      )
     }
     const mem = await memory(cp.pid)
-    return { opts, enrolSeconds, chimera, peer: peers, ...mem, cores: CORES }
+    return {
+      opts: { ...opts, replicas },
+      enrolSeconds,
+      chimera,
+      peer: peers,
+      ...mem,
+      cores: CORES,
+      loadAverage: [loadBefore, await loadAverage()],
+    }
   } finally {
     for (const p of procs.reverse()) await stopProc(p)
     await rm(dir, { recursive: true, force: true })
@@ -179,23 +229,27 @@ export function heartbeatTable(all: HeartbeatResults[]): string {
     const m = (xs: LoadResult[], pick: (x: LoadResult) => number) => median(xs.map(pick))
     /** Server CPU time per answered heartbeat, in µs: what one heartbeat costs the server's core. */
     const perBeat = (xs: LoadResult[]) => m(xs, (x) => (x.serverCpuPercent * 10_000) / x.achievedPerSecond)
+    const dbPerBeat = (xs: LoadResult[]) =>
+      m(xs, (x) => ((x.databaseCpuPercent ?? Number.NaN) * 10_000) / x.achievedPerSecond)
+    const dbCell = (xs: LoadResult[]) => (Number.isNaN(dbPerBeat(xs)) ? "–" : `${dbPerBeat(xs).toFixed(0)} µs`)
     const line = (name: string, xs: LoadResult[], rss: string) =>
-      `| ${name} | ${n0(r.opts.nodes)} | ${n0(r.opts.rate)} | ${n0(m(xs, (x) => x.achievedPerSecond))} | ${f1(m(xs, (x) => x.p50Ms))} | ${f1(m(xs, (x) => x.p99Ms))} | ${f1(m(xs, (x) => x.maxMs))} | ${xs.reduce((a, x) => a + x.errors, 0)} | ${m(xs, (x) => x.serverCpuPercent).toFixed(0)} % | ${perBeat(xs).toFixed(0)} µs | ${rss} | ${m(xs, (x) => x.generatorCpuPercent).toFixed(0)} % |`
-    const label = r.opts.label ?? "SQLite"
+      `| ${name} | ${n0(r.opts.nodes)} | ${n0(r.opts.rate)} | ${n0(m(xs, (x) => x.achievedPerSecond))} | ${f1(m(xs, (x) => x.p50Ms))} | ${f1(m(xs, (x) => x.p99Ms))} | ${f1(m(xs, (x) => x.maxMs))} | ${xs.reduce((a, x) => a + x.errors, 0)} | ${m(xs, (x) => x.serverCpuPercent).toFixed(0)} % | ${perBeat(xs).toFixed(0)} µs | ${dbCell(xs)} | ${rss} | ${m(xs, (x) => x.generatorCpuPercent).toFixed(0)} % |`
+    const replicas = r.opts.replicas ?? 1
+    const label = `${r.opts.label ?? "SQLite"}${replicas > 1 ? `, ${replicas} replicas` : ""}`
     rows.push(line(`chimera web, ${label}`, r.chimera, `${r.rssMb.toFixed(0)} MB (peak ${r.peakRssMb.toFixed(0)})`))
     rows.push(line("peer: bare Bun.serve", r.peer, "–"))
     notes.push(
-      `- ${label}, ${n0(r.opts.rate)}/s offered: a heartbeat costs Chimera **${(perBeat(r.chimera) / perBeat(r.peer)).toFixed(1)}×** the peer's server CPU, p99 ${(m(r.chimera, (x) => x.p99Ms) / m(r.peer, (x) => x.p99Ms)).toFixed(1)}× the peer's. Enrolling ${n0(r.opts.nodes)} agents through the API (a join token and an enrolment each, 32 at a time) took ${r.enrolSeconds.toFixed(0)} s (${n0(r.opts.nodes / r.enrolSeconds)}/s).`,
+      `- ${label}, ${n0(r.opts.rate)}/s offered: a heartbeat costs Chimera **${(perBeat(r.chimera) / perBeat(r.peer)).toFixed(1)}×** the peer's server CPU, p99 ${(m(r.chimera, (x) => x.p99Ms) / m(r.peer, (x) => x.p99Ms)).toFixed(1)}× the peer's. Enrolling ${n0(r.opts.nodes)} agents through the API (a join token and an enrolment each, 32 at a time) took ${r.enrolSeconds.toFixed(0)} s (${n0(r.opts.nodes / r.enrolSeconds)}/s). Load average ${r.loadAverage[0].toFixed(1)} before, ${r.loadAverage[1].toFixed(1)} after.`,
     )
   }
   const r0 = all[0]
   return [
     `${HEARTBEAT_HEADING} (target: 10,000/s sustained from 20,000 agents, p99 < 50 ms)`,
     "",
-    `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version} (\`bun scripts/bench.ts --only heartbeats\`). \`chimera web\` runs as a child process pinned to core ${r0?.cores.server} (\`taskset\`); every agent is enrolled through the real API and heartbeats with its own credential. A load generator in its own process, pinned to core ${r0?.cores.load}, drives heartbeats open-loop over ${n0(r0?.opts.connections ?? 0)} keep-alive connections: each is due at a fixed time, and latency counts from then, so a server that falls behind shows as latency and lower throughput, not as a politely slower client. ${r0?.opts.seconds} s counted per round after a warm-up of one turn of all agents; medians of ${r0?.opts.rounds} rounds, errors summed. Server CPU is the server process's over the counted window (100 % = one core); RSS is the control plane's after its last round. The peer, in the same run on the same core with the same requests, is a bare \`Bun.serve\` that reads the body and answers 200 with no work: the HTTP floor.`,
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version} (\`bun scripts/bench.ts --only heartbeats\`). \`chimera web\` runs as a child process pinned to core ${r0?.cores.server} (\`taskset\`); every agent is enrolled through the real API and heartbeats with its own credential. A load generator in its own process, pinned to core ${r0?.cores.load}, drives heartbeats open-loop over ${n0(r0?.opts.connections ?? 0)} keep-alive connections: each is due at a fixed time, and latency counts from then, so a server that falls behind shows as latency and lower throughput, not as a politely slower client. ${r0?.opts.seconds} s counted per round after a warm-up of one turn of all agents; medians of ${r0?.opts.rounds} rounds, errors summed. Server CPU is the server process's over the counted window (100 % = one core); RSS is the control plane's after its last round. The peer, in the same run on the same core with the same requests, is a bare \`Bun.serve\` that reads the body and answers 200 with no work: the HTTP floor. With two replicas (PostgreSQL), the second runs on core ${r0?.cores.load} beside the load generator, node k heartbeats to replica k mod 2, and server CPU is both replicas' together; PostgreSQL's own processes (unpinned) are counted in their own column.`,
     "",
-    "| server | agents | offered /s | achieved /s | p50 ms | p99 ms | max ms | errors | server CPU | CPU per heartbeat | server RSS | generator CPU |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| server | agents | offered /s | achieved /s | p50 ms | p99 ms | max ms | errors | server CPU | CPU per heartbeat | PostgreSQL CPU per heartbeat | server RSS | generator CPU |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...rows,
     "",
     ...notes,

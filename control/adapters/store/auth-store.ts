@@ -13,6 +13,7 @@ import type {
 import type { Role } from "../../domain/auth/roles.ts"
 import { batched } from "./batched.ts"
 import type { Dialect } from "./migrations.ts"
+import { HotPathBusy, hotPathOf } from "./sqlite-hot-path.ts"
 
 type Row = Record<string, unknown>
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
@@ -73,7 +74,17 @@ const toAudit = (r: Row): AuditRecord => ({
 const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v))
 
 export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
-  const credentialOf = batched(async (hashes: string[]) => {
+  const hot = hotPathOf(db)
+  const credentialOf = batched(async (hashes: string[]): Promise<(Row | undefined)[]> => {
+    // On SQLite a statement prepared once, in one read transaction (sqlite-hot-path.ts); on
+    // PostgreSQL, or when that finds the database busy, one SELECT for the batch.
+    if (hot) {
+      try {
+        return hot.credentials(hashes)
+      } catch (error) {
+        if (!(error instanceof HotPathBusy)) throw error
+      }
+    }
     const rows: Row[] = await db`
       SELECT id, enrolled_at, credential_issued_at, rotation_requested_at, credential_hash FROM nodes
       WHERE credential_hash IN ${db([...new Set(hashes)])}`
@@ -170,8 +181,8 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
     },
 
     async nodeForCredential(hash, now) {
-      // Every agent request authenticates: the lookups of one turn of the event loop share a SELECT
-      // (batched.ts), read after any revocation committed before it, so a revoked credential still
+      // Every agent request authenticates: the lookups of one turn of the event loop go together
+      // (batched.ts), read after any revocation committed before them, so a revoked credential still
       // fails at once.
       let r = await credentialOf(hash)
       if (!r) {

@@ -13,6 +13,18 @@ import type { EventQuery, StorePort } from "../../domain/ports.ts"
 import { batched } from "./batched.ts"
 import { checkSchema, checkSqliteFile } from "./database-file.ts"
 import { type Dialect, MIGRATIONS } from "./migrations.ts"
+import {
+  attachHotPath,
+  type Beat,
+  type BeatResult,
+  CACHE_KIB,
+  detachHotPath,
+  HEARTBEAT_COLUMNS,
+  HotPathBusy,
+  heartbeatValues,
+  hotPathOf,
+  lastOfEach,
+} from "./sqlite-hot-path.ts"
 
 type Row = Record<string, unknown>
 
@@ -40,10 +52,13 @@ export async function openDatabase(url: string): Promise<{ db: SQL; dialect: Dia
     await db`PRAGMA journal_mode = WAL`
     await db`PRAGMA synchronous = NORMAL`
     await db`PRAGMA busy_timeout = 5000`
+    await db.unsafe(`PRAGMA cache_size = ${CACHE_KIB}`)
+    if (path !== ":memory:") attachHotPath(db, path)
   }
   try {
     await checkSchema(db, dialect, dialect === "sqlite" ? path : shownUrl(url))
   } catch (error) {
+    detachHotPath(db)
     await db.close()
     throw error
   }
@@ -91,20 +106,6 @@ export function toEvent(r: Row): FleetEvent {
   }
 }
 
-/** The columns a heartbeat sets, in the order of its VALUES row (after the node id). */
-const HEARTBEAT_COLUMNS = [
-  "hostname",
-  "agent_version",
-  "profile_path",
-  "current_path",
-  "booted_path",
-  "agent_desired_path",
-  "phase",
-  "health",
-  "heartbeat_interval",
-  "last_heartbeat",
-  "last_heartbeat_ms",
-] as const
 /** PostgreSQL types a VALUES list by its first row, and a parameter alone is text: say what is not. */
 const PG_CASTS: Partial<Record<(typeof HEARTBEAT_COLUMNS)[number], string>> = {
   heartbeat_interval: "::real",
@@ -116,29 +117,28 @@ const PG_CASTS: Partial<Record<(typeof HEARTBEAT_COLUMNS)[number], string>> = {
  * node's state and reads back its desired closure and whether it was unreachable. Only a node that was
  * (rare) costs a second statement, which flips it back and tells which batch flipped it, so that with
  * several replicas exactly one emits `node.reachable`. A node twice in one batch (an agent's retry)
- * is written once, with its last heartbeat.
+ * is written once, with its last heartbeat. On SQLite the batch goes through the hot path's prepared
+ * statements (sqlite-hot-path.ts), and this way only when that finds the database busy.
  */
 function heartbeatWriter(db: SQL, dialect: Dialect) {
-  type Beat = { h: NodeHealth; receivedAt: string }
   const slot = (n: number, column?: (typeof HEARTBEAT_COLUMNS)[number]) =>
     dialect === "postgres" ? `$${n}${(column && PG_CASTS[column]) ?? ""}` : "?"
-  return batched(async (beats: Beat[]) => {
-    const last = new Map<string, number>()
-    for (const [i, b] of beats.entries()) last.set(b.h.nodeId, i)
+  const hot = hotPathOf(db)
+  return batched(async (beats: Beat[]): Promise<BeatResult[]> => {
+    if (hot) {
+      try {
+        return hot.recordHeartbeats(beats)
+      } catch (error) {
+        if (!(error instanceof HotPathBusy)) throw error
+      }
+    }
+    const last = lastOfEach(beats)
     const params: unknown[] = []
     const rows: string[] = []
     for (const i of last.values()) {
-      const { h, receivedAt } = beats[i] as Beat
-      const health: NodeHealthSummary = {
-        uptimeSeconds: h.uptimeSeconds,
-        load: h.load,
-        memory: h.memory,
-        disk: h.disk,
-      }
+      const beat = beats[i] as Beat
       const base = params.length
-      params.push(h.nodeId, h.hostname, h.agentVersion, h.system.profile, h.system.current, h.system.booted)
-      params.push(h.desired, h.phase, JSON.stringify(health), h.heartbeatIntervalSeconds, receivedAt)
-      params.push(Date.parse(receivedAt))
+      params.push(beat.h.nodeId, ...heartbeatValues(beat))
       rows.push(`(${[slot(base + 1), ...HEARTBEAT_COLUMNS.map((c, k) => slot(base + 2 + k, c))].join(", ")})`)
     }
     const set = HEARTBEAT_COLUMNS.map((c, k) => `${c} = v.column${k + 2}`).join(", ")
@@ -195,6 +195,7 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
     },
 
     async close() {
+      detachHotPath(db)
       await db.close()
     },
 
