@@ -12,6 +12,7 @@ import { readFileSync } from "node:fs"
 import { homedir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { z } from "zod"
+import { Problem, Severity } from "./domain/incident-model.ts"
 
 export class ConfigError extends Error {
   readonly code = "E_CONFIG"
@@ -28,6 +29,15 @@ const _string = () => z.string({ error: "expected a string" })
 const _bool = () => z.boolean({ error: "expected true or false" })
 const _url = () =>
   _string().refine((v) => v === "" || /^https?:\/\/[^\s/]+/.test(v), { error: 'expected an http(s) URL or ""' })
+const _severity = () => z.enum(Severity.options, { error: `expected one of ${Severity.options.join(", ")}` })
+const _isTimeZone = (zone: string) => {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: zone })
+    return true
+  } catch {
+    return false
+  }
+}
 // Every field of a section has a default, so `{}` is a valid input; the generic shape hides that from tsc.
 const _section = <T extends z.core.$ZodLooseShape>(shape: T) =>
   z
@@ -89,6 +99,31 @@ export const ChimeraConfig = z
       email_smtp_port: _port().default(587),
       email_from: _string().default(""),
       email_to: _string().default(""),
+    }),
+    // Incidents opened from fleet events: how long a silence or an unhealed drift may last first,
+    // which problems page, when only critical ones do (quiet hours, "HH:MM-HH:MM" in quiet_hours_timezone),
+    // the least severity each channel hears of, how often an open incident's ticket gets a note, and
+    // the dashboard link in messages ("" links to this control plane's own address).
+    incidents: _section({
+      unreachable_after_seconds: _seconds().default(120),
+      drift_unhealed_after_seconds: _seconds().default(600),
+      page: z
+        .array(Problem, { error: `expected a list of problems: ${Problem.options.join(", ")}` })
+        .default(["heal-failed", "unreachable", "missing-closure"]),
+      quiet_hours: _string()
+        .regex(/^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/, {
+          error: 'expected "HH:MM-HH:MM" (24-hour, e.g. "22:00-07:00") or "" (none)',
+        })
+        .default(""),
+      quiet_hours_timezone: _string()
+        .refine(_isTimeZone, { error: 'expected an IANA time zone such as "UTC" or "Europe/Paris"' })
+        .default("UTC"),
+      slack_min_severity: _severity().default("info"),
+      email_min_severity: _severity().default("warning"),
+      pagerduty_min_severity: _severity().default("warning"),
+      ticket_min_severity: _severity().default("warning"),
+      update_every_seconds: _seconds().default(900),
+      dashboard_url: _url().default(""),
     }),
     // Issue #4: session length, scheduled node credential rotation, and seed 002's rate limits
     // (requests per window; `agent` counts per node, `login` per source address).

@@ -23,6 +23,7 @@ import type { CommandService } from "../domain/command-service.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { HealthHistory } from "../domain/health-history.ts"
+import type { Incidents } from "../domain/incidents.ts"
 import { type EventBusPort, systemClock } from "../domain/ports.ts"
 import type { Relay } from "../domain/relay.ts"
 import { createReportQuota, DEFAULT_REPORT_QUOTA, type ReportQuota } from "../domain/report-quota.ts"
@@ -44,6 +45,7 @@ import { eventRoutes } from "./events.ts"
 import { fleetTagRoutes } from "./fleet-tags.ts"
 import { guard } from "./guard.ts"
 import { healthRoutes } from "./health.ts"
+import { incidentRoutes } from "./incidents.ts"
 import { metricsRoutes, requestMetrics } from "./metrics.ts"
 import { nodeHistoryRoutes } from "./node-history.ts"
 import { nodeIdentityRoutes } from "./node-identity.ts"
@@ -94,6 +96,8 @@ export interface AppDeps {
   tracer?: Tracer | null
   /** Caps on live event streams ([limits]); default DEFAULT_STREAM_LIMITS. */
   streams?: StreamLimits
+  /** Incidents and their deliveries (GET /api/incidents). */
+  incidents: Incidents
   /** Reads and writes the store for GET /api/health. */
   storeProbe: StoreProbe
   /** What each node may report per window ([limits]); default DEFAULT_REPORT_QUOTA on the system clock. */
@@ -140,6 +144,7 @@ export function createApp(deps: AppDeps) {
     .route("/", nodeHistoryRoutes(fleet, dashboard.history, dashboard.nodeCommands))
     .route("/", fleetTagRoutes(dashboard.tags))
     .route("/", eventCursorRoutes(dashboard.events))
+    .route("/", incidentRoutes(deps.incidents))
   app.notFound((c) => errorResponse(c, new ChimeraError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError(onError)
   return app

@@ -3,6 +3,7 @@
 // Never edit a released migration; add the next one.
 import { AUTH_MIGRATIONS } from "./auth-migrations.ts"
 import { COMMAND_MIGRATIONS } from "./command-store.ts"
+import { INCIDENT_MIGRATIONS } from "./incident-migrations.ts"
 
 export type Dialect = "sqlite" | "postgres"
 
@@ -120,4 +121,6 @@ export const MIGRATIONS: Migration[] = [
       "CREATE TABLE health_probe (id INTEGER PRIMARY KEY, checked_at TEXT NOT NULL)",
     ],
   },
+  // Incidents, their timelines and the notification outbox, version 8.
+  ...INCIDENT_MIGRATIONS,
 ]
