@@ -12,6 +12,7 @@ import { readFileSync } from "node:fs"
 import { homedir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { z } from "zod"
+import { ItsmSection, NotificationsSection } from "./config-channels.ts"
 import { Problem, Severity } from "./domain/incident-model.ts"
 
 export class ConfigError extends Error {
@@ -85,21 +86,8 @@ export const ChimeraConfig = z
     web: _section({ host: _string().default("127.0.0.1"), port: _port().default(8080) }),
     mcp: _section({ host: _string().default("localhost"), port: _port().default(8765) }),
     telemetry: _section({ endpoint: _string().default(""), insecure: _bool().default(false) }),
-    itsm: _section({
-      provider: z.enum(["", "servicenow", "jira"], { error: 'expected "servicenow", "jira" or "" (none)' }).default(""),
-      url: _url().default(""),
-      username: _string().default(""),
-      api_key: _string().default(""),
-      project_key: _string().default(""),
-    }),
-    notifications: _section({
-      slack_webhook_url: _url().default(""),
-      pagerduty_api_key: _string().default(""),
-      email_smtp_host: _string().default(""),
-      email_smtp_port: _port().default(587),
-      email_from: _string().default(""),
-      email_to: _string().default(""),
-    }),
+    itsm: ItsmSection,
+    notifications: NotificationsSection,
     // Incidents opened from fleet events: how long a silence or an unhealed drift may last first,
     // which problems page, when only critical ones do (quiet hours, "HH:MM-HH:MM" in quiet_hours_timezone),
     // the least severity each channel hears of, how often an open incident's ticket gets a note, and
@@ -190,7 +178,12 @@ type FlagTree<T> = T extends readonly unknown[]
 export type ConfigFlags = FlagTree<z.input<typeof ChimeraConfig>>
 
 /** Fields whose values must never appear in an error message or a log line. */
-const SECRETS = new Set(["itsm.api_key", "notifications.pagerduty_api_key", "notifications.slack_webhook_url"])
+const SECRETS = new Set([
+  "itsm.api_key",
+  "notifications.pagerduty_api_key",
+  "notifications.slack_webhook_url",
+  "notifications.email_password",
+])
 
 /** CHIMERA_* variables that are process settings, not configuration sections (DESIGN.md contracts). */
 export const RESERVED_ENV = new Set([
@@ -223,7 +216,16 @@ export interface LayeredConfig {
 }
 
 /** Fields holding a path, read from the config file's directory when the file sets them. */
-const PATH_FIELDS = ["nix.config_path", "ssh.identity_file", "ssh.known_hosts_file"]
+const PATH_FIELDS = [
+  "nix.config_path",
+  "ssh.identity_file",
+  "ssh.known_hosts_file",
+  "notifications.slack_webhook_url_file",
+  "notifications.pagerduty_api_key_file",
+  "notifications.email_password_file",
+  "notifications.email_ca_file",
+  "itsm.api_key_file",
+]
 
 export function loadConfig(options: LoadConfigOptions = {}): ChimeraConfig {
   return loadLayeredConfig(options).config
@@ -411,6 +413,8 @@ function _describe(issue: z.core.$ZodIssue, merged: Tree, sources: Map<string, s
       .join("\n")
   }
   const name = path.join(".") || "(root)"
+  // A field another one makes necessary may be set nowhere: there is no value or source to show.
+  if (issue.code === "custom" && _at(merged, path) === undefined) return `config: ${name}: ${issue.message}; not set`
   const got = SECRETS.has(name) ? "" : `, got ${_show(_at(merged, path))}`
   return `config: ${name}: ${issue.message}${got} (from ${_sourceOf(path, sources)})`
 }

@@ -1,6 +1,6 @@
 // The control plane's settings ([web], [auth], [retention], [rate_limits]) through `chimera web` at each
-// layer (tests/support/config-layers.ts), and the sections it validates but does not act on yet
-// ([itsm], [notifications]), which it names at start. What is observed is what the control plane
+// layer (tests/support/config-layers.ts), and the channel sections ([itsm], [notifications]), checked
+// at start with the field named. What is observed is what the control plane
 // does: the address it listens on, the session length it grants, the rate limits it answers with; for
 // the settings that only show over days or whole windows, its own `settings` line at INFO. [mcp] is
 // read by `chimera mcp`, the MCP server, observed by the address it serves on.
@@ -317,17 +317,17 @@ function mcpPortOf(layer: Layer): number {
   return mcpPorts.get(layer) as number
 }
 
-describe("sections not active yet", () => {
-  test("[itsm] and [notifications] are checked, and named at start as not active yet; [mcp] is not named", async () => {
-    const dir = join(work, "inactive")
+describe("channel sections", () => {
+  test("[itsm] and [notifications] are live: no 'not active' warning; an incomplete one stops the start", async () => {
+    const dir = join(work, "channels")
     await mkdir(join(dir, "etc"), { recursive: true })
     const file = join(dir, "etc", "chimera.toml")
     await writeFile(
       file,
-      '[mcp]\nport = 9999\n[notifications]\nemail_to = "ops@example.org"\nslack_webhook_url = "https://hooks.example/secret-path"\n',
+      '[mcp]\nport = 9999\n[notifications]\nemail_smtp_host = "127.0.0.1"\nemail_from = "chimera@example.org"\nemail_to = "ops@example.org"\nslack_webhook_url = "https://hooks.example/secret-path"\n',
     )
     const port = freePort()
-    const env = { ...(await baseEnv(dir)), CHIMERA_CONFIG_FILE: file, CHIMERA_ITSM_PROVIDER: "jira" }
+    const env = { ...(await baseEnv(dir)), CHIMERA_CONFIG_FILE: file }
     const proc = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
       env,
       stdout: "ignore",
@@ -349,17 +349,16 @@ describe("sections not active yet", () => {
       await proc.exited
     }
     const stderr = await new Response(proc.stderr).text()
-    expect(stderr).not.toContain("[mcp]")
-    expect(stderr).toContain("[itsm] is not active yet")
-    expect(stderr).toContain("itsm.provider (from CHIMERA_ITSM_PROVIDER)")
-    expect(stderr).toContain(`notifications.slack_webhook_url (from ${file}), notifications.email_to (from ${file})`)
+    expect(stderr).not.toContain("not active")
     expect(stderr).not.toContain("secret-path")
-    // A bad value in an inactive section still stops the start: validated, not ignored.
-    const bad = await run([process.execPath, MAIN, "web", "--port", String(port)], {
-      env: { ...env, CHIMERA_NOTIFICATIONS_EMAIL_SMTP_PORT: "smtp" },
+    // A provider without what it needs, and a bad value, each stop the start with the field named.
+    const half = await run([process.execPath, MAIN, "web", "--port", String(port)], {
+      env: { ...env, CHIMERA_ITSM_PROVIDER: "jira", CHIMERA_NOTIFICATIONS_EMAIL_SMTP_PORT: "smtp" },
     })
-    expect(bad.code).toBe(1)
-    expect(bad.stderr).toContain("notifications.email_smtp_port: expected an integer from 1 to 65535")
+    expect(half.code).toBe(1)
+    expect(half.stderr).toContain('itsm.project_key: required when provider is "jira"')
+    expect(half.stderr).toContain("notifications.email_smtp_port: expected an integer from 1 to 65535")
+    expect(half.stderr).not.toContain("secret-path")
   })
 
   test("without a config file or variables, the control plane warns about nothing", async () => {
