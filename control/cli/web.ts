@@ -3,6 +3,7 @@ import { defineCommand } from "citty"
 import { createLogger } from "../../protocol/log.ts"
 import { commandTargetsFromConfig } from "../adapters/ssh/command-targets.ts"
 import { databaseUrl, dataDir } from "../config.ts"
+import { incidentPolicy } from "../domain/incident-routing.ts"
 import { inactiveWarnings } from "../inactive-settings.ts"
 import { startControlPlane } from "../server.ts"
 import { trustSettings } from "../trust.ts"
@@ -57,6 +58,7 @@ export default defineCommand({
       },
       telemetry: config.telemetry,
       tags: Object.fromEntries(Object.entries(config.fleet.nodes).map(([name, n]) => [name, n.tags])),
+      incidents: incidentPolicy(config.incidents),
     })
     say(`Chimera control plane on ${color.bold(cp.url)}\n`)
     say(`${cp.adminTokenCreated ? "Created the admin token" : "Admin token"} in ${cp.adminTokenPath} (mode 0600)\n`)
