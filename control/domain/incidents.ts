@@ -57,7 +57,7 @@ export function createIncidents(deps: IncidentDeps) {
       node: incident.nodeId,
       problem: incident.problem,
       severity: incident.severity,
-      title: step === "resolved" ? `Resolved: ${incident.title}` : incident.title,
+      title: incident.title,
       message: incident.message,
       closures: {
         ...(incident.closures.desired ? { desired: incident.closures.desired } : {}),

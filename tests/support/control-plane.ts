@@ -72,6 +72,10 @@ export interface InProcessOptions {
   commandTargets?: CommandTargets | null
   /** `[telemetry]`: an OTLP/HTTP collector to send spans and metrics to. */
   telemetry?: { endpoint: string; insecure: boolean }
+  /** `[incidents]`, the channels incidents are told through, and the outbox worker's retries. */
+  incidents?: ServerOptions["incidents"]
+  notify?: ServerOptions["notify"]
+  delivery?: ServerOptions["delivery"]
 }
 
 let tmuxServers = 0
@@ -98,6 +102,9 @@ export async function startInProcess(opts: InProcessOptions = {}): Promise<TestC
     retention: opts.retention,
     telemetry: opts.telemetry,
     limits: opts.limits,
+    incidents: opts.incidents,
+    notify: opts.notify,
+    delivery: opts.delivery,
   })
   const adminToken = (await readFile(cp.adminTokenPath, "utf8")).trim()
   const stop = async () => {
@@ -129,7 +136,10 @@ export interface SpawnedControlPlane extends TestControlPlane {
 const MAIN = join(import.meta.dir, "../../control/main.ts")
 
 /** `chimera web` as a child process on 127.0.0.1:`port`, with its own data dir. */
-export async function spawnControlPlane(port: number, opts: { dataDir?: string } = {}): Promise<SpawnedControlPlane> {
+export async function spawnControlPlane(
+  port: number,
+  opts: { dataDir?: string; env?: Record<string, string> } = {},
+): Promise<SpawnedControlPlane> {
   const dataDir = opts.dataDir ?? (await tempDir())
   const url = `http://127.0.0.1:${port}`
   const tmuxSocket = privateTmux()
@@ -143,6 +153,7 @@ export async function spawnControlPlane(port: number, opts: { dataDir?: string }
         CHIMERA_RATE_LIMITS_API: "1000000000",
         CHIMERA_RATE_LIMITS_AGENT: "1000000000",
         CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
+        ...opts.env,
       },
       stdin: "ignore",
       stdout: "pipe",
