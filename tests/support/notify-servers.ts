@@ -15,7 +15,12 @@ export interface SlackFake extends FakeService {
   messages(): { text?: string; blocks?: Block[] }[]
 }
 
-type Block = { type: string; [key: string]: unknown }
+export interface Block {
+  type: string
+  text?: { type: string; text: string; emoji?: boolean }
+  fields?: { type: string; text: string }[]
+  elements?: { type: string; text?: unknown; url?: string }[]
+}
 type Text = { type?: unknown; text?: unknown }
 
 export function startSlack(secretPath = "/services/T0CHIMERA/B0CHIMERA/x9y8z7w6v5u4t3s2r1q0p9o8"): SlackFake {
@@ -49,7 +54,7 @@ const _textObject = (t: Text | undefined, max: number) =>
 
 function _validBlocks(blocks: unknown): boolean {
   if (!Array.isArray(blocks) || blocks.length === 0 || blocks.length > 50) return false
-  return blocks.every((block: Block) => {
+  return blocks.every((block: Record<string, unknown>) => {
     switch (block?.type) {
       case "header":
         return _plain(block.text as Text, 150)

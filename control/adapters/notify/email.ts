@@ -82,7 +82,9 @@ function emailFailure(err: unknown, settings: EmailSettings, secrets: string[]):
       break
     case "ETLS":
       retryable = false
-      what = `TLS with ${server} failed (${e.message ?? "handshake"}): check the certificate or notifications.email_ca_file`
+      what = /STARTTLS/.test(e.message ?? "")
+        ? `${server} does not offer STARTTLS${reply}, and the password is never sent in clear: enable TLS on the server, or use port 465`
+        : `TLS with ${server} failed (${e.message ?? "handshake"}): check the certificate or notifications.email_ca_file`
       break
     case "EDNS":
       what = `cannot reach ${server}: host not found`
