@@ -107,6 +107,35 @@ describe("slack", () => {
   })
 })
 
+describe("answers a channel cannot trust", () => {
+  test("a Retry-After of a year is read as a day; an endless error body is cut off, not read to the end", async () => {
+    let sent = 0
+    const endless = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () =>
+        new Response(
+          new ReadableStream({
+            pull(controller) {
+              sent += 64 * 1024
+              controller.enqueue(new Uint8Array(64 * 1024).fill(120))
+            },
+          }),
+          { status: 503, headers: { "retry-after": String(365 * 24 * 3600) } },
+        ),
+    })
+    try {
+      const webhookUrl = `http://127.0.0.1:${endless.port}/services/T0/B0/secret-token-value`
+      const result = failed(await createSlackChannel({ webhookUrl }, HTTP).send(notice()))
+      expect(result).toMatchObject({ retryable: true, retryAfterMs: 24 * 3600 * 1000 })
+      expect(result.error.length).toBeLessThan(400)
+      expect(sent).toBeLessThan(16 * 1024 * 1024)
+    } finally {
+      await endless.stop(true)
+    }
+  })
+})
+
 describe("pagerduty", () => {
   test("an incident triggers one alert, repeats fold into it, and the resolution resolves it by dedup_key", async () => {
     await using pd = startPagerDuty()

@@ -67,6 +67,15 @@ describe("servicenow", () => {
     expect(externalId(await tickets.create(notice({ incidentId: "inc-43" })))).not.toBe(first)
   })
 
+  test("an incident id cannot widen the lookup by correlation id (no encoded-query operators)", async () => {
+    await using sn = startServiceNow()
+    const tickets = system(sn)
+    const first = externalId(await tickets.create(notice({ incidentId: "a" })))
+    const odd = externalId(await tickets.create(notice({ incidentId: "b^ORcorrelation_id=chimera-a" })))
+    expect(odd).not.toBe(first)
+    expect(sn.incidents.get(odd)?.correlation_id).toBe("chimera-b_ORcorrelation_id_chimera-a")
+  })
+
   test("a wrong password is not retried, and neither it nor its Basic header is in the error", async () => {
     await using sn = startServiceNow()
     const wrong = "wrong-sn-password-value"
@@ -146,6 +155,17 @@ describe("jira", () => {
     expect((await tickets.resolve("OPS-1", notice({ step: "resolved" }))).ok).toBe(true)
     expect(jira.issues.get("OPS-1")?.comments).toHaveLength(1)
     expect(jira.received.filter((r) => r.method === "POST" && r.path.endsWith("/transitions"))).toHaveLength(1)
+  })
+
+  test("a message of several lines becomes ADF paragraphs with hard breaks, which Jira accepts", async () => {
+    await using jira = startJira()
+    const tickets = createJira(settings(jira), HTTP)
+    await tickets.create(notice({ message: "activation failed:\n\nunit nginx.service\nexit 1" }))
+    const description = JSON.stringify(jira.issues.get("OPS-1")?.description)
+    expect(description).toContain(
+      '{"type":"text","text":"activation failed:"},{"type":"hardBreak"},{"type":"hardBreak"}',
+    )
+    expect(description).not.toContain("\\n")
   })
 
   test("a create retried after its answer was lost finds the issue by its label", async () => {

@@ -75,12 +75,15 @@ describe("channelsFromConfig", () => {
     expect(message).toBe(`config: itsm.api_key_file: ${two} holds more than one line`)
   })
 
-  test("a webhook file that holds no http(s) URL, or a CA file without a certificate, is refused", async () => {
+  test("a webhook file whose URL would carry the secret in clear, or a CA file without a certificate, is refused", async () => {
     await using dir = await tempDir()
     const hook = join(dir.path, "hook")
-    await writeFile(hook, "ftp://hooks/secret-path\n")
+    await writeFile(hook, "http://hooks.slack.com/services/T0/B0/secret-path\n")
     const message = configError(() => channelsFromConfig(configOf({ notifications: { slack_webhook_url_file: hook } })))
-    expect(message).toBe("config: notifications.slack_webhook_url_file: expected an http(s) URL in the file")
+    expect(message).toBe(
+      "config: notifications.slack_webhook_url_file: expected an https URL (http only to a loopback address) in the file",
+    )
+    expect(message).not.toContain("secret-path")
     const ca = join(dir.path, "ca.pem")
     await writeFile(ca, "not a certificate")
     const email = {

@@ -147,7 +147,10 @@ export function adf(notice: Notice) {
   })
   const content: unknown[] = [paragraph({ ...text(headline(notice)), marks: [{ type: "strong" }] })]
   // ADF refuses empty text nodes, so an empty message is left out rather than sent as "".
-  if (notice.message.trim() !== "") content.push(paragraph(text(notice.message.trim())))
+  // A line break inside a text node is not one in ADF: lines are joined by hardBreak nodes.
+  const lines = notice.message.trim().split(/\r?\n/)
+  const message = lines.flatMap((line, i) => [...(i > 0 ? [{ type: "hardBreak" }] : []), ...(line ? [text(line)] : [])])
+  if (message.some((n) => n.type === "text")) content.push(paragraph(...message))
   content.push({ type: "bulletList", content: items })
   return { type: "doc", version: 1, content }
 }

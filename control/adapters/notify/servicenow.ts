@@ -34,7 +34,10 @@ interface Record_ {
   state: string
 }
 
-export const correlationId = (notice: Notice) => clip(`chimera-${notice.incidentId}`, 100)
+// Only characters with no meaning in an encoded query (where ^ joins conditions), so the lookup by
+// correlation id matches exactly this incident.
+export const correlationId = (notice: Notice) =>
+  clip(`chimera-${notice.incidentId.replace(/[^A-Za-z0-9._-]/g, "_")}`, 100)
 
 export function createServiceNow(settings: ServiceNowSettings, options: HttpOptions): TicketSystem {
   const base = `${settings.url.replace(/\/+$/, "")}/api/now/table/incident`
