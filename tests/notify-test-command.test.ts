@@ -85,7 +85,7 @@ describe("chimera notify test", () => {
       "slack        ok  sent",
       "pagerduty    ok  triggered and resolved a test alert",
       "email        ok  sent",
-      "itsm (jira)  ok  credential accepted (looked up a test ticket)",
+      "itsm (jira)  ok  credential, project and issue type checked (nothing written)",
     ])
     expect(JSON.stringify(slack.messages().at(-1))).toContain("Chimera test notification")
     const [trigger, resolve] = pd.events().slice(-2)
@@ -95,7 +95,7 @@ describe("chimera notify test", () => {
     const mail = (await smtp.messages()).at(-1)
     expect(mail).toMatchObject({ tls: true, auth_user: "chimera", rcpt_tos: ["ops@example.org"] })
     expect(mail ? mailBody(mail) : "").toContain("Chimera's email channel works")
-    expect(jira.received.at(-1)).toMatchObject({ method: "GET", path: "/rest/api/3/issue/chimera-notify-test" })
+    expect(jira.received.at(-1)).toMatchObject({ method: "GET", path: `/rest/api/3/project/${jira.project}` })
     expect(jira.issues.size).toBe(0)
 
     const only = await cli(cp, "--channel", "slack", "--json")
@@ -124,7 +124,7 @@ describe("chimera notify test", () => {
     expect(all).not.toMatch(/^\s+at /m)
   })
 
-  test("a channel that is not configured is named with what to set; ServiceNow is checked by a lookup", async () => {
+  test("a channel that is not configured is named with what to set; ServiceNow is checked by a read", async () => {
     await using cp = await spawnControlPlane(freePort(), {
       env: {
         CHIMERA_ITSM_PROVIDER: "servicenow",
@@ -143,7 +143,7 @@ describe("chimera notify test", () => {
     expect(bad.stderr).toContain('--channel: expected "slack", "pagerduty", "email" or "itsm"')
     const itsm = await cli(cp)
     expect(itsm.code).toBe(0)
-    expect(itsm.stdout).toBe("itsm (servicenow)  ok  credential accepted (looked up a test ticket)\n")
+    expect(itsm.stdout).toBe("itsm (servicenow)  ok  credential and access to incidents checked (nothing written)\n")
     expect(sn.incidents.size).toBe(0)
   })
 

@@ -88,6 +88,15 @@ describe("servicenow", () => {
     expect(result.error).not.toContain(Buffer.from(`${sn.user}:${wrong}`).toString("base64"))
   })
 
+  test("check reads the incident table without writing; a wrong password fails it", async () => {
+    await using sn = startServiceNow()
+    expect(await system(sn).check()).toEqual({ ok: true })
+    const refused = failed(await system(sn, "not-the-password").check())
+    expect(refused.retryable).toBe(false)
+    expect(refused.error).toContain("answered 401 User Not Authenticated")
+    expect(sn.received.every((r) => r.method === "GET")).toBe(true)
+  })
+
   test("an unknown ticket looks up as none; updating it is not retried", async () => {
     await using sn = startServiceNow()
     const tickets = system(sn)
@@ -189,6 +198,22 @@ describe("jira", () => {
     })
     const named = createJira(settings(jira, { doneTransition: "close ISSUE" }), HTTP)
     expect((await named.resolve("OPS-1", notice({ step: "resolved" }))).ok).toBe(true)
+  })
+
+  test("check reads the project and its issue types: a wrong key or type is named with what to set", async () => {
+    await using jira = startJira()
+    expect(await createJira(settings(jira), HTTP).check()).toEqual({ ok: true })
+    expect(await createJira(settings(jira, { projectKey: "NOPE" }), HTTP).check()).toEqual({
+      ok: false,
+      retryable: false,
+      error: "jira: no project NOPE visible to this account: check itsm.project_key",
+    })
+    expect(await createJira(settings(jira, { issueType: "Incident" }), HTTP).check()).toEqual({
+      ok: false,
+      retryable: false,
+      error: 'jira: project OPS has no issue type "Incident" (it has: Task, Bug): set itsm.issue_type',
+    })
+    expect(jira.issues.size).toBe(0)
   })
 
   test("a wrong token is not retried, and the error says what to check without the token", async () => {

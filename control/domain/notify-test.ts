@@ -1,9 +1,9 @@
 // `chimera notify test`: a test notice through each configured channel, and what each answered, so an
 // operator learns that Slack refuses the webhook before the first real incident does. All channels are
 // tried at once, each bounded by its own timeout. PagerDuty's test alert is resolved right after it
-// is triggered, so nobody is left with an open page. The ticket system is checked without writing:
-// looking up a ticket that cannot exist proves the URL and the credential (an answer of "no such
-// ticket" needs both), and leaves no test ticket behind in the ITSM tool.
+// is triggered, so nobody is left with an open page. The ticket system is checked without writing
+// (TicketSystem.check: the credential and, for Jira, the project and issue type), so no test ticket
+// is left behind in the ITSM tool.
 import { z } from "zod"
 import { invalid } from "./errors.ts"
 import type { ConfiguredChannels, DeliveryFailure, Notice, NotificationChannel } from "./notifications.ts"
@@ -21,9 +21,6 @@ export interface ChannelOutcome {
   detail: string
   retryable?: boolean
 }
-
-/** The id looked up to check the ticket system: no ServiceNow sys_id or Jira key has this shape. */
-export const PROBE_TICKET = "chimera-notify-test"
 
 const HOW_TO_CONFIGURE: Record<TestTarget, string> = {
   slack: "set notifications.slack_webhook_url",
@@ -67,9 +64,10 @@ export function createNotifyTest({ configured, clock }: { configured: Configured
   const _tickets = async (): Promise<ChannelOutcome> => {
     const tickets = configured.tickets
     if (!tickets) throw new Error("no ticket system is configured")
-    const found = await tickets.get(PROBE_TICKET)
-    if (!found.ok) return _failed("itsm", tickets.name, found)
-    return { channel: "itsm", service: tickets.name, ok: true, detail: "credential accepted (looked up a test ticket)" }
+    const checked = await tickets.check()
+    if (!checked.ok) return _failed("itsm", tickets.name, checked)
+    const what = tickets.name === "jira" ? "credential, project and issue type" : "credential and access to incidents"
+    return { channel: "itsm", service: tickets.name, ok: true, detail: `${what} checked (nothing written)` }
   }
 
   return {

@@ -99,6 +99,16 @@ export function createServiceNow(settings: ServiceNowSettings, options: HttpOpti
       }
       return done(await send(call("PATCH", `/${_id(ticketId)}?sysparm_fields=${FIELDS}`, body), [200]))
     },
+    async check() {
+      // Listing one incident needs the same read access on the table as the lookups before a create;
+      // a single record's 404 could not tell a missing role from a missing record.
+      const c = call("GET", "?sysparm_limit=1&sysparm_fields=sys_id")
+      const answer = await exchange(c, options)
+      if (isFailure(answer)) return answer
+      if (answer.status === 200) return { ok: true }
+      const hint = answer.status === 403 ? "the user needs read and write access to the incident table (role itil)" : ""
+      return failure(c, answer, _reason(answer), options, hint)
+    },
     async get(ticketId): Promise<TicketLookup> {
       const c = call("GET", `/${_id(ticketId)}?sysparm_fields=${FIELDS}`)
       const answer = await exchange(c, options)
