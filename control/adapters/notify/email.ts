@@ -5,6 +5,7 @@
 // so a retried delivery is recognisable as the same message and a thread stays one thread in a mail
 // client. SMTP's own codes decide retries: 4xx is transient (greylisting, a full queue), 5xx is
 // permanent; a refused login or a certificate that does not verify needs a person.
+import { rootCertificates } from "node:tls"
 import nodemailer from "nodemailer"
 import type { DeliveryResult, Notice, NotificationChannel } from "../../domain/notifications.ts"
 import { scrub } from "./http.ts"
@@ -31,7 +32,8 @@ export function createEmailChannel(settings: EmailSettings, options: { timeoutMs
     ignoreTLS: !settings.starttls && !implicitTls,
     requireTLS: settings.starttls && settings.password !== "",
     auth: settings.username !== "" ? { user: settings.username, pass: settings.password } : undefined,
-    tls: settings.ca !== "" ? { ca: settings.ca } : undefined,
+    // Node's `ca` replaces the built-in roots; the configured certificates are meant to add to them.
+    tls: settings.ca !== "" ? { ca: [...rootCertificates, settings.ca] } : undefined,
     connectionTimeout: options.timeoutMs,
     greetingTimeout: options.timeoutMs,
     socketTimeout: options.timeoutMs,
