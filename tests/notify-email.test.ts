@@ -50,12 +50,19 @@ describe("email", () => {
     expect(body).toContain("Dashboard: http://127.0.0.1:8080/#/nodes/web-1")
   })
 
-  test("the resolution answers the opening message, so mail clients keep one thread", async () => {
+  test("updates and the resolution answer the opening message; each update has its own Message-ID", async () => {
     await using smtp = await startSmtp()
-    await createEmailChannel(settings(smtp), TIMEOUT).send(notice({ step: "resolved" }))
-    const [mail] = await smtp.messages()
-    expect(mail?.data).toContain("Subject: [Chimera critical] Resolved: web-1: heal failed")
-    expect(mail?.data).toContain("In-Reply-To: <chimera.inc-42.opened@chimera.invalid>")
+    const channel = createEmailChannel(settings(smtp), TIMEOUT)
+    await channel.send(notice({ step: "updated", at: "2026-12-06T04:01:00.000Z" }))
+    await channel.send(notice({ step: "updated", at: "2026-12-06T04:02:00.000Z" }))
+    await channel.send(notice({ step: "resolved" }))
+    const [first, second, resolved] = await smtp.messages()
+    const id = (m: typeof first) => /^Message-ID: (.*)$/m.exec(m?.data ?? "")?.[1]?.trim()
+    expect(id(first)).toBe("<chimera.inc-42.updated.20261206040100000@chimera.invalid>")
+    expect(id(second)).toBe("<chimera.inc-42.updated.20261206040200000@chimera.invalid>")
+    expect(resolved?.data).toContain("Subject: [Chimera critical] Resolved: web-1: heal failed")
+    for (const m of [first, second, resolved])
+      expect(m?.data).toContain("In-Reply-To: <chimera.inc-42.opened@chimera.invalid>")
   })
 
   test("STARTTLS is used when offered, and the login happens inside it", async () => {

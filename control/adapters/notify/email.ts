@@ -51,7 +51,7 @@ export function createEmailChannel(settings: EmailSettings, options: { timeoutMs
           to: settings.to,
           subject: `[Chimera ${notice.severity}] ${headline(notice)}`,
           text: plainText(notice),
-          messageId: messageId(notice.incidentId, notice.step),
+          messageId: messageId(notice.incidentId, notice.step, notice.at),
           ...(notice.step === "updated" || notice.step === "resolved"
             ? { inReplyTo: opening, references: [opening] }
             : {}),
@@ -65,10 +65,15 @@ export function createEmailChannel(settings: EmailSettings, options: { timeoutMs
   }
 }
 
-/** A stable Message-ID for one step of one incident (RFC 5322 msg-id: left part without spaces or <>). */
-export function messageId(incidentId: string, step: Notice["step"]): string {
+/**
+ * A stable Message-ID for one delivery (RFC 5322 msg-id: no spaces or <> on the left). An incident
+ * opens and resolves once, but may be updated many times: each update is told apart by its time, so a
+ * mail client does not fold a later update into an earlier one as a duplicate.
+ */
+export function messageId(incidentId: string, step: Notice["step"], at = ""): string {
   const id = incidentId.replace(/[^A-Za-z0-9._-]/g, (c) => `=${c.charCodeAt(0).toString(16)}`)
-  return `<chimera.${id}.${step}@chimera.invalid>`
+  const when = step === "updated" ? `.${at.replace(/\D/g, "")}` : ""
+  return `<chimera.${id}.${step}${when}@chimera.invalid>`
 }
 
 function emailFailure(err: unknown, settings: EmailSettings, secrets: string[]): DeliveryResult {

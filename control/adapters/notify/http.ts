@@ -88,7 +88,14 @@ export function failure(
   const retryable = status === 429 || status === 408 || status >= 500 || status < 200
   const retryAfterMs = retryable ? parseRetryAfter(answer.headers.get("retry-after"), options.now ?? Date.now) : null
   const why = reason.trim() === "" ? "" : ` ${_clip(reason)}`
-  const advice = hint !== "" ? `: ${hint}` : status === 401 || status === 403 ? ": check the credential" : ""
+  const advice =
+    hint !== ""
+      ? `: ${hint}`
+      : status === 401 || status === 403
+        ? ": check the credential"
+        : status >= 300 && status < 400
+          ? ": the endpoint redirects (not followed, it would carry the credential); configure the final address"
+          : ""
   const error = scrub(`${call.channel}: ${_host(call.url)} answered ${status}${why}${advice}`, call.secrets)
   return retryAfterMs === null ? { ok: false, retryable, error } : { ok: false, retryable, retryAfterMs, error }
 }
