@@ -15,15 +15,22 @@ const _int = (expected: string, min: number, max: number) => {
 }
 const _timeout = () => _int("expected a whole number of seconds from 1 to 300", 1, 300).default(10)
 
-/** An absolute http(s) URL (an endpoint may be a proxy or a local server, so plain http is allowed). */
-export function isHttpUrl(value: string): boolean {
+/**
+ * An absolute https URL, or http to a loopback address (a local proxy or test server): every one of
+ * these endpoints carries a credential (a webhook's path, a routing key, Basic auth), which must not
+ * cross a network in clear.
+ */
+export function isEndpointUrl(value: string): boolean {
   if (!URL.canParse(value)) return false
   const url = new URL(value)
-  return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
+  if (url.protocol === "https:") return url.hostname !== ""
+  return url.protocol === "http:" && /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(url.hostname)
 }
 const _url = (fallback: string) =>
   _string()
-    .refine((v) => v === "" || isHttpUrl(v), { error: 'expected an http(s) URL or ""' })
+    .refine((v) => v === "" || isEndpointUrl(v), {
+      error: 'expected an https URL (http only to a loopback address) or ""',
+    })
     .default(fallback)
 
 const ADDRESS = /^[^\s@<>,;"()[\]]+@[^\s@<>,;"()[\]]+$/
@@ -78,7 +85,7 @@ export const NotificationsSection = _section(
     _oneOf(issues, n.slack_webhook_url, n.slack_webhook_url_file, "slack_webhook_url")
     _oneOf(issues, n.pagerduty_api_key, n.pagerduty_api_key_file, "pagerduty_api_key")
     _oneOf(issues, n.email_password, n.email_password_file, "email_password")
-    if (n.pagerduty_url === "") issues.push({ path: ["pagerduty_url"], message: "expected an http(s) URL" })
+    if (n.pagerduty_url === "") issues.push({ path: ["pagerduty_url"], message: "expected an https URL" })
     const emailAsked = [n.email_smtp_host, n.email_from, n.email_to].some((v) => v !== "")
     if (!emailAsked) return
     if (n.email_smtp_host === "")

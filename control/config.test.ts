@@ -314,16 +314,23 @@ describe("[notifications] and [itsm]", () => {
     expect(lines.map((l) => l.split(":")[1]?.trim())).toEqual(["itsm.url", "itsm.username", "itsm.api_key"])
   })
 
-  test("a URL that is not http(s) is refused; a secret one is not echoed", () => {
+  test("a URL that is not https (or http to loopback) is refused; a secret one is not echoed", () => {
     const err = configError(
       load({
         CHIMERA_ITSM_URL: "javascript:alert(1)",
         CHIMERA_NOTIFICATIONS_SLACK_WEBHOOK_URL: "ftp://hooks/T0/B0/xyz",
+        CHIMERA_NOTIFICATIONS_PAGERDUTY_URL: "http://events.pagerduty.com/v2/enqueue",
       }),
     )
-    expect(err.message).toContain('itsm.url: expected an http(s) URL or "", got "javascript:alert(1)"')
-    expect(err.message).toContain("notifications.slack_webhook_url: expected an http(s) URL")
+    const expected = 'expected an https URL (http only to a loopback address) or ""'
+    expect(err.message).toContain(`itsm.url: ${expected}, got "javascript:alert(1)"`)
+    expect(err.message).toContain(`notifications.slack_webhook_url: ${expected} (from`)
+    expect(err.message).toContain(
+      `notifications.pagerduty_url: ${expected}, got "http://events.pagerduty.com/v2/enqueue"`,
+    )
     expect(err.message).not.toContain("T0/B0/xyz")
+    const local = load({ CHIMERA_NOTIFICATIONS_PAGERDUTY_URL: "http://127.0.0.1:8443/v2/enqueue" })()
+    expect(local.notifications.pagerduty_url).toBe("http://127.0.0.1:8443/v2/enqueue")
   })
 
   test("email needs a host, a sender and recipients that are addresses", () => {
@@ -380,7 +387,7 @@ describe("secrets", () => {
   test("a bad secret value is named by its path but never echoed", async () => {
     await using file = await tomlFile(`[notifications]\nslack_webhook_url = "${secret}"\n[itsm]\napi_key = 42\n`)
     const err = configError(() => loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } }))
-    expect(err.message).toContain("notifications.slack_webhook_url: expected an http(s) URL")
+    expect(err.message).toContain("notifications.slack_webhook_url: expected an https URL")
     expect(err.message).toContain("itsm.api_key: expected a string")
     expect(err.message).not.toContain(secret)
     expect(err.message).not.toContain("42")

@@ -35,6 +35,7 @@ import { createHealthHistory } from "./domain/health-history.ts"
 import { type IncidentPolicy, incidentPolicy } from "./domain/incident-routing.ts"
 import { createIncidents } from "./domain/incidents.ts"
 import type { ConfiguredChannels } from "./domain/notifications.ts"
+import { createNotifyTest } from "./domain/notify-test.ts"
 import { type Clock, systemClock } from "./domain/ports.ts"
 import { createRelay } from "./domain/relay.ts"
 import { createReportQuota, DEFAULT_REPORT_QUOTA, type ReportQuotaSettings } from "./domain/report-quota.ts"
@@ -218,6 +219,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     streams: { ...DEFAULT_STREAM_LIMITS, ...opts.limits?.streams },
     storeProbe: storeProbe(opts.databaseUrl, db, dialect),
     incidents,
+    notifyTest: createNotifyTest({ configured: notify, clock }),
     reportQuota: createReportQuota({ ...DEFAULT_REPORT_QUOTA, ...opts.limits?.reports }, clock),
   })
   const undeclared = undeclaredRoutes(app.routes.filter((r) => r.method !== "ALL"))

@@ -387,6 +387,15 @@ describe("channel sections", () => {
     expect(half.stderr).toContain('itsm.project_key: required when provider is "jira"')
     expect(half.stderr).toContain("notifications.email_smtp_port: expected an integer from 1 to 65535")
     expect(half.stderr).not.toContain("secret-path")
+    // A secret file that cannot be read stops it too, naming the field and the file.
+    const keyless = await run([process.execPath, MAIN, "web", "--port", String(port)], {
+      env: { ...env, CHIMERA_NOTIFICATIONS_PAGERDUTY_API_KEY_FILE: join(dir, "absent.key") },
+    })
+    expect(keyless.code).toBe(1)
+    expect(keyless.stderr).toContain(
+      `config: notifications.pagerduty_api_key_file: cannot read ${join(dir, "absent.key")}: no such file`,
+    )
+    expect(keyless.stderr).not.toMatch(/^\s+at /m)
   })
 
   test("without a config file or variables, the control plane warns about nothing", async () => {

@@ -79,6 +79,9 @@ describe("slack", () => {
     expect(await channel.send(notice({ title: "x".repeat(50_000), message: "y".repeat(10_000) }))).toEqual({ ok: true })
     const header = slack.messages()[0]?.blocks?.[0]
     expect(Array.from(header?.text?.text ?? "")).toHaveLength(150)
+    // A title of control characters only would make an empty header, which Slack refuses.
+    expect(await channel.send(notice({ title: "\u0007\n" }))).toEqual({ ok: true })
+    expect(slack.messages()[1]?.blocks?.[0]?.text?.text).toBe("Chimera notice")
     slack.failNext(1, { status: 400, body: "invalid_blocks" })
     const result = failed(await channel.send(notice()))
     expect(result.retryable).toBe(false)
@@ -103,6 +106,35 @@ describe("slack", () => {
       expect(result.error).toBe(`slack: no answer from 127.0.0.1:${hang.port} within 1 s`)
     } finally {
       await hang.stop(true)
+    }
+  })
+})
+
+describe("answers a channel cannot trust", () => {
+  test("a Retry-After of a year is read as a day; an endless error body is cut off, not read to the end", async () => {
+    let sent = 0
+    const endless = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () =>
+        new Response(
+          new ReadableStream({
+            pull(controller) {
+              sent += 64 * 1024
+              controller.enqueue(new Uint8Array(64 * 1024).fill(120))
+            },
+          }),
+          { status: 503, headers: { "retry-after": String(365 * 24 * 3600) } },
+        ),
+    })
+    try {
+      const webhookUrl = `http://127.0.0.1:${endless.port}/services/T0/B0/secret-token-value`
+      const result = failed(await createSlackChannel({ webhookUrl }, HTTP).send(notice()))
+      expect(result).toMatchObject({ retryable: true, retryAfterMs: 24 * 3600 * 1000 })
+      expect(result.error.length).toBeLessThan(400)
+      expect(sent).toBeLessThan(16 * 1024 * 1024)
+    } finally {
+      await endless.stop(true)
     }
   })
 })

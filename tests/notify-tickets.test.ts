@@ -67,6 +67,15 @@ describe("servicenow", () => {
     expect(externalId(await tickets.create(notice({ incidentId: "inc-43" })))).not.toBe(first)
   })
 
+  test("an incident id cannot widen the lookup by correlation id (no encoded-query operators)", async () => {
+    await using sn = startServiceNow()
+    const tickets = system(sn)
+    const first = externalId(await tickets.create(notice({ incidentId: "a" })))
+    const odd = externalId(await tickets.create(notice({ incidentId: "b^ORcorrelation_id=chimera-a" })))
+    expect(odd).not.toBe(first)
+    expect(sn.incidents.get(odd)?.correlation_id).toBe("chimera-b_ORcorrelation_id_chimera-a")
+  })
+
   test("a wrong password is not retried, and neither it nor its Basic header is in the error", async () => {
     await using sn = startServiceNow()
     const wrong = "wrong-sn-password-value"
@@ -77,6 +86,15 @@ describe("servicenow", () => {
     )
     expect(result.error).not.toContain(wrong)
     expect(result.error).not.toContain(Buffer.from(`${sn.user}:${wrong}`).toString("base64"))
+  })
+
+  test("check reads the incident table without writing; a wrong password fails it", async () => {
+    await using sn = startServiceNow()
+    expect(await system(sn).check()).toEqual({ ok: true })
+    const refused = failed(await system(sn, "not-the-password").check())
+    expect(refused.retryable).toBe(false)
+    expect(refused.error).toContain("answered 401 User Not Authenticated")
+    expect(sn.received.every((r) => r.method === "GET")).toBe(true)
   })
 
   test("an unknown ticket looks up as none; updating it is not retried", async () => {
@@ -148,6 +166,17 @@ describe("jira", () => {
     expect(jira.received.filter((r) => r.method === "POST" && r.path.endsWith("/transitions"))).toHaveLength(1)
   })
 
+  test("a message of several lines becomes ADF paragraphs with hard breaks, which Jira accepts", async () => {
+    await using jira = startJira()
+    const tickets = createJira(settings(jira), HTTP)
+    await tickets.create(notice({ message: "activation failed:\n\nunit nginx.service\nexit 1" }))
+    const description = JSON.stringify(jira.issues.get("OPS-1")?.description)
+    expect(description).toContain(
+      '{"type":"text","text":"activation failed:"},{"type":"hardBreak"},{"type":"hardBreak"}',
+    )
+    expect(description).not.toContain("\\n")
+  })
+
   test("a create retried after its answer was lost finds the issue by its label", async () => {
     await using jira = startJira()
     const tickets = createJira(settings(jira), HTTP)
@@ -169,6 +198,22 @@ describe("jira", () => {
     })
     const named = createJira(settings(jira, { doneTransition: "close ISSUE" }), HTTP)
     expect((await named.resolve("OPS-1", notice({ step: "resolved" }))).ok).toBe(true)
+  })
+
+  test("check reads the project and its issue types: a wrong key or type is named with what to set", async () => {
+    await using jira = startJira()
+    expect(await createJira(settings(jira), HTTP).check()).toEqual({ ok: true })
+    expect(await createJira(settings(jira, { projectKey: "NOPE" }), HTTP).check()).toEqual({
+      ok: false,
+      retryable: false,
+      error: "jira: no project NOPE visible to this account: check itsm.project_key",
+    })
+    expect(await createJira(settings(jira, { issueType: "Incident" }), HTTP).check()).toEqual({
+      ok: false,
+      retryable: false,
+      error: 'jira: project OPS has no issue type "Incident" (it has: Task, Bug): set itsm.issue_type',
+    })
+    expect(jira.issues.size).toBe(0)
   })
 
   test("a wrong token is not retried, and the error says what to check without the token", async () => {

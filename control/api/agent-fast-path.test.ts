@@ -27,6 +27,7 @@ import { createFleet, type Fleet } from "../domain/fleet.ts"
 import { createHealthHistory } from "../domain/health-history.ts"
 import { incidentPolicy } from "../domain/incident-routing.ts"
 import { createIncidents } from "../domain/incidents.ts"
+import { createNotifyTest } from "../domain/notify-test.ts"
 import { type Clock, systemClock } from "../domain/ports.ts"
 import { createRelay } from "../domain/relay.ts"
 import { createReportQuota, DEFAULT_REPORT_QUOTA } from "../domain/report-quota.ts"
@@ -124,6 +125,7 @@ beforeAll(async () => {
           note: (type, nodeId, data) => fleet.note(type, nodeId, data),
           wake: () => {},
         }),
+        notifyTest: createNotifyTest({ configured: { channels: [], tickets: null }, clock }),
       }),
       trust: t,
     }

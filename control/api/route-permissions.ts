@@ -113,6 +113,8 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "GET /api/events/last-id": { auth: "fleet:read" },
   "GET /api/incidents": { auth: "fleet:read" },
   "GET /api/incidents/:id": { auth: "fleet:read" },
+  // It reaches people (Slack, PagerDuty, email) and checks the ITSM credential: admin only.
+  "POST /api/notifications/test": { auth: "notifications:test" },
 }
 
 export const routeKey = (method: string, path: string) => `${method} ${path}`

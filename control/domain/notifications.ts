@@ -84,7 +84,8 @@ export type TicketLookup = { ok: true; ticket: Ticket | null } | DeliveryFailure
 /**
  * An ITSM tool holding one ticket per incident. `create` answers the ticket's id as `externalId`; the
  * caller keeps it and passes it to `update` (a comment or work note) and `resolve`. `get` answers null
- * for a ticket the service does not know, and is also how a credential is checked without writing.
+ * for a ticket the service does not know. `check` proves, without writing anything, that the URL, the
+ * credential and what tickets are made in (Jira's project and issue type) work.
  */
 export interface TicketSystem {
   readonly name: TicketSystemName
@@ -92,6 +93,7 @@ export interface TicketSystem {
   update(ticketId: string, notice: Notice): Promise<DeliveryResult>
   resolve(ticketId: string, notice: Notice): Promise<DeliveryResult>
   get(ticketId: string): Promise<TicketLookup>
+  check(): Promise<DeliveryResult>
 }
 
 /** What the configuration turns on: any number of channels, at most one ticket system. */

@@ -2,8 +2,8 @@
 // account's email and API token (else 401), a known project and issue type, a one-line summary of at
 // most 255 characters, descriptions and comments in Atlassian Document Format (else 400 with Jira's
 // {errorMessages, errors} shape), labels without spaces, and transitions that exist from the issue's
-// current status (To Do → In Progress → Done, or straight to Done). It serves issue create and get,
-// comments, transitions, and the JQL search by project and label.
+// current status (To Do → In Progress → Done, or straight to Done). It serves the project (with its
+// issue types), issue create and get, comments, transitions, and the JQL search by project and label.
 import { basicCredentials, type FakeService, isJson, json, startFakeService } from "./fake-service.ts"
 
 export interface JiraIssue {
@@ -60,6 +60,20 @@ export function startJira(
       if (!m) return bad({}, [`Error in the JQL Query: this stand-in understands project and labels only: ${jql}`])
       const found = [...issues.values()].filter((i) => i.key.startsWith(`${m[1]}-`) && i.labels.includes(m[2] ?? ""))
       return json(200, { issues: found.map(view), isLast: true })
+    }
+    const projectPath = /^\/rest\/api\/3\/project\/([^/]+)$/.exec(req.path)
+    if (req.method === "GET" && projectPath) {
+      if (decodeURIComponent(projectPath[1] ?? "") !== project)
+        return json(404, { errorMessages: [`No project could be found with key '${projectPath[1]}'.`], errors: {} })
+      return json(200, {
+        id: "10000",
+        key: project,
+        name: "Operations",
+        issueTypes: [
+          { id: "10001", name: "Task" },
+          { id: "10002", name: "Bug" },
+        ],
+      })
     }
     if (req.method === "POST" && req.path === "/rest/api/3/issue") {
       const f = (body.fields ?? {}) as Record<string, unknown>

@@ -49,7 +49,7 @@ export async function exchange(call: HttpCall, options: HttpOptions): Promise<Ht
       // A redirect would resend the credential to wherever it points; a service API does not redirect.
       redirect: "manual",
     })
-    const text = await res.text()
+    const text = await _readCapped(res, MAX_ANSWER_BYTES)
     let json: unknown
     try {
       json = text === "" ? undefined : JSON.parse(text)
@@ -65,6 +65,11 @@ export async function exchange(call: HttpCall, options: HttpOptions): Promise<Ht
     }
   }
 }
+
+/** More than any of these services answers; a proxy that streams without end is cut off here. */
+const MAX_ANSWER_BYTES = 256 * 1024
+/** The longest Retry-After honoured: a day (a larger or far-future one is read as a day). */
+const MAX_RETRY_AFTER_MS = 24 * 3600 * 1000
 
 export const isFailure = (answer: HttpAnswer | DeliveryFailure): answer is DeliveryFailure => "ok" in answer
 
@@ -92,10 +97,10 @@ export function failure(
 export function parseRetryAfter(value: string | null, now: () => number): number | null {
   if (value === null) return null
   const text = value.trim()
-  if (/^\d+$/.test(text)) return Number(text) * 1000
+  if (/^\d+$/.test(text)) return Math.min(Number(text) * 1000, MAX_RETRY_AFTER_MS)
   const at = Date.parse(text)
   if (Number.isNaN(at) || !/[a-z]/i.test(text)) return null
-  return Math.max(0, at - now())
+  return Math.min(Math.max(0, at - now()), MAX_RETRY_AFTER_MS)
 }
 
 /** Cuts every secret (and any of its URL-encoded forms) out of a text. */
@@ -111,6 +116,24 @@ export function scrub(text: string, secrets: string[]): string {
 
 export const basicAuth = (user: string, password: string) =>
   `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`
+
+async function _readCapped(res: Response, max: number): Promise<string> {
+  if (!res.body) return ""
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) break
+    chunks.push(value)
+    size += value.byteLength
+    if (size >= max) {
+      await reader.cancel()
+      break
+    }
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks).subarray(0, max))
+}
 
 function _host(url: string): string {
   return URL.canParse(url) ? new URL(url).host : "the service"

@@ -3,7 +3,7 @@
 // read here, once, at start, so an unreadable key file stops the start with the field named. Each
 // adapter gets the section's timeout and, for tests and proxies, whatever `fetch` and clock are given.
 import { type ChimeraConfig, ConfigError } from "../../config.ts"
-import { addressList } from "../../config-channels.ts"
+import { addressList, isEndpointUrl } from "../../config-channels.ts"
 import type { ConfiguredChannels, NotificationChannel, TicketSystem } from "../../domain/notifications.ts"
 import { createEmailChannel } from "./email.ts"
 import type { Fetch } from "./http.ts"
@@ -32,8 +32,10 @@ function _channels(n: ChimeraConfig["notifications"], options: ChannelOptions): 
   const webhookUrl = readSecret("notifications.slack_webhook_url", n.slack_webhook_url, n.slack_webhook_url_file)
   if (webhookUrl !== "") {
     // A URL from a file has not passed the schema's check; a bad one must fail here, not at send time.
-    if (!URL.canParse(webhookUrl) || !/^https?:$/.test(new URL(webhookUrl).protocol))
-      throw new ConfigError("config: notifications.slack_webhook_url_file: expected an http(s) URL in the file")
+    if (!isEndpointUrl(webhookUrl))
+      throw new ConfigError(
+        "config: notifications.slack_webhook_url_file: expected an https URL (http only to a loopback address) in the file",
+      )
     out.push(createSlackChannel({ webhookUrl }, http))
   }
   const routingKey = readSecret("notifications.pagerduty_api_key", n.pagerduty_api_key, n.pagerduty_api_key_file)

@@ -100,6 +100,27 @@ export function createJira(settings: JiraSettings, options: HttpOptions): Ticket
       return { ok: true, externalId: key, label: key, url: browse(key) }
     },
     update: (ticketId, notice) => comment(ticketId, notice),
+    async check(): Promise<DeliveryResult> {
+      const key = settings.projectKey
+      const answer = await send(call("GET", `/project/${encodeURIComponent(key)}`), [200, 404])
+      if ("ok" in answer) return answer
+      if (answer.status === 404)
+        return {
+          ok: false,
+          retryable: false,
+          error: `jira: no project ${key} visible to this account: check itsm.project_key`,
+        }
+      const types = ((answer.json as { issueTypes?: { name?: unknown }[] } | undefined)?.issueTypes ?? [])
+        .map((t) => t.name)
+        .filter((n): n is string => typeof n === "string")
+      if (types.length > 0 && !types.some((t) => t.toLowerCase() === settings.issueType.toLowerCase()))
+        return {
+          ok: false,
+          retryable: false,
+          error: `jira: project ${key} has no issue type "${settings.issueType}" (it has: ${types.join(", ")}): set itsm.issue_type`,
+        }
+      return { ok: true }
+    },
     async resolve(ticketId, notice): Promise<DeliveryResult> {
       // Already done (a retry, or someone closed it by hand): say so once, transition nothing.
       const now = await lookup(ticketId)
@@ -147,7 +168,10 @@ export function adf(notice: Notice) {
   })
   const content: unknown[] = [paragraph({ ...text(headline(notice)), marks: [{ type: "strong" }] })]
   // ADF refuses empty text nodes, so an empty message is left out rather than sent as "".
-  if (notice.message.trim() !== "") content.push(paragraph(text(notice.message.trim())))
+  // A line break inside a text node is not one in ADF: lines are joined by hardBreak nodes.
+  const lines = notice.message.trim().split(/\r?\n/)
+  const message = lines.flatMap((line, i) => [...(i > 0 ? [{ type: "hardBreak" }] : []), ...(line ? [text(line)] : [])])
+  if (message.some((n) => n.type === "text")) content.push(paragraph(...message))
   content.push({ type: "bulletList", content: items })
   return { type: "doc", version: 1, content }
 }

@@ -58,7 +58,7 @@ export function pagerDutyEvent(routingKey: string, notice: Notice) {
     dedup_key: dedupKey(notice),
     payload: {
       summary: clip(headline(notice), 1024),
-      source: notice.node || "chimera",
+      source: clip(notice.node || "chimera", 255),
       severity: SEVERITY[notice.severity],
       timestamp: notice.at,
       component: notice.node || undefined,

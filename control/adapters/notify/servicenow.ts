@@ -34,7 +34,10 @@ interface Record_ {
   state: string
 }
 
-export const correlationId = (notice: Notice) => clip(`chimera-${notice.incidentId}`, 100)
+// Only characters with no meaning in an encoded query (where ^ joins conditions), so the lookup by
+// correlation id matches exactly this incident.
+export const correlationId = (notice: Notice) =>
+  clip(`chimera-${notice.incidentId.replace(/[^A-Za-z0-9._-]/g, "_")}`, 100)
 
 export function createServiceNow(settings: ServiceNowSettings, options: HttpOptions): TicketSystem {
   const base = `${settings.url.replace(/\/+$/, "")}/api/now/table/incident`
@@ -95,6 +98,16 @@ export function createServiceNow(settings: ServiceNowSettings, options: HttpOpti
         close_notes: `${headline(notice)}\n\n${plainText(notice)}`,
       }
       return done(await send(call("PATCH", `/${_id(ticketId)}?sysparm_fields=${FIELDS}`, body), [200]))
+    },
+    async check() {
+      // Listing one incident needs the same read access on the table as the lookups before a create;
+      // a single record's 404 could not tell a missing role from a missing record.
+      const c = call("GET", "?sysparm_limit=1&sysparm_fields=sys_id")
+      const answer = await exchange(c, options)
+      if (isFailure(answer)) return answer
+      if (answer.status === 200) return { ok: true }
+      const hint = answer.status === 403 ? "the user needs read and write access to the incident table (role itil)" : ""
+      return failure(c, answer, _reason(answer), options, hint)
     },
     async get(ticketId): Promise<TicketLookup> {
       const c = call("GET", `/${_id(ticketId)}?sysparm_fields=${FIELDS}`)
