@@ -1,4 +1,4 @@
-// The control plane's settings ([web], [auth], [retention], [rate_limits]) through `chimera web` at each
+// The control plane's settings ([web], [auth], [retention], [rate_limits], [incidents]) through `chimera web` at each
 // layer (tests/support/config-layers.ts), and the channel sections ([itsm], [notifications]), checked
 // at start with the field named. What is observed is what the control plane
 // does: the address it listens on, the session length it grants, the rate limits it answers with; for
@@ -191,6 +191,34 @@ layered<WebObs>({
       env,
       expect: { default: byDefault, file, env: Number(env) },
       observe: (o: WebObs) => (o.settings.limits as Record<string, number>)[field],
+    })),
+    // The incident policy the control plane runs with (the thresholds' effect: incidents-e2e.test.ts).
+    ...(
+      [
+        ["unreachable_after_seconds", 120, 30, "45", 45],
+        ["drift_unhealed_after_seconds", 600, 60, "90", 90],
+        [
+          "page",
+          ["heal-failed", "unreachable", "missing-closure"],
+          ["heal-failed"],
+          "deploy-failed,unreachable",
+          ["deploy-failed", "unreachable"],
+        ],
+        ["quiet_hours", "", "22:00-07:00", "23:30-06:00", "23:30-06:00"],
+        ["quiet_hours_timezone", "UTC", "Europe/Paris", "America/New_York", "America/New_York"],
+        ["slack_min_severity", "info", "warning", "critical", "critical"],
+        ["email_min_severity", "warning", "critical", "info", "info"],
+        ["pagerduty_min_severity", "warning", "critical", "info", "info"],
+        ["ticket_min_severity", "warning", "info", "critical", "critical"],
+        ["update_every_seconds", 900, 60, "120", 120],
+        ["dashboard_url", "", "https://file.example", "https://env.example", "https://env.example"],
+      ] as const
+    ).map(([field, byDefault, file, env, fromEnv]) => ({
+      option: `incidents.${field}`,
+      file,
+      env,
+      expect: { default: byDefault, file, env: fromEnv },
+      observe: (o: WebObs) => (o.settings.incidents as Record<string, unknown>)[field],
     })),
     {
       option: "rate_limits.window_seconds",

@@ -35,6 +35,7 @@ export default defineCommand({
       rateLimits: trust.rateLimits,
       limits: config.limits,
       fleetNodes: Object.keys(config.fleet.nodes),
+      incidents: config.incidents,
     })
     // Whatever the control plane writes (the database and its -wal and -shm, keys, tokens) is this
     // user's alone from its first byte.

@@ -26,7 +26,7 @@ export interface DeliveryWorkerOptions {
 
 export const DEFAULT_DELIVERY: DeliveryWorkerOptions = {
   concurrency: 8,
-  leaseMs: 60_000,
+  leaseMs: 10 * 60_000,
   sendTimeoutMs: 30_000,
   maxAttempts: 25,
   baseBackoffMs: 1000,
@@ -53,8 +53,6 @@ export function createDeliveryWorker({ outbox, channels, clock, options, onDeliv
   const o = { ...DEFAULT_DELIVERY, ...options }
   const inFlight = new Set<Promise<void>>()
   let stopped = true
-  let pumping = false
-  let again = false
   let timer: ReturnType<typeof setTimeout> | undefined
 
   const send = (item: OutboxItem): Promise<DeliveryResult> => {
@@ -112,44 +110,68 @@ export function createDeliveryWorker({ outbox, channels, clock, options, onDeliv
     log.warn("delivery will be retried", { incident: item.incidentId, step: item.step, error: result.error, wait })
   }
 
-  const schedule = async () => {
+  // Deliveries are leased a batch at a time and sent from a local queue: one outbox query per batch,
+  // not one per delivery, so a burst of a thousand incidents costs the store (and the heartbeats
+  // that share it) a few dozen queries. `held` keeps a row this worker still holds from being
+  // handed to it again should its lease run out while it waits in the queue.
+  const queue: OutboxItem[] = []
+  const held = new Set<number>()
+  let refilling = false
+
+  const launch = (item: OutboxItem) => {
+    const running: Promise<void> = deliver(item)
+      .catch((error) => log.error("recording a delivery failed", { incident: item.incidentId, error }))
+      .finally(() => {
+        inFlight.delete(running)
+        held.delete(item.id)
+        pump()
+      })
+    inFlight.add(running)
+  }
+
+  const idle = async () => {
     clearTimeout(timer)
     if (stopped) return
     const due = await outbox.nextDueMs().catch(() => null)
-    const wait = due === null ? o.idleMs : Math.min(o.idleMs, Math.max(50, due - clock.now().getTime()))
+    const wait = due === null ? o.idleMs : Math.min(o.idleMs, Math.max(250, due - clock.now().getTime()))
     timer = setTimeout(pump, wait)
   }
 
-  async function pump() {
-    if (stopped) return
-    if (pumping) {
-      again = true
-      return
-    }
-    pumping = true
+  const refill = async () => {
+    refilling = true
+    let claimed = 0
     try {
-      do {
-        again = false
-        const room = o.concurrency - inFlight.size
-        if (room <= 0) break
-        const items = await outbox.claimDue(clock.now().getTime(), o.leaseMs, room)
-        for (const item of items) {
-          const running: Promise<void> = deliver(item)
-            .catch((error) => log.error("recording a delivery failed", { incident: item.incidentId, error }))
-            .finally(() => {
-              inFlight.delete(running)
-              void pump()
-            })
-          inFlight.add(running)
-        }
-        if (items.length === room) again = true
-      } while (again && !stopped)
+      const items = await outbox.claimDue(clock.now().getTime(), o.leaseMs, o.concurrency * 4)
+      for (const item of items) {
+        if (held.has(item.id)) continue
+        held.add(item.id)
+        queue.push(item)
+        claimed++
+      }
     } catch (error) {
       log.error("reading the outbox failed", { error })
     } finally {
-      pumping = false
-      await schedule()
+      refilling = false
     }
+    if (claimed > 0) pump()
+    else if (inFlight.size === 0) await idle()
+  }
+
+  function pump() {
+    if (stopped) return
+    while (inFlight.size < o.concurrency && queue.length > 0) launch(queue.shift() as OutboxItem)
+    if (queue.length === 0 && !refilling && inFlight.size < o.concurrency) void refill()
+  }
+
+  // Many incidents opening at once each ask for a look; one look a moment later serves them all.
+  let soon: ReturnType<typeof setTimeout> | undefined
+  const wake = () => {
+    if (soon || stopped) return
+    soon = setTimeout(() => {
+      soon = undefined
+      clearTimeout(timer)
+      pump()
+    }, 20)
   }
 
   return {
@@ -157,14 +179,15 @@ export function createDeliveryWorker({ outbox, channels, clock, options, onDeliv
     async start(releaseLeases: boolean) {
       if (releaseLeases) await outbox.releaseLeases()
       stopped = false
-      void pump()
+      pump()
     },
     /** Something was enqueued: look now rather than at the next idle tick. */
-    wake: () => void pump(),
+    wake,
     /** Stops leasing and waits for the sends in flight to be recorded. */
     async stop() {
       stopped = true
       clearTimeout(timer)
+      clearTimeout(soon)
       await Promise.allSettled([...inFlight])
     },
   }

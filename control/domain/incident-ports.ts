@@ -46,6 +46,8 @@ export interface IncidentStorePort {
   observe(o: Observation, plan: StepPlan): Promise<IncidentChange>
   /** Resolves the open incidents of the recovery's node and problems. */
   recover(r: Recovery, plan: StepPlan): Promise<IncidentChange[]>
+  /** The problems a node has an open incident for. */
+  openProblems(nodeId: string): Promise<Problem[]>
   list(q: IncidentQuery): Promise<(Incident & { undelivered: number; failed: number })[]>
   get(id: string): Promise<IncidentDetail | null>
 

@@ -7,6 +7,7 @@ import { openTestStore } from "../../tests/support/store.ts"
 import { createEventBus } from "../adapters/event-bus.ts"
 import { incidentStore } from "../adapters/store/incident-store.ts"
 import { ChimeraConfig } from "../config.ts"
+import type { FleetEvent } from "./events.ts"
 import { createFleet, type Fleet } from "./fleet.ts"
 import { incidentPolicy } from "./incident-routing.ts"
 import { createIncidents, type Incidents } from "./incidents.ts"
@@ -21,6 +22,7 @@ let fleet: Fleet
 let incidents: Incidents
 let clock: ReturnType<typeof manualClock>
 let woken = 0
+let deployments: Record<string, { target: string; status: string; error: string | null }[]> = {}
 
 beforeEach(async () => {
   opened = await openTestStore("incidents")
@@ -35,7 +37,7 @@ beforeEach(async () => {
     policy: incidentPolicy(settings),
     channels: CHANNELS,
     currentClosure: async () => null,
-    deploymentTargets: async () => null,
+    deploymentTargets: async (id) => deployments[id] ?? null,
     note: (type, nodeId, data) => fleet.note(type, nodeId, data),
     wake: () => void woken++,
   })
@@ -44,7 +46,16 @@ beforeEach(async () => {
 
 afterEach(() => opened.close())
 
-const report = async (type: "heal.failed" | "heal.succeeded" | "node.unreachable" | "node.reachable", data = {}) => {
+type Reported = "heal.failed" | "heal.succeeded" | "node.unreachable" | "node.reachable"
+const publish = async (type: FleetEvent["type"], nodeId: string | null, data: Record<string, unknown>) => {
+  const event = await opened.store.appendEvent({ type, nodeId, at: clock.now().toISOString(), data })
+  bus.publish([event])
+  await incidents.settled()
+}
+const openProblems = async () =>
+  (await incidents.list({ status: "open", limit: 100 })).map((i) => `${i.nodeId}:${i.problem}`)
+
+const report = async (type: Reported, data = {}) => {
   const payload =
     type === "heal.failed"
       ? {
@@ -137,5 +148,68 @@ describe("incidents from events", () => {
     clock.advance(120_000)
     await incidents.tick()
     expect(await incidents.list({ limit: 10 })).toHaveLength(0)
+  })
+
+  test("a closure missing from the node's store is one missing-closure incident, its heal failures counted there", async () => {
+    await publish("drift.detected", "n1", {
+      kinds: ["profile-drift", "missing-closure"],
+      desired: GEN1,
+      system: { profile: null, current: null, booted: null },
+    })
+    await report("heal.failed")
+    await publish("heal.failed", "n1", {
+      desired: GEN1,
+      attempt: 1,
+      durationMs: 5,
+      error: `${GEN1} is not in the local store and \`nix-store --realise\` could not fetch it (exit 1)`,
+      output: "",
+      retryInMs: 1000,
+    })
+    expect((await openProblems()).sort()).toEqual(["n1:heal-failed", "n1:missing-closure"])
+    const missing = (await incidents.list({ status: "open", limit: 10 })).find((i) => i.problem === "missing-closure")
+    expect(missing?.occurrences).toBe(2)
+    await publish("drift.resolved", "n1", { desired: GEN1, system: { profile: GEN1, current: GEN1, booted: GEN1 } })
+    expect(await openProblems()).toEqual([])
+  })
+
+  test("a revoked credential is an incident; the silence that follows is not another; a new enrolment resolves it", async () => {
+    await publish("node.revoked", "n1", {})
+    await publish("node.unreachable", "n1", { lastHeartbeat: clock.now().toISOString() })
+    clock.advance(120_000)
+    await incidents.tick()
+    expect(await openProblems()).toEqual(["n1:credential-revoked"])
+    await publish("node.enrolled", "n1", { hostname: "n1", agentVersion: "t", reenrolled: true })
+    expect(await openProblems()).toEqual([])
+  })
+
+  test("a drift nobody heals is an incident after drift_unhealed_after_seconds; one healed in time is not", async () => {
+    const drift = { kinds: ["runtime-drift"], desired: GEN1, system: { profile: GEN1, current: null, booted: null } }
+    await publish("drift.detected", "n2", drift)
+    await publish("drift.detected", "n1", drift)
+    clock.advance(300_000)
+    await publish("heal.succeeded", "n2", { desired: GEN1, attempt: 1, durationMs: 5 })
+    clock.advance(301_000)
+    await incidents.tick()
+    const open = await incidents.list({ status: "open", limit: 10 })
+    expect(open.map((i) => `${i.nodeId}:${i.problem}:${i.severity}`)).toEqual(["n1:drift-unhealed:warning"])
+    const detail = await incidents.get(open[0]?.id ?? "")
+    // A warning reaches chat, mail and the ticket, but pages only for the problems configured to.
+    expect(detail?.deliveries.map((d) => d.channel).sort()).toEqual(["email", "jira", "slack"])
+  })
+
+  test("a deployment's failed or rolled-back target is an incident on that node until a deployment reaches it", async () => {
+    deployments = {
+      d1: [
+        { target: "web-1", status: "rolled-back", error: "health check failed" },
+        { target: "web-2", status: "deployed", error: null },
+      ],
+      d2: [{ target: "web-1", status: "deployed", error: null }],
+    }
+    await publish("deployment.finished", null, { id: "d1", status: "partial", closure: GEN1 })
+    const [open] = await incidents.list({ status: "open", limit: 10 })
+    expect(`${open?.nodeId}:${open?.problem}`).toBe("web-1:deploy-failed")
+    expect(open?.message).toContain("rolled back")
+    await publish("deployment.finished", null, { id: "d2", status: "succeeded", closure: GEN1 })
+    expect(await openProblems()).toEqual([])
   })
 })

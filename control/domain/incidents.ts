@@ -14,6 +14,10 @@ import type { Clock, EventBusPort } from "./ports.ts"
 
 const log = createLogger("incidents")
 
+// The store answers without ever leaving the microtask queue, so a loop of writes would keep the
+// event loop, and every heartbeat waiting on it, until it ends: each event and watch yields first.
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve))
+
 /** Watches turned into incidents per tick and problem, so a network split is taken in slices. */
 const WATCH_BATCH = 500
 const WATCHED: { problem: Problem; after: (p: IncidentPolicy) => number }[] = [
@@ -147,6 +151,7 @@ export function createIncidents(deps: IncidentDeps) {
 
   const drain = async () => {
     for (let event = queue.shift(); event; event = queue.shift()) {
+      await yieldToIo()
       try {
         for (const action of rulesFor(event, clock.now().toISOString())) await apply(action)
       } catch (error) {
@@ -177,12 +182,10 @@ export function createIncidents(deps: IncidentDeps) {
       for (const { problem, after } of WATCHED) {
         const due = await store.dueWatches(problem, now - after(policy), WATCH_BATCH)
         for (const w of due) {
+          await yieldToIo()
           await store.clearWatches(w.nodeId, [problem])
           const revoked =
-            problem === "unreachable" &&
-            (await store.list({ status: "open", nodeId: w.nodeId, limit: 50 })).some(
-              (i) => i.problem === "credential-revoked",
-            )
+            problem === "unreachable" && (await store.openProblems(w.nodeId)).includes("credential-revoked")
           // A node whose credential was revoked is silent because it was told to be.
           if (revoked) continue
           await observe({

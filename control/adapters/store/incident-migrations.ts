@@ -56,7 +56,7 @@ export const INCIDENT_MIGRATIONS: Migration[] = [
         delivered_at TEXT,
         UNIQUE (incident_id, step, channel)
       )`,
-      "CREATE INDEX incident_outbox_due ON incident_outbox (status, next_attempt_ms)",
+      "CREATE INDEX incident_outbox_due ON incident_outbox (status, next_attempt_ms, id)",
       "CREATE INDEX incident_outbox_by_incident ON incident_outbox (incident_id, channel, id)",
       `CREATE TABLE incident_watches (
         node_id TEXT NOT NULL,

@@ -158,6 +158,11 @@ export function incidentStore(db: SQL): IncidentStorePort {
         return changes
       }),
 
+    async openProblems(nodeId) {
+      const rows: Row[] = await db`SELECT problem FROM incidents WHERE node_id = ${nodeId} AND status = 'open'`
+      return rows.map((r) => String(r.problem) as Problem)
+    },
+
     async list(q) {
       const rows: Row[] = await db`
         SELECT i.*,
