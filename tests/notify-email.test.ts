@@ -125,6 +125,17 @@ describe("email", () => {
     expect(rejected.error).toContain("550")
   })
 
+  test("a server slow at every step is given up on after the whole timeout, as retryable", async () => {
+    await using smtp = await startSmtp()
+    const to = ["slow1@example.org", "slow2@example.org", "slow3@example.org", "slow4@example.org"]
+    const result = failed(await createEmailChannel(settings(smtp, { to }), { timeoutMs: 1000 }).send(notice()))
+    expect(result).toEqual({
+      ok: false,
+      retryable: true,
+      error: `email: 127.0.0.1:${smtp.port} did not finish within 1 s`,
+    })
+  })
+
   test("no server listening is retried and named", async () => {
     const port = freePort()
     const result = failed(await createEmailChannel(settings({ host: "127.0.0.1", port }), TIMEOUT).send(notice()))

@@ -7,7 +7,8 @@ connections. With a certificate it offers STARTTLS; with a user it requires AUTH
 does by default, refuses AUTH before STARTTLS). Each message becomes OUT_DIR/<n>.json with the
 envelope, the raw message, whether the session was encrypted and who logged in. Recipients whose
 local part starts with "defer" are answered 451 (try again later), "reject" 550 (no such user), so
-a test can see how the client reads SMTP's transient and permanent failures.
+a test can see how the client reads SMTP's transient and permanent failures; "slow" ones are
+accepted after 0.4 s, a server slow at every step but never silent long enough to time out a reply.
 """
 
 import argparse
@@ -27,6 +28,8 @@ class Store:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@", 1)[0]
+        if local.startswith("slow"):
+            await asyncio.sleep(0.4)
         if local.startswith("defer"):
             return "451 4.3.0 Mailbox temporarily unavailable, try again later"
         if local.startswith("reject"):

@@ -46,7 +46,7 @@ export function createEmailChannel(settings: EmailSettings, options: { timeoutMs
     async send(notice: Notice): Promise<DeliveryResult> {
       try {
         const opening = messageId(notice.incidentId, "opened")
-        const info = await transport.sendMail({
+        const sending = transport.sendMail({
           from: settings.from,
           to: settings.to,
           subject: `[Chimera ${notice.severity}] ${headline(notice)}`,
@@ -57,6 +57,22 @@ export function createEmailChannel(settings: EmailSettings, options: { timeoutMs
             : {}),
           headers: { "X-Chimera-Incident": notice.incidentId, "X-Chimera-Step": notice.step },
         })
+        // nodemailer bounds each phase (connect, greeting, each reply) but not the whole exchange; a
+        // server that answers slowly at every step would hold a delivery far past its timeout.
+        let timer: ReturnType<typeof setTimeout> | undefined
+        const late = new Promise<null>((resolve) => {
+          timer = setTimeout(() => resolve(null), options.timeoutMs)
+        })
+        const info = await Promise.race([sending, late]).finally(() => clearTimeout(timer))
+        if (info === null) {
+          sending.catch(() => {}) // its failure, if it comes, is no longer anyone's to hear
+          const within = Number((options.timeoutMs / 1000).toFixed(1))
+          return {
+            ok: false,
+            retryable: true,
+            error: `email: ${settings.host}:${settings.port} did not finish within ${within} s`,
+          }
+        }
         return { ok: true, externalId: info.messageId }
       } catch (err) {
         return emailFailure(err, settings, secrets)
