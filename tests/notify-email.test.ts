@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test"
 import { createEmailChannel, type EmailSettings } from "../control/adapters/notify/email.ts"
 import type { DeliveryFailure, DeliveryResult } from "../control/domain/notifications.ts"
 import { freePort } from "./support/control-plane.ts"
+import { claimAddresses } from "./support/loopback.ts"
 import { CURRENT, DESIRED, notice } from "./support/notice.ts"
 import { mailBody, type SmtpServer, startSmtp } from "./support/smtp-server.ts"
 
@@ -72,6 +73,21 @@ describe("email", () => {
     expect((await channel.send(notice())).ok).toBe(true)
     const [mail] = await smtp.messages()
     expect(mail).toMatchObject({ tls: true, auth_user: "chimera" })
+  })
+
+  test("port 465 speaks TLS from the first byte, and logs in inside it", async () => {
+    const [claim] = claimAddresses(1)
+    if (!claim) throw new Error("no loopback address claimed")
+    try {
+      await using smtp = await startSmtp({ smtpsOn: claim.address, auth: { user: "chimera", password: PASSWORD } })
+      expect(smtp.port).toBe(465)
+      const ca = await Bun.file(smtp.caFile).text()
+      const channel = createEmailChannel(settings(smtp, { username: "chimera", password: PASSWORD, ca }), TIMEOUT)
+      expect((await channel.send(notice())).ok).toBe(true)
+      expect((await smtp.messages())[0]).toMatchObject({ tls: true, auth_user: "chimera" })
+    } finally {
+      claim.release()
+    }
   })
 
   test("a wrong password is not retried, and the error names the server but not the password", async () => {
