@@ -212,4 +212,23 @@ describe("incidents from events", () => {
     await publish("deployment.finished", null, { id: "d2", status: "succeeded", closure: GEN1 })
     expect(await openProblems()).toEqual([])
   })
+
+  test("a node that flaps is told about ten times an hour; past that its incidents are recorded, not sent", async () => {
+    for (let i = 0; i < 12; i++) {
+      await report("heal.failed")
+      await report("heal.succeeded")
+      clock.advance(60_000)
+    }
+    const all = await incidents.list({ limit: 100 })
+    expect(all).toHaveLength(12)
+    const details = await Promise.all(all.map((i) => incidents.get(i.id)))
+    const told = details.filter((d) => (d?.deliveries.length ?? 0) > 0)
+    expect(told).toHaveLength(10)
+    const held = details.filter((d) => d?.deliveries.length === 0)
+    expect(held.map((d) => d?.timeline[0]?.message).every((m) => m?.includes("not notified"))).toBe(true)
+    clock.advance(3_600_000)
+    await report("heal.failed")
+    const [latest] = await incidents.list({ status: "open", limit: 1 })
+    expect((await incidents.get(latest?.id ?? ""))?.deliveries.length).toBe(4)
+  })
 })

@@ -98,8 +98,12 @@ export function incidentStore(db: SQL): IncidentStorePort {
             INSERT INTO incidents (id, node_id, problem, severity, status, title, message, closures, opened_at, updated_at, noted_at)
             VALUES (${incident.id}, ${o.nodeId}, ${o.problem}, ${o.severity}, 'open', ${o.title}, ${o.message},
               ${JSON.stringify(o.closures)}, ${o.at}, ${o.at}, ${o.at})`
-          await addTimeline(tx, incident.id, o.at, "opened", o.message)
-          await enqueue(tx, incident, "opened", plan.opening(incident), plan.notice(incident, "opened", o.at))
+          const hourAgo = new Date(Date.parse(o.at) - 3_600_000).toISOString()
+          const recent: Row[] = await tx`
+            SELECT COUNT(*) AS n FROM incidents WHERE node_id = ${o.nodeId} AND opened_at > ${hourAgo} AND id <> ${incident.id}`
+          const { channels, note } = plan.opening(incident, num(recent[0]?.n))
+          await addTimeline(tx, incident.id, o.at, "opened", note ? `${o.message} (${note})` : o.message)
+          await enqueue(tx, incident, "opened", channels, plan.notice(incident, "opened", o.at))
           return { incident, step: "opened" as const }
         }
         const row = rows[0]
