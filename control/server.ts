@@ -262,6 +262,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     try {
       if (commandDays > 0) await fleet.pruneCommands(commandDays)
       if (eventDays > 0) await fleet.pruneEvents(eventDays)
+      // An incident is kept as long as the events it came from.
+      if (eventDays > 0) await incidents.prune(eventDays)
     } catch (error) {
       log.error("pruning answered commands and old events failed", { error })
     } finally {

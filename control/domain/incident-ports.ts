@@ -54,6 +54,9 @@ export interface IncidentStorePort {
   list(q: IncidentQuery): Promise<(Incident & { undelivered: number; failed: number })[]>
   get(id: string): Promise<IncidentDetail | null>
 
+  /** Deletes incidents resolved before `resolvedBefore` whose deliveries are all settled; returns how many. */
+  prune(resolvedBefore: string): Promise<number>
+
   /** Starts waiting for a problem that becomes an incident only if it lasts (the earliest start is kept). */
   startWatch(nodeId: string, problem: Problem, sinceMs: number, message: string): Promise<void>
   clearWatches(nodeId: string, problems: Problem[]): Promise<void>

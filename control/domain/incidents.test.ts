@@ -231,4 +231,24 @@ describe("incidents from events", () => {
     const [latest] = await incidents.list({ status: "open", limit: 1 })
     expect((await incidents.get(latest?.id ?? ""))?.deliveries.length).toBe(4)
   })
+
+  test("resolved incidents older than the retention are pruned with their timelines; open ones stay", async () => {
+    await report("heal.failed")
+    await report("heal.succeeded")
+    await publish("heal.failed", "n2", {
+      desired: GEN1,
+      attempt: 1,
+      durationMs: 5,
+      error: "exit 1",
+      output: "",
+      retryInMs: null,
+    })
+    // The resolved one's deliveries are still pending (no worker here): it is kept until they settle.
+    clock.advance(91 * 86_400_000)
+    expect(await incidents.prune(90)).toBe(0)
+    await opened.db`UPDATE incident_outbox SET status = 'delivered'`
+    expect(await incidents.prune(90)).toBe(1)
+    expect(await openProblems()).toEqual(["n2:heal-failed"])
+    expect((await opened.db`SELECT COUNT(*) AS n FROM incident_timeline`)[0].n).toBe(1)
+  })
 })

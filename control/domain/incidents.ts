@@ -223,6 +223,14 @@ export function createIncidents(deps: IncidentDeps) {
       while (draining) await draining
     },
 
+    /** Forgets incidents resolved more than `days` ago, with their timelines and deliveries. */
+    async prune(days: number) {
+      const before = new Date(clock.now().getTime() - days * 86_400_000).toISOString()
+      const pruned = await store.prune(before)
+      if (pruned > 0) log.info("pruned resolved incidents", { pruned, before })
+      return pruned
+    },
+
     list: store.list,
     get: store.get,
   }

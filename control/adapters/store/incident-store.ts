@@ -197,6 +197,27 @@ export function incidentStore(db: SQL): IncidentStorePort {
       }
     },
 
+    async prune(resolvedBefore) {
+      // A batch at a time, so heartbeats get the database between batches.
+      let pruned = 0
+      for (;;) {
+        const rows: Row[] = await db`
+          SELECT id FROM incidents i WHERE status = 'resolved' AND resolved_at < ${resolvedBefore}
+            AND NOT EXISTS (SELECT 1 FROM incident_outbox o WHERE o.incident_id = i.id AND o.status = 'pending')
+          LIMIT 1000`
+        const ids = rows.map((r) => String(r.id))
+        if (ids.length === 0) return pruned
+        await db.begin(async (tx) => {
+          await tx`DELETE FROM incident_outbox WHERE incident_id IN ${tx(ids)}`
+          await tx`DELETE FROM incident_timeline WHERE incident_id IN ${tx(ids)}`
+          await tx`DELETE FROM incidents WHERE id IN ${tx(ids)}`
+        })
+        pruned += ids.length
+        if (ids.length < 1000) return pruned
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    },
+
     async startWatch(nodeId, problem, sinceMs, message) {
       await db`
         INSERT INTO incident_watches (node_id, problem, since_ms, message) VALUES (${nodeId}, ${problem}, ${sinceMs}, ${message})
