@@ -193,7 +193,6 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   })
   const incidents = createIncidents({
     store: incidentStore(db),
-    bus,
     clock,
     policy: { ...incidentPolicy(ChimeraConfig.parse({}).incidents), ...opts.incidents },
     channels: [...notify.channels.map((c) => c.name), ...(notify.tickets ? [notify.tickets.name] : [])],

@@ -38,7 +38,7 @@ describe("the incident outbox", () => {
       env: { CHIMERA_NOTIFICATIONS_SLACK_WEBHOOK_URL: slack.webhookUrl },
     })
     slack.failNext(3, { status: 500, body: "rollup_error" })
-    slack.failNext(3, { status: 429, headers: { "retry-after": "2" }, body: "rate_limited" })
+    slack.failNext(3, { status: 429, headers: { "retry-after": "4" }, body: "rate_limited" })
     const nodes = await Promise.all(["out-1", "out-2", "out-3"].map((id) => simAgent(cp, id)))
     for (const node of nodes) await node.report(healFailed())
 

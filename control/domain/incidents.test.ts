@@ -32,7 +32,6 @@ beforeEach(async () => {
   const settings = { ...ChimeraConfig.parse({}).incidents, unreachable_after_seconds: 60 }
   incidents = createIncidents({
     store: incidentStore(opened.db),
-    bus,
     clock,
     policy: incidentPolicy(settings),
     channels: CHANNELS,

@@ -10,7 +10,7 @@ import type { IncidentChange, IncidentStorePort, StepPlan } from "./incident-por
 import { type IncidentPolicy, openingChannels } from "./incident-routing.ts"
 import { type RuleAction, rulesFor, watchMessage } from "./incident-rules.ts"
 import type { Notice } from "./notifications.ts"
-import type { Clock, EventBusPort } from "./ports.ts"
+import type { Clock } from "./ports.ts"
 
 const log = createLogger("incidents")
 
@@ -29,7 +29,6 @@ const WATCHED: { problem: Problem; after: (p: IncidentPolicy) => number }[] = [
 
 export interface IncidentDeps {
   store: IncidentStorePort
-  bus: EventBusPort
   clock: Clock
   policy: IncidentPolicy
   /** Names of the configured channels and ticket system, in the outbox's terms. */
