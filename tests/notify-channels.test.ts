@@ -139,6 +139,29 @@ describe("answers a channel cannot trust", () => {
   })
 })
 
+describe("redirects", () => {
+  test("a redirect is not followed (it would carry the routing key elsewhere) and is not retried", async () => {
+    await using pd = startPagerDuty()
+    const elsewhere = startPagerDuty()
+    const redirecting = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () => new Response(null, { status: 307, headers: { location: elsewhere.enqueueUrl } }),
+    })
+    try {
+      const url = `http://127.0.0.1:${redirecting.port}/v2/enqueue`
+      const result = failed(await createPagerDutyChannel({ routingKey: pd.routingKey, url }, HTTP).send(notice()))
+      expect(result.retryable).toBe(false)
+      expect(result.error).toContain("answered 307")
+      expect(result.error).toContain("the endpoint redirects (not followed")
+      expect(elsewhere.received).toEqual([])
+    } finally {
+      await redirecting.stop(true)
+      await elsewhere.stop()
+    }
+  })
+})
+
 describe("pagerduty", () => {
   test("an incident triggers one alert, repeats fold into it, and the resolution resolves it by dedup_key", async () => {
     await using pd = startPagerDuty()

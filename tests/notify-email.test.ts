@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test"
 import { createEmailChannel, type EmailSettings } from "../control/adapters/notify/email.ts"
 import type { DeliveryFailure, DeliveryResult } from "../control/domain/notifications.ts"
 import { freePort } from "./support/control-plane.ts"
+import { claimAddresses } from "./support/loopback.ts"
 import { CURRENT, DESIRED, notice } from "./support/notice.ts"
 import { mailBody, type SmtpServer, startSmtp } from "./support/smtp-server.ts"
 
@@ -50,12 +51,19 @@ describe("email", () => {
     expect(body).toContain("Dashboard: http://127.0.0.1:8080/#/nodes/web-1")
   })
 
-  test("the resolution answers the opening message, so mail clients keep one thread", async () => {
+  test("updates and the resolution answer the opening message; each update has its own Message-ID", async () => {
     await using smtp = await startSmtp()
-    await createEmailChannel(settings(smtp), TIMEOUT).send(notice({ step: "resolved" }))
-    const [mail] = await smtp.messages()
-    expect(mail?.data).toContain("Subject: [Chimera critical] Resolved: web-1: heal failed")
-    expect(mail?.data).toContain("In-Reply-To: <chimera.inc-42.opened@chimera.invalid>")
+    const channel = createEmailChannel(settings(smtp), TIMEOUT)
+    await channel.send(notice({ step: "updated", at: "2026-12-06T04:01:00.000Z" }))
+    await channel.send(notice({ step: "updated", at: "2026-12-06T04:02:00.000Z" }))
+    await channel.send(notice({ step: "resolved" }))
+    const [first, second, resolved] = await smtp.messages()
+    const id = (m: typeof first) => /^Message-ID: (.*)$/m.exec(m?.data ?? "")?.[1]?.trim()
+    expect(id(first)).toBe("<chimera.inc-42.updated.20261206040100000@chimera.invalid>")
+    expect(id(second)).toBe("<chimera.inc-42.updated.20261206040200000@chimera.invalid>")
+    expect(resolved?.data).toContain("Subject: [Chimera critical] Resolved: web-1: heal failed")
+    for (const m of [first, second, resolved])
+      expect(m?.data).toContain("In-Reply-To: <chimera.inc-42.opened@chimera.invalid>")
   })
 
   test("STARTTLS is used when offered, and the login happens inside it", async () => {
@@ -65,6 +73,21 @@ describe("email", () => {
     expect((await channel.send(notice())).ok).toBe(true)
     const [mail] = await smtp.messages()
     expect(mail).toMatchObject({ tls: true, auth_user: "chimera" })
+  })
+
+  test("port 465 speaks TLS from the first byte, and logs in inside it", async () => {
+    const [claim] = claimAddresses(1)
+    if (!claim) throw new Error("no loopback address claimed")
+    try {
+      await using smtp = await startSmtp({ smtpsOn: claim.address, auth: { user: "chimera", password: PASSWORD } })
+      expect(smtp.port).toBe(465)
+      const ca = await Bun.file(smtp.caFile).text()
+      const channel = createEmailChannel(settings(smtp, { username: "chimera", password: PASSWORD, ca }), TIMEOUT)
+      expect((await channel.send(notice())).ok).toBe(true)
+      expect((await smtp.messages())[0]).toMatchObject({ tls: true, auth_user: "chimera" })
+    } finally {
+      claim.release()
+    }
   })
 
   test("a wrong password is not retried, and the error names the server but not the password", async () => {
@@ -116,6 +139,17 @@ describe("email", () => {
     )
     expect(rejected.retryable).toBe(false)
     expect(rejected.error).toContain("550")
+  })
+
+  test("a server slow at every step is given up on after the whole timeout, as retryable", async () => {
+    await using smtp = await startSmtp()
+    const to = ["slow1@example.org", "slow2@example.org", "slow3@example.org", "slow4@example.org"]
+    const result = failed(await createEmailChannel(settings(smtp, { to }), { timeoutMs: 1000 }).send(notice()))
+    expect(result).toEqual({
+      ok: false,
+      retryable: true,
+      error: `email: 127.0.0.1:${smtp.port} did not finish within 1 s`,
+    })
   })
 
   test("no server listening is retried and named", async () => {

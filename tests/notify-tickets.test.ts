@@ -238,6 +238,34 @@ describe("jira", () => {
     )
   })
 
+  test("a resolve of several requests ends within one timeout, not one per request", async () => {
+    await using jira = startJira()
+    await createJira(settings(jira), HTTP).create(notice())
+    // Each answer comes 700 ms late: one request fits in 1.5 s, the resolve's four do not.
+    const slow = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch(req) {
+        await Bun.sleep(700)
+        const url = new URL(req.url)
+        return fetch(`${jira.url}${url.pathname}${url.search}`, {
+          method: req.method,
+          headers: req.headers,
+          body: req.method === "GET" ? undefined : await req.text(),
+        })
+      },
+    })
+    try {
+      const tickets = createJira(settings(jira, { url: `http://127.0.0.1:${slow.port}` }), { timeoutMs: 1500 })
+      const result = failed(await tickets.resolve("OPS-1", notice({ step: "resolved" })))
+      expect(result).toMatchObject({ retryable: true })
+      expect(result.error).toBe(`jira: no answer from 127.0.0.1:${slow.port} within 1.5 s`)
+      expect(jira.issues.get("OPS-1")?.status).toBe("To Do")
+    } finally {
+      await slow.stop(true)
+    }
+  })
+
   test("throttling (429 with Retry-After) is retried; an unknown issue looks up as none", async () => {
     await using jira = startJira()
     const tickets = createJira(settings(jira), HTTP)

@@ -1,7 +1,8 @@
 // A real SMTP server per test: Debian's aiosmtpd, run by smtp_store.py beside this file, on 127.0.0.1
 // with a port the kernel picks. With `tls` it offers STARTTLS with a fresh self-signed certificate for
-// 127.0.0.1 (made with openssl; `caFile` is what a client must trust); with `auth` it requires a login,
-// and accepts one only over TLS. Every accepted message is read back with its envelope, whether it came
+// 127.0.0.1 (made with openssl; `caFile` is what a client must trust); with `smtpsOn` it speaks TLS
+// from the first byte on that (claimed) address's port 465; with `auth` it requires a login, and
+// accepts one only over TLS. Every accepted message is read back with its envelope, whether it came
 // encrypted, and who logged in. A missing aiosmtpd or openssl fails the test with the package to install.
 import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -30,7 +31,12 @@ const SCRIPT = join(import.meta.dir, "smtp_store.py")
 const PYTHON = "/usr/bin/python3"
 
 export async function startSmtp(
-  opts: { tls?: boolean; auth?: { user: string; password: string } } = {},
+  opts: {
+    tls?: boolean
+    auth?: { user: string; password: string }
+    /** TLS from the first byte (SMTPS) on this address's port 465, instead of STARTTLS on a free port. */
+    smtpsOn?: string
+  } = {},
 ): Promise<SmtpServer> {
   requireTool("aiosmtpd")
   const dir = await mkdtemp(join(tmpdir(), "chimera-smtp-"))
@@ -38,7 +44,7 @@ export async function startSmtp(
   await mkdir(out)
   const args = [PYTHON, SCRIPT, out]
   let caFile = ""
-  if (opts.tls) {
+  if (opts.tls || opts.smtpsOn) {
     const openssl = requireTool("openssl")
     caFile = join(dir, "cert.pem")
     const key = join(dir, "key.pem")
@@ -58,10 +64,11 @@ export async function startSmtp(
       "-subj",
       "/CN=127.0.0.1",
       "-addext",
-      "subjectAltName=IP:127.0.0.1",
+      `subjectAltName=IP:${opts.smtpsOn ?? "127.0.0.1"}`,
     ])
     args.push("--tls-cert", caFile, "--tls-key", key)
   }
+  if (opts.smtpsOn) args.push("--smtps", "--host", opts.smtpsOn, "--port", "465")
   if (opts.auth) args.push("--user", opts.auth.user, "--password", opts.auth.password)
   const proc = Bun.spawn(args, { stdout: "pipe", stderr: "pipe" })
   const port = await _readyPort(proc)
@@ -71,7 +78,7 @@ export async function startSmtp(
     await rm(dir, { recursive: true, force: true })
   }
   return {
-    host: "127.0.0.1",
+    host: opts.smtpsOn ?? "127.0.0.1",
     port,
     caFile,
     async messages() {

@@ -5,6 +5,7 @@
 // so a retried delivery is recognisable as the same message and a thread stays one thread in a mail
 // client. SMTP's own codes decide retries: 4xx is transient (greylisting, a full queue), 5xx is
 // permanent; a refused login or a certificate that does not verify needs a person.
+import { rootCertificates } from "node:tls"
 import nodemailer from "nodemailer"
 import type { DeliveryResult, Notice, NotificationChannel } from "../../domain/notifications.ts"
 import { scrub } from "./http.ts"
@@ -31,7 +32,8 @@ export function createEmailChannel(settings: EmailSettings, options: { timeoutMs
     ignoreTLS: !settings.starttls && !implicitTls,
     requireTLS: settings.starttls && settings.password !== "",
     auth: settings.username !== "" ? { user: settings.username, pass: settings.password } : undefined,
-    tls: settings.ca !== "" ? { ca: settings.ca } : undefined,
+    // Node's `ca` replaces the built-in roots; the configured certificates are meant to add to them.
+    tls: settings.ca !== "" ? { ca: [...rootCertificates, settings.ca] } : undefined,
     connectionTimeout: options.timeoutMs,
     greetingTimeout: options.timeoutMs,
     socketTimeout: options.timeoutMs,
@@ -44,17 +46,33 @@ export function createEmailChannel(settings: EmailSettings, options: { timeoutMs
     async send(notice: Notice): Promise<DeliveryResult> {
       try {
         const opening = messageId(notice.incidentId, "opened")
-        const info = await transport.sendMail({
+        const sending = transport.sendMail({
           from: settings.from,
           to: settings.to,
           subject: `[Chimera ${notice.severity}] ${headline(notice)}`,
           text: plainText(notice),
-          messageId: messageId(notice.incidentId, notice.step),
+          messageId: messageId(notice.incidentId, notice.step, notice.at),
           ...(notice.step === "updated" || notice.step === "resolved"
             ? { inReplyTo: opening, references: [opening] }
             : {}),
           headers: { "X-Chimera-Incident": notice.incidentId, "X-Chimera-Step": notice.step },
         })
+        // nodemailer bounds each phase (connect, greeting, each reply) but not the whole exchange; a
+        // server that answers slowly at every step would hold a delivery far past its timeout.
+        let timer: ReturnType<typeof setTimeout> | undefined
+        const late = new Promise<null>((resolve) => {
+          timer = setTimeout(() => resolve(null), options.timeoutMs)
+        })
+        const info = await Promise.race([sending, late]).finally(() => clearTimeout(timer))
+        if (info === null) {
+          sending.catch(() => {}) // its failure, if it comes, is no longer anyone's to hear
+          const within = Number((options.timeoutMs / 1000).toFixed(1))
+          return {
+            ok: false,
+            retryable: true,
+            error: `email: ${settings.host}:${settings.port} did not finish within ${within} s`,
+          }
+        }
         return { ok: true, externalId: info.messageId }
       } catch (err) {
         return emailFailure(err, settings, secrets)
@@ -63,10 +81,15 @@ export function createEmailChannel(settings: EmailSettings, options: { timeoutMs
   }
 }
 
-/** A stable Message-ID for one step of one incident (RFC 5322 msg-id: left part without spaces or <>). */
-export function messageId(incidentId: string, step: Notice["step"]): string {
+/**
+ * A stable Message-ID for one delivery (RFC 5322 msg-id: no spaces or <> on the left). An incident
+ * opens and resolves once, but may be updated many times: each update is told apart by its time, so a
+ * mail client does not fold a later update into an earlier one as a duplicate.
+ */
+export function messageId(incidentId: string, step: Notice["step"], at = ""): string {
   const id = incidentId.replace(/[^A-Za-z0-9._-]/g, (c) => `=${c.charCodeAt(0).toString(16)}`)
-  return `<chimera.${id}.${step}@chimera.invalid>`
+  const when = step === "updated" ? `.${at.replace(/\D/g, "")}` : ""
+  return `<chimera.${id}.${step}${when}@chimera.invalid>`
 }
 
 function emailFailure(err: unknown, settings: EmailSettings, secrets: string[]): DeliveryResult {

@@ -35,8 +35,16 @@ export interface HttpCall {
   secrets: string[]
 }
 
-/** Sends the request; a transport failure (no answer at all) is answered as a retryable failure. */
-export async function exchange(call: HttpCall, options: HttpOptions): Promise<HttpAnswer | DeliveryFailure> {
+/**
+ * Sends the request; a transport failure (no answer at all) is answered as a retryable failure. The
+ * deadline is the request's own timeout, or `deadline` when one operation makes several requests
+ * (a Jira resolve: look up, comment, list transitions, transition) and must end within one timeout.
+ */
+export async function exchange(
+  call: HttpCall,
+  options: HttpOptions,
+  deadline?: AbortSignal,
+): Promise<HttpAnswer | DeliveryFailure> {
   const doFetch = options.fetch ?? fetch
   const headers: Record<string, string> = { accept: "application/json", ...call.headers }
   if (call.body !== undefined) headers["content-type"] = "application/json"
@@ -45,7 +53,7 @@ export async function exchange(call: HttpCall, options: HttpOptions): Promise<Ht
       method: call.method,
       headers,
       body: call.body === undefined ? undefined : JSON.stringify(call.body),
-      signal: AbortSignal.timeout(options.timeoutMs),
+      signal: deadline ?? AbortSignal.timeout(options.timeoutMs),
       // A redirect would resend the credential to wherever it points; a service API does not redirect.
       redirect: "manual",
     })
@@ -88,7 +96,14 @@ export function failure(
   const retryable = status === 429 || status === 408 || status >= 500 || status < 200
   const retryAfterMs = retryable ? parseRetryAfter(answer.headers.get("retry-after"), options.now ?? Date.now) : null
   const why = reason.trim() === "" ? "" : ` ${_clip(reason)}`
-  const advice = hint !== "" ? `: ${hint}` : status === 401 || status === 403 ? ": check the credential" : ""
+  const advice =
+    hint !== ""
+      ? `: ${hint}`
+      : status === 401 || status === 403
+        ? ": check the credential"
+        : status >= 300 && status < 400
+          ? ": the endpoint redirects (not followed, it would carry the credential); configure the final address"
+          : ""
   const error = scrub(`${call.channel}: ${_host(call.url)} answered ${status}${why}${advice}`, call.secrets)
   return retryAfterMs === null ? { ok: false, retryable, error } : { ok: false, retryable, retryAfterMs, error }
 }
@@ -149,7 +164,7 @@ function _transportError(err: unknown, url: string, timeoutMs: number): string {
   const e = err as { name?: string; code?: string; message?: string }
   const host = _host(url)
   if (e.name === "TimeoutError" || e.name === "AbortError")
-    return `no answer from ${host} within ${Math.round(timeoutMs / 1000)} s`
+    return `no answer from ${host} within ${Number((timeoutMs / 1000).toFixed(1))} s`
   const code = String(e.code ?? "")
   if (/ConnectionRefused|ECONNREFUSED/i.test(code)) return `cannot reach ${host}: connection refused`
   if (/ENOTFOUND|EAI_AGAIN|DNS/i.test(code)) return `cannot reach ${host}: host not found`

@@ -45,19 +45,21 @@ export function createJira(settings: JiraSettings, options: HttpOptions): Ticket
     body,
     secrets: [settings.apiToken, auth.slice(6)],
   })
-  const send = async (c: HttpCall, expect: number[]): Promise<HttpAnswer | DeliveryResult> => {
-    const answer = await exchange(c, options)
+  // Each operation, however many requests it makes, ends within one timeout.
+  const deadline = () => AbortSignal.timeout(options.timeoutMs)
+  const send = async (c: HttpCall, expect: number[], signal: AbortSignal): Promise<HttpAnswer | DeliveryResult> => {
+    const answer = await exchange(c, options, signal)
     if (isFailure(answer)) return answer
     return expect.includes(answer.status) ? answer : failure(c, answer, _reason(answer), options, _hint(answer))
   }
   const browse = (key: string) => `${settings.url.replace(/\/+$/, "")}/browse/${encodeURIComponent(key)}`
   const issuePath = (key: string) => `/issue/${encodeURIComponent(key)}`
-  const comment = async (key: string, notice: Notice) => {
-    const answer = await send(call("POST", `${issuePath(key)}/comment`, { body: adf(notice) }), [201])
+  const comment = async (key: string, notice: Notice, signal: AbortSignal) => {
+    const answer = await send(call("POST", `${issuePath(key)}/comment`, { body: adf(notice) }), [201], signal)
     return "ok" in answer ? answer : ({ ok: true, externalId: key, label: key, url: browse(key) } as const)
   }
-  const lookup = async (key: string): Promise<TicketLookup> => {
-    const answer = await send(call("GET", `${issuePath(key)}?fields=status`), [200, 404])
+  const lookup = async (key: string, signal: AbortSignal): Promise<TicketLookup> => {
+    const answer = await send(call("GET", `${issuePath(key)}?fields=status`), [200, 404], signal)
     if ("ok" in answer) return answer as TicketLookup
     if (answer.status === 404) return { ok: true, ticket: null }
     const issue = answer.json as Issue
@@ -77,8 +79,10 @@ export function createJira(settings: JiraSettings, options: HttpOptions): Ticket
   return {
     name: "jira",
     async create(notice) {
+      const signal = deadline()
       const jql = `project = "${_jql(settings.projectKey)}" AND labels = "${incidentLabel(notice)}"`
-      const search = await send(call("GET", `/search/jql?${new URLSearchParams({ jql, fields: "status" })}`), [200])
+      const query = new URLSearchParams({ jql, fields: "status" })
+      const search = await send(call("GET", `/search/jql?${query}`), [200], signal)
       if ("ok" in search) return search
       const [existing] = ((search.json as { issues?: Issue[] } | undefined)?.issues ?? []).filter((i) => i?.key)
       if (existing) return { ok: true, externalId: existing.key, label: existing.key, url: browse(existing.key) }
@@ -93,16 +97,17 @@ export function createJira(settings: JiraSettings, options: HttpOptions): Ticket
           },
         }),
         [201],
+        signal,
       )
       if ("ok" in made) return made
       const key = (made.json as Partial<Issue> | undefined)?.key
       if (typeof key !== "string") return { ok: false, retryable: true, error: "jira: the answer had no issue key" }
       return { ok: true, externalId: key, label: key, url: browse(key) }
     },
-    update: (ticketId, notice) => comment(ticketId, notice),
+    update: (ticketId, notice) => comment(ticketId, notice, deadline()),
     async check(): Promise<DeliveryResult> {
       const key = settings.projectKey
-      const answer = await send(call("GET", `/project/${encodeURIComponent(key)}`), [200, 404])
+      const answer = await send(call("GET", `/project/${encodeURIComponent(key)}`), [200, 404], deadline())
       if ("ok" in answer) return answer
       if (answer.status === 404)
         return {
@@ -123,13 +128,14 @@ export function createJira(settings: JiraSettings, options: HttpOptions): Ticket
     },
     async resolve(ticketId, notice): Promise<DeliveryResult> {
       // Already done (a retry, or someone closed it by hand): say so once, transition nothing.
-      const now = await lookup(ticketId)
+      const signal = deadline()
+      const now = await lookup(ticketId, signal)
       if (!now.ok) return now
       if (now.ticket === null) return { ok: false, retryable: false, error: `jira: issue ${ticketId} not found` }
       if (now.ticket.resolved) return { ok: true, externalId: ticketId, label: ticketId, url: now.ticket.url }
-      const noted = await comment(ticketId, notice)
+      const noted = await comment(ticketId, notice, signal)
       if (!noted.ok) return noted
-      const listed = await send(call("GET", `${issuePath(ticketId)}/transitions`), [200])
+      const listed = await send(call("GET", `${issuePath(ticketId)}/transitions`), [200], signal)
       if ("ok" in listed) return listed
       const transitions = (listed.json as { transitions?: Transition[] } | undefined)?.transitions ?? []
       const wanted = settings.doneTransition.toLowerCase()
@@ -148,10 +154,11 @@ export function createJira(settings: JiraSettings, options: HttpOptions): Ticket
       const moved = await send(
         call("POST", `${issuePath(ticketId)}/transitions`, { transition: { id: done.id } }),
         [204],
+        signal,
       )
       return "ok" in moved ? moved : { ok: true, externalId: ticketId, label: ticketId, url: browse(ticketId) }
     },
-    get: lookup,
+    get: (ticketId) => lookup(ticketId, deadline()),
   }
 }
 

@@ -49,8 +49,13 @@ export function createServiceNow(settings: ServiceNowSettings, options: HttpOpti
     body,
     secrets: [settings.password, basicAuth(settings.username, settings.password).slice(6)],
   })
-  const send = async (c: HttpCall, expect: number[]): Promise<Record_ | DeliveryResult> => {
-    const answer = await exchange(c, options)
+  // An operation of several requests (a create looks first) ends within one timeout.
+  const send = async (
+    c: HttpCall,
+    expect: number[],
+    signal = AbortSignal.timeout(options.timeoutMs),
+  ): Promise<Record_ | DeliveryResult> => {
+    const answer = await exchange(c, options, signal)
     if (isFailure(answer)) return answer
     if (!expect.includes(answer.status)) return failure(c, answer, _reason(answer), options)
     const result = (answer.json as { result?: unknown } | undefined)?.result
@@ -71,7 +76,8 @@ export function createServiceNow(settings: ServiceNowSettings, options: HttpOpti
         sysparm_fields: FIELDS,
         sysparm_limit: "1",
       })
-      const found = await send(call("GET", `?${query}`), [200])
+      const signal = AbortSignal.timeout(options.timeoutMs)
+      const found = await send(call("GET", `?${query}`), [200], signal)
       if ("sys_id" in found || !found.ok) return done(found)
       return done(
         await send(
@@ -84,6 +90,7 @@ export function createServiceNow(settings: ServiceNowSettings, options: HttpOpti
             correlation_display: "Chimera",
           }),
           [201, 200],
+          signal,
         ),
       )
     },
