@@ -193,7 +193,6 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   })
   const incidents = createIncidents({
     store: incidentStore(db),
-    bus,
     clock,
     policy: { ...incidentPolicy(ChimeraConfig.parse({}).incidents), ...opts.incidents },
     channels: [...notify.channels.map((c) => c.name), ...(notify.tickets ? [notify.tickets.name] : [])],
@@ -262,6 +261,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     try {
       if (commandDays > 0) await fleet.pruneCommands(commandDays)
       if (eventDays > 0) await fleet.pruneEvents(eventDays)
+      // An incident is kept as long as the events it came from.
+      if (eventDays > 0) await incidents.prune(eventDays)
     } catch (error) {
       log.error("pruning answered commands and old events failed", { error })
     } finally {

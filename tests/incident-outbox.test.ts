@@ -8,6 +8,7 @@ import { loadConfig } from "../control/config.ts"
 import type { Delivery, Incident } from "../control/domain/incident-model.ts"
 import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { startSlack } from "./support/notify-servers.ts"
+import { startServiceNow } from "./support/servicenow-server.ts"
 import { healFailed, healSucceeded, simAgent } from "./support/sim-agent.ts"
 import { runOk } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
@@ -37,7 +38,7 @@ describe("the incident outbox", () => {
       env: { CHIMERA_NOTIFICATIONS_SLACK_WEBHOOK_URL: slack.webhookUrl },
     })
     slack.failNext(3, { status: 500, body: "rollup_error" })
-    slack.failNext(3, { status: 429, headers: { "retry-after": "2" }, body: "rate_limited" })
+    slack.failNext(3, { status: 429, headers: { "retry-after": "4" }, body: "rate_limited" })
     const nodes = await Promise.all(["out-1", "out-2", "out-3"].map((id) => simAgent(cp, id)))
     for (const node of nodes) await node.report(healFailed())
 
@@ -132,5 +133,43 @@ describe("the incident outbox", () => {
     expect(shown).toContain("failed")
     expect(shown).toContain("slack")
     expect(shown).not.toContain("wrong-secret-path")
+  })
+
+  test("ServiceNow: the incident is created first, then its notes and its resolution, on the same record", async () => {
+    await using sn = startServiceNow()
+    // ServiceNow answers the first create with an outage, so the notes queued behind it must wait.
+    sn.failNext(1, { status: 503, headers: { "retry-after": "1" } })
+    const config = loadConfig({
+      env: {
+        CHIMERA_ITSM_PROVIDER: "servicenow",
+        CHIMERA_ITSM_URL: sn.url,
+        CHIMERA_ITSM_USERNAME: sn.user,
+        CHIMERA_ITSM_API_KEY: sn.password,
+      },
+    })
+    await using cp = await startInProcess({ notify: channelsFromConfig(config), incidents: { updateEveryMs: 0 } })
+    const node = await simAgent(cp, "sn-node")
+    await node.report(healFailed())
+    await node.report(healFailed("switch-to-configuration switch exited 2"))
+    await node.report(healFailed("switch-to-configuration switch exited 3"))
+    await node.report(healSucceeded())
+    const [incident] = await waitFor(
+      "an incident",
+      () => incidents(cp),
+      (is) => is.length === 1,
+    )
+    const d = await waitFor(
+      "every ticket step delivered",
+      () => detail(cp, incident?.id ?? ""),
+      (x) => x.deliveries.length === 4 && x.deliveries.every((y) => y.status === "delivered"),
+      30_000,
+    )
+    expect(d.deliveries.map((x) => x.step)).toEqual(["opened", "updated-1", "updated-2", "resolved"])
+    expect(sn.incidents.size).toBe(1)
+    const [record] = [...sn.incidents.values()]
+    expect(d.incident.ticketLabel).toBe(record?.number ?? "")
+    expect(record?.state).toBe("6")
+    expect(record?.work_notes.length).toBeGreaterThanOrEqual(2)
+    expect(record?.work_notes.join("\n")).toContain("exited 3")
   })
 })

@@ -116,7 +116,6 @@ beforeAll(async () => {
         storeProbe: probe,
         incidents: createIncidents({
           store: incidentStore(db),
-          bus,
           clock,
           policy: incidentPolicy(ChimeraConfig.parse({}).incidents),
           channels: [],

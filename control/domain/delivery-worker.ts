@@ -26,7 +26,7 @@ export interface DeliveryWorkerOptions {
 
 export const DEFAULT_DELIVERY: DeliveryWorkerOptions = {
   concurrency: 8,
-  leaseMs: 10 * 60_000,
+  leaseMs: 3 * 60_000,
   sendTimeoutMs: 30_000,
   maxAttempts: 25,
   baseBackoffMs: 1000,
@@ -115,7 +115,8 @@ export function createDeliveryWorker({ outbox, channels, clock, options, onDeliv
   // that share it) a few dozen queries. `held` keeps a row this worker still holds from being
   // handed to it again should its lease run out while it waits in the queue.
   const queue: OutboxItem[] = []
-  const held = new Set<number>()
+  /** Each held row's lease end (ms): one whose lease cannot outlast a send is let go, not sent. */
+  const held = new Map<number, number>()
   let refilling = false
 
   const launch = (item: OutboxItem) => {
@@ -141,10 +142,11 @@ export function createDeliveryWorker({ outbox, channels, clock, options, onDeliv
     refilling = true
     let claimed = 0
     try {
-      const items = await outbox.claimDue(clock.now().getTime(), o.leaseMs, o.concurrency * 4)
+      const now = clock.now().getTime()
+      const items = await outbox.claimDue(now, o.leaseMs, o.concurrency * 4)
       for (const item of items) {
         if (held.has(item.id)) continue
-        held.add(item.id)
+        held.set(item.id, now + o.leaseMs)
         queue.push(item)
         claimed++
       }
@@ -159,7 +161,12 @@ export function createDeliveryWorker({ outbox, channels, clock, options, onDeliv
 
   function pump() {
     if (stopped) return
-    while (inFlight.size < o.concurrency && queue.length > 0) launch(queue.shift() as OutboxItem)
+    while (inFlight.size < o.concurrency && queue.length > 0) {
+      const item = queue.shift() as OutboxItem
+      // Another worker may take it once the lease runs out; the next refill may bring it back here.
+      if ((held.get(item.id) ?? 0) < clock.now().getTime() + o.sendTimeoutMs) held.delete(item.id)
+      else launch(item)
+    }
     if (queue.length === 0 && !refilling && inFlight.size < o.concurrency) void refill()
   }
 

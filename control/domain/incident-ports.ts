@@ -16,8 +16,11 @@ import type { Notice } from "./notifications.ts"
 
 /** Decides, inside the store's transaction, who hears of a step and what they read. */
 export interface StepPlan {
-  /** The channels an opening goes to. */
-  opening(incident: Incident): string[]
+  /**
+   * The channels an opening goes to, given how many incidents the node opened in the last hour
+   * (this one excluded), and a line for the timeline when some were held back.
+   */
+  opening(incident: Incident, openedLastHour: number): { channels: string[]; note: string | null }
   notice(incident: Incident, step: Notice["step"], at: string): Notice
   /** A repeat makes a ticket note only if the last note is at least this old. */
   updateEveryMs: number
@@ -50,6 +53,9 @@ export interface IncidentStorePort {
   openProblems(nodeId: string): Promise<Problem[]>
   list(q: IncidentQuery): Promise<(Incident & { undelivered: number; failed: number })[]>
   get(id: string): Promise<IncidentDetail | null>
+
+  /** Deletes incidents resolved before `resolvedBefore` whose deliveries are all settled; returns how many. */
+  prune(resolvedBefore: string): Promise<number>
 
   /** Starts waiting for a problem that becomes an incident only if it lasts (the earliest start is kept). */
   startWatch(nodeId: string, problem: Problem, sinceMs: number, message: string): Promise<void>

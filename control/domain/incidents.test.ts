@@ -32,7 +32,6 @@ beforeEach(async () => {
   const settings = { ...ChimeraConfig.parse({}).incidents, unreachable_after_seconds: 60 }
   incidents = createIncidents({
     store: incidentStore(opened.db),
-    bus,
     clock,
     policy: incidentPolicy(settings),
     channels: CHANNELS,
@@ -211,5 +210,44 @@ describe("incidents from events", () => {
     expect(open?.message).toContain("rolled back")
     await publish("deployment.finished", null, { id: "d2", status: "succeeded", closure: GEN1 })
     expect(await openProblems()).toEqual([])
+  })
+
+  test("a node that flaps is told about ten times an hour; past that its incidents are recorded, not sent", async () => {
+    for (let i = 0; i < 12; i++) {
+      await report("heal.failed")
+      await report("heal.succeeded")
+      clock.advance(60_000)
+    }
+    const all = await incidents.list({ limit: 100 })
+    expect(all).toHaveLength(12)
+    const details = await Promise.all(all.map((i) => incidents.get(i.id)))
+    const told = details.filter((d) => (d?.deliveries.length ?? 0) > 0)
+    expect(told).toHaveLength(10)
+    const held = details.filter((d) => d?.deliveries.length === 0)
+    expect(held.map((d) => d?.timeline[0]?.message).every((m) => m?.includes("not notified"))).toBe(true)
+    clock.advance(3_600_000)
+    await report("heal.failed")
+    const [latest] = await incidents.list({ status: "open", limit: 1 })
+    expect((await incidents.get(latest?.id ?? ""))?.deliveries.length).toBe(4)
+  })
+
+  test("resolved incidents older than the retention are pruned with their timelines; open ones stay", async () => {
+    await report("heal.failed")
+    await report("heal.succeeded")
+    await publish("heal.failed", "n2", {
+      desired: GEN1,
+      attempt: 1,
+      durationMs: 5,
+      error: "exit 1",
+      output: "",
+      retryInMs: null,
+    })
+    // The resolved one's deliveries are still pending (no worker here): it is kept until they settle.
+    clock.advance(91 * 86_400_000)
+    expect(await incidents.prune(90)).toBe(0)
+    await opened.db`UPDATE incident_outbox SET status = 'delivered'`
+    expect(await incidents.prune(90)).toBe(1)
+    expect(await openProblems()).toEqual(["n2:heal-failed"])
+    expect((await opened.db`SELECT COUNT(*) AS n FROM incident_timeline`)[0].n).toBe(1)
   })
 })

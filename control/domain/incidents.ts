@@ -10,7 +10,7 @@ import type { IncidentChange, IncidentStorePort, StepPlan } from "./incident-por
 import { type IncidentPolicy, openingChannels } from "./incident-routing.ts"
 import { type RuleAction, rulesFor, watchMessage } from "./incident-rules.ts"
 import type { Notice } from "./notifications.ts"
-import type { Clock, EventBusPort } from "./ports.ts"
+import type { Clock } from "./ports.ts"
 
 const log = createLogger("incidents")
 
@@ -18,6 +18,8 @@ const log = createLogger("incidents")
 // event loop, and every heartbeat waiting on it, until it ends: each event and watch yields first.
 const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve))
 
+/** Incidents one node may open per hour with notifications; past it they are only recorded. */
+export const FLAPPING_PER_HOUR = 10
 /** Watches turned into incidents per tick and problem, so a network split is taken in slices. */
 const WATCH_BATCH = 500
 const WATCHED: { problem: Problem; after: (p: IncidentPolicy) => number }[] = [
@@ -27,7 +29,6 @@ const WATCHED: { problem: Problem; after: (p: IncidentPolicy) => number }[] = [
 
 export interface IncidentDeps {
   store: IncidentStorePort
-  bus: EventBusPort
   clock: Clock
   policy: IncidentPolicy
   /** Names of the configured channels and ticket system, in the outbox's terms. */
@@ -53,7 +54,17 @@ export function createIncidents(deps: IncidentDeps) {
   let dashboardUrl = policy.dashboardUrl
 
   const plan: StepPlan = {
-    opening: (incident) => openingChannels(policy, deps.channels, incident, clock.now()),
+    opening: (incident, openedLastHour) => {
+      const channels = openingChannels(policy, deps.channels, incident, clock.now())
+      if (openedLastHour < FLAPPING_PER_HOUR || channels.length === 0) return { channels, note: null }
+      // A node that keeps failing and recovering (or one that reports so on purpose) would otherwise
+      // page and post without end; past the limit its incidents are recorded, and told to nobody.
+      log.warn("incident not told: its node is flapping", { node: incident.nodeId, openedLastHour })
+      return {
+        channels: [],
+        note: `not notified: ${openedLastHour} other incidents opened on this node in the last hour`,
+      }
+    },
     updateEveryMs: policy.updateEveryMs,
     notice: (incident: Incident, step: Notice["step"], at: string): Notice => ({
       incidentId: incident.id,
@@ -209,6 +220,14 @@ export function createIncidents(deps: IncidentDeps) {
     /** Resolves once every queued event is handled (tests, a graceful stop). */
     async settled() {
       while (draining) await draining
+    },
+
+    /** Forgets incidents resolved more than `days` ago, with their timelines and deliveries. */
+    async prune(days: number) {
+      const before = new Date(clock.now().getTime() - days * 86_400_000).toISOString()
+      const pruned = await store.prune(before)
+      if (pruned > 0) log.info("pruned resolved incidents", { pruned, before })
+      return pruned
     },
 
     list: store.list,

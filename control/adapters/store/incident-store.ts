@@ -98,8 +98,12 @@ export function incidentStore(db: SQL): IncidentStorePort {
             INSERT INTO incidents (id, node_id, problem, severity, status, title, message, closures, opened_at, updated_at, noted_at)
             VALUES (${incident.id}, ${o.nodeId}, ${o.problem}, ${o.severity}, 'open', ${o.title}, ${o.message},
               ${JSON.stringify(o.closures)}, ${o.at}, ${o.at}, ${o.at})`
-          await addTimeline(tx, incident.id, o.at, "opened", o.message)
-          await enqueue(tx, incident, "opened", plan.opening(incident), plan.notice(incident, "opened", o.at))
+          const hourAgo = new Date(Date.parse(o.at) - 3_600_000).toISOString()
+          const recent: Row[] = await tx`
+            SELECT COUNT(*) AS n FROM incidents WHERE node_id = ${o.nodeId} AND opened_at > ${hourAgo} AND id <> ${incident.id}`
+          const { channels, note } = plan.opening(incident, num(recent[0]?.n))
+          await addTimeline(tx, incident.id, o.at, "opened", note ? `${o.message} (${note})` : o.message)
+          await enqueue(tx, incident, "opened", channels, plan.notice(incident, "opened", o.at))
           return { incident, step: "opened" as const }
         }
         const row = rows[0]
@@ -190,6 +194,27 @@ export function incidentStore(db: SQL): IncidentStorePort {
           message: String(t.message),
         })),
         deliveries: deliveries.map(toDelivery),
+      }
+    },
+
+    async prune(resolvedBefore) {
+      // A batch at a time, so heartbeats get the database between batches.
+      let pruned = 0
+      for (;;) {
+        const rows: Row[] = await db`
+          SELECT id FROM incidents i WHERE status = 'resolved' AND resolved_at < ${resolvedBefore}
+            AND NOT EXISTS (SELECT 1 FROM incident_outbox o WHERE o.incident_id = i.id AND o.status = 'pending')
+          LIMIT 1000`
+        const ids = rows.map((r) => String(r.id))
+        if (ids.length === 0) return pruned
+        await db.begin(async (tx) => {
+          await tx`DELETE FROM incident_outbox WHERE incident_id IN ${tx(ids)}`
+          await tx`DELETE FROM incident_timeline WHERE incident_id IN ${tx(ids)}`
+          await tx`DELETE FROM incidents WHERE id IN ${tx(ids)}`
+        })
+        pruned += ids.length
+        if (ids.length < 1000) return pruned
+        await new Promise((resolve) => setImmediate(resolve))
       }
     },
 
