@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { ChimeraConfig, ConfigError, databaseUrl, dataDir, loadConfig, loadLayeredConfig } from "./config.ts"
 
 async function tomlFile(text: string): Promise<AsyncDisposable & { path: string }> {
@@ -38,14 +38,47 @@ describe("defaults", () => {
       web: { host: "127.0.0.1", port: 8080 },
       mcp: { host: "localhost", port: 8765 },
       telemetry: { endpoint: "", insecure: false },
-      itsm: { provider: "", url: "", username: "", api_key: "", project_key: "" },
+      itsm: {
+        provider: "",
+        url: "",
+        username: "",
+        api_key: "",
+        api_key_file: "",
+        project_key: "",
+        issue_type: "Task",
+        done_transition: "",
+        close_code: "Solved (Permanently)",
+        timeout_seconds: 10,
+      },
       notifications: {
         slack_webhook_url: "",
+        slack_webhook_url_file: "",
         pagerduty_api_key: "",
+        pagerduty_api_key_file: "",
+        pagerduty_url: "https://events.pagerduty.com/v2/enqueue",
         email_smtp_host: "",
         email_smtp_port: 587,
         email_from: "",
         email_to: "",
+        email_username: "",
+        email_password: "",
+        email_password_file: "",
+        email_starttls: true,
+        email_ca_file: "",
+        timeout_seconds: 10,
+      },
+      incidents: {
+        unreachable_after_seconds: 120,
+        drift_unhealed_after_seconds: 600,
+        page: ["heal-failed", "unreachable", "missing-closure"],
+        quiet_hours: "",
+        quiet_hours_timezone: "UTC",
+        slack_min_severity: "info",
+        email_min_severity: "warning",
+        pagerduty_min_severity: "warning",
+        ticket_min_severity: "warning",
+        update_every_seconds: 900,
+        dashboard_url: "",
       },
       auth: { jwt_ttl_seconds: 3600, session_max_seconds: 43_200, node_credential_rotation_days: 30 },
       retention: { command_days: 30, event_days: 90 },
@@ -88,11 +121,16 @@ auto_heal = false
 [itsm]
 provider = "jira"
 url = "https://example.atlassian.net"
+username = "ops@example.org"
+api_key_file = "jira.token"
+project_key = "OPS"
 `)
     const config = loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } })
     expect(config.fleet.targets).toEqual(["web-1", "web-2"])
     expect(config.agent).toMatchObject({ node_id: "web-1", auto_heal: false, heartbeat_interval: 5 })
     expect(config.itsm.provider).toBe("jira")
+    // A secret's file, like every path the file sets, is read from the file's directory.
+    expect(config.itsm.api_key_file).toBe(join(dirname(file.path), "jira.token"))
     expect(config.log_level).toBe("INFO")
   })
 
@@ -260,13 +298,102 @@ describe("bad values name the field, the source and what was expected", () => {
   })
 })
 
+describe("[notifications] and [itsm]", () => {
+  const load = (env: Record<string, string>) => () => loadConfig({ env })
+
+  test("a Jira provider without a project key is refused, naming the field", () => {
+    const err = configError(
+      load({
+        CHIMERA_ITSM_PROVIDER: "jira",
+        CHIMERA_ITSM_URL: "https://example.atlassian.net",
+        CHIMERA_ITSM_USERNAME: "ops@example.org",
+        CHIMERA_ITSM_API_KEY: "token",
+      }),
+    )
+    expect(err.message).toBe(
+      'config: itsm.project_key: required when provider is "jira" (the project issues are made in); not set',
+    )
+  })
+
+  test("a provider alone names each field it still needs", () => {
+    const lines = configError(load({ CHIMERA_ITSM_PROVIDER: "servicenow" })).message.split("\n")
+    expect(lines.map((l) => l.split(":")[1]?.trim())).toEqual(["itsm.url", "itsm.username", "itsm.api_key"])
+  })
+
+  test("a URL that is not https (or http to loopback) is refused; a secret one is not echoed", () => {
+    const err = configError(
+      load({
+        CHIMERA_ITSM_URL: "javascript:alert(1)",
+        CHIMERA_NOTIFICATIONS_SLACK_WEBHOOK_URL: "ftp://hooks/T0/B0/xyz",
+        CHIMERA_NOTIFICATIONS_PAGERDUTY_URL: "http://events.pagerduty.com/v2/enqueue",
+      }),
+    )
+    const expected = 'expected an https URL (http only to a loopback address) or ""'
+    expect(err.message).toContain(`itsm.url: ${expected}, got "javascript:alert(1)"`)
+    expect(err.message).toContain(`notifications.slack_webhook_url: ${expected} (from`)
+    expect(err.message).toContain(
+      `notifications.pagerduty_url: ${expected}, got "http://events.pagerduty.com/v2/enqueue"`,
+    )
+    expect(err.message).not.toContain("T0/B0/xyz")
+    const local = load({ CHIMERA_NOTIFICATIONS_PAGERDUTY_URL: "http://127.0.0.1:8443/v2/enqueue" })()
+    expect(local.notifications.pagerduty_url).toBe("http://127.0.0.1:8443/v2/enqueue")
+  })
+
+  test("email needs a host, a sender and recipients that are addresses", () => {
+    const err = configError(load({ CHIMERA_NOTIFICATIONS_EMAIL_TO: "ops@example.org, on-call" }))
+    expect(err.message).toContain("notifications.email_smtp_host: required when email_from or email_to is set")
+    expect(err.message).toContain("notifications.email_from: expected the sender's address")
+    expect(err.message).toContain(
+      'notifications.email_to: expected one or more addresses, separated by commas, got "ops@example.org, on-call"',
+    )
+  })
+
+  test("a secret and its _file together, a user without a password, a password in clear: refused", () => {
+    const err = configError(
+      load({
+        CHIMERA_ITSM_API_KEY: "k",
+        CHIMERA_ITSM_API_KEY_FILE: "/run/keys/itsm",
+        CHIMERA_NOTIFICATIONS_EMAIL_SMTP_HOST: "127.0.0.1",
+        CHIMERA_NOTIFICATIONS_EMAIL_FROM: "chimera@example.org",
+        CHIMERA_NOTIFICATIONS_EMAIL_TO: "ops@example.org",
+        CHIMERA_NOTIFICATIONS_EMAIL_PASSWORD: "hunter2-password",
+        CHIMERA_NOTIFICATIONS_EMAIL_STARTTLS: "false",
+      }),
+    )
+    expect(err.message).toContain("itsm.api_key: set either api_key or api_key_file, not both")
+    expect(err.message).toContain("notifications.email_username: email_username and email_password")
+    expect(err.message).toContain("notifications.email_starttls: a password is never sent in clear")
+    expect(err.message).not.toContain("hunter2")
+  })
+
+  test("a complete configuration of every channel loads", () => {
+    const config = loadConfig({
+      env: {
+        CHIMERA_ITSM_PROVIDER: "servicenow",
+        CHIMERA_ITSM_URL: "https://example.service-now.com",
+        CHIMERA_ITSM_USERNAME: "chimera",
+        CHIMERA_ITSM_API_KEY_FILE: "/run/keys/servicenow",
+        CHIMERA_NOTIFICATIONS_SLACK_WEBHOOK_URL: "https://hooks.slack.com/services/T0/B0/x",
+        CHIMERA_NOTIFICATIONS_PAGERDUTY_API_KEY: "R0UT1NGKEY",
+        CHIMERA_NOTIFICATIONS_EMAIL_SMTP_HOST: "smtp.example.org",
+        CHIMERA_NOTIFICATIONS_EMAIL_FROM: "chimera@example.org",
+        CHIMERA_NOTIFICATIONS_EMAIL_TO: "ops@example.org,oncall@example.org",
+        CHIMERA_NOTIFICATIONS_EMAIL_USERNAME: "chimera",
+        CHIMERA_NOTIFICATIONS_EMAIL_PASSWORD_FILE: "/run/keys/smtp",
+      },
+    })
+    expect(config.itsm).toMatchObject({ provider: "servicenow", close_code: "Solved (Permanently)" })
+    expect(config.notifications).toMatchObject({ email_smtp_port: 587, email_starttls: true })
+  })
+})
+
 describe("secrets", () => {
   const secret = "s3cr3t-value-never-shown"
 
   test("a bad secret value is named by its path but never echoed", async () => {
     await using file = await tomlFile(`[notifications]\nslack_webhook_url = "${secret}"\n[itsm]\napi_key = 42\n`)
     const err = configError(() => loadConfig({ env: { CHIMERA_CONFIG_FILE: file.path } }))
-    expect(err.message).toContain("notifications.slack_webhook_url: expected an http(s) URL")
+    expect(err.message).toContain("notifications.slack_webhook_url: expected an https URL")
     expect(err.message).toContain("itsm.api_key: expected a string")
     expect(err.message).not.toContain(secret)
     expect(err.message).not.toContain("42")

@@ -12,6 +12,8 @@ import { readFileSync } from "node:fs"
 import { homedir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { z } from "zod"
+import { ItsmSection, NotificationsSection } from "./config-channels.ts"
+import { Problem, Severity } from "./domain/incident-model.ts"
 
 export class ConfigError extends Error {
   readonly code = "E_CONFIG"
@@ -28,6 +30,15 @@ const _string = () => z.string({ error: "expected a string" })
 const _bool = () => z.boolean({ error: "expected true or false" })
 const _url = () =>
   _string().refine((v) => v === "" || /^https?:\/\/[^\s/]+/.test(v), { error: 'expected an http(s) URL or ""' })
+const _severity = () => z.enum(Severity.options, { error: `expected one of ${Severity.options.join(", ")}` })
+const _isTimeZone = (zone: string) => {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: zone })
+    return true
+  } catch {
+    return false
+  }
+}
 // Every field of a section has a default, so `{}` is a valid input; the generic shape hides that from tsc.
 const _section = <T extends z.core.$ZodLooseShape>(shape: T) =>
   z
@@ -76,20 +87,32 @@ export const ChimeraConfig = z
     web: _section({ host: _string().default("127.0.0.1"), port: _port().default(8080) }),
     mcp: _section({ host: _string().default("localhost"), port: _port().default(8765) }),
     telemetry: _section({ endpoint: _string().default(""), insecure: _bool().default(false) }),
-    itsm: _section({
-      provider: z.enum(["", "servicenow", "jira"], { error: 'expected "servicenow", "jira" or "" (none)' }).default(""),
-      url: _url().default(""),
-      username: _string().default(""),
-      api_key: _string().default(""),
-      project_key: _string().default(""),
-    }),
-    notifications: _section({
-      slack_webhook_url: _url().default(""),
-      pagerduty_api_key: _string().default(""),
-      email_smtp_host: _string().default(""),
-      email_smtp_port: _port().default(587),
-      email_from: _string().default(""),
-      email_to: _string().default(""),
+    itsm: ItsmSection,
+    notifications: NotificationsSection,
+    // Incidents opened from fleet events: how long a silence or an unhealed drift may last first,
+    // which problems page, when only critical ones do (quiet hours, "HH:MM-HH:MM" in quiet_hours_timezone),
+    // the least severity each channel hears of, how often an open incident's ticket gets a note, and
+    // the dashboard link in messages ("" links to this control plane's own address).
+    incidents: _section({
+      unreachable_after_seconds: _seconds().default(120),
+      drift_unhealed_after_seconds: _seconds().default(600),
+      page: z
+        .array(Problem, { error: `expected a list of problems: ${Problem.options.join(", ")}` })
+        .default(["heal-failed", "unreachable", "missing-closure"]),
+      quiet_hours: _string()
+        .regex(/^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/, {
+          error: 'expected "HH:MM-HH:MM" (24-hour, e.g. "22:00-07:00") or "" (none)',
+        })
+        .default(""),
+      quiet_hours_timezone: _string()
+        .refine(_isTimeZone, { error: 'expected an IANA time zone such as "UTC" or "Europe/Paris"' })
+        .default("UTC"),
+      slack_min_severity: _severity().default("info"),
+      email_min_severity: _severity().default("warning"),
+      pagerduty_min_severity: _severity().default("warning"),
+      ticket_min_severity: _severity().default("warning"),
+      update_every_seconds: _seconds().default(900),
+      dashboard_url: _url().default(""),
     }),
     // Issue #4: session length, scheduled node credential rotation, and seed 002's rate limits
     // (requests per window; `agent` counts per node, `login` per source address).
@@ -156,7 +179,12 @@ type FlagTree<T> = T extends readonly unknown[]
 export type ConfigFlags = FlagTree<z.input<typeof ChimeraConfig>>
 
 /** Fields whose values must never appear in an error message or a log line. */
-const SECRETS = new Set(["itsm.api_key", "notifications.pagerduty_api_key", "notifications.slack_webhook_url"])
+const SECRETS = new Set([
+  "itsm.api_key",
+  "notifications.pagerduty_api_key",
+  "notifications.slack_webhook_url",
+  "notifications.email_password",
+])
 
 /** CHIMERA_* variables that are process settings, not configuration sections (DESIGN.md contracts). */
 export const RESERVED_ENV = new Set([
@@ -189,7 +217,16 @@ export interface LayeredConfig {
 }
 
 /** Fields holding a path, read from the config file's directory when the file sets them. */
-const PATH_FIELDS = ["nix.config_path", "ssh.identity_file", "ssh.known_hosts_file"]
+const PATH_FIELDS = [
+  "nix.config_path",
+  "ssh.identity_file",
+  "ssh.known_hosts_file",
+  "notifications.slack_webhook_url_file",
+  "notifications.pagerduty_api_key_file",
+  "notifications.email_password_file",
+  "notifications.email_ca_file",
+  "itsm.api_key_file",
+]
 
 export function loadConfig(options: LoadConfigOptions = {}): ChimeraConfig {
   return loadLayeredConfig(options).config
@@ -377,6 +414,8 @@ function _describe(issue: z.core.$ZodIssue, merged: Tree, sources: Map<string, s
       .join("\n")
   }
   const name = path.join(".") || "(root)"
+  // A field another one makes necessary may be set nowhere: there is no value or source to show.
+  if (issue.code === "custom" && _at(merged, path) === undefined) return `config: ${name}: ${issue.message}; not set`
   const got = SECRETS.has(name) ? "" : `, got ${_show(_at(merged, path))}`
   return `config: ${name}: ${issue.message}${got} (from ${_sourceOf(path, sources)})`
 }

@@ -1,14 +1,11 @@
-// Settings this version validates but does not act on yet. The ITSM integration and the notification
-// channels are specified (seed 000's [itsm] and [notifications]) and their sections are checked like
-// every other, so a file written for them stays valid; but a value set there changes nothing today. Accepting it in silence would let an operator believe incidents reach
-// ServiceNow or alerts reach Slack, so the control plane names every such setting at start, with where
-// it came from, on stderr. A section leaves this list in the change that makes it work.
+// Settings this version validates but does not act on yet. A section specified ahead of its code is
+// checked like every other, so a file written for it stays valid; but a value set there would change
+// nothing. Accepting it in silence would let an operator believe it works, so the control plane names
+// every such setting at start, with where it came from, on stderr. A section leaves this list in the
+// change that makes it work; today every section is active, and the list is empty.
 import { ChimeraConfig, type LayeredConfig } from "./config.ts"
 
-export const INACTIVE_SECTIONS: Record<string, string> = {
-  itsm: "no incidents are opened in an ITSM tool yet",
-  notifications: "no notifications are sent yet",
-}
+export const INACTIVE_SECTIONS: Record<string, string> = {}
 
 /** The inactive settings `layered` sets, as "notifications.email_to (from /etc/chimera.toml)". */
 export function inactiveSettings(layered: LayeredConfig): { section: string; settings: string[] }[] {

@@ -13,7 +13,9 @@ import { checkDatabaseNotLost } from "./adapters/store/database-file.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
 import { eventCursor } from "./adapters/store/event-cursor.ts"
 import { storeProbe } from "./adapters/store/health-probe.ts"
+import { incidentStore } from "./adapters/store/incident-store.ts"
 import { nodeCommands } from "./adapters/store/node-commands.ts"
+import { outboxStore } from "./adapters/store/outbox-store.ts"
 import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
 import { withStartupLock } from "./adapters/store/startup-lock.ts"
 import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
@@ -23,12 +25,18 @@ import { createApp } from "./api/app.ts"
 import { DEFAULT_STREAM_LIMITS, type StreamLimits } from "./api/event-fanout.ts"
 import type { Refusals } from "./api/refusals.ts"
 import { undeclaredRoutes } from "./api/route-permissions.ts"
+import { ChimeraConfig } from "./config.ts"
 import { createProviders } from "./domain/cli-providers.ts"
 import { endLeftoverCliSessions } from "./domain/cli-session-leftovers.ts"
 import { createCliSessions } from "./domain/cli-sessions.ts"
 import { type CommandTargets, createCommandService } from "./domain/command-service.ts"
+import { createDeliveryWorker, type DeliveryWorkerOptions } from "./domain/delivery-worker.ts"
 import { createFleet } from "./domain/fleet.ts"
 import { createHealthHistory } from "./domain/health-history.ts"
+import { type IncidentPolicy, incidentPolicy } from "./domain/incident-routing.ts"
+import { createIncidents } from "./domain/incidents.ts"
+import type { ConfiguredChannels } from "./domain/notifications.ts"
+import { createNotifyTest } from "./domain/notify-test.ts"
 import { type Clock, systemClock } from "./domain/ports.ts"
 import { createRelay } from "./domain/relay.ts"
 import { createReportQuota, DEFAULT_REPORT_QUOTA, type ReportQuotaSettings } from "./domain/report-quota.ts"
@@ -61,6 +69,12 @@ export interface ServerOptions {
   telemetry?: TelemetrySettings
   /** Each configured node's tags ([fleet.nodes.NAME] tags), for the dashboard's tag filter. */
   tags?: Record<string, string[]>
+  /** `[incidents]`: thresholds, paging, quiet hours, per-channel minimum severity (default: the config's defaults). */
+  incidents?: Partial<IncidentPolicy>
+  /** `[notifications]` and `[itsm]`: where incidents are told (default: nowhere). */
+  notify?: ConfiguredChannels
+  /** The outbox worker's retries and concurrency (default DEFAULT_DELIVERY). */
+  delivery?: Partial<DeliveryWorkerOptions>
 }
 
 export interface ControlPlane {
@@ -148,6 +162,38 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     unsubscribeSpans = () => void unsubscribe()
     log.info("exporting traces and metrics", { endpoint: opts.telemetry?.endpoint })
   }
+  const notify = opts.notify ?? { channels: [], tickets: null }
+  const worker = createDeliveryWorker({
+    outbox: outboxStore(db),
+    channels: notify,
+    clock,
+    options: opts.delivery,
+    // A ticket's id is known once its create is acknowledged: streams and dashboards hear of it then.
+    onDelivered: (item, result) => {
+      if (item.step !== "opened" || item.channel !== notify.tickets?.name || !result.externalId) return
+      fleet
+        .note("incident.updated", item.notice.node, {
+          incidentId: item.incidentId,
+          problem: item.notice.problem,
+          severity: item.notice.severity,
+          title: item.notice.title,
+          ticketId: result.label ?? result.externalId,
+        })
+        .catch((error) => log.warn("incident event not recorded", { error }))
+    },
+  })
+  const incidents = createIncidents({
+    store: incidentStore(db),
+    clock,
+    policy: { ...incidentPolicy(ChimeraConfig.parse({}).incidents), ...opts.incidents },
+    channels: [...notify.channels.map((c) => c.name), ...(notify.tickets ? [notify.tickets.name] : [])],
+    currentClosure: async (id) => (await store.getNode(id))?.currentPath ?? null,
+    deploymentTargets: async (id) =>
+      (await deployments.get(id))?.targets.map((t) => ({ target: t.target, status: t.status, error: t.error })) ?? null,
+    note: (type, nodeId, data) => fleet.note(type, nodeId, data),
+    wake: () => worker.wake(),
+  })
+  const unsubscribeIncidents = bus.subscribe((e) => incidents.handle(e))
   const dashboard = { history, nodeCommands: nodeCommands(db), events: eventCursor(db), tags: opts.tags ?? {} }
   const app = createApp({
     dashboard,
@@ -163,6 +209,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     tracer: telemetry?.tracer ?? null,
     streams: { ...DEFAULT_STREAM_LIMITS, ...opts.limits?.streams },
     storeProbe: storeProbe(opts.databaseUrl, db, dialect),
+    incidents,
+    notifyTest: createNotifyTest({ configured: notify, clock }),
     reportQuota: createReportQuota({ ...DEFAULT_REPORT_QUOTA, ...opts.limits?.reports }, clock),
   })
   const undeclared = undeclaredRoutes(app.routes.filter((r) => r.method !== "ALL"))
@@ -205,6 +253,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     try {
       if (commandDays > 0) await fleet.pruneCommands(commandDays)
       if (eventDays > 0) await fleet.pruneEvents(eventDays)
+      // An incident is kept as long as the events it came from.
+      if (eventDays > 0) await incidents.prune(eventDays)
     } catch (error) {
       log.error("pruning answered commands and old events failed", { error })
     } finally {
@@ -215,8 +265,24 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   if (prunes) void prune()
   const pruning = prunes ? setInterval(prune, opts.retention?.intervalMs ?? 3_600_000) : undefined
 
+  let ticking = false
+  const incidentTick = setInterval(async () => {
+    if (ticking) return
+    ticking = true
+    try {
+      await incidents.tick()
+    } catch (error) {
+      log.error("incident watches failed", { error })
+    } finally {
+      ticking = false
+    }
+  }, opts.sweepIntervalMs ?? 1000)
+
   const url = `http://${server.hostname?.includes(":") ? `[${server.hostname}]` : server.hostname}:${server.port}`
   log.info("control plane listening", { url })
+  incidents.setDashboardUrl(url)
+  // With SQLite this is the only control plane on the database: leases left by a killed one are void.
+  await worker.start(dialect === "sqlite")
   return {
     url,
     adminTokenPath: admin.path,
@@ -229,10 +295,14 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     async stop() {
       clearInterval(sweep)
       clearInterval(pruning)
+      clearInterval(incidentTick)
+      unsubscribeIncidents()
       unsubscribeMetrics()
       unsubscribeSpans()
       await server.stop(true)
       await operations.settled()
+      await incidents.settled()
+      await worker.stop()
       await trust.refusals.close()
       await replicas.close()
       keys.close()

@@ -12,6 +12,8 @@ import { realpathSync } from "node:fs"
 //                   (scripts/bench/attack-streams.ts; about 90 s, no Nix needed)
 //   --only mcp      run only check_congruence over MCP against `chimera watch --once` (scripts/bench/mcp-congruence.ts)
 //   --only dashboard  run only the web dashboard with 1,000 nodes in Chromium (scripts/bench/dashboard.ts)
+//   --only incidents  run only the network split: 1,000 agents silent at once, an incident and its
+//                   notifications each, heartbeats of the rest timed (scripts/bench/incidents.ts)
 //   --only heartbeats  run only heartbeat ingest (scripts/bench/heartbeats.ts; no Nix needed); with
 //                   --write it replaces only that section of BENCHMARKS.md
 //   --hb-nodes N, --hb-rates R,R, --hb-seconds N, --hb-rounds N, --hb-connections N, --hb-postgres
@@ -64,7 +66,7 @@ import { HEARTBEAT_HEADING, type HeartbeatResults, heartbeatBench, heartbeatTabl
 import { mcpCongruenceBench, mcpCongruenceTable } from "./bench/mcp-congruence.ts"
 import { relayBench, relayTable } from "./bench/relay.ts"
 
-const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats|mcp|attack-auth|attack] [--write]
+const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats|mcp|attack-auth|attack|incidents] [--write]
        [--hb-nodes N] [--hb-rates R,R] [--hb-seconds N] [--hb-rounds N] [--hb-connections N] [--hb-postgres]
 (each flag is described at the top of scripts/bench.ts)`
 /** A bad flag: one line that says what is wrong, the usage, exit 2; no stack trace. */
@@ -105,7 +107,7 @@ const DRIFTS = Number(values.drifts)
 if (!Number.isInteger(DRIFTS) || DRIFTS < 5) fail("--drifts: expected a whole number of at least 5")
 const SSH_ROUNDS = Number(values["ssh-rounds"])
 if (!Number.isInteger(SSH_ROUNDS) || SSH_ROUNDS < 3) fail("--ssh-rounds: expected a whole number of at least 3")
-const ALONE = ["ssh", "relay", "heartbeats", "mcp", "attack-auth", "dashboard", "attack", "replicas"]
+const ALONE = ["ssh", "relay", "heartbeats", "mcp", "attack-auth", "dashboard", "attack", "replicas", "incidents"]
 if (values.only !== undefined && !ALONE.includes(values.only))
   fail(`--only: the sections that run alone are ${ALONE.map((s) => `"${s}"`).join(", ")}`)
 if (values.only && values.only !== "heartbeats" && values.write)
@@ -161,6 +163,11 @@ if (values.only === "attack-auth") {
 }
 if (values.only === "attack") {
   process.stdout.write(`${attackTable(await attackBench())}\n`)
+  process.exit(0)
+}
+if (values.only === "incidents") {
+  const { incidentBench, incidentTable } = await import("./bench/incidents.ts")
+  process.stdout.write(`${incidentTable(await incidentBench({ split: 1000, quiet: 200, seconds: 20 }))}\n`)
   process.exit(0)
 }
 if (values.only === "relay") {

@@ -52,6 +52,8 @@ const REQUIREMENTS: Requirement[] = [
   // The command API's sudo password path is tested against a real sudo (tests/support/sudo-user.ts).
   { tool: "sudo", pkg: "sudo" },
   { tool: "openssl", pkg: "openssl" },
+  // Email notifications are delivered to a real SMTP server (tests/support/smtp-server.ts).
+  { tool: "aiosmtpd", pkg: "python3-aiosmtpd" },
 ]
 
 /** Peers for the SSH fan-out benchmark; `npm test` does not need them, so only `--bench` installs them. */

@@ -1,6 +1,6 @@
-// The control plane's settings ([web], [auth], [retention], [rate_limits]) through `chimera web` at each
-// layer (tests/support/config-layers.ts), and the sections it validates but does not act on yet
-// ([itsm], [notifications]), which it names at start. What is observed is what the control plane
+// The control plane's settings ([web], [auth], [retention], [rate_limits], [incidents]) through `chimera web` at each
+// layer (tests/support/config-layers.ts), and the channel sections ([itsm], [notifications]), checked
+// at start with the field named. What is observed is what the control plane
 // does: the address it listens on, the session length it grants, the rate limits it answers with; for
 // the settings that only show over days or whole windows, its own `settings` line at INFO. [mcp] is
 // read by `chimera mcp`, the MCP server, observed by the address it serves on.
@@ -192,6 +192,34 @@ layered<WebObs>({
       expect: { default: byDefault, file, env: Number(env) },
       observe: (o: WebObs) => (o.settings.limits as Record<string, number>)[field],
     })),
+    // The incident policy the control plane runs with (the thresholds' effect: incidents-e2e.test.ts).
+    ...(
+      [
+        ["unreachable_after_seconds", 120, 30, "45", 45],
+        ["drift_unhealed_after_seconds", 600, 60, "90", 90],
+        [
+          "page",
+          ["heal-failed", "unreachable", "missing-closure"],
+          ["heal-failed"],
+          "deploy-failed,unreachable",
+          ["deploy-failed", "unreachable"],
+        ],
+        ["quiet_hours", "", "22:00-07:00", "23:30-06:00", "23:30-06:00"],
+        ["quiet_hours_timezone", "UTC", "Europe/Paris", "America/New_York", "America/New_York"],
+        ["slack_min_severity", "info", "warning", "critical", "critical"],
+        ["email_min_severity", "warning", "critical", "info", "info"],
+        ["pagerduty_min_severity", "warning", "critical", "info", "info"],
+        ["ticket_min_severity", "warning", "info", "critical", "critical"],
+        ["update_every_seconds", 900, 60, "120", 120],
+        ["dashboard_url", "", "https://file.example", "https://env.example", "https://env.example"],
+      ] as const
+    ).map(([field, byDefault, file, env, fromEnv]) => ({
+      option: `incidents.${field}`,
+      file,
+      env,
+      expect: { default: byDefault, file, env: fromEnv },
+      observe: (o: WebObs) => (o.settings.incidents as Record<string, unknown>)[field],
+    })),
     {
       option: "rate_limits.window_seconds",
       file: 120,
@@ -317,17 +345,17 @@ function mcpPortOf(layer: Layer): number {
   return mcpPorts.get(layer) as number
 }
 
-describe("sections not active yet", () => {
-  test("[itsm] and [notifications] are checked, and named at start as not active yet; [mcp] is not named", async () => {
-    const dir = join(work, "inactive")
+describe("channel sections", () => {
+  test("[itsm] and [notifications] are live: no 'not active' warning; an incomplete one stops the start", async () => {
+    const dir = join(work, "channels")
     await mkdir(join(dir, "etc"), { recursive: true })
     const file = join(dir, "etc", "chimera.toml")
     await writeFile(
       file,
-      '[mcp]\nport = 9999\n[notifications]\nemail_to = "ops@example.org"\nslack_webhook_url = "https://hooks.example/secret-path"\n',
+      '[mcp]\nport = 9999\n[notifications]\nemail_smtp_host = "127.0.0.1"\nemail_from = "chimera@example.org"\nemail_to = "ops@example.org"\nslack_webhook_url = "https://hooks.example/secret-path"\n',
     )
     const port = freePort()
-    const env = { ...(await baseEnv(dir)), CHIMERA_CONFIG_FILE: file, CHIMERA_ITSM_PROVIDER: "jira" }
+    const env = { ...(await baseEnv(dir)), CHIMERA_CONFIG_FILE: file }
     const proc = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
       env,
       stdout: "ignore",
@@ -349,17 +377,25 @@ describe("sections not active yet", () => {
       await proc.exited
     }
     const stderr = await new Response(proc.stderr).text()
-    expect(stderr).not.toContain("[mcp]")
-    expect(stderr).toContain("[itsm] is not active yet")
-    expect(stderr).toContain("itsm.provider (from CHIMERA_ITSM_PROVIDER)")
-    expect(stderr).toContain(`notifications.slack_webhook_url (from ${file}), notifications.email_to (from ${file})`)
+    expect(stderr).not.toContain("not active")
     expect(stderr).not.toContain("secret-path")
-    // A bad value in an inactive section still stops the start: validated, not ignored.
-    const bad = await run([process.execPath, MAIN, "web", "--port", String(port)], {
-      env: { ...env, CHIMERA_NOTIFICATIONS_EMAIL_SMTP_PORT: "smtp" },
+    // A provider without what it needs, and a bad value, each stop the start with the field named.
+    const half = await run([process.execPath, MAIN, "web", "--port", String(port)], {
+      env: { ...env, CHIMERA_ITSM_PROVIDER: "jira", CHIMERA_NOTIFICATIONS_EMAIL_SMTP_PORT: "smtp" },
     })
-    expect(bad.code).toBe(1)
-    expect(bad.stderr).toContain("notifications.email_smtp_port: expected an integer from 1 to 65535")
+    expect(half.code).toBe(1)
+    expect(half.stderr).toContain('itsm.project_key: required when provider is "jira"')
+    expect(half.stderr).toContain("notifications.email_smtp_port: expected an integer from 1 to 65535")
+    expect(half.stderr).not.toContain("secret-path")
+    // A secret file that cannot be read stops it too, naming the field and the file.
+    const keyless = await run([process.execPath, MAIN, "web", "--port", String(port)], {
+      env: { ...env, CHIMERA_NOTIFICATIONS_PAGERDUTY_API_KEY_FILE: join(dir, "absent.key") },
+    })
+    expect(keyless.code).toBe(1)
+    expect(keyless.stderr).toContain(
+      `config: notifications.pagerduty_api_key_file: cannot read ${join(dir, "absent.key")}: no such file`,
+    )
+    expect(keyless.stderr).not.toMatch(/^\s+at /m)
   })
 
   test("without a config file or variables, the control plane warns about nothing", async () => {

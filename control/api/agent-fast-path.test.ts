@@ -14,15 +14,20 @@ import { commandStore } from "../adapters/store/command-store.ts"
 import { deploymentStore } from "../adapters/store/deployment-store.ts"
 import { eventCursor } from "../adapters/store/event-cursor.ts"
 import { storeProbe } from "../adapters/store/health-probe.ts"
+import { incidentStore } from "../adapters/store/incident-store.ts"
 import { nodeCommands } from "../adapters/store/node-commands.ts"
 import type { sqlStore } from "../adapters/store/sql-store.ts"
 import { createTmuxSessions } from "../adapters/tmux.ts"
+import { ChimeraConfig } from "../config.ts"
 import { createRateLimiter, DEFAULT_LIMITS } from "../domain/auth/rate-limiter.ts"
 import { createProviders } from "../domain/cli-providers.ts"
 import { createCliSessions } from "../domain/cli-sessions.ts"
 import { createCommandService } from "../domain/command-service.ts"
 import { createFleet, type Fleet } from "../domain/fleet.ts"
 import { createHealthHistory } from "../domain/health-history.ts"
+import { incidentPolicy } from "../domain/incident-routing.ts"
+import { createIncidents } from "../domain/incidents.ts"
+import { createNotifyTest } from "../domain/notify-test.ts"
 import { type Clock, systemClock } from "../domain/ports.ts"
 import { createRelay } from "../domain/relay.ts"
 import { createReportQuota, DEFAULT_REPORT_QUOTA } from "../domain/report-quota.ts"
@@ -109,6 +114,17 @@ beforeAll(async () => {
         dashboard: dashboardOf(db),
         agentFastPath,
         storeProbe: probe,
+        incidents: createIncidents({
+          store: incidentStore(db),
+          clock,
+          policy: incidentPolicy(ChimeraConfig.parse({}).incidents),
+          channels: [],
+          currentClosure: async () => null,
+          deploymentTargets: async () => null,
+          note: (type, nodeId, data) => fleet.note(type, nodeId, data),
+          wake: () => {},
+        }),
+        notifyTest: createNotifyTest({ configured: { channels: [], tickets: null }, clock }),
       }),
       trust: t,
     }

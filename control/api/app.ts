@@ -23,6 +23,8 @@ import type { CommandService } from "../domain/command-service.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { HealthHistory } from "../domain/health-history.ts"
+import type { Incidents } from "../domain/incidents.ts"
+import type { NotifyTest } from "../domain/notify-test.ts"
 import { type EventBusPort, systemClock } from "../domain/ports.ts"
 import type { Relay } from "../domain/relay.ts"
 import { createReportQuota, DEFAULT_REPORT_QUOTA, type ReportQuota } from "../domain/report-quota.ts"
@@ -44,10 +46,12 @@ import { eventRoutes } from "./events.ts"
 import { fleetTagRoutes } from "./fleet-tags.ts"
 import { guard } from "./guard.ts"
 import { healthRoutes } from "./health.ts"
+import { incidentRoutes } from "./incidents.ts"
 import { metricsRoutes, requestMetrics } from "./metrics.ts"
 import { nodeHistoryRoutes } from "./node-history.ts"
 import { nodeIdentityRoutes } from "./node-identity.ts"
 import { nodeRoutes } from "./nodes.ts"
+import { notificationRoutes } from "./notifications.ts"
 import { redactAnswers } from "./redact-answers.ts"
 import type { Refusals } from "./refusals.ts"
 import { relayRoutes } from "./relay.ts"
@@ -94,6 +98,10 @@ export interface AppDeps {
   tracer?: Tracer | null
   /** Caps on live event streams ([limits]); default DEFAULT_STREAM_LIMITS. */
   streams?: StreamLimits
+  /** Incidents and their deliveries (GET /api/incidents). */
+  incidents: Incidents
+  /** A test notice through each configured channel (POST /api/notifications/test). */
+  notifyTest: NotifyTest
   /** Reads and writes the store for GET /api/health. */
   storeProbe: StoreProbe
   /** What each node may report per window ([limits]); default DEFAULT_REPORT_QUOTA on the system clock. */
@@ -140,6 +148,8 @@ export function createApp(deps: AppDeps) {
     .route("/", nodeHistoryRoutes(fleet, dashboard.history, dashboard.nodeCommands))
     .route("/", fleetTagRoutes(dashboard.tags))
     .route("/", eventCursorRoutes(dashboard.events))
+    .route("/", incidentRoutes(deps.incidents))
+    .route("/", notificationRoutes(deps.notifyTest))
   app.notFound((c) => errorResponse(c, new ChimeraError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError(onError)
   return app

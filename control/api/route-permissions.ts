@@ -111,6 +111,10 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "GET /api/nodes/:id/commands": { auth: "commands:run" },
   "GET /api/fleet/tags": { auth: "fleet:read" },
   "GET /api/events/last-id": { auth: "fleet:read" },
+  "GET /api/incidents": { auth: "fleet:read" },
+  "GET /api/incidents/:id": { auth: "fleet:read" },
+  // It reaches people (Slack, PagerDuty, email) and checks the ITSM credential: admin only.
+  "POST /api/notifications/test": { auth: "notifications:test" },
 }
 
 export const routeKey = (method: string, path: string) => `${method} ${path}`

@@ -16,6 +16,14 @@ export const COMMANDS: Record<string, [description: string, load: Load]> = {
     "Show the fleet's events (drift, heals, enrolments), or follow them live",
     () => def(import("./events.ts"), (m) => m.default),
   ],
+  incidents: [
+    "Incidents opened from the fleet's events, with their tickets and deliveries",
+    () => def(import("./incidents.ts"), (m) => m.default),
+  ],
+  notify: [
+    "Notification channels: send a test notice through each and see what it answered",
+    () => def(import("./notify.ts"), (m) => m.default),
+  ],
   login: ["Log in and keep the session token for later commands", () => def(import("./login.ts"), (m) => m.login)],
   logout: ["Revoke the stored session token and forget it", () => def(import("./login.ts"), (m) => m.logout)],
   whoami: [

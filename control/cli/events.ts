@@ -20,6 +20,8 @@ const summary = (e: FleetEvent) => {
   if (e.type === "heal.succeeded") return `healed to ${hash(d.desired)} in ${d.durationMs} ms`
   if (e.type === "heal.failed") return `attempt ${d.attempt}: ${String(d.error).slice(0, 80)}`
   if (e.type === "desired.changed") return `desired ${hash(d.to)}`
+  if (e.type.startsWith("incident."))
+    return `${d.problem} (${d.severity})${typeof d.ticketId === "string" ? `, ticket ${d.ticketId}` : ""}`
   return ""
 }
 

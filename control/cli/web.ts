@@ -1,8 +1,10 @@
 // `chimera web`: the control plane (HTTP API, agent endpoints, later the dashboard) on one port.
 import { defineCommand } from "citty"
 import { createLogger } from "../../protocol/log.ts"
+import { channelsFromConfig } from "../adapters/notify/index.ts"
 import { commandTargetsFromConfig } from "../adapters/ssh/command-targets.ts"
 import { databaseUrl, dataDir } from "../config.ts"
+import { incidentPolicy } from "../domain/incident-routing.ts"
 import { inactiveWarnings } from "../inactive-settings.ts"
 import { startControlPlane } from "../server.ts"
 import { trustSettings } from "../trust.ts"
@@ -33,6 +35,7 @@ export default defineCommand({
       rateLimits: trust.rateLimits,
       limits: config.limits,
       fleetNodes: Object.keys(config.fleet.nodes),
+      incidents: config.incidents,
     })
     // Whatever the control plane writes (the database and its -wal and -shm, keys, tokens) is this
     // user's alone from its first byte.
@@ -57,6 +60,8 @@ export default defineCommand({
       },
       telemetry: config.telemetry,
       tags: Object.fromEntries(Object.entries(config.fleet.nodes).map(([name, n]) => [name, n.tags])),
+      incidents: incidentPolicy(config.incidents),
+      notify: channelsFromConfig(config),
     })
     say(`Chimera control plane on ${color.bold(cp.url)}\n`)
     if (cp.adminTokenPath)

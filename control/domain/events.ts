@@ -14,6 +14,9 @@ export const ControlEventType = z.enum([
   "deployment.started",
   "deployment.progress",
   "deployment.finished",
+  "incident.opened",
+  "incident.updated",
+  "incident.resolved",
 ])
 export type ControlEventType = z.infer<typeof ControlEventType>
 export const EventType = z.enum([

@@ -74,6 +74,10 @@ export interface InProcessOptions {
   telemetry?: { endpoint: string; insecure: boolean }
   /** The admin token, for a replica whose data dir has none (another replica on its database made it). */
   adminToken?: string
+  /** `[incidents]`, the channels incidents are told through, and the outbox worker's retries. */
+  incidents?: ServerOptions["incidents"]
+  notify?: ServerOptions["notify"]
+  delivery?: ServerOptions["delivery"]
 }
 
 /** The admin token in a control plane's data dir, else the one the test passed (another replica's). */
@@ -107,6 +111,9 @@ export async function startInProcess(opts: InProcessOptions = {}): Promise<TestC
     retention: opts.retention,
     telemetry: opts.telemetry,
     limits: opts.limits,
+    incidents: opts.incidents,
+    notify: opts.notify,
+    delivery: opts.delivery,
   })
   const adminToken = await _adminToken(cp.adminTokenPath, opts.adminToken)
   const stop = async () => {

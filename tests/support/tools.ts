@@ -17,6 +17,8 @@ const PACKAGES: Record<string, string> = {
   pg_ctl: "postgresql",
   initdb: "postgresql",
   runuser: "util-linux",
+  aiosmtpd: "python3-aiosmtpd",
+  openssl: "openssl",
 }
 
 // Debian keeps the PostgreSQL server's programs in a versioned directory off PATH.

@@ -3,6 +3,7 @@
 // Never edit a released migration; add the next one.
 import { AUTH_MIGRATIONS } from "./auth-migrations.ts"
 import { COMMAND_MIGRATIONS } from "./command-store.ts"
+import { INCIDENT_MIGRATIONS } from "./incident-migrations.ts"
 
 export type Dialect = "sqlite" | "postgres"
 
@@ -134,4 +135,6 @@ export const MIGRATIONS: Migration[] = [
       "CREATE TABLE login_failures (username TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_until_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL)",
     ],
   },
+  // Incidents, their timelines and the notification outbox, version 10.
+  ...INCIDENT_MIGRATIONS,
 ]

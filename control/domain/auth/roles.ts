@@ -23,6 +23,8 @@ export const Permission = z.enum([
   "audit:read",
   /** Scrape GET /metrics: fleet counts by status, request rates; no node names, no paths. */
   "metrics:read",
+  /** Send a test message through every configured notification channel (it reaches people). */
+  "notifications:test",
 ])
 export type Permission = z.infer<typeof Permission>
 

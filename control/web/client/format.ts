@@ -60,6 +60,10 @@ export function eventSummary(e: { type: string; data: Record<string, unknown> })
       return `desired ${name(d.to)}`
     case "command.acked":
       return d.success === false ? "failed" : "ok"
+    case "incident.opened":
+    case "incident.updated":
+    case "incident.resolved":
+      return `${String(d.problem ?? "incident")} (${String(d.severity ?? "?")})${typeof d.ticketId === "string" ? `, ticket ${d.ticketId}` : ""}${typeof d.message === "string" ? `: ${d.message}` : ""}`
     case "reboot.required":
       return `booted ${name(d.booted)}, running ${name(d.current)}`
     case "reports.compacted":

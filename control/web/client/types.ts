@@ -123,3 +123,21 @@ export interface RelayResult {
   summary: Record<string, number>
   duration: number
 }
+
+/** An incident as GET /api/incidents lists it (control/domain/incident-model.ts). */
+export interface IncidentView {
+  id: string
+  nodeId: string
+  problem: string
+  severity: "info" | "warning" | "critical"
+  status: "open" | "resolved"
+  title: string
+  message: string
+  occurrences: number
+  openedAt: string
+  resolvedAt: string | null
+  ticketId: string | null
+  ticketLabel: string | null
+  undelivered: number
+  failed: number
+}

@@ -10,6 +10,7 @@ import { useTicker } from "../client/use-store.ts"
 import type { Ctx } from "./app.tsx"
 import { HealthChart } from "./health-chart.tsx"
 import { NodeActions } from "./node-actions.tsx"
+import { NodeIncidents } from "./node-incidents.tsx"
 import { StatusBadge } from "./status.tsx"
 
 const PAGE = 1000
@@ -160,6 +161,8 @@ export function NodePage({ ctx, id }: { ctx: Ctx; id: string }) {
       </div>
 
       <NodeActions ctx={ctx} node={node} onCommandRun={() => setCommandsRead((n) => n + 1)} />
+
+      <NodeIncidents ctx={ctx} id={node.id} />
 
       <section aria-labelledby="history-title">
         <h2 id="history-title">Drift and heal history</h2>

@@ -1,0 +1,31 @@
+// Incidents for people: a filtered list (open or resolved, one node's), and one incident with its
+// timeline and its deliveries (channel, status, attempts, last error). Deliveries carry what the
+// outbox knows of each send, never a channel's URL or key, which live only in the configuration.
+import { Hono } from "hono"
+import { z } from "zod"
+import { notFound } from "../domain/errors.ts"
+import type { Incidents } from "../domain/incidents.ts"
+import type { ApiEnv } from "./auth.ts"
+import { params, query } from "./validate.ts"
+
+export const IncidentsQuery = z
+  .object({
+    status: z.enum(["open", "resolved"], { error: 'expected "open" or "resolved"' }).optional(),
+    node: z.string().min(1).max(255).optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+  })
+  .strict()
+const IncidentParams = z.object({ id: z.uuid({ error: "expected an incident id (a UUID)" }) })
+
+export const incidentRoutes = (incidents: Incidents) =>
+  new Hono<ApiEnv>()
+    .get("/api/incidents", query(IncidentsQuery), async (c) => {
+      const q = c.req.valid("query")
+      return c.json({ incidents: await incidents.list({ status: q.status, nodeId: q.node, limit: q.limit }) })
+    })
+    .get("/api/incidents/:id", params(IncidentParams), async (c) => {
+      const id = c.req.valid("param").id
+      const detail = await incidents.get(id)
+      if (!detail) throw notFound(`incident ${JSON.stringify(id)}`)
+      return c.json(detail)
+    })

@@ -1,0 +1,118 @@
+// `chimera incidents [--status open|resolved] [--node N] [--json]` and `chimera incidents show ID`:
+// the incidents the fleet's events opened, with their tickets, and one incident's timeline and
+// deliveries (each notification or ticket change: its channel, status, attempts and last error).
+import { defineCommand } from "citty"
+import { z } from "zod"
+import type { Delivery, Incident, TimelineEntry } from "../domain/incident-model.ts"
+import { apiClient, call } from "./client.ts"
+import { CliError } from "./errors.ts"
+import { ago, color, printFields, printJson, printTable, say } from "./output.ts"
+
+type Listed = Incident & { undelivered: number; failed: number }
+interface Detail {
+  incident: Incident
+  timeline: TimelineEntry[]
+  deliveries: Delivery[]
+}
+
+const Status = z.enum(["open", "resolved"], { error: 'expected "open" or "resolved"' })
+const Id = z.uuid({ error: "expected an incident id (a UUID, as `chimera incidents` lists them)" })
+
+function parse<S extends z.ZodType>(schema: S, value: unknown, flag: string): z.output<S> {
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) throw new CliError(`${flag}: ${parsed.error.issues[0]?.message ?? "invalid value"}`, "E_ARG")
+  return parsed.data
+}
+
+const severityText = (s: string) => (s === "critical" ? color.red(s) : s === "warning" ? color.yellow(s) : s)
+const statusText = (i: Incident) => (i.status === "open" ? color.red("open") : color.green("resolved"))
+const ticketOf = (i: Incident) => i.ticketLabel ?? i.ticketId ?? "-"
+const deliveryText = (d: Delivery) =>
+  d.status === "delivered"
+    ? color.green(d.status)
+    : d.status === "failed"
+      ? color.red(d.status)
+      : color.yellow(d.status)
+
+async function list(args: { status?: string; node?: string; limit?: string; json?: boolean }) {
+  const status = args.status === undefined ? undefined : parse(Status, args.status, "--status")
+  const limit = args.limit ?? "100"
+  if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000)
+    throw new CliError("--limit: expected a whole number from 1 to 1000", "E_ARG")
+  const { url, client } = apiClient()
+  const query = { status, node: args.node, limit }
+  const { incidents } = (await call(url, client.api.incidents.$get({ query }))) as { incidents: Listed[] }
+  if (args.json) return printJson({ incidents })
+  if (incidents.length === 0) return say("No incidents.\n")
+  printTable(
+    ["ID", "STATUS", "SEVERITY", "NODE", "PROBLEM", "OPENED", "TICKET", "DELIVERIES"],
+    incidents.map((i) => [
+      i.id,
+      statusText(i),
+      severityText(i.severity),
+      i.nodeId,
+      i.problem,
+      ago(i.openedAt),
+      ticketOf(i),
+      i.failed > 0
+        ? color.red(`${i.failed} failed`)
+        : i.undelivered > 0
+          ? color.yellow(`${i.undelivered} pending`)
+          : "ok",
+    ]),
+  )
+}
+
+async function show(rawId: unknown, json: boolean) {
+  const id = parse(Id, rawId, "ID")
+  const { url, client } = apiClient()
+  const detail = (await call(url, client.api.incidents[":id"].$get({ param: { id } }))) as Detail
+  if (json) return printJson(detail)
+  const i = detail.incident
+  printFields([
+    ["incident", i.id],
+    ["title", i.title],
+    ["status", `${i.status}${i.resolvedAt ? ` at ${i.resolvedAt}` : ""}`],
+    ["severity", i.severity],
+    ["node", i.nodeId],
+    ["problem", i.problem],
+    ["message", i.message],
+    ["seen", `${i.occurrences} time${i.occurrences === 1 ? "" : "s"}, opened ${i.openedAt}`],
+    ["ticket", ticketOf(i)],
+    ["desired", i.closures.desired ?? "-"],
+    ["current", i.closures.current ?? "-"],
+  ])
+  say(`\n${color.bold("Timeline")}\n`)
+  printTable(
+    ["AT", "STEP", "MESSAGE"],
+    detail.timeline.map((t) => [t.at, t.step, t.message]),
+  )
+  say(`\n${color.bold("Deliveries")}\n`)
+  printTable(
+    ["CHANNEL", "STEP", "STATUS", "ATTEMPTS", "LAST ERROR"],
+    detail.deliveries.map((d) => [d.channel, d.step, deliveryText(d), String(d.attempts), d.lastError ?? ""]),
+  )
+}
+
+export default defineCommand({
+  meta: { name: "incidents", description: "Incidents opened from the fleet's events, or one with its timeline" },
+  args: {
+    action: { type: "positional", description: "show (with an ID) to see one incident", required: false },
+    id: { type: "positional", description: "An incident id", required: false },
+    status: { type: "string", description: "Only open or only resolved incidents" },
+    node: { type: "string", description: "Only this node's incidents" },
+    limit: { type: "string", description: "At most this many (default 100, max 1000)" },
+    json: { type: "boolean", description: "Print JSON" },
+  },
+  async run({ args }) {
+    if (args.action === undefined || args.action === "list") return list(args)
+    if (args.action === "show") {
+      if (args.id === undefined) throw new CliError("show: give the incident's ID (chimera incidents show ID)", "E_ARG")
+      return show(args.id, args.json === true)
+    }
+    throw new CliError(
+      `unknown action ${JSON.stringify(args.action)}: use \`chimera incidents\` or \`chimera incidents show ID\``,
+      "E_ARG",
+    )
+  },
+})

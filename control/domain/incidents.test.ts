@@ -1,0 +1,253 @@
+// The incident rules over a real SQLite store, with events published on the real bus and time moved by
+// hand: one open incident per node and problem, repeats counted, recovery resolving, watches that
+// become incidents only past their threshold, and the outbox rows each step enqueues.
+import { afterEach, beforeEach, describe, expect, test } from "bun:test"
+import { manualClock } from "../../tests/support/clock.ts"
+import { openTestStore } from "../../tests/support/store.ts"
+import { createEventBus } from "../adapters/event-bus.ts"
+import { incidentStore } from "../adapters/store/incident-store.ts"
+import { ChimeraConfig } from "../config.ts"
+import type { FleetEvent } from "./events.ts"
+import { createFleet, type Fleet } from "./fleet.ts"
+import { incidentPolicy } from "./incident-routing.ts"
+import { createIncidents, type Incidents } from "./incidents.ts"
+import type { EventBusPort } from "./ports.ts"
+
+const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+const CHANNELS = ["slack", "pagerduty", "email", "jira"]
+
+let opened: Awaited<ReturnType<typeof openTestStore>>
+let bus: EventBusPort
+let fleet: Fleet
+let incidents: Incidents
+let clock: ReturnType<typeof manualClock>
+let woken = 0
+let deployments: Record<string, { target: string; status: string; error: string | null }[]> = {}
+
+beforeEach(async () => {
+  opened = await openTestStore("incidents")
+  bus = createEventBus()
+  clock = manualClock(Date.parse("2026-01-01T12:00:00Z"))
+  fleet = createFleet({ store: opened.store, bus, clock })
+  const settings = { ...ChimeraConfig.parse({}).incidents, unreachable_after_seconds: 60 }
+  incidents = createIncidents({
+    store: incidentStore(opened.db),
+    clock,
+    policy: incidentPolicy(settings),
+    channels: CHANNELS,
+    currentClosure: async () => null,
+    deploymentTargets: async (id) => deployments[id] ?? null,
+    note: (type, nodeId, data) => fleet.note(type, nodeId, data),
+    wake: () => void woken++,
+  })
+  bus.subscribe((e) => incidents.handle(e))
+})
+
+afterEach(() => opened.close())
+
+type Reported = "heal.failed" | "heal.succeeded" | "node.unreachable" | "node.reachable"
+const publish = async (type: FleetEvent["type"], nodeId: string | null, data: Record<string, unknown>) => {
+  const event = await opened.store.appendEvent({ type, nodeId, at: clock.now().toISOString(), data })
+  bus.publish([event])
+  await incidents.settled()
+}
+const openProblems = async () =>
+  (await incidents.list({ status: "open", limit: 100 })).map((i) => `${i.nodeId}:${i.problem}`)
+
+const report = async (type: Reported, data = {}) => {
+  const payload =
+    type === "heal.failed"
+      ? {
+          desired: GEN1,
+          attempt: 1,
+          durationMs: 5,
+          error: "switch-to-configuration switch exited 1",
+          output: "",
+          retryInMs: 1000,
+        }
+      : type === "heal.succeeded"
+        ? { desired: GEN1, attempt: 2, durationMs: 5 }
+        : data
+  const event = await opened.store.appendEvent({ type, nodeId: "n1", at: clock.now().toISOString(), data: payload })
+  bus.publish([event])
+  await incidents.settled()
+}
+
+describe("incidents from events", () => {
+  test("a failed heal opens one incident; repeats update it; a heal resolves it, each step enqueued once", async () => {
+    await report("heal.failed")
+    await report("heal.failed")
+    const open = await incidents.list({ status: "open", limit: 10 })
+    expect(open).toHaveLength(1)
+    expect(open[0]).toMatchObject({ nodeId: "n1", problem: "heal-failed", severity: "critical", occurrences: 2 })
+    const id = open[0]?.id ?? ""
+    const opened1 = await incidents.get(id)
+    expect(opened1?.deliveries.map((d) => `${d.channel}:${d.step}:${d.status}`).sort()).toEqual([
+      "email:opened:pending",
+      "jira:opened:pending",
+      "pagerduty:opened:pending",
+      "slack:opened:pending",
+    ])
+    expect(woken).toBeGreaterThan(0)
+
+    await report("heal.succeeded")
+    expect(await incidents.list({ status: "open", limit: 10 })).toHaveLength(0)
+    const resolved = await incidents.get(id)
+    expect(resolved?.incident.status).toBe("resolved")
+    expect(resolved?.timeline.map((t) => t.step)).toEqual(["opened", "resolved"])
+    expect(
+      resolved?.deliveries
+        .filter((d) => d.step === "resolved")
+        .map((d) => d.channel)
+        .sort(),
+    ).toEqual(["email", "jira", "pagerduty", "slack"])
+    const stream = await fleet.listEvents({ limit: 100, types: ["incident.opened", "incident.resolved"] })
+    expect(stream.map((e) => e.type)).toEqual(["incident.opened", "incident.resolved"])
+
+    // A new failure after the resolution is a new incident, not the old one reopened.
+    await report("heal.failed")
+    const again = await incidents.list({ status: "open", limit: 10 })
+    expect(again).toHaveLength(1)
+    expect(again[0]?.id).not.toBe(id)
+  })
+
+  test("a repeat past update_every_seconds makes one ticket note, not a chat message", async () => {
+    await report("heal.failed")
+    clock.advance(901_000)
+    await report("heal.failed")
+    const [open] = await incidents.list({ status: "open", limit: 10 })
+    const detail = await incidents.get(open?.id ?? "")
+    expect(detail?.deliveries.filter((d) => d.step.startsWith("updated")).map((d) => `${d.channel}:${d.step}`)).toEqual(
+      ["jira:updated-1"],
+    )
+    expect(detail?.timeline.map((t) => t.step)).toEqual(["opened", "updated"])
+  })
+
+  test("an unreachable node becomes an incident only once its silence passes the threshold", async () => {
+    const since = clock.now().toISOString()
+    await report("node.unreachable", { lastHeartbeat: since, missedHeartbeats: 3 })
+    clock.advance(30_000)
+    await incidents.tick()
+    expect(await incidents.list({ status: "open", limit: 10 })).toHaveLength(0)
+    clock.advance(31_000)
+    await incidents.tick()
+    await incidents.tick()
+    const open = await incidents.list({ status: "open", limit: 10 })
+    expect(open).toHaveLength(1)
+    expect(open[0]?.problem).toBe("unreachable")
+    expect(open[0]?.message).toContain(since)
+    await report("node.reachable")
+    expect(await incidents.list({ status: "open", limit: 10 })).toHaveLength(0)
+  })
+
+  test("a node back before the threshold leaves no incident", async () => {
+    await report("node.unreachable", { lastHeartbeat: clock.now().toISOString() })
+    clock.advance(10_000)
+    await report("node.reachable")
+    clock.advance(120_000)
+    await incidents.tick()
+    expect(await incidents.list({ limit: 10 })).toHaveLength(0)
+  })
+
+  test("a closure missing from the node's store is one missing-closure incident, its heal failures counted there", async () => {
+    await publish("drift.detected", "n1", {
+      kinds: ["profile-drift", "missing-closure"],
+      desired: GEN1,
+      system: { profile: null, current: null, booted: null },
+    })
+    await report("heal.failed")
+    await publish("heal.failed", "n1", {
+      desired: GEN1,
+      attempt: 1,
+      durationMs: 5,
+      error: `${GEN1} is not in the local store and \`nix-store --realise\` could not fetch it (exit 1)`,
+      output: "",
+      retryInMs: 1000,
+    })
+    expect((await openProblems()).sort()).toEqual(["n1:heal-failed", "n1:missing-closure"])
+    const missing = (await incidents.list({ status: "open", limit: 10 })).find((i) => i.problem === "missing-closure")
+    expect(missing?.occurrences).toBe(2)
+    await publish("drift.resolved", "n1", { desired: GEN1, system: { profile: GEN1, current: GEN1, booted: GEN1 } })
+    expect(await openProblems()).toEqual([])
+  })
+
+  test("a revoked credential is an incident; the silence that follows is not another; a new enrolment resolves it", async () => {
+    await publish("node.revoked", "n1", {})
+    await publish("node.unreachable", "n1", { lastHeartbeat: clock.now().toISOString() })
+    clock.advance(120_000)
+    await incidents.tick()
+    expect(await openProblems()).toEqual(["n1:credential-revoked"])
+    await publish("node.enrolled", "n1", { hostname: "n1", agentVersion: "t", reenrolled: true })
+    expect(await openProblems()).toEqual([])
+  })
+
+  test("a drift nobody heals is an incident after drift_unhealed_after_seconds; one healed in time is not", async () => {
+    const drift = { kinds: ["runtime-drift"], desired: GEN1, system: { profile: GEN1, current: null, booted: null } }
+    await publish("drift.detected", "n2", drift)
+    await publish("drift.detected", "n1", drift)
+    clock.advance(300_000)
+    await publish("heal.succeeded", "n2", { desired: GEN1, attempt: 1, durationMs: 5 })
+    clock.advance(301_000)
+    await incidents.tick()
+    const open = await incidents.list({ status: "open", limit: 10 })
+    expect(open.map((i) => `${i.nodeId}:${i.problem}:${i.severity}`)).toEqual(["n1:drift-unhealed:warning"])
+    const detail = await incidents.get(open[0]?.id ?? "")
+    // A warning reaches chat, mail and the ticket, but pages only for the problems configured to.
+    expect(detail?.deliveries.map((d) => d.channel).sort()).toEqual(["email", "jira", "slack"])
+  })
+
+  test("a deployment's failed or rolled-back target is an incident on that node until a deployment reaches it", async () => {
+    deployments = {
+      d1: [
+        { target: "web-1", status: "rolled-back", error: "health check failed" },
+        { target: "web-2", status: "deployed", error: null },
+      ],
+      d2: [{ target: "web-1", status: "deployed", error: null }],
+    }
+    await publish("deployment.finished", null, { id: "d1", status: "partial", closure: GEN1 })
+    const [open] = await incidents.list({ status: "open", limit: 10 })
+    expect(`${open?.nodeId}:${open?.problem}`).toBe("web-1:deploy-failed")
+    expect(open?.message).toContain("rolled back")
+    await publish("deployment.finished", null, { id: "d2", status: "succeeded", closure: GEN1 })
+    expect(await openProblems()).toEqual([])
+  })
+
+  test("a node that flaps is told about ten times an hour; past that its incidents are recorded, not sent", async () => {
+    for (let i = 0; i < 12; i++) {
+      await report("heal.failed")
+      await report("heal.succeeded")
+      clock.advance(60_000)
+    }
+    const all = await incidents.list({ limit: 100 })
+    expect(all).toHaveLength(12)
+    const details = await Promise.all(all.map((i) => incidents.get(i.id)))
+    const told = details.filter((d) => (d?.deliveries.length ?? 0) > 0)
+    expect(told).toHaveLength(10)
+    const held = details.filter((d) => d?.deliveries.length === 0)
+    expect(held.map((d) => d?.timeline[0]?.message).every((m) => m?.includes("not notified"))).toBe(true)
+    clock.advance(3_600_000)
+    await report("heal.failed")
+    const [latest] = await incidents.list({ status: "open", limit: 1 })
+    expect((await incidents.get(latest?.id ?? ""))?.deliveries.length).toBe(4)
+  })
+
+  test("resolved incidents older than the retention are pruned with their timelines; open ones stay", async () => {
+    await report("heal.failed")
+    await report("heal.succeeded")
+    await publish("heal.failed", "n2", {
+      desired: GEN1,
+      attempt: 1,
+      durationMs: 5,
+      error: "exit 1",
+      output: "",
+      retryInMs: null,
+    })
+    // The resolved one's deliveries are still pending (no worker here): it is kept until they settle.
+    clock.advance(91 * 86_400_000)
+    expect(await incidents.prune(90)).toBe(0)
+    await opened.db`UPDATE incident_outbox SET status = 'delivered'`
+    expect(await incidents.prune(90)).toBe(1)
+    expect(await openProblems()).toEqual(["n2:heal-failed"])
+    expect((await opened.db`SELECT COUNT(*) AS n FROM incident_timeline`)[0].n).toBe(1)
+  })
+})

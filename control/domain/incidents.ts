@@ -1,0 +1,238 @@
+// The incident use cases: fleet events in, incidents and their deliveries out. Events from the bus
+// are queued and handled one at a time, off the path that published them (a heartbeat that flips a
+// node reachable never waits for an incident to be written); a tick turns watches whose threshold has
+// passed into incidents. Every change goes to the store with its deliveries in one transaction, then
+// wakes the delivery worker and becomes an `incident.*` fleet event (the SSE stream, the dashboard).
+import { createLogger } from "../../protocol/log.ts"
+import type { ControlEventType, FleetEvent } from "./events.ts"
+import { DEFAULT_SEVERITY, type Incident, type Observation, type Problem, TITLES } from "./incident-model.ts"
+import type { IncidentChange, IncidentStorePort, StepPlan } from "./incident-ports.ts"
+import { type IncidentPolicy, openingChannels } from "./incident-routing.ts"
+import { type RuleAction, rulesFor, watchMessage } from "./incident-rules.ts"
+import type { Notice } from "./notifications.ts"
+import type { Clock } from "./ports.ts"
+
+const log = createLogger("incidents")
+
+// The store answers without ever leaving the microtask queue, so a loop of writes would keep the
+// event loop, and every heartbeat waiting on it, until it ends: each event and watch yields first.
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+/** Incidents one node may open per hour with notifications; past it they are only recorded. */
+export const FLAPPING_PER_HOUR = 10
+/** Watches turned into incidents per tick and problem, so a network split is taken in slices. */
+const WATCH_BATCH = 500
+const WATCHED: { problem: Problem; after: (p: IncidentPolicy) => number }[] = [
+  { problem: "unreachable", after: (p) => p.unreachableAfterMs },
+  { problem: "drift-unhealed", after: (p) => p.driftUnhealedAfterMs },
+]
+
+export interface IncidentDeps {
+  store: IncidentStorePort
+  clock: Clock
+  policy: IncidentPolicy
+  /** Names of the configured channels and ticket system, in the outbox's terms. */
+  channels: readonly string[]
+  /** The node's current closure, for messages (null when unknown). */
+  currentClosure(nodeId: string): Promise<string | null>
+  /** A finished deployment's targets and how each ended, or null if it is not recorded. */
+  deploymentTargets(id: string): Promise<{ target: string; status: string; error: string | null }[] | null>
+  /** Records an `incident.*` event (fleet.note), which the bus then carries to live streams. */
+  note(type: ControlEventType, nodeId: string, data: Record<string, unknown>): Promise<unknown>
+  /** Something was enqueued for delivery. */
+  wake(): void
+}
+
+/** What a notice links to: the dashboard's page of the node. */
+const link = (base: string, nodeId: string) =>
+  base ? `${base.replace(/\/+$/, "")}/#/nodes/${encodeURIComponent(nodeId)}` : undefined
+
+export function createIncidents(deps: IncidentDeps) {
+  const { store, clock, policy } = deps
+  const queue: FleetEvent[] = []
+  let draining: Promise<void> | null = null
+  let dashboardUrl = policy.dashboardUrl
+
+  const plan: StepPlan = {
+    opening: (incident, openedLastHour) => {
+      const channels = openingChannels(policy, deps.channels, incident, clock.now())
+      if (openedLastHour < FLAPPING_PER_HOUR || channels.length === 0) return { channels, note: null }
+      // A node that keeps failing and recovering (or one that reports so on purpose) would otherwise
+      // page and post without end; past the limit its incidents are recorded, and told to nobody.
+      log.warn("incident not told: its node is flapping", { node: incident.nodeId, openedLastHour })
+      return {
+        channels: [],
+        note: `not notified: ${openedLastHour} other incidents opened on this node in the last hour`,
+      }
+    },
+    updateEveryMs: policy.updateEveryMs,
+    notice: (incident: Incident, step: Notice["step"], at: string): Notice => ({
+      incidentId: incident.id,
+      step,
+      node: incident.nodeId,
+      problem: incident.problem,
+      severity: incident.severity,
+      title: incident.title,
+      message: incident.message,
+      closures: {
+        ...(incident.closures.desired ? { desired: incident.closures.desired } : {}),
+        ...(incident.closures.current ? { current: incident.closures.current } : {}),
+      },
+      ...(link(dashboardUrl, incident.nodeId) ? { dashboardUrl: link(dashboardUrl, incident.nodeId) } : {}),
+      at,
+    }),
+  }
+
+  const announce = async (change: IncidentChange) => {
+    if (change.step === null) return
+    deps.wake()
+    const step = change.step.startsWith("updated") ? "updated" : change.step
+    const i = change.incident
+    await deps.note(`incident.${step}` as ControlEventType, i.nodeId, {
+      incidentId: i.id,
+      problem: i.problem,
+      severity: i.severity,
+      title: i.title,
+      message: i.message,
+      ticketId: i.ticketLabel ?? i.ticketId,
+    })
+  }
+
+  const observe = async (o: Observation) => {
+    const current = await deps.currentClosure(o.nodeId)
+    const observation = { ...o, closures: { ...o.closures, current } }
+    let change: IncidentChange
+    try {
+      change = await store.observe(observation, plan)
+    } catch (error) {
+      // Another replica opened it between our look and our insert (the open index refused ours).
+      log.info("incident opened elsewhere; updating it", { node: o.nodeId, problem: o.problem, error })
+      change = await store.observe(observation, plan)
+    }
+    if (change.step === "opened")
+      log.warn("incident opened", { node: o.nodeId, problem: o.problem, id: change.incident.id })
+    await announce(change)
+  }
+
+  const recover = async (nodeId: string, problems: Problem[], message: string) => {
+    await store.clearWatches(nodeId, problems)
+    for (const change of await store.recover({ nodeId, problems, message, at: clock.now().toISOString() }, plan)) {
+      log.info("incident resolved", { node: nodeId, problem: change.incident.problem, id: change.incident.id })
+      await announce(change)
+    }
+  }
+
+  const deployment = async (id: string, status: string) => {
+    const targets = await deps.deploymentTargets(id)
+    if (!targets) return
+    const at = clock.now().toISOString()
+    for (const t of targets) {
+      if (t.status === "failed" || t.status === "rolled-back") {
+        const what = t.status === "rolled-back" ? "deploy rolled back" : "deploy failed"
+        await observe({
+          nodeId: t.target,
+          problem: "deploy-failed",
+          severity: DEFAULT_SEVERITY["deploy-failed"],
+          title: TITLES["deploy-failed"](t.target),
+          message: `${what} (deployment ${id})${t.error ? `: ${t.error}` : ""}`,
+          closures: { desired: null, current: null },
+          at,
+        })
+      } else if (t.status === "deployed" || t.status === "up-to-date")
+        await recover(
+          t.target,
+          ["deploy-failed"],
+          `deployment ${id} ${status === "succeeded" ? "succeeded" : "reached it"}`,
+        )
+    }
+  }
+
+  const apply = async (action: RuleAction) => {
+    switch (action.kind) {
+      case "observe":
+        return observe(action.observation)
+      case "recover":
+        return recover(action.nodeId, action.problems, action.message)
+      case "watch":
+        return store.startWatch(action.nodeId, action.problem, action.sinceMs, action.message)
+      case "deployment":
+        return deployment(action.id, action.status)
+    }
+  }
+
+  const drain = async () => {
+    for (let event = queue.shift(); event; event = queue.shift()) {
+      await yieldToIo()
+      try {
+        for (const action of rulesFor(event, clock.now().toISOString())) await apply(action)
+      } catch (error) {
+        log.error("an event's incident rules failed", { type: event.type, node: event.nodeId, error })
+      }
+    }
+  }
+
+  const kick = () => {
+    if (draining) return
+    draining = drain().finally(() => {
+      draining = null
+      if (queue.length > 0) kick()
+    })
+  }
+
+  return {
+    /** The bus subscriber: queues the event and returns at once. */
+    handle(event: FleetEvent) {
+      if (event.type.startsWith("incident.")) return
+      queue.push(event)
+      kick()
+    },
+
+    /** Turns the watches that lasted past their threshold into incidents. */
+    async tick() {
+      const now = clock.now().getTime()
+      for (const { problem, after } of WATCHED) {
+        const due = await store.dueWatches(problem, now - after(policy), WATCH_BATCH)
+        for (const w of due) {
+          await yieldToIo()
+          await store.clearWatches(w.nodeId, [problem])
+          const revoked =
+            problem === "unreachable" && (await store.openProblems(w.nodeId)).includes("credential-revoked")
+          // A node whose credential was revoked is silent because it was told to be.
+          if (revoked) continue
+          await observe({
+            nodeId: w.nodeId,
+            problem,
+            severity: DEFAULT_SEVERITY[problem],
+            title: TITLES[problem](w.nodeId),
+            message: watchMessage(problem, w.message, w.sinceMs, now),
+            closures: { desired: null, current: null },
+            at: new Date(now).toISOString(),
+          })
+        }
+      }
+    },
+
+    /** The control plane learnt its own address: messages link to its dashboard unless configured. */
+    setDashboardUrl(url: string) {
+      if (!policy.dashboardUrl) dashboardUrl = url
+    },
+
+    /** Resolves once every queued event is handled (tests, a graceful stop). */
+    async settled() {
+      while (draining) await draining
+    },
+
+    /** Forgets incidents resolved more than `days` ago, with their timelines and deliveries. */
+    async prune(days: number) {
+      const before = new Date(clock.now().getTime() - days * 86_400_000).toISOString()
+      const pruned = await store.prune(before)
+      if (pruned > 0) log.info("pruned resolved incidents", { pruned, before })
+      return pruned
+    },
+
+    list: store.list,
+    get: store.get,
+  }
+}
+
+export type Incidents = ReturnType<typeof createIncidents>

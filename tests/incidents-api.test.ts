@@ -1,0 +1,83 @@
+// The incident API as an outsider meets it: a viewer reads incidents (filtered by status and node)
+// and one incident with its timeline and deliveries; bad filters and ids get a 4xx that says what
+// was expected; a node's own credential reads nothing; the answers hold no channel secret.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { channelsFromConfig } from "../control/adapters/notify/index.ts"
+import { loadConfig } from "../control/config.ts"
+import { addUser, call, login } from "./support/auth.ts"
+import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import { type SlackFake, startSlack } from "./support/notify-servers.ts"
+import { healFailed, type SimAgent, simAgent } from "./support/sim-agent.ts"
+import { waitFor } from "./support/wait.ts"
+
+let slack: SlackFake
+let cp: TestControlPlane
+let viewer: string
+let agent: SimAgent
+let id: string
+
+beforeAll(async () => {
+  slack = startSlack()
+  const config = loadConfig({ env: { CHIMERA_NOTIFICATIONS_SLACK_WEBHOOK_URL: slack.webhookUrl } })
+  cp = await startInProcess({ notify: channelsFromConfig(config) })
+  await addUser(cp, "vera", "viewer")
+  viewer = await login(cp, "vera")
+  agent = await simAgent(cp, "api-1")
+  await (await simAgent(cp, "api-2")).report(healFailed())
+  await agent.report(healFailed())
+  const all = await waitFor(
+    "two incidents, delivered",
+    async () =>
+      (await (await call(cp, viewer, "GET", "/api/incidents")).json()) as {
+        incidents: { id: string; nodeId: string; undelivered: number }[]
+      },
+    (r) => r.incidents.length === 2 && r.incidents.every((i) => i.undelivered === 0),
+  )
+  id = all.incidents.find((i) => i.nodeId === "api-1")?.id ?? ""
+})
+afterAll(async () => {
+  await cp?.stop()
+  await slack?.stop()
+})
+
+describe("GET /api/incidents", () => {
+  test("a viewer lists incidents, filtered by status and node", async () => {
+    const byNode = (await (await call(cp, viewer, "GET", "/api/incidents?node=api-1")).json()) as {
+      incidents: { nodeId: string; status: string }[]
+    }
+    expect(byNode.incidents.map((i) => i.nodeId)).toEqual(["api-1"])
+    const resolved = (await (await call(cp, viewer, "GET", "/api/incidents?status=resolved")).json()) as {
+      incidents: unknown[]
+    }
+    expect(resolved.incidents).toEqual([])
+  })
+
+  test("one incident comes with its timeline and deliveries, and no webhook secret", async () => {
+    const res = await call(cp, viewer, "GET", `/api/incidents/${id}`)
+    expect(res.status).toBe(200)
+    const text = await res.text()
+    const body = JSON.parse(text) as { timeline: { step: string }[]; deliveries: { channel: string; status: string }[] }
+    expect(body.timeline.map((t) => t.step)).toEqual(["opened"])
+    expect(body.deliveries).toMatchObject([{ channel: "slack", status: "delivered", attempts: 1 }])
+    expect(text).not.toContain(new URL(slack.webhookUrl).pathname)
+  })
+
+  test("bad filters and ids are refused with what was expected", async () => {
+    const status = await call(cp, viewer, "GET", "/api/incidents?status=closed")
+    expect(status.status).toBe(422)
+    expect(((await status.json()) as { error: string }).error).toContain('"open" or "resolved"')
+    expect((await call(cp, viewer, "GET", "/api/incidents?limit=0")).status).toBe(422)
+    expect((await call(cp, viewer, "GET", "/api/incidents?bogus=1")).status).toBe(422)
+    const notUuid = await call(cp, viewer, "GET", "/api/incidents/..%2f..%2fetc")
+    expect(notUuid.status).toBeGreaterThanOrEqual(400)
+    expect(notUuid.status).toBeLessThan(500)
+    const unknown = await call(cp, viewer, "GET", "/api/incidents/00000000-0000-4000-8000-000000000000")
+    expect(unknown.status).toBe(404)
+  })
+
+  test("without a token, or with a node's credential, nothing is read", async () => {
+    expect((await call(cp, null, "GET", "/api/incidents")).status).toBe(401)
+    const asNode = await call(cp, agent.credential, "GET", "/api/incidents")
+    expect(asNode.status).toBe(403)
+  })
+})
