@@ -5,7 +5,7 @@
 // steering, cancelling, compaction, and switching model and context mid-chat.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
 import type { ChatState, ChatStreamEvent, MessageResponse, Question } from "../protocol/ai.ts"
-import { aiSettingsFor, chatCall, eventStream } from "./support/ai-chat.ts"
+import { aiSettingsFor, chatCall, doneOf, eventStream } from "./support/ai-chat.ts"
 import { addUser, enrollNode, login } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { type LlmServer, type Provider, startLlmServer } from "./support/llm-server.ts"
@@ -16,12 +16,6 @@ setDefaultTimeout(60_000)
 type Msg = { role: string; content: unknown; tool_calls?: unknown[] }
 /** Every text the model was sent in a request's conversation, whatever the provider's shape. */
 const conversationText = (body: Record<string, unknown>) => JSON.stringify(body.messages)
-/** The `done` event that must end a stream. */
-function doneOf(events: ChatStreamEvent[]): MessageResponse {
-  const last = events.at(-1)
-  if (last?.event !== "done") throw new Error(`the stream ended with ${JSON.stringify(last)}`)
-  return last.data
-}
 const lastMessage = (body: Record<string, unknown>) => (body.messages as Msg[]).at(-1)
 
 for (const provider of ["anthropic", "openai"] as Provider[]) {

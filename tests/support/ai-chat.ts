@@ -3,7 +3,7 @@
 // contract's events (protocol/ai.ts).
 
 import type { AiSettings } from "../../control/adapters/llm/provider.ts"
-import { type ChatStreamEvent, parseChatStreamEvent } from "../../protocol/ai.ts"
+import { type ChatStreamEvent, type MessageResponse, parseChatStreamEvent } from "../../protocol/ai.ts"
 import type { LlmServer } from "./llm-server.ts"
 import { streamText } from "./stream.ts"
 
@@ -59,4 +59,11 @@ export function eventStream(res: Response) {
       return parseEvents(text.text)
     },
   }
+}
+
+/** The `done` event that must end a stream. */
+export function doneOf(events: ChatStreamEvent[]): MessageResponse {
+  const last = events.at(-1)
+  if (last?.event !== "done") throw new Error(`the stream ended with ${JSON.stringify(last)}`)
+  return last.data
 }
