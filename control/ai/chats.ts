@@ -28,6 +28,9 @@ import { isExpired, settleUnrun, toWire } from "./questions.ts"
 import { toolSpecs } from "./tools.ts"
 import { createTurns, type Listener, type RunningTurn } from "./turns.ts"
 
+/** Chats are kept until deleted; this bounds what one user can make the store hold. */
+export const MAX_CHATS_PER_USER = 200
+
 export interface ChatsDeps {
   store: ChatStorePort
   llm: LlmPort
@@ -138,6 +141,11 @@ export function createChats(deps: ChatsDeps) {
 
   return {
     async create(who: UserPrincipal, body: CreateChatRequest) {
+      if ((await store.listChats(who.subject)).length >= MAX_CHATS_PER_USER)
+        throw new ChimeraError(
+          "RESOURCE_EXHAUSTED",
+          `you have ${MAX_CHATS_PER_USER} chats, the most one user may keep; delete some (DELETE /api/v1/ai/chat/:id)`,
+        )
       const model = body.model ?? settings.model
       const ctx = await resolveContext(who, body, { id: 0, model, nodeId: null, incidentId: null })
       const chat = await store.createChat({
