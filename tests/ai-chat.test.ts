@@ -250,12 +250,22 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
       expect(state.context.nodeId).toBe("web-4")
       const unknownNode = await chatCall(cp.url, otto, "PATCH", `/chat/${chatId}`, { nodeId: "no-such-node" })
       expect(unknownNode.status).toBe(422)
+      // An incident is bound by id: here a fleet event (web-4's enrolment).
+      const events = (await (await cp.api("/api/events?node=web-4")).json()) as {
+        events: { id: number; type: string }[]
+      }
+      const incident = events.events[0]
+      if (!incident) throw new Error("no event for web-4")
+      const bound = await chatCall(cp.url, otto, "PATCH", `/chat/${chatId}`, { incidentId: incident.id })
+      expect(((await bound.json()) as ChatState).context).toEqual({ nodeId: "web-4", incidentId: incident.id })
       llm.script({ text: "Second answer." })
       const before = llm.requests.length
       await chatCall(cp.url, otto, "POST", `/chat/${chatId}/message`, { message: "second question" })
       const sent = llm.requests[before]
       expect(sent?.body.model).toBe("other-model-2")
       expect(sent?.system).toContain("This chat is about node web-4")
+      expect(sent?.system).toContain(`This chat is about fleet event ${incident.id}`)
+      expect(sent?.system).toContain(incident.type)
 
       llm.script((req) => ({
         text: conversationText(req.body).includes("first question") ? "The user asked two questions." : "??",
