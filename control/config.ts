@@ -148,6 +148,7 @@ export const ChimeraConfig = z
       sessions: _int("expected a whole number of sessions, at least 1", 1).default(10),
       commands: _int("expected a whole number of commands, at least 1", 1).default(60),
       websocket: _int("expected a whole number of messages, at least 1", 1).default(100),
+      chat: _int("expected a whole number of chat turns, at least 1", 1).default(30),
     }),
     // How the control plane itself reaches nodes over SSH for the command API (seed 001); the CLI's
     // --identity/--known-hosts flags are the same settings for commands run from a workstation.
@@ -155,6 +156,22 @@ export const ChimeraConfig = z
       identity_file: _string().default(""),
       known_hosts_file: _string().default(""),
       trust_new_hosts: _bool().default(false),
+    }),
+    // The AI chat's model. No provider: the chat routes answer 503 and say how to set one. The key may
+    // come as api_key, from api_key_file (read at start) or as CHIMERA_AI_API_KEY; it is never shown.
+    ai: _section({
+      provider: z
+        .enum(["", "anthropic", "openai"], { error: 'expected "anthropic", "openai" or "" (none)' })
+        .default(""),
+      model: _string().default(""),
+      base_url: _url().default(""),
+      api_key: _string().default(""),
+      api_key_file: _string().default(""),
+      timeout_seconds: _int("expected a whole number of seconds from 1 to 3600", 1, 3600).default(120),
+      question_ttl_seconds: _int("expected a whole number of seconds from 10 to 86400", 10, 86_400).default(300),
+      max_context_tokens: _int("expected a whole number of tokens from 2000 to 10000000", 2000, 10_000_000).default(
+        100_000,
+      ),
     }),
     log_level: _string()
       .toUpperCase()
@@ -184,6 +201,7 @@ const SECRETS = new Set([
   "notifications.pagerduty_api_key",
   "notifications.slack_webhook_url",
   "notifications.email_password",
+  "ai.api_key",
 ])
 
 /** CHIMERA_* variables that are process settings, not configuration sections (DESIGN.md contracts). */
@@ -226,6 +244,7 @@ const PATH_FIELDS = [
   "notifications.email_password_file",
   "notifications.email_ca_file",
   "itsm.api_key_file",
+  "ai.api_key_file",
 ]
 
 export function loadConfig(options: LoadConfigOptions = {}): ChimeraConfig {

@@ -5,9 +5,11 @@ import { createLogger } from "../protocol/log.ts"
 import { ensureAdminToken } from "./adapters/admin-token.ts"
 import { secureDataDir } from "./adapters/data-dir.ts"
 import { createEventBus } from "./adapters/event-bus.ts"
+import { type AiSettings, createProvider } from "./adapters/llm/provider.ts"
 import { createNix } from "./adapters/nix.ts"
 import { currentProcessInstance } from "./adapters/process-instance.ts"
 import { openKeyring } from "./adapters/signing-keys.ts"
+import { chatStore } from "./adapters/store/chat-store.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
 import { checkDatabaseNotLost } from "./adapters/store/database-file.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
@@ -21,6 +23,8 @@ import { withStartupLock } from "./adapters/store/startup-lock.ts"
 import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
 import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
 import { createTmuxSessions } from "./adapters/tmux.ts"
+import { createChats } from "./ai/chats.ts"
+import { internalApi } from "./ai/internal-api.ts"
 import { createApp } from "./api/app.ts"
 import { DEFAULT_STREAM_LIMITS, type StreamLimits } from "./api/event-fanout.ts"
 import type { Refusals } from "./api/refusals.ts"
@@ -75,6 +79,8 @@ export interface ServerOptions {
   notify?: ConfiguredChannels
   /** The outbox worker's retries and concurrency (default DEFAULT_DELIVERY). */
   delivery?: Partial<DeliveryWorkerOptions>
+  /** `[ai]`: the chat's model provider; null: none, and the chat routes say how to configure one. */
+  ai?: AiSettings | null
 }
 
 export interface ControlPlane {
@@ -195,7 +201,23 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   })
   const unsubscribeIncidents = bus.subscribe((e) => incidents.handle(e))
   const dashboard = { history, nodeCommands: nodeCommands(db), events: eventCursor(db), tags: opts.tags ?? {} }
+  // The chat calls the API in-process as the user it acts for, so it needs the app it is part of.
+  let appFetch: ((request: Request, env: Record<symbol, unknown>) => Response | Promise<Response>) | null = null
+  const chats = opts.ai
+    ? createChats({
+        store: chatStore(db),
+        llm: createProvider(opts.ai),
+        settings: opts.ai,
+        clock,
+        api: internalApi(() => {
+          if (!appFetch) throw new Error("the API is not up yet")
+          return appFetch
+        }),
+      })
+    : null
+  await chats?.resume()
   const app = createApp({
+    ai: chats,
     dashboard,
     cli,
     fleet,
@@ -213,6 +235,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     notifyTest: createNotifyTest({ configured: notify, clock }),
     reportQuota: createReportQuota({ ...DEFAULT_REPORT_QUOTA, ...opts.limits?.reports }, clock),
   })
+  appFetch = (request, env) => app.fetch(request, env)
   const undeclared = undeclaredRoutes(app.routes.filter((r) => r.method !== "ALL"))
   if (undeclared.length > 0)
     log.error("routes without a rule in control/api/route-permissions.ts are refused", { routes: undeclared })
@@ -297,6 +320,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       clearInterval(pruning)
       clearInterval(incidentTick)
       unsubscribeIncidents()
+      chats?.close()
       unsubscribeMetrics()
       unsubscribeSpans()
       await server.stop(true)

@@ -26,6 +26,8 @@ import { realpathSync } from "node:fs"
 //   --only replicas  run only two replicas on PostgreSQL (scripts/bench/replicas.ts): cross-replica
 //                   delivery over --rep-tries tries (20) and a replica SIGKILLed under --rep-agents
 //                   simulated agents (1000) over --rep-seconds (20); no Nix needed
+//   --only ai       run only the AI chat loop's own cost per turn over a scripted model (scripts/bench/ai.ts;
+//                   no Nix needed)
 //   --write         also write the tables to BENCHMARKS.md (a full run rewrites it whole)
 //
 // What it measures:
@@ -66,7 +68,7 @@ import { HEARTBEAT_HEADING, type HeartbeatResults, heartbeatBench, heartbeatTabl
 import { mcpCongruenceBench, mcpCongruenceTable } from "./bench/mcp-congruence.ts"
 import { relayBench, relayTable } from "./bench/relay.ts"
 
-const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats|mcp|attack-auth|attack|incidents] [--write]
+const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats|mcp|attack-auth|attack|dashboard|replicas|incidents|ai] [--write]
        [--hb-nodes N] [--hb-rates R,R] [--hb-seconds N] [--hb-rounds N] [--hb-connections N] [--hb-postgres]
 (each flag is described at the top of scripts/bench.ts)`
 /** A bad flag: one line that says what is wrong, the usage, exit 2; no stack trace. */
@@ -107,7 +109,7 @@ const DRIFTS = Number(values.drifts)
 if (!Number.isInteger(DRIFTS) || DRIFTS < 5) fail("--drifts: expected a whole number of at least 5")
 const SSH_ROUNDS = Number(values["ssh-rounds"])
 if (!Number.isInteger(SSH_ROUNDS) || SSH_ROUNDS < 3) fail("--ssh-rounds: expected a whole number of at least 3")
-const ALONE = ["ssh", "relay", "heartbeats", "mcp", "attack-auth", "dashboard", "attack", "replicas", "incidents"]
+const ALONE = ["ssh", "relay", "heartbeats", "mcp", "attack-auth", "dashboard", "attack", "replicas", "incidents", "ai"]
 if (values.only !== undefined && !ALONE.includes(values.only))
   fail(`--only: the sections that run alone are ${ALONE.map((s) => `"${s}"`).join(", ")}`)
 if (values.only && values.only !== "heartbeats" && values.write)
@@ -147,6 +149,13 @@ if (values.only === "dashboard") {
   const results = await dashboardBench({ nodes: 1000, renders: 10, events: 30 })
   const measured = `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`
   process.stdout.write(`${dashboardTable(results, measured)}\n`)
+  process.exit(0)
+}
+if (values.only === "ai") {
+  const { aiBench, aiTable } = await import("./bench/ai.ts")
+  const measured = `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`
+  process.stdout.write(`${aiTable(await aiBench({ turns: 50 }), measured)}
+`)
   process.exit(0)
 }
 if (values.only === "mcp") {

@@ -115,6 +115,23 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "GET /api/incidents/:id": { auth: "fleet:read" },
   // It reaches people (Slack, PagerDuty, email) and checks the ITSM credential: admin only.
   "POST /api/notifications/test": { auth: "notifications:test" },
+
+  // The AI chat: anyone who may read the fleet may ask about it. A chat is its owner's (the handlers
+  // check); the actions its model proposes run only on the approval of a user whose role allows each
+  // one. Every turn costs a model call, so turns count against the `chat` limit per user.
+  "GET /api/v1/ai/chat": { auth: "fleet:read" },
+  "POST /api/v1/ai/chat": { auth: "fleet:read" },
+  "GET /api/v1/ai/chat/:id": { auth: "fleet:read" },
+  "PATCH /api/v1/ai/chat/:id": { auth: "fleet:read" },
+  "DELETE /api/v1/ai/chat/:id": { auth: "fleet:read" },
+  "POST /api/v1/ai/chat/:id/message": { auth: "fleet:read", limits: ["chat"] },
+  "POST /api/v1/ai/chat/:id/message/stream": { auth: "fleet:read", limits: ["chat"] },
+  "GET /api/v1/ai/chat/:id/question": { auth: "fleet:read" },
+  "POST /api/v1/ai/chat/:id/answer": { auth: "fleet:read", limits: ["chat"] },
+  "POST /api/v1/ai/chat/:id/answer/stream": { auth: "fleet:read", limits: ["chat"] },
+  "POST /api/v1/ai/chat/:id/compact": { auth: "fleet:read", limits: ["chat"] },
+  "POST /api/v1/ai/chat/:id/cancel": { auth: "fleet:read" },
+  "POST /api/v1/ai/chat/:id/steer": { auth: "fleet:read", limits: ["chat"] },
 }
 
 export const routeKey = (method: string, path: string) => `${method} ${path}`

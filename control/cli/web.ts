@@ -2,6 +2,7 @@
 import { defineCommand } from "citty"
 import { createLogger } from "../../protocol/log.ts"
 import { channelsFromConfig } from "../adapters/notify/index.ts"
+import { aiSettings } from "../adapters/llm/provider.ts"
 import { commandTargetsFromConfig } from "../adapters/ssh/command-targets.ts"
 import { databaseUrl, dataDir } from "../config.ts"
 import { incidentPolicy } from "../domain/incident-routing.ts"
@@ -27,6 +28,7 @@ export default defineCommand({
     const { config } = layered
     for (const warning of inactiveWarnings(layered)) warn(`${color.yellow("warning")} ${warning}\n`)
     const trust = trustSettings(config)
+    const ai = aiSettings(config)
     log.info("settings", {
       jwtTtlSeconds: trust.jwtTtlSeconds,
       nodeRotationDays: trust.nodeCredentialRotationDays,
@@ -36,6 +38,16 @@ export default defineCommand({
       limits: config.limits,
       fleetNodes: Object.keys(config.fleet.nodes),
       incidents: config.incidents,
+      // Never the key: only whether one is set.
+      ai: ai && {
+        provider: ai.provider,
+        model: ai.model,
+        baseUrl: ai.baseUrl || "(the provider's own)",
+        key: ai.apiKey ? "set" : "none",
+        timeoutSeconds: ai.timeoutMs / 1000,
+        questionTtlSeconds: ai.questionTtlSeconds,
+        maxContextTokens: ai.maxContextTokens,
+      },
     })
     // Whatever the control plane writes (the database and its -wal and -shm, keys, tokens) is this
     // user's alone from its first byte.
@@ -62,6 +74,7 @@ export default defineCommand({
       tags: Object.fromEntries(Object.entries(config.fleet.nodes).map(([name, n]) => [name, n.tags])),
       incidents: incidentPolicy(config.incidents),
       notify: channelsFromConfig(config),
+      ai,
     })
     say(`Chimera control plane on ${color.bold(cp.url)}\n`)
     if (cp.adminTokenPath)

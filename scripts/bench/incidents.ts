@@ -136,12 +136,12 @@ export async function incidentBench(opts: IncidentBenchOptions): Promise<Inciden
     const quiet = await enrol(url, admin, opts.quiet, (i) => `up-${String(i).padStart(4, "0")}`)
     const split = await enrol(url, admin, opts.split, (i) => `split-${String(i).padStart(4, "0")}`)
     const base = {
-      url,
+      urls: [url],
       nodes: quiet,
       rate: opts.quiet,
       seconds: opts.seconds,
       warmupSeconds: 2,
-      serverPid: cp.pid,
+      serverPids: [cp.pid],
       connections: 16,
       timeoutMs: 10_000,
     }

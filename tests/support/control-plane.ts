@@ -50,7 +50,7 @@ function withApi(url: string, adminToken: string) {
  * asks for its own (`trust.rateLimits`); the rate-limit suites pass the configured defaults explicitly.
  */
 export const LIFTED_LIMITS: RateLimits = Object.fromEntries(
-  ["api", "agent", "login", "enroll", "sessions", "commands", "websocket"].map((n) => [
+  ["api", "agent", "login", "enroll", "sessions", "commands", "websocket", "chat"].map((n) => [
     n,
     { limit: 1e9, windowMs: 60_000 },
   ]),
@@ -78,6 +78,8 @@ export interface InProcessOptions {
   incidents?: ServerOptions["incidents"]
   notify?: ServerOptions["notify"]
   delivery?: ServerOptions["delivery"]
+  /** `[ai]`: the chat's model provider (a scripted one from llm-server.ts). */
+  ai?: ServerOptions["ai"]
 }
 
 /** The admin token in a control plane's data dir, else the one the test passed (another replica's). */
@@ -114,6 +116,7 @@ export async function startInProcess(opts: InProcessOptions = {}): Promise<TestC
     incidents: opts.incidents,
     notify: opts.notify,
     delivery: opts.delivery,
+    ai: opts.ai,
   })
   const adminToken = await _adminToken(cp.adminTokenPath, opts.adminToken)
   const stop = async () => {

@@ -2,6 +2,7 @@
 // once for both dialects Bun.SQL speaks here: SQLite (the default) and PostgreSQL (several replicas).
 // Never edit a released migration; add the next one.
 import { AUTH_MIGRATIONS } from "./auth-migrations.ts"
+import { CHAT_MIGRATIONS } from "./chat-store.ts"
 import { COMMAND_MIGRATIONS } from "./command-store.ts"
 import { INCIDENT_MIGRATIONS } from "./incident-migrations.ts"
 
@@ -137,4 +138,6 @@ export const MIGRATIONS: Migration[] = [
   },
   // Incidents, their timelines and the notification outbox, version 10.
   ...INCIDENT_MIGRATIONS,
+  // The AI chat's chats, messages and questions (version 12).
+  ...CHAT_MIGRATIONS,
 ]
