@@ -20,14 +20,15 @@ const LABELS: Record<NonNullable<Question["confirmationType"]>, [yes: string, no
 
 const POSITIVE = /^(y|yes|approve|confirm|ok)$/i
 
-export function showQuestion(q: Question): void {
-  say(`${color.yellow("?")} ${color.bold(field(q.text))}\n`)
+/** The question in full; without its text when a prompt is about to ask it. */
+export function showQuestion(q: Question, withText = true): void {
+  if (withText) say(`${color.yellow("?")} ${color.bold(field(q.text))}\n`)
   for (const line of q.context.split("\n")) say(`    ${color.cyan(field(line))}\n`)
   say(`  ${color.dim(`expires at ${q.expiresAt}`)}\n`)
 }
 
 export async function askQuestion(q: Question, input: ChatInput): Promise<QuestionAnswer> {
-  showQuestion(q)
+  showQuestion(q, !input.interactive)
   if (!input.interactive) return _fromLine(q, input)
   if (q.type === "multipleChoice") {
     const choice = await p.select({

@@ -42,13 +42,19 @@ async function _turn(
   into: Exchange,
 ): Promise<TurnOutcome> {
   const abort = new AbortController()
-  let cancelled = false
+  // Whether the control plane stopped the turn (it then ends its stream as usual), once Ctrl+C asked.
+  let cancelled: Promise<boolean> | null = null
   const stopWatching = o.input.watchInterrupt(() => {
     if (cancelled) return abort.abort()
-    cancelled = true
     view.waiting("Cancelling")
-    // The control plane ends the turn and its stream; if it cannot (no turn, unreachable), stop here.
-    o.api.cancel(o.chatId).catch(() => abort.abort())
+    // If the control plane cannot cancel (the turn just ended, or it is unreachable), stop reading here.
+    cancelled = o.api.cancel(o.chatId).then(
+      () => true,
+      () => {
+        abort.abort()
+        return true
+      },
+    )
   })
   let question: Question | null = null
   let error: Exchange["error"] = null
@@ -63,7 +69,7 @@ async function _turn(
         view.tool(e.data)
       } else if (e.event === "question") question = e.data
       else if (e.event === "done") question = e.data.pendingQuestion ?? question
-      else if (!cancelled) error = e.data
+      else error = e.data
     }
   } catch (caught) {
     if (!abort.signal.aborted) {
@@ -74,7 +80,8 @@ async function _turn(
     stopWatching()
     view.end()
   }
-  return { question, cancelled, error }
+  const stopped = cancelled !== null && (await cancelled)
+  return { question: stopped ? null : question, cancelled: stopped, error: stopped ? null : error }
 }
 
 /** Sends `message` and sees the exchange through, questions and all. */

@@ -20,7 +20,8 @@ export interface RpcSession {
 }
 
 interface Turn {
-  cancelRequested: boolean
+  /** Set by a `cancel`: whether the control plane stopped this turn (false: it had ended already). */
+  cancelled: Promise<boolean> | null
   done: Promise<void>
 }
 
@@ -37,7 +38,7 @@ export function createRpcSession(api: ChatApi, chatId: ChatId, emit: (event: Rpc
 
   /** Streams a taken turn's events out; its command's response comes last. */
   const _stream = (command: RpcCommand, events: ChatEvents): Turn => {
-    const current: Turn = { cancelRequested: false, done: Promise.resolve() }
+    const current: Turn = { cancelled: null, done: Promise.resolve() }
     current.done = (async () => {
       let text = ""
       let error = ""
@@ -56,11 +57,13 @@ export function createRpcSession(api: ChatApi, chatId: ChatId, emit: (event: Rpc
             const asked = e.data.pendingQuestion
             if (asked && asked.id !== question?.id) emit(questionEvent(asked))
             question = asked
-          } else error = current.cancelRequested ? "cancelled" : `${e.data.message} (${e.data.code})`
+          } else error = `${e.data.message} (${e.data.code})`
         }
       } catch (caught) {
-        error = current.cancelRequested ? "cancelled" : _failure(caught)
+        error = _failure(caught)
       }
+      // A cancelled turn ends like any other (its text so far, then done): the cancel's answer says which.
+      if (current.cancelled && (await current.cancelled)) error = "cancelled"
       emit({ type: "message", role: "assistant", content: text, done: true })
       if (turn === current) turn = null
       respond(command.type, command.id, error)
@@ -87,10 +90,16 @@ export function createRpcSession(api: ChatApi, chatId: ChatId, emit: (event: Rpc
       case "steer":
         await api.steer(chatId, c.message)
         return respond(c.type, c.id)
-      case "cancel":
-        if (turn) turn.cancelRequested = true
-        await api.cancel(chatId)
+      case "cancel": {
+        const stopping = api.cancel(chatId)
+        if (turn)
+          turn.cancelled = stopping.then(
+            () => true,
+            () => false,
+          )
+        await stopping
         return respond(c.type, c.id)
+      }
       case "get_state": {
         const s = await api.state(chatId)
         emit({
