@@ -59,8 +59,19 @@ describe("defaults", () => {
         sessions: 10,
         commands: 60,
         websocket: 100,
+        chat: 30,
       },
       ssh: { identity_file: "", known_hosts_file: "", trust_new_hosts: false },
+      ai: {
+        provider: "",
+        model: "",
+        base_url: "",
+        api_key: "",
+        api_key_file: "",
+        timeout_seconds: 120,
+        question_ttl_seconds: 300,
+        max_context_tokens: 100_000,
+      },
       log_level: "WARNING",
     })
   })

@@ -124,6 +124,7 @@ export const ChimeraConfig = z
       sessions: _int("expected a whole number of sessions, at least 1", 1).default(10),
       commands: _int("expected a whole number of commands, at least 1", 1).default(60),
       websocket: _int("expected a whole number of messages, at least 1", 1).default(100),
+      chat: _int("expected a whole number of chat turns, at least 1", 1).default(30),
     }),
     // How the control plane itself reaches nodes over SSH for the command API (seed 001); the CLI's
     // --identity/--known-hosts flags are the same settings for commands run from a workstation.
@@ -131,6 +132,22 @@ export const ChimeraConfig = z
       identity_file: _string().default(""),
       known_hosts_file: _string().default(""),
       trust_new_hosts: _bool().default(false),
+    }),
+    // The AI chat's model. No provider: the chat routes answer 503 and say how to set one. The key may
+    // come as api_key, from api_key_file (read at start) or as CHIMERA_AI_API_KEY; it is never shown.
+    ai: _section({
+      provider: z
+        .enum(["", "anthropic", "openai"], { error: 'expected "anthropic", "openai" or "" (none)' })
+        .default(""),
+      model: _string().default(""),
+      base_url: _url().default(""),
+      api_key: _string().default(""),
+      api_key_file: _string().default(""),
+      timeout_seconds: _int("expected a whole number of seconds from 1 to 3600", 1, 3600).default(120),
+      question_ttl_seconds: _int("expected a whole number of seconds from 10 to 86400", 10, 86_400).default(300),
+      max_context_tokens: _int("expected a whole number of tokens from 2000 to 10000000", 2000, 10_000_000).default(
+        100_000,
+      ),
     }),
     log_level: _string()
       .toUpperCase()
@@ -155,7 +172,12 @@ type FlagTree<T> = T extends readonly unknown[]
 export type ConfigFlags = FlagTree<z.input<typeof ChimeraConfig>>
 
 /** Fields whose values must never appear in an error message or a log line. */
-const SECRETS = new Set(["itsm.api_key", "notifications.pagerduty_api_key", "notifications.slack_webhook_url"])
+const SECRETS = new Set([
+  "ai.api_key",
+  "itsm.api_key",
+  "notifications.pagerduty_api_key",
+  "notifications.slack_webhook_url",
+])
 
 /** CHIMERA_* variables that are process settings, not configuration sections (DESIGN.md contracts). */
 export const RESERVED_ENV = new Set([
@@ -188,7 +210,7 @@ export interface LayeredConfig {
 }
 
 /** Fields holding a path, read from the config file's directory when the file sets them. */
-const PATH_FIELDS = ["nix.config_path", "ssh.identity_file", "ssh.known_hosts_file"]
+const PATH_FIELDS = ["nix.config_path", "ssh.identity_file", "ssh.known_hosts_file", "ai.api_key_file"]
 
 export function loadConfig(options: LoadConfigOptions = {}): ChimeraConfig {
   return loadLayeredConfig(options).config

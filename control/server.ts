@@ -6,8 +6,10 @@ import { websocket } from "hono/bun"
 import { createLogger } from "../protocol/log.ts"
 import { secureDataDir } from "./adapters/data-dir.ts"
 import { createEventBus } from "./adapters/event-bus.ts"
+import { type AiSettings, createProvider } from "./adapters/llm/provider.ts"
 import { createNix } from "./adapters/nix.ts"
 import { currentProcessInstance } from "./adapters/process-instance.ts"
+import { chatStore } from "./adapters/store/chat-store.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
 import { checkDatabaseNotLost } from "./adapters/store/database-file.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
@@ -18,6 +20,8 @@ import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
 import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
 import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
 import { createTmuxSessions } from "./adapters/tmux.ts"
+import { createChats } from "./ai/chats.ts"
+import { internalApi } from "./ai/internal-api.ts"
 import { createApp } from "./api/app.ts"
 import { DEFAULT_STREAM_LIMITS, type StreamLimits } from "./api/event-fanout.ts"
 import type { Refusals } from "./api/refusals.ts"
@@ -60,6 +64,8 @@ export interface ServerOptions {
   telemetry?: TelemetrySettings
   /** Each configured node's tags ([fleet.nodes.NAME] tags), for the dashboard's tag filter. */
   tags?: Record<string, string[]>
+  /** `[ai]`: the chat's model provider; null: none, and the chat routes say how to configure one. */
+  ai?: AiSettings | null
 }
 
 export interface ControlPlane {
@@ -158,7 +164,23 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     log.info("exporting traces and metrics", { endpoint: opts.telemetry?.endpoint })
   }
   const dashboard = { history, nodeCommands: nodeCommands(db), events: eventCursor(db), tags: opts.tags ?? {} }
+  // The chat calls the API in-process as the user it acts for, so it needs the app it is part of.
+  let appFetch: ((request: Request, env: Record<symbol, unknown>) => Response | Promise<Response>) | null = null
+  const chats = opts.ai
+    ? createChats({
+        store: chatStore(db),
+        llm: createProvider(opts.ai),
+        settings: opts.ai,
+        clock,
+        api: internalApi(() => {
+          if (!appFetch) throw new Error("the API is not up yet")
+          return appFetch
+        }),
+      })
+    : null
+  await chats?.resume()
   const app = createApp({
+    ai: chats,
     dashboard,
     cli,
     fleet,
@@ -173,6 +195,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     storeProbe: storeProbe(opts.databaseUrl, db, dialect),
     reportQuota: createReportQuota({ ...DEFAULT_REPORT_QUOTA, ...opts.limits?.reports }, clock),
   })
+  appFetch = (request, env) => app.fetch(request, env)
   const undeclared = undeclaredRoutes(app.routes.filter((r) => r.method !== "ALL"))
   if (undeclared.length > 0)
     log.error("routes without a rule in control/api/route-permissions.ts are refused", { routes: undeclared })
@@ -237,6 +260,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     async stop() {
       clearInterval(sweep)
       clearInterval(pruning)
+      chats?.close()
       unsubscribeMetrics()
       unsubscribeSpans()
       await server.stop(true)

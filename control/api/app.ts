@@ -12,6 +12,7 @@ import type { EventCursor } from "../adapters/store/event-cursor.ts"
 import type { StoreProbe } from "../adapters/store/health-probe.ts"
 import type { NodeCommands } from "../adapters/store/node-commands.ts"
 import { type ControlMetrics, createControlMetrics } from "../adapters/telemetry/prometheus.ts"
+import type { Chats } from "../ai/chats.ts"
 import type { Accounts } from "../domain/auth/accounts.ts"
 import type { Audit } from "../domain/auth/audit.ts"
 import type { Authenticator } from "../domain/auth/authenticator.ts"
@@ -29,6 +30,7 @@ import { createReportQuota, DEFAULT_REPORT_QUOTA, type ReportQuota } from "../do
 import type { FleetOperations } from "../ops/fleet-operations.ts"
 import { agentRoutes, enrollRoutes } from "./agent.ts"
 import { agentFastPath } from "./agent-fast-path.ts"
+import { aiChatRoutes } from "./ai-chat.ts"
 import { auditRoutes } from "./audit.ts"
 import { auditTrail } from "./audit-trail.ts"
 import { authSessionRoutes } from "./auth-sessions.ts"
@@ -98,6 +100,8 @@ export interface AppDeps {
   storeProbe: StoreProbe
   /** What each node may report per window ([limits]); default DEFAULT_REPORT_QUOTA on the system clock. */
   reportQuota?: ReportQuota
+  /** The AI chat; null or absent: no provider is configured and its routes say how to set one. */
+  ai?: Chats | null
 }
 
 const passOn: MiddlewareHandler = (_c, next) => next()
@@ -140,6 +144,7 @@ export function createApp(deps: AppDeps) {
     .route("/", nodeHistoryRoutes(fleet, dashboard.history, dashboard.nodeCommands))
     .route("/", fleetTagRoutes(dashboard.tags))
     .route("/", eventCursorRoutes(dashboard.events))
+    .route("/", aiChatRoutes(deps.ai ?? null))
   app.notFound((c) => errorResponse(c, new ChimeraError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError(onError)
   return app

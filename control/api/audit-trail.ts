@@ -98,9 +98,18 @@ export function identify(c: Context<ApiEnv>): string {
 
 /** The door a request came through when a Chimera client says so (`X-Chimera-Via: mcp`), for the audit row. */
 const VIA = new Set(["mcp", "chat", "rpc", "dashboard", "cli"])
-function viaOf(c: Context<ApiEnv>): { via?: string } {
+function viaOf(c: Context<ApiEnv>): Record<string, unknown> {
   const via = c.req.header("x-chimera-via")
-  return via !== undefined && VIA.has(via) ? { via } : {}
+  if (via === undefined || !VIA.has(via)) return {}
+  if (via !== "chat") return { via }
+  // An action a chat proposed: which chat and model proposed it; the row's actor is who approved it.
+  const chat = c.req.header("x-chimera-chat") ?? ""
+  const model = c.req.header("x-chimera-model") ?? ""
+  return {
+    via,
+    ...(/^\d{1,16}$/.test(chat) ? { chat: Number(chat) } : {}),
+    ...(/^[\x21-\x7e]{1,200}$/.test(model) ? { model } : {}),
+  }
 }
 
 /** The `code` of an error answer, to say in the row why it was refused. */

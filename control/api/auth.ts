@@ -50,6 +50,18 @@ export function requestToken(c: Context, allowQuery: boolean): string {
   return query
 }
 
+/**
+ * A principal handed over in-process, for the AI chat acting as the user who asked or approved: it can
+ * only arrive through `app.fetch(request, env)`'s env, which no socket reaches (Bun.serve passes its
+ * server there), so it cannot be claimed over the network.
+ */
+export const INTERNAL_PRINCIPAL: unique symbol = Symbol("chimera.internal-principal")
+
+export function internalPrincipal(c: Context): UserPrincipal | null {
+  const env = c.env as { [INTERNAL_PRINCIPAL]?: UserPrincipal } | undefined
+  return env?.[INTERNAL_PRINCIPAL] ?? null
+}
+
 /** The calling user (not a node); the guard has already checked the route's permission. */
 export function userOf(principal: Principal | undefined): UserPrincipal {
   if (principal?.kind !== "user") throw forbidden("this route needs a user or API token, not a node credential")

@@ -26,9 +26,27 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   // An action whose audit row cannot be stored is not performed: the store, not the caller, is at fault.
   AUDIT_UNAVAILABLE: 503,
   INTERNAL: 500,
+  AUTH_FAILED: 401,
+  CHAT_NOT_FOUND: 404,
+  ACCESS_DENIED: 403,
+  QUESTION_INVALID: 409,
+  AI_UNAVAILABLE: 503,
+  TIMEOUT: 504,
+  NO_TURN_RUNNING: 409,
+  TURN_RUNNING: 409,
 }
 
-export function errorResponse(c: Context, error: ChimeraError) {
+// The AI chat API names a missing or refused credential and a refused permission in its own words, as
+// its clients expect; everywhere else they keep the names the rest of the API uses.
+const CHAT_API = "/api/v1/ai/"
+const CHAT_CODES: Partial<Record<ErrorCode, ErrorCode>> = {
+  AUTHENTICATION_FAILED: "AUTH_FAILED",
+  PERMISSION_DENIED: "ACCESS_DENIED",
+}
+
+export function errorResponse(c: Context, raw: ChimeraError) {
+  const renamed = c.req.path.startsWith(CHAT_API) ? CHAT_CODES[raw.code] : undefined
+  const error = renamed ? new ChimeraError(renamed, raw.message, raw.detail) : raw
   const status = STATUS[error.code]
   if (status === 401) c.header("WWW-Authenticate", 'Bearer realm="chimera"')
   const message = redact(error.message) as string

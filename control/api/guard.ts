@@ -11,7 +11,7 @@ import { ChimeraError, forbidden } from "../domain/errors.ts"
 import type { Principal } from "../domain/ports.ts"
 import { tokenKind } from "../domain/tokens.ts"
 import { auditBeforeAction, sourceOf } from "./audit-trail.ts"
-import { type ApiEnv, bearerToken, type MatchedRoute, requestToken } from "./auth.ts"
+import { type ApiEnv, bearerToken, internalPrincipal, type MatchedRoute, requestToken } from "./auth.ts"
 import { routeKey, ruleFor } from "./route-permissions.ts"
 
 /** The route that will answer: the first matched handler that is not middleware (`use` is ALL). */
@@ -105,7 +105,7 @@ export async function admit(
 
   let principal: Principal
   try {
-    principal = await authenticator.authenticate(requestToken(c, rule?.tokenInQuery === true))
+    principal = internalPrincipal(c) ?? (await authenticator.authenticate(requestToken(c, rule?.tokenInQuery === true)))
   } catch (error) {
     // Failed authentication spends the caller's address budget, which bounds guessing and audit noise.
     if (error instanceof ChimeraError) charge(c, limiter, [["api", keyFor("api", c, route, null)]])

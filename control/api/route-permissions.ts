@@ -111,6 +111,23 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "GET /api/nodes/:id/commands": { auth: "commands:run" },
   "GET /api/fleet/tags": { auth: "fleet:read" },
   "GET /api/events/last-id": { auth: "fleet:read" },
+
+  // The AI chat: anyone who may read the fleet may ask about it. A chat is its owner's (the handlers
+  // check); the actions its model proposes run only on the approval of a user whose role allows each
+  // one. Every turn costs a model call, so turns count against the `chat` limit per user.
+  "GET /api/v1/ai/chat": { auth: "fleet:read" },
+  "POST /api/v1/ai/chat": { auth: "fleet:read" },
+  "GET /api/v1/ai/chat/:id": { auth: "fleet:read" },
+  "PATCH /api/v1/ai/chat/:id": { auth: "fleet:read" },
+  "DELETE /api/v1/ai/chat/:id": { auth: "fleet:read" },
+  "POST /api/v1/ai/chat/:id/message": { auth: "fleet:read", limits: ["chat"] },
+  "POST /api/v1/ai/chat/:id/message/stream": { auth: "fleet:read", limits: ["chat"] },
+  "GET /api/v1/ai/chat/:id/question": { auth: "fleet:read" },
+  "POST /api/v1/ai/chat/:id/answer": { auth: "fleet:read", limits: ["chat"] },
+  "POST /api/v1/ai/chat/:id/answer/stream": { auth: "fleet:read", limits: ["chat"] },
+  "POST /api/v1/ai/chat/:id/compact": { auth: "fleet:read", limits: ["chat"] },
+  "POST /api/v1/ai/chat/:id/cancel": { auth: "fleet:read" },
+  "POST /api/v1/ai/chat/:id/steer": { auth: "fleet:read", limits: ["chat"] },
 }
 
 export const routeKey = (method: string, path: string) => `${method} ${path}`

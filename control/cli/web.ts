@@ -1,6 +1,7 @@
 // `chimera web`: the control plane (HTTP API, agent endpoints, later the dashboard) on one port.
 import { defineCommand } from "citty"
 import { createLogger } from "../../protocol/log.ts"
+import { aiSettings } from "../adapters/llm/provider.ts"
 import { commandTargetsFromConfig } from "../adapters/ssh/command-targets.ts"
 import { databaseUrl, dataDir } from "../config.ts"
 import { inactiveWarnings } from "../inactive-settings.ts"
@@ -57,6 +58,7 @@ export default defineCommand({
       },
       telemetry: config.telemetry,
       tags: Object.fromEntries(Object.entries(config.fleet.nodes).map(([name, n]) => [name, n.tags])),
+      ai: aiSettings(config),
     })
     say(`Chimera control plane on ${color.bold(cp.url)}\n`)
     say(`${cp.adminTokenCreated ? "Created the admin token" : "Admin token"} in ${cp.adminTokenPath} (mode 0600)\n`)

@@ -16,6 +16,15 @@ export type ErrorCode =
   | "RESOURCE_EXHAUSTED"
   | "AUDIT_UNAVAILABLE"
   | "INTERNAL"
+  // The AI chat's own codes (its clients know them by these names).
+  | "AUTH_FAILED"
+  | "CHAT_NOT_FOUND"
+  | "ACCESS_DENIED"
+  | "QUESTION_INVALID"
+  | "AI_UNAVAILABLE"
+  | "TIMEOUT"
+  | "NO_TURN_RUNNING"
+  | "TURN_RUNNING"
 
 export class ChimeraError extends Error {
   override readonly name: string = "ChimeraError"

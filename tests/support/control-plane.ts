@@ -50,7 +50,7 @@ function withApi(url: string, adminToken: string) {
  * asks for its own (`trust.rateLimits`); the rate-limit suites pass the configured defaults explicitly.
  */
 export const LIFTED_LIMITS: RateLimits = Object.fromEntries(
-  ["api", "agent", "login", "enroll", "sessions", "commands", "websocket"].map((n) => [
+  ["api", "agent", "login", "enroll", "sessions", "commands", "websocket", "chat"].map((n) => [
     n,
     { limit: 1e9, windowMs: 60_000 },
   ]),
@@ -72,6 +72,8 @@ export interface InProcessOptions {
   commandTargets?: CommandTargets | null
   /** `[telemetry]`: an OTLP/HTTP collector to send spans and metrics to. */
   telemetry?: { endpoint: string; insecure: boolean }
+  /** `[ai]`: the chat's model provider (a scripted one from llm-server.ts). */
+  ai?: ServerOptions["ai"]
 }
 
 let tmuxServers = 0
@@ -98,6 +100,7 @@ export async function startInProcess(opts: InProcessOptions = {}): Promise<TestC
     retention: opts.retention,
     telemetry: opts.telemetry,
     limits: opts.limits,
+    ai: opts.ai,
   })
   const adminToken = (await readFile(cp.adminTokenPath, "utf8")).trim()
   const stop = async () => {

@@ -2,6 +2,7 @@
 // once for both dialects Bun.SQL speaks here: SQLite (the default) and PostgreSQL (several replicas).
 // Never edit a released migration; add the next one.
 import { AUTH_MIGRATIONS } from "./auth-migrations.ts"
+import { CHAT_MIGRATIONS } from "./chat-store.ts"
 import { COMMAND_MIGRATIONS } from "./command-store.ts"
 
 export type Dialect = "sqlite" | "postgres"
@@ -120,4 +121,6 @@ export const MIGRATIONS: Migration[] = [
       "CREATE TABLE health_probe (id INTEGER PRIMARY KEY, checked_at TEXT NOT NULL)",
     ],
   },
+  // The AI chat's chats, messages and questions (version 12).
+  ...CHAT_MIGRATIONS,
 ]

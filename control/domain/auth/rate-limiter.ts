@@ -7,7 +7,7 @@
 import { ChimeraError } from "../errors.ts"
 import type { Clock } from "../ports.ts"
 
-export const LIMIT_NAMES = ["api", "agent", "login", "enroll", "sessions", "commands", "websocket"] as const
+export const LIMIT_NAMES = ["api", "agent", "login", "enroll", "sessions", "commands", "websocket", "chat"] as const
 export type LimitName = (typeof LIMIT_NAMES)[number]
 
 export interface LimitRule {
@@ -28,6 +28,8 @@ export const DEFAULT_LIMITS: RateLimits = {
   login: { limit: 10, windowMs: MINUTE },
   // A node enrols once; retries after a lost answer are a handful. Anything more from one address is a flood.
   enroll: { limit: 20, windowMs: MINUTE },
+  // Each AI chat turn costs a model call: per user, far below what a person types.
+  chat: { limit: 30, windowMs: MINUTE },
 }
 
 export interface LimitDecision {

@@ -1,0 +1,58 @@
+// The configured model provider: `[ai]` resolved once at start (the key read from api_key_file or
+// CHIMERA_AI_API_KEY when not set inline) and the matching adapter. No provider: null, and the chat
+// routes answer 503 with how to configure one. The key lives only in the SDK client.
+import { readFileSync } from "node:fs"
+import type { LlmPort } from "../../ai/llm-port.ts"
+import { type ChimeraConfig, ConfigError } from "../../config.ts"
+import { anthropicProvider } from "./anthropic.ts"
+import { openAiProvider } from "./openai.ts"
+
+export interface ProviderSettings {
+  provider: "anthropic" | "openai"
+  model: string
+  baseUrl: string
+  apiKey: string
+  timeoutMs: number
+}
+
+export interface AiSettings extends ProviderSettings {
+  questionTtlSeconds: number
+  maxContextTokens: number
+}
+
+const DEFAULT_MODEL = { anthropic: "claude-sonnet-4-5", openai: "gpt-4o" } as const
+
+/** `[ai]` as the control plane uses it, or null when no provider is configured. */
+export function aiSettings(config: Pick<ChimeraConfig, "ai">): AiSettings | null {
+  const ai = config.ai
+  if (ai.provider === "") return null
+  if (ai.api_key !== "" && ai.api_key_file !== "")
+    throw new ConfigError("config: ai.api_key and ai.api_key_file are both set; keep one")
+  let apiKey = ai.api_key
+  if (ai.api_key_file !== "") {
+    try {
+      apiKey = readFileSync(ai.api_key_file, "utf8").trim()
+    } catch (error) {
+      throw new ConfigError(
+        `config: ai.api_key_file: cannot read ${ai.api_key_file}: ${(error as NodeJS.ErrnoException).code ?? "error"}`,
+      )
+    }
+  }
+  if (apiKey === "" && ai.provider === "anthropic")
+    throw new ConfigError(
+      "config: ai.provider is anthropic but no key is set: set ai.api_key_file, ai.api_key or CHIMERA_AI_API_KEY",
+    )
+  return {
+    provider: ai.provider,
+    model: ai.model || DEFAULT_MODEL[ai.provider],
+    baseUrl: ai.base_url.replace(/\/+$/, ""),
+    apiKey,
+    timeoutMs: ai.timeout_seconds * 1000,
+    questionTtlSeconds: ai.question_ttl_seconds,
+    maxContextTokens: ai.max_context_tokens,
+  }
+}
+
+export function createProvider(s: ProviderSettings): LlmPort {
+  return s.provider === "anthropic" ? anthropicProvider(s) : openAiProvider(s)
+}

@@ -1,0 +1,181 @@
+// The AI chat's tables: chats, their messages in insertion order, and their questions. A question's
+// status moves by compare-and-set (`moveQuestion`), so two approvers racing, or an approval racing
+// the expiry, settle it exactly once, on one replica or several sharing PostgreSQL.
+import type { SQL } from "bun"
+import type { ChatMessage } from "../../../protocol/ai.ts"
+import type { ChatRecord, ChatStorePort, QuestionRecord, QuestionStatus } from "../../ai/chat-records.ts"
+import type { Dialect, Migration } from "./migrations.ts"
+
+const serial = (d: Dialect) => (d === "postgres" ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT")
+
+export const CHAT_MIGRATIONS: Migration[] = [
+  {
+    version: 12,
+    name: "AI chats, their messages and questions",
+    statements: (d) => [
+      `CREATE TABLE ai_chats (
+        id ${serial(d)},
+        owner_subject TEXT NOT NULL,
+        owner_name TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        model TEXT NOT NULL,
+        node_id TEXT,
+        incident_id BIGINT
+      )`,
+      "CREATE INDEX ai_chats_by_owner ON ai_chats (owner_subject, id)",
+      `CREATE TABLE ai_messages (
+        id ${serial(d)},
+        chat_id BIGINT NOT NULL,
+        body TEXT NOT NULL
+      )`,
+      "CREATE INDEX ai_messages_by_chat ON ai_messages (chat_id, id)",
+      `CREATE TABLE ai_questions (
+        id ${serial(d)},
+        chat_id BIGINT NOT NULL,
+        tool_call_id TEXT NOT NULL,
+        tool_name TEXT NOT NULL,
+        tool_args TEXT NOT NULL,
+        confirmation_type TEXT NOT NULL,
+        text TEXT NOT NULL,
+        context TEXT NOT NULL,
+        model TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        answered_by TEXT,
+        answered_at TEXT
+      )`,
+      "CREATE INDEX ai_questions_by_chat ON ai_questions (chat_id, status)",
+      "CREATE INDEX ai_questions_by_status ON ai_questions (status)",
+    ],
+  },
+]
+
+type ChatRow = {
+  id: number | string
+  owner_subject: string
+  owner_name: string
+  created_at: string
+  model: string
+  node_id: string | null
+  incident_id: number | string | null
+}
+
+type QuestionRow = {
+  id: number | string
+  chat_id: number | string
+  tool_call_id: string
+  tool_name: string
+  tool_args: string
+  confirmation_type: string
+  text: string
+  context: string
+  model: string
+  created_at: string
+  expires_at: string
+  status: string
+  answered_by: string | null
+  answered_at: string | null
+}
+
+const toChat = (r: ChatRow): ChatRecord => ({
+  id: Number(r.id),
+  ownerSubject: r.owner_subject,
+  ownerName: r.owner_name,
+  createdAt: r.created_at,
+  model: r.model,
+  nodeId: r.node_id,
+  incidentId: r.incident_id === null ? null : Number(r.incident_id),
+})
+
+const toQuestion = (r: QuestionRow): QuestionRecord => ({
+  id: Number(r.id),
+  chatId: Number(r.chat_id),
+  toolCallId: r.tool_call_id,
+  toolName: r.tool_name,
+  toolArgs: JSON.parse(r.tool_args) as Record<string, unknown>,
+  confirmationType: r.confirmation_type as QuestionRecord["confirmationType"],
+  text: r.text,
+  context: r.context,
+  model: r.model,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  status: r.status as QuestionStatus,
+  answeredBy: r.answered_by,
+  answeredAt: r.answered_at,
+})
+
+export function chatStore(db: SQL): ChatStorePort {
+  const insertMessages = async (tx: SQL, chatId: number, messages: ChatMessage[]) => {
+    for (const m of messages) await tx`INSERT INTO ai_messages (chat_id, body) VALUES (${chatId}, ${JSON.stringify(m)})`
+  }
+  return {
+    async createChat(c) {
+      const rows: ChatRow[] = await db`
+        INSERT INTO ai_chats (owner_subject, owner_name, created_at, model, node_id, incident_id)
+        VALUES (${c.ownerSubject}, ${c.ownerName}, ${c.createdAt}, ${c.model}, ${c.nodeId}, ${c.incidentId})
+        RETURNING *`
+      return toChat(rows[0] as ChatRow)
+    },
+    async getChat(id) {
+      const rows: ChatRow[] = await db`SELECT * FROM ai_chats WHERE id = ${id}`
+      return rows[0] ? toChat(rows[0]) : null
+    },
+    async listChats(owner) {
+      const rows: ChatRow[] = await db`SELECT * FROM ai_chats WHERE owner_subject = ${owner} ORDER BY id`
+      return rows.map(toChat)
+    },
+    async updateChat(id, c) {
+      await db`UPDATE ai_chats SET model = ${c.model}, node_id = ${c.nodeId}, incident_id = ${c.incidentId} WHERE id = ${id}`
+    },
+    async deleteChat(id) {
+      await db.begin(async (tx) => {
+        await tx`DELETE FROM ai_messages WHERE chat_id = ${id}`
+        await tx`DELETE FROM ai_questions WHERE chat_id = ${id}`
+        await tx`DELETE FROM ai_chats WHERE id = ${id}`
+      })
+    },
+    async messages(chatId) {
+      const rows: { body: string }[] = await db`SELECT body FROM ai_messages WHERE chat_id = ${chatId} ORDER BY id`
+      return rows.map((r) => JSON.parse(r.body) as ChatMessage)
+    },
+    async appendMessages(chatId, messages) {
+      if (messages.length === 0) return
+      await db.begin((tx) => insertMessages(tx, chatId, messages))
+    },
+    async replaceMessages(chatId, messages) {
+      await db.begin(async (tx) => {
+        await tx`DELETE FROM ai_messages WHERE chat_id = ${chatId}`
+        await insertMessages(tx, chatId, messages)
+      })
+    },
+    async addQuestion(q) {
+      const rows: QuestionRow[] = await db`
+        INSERT INTO ai_questions (chat_id, tool_call_id, tool_name, tool_args, confirmation_type, text, context,
+                                  model, created_at, expires_at, status)
+        VALUES (${q.chatId}, ${q.toolCallId}, ${q.toolName}, ${JSON.stringify(q.toolArgs)}, ${q.confirmationType},
+                ${q.text}, ${q.context}, ${q.model}, ${q.createdAt}, ${q.expiresAt}, 'pending')
+        RETURNING *`
+      return toQuestion(rows[0] as QuestionRow)
+    },
+    async getQuestion(id) {
+      const rows: QuestionRow[] = await db`SELECT * FROM ai_questions WHERE id = ${id}`
+      return rows[0] ? toQuestion(rows[0]) : null
+    },
+    async openQuestion(chatId) {
+      const rows: QuestionRow[] = await db`
+        SELECT * FROM ai_questions WHERE chat_id = ${chatId} AND status = 'pending' ORDER BY id DESC LIMIT 1`
+      return rows[0] ? toQuestion(rows[0]) : null
+    },
+    async pendingQuestions() {
+      const rows: QuestionRow[] = await db`SELECT * FROM ai_questions WHERE status = 'pending' ORDER BY id`
+      return rows.map(toQuestion)
+    },
+    async moveQuestion(id, from, to, by, at) {
+      const rows: { id: number }[] = await db`
+        UPDATE ai_questions SET status = ${to}, answered_by = COALESCE(${by}, answered_by), answered_at = ${at}
+        WHERE id = ${id} AND status = ${from} RETURNING id`
+      return rows.length === 1
+    },
+  }
+}

@@ -1,0 +1,145 @@
+// The agent loop: one turn of a chat. It calls the model with the conversation and the tools, streams
+// its words, runs the reads it asks for and calls it again with their results, until the model
+// answers without a tool call, proposes an action (the turn then ends with that pending question), or
+// is cancelled. Steering messages join the conversation before the next model call, and a
+// conversation grown past `[ai] max_context_tokens` is compacted first. Everything is stored as it
+// happens, so a stopped turn leaves a conversation the next one can go on from.
+import type { ChatMessage, MessageResponse, ToolEvent } from "../../protocol/ai.ts"
+import type { Clock, UserPrincipal } from "../domain/ports.ts"
+import type { ChatRecord, ChatStorePort, QuestionRecord } from "./chat-records.ts"
+import { compact } from "./compaction.ts"
+import { estimateTokens, toLlmMessages } from "./conversation.ts"
+import type { InternalApi } from "./internal-api.ts"
+import type { LlmPort, LlmToolCall } from "./llm-port.ts"
+import { callModel, type ModelReply } from "./model-call.ts"
+import { ask, toWire } from "./questions.ts"
+import { systemPrompt } from "./system-prompt.ts"
+import { resultText, runTool } from "./tool-run.ts"
+import { CHAT_TOOLS, toolSpecs } from "./tools.ts"
+import type { TurnControl } from "./turns.ts"
+
+export const CANCELLED = "_(cancelled: the answer was stopped at the user's request)_"
+const MAX_STEPS = 16
+
+export interface LoopDeps {
+  llm: LlmPort
+  store: ChatStorePort
+  api: InternalApi
+  clock: Clock
+  timeoutMs: number
+  questionTtlSeconds: number
+  maxContextTokens: number
+  /** A question was asked (its expiry is scheduled). */
+  asked(q: QuestionRecord): void
+  /** Each model call's size, for the benchmark and the log. */
+  observed?(reply: ModelReply, estimatedTokens: number): void
+}
+
+export async function runTurn(
+  deps: LoopDeps,
+  chat: ChatRecord,
+  as: UserPrincipal,
+  t: TurnControl,
+): Promise<MessageResponse> {
+  const said: string[] = []
+  const tools = toolSpecs()
+  const now = () => deps.clock.now().toISOString()
+  const answer = (pending: QuestionRecord | null = null): MessageResponse => ({
+    response: said.join("\n\n"),
+    pendingQuestion: pending ? toWire(pending) : null,
+  })
+  for (let step = 0; step < MAX_STEPS; step++) {
+    const steering = t.takeSteering()
+    if (steering.length > 0)
+      await deps.store.appendMessages(
+        chat.id,
+        steering.map((content): ChatMessage => ({ role: "user", content, at: now() })),
+      )
+    const system = await systemPrompt(deps.api, as, chat)
+    let messages = await deps.store.messages(chat.id)
+    if (estimateTokens(system, messages, tools) > deps.maxContextTokens) {
+      await compact(deps, chat, t.signal)
+      messages = await deps.store.messages(chat.id)
+    }
+    const sent = toLlmMessages(messages)
+    const reply = await callModel(
+      deps.llm,
+      { model: chat.model, system, messages: sent, tools, maxTokens: 4096 },
+      { emit: t.emit, cancel: t.signal, timeoutMs: deps.timeoutMs },
+    )
+    deps.observed?.(reply, estimateTokens(system, messages, tools))
+    if (reply.cancelled) {
+      const text = reply.text === "" ? CANCELLED : `${reply.text}\n\n${CANCELLED}`
+      await deps.store.appendMessages(chat.id, [{ role: "assistant", content: text, at: now() }])
+      said.push(text)
+      return answer()
+    }
+    await deps.store.appendMessages(chat.id, [
+      {
+        role: "assistant",
+        content: reply.text,
+        at: now(),
+        ...(reply.calls.length > 0
+          ? { toolCalls: reply.calls.map((c) => ({ id: c.id, name: c.name, args: c.args })) }
+          : {}),
+      },
+    ])
+    if (reply.text !== "") said.push(reply.text)
+    if (reply.calls.length === 0) return answer()
+    let question: QuestionRecord | null = null
+    for (const call of reply.calls) question = (await handleCall(deps, chat, as, t, call, question)) ?? question
+    if (question) return answer(question)
+  }
+  said.push(`_(stopped: ${MAX_STEPS} model calls in one turn)_`)
+  return answer()
+}
+
+/** Runs one tool call (a read), or turns it into the turn's question (an action); returns that question. */
+async function handleCall(
+  deps: LoopDeps,
+  chat: ChatRecord,
+  as: UserPrincipal,
+  t: TurnControl,
+  call: LlmToolCall,
+  question: QuestionRecord | null,
+): Promise<QuestionRecord | null> {
+  const event = (status: ToolEvent["status"], args: Record<string, unknown>, result: unknown) =>
+    t.emit({ event: "tool", data: { tool_call_id: call.id, tool_name: call.name, tool_args: args, status, result } })
+  const reply = async (content: string, ok: boolean, args: Record<string, unknown>, result: unknown) => {
+    await deps.store.appendMessages(chat.id, [
+      { role: "tool", toolCallId: call.id, toolName: call.name, content, at: deps.clock.now().toISOString() },
+    ])
+    event(ok ? "succeeded" : "failed", args, result)
+  }
+  const tool = CHAT_TOOLS.get(call.name)
+  if (!tool) {
+    const msg = `unknown tool ${JSON.stringify(call.name)}; the tools are ${[...CHAT_TOOLS.keys()].join(", ")}`
+    await reply(msg, false, call.args, msg)
+    return null
+  }
+  const parsed = call.malformed === undefined ? tool.input.safeParse(call.args) : null
+  if (!parsed?.success) {
+    const msg = parsed
+      ? `invalid arguments: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`
+      : "invalid arguments: expected a JSON object"
+    await reply(msg, false, call.args, msg)
+    return null
+  }
+  const args = parsed.data as Record<string, unknown>
+  if (tool.mutates) {
+    if (question) {
+      const msg = "Not run: one action at a time may wait for approval; propose it again once the first is answered."
+      await reply(msg, false, args, msg)
+      return null
+    }
+    const q = await ask(deps.store, deps.clock, deps.questionTtlSeconds, chat, call, tool, args)
+    deps.asked(q)
+    event("pending_approval", args, null)
+    t.emit({ event: "question", data: toWire(q) })
+    return q
+  }
+  event("started", args, null)
+  const outcome = await runTool(deps.api, tool, args, as, { chatId: chat.id, model: chat.model })
+  await reply(resultText(outcome), outcome.ok, args, outcome.result)
+  return null
+}

@@ -1,0 +1,295 @@
+// The AI chat's use cases, one function each, behind the /api/v1/ai routes: chats belong to the user
+// who made them (another user gets ACCESS_DENIED, an unknown id CHAT_NOT_FOUND); an admin may also
+// see and answer any chat's pending question, which is how an action needing more than its owner's
+// role gets approved. A message or an answer starts a turn (agent-loop.ts); only one runs per chat.
+import type {
+  AnswerRequest,
+  ChatContextInput,
+  ChatState,
+  ChatStreamEvent,
+  CompactResponse,
+  CreateChatRequest,
+  Question,
+  SendMessageRequest,
+  UpdateChatRequest,
+} from "../../protocol/ai.ts"
+import type { AiSettings } from "../adapters/llm/provider.ts"
+import { ChimeraError, invalid } from "../domain/errors.ts"
+import type { Clock, UserPrincipal } from "../domain/ports.ts"
+import { type LoopDeps, runTurn } from "./agent-loop.ts"
+import { answerQuestion } from "./answer.ts"
+import type { ChatRecord, ChatStorePort, QuestionRecord } from "./chat-records.ts"
+import { compact } from "./compaction.ts"
+import { estimateTokens } from "./conversation.ts"
+import type { InternalApi } from "./internal-api.ts"
+import type { LlmPort } from "./llm-port.ts"
+import type { ModelReply } from "./model-call.ts"
+import { isExpired, settleUnrun, toWire } from "./questions.ts"
+import { toolSpecs } from "./tools.ts"
+import { createTurns, type Listener, type RunningTurn } from "./turns.ts"
+
+export interface ChatsDeps {
+  store: ChatStorePort
+  llm: LlmPort
+  settings: AiSettings
+  api: InternalApi
+  clock: Clock
+  observed?(reply: ModelReply, estimatedTokens: number): void
+}
+
+export function createChats(deps: ChatsDeps) {
+  const { store, clock, settings } = deps
+  const turns = createTurns()
+  const timers = new Map<number, ReturnType<typeof setTimeout>>()
+
+  const expire = async (q: QuestionRecord) => {
+    timers.delete(q.id)
+    await settleUnrun(store, q, "expired", null, clock.now())
+  }
+  const schedule = (q: QuestionRecord) => {
+    const ms = Math.max(0, Date.parse(q.expiresAt) - clock.now().getTime())
+    // setTimeout holds at most 2^31-1 ms; a question lives a day at most.
+    const timer = setTimeout(() => void expire(q).catch(() => {}), Math.min(ms, 2 ** 31 - 1))
+    timer.unref?.()
+    timers.set(q.id, timer)
+  }
+  const unschedule = (id: number) => {
+    clearTimeout(timers.get(id))
+    timers.delete(id)
+  }
+  const loop: LoopDeps = {
+    llm: deps.llm,
+    store,
+    api: deps.api,
+    clock,
+    timeoutMs: settings.timeoutMs,
+    questionTtlSeconds: settings.questionTtlSeconds,
+    maxContextTokens: settings.maxContextTokens,
+    asked: schedule,
+    observed: deps.observed,
+  }
+
+  async function access(id: number, who: UserPrincipal, approver = false): Promise<ChatRecord> {
+    const chat = await store.getChat(id)
+    if (!chat) throw new ChimeraError("CHAT_NOT_FOUND", `chat ${id} not found`)
+    if (chat.ownerSubject === who.subject || (approver && who.role === "admin")) return chat
+    throw new ChimeraError("ACCESS_DENIED", `chat ${id} belongs to another user`)
+  }
+
+  /** The context change asked for, checked against the fleet as the caller sees it. */
+  async function resolveContext(
+    who: UserPrincipal,
+    input: ChatContextInput,
+    chat: Pick<ChatRecord, "id" | "model" | "nodeId" | "incidentId">,
+  ) {
+    const named = [input.nodeId, input.objectId].filter((v) => v !== undefined)
+    const asText = named.map((v) => (v === null ? null : String(v)))
+    if (asText.length === 2 && asText[0] !== asText[1])
+      throw invalid("nodeId and objectId name different nodes; send one of them")
+    let nodeId = chat.nodeId
+    if (asText.length > 0) nodeId = asText[0] ?? null
+    const incidentId = input.incidentId === undefined ? chat.incidentId : input.incidentId
+    const from = { chatId: chat.id, model: chat.model }
+    if (nodeId !== null && nodeId !== chat.nodeId) {
+      const node = await deps.api(who, { method: "GET", path: `/api/nodes/${encodeURIComponent(nodeId)}` }, from)
+      if (node.status === 404) throw invalid(`no enrolled node ${JSON.stringify(nodeId)} to bind the chat to`)
+    }
+    if (incidentId !== null && incidentId !== chat.incidentId) {
+      const page = await deps.api(
+        who,
+        { method: "GET", path: "/api/events", query: { after: String(incidentId - 1), limit: "1" } },
+        from,
+      )
+      const events = (page.body as { events?: { id?: number }[] } | null)?.events ?? []
+      if (!events.some((e) => e.id === incidentId)) throw invalid(`no fleet event ${incidentId} to bind the chat to`)
+    }
+    return { nodeId, incidentId }
+  }
+
+  /** The chat's pending question, expiring it first if its time is up. */
+  async function pending(chatId: number): Promise<QuestionRecord | null> {
+    const q = await store.openQuestion(chatId)
+    if (!q || !isExpired(q, clock)) return q
+    unschedule(q.id)
+    await settleUnrun(store, q, "expired", null, clock.now())
+    return null
+  }
+
+  const summary = (c: ChatRecord) => ({
+    chatId: c.id,
+    created: c.createdAt,
+    model: c.model,
+    context: { nodeId: c.nodeId, incidentId: c.incidentId },
+  })
+
+  async function state(chat: ChatRecord): Promise<ChatState> {
+    const messages = await store.messages(chat.id)
+    const q = await pending(chat.id)
+    return {
+      ...summary(chat),
+      provider: deps.llm.provider,
+      messages,
+      pendingQuestion: q ? toWire(q) : null,
+      turnRunning: turns.isRunning(chat.id),
+      estimatedTokens: estimateTokens("", messages, toolSpecs()),
+      maxContextTokens: settings.maxContextTokens,
+    }
+  }
+
+  return {
+    async create(who: UserPrincipal, body: CreateChatRequest) {
+      const model = body.model ?? settings.model
+      const ctx = await resolveContext(who, body, { id: 0, model, nodeId: null, incidentId: null })
+      const chat = await store.createChat({
+        ownerSubject: who.subject,
+        ownerName: who.name,
+        createdAt: clock.now().toISOString(),
+        model,
+        ...ctx,
+      })
+      return { chatId: chat.id, created: chat.createdAt }
+    },
+
+    async list(who: UserPrincipal) {
+      return { chats: (await store.listChats(who.subject)).map(summary) }
+    },
+
+    async get(id: number, who: UserPrincipal) {
+      return state(await access(id, who))
+    },
+
+    async update(id: number, who: UserPrincipal, body: UpdateChatRequest) {
+      const chat = await access(id, who)
+      if (turns.isRunning(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: wait for it or cancel it")
+      const ctx = await resolveContext(who, body, chat)
+      const next = { ...chat, ...ctx, model: body.model ?? chat.model }
+      await store.updateChat(id, next)
+      return state(next)
+    },
+
+    async remove(id: number, who: UserPrincipal) {
+      await access(id, who)
+      turns.cancel(id)
+      const q = await store.openQuestion(id)
+      if (q) unschedule(q.id)
+      await store.deleteChat(id)
+      return { success: true as const }
+    },
+
+    async message(id: number, who: UserPrincipal, body: SendMessageRequest, listener: Listener | null) {
+      const chat = await access(id, who)
+      if (turns.isRunning(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: steer it, cancel it or wait")
+      const ctx = body.context ? await resolveContext(who, body.context, chat) : null
+      const bound = ctx ? { ...chat, ...ctx } : chat
+      return turns.start(
+        id,
+        async (t) => {
+          if (ctx) await store.updateChat(id, bound)
+          const q = await store.openQuestion(id)
+          if (q) {
+            unschedule(q.id)
+            await settleUnrun(store, q, "withdrawn", who.name, clock.now())
+          }
+          await store.appendMessages(id, [{ role: "user", content: body.message, at: clock.now().toISOString() }])
+          return runTurn(loop, bound, who, t)
+        },
+        listener,
+      )
+    },
+
+    async question(id: number, who: UserPrincipal): Promise<{ question: Question | null }> {
+      await access(id, who, true)
+      const q = await pending(id)
+      return { question: q ? toWire(q) : null }
+    },
+
+    async answer(
+      id: number,
+      who: UserPrincipal,
+      body: Required<AnswerRequest>,
+      listener: Listener | null,
+    ): Promise<RunningTurn> {
+      const chat = await access(id, who, true)
+      if (turns.isRunning(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: wait for it or cancel it")
+      const q = await store.getQuestion(body.questionId)
+      const open = q && q.chatId === id ? await pending(id) : null
+      if (!q || !open || open.id !== q.id)
+        throw new ChimeraError(
+          "QUESTION_INVALID",
+          `question ${body.questionId} of chat ${id} is not waiting for an answer (never asked, already answered, or expired)`,
+        )
+      // The turn's slot is taken before the action runs, so no message can start a turn meanwhile; the
+      // answer's own refusal (403, or a race lost: 409) is the request's error, not the stream's.
+      let admitted: () => void = () => {}
+      let refused: (e: unknown) => void = () => {}
+      const gate = new Promise<void>((resolve, reject) => {
+        admitted = resolve
+        refused = reject
+      })
+      const turn = turns.start(
+        id,
+        async (t) => {
+          let events: ChatStreamEvent[]
+          try {
+            events = await answerQuestion({ store, api: deps.api, clock }, chat, open, who, body.positive)
+          } catch (error) {
+            refused(error)
+            throw error
+          }
+          unschedule(open.id)
+          admitted()
+          for (const e of events) t.emit(e)
+          return runTurn(loop, chat, who, t)
+        },
+        listener,
+      )
+      await gate
+      return turn
+    },
+
+    async compact(id: number, who: UserPrincipal): Promise<CompactResponse> {
+      const chat = await access(id, who)
+      let result: CompactResponse | null = null
+      const turn = turns.start(
+        id,
+        async (t) => {
+          result = await compact(loop, chat, t.signal)
+          return { response: "", pendingQuestion: null }
+        },
+        null,
+      )
+      await turn.outcome
+      return result ?? { success: true, summarisedMessages: 0, summary: "", tokensBefore: 0, tokensAfter: 0 }
+    },
+
+    async cancel(id: number, who: UserPrincipal) {
+      await access(id, who)
+      if (turns.cancel(id)) return { success: true as const }
+      const q = await pending(id)
+      if (q && (await settleUnrun(store, q, "withdrawn", who.name, clock.now()))) {
+        unschedule(q.id)
+        return { success: true as const }
+      }
+      throw new ChimeraError("NO_TURN_RUNNING", `chat ${id} has no turn running and no question waiting to cancel`)
+    },
+
+    async steer(id: number, who: UserPrincipal, message: string) {
+      await access(id, who)
+      if (turns.steer(id, message)) return { success: true as const }
+      throw new ChimeraError("NO_TURN_RUNNING", `chat ${id} has no turn running to steer; send a message instead`)
+    },
+
+    /** After a restart: pending questions expire on time again. */
+    async resume() {
+      for (const q of await store.pendingQuestions()) schedule(q)
+    },
+
+    close() {
+      turns.abortAll()
+      for (const timer of timers.values()) clearTimeout(timer)
+      timers.clear()
+    },
+  }
+}
+
+export type Chats = ReturnType<typeof createChats>

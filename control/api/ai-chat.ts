@@ -1,0 +1,133 @@
+// The AI chat's routes under /api/v1/ai (the contract is protocol/ai.ts): bodies parsed with zod at
+// the edge, the chat's use cases in control/ai/chats.ts. Without a configured provider every route
+// answers 503 AI_UNAVAILABLE with how to configure one. A streamed message or answer is
+// text/event-stream: `token`, `tool` and `question` events, then `done` (or `error`); each event's
+// data passes the same secret net as JSON answers. A turn outlives a client that goes away: what it
+// says is stored and GET /chat/:id shows it.
+import { type Context, Hono } from "hono"
+import { z } from "zod"
+import {
+  AnswerRequest,
+  ChatId,
+  type ChatStreamEvent,
+  CreateChatRequest,
+  SendMessageRequest,
+  SteerRequest,
+  UpdateChatRequest,
+} from "../../protocol/ai.ts"
+import { looksSecret, redactStrings } from "../../protocol/log.ts"
+import type { Chats } from "../ai/chats.ts"
+import type { Listener, RunningTurn } from "../ai/turns.ts"
+import { ChimeraError } from "../domain/errors.ts"
+import { type ApiEnv, userOf } from "./auth.ts"
+import { jsonBody, params } from "./validate.ts"
+
+const NOT_CONFIGURED =
+  'no AI provider is configured: set provider = "anthropic" or "openai" (with model, and api_key_file or CHIMERA_AI_API_KEY; base_url for a local server) in the [ai] section of the file CHIMERA_CONFIG_FILE names, or CHIMERA_AI_PROVIDER and friends, then restart the control plane (docs/configuration.md)'
+
+const ChatPath = z.object({ id: z.coerce.number().pipe(ChatId) })
+const KEEP_ALIVE_MS = 15_000
+
+type BunServer = { timeout?: (request: Request, seconds: number) => void }
+/** A turn may take several model calls and tool runs, each bounded on its own: no idle cut-off. */
+const holdOpen = (c: Context) => (c.env as BunServer | undefined)?.timeout?.(c.req.raw, 0)
+
+const frame = (e: ChatStreamEvent) => {
+  const text = JSON.stringify(e.data)
+  return `event: ${e.event}\ndata: ${looksSecret(text) ? JSON.stringify(redactStrings(e.data)) : text}\n\n`
+}
+
+/** Starts the turn with a listener that buffers until the stream is read; a refusal stays a JSON error. */
+async function streamed(c: Context, start: (l: Listener) => Promise<RunningTurn>): Promise<Response> {
+  const buffered: ChatStreamEvent[] = []
+  let write: Listener = (e) => void buffered.push(e)
+  await start((e) => write(e))
+  holdOpen(c)
+  const encoder = new TextEncoder()
+  let timer: ReturnType<typeof setInterval> | undefined
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      let open = true
+      const send = (text: string) => {
+        if (!open) return
+        try {
+          controller.enqueue(encoder.encode(text))
+        } catch {
+          open = false
+        }
+      }
+      write = (e) => {
+        send(frame(e))
+        if (e.event === "done" || e.event === "error") {
+          open = false
+          clearInterval(timer)
+          controller.close()
+        }
+      }
+      // A first comment sends the headers now: a client waits for them before it reads any event.
+      send(": stream\n\n")
+      timer = setInterval(() => send(": keep-alive\n\n"), KEEP_ALIVE_MS)
+      for (const e of buffered.splice(0)) write(e)
+    },
+    cancel() {
+      clearInterval(timer)
+      write = () => {}
+    },
+  })
+  return new Response(body, {
+    headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" },
+  })
+}
+
+export const aiChatRoutes = (chats: Chats | null) => {
+  const ready = (): Chats => {
+    if (!chats) throw new ChimeraError("AI_UNAVAILABLE", NOT_CONFIGURED)
+    return chats
+  }
+  return new Hono<ApiEnv>()
+    .get("/api/v1/ai/chat", async (c) => c.json(await ready().list(userOf(c.get("principal")))))
+    .post("/api/v1/ai/chat", jsonBody(CreateChatRequest), async (c) => {
+      const made = await ready().create(userOf(c.get("principal")), c.req.valid("json"))
+      return c.json(made, 201)
+    })
+    .get("/api/v1/ai/chat/:id", params(ChatPath), async (c) =>
+      c.json(await ready().get(c.req.valid("param").id, userOf(c.get("principal")))),
+    )
+    .patch("/api/v1/ai/chat/:id", params(ChatPath), jsonBody(UpdateChatRequest), async (c) =>
+      c.json(await ready().update(c.req.valid("param").id, userOf(c.get("principal")), c.req.valid("json"))),
+    )
+    .delete("/api/v1/ai/chat/:id", params(ChatPath), async (c) =>
+      c.json(await ready().remove(c.req.valid("param").id, userOf(c.get("principal")))),
+    )
+    .post("/api/v1/ai/chat/:id/message", params(ChatPath), jsonBody(SendMessageRequest), async (c) => {
+      const turn = await ready().message(c.req.valid("param").id, userOf(c.get("principal")), c.req.valid("json"), null)
+      holdOpen(c)
+      return c.json(await turn.outcome)
+    })
+    .post("/api/v1/ai/chat/:id/message/stream", params(ChatPath), jsonBody(SendMessageRequest), (c) =>
+      streamed(c, (l) => ready().message(c.req.valid("param").id, userOf(c.get("principal")), c.req.valid("json"), l)),
+    )
+    .get("/api/v1/ai/chat/:id/question", params(ChatPath), async (c) =>
+      c.json(await ready().question(c.req.valid("param").id, userOf(c.get("principal")))),
+    )
+    .post("/api/v1/ai/chat/:id/answer", params(ChatPath), jsonBody(AnswerRequest), async (c) => {
+      const body = c.req.valid("json")
+      const turn = await ready().answer(c.req.valid("param").id, userOf(c.get("principal")), body, null)
+      if (!body.wait) return c.json({ success: true as const })
+      holdOpen(c)
+      const outcome = await turn.outcome
+      return c.json({ success: true as const, ...outcome })
+    })
+    .post("/api/v1/ai/chat/:id/answer/stream", params(ChatPath), jsonBody(AnswerRequest), (c) =>
+      streamed(c, (l) => ready().answer(c.req.valid("param").id, userOf(c.get("principal")), c.req.valid("json"), l)),
+    )
+    .post("/api/v1/ai/chat/:id/compact", params(ChatPath), async (c) =>
+      c.json(await ready().compact(c.req.valid("param").id, userOf(c.get("principal")))),
+    )
+    .post("/api/v1/ai/chat/:id/cancel", params(ChatPath), async (c) =>
+      c.json(await ready().cancel(c.req.valid("param").id, userOf(c.get("principal")))),
+    )
+    .post("/api/v1/ai/chat/:id/steer", params(ChatPath), jsonBody(SteerRequest), async (c) =>
+      c.json(await ready().steer(c.req.valid("param").id, userOf(c.get("principal")), c.req.valid("json").message)),
+    )
+}
