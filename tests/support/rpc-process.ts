@@ -20,6 +20,8 @@ export interface RpcProcess extends AsyncDisposable {
   next(match: (l: RpcLine) => boolean, what: string, timeoutMs?: number): Promise<{ line: RpcLine; seen: RpcLine[] }>
   /** The response to command id `id`, and the events before it. */
   response(id: string | number, timeoutMs?: number): Promise<{ line: RpcLine; seen: RpcLine[] }>
+  /** Forgets the lines read so far, all of them matched or not (a long session keeps memory flat). */
+  forget(): void
   /** Closes stdin and waits for the exit status. */
   end(timeoutMs?: number): Promise<number>
 }
@@ -97,6 +99,11 @@ export function startRpc(env: Record<string, string>, args: string[] = []): RpcP
       proc.stdin.flush()
     },
     next,
+    forget() {
+      lines.length = 0
+      cursor = 0
+      start = 0
+    },
     response: (id, timeoutMs) => next((l) => l.type === "response" && l.id === id, `response to ${id}`, timeoutMs),
     end,
     [Symbol.asyncDispose]: async () => {
