@@ -5,8 +5,9 @@
 // command, cancels an answer with Ctrl+C and stays, and Ctrl+D, /exit and /quit each end it with the
 // chat deleted on the control plane.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { existsSync } from "node:fs"
 import { join } from "node:path"
-import { enrollNode } from "./support/auth.ts"
+import { addUser, enrollNode, PASSWORD } from "./support/auth.ts"
 import { type ChatPlane, chatIds, startChatPlane } from "./support/chat-plane.ts"
 import { killTmuxServer } from "./support/tmux.ts"
 import { requireTool, runOk } from "./support/tools.ts"
@@ -43,18 +44,11 @@ function sinceLastPrompt(s: string): string {
   return parts.at(-1) ?? ""
 }
 
-async function startChat(args: string[]) {
+/** Starts `chimera chat ARGS` in session `chat`, in a shell that says how it exited and stays. */
+async function launch(args: string[], env: Record<string, string> = {}) {
   await tmux("kill-session", "-t", "chat").catch(() => {})
-  const command = [
-    "env",
-    ...Object.entries(plane.env).map(([k, v]) => `${k}=${v}`),
-    process.execPath,
-    MAIN,
-    "chat",
-    ...args,
-  ]
-    .map((a) => `'${a}'`)
-    .join(" ")
+  const vars = Object.entries({ ...plane.env, ...env }).map(([k, v]) => `${k}=${v}`)
+  const command = ["env", ...vars, process.execPath, MAIN, "chat", ...args].map((a) => `'${a}'`).join(" ")
   await tmux(
     "-f",
     "/dev/null",
@@ -68,8 +62,12 @@ async function startChat(args: string[]) {
     "45",
     `${command}; echo "chat exited $?"; exec cat`,
   )
+}
+
+async function startChat(args: string[], env: Record<string, string> = {}, who = "bootstrap admin") {
+  await launch(args, env)
   const first = await see("the chat to connect", (s) => s.includes("Type /help") && s.includes("You>"))
-  expect(first).toContain(`Connected to ${plane.cp.url} as bootstrap admin`)
+  expect(first).toContain(`Connected to ${plane.cp.url} as ${who}`)
   return first
 }
 
@@ -193,5 +191,27 @@ describe("chimera chat in a terminal", () => {
       await type(command)
       await expectEnded()
     }
+  }, 120_000)
+
+  test("with no credential it asks for a login at the terminal, and the session is kept for next time", async () => {
+    await addUser(plane.cp, "alice", "operator")
+    const none = { CHIMERA_TOKEN: "", CHIMERA_DATA_DIR: join(plane.home, "no-admin-token"), USER: "alice" }
+    await launch([], none)
+    const asked = await see("the login prompt", (s) => s.includes("Username"))
+    expect(asked).toContain(`no stored session; log in to ${plane.cp.url}`)
+    await keys("Enter") // the username offered is $USER
+    await see("the password prompt", (s) => s.includes("Password for alice"))
+    await type(PASSWORD)
+    const connected = await see("the chat to connect", (s) => s.includes("Type /help"))
+    expect(connected).toContain("as alice (operator)")
+    expect(connected).not.toContain(PASSWORD)
+    expect(existsSync(join(plane.home, ".config/chimera/token"))).toBe(true)
+    await type("/quit")
+    await expectEnded()
+    // The kept session is used without asking.
+    const again = await startChat([], none, "alice (operator)")
+    expect(again).not.toContain("Username")
+    await type("/quit")
+    await expectEnded()
   }, 120_000)
 })

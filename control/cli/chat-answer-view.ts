@@ -32,6 +32,8 @@ export interface ViewOptions {
   live: boolean
   /** The screen's width, or Infinity when output is not a terminal. */
   columns: number
+  /** The screen's height (the draft never takes more). */
+  rows: number
   colors: boolean
 }
 
@@ -82,8 +84,13 @@ export function createAnswerView(o: ViewOptions | "silent"): AnswerView {
     const draft = markdown.draft.replaceAll("\t", "  ").replace(/\n+$/, "")
     if (draft.trim() === "") return drawLive("")
     const label = started ? INDENT : ASSISTANT
-    const lines = draft.split("\n").map((l, i) => `${i === 0 ? label : INDENT}${color.dim(field(l))}`)
-    drawLive(`${printedBlock ? "\n" : ""}${lines.join("\n")}`)
+    const lines = draft.split("\n").map((l) => field(l))
+    // Only what fits on the screen can be redrawn: rows scrolled off the top cannot be erased, so a long
+    // block still arriving (a big code block) shows its last lines, under a mark for the rest.
+    const room = Math.max(2, o.rows - 3) - (printedBlock ? 1 : 0)
+    const shown = tailLines(lines, room, o.columns - INDENT.length)
+    const text = shown.map((l, i) => `${i === 0 && shown.length === lines.length ? label : INDENT}${color.dim(l)}`)
+    drawLive(`${printedBlock ? "\n" : ""}${text.join("\n")}`)
   }
 
   const waiting = (message: string) => {
@@ -129,6 +136,27 @@ export function createAnswerView(o: ViewOptions | "silent"): AnswerView {
       for (const t of markdown.end()) print(blocks([t], render))
     },
   }
+}
+
+/** The last lines of `lines` that fit in `rows` screen rows `width` wide, "…" first when some are left out. */
+export function tailLines(lines: string[], rows: number, width: number): string[] {
+  const rowsOf = (l: string) => Math.max(1, Math.ceil(Bun.stringWidth(l) / width))
+  if (lines.reduce((n, l) => n + rowsOf(l), 0) <= rows) return lines
+  const kept: string[] = []
+  let used = 1 // the "…" line
+  for (let i = lines.length - 1; i >= 0 && used < rows; i--) {
+    const line = lines[i] ?? ""
+    const need = rowsOf(line)
+    if (used + need <= rows) {
+      kept.unshift(line)
+      used += need
+    } else {
+      // The end of a line too long for the room left.
+      kept.unshift(`…${line.slice(-((rows - used) * width - 1))}`)
+      used = rows
+    }
+  }
+  return ["…", ...kept]
 }
 
 const reason = (result: unknown) =>

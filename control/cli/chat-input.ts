@@ -16,8 +16,9 @@ export interface ChatInput {
   close(): void
 }
 
+/** The line editor and prompts need a terminal on both sides; otherwise lines are read as from a pipe. */
 export function createChatInput(stdin: NodeJS.ReadStream = process.stdin): ChatInput {
-  return stdin.isTTY ? _terminalInput(stdin) : _pipeInput(stdin)
+  return stdin.isTTY && process.stdout.isTTY ? _terminalInput(stdin) : _pipeInput(stdin)
 }
 
 function _terminalInput(stdin: NodeJS.ReadStream): ChatInput {

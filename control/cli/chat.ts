@@ -58,7 +58,13 @@ function _flags(args: Record<string, unknown>) {
 
 function _viewOptions(): ViewOptions {
   const colors = useColor()
-  return { live: colors, colors, columns: process.stdout.isTTY ? process.stdout.columns || 80 : Infinity }
+  const tty = process.stdout.isTTY === true
+  return {
+    live: colors,
+    colors,
+    columns: tty ? process.stdout.columns || 80 : Number.POSITIVE_INFINITY,
+    rows: tty ? process.stdout.rows || 24 : Number.POSITIVE_INFINITY,
+  }
 }
 
 /** A chat on the context asked for; AI_UNAVAILABLE becomes the sentence that says how to configure one. */
