@@ -24,7 +24,7 @@ import { terminalLine } from "../../protocol/terminal-text.ts"
 import { CliError } from "./errors.ts"
 import { readSse } from "./sse-reader.ts"
 
-/** A refusal of the chat API (its code) or no answer at all (`UNREACHABLE`, `BAD_ANSWER`). */
+/** A refusal of the chat API (its code), or none: `UNREACHABLE`, `NO_ANSWER` (silent too long), `BAD_ANSWER`. */
 export class ChatApiError extends CliError {
   constructor(
     message: string,
@@ -52,14 +52,27 @@ export interface ChatApi {
   compact(id: ChatId): Promise<z.infer<typeof CompactResponse>>
 }
 
-export function createChatApi(url: string, token: string): ChatApi {
+export interface ChatApiLimits {
+  requestMs: number
+  compactMs: number
+  streamIdleMs: number
+}
+
+export function createChatApi(url: string, token: string, limits: ChatApiLimits = LIMITS): ChatApi {
   const base = `${url}${AI_API_BASE}`
-  const request = async (method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> => {
+  const request = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    signal?: AbortSignal,
+    timeoutMs?: number,
+  ): Promise<Response> => {
     let res: Response
+    const timeout = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs)
     try {
       res = await fetch(`${base}${path}`, {
         method,
-        signal,
+        signal: signal && timeout ? AbortSignal.any([signal, timeout]) : (signal ?? timeout),
         headers: {
           authorization: `Bearer ${token}`,
           ...(body === undefined ? {} : { "content-type": "application/json" }),
@@ -68,6 +81,8 @@ export function createChatApi(url: string, token: string): ChatApi {
       })
     } catch (error) {
       if (signal?.aborted) throw error
+      if (timeout?.aborted)
+        throw new ChatApiError(`the control plane at ${url} did not answer within ${timeoutMs} ms`, "NO_ANSWER", 0)
       throw new ChatApiError(
         `cannot reach the control plane at ${url} (${(error as Error).message}); is \`chimera web\` running?`,
         "UNREACHABLE",
@@ -97,7 +112,7 @@ export function createChatApi(url: string, token: string): ChatApi {
   }
   async function* events(body: ReadableStream<Uint8Array>, signal?: AbortSignal): ChatEvents {
     try {
-      for await (const record of readSse(body)) {
+      for await (const record of readSse(_idleLimited(body, limits.streamIdleMs))) {
         let event: ChatStreamEvent | null
         try {
           event = parseChatStreamEvent(record.event, record.data)
@@ -113,17 +128,47 @@ export function createChatApi(url: string, token: string): ChatApi {
     }
   }
   const ok = async (res: Promise<Response>) => void (await json(SuccessResponse, res))
+  const call = (method: string, path: string, body?: unknown, timeoutMs = limits.requestMs) =>
+    request(method, path, body, undefined, timeoutMs)
   return {
     url,
-    create: (body) => json(CreateChatResponse, request("POST", "/chat", body)),
-    state: (id) => json(ChatState, request("GET", `/chat/${id}`)),
-    update: (id, body) => json(ChatState, request("PATCH", `/chat/${id}`, body)),
-    remove: (id) => ok(request("DELETE", `/chat/${id}`)),
+    create: (body) => json(CreateChatResponse, call("POST", "/chat", body)),
+    state: (id) => json(ChatState, call("GET", `/chat/${id}`)),
+    update: (id, body) => json(ChatState, call("PATCH", `/chat/${id}`, body)),
+    remove: (id) => ok(call("DELETE", `/chat/${id}`)),
     send: (id, body, signal) => stream(`/chat/${id}/message/stream`, body, signal),
     answer: (id, body, signal) => stream(`/chat/${id}/answer/stream`, body, signal),
-    cancel: (id) => ok(request("POST", `/chat/${id}/cancel`)),
-    steer: (id, message) => ok(request("POST", `/chat/${id}/steer`, { message })),
-    compact: (id) => json(CompactResponse, request("POST", `/chat/${id}/compact`)),
+    cancel: (id) => ok(call("POST", `/chat/${id}/cancel`)),
+    steer: (id, message) => ok(call("POST", `/chat/${id}/steer`, { message })),
+    compact: (id) => json(CompactResponse, call("POST", `/chat/${id}/compact`, undefined, limits.compactMs)),
+  }
+}
+
+// How long the CLI waits. A plain request answers at once; compaction is a model call (bounded by the
+// control plane's [ai] timeout_seconds, 120 s by default). A streamed turn may run long (a deploy
+// approved mid-turn), but the control plane sends a keep-alive every 15 s: a minute of silence means
+// the connection is gone. The start of a stream is not bounded: an approved action runs before it,
+// and Ctrl+C (or cancel) is there for the person who does not want to wait.
+const LIMITS: ChatApiLimits = { requestMs: 30_000, compactMs: 300_000, streamIdleMs: 60_000 }
+
+/** The body's chunks, failing with TIMEOUT when none arrives for `ms`; the connection is closed then. */
+async function* _idleLimited(body: ReadableStream<Uint8Array>, ms: number): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader()
+  try {
+    for (;;) {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const silence = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new ChatApiError(`the control plane sent nothing for ${ms / 1000} s`, "NO_ANSWER", 0)),
+          ms,
+        )
+      })
+      const next = await Promise.race([reader.read(), silence]).finally(() => clearTimeout(timer))
+      if (next.done) return
+      yield next.value
+    }
+  } finally {
+    reader.cancel().catch(() => {})
   }
 }
 

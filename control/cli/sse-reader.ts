@@ -15,7 +15,7 @@ export class SseError extends Error {
 const DEFAULT_MAX_EVENT = 4 * 1024 * 1024
 
 export async function* readSse(
-  body: ReadableStream<Uint8Array>,
+  body: AsyncIterable<Uint8Array>,
   maxEventBytes = DEFAULT_MAX_EVENT,
 ): AsyncGenerator<SseRecord> {
   const decoder = new TextDecoder()
