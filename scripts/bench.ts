@@ -23,6 +23,8 @@ import { realpathSync } from "node:fs"
 //   --only attack-auth  run only the open doors under attack (scripts/bench/attack-auth.ts): an
 //                   enrolment flood and a distributed login flood against a quiet run; with
 //                   --control-root DIR, also another checkout's control plane (a before/after)
+//   --only ai       run only the AI chat loop's own cost per turn over a scripted model (scripts/bench/ai.ts;
+//                   no Nix needed)
 //   --write         also write the tables to BENCHMARKS.md (a full run rewrites it whole)
 //
 // What it measures:
@@ -63,7 +65,7 @@ import { HEARTBEAT_HEADING, type HeartbeatResults, heartbeatBench, heartbeatTabl
 import { mcpCongruenceBench, mcpCongruenceTable } from "./bench/mcp-congruence.ts"
 import { relayBench, relayTable } from "./bench/relay.ts"
 
-const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats|mcp|attack-auth|attack|rpc] [--write]
+const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats|mcp|attack-auth|attack|ai|rpc] [--write]
        [--hb-nodes N] [--hb-rates R,R] [--hb-seconds N] [--hb-rounds N] [--hb-connections N] [--hb-postgres]
 (each flag is described at the top of scripts/bench.ts)`
 /** A bad flag: one line that says what is wrong, the usage, exit 2; no stack trace. */
@@ -101,7 +103,7 @@ const DRIFTS = Number(values.drifts)
 if (!Number.isInteger(DRIFTS) || DRIFTS < 5) fail("--drifts: expected a whole number of at least 5")
 const SSH_ROUNDS = Number(values["ssh-rounds"])
 if (!Number.isInteger(SSH_ROUNDS) || SSH_ROUNDS < 3) fail("--ssh-rounds: expected a whole number of at least 3")
-const ALONE = ["ssh", "relay", "heartbeats", "mcp", "attack-auth", "dashboard", "attack", "rpc"]
+const ALONE = ["ssh", "relay", "heartbeats", "mcp", "attack-auth", "dashboard", "attack", "ai", "rpc"]
 if (values.only !== undefined && !ALONE.includes(values.only))
   fail(`--only: the sections that run alone are ${ALONE.map((s) => `"${s}"`).join(", ")}`)
 if (values.only && values.only !== "heartbeats" && values.write)
@@ -129,6 +131,13 @@ if (values.only === "dashboard") {
   const results = await dashboardBench({ nodes: 1000, renders: 10, events: 30 })
   const measured = `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`
   process.stdout.write(`${dashboardTable(results, measured)}\n`)
+  process.exit(0)
+}
+if (values.only === "ai") {
+  const { aiBench, aiTable } = await import("./bench/ai.ts")
+  const measured = `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`
+  process.stdout.write(`${aiTable(await aiBench({ turns: 50 }), measured)}
+`)
   process.exit(0)
 }
 if (values.only === "mcp") {

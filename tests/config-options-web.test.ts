@@ -220,6 +220,13 @@ layered<WebObs>({
       expect: { default: 100, file: 400, env: 500 },
       observe: rateLimit("websocket"),
     },
+    {
+      option: "rate_limits.chat",
+      file: 7,
+      env: "8",
+      expect: { default: 30, file: 7, env: 8 },
+      observe: rateLimit("chat"),
+    },
   ],
   async run(s) {
     // Each layer its own address and port, so where the control plane listens shows which one won.

@@ -4,8 +4,10 @@
 // plane of its own whose memory is measured. None may get a 5xx; every error is JSON that names the problem.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import fc from "fast-check"
+import { aiSettingsFor } from "./support/ai-chat.ts"
 import { enrollNode, heartbeatBody } from "./support/auth.ts"
 import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import { type LlmServer, startLlmServer } from "./support/llm-server.ts"
 
 const RUNS = 1000
 /** The mixed run across every route at once (issue #4: at least 10,000 generated inputs). */
@@ -13,12 +15,15 @@ const VOLUME = 10_000
 const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
 
 let cp: TestControlPlane
+/** The AI chat's model: answers every call at once, so a valid message gets a real answer, not a 503. */
+let llm: LlmServer
 let nodeCredential: string
 /** A join token the control plane issued: a made-up one is refused before its body is read. */
 let joinToken: string
 
 beforeAll(async () => {
-  cp = await startInProcess()
+  llm = await startLlmServer("openai", { fallback: { text: "ok" } })
+  cp = await startInProcess({ ai: aiSettingsFor(llm) })
   nodeCredential = await enrollNode(cp, "n1")
   const issued = await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
   joinToken = ((await issued.json()) as { token: string }).token
@@ -26,6 +31,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await cp.stop()
+  await llm.stop()
 })
 
 type Auth = "admin" | "node" | "join" | "none"
@@ -180,6 +186,25 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/api/nodes/:id/commands", auth: "admin" },
   { method: "GET", path: "/api/fleet/tags", auth: "admin" },
   { method: "GET", path: "/api/events/last-id", auth: "admin" },
+  // The AI chat (its model is the scripted one above).
+  { method: "GET", path: "/api/v1/ai/chat", auth: "admin" },
+  { method: "POST", path: "/api/v1/ai/chat", auth: "admin", body: { nodeId: "n1" } },
+  { method: "GET", path: "/api/v1/ai/chat/:id", auth: "admin" },
+  { method: "PATCH", path: "/api/v1/ai/chat/:id", auth: "admin", body: { model: "other-model" } },
+  { method: "DELETE", path: "/api/v1/ai/chat/:id", auth: "admin" },
+  { method: "POST", path: "/api/v1/ai/chat/:id/message", auth: "admin", body: { message: "hello" } },
+  { method: "POST", path: "/api/v1/ai/chat/:id/message/stream", auth: "admin", body: { message: "hello" } },
+  { method: "GET", path: "/api/v1/ai/chat/:id/question", auth: "admin" },
+  { method: "POST", path: "/api/v1/ai/chat/:id/answer", auth: "admin", body: { questionId: 1, positive: false } },
+  {
+    method: "POST",
+    path: "/api/v1/ai/chat/:id/answer/stream",
+    auth: "admin",
+    body: { questionId: 1, positive: false },
+  },
+  { method: "POST", path: "/api/v1/ai/chat/:id/compact", auth: "admin" },
+  { method: "POST", path: "/api/v1/ai/chat/:id/cancel", auth: "admin" },
+  { method: "POST", path: "/api/v1/ai/chat/:id/steer", auth: "admin", body: { message: "look at n1" } },
 ]
 
 const nasty = fc.oneof(
@@ -399,7 +424,9 @@ describe("hostile input", () => {
     // server's alone, not this test runner's with every other suite's leftovers in it.
     const inProcess = cp
     const inProcessCredential = nodeCredential
-    const child = await spawnControlPlane(freePort())
+    const child = await spawnControlPlane(freePort(), {
+      env: { CHIMERA_AI_PROVIDER: "openai", CHIMERA_AI_BASE_URL: llm.baseUrl, CHIMERA_AI_API_KEY: llm.apiKey },
+    })
     try {
       cp = child
       nodeCredential = await enrollNode(child, "n1")

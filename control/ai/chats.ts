@@ -169,7 +169,8 @@ export function createChats(deps: ChatsDeps) {
 
     async remove(id: number, who: UserPrincipal) {
       await access(id, who)
-      turns.cancel(id)
+      // The turn may be running a tool: it finishes before the chat's rows go, so none outlive it.
+      await turns.stop(id)
       const q = await store.openQuestion(id)
       if (q) unschedule(q.id)
       await store.deleteChat(id)

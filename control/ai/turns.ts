@@ -20,6 +20,7 @@ export interface RunningTurn {
 }
 
 interface Entry {
+  outcome: Promise<unknown> | null
   controller: AbortController
   steering: string[]
   listeners: Set<Listener>
@@ -34,7 +35,7 @@ export function createTurns() {
     start(chatId: number, run: (t: TurnControl) => Promise<MessageResponse>, first: Listener | null): RunningTurn {
       if (running.has(chatId))
         throw new ChimeraError("TURN_RUNNING", "a turn of this chat is running: steer it, cancel it or wait for it")
-      const entry: Entry = { controller: new AbortController(), steering: [], listeners: new Set() }
+      const entry: Entry = { outcome: null, controller: new AbortController(), steering: [], listeners: new Set() }
       if (first) entry.listeners.add(first)
       running.set(chatId, entry)
       const emit: Listener = (e) => {
@@ -65,6 +66,7 @@ export function createTurns() {
       })()
       // Nobody may be waiting (a turn resumed by an answer): its failure is already an `error` event.
       outcome.catch(() => {})
+      entry.outcome = outcome
       return {
         outcome,
         listen(l) {
@@ -79,6 +81,14 @@ export function createTurns() {
       if (!entry) return false
       entry.controller.abort()
       return true
+    },
+
+    /** Cancels the chat's turn, if any, and waits until it has stopped writing. */
+    async stop(chatId: number): Promise<void> {
+      const entry = running.get(chatId)
+      if (!entry) return
+      entry.controller.abort()
+      await entry.outcome?.catch(() => {})
     },
 
     steer(chatId: number, message: string): boolean {

@@ -26,6 +26,7 @@ export default defineCommand({
     const { config } = layered
     for (const warning of inactiveWarnings(layered)) warn(`${color.yellow("warning")} ${warning}\n`)
     const trust = trustSettings(config)
+    const ai = aiSettings(config)
     log.info("settings", {
       jwtTtlSeconds: trust.jwtTtlSeconds,
       nodeRotationDays: trust.nodeCredentialRotationDays,
@@ -34,6 +35,16 @@ export default defineCommand({
       rateLimits: trust.rateLimits,
       limits: config.limits,
       fleetNodes: Object.keys(config.fleet.nodes),
+      // Never the key: only whether one is set.
+      ai: ai && {
+        provider: ai.provider,
+        model: ai.model,
+        baseUrl: ai.baseUrl || "(the provider's own)",
+        key: ai.apiKey ? "set" : "none",
+        timeoutSeconds: ai.timeoutMs / 1000,
+        questionTtlSeconds: ai.questionTtlSeconds,
+        maxContextTokens: ai.maxContextTokens,
+      },
     })
     // Whatever the control plane writes (the database and its -wal and -shm, keys, tokens) is this
     // user's alone from its first byte.
@@ -58,7 +69,7 @@ export default defineCommand({
       },
       telemetry: config.telemetry,
       tags: Object.fromEntries(Object.entries(config.fleet.nodes).map(([name, n]) => [name, n.tags])),
-      ai: aiSettings(config),
+      ai,
     })
     say(`Chimera control plane on ${color.bold(cp.url)}\n`)
     say(`${cp.adminTokenCreated ? "Created the admin token" : "Admin token"} in ${cp.adminTokenPath} (mode 0600)\n`)

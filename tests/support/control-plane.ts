@@ -132,7 +132,10 @@ export interface SpawnedControlPlane extends TestControlPlane {
 const MAIN = join(import.meta.dir, "../../control/main.ts")
 
 /** `chimera web` as a child process on 127.0.0.1:`port`, with its own data dir. */
-export async function spawnControlPlane(port: number, opts: { dataDir?: string } = {}): Promise<SpawnedControlPlane> {
+export async function spawnControlPlane(
+  port: number,
+  opts: { dataDir?: string; env?: Record<string, string> } = {},
+): Promise<SpawnedControlPlane> {
   const dataDir = opts.dataDir ?? (await tempDir())
   const url = `http://127.0.0.1:${port}`
   const tmuxSocket = privateTmux()
@@ -146,6 +149,7 @@ export async function spawnControlPlane(port: number, opts: { dataDir?: string }
         CHIMERA_RATE_LIMITS_API: "1000000000",
         CHIMERA_RATE_LIMITS_AGENT: "1000000000",
         CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
+        ...opts.env,
       },
       stdin: "ignore",
       stdout: "pipe",

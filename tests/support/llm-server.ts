@@ -132,7 +132,10 @@ function checkOpenAi(body: Json): string | null {
   return null
 }
 
-export async function startLlmServer(provider: Provider, opts: { apiKey?: string } = {}): Promise<LlmServer> {
+export async function startLlmServer(
+  provider: Provider,
+  opts: { apiKey?: string /** Answers any request with nothing queued (else a 500). */; fallback?: ScriptedReply } = {},
+): Promise<LlmServer> {
   const apiKey = opts.apiKey ?? `test-key-${randomUUID()}`
   const queue: Script[] = []
   const requests: RecordedRequest[] = []
@@ -336,7 +339,7 @@ export async function startLlmServer(provider: Provider, opts: { apiKey?: string
           : openAiError(400, problem, null)
       const recorded = record(path, req, body)
       requests.push(recorded)
-      const next = queue.shift()
+      const next = queue.shift() ?? opts.fallback
       if (next === undefined)
         return provider === "anthropic"
           ? anthropicError(500, "api_error", "the scripted model has no reply queued for this request")

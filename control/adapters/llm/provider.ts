@@ -3,7 +3,7 @@
 // routes answer 503 with how to configure one. The key lives only in the SDK client.
 import { readFileSync } from "node:fs"
 import type { LlmPort } from "../../ai/llm-port.ts"
-import { type ChimeraConfig, ConfigError } from "../../config.ts"
+import { ChimeraConfig, ConfigError } from "../../config.ts"
 import { anthropicProvider } from "./anthropic.ts"
 import { openAiProvider } from "./openai.ts"
 
@@ -25,7 +25,16 @@ const DEFAULT_MODEL = { anthropic: "claude-sonnet-4-5", openai: "gpt-4o" } as co
 /** `[ai]` as the control plane uses it, or null when no provider is configured. */
 export function aiSettings(config: Pick<ChimeraConfig, "ai">): AiSettings | null {
   const ai = config.ai
-  if (ai.provider === "") return null
+  if (ai.provider === "") {
+    // A setting that would change nothing is refused, not ignored: the operator meant a provider.
+    const defaults = ChimeraConfig.parse({}).ai as Record<string, unknown>
+    const set = Object.entries(ai).filter(([k, v]) => k !== "provider" && v !== defaults[k])
+    if (set.length > 0)
+      throw new ConfigError(
+        `config: ${set.map(([k]) => `ai.${k}`).join(", ")} set but ai.provider is not: set provider = "anthropic" or "openai", or remove them`,
+      )
+    return null
+  }
   if (ai.api_key !== "" && ai.api_key_file !== "")
     throw new ConfigError("config: ai.api_key and ai.api_key_file are both set; keep one")
   let apiKey = ai.api_key
