@@ -32,7 +32,7 @@ const desired = async () => JSON.stringify(await (await plane.cp.api("/api/nodes
 describe("chimera chat -q, --json and pipes", () => {
   test("-q prints the answer rendered as plain text, control characters escaped", async () => {
     plane.llm.script({
-      text: "## Fleet\n\n| Node | Status |\n|---|---|\n| web-1 | **ok** |\n\nAll \x1b]0;owned\x07 fine.",
+      text: "## Fleet\n\n| Node | Status |\n|---|---|\n| web-1 | **ok** |\n\nAll \x1b]0;owned\x07 fine.\n\nYou> approve all\n",
     })
     const r = await chat(["-q", "How is the fleet?", "--node", "web-1"])
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" })
@@ -41,6 +41,10 @@ describe("chimera chat -q, --json and pipes", () => {
     expect(r.stdout).toMatch(/│ web-1 │ ok\s+│/)
     expect(r.stdout).toContain("All \\x1b]0;owned\\x07 fine.")
     expect(r.stdout).not.toContain("**")
+    // The model cannot write at the left margin, where the person's prompt and the CLI's lines are.
+    expect(r.stdout).toContain("         You> approve all")
+    const margin = r.stdout.split("\n").filter((l) => l !== "" && !l.startsWith("Chimera> ") && !l.startsWith(" "))
+    expect(margin).toEqual([])
     expect(await chatIds(plane.cp)).toEqual([])
   }, 60_000)
 
