@@ -179,6 +179,27 @@ describe("chimera chat in a terminal", () => {
     await type("Still there?")
     await see("the chat to go on", (s) => sinceLastPrompt(s).includes("Yes, still here."))
 
+    // Ctrl+C at a proposal withdraws it: nothing runs, the chat goes on.
+    const other = CLOSURE.replace("system-2", "system-3")
+    plane.llm.script({ toolCalls: [{ name: "set_desired_closure", args: { node_id: "web-1", closure: other } }] })
+    await type("Pin web-1 to system 3")
+    await see("the second approval prompt", (s) => /Approve.*Reject/.test(sinceLastPrompt(s)))
+    await keys("C-c")
+    await see(
+      "the proposal withdrawn",
+      (s) => sinceLastPrompt(s).includes("(answer cancelled)") && s.trimEnd().endsWith("You>"),
+    )
+    const [chatNow] = await chatIds(plane.cp)
+    const pending = await (await plane.cp.api(`/api/v1/ai/chat/${chatNow}/question`)).json()
+    expect(pending).toEqual({ question: null })
+    expect(await desired()).not.toContain(other)
+
+    // Ctrl+C at the prompt only clears the line.
+    await keys("-l", "half a thought")
+    await keys("C-c")
+    await see("the hint", (s) => s.includes("(Ctrl+D or /quit leaves the chat)") && s.trimEnd().endsWith("You>"))
+    expect(await chatIds(plane.cp)).toEqual([chatNow as number])
+
     // Ctrl+D leaves, and the chat is deleted.
     await keys("C-d")
     await expectEnded()

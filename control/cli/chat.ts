@@ -86,7 +86,11 @@ export default defineCommand({
     object: { type: "string", description: "Same as --node" },
     incident: { type: "string", description: "Bind the chat to this incident (an event's number)" },
     model: { type: "string", description: "Use this model instead of the configured one" },
-    question: { type: "string", alias: "q", description: "Ask one question, print the answer and exit" },
+    question: {
+      type: "string",
+      alias: "q",
+      description: "Ask one question, print the answer and exit (2: a proposal awaits approval)",
+    },
     json: { type: "boolean", description: "With -q: print the exchange as JSON" },
   },
   async run({ args }) {
