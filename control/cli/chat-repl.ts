@@ -76,8 +76,9 @@ export async function runRepl(room: ChatRoom, input: ChatInput, view: ViewOption
     process.off("SIGHUP", onHup)
     process.off("SIGINT", onInt)
     input.close()
+    // Even when something unexpected ends the loop, the chat does not outlive the session.
+    leaving = true
+    await room.api.remove(room.chatId).catch((error: Error) => warn(`${color.yellow("!")} ${error.message}\n`))
   }
-  leaving = true
-  await room.api.remove(room.chatId).catch((error: Error) => warn(`${color.yellow("!")} ${error.message}\n`))
   say(`${color.dim(`Chat ${room.chatId} ended.`)}\n`)
 }

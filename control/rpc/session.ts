@@ -74,7 +74,10 @@ export function createRpcSession(api: ChatApi, chatId: ChatId, emit: (event: Rpc
   const _startTurn = async (command: RpcCommand, start: () => Promise<ChatEvents>) => {
     if (turn)
       return respond(command.type, command.id, "a turn is running: steer it, cancel it, or wait for its response")
-    turn = _stream(command, await start())
+    const events = await start()
+    // A new message withdraws the question left unanswered (the control plane does the same).
+    if (command.type === "prompt") question = null
+    turn = _stream(command, events)
   }
 
   const _run = async (c: RpcCommand): Promise<void> => {
