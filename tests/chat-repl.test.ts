@@ -5,9 +5,9 @@
 // command, cancels an answer with Ctrl+C and stays, and Ctrl+D, /exit and /quit each end it with the
 // chat deleted on the control plane.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { existsSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { addUser, enrollNode, PASSWORD } from "./support/auth.ts"
+import { addUser, call, enrollNode, PASSWORD } from "./support/auth.ts"
 import { type ChatPlane, chatIds, startChatPlane } from "./support/chat-plane.ts"
 import { killTmuxServer } from "./support/tmux.ts"
 import { requireTool, runOk } from "./support/tools.ts"
@@ -226,7 +226,22 @@ describe("chimera chat in a terminal", () => {
     const connected = await see("the chat to connect", (s) => s.includes("Type /help"))
     expect(connected).toContain("as alice (operator)")
     expect(connected).not.toContain(PASSWORD)
-    expect(existsSync(join(plane.home, ".config/chimera/token"))).toBe(true)
+    const tokenFile = join(plane.home, ".config/chimera/token")
+    expect(existsSync(tokenFile)).toBe(true)
+
+    // The session ends mid-chat (revoked here): the next message asks for a login, and the chat goes on.
+    const { token } = JSON.parse(readFileSync(tokenFile, "utf8")) as { token: string }
+    expect((await call(plane.cp, token, "POST", "/api/auth/revoke", {})).status).toBe(200)
+    await type("Hello?")
+    await see("the login prompt again", (s) => sinceLastPrompt(s).includes("no longer accepts this session"))
+    await see("the username prompt", (s) => sinceLastPrompt(s).includes("Username"))
+    await keys("Enter")
+    await see("the password prompt again", (s) => sinceLastPrompt(s).includes("Password for alice"))
+    await type(PASSWORD)
+    await see("the chat to go on", (s) => sinceLastPrompt(s).includes("Logged in again as alice (operator)"))
+    plane.llm.script({ text: "Hello, alice." })
+    await type("Hello again")
+    await see("the answer", (s) => sinceLastPrompt(s).includes("Hello, alice."))
     await type("/quit")
     await expectEnded()
     // The kept session is used without asking.

@@ -58,7 +58,9 @@ export interface ChatApiLimits {
   streamIdleMs: number
 }
 
-export function createChatApi(url: string, token: string, limits: ChatApiLimits = LIMITS): ChatApi {
+/** `token` may change while the API is in use (a new login after a session expired). */
+export function createChatApi(url: string, token: string | (() => string), limits: ChatApiLimits = LIMITS): ChatApi {
+  const bearer = typeof token === "string" ? () => token : token
   const base = `${url}${AI_API_BASE}`
   const request = async (
     method: string,
@@ -74,7 +76,7 @@ export function createChatApi(url: string, token: string, limits: ChatApiLimits 
         method,
         signal: signal && timeout ? AbortSignal.any([signal, timeout]) : (signal ?? timeout),
         headers: {
-          authorization: `Bearer ${token}`,
+          authorization: `Bearer ${bearer()}`,
           ...(body === undefined ? {} : { "content-type": "application/json" }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),

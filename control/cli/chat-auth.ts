@@ -33,7 +33,8 @@ async function _me(url: string, token: string): Promise<Me | "refused"> {
   return me.data
 }
 
-async function _promptLogin(url: string, why: string): Promise<ChatIdentity> {
+/** Asks for a username and password at the terminal and keeps the new session as `chimera login` does. */
+export async function promptLogin(url: string, why: string): Promise<ChatIdentity> {
   warn(`${color.yellow("!")} ${why}; log in to ${url}\n`)
   const user = await p.text({
     message: "Username",
@@ -57,12 +58,12 @@ export async function chatIdentity(url: string, interactive: boolean): Promise<C
     credential = controlCredential()
   } catch (error) {
     if (interactive && error instanceof CliError && error.code === "E_NO_TOKEN")
-      return _promptLogin(url, "no stored session")
+      return promptLogin(url, "no stored session")
     throw error
   }
   const me = await _me(url, credential.token)
   if (me !== "refused") return { token: credential.token, me }
   const why = `${url} refused the ${describeCredential(credential)} (401 AUTH_FAILED)`
-  if (interactive && credential.source !== "CHIMERA_TOKEN") return _promptLogin(url, why)
+  if (interactive && credential.source !== "CHIMERA_TOKEN") return promptLogin(url, why)
   throw new CliError(`${why}: run \`chimera login\` or set CHIMERA_TOKEN`, "E_AUTH")
 }

@@ -7,6 +7,7 @@ import { AI_UNAVAILABLE_HINT, ChatApiError } from "./chat-api.ts"
 import type { ChatInput } from "./chat-input.ts"
 import { type ChatRoom, describeContext, runSlash } from "./chat-slash.ts"
 import { exchange } from "./chat-turn.ts"
+import { CliError } from "./errors.ts"
 import { describeMe } from "./identity.ts"
 import { color, field, say, warn } from "./output.ts"
 
@@ -29,6 +30,18 @@ export function describeFailure(e: { code: string; message: string }): string {
 }
 
 const _failed = (e: { code: string; message: string }) => say(`${color.red("!")} ${describeFailure(e)}\n`)
+
+/** Says what failed; a session that expired is renewed at the terminal, and the chat goes on. */
+async function _recover(room: ChatRoom, e: { code: string; message: string }): Promise<void> {
+  if (e.code !== "AUTH_FAILED" || !room.relogin) return _failed(e)
+  try {
+    room.me = await room.relogin()
+  } catch (error) {
+    if (!(error instanceof CliError)) throw error
+    return _failed({ code: error.code, message: error.message })
+  }
+  say(`${color.dim(`Logged in again as ${describeMe(room.me)}; send your message again.`)}\n`)
+}
 
 export async function runRepl(room: ChatRoom, input: ChatInput, view: ViewOptions): Promise<void> {
   let leaving = false
@@ -62,10 +75,10 @@ export async function runRepl(room: ChatRoom, input: ChatInput, view: ViewOption
         if (!input.interactive) process.off("SIGINT", onInt)
         const done = await exchange({ api: room.api, chatId: room.chatId, message: text, input, view, ask: true })
         if (done.cancelled) say(`${color.dim("(answer cancelled)")}\n`)
-        if (done.error) _failed(done.error)
+        if (done.error) await _recover(room, done.error)
       } catch (error) {
         if (!(error instanceof ChatApiError)) throw error
-        _failed(error)
+        await _recover(room, error)
       } finally {
         if (!input.interactive) process.on("SIGINT", onInt)
       }

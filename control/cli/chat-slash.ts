@@ -17,6 +17,8 @@ export interface ChatRoom {
   /** The model asked for with --model (the control plane's default otherwise). */
   model: string | undefined
   context: ChatContext
+  /** Logs in again after the session expired (null: no terminal to ask on, or CHIMERA_TOKEN is set). */
+  relogin: (() => Promise<Me>) | null
 }
 
 export const HELP: [string, string][] = [

@@ -10,7 +10,7 @@ import { type ChatContext, IncidentId, ModelName } from "../../protocol/ai.ts"
 import { NodeId } from "../../protocol/ids.ts"
 import type { ViewOptions } from "./chat-answer-view.ts"
 import { AI_UNAVAILABLE_HINT, type ChatApi, ChatApiError, createChatApi } from "./chat-api.ts"
-import { chatIdentity } from "./chat-auth.ts"
+import { chatIdentity, promptLogin } from "./chat-auth.ts"
 import { createChatInput } from "./chat-input.ts"
 import { showQuestion } from "./chat-question.ts"
 import { describeFailure, runRepl } from "./chat-repl.ts"
@@ -97,11 +97,23 @@ export default defineCommand({
     const flags = _flags(args)
     const url = controlUrl()
     const input = createChatInput()
-    const identity = await chatIdentity(url, input.interactive && !flags.json)
-    const api = createChatApi(url, identity.token)
+    const canPrompt = input.interactive && !flags.json
+    let identity = await chatIdentity(url, canPrompt)
+    const api = createChatApi(url, () => identity.token)
     const context: ChatContext = { nodeId: flags.node ?? null, incidentId: flags.incident ?? null }
     const created = await _open(api, context, flags.model)
-    const room: ChatRoom = { api, chatId: created.chatId, me: identity.me, model: flags.model, context }
+    const relogin = async () => {
+      identity = await promptLogin(url, `${url} no longer accepts this session`)
+      return identity.me
+    }
+    const room: ChatRoom = {
+      api,
+      chatId: created.chatId,
+      me: identity.me,
+      model: flags.model,
+      context,
+      relogin: canPrompt && !process.env.CHIMERA_TOKEN ? relogin : null,
+    }
     if (flags.question === undefined) return runRepl(room, input, _viewOptions())
 
     let result: Awaited<ReturnType<typeof exchange>>
