@@ -231,6 +231,8 @@ export const ChatErrorCode = z.enum([
   "UNSUPPORTED_MEDIA_TYPE",
   "PAYLOAD_TOO_LARGE",
   "RATE_LIMIT_EXCEEDED",
+  /** the user keeps as many chats as one may: delete some. */
+  "RESOURCE_EXHAUSTED",
 ])
 export type ChatErrorCode = z.infer<typeof ChatErrorCode>
 
@@ -248,6 +250,7 @@ export const CHAT_ERROR_STATUS: Record<ChatErrorCode, number> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   PAYLOAD_TOO_LARGE: 413,
   RATE_LIMIT_EXCEEDED: 429,
+  RESOURCE_EXHAUSTED: 429,
 }
 
 export const ChatErrorBody = z.object({ error: z.string(), code: z.string(), detail: z.unknown().optional() })

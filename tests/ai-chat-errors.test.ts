@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { MAX_CHATS_PER_USER } from "../control/ai/chats.ts"
 import type { ChatState, MessageResponse, Question } from "../protocol/ai.ts"
 import { AI, aiSettingsFor, chatCall, eventStream } from "./support/ai-chat.ts"
 import { addUser, login } from "./support/auth.ts"
@@ -284,6 +285,23 @@ describe("the error table", () => {
       "VALIDATION_FAILED",
     )
   })
+})
+
+test("a tool call with a NUL byte is refused to the model, and a user keeps at most so many chats", async () => {
+  await using llm = await startLlmServer("openai")
+  await using cp = await startInProcess({ ai: aiSettingsFor(llm) })
+  const t = cp.adminToken
+  const id = ((await (await chatCall(cp.url, t, "POST", "/chat", {})).json()) as { chatId: number }).chatId
+  llm.script(
+    { toolCalls: [{ name: "run_command", args: { command: "echo \u0000; reboot", nodes: ["web-1"] } }] },
+    (req) => ({ text: JSON.stringify(req.body.messages).includes("NUL byte is not allowed") ? "Refused." : "??" }),
+  )
+  const res = await chatCall(cp.url, t, "POST", `/chat/${id}/message`, { message: "go" })
+  expect(await res.json()).toEqual({ response: "Refused.", pendingQuestion: null })
+  for (let i = 1; i < MAX_CHATS_PER_USER; i++) expect((await chatCall(cp.url, t, "POST", "/chat", {})).status).toBe(201)
+  await expectError(await chatCall(cp.url, t, "POST", "/chat", {}), 429, "RESOURCE_EXHAUSTED")
+  expect((await chatCall(cp.url, t, "DELETE", `/chat/${id}`)).status).toBe(200)
+  expect((await chatCall(cp.url, t, "POST", "/chat", {})).status).toBe(201)
 })
 
 test("a user's chat turns are rate limited", async () => {

@@ -4,6 +4,7 @@
 // conversation with tool results), streamed and plain answers, questions approved and rejected,
 // steering, cancelling, compaction, and switching model and context mid-chat.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { toolSpecs } from "../control/ai/tools.ts"
 import type { ChatState, ChatStreamEvent, MessageResponse, Question } from "../protocol/ai.ts"
 import { aiSettingsFor, chatCall, doneOf, eventStream } from "./support/ai-chat.ts"
 import { addUser, enrollNode, login } from "./support/auth.ts"
@@ -275,3 +276,42 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
     })
   })
 }
+
+describe("automatic compaction", () => {
+  test("a conversation estimated past max_context_tokens is summarised by the model before the next call", async () => {
+    await using llm = await startLlmServer("anthropic")
+    // The fixed part (tools and system prompt) plus room for one long message and a half, not two.
+    const fixed = Math.ceil(JSON.stringify(toolSpecs()).length / 4) + 400
+    await using cp = await startInProcess({ ai: aiSettingsFor(llm, { maxContextTokens: fixed + 2000 }) })
+    const t = cp.adminToken
+    const { chatId } = (await (await chatCall(cp.url, t, "POST", "/chat", {})).json()) as { chatId: number }
+    const long = (tag: string) => `${tag} ${"x".repeat(6000)}`
+    llm.script({ text: long("first-answer") })
+    await chatCall(cp.url, t, "POST", `/chat/${chatId}/message`, { message: long("first-question") })
+    expect(llm.requests.length).toBe(1)
+
+    llm.script(
+      (req) => ({
+        text: JSON.stringify(req.body.messages).includes("first-question")
+          ? "Summary: the user asked a first question."
+          : "??",
+      }),
+      { text: "Second answer." },
+    )
+    const res = await chatCall(cp.url, t, "POST", `/chat/${chatId}/message`, { message: "second-question" })
+    expect(((await res.json()) as MessageResponse).response).toBe("Second answer.")
+    const [summarise, next] = llm.requests.slice(1)
+    // The summary call: no tools, its own instructions, the older turns as a transcript.
+    expect(summarise?.tools).toEqual([])
+    expect(summarise?.system).toContain("You compact an operations chat")
+    expect(conversationText(summarise?.body ?? {})).toContain("first-answer")
+    // The next call carries the summary and the latest message, not the older turns.
+    const sent = conversationText(next?.body ?? {})
+    expect(sent).toContain("Summary: the user asked a first question.")
+    expect(sent).toContain("second-question")
+    expect(sent).not.toContain("first-question")
+    const state = (await (await chatCall(cp.url, t, "GET", `/chat/${chatId}`)).json()) as ChatState
+    expect(state.messages.map((m) => m.role)).toEqual(["summary", "user", "assistant"])
+    expect(state.estimatedTokens).toBeLessThan(state.maxContextTokens)
+  })
+})

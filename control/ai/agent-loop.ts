@@ -117,6 +117,12 @@ async function handleCall(
     await reply(msg, false, call.args, msg)
     return null
   }
+  // A NUL byte cannot be stored (PostgreSQL text) nor typed into a shell: such arguments are refused.
+  if (JSON.stringify(call.args).includes("\\u0000")) {
+    const msg = "invalid arguments: a NUL byte is not allowed"
+    await reply(msg, false, {}, msg)
+    return null
+  }
   const parsed = call.malformed === undefined ? tool.input.safeParse(call.args) : null
   if (!parsed?.success) {
     const msg = parsed

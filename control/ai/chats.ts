@@ -4,7 +4,6 @@
 // role gets approved. A message or an answer starts a turn (agent-loop.ts); only one runs per chat.
 import type {
   AnswerRequest,
-  ChatContextInput,
   ChatState,
   ChatStreamEvent,
   CompactResponse,
@@ -14,10 +13,11 @@ import type {
   UpdateChatRequest,
 } from "../../protocol/ai.ts"
 import type { AiSettings } from "../adapters/llm/provider.ts"
-import { ChimeraError, invalid } from "../domain/errors.ts"
+import { ChimeraError } from "../domain/errors.ts"
 import type { Clock, UserPrincipal } from "../domain/ports.ts"
 import { type LoopDeps, runTurn } from "./agent-loop.ts"
 import { answerQuestion } from "./answer.ts"
+import { resolveContext } from "./chat-context.ts"
 import type { ChatRecord, ChatStorePort, QuestionRecord } from "./chat-records.ts"
 import { compact } from "./compaction.ts"
 import { estimateTokens } from "./conversation.ts"
@@ -27,6 +27,9 @@ import type { ModelReply } from "./model-call.ts"
 import { isExpired, settleUnrun, toWire } from "./questions.ts"
 import { toolSpecs } from "./tools.ts"
 import { createTurns, type Listener, type RunningTurn } from "./turns.ts"
+
+/** Chats are kept until deleted; this bounds what one user can make the store hold. */
+export const MAX_CHATS_PER_USER = 200
 
 export interface ChatsDeps {
   store: ChatStorePort
@@ -76,36 +79,6 @@ export function createChats(deps: ChatsDeps) {
     throw new ChimeraError("ACCESS_DENIED", `chat ${id} belongs to another user`)
   }
 
-  /** The context change asked for, checked against the fleet as the caller sees it. */
-  async function resolveContext(
-    who: UserPrincipal,
-    input: ChatContextInput,
-    chat: Pick<ChatRecord, "id" | "model" | "nodeId" | "incidentId">,
-  ) {
-    const named = [input.nodeId, input.objectId].filter((v) => v !== undefined)
-    const asText = named.map((v) => (v === null ? null : String(v)))
-    if (asText.length === 2 && asText[0] !== asText[1])
-      throw invalid("nodeId and objectId name different nodes; send one of them")
-    let nodeId = chat.nodeId
-    if (asText.length > 0) nodeId = asText[0] ?? null
-    const incidentId = input.incidentId === undefined ? chat.incidentId : input.incidentId
-    const from = { chatId: chat.id, model: chat.model }
-    if (nodeId !== null && nodeId !== chat.nodeId) {
-      const node = await deps.api(who, { method: "GET", path: `/api/nodes/${encodeURIComponent(nodeId)}` }, from)
-      if (node.status === 404) throw invalid(`no enrolled node ${JSON.stringify(nodeId)} to bind the chat to`)
-    }
-    if (incidentId !== null && incidentId !== chat.incidentId) {
-      const page = await deps.api(
-        who,
-        { method: "GET", path: "/api/events", query: { after: String(incidentId - 1), limit: "1" } },
-        from,
-      )
-      const events = (page.body as { events?: { id?: number }[] } | null)?.events ?? []
-      if (!events.some((e) => e.id === incidentId)) throw invalid(`no fleet event ${incidentId} to bind the chat to`)
-    }
-    return { nodeId, incidentId }
-  }
-
   /** The chat's pending question, expiring it first if its time is up. */
   async function pending(chatId: number): Promise<QuestionRecord | null> {
     const q = await store.openQuestion(chatId)
@@ -138,8 +111,13 @@ export function createChats(deps: ChatsDeps) {
 
   return {
     async create(who: UserPrincipal, body: CreateChatRequest) {
+      if ((await store.listChats(who.subject)).length >= MAX_CHATS_PER_USER)
+        throw new ChimeraError(
+          "RESOURCE_EXHAUSTED",
+          `you have ${MAX_CHATS_PER_USER} chats, the most one user may keep; delete some (DELETE /api/v1/ai/chat/:id)`,
+        )
       const model = body.model ?? settings.model
-      const ctx = await resolveContext(who, body, { id: 0, model, nodeId: null, incidentId: null })
+      const ctx = await resolveContext(deps.api, who, body, { id: 0, model, nodeId: null, incidentId: null })
       const chat = await store.createChat({
         ownerSubject: who.subject,
         ownerName: who.name,
@@ -161,7 +139,7 @@ export function createChats(deps: ChatsDeps) {
     async update(id: number, who: UserPrincipal, body: UpdateChatRequest) {
       const chat = await access(id, who)
       if (turns.isRunning(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: wait for it or cancel it")
-      const ctx = await resolveContext(who, body, chat)
+      const ctx = await resolveContext(deps.api, who, body, chat)
       const next = { ...chat, ...ctx, model: body.model ?? chat.model }
       await store.updateChat(id, next)
       return state(next)
@@ -180,7 +158,7 @@ export function createChats(deps: ChatsDeps) {
     async message(id: number, who: UserPrincipal, body: SendMessageRequest, listener: Listener | null) {
       const chat = await access(id, who)
       if (turns.isRunning(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: steer it, cancel it or wait")
-      const ctx = body.context ? await resolveContext(who, body.context, chat) : null
+      const ctx = body.context ? await resolveContext(deps.api, who, body.context, chat) : null
       const bound = ctx ? { ...chat, ...ctx } : chat
       return turns.start(
         id,

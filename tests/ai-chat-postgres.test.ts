@@ -1,0 +1,67 @@
+// The chat's store on PostgreSQL (several control-plane replicas share one): the migration applies,
+// a chat made on one replica is read on another with its messages and pending question, and two
+// answers racing for one question on the two replicas settle it once (one 200, one 409).
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { ChatState, MessageResponse } from "../protocol/ai.ts"
+import { aiSettingsFor, chatCall } from "./support/ai-chat.ts"
+import { startInProcess } from "./support/control-plane.ts"
+import { type LlmServer, startLlmServer } from "./support/llm-server.ts"
+import { startPostgres, type TestPostgres } from "./support/postgres.ts"
+
+setDefaultTimeout(60_000)
+
+let pg: TestPostgres
+let llm: LlmServer
+
+beforeAll(async () => {
+  pg = await startPostgres()
+  llm = await startLlmServer("openai", { fallback: { text: "Noted." } })
+}, 60_000)
+afterAll(async () => {
+  await llm?.stop()
+  await pg?.stop()
+})
+
+test("two replicas on one PostgreSQL share chats, and a question is answered once", async () => {
+  const url = await pg.database("chat_replicas")
+  // Replicas share the data dir's admin token as they share the database.
+  const dataDir = await mkdtemp(join(tmpdir(), "chimera-chat-pg-"))
+  await using a = await startInProcess({ dataDir, databaseUrl: url, ai: aiSettingsFor(llm) })
+  await using b = await startInProcess({ dataDir, databaseUrl: url, ai: aiSettingsFor(llm) })
+  const created = await chatCall(a.url, a.adminToken, "POST", "/chat", {})
+  expect(created.status).toBe(201)
+  const { chatId } = (await created.json()) as { chatId: number }
+  llm.script({
+    text: "Shall I?",
+    toolCalls: [{ name: "run_command", args: { command: "systemctl restart nginx", nodes: ["web-1"] } }],
+  })
+  const asked = (await (
+    await chatCall(a.url, a.adminToken, "POST", `/chat/${chatId}/message`, { message: "fix nginx" })
+  ).json()) as MessageResponse
+  const q = asked.pendingQuestion
+  expect(q?.context).toBe("systemctl restart nginx")
+
+  // The other replica sees the chat as its owner left it.
+  const seen = await chatCall(b.url, b.adminToken, "GET", `/chat/${chatId}`)
+  expect(seen.status).toBe(200)
+  const state = (await seen.json()) as ChatState
+  expect(state.messages.map((m) => m.role)).toEqual(["user", "assistant"])
+  expect(state.pendingQuestion).toEqual(q)
+
+  const answers = await Promise.all([
+    chatCall(a.url, a.adminToken, "POST", `/chat/${chatId}/answer`, { questionId: q?.id, positive: false, wait: true }),
+    chatCall(b.url, b.adminToken, "POST", `/chat/${chatId}/answer`, { questionId: q?.id, positive: false, wait: true }),
+  ])
+  const statuses = answers.map((r) => r.status).sort()
+  expect(statuses).toEqual([200, 409])
+  const codes = await Promise.all(answers.map(async (r) => ((await r.json()) as { code?: string }).code))
+  expect(codes.filter((c) => c !== undefined)).toEqual(["QUESTION_INVALID"])
+  const after = (await (await chatCall(a.url, a.adminToken, "GET", `/chat/${chatId}`)).json()) as ChatState
+  // One rejection reached the model: one tool result, one answer after it.
+  expect(after.messages.filter((m) => m.role === "tool").length).toBe(1)
+  expect(after.pendingQuestion).toBeNull()
+  await rm(dataDir, { recursive: true, force: true })
+})
