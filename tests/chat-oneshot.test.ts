@@ -120,6 +120,18 @@ describe("chimera chat -q, --json and pipes", () => {
     expect(refused.stderr).toContain("chimera login")
   }, 60_000)
 
+  test("--incident and --model bind the chat: the model hears of the incident, under the model asked for", async () => {
+    const events = (await (await plane.cp.api("/api/events")).json()) as { events: { id: number }[] }
+    const incident = events.events[0]?.id as number
+    expect(incident).toBeNumber()
+    plane.llm.script({ text: "Looked." })
+    const r = await chat(["-q", "What happened?", "--incident", String(incident), "--model", "other-model", "--json"])
+    expect(r.code).toBe(0)
+    const sent = plane.llm.requests.at(-1)
+    expect(sent?.body.model).toBe("other-model")
+    expect(sent?.system).toContain(`This chat is about incident (fleet event) ${incident}:`)
+  }, 60_000)
+
   test("bad flags are refused in words", async () => {
     for (const [args, says] of [
       [["--node", "web 1", "-q", "x"], "--node: expected a node id"],
