@@ -45,6 +45,18 @@ describe("chimera code --mode rpc", () => {
     expect(rpc.stderr()).toBe("")
   }, 60_000)
 
+  test("the same exchange over a model speaking OpenAI's Chat Completions", async () => {
+    await using openai = await startChatPlane({ provider: "openai" })
+    openai.llm.script({ text: "auth.py main.py" })
+    await using rpc = startRpc(openai.env)
+    rpc.send('{"type": "prompt", "id": "r1", "message": "List files in src/"}')
+    const { line, seen } = await rpc.response("r1")
+    expect(line).toEqual({ type: "response", command: "prompt", id: "r1", success: true, error: "" })
+    expect(seen.at(-2)).toEqual({ type: "message", role: "assistant", content: "auth.py main.py", done: true })
+    expect(openai.llm.requests.at(-1)?.path).toBe("/v1/chat/completions")
+    expect(await rpc.end()).toBe(0)
+  }, 60_000)
+
   test("every command type, a cancel mid-stream, a steer mid-turn, an approval, bad lines, EOF", async () => {
     const before = await chatIds(plane.cp)
     await using rpc = startRpc(plane.env, ["--node", "web-1"])
