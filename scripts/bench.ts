@@ -8,6 +8,8 @@ import { realpathSync } from "node:fs"
 //   --ssh-rounds N  rounds of the SSH fan-out per tool (default 10)
 //   --only ssh      run only the SSH fan-out (prints its table; cannot be combined with --write)
 //   --only relay    run only the relay through 1,000 simulated agents (scripts/bench/relay.ts)
+//   --only rpc      run only a 200-turn `chimera code --mode rpc` session with compaction: its memory
+//                   (scripts/bench/rpc.ts)
 //   --only attack   run only the outside attack: idle event streams, report floods, nested bodies
 //                   (scripts/bench/attack-streams.ts; about 90 s, no Nix needed)
 //   --only mcp      run only check_congruence over MCP against `chimera watch --once` (scripts/bench/mcp-congruence.ts)
@@ -68,7 +70,7 @@ import { HEARTBEAT_HEADING, type HeartbeatResults, heartbeatBench, heartbeatTabl
 import { mcpCongruenceBench, mcpCongruenceTable } from "./bench/mcp-congruence.ts"
 import { relayBench, relayTable } from "./bench/relay.ts"
 
-const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats|mcp|attack-auth|attack|dashboard|replicas|incidents|ai] [--write]
+const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats|mcp|attack-auth|attack|dashboard|replicas|incidents|ai|rpc] [--write]
        [--hb-nodes N] [--hb-rates R,R] [--hb-seconds N] [--hb-rounds N] [--hb-connections N] [--hb-postgres]
 (each flag is described at the top of scripts/bench.ts)`
 /** A bad flag: one line that says what is wrong, the usage, exit 2; no stack trace. */
@@ -109,7 +111,19 @@ const DRIFTS = Number(values.drifts)
 if (!Number.isInteger(DRIFTS) || DRIFTS < 5) fail("--drifts: expected a whole number of at least 5")
 const SSH_ROUNDS = Number(values["ssh-rounds"])
 if (!Number.isInteger(SSH_ROUNDS) || SSH_ROUNDS < 3) fail("--ssh-rounds: expected a whole number of at least 3")
-const ALONE = ["ssh", "relay", "heartbeats", "mcp", "attack-auth", "dashboard", "attack", "replicas", "incidents", "ai"]
+const ALONE = [
+  "ssh",
+  "relay",
+  "heartbeats",
+  "mcp",
+  "attack-auth",
+  "dashboard",
+  "attack",
+  "replicas",
+  "incidents",
+  "ai",
+  "rpc",
+]
 if (values.only !== undefined && !ALONE.includes(values.only))
   fail(`--only: the sections that run alone are ${ALONE.map((s) => `"${s}"`).join(", ")}`)
 if (values.only && values.only !== "heartbeats" && values.write)
@@ -177,6 +191,12 @@ if (values.only === "attack") {
 if (values.only === "incidents") {
   const { incidentBench, incidentTable } = await import("./bench/incidents.ts")
   process.stdout.write(`${incidentTable(await incidentBench({ split: 1000, quiet: 200, seconds: 20 }))}\n`)
+  process.exit(0)
+}
+if (values.only === "rpc") {
+  const { rpcBench, rpcTable } = await import("./bench/rpc.ts")
+  const measured = `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`
+  process.stdout.write(`${rpcTable(await rpcBench({ turns: 200 }), measured)}\n`)
   process.exit(0)
 }
 if (values.only === "relay") {

@@ -71,6 +71,14 @@ export const COMMANDS: Record<string, [description: string, load: Load]> = {
     "List recorded deployments and heals, or show one",
     () => def(import("./deployments.ts"), (m) => m.default),
   ],
+  chat: [
+    "Ask the fleet's assistant; changes it proposes wait for your approval",
+    () => def(import("./chat.ts"), (m) => m.default),
+  ],
+  code: [
+    "Drive the fleet's assistant headless: --mode rpc speaks JSON lines on stdin/stdout",
+    () => def(import("./code.ts"), (m) => m.default),
+  ],
 }
 
 /** Read by cli/globals.ts before any command runs; listed here so --help shows them. */

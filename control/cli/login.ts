@@ -26,17 +26,23 @@ export const login = defineCommand({
     // Before the password is asked for: it must not be typed for a URL it cannot safely go to.
     checkTransport(url)
     const password = await readSecret(`Password for ${username}`, args["password-stdin"] === true)
-    const client = hc<AppType>(url)
-    const session = (await call(url, client.api.auth.login.$post({ json: { username, password } }))) as {
-      token: string
-      expiresAt: string
-    }
-    const path = writeTokenFile({ url, token: session.token, expiresAt: session.expiresAt })
+    const { session, path } = await logIn(url, username, password)
     if (args.json) return printJson({ username, url, expiresAt: session.expiresAt, tokenFile: path })
     say(`Logged in to ${url} as ${color.bold(field(username))} until ${session.expiresAt}\n`)
     warn(`${color.dim(`session token kept in ${path} (mode 0600)`)}\n`)
   },
 })
+
+/** Trades a password for a session token at `url` and keeps it for the commands that follow. */
+export async function logIn(url: string, username: string, password: string) {
+  const client = hc<AppType>(url)
+  const session = (await call(url, client.api.auth.login.$post({ json: { username, password } }))) as {
+    token: string
+    expiresAt: string
+  }
+  const path = writeTokenFile({ url, token: session.token, expiresAt: session.expiresAt })
+  return { session, path }
+}
 
 export const logout = defineCommand({
   meta: { name: "logout", description: "Revoke the stored session token and forget it" },

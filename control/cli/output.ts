@@ -8,6 +8,7 @@
 // `color` does not write escape sequences into the text: it writes a marker carrying a secret drawn at
 // start, which foreign text cannot guess, and the marker becomes the colour only as the line is written.
 import { randomBytes } from "node:crypto"
+import { Writable } from "node:stream"
 import { jsonSafe, terminalLine, terminalText } from "../../protocol/terminal-text.ts"
 
 export const useColor = () => !process.env.NO_COLOR && process.stdout.isTTY === true && process.env.TERM !== "dumb"
@@ -16,13 +17,26 @@ const SECRET = randomBytes(8).toString("hex")
 const MARK = new RegExp(`\uE000${SECRET}:(\\d+)\uE001`, "g")
 const _marker = (code: number) => `\uE000${SECRET}:${code}\uE001`
 const paint = (code: number) => (s: string) => `${_marker(code)}${s}${_marker(0)}`
-export const color = { green: paint(32), yellow: paint(33), red: paint(31), dim: paint(2), bold: paint(1) }
+export const color = {
+  green: paint(32),
+  yellow: paint(33),
+  red: paint(31),
+  dim: paint(2),
+  bold: paint(1),
+  cyan: paint(36),
+  magenta: paint(35),
+  italic: paint(3),
+  underline: paint(4),
+}
 
 /** What a line becomes on the way out: foreign control characters escaped, our markers made colours. */
 function _render(text: string): string {
   const colors = useColor()
   return terminalText(text).replace(MARK, (_, code: string) => (colors ? `\x1b[${code}m` : ""))
 }
+
+/** Text as `say` would write it, for a prompt that writes it itself (promptStream). */
+export const styled = (text: string) => _render(text)
 
 /** Writes text (our words with values in them) to stdout; end it with a newline. */
 export function say(text: string): void {
@@ -47,6 +61,9 @@ export function jsonLine(data: unknown, indent?: number): string {
 }
 
 const visible = (s: string) => Bun.stringWidth(s.replace(MARK, ""))
+
+/** How many columns `text` takes on the screen: colour markers take none. */
+export const visibleWidth = visible
 
 export function printTable(headers: string[], rawRows: string[][]): void {
   const rows = rawRows.map((row) => row.map(field))
@@ -89,4 +106,38 @@ export function prefixed(name: string, text: string, mark: string): string {
   if (text === "") return ""
   const lines = text.endsWith("\n") ? text.slice(0, -1).split("\n") : text.split("\n")
   return `${lines.map((l) => `${name} ${mark} ${field(l)}`).join("\n")}\n`
+}
+
+/**
+ * The stream interactive prompts (@clack/prompts, node:readline) draw on: their own cursor and colour
+ * sequences pass unchanged, so every foreign string handed to a prompt must be made safe with `field`
+ * first. Output goes to stdout like everything the CLI shows.
+ */
+export const promptStream = new Writable({
+  write(chunk: Buffer | string, _encoding, done) {
+    process.stdout.write(chunk, () => done())
+  },
+})
+// Prompts size themselves by the screen's, so the stream answers as the terminal it writes to.
+Object.defineProperties(promptStream, {
+  columns: { get: () => process.stdout.columns },
+  rows: { get: () => process.stdout.rows },
+  isTTY: { get: () => process.stdout.isTTY === true },
+})
+
+/**
+ * A live region at the bottom of a colour terminal (a spinner, text still streaming in): `clear`
+ * takes the cursor back to the first of its `rows` rows and erases from there down, so it can be
+ * drawn again. Nothing is written when colours are off: plain output never rewrites what it printed.
+ */
+export const live = {
+  clear(rows: number): void {
+    if (rows <= 0 || !useColor()) return
+    process.stdout.write(`\r${rows > 1 ? `\x1b[${rows - 1}A` : ""}\x1b[J`)
+  },
+  /** How many rows `text` (no trailing newline) takes on a screen `columns` wide. */
+  rows(text: string, columns = process.stdout.columns || 80): number {
+    const width = (line: string) => visible(terminalText(line))
+    return text.split("\n").reduce((n, line) => n + Math.max(1, Math.ceil(width(line) / columns)), 0)
+  },
 }

@@ -1,8 +1,8 @@
 // `chimera web`: the control plane (HTTP API, agent endpoints, later the dashboard) on one port.
 import { defineCommand } from "citty"
 import { createLogger } from "../../protocol/log.ts"
-import { channelsFromConfig } from "../adapters/notify/index.ts"
 import { aiSettings } from "../adapters/llm/provider.ts"
+import { channelsFromConfig } from "../adapters/notify/index.ts"
 import { commandTargetsFromConfig } from "../adapters/ssh/command-targets.ts"
 import { databaseUrl, dataDir } from "../config.ts"
 import { incidentPolicy } from "../domain/incident-routing.ts"
