@@ -144,4 +144,19 @@ describe("a reboot inside a deploy's confirm window", () => {
     expect(started.reports.filter((r) => r.type === "boot.rolled-back")).toEqual([])
     expect(await node.links()).toMatchObject({ profile: gen2, current: gen2 })
   }, 180_000)
+
+  test("a rollback cut short after its switch (the agent restarted by it) is reported at the next start", async () => {
+    await using node = await createTestNode({ name: "boot-cutshort", boot: gen1 })
+    const bootIdFile = join(node.dir, "boot_id")
+    await Bun.write(bootIdFile, readFileSync(BOOT_ID_FILE, "utf8"))
+    const deployId = `d-${Date.now()}`
+    await deployUnconfirmed(node, deployId)
+    await reboot(node, bootIdFile, deployId)
+    // What the interrupted rollback had done: profile and running system back on gen1, marker still there.
+    await node.switchTo(gen1)
+    const started = await runAgentOnce(node, bootIdFile)
+    const rolled = started.reports.filter((r) => r.type === "boot.rolled-back")
+    expect(rolled.map((r) => r.data)).toEqual([{ unconfirmed: gen2, restored: gen1, success: true }])
+    expect((await marker(node)).code).not.toBe(0)
+  }, 180_000)
 })

@@ -9,8 +9,10 @@
 //   profile set to it and switched to, under NixOS's switch lock, as a heal is), reported as
 //   `boot.rolled-back`, and the marker removed; a rollback that fails is reported and kept for the
 //   next start;
-// - from an earlier boot, something else running (the watchdog finished before the reboot, or someone
-//   switched since): nothing to undo; the marker is removed.
+// - from an earlier boot, the previous closure running: a rollback of ours that the switch cut short (it
+//   may restart the agent's own unit); reported as done, the marker removed;
+// - from an earlier boot, something else running (someone switched since): nothing to undo; the
+//   marker is removed.
 // The marker only ever sends the node back to one of its own system generations, and only when it
 // belongs to the agent's user and nobody else may write it: a planted file cannot pick the system.
 import { readdirSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs"
@@ -50,6 +52,17 @@ export async function checkUnconfirmedDeploy(input: BootCheckInput): Promise<Boo
     return "this-boot"
   }
   const links = await input.nix.readLinks()
+  // A rollback of ours that switched and was cut short (the switch restarts this agent's unit when the
+  // previous generation's differs): it is done, and still to be reported.
+  if (links.current === marker.previous && links.profile === marker.previous) {
+    log.info("the unconfirmed deploy was rolled back before this start", { deploy: marker.deploy })
+    input.report({
+      type: "boot.rolled-back",
+      data: { unconfirmed: marker.unconfirmed, restored: marker.previous, success: true },
+    })
+    rmSync(input.markerPath, { force: true })
+    return "rolled-back"
+  }
   if (links.current !== marker.unconfirmed) {
     log.info("the node rebooted after an unconfirmed deploy but does not run it; nothing to undo", {
       deploy: marker.deploy,

@@ -111,6 +111,7 @@ export function createControlClient(opts: ControlClientOptions): OrchestratorPor
     const text = await res.text().catch(() => "")
     const json = _json(text)
     if (res.status >= 500) replicas.failed(index, `HTTP ${res.status}`)
+    else replicas.answered()
     if (!res.ok) {
       const body = ErrorBody.safeParse(json)
       const detail = body.success

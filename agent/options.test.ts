@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "citty"
-import { agentArgs, gatherControlUrls, parseAgentOptions } from "./options.ts"
+import { gatherControlUrls } from "./control-urls.ts"
+import { agentArgs, parseAgentOptions } from "./options.ts"
 
 const parse = (argv: string[], env: Record<string, string | undefined> = {}) =>
   parseAgentOptions(gatherControlUrls(parseArgs(argv, agentArgs), argv), env)

@@ -5,13 +5,15 @@
 // and CHIMERA_LOG_LEVEL: a flag wins over the environment, which wins over the file. The file is read
 // with the control plane's own schema, so both processes accept and refuse the same files. A bad value
 // stops the agent at start with a message that names the flag or the setting and where it came from;
-// nothing past this module sees an unchecked value.
+// nothing past this module sees an unchecked value. --control-url's list of replicas is read in
+// control-urls.ts.
 import { isAbsolute } from "node:path"
 import type { ArgsDef } from "citty"
 import { z } from "zod"
 import { ConfigError, type LayeredConfig, loadLayeredConfig } from "../control/config.ts"
 import { NodeId, StorePath } from "../protocol/ids.ts"
 import { BOOT_ID_FILE } from "../protocol/unconfirmed-deploy.ts"
+import { ControlUrls } from "./control-urls.ts"
 import { DEFAULT_SPOOL_MAX_BYTES } from "./spool.ts"
 import { DEFAULT_SWITCH_LOCK_WAIT_SECONDS } from "./switch-lock.ts"
 
@@ -109,7 +111,6 @@ export const agentArgs = {
 
 const Seconds = z.coerce.number().positive().max(86_400)
 const AbsolutePath = z.string().min(1).refine(isAbsolute, "expected an absolute path")
-const ControlUrl = z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })
 const Optional = (s: z.ZodType<string>) => s.optional().transform((v) => v ?? null)
 // 127.0.0.1:9101, [::1]:9101 or localhost:9101; port 0 takes a free one.
 const Listen = z
@@ -132,26 +133,7 @@ const Flags = z.object({
     .number()
     .int("expected a whole number of bytes")
     .min(1_048_576, "expected at least 1048576 (1 MiB)"),
-  "control-url": z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
-      const urls: string[] = []
-      const entries = v === undefined ? [] : v.split(",").map((e) => e.trim())
-      for (const [i, entry] of entries.entries()) {
-        const url = ControlUrl.safeParse(entry)
-        if (!url.success) {
-          const which = entries.length > 1 ? `entry ${i + 1} of ${entries.length}, ` : ""
-          ctx.addIssue({
-            code: "custom",
-            message: `${which}${JSON.stringify(entry)}, is not an http:// or https:// URL (several replicas: URL,URL,…)`,
-          })
-          return z.NEVER
-        }
-        if (!urls.includes(url.data)) urls.push(url.data)
-      }
-      return urls
-    }),
+  "control-url": ControlUrls,
   "join-token": Optional(z.string().min(1, "must not be empty")),
   "join-token-file": Optional(z.union([z.literal("-"), AbsolutePath])),
   "delete-join-token-file": z.boolean(),
@@ -217,21 +199,6 @@ const FROM_CONFIG = {
   "spool-max-bytes": ["agent.spool_max_bytes", "CHIMERA_AGENT_SPOOL_MAX_BYTES"],
 } as const
 type FromConfig = keyof typeof FROM_CONFIG
-
-/**
- * citty keeps only the last of a repeated flag; a repeated --control-url adds to the list instead, so
- * every occurrence is gathered from argv (`--control-url URL` and `--control-url=URL`) and joined.
- */
-export function gatherControlUrls(raw: Record<string, unknown>, argv: string[]): Record<string, unknown> {
-  const given: string[] = []
-  for (let i = 0; i < argv.length && argv[i] !== "--"; i++) {
-    const arg = argv[i] ?? ""
-    if (arg === "--control-url" && i + 1 < argv.length) given.push(argv[++i] ?? "")
-    else if (arg.startsWith("--control-url=")) given.push(arg.slice("--control-url=".length))
-  }
-  const nonEmpty = given.filter((g) => g !== "")
-  return nonEmpty.length > 1 ? { ...raw, "control-url": nonEmpty.join(",") } : raw
-}
 
 /**
  * Parses citty's raw args (kebab-case keys) plus the environment and the config file; reads

@@ -15,6 +15,8 @@ export interface Replicas {
   current(): { url: string; index: number }
   /** A request to replica `index` got no answer or a 5xx: move on, if the agent is still on it. */
   failed(index: number, reason: string): void
+  /** A request got an answer below 500: the next move is news again (logged as a warning). */
+  answered(): void
   /** All URLs, in the order given. */
   readonly urls: readonly string[]
 }
@@ -23,17 +25,21 @@ export function createReplicas(urls: readonly string[]): Replicas {
   if (urls.length === 0) throw new Error("at least one control plane URL is needed")
   const list = urls.map((u) => (u.endsWith("/") ? u : `${u}/`))
   let index = 0
+  // While every replica fails, moving round the list is logged once, then at debug level.
+  let quiet = false
   return {
     urls: list,
     current: () => ({ url: list[index] as string, index }),
     failed(failedIndex, reason) {
       if (list.length < 2 || failedIndex !== index) return
       index = (index + 1) % list.length
-      log.warn("control plane replica failed; moving to the next", {
-        from: displayUrl(list[failedIndex] as string),
-        to: displayUrl(list[index] as string),
-        reason,
-      })
+      const fields = { from: displayUrl(list[failedIndex] as string), to: displayUrl(list[index] as string), reason }
+      if (quiet) log.debug("control plane replica failed; moving to the next", fields)
+      else log.warn("control plane replica failed; moving to the next", fields)
+      quiet = true
+    },
+    answered() {
+      quiet = false
     },
   }
 }

@@ -1,0 +1,44 @@
+// --control-url: one control plane URL or several replicas of it, comma-separated, from the flag (which
+// may be repeated: each occurrence adds to the list) or from CHIMERA_URL. Every
+// entry must be an http:// or https:// URL; a bad one is refused naming its position and value, so a
+// typo in the third of five replicas is found at start, not at the first failover. Duplicates collapse.
+import { z } from "zod"
+
+const ControlUrl = z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })
+
+/** The flag's text (absent: none) to the list of replica URLs, in the order given. */
+export const ControlUrls = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const urls: string[] = []
+    const entries = v === undefined ? [] : v.split(",").map((e) => e.trim())
+    for (const [i, entry] of entries.entries()) {
+      const url = ControlUrl.safeParse(entry)
+      if (!url.success) {
+        const which = entries.length > 1 ? `entry ${i + 1} of ${entries.length}, ` : ""
+        ctx.addIssue({
+          code: "custom",
+          message: `${which}${JSON.stringify(entry)}, is not an http:// or https:// URL (several replicas: URL,URL,…)`,
+        })
+        return z.NEVER
+      }
+      if (!urls.includes(url.data)) urls.push(url.data)
+    }
+    return urls
+  })
+
+/**
+ * citty keeps only the last of a repeated flag; a repeated --control-url adds to the list instead, so
+ * every occurrence is gathered from argv (`--control-url URL` and `--control-url=URL`) and joined.
+ */
+export function gatherControlUrls(raw: Record<string, unknown>, argv: string[]): Record<string, unknown> {
+  const given: string[] = []
+  for (let i = 0; i < argv.length && argv[i] !== "--"; i++) {
+    const arg = argv[i] ?? ""
+    if (arg === "--control-url" && i + 1 < argv.length) given.push(argv[++i] ?? "")
+    else if (arg.startsWith("--control-url=")) given.push(arg.slice("--control-url=".length))
+  }
+  const nonEmpty = given.filter((g) => g !== "")
+  return nonEmpty.length > 1 ? { ...raw, "control-url": nonEmpty.join(",") } : raw
+}
