@@ -146,6 +146,8 @@ export interface SpawnedControlPlane extends TestControlPlane {
 }
 
 const MAIN = join(import.meta.dir, "../../control/main.ts")
+/** How long a spawned control plane may take to answer its health check. */
+const START_TIMEOUT_MS = 60_000
 
 export interface SpawnOptions {
   dataDir?: string
@@ -182,15 +184,19 @@ export async function spawnControlPlane(port: number, opts: SpawnOptions = {}): 
       stdout: "pipe",
       stderr: "pipe",
     })
-    for (let i = 0; ; i++) {
-      const up = await fetch(`${url}/api/health`).then(
+    // Generous: on a loaded machine several replicas starting at once take turns through migrations.
+    const deadline = performance.now() + START_TIMEOUT_MS
+    for (;;) {
+      const up = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(5000) }).then(
         (r) => r.ok,
         () => false,
       )
       if (up) return proc
-      if (proc.exitCode !== null || i > 300) {
+      if (proc.exitCode !== null || performance.now() > deadline) {
+        // Its stderr ends only when it does: a process still starting is stopped before it is read.
+        if (proc.exitCode === null) proc.kill("SIGKILL")
         const err = await new Response(proc.stderr).text()
-        throw new Error(`chimera web did not start on ${url}: ${err}`)
+        throw new Error(`chimera web did not start on ${url} within ${START_TIMEOUT_MS / 1000} s: ${err}`)
       }
       await Bun.sleep(20)
     }
