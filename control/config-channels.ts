@@ -13,7 +13,10 @@ const _int = (expected: string, min: number, max: number) => {
   const error = { error: expected }
   return z.number(error).int(error).min(min, error).max(max, error)
 }
-const _timeout = () => _int("expected a whole number of seconds from 1 to 300", 1, 300).default(10)
+// The outbox worker gives up on a delivery after 30 s and tries again later; a channel still waiting
+// past that could deliver twice, so its own deadline comes first.
+const _timeout = () =>
+  _int("expected a whole number of seconds from 1 to 25 (the outbox gives each delivery 30 s)", 1, 25).default(10)
 
 /**
  * An absolute https URL, or http to a loopback address (a local proxy or test server): every one of

@@ -333,6 +333,13 @@ describe("[notifications] and [itsm]", () => {
     expect(local.notifications.pagerduty_url).toBe("http://127.0.0.1:8443/v2/enqueue")
   })
 
+  test("a channel's timeout stays inside the outbox's bound on one delivery", () => {
+    const err = configError(load({ CHIMERA_ITSM_TIMEOUT_SECONDS: "60" }))
+    expect(err.message).toBe(
+      "config: itsm.timeout_seconds: expected a whole number of seconds from 1 to 25 (the outbox gives each delivery 30 s), got 60 (from CHIMERA_ITSM_TIMEOUT_SECONDS)",
+    )
+  })
+
   test("email needs a host, a sender and recipients that are addresses", () => {
     const err = configError(load({ CHIMERA_NOTIFICATIONS_EMAIL_TO: "ops@example.org, on-call" }))
     expect(err.message).toContain("notifications.email_smtp_host: required when email_from or email_to is set")
