@@ -79,9 +79,10 @@ describe("slack", () => {
     expect(await channel.send(notice({ title: "x".repeat(50_000), message: "y".repeat(10_000) }))).toEqual({ ok: true })
     const header = slack.messages()[0]?.blocks?.[0]
     expect(Array.from(header?.text?.text ?? "")).toHaveLength(150)
-    // A title of control characters only would make an empty header, which Slack refuses.
+    // A title of control characters only would make an empty header, which Slack refuses: the
+    // problem stands in for it.
     expect(await channel.send(notice({ title: "\u0007\n" }))).toEqual({ ok: true })
-    expect(slack.messages()[1]?.blocks?.[0]?.text?.text).toBe("Chimera notice")
+    expect(slack.messages()[1]?.blocks?.[0]?.text?.text).toBe("heal-failed")
     slack.failNext(1, { status: 400, body: "invalid_blocks" })
     const result = failed(await channel.send(notice()))
     expect(result.retryable).toBe(false)
@@ -210,7 +211,9 @@ describe("pagerduty", () => {
     pd.failNext(1, { status: 429, headers: { "retry-after": "2" } })
     pd.failNext(1, { status: 502, body: "<html>bad gateway</html>" })
     expect(failed(await channel.send(notice()))).toMatchObject({ retryable: true, retryAfterMs: 2000 })
-    expect(failed(await channel.send(notice()))).toMatchObject({ retryable: true })
+    const gateway = failed(await channel.send(notice()))
+    expect(gateway).toMatchObject({ retryable: true })
+    expect(gateway.error).toBe(`pagerduty: ${new URL(pd.url).host} answered 502 bad gateway`)
     expect((await channel.send(notice())).ok).toBe(true)
     expect(pd.events()).toHaveLength(1)
   })

@@ -196,6 +196,7 @@ describe("jira", () => {
       error:
         'jira: OPS-1 has no transition "Resolve" from To Do (it has: Start progress, Close issue); set itsm.done_transition',
     })
+    expect(jira.issues.get("OPS-1")?.comments).toEqual([])
     const named = createJira(settings(jira, { doneTransition: "close ISSUE" }), HTTP)
     expect((await named.resolve("OPS-1", notice({ step: "resolved" }))).ok).toBe(true)
   })

@@ -82,8 +82,8 @@ const MAX_RETRY_AFTER_MS = 24 * 3600 * 1000
 export const isFailure = (answer: HttpAnswer | DeliveryFailure): answer is DeliveryFailure => "ok" in answer
 
 /**
- * The failure a non-2xx answer means. `what` says what was refused ("the webhook refused the message"),
- * `reason` is the service's own explanation, read from its body by the adapter.
+ * The failure a non-2xx answer means. `reason` is the service's own explanation, read from its body by
+ * the adapter; `hint` says what to check, when the adapter knows better than the status alone.
  */
 export function failure(
   call: HttpCall,
@@ -155,8 +155,13 @@ function _host(url: string): string {
 }
 
 function _clip(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: a service's text must not drive the terminal
-  const flat = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ").trim()
+  // A proxy's error page is HTML: its text is the reason, its tags are noise.
+  const flat = text
+    .replace(/<[^>]*>/g, " ")
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: a service's text must not drive the terminal
+    .replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ")
+    .replace(/ {2,}/g, " ")
+    .trim()
   return flat.length > 300 ? `${flat.slice(0, 297)}...` : flat
 }
 

@@ -133,8 +133,8 @@ export function createJira(settings: JiraSettings, options: HttpOptions): Ticket
       if (!now.ok) return now
       if (now.ticket === null) return { ok: false, retryable: false, error: `jira: issue ${ticketId} not found` }
       if (now.ticket.resolved) return { ok: true, externalId: ticketId, label: ticketId, url: now.ticket.url }
-      const noted = await comment(ticketId, notice, signal)
-      if (!noted.ok) return noted
+      // The transition is found before the comment is written, so an issue that cannot be closed
+      // (a final error) is not also commented on at every attempt.
       const listed = await send(call("GET", `${issuePath(ticketId)}/transitions`), [200], signal)
       if ("ok" in listed) return listed
       const transitions = (listed.json as { transitions?: Transition[] } | undefined)?.transitions ?? []
@@ -151,6 +151,8 @@ export function createJira(settings: JiraSettings, options: HttpOptions): Ticket
           error: `jira: ${ticketId} has no transition ${which} from ${now.ticket.status} (it has: ${names}); set itsm.done_transition`,
         }
       }
+      const noted = await comment(ticketId, notice, signal)
+      if (!noted.ok) return noted
       const moved = await send(
         call("POST", `${issuePath(ticketId)}/transitions`, { transition: { id: done.id } }),
         [204],
