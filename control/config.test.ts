@@ -367,6 +367,25 @@ describe("[notifications] and [itsm]", () => {
     expect(err.message).not.toContain("hunter2")
   })
 
+  test("addresses may carry a display name, but not a line break or a second address", () => {
+    const base = { CHIMERA_NOTIFICATIONS_EMAIL_SMTP_HOST: "127.0.0.1" }
+    const named = load({
+      ...base,
+      CHIMERA_NOTIFICATIONS_EMAIL_FROM: "Chimera <chimera@example.org>",
+      CHIMERA_NOTIFICATIONS_EMAIL_TO: "On call <oncall@example.org>, ops@example.org",
+    })()
+    expect(named.notifications.email_from).toBe("Chimera <chimera@example.org>")
+    const err = configError(
+      load({
+        ...base,
+        CHIMERA_NOTIFICATIONS_EMAIL_FROM: "a@example.org\nBcc: b@example.org",
+        CHIMERA_NOTIFICATIONS_EMAIL_TO: "x <a@example.org> <b@example.org>",
+      }),
+    )
+    expect(err.message).toContain("notifications.email_from: expected the sender's address")
+    expect(err.message).toContain("notifications.email_to: expected one or more addresses")
+  })
+
   test("a complete configuration of every channel loads", () => {
     const config = loadConfig({
       env: {
