@@ -67,17 +67,21 @@ export function outboxStore(db: SQL): OutboxPort {
         return items
       }),
 
-    delivered: (item, at, result) =>
-      db.begin(async (tx) => {
+    async delivered(item, at, result) {
+      const mark = (q: SQL) => q`
+        UPDATE incident_outbox SET status = 'delivered', delivered_at = ${at}, attempts = attempts + 1,
+          external_id = ${result.externalId ?? null}, claimed_until_ms = NULL, last_error = NULL
+        WHERE id = ${item.id}`
+      const ticket = item.step === "opened" && tickets.includes(item.channel as (typeof tickets)[number])
+      // Only a ticket's create writes two rows; every other acknowledgement is one statement.
+      if (!ticket || !result.externalId) return void (await mark(db))
+      await db.begin(async (tx) => {
+        await mark(tx)
         await tx`
-          UPDATE incident_outbox SET status = 'delivered', delivered_at = ${at}, attempts = attempts + 1,
-            external_id = ${result.externalId ?? null}, claimed_until_ms = NULL, last_error = NULL
-          WHERE id = ${item.id}`
-        if (item.step === "opened" && tickets.includes(item.channel as (typeof tickets)[number]) && result.externalId)
-          await tx`
-            UPDATE incidents SET ticket_id = ${result.externalId}, ticket_label = ${result.label ?? result.externalId}
-            WHERE id = ${item.incidentId}`
-      }),
+          UPDATE incidents SET ticket_id = ${result.externalId}, ticket_label = ${result.label ?? result.externalId}
+          WHERE id = ${item.incidentId}`
+      })
+    },
 
     async retryLater(id, attempts, nextMs, error) {
       await db`
