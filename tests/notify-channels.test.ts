@@ -79,9 +79,10 @@ describe("slack", () => {
     expect(await channel.send(notice({ title: "x".repeat(50_000), message: "y".repeat(10_000) }))).toEqual({ ok: true })
     const header = slack.messages()[0]?.blocks?.[0]
     expect(Array.from(header?.text?.text ?? "")).toHaveLength(150)
-    // A title of control characters only would make an empty header, which Slack refuses.
+    // A title of control characters only would make an empty header, which Slack refuses: the
+    // problem stands in for it.
     expect(await channel.send(notice({ title: "\u0007\n" }))).toEqual({ ok: true })
-    expect(slack.messages()[1]?.blocks?.[0]?.text?.text).toBe("Chimera notice")
+    expect(slack.messages()[1]?.blocks?.[0]?.text?.text).toBe("heal-failed")
     slack.failNext(1, { status: 400, body: "invalid_blocks" })
     const result = failed(await channel.send(notice()))
     expect(result.retryable).toBe(false)

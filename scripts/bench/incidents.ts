@@ -105,11 +105,18 @@ export async function incidentBench(opts: IncidentBenchOptions): Promise<Inciden
   try {
     const port = freePort()
     const url = `http://127.0.0.1:${port}`
+    const profileDir = process.env.CHIMERA_BENCH_PROFILE
+    const profile = profileDir ? ["--cpu-prof-md", `--cpu-prof-dir=${profileDir}`] : []
     const cp = Bun.spawn(
-      pinned(CORES.server, [process.execPath, join(ROOT, "control/main.ts"), "web", "--host", "127.0.0.1"]).concat([
-        "--port",
-        String(port),
-      ]),
+      // CHIMERA_BENCH_PROFILE=DIR: a CPU profile (markdown) of the control plane, written as it stops.
+      pinned(CORES.server, [
+        process.execPath,
+        ...profile,
+        join(ROOT, "control/main.ts"),
+        "web",
+        "--host",
+        "127.0.0.1",
+      ]).concat(["--port", String(port)]),
       {
         env: {
           ...process.env,

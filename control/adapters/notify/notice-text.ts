@@ -12,7 +12,9 @@ const STEP_TAG: Record<Notice["step"], string> = {
 
 /** One line saying what this notice is: "Resolved: web-1 unreachable". */
 export function headline(notice: Notice): string {
-  return _oneLine(`${STEP_TAG[notice.step]}${notice.title}`)
+  // Services refuse an empty subject or summary, and a title of control characters ends up empty.
+  const title = _oneLine(notice.title) || _oneLine(notice.problem) || "Chimera notice"
+  return `${STEP_TAG[notice.step]}${title}`
 }
 
 /** Label and value of each fact the notice carries, absent ones left out. */
@@ -35,10 +37,18 @@ export function plainText(notice: Notice): string {
   return [notice.message.trim(), "", ...lines].join("\n").trim()
 }
 
-/** At most `max` characters, cut on a character (not a UTF-16 half) with an ellipsis. */
+/**
+ * At most `max` UTF-16 units (how these services count a string's length), cut between characters,
+ * never inside a surrogate pair, with an ellipsis.
+ */
 export function clip(text: string, max: number): string {
-  const chars = Array.from(text)
-  return chars.length <= max ? text : `${chars.slice(0, max - 1).join("")}…`
+  if (text.length <= max) return text
+  let out = ""
+  for (const char of text) {
+    if (out.length + char.length > max - 1) break
+    out += char
+  }
+  return `${out}…`
 }
 
 function _oneLine(text: string): string {

@@ -55,8 +55,7 @@ export function slackMessage(notice: Notice) {
   const closures = facts(notice).filter(([label]) => label.endsWith("closure"))
   const blocks: unknown[] = [
     // Header text is plain_text (no mrkdwn to escape) and at most 150 characters.
-    // Slack refuses an empty header, and a title of only control characters ends up empty.
-    { type: "header", text: { type: "plain_text", text: clip(title || "Chimera notice", 150), emoji: true } },
+    { type: "header", text: { type: "plain_text", text: clip(title, 150), emoji: true } },
     {
       type: "section",
       fields: fields.map(([label, value]) => ({

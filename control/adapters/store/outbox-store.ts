@@ -12,6 +12,15 @@ import { TICKET_CHANNELS } from "./incident-store.ts"
 type Row = Record<string, unknown>
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
 
+function readNotice(text: string): Notice | null {
+  try {
+    const parsed = Notice.safeParse(JSON.parse(text))
+    return parsed.success ? parsed.data : null
+  } catch {
+    return null
+  }
+}
+
 export function outboxStore(db: SQL): OutboxPort {
   const tickets = [...TICKET_CHANNELS]
   return {
@@ -34,30 +43,45 @@ export function outboxStore(db: SQL): OutboxPort {
             AND (claimed_until_ms IS NULL OR claimed_until_ms <= ${nowMs})
           RETURNING id`
         const mine = new Set(leased.map((r) => Number(r.id)))
-        return rows
-          .filter((r) => mine.has(Number(r.id)))
-          .map((r) => ({
+        const items = []
+        for (const r of rows) {
+          if (!mine.has(Number(r.id))) continue
+          const notice = readNotice(String(r.notice))
+          // One unreadable row must not stop every delivery behind it: it fails, kept and shown.
+          if (!notice) {
+            await tx`
+              UPDATE incident_outbox SET status = 'failed', last_error = 'the stored notice is unreadable', claimed_until_ms = NULL
+              WHERE id = ${Number(r.id)}`
+            continue
+          }
+          items.push({
             id: Number(r.id),
             incidentId: String(r.incident_id),
             step: String(r.step) as IncidentStep,
             channel: String(r.channel),
-            notice: Notice.parse(JSON.parse(String(r.notice))),
+            notice,
             attempts: Number(r.attempts),
             ticketId: str(r.ticket_id),
-          }))
+          })
+        }
+        return items
       }),
 
-    delivered: (item, at, result) =>
-      db.begin(async (tx) => {
+    async delivered(item, at, result) {
+      const mark = (q: SQL) => q`
+        UPDATE incident_outbox SET status = 'delivered', delivered_at = ${at}, attempts = attempts + 1,
+          external_id = ${result.externalId ?? null}, claimed_until_ms = NULL, last_error = NULL
+        WHERE id = ${item.id}`
+      const ticket = item.step === "opened" && tickets.includes(item.channel as (typeof tickets)[number])
+      // Only a ticket's create writes two rows; every other acknowledgement is one statement.
+      if (!ticket || !result.externalId) return void (await mark(db))
+      await db.begin(async (tx) => {
+        await mark(tx)
         await tx`
-          UPDATE incident_outbox SET status = 'delivered', delivered_at = ${at}, attempts = attempts + 1,
-            external_id = ${result.externalId ?? null}, claimed_until_ms = NULL, last_error = NULL
-          WHERE id = ${item.id}`
-        if (item.step === "opened" && tickets.includes(item.channel as (typeof tickets)[number]) && result.externalId)
-          await tx`
-            UPDATE incidents SET ticket_id = ${result.externalId}, ticket_label = ${result.label ?? result.externalId}
-            WHERE id = ${item.incidentId}`
-      }),
+          UPDATE incidents SET ticket_id = ${result.externalId}, ticket_label = ${result.label ?? result.externalId}
+          WHERE id = ${item.incidentId}`
+      })
+    },
 
     async retryLater(id, attempts, nextMs, error) {
       await db`
