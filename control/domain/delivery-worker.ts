@@ -22,6 +22,8 @@ export interface DeliveryWorkerOptions {
   maxBackoffMs: number
   /** The longest wait between looks at the outbox when nothing woke the worker. */
   idleMs: number
+  /** Past this event-loop lag (ms) deliveries go one at a time, leaving the loop to heartbeats. */
+  lagLimitMs: number
 }
 
 export const DEFAULT_DELIVERY: DeliveryWorkerOptions = {
@@ -32,6 +34,7 @@ export const DEFAULT_DELIVERY: DeliveryWorkerOptions = {
   baseBackoffMs: 1000,
   maxBackoffMs: 10 * 60_000,
   idleMs: 1000,
+  lagLimitMs: 100,
 }
 
 export interface DeliveryWorkerDeps {
@@ -159,15 +162,32 @@ export function createDeliveryWorker({ outbox, channels, clock, options, onDeliv
     else if (inFlight.size === 0) await idle()
   }
 
+  // How late a 100 ms timer fires is how long everything else waits for the event loop. A control
+  // plane short of CPU (a burst of incidents on a busy core) sends one delivery at a time until the
+  // heartbeats it also answers are served on time again: notifications come later, nodes are not
+  // marked unreachable for want of a turn.
+  let lagMs = 0
+  let lagProbe: ReturnType<typeof setInterval> | undefined
+  const probeLag = () => {
+    let expected = performance.now() + 100
+    lagProbe = setInterval(() => {
+      const now = performance.now()
+      lagMs = Math.max(0, now - expected)
+      expected = now + 100
+    }, 100)
+    lagProbe.unref?.()
+  }
+
   function pump() {
     if (stopped) return
-    while (inFlight.size < o.concurrency && queue.length > 0) {
+    const limit = lagMs > o.lagLimitMs ? 1 : o.concurrency
+    while (inFlight.size < limit && queue.length > 0) {
       const item = queue.shift() as OutboxItem
       // Another worker may take it once the lease runs out; the next refill may bring it back here.
       if ((held.get(item.id) ?? 0) < clock.now().getTime() + o.sendTimeoutMs) held.delete(item.id)
       else launch(item)
     }
-    if (queue.length === 0 && !refilling && inFlight.size < o.concurrency) void refill()
+    if (queue.length === 0 && !refilling && inFlight.size < limit) void refill()
   }
 
   // Many incidents opening at once each ask for a look; one look a moment later serves them all.
@@ -186,6 +206,7 @@ export function createDeliveryWorker({ outbox, channels, clock, options, onDeliv
     async start(releaseLeases: boolean) {
       if (releaseLeases) await outbox.releaseLeases()
       stopped = false
+      probeLag()
       pump()
     },
     /** Something was enqueued: look now rather than at the next idle tick. */
@@ -195,6 +216,7 @@ export function createDeliveryWorker({ outbox, channels, clock, options, onDeliv
       stopped = true
       clearTimeout(timer)
       clearTimeout(soon)
+      clearInterval(lagProbe)
       await Promise.allSettled([...inFlight])
     },
   }
