@@ -81,6 +81,8 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
       } else expect(first.headers.authorization).toBe(`Bearer ${llm.apiKey}`)
       expect(first.body.model).toBe(provider === "anthropic" ? "claude-test-1" : "gpt-test-1")
       expect(first.body.stream).toBe(true)
+      // Both name the reply's bound max_tokens (what local OpenAI-compatible servers read too).
+      expect(first.body.max_tokens).toBe(4096)
       // Every operation of the catalogue, and the registry reads, each with its JSON Schema.
       expect(first.tools.map((t) => t.name).sort()).toEqual(
         [
