@@ -81,6 +81,8 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
       } else expect(first.headers.authorization).toBe(`Bearer ${llm.apiKey}`)
       expect(first.body.model).toBe(provider === "anthropic" ? "claude-test-1" : "gpt-test-1")
       expect(first.body.stream).toBe(true)
+      // Both name the reply's bound max_tokens (what local OpenAI-compatible servers read too).
+      expect(first.body.max_tokens).toBe(4096)
       // Every operation of the catalogue, and the registry reads, each with its JSON Schema.
       expect(first.tools.map((t) => t.name).sort()).toEqual(
         [
@@ -175,6 +177,33 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
       const again = await chatCall(cp.url, otto, "POST", `/chat/${chatId}/answer`, { questionId: q.id, positive: true })
       expect(again.status).toBe(409)
       expect(((await again.json()) as { code: string }).code).toBe("QUESTION_INVALID")
+    })
+
+    test("cancel while a question waits withdraws it: nothing runs and the model reads why", async () => {
+      const chatId = await newChat()
+      llm.script({
+        toolCalls: [
+          {
+            name: "set_desired_closure",
+            args: { node_id: "web-3", closure: "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1" },
+          },
+        ],
+      })
+      const asked = (await (
+        await chatCall(cp.url, otto, "POST", `/chat/${chatId}/message`, { message: "pin it" })
+      ).json()) as MessageResponse
+      expect(asked.pendingQuestion?.context).toBe(
+        "web-3 → /nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1",
+      )
+      expect((await chatCall(cp.url, otto, "POST", `/chat/${chatId}/cancel`)).status).toBe(200)
+      expect(await (await chatCall(cp.url, otto, "GET", `/chat/${chatId}/question`)).json()).toEqual({ question: null })
+      const node = await (await cp.api("/api/nodes/web-3")).json()
+      expect(node).toHaveProperty("desiredPath", null)
+      llm.script((req) => ({
+        text: conversationText(req.body).includes("instead of answering") ? "Withdrawn, fine." : "??",
+      }))
+      const next = await chatCall(cp.url, otto, "POST", `/chat/${chatId}/message`, { message: "ok" })
+      expect(((await next.json()) as MessageResponse).response).toBe("Withdrawn, fine.")
     })
 
     test("a steering message joins the running turn before its next model call", async () => {
