@@ -135,7 +135,9 @@ describe("chimera chat in a terminal", () => {
     expect(await desired()).toContain(CLOSURE)
 
     // Slash commands.
-    await type("/help")
+    await keys("-l", "/he")
+    await keys("Tab")
+    await keys("Enter")
     await see("the help", (s) => sinceLastPrompt(s).includes("/incident ID") && sinceLastPrompt(s).includes("/clear"))
     await type("/status")
     const status = sinceLastPrompt(await see("the status", (s) => /context size/.test(sinceLastPrompt(s))))
