@@ -304,6 +304,29 @@ test("a tool call with a NUL byte is refused to the model, and a user keeps at m
   expect((await chatCall(cp.url, t, "POST", "/chat", {})).status).toBe(201)
 })
 
+test("a request from outside cannot claim in the audit log that a chat proposed it", async () => {
+  await using cp = await startInProcess()
+  const res = await fetch(`${cp.url}/api/tokens`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${cp.adminToken}`,
+      "content-type": "application/json",
+      "x-chimera-via": "chat",
+      "x-chimera-chat": "7",
+      "x-chimera-model": "forged-model",
+    },
+    body: JSON.stringify({ name: "forged", role: "viewer" }),
+  })
+  expect(res.status).toBe(201)
+  const audit = (await (await cp.api("/api/audit?action=POST%20/api/tokens")).json()) as {
+    entries: { detail: Record<string, unknown> | null }[]
+  }
+  expect(audit.entries.length).toBe(1)
+  expect(audit.entries[0]?.detail?.via).toBe("chat")
+  expect(audit.entries[0]?.detail).not.toHaveProperty("chat")
+  expect(audit.entries[0]?.detail).not.toHaveProperty("model")
+})
+
 test("a user's chat turns are rate limited", async () => {
   await using llm = await startLlmServer("openai")
   await using cp = await startInProcess({

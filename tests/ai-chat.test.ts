@@ -81,6 +81,8 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
       } else expect(first.headers.authorization).toBe(`Bearer ${llm.apiKey}`)
       expect(first.body.model).toBe(provider === "anthropic" ? "claude-test-1" : "gpt-test-1")
       expect(first.body.stream).toBe(true)
+      // Both name the reply's bound max_tokens (what local OpenAI-compatible servers read too).
+      expect(first.body.max_tokens).toBe(4096)
       // Every operation of the catalogue, and the registry reads, each with its JSON Schema.
       expect(first.tools.map((t) => t.name).sort()).toEqual(
         [
@@ -177,6 +179,33 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
       expect(((await again.json()) as { code: string }).code).toBe("QUESTION_INVALID")
     })
 
+    test("cancel while a question waits withdraws it: nothing runs and the model reads why", async () => {
+      const chatId = await newChat()
+      llm.script({
+        toolCalls: [
+          {
+            name: "set_desired_closure",
+            args: { node_id: "web-3", closure: "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1" },
+          },
+        ],
+      })
+      const asked = (await (
+        await chatCall(cp.url, otto, "POST", `/chat/${chatId}/message`, { message: "pin it" })
+      ).json()) as MessageResponse
+      expect(asked.pendingQuestion?.context).toBe(
+        "web-3 → /nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1",
+      )
+      expect((await chatCall(cp.url, otto, "POST", `/chat/${chatId}/cancel`)).status).toBe(200)
+      expect(await (await chatCall(cp.url, otto, "GET", `/chat/${chatId}/question`)).json()).toEqual({ question: null })
+      const node = await (await cp.api("/api/nodes/web-3")).json()
+      expect(node).toHaveProperty("desiredPath", null)
+      llm.script((req) => ({
+        text: conversationText(req.body).includes("instead of answering") ? "Withdrawn, fine." : "??",
+      }))
+      const next = await chatCall(cp.url, otto, "POST", `/chat/${chatId}/message`, { message: "ok" })
+      expect(((await next.json()) as MessageResponse).response).toBe("Withdrawn, fine.")
+    })
+
     test("a steering message joins the running turn before its next model call", async () => {
       const chatId = await newChat()
       let release = () => {}
@@ -250,12 +279,22 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
       expect(state.context.nodeId).toBe("web-4")
       const unknownNode = await chatCall(cp.url, otto, "PATCH", `/chat/${chatId}`, { nodeId: "no-such-node" })
       expect(unknownNode.status).toBe(422)
+      // An incident is bound by id: here a fleet event (web-4's enrolment).
+      const events = (await (await cp.api("/api/events?node=web-4")).json()) as {
+        events: { id: number; type: string }[]
+      }
+      const incident = events.events[0]
+      if (!incident) throw new Error("no event for web-4")
+      const bound = await chatCall(cp.url, otto, "PATCH", `/chat/${chatId}`, { incidentId: incident.id })
+      expect(((await bound.json()) as ChatState).context).toEqual({ nodeId: "web-4", incidentId: incident.id })
       llm.script({ text: "Second answer." })
       const before = llm.requests.length
       await chatCall(cp.url, otto, "POST", `/chat/${chatId}/message`, { message: "second question" })
       const sent = llm.requests[before]
       expect(sent?.body.model).toBe("other-model-2")
       expect(sent?.system).toContain("This chat is about node web-4")
+      expect(sent?.system).toContain(`This chat is about fleet event ${incident.id}`)
+      expect(sent?.system).toContain(incident.type)
 
       llm.script((req) => ({
         text: conversationText(req.body).includes("first question") ? "The user asked two questions." : "??",

@@ -5,18 +5,21 @@
 // conversation grown past `[ai] max_context_tokens` is compacted first. Everything is stored as it
 // happens, so a stopped turn leaves a conversation the next one can go on from.
 import type { ChatMessage, MessageResponse, ToolEvent } from "../../protocol/ai.ts"
+import { createLogger } from "../../protocol/log.ts"
 import type { Clock, UserPrincipal } from "../domain/ports.ts"
 import type { ChatRecord, ChatStorePort, QuestionRecord } from "./chat-records.ts"
 import { compact } from "./compaction.ts"
 import { estimateTokens, toLlmMessages } from "./conversation.ts"
 import type { InternalApi } from "./internal-api.ts"
 import type { LlmPort, LlmToolCall } from "./llm-port.ts"
-import { callModel, type ModelReply } from "./model-call.ts"
+import { callModel } from "./model-call.ts"
 import { ask, toWire } from "./questions.ts"
 import { systemPrompt } from "./system-prompt.ts"
 import { resultText, runTool } from "./tool-run.ts"
 import { CHAT_TOOLS, toolSpecs } from "./tools.ts"
 import type { TurnControl } from "./turns.ts"
+
+const log = createLogger("ai")
 
 export const CANCELLED = "_(cancelled: the answer was stopped at the user's request)_"
 const MAX_STEPS = 16
@@ -31,8 +34,6 @@ export interface LoopDeps {
   maxContextTokens: number
   /** A question was asked (its expiry is scheduled). */
   asked(q: QuestionRecord): void
-  /** Each model call's size, for the benchmark and the log. */
-  observed?(reply: ModelReply, estimatedTokens: number): void
 }
 
 export async function runTurn(
@@ -67,7 +68,15 @@ export async function runTurn(
       { model: chat.model, system, messages: sent, tools, maxTokens: 4096 },
       { emit: t.emit, cancel: t.signal, timeoutMs: deps.timeoutMs },
     )
-    deps.observed?.(reply, estimateTokens(system, messages, tools))
+    log.debug("model call", {
+      chat: chat.id,
+      model: chat.model,
+      step,
+      inputTokens: reply.inputTokens,
+      outputTokens: reply.outputTokens,
+      toolCalls: reply.calls.length,
+      cancelled: reply.cancelled,
+    })
     if (reply.cancelled) {
       const text = reply.text === "" ? CANCELLED : `${reply.text}\n\n${CANCELLED}`
       await deps.store.appendMessages(chat.id, [{ role: "assistant", content: text, at: now() }])

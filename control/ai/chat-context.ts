@@ -1,11 +1,30 @@
 // What a chat is bound to: a node (named `nodeId`, or `objectId` as older clients say) and an
-// incident (a fleet event's id). A change is checked against the fleet as the caller sees it, through
+// incident: an incident's id where the control plane keeps incidents (GET /api/incidents/:id), else
+// a fleet event's id. A change is checked against the fleet as the caller sees it, through
 // the API, so a chat cannot be bound to a node or event its user could not read; null unbinds.
 import type { ChatContextInput } from "../../protocol/ai.ts"
 import { invalid } from "../domain/errors.ts"
 import type { UserPrincipal } from "../domain/ports.ts"
 import type { ChatRecord } from "./chat-records.ts"
-import type { InternalApi } from "./internal-api.ts"
+import type { ChatCallContext, InternalApi } from "./internal-api.ts"
+
+/** The incident of that id, or else the fleet event; null when neither exists for this user. */
+export async function readIncident(
+  api: InternalApi,
+  who: UserPrincipal,
+  id: number,
+  from: ChatCallContext,
+): Promise<{ kind: "incident" | "fleet event"; record: unknown } | null> {
+  const incident = await api(who, { method: "GET", path: `/api/incidents/${id}` }, from)
+  if (incident.status === 200) return { kind: "incident", record: incident.body }
+  const page = await api(
+    who,
+    { method: "GET", path: "/api/events", query: { after: String(id - 1), limit: "1" } },
+    from,
+  )
+  const event = ((page.body as { events?: { id?: number }[] } | null)?.events ?? []).find((e) => e.id === id)
+  return event ? { kind: "fleet event", record: event } : null
+}
 
 /** The context change asked for, checked against the fleet as the caller sees it. */
 export async function resolveContext(
@@ -26,14 +45,7 @@ export async function resolveContext(
     const node = await api(who, { method: "GET", path: `/api/nodes/${encodeURIComponent(nodeId)}` }, from)
     if (node.status !== 200) throw invalid(`no enrolled node ${JSON.stringify(nodeId)} to bind the chat to`)
   }
-  if (incidentId !== null && incidentId !== chat.incidentId) {
-    const page = await api(
-      who,
-      { method: "GET", path: "/api/events", query: { after: String(incidentId - 1), limit: "1" } },
-      from,
-    )
-    const events = (page.body as { events?: { id?: number }[] } | null)?.events ?? []
-    if (!events.some((e) => e.id === incidentId)) throw invalid(`no fleet event ${incidentId} to bind the chat to`)
-  }
+  if (incidentId !== null && incidentId !== chat.incidentId && !(await readIncident(api, who, incidentId, from)))
+    throw invalid(`no incident or fleet event ${incidentId} to bind the chat to`)
   return { nodeId, incidentId }
 }

@@ -23,7 +23,6 @@ import { compact } from "./compaction.ts"
 import { estimateTokens } from "./conversation.ts"
 import type { InternalApi } from "./internal-api.ts"
 import type { LlmPort } from "./llm-port.ts"
-import type { ModelReply } from "./model-call.ts"
 import { isExpired, settleUnrun, toWire } from "./questions.ts"
 import { toolSpecs } from "./tools.ts"
 import { createTurns, type Listener, type RunningTurn } from "./turns.ts"
@@ -37,7 +36,6 @@ export interface ChatsDeps {
   settings: AiSettings
   api: InternalApi
   clock: Clock
-  observed?(reply: ModelReply, estimatedTokens: number): void
 }
 
 export function createChats(deps: ChatsDeps) {
@@ -69,7 +67,6 @@ export function createChats(deps: ChatsDeps) {
     questionTtlSeconds: settings.questionTtlSeconds,
     maxContextTokens: settings.maxContextTokens,
     asked: schedule,
-    observed: deps.observed,
   }
 
   async function access(id: number, who: UserPrincipal, approver = false): Promise<ChatRecord> {

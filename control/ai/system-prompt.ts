@@ -1,7 +1,8 @@
 // What the model is told before the conversation: its role, the rule for actions, and what the chat
 // is bound to, read fresh through the API for each model call as the user the turn acts for (a node's
-// closures and health, an incident's event), so it answers from the fleet's state as it is now.
+// closures and health, an incident or fleet event), so it answers from the fleet's state as it is now.
 import type { UserPrincipal } from "../domain/ports.ts"
+import { readIncident } from "./chat-context.ts"
 import type { ChatRecord } from "./chat-records.ts"
 import type { InternalApi } from "./internal-api.ts"
 
@@ -21,15 +22,11 @@ export async function systemPrompt(api: InternalApi, as: UserPrincipal, chat: Ch
     )
   }
   if (chat.incidentId !== null) {
-    const page = await api(
-      as,
-      { method: "GET", path: "/api/events", query: { after: String(chat.incidentId - 1), limit: "1" } },
-      from,
-    )
-    const events = (page.body as { events?: { id?: number }[] } | null)?.events ?? []
-    const event = events.find((e) => e.id === chat.incidentId)
+    const found = await readIncident(api, as, chat.incidentId, from)
     parts.push(
-      `This chat is about incident (fleet event) ${chat.incidentId}:\n${event ? cut(event) : "(not found in the event log)"}`,
+      found
+        ? `This chat is about ${found.kind} ${chat.incidentId}:\n${cut(found.record)}`
+        : `This chat is about incident ${chat.incidentId}, which could not be found.`,
     )
   }
   return parts.join("\n\n")

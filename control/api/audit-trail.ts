@@ -14,7 +14,7 @@ import { randomUUID } from "node:crypto"
 import type { Context, MiddlewareHandler } from "hono"
 import { type Audit, type AuditTicket, resultOf } from "../domain/auth/audit.ts"
 import { shownUsername } from "../domain/auth/sessions.ts"
-import type { ApiEnv } from "./auth.ts"
+import { type ApiEnv, internalPrincipal } from "./auth.ts"
 import type { Refusals } from "./refusals.ts"
 
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
@@ -101,8 +101,9 @@ const VIA = new Set(["mcp", "chat", "rpc", "dashboard", "cli"])
 function viaOf(c: Context<ApiEnv>): Record<string, unknown> {
   const via = c.req.header("x-chimera-via")
   if (via === undefined || !VIA.has(via)) return {}
-  if (via !== "chat") return { via }
   // An action a chat proposed: which chat and model proposed it; the row's actor is who approved it.
+  // Only the chat itself (in-process) may say so: from a socket these headers would be a claim.
+  if (via !== "chat" || internalPrincipal(c) === null) return { via }
   const chat = c.req.header("x-chimera-chat") ?? ""
   const model = c.req.header("x-chimera-model") ?? ""
   return {

@@ -48,7 +48,8 @@ export function openAiProvider(s: ProviderSettings): LlmPort {
         const chunks = await client.chat.completions.create(
           {
             model: r.model,
-            max_completion_tokens: r.maxTokens,
+            // max_tokens, not max_completion_tokens: what Ollama, vLLM and llama.cpp's server read.
+            max_tokens: r.maxTokens,
             messages: toOpenAiMessages(r.system, r.messages),
             ...(r.tools.length > 0
               ? {
