@@ -135,7 +135,9 @@ describe("chimera chat in a terminal", () => {
     expect(await desired()).toContain(CLOSURE)
 
     // Slash commands.
-    await type("/help")
+    await keys("-l", "/he")
+    await keys("Tab")
+    await keys("Enter")
     await see("the help", (s) => sinceLastPrompt(s).includes("/incident ID") && sinceLastPrompt(s).includes("/clear"))
     await type("/status")
     const status = sinceLastPrompt(await see("the status", (s) => /context size/.test(sinceLastPrompt(s))))
@@ -247,6 +249,26 @@ describe("chimera chat in a terminal", () => {
     // The kept session is used without asking.
     const again = await startChat([], none, "alice (operator)")
     expect(again).not.toContain("Username")
+    await type("/quit")
+    await expectEnded()
+  }, 120_000)
+
+  test("NO_COLOR on a terminal: the same answer without colours, spinner or redrawn draft", async () => {
+    await startChat(["--node", "web-1"], { NO_COLOR: "1" })
+    plane.llm.script({
+      text: "web-1 is **healthy**.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nStill writing",
+      hang: "after-text",
+    })
+    await type("How is web-1?")
+    const shown = await see("the finished blocks", (s) => /│ 1 │ 2 │/.test(sinceLastPrompt(s)))
+    // The block still arriving is not drawn: plain output never rewrites what it printed.
+    expect(sinceLastPrompt(shown)).not.toContain("Still writing")
+    expect(sinceLastPrompt(shown)).not.toContain("Thinking")
+    const styled = await tmux("capture-pane", "-p", "-e", "-S", "-", "-t", "chat")
+    expect(styled).not.toMatch(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`))
+    await keys("C-c")
+    await see("the cancel", (s) => sinceLastPrompt(s).includes("(answer cancelled)"))
+    expect(sinceLastPrompt(await screen())).toContain("Still writing")
     await type("/quit")
     await expectEnded()
   }, 120_000)

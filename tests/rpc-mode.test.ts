@@ -9,6 +9,7 @@ import fc from "fast-check"
 import { enrollNode } from "./support/auth.ts"
 import { type ChatPlane, chatIds, startChatPlane, TEST_MODEL } from "./support/chat-plane.ts"
 import { type RpcLine, startRpc } from "./support/rpc-process.ts"
+import { firstControl } from "./support/terminal.ts"
 import { waitFor } from "./support/wait.ts"
 
 const CLOSURE = "/nix/store/0c5k6m3hq9x1w2b4v7n8p0r1s2d3f4g5-chimera-test-system-2"
@@ -43,6 +44,18 @@ describe("chimera code --mode rpc", () => {
     expect(JSON.stringify(sent.messages.at(-1))).toContain("List files in src/")
     expect(await rpc.end()).toBe(0)
     expect(rpc.stderr()).toBe("")
+  }, 60_000)
+
+  test("the model's control characters travel as JSON escapes, exactly, and never raw on stdout", async () => {
+    const hostile = "ok \x1b]0;owned\x07\x1b[2J\u202e\x9b2J done"
+    plane.llm.script({ text: [hostile] })
+    await using rpc = startRpc(plane.env)
+    rpc.send({ type: "prompt", id: "h", message: "Say something odd" })
+    const { seen } = await rpc.response("h")
+    expect(seen.at(-2)).toMatchObject({ type: "message", content: hostile, done: true })
+    expect(await rpc.end()).toBe(0)
+    expect(rpc.raw()).toContain("\\u001b]0;owned\\u0007")
+    expect(firstControl(rpc.raw())).toBeNull()
   }, 60_000)
 
   test("the same exchange over a model speaking OpenAI's Chat Completions", async () => {

@@ -1,9 +1,9 @@
 // What the person types into `chimera chat`. On a terminal: a line editor with history at the `You>`
-// prompt (node:readline), where Ctrl+D ends the chat and Ctrl+C only clears the line; while an
-// answer streams, the keyboard is read raw so Ctrl+C reaches us as a key and cancels that answer
-// instead of ending the process. From a pipe: one message per line, end of input ends the chat, and
-// SIGINT plays Ctrl+C's part. Each readline interface lives for one line only, so the question
-// prompts (@clack/prompts) have the keyboard to themselves in between.
+// prompt (node:readline; Tab completes slash commands), where Ctrl+D ends the chat and Ctrl+C only
+// clears the line; while an answer streams, the keyboard is read raw so Ctrl+C reaches us as a key
+// and cancels that answer instead of ending the process. From a pipe: one message per line, end of
+// input ends the chat, and SIGINT plays Ctrl+C's part. Each readline interface lives for one line
+// only, so the question prompts (@clack/prompts) have the keyboard to themselves in between.
 import { createInterface } from "node:readline"
 import { color, promptStream, say, styled } from "./output.ts"
 
@@ -21,6 +21,12 @@ export function createChatInput(stdin: NodeJS.ReadStream = process.stdin): ChatI
   return stdin.isTTY && process.stdout.isTTY ? _terminalInput(stdin) : _pipeInput(stdin)
 }
 
+const SLASH = ["/help", "/node ", "/object ", "/incident ", "/status", "/clear", "/quit", "/exit"]
+
+/** Tab completes a slash command's name; anything else is left as typed. */
+const _complete = (line: string): [string[], string] =>
+  line.startsWith("/") && !line.includes(" ") ? [SLASH.filter((c) => c.startsWith(line)), line] : [[], line]
+
 function _terminalInput(stdin: NodeJS.ReadStream): ChatInput {
   let history: string[] = []
   return {
@@ -34,6 +40,7 @@ function _terminalInput(stdin: NodeJS.ReadStream): ChatInput {
           history,
           historySize: 200,
           removeHistoryDuplicates: true,
+          completer: _complete,
         })
         let settled = false
         const settle = (value: string | null) => {

@@ -92,6 +92,6 @@ export function rpcTable(r: RpcBenchResults, measured: string): string {
     "|---:|---:|---:|",
     ...r.checkpoints.map(([turn, rpc, cp]) => `| ${turn} | ${f1(rpc)} | ${f1(cp)} |`),
     "",
-    `A turn (prompt sent → its response read, through the control plane and the model's stream) takes ${f1(median(r.turnMs))} ms at the median, ${f1(Math.max(...r.turnMs))} ms at most. The RPC process grows by ${f1(growth(first, warm))} MB over the first ${warm?.[0]} turns (code paths compiled, buffers and connections warm), then by ${f1(growth(warm, last))} MB over the next ${(last?.[0] ?? 0) - (warm?.[0] ?? 0)}: it keeps no history of its own (the conversation lives on the control plane, compacted there), so its memory does not follow the conversation's length.`,
+    `A turn (prompt sent → its response read, through the control plane and the model's stream) takes ${f1(median(r.turnMs))} ms at the median, ${f1(Math.max(...r.turnMs))} ms at most. The RPC process grows by ${f1(growth(first, warm))} MB over the first ${warm?.[0]} turns (code paths compiled, buffers and connections warm), then by ${f1(growth(warm, last))} MB over the next ${(last?.[0] ?? 0) - (warm?.[0] ?? 0)} (its garbage is collected when its runtime decides, not forced here): it keeps no history of its own (the conversation lives on the control plane, compacted there), so nothing in it grows with the conversation.`,
   ].join("\n")
 }

@@ -13,6 +13,8 @@ export interface RpcProcess extends AsyncDisposable {
   /** Every stdout line so far, parsed. */
   lines: RpcLine[]
   stderr(): string
+  /** stdout as it was written, every byte. */
+  raw(): string
   /** How many lines have been sent. */
   readonly sent: number
   send(line: object | string): void
@@ -35,12 +37,15 @@ export function startRpc(env: Record<string, string>, args: string[] = []): RpcP
   })
   const lines: RpcLine[] = []
   let partial = ""
+  let raw = ""
   let bad: string | null = null
   let err = ""
   const decoder = new TextDecoder()
   void (async () => {
     for await (const chunk of proc.stdout) {
-      partial += decoder.decode(chunk, { stream: true })
+      const text = decoder.decode(chunk, { stream: true })
+      raw += text
+      partial += text
       for (let nl = partial.indexOf("\n"); nl !== -1; nl = partial.indexOf("\n")) {
         const text = partial.slice(0, nl)
         partial = partial.slice(nl + 1)
@@ -90,6 +95,7 @@ export function startRpc(env: Record<string, string>, args: string[] = []): RpcP
     proc,
     lines,
     stderr: () => err,
+    raw: () => raw,
     get sent() {
       return sent
     },
