@@ -87,8 +87,13 @@ describe("agent failover between control-plane replicas", () => {
         (log) => log.includes("moving to the next"),
         60_000,
       )
-      const spooled = await spoolHeader(agent.stateDir)
-      expect(spooled.lastSeq).toBeGreaterThan(spooled.ackedSeq)
+      // The heal's reports reach the spool a moment after the profile changes: wait for them.
+      const spooled = await waitFor(
+        "the heal's reports spooled while no replica answers",
+        () => spoolHeader(agent.stateDir),
+        (h) => h.lastSeq > h.ackedSeq,
+        60_000,
+      )
 
       // B comes up on A's data, on another port; the agent finds it by itself.
       b = await spawnControlPlane(portB, { dataDir })
