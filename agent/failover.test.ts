@@ -35,11 +35,16 @@ const lastHeartbeat = async (cp: SpawnedControlPlane, id: string): Promise<strin
   const res = await cp.api(`/api/nodes/${id}`).catch(() => null)
   return res?.ok ? ((await res.json()) as { lastHeartbeat: string | null }).lastHeartbeat : null
 }
-const spoolHeader = async (stateDir: string) =>
-  JSON.parse((await Bun.file(join(stateDir, "spool.jsonl")).text()).split("\n")[0] ?? "{}") as {
-    lastSeq: number
-    ackedSeq: number
-  }
+/**
+ * The spool as the agent reads it back: the header line, then a line per report appended since (the
+ * header is rewritten only on an acknowledgement), so the last sequence issued is the higher of both.
+ */
+const spoolHeader = async (stateDir: string) => {
+  const [first, ...rest] = (await Bun.file(join(stateDir, "spool.jsonl")).text()).split("\n").filter(Boolean)
+  const header = JSON.parse(first ?? "{}") as { lastSeq: number; ackedSeq: number }
+  const seqs = rest.map((line) => (JSON.parse(line) as { seq: number }).seq)
+  return { lastSeq: Math.max(header.lastSeq, ...seqs), ackedSeq: header.ackedSeq }
+}
 
 describe("agent failover between control-plane replicas", () => {
   test("the agent leaves a SIGKILLed replica for the next URL, heartbeats there and replays its spool", async () => {
@@ -87,8 +92,13 @@ describe("agent failover between control-plane replicas", () => {
         (log) => log.includes("moving to the next"),
         60_000,
       )
-      const spooled = await spoolHeader(agent.stateDir)
-      expect(spooled.lastSeq).toBeGreaterThan(spooled.ackedSeq)
+      // The heal's reports reach the spool a moment after the profile changes: wait for them.
+      const spooled = await waitFor(
+        "the heal's reports spooled while no replica answers",
+        () => spoolHeader(agent.stateDir),
+        (h) => h.lastSeq > h.ackedSeq,
+        60_000,
+      )
 
       // B comes up on A's data, on another port; the agent finds it by itself.
       b = await spawnControlPlane(portB, { dataDir })
