@@ -186,6 +186,10 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/api/nodes/:id/commands", auth: "admin" },
   { method: "GET", path: "/api/fleet/tags", auth: "admin" },
   { method: "GET", path: "/api/events/last-id", auth: "admin" },
+  { method: "GET", path: "/api/incidents", auth: "admin" },
+  { method: "GET", path: "/api/incidents/:id", auth: "admin" },
+  // No channel is configured here: each valid body gets a 422 naming what to set.
+  { method: "POST", path: "/api/notifications/test", auth: "admin", body: { channel: "slack" } },
   // The AI chat (its model is the scripted one above).
   { method: "GET", path: "/api/v1/ai/chat", auth: "admin" },
   { method: "POST", path: "/api/v1/ai/chat", auth: "admin", body: { nodeId: "n1" } },

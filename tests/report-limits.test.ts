@@ -109,11 +109,18 @@ describe("report limits", () => {
     const clock = manualClock()
     await using cp = await startInProcess({ clock, retention: { commandDays: 0, eventDays: 1, intervalMs: 50 } })
     const credential = await enrollNode(cp, "old")
-    const sent = await call(cp, credential, "POST", "/api/agent/old/reports", { reports: [healFailed(1)] })
+    // A heal that succeeded: a report that opens no incident, so the events are the node's own two.
+    const healed = {
+      seq: 1,
+      at: new Date().toISOString(),
+      type: "heal.succeeded",
+      data: { desired: GEN, attempt: 1, durationMs: 5 },
+    }
+    const sent = await call(cp, credential, "POST", "/api/agent/old/reports", { reports: [healed] })
     expect(sent.status).toBe(200)
     const all = async () => ((await (await cp.api("/api/events?limit=1000")).json()) as Events).events
     const before = await all()
-    expect(before.map((e) => e.type)).toEqual(["node.enrolled", "heal.failed"])
+    expect(before.map((e) => e.type)).toEqual(["node.enrolled", "heal.succeeded"])
 
     clock.advance(2 * 86_400_000)
     await enrollNode(cp, "new")
