@@ -16,6 +16,7 @@ describe("trust configuration", () => {
       sessions: { limit: 10, windowMs: 60_000 },
       commands: { limit: 60, windowMs: 60_000 },
       websocket: { limit: 100, windowMs: 60_000 },
+      chat: { limit: 30, windowMs: 60_000 },
     })
   })
 
