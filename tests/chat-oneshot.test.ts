@@ -121,7 +121,7 @@ describe("chimera chat -q, --json and pipes", () => {
   }, 60_000)
 
   test("--incident and --model bind the chat: the model hears of the incident, under the model asked for", async () => {
-    const events = (await (await plane.cp.api("/api/events")).json()) as { events: { id: number }[] }
+    const events = (await (await plane.cp.api("/api/events")).json()) as { events: { id: number; type: string }[] }
     const incident = events.events[0]?.id as number
     expect(incident).toBeNumber()
     plane.llm.script({ text: "Looked." })
@@ -129,7 +129,9 @@ describe("chimera chat -q, --json and pipes", () => {
     expect(r.code).toBe(0)
     const sent = plane.llm.requests.at(-1)
     expect(sent?.body.model).toBe("other-model")
-    expect(sent?.system).toContain(`This chat is about incident (fleet event) ${incident}:`)
+    // The system prompt names the event and carries what it says.
+    expect(sent?.system).toMatch(new RegExp(`event ${incident}\\b`))
+    expect(sent?.system).toContain(events.events[0]?.type as string)
   }, 60_000)
 
   test("bad flags are refused in words", async () => {

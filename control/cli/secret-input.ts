@@ -2,6 +2,7 @@
 // which would land in shell history and `ps`), else from a masked prompt on a terminal.
 import * as p from "@clack/prompts"
 import { CliError } from "./errors.ts"
+import { promptStream } from "./output.ts"
 
 export const passwordStdin = {
   type: "boolean",
@@ -23,7 +24,7 @@ export async function readSecret(message: string, fromStdin: boolean, line = 0):
   if (fromStdin) return stdinLine(line)
   if (!process.stdin.isTTY)
     throw new CliError("no terminal to prompt for a password on; pass --password-stdin", "E_ARG")
-  const answer = await p.password({ message })
+  const answer = await p.password({ message, output: promptStream })
   if (p.isCancel(answer)) throw new CliError("cancelled", "E_CANCELLED")
   return answer
 }
