@@ -7,6 +7,7 @@ import type { SystemLinks } from "../protocol/agent.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { createLogger } from "../protocol/log.ts"
 import { capOutput, type NixSystem } from "./nix-system.ts"
+import { LOCK_BUSY_CODE } from "./switch-lock.ts"
 
 const log = createLogger("heal")
 
@@ -50,6 +51,7 @@ export async function healOnce(req: HealRequest): Promise<HealOutcome> {
   if (req.links.profile !== closure) {
     const set = await nix.setProfile(closure)
     outputs.push(set.output)
+    if (set.code === LOCK_BUSY_CODE) return fail(_lastLine(set.output), await nix.readLinks())
     if (set.code !== 0)
       return fail(
         `\`nix-env -p ${nix.paths.systemProfile} --set ${closure}\` exited ${set.code}`,
@@ -59,6 +61,7 @@ export async function healOnce(req: HealRequest): Promise<HealOutcome> {
   const switched = await nix.switchTo(closure)
   outputs.push(switched.output)
   const links = await nix.readLinks()
+  if (switched.code === LOCK_BUSY_CODE) return fail(_lastLine(switched.output), links)
   if (switched.code !== 0) return fail(`switch-to-configuration switch exited ${switched.code}`, links)
   if (links.current !== closure)
     return fail(
@@ -70,3 +73,5 @@ export async function healOnce(req: HealRequest): Promise<HealOutcome> {
   log.info("healed", { from: req.links.current, to: closure, ms: ms() })
   return { success: true, links, durationMs: ms(), output: capOutput(outputs.filter(Boolean).join("\n")) }
 }
+
+const _lastLine = (output: string) => output.trimEnd().split("\n").at(-1) ?? output

@@ -8,6 +8,7 @@
 // only) and no HTTP framework, so the compiled agent stays small.
 import { rmSync } from "node:fs"
 import { hostname } from "node:os"
+import { join } from "node:path"
 import { defineCommand, runMain } from "citty"
 import { createLogger, displayUrl, setLogLevel } from "../protocol/log.ts"
 import { VERSION } from "../protocol/version.ts"
@@ -24,6 +25,7 @@ import { createReconciler, type Reconciler } from "./reconciler.ts"
 import { type ReportSender, startReportSender } from "./report-sender.ts"
 import { openSpool } from "./spool.ts"
 import { openStateDir } from "./state-dir.ts"
+import { createSwitchLock } from "./switch-lock.ts"
 import { watchLinks } from "./watcher.ts"
 
 const log = createLogger("agent")
@@ -44,8 +46,12 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
   // Fail at start, not in a retry loop, when this node can never talk to its control plane.
   const credential =
     options.controlUrls.length > 0 ? storedCredential(stateDir, options.nodeId, options.joinToken) : null
-  const spool = openSpool(stateDir.spoolPath)
-  const nix = createNixSystem(options)
+  const spool = openSpool(stateDir.spoolPath, { maxBytes: options.spoolMaxBytes })
+  if (!Bun.which("flock"))
+    log.warn("flock (util-linux) is not in PATH: heals fail until it is, since they respect NixOS's switch lock")
+  const nix = createNixSystem(options, {
+    switchLock: createSwitchLock({ waitSeconds: options.switchLockWaitSeconds }),
+  })
   const stored = stateDir.readDesired()
   if (options.desired && options.desired !== stored?.closure)
     stateDir.writeDesired({ closure: options.desired, setAt: new Date().toISOString(), source: "flag" })
@@ -128,7 +134,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
       }
       if (bearer === null || ac.signal.aborted) return
       if (options.joinTokenFileToDelete !== null) forgetJoinTokenFile(options.joinTokenFileToDelete)
-      sender = startReportSender(spool, client)
+      sender = startReportSender(spool, client, { quarantineDir: join(stateDir.path, "quarantine") })
       commands = startCommandLoop(client, reconciler)
       heartbeat = startHeartbeat({
         client,

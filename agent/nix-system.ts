@@ -3,13 +3,15 @@
 // asks the store whether a closure is present, and runs the commands DESIGN.md fixes for a heal:
 // `nix-store --realise`, `nix-env -p <profile> --set <closure>`, `<closure>/bin/switch-to-configuration
 // switch`. Under systemd the switch runs in a transient unit (systemd-run), because activation may
-// restart chimera-agent.service itself and must not die with it.
+// restart chimera-agent.service itself and must not die with it. Both the profile change and the switch
+// respect NixOS's switch lock (switch-lock.ts), so a `nixos-rebuild` by hand and a heal never overlap.
 import { lstat, realpath } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { MAX_DEPLOY_HOLD_SECONDS, type SystemLinks } from "../protocol/agent.ts"
 import { StorePath } from "../protocol/ids.ts"
 import { createLogger } from "../protocol/log.ts"
 import { killProcessGroup } from "./run-command.ts"
+import type { SwitchLock } from "./switch-lock.ts"
 
 const log = createLogger("nix")
 
@@ -53,6 +55,8 @@ export interface NixSystem {
 export interface NixSystemOptions {
   /** Run switch-to-configuration through systemd-run; default: when the agent itself runs under systemd. */
   useSystemdRun?: boolean
+  /** NixOS's switch lock, waited for before the profile changes and before the switch; none: not taken. */
+  switchLock?: SwitchLock
 }
 
 export function createNixSystem(paths: SystemPaths, opts: NixSystemOptions = {}): NixSystem {
@@ -85,9 +89,18 @@ export function createNixSystem(paths: SystemPaths, opts: NixSystemOptions = {})
       return Number.isFinite(until) && until <= Date.now() + MAX_DEPLOY_HOLD_SECONDS * 1000 ? until : 0
     },
     realise: (closure) => runCommand(["nix-store", "--realise", closure], STEP_TIMEOUT_SECONDS.realise),
-    setProfile: (closure) =>
-      runCommand(["nix-env", "-p", paths.systemProfile, "--set", closure], STEP_TIMEOUT_SECONDS.setProfile),
-    switchTo(closure) {
+    setProfile(closure) {
+      const cmd = ["nix-env", "-p", paths.systemProfile, "--set", closure]
+      return opts.switchLock
+        ? opts.switchLock.holding(cmd, STEP_TIMEOUT_SECONDS.setProfile)
+        : runCommand(cmd, STEP_TIMEOUT_SECONDS.setProfile)
+    },
+    async switchTo(closure) {
+      // switch-to-configuration takes the lock itself and fails at once if it is held: wait for it here.
+      if (opts.switchLock) {
+        const free = await opts.switchLock.awaitFree()
+        if (free.code !== 0) return free
+      }
       const script = `${closure}/bin/switch-to-configuration`
       const limit = STEP_TIMEOUT_SECONDS.switch
       // Under systemd the unit gets the limit too: killing the waiting systemd-run would not stop it.

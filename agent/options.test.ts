@@ -22,6 +22,8 @@ describe("agent options", () => {
       driftIntervalSeconds: 30,
       autoHeal: true,
       watch: true,
+      spoolMaxBytes: 16 * 1024 * 1024,
+      switchLockWaitSeconds: 120,
       controlUrls: [],
       joinToken: null,
       joinTokenSource: null,
@@ -123,5 +125,11 @@ describe("agent options", () => {
     await expect(parse(["--node-id", "n", "--state-dir", "relative"])).rejects.toThrow(/^--state-dir:/)
     await expect(parse(["--node-id", "n", "--desired", "/tmp/x"])).rejects.toThrow(/^--desired:/)
     await expect(parse(["--node-id", "n", "--log-level", "loud"])).rejects.toThrow(/^--log-level:/)
+    await expect(parse(["--node-id", "n", "--spool-max-bytes", "1000"])).rejects.toThrow(/^--spool-max-bytes:/)
+    await expect(parse(["--node-id", "n", "--switch-lock-wait", "-1"])).rejects.toThrow(/^--switch-lock-wait:/)
+    await expect(parse(["--node-id", "n"], { CHIMERA_AGENT_SPOOL_MAX_BYTES: "lots" })).rejects.toThrow(
+      /CHIMERA_AGENT_SPOOL_MAX_BYTES/,
+    )
+    expect((await parse(["--node-id", "n"], { CHIMERA_AGENT_SPOOL_MAX_BYTES: "2097152" })).spoolMaxBytes).toBe(2097152)
   })
 })

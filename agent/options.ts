@@ -11,6 +11,8 @@ import type { ArgsDef } from "citty"
 import { z } from "zod"
 import { ConfigError, type LayeredConfig, loadLayeredConfig } from "../control/config.ts"
 import { NodeId, StorePath } from "../protocol/ids.ts"
+import { DEFAULT_SPOOL_MAX_BYTES } from "./spool.ts"
+import { DEFAULT_SWITCH_LOCK_WAIT_SECONDS } from "./switch-lock.ts"
 
 export const agentArgs = {
   // No citty defaults for the settings the config file may hold: an absent flag must be told apart
@@ -30,6 +32,18 @@ export const agentArgs = {
     type: "boolean",
     description: "Heal drift automatically (default)",
     negativeDescription: "Detect and report drift but do not heal it",
+  },
+  "switch-lock-wait": {
+    type: "string",
+    description:
+      "How long a heal waits for another switch (nixos-rebuild) holding /run/nixos/switch-to-configuration.lock before it is skipped and retried (default 120)",
+    valueHint: "SEC",
+  },
+  "spool-max-bytes": {
+    type: "string",
+    description:
+      "Cap on unsent reports kept on disk; past it the oldest progress reports are compacted (default 16 MiB)",
+    valueHint: "BYTES",
   },
   "config-file": {
     type: "string",
@@ -106,6 +120,11 @@ const Flags = z.object({
   "drift-interval": Seconds,
   "auto-heal": z.boolean(),
   watch: z.boolean(),
+  "switch-lock-wait": z.coerce.number().min(0).max(3600),
+  "spool-max-bytes": z.coerce
+    .number()
+    .int("expected a whole number of bytes")
+    .min(1_048_576, "expected at least 1048576 (1 MiB)"),
   "control-url": z
     .string()
     .optional()
@@ -149,6 +168,10 @@ export interface AgentOptions {
   autoHeal: boolean
   /** Watch the links with inotify; without it the agent only polls. */
   watch: boolean
+  /** How long a heal waits for NixOS's switch lock held by someone else, in seconds. */
+  switchLockWaitSeconds: number
+  /** Cap on the spool's unacknowledged reports, in bytes. */
+  spoolMaxBytes: number
   /** The control plane's replicas, in the order given; empty: standalone. */
   controlUrls: string[]
   joinToken: string | null
@@ -181,6 +204,7 @@ const FROM_CONFIG = {
   "drift-interval": ["agent.drift_check_interval", "CHIMERA_AGENT_DRIFT_CHECK_INTERVAL"],
   "auto-heal": ["agent.auto_heal", "CHIMERA_AGENT_AUTO_HEAL"],
   "log-level": ["log_level", "CHIMERA_LOG_LEVEL"],
+  "spool-max-bytes": ["agent.spool_max_bytes", "CHIMERA_AGENT_SPOOL_MAX_BYTES"],
 } as const
 type FromConfig = keyof typeof FROM_CONFIG
 
@@ -229,6 +253,8 @@ export async function parseAgentOptions(
   input["drift-interval"] ??= "30"
   input["auto-heal"] ??= true
   input["log-level"] ??= "info"
+  input["spool-max-bytes"] ??= String(DEFAULT_SPOOL_MAX_BYTES)
+  input["switch-lock-wait"] ??= String(DEFAULT_SWITCH_LOCK_WAIT_SECONDS)
   const parsed = Flags.safeParse(input)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
@@ -253,6 +279,8 @@ export async function parseAgentOptions(
     driftIntervalSeconds: f["drift-interval"],
     autoHeal: f["auto-heal"],
     watch: f.watch,
+    spoolMaxBytes: f["spool-max-bytes"],
+    switchLockWaitSeconds: f["switch-lock-wait"],
     controlUrls: f["control-url"],
     joinToken,
     joinTokenSource,

@@ -4,21 +4,31 @@
 // replay is deduplicated there by (node, seq). Failures back off exponentially with full jitter
 // (500 ms up to 15 s) so a fleet does not hammer a control plane that is coming back up; a 429's
 // Retry-After (the node's report quota is spent) is waited out in full, the reports kept spooled.
+// A 413 or 422 is the control plane refusing what was sent for good: the batch is halved until the
+// report it refuses stands alone, and that one is set aside (quarantine.ts) so the rest flows.
 import { createLogger } from "../protocol/log.ts"
 import { createBackoff, sleep } from "./backoff.ts"
 import { ControlError, type OrchestratorPort } from "./control-client.ts"
+import { quarantineReport } from "./quarantine.ts"
 import type { Spool } from "./spool.ts"
 
 const log = createLogger("reports")
 
 const BATCH = 500
 
+export interface ReportSenderOptions {
+  /** Where reports the control plane refused for good are kept (in the state dir). */
+  quarantineDir: string
+}
+
 export interface ReportSender {
   /** Stops the loop, then tries once (within `timeoutMs`) to send what is still pending. */
   stop(timeoutMs?: number): Promise<void>
 }
 
-export function startReportSender(spool: Spool, client: OrchestratorPort): ReportSender {
+export function startReportSender(spool: Spool, client: OrchestratorPort, opts: ReportSenderOptions): ReportSender {
+  /** Halved while the control plane refuses a batch for good, grown back after each success. */
+  let batchSize = BATCH
   const backoff = createBackoff({ initialMs: 500, maxMs: 15_000, jitter: "full" })
   const ac = new AbortController()
   let wake: (() => void) | null = null
@@ -29,10 +39,28 @@ export function startReportSender(spool: Spool, client: OrchestratorPort): Repor
   })
 
   const sendOnce = async (): Promise<boolean> => {
-    const batch = spool.pending(BATCH)
+    const batch = spool.pending(batchSize)
     const last = batch.at(-1)
     if (!last) return true
-    const ack = await client.sendReports({ reports: batch })
+    let ack: Awaited<ReturnType<OrchestratorPort["sendReports"]>>
+    try {
+      ack = await client.sendReports({ reports: batch })
+    } catch (err) {
+      if (!(err instanceof ControlError && (err.status === 413 || err.status === 422))) throw err
+      if (batch.length > 1) {
+        batchSize = Math.ceil(batch.length / 2)
+        log.info("control plane refused a batch of reports; sending smaller ones", {
+          status: err.status,
+          from: batch[0]?.seq,
+          to: last.seq,
+          batchSize,
+        })
+        return false
+      }
+      quarantineReport({ spool, dir: opts.quarantineDir, report: last, status: err.status, answer: err.message })
+      return spool.pending(1).length === 0
+    }
+    batchSize = Math.min(BATCH, batchSize * 2)
     const before = spool.ackedSeq
     spool.ack(ack.ackedSeq)
     if (spool.ackedSeq <= before)

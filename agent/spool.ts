@@ -6,12 +6,16 @@
 // header and the reports still unacknowledged. Because the header keeps `lastSeq`, a sequence number is
 // never issued twice, even after compaction has removed every report. A crash can tear only the last
 // line (an append in progress); it is skipped on open, and the file is rewritten so the next append
-// does not land on the torn fragment.
+// does not land on the torn fragment. The unacknowledged reports are kept under a size cap (maxBytes):
+// past it the file is compacted to three quarters of the cap, as spool-compaction.ts decides, so a
+// control plane down for days cannot fill the node's disk. A report the control plane refused for good
+// is set aside (`setAside`) rather than holding up the ones behind it.
 import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from "node:fs"
 import { z } from "zod"
 import { AgentReport } from "../protocol/agent.ts"
 import { createLogger } from "../protocol/log.ts"
 import { writeFileDurably } from "./durable-file.ts"
+import { compactReports, reportBytes } from "./spool-compaction.ts"
 
 const log = createLogger("spool")
 
@@ -32,6 +36,13 @@ export interface Spool {
   pending(limit?: number): AgentReport[]
   /** Records that the control plane made every report up to `seq` durable; drops them from the file. */
   ack(seq: number): void
+  /**
+   * Drops the oldest pending report, which the control plane refused for good (the caller keeps it
+   * elsewhere and reports that); the reports behind it go on.
+   */
+  setAside(seq: number): void
+  /** Bytes of the unacknowledged reports in the file. */
+  readonly bytes: number
   readonly lastSeq: number
   readonly ackedSeq: number
   /** Called after each append (the sender waits on it). */
@@ -39,13 +50,51 @@ export interface Spool {
   close(): void
 }
 
-export function openSpool(path: string): Spool {
+/** The default cap on unacknowledged reports: some 200 failed heals with full output, or 50,000 drifts. */
+export const DEFAULT_SPOOL_MAX_BYTES = 16 * 1024 * 1024
+
+export interface SpoolOptions {
+  /** Cap on the unacknowledged reports' bytes; past it the oldest, least important are compacted. */
+  maxBytes?: number
+}
+
+export function openSpool(path: string, opts: SpoolOptions = {}): Spool {
+  const maxBytes = opts.maxBytes ?? DEFAULT_SPOOL_MAX_BYTES
   const loaded = _load(path)
   let { lastSeq, ackedSeq } = loaded
   let queue = loaded.reports.filter((r) => r.seq > ackedSeq)
+  let bytes = queue.reduce((n, r) => n + reportBytes(r), 0)
   const listeners: Array<() => void> = []
   _rewrite(path, lastSeq, ackedSeq, queue)
   let fd: number | null = openSync(path, "a", 0o600)
+
+  /** Rewrites the file with `rest` and reopens it for appends, whether or not the rewrite succeeded. */
+  const rewrite = (upTo: number, rest: AgentReport[]) => {
+    try {
+      _rewrite(path, lastSeq, upTo, rest)
+    } finally {
+      // Whether or not the rewrite got as far as its rename, the path now holds the old file or the new
+      // one, both whole: appends go on there, never to a closed descriptor or an unlinked file.
+      if (fd !== null) closeSync(fd)
+      fd = null
+      fd = openSync(path, "a", 0o600)
+    }
+    // Only a rewrite that succeeded forgets anything; a failed one (a full disk) is tried again later.
+    ackedSeq = upTo
+    queue = rest
+    bytes = rest.reduce((n, r) => n + reportBytes(r), 0)
+  }
+
+  const compact = () => {
+    const { kept, summary } = compactReports(queue, Math.floor(maxBytes * 0.75), maxBytes)
+    if (!summary) return
+    rewrite(ackedSeq, kept)
+    const fields = { ...summary.data, pendingBytes: bytes, path }
+    if (summary.data.criticalDropped > 0)
+      log.error("spool over its size cap: heal outcomes dropped (counted in a reports.compacted report)", fields)
+    else log.warn("spool over its size cap: oldest progress reports compacted", fields)
+  }
+  if (bytes > maxBytes) compact()
 
   return {
     append(input) {
@@ -55,6 +104,14 @@ export function openSpool(path: string): Spool {
       fsyncSync(fd)
       lastSeq = report.seq
       queue.push(report)
+      bytes += reportBytes(report)
+      // The report is durable already; a compaction that fails (a full disk) is tried at the next append.
+      if (bytes > maxBytes)
+        try {
+          compact()
+        } catch (error) {
+          log.error("spool over its size cap and compaction failed", { path, error })
+        }
       for (const listener of listeners) listener()
       return report
     },
@@ -65,19 +122,17 @@ export function openSpool(path: string): Spool {
       // An answer below what we already hold (a control plane restored from an old backup) changes nothing.
       const upTo = Math.min(seq, lastSeq)
       if (upTo <= ackedSeq || fd === null) return
-      const rest = queue.filter((r) => r.seq > upTo)
-      try {
-        _rewrite(path, lastSeq, upTo, rest)
-      } finally {
-        // Whether or not the rewrite got as far as its rename, the path now holds the old file or the new
-        // one, both whole: appends go on there, never to a closed descriptor or an unlinked file.
-        closeSync(fd)
-        fd = null
-        fd = openSync(path, "a", 0o600)
-      }
-      // Only a rewrite that succeeded forgets anything; a failed one (a full disk) is tried at the next ack.
-      ackedSeq = upTo
-      queue = rest
+      rewrite(
+        upTo,
+        queue.filter((r) => r.seq > upTo),
+      )
+    },
+    setAside(seq) {
+      if (fd === null || queue[0]?.seq !== seq) throw new Error(`report ${seq} is not the oldest pending one`)
+      rewrite(seq, queue.slice(1))
+    },
+    get bytes() {
+      return bytes
     },
     get lastSeq() {
       return lastSeq

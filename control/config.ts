@@ -71,6 +71,7 @@ export const ChimeraConfig = z
       heartbeat_interval: _seconds().default(5),
       drift_check_interval: _seconds().default(30),
       auto_heal: _bool().default(true),
+      spool_max_bytes: _int("expected a whole number of bytes, at least 1048576", 1_048_576).default(16 * 1024 * 1024),
     }),
     web: _section({ host: _string().default("127.0.0.1"), port: _port().default(8080) }),
     mcp: _section({ host: _string().default("localhost"), port: _port().default(8765) }),

@@ -23,15 +23,14 @@ export interface Peers {
   link: ReplicaLink | null
 }
 
-export const peers = (): Peers => ({
-  link: null,
-  commandsQueued(nodeIds) {
-    this.link?.commandsQueued(nodeIds)
-  },
-  commandsAcked(ids) {
-    this.link?.commandsAcked(ids)
-  },
-})
+export function peers(): Peers {
+  const self: Peers = {
+    link: null,
+    commandsQueued: (nodeIds) => self.link?.commandsQueued(nodeIds),
+    commandsAcked: (ids) => self.link?.commandsAcked(ids),
+  }
+  return self
+}
 
 export interface Replicas {
   /** What live event streams subscribe to: this replica's events and the others'. */

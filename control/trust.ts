@@ -4,6 +4,7 @@
 import type { SQL } from "bun"
 import { localKeyring } from "./adapters/signing-keys.ts"
 import { createAuthStore } from "./adapters/store/auth-store.ts"
+import { sharedLoginFailures } from "./adapters/store/login-failures.ts"
 import type { Dialect } from "./adapters/store/migrations.ts"
 import type { TrustDeps } from "./api/app.ts"
 import { createRefusals } from "./api/refusals.ts"
@@ -12,6 +13,7 @@ import { createAccounts } from "./domain/auth/accounts.ts"
 import { createAudit } from "./domain/auth/audit.ts"
 import { createAuthenticator } from "./domain/auth/authenticator.ts"
 import type { Keyring } from "./domain/auth/jwt.ts"
+import { createLoginBackoff, DEFAULT_BACKOFF } from "./domain/auth/login-backoff.ts"
 import { createNodeIdentity } from "./domain/auth/node-identity.ts"
 import { type CheckQueueLimits, createCheckQueue } from "./domain/auth/password-queue.ts"
 import { createPasswords } from "./domain/auth/passwords.ts"
@@ -86,6 +88,8 @@ export function createTrust({ db, dialect, dataDir, store, bus, clock, settings,
       maxSeconds: settings.sessionMaxSeconds,
       passwords: settings.passwordChecks && createPasswords(createCheckQueue(settings.passwordChecks)),
       sessionLimit: settings.sessionLimit,
+      // Replicas share each username's failed logins; one process keeps them in memory.
+      backoff: createLoginBackoff(clock, DEFAULT_BACKOFF, dialect === "postgres" ? sharedLoginFailures(db) : null),
     }),
     accounts: createAccounts({ store: authStore, clock }),
     identity: createNodeIdentity({ authStore, store, bus, clock }),

@@ -151,10 +151,12 @@ in
       after = [ "network-online.target" ];
       wantedBy = [ "multi-user.target" ];
 
-      # The agent runs nix-env and nix-store, and activates through systemd-run.
+      # The agent runs nix-env and nix-store, activates through systemd-run, and takes NixOS's switch lock
+      # with util-linux's flock, so a heal and a `nixos-rebuild switch` by hand never run together.
       path = [
         config.nix.package
         config.systemd.package
+        pkgs.util-linux
       ];
 
       # A heal runs switch-to-configuration in a transient unit (`systemd-run --wait`), outside this

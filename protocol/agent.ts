@@ -137,6 +137,56 @@ export const AgentReport = z.discriminatedUnion("type", [
       data: z.object({ booted: StorePath.nullable(), current: StorePath.nullable() }).strict(),
     })
     .strict(),
+  // The agent's own bookkeeping, so that what it could not deliver is never lost without a word: a
+  // spool over its size cap compacted (oldest drift and progress reports first; heal outcomes only
+  // when nothing else is left, counted in `criticalDropped`), and a report the control plane refused
+  // for good (413/422), set aside on the node with the answer.
+  z
+    .object({
+      ...reportBase,
+      type: z.literal("reports.compacted"),
+      data: z
+        .object({
+          fromSeq: z.number().int().positive(),
+          toSeq: z.number().int().positive(),
+          dropped: z.number().int().positive(),
+          byType: z.record(z.string().max(64), z.number().int().positive()),
+          criticalDropped: z.number().int().nonnegative(),
+          maxBytes: z.number().int().positive(),
+        })
+        .strict(),
+    })
+    .strict(),
+  z
+    .object({
+      ...reportBase,
+      type: z.literal("report.quarantined"),
+      data: z
+        .object({
+          quarantinedSeq: z.number().int().positive(),
+          quarantinedType: z.string().max(64),
+          status: z.number().int().min(400).max(499),
+          answer: z.string().max(4096),
+          file: z.string().max(4096),
+        })
+        .strict(),
+    })
+    .strict(),
+  // A reboot inside a deploy's confirm window: the generation nobody confirmed was undone at boot.
+  z
+    .object({
+      ...reportBase,
+      type: z.literal("boot.rolled-back"),
+      data: z
+        .object({
+          unconfirmed: StorePath,
+          restored: StorePath,
+          success: z.boolean(),
+          error: z.string().max(4096).optional(),
+        })
+        .strict(),
+    })
+    .strict(),
 ])
 export type AgentReport = z.infer<typeof AgentReport>
 export type AgentReportType = AgentReport["type"]

@@ -63,7 +63,7 @@ function moduleExpr(settings: string): string {
               heartbeat = 5; driftInterval = 30; autoHeal = true; logLevel = "info"; extraArgs = [ ]; } // (${settings});
       module = import ${JSON.stringify(join(NIX_DIR, "module.nix"))} {
         inherit lib;
-        pkgs = { };
+        pkgs = { util-linux = "/nix/store/util-linux"; };
         config = { services.chimera-agent = cfg; networking.hostName = "host-from-networking";
                    nix.package = "/nix/store/nix"; systemd.package = "/nix/store/systemd"; };
       };
@@ -125,6 +125,8 @@ describe("module.nix (services.chimera-agent)", () => {
       unknown
     > & { serviceConfig: Record<string, unknown> }
     expect(unit.wantedBy).toEqual(["multi-user.target"])
+    // flock(1), to take NixOS's switch lock around a heal.
+    expect(unit.path).toContain("/nix/store/util-linux")
     expect(unit.after).toContain("network-online.target")
     expect(unit.wants).toContain("network-online.target")
     expect(unit.serviceConfig).toMatchObject({

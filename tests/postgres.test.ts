@@ -140,7 +140,7 @@ describe("PostgreSQL", () => {
       nodes: ["pg-relay"],
       timeout: 20,
     })
-    // The agent polls replica A, which B cannot wake: it finds the command on its next poll.
+    // The agent asks replica A (without waiting): the command B queued is there.
     const [command] = await waitFor(
       "the command on replica A",
       async () =>

@@ -8,6 +8,7 @@ import { mkdir, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { SQL } from "bun"
 import { CHANNEL } from "../control/adapters/replica-link.ts"
+import { DEFAULT_LIMITS } from "../control/domain/auth/rate-limiter.ts"
 import { newToken } from "../control/domain/tokens.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startAgent } from "./support/agent-process.ts"
@@ -242,6 +243,73 @@ describe("replicas on PostgreSQL", () => {
       controller.abort()
       other.release()
       await db.close()
+    }
+  })
+
+  test("failed logins through different replicas add up: the username locks on all of them", async () => {
+    const url = await pg.database("backoff")
+    await using a = await startInProcess({ databaseUrl: url })
+    await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
+    expect(
+      (await call(a, a.adminToken, "POST", "/api/users", { username: "frank", password: PASSWORD, role: "viewer" }))
+        .status,
+    ).toBe(201)
+    const attempt = (cp: { url: string }, password: string) =>
+      call(cp, null, "POST", "/api/auth/login", { username: "frank", password })
+    // The free failures, spread over both replicas: neither alone saw enough to lock.
+    for (const cp of [a, b, a, b, a]) expect((await attempt(cp, "wrong password, again")).status).toBe(401)
+    for (const cp of [a, b]) {
+      const locked = await attempt(cp, PASSWORD)
+      expect(locked.status).toBe(429)
+      expect(await locked.text()).toContain("too many failed logins")
+    }
+  })
+
+  test("rate limits are each replica's own: a user past the limit on A still has B's whole budget", async () => {
+    const url = await pg.database("rate_limits")
+    const trust = { rateLimits: { ...DEFAULT_LIMITS, api: { limit: 3, windowMs: 60_000 } } }
+    await using a = await startInProcess({ databaseUrl: url, trust })
+    await using b = await startInProcess({ databaseUrl: url, trust, adminToken: a.adminToken })
+    expect(
+      (await call(a, a.adminToken, "POST", "/api/users", { username: "gina", password: PASSWORD, role: "viewer" }))
+        .status,
+    ).toBe(201)
+    const gina = await login(a, "gina")
+    for (let i = 0; i < 3; i++) expect((await call(a, gina, "GET", "/api/nodes")).status).toBe(200)
+    expect((await call(a, gina, "GET", "/api/nodes")).status).toBe(429)
+    for (let i = 0; i < 3; i++) expect((await call(b, gina, "GET", "/api/nodes")).status).toBe(200)
+    const refused = await call(b, gina, "GET", "/api/nodes")
+    expect(refused.status).toBe(429)
+    expect(refused.headers.get("x-ratelimit-limit")).toBe("3")
+  })
+
+  test("a deploy running on A is running, with its targets and progress, when asked through B", async () => {
+    const url = await pg.database("deploy_elsewhere")
+    const a = await spawnControlPlane(freePort(), { databaseUrl: url })
+    try {
+      await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
+      await enrollNode(a, "quiet-node")
+      // Through its agent, which never answers here: the deploy waits on A until its timeout.
+      const started = await call(a, a.adminToken, "POST", "/api/deployments", {
+        targets: ["quiet-node"],
+        closure: gen1,
+        confirm_timeout_seconds: 600,
+      })
+      expect(started.status).toBe(202)
+      const { id } = (await started.json()) as { id: string }
+      const seen = await waitFor(
+        "the deploy's progress through B",
+        async () =>
+          (await (await call(b, a.adminToken, "GET", `/api/deployments/${id}`)).json()) as Record<string, unknown>,
+        (d) => typeof d.progress === "object" && Object.keys(d.progress ?? {}).length > 0,
+      )
+      expect(seen).toMatchObject({ id, status: "running", targets: ["quiet-node"] })
+      expect(String((seen.progress as Record<string, string>)["quiet-node"])).toContain("waiting for the agent")
+      expect((await call(b, a.adminToken, "GET", "/api/deployments/20200101000000-0123abcd")).status).toBe(404)
+    } finally {
+      // SIGKILL: a graceful stop would wait for the deploy's timeout.
+      await a.kill()
+      await a.stop()
     }
   })
 })

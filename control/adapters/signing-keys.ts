@@ -76,6 +76,8 @@ export function localKeyring(dataDir: string): Keyring {
 export interface SharedKeyring extends Keyring {
   path: string
   created: boolean
+  /** The periodic check, now: rotation when due, a new key if this one's row was removed, pruning. */
+  check(): Promise<void>
   close(): void
 }
 
@@ -144,8 +146,9 @@ export async function openKeyring({ db, dataDir, clock, shared, sessionMaxMs }: 
     path: local.path,
     created: local.created,
     signer: () => own,
+    check,
     async publicKey(kid) {
-      const nowMs = performance.now()
+      const nowMs = clock.now().getTime()
       const hit = cache.get(kid)
       if (hit && nowMs - hit.atMs < CHECK_MS) return hit.key
       cache.delete(kid)

@@ -24,6 +24,9 @@ export const EventType = z.enum([
   "heal.succeeded",
   "heal.failed",
   "reboot.required",
+  "reports.compacted",
+  "report.quarantined",
+  "boot.rolled-back",
 ])
 export type EventType = z.infer<typeof EventType>
 

@@ -319,8 +319,11 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       if (live)
         return { id, status: "running", createdAt: live.startedAt, targets: live.targets, progress: live.progress }
       const record = await deployments.get(id)
-      if (!record) throw notFound(`deployment ${JSON.stringify(id)}`)
-      return record
+      if (record) return record
+      // Started through another replica (one database, several control planes) and still running there.
+      const elsewhere = await deployments.runningElsewhere(id)
+      if (!elsewhere) throw notFound(`deployment ${JSON.stringify(id)}`)
+      return elsewhere
     },
     list: (limit: number) => deployments.list(limit),
   }

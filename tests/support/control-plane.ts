@@ -136,6 +136,8 @@ export interface SpawnedControlPlane extends TestControlPlane {
 }
 
 const MAIN = join(import.meta.dir, "../../control/main.ts")
+/** How long a spawned control plane may take to answer its health check. */
+const START_TIMEOUT_MS = 60_000
 
 export interface SpawnOptions {
   dataDir?: string
@@ -146,6 +148,8 @@ export interface SpawnOptions {
    * without one such a replica's `adminToken` is "" (replicas started at once: the test finds the token).
    */
   adminToken?: string
+  /** More environment for the process (its settings: CHIMERA_<SECTION>_<FIELD>). */
+  env?: Record<string, string>
 }
 
 /** `chimera web` as a child process on 127.0.0.1:`port`, with its own data dir. */
@@ -164,20 +168,25 @@ export async function spawnControlPlane(port: number, opts: SpawnOptions = {}): 
         CHIMERA_RATE_LIMITS_API: "1000000000",
         CHIMERA_RATE_LIMITS_AGENT: "1000000000",
         CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
+        ...opts.env,
       },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
     })
-    for (let i = 0; ; i++) {
-      const up = await fetch(`${url}/api/health`).then(
+    // Generous: on a loaded machine several replicas starting at once take turns through migrations.
+    const deadline = performance.now() + START_TIMEOUT_MS
+    for (;;) {
+      const up = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(5000) }).then(
         (r) => r.ok,
         () => false,
       )
       if (up) return proc
-      if (proc.exitCode !== null || i > 300) {
+      if (proc.exitCode !== null || performance.now() > deadline) {
+        // Its stderr ends only when it does: a process still starting is stopped before it is read.
+        if (proc.exitCode === null) proc.kill("SIGKILL")
         const err = await new Response(proc.stderr).text()
-        throw new Error(`chimera web did not start on ${url}: ${err}`)
+        throw new Error(`chimera web did not start on ${url} within ${START_TIMEOUT_MS / 1000} s: ${err}`)
       }
       await Bun.sleep(20)
     }

@@ -127,4 +127,11 @@ export const MIGRATIONS: Migration[] = [
       "CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, public_key TEXT NOT NULL, created_at TEXT NOT NULL)",
     ],
   },
+  {
+    version: 9,
+    name: "failed logins per username, shared by replicas",
+    statements: () => [
+      "CREATE TABLE login_failures (username TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_until_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL)",
+    ],
+  },
 ]

@@ -6,7 +6,10 @@
 // reserved connection for the length of `work`; PostgreSQL drops it if the process dies, so a replica
 // killed mid-start never blocks the next. SQLite is one process's file and needs no turn.
 import type { SQL } from "bun"
+import { createLogger } from "../../../protocol/log.ts"
 import type { Dialect } from "./migrations.ts"
+
+const log = createLogger("store")
 
 /** The advisory lock's key: a constant no other application on the database is likely to use ("chimer" in ASCII). */
 const STARTUP_LOCK = String(0x6368696d6572)
@@ -15,7 +18,12 @@ export async function withStartupLock<T>(db: SQL, dialect: Dialect, work: () => 
   if (dialect !== "postgres") return work()
   const conn = await db.reserve()
   try {
-    await conn`SELECT pg_advisory_lock(${STARTUP_LOCK}::bigint)`
+    const [got] = (await conn`SELECT pg_try_advisory_lock(${STARTUP_LOCK}::bigint) AS got`) as { got: boolean }[]
+    if (!got?.got) {
+      // Said, so that a start held up by another replica's (a long migration, a hung process) shows why.
+      log.info("another replica is starting on this database (migrations, first-start identity); waiting for it")
+      await conn`SELECT pg_advisory_lock(${STARTUP_LOCK}::bigint)`
+    }
     try {
       return await work()
     } finally {

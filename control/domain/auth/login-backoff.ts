@@ -10,6 +10,10 @@
 //
 // An attacker who knows a username can keep it locked; that is the price of not letting them guess
 // its password from many addresses. API tokens and sessions already issued keep working.
+//
+// Replicas on one database share each username's failures and lock (`SharedFailures`): a failure
+// through any replica counts on all, so N replicas do not give N times the guesses. Attempts in
+// flight and the addresses' standing stay per process: they order each process's own password checks.
 import { ChimeraError } from "../errors.ts"
 import type { Clock } from "../ports.ts"
 import type { Standing } from "./password-queue.ts"
@@ -37,6 +41,23 @@ export const DEFAULT_BACKOFF: BackoffRules = {
 /** How long an address whose last attempt logged in keeps going first. */
 const TRUST_MS = 30 * 86_400_000
 
+/** A username's failed logins as all replicas recorded them. */
+export interface FailureRecord {
+  failures: number
+  lockedUntilMs: number
+  lastMs: number
+}
+
+/** Failed logins per username kept where every replica sees them (the database). */
+export interface SharedFailures {
+  read(username: string): Promise<FailureRecord | null>
+  /** Adds a failure at `nowMs` (a record last touched before `forgetBeforeMs` counts from 1 again). */
+  add(username: string, nowMs: number, forgetBeforeMs: number): Promise<FailureRecord>
+  /** Keeps the later of the stored lock end and `untilMs`. */
+  lock(username: string, untilMs: number): Promise<void>
+  clear(username: string): Promise<void>
+}
+
 interface UserState {
   failures: number
   pending: number
@@ -51,7 +72,11 @@ function _touch<V>(map: Map<string, V>, key: string, value: V, max: number) {
   if (map.size > max) map.delete(map.keys().next().value as string)
 }
 
-export function createLoginBackoff(clock: Clock, rules: BackoffRules = DEFAULT_BACKOFF) {
+export function createLoginBackoff(
+  clock: Clock,
+  rules: BackoffRules = DEFAULT_BACKOFF,
+  shared: SharedFailures | null = null,
+) {
   const users = new Map<string, UserState>()
   const suspects = new Map<string, number>()
   const trusted = new Map<string, number>()
@@ -67,14 +92,31 @@ export function createLoginBackoff(clock: Clock, rules: BackoffRules = DEFAULT_B
     return { failures: 0, pending: 0, lockedUntilMs: 0, lastMs: nowMs }
   }
 
+  const lockEnd = (failures: number, nowMs: number) => {
+    const over = failures - rules.freeFailures
+    return over >= 0 ? nowMs + Math.min(rules.maxLockMs, rules.baseLockMs * 2 ** Math.min(over, 30)) : 0
+  }
+  /**
+   * What all replicas recorded replaces this process's own count: every failure is stored before its
+   * answer, so the shared record is never behind, and a login through another replica cleared it.
+   */
+  const adopt = (s: UserState, record: FailureRecord | null, nowMs: number) => {
+    const live = record !== null && nowMs - record.lastMs < rules.forgetMs
+    s.failures = live ? record.failures : 0
+    s.lockedUntilMs = live ? record.lockedUntilMs : 0
+    if (live) s.lastMs = Math.max(s.lastMs, record.lastMs)
+  }
+
   return {
     /**
      * Reserves an attempt for `username` (as shown: shownUsername) or throws its 429. Each reservation
      * must end in `failed`, `succeeded` or `abandoned`.
      */
-    begin(username: string, source: string | null): void {
+    async begin(username: string, source: string | null): Promise<void> {
+      const record = shared ? await shared.read(username) : null
       const nowMs = clock.now().getTime()
       const s = stateOf(username, nowMs)
+      if (shared) adopt(s, record, nowMs)
       const locked = s.lockedUntilMs > nowMs
       // Past the free failures, each lockout's end lets one attempt through.
       const allowance = s.failures < rules.freeFailures ? rules.freeFailures - s.failures : locked ? 0 : 1
@@ -95,19 +137,27 @@ export function createLoginBackoff(clock: Clock, rules: BackoffRules = DEFAULT_B
       s.pending++
       _touch(users, username, s, rules.maxEntries)
     },
-    failed(username: string, source: string | null): void {
+    async failed(username: string, source: string | null): Promise<void> {
       const nowMs = clock.now().getTime()
       const s = stateOf(username, nowMs)
       s.pending = Math.max(0, s.pending - 1)
       s.failures++
       s.lastMs = nowMs
-      const over = s.failures - rules.freeFailures
-      if (over >= 0) s.lockedUntilMs = nowMs + Math.min(rules.maxLockMs, rules.baseLockMs * 2 ** Math.min(over, 30))
       _touch(users, username, s, rules.maxEntries)
       distrust(source, nowMs)
+      if (shared) {
+        const record = await shared.add(username, nowMs, nowMs - rules.forgetMs)
+        s.failures = Math.max(s.failures, record.failures)
+      }
+      const until = lockEnd(s.failures, nowMs)
+      if (until > s.lockedUntilMs) {
+        s.lockedUntilMs = until
+        await shared?.lock(username, until)
+      }
     },
-    succeeded(username: string, source: string | null): void {
+    async succeeded(username: string, source: string | null): Promise<void> {
       users.delete(username)
+      await shared?.clear(username)
       if (source === null) return
       suspects.delete(source)
       _touch(trusted, source, clock.now().getTime(), rules.maxEntries)

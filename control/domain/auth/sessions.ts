@@ -112,7 +112,7 @@ export function createSessions(deps: SessionsDeps) {
       verified: () => Promise<void> = async () => {},
     ) {
       const shown = shownUsername(req.username)
-      backoff.begin(shown, meta.source)
+      await backoff.begin(shown, meta.source)
       let ok: boolean
       let user: UserRecord | null
       try {
@@ -124,11 +124,11 @@ export function createSessions(deps: SessionsDeps) {
         throw error
       }
       if (!ok || !user) {
-        backoff.failed(shown, meta.source)
+        await backoff.failed(shown, meta.source)
         log.info("login failed", { username: shown, source: meta.source })
         throw unauthenticated("unknown username or wrong password")
       }
-      backoff.succeeded(shown, meta.source)
+      await backoff.succeeded(shown, meta.source)
       await verified()
       return issue(user, meta)
     },

@@ -62,6 +62,12 @@ export function eventSummary(e: { type: string; data: Record<string, unknown> })
       return d.success === false ? "failed" : "ok"
     case "reboot.required":
       return `booted ${name(d.booted)}, running ${name(d.current)}`
+    case "reports.compacted":
+      return `${String(d.dropped ?? "?")} reports compacted on the node (${String(d.criticalDropped ?? 0)} heal outcomes lost)`
+    case "report.quarantined":
+      return `report ${String(d.quarantinedSeq ?? "?")} refused (HTTP ${String(d.status ?? "?")}), set aside on the node`
+    case "boot.rolled-back":
+      return `unconfirmed ${name(d.unconfirmed)} rolled back to ${name(d.restored)} after a reboot`
     default:
       return ""
   }
