@@ -22,6 +22,7 @@ import { realpathSync } from "node:fs"
 //                   heartbeat ingest: agents (20000), offered rates per second, one row each
 //                   (10000,7000), counted seconds per round (20), rounds (3), the load generator's
 //                   keep-alive connections (1000), and PostgreSQL (one replica, then two) as well as SQLite
+//                   (--hb-postgres-only: PostgreSQL alone)
 //   --only attack-auth  run only the open doors under attack (scripts/bench/attack-auth.ts): an
 //                   enrolment flood and a distributed login flood against a quiet run; with
 //                   --control-root DIR, also another checkout's control plane (a before/after)
@@ -94,6 +95,7 @@ const parsed = (() => {
         "hb-rounds": { type: "string", default: "3" },
         "hb-connections": { type: "string", default: "1000" },
         "hb-postgres": { type: "boolean", default: false },
+        "hb-postgres-only": { type: "boolean", default: false },
         "rep-tries": { type: "string", default: "20" },
         "rep-agents": { type: "string", default: "1000" },
         "rep-seconds": { type: "string", default: "20" },
@@ -231,11 +233,11 @@ const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
 async function heartbeats(): Promise<string> {
   const results: HeartbeatResults[] = []
   const base = { nodes: HB.nodes, seconds: HB.seconds, rounds: HB.rounds, connections: HB.connections }
-  for (const rate of HB.rates) {
+  for (const rate of values["hb-postgres-only"] ? [] : HB.rates) {
     log(`heartbeat ingest, SQLite: ${HB.nodes} agents at ${rate}/s…`)
     results.push(await heartbeatBench({ ...base, rate }))
   }
-  if (values["hb-postgres"]) {
+  if (values["hb-postgres"] || values["hb-postgres-only"]) {
     const { startPostgres } = await import("../tests/support/postgres.ts")
     await using pg = await startPostgres()
     for (const replicas of [1, 2])

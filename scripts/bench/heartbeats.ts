@@ -192,15 +192,19 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
     for (let round = 0; round < opts.rounds; round++) {
       log(`  chimera, round ${round + 1}/${opts.rounds}: ${describe}…`)
       const databasePids = opts.databaseUrl ? await postgresPids(new URL(opts.databaseUrl).port) : []
-      chimera.push(
-        await load(dir, {
-          ...base,
-          urls: cpUrls,
-          nodes,
-          serverPids: [cp.pid, ...others.map((p) => p.pid)],
-          databasePids,
-        }),
-      )
+      const result = await load(dir, {
+        ...base,
+        urls: cpUrls,
+        nodes,
+        serverPids: [cp.pid, ...others.map((p) => p.pid)],
+        databasePids,
+      })
+      if (result.errors > 0) {
+        log(`    ${result.errors} errors; answers: ${JSON.stringify(result.statuses)}`)
+        const tail = (await readFile(join(dir, "control-plane-0.log"), "utf8").catch(() => "")).slice(-1500)
+        if (tail) log(`    the control plane's log ends:\n${tail}`)
+      }
+      chimera.push(result)
     }
     const mem = await memory(cp.pid)
     return {
