@@ -13,7 +13,10 @@ const _int = (expected: string, min: number, max: number) => {
   const error = { error: expected }
   return z.number(error).int(error).min(min, error).max(max, error)
 }
-const _timeout = () => _int("expected a whole number of seconds from 1 to 300", 1, 300).default(10)
+// The outbox worker gives up on a delivery after 30 s and tries again later; a channel still waiting
+// past that could deliver twice, so its own deadline comes first.
+const _timeout = () =>
+  _int("expected a whole number of seconds from 1 to 25 (the outbox gives each delivery 30 s)", 1, 25).default(10)
 
 /**
  * An absolute https URL, or http to a loopback address (a local proxy or test server): every one of
@@ -34,6 +37,11 @@ const _url = (fallback: string) =>
     .default(fallback)
 
 const ADDRESS = /^[^\s@<>,;"()[\]]+@[^\s@<>,;"()[\]]+$/
+/** An address, bare or with a display name ("Chimera <chimera@example.org>"); no line breaks, ever. */
+export function isMailbox(value: string): boolean {
+  const named = /^([^<>\r\n"]*)<([^<>]+)>$/.exec(value)
+  return named ? ADDRESS.test(named[2] ?? "") : ADDRESS.test(value)
+}
 /** The addresses of a comma-separated list, with blanks dropped. */
 export const addressList = (value: string): string[] =>
   value
@@ -90,10 +98,10 @@ export const NotificationsSection = _section(
     if (!emailAsked) return
     if (n.email_smtp_host === "")
       issues.push({ path: ["email_smtp_host"], message: "required when email_from or email_to is set" })
-    if (!ADDRESS.test(n.email_from))
+    if (!isMailbox(n.email_from))
       issues.push({ path: ["email_from"], message: "expected the sender's address (ops@example.org)" })
     const to = addressList(n.email_to)
-    if (to.length === 0 || !to.every((a) => ADDRESS.test(a)))
+    if (to.length === 0 || !to.every(isMailbox))
       issues.push({ path: ["email_to"], message: "expected one or more addresses, separated by commas" })
     const hasPassword = n.email_password !== "" || n.email_password_file !== ""
     if (hasPassword !== (n.email_username !== ""))

@@ -333,6 +333,13 @@ describe("[notifications] and [itsm]", () => {
     expect(local.notifications.pagerduty_url).toBe("http://127.0.0.1:8443/v2/enqueue")
   })
 
+  test("a channel's timeout stays inside the outbox's bound on one delivery", () => {
+    const err = configError(load({ CHIMERA_ITSM_TIMEOUT_SECONDS: "60" }))
+    expect(err.message).toBe(
+      "config: itsm.timeout_seconds: expected a whole number of seconds from 1 to 25 (the outbox gives each delivery 30 s), got 60 (from CHIMERA_ITSM_TIMEOUT_SECONDS)",
+    )
+  })
+
   test("email needs a host, a sender and recipients that are addresses", () => {
     const err = configError(load({ CHIMERA_NOTIFICATIONS_EMAIL_TO: "ops@example.org, on-call" }))
     expect(err.message).toContain("notifications.email_smtp_host: required when email_from or email_to is set")
@@ -358,6 +365,25 @@ describe("[notifications] and [itsm]", () => {
     expect(err.message).toContain("notifications.email_username: email_username and email_password")
     expect(err.message).toContain("notifications.email_starttls: a password is never sent in clear")
     expect(err.message).not.toContain("hunter2")
+  })
+
+  test("addresses may carry a display name, but not a line break or a second address", () => {
+    const base = { CHIMERA_NOTIFICATIONS_EMAIL_SMTP_HOST: "127.0.0.1" }
+    const named = load({
+      ...base,
+      CHIMERA_NOTIFICATIONS_EMAIL_FROM: "Chimera <chimera@example.org>",
+      CHIMERA_NOTIFICATIONS_EMAIL_TO: "On call <oncall@example.org>, ops@example.org",
+    })()
+    expect(named.notifications.email_from).toBe("Chimera <chimera@example.org>")
+    const err = configError(
+      load({
+        ...base,
+        CHIMERA_NOTIFICATIONS_EMAIL_FROM: "a@example.org\nBcc: b@example.org",
+        CHIMERA_NOTIFICATIONS_EMAIL_TO: "x <a@example.org> <b@example.org>",
+      }),
+    )
+    expect(err.message).toContain("notifications.email_from: expected the sender's address")
+    expect(err.message).toContain("notifications.email_to: expected one or more addresses")
   })
 
   test("a complete configuration of every channel loads", () => {

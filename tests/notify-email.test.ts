@@ -69,10 +69,12 @@ describe("email", () => {
   test("STARTTLS is used when offered, and the login happens inside it", async () => {
     await using smtp = await startSmtp({ tls: true, auth: { user: "chimera", password: PASSWORD } })
     const ca = await Bun.file(smtp.caFile).text()
-    const channel = createEmailChannel(settings(smtp, { username: "chimera", password: PASSWORD, ca }), TIMEOUT)
+    const from = "Chimera <chimera@example.org>"
+    const channel = createEmailChannel(settings(smtp, { username: "chimera", password: PASSWORD, ca, from }), TIMEOUT)
     expect((await channel.send(notice())).ok).toBe(true)
     const [mail] = await smtp.messages()
-    expect(mail).toMatchObject({ tls: true, auth_user: "chimera" })
+    expect(mail).toMatchObject({ tls: true, auth_user: "chimera", mail_from: "chimera@example.org" })
+    expect(mail?.data).toContain("From: Chimera <chimera@example.org>")
   })
 
   test("port 465 speaks TLS from the first byte, and logs in inside it", async () => {
