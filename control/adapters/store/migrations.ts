@@ -138,6 +138,15 @@ export const MIGRATIONS: Migration[] = [
   },
   // Incidents, their timelines and the notification outbox, version 10.
   ...INCIDENT_MIGRATIONS,
-  // The AI chat's chats, messages and questions (version 12).
+  // The AI chat's chats, messages and questions, version 11.
   ...CHAT_MIGRATIONS,
 ]
+
+// Branches that each add a migration can pick the same number; the second would then fail at start on
+// `schema_migrations`' key (or, worse, be taken as applied). Refuse that when the module loads.
+const taken = new Map<number, string>()
+for (const m of MIGRATIONS) {
+  const other = taken.get(m.version)
+  if (other !== undefined) throw new Error(`migrations "${other}" and "${m.name}" share version ${m.version}`)
+  taken.set(m.version, m.name)
+}
