@@ -31,9 +31,22 @@ export type ChatId = z.infer<typeof ChatId>
 export const QuestionId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER)
 export type QuestionId = z.infer<typeof QuestionId>
 
-/** An incident is a fleet event (GET /api/events): its numeric id. */
-export const IncidentId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER)
+/**
+ * What a chat can be about besides a node: an incident (GET /api/incidents/:id, a UUID) or, where
+ * no incident was opened, one fleet event (GET /api/events, its number).
+ */
+export const IncidentId = z.union([
+  z.uuid({ error: "expected an incident's id (a UUID, as `chimera incidents` shows it) or an event's number" }),
+  z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+])
 export type IncidentId = z.infer<typeof IncidentId>
+
+/** The same from a command line or a slash command, where everything is text. */
+export const IncidentArg = z
+  .string()
+  .trim()
+  .transform((s) => (/^\d+$/.test(s) ? Number(s) : s))
+  .pipe(IncidentId)
 
 /** A node may be named as `nodeId` or, as the original NetXMS clients say, `objectId`; a number is read as its text. */
 export const ObjectRef = z.union([NodeId, z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)])

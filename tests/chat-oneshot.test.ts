@@ -137,7 +137,10 @@ describe("chimera chat -q, --json and pipes", () => {
   test("bad flags are refused in words", async () => {
     for (const [args, says] of [
       [["--node", "web 1", "-q", "x"], "--node: expected a node id"],
-      [["--incident", "abc", "-q", "x"], "--incident: expected the incident's number"],
+      [
+        ["--incident", "abc", "-q", "x"],
+        "--incident: expected an incident's id (a UUID, as `chimera incidents` shows it) or an event's number",
+      ],
       [["--json"], "--json goes with -q QUESTION"],
     ] as const) {
       const r = await chat([...args])

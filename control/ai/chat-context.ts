@@ -2,7 +2,7 @@
 // incident: an incident's id where the control plane keeps incidents (GET /api/incidents/:id), else
 // a fleet event's id. A change is checked against the fleet as the caller sees it, through
 // the API, so a chat cannot be bound to a node or event its user could not read; null unbinds.
-import type { ChatContextInput } from "../../protocol/ai.ts"
+import type { ChatContextInput, IncidentId } from "../../protocol/ai.ts"
 import { invalid } from "../domain/errors.ts"
 import type { UserPrincipal } from "../domain/ports.ts"
 import type { ChatRecord } from "./chat-records.ts"
@@ -12,11 +12,13 @@ import type { ChatCallContext, InternalApi } from "./internal-api.ts"
 export async function readIncident(
   api: InternalApi,
   who: UserPrincipal,
-  id: number,
+  id: IncidentId,
   from: ChatCallContext,
 ): Promise<{ kind: "incident" | "fleet event"; record: unknown } | null> {
-  const incident = await api(who, { method: "GET", path: `/api/incidents/${id}` }, from)
-  if (incident.status === 200) return { kind: "incident", record: incident.body }
+  if (typeof id === "string") {
+    const incident = await api(who, { method: "GET", path: `/api/incidents/${encodeURIComponent(id)}` }, from)
+    return incident.status === 200 ? { kind: "incident", record: incident.body } : null
+  }
   const page = await api(
     who,
     { method: "GET", path: "/api/events", query: { after: String(id - 1), limit: "1" } },

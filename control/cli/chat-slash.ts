@@ -3,8 +3,7 @@
 // /clear ends this chat and starts a fresh one on the same context; /status shows what the chat is
 // bound to and how full its context is; /quit and /exit leave (Ctrl+D too). Arguments are checked here
 // with the contract's schemas, so a typo gets a sentence, not a 422.
-import { z } from "zod"
-import { type ChatContext, type ChatId, type ChatState, IncidentId } from "../../protocol/ai.ts"
+import { type ChatContext, type ChatId, type ChatState, IncidentArg } from "../../protocol/ai.ts"
 import { NodeId } from "../../protocol/ids.ts"
 import type { ChatApi } from "./chat-api.ts"
 import { describeMe, type Me } from "./identity.ts"
@@ -24,17 +23,11 @@ export interface ChatRoom {
 export const HELP: [string, string][] = [
   ["/help", "show these commands"],
   ["/node NAME", "bind the chat to node NAME (also /object NAME)"],
-  ["/incident ID", "bind the chat to incident (event) ID"],
+  ["/incident ID", "bind the chat to an incident (its id, or an event's number)"],
   ["/status", "show the chat, its context, model and size"],
   ["/clear", "start a new chat (this one is deleted)"],
   ["/quit, /exit", "end the chat and delete it (also Ctrl+D)"],
 ]
-
-const IncidentArg = z
-  .string()
-  .regex(/^\d+$/, "expected the incident's number, as `chimera events` shows it")
-  .transform(Number)
-  .pipe(IncidentId)
 
 export const describeContext = (c: ChatContext) =>
   [c.nodeId ? `node ${field(c.nodeId)}` : "", c.incidentId ? `incident ${c.incidentId}` : ""]

@@ -6,7 +6,7 @@
 // stdin ends, once every command read has been answered.
 import { defineCommand } from "citty"
 import { z } from "zod"
-import { IncidentId, ModelName } from "../../protocol/ai.ts"
+import { IncidentArg, ModelName } from "../../protocol/ai.ts"
 import { NodeId } from "../../protocol/ids.ts"
 import { readLines } from "../rpc/line-reader.ts"
 import type { RpcEvent } from "../rpc/messages.ts"
@@ -24,7 +24,7 @@ const MAX_QUEUED = 64
 const Flags = z.object({
   mode: z.literal("rpc", { error: 'expected "rpc" (JSON lines on stdin/stdout)' }),
   node: NodeId.optional(),
-  incident: z.string().regex(/^\d+$/, "expected an event's number").transform(Number).pipe(IncidentId).optional(),
+  incident: IncidentArg.optional(),
   model: ModelName.optional(),
 })
 

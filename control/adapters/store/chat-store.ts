@@ -20,7 +20,7 @@ export const CHAT_MIGRATIONS: Migration[] = [
         created_at TEXT NOT NULL,
         model TEXT NOT NULL,
         node_id TEXT,
-        incident_id BIGINT
+        incident_id TEXT
       )`,
       "CREATE INDEX ai_chats_by_owner ON ai_chats (owner_subject, id)",
       `CREATE TABLE ai_messages (
@@ -85,7 +85,9 @@ const toChat = (r: ChatRow): ChatRecord => ({
   createdAt: r.created_at,
   model: r.model,
   nodeId: r.node_id,
-  incidentId: r.incident_id === null ? null : Number(r.incident_id),
+  // An event's number is stored as its text; an incident's UUID as itself.
+  incidentId:
+    r.incident_id === null ? null : /^\d+$/.test(String(r.incident_id)) ? Number(r.incident_id) : String(r.incident_id),
 })
 
 const toQuestion = (r: QuestionRow): QuestionRecord => ({
