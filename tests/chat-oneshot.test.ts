@@ -137,7 +137,11 @@ describe("chimera chat -q, --json and pipes", () => {
   test("bad flags are refused in words", async () => {
     for (const [args, says] of [
       [["--node", "web 1", "-q", "x"], "--node: expected a node id"],
-      [["--incident", "abc", "-q", "x"], "--incident: expected the incident's number"],
+      [["--incident", "abc", "-q", "x"], "--incident: expected a fleet event's number, as `chimera events` lists it"],
+      [
+        ["--incident", "3f1c2a9e-5b7d-4e0a-9c1b-2d3e4f5a6b7c", "-q", "x"],
+        "that is an incident from `chimera incidents`",
+      ],
       [["--json"], "--json goes with -q QUESTION"],
     ] as const) {
       const r = await chat([...args])

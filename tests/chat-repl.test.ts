@@ -155,7 +155,7 @@ describe("chimera chat in a terminal", () => {
     await type(`/incident ${incident}`)
     await see("the incident context", (s) => sinceLastPrompt(s).includes(`incident ${incident}`))
     await type("/incident web-1")
-    await see("a refusal in words", (s) => sinceLastPrompt(s).includes("expected the incident's number"))
+    await see("a refusal in words", (s) => sinceLastPrompt(s).includes("expected a fleet event's number"))
     await type("/bogus")
     await see("the unknown command", (s) => sinceLastPrompt(s).includes("unknown command /bogus"))
     await type("/clear")

@@ -6,7 +6,7 @@
 // redrawn) when stdout is not a terminal or NO_COLOR is set.
 import { defineCommand } from "citty"
 import { z } from "zod"
-import { type ChatContext, IncidentId, ModelName } from "../../protocol/ai.ts"
+import { type ChatContext, ModelName } from "../../protocol/ai.ts"
 import { NodeId } from "../../protocol/ids.ts"
 import type { ViewOptions } from "./chat-answer-view.ts"
 import { AI_UNAVAILABLE_HINT, type ChatApi, ChatApiError, createChatApi } from "./chat-api.ts"
@@ -14,7 +14,7 @@ import { chatIdentity, promptLogin } from "./chat-auth.ts"
 import { createChatInput } from "./chat-input.ts"
 import { showQuestion } from "./chat-question.ts"
 import { describeFailure, runRepl } from "./chat-repl.ts"
-import type { ChatRoom } from "./chat-slash.ts"
+import { type ChatRoom, IncidentArg } from "./chat-slash.ts"
 import { exchange } from "./chat-turn.ts"
 import { controlUrl } from "./credentials.ts"
 import { CliError } from "./errors.ts"
@@ -22,12 +22,7 @@ import { color, printJson, say, useColor } from "./output.ts"
 
 const Flags = z.object({
   node: NodeId.optional(),
-  incident: z
-    .string()
-    .regex(/^\d+$/, "expected the incident's number, as `chimera events` shows it")
-    .transform(Number)
-    .pipe(IncidentId)
-    .optional(),
+  incident: IncidentArg.optional(),
   model: ModelName.optional(),
   question: z.string().trim().min(1, "expected a question").max(32_768, "expected at most 32768 characters").optional(),
   json: z.boolean().default(false),
@@ -84,7 +79,7 @@ export default defineCommand({
   args: {
     node: { type: "string", description: "Bind the chat to this node" },
     object: { type: "string", description: "Same as --node" },
-    incident: { type: "string", description: "Bind the chat to this incident (an event's number)" },
+    incident: { type: "string", description: "Bind the chat to this fleet event (its number in chimera events)" },
     model: { type: "string", description: "Use this model instead of the configured one" },
     question: {
       type: "string",

@@ -6,12 +6,13 @@
 // stdin ends, once every command read has been answered.
 import { defineCommand } from "citty"
 import { z } from "zod"
-import { IncidentId, ModelName } from "../../protocol/ai.ts"
+import { ModelName } from "../../protocol/ai.ts"
 import { NodeId } from "../../protocol/ids.ts"
 import { readLines } from "../rpc/line-reader.ts"
 import type { RpcEvent } from "../rpc/messages.ts"
 import { createRpcSession } from "../rpc/session.ts"
 import { AI_UNAVAILABLE_HINT, ChatApiError, createChatApi } from "./chat-api.ts"
+import { IncidentArg } from "./chat-slash.ts"
 import { controlCredential, controlUrl } from "./credentials.ts"
 import { CliError } from "./errors.ts"
 import { color, jsonLine, say, warn } from "./output.ts"
@@ -24,7 +25,7 @@ const MAX_QUEUED = 64
 const Flags = z.object({
   mode: z.literal("rpc", { error: 'expected "rpc" (JSON lines on stdin/stdout)' }),
   node: NodeId.optional(),
-  incident: z.string().regex(/^\d+$/, "expected an event's number").transform(Number).pipe(IncidentId).optional(),
+  incident: IncidentArg.optional(),
   model: ModelName.optional(),
 })
 
@@ -38,7 +39,7 @@ export default defineCommand({
   args: {
     mode: { type: "string", description: "rpc: JSON-lines commands on stdin, events on stdout", required: true },
     node: { type: "string", description: "Bind the chat to this node" },
-    incident: { type: "string", description: "Bind the chat to this incident (an event's number)" },
+    incident: { type: "string", description: "Bind the chat to this fleet event (its number in chimera events)" },
     model: { type: "string", description: "Use this model instead of the configured one" },
   },
   async run({ args }) {
