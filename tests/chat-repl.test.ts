@@ -138,7 +138,7 @@ describe("chimera chat in a terminal", () => {
     await keys("-l", "/he")
     await keys("Tab")
     await keys("Enter")
-    await see("the help", (s) => sinceLastPrompt(s).includes("/incident ID") && sinceLastPrompt(s).includes("/clear"))
+    await see("the help", (s) => sinceLastPrompt(s).includes("/incident N") && sinceLastPrompt(s).includes("/clear"))
     await type("/status")
     const status = sinceLastPrompt(await see("the status", (s) => /context size/.test(sinceLastPrompt(s))))
     const firstChat = (await chatIds(plane.cp))[0]
