@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { addUser, enrollNode, PASSWORD } from "./support/auth.ts"
 import { type ChatPlane, chatIds, startChatPlane } from "./support/chat-plane.ts"
-import { startInProcess } from "./support/control-plane.ts"
+import { freePort, startInProcess } from "./support/control-plane.ts"
 import { firstControl } from "./support/terminal.ts"
 import { run } from "./support/tools.ts"
 
@@ -148,6 +148,27 @@ describe("chimera chat -q, --json and pipes", () => {
       expect({ args, code: r.code }).toEqual({ args, code: 1 })
       expect(r.stderr).toContain(says)
     }
+  }, 60_000)
+})
+
+describe("a control plane whose model cannot be reached", () => {
+  test("chat says what the provider answered, not that [ai] is missing", async () => {
+    await using cp = await startInProcess({
+      ai: {
+        provider: "openai",
+        model: "llama3",
+        baseUrl: `http://127.0.0.1:${freePort()}/v1`,
+        apiKey: "",
+        timeoutMs: 30_000,
+        questionTtlSeconds: 300,
+        maxContextTokens: 100_000,
+      },
+    })
+    const env = { ...plane.env, CHIMERA_URL: cp.url, CHIMERA_TOKEN: cp.adminToken }
+    const r = await run([process.execPath, MAIN, "chat", "-q", "hi"], { env })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain("could not be used")
+    expect(r.stderr).not.toContain("no AI provider configured")
   }, 60_000)
 })
 

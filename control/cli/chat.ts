@@ -9,7 +9,7 @@ import { z } from "zod"
 import { type ChatContext, ModelName } from "../../protocol/ai.ts"
 import { NodeId } from "../../protocol/ids.ts"
 import type { ViewOptions } from "./chat-answer-view.ts"
-import { AI_UNAVAILABLE_HINT, type ChatApi, ChatApiError, createChatApi } from "./chat-api.ts"
+import { type ChatApi, ChatApiError, createChatApi, describeUnavailable } from "./chat-api.ts"
 import { chatIdentity, promptLogin } from "./chat-auth.ts"
 import { createChatInput } from "./chat-input.ts"
 import { showQuestion } from "./chat-question.ts"
@@ -68,7 +68,7 @@ async function _open(api: ChatApi, context: ChatContext, model: string | undefin
     return await api.create({ nodeId: context.nodeId, incidentId: context.incidentId, model })
   } catch (error) {
     if (error instanceof ChatApiError && error.code === "AI_UNAVAILABLE")
-      throw new CliError(AI_UNAVAILABLE_HINT, "E_AI")
+      throw new CliError(describeUnavailable(error.message), "E_AI")
     if (error instanceof ChatApiError) throw new CliError(describeFailure(error), "E_API")
     throw error
   }

@@ -11,7 +11,7 @@ import { NodeId } from "../../protocol/ids.ts"
 import { readLines } from "../rpc/line-reader.ts"
 import type { RpcEvent } from "../rpc/messages.ts"
 import { createRpcSession } from "../rpc/session.ts"
-import { AI_UNAVAILABLE_HINT, ChatApiError, createChatApi } from "./chat-api.ts"
+import { ChatApiError, createChatApi, describeUnavailable } from "./chat-api.ts"
 import { IncidentArg } from "./chat-slash.ts"
 import { controlCredential, controlUrl } from "./credentials.ts"
 import { CliError } from "./errors.ts"
@@ -56,7 +56,7 @@ export default defineCommand({
       chatId = (await api.create({ nodeId: f.node ?? null, incidentId: f.incident ?? null, model: f.model })).chatId
     } catch (error) {
       if (!(error instanceof ChatApiError)) throw error
-      const message = error.code === "AI_UNAVAILABLE" ? AI_UNAVAILABLE_HINT : error.message
+      const message = error.code === "AI_UNAVAILABLE" ? describeUnavailable(error.message) : error.message
       emit({ type: "error", message, code: error.code })
       throw new CliError(message, "E_API")
     }
