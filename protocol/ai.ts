@@ -31,8 +31,11 @@ export type ChatId = z.infer<typeof ChatId>
 export const QuestionId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER)
 export type QuestionId = z.infer<typeof QuestionId>
 
-/** An incident is a fleet event (GET /api/events): its numeric id. */
-export const IncidentId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER)
+/**
+ * What a chat may be about: an incident (GET /api/incidents: its UUID) or a fleet event (GET
+ * /api/events: its number).
+ */
+export const IncidentId = z.union([z.number().int().positive().max(Number.MAX_SAFE_INTEGER), z.uuid()])
 export type IncidentId = z.infer<typeof IncidentId>
 
 /** A node may be named as `nodeId` or, as the original NetXMS clients say, `objectId`; a number is read as its text. */

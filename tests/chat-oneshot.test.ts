@@ -10,8 +10,10 @@ import { join } from "node:path"
 import { addUser, enrollNode, PASSWORD } from "./support/auth.ts"
 import { type ChatPlane, chatIds, startChatPlane } from "./support/chat-plane.ts"
 import { freePort, startInProcess } from "./support/control-plane.ts"
+import { healFailed, simAgent } from "./support/sim-agent.ts"
 import { firstControl } from "./support/terminal.ts"
 import { run } from "./support/tools.ts"
+import { waitFor } from "./support/wait.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
 const CLOSURE = "/nix/store/0c5k6m3hq9x1w2b4v7n8p0r1s2d3f4g5-chimera-test-system-2"
@@ -134,14 +136,28 @@ describe("chimera chat -q, --json and pipes", () => {
     expect(sent?.system).toContain(events.events[0]?.type as string)
   }, 60_000)
 
+  test("--incident takes an incident's UUID from `chimera incidents`: the model reads that incident", async () => {
+    const node = await simAgent(plane.cp, "web-9")
+    await node.report(healFailed())
+    const listed = await waitFor(
+      "the heal failure's incident",
+      async () =>
+        ((await (await plane.cp.api("/api/incidents?node=web-9")).json()) as { incidents: { id: string }[] }).incidents,
+      (is) => is.length === 1,
+    )
+    const id = listed[0]?.id as string
+    plane.llm.script({ text: "Looked." })
+    const r = await chat(["-q", "What happened?", "--incident", id, "--json"])
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" })
+    const sent = plane.llm.requests.at(-1)
+    expect(sent?.system).toContain(`This chat is about incident ${id}:`)
+    expect(sent?.system).toContain("heal-failed")
+  }, 60_000)
+
   test("bad flags are refused in words", async () => {
     for (const [args, says] of [
       [["--node", "web 1", "-q", "x"], "--node: expected a node id"],
-      [["--incident", "abc", "-q", "x"], "--incident: expected a fleet event's number, as `chimera events` lists it"],
-      [
-        ["--incident", "3f1c2a9e-5b7d-4e0a-9c1b-2d3e4f5a6b7c", "-q", "x"],
-        "that is an incident from `chimera incidents`",
-      ],
+      [["--incident", "abc", "-q", "x"], "--incident: expected an incident's id, as `chimera incidents` lists it"],
       [["--json"], "--json goes with -q QUESTION"],
     ] as const) {
       const r = await chat([...args])

@@ -138,7 +138,7 @@ describe("chimera chat in a terminal", () => {
     await keys("-l", "/he")
     await keys("Tab")
     await keys("Enter")
-    await see("the help", (s) => sinceLastPrompt(s).includes("/incident N") && sinceLastPrompt(s).includes("/clear"))
+    await see("the help", (s) => sinceLastPrompt(s).includes("/incident ID") && sinceLastPrompt(s).includes("/clear"))
     await type("/status")
     const status = sinceLastPrompt(await see("the status", (s) => /context size/.test(sinceLastPrompt(s))))
     const firstChat = (await chatIds(plane.cp))[0]
@@ -155,7 +155,7 @@ describe("chimera chat in a terminal", () => {
     await type(`/incident ${incident}`)
     await see("the incident context", (s) => sinceLastPrompt(s).includes(`incident ${incident}`))
     await type("/incident web-1")
-    await see("a refusal in words", (s) => sinceLastPrompt(s).includes("expected a fleet event's number"))
+    await see("a refusal in words", (s) => sinceLastPrompt(s).includes("expected an incident's id"))
     await type("/bogus")
     await see("the unknown command", (s) => sinceLastPrompt(s).includes("unknown command /bogus"))
     await type("/clear")

@@ -13,7 +13,7 @@ export interface ChatRecord {
   createdAt: string
   model: string
   nodeId: string | null
-  incidentId: number | null
+  incidentId: number | string | null
 }
 
 export type QuestionStatus = "pending" | "running" | "approved" | "rejected" | "expired" | "withdrawn"

@@ -24,26 +24,20 @@ export interface ChatRoom {
 export const HELP: [string, string][] = [
   ["/help", "show these commands"],
   ["/node NAME", "bind the chat to node NAME (also /object NAME)"],
-  ["/incident N", "bind the chat to fleet event N (as `chimera events` lists it)"],
+  ["/incident ID", "bind the chat to an incident (chimera incidents) or a fleet event's number"],
   ["/status", "show the chat, its context, model and size"],
   ["/clear", "start a new chat (this one is deleted)"],
   ["/quit, /exit", "end the chat and delete it (also Ctrl+D)"],
 ]
 
-/**
- * What the chat binds as its "incident": a fleet event's number. The incidents `chimera incidents` lists
- * carry UUIDs, which the chat API does not take yet, so such an id is told apart and answered with what
- * to give instead rather than with a bare "expected a number".
- */
+/** What the chat binds as its incident: an incident's UUID (`chimera incidents`) or a fleet event's number. */
 export const IncidentArg = z
   .string()
-  .refine(
-    (s) => !/^[0-9a-f]{8}-[0-9a-f]{4}-/i.test(s),
-    "that is an incident from `chimera incidents`; the chat binds a fleet event's number instead: " +
-      "one of the incident's events (`chimera events --node NODE`), or bind its node with --node",
+  .regex(
+    /^(\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i,
+    "expected an incident's id, as `chimera incidents` lists it, or a fleet event's number, as `chimera events` does",
   )
-  .regex(/^\d+$/, "expected a fleet event's number, as `chimera events` lists it")
-  .transform(Number)
+  .transform((s) => (/^\d+$/.test(s) ? Number(s) : s.toLowerCase()))
   .pipe(IncidentId)
 
 export const describeContext = (c: ChatContext) =>

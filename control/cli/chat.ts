@@ -79,7 +79,10 @@ export default defineCommand({
   args: {
     node: { type: "string", description: "Bind the chat to this node" },
     object: { type: "string", description: "Same as --node" },
-    incident: { type: "string", description: "Bind the chat to this fleet event (its number in chimera events)" },
+    incident: {
+      type: "string",
+      description: "Bind the chat to this incident (its id in chimera incidents) or fleet event (its number)",
+    },
     model: { type: "string", description: "Use this model instead of the configured one" },
     question: {
       type: "string",

@@ -39,7 +39,10 @@ export default defineCommand({
   args: {
     mode: { type: "string", description: "rpc: JSON-lines commands on stdin, events on stdout", required: true },
     node: { type: "string", description: "Bind the chat to this node" },
-    incident: { type: "string", description: "Bind the chat to this fleet event (its number in chimera events)" },
+    incident: {
+      type: "string",
+      description: "Bind the chat to this incident (its id in chimera incidents) or fleet event (its number)",
+    },
     model: { type: "string", description: "Use this model instead of the configured one" },
   },
   async run({ args }) {

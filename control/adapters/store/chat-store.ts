@@ -49,6 +49,13 @@ export const CHAT_MIGRATIONS: Migration[] = [
       "CREATE INDEX ai_questions_by_status ON ai_questions (status)",
     ],
   },
+  {
+    version: 12,
+    name: "a chat may be about an incident (its UUID) as well as a fleet event (its number)",
+    // SQLite keeps a text value in a BIGINT column as text; PostgreSQL needs the column's type changed.
+    statements: (d) =>
+      d === "postgres" ? ["ALTER TABLE ai_chats ALTER COLUMN incident_id TYPE TEXT USING incident_id::TEXT"] : [],
+  },
 ]
 
 type ChatRow = {
@@ -85,7 +92,9 @@ const toChat = (r: ChatRow): ChatRecord => ({
   createdAt: r.created_at,
   model: r.model,
   nodeId: r.node_id,
-  incidentId: r.incident_id === null ? null : Number(r.incident_id),
+  // A UUID names an incident, digits a fleet event (the column was BIGINT before incidents had UUIDs).
+  incidentId:
+    r.incident_id === null ? null : /^\d+$/.test(String(r.incident_id)) ? Number(r.incident_id) : String(r.incident_id),
 })
 
 const toQuestion = (r: QuestionRow): QuestionRecord => ({
