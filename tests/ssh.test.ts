@@ -191,7 +191,10 @@ describe("host keys and failures (issue 3, done-when 4)", () => {
 
 describe("chimera exec", () => {
   const cli = (args: string[]) =>
-    run([process.execPath, join(import.meta.dir, "../control/main.ts"), "exec", ...args], { env: { NO_COLOR: "1" } })
+    run([process.execPath, join(import.meta.dir, "../control/main.ts"), "exec", ...args], {
+      // Its own data dir: the CLI's store is never the user's own ~/.local/share/chimera.
+      env: { NO_COLOR: "1", CHIMERA_DATA_DIR: join(scratch, "data") },
+    })
   const sshFlags = () => ["--identity", tb.identityFile, "--known-hosts", tb.knownHostsFile]
 
   test("prints each node's output under its name, a summary, and exits 0", async () => {

@@ -4,7 +4,8 @@
 // already handed on are remembered (a bounded window), so a notification repeated, or a catch-up that
 // reads what was already delivered, doubles nothing. After the listening connection comes back, the
 // events stored meanwhile are read from the store (from a little below the highest id seen, since
-// PostgreSQL hands out ids before commit and a lower one can appear later).
+// PostgreSQL hands out ids before commit and a lower one can appear later). A notification naming
+// events stored before this replica started, or long ago, is not read: it would replay history.
 import type { SQL } from "bun"
 import { createLogger } from "../../protocol/log.ts"
 import type { FleetEvent } from "../domain/events.ts"
@@ -41,6 +42,11 @@ export async function replicaEvents(
   const seen = new Set<number>()
   const top = (await db`SELECT COALESCE(MAX(id), 0) AS id FROM events`) as { id: unknown }[]
   let highest = Number(top[0]?.id ?? 0)
+  // A notification's ids are anyone's word (any role that may connect may NOTIFY): what was stored
+  // before this replica started is history, not news, so only ids above this floor, or within the
+  // window of ids remembered, are read; the recent ones stored already count as handed on.
+  const startFloor = Math.max(0, highest - CATCH_UP_SLACK)
+  const floor = () => Math.max(startFloor, highest - REMEMBERED)
   const handOn = (events: FleetEvent[]) => {
     const fresh = events.filter((e) => !seen.has(e.id)).sort((a, b) => a.id - b.id)
     for (const e of fresh) {
@@ -58,8 +64,10 @@ export async function replicaEvents(
     handOn([event])
     told([event.id])
   })
+  const stored = (await db`SELECT id FROM events WHERE id > ${startFloor}`) as { id: unknown }[]
+  for (const row of stored) seen.add(Number(row.id))
   const read = async (ids: number[]) => {
-    const wanted = ids.filter((id) => !seen.has(id))
+    const wanted = ids.filter((id) => id > floor() && !seen.has(id))
     for (let i = 0; i < wanted.length; i += PAGE) {
       const part = wanted.slice(i, i + PAGE)
       const rows = (await db`SELECT id, type, node_id, at, data FROM events WHERE id IN ${db(part)}`) as Record<

@@ -8,7 +8,7 @@ import { waitFor } from "../../tests/support/wait.ts"
 import type { FleetEvent } from "../domain/events.ts"
 import { createEventBus } from "./event-bus.ts"
 import { replicaEvents } from "./replica-events.ts"
-import { decodeIds, encodeIds, linkReplicas, type ReplicaHandlers } from "./replica-link.ts"
+import { decodeIds, encodeIds, linkReplicas, MAX_IDS, type ReplicaHandlers } from "./replica-link.ts"
 import { sqlStore } from "./store/sql-store.ts"
 
 setDefaultTimeout(60_000)
@@ -38,7 +38,13 @@ describe("replica link", () => {
     expect(decodeIds("3-5,9-10,12")).toEqual([3, 4, 5, 9, 10, 12])
     expect(decodeIds("x,-1,1e9,5-2,;DROP")).toEqual([])
     // A run is capped, so a forged notification cannot make a huge list.
-    expect(decodeIds("1-999999999999").length).toBe(10_001)
+    expect(decodeIds("1-999999999999").length).toBe(MAX_IDS)
+    // So is a whole notification: 8000 bytes of long runs once named over four million ids.
+    const forged = Array.from({ length: 400 }, (_, i) => `${i * 1e9}-${i * 1e9 + 999_999}`).join(",")
+    expect(decodeIds(forged).length).toBe(MAX_IDS)
+    // The sender splits its runs to fit, so a long run of its own still arrives whole.
+    const long = Array.from({ length: 25_000 }, (_, i) => i + 1)
+    expect(encodeIds(long).flatMap((run) => decodeIds(run))).toEqual(long)
   })
 
   test("one replica's notifications reach the other, not itself; a dropped connection comes back and says so", async () => {
@@ -60,6 +66,15 @@ describe("replica link", () => {
       )
       expect(b.seen).toMatchObject({ nodes: ["n1", "n2"], events: [7, 8, 9], acks: ["c1"] })
       expect(a.seen).toMatchObject({ nodes: [], events: [], acks: [] })
+
+      // 25,000 events stored in one turn: several notifications of at most MAX_IDS ids, none lost.
+      linkA.eventsStored(Array.from({ length: 25_000 }, (_, i) => 100 + i))
+      await waitFor(
+        "all 25,000 event ids",
+        async () => b.seen.events.length,
+        (n) => n === 3 + 25_000,
+      )
+      expect(new Set(b.seen.events).size).toBe(3 + 25_000)
 
       // Many ids in one turn: split over several notifications under PostgreSQL's 8000 bytes, none lost.
       const many = Array.from({ length: 3000 }, (_, i) => `node-${i}`)
@@ -88,6 +103,42 @@ describe("replica link", () => {
       await linkB.close()
       await dbA.close()
       await dbB.close()
+    }
+  })
+
+  test("a notification naming events stored before this replica started replays none of them", async () => {
+    const url = await pg.database("replay")
+    const db = new SQL(url)
+    const store = sqlStore(db, "postgres")
+    await store.migrate()
+    try {
+      const at = new Date().toISOString()
+      const old: FleetEvent[] = []
+      for (let i = 0; i < 5; i++)
+        old.push(await store.appendEvent({ type: "node.enrolled", nodeId: `o${i}`, at, data: {} }))
+      const events = await replicaEvents(db, createEventBus(), () => {})
+      const got: FleetEvent[] = []
+      events.streams.subscribe((e) => got.push(e))
+      // Any role that may connect may NOTIFY: it names the old events, as if just stored.
+      const link = await linkReplicas(db, { ...recorder().handlers, events: (ids) => void events.stored(ids) })
+      const forger = new SQL(url)
+      try {
+        await forger.notify("chimera_replicas", `forger e ${old[0]?.id}-${old.at(-1)?.id}`)
+        const fresh = await store.appendEvent({ type: "node.enrolled", nodeId: "new", at, data: {} })
+        await forger.notify("chimera_replicas", `forger e ${fresh.id}`)
+        await waitFor(
+          "the new event streamed",
+          async () => got.map((e) => e.id),
+          (ids) => ids.includes(fresh.id),
+        )
+        expect(got.map((e) => e.nodeId)).toEqual(["new"])
+      } finally {
+        await link.close()
+        await forger.close()
+        events.close()
+      }
+    } finally {
+      await db.close()
     }
   })
 

@@ -38,28 +38,42 @@ export interface ReplicaLink {
 
 type Kind = "n" | "e" | "a"
 
-/** Event ids as runs (`10-45,47`): ids stored together are mostly consecutive. */
+/**
+ * Ids one notification names at most. Any role that may connect to the database may NOTIFY, so a
+ * notification's text is anyone's: this bounds the reads one can cause (a run alone once held 10,001,
+ * and 8000 bytes hold over 400 runs). The sender splits its ids to fit.
+ */
+export const MAX_IDS = 10_000
+
+/** Event ids as runs (`10-45,47`): ids stored together are mostly consecutive; no run names more than MAX_IDS. */
 export function encodeIds(ids: number[]): string[] {
   const sorted = [...new Set(ids)].sort((a, b) => a - b)
   const runs: string[] = []
   for (let i = 0; i < sorted.length; ) {
     let j = i
-    while (j + 1 < sorted.length && sorted[j + 1] === (sorted[j] as number) + 1) j++
+    while (j + 1 < sorted.length && j - i + 1 < MAX_IDS && sorted[j + 1] === (sorted[j] as number) + 1) j++
     runs.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`)
     i = j + 1
   }
   return runs
 }
 
-/** The ids `encodeIds` wrote; anything else in the text is skipped. Runs are capped, so no text makes a huge list. */
+/** How many ids a part names: a run's length, or one. */
+const idsIn = (part: string) => {
+  const m = /^(\d+)-(\d+)$/.exec(part)
+  return m ? Number(m[2]) - Number(m[1]) + 1 : 1
+}
+
+/** The ids `encodeIds` wrote; anything else in the text is skipped, and no text names more than MAX_IDS. */
 export function decodeIds(text: string): number[] {
   const ids: number[] = []
   for (const run of text.split(",")) {
     const m = /^(\d{1,15})(?:-(\d{1,15}))?$/.exec(run)
     if (!m) continue
     const from = Number(m[1])
-    const to = m[2] === undefined ? from : Math.min(Number(m[2]), from + 10_000)
+    const to = m[2] === undefined ? from : Math.min(Number(m[2]), from + MAX_IDS - ids.length - 1)
     for (let id = from; id <= to; id++) ids.push(id)
+    if (ids.length >= MAX_IDS) break
   }
   return ids
 }
@@ -77,15 +91,19 @@ export async function linkReplicas(db: SQL, handlers: ReplicaHandlers): Promise<
       if (parts.length === 0) continue
       pending[kind] = []
       let payload = ""
+      let count = 0
       const send = () => {
         if (payload === "") return
         const text = `${self} ${kind} ${payload}`
         payload = ""
+        count = 0
         db.notify(CHANNEL, text).catch((error: unknown) => log.warn("telling the other replicas failed", { error }))
       }
       for (const part of [...new Set(parts)]) {
-        if (payload.length + part.length + 1 > MAX_PAYLOAD) send()
+        const n = kind === "e" ? idsIn(part) : 1
+        if (payload.length + part.length + 1 > MAX_PAYLOAD || count + n > MAX_IDS) send()
         payload = payload === "" ? part : `${payload},${part}`
+        count += n
       }
       send()
     }

@@ -16,7 +16,7 @@ import { callModel } from "./model-call.ts"
 import { ask, toWire } from "./questions.ts"
 import { systemPrompt } from "./system-prompt.ts"
 import { resultText, runTool } from "./tool-run.ts"
-import { CHAT_TOOLS, toolSpecs } from "./tools.ts"
+import { CHAT_TOOLS, needsApproval, toolSpecs } from "./tools.ts"
 import type { TurnControl } from "./turns.ts"
 
 const log = createLogger("ai")
@@ -141,7 +141,7 @@ async function handleCall(
     return null
   }
   const args = parsed.data as Record<string, unknown>
-  if (tool.mutates) {
+  if (needsApproval(tool, args)) {
     if (question) {
       const msg = "Not run: one action at a time may wait for approval; propose it again once the first is answered."
       await reply(msg, false, args, msg)

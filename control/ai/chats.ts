@@ -1,7 +1,8 @@
 // The AI chat's use cases, one function each, behind the /api/v1/ai routes: chats belong to the user
 // who made them (another user gets ACCESS_DENIED, an unknown id CHAT_NOT_FOUND); an admin may also
 // see and answer any chat's pending question, which is how an action needing more than its owner's
-// role gets approved. A message or an answer starts a turn (agent-loop.ts); only one runs per chat.
+// role gets approved (the rest of that turn then reads with no more than a chat's least role). A
+// message or an answer starts a turn (agent-loop.ts); only one runs per chat.
 import type {
   AnswerRequest,
   ChatState,
@@ -13,6 +14,7 @@ import type {
   UpdateChatRequest,
 } from "../../protocol/ai.ts"
 import type { AiSettings } from "../adapters/llm/provider.ts"
+import { leastRoleFor } from "../domain/auth/roles.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import type { Clock, UserPrincipal } from "../domain/ports.ts"
 import { type LoopDeps, runTurn } from "./agent-loop.ts"
@@ -29,6 +31,18 @@ import { createTurns, type Listener, type RunningTurn } from "./turns.ts"
 
 /** Chats are kept until deleted; this bounds what one user can make the store hold. */
 export const MAX_CHATS_PER_USER = 200
+
+/**
+ * Who the rest of a turn acts as once a question is answered. An approval lends the approver's rights
+ * to the one action approved; the reads the model asks for next run at once, unasked, so when the
+ * approver is not the chat's owner they run with the least role a chat needs (every read tool needs
+ * no more): otherwise an admin's yes to something harmless would let a viewer's chat start a Nix
+ * build on the control plane's host (check_congruence with a config_path).
+ */
+export function resumedAs(chat: ChatRecord, approver: UserPrincipal): UserPrincipal {
+  if (approver.subject === chat.ownerSubject) return approver
+  return { ...approver, role: leastRoleFor("fleet:read") }
+}
 
 export interface ChatsDeps {
   store: ChatStorePort
@@ -215,7 +229,7 @@ export function createChats(deps: ChatsDeps) {
           unschedule(open.id)
           admitted()
           for (const e of events) t.emit(e)
-          return runTurn(loop, chat, who, t)
+          return runTurn(loop, chat, resumedAs(chat, who), t)
         },
         listener,
       )

@@ -1,7 +1,7 @@
 // The tools the chat's model may call: every operation of the catalogue (control/ops/catalogue.ts),
 // with its JSON Schema, plus two reads of the command registry. A read runs at once as the user the
-// turn acts for; an operation that changes anything never runs when the model calls it: it becomes a
-// question (questions.ts), and `mayApprove` says whether a given role may say yes to it, by the same
+// turn acts for; an operation that changes anything, or a build on the control plane's host, never
+// runs when the model calls it: it becomes a question (questions.ts), and `mayApprove` says whether a given role may say yes to it, by the same
 // permission and command-risk rule the API applies.
 import { z } from "zod"
 import { can, leastRoleFor, type Role } from "../domain/auth/roles.ts"
@@ -68,6 +68,15 @@ export const CHAT_TOOLS: ReadonlyMap<string, ChatTool> = new Map(
 
 export const toolSpecs = (): LlmTool[] => [...CHAT_TOOLS.values()].map((t) => t.spec)
 
+/**
+ * Whether a call waits for a human: an operation that changes something, or any call naming a
+ * `config_path`, which builds that Nix file on the control plane's host (its builders run code there,
+ * as the control plane's user): a read only by name, which a prompt injected through fleet data must
+ * not start unasked.
+ */
+export const needsApproval = (tool: ChatTool, args: Record<string, unknown>): boolean =>
+  tool.mutates || args.config_path !== undefined
+
 /** Throws the 403 that says why `role` may not approve this action; returns when it may. */
 export function mayApprove(role: Role, tool: ChatTool, args: Record<string, unknown>): void {
   const op = tool.op
@@ -75,6 +84,10 @@ export function mayApprove(role: Role, tool: ChatTool, args: Record<string, unkn
   if (!can(role, op.permission))
     throw forbidden(
       `approving ${op.name} needs the ${op.permission} permission (role ${leastRoleFor(op.permission)} or above); you are ${role}`,
+    )
+  if (args.config_path !== undefined && !can(role, "cli:full_access"))
+    throw forbidden(
+      `approving a build of ${String(args.config_path)} on the control plane's host needs the admin role; you are ${role}`,
     )
   if (op.risk === "command" && typeof args.command === "string") checkCommandRisk(role, args.command)
 }
@@ -91,6 +104,11 @@ export function describeAction(tool: ChatTool, args: Record<string, unknown>): {
       return {
         text: `Make this the desired closure of node ${String(args.node_id)}?`,
         context: `${String(args.node_id)} → ${String(args.closure)}`,
+      }
+    case "check_congruence":
+      return {
+        text: `Build ${String(args.config_path)} on the control plane's host and compare it with ${list(args.targets)}?`,
+        context: `build ${String(args.config_path)}, compare with ${list(args.targets)}`,
       }
     case "execute_deployment":
       return {

@@ -102,8 +102,10 @@ function viaOf(c: Context<ApiEnv>): Record<string, unknown> {
   const via = c.req.header("x-chimera-via")
   if (via === undefined || !VIA.has(via)) return {}
   // An action a chat proposed: which chat and model proposed it; the row's actor is who approved it.
-  // Only the chat itself (in-process) may say so: from a socket these headers would be a claim.
-  if (via !== "chat" || internalPrincipal(c) === null) return { via }
+  // Only the chat itself (in-process) may say so: from a socket the door itself would be a claim that
+  // a model, not the caller, chose the action, so it is not recorded at all.
+  if (via !== "chat") return { via }
+  if (internalPrincipal(c) === null) return {}
   const chat = c.req.header("x-chimera-chat") ?? ""
   const model = c.req.header("x-chimera-model") ?? ""
   return {

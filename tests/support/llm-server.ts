@@ -21,6 +21,8 @@ export interface ScriptedReply {
   usage?: { input?: number; output?: number }
   /** Answer with this HTTP status and the API's error body instead. */
   status?: number
+  /** The error body's message, with `status` ("scripted failure" when not given). */
+  errorMessage?: string
   /** Hold the request: before any byte, or after the text (the stream stays open) until the client aborts. */
   hang?: "before" | "after-text"
   /** Answer only once this settles (a test holds the model mid-turn, e.g. to steer it). */
@@ -350,10 +352,12 @@ export async function startLlmServer(
         await holdUntilAbort(req.signal)
         return new Response(null, { status: 499 })
       }
-      if (reply.status)
+      if (reply.status) {
+        const said = reply.errorMessage ?? "scripted failure"
         return provider === "anthropic"
-          ? anthropicError(reply.status, reply.status === 529 ? "overloaded_error" : "api_error", "scripted failure")
-          : openAiError(reply.status, "scripted failure", null, "server_error")
+          ? anthropicError(reply.status, reply.status === 529 ? "overloaded_error" : "api_error", said)
+          : openAiError(reply.status, said, null, "server_error")
+      }
       if (body.stream !== true) return Response.json({ error: "this scripted server streams only" }, { status: 400 })
       return provider === "anthropic" ? anthropicStream(reply, body, req.signal) : openAiStream(reply, body, req.signal)
     },

@@ -1,21 +1,40 @@
 // What a provider's failure means to the chat: our own deadline or a cancel (the abort's reason,
 // already an LlmError), the SDK's connection timeout (timeout), or anything else: refused, failing or
-// unreachable (unavailable). The message names the provider and its URL, never the key.
+// unreachable (unavailable). The message names the provider and its URL, never the key: the error
+// reaches whoever wrote the message, and a provider or proxy may quote the key it was sent, so the
+// key (and any password in the URL) is cut out of what it said.
 import { APIError as AnthropicApiError, APIConnectionTimeoutError as AnthropicTimeout } from "@anthropic-ai/sdk"
 import { APIError as OpenAiApiError, APIConnectionTimeoutError as OpenAiTimeout } from "openai"
 import { LlmError } from "../../ai/llm-port.ts"
+import { scrub } from "../notify/http.ts"
 import type { ProviderSettings } from "./provider.ts"
 
 export function providerFailure(name: string, s: ProviderSettings, signal: AbortSignal, error: unknown): LlmError {
   if (signal.aborted && signal.reason instanceof LlmError) return signal.reason
   if (error instanceof LlmError) return error
-  const where = `${name} at ${s.baseUrl || "its default URL"}`
+  const where = `${name} at ${s.baseUrl ? shownUrl(s.baseUrl) : "its default URL"}`
   if (error instanceof AnthropicTimeout || error instanceof OpenAiTimeout)
     return new LlmError("timeout", `${where} did not answer within ${s.timeoutMs / 1000} s`)
   if ((error instanceof AnthropicApiError || error instanceof OpenAiApiError) && typeof error.status === "number") {
-    const said = error.message.replace(/^\d{3}\s*/, "").slice(0, 300)
+    const said = scrub(error.message, secretsOf(s))
+      .replace(/^\d{3}\s*/, "")
+      .slice(0, 300)
     return new LlmError("unavailable", `${where} answered ${error.status}: ${said}`)
   }
-  const reason = error instanceof Error ? error.message : String(error)
+  const reason = scrub(error instanceof Error ? error.message : String(error), secretsOf(s))
   return new LlmError("unavailable", `${where} could not be used: ${reason.slice(0, 300)}`)
+}
+
+const secretsOf = (s: ProviderSettings): string[] => {
+  const password = URL.canParse(s.baseUrl) ? decodeURIComponent(new URL(s.baseUrl).password) : ""
+  return [s.apiKey, password].filter((v) => v !== "")
+}
+
+/** The base URL without its user and password. */
+function shownUrl(url: string): string {
+  if (!URL.canParse(url)) return "its configured URL"
+  const u = new URL(url)
+  u.username = ""
+  u.password = ""
+  return u.toString().replace(/\/$/, "")
 }

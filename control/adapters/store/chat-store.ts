@@ -10,7 +10,7 @@ const serial = (d: Dialect) => (d === "postgres" ? "BIGSERIAL PRIMARY KEY" : "IN
 
 export const CHAT_MIGRATIONS: Migration[] = [
   {
-    version: 11,
+    version: 12,
     name: "AI chats, their messages and questions",
     statements: (d) => [
       `CREATE TABLE ai_chats (

@@ -138,7 +138,7 @@ export const MIGRATIONS: Migration[] = [
   },
   // Incidents, their timelines and the notification outbox, version 10.
   ...INCIDENT_MIGRATIONS,
-  // The AI chat's chats, messages and questions, version 11.
+  // The AI chat's chats, messages and questions, version 12 (11 was never used).
   ...CHAT_MIGRATIONS,
 ]
 
