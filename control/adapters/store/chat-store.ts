@@ -50,7 +50,7 @@ export const CHAT_MIGRATIONS: Migration[] = [
     ],
   },
   {
-    version: 12,
+    version: 13,
     name: "a chat may be about an incident (its UUID) as well as a fleet event (its number)",
     // SQLite keeps a text value in a BIGINT column as text; PostgreSQL needs the column's type changed.
     statements: (d) =>
