@@ -32,21 +32,11 @@ export const QuestionId = z.number().int().positive().max(Number.MAX_SAFE_INTEGE
 export type QuestionId = z.infer<typeof QuestionId>
 
 /**
- * What a chat can be about besides a node: an incident (GET /api/incidents/:id, a UUID) or, where
- * no incident was opened, one fleet event (GET /api/events, its number).
+ * What a chat may be about: an incident (GET /api/incidents: its UUID) or a fleet event (GET
+ * /api/events: its number).
  */
-export const IncidentId = z.union([
-  z.uuid({ error: "expected an incident's id (a UUID, as `chimera incidents` shows it) or an event's number" }),
-  z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
-])
+export const IncidentId = z.union([z.number().int().positive().max(Number.MAX_SAFE_INTEGER), z.uuid()])
 export type IncidentId = z.infer<typeof IncidentId>
-
-/** The same from a command line or a slash command, where everything is text. */
-export const IncidentArg = z
-  .string()
-  .trim()
-  .transform((s) => (/^\d+$/.test(s) ? Number(s) : s))
-  .pipe(IncidentId)
 
 /** A node may be named as `nodeId` or, as the original NetXMS clients say, `objectId`; a number is read as its text. */
 export const ObjectRef = z.union([NodeId, z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)])

@@ -10,6 +10,8 @@ import { aiSettingsFor, chatCall } from "./support/ai-chat.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { type LlmServer, startLlmServer } from "./support/llm-server.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
+import { healFailed, simAgent } from "./support/sim-agent.ts"
+import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(60_000)
 
@@ -64,4 +66,28 @@ test("two replicas on one PostgreSQL share chats, and a question is answered onc
   expect(after.messages.filter((m) => m.role === "tool").length).toBe(1)
   expect(after.pendingQuestion).toBeNull()
   await rm(dataDir, { recursive: true, force: true })
+})
+
+test("on PostgreSQL a chat is bound to an incident's UUID and to a fleet event's number, and read back as given", async () => {
+  const url = await pg.database("chat_incidents")
+  await using cp = await startInProcess({ databaseUrl: url, ai: aiSettingsFor(llm) })
+  const node = await simAgent(cp, "pg-1")
+  await node.report(healFailed())
+  const incidents = await waitFor(
+    "the heal failure's incident",
+    async () =>
+      ((await (await cp.api("/api/incidents?node=pg-1")).json()) as { incidents: { id: string }[] }).incidents,
+    (is) => is.length === 1,
+  )
+  const incidentId = incidents[0]?.id as string
+  const created = await chatCall(cp.url, cp.adminToken, "POST", "/chat", { incidentId })
+  expect(created.status).toBe(201)
+  const { chatId } = (await created.json()) as { chatId: number }
+  const bound = (await (await chatCall(cp.url, cp.adminToken, "GET", `/chat/${chatId}`)).json()) as ChatState
+  expect(bound.context).toEqual({ nodeId: null, incidentId })
+  const events = (await (await cp.api("/api/events?node=pg-1")).json()) as { events: { id: number }[] }
+  const eventId = events.events[0]?.id as number
+  const rebound = await chatCall(cp.url, cp.adminToken, "PATCH", `/chat/${chatId}`, { incidentId: eventId })
+  expect(rebound.status).toBe(200)
+  expect(((await rebound.json()) as ChatState).context).toEqual({ nodeId: null, incidentId: eventId })
 })

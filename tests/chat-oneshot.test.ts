@@ -9,9 +9,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { addUser, enrollNode, PASSWORD } from "./support/auth.ts"
 import { type ChatPlane, chatIds, startChatPlane } from "./support/chat-plane.ts"
-import { startInProcess } from "./support/control-plane.ts"
+import { freePort, startInProcess } from "./support/control-plane.ts"
+import { healFailed, simAgent } from "./support/sim-agent.ts"
 import { firstControl } from "./support/terminal.ts"
 import { run } from "./support/tools.ts"
+import { waitFor } from "./support/wait.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
 const CLOSURE = "/nix/store/0c5k6m3hq9x1w2b4v7n8p0r1s2d3f4g5-chimera-test-system-2"
@@ -134,19 +136,55 @@ describe("chimera chat -q, --json and pipes", () => {
     expect(sent?.system).toContain(events.events[0]?.type as string)
   }, 60_000)
 
+  test("--incident takes an incident's UUID from `chimera incidents`: the model reads that incident", async () => {
+    const node = await simAgent(plane.cp, "web-9")
+    await node.report(healFailed())
+    const listed = await waitFor(
+      "the heal failure's incident",
+      async () =>
+        ((await (await plane.cp.api("/api/incidents?node=web-9")).json()) as { incidents: { id: string }[] }).incidents,
+      (is) => is.length === 1,
+    )
+    const id = listed[0]?.id as string
+    plane.llm.script({ text: "Looked." })
+    const r = await chat(["-q", "What happened?", "--incident", id, "--json"])
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" })
+    const sent = plane.llm.requests.at(-1)
+    expect(sent?.system).toContain(`This chat is about incident ${id}:`)
+    expect(sent?.system).toContain("heal-failed")
+  }, 60_000)
+
   test("bad flags are refused in words", async () => {
     for (const [args, says] of [
       [["--node", "web 1", "-q", "x"], "--node: expected a node id"],
-      [
-        ["--incident", "abc", "-q", "x"],
-        "--incident: expected an incident's id (a UUID, as `chimera incidents` shows it) or an event's number",
-      ],
+      [["--incident", "abc", "-q", "x"], "--incident: expected an incident's id, as `chimera incidents` lists it"],
       [["--json"], "--json goes with -q QUESTION"],
     ] as const) {
       const r = await chat([...args])
       expect({ args, code: r.code }).toEqual({ args, code: 1 })
       expect(r.stderr).toContain(says)
     }
+  }, 60_000)
+})
+
+describe("a control plane whose model cannot be reached", () => {
+  test("chat says what the provider answered, not that [ai] is missing", async () => {
+    await using cp = await startInProcess({
+      ai: {
+        provider: "openai",
+        model: "llama3",
+        baseUrl: `http://127.0.0.1:${freePort()}/v1`,
+        apiKey: "",
+        timeoutMs: 30_000,
+        questionTtlSeconds: 300,
+        maxContextTokens: 100_000,
+      },
+    })
+    const env = { ...plane.env, CHIMERA_URL: cp.url, CHIMERA_TOKEN: cp.adminToken }
+    const r = await run([process.execPath, MAIN, "chat", "-q", "hi"], { env })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain("could not be used")
+    expect(r.stderr).not.toContain("no AI provider configured")
   }, 60_000)
 })
 

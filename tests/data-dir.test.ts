@@ -191,4 +191,17 @@ describe("the database file", () => {
     expect(r.stderr).toContain("holds tables (photos) but no schema_migrations, so it is not a Chimera database")
     expect((await startWeb(join(tmp.path, "fresh"), await pg.database("chimera_fresh"))).started).toBe(true)
   }, 120_000)
+
+  test("a PostgreSQL server that cannot be reached is named (without its password) with what to check", async () => {
+    await using tmp = await tempDir()
+    const port = freePort()
+    const r = await startWeb(tmp.path, `postgres://chimera:s3cret-pw@127.0.0.1:${port}/chimera`)
+    expect({ started: r.started, code: r.code }).toEqual({ started: false, code: 1 })
+    expect(r.stderr).toContain(
+      `cannot use the PostgreSQL database postgres://***@127.0.0.1:${port}/chimera (CHIMERA_DB)`,
+    )
+    expect(r.stderr).toContain("check that PostgreSQL runs there")
+    expect(r.stderr).not.toContain("unexpected failure")
+    expect(r.stderr).not.toContain("s3cret-pw")
+  }, 60_000)
 })

@@ -76,6 +76,15 @@ describe("the incident outbox", () => {
     // The outage was seen and outlived: the openings took several attempts, across the restart.
     const [first] = await Promise.all(ids.map((id) => detail(cp, id)))
     expect(first?.deliveries.find((d) => d.step === "opened")?.attempts).toBeGreaterThan(1)
+    // Delivered: the table says "ok" (an incident no channel heard of shows "-" instead, in the README).
+    const env = { ...process.env, CHIMERA_URL: cp.url, CHIMERA_TOKEN: cp.adminToken, NO_COLOR: "1" }
+    const table = await runOk([process.execPath, `${import.meta.dir}/../control/main.ts`, "incidents"], { env })
+    const deliveries = table
+      .trim()
+      .split("\n")
+      .slice(1)
+      .map((line) => line.trim().split(/\s+/).at(-1))
+    expect(deliveries).toEqual(["ok", "ok", "ok"])
   }, 120_000)
 
   test("a 429's Retry-After puts the next attempt at least that far out, and the error is kept meanwhile", async () => {

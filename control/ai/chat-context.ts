@@ -1,8 +1,7 @@
 // What a chat is bound to: a node (named `nodeId`, or `objectId` as older clients say) and an
-// incident: an incident's id where the control plane keeps incidents (GET /api/incidents/:id), else
-// a fleet event's id. A change is checked against the fleet as the caller sees it, through
+// incident: an incident by its UUID (GET /api/incidents/:id) or a fleet event by its number. A change is checked against the fleet as the caller sees it, through
 // the API, so a chat cannot be bound to a node or event its user could not read; null unbinds.
-import type { ChatContextInput, IncidentId } from "../../protocol/ai.ts"
+import type { ChatContextInput } from "../../protocol/ai.ts"
 import { invalid } from "../domain/errors.ts"
 import type { UserPrincipal } from "../domain/ports.ts"
 import type { ChatRecord } from "./chat-records.ts"
@@ -12,11 +11,11 @@ import type { ChatCallContext, InternalApi } from "./internal-api.ts"
 export async function readIncident(
   api: InternalApi,
   who: UserPrincipal,
-  id: IncidentId,
+  id: number | string,
   from: ChatCallContext,
 ): Promise<{ kind: "incident" | "fleet event"; record: unknown } | null> {
   if (typeof id === "string") {
-    const incident = await api(who, { method: "GET", path: `/api/incidents/${encodeURIComponent(id)}` }, from)
+    const incident = await api(who, { method: "GET", path: `/api/incidents/${id}` }, from)
     return incident.status === 200 ? { kind: "incident", record: incident.body } : null
   }
   const page = await api(

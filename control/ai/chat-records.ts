@@ -3,7 +3,7 @@
 // this port is the control plane's database, so a restart loses none of them.
 
 import type { z } from "zod"
-import type { ChatMessage, ConfirmationType, IncidentId } from "../../protocol/ai.ts"
+import type { ChatMessage, ConfirmationType } from "../../protocol/ai.ts"
 
 export interface ChatRecord {
   id: number
@@ -13,7 +13,7 @@ export interface ChatRecord {
   createdAt: string
   model: string
   nodeId: string | null
-  incidentId: IncidentId | null
+  incidentId: number | string | null
 }
 
 export type QuestionStatus = "pending" | "running" | "approved" | "rejected" | "expired" | "withdrawn"

@@ -22,6 +22,7 @@ import { ChimeraError } from "../domain/errors.ts"
 import { type ApiEnv, userOf } from "./auth.ts"
 import { jsonBody, params } from "./validate.ts"
 
+// The CLI tells this case from a failing provider (same code) by these opening words: keep them.
 const NOT_CONFIGURED =
   'no AI provider is configured: set provider = "anthropic" or "openai" (with model, and api_key_file or CHIMERA_AI_API_KEY; base_url for a local server) in the [ai] section of the file CHIMERA_CONFIG_FILE names, or CHIMERA_AI_PROVIDER and friends, then restart the control plane (docs/configuration.md)'
 

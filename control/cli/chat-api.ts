@@ -174,6 +174,15 @@ async function* _idleLimited(body: ReadableStream<Uint8Array>, ms: number): Asyn
   }
 }
 
+/**
+ * What to say of an AI_UNAVAILABLE answer. The code covers two cases: no [ai] at all (then the
+ * sentence below, on how to configure one) and a configured provider that failed or could not be
+ * reached (then the control plane's own words, which name the provider and what went wrong: telling
+ * that person to "add an [ai] section" they already have would send them the wrong way).
+ */
+export const describeUnavailable = (message: string) =>
+  message.startsWith("no AI provider is configured") ? AI_UNAVAILABLE_HINT : message
+
 /** The one line `chimera chat` and the RPC mode say when the control plane has no model configured. */
 export const AI_UNAVAILABLE_HINT =
   "the control plane has no AI provider configured: add an [ai] section to its configuration " +

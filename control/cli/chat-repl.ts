@@ -3,7 +3,7 @@
 // piped input, SIGTERM, SIGHUP). A refusal or a lost connection during one exchange is said in one
 // line and the chat goes on; the next message tries again.
 import type { ViewOptions } from "./chat-answer-view.ts"
-import { AI_UNAVAILABLE_HINT, ChatApiError } from "./chat-api.ts"
+import { ChatApiError, describeUnavailable } from "./chat-api.ts"
 import type { ChatInput } from "./chat-input.ts"
 import { type ChatRoom, describeContext, runSlash } from "./chat-slash.ts"
 import { exchange } from "./chat-turn.ts"
@@ -17,7 +17,7 @@ export const YOU = "You> "
 export function describeFailure(e: { code: string; message: string }): string {
   switch (e.code) {
     case "AI_UNAVAILABLE":
-      return AI_UNAVAILABLE_HINT
+      return describeUnavailable(e.message)
     case "TIMEOUT":
       return `the model did not answer in time (${field(e.message)}); ask again, or ask for less at once`
     case "QUESTION_INVALID":

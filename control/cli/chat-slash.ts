@@ -3,7 +3,8 @@
 // /clear ends this chat and starts a fresh one on the same context; /status shows what the chat is
 // bound to and how full its context is; /quit and /exit leave (Ctrl+D too). Arguments are checked here
 // with the contract's schemas, so a typo gets a sentence, not a 422.
-import { type ChatContext, type ChatId, type ChatState, IncidentArg } from "../../protocol/ai.ts"
+import { z } from "zod"
+import { type ChatContext, type ChatId, type ChatState, IncidentId } from "../../protocol/ai.ts"
 import { NodeId } from "../../protocol/ids.ts"
 import type { ChatApi } from "./chat-api.ts"
 import { describeMe, type Me } from "./identity.ts"
@@ -23,11 +24,21 @@ export interface ChatRoom {
 export const HELP: [string, string][] = [
   ["/help", "show these commands"],
   ["/node NAME", "bind the chat to node NAME (also /object NAME)"],
-  ["/incident ID", "bind the chat to an incident (its id, or an event's number)"],
+  ["/incident ID", "bind the chat to an incident (chimera incidents) or a fleet event's number"],
   ["/status", "show the chat, its context, model and size"],
   ["/clear", "start a new chat (this one is deleted)"],
   ["/quit, /exit", "end the chat and delete it (also Ctrl+D)"],
 ]
+
+/** What the chat binds as its incident: an incident's UUID (`chimera incidents`) or a fleet event's number. */
+export const IncidentArg = z
+  .string()
+  .regex(
+    /^(\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i,
+    "expected an incident's id, as `chimera incidents` lists it, or a fleet event's number, as `chimera events` does",
+  )
+  .transform((s) => (/^\d+$/.test(s) ? Number(s) : s.toLowerCase()))
+  .pipe(IncidentId)
 
 export const describeContext = (c: ChatContext) =>
   [c.nodeId ? `node ${field(c.nodeId)}` : "", c.incidentId ? `incident ${c.incidentId}` : ""]

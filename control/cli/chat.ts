@@ -6,15 +6,15 @@
 // redrawn) when stdout is not a terminal or NO_COLOR is set.
 import { defineCommand } from "citty"
 import { z } from "zod"
-import { type ChatContext, IncidentArg, ModelName } from "../../protocol/ai.ts"
+import { type ChatContext, ModelName } from "../../protocol/ai.ts"
 import { NodeId } from "../../protocol/ids.ts"
 import type { ViewOptions } from "./chat-answer-view.ts"
-import { AI_UNAVAILABLE_HINT, type ChatApi, ChatApiError, createChatApi } from "./chat-api.ts"
+import { type ChatApi, ChatApiError, createChatApi, describeUnavailable } from "./chat-api.ts"
 import { chatIdentity, promptLogin } from "./chat-auth.ts"
 import { createChatInput } from "./chat-input.ts"
 import { showQuestion } from "./chat-question.ts"
 import { describeFailure, runRepl } from "./chat-repl.ts"
-import type { ChatRoom } from "./chat-slash.ts"
+import { type ChatRoom, IncidentArg } from "./chat-slash.ts"
 import { exchange } from "./chat-turn.ts"
 import { controlUrl } from "./credentials.ts"
 import { CliError } from "./errors.ts"
@@ -68,7 +68,7 @@ async function _open(api: ChatApi, context: ChatContext, model: string | undefin
     return await api.create({ nodeId: context.nodeId, incidentId: context.incidentId, model })
   } catch (error) {
     if (error instanceof ChatApiError && error.code === "AI_UNAVAILABLE")
-      throw new CliError(AI_UNAVAILABLE_HINT, "E_AI")
+      throw new CliError(describeUnavailable(error.message), "E_AI")
     if (error instanceof ChatApiError) throw new CliError(describeFailure(error), "E_API")
     throw error
   }
@@ -81,7 +81,7 @@ export default defineCommand({
     object: { type: "string", description: "Same as --node" },
     incident: {
       type: "string",
-      description: "Bind the chat to this incident (its id from `chimera incidents`, or an event's number)",
+      description: "Bind the chat to this incident (its id in chimera incidents) or fleet event (its number)",
     },
     model: { type: "string", description: "Use this model instead of the configured one" },
     question: {

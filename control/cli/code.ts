@@ -6,12 +6,13 @@
 // stdin ends, once every command read has been answered.
 import { defineCommand } from "citty"
 import { z } from "zod"
-import { IncidentArg, ModelName } from "../../protocol/ai.ts"
+import { ModelName } from "../../protocol/ai.ts"
 import { NodeId } from "../../protocol/ids.ts"
 import { readLines } from "../rpc/line-reader.ts"
 import type { RpcEvent } from "../rpc/messages.ts"
 import { createRpcSession } from "../rpc/session.ts"
-import { AI_UNAVAILABLE_HINT, ChatApiError, createChatApi } from "./chat-api.ts"
+import { ChatApiError, createChatApi, describeUnavailable } from "./chat-api.ts"
+import { IncidentArg } from "./chat-slash.ts"
 import { controlCredential, controlUrl } from "./credentials.ts"
 import { CliError } from "./errors.ts"
 import { color, jsonLine, say, warn } from "./output.ts"
@@ -38,7 +39,10 @@ export default defineCommand({
   args: {
     mode: { type: "string", description: "rpc: JSON-lines commands on stdin, events on stdout", required: true },
     node: { type: "string", description: "Bind the chat to this node" },
-    incident: { type: "string", description: "Bind the chat to this incident (an event's number)" },
+    incident: {
+      type: "string",
+      description: "Bind the chat to this incident (its id in chimera incidents) or fleet event (its number)",
+    },
     model: { type: "string", description: "Use this model instead of the configured one" },
   },
   async run({ args }) {
@@ -55,7 +59,7 @@ export default defineCommand({
       chatId = (await api.create({ nodeId: f.node ?? null, incidentId: f.incident ?? null, model: f.model })).chatId
     } catch (error) {
       if (!(error instanceof ChatApiError)) throw error
-      const message = error.code === "AI_UNAVAILABLE" ? AI_UNAVAILABLE_HINT : error.message
+      const message = error.code === "AI_UNAVAILABLE" ? describeUnavailable(error.message) : error.message
       emit({ type: "error", message, code: error.code })
       throw new CliError(message, "E_API")
     }

@@ -8,7 +8,7 @@ import { apiClient, call } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { ago, color, printFields, printJson, printTable, say } from "./output.ts"
 
-type Listed = Incident & { undelivered: number; failed: number }
+type Listed = Incident & { undelivered: number; failed: number; delivered: number }
 interface Detail {
   incident: Incident
   timeline: TimelineEntry[]
@@ -58,7 +58,9 @@ async function list(args: { status?: string; node?: string; limit?: string; json
         ? color.red(`${i.failed} failed`)
         : i.undelivered > 0
           ? color.yellow(`${i.undelivered} pending`)
-          : "ok",
+          : i.delivered > 0
+            ? "ok"
+            : "-", // no channel configured, or none hears of this severity: "ok" would claim a delivery
     ]),
   )
 }

@@ -27,11 +27,11 @@ const test = defineCommand({
       results: ChannelOutcome[]
     }
     if (results.some((r) => !r.ok) || results.length === 0) process.exitCode = 1
+    // With nothing configured the exit status is 1 in both forms, and the reason goes to stderr in both:
+    // an empty list alone would leave a script's author guessing why.
+    if (results.length === 0) warn("No channel is configured: set [notifications] or [itsm] (docs/configuration.md).\n")
     if (args.json) return printJson({ results })
-    if (results.length === 0) {
-      warn("No channel is configured: set [notifications] or [itsm] (docs/configuration.md).\n")
-      return
-    }
+    if (results.length === 0) return
     const width = Math.max(...results.map((r) => _name(r).length))
     for (const r of results) {
       const mark = r.ok ? color.green("ok") : color.red("failed")

@@ -1,5 +1,6 @@
 // Runs the CLI: global flags first, then citty's dispatch, and every failure printed in one place:
 // one line on stderr and exit 1 (`--debug` adds the stack). Usage mistakes also show the usage.
+import { stripVTControlCharacters } from "node:util"
 import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty"
 import { setLogLevel } from "../../protocol/log.ts"
 import { ChimeraError } from "../domain/errors.ts"
@@ -60,7 +61,10 @@ export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv:
     // citty's own usage errors (a missing argument, an unknown command) are named CLIError.
     const usage = error instanceof Error && error.name === "CLIError"
     if (usage) process.stderr.write(`${await usageFor(main, argv)}\n`)
-    const message = error instanceof Error ? error.message : String(error)
+    // citty colours the name in its own messages ("Unknown command <cyan>bogus</cyan>") whatever
+    // NO_COLOR says; those codes are its, not foreign text, so they are dropped rather than shown escaped.
+    const raw = error instanceof Error ? error.message : String(error)
+    const message = usage ? stripVTControlCharacters(raw) : raw
     const known =
       usage ||
       error instanceof CliError ||

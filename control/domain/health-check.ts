@@ -23,9 +23,10 @@ async function once(
   if (check.kind === "command") {
     const r = await exec.exec(target, check.command, { timeoutMs })
     if (r.ok) return null
-    return r.failure
-      ? r.failure.message
-      : `\`${check.command}\` exited ${r.exitCode}: ${(r.stderr || r.stdout).trim().slice(-500)}`
+    if (r.failure) return r.failure.message
+    // A check that failed in silence (`false`, `test -e …`) says only its exit status, not a dangling colon.
+    const said = (r.stderr || r.stdout).trim().slice(-500)
+    return `\`${check.command}\` exited ${r.exitCode}${said ? `: ${said}` : ""}`
   }
   const url = check.url.replaceAll("{host}", target.host.includes(":") ? `[${target.host}]` : target.host)
   try {

@@ -51,7 +51,7 @@ export interface IncidentStorePort {
   recover(r: Recovery, plan: StepPlan): Promise<IncidentChange[]>
   /** The problems a node has an open incident for. */
   openProblems(nodeId: string): Promise<Problem[]>
-  list(q: IncidentQuery): Promise<(Incident & { undelivered: number; failed: number })[]>
+  list(q: IncidentQuery): Promise<(Incident & { undelivered: number; failed: number; delivered: number })[]>
   get(id: string): Promise<IncidentDetail | null>
 
   /** Deletes incidents resolved before `resolvedBefore` whose deliveries are all settled; returns how many. */

@@ -84,7 +84,7 @@ export type RpcEvent =
       model: string
       provider: string
       messages: unknown[]
-      context: { node_id: string | null; incident_id: string | number | null }
+      context: { node_id: string | null; incident_id: number | string | null }
       pending_question: number | null
       turn_running: boolean
       estimated_tokens: number

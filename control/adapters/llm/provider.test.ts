@@ -46,6 +46,28 @@ describe("[ai]", () => {
     expect(o).toMatchObject({ provider: "openai", model: "gpt-4o", baseUrl: "http://127.0.0.1:11434/v1", apiKey: "" })
   })
 
+  test("a key over plain http beyond this host is refused, never shown; without a key, or on loopback, it is not", () => {
+    const refused = thrown(() =>
+      settings({
+        CHIMERA_AI_PROVIDER: "anthropic",
+        CHIMERA_AI_API_KEY: SECRET,
+        CHIMERA_AI_BASE_URL: "http://10.0.0.5:8080",
+      }),
+    )
+    expect(refused).toContain("config: ai.base_url: http://10.0.0.5:8080 is plain http beyond this host")
+    expect(refused).not.toContain(SECRET)
+    const https = {
+      CHIMERA_AI_PROVIDER: "openai",
+      CHIMERA_AI_API_KEY: SECRET,
+      CHIMERA_AI_BASE_URL: "https://llm.example/v1",
+    }
+    expect(settings(https)?.baseUrl).toBe("https://llm.example/v1")
+    const loopback = { ...https, CHIMERA_AI_BASE_URL: "http://127.0.0.1:8000/v1" }
+    expect(settings(loopback)?.baseUrl).toBe("http://127.0.0.1:8000/v1")
+    const keyless = { CHIMERA_AI_PROVIDER: "openai", CHIMERA_AI_BASE_URL: "http://10.0.0.5:11434/v1" }
+    expect(settings(keyless)?.apiKey).toBe("")
+  })
+
   test("anthropic without a key is refused with where to put one", () => {
     expect(() => settings({ CHIMERA_AI_PROVIDER: "anthropic" })).toThrow("CHIMERA_AI_API_KEY")
   })

@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs"
 import type { LlmPort } from "../../ai/llm-port.ts"
 import { ChimeraConfig, ConfigError } from "../../config.ts"
+import { isEndpointUrl } from "../../config-channels.ts"
 import { anthropicProvider } from "./anthropic.ts"
 import { openAiProvider } from "./openai.ts"
 
@@ -50,6 +51,12 @@ export function aiSettings(config: Pick<ChimeraConfig, "ai">): AiSettings | null
   if (apiKey === "" && ai.provider === "anthropic")
     throw new ConfigError(
       "config: ai.provider is anthropic but no key is set: set ai.api_key_file, ai.api_key or CHIMERA_AI_API_KEY",
+    )
+  // The key travels in a header on every call: over plain http beyond this host anyone on the path
+  // reads it. The notification endpoints follow the same rule. A keyless local server may use http.
+  if (apiKey !== "" && ai.base_url !== "" && !isEndpointUrl(ai.base_url))
+    throw new ConfigError(
+      `config: ai.base_url: ${new URL(ai.base_url).origin} is plain http beyond this host, and the API key would cross the network in clear: use https (http only to a loopback address), or no key for a server that takes none`,
     )
   return {
     provider: ai.provider,

@@ -20,7 +20,7 @@ export const CHAT_MIGRATIONS: Migration[] = [
         created_at TEXT NOT NULL,
         model TEXT NOT NULL,
         node_id TEXT,
-        incident_id TEXT
+        incident_id BIGINT
       )`,
       "CREATE INDEX ai_chats_by_owner ON ai_chats (owner_subject, id)",
       `CREATE TABLE ai_messages (
@@ -48,6 +48,13 @@ export const CHAT_MIGRATIONS: Migration[] = [
       "CREATE INDEX ai_questions_by_chat ON ai_questions (chat_id, status)",
       "CREATE INDEX ai_questions_by_status ON ai_questions (status)",
     ],
+  },
+  {
+    version: 13,
+    name: "a chat may be about an incident (its UUID) as well as a fleet event (its number)",
+    // SQLite keeps a text value in a BIGINT column as text; PostgreSQL needs the column's type changed.
+    statements: (d) =>
+      d === "postgres" ? ["ALTER TABLE ai_chats ALTER COLUMN incident_id TYPE TEXT USING incident_id::TEXT"] : [],
   },
 ]
 
@@ -85,7 +92,7 @@ const toChat = (r: ChatRow): ChatRecord => ({
   createdAt: r.created_at,
   model: r.model,
   nodeId: r.node_id,
-  // An event's number is stored as its text; an incident's UUID as itself.
+  // A UUID names an incident, digits a fleet event (the column was BIGINT before incidents had UUIDs).
   incidentId:
     r.incident_id === null ? null : /^\d+$/.test(String(r.incident_id)) ? Number(r.incident_id) : String(r.incident_id),
 })

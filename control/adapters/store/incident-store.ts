@@ -171,13 +171,19 @@ export function incidentStore(db: SQL): IncidentStorePort {
       const rows: Row[] = await db`
         SELECT i.*,
           (SELECT COUNT(*) FROM incident_outbox o WHERE o.incident_id = i.id AND o.status = 'pending') AS undelivered,
-          (SELECT COUNT(*) FROM incident_outbox o WHERE o.incident_id = i.id AND o.status = 'failed') AS failed
+          (SELECT COUNT(*) FROM incident_outbox o WHERE o.incident_id = i.id AND o.status = 'failed') AS failed,
+          (SELECT COUNT(*) FROM incident_outbox o WHERE o.incident_id = i.id AND o.status = 'delivered') AS delivered
         FROM incidents i
         WHERE 1 = 1
           ${q.status === undefined ? db`` : db`AND i.status = ${q.status}`}
           ${q.nodeId === undefined ? db`` : db`AND i.node_id = ${q.nodeId}`}
         ORDER BY i.opened_at DESC, i.id LIMIT ${q.limit}`
-      return rows.map((r) => ({ ...toIncident(r), undelivered: num(r.undelivered), failed: num(r.failed) }))
+      return rows.map((r) => ({
+        ...toIncident(r),
+        undelivered: num(r.undelivered),
+        failed: num(r.failed),
+        delivered: num(r.delivered),
+      }))
     },
 
     async get(id) {

@@ -138,7 +138,8 @@ export const MIGRATIONS: Migration[] = [
   },
   // Incidents, their timelines and the notification outbox, version 10.
   ...INCIDENT_MIGRATIONS,
-  // The AI chat's chats, messages and questions, version 12 (11 was never used).
+  // The AI chat's chats, messages and questions, version 12 (11 was never used); 13 lets a chat name an
+  // incident by its UUID.
   ...CHAT_MIGRATIONS,
 ]
 

@@ -10,6 +10,7 @@ import type { AgentCommand, AgentPhase, NodeHealth } from "../../../protocol/age
 import type { FleetEvent, NewEvent } from "../../domain/events.ts"
 import type { NodeHealthSummary, NodeRecord } from "../../domain/node.ts"
 import type { EventQuery, StorePort } from "../../domain/ports.ts"
+import { StateError } from "../data-dir.ts"
 import { batched } from "./batched.ts"
 import { checkSchema, checkSqliteFile } from "./database-file.ts"
 import { type Dialect, MIGRATIONS } from "./migrations.ts"
@@ -60,6 +61,13 @@ export async function openDatabase(url: string): Promise<{ db: SQL; dialect: Dia
   } catch (error) {
     detachHotPath(db)
     await db.close()
+    // The first query is where an unreachable server or a refused login shows: say which database
+    // (without its password) and what to check, rather than a bare "Failed to connect".
+    if (dialect === "postgres" && !(error instanceof StateError))
+      throw new StateError(
+        `cannot use the PostgreSQL database ${shownUrl(url)} (CHIMERA_DB): ${(error as Error).message}; ` +
+          "check that PostgreSQL runs there and that the user, password and database in the URL are right",
+      )
     throw error
   }
   return { db, dialect }
