@@ -90,7 +90,12 @@ export const Question = z.object({
 })
 export type Question = z.infer<typeof Question>
 
-export const MessageResponse = z.object({ response: z.string(), pendingQuestion: Question.nullable() })
+export const MessageResponse = z.object({
+  response: z.string(),
+  pendingQuestion: Question.nullable(),
+  /** True when the turn ended because someone cancelled it (POST /chat/{id}/cancel), not by itself. */
+  cancelled: z.boolean().optional(),
+})
 export type MessageResponse = z.infer<typeof MessageResponse>
 
 export const QuestionResponse = z.object({ question: Question.nullable() })

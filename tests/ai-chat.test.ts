@@ -257,9 +257,12 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
       const done = doneOf(events)
       expect(done.response).toStartWith("Checking the fleet for you")
       expect(done.response).toContain("cancelled")
+      expect(done.cancelled).toBe(true)
       llm.script({ text: "Still here." })
       const next = await chatCall(cp.url, otto, "POST", `/chat/${chatId}/message`, { message: "hello?" })
-      expect(((await next.json()) as MessageResponse).response).toBe("Still here.")
+      const finished = (await next.json()) as MessageResponse
+      expect(finished.response).toBe("Still here.")
+      expect(finished.cancelled).toBeUndefined()
       const nothing = await chatCall(cp.url, otto, "POST", `/chat/${chatId}/cancel`)
       expect(nothing.status).toBe(409)
       expect(((await nothing.json()) as { code: string }).code).toBe("NO_TURN_RUNNING")

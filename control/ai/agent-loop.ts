@@ -45,9 +45,10 @@ export async function runTurn(
   const said: string[] = []
   const tools = toolSpecs()
   const now = () => deps.clock.now().toISOString()
-  const answer = (pending: QuestionRecord | null = null): MessageResponse => ({
+  const answer = (pending: QuestionRecord | null = null, cancelled = false): MessageResponse => ({
     response: said.join("\n\n"),
     pendingQuestion: pending ? toWire(pending) : null,
+    ...(cancelled ? { cancelled: true } : {}),
   })
   for (let step = 0; step < MAX_STEPS; step++) {
     const steering = t.takeSteering()
@@ -81,7 +82,7 @@ export async function runTurn(
       const text = reply.text === "" ? CANCELLED : `${reply.text}\n\n${CANCELLED}`
       await deps.store.appendMessages(chat.id, [{ role: "assistant", content: text, at: now() }])
       said.push(text)
-      return answer()
+      return answer(null, true)
     }
     await deps.store.appendMessages(chat.id, [
       {
