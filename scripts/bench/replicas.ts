@@ -13,6 +13,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SQL, type Subprocess } from "bun"
+import { heartbeatBody } from "../../tests/support/auth.ts"
 import { freePort } from "../../tests/support/control-plane.ts"
 import { CORES, type EnrolledNode, enrol, f1, log, median, pinned, stopProc, waitUp } from "./common.ts"
 import { loadAverage } from "./heartbeats.ts"
@@ -65,23 +66,14 @@ const agentHeaders = (credential: string) => ({
   "content-type": "application/json",
 })
 
-function heartbeat(id: string) {
-  const gen = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
-  return {
-    nodeId: id,
-    agentVersion: "bench",
-    hostname: id,
-    at: new Date().toISOString(),
-    uptimeSeconds: 1,
-    load: [0, 0, 0],
-    memory: { totalBytes: 1, availableBytes: 1 },
-    disk: { path: "/", totalBytes: 1, freeBytes: 1 },
-    system: { profile: gen, current: gen, booted: gen },
-    desired: null,
-    phase: "no-desired",
-    heartbeatIntervalSeconds: 2,
-  }
-}
+/** A node without a desired closure yet, beating every 2 s as the simulated agents say they do. */
+const heartbeat = (id: string) => ({
+  ...heartbeatBody(id),
+  agentVersion: "bench",
+  desired: null,
+  phase: "no-desired" as const,
+  heartbeatIntervalSeconds: 2,
+})
 
 export interface DeliveryResult {
   crossMs: number[]

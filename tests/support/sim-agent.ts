@@ -1,7 +1,8 @@
 // An agent's side of the wire without an agent: enrols through the real API and sends heartbeats and
 // reports as a node would (protocol/agent.ts), for tests that need fleet events from many nodes
 // without a Nix system behind each. Tests of the agent itself use agent-process.ts.
-import type { AgentReport, NodeHealth } from "../../protocol/agent.ts"
+import type { AgentReport } from "../../protocol/agent.ts"
+import { heartbeatBody } from "./auth.ts"
 import type { TestControlPlane } from "./control-plane.ts"
 
 export const SIM_CLOSURE = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
@@ -40,23 +41,7 @@ export async function simAgent(cp: Pick<TestControlPlane, "url" | "api">, id: st
     credential,
     report: (...reports) =>
       post("reports", { reports: reports.map((r) => ({ ...r, seq: ++seq, at: new Date().toISOString() })) }),
-    heartbeat: () => {
-      const health: NodeHealth = {
-        nodeId: id,
-        agentVersion: "sim",
-        hostname: id,
-        at: new Date().toISOString(),
-        uptimeSeconds: 1,
-        load: [0, 0, 0],
-        memory: { totalBytes: 1, availableBytes: 1 },
-        disk: { path: "/", totalBytes: 1, freeBytes: 1 },
-        system: { profile: SIM_CLOSURE, current: SIM_CLOSURE, booted: SIM_CLOSURE },
-        desired: SIM_CLOSURE,
-        phase: "congruent",
-        heartbeatIntervalSeconds: 1,
-      }
-      return post("heartbeat", health)
-    },
+    heartbeat: () => post("heartbeat", { ...heartbeatBody(id), agentVersion: "sim", heartbeatIntervalSeconds: 1 }),
   }
 }
 
