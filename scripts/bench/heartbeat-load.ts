@@ -44,6 +44,8 @@ export interface LoadResult {
   /** How late the generator sent heartbeats (its own lag), p99. */
   sendLagP99Ms: number
   serverCpuPercent: number
+  /** The part of serverCpuPercent spent in the kernel (system time: sockets, file writes). */
+  serverKernelPercent: number
   /** The database server's processes (PostgreSQL), when given; NaN otherwise. */
   databaseCpuPercent: number
   generatorCpuPercent: number
@@ -68,13 +70,22 @@ function bodyParts(nodeId: string): [string, string] {
   return [head, `",${JSON.stringify(rest).slice(1)}`]
 }
 
+/** A process's CPU seconds so far: in total, and in the kernel's part (system time). */
 const cpuTicks = async (pid: number) => {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => null)
-  if (stat === null) return 0 // a process that ended (a PostgreSQL backend) counts no more
+  if (stat === null) return { total: 0, kernel: 0 } // a process that ended (a PostgreSQL backend) counts no more
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return (Number(f[11]) + Number(f[12])) / 100 // utime + stime, USER_HZ = 100
+  // utime + stime, USER_HZ = 100
+  return { total: (Number(f[11]) + Number(f[12])) / 100, kernel: Number(f[12]) / 100 }
 }
-const cpuOf = async (pids: number[]) => (await Promise.all(pids.map(cpuTicks))).reduce((a, b) => a + b, 0)
+const cpuOf = async (pids: number[]) =>
+  (await Promise.all(pids.map(cpuTicks))).reduce(
+    (a, b) => ({ total: a.total + b.total, kernel: a.kernel + b.kernel }),
+    {
+      total: 0,
+      kernel: 0,
+    },
+  )
 
 const quantile = (sorted: Float64Array, q: number) =>
   sorted.length === 0
@@ -293,8 +304,10 @@ export async function drive(cfg: LoadConfig): Promise<LoadResult> {
     maxMs: okLatency[okLatency.length - 1] ?? Number.NaN,
     p99FromSendMs: quantile(okFromSend, 0.99),
     sendLagP99Ms: quantile(lag.sort(), 0.99),
-    serverCpuPercent: ((end.server - start.server) / wallS) * 100,
-    databaseCpuPercent: databasePids.length > 0 ? ((end.database - start.database) / wallS) * 100 : Number.NaN,
+    serverCpuPercent: ((end.server.total - start.server.total) / wallS) * 100,
+    serverKernelPercent: ((end.server.kernel - start.server.kernel) / wallS) * 100,
+    databaseCpuPercent:
+      databasePids.length > 0 ? ((end.database.total - start.database.total) / wallS) * 100 : Number.NaN,
     generatorCpuPercent: (selfS / wallS) * 100,
     maxInFlight,
   }
