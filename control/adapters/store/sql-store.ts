@@ -175,6 +175,14 @@ function heartbeatWriter(db: SQL, dialect: Dialect) {
 
 export function sqlStore(db: SQL, dialect: Dialect): StorePort {
   const writeHeartbeat = heartbeatWriter(db, dialect)
+  const hot = hotPathOf(db)
+  /** A node's row with its heartbeat held in memory, if newer, read over it. */
+  const withHeld = (r: Row): Row => {
+    const held = hot?.heldBeat(String(r.id))
+    return held && held.ms > num(r.last_heartbeat_ms)
+      ? { ...r, health: held.health, last_heartbeat: held.at, last_heartbeat_ms: held.ms }
+      : r
+  }
   const insertEvent = async (tx: SQL, e: NewEvent, epoch: number | null): Promise<FleetEvent | null> => {
     const rows: Row[] = await tx`
       INSERT INTO events (type, node_id, at, received_at, data, agent_epoch, agent_seq)
@@ -262,12 +270,12 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
 
     async getNode(id) {
       const rows: Row[] = await db`SELECT * FROM nodes WHERE id = ${id}`
-      return rows[0] ? toNode(rows[0]) : null
+      return rows[0] ? toNode(withHeld(rows[0])) : null
     },
 
     async listNodes() {
       const rows: Row[] = await db`SELECT * FROM nodes ORDER BY id`
-      return rows.map(toNode)
+      return rows.map((r) => toNode(withHeld(r)))
     },
 
     recordHeartbeat: (h: NodeHealth, receivedAt: string) => writeHeartbeat({ h, receivedAt }),
@@ -288,6 +296,16 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
     async markUnreachable(now, since, missed) {
       const nowMs = Date.parse(now)
       const sinceMs = Date.parse(since)
+      // Heartbeats held in memory (sqlite-hot-path.ts) that the rows below would count silent go first.
+      const due = hot?.due(nowMs, missed) ?? []
+      if (due.length > 0) {
+        await db.begin(async (tx) => {
+          for (const e of due)
+            await tx`UPDATE nodes SET health = ${e.health}, last_heartbeat = ${e.at}, last_heartbeat_ms = ${e.ms}
+              WHERE id = ${e.id} AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ${e.ms})`
+        })
+        hot?.settled(due)
+      }
       // A control plane that was itself down has not heard anyone: count silence from its own start.
       const rows: Row[] = await db`
         UPDATE nodes SET unreachable = 1

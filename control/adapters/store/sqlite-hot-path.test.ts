@@ -1,13 +1,18 @@
 // The SQLite hot path (a second handle with statements prepared once) must keep every promise of the
 // Bun.SQL way it replaces: a heartbeat written while a Bun.SQL transaction holds the write lock still
 // lands (through the fallback, without blocking the thread that holds the lock), a revocation committed
-// a moment before is seen by the next lookup, and a node back from unreachable is reported once.
+// a moment before is seen by the next lookup, and a node back from unreachable is reported once. A
+// quiet heartbeat held in memory is read by this process at once, reaches the row within HOLD_MS and
+// before the sweep would count the node silent, and is written when the store closes.
 import { afterAll, beforeAll, expect, test } from "bun:test"
+import { rm } from "node:fs/promises"
+import { join } from "node:path"
 import type { NodeHealth } from "../../../protocol/agent.ts"
 import { openTestStore } from "../../../tests/support/store.ts"
 import { hashToken, newToken } from "../../domain/tokens.ts"
 import { createAuthStore } from "./auth-store.ts"
-import { hotPathOf } from "./sqlite-hot-path.ts"
+import { openDatabase, sqlStore } from "./sql-store.ts"
+import { HOLD_MS, hotPathOf } from "./sqlite-hot-path.ts"
 
 const GEN = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
 const health = (nodeId: string, at = new Date().toISOString()): NodeHealth => ({
@@ -102,4 +107,67 @@ test("a node back from unreachable is reported once, by its latest heartbeat of 
   expect((await opened.store.getNode("c"))?.unreachable).toBe(false)
   const again = await opened.store.recordHeartbeat(health("c", later), later)
   expect(again.wasUnreachable).toBe(false)
+})
+
+const rowOf = async (id: string) =>
+  ((await opened.db`SELECT phase, last_heartbeat, health FROM nodes WHERE id = ${id}`) as Record<string, unknown>[])[0]
+
+test("a quiet heartbeat is held: this process reads it at once, the row gets it within HOLD_MS", async () => {
+  const t0 = new Date(Date.now() + 100_000).toISOString()
+  await opened.store.recordHeartbeat(health("a", t0), t0)
+  expect((await rowOf("a"))?.last_heartbeat).toBe(t0)
+
+  const t1 = new Date(Date.now() + 101_000).toISOString()
+  const quiet = { ...health("a", t1), uptimeSeconds: 77 }
+  expect(await opened.store.recordHeartbeat(quiet, t1)).toEqual({ wasUnreachable: false, desiredPath: null })
+  expect((await rowOf("a"))?.last_heartbeat).toBe(t0) // held, not yet written
+  const seen = await opened.store.getNode("a")
+  expect([seen?.lastHeartbeat, seen?.health?.uptimeSeconds]).toEqual([t1, 77])
+  expect((await opened.store.listNodes()).find((n) => n.id === "a")?.lastHeartbeat).toBe(t1)
+
+  const deadline = Date.now() + HOLD_MS * 3
+  while ((await rowOf("a"))?.last_heartbeat !== t1 && Date.now() < deadline) await Bun.sleep(50)
+  const row = await rowOf("a")
+  expect(row?.last_heartbeat).toBe(t1)
+  expect(JSON.parse(String(row?.health)).uptimeSeconds).toBe(77)
+})
+
+test("a heartbeat that changes the node's state is written at once, never held", async () => {
+  const t = new Date(Date.now() + 200_000).toISOString()
+  await opened.store.recordHeartbeat({ ...health("a", t), phase: "drifted" }, t)
+  expect(await rowOf("a")).toMatchObject({ phase: "drifted", last_heartbeat: t })
+  expect(hotPathOf(opened.db)?.heldBeat("a")).toBeUndefined()
+})
+
+test("the sweep writes a held heartbeat first, so a node beating on time is never marked unreachable", async () => {
+  const t0 = Date.now() + 300_000
+  const at = (s: number) => new Date(t0 + s * 1000).toISOString()
+  await opened.store.recordHeartbeat({ ...health("a", at(0)), phase: "congruent" }, at(0)) // a change: written
+  await opened.store.recordHeartbeat({ ...health("a", at(10)), phase: "congruent" }, at(10)) // quiet: held
+  expect((await rowOf("a"))?.last_heartbeat).toBe(at(0))
+  // 1 s interval, 3 missed: by t0+11 s the row alone says silent since t0, the held beat says 1 s ago.
+  const marked = await opened.store.markUnreachable(at(11), at(0), 3)
+  expect(marked.map((n) => n.id)).not.toContain("a")
+  expect((await rowOf("a"))?.last_heartbeat).toBe(at(10))
+  expect(hotPathOf(opened.db)?.heldBeat("a")).toBeUndefined()
+})
+
+test("closing the store writes what is held", async () => {
+  const other = await openTestStore("hot-path-close")
+  try {
+    const now = new Date().toISOString()
+    await other.db`INSERT INTO nodes (id, hostname, enrolled_at, agent_version) VALUES ('z', 'z', ${now}, 't')`
+    const t0 = new Date(Date.now() + 1000).toISOString()
+    const t1 = new Date(Date.now() + 2000).toISOString()
+    await other.store.recordHeartbeat(health("z", t0), t0)
+    await other.store.recordHeartbeat(health("z", t1), t1)
+    expect(hotPathOf(other.db)?.heldBeat("z")?.at).toBe(t1)
+    await other.store.close()
+    const reopened = await openDatabase(`sqlite://${join(other.dir, "chimera.db")}`)
+    const rows = (await reopened.db`SELECT last_heartbeat FROM nodes WHERE id = 'z'`) as Record<string, unknown>[]
+    expect(rows[0]?.last_heartbeat).toBe(t1)
+    await sqlStore(reopened.db, reopened.dialect).close()
+  } finally {
+    await rm(other.dir, { recursive: true, force: true })
+  }
 })

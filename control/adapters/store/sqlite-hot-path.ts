@@ -10,10 +10,21 @@
 // it): a write that finds the lock taken, or a read that finds the database busy, throws `HotPathBusy`,
 // and the caller takes the Bun.SQL way for that batch, which is what ran before. A read here sees
 // every transaction committed before it (WAL), so a revoked credential still fails at once.
+//
+// A heartbeat that says nothing new (the same closures, phase, host name, version and interval as its
+// node's row, and the node not unreachable) is held in memory and written with the others every
+// HOLD_MS: only its time and metrics wait. This process reads its own held heartbeats over the rows
+// (sql-store.ts getNode, listNodes) and writes those the reachability sweep would count silent before
+// it sweeps, so nothing here sees a difference; another process reading the file (the CLI) sees node
+// times up to HOLD_MS old, and a crash loses at most that much of them, which the sweep never counts
+// (it counts silence from the control plane's own start).
 import { Database, type Statement } from "bun:sqlite"
 import type { SQL } from "bun"
 import type { NodeHealth } from "../../../protocol/agent.ts"
+import { createLogger } from "../../../protocol/log.ts"
 import type { NodeHealthSummary } from "../../domain/node.ts"
+
+const log = createLogger("store")
 
 /** The columns a heartbeat sets, in the order of heartbeatValues (after the node id). */
 export const HEARTBEAT_COLUMNS = [
@@ -73,11 +84,56 @@ const busy = (error: unknown) => {
   return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))
 }
 
+/**
+ * A quiet heartbeat held in memory: its node's row already says everything it says but its time and
+ * metrics, so only those (`health`, `last_heartbeat`, `last_heartbeat_ms`) wait to be written.
+ */
+export interface Held {
+  id: string
+  rowId: number
+  health: string
+  at: string
+  ms: number
+  /** The node's last heartbeat as its row had it when this one was read (the sweep's view). */
+  writtenMs: number
+  intervalSeconds: number
+}
+
+/**
+ * How long a quiet heartbeat waits before it is written. Each heartbeat rewrote its node's whole page
+ * (4 KiB to the WAL, and again to the file at the checkpoint), about 40 µs of a heartbeat's cost with
+ * 20,000 nodes; written together every couple of seconds, in row order, a page takes the heartbeats
+ * of all its rows at once.
+ */
+export const HOLD_MS = 2000
+/** Held heartbeats written per transaction, so that writing them never holds the event loop long. */
+const FLUSH_CHUNK = 1000
+
+/** What a heartbeat sets beyond its time and metrics: when one of these changes it is written at once. */
+const STATE_COLUMNS = HEARTBEAT_COLUMNS.filter((c) => !["health", "last_heartbeat", "last_heartbeat_ms"].includes(c))
+/** What a heartbeat reads of its node's row. */
+const STATE = `rowid AS row_id, desired_path, unreachable, last_heartbeat_ms, ${STATE_COLUMNS.join(", ")}`
+/** How long a row read with its credential stands for the row, for the heartbeat of the same request. */
+const SEEN_MS = 100
+const HEALTH = HEARTBEAT_COLUMNS.indexOf("health")
+const LAST_MS = HEARTBEAT_COLUMNS.indexOf("last_heartbeat_ms")
+
 export interface SqliteHotPath {
   /** For each hash, the node whose current credential it is, or undefined. Throws HotPathBusy. */
   credentials(hashes: string[]): (CredentialRow | undefined)[]
-  /** Writes a batch of heartbeats in one transaction. Throws HotPathBusy (nothing written). */
+  /**
+   * Takes a batch of heartbeats: those that change a node's state (or bring it back from unreachable,
+   * or are its first) are written in one transaction; quiet ones are held (HOLD_MS). Throws HotPathBusy
+   * with nothing written or held.
+   */
   recordHeartbeats(beats: Beat[]): BeatResult[]
+  /** A node's held heartbeat, newer than what its row says, if there is one. */
+  heldBeat(nodeId: string): Held | undefined
+  /** Held heartbeats whose rows, as written, count `missed` intervals of silence by `nowMs`. */
+  due(nowMs: number, missed: number): Held[]
+  /** Forgets held heartbeats written another way (unless a newer one came since). */
+  settled(entries: Held[]): void
+  /** Writes what is held, then closes the handle. */
   close(): void
 }
 
@@ -87,43 +143,151 @@ function openHotPath(file: string): SqliteHotPath {
   db.run("PRAGMA synchronous = NORMAL")
   db.run(`PRAGMA cache_size = ${CACHE_KIB}`)
   let credential: Statement | null = null
+  let state: Statement | null = null
   let write: Statement | null = null
   let flip: Statement | null = null
+  let freshen: Statement | null = null
   // Prepared on first use: the tables exist only once the store is migrated.
   const prepare = () => {
+    // The credential's row comes with what a heartbeat compares (below), read in the same step.
     credential ??= db.prepare(
-      "SELECT id, enrolled_at, credential_issued_at, rotation_requested_at FROM nodes WHERE credential_hash = ?",
+      `SELECT id, enrolled_at, credential_issued_at, rotation_requested_at, ${STATE} FROM nodes WHERE credential_hash = ?`,
     )
+    state ??= db.prepare(`SELECT ${STATE} FROM nodes WHERE id = ?`)
     write ??= db.prepare(
       `UPDATE nodes SET ${HEARTBEAT_COLUMNS.map((c) => `${c} = ?`).join(", ")} WHERE id = ?
        RETURNING desired_path, unreachable`,
     )
     // Only a node that was unreachable (rare) costs this second statement.
     flip ??= db.prepare("UPDATE nodes SET unreachable = 0 WHERE id = ? AND unreachable = 1 RETURNING id")
+    // Never moves a node's last heartbeat back (a full write may have gone ahead of a held one).
+    freshen ??= db.prepare(
+      `UPDATE nodes SET health = ?, last_heartbeat = ?, last_heartbeat_ms = ?
+       WHERE rowid = ? AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ?)`,
+    )
   }
-  const writeBatch = db.transaction((beats: Beat[]) => {
-    const last = lastOfEach(beats)
+
+  /** Heartbeats that changed nothing but their time and metrics, not yet written, by node id. */
+  const held = new Map<string, Held>()
+  /**
+   * Each node's row as its credential lookup just read it: the heartbeat that request carries uses it
+   * (once, within SEEN_MS) rather than reading the row a second time; a full write drops it.
+   */
+  const seen = new Map<string, { row: CredentialRow; at: number }>()
+  const rowOf = (id: string): CredentialRow | null => {
+    const s = seen.get(id)
+    if (s) {
+      seen.delete(id)
+      if (performance.now() - s.at < SEEN_MS) return s.row
+    }
+    return (state?.get(id) as CredentialRow | null) ?? null
+  }
+
+  type Plan = { full: [string, number][]; quiet: Held[]; desired: Map<string, string | null> }
+  /** What each node's row says now, to tell a quiet heartbeat from one that changes it. */
+  const planOf = (beats: Beat[]): Plan => {
+    const plan: Plan = { full: [], quiet: [], desired: new Map() }
+    for (const [id, i] of lastOfEach(beats)) {
+      const beat = beats[i] as Beat
+      const values = heartbeatValues(beat)
+      const row = rowOf(id)
+      const quiet =
+        row != null &&
+        Number(row.unreachable ?? 0) === 0 &&
+        row.last_heartbeat_ms != null &&
+        STATE_COLUMNS.every((c) => row[c] === values[HEARTBEAT_COLUMNS.indexOf(c)])
+      if (!quiet) {
+        plan.full.push([id, i])
+        continue
+      }
+      plan.desired.set(id, row.desired_path == null ? null : String(row.desired_path))
+      plan.quiet.push({
+        id,
+        rowId: Number(row.row_id),
+        health: values[HEALTH] as string,
+        at: beat.receivedAt,
+        ms: values[LAST_MS] as number,
+        writtenMs: Number(row.last_heartbeat_ms),
+        intervalSeconds: Number(row.heartbeat_interval),
+      })
+    }
+    return plan
+  }
+  // Several rows in one read transaction (one WAL snapshot); a single one needs none of its own.
+  const readPlan = db.transaction(planOf)
+  const writeFull = db.transaction((beats: Beat[], which: [string, number][]) => {
     const written = new Map<string, BeatResult>()
-    for (const [id, i] of last) {
+    for (const [id, i] of which) {
       // all(), not get(): an UPDATE … RETURNING stepped once is still running when the transaction commits.
       const row = (write?.all(...heartbeatValues(beats[i] as Beat), id) as CredentialRow[] | undefined)?.[0]
       if (!row) continue
       const back = Number(row.unreachable ?? 0) === 1 && (flip?.all(id).length ?? 0) > 0
       written.set(id, { wasUnreachable: back, desiredPath: row.desired_path == null ? null : String(row.desired_path) })
     }
+    return written
+  })
+  const writeHeld = db.transaction((entries: Held[]) => {
+    for (const e of entries) freshen?.run(e.health, e.at, e.ms, e.rowId, e.ms)
+  })
+
+  const recordHeartbeats = (beats: Beat[]): BeatResult[] => {
+    const plan = beats.length === 1 ? planOf(beats) : readPlan(beats)
+    // BEGIN IMMEDIATE: the write lock is taken first, so a busy database fails before anything is done.
+    const written = plan.full.length > 0 ? writeFull.immediate(beats, plan.full) : new Map<string, BeatResult>()
+    for (const [id] of plan.full) {
+      held.delete(id)
+      seen.delete(id)
+    }
+    for (const e of plan.quiet) held.set(e.id, e)
+    const last = lastOfEach(beats)
     return beats.map((b, i): BeatResult => {
-      const r = written.get(b.h.nodeId)
+      const id = b.h.nodeId
+      const r = written.get(id)
       return {
-        wasUnreachable: r?.wasUnreachable === true && last.get(b.h.nodeId) === i,
-        desiredPath: r?.desiredPath ?? null,
+        wasUnreachable: r?.wasUnreachable === true && last.get(id) === i,
+        desiredPath: r ? r.desiredPath : (plan.desired.get(id) ?? null),
       }
     })
-  })
-  // One read transaction for the batch: outside one, each lookup paid for taking and releasing its
-  // own WAL snapshot, about six times the cost of the lookup itself.
-  const readBatch = db.transaction((hashes: string[]) =>
-    hashes.map((hash) => (credential?.get(hash) as CredentialRow | null) ?? undefined),
-  )
+  }
+
+  /** Writes held heartbeats in the order of their rows, a chunk per transaction, yielding between chunks. */
+  let flushing: Promise<void> | null = null
+  const flush = async () => {
+    const entries = [...held.values()].sort((a, b) => a.rowId - b.rowId)
+    for (let c = 0; c < entries.length; c += FLUSH_CHUNK) {
+      const chunk = entries.slice(c, c + FLUSH_CHUNK)
+      try {
+        prepare()
+        writeHeld.immediate(chunk)
+      } catch (error) {
+        if (busy(error)) return // kept; the next turn of the timer tries again
+        throw error
+      }
+      for (const e of chunk) if (held.get(e.id) === e) held.delete(e.id)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  }
+  const timer = setInterval(() => {
+    const old = performance.now() - SEEN_MS
+    for (const [id, s] of seen) if (s.at < old) seen.delete(id)
+    if (flushing || held.size === 0) return
+    flushing = flush()
+      .catch((error) => log.error("writing held heartbeats failed; they are kept and tried again", { error }))
+      .finally(() => {
+        flushing = null
+      })
+  }, HOLD_MS)
+  timer.unref()
+
+  // One read transaction for a batch: outside one, each lookup paid for taking and releasing its own
+  // WAL snapshot, about six times the cost of the lookup itself. A lookup alone takes its snapshot once
+  // either way, and BEGIN and COMMIT would only add two statements.
+  const lookup = (hash: string): CredentialRow | undefined => {
+    const row = (credential?.get(hash) as CredentialRow | null) ?? undefined
+    if (row) seen.set(String(row.id), { row, at: performance.now() })
+    return row
+  }
+  const readBatch = db.transaction((hashes: string[]) => hashes.map(lookup))
   const guarded = <T>(run: () => T): T => {
     try {
       prepare()
@@ -134,10 +298,24 @@ function openHotPath(file: string): SqliteHotPath {
     }
   }
   return {
-    credentials: (hashes) => guarded(() => readBatch(hashes)),
-    // BEGIN IMMEDIATE: the write lock is taken first, so a busy database fails before anything is done.
-    recordHeartbeats: (beats) => guarded(() => writeBatch.immediate(beats)),
-    close: () => db.close(false),
+    credentials: (hashes) => guarded(() => (hashes.length === 1 ? [lookup(hashes[0] as string)] : readBatch(hashes))),
+    recordHeartbeats: (beats) => guarded(() => recordHeartbeats(beats)),
+    heldBeat: (nodeId) => held.get(nodeId),
+    due(nowMs, missed) {
+      return [...held.values()].filter((e) => e.writtenMs + e.intervalSeconds * 1000 * missed < nowMs)
+    },
+    settled(entries) {
+      for (const e of entries) if (held.get(e.id) === e) held.delete(e.id)
+    },
+    close() {
+      clearInterval(timer)
+      try {
+        if (held.size > 0) guarded(() => writeHeld.immediate([...held.values()]))
+      } catch (error) {
+        log.warn("heartbeat times not yet written are lost with this close", { error, nodes: held.size })
+      }
+      db.close(false)
+    },
   }
 }
 
