@@ -25,7 +25,7 @@ import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
 import { createTmuxSessions } from "./adapters/tmux.ts"
 import { createChats } from "./ai/chats.ts"
 import { internalApi } from "./ai/internal-api.ts"
-import { createApp } from "./api/app.ts"
+import { createApi } from "./api/app.ts"
 import { DEFAULT_STREAM_LIMITS, type StreamLimits } from "./api/event-fanout.ts"
 import type { Refusals } from "./api/refusals.ts"
 import { undeclaredRoutes } from "./api/route-permissions.ts"
@@ -216,7 +216,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       })
     : null
   await chats?.resume()
-  const app = createApp({
+  const { app, fetch: serveFetch } = createApi({
     ai: chats,
     dashboard,
     cli,
@@ -246,7 +246,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     // The web dashboard's page and its bundled assets (control/web); everything else is the API.
     routes: dashboardRoutes,
     development: false,
-    fetch: app.fetch,
+    fetch: serveFetch,
     idleTimeout: 60,
     // Frames above 64 KiB get an INVALID_MESSAGE answer (api/cli-messages.ts); above 1 MiB Bun closes (1009).
     websocket: { ...websocket, maxPayloadLength: 1024 * 1024 },

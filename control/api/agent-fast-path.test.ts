@@ -34,8 +34,8 @@ import { createReportQuota, DEFAULT_REPORT_QUOTA } from "../domain/report-quota.
 import { hashToken, newToken } from "../domain/tokens.ts"
 import { createFleetOperations } from "../ops/fleet-operations.ts"
 import { createTrust, DEFAULT_TRUST, type TrustSettings } from "../trust.ts"
-import { agentFastPath, fastActions } from "./agent-fast-path.ts"
-import { createApp, type TrustDeps } from "./app.ts"
+import { agentFastPath, fastActions, fastAnswer } from "./agent-fast-path.ts"
+import { createApi, type createApp, type TrustDeps } from "./app.ts"
 import type { ApiEnv } from "./auth.ts"
 import { onError } from "./errors.ts"
 
@@ -51,7 +51,11 @@ const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
 const SECRETISH = `/nix/store/y1mlmacm344nc9ik51ajfsqv9pl6m87x-chm_node_${"A".repeat(43)}`
 const AGENT_LIMIT = 25
 
-type App = ReturnType<typeof createApp>
+/** What a test sends requests to: an app, or the server's fetch with its fast path in front. */
+interface App {
+  request(path: string, init?: RequestInit): Response | Promise<Response>
+  routes: ReturnType<typeof createApp>["routes"]
+}
 let dir: string
 let db: SQL
 let closeStore: () => Promise<void>
@@ -102,32 +106,38 @@ beforeAll(async () => {
       clock,
     })
     const probe = storeProbe(`sqlite://${join(dir, "chimera.db")}`, db, opened.dialect)
-    return {
-      app: createApp({
-        fleet,
-        bus,
-        trust: t,
-        commands,
-        cli,
-        relay,
-        operations,
-        dashboard: dashboardOf(db),
-        agentFastPath,
-        storeProbe: probe,
-        incidents: createIncidents({
-          store: incidentStore(db),
-          clock,
-          policy: incidentPolicy(ChimeraConfig.parse({}).incidents),
-          channels: [],
-          currentClosure: async () => null,
-          deploymentTargets: async () => null,
-          note: (type, nodeId, data) => fleet.note(type, nodeId, data),
-          wake: () => {},
-        }),
-        notifyTest: createNotifyTest({ configured: { channels: [], tickets: null }, clock }),
-      }),
+    const api = createApi({
+      fleet,
+      bus,
       trust: t,
-    }
+      commands,
+      cli,
+      relay,
+      operations,
+      dashboard: dashboardOf(db),
+      agentFastPath,
+      storeProbe: probe,
+      incidents: createIncidents({
+        store: incidentStore(db),
+        clock,
+        policy: incidentPolicy(ChimeraConfig.parse({}).incidents),
+        channels: [],
+        currentClosure: async () => null,
+        deploymentTargets: async () => null,
+        note: (type, nodeId, data) => fleet.note(type, nodeId, data),
+        wake: () => {},
+      }),
+      notifyTest: createNotifyTest({ configured: { channels: [], tickets: null }, clock }),
+    })
+    // With the fast path, requests go through the server's fetch (agent-fast-path.ts agentFront), as
+    // Bun.serve hands them over; without it, to the app alone.
+    const app: App = agentFastPath
+      ? {
+          request: (path, init) => api.fetch(new Request(new URL(path, "http://localhost").href, init), undefined),
+          routes: api.app.routes,
+        }
+      : api.app
+    return { app, trust: t }
   }
   const a = make(true)
   fast = a.app
@@ -253,12 +263,14 @@ describe("agent fast path", () => {
       // A limiter of its own: the two apps' must count the same requests.
       .use(
         "/api/agent/*",
-        agentFastPath({
-          fleet,
-          authenticator: trust.authenticator,
-          limiter: ownLimiter(),
-          quota: createReportQuota(DEFAULT_REPORT_QUOTA, systemClock),
-        }),
+        agentFastPath(
+          fastAnswer({
+            fleet,
+            authenticator: trust.authenticator,
+            limiter: ownLimiter(),
+            quota: createReportQuota(DEFAULT_REPORT_QUOTA, systemClock),
+          }),
+        ),
       )
       .all("*", (c) => c.text("passed on", 418))
     probe.onError(onError)

@@ -15,7 +15,7 @@
 //   route is taken only when its rule says `audit: false` or its method is GET (checked at start);
 // - answer redaction skips routes that issue a secret and error answers; a route that issues a secret
 //   is never taken, and a 200 answer is scanned by the same function as it is serialized (redactedJson).
-import type { Context, MiddlewareHandler } from "hono"
+import { Context, type MiddlewareHandler } from "hono"
 import { HTTPException } from "hono/http-exception"
 import type { z } from "zod"
 import { CommandAck, NodeHealth, ReportBatch } from "../../protocol/agent.ts"
@@ -28,6 +28,7 @@ import { agentActions, CommandParams, NodeParams, WaitQuery } from "./agent.ts"
 import { identify } from "./audit-trail.ts"
 import type { ApiEnv, MatchedRoute } from "./auth.ts"
 import { bodyLimitOf } from "./body-limits.ts"
+import { onError } from "./errors.ts"
 import { admit } from "./guard.ts"
 import { checkJsonDepth } from "./json-depth.ts"
 import { redactedJson } from "./redact-answers.ts"
@@ -72,7 +73,43 @@ export interface FastPathDeps {
   quota: ReportQuota
 }
 
-export function agentFastPath({ fleet, authenticator, limiter, quota }: FastPathDeps): MiddlewareHandler<ApiEnv> {
+/** A request the fast path answers: its route and the params its path gives. */
+export interface Plain {
+  action: Action
+  hot: Hot
+  nodeId: string
+  id: string | undefined
+}
+
+/**
+ * The fast path's one decision, made from the request alone before anything else happens: is it
+ * plainly shaped for a route in HOT (above)? `path` is Hono's (decoded) or the raw URL's path.
+ */
+export function plainOf(raw: Request, path: string): Plain | null {
+  const m = AGENT_PATH.exec(path)
+  if (!m) return null
+  const [, nodeId = "", tail = "", id] = m
+  const action: Action = id !== undefined ? "ack" : (tail as Action)
+  const hot = HOT.get(action)
+  if (!hot || raw.method !== hot.method) return null
+  const auth = raw.headers.get("authorization")
+  // A node credential's characters are all bearer characters: this is bearerToken's token, or none.
+  if (auth === null || !auth.startsWith("Bearer ") || tokenKind(auth.slice(7)) !== "node") return null
+  if (hot.method === "GET") {
+    if (raw.body) return null
+  } else {
+    const type = raw.headers.get("content-type")
+    const length = raw.headers.get("content-length")
+    if (!raw.body || type === null || !isJsonType(type) || length === null) return null
+    if (raw.headers.has("transfer-encoding") || !(Number.parseInt(length, 10) <= bodyLimitOf(path))) return null
+  }
+  return { action, hot, nodeId, id }
+}
+
+export type FastAnswer = (c: Context<ApiEnv>, plain: Plain) => Promise<Response>
+
+/** Answers a plain request (plainOf) with the route's checks and action; throws its 4xx. */
+export function fastAnswer({ fleet, authenticator, limiter, quota }: FastPathDeps): FastAnswer {
   const act = agentActions(fleet, quota)
   const json = async <S extends z.ZodType>(c: Context<ApiEnv>, schema: S): Promise<z.output<S>> => {
     await checkJsonDepth(c)
@@ -85,27 +122,7 @@ export function agentFastPath({ fleet, authenticator, limiter, quota }: FastPath
     return parseAt("body", schema, value)
   }
 
-  return async (c, next) => {
-    const path = c.req.path
-    const m = AGENT_PATH.exec(path)
-    if (!m) return next()
-    const [, nodeId = "", tail = "", id] = m
-    const action: Action = id !== undefined ? "ack" : (tail as Action)
-    const hot = HOT.get(action)
-    if (!hot || c.req.method !== hot.method) return next()
-    const auth = c.req.header("authorization")
-    // A node credential's characters are all bearer characters: this is bearerToken's token, or none.
-    if (auth === undefined || !auth.startsWith("Bearer ") || tokenKind(auth.slice(7)) !== "node") return next()
-    const raw = c.req.raw
-    if (hot.method === "GET") {
-      if (raw.body) return next()
-    } else {
-      const type = c.req.header("content-type")
-      const length = c.req.header("content-length")
-      if (!raw.body || type === undefined || !isJsonType(type) || length === undefined) return next()
-      if (raw.headers.has("transfer-encoding") || !(Number.parseInt(length, 10) <= bodyLimitOf(path))) return next()
-    }
-
+  return async (c, { action, hot, nodeId, id }) => {
     identify(c)
     const route: MatchedRoute = { key: hot.key, rule: hot.rule, params: id === undefined ? { nodeId } : { nodeId, id } }
     c.set("route", route)
@@ -127,7 +144,7 @@ export function agentFastPath({ fleet, authenticator, limiter, quota }: FastPath
         // What hono/validator hands a query schema: each key's one value, or its values when repeated.
         const given = Object.entries(c.req.queries()).map(([k, v]) => (v.length === 1 ? [k, v[0]] : [k, v]))
         const { wait } = parseAt("query", WaitQuery, Object.fromEntries(given))
-        return redactedJson(c, await act.commands(node, wait, raw.signal))
+        return redactedJson(c, await act.commands(node, wait, c.req.raw.signal))
       }
       case "ack": {
         const params = parseAt("path", CommandParams, route.params)
@@ -135,5 +152,48 @@ export function agentFastPath({ fleet, authenticator, limiter, quota }: FastPath
         return redactedJson(c, await act.ack(params.nodeId, params.id, ack))
       }
     }
+  }
+}
+
+/** The fast path as a middleware of the app's chain, for requests that reach the app (app.ts). */
+export function agentFastPath(answer: FastAnswer): MiddlewareHandler<ApiEnv> {
+  return async (c, next) => {
+    const plain = plainOf(c.req.raw, c.req.path)
+    return plain ? answer(c, plain) : next()
+  }
+}
+
+type AppFetch = (request: Request, server: unknown) => Response | Promise<Response>
+
+/** The path of a request's URL as it came (no decoding), without its query. */
+function rawPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2)
+  if (start === -1) return "/"
+  const query = url.indexOf("?", start)
+  return url.slice(start, query === -1 ? undefined : query)
+}
+
+/**
+ * The server's fetch: a plain agent request (plainOf, on the URL's path as sent) is answered here,
+ * before the app's router, middleware chain and per-request dispatch, through the same `measure`
+ * (the request metrics middleware, metrics.ts) and the same error answers (onError) as in the app;
+ * everything else, and any path that needs decoding, goes to the app untouched.
+ */
+export function agentFront(appFetch: AppFetch, answer: FastAnswer, measure: MiddlewareHandler<ApiEnv>): AppFetch {
+  const answered = async (c: Context<ApiEnv>, plain: Plain) => {
+    await measure(c, async () => {
+      try {
+        c.res = await answer(c, plain)
+      } catch (error) {
+        c.res = onError(error as Error, c)
+      }
+    })
+    return c.res
+  }
+  return (request, server) => {
+    const path = rawPath(request.url)
+    const plain = path.startsWith("/api/agent/") ? plainOf(request, path) : null
+    if (!plain) return appFetch(request, server)
+    return answered(new Context<ApiEnv>(request, { env: server, path }), plain)
   }
 }

@@ -31,7 +31,7 @@ import type { Relay } from "../domain/relay.ts"
 import { createReportQuota, DEFAULT_REPORT_QUOTA, type ReportQuota } from "../domain/report-quota.ts"
 import type { FleetOperations } from "../ops/fleet-operations.ts"
 import { agentRoutes, enrollRoutes } from "./agent.ts"
-import { agentFastPath } from "./agent-fast-path.ts"
+import { agentFastPath, agentFront, fastAnswer } from "./agent-fast-path.ts"
 import { aiChatRoutes } from "./ai-chat.ts"
 import { auditRoutes } from "./audit.ts"
 import { auditTrail } from "./audit-trail.ts"
@@ -115,16 +115,37 @@ export interface AppDeps {
 const passOn: MiddlewareHandler = (_c, next) => next()
 
 export function createApp(deps: AppDeps) {
-  const { fleet, bus, trust, commands, cli, relay, operations, dashboard, agentFastPath: fast = true } = deps
+  return createApi(deps).app
+}
+
+/**
+ * The app and the server's fetch for it: plain agent requests answered in front of the app
+ * (agent-fast-path.ts agentFront), everything else by the app itself.
+ */
+export function createApi(deps: AppDeps) {
+  const { fleet, trust, agentFastPath: fast = true } = deps
   const metrics = deps.metrics ?? createControlMetrics({ listNodes: () => fleet.listNodes() })
-  const fanout = createEventFanout(bus, deps.streams ?? DEFAULT_STREAM_LIMITS)
   const quota = deps.reportQuota ?? createReportQuota(DEFAULT_REPORT_QUOTA, systemClock)
+  const measure = requestMetrics(metrics, deps.tracer ?? null)
+  const answer = fastAnswer({ fleet, authenticator: trust.authenticator, limiter: trust.limiter, quota })
+  const app = buildApp(deps, { metrics, quota, measure, fast: fast ? agentFastPath(answer) : passOn })
+  const appFetch = (request: Request, server: unknown) => app.fetch(request, server)
+  return { app, fetch: fast ? agentFront(appFetch, answer, measure) : appFetch }
+}
+
+interface Shared {
+  metrics: ControlMetrics
+  quota: ReportQuota
+  measure: MiddlewareHandler
+  fast: MiddlewareHandler
+}
+
+function buildApp(deps: AppDeps, { metrics, quota, measure, fast }: Shared) {
+  const { fleet, bus, trust, commands, cli, relay, operations, dashboard } = deps
+  const fanout = createEventFanout(bus, deps.streams ?? DEFAULT_STREAM_LIMITS)
   const app = new Hono()
-    .use("*", requestMetrics(metrics, deps.tracer ?? null))
-    .use(
-      "/api/agent/*",
-      fast ? agentFastPath({ fleet, authenticator: trust.authenticator, limiter: trust.limiter, quota }) : passOn,
-    )
+    .use("*", measure)
+    .use("/api/agent/*", fast)
     .use("/api/*", auditTrail(trust.audit, trust.refusals))
     .use("/api/*", redactAnswers)
     .use("/api/*", bodyLimits)
