@@ -19,6 +19,7 @@ import {
   type Beat,
   type BeatResult,
   CACHE_KIB,
+  CHECKPOINT_PAGES,
   detachHotPath,
   HEARTBEAT_COLUMNS,
   HotPathBusy,
@@ -54,6 +55,7 @@ export async function openDatabase(url: string): Promise<{ db: SQL; dialect: Dia
     await db`PRAGMA synchronous = NORMAL`
     await db`PRAGMA busy_timeout = 5000`
     await db.unsafe(`PRAGMA cache_size = ${CACHE_KIB}`)
+    await db.unsafe(`PRAGMA wal_autocheckpoint = ${CHECKPOINT_PAGES}`)
     if (path !== ":memory:") attachHotPath(db, path)
   }
   try {
@@ -296,8 +298,9 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
     async markUnreachable(now, since, missed) {
       const nowMs = Date.parse(now)
       const sinceMs = Date.parse(since)
-      // Heartbeats held in memory (sqlite-hot-path.ts) that the rows below would count silent go first.
-      const due = hot?.due(nowMs, missed) ?? []
+      // Heartbeats held in memory (sqlite-hot-path.ts) that the rows below would count silent go first,
+      // through this handle when the hot path found the database busy.
+      const due = hot?.writeDue(nowMs, missed) ?? []
       if (due.length > 0) {
         await db.begin(async (tx) => {
           for (const e of due)

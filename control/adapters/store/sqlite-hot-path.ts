@@ -79,6 +79,14 @@ export class HotPathBusy extends Error {}
  */
 export const CACHE_KIB = -32_768
 
+/**
+ * WAL pages before a commit checkpoints (SQLite's default is 1,000). A checkpoint copies each page once
+ * however often the WAL holds it, and held heartbeats (below) rewrite most of 20,000 nodes' pages every
+ * couple of seconds: at 10,000 the WAL (up to 40 MiB) spans several rounds of them, and writing them
+ * cost a fifth less (sqlite microbench: 32 µs a heartbeat with the credential lookup, 26 µs).
+ */
+export const CHECKPOINT_PAGES = 10_000
+
 const busy = (error: unknown) => {
   const code = (error as { code?: unknown } | null)?.code
   return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))
@@ -129,8 +137,11 @@ export interface SqliteHotPath {
   recordHeartbeats(beats: Beat[]): BeatResult[]
   /** A node's held heartbeat, newer than what its row says, if there is one. */
   heldBeat(nodeId: string): Held | undefined
-  /** Held heartbeats whose rows, as written, count `missed` intervals of silence by `nowMs`. */
-  due(nowMs: number, missed: number): Held[]
+  /**
+   * Writes the held heartbeats whose rows, as written, count `missed` intervals of silence by `nowMs`
+   * (the sweep calls it first); returns those it could not write because the database was busy.
+   */
+  writeDue(nowMs: number, missed: number): Held[]
   /** Forgets held heartbeats written another way (unless a newer one came since). */
   settled(entries: Held[]): void
   /** Writes what is held, then closes the handle. */
@@ -142,6 +153,7 @@ function openHotPath(file: string): SqliteHotPath {
   db.run("PRAGMA busy_timeout = 0")
   db.run("PRAGMA synchronous = NORMAL")
   db.run(`PRAGMA cache_size = ${CACHE_KIB}`)
+  db.run(`PRAGMA wal_autocheckpoint = ${CHECKPOINT_PAGES}`)
   let credential: Statement | null = null
   let state: Statement | null = null
   let write: Statement | null = null
@@ -301,8 +313,17 @@ function openHotPath(file: string): SqliteHotPath {
     credentials: (hashes) => guarded(() => (hashes.length === 1 ? [lookup(hashes[0] as string)] : readBatch(hashes))),
     recordHeartbeats: (beats) => guarded(() => recordHeartbeats(beats)),
     heldBeat: (nodeId) => held.get(nodeId),
-    due(nowMs, missed) {
-      return [...held.values()].filter((e) => e.writtenMs + e.intervalSeconds * 1000 * missed < nowMs)
+    writeDue(nowMs, missed) {
+      const due = [...held.values()].filter((e) => e.writtenMs + e.intervalSeconds * 1000 * missed < nowMs)
+      if (due.length === 0) return []
+      try {
+        guarded(() => writeHeld.immediate(due.sort((a, b) => a.rowId - b.rowId)))
+      } catch (error) {
+        if (error instanceof HotPathBusy) return due
+        throw error
+      }
+      for (const e of due) if (held.get(e.id) === e) held.delete(e.id)
+      return []
     },
     settled(entries) {
       for (const e of entries) if (held.get(e.id) === e) held.delete(e.id)
