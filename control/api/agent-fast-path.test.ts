@@ -133,7 +133,7 @@ beforeAll(async () => {
     // Bun.serve hands them over; without it, to the app alone.
     const app: App = agentFastPath
       ? {
-          request: (path, init) => api.fetch(new Request(new URL(path, "http://localhost").href, init), undefined),
+          request: (path, init) => api.fetch(new Request(`http://localhost${path}`, init), undefined),
           routes: api.app.routes,
         }
       : api.app
@@ -319,6 +319,10 @@ describe("agent fast path", () => {
     expect((await both({ ...beat("n1"), path: "/api/agent/n%31/heartbeat" })).status).toBe(200)
     expect((await both({ ...beat("n1"), path: "/api/agent/bad%20id/heartbeat" })).status).toBe(403)
     expect((await both({ ...beat("n1"), path: "/api/agent/n%251/heartbeat" })).status).toBe(403)
+    // Paths the server's fetch hands to the app (a query, a doubled slash, another method): same answers.
+    expect((await both({ ...beat("n1"), path: "/api/agent/n1/heartbeat?x=1" })).status).toBe(200)
+    expect((await both({ ...beat("n1"), path: "//api/agent/n1/heartbeat" })).status).toBe(404)
+    expect((await both({ ...beat("n1"), method: "PUT" })).status).toBe(404)
   })
 
   test("credentials: unknown, revoked, of a user, of enrolment, malformed or missing are refused alike", async () => {

@@ -221,7 +221,7 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
       return rows.length > 0
     },
     async revokeNode(nodeId, now) {
-      return db.begin(async (tx) => {
+      const revoked = await db.begin(async (tx) => {
         const rows: Row[] = await tx`
           UPDATE nodes SET credential_hash = NULL, pending_credential_hash = NULL, rotation_requested_at = NULL,
             revoked_at = ${now}
@@ -229,6 +229,8 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
         await tx`UPDATE join_tokens SET used_at = ${now}, used_by = ${"(revoked)"} WHERE node_id = ${nodeId} AND used_at IS NULL`
         return rows.length > 0
       })
+      hot?.forget([nodeId])
+      return revoked
     },
 
     async appendAudit(e) {

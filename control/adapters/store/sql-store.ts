@@ -22,6 +22,7 @@ import {
   CHECKPOINT_PAGES,
   detachHotPath,
   HEARTBEAT_COLUMNS,
+  type Held,
   HotPathBusy,
   heartbeatValues,
   hotPathOf,
@@ -178,6 +179,57 @@ function heartbeatWriter(db: SQL, dialect: Dialect) {
 export function sqlStore(db: SQL, dialect: Dialect): StorePort {
   const writeHeartbeat = heartbeatWriter(db, dialect)
   const hot = hotPathOf(db)
+  /** Held heartbeats (sqlite-hot-path.ts) written through this handle, never moving a node's time back. */
+  const writeHeldHere = async (held: Held[]) => {
+    if (held.length === 0) return
+    await db.begin(async (tx) => {
+      for (const e of held)
+        await tx`UPDATE nodes SET health = ${e.health}, last_heartbeat = ${e.at}, last_heartbeat_ms = ${e.ms}
+          WHERE id = ${e.id} AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ${e.ms})`
+    })
+  }
+  const redeem = async (input: Parameters<StorePort["redeemJoinToken"]>[0]) => {
+    return db.begin(async (tx) => {
+      const rows: Row[] =
+        await tx`SELECT node_id, expires_at, used_at, used_by FROM join_tokens WHERE token_hash = ${input.tokenHash}`
+      const token = rows[0]
+      if (!token) return { ok: false, reason: "unknown" } as const
+      if (token.used_at) {
+        // The same enrolment again (its answer was lost): the node still holds the credential it chose.
+        if (input.agentChosen && token.used_by === input.nodeId) {
+          const node: Row[] = await tx`SELECT credential_hash FROM nodes WHERE id = ${input.nodeId}`
+          if (node[0]?.credential_hash === input.credentialHash)
+            return { ok: true, created: false, repeated: true } as const
+        }
+        return { ok: false, reason: "used" } as const
+      }
+      if (String(token.expires_at) <= input.now) return { ok: false, reason: "expired" } as const
+      if (token.node_id && token.node_id !== input.nodeId) return { ok: false, reason: "wrong-node" } as const
+      const existing: Row[] = await tx`SELECT id FROM nodes WHERE id = ${input.nodeId}`
+      // A token for no node in particular only creates nodes: taking over an enrolled node's identity
+      // (and locking its agent out) needs a token the operator issued for that node.
+      if (existing[0] && !token.node_id) return { ok: false, reason: "taken" } as const
+      // Single use: only the transaction that flips used_at may enrol.
+      const used: Row[] = await tx`
+        UPDATE join_tokens SET used_at = ${input.now}, used_by = ${input.nodeId}
+        WHERE token_hash = ${input.tokenHash} AND used_at IS NULL RETURNING token_hash`
+      if (!used[0]) return { ok: false, reason: "used" } as const
+      if (existing[0]) {
+        // Re-enrolment with a token issued for this node: a new credential (any half-done rotation is
+        // dropped, a revocation lifted) and a new report epoch (the agent's sequence starts again).
+        await tx`
+          UPDATE nodes SET credential_hash = ${input.credentialHash}, hostname = ${input.hostname},
+            agent_version = ${input.agentVersion}, epoch = epoch + 1, acked_seq = 0, unreachable = 0,
+            pending_credential_hash = NULL, rotation_requested_at = NULL, revoked_at = NULL
+          WHERE id = ${input.nodeId}`
+        return { ok: true, created: false, repeated: false } as const
+      }
+      await tx`
+        INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version)
+        VALUES (${input.nodeId}, ${input.hostname}, ${input.credentialHash}, ${input.now}, ${input.agentVersion})`
+      return { ok: true, created: true, repeated: false } as const
+    })
+  }
   /** A node's row with its heartbeat held in memory, if newer, read over it. */
   const withHeld = (r: Row): Row => {
     const held = hot?.heldBeat(String(r.id))
@@ -213,7 +265,8 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
     },
 
     async close() {
-      detachHotPath(db)
+      // What the hot path could not write (a transaction held the lock) goes through this handle.
+      await writeHeldHere(detachHotPath(db))
       await db.close()
     },
 
@@ -228,46 +281,9 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
     },
 
     async redeemJoinToken(input) {
-      return db.begin(async (tx) => {
-        const rows: Row[] =
-          await tx`SELECT node_id, expires_at, used_at, used_by FROM join_tokens WHERE token_hash = ${input.tokenHash}`
-        const token = rows[0]
-        if (!token) return { ok: false, reason: "unknown" } as const
-        if (token.used_at) {
-          // The same enrolment again (its answer was lost): the node still holds the credential it chose.
-          if (input.agentChosen && token.used_by === input.nodeId) {
-            const node: Row[] = await tx`SELECT credential_hash FROM nodes WHERE id = ${input.nodeId}`
-            if (node[0]?.credential_hash === input.credentialHash)
-              return { ok: true, created: false, repeated: true } as const
-          }
-          return { ok: false, reason: "used" } as const
-        }
-        if (String(token.expires_at) <= input.now) return { ok: false, reason: "expired" } as const
-        if (token.node_id && token.node_id !== input.nodeId) return { ok: false, reason: "wrong-node" } as const
-        const existing: Row[] = await tx`SELECT id FROM nodes WHERE id = ${input.nodeId}`
-        // A token for no node in particular only creates nodes: taking over an enrolled node's identity
-        // (and locking its agent out) needs a token the operator issued for that node.
-        if (existing[0] && !token.node_id) return { ok: false, reason: "taken" } as const
-        // Single use: only the transaction that flips used_at may enrol.
-        const used: Row[] = await tx`
-          UPDATE join_tokens SET used_at = ${input.now}, used_by = ${input.nodeId}
-          WHERE token_hash = ${input.tokenHash} AND used_at IS NULL RETURNING token_hash`
-        if (!used[0]) return { ok: false, reason: "used" } as const
-        if (existing[0]) {
-          // Re-enrolment with a token issued for this node: a new credential (any half-done rotation is
-          // dropped, a revocation lifted) and a new report epoch (the agent's sequence starts again).
-          await tx`
-            UPDATE nodes SET credential_hash = ${input.credentialHash}, hostname = ${input.hostname},
-              agent_version = ${input.agentVersion}, epoch = epoch + 1, acked_seq = 0, unreachable = 0,
-              pending_credential_hash = NULL, rotation_requested_at = NULL, revoked_at = NULL
-            WHERE id = ${input.nodeId}`
-          return { ok: true, created: false, repeated: false } as const
-        }
-        await tx`
-          INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version)
-          VALUES (${input.nodeId}, ${input.hostname}, ${input.credentialHash}, ${input.now}, ${input.agentVersion})`
-        return { ok: true, created: true, repeated: false } as const
-      })
+      const result = await redeem(input)
+      if (result.ok) hot?.forget([input.nodeId])
+      return result
     },
 
     async getNode(id) {
@@ -283,7 +299,8 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
     recordHeartbeat: (h: NodeHealth, receivedAt: string) => writeHeartbeat({ h, receivedAt }),
 
     async setDesired(nodeId, closure, command: AgentCommand) {
-      return db.begin(async (tx) => {
+      // A heartbeat past its credential lookup answers with the new closure, not the row it read.
+      const done = await db.begin(async (tx) => {
         await tx`UPDATE nodes SET desired_path = ${closure}, desired_set_at = ${command.createdAt} WHERE id = ${nodeId}`
         const superseded: Row[] = await tx`
           UPDATE commands SET acked_at = ${command.createdAt}, success = 0, output = ${`superseded by command ${command.id}`}
@@ -293,6 +310,8 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
           VALUES (${command.id}, ${nodeId}, ${command.kind}, ${JSON.stringify(command)}, ${command.createdAt})`
         return { supersededCommands: superseded.map((r) => String(r.id)) }
       })
+      hot?.forget([nodeId])
+      return done
     },
 
     async markUnreachable(now, since, missed) {
@@ -301,14 +320,8 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       // Heartbeats held in memory (sqlite-hot-path.ts) that the rows below would count silent go first,
       // through this handle when the hot path found the database busy.
       const due = hot?.writeDue(nowMs, missed) ?? []
-      if (due.length > 0) {
-        await db.begin(async (tx) => {
-          for (const e of due)
-            await tx`UPDATE nodes SET health = ${e.health}, last_heartbeat = ${e.at}, last_heartbeat_ms = ${e.ms}
-              WHERE id = ${e.id} AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ${e.ms})`
-        })
-        hot?.settled(due)
-      }
+      await writeHeldHere(due)
+      hot?.settled(due)
       // A control plane that was itself down has not heard anyone: count silence from its own start.
       const rows: Row[] = await db`
         UPDATE nodes SET unreachable = 1
@@ -316,6 +329,8 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
           AND (CASE WHEN last_heartbeat_ms > ${sinceMs} THEN last_heartbeat_ms ELSE ${sinceMs} END)
               + heartbeat_interval * 1000 * ${missed} < ${nowMs}
         RETURNING *`
+      // A heartbeat already past its credential lookup must see these as unreachable, and flip them back.
+      hot?.forget(rows.map((r) => String(r.id)))
       return rows.map(toNode)
     },
 

@@ -132,6 +132,12 @@ test("a quiet heartbeat is held: this process reads it at once, the row gets it 
   expect(JSON.parse(String(row?.health)).uptimeSeconds).toBe(77)
 })
 
+test("a heartbeat after two silent intervals is written at once, never held", async () => {
+  const t = new Date(Date.now() + 250_000).toISOString() // 50 s after the last one, at a 1 s interval
+  await opened.store.recordHeartbeat(health("a", t), t)
+  expect((await rowOf("a"))?.last_heartbeat).toBe(t)
+})
+
 test("a heartbeat that changes the node's state is written at once, never held", async () => {
   const t = new Date(Date.now() + 200_000).toISOString()
   await opened.store.recordHeartbeat({ ...health("a", t), phase: "drifted" }, t)
@@ -142,13 +148,14 @@ test("a heartbeat that changes the node's state is written at once, never held",
 test("the sweep writes a held heartbeat first, so a node beating on time is never marked unreachable", async () => {
   const t0 = Date.now() + 300_000
   const at = (s: number) => new Date(t0 + s * 1000).toISOString()
-  await opened.store.recordHeartbeat({ ...health("a", at(0)), phase: "congruent" }, at(0)) // a change: written
-  await opened.store.recordHeartbeat({ ...health("a", at(10)), phase: "congruent" }, at(10)) // quiet: held
+  const every5s = (s: number) => ({ ...health("a", at(s)), phase: "congruent" as const, heartbeatIntervalSeconds: 5 })
+  await opened.store.recordHeartbeat(every5s(0), at(0)) // a change: written
+  await opened.store.recordHeartbeat(every5s(8), at(8)) // quiet, within two intervals: held
   expect((await rowOf("a"))?.last_heartbeat).toBe(at(0))
-  // 1 s interval, 3 missed: by t0+11 s the row alone says silent since t0, the held beat says 1 s ago.
-  const marked = await opened.store.markUnreachable(at(11), at(0), 3)
+  // 5 s interval, 3 missed: by t0+16 s the row alone says silent since t0, the held beat says 8 s ago.
+  const marked = await opened.store.markUnreachable(at(16), at(0), 3)
   expect(marked.map((n) => n.id)).not.toContain("a")
-  expect((await rowOf("a"))?.last_heartbeat).toBe(at(10))
+  expect((await rowOf("a"))?.last_heartbeat).toBe(at(8))
   expect(hotPathOf(opened.db)?.heldBeat("a")).toBeUndefined()
 })
 
@@ -170,4 +177,22 @@ test("closing the store writes what is held", async () => {
   } finally {
     await rm(other.dir, { recursive: true, force: true })
   }
+})
+
+test("a node the sweep marks unreachable between its credential lookup and its heartbeat is flipped back by it", async () => {
+  const hash = hashToken(newToken("node"))
+  const t0 = Date.now() + 400_000
+  const at = (s: number) => new Date(t0 + s * 1000).toISOString()
+  await opened.db`INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version) VALUES ('u', 'u', ${hash}, ${at(0)}, 't')`
+  await opened.store.recordHeartbeat(health("u", at(0)), at(0)) // first: written
+  // The request authenticates (its row read with the credential, unreachable = 0)…
+  expect((await createAuthStore(opened.db, opened.dialect).nodeForCredential(hash, at(0)))?.nodeId).toBe("u")
+  // …the sweep marks the node before its heartbeat is taken…
+  expect((await opened.store.markUnreachable(at(60), at(0), 3)).map((n) => n.id)).toContain("u")
+  // …and the heartbeat, on time by its own clock, still sees the node unreachable and flips it.
+  expect(await opened.store.recordHeartbeat(health("u", at(1)), at(1))).toEqual({
+    wasUnreachable: true,
+    desiredPath: null,
+  })
+  expect((await opened.store.getNode("u"))?.unreachable).toBe(false)
 })

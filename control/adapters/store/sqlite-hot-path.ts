@@ -144,8 +144,13 @@ export interface SqliteHotPath {
   writeDue(nowMs: number, missed: number): Held[]
   /** Forgets held heartbeats written another way (unless a newer one came since). */
   settled(entries: Held[]): void
-  /** Writes what is held, then closes the handle. */
-  close(): void
+  /**
+   * Drops the rows its credential lookups read for these nodes: another handle changed them (the
+   * sweep marked them unreachable, a new desired closure, an enrolment or a revocation).
+   */
+  forget(nodeIds: string[]): void
+  /** Writes what is held and closes the handle; returns what it could not write (the database was busy). */
+  close(): Held[]
 }
 
 function openHotPath(file: string): SqliteHotPath {
@@ -175,7 +180,7 @@ function openHotPath(file: string): SqliteHotPath {
     // Never moves a node's last heartbeat back (a full write may have gone ahead of a held one).
     freshen ??= db.prepare(
       `UPDATE nodes SET health = ?, last_heartbeat = ?, last_heartbeat_ms = ?
-       WHERE rowid = ? AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ?)`,
+       WHERE rowid = ? AND id = ? AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ?)`,
     )
   }
 
@@ -203,10 +208,13 @@ function openHotPath(file: string): SqliteHotPath {
       const beat = beats[i] as Beat
       const values = heartbeatValues(beat)
       const row = rowOf(id)
+      // A node silent for two intervals (the control plane was down, or the node) is written at once:
+      // the sweep then counts from this heartbeat, not from one held.
       const quiet =
         row != null &&
         Number(row.unreachable ?? 0) === 0 &&
         row.last_heartbeat_ms != null &&
+        (values[LAST_MS] as number) - Number(row.last_heartbeat_ms) < 2_000 * Number(row.heartbeat_interval) &&
         STATE_COLUMNS.every((c) => row[c] === values[HEARTBEAT_COLUMNS.indexOf(c)])
       if (!quiet) {
         plan.full.push([id, i])
@@ -239,7 +247,7 @@ function openHotPath(file: string): SqliteHotPath {
     return written
   })
   const writeHeld = db.transaction((entries: Held[]) => {
-    for (const e of entries) freshen?.run(e.health, e.at, e.ms, e.rowId, e.ms)
+    for (const e of entries) freshen?.run(e.health, e.at, e.ms, e.rowId, e.id, e.ms)
   })
 
   const recordHeartbeats = (beats: Beat[]): BeatResult[] => {
@@ -264,9 +272,10 @@ function openHotPath(file: string): SqliteHotPath {
 
   /** Writes held heartbeats in the order of their rows, a chunk per transaction, yielding between chunks. */
   let flushing: Promise<void> | null = null
+  let closed = false
   const flush = async () => {
     const entries = [...held.values()].sort((a, b) => a.rowId - b.rowId)
-    for (let c = 0; c < entries.length; c += FLUSH_CHUNK) {
+    for (let c = 0; c < entries.length && !closed; c += FLUSH_CHUNK) {
       const chunk = entries.slice(c, c + FLUSH_CHUNK)
       try {
         prepare()
@@ -301,6 +310,7 @@ function openHotPath(file: string): SqliteHotPath {
   }
   const readBatch = db.transaction((hashes: string[]) => hashes.map(lookup))
   const guarded = <T>(run: () => T): T => {
+    if (closed) throw new Error("the database is closed")
     try {
       prepare()
       return run()
@@ -328,14 +338,24 @@ function openHotPath(file: string): SqliteHotPath {
     settled(entries) {
       for (const e of entries) if (held.get(e.id) === e) held.delete(e.id)
     },
+    forget(nodeIds) {
+      for (const id of nodeIds) seen.delete(id)
+    },
     close() {
       clearInterval(timer)
+      let left = [...held.values()]
       try {
-        if (held.size > 0) guarded(() => writeHeld.immediate([...held.values()]))
+        if (left.length > 0) guarded(() => writeHeld.immediate(left))
+        left = []
       } catch (error) {
-        log.warn("heartbeat times not yet written are lost with this close", { error, nodes: held.size })
+        if (!(error instanceof HotPathBusy)) throw error
+      } finally {
+        closed = true
+        held.clear()
+        seen.clear()
+        db.close(false)
       }
-      db.close(false)
+      return left
     },
   }
 }
@@ -352,8 +372,9 @@ export function hotPathOf(db: SQL): SqliteHotPath | null {
   return HOT.get(db) ?? null
 }
 
-/** Closes a handle's hot path, if it has one. */
-export function detachHotPath(db: SQL): void {
-  HOT.get(db)?.close()
+/** Closes a handle's hot path, if it has one; returns the held heartbeats it could not write. */
+export function detachHotPath(db: SQL): Held[] {
+  const left = HOT.get(db)?.close() ?? []
   HOT.delete(db)
+  return left
 }
