@@ -138,6 +138,16 @@ test("a heartbeat after two silent intervals is written at once, never held", as
   expect((await rowOf("a"))?.last_heartbeat).toBe(t)
 })
 
+test("beats held one after another stay held while the row's own time falls behind", async () => {
+  const t0 = Date.now() + 260_000
+  const at = (s: number) => new Date(t0 + s * 1000).toISOString()
+  await opened.store.recordHeartbeat(health("a", at(0)), at(0)) // silent before: written
+  await opened.store.recordHeartbeat(health("a", at(1.5)), at(1.5)) // held
+  // 1 s interval: 3 s after the row's time, but 1.5 s after the last beat taken: held too.
+  await opened.store.recordHeartbeat(health("a", at(3)), at(3))
+  expect(hotPathOf(opened.db)?.heldBeat("a")?.at).toBe(at(3))
+})
+
 test("a heartbeat that changes the node's state is written at once, never held", async () => {
   const t = new Date(Date.now() + 200_000).toISOString()
   await opened.store.recordHeartbeat({ ...health("a", t), phase: "drifted" }, t)

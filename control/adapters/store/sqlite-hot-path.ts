@@ -208,13 +208,14 @@ function openHotPath(file: string): SqliteHotPath {
       const beat = beats[i] as Beat
       const values = heartbeatValues(beat)
       const row = rowOf(id)
-      // A node silent for two intervals (the control plane was down, or the node) is written at once:
-      // the sweep then counts from this heartbeat, not from one held.
+      // A node silent for two intervals since its last heartbeat, held or written (the control plane
+      // was down, or the node), is written at once: the sweep then counts from this heartbeat.
+      const last = Math.max(Number(row?.last_heartbeat_ms ?? 0), held.get(id)?.ms ?? 0)
       const quiet =
         row != null &&
         Number(row.unreachable ?? 0) === 0 &&
         row.last_heartbeat_ms != null &&
-        (values[LAST_MS] as number) - Number(row.last_heartbeat_ms) < 2_000 * Number(row.heartbeat_interval) &&
+        (values[LAST_MS] as number) - last < 2_000 * Number(row.heartbeat_interval) &&
         STATE_COLUMNS.every((c) => row[c] === values[HEARTBEAT_COLUMNS.indexOf(c)])
       if (!quiet) {
         plan.full.push([id, i])
