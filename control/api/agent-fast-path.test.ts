@@ -17,6 +17,7 @@ import { storeProbe } from "../adapters/store/health-probe.ts"
 import { incidentStore } from "../adapters/store/incident-store.ts"
 import { nodeCommands } from "../adapters/store/node-commands.ts"
 import type { sqlStore } from "../adapters/store/sql-store.ts"
+import { createControlMetrics } from "../adapters/telemetry/prometheus.ts"
 import { createTmuxSessions } from "../adapters/tmux.ts"
 import { ChimeraConfig } from "../config.ts"
 import { createRateLimiter, DEFAULT_LIMITS } from "../domain/auth/rate-limiter.ts"
@@ -64,6 +65,8 @@ let store: ReturnType<typeof sqlStore>
 let fast: App
 let slow: App
 let trust: TrustDeps
+let countedFast: string[]
+let countedSlow: string[]
 let admin: string
 const creds: Record<string, string> = {}
 
@@ -98,6 +101,18 @@ beforeAll(async () => {
   const relay = createRelay({ fleet, store, clock, pollFallbackMs: null })
   const make = (agentFastPath: boolean) => {
     const t = createTrust({ db, dialect: opened.dialect, dataDir: dir, store, bus, clock, settings })
+    // What each request adds to the metrics, to compare the two ways in.
+    const counted: string[] = []
+    const metrics = createControlMetrics({ listNodes: () => fleet.listNodes() })
+    const { request, heartbeat } = metrics
+    metrics.request = (method, route, status, seconds) => {
+      counted.push(`${method} ${route} ${status}`)
+      request(method, route, status, seconds)
+    }
+    metrics.heartbeat = () => {
+      counted.push("heartbeat")
+      heartbeat()
+    }
     const operations = createFleetOperations({
       fleet,
       deployments: deploymentStore(db),
@@ -109,6 +124,7 @@ beforeAll(async () => {
     const api = createApi({
       fleet,
       bus,
+      metrics,
       trust: t,
       commands,
       cli,
@@ -137,12 +153,15 @@ beforeAll(async () => {
           routes: api.app.routes,
         }
       : api.app
-    return { app, trust: t }
+    return { app, trust: t, counted }
   }
   const a = make(true)
   fast = a.app
   trust = a.trust
-  slow = make(false).app
+  countedFast = a.counted
+  const b = make(false)
+  slow = b.app
+  countedSlow = b.counted
   for (const id of ["n1", "n2", "n3", "n4"]) {
     const jt = await post(fast, "/api/nodes/join-tokens", admin, { nodeId: id })
     const enrolled = await post(fast, "/api/agent/enroll", String(jt.token), {
@@ -223,9 +242,13 @@ const plain = (x: Awaited<ReturnType<typeof send>>) => ({
 
 /** The request through both apps; what each answered and recorded, which must be the same. */
 async function both(r: Req) {
+  const [fastBefore, slowBefore] = [countedFast.length, countedSlow.length]
   const a = await send(fast, r)
   const b = await send(slow, r)
   expect(a).toEqual(b)
+  // Counted once, under the same route and status, whichever way it went.
+  expect(countedFast.slice(fastBefore)).toEqual(countedSlow.slice(slowBefore))
+  expect(countedFast.length - fastBefore).toBeGreaterThan(0)
   return a
 }
 
