@@ -8,6 +8,7 @@ import { createEventBus } from "./adapters/event-bus.ts"
 import { type AiSettings, createProvider } from "./adapters/llm/provider.ts"
 import { createNix } from "./adapters/nix.ts"
 import { currentProcessInstance } from "./adapters/process-instance.ts"
+import { replicaLiveness, replicaName } from "./adapters/replica-liveness.ts"
 import { openKeyring } from "./adapters/signing-keys.ts"
 import { chatStore } from "./adapters/store/chat-store.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
@@ -142,6 +143,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     nix: createNix(),
     targets: opts.commandTargets ?? null,
     clock,
+    replica: replicaName(),
+    replicaAlive: replicaLiveness(db, dialect),
   })
   const telemetry = opts.telemetry ? await startTelemetry(opts.telemetry, "chimera-control-plane") : null
   const metrics = createControlMetrics(

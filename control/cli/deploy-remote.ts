@@ -23,6 +23,8 @@ export interface RemoteDeploy {
 }
 
 type Progress = { status: "running"; progress: Record<string, string> }
+/** A deploy whose control plane stopped before it finished (fleet-operations.ts). */
+type Interrupted = { status: "interrupted"; reason: string }
 
 export async function deployViaControlPlane(d: RemoteDeploy): Promise<DeploymentRecord> {
   const { url, client } = apiClient()
@@ -55,7 +57,14 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
   spin?.start(`deploy ${id} on ${url}`)
   let said = ""
   for (;;) {
-    const view = (await call(url, client.api.deployments[":id"].$get({ param: { id } }))) as DeploymentRecord | Progress
+    const view = (await call(url, client.api.deployments[":id"].$get({ param: { id } }))) as
+      | DeploymentRecord
+      | Progress
+      | Interrupted
+    if (view.status === "interrupted") {
+      spin?.stop(`deploy ${id}: interrupted`)
+      throw new CliError(`deploy ${id} was interrupted: ${(view as Interrupted).reason}`, "E_INTERRUPTED")
+    }
     if (view.status !== "running") {
       spin?.stop(`deploy ${id}: ${view.status}`)
       return view as DeploymentRecord

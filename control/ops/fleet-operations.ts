@@ -7,6 +7,7 @@
 import { existsSync } from "node:fs"
 import { hashOf, type StorePath } from "../../protocol/ids.ts"
 import { createLogger } from "../../protocol/log.ts"
+import type { ReplicaAlive } from "../adapters/replica-liveness.ts"
 import type { DeploymentStore } from "../adapters/store/deployment-store.ts"
 import type { CommandTargets } from "../domain/command-service.ts"
 import { checkCongruence } from "../domain/congruence.ts"
@@ -57,6 +58,21 @@ export interface FleetOperationsDeps {
   /** The nodes this control plane reaches over SSH; null when its configuration names none. */
   targets: CommandTargets | null
   clock: Clock
+  /** This control plane's replica name, put in each deploy's start (replica-liveness.ts). */
+  replica?: string
+  /** Whether the replica that started a deploy still runs; without it, a deploy elsewhere is `running`. */
+  replicaAlive?: ReplicaAlive
+}
+
+/** A deploy started elsewhere that will never finish: the control plane running it has stopped. */
+export interface InterruptedDeployment {
+  id: string
+  status: "interrupted"
+  createdAt: string
+  targets: string[]
+  progress: Record<string, string>
+  replica: string
+  reason: string
 }
 
 /** The closure a deploy or congruence check is about: built from a Nix file, or named directly. */
@@ -150,7 +166,13 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       const createdAt = clock.now().toISOString()
       const build = await closureOf(nix, req)
       const names = [...ssh.map((t) => t.name), ...pulled.map((n) => n.id)]
-      await fleet.note("deployment.started", null, { id, actor, closure: build.outPath, targets: names })
+      await fleet.note("deployment.started", null, {
+        id,
+        actor,
+        closure: build.outPath,
+        targets: names,
+        ...(deps.replica ? { replica: deps.replica } : {}),
+      })
       const progress = (target: string, phase: string, message: string) => {
         const entry = running.get(id)
         if (entry) entry.progress[target] = `${phase}: ${message}`
@@ -313,6 +335,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       id: string,
     ): Promise<
       | DeploymentRecord
+      | InterruptedDeployment
       | { id: string; status: "running"; createdAt: string; targets: string[]; progress: Record<string, string> }
     > => {
       const live = running.get(id)
@@ -323,7 +346,15 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       // Started through another replica (one database, several control planes) and still running there.
       const elsewhere = await deployments.runningElsewhere(id)
       if (!elsewhere) throw notFound(`deployment ${JSON.stringify(id)}`)
-      return elsewhere
+      const { replica, ...view } = elsewhere
+      if (replica !== null && replica !== deps.replica && (await deps.replicaAlive?.(replica)) === false)
+        return {
+          ...view,
+          status: "interrupted",
+          replica,
+          reason: `the control plane that ran it (${replica}) stopped before it finished; check the targets (chimera deployments, chimera nodes) and deploy again`,
+        }
+      return view
     },
     list: (limit: number) => deployments.list(limit),
   }

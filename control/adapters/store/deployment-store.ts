@@ -23,6 +23,8 @@ export interface RunningDeployment {
   targets: string[]
   /** Each target's last progress, `phase: message`. */
   progress: Record<string, string>
+  /** The replica that runs it (replica-liveness.ts), when its start said so. */
+  replica: string | null
 }
 
 type Row = { record: string }
@@ -63,7 +65,7 @@ export function deploymentStore(db: SQL): DeploymentStore {
         ORDER BY id`) as { type: string; at: string; data: string }[]
       const started = rows.find((r) => r.type === "deployment.started")
       if (!started || rows.some((r) => r.type === "deployment.finished")) return null
-      const data = JSON.parse(started.data) as { targets?: unknown }
+      const data = JSON.parse(started.data) as { targets?: unknown; replica?: unknown }
       const progress: Record<string, string> = {}
       for (const r of rows) {
         if (r.type !== "deployment.progress") continue
@@ -71,7 +73,8 @@ export function deploymentStore(db: SQL): DeploymentStore {
         if (typeof p.target === "string") progress[p.target] = `${String(p.phase)}: ${String(p.message)}`
       }
       const targets = Array.isArray(data.targets) ? data.targets.filter((t): t is string => typeof t === "string") : []
-      return { id, status: "running", createdAt: started.at, targets, progress }
+      const replica = typeof data.replica === "string" ? data.replica : null
+      return { id, status: "running", createdAt: started.at, targets, progress, replica }
     },
   }
 }

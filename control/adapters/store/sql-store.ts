@@ -11,6 +11,7 @@ import type { FleetEvent, NewEvent } from "../../domain/events.ts"
 import type { NodeHealthSummary, NodeRecord } from "../../domain/node.ts"
 import type { EventQuery, StorePort } from "../../domain/ports.ts"
 import { StateError } from "../data-dir.ts"
+import { replicaName } from "../replica-liveness.ts"
 import { batched } from "./batched.ts"
 import { checkSchema, checkSqliteFile } from "./database-file.ts"
 import { type Dialect, MIGRATIONS } from "./migrations.ts"
@@ -50,7 +51,8 @@ export async function openDatabase(url: string): Promise<{ db: SQL; dialect: Dia
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
     checkSqliteFile(path)
   }
-  const db = new SQL(url)
+  // Each replica's connections carry its name, which tells the others it runs (replica-liveness.ts).
+  const db = dialect === "postgres" ? new SQL({ url, connection: { application_name: replicaName() } }) : new SQL(url)
   if (dialect === "sqlite") {
     await db`PRAGMA journal_mode = WAL`
     await db`PRAGMA synchronous = NORMAL`
