@@ -14,14 +14,14 @@ import { openDatabase, sqlStore } from "../control/adapters/store/sql-store.ts"
 import { deploymentId } from "../control/domain/deploy.ts"
 import { createFleet } from "../control/domain/fleet.ts"
 import { systemClock } from "../control/domain/ports.ts"
-import { createFleetOperations } from "../control/ops/fleet-operations.ts"
+import { createFleetOperations, INTERRUPTED_AFTER_MS } from "../control/ops/fleet-operations.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { openTestStore } from "./support/store.ts"
 
 /** A name on this host whose process is not running: this PID with a start time it never had. */
 const gone = () => replicaName().replace(/\/\d+:[\d?]+$/, `/${process.pid}:1`)
 
-async function operations(db: SQL, dialect: "sqlite" | "postgres") {
+async function operations(db: SQL, dialect: "sqlite" | "postgres", quietMs = 0) {
   const store = sqlStore(db, dialect)
   const fleet = createFleet({ store, bus: createEventBus(), clock: systemClock })
   const ops = createFleetOperations({
@@ -32,6 +32,7 @@ async function operations(db: SQL, dialect: "sqlite" | "postgres") {
     clock: systemClock,
     replica: replicaName(),
     replicaAlive: replicaLiveness(db, dialect),
+    interruptedAfterMs: quietMs,
   })
   /** A deploy started by `replica` (undefined: by a control plane from before replicas were named). */
   const started = async (replica?: string) => {
@@ -72,6 +73,12 @@ describe("a deploy whose control plane stopped", () => {
     } finally {
       other.kill()
     }
+  })
+
+  test("a gone replica's deploy with an event in the last INTERRUPTED_AFTER_MS is still running", async () => {
+    // Its connection to PostgreSQL may have dropped for a moment: a replica that runs says so with events.
+    const { ops, started } = await operations(sqlite.db, "sqlite", INTERRUPTED_AFTER_MS)
+    expect((await ops.get(await started(gone()))).status).toBe("running")
   })
 
   test("a start that names no replica (an older control plane) still answers running", async () => {

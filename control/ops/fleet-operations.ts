@@ -62,7 +62,16 @@ export interface FleetOperationsDeps {
   replica?: string
   /** Whether the replica that started a deploy still runs; without it, a deploy elsewhere is `running`. */
   replicaAlive?: ReplicaAlive
+  /**
+   * How long a deploy elsewhere must have been quiet (no event) before a replica found gone makes it
+   * `interrupted`: a replica whose connection to PostgreSQL drops for a moment still runs its deploys,
+   * and says so with their next event. Default INTERRUPTED_AFTER_MS.
+   */
+  interruptedAfterMs?: number
 }
+
+/** A replica gone and no word of its deploy for this long: interrupted (see interruptedAfterMs). */
+export const INTERRUPTED_AFTER_MS = 30_000
 
 /** A deploy started elsewhere that will never finish: the control plane running it has stopped. */
 export interface InterruptedDeployment {
@@ -346,8 +355,14 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       // Started through another replica (one database, several control planes) and still running there.
       const elsewhere = await deployments.runningElsewhere(id)
       if (!elsewhere) throw notFound(`deployment ${JSON.stringify(id)}`)
-      const { replica, ...view } = elsewhere
-      if (replica !== null && replica !== deps.replica && (await deps.replicaAlive?.(replica)) === false)
+      const { replica, lastEventAt, ...view } = elsewhere
+      const quietMs = clock.now().getTime() - Date.parse(lastEventAt)
+      if (
+        replica !== null &&
+        replica !== deps.replica &&
+        quietMs >= (deps.interruptedAfterMs ?? INTERRUPTED_AFTER_MS) &&
+        (await deps.replicaAlive?.(replica)) === false
+      )
         return {
           ...view,
           status: "interrupted",
