@@ -4,6 +4,9 @@
 // the deploy's start; on its own host the process is checked, and on PostgreSQL a replica elsewhere
 // is alive while it holds a connection named after it (application_name).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { SQL } from "bun"
 import { createEventBus } from "../control/adapters/event-bus.ts"
 import { createNix } from "../control/adapters/nix.ts"
@@ -15,8 +18,12 @@ import { deploymentId } from "../control/domain/deploy.ts"
 import { createFleet } from "../control/domain/fleet.ts"
 import { systemClock } from "../control/domain/ports.ts"
 import { createFleetOperations, INTERRUPTED_AFTER_MS } from "../control/ops/fleet-operations.ts"
+import { startInProcess } from "./support/control-plane.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { openTestStore } from "./support/store.ts"
+import { run } from "./support/tools.ts"
+
+const MAIN = join(import.meta.dir, "../control/main.ts")
 
 /** A name on this host whose process is not running: this PID with a start time it never had. */
 const gone = () => replicaName().replace(/\/\d+:[\d?]+$/, `/${process.pid}:1`)
@@ -119,6 +126,49 @@ describe("on PostgreSQL, a replica on another host", () => {
       expect(own.length).toBeGreaterThan(0)
     } finally {
       await sqlStore(db, dialect).close()
+    }
+  })
+})
+
+describe("through the API and the CLI", () => {
+  test("`chimera deployments ID` shows an interrupted deploy's progress and reason, and exits 1", async () => {
+    await using cp = await startInProcess()
+    // The deploy a stopped control plane started two minutes ago, its last event a minute ago.
+    const { db, dialect } = await openDatabase(`sqlite://${join(cp.dataDir, "chimera.db")}`)
+    const id = deploymentId(new Date(Date.now() - 120_000).toISOString())
+    try {
+      const store = sqlStore(db, dialect)
+      const at = new Date(Date.now() - 60_000).toISOString()
+      await store.appendEvent({
+        type: "deployment.started",
+        nodeId: null,
+        at,
+        data: { id, targets: ["web1"], replica: gone() },
+      })
+      await store.appendEvent({
+        type: "deployment.progress",
+        nodeId: null,
+        at,
+        data: { id, target: "web1", phase: "copy", message: "copying" },
+      })
+    } finally {
+      await sqlStore(db, dialect).close()
+    }
+    const res = await cp.api(`/api/deployments/${id}`)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toMatchObject({ id, status: "interrupted", targets: ["web1"], replica: gone() })
+
+    const home = await mkdtemp(join(tmpdir(), "chimera-interrupted-"))
+    try {
+      const cli = await run([process.execPath, MAIN, "deployments", id], {
+        env: { ...process.env, HOME: home, CHIMERA_URL: cp.url, CHIMERA_TOKEN: cp.adminToken, NO_COLOR: "1" },
+      })
+      expect(cli.code).toBe(1)
+      expect(cli.stdout).toContain("copy: copying")
+      expect(cli.stdout).toContain(`deploy ${id}: interrupted`)
+      expect(cli.stdout).toContain("stopped before it finished")
+    } finally {
+      await rm(home, { recursive: true, force: true })
     }
   })
 })

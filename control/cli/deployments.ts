@@ -3,7 +3,7 @@ import { defineCommand } from "citty"
 import { openCliStore } from "./cli-store.ts"
 import { printDeployment } from "./deploy.ts"
 import { CliError } from "./errors.ts"
-import { printJson, printTable } from "./output.ts"
+import { printJson, printTable, say } from "./output.ts"
 
 export default defineCommand({
   meta: { name: "deployments", description: "List recorded deployments and heals, or show one" },
@@ -21,7 +21,11 @@ export default defineCommand({
       if (args.id) {
         const record = await store.getDeployment(String(args.id))
         if (!record) throw new CliError(`no deployment ${JSON.stringify(args.id)}`, "E_NOT_FOUND")
-        return args.json ? printJson(record) : printDeployment(record)
+        if (args.json) return printJson(record)
+        // Still running, or interrupted (its control plane stopped): its targets' progress so far.
+        const unfinished = record as unknown as Unfinished
+        if (unfinished.status === "running" || unfinished.status === "interrupted") return printUnfinished(unfinished)
+        return printDeployment(record)
       }
       const records = await store.listDeployments(limit)
       if (args.json) return printJson({ deployments: records })
@@ -34,3 +38,22 @@ export default defineCommand({
     }
   },
 })
+
+/** What GET /api/deployments/{id} answers for a deploy without a record yet (fleet-operations.ts). */
+interface Unfinished {
+  id: string
+  status: "running" | "interrupted"
+  createdAt: string
+  targets: string[]
+  progress: Record<string, string>
+  reason?: string
+}
+
+function printUnfinished(d: Unfinished): void {
+  printTable(
+    ["TARGET", "PROGRESS"],
+    d.targets.map((t) => [t, d.progress[t] ?? "-"]),
+  )
+  say(`\ndeploy ${d.id}: ${d.status} (started ${d.createdAt})${d.reason ? `: ${d.reason}` : ""}\n`)
+  if (d.status === "interrupted") process.exitCode = 1
+}
