@@ -17,7 +17,7 @@ import { openDatabase, sqlStore } from "../control/adapters/store/sql-store.ts"
 import { deploymentId } from "../control/domain/deploy.ts"
 import { createFleet } from "../control/domain/fleet.ts"
 import { systemClock } from "../control/domain/ports.ts"
-import { createFleetOperations, INTERRUPTED_AFTER_MS } from "../control/ops/fleet-operations.ts"
+import { createFleetOperations } from "../control/ops/fleet-operations.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { openTestStore } from "./support/store.ts"
@@ -28,7 +28,7 @@ const MAIN = join(import.meta.dir, "../control/main.ts")
 /** A name on this host whose process is not running: this PID with a start time it never had. */
 const gone = () => replicaName().replace(/\/\d+:[\d?]+$/, `/${process.pid}:1`)
 
-async function operations(db: SQL, dialect: "sqlite" | "postgres", quietMs = 0) {
+async function operations(db: SQL, dialect: "sqlite" | "postgres", goneAfterMs = 0) {
   const store = sqlStore(db, dialect)
   const fleet = createFleet({ store, bus: createEventBus(), clock: systemClock })
   const ops = createFleetOperations({
@@ -38,8 +38,7 @@ async function operations(db: SQL, dialect: "sqlite" | "postgres", quietMs = 0) 
     targets: null,
     clock: systemClock,
     replica: replicaName(),
-    replicaAlive: replicaLiveness(db, dialect),
-    interruptedAfterMs: quietMs,
+    replicaAlive: replicaLiveness(db, dialect, goneAfterMs),
   })
   /** A deploy started by `replica` (undefined: by a control plane from before replicas were named). */
   const started = async (replica?: string) => {
@@ -82,10 +81,9 @@ describe("a deploy whose control plane stopped", () => {
     }
   })
 
-  test("a gone replica's deploy with an event in the last INTERRUPTED_AFTER_MS is still running", async () => {
-    // Its connection to PostgreSQL may have dropped for a moment: a replica that runs says so with events.
-    const { ops, started } = await operations(sqlite.db, "sqlite", INTERRUPTED_AFTER_MS)
-    expect((await ops.get(await started(gone()))).status).toBe("running")
+  test("one this process started and no longer runs, with no record, is interrupted", async () => {
+    const { ops, started } = await operations(sqlite.db, "sqlite")
+    expect((await ops.get(await started(replicaName()))).status).toBe("interrupted")
   })
 
   test("a start that names no replica (an older control plane) still answers running", async () => {
@@ -109,18 +107,36 @@ describe("on PostgreSQL, a replica on another host", () => {
       await sqlStore(db, dialect).migrate()
       const { ops, started } = await operations(db, dialect)
       const name = "chimera/elsewhere/4242:987654"
-      const replica = new SQL({ url, connection: { application_name: name } })
-      await replica`SELECT 1`
+      const connect = async () => {
+        const replica = new SQL({ url, connection: { application_name: name } })
+        await replica`SELECT 1`
+        return replica
+      }
+      const { ops: patient } = await operations(db, dialect, 1500)
+      let replica = await connect()
       const id = await started(name)
       expect((await ops.get(id)).status).toBe("running")
+      // Its connection drops for a moment and comes back: still running, its absence forgotten.
       await replica.close()
-      const deadline = Date.now() + 10_000
-      let status = (await ops.get(id)).status
-      while (status !== "interrupted" && Date.now() < deadline) {
-        await Bun.sleep(100)
-        status = (await ops.get(id)).status
+      const statusOf = async (o: typeof ops) => (await o.get(id)).status
+      const untilGone = async (o: typeof ops) => {
+        const deadline = Date.now() + 10_000
+        let status = await statusOf(o)
+        while (status !== "interrupted" && Date.now() < deadline) {
+          await Bun.sleep(100)
+          status = await statusOf(o)
+        }
+        return status
       }
-      expect(status).toBe("interrupted")
+      expect(await statusOf(patient)).toBe("running")
+      replica = await connect()
+      expect(await statusOf(patient)).toBe("running")
+      // Gone: at once with no window, and once absent for the whole window (1.5 s) otherwise.
+      await replica.close()
+      expect(await untilGone(ops)).toBe("interrupted")
+      const t0 = Date.now()
+      expect(await untilGone(patient)).toBe("interrupted")
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1400)
       // This replica's own connections carry its name.
       const own = (await db`SELECT 1 FROM pg_stat_activity WHERE application_name = ${replicaName()}`) as unknown[]
       expect(own.length).toBeGreaterThan(0)
@@ -156,7 +172,9 @@ describe("through the API and the CLI", () => {
     }
     const res = await cp.api(`/api/deployments/${id}`)
     expect(res.status).toBe(200)
-    expect(await res.json()).toMatchObject({ id, status: "interrupted", targets: ["web1"], replica: gone() })
+    const view = (await res.json()) as Record<string, unknown>
+    expect(view).toMatchObject({ id, status: "interrupted", targets: ["web1"], progress: { web1: "copy: copying" } })
+    expect(view).not.toHaveProperty("replica") // which host and process ran it is not every viewer's business
 
     const home = await mkdtemp(join(tmpdir(), "chimera-interrupted-"))
     try {

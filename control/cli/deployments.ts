@@ -21,9 +21,10 @@ export default defineCommand({
       if (args.id) {
         const record = await store.getDeployment(String(args.id))
         if (!record) throw new CliError(`no deployment ${JSON.stringify(args.id)}`, "E_NOT_FOUND")
-        if (args.json) return printJson(record)
         // Still running, or interrupted (its control plane stopped): its targets' progress so far.
         const unfinished = record as unknown as Unfinished
+        if (unfinished.status === "interrupted") process.exitCode = 1
+        if (args.json) return printJson(record)
         if (unfinished.status === "running" || unfinished.status === "interrupted") return printUnfinished(unfinished)
         return printDeployment(record)
       }
@@ -55,5 +56,4 @@ function printUnfinished(d: Unfinished): void {
     d.targets.map((t) => [t, d.progress[t] ?? "-"]),
   )
   say(`\ndeploy ${d.id}: ${d.status} (started ${d.createdAt})${d.reason ? `: ${d.reason}` : ""}\n`)
-  if (d.status === "interrupted") process.exitCode = 1
 }

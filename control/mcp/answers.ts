@@ -24,6 +24,8 @@ interface DeploymentView {
   closure?: string
   targets: TargetOutcome[] | string[]
   progress?: Record<string, string>
+  /** Why an `interrupted` deploy will not finish. */
+  reason?: string
 }
 
 async function followDeployment(api: ApiCaller, id: string, extra: Extra): Promise<DeploymentView> {
@@ -66,6 +68,14 @@ export async function shapeAnswer(
     case "execute_deployment": {
       const { id } = body as { id: string }
       const record = await followDeployment(api, id, extra)
+      if (record.status === "interrupted")
+        return {
+          status: "failed",
+          message: `Deployment interrupted: ${record.reason ?? "its control plane stopped before it finished"}`,
+          targets: record.targets as string[],
+          deployment: id,
+          progress: record.progress ?? {},
+        }
       const results = (record.targets as TargetOutcome[]).map((t) => ({
         target: t.target,
         status: t.status,

@@ -62,16 +62,7 @@ export interface FleetOperationsDeps {
   replica?: string
   /** Whether the replica that started a deploy still runs; without it, a deploy elsewhere is `running`. */
   replicaAlive?: ReplicaAlive
-  /**
-   * How long a deploy elsewhere must have been quiet (no event) before a replica found gone makes it
-   * `interrupted`: a replica whose connection to PostgreSQL drops for a moment still runs its deploys,
-   * and says so with their next event. Default INTERRUPTED_AFTER_MS.
-   */
-  interruptedAfterMs?: number
 }
-
-/** A replica gone and no word of its deploy for this long: interrupted (see interruptedAfterMs). */
-export const INTERRUPTED_AFTER_MS = 30_000
 
 /** A deploy started elsewhere that will never finish: the control plane running it has stopped. */
 export interface InterruptedDeployment {
@@ -80,9 +71,11 @@ export interface InterruptedDeployment {
   createdAt: string
   targets: string[]
   progress: Record<string, string>
-  replica: string
   reason: string
 }
+
+const INTERRUPTED =
+  "the control plane that ran it stopped before it finished; check the targets (chimera nodes) before deploying again"
 
 /** The closure a deploy or congruence check is about: built from a Nix file, or named directly. */
 async function closureOf(nix: NixPort, req: { configPath?: string; closure?: StorePath }) {
@@ -355,21 +348,14 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       // Started through another replica (one database, several control planes) and still running there.
       const elsewhere = await deployments.runningElsewhere(id)
       if (!elsewhere) throw notFound(`deployment ${JSON.stringify(id)}`)
-      const { replica, lastEventAt, ...view } = elsewhere
-      const quietMs = clock.now().getTime() - Date.parse(lastEventAt)
-      if (
-        replica !== null &&
-        replica !== deps.replica &&
-        quietMs >= (deps.interruptedAfterMs ?? INTERRUPTED_AFTER_MS) &&
-        (await deps.replicaAlive?.(replica)) === false
-      )
-        return {
-          ...view,
-          status: "interrupted",
-          replica,
-          reason: `the control plane that ran it (${replica}) stopped before it finished; check the targets (chimera deployments, chimera nodes) and deploy again`,
-        }
-      return view
+      const { replica, ...view } = elsewhere
+      if (replica === null) return view // started by a control plane from before replicas were named
+      // Started here, and no longer running here (nor recorded): it ended without a word.
+      const gone =
+        replica === deps.replica
+          ? !running.has(id) && (await deployments.get(id)) === null
+          : (await deps.replicaAlive?.(replica)) === false
+      return gone ? { ...view, status: "interrupted", reason: INTERRUPTED } : view
     },
     list: (limit: number) => deployments.list(limit),
   }

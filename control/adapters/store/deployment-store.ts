@@ -25,8 +25,6 @@ export interface RunningDeployment {
   progress: Record<string, string>
   /** The replica that runs it (replica-liveness.ts), when its start said so. */
   replica: string | null
-  /** When its last event was taken (ISO). */
-  lastEventAt: string
 }
 
 type Row = { record: string }
@@ -76,8 +74,7 @@ export function deploymentStore(db: SQL): DeploymentStore {
       }
       const targets = Array.isArray(data.targets) ? data.targets.filter((t): t is string => typeof t === "string") : []
       const replica = typeof data.replica === "string" ? data.replica : null
-      const lastEventAt = rows[rows.length - 1]?.at ?? started.at
-      return { id, status: "running", createdAt: started.at, targets, progress, replica, lastEventAt }
+      return { id, status: "running", createdAt: started.at, targets, progress, replica }
     },
   }
 }
