@@ -5,7 +5,9 @@
 // docs/screenshots/.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
-import type { DeploymentRecord } from "../control/domain/deploy.ts"
+import { replicaName } from "../control/adapters/replica-liveness.ts"
+import { openDatabase, sqlStore } from "../control/adapters/store/sql-store.ts"
+import { type DeploymentRecord, deploymentId as deploymentIdOf } from "../control/domain/deploy.ts"
 import { hashOf, type StorePath } from "../protocol/ids.ts"
 import { type AgentProcess, startAgent } from "./support/agent-process.ts"
 import { addUser, call, login, PASSWORD } from "./support/auth.ts"
@@ -212,6 +214,40 @@ describe("web dashboard", () => {
     await page.getByText("<script>alert(1)</script> stays text").first().waitFor()
     expect(await page.locator(".target pre script").count()).toBe(0)
     await page.screenshot({ path: join(SHOTS, "deployment.png"), fullPage: true })
+    expect(browser.problems).toEqual([])
+  })
+
+  test("a deploy whose control plane stopped shows as interrupted, with its targets' progress and why", async () => {
+    // Its start and progress as a control plane that has since stopped left them, a minute ago.
+    const id = deploymentIdOf(new Date(Date.now() - 120_000).toISOString())
+    const stopped = replicaName().replace(/\/\d+:[\d?]+$/, `/${process.pid}:1`)
+    const { db, dialect } = await openDatabase(`sqlite://${join(cp.dataDir, "chimera.db")}`)
+    const store = sqlStore(db, dialect)
+    try {
+      const at = new Date(Date.now() - 60_000).toISOString()
+      await store.appendEvent({
+        type: "deployment.started",
+        nodeId: null,
+        at,
+        data: { id, targets: ["web-1"], replica: stopped },
+      })
+      await store.appendEvent({
+        type: "deployment.progress",
+        nodeId: null,
+        at,
+        data: { id, target: "web-1", phase: "copy", message: "copying" },
+      })
+    } finally {
+      await store.close()
+    }
+    const page = await browser.page()
+    await signInWithPassword(page, cp.url, "olga", PASSWORD)
+    await page.goto(`${cp.url}/#/deployments/${id}`)
+    const target = page.getByRole("region", { name: "Target web-1" })
+    await target.waitFor()
+    expect(await target.textContent()).toContain("copy: copying")
+    expect(await page.locator("header .badge").textContent()).toBe("interrupted")
+    await page.getByRole("status").filter({ hasText: "stopped before it finished" }).waitFor()
     expect(browser.problems).toEqual([])
   })
 

@@ -110,6 +110,16 @@ export interface Deployment {
   targets: DeploymentTarget[]
 }
 
+/** A deploy without a record yet: still running, or interrupted (its control plane stopped first). */
+export interface UnfinishedDeployment {
+  id: string
+  status: "running" | "interrupted"
+  createdAt: string
+  targets: string[]
+  progress: Record<string, string>
+  reason?: string
+}
+
 export interface RelayResult {
   results: {
     node: string

@@ -6,7 +6,7 @@ import { useEffect, useState } from "preact/hooks"
 import { seg } from "../client/api.ts"
 import { ms, short, when } from "../client/format.ts"
 import { href } from "../client/router.ts"
-import type { Deployment } from "../client/types.ts"
+import type { Deployment, UnfinishedDeployment } from "../client/types.ts"
 import type { Ctx } from "./app.tsx"
 import { StatusBadge } from "./status.tsx"
 
@@ -91,11 +91,46 @@ export function DeploymentsPage({ ctx }: { ctx: Ctx }) {
   )
 }
 
+/** A deploy still running (its targets' progress so far), or interrupted: its control plane stopped first. */
+function Unfinished({ d }: { d: UnfinishedDeployment }) {
+  return (
+    <article aria-labelledby="deployment-title">
+      <nav class="crumbs" aria-label="Breadcrumb">
+        <a href={href.deployments()}>Deployments</a> / <span>{d.id}</span>
+      </nav>
+      <header class="node-head">
+        <h1 id="deployment-title">deploy {d.id}</h1>
+        <StatusBadge status={d.status} />
+        <span class="meta">
+          started {when(d.createdAt)} · {d.targets.length} targets
+        </span>
+      </header>
+      {d.reason && (
+        <p class="banner error" role="status">
+          {d.reason}
+        </p>
+      )}
+      {d.targets.map((t) => (
+        <section key={t} class="target" aria-label={`Target ${t}`}>
+          <h2>
+            <a href={href.node(t)}>{t}</a> <span class="meta">{d.progress[t] ?? "waiting"}</span>
+          </h2>
+        </section>
+      ))}
+    </article>
+  )
+}
+
+const unfinished = (d: Deployment | UnfinishedDeployment): d is UnfinishedDeployment =>
+  d.status === "running" || d.status === "interrupted"
+
 export function DeploymentPage({ ctx, id }: { ctx: Ctx; id: string }) {
-  const [d, setD] = useState<Deployment | null>(null)
+  const [d, setD] = useState<Deployment | UnfinishedDeployment | null>(null)
   const [error, setError] = useState<string | null>(null)
   useReload(ctx, () =>
-    ctx.api.get<Deployment>(`/api/deployments/${seg(id)}`).then(setD, (e: Error) => setError(e.message)),
+    ctx.api
+      .get<Deployment | UnfinishedDeployment>(`/api/deployments/${seg(id)}`)
+      .then(setD, (e: Error) => setError(e.message)),
   )
   if (error)
     return (
@@ -104,6 +139,7 @@ export function DeploymentPage({ ctx, id }: { ctx: Ctx; id: string }) {
       </p>
     )
   if (!d) return <p class="empty">Loading…</p>
+  if (unfinished(d)) return <Unfinished d={d} />
   return (
     <article aria-labelledby="deployment-title">
       <nav class="crumbs" aria-label="Breadcrumb">
