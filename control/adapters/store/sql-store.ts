@@ -190,48 +190,6 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
           WHERE id = ${e.id} AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ${e.ms})`
     })
   }
-  const redeem = async (input: Parameters<StorePort["redeemJoinToken"]>[0]) => {
-    return db.begin(async (tx) => {
-      const rows: Row[] =
-        await tx`SELECT node_id, expires_at, used_at, used_by FROM join_tokens WHERE token_hash = ${input.tokenHash}`
-      const token = rows[0]
-      if (!token) return { ok: false, reason: "unknown" } as const
-      if (token.used_at) {
-        // The same enrolment again (its answer was lost): the node still holds the credential it chose.
-        if (input.agentChosen && token.used_by === input.nodeId) {
-          const node: Row[] = await tx`SELECT credential_hash FROM nodes WHERE id = ${input.nodeId}`
-          if (node[0]?.credential_hash === input.credentialHash)
-            return { ok: true, created: false, repeated: true } as const
-        }
-        return { ok: false, reason: "used" } as const
-      }
-      if (String(token.expires_at) <= input.now) return { ok: false, reason: "expired" } as const
-      if (token.node_id && token.node_id !== input.nodeId) return { ok: false, reason: "wrong-node" } as const
-      const existing: Row[] = await tx`SELECT id FROM nodes WHERE id = ${input.nodeId}`
-      // A token for no node in particular only creates nodes: taking over an enrolled node's identity
-      // (and locking its agent out) needs a token the operator issued for that node.
-      if (existing[0] && !token.node_id) return { ok: false, reason: "taken" } as const
-      // Single use: only the transaction that flips used_at may enrol.
-      const used: Row[] = await tx`
-        UPDATE join_tokens SET used_at = ${input.now}, used_by = ${input.nodeId}
-        WHERE token_hash = ${input.tokenHash} AND used_at IS NULL RETURNING token_hash`
-      if (!used[0]) return { ok: false, reason: "used" } as const
-      if (existing[0]) {
-        // Re-enrolment with a token issued for this node: a new credential (any half-done rotation is
-        // dropped, a revocation lifted) and a new report epoch (the agent's sequence starts again).
-        await tx`
-          UPDATE nodes SET credential_hash = ${input.credentialHash}, hostname = ${input.hostname},
-            agent_version = ${input.agentVersion}, epoch = epoch + 1, acked_seq = 0, unreachable = 0,
-            pending_credential_hash = NULL, rotation_requested_at = NULL, revoked_at = NULL
-          WHERE id = ${input.nodeId}`
-        return { ok: true, created: false, repeated: false } as const
-      }
-      await tx`
-        INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version)
-        VALUES (${input.nodeId}, ${input.hostname}, ${input.credentialHash}, ${input.now}, ${input.agentVersion})`
-      return { ok: true, created: true, repeated: false } as const
-    })
-  }
   /** A node's row with its heartbeat held in memory, if newer, read over it. */
   const withHeld = (r: Row): Row => {
     const held = hot?.heldBeat(String(r.id))
@@ -283,7 +241,47 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
     },
 
     async redeemJoinToken(input) {
-      const result = await redeem(input)
+      const result = await db.begin(async (tx) => {
+        const rows: Row[] =
+          await tx`SELECT node_id, expires_at, used_at, used_by FROM join_tokens WHERE token_hash = ${input.tokenHash}`
+        const token = rows[0]
+        if (!token) return { ok: false, reason: "unknown" } as const
+        if (token.used_at) {
+          // The same enrolment again (its answer was lost): the node still holds the credential it chose.
+          if (input.agentChosen && token.used_by === input.nodeId) {
+            const node: Row[] = await tx`SELECT credential_hash FROM nodes WHERE id = ${input.nodeId}`
+            if (node[0]?.credential_hash === input.credentialHash)
+              return { ok: true, created: false, repeated: true } as const
+          }
+          return { ok: false, reason: "used" } as const
+        }
+        if (String(token.expires_at) <= input.now) return { ok: false, reason: "expired" } as const
+        if (token.node_id && token.node_id !== input.nodeId) return { ok: false, reason: "wrong-node" } as const
+        const existing: Row[] = await tx`SELECT id FROM nodes WHERE id = ${input.nodeId}`
+        // A token for no node in particular only creates nodes: taking over an enrolled node's identity
+        // (and locking its agent out) needs a token the operator issued for that node.
+        if (existing[0] && !token.node_id) return { ok: false, reason: "taken" } as const
+        // Single use: only the transaction that flips used_at may enrol.
+        const used: Row[] = await tx`
+          UPDATE join_tokens SET used_at = ${input.now}, used_by = ${input.nodeId}
+          WHERE token_hash = ${input.tokenHash} AND used_at IS NULL RETURNING token_hash`
+        if (!used[0]) return { ok: false, reason: "used" } as const
+        if (existing[0]) {
+          // Re-enrolment with a token issued for this node: a new credential (any half-done rotation is
+          // dropped, a revocation lifted) and a new report epoch (the agent's sequence starts again).
+          await tx`
+            UPDATE nodes SET credential_hash = ${input.credentialHash}, hostname = ${input.hostname},
+              agent_version = ${input.agentVersion}, epoch = epoch + 1, acked_seq = 0, unreachable = 0,
+              pending_credential_hash = NULL, rotation_requested_at = NULL, revoked_at = NULL
+            WHERE id = ${input.nodeId}`
+          return { ok: true, created: false, repeated: false } as const
+        }
+        await tx`
+          INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version)
+          VALUES (${input.nodeId}, ${input.hostname}, ${input.credentialHash}, ${input.now}, ${input.agentVersion})`
+        return { ok: true, created: true, repeated: false } as const
+      })
+      // A heartbeat past its credential lookup compares with the enrolment's row, not the one it read.
       if (result.ok) hot?.forget([input.nodeId])
       return result
     },
