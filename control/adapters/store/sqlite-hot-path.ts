@@ -119,6 +119,8 @@ const FLUSH_CHUNK = 1000
 
 /** What a heartbeat sets beyond its time and metrics: when one of these changes it is written at once. */
 const STATE_COLUMNS = HEARTBEAT_COLUMNS.filter((c) => !["health", "last_heartbeat", "last_heartbeat_ms"].includes(c))
+/** Each of those with its place in heartbeatValues, looked up once rather than per heartbeat. */
+const STATE_AT = STATE_COLUMNS.map((c) => [c, HEARTBEAT_COLUMNS.indexOf(c)] as const)
 /** What a heartbeat reads of its node's row. */
 const STATE = `rowid AS row_id, desired_path, unreachable, last_heartbeat_ms, ${STATE_COLUMNS.join(", ")}`
 /** How long a row read with its credential stands for the row, for the heartbeat of the same request. */
@@ -200,25 +202,26 @@ function openHotPath(file: string): SqliteHotPath {
     return (state?.get(id) as CredentialRow | null) ?? null
   }
 
-  type Plan = { full: [string, number][]; quiet: Held[]; desired: Map<string, string | null> }
-  /** What each node's row says now, to tell a quiet heartbeat from one that changes it. */
-  const planOf = (beats: Beat[]): Plan => {
+  type Values = ReturnType<typeof heartbeatValues>
+  type Plan = { full: [string, Values][]; quiet: Held[]; desired: Map<string, string | null> }
+  /** What each node's row says now (`last`: each node's latest beat), to tell a quiet heartbeat from one that changes it. */
+  const planOf = (beats: Beat[], last: Map<string, number>): Plan => {
     const plan: Plan = { full: [], quiet: [], desired: new Map() }
-    for (const [id, i] of lastOfEach(beats)) {
+    for (const [id, i] of last) {
       const beat = beats[i] as Beat
       const values = heartbeatValues(beat)
       const row = rowOf(id)
       // A node silent for two intervals since its last heartbeat, held or written (the control plane
       // was down, or the node), is written at once: the sweep then counts from this heartbeat.
-      const last = Math.max(Number(row?.last_heartbeat_ms ?? 0), held.get(id)?.ms ?? 0)
+      const lastMs = Math.max(Number(row?.last_heartbeat_ms ?? 0), held.get(id)?.ms ?? 0)
       const quiet =
         row != null &&
         Number(row.unreachable ?? 0) === 0 &&
         row.last_heartbeat_ms != null &&
-        (values[LAST_MS] as number) - last < 2_000 * Number(row.heartbeat_interval) &&
-        STATE_COLUMNS.every((c) => row[c] === values[HEARTBEAT_COLUMNS.indexOf(c)])
+        (values[LAST_MS] as number) - lastMs < 2_000 * Number(row.heartbeat_interval) &&
+        STATE_AT.every(([c, k]) => row[c] === values[k])
       if (!quiet) {
-        plan.full.push([id, i])
+        plan.full.push([id, values])
         continue
       }
       plan.desired.set(id, row.desired_path == null ? null : String(row.desired_path))
@@ -236,11 +239,11 @@ function openHotPath(file: string): SqliteHotPath {
   }
   // Several rows in one read transaction (one WAL snapshot); a single one needs none of its own.
   const readPlan = db.transaction(planOf)
-  const writeFull = db.transaction((beats: Beat[], which: [string, number][]) => {
+  const writeFull = db.transaction((which: [string, Values][]) => {
     const written = new Map<string, BeatResult>()
-    for (const [id, i] of which) {
+    for (const [id, values] of which) {
       // all(), not get(): an UPDATE … RETURNING stepped once is still running when the transaction commits.
-      const row = (write?.all(...heartbeatValues(beats[i] as Beat), id) as CredentialRow[] | undefined)?.[0]
+      const row = (write?.all(...values, id) as CredentialRow[] | undefined)?.[0]
       if (!row) continue
       const back = Number(row.unreachable ?? 0) === 1 && (flip?.all(id).length ?? 0) > 0
       written.set(id, { wasUnreachable: back, desiredPath: row.desired_path == null ? null : String(row.desired_path) })
@@ -250,17 +253,23 @@ function openHotPath(file: string): SqliteHotPath {
   const writeHeld = db.transaction((entries: Held[]) => {
     for (const e of entries) freshen?.run(e.health, e.at, e.ms, e.rowId, e.id, e.ms)
   })
+  /** Forgets held heartbeats once written (unless a newer one came since). */
+  const settle = (entries: Held[]) => {
+    for (const e of entries) if (held.get(e.id) === e) held.delete(e.id)
+  }
+  /** In the order of their rows, so that a page is written once for all of its rows. */
+  const inRowOrder = (entries: Held[]) => entries.sort((a, b) => a.rowId - b.rowId)
 
   const recordHeartbeats = (beats: Beat[]): BeatResult[] => {
-    const plan = beats.length === 1 ? planOf(beats) : readPlan(beats)
+    const last = lastOfEach(beats)
+    const plan = beats.length === 1 ? planOf(beats, last) : readPlan(beats, last)
     // BEGIN IMMEDIATE: the write lock is taken first, so a busy database fails before anything is done.
-    const written = plan.full.length > 0 ? writeFull.immediate(beats, plan.full) : new Map<string, BeatResult>()
+    const written = plan.full.length > 0 ? writeFull.immediate(plan.full) : new Map<string, BeatResult>()
     for (const [id] of plan.full) {
       held.delete(id)
       seen.delete(id)
     }
     for (const e of plan.quiet) held.set(e.id, e)
-    const last = lastOfEach(beats)
     return beats.map((b, i): BeatResult => {
       const id = b.h.nodeId
       const r = written.get(id)
@@ -275,7 +284,7 @@ function openHotPath(file: string): SqliteHotPath {
   let flushing: Promise<void> | null = null
   let closed = false
   const flush = async () => {
-    const entries = [...held.values()].sort((a, b) => a.rowId - b.rowId)
+    const entries = inRowOrder([...held.values()])
     for (let c = 0; c < entries.length && !closed; c += FLUSH_CHUNK) {
       const chunk = entries.slice(c, c + FLUSH_CHUNK)
       try {
@@ -285,7 +294,7 @@ function openHotPath(file: string): SqliteHotPath {
         if (busy(error)) return // kept; the next turn of the timer tries again
         throw error
       }
-      for (const e of chunk) if (held.get(e.id) === e) held.delete(e.id)
+      settle(chunk)
       await new Promise((resolve) => setImmediate(resolve))
     }
   }
@@ -328,17 +337,15 @@ function openHotPath(file: string): SqliteHotPath {
       const due = [...held.values()].filter((e) => e.writtenMs + e.intervalSeconds * 1000 * missed < nowMs)
       if (due.length === 0) return []
       try {
-        guarded(() => writeHeld.immediate(due.sort((a, b) => a.rowId - b.rowId)))
+        guarded(() => writeHeld.immediate(inRowOrder(due)))
       } catch (error) {
         if (error instanceof HotPathBusy) return due
         throw error
       }
-      for (const e of due) if (held.get(e.id) === e) held.delete(e.id)
+      settle(due)
       return []
     },
-    settled(entries) {
-      for (const e of entries) if (held.get(e.id) === e) held.delete(e.id)
-    },
+    settled: settle,
     forget(nodeIds) {
       for (const id of nodeIds) seen.delete(id)
     },
