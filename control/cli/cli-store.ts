@@ -15,6 +15,7 @@ import { databaseUrl, dataDir } from "../config.ts"
 import { createAudit } from "../domain/auth/audit.ts"
 import type { DeploymentRecord } from "../domain/deploy.ts"
 import { systemClock } from "../domain/ports.ts"
+import type { UnfinishedDeployment } from "../ops/fleet-operations.ts"
 import { deploymentEntries, type OperationEntry } from "../ops/operation-audit.ts"
 import { apiClient, call } from "./client.ts"
 
@@ -27,7 +28,8 @@ export interface CliStore {
   recordOperation(operation: "exec" | "rollback" | "deploy" | "heal", entries: OperationEntry[]): Promise<void>
   /** Keeps a deploy or heal: its record, and an audit entry per target it touched. */
   saveDeployment(record: DeploymentRecord): Promise<void>
-  getDeployment(id: string): Promise<DeploymentRecord | null>
+  /** Through a control plane, a deploy with no record yet is answered too (running or interrupted). */
+  getDeployment(id: string): Promise<DeploymentRecord | UnfinishedDeployment | null>
   listDeployments(limit: number): Promise<DeploymentRecord[]>
   close(): Promise<void>
 }
@@ -56,7 +58,7 @@ function _apiStore(env: NodeJS.ProcessEnv): CliStore {
     async getDeployment(id) {
       const res = await api.deployments[":id"].$get({ param: { id } })
       if (res.status === 404) return null
-      return (await call(url, Promise.resolve(res))) as DeploymentRecord
+      return (await call(url, Promise.resolve(res))) as DeploymentRecord | UnfinishedDeployment
     },
     async listDeployments(limit) {
       const answer = await call(url, api.deployments.$get({ query: { limit: String(limit) } }))

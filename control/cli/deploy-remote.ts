@@ -4,6 +4,7 @@
 // operator deploys a closure already built, given as /nix/store/…).
 import * as p from "@clack/prompts"
 import type { DeploymentRecord } from "../domain/deploy.ts"
+import type { UnfinishedDeployment } from "../ops/fleet-operations.ts"
 import { apiClient, call } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { field, warn } from "./output.ts"
@@ -21,10 +22,6 @@ export interface RemoteDeploy {
   force: boolean
   json: boolean
 }
-
-type Progress = { status: "running"; progress: Record<string, string> }
-/** A deploy whose control plane stopped before it finished (fleet-operations.ts). */
-type Interrupted = { status: "interrupted"; reason: string }
 
 export async function deployViaControlPlane(d: RemoteDeploy): Promise<DeploymentRecord> {
   const { url, client } = apiClient()
@@ -59,17 +56,16 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
   for (;;) {
     const view = (await call(url, client.api.deployments[":id"].$get({ param: { id } }))) as
       | DeploymentRecord
-      | Progress
-      | Interrupted
+      | UnfinishedDeployment
     if (view.status === "interrupted") {
       spin?.stop(`deploy ${id}: interrupted`)
-      throw new CliError(`deploy ${id} was interrupted: ${(view as Interrupted).reason}`, "E_INTERRUPTED")
+      throw new CliError(`deploy ${id} was interrupted: ${view.reason}`, "E_INTERRUPTED")
     }
     if (view.status !== "running") {
       spin?.stop(`deploy ${id}: ${view.status}`)
-      return view as DeploymentRecord
+      return view
     }
-    const now = Object.entries((view as Progress).progress)
+    const now = Object.entries(view.progress)
       .map(([t, s]) => `${t}: ${s}`)
       .join("; ")
     if (now !== said) {

@@ -1,5 +1,6 @@
 // `chimera deployments [ID] [--json]`: recorded deploys and heals, newest first, or one in full.
 import { defineCommand } from "citty"
+import type { UnfinishedDeployment } from "../ops/fleet-operations.ts"
 import { openCliStore } from "./cli-store.ts"
 import { printDeployment } from "./deploy.ts"
 import { CliError } from "./errors.ts"
@@ -21,11 +22,10 @@ export default defineCommand({
       if (args.id) {
         const record = await store.getDeployment(String(args.id))
         if (!record) throw new CliError(`no deployment ${JSON.stringify(args.id)}`, "E_NOT_FOUND")
-        // Still running, or interrupted (its control plane stopped): its targets' progress so far.
-        const unfinished = record as unknown as Unfinished
-        if (unfinished.status === "interrupted") process.exitCode = 1
+        if (record.status === "interrupted") process.exitCode = 1
         if (args.json) return printJson(record)
-        if (unfinished.status === "running" || unfinished.status === "interrupted") return printUnfinished(unfinished)
+        // Still running, or interrupted (its control plane stopped): its targets' progress so far.
+        if (record.status === "running" || record.status === "interrupted") return printUnfinished(record)
         return printDeployment(record)
       }
       const records = await store.listDeployments(limit)
@@ -40,20 +40,10 @@ export default defineCommand({
   },
 })
 
-/** What GET /api/deployments/{id} answers for a deploy without a record yet (fleet-operations.ts). */
-interface Unfinished {
-  id: string
-  status: "running" | "interrupted"
-  createdAt: string
-  targets: string[]
-  progress: Record<string, string>
-  reason?: string
-}
-
-function printUnfinished(d: Unfinished): void {
+function printUnfinished(d: UnfinishedDeployment): void {
   printTable(
     ["TARGET", "PROGRESS"],
     d.targets.map((t) => [t, d.progress[t] ?? "-"]),
   )
-  say(`\ndeploy ${d.id}: ${d.status} (started ${d.createdAt})${d.reason ? `: ${d.reason}` : ""}\n`)
+  say(`\ndeploy ${d.id}: ${d.status} (started ${d.createdAt})${d.status === "interrupted" ? `: ${d.reason}` : ""}\n`)
 }

@@ -64,14 +64,19 @@ export interface FleetOperationsDeps {
   replicaAlive?: ReplicaAlive
 }
 
-/** A deploy started elsewhere that will never finish: the control plane running it has stopped. */
-export interface InterruptedDeployment {
+/**
+ * A deploy without a record yet: running (its targets' progress so far), or interrupted, with the
+ * reason: the control plane running it stopped before it finished.
+ */
+export type UnfinishedDeployment =
+  | (Unfinished & { status: "running" })
+  | (Unfinished & { status: "interrupted"; reason: string })
+
+interface Unfinished {
   id: string
-  status: "interrupted"
   createdAt: string
   targets: string[]
   progress: Record<string, string>
-  reason: string
 }
 
 const INTERRUPTED =
@@ -333,13 +338,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       })
     },
 
-    get: async (
-      id: string,
-    ): Promise<
-      | DeploymentRecord
-      | InterruptedDeployment
-      | { id: string; status: "running"; createdAt: string; targets: string[]; progress: Record<string, string> }
-    > => {
+    get: async (id: string): Promise<DeploymentRecord | UnfinishedDeployment> => {
       const live = running.get(id)
       if (live)
         return { id, status: "running", createdAt: live.startedAt, targets: live.targets, progress: live.progress }
