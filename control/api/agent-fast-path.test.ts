@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import type { SQL } from "bun"
 import { Hono } from "hono"
+import { heartbeatBody } from "../../tests/support/auth.ts"
 import { openTestStore } from "../../tests/support/store.ts"
 import { createEventBus } from "../adapters/event-bus.ts"
 import { createNix } from "../adapters/nix.ts"
@@ -185,23 +186,12 @@ async function post(app: App, path: string, token: string, body: unknown) {
   return (await res.json()) as Record<string, unknown>
 }
 
-function health(nodeId: string, over: Record<string, unknown> = {}) {
-  return {
-    nodeId,
-    agentVersion: "t",
-    hostname: nodeId,
-    at: "2026-01-01T12:00:00.000Z",
-    uptimeSeconds: 1,
-    load: [0, 0, 0],
-    memory: { totalBytes: 1, availableBytes: 1 },
-    disk: { path: "/", totalBytes: 1, freeBytes: 1 },
-    system: { profile: GEN1, current: GEN1, booted: GEN1 },
-    desired: GEN1,
-    phase: "congruent",
-    heartbeatIntervalSeconds: 5,
-    ...over,
-  }
-}
+/** The test agents' heartbeat at a fixed time (the clock's), with `over` on top (invalid values too). */
+const health = (nodeId: string, over: Record<string, unknown> = {}) => ({
+  ...heartbeatBody(nodeId),
+  at: "2026-01-01T12:00:00.000Z",
+  ...over,
+})
 
 interface Req {
   method?: string

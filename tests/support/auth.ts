@@ -1,6 +1,8 @@
 // Principals for tests: users of each role logged in through the real API, API tokens, and enrolled
 // nodes with their credentials; and `call`, a fetch with a bearer token and a JSON body.
+
 import type { Role } from "../../control/domain/auth/roles.ts"
+import type { NodeHealth } from "../../protocol/agent.ts"
 import type { TestControlPlane } from "./control-plane.ts"
 
 export const PASSWORD = "correct horse battery staple"
@@ -37,6 +39,7 @@ export async function enrollNode(cp: TestControlPlane, nodeId: string): Promise<
   return ((await res.json()) as { credential: string }).credential
 }
 
+/** A valid heartbeat (NodeHealth) of a congruent test node, its store paths typed as strings. */
 export function heartbeatBody(nodeId: string) {
   const gen = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
   return {
@@ -52,5 +55,5 @@ export function heartbeatBody(nodeId: string) {
     desired: gen,
     phase: "congruent",
     heartbeatIntervalSeconds: 5,
-  }
+  } satisfies NodeHealth
 }

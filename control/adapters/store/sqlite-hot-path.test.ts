@@ -8,23 +8,17 @@ import { afterAll, beforeAll, expect, test } from "bun:test"
 import { rm } from "node:fs/promises"
 import { join } from "node:path"
 import type { NodeHealth } from "../../../protocol/agent.ts"
+import { heartbeatBody } from "../../../tests/support/auth.ts"
 import { openTestStore } from "../../../tests/support/store.ts"
 import { hashToken, newToken } from "../../domain/tokens.ts"
 import { createAuthStore } from "./auth-store.ts"
 import { openDatabase, sqlStore } from "./sql-store.ts"
 import { HOLD_MS, hotPathOf } from "./sqlite-hot-path.ts"
 
-const GEN = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+/** The test agents' heartbeat, with no desired closure and a 1 s interval. */
 const health = (nodeId: string, at = new Date().toISOString()): NodeHealth => ({
-  nodeId,
-  agentVersion: "t",
-  hostname: nodeId,
+  ...heartbeatBody(nodeId),
   at,
-  uptimeSeconds: 1,
-  load: [0, 0, 0],
-  memory: { totalBytes: 100, availableBytes: 50 },
-  disk: { path: "/", totalBytes: 100, freeBytes: 50 },
-  system: { profile: GEN, current: GEN, booted: GEN },
   desired: null,
   phase: "no-desired",
   heartbeatIntervalSeconds: 1,
