@@ -52,13 +52,14 @@ async function memory(pid: number) {
   return { rssMb: kb("VmRSS") / 1024, peakRssMb: kb("VmHWM") / 1024 }
 }
 
-async function load(dir: string, cfg: LoadConfig): Promise<LoadResult> {
-  const path = join(dir, "load.json")
+/**
+ * Runs the load generator (heartbeat-load.ts) pinned to the load core with `cfg` (written to
+ * DIR/NAME.json) and returns what it measured; it is killed whatever happens.
+ */
+export async function runLoad(dir: string, name: string, cfg: LoadConfig): Promise<LoadResult> {
+  const path = join(dir, `${name}.json`)
   await writeFile(path, JSON.stringify(cfg))
-  const proc = Bun.spawn(pinned(CORES.load, [process.execPath, LOAD, path]), {
-    stdout: "pipe",
-    stderr: "pipe",
-  })
+  const proc = Bun.spawn(pinned(CORES.load, [process.execPath, LOAD, path]), { stdout: "pipe", stderr: "pipe" })
   try {
     const [out, err, code] = await Promise.all([
       new Response(proc.stdout).text(),
@@ -133,7 +134,7 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
     const peers: LoadResult[] = []
     for (let round = 0; round < opts.rounds; round++) {
       log(`  peer, round ${round + 1}/${opts.rounds}: ${describe}…`)
-      peers.push(await load(dir, { ...base, urls: [peerUrl], nodes: fake, serverPids: [peer.pid] }))
+      peers.push(await runLoad(dir, "load", { ...base, urls: [peerUrl], nodes: fake, serverPids: [peer.pid] }))
     }
     await stopProc(peer)
 
@@ -192,7 +193,7 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
     for (let round = 0; round < opts.rounds; round++) {
       log(`  chimera, round ${round + 1}/${opts.rounds}: ${describe}…`)
       const databasePids = opts.databaseUrl ? await postgresPids(new URL(opts.databaseUrl).port) : []
-      const result = await load(dir, {
+      const result = await runLoad(dir, "load", {
         ...base,
         urls: cpUrls,
         nodes,

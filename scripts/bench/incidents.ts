@@ -6,7 +6,7 @@
 // the heartbeats of the nodes still up are answered as fast as before. The heartbeats come from the
 // open-loop generator of the heartbeat benchmark (scripts/bench/heartbeat-load.ts, its own process
 // pinned to core 1), once with nothing else happening (the quiet run) and once across the split.
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
+import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
@@ -15,9 +15,9 @@ import { freePort } from "../../tests/support/control-plane.ts"
 import { startPagerDuty, startSlack } from "../../tests/support/notify-servers.ts"
 import { CORES, type EnrolledNode, enrol, f1, log, pinned, stopProc, waitUp } from "./common.ts"
 import type { LoadConfig, LoadResult } from "./heartbeat-load.ts"
+import { runLoad } from "./heartbeats.ts"
 
 const ROOT = join(import.meta.dir, "../..")
-const LOAD = join(import.meta.dir, "heartbeat-load.ts")
 const GEN = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
 
 export interface IncidentBenchOptions {
@@ -47,23 +47,6 @@ export interface IncidentBenchResult {
   splitS: number
   /** Messages beyond one per incident step, Slack and PagerDuty together. */
   duplicates: number
-}
-
-async function runLoad(dir: string, name: string, cfg: LoadConfig): Promise<LoadResult> {
-  const path = join(dir, `${name}.json`)
-  await writeFile(path, JSON.stringify(cfg))
-  const proc = Bun.spawn(pinned(CORES.load, [process.execPath, LOAD, path]), { stdout: "pipe", stderr: "pipe" })
-  try {
-    const [out, err, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ])
-    if (code !== 0) throw new Error(`load generator failed (${code}): ${err.slice(0, 2000)}`)
-    return JSON.parse(out) as LoadResult
-  } finally {
-    proc.kill("SIGKILL")
-  }
 }
 
 /** One heartbeat from each node, saying it beats every second (so three missed seconds make it unreachable). */
