@@ -14,7 +14,7 @@ import type { NodeHealth } from "../../protocol/agent.ts"
 import { freePort } from "../../tests/support/control-plane.ts"
 import { startPagerDuty, startSlack } from "../../tests/support/notify-servers.ts"
 import { CORES, type EnrolledNode, enrol, f1, log, pinned, stopProc, waitUp } from "./common.ts"
-import type { LoadConfig, LoadResult } from "./heartbeat-load.ts"
+import type { LoadResult } from "./heartbeat-load.ts"
 import { runLoad } from "./heartbeats.ts"
 
 const ROOT = join(import.meta.dir, "../..")
