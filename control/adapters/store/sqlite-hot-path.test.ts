@@ -200,3 +200,30 @@ test("a node the sweep marks unreachable between its credential lookup and its h
   })
   expect((await opened.store.getNode("u"))?.unreachable).toBe(false)
 })
+
+test("the sweep's first look through the hot path finds exactly the nodes its UPDATE marks", async () => {
+  const other = await openTestStore("hot-path-sweep")
+  try {
+    const t0 = Date.now() + 500_000
+    const at = (ms: number) => new Date(t0 + ms).toISOString()
+    await other.db`INSERT INTO nodes (id, hostname, enrolled_at, agent_version) VALUES ('s', 's', ${at(0)}, 't')`
+    await other.store.recordHeartbeat({ ...health("s", at(0)), heartbeatIntervalSeconds: 5 }, at(0))
+    const hot = hotPathOf(other.db)
+    // 5 s interval, 3 missed: silent only once more than 15 s have passed since the later of the
+    // node's last heartbeat and the control plane's start.
+    for (const [nowMs, sinceMs, silent] of [
+      [15_000, 0, false],
+      [15_001, 0, true],
+      [25_000, 10_000, false],
+      [25_001, 10_000, true],
+    ] as const) {
+      expect(hot?.anySilent(t0 + nowMs, t0 + sinceMs, 3)).toBe(silent)
+    }
+    expect(await other.store.markUnreachable(at(25_000), at(10_000), 3)).toEqual([])
+    expect((await other.store.markUnreachable(at(25_001), at(10_000), 3)).map((n) => n.id)).toEqual(["s"])
+    expect(hot?.anySilent(t0 + 60_000, t0, 3)).toBe(false) // marked already
+  } finally {
+    await other.store.close()
+    await rm(other.dir, { recursive: true, force: true })
+  }
+})

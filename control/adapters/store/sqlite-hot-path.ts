@@ -23,6 +23,7 @@ import type { SQL } from "bun"
 import type { NodeHealth } from "../../../protocol/agent.ts"
 import { createLogger } from "../../../protocol/log.ts"
 import type { NodeHealthSummary } from "../../domain/node.ts"
+import { startCheckpointer } from "./wal-checkpointer.ts"
 
 const log = createLogger("store")
 
@@ -80,12 +81,16 @@ export class HotPathBusy extends Error {}
 export const CACHE_KIB = -32_768
 
 /**
- * WAL pages before a commit checkpoints (SQLite's default is 1,000). A checkpoint copies each page once
- * however often the WAL holds it, and held heartbeats (below) rewrite most of 20,000 nodes' pages every
- * couple of seconds: at 10,000 the WAL (up to 40 MiB) spans several rounds of them, and writing them
- * cost a fifth less (sqlite microbench: 32 µs a heartbeat with the credential lookup, 26 µs).
+ * How often the WAL is checkpointed, from a thread of its own (wal-checkpointer.ts). A checkpoint copies
+ * each page once however often the WAL holds it, and held heartbeats (below) rewrite most of 20,000
+ * nodes' pages every HOLD_MS: every 5 s the WAL spans a couple of rounds of them (about 8,000 pages).
  */
-export const CHECKPOINT_PAGES = 10_000
+export const CHECKPOINT_EVERY_MS = 5000
+/**
+ * WAL pages after which a commit checkpoints in its own thread (SQLite's default is 1,000): with the
+ * checkpointer running, only a safety net should it stop or fall behind.
+ */
+export const CHECKPOINT_PAGES = 40_000
 
 const busy = (error: unknown) => {
   const code = (error as { code?: unknown } | null)?.code
@@ -147,6 +152,12 @@ export interface SqliteHotPath {
   /** Forgets held heartbeats written another way (unless a newer one came since). */
   settled(entries: Held[]): void
   /**
+   * Whether the sweep (sql-store.ts markUnreachable, whose condition this repeats) would mark any node
+   * unreachable: silent for `missed` intervals by `nowMs`, counting from `sinceMs` at the earliest.
+   * Throws HotPathBusy.
+   */
+  anySilent(nowMs: number, sinceMs: number, missed: number): boolean
+  /**
    * Drops the rows its credential lookups read for these nodes: another handle changed them (the
    * sweep marked them unreachable, a new desired closure, an enrolment or a revocation).
    */
@@ -161,11 +172,13 @@ function openHotPath(file: string): SqliteHotPath {
   db.run("PRAGMA synchronous = NORMAL")
   db.run(`PRAGMA cache_size = ${CACHE_KIB}`)
   db.run(`PRAGMA wal_autocheckpoint = ${CHECKPOINT_PAGES}`)
+  const checkpointer = startCheckpointer(file, CHECKPOINT_EVERY_MS)
   let credential: Statement | null = null
   let state: Statement | null = null
   let write: Statement | null = null
   let flip: Statement | null = null
   let freshen: Statement | null = null
+  let silent: Statement | null = null
   // Prepared on first use: the tables exist only once the store is migrated.
   const prepare = () => {
     // The credential's row comes with what a heartbeat compares (below), read in the same step.
@@ -183,6 +196,10 @@ function openHotPath(file: string): SqliteHotPath {
     freshen ??= db.prepare(
       `UPDATE nodes SET health = ?, last_heartbeat = ?, last_heartbeat_ms = ?
        WHERE rowid = ? AND id = ? AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ?)`,
+    )
+    silent ??= db.prepare(
+      `SELECT 1 FROM nodes WHERE unreachable = 0 AND last_heartbeat_ms IS NOT NULL
+         AND max(last_heartbeat_ms, ?1) + heartbeat_interval * 1000 * ?2 < ?3 LIMIT 1`,
     )
   }
 
@@ -346,11 +363,13 @@ function openHotPath(file: string): SqliteHotPath {
       return []
     },
     settled: settle,
+    anySilent: (nowMs, sinceMs, missed) => guarded(() => silent?.get(sinceMs, missed, nowMs) != null),
     forget(nodeIds) {
       for (const id of nodeIds) seen.delete(id)
     },
     close() {
       clearInterval(timer)
+      checkpointer.stop()
       let left = [...held.values()]
       try {
         if (left.length > 0) guarded(() => writeHeld.immediate(left))
