@@ -307,6 +307,9 @@ describe("agent fast path", () => {
     expect(await taken({ ...beat("n1"), body: `{"pad":"${"x".repeat(1024 * 1024)}"}` })).toBe(false)
     expect(await taken({ ...poll, method: "HEAD" })).toBe(false)
     expect(await taken({ ...beat("n1"), method: "PUT" })).toBe(false)
+    // Whether a body came is told from Content-Length alone: an empty or missing one is passed on.
+    expect(await taken({ ...beat("n1"), body: "" })).toBe(false)
+    expect(await taken({ ...beat("n1"), body: undefined })).toBe(false)
     expect(await taken({ ...beat("n1"), path: "/api/agent/n1/credential" })).toBe(false)
   })
 
@@ -336,6 +339,8 @@ describe("agent fast path", () => {
     expect((await both({ ...beat("n1"), path: "/api/agent/n1/heartbeat?x=1" })).status).toBe(200)
     expect((await both({ ...beat("n1"), path: "//api/agent/n1/heartbeat" })).status).toBe(404)
     expect((await both({ ...beat("n1"), method: "PUT" })).status).toBe(404)
+    expect((await both({ ...beat("n1"), body: "" })).status).toBe(400)
+    expect((await both({ ...beat("n1"), body: undefined })).status).toBe(400)
   })
 
   test("credentials: unknown, revoked, of a user, of enrolment, malformed or missing are refused alike", async () => {
