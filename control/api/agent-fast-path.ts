@@ -116,10 +116,12 @@ export type FastAnswer = (c: Context<ApiEnv>, plain: Plain) => Promise<Response>
 export function fastAnswer({ fleet, authenticator, limiter, quota }: FastPathDeps): FastAnswer {
   const act = agentActions(fleet, quota)
   const json = async <S extends z.ZodType>(c: Context<ApiEnv>, schema: S): Promise<z.output<S>> => {
-    await checkJsonDepth(c)
+    // Parsed here from the text the depth check read: Hono's c.req.json() after c.req.text() makes a
+    // new Response of the text to parse it.
+    const text = await checkJsonDepth(c)
     let value: unknown
     try {
-      value = await c.req.json()
+      value = JSON.parse(text)
     } catch {
       throw new HTTPException(400, { message: "Malformed JSON in request body" }) // as hono/validator says it
     }

@@ -34,15 +34,15 @@ export function excessDepth(text: string, max = MAX_JSON_DEPTH): number {
 
 /**
  * Reads the request's body as text (Hono caches it, so the JSON validator parses this same text
- * afterwards) and refuses one nested too deeply with a 400. Returns the text's length in UTF-16
- * units, which callers that meter bodies may charge.
+ * afterwards) and refuses one nested too deeply with a 400. Returns the text, for a caller that
+ * parses it itself.
  */
-export async function checkJsonDepth(c: Context): Promise<number> {
+export async function checkJsonDepth(c: Context): Promise<string> {
   const text = await c.req.text()
   if (excessDepth(text) > 0)
     throw new ChimeraError(
       "INVALID_JSON",
       `the request body nests deeper than ${MAX_JSON_DEPTH} levels of arrays and objects; no Chimera request does`,
     )
-  return text.length
+  return text
 }
