@@ -54,14 +54,17 @@ export function startCheckpointer(file: string, everyMs: number): Checkpointer {
   const worker = new Worker(workerUrl)
   // A control plane, a test or a CLI command ends when its own work does, not when this thread would.
   worker.unref()
+  let stopped = false
+  // What it says once stopped (a store closed, its directory removed, before the worker opened it) is moot.
   worker.onmessage = ({ data }: MessageEvent<{ error?: string }>) => {
-    if (data.error) log.warn("the WAL checkpointer failed; commits checkpoint themselves", { file, error: data.error })
+    if (data.error && !stopped)
+      log.warn("the WAL checkpointer failed; commits checkpoint themselves", { file, error: data.error })
   }
   worker.onerror = (event) => {
-    log.warn("the WAL checkpointer stopped; commits checkpoint themselves", { file, error: event.message })
+    if (!stopped)
+      log.warn("the WAL checkpointer stopped; commits checkpoint themselves", { file, error: event.message })
   }
   worker.postMessage({ file, everyMs })
-  let stopped = false
   return {
     stop() {
       if (stopped) return
