@@ -192,6 +192,7 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
             rotation_requested_at = NULL, credential_issued_at = ${now}
           WHERE pending_credential_hash = ${hash} AND credential_hash IS NOT NULL RETURNING id`
         if (!promoted[0]) return null
+        hot?.forget([String(promoted[0].id)])
         r = (
           (await db`
           SELECT id, enrolled_at, credential_issued_at, rotation_requested_at FROM nodes
@@ -206,9 +207,14 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
       }
     },
     async requestRotation(nodeId, now) {
-      const rows: Row[] = await db`
-        UPDATE nodes SET rotation_requested_at = ${now} WHERE id = ${nodeId} AND credential_hash IS NOT NULL RETURNING id`
-      return rows.length > 0
+      const done = hot?.changing([nodeId])
+      try {
+        const rows: Row[] = await db`
+          UPDATE nodes SET rotation_requested_at = ${now} WHERE id = ${nodeId} AND credential_hash IS NOT NULL RETURNING id`
+        return rows.length > 0
+      } finally {
+        done?.()
+      }
     },
     async setPendingCredential(nodeId, hash, callerHash) {
       const rows: Row[] = await db`
@@ -221,16 +227,20 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
       return rows.length > 0
     },
     async revokeNode(nodeId, now) {
-      const revoked = await db.begin(async (tx) => {
-        const rows: Row[] = await tx`
-          UPDATE nodes SET credential_hash = NULL, pending_credential_hash = NULL, rotation_requested_at = NULL,
-            revoked_at = ${now}
-          WHERE id = ${nodeId} RETURNING id`
-        await tx`UPDATE join_tokens SET used_at = ${now}, used_by = ${"(revoked)"} WHERE node_id = ${nodeId} AND used_at IS NULL`
-        return rows.length > 0
-      })
-      hot?.forget([nodeId])
-      return revoked
+      // What the hot path knows of the node's row stops standing for it before the revocation commits.
+      const done = hot?.changing([nodeId])
+      try {
+        return await db.begin(async (tx) => {
+          const rows: Row[] = await tx`
+            UPDATE nodes SET credential_hash = NULL, pending_credential_hash = NULL, rotation_requested_at = NULL,
+              revoked_at = ${now}
+            WHERE id = ${nodeId} RETURNING id`
+          await tx`UPDATE join_tokens SET used_at = ${now}, used_by = ${"(revoked)"} WHERE node_id = ${nodeId} AND used_at IS NULL`
+          return rows.length > 0
+        })
+      } finally {
+        done?.()
+      }
     },
 
     async appendAudit(e) {

@@ -171,6 +171,8 @@ function heartbeatWriter(db: SQL, dialect: Dialect) {
        RETURNING nodes.id, nodes.desired_path, nodes.unreachable`,
       params,
     )
+    // Written through this handle: what the hot path knows of these rows is stale.
+    hot?.forget([...last.keys()])
     const byId = new Map(updated.map((r) => [String(r.id), r]))
     const lost = updated.filter((r) => num(r.unreachable) === 1).map((r) => String(r.id))
     const back = new Set<string>()

@@ -227,3 +227,54 @@ test("the sweep's first look through the hot path finds exactly the nodes its UP
     await rm(other.dir, { recursive: true, force: true })
   }
 })
+
+test("a row read with its credential stands for it until this process changes it", async () => {
+  const auth = createAuthStore(opened.db, opened.dialect)
+  const hot = hotPathOf(opened.db)
+  const credential = newToken("node")
+  const hash = hashToken(credential)
+  const now = new Date().toISOString()
+  await opened.db`INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version) VALUES ('k', 'k', ${hash}, ${now}, 't')`
+  const [first] = hot?.credentials([hash]) ?? []
+  expect(hot?.credentials([hash])[0]).toBe(first as Record<string, unknown>) // not read again
+
+  // A rotation request, then the rotated credential's first use, through the auth store: seen at once.
+  expect((await auth.nodeForCredential(hash, now))?.rotationRequested).toBe(false)
+  expect(await auth.requestRotation("k", now)).toBe(true)
+  expect((await auth.nodeForCredential(hash, now))?.rotationRequested).toBe(true)
+  const rotated = hashToken(newToken("node"))
+  expect(await auth.setPendingCredential("k", rotated, hash)).toBe(true)
+  expect((await auth.nodeForCredential(hash, now))?.nodeId).toBe("k") // the old one works until the new one is used
+  expect((await auth.nodeForCredential(rotated, now))?.nodeId).toBe("k")
+  expect(await auth.nodeForCredential(hash, now)).toBeNull()
+
+  // A new desired closure, then a revocation: the next heartbeat and the next lookup see them.
+  const at = new Date(Date.now() + 700_000).toISOString()
+  await opened.store.recordHeartbeat(health("k", at), at)
+  expect((await auth.nodeForCredential(rotated, now))?.nodeId).toBe("k")
+  const closure = "/nix/store/0000000000000000000000000000000a-k"
+  await opened.store.setDesired("k", closure, { id: "cmd-k", kind: "activate", closure, createdAt: now })
+  const later = new Date(Date.now() + 700_500).toISOString()
+  expect((await opened.store.recordHeartbeat(health("k", later), later)).desiredPath).toBe(closure)
+  expect(await auth.revokeNode("k", now)).toBe(true)
+  expect(await auth.nodeForCredential(rotated, now)).toBeNull()
+})
+
+test("a known row follows its held heartbeats as they are written, so beats on time stay held", async () => {
+  const auth = createAuthStore(opened.db, opened.dialect)
+  const hash = hashToken(newToken("node"))
+  const t0 = Date.now() + 800_000
+  const at = (s: number) => new Date(t0 + s * 1000).toISOString()
+  await opened.db`INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version) VALUES ('w', 'w', ${hash}, ${at(0)}, 't')`
+  await auth.nodeForCredential(hash, at(0))
+  await opened.store.recordHeartbeat(health("w", at(0)), at(0)) // the first: written
+  await auth.nodeForCredential(hash, at(1)) // the row as written, known from here on
+  await opened.store.recordHeartbeat(health("w", at(1)), at(1)) // quiet: held
+  const deadline = Date.now() + HOLD_MS * 3
+  while ((await rowOf("w"))?.last_heartbeat !== at(1) && Date.now() < deadline) await Bun.sleep(50)
+  expect((await rowOf("w"))?.last_heartbeat).toBe(at(1))
+  // 1 s interval: 2.9 s after the first beat, 1.9 s after the written one: quiet, so held.
+  await opened.store.recordHeartbeat(health("w", at(2.9)), at(2.9))
+  expect((await rowOf("w"))?.last_heartbeat).toBe(at(1))
+  expect(hotPathOf(opened.db)?.heldBeat("w")?.at).toBe(at(2.9))
+})
