@@ -278,3 +278,24 @@ test("a known row follows its held heartbeats as they are written, so beats on t
   expect((await rowOf("w"))?.last_heartbeat).toBe(at(1))
   expect(hotPathOf(opened.db)?.heldBeat("w")?.at).toBe(at(2.9))
 })
+
+test("a full heartbeat write leaves the known row saying what the row says, so the next beat is held", async () => {
+  const hot = hotPathOf(opened.db)
+  const hash = hashToken(newToken("node"))
+  const t0 = Date.now() + 900_000
+  const at = (s: number) => new Date(t0 + s * 1000).toISOString()
+  await opened.db`INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version) VALUES ('f', 'f', ${hash}, ${at(0)}, 't')`
+  await opened.store.recordHeartbeat(health("f", at(0)), at(0))
+  const [known] = hot?.credentials([hash]) ?? []
+  const drifted = { ...health("f", at(1)), phase: "drifted" as const, hostname: "f2", agentVersion: "t2" }
+  await opened.store.recordHeartbeat(drifted, at(1)) // a change: written at once
+  expect(hot?.credentials([hash])[0]).toBe(known as Record<string, unknown>) // followed, not read again
+  const [row] = (await opened.db`SELECT * FROM nodes WHERE id = 'f'`) as Record<string, unknown>[]
+  for (const column of Object.keys(known ?? {}).filter((c) => c !== "row_id"))
+    expect([column, known?.[column]]).toEqual([column, row?.[column]])
+  await opened.store.recordHeartbeat({ ...drifted, at: at(2) }, at(2))
+  expect(hot?.heldBeat("f")?.at).toBe(at(2))
+  await opened.store.recordHeartbeat({ ...drifted, at: at(3), phase: "healing" }, at(3))
+  expect(hot?.heldBeat("f")).toBeUndefined()
+  expect((await rowOf("f"))?.phase).toBe("healing")
+})

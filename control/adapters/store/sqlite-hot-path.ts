@@ -220,9 +220,10 @@ function openHotPath(file: string): SqliteHotPath {
   /**
    * Each node's row as last read with its credential, by node id and by credential hash: a random
    * read by key cost 9-13 µs with 20,000 nodes (two B-tree descents), most of a heartbeat's store work,
-   * and a node's row changes only through this process. It stands for the row until a write changes
-   * it: a full heartbeat write, and every write through the other handle (forget), drop it; written
-   * held heartbeats move its `last_heartbeat_ms`, which stays the row's as written (the sweep's view).
+   * and a node's row changes only through this process. It follows this handle's writes: a full
+   * heartbeat write sets what it wrote (refresh), written held heartbeats move its `last_heartbeat_ms`,
+   * which stays the row's as written (the sweep's view); every write through the other handle drops it
+   * (forget, changing).
    */
   type Known = { hash: string; row: CredentialRow; readAt: number }
   const known = new Map<string, Known>()
@@ -294,6 +295,15 @@ function openHotPath(file: string): SqliteHotPath {
     const row = known.get(e.id)?.row
     if (row && Number(row.last_heartbeat_ms ?? 0) < e.ms) row.last_heartbeat_ms = e.ms
   }
+  /** A known row (above) after its node's full write committed: what the write set, and reachable. */
+  const refresh = (id: string, values: Values, desiredPath: string | null) => {
+    const row = known.get(id)?.row
+    if (!row) return
+    for (const [c, k] of STATE_AT) row[c] = values[k]
+    row.last_heartbeat_ms = values[LAST_MS]
+    row.desired_path = desiredPath
+    row.unreachable = 0
+  }
   /** Forgets held heartbeats once written (unless a newer one came since). */
   const settle = (entries: Held[]) => {
     for (const e of entries) if (held.get(e.id) === e) held.delete(e.id)
@@ -306,9 +316,11 @@ function openHotPath(file: string): SqliteHotPath {
     const plan = beats.length === 1 ? planOf(beats, last) : readPlan(beats, last)
     // BEGIN IMMEDIATE: the write lock is taken first, so a busy database fails before anything is done.
     const written = plan.full.length > 0 ? writeFull.immediate(plan.full) : new Map<string, BeatResult>()
-    for (const [id] of plan.full) {
+    for (const [id, values] of plan.full) {
       held.delete(id)
-      drop(id)
+      const r = written.get(id)
+      if (r) refresh(id, values, r.desiredPath)
+      else drop(id)
     }
     for (const e of plan.quiet) held.set(e.id, e)
     return beats.map((b, i): BeatResult => {
