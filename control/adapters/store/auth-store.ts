@@ -184,7 +184,8 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
       // Every agent request authenticates: the lookups of one turn of the event loop go together
       // (batched.ts), read after any revocation committed before them, so a revoked credential still
       // fails at once.
-      let r = await credentialOf(hash)
+      // A known row needs no database read, so it need not wait for the turn's batch either.
+      let r = hot?.knownCredential(hash) ?? (await credentialOf(hash))
       if (!r) {
         // First use of a rotated credential confirms the agent stored it: only now does the old one stop.
         const promoted: Row[] = await db`

@@ -193,6 +193,8 @@ function heartbeatWriter(db: SQL, dialect: Dialect) {
 
 export function sqlStore(db: SQL, dialect: Dialect): StorePort {
   const writeHeartbeat = heartbeatWriter(db, dialect)
+  /** Heartbeats of each node waiting in, or written by, a batch of writeHeartbeat. */
+  const inBatch = new Map<string, number>()
   const hot = hotPathOf(db)
   /** Held heartbeats (sqlite-hot-path.ts) written through this handle, never moving a node's time back. */
   const writeHeldHere = async (held: Held[]) => {
@@ -309,7 +311,23 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       return rows.map((r) => toNode(withHeld(r)))
     },
 
-    recordHeartbeat: (h: NodeHealth, receivedAt: string) => writeHeartbeat({ h, receivedAt }),
+    async recordHeartbeat(h: NodeHealth, receivedAt: string) {
+      // A quiet heartbeat of a node whose row the hot path knows is held at once, not batched; unless an
+      // earlier one of that node is still in a batch, which it must not overtake.
+      const id = h.nodeId
+      if (hot && !inBatch.has(id)) {
+        const quiet = hot.holdIfQuiet({ h, receivedAt })
+        if (quiet) return quiet
+      }
+      inBatch.set(id, (inBatch.get(id) ?? 0) + 1)
+      try {
+        return await writeHeartbeat({ h, receivedAt })
+      } finally {
+        const left = (inBatch.get(id) ?? 1) - 1
+        if (left > 0) inBatch.set(id, left)
+        else inBatch.delete(id)
+      }
+    },
 
     async setDesired(nodeId, closure, command: AgentCommand) {
       // A heartbeat past its credential lookup answers with the new closure, not the row it read.

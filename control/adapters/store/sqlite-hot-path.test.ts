@@ -299,3 +299,25 @@ test("a full heartbeat write leaves the known row saying what the row says, so t
   expect(hot?.heldBeat("f")).toBeUndefined()
   expect((await rowOf("f"))?.phase).toBe("healing")
 })
+
+test("a quiet heartbeat of a known node is held at once, but never overtakes one of its node still in a batch", async () => {
+  const auth = createAuthStore(opened.db, opened.dialect)
+  const hot = hotPathOf(opened.db)
+  const hash = hashToken(newToken("node"))
+  const t0 = Date.now() + 1_000_000
+  const at = (s: number) => new Date(t0 + s * 1000).toISOString()
+  await opened.db`INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version) VALUES ('q', 'q', ${hash}, ${at(0)}, 't')`
+  await opened.store.recordHeartbeat(health("q", at(0)), at(0)) // the first: written
+  await auth.nodeForCredential(hash, at(0)) // known from here on
+  // Held before the call returns: no batch, no turn of the event loop.
+  const pending = opened.store.recordHeartbeat(health("q", at(0.5)), at(0.5))
+  expect(hot?.heldBeat("q")?.at).toBe(at(0.5))
+  await pending
+  // A change, then (in the same turn) a beat that is quiet against the row as known: the change is in
+  // a batch, so the quiet one joins it, and a batch takes each node's latest beat: the node says that.
+  await Promise.all([
+    opened.store.recordHeartbeat({ ...health("q", at(1)), phase: "drifted" }, at(1)),
+    opened.store.recordHeartbeat(health("q", at(1.5)), at(1.5)),
+  ])
+  expect(await opened.store.getNode("q")).toMatchObject({ phase: "no-desired", lastHeartbeat: at(1.5) })
+})

@@ -142,12 +142,19 @@ const LAST_MS = HEARTBEAT_COLUMNS.indexOf("last_heartbeat_ms")
 export interface SqliteHotPath {
   /** For each hash, the node whose current credential it is, or undefined. Throws HotPathBusy. */
   credentials(hashes: string[]): (CredentialRow | undefined)[]
+  /** The row of the node whose credential this is, when it is known (no database read), or undefined. */
+  knownCredential(hash: string): CredentialRow | undefined
   /**
    * Takes a batch of heartbeats: those that change a node's state (or bring it back from unreachable,
    * or are its first) are written in one transaction; quiet ones are held (HOLD_MS). Throws HotPathBusy
    * with nothing written or held.
    */
   recordHeartbeats(beats: Beat[]): BeatResult[]
+  /**
+   * Holds a heartbeat at once, with no database read, when its node's row is known and it is quiet;
+   * null otherwise (it then goes the way of recordHeartbeats).
+   */
+  holdIfQuiet(beat: Beat): BeatResult | null
   /** A node's held heartbeat, newer than what its row says, if there is one. */
   heldBeat(nodeId: string): Held | undefined
   /**
@@ -366,9 +373,13 @@ function openHotPath(file: string): SqliteHotPath {
   // One read transaction for a batch: outside one, each lookup paid for taking and releasing its own
   // WAL snapshot, about six times the cost of the lookup itself. A lookup alone takes its snapshot once
   // either way, and BEGIN and COMMIT would only add two statements.
-  const lookup = (hash: string): CredentialRow | undefined => {
+  const knownCredential = (hash: string): CredentialRow | undefined => {
     const k = byHash.get(hash)
-    if (k && performance.now() - k.readAt < KNOWN_MS) return k.row
+    return k && performance.now() - k.readAt < KNOWN_MS ? k.row : undefined
+  }
+  const lookup = (hash: string): CredentialRow | undefined => {
+    const k = knownCredential(hash)
+    if (k) return k
     const row = (credential?.get(hash) as CredentialRow | null) ?? undefined
     if (row && !pending.has(String(row.id))) {
       const id = String(row.id)
@@ -391,8 +402,18 @@ function openHotPath(file: string): SqliteHotPath {
     }
   }
   return {
+    knownCredential,
     credentials: (hashes) => guarded(() => (hashes.length === 1 ? [lookup(hashes[0] as string)] : readBatch(hashes))),
     recordHeartbeats: (beats) => guarded(() => recordHeartbeats(beats)),
+    holdIfQuiet(beat) {
+      const id = beat.h.nodeId
+      if (closed || !known.has(id)) return null
+      const plan = planOf([beat], new Map([[id, 0]]))
+      const e = plan.quiet[0]
+      if (!e) return null
+      held.set(id, e)
+      return { wasUnreachable: false, desiredPath: plan.desired.get(id) ?? null }
+    },
     heldBeat: (nodeId) => held.get(nodeId),
     writeDue(nowMs, missed) {
       const due = [...held.values()].filter((e) => e.writtenMs + e.intervalSeconds * 1000 * missed < nowMs)
