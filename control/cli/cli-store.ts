@@ -11,6 +11,7 @@ import { createAuthStore } from "../adapters/store/auth-store.ts"
 import { checkDatabaseNotLost } from "../adapters/store/database-file.ts"
 import { deploymentStore } from "../adapters/store/deployment-store.ts"
 import { openDatabase, sqlStore } from "../adapters/store/sql-store.ts"
+import { detachHotPath } from "../adapters/store/sqlite-hot-path.ts"
 import { databaseUrl, dataDir } from "../config.ts"
 import { createAudit } from "../domain/auth/audit.ts"
 import type { DeploymentRecord } from "../domain/deploy.ts"
@@ -103,6 +104,9 @@ async function _localStore(env: NodeJS.ProcessEnv): Promise<CliStore> {
     },
     getDeployment: (id) => deployments.get(id),
     listDeployments: (limit) => deployments.list(limit),
-    close: () => db.close(),
+    close: async () => {
+      detachHotPath(db)
+      await db.close()
+    },
   }
 }

@@ -171,8 +171,6 @@ function heartbeatWriter(db: SQL, dialect: Dialect) {
        RETURNING nodes.id, nodes.desired_path, nodes.unreachable`,
       params,
     )
-    // Written through this handle: what the hot path knows of these rows is stale.
-    hot?.forget([...last.keys()])
     const byId = new Map(updated.map((r) => [String(r.id), r]))
     const lost = updated.filter((r) => num(r.unreachable) === 1).map((r) => String(r.id))
     const back = new Set<string>()
@@ -181,6 +179,8 @@ function heartbeatWriter(db: SQL, dialect: Dialect) {
         await db`UPDATE nodes SET unreachable = 0 WHERE unreachable = 1 AND id IN ${db(lost)} RETURNING id`
       for (const r of flipped) back.add(String(r.id))
     }
+    // Written through this handle: what the hot path knows of these rows is stale.
+    hot?.forget([...last.keys()])
     return beats.map((b, i) => {
       const r = byId.get(b.h.nodeId)
       return {

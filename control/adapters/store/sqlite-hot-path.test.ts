@@ -321,3 +321,25 @@ test("a quiet heartbeat of a known node is held at once, but never overtakes one
   ])
   expect(await opened.store.getNode("q")).toMatchObject({ phase: "no-desired", lastHeartbeat: at(1.5) })
 })
+
+test("while a write through the other handle changes a node's row, lookups read it and keep nothing", async () => {
+  const hot = hotPathOf(opened.db)
+  if (!hot) throw new Error("no hot path")
+  const hash = hashToken(newToken("node"))
+  await opened.db`INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version) VALUES ('g', 'g', ${hash}, ${new Date().toISOString()}, 't')`
+  const readTwice = () => [hot.credentials([hash])[0], hot.credentials([hash])[0]]
+  const [kept, again] = readTwice()
+  expect(again).toBe(kept as Record<string, unknown>)
+  // Two writes at once: the row stands again only once both are done.
+  const first = hot.changing(["g"])
+  const second = hot.changing(["g"])
+  expect(hot.knownCredential(hash)).toBeUndefined()
+  for (const done of [first, second]) {
+    const [a, b] = readTwice()
+    expect(a?.id).toBe("g")
+    expect(b).not.toBe(a as Record<string, unknown>) // read from the database each time
+    done()
+  }
+  const [a, b] = readTwice()
+  expect(b).toBe(a as Record<string, unknown>)
+})

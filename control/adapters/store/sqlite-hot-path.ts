@@ -93,6 +93,8 @@ export const CHECKPOINT_EVERY_MS = 5000
  * checkpointer running, only a safety net should it stop or fall behind.
  */
 export const CHECKPOINT_PAGES = 40_000
+/** What the hot path's commits checkpoint at when the checkpointer cannot run (as before it was). */
+const CHECKPOINT_PAGES_ALONE = 10_000
 
 const busy = (error: unknown) => {
   const code = (error as { code?: unknown } | null)?.code
@@ -132,8 +134,9 @@ const STATE_AT = STATE_COLUMNS.map((c) => [c, HEARTBEAT_COLUMNS.indexOf(c)] as c
 const STATE = `rowid AS row_id, desired_path, unreachable, last_heartbeat_ms, ${STATE_COLUMNS.join(", ")}`
 /**
  * How long a node's row, once read, stands for it (below: `known`). Every write of this process that
- * changes what is kept drops or updates it at once; the limit only bounds what a write from outside
- * this process (which Chimera never makes: the CLI goes through the API) or a missed case would cost.
+ * changes what is kept drops or updates it at once, and no other control plane writes the file
+ * (sqlite-owner.ts; the CLI goes through the API): the limit only bounds what a hand edit of the file,
+ * or a case missed here, would cost.
  */
 export const KNOWN_MS = 300_000
 const HEALTH = HEARTBEAT_COLUMNS.indexOf("health")
@@ -191,7 +194,9 @@ function openHotPath(file: string): SqliteHotPath {
   db.run("PRAGMA synchronous = NORMAL")
   db.run(`PRAGMA cache_size = ${CACHE_KIB}`)
   db.run(`PRAGMA wal_autocheckpoint = ${CHECKPOINT_PAGES}`)
-  const checkpointer = startCheckpointer(file, CHECKPOINT_EVERY_MS)
+  const checkpointer = startCheckpointer(file, CHECKPOINT_EVERY_MS, () => {
+    if (!closed) db.run(`PRAGMA wal_autocheckpoint = ${CHECKPOINT_PAGES_ALONE}`)
+  })
   let credential: Statement | null = null
   let state: Statement | null = null
   let write: Statement | null = null
@@ -294,13 +299,16 @@ function openHotPath(file: string): SqliteHotPath {
     }
     return written
   })
-  /** Writes held heartbeats; a known row (above) then says what its row says. */
-  const writeHeld = db.transaction((entries: Held[]) => {
-    for (const e of entries) if (freshen?.run(e.health, e.at, e.ms, e.rowId, e.id, e.ms).changes === 1) wrote(e)
-  })
-  const wrote = (e: Held) => {
-    const row = known.get(e.id)?.row
-    if (row && Number(row.last_heartbeat_ms ?? 0) < e.ms) row.last_heartbeat_ms = e.ms
+  /** Writes held heartbeats; returns those it wrote (not one whose row a full write moved past it). */
+  const writeHeld = db.transaction((entries: Held[]) =>
+    entries.filter((e) => freshen?.run(e.health, e.at, e.ms, e.rowId, e.id, e.ms).changes === 1),
+  )
+  /** Once writeHeld's transaction has committed: the known rows (above) then say what their rows say. */
+  const wrote = (entries: Held[]) => {
+    for (const e of entries) {
+      const row = known.get(e.id)?.row
+      if (row && Number(row.last_heartbeat_ms ?? 0) < e.ms) row.last_heartbeat_ms = e.ms
+    }
   }
   /** A known row (above) after its node's full write committed: what the write set, and reachable. */
   const refresh = (id: string, values: Values, desiredPath: string | null) => {
@@ -349,7 +357,7 @@ function openHotPath(file: string): SqliteHotPath {
       const chunk = entries.slice(c, c + FLUSH_CHUNK)
       try {
         prepare()
-        writeHeld.immediate(chunk)
+        wrote(writeHeld.immediate(chunk))
       } catch (error) {
         if (busy(error)) return // kept; the next turn of the timer tries again
         throw error
@@ -419,7 +427,7 @@ function openHotPath(file: string): SqliteHotPath {
       const due = [...held.values()].filter((e) => e.writtenMs + e.intervalSeconds * 1000 * missed < nowMs)
       if (due.length === 0) return []
       try {
-        guarded(() => writeHeld.immediate(inRowOrder(due)))
+        guarded(() => wrote(writeHeld.immediate(inRowOrder(due))))
       } catch (error) {
         if (error instanceof HotPathBusy) return due
         throw error

@@ -39,22 +39,31 @@ test("committed pages reach the database file from the checkpointer's thread", a
     checkpointer.stop()
     checkpointer.stop()
   }
-  insert.run("after")
-  expect(db.query("SELECT count(*) AS n FROM t").get()).toEqual({ n: 2001 })
+  await checkpointer.ended // its thread has ended
+  // Stopped: what is committed now stays in the WAL, and the database takes writes as before.
+  const stopped = (await stat(file)).size
+  db.transaction(() => {
+    for (let i = 0; i < 1000; i++) insert.run("y".repeat(1000))
+  })()
+  await Bun.sleep(300)
+  expect((await stat(file)).size).toBe(stopped)
+  expect(db.query("SELECT count(*) AS n FROM t").get()).toEqual({ n: 3000 })
   db.close()
 })
 
-test("a checkpointer that cannot open its file says so in the log", async () => {
+test("a checkpointer that cannot open its file says so in the log and tells its owner once", async () => {
   const lines: string[] = []
+  let failures = 0
   setLogSink((line) => lines.push(line))
   try {
-    const checkpointer = startCheckpointer(join(tmpdir(), "chimera-no-such-dir", "db.sqlite"), 50)
+    const checkpointer = startCheckpointer(join(tmpdir(), "chimera-no-such-dir", "db.sqlite"), 50, () => failures++)
     const deadline = Date.now() + 10_000
     while (lines.length === 0 && Date.now() < deadline) await Bun.sleep(20)
     checkpointer.stop()
   } finally {
     setLogSink((line) => process.stderr.write(`${line}\n`))
   }
+  expect(failures).toBe(1)
   expect(lines).toHaveLength(1)
   expect(JSON.parse(lines[0] as string)).toMatchObject({
     level: "warning",

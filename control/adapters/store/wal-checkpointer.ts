@@ -46,26 +46,38 @@ let workerUrl: string | undefined
 export interface Checkpointer {
   /** Stops the worker (it closes its connection first); safe to call more than once. */
   stop(): void
+  /** Settles when the worker's thread has ended. */
+  readonly ended: Promise<void>
 }
 
-export function startCheckpointer(file: string, everyMs: number): Checkpointer {
+/**
+ * Starts checkpointing `file` every `everyMs` from a thread of its own. `failed` is called (once, and
+ * never after stop) when the worker cannot do it: the caller then has its commits checkpoint again.
+ */
+export function startCheckpointer(file: string, everyMs: number, failed: () => void = () => {}): Checkpointer {
   // One URL for the process, never revoked: a worker may load it after `new Worker` returns.
   workerUrl ??= URL.createObjectURL(new Blob([WORKER], { type: "application/javascript" }))
   const worker = new Worker(workerUrl)
   // A control plane, a test or a CLI command ends when its own work does, not when this thread would.
   worker.unref()
   let stopped = false
+  let failing = false
   // What it says once stopped (a store closed, its directory removed, before the worker opened it) is moot.
+  const fail = (msg: string, error: string) => {
+    if (stopped) return
+    log.warn(msg, { file, error })
+    if (failing) return
+    failing = true
+    failed()
+  }
   worker.onmessage = ({ data }: MessageEvent<{ error?: string }>) => {
-    if (data.error && !stopped)
-      log.warn("the WAL checkpointer failed; commits checkpoint themselves", { file, error: data.error })
+    if (data.error) fail("the WAL checkpointer failed; commits checkpoint themselves", data.error)
   }
-  worker.onerror = (event) => {
-    if (!stopped)
-      log.warn("the WAL checkpointer stopped; commits checkpoint themselves", { file, error: event.message })
-  }
+  worker.onerror = (event) => fail("the WAL checkpointer stopped; commits checkpoint themselves", event.message)
+  const ended = new Promise<void>((resolve) => worker.addEventListener("close", () => resolve()))
   worker.postMessage({ file, everyMs })
   return {
+    ended,
     stop() {
       if (stopped) return
       stopped = true
