@@ -19,7 +19,8 @@ import { storeProbe } from "./adapters/store/health-probe.ts"
 import { incidentStore } from "./adapters/store/incident-store.ts"
 import { nodeCommands } from "./adapters/store/node-commands.ts"
 import { outboxStore } from "./adapters/store/outbox-store.ts"
-import { openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
+import { dialectOf, openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
+import { claimSqliteFile } from "./adapters/store/sqlite-owner.ts"
 import { withStartupLock } from "./adapters/store/startup-lock.ts"
 import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
 import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
@@ -102,7 +103,13 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   if (secured.tightened.length > 0)
     log.warn("the data directory was open to other users; made it this user's alone", { paths: secured.tightened })
   checkDatabaseNotLost(opts.dataDir, opts.databaseUrl)
-  const { db, dialect } = await openDatabase(opts.databaseUrl)
+  // One control plane to an SQLite file (sqlite-owner.ts); an in-memory database is this process's own.
+  const sqliteFile = dialectOf(opts.databaseUrl) === "sqlite" ? opts.databaseUrl.replace(/^sqlite:\/\//, "") : null
+  const owner = sqliteFile && sqliteFile !== ":memory:" ? claimSqliteFile(sqliteFile) : null
+  const { db, dialect } = await openDatabase(opts.databaseUrl).catch((error) => {
+    owner?.release()
+    throw error
+  })
   const store = sqlStore(db, dialect)
   const settings = { ...DEFAULT_TRUST, ...opts.trust }
   // Replicas starting together on one PostgreSQL database take turns here (startup-lock.ts).
@@ -338,6 +345,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       // The last export reads the store (nodes by status), so it goes before the store closes.
       await telemetry?.shutdown()
       await store.close()
+      owner?.release()
     },
   }
 }
