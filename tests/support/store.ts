@@ -15,7 +15,7 @@ export async function openTestStore(name: string) {
     dialect,
     store,
     async close() {
-      await db.close()
+      await store.close() // the hot path and its checkpointer too, not only the Bun.SQL handle
       await rm(dir, { recursive: true, force: true })
     },
   }

@@ -35,6 +35,9 @@ self.onmessage = ({ data }) => {
     try {
       db.run("PRAGMA wal_checkpoint(PASSIVE)")
     } catch (error) {
+      // Once is enough: the owner's commits checkpoint again (a file removed under it fails every time).
+      clearInterval(timer)
+      try { db.close(false) } catch {}
       postMessage({ error: "checkpoint failed: " + (error?.message ?? error) })
     }
   }, data.everyMs)
