@@ -126,10 +126,37 @@ test("a quiet heartbeat is held: this process reads it at once, the row gets it 
   expect(JSON.parse(String(row?.health)).uptimeSeconds).toBe(77)
 })
 
-test("a heartbeat after two silent intervals is written at once, never held", async () => {
+test("a heartbeat long after the last one is still held: only the sweep says a node is silent", async () => {
   const t = new Date(Date.now() + 250_000).toISOString() // 50 s after the last one, at a 1 s interval
   await opened.store.recordHeartbeat(health("a", t), t)
-  expect((await rowOf("a"))?.last_heartbeat).toBe(t)
+  expect(hotPathOf(opened.db)?.heldBeat("a")?.at).toBe(t)
+})
+
+test("a node's first heartbeat after the control plane restarted is written at once", async () => {
+  const other = await openTestStore("hot-path-restart")
+  try {
+    const t0 = Date.now()
+    const at = (s: number) => new Date(t0 + s * 1000).toISOString()
+    await other.db`INSERT INTO nodes (id, hostname, enrolled_at, agent_version) VALUES ('r', 'r', ${at(0)}, 't')`
+    await other.store.recordHeartbeat(health("r", at(-10)), at(-10)) // the first: written
+    await other.store.recordHeartbeat(health("r", at(-9.5)), at(-9.5)) // held…
+    await other.store.close() // …and written as the store closes
+    const reopened = await openDatabase(`sqlite://${join(other.dir, "chimera.db")}`)
+    const store = sqlStore(reopened.db, reopened.dialect)
+    try {
+      // Its row says 9.5 s ago, from before this process's hot path opened: written, not held.
+      await store.recordHeartbeat(health("r", at(0.5)), at(0.5))
+      expect(hotPathOf(reopened.db)?.heldBeat("r")).toBeUndefined()
+      const rows = (await reopened.db`SELECT last_heartbeat FROM nodes WHERE id = 'r'`) as Record<string, unknown>[]
+      expect(rows[0]?.last_heartbeat).toBe(at(0.5))
+      await store.recordHeartbeat(health("r", at(1)), at(1)) // then held as usual
+      expect(hotPathOf(reopened.db)?.heldBeat("r")?.at).toBe(at(1))
+    } finally {
+      await store.close()
+    }
+  } finally {
+    await rm(other.dir, { recursive: true, force: true })
+  }
 })
 
 test("beats held one after another stay held while the row's own time falls behind", async () => {
@@ -260,7 +287,7 @@ test("a row read with its credential stands for it until this process changes it
   expect(await auth.nodeForCredential(rotated, now)).toBeNull()
 })
 
-test("a known row follows its held heartbeats as they are written, so beats on time stay held", async () => {
+test("a known row follows its held heartbeats as they are written: the sweep's view of the row", async () => {
   const auth = createAuthStore(opened.db, opened.dialect)
   const hash = hashToken(newToken("node"))
   const t0 = Date.now() + 800_000
@@ -273,10 +300,10 @@ test("a known row follows its held heartbeats as they are written, so beats on t
   const deadline = Date.now() + HOLD_MS * 3
   while ((await rowOf("w"))?.last_heartbeat !== at(1) && Date.now() < deadline) await Bun.sleep(50)
   expect((await rowOf("w"))?.last_heartbeat).toBe(at(1))
-  // 1 s interval: 2.9 s after the first beat, 1.9 s after the written one: quiet, so held.
+  // The next one is held against the row as written (by the flush), which writeDue goes by.
   await opened.store.recordHeartbeat(health("w", at(2.9)), at(2.9))
   expect((await rowOf("w"))?.last_heartbeat).toBe(at(1))
-  expect(hotPathOf(opened.db)?.heldBeat("w")?.at).toBe(at(2.9))
+  expect(hotPathOf(opened.db)?.heldBeat("w")).toMatchObject({ at: at(2.9), writtenMs: Date.parse(at(1)) })
 })
 
 test("a full heartbeat write leaves the known row saying what the row says, so the next beat is held", async () => {
