@@ -14,12 +14,13 @@
 // standing before it commits, so a revoked credential still fails at once.
 //
 // A heartbeat that says nothing new (the same closures, phase, host name, version and interval as its
-// node's row, and the node not unreachable) is held in memory and written with the others every
-// HOLD_MS: only its time and metrics wait. This process reads its own held heartbeats over the rows
-// (sql-store.ts getNode, listNodes) and writes those the reachability sweep would count silent before
-// it sweeps, so nothing here sees a difference; another process reading the file (the CLI) sees node
-// times up to HOLD_MS old, and a crash loses at most that much of them, which the sweep never counts
-// (it counts silence from the control plane's own start).
+// node's row, the node not unreachable, and not its first since this process opened the file) is
+// held in memory and written with the others every HOLD_MS: only its time and metrics wait. This
+// process reads its own held heartbeats over the rows (sql-store.ts getNode, listNodes) and writes
+// those the reachability sweep would count silent before it sweeps, so nothing here sees a
+// difference; another process reading the file (the CLI) sees node times up to HOLD_MS old, and a
+// crash loses at most that much of them, which the sweep never counts (it counts silence from the
+// control plane's own start).
 import { Database, type Statement } from "bun:sqlite"
 import type { SQL } from "bun"
 import type { NodeHealth } from "../../../protocol/agent.ts"
