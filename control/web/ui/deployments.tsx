@@ -91,20 +91,32 @@ export function DeploymentsPage({ ctx }: { ctx: Ctx }) {
   )
 }
 
+/** A deploy's breadcrumb and heading: what it is, its status, and a line of facts. */
+function DeploymentHead({ id, title, status, meta }: { id: string; title: string; status: string; meta: string }) {
+  return (
+    <>
+      <nav class="crumbs" aria-label="Breadcrumb">
+        <a href={href.deployments()}>Deployments</a> / <span>{id}</span>
+      </nav>
+      <header class="node-head">
+        <h1 id="deployment-title">{title}</h1>
+        <StatusBadge status={status} />
+        <span class="meta">{meta}</span>
+      </header>
+    </>
+  )
+}
+
 /** A deploy still running (its targets' progress so far), or interrupted: its control plane stopped first. */
 function Unfinished({ d }: { d: UnfinishedDeployment }) {
   return (
     <article aria-labelledby="deployment-title">
-      <nav class="crumbs" aria-label="Breadcrumb">
-        <a href={href.deployments()}>Deployments</a> / <span>{d.id}</span>
-      </nav>
-      <header class="node-head">
-        <h1 id="deployment-title">deploy {d.id}</h1>
-        <StatusBadge status={d.status} />
-        <span class="meta">
-          started {when(d.createdAt)} · {d.targets.length} targets
-        </span>
-      </header>
+      <DeploymentHead
+        id={d.id}
+        title={`deploy ${d.id}`}
+        status={d.status}
+        meta={`started ${when(d.createdAt)} · ${d.targets.length} targets`}
+      />
       {d.reason && (
         <p class="banner error" role="status">
           {d.reason}
@@ -142,18 +154,12 @@ export function DeploymentPage({ ctx, id }: { ctx: Ctx; id: string }) {
   if (unfinished(d)) return <Unfinished d={d} />
   return (
     <article aria-labelledby="deployment-title">
-      <nav class="crumbs" aria-label="Breadcrumb">
-        <a href={href.deployments()}>Deployments</a> / <span>{d.id}</span>
-      </nav>
-      <header class="node-head">
-        <h1 id="deployment-title">
-          {d.kind} {d.id}
-        </h1>
-        <StatusBadge status={d.status} />
-        <span class="meta">
-          {when(d.createdAt)} · took {duration(d)} · {d.targets.length} targets
-        </span>
-      </header>
+      <DeploymentHead
+        id={d.id}
+        title={`${d.kind} ${d.id}`}
+        status={d.status}
+        meta={`${when(d.createdAt)} · took ${duration(d)} · ${d.targets.length} targets`}
+      />
       <table class="kv">
         <tbody>
           <tr>
