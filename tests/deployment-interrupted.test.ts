@@ -20,13 +20,11 @@ import { systemClock } from "../control/domain/ports.ts"
 import { createFleetOperations } from "../control/ops/fleet-operations.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
+import { goneReplica, leaveStoppedDeploy } from "./support/stopped-deploy.ts"
 import { openTestStore } from "./support/store.ts"
 import { run } from "./support/tools.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
-
-/** A name on this host whose process is not running: this PID with a start time it never had. */
-const gone = () => replicaName().replace(/\/\d+:[\d?]+$/, `/${process.pid}:1`)
 
 async function operations(db: SQL, dialect: "sqlite" | "postgres", goneAfterMs = 0) {
   const store = sqlStore(db, dialect)
@@ -64,7 +62,7 @@ describe("a deploy whose control plane stopped", () => {
 
   test("on its own host: running while that process runs, interrupted once it is gone", async () => {
     const { ops, started } = await operations(sqlite.db, "sqlite")
-    const dead = await ops.get(await started(gone()))
+    const dead = await ops.get(await started(goneReplica()))
     expect(dead).toMatchObject({ status: "interrupted", targets: ["web1"], progress: { web1: "copy: copying" } })
     expect((dead as { reason: string }).reason).toContain("stopped before it finished")
 
@@ -150,26 +148,7 @@ describe("through the API and the CLI", () => {
   test("`chimera deployments ID` shows an interrupted deploy's progress and reason, and exits 1", async () => {
     await using cp = await startInProcess()
     // The deploy a stopped control plane started two minutes ago, its last event a minute ago.
-    const { db, dialect } = await openDatabase(`sqlite://${join(cp.dataDir, "chimera.db")}`)
-    const id = deploymentId(new Date(Date.now() - 120_000).toISOString())
-    try {
-      const store = sqlStore(db, dialect)
-      const at = new Date(Date.now() - 60_000).toISOString()
-      await store.appendEvent({
-        type: "deployment.started",
-        nodeId: null,
-        at,
-        data: { id, targets: ["web1"], replica: gone() },
-      })
-      await store.appendEvent({
-        type: "deployment.progress",
-        nodeId: null,
-        at,
-        data: { id, target: "web1", phase: "copy", message: "copying" },
-      })
-    } finally {
-      await sqlStore(db, dialect).close()
-    }
+    const id = await leaveStoppedDeploy(cp.dataDir, "web1")
     const res = await cp.api(`/api/deployments/${id}`)
     expect(res.status).toBe(200)
     const view = (await res.json()) as Record<string, unknown>

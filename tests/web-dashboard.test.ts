@@ -5,9 +5,7 @@
 // docs/screenshots/.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
-import { replicaName } from "../control/adapters/replica-liveness.ts"
-import { openDatabase, sqlStore } from "../control/adapters/store/sql-store.ts"
-import { type DeploymentRecord, deploymentId as deploymentIdOf } from "../control/domain/deploy.ts"
+import type { DeploymentRecord } from "../control/domain/deploy.ts"
 import { hashOf, type StorePath } from "../protocol/ids.ts"
 import { type AgentProcess, startAgent } from "./support/agent-process.ts"
 import { addUser, call, login, PASSWORD } from "./support/auth.ts"
@@ -23,6 +21,7 @@ import {
   waitForSignIn,
 } from "./support/dashboard.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { leaveStoppedDeploy } from "./support/stopped-deploy.ts"
 import { createTestNode, type TestNode } from "./support/test-node.ts"
 import { waitFor } from "./support/wait.ts"
 
@@ -219,27 +218,7 @@ describe("web dashboard", () => {
 
   test("a deploy whose control plane stopped shows as interrupted, with its targets' progress and why", async () => {
     // Its start and progress as a control plane that has since stopped left them, a minute ago.
-    const id = deploymentIdOf(new Date(Date.now() - 120_000).toISOString())
-    const stopped = replicaName().replace(/\/\d+:[\d?]+$/, `/${process.pid}:1`)
-    const { db, dialect } = await openDatabase(`sqlite://${join(cp.dataDir, "chimera.db")}`)
-    const store = sqlStore(db, dialect)
-    try {
-      const at = new Date(Date.now() - 60_000).toISOString()
-      await store.appendEvent({
-        type: "deployment.started",
-        nodeId: null,
-        at,
-        data: { id, targets: ["web-1"], replica: stopped },
-      })
-      await store.appendEvent({
-        type: "deployment.progress",
-        nodeId: null,
-        at,
-        data: { id, target: "web-1", phase: "copy", message: "copying" },
-      })
-    } finally {
-      await store.close()
-    }
+    const id = await leaveStoppedDeploy(cp.dataDir, "web-1")
     const page = await browser.page()
     await signInWithPassword(page, cp.url, "olga", PASSWORD)
     await page.goto(`${cp.url}/#/deployments/${id}`)
