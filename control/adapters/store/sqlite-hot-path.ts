@@ -10,7 +10,7 @@
 // it): a write that finds the lock taken, or a read that finds the database busy, throws `HotPathBusy`,
 // and the caller takes the Bun.SQL way for that batch, which is what ran before. A read here sees
 // every transaction committed before it (WAL). A node's row, once read with its credential, is kept
-// and stands for it until this process changes it (`known` below): a revocation or rotation stops it
+// and stands for it until this process changes it (known-rows.ts): a revocation or rotation stops it
 // standing before it commits, so a revoked credential still fails at once.
 //
 // A heartbeat that says nothing new (the same closures, phase, host name, version and interval as its
@@ -26,6 +26,7 @@ import type { SQL } from "bun"
 import type { NodeHealth } from "../../../protocol/agent.ts"
 import { createLogger } from "../../../protocol/log.ts"
 import type { NodeHealthSummary } from "../../domain/node.ts"
+import { type CredentialRow, knownRows } from "./known-rows.ts"
 import { startCheckpointer } from "./wal-checkpointer.ts"
 
 const log = createLogger("store")
@@ -47,7 +48,6 @@ export const HEARTBEAT_COLUMNS = [
 
 export type Beat = { h: NodeHealth; receivedAt: string }
 export type BeatResult = { wasUnreachable: boolean; desiredPath: string | null }
-export type CredentialRow = Record<string, unknown>
 
 /** What a heartbeat writes, column by column (HEARTBEAT_COLUMNS). */
 export function heartbeatValues({ h, receivedAt }: Beat): (string | number | null)[] {
@@ -133,13 +133,6 @@ const STATE_COLUMNS = HEARTBEAT_COLUMNS.filter((c) => !["health", "last_heartbea
 const STATE_AT = STATE_COLUMNS.map((c) => [c, HEARTBEAT_COLUMNS.indexOf(c)] as const)
 /** What a heartbeat reads of its node's row. */
 const STATE = `rowid AS row_id, desired_path, unreachable, last_heartbeat_ms, ${STATE_COLUMNS.join(", ")}`
-/**
- * How long a node's row, once read, stands for it (below: `known`). Every write of this process that
- * changes what is kept drops or updates it at once, and no other control plane writes the file
- * (sqlite-owner.ts; the CLI goes through the API): the limit only bounds what a hand edit of the file,
- * or a case missed here, would cost.
- */
-export const KNOWN_MS = 300_000
 const HEALTH = HEARTBEAT_COLUMNS.indexOf("health")
 const LAST_MS = HEARTBEAT_COLUMNS.indexOf("last_heartbeat_ms")
 
@@ -233,26 +226,12 @@ function openHotPath(file: string): SqliteHotPath {
   /** Heartbeats that changed nothing but their time and metrics, not yet written, by node id. */
   const held = new Map<string, Held>()
   /**
-   * Each node's row as last read with its credential, by node id and by credential hash: a random
-   * read by key cost 9-13 µs with 20,000 nodes (two B-tree descents), most of a heartbeat's store work,
-   * and a node's row changes only through this process. It follows this handle's writes: a full
-   * heartbeat write sets what it wrote (refresh), written held heartbeats move its `last_heartbeat_ms`,
-   * which stays the row's as written (the sweep's view); every write through the other handle drops it
-   * (forget, changing).
+   * Each node's row as last read with its credential (known-rows.ts). It follows this handle's writes:
+   * a full heartbeat write sets what it wrote (refresh), written held heartbeats move its
+   * `last_heartbeat_ms`, which stays the row's as written (the sweep's view).
    */
-  type Known = { hash: string; row: CredentialRow; readAt: number }
-  const known = new Map<string, Known>()
-  const byHash = new Map<string, Known>()
-  /** Nodes whose rows a write through the other handle is changing (changing()), with its count. */
-  const pending = new Map<string, number>()
-  const drop = (id: string) => {
-    const k = known.get(id)
-    if (!k) return
-    known.delete(id)
-    byHash.delete(k.hash)
-  }
-  const rowOf = (id: string): CredentialRow | null =>
-    known.get(id)?.row ?? (state?.get(id) as CredentialRow | null) ?? null
+  const known = knownRows()
+  const rowOf = (id: string): CredentialRow | null => known.row(id) ?? (state?.get(id) as CredentialRow | null) ?? null
 
   type Values = ReturnType<typeof heartbeatValues>
   type Plan = { full: [string, Values][]; quiet: Held[]; desired: Map<string, string | null> }
@@ -313,13 +292,13 @@ function openHotPath(file: string): SqliteHotPath {
   /** Once writeHeld's transaction has committed: the known rows (above) then say what their rows say. */
   const wrote = (entries: Held[]) => {
     for (const e of entries) {
-      const row = known.get(e.id)?.row
+      const row = known.row(e.id)
       if (row && Number(row.last_heartbeat_ms ?? 0) < e.ms) row.last_heartbeat_ms = e.ms
     }
   }
   /** A known row (above) after its node's full write committed: what the write set, and reachable. */
   const refresh = (id: string, values: Values, desiredPath: string | null) => {
-    const row = known.get(id)?.row
+    const row = known.row(id)
     if (!row) return
     for (const [c, k] of STATE_AT) row[c] = values[k]
     row.last_heartbeat_ms = values[LAST_MS]
@@ -342,7 +321,7 @@ function openHotPath(file: string): SqliteHotPath {
       held.delete(id)
       const r = written.get(id)
       if (r) refresh(id, values, r.desiredPath)
-      else drop(id)
+      else known.drop(id)
     }
     for (const e of plan.quiet) held.set(e.id, e)
     return beats.map((b, i): BeatResult => {
@@ -374,8 +353,7 @@ function openHotPath(file: string): SqliteHotPath {
     }
   }
   const timer = setInterval(() => {
-    const old = performance.now() - KNOWN_MS
-    for (const [id, k] of known) if (k.readAt < old) drop(id)
+    known.expire()
     if (flushing || held.size === 0) return
     flushing = flush()
       .catch((error) => log.error("writing held heartbeats failed; they are kept and tried again", { error }))
@@ -388,21 +366,11 @@ function openHotPath(file: string): SqliteHotPath {
   // One read transaction for a batch: outside one, each lookup paid for taking and releasing its own
   // WAL snapshot, about six times the cost of the lookup itself. A lookup alone takes its snapshot once
   // either way, and BEGIN and COMMIT would only add two statements.
-  const knownCredential = (hash: string): CredentialRow | undefined => {
-    const k = byHash.get(hash)
-    return k && performance.now() - k.readAt < KNOWN_MS ? k.row : undefined
-  }
   const lookup = (hash: string): CredentialRow | undefined => {
-    const k = knownCredential(hash)
+    const k = known.byCredential(hash)
     if (k) return k
     const row = (credential?.get(hash) as CredentialRow | null) ?? undefined
-    if (row && !pending.has(String(row.id))) {
-      const id = String(row.id)
-      drop(id)
-      const fresh = { hash, row, readAt: performance.now() }
-      known.set(id, fresh)
-      byHash.set(hash, fresh)
-    }
+    if (row) known.keep(hash, row)
     return row
   }
   const readBatch = db.transaction((hashes: string[]) => hashes.map(lookup))
@@ -417,12 +385,12 @@ function openHotPath(file: string): SqliteHotPath {
     }
   }
   return {
-    knownCredential,
+    knownCredential: known.byCredential,
     credentials: (hashes) => guarded(() => (hashes.length === 1 ? [lookup(hashes[0] as string)] : readBatch(hashes))),
     recordHeartbeats: (beats) => guarded(() => recordHeartbeats(beats)),
     holdIfQuiet(beat) {
       const id = beat.h.nodeId
-      if (closed || !known.has(id)) return null
+      if (closed || !known.row(id)) return null
       const plan = planOf([beat], new Map([[id, 0]]))
       const e = plan.quiet[0]
       if (!e) return null
@@ -444,29 +412,13 @@ function openHotPath(file: string): SqliteHotPath {
     },
     settled(entries) {
       settle(entries)
-      for (const e of entries) drop(e.id)
+      for (const e of entries) known.drop(e.id)
     },
     anySilent: (nowMs, sinceMs, missed) => guarded(() => silent?.get(sinceMs, missed, nowMs) != null),
     forget(nodeIds) {
-      for (const id of nodeIds) drop(id)
+      for (const id of nodeIds) known.drop(id)
     },
-    changing(nodeIds) {
-      for (const id of nodeIds) {
-        pending.set(id, (pending.get(id) ?? 0) + 1)
-        drop(id)
-      }
-      let done = false
-      return () => {
-        if (done) return
-        done = true
-        for (const id of nodeIds) {
-          const left = (pending.get(id) ?? 1) - 1
-          if (left > 0) pending.set(id, left)
-          else pending.delete(id)
-          drop(id)
-        }
-      }
-    },
+    changing: known.changing,
     close() {
       clearInterval(timer)
       checkpointer.stop()
@@ -480,7 +432,6 @@ function openHotPath(file: string): SqliteHotPath {
         closed = true
         held.clear()
         known.clear()
-        byHash.clear()
         db.close(false)
       }
       return left
