@@ -235,40 +235,44 @@ function openHotPath(file: string): SqliteHotPath {
 
   type Values = ReturnType<typeof heartbeatValues>
   type Plan = { full: [string, Values][]; quiet: Held[]; desired: Map<string, string | null> }
-  /** What each node's row says now (`last`: each node's latest beat), to tell a quiet heartbeat from one that changes it. */
+  /**
+   * The heartbeat held in place of a write when it says nothing new against its node's row, or null.
+   * A node's first heartbeat since this handle opened (its row's time is from before: the control
+   * plane was down) is written at once; held, the whole fleet's would fall due together in writeDue.
+   * After that a heartbeat is quiet however late: a node silent long enough is marked unreachable by
+   * the sweep (and then written at once), and one late because this control plane is behind must not
+   * cost a full write, which put it further behind (it was written at once after two intervals: the
+   * overload snowball of BENCHMARKS.md, at 7,000/s with nodes 2.9 s apart at a 2 s interval).
+   */
+  const quietOf = (id: string, beat: Beat, values: Values, row: CredentialRow | null | undefined): Held | null => {
+    if (row == null || Number(row.unreachable ?? 0) !== 0 || row.last_heartbeat_ms == null) return null
+    if (Math.max(Number(row.last_heartbeat_ms), held.get(id)?.ms ?? 0) < openedMs) return null
+    for (const [c, k] of STATE_AT) if (row[c] !== values[k]) return null
+    return {
+      id,
+      rowId: Number(row.row_id),
+      health: values[HEALTH] as string,
+      at: beat.receivedAt,
+      ms: values[LAST_MS] as number,
+      writtenMs: Number(row.last_heartbeat_ms),
+      intervalSeconds: Number(row.heartbeat_interval),
+    }
+  }
+  const desiredOf = (row: CredentialRow) => (row.desired_path == null ? null : String(row.desired_path))
+  /** What each node's row says now (`last`: each node's latest beat): which heartbeats are quiet (quietOf). */
   const planOf = (beats: Beat[], last: Map<string, number>): Plan => {
     const plan: Plan = { full: [], quiet: [], desired: new Map() }
     for (const [id, i] of last) {
       const beat = beats[i] as Beat
       const values = heartbeatValues(beat)
       const row = rowOf(id)
-      // A node's first heartbeat since this handle opened (its row's time is from before: the control
-      // plane was down) is written at once; held, the whole fleet's would fall due together in writeDue.
-      // After that a heartbeat is quiet however late: a node silent long enough is marked unreachable by
-      // the sweep (and then written at once), and one late because this control plane is behind must
-      // not cost a full write, which put it further behind (it was written at once after two intervals:
-      // the overload snowball of BENCHMARKS.md, at 7,000/s with nodes 2.9 s apart at a 2 s interval).
-      const lastMs = Math.max(Number(row?.last_heartbeat_ms ?? 0), held.get(id)?.ms ?? 0)
-      const quiet =
-        row != null &&
-        Number(row.unreachable ?? 0) === 0 &&
-        row.last_heartbeat_ms != null &&
-        lastMs >= openedMs &&
-        STATE_AT.every(([c, k]) => row[c] === values[k])
-      if (!quiet) {
+      const quiet = quietOf(id, beat, values, row)
+      if (!quiet || !row) {
         plan.full.push([id, values])
         continue
       }
-      plan.desired.set(id, row.desired_path == null ? null : String(row.desired_path))
-      plan.quiet.push({
-        id,
-        rowId: Number(row.row_id),
-        health: values[HEALTH] as string,
-        at: beat.receivedAt,
-        ms: values[LAST_MS] as number,
-        writtenMs: Number(row.last_heartbeat_ms),
-        intervalSeconds: Number(row.heartbeat_interval),
-      })
+      plan.desired.set(id, desiredOf(row))
+      plan.quiet.push(quiet)
     }
     return plan
   }
@@ -390,12 +394,11 @@ function openHotPath(file: string): SqliteHotPath {
     recordHeartbeats: (beats) => guarded(() => recordHeartbeats(beats)),
     holdIfQuiet(beat) {
       const id = beat.h.nodeId
-      if (closed || !known.row(id)) return null
-      const plan = planOf([beat], new Map([[id, 0]]))
-      const e = plan.quiet[0]
-      if (!e) return null
+      const row = closed ? undefined : known.row(id)
+      const e = row ? quietOf(id, beat, heartbeatValues(beat), row) : null
+      if (!e || !row) return null
       held.set(id, e)
-      return { wasUnreachable: false, desiredPath: plan.desired.get(id) ?? null }
+      return { wasUnreachable: false, desiredPath: desiredOf(row) }
     },
     heldBeat: (nodeId) => held.get(nodeId),
     writeDue(nowMs, missed) {
