@@ -22,7 +22,9 @@ import { realpathSync } from "node:fs"
 //                   heartbeat ingest: agents (20000), offered rates per second, one row each
 //                   (10000,7000), counted seconds per round (20), rounds (3), the load generator's
 //                   keep-alive connections (1000), and PostgreSQL (one replica, then two) as well as SQLite
-//                   (--hb-postgres-only: PostgreSQL alone)
+//                   (--hb-postgres-only: PostgreSQL alone); --hb-keep-freed adds SQLite at the last rate
+//                   with MIMALLOC_PURGE_DELAY=-1 for the control plane and the peer alike (the runtime's
+//                   allocator then keeps freed memory instead of returning it to the kernel)
 //   --only attack-auth  run only the open doors under attack (scripts/bench/attack-auth.ts): an
 //                   enrolment flood and a distributed login flood against a quiet run; with
 //                   --control-root DIR, also another checkout's control plane (a before/after)
@@ -72,7 +74,7 @@ import { mcpCongruenceBench, mcpCongruenceTable } from "./bench/mcp-congruence.t
 import { relayBench, relayTable } from "./bench/relay.ts"
 
 const USAGE = `usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh|relay|heartbeats|mcp|attack-auth|attack|dashboard|replicas|incidents|ai|rpc] [--write]
-       [--hb-nodes N] [--hb-rates R,R] [--hb-seconds N] [--hb-rounds N] [--hb-connections N] [--hb-postgres]
+       [--hb-nodes N] [--hb-rates R,R] [--hb-seconds N] [--hb-rounds N] [--hb-connections N] [--hb-postgres] [--hb-keep-freed]
 (each flag is described at the top of scripts/bench.ts)`
 /** A bad flag: one line that says what is wrong, the usage, exit 2; no stack trace. */
 function fail(message: string): never {
@@ -96,6 +98,7 @@ const parsed = (() => {
         "hb-connections": { type: "string", default: "1000" },
         "hb-postgres": { type: "boolean", default: false },
         "hb-postgres-only": { type: "boolean", default: false },
+        "hb-keep-freed": { type: "boolean", default: false },
         "rep-tries": { type: "string", default: "20" },
         "rep-agents": { type: "string", default: "1000" },
         "rep-seconds": { type: "string", default: "20" },
@@ -236,6 +239,12 @@ async function heartbeats(): Promise<string> {
   for (const rate of values["hb-postgres-only"] ? [] : HB.rates) {
     log(`heartbeat ingest, SQLite: ${HB.nodes} agents at ${rate}/s…`)
     results.push(await heartbeatBench({ ...base, rate }))
+  }
+  const last = HB.rates.at(-1)
+  if (values["hb-keep-freed"] && last !== undefined) {
+    log(`heartbeat ingest, SQLite, freed memory kept: ${HB.nodes} agents at ${last}/s…`)
+    const env = { MIMALLOC_PURGE_DELAY: "-1" }
+    results.push(await heartbeatBench({ ...base, rate: last, env, label: "SQLite, MIMALLOC_PURGE_DELAY=-1" }))
   }
   if (values["hb-postgres"] || values["hb-postgres-only"]) {
     const { startPostgres } = await import("../tests/support/postgres.ts")

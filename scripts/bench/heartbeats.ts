@@ -32,6 +32,8 @@ export interface HeartbeatOptions {
   /** Control-plane replicas on `databaseUrl` (PostgreSQL only); default 1. */
   replicas?: number
   label?: string
+  /** Added to the environment of the control plane and of the peer alike (both are Bun). */
+  env?: Record<string, string>
 }
 
 export interface HeartbeatResults {
@@ -121,6 +123,7 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
     const peerUrl = `http://127.0.0.1:${peerPort}`
     const peerSrc = `Bun.serve({ hostname: "127.0.0.1", port: ${peerPort}, idleTimeout: 60, async fetch(req) { await req.arrayBuffer(); return Response.json({ desired: null }) } })`
     const peer = Bun.spawn(pinned(CORES.server, [process.execPath, "-e", peerSrc]), {
+      env: { ...process.env, ...opts.env },
       stdout: "ignore",
       stderr: "ignore",
     })
@@ -163,6 +166,7 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
             CHIMERA_RATE_LIMITS_API: "1000000000",
             // Every node enrols from this one address; an attack would be limited to 20 a minute.
             CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
+            ...opts.env,
           },
           stdin: "ignore",
           stdout: cpLog,
@@ -244,7 +248,8 @@ export function heartbeatTable(all: HeartbeatResults[]): string {
     const replicas = r.opts.replicas ?? 1
     const label = `${r.opts.label ?? "SQLite"}${replicas > 1 ? `, ${replicas} replicas` : ""}`
     rows.push(line(`chimera web, ${label}`, r.chimera, `${r.rssMb.toFixed(0)} MB (peak ${r.peakRssMb.toFixed(0)})`))
-    rows.push(line("peer: bare Bun.serve", r.peer, "–"))
+    const env = Object.entries(r.opts.env ?? {}).map(([k, v]) => `, ${k}=${v}`)
+    rows.push(line(`peer: bare Bun.serve${env.join("")}`, r.peer, "–"))
     notes.push(
       `- ${label}, ${n0(r.opts.rate)}/s offered: a heartbeat costs Chimera **${(perBeat(r.chimera) / perBeat(r.peer)).toFixed(1)}×** the peer's server CPU, p99 ${(m(r.chimera, (x) => x.p99Ms) / m(r.peer, (x) => x.p99Ms)).toFixed(1)}× the peer's. Enrolling ${n0(r.opts.nodes)} agents through the API (a join token and an enrolment each, 32 at a time) took ${r.enrolSeconds.toFixed(0)} s (${n0(r.opts.nodes / r.enrolSeconds)}/s). Load average ${r.loadAverage[0].toFixed(1)} before, ${r.loadAverage[1].toFixed(1)} after.`,
     )
