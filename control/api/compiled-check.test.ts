@@ -176,6 +176,9 @@ describe("compiled checker", () => {
       z.object({ a: z.string() }).passthrough(),
       z.union([z.string(), z.number()]),
       z.tuple([z.string()], z.number()),
+      // zod still wants the key present, whatever its value may be
+      z.object({ a: z.literal([undefined, "x"]) }),
+      z.object({ a: z.string(), [Symbol("b")]: z.string() }),
     ])
       expect(compileChecker(schema)).toBeNull()
   })
