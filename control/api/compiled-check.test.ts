@@ -5,23 +5,21 @@
 import { describe, expect, test } from "bun:test"
 import { z } from "zod"
 import { CommandAck, EnrollRequest, NodeHealth, ReportBatch } from "../../protocol/agent.ts"
+import { heartbeatBody } from "../../tests/support/auth.ts"
 import { WaitQuery } from "./agent.ts"
 import { compileChecker } from "./compiled-check.ts"
 
 const GEN = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+/** A valid heartbeat with a fractional uptime and load, large integers, and a missing link. */
 const heartbeat = () => ({
-  nodeId: "web-1",
+  ...heartbeatBody("web-1"),
   agentVersion: "0.4.1",
   hostname: "web-1.example",
   at: "2026-12-06T12:00:00.123Z",
   uptimeSeconds: 1234.5,
   load: [0.1, 0.05, 0],
   memory: { totalBytes: 8_000_000_000, availableBytes: 6_000_000_000 },
-  disk: { path: "/", totalBytes: 100_000_000_000, freeBytes: 60_000_000_000 },
   system: { profile: GEN, current: GEN, booted: null },
-  desired: GEN,
-  phase: "congruent",
-  heartbeatIntervalSeconds: 10,
 })
 
 const AWKWARD: unknown[] = [
