@@ -4,7 +4,8 @@
 // (one control plane to a file: sqlite-owner.ts). The hot path keeps a kept row saying what its row
 // says as it writes (a full heartbeat write, written held heartbeats); every write through the other
 // handle drops it (`drop`), and a write that must hold from the very next lookup (a revocation, a
-// rotation request) stops it standing before it commits (`changing`).
+// rotation request, a re-enrolment, a new desired closure) stops it standing before it commits
+// (`changing`): dropped after the commit, it still answered the requests that ran in between.
 
 export type CredentialRow = Record<string, unknown>
 

@@ -256,49 +256,54 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
     },
 
     async redeemJoinToken(input) {
-      const result = await db.begin(async (tx) => {
-        const rows: Row[] =
-          await tx`SELECT node_id, expires_at, used_at, used_by FROM join_tokens WHERE token_hash = ${input.tokenHash}`
-        const token = rows[0]
-        if (!token) return { ok: false, reason: "unknown" } as const
-        if (token.used_at) {
-          // The same enrolment again (its answer was lost): the node still holds the credential it chose.
-          if (input.agentChosen && token.used_by === input.nodeId) {
-            const node: Row[] = await tx`SELECT credential_hash FROM nodes WHERE id = ${input.nodeId}`
-            if (node[0]?.credential_hash === input.credentialHash)
-              return { ok: true, created: false, repeated: true } as const
+      // A re-enrolment gives the node a new credential: its kept row (with the old one) stops standing
+      // before that commits, as for a revocation, so the old credential fails from the commit on.
+      const changed = hot?.changing([input.nodeId])
+      try {
+        const result = await db.begin(async (tx) => {
+          const rows: Row[] =
+            await tx`SELECT node_id, expires_at, used_at, used_by FROM join_tokens WHERE token_hash = ${input.tokenHash}`
+          const token = rows[0]
+          if (!token) return { ok: false, reason: "unknown" } as const
+          if (token.used_at) {
+            // The same enrolment again (its answer was lost): the node still holds the credential it chose.
+            if (input.agentChosen && token.used_by === input.nodeId) {
+              const node: Row[] = await tx`SELECT credential_hash FROM nodes WHERE id = ${input.nodeId}`
+              if (node[0]?.credential_hash === input.credentialHash)
+                return { ok: true, created: false, repeated: true } as const
+            }
+            return { ok: false, reason: "used" } as const
           }
-          return { ok: false, reason: "used" } as const
-        }
-        if (String(token.expires_at) <= input.now) return { ok: false, reason: "expired" } as const
-        if (token.node_id && token.node_id !== input.nodeId) return { ok: false, reason: "wrong-node" } as const
-        const existing: Row[] = await tx`SELECT id FROM nodes WHERE id = ${input.nodeId}`
-        // A token for no node in particular only creates nodes: taking over an enrolled node's identity
-        // (and locking its agent out) needs a token the operator issued for that node.
-        if (existing[0] && !token.node_id) return { ok: false, reason: "taken" } as const
-        // Single use: only the transaction that flips used_at may enrol.
-        const used: Row[] = await tx`
+          if (String(token.expires_at) <= input.now) return { ok: false, reason: "expired" } as const
+          if (token.node_id && token.node_id !== input.nodeId) return { ok: false, reason: "wrong-node" } as const
+          const existing: Row[] = await tx`SELECT id FROM nodes WHERE id = ${input.nodeId}`
+          // A token for no node in particular only creates nodes: taking over an enrolled node's identity
+          // (and locking its agent out) needs a token the operator issued for that node.
+          if (existing[0] && !token.node_id) return { ok: false, reason: "taken" } as const
+          // Single use: only the transaction that flips used_at may enrol.
+          const used: Row[] = await tx`
           UPDATE join_tokens SET used_at = ${input.now}, used_by = ${input.nodeId}
           WHERE token_hash = ${input.tokenHash} AND used_at IS NULL RETURNING token_hash`
-        if (!used[0]) return { ok: false, reason: "used" } as const
-        if (existing[0]) {
-          // Re-enrolment with a token issued for this node: a new credential (any half-done rotation is
-          // dropped, a revocation lifted) and a new report epoch (the agent's sequence starts again).
-          await tx`
+          if (!used[0]) return { ok: false, reason: "used" } as const
+          if (existing[0]) {
+            // Re-enrolment with a token issued for this node: a new credential (any half-done rotation is
+            // dropped, a revocation lifted) and a new report epoch (the agent's sequence starts again).
+            await tx`
             UPDATE nodes SET credential_hash = ${input.credentialHash}, hostname = ${input.hostname},
               agent_version = ${input.agentVersion}, epoch = epoch + 1, acked_seq = 0, unreachable = 0,
               pending_credential_hash = NULL, rotation_requested_at = NULL, revoked_at = NULL
             WHERE id = ${input.nodeId}`
-          return { ok: true, created: false, repeated: false } as const
-        }
-        await tx`
+            return { ok: true, created: false, repeated: false } as const
+          }
+          await tx`
           INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version)
           VALUES (${input.nodeId}, ${input.hostname}, ${input.credentialHash}, ${input.now}, ${input.agentVersion})`
-        return { ok: true, created: true, repeated: false } as const
-      })
-      // A heartbeat past its credential lookup compares with the enrolment's row, not the one it read.
-      if (result.ok) hot?.forget([input.nodeId])
-      return result
+          return { ok: true, created: true, repeated: false } as const
+        })
+        return result
+      } finally {
+        changed?.()
+      }
     },
 
     async getNode(id) {
@@ -330,19 +335,23 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
     },
 
     async setDesired(nodeId, closure, command: AgentCommand) {
-      // A heartbeat past its credential lookup answers with the new closure, not the row it read.
-      const done = await db.begin(async (tx) => {
-        await tx`UPDATE nodes SET desired_path = ${closure}, desired_set_at = ${command.createdAt} WHERE id = ${nodeId}`
-        const superseded: Row[] = await tx`
-          UPDATE commands SET acked_at = ${command.createdAt}, success = 0, output = ${`superseded by command ${command.id}`}
-          WHERE node_id = ${nodeId} AND kind = 'activate' AND acked_at IS NULL RETURNING id`
-        await tx`
-          INSERT INTO commands (id, node_id, kind, payload, created_at)
-          VALUES (${command.id}, ${nodeId}, ${command.kind}, ${JSON.stringify(command)}, ${command.createdAt})`
-        return { supersededCommands: superseded.map((r) => String(r.id)) }
-      })
-      hot?.forget([nodeId])
-      return done
+      // The node's kept row stops standing before the new closure commits: a heartbeat answered from it
+      // between the commit and a forget after it said the old closure, and the agent switched back to it.
+      const changed = hot?.changing([nodeId])
+      try {
+        return await db.begin(async (tx) => {
+          await tx`UPDATE nodes SET desired_path = ${closure}, desired_set_at = ${command.createdAt} WHERE id = ${nodeId}`
+          const superseded: Row[] = await tx`
+            UPDATE commands SET acked_at = ${command.createdAt}, success = 0, output = ${`superseded by command ${command.id}`}
+            WHERE node_id = ${nodeId} AND kind = 'activate' AND acked_at IS NULL RETURNING id`
+          await tx`
+            INSERT INTO commands (id, node_id, kind, payload, created_at)
+            VALUES (${command.id}, ${nodeId}, ${command.kind}, ${JSON.stringify(command)}, ${command.createdAt})`
+          return { supersededCommands: superseded.map((r) => String(r.id)) }
+        })
+      } finally {
+        changed?.()
+      }
     },
 
     async markUnreachable(now, since, missed) {

@@ -370,3 +370,61 @@ test("while a write through the other handle changes a node's row, lookups read 
   const [a, b] = readTwice()
   expect(b).toBe(a as Record<string, unknown>)
 })
+
+test("from a new desired closure's commit on, a known node's heartbeat is answered with it", async () => {
+  const hot = hotPathOf(opened.db)
+  if (!hot) throw new Error("no hot path")
+  const hash = hashToken(newToken("node"))
+  await opened.db`INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version) VALUES ('n', 'n', ${hash}, ${new Date().toISOString()}, 't')`
+  const kept = hot.credentials([hash])[0]
+  expect(hot.knownCredential(hash)).toBe(kept as Record<string, unknown>)
+  const closure = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-2"
+  const command = { id: "c-n", kind: "activate" as const, closure, createdAt: new Date().toISOString() }
+  const setting = opened.store.setDesired("n", closure, command)
+  // The kept row says the old closure: it stops standing before the transaction commits, not after.
+  expect(hot.knownCredential(hash)).toBeUndefined()
+  await setting
+  expect(hot.credentials([hash])[0]?.desired_path).toBe(closure)
+  const at = new Date().toISOString()
+  expect(await opened.store.recordHeartbeat(health("n", at), at)).toEqual({
+    wasUnreachable: false,
+    desiredPath: closure,
+  })
+})
+
+test("from a re-enrolment's commit on, the node's old credential is refused", async () => {
+  const hot = hotPathOf(opened.db)
+  if (!hot) throw new Error("no hot path")
+  /** Enrols node r with `credential`; says whether `first` was still known while the enrolment ran. */
+  const enrol = async (credential: string) => {
+    const join = newToken("join")
+    const now = new Date().toISOString()
+    await opened.store.createJoinToken({
+      tokenHash: hashToken(join),
+      nodeId: "r",
+      createdAt: now,
+      expiresAt: "2999-01-01",
+    })
+    const redeemed = opened.store.redeemJoinToken({
+      tokenHash: hashToken(join),
+      nodeId: "r",
+      hostname: "r",
+      agentVersion: "t",
+      credentialHash: hashToken(credential),
+      agentChosen: true,
+      now,
+    })
+    const knownDuring = hot.knownCredential(hashToken(first))
+    return { ok: (await redeemed).ok, knownDuring }
+  }
+  const first = newToken("node")
+  expect((await enrol(first)).ok).toBe(true)
+  expect(hot.credentials([hashToken(first)])[0]?.id).toBe("r")
+  const second = newToken("node")
+  const again = await enrol(second)
+  // The kept row with the old credential stops standing before the re-enrolment commits.
+  expect(again.knownDuring).toBeUndefined()
+  expect(again.ok).toBe(true)
+  expect(hot.credentials([hashToken(first)])[0]).toBeUndefined()
+  expect(hot.credentials([hashToken(second)])[0]?.id).toBe("r")
+})

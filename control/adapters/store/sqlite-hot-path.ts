@@ -10,8 +10,9 @@
 // it): a write that finds the lock taken, or a read that finds the database busy, throws `HotPathBusy`,
 // and the caller takes the Bun.SQL way for that batch, which is what ran before. A read here sees
 // every transaction committed before it (WAL). A node's row, once read with its credential, is kept
-// and stands for it until this process changes it (known-rows.ts): a revocation or rotation stops it
-// standing before it commits, so a revoked credential still fails at once.
+// and stands for it until this process changes it (known-rows.ts): a revocation, a rotation, a
+// re-enrolment or a new desired closure stops it standing before it commits, so a revoked credential
+// fails, and a heartbeat learns the new closure, from the commit on.
 //
 // A heartbeat that says nothing new (the same closures, phase, host name, version and interval as its
 // node's row, the node not unreachable, and not its first since this process opened the file) is
@@ -169,7 +170,7 @@ export interface SqliteHotPath {
   anySilent(nowMs: number, sinceMs: number, missed: number): boolean
   /**
    * Drops what it knows of these nodes' rows: another handle changed them (the sweep marked them
-   * unreachable, a new desired closure, an enrolment, a revocation, a credential rotation).
+   * unreachable, a rotated credential's first use, the Bun.SQL heartbeat fallback).
    */
   forget(nodeIds: string[]): void
   /**
