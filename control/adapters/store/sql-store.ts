@@ -175,9 +175,13 @@ function heartbeatWriter(db: SQL, dialect: Dialect) {
     const lost = updated.filter((r) => num(r.unreachable) === 1).map((r) => String(r.id))
     const back = new Set<string>()
     if (lost.length > 0) {
+      // The closure as of this second statement: one set since the first is the one to answer with.
       const flipped: Row[] =
-        await db`UPDATE nodes SET unreachable = 0 WHERE unreachable = 1 AND id IN ${db(lost)} RETURNING id`
-      for (const r of flipped) back.add(String(r.id))
+        await db`UPDATE nodes SET unreachable = 0 WHERE unreachable = 1 AND id IN ${db(lost)} RETURNING id, desired_path`
+      for (const r of flipped) {
+        back.add(String(r.id))
+        byId.set(String(r.id), r)
+      }
     }
     // Written through this handle: what the hot path knows of these rows is stale.
     hot?.forget([...last.keys()])
