@@ -13,7 +13,7 @@ import type {
 import type { Role } from "../../domain/auth/roles.ts"
 import { batched } from "./batched.ts"
 import type { Dialect } from "./migrations.ts"
-import { HotPathBusy, hotPathOf } from "./sqlite-hot-path.ts"
+import { HotPathBusy, hotPathOf, writingNodes } from "./sqlite-hot-path.ts"
 
 type Row = Record<string, unknown>
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
@@ -208,14 +208,11 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
       }
     },
     async requestRotation(nodeId, now) {
-      const done = hot?.changing([nodeId])
-      try {
+      return writingNodes(hot, [nodeId], async () => {
         const rows: Row[] = await db`
           UPDATE nodes SET rotation_requested_at = ${now} WHERE id = ${nodeId} AND credential_hash IS NOT NULL RETURNING id`
         return rows.length > 0
-      } finally {
-        done?.()
-      }
+      })
     },
     async setPendingCredential(nodeId, hash, callerHash) {
       const rows: Row[] = await db`
@@ -229,19 +226,16 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
     },
     async revokeNode(nodeId, now) {
       // What the hot path knows of the node's row stops standing for it before the revocation commits.
-      const done = hot?.changing([nodeId])
-      try {
-        return await db.begin(async (tx) => {
+      return writingNodes(hot, [nodeId], () =>
+        db.begin(async (tx) => {
           const rows: Row[] = await tx`
             UPDATE nodes SET credential_hash = NULL, pending_credential_hash = NULL, rotation_requested_at = NULL,
               revoked_at = ${now}
             WHERE id = ${nodeId} RETURNING id`
           await tx`UPDATE join_tokens SET used_at = ${now}, used_by = ${"(revoked)"} WHERE node_id = ${nodeId} AND used_at IS NULL`
           return rows.length > 0
-        })
-      } finally {
-        done?.()
-      }
+        }),
+      )
     },
 
     async appendAudit(e) {

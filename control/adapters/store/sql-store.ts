@@ -29,6 +29,7 @@ import {
   hotPathOf,
   lastOfEach,
   type SqliteHotPath,
+  writingNodes,
 } from "./sqlite-hot-path.ts"
 
 type Row = Record<string, unknown>
@@ -262,9 +263,8 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
     async redeemJoinToken(input) {
       // A re-enrolment gives the node a new credential: its kept row (with the old one) stops standing
       // before that commits, as for a revocation, so the old credential fails from the commit on.
-      const changed = hot?.changing([input.nodeId])
-      try {
-        const result = await db.begin(async (tx) => {
+      return writingNodes(hot, [input.nodeId], () =>
+        db.begin(async (tx) => {
           const rows: Row[] =
             await tx`SELECT node_id, expires_at, used_at, used_by FROM join_tokens WHERE token_hash = ${input.tokenHash}`
           const token = rows[0]
@@ -303,11 +303,8 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
           INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version)
           VALUES (${input.nodeId}, ${input.hostname}, ${input.credentialHash}, ${input.now}, ${input.agentVersion})`
           return { ok: true, created: true, repeated: false } as const
-        })
-        return result
-      } finally {
-        changed?.()
-      }
+        }),
+      )
     },
 
     async getNode(id) {
@@ -341,9 +338,8 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
     async setDesired(nodeId, closure, command: AgentCommand) {
       // The node's kept row stops standing before the new closure commits: a heartbeat answered from it
       // between the commit and a forget after it said the old closure, and the agent switched back to it.
-      const changed = hot?.changing([nodeId])
-      try {
-        return await db.begin(async (tx) => {
+      return writingNodes(hot, [nodeId], () =>
+        db.begin(async (tx) => {
           await tx`UPDATE nodes SET desired_path = ${closure}, desired_set_at = ${command.createdAt} WHERE id = ${nodeId}`
           const superseded: Row[] = await tx`
             UPDATE commands SET acked_at = ${command.createdAt}, success = 0, output = ${`superseded by command ${command.id}`}
@@ -352,10 +348,8 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
             INSERT INTO commands (id, node_id, kind, payload, created_at)
             VALUES (${command.id}, ${nodeId}, ${command.kind}, ${JSON.stringify(command)}, ${command.createdAt})`
           return { supersededCommands: superseded.map((r) => String(r.id)) }
-        })
-      } finally {
-        changed?.()
-      }
+        }),
+      )
     },
 
     async markUnreachable(now, since, missed) {

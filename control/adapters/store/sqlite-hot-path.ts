@@ -183,6 +183,20 @@ export interface SqliteHotPath {
   close(): Held[]
 }
 
+/**
+ * Runs `write`, a write through the other handle to these nodes' rows, with their kept rows standing
+ * for them neither while it runs nor after (changing): a lookup right after its commit reads what it
+ * wrote. Without a hot path it only runs `write`.
+ */
+export async function writingNodes<T>(hot: SqliteHotPath | null, nodeIds: string[], write: () => Promise<T>) {
+  const done = hot?.changing(nodeIds)
+  try {
+    return await write()
+  } finally {
+    done?.()
+  }
+}
+
 function openHotPath(file: string): SqliteHotPath {
   const db = new Database(file, { readwrite: true, create: false, strict: true })
   /** When this handle opened: a row whose last heartbeat is older was written before this process ran. */
