@@ -136,6 +136,17 @@ describe("compiled checker", () => {
     expect(NodeHealth.parse(value)).toEqual(value)
   })
 
+  test("a value that failed a check leaves nothing behind for the next one", () => {
+    const check = compileChecker(z.object({ a: z.string().max(3), b: z.number().int() }))
+    if (!check) throw new Error("must compile")
+    for (let i = 0; i < 3; i++) {
+      expect(check({ a: "toolong", b: 1 })).toBe(false) // a check that adds an issue
+      expect(check({ a: "ok", b: 1 })).toBe(true)
+      expect(check({ a: "ok", b: 1.5 })).toBe(false)
+      expect(check({ a: "ok", b: 2 })).toBe(true)
+    }
+  })
+
   test("each kind of part it compiles, against zod", () => {
     const schemas = [
       z.string().min(2).max(3),
