@@ -19,42 +19,52 @@ export const WaitQuery = z.object({ wait: z.coerce.number().min(0).max(MAX_COMMA
  * What each agent route does once the guard has admitted its caller and its input is parsed. The
  * routes below and the agent fast path (agent-fast-path.ts) both answer through these.
  */
-export const agentActions = (fleet: Fleet, quota: ReportQuota) => ({
-  async heartbeat(principal: Principal, nodeId: string, health: NodeHealth) {
+export const agentActions = (fleet: Fleet, quota: ReportQuota) => {
+  const heldHeartbeat = (principal: Principal, nodeId: string, health: NodeHealth) => {
     if (health.nodeId !== nodeId) throw forbidden("the heartbeat's nodeId is not the node in the path")
-    const answer = await fleet.heartbeat(health)
-    // The rotation handshake starts here (control/domain/auth/node-identity.ts).
-    return principal.kind === "node" && principal.rotationDue ? { ...answer, rotateCredential: true } : answer
-  },
-  /**
-   * A node past its report quota is refused here, before its body is read (Retry-After set on `c`);
-   * an admitted body is charged as soon as its size is known, whatever then becomes of it, so bodies
-   * that fail to parse cost their sender as much as good ones.
-   */
-  async admitReports(c: Context, nodeId: string) {
-    try {
-      quota.admit(nodeId)
-    } catch (error) {
-      const retryAfter = error instanceof ChimeraError ? (error.detail as { retryAfter?: number })?.retryAfter : null
-      if (retryAfter) c.header("Retry-After", String(retryAfter))
-      throw error
-    }
-    const length = Number.parseInt(c.req.header("content-length") ?? "", 10)
-    // Without a Content-Length the body is read now (under the body limit) to learn its size.
-    quota.charge(nodeId, Number.isFinite(length) ? length : (await c.req.text()).length, 0)
-  },
-  async reports(nodeId: string, batch: ReportBatch) {
-    quota.charge(nodeId, 0, batch.reports.length)
-    return fleet.ingestReports(nodeId, batch.reports)
-  },
-  async commands(nodeId: string, waitSeconds: number, signal: AbortSignal) {
-    return { commands: await fleet.commandsFor(nodeId, waitSeconds * 1000, signal) }
-  },
-  async ack(nodeId: string, id: string, ack: CommandAck) {
-    await fleet.ackCommand(nodeId, id, ack)
-    return { ok: true }
-  },
-})
+    const answer = fleet.heartbeatHeld(health)
+    return answer && heartbeatAnswer(principal, answer)
+  }
+  return {
+    async heartbeat(principal: Principal, nodeId: string, health: NodeHealth) {
+      return heldHeartbeat(principal, nodeId, health) ?? heartbeatAnswer(principal, await fleet.heartbeat(health))
+    },
+    /** The heartbeat's answer when the store took it at once (Fleet.heartbeatHeld), or null: `heartbeat`. */
+    heldHeartbeat,
+    /**
+     * A node past its report quota is refused here, before its body is read (Retry-After set on `c`);
+     * an admitted body is charged as soon as its size is known, whatever then becomes of it, so bodies
+     * that fail to parse cost their sender as much as good ones.
+     */
+    async admitReports(c: Context, nodeId: string) {
+      try {
+        quota.admit(nodeId)
+      } catch (error) {
+        const retryAfter = error instanceof ChimeraError ? (error.detail as { retryAfter?: number })?.retryAfter : null
+        if (retryAfter) c.header("Retry-After", String(retryAfter))
+        throw error
+      }
+      const length = Number.parseInt(c.req.header("content-length") ?? "", 10)
+      // Without a Content-Length the body is read now (under the body limit) to learn its size.
+      quota.charge(nodeId, Number.isFinite(length) ? length : (await c.req.text()).length, 0)
+    },
+    async reports(nodeId: string, batch: ReportBatch) {
+      quota.charge(nodeId, 0, batch.reports.length)
+      return fleet.ingestReports(nodeId, batch.reports)
+    },
+    async commands(nodeId: string, waitSeconds: number, signal: AbortSignal) {
+      return { commands: await fleet.commandsFor(nodeId, waitSeconds * 1000, signal) }
+    },
+    async ack(nodeId: string, id: string, ack: CommandAck) {
+      await fleet.ackCommand(nodeId, id, ack)
+      return { ok: true }
+    },
+  }
+}
+
+/** A heartbeat's answer to its node; the rotation handshake starts here (control/domain/auth/node-identity.ts). */
+const heartbeatAnswer = (principal: Principal, answer: { desired: string | null }) =>
+  principal.kind === "node" && principal.rotationDue ? { ...answer, rotateCredential: true } : answer
 
 /** Enrolment authenticates with the join token itself, so it is mounted before the bearer middleware. */
 export const enrollRoutes = (fleet: Fleet) =>

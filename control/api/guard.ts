@@ -69,6 +69,10 @@ function keyFor(name: LimitName, c: Context<ApiEnv>, route: MatchedRoute | null,
   return who
 }
 
+/** The limits the route's rule adds to the caller's base budget, each with its key. */
+const routeLimits = (c: Context<ApiEnv>, route: MatchedRoute | null, p: Principal | null) =>
+  (route?.rule?.limits ?? []).map((n): [LimitName, string] => [n, keyFor(n, c, route, p)])
+
 /**
  * Everything the guard decides once the route is known: the credential, the rate limits and the
  * route's rule. Throws the request's 401, 403 or 429; sets `principal` when there is one. The agent
@@ -86,8 +90,7 @@ export async function admit(
       "PERMISSION_DENIED",
       `${route.key} declares no permission in control/api/route-permissions.ts; refused until it does`,
     )
-  const extra = (p: Principal | null) =>
-    (rule?.limits ?? []).map((n): [LimitName, string] => [n, keyFor(n, c, route, p)])
+  const extra = (p: Principal | null) => routeLimits(c, route, p)
   if (rule?.auth === "public") {
     charge(c, limiter, extra(null))
     return
@@ -111,10 +114,20 @@ export async function admit(
     if (error instanceof ChimeraError) charge(c, limiter, [["api", keyFor("api", c, route, null)]])
     throw error
   }
+  admitAs(c, route, principal, limiter)
+}
+
+/**
+ * The rest of `admit` once the caller is known (admit, or the agent fast path with a node credential
+ * the store knew at once: Authenticator.knownNode): sets `principal`, counts its rate limits and checks
+ * the route's rule. Throws the 403 or 429.
+ */
+export function admitAs(c: Context<ApiEnv>, route: MatchedRoute | null, principal: Principal, limiter: RateLimiter) {
+  const rule = route?.rule
   c.set("principal", principal)
   charge(c, limiter, [
     [principal.kind === "node" ? "agent" : "api", keyFor("api", c, route, principal)],
-    ...extra(principal),
+    ...routeLimits(c, route, principal),
   ])
 
   if (!rule) return // no such route: a 404 for whoever is authenticated
@@ -127,6 +140,8 @@ export async function admit(
       )
   } else if (principal.kind === "node") {
     throw forbidden("a node credential may only call its own agent routes")
+  } else if (rule.auth === "public" || rule.auth === "join") {
+    throw new Error(`${route?.key} admits without a principal (admit), not through admitAs`)
   } else if (!can(principal.role, rule.auth)) {
     throw forbidden(
       `${route?.key} needs the ${rule.auth} permission (role ${leastRoleFor(rule.auth)} or above); ${principal.name} is ${principal.role}`,

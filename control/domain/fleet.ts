@@ -109,6 +109,17 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers }: FleetDeps
       return credential === null ? { nodeId: req.nodeId } : { nodeId: req.nodeId, credential }
     },
 
+    /**
+     * A heartbeat the store takes at once (StorePort.holdHeartbeat: a quiet one, nothing to write or
+     * tell anyone now), answered without a promise; null when `heartbeat` must take it.
+     */
+    heartbeatHeld(health: NodeHealth): { desired: string | null } | null {
+      const held = store.holdHeartbeat?.(health, now())
+      if (!held) return null
+      onHeartbeat?.(health)
+      return { desired: held.desiredPath }
+    },
+
     async heartbeat(health: NodeHealth) {
       const { wasUnreachable, desiredPath } = await store.recordHeartbeat(health, now())
       onHeartbeat?.(health)

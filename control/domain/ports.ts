@@ -88,6 +88,12 @@ export interface StorePort {
     health: NodeHealth,
     receivedAt: string,
   ): Promise<{ wasUnreachable: boolean; desiredPath: string | null }>
+  /**
+   * Takes a heartbeat at once when it changes nothing the store must write now (the SQLite hot path's
+   * quiet heartbeats, held: sqlite-hot-path.ts) and answers with the node's desired closure; undefined
+   * when recordHeartbeat must take it. A store that holds nothing has none.
+   */
+  holdHeartbeat?(health: NodeHealth, receivedAt: string): { desiredPath: string | null } | undefined
   setDesired(nodeId: string, closure: string, command: AgentCommand): Promise<{ supersededCommands: string[] }>
   /** Nodes silent for more than `missed` intervals since `since`, flipped to unreachable (each once). */
   markUnreachable(now: string, since: string, missed: number): Promise<NodeRecord[]>

@@ -7,6 +7,7 @@ import type {
   AuditRecord,
   AuditResult,
   AuthStorePort,
+  NodeCredentialState,
   SessionRecord,
   UserRecord,
 } from "../../domain/auth/ports.ts"
@@ -35,6 +36,13 @@ const toSession = (r: Row): SessionRecord => ({
   revokedAt: str(r.revoked_at),
   source: str(r.source),
   startedAt: String(r.started_at ?? r.issued_at),
+})
+
+/** What authentication needs of a node's row (its credential's age, a rotation asked for). */
+const credentialState = (r: Row): NodeCredentialState => ({
+  nodeId: String(r.id),
+  issuedAt: String(r.credential_issued_at ?? r.enrolled_at),
+  rotationRequested: r.rotation_requested_at !== null && r.rotation_requested_at !== undefined,
 })
 
 const toToken = (r: Row): ApiTokenRecord => ({
@@ -200,12 +208,11 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
           WHERE credential_hash = ${hash}`) as Row[]
         )[0]
       }
-      if (!r) return null
-      return {
-        nodeId: String(r.id),
-        issuedAt: String(r.credential_issued_at ?? r.enrolled_at),
-        rotationRequested: r.rotation_requested_at !== null && r.rotation_requested_at !== undefined,
-      }
+      return r ? credentialState(r) : null
+    },
+    knownNodeCredential(hash) {
+      const r = hot?.knownCredential(hash)
+      return r ? credentialState(r) : undefined
     },
     async requestRotation(nodeId, now) {
       return writingNodes(hot, [nodeId], async () => {

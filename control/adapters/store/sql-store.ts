@@ -201,6 +201,12 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
   /** Heartbeats of each node waiting in, or written by, a batch of writeHeartbeat. */
   const inBatch = new Map<string, number>()
   const hot = hotPathOf(db)
+  /**
+   * A quiet heartbeat of a node whose row the hot path knows, held at once, not batched; unless an
+   * earlier one of that node is still in a batch, which it must not overtake.
+   */
+  const holdQuiet = (hot: SqliteHotPath, h: NodeHealth, receivedAt: string) =>
+    inBatch.has(h.nodeId) ? undefined : (hot.holdIfQuiet({ h, receivedAt }) ?? undefined)
   /** Held heartbeats (sqlite-hot-path.ts) written through this handle, never moving a node's time back. */
   const writeHeldHere = async (held: Held[]) => {
     if (held.length === 0) return
@@ -317,14 +323,12 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       return rows.map((r) => toNode(withHeld(r)))
     },
 
+    holdHeartbeat: hot ? (h, receivedAt) => holdQuiet(hot, h, receivedAt) : undefined,
+
     async recordHeartbeat(h: NodeHealth, receivedAt: string) {
-      // A quiet heartbeat of a node whose row the hot path knows is held at once, not batched; unless an
-      // earlier one of that node is still in a batch, which it must not overtake.
       const id = h.nodeId
-      if (hot && !inBatch.has(id)) {
-        const quiet = hot.holdIfQuiet({ h, receivedAt })
-        if (quiet) return quiet
-      }
+      const quiet = hot ? holdQuiet(hot, h, receivedAt) : undefined
+      if (quiet) return quiet
       inBatch.set(id, (inBatch.get(id) ?? 0) + 1)
       try {
         return await writeHeartbeat({ h, receivedAt })

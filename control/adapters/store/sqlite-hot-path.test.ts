@@ -287,6 +287,43 @@ test("a row read with its credential stands for it until this process changes it
   expect(await auth.nodeForCredential(rotated, now)).toBeNull()
 })
 
+test("the answers given without a read (known credential, held heartbeat) are the full ways' answers", async () => {
+  const auth = createAuthStore(opened.db, opened.dialect)
+  const credential = newToken("node")
+  const hash = hashToken(credential)
+  const now = new Date().toISOString()
+  await opened.db`INSERT INTO nodes (id, hostname, credential_hash, enrolled_at, agent_version) VALUES ('v', 'v', ${hash}, ${now}, 't')`
+  const agree = async () => {
+    const full = await auth.nodeForCredential(hash, now)
+    const known = auth.knownNodeCredential?.(hash)
+    if (known !== undefined) expect(known).toEqual(full as NonNullable<typeof full>)
+    return known
+  }
+  expect(await agree()).toBeDefined() // kept by the lookup before it
+  // Its first heartbeat is written; the next, saying nothing new, is held and answered at once.
+  const t1 = new Date(Date.now() + 800_000).toISOString()
+  expect(opened.store.holdHeartbeat?.(health("v", t1), t1)).toBeUndefined()
+  await opened.store.recordHeartbeat(health("v", t1), t1)
+  const t2 = new Date(Date.now() + 800_500).toISOString()
+  expect(opened.store.holdHeartbeat?.(health("v", t2), t2)?.desiredPath).toBeNull()
+  expect((await opened.store.getNode("v"))?.lastHeartbeat).toBe(t2)
+  // A rotation request and a new closure are seen at once by both ways; a revocation ends both.
+  expect(await auth.requestRotation("v", now)).toBe(true)
+  expect((await agree())?.rotationRequested).toBe(true)
+  const closure = "/nix/store/0000000000000000000000000000000b-v"
+  await opened.store.setDesired("v", closure, { id: "cmd-v", kind: "activate", closure, createdAt: now })
+  const t3 = new Date(Date.now() + 801_000).toISOString()
+  expect(opened.store.holdHeartbeat?.(health("v", t3), t3)).toBeUndefined() // its kept row went with the write
+  expect((await opened.store.recordHeartbeat(health("v", t3), t3)).desiredPath).toBe(closure)
+  expect(await agree()).toBeDefined() // the next request's lookup keeps the row again
+  const t4 = new Date(Date.now() + 801_500).toISOString()
+  expect(opened.store.holdHeartbeat?.(health("v", t4), t4)?.desiredPath).toBe(closure)
+  expect(await auth.revokeNode("v", now)).toBe(true)
+  expect(auth.knownNodeCredential?.(hash)).toBeUndefined()
+  expect(await agree()).toBeUndefined()
+  expect(await auth.nodeForCredential(hash, now)).toBeNull()
+})
+
 test("a known row follows its held heartbeats as they are written: the sweep's view of the row", async () => {
   const auth = createAuthStore(opened.db, opened.dialect)
   const hash = hashToken(newToken("node"))

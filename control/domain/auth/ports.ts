@@ -107,6 +107,12 @@ export interface AuthStorePort {
 
   /** The node whose current credential hashes to `hash`; a matching pending credential is promoted first. */
   nodeForCredential(hash: string, now: string): Promise<NodeCredentialState | null>
+  /**
+   * The node whose current credential hashes to `hash` when the store knows it without a read (the
+   * SQLite hot path's kept rows), or undefined: then nodeForCredential decides. A store that keeps
+   * nothing has none. Never a different answer from nodeForCredential's, only a quicker one.
+   */
+  knownNodeCredential?(hash: string): NodeCredentialState | undefined
   requestRotation(nodeId: string, now: string): Promise<boolean>
   /**
    * Stores a pending credential; the current one keeps working until the pending one is first used.
