@@ -9,7 +9,7 @@
 // (`urls`), node k always talks to replica k mod R, over that replica's share of the connections.
 //
 // usage: bun scripts/bench/heartbeat-load.ts CONFIG.json  (prints one JSON result line on stdout)
-import { readFile } from "node:fs/promises"
+import { readdir, readFile } from "node:fs/promises"
 
 export interface LoadConfig {
   /** One control plane, or several replicas of one (node k talks to urls[k mod R]). */
@@ -50,6 +50,12 @@ export interface LoadResult {
   databaseCpuPercent: number
   generatorCpuPercent: number
   maxInFlight: number
+  /**
+   * The first server's CPU over the window by thread, in % of a core: `main` (the event loop, where
+   * the requests are answered) and the runtime's own threads by name (its garbage collector's helper,
+   * the allocator's scavenger, the JIT compiler; the control plane's WAL checkpointer is a `Worker`).
+   */
+  serverThreadsPercent: Record<string, number>
 }
 
 const GEN = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
@@ -77,6 +83,28 @@ const cpuTicks = async (pid: number) => {
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   // utime + stime, USER_HZ = 100
   return { total: (Number(f[11]) + Number(f[12])) / 100, kernel: Number(f[12]) / 100 }
+}
+/** CPU seconds so far of each thread of a process, by thread id, with its name (`main`: the first). */
+const threadTicks = async (pid: number | undefined) => {
+  const out = new Map<string, { name: string; seconds: number }>()
+  if (pid === undefined) return out
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[])
+  for (const tid of tids) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, "utf8").catch(() => null)
+    if (stat === null) continue // a thread that ended
+    const name = tid === String(pid) ? "main" : stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    out.set(tid, { name, seconds: (Number(f[11]) + Number(f[12])) / 100 })
+  }
+  return out
+}
+/** Each thread's CPU between two readings (threadTicks), summed by name, in % of a core over `wallS`. */
+const threadsPercent = (start: Awaited<ReturnType<typeof threadTicks>>, end: typeof start, wallS: number) => {
+  const out: Record<string, number> = {}
+  // A thread that started within the window counts from zero; one that ended is left out.
+  for (const [tid, { name, seconds }] of end)
+    out[name] = (out[name] ?? 0) + ((seconds - (start.get(tid)?.seconds ?? 0)) / wallS) * 100
+  return out
 }
 const cpuOf = async (pids: number[]) =>
   (await Promise.all(pids.map(cpuTicks))).reduce(
@@ -249,6 +277,7 @@ export async function drive(cfg: LoadConfig): Promise<LoadResult> {
   const sample = async () => ({
     server: await cpuOf(cfg.serverPids),
     database: await cpuOf(databasePids),
+    threads: await threadTicks(cfg.serverPids[0]),
     self: process.cpuUsage(),
     at: performance.now(),
   })
@@ -310,6 +339,7 @@ export async function drive(cfg: LoadConfig): Promise<LoadResult> {
       databasePids.length > 0 ? ((end.database.total - start.database.total) / wallS) * 100 : Number.NaN,
     generatorCpuPercent: (selfS / wallS) * 100,
     maxInFlight,
+    serverThreadsPercent: threadsPercent(start.threads, end.threads, wallS),
   }
 }
 

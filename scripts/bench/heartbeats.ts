@@ -229,6 +229,26 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
 
 const n0 = (x: number) => Math.round(x).toLocaleString("en")
 
+/** What each of a Bun process's threads does (heartbeat-load.ts serverThreadsPercent's names). */
+const THREADS =
+  "`main` is the event loop, where every request is answered; `JSCWarmUp` faults in new blocks for the garbage-collected heap; `HeapHelper` marks for the garbage collector; `mi-scavenger` returns freed memory to the kernel; `JITWorker` compiles hot JavaScript; `Worker` is the control plane's WAL checkpointer"
+
+/**
+ * A server's CPU per heartbeat by thread, largest first, in µs; with replicas, the first one's per
+ * heartbeat it answered (node k heartbeats to replica k mod R: its share is 1/R).
+ */
+function byThread(xs: LoadResult[], replicas = 1): string {
+  const names = [...new Set(xs.flatMap((x) => Object.keys(x.serverThreadsPercent ?? {})))]
+  const perBeat = names
+    .map((name) => ({
+      name,
+      us: median(xs.map((x) => ((x.serverThreadsPercent?.[name] ?? 0) * 10_000 * replicas) / x.achievedPerSecond)),
+    }))
+    .filter((t) => t.us >= 0.5)
+    .sort((a, b) => b.us - a.us)
+  return perBeat.map((t) => `${t.name} ${t.us.toFixed(0)} µs`).join(", ")
+}
+
 export const HEARTBEAT_HEADING = "### Heartbeat ingest"
 
 export function heartbeatTable(all: HeartbeatResults[]): string {
@@ -252,13 +272,14 @@ export function heartbeatTable(all: HeartbeatResults[]): string {
     rows.push(line(`peer: bare Bun.serve${env.join("")}`, r.peer, "–"))
     notes.push(
       `- ${label}, ${n0(r.opts.rate)}/s offered: a heartbeat costs Chimera **${(perBeat(r.chimera) / perBeat(r.peer)).toFixed(1)}×** the peer's server CPU, p99 ${(m(r.chimera, (x) => x.p99Ms) / m(r.peer, (x) => x.p99Ms)).toFixed(1)}× the peer's. Enrolling ${n0(r.opts.nodes)} agents through the API (a join token and an enrolment each, 32 at a time) took ${r.enrolSeconds.toFixed(0)} s (${n0(r.opts.nodes / r.enrolSeconds)}/s). Load average ${r.loadAverage[0].toFixed(1)} before, ${r.loadAverage[1].toFixed(1)} after.`,
+      `  - CPU per heartbeat by thread${replicas > 1 ? " (the first replica's)" : ""}: ${byThread(r.chimera, replicas) || "not measured"}. The peer's: ${byThread(r.peer) || "not measured"}.`,
     )
   }
   const r0 = all[0]
   return [
     `${HEARTBEAT_HEADING} (target: 10,000/s sustained from 20,000 agents, p99 < 50 ms)`,
     "",
-    `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version} (\`bun scripts/bench.ts --only heartbeats\`). \`chimera web\` runs as a child process pinned to core ${r0?.cores.server} (\`taskset\`); every agent is enrolled through the real API and heartbeats with its own credential. A load generator in its own process, pinned to core ${r0?.cores.load}, drives heartbeats open-loop over ${n0(r0?.opts.connections ?? 0)} keep-alive connections: each is due at a fixed time, and latency counts from then, so a server that falls behind shows as latency and lower throughput, not as a politely slower client. ${r0?.opts.seconds} s counted per round after a warm-up of one turn of all agents; medians of ${r0?.opts.rounds} rounds, errors summed. Server CPU is the server process's over the counted window (100 % = one core), and of a heartbeat's CPU the kernel's part (system time: sockets, file writes) is shown apart; RSS is the control plane's after its last round. The peer, in the same run on the same core with the same requests, is a bare \`Bun.serve\` that reads the body and answers 200 with no work: the HTTP floor. With two replicas (PostgreSQL), the second runs on core ${r0?.cores.load} beside the load generator, node k heartbeats to replica k mod 2, and server CPU is both replicas' together; PostgreSQL's own processes (unpinned) are counted in their own column.`,
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version} (\`bun scripts/bench.ts --only heartbeats\`). \`chimera web\` runs as a child process pinned to core ${r0?.cores.server} (\`taskset\`); every agent is enrolled through the real API and heartbeats with its own credential. A load generator in its own process, pinned to core ${r0?.cores.load}, drives heartbeats open-loop over ${n0(r0?.opts.connections ?? 0)} keep-alive connections: each is due at a fixed time, and latency counts from then, so a server that falls behind shows as latency and lower throughput, not as a politely slower client. ${r0?.opts.seconds} s counted per round after a warm-up of one turn of all agents; medians of ${r0?.opts.rounds} rounds, errors summed. Server CPU is the server process's over the counted window (100 % = one core), and of a heartbeat's CPU the kernel's part (system time: sockets, file writes) is shown apart; RSS is the control plane's after its last round. The peer, in the same run on the same core with the same requests, is a bare \`Bun.serve\` that reads the body and answers 200 with no work: the HTTP floor. With two replicas (PostgreSQL), the second runs on core ${r0?.cores.load} beside the load generator, node k heartbeats to replica k mod 2, and server CPU is both replicas' together; PostgreSQL's own processes (unpinned) are counted in their own column. Each note's CPU by thread is read from \`/proc/PID/task\`: ${THREADS}.`,
     "",
     "| server | agents | offered /s | achieved /s | p50 ms | p99 ms | max ms | errors | server CPU | CPU per heartbeat | PostgreSQL CPU per heartbeat | server RSS | generator CPU |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
