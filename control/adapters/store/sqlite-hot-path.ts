@@ -26,9 +26,11 @@ import { Database, type Statement } from "bun:sqlite"
 import type { SQL } from "bun"
 import type { NodeHealth } from "../../../protocol/agent.ts"
 import { createLogger } from "../../../protocol/log.ts"
-import type { NodeHealthSummary } from "../../domain/node.ts"
+import { figuresOf, type Held, HeldBeat, healthText } from "./held-beat.ts"
 import { type CredentialRow, knownRows } from "./known-rows.ts"
 import { startCheckpointer } from "./wal-checkpointer.ts"
+
+export type { Held }
 
 const log = createLogger("store")
 
@@ -52,7 +54,6 @@ export type BeatResult = { wasUnreachable: boolean; desiredPath: string | null }
 
 /** What a heartbeat writes, column by column (HEARTBEAT_COLUMNS). */
 export function heartbeatValues({ h, receivedAt }: Beat): (string | number | null)[] {
-  const health: NodeHealthSummary = { uptimeSeconds: h.uptimeSeconds, load: h.load, memory: h.memory, disk: h.disk }
   return [
     h.hostname,
     h.agentVersion,
@@ -61,7 +62,7 @@ export function heartbeatValues({ h, receivedAt }: Beat): (string | number | nul
     h.system.booted,
     h.desired,
     h.phase,
-    JSON.stringify(health),
+    healthText(figuresOf(h)),
     h.heartbeatIntervalSeconds,
     receivedAt,
     Date.parse(receivedAt),
@@ -104,21 +105,6 @@ const busy = (error: unknown) => {
 }
 
 /**
- * A quiet heartbeat held in memory: its node's row already says everything it says but its time and
- * metrics, so only those (`health`, `last_heartbeat`, `last_heartbeat_ms`) wait to be written.
- */
-export interface Held {
-  id: string
-  rowId: number
-  health: string
-  at: string
-  ms: number
-  /** The node's last heartbeat as its row had it when this one was read (the sweep's view). */
-  writtenMs: number
-  intervalSeconds: number
-}
-
-/**
  * How long a quiet heartbeat waits before it is written. Each heartbeat rewrote its node's whole page
  * (4 KiB to the WAL, and again to the file at the checkpoint), about 40 µs of a heartbeat's cost with
  * 20,000 nodes; written together every couple of seconds, in row order, a page takes the heartbeats
@@ -132,9 +118,22 @@ const FLUSH_CHUNK = 1000
 const STATE_COLUMNS = HEARTBEAT_COLUMNS.filter((c) => !["health", "last_heartbeat", "last_heartbeat_ms"].includes(c))
 /** Each of those with its place in heartbeatValues, looked up once rather than per heartbeat. */
 const STATE_AT = STATE_COLUMNS.map((c) => [c, HEARTBEAT_COLUMNS.indexOf(c)] as const)
+/**
+ * Each of those as a heartbeat says it, read from the heartbeat itself: a quiet one is found without
+ * building its row (heartbeatValues), and heartbeatValues must agree (a test checks).
+ */
+export const STATE_OF: readonly (readonly [(typeof STATE_COLUMNS)[number], (h: NodeHealth) => unknown])[] = [
+  ["hostname", (h) => h.hostname],
+  ["agent_version", (h) => h.agentVersion],
+  ["profile_path", (h) => h.system.profile],
+  ["current_path", (h) => h.system.current],
+  ["booted_path", (h) => h.system.booted],
+  ["agent_desired_path", (h) => h.desired],
+  ["phase", (h) => h.phase],
+  ["heartbeat_interval", (h) => h.heartbeatIntervalSeconds],
+]
 /** What a heartbeat reads of its node's row. */
 const STATE = `rowid AS row_id, desired_path, unreachable, last_heartbeat_ms, ${STATE_COLUMNS.join(", ")}`
-const HEALTH = HEARTBEAT_COLUMNS.indexOf("health")
 const LAST_MS = HEARTBEAT_COLUMNS.indexOf("last_heartbeat_ms")
 
 export interface SqliteHotPath {
@@ -239,7 +238,7 @@ function openHotPath(file: string): SqliteHotPath {
   }
 
   /** Heartbeats that changed nothing but their time and metrics, not yet written, by node id. */
-  const held = new Map<string, Held>()
+  const held = new Map<string, HeldBeat>()
   /**
    * Each node's row as last read with its credential (known-rows.ts). It follows this handle's writes:
    * a full heartbeat write sets what it wrote (refresh), written held heartbeats move its
@@ -249,7 +248,7 @@ function openHotPath(file: string): SqliteHotPath {
   const rowOf = (id: string): CredentialRow | null => known.row(id) ?? (state?.get(id) as CredentialRow | null) ?? null
 
   type Values = ReturnType<typeof heartbeatValues>
-  type Plan = { full: [string, Values][]; quiet: Held[]; desired: Map<string, string | null> }
+  type Plan = { full: [string, Values][]; quiet: HeldBeat[]; desired: Map<string, string | null> }
   /**
    * The heartbeat held in place of a write when it says nothing new against its node's row, or null.
    * A node's first heartbeat since this handle opened (its row's time is from before: the control
@@ -259,19 +258,21 @@ function openHotPath(file: string): SqliteHotPath {
    * cost a full write, which put it further behind (it was written at once after two intervals: the
    * overload snowball of BENCHMARKS.md, at 7,000/s with nodes 2.9 s apart at a 2 s interval).
    */
-  const quietOf = (id: string, beat: Beat, values: Values, row: CredentialRow | null | undefined): Held | null => {
+  const quietOf = (id: string, beat: Beat, row: CredentialRow | null | undefined): HeldBeat | null => {
     if (row == null || Number(row.unreachable ?? 0) !== 0 || row.last_heartbeat_ms == null) return null
-    if (Math.max(Number(row.last_heartbeat_ms), held.get(id)?.ms ?? 0) < openedMs) return null
-    for (const [c, k] of STATE_AT) if (row[c] !== values[k]) return null
-    return {
+    const before = held.get(id)
+    if (Math.max(Number(row.last_heartbeat_ms), before?.ms ?? 0) < openedMs) return null
+    for (const [c, of] of STATE_OF) if (row[c] !== of(beat.h)) return null
+    const ms = Date.parse(beat.receivedAt)
+    return new HeldBeat(
       id,
-      rowId: Number(row.row_id),
-      health: values[HEALTH] as string,
-      at: beat.receivedAt,
-      ms: values[LAST_MS] as number,
-      writtenMs: Number(row.last_heartbeat_ms),
-      intervalSeconds: Number(row.heartbeat_interval),
-    }
+      Number(row.row_id),
+      ms,
+      Number(row.last_heartbeat_ms),
+      Number(row.heartbeat_interval),
+      beat.h,
+      before,
+    )
   }
   const desiredOf = (row: CredentialRow) => (row.desired_path == null ? null : String(row.desired_path))
   /** What each node's row says now (`last`: each node's latest beat): which heartbeats are quiet (quietOf). */
@@ -279,11 +280,10 @@ function openHotPath(file: string): SqliteHotPath {
     const plan: Plan = { full: [], quiet: [], desired: new Map() }
     for (const [id, i] of last) {
       const beat = beats[i] as Beat
-      const values = heartbeatValues(beat)
       const row = rowOf(id)
-      const quiet = quietOf(id, beat, values, row)
+      const quiet = quietOf(id, beat, row)
       if (!quiet || !row) {
-        plan.full.push([id, values])
+        plan.full.push([id, heartbeatValues(beat)])
         continue
       }
       plan.desired.set(id, desiredOf(row))
@@ -410,7 +410,7 @@ function openHotPath(file: string): SqliteHotPath {
     holdIfQuiet(beat) {
       const id = beat.h.nodeId
       const row = closed ? undefined : known.row(id)
-      const e = row ? quietOf(id, beat, heartbeatValues(beat), row) : null
+      const e = row ? quietOf(id, beat, row) : null
       if (!e || !row) return null
       held.set(id, e)
       return { wasUnreachable: false, desiredPath: desiredOf(row) }
