@@ -15,7 +15,7 @@
 //   route is taken only when its rule says `audit: false` or its method is GET (checked at start);
 // - answer redaction skips routes that issue a secret and error answers; a route that issues a secret
 //   is never taken, and a 200 answer is scanned by the same function as it is serialized (redactedJson).
-import { Context, type MiddlewareHandler } from "hono"
+import type { Context, MiddlewareHandler } from "hono"
 import { HTTPException } from "hono/http-exception"
 import type { z } from "zod"
 import { CommandAck, NodeHealth, ReportBatch } from "../../protocol/agent.ts"
@@ -30,6 +30,7 @@ import { type ApiEnv, internalPrincipal, type MatchedRoute } from "./auth.ts"
 import { bodyLimitOf } from "./body-limits.ts"
 import { type Checker, compileChecker } from "./compiled-check.ts"
 import { onError } from "./errors.ts"
+import { FastContext } from "./fast-context.ts"
 import { admit, admitAs } from "./guard.ts"
 import { checkJsonDepth } from "./json-depth.ts"
 import { redactedJson } from "./redact-answers.ts"
@@ -197,8 +198,9 @@ function rawPath(url: string): string {
 /**
  * The server's fetch: a plain agent request (plainOf, on the URL's path as sent) is answered here,
  * before the app's router, middleware chain and per-request dispatch, through the same `measure`
- * (the request metrics middleware, metrics.ts) and the same error answers (onError) as in the app;
- * everything else, and any path that needs decoding, goes to the app untouched.
+ * (the request metrics middleware, metrics.ts) and the same error answers (onError) as in the app,
+ * on a FastContext (fast-context.ts: the part of Hono's Context they use, without its per-request
+ * closures); everything else, and any path that needs decoding, goes to the app untouched.
  */
 export function agentFront(appFetch: AppFetch, answer: FastAnswer, measure: MiddlewareHandler<ApiEnv>): AppFetch {
   const answered = async (c: Context<ApiEnv>, plain: Plain) => {
@@ -215,6 +217,6 @@ export function agentFront(appFetch: AppFetch, answer: FastAnswer, measure: Midd
     const path = rawPath(request.url)
     const plain = path.startsWith("/api/agent/") ? plainOf(request, path) : null
     if (!plain) return appFetch(request, server)
-    return answered(new Context<ApiEnv>(request, { env: server, path }), plain)
+    return answered(new FastContext(request, server, path).asContext(), plain)
   }
 }
