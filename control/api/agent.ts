@@ -20,17 +20,21 @@ export const WaitQuery = z.object({ wait: z.coerce.number().min(0).max(MAX_COMMA
  * routes below and the agent fast path (agent-fast-path.ts) both answer through these.
  */
 export const agentActions = (fleet: Fleet, quota: ReportQuota) => {
-  const heldHeartbeat = (principal: Principal, nodeId: string, health: NodeHealth) => {
+  const ownNode = (nodeId: string, health: NodeHealth) => {
     if (health.nodeId !== nodeId) throw forbidden("the heartbeat's nodeId is not the node in the path")
-    const answer = fleet.heartbeatHeld(health)
-    return answer && heartbeatAnswer(principal, answer)
   }
   return {
+    /** Any heartbeat; the store holds a quiet one itself (StorePort.recordHeartbeat). */
     async heartbeat(principal: Principal, nodeId: string, health: NodeHealth) {
-      return heldHeartbeat(principal, nodeId, health) ?? heartbeatAnswer(principal, await fleet.heartbeat(health))
+      ownNode(nodeId, health)
+      return heartbeatAnswer(principal, await fleet.heartbeat(health))
     },
     /** The heartbeat's answer when the store took it at once (Fleet.heartbeatHeld), or null: `heartbeat`. */
-    heldHeartbeat,
+    heldHeartbeat(principal: Principal, nodeId: string, health: NodeHealth) {
+      ownNode(nodeId, health)
+      const answer = fleet.heartbeatHeld(health)
+      return answer && heartbeatAnswer(principal, answer)
+    },
     /**
      * A node past its report quota is refused here, before its body is read (Retry-After set on `c`);
      * an admitted body is charged as soon as its size is known, whatever then becomes of it, so bodies
