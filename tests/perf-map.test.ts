@@ -28,9 +28,9 @@ test("names the JavaScript a process compiled, from its jitdump", async () => {
       "const until = Date.now() + 30000",
       // Asked before the function first ran, numberOfDFGCompiles says 1: run it first.
       "do hotLoop(10000); while (numberOfDFGCompiles(hotLoop) < 1 && Date.now() < until)",
-      "const dump = () => readdirSync('/tmp').find((f) => f.startsWith('jit-') && f.includes(`-${process.pid}-`))",
-      "const written = () => { const f = dump(); return f !== undefined && readFileSync(`/tmp/${f}`).includes('hotLoop') }",
-      "for (let f = 0; !written() && Date.now() < until; f++) { const g = new Function('n', `let s = ${f}; for (let i = 0; i < n; i++) s += i % 3; return s`); for (let k = 0; k < 3; k++) g(2000) }",
+      "const dump = () => readdirSync('/tmp').find((f) => f.startsWith('jit-') && f.includes('-' + process.pid + '-'))",
+      "const written = () => { const f = dump(); return f !== undefined && readFileSync('/tmp/' + f).includes('hotLoop') }",
+      "for (let f = 0; !written() && Date.now() < until; f++) { const g = new Function('n', 'let s = ' + f + '; for (let i = 0; i < n; i++) s += i % 3; return s'); for (let k = 0; k < 3; k++) g(2000) }",
       "console.log(process.pid)",
     ].join("\n"),
   )

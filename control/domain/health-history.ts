@@ -42,18 +42,15 @@ export function createHealthHistory(now: () => number = Date.now) {
         ring = { data: new Float32Array(SAMPLES * FIELDS), next: 0, count: 0, lastAt: t }
         rings.set(health.nodeId, ring)
       }
-      const { memory, disk } = health
-      ring.data.set(
-        [
-          t,
-          health.load[0],
-          memory.totalBytes - memory.availableBytes,
-          memory.totalBytes,
-          disk.totalBytes - disk.freeBytes,
-          disk.totalBytes,
-        ],
-        ring.next * FIELDS,
-      )
+      const { memory, disk, load } = health
+      const { data } = ring
+      const at = ring.next * FIELDS
+      data[at] = t
+      data[at + 1] = load[0]
+      data[at + 2] = memory.totalBytes - memory.availableBytes
+      data[at + 3] = memory.totalBytes
+      data[at + 4] = disk.totalBytes - disk.freeBytes
+      data[at + 5] = disk.totalBytes
       ring.next = (ring.next + 1) % SAMPLES
       ring.count = Math.min(ring.count + 1, SAMPLES)
       ring.lastAt = t
