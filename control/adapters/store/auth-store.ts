@@ -13,11 +13,11 @@ import type {
 } from "../../domain/auth/ports.ts"
 import type { Role } from "../../domain/auth/roles.ts"
 import { batched } from "./batched.ts"
+import { str } from "./columns.ts"
 import type { Dialect } from "./migrations.ts"
 import { HotPathBusy, hotPathOf, writingNodes } from "./sqlite-hot-path.ts"
 
 type Row = Record<string, unknown>
-const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
 
 const toUser = (r: Row): UserRecord => ({
   id: String(r.id),

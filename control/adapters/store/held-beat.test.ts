@@ -4,8 +4,8 @@
 import { expect, test } from "bun:test"
 import type { NodeHealth } from "../../../protocol/agent.ts"
 import { heartbeatBody } from "../../../tests/support/auth.ts"
+import { HEARTBEAT_COLUMNS, heartbeatValues, STATE_OF } from "./heartbeat-row.ts"
 import { HeldBeat } from "./held-beat.ts"
-import { HEARTBEAT_COLUMNS, heartbeatValues, STATE_OF } from "./sqlite-hot-path.ts"
 
 const beat = (over: Partial<NodeHealth> = {}): NodeHealth => ({
   ...heartbeatBody("web-1"),

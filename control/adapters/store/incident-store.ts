@@ -8,10 +8,9 @@ import type { Delivery, Incident, IncidentStep, Problem, Severity, TimelineEntry
 import { atLeast } from "../../domain/incident-model.ts"
 import type { IncidentStorePort } from "../../domain/incident-ports.ts"
 import type { Notice } from "../../domain/notifications.ts"
+import { num, str } from "./columns.ts"
 
 type Row = Record<string, unknown>
-const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
-const num = (v: unknown): number => Number(v ?? 0)
 
 export function toIncident(r: Row): Incident {
   return {

@@ -7,10 +7,10 @@ import type { SQL } from "bun"
 import type { IncidentStep } from "../../domain/incident-model.ts"
 import type { OutboxPort } from "../../domain/incident-ports.ts"
 import { Notice } from "../../domain/notifications.ts"
+import { str } from "./columns.ts"
 import { TICKET_CHANNELS } from "./incident-store.ts"
 
 type Row = Record<string, unknown>
-const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
 
 function readNotice(text: string): Notice | null {
   try {

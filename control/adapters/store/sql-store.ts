@@ -6,31 +6,18 @@
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
 import { SQL } from "bun"
-import type { AgentCommand, AgentPhase, NodeHealth } from "../../../protocol/agent.ts"
+import type { AgentCommand, AgentPhase } from "../../../protocol/agent.ts"
 import type { FleetEvent, NewEvent } from "../../domain/events.ts"
 import type { NodeHealthSummary, NodeRecord } from "../../domain/node.ts"
 import type { EventQuery, StorePort } from "../../domain/ports.ts"
 import { StateError } from "../data-dir.ts"
 import { replicaName } from "../replica-liveness.ts"
-import { batched } from "./batched.ts"
+import { num, str } from "./columns.ts"
 import { checkSchema, checkSqliteFile } from "./database-file.ts"
+import { heartbeatStore } from "./heartbeat-store.ts"
 import { type Dialect, MIGRATIONS } from "./migrations.ts"
-import {
-  attachHotPath,
-  type Beat,
-  type BeatResult,
-  CACHE_KIB,
-  CHECKPOINT_PAGES,
-  detachHotPath,
-  HEARTBEAT_COLUMNS,
-  type Held,
-  HotPathBusy,
-  heartbeatValues,
-  hotPathOf,
-  lastOfEach,
-  type SqliteHotPath,
-  writingNodes,
-} from "./sqlite-hot-path.ts"
+import { attachHotPath, CACHE_KIB, detachHotPath, hotPathOf, writingNodes } from "./sqlite-hot-path.ts"
+import { CHECKPOINT_PAGES } from "./wal-checkpointer.ts"
 
 type Row = Record<string, unknown>
 
@@ -85,20 +72,8 @@ export async function createSqlStore(url: string): Promise<StorePort> {
   return sqlStore(db, dialect)
 }
 
-const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
 const chunks = <T>(xs: T[], size: number): T[][] =>
   Array.from({ length: Math.ceil(xs.length / size) }, (_, i) => xs.slice(i * size, (i + 1) * size))
-const num = (v: unknown): number => Number(v ?? 0)
-
-/** The hot path's answer to "would the sweep mark anyone?"; yes when it finds the database busy. */
-function anySilent(hot: SqliteHotPath, nowMs: number, sinceMs: number, missed: number): boolean {
-  try {
-    return hot.anySilent(nowMs, sinceMs, missed)
-  } catch (error) {
-    if (error instanceof HotPathBusy) return true
-    throw error
-  }
-}
 
 function toNode(r: Row): NodeRecord {
   return {
@@ -131,98 +106,10 @@ export function toEvent(r: Row): FleetEvent {
   }
 }
 
-/** PostgreSQL types a VALUES list by its first row, and a parameter alone is text: say what is not. */
-const PG_CASTS: Partial<Record<(typeof HEARTBEAT_COLUMNS)[number], string>> = {
-  heartbeat_interval: "::real",
-  last_heartbeat_ms: "::bigint",
-}
-
-/**
- * Heartbeats in one statement per batch (batched.ts): UPDATE … FROM (VALUES …), which sets each
- * node's state and reads back its desired closure and whether it was unreachable. Only a node that was
- * (rare) costs a second statement, which flips it back and tells which batch flipped it, so that with
- * several replicas exactly one emits `node.reachable`. A node twice in one batch (an agent's retry)
- * is written once, with its last heartbeat. On SQLite the batch goes through the hot path's prepared
- * statements (sqlite-hot-path.ts), and this way only when that finds the database busy.
- */
-function heartbeatWriter(db: SQL, dialect: Dialect) {
-  const slot = (n: number, column?: (typeof HEARTBEAT_COLUMNS)[number]) =>
-    dialect === "postgres" ? `$${n}${(column && PG_CASTS[column]) ?? ""}` : "?"
-  const hot = hotPathOf(db)
-  return batched(async (beats: Beat[]): Promise<BeatResult[]> => {
-    if (hot) {
-      try {
-        return hot.recordHeartbeats(beats)
-      } catch (error) {
-        if (!(error instanceof HotPathBusy)) throw error
-      }
-    }
-    const last = lastOfEach(beats)
-    const params: unknown[] = []
-    const rows: string[] = []
-    for (const i of last.values()) {
-      const beat = beats[i] as Beat
-      const base = params.length
-      params.push(beat.h.nodeId, ...heartbeatValues(beat))
-      rows.push(`(${[slot(base + 1), ...HEARTBEAT_COLUMNS.map((c, k) => slot(base + 2 + k, c))].join(", ")})`)
-    }
-    const set = HEARTBEAT_COLUMNS.map((c, k) => `${c} = v.column${k + 2}`).join(", ")
-    const updated: Row[] = await db.unsafe(
-      `UPDATE nodes SET ${set} FROM (VALUES ${rows.join(", ")}) AS v WHERE nodes.id = v.column1
-       RETURNING nodes.id, nodes.desired_path, nodes.unreachable`,
-      params,
-    )
-    const byId = new Map(updated.map((r) => [String(r.id), r]))
-    const lost = updated.filter((r) => num(r.unreachable) === 1).map((r) => String(r.id))
-    const back = new Set<string>()
-    if (lost.length > 0) {
-      // The closure as of this second statement: one set since the first is the one to answer with.
-      const flipped: Row[] =
-        await db`UPDATE nodes SET unreachable = 0 WHERE unreachable = 1 AND id IN ${db(lost)} RETURNING id, desired_path`
-      for (const r of flipped) {
-        back.add(String(r.id))
-        byId.set(String(r.id), r)
-      }
-    }
-    // Written through this handle: what the hot path knows of these rows is stale.
-    hot?.forget([...last.keys()])
-    return beats.map((b, i) => {
-      const r = byId.get(b.h.nodeId)
-      return {
-        wasUnreachable: last.get(b.h.nodeId) === i && back.has(b.h.nodeId),
-        desiredPath: r ? str(r.desired_path) : null,
-      }
-    })
-  })
-}
-
 export function sqlStore(db: SQL, dialect: Dialect): StorePort {
-  const writeHeartbeat = heartbeatWriter(db, dialect)
-  /** Heartbeats of each node waiting in, or written by, a batch of writeHeartbeat. */
-  const inBatch = new Map<string, number>()
   const hot = hotPathOf(db)
-  /**
-   * A quiet heartbeat of a node whose row the hot path knows, held at once, not batched; unless an
-   * earlier one of that node is still in a batch, which it must not overtake.
-   */
-  const holdQuiet = (hot: SqliteHotPath, h: NodeHealth, receivedAt: string) =>
-    inBatch.has(h.nodeId) ? undefined : (hot.holdIfQuiet({ h, receivedAt }) ?? undefined)
-  /** Held heartbeats (sqlite-hot-path.ts) written through this handle, never moving a node's time back. */
-  const writeHeldHere = async (held: Held[]) => {
-    if (held.length === 0) return
-    await db.begin(async (tx) => {
-      for (const e of held)
-        await tx`UPDATE nodes SET health = ${e.health}, last_heartbeat = ${e.at}, last_heartbeat_ms = ${e.ms}
-          WHERE id = ${e.id} AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ${e.ms})`
-    })
-  }
-  /** A node's row with its heartbeat held in memory, if newer, read over it. */
-  const withHeld = (r: Row): Row => {
-    const held = hot?.heldBeat(String(r.id))
-    return held && held.ms > num(r.last_heartbeat_ms)
-      ? { ...r, health: held.health, last_heartbeat: held.at, last_heartbeat_ms: held.ms }
-      : r
-  }
+  const beats = heartbeatStore(db, dialect)
+  const { withHeld, writeHeld } = beats
   const insertEvent = async (tx: SQL, e: NewEvent, epoch: number | null): Promise<FleetEvent | null> => {
     const rows: Row[] = await tx`
       INSERT INTO events (type, node_id, at, received_at, data, agent_epoch, agent_seq)
@@ -252,7 +139,7 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
 
     async close() {
       // What the hot path could not write (a transaction held the lock) goes through this handle.
-      await writeHeldHere(detachHotPath(db))
+      await writeHeld(detachHotPath(db))
       await db.close()
     },
 
@@ -323,21 +210,8 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       return rows.map((r) => toNode(withHeld(r)))
     },
 
-    holdHeartbeat: hot ? (h, receivedAt) => holdQuiet(hot, h, receivedAt) : undefined,
-
-    async recordHeartbeat(h: NodeHealth, receivedAt: string) {
-      const id = h.nodeId
-      const quiet = hot ? holdQuiet(hot, h, receivedAt) : undefined
-      if (quiet) return quiet
-      inBatch.set(id, (inBatch.get(id) ?? 0) + 1)
-      try {
-        return await writeHeartbeat({ h, receivedAt })
-      } finally {
-        const left = (inBatch.get(id) ?? 1) - 1
-        if (left > 0) inBatch.set(id, left)
-        else inBatch.delete(id)
-      }
-    },
+    holdHeartbeat: beats.hold,
+    recordHeartbeat: beats.record,
 
     async setDesired(nodeId, closure, command: AgentCommand) {
       // The node's kept row stops standing before the new closure commits: a heartbeat answered from it
@@ -362,11 +236,11 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       // Heartbeats held in memory (sqlite-hot-path.ts) that the rows below would count silent go first,
       // through this handle when the hot path found the database busy.
       const due = hot?.writeDue(nowMs, missed) ?? []
-      await writeHeldHere(due)
+      await writeHeld(due)
       hot?.settled(due)
       // Through Bun.SQL this scan of every row costs 10-100 ms under heartbeat load, its page cache
       // emptied by the hot path's writes; the hot path's own handle scans its cached pages in about 2 ms.
-      if (hot && !anySilent(hot, nowMs, sinceMs, missed)) return []
+      if (beats.noneSilent(nowMs, sinceMs, missed)) return []
       // A control plane that was itself down has not heard anyone: count silence from its own start.
       const rows: Row[] = await db`
         UPDATE nodes SET unreachable = 1

@@ -24,57 +24,25 @@
 // control plane's own start).
 import { Database, type Statement } from "bun:sqlite"
 import type { SQL } from "bun"
-import type { NodeHealth } from "../../../protocol/agent.ts"
 import { createLogger } from "../../../protocol/log.ts"
-import { figuresOf, type Held, HeldBeat, healthText } from "./held-beat.ts"
+import {
+  type Beat,
+  type BeatResult,
+  HEARTBEAT_COLUMNS,
+  heartbeatValues,
+  LAST_MS,
+  lastOfEach,
+  quietBeat,
+  STATE,
+  STATE_AT,
+} from "./heartbeat-row.ts"
+import type { Held, HeldBeat } from "./held-beat.ts"
 import { type CredentialRow, knownRows } from "./known-rows.ts"
-import { startCheckpointer } from "./wal-checkpointer.ts"
+import { CHECKPOINT_EVERY_MS, CHECKPOINT_PAGES, CHECKPOINT_PAGES_ALONE, startCheckpointer } from "./wal-checkpointer.ts"
 
 export type { Held }
 
 const log = createLogger("store")
-
-/** The columns a heartbeat sets, in the order of heartbeatValues (after the node id). */
-export const HEARTBEAT_COLUMNS = [
-  "hostname",
-  "agent_version",
-  "profile_path",
-  "current_path",
-  "booted_path",
-  "agent_desired_path",
-  "phase",
-  "health",
-  "heartbeat_interval",
-  "last_heartbeat",
-  "last_heartbeat_ms",
-] as const
-
-export type Beat = { h: NodeHealth; receivedAt: string }
-export type BeatResult = { wasUnreachable: boolean; desiredPath: string | null }
-
-/** What a heartbeat writes, column by column (HEARTBEAT_COLUMNS). */
-export function heartbeatValues({ h, receivedAt }: Beat): (string | number | null)[] {
-  return [
-    h.hostname,
-    h.agentVersion,
-    h.system.profile,
-    h.system.current,
-    h.system.booted,
-    h.desired,
-    h.phase,
-    healthText(figuresOf(h)),
-    h.heartbeatIntervalSeconds,
-    receivedAt,
-    Date.parse(receivedAt),
-  ]
-}
-
-/** The latest of each node's heartbeats in a batch: a node twice in one batch (a retry) is written once. */
-export function lastOfEach(beats: Beat[]): Map<string, number> {
-  const last = new Map<string, number>()
-  for (let i = 0; i < beats.length; i++) last.set((beats[i] as Beat).h.nodeId, i)
-  return last
-}
 
 export class HotPathBusy extends Error {}
 
@@ -84,20 +52,6 @@ export class HotPathBusy extends Error {}
  * went to the kernel for its page; 32 MiB holds them all and their credential index.
  */
 export const CACHE_KIB = -32_768
-
-/**
- * How often the WAL is checkpointed, from a thread of its own (wal-checkpointer.ts). A checkpoint copies
- * each page once however often the WAL holds it, and held heartbeats (below) rewrite most of 20,000
- * nodes' pages every HOLD_MS: every 5 s the WAL spans a couple of rounds of them (about 8,000 pages).
- */
-export const CHECKPOINT_EVERY_MS = 5000
-/**
- * WAL pages after which a commit checkpoints in its own thread (SQLite's default is 1,000): with the
- * checkpointer running, only a safety net should it stop or fall behind.
- */
-export const CHECKPOINT_PAGES = 40_000
-/** What the hot path's commits checkpoint at when the checkpointer cannot run (as before it was). */
-const CHECKPOINT_PAGES_ALONE = 10_000
 
 const busy = (error: unknown) => {
   const code = (error as { code?: unknown } | null)?.code
@@ -113,28 +67,6 @@ const busy = (error: unknown) => {
 export const HOLD_MS = 2000
 /** Held heartbeats written per transaction, so that writing them never holds the event loop long. */
 const FLUSH_CHUNK = 1000
-
-/** What a heartbeat sets beyond its time and metrics: when one of these changes it is written at once. */
-const STATE_COLUMNS = HEARTBEAT_COLUMNS.filter((c) => !["health", "last_heartbeat", "last_heartbeat_ms"].includes(c))
-/** Each of those with its place in heartbeatValues, looked up once rather than per heartbeat. */
-const STATE_AT = STATE_COLUMNS.map((c) => [c, HEARTBEAT_COLUMNS.indexOf(c)] as const)
-/**
- * Each of those as a heartbeat says it, read from the heartbeat itself: a quiet one is found without
- * building its row (heartbeatValues), and heartbeatValues must agree (a test checks).
- */
-export const STATE_OF: readonly (readonly [(typeof STATE_COLUMNS)[number], (h: NodeHealth) => unknown])[] = [
-  ["hostname", (h) => h.hostname],
-  ["agent_version", (h) => h.agentVersion],
-  ["profile_path", (h) => h.system.profile],
-  ["current_path", (h) => h.system.current],
-  ["booted_path", (h) => h.system.booted],
-  ["agent_desired_path", (h) => h.desired],
-  ["phase", (h) => h.phase],
-  ["heartbeat_interval", (h) => h.heartbeatIntervalSeconds],
-]
-/** What a heartbeat reads of its node's row. */
-const STATE = `rowid AS row_id, desired_path, unreachable, last_heartbeat_ms, ${STATE_COLUMNS.join(", ")}`
-const LAST_MS = HEARTBEAT_COLUMNS.indexOf("last_heartbeat_ms")
 
 export interface SqliteHotPath {
   /** For each hash, the node whose current credential it is, or undefined. Throws HotPathBusy. */
@@ -249,31 +181,9 @@ function openHotPath(file: string): SqliteHotPath {
 
   type Values = ReturnType<typeof heartbeatValues>
   type Plan = { full: [string, Values][]; quiet: HeldBeat[]; desired: Map<string, string | null> }
-  /**
-   * The heartbeat held in place of a write when it says nothing new against its node's row, or null.
-   * A node's first heartbeat since this handle opened (its row's time is from before: the control
-   * plane was down) is written at once; held, the whole fleet's would fall due together in writeDue.
-   * After that a heartbeat is quiet however late: a node silent long enough is marked unreachable by
-   * the sweep (and then written at once), and one late because this control plane is behind must not
-   * cost a full write, which put it further behind (it was written at once after two intervals: the
-   * overload snowball of BENCHMARKS.md, at 7,000/s with nodes 2.9 s apart at a 2 s interval).
-   */
-  const quietOf = (id: string, beat: Beat, row: CredentialRow | null | undefined): HeldBeat | null => {
-    if (row == null || Number(row.unreachable ?? 0) !== 0 || row.last_heartbeat_ms == null) return null
-    const before = held.get(id)
-    if (Math.max(Number(row.last_heartbeat_ms), before?.ms ?? 0) < openedMs) return null
-    for (const [c, of] of STATE_OF) if (row[c] !== of(beat.h)) return null
-    const ms = Date.parse(beat.receivedAt)
-    return new HeldBeat(
-      id,
-      Number(row.row_id),
-      ms,
-      Number(row.last_heartbeat_ms),
-      Number(row.heartbeat_interval),
-      beat.h,
-      before,
-    )
-  }
+  /** The heartbeat held in place of a write (quietBeat), or null. */
+  const quietOf = (id: string, beat: Beat, row: CredentialRow | null | undefined) =>
+    quietBeat(beat, row, held.get(id), openedMs)
   const desiredOf = (row: CredentialRow) => (row.desired_path == null ? null : String(row.desired_path))
   /** What each node's row says now (`last`: each node's latest beat): which heartbeats are quiet (quietOf). */
   const planOf = (beats: Beat[], last: Map<string, number>): Plan => {

@@ -13,6 +13,20 @@ import { createLogger } from "../../../protocol/log.ts"
 
 const log = createLogger("store")
 
+/**
+ * How often the control plane's WAL is checkpointed here. A checkpoint copies each page once however
+ * often the WAL holds it, and held heartbeats (sqlite-hot-path.ts) rewrite most of 20,000 nodes' pages
+ * every HOLD_MS: every 5 s the WAL spans a couple of rounds of them (about 8,000 pages).
+ */
+export const CHECKPOINT_EVERY_MS = 5000
+/**
+ * WAL pages after which a commit checkpoints in its own thread (SQLite's default is 1,000): with the
+ * checkpointer running, only a safety net should it stop or fall behind.
+ */
+export const CHECKPOINT_PAGES = 40_000
+/** What the hot path's commits checkpoint at when the checkpointer cannot run (as before it was). */
+export const CHECKPOINT_PAGES_ALONE = 10_000
+
 /** The worker's whole program: open the file, checkpoint on a timer, close when told. */
 const WORKER = `
 import { Database } from "bun:sqlite"
