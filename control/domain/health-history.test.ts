@@ -35,3 +35,21 @@ test("one sample per spacing is kept, oldest first, and the ring drops the oldes
   expect(all.at(-1)?.load1).toBe(SAMPLES + 5)
   expect(history.samples("other")).toEqual([])
 })
+
+test("nodes past one block keep their own samples, and a forgotten node's slot serves a new node afresh", () => {
+  const t0 = 1_800_000_000_000
+  const history = createHealthHistory(() => t0)
+  const of = (id: string, load: number): NodeHealth => ({ ...beat(load), nodeId: id, hostname: id })
+  for (let n = 0; n < 1500; n++) history.record(of(`n${n}`, n), t0)
+  for (let n = 0; n < 1500; n++) history.record(of(`n${n}`, n + 0.5), t0 + SAMPLE_SPACING_S * 1000)
+  expect(history.samples("n3").map((s) => s.load1)).toEqual([3, 3.5])
+  expect(history.samples("n1499").map((s) => s.load1)).toEqual([1499, 1499.5])
+
+  history.forget("n3")
+  expect(history.samples("n3")).toEqual([])
+  history.record(of("fresh", 7), t0 + 2 * SAMPLE_SPACING_S * 1000)
+  expect(history.samples("fresh").map((s) => s.load1)).toEqual([7])
+  history.record(of("n3", 9), t0 + 2 * SAMPLE_SPACING_S * 1000)
+  expect(history.samples("n3").map((s) => s.load1)).toEqual([9])
+  expect(history.samples("n1024").map((s) => s.load1)).toEqual([1024, 1024.5])
+})
