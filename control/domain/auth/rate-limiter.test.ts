@@ -29,14 +29,21 @@ describe("rate limiter", () => {
     expect(limiter.hit("commands", "k1")).toMatchObject({ allowed: true, remaining: 59 })
   })
 
-  test("ended windows are forgotten, so memory follows the keys active now", () => {
+  test("keys idle for a window after theirs ended are forgotten, so memory follows the keys active now", () => {
     const clock = clockAt(0)
     const limiter = createRateLimiter(DEFAULT_LIMITS, clock)
     for (let i = 0; i < 20_000; i++) limiter.hit("agent", `node-${i}`)
     expect(limiter.size()).toBe(20_000)
     clock.advance(61_000)
-    limiter.hit("agent", "node-0")
-    expect(limiter.size()).toBe(1)
+    // A new window for node-0 starts in place; the others are kept one window more.
+    expect(limiter.hit("agent", "node-0")).toMatchObject({ allowed: true, remaining: 1199 })
+    expect(limiter.size()).toBe(20_000)
+    clock.advance(60_000)
+    limiter.hit("agent", "node-1")
+    expect(limiter.size()).toBe(2)
+    // A forgotten key's slot serves the next new key, counting from zero.
+    expect(limiter.hit("agent", "fresh")).toMatchObject({ remaining: 1199 })
+    expect(limiter.size()).toBe(3)
   })
 
   test("the 429 error carries seed 002's fields", () => {

@@ -48,40 +48,96 @@ export function windowLabel(ms: number): string {
   return `${ms}ms`
 }
 
+/**
+ * One limit's windows: each key has a slot, and each slot its count and its window's end in typed
+ * arrays, so that a request reaches no object of its key's own (with 20,000 agents, one per node,
+ * made again each minute) and an ended window restarts in place.
+ */
+function windowTable() {
+  const slots = new Map<string, number>()
+  const free: number[] = []
+  let counts = new Uint32Array(64)
+  let ends = new Float64Array(64)
+  return {
+    slots,
+    /** The key's slot, made (its count 0, its window ended) if it has none. */
+    slotOf(key: string): number {
+      let slot = slots.get(key)
+      if (slot !== undefined) return slot
+      slot = free.pop() ?? slots.size
+      if (slot >= counts.length) {
+        const more = new Uint32Array(counts.length * 2)
+        more.set(counts)
+        counts = more
+        const moreEnds = new Float64Array(ends.length * 2)
+        moreEnds.set(ends)
+        ends = moreEnds
+      }
+      counts[slot] = 0
+      ends[slot] = 0
+      slots.set(key, slot)
+      return slot
+    },
+    get counts() {
+      return counts
+    },
+    get ends() {
+      return ends
+    },
+    /** Forgets the keys whose windows ended before `beforeMs`. */
+    forget(beforeMs: number) {
+      for (const [key, slot] of slots)
+        if ((ends[slot] as number) <= beforeMs) {
+          slots.delete(key)
+          free.push(slot)
+        }
+    },
+  }
+}
+
 export function createRateLimiter(limits: RateLimits, clock: Clock) {
-  const windows = new Map<string, { count: number; resetAtMs: number }>()
+  const tables = new Map(LIMIT_NAMES.map((name) => [name, windowTable()]))
+  const labels = new Map(LIMIT_NAMES.map((name) => [name, windowLabel(limits[name].windowMs)]))
   const shortest = Math.min(...Object.values(limits).map((l) => l.windowMs))
   let sweptAt = 0
 
-  // Forget windows that have ended, at most once per shortest window, so memory follows active keys.
+  // Forget keys idle for a whole window after their last one ended, at most once per shortest window,
+  // so memory follows the keys active now and a key in steady use keeps its slot.
   const sweep = (nowMs: number) => {
     if (nowMs - sweptAt < shortest) return
     sweptAt = nowMs
-    for (const [key, w] of windows) if (w.resetAtMs <= nowMs) windows.delete(key)
+    for (const [name, table] of tables) table.forget(nowMs - limits[name].windowMs)
   }
 
   return {
     limits,
-    size: () => windows.size,
+    size: () => {
+      let n = 0
+      for (const table of tables.values()) n += table.slots.size
+      return n
+    },
     hit(name: LimitName, key: string): LimitDecision {
       const rule = limits[name]
       const nowMs = clock.now().getTime()
       sweep(nowMs)
-      const id = `${name}\u0000${key}`
-      let w = windows.get(id)
-      if (!w || w.resetAtMs <= nowMs) {
-        w = { count: 0, resetAtMs: nowMs + rule.windowMs }
-        windows.set(id, w)
+      const table = tables.get(name) as ReturnType<typeof windowTable>
+      const slot = table.slotOf(key)
+      const { counts, ends } = table
+      if ((ends[slot] as number) <= nowMs) {
+        counts[slot] = 0
+        ends[slot] = nowMs + rule.windowMs
       }
-      w.count++
-      const allowed = w.count <= rule.limit
+      const count = (counts[slot] as number) + 1
+      counts[slot] = count
+      const resetAtMs = ends[slot] as number
+      const allowed = count <= rule.limit
       return {
         allowed,
         limit: rule.limit,
-        remaining: Math.max(0, rule.limit - w.count),
-        resetAt: new Date(w.resetAtMs),
-        retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((w.resetAtMs - nowMs) / 1000)),
-        window: windowLabel(rule.windowMs),
+        remaining: Math.max(0, rule.limit - count),
+        resetAt: new Date(resetAtMs),
+        retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((resetAtMs - nowMs) / 1000)),
+        window: labels.get(name) as string,
       }
     },
   }
