@@ -86,15 +86,19 @@ export function quietBeat(
   before: HeldBeat | undefined,
   openedMs: number,
 ): HeldBeat | null {
-  if (row == null || Number(row.unreachable ?? 0) !== 0 || row.last_heartbeat_ms == null) return null
-  if (Math.max(Number(row.last_heartbeat_ms), before?.ms ?? 0) < openedMs) return null
+  // The hot path's rows come from bun:sqlite, whose numbers are JS numbers: read as they are. Through
+  // `Number()` the optimising JIT left its code for the slower tier on about a third of the calls
+  // (an "Overflow" speculation failure, BUN_JSC_printEachOSRExit=true), over and over.
+  const last = row?.last_heartbeat_ms
+  if (row == null || (row.unreachable ?? 0) !== 0 || typeof last !== "number") return null
+  if (Math.max(last, before?.ms ?? 0) < openedMs) return null
   for (const [c, of] of STATE_OF) if (row[c] !== of(beat.h)) return null
   return new HeldBeat(
     beat.h.nodeId,
-    Number(row.row_id),
+    row.row_id as number,
     Date.parse(beat.receivedAt),
-    Number(row.last_heartbeat_ms),
-    Number(row.heartbeat_interval),
+    last,
+    row.heartbeat_interval as number,
     beat.h,
     before,
   )
