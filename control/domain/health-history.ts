@@ -4,6 +4,7 @@
 // (15 minutes): 4.2 KiB a node, 84 MiB for 20,000 nodes, allocated 1,024 nodes at a time. The
 // history starts empty when the control plane starts, and each replica holds the heartbeats it took.
 import type { NodeHealth } from "../../protocol/agent.ts"
+import { Slots } from "./slots.ts"
 
 export const SAMPLES = 180
 export const SAMPLE_SPACING_S = 5
@@ -19,15 +20,16 @@ export interface HealthSample {
   diskTotalBytes: number
 }
 
-/** Nodes per block of storage: a block is allocated whole (about 4.4 MiB) as the fleet grows. */
-const BLOCK = 1024
+/** Nodes per block of storage, 2^BLOCK_BITS: a block is allocated whole (4.4 MB) as the fleet grows. */
+const BLOCK_BITS = 10
+const BLOCK = 1 << BLOCK_BITS
 const SLOT_FLOATS = SAMPLES * FIELDS
 
 /**
- * Each node has a slot in a block: its samples in the block's one Float32Array, its ring's place and
- * fill and its last sample's time in the block's small arrays. A heartbeat finds its node's slot
- * number and reads one number, where one Float32Array and one ring object per node (20,000 of each,
- * scattered over the heap) cost it two more objects to reach.
+ * Each node has a slot (slots.ts) in a block: its samples in the block's one Float32Array, its
+ * ring's place and fill and its last sample's time in the block's small arrays. A heartbeat finds its
+ * node's slot number and reads one number, where one Float32Array and one ring object per node (20,000
+ * of each, scattered over the heap) cost it two more objects to reach.
  */
 interface Block {
   samples: Float32Array
@@ -39,44 +41,32 @@ interface Block {
 export function createHealthHistory(now: () => number = Date.now) {
   // Float32 holds whole seconds exactly up to 2^24 (194 days) after `base`.
   const base = now()
-  const slots = new Map<string, number>()
+  const slots = new Slots()
   const blocks: Block[] = []
-  /** Slots of forgotten nodes, given to the next new ones. */
-  const free: number[] = []
-
-  const take = (): number => {
-    const reused = free.pop()
-    if (reused !== undefined) return reused
-    const slot = slots.size
-    if (slot >= blocks.length * BLOCK)
-      blocks.push({
-        samples: new Float32Array(BLOCK * SLOT_FLOATS),
-        lastAt: new Float64Array(BLOCK),
-        next: new Uint16Array(BLOCK),
-        count: new Uint16Array(BLOCK),
-      })
-    return slot
-  }
 
   return {
     /** Keeps the heartbeat's figures if the node's last sample is old enough. */
     record(health: NodeHealth, receivedAtMs: number = now()) {
       const t = (receivedAtMs - base) / 1000
       let slot = slots.get(health.nodeId)
-      let block: Block
-      let i: number
+      const fresh = slot === undefined
       if (slot === undefined) {
-        slot = take()
-        slots.set(health.nodeId, slot)
-        block = blocks[slot >> 10] as Block
-        i = slot & (BLOCK - 1)
+        slot = slots.add(health.nodeId)
+        if (slot >= blocks.length * BLOCK)
+          blocks.push({
+            samples: new Float32Array(BLOCK * SLOT_FLOATS),
+            lastAt: new Float64Array(BLOCK),
+            next: new Uint16Array(BLOCK),
+            count: new Uint16Array(BLOCK),
+          })
+      }
+      // The block of the slot and its place in it (no tuple: this runs on every heartbeat).
+      const block = blocks[slot >> BLOCK_BITS] as Block
+      const i = slot & (BLOCK - 1)
+      if (fresh) {
         block.next[i] = 0
         block.count[i] = 0
-      } else {
-        block = blocks[slot >> 10] as Block
-        i = slot & (BLOCK - 1)
-        if (block.count[i] !== 0 && t - (block.lastAt[i] as number) < SAMPLE_SPACING_S) return
-      }
+      } else if (t - (block.lastAt[i] as number) < SAMPLE_SPACING_S) return
       const { memory, disk, load } = health
       const next = block.next[i] as number
       const at = i * SLOT_FLOATS + next * FIELDS
@@ -96,7 +86,7 @@ export function createHealthHistory(now: () => number = Date.now) {
     samples(nodeId: string): HealthSample[] {
       const slot = slots.get(nodeId)
       if (slot === undefined) return []
-      const block = blocks[slot >> 10] as Block
+      const block = blocks[slot >> BLOCK_BITS] as Block
       const i = slot & (BLOCK - 1)
       const count = block.count[i] as number
       const next = block.next[i] as number
@@ -117,10 +107,7 @@ export function createHealthHistory(now: () => number = Date.now) {
     },
 
     forget(nodeId: string) {
-      const slot = slots.get(nodeId)
-      if (slot === undefined) return
       slots.delete(nodeId)
-      free.push(slot)
     },
   }
 }

@@ -35,10 +35,9 @@ const PG_CASTS: Partial<Record<(typeof HEARTBEAT_COLUMNS)[number], string>> = {
  * is written once, with its last heartbeat. On SQLite the batch goes through the hot path's prepared
  * statements (sqlite-hot-path.ts), and this way only when that finds the database busy.
  */
-function heartbeatWriter(db: SQL, dialect: Dialect) {
+function heartbeatWriter(db: SQL, dialect: Dialect, hot: SqliteHotPath | null) {
   const slot = (n: number, column?: (typeof HEARTBEAT_COLUMNS)[number]) =>
     dialect === "postgres" ? `$${n}${(column && PG_CASTS[column]) ?? ""}` : "?"
-  const hot = hotPathOf(db)
   return batched(async (beats: Beat[]): Promise<BeatResult[]> => {
     if (hot) {
       try {
@@ -88,10 +87,10 @@ function heartbeatWriter(db: SQL, dialect: Dialect) {
 
 /** A store's heartbeats over one database handle: written, held, and read over the rows. */
 export function heartbeatStore(db: SQL, dialect: Dialect) {
-  const writeHeartbeat = heartbeatWriter(db, dialect)
+  const hot = hotPathOf(db)
+  const writeHeartbeat = heartbeatWriter(db, dialect, hot)
   /** Heartbeats of each node waiting in, or written by, a batch of writeHeartbeat. */
   const inBatch = new Map<string, number>()
-  const hot = hotPathOf(db)
   /**
    * A quiet heartbeat of a node whose row the hot path knows, held at once, not batched; unless an
    * earlier one of that node is still in a batch, which it must not overtake.
@@ -141,5 +140,3 @@ export function heartbeatStore(db: SQL, dialect: Dialect) {
       hot !== null && !anySilent(hot, nowMs, sinceMs, missed),
   }
 }
-
-export type HeartbeatStore = ReturnType<typeof heartbeatStore>

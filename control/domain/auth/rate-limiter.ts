@@ -6,6 +6,7 @@
 // With several control-plane replicas each counts its own share; the limits bound abuse, not billing.
 import { ChimeraError } from "../errors.ts"
 import type { Clock } from "../ports.ts"
+import { Slots } from "../slots.ts"
 
 export const LIMIT_NAMES = ["api", "agent", "login", "enroll", "sessions", "commands", "websocket", "chat"] as const
 export type LimitName = (typeof LIMIT_NAMES)[number]
@@ -54,28 +55,26 @@ export function windowLabel(ms: number): string {
  * made again each minute) and an ended window restarts in place.
  */
 function windowTable() {
-  const slots = new Map<string, number>()
-  const free: number[] = []
+  const slots = new Slots()
   let counts = new Uint32Array(64)
   let ends = new Float64Array(64)
   return {
     slots,
     /** The key's slot, made (its count 0, its window ended) if it has none. */
     slotOf(key: string): number {
-      let slot = slots.get(key)
-      if (slot !== undefined) return slot
-      slot = free.pop() ?? slots.size
+      const known = slots.get(key)
+      if (known !== undefined) return known
+      const slot = slots.add(key)
       if (slot >= counts.length) {
-        const more = new Uint32Array(counts.length * 2)
-        more.set(counts)
-        counts = more
+        const moreCounts = new Uint32Array(counts.length * 2)
+        moreCounts.set(counts)
+        counts = moreCounts
         const moreEnds = new Float64Array(ends.length * 2)
         moreEnds.set(ends)
         ends = moreEnds
       }
       counts[slot] = 0
       ends[slot] = 0
-      slots.set(key, slot)
       return slot
     },
     get counts() {
@@ -86,11 +85,7 @@ function windowTable() {
     },
     /** Forgets the keys whose windows ended before `beforeMs`. */
     forget(beforeMs: number) {
-      for (const [key, slot] of slots)
-        if ((ends[slot] as number) <= beforeMs) {
-          slots.delete(key)
-          free.push(slot)
-        }
+      for (const [key, slot] of slots.entries()) if ((ends[slot] as number) <= beforeMs) slots.delete(key)
     },
   }
 }
