@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
-import { ChimeraConfig, ConfigError, databaseUrl, dataDir, loadConfig, loadLayeredConfig } from "./config.ts"
+import { ConfigError, databaseUrl, dataDir, loadConfig, loadLayeredConfig } from "./config.ts"
+import { ChimeraConfig } from "./config-schema.ts"
 
 async function tomlFile(text: string): Promise<AsyncDisposable & { path: string }> {
   const dir = await mkdtemp(join(tmpdir(), "chimera-config-"))

@@ -1,4 +1,4 @@
-// Chimera's configuration: seed 000's sections as one zod schema with the seed's defaults, read from the
+// Chimera's configuration (the sections and defaults of config-schema.ts), read from the
 // TOML file named by CHIMERA_CONFIG_FILE, then from CHIMERA_<SECTION>_<FIELD> environment variables, then
 // from command-line flags, each layer overriding the one before. It is parsed once, at start: a bad value
 // fails there with the field's path, where the value came from and what was expected, e.g.
@@ -11,175 +11,13 @@
 import { readFileSync } from "node:fs"
 import { homedir } from "node:os"
 import { dirname, join, resolve } from "node:path"
-import { z } from "zod"
-import { ItsmSection, NotificationsSection } from "./config-channels.ts"
-import { Problem, Severity } from "./domain/incident-model.ts"
+import type { z } from "zod"
+import { ChimeraConfig } from "./config-schema.ts"
 
 export class ConfigError extends Error {
   readonly code = "E_CONFIG"
   override name = "ConfigError"
 }
-
-const _int = (expected: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
-  const error = { error: expected }
-  return z.number(error).int(error).min(min, error).max(max, error)
-}
-const _port = () => _int("expected an integer from 1 to 65535", 1, 65535)
-const _seconds = () => _int("expected a whole number of seconds, at least 1", 1)
-const _string = () => z.string({ error: "expected a string" })
-const _bool = () => z.boolean({ error: "expected true or false" })
-const _url = () =>
-  _string().refine((v) => v === "" || /^https?:\/\/[^\s/]+/.test(v), { error: 'expected an http(s) URL or ""' })
-const _severity = () => z.enum(Severity.options, { error: `expected one of ${Severity.options.join(", ")}` })
-const _isTimeZone = (zone: string) => {
-  try {
-    new Intl.DateTimeFormat("en", { timeZone: zone })
-    return true
-  } catch {
-    return false
-  }
-}
-// Every field of a section has a default, so `{}` is a valid input; the generic shape hides that from tsc.
-const _section = <T extends z.core.$ZodLooseShape>(shape: T) =>
-  z
-    .object(shape, { error: "expected a table (a [section] of settings)" })
-    .strict()
-    .prefault({} as never)
-
-export const LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] as const
-
-export const ChimeraConfig = z
-  .object({
-    nix: _section({ config_path: _string().default("default.nix") }),
-    fleet: _section({
-      targets: z.array(_string(), { error: "expected a list of strings" }).default([]),
-      session_name: _string().default("chimera-deploy"),
-      // Named nodes for `--targets NAME` and `--targets @tag` (control/adapters/ssh/inventory.ts).
-      nodes: z
-        .record(
-          _string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
-            error: "expected a node name of letters, digits, . _ -",
-          }),
-          z
-            .object(
-              {
-                address: _string().min(1, { error: "expected [user@]host[:port]" }),
-                tags: z.array(_string(), { error: "expected a list of strings" }).default([]),
-              },
-              { error: "expected a table with address and tags" },
-            )
-            .strict(),
-          { error: "expected a table of [fleet.nodes.NAME] tables" },
-        )
-        .default({}),
-    }),
-    watch: _section({
-      interval_seconds: _seconds().default(10),
-      session_name: _string().default("chimera-watch"),
-    }),
-    agent: _section({
-      node_id: _string().default(""),
-      heartbeat_interval: _seconds().default(5),
-      drift_check_interval: _seconds().default(30),
-      auto_heal: _bool().default(true),
-      spool_max_bytes: _int("expected a whole number of bytes, at least 1048576", 1_048_576).default(16 * 1024 * 1024),
-    }),
-    web: _section({ host: _string().default("127.0.0.1"), port: _port().default(8080) }),
-    mcp: _section({ host: _string().default("localhost"), port: _port().default(8765) }),
-    telemetry: _section({ endpoint: _string().default(""), insecure: _bool().default(false) }),
-    itsm: ItsmSection,
-    notifications: NotificationsSection,
-    // Incidents opened from fleet events: how long a silence or an unhealed drift may last first,
-    // which problems page, when only critical ones do (quiet hours, "HH:MM-HH:MM" in quiet_hours_timezone),
-    // the least severity each channel hears of, how often an open incident's ticket gets a note, and
-    // the dashboard link in messages ("" links to this control plane's own address).
-    incidents: _section({
-      unreachable_after_seconds: _seconds().default(120),
-      drift_unhealed_after_seconds: _seconds().default(600),
-      page: z
-        .array(Problem, { error: `expected a list of problems: ${Problem.options.join(", ")}` })
-        .default(["heal-failed", "unreachable", "missing-closure"]),
-      quiet_hours: _string()
-        .regex(/^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/, {
-          error: 'expected "HH:MM-HH:MM" (24-hour, e.g. "22:00-07:00") or "" (none)',
-        })
-        .default(""),
-      quiet_hours_timezone: _string()
-        .refine(_isTimeZone, { error: 'expected an IANA time zone such as "UTC" or "Europe/Paris"' })
-        .default("UTC"),
-      slack_min_severity: _severity().default("info"),
-      email_min_severity: _severity().default("warning"),
-      pagerduty_min_severity: _severity().default("warning"),
-      ticket_min_severity: _severity().default("warning"),
-      update_every_seconds: _seconds().default(900),
-      dashboard_url: _url().default(""),
-    }),
-    // Issue #4: session length, scheduled node credential rotation, and seed 002's rate limits
-    // (requests per window; `agent` counts per node, `login` per source address).
-    auth: _section({
-      jwt_ttl_seconds: _int("expected a whole number of seconds from 60 to 86400", 60, 86_400).default(3600),
-      // However often a session is refreshed, its login ends this long after the password was given.
-      session_max_seconds: _int("expected a whole number of seconds from 60 to 2592000", 60, 2_592_000).default(43_200),
-      node_credential_rotation_days: _int("expected a whole number of days (0: only on request)", 0, 3650).default(30),
-    }),
-    // How long the control plane keeps what agents answered to commands (relayed output, activation
-    // results) once they are answered: 0 keeps them forever. The audit log is never pruned.
-    retention: _section({
-      command_days: _int("expected a whole number of days (0: keep forever)", 0, 3650).default(30),
-      // Fleet events (drift, heals, reachability) older than this are pruned; 0 keeps them forever.
-      event_days: _int("expected a whole number of days (0: keep forever)", 0, 3650).default(90),
-    }),
-    // Bounds that keep one caller from starving the rest: live event streams (per user, counting the
-    // API tokens they made, and in total) and what each node may report per window (bytes of request
-    // bodies, number of reports); past them a 429 says when to come back.
-    limits: _section({
-      event_streams_per_user: _int("expected a whole number of streams, at least 1", 1).default(16),
-      event_streams: _int("expected a whole number of streams, at least 1", 1).default(1000),
-      node_report_bytes: _int("expected a whole number of bytes, at least 65536", 65_536).default(4 * 1024 * 1024),
-      node_reports: _int("expected a whole number of reports, at least 1", 1).default(600),
-      node_report_window_seconds: _seconds().default(60),
-    }),
-    rate_limits: _section({
-      window_seconds: _seconds().default(60),
-      api: _int("expected a whole number of requests, at least 1", 1).default(300),
-      agent: _int("expected a whole number of requests, at least 1", 1).default(1200),
-      login: _int("expected a whole number of attempts, at least 1", 1).default(10),
-      enroll: _int("expected a whole number of enrolments, at least 1", 1).default(20),
-      sessions: _int("expected a whole number of sessions, at least 1", 1).default(10),
-      commands: _int("expected a whole number of commands, at least 1", 1).default(60),
-      websocket: _int("expected a whole number of messages, at least 1", 1).default(100),
-      chat: _int("expected a whole number of chat turns, at least 1", 1).default(30),
-    }),
-    // How the control plane itself reaches nodes over SSH for the command API (seed 001); the CLI's
-    // --identity/--known-hosts flags are the same settings for commands run from a workstation.
-    ssh: _section({
-      identity_file: _string().default(""),
-      known_hosts_file: _string().default(""),
-      trust_new_hosts: _bool().default(false),
-    }),
-    // The AI chat's model. No provider: the chat routes answer 503 and say how to set one. The key may
-    // come as api_key, from api_key_file (read at start) or as CHIMERA_AI_API_KEY; it is never shown.
-    ai: _section({
-      provider: z
-        .enum(["", "anthropic", "openai"], { error: 'expected "anthropic", "openai" or "" (none)' })
-        .default(""),
-      model: _string().default(""),
-      base_url: _url().default(""),
-      api_key: _string().default(""),
-      api_key_file: _string().default(""),
-      timeout_seconds: _int("expected a whole number of seconds from 1 to 3600", 1, 3600).default(120),
-      question_ttl_seconds: _int("expected a whole number of seconds from 10 to 86400", 10, 86_400).default(300),
-      max_context_tokens: _int("expected a whole number of tokens from 2000 to 10000000", 2000, 10_000_000).default(
-        100_000,
-      ),
-    }),
-    log_level: _string()
-      .toUpperCase()
-      .pipe(z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(", ")} (any case)` }))
-      .default("WARNING"),
-  })
-  .strict()
-export type ChimeraConfig = z.output<typeof ChimeraConfig>
 
 type FlagTree<T> = T extends readonly unknown[]
   ? T | string
@@ -204,7 +42,10 @@ const SECRETS = new Set([
   "ai.api_key",
 ])
 
-/** CHIMERA_* variables that are process settings, not configuration sections (DESIGN.md contracts). */
+/**
+ * CHIMERA_* variables that are process settings, not configuration sections: where state and the database
+ * live, how the CLI reaches the control plane and proves who it is, which file to read.
+ */
 export const RESERVED_ENV = new Set([
   "CHIMERA_DATA_DIR",
   "CHIMERA_DB",

@@ -3,7 +3,8 @@
 // nothing. Accepting it in silence would let an operator believe it works, so the control plane names
 // every such setting at start, with where it came from, on stderr. A section leaves this list in the
 // change that makes it work; today every section is active, and the list is empty.
-import { ChimeraConfig, type LayeredConfig } from "./config.ts"
+import type { LayeredConfig } from "./config.ts"
+import { ChimeraConfig } from "./config-schema.ts"
 
 export const INACTIVE_SECTIONS: Record<string, string> = {}
 

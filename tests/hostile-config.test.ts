@@ -6,7 +6,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import fc from "fast-check"
-import { ChimeraConfig, ConfigError, loadConfig } from "../control/config.ts"
+import { ConfigError, loadConfig } from "../control/config.ts"
+import { ChimeraConfig } from "../control/config-schema.ts"
 
 const RUNS = 1000
 const SECRET = "sk-hostile-SECRET-value-42"

@@ -15,7 +15,7 @@ import {
   type SshExecutorOptions,
   TargetError,
 } from "../adapters/ssh/index.ts"
-import type { ChimeraConfig } from "../config.ts"
+import type { ChimeraConfig } from "../config-schema.ts"
 import type { Target } from "../domain/operation-ports.ts"
 import { commandConfig } from "./cli-config.ts"
 import { CliError } from "./errors.ts"

@@ -1,7 +1,7 @@
 // Who hears of an incident's opening: minimum severities per channel, the problems that page, and
 // quiet hours read on the configured zone's wall clock (wrapping past midnight).
 import { describe, expect, test } from "bun:test"
-import { ChimeraConfig } from "../config.ts"
+import { ChimeraConfig } from "../config-schema.ts"
 import { incidentPolicy, isQuiet, openingChannels } from "./incident-routing.ts"
 
 const ALL = ["slack", "pagerduty", "email", "servicenow"]

@@ -3,8 +3,9 @@
 // routes answer 503 with how to configure one. The key lives only in the SDK client.
 import { readFileSync } from "node:fs"
 import type { LlmPort } from "../../ai/llm-port.ts"
-import { ChimeraConfig, ConfigError } from "../../config.ts"
+import { ConfigError } from "../../config.ts"
 import { isEndpointUrl } from "../../config-channels.ts"
+import { ChimeraConfig } from "../../config-schema.ts"
 import { anthropicProvider } from "./anthropic.ts"
 import { openAiProvider } from "./openai.ts"
 

@@ -3,7 +3,8 @@ import { describe, expect, test } from "bun:test"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { ChimeraConfig, ConfigError } from "../../config.ts"
+import { ConfigError } from "../../config.ts"
+import { ChimeraConfig } from "../../config-schema.ts"
 import { channelsFromConfig } from "./index.ts"
 
 async function tempDir(): Promise<AsyncDisposable & { path: string }> {

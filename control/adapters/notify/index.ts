@@ -2,8 +2,9 @@
 // settings it needs are present (the schema has already refused half-set ones), and its secrets are
 // read here, once, at start, so an unreadable key file stops the start with the field named. Each
 // adapter gets the section's timeout and, for tests and proxies, whatever `fetch` and clock are given.
-import { type ChimeraConfig, ConfigError } from "../../config.ts"
+import { ConfigError } from "../../config.ts"
 import { addressList, isEndpointUrl } from "../../config-channels.ts"
+import type { ChimeraConfig } from "../../config-schema.ts"
 import type { ConfiguredChannels, NotificationChannel, TicketSystem } from "../../domain/notifications.ts"
 import { createEmailChannel } from "./email.ts"
 import type { Fetch } from "./http.ts"

@@ -2,7 +2,7 @@
 // [fleet.nodes], each resolved to its SSH target, and one pooled executor with the control plane's
 // own key and known_hosts ([ssh] section). Only named nodes: the API never dials an address a caller
 // supplies.
-import type { ChimeraConfig } from "../../config.ts"
+import type { ChimeraConfig } from "../../config-schema.ts"
 import type { CommandTargets } from "../../domain/command-service.ts"
 import type { Target } from "../../domain/operation-ports.ts"
 import { createSshExecutor } from "./executor.ts"

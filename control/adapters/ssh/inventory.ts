@@ -2,7 +2,7 @@
 // `[fleet.nodes.<name>]` tables (`address = "root@10.0.0.1:22"`, `tags = ["web"]`), so operators can
 // write `--targets web-1,@db` instead of addresses. The config is parsed and checked by control/config.ts;
 // this only reshapes it, and checks every address once so a typo in the file fails with its node's name.
-import type { ChimeraConfig } from "../../config.ts"
+import type { ChimeraConfig } from "../../config-schema.ts"
 import { parseTarget, TargetError } from "./target.ts"
 
 export interface InventoryNode {
