@@ -1,4 +1,4 @@
-// The agent's side of seed 000's OrchestratorPort: HTTP calls to the control plane's agent endpoints
+// The agent's side of the wire contract: HTTP calls to the control plane's agent endpoints
 // (protocol/agent.ts lists them). Requests and answers are checked against the shared schemas here, at
 // the edge. Failures are thrown as ControlError with the HTTP status (null when the control plane could
 // not be reached), so the loops can tell "down, retry" from "credential refused". With several replicas

@@ -15,7 +15,7 @@ afterEach(() => {
 })
 
 describe("agent options", () => {
-  test("defaults follow seed 000 and DESIGN.md", async () => {
+  test("defaults: heartbeat 5 s, drift check 30 s, auto-heal on, NixOS's default paths", async () => {
     const o = await parse(["--node-id", "web-1"])
     expect(o).toEqual({
       nodeId: "web-1",

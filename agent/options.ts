@@ -1,5 +1,5 @@
-// The agent's flags (seed 000's `chimera agent` plus the control-plane and path flags of DESIGN.md),
-// declared once for citty and parsed once with zod. Seed 000's four settings (node id, heartbeat, drift
+// The agent's flags (its node settings, how it reaches the control plane, the NixOS paths it watches),
+// declared once for citty and parsed once with zod. The four node settings (node id, heartbeat, drift
 // interval, auto-heal) and the log level may also come from the `[agent]` section and `log_level` of
 // the configuration file (--config-file, else CHIMERA_CONFIG_FILE) or from CHIMERA_AGENT_* variables
 // and CHIMERA_LOG_LEVEL: a flag wins over the environment, which wins over the file. The file is read

@@ -3,7 +3,7 @@ import { ConfigError, loadConfig } from "./config.ts"
 import { trustSettings } from "./trust.ts"
 
 describe("trust configuration", () => {
-  test("seed 002's limits are the defaults, each per one-minute window", () => {
+  test("defaults: one-hour tokens, 10 CLI sessions, 30-day node credentials, limits per one-minute window", () => {
     const settings = trustSettings(loadConfig({ env: {} }))
     expect(settings.jwtTtlSeconds).toBe(3600)
     expect(settings.sessionLimit).toBe(10)

@@ -1,4 +1,5 @@
-// The wire contract between a node agent and the control plane (seed 000's OrchestratorPort).
+// The wire contract between a node agent and the control plane: the agent enrols, reports its health
+// and its drift, and fetches and acknowledges the commands that heal it.
 //
 //   POST /api/agent/enroll                        Bearer <join token>   EnrollRequest   -> EnrollResponse (201)
 //   POST /api/agent/:nodeId/heartbeat             Bearer <credential>   NodeHealth      -> HeartbeatResponse

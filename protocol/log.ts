@@ -65,7 +65,7 @@ export function looksSecret(text: string): boolean {
 let threshold: number = ORDER.warning
 let sink: (line: string) => void = (line) => process.stderr.write(`${line}\n`)
 
-/** Accepts seed 000's names too (`WARNING`, `INFO`, `DEBUG`, `ERROR`, `CRITICAL`). */
+/** Also accepts `log_level`'s upper-case names (`WARNING`, `INFO`, `DEBUG`, `ERROR`, `CRITICAL`). */
 export function setLogLevel(level: string): void {
   const normal =
     level.toLowerCase() === "critical" ? "error" : level.toLowerCase() === "warn" ? "warning" : level.toLowerCase()

@@ -1,4 +1,4 @@
-// Issue #4, "Done when" 4: a scripted session (users added, logins good and bad, a deploy by setting a
+// A scripted session (users added, logins good and bad, a deploy by setting a
 // desired closure, a node enrolled, commands run on a real node over SSH with a real sudo password,
 // right and wrong, a sudo password sent where it does not belong, refused and failing calls) leaves
 // exactly one audit entry per mutating request, under that request's id, and no secret in any log

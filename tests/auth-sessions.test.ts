@@ -1,5 +1,5 @@
-// Issue #4, "Done when" 2 and the session life cycle over the real API: login with an argon2id
-// password gives a one-hour RS256 JWT with seed 002's claims; refresh, verify, revoke and the session
+// The session life cycle over the real API: login with an argon2id password gives a one-hour RS256
+// JWT naming the user's roles, permissions and CLI session limit; refresh, verify, revoke and the session
 // list work; expired, forged, alg-none, HS256-with-the-public-key and revoked tokens are all refused.
 // API tokens are named, scoped to a role, shown once and revocable.
 import { describe, expect, test } from "bun:test"
@@ -16,7 +16,7 @@ const decode = (segment: string) => JSON.parse(Buffer.from(segment, "base64url")
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url")
 
 describe("sessions", () => {
-  test("login returns a one-hour RS256 JWT with seed 002's claims; the key file is private", async () => {
+  test("login returns a one-hour RS256 JWT with the user's roles, permissions and session limit; the key file is private", async () => {
     await using cp = await startInProcess()
     await addUser(cp, "alice", "operator")
     const res = await call(cp, null, "POST", "/api/auth/login", { username: "alice", password: PASSWORD })

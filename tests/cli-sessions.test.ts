@@ -1,7 +1,7 @@
-// Seed 002's CLI sessions end to end: a real control plane on loopback, real tmux (each control plane
+// CLI sessions end to end: a real control plane on loopback, real tmux (each control plane
 // has its own private server), real HTTP and Bun's WebSocket client. Covers who may open and use which
 // session, commands over the WebSocket and over HTTP with their history and audit entries, cancel and
-// interrupt, the `sessions` and `websocket` rate limits of issue #4, and hostile frames. A CLI session
+// interrupt, the `sessions` and `websocket` rate limits, and hostile frames. A CLI session
 // is a process on the control-plane host, so only admins may open one (control/domain/auth/roles.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { connect } from "node:net"
@@ -451,7 +451,7 @@ describe("CLI session WebSocket", () => {
     s.ws.close()
   })
 
-  test(`the ${DEFAULT_LIMITS.sessions.limit + 1}th session creation within a minute is a 429 with seed 002's body, and allowed after the window`, async () => {
+  test(`the ${DEFAULT_LIMITS.sessions.limit + 1}th session creation within a minute is a 429 saying when to retry, and allowed after the window`, async () => {
     const clock = manualClock(Date.parse("2025-01-15T09:30:00Z"))
     await using limited = await startInProcess({
       clock,

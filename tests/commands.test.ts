@@ -1,4 +1,4 @@
-// The command API of seed 001 on real nodes: a control plane whose [fleet.nodes] are two testbed
+// The command API on real nodes: a control plane whose [fleet.nodes] are two testbed
 // nodes (real sshd on loopback, each in its own mount namespace), one of which has a non-root login
 // with a real sudo password. One-off commands, failures, timeouts, persistent sessions (cwd and
 // exported variables survive), history, sudo with and without the right password, the registry's
@@ -54,7 +54,7 @@ async function run(token: string, body: Record<string, unknown>): Promise<{ stat
 }
 
 describe("POST /api/run-command", () => {
-  test("runs a command on the named node and answers seed 001's shape", async () => {
+  test("runs a command on the named node and answers success, exit code, output and timing", async () => {
     const { status, r } = await run(ops, {
       command: "id -u; cat /proc/self/cgroup >/dev/null; hostname",
       node: "cmd-1",

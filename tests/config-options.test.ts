@@ -349,7 +349,7 @@ async function agent(s: Setup, flags: string[]): Promise<AgentObs> {
 }
 
 layered<AgentObs>({
-  name: "chimera agent: seed 000's settings",
+  name: "chimera agent: heartbeat, drift interval, auto-heal",
   rows: [
     {
       option: "agent.heartbeat_interval",

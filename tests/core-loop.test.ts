@@ -1,5 +1,6 @@
-// The core fleet loop with real parts (issue #2, "Done when" 2 and 3): real Nix closures, an agent
-// inside a test node (its own /run and system profile), and a real control plane over HTTP.
+// The core fleet loop with real parts (drift healed on the node; reports that survive a killed control
+// plane): real Nix closures, an agent inside a test node (its own /run and system profile), and a real
+// control plane over HTTP.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"

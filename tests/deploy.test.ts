@@ -1,6 +1,6 @@
-// Deploy, rollback, generations and watch against a testbed of real sshd nodes (issue #3, "Done when"
-// 1-3): real Nix closures copied with nix-copy-closure, activated in each node's own namespace, magic
-// rollback by the node's own watchdog, the real CLI as a subprocess.
+// Deploy, rollback, generations and watch against a testbed of real sshd nodes: real Nix closures
+// copied with nix-copy-closure, activated in each node's own namespace, magic rollback by the node's
+// own watchdog, the real CLI as a subprocess.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
 import { existsSync } from "node:fs"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"

@@ -10,7 +10,7 @@ import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } fr
 import { type LlmServer, startLlmServer } from "./support/llm-server.ts"
 
 const RUNS = 1000
-/** The mixed run across every route at once (issue #4: at least 10,000 generated inputs). */
+/** The mixed run across every route at once: at least 10,000 generated inputs. */
 const VOLUME = 10_000
 const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
 
@@ -71,7 +71,7 @@ const ROUTES: Route[] = [
   { method: "POST", path: "/api/agent/:nodeId/commands/:id/ack", auth: "node", body: { success: true, output: "" } },
   { method: "GET", path: "/api/events", auth: "admin" },
   { method: "GET", path: "/api/events/stream", auth: "admin" },
-  // Issue #4: sessions, users, tokens, node identity, audit.
+  // The trust layer: sessions, users, tokens, node identity, audit.
   {
     method: "POST",
     path: "/api/auth/login",
@@ -105,7 +105,7 @@ const ROUTES: Route[] = [
   { method: "POST", path: "/api/nodes/:id/revoke", auth: "admin", victim: true },
   { method: "POST", path: "/api/agent/:nodeId/credential", auth: "node" },
   { method: "GET", path: "/api/audit", auth: "admin" },
-  // Seed 002's CLI sessions (real bash sessions on the control plane's private tmux server).
+  // CLI sessions (real bash sessions on the control plane's private tmux server).
   { method: "POST", path: "/api/cli/sessions", auth: "admin", body: { cli_tool: "bash", cwd: "/tmp", mode: "cli" } },
   { method: "GET", path: "/api/cli/sessions", auth: "admin" },
   { method: "GET", path: "/api/cli/sessions/:sessionId", auth: "admin" },

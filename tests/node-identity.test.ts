@@ -1,4 +1,4 @@
-// Issue #4, "Done when" 2 (nodes): a node's credential cannot touch another node; a revoked node is
+// Node identity: a node's credential cannot touch another node; a revoked node is
 // refused at once and cannot heartbeat; credentials rotate on request and on schedule, with the old
 // one working until the new one is first used.
 import { describe, expect, test } from "bun:test"

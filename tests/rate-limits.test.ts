@@ -1,4 +1,4 @@
-// Issue #4, "Done when" 3: exceeding a limit gives 429 with X-RateLimit-* headers and seed 002's body,
+// Exceeding a limit gives 429 with X-RateLimit-* headers and a body saying which limit and when to retry,
 // and the limit resets when its window passes. The clock is the control plane's clock port, so the
 // one-minute windows pass at once.
 import { describe, expect, test } from "bun:test"
@@ -19,7 +19,7 @@ function expect429(res: Response, limit: number, clockNow: number) {
 }
 
 describe("rate limits", () => {
-  test(`API: ${DEFAULT_LIMITS.api.limit} requests a minute per user, then 429 with seed 002's body, then reset`, async () => {
+  test(`API: ${DEFAULT_LIMITS.api.limit} requests a minute per user, then a 429 saying when to retry, then reset`, async () => {
     const clock = manualClock(Date.parse("2025-01-15T09:30:00Z"))
     await using cp = await startInProcess({ clock, trust: { rateLimits: DEFAULT_LIMITS } })
     const { limit } = DEFAULT_LIMITS.api

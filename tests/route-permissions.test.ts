@@ -1,4 +1,4 @@
-// Issue #4, "Done when" 1: every route the app serves (cp.routes, straight from Hono's table) has a
+// Every route the app serves (cp.routes, straight from Hono's table) has a
 // rule in control/api/route-permissions.ts, and each rule is enforced: without a token 401 (the public
 // routes aside), with a token that lacks the permission 403, with one that holds it neither.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"

@@ -61,7 +61,7 @@ import { tokenRoutes } from "./tokens.ts"
 import { userRoutes } from "./users.ts"
 import { whoamiRoutes } from "./whoami.ts"
 
-/** The trust layer (issue #4): who calls, what they may do, how often, and the record of it. */
+/** The trust layer: who calls, what they may do, how often, and the record of it. */
 export interface TrustDeps {
   authenticator: Authenticator
   limiter: RateLimiter
@@ -77,7 +77,7 @@ export interface AppDeps {
   fleet: Fleet
   bus: EventBusPort
   trust: TrustDeps
-  /** Seed 002's CLI sessions on this host (tmux). */
+  /** CLI sessions (shells and AI coding tools) on this host, in tmux. */
   cli: CliSessions
   commands: CommandService
   /** Commands relayed through the agents (POST /api/fleet/run). */

@@ -187,7 +187,8 @@ export function auditTrail(audit: Audit, refusals: Refusals): MiddlewareHandler<
     if (trail.ticket) {
       await trail.ticket.finish({
         status,
-        // A command that ran and failed is answered 200 (seed 001) but is a failure in the audit log.
+        // A command that ran and failed is answered 200 (the request was served; `success: false` in the
+        // body says the command failed) but is a failure in the audit log.
         result: outcome?.success === false ? "failed" : resultOf(status),
         nodeId: typeof outcome?.node === "string" && NODE_NAME.test(outcome.node) ? outcome.node : null,
         detail: outcome ?? null,

@@ -1,4 +1,4 @@
-// Login sessions over HTTP (seed 002's auth utility endpoints): login, refresh, verify, revoke, list
+// Login sessions over HTTP (the /api/auth/* endpoints): login, refresh, verify, revoke, list
 // one's sessions, and change one's own password. Login is the one open route besides health; it is
 // rate limited per source address (route-permissions.ts).
 import { Hono } from "hono"

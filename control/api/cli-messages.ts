@@ -1,7 +1,7 @@
-// Seed 002's WebSocket protocol for a CLI session, as zod schemas: what a client may send (command,
+// The WebSocket protocol of a CLI session, as zod schemas: what a client may send (command,
 // cancel, status, ping) and what the server answers (output, status, error, completion, pong, each
 // with its own id, the client message it answers as correlationId, and a timestamp). `readClientFrame`
-// turns a raw frame into a message or the seed's error code for it, so the socket never throws.
+// turns a raw frame into a message or the protocol's error code for it, so the socket never throws.
 import { z } from "zod"
 import { issuesOf } from "./validate.ts"
 

@@ -1,4 +1,4 @@
-// Seed 002's CLI sessions over HTTP: open, list, read, interrupt and close sessions, send one command
+// CLI sessions over HTTP: open, list, read, interrupt and close sessions, send one command
 // and get its output and exit code back (the HTTP alternative to the WebSocket in cli-socket.ts), read
 // a session's history, and the providers and overall status. The guard has checked cli:use and the
 // rate limits; the domain checks the rest (bash and full_access, ownership, each command's risk).

@@ -1,4 +1,4 @@
-// GET /ws/cli/{sessionId}: seed 002's WebSocket to a CLI session. The guard has authenticated the
+// GET /ws/cli/{sessionId}: the live WebSocket to a CLI session. The guard has authenticated the
 // upgrade (bearer header, or `?token=` for browsers) and checked cli:use; here, before upgrading, the
 // session must exist and be the caller's (404, 403, as HTTP answers). Then each frame counts against
 // the `websocket` limit of its connection before it is even read; a command also counts against the

@@ -1,6 +1,7 @@
-// The command-execution API of seed 001, on fleet nodes: run a command (one-off or in a persistent
-// session), sessions and their history, and the command registry. Paths follow the seed under /api.
-// A command runs only on a node named in [fleet.nodes]; `remote: false` (the seed's run on the API's
+// The command-execution API, on fleet nodes: run a command (one-off or in a persistent session),
+// sessions and their history, and the command registry, under /api (/api/run-command,
+// /api/create-session, /api/session/{id}[/history], /api/registry).
+// A command runs only on a node named in [fleet.nodes]; `remote: false` (a run on the API's
 // own host) is not offered: a shell on the control-plane host is a CLI session (POST /api/cli/sessions).
 import { Hono } from "hono"
 import { z } from "zod"
@@ -82,7 +83,7 @@ export const commandRoutes = (commands: CommandService, limiter: RateLimiter) =>
       const body = c.req.valid("json")
       const principal = userOf(c.get("principal"))
       const result = await commands.run(principal, {
-        // Seed 002: commands per session, counted once the session is known to be the caller's; a
+        // The `commands` limit counts per session, once the session is known to be the caller's; a
         // command outside a session counts against the caller's own budget.
         charge: (sessionId) =>
           chargeLimit(c, limiter, "commands", sessionId ? `command-session:${sessionId}` : `user:${principal.subject}`),

@@ -1,6 +1,6 @@
 // One place maps errors to HTTP: domain codes to statuses, and anything unexpected to a logged 500
 // whose body says nothing of the internals. Every answer is `{"error", "code", "detail"}`, passed
-// through the logger's `redact` so no message can echo a secret; a 429 has seed 002's body instead.
+// through the logger's `redact` so no message can echo a secret; a 429 instead says when to retry.
 import type { Context } from "hono"
 import { HTTPException } from "hono/http-exception"
 import type { ContentfulStatusCode } from "hono/utils/http-status"
@@ -51,7 +51,8 @@ export function errorResponse(c: Context, raw: ChimeraError) {
   if (status === 401) c.header("WWW-Authenticate", 'Bearer realm="chimera"')
   const message = redact(error.message) as string
   if (error.code === "RATE_LIMIT_EXCEEDED") {
-    // Seed 002: {error, message, retryAfter, limit, window, resetAt}; `code` as on every other error.
+    // {error, message, retryAfter, limit, window, resetAt}: which limit, and when to retry; `code` as on
+    // every other error.
     const limits = (error.detail ?? {}) as Record<string, unknown>
     // The guard sets the X-RateLimit-* headers; a limit counted elsewhere (a login backoff) still says when.
     if (typeof limits.retryAfter === "number" && !c.res.headers.has("Retry-After"))

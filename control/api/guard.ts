@@ -162,8 +162,8 @@ export function guard(authenticator: Authenticator, limiter: RateLimiter): Middl
 }
 
 /**
- * A limit a handler counts itself, because its key is known only from the body (seed 001 names the
- * session in the body of POST /api/run-command). The headers show it when it is tighter than the
+ * A limit a handler counts itself, because its key is known only from the body (POST /api/run-command
+ * names its session in the body, not the path). The headers show it when it is tighter than the
  * caller's base budget the guard already counted.
  */
 export function chargeLimit(c: Context, limiter: RateLimiter, name: LimitName, key: string): void {

@@ -76,7 +76,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
 
   "GET /api/audit": { auth: "audit:read" },
 
-  // Seed 002's CLI sessions on the control-plane host. A bash session, full_access, another user's
+  // CLI sessions on the control-plane host. A bash session, full_access, another user's
   // session and high-risk commands need more, which the handlers check (control/domain/cli-sessions.ts).
   "POST /api/cli/sessions": { auth: "cli:use", limits: ["sessions"] },
   "GET /api/cli/sessions": { auth: "cli:use" },
@@ -91,7 +91,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   // Each message then counts against `websocket` (per connection) and commands against `commands`.
   "GET /ws/cli/:sessionId": { auth: "cli:use", tokenInQuery: true },
 
-  // Seed 001's command API. POST /api/run-command counts the `commands` limit in its handler, since the
+  // Commands on fleet nodes. POST /api/run-command counts the `commands` limit in its handler, since the
   // session it counts is named in the body; the command's risk level may also need commands:run-high.
   "POST /api/run-command": { auth: "commands:run" },
   "POST /api/create-session": { auth: "commands:run", limits: ["sessions"] },

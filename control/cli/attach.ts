@@ -1,4 +1,4 @@
-// `chimera attach SESSION_ID` (seed 000): hands the terminal to a persistent session. With a terminal
+// `chimera attach SESSION_ID`: hands the terminal to a persistent session. With a terminal
 // (stdin and stdout both TTYs) it runs `tmux attach-session` in the foreground and exits with its code;
 // without one (a pipe, CI, an AI agent) it prints what the session's pane shows right now.
 import { defineCommand } from "citty"

@@ -18,7 +18,7 @@ export function takeGlobalFlags(argv: string[]): string[] {
   return rest
 }
 
-/** The log level the global flags ask for, if any (seed 000: -v is INFO, --debug is DEBUG). */
+/** The log level the global flags ask for, if any (-v is INFO, --debug is DEBUG). */
 export function flagLogLevel(): string | undefined {
   if (globals.debug) return "DEBUG"
   if (globals.verbose) return "INFO"

@@ -1,4 +1,4 @@
-// `chimera run [--config PATH] [--session NAME] COMMAND` (seed 000): runs COMMAND inside
+// `chimera run [--config PATH] [--session NAME] COMMAND`: runs COMMAND inside
 // `nix-shell CONFIG` in a persistent tmux session (created if missing), streams its output to stdout
 // and exits with its exit code. The session stays when the CLI exits: the next run finds the cwd and
 // variables this one left, and `chimera attach` shows it all. COMMAND is every remaining word, joined
@@ -13,7 +13,7 @@ import { commandConfig, flagValue } from "./cli-config.ts"
 import { CliError } from "./errors.ts"
 import { cliSessions, parseSessionName } from "./sessions.ts"
 
-// The session is the command's own (seed 000 gives `run` no configuration setting for it); the Nix
+// The session is the command's own (unlike deploy and watch, `run` has no session_name setting); the Nix
 // file is nix.config_path's unless --config names another.
 const DEFAULT_SESSION = "chimera-default"
 const ConfigPath = z.string().min(1, "expected a path to a Nix file")

@@ -59,7 +59,7 @@ export default defineCommand({
     "confirm-timeout": { type: "string", description: "Seconds a healed node waits for confirmation", default: "30" },
     json: { type: "boolean", description: "Print each pass as JSON" },
     ...sshArgs,
-    // Seed 000 gives watch's -i to --interval; the key file keeps only its long name here.
+    // `-i` is watch's short form of --interval, so the key file keeps only its long name here.
     identity: { type: "string", description: sshArgs.identity.description },
   },
   async run({ args }) {

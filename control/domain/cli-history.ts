@@ -1,4 +1,4 @@
-// A CLI session's history (seed 002, GET /api/cli/sessions/{id}/history): the commands sent to it and
+// A CLI session's history (GET /api/cli/sessions/{id}/history): the commands sent to it and
 // the output they produced, in order, kept in memory and bounded both in entries and in bytes, so a
 // chatty command cannot grow the control plane without end. The oldest entries go first.
 import { z } from "zod"

@@ -1,4 +1,4 @@
-// The programs a CLI session (seed 002) can run: a plain bash, or one of the AI coding tools. A
+// The programs a CLI session can run: a plain bash, or one of the AI coding tools. A
 // provider is available when its binary is on the control plane's PATH; nothing is installed or
 // downloaded on demand. Each knows the flags that pick a model and that turn the tool's own approval
 // prompts off (`full_access`, which needs cli:full_access, as does bash itself).

@@ -1,4 +1,4 @@
-// The vocabulary of seed 002's CLI sessions, shared by the domain (cli-sessions.ts) and the API: the
+// The vocabulary of CLI sessions, shared by the domain (cli-sessions.ts) and the API: the
 // request that opens one, the list filter, the statuses a session passes through, what a command run
 // comes to, and the tmux port the sessions need (adapters/tmux.ts provides it).
 import { z } from "zod"

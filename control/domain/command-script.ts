@@ -1,4 +1,4 @@
-// The shell script that runs one API command on a node over SSH (seed 001). The operator's text is
+// The shell script that runs one API command on a node over SSH. The operator's text is
 // handed over base64-encoded and `eval`ed by the login shell, so no quoting of it ever reaches a
 // shell line we build. In a session, the shell first restores what the session's earlier commands
 // left (working directory and exported variables, kept on the node under a directory of its own), and

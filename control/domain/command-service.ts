@@ -1,4 +1,4 @@
-// Commands on fleet nodes through the API (seed 001), over the control plane's own SSH connections:
+// Commands on fleet nodes through the API, over the control plane's own SSH connections:
 // one-off or in a persistent session (its working directory and exported variables survive between
 // commands, kept on the node), with the command registry's risk level checked against the caller's
 // role, sudo passwords answered without ever being stored, echoed or logged, and every run kept in
@@ -95,11 +95,12 @@ export interface CommandResult {
   }
 }
 
-/** The session inactivity after which seed 001 says a session ends, in seconds. */
+/** A session with no command for this long (seconds) has expired: the caller opens a new one. */
 export const SESSION_TIMEOUT_SECONDS = 3600
 const DEFAULT_TIMEOUT = 30
 const LONG_TIMEOUT = 600
-/** Programs whose runs take minutes: builds and switches (seed 001's "adaptive" timeouts, for Nix). */
+/** Programs whose runs take minutes (builds and switches): a command without a timeout of its own that
+ * runs one gets LONG_TIMEOUT instead of DEFAULT_TIMEOUT. */
 const LONG_RUNNING = new Set(["nixos-rebuild", "nix-build", "nix-store", "nix", "nix-env", "nix-collect-garbage"])
 const REDACTED = "[REDACTED]"
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/

@@ -1,5 +1,6 @@
 // Domain errors: small coded classes. The API maps each code to an HTTP status in one onError;
-// the CLI prints the message in one place and exits 1. Codes follow seed 002's UPPER_SNAKE style.
+// the CLI prints the message in one place and exits 1. Codes are UPPER_SNAKE, in the same
+// style as the CLI sessions' WebSocket error codes.
 export type ErrorCode =
   | "INVALID_JSON"
   | "VALIDATION_FAILED"

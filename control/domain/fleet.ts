@@ -11,7 +11,7 @@ import { hashToken, newToken, tokenKind } from "./tokens.ts"
 
 const log = createLogger("fleet")
 
-/** A join token is valid this long unless the operator asks otherwise (issue #2: 30 minutes). */
+/** A join token lasts 30 minutes unless the operator asks otherwise: time to install a node, short if leaked. */
 export const DEFAULT_JOIN_TOKEN_TTL_SECONDS = 30 * 60
 /** A command delivered but not acknowledged this long is delivered again. */
 const REDELIVER_AFTER_MS = 60_000

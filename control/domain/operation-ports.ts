@@ -1,4 +1,4 @@
-// Ports for operating a fleet from the control plane's side (seed 000): Nix on the operator's machine,
+// Ports for operating a fleet from the control plane's side: Nix on the operator's machine,
 // persistent tmux sessions, and remote execution over SSH. Adapters in control/adapters implement
 // them with the real tools; deploy, rollback and watch (control/domain) depend only on these.
 import type { NixHash, SessionId, StorePath } from "../../protocol/ids.ts"

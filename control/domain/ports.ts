@@ -1,4 +1,4 @@
-// The control plane's ports (seed 000): interfaces the domain depends on. Adapters implement them
+// The control plane's ports: interfaces the domain depends on. Adapters implement them
 // (control/adapters); the composition root (control/server.ts) wires one of each.
 import type { AgentCommand, NodeHealth } from "../../protocol/agent.ts"
 import type { Role } from "./auth/roles.ts"

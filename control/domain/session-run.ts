@@ -1,4 +1,4 @@
-// `chimera run` as a use case (seed 000): run a command inside `nix-shell CONFIG` in a persistent
+// `chimera run` as a use case: run a command inside `nix-shell CONFIG` in a persistent
 // session, so what one run leaves behind (cwd, exported variables, background jobs) is there for the
 // next, and an operator can attach and see it all.
 //

@@ -1,4 +1,4 @@
-/** Seed 002's 429 body for a one-minute window of `limit` that resets at `resetAt` (ISO). */
+/** The 429 body (which limit, when to retry) for a one-minute window of `limit` that resets at `resetAt` (ISO). */
 export function seed429(limit: number, resetAt: string) {
   return {
     error: "RATE_LIMIT_EXCEEDED",

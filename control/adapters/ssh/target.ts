@@ -1,4 +1,4 @@
-// Target strings, as `--targets` and seed 000's `fleet.targets` spell them: `[user@]host[:port]`
+// Target strings, as `--targets` and the configuration's `fleet.targets` spell them: `[user@]host[:port]`
 // (user root and port 22 by default; an IPv6 address in brackets when a port follows), a node name from
 // the inventory, or `@tag` for every inventory node with that tag (`@all` for all of them). A list is
 // comma-separated; the same destination named twice is contacted once, under the name it had first.

@@ -1,4 +1,4 @@
-// The trust layer's schema (issue #4), appended to MIGRATIONS after the fleet's own: users, login
+// The trust layer's schema, appended to MIGRATIONS after the fleet's own: users, login
 // sessions by JWT id, API tokens' owner and expiry, node credential rotation and revocation, and the
 // audit log, which the database itself keeps append-only (a trigger on SQLite, rules on PostgreSQL).
 import type { Dialect, Migration } from "./migrations.ts"

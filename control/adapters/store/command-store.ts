@@ -1,5 +1,5 @@
-// Command sessions and their history (seed 001): a session names who opened it and on which node its
-// commands run; its shell state (working directory, exported variables) lives on the node itself, and
+// Command sessions and their history (the command API's, on fleet nodes): a session names who opened
+// it and on which node its commands run; its shell state (working directory, exported variables) lives on the node itself, and
 // here only what the API reports and lists. Kept in the control plane's database, so replicas on one
 // PostgreSQL share them and a restart loses none.
 import type { SQL } from "bun"

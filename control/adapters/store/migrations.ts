@@ -103,7 +103,7 @@ export const MIGRATIONS: Migration[] = [
   },
   // The trust layer's migrations (version 3 and up) live beside this file.
   ...AUTH_MIGRATIONS,
-  // Command sessions and history (seed 001), version 4.
+  // Command sessions and history (the command API on fleet nodes), version 4.
   ...COMMAND_MIGRATIONS,
   {
     version: 5,

@@ -24,7 +24,7 @@ const good = signJwt(claims, keys)
 const [head = "", body = ""] = good.split(".")
 
 describe("RS256 session tokens", () => {
-  test("a token we signed verifies and yields seed 002's claims", () => {
+  test("a token we signed verifies and yields its claims", () => {
     expect(verifyJwt(good, keys.publicKey, NOW)).toEqual({ ok: true, claims })
     expect(JSON.parse(Buffer.from(head, "base64url").toString())).toMatchObject({ alg: "RS256", typ: "JWT" })
   })

@@ -1,4 +1,4 @@
-// Session tokens: JWTs signed RS256 (seed 002) with the control plane's own key. Verification pins the
+// Session tokens: JWTs signed RS256 with the control plane's own key. Verification pins the
 // algorithm and the key before it trusts a byte of the payload: the header must say exactly RS256
 // (so `alg: none` and HS256 signed with the public key as an HMAC secret, RFC 8725 §2.1 and §3.1, are
 // refused), the signature must check against our public key, and the claims must parse and be

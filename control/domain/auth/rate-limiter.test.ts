@@ -7,7 +7,7 @@ const clockAt = (start: number) => {
 }
 
 describe("rate limiter", () => {
-  test("seed 002's numbers are the defaults", () => {
+  test("defaults: 10 sessions, 60 commands, 100 WebSocket messages, 300 API requests a minute", () => {
     expect(DEFAULT_LIMITS.sessions.limit).toBe(10)
     expect(DEFAULT_LIMITS.commands.limit).toBe(60)
     expect(DEFAULT_LIMITS.websocket.limit).toBe(100)
@@ -46,7 +46,7 @@ describe("rate limiter", () => {
     expect(limiter.size()).toBe(3)
   })
 
-  test("the 429 error carries seed 002's fields", () => {
+  test("the 429 error carries which limit was hit and when to retry", () => {
     const clock = clockAt(Date.parse("2024-01-15T09:30:30Z"))
     const limiter = createRateLimiter({ ...DEFAULT_LIMITS, commands: { limit: 0, windowMs: 60_000 } }, clock)
     const error = rateLimited(limiter.hit("commands", "s"))

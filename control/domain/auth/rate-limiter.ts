@@ -1,4 +1,4 @@
-// Rate limits (seed 002): a fixed window per limit and key, counted in memory on the clock port, so
+// Rate limits: a fixed window per limit and key, counted in memory on the clock port, so
 // tests can pass a window in milliseconds instead of waiting a minute. Keys say whom a limit counts:
 // `api` per user or token, `agent` per node (20,000 agents must not share one budget), `login` and
 // `enroll` (the two routes anyone may call without a credential) per source address, `sessions` per user, `commands` per session, `websocket` per connection. Routes
@@ -19,7 +19,7 @@ export type RateLimits = Record<LimitName, LimitRule>
 
 const MINUTE = 60_000
 
-/** Seed 002's numbers, plus the two it leaves open: agents (per node) and login attempts (per address). */
+/** Each per one-minute window; agents have a budget per node, apart from users', and logins one per address. */
 export const DEFAULT_LIMITS: RateLimits = {
   sessions: { limit: 10, windowMs: MINUTE },
   commands: { limit: 60, windowMs: MINUTE },
@@ -42,7 +42,7 @@ export interface LimitDecision {
   window: string
 }
 
-/** "1m", "30s", "250ms": the window as seed 002 writes it. */
+/** "1m", "30s", "250ms": the window as the 429 body's `window` field writes it. */
 export function windowLabel(ms: number): string {
   if (ms % MINUTE === 0) return `${ms / MINUTE}m`
   if (ms % 1000 === 0) return `${ms / 1000}s`
@@ -140,7 +140,7 @@ export function createRateLimiter(limits: RateLimits, clock: Clock) {
 
 export type RateLimiter = ReturnType<typeof createRateLimiter>
 
-/** The 429 (seed 002's body is built from this error's detail in the API's one onError). */
+/** The 429: the API's one onError builds its body (which limit, when to retry) from this error's detail. */
 export function rateLimited(d: LimitDecision): ChimeraError {
   return new ChimeraError("RATE_LIMIT_EXCEEDED", `Rate limit exceeded. Try again in ${d.retryAfterSeconds} seconds.`, {
     retryAfter: d.retryAfterSeconds,

@@ -1,6 +1,7 @@
 // Roles and permissions. A principal holds one role; a role grants a fixed set of permissions; a route
 // needs one permission (control/api/route-permissions.ts). Permissions, not roles, are what routes
-// name, so a new role never means editing routes. `cli:use` and `cli:full_access` come from seed 002.
+// name, so a new role never means editing routes. `cli:use` opens and drives CLI sessions;
+// `cli:full_access` also allows bash and AI tools with their own approval prompts off.
 import { z } from "zod"
 
 export const Permission = z.enum([
@@ -32,7 +33,7 @@ export type Permission = z.infer<typeof Permission>
 export const Role = z.enum(["metrics", "viewer", "operator", "admin"])
 export type Role = z.infer<typeof Role>
 
-// A CLI session (seed 002) is a process on the control-plane host, which holds the admin token, the
+// A CLI session is a process on the control-plane host, which holds the admin token, the
 // signing key and the SSH key to every node: whoever drives a shell or an AI tool there is admin, so
 // `cli:use` and `cli:full_access` are admin's until sessions run sandboxed as a user of their own.
 const METRICS: Permission[] = ["metrics:read"]

@@ -1,4 +1,4 @@
-// Login sessions: a username and password traded for a one-hour RS256 JWT (seed 002), refreshed
+// Login sessions: a username and password traded for a one-hour RS256 JWT, refreshed
 // before it expires, verified, revoked, listed. Each issued JWT is a row keyed by its jti, which is
 // what makes revocation immediate: the authenticator reads that row on every request. Refreshing
 // cannot keep a login alive for ever: every session of a chain ends at the absolute lifetime counted
@@ -44,7 +44,7 @@ export interface SessionsDeps {
   passwords?: Passwords
   /** Failed logins per username and source (default: the rules in login-backoff.ts). */
   backoff?: LoginBackoff
-  /** The `sessionLimit` claim: how many CLI sessions the user may hold (seed 002). */
+  /** The `sessionLimit` claim: how many CLI sessions the user may hold. */
   sessionLimit: number
 }
 
