@@ -24,7 +24,7 @@ function configError(fn: () => unknown): ConfigError {
 }
 
 describe("defaults", () => {
-  test("with no file, environment or flags, every field has seed 000's default", () => {
+  test("with no file, environment or flags, every field has its default", () => {
     expect(loadConfig({ env: {} })).toEqual({
       nix: { config_path: "default.nix" },
       fleet: { targets: [], session_name: "chimera-deploy", nodes: {} },

@@ -63,7 +63,7 @@ export interface ServerOptions {
   sweepIntervalMs?: number
   /** Sessions, node credential rotation and rate limits (config sections `auth`, `rate_limits`). */
   trust?: Partial<TrustSettings>
-  /** CLI sessions (seed 002): `tmux -L` server name (default: the user's server) and where binaries are looked for. */
+  /** CLI sessions: `tmux -L` server name (default: the user's server) and where binaries are looked for. */
   cli?: { tmuxSocket?: string; providerPath?: string }
   /** The nodes the command API reaches over SSH ([fleet.nodes] and [ssh]); none: it answers with how to set them. */
   commandTargets?: CommandTargets | null

@@ -1,4 +1,4 @@
-// Hostile input against the config loader (issue #4): generated TOML files and CHIMERA_* environment
+// Hostile input against the config loader: generated TOML files and CHIMERA_* environment
 // values, well-formed and not. Loading either succeeds with a valid configuration or fails with one
 // ConfigError that names the setting; it never throws anything else and never echoes a secret.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"

@@ -1,4 +1,4 @@
-// The fleet as SSH sees it: seed 000's `fleet.targets` (plain target strings) plus named nodes from
+// The fleet as SSH sees it: the configuration's `fleet.targets` (plain target strings) plus named nodes from
 // `[fleet.nodes.<name>]` tables (`address = "root@10.0.0.1:22"`, `tags = ["web"]`), so operators can
 // write `--targets web-1,@db` instead of addresses. The config is parsed and checked by control/config.ts;
 // this only reshapes it, and checks every address once so a typo in the file fails with its node's name.
