@@ -1,7 +1,10 @@
-// What the fleet-scale benchmarks (heartbeats.ts, relay.ts) share: which core runs what, stopping the
-// processes they start, waiting for a server, and enrolling N nodes through the real API (a join token
-// each, then POST /api/agent/enroll, `parallel` at a time).
+// What the fleet-scale benchmarks (heartbeats.ts, relay.ts, replicas.ts, side-by-side.ts) share:
+// which core runs what, starting `chimera web` as a process of its own, stopping the processes they
+// start, waiting for a server, and enrolling N nodes through the real API (a join token each, then
+// POST /api/agent/enroll, `parallel` at a time).
+import { join } from "node:path"
 import type { Subprocess } from "bun"
+import { freePort } from "../../tests/support/control-plane.ts"
 
 /** Core 0 for the server under test, core 1 for the load process, when there are two to split. */
 export const CORES = navigator.hardwareConcurrency >= 2 ? { server: "0", load: "1" } : { server: "0", load: "0" }
@@ -80,4 +83,54 @@ export async function enrol(
   }
   await Promise.all(Array.from({ length: parallel }, worker))
   return nodes
+}
+
+export interface Web {
+  url: string
+  proc: Subprocess
+  /** Its stdout and stderr together. */
+  logFile: string
+}
+
+/**
+ * `chimera web` of the checkout at `root`, pinned to `core`, on loopback and a free port, its data in
+ * `dataDir`, logging warnings to `logFile`. Every node of a benchmark enrols from this one address and
+ * all join tokens come from one admin token, so those two limits are lifted; the agents' own stay as
+ * configured. `env` adds to (or overrides) that; `runtime` are flags for Bun itself.
+ */
+export async function startWeb(opts: {
+  root: string
+  core: string
+  dataDir: string
+  logFile: string
+  name: string
+  env?: Record<string, string>
+  runtime?: string[]
+}): Promise<Web> {
+  const port = freePort()
+  const url = `http://127.0.0.1:${port}`
+  const out = Bun.file(opts.logFile)
+  const argv = [process.execPath, ...(opts.runtime ?? []), join(opts.root, "control/main.ts"), "web"]
+  const proc = Bun.spawn(pinned(opts.core, argv).concat(["--host", "127.0.0.1", "--port", String(port)]), {
+    env: {
+      ...process.env,
+      CHIMERA_DATA_DIR: opts.dataDir,
+      CHIMERA_CONFIG_FILE: "",
+      CHIMERA_TMUX_SOCKET: `chimera-bench-${opts.name}-${process.pid}`,
+      CHIMERA_LOG_LEVEL: "warning",
+      CHIMERA_RATE_LIMITS_API: "1000000000",
+      CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
+      ...opts.env,
+    },
+    stdin: "ignore",
+    stdout: out,
+    stderr: out,
+  })
+  try {
+    await waitUp(url, proc, opts.name)
+  } catch (error) {
+    proc.kill("SIGKILL")
+    throw new Error(`${(error as Error).message}: ${(await out.text().catch(() => "")).slice(-2000)}`)
+  }
+  return { url, proc, logFile: opts.logFile }
 }

@@ -10,8 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
-import { freePort } from "../../tests/support/control-plane.ts"
-import { CORES, enrol, f1, log, median, pinned, stopProc, waitUp } from "./common.ts"
+import { CORES, enrol, f1, log, median, pinned, startWeb, stopProc } from "./common.ts"
 import type { RelayLoadConfig } from "./relay-load.ts"
 
 const ROOT = join(import.meta.dir, "../..")
@@ -67,38 +66,16 @@ export async function relayBench(opts: RelayBenchOptions): Promise<RelayBenchRes
   const dir = await mkdtemp(join(tmpdir(), "chimera-bench-relay-"))
   const procs: Subprocess[] = []
   try {
-    const port = freePort()
-    const url = `http://127.0.0.1:${port}`
-    const cpLog = Bun.file(join(dir, "control-plane.log"))
-    const cp = Bun.spawn(
-      pinned(CORES.server, [process.execPath, join(ROOT, "control/main.ts"), "web"]).concat([
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(port),
-      ]),
-      {
-        env: {
-          ...process.env,
-          CHIMERA_DATA_DIR: join(dir, "data"),
-          CHIMERA_CONFIG_FILE: "",
-          CHIMERA_TMUX_SOCKET: `chimera-bench-relay-${process.pid}`,
-          CHIMERA_LOG_LEVEL: "warning",
-          // N join tokens from the one admin token; the relays themselves count once each.
-          CHIMERA_RATE_LIMITS_API: "1000000000",
-          // Every node enrols from this one address; an attack would be limited to 20 a minute.
-          CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
-          CHIMERA_RATE_LIMITS_COMMANDS: "1000000000",
-        },
-        stdin: "ignore",
-        stdout: cpLog,
-        stderr: cpLog,
-      },
-    )
-    procs.push(cp)
-    await waitUp(url, cp, "chimera web").catch(async (error) => {
-      throw new Error(`${(error as Error).message}: ${await cpLog.text()}`)
+    const { url, proc: cp } = await startWeb({
+      root: ROOT,
+      core: CORES.server,
+      dataDir: join(dir, "data"),
+      logFile: join(dir, "control-plane.log"),
+      name: "relay",
+      // The relays themselves count once each.
+      env: { CHIMERA_RATE_LIMITS_COMMANDS: "1000000000" },
     })
+    procs.push(cp)
     const adminToken = (await readFile(join(dir, "data", "admin.token"), "utf8")).trim()
 
     log(`  enrolling ${opts.nodes} nodes through the API…`)

@@ -14,8 +14,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SQL, type Subprocess } from "bun"
 import { heartbeatBody } from "../../tests/support/auth.ts"
-import { freePort } from "../../tests/support/control-plane.ts"
-import { CORES, type EnrolledNode, enrol, f1, log, median, pinned, stopProc, waitUp } from "./common.ts"
+import { CORES, type EnrolledNode, enrol, f1, log, median, startWeb, stopProc } from "./common.ts"
 import { loadAverage } from "./heartbeats.ts"
 
 const ROOT = join(import.meta.dir, "../..")
@@ -28,36 +27,14 @@ interface Replica {
 }
 
 async function startReplica(dir: string, name: string, databaseUrl: string, core: string): Promise<Replica> {
-  const port = freePort()
-  const url = `http://127.0.0.1:${port}`
-  const out = Bun.file(join(dir, `${name}.log`))
-  const proc = Bun.spawn(
-    pinned(core, [
-      process.execPath,
-      join(ROOT, "control/main.ts"),
-      "web",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-    ]),
-    {
-      env: {
-        ...process.env,
-        CHIMERA_DATA_DIR: join(dir, name),
-        CHIMERA_DB: databaseUrl,
-        CHIMERA_CONFIG_FILE: "",
-        CHIMERA_TMUX_SOCKET: `chimera-bench-rep-${name}-${process.pid}`,
-        CHIMERA_LOG_LEVEL: "warning",
-        CHIMERA_RATE_LIMITS_API: "1000000000",
-        CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
-      },
-      stdin: "ignore",
-      stdout: out,
-      stderr: out,
-    },
-  )
-  await waitUp(url, proc, `replica ${name}`)
+  const { url, proc } = await startWeb({
+    root: ROOT,
+    core,
+    dataDir: join(dir, name),
+    logFile: join(dir, `${name}.log`),
+    name: `rep-${name}`,
+    env: { CHIMERA_DB: databaseUrl },
+  })
   return { url, proc }
 }
 

@@ -25,7 +25,7 @@ import { join, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import type { Subprocess } from "bun"
 import { freePort } from "../../tests/support/control-plane.ts"
-import { CORES, type EnrolledNode, enrol, log, median, pinned, stopProc, waitUp } from "./common.ts"
+import { CORES, type EnrolledNode, enrol, log, median, pinned, startWeb, stopProc, waitUp } from "./common.ts"
 import type { LoadResult } from "./heartbeat-load.ts"
 
 const ROOT = resolve(import.meta.dir, "../..")
@@ -98,39 +98,13 @@ interface Server {
   nodes: EnrolledNode[] | null
 }
 
-/** A control plane of the checkout at `root`, on a fresh SQLite data dir, as the benchmark starts it. */
+/** A control plane of the checkout at `root`, on a fresh SQLite data dir, with `nodes` agents enrolled. */
 async function controlPlane(name: string, root: string, dir: string, nodes: number): Promise<Server> {
-  const port = freePort()
-  const url = `http://127.0.0.1:${port}`
-  const data = join(dir, name)
-  const logFile = Bun.file(join(dir, `${name}.log`))
-  const proc = Bun.spawn(
-    pinned(CORES.server, [process.execPath, join(root, "control/main.ts"), "web"]).concat([
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-    ]),
-    {
-      env: {
-        ...process.env,
-        CHIMERA_DATA_DIR: data,
-        CHIMERA_CONFIG_FILE: "",
-        CHIMERA_TMUX_SOCKET: `chimera-side-by-side-${name}-${process.pid}`,
-        CHIMERA_LOG_LEVEL: "warning",
-        // As in scripts/bench/heartbeats.ts: N join tokens from one admin token, N enrolments from one address.
-        CHIMERA_RATE_LIMITS_API: "1000000000",
-        CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
-      },
-      stdin: "ignore",
-      stdout: logFile,
-      stderr: logFile,
-    },
-  )
-  await waitUp(url, proc, `${name}'s chimera web`)
-  const admin = (await readFile(join(data, "admin.token"), "utf8")).trim()
+  const dataDir = join(dir, name)
+  const web = await startWeb({ root, core: CORES.server, dataDir, logFile: join(dir, `${name}.log`), name })
+  const admin = (await readFile(join(dataDir, "admin.token"), "utf8")).trim()
   const id = (i: number) => `hb-${String(i).padStart(5, "0")}`
-  return { name, url, proc, nodes: await enrol(url, admin, nodes, id, 16) }
+  return { name, url: web.url, proc: web.proc, nodes: await enrol(web.url, admin, nodes, id, 16) }
 }
 
 async function peer(): Promise<Server> {
