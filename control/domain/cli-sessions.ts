@@ -1,4 +1,4 @@
-// CLI sessions (seed 002): a bash or an AI coding tool running on the control-plane host in its own
+// CLI sessions: a bash or an AI coding tool running on the control-plane host in its own
 // tmux session, owned by the principal that opened it. A bash session runs each command through the
 // tmux port's runAndWait, so output streams as it comes and the exit code is the command's own; cwd
 // and exported variables carry over from one command to the next. An AI tool gets the text typed into
@@ -8,8 +8,9 @@
 // Who may do what: opening a bash session or a tool with its prompts off needs cli:full_access; only
 // the owner (or a holder of cli:full_access) sees or uses a session; every command is first assessed
 // by the command registry and needs commands:run, or commands:run-high when it is high risk. Sessions
-// and their bounded history live in memory: they end with the control plane, which kills them on stop,
-// and a control plane that died without stopping has its sessions ended by the next start.
+// and their bounded history live in memory (cli-session-table.ts): they end with the control plane,
+// which kills them on stop, and a control plane that died without stopping has its sessions ended by
+// the next start.
 import { randomBytes } from "node:crypto"
 import { stat } from "node:fs/promises"
 import { homedir } from "node:os"
@@ -17,11 +18,10 @@ import { isAbsolute } from "node:path"
 import { SessionId } from "../../protocol/ids.ts"
 import { createLogger } from "../../protocol/log.ts"
 import { can, leastRoleFor, type Permission } from "./auth/roles.ts"
-import { createHistory, type History, type HistoryEntry, type HistoryQuery } from "./cli-history.ts"
-import type { ProviderName, Providers } from "./cli-providers.ts"
+import type { HistoryQuery } from "./cli-history.ts"
+import type { Providers } from "./cli-providers.ts"
 import { endLeftoverSessions } from "./cli-session-leftovers.ts"
 import type {
-  CliSessionStatus,
   CliTmuxPort,
   NewCliSession,
   ProcessInstance,
@@ -29,6 +29,7 @@ import type {
   SessionEvent,
   SessionFilter,
 } from "./cli-session-model.ts"
+import { createSessionTable, type Session } from "./cli-session-table.ts"
 import { assessCommand, type CommandAssessment } from "./command-assessment.ts"
 import { ChimeraError } from "./errors.ts"
 import type { Clock, UserPrincipal } from "./ports.ts"
@@ -41,37 +42,13 @@ export interface CliSessionsOptions {
   clock: Clock
   /** The default cwd when $HOME is not a directory. */
   dataDir: string
-  /** Live sessions on this host at most (seed 002's processLimit). */
+  /** Live sessions on this host at most; opening one more answers 429. */
   processLimit?: number
   /** This process, tagged on each session so a later start can end the ones it leaves behind. */
   instance: ProcessInstance
 }
 
-interface Session {
-  id: SessionId
-  provider: ProviderName
-  mode: NewCliSession["mode"]
-  model: string | null
-  fullAccess: boolean
-  cwd: string
-  metadata: Record<string, unknown>
-  owner: { subject: string; name: string }
-  status: CliSessionStatus
-  createdAt: Date
-  lastActivity: Date
-  messagesExchanged: number
-  bytesTransferred: number
-  history: History
-  /** Commands run one after another, as a shell would: each waits for the one before. */
-  queue: Promise<unknown>
-  pending: number
-  listeners: Set<(e: SessionEvent) => void>
-}
-
-const IDLE_AFTER_MS = 5 * 60_000
 const MAX_QUEUED = 16
-/** Terminated sessions kept for their owner to read, beyond which the oldest are forgotten. */
-const MAX_ENDED = 100
 
 const needs = (p: Permission, what: string, who: UserPrincipal) =>
   new ChimeraError(
@@ -92,25 +69,13 @@ export function createCliSessions({
   processLimit = 20,
   instance,
 }: CliSessionsOptions) {
-  const sessions = new Map<SessionId, Session>()
+  const { sessions, live, setStatus, shownStatus, end, summary, record, add } = createSessionTable(clock)
   const startedAt = clock.now()
   let created = 0
   let commands = 0
   let failures = 0
 
-  const live = () => [...sessions.values()].filter((s) => s.status !== "terminated")
-  const emit = (s: Session, e: SessionEvent) => {
-    for (const l of s.listeners) l(e)
-  }
-  const setStatus = (s: Session, status: CliSessionStatus) => {
-    if (s.status === status || s.status === "terminated") return
-    s.status = status
-    emit(s, { kind: "status", status })
-  }
-  const shownStatus = (s: Session): CliSessionStatus =>
-    s.status === "ready" && clock.now().getTime() - s.lastActivity.getTime() > IDLE_AFTER_MS ? "idle" : s.status
-
-  // Seed 002 answers 403 to a session of someone else's. Ids carry 64 random bits, so whoever names
+  // A session of someone else's answers 403, not 404: ids carry 64 random bits, so whoever names
   // one learnt it from its owner or a log; the 403 tells them why, and it is audited as a refusal.
   const mayUse = (s: Session, who: UserPrincipal) => s.owner.subject === who.subject || can(who.role, "cli:full_access")
   function find(id: string, who: UserPrincipal): Session {
@@ -131,31 +96,6 @@ export function createCliSessions({
     for (const s of live()) if (s.status !== "initializing" && !running.has(s.id)) end(s)
   }
 
-  function end(s: Session) {
-    if (s.status === "terminated") return
-    s.status = "terminated"
-    s.lastActivity = clock.now()
-    emit(s, { kind: "terminated" })
-    s.listeners.clear()
-    const ended = [...sessions.values()].filter((x) => x.status === "terminated")
-    for (const old of ended.slice(0, Math.max(0, ended.length - MAX_ENDED))) sessions.delete(old.id)
-  }
-
-  const summary = (s: Session) => ({
-    sessionId: s.id,
-    provider: s.provider,
-    cli_tool: s.provider,
-    mode: s.mode,
-    model: s.model,
-    full_access: s.fullAccess,
-    owner: s.owner.name,
-    cwd: s.cwd,
-    status: shownStatus(s),
-    createdAt: s.createdAt.toISOString(),
-    lastActivity: s.lastActivity.toISOString(),
-    metadata: s.metadata,
-  })
-
   async function resolveCwd(given: string | undefined): Promise<string> {
     const isDir = (p: string) =>
       stat(p).then(
@@ -167,13 +107,6 @@ export function createCliSessions({
     if (problem === null && (await isDir(given))) return given
     const message = problem ?? "is not an existing directory on the control-plane host"
     throw new ChimeraError("VALIDATION_FAILED", `body.cwd: ${message}`, { issues: [{ path: "cwd", message }] })
-  }
-
-  function record(s: Session, type: HistoryEntry["type"], content: string, metadata?: Record<string, unknown>) {
-    s.lastActivity = clock.now()
-    s.messagesExchanged++
-    s.bytesTransferred += Buffer.byteLength(content)
-    return s.history.add(type, s.lastActivity, content, metadata)
   }
 
   async function execute(
@@ -247,7 +180,7 @@ export function createCliSessions({
           binary: providers.spec(input.cli_tool).binary,
         })
       await sync()
-      // Seed 002 answers a session limit with 429; RESOURCE_EXHAUSTED maps to it (api/errors.ts).
+      // A full host answers 429: RESOURCE_EXHAUSTED maps to it (api/errors.ts).
       if (live().length >= processLimit)
         throw new ChimeraError(
           "RESOURCE_EXHAUSTED",
@@ -255,8 +188,7 @@ export function createCliSessions({
           { processLimit },
         )
       const id = SessionId.parse(`chimera-cli-${randomBytes(8).toString("hex")}`)
-      const now = clock.now()
-      const s: Session = {
+      const s = add({
         id,
         provider: input.cli_tool,
         mode: input.mode,
@@ -265,17 +197,7 @@ export function createCliSessions({
         cwd,
         metadata: input.metadata ?? {},
         owner: { subject: who.subject, name: who.name },
-        status: "initializing",
-        createdAt: now,
-        lastActivity: now,
-        messagesExchanged: 0,
-        bytesTransferred: 0,
-        history: createHistory(),
-        queue: Promise.resolve(),
-        pending: 0,
-        listeners: new Set(),
-      }
-      sessions.set(id, s)
+      })
       try {
         const argv = providers.argv(input.cli_tool, found.path, { model: input.model, fullAccess: input.full_access })
         await tmux.createSession(id, { cwd, command: argv, owner: { instance: instance.id, user: who.name } })
