@@ -12,7 +12,7 @@ import { setLogLevel, setLogSink } from "../protocol/log.ts"
 import { addUser, call, login } from "./support/auth.ts"
 import { manualClock } from "./support/clock.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
-import { seed429 } from "./support/rate-limit.ts"
+import { rateLimitedBody } from "./support/rate-limit.ts"
 import { requireTool, run } from "./support/tools.ts"
 
 requireTool("tmux")
@@ -468,7 +468,7 @@ describe("CLI session WebSocket", () => {
     expect(over.headers.get("x-ratelimit-limit")).toBe(String(limit))
     expect(over.headers.get("x-ratelimit-remaining")).toBe("0")
     expect(over.headers.get("x-ratelimit-reset")).toBe(String(Date.parse("2025-01-15T09:31:00Z") / 1000))
-    expect(await over.json()).toEqual(seed429(limit, "2025-01-15T09:31:00.000Z"))
+    expect(await over.json()).toEqual(rateLimitedBody(limit, "2025-01-15T09:31:00.000Z"))
     const listed = (await (await call(limited, limited.adminToken, "GET", "/api/cli/sessions")).json()) as {
       total: number
     }

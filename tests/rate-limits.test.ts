@@ -6,7 +6,7 @@ import { DEFAULT_LIMITS } from "../control/domain/auth/rate-limiter.ts"
 import { addUser, call, enrollNode, heartbeatBody, login } from "./support/auth.ts"
 import { manualClock } from "./support/clock.ts"
 import { startInProcess } from "./support/control-plane.ts"
-import { seed429 } from "./support/rate-limit.ts"
+import { rateLimitedBody } from "./support/rate-limit.ts"
 
 function expect429(res: Response, limit: number, clockNow: number) {
   expect(res.status).toBe(429)
@@ -30,7 +30,7 @@ describe("rate limits", () => {
       expect(res.headers.get("x-ratelimit-remaining")).toBe(String(limit - i))
     }
     const body = await expect429(await call(cp, cp.adminToken, "GET", "/api/nodes"), limit, clock.now().getTime())
-    expect(body).toEqual(seed429(limit, "2025-01-15T09:31:00.000Z"))
+    expect(body).toEqual(rateLimitedBody(limit, "2025-01-15T09:31:00.000Z"))
     clock.advance(30_000)
     const later = await expect429(await call(cp, cp.adminToken, "GET", "/api/nodes"), limit, clock.now().getTime())
     expect(later.retryAfter).toBe(30)

@@ -1,5 +1,5 @@
 /** The 429 body (which limit, when to retry) for a one-minute window of `limit` that resets at `resetAt` (ISO). */
-export function seed429(limit: number, resetAt: string) {
+export function rateLimitedBody(limit: number, resetAt: string) {
   return {
     error: "RATE_LIMIT_EXCEEDED",
     code: "RATE_LIMIT_EXCEEDED",
