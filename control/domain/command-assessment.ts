@@ -10,8 +10,9 @@
 // must go to /dev/null or a plain name in /tmp. Anything else is high, whatever it would do:
 // what is not understood is not guessed at. The line is as risky as its riskiest part.
 
+import type { RegistryEntry, RiskLevel } from "./command-entry.ts"
 import { type ReadArguments, readArguments } from "./command-flags.ts"
-import { REGISTRY, type RegistryEntry, type RiskLevel } from "./command-registry.ts"
+import { REGISTRY } from "./command-registry.ts"
 import { parseShellLine, type Redirect, type SimpleCommand, type Word } from "./shell-words.ts"
 
 export interface CommandPart {

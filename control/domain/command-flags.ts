@@ -3,7 +3,7 @@
 // the way GNU getopt does (flags anywhere before `--`, clusters like `-la`, values attached or in the
 // next word, `--name=value`), so a flag cannot hide as an operand; long flags must be spelled in full,
 // since getopt's abbreviations (`--del`) would otherwise reach flags nobody listed.
-import type { RegistryEntry } from "./command-registry.ts"
+import type { RegistryEntry } from "./command-entry.ts"
 import type { Word } from "./shell-words.ts"
 
 interface FlagSpec {

@@ -1,67 +1,11 @@
 // The command registry: the programs an operator or an AI agent may type, how risky each is, and the
 // flags and subcommands known to keep it so. It is an allow-list (command-assessment.ts applies it):
 // a program not listed here is high, and so is a listed one used with a flag, a subcommand or an
-// operand the entry does not name. `short` is getopt-style (`n:` takes a value); `long` lists whole
-// names (`--lines:` takes a value, `--color?` an optional `=value`, `-name:` a single-dash word as
-// find and test use them); `*` means the program has no flag that writes, deletes or runs anything.
-// Entries list only what they have checked: a flag missing here is one nobody has shown to be safe.
-import { z } from "zod"
-
-export const RiskLevel = z.enum(["low", "medium", "high"])
-export type RiskLevel = z.infer<typeof RiskLevel>
-
-export interface CommandOption {
-  flag: string
-  description: string
-}
-
-export interface RegistryEntry {
-  description: string
-  category: string
-  output_format: "text" | "tabular" | "json" | "none"
-  risk_level: RiskLevel
-  common_options?: CommandOption[]
-  /** Short flags known to be safe, getopt-style (`n:` takes a value); `*`: any flag. */
-  short?: string
-  /** Long flags known to be safe: `--name`, `--name:` (takes a value), `--name?` (optional `=value`). */
-  long?: string
-  /** Every operand must match (else high); `maxOperands` bounds how many. */
-  operands?: RegExp
-  maxOperands?: number
-  /** Subcommands (first operand): only these are known; any other is high. */
-  subcommands?: Record<string, RiskLevel>
-  /** The risk with no subcommand at all (default: the entry's own). */
-  bare?: RiskLevel
-  /**
-   * Where the program writes: all its operands (`tee`), all but the first (`chmod MODE FILE…`, unless
-   * --reference names the mode), the last one (`cp`'s destination), the values of these flags (`-o`,
-   * `--directory`), or both. Each such path must be a known place (command-assessment.ts), as for `>`;
-   * a `last` program given a target flag writes only there.
-   */
-  writes?: { operands?: "all" | "rest" | "last"; flags?: string[] }
-  /** Flags whose value is a profile the program makes links in: only under /nix/var/nix/profiles. */
-  profiles?: string[]
-  /** Flags of which one must be given, or the program is high (`nix-build --no-out-link`). */
-  needs?: string[]
-  /** A signal given as a flag (`-9`, `-TERM`) is a flag like the others. */
-  signals?: boolean
-  /** Arguments that change the risk (`nix-store --delete` raises it, `-q` lowers it). */
-  riskyFlags?: { pattern: RegExp; risk: RiskLevel }[]
-}
-
-const e = (
-  category: string,
-  description: string,
-  risk_level: RiskLevel,
-  more: Partial<RegistryEntry> = {},
-): RegistryEntry => ({ category, description, risk_level, output_format: "text", ...more })
-
-const READ = (category: string, description: string, more: Partial<RegistryEntry> = {}) =>
-  e(category, description, "low", more)
-/** Reads only, whatever its flags. */
-const ANY = { short: "*" }
-/** A program that runs or changes things and is therefore high whatever follows it. */
-const HIGH = (category: string, description: string) => e(category, description, "high")
+// operand the entry does not name. command-entry.ts says how an entry is written, and the entries for
+// Nix and NixOS tools are in command-registry-nix.ts. Entries list only what they have checked: a flag
+// missing here is one nobody has shown to be safe.
+import { ANY, entry as e, HIGH, READ, type RegistryEntry } from "./command-entry.ts"
+import { NIX_COMMANDS } from "./command-registry-nix.ts"
 
 const SYSTEMCTL_FLAGS =
   "--no-pager --no-legend --plain --full --all --failed --value --quiet --user --system --recursive --lines: --output: --property: --type: --state:"
@@ -178,15 +122,6 @@ export const REGISTRY: Record<string, RegistryEntry> = {
   base64: READ("text.transform", "Encode or decode base64", ANY),
   seq: READ("text.transform", "Print a sequence of numbers", ANY),
   zcat: READ("filesystem.content", "Print compressed files", ANY),
-  "nixos-option": READ("nix.system", "Show a NixOS option's value", { short: "r", long: "--recursive --show-trace" }),
-  "nix-instantiate": e("nix.build", "Evaluate a Nix expression", "medium", {
-    short: "A:E",
-    long: "--eval --strict --json --xml --parse --expr --attr: --show-trace --read-write-mode --find-file",
-  }),
-  "nix-copy-closure": e("nix.store", "Copy a closure to or from another machine", "medium", {
-    short: "sv",
-    long: "--to --from --gzip --include-outputs --use-substitutes",
-  }),
   // Old-style `tar xzf`: the first operand is a cluster of flags (command-assessment.ts reads it so).
   // Not --to-command, --checkpoint-action, -I/--use-compress-program, -F/--info-script: they run programs.
   tar: e("filesystem.change", "Pack or unpack archives", "medium", {
@@ -359,68 +294,7 @@ export const REGISTRY: Record<string, RegistryEntry> = {
       halt: "high",
     },
   }),
-  "nixos-rebuild": e("nix.system", "Build and activate a NixOS configuration", "medium", {
-    short: "I:j:p:",
-    long: "--flake: --show-trace --fast --upgrade --rollback --install-bootloader --specialisation: --profile-name: --keep-going --max-jobs: --no-build-nix --target-host: --build-host: --use-remote-sudo",
-    bare: "low",
-    subcommands: {
-      // `build` leaves a `result` link whose target the configuration chooses; dry-build does not.
-      build: "high",
-      "dry-build": "low",
-      "dry-activate": "low",
-      "list-generations": "low",
-      switch: "medium",
-      boot: "medium",
-      test: "medium",
-    },
-  }),
-  "nixos-version": READ("nix.system", "Print the NixOS version", { long: "--json --hash --revision" }),
-  // No --option (it can set a build hook that runs as root) and no unsafe-evaluation settings.
-  nix: e("nix", "The Nix command (verbs not listed are high)", "high", {
-    short: "rhLSsvf:",
-    long: "--json --raw --recursive --derivation --impure --print-build-logs --show-trace --no-link --expr --file: --offline --closure-size --size --human-readable --all --verbose --quiet --dry-run --extra-experimental-features: --apply: --read-only --pretty?",
-    bare: "low",
-    subcommands: {
-      eval: "low",
-      "path-info": "low",
-      "why-depends": "low",
-      search: "low",
-      log: "low",
-      "show-derivation": "low",
-      hash: "low",
-      build: "medium",
-    },
-  }),
-  "nix-store": e("nix.store", "Manipulate or query the Nix store", "medium", {
-    short: "qRrld",
-    long: "--query --references --referrers --referrers-closure --requisites --tree --graph --deriver --outputs --size --closure-size --hash --roots --valid-derivers --include-outputs --binding: --verify --check-contents --print-env --realise --read-log --dump --export --verify-path --optimise --delete --gc --print-live --print-dead",
-    riskyFlags: [
-      { pattern: /^(-q.*|--query|--verify|--print-env|--read-log|-l|--dump|--export|--verify-path)$/, risk: "low" },
-      { pattern: /^(--delete|--gc)$/, risk: "high" },
-    ],
-  }),
-  // A profile is a chain of links ending in a store path (which may itself be a link anywhere): one
-  // made in /tmp would let a later medium write there land wherever the chosen path points.
-  "nix-env": e("nix.profile", "Manipulate Nix profiles (under /nix/var/nix/profiles)", "medium", {
-    profiles: ["-p", "--profile"],
-    short: "qiuePasAG:p:f:",
-    long: "--query --list-generations --profile: --installed --available --attr-path --out-path --description --json --install --upgrade --uninstall --set --rollback --switch-generation: --delete-generations --file: --attr",
-    riskyFlags: [
-      { pattern: /^(-q.*|--query|--list-generations)$/, risk: "low" },
-      { pattern: /^--delete-generations$/, risk: "high" },
-    ],
-  }),
-  // No --option, --arg or --argstr (it would need its two values read).
-  // Only with --no-out-link: the `result` link points wherever the expression's output does (a store
-  // path can be a link to /etc/shadow), and a later medium write could follow it.
-  "nix-build": e("nix.build", "Build a Nix expression (with --no-out-link)", "medium", {
-    short: "A:EkI:j:",
-    long: "--attr: --expr --no-out-link --dry-run --show-trace --keep-going --cores: --max-jobs: --check",
-    needs: ["--no-out-link"],
-  }),
-  "nix-shell": HIGH("nix.build", "Start a shell with a derivation's environment (runs --run text)"),
-  "nix-collect-garbage": HIGH("nix.store", "Delete unreachable store paths"),
-  "nix-channel": e("nix.channels", "Manage channels", "medium", { long: "--list --update --add --remove --rollback" }),
+  ...NIX_COMMANDS,
   reboot: HIGH("system.power", "Reboot the machine"),
   shutdown: HIGH("system.power", "Shut the machine down"),
   poweroff: HIGH("system.power", "Power the machine off"),

@@ -3,7 +3,7 @@
 // medium risk, `commands:run-high` for high. The SSH command API and the agent relay both call it.
 import { can, leastRoleFor, type Role } from "./auth/roles.ts"
 import { assessCommand } from "./command-assessment.ts"
-import type { RiskLevel } from "./command-registry.ts"
+import type { RiskLevel } from "./command-entry.ts"
 import { forbidden } from "./errors.ts"
 
 /** The command's risk level, or a PERMISSION_DENIED error that says what the caller would need. */
