@@ -15,6 +15,11 @@ export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.floor((s.length - 1) / 2)] ?? Number.NaN
 }
+/** The q-quantile of xs (nearest rank); quantile(xs, 0.5) is median(xs). */
+export const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? Number.NaN
+}
 export const f1 = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
 
 /** SIGTERM, then SIGKILL after 5 s. */

@@ -249,7 +249,7 @@ function byThread(xs: LoadResult[], replicas = 1): string {
   return perBeat.map((t) => `${t.name} ${t.us.toFixed(0)} µs`).join(", ")
 }
 
-export const HEARTBEAT_HEADING = "### Heartbeat ingest"
+const HEARTBEAT_HEADING = "### Heartbeat ingest"
 
 export function heartbeatTable(all: HeartbeatResults[]): string {
   const rows: string[] = []
