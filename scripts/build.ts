@@ -9,8 +9,12 @@
 //
 // Each is `bun build --compile`: the Bun runtime plus the bundled code, no node_modules needed on the
 // node. Identifiers are kept (no name mangling) so error names and stack traces stay readable; the source
-// map is embedded in the executable. Prints each file and its size; exits 1 with the compiler's errors
-// if a build fails.
+// map is embedded in the executable. The code is embedded as bytecode as well (`--bytecode`, ESM so that
+// top-level await stays): a program whose every command is bundled would otherwise parse all of it at
+// each start, and `chimera --help` took 180-220 ms where it now takes 70-100 (the agent's, 100 → 70).
+// Prints each file and its size; exits 1 with the compiler's errors if a build fails.
+//
+//   --program chimera-agent|chimera   build only that one (the tests that need only the agent)
 import { statSync } from "node:fs"
 import { rm } from "node:fs/promises"
 import { join, relative, resolve } from "node:path"
@@ -20,21 +24,31 @@ const { values } = parseArgs({
   options: {
     target: { type: "string" },
     outdir: { type: "string", default: "dist" },
+    program: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
 })
 if (values.help) {
-  console.log("usage: bun scripts/build.ts [--target bun-linux-x64|bun-linux-arm64] [--outdir dist]")
+  console.log(
+    "usage: bun scripts/build.ts [--target bun-linux-x64|bun-linux-arm64] [--outdir dist] [--program chimera-agent|chimera]",
+  )
   process.exit(0)
 }
 
 const root = join(import.meta.dir, "..")
 // An absolute --outdir is taken as given, a relative one from the repository root.
 const outdir = resolve(root, values.outdir)
-const programs = [
+const PROGRAMS = [
   { entry: "agent/main.ts", out: "chimera-agent" },
   { entry: "control/main.ts", out: "chimera" },
 ]
+const programs = PROGRAMS.filter((p) => values.program === undefined || p.out === values.program)
+if (programs.length === 0) {
+  console.error(
+    `build: --program: expected ${PROGRAMS.map((p) => p.out).join(" or ")}, got ${JSON.stringify(values.program)}`,
+  )
+  process.exit(2)
+}
 
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
 
@@ -55,6 +69,8 @@ for (const { entry, out } of programs) {
     "--minify-whitespace",
     "--minify-syntax",
     "--sourcemap",
+    "--bytecode",
+    "--format=esm",
     ...(values.target ? [`--target=${values.target}`] : []),
     source,
     "--outfile",
@@ -71,8 +87,10 @@ for (const { entry, out } of programs) {
     failed++
     continue
   }
-  // The source map is embedded in the executable; the copy bun also writes beside it is not needed.
+  // The source maps are embedded in the executable; the copies bun also writes beside it (the program's,
+  // and one per chunk of the web dashboard's bundle) are not needed.
   await rm(`${outfile}.map`, { force: true })
+  for (const map of new Bun.Glob("chunk-*.js.map").scanSync(outdir)) await rm(join(outdir, map), { force: true })
   const ms = Math.round(performance.now() - started)
   console.log(`${relative(root, outfile).padEnd(20)} ${mib(statSync(outfile).size).padStart(10)}  (${entry}, ${ms} ms)`)
 }

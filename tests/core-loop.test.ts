@@ -36,13 +36,14 @@ beforeAll(async () => {
   ;[gen1, gen2, gen3] = await Promise.all([buildTestSystem(1), buildTestSystem(2), buildTestSystem(3)])
   binDir = await mkdtemp(join(tmpdir(), "chimera-bin-"))
   compiledAgent = join(binDir, "chimera-agent")
+  // Built as `bun run build` builds what a NixOS node runs (scripts/build.ts).
   await runOk([
     process.execPath,
-    "build",
-    "--compile",
-    join(import.meta.dir, "../agent/main.ts"),
-    "--outfile",
-    compiledAgent,
+    join(import.meta.dir, "../scripts/build.ts"),
+    "--outdir",
+    binDir,
+    "--program",
+    "chimera-agent",
   ])
 }, 180_000)
 
