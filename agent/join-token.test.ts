@@ -158,5 +158,8 @@ describe("the agent's join token", () => {
     expect(at("--join-token=")).toBeGreaterThan(at("--join-token-file"))
     expect(text).toContain("CHIMERA_JOIN_TOKEN")
     expect(text).toMatch(/--join-token=\S+\s+.*every local user can read it with ps/)
+    // Read through a pipe, as a journal or `| less` would: plain text, no escape codes.
+    expect(text).not.toContain("\u001b[")
+    expect(help.exitCode).toBe(0)
   })
 })

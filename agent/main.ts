@@ -9,7 +9,7 @@
 import { rmSync } from "node:fs"
 import { hostname } from "node:os"
 import { join } from "node:path"
-import { defineCommand, runMain } from "citty"
+import { defineCommand, renderUsage, runMain } from "citty"
 import { createLogger, displayUrl, setLogLevel } from "../protocol/log.ts"
 import { UNCONFIRMED_DEPLOY_MARKER } from "../protocol/unconfirmed-deploy.ts"
 import { VERSION } from "../protocol/version.ts"
@@ -232,4 +232,18 @@ export const agentCommand = defineCommand({
   },
 })
 
-if (import.meta.main) runMain(agentCommand)
+/**
+ * The agent's usage, coloured only for a terminal that takes colour: citty's own --help colours it
+ * whatever stdout is, and a journal or a pipe would keep the escape codes.
+ */
+async function printUsage() {
+  const usage = await renderUsage(agentCommand)
+  const colour = !process.env.NO_COLOR && process.stdout.isTTY === true && process.env.TERM !== "dumb"
+  process.stdout.write(`${colour ? usage : Bun.stripANSI(usage)}\n`)
+}
+
+if (import.meta.main) {
+  const argv = process.argv.slice(2)
+  if (argv.includes("--help") || argv.includes("-h")) await printUsage()
+  else runMain(agentCommand)
+}
