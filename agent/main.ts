@@ -4,8 +4,9 @@
 // heartbeats, long-polls for commands and sends the spool, all to one replica of the control plane at a
 // time (replicas.ts). Without --control-url (and $CHIMERA_URL) it
 // runs standalone: it enforces --desired or the desired closure it stored last, and spools reports.
-// It imports nothing from control/ but the configuration schema (control/config.ts, zod and node:
-// only) and no HTTP framework, so the compiled agent stays small.
+// It imports nothing from control/ but the configuration loader (control/config.ts, zod and node:
+// only), and that only when a config file or a CHIMERA_* variable is there to read (options.ts); no
+// HTTP framework, so the compiled agent stays small.
 import { rmSync } from "node:fs"
 import { hostname } from "node:os"
 import { join } from "node:path"

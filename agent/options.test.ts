@@ -40,6 +40,22 @@ describe("agent options", () => {
     })
   })
 
+  test("with no config file and no CHIMERA_ variable the control plane's config loader is never loaded; with one it is, and applies", () => {
+    // In a process of its own, whose module registry only this parse has touched.
+    const script = `
+      import { parseArgs } from "citty"
+      import { agentArgs, parseAgentOptions } from "./agent/options.ts"
+      const loaded = () => Object.keys(require.cache).some((k) => k.endsWith("/control/config.ts"))
+      const args = parseArgs(["--node-id", "web-1"], agentArgs)
+      const plain = await parseAgentOptions(args, { CHIMERA_URL: "http://127.0.0.1:1", PATH: "/bin" })
+      const before = loaded()
+      const set = await parseAgentOptions(args, { CHIMERA_AGENT_HEARTBEAT_INTERVAL: "7" })
+      console.log(JSON.stringify({ before, after: loaded(), plain: plain.heartbeatSeconds, set: set.heartbeatSeconds }))`
+    const run = Bun.spawnSync([process.execPath, "-e", script], { cwd: join(import.meta.dir, ".."), stderr: "pipe" })
+    expect(run.stderr.toString()).toBe("")
+    expect(JSON.parse(run.stdout.toString())).toEqual({ before: false, after: true, plain: 5, set: 7 })
+  })
+
   test("--metrics-listen takes HOST:PORT and refuses anything else, naming the flag", async () => {
     expect((await parse(["--node-id", "n", "--metrics-listen", "127.0.0.1:9101"])).metricsListen).toEqual({
       host: "127.0.0.1",

@@ -10,7 +10,7 @@
 import { isAbsolute } from "node:path"
 import type { ArgsDef } from "citty"
 import { z } from "zod"
-import { ConfigError, type LayeredConfig, loadLayeredConfig } from "../control/config.ts"
+import type { LayeredConfig } from "../control/config.ts"
 import { NodeId, StorePath } from "../protocol/ids.ts"
 import { BOOT_ID_FILE } from "../protocol/unconfirmed-deploy.ts"
 import { ControlUrls } from "./control-urls.ts"
@@ -214,7 +214,7 @@ export async function parseAgentOptions(
   input["control-url"] ??= env.CHIMERA_URL || undefined
   // What a flag did not set, the environment or the file may; the label names where it came from.
   const origin = new Map<string, { path: string; by: string }>()
-  const layered = _layered(env, input["config-file"])
+  const layered = await _layered(env, input["config-file"])
   for (const [flag, [path]] of Object.entries(FROM_CONFIG) as [FromConfig, (typeof FROM_CONFIG)[FromConfig]][]) {
     if (input[flag] !== undefined) continue
     const by = layered.setBy(path)
@@ -273,14 +273,29 @@ export async function parseAgentOptions(
   }
 }
 
-function _layered(env: Record<string, string | undefined>, file: unknown): LayeredConfig {
+/**
+ * The configuration file and CHIMERA_* variables, through the control plane's loader (which checks the
+ * whole file, every section). Loaded only when there is something for it to read: the loader builds
+ * the schema of every section, about 2.4 MB of the agent's memory, and the NixOS module passes flags
+ * alone. With no file and no such variable it would add nothing (each setting's `setBy` is null).
+ */
+async function _layered(env: Record<string, string | undefined>, file: unknown): Promise<LayeredConfig> {
+  const named = typeof file === "string" && file !== ""
+  if (!named && !Object.keys(env).some((name) => name.startsWith("CHIMERA_") && env[name] && !AGENT_ENV.has(name)))
+    return NOTHING_CONFIGURED
+  const { ConfigError, loadLayeredConfig } = await import("../control/config.ts")
   try {
-    return loadLayeredConfig({ env, file: typeof file === "string" ? file : undefined })
+    return loadLayeredConfig({ env, file: named ? file : undefined })
   } catch (err) {
     if (err instanceof ConfigError) throw new AgentOptionsError(err.message)
     throw err
   }
 }
+
+/** Variables the agent reads itself, which the configuration loader does not. */
+const AGENT_ENV = new Set(["CHIMERA_URL", "CHIMERA_JOIN_TOKEN"])
+/** What the loader answers when there is no file and no variable: every setting unset. */
+const NOTHING_CONFIGURED: LayeredConfig = { config: {} as LayeredConfig["config"], file: null, setBy: () => null }
 
 function _at(layered: LayeredConfig, path: string): unknown {
   const [section, field] = path.split(".")
