@@ -1,7 +1,8 @@
-// Hostile input against every route of a real control plane (issues #2 and #4): for each
-// route, 1,000 generated requests with malformed, wrongly typed, oversized or injection-laden bodies,
-// queries, path parameters and headers, then 10,000 more across all routes at once against a control
-// plane of its own whose memory is measured. None may get a 5xx; every error is JSON that names the problem.
+// Hostile input against every route of a real control plane, which must answer bad input with a 4xx
+// that says what is wrong: for each route, 1,000 generated requests with malformed, wrongly typed,
+// oversized or injection-laden bodies, queries, path parameters and headers, then 10,000 more across all
+// routes at once against a control plane of its own whose memory is measured. None may get a 5xx; every
+// error is JSON that names the problem.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import fc from "fast-check"
 import { aiSettingsFor } from "./support/ai-chat.ts"

@@ -85,7 +85,7 @@ describe("nix/*.nix", () => {
 })
 
 describe("module.nix (services.chimera-agent)", () => {
-  test("declares the options of issue 2 with their defaults", async () => {
+  test("declares the agent's options (node, control URL, join token file, intervals, healing, logging) with their defaults", async () => {
     const options = (await evalJson(`
       let opts = (${moduleExpr("{ }")}).options.services.chimera-agent;
       in { names = builtins.attrNames opts;

@@ -103,7 +103,7 @@ describe("commands", () => {
   })
 })
 
-describe("host keys and failures (issue 3, done-when 4)", () => {
+describe("host keys are checked, and each target fails alone with its reason", () => {
   test("an unknown host key is refused with how to trust it; --trust-new-hosts records it", async () => {
     const knownHosts = join(scratch, "known_hosts.empty")
     await writeFile(knownHosts, "")
