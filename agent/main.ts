@@ -12,6 +12,7 @@ import { hostname } from "node:os"
 import { join } from "node:path"
 import { defineCommand, renderUsage, runMain } from "citty"
 import { createLogger, displayUrl, setLogLevel } from "../protocol/log.ts"
+import { useColor } from "../protocol/terminal-text.ts"
 import { UNCONFIRMED_DEPLOY_MARKER } from "../protocol/unconfirmed-deploy.ts"
 import { VERSION } from "../protocol/version.ts"
 import { checkUnconfirmedDeploy } from "./boot-check.ts"
@@ -239,8 +240,7 @@ export const agentCommand = defineCommand({
  */
 async function printUsage() {
   const usage = await renderUsage(agentCommand)
-  const colour = !process.env.NO_COLOR && process.stdout.isTTY === true && process.env.TERM !== "dumb"
-  process.stdout.write(`${colour ? usage : Bun.stripANSI(usage)}\n`)
+  process.stdout.write(`${useColor() ? usage : Bun.stripANSI(usage)}\n`)
 }
 
 if (import.meta.main) {

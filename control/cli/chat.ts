@@ -8,6 +8,7 @@ import { defineCommand } from "citty"
 import { z } from "zod"
 import { type ChatContext, ModelName } from "../../protocol/ai.ts"
 import { NodeId } from "../../protocol/ids.ts"
+import { useColor } from "../../protocol/terminal-text.ts"
 import type { ViewOptions } from "./chat-answer-view.ts"
 import { type ChatApi, ChatApiError, createChatApi, describeUnavailable } from "./chat-api.ts"
 import { chatIdentity, promptLogin } from "./chat-auth.ts"
@@ -18,7 +19,7 @@ import { type ChatRoom, IncidentArg } from "./chat-slash.ts"
 import { exchange } from "./chat-turn.ts"
 import { controlUrl } from "./credentials.ts"
 import { CliError } from "./errors.ts"
-import { color, printJson, say, useColor } from "./output.ts"
+import { color, printJson, say } from "./output.ts"
 
 const Flags = z.object({
   node: NodeId.optional(),

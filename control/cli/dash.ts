@@ -4,13 +4,14 @@
 // --once, or when stdout is not a terminal, it prints one plain table (or --json) and exits.
 import { defineCommand } from "citty"
 import { z } from "zod"
+import { useColor } from "../../protocol/terminal-text.ts"
 import type { SshExecutor } from "../adapters/ssh/index.ts"
 import { controlPlaneSource, type RowSource } from "../dash/control-plane-source.ts"
 import { runDashboard } from "../dash/run.ts"
 import { sshSource } from "../dash/ssh-source.ts"
 import { table } from "../dash/view.ts"
 import { CliError } from "./errors.ts"
-import { printJson, printTable, statusText, useColor } from "./output.ts"
+import { printJson, printTable, statusText } from "./output.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
 const Interval = z

@@ -3,10 +3,11 @@
 import { stripVTControlCharacters } from "node:util"
 import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty"
 import { setLogLevel } from "../../protocol/log.ts"
+import { useColor } from "../../protocol/terminal-text.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import { CliError } from "./errors.ts"
 import { flagLogLevel, globals, takeGlobalFlags } from "./globals.ts"
-import { color, useColor, warn } from "./output.ts"
+import { color, warn } from "./output.ts"
 
 async function usageFor(main: CommandDef, argv: string[]): Promise<string> {
   let cmd = main
