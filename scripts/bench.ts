@@ -138,6 +138,9 @@ const ALONE = [
 ]
 if (values.only !== undefined && !ALONE.includes(values.only))
   fail(`--only: the sections that run alone are ${ALONE.map((s) => `"${s}"`).join(", ")}`)
+/** When and where a section was measured, the first words of its note. */
+const measured = () =>
+  `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`
 /** A section run alone: printed, and with --write put in BENCHMARKS.md in place of its old one. */
 async function emit(section: string): Promise<never> {
   process.stdout.write(`${section}\n`)
@@ -179,13 +182,11 @@ if (values.only === "replicas") {
 if (values.only === "dashboard") {
   const { dashboardBench, dashboardTable } = await import("./bench/dashboard.ts")
   const results = await dashboardBench({ nodes: 1000, renders: 10, events: 30 })
-  const measured = `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`
-  await emit(dashboardTable(results, measured))
+  await emit(dashboardTable(results, measured()))
 }
 if (values.only === "ai") {
   const { aiBench, aiTable } = await import("./bench/ai.ts")
-  const measured = `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`
-  await emit(aiTable(await aiBench({ turns: 50 }), measured))
+  await emit(aiTable(await aiBench({ turns: 50 }), measured()))
 }
 if (values.only === "mcp") {
   process.stderr.write("check_congruence over MCP against chimera watch --once, 20 testbed nodes, 10 rounds…\n")
@@ -206,8 +207,7 @@ if (values.only === "incidents") {
 }
 if (values.only === "rpc") {
   const { rpcBench, rpcTable } = await import("./bench/rpc.ts")
-  const measured = `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`
-  await emit(rpcTable(await rpcBench({ turns: 200 }), measured))
+  await emit(rpcTable(await rpcBench({ turns: 200 }), measured()))
 }
 if (values.only === "relay") {
   await emit(relayTable(await relayBench({ nodes: 1000, rounds: 5 })))
@@ -252,9 +252,6 @@ async function heartbeats(): Promise<string> {
   }
   return heartbeatTable(results)
 }
-
-const measured = () =>
-  `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`
 
 if (values.only === "heartbeats") {
   setLogLevel("error")

@@ -11,15 +11,12 @@ export const CORES = navigator.hardwareConcurrency >= 2 ? { server: "0", load: "
 export const pinned = (core: string, argv: string[]) => (Bun.which("taskset") ? ["taskset", "-c", core, ...argv] : argv)
 export const log = (s: string) => process.stderr.write(`${s}\n`)
 
-export const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor((s.length - 1) / 2)] ?? Number.NaN
-}
-/** The q-quantile of xs (nearest rank); quantile(xs, 0.5) is median(xs). */
+/** The q-quantile of xs (nearest rank: the lower of the middle two for the median of an even count). */
 export const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? Number.NaN
 }
+export const median = (xs: number[]) => quantile(xs, 0.5)
 export const f1 = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
 
 /** SIGTERM, then SIGKILL after 5 s. */
@@ -111,8 +108,10 @@ export async function startWeb(opts: {
   name: string
   env?: Record<string, string>
   runtime?: string[]
+  /** A port of its own choosing (a restart on the same address); a free one otherwise. */
+  port?: number
 }): Promise<Web> {
-  const port = freePort()
+  const port = opts.port ?? freePort()
   const url = `http://127.0.0.1:${port}`
   const out = Bun.file(opts.logFile)
   const argv = [process.execPath, ...(opts.runtime ?? []), join(opts.root, "control/main.ts"), "web"]

@@ -13,22 +13,18 @@ import { createTestNode, type TestNode } from "../../tests/support/test-node.ts"
 import { requireTool, runOk } from "../../tests/support/tools.ts"
 import { waitFor } from "../../tests/support/wait.ts"
 import { f1, median, quantile } from "./common.ts"
+import { cpuTicks } from "./proc-stat.ts"
 
 /** RSS (all, anonymous, file-backed) in MB and CPU seconds so far of a process, from /proc. */
-function procStats(pid: number) {
-  return Promise.all([readFile(`/proc/${pid}/status`, "utf8"), readFile(`/proc/${pid}/stat`, "utf8")]).then(
-    ([status, stat]) => {
-      const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN)
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      const ticks = Number(fields[11]) + Number(fields[12]) // utime + stime, in clock ticks (USER_HZ = 100)
-      return {
-        rssMb: kb("VmRSS") / 1024,
-        anonMb: kb("RssAnon") / 1024,
-        fileMb: kb("RssFile") / 1024,
-        cpuSeconds: ticks / 100,
-      }
-    },
-  )
+async function procStats(pid: number) {
+  const [status, cpu] = await Promise.all([readFile(`/proc/${pid}/status`, "utf8"), cpuTicks(pid)])
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN)
+  return {
+    rssMb: kb("VmRSS") / 1024,
+    anonMb: kb("RssAnon") / 1024,
+    fileMb: kb("RssFile") / 1024,
+    cpuSeconds: cpu.total,
+  }
 }
 
 /** What the scenarios need: the compiled agent, and the two test systems (generation 1 is desired). */

@@ -10,6 +10,7 @@
 //
 // usage: bun scripts/bench/heartbeat-load.ts CONFIG.json  (prints one JSON result line on stdout)
 import { readdir, readFile } from "node:fs/promises"
+import { cpuTicks } from "./proc-stat.ts"
 
 export interface LoadConfig {
   /** One control plane, or several replicas of one (node k talks to urls[k mod R]). */
@@ -76,14 +77,6 @@ function bodyParts(nodeId: string): [string, string] {
   return [head, `",${JSON.stringify(rest).slice(1)}`]
 }
 
-/** A process's CPU seconds so far: in total, and in the kernel's part (system time). */
-const cpuTicks = async (pid: number) => {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => null)
-  if (stat === null) return { total: 0, kernel: 0 } // a process that ended (a PostgreSQL backend) counts no more
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  // utime + stime, USER_HZ = 100
-  return { total: (Number(f[11]) + Number(f[12])) / 100, kernel: Number(f[12]) / 100 }
-}
 /** CPU seconds so far of each thread of a process, by thread id, with its name (`main`: the first). */
 const threadTicks = async (pid: number | undefined) => {
   const out = new Map<string, { name: string; seconds: number }>()

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
 import { freePort } from "../../tests/support/control-plane.ts"
-import { CORES, enrol, f1, log, median, pinned, stopProc, waitUp } from "./common.ts"
+import { CORES, enrol, f1, log, median, pinned, startWeb, stopProc, waitUp } from "./common.ts"
 import type { LoadConfig, LoadResult } from "./heartbeat-load.ts"
 
 const ROOT = join(import.meta.dir, "../..")
@@ -145,36 +145,17 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
     const cpUrls = ports.map((p) => `http://127.0.0.1:${p}`)
     const cpUrl = cpUrls[0] as string
     const startCp = async (profile: string[], r = 0) => {
-      const cpLog = Bun.file(join(dir, `control-plane-${r}.log`))
-      const proc = Bun.spawn(
-        pinned(r === 0 ? CORES.server : CORES.load, [
-          process.execPath,
-          ...profile,
-          join(ROOT, "control/main.ts"),
-          "web",
-        ]).concat(["--host", "127.0.0.1", "--port", String(ports[r])]),
-        {
-          env: {
-            ...process.env,
-            CHIMERA_DATA_DIR: join(dir, `data-${r}`),
-            CHIMERA_CONFIG_FILE: "",
-            ...(opts.databaseUrl ? { CHIMERA_DB: opts.databaseUrl } : {}),
-            CHIMERA_TMUX_SOCKET: `chimera-bench-hb-${process.pid}`,
-            CHIMERA_LOG_LEVEL: "warning",
-            // Enrolling N nodes takes N join tokens from the one admin token (300 a minute by default);
-            // the agents' own limit (1,200 a minute per node) stays as configured by default.
-            CHIMERA_RATE_LIMITS_API: "1000000000",
-            // Every node enrols from this one address; an attack would be limited to 20 a minute.
-            CHIMERA_RATE_LIMITS_ENROLL: "1000000000",
-            ...opts.env,
-          },
-          stdin: "ignore",
-          stdout: cpLog,
-          stderr: cpLog,
-        },
-      )
+      const { proc } = await startWeb({
+        root: ROOT,
+        core: r === 0 ? CORES.server : CORES.load,
+        dataDir: join(dir, `data-${r}`),
+        logFile: join(dir, `control-plane-${r}.log`),
+        name: "hb",
+        port: ports[r],
+        runtime: profile,
+        env: { ...(opts.databaseUrl ? { CHIMERA_DB: opts.databaseUrl } : {}), ...opts.env },
+      })
       procs.push(proc)
-      await waitUp(cpUrls[r] as string, proc, "chimera web")
       return proc
     }
     let cp = await startCp([])

@@ -27,6 +27,7 @@ import type { Subprocess } from "bun"
 import { freePort } from "../../tests/support/control-plane.ts"
 import { CORES, type EnrolledNode, enrol, log, median, pinned, startWeb, stopProc, waitUp } from "./common.ts"
 import type { LoadResult } from "./heartbeat-load.ts"
+import { cpuTicks } from "./proc-stat.ts"
 
 const ROOT = resolve(import.meta.dir, "../..")
 const LOAD = join(import.meta.dir, "heartbeat-load.ts")
@@ -119,13 +120,6 @@ async function peer(): Promise<Server> {
   return { name: "peer", url, proc, nodes: null }
 }
 
-/** utime + stime of a process, in µs (the kernel counts in ticks of 10 ms), and its system time apart. */
-async function cpuOf(pid: number): Promise<{ total: number; system: number }> {
-  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ") ?? []
-  const [user, system] = [Number(fields[11]), Number(fields[12])]
-  return { total: (user + system) * 10_000, system: system * 10_000 }
-}
-
 async function main() {
   const opts = options(process.argv.slice(2))
   const dir = await mkdtemp(join(tmpdir(), "chimera-side-by-side-"))
@@ -163,14 +157,14 @@ async function main() {
     const perBeat: [number[], number[]] = [[], []]
     const servers = [a, b] as const
     for (let round = 0; round < opts.rounds; round++) {
-      const before = await Promise.all(servers.map((s) => cpuOf(s.proc.pid)))
+      const before = await Promise.all(servers.map((s) => cpuTicks(s.proc.pid)))
       const t0 = performance.now()
       await Bun.sleep(opts.window * 1000)
-      const after = await Promise.all(servers.map((s) => cpuOf(s.proc.pid)))
+      const after = await Promise.all(servers.map((s) => cpuTicks(s.proc.pid)))
       const beats = ((opts.rate / 2) * (performance.now() - t0)) / 1000
       const cells = servers.map((s, i) => {
-        const total = ((after[i]?.total ?? 0) - (before[i]?.total ?? 0)) / beats
-        const system = ((after[i]?.system ?? 0) - (before[i]?.system ?? 0)) / beats
+        const total = (((after[i]?.total ?? 0) - (before[i]?.total ?? 0)) * 1e6) / beats
+        const system = (((after[i]?.kernel ?? 0) - (before[i]?.kernel ?? 0)) * 1e6) / beats
         perBeat[i as 0 | 1].push(total)
         return `${s.name} ${total.toFixed(1)} µs (kernel ${system.toFixed(1)})`
       })
