@@ -150,6 +150,16 @@ describe("the agent's join token", () => {
     expect(await a.stop()).toContain("--delete-join-token-file: needs --join-token-file PATH")
   })
 
+  test("a mistyped flag stops the agent at start, naming the flag it is nearest to", () => {
+    // citty alone would drop `--hartbeat 3`, and the agent would heartbeat at the default interval.
+    const r = Bun.spawnSync([process.execPath, AGENT_MAIN, "--node-id", "x", "--hartbeat", "3"], {
+      stdout: "pipe",
+      stderr: "pipe",
+    })
+    expect(r.exitCode).toBe(1)
+    expect(r.stderr.toString()).toContain("unknown option --hartbeat (did you mean --heartbeat?) for chimera-agent")
+  })
+
   test("agent --help offers the file, stdin and the environment before the command line", async () => {
     const help = Bun.spawnSync([process.execPath, AGENT_MAIN, "--help"], { stdout: "pipe", stderr: "pipe" })
     const text = help.stdout.toString() + help.stderr.toString()
@@ -157,6 +167,7 @@ describe("the agent's join token", () => {
     expect(at("--join-token-file")).toBeGreaterThan(0)
     expect(at("--join-token=")).toBeGreaterThan(at("--join-token-file"))
     expect(text).toContain("CHIMERA_JOIN_TOKEN")
+    expect(text).toContain("USAGE chimera-agent [OPTIONS]")
     expect(text).toMatch(/--join-token=\S+\s+.*every local user can read it with ps/)
     // Read through a pipe, as a journal or `| less` would: plain text, no escape codes.
     expect(text).not.toContain("\u001b[")

@@ -11,6 +11,7 @@ import { rmSync } from "node:fs"
 import { hostname } from "node:os"
 import { join } from "node:path"
 import { defineCommand, renderUsage, runMain } from "citty"
+import { unknownFlags, unknownFlagsMessage } from "../protocol/cli-flags.ts"
 import { createLogger, displayUrl, setLogLevel } from "../protocol/log.ts"
 import { useColor } from "../protocol/terminal-text.ts"
 import { UNCONFIRMED_DEPLOY_MARKER } from "../protocol/unconfirmed-deploy.ts"
@@ -206,7 +207,7 @@ function forgetJoinTokenFile(path: string) {
 }
 
 export const agentCommand = defineCommand({
-  meta: { name: "agent", version: VERSION, description: "Start the node agent daemon" },
+  meta: { name: "chimera-agent", version: VERSION, description: "Start the node agent daemon" },
   args: agentArgs,
   async run({ args, rawArgs }) {
     // Listen before starting: a SIGTERM right after "started" is logged must still be a clean stop.
@@ -216,6 +217,8 @@ export const agentCommand = defineCommand({
     })
     let agent: AgentHandle
     try {
+      const unknown = unknownFlags(agentArgs, rawArgs)
+      if (unknown.length > 0) throw new AgentOptionsError(unknownFlagsMessage("chimera-agent", agentArgs, unknown))
       const options = await parseAgentOptions(gatherControlUrls(args, rawArgs))
       // Read once; the programs the agent runs (relayed commands, activations) inherit its environment.
       delete process.env.CHIMERA_JOIN_TOKEN

@@ -17,3 +17,34 @@ test("an unknown command or subcommand is named plainly, with no escape codes, c
     expect(r.stderr).not.toContain("\x1b")
   }
 }, 60_000)
+
+test("a flag the command does not define is refused before anything runs, with the nearest flag named", async () => {
+  const env = { NO_COLOR: "1" }
+  // `--dryrun` for `--dry-run`: citty alone would drop it and deploy for real.
+  const deploy = await run(
+    [process.execPath, MAIN, "deploy", "--targets", "root@127.0.0.1", "--config", "/x.nix", "--dryrun"],
+    { env },
+  )
+  expect(deploy.code).toBe(1)
+  expect(deploy.stdout).toBe("")
+  expect(deploy.stderr).toContain(
+    "unknown option --dryrun (did you mean --dry-run?) for chimera deploy; see chimera deploy --help",
+  )
+  const list = await run([process.execPath, MAIN, "nodes", "list", "--jsn"], { env })
+  expect({ code: list.code, stderr: list.stderr.trim() }).toEqual({
+    code: 1,
+    stderr: "error unknown option --jsn (did you mean --json?) for chimera nodes list; see chimera nodes list --help",
+  })
+  // Before the command's name a flag is the parent's, which citty would drop as well.
+  const early = await run([process.execPath, MAIN, "--json", "nodes", "list"], { env })
+  expect(early.code).toBe(1)
+  expect(early.stderr).toContain(
+    "unknown option --json for chimera; see chimera --help (a command's options go after its name)",
+  )
+  // A boolean's negation and a flag's `=value` are the command's own; so is all after `--`.
+  const negated = await run([process.execPath, MAIN, "deploy", "--no-dry-run", "--targets=x", "--config", "/x.nix"], {
+    env,
+  })
+  expect(negated.stderr).not.toContain("unknown option")
+  expect(negated.stderr).toContain("no Nix config at /x.nix")
+}, 60_000)

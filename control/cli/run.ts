@@ -2,12 +2,66 @@
 // one line on stderr and exit 1 (`--debug` adds the stack). Usage mistakes also show the usage.
 import { stripVTControlCharacters } from "node:util"
 import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty"
+import { firstWord, unknownFlags, unknownFlagsMessage } from "../../protocol/cli-flags.ts"
 import { setLogLevel } from "../../protocol/log.ts"
 import { useColor } from "../../protocol/terminal-text.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import { CliError } from "./errors.ts"
 import { flagLogLevel, globals, takeGlobalFlags } from "./globals.ts"
 import { color, warn } from "./output.ts"
+
+type Resolvable<T> = T | Promise<T> | (() => T | Promise<T>)
+const resolved = async <T>(v: Resolvable<T> | undefined): Promise<T | undefined> =>
+  typeof v === "function" ? await (v as () => T | Promise<T>)() : await v
+
+/**
+ * Refuses a flag the command it is given to does not define (protocol/cli-flags.ts): citty would
+ * drop it silently, and `chimera deploy --dryrun` would deploy. Flags before a subcommand's name are
+ * the parent's, as citty reads them.
+ */
+async function refuseUnknownFlags(main: CommandDef, argv: string[]): Promise<void> {
+  let cmd: CommandDef | undefined = main
+  let raw = argv
+  const path = [(await resolved(main.meta))?.name ?? "chimera"]
+  while (cmd) {
+    const args: ArgsDef = (await resolved(cmd.args)) ?? {}
+    const subs: Record<string, Resolvable<CommandDef>> | undefined = await resolved(cmd.subCommands)
+    let own = raw
+    let next: CommandDef | undefined
+    const at = subs && Object.keys(subs).length > 0 ? firstWord(raw, args) : -1
+    if (subs && at !== -1) {
+      const name = raw[at] ?? ""
+      next = await _subCommand(subs, name)
+      if (!next) return // citty answers "Unknown command"
+      own = raw.slice(0, at)
+      raw = raw.slice(at + 1)
+      path.push(name)
+    } else if (subs && cmd.default !== undefined) {
+      // No subcommand named: citty runs the default one with every flag (`chimera sessions --json`).
+      const name = String(await resolved(cmd.default))
+      cmd = await _subCommand(subs, name)
+      path.push(name)
+      continue
+    }
+    const unknown = unknownFlags(args, own)
+    if (unknown.length > 0) {
+      if (!next) throw new CliError(unknownFlagsMessage(path.join(" "), args, unknown))
+      const where = path.slice(0, -1).join(" ")
+      throw new CliError(`${unknownFlagsMessage(where, args, unknown)} (a command's options go after its name)`)
+    }
+    cmd = next
+  }
+}
+
+async function _subCommand(subs: Record<string, Resolvable<CommandDef>>, name: string) {
+  if (name in subs) return resolved(subs[name])
+  for (const sub of Object.values(subs)) {
+    const def = await resolved(sub)
+    const alias = (await resolved(def?.meta))?.alias
+    if (alias !== undefined && [alias].flat().includes(name)) return def
+  }
+  return undefined
+}
 
 async function usageFor(main: CommandDef, argv: string[]): Promise<string> {
   let cmd = main
@@ -57,6 +111,7 @@ export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv:
       process.stdout.write(`${meta?.version ?? ""}\n`)
       return
     }
+    await refuseUnknownFlags(main, argv)
     await runCommand(command, { rawArgs: argv })
   } catch (error) {
     // citty's own usage errors (a missing argument, an unknown command) are named CLIError.

@@ -1,0 +1,66 @@
+import { describe, expect, test } from "bun:test"
+import type { ArgsDef } from "citty"
+import { firstWord, nearestFlag, unknownFlags, unknownFlagsMessage } from "./cli-flags.ts"
+
+const ARGS = {
+  "dry-run": { type: "boolean" },
+  targets: { type: "string", alias: ["t"] },
+  healthCmd: { type: "string" },
+  level: { type: "enum", options: ["a", "b"] },
+  verbose: { type: "boolean", alias: "v" },
+  file: { type: "positional", required: false },
+} satisfies ArgsDef
+
+describe("unknownFlags", () => {
+  test("known by key, kebab-case, camelCase, alias, --no- for booleans, and =value", () => {
+    const given = [
+      "--dry-run",
+      "--dryRun",
+      "--no-dry-run",
+      "-t",
+      "x",
+      "--health-cmd",
+      "y",
+      "--healthCmd=z",
+      "--level",
+      "a",
+      "-v",
+      "f",
+    ]
+    expect(unknownFlags(ARGS, given)).toEqual([])
+  })
+
+  test("names each unknown flag, long and short, as written", () => {
+    expect(unknownFlags(ARGS, ["--dryrun", "-x", "--no-targets", "--bogus=1"])).toEqual([
+      "--dryrun",
+      "-x",
+      "--no-targets",
+      "--bogus",
+    ])
+  })
+
+  test("a flag's value is not read as a flag, nor is anything after --", () => {
+    expect(unknownFlags(ARGS, ["--targets", "--weird", "-t", "-y"])).toEqual([])
+    expect(unknownFlags(ARGS, ["--", "ls", "--weird"])).toEqual([])
+    expect(unknownFlags(ARGS, ["-", "-5", "word"])).toEqual([])
+  })
+
+  test("grouped short flags: a value-taking one ends the group or takes the next word", () => {
+    expect(unknownFlags(ARGS, ["-vt", "--x"])).toEqual([])
+    expect(unknownFlags(ARGS, ["-vtvalue", "-vq"])).toEqual(["-q"])
+  })
+
+  test("firstWord skips flags and their values to find a subcommand's name", () => {
+    expect(firstWord(["--targets", "x", "-v", "list", "--y"], ARGS)).toBe(3)
+    expect(firstWord(["--", "list"], ARGS)).toBe(-1)
+  })
+
+  test("the nearest flag within two edits is suggested, none further", () => {
+    expect(nearestFlag(ARGS, "--dryrun")).toBe("--dry-run")
+    expect(nearestFlag(ARGS, "--health-cm")).toBe("--health-cmd")
+    expect(nearestFlag(ARGS, "--completely-else")).toBeNull()
+    expect(unknownFlagsMessage("chimera deploy", ARGS, ["--dryrun", "-x"])).toBe(
+      "unknown options --dryrun (did you mean --dry-run?), -x for chimera deploy; see chimera deploy --help",
+    )
+  })
+})

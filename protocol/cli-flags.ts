@@ -1,0 +1,111 @@
+// Flags a command does not define are refused, in the CLI and the agent alike. citty parses with
+// `strict: false`, so `chimera deploy --dryrun` (for `--dry-run`) would otherwise run a real deploy and
+// `chimera-agent --hartbeat 3` would keep the default interval, both without a word.
+//
+// A flag is known by the names citty matches it by: the arg's key, its kebab-case and camelCase
+// spellings, each alias, and `--no-<name>` for a boolean. A flag that takes a value (string or enum)
+// takes the next word unless it carries `=value`; everything after `--` belongs to the command run.
+import type { ArgsDef } from "citty"
+
+type Kind = "boolean" | "value"
+
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
+const camel = (s: string) => s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase())
+
+/** Every name (without dashes) a command's flags answer to, with whether the flag takes a value. */
+export function flagNames(args: ArgsDef): Map<string, Kind> {
+  const names = new Map<string, Kind>()
+  for (const [key, def] of Object.entries(args)) {
+    if (def.type === "positional") continue
+    const kind: Kind = def.type === "boolean" ? "boolean" : "value"
+    const aliases = "alias" in def && def.alias !== undefined ? [def.alias].flat() : []
+    for (const name of [key, kebab(key), camel(key), ...aliases]) names.set(name, kind)
+  }
+  return names
+}
+
+/** The index of the first word that is not a flag or a flag's value (citty's subcommand), or -1. */
+export function firstWord(rawArgs: readonly string[], args: ArgsDef): number {
+  const names = flagNames(args)
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i] ?? ""
+    if (arg === "--") return -1
+    if (!arg.startsWith("-")) return i
+    if (!arg.includes("=") && names.get(arg.replace(/^-{1,2}/, "")) === "value") i++
+  }
+  return -1
+}
+
+/** The flags among `rawArgs` (up to `--`) that `args` does not define, as written (`--dryrun`, `-x`). */
+export function unknownFlags(args: ArgsDef, rawArgs: readonly string[]): string[] {
+  const names = flagNames(args)
+  const unknown: string[] = []
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i] ?? ""
+    if (arg === "--") break
+    // A word, stdin's `-`, or a negative number given as a value.
+    if (!arg.startsWith("-") || arg === "-" || /^-\d/.test(arg)) continue
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=")
+      const name = arg.slice(2, eq === -1 ? undefined : eq)
+      const kind = names.get(name)
+      if (kind === undefined) {
+        if (!(name.startsWith("no-") && names.get(name.slice(3)) === "boolean")) unknown.push(`--${name}`)
+      } else if (kind === "value" && eq === -1) i++
+      continue
+    }
+    // Short flags, possibly grouped (`-vx`); one that takes a value ends the group, or takes the next word.
+    for (let j = 1; j < arg.length; j++) {
+      const kind = names.get(arg[j] ?? "")
+      if (kind === undefined) {
+        unknown.push(`-${arg[j]}`)
+        break
+      }
+      if (kind === "value") {
+        if (j === arg.length - 1) i++
+        break
+      }
+    }
+  }
+  return unknown
+}
+
+/** The long flag of `args` nearest to `flag` (two edits at most), for "did you mean". */
+export function nearestFlag(args: ArgsDef, flag: string): string | null {
+  const given = flag.replace(/^-{1,2}/, "")
+  let best: string | null = null
+  let bestDistance = 3
+  for (const [name] of flagNames(args)) {
+    if (name.length < 2) continue
+    const d = distance(given, kebab(name))
+    if (d < bestDistance) {
+      best = kebab(name)
+      bestDistance = d
+    }
+  }
+  return best === null ? null : `--${best}`
+}
+
+/** One sentence naming the unknown flags of a command, with a suggestion where one is close. */
+export function unknownFlagsMessage(command: string, args: ArgsDef, unknown: string[]): string {
+  const named = unknown.map((flag) => {
+    const near = flag.startsWith("--") ? nearestFlag(args, flag) : null
+    return near ? `${flag} (did you mean ${near}?)` : flag
+  })
+  const what = unknown.length === 1 ? "unknown option" : "unknown options"
+  return `${what} ${named.join(", ")} for ${command}; see ${command} --help`
+}
+
+/** Levenshtein distance, for short flag names. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      next[j] = Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + cost)
+    }
+    row = next
+  }
+  return row[b.length] ?? 0
+}
