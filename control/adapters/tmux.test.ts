@@ -35,6 +35,22 @@ describe("tmux sessions", () => {
     expect(Date.now() - Date.parse(listed?.createdAt ?? "")).toBeLessThan(60_000)
   })
 
+  test("sessions are listed whole where the locale is not UTF-8 (LANG unset, as under env -i)", async () => {
+    await sessions.createSession("c-locale", { owner: { instance: "i-1", user: "ops" } })
+    // tmux then prints a tab, or any unprintable character, in its output as `_`. The locale is the
+    // tmux client's, so the listing runs in a process of its own with the environment env -i leaves.
+    const script = `const { createTmuxSessions } = await import(${JSON.stringify(join(import.meta.dir, "tmux.ts"))})
+      console.log(JSON.stringify(await createTmuxSessions({ socketName: ${JSON.stringify(socketName)} }).listSessions()))`
+    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", LC_ALL: "C" }
+    const child = Bun.spawnSync([process.execPath, "-e", script], { env, stdout: "pipe", stderr: "pipe" })
+    expect(child.stderr.toString()).toBe("")
+    const listed = (JSON.parse(child.stdout.toString()) as { id: string; createdAt: string }[]).find(
+      (s) => s.id === "c-locale",
+    )
+    expect(listed).toMatchObject({ id: "c-locale", windows: 1, owner: { instance: "i-1", user: "ops" } })
+    expect(Date.now() - Date.parse(listed?.createdAt ?? "")).toBeLessThan(60_000)
+  })
+
   test("runAndWait streams stdout and stderr and gives the command's real exit code", async () => {
     await sessions.createSession("exit-code")
     const result = await collect("exit-code", "echo out; echo err >&2; exit 3")

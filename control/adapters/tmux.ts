@@ -35,8 +35,17 @@ export type TmuxSessions = SessionPort & {
 
 const NO_SERVER = /no server running|error connecting to|server exited unexpectedly/
 // The owner is kept in user options of the session itself, so it survives the process that made it.
-const FORMAT =
-  "#{session_name}\t#{session_created}\t#{session_attached}\t#{session_windows}\t#{@chimera-instance}\t#{@chimera-user}"
+// Fields are split on `|`, which no session name, number, instance id or username holds: a tab, like
+// any unprintable character, comes out as `_` when the tmux client's locale is not UTF-8 (LANG unset).
+const SEPARATOR = "|"
+const FORMAT = [
+  "#{session_name}",
+  "#{session_created}",
+  "#{session_attached}",
+  "#{session_windows}",
+  "#{@chimera-instance}",
+  "#{@chimera-user}",
+].join(SEPARATOR)
 
 const passedEnv = () =>
   Object.fromEntries(
@@ -85,7 +94,8 @@ export function createTmuxSessions(opts: TmuxOptions = {}): TmuxSessions {
       .split("\n")
       .filter(Boolean)
       .flatMap((line) => {
-        const [name = "", created = "0", attached = "0", windows = "0", instance = "", user = ""] = line.split("\t")
+        const [name = "", created = "0", attached = "0", windows = "0", instance = "", user = ""] =
+          line.split(SEPARATOR)
         const id = SessionId.safeParse(name)
         if (!id.success) return []
         const createdAt = new Date(Number(created) * 1000).toISOString()
