@@ -150,7 +150,11 @@ describe("POST /api/run-command", () => {
 
   test("bad requests get a 4xx that says what to do", async () => {
     const cases: [Record<string, unknown>, number, string][] = [
-      [{ command: "ls", node: "elsewhere" }, 404, "[fleet.nodes]"],
+      [
+        { command: "ls", node: "elsewhere" },
+        404,
+        `node \\"elsewhere\\" not found: the command API reaches the nodes in [fleet.nodes]`,
+      ],
       [{ command: "ls" }, 422, "name the node"],
       [{ command: "ls", node: "cmd-1", host: "10.0.0.1" }, 422, "does not connect to free addresses"],
       [{ command: "ls", node: "cmd-1", password: "x" }, 422, "SSH password logins are not supported"],

@@ -90,6 +90,10 @@ async function show(rawId: unknown, json: boolean) {
     detail.timeline.map((t) => [t.at, t.step, t.message]),
   )
   say(`\n${color.bold("Deliveries")}\n`)
+  if (detail.deliveries.length === 0) {
+    say("none: no channel has been told of it (chimera notify test shows the configured ones)\n")
+    return
+  }
   printTable(
     ["CHANNEL", "STEP", "STATUS", "ATTEMPTS", "LAST ERROR"],
     detail.deliveries.map((d) => [d.channel, d.step, deliveryText(d), String(d.attempts), d.lastError ?? ""]),

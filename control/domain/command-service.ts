@@ -121,8 +121,9 @@ export function createCommandService(deps: { targets: CommandTargets | null; sto
     const target = targets.resolve(name)
     if (!target) {
       const known = targets.names()
-      throw notFound(
-        `node ${JSON.stringify(name)}: the command API reaches the nodes in [fleet.nodes] (${known.length ? known.join(", ") : "none configured"}); it`,
+      throw new ChimeraError(
+        "NOT_FOUND",
+        `node ${JSON.stringify(name)} not found: the command API reaches the nodes in [fleet.nodes] (${known.length ? known.join(", ") : "none configured"})`,
       )
     }
     return target

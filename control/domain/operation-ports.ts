@@ -102,6 +102,7 @@ export interface ExecResult {
   stderr: string
   /** Set when the command could not run at all (connection, host key, auth, timeout). */
   failure?: { kind: RemoteFailure; message: string }
+  /** Wall time of the target's command, connection included, in whole milliseconds. */
   ms: number
 }
 

@@ -64,7 +64,11 @@ export async function copyClosure(
   opts: CopyOptions & { connectTimeoutMs: number },
 ): Promise<ExecResult> {
   const t0 = performance.now()
-  const result = (r: Omit<ExecResult, "target" | "ms">): ExecResult => ({ target: t, ...r, ms: performance.now() - t0 })
+  const result = (r: Omit<ExecResult, "target" | "ms">): ExecResult => ({
+    target: t,
+    ...r,
+    ms: Math.round(performance.now() - t0),
+  })
   const bin = Bun.which("nix-copy-closure")
   if (!bin)
     return result({

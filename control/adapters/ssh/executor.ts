@@ -56,7 +56,7 @@ export function createSshExecutor(options: SshExecutorOptions = {}): SshExecutor
     const t0 = performance.now()
     const budget = opts.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const done = (r: Omit<ExecResult, "target" | "ms" | "ok">): ExecResult => {
-      const result = { target, ok: r.exitCode === 0 && !r.failure, ...r, ms: performance.now() - t0 }
+      const result = { target, ok: r.exitCode === 0 && !r.failure, ...r, ms: Math.round(performance.now() - t0) }
       if (r.failure) log.info("target failed", { target: targetKey(target), kind: r.failure.kind, ms: result.ms })
       return result
     }
