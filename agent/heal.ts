@@ -1,4 +1,4 @@
-// One heal, exactly as DESIGN.md fixes it: realise the closure if the store lacks it, point the system
+// One heal, always in this order: realise the closure if the store lacks it, point the system
 // profile at it (`nix-env -p <profile> --set`, skipped when the profile is already there), run its
 // `switch-to-configuration switch`, then read the links again. A switch that exits 0 but leaves the
 // links elsewhere is a failure too: what counts is what the node runs, not what a script said.

@@ -1,6 +1,6 @@
 // The NixPort of the agent: every effect on the node's system goes through this interface, so the
 // reconciler reads as the policy it is. The real implementation reads the three links with realpath,
-// asks the store whether a closure is present, and runs the commands DESIGN.md fixes for a heal:
+// asks the store whether a closure is present, and runs the three commands of a heal, no others:
 // `nix-store --realise`, `nix-env -p <profile> --set <closure>`, `<closure>/bin/switch-to-configuration
 // switch`. Under systemd the switch runs in a transient unit (systemd-run), because activation may
 // restart chimera-agent.service itself and must not die with it. Both the profile change and the switch

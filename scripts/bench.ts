@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
-// Chimera's benchmarks: the numbers DESIGN.md aims at, measured on real parts, with medians and
-// ratios against a peer measured in the same run.
+// Chimera's benchmarks: its performance targets (drift to heal, heartbeat ingest, relay, dashboard, …),
+// measured on real parts, with medians and ratios against a peer measured in the same run.
 //
 // usage: bun scripts/bench.ts [--drifts N] [--ssh-rounds N] [--only ssh] [--write]
 //   --drifts N      drifts per scenario (default 50)
@@ -37,7 +37,7 @@
 //                   heading, scripts/bench/benchmarks-file.ts); sections this run did not measure stay
 //
 // What it measures:
-//   drift to heal  A test node (its own /run and system profile, DESIGN.md) runs the compiled agent,
+//   drift to heal  A test node (its own /run and system profile) runs the compiled agent,
 //                  enrolled in a control plane, with generation 1 desired. The script makes it drift
 //                  (runtime drift: /run/current-system swapped atomically, as `switch-to-configuration
 //                  test` would; and a full manual switch: `nix-env --set` + `switch-to-configuration

@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
-// Compiles Chimera's two programs into single self-contained executables (DESIGN.md contracts):
+// Compiles Chimera's two programs into single self-contained executables, at the fixed paths that
+// nix/package.nix, the README and the tests rely on:
 //
 //   bun scripts/build.ts [--target bun-linux-x64|bun-linux-arm64|…] [--outdir dist]
 //   bun run build

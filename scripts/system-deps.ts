@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
-// Installs the system tools Chimera's test suite runs for real (DESIGN.md, "Testing with real parts").
+// Installs the system tools Chimera's test suite runs for real: it mocks nothing that can run here
+// (Nix, tmux, sshd, PostgreSQL, Chromium, an SMTP server, …).
 //
 //   bun scripts/system-deps.ts           check; as root on Debian, apt-get install what is missing
 //   bun scripts/system-deps.ts --check   only report; exit 1 if anything is missing

@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
-// A fleet of test nodes for trying Chimera by hand, for demos and for benchmarks (DESIGN.md, "Testing
-// with real parts"): each node is a private mount namespace with its own /run, system profile and
+// A fleet of test nodes for trying Chimera by hand, for demos and for benchmarks, the very nodes the
+// tests use: each node is a private mount namespace with its own /run, system profile and
 // /var/lib/chimera-agent, and Debian's sshd on its own loopback address (127.0.0.11, .12, … whichever
 // are free), port 22. By default every node boots a small test system (nix/test-system.nix, no nixpkgs),
 // and two configurations to deploy are written beside the inventory.

@@ -1,4 +1,4 @@
-// The one risk rule every door that runs a shell command on nodes applies (DESIGN.md, "one safe door"):
+// The one risk rule every door that runs a shell command on nodes applies, for humans and AI alike:
 // the command registry assesses the line, and the caller's role needs `commands:run` for low and
 // medium risk, `commands:run-high` for high. The SSH command API and the agent relay both call it.
 import { can, leastRoleFor, type Role } from "./auth/roles.ts"

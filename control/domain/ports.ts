@@ -145,7 +145,7 @@ export interface CommandResultRecord {
   ackedAt: string
 }
 
-/** Publish/subscribe for events already stored (DESIGN: EventBusPort). */
+/** Publish/subscribe for events already stored: a subscriber never sees an event the store lacks. */
 export interface EventBusPort {
   publish(events: FleetEvent[]): void
   subscribe(handler: (event: FleetEvent) => void): () => void

@@ -1,5 +1,5 @@
-// Commands relayed through the node agents (DESIGN.md: "Agents … run the commands the control plane
-// relays"): no SSH, no inventory of addresses, only enrolled nodes and the long poll each agent holds.
+// Commands relayed through the node agents, which run them on their own nodes and ack each result back:
+// no SSH, no inventory of addresses, only enrolled nodes and the long poll each agent holds.
 // `relay` queues one `run` command per node in one transaction, wakes those nodes' long polls, and
 // waits, event-driven, for every acknowledgement (the ack path calls back into this process through
 // fleet.onAck) or the timeout, then answers per node. Nodes the heartbeats say are gone (unreachable,

@@ -1,4 +1,4 @@
-// The web dashboard with 1,000 nodes (DESIGN.md: first render under 500 ms, an event on screen under
+// The web dashboard with 1,000 nodes (targets: first render under 500 ms, an event on screen under
 // 200 ms after it happens). `chimera web` runs as a child process pinned to core 0 with 1,000 nodes
 // enrolled through the real API, each with a desired closure and a heartbeat (a few drifted, a few
 // failing to heal, so the list has trouble to sort first); no real agents. Real Chromium (headless,

@@ -1,4 +1,4 @@
-// Heartbeat ingest (DESIGN.md: 10,000 heartbeats/s sustained from 20,000 simulated agents, p99 under
+// Heartbeat ingest (target: 10,000 heartbeats/s sustained from 20,000 simulated agents, p99 under
 // 50 ms, on this 2-core machine). A real control plane (`chimera web`, its own data dir, SQLite by
 // default or PostgreSQL) runs as a child process pinned to core 0; N agents are enrolled through the
 // real API (a join token each, then POST /api/agent/enroll); then a load generator pinned to core 1

@@ -1,4 +1,4 @@
-// A command relayed through agents to 1,000 nodes and every result back (DESIGN.md: under 1 s). A real
+// A command relayed through agents to 1,000 nodes and every result back (target: under 1 s). A real
 // control plane (`chimera web`, its own data dir, SQLite) runs as a child process pinned to core 0;
 // N nodes are enrolled through the real API (a join token each, then POST /api/agent/enroll); then
 // scripts/bench/relay-load.ts, pinned to core 1, plays their agents: each holds the real long poll with

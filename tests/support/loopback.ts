@@ -1,4 +1,4 @@
-// Loopback addresses for test nodes. Each node's sshd listens on its own 127.0.0.x:22 (DESIGN.md), and
+// Loopback addresses for test nodes. Each node's sshd listens on its own 127.0.0.x:22, and
 // several test runs may share this machine at once, so an address is taken only when it is free twice
 // over: nobody holds its claim and nobody listens on its port 22. The claim is a TCP listener on the
 // address's port 1 held by this process: the kernel makes it exclusive and drops it when the process

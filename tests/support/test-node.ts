@@ -1,6 +1,6 @@
-// A test node (DESIGN.md, "Testing with real parts"): a private mount namespace with its own tmpfs on
-// /run and its own directories bind-mounted over /nix/var/nix/profiles and /var/lib/chimera-agent,
-// sharing the host's /nix/store.
+// A test node, so tests run real Nix and the real agent rather than mocks: a private mount namespace
+// with its own tmpfs on /run and its own directories bind-mounted over /nix/var/nix/profiles and
+// /var/lib/chimera-agent, sharing the host's /nix/store.
 // Inside it the NixOS default paths (/nix/var/nix/profiles/system, /run/current-system,
 // /run/booted-system) belong to this node alone, so the agent and the deploy code run with their real
 // defaults. A holder process (`sleep`) keeps the namespace alive; everything else enters it with nsenter.

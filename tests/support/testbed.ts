@@ -1,4 +1,4 @@
-// A fleet of test nodes reachable over real SSH (DESIGN.md, "Testing with real parts"): N test nodes,
+// A fleet of test nodes reachable over real SSH, with no mock of sshd or of the nodes: N test nodes,
 // each with Debian's sshd running inside its mount namespace on its own loopback address, port 22, with
 // its own host key; one client key pair for root, an authorized_keys file and a known_hosts file that
 // belong to the testbed alone. Tests use it with `await using`; `scripts/testbed.ts up` starts the same

@@ -5,7 +5,7 @@
 // a run). Here a worker thread with its own connection runs a PASSIVE checkpoint every `everyMs`
 // instead: it takes no lock a writer or reader waits for, so the event loop never stops for it. The
 // handles' own autocheckpoint stays set, far above what the worker leaves in the WAL, as the safety
-// net should the worker stop or fall behind (a fleet much larger than DESIGN.md's 20,000 nodes).
+// net should the worker stop or fall behind (a fleet far beyond the 20,000 nodes Chimera targets).
 //
 // The worker is a Blob URL, not a file: `bun build --compile` bundles no worker file it is not told of,
 // and the compiled CLI runs `chimera web` too.
