@@ -3,11 +3,14 @@
 // its progress is on the event stream and GET /api/deployments/:id. Building a Nix file runs its
 // builder on the control-plane host, as the control plane's user, where the admin token and signing
 // key live: only an admin may name a `config_path`; an operator deploys a closure already built.
+// A health check runs on every target as root, or dials from this host: its command meets the same
+// risk rule as any command run on nodes, and its URL may dial the target only (`{host}`).
 import { type Context, Hono } from "hono"
 import { z } from "zod"
 import type { Audit } from "../domain/auth/audit.ts"
 import { can } from "../domain/auth/roles.ts"
-import { forbidden } from "../domain/errors.ts"
+import { checkCommandRisk } from "../domain/command-risk.ts"
+import { forbidden, invalid } from "../domain/errors.ts"
 import type { HealthCheck } from "../domain/health-check.ts"
 import {
   CongruenceRequestBody,
@@ -32,6 +35,20 @@ function mayBuild(principal: ApiEnv["Variables"]["principal"], configPath: strin
     throw forbidden(
       "building a Nix file runs code on the control-plane host: config_path needs the admin role; deploy a built closure (closure) instead",
     )
+}
+
+/**
+ * Health checks the caller may have run (see the module comment): each command as if sent to
+ * POST /api/run-command, and URLs that dial the target itself, never an address the caller names.
+ */
+function mayCheck(principal: ApiEnv["Variables"]["principal"], commands: string[], urls: string[]) {
+  const { role } = userOf(principal)
+  for (const command of commands) checkCommandRisk(role, command)
+  for (const url of urls)
+    if (new URL(url).hostname !== "{host}")
+      throw invalid(
+        `health_url ${JSON.stringify(url)}: through the API a health check dials the target itself, so its host must be {host} (e.g. http://{host}:8080/health)`,
+      )
 }
 
 const actorOf = (principal: ApiEnv["Variables"]["principal"]) => {
@@ -63,6 +80,7 @@ export const deploymentRoutes = (ops: FleetOperations, audit: Audit) => {
     .post("/api/deployments", jsonBody(DeployRequestBody), async (c) => {
       const b = c.req.valid("json")
       mayBuild(c.get("principal"), b.config_path)
+      mayCheck(c.get("principal"), b.health_cmd, b.health_url)
       const healthChecks: HealthCheck[] = [
         ...b.health_cmd.map((command) => ({ kind: "command" as const, command })),
         ...b.health_url.map((url) => ({ kind: "http" as const, url })),
@@ -82,7 +100,12 @@ export const deploymentRoutes = (ops: FleetOperations, audit: Audit) => {
         },
         actorOf(c.get("principal")),
       )
-      c.set("auditOutcome", { deployment: started.id })
+      // The row's body summary names a list only by its length; what runs on the nodes is kept whole.
+      c.set("auditOutcome", {
+        deployment: started.id,
+        ...(b.health_cmd.length > 0 ? { health_cmd: b.health_cmd } : {}),
+        ...(b.health_url.length > 0 ? { health_url: b.health_url } : {}),
+      })
       return c.json({ id: started.id, status: "running" as const }, 202)
     })
     .post("/api/deployments/records", jsonBody(DeploymentRecordBody), async (c) => {
