@@ -110,6 +110,31 @@ describe("refused requests and the audit log", () => {
     expect(row?.detail).toMatchObject({ name: "ci", role: "viewer", "…": "24 more fields" })
   })
 
+  test("a body padded past the summary's size, or sent chunked, still has its command in the row", async () => {
+    await using cp = await startInProcess()
+    const json = JSON.stringify({ command: "echo audit-evasion-marker", nodes: ["n1"], timeout: 5 })
+    const headers = { authorization: `Bearer ${cp.adminToken}`, "content-type": "application/json" }
+    const padded = await fetch(`${cp.url}/api/fleet/run`, { method: "POST", headers, body: json + " ".repeat(17_000) })
+    const chunks = new TextEncoder().encode(json)
+    const chunked = await fetch(`${cp.url}/api/fleet/run`, {
+      method: "POST",
+      headers,
+      body: new ReadableStream({
+        start(controller) {
+          controller.enqueue(chunks.slice(0, 10))
+          controller.enqueue(chunks.slice(10))
+          controller.close()
+        },
+      }),
+    })
+    // Whatever came of the relay (here: no such node), each request's row was written before it ran.
+    expect([padded.status, chunked.status].every((s) => s < 500)).toBe(true)
+    const rows = (await auditEntries(cp, `&action=${encodeURIComponent("POST /api/fleet/run")}`)) as (Entry & {
+      command: string | null
+    })[]
+    expect(rows.map((r) => r.command)).toEqual(["echo audit-evasion-marker", "echo audit-evasion-marker"])
+  })
+
   test("the flood's summary names the usernames a login flood tried, shaped ones only", async () => {
     const clock = manualClock(Date.parse("2025-03-01T10:00:00Z"))
     await using cp = await startInProcess({ clock })

@@ -20,7 +20,7 @@ import type { Refusals } from "./refusals.ts"
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"])
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
-/** Bodies above this are not read for their summary; an audit row records intent, not payloads. */
+/** A row written after its request (none should be) summarises a body up to this size, no larger. */
 const MAX_READ_BODY = 16 * 1024
 /** A refused request's body is read only for a typed username or node id: a flood's pads are skipped. */
 const MAX_READ_REFUSED = 2 * 1024
@@ -46,9 +46,17 @@ export function sourceOf(c: Context<ApiEnv>): string | null {
   return address
 }
 
-async function bodyOf(c: Context, maxBytes: number): Promise<Record<string, unknown> | null> {
-  const length = Number(c.req.header("content-length") ?? Number.NaN)
-  if (!(length > 0) || length > maxBytes) return null
+/**
+ * The body as JSON when it is an object. `maxBytes` bounds what is read for a refused request, which
+ * needs a Content-Length; a request about to act (`whole`) is read however it is framed, padded or
+ * chunked, within the route's body limit (body-limits.ts, before the guard), so that no body can keep
+ * its command out of the row.
+ */
+async function bodyOf(c: Context, maxBytes: number | "whole"): Promise<Record<string, unknown> | null> {
+  if (maxBytes !== "whole") {
+    const length = Number(c.req.header("content-length") ?? Number.NaN)
+    if (!(length > 0) || length > maxBytes) return null
+  }
   try {
     const body: unknown = await c.req.json()
     return body !== null && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : null
@@ -130,7 +138,7 @@ type Trail = { audit: Audit; refusals: Refusals; ticket?: AuditTicket; body?: Re
 const TRAIL = new WeakMap<Context, Trail>()
 
 /** The request's body summary, its actor as shown, and any username typed into it. */
-async function described(c: Context<ApiEnv>, trail: Trail, maxBytes = MAX_READ_BODY) {
+async function described(c: Context<ApiEnv>, trail: Trail, maxBytes: number | "whole" = MAX_READ_BODY) {
   trail.body ??= await bodyOf(c, maxBytes)
   const raw = trail.body
   // Only a name shaped like a username is kept: a password typed into that field must not reach the
@@ -163,7 +171,7 @@ export async function auditBeforeAction(c: Context<ApiEnv>): Promise<void> {
   const trail = TRAIL.get(c)
   const route = c.get("route")
   if (!trail || trail.ticket || !MUTATING.has(c.req.method) || !route?.rule || route.rule.audit === false) return
-  const { body, row } = await described(c, trail)
+  const { body, row } = await described(c, trail, "whole")
   const via = viaOf(c)
   trail.ticket = await trail.audit.begin({
     ...row,
