@@ -241,6 +241,19 @@ describe("MCP over Streamable HTTP", () => {
     expect((await post({ authorization: `Bearer ${viewer}`, origin: "http://evil.example" })).status).toBe(403)
   })
 
+  test("reading a node that does not exist is the client's error, never an internal one", async () => {
+    const client = await httpClient(viewer)
+    const codeOf = (uri: string) =>
+      client.readResource({ uri }).then(
+        () => "read",
+        (error: { code?: number }) => error.code,
+      )
+    expect(await codeOf("node://no-such-node")).toBe(-32002) // the specification's "Resource not found"
+    const odd = await codeOf("node://..%2F..")
+    expect([-32002, -32602]).toContain(odd as number)
+    await client.close()
+  })
+
   test("a client hears that the resource list changed when a node enrols", async () => {
     const client = await httpClient(viewer)
     let changed = 0

@@ -4,13 +4,13 @@
 // command, or a deploy or rollback on more than a few nodes, asks the human first through MCP
 // elicitation; a client that cannot ask gets a refusal that says where to run it instead.
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js"
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
+import { type CallToolResult, ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js"
 import { createLogger } from "../../protocol/log.ts"
 import type { Permission } from "../domain/auth/roles.ts"
 import { assessCommand } from "../domain/command-assessment.ts"
 import { OPERATIONS, type Operation } from "../ops/catalogue.ts"
 import { shapeAnswer } from "./answers.ts"
-import { type ApiCaller, errorText } from "./api-caller.ts"
+import { type ApiAnswer, type ApiCaller, errorText } from "./api-caller.ts"
 
 const log = createLogger("mcp")
 
@@ -24,6 +24,20 @@ export interface McpIdentity {
 }
 
 const json = (value: unknown) => JSON.stringify(value, null, 2)
+
+/** MCP's code for a resource that does not exist (the specification's "Resource not found"). */
+const RESOURCE_NOT_FOUND = -32002
+
+/**
+ * A resource read the API refused, as the client's error rather than the server's: a node that does
+ * not exist is "resource not found", any other refusal (a malformed id) invalid params; only an API
+ * failure is an internal error.
+ */
+function resourceError(answer: ApiAnswer): McpError {
+  const code =
+    answer.status === 404 ? RESOURCE_NOT_FOUND : answer.status < 500 ? ErrorCode.InvalidParams : ErrorCode.InternalError
+  return new McpError(code, errorText(answer))
+}
 
 function toolResult(answer: Record<string, unknown>, isError = false): CallToolResult {
   return { content: [{ type: "text", text: json(answer) }], structuredContent: answer, ...(isError ? { isError } : {}) }
@@ -106,7 +120,7 @@ export function createMcpServer(api: ApiCaller, who: McpIdentity): McpServer {
     { title: "Fleet health", description: "Every enrolled node's status and closures", mimeType: "application/json" },
     async (uri) => {
       const answer = await api({ method: "GET", path: "/api/nodes" })
-      if (answer.status !== 200) throw new Error(errorText(answer))
+      if (answer.status !== 200) throw resourceError(answer)
       const nodes = (answer.body as { nodes: Record<string, unknown>[] }).nodes
       const health = {
         nodes: nodes.map((n) => ({
@@ -143,7 +157,7 @@ export function createMcpServer(api: ApiCaller, who: McpIdentity): McpServer {
     { title: "A node", description: "One enrolled node in full", mimeType: "application/json" },
     async (uri, vars) => {
       const answer = await api({ method: "GET", path: `/api/nodes/${encodeURIComponent(String(vars.id))}` })
-      if (answer.status !== 200) throw new Error(errorText(answer))
+      if (answer.status !== 200) throw resourceError(answer)
       return { contents: [{ uri: uri.href, mimeType: "application/json", text: json(answer.body) }] }
     },
   )
@@ -162,7 +176,7 @@ export function createMcpServer(api: ApiCaller, who: McpIdentity): McpServer {
         path: `/api/deployments/${encodeURIComponent(String(vars.session_id))}`,
       })
       const body = answer.status === 200 ? answer.body : answer.status === 404 ? { status: "unknown" } : null
-      if (body === null) throw new Error(errorText(answer))
+      if (body === null) throw resourceError(answer)
       return { contents: [{ uri: uri.href, mimeType: "application/json", text: json(body) }] }
     },
   )
