@@ -9,6 +9,7 @@ import { createLogger } from "../../protocol/log.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import type { FleetEvent } from "../domain/events.ts"
 import type { EventBusPort } from "../domain/ports.ts"
+import { redactedJsonText } from "./redact-answers.ts"
 
 const log = createLogger("event-streams")
 
@@ -39,9 +40,13 @@ export interface Frame {
 
 const encoder = new TextEncoder()
 
-/** One event as an SSE frame. JSON.stringify escapes every newline, so `data` is a single line. */
+/**
+ * One event as an SSE frame. JSON.stringify escapes every newline, so `data` is a single line. Its
+ * secret-looking strings are redacted as in GET /api/events: a node's failed heal can quote a
+ * password or a token from its output, and every stream (live or replayed) is made here.
+ */
 export const encodeFrame = (e: FleetEvent): Uint8Array =>
-  encoder.encode(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`)
+  encoder.encode(`id: ${e.id}\nevent: ${e.type}\ndata: ${redactedJsonText(e)}\n\n`)
 
 export interface Subscription {
   /** The oldest frames held for the client, up to `maxBytes` (at least one); the rest stay held. */

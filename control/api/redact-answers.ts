@@ -29,8 +29,14 @@ export const redactAnswers: MiddlewareHandler<ApiEnv> = async (c, next) => {
  * is scanned once as it is made instead of read back from the answer.
  */
 export function redactedJson(c: Context, value: unknown): Response {
+  return c.body(redactedJsonText(value), 200, { "Content-Type": "application/json" })
+}
+
+/**
+ * `value` serialized with the same net: what a streamed frame carries (the event stream's `data`),
+ * which no middleware sees once the stream's headers are sent.
+ */
+export function redactedJsonText(value: unknown): string {
   const text = JSON.stringify(value)
-  return c.body(looksSecret(text) ? JSON.stringify(redactStrings(value)) : text, 200, {
-    "Content-Type": "application/json",
-  })
+  return looksSecret(text) ? JSON.stringify(redactStrings(value)) : text
 }
