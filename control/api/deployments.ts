@@ -110,7 +110,7 @@ export const deploymentRoutes = (ops: FleetOperations, audit: Audit) => {
     })
     .post("/api/deployments/records", jsonBody(DeploymentRecordBody), async (c) => {
       const record = c.req.valid("json")
-      await ops.record(record)
+      await ops.record(record, userOf(c.get("principal")).subject)
       await recordEntries(c, record.kind, deploymentEntries(record))
       c.set("auditOutcome", {
         deployment: record.id,

@@ -12,7 +12,7 @@ import type { DeploymentStore } from "../adapters/store/deployment-store.ts"
 import type { CommandTargets } from "../domain/command-service.ts"
 import { checkCongruence } from "../domain/congruence.ts"
 import { type DeploymentRecord, type DeployOptions, deploy, deploymentId, deploymentStatus } from "../domain/deploy.ts"
-import { ChimeraError, invalid, notFound } from "../domain/errors.ts"
+import { ChimeraError, conflict, invalid, notFound } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { HealthCheck } from "../domain/health-check.ts"
 import { mapLimit } from "../domain/map-limit.ts"
@@ -327,9 +327,20 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       return { expected, targets: rows }
     },
 
-    /** Keeps a deployment another process ran (the CLI, with an operator's own keys) and publishes what it confirmed. */
-    async record(record: DeploymentRecord) {
-      await deployments.save(record)
+    /**
+     * Keeps a deployment another process ran (the CLI, with an operator's own keys) and publishes what
+     * it confirmed. `by` is the reporting principal's subject: only it may write that id again.
+     */
+    async record(record: DeploymentRecord, by: string) {
+      const refused = await deployments.record(record, by)
+      if (refused === "control-plane")
+        throw conflict(
+          `deployment ${record.id} was run by the control plane, and its record is the control plane's own: report your deployment under a new id`,
+        )
+      if (refused === "another-principal")
+        throw conflict(
+          `deployment ${record.id} was recorded by another user or API token: only whoever first recorded an id may record it again; report your deployment under a new id`,
+        )
       await fleet.note("deployment.finished", null, {
         id: record.id,
         status: record.status,

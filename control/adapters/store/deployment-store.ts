@@ -3,11 +3,23 @@
 // plane (CHIMERA_DB), which SQLite in WAL mode and PostgreSQL both allow from several processes.
 // A record is saved when its deploy ends; until then a deploy another replica runs is known here only
 // by its events (`deployment.started`, `.progress`), which `runningElsewhere` reads.
+// Records are written two ways. The control plane saves the deploys it ran (and a CLI without a
+// control plane its own): those are `save`d, and `recorded_by` stays null. A caller reports what it
+// ran elsewhere through `record`, under its principal; ids are visible to every viewer, so such an id
+// may be written again only by the principal that first wrote it, and never over a deploy the control
+// plane ran (a null `recorded_by`, or a `deployment.started` event for the id, for one that has no
+// record yet or ended without one).
 import type { SQL } from "bun"
 import type { DeploymentRecord } from "../../domain/deploy.ts"
 
+/** Why `record` refused: the id is a deploy the control plane ran, or another principal's record. */
+export type RecordRefusal = "control-plane" | "another-principal"
+
 export interface DeploymentStore {
+  /** The control plane's own record of a deploy it ran; it replaces any record of that id. */
   save(record: DeploymentRecord): Promise<void>
+  /** A record a caller reports under `by` (its principal's subject); null once kept, else why not. */
+  record(record: DeploymentRecord, by: string): Promise<RecordRefusal | null>
   get(id: string): Promise<DeploymentRecord | null>
   list(limit: number): Promise<DeploymentRecord[]>
   /** Those finished after `at` (ISO), oldest first: what the metrics have not counted yet. */
@@ -31,6 +43,21 @@ type Row = { record: string }
 /** Deployment ids as deploymentId makes them (`YYYYMMDDHHMMSS-` and 8 hex digits). */
 const DEPLOYMENT_ID = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})-[0-9a-f]{8}$/
 
+type EventRow = { type: string; at: string; data: string }
+
+/** The `deployment.*` events naming a deploy of the control plane's, oldest first; none for other ids. */
+async function _deployEvents(db: SQL, id: string): Promise<EventRow[]> {
+  const m = DEPLOYMENT_ID.exec(id)
+  if (!m) return []
+  // Its events arrive from its start on (the id holds that second), and name it in their data.
+  const since = `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}`
+  return (await db`
+    SELECT type, at, data FROM events
+    WHERE received_at >= ${since} AND type IN ('deployment.started', 'deployment.progress', 'deployment.finished')
+      AND data LIKE ${`%"id":"${id}"%`}
+    ORDER BY id`) as EventRow[]
+}
+
 export function deploymentStore(db: SQL): DeploymentStore {
   return {
     async save(r) {
@@ -38,7 +65,21 @@ export function deploymentStore(db: SQL): DeploymentStore {
       await db`
         INSERT INTO deployments (id, kind, created_at, finished_at, status, closure, record)
         VALUES (${r.id}, ${r.kind}, ${r.createdAt}, ${r.finishedAt}, ${r.status}, ${r.closure}, ${json})
-        ON CONFLICT (id) DO UPDATE SET finished_at = ${r.finishedAt}, status = ${r.status}, record = ${json}`
+        ON CONFLICT (id) DO UPDATE SET finished_at = ${r.finishedAt}, status = ${r.status}, record = ${json}, recorded_by = NULL`
+    },
+    async record(r, by) {
+      if ((await _deployEvents(db, r.id)).some((e) => e.type === "deployment.started")) return "control-plane"
+      const json = JSON.stringify(r)
+      // One statement decides, so two writers racing for a new id cannot both win.
+      const kept = await db`
+        INSERT INTO deployments (id, kind, created_at, finished_at, status, closure, record, recorded_by)
+        VALUES (${r.id}, ${r.kind}, ${r.createdAt}, ${r.finishedAt}, ${r.status}, ${r.closure}, ${json}, ${by})
+        ON CONFLICT (id) DO UPDATE SET finished_at = ${r.finishedAt}, status = ${r.status}, record = ${json}
+        WHERE deployments.recorded_by = ${by}
+        RETURNING id`
+      if (kept.length > 0) return null
+      const rows: { recorded_by: string | null }[] = await db`SELECT recorded_by FROM deployments WHERE id = ${r.id}`
+      return (rows[0]?.recorded_by ?? null) === null ? "control-plane" : "another-principal"
     },
     async get(id) {
       const rows: Row[] = await db`SELECT record FROM deployments WHERE id = ${id}`
@@ -54,15 +95,7 @@ export function deploymentStore(db: SQL): DeploymentStore {
       return rows.map((r) => JSON.parse(r.record) as DeploymentRecord)
     },
     async runningElsewhere(id) {
-      const m = DEPLOYMENT_ID.exec(id)
-      if (!m) return null
-      // Its events arrive from its start on (the id holds that second), and name it in their data.
-      const since = `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}`
-      const rows = (await db`
-        SELECT type, at, data FROM events
-        WHERE received_at >= ${since} AND type IN ('deployment.started', 'deployment.progress', 'deployment.finished')
-          AND data LIKE ${`%"id":"${id}"%`}
-        ORDER BY id`) as { type: string; at: string; data: string }[]
+      const rows = await _deployEvents(db, id)
       const started = rows.find((r) => r.type === "deployment.started")
       if (!started || rows.some((r) => r.type === "deployment.finished")) return null
       const data = JSON.parse(started.data) as { targets?: unknown; replica?: unknown }

@@ -141,6 +141,13 @@ export const MIGRATIONS: Migration[] = [
   // The AI chat's chats, messages and questions, version 12 (11 was never used); 13 lets a chat name an
   // incident by its UUID.
   ...CHAT_MIGRATIONS,
+  {
+    version: 14,
+    name: "deployment records name the principal that reported them",
+    // Null: the control plane ran the deploy, or its record predates this column; either way no
+    // caller may write that id again.
+    statements: () => ["ALTER TABLE deployments ADD COLUMN recorded_by TEXT"],
+  },
 ]
 
 // Branches that each add a migration can pick the same number; the second would then fail at start on
