@@ -130,7 +130,17 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   const history = createHealthHistory(() => clock.now().getTime())
   const peers = replicaPeers()
   const fleet = createFleet({ store, bus, clock, onHeartbeat: (h) => history.record(h), peers })
-  const trust = createTrust({ db, dialect, dataDir: opts.dataDir, store, bus, clock, settings, keys })
+  const trust = createTrust({
+    db,
+    dialect,
+    dataDir: opts.dataDir,
+    store,
+    bus,
+    clock,
+    settings,
+    keys,
+    credentialRetired: (nodeId) => fleet.credentialRetired(nodeId),
+  })
   const commands = createCommandService({ targets: opts.commandTargets ?? null, store: commandStore(db), clock })
   const cli = createCliSessions({
     tmux: createTmuxSessions({ socketName: opts.cli?.tmuxSocket }),

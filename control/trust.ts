@@ -66,6 +66,8 @@ export interface TrustInput {
   settings: TrustSettings
   /** The signing keyring (control/adapters/signing-keys.ts); default: this data dir's key alone. */
   keys?: Keyring
+  /** Told when a node's credentials are revoked, to end its agent's open long polls (Fleet.credentialRetired). */
+  credentialRetired?: (nodeId: string) => void
 }
 
 export function createTrust({ db, dialect, dataDir, store, bus, clock, settings, ...input }: TrustInput): TrustDeps {
@@ -92,7 +94,7 @@ export function createTrust({ db, dialect, dataDir, store, bus, clock, settings,
       backoff: createLoginBackoff(clock, DEFAULT_BACKOFF, dialect === "postgres" ? sharedLoginFailures(db) : null),
     }),
     accounts: createAccounts({ store: authStore, clock }),
-    identity: createNodeIdentity({ authStore, store, bus, clock }),
+    identity: createNodeIdentity({ authStore, store, bus, clock, credentialRetired: input.credentialRetired }),
     audit,
     refusals: createRefusals({ audit, clock }),
   }

@@ -166,7 +166,7 @@ export function fastAnswer({ fleet, authenticator, limiter, quota }: FastPathDep
         // What hono/validator hands a query schema: each key's one value, or its values when repeated.
         const given = Object.entries(c.req.queries()).map(([k, v]) => (v.length === 1 ? [k, v[0]] : [k, v]))
         const { wait } = parseAt("query", WaitQuery, Object.fromEntries(given))
-        return redactedJson(c, await act.commands(node, wait, c.req.raw.signal))
+        return redactedJson(c, await act.commands(node, credential, wait, c.req.raw.signal))
       }
       case "ack": {
         const params = parseAt("path", CommandParams, route.params)

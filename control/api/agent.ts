@@ -56,8 +56,9 @@ export const agentActions = (fleet: Fleet, quota: ReportQuota) => {
       quota.charge(nodeId, 0, batch.reports.length)
       return fleet.ingestReports(nodeId, batch.reports)
     },
-    async commands(nodeId: string, waitSeconds: number, signal: AbortSignal) {
-      return { commands: await fleet.commandsFor(nodeId, waitSeconds * 1000, signal) }
+    /** `credential`: the one the guard admitted, checked again whenever commands are handed out. */
+    async commands(nodeId: string, credential: string, waitSeconds: number, signal: AbortSignal) {
+      return { commands: await fleet.commandsFor(nodeId, credential, waitSeconds * 1000, signal) }
     },
     async ack(nodeId: string, id: string, ack: CommandAck) {
       await fleet.ackCommand(nodeId, id, ack)
@@ -99,9 +100,11 @@ export const agentRoutes = (fleet: Fleet, quota: ReportQuota) => {
       jsonBody(ReportBatch),
       async (c) => c.json(await act.reports(c.req.valid("param").nodeId, c.req.valid("json"))),
     )
-    .get("/api/agent/:nodeId/commands", params(NodeParams), query(WaitQuery), async (c) =>
-      c.json(await act.commands(c.req.valid("param").nodeId, c.req.valid("query").wait, c.req.raw.signal)),
-    )
+    .get("/api/agent/:nodeId/commands", params(NodeParams), query(WaitQuery), async (c) => {
+      const credential = bearerToken(c.req.header("authorization"))
+      const { nodeId } = c.req.valid("param")
+      return c.json(await act.commands(nodeId, credential, c.req.valid("query").wait, c.req.raw.signal))
+    })
     .post("/api/agent/:nodeId/commands/:id/ack", params(CommandParams), jsonBody(CommandAck), async (c) => {
       const { nodeId, id } = c.req.valid("param")
       return c.json(await act.ack(nodeId, id, c.req.valid("json")))

@@ -12,12 +12,14 @@ const FOREVER_MS = 60_000
 
 let opened: Awaited<ReturnType<typeof openTestStore>>
 let fleet: Fleet
+let credential: string
 
 beforeAll(async () => {
   opened = await openTestStore("fleet")
   fleet = createFleet({ store: opened.store, bus: createEventBus(), clock: systemClock })
   const { token } = await fleet.createJoinToken({ nodeId: "n1" })
-  await fleet.enroll(token, { nodeId: "n1", hostname: "n1", agentVersion: "t" })
+  const enrolled = await fleet.enroll(token, { nodeId: "n1", hostname: "n1", agentVersion: "t" })
+  credential = enrolled.credential ?? ""
 })
 
 afterAll(() => opened.close())
@@ -25,17 +27,17 @@ afterAll(() => opened.close())
 describe("command long poll", () => {
   test("a caller that has already left gets the answer at once, without waiting", async () => {
     const gone = AbortSignal.abort()
-    expect(await fleet.commandsFor("n1", FOREVER_MS, gone)).toEqual([])
+    expect(await fleet.commandsFor("n1", credential, FOREVER_MS, gone)).toEqual([])
   }, 5_000)
 
   test("a caller leaving mid-wait ends it; the next wait is still woken by a new command", async () => {
     const leaving = new AbortController()
-    const first = fleet.commandsFor("n1", FOREVER_MS, leaving.signal)
+    const first = fleet.commandsFor("n1", credential, FOREVER_MS, leaving.signal)
     await Bun.sleep(20)
     leaving.abort()
     expect(await first).toEqual([])
 
-    const second = fleet.commandsFor("n1", FOREVER_MS, new AbortController().signal)
+    const second = fleet.commandsFor("n1", credential, FOREVER_MS, new AbortController().signal)
     await Bun.sleep(20)
     await fleet.setDesired("n1", GEN1)
     const [command] = await second

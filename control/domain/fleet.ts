@@ -100,6 +100,8 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers }: FleetDeps
         log.info("node enrolment repeated (its answer was lost)", { node: req.nodeId })
         return { nodeId: req.nodeId }
       }
+      // Re-enrolment replaced the node's credential: polls held with the old one end now.
+      if (!result.created) wake([req.nodeId])
       await emit("node.enrolled", req.nodeId, {
         hostname: req.hostname,
         agentVersion: req.agentVersion,
@@ -162,6 +164,14 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers }: FleetDeps
       for (const nodeId of nodeIds) wakeHere(nodeId)
     },
 
+    /**
+     * The node's credential was revoked or replaced: its long polls, here and on other replicas, look
+     * again now, and those still holding the old credential are refused (commandsFor).
+     */
+    credentialRetired(nodeId: string) {
+      wake([nodeId])
+    },
+
     /** Every long poll held here looks again (after missing other replicas' wake-ups for a while). */
     wakeAll() {
       for (const nodeId of [...waiters.keys()]) wakeHere(nodeId)
@@ -173,14 +183,27 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers }: FleetDeps
       return () => void ackListeners.delete(listener)
     },
 
-    /** Pending commands for a node, waiting up to `waitMs` for one to arrive (long poll). */
-    async commandsFor(nodeId: string, waitMs: number, signal?: AbortSignal): Promise<AgentCommand[]> {
+    /**
+     * Pending commands for a node, waiting up to `waitMs` for one to arrive (long poll), for the agent
+     * holding `credential`. A poll outlives the authentication it began with, so the store checks the
+     * credential again each time it hands commands out: one revoked or replaced meanwhile is a 401,
+     * never a command (a revocation wakes the poll to say so at once: credentialRetired).
+     */
+    async commandsFor(
+      nodeId: string,
+      credential: string,
+      waitMs: number,
+      signal?: AbortSignal,
+    ): Promise<AgentCommand[]> {
+      const credentialHash = hashToken(credential)
       const fetch = async () => {
         const commands = await store.pendingCommands(
           nodeId,
+          credentialHash,
           now(),
           new Date(clock.now().getTime() - REDELIVER_AFTER_MS).toISOString(),
         )
+        if (commands === null) throw unauthenticated("the node credential was revoked or replaced")
         // A `run`'s timeout counts from when it was queued, which is when its relay's clock started:
         // the agent gets what is left of it. One past its timeout has been answered "timeout"
         // already (or its relay died with a replica): running it now would surprise everyone, so it

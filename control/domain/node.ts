@@ -41,6 +41,8 @@ export interface NodeRecord {
   heartbeatIntervalSeconds: number
   lastHeartbeat: string | null
   unreachable: boolean
+  /** Its credentials were revoked: no agent can act for it until it is enrolled again. */
+  revoked: boolean
   ackedSeq: number
 }
 

@@ -106,9 +106,16 @@ export interface StorePort {
   /**
    * Commands to hand a node now, marked delivered: those never delivered, and those delivered before
    * `redeliverBefore` and still unacknowledged, except `run`, which is delivered at most once (a shell
-   * command is not safe to run twice because an ack was lost or the agent restarted).
+   * command is not safe to run twice because an ack was lost or the agent restarted). Only while
+   * `credentialHash` is still the node's credential, checked in the same transaction as the marking:
+   * null (nothing marked) when it was revoked or replaced, however long ago the poll that asks began.
    */
-  pendingCommands(nodeId: string, now: string, redeliverBefore: string): Promise<AgentCommand[]>
+  pendingCommands(
+    nodeId: string,
+    credentialHash: string,
+    now: string,
+    redeliverBefore: string,
+  ): Promise<AgentCommand[] | null>
   /** The acked command's kind, or null when it was not pending for that node. */
   ackCommand(
     nodeId: string,

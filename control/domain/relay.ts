@@ -3,8 +3,10 @@
 // `relay` queues one `run` command per node in one transaction, wakes those nodes' long polls, and
 // waits, event-driven, for every acknowledgement (the ack path calls back into this process through
 // fleet.onAck) or the timeout, then answers per node. Nodes the heartbeats say are gone (unreachable,
-// or never heard from) answer `offline` at once. A command nobody answered by the deadline is closed
-// in the store, so an agent that comes back later is never handed a command its caller gave up on.
+// or never heard from) answer `offline` at once, and so do revoked nodes: no agent may take a command
+// for them (the store refuses their old credential anyway), so none is queued. A command nobody
+// answered by the deadline is closed in the store, so an agent that comes back later is never handed
+// a command its caller gave up on.
 //
 // Several replicas (PostgreSQL): an ack may land on another replica, which tells the others
 // (replica-link.ts); a relay here then reads the results of its own unanswered commands at once
@@ -75,6 +77,13 @@ function truncate(text: string, max: number): string {
   return text.slice(0, Math.max(0, max - note.length)) + note
 }
 
+/** Why a node was not sent the command. */
+function offlineReason(n: NodeRecord): string {
+  if (n.revoked) return "node credential revoked; not relayed (the node takes commands again once re-enrolled)"
+  if (n.lastHeartbeat) return `node is unreachable (last heartbeat ${n.lastHeartbeat})`
+  return "node has never sent a heartbeat"
+}
+
 export function createRelay({ fleet, store, clock, pollFallbackMs = null }: RelayDeps) {
   const waiting = new Map<string, (answer: CommandAck) => void>()
   /** Each open relay's store read, by its commands' ids. */
@@ -107,7 +116,7 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
       const t0 = performance.now()
       const nodes = await resolveNodes(input.nodes)
       const share = Math.min(MAX_STREAM_OUTPUT, Math.floor(OUTPUT_BUDGET / (2 * Math.max(1, nodes.length))))
-      const online = nodes.filter((n) => !n.unreachable && n.lastHeartbeat !== null)
+      const online = nodes.filter((n) => !n.revoked && !n.unreachable && n.lastHeartbeat !== null)
       const createdAt = clock.now().toISOString()
       const queued = online.map((n) => {
         const command: RunCommand = {
@@ -220,9 +229,7 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
             success: false,
             exit_code: null,
             stdout: "",
-            stderr: n.lastHeartbeat
-              ? `node is unreachable (last heartbeat ${n.lastHeartbeat})`
-              : "node has never sent a heartbeat",
+            stderr: offlineReason(n),
             duration: 0,
           }
         const answer = answers.get(id)

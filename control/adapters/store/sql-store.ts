@@ -92,6 +92,7 @@ function toNode(r: Row): NodeRecord {
     heartbeatIntervalSeconds: num(r.heartbeat_interval),
     lastHeartbeat: str(r.last_heartbeat),
     unreachable: num(r.unreachable) === 1,
+    revoked: r.revoked_at !== null && r.revoked_at !== undefined,
     ackedSeq: num(r.acked_seq),
   }
 }
@@ -286,13 +287,21 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       return rows.map(toEvent)
     },
 
-    async pendingCommands(nodeId, now, redeliverBefore) {
+    async pendingCommands(nodeId, credentialHash, now, redeliverBefore) {
       return db.begin(async (tx) => {
         const rows: Row[] = await tx`
           SELECT id, payload FROM commands
           WHERE node_id = ${nodeId} AND acked_at IS NULL
             AND (delivered_at IS NULL OR (delivered_at < ${redeliverBefore} AND kind <> 'run'))
           ORDER BY created_at, id`
+        // The credential is read after the commands, so any command seen was queued before a revocation
+        // this read misses. On PostgreSQL (read committed) the node's row stays locked until the
+        // deliveries commit: a revocation either came first and is seen here, or waits for them. On
+        // SQLite the transaction reads one snapshot, and marking fails if a write landed since. With
+        // nothing to hand out there is nothing to lock.
+        const lock = rows.length > 0 && dialect === "postgres" ? tx`FOR SHARE` : tx``
+        const holder: Row[] = await tx`SELECT credential_hash FROM nodes WHERE id = ${nodeId} ${lock}`
+        if (holder[0]?.credential_hash !== credentialHash) return null
         for (const r of rows) await tx`UPDATE commands SET delivered_at = ${now} WHERE id = ${String(r.id)}`
         return rows.map((r) => JSON.parse(String(r.payload)) as AgentCommand)
       })

@@ -7,7 +7,8 @@
 //      stores the answer durably, and uses it from then on.
 //   3. The first request made with the new credential promotes it; only then does the old one stop.
 // If the agent dies between 2 and 3 it still holds the old, working credential and is asked again.
-// Revocation forgets every credential of the node at once (and unused join tokens bound to it).
+// Revocation forgets every credential of the node at once (and unused join tokens bound to it), and
+// ends the long polls its agent holds open, on every replica: each is answered 401, never a command.
 import { notFound, unauthenticated } from "../errors.ts"
 import type { Clock, EventBusPort, StorePort } from "../ports.ts"
 import { hashToken, newToken } from "../tokens.ts"
@@ -18,9 +19,11 @@ export interface NodeIdentityDeps {
   store: StorePort
   bus: EventBusPort
   clock: Clock
+  /** Told once a node's credentials are revoked: its open long polls end now (Fleet.credentialRetired). */
+  credentialRetired?: (nodeId: string) => void
 }
 
-export function createNodeIdentity({ authStore, store, bus, clock }: NodeIdentityDeps) {
+export function createNodeIdentity({ authStore, store, bus, clock, credentialRetired }: NodeIdentityDeps) {
   const now = () => clock.now().toISOString()
   const requireNode = async (nodeId: string) => {
     if (!(await store.getNode(nodeId))) throw notFound(`node ${JSON.stringify(nodeId)}`)
@@ -52,6 +55,7 @@ export function createNodeIdentity({ authStore, store, bus, clock }: NodeIdentit
     async revoke(nodeId: string) {
       await requireNode(nodeId)
       await authStore.revokeNode(nodeId, now())
+      credentialRetired?.(nodeId)
       await emit("node.revoked", nodeId)
       return { nodeId, revoked: true }
     },
