@@ -109,6 +109,10 @@ export function createControlClient(opts: ControlClientOptions): OrchestratorPor
       throw new ControlError(`${method} ${path}: control plane unreachable: ${(err as Error).message}`, null)
     }
     const text = await res.text().catch(() => "")
+    // A call made with a credential that rotation replaced while it was out (a long poll above all)
+    // is refused with 401; it is made again with the new one, not reported as a revoked credential.
+    if (res.status === 401 && init.bearer === undefined && opts.credential() !== bearer)
+      return call(method, path, schema, init)
     const json = _json(text)
     if (res.status >= 500) replicas.failed(index, `HTTP ${res.status}`)
     else replicas.answered()
