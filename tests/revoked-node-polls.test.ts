@@ -127,27 +127,7 @@ describe("revoked node credentials and open long polls (SQLite)", () => {
 
   test("a poll whose credential a rotation retired while it waited is refused when a command comes, never handed it", async () => {
     await using cp = await startInProcess()
-    const old = await enrollNode(cp, "node-r")
-    expect((await beat(cp, old, "node-r")).status).toBe(200)
-    const pending = openPoll(cp, old, "node-r")
-    await held()
-    expect((await call(cp, cp.adminToken, "POST", "/api/nodes/node-r/rotate-credential")).status).toBe(200)
-    const issued = await call(cp, old, "POST", "/api/agent/node-r/credential")
-    expect(issued.status).toBe(201)
-    const { credential } = (await issued.json()) as { credential: string }
-    // The first use of the new credential retires the old one; nothing tells the poll held with it.
-    expect((await beat(cp, credential, "node-r")).status).toBe(200)
-    expect((await beat(cp, old, "node-r")).status).toBe(401)
-
-    expect((await call(cp, cp.adminToken, "PUT", "/api/nodes/node-r/desired", { closure: GEN2 })).status).toBe(200)
-    const answer = await pending
-    expect(answer.status).toBe(401)
-    expect(answer.ms).toBeLessThan(AT_ONCE_MS)
-    expect(answer.body).not.toContain(GEN2)
-    // The command was not spent on the refused poll: the new credential gets it.
-    const next = await openPoll(cp, credential, "node-r", 0)
-    expect(next.status).toBe(200)
-    expect(next.body).toContain(GEN2)
+    await rotationRefusesHeldPoll(cp, cp, "node-r")
   })
 })
 
@@ -193,23 +173,36 @@ describe("revoked node credentials and open long polls (PostgreSQL, two replicas
     const url = await pg.database("rotated_polls")
     await using a = await startInProcess({ databaseUrl: url })
     await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
-    const old = await enrollNode(a, "node-r")
-    expect((await beat(b, old, "node-r")).status).toBe(200)
-    const pending = openPoll(b, old, "node-r")
-    await held()
-    expect((await call(a, a.adminToken, "POST", "/api/nodes/node-r/rotate-credential")).status).toBe(200)
-    const issued = await call(b, old, "POST", "/api/agent/node-r/credential")
-    expect(issued.status).toBe(201)
-    const { credential } = (await issued.json()) as { credential: string }
-    expect((await beat(b, credential, "node-r")).status).toBe(200)
-
-    expect((await call(a, a.adminToken, "PUT", "/api/nodes/node-r/desired", { closure: GEN2 })).status).toBe(200)
-    const answer = await pending
-    expect(answer.status).toBe(401)
-    expect(answer.ms).toBeLessThan(AT_ONCE_MS)
-    expect(answer.body).not.toContain(GEN2)
-    const next = await openPoll(b, credential, "node-r", 0)
-    expect(next.status).toBe(200)
-    expect(next.body).toContain(GEN2)
+    await rotationRefusesHeldPoll(a, b, "node-r")
   })
 })
+
+/**
+ * A node polls `node` with its credential while `admin` asks for a rotation; the new credential's
+ * first use retires the old one, and nothing tells the poll held with it. A closure set through
+ * `admin` then wakes the poll, which is refused and not handed it; the new credential gets it.
+ */
+async function rotationRefusesHeldPoll(admin: TestControlPlane, node: TestControlPlane, nodeId: string) {
+  const old = await enrollNode(admin, nodeId)
+  expect((await beat(node, old, nodeId)).status).toBe(200)
+  const pending = openPoll(node, old, nodeId)
+  await held()
+  expect((await call(admin, admin.adminToken, "POST", `/api/nodes/${nodeId}/rotate-credential`)).status).toBe(200)
+  const issued = await call(node, old, "POST", `/api/agent/${nodeId}/credential`)
+  expect(issued.status).toBe(201)
+  const { credential } = (await issued.json()) as { credential: string }
+  expect((await beat(node, credential, nodeId)).status).toBe(200)
+  expect((await beat(node, old, nodeId)).status).toBe(401)
+
+  expect((await call(admin, admin.adminToken, "PUT", `/api/nodes/${nodeId}/desired`, { closure: GEN2 })).status).toBe(
+    200,
+  )
+  const answer = await pending
+  expect(answer.status).toBe(401)
+  expect(answer.ms).toBeLessThan(AT_ONCE_MS)
+  expect(answer.body).not.toContain(GEN2)
+  // The command was not spent on the refused poll: the new credential gets it.
+  const next = await openPoll(node, credential, nodeId, 0)
+  expect(next.status).toBe(200)
+  expect(next.body).toContain(GEN2)
+}
