@@ -15,11 +15,11 @@ import {
   SteerRequest,
   UpdateChatRequest,
 } from "../../protocol/ai.ts"
-import { looksSecret, redactStrings } from "../../protocol/log.ts"
 import type { Chats } from "../ai/chats.ts"
 import type { Listener, RunningTurn } from "../ai/turns.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import { type ApiEnv, userOf } from "./auth.ts"
+import { redactedJsonText } from "./redact-answers.ts"
 import { jsonBody, params } from "./validate.ts"
 
 // The CLI tells this case from a failing provider (same code) by these opening words: keep them.
@@ -33,10 +33,7 @@ type BunServer = { timeout?: (request: Request, seconds: number) => void }
 /** A turn may take several model calls and tool runs, each bounded on its own: no idle cut-off. */
 const holdOpen = (c: Context) => (c.env as BunServer | undefined)?.timeout?.(c.req.raw, 0)
 
-const frame = (e: ChatStreamEvent) => {
-  const text = JSON.stringify(e.data)
-  return `event: ${e.event}\ndata: ${looksSecret(text) ? JSON.stringify(redactStrings(e.data)) : text}\n\n`
-}
+const frame = (e: ChatStreamEvent) => `event: ${e.event}\ndata: ${redactedJsonText(e.data)}\n\n`
 
 /** Starts the turn with a listener that buffers until the stream is read; a refusal stays a JSON error. */
 async function streamed(c: Context, start: (l: Listener) => Promise<RunningTurn>): Promise<Response> {
