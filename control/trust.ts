@@ -66,13 +66,16 @@ export interface TrustInput {
   settings: TrustSettings
   /** The signing keyring (control/adapters/signing-keys.ts); default: this data dir's key alone. */
   keys?: Keyring
-  /** Told when a node's credentials are revoked, to end its agent's open long polls (Fleet.credentialRetired). */
+  /**
+   * Told when a node's credential stops: revoked, or retired by the first use of a rotated one; its
+   * agent's open long polls end then (Fleet.credentialRetired).
+   */
   credentialRetired?: (nodeId: string) => void
 }
 
 export function createTrust({ db, dialect, dataDir, store, bus, clock, settings, ...input }: TrustInput): TrustDeps {
   const keys = input.keys ?? localKeyring(dataDir)
-  const authStore = createAuthStore(db, dialect)
+  const authStore = createAuthStore(db, dialect, { credentialRetired: input.credentialRetired })
   const audit = createAudit({ store: authStore, clock })
   return {
     authenticator: createAuthenticator({

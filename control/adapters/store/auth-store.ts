@@ -81,7 +81,12 @@ const toAudit = (r: Row): AuditRecord => ({
 })
 const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v))
 
-export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
+export interface AuthStoreOptions {
+  /** Told when a rotated credential's first use retires the node's old one (its open polls end then). */
+  credentialRetired?: (nodeId: string) => void
+}
+
+export function createAuthStore(db: SQL, _dialect: Dialect, opts: AuthStoreOptions = {}): AuthStorePort {
   const hot = hotPathOf(db)
   const credentialOf = batched(async (hashes: string[]): Promise<(Row | undefined)[]> => {
     // On SQLite a statement prepared once, in one read transaction (sqlite-hot-path.ts); on
@@ -202,6 +207,7 @@ export function createAuthStore(db: SQL, _dialect: Dialect): AuthStorePort {
           WHERE pending_credential_hash = ${hash} AND credential_hash IS NOT NULL RETURNING id`
         if (!promoted[0]) return null
         hot?.forget([String(promoted[0].id)])
+        opts.credentialRetired?.(String(promoted[0].id))
         r = (
           (await db`
           SELECT id, enrolled_at, credential_issued_at, rotation_requested_at FROM nodes
