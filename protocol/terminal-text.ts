@@ -5,7 +5,8 @@
 // line read backwards; a newline in a one-line field forges a line of its own. Such characters are
 // shown escaped (`\x1b`, `\r`, `\u202e`), never sent: the person sees that something odd was there.
 // JSON output keeps its format: JSON.stringify already escapes C0, and `jsonSafe` escapes the rest.
-// Colour is the programs' own escape codes, sent only where `useColor` says stdout takes them.
+// Colour is the programs' own escape codes, sent only where `useColor` (use-color.ts) says stdout takes
+// them. The web dashboard escapes the strings it is sent with the same rule (control/web/client).
 
 // Cc: C0, DEL and C1. Cf: format characters (bidi embeddings, overrides and isolates, zero-width
 // characters, the BOM, soft hyphen). Zl/Zp: U+2028 and U+2029, which some terminals break lines on.
@@ -49,6 +50,3 @@ export function jsonSafe(json: string): string {
 export function hasControlCharacters(text: string): boolean {
   return ANY_UNSAFE.test(text)
 }
-
-/** Whether stdout takes colour: a terminal that is not `dumb`, and NO_COLOR (https://no-color.org) unset. */
-export const useColor = () => !process.env.NO_COLOR && process.stdout.isTTY === true && process.env.TERM !== "dumb"

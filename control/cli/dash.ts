@@ -4,7 +4,7 @@
 // --once, or when stdout is not a terminal, it prints one plain table (or --json) and exits.
 import { defineCommand } from "citty"
 import { z } from "zod"
-import { useColor } from "../../protocol/terminal-text.ts"
+import { useColor } from "../../protocol/use-color.ts"
 import type { SshExecutor } from "../adapters/ssh/index.ts"
 import { controlPlaneSource, type RowSource } from "../dash/control-plane-source.ts"
 import { runDashboard } from "../dash/run.ts"

@@ -9,7 +9,8 @@
 // start, which foreign text cannot guess, and the marker becomes the colour only as the line is written.
 import { randomBytes } from "node:crypto"
 import { Writable } from "node:stream"
-import { jsonSafe, terminalLine, terminalText, useColor } from "../../protocol/terminal-text.ts"
+import { jsonSafe, terminalLine, terminalText } from "../../protocol/terminal-text.ts"
+import { useColor } from "../../protocol/use-color.ts"
 
 const SECRET = randomBytes(8).toString("hex")
 const MARK = new RegExp(`\uE000${SECRET}:(\\d+)\uE001`, "g")

@@ -2,6 +2,7 @@
 // the API's JSON error shape, and turns a 401 into the end of the session (back to sign-in) rather
 // than an error on screen. Nothing here ever puts the token in a URL.
 import type { Session } from "./session.ts"
+import { parseShown } from "./shown-json.ts"
 
 export class ApiError extends Error {
   constructor(
@@ -18,7 +19,7 @@ async function errorOf(res: Response): Promise<ApiError> {
   let message = `${res.status} ${res.statusText || "error"}`
   let code: string | null = null
   try {
-    const body = (await res.json()) as { error?: unknown; message?: unknown; code?: unknown }
+    const body = parseShown<{ error?: unknown; message?: unknown; code?: unknown }>(await res.text())
     if (typeof body.message === "string") message = body.message
     else if (typeof body.error === "string") message = body.error
     if (typeof body.code === "string") code = body.code
@@ -49,7 +50,7 @@ export function createApi(session: Session) {
       throw error
     }
     if (!res.ok) throw await errorOf(res)
-    return (await res.json()) as T
+    return parseShown<T>(await res.text())
   }
 
   return {

@@ -2,6 +2,7 @@
 // cannot send an Authorization header. Each connection resumes with Last-Event-ID, so events that
 // happen while it reconnects are replayed by the control plane, not lost; a 401 (or the stream's own
 // `error` frame saying the credential no longer holds) ends the session instead of retrying.
+import { parseShown } from "./shown-json.ts"
 import type { FleetEvent } from "./types.ts"
 
 export type StreamState = "connecting" | "live" | "reconnecting" | "stopped"
@@ -61,7 +62,10 @@ export function openEventStream(h: StreamHandlers) {
       cache: "no-store",
     })
     if (res.status === 401) {
-      const body = (await res.json().catch(() => ({}))) as { error?: string }
+      const body = await res
+        .text()
+        .then((text) => parseShown<{ error?: string }>(text))
+        .catch(() => ({}) as { error?: string })
       h.onUnauthorized(body.error ?? "the credential was refused")
       return "unauthorized"
     }
@@ -81,7 +85,7 @@ export function openEventStream(h: StreamHandlers) {
           continue
         }
         if (f.event === "error") {
-          const body = JSON.parse(f.data) as { error?: string; code?: string }
+          const body = parseShown<{ error?: string; code?: string }>(f.data)
           if (body.code === "AUTHENTICATION_FAILED") {
             h.onUnauthorized(body.error ?? "the credential no longer holds")
             return "unauthorized"
@@ -89,7 +93,7 @@ export function openEventStream(h: StreamHandlers) {
           return "retry"
         }
         if (f.id !== null) lastId = f.id
-        h.onEvent(JSON.parse(f.data) as FleetEvent)
+        h.onEvent(parseShown<FleetEvent>(f.data))
       }
     }
   }

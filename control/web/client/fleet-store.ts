@@ -5,6 +5,7 @@
 // until a newer one comes.
 import { type Api, seg } from "./api.ts"
 import type { StreamState } from "./event-stream.ts"
+import { parseShown } from "./shown-json.ts"
 import type { FleetEvent, NodeStatus, NodeView } from "./types.ts"
 
 const FEED_SIZE = 500
@@ -63,7 +64,7 @@ export function preloadNodes(token: string) {
   const get = async <T>(path: string): Promise<T> => {
     const r = await fetch(path, { headers: { authorization: `Bearer ${token}` }, credentials: "omit" })
     if (!r.ok) throw new Error(String(r.status))
-    return (await r.json()) as T
+    return parseShown<T>(await r.text())
   }
   preloaded = { token, start: readStart(get).catch(() => null) }
 }

@@ -1,0 +1,4 @@
+// Whether the CLI and the agent write colour: the one test both use for their usage and output.
+
+/** Whether stdout takes colour: a terminal that is not `dumb`, and NO_COLOR (https://no-color.org) unset. */
+export const useColor = () => !process.env.NO_COLOR && process.stdout.isTTY === true && process.env.TERM !== "dumb"

@@ -1,0 +1,57 @@
+// Text a node reports, as the web dashboard shows it. A compromised node may put a bidi override
+// (U+202E) or other control characters into a failed heal's error; shown raw, it reorders what the
+// page says around it (a node could make its incident read as anything, and garble the delivery
+// status next to it). The page escapes such characters as the CLI does. Real Chromium, real API.
+import { afterAll, beforeAll, expect, test } from "bun:test"
+import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
+import { launchBrowser, type TestBrowser } from "./support/browser.ts"
+import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import { signInWithToken } from "./support/dashboard.ts"
+import { waitFor } from "./support/wait.ts"
+
+const GEN = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+const SHOWN = "re-login at https://sso.example/auth"
+// Stored backwards behind U+202E, it would read forwards on screen; ESC and BEL ride along.
+const ERROR = `switch-to-configuration: \u202e${[...SHOWN].reverse().join("")} \u001b]52;c;aGk=\u0007`
+
+let cp: TestControlPlane
+let browser: TestBrowser
+
+beforeAll(async () => {
+  cp = await startInProcess()
+  browser = await launchBrowser()
+})
+afterAll(async () => {
+  await browser?.close()
+  await cp?.stop()
+})
+
+test("a failed heal's error holding a bidi override and escape codes is shown escaped, in order", async () => {
+  const credential = await enrollNode(cp, "odd-1")
+  expect((await call(cp, credential, "POST", "/api/agent/odd-1/heartbeat", heartbeatBody("odd-1"))).status).toBe(200)
+  const report = {
+    seq: 1,
+    at: new Date().toISOString(),
+    type: "heal.failed",
+    data: { desired: GEN, attempt: 1, durationMs: 5, error: ERROR, output: "", retryInMs: null },
+  }
+  expect((await call(cp, credential, "POST", "/api/agent/odd-1/reports", { reports: [report] })).status).toBe(200)
+
+  const page = await browser.page()
+  await signInWithToken(page, cp.url, cp.adminToken)
+  await page.goto(`${cp.url}/#/nodes/odd-1`)
+  const text = await waitFor(
+    "the failed heal on the node's page",
+    () =>
+      page.evaluate(
+        () => (globalThis as unknown as { document: { body: { textContent: string } } }).document.body.textContent,
+      ),
+    (t) => t.includes("switch-to-configuration"),
+  )
+  expect(text).toContain("switch-to-configuration: \\u202e")
+  expect(text).toContain("\\x1b]52;c;aGk=\\x07")
+  expect(text).not.toContain("\u202e")
+  expect(text).not.toContain("\u001b")
+  expect(text).not.toContain(SHOWN)
+  expect(browser.problems).toEqual([])
+})
