@@ -2,6 +2,7 @@
 // hand: one open incident per node and problem, repeats counted, recovery resolving, watches that
 // become incidents only past their threshold, and the outbox rows each step enqueues.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test"
+import { hasControlCharacters } from "../../protocol/terminal-text.ts"
 import { manualClock } from "../../tests/support/clock.ts"
 import { openTestStore } from "../../tests/support/store.ts"
 import { createEventBus } from "../adapters/event-bus.ts"
@@ -74,6 +75,25 @@ const report = async (type: Reported, data = {}) => {
 }
 
 describe("incidents from events", () => {
+  test("a node's control and bidi characters reach the notices escaped, never raw", async () => {
+    const error = "switch failed: \u202ehtua/elpmaxe.oss \u001b]52;c;aGk=\u0007\rFAKE"
+    const event = await opened.store.appendEvent({
+      type: "heal.failed",
+      nodeId: "n2",
+      at: clock.now().toISOString(),
+      data: { desired: GEN1, attempt: 1, durationMs: 5, error, output: "", retryInMs: 1000 },
+    })
+    bus.publish([event])
+    await incidents.settled()
+    const rows: { notice: string }[] = await opened.db`SELECT notice FROM incident_outbox`
+    expect(rows.length).toBe(CHANNELS.length)
+    for (const { notice } of rows) {
+      const { message, title } = JSON.parse(notice) as { message: string; title: string }
+      expect(message).toContain("switch failed: \\u202ehtua/elpmaxe.oss \\x1b]52;c;aGk=\\x07\\rFAKE")
+      expect(hasControlCharacters(message + title)).toBe(false)
+    }
+  })
+
   test("a failed heal opens one incident; repeats update it; a heal resolves it, each step enqueued once", async () => {
     await report("heal.failed")
     await report("heal.failed")

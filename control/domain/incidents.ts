@@ -4,6 +4,7 @@
 // passed into incidents. Every change goes to the store with its deliveries in one transaction, then
 // wakes the delivery worker and becomes an `incident.*` fleet event (the SSE stream, the dashboard).
 import { createLogger } from "../../protocol/log.ts"
+import { terminalLine, terminalText } from "../../protocol/terminal-text.ts"
 import type { ControlEventType, FleetEvent } from "./events.ts"
 import { DEFAULT_SEVERITY, type Incident, type Observation, type Problem, TITLES } from "./incident-model.ts"
 import type { IncidentChange, IncidentStorePort, StepPlan } from "./incident-ports.ts"
@@ -72,8 +73,11 @@ export function createIncidents(deps: IncidentDeps) {
       node: incident.nodeId,
       problem: incident.problem,
       severity: incident.severity,
-      title: incident.title,
-      message: incident.message,
+      // A node's own words (a failed heal's error) reach Slack, email and tickets: control and format
+      // characters in them (a bidi override that makes the text read backwards, ESC, CR) go escaped,
+      // as on a terminal, so no node can reorder or hide what a notice says around them.
+      title: terminalLine(incident.title),
+      message: terminalText(incident.message),
       closures: {
         ...(incident.closures.desired ? { desired: incident.closures.desired } : {}),
         ...(incident.closures.current ? { current: incident.closures.current } : {}),
