@@ -67,6 +67,16 @@ async function httpClient(token: string, opts: { elicit?: boolean } = {}) {
   return client
 }
 
+/** Answers every elicitation yes, keeping what was asked: a human who approves. */
+function approveAll(client: Client): string[] {
+  const asked: string[] = []
+  client.setRequestHandler(ElicitRequestSchema, async (req) => {
+    asked.push(req.params.message)
+    return { action: "accept", content: { approve: true } }
+  })
+  return asked
+}
+
 async function callTool(client: Client, name: string, args: Record<string, unknown>) {
   const r = await client.callTool({ name, arguments: args })
   return { isError: r.isError === true, s: r.structuredContent as Structured, text: JSON.stringify(r.content) }
@@ -125,7 +135,8 @@ afterAll(async () => {
 
 describe("MCP over Streamable HTTP", () => {
   test("deploys to three agent nodes, sees them healthy, checks congruence, rolls back one, and audits each call", async () => {
-    const client = await httpClient(cp.adminToken)
+    const client = await httpClient(cp.adminToken, { elicit: true })
+    const asked = approveAll(client)
     expect(client.getServerVersion()?.name).toBe("chimera-service")
     const tools = (await client.listTools()).tools
     expect(tools.map((t) => t.name).sort()).toEqual(
@@ -172,6 +183,9 @@ describe("MCP over Streamable HTTP", () => {
 
     const congruent = await callTool(client, "check_congruence", { targets: names, config_path: gen2Config })
     expect(congruent.s.status).toBe("success")
+    // A read-only tool that builds a Nix file on the control plane's host asks first; the deploy (a
+    // mutating tool, which clients confirm themselves) did not.
+    expect(asked).toEqual([expect.stringContaining(`check_congruence builds ${gen2Config}`)])
     expect(congruent.s.results?.map((r) => r.status)).toEqual(["congruent", "congruent", "congruent"])
 
     // A hand-made switch on the node that does not heal itself: named as drifted once its agent tells.
@@ -285,6 +299,11 @@ describe("MCP over Streamable HTTP", () => {
     })
     expect(refused.isError).toBe(true)
     expect(refused.s.message).toContain("elicitation")
+    // A read-only tool that would build a Nix file on the control plane's host is refused the same way.
+    const build = await callTool(cannot, "check_congruence", { targets: ["mcp-1"], config_path: gen2Config })
+    expect(build.isError).toBe(true)
+    expect(build.s.message).toContain(`check_congruence builds ${gen2Config} on the control plane's host`)
+    expect(build.s.message).toContain("elicitation")
     await cannot.close()
 
     const asks = await httpClient(cp.adminToken, { elicit: true })
@@ -401,7 +420,7 @@ describe("a deploy to an enrolled node that the control plane does not reach ove
 })
 
 describe("MCP over stdio", () => {
-  const stdioClient = async (token: string) => {
+  const stdioClient = async (token: string, opts: { elicit?: boolean } = {}) => {
     const transport = new StdioClientTransport({
       command: process.execPath,
       args: [MAIN, "mcp", "--stdio"],
@@ -413,13 +432,17 @@ describe("MCP over stdio", () => {
       },
       stderr: "pipe",
     })
-    const client = new Client({ name: "chimera-test", version: "1" })
+    const client = new Client(
+      { name: "chimera-test", version: "1" },
+      { capabilities: opts.elicit ? { elicitation: { form: {} } } : {} },
+    )
     await client.connect(transport)
     return client
   }
 
   test("`chimera mcp --stdio` deploys, checks congruence and rolls back with the CLI's credential", async () => {
-    const client = await stdioClient(cp.adminToken)
+    const client = await stdioClient(cp.adminToken, { elicit: true })
+    approveAll(client)
     expect((await client.listTools()).tools.length).toBe(9)
     expect((await client.listResources()).resources.map((r) => r.uri)).toContain("node://health")
     // mcp-3 (no self-healing) still runs generation 1 by hand; deploy generation 2 to it again.

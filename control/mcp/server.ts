@@ -46,12 +46,18 @@ function toolResult(answer: Record<string, unknown>, isError = false): CallToolR
 const failure = (message: string, targets: string[] = []) => toolResult({ status: "error", message, targets }, true)
 
 /** Why this call needs a human's approval first, or null. */
-function approvalReason(op: Operation, input: Record<string, unknown>): string | null {
+function approvalReason(op: Operation, input: Record<string, unknown>, who: McpIdentity): string | null {
   if (op.risk === "command" && typeof input.command === "string") {
     const a = assessCommand(input.command)
     if (a.risk === "high") return `\`${input.command}\` is high risk: ${a.reasons.join("; ")}`
   }
   if (op.risk === "critical") return `${op.name} is critical`
+  // A build runs the Nix file's builders on the control-plane host. A client asks its human before a
+  // mutating tool (destructiveHint) but may run a read-only one unasked, so a read-only tool that names
+  // a Nix file asks here: a prompt injected through fleet data must not start a build. A caller who may
+  // not build (not admin) is not asked: the API refuses it and says why.
+  if (!op.mutates && typeof input.config_path === "string" && who.permissions.includes("cli:full_access"))
+    return `${op.name} builds ${input.config_path} on the control plane's host (its builders run code there)`
   const targets = Array.isArray(input.targets) ? (input.targets as string[]) : []
   if (op.mutates && (targets.length > CONFIRM_OVER_TARGETS || targets.some((t) => t.startsWith("@"))))
     return `${op.name} on ${targets.join(", ")} (more than ${CONFIRM_OVER_TARGETS} nodes, or a tag)`
@@ -97,7 +103,7 @@ export function createMcpServer(api: ApiCaller, who: McpIdentity): McpServer {
       },
       async (input: Record<string, unknown>, extra) => {
         const targets = Array.isArray(input.targets) ? (input.targets as string[]) : []
-        const reason = approvalReason(op, input)
+        const reason = approvalReason(op, input, who)
         if (reason) {
           const refusal = await ask(reason)
           if (refusal) return failure(refusal, targets)
