@@ -463,6 +463,63 @@ describe("MCP over stdio", () => {
     await client.close()
   })
 
+  test("every malformed line over stdio is answered, the JSON-RPC way, and the session goes on", async () => {
+    const proc = Bun.spawn([process.execPath, MAIN, "mcp", "--stdio"], {
+      env: { ...process.env, CHIMERA_URL: cp.url, CHIMERA_TOKEN: viewer, CHIMERA_CONFIG_FILE: "" },
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "ignore",
+    })
+    const init = {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } },
+    }
+    const lines = [
+      JSON.stringify(init),
+      "this is not json",
+      '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":[]}',
+      '{"jsonrpc":"2.0","id":8,"method":"resources/read","params":5}',
+      '{"jsonrpc":"1.0","id":9,"method":"ping"}',
+      '{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}',
+      '{"jsonrpc":"2.0","id":10,"method":"ping"}',
+    ]
+    proc.stdin.write(`${lines.join("\n")}\n`)
+    await proc.stdin.flush()
+    const answers: { id: unknown; error?: { code: number; message: string }; result?: unknown }[] = []
+    const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader()
+    let text = ""
+    while (!answers.some((a) => a.id === 10)) {
+      const { value, done } = await reader.read()
+      if (done) break
+      text += value
+      for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n")) {
+        answers.push(JSON.parse(text.slice(0, end)))
+        text = text.slice(end + 1)
+      }
+    }
+    proc.kill()
+    const byId = (id: unknown) => answers.filter((a) => JSON.stringify(a.id) === JSON.stringify(id))
+    expect(byId(1)[0]?.result).toBeDefined()
+    expect(byId(7)[0]?.error).toMatchObject({
+      code: -32602,
+      message: expect.stringContaining("params must be an object"),
+    })
+    expect(byId(8)[0]?.error).toMatchObject({
+      code: -32602,
+      message: expect.stringContaining("params must be an object"),
+    })
+    expect(byId(9)[0]?.error?.code).toBe(-32600)
+    // No usable id: answered with a null id, one for the line that is not JSON and one for the object id.
+    expect(
+      byId(null)
+        .map((a) => a.error?.code)
+        .sort(),
+    ).toEqual([-32700, -32600].sort())
+    expect(byId(10)[0]?.result).toEqual({})
+  })
+
   test("an operator over stdio may not build a Nix file on the control plane's host", async () => {
     const client = await stdioClient(operator)
     const health = await nodeHealth(client)

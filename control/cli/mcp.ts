@@ -10,6 +10,7 @@ import { apiCaller, errorText } from "../mcp/api-caller.ts"
 import { serveMcpHttp } from "../mcp/http.ts"
 import { guardMessages } from "../mcp/message-guard.ts"
 import { createMcpServer, followEnrolments, type McpIdentity } from "../mcp/server.ts"
+import { screenedStdin } from "../mcp/stdio-screen.ts"
 import { controlToken, controlUrl } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { flagLogLevel } from "./globals.ts"
@@ -39,7 +40,7 @@ export default defineCommand({
       if (me.status !== 200) throw new CliError(`the control plane at ${url} refused: ${errorText(me)}`, "E_API")
       const server = createMcpServer(api, me.body as McpIdentity)
       const stop = new AbortController()
-      const transport = new StdioServerTransport()
+      const transport = new StdioServerTransport(screenedStdin(process.stdin, process.stdout))
       transport.onclose = () => {
         stop.abort()
         process.exit(0)

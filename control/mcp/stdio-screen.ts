@@ -1,0 +1,71 @@
+// The lines a stdio MCP client sends, screened before the SDK's transport reads them. That transport
+// drops a line that is not JSON, or not a JSON-RPC message by its schema (`params: []`, an object id,
+// `"jsonrpc": "1.0"`), without any answer, and the client waits for ever. Here each such line gets the
+// answer JSON-RPC gives it: -32700 for one that is not JSON (or longer than MAX_LINE), -32602 naming
+// the field for a request whose params are wrong (message-guard.ts's check), -32600 for anything
+// else; only valid messages reach the transport, unchanged.
+import { PassThrough, type Readable, type Writable } from "node:stream"
+import { JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js"
+import { paramsProblem } from "./message-guard.ts"
+
+/** A line longer than this is not read on: its request is answered -32700 and dropped. */
+export const MAX_LINE = 4 * 1024 * 1024
+
+const PARSE_ERROR = -32700
+const INVALID_REQUEST = -32600
+const INVALID_PARAMS = -32602
+
+/** `input` as the transport should read it; answers to refused lines go straight to `output`. */
+export function screenedStdin(input: Readable, output: Writable): PassThrough {
+  const passed = new PassThrough()
+  const answer = (id: string | number | null, code: number, message: string) =>
+    output.write(`${JSON.stringify({ jsonrpc: "2.0", id, error: { code, message } })}\n`)
+
+  const screen = (line: string) => {
+    if (line.trim() === "") return
+    let value: unknown
+    try {
+      value = JSON.parse(line)
+    } catch (error) {
+      answer(null, PARSE_ERROR, `Parse error: ${(error as Error).message}`)
+      return
+    }
+    if (JSONRPCMessageSchema.safeParse(value).success) {
+      passed.write(`${line}\n`)
+      return
+    }
+    const m = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>
+    const id = typeof m.id === "string" || (typeof m.id === "number" && Number.isFinite(m.id)) ? m.id : null
+    const problem = typeof m.method === "string" ? paramsProblem(m.method, m.params) : null
+    if (problem && id !== null) answer(id, INVALID_PARAMS, problem)
+    else
+      answer(
+        id,
+        INVALID_REQUEST,
+        'Invalid Request: expected a JSON-RPC 2.0 message ("jsonrpc": "2.0", a method, and an id that is a string or a number)',
+      )
+  }
+
+  let buffer = ""
+  let skipping = false
+  input.setEncoding("utf8")
+  input.on("data", (chunk: string) => {
+    buffer += chunk
+    for (let end = buffer.indexOf("\n"); end !== -1; end = buffer.indexOf("\n")) {
+      const line = buffer.slice(0, end).replace(/\r$/, "")
+      buffer = buffer.slice(end + 1)
+      if (skipping) skipping = false
+      else screen(line)
+    }
+    if (buffer.length > MAX_LINE) {
+      if (!skipping) answer(null, PARSE_ERROR, `Parse error: a line longer than ${MAX_LINE} characters`)
+      skipping = true
+      buffer = ""
+    }
+  })
+  input.on("end", () => {
+    if (!skipping) screen(buffer)
+    passed.end()
+  })
+  return passed
+}
