@@ -15,6 +15,7 @@ import type { Context, MiddlewareHandler } from "hono"
 import { type Audit, type AuditTicket, resultOf } from "../domain/auth/audit.ts"
 import { shownUsername } from "../domain/auth/sessions.ts"
 import { type ApiEnv, internalPrincipal } from "./auth.ts"
+import { excessDepth } from "./json-depth.ts"
 import type { Refusals } from "./refusals.ts"
 
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
@@ -58,7 +59,11 @@ async function bodyOf(c: Context, maxBytes: number | "whole"): Promise<Record<st
     if (!(length > 0) || length > maxBytes) return null
   }
   try {
-    const body: unknown = await c.req.json()
+    // Parsed only past the depth check the route's validator makes (json-depth.ts): a megabyte of `[`
+    // would otherwise cost the parser far more than its bytes here, before the route refuses it.
+    const text = await c.req.text()
+    if (excessDepth(text) > 0) return null
+    const body: unknown = JSON.parse(text)
     return body !== null && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : null
   } catch {
     return null // not JSON: nothing is kept, since raw text could hold a secret under no name at all
