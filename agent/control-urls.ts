@@ -3,6 +3,7 @@
 // entry must be an http:// or https:// URL; a bad one is refused naming its position and value, so a
 // typo in the third of five replicas is found at start, not at the first failover. Duplicates collapse.
 import { z } from "zod"
+import { repeatedValues } from "../protocol/cli-flags.ts"
 
 const ControlUrl = z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })
 
@@ -33,12 +34,6 @@ export const ControlUrls = z
  * every occurrence is gathered from argv (`--control-url URL` and `--control-url=URL`) and joined.
  */
 export function gatherControlUrls(raw: Record<string, unknown>, argv: string[]): Record<string, unknown> {
-  const given: string[] = []
-  for (let i = 0; i < argv.length && argv[i] !== "--"; i++) {
-    const arg = argv[i] ?? ""
-    if (arg === "--control-url" && i + 1 < argv.length) given.push(argv[++i] ?? "")
-    else if (arg.startsWith("--control-url=")) given.push(arg.slice("--control-url=".length))
-  }
-  const nonEmpty = given.filter((g) => g !== "")
+  const nonEmpty = repeatedValues(argv, "control-url").filter((g) => g !== "")
   return nonEmpty.length > 1 ? { ...raw, "control-url": nonEmpty.join(",") } : raw
 }

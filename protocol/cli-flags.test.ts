@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import type { ArgsDef } from "citty"
-import { firstWord, nearestFlag, unknownFlags, unknownFlagsMessage } from "./cli-flags.ts"
+import { firstWord, nearestFlag, repeatedValues, unknownFlags, unknownFlagsMessage } from "./cli-flags.ts"
 
 const ARGS = {
   "dry-run": { type: "boolean" },
@@ -62,5 +62,22 @@ describe("unknownFlags", () => {
     expect(unknownFlagsMessage("chimera deploy", ARGS, ["--dryrun", "-x"])).toBe(
       "unknown options --dryrun (did you mean --dry-run?), -x for chimera deploy; see chimera deploy --help",
     )
+  })
+
+  test("repeatedValues gives every value of a repeated flag, both spellings, up to --", () => {
+    const argv = [
+      "--health-cmd",
+      "a",
+      "--targets",
+      "x",
+      "--health-cmd=b c",
+      "--health-cmd",
+      "-v",
+      "--",
+      "--health-cmd",
+      "d",
+    ]
+    expect(repeatedValues(argv, "health-cmd")).toEqual(["a", "b c", "-v"])
+    expect(repeatedValues(argv, "health-url")).toEqual([])
   })
 })

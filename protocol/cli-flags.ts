@@ -70,6 +70,20 @@ export function unknownFlags(args: ArgsDef, rawArgs: readonly string[]): string[
   return unknown
 }
 
+/**
+ * Every value given for `--name` (as `--name V` or `--name=V`), in order, up to `--`. citty keeps only
+ * the last of a repeated flag, so a flag documented as repeatable reads its values here.
+ */
+export function repeatedValues(rawArgs: readonly string[], name: string): string[] {
+  const values: string[] = []
+  for (let i = 0; i < rawArgs.length && rawArgs[i] !== "--"; i++) {
+    const arg = rawArgs[i] ?? ""
+    if (arg === `--${name}` && i + 1 < rawArgs.length) values.push(rawArgs[++i] ?? "")
+    else if (arg.startsWith(`--${name}=`)) values.push(arg.slice(name.length + 3))
+  }
+  return values
+}
+
 /** The long flag of `args` nearest to `flag` (two edits at most), for "did you mean". */
 export function nearestFlag(args: ArgsDef, flag: string): string | null {
   const given = flag.replace(/^-{1,2}/, "")

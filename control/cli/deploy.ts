@@ -4,6 +4,7 @@
 import * as p from "@clack/prompts"
 import { defineCommand } from "citty"
 import { z } from "zod"
+import { repeatedValues } from "../../protocol/cli-flags.ts"
 import { SessionId } from "../../protocol/ids.ts"
 import { createNix } from "../adapters/nix.ts"
 import { type DeploymentRecord, deploy, type TargetResult } from "../domain/deploy.ts"
@@ -31,8 +32,6 @@ const DeployFlags = z
     message:
       "--health-timeout must be shorter than --confirm-timeout (the node rolls back when the confirm timeout passes)",
   })
-
-const asList = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)])
 
 const bytes = (n: number) =>
   n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`
@@ -93,7 +92,7 @@ export default defineCommand({
     },
     ...sshArgs,
   },
-  async run({ args }) {
+  async run({ args, rawArgs }) {
     const layered = commandConfig({
       flags: {
         ...sshConfigFlags(args),
@@ -108,8 +107,8 @@ export default defineCommand({
       session: config.fleet.session_name,
       "confirm-timeout": args["confirm-timeout"],
       "health-timeout": args["health-timeout"],
-      "health-cmd": asList(args["health-cmd"]),
-      "health-url": asList(args["health-url"]),
+      "health-cmd": repeatedValues(rawArgs, "health-cmd"),
+      "health-url": repeatedValues(rawArgs, "health-url"),
     })
     if (!parsed.success) {
       // The two settings the configuration may give are named with where their value came from.

@@ -10,7 +10,9 @@ export const globals: GlobalFlags = { verbose: false, debug: false }
 /** Removes the global flags from `argv` and records them. */
 export function takeGlobalFlags(argv: string[]): string[] {
   const rest: string[] = []
-  for (const arg of argv) {
+  for (const [i, arg] of argv.entries()) {
+    // After `--` every word is the command's to run (`chimera exec … -- grep -v x`), never a flag.
+    if (arg === "--") return [...rest, ...argv.slice(i)]
     if (arg === "--verbose" || arg === "-v") globals.verbose = true
     else if (arg === "--debug") globals.debug = true
     else rest.push(arg)
