@@ -38,8 +38,8 @@ describe("a deploy's health checks through the API", () => {
       expect(res.status).toBe(422)
       expect(((await res.json()) as { error: string }).error).toContain("its host must be {host}")
     }
-    const sneaky = await deploy(operator, { health_url: ["http://169.254.169.254/?host={host}"] })
-    expect(sneaky.status).toBe(422)
+    for (const sneaky of ["http://169.254.169.254/?host={host}", "http://{HOST}:80/", "http://%7Bhost%7D/"])
+      expect((await deploy(operator, { health_url: [sneaky] })).status).toBe(422)
   })
 
   test("low-risk commands and {host} URLs pass the gate, and the deploy goes on to what comes next", async () => {

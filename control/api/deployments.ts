@@ -44,8 +44,10 @@ function mayBuild(principal: ApiEnv["Variables"]["principal"], configPath: strin
 function mayCheck(principal: ApiEnv["Variables"]["principal"], commands: string[], urls: string[]) {
   const { role } = userOf(principal)
   for (const command of commands) checkCommandRisk(role, command)
+  // Read as written, as health-check.ts fills it in: `{HOST}` or `%7Bhost%7D` parse to the same host
+  // name but are never replaced.
   for (const url of urls)
-    if (new URL(url).hostname !== "{host}")
+    if (!/^https?:\/\/\{host\}(?=[:/?#]|$)/.test(url))
       throw invalid(
         `health_url ${JSON.stringify(url)}: through the API a health check dials the target itself, so its host must be {host} (e.g. http://{host}:8080/health)`,
       )

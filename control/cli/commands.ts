@@ -7,7 +7,15 @@ const def = <T>(m: Promise<T>, pick: (m: T) => unknown) => m.then((x) => pick(x)
 
 export const COMMANDS: Record<string, [description: string, load: Load]> = {
   web: ["Start the control plane: API, agent endpoints and dashboard", () => def(import("./web.ts"), (m) => m.default)],
-  agent: ["Start the node agent daemon", () => def(import("../../agent/main.ts"), (m) => m.agentCommand)],
+  // The agent's own usage names it chimera-agent; under the CLI it is `chimera agent`.
+  agent: [
+    "Start the node agent daemon",
+    () =>
+      def(import("../../agent/main.ts"), (m) => ({
+        ...m.agentCommand,
+        meta: { ...m.agentCommand.meta, name: "agent" },
+      })),
+  ],
   nodes: [
     "Enrolled nodes: list, show, join tokens, desired closures, run a command",
     () => def(import("./nodes.ts"), (m) => m.default),

@@ -335,7 +335,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       const refused = await deployments.record(record, by)
       if (refused === "control-plane")
         throw conflict(
-          `deployment ${record.id} was run by the control plane, and its record is the control plane's own: report your deployment under a new id`,
+          `deployment ${record.id} was run by the control plane, or recorded before records named who reported them, and no caller may write it again: report your deployment under a new id`,
         )
       if (refused === "another-principal")
         throw conflict(
