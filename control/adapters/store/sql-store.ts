@@ -297,8 +297,9 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
         // The credential is read after the commands, so any command seen was queued before a revocation
         // this read misses. On PostgreSQL (read committed) the node's row stays locked until the
         // deliveries commit: a revocation either came first and is seen here, or waits for them. On
-        // SQLite the transaction reads one snapshot, and marking fails if a write landed since. With
-        // nothing to hand out there is nothing to lock.
+        // SQLite the handle runs one transaction at a time (a revocation is one), and the hot path writes
+        // only from timers, which cannot run inside this one. With nothing to hand out there is nothing
+        // to lock.
         const lock = rows.length > 0 && dialect === "postgres" ? tx`FOR SHARE` : tx``
         const holder: Row[] = await tx`SELECT credential_hash FROM nodes WHERE id = ${nodeId} ${lock}`
         if (holder[0]?.credential_hash !== credentialHash) return null
