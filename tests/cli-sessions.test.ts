@@ -5,6 +5,7 @@
 // is a process on the control-plane host, so only admins may open one (control/domain/auth/roles.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { connect } from "node:net"
+import { join } from "node:path"
 import fc from "fast-check"
 import { ClientMessage } from "../control/api/cli-messages.ts"
 import { DEFAULT_LIMITS } from "../control/domain/auth/rate-limiter.ts"
@@ -234,6 +235,22 @@ describe("CLI sessions", () => {
     expect((await call(cp, cp.adminToken, "DELETE", `/api/cli/sessions/${session.sessionId}`)).status).toBe(204)
     expect((await run(["tmux", "-L", cp.tmuxSocket, "has-session", "-t", `=${session.sessionId}`])).code).not.toBe(0)
     expect((await call(cp, cp.adminToken, "GET", `/api/cli/sessions/${session.sessionId}`)).status).toBe(404)
+  })
+
+  test("a token a command prints reaches the socket redacted, as it reaches the HTTP answer", async () => {
+    const session = await openBash(cp, cp.adminToken)
+    const s = await openSocket(session.websocketUrl, cp.adminToken)
+    await s.waitFor((m) => m.type === "status" && m.data.status === "ready")
+    // The admin token itself, read from the data dir: a real chm_ token.
+    s.send({ type: "command", id: "t1", data: { command: `cat ${join(cp.dataDir, "admin.token")}` } })
+    await s.waitFor((m) => m.type === "completion" && m.correlationId === "t1")
+    const printed = s.messages
+      .filter((m) => m.type === "output" && m.correlationId === "t1")
+      .map((m) => m.data.content)
+      .join("")
+    expect(printed).toContain("[redacted]")
+    expect(printed).not.toContain(cp.adminToken)
+    s.ws.close()
   })
 
   test("cancel over the WebSocket and POST /interrupt both stop a running `sleep 30`", async () => {

@@ -27,6 +27,7 @@ import {
   type WsErrorCode,
 } from "./cli-messages.ts"
 import { CliSessionParams } from "./cli-sessions.ts"
+import { redactedJsonText } from "./redact-answers.ts"
 import { params } from "./validate.ts"
 
 const log = createLogger("cli-socket")
@@ -95,7 +96,9 @@ export const cliSocketRoutes = ({ cli, authenticator, limiter, audit }: CliSocke
       const send = (type: string, correlationId: string | null, data: unknown) => {
         if (socket === null) return
         const id = `${PREFIX[type] ?? type}-${++seq}`
-        socket.send(JSON.stringify({ type, id, correlationId, timestamp: clock.now().toISOString(), data }))
+        // Through the same secret net as every JSON answer (a command may print a token), as the
+        // session's HTTP output is: no middleware sees a socket's frames.
+        socket.send(redactedJsonText({ type, id, correlationId, timestamp: clock.now().toISOString(), data }))
       }
       const fail = (correlationId: string | null, code: WsErrorCode, message: string, details?: unknown) =>
         send("error", correlationId, {
