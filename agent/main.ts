@@ -14,7 +14,7 @@ import { defineCommand, renderUsage, runMain } from "citty"
 import { unknownFlags, unknownFlagsMessage } from "../protocol/cli-flags.ts"
 import { createLogger, displayUrl, setLogLevel } from "../protocol/log.ts"
 import { UNCONFIRMED_DEPLOY_MARKER } from "../protocol/unconfirmed-deploy.ts"
-import { useColor } from "../protocol/use-color.ts"
+import { colorIfTaken } from "../protocol/use-color.ts"
 import { VERSION } from "../protocol/version.ts"
 import { checkUnconfirmedDeploy } from "./boot-check.ts"
 import { type CommandLoop, startCommandLoop } from "./command-loop.ts"
@@ -242,8 +242,7 @@ export const agentCommand = defineCommand({
  * whatever stdout is, and a journal or a pipe would keep the escape codes.
  */
 async function printUsage() {
-  const usage = await renderUsage(agentCommand)
-  process.stdout.write(`${useColor() ? usage : Bun.stripANSI(usage)}\n`)
+  process.stdout.write(`${colorIfTaken(await renderUsage(agentCommand))}\n`)
 }
 
 if (import.meta.main) {

@@ -4,7 +4,7 @@ import { stripVTControlCharacters } from "node:util"
 import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty"
 import { firstWord, unknownFlags, unknownFlagsMessage } from "../../protocol/cli-flags.ts"
 import { setLogLevel } from "../../protocol/log.ts"
-import { useColor } from "../../protocol/use-color.ts"
+import { colorIfTaken } from "../../protocol/use-color.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import { CliError } from "./errors.ts"
 import { flagLogLevel, globals, takeGlobalFlags } from "./globals.ts"
@@ -68,14 +68,13 @@ async function usageFor(main: CommandDef, argv: string[]): Promise<string> {
   let parent: CommandDef | undefined
   for (const arg of argv) {
     if (arg.startsWith("-")) break
-    const subs = typeof cmd.subCommands === "function" ? await cmd.subCommands() : await cmd.subCommands
-    const next = subs?.[arg]
+    const subs: Record<string, Resolvable<CommandDef>> | undefined = await resolved(cmd.subCommands)
+    const next = subs && (await _subCommand(subs, arg))
     if (!next) break
     parent = cmd
-    cmd = typeof next === "function" ? await next() : await next
+    cmd = next
   }
-  const usage = await renderUsage(cmd, parent)
-  return useColor() ? usage : Bun.stripANSI(usage)
+  return colorIfTaken(await renderUsage(cmd, parent))
 }
 
 /** Exit status of a command whose reader went away: 128 + SIGPIPE, as the shell shows for `seq 1e9 | head -1`. */

@@ -2,9 +2,7 @@
 // with a sentence that names the field, instead of the SDK's -32603 "Internal error" carrying a dump
 // of its schema check. Sits between the transport and the server, so stdio and HTTP are both covered.
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js"
-
-const INVALID_PARAMS = -32602
+import { ErrorCode, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js"
 
 const kind = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "an array" : `a ${typeof v}`)
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
@@ -34,7 +32,11 @@ export function guardMessages(transport: Transport): void {
     if (m.id !== undefined && typeof m.method === "string") {
       const problem = paramsProblem(m.method, m.params)
       if (problem) {
-        const answer = { jsonrpc: "2.0", id: m.id, error: { code: INVALID_PARAMS, message: problem } } as JSONRPCMessage
+        const answer = {
+          jsonrpc: "2.0",
+          id: m.id,
+          error: { code: ErrorCode.InvalidParams, message: problem },
+        } as JSONRPCMessage
         void transport.send(answer, { relatedRequestId: m.id }).catch(() => {})
         return
       }

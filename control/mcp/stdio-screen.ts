@@ -5,15 +5,11 @@
 // the field for a request whose params are wrong (message-guard.ts's check), -32600 for anything
 // else; only valid messages reach the transport, unchanged.
 import { PassThrough, type Readable, type Writable } from "node:stream"
-import { JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js"
+import { ErrorCode, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js"
 import { paramsProblem } from "./message-guard.ts"
 
 /** A line longer than this is not read on: its request is answered -32700 and dropped. */
 export const MAX_LINE = 4 * 1024 * 1024
-
-const PARSE_ERROR = -32700
-const INVALID_REQUEST = -32600
-const INVALID_PARAMS = -32602
 
 /** `input` as the transport should read it; answers to refused lines go straight to `output`. */
 export function screenedStdin(input: Readable, output: Writable): PassThrough {
@@ -27,7 +23,7 @@ export function screenedStdin(input: Readable, output: Writable): PassThrough {
     try {
       value = JSON.parse(line)
     } catch (error) {
-      answer(null, PARSE_ERROR, `Parse error: ${(error as Error).message}`)
+      answer(null, ErrorCode.ParseError, `Parse error: ${(error as Error).message}`)
       return
     }
     if (JSONRPCMessageSchema.safeParse(value).success) {
@@ -37,11 +33,11 @@ export function screenedStdin(input: Readable, output: Writable): PassThrough {
     const m = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>
     const id = typeof m.id === "string" || (typeof m.id === "number" && Number.isFinite(m.id)) ? m.id : null
     const problem = typeof m.method === "string" ? paramsProblem(m.method, m.params) : null
-    if (problem && id !== null) answer(id, INVALID_PARAMS, problem)
+    if (problem && id !== null) answer(id, ErrorCode.InvalidParams, problem)
     else
       answer(
         id,
-        INVALID_REQUEST,
+        ErrorCode.InvalidRequest,
         'Invalid Request: expected a JSON-RPC 2.0 message ("jsonrpc": "2.0", a method, and an id that is a string or a number)',
       )
   }
@@ -58,7 +54,7 @@ export function screenedStdin(input: Readable, output: Writable): PassThrough {
       else screen(line)
     }
     if (buffer.length > MAX_LINE) {
-      if (!skipping) answer(null, PARSE_ERROR, `Parse error: a line longer than ${MAX_LINE} characters`)
+      if (!skipping) answer(null, ErrorCode.ParseError, `Parse error: a line longer than ${MAX_LINE} characters`)
       skipping = true
       buffer = ""
     }
