@@ -46,16 +46,7 @@ const secretRun = (nodes: string[]) => ({ command: `DB_PASSWORD=${SECRET} /usr/b
 describe("revoked node credentials and open long polls (SQLite)", () => {
   test("a poll held when its node is revoked answers 401 at once; the command and closure queued after never reach it", async () => {
     await using cp = await startInProcess()
-    const cred = await enrollNode(cp, "node-a")
-    expect((await beat(cp, cred, "node-a")).status).toBe(200)
-    const pending = openPoll(cp, cred, "node-a")
-    await held()
-
-    expect((await call(cp, cp.adminToken, "POST", "/api/nodes/node-a/revoke")).status).toBe(200)
-    // The revocation alone ends the poll: nothing is queued yet.
-    const answer = await pending
-    expect(answer.status).toBe(401)
-    expect(answer.ms).toBeLessThan(AT_ONCE_MS)
+    const cred = await revocationEndsHeldPoll(cp, cp, "node-a")
 
     const ran = await relay(cp, secretRun(["node-a"]))
     // Setting a revoked node's desired closure is allowed: it is for the node's next enrolment.
@@ -144,15 +135,7 @@ describe("revoked node credentials and open long polls (PostgreSQL, two replicas
     const url = await pg.database("revoked_polls")
     await using a = await startInProcess({ databaseUrl: url })
     await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
-    const cred = await enrollNode(a, "node-a")
-    expect((await beat(b, cred, "node-a")).status).toBe(200)
-    const pending = openPoll(b, cred, "node-a")
-    await held()
-
-    expect((await call(a, a.adminToken, "POST", "/api/nodes/node-a/revoke")).status).toBe(200)
-    const answer = await pending
-    expect(answer.status).toBe(401)
-    expect(answer.ms).toBeLessThan(AT_ONCE_MS)
+    const cred = await revocationEndsHeldPoll(a, b, "node-a")
 
     const ran = await relay(a, secretRun(["node-a"]))
     expect((await call(a, a.adminToken, "PUT", "/api/nodes/node-a/desired", { closure: GEN2 })).status).toBe(200)
@@ -176,6 +159,22 @@ describe("revoked node credentials and open long polls (PostgreSQL, two replicas
     await rotationRefusesHeldPoll(a, b, "node-r")
   })
 })
+
+/**
+ * A node enrolled through `admin` holds a poll on `node`; `admin` revokes it, and the revocation alone
+ * (nothing is queued yet) ends the poll with 401 at once. Returns the revoked credential.
+ */
+async function revocationEndsHeldPoll(admin: TestControlPlane, node: TestControlPlane, nodeId: string) {
+  const cred = await enrollNode(admin, nodeId)
+  expect((await beat(node, cred, nodeId)).status).toBe(200)
+  const pending = openPoll(node, cred, nodeId)
+  await held()
+  expect((await call(admin, admin.adminToken, "POST", `/api/nodes/${nodeId}/revoke`)).status).toBe(200)
+  const answer = await pending
+  expect(answer.status).toBe(401)
+  expect(answer.ms).toBeLessThan(AT_ONCE_MS)
+  return cred
+}
 
 /**
  * A node polls `node` with its credential while `admin` asks for a rotation; the new credential's
