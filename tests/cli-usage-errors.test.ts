@@ -18,6 +18,14 @@ test("an unknown command or subcommand is named plainly, with no escape codes, c
   }
 }, 60_000)
 
+test("a command named like a property every object has is unknown, not run (citty looks names up with `in`)", async () => {
+  for (const args of [["toString"], ["constructor"], ["nodes", "hasOwnProperty"]]) {
+    const r = await run([process.execPath, MAIN, ...args], { env: { NO_COLOR: "1" } })
+    expect({ args, code: r.code }).toEqual({ args, code: 1 })
+    expect(r.stderr).toContain(`Unknown command ${args.at(-1)}`)
+  }
+}, 60_000)
+
 test("a flag the command does not define is refused before anything runs, with the nearest flag named", async () => {
   const env = { NO_COLOR: "1" }
   // `--dryrun` for `--dry-run`: citty alone would drop it and deploy for real.

@@ -32,7 +32,8 @@ async function refuseUnknownFlags(main: CommandDef, argv: string[]): Promise<voi
     if (subs && at !== -1) {
       const name = raw[at] ?? ""
       next = await _subCommand(subs, name)
-      if (!next) return // citty answers "Unknown command"
+      // citty looks a name up with `in`, so `chimera toString` would run Object's method and exit 0.
+      if (!next) throw usageError(`Unknown command ${name}`)
       own = raw.slice(0, at)
       raw = raw.slice(at + 1)
       path.push(name)
@@ -53,8 +54,15 @@ async function refuseUnknownFlags(main: CommandDef, argv: string[]): Promise<voi
   }
 }
 
+/** An error shown as citty's own usage errors are: the usage, then the message (runCli). */
+function usageError(message: string): Error {
+  const error = new Error(message)
+  error.name = "CLIError"
+  return error
+}
+
 async function _subCommand(subs: Record<string, Resolvable<CommandDef>>, name: string) {
-  if (name in subs) return resolved(subs[name])
+  if (Object.hasOwn(subs, name)) return resolved(subs[name])
   for (const sub of Object.values(subs)) {
     const def = await resolved(sub)
     const alias = (await resolved(def?.meta))?.alias
