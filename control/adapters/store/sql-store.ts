@@ -17,6 +17,7 @@ import { checkSchema, checkSqliteFile } from "./database-file.ts"
 import { heartbeatStore } from "./heartbeat-store.ts"
 import { type Dialect, MIGRATIONS } from "./migrations.ts"
 import { attachHotPath, CACHE_KIB, detachHotPath, hotPathOf, writingNodes } from "./sqlite-hot-path.ts"
+import { takeTurns } from "./sqlite-turns.ts"
 import { CHECKPOINT_PAGES } from "./wal-checkpointer.ts"
 
 type Row = Record<string, unknown>
@@ -41,7 +42,10 @@ export async function openDatabase(url: string): Promise<{ db: SQL; dialect: Dia
     checkSqliteFile(path)
   }
   // Each replica's connections carry its name, which tells the others it runs (replica-liveness.ts).
-  const db = dialect === "postgres" ? new SQL({ url, connection: { application_name: replicaName() } }) : new SQL(url)
+  // SQLite's one connection is shared by every request: a statement must not run inside another
+  // request's open transaction (sqlite-turns.ts).
+  const db =
+    dialect === "postgres" ? new SQL({ url, connection: { application_name: replicaName() } }) : takeTurns(new SQL(url))
   if (dialect === "sqlite") {
     await db`PRAGMA journal_mode = WAL`
     await db`PRAGMA synchronous = NORMAL`
