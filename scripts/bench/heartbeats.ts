@@ -5,7 +5,8 @@
 // (scripts/bench/heartbeat-load.ts) drives heartbeats open-loop at a fixed rate, every node with its
 // own credential. The peer, in the same run and on the same cores, is a bare Bun.serve that reads the
 // body and answers 200 with no work at all: the ratio between the two is what Chimera's auth,
-// validation and store cost. On PostgreSQL, `replicas: 2` starts a second `chimera web` on the same
+// validation and store cost. On SQLite a second peer, heartbeat-peer.ts, does a heartbeat's work in one
+// small file written for that alone: the ratio to it is what Chimera costs beyond the work itself. On PostgreSQL, `replicas: 2` starts a second `chimera web` on the same
 // database, pinned to the other core (beside the load generator), node k heartbeating to replica
 // k mod 2; server CPU is then both replicas' together, and PostgreSQL's own processes are counted
 // apart. Every process started here is stopped here, whatever fails.
@@ -19,6 +20,7 @@ import type { LoadConfig, LoadResult } from "./heartbeat-load.ts"
 
 const ROOT = join(import.meta.dir, "../..")
 const LOAD = join(import.meta.dir, "heartbeat-load.ts")
+const WORKED_PEER = join(import.meta.dir, "heartbeat-peer.ts")
 
 export interface HeartbeatOptions {
   nodes: number
@@ -41,6 +43,8 @@ export interface HeartbeatResults {
   enrolSeconds: number
   chimera: LoadResult[]
   peer: LoadResult[]
+  /** The peer that does a heartbeat's work (heartbeat-peer.ts); run beside SQLite only, else empty. */
+  workedPeer: LoadResult[]
   /** The machine's 1-minute load average before and after the section. */
   loadAverage: [number, number]
   rssMb: number
@@ -141,6 +145,38 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
     }
     await stopProc(peer)
 
+    // The second peer, on SQLite's rows only: a heartbeat server written for that alone, doing a
+    // heartbeat's work (heartbeat-peer.ts), with the same nodes enrolled in its own database.
+    const workedPeers: LoadResult[] = []
+    if (!opts.databaseUrl) {
+      const workedPort = freePort()
+      const workedUrl = `http://127.0.0.1:${workedPort}`
+      const nodesFile = join(dir, "worked-peer-nodes.json")
+      await writeFile(nodesFile, JSON.stringify(fake))
+      const worked = Bun.spawn(
+        pinned(CORES.server, [
+          process.execPath,
+          WORKED_PEER,
+          String(workedPort),
+          nodesFile,
+          join(dir, "worked-peer.db"),
+        ]),
+        { env: { ...process.env, ...opts.env }, stdout: "ignore", stderr: "inherit" },
+      )
+      procs.push(worked)
+      await waitUp(workedUrl, worked, "the heartbeat peer (heartbeat-peer.ts)")
+      for (let round = 0; round < opts.rounds; round++) {
+        log(`  heartbeat peer, round ${round + 1}/${opts.rounds}: ${describe}…`)
+        const result = await runLoad(dir, "load", { ...base, urls: [workedUrl], nodes: fake, serverPids: [worked.pid] })
+        if (result.errors > 0 || Object.keys(result.statuses).some((s) => s !== "200"))
+          throw new Error(
+            `the heartbeat peer did not answer 200 to every heartbeat: ${JSON.stringify(result.statuses)}`,
+          )
+        workedPeers.push(result)
+      }
+      await stopProc(worked)
+    }
+
     const ports = Array.from({ length: replicas }, () => freePort())
     const cpUrls = ports.map((p) => `http://127.0.0.1:${p}`)
     const cpUrl = cpUrls[0] as string
@@ -198,6 +234,7 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
       enrolSeconds,
       chimera,
       peer: peers,
+      workedPeer: workedPeers,
       ...mem,
       cores: CORES,
       loadAverage: [loadBefore, await loadAverage()],
@@ -251,8 +288,15 @@ export function heartbeatTable(all: HeartbeatResults[]): string {
     rows.push(line(`chimera web, ${label}`, r.chimera, `${r.rssMb.toFixed(0)} MB (peak ${r.peakRssMb.toFixed(0)})`))
     const env = Object.entries(r.opts.env ?? {}).map(([k, v]) => `, ${k}=${v}`)
     rows.push(line(`peer: bare Bun.serve${env.join("")}`, r.peer, "–"))
+    const worked = r.workedPeer ?? []
+    if (worked.length) rows.push(line(`peer: heartbeat-peer.ts${env.join("")}`, worked, "–"))
     notes.push(
       `- ${label}, ${n0(r.opts.rate)}/s offered: a heartbeat costs Chimera **${(perBeat(r.chimera) / perBeat(r.peer)).toFixed(1)}×** the peer's server CPU, p99 ${(m(r.chimera, (x) => x.p99Ms) / m(r.peer, (x) => x.p99Ms)).toFixed(1)}× the peer's. Enrolling ${n0(r.opts.nodes)} agents through the API (a join token and an enrolment each, 32 at a time) took ${r.enrolSeconds.toFixed(0)} s (${n0(r.opts.nodes / r.enrolSeconds)}/s). Load average ${r.loadAverage[0].toFixed(1)} before, ${r.loadAverage[1].toFixed(1)} after.`,
+      ...(worked.length
+        ? [
+            `  - Against the peer that does a heartbeat's work (heartbeat-peer.ts, ${perBeat(worked).toFixed(0)} µs, ${(perBeat(worked) / perBeat(r.peer)).toFixed(1)}× the bare one): Chimera **${(perBeat(r.chimera) / perBeat(worked)).toFixed(1)}×**.`,
+          ]
+        : []),
       `  - CPU per heartbeat by thread${replicas > 1 ? " (the first replica's)" : ""}: ${byThread(r.chimera, replicas) || "not measured"}. The peer's: ${byThread(r.peer) || "not measured"}.`,
     )
   }
@@ -260,7 +304,7 @@ export function heartbeatTable(all: HeartbeatResults[]): string {
   return [
     `${HEARTBEAT_HEADING} (target: 10,000/s sustained from 20,000 agents, p99 < 50 ms)`,
     "",
-    `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version} (\`bun scripts/bench.ts --only heartbeats\`). \`chimera web\` runs as a child process pinned to core ${r0?.cores.server} (\`taskset\`); every agent is enrolled through the real API and heartbeats with its own credential. A load generator in its own process, pinned to core ${r0?.cores.load}, drives heartbeats open-loop over ${n0(r0?.opts.connections ?? 0)} keep-alive connections: each is due at a fixed time, and latency counts from then, so a server that falls behind shows as latency and lower throughput, not as a politely slower client. ${r0?.opts.seconds} s counted per round after a warm-up of one turn of all agents; medians of ${r0?.opts.rounds} rounds, errors summed. Server CPU is the server process's over the counted window (100 % = one core), and of a heartbeat's CPU the kernel's part (system time: sockets, file writes) is shown apart; RSS is the control plane's after its last round. The peer, in the same run on the same core with the same requests, is a bare \`Bun.serve\` that reads the body and answers 200 with no work: the HTTP floor. With two replicas (PostgreSQL), the second runs on core ${r0?.cores.load} beside the load generator, node k heartbeats to replica k mod 2, and server CPU is both replicas' together; PostgreSQL's own processes (unpinned) are counted in their own column. Each note's CPU by thread is read from \`/proc/PID/task\`: ${THREADS}.`,
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${navigator.hardwareConcurrency} cores, Bun ${Bun.version} (\`bun scripts/bench.ts --only heartbeats\`). \`chimera web\` runs as a child process pinned to core ${r0?.cores.server} (\`taskset\`); every agent is enrolled through the real API and heartbeats with its own credential. A load generator in its own process, pinned to core ${r0?.cores.load}, drives heartbeats open-loop over ${n0(r0?.opts.connections ?? 0)} keep-alive connections: each is due at a fixed time, and latency counts from then, so a server that falls behind shows as latency and lower throughput, not as a politely slower client. ${r0?.opts.seconds} s counted per round after a warm-up of one turn of all agents; medians of ${r0?.opts.rounds} rounds, errors summed. Server CPU is the server process's over the counted window (100 % = one core), and of a heartbeat's CPU the kernel's part (system time: sockets, file writes) is shown apart; RSS is the control plane's after its last round. The peer, in the same run on the same core with the same requests, is a bare \`Bun.serve\` that reads the body and answers 200 with no work: the HTTP floor. Beside SQLite, a second peer, \`scripts/bench/heartbeat-peer.ts\`, is a heartbeat server written for that alone in one small file: the same route, credential, rate limit, body check, held heartbeat and batched SQLite writes, with nothing else around them (its header lists what it leaves out): what a heartbeat's work costs at least on this runtime. With two replicas (PostgreSQL), the second runs on core ${r0?.cores.load} beside the load generator, node k heartbeats to replica k mod 2, and server CPU is both replicas' together; PostgreSQL's own processes (unpinned) are counted in their own column. Each note's CPU by thread is read from \`/proc/PID/task\`: ${THREADS}.`,
     "",
     "| server | agents | offered /s | achieved /s | p50 ms | p99 ms | max ms | errors | server CPU | CPU per heartbeat | PostgreSQL CPU per heartbeat | server RSS | generator CPU |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

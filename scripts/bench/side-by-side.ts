@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 // Two heartbeat servers measured side by side: this checkout's control plane (A) and either another
-// checkout's (B, --base DIR) or the bare Bun.serve peer (--base peer), both pinned to the same core
+// checkout's (B, --base DIR), the bare Bun.serve peer (--base peer) or the peer that does a heartbeat's
+// work (--base heartbeat-peer, heartbeat-peer.ts), both pinned to the same core
 // and running at once, each with its own 20,000 enrolled agents, the load generator interleaving their
 // heartbeats (node k goes to server k mod 2). Each window reads both servers' CPU from /proc, so both
 // meet the same machine at the same moment: the ratio A/B of one window varies by about ±4 %, where
@@ -11,10 +12,11 @@
 // heartbeat costs more here (about 95 µs against 78 at 7,000/s alone) and the ratio to the peer reads
 // lower (2.4× against 2.9×). BENCHMARKS.md's table comes from scripts/bench.ts.
 //
-// usage: bun scripts/bench/side-by-side.ts --base DIR|peer [--nodes N] [--rate R] [--rounds N]
+// usage: bun scripts/bench/side-by-side.ts --base DIR|peer|heartbeat-peer [--nodes N] [--rate R] [--rounds N]
 //          [--window S] [--warmup S]
 //   --base DIR   another checkout (with its node_modules) whose control plane is B; `peer`: the bare
-//                Bun.serve of scripts/bench/heartbeats.ts, given the same requests
+//                Bun.serve of scripts/bench/heartbeats.ts, given the same requests; `heartbeat-peer`:
+//                scripts/bench/heartbeat-peer.ts, with A's agents enrolled in its own database
 //   --nodes N    agents enrolled in each control plane (20000)
 //   --rate R     heartbeats a second offered to the two together (8000)
 //   --rounds N   counted windows (6), of --window S seconds (8), after --warmup S seconds (30)
@@ -33,7 +35,8 @@ const ROOT = resolve(import.meta.dir, "../..")
 const LOAD = join(import.meta.dir, "heartbeat-load.ts")
 const PEER = (port: number) =>
   `Bun.serve({ hostname: "127.0.0.1", port: ${port}, idleTimeout: 60, async fetch(req) { await req.arrayBuffer(); return Response.json({ desired: null }) } })`
-const USAGE = `usage: bun scripts/bench/side-by-side.ts --base DIR|peer [--nodes N] [--rate R] [--rounds N] [--window S] [--warmup S]
+const WORKED_PEER = join(import.meta.dir, "heartbeat-peer.ts")
+const USAGE = `usage: bun scripts/bench/side-by-side.ts --base DIR|peer|heartbeat-peer [--nodes N] [--rate R] [--rounds N] [--window S] [--warmup S]
 (each flag is described at the top of scripts/bench/side-by-side.ts)`
 
 function fail(message: string): never {
@@ -73,16 +76,17 @@ function options(argv: string[]): Options {
     process.exit(0)
   }
   const base = values.base
-  if (typeof base !== "string") fail("--base: give another checkout's directory, or `peer`")
-  if (base !== "peer" && !existsSync(join(base, "control/main.ts")))
-    fail(`--base: ${base} has no control/main.ts; give a checkout of Chimera, or \`peer\``)
+  if (typeof base !== "string") fail("--base: give another checkout's directory, `peer` or `heartbeat-peer`")
+  const named = base === "peer" || base === "heartbeat-peer"
+  if (!named && !existsSync(join(base, "control/main.ts")))
+    fail(`--base: ${base} has no control/main.ts; give a checkout of Chimera, \`peer\` or \`heartbeat-peer\``)
   const whole = (name: "nodes" | "rate" | "rounds" | "window" | "warmup", min: number) => {
     const n = Number(values[name])
     if (!Number.isInteger(n) || n < min) fail(`--${name}: expected a whole number of at least ${min}`)
     return n
   }
   return {
-    base: base === "peer" ? base : resolve(base),
+    base: named ? base : resolve(base),
     nodes: whole("nodes", 100),
     rate: whole("rate", 100),
     rounds: whole("rounds", 1),
@@ -95,7 +99,7 @@ interface Server {
   name: string
   url: string
   proc: Subprocess
-  /** Its own agents; the peer checks no credential and is given A's. */
+  /** Its own agents; null for a peer, which is given A's (heartbeat-peer.ts enrols them in its own database). */
   nodes: EnrolledNode[] | null
 }
 
@@ -108,16 +112,19 @@ async function controlPlane(name: string, root: string, dir: string, nodes: numb
   return { name, url: web.url, proc: web.proc, nodes: await enrol(web.url, admin, nodes, id, 16) }
 }
 
-async function peer(): Promise<Server> {
+/** The bare peer, or heartbeat-peer.ts with `nodes` (A's) enrolled in its own database under `dir`. */
+async function peer(kind: "peer" | "heartbeat-peer", dir: string, nodes: EnrolledNode[]): Promise<Server> {
   const port = freePort()
   const url = `http://127.0.0.1:${port}`
-  const proc = Bun.spawn(pinned(CORES.server, [process.execPath, "-e", PEER(port)]), {
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "ignore",
-  })
-  await waitUp(url, proc, "the bare Bun.serve peer")
-  return { name: "peer", url, proc, nodes: null }
+  let argv = [process.execPath, "-e", PEER(port)]
+  if (kind === "heartbeat-peer") {
+    const nodesFile = join(dir, "heartbeat-peer-nodes.json")
+    await writeFile(nodesFile, JSON.stringify(nodes))
+    argv = [process.execPath, WORKED_PEER, String(port), nodesFile, join(dir, "heartbeat-peer.db")]
+  }
+  const proc = Bun.spawn(pinned(CORES.server, argv), { stdin: "ignore", stdout: "ignore", stderr: "inherit" })
+  await waitUp(url, proc, `the ${kind}`)
+  return { name: kind, url, proc, nodes: null }
 }
 
 async function main() {
@@ -126,10 +133,11 @@ async function main() {
   const procs: Subprocess[] = []
   try {
     log(`enrolling ${opts.nodes} agents in each control plane…`)
-    const [a, b] = await Promise.all([
-      controlPlane("A", ROOT, dir, opts.nodes),
-      opts.base === "peer" ? peer() : controlPlane("B", opts.base, dir, opts.nodes),
-    ])
+    const base = opts.base
+    const [a, b]: [Server, Server] =
+      base === "peer" || base === "heartbeat-peer"
+        ? await controlPlane("A", ROOT, dir, opts.nodes).then(async (a) => [a, await peer(base, dir, a.nodes ?? [])])
+        : await Promise.all([controlPlane("A", ROOT, dir, opts.nodes), controlPlane("B", base, dir, opts.nodes)])
     procs.push(a.proc, b.proc)
     const aNodes = a.nodes ?? []
     const nodes = aNodes.flatMap((node, i) => [node, b.nodes?.[i] ?? node])
