@@ -53,6 +53,9 @@ const EVERYDAY: [string, "low" | "medium"][] = [
   ["chmod 644 /tmp/notes.txt", "medium"],
   ["wget -q -O /tmp/page http://127.0.0.1:8080/", "medium"],
   ["kill -TERM 1234", "medium"],
+  ["kill -9 1234 5678", "medium"],
+  ["kill -s KILL 1234", "medium"],
+  ["kill -l", "medium"],
   ["cp /etc/hosts /tmp/hosts", "medium"],
   ["tar -czf /tmp/b.tar.gz ./data", "medium"],
   ["mkdir -p /tmp/work", "medium"],
@@ -145,6 +148,16 @@ const ATTACKS = [
   "ls;; rm",
   "; ls",
   "ls &&",
+  // Every process the caller may signal, init, or the caller's own group: the node goes down.
+  "kill -9 -1",
+  "kill -KILL -1",
+  "kill -s 9 -1",
+  "kill -- -1",
+  "kill -9 1",
+  "kill 0",
+  "kill -9 1234 -1",
+  "pkill -f .",
+  "pkill -9 -x sshd",
 ]
 
 describe("command assessment", () => {

@@ -72,7 +72,9 @@ export function readArguments(program: string, entry: RegistryEntry, words: Word
   for (let i = 0; i < words.length; i++) {
     const w = words[i] as Word
     const text = i === 0 && oldStyleTar ? `-${w.text}` : w.text
-    if (ended || !text.startsWith("-") || text === "-" || NUMBER.test(text)) {
+    // A signal by number (`kill -9 PID`) is a flag as the first word only: later, `-1` is a process id.
+    const signalNumber = entry.signals && i === 0 && NUMBER.test(text)
+    if (ended || !text.startsWith("-") || text === "-" || (NUMBER.test(text) && !signalNumber)) {
       operands.push(w)
       continue
     }
@@ -83,7 +85,7 @@ export function readArguments(program: string, entry: RegistryEntry, words: Word
     flags.push(text)
     flagWords.push(w)
     if (spec.any) continue
-    if (entry.signals && SIGNAL.test(text)) continue
+    if (signalNumber || (entry.signals && SIGNAL.test(text))) continue
     const eq = text.indexOf("=")
     const name = eq < 0 ? text : text.slice(0, eq)
     const kind = spec.long.get(name)

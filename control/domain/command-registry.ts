@@ -252,13 +252,16 @@ export const REGISTRY: Record<string, RegistryEntry> = {
     short: "pv",
     long: "--parents --verbose --ignore-fail-on-non-empty",
   }),
-  // Signals by name (`-TERM`) or number (`-9`) are words of their own (command-assessment.ts).
-  kill: e("system.process", "Signal a process", "medium", { short: "lLs:n:", signals: true }),
-  pkill: e("system.process", "Signal processes by name", "medium", {
-    short: "fxnoeu:U:g:G:P:t:",
-    long: "--signal: --full --exact --newest --oldest --echo",
+  // Signals by name (`-TERM`) or, as the first word only, number (`-9`) are words of their own
+  // (command-flags.ts). Only processes named by id, and not init: `kill -9 -1` signals every process
+  // the caller may (the node goes down, as with `reboot`), `kill 0` its whole group.
+  kill: e("system.process", "Signal processes by id (not 1, 0 or negative ids)", "medium", {
+    short: "lLs:n:",
     signals: true,
+    operands: /^(?!1$)[1-9][0-9]*$/,
   }),
+  // What a pattern matches is not on the line (`pkill -f .` matches sshd and init alike).
+  pkill: HIGH("system.process", "Signal processes by name"),
   killall: HIGH("system.process", "Signal processes by name"),
   systemctl: e("system.services", "Control systemd units (verbs not listed are high)", "high", {
     short: "alqrn:o:p:t:",
