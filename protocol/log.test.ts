@@ -33,6 +33,8 @@ describe("redaction", () => {
       "body.password: expected at least 12 characters",
     )
     expect(redactText("FOO=bar ls")).toBe("FOO=bar ls")
+    // The quote that ends one value may begin the next key: it is looked at, not taken.
+    expect(redactText("GH_TOKEN='a b'API_KEY=c")).toBe("GH_TOKEN=[redacted]API_KEY=[redacted]")
   })
 
   test("fields named like secrets are replaced, at any depth, sudo passwords included", () => {

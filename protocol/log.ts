@@ -11,7 +11,8 @@ export type LogLevel = "debug" | "info" | "warning" | "error"
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40 }
 const SECRET_KEY = /token|secret|password|passwd|passphrase|credential|api_?key|private_?key|authorization|cookie|sudo/i
-const SECRET_VALUES: [RegExp, string][] = [
+/** What `redactText` replaces, in order; secret-stream.ts holds each one's unfinished form, in the same order. */
+export const SECRET_VALUES: [RegExp, string][] = [
   [/\bchm_[a-z]+_[A-Za-z0-9_-]{16,}/g, "chm_[redacted]"],
   [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g, "[redacted-jwt]"],
   [/\$argon2(?:id|i|d)\$[^\s"']+/g, "[redacted-hash]"],
@@ -19,9 +20,10 @@ const SECRET_VALUES: [RegExp, string][] = [
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{16,}/gi, "$1 [redacted]"],
   [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g, "[redacted-private-key]"],
   // A secret handed to a command as it is typed: `PGPASSWORD=x psql`, `--password=x`. Only `=`: a
-  // `field: message` error ("password: expected at least 12 characters") must stay readable.
+  // `field: message` error ("password: expected at least 12 characters") must stay readable. What
+  // comes before the key is looked at, not taken, so `A='x'B_TOKEN=y` has both values replaced.
   [
-    /((?:^|[\s;&|'"])(?:--?)?[A-Za-z_-]*(?:password|passwd|passphrase|secret|token|api[_-]?key)[A-Za-z_-]*=)("[^"]*"|'[^']*'|[^\s"';&|]+)/gi,
+    /(?<![^\s;&|'"])((?:--?)?[A-Za-z_-]*(?:password|passwd|passphrase|secret|token|api[_-]?key)[A-Za-z_-]*=)("[^"]*"|'[^']*'|[^\s"';&|]+)/gi,
     "$1[redacted]",
   ],
 ]
@@ -60,6 +62,22 @@ export function looksSecret(text: string): boolean {
     pattern.lastIndex = 0
     return hit
   })
+}
+
+const JSON_ESCAPES: Record<string, string> = { n: "\n", r: "\r", t: "\t", b: "\b", f: "\f" }
+
+/**
+ * `looksSecret` for serialized JSON, reading each escape as the character it stands for: in the text
+ * `"a\nchm_api_…"` the token follows the letter `n` of the escape, no word boundary, and would pass.
+ * The structure left around the strings (quotes, commas) only ever separates, as a string's ends do.
+ */
+export function looksSecretInJson(json: string): boolean {
+  if (!json.includes("\\")) return looksSecret(json)
+  return looksSecret(
+    json.replace(/\\(?:u([0-9A-Fa-f]{4})|(.))/g, (_, hex: string | undefined, ch: string) =>
+      hex === undefined ? (JSON_ESCAPES[ch] ?? ch) : String.fromCharCode(Number.parseInt(hex, 16)),
+    ),
+  )
 }
 
 let threshold: number = ORDER.warning

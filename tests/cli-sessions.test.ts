@@ -1,8 +1,9 @@
 // CLI sessions end to end: a real control plane on loopback, real tmux (each control plane
 // has its own private server), real HTTP and Bun's WebSocket client. Covers who may open and use which
 // session, commands over the WebSocket and over HTTP with their history and audit entries, cancel and
-// interrupt, the `sessions` and `websocket` rate limits, and hostile frames. A CLI session
-// is a process on the control-plane host, so only admins may open one (control/domain/auth/roles.ts).
+// interrupt, the `sessions` and `websocket` rate limits, hostile frames, a token printed in pieces, and
+// sockets ended by a revocation. A CLI session is a process on the control-plane host, so only admins
+// may open one (control/domain/auth/roles.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { connect } from "node:net"
 import { join } from "node:path"
@@ -253,6 +254,38 @@ describe("CLI sessions", () => {
     s.ws.close()
   })
 
+  test("a token the terminal prints in pieces, a poll apart, reaches no socket frame, HTTP answer or history entry", async () => {
+    const session = await openBash(cp, cp.adminToken)
+    const s = await openSocket(session.websocketUrl, cp.adminToken)
+    await s.waitFor((m) => m.type === "status" && m.data.status === "ready")
+    // The admin token read from the data dir and printed cut inside its kind, right after it and inside its
+    // random part; the pause lets the control plane read each piece alone. The command names no piece.
+    const piece = (at: number) => `printf '%s' "\${t:0:${at}}"; sleep 0.3; printf '%s\\n' "\${t:${at}}"`
+    const command = `t=$(cat ${join(cp.dataDir, "admin.token")}); ${[6, 10, 30].map(piece).join("; ")}`
+    const random = cp.adminToken.slice("chm_admin_".length)
+    /** Whether any 8 characters in a row of the token's random part are in `text`. */
+    const leaks = (text: string) => [...random.slice(7)].some((_, i) => text.includes(random.slice(i, i + 8)))
+    const expected = "chm_[redacted]\n".repeat(3)
+
+    s.send({ type: "command", id: "split", data: { command } })
+    await s.waitFor((m) => m.type === "completion" && m.correlationId === "split")
+    const frames = s.messages.filter((m) => m.type === "output" && m.correlationId === "split")
+    expect(frames.length).toBeGreaterThan(1)
+    expect(frames.map((m) => m.data.content).join("")).toBe(expected)
+
+    const input = await call(cp, cp.adminToken, "POST", `/api/cli/sessions/${session.sessionId}/input`, { command })
+    expect(((await input.json()) as { output: string }).output).toBe(expected)
+
+    const history = (await (
+      await call(cp, cp.adminToken, "GET", `/api/cli/sessions/${session.sessionId}/history`)
+    ).json()) as { history: { type: string; content: string }[] }
+    const output = history.history.filter((h) => h.type === "output").map((h) => h.content)
+    expect(output.join("")).toBe(expected.repeat(2))
+    expect(output.some(leaks)).toBe(false)
+    s.ws.close()
+    expect((await call(cp, cp.adminToken, "DELETE", `/api/cli/sessions/${session.sessionId}`)).status).toBe(204)
+  })
+
   test("cancel over the WebSocket and POST /interrupt both stop a running `sleep 30`", async () => {
     const session = await openBash(cp, cp.adminToken)
     const s = await openSocket(wsUrl(cp, session.sessionId), cp.adminToken)
@@ -384,8 +417,78 @@ describe("CLI sessions", () => {
     expect((await s.waitFor((m) => m.type === "completion" && m.correlationId === "before")).data.success).toBe(true)
     expect((await call(cp, token, "POST", "/api/auth/revoke", {})).status).toBe(200)
     s.send({ type: "command", id: "after", data: { command: "true" } })
-    expect((await s.waitFor((m) => m.correlationId === "after")).data).toMatchObject({ code: "AUTHENTICATION_FAILED" })
+    // Refused as the command asks again, or already by the socket's own check: closed either way.
+    expect((await s.waitFor((m) => m.type === "error")).data).toMatchObject({ code: "AUTHENTICATION_FAILED" })
     expect((await s.closed).code).toBe(1008)
+    expect(s.messages.some((m) => m.type === "completion" && m.correlationId === "after")).toBe(false)
+  })
+
+  test("revoking the token, login or user behind an open socket closes it within seconds (1008), and nothing made after reaches it", async () => {
+    /** The socket's close, or null when it is still open after 3 s. */
+    const closedSoon = (s: Socket) => Promise.race([s.closed, Bun.sleep(3000).then(() => null)])
+    const opened: string[] = []
+    const open = async (token: string) => {
+      const { sessionId } = await openBash(cp, token)
+      opened.push(sessionId)
+      const s = await openSocket(wsUrl(cp, sessionId), token)
+      await s.waitFor((m) => m.type === "status" && m.data.status === "ready")
+      return s
+    }
+
+    // An idle socket of an API token, revoked through the tokens API.
+    const made = (await (
+      await call(cp, cp.adminToken, "POST", "/api/tokens", { name: "cli-socket", role: "admin" })
+    ).json()) as { id: string; token: string }
+    const idle = await open(made.token)
+    expect((await call(cp, cp.adminToken, "DELETE", `/api/tokens/${made.id}`)).status).toBe(200)
+    expect(await closedSoon(idle)).toEqual({ code: 1008, reason: "the API token is unknown or revoked" })
+    expect(idle.messages.at(-1)).toMatchObject({ type: "error", data: { code: "AUTHENTICATION_FAILED" } })
+
+    // A login whose command prints the time every 50 ms, revoked by its own holder: no line printed after
+    // the revocation is delivered.
+    const jwt = await login(cp, "ada")
+    const busy = await open(jwt)
+    busy.send({ type: "command", id: "ticks", data: { command: "while :; do date +%s%3N; sleep 0.05; done" } })
+    // Queued behind the loop, it has not begun when the login ends, and never does.
+    const marker = join(cp.dataDir, "queued-after-revocation")
+    busy.send({ type: "command", id: "queued", data: { command: `touch ${marker}` } })
+    await busy.waitFor((m) => m.type === "output" && m.correlationId === "ticks")
+    expect((await call(cp, jwt, "POST", "/api/auth/revoke", {})).status).toBe(200)
+    const revokedAt = Date.now()
+    expect(await closedSoon(busy)).toEqual({ code: 1008, reason: "the session was revoked; log in again" })
+    const ticks = busy.messages
+      .filter((m) => m.type === "output")
+      .map((m) => m.data.content)
+      .join("")
+      .split("\n")
+      .filter((line) => /^\d{13}$/.test(line))
+      .map(Number)
+    expect(ticks.length).toBeGreaterThan(0)
+    expect(Math.max(...ticks)).toBeLessThanOrEqual(revokedAt)
+    expect(busy.messages.at(-1)).toMatchObject({ type: "error", data: { code: "AUTHENTICATION_FAILED" } })
+    const interrupt = await call(cp, cp.adminToken, "POST", `/api/cli/sessions/${opened[1]}/interrupt`)
+    expect(interrupt.status).toBe(200)
+    const notRun = async () => {
+      const res = await call(cp, cp.adminToken, "GET", `/api/cli/sessions/${opened[1]}/history`)
+      const { history } = (await res.json()) as { history: { type: string; content: string }[] }
+      return history.some((h) => h.type === "error" && h.content.startsWith("not run: the session was revoked"))
+    }
+    for (let i = 0; i < 100 && !(await notRun()); i++) await Bun.sleep(50)
+    expect(await notRun()).toBe(true)
+    expect(await Bun.file(marker).exists()).toBe(false)
+    const audit = (await (await call(cp, cp.adminToken, "GET", "/api/audit?limit=1000")).json()) as {
+      entries: { command: string | null; status: number }[]
+    }
+    expect(audit.entries.filter((e) => e.command === `touch ${marker}`).map((e) => e.status)).toEqual([401])
+
+    // A user removed by an admin: their login's socket closes too.
+    await addUser(cp, "rex", "admin")
+    const removed = await open(await login(cp, "rex"))
+    expect((await call(cp, cp.adminToken, "DELETE", "/api/users/rex")).status).toBe(200)
+    expect((await closedSoon(removed))?.code).toBe(1008)
+
+    for (const id of opened)
+      expect((await call(cp, cp.adminToken, "DELETE", `/api/cli/sessions/${id}`)).status).toBe(204)
   })
 })
 

@@ -4,7 +4,9 @@
 // the `websocket` limit of its connection before it is even read; a command also counts against the
 // session's `commands` limit, is assessed by the command registry, runs with its output streamed, and
 // is written to the audit log once, with its outcome. The credential is checked again on every command
-// and cancel, so a revoked session or token cannot keep acting through a socket opened before.
+// and cancel, before each frame goes out and every second (socket-credential.ts): a revoked session or
+// token, or a removed user, ends the socket with an AUTHENTICATION_FAILED error and close code 1008,
+// receives nothing more, and what it queued and has not begun does not run.
 import { randomUUID } from "node:crypto"
 import { Hono } from "hono"
 import { upgradeWebSocket } from "hono/bun"
@@ -15,7 +17,7 @@ import type { Authenticator } from "../domain/auth/authenticator.ts"
 import type { LimitDecision, RateLimiter } from "../domain/auth/rate-limiter.ts"
 import { CONTROL_PLANE_NODE } from "../domain/cli-session-model.ts"
 import type { CliSessions } from "../domain/cli-sessions.ts"
-import { ChimeraError } from "../domain/errors.ts"
+import { ChimeraError, unauthenticated } from "../domain/errors.ts"
 import type { UserPrincipal } from "../domain/ports.ts"
 import { sourceOf } from "./audit-trail.ts"
 import { type ApiEnv, requestToken, userOf } from "./auth.ts"
@@ -28,12 +30,16 @@ import {
 } from "./cli-messages.ts"
 import { CliSessionParams } from "./cli-sessions.ts"
 import { redactedJsonText } from "./redact-answers.ts"
+import { socketCredential } from "./socket-credential.ts"
+import { streamCredentials } from "./stream-credentials.ts"
 import { params } from "./validate.ts"
 
 const log = createLogger("cli-socket")
 
 /** Output streamed for one command at most; the rest is dropped with a note (history keeps 1 MiB). */
 const MAX_STREAMED_PER_COMMAND = 8 * 1024 * 1024
+/** A close reason is at most 123 bytes (RFC 6455 §5.5). */
+const MAX_CLOSE_REASON = 120
 
 export interface CliSocketDeps {
   cli: CliSessions
@@ -78,6 +84,8 @@ const limitDetails = (d: LimitDecision) => ({
 
 export const cliSocketRoutes = ({ cli, authenticator, limiter, audit }: CliSocketDeps) => {
   const { clock } = cli
+  // Shared by every CLI socket: sockets of one credential share its answers.
+  const credentials = streamCredentials(authenticator, "cli:use")
   return new Hono<ApiEnv>().get(
     "/ws/cli/:sessionId",
     params(CliSessionParams),
@@ -92,13 +100,30 @@ export const cliSocketRoutes = ({ cli, authenticator, limiter, audit }: CliSocke
       let socket: WSContext | null = null
       let seq = 0
       let stopWatching = () => {}
+      // Commands this socket queued behind others: they do not begin once its credential is refused.
+      const abandoned = new AbortController()
 
-      const send = (type: string, correlationId: string | null, data: unknown) => {
-        if (socket === null) return
-        const id = `${PREFIX[type] ?? type}-${++seq}`
+      const frame = (type: string, correlationId: string | null, data: unknown) =>
         // Through the same secret net as every JSON answer (a command may print a token), as the
         // session's HTTP output is: no middleware sees a socket's frames.
-        socket.send(redactedJsonText({ type, id, correlationId, timestamp: clock.now().toISOString(), data }))
+        redactedJsonText({
+          type,
+          id: `${PREFIX[type] ?? type}-${++seq}`,
+          correlationId,
+          timestamp: clock.now().toISOString(),
+          data,
+        })
+      /** Ends the socket for a credential that no longer holds: said once, then closed. */
+      const refused = (reason: string, correlationId: string | null = null) => {
+        abandoned.abort(unauthenticated(`not run: ${reason}`))
+        const message = `${reason}; the socket is closed`
+        socket?.send(frame("error", correlationId, { code: "AUTHENTICATION_FAILED", message, recoverable: false }))
+        socket?.close(1008, reason.slice(0, MAX_CLOSE_REASON))
+      }
+      const credential = socketCredential({ credentials, token, refused })
+      const send = (type: string, correlationId: string | null, data: unknown) => {
+        const text = frame(type, correlationId, data)
+        credential.queue(() => socket?.send(text))
       }
       const fail = (correlationId: string | null, code: WsErrorCode, message: string, details?: unknown) =>
         send("error", correlationId, {
@@ -121,8 +146,9 @@ export const cliSocketRoutes = ({ cli, authenticator, limiter, audit }: CliSocke
         try {
           return userOf(await authenticator.authenticate(token))
         } catch (error) {
-          fail(correlationId, "AUTHENTICATION_FAILED", error instanceof Error ? error.message : "authentication failed")
-          socket?.close(1008, "authentication failed")
+          if (credential.ended) return null
+          credential.stop()
+          refused(error instanceof Error ? error.message : "authentication failed", correlationId)
           return null
         }
       }
@@ -179,6 +205,7 @@ export const cliSocketRoutes = ({ cli, authenticator, limiter, audit }: CliSocke
         try {
           const outcome = await cli.run(sessionId, who, command, {
             timeoutMs: options?.timeout ?? MAX_COMMAND_TIMEOUT_MS,
+            signal: abandoned.signal,
             onOutput: (content) => {
               streamed += content.length
               if (streamed > MAX_STREAMED_PER_COMMAND) return
@@ -245,10 +272,11 @@ export const cliSocketRoutes = ({ cli, authenticator, limiter, audit }: CliSocke
       return {
         onOpen(_event, ws) {
           socket = ws
+          credential.start()
           stopWatching = cli.watch(sessionId, (e) => {
             if (e.kind === "status") return send("status", null, { status: e.status })
             send("status", null, { status: "terminated" })
-            ws.close(1000, "session terminated")
+            credential.queue(() => ws.close(1000, "session terminated"))
           })
           send("status", null, { status: cli.status(sessionId), details: { sessionId } })
         },
@@ -284,6 +312,7 @@ export const cliSocketRoutes = ({ cli, authenticator, limiter, audit }: CliSocke
         },
         onClose() {
           socket = null
+          credential.stop()
           stopWatching()
         },
         onError(event) {

@@ -3,7 +3,7 @@
 // and anything that looks like one (a chm_ token, a JWT, a password hash) is replaced. Routes that
 // hand the caller its own new secret (login, token creation, enrolment) say so in their rule.
 import type { Context, MiddlewareHandler } from "hono"
-import { looksSecret, redactStrings, redactText } from "../../protocol/log.ts"
+import { looksSecretInJson, redactStrings, redactText } from "../../protocol/log.ts"
 import type { ApiEnv } from "./auth.ts"
 
 export const redactAnswers: MiddlewareHandler<ApiEnv> = async (c, next) => {
@@ -12,7 +12,7 @@ export const redactAnswers: MiddlewareHandler<ApiEnv> = async (c, next) => {
   if (c.get("route")?.rule?.issuesSecret || c.res.status >= 400) return
   if (!c.res.headers.get("content-type")?.startsWith("application/json") || !c.res.body) return
   const text = await c.res.clone().text()
-  if (!looksSecret(text)) return
+  if (!looksSecretInJson(text)) return
   let redacted: string
   try {
     redacted = JSON.stringify(redactStrings(JSON.parse(text)))
@@ -38,5 +38,5 @@ export function redactedJson(c: Context, value: unknown): Response {
  */
 export function redactedJsonText(value: unknown): string {
   const text = JSON.stringify(value)
-  return looksSecret(text) ? JSON.stringify(redactStrings(value)) : text
+  return looksSecretInJson(text) ? JSON.stringify(redactStrings(value)) : text
 }

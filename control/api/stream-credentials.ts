@@ -1,12 +1,12 @@
-// Event streams ask for their credential again before they send anything, so a revoked token, an
-// ended session or a lost role ends a stream at its next frame. Asked per stream and per frame, that
-// is one store read per stream per event: 2,000 streams under a flood of reports queued reads faster
-// than the store answered and grew without bound. So streams that share a credential share the
-// question: an answer counts for whatever was published (or read from the store) before the question
-// was asked, which is exactly as strict as asking again, since a revocation the answer did not see
-// happened after the event it lets through was already out.
+// Event streams (and CLI sockets, socket-credential.ts) ask for their credential again before they send
+// anything, so a revoked token, an ended session or a lost role ends a stream at its next frame. Asked
+// per stream and per frame, that is one store read per stream per event: 2,000 streams under a flood
+// of reports queued reads faster than the store answered and grew without bound. So streams that share
+// a credential share the question: an answer counts for whatever was published (or read from the
+// store) before the question was asked, which is exactly as strict as asking again, since a revocation
+// the answer did not see happened after the event it lets through was already out.
 import type { Authenticator } from "../domain/auth/authenticator.ts"
-import { can } from "../domain/auth/roles.ts"
+import { can, type Permission } from "../domain/auth/roles.ts"
 
 interface Asked {
   atMs: number
@@ -16,13 +16,14 @@ interface Asked {
 /** Answers kept per credential are forgotten after this long unused. */
 const FORGET_AFTER_MS = 60_000
 
-export function streamCredentials(authenticator: Authenticator) {
+/** `permission`: what the streams need to go on (an event stream reads the fleet). */
+export function streamCredentials(authenticator: Authenticator, permission: Permission = "fleet:read") {
   const asked = new Map<string, Asked>()
   let sweptAt = 0
 
   const ask = (token: string, nowMs: number): Asked => {
     const refusal = authenticator.authenticate(token).then(
-      (p) => (p.kind === "user" && can(p.role, "fleet:read") ? null : "the credential no longer has fleet:read"),
+      (p) => (p.kind === "user" && can(p.role, permission) ? null : `the credential no longer has ${permission}`),
       (error: unknown) => (error instanceof Error ? error.message : "authentication failed"),
     )
     const entry = { atMs: nowMs, refusal }
@@ -36,7 +37,7 @@ export function streamCredentials(authenticator: Authenticator) {
 
   return {
     /**
-     * Why `token` may no longer read the fleet, or null when it may, from a question asked no earlier
+     * Why `token` may no longer go on, or null when it may, from a question asked no earlier
      * than `sinceMs` (performance.now()): the newest one for this credential, or a new one.
      */
     refusal(token: string, sinceMs: number): Promise<string | null> {
@@ -46,3 +47,5 @@ export function streamCredentials(authenticator: Authenticator) {
     },
   }
 }
+
+export type StreamCredentials = ReturnType<typeof streamCredentials>

@@ -3,7 +3,8 @@
 // tmux port's runAndWait, so output streams as it comes and the exit code is the command's own; cwd
 // and exported variables carry over from one command to the next. An AI tool gets the text typed into
 // its pane: its answer is in the pane (`chimera attach`), not parsed back, because each tool draws its
-// own interface and none of them is installed here to test against.
+// own interface and none of them is installed here to test against. Output is redacted as one text
+// while it streams (protocol/secret-stream.ts), before the history or any listener sees it.
 //
 // Who may do what: opening a bash session or a tool with its prompts off needs cli:full_access; only
 // the owner (or a holder of cli:full_access) sees or uses a session; every command is first assessed
@@ -16,7 +17,8 @@ import { stat } from "node:fs/promises"
 import { homedir } from "node:os"
 import { isAbsolute } from "node:path"
 import { SessionId } from "../../protocol/ids.ts"
-import { createLogger } from "../../protocol/log.ts"
+import { createLogger, redactText } from "../../protocol/log.ts"
+import { createSecretStream } from "../../protocol/secret-stream.ts"
 import { can, leastRoleFor, type Permission } from "./auth/roles.ts"
 import type { HistoryQuery } from "./cli-history.ts"
 import type { Providers } from "./cli-providers.ts"
@@ -49,6 +51,14 @@ export interface CliSessionsOptions {
 }
 
 const MAX_QUEUED = 16
+
+export interface RunOptions {
+  timeoutMs?: number
+  /** Each piece of output as it comes, redacted. */
+  onOutput?: (chunk: string) => void
+  /** Aborted: the command does not begin if it has not yet (its reason is thrown). */
+  signal?: AbortSignal
+}
 
 const needs = (p: Permission, what: string, who: UserPrincipal) =>
   new ChimeraError(
@@ -109,15 +119,16 @@ export function createCliSessions({
     throw new ChimeraError("VALIDATION_FAILED", `body.cwd: ${message}`, { issues: [{ path: "cwd", message }] })
   }
 
-  async function execute(
-    s: Session,
-    command: string,
-    opts: { timeoutMs?: number; onOutput?: (chunk: string) => void },
-  ): Promise<RunOutcome> {
+  async function execute(s: Session, command: string, opts: RunOptions): Promise<RunOutcome> {
     const started = clock.now().getTime()
     const begun = performance.now()
     if (s.status === "terminated")
       throw new ChimeraError("CONFLICT", `CLI session ${s.id} has ended; open a new one`, { reason: "PROCESS_DEAD" })
+    if (opts.signal?.aborted) {
+      const reason: unknown = opts.signal.reason
+      record(s, "error", reason instanceof Error ? reason.message : "not run: abandoned while it waited")
+      opts.signal.throwIfAborted()
+    }
     setStatus(s, "processing")
     if (s.provider !== "bash") {
       // An AI tool reads its own prompt; the answer stays in its pane.
@@ -134,18 +145,26 @@ export function createCliSessions({
             timedOut = true
             tmux.interrupt(s.id).catch((error) => log.warn("interrupt after timeout failed", { session: s.id, error }))
           }, opts.timeoutMs)
+    // Redacted as one text, not chunk by chunk: a token the pane prints in two reads is still one token.
+    const secrets = createSecretStream()
+    const emit = (text: string) => {
+      if (text === "") return
+      record(s, "output", text, { streamChunk: true })
+      opts.onOutput?.(text)
+    }
     try {
       const { exitCode } = await tmux.runAndWait(s.id, command, (chunk) => {
         bytes += Buffer.byteLength(chunk)
-        record(s, "output", chunk, { streamChunk: true })
-        opts.onOutput?.(chunk)
+        emit(secrets.push(chunk))
       })
+      emit(secrets.end())
       const durationMs = Math.round(performance.now() - begun)
       record(s, "completion", "", { exitCode, durationMs, timedOut })
       setStatus(s, "ready")
       if (exitCode !== 0) failures++
       return { exitCode, success: exitCode === 0 && !timedOut, timedOut, typed: false, durationMs, bytes }
     } catch (error) {
+      emit(secrets.end())
       failures++
       const gone = !(await tmux.listSessions().then(
         (l) => l.some((x) => x.id === s.id),
@@ -275,16 +294,11 @@ export function createCliSessions({
     },
 
     /** Runs one command in the session after those before it; authorize() first. */
-    async run(
-      id: string,
-      who: UserPrincipal,
-      command: string,
-      opts: { timeoutMs?: number; onOutput?: (chunk: string) => void } = {},
-    ): Promise<RunOutcome> {
+    async run(id: string, who: UserPrincipal, command: string, opts: RunOptions = {}): Promise<RunOutcome> {
       const s = find(id, who)
       if (s.pending >= MAX_QUEUED)
         throw new ChimeraError("RESOURCE_EXHAUSTED", `${MAX_QUEUED} commands are already waiting in ${s.id}`)
-      record(s, "command", command, { by: who.name })
+      record(s, "command", redactText(command), { by: who.name })
       commands++
       s.pending++
       const turn = s.queue.then(() => execute(s, command, opts))
