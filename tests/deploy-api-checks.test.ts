@@ -38,8 +38,25 @@ describe("a deploy's health checks through the API", () => {
       expect(res.status).toBe(422)
       expect(((await res.json()) as { error: string }).error).toContain("its host must be {host}")
     }
-    for (const sneaky of ["http://169.254.169.254/?host={host}", "http://{HOST}:80/", "http://%7Bhost%7D/"])
-      expect((await deploy(operator, { health_url: [sneaky] })).status).toBe(422)
+    for (const sneaky of [
+      "http://169.254.169.254/?host={host}",
+      "http://{HOST}:80/",
+      "http://%7Bhost%7D/",
+      // The target as a user name (or a password), the host after `@`.
+      "http://{host}:x@127.0.0.5:47251/probe",
+      "http://{host}@127.0.0.5/",
+      "http://{host}:80@127.0.0.5/",
+      "https://{host}:8443:x@127.0.0.5/",
+    ]) {
+      // The gate's own 422, not the one for the unknown target that would come after it.
+      const res = await deploy(operator, { health_url: [sneaky] })
+      const body = (await res.json()) as { error: string }
+      expect({ sneaky, status: res.status, host: body.error.includes("its host must be {host}") }).toEqual({
+        sneaky,
+        status: 422,
+        host: true,
+      })
+    }
   })
 
   test("low-risk commands and {host} URLs pass the gate, and the deploy goes on to what comes next", async () => {

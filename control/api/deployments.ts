@@ -45,9 +45,10 @@ function mayCheck(principal: ApiEnv["Variables"]["principal"], commands: string[
   const { role } = userOf(principal)
   for (const command of commands) checkCommandRisk(role, command)
   // Read as written, as health-check.ts fills it in: `{HOST}` or `%7Bhost%7D` parse to the same host
-  // name but are never replaced.
+  // name but are never replaced. After it, only a port and then the path: in `{host}:x@10.0.0.1/`
+  // the target is the user name and 10.0.0.1 the host.
   for (const url of urls)
-    if (!/^https?:\/\/\{host\}(?=[:/?#]|$)/.test(url))
+    if (!/^https?:\/\/\{host\}(?::\d{1,5})?(?=[/?#]|$)/.test(url))
       throw invalid(
         `health_url ${JSON.stringify(url)}: through the API a health check dials the target itself, so its host must be {host} (e.g. http://{host}:8080/health)`,
       )
