@@ -56,6 +56,26 @@ describe("slack", () => {
     expect(result.error).not.toContain("wrong-secret-token")
   })
 
+  test("a long error page that names the webhook's secret path near the cut loses none of it to the error", async () => {
+    // A proxy's page, where the secret straddles the point the reason is clipped at (300 characters).
+    for (const before of [270, 275, 279]) {
+      const page = (secret: string) => `${"A".repeat(before)} /services/T0/B0/${secret} was not found on this server`
+      const proxy = Bun.serve({
+        hostname: "127.0.0.1",
+        port: 0,
+        fetch: (req) => new Response(page(new URL(req.url).pathname.split("/").at(-1) ?? ""), { status: 404 }),
+      })
+      try {
+        const webhookUrl = `http://127.0.0.1:${proxy.port}/services/T0/B0/SLACKSECRETXYZ`
+        const result = failed(await createSlackChannel({ webhookUrl }, HTTP).send(notice()))
+        for (let n = 4; n <= "SLACKSECRETXYZ".length; n++)
+          expect(result.error).not.toContain("SLACKSECRETXYZ".slice(0, n))
+      } finally {
+        await proxy.stop(true)
+      }
+    }
+  })
+
   test("an outage (500) is retried; a 429 is retried after its Retry-After, in seconds or as a date", async () => {
     await using slack = startSlack()
     const now = Date.parse("2026-12-06T04:00:00Z")

@@ -95,7 +95,8 @@ export function failure(
   const { status } = answer
   const retryable = status === 429 || status === 408 || status >= 500 || status < 200
   const retryAfterMs = retryable ? parseRetryAfter(answer.headers.get("retry-after"), options.now ?? Date.now) : null
-  const why = reason.trim() === "" ? "" : ` ${_clip(reason)}`
+  // Scrubbed whole, before it is clipped: a secret the cut went through would be only partly there.
+  const why = reason.trim() === "" ? "" : ` ${_clip(scrub(reason, call.secrets))}`
   const advice =
     hint !== ""
       ? `: ${hint}`

@@ -189,7 +189,7 @@ const _jql = (value: string) => value.replace(/["\\]/g, "\\$&")
 
 function _reason(answer: HttpAnswer): string {
   const body = answer.json as { errorMessages?: unknown; errors?: unknown } | undefined
-  if (!body || typeof body !== "object") return answer.text.slice(0, 200)
+  if (!body || typeof body !== "object") return answer.text // clipped by failure(), once scrubbed
   const messages = Array.isArray(body.errorMessages) ? body.errorMessages.filter((m) => typeof m === "string") : []
   const fields =
     body.errors && typeof body.errors === "object"

@@ -153,6 +153,6 @@ function _isRecord(value: unknown): value is Record_ {
 
 function _reason(answer: HttpAnswer): string {
   const error = (answer.json as { error?: { message?: unknown; detail?: unknown } } | undefined)?.error
-  if (!error) return answer.text.slice(0, 200)
+  if (!error) return answer.text // clipped by failure(), once scrubbed
   return [error.message, error.detail].filter((s) => typeof s === "string" && s !== "").join(": ")
 }
