@@ -253,6 +253,19 @@ describe("MCP over Streamable HTTP", () => {
     expect(none.headers.get("www-authenticate")).toContain("Bearer")
     expect((await post({ authorization: "Bearer chm_api_not-a-real-token" })).status).toBe(401)
     expect((await post({ authorization: `Bearer ${viewer}`, origin: "http://evil.example" })).status).toBe(403)
+    // DNS rebinding: the page's name resolves to this server, and Host and Origin both carry that name.
+    const port = new URL(mcp.url).port
+    const rebound = await post({
+      authorization: `Bearer ${viewer}`,
+      host: `evil.example:${port}`,
+      origin: `http://evil.example:${port}`,
+    })
+    expect(rebound.status).toBe(403)
+    expect(((await rebound.json()) as { error: string }).error).toContain("is not this server's")
+    // The loopback names of a server on loopback are its own.
+    const local = await post({ authorization: `Bearer ${viewer}`, host: `localhost:${port}` })
+    expect(local.status).toBe(200)
+    await local.body?.cancel()
   })
 
   test("reading a node that does not exist is the client's error, never an internal one", async () => {

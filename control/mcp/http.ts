@@ -2,7 +2,10 @@
 // control plane accepts (the admin token, an API token, a session JWT): an MCP session is opened by an
 // initialize request whose credential the control plane vouches for (GET /api/auth/me), and every
 // later request of that session must carry the same credential. A browser page on another origin
-// cannot drive it (DNS rebinding): a request with an Origin other than this server's own is refused.
+// cannot drive it (DNS rebinding): a request whose Host is not a name of this server (the address it
+// listens on; on loopback, the loopback names too) is refused, and so is one with an Origin other than
+// its Host. A rebinding page sends Host and Origin alike with its own name, so the Origin alone proves
+// nothing. Bound to every address (0.0.0.0), the server cannot know its names: only the Origin is checked.
 // Sessions are capped and forgotten after an idle hour.
 import { createHash, randomUUID } from "node:crypto"
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js"
@@ -52,8 +55,20 @@ async function identify(controlUrl: string, token: string): Promise<McpIdentity 
   )
 }
 
+const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"]
+const WILDCARD = new Set(["0.0.0.0", "::", "[::]", ""])
+
+/** The host names a request may give in its Host header, or null when any may (a wildcard address). */
+function namesOf(host: string): Set<string> | null {
+  if (WILDCARD.has(host)) return null
+  const name = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host
+  const loopback = name === "localhost" || name === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(name)
+  return new Set([name.toLowerCase(), ...(loopback ? LOOPBACK_NAMES : [])])
+}
+
 export function serveMcpHttp(opts: McpHttpOptions) {
   const sessions = new Map<string, Session>()
+  const names = namesOf(opts.host)
 
   const close = async (id: string) => {
     const s = sessions.get(id)
@@ -72,10 +87,16 @@ export function serveMcpHttp(opts: McpHttpOptions) {
     hostname: opts.host,
     port: opts.port,
     idleTimeout: 0,
-    async fetch(req) {
+    async fetch(req, srv) {
       const url = new URL(req.url)
       if (url.pathname !== "/mcp")
         return jsonError(404, `no route for ${req.method} ${url.pathname}; MCP is served at /mcp`, "NOT_FOUND")
+      if (names && (!names.has(url.hostname.toLowerCase()) || Number(url.port || 80) !== srv.port))
+        return jsonError(
+          403,
+          `Host ${url.host} is not this server's; send requests to ${opts.host}:${srv.port}`,
+          "PERMISSION_DENIED",
+        )
       const origin = req.headers.get("origin")
       if (origin !== null && origin !== `${url.protocol}//${url.host}`)
         return jsonError(403, `requests from origin ${origin} are refused`, "PERMISSION_DENIED")
