@@ -1,6 +1,6 @@
 // `chimera web`: the control plane (HTTP API, agent endpoints, later the dashboard) on one port.
 import { defineCommand } from "citty"
-import { createLogger } from "../../protocol/log.ts"
+import { createLogger, displayUrl } from "../../protocol/log.ts"
 import { aiSettings } from "../adapters/llm/provider.ts"
 import { channelsFromConfig } from "../adapters/notify/index.ts"
 import { commandTargetsFromConfig } from "../adapters/ssh/command-targets.ts"
@@ -42,7 +42,7 @@ export default defineCommand({
       ai: ai && {
         provider: ai.provider,
         model: ai.model,
-        baseUrl: ai.baseUrl || "(the provider's own)",
+        baseUrl: ai.baseUrl ? displayUrl(ai.baseUrl) : "(the provider's own)",
         key: ai.apiKey ? "set" : "none",
         timeoutSeconds: ai.timeoutMs / 1000,
         questionTtlSeconds: ai.questionTtlSeconds,

@@ -1,0 +1,52 @@
+// `chimera web` logs its settings at start (INFO, `-v`): what an operator checks a deployment by. A
+// secret in them never reaches the log: not the AI key, nor a password in the AI base URL (a proxy's).
+import { afterAll, expect, test } from "bun:test"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { baseEnv, logLines } from "./support/config-layers.ts"
+import { freePort } from "./support/control-plane.ts"
+
+const MAIN = join(import.meta.dir, "../control/main.ts")
+const work = await mkdtemp(join(tmpdir(), "chimera-web-settings-"))
+afterAll(() => rm(work, { recursive: true, force: true }))
+
+test("the settings line shows the AI base URL without its password, and no key", async () => {
+  const config = join(work, "chimera.toml")
+  await writeFile(
+    config,
+    [
+      "[ai]",
+      'provider = "openai"',
+      'model = "gpt-test"',
+      'base_url = "http://aiuser:AIPROXYPASS99@127.0.0.1:9/v1"',
+      'api_key = "sk-LLMSECRETKEY123456"',
+    ].join("\n"),
+  )
+  const env = { ...(await baseEnv(work)), CHIMERA_CONFIG_FILE: config }
+  const port = freePort()
+  const proc = Bun.spawn([process.execPath, MAIN, "-v", "web", "--host", "127.0.0.1", "--port", String(port)], {
+    env,
+    stdout: "pipe",
+    stderr: "pipe",
+  })
+  try {
+    const reader = proc.stdout.getReader()
+    let out = ""
+    while (!out.includes("\n")) {
+      const { value, done } = await reader.read()
+      if (done) throw new Error(`chimera web exited: ${await new Response(proc.stderr).text()}`)
+      out += new TextDecoder().decode(value)
+    }
+    reader.releaseLock()
+    proc.kill("SIGTERM")
+    await proc.exited
+    const stderr = await new Response(proc.stderr).text()
+    const settings = logLines(stderr).find((l) => l.msg === "settings")
+    expect(settings?.ai).toMatchObject({ model: "gpt-test", baseUrl: "http://[redacted]@127.0.0.1:9/v1", key: "set" })
+    expect(stderr).not.toContain("AIPROXYPASS99")
+    expect(stderr).not.toContain("LLMSECRETKEY")
+  } finally {
+    if (proc.exitCode === null) proc.kill("SIGKILL")
+  }
+}, 30_000)
