@@ -4,6 +4,7 @@
 // silently falls back to the default. The [notifications] and [itsm] sections are in config-channels.ts;
 // config.ts reads the layers (file, environment, flags) and parses them with this schema.
 import { z } from "zod"
+import { ModelName } from "../protocol/ai.ts"
 import { ItsmSection, NotificationsSection } from "./config-channels.ts"
 import { Problem, Severity } from "./domain/incident-model.ts"
 
@@ -146,11 +147,14 @@ export const ChimeraConfig = z
     }),
     // The AI chat's model. No provider: the chat routes answer 503 and say how to set one. The key may
     // come as api_key, from api_key_file (read at start) or as CHIMERA_AI_API_KEY; it is never shown.
+    // A chat runs on `model` or on one `models` adds, never on a name its user made up: the key and its
+    // bill are the admin's, and a proxy behind base_url may route any name it is given.
     ai: _section({
       provider: z
         .enum(["", "anthropic", "openai"], { error: 'expected "anthropic", "openai" or "" (none)' })
         .default(""),
       model: _string().default(""),
+      models: z.array(ModelName, { error: "expected a list of model names" }).default([]),
       base_url: _url().default(""),
       api_key: _string().default(""),
       api_key_file: _string().default(""),

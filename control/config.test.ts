@@ -105,6 +105,7 @@ describe("defaults", () => {
       ai: {
         provider: "",
         model: "",
+        models: [],
         base_url: "",
         api_key: "",
         api_key_file: "",

@@ -286,9 +286,10 @@ function _allowedKeys(path: string[]): string[] {
   return _isTable(schema) ? Object.keys(schema) : []
 }
 
+/** The value at a path; a list's items are reached by index (`ai.models.0`). */
 function _at(tree: Tree, path: string[]): unknown {
   let value: unknown = tree
-  for (const key of path) value = _isTable(value) ? value[key] : undefined
+  for (const key of path) value = value !== null && typeof value === "object" ? (value as Tree)[key] : undefined
   return value
 }
 

@@ -27,7 +27,7 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
 
     beforeAll(async () => {
       llm = await startLlmServer(provider)
-      cp = await startInProcess({ ai: aiSettingsFor(llm) })
+      cp = await startInProcess({ ai: aiSettingsFor(llm, { models: ["other-model-2"] }) })
       await enrollNode(cp, "web-3")
       await enrollNode(cp, "web-4")
       await addUser(cp, "otto", "operator")

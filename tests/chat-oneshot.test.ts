@@ -173,6 +173,7 @@ describe("a control plane whose model cannot be reached", () => {
       ai: {
         provider: "openai",
         model: "llama3",
+        models: [],
         baseUrl: `http://127.0.0.1:${freePort()}/v1`,
         apiKey: "",
         timeoutMs: 30_000,

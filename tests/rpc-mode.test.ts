@@ -16,7 +16,7 @@ const CLOSURE = "/nix/store/0c5k6m3hq9x1w2b4v7n8p0r1s2d3f4g5-chimera-test-system
 let plane: ChatPlane
 
 beforeAll(async () => {
-  plane = await startChatPlane()
+  plane = await startChatPlane({ models: ["scripted-model-2"] })
   await enrollNode(plane.cp, "web-1")
 })
 afterAll(async () => {
@@ -83,7 +83,12 @@ describe("chimera code --mode rpc", () => {
     const chatId = state0?.chat_id as number
     expect(await chatIds(plane.cp)).toContain(chatId)
 
-    // set_model: the next model call asks for the new model.
+    // set_model: only to a model [ai] allows; the next model call asks for the new model.
+    rpc.send({ type: "set_model", id: "m0", model: "o1-pro" })
+    const refused = (await rpc.response("m0")).line
+    expect(refused).toMatchObject({ command: "set_model", success: false })
+    expect(String(refused.error)).toContain("scripted-model-2")
+    expect(String(refused.error)).toContain("(VALIDATION_FAILED)")
     rpc.send({ type: "set_model", id: "m1", model: "scripted-model-2" })
     expect((await rpc.response("m1")).line).toMatchObject({ command: "set_model", success: true, error: "" })
     plane.llm.script({ text: "Two models." })

@@ -2,7 +2,8 @@
 // who made them (another user gets ACCESS_DENIED, an unknown id CHAT_NOT_FOUND); an admin may also
 // see and answer any chat's pending question, which is how an action needing more than its owner's
 // role gets approved (the rest of that turn then reads with no more than a chat's least role). A
-// message or an answer starts a turn (agent-loop.ts); only one runs per chat.
+// message or an answer starts a turn (agent-loop.ts); only one runs per chat. A chat runs on a model
+// the config allows, whoever asked for another (model-choice.ts).
 import type {
   AnswerRequest,
   ChatState,
@@ -25,6 +26,7 @@ import { compact } from "./compaction.ts"
 import { estimateTokens } from "./conversation.ts"
 import type { InternalApi } from "./internal-api.ts"
 import type { LlmPort } from "./llm-port.ts"
+import { chosenModel, modelInForce } from "./model-choice.ts"
 import { isExpired, settleUnrun, toWire } from "./questions.ts"
 import { toolSpecs } from "./tools.ts"
 import { createTurns, type Listener, type RunningTurn } from "./turns.ts"
@@ -83,9 +85,13 @@ export function createChats(deps: ChatsDeps) {
     asked: schedule,
   }
 
+  /** The chat as it runs now: on a model the config still allows. */
+  const inForce = (c: ChatRecord): ChatRecord => ({ ...c, model: modelInForce(settings, c.model) })
+
   async function access(id: number, who: UserPrincipal, approver = false): Promise<ChatRecord> {
-    const chat = await store.getChat(id)
-    if (!chat) throw new ChimeraError("CHAT_NOT_FOUND", `chat ${id} not found`)
+    const stored = await store.getChat(id)
+    if (!stored) throw new ChimeraError("CHAT_NOT_FOUND", `chat ${id} not found`)
+    const chat = inForce(stored)
     if (chat.ownerSubject === who.subject || (approver && who.role === "admin")) return chat
     throw new ChimeraError("ACCESS_DENIED", `chat ${id} belongs to another user`)
   }
@@ -122,12 +128,12 @@ export function createChats(deps: ChatsDeps) {
 
   return {
     async create(who: UserPrincipal, body: CreateChatRequest) {
+      const model = body.model === undefined ? settings.model : chosenModel(settings, body.model)
       if ((await store.listChats(who.subject)).length >= MAX_CHATS_PER_USER)
         throw new ChimeraError(
           "RESOURCE_EXHAUSTED",
           `you have ${MAX_CHATS_PER_USER} chats, the most one user may keep; delete some (DELETE /api/v1/ai/chat/:id)`,
         )
-      const model = body.model ?? settings.model
       const ctx = await resolveContext(deps.api, who, body, { id: 0, model, nodeId: null, incidentId: null })
       const chat = await store.createChat({
         ownerSubject: who.subject,
@@ -140,7 +146,7 @@ export function createChats(deps: ChatsDeps) {
     },
 
     async list(who: UserPrincipal) {
-      return { chats: (await store.listChats(who.subject)).map(summary) }
+      return { chats: (await store.listChats(who.subject)).map((c) => summary(inForce(c))) }
     },
 
     async get(id: number, who: UserPrincipal) {
@@ -150,8 +156,9 @@ export function createChats(deps: ChatsDeps) {
     async update(id: number, who: UserPrincipal, body: UpdateChatRequest) {
       const chat = await access(id, who)
       if (turns.isRunning(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: wait for it or cancel it")
+      const model = body.model === undefined ? chat.model : chosenModel(settings, body.model)
       const ctx = await resolveContext(deps.api, who, body, chat)
-      const next = { ...chat, ...ctx, model: body.model ?? chat.model }
+      const next = { ...chat, ...ctx, model }
       await store.updateChat(id, next)
       return state(next)
     },

@@ -43,7 +43,10 @@ export default defineCommand({
       type: "string",
       description: "Bind the chat to this incident (its id in chimera incidents) or fleet event (its number)",
     },
-    model: { type: "string", description: "Use this model instead of the configured one" },
+    model: {
+      type: "string",
+      description: "Use this model instead of the default: one the control plane allows ([ai] models)",
+    },
   },
   async run({ args }) {
     const flags = Flags.safeParse({ mode: args.mode, node: args.node, incident: args.incident, model: args.model })

@@ -13,6 +13,7 @@ export function aiSettingsFor(llm: LlmServer, more: Partial<AiSettings> = {}): A
   return {
     provider: llm.provider,
     model: llm.provider === "anthropic" ? "claude-test-1" : "gpt-test-1",
+    models: [],
     baseUrl: llm.baseUrl,
     apiKey: llm.apiKey,
     timeoutMs: 60_000,

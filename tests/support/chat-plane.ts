@@ -21,7 +21,7 @@ export interface ChatPlane extends AsyncDisposable {
 }
 
 export async function startChatPlane(
-  opts: { provider?: Provider; maxContextTokens?: number; questionTtlSeconds?: number } = {},
+  opts: { provider?: Provider; maxContextTokens?: number; questionTtlSeconds?: number; models?: string[] } = {},
 ): Promise<ChatPlane> {
   const llm = await startLlmServer(opts.provider ?? "anthropic")
   const gate = startLlmGate(llm.baseUrl)
@@ -29,6 +29,7 @@ export async function startChatPlane(
     ai: {
       provider: llm.provider,
       model: TEST_MODEL,
+      models: opts.models ?? [],
       baseUrl: gate.baseUrl,
       apiKey: llm.apiKey,
       timeoutMs: 60_000,

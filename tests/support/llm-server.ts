@@ -1,7 +1,7 @@
 // A scripted language model on 127.0.0.1 that speaks the two wire formats the chat's providers use:
 // Anthropic's Messages API (POST /v1/messages) and OpenAI's Chat Completions (POST /v1/chat/completions),
 // with their streaming SSE events, tool calls and usage. Each test queues the replies it wants (text,
-// tool calls, an HTTP error, or a reply that hangs) and reads back every request the official SDK
+// tool calls, an HTTP error, a redirect, or a reply that hangs) and reads back every request the official SDK
 // sent. Malformed requests are refused as the real APIs refuse them: a wrong key is a 401, a missing
 // required field or an unanswered tool call a 400, in each API's own error shape.
 import { randomUUID } from "node:crypto"
@@ -23,6 +23,8 @@ export interface ScriptedReply {
   status?: number
   /** The error body's message, with `status` ("scripted failure" when not given). */
   errorMessage?: string
+  /** Answer with this redirect (status 3xx, `location` a URL) instead, as a moved provider or a hostile proxy may. */
+  redirect?: { status: number; location: string }
   /** Hold the request: before any byte, or after the text (the stream stays open) until the client aborts. */
   hang?: "before" | "after-text"
   /** Answer only once this settles (a test holds the model mid-turn, e.g. to steer it). */
@@ -352,6 +354,8 @@ export async function startLlmServer(
         await holdUntilAbort(req.signal)
         return new Response(null, { status: 499 })
       }
+      if (reply.redirect)
+        return new Response(null, { status: reply.redirect.status, headers: { location: reply.redirect.location } })
       if (reply.status) {
         const said = reply.errorMessage ?? "scripted failure"
         return provider === "anthropic"

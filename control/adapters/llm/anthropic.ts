@@ -4,6 +4,7 @@
 // the API's alternating turns: tool results travel as tool_result blocks in the next user turn.
 import Anthropic from "@anthropic-ai/sdk"
 import { type LlmEvent, type LlmMessage, type LlmPort, type LlmRequest, parseToolArgs } from "../../ai/llm-port.ts"
+import { fetchWithoutRedirects } from "./no-redirect.ts"
 import type { ProviderSettings } from "./provider.ts"
 import { providerFailure } from "./provider-errors.ts"
 
@@ -38,6 +39,7 @@ export function anthropicProvider(s: ProviderSettings): LlmPort {
     baseURL: s.baseUrl || "https://api.anthropic.com",
     maxRetries: 0,
     timeout: s.timeoutMs,
+    fetch: fetchWithoutRedirects,
   })
   return {
     provider: "anthropic",

@@ -4,6 +4,7 @@
 // its JSON arguments in pieces by `index`; usage comes in a last chunk with no choices.
 import OpenAI from "openai"
 import { type LlmEvent, type LlmMessage, type LlmPort, type LlmRequest, parseToolArgs } from "../../ai/llm-port.ts"
+import { fetchWithoutRedirects } from "./no-redirect.ts"
 import type { ProviderSettings } from "./provider.ts"
 import { providerFailure } from "./provider-errors.ts"
 
@@ -39,6 +40,7 @@ export function openAiProvider(s: ProviderSettings): LlmPort {
     baseURL: s.baseUrl || "https://api.openai.com/v1",
     maxRetries: 0,
     timeout: s.timeoutMs,
+    fetch: fetchWithoutRedirects,
   })
   return {
     provider: "openai",

@@ -1,8 +1,9 @@
 // What a provider's failure means to the chat: our own deadline or a cancel (the abort's reason,
-// already an LlmError), the SDK's connection timeout (timeout), or anything else: refused, failing or
-// unreachable (unavailable). The message names the provider and its URL, never the key: the error
-// reaches whoever wrote the message, and a provider or proxy may quote the key it was sent, so the
-// key (and any password in the URL) is cut out of what it said.
+// already an LlmError), the SDK's connection timeout (timeout), or anything else: refused, failing,
+// redirecting (never followed: no-redirect.ts) or unreachable (unavailable). The message names the
+// provider and its URL, never the key: the error reaches whoever wrote the message, and a provider or
+// proxy may quote the key it was sent, so the key (and any password in the URL) is cut out of what it
+// said. A redirect's target is named by its origin alone.
 import { APIError as AnthropicApiError, APIConnectionTimeoutError as AnthropicTimeout } from "@anthropic-ai/sdk"
 import { APIError as OpenAiApiError, APIConnectionTimeoutError as OpenAiTimeout } from "openai"
 import { LlmError } from "../../ai/llm-port.ts"
@@ -16,6 +17,16 @@ export function providerFailure(name: string, s: ProviderSettings, signal: Abort
   if (error instanceof AnthropicTimeout || error instanceof OpenAiTimeout)
     return new LlmError("timeout", `${where} did not answer within ${s.timeoutMs / 1000} s`)
   if ((error instanceof AnthropicApiError || error instanceof OpenAiApiError) && typeof error.status === "number") {
+    if (error.status >= 300 && error.status < 400) {
+      const to = redirectOrigin(error.headers?.get("location"))
+      return new LlmError(
+        "unavailable",
+        scrub(
+          `${where} answered ${error.status}, a redirect${to ? ` to ${to}` : ""}, which is not followed: it would re-send the request, the conversation with it, to another address. If that address is the provider's own, set [ai] base_url to it`,
+          secretsOf(s),
+        ),
+      )
+    }
     const said = scrub(error.message, secretsOf(s))
       .replace(/^\d{3}\s*/, "")
       .slice(0, 300)
@@ -28,6 +39,13 @@ export function providerFailure(name: string, s: ProviderSettings, signal: Abort
 const secretsOf = (s: ProviderSettings): string[] => {
   const password = URL.canParse(s.baseUrl) ? decodeURIComponent(new URL(s.baseUrl).password) : ""
   return [s.apiKey, password].filter((v) => v !== "")
+}
+
+/** Where a redirect points, as an origin (its path and query may hold a token); null if relative or unreadable. */
+function redirectOrigin(location: string | null | undefined): string | null {
+  if (!location || !URL.canParse(location)) return null
+  const origin = new URL(location).origin
+  return origin === "null" ? null : origin.slice(0, 200)
 }
 
 /** The base URL without its user and password. */

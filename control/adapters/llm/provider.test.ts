@@ -1,5 +1,6 @@
 // `[ai]` as the control plane reads it: the key from api_key, api_key_file or CHIMERA_AI_API_KEY and
-// never in an error, the defaults per provider, and settings that would do nothing refused.
+// never in an error, the defaults per provider, the models a chat may choose, and settings that would
+// do nothing refused.
 import { describe, expect, test } from "bun:test"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -36,6 +37,7 @@ describe("[ai]", () => {
     expect(s).toEqual({
       provider: "anthropic",
       model: "claude-sonnet-4-5",
+      models: [],
       baseUrl: "",
       apiKey: SECRET,
       timeoutMs: 120_000,
@@ -66,6 +68,16 @@ describe("[ai]", () => {
     expect(settings(loopback)?.baseUrl).toBe("http://127.0.0.1:8000/v1")
     const keyless = { CHIMERA_AI_PROVIDER: "openai", CHIMERA_AI_BASE_URL: "http://10.0.0.5:11434/v1" }
     expect(settings(keyless)?.apiKey).toBe("")
+  })
+
+  test("models: what a chat may choose besides model, read as a list; a name no API takes is refused", () => {
+    const s = settings({ CHIMERA_AI_PROVIDER: "openai", CHIMERA_AI_MODELS: "gpt-4o-mini, o3-mini" })
+    expect(s).toMatchObject({ model: "gpt-4o", models: ["gpt-4o-mini", "o3-mini"] })
+    expect(settings({ CHIMERA_AI_PROVIDER: "openai" })?.models).toEqual([])
+    expect(thrown(() => settings({ CHIMERA_AI_PROVIDER: "openai", CHIMERA_AI_MODELS: "gpt 4o" }))).toContain(
+      'ai.models.0: expected a model name such as claude-sonnet-4-5 or gpt-4o, got "gpt 4o"',
+    )
+    expect(() => settings({ CHIMERA_AI_MODELS: "gpt-4o-mini" })).toThrow("ai.models set but ai.provider is not")
   })
 
   test("anthropic without a key is refused with where to put one", () => {

@@ -18,6 +18,8 @@ export interface ProviderSettings {
 }
 
 export interface AiSettings extends ProviderSettings {
+  /** `[ai] models`: what a chat may name besides `model` (control/ai/model-choice.ts). */
+  models: string[]
   questionTtlSeconds: number
   maxContextTokens: number
 }
@@ -30,7 +32,9 @@ export function aiSettings(config: Pick<ChimeraConfig, "ai">): AiSettings | null
   if (ai.provider === "") {
     // A setting that would change nothing is refused, not ignored: the operator meant a provider.
     const defaults = ChimeraConfig.parse({}).ai as Record<string, unknown>
-    const set = Object.entries(ai).filter(([k, v]) => k !== "provider" && v !== defaults[k])
+    const set = Object.entries(ai).filter(
+      ([k, v]) => k !== "provider" && JSON.stringify(v) !== JSON.stringify(defaults[k]),
+    )
     if (set.length > 0)
       throw new ConfigError(
         `config: ${set.map(([k]) => `ai.${k}`).join(", ")} set but ai.provider is not: set provider = "anthropic" or "openai", or remove them`,
@@ -62,6 +66,7 @@ export function aiSettings(config: Pick<ChimeraConfig, "ai">): AiSettings | null
   return {
     provider: ai.provider,
     model: ai.model || DEFAULT_MODEL[ai.provider],
+    models: ai.models,
     baseUrl: ai.base_url.replace(/\/+$/, ""),
     apiKey,
     timeoutMs: ai.timeout_seconds * 1000,
