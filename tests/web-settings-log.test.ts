@@ -11,7 +11,7 @@ const MAIN = join(import.meta.dir, "../control/main.ts")
 const work = await mkdtemp(join(tmpdir(), "chimera-web-settings-"))
 afterAll(() => rm(work, { recursive: true, force: true }))
 
-test("the settings line shows the AI base URL without its password, and no key", async () => {
+test("the settings line shows the AI models and base URL, without its password or the key", async () => {
   const config = join(work, "chimera.toml")
   await writeFile(
     config,
@@ -19,6 +19,7 @@ test("the settings line shows the AI base URL without its password, and no key",
       "[ai]",
       'provider = "openai"',
       'model = "gpt-test"',
+      'models = ["gpt-other"]',
       'base_url = "http://aiuser:AIPROXYPASS99@127.0.0.1:9/v1"',
       'api_key = "sk-LLMSECRETKEY123456"',
     ].join("\n"),
@@ -43,7 +44,12 @@ test("the settings line shows the AI base URL without its password, and no key",
     await proc.exited
     const stderr = await new Response(proc.stderr).text()
     const settings = logLines(stderr).find((l) => l.msg === "settings")
-    expect(settings?.ai).toMatchObject({ model: "gpt-test", baseUrl: "http://[redacted]@127.0.0.1:9/v1", key: "set" })
+    expect(settings?.ai).toMatchObject({
+      model: "gpt-test",
+      models: ["gpt-other"],
+      baseUrl: "http://[redacted]@127.0.0.1:9/v1",
+      key: "set",
+    })
     expect(stderr).not.toContain("AIPROXYPASS99")
     expect(stderr).not.toContain("LLMSECRETKEY")
   } finally {

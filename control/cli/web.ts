@@ -42,6 +42,7 @@ export default defineCommand({
       ai: ai && {
         provider: ai.provider,
         model: ai.model,
+        models: ai.models,
         baseUrl: ai.baseUrl ? displayUrl(ai.baseUrl) : "(the provider's own)",
         key: ai.apiKey ? "set" : "none",
         timeoutSeconds: ai.timeoutMs / 1000,
