@@ -214,8 +214,15 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     policy: { ...incidentPolicy(ChimeraConfig.parse({}).incidents), ...opts.incidents },
     channels: [...notify.channels.map((c) => c.name), ...(notify.tickets ? [notify.tickets.name] : [])],
     currentClosure: async (id) => (await store.getNode(id))?.currentPath ?? null,
-    deploymentTargets: async (id) =>
-      (await deployments.get(id))?.targets.map((t) => ({ target: t.target, status: t.status, error: t.error })) ?? null,
+    deployment: async (id) => {
+      const record = await deployments.get(id)
+      if (!record) return null
+      return {
+        reportedBy: await deployments.reportedBy(id),
+        targets: record.targets.map((t) => ({ target: t.target, status: t.status, error: t.error })),
+      }
+    },
+    isNode: async (name) => Boolean(opts.commandTargets?.resolve(name)) || (await store.getNode(name)) !== null,
     note: (type, nodeId, data) => fleet.note(type, nodeId, data),
     wake: () => worker.wake(),
   })

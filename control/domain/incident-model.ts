@@ -96,6 +96,12 @@ export interface Observation {
   message: string
   closures: IncidentClosures
   at: string
+  /**
+   * The principal whose deployment record reported it, taken on its word; absent when the control
+   * plane saw it itself (a node's report, a deploy it ran). Such an observation opens an incident, or
+   * updates one that principal's records opened, and nothing else.
+   */
+  reporter?: string
 }
 
 /** A node recovered from `problems`: their open incidents resolve with `message`. */
@@ -104,6 +110,8 @@ export interface Recovery {
   problems: Problem[]
   message: string
   at: string
+  /** As Observation's: a reported recovery resolves only the incidents that principal's records opened. */
+  reporter?: string
 }
 
 export const TITLES: Record<Problem, (node: string) => string> = {

@@ -14,13 +14,19 @@ import type {
 } from "./incident-model.ts"
 import type { Notice } from "./notifications.ts"
 
+export interface OpenedLastHour {
+  node: number
+  reporter: number | null
+}
+
 /** Decides, inside the store's transaction, who hears of a step and what they read. */
 export interface StepPlan {
   /**
-   * The channels an opening goes to, given how many incidents the node opened in the last hour
-   * (this one excluded), and a line for the timeline when some were held back.
+   * The channels an opening goes to, given how many incidents opened in the last hour (this one
+   * excluded) on its node, and by its reporter's records when a record reported it (else null), and a
+   * line for the timeline when some were held back.
    */
-  opening(incident: Incident, openedLastHour: number): { channels: string[]; note: string | null }
+  opening(incident: Incident, openedLastHour: OpenedLastHour): { channels: string[]; note: string | null }
   notice(incident: Incident, step: Notice["step"], at: string): Notice
   /** A repeat makes a ticket note only if the last note is at least this old. */
   updateEveryMs: number

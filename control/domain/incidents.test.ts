@@ -11,7 +11,7 @@ import { ChimeraConfig } from "../config-schema.ts"
 import type { FleetEvent } from "./events.ts"
 import { createFleet, type Fleet } from "./fleet.ts"
 import { incidentPolicy } from "./incident-routing.ts"
-import { createIncidents, type Incidents } from "./incidents.ts"
+import { createIncidents, type FinishedDeployment, type Incidents, REPORTED_PER_HOUR } from "./incidents.ts"
 import type { EventBusPort } from "./ports.ts"
 
 const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
@@ -23,7 +23,9 @@ let fleet: Fleet
 let incidents: Incidents
 let clock: ReturnType<typeof manualClock>
 let woken = 0
-let deployments: Record<string, { target: string; status: string; error: string | null }[]> = {}
+let deployments: Record<string, FinishedDeployment> = {}
+/** The control plane's [fleet.nodes] names; enrolled nodes are the store's. */
+const CONFIGURED = ["web-1", "web-2"]
 
 beforeEach(async () => {
   opened = await openTestStore("incidents")
@@ -37,7 +39,8 @@ beforeEach(async () => {
     policy: incidentPolicy(settings),
     channels: CHANNELS,
     currentClosure: async () => null,
-    deploymentTargets: async (id) => deployments[id] ?? null,
+    deployment: async (id) => deployments[id] ?? null,
+    isNode: async (name) => CONFIGURED.includes(name) || (await fleet.findNode(name)) !== null,
     note: (type, nodeId, data) => fleet.note(type, nodeId, data),
     wake: () => void woken++,
   })
@@ -73,6 +76,23 @@ const report = async (type: Reported, data = {}) => {
   bus.publish([event])
   await incidents.settled()
 }
+
+type Targets = FinishedDeployment["targets"]
+/** A deploy the control plane ran; `reported` is one a caller reported under its principal. */
+const ran = (targets: Targets): FinishedDeployment => ({ reportedBy: null, targets })
+const reported = (by: string, targets: Targets): FinishedDeployment => ({ reportedBy: by, targets })
+const failed = (target: string, error = "health check failed"): Targets[number] => ({
+  target,
+  status: "failed",
+  error,
+})
+const deployed = (target: string): Targets[number] => ({ target, status: "deployed", error: null })
+const finish = (id: string) => publish("deployment.finished", null, { id, status: "partial", closure: GEN1 })
+const enrol = async (nodeId: string) => {
+  const { token } = await fleet.createJoinToken({ nodeId })
+  await fleet.enroll(token, { nodeId, hostname: nodeId, agentVersion: "t" })
+}
+const deliveriesOf = async () => (await opened.db`SELECT COUNT(*) AS n FROM incident_outbox`)[0].n as number
 
 describe("incidents from events", () => {
   test("a node's control and bidi characters reach the notices escaped, never raw", async () => {
@@ -218,11 +238,11 @@ describe("incidents from events", () => {
 
   test("a deployment's failed or rolled-back target is an incident on that node until a deployment reaches it", async () => {
     deployments = {
-      d1: [
+      d1: ran([
         { target: "web-1", status: "rolled-back", error: "health check failed" },
         { target: "web-2", status: "deployed", error: null },
-      ],
-      d2: [{ target: "web-1", status: "deployed", error: null }],
+      ]),
+      d2: ran([{ target: "web-1", status: "deployed", error: null }]),
     }
     await publish("deployment.finished", null, { id: "d1", status: "partial", closure: GEN1 })
     const [open] = await incidents.list({ status: "open", limit: 10 })
@@ -269,5 +289,110 @@ describe("incidents from events", () => {
     expect(await incidents.prune(90)).toBe(1)
     expect(await openProblems()).toEqual(["n2:heal-failed"])
     expect((await opened.db`SELECT COUNT(*) AS n FROM incident_timeline`)[0].n).toBe(1)
+  })
+})
+
+describe("incidents from deployments a caller reported", () => {
+  test("a reported deployment's targets that are no node here open nothing and tell nobody", async () => {
+    const phishing = "URGENT: your Chimera login expires, re-enter it at https://chimera-login.example"
+    deployments = {
+      r1: reported(
+        "token:olga",
+        Array.from({ length: 25 }, (_, i) => failed(`payroll-${i}.corp.example`, phishing)),
+      ),
+    }
+    await finish("r1")
+    expect(await incidents.list({ limit: 100 })).toEqual([])
+    expect(await deliveriesOf()).toBe(0)
+  })
+
+  test("a reported failure on a node opens an incident its reporter's later record resolves", async () => {
+    deployments = {
+      r1: reported("user:olga", [failed("web-1"), failed("payroll.corp.example")]),
+      r2: reported("user:olga", [deployed("web-1")]),
+    }
+    await finish("r1")
+    const [open] = await incidents.list({ status: "open", limit: 10 })
+    expect(`${open?.nodeId}:${open?.problem}`).toBe("web-1:deploy-failed")
+    expect(open?.message).toContain("reported deployment r1")
+    expect(await deliveriesOf()).toBe(CHANNELS.length - 1) // a warning pages nobody by default
+    await finish("r2")
+    expect(await openProblems()).toEqual([])
+  })
+
+  test("a record cannot resolve or rewrite an incident the control plane's deployment opened", async () => {
+    deployments = {
+      d1: ran([failed("web-1", "activation failed: exit 1")]),
+      r1: reported("user:olga", [deployed("web-1")]),
+      r2: reported("user:olga", [failed("web-1", "call +1 555 0100 to restore service")]),
+      d2: ran([deployed("web-1")]),
+    }
+    await finish("d1")
+    await finish("r1")
+    await finish("r2")
+    const [open] = await incidents.list({ status: "open", limit: 10 })
+    expect(open).toMatchObject({ nodeId: "web-1", problem: "deploy-failed", occurrences: 1 })
+    expect(open?.message).toBe("deploy failed (deployment d1): activation failed: exit 1")
+    await finish("d2")
+    expect(await openProblems()).toEqual([])
+  })
+
+  test("one principal's record cannot resolve the incident another principal's record opened", async () => {
+    deployments = {
+      r1: reported("user:olga", [failed("web-2")]),
+      r2: reported("token:mallory", [deployed("web-2")]),
+      r3: reported("user:olga", [deployed("web-2")]),
+    }
+    await finish("r1")
+    await finish("r2")
+    expect(await openProblems()).toEqual(["web-2:deploy-failed"])
+    await finish("r3")
+    expect(await openProblems()).toEqual([])
+  })
+
+  test("once the control plane sees the failure itself, the reporter's record no longer resolves it", async () => {
+    deployments = {
+      r1: reported("user:olga", [failed("web-1")]),
+      d1: ran([failed("web-1")]),
+      r2: reported("user:olga", [deployed("web-1")]),
+    }
+    await finish("r1")
+    await finish("d1")
+    await finish("r2")
+    expect(await openProblems()).toEqual(["web-1:deploy-failed"])
+  })
+
+  test(`one principal's records are told about ${REPORTED_PER_HOUR} incidents an hour; past that they are recorded, not sent`, async () => {
+    const nodes = Array.from({ length: REPORTED_PER_HOUR + 5 }, (_, i) => `node-${i}`)
+    for (const id of nodes) await enrol(id)
+    deployments = {
+      r1: reported(
+        "token:noisy",
+        nodes.map((n) => failed(n)),
+      ),
+    }
+    await finish("r1")
+    const all = await incidents.list({ limit: 100 })
+    expect(all).toHaveLength(nodes.length)
+    const details = await Promise.all(all.map((i) => incidents.get(i.id)))
+    expect(details.filter((d) => (d?.deliveries.length ?? 0) > 0)).toHaveLength(REPORTED_PER_HOUR)
+    const held = details.filter((d) => d?.deliveries.length === 0)
+    expect(held).toHaveLength(5)
+    expect(held.every((d) => d?.timeline[0]?.message.includes("same caller's deployment records"))).toBe(true)
+    // Another reporter, and the control plane's own deploys, keep their own budgets.
+    deployments = { r2: reported("user:olga", [failed("web-1")]), d1: ran([failed("web-2")]) }
+    await finish("r2")
+    await finish("d1")
+    for (const node of ["web-1", "web-2"]) {
+      const [i] = await incidents.list({ nodeId: node, limit: 1 })
+      expect((await incidents.get(i?.id ?? ""))?.deliveries.length).toBeGreaterThan(0)
+    }
+    // An hour on, the noisy reporter is heard again.
+    clock.advance(3_600_000)
+    await enrol("node-late")
+    deployments = { r3: reported("token:noisy", [failed("node-late")]) }
+    await finish("r3")
+    const [late] = await incidents.list({ nodeId: "node-late", limit: 1 })
+    expect((await incidents.get(late?.id ?? ""))?.deliveries.length).toBeGreaterThan(0)
   })
 })

@@ -3,6 +3,12 @@
 // node reachable never waits for an incident to be written); a tick turns watches whose threshold has
 // passed into incidents. Every change goes to the store with its deliveries in one transaction, then
 // wakes the delivery worker and becomes an `incident.*` fleet event (the SSE stream, the dashboard).
+// A deployment the control plane ran speaks for its targets. One a caller reported (a deploy the CLI
+// ran with an operator's keys, POST /api/deployments/records) is that caller's word, so it speaks only
+// for targets that are this control plane's nodes (enrolled, or named in [fleet.nodes]; any other
+// name is kept in the record and raises nothing), only for incidents its own principal's records
+// opened (a record never resolves or rewrites an incident the control plane or anyone else opened),
+// and past REPORTED_PER_HOUR incidents an hour from one principal the rest are recorded, told nobody.
 import { createLogger } from "../../protocol/log.ts"
 import { terminalLine, terminalText } from "../../protocol/terminal-text.ts"
 import type { ControlEventType, FleetEvent } from "./events.ts"
@@ -21,6 +27,11 @@ const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** Incidents one node may open per hour with notifications; past it they are only recorded. */
 export const FLAPPING_PER_HOUR = 10
+/**
+ * Incidents one principal's deployment records may open per hour with notifications; past it they are
+ * only recorded. A real deploy that fails on many nodes is on the reporter's terminal already.
+ */
+export const REPORTED_PER_HOUR = 20
 /** Watches turned into incidents per tick and problem, so a network split is taken in slices. */
 const WATCH_BATCH = 500
 const WATCHED: { problem: Problem; after: (p: IncidentPolicy) => number }[] = [
@@ -36,12 +47,22 @@ export interface IncidentDeps {
   channels: readonly string[]
   /** The node's current closure, for messages (null when unknown). */
   currentClosure(nodeId: string): Promise<string | null>
-  /** A finished deployment's targets and how each ended, or null if it is not recorded. */
-  deploymentTargets(id: string): Promise<{ target: string; status: string; error: string | null }[] | null>
+  /**
+   * A finished deployment's targets and how each ended, and the principal that reported it (null for
+   * a deploy the control plane ran); null if it is not recorded.
+   */
+  deployment(id: string): Promise<FinishedDeployment | null>
+  /** Whether `name` is one of this control plane's nodes: an enrolled node id or a [fleet.nodes] name. */
+  isNode(name: string): Promise<boolean>
   /** Records an `incident.*` event (fleet.note), which the bus then carries to live streams. */
   note(type: ControlEventType, nodeId: string, data: Record<string, unknown>): Promise<unknown>
   /** Something was enqueued for delivery. */
   wake(): void
+}
+
+export interface FinishedDeployment {
+  reportedBy: string | null
+  targets: { target: string; status: string; error: string | null }[]
 }
 
 /** What a notice links to: the dashboard's page of the node. */
@@ -57,13 +78,27 @@ export function createIncidents(deps: IncidentDeps) {
   const plan: StepPlan = {
     opening: (incident, openedLastHour) => {
       const channels = openingChannels(policy, deps.channels, incident, clock.now())
-      if (openedLastHour < FLAPPING_PER_HOUR || channels.length === 0) return { channels, note: null }
+      if (channels.length === 0) return { channels, note: null }
+      // A caller may report as many deployments as it likes, each naming any node: its word pages
+      // only so often.
+      const reported = openedLastHour.reporter
+      if (reported !== null && reported >= REPORTED_PER_HOUR) {
+        log.warn("incident not told: its reporter opened too many", { node: incident.nodeId, reported })
+        return {
+          channels: [],
+          note: `not notified: ${reported} other incidents opened by the same caller's deployment records in the last hour`,
+        }
+      }
+      if (openedLastHour.node < FLAPPING_PER_HOUR) return { channels, note: null }
       // A node that keeps failing and recovering (or one that reports so on purpose) would otherwise
       // page and post without end; past the limit its incidents are recorded, and told to nobody.
-      log.warn("incident not told: its node is flapping", { node: incident.nodeId, openedLastHour })
+      log.warn("incident not told: its node is flapping", {
+        node: incident.nodeId,
+        openedLastHour: openedLastHour.node,
+      })
       return {
         channels: [],
-        note: `not notified: ${openedLastHour} other incidents opened on this node in the last hour`,
+        note: `not notified: ${openedLastHour.node} other incidents opened on this node in the last hour`,
       }
     },
     updateEveryMs: policy.updateEveryMs,
@@ -118,19 +153,41 @@ export function createIncidents(deps: IncidentDeps) {
     await announce(change)
   }
 
-  const recover = async (nodeId: string, problems: Problem[], message: string) => {
-    await store.clearWatches(nodeId, problems)
-    for (const change of await store.recover({ nodeId, problems, message, at: clock.now().toISOString() }, plan)) {
+  const recover = async (nodeId: string, problems: Problem[], message: string, reporter?: string) => {
+    if (reporter === undefined) await store.clearWatches(nodeId, problems)
+    const at = clock.now().toISOString()
+    for (const change of await store.recover({ nodeId, problems, message, at, reporter }, plan)) {
       log.info("incident resolved", { node: nodeId, problem: change.incident.problem, id: change.incident.id })
       await announce(change)
     }
   }
 
+  /** The targets a reported deployment may speak for: this control plane's nodes, not any name. */
+  const knownTargets = async (d: FinishedDeployment, id: string) => {
+    if (d.reportedBy === null) return d.targets
+    const known: FinishedDeployment["targets"] = []
+    const unknown: string[] = []
+    for (const t of d.targets) {
+      if (await deps.isNode(t.target)) known.push(t)
+      else unknown.push(t.target)
+    }
+    if (unknown.length > 0)
+      log.info("a reported deployment names targets that are not nodes here: no incident for them", {
+        id,
+        count: unknown.length,
+        targets: unknown.slice(0, 10),
+      })
+    return known
+  }
+
   const deployment = async (id: string, status: string) => {
-    const targets = await deps.deploymentTargets(id)
-    if (!targets) return
+    const d = await deps.deployment(id)
+    if (!d) return
+    const reporter = d.reportedBy ?? undefined
+    // A reported deployment says so: whoever reads the notice knows whose word it is.
+    const source = reporter === undefined ? `deployment ${id}` : `reported deployment ${id}`
     const at = clock.now().toISOString()
-    for (const t of targets) {
+    for (const t of await knownTargets(d, id)) {
       if (t.status === "failed" || t.status === "rolled-back") {
         const what = t.status === "rolled-back" ? "deploy rolled back" : "deploy failed"
         await observe({
@@ -138,15 +195,19 @@ export function createIncidents(deps: IncidentDeps) {
           problem: "deploy-failed",
           severity: DEFAULT_SEVERITY["deploy-failed"],
           title: TITLES["deploy-failed"](t.target),
-          message: `${what} (deployment ${id})${t.error ? `: ${t.error}` : ""}`,
+          message: `${what} (${source})${t.error ? `: ${t.error}` : ""}`,
           closures: { desired: null, current: null },
           at,
+          reporter,
         })
       } else if (t.status === "deployed" || t.status === "up-to-date")
+        // A deploy the control plane ran resolves any deploy-failed incident of its target; a reported
+        // one only those its own principal's records opened (store: `reported_by`).
         await recover(
           t.target,
           ["deploy-failed"],
-          `deployment ${id} ${status === "succeeded" ? "succeeded" : "reached it"}`,
+          `${source} ${status === "succeeded" ? "succeeded" : "reached it"}`,
+          reporter,
         )
     }
   }

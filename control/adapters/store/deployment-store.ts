@@ -21,6 +21,8 @@ export interface DeploymentStore {
   /** A record a caller reports under `by` (its principal's subject); null once kept, else why not. */
   record(record: DeploymentRecord, by: string): Promise<RecordRefusal | null>
   get(id: string): Promise<DeploymentRecord | null>
+  /** The principal that reported the record; null for a deploy the control plane ran, or no such id. */
+  reportedBy(id: string): Promise<string | null>
   list(limit: number): Promise<DeploymentRecord[]>
   /** Those finished after `at` (ISO), oldest first: what the metrics have not counted yet. */
   finishedAfter(at: string, limit: number): Promise<DeploymentRecord[]>
@@ -84,6 +86,10 @@ export function deploymentStore(db: SQL): DeploymentStore {
     async get(id) {
       const rows: Row[] = await db`SELECT record FROM deployments WHERE id = ${id}`
       return rows[0] ? (JSON.parse(rows[0].record) as DeploymentRecord) : null
+    },
+    async reportedBy(id) {
+      const rows: { recorded_by: string | null }[] = await db`SELECT recorded_by FROM deployments WHERE id = ${id}`
+      return rows[0]?.recorded_by ?? null
     },
     async list(limit) {
       const rows: Row[] = await db`SELECT record FROM deployments ORDER BY created_at DESC LIMIT ${limit}`

@@ -2,6 +2,8 @@
 // enforces even across replicas), their timelines, the outbox of notifications and ticket changes
 // (one row per incident, step and channel: a step is enqueued once, whatever retries or restarts
 // follow), and the watches that wait for a silence or an unhealed drift to last long enough.
+// `reported_by` names the principal whose deployment records alone an incident rests on (null: the
+// control plane saw the problem itself), so a record can neither resolve nor rewrite another's.
 import type { Dialect, Migration } from "./migrations.ts"
 
 const serial = (d: Dialect) => (d === "postgres" ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT")
@@ -65,6 +67,14 @@ export const INCIDENT_MIGRATIONS: Migration[] = [
         message TEXT NOT NULL,
         PRIMARY KEY (node_id, problem)
       )`,
+    ],
+  },
+  {
+    version: 15,
+    name: "incidents name the principal whose deployment records opened them",
+    statements: () => [
+      "ALTER TABLE incidents ADD COLUMN reported_by TEXT",
+      "CREATE INDEX incidents_by_reporter ON incidents (reported_by, opened_at)",
     ],
   },
 ]

@@ -2,6 +2,9 @@
 // its timeline entry and the deliveries it causes go in one transaction. The partial unique index on
 // open incidents (incident-migrations.ts) keeps one open incident per node and problem even when two
 // replicas see the same problem at once: the second insert fails and its caller retries as an update.
+// An observation or recovery a deployment record reported (`reporter`) speaks only for incidents that
+// principal's records opened (`reported_by`): it neither rewrites nor resolves anyone else's, and once
+// the control plane sees the problem itself the incident is no longer the reporter's to resolve.
 import { randomUUID } from "node:crypto"
 import type { SQL } from "bun"
 import type { Delivery, Incident, IncidentStep, Problem, Severity, TimelineEntry } from "../../domain/incident-model.ts"
@@ -93,20 +96,30 @@ export function incidentStore(db: SQL): IncidentStorePort {
             ticketId: null,
             ticketLabel: null,
           }
+          const reporter = o.reporter ?? null
           await tx`
-            INSERT INTO incidents (id, node_id, problem, severity, status, title, message, closures, opened_at, updated_at, noted_at)
+            INSERT INTO incidents (id, node_id, problem, severity, status, title, message, closures, opened_at, updated_at, noted_at, reported_by)
             VALUES (${incident.id}, ${o.nodeId}, ${o.problem}, ${o.severity}, 'open', ${o.title}, ${o.message},
-              ${JSON.stringify(o.closures)}, ${o.at}, ${o.at}, ${o.at})`
+              ${JSON.stringify(o.closures)}, ${o.at}, ${o.at}, ${o.at}, ${reporter})`
           const hourAgo = new Date(Date.parse(o.at) - 3_600_000).toISOString()
-          const recent: Row[] = await tx`
+          const onNode: Row[] = await tx`
             SELECT COUNT(*) AS n FROM incidents WHERE node_id = ${o.nodeId} AND opened_at > ${hourAgo} AND id <> ${incident.id}`
-          const { channels, note } = plan.opening(incident, num(recent[0]?.n))
+          const byReporter: Row[] =
+            reporter === null
+              ? []
+              : await tx`
+            SELECT COUNT(*) AS n FROM incidents WHERE reported_by = ${reporter} AND opened_at > ${hourAgo} AND id <> ${incident.id}`
+          const { channels, note } = plan.opening(incident, {
+            node: num(onNode[0]?.n),
+            reporter: reporter === null ? null : num(byReporter[0]?.n),
+          })
           await addTimeline(tx, incident.id, o.at, "opened", note ? `${o.message} (${note})` : o.message)
           await enqueue(tx, incident, "opened", channels, plan.notice(incident, "opened", o.at))
           return { incident, step: "opened" as const }
         }
         const row = rows[0]
         const before = toIncident(row)
+        if (o.reporter !== undefined && str(row.reported_by) !== o.reporter) return { incident: before, step: null }
         const noteDue = Date.parse(o.at) - Date.parse(String(row.noted_at)) >= plan.updateEveryMs
         const updates = num(row.updates) + (noteDue ? 1 : 0)
         const incident: Incident = {
@@ -120,7 +133,7 @@ export function incidentStore(db: SQL): IncidentStorePort {
         await tx`
           UPDATE incidents SET severity = ${incident.severity}, message = ${o.message},
             closures = ${JSON.stringify(o.closures)}, occurrences = occurrences + 1, updated_at = ${o.at},
-            updates = ${updates}, noted_at = ${noteDue ? o.at : String(row.noted_at)}
+            updates = ${updates}, noted_at = ${noteDue ? o.at : String(row.noted_at)}, reported_by = ${o.reporter ?? null}
           WHERE id = ${incident.id}`
         if (!noteDue) return { incident, step: null }
         const step: IncidentStep = `updated-${updates}`
@@ -135,7 +148,8 @@ export function incidentStore(db: SQL): IncidentStorePort {
     recover: (r, plan) =>
       db.begin(async (tx) => {
         const rows: Row[] = await tx`
-          SELECT * FROM incidents WHERE node_id = ${r.nodeId} AND status = 'open' AND problem IN ${tx(r.problems)}`
+          SELECT * FROM incidents WHERE node_id = ${r.nodeId} AND status = 'open' AND problem IN ${tx(r.problems)}
+            ${r.reporter === undefined ? tx`` : tx`AND reported_by = ${r.reporter}`}`
         const changes = []
         for (const row of rows) {
           const incident: Incident = {

@@ -136,7 +136,8 @@ export const MIGRATIONS: Migration[] = [
       "CREATE TABLE login_failures (username TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_until_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL)",
     ],
   },
-  // Incidents, their timelines and the notification outbox, version 10.
+  // Incidents, their timelines and the notification outbox, version 10; 15 names the principal whose
+  // deployment records opened one (applied by version, so its place in this list does not matter).
   ...INCIDENT_MIGRATIONS,
   // The AI chat's chats, messages and questions, version 12 (11 was never used); 13 lets a chat name an
   // incident by its UUID.
