@@ -10,11 +10,12 @@ import { join } from "node:path"
 import { channelsFromConfig } from "../control/adapters/notify/index.ts"
 import { commandTargets } from "../control/adapters/ssh/command-targets.ts"
 import { loadConfig } from "../control/config.ts"
-import type { DeploymentRecord, TargetResult } from "../control/domain/deploy.ts"
+import type { DeploymentRecord } from "../control/domain/deploy.ts"
 import type { Incident } from "../control/domain/incident-model.ts"
-import { hashOf, type StorePath } from "../protocol/ids.ts"
+import type { StorePath } from "../protocol/ids.ts"
 import { addUser, call, enrollNode, heartbeatBody, login } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import { cliRecord, type ReportedTarget } from "./support/deployment-record.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { type SlackFake, startSlack } from "./support/notify-servers.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
@@ -32,34 +33,9 @@ beforeAll(async () => {
 afterAll(() => pg?.stop())
 
 /** A record as `chimera deploy` reports it after running the deploy over SSH itself. */
-function cliRecord(targets: { target: string; status: TargetResult["status"]; error?: string }[]): DeploymentRecord {
-  const at = new Date().toISOString()
-  return {
-    id: `20261207${String(++records).padStart(6, "0")}-0dec0de0`,
-    kind: "deploy",
-    createdAt: at,
-    finishedAt: at,
-    configPath: "/etc/chimera/web.nix",
-    closure,
-    hash: hashOf(closure),
-    isSystem: true,
-    command: null,
-    session: "chimera-deploy",
-    status: targets.every((t) => t.status === "deployed") ? "succeeded" : "failed",
-    targets: targets.map((t) => ({
-      target: t.target,
-      status: t.status,
-      before: null,
-      copy: null,
-      previous: null,
-      error: t.error ?? null,
-      timings: [],
-      startedAt: at,
-      ms: 10,
-      log: [],
-    })),
-  }
-}
+/** A new record of the CLI's, of a deploy of `closure` that ended on each target as given. */
+const record = (targets: ReportedTarget[]): DeploymentRecord =>
+  cliRecord(`20261207${String(++records).padStart(6, "0")}-0dec0de0`, closure, targets)
 
 for (const dialect of ["sqlite", "postgres"] as const) {
   describe(`incidents from deployment records (${dialect})`, () => {
@@ -104,9 +80,9 @@ for (const dialect of ["sqlite", "postgres"] as const) {
         status: "failed" as const,
         error: PHISHING,
       }))
-      await report(operator, cliRecord(invented))
+      await report(operator, record(invented))
       // Events are handled in order: once this record's incident is told, the one before was handled.
-      await report(operator, cliRecord([{ target: "web-1", status: "rolled-back", error: "health check failed" }]))
+      await report(operator, record([{ target: "web-1", status: "rolled-back", error: "health check failed" }]))
       const opened = await waitFor(
         "web-1's incident, posted to Slack",
         () => openOn("web-1"),
@@ -118,7 +94,7 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       // Whoever reads the notice knows it is the reporter's word, not the control plane's.
       expect(opened?.message).toContain("reported deployment")
 
-      await report(operator, cliRecord([{ target: "web-1", status: "deployed" }]))
+      await report(operator, record([{ target: "web-1", status: "deployed" }]))
       await waitFor(
         "web-1's incident resolved by its reporter's next record",
         () => openOn("web-1"),
@@ -154,9 +130,9 @@ for (const dialect of ["sqlite", "postgres"] as const) {
 
       // Neither the operator nor the admin can talk it away, or rewrite it, with a record of their own.
       for (const token of [operator, cp.adminToken])
-        await report(token, cliRecord([{ target: "pull-1", status: "deployed" }]))
-      await report(operator, cliRecord([{ target: "pull-1", status: "failed", error: PHISHING }]))
-      await report(operator, cliRecord([{ target: "web-2", status: "failed" }]))
+        await report(token, record([{ target: "pull-1", status: "deployed" }]))
+      await report(operator, record([{ target: "pull-1", status: "failed", error: PHISHING }]))
+      await report(operator, record([{ target: "web-2", status: "failed" }]))
       await waitFor(
         "the marker incident on web-2",
         () => openOn("web-2"),

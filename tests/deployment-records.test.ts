@@ -6,9 +6,10 @@
 // PostgreSQL, whose upserts are written alike.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import type { DeploymentRecord } from "../control/domain/deploy.ts"
-import { hashOf, type StorePath } from "../protocol/ids.ts"
+import type { StorePath } from "../protocol/ids.ts"
 import { addUser, call, enrollNode, login } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import { cliRecord } from "./support/deployment-record.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { waitFor } from "./support/wait.ts"
@@ -22,36 +23,16 @@ beforeAll(async () => {
 afterAll(() => pg?.stop())
 
 /** A deploy record as `chimera deploy` reports it after running the deploy over SSH itself. */
-function cliRecord(id: string, status: "succeeded" | "failed", log: string[]): DeploymentRecord {
-  const at = new Date().toISOString()
-  return {
-    id,
-    kind: "deploy",
-    createdAt: at,
-    finishedAt: at,
-    configPath: "/etc/chimera/web.nix",
-    closure,
-    hash: hashOf(closure),
-    isSystem: true,
-    command: null,
-    session: "chimera-deploy",
-    status,
-    targets: [
-      {
-        target: "web-1",
-        status: status === "succeeded" ? "deployed" : "rolled-back",
-        before: null,
-        copy: null,
-        previous: null,
-        error: status === "succeeded" ? null : "health check failed: exit 1",
-        timings: [],
-        startedAt: at,
-        ms: 10,
-        log,
-      },
-    ],
-  }
-}
+/** The CLI's record of a deploy to web-1 that ended as `status` says, with `log` as its target's log. */
+const record = (id: string, status: "succeeded" | "failed", log: string[]): DeploymentRecord =>
+  cliRecord(id, closure, [
+    {
+      target: "web-1",
+      status: status === "succeeded" ? "deployed" : "rolled-back",
+      error: status === "succeeded" ? null : "health check failed: exit 1",
+      log,
+    },
+  ])
 
 const post = (cp: TestControlPlane, token: string, record: DeploymentRecord) =>
   call(cp, token, "POST", "/api/deployments/records", record)
@@ -79,23 +60,23 @@ for (const dialect of ["sqlite", "postgres"] as const) {
 
     test("an operator cannot overwrite an admin's record: 409, and the record stays as the admin left it", async () => {
       const id = "20261206020000-0ad41f00"
-      const original = cliRecord(id, "failed", ["activating the new system", "health check failed: exit 1"])
+      const original = record(id, "failed", ["activating the new system", "health check failed: exit 1"])
       expect((await post(cp, cp.adminToken, original)).status).toBe(201)
 
-      const forged = cliRecord(id, "succeeded", ["all good, nothing to see"])
+      const forged = record(id, "succeeded", ["all good, nothing to see"])
       await expectConflict(await post(cp, operator, forged), "recorded by another user or API token")
       expect(await shown(cp, id)).toEqual(original)
     })
 
     test("the principal that reported a record may report it again, from any of its sessions, as the CLI does", async () => {
       const id = "20261206030000-0c11a0a0"
-      expect((await post(cp, operator, cliRecord(id, "failed", ["first attempt"]))).status).toBe(201)
-      const again = cliRecord(id, "succeeded", ["second attempt"])
+      expect((await post(cp, operator, record(id, "failed", ["first attempt"]))).status).toBe(201)
+      const again = record(id, "succeeded", ["second attempt"])
       const otherSession = await login(cp, "olga")
       expect((await post(cp, otherSession, again)).status).toBe(201)
       expect(await shown(cp, id)).toEqual(again)
       // Its owner's word stands against the admin's too.
-      await expectConflict(await post(cp, cp.adminToken, cliRecord(id, "failed", [])), "recorded by another")
+      await expectConflict(await post(cp, cp.adminToken, record(id, "failed", [])), "recorded by another")
       expect(await shown(cp, id)).toEqual(again)
     })
 
@@ -116,7 +97,7 @@ for (const dialect of ["sqlite", "postgres"] as const) {
       )
 
       for (const token of [operator, cp.adminToken]) {
-        const res = await post(cp, token, { ...cliRecord(id, "succeeded", ["forged"]), createdAt: ran.createdAt })
+        const res = await post(cp, token, { ...record(id, "succeeded", ["forged"]), createdAt: ran.createdAt })
         await expectConflict(res, "was run by the control plane")
       }
       expect(await shown(cp, id)).toEqual(ran)
