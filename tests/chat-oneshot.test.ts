@@ -20,7 +20,7 @@ const CLOSURE = "/nix/store/0c5k6m3hq9x1w2b4v7n8p0r1s2d3f4g5-chimera-test-system
 let plane: ChatPlane
 
 beforeAll(async () => {
-  plane = await startChatPlane()
+  plane = await startChatPlane({ models: ["other-model"] })
   await enrollNode(plane.cp, "web-1")
 })
 afterAll(async () => {
