@@ -73,7 +73,12 @@ export const ChimeraConfig = z
       spool_max_bytes: _int("expected a whole number of bytes, at least 1048576", 1_048_576).default(16 * 1024 * 1024),
     }),
     web: _section({ host: _string().default("127.0.0.1"), port: _port().default(8080) }),
-    mcp: _section({ host: _string().default("localhost"), port: _port().default(8765) }),
+    mcp: _section({
+      host: _string().default("localhost"),
+      port: _port().default(8765),
+      // Names a request's Host may give besides the server's own (a reverse proxy's, a DNS name).
+      allowed_hosts: z.array(_string(), { error: "expected a list of host names" }).default([]),
+    }),
     telemetry: _section({ endpoint: _string().default(""), insecure: _bool().default(false) }),
     itsm: ItsmSection,
     notifications: NotificationsSection,

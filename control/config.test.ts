@@ -37,7 +37,7 @@ describe("defaults", () => {
         spool_max_bytes: 16 * 1024 * 1024,
       },
       web: { host: "127.0.0.1", port: 8080 },
-      mcp: { host: "localhost", port: 8765 },
+      mcp: { host: "localhost", port: 8765, allowed_hosts: [] },
       telemetry: { endpoint: "", insecure: false },
       itsm: {
         provider: "",

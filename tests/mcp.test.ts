@@ -268,6 +268,33 @@ describe("MCP over Streamable HTTP", () => {
     await local.body?.cancel()
   })
 
+  test("the Host check reads names as parsed, and takes a proxy's name from allowed_hosts", async () => {
+    // Written long or in capitals, the server's own address is still its name.
+    const other = serveMcpHttp({
+      host: "0:0:0:0:0:0:0:1",
+      port: 0,
+      controlUrl: cp.url,
+      allowedHosts: ["MCP.Example.internal"],
+    })
+    try {
+      const post = (host: string) =>
+        fetch(other.url, {
+          method: "POST",
+          headers: { "content-type": "application/json", host, authorization: "Bearer chm_api_not-a-real-token" },
+          body: "{}",
+        })
+      const port = new URL(other.url).port
+      // Past the Host check, the made-up token is what is refused.
+      expect((await post(`[::1]:${port}`)).status).toBe(401)
+      expect((await post(`localhost:${port}`)).status).toBe(401)
+      expect((await post("mcp.example.internal")).status).toBe(401)
+      expect((await post("mcp.example.internal:443")).status).toBe(401)
+      expect((await post(`evil.example:${port}`)).status).toBe(403)
+    } finally {
+      await other.stop()
+    }
+  })
+
   test("reading a node that does not exist is the client's error, never an internal one", async () => {
     const client = await httpClient(viewer)
     const codeOf = (uri: string) =>

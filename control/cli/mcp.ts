@@ -51,7 +51,12 @@ export default defineCommand({
       process.stdin.once("end", () => void server.close())
       return new Promise<void>(() => {})
     }
-    const served = serveMcpHttp({ host: config.mcp.host, port: config.mcp.port, controlUrl: url })
+    const served = serveMcpHttp({
+      host: config.mcp.host,
+      port: config.mcp.port,
+      controlUrl: url,
+      allowedHosts: config.mcp.allowed_hosts,
+    })
     warn(`Chimera MCP server (chimera-service) on ${served.url}, for the control plane at ${url}\n`)
     const stop = async () => {
       await served.stop()

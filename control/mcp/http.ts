@@ -5,7 +5,8 @@
 // cannot drive it (DNS rebinding): a request whose Host is not a name of this server (the address it
 // listens on; on loopback, the loopback names too) is refused, and so is one with an Origin other than
 // its Host. A rebinding page sends Host and Origin alike with its own name, so the Origin alone proves
-// nothing. Bound to every address (0.0.0.0), the server cannot know its names: only the Origin is checked.
+// nothing. A reverse proxy's name, or a DNS name of the address, is listed in [mcp] allowed_hosts.
+// Bound to every address (0.0.0.0), the server cannot know its names: only the Origin is checked.
 // Sessions are capped and forgotten after an idle hour.
 import { createHash, randomUUID } from "node:crypto"
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js"
@@ -32,6 +33,8 @@ export interface McpHttpOptions {
   port: number
   /** The control plane's API. */
   controlUrl: string
+  /** More names the Host header may give, on any port: a reverse proxy's or a DNS name ([mcp] allowed_hosts). */
+  allowedHosts?: string[]
 }
 
 const jsonError = (status: number, error: string, code: string, headers: Record<string, string> = {}) =>
@@ -56,19 +59,30 @@ async function identify(controlUrl: string, token: string): Promise<McpIdentity 
 }
 
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"]
-const WILDCARD = new Set(["0.0.0.0", "::", "[::]", ""])
 
-/** The host names a request may give in its Host header, or null when any may (a wildcard address). */
+/** A host as a Host header's name reads once parsed (`0:0::1` → `[::1]`, `LOCALHOST` → `localhost`). */
+function hostName(host: string): string {
+  const bracketed = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host
+  return URL.canParse(`http://${bracketed}`) ? new URL(`http://${bracketed}`).hostname : bracketed.toLowerCase()
+}
+
+/** The names a request's Host may give, or null when any may (a wildcard address). */
 function namesOf(host: string): Set<string> | null {
-  if (WILDCARD.has(host)) return null
-  const name = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host
+  const name = hostName(host)
+  if (name === "0.0.0.0" || name === "[::]" || name === "") return null
   const loopback = name === "localhost" || name === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(name)
-  return new Set([name.toLowerCase(), ...(loopback ? LOOPBACK_NAMES : [])])
+  return new Set([name, ...(loopback ? LOOPBACK_NAMES : [])])
 }
 
 export function serveMcpHttp(opts: McpHttpOptions) {
   const sessions = new Map<string, Session>()
   const names = namesOf(opts.host)
+  const elsewhere = new Set((opts.allowedHosts ?? []).map(hostName))
+  /** Whether a request's Host is one of this server's names (DNS rebinding: see the top of the file). */
+  const ownHost = (url: URL, port: number) =>
+    names === null ||
+    elsewhere.has(url.hostname) ||
+    (names.has(url.hostname) && Number(url.port || (url.protocol === "https:" ? 443 : 80)) === port)
 
   const close = async (id: string) => {
     const s = sessions.get(id)
@@ -91,10 +105,10 @@ export function serveMcpHttp(opts: McpHttpOptions) {
       const url = new URL(req.url)
       if (url.pathname !== "/mcp")
         return jsonError(404, `no route for ${req.method} ${url.pathname}; MCP is served at /mcp`, "NOT_FOUND")
-      if (names && (!names.has(url.hostname.toLowerCase()) || Number(url.port || 80) !== srv.port))
+      if (!ownHost(url, srv.port ?? opts.port))
         return jsonError(
           403,
-          `Host ${url.host} is not this server's; send requests to ${opts.host}:${srv.port}`,
+          `Host ${url.host} is not this server's; send requests to ${hostName(opts.host)}:${srv.port}, or list the name in [mcp] allowed_hosts`,
           "PERMISSION_DENIED",
         )
       const origin = req.headers.get("origin")
