@@ -11,6 +11,8 @@ describe("redaction", () => {
     expect(displayUrl("https://ops:hunter2@cp.example:8443/x")).toBe("https://[redacted]@cp.example:8443/x")
     expect(displayUrl("http://127.0.0.1:8080")).toBe("http://127.0.0.1:8080")
     expect(displayUrl("http://cp/a@b")).toBe("http://cp/a@b")
+    expect(displayUrl("http://u:p@ss@127.0.0.1:11434/v1")).toBe("http://[redacted]@127.0.0.1:11434/v1")
+    expect(displayUrl("http://cp?next=a@b")).toBe("http://cp?next=a@b")
   })
 
   test("secret-looking values are replaced wherever they stand in a string", () => {

@@ -51,7 +51,8 @@ export function redactStrings(value: unknown): unknown {
 
 /** A URL fit for a log line: any `user:password@` in it replaced. */
 export function displayUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1[redacted]@")
+  // Up to the authority's last `@`, as URL parsers read it: in `http://u:p@ss@host/` the host is `host`.
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1[redacted]@")
 }
 
 /** True when `text` holds something `redactText` would replace (cheap enough for every answer). */

@@ -198,7 +198,7 @@ describe("the database file", () => {
     const r = await startWeb(tmp.path, `postgres://chimera:s3cret-pw@127.0.0.1:${port}/chimera`)
     expect({ started: r.started, code: r.code }).toEqual({ started: false, code: 1 })
     expect(r.stderr).toContain(
-      `cannot use the PostgreSQL database postgres://***@127.0.0.1:${port}/chimera (CHIMERA_DB)`,
+      `cannot use the PostgreSQL database postgres://[redacted]@127.0.0.1:${port}/chimera (CHIMERA_DB)`,
     )
     expect(r.stderr).toContain("check that PostgreSQL runs there")
     expect(r.stderr).not.toContain("unexpected failure")

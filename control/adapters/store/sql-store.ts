@@ -7,6 +7,7 @@ import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
 import { SQL } from "bun"
 import type { AgentCommand, AgentPhase } from "../../../protocol/agent.ts"
+import { displayUrl } from "../../../protocol/log.ts"
 import type { FleetEvent, NewEvent } from "../../domain/events.ts"
 import type { NodeHealthSummary, NodeRecord } from "../../domain/node.ts"
 import type { EventQuery, StorePort } from "../../domain/ports.ts"
@@ -24,8 +25,8 @@ type Row = Record<string, unknown>
 
 /** Events deleted per statement when old ones are pruned. */
 const PRUNE_BATCH = 5000
-/** A database URL without its password, to show. */
-const shownUrl = (url: string) => url.replace(/\/\/[^@/]*@/, "//***@")
+/** A database URL without its user and password, to show. */
+const shownUrl = displayUrl
 
 export function dialectOf(url: string): Dialect {
   if (url.startsWith("sqlite:")) return "sqlite"
