@@ -277,6 +277,10 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     idleTimeout: 60,
     // Frames above 64 KiB get an INVALID_MESSAGE answer (api/cli-messages.ts); above 1 MiB Bun closes (1009).
     websocket: { ...websocket, maxPayloadLength: 1024 * 1024 },
+    // Said outright: with `routes` and `development: false`, Bun 1.4.5 binds with SO_REUSEPORT, and a
+    // second control plane on the same port (another data dir, a replica) would start and take half
+    // of the connections, with no error anywhere.
+    reusePort: false,
   })
 
   let sweeping = false

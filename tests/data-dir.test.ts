@@ -111,6 +111,33 @@ describe("the data directory", () => {
   }, 60_000)
 })
 
+describe("the port", () => {
+  test("a second control plane on a port one already listens on is refused, whatever its data dir", async () => {
+    await using a = await tempDir()
+    await using b = await tempDir()
+    const port = freePort()
+    const first = await spawnControlPlane(port, { dataDir: a.path })
+    try {
+      const second = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
+        env: { ...process.env, CHIMERA_DATA_DIR: b.path, CHIMERA_CONFIG_FILE: "", CHIMERA_DB: "" },
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+      })
+      // Started, it would run until stopped: a few seconds are plenty to fail.
+      const timer = setTimeout(() => second.kill("SIGKILL"), 15_000)
+      const code = await second.exited
+      clearTimeout(timer)
+      expect({ code, signal: second.signalCode }).toEqual({ code: 1, signal: null })
+      expect(await new Response(second.stderr).text()).toContain(`Is port ${port} in use?`)
+      // The first still answers every request alone.
+      for (let i = 0; i < 10; i++) expect((await first.api("/api/nodes")).status).toBe(200)
+    } finally {
+      await first.stop()
+    }
+  }, 60_000)
+})
+
 describe("the database file", () => {
   const refused = async (data: string, reason: string) => {
     const r = await startWeb(data)
