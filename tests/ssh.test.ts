@@ -190,10 +190,10 @@ describe("host keys are checked, and each target fails alone with its reason", (
 })
 
 describe("chimera exec", () => {
-  const cli = (args: string[]) =>
+  const cli = (args: string[], env: Record<string, string> = {}) =>
     run([process.execPath, join(import.meta.dir, "../control/main.ts"), "exec", ...args], {
       // Its own data dir: the CLI's store is never the user's own ~/.local/share/chimera.
-      env: { NO_COLOR: "1", CHIMERA_DATA_DIR: join(scratch, "data") },
+      env: { NO_COLOR: "1", CHIMERA_DATA_DIR: join(scratch, "data"), ...env },
     })
   const sshFlags = () => ["--identity", tb.identityFile, "--known-hosts", tb.knownHostsFile]
 
@@ -220,6 +220,23 @@ describe("chimera exec", () => {
       expect(human.stderr).toContain(`3 targets: 2 ok, 1 failed (root@${down?.address}: unreachable)`)
     } finally {
       down?.release()
+    }
+  })
+
+  test("with its control plane down, the results still come out, then a warning that they were not recorded", async () => {
+    const [gone] = claimAddresses(1)
+    try {
+      const env = { CHIMERA_URL: `http://${gone?.address}:9`, CHIMERA_TOKEN: "chm_api_not-checked-nobody-answers" }
+      const target = tb.nodes[15]?.target as string
+      const human = await cli(["-t", target, ...sshFlags(), "--", "echo hi"], env)
+      expect(human.stdout).toContain(`${target} | hi\n`)
+      expect(human.stderr).toContain("1 target: 1 ok")
+      expect(human.stderr).toContain("warning the command was not recorded: cannot reach the control plane")
+      expect(human.code).toBe(1)
+      const json = await cli(["-t", target, ...sshFlags(), "--json", "--", "echo hi"], env)
+      expect((JSON.parse(json.stdout) as { stdout: string }[]).map((x) => x.stdout)).toEqual(["hi\n"])
+    } finally {
+      gone?.release()
     }
   })
 

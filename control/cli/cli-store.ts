@@ -19,6 +19,7 @@ import { systemClock } from "../domain/ports.ts"
 import type { UnfinishedDeployment } from "../ops/fleet-operations.ts"
 import { deploymentEntries, type OperationEntry } from "../ops/operation-audit.ts"
 import { apiClient, call } from "./client.ts"
+import { color, field, warn } from "./output.ts"
 
 export type { OperationEntry }
 
@@ -33,6 +34,21 @@ export interface CliStore {
   getDeployment(id: string): Promise<DeploymentRecord | UnfinishedDeployment | null>
   listDeployments(limit: number): Promise<DeploymentRecord[]>
   close(): Promise<void>
+}
+
+/**
+ * Keeps what a command did on nodes, once its outcome is printed: the nodes have changed whether or
+ * not it is kept, so a record that cannot be kept (the control plane down) is a warning and exit
+ * status 1, never in the outcome's place, or a user retries a rollback that was done.
+ */
+export async function keepRecord(what: string, keep: (store: CliStore) => Promise<void>, opened?: CliStore) {
+  try {
+    const store = opened ?? (await openCliStore())
+    await keep(store).finally(() => (opened ? undefined : store.close()))
+  } catch (error) {
+    warn(`${color.yellow("warning")} the ${what} was not recorded: ${field((error as Error).message)}\n`)
+    process.exitCode = 1
+  }
 }
 
 /** A control plane is configured: CHIMERA_URL, or a control plane's admin token on this host. */

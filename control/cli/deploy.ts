@@ -10,7 +10,7 @@ import { createNix } from "../adapters/nix.ts"
 import { type DeploymentRecord, deploy, type TargetResult } from "../domain/deploy.ts"
 import type { HealthCheck } from "../domain/health-check.ts"
 import { commandConfig, flagValue } from "./cli-config.ts"
-import { openCliStore } from "./cli-store.ts"
+import { keepRecord } from "./cli-store.ts"
 import { deployViaControlPlane } from "./deploy-remote.ts"
 import { exportDeployTrace } from "./deploy-telemetry.ts"
 import { CliError } from "./errors.ts"
@@ -190,12 +190,6 @@ export default defineCommand({
     await exportDeployTrace(record)
     if (dryRun) return
     reportPublished(publisher, Boolean(args.json))
-    try {
-      const store = await openCliStore()
-      await store.saveDeployment(record).finally(() => store.close())
-    } catch (error) {
-      warn(`${color.yellow("warning")} the deployment was not recorded: ${field((error as Error).message)}\n`)
-      process.exitCode = 1
-    }
+    await keepRecord("deployment", (store) => store.saveDeployment(record))
   },
 })

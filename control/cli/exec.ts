@@ -5,7 +5,7 @@
 import { defineCommand } from "citty"
 import { mapLimit } from "../domain/map-limit.ts"
 import type { ExecResult } from "../domain/operation-ports.ts"
-import { openCliStore } from "./cli-store.ts"
+import { keepRecord } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
 import { color, field, prefixed, printJson, say, warn } from "./output.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
@@ -55,19 +55,19 @@ export default defineCommand({
     } finally {
       await executor.close()
     }
-    const store = await openCliStore()
-    await store.recordOperation(
-      "exec",
-      results.map((r) => ({
-        target: r.target.name,
-        command,
-        ok: r.ok,
-        detail: { exitCode: r.exitCode, failure: r.failure?.kind ?? null },
-      })),
-    )
-    await store.close()
     if (args.json) printJson(results)
     else warn(_summary(results, performance.now() - t0))
     if (results.some((r) => !r.ok)) process.exitCode = 1
+    await keepRecord("command", (store) =>
+      store.recordOperation(
+        "exec",
+        results.map((r) => ({
+          target: r.target.name,
+          command,
+          ok: r.ok,
+          detail: { exitCode: r.exitCode, failure: r.failure?.kind ?? null },
+        })),
+      ),
+    )
   },
 })

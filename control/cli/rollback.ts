@@ -5,7 +5,7 @@
 import { defineCommand } from "citty"
 import { createLogger } from "../../protocol/log.ts"
 import { rollback } from "../domain/rollback.ts"
-import { openCliStore } from "./cli-store.ts"
+import { keepRecord } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
 import { color, printJson, printTable } from "./output.ts"
 import { desiredPublisher, reportPublished } from "./publish-desired.ts"
@@ -36,17 +36,6 @@ export default defineCommand({
         onRolledBack: publisher ? (target, closure) => publisher.publish(target, closure) : undefined,
       })
       for (const r of results) log.info("rollback", { target: r.target, ok: r.ok, generation: r.generation, ms: r.ms })
-      const store = await openCliStore()
-      await store.recordOperation(
-        "rollback",
-        results.map((r) => ({
-          target: r.target,
-          command: `rollback${gen === null ? "" : ` --generation ${gen}`}`,
-          ok: r.ok,
-          detail: { generation: r.generation, error: r.error },
-        })),
-      )
-      await store.close()
       if (args.json) printJson({ results })
       else
         printTable(
@@ -60,6 +49,17 @@ export default defineCommand({
         )
       if (results.some((r) => !r.ok)) process.exitCode = 1
       reportPublished(publisher, Boolean(args.json))
+      await keepRecord("rollback", (store) =>
+        store.recordOperation(
+          "rollback",
+          results.map((r) => ({
+            target: r.target,
+            command: `rollback${gen === null ? "" : ` --generation ${gen}`}`,
+            ok: r.ok,
+            detail: { generation: r.generation, error: r.error },
+          })),
+        ),
+      )
     } finally {
       await exec.close()
     }

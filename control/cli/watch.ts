@@ -11,7 +11,7 @@ import { createLogger } from "../../protocol/log.ts"
 import { createNix } from "../adapters/nix.ts"
 import { intervalToCron, type WatchPass, watchOnce } from "../domain/watch.ts"
 import { commandConfig, flagValue } from "./cli-config.ts"
-import { openCliStore } from "./cli-store.ts"
+import { keepRecord, openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
 import { color, field, printJson, say, warn } from "./output.ts"
 import { desiredPublisher, reportPublished } from "./publish-desired.ts"
@@ -113,10 +113,11 @@ export default defineCommand({
           ? (target: string, closure: StorePath) => publisher.publish(target, closure)
           : undefined
         const result = await watchOnce(opts, { nix: createNix(), exec, onConfirmed })
-        if (result.heal) await store.saveDeployment(result.heal)
         report(result, Boolean(args.json))
         // Heals only: a pass that changed nothing has nothing to say about desired closures.
         if (result.heal) reportPublished(publisher, Boolean(args.json))
+        const heal = result.heal
+        if (heal) await keepRecord("heal", (s) => s.saveDeployment(heal), store)
         return result
       } finally {
         await exec.close()
@@ -130,7 +131,7 @@ export default defineCommand({
     })
     if (args.once) {
       const result = await pass().finally(() => store.close())
-      process.exitCode = result.exitCode
+      process.exitCode = result.exitCode || process.exitCode
       return
     }
     let running = false
