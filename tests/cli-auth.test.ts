@@ -79,6 +79,14 @@ describe("chimera login, users, tokens, audit", () => {
       expect(statSync(file).mode & 0o777).toBe(0o600)
       expect(readFileSync(file, "utf8")).not.toContain("a long ops password")
 
+      // A role change ends the login's session; the refusal says how to get out of it.
+      expect((await chimera(["users", "set-role", "ops", "viewer"], admin)).code).toBe(0)
+      const stale = await chimera(["nodes", "list"])
+      expect(stale.code).toBe(1)
+      expect(stale.stderr).toContain("the session was revoked")
+      expect(stale.stderr).toContain(`this was the login stored in ${tokenFile}`)
+      expect(stale.stderr).toContain("`chimera logout`")
+
       expect((await chimera(["logout"])).code).toBe(0)
       expect((await chimera(["nodes", "list"])).code).toBe(1)
     } finally {

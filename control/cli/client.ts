@@ -42,9 +42,22 @@ export async function call<T>(
   if (res.ok) return res.json()
   const body = ApiErrorBody.safeParse(await res.json().catch(() => null))
   throw new CliError(
-    body.success
+    (body.success
       ? `${terminalLine(body.data.error)} (${res.status} ${terminalLine(body.data.code)})`
-      : `the control plane answered ${res.status}`,
+      : `the control plane answered ${res.status}`) + (res.status === 401 ? _refusedLoginHint() : ""),
     "E_API",
   )
+}
+
+/** A refused `chimera login` session takes over from every other credential: say how to leave it. */
+function _refusedLoginHint(): string {
+  let credential: ReturnType<typeof controlCredential>
+  try {
+    credential = controlCredential()
+  } catch {
+    return ""
+  }
+  return credential.source === "login-session"
+    ? `; this was the login stored in ${credential.path}: \`chimera login\` again, or \`chimera logout\` to use CHIMERA_TOKEN or the local admin token`
+    : ""
 }
