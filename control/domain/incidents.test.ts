@@ -337,15 +337,16 @@ describe("incidents from deployments a caller reported", () => {
     expect(await openProblems()).toEqual([])
   })
 
-  test("one principal's record cannot resolve the incident another principal's record opened", async () => {
+  test("another principal's record resolves a reported incident (a colleague's fix) but cannot rewrite it", async () => {
     deployments = {
-      r1: reported("user:olga", [failed("web-2")]),
-      r2: reported("token:mallory", [deployed("web-2")]),
-      r3: reported("user:olga", [deployed("web-2")]),
+      r1: reported("user:olga", [failed("web-2", "health check failed")]),
+      r2: reported("token:mallory", [failed("web-2", "call +1 555 0100 to restore service")]),
+      r3: reported("user:piotr", [deployed("web-2")]),
     }
     await finish("r1")
     await finish("r2")
-    expect(await openProblems()).toEqual(["web-2:deploy-failed"])
+    const [open] = await incidents.list({ status: "open", limit: 10 })
+    expect(open?.message).toBe("deploy failed (reported deployment r1): health check failed")
     await finish("r3")
     expect(await openProblems()).toEqual([])
   })

@@ -6,9 +6,9 @@
 // A deployment the control plane ran speaks for its targets. One a caller reported (a deploy the CLI
 // ran with an operator's keys, POST /api/deployments/records) is that caller's word, so it speaks only
 // for targets that are this control plane's nodes (enrolled, or named in [fleet.nodes]; any other
-// name is kept in the record and raises nothing), only for incidents its own principal's records
-// opened (a record never resolves or rewrites an incident the control plane or anyone else opened),
-// and past REPORTED_PER_HOUR incidents an hour from one principal the rest are recorded, told nobody.
+// name is kept in the record and raises nothing), rewrites only incidents its own principal's records
+// opened, resolves only incidents records opened (never one the control plane opened or saw fail
+// itself), and past REPORTED_PER_HOUR incidents an hour from one principal the rest are recorded, told nobody.
 import { createLogger } from "../../protocol/log.ts"
 import { terminalLine, terminalText } from "../../protocol/terminal-text.ts"
 import type { ControlEventType, FleetEvent } from "./events.ts"
@@ -202,7 +202,7 @@ export function createIncidents(deps: IncidentDeps) {
         })
       } else if (t.status === "deployed" || t.status === "up-to-date")
         // A deploy the control plane ran resolves any deploy-failed incident of its target; a reported
-        // one only those its own principal's records opened (store: `reported_by`).
+        // one only those records opened (store: `reported_by`), whoever reported them.
         await recover(
           t.target,
           ["deploy-failed"],

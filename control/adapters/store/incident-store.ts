@@ -2,9 +2,11 @@
 // its timeline entry and the deliveries it causes go in one transaction. The partial unique index on
 // open incidents (incident-migrations.ts) keeps one open incident per node and problem even when two
 // replicas see the same problem at once: the second insert fails and its caller retries as an update.
-// An observation or recovery a deployment record reported (`reporter`) speaks only for incidents that
-// principal's records opened (`reported_by`): it neither rewrites nor resolves anyone else's, and once
-// the control plane sees the problem itself the incident is no longer the reporter's to resolve.
+// An observation a deployment record reported (`reporter`) rewrites only incidents that principal's
+// records opened (`reported_by`). A reported recovery resolves any incident records opened (a
+// colleague's fix, or the same person through a token after a login), never one the control plane
+// opened or has since seen fail itself (`reported_by` is then cleared): those only the control
+// plane's own deploys resolve.
 import { randomUUID } from "node:crypto"
 import type { SQL } from "bun"
 import type { Delivery, Incident, IncidentStep, Problem, Severity, TimelineEntry } from "../../domain/incident-model.ts"
@@ -149,7 +151,7 @@ export function incidentStore(db: SQL): IncidentStorePort {
       db.begin(async (tx) => {
         const rows: Row[] = await tx`
           SELECT * FROM incidents WHERE node_id = ${r.nodeId} AND status = 'open' AND problem IN ${tx(r.problems)}
-            ${r.reporter === undefined ? tx`` : tx`AND reported_by = ${r.reporter}`}`
+            ${r.reporter === undefined ? tx`` : tx`AND reported_by IS NOT NULL`}`
         const changes = []
         for (const row of rows) {
           const incident: Incident = {
