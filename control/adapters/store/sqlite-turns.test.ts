@@ -64,3 +64,21 @@ test("a statement on the handle inside a transaction's callback runs in that tra
   })
   expect(seen).toBe("inside")
 })
+
+test("a statement started with execute() while a transaction is open waits for it too", async () => {
+  let release!: () => void
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  const failing = opened.db.begin(async (t) => {
+    await t`UPDATE nodes SET hostname = 'doomed' WHERE id = 'n'`
+    await released
+    throw new Error("rolled back on purpose")
+  })
+  await Bun.sleep(10)
+  const started = opened.db`UPDATE nodes SET hostname = 'kept' WHERE id = 'n'`.execute()
+  release()
+  await expect(failing).rejects.toThrow("rolled back on purpose")
+  await started
+  expect((await opened.store.getNode("n"))?.hostname).toBe("kept")
+})

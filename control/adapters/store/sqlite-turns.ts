@@ -7,6 +7,9 @@
 // issued. With no transaction about, a statement runs at once, as before.
 // A statement issued on the handle (not through `tx`) from inside a transaction's callback joins that
 // transaction at once, as before, rather than wait for the end of the transaction that waits for it.
+// So a transaction's callback must never await work begun outside it that uses the handle (a batch
+// another request started, a shared in-flight lookup): that work waits for the transaction, which
+// waits for it, and neither ends. None does today; each callback awaits only its own `tx` statements.
 // PostgreSQL needs none of this: its pool gives each transaction a connection of its own.
 import { AsyncLocalStorage } from "node:async_hooks"
 import type { SQL } from "bun"
@@ -39,7 +42,19 @@ export function takeTurns(db: SQL): SQL {
     if (!(query instanceof Promise)) return query // a helper, such as db(ids)
     if (!gated) {
       const run = Object.getPrototypeOf(query).then as Then
+      const start = Object.getPrototypeOf(query).execute as (this: Promise<unknown>) => Promise<unknown>
       gated = Object.create(Object.getPrototypeOf(query), {
+        // Starts the query without awaiting it: it waits its turn all the same.
+        execute: {
+          value(this: Promise<unknown>) {
+            if (mayRunNow()) return start.call(this)
+            void inTurn(() => {
+              start.call(this)
+              return run.call(this)
+            }).catch(_noop)
+            return this
+          },
+        },
         // biome-ignore lint/suspicious/noThenProperty: a query is a promise; awaiting it is what runs it
         then: {
           value(
