@@ -11,6 +11,10 @@ export type LogLevel = "debug" | "info" | "warning" | "error"
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40 }
 const SECRET_KEY = /token|secret|password|passwd|passphrase|credential|api_?key|private_?key|authorization|cookie|sudo/i
+/** The words that make a value typed after `NAME=` secret (`PGPASSWORD=x`, `--api-key=x`); secret-stream.ts holds their starts. */
+export const SECRET_WORDS = ["password", "passwd", "passphrase", "secret", "token", "apikey", "api_key", "api-key"]
+/** Any of SECRET_WORDS, as regex source. */
+export const SECRET_WORD = `(?:${SECRET_WORDS.join("|")})`
 /** What `redactText` replaces, in order; secret-stream.ts holds each one's unfinished form, in the same order. */
 export const SECRET_VALUES: [RegExp, string][] = [
   [/\bchm_[a-z]+_[A-Za-z0-9_-]{16,}/g, "chm_[redacted]"],
@@ -23,7 +27,7 @@ export const SECRET_VALUES: [RegExp, string][] = [
   // `field: message` error ("password: expected at least 12 characters") must stay readable. What
   // comes before the key is looked at, not taken, so `A='x'B_TOKEN=y` has both values replaced.
   [
-    /(?<![^\s;&|'"])((?:--?)?[A-Za-z_-]*(?:password|passwd|passphrase|secret|token|api[_-]?key)[A-Za-z_-]*=)("[^"]*"|'[^']*'|[^\s"';&|]+)/gi,
+    new RegExp(`(?<![^\\s;&|'"])((?:--?)?[A-Za-z_-]*${SECRET_WORD}[A-Za-z_-]*=)("[^"]*"|'[^']*'|[^\\s"';&|]+)`, "gi"),
     "$1[redacted]",
   ],
 ]

@@ -5,7 +5,7 @@
 // end. Output that ends in whitespace, or in a word no secret begins with, is held not at all; nothing
 // is dropped or reordered. Each pattern of log.ts's SECRET_VALUES has its unfinished form here, in the
 // same order: any text a match of the pattern may start with, reaching the end of what has arrived.
-import { redactText, SECRET_VALUES } from "./log.ts"
+import { redactText, SECRET_VALUES, SECRET_WORD, SECRET_WORDS } from "./log.ts"
 
 /** Any non-empty prefix of `word`, as regex source: `ab` → `a(?:b)?`. */
 function prefixOf(word: string): string {
@@ -13,11 +13,8 @@ function prefixOf(word: string): string {
   return escaped.reduceRight((rest, ch) => (rest === "" ? ch : `${ch}(?:${rest})?`), "")
 }
 
-const KEYWORD = "(?:password|passwd|passphrase|secret|token|api[_-]?key)"
-const KEYWORD_START = [
-  ...["password", "passwd", "passphrase", "secret", "token"].map(prefixOf),
-  "a(?:p(?:i(?:[_-]?(?:k(?:e(?:y)?)?)?)?)?)?",
-].join("|")
+const KEYWORD = SECRET_WORD
+const KEYWORD_START = SECRET_WORDS.map(prefixOf).join("|")
 const PRIVATE_KEY_END = "-----END [A-Z ]*PRIVATE KEY-----"
 
 /** Past this many characters held, a pattern's unfinished form is no longer looked for. */
