@@ -137,7 +137,8 @@ export const MIGRATIONS: Migration[] = [
     ],
   },
   // Incidents, their timelines and the notification outbox, version 10; 15 names the principal whose
-  // deployment records opened one (applied by version, so its place in this list does not matter).
+  // deployment records opened one. Migrations run in this list's order, each once by version: 15 runs
+  // before 12-14 on a fresh database, which is safe while it needs only version 10's tables.
   ...INCIDENT_MIGRATIONS,
   // The AI chat's chats, messages and questions, version 12 (11 was never used); 13 lets a chat name an
   // incident by its UUID.
