@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { NodeHealth } from "../protocol/agent.ts"
+import { setLogSink } from "../protocol/log.ts"
 import { heartbeatBody } from "../tests/support/auth.ts"
 import { startInProcess } from "../tests/support/control-plane.ts"
 import { ControlError, createControlClient, type OrchestratorPort } from "./control-client.ts"
@@ -66,6 +67,25 @@ describe("enrolment (agent side)", () => {
         .catch((e: ControlError) => e)
       expect(stolen).toBeInstanceOf(ControlError)
       expect((stolen as ControlError).status).toBe(401)
+
+      // An agent given the spent token says how to get in: a new one for its node.
+      const lines: string[] = []
+      setLogSink((line) => lines.push(line))
+      try {
+        const refused = await enroll({
+          client: other,
+          stateDir: openStateDir(join(dir, "other-state")),
+          nodeId: "lossy-2",
+          joinToken: token,
+          controlUrl: cp.url,
+          hostname: "lossy-2",
+          signal: AbortSignal.timeout(500),
+        })
+        expect(refused).toBeNull()
+      } finally {
+        setLogSink((line) => process.stderr.write(`${line}\n`))
+      }
+      expect(lines.join("\n")).toContain("make a new one with `chimera nodes join-token --node lossy-2`")
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -80,8 +80,12 @@ export async function enroll(input: EnrollInput): Promise<string | null> {
     } catch (err) {
       const retryInMs = backoff.next()
       const error = err instanceof Error ? err.message : String(err)
+      // Retried all the same: the control plane may have been restored from a backup that knows it.
       if (err instanceof ControlError && err.refused)
-        log.error("join token refused (expired, already used or wrong?); still enforcing locally", { error, retryInMs })
+        log.error(
+          `join token refused (expired, already used or wrong?): make a new one with \`chimera nodes join-token --node ${input.nodeId}\` and restart the agent with it`,
+          { error, retryInMs },
+        )
       else log.warn("enrollment failed; still enforcing locally", { error, retryInMs })
       await sleep(retryInMs, input.signal)
     }
