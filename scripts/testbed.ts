@@ -133,7 +133,7 @@ if (action === "shell") {
 if (action === "down") {
   const s = state as NonNullable<typeof state>
   await teardownFromState(s)
-  process.stdout.write(`${s.nodes.length} nodes down; removed ${dir}\n`)
+  process.stdout.write(`${s.nodes.length} ${s.nodes.length === 1 ? "node" : "nodes"} down; removed ${dir}\n`)
   process.exit(0)
 }
 

@@ -38,7 +38,7 @@ export const COMMANDS: Record<string, [description: string, load: Load]> = {
     "Show the identity and control plane the CLI's commands use",
     () => def(import("./whoami.ts"), (m) => m.default),
   ],
-  users: ["Local users: add, list, remove, passwd", () => def(import("./users.ts"), (m) => m.default)],
+  users: ["Local users: add, list, remove, passwd, set-role", () => def(import("./users.ts"), (m) => m.default)],
   tokens: ["API tokens for automation: create, list, revoke", () => def(import("./tokens.ts"), (m) => m.default)],
   audit: [
     "Show or export the audit log: who did what, where, when, with which result",

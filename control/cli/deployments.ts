@@ -10,7 +10,7 @@ export default defineCommand({
   meta: { name: "deployments", description: "List recorded deployments and heals, or show one" },
   args: {
     id: { type: "positional", description: "A deployment id", required: false },
-    limit: { type: "string", description: "How many (default 20)", default: "20" },
+    limit: { type: "string", description: "How many", default: "20" },
     json: { type: "boolean", description: "Print JSON" },
   },
   async run({ args }) {
@@ -21,7 +21,11 @@ export default defineCommand({
     try {
       if (args.id) {
         const record = await store.getDeployment(String(args.id))
-        if (!record) throw new CliError(`no deployment ${JSON.stringify(args.id)}`, "E_NOT_FOUND")
+        if (!record)
+          throw new CliError(
+            `no deployment ${JSON.stringify(args.id)}: give an id from \`chimera deployments\` (\`chimera deployments ID\`, with no \`show\`)`,
+            "E_NOT_FOUND",
+          )
         if (record.status === "interrupted") process.exitCode = 1
         if (args.json) return printJson(record)
         // Still running, or interrupted (its control plane stopped): its targets' progress so far.

@@ -74,7 +74,7 @@ function header(state: DashState, shown: number): Seg[] {
   for (const r of state.rows) counts.set(r.status, (counts.get(r.status) ?? 0) + 1)
   const segs: Seg[] = [
     ["Chimera fleet", "1"],
-    [`  ${state.rows.length} nodes`, ""],
+    [`  ${state.rows.length} ${state.rows.length === 1 ? "node" : "nodes"}`, ""],
   ]
   if (shown !== state.rows.length) segs.push([` (${shown} shown)`, ""])
   for (const [status, n] of [...counts].sort()) segs.push(["  ", ""], [`${n} ${status}`, statusStyle(status)])

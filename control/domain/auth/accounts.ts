@@ -129,7 +129,10 @@ export function createAccounts({ store, clock }: { store: AuthStorePort; clock: 
         throw conflict(
           "the bootstrap admin token is restored at every start; delete admin.token and restart to replace it",
         )
-      if (!(await store.revokeApiToken(id, now()))) throw notFound(`active API token ${JSON.stringify(id)}`)
+      if (!(await store.revokeApiToken(id, now())))
+        throw notFound(
+          `active API token with id ${JSON.stringify(id)} (tokens are revoked by id: see chimera tokens list)`,
+        )
       return { id, revoked: true }
     },
   }
