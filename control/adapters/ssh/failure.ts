@@ -78,6 +78,12 @@ export function classify(t: Target, error: unknown, keyDescription: string, time
       message: `${t.name}: ${dest} offers none of the host key types recorded for it in known_hosts; refusing to connect`,
     }
   const reason = e.code ? UNREACHABLE[e.code] : undefined
-  if (reason) return { kind: "unreachable", message: `${t.name}: cannot reach ${dest}: ${reason}` }
+  // A bare name that resolves nowhere was most likely meant as a node of the configuration's
+  // inventory (resolveTargets tries a name it does not know as a host name).
+  const unknownName =
+    e.code === "ENOTFOUND" && t.name === t.host
+      ? `; no node of the configuration in use is named "${t.name}" either (see [fleet.nodes] and CHIMERA_CONFIG_FILE)`
+      : ""
+  if (reason) return { kind: "unreachable", message: `${t.name}: cannot reach ${dest}: ${reason}${unknownName}` }
   return { kind: "error", message: `${t.name}: ${dest}: ${e.message ?? String(error)}` }
 }
