@@ -86,18 +86,23 @@ export function repeatedValues(rawArgs: readonly string[], name: string): string
 
 /** The long flag of `args` nearest to `flag` (two edits at most), for "did you mean". */
 export function nearestFlag(args: ArgsDef, flag: string): string | null {
-  const given = flag.replace(/^-{1,2}/, "")
+  const names = [...flagNames(args)].map(([name]) => name).filter((name) => name.length >= 2)
+  const best = nearestName(names.map(kebab), flag.replace(/^-{1,2}/, ""))
+  return best === null ? null : `--${best}`
+}
+
+/** The name among `names` closest to `given` (a typo's distance, at most 2), or null. */
+export function nearestName(names: string[], given: string): string | null {
   let best: string | null = null
   let bestDistance = 3
-  for (const [name] of flagNames(args)) {
-    if (name.length < 2) continue
-    const d = distance(given, kebab(name))
+  for (const name of names) {
+    const d = distance(given, name)
     if (d < bestDistance) {
-      best = kebab(name)
+      best = name
       bestDistance = d
     }
   }
-  return best === null ? null : `--${best}`
+  return best
 }
 
 /** One sentence naming the unknown flags of a command, with a suggestion where one is close. */

@@ -18,6 +18,18 @@ test("an unknown command or subcommand is named plainly, with no escape codes, c
   }
 }, 60_000)
 
+test("an unknown command close to a real one names it", async () => {
+  for (const [args, unknown, near] of [
+    [["node", "list"], "node", "nodes"],
+    [["nodes", "lst"], "lst", "list"],
+    [["deploymnets"], "deploymnets", "deployments"],
+  ] as const) {
+    const r = await run([process.execPath, MAIN, ...args], { env: { NO_COLOR: "1" } })
+    expect({ args, code: r.code }).toEqual({ args, code: 1 })
+    expect(r.stderr).toContain(`Unknown command ${unknown} (did you mean ${near}?)`)
+  }
+}, 60_000)
+
 test("a command named like a property every object has is unknown, not run (citty looks names up with `in`)", async () => {
   for (const args of [["toString"], ["constructor"], ["nodes", "hasOwnProperty"]]) {
     const r = await run([process.execPath, MAIN, ...args], { env: { NO_COLOR: "1" } })

@@ -2,7 +2,7 @@
 // one line on stderr and exit 1 (`--debug` adds the stack). Usage mistakes also show the usage.
 import { stripVTControlCharacters } from "node:util"
 import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty"
-import { firstWord, unknownFlags, unknownFlagsMessage } from "../../protocol/cli-flags.ts"
+import { firstWord, nearestName, unknownFlags, unknownFlagsMessage } from "../../protocol/cli-flags.ts"
 import { setLogLevel } from "../../protocol/log.ts"
 import { colorIfTaken } from "../../protocol/use-color.ts"
 import { ChimeraError } from "../domain/errors.ts"
@@ -33,7 +33,10 @@ async function refuseUnknownFlags(main: CommandDef, argv: string[]): Promise<voi
       const name = raw[at] ?? ""
       next = await _subCommand(subs, name)
       // citty looks a name up with `in`, so `chimera toString` would run Object's method and exit 0.
-      if (!next) throw usageError(`Unknown command ${name}`)
+      if (!next) {
+        const near = nearestName(Object.keys(subs), name)
+        throw usageError(`Unknown command ${name}${near ? ` (did you mean ${near}?)` : ""}`)
+      }
       own = raw.slice(0, at)
       raw = raw.slice(at + 1)
       path.push(name)
