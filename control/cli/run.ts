@@ -35,7 +35,8 @@ async function refuseUnknownFlags(main: CommandDef, argv: string[]): Promise<voi
       // citty looks a name up with `in`, so `chimera toString` would run Object's method and exit 0.
       if (!next) {
         const near = nearestName(Object.keys(subs), name)
-        throw usageError(`Unknown command ${name}${near ? ` (did you mean ${near}?)` : ""}`)
+        // Shown as citty's own usage errors are: the usage, then the message.
+        throw new CliError(`Unknown command ${name}${near ? ` (did you mean ${near}?)` : ""}`, "E_USAGE")
       }
       own = raw.slice(0, at)
       raw = raw.slice(at + 1)
@@ -55,13 +56,6 @@ async function refuseUnknownFlags(main: CommandDef, argv: string[]): Promise<voi
     }
     cmd = next
   }
-}
-
-/** An error shown as citty's own usage errors are: the usage, then the message (runCli). */
-function usageError(message: string): Error {
-  const error = new Error(message)
-  error.name = "CLIError"
-  return error
 }
 
 async function _subCommand(subs: Record<string, Resolvable<CommandDef>>, name: string) {
@@ -124,8 +118,9 @@ export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv:
     await refuseUnknownFlags(main, argv)
     await runCommand(command, { rawArgs: argv })
   } catch (error) {
-    // citty's own usage errors (a missing argument, an unknown command) are named CLIError.
-    const usage = error instanceof Error && error.name === "CLIError"
+    // citty's own usage errors (a missing argument, an unknown command) are named CLIError; ours say E_USAGE.
+    const usage =
+      (error instanceof Error && error.name === "CLIError") || (error instanceof CliError && error.code === "E_USAGE")
     if (usage) process.stderr.write(`${await usageFor(main, argv)}\n`)
     // citty colours the name in its own messages ("Unknown command <cyan>bogus</cyan>") whatever
     // NO_COLOR says; those codes are its, not foreign text, so they are dropped rather than shown escaped.
