@@ -368,6 +368,73 @@ describe("MCP over Streamable HTTP", () => {
     await ops.close()
   })
 
+  test("a credential keeps its 8 newest sessions: a client that never ends one fills nothing", async () => {
+    const init = {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } },
+    }
+    const headers = {
+      authorization: `Bearer ${viewer}`,
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+    }
+    const ids: string[] = []
+    for (let i = 0; i < 12; i++) {
+      const res = await fetch(mcp.url, { method: "POST", headers, body: JSON.stringify(init) })
+      expect(res.status).toBe(200)
+      ids.push(res.headers.get("mcp-session-id") as string)
+      await res.body?.cancel()
+    }
+    const ping = (id: string) =>
+      fetch(mcp.url, {
+        method: "POST",
+        headers: { ...headers, "mcp-session-id": id, "mcp-protocol-version": "2025-06-18" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping" }),
+      }).then(async (r) => {
+        await r.body?.cancel()
+        return r.status
+      })
+    expect(await ping(ids[0] as string)).toBe(404)
+    expect(await ping(ids[11] as string)).toBe(200)
+  })
+
+  test("a call cancelled while its approval is pending never runs; the question comes on the call's own stream", async () => {
+    // No standalone GET stream: the question must come with the call (a client need not open one).
+    const client = new Client({ name: "chimera-test", version: "1" }, { capabilities: { elicitation: { form: {} } } })
+    const transport = new StreamableHTTPClientTransport(new URL(mcp.url), {
+      requestInit: { headers: { authorization: `Bearer ${cp.adminToken}` } },
+    })
+    await client.connect(transport)
+    let asked!: () => void
+    const question = new Promise<void>((resolve) => {
+      asked = resolve
+    })
+    let approve!: () => void
+    const approved = new Promise<void>((resolve) => {
+      approve = resolve
+    })
+    client.setRequestHandler(ElicitRequestSchema, async () => {
+      asked()
+      await approved
+      return { action: "accept", content: { approve: true } }
+    })
+    const stop = new AbortController()
+    const command = "rm -rf /tmp/chimera-mcp-cancelled-canary"
+    const call = client
+      .callTool({ name: "run_command", arguments: { command, nodes: ["mcp-1"] } }, undefined, { signal: stop.signal })
+      .catch((error: Error) => error)
+    await question
+    stop.abort("the user pressed stop")
+    approve()
+    expect(await call).toBeInstanceOf(Error)
+    await Bun.sleep(500)
+    const audit = (await (await cp.api("/api/audit?limit=1000")).json()) as { entries: unknown[] }
+    expect(audit.entries.filter((e) => JSON.stringify(e).includes("mcp-cancelled-canary"))).toEqual([])
+    await client.close()
+  })
+
   test("1,000 malformed JSON-RPC messages and tool arguments get errors, and the server stays up", async () => {
     const client = await httpClient(cp.adminToken)
     const sessionId = (client.transport as StreamableHTTPClientTransport).sessionId as string

@@ -10,13 +10,14 @@ export interface ApiAnswer {
 }
 
 export interface ApiCaller {
-  (request: ApiRequest): Promise<ApiAnswer>
+  /** `signal`: the MCP call was cancelled; the request is abandoned. */
+  (request: ApiRequest, signal?: AbortSignal): Promise<ApiAnswer>
   readonly url: string
 }
 
 export function apiCaller(url: string, token: string, fetchImpl: typeof fetch = fetch): ApiCaller {
   const base = url.replace(/\/+$/, "")
-  const call = async (r: ApiRequest): Promise<ApiAnswer> => {
+  const call = async (r: ApiRequest, signal?: AbortSignal): Promise<ApiAnswer> => {
     const qs = r.query && Object.keys(r.query).length > 0 ? `?${new URLSearchParams(r.query)}` : ""
     let res: Response
     try {
@@ -29,8 +30,10 @@ export function apiCaller(url: string, token: string, fetchImpl: typeof fetch = 
         },
         body: r.body === undefined ? undefined : JSON.stringify(r.body),
         redirect: "manual",
+        signal,
       })
     } catch (error) {
+      if (signal?.aborted) return { status: 0, body: { error: "the call was cancelled" } }
       return { status: 0, body: { error: `the control plane at ${base} is unreachable: ${(error as Error).message}` } }
     }
     const text = await res.text()

@@ -7,7 +7,7 @@
 // its Host. A rebinding page sends Host and Origin alike with its own name, so the Origin alone proves
 // nothing. A reverse proxy's name, or a DNS name of the address, is listed in [mcp] allowed_hosts.
 // Bound to every address (0.0.0.0), the server cannot know its names: only the Origin is checked.
-// Sessions are capped and forgotten after an idle hour.
+// Sessions are capped (a credential keeps its 8 newest) and forgotten after an idle hour.
 import { createHash, randomUUID } from "node:crypto"
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js"
 import { createLogger } from "../../protocol/log.ts"
@@ -18,6 +18,8 @@ import { createMcpServer, followEnrolments, type McpIdentity } from "./server.ts
 const log = createLogger("mcp")
 
 const MAX_SESSIONS = 200
+/** Sessions one credential keeps; its oldest is closed for a new one. Below the API's 16 event streams a user. */
+const MAX_SESSIONS_PER_CREDENTIAL = 8
 const IDLE_MS = 60 * 60_000
 const BEARER = /^Bearer ([\x21-\x7e]{1,4096})$/
 
@@ -50,6 +52,16 @@ async function identify(controlUrl: string, token: string): Promise<McpIdentity 
   if (answer.status === 0)
     return jsonError(502, `the control plane at ${controlUrl} is unreachable`, "UPSTREAM_UNREACHABLE")
   const body = answer.body as { error?: string; code?: string } | null
+  // Only a refusal of the credential is a 401 (a client starts over, or signs in again); the control
+  // plane's rate limit or failure is said as such.
+  if (answer.status === 429)
+    return jsonError(
+      429,
+      body?.error ?? "the control plane's rate limit was reached",
+      body?.code ?? "RATE_LIMIT_EXCEEDED",
+    )
+  if (answer.status >= 500)
+    return jsonError(502, `the control plane at ${controlUrl} failed (${answer.status})`, "UPSTREAM_FAILED")
   return jsonError(
     answer.status === 403 ? 403 : 401,
     body?.error ?? "the control plane refused the credential",
@@ -136,6 +148,14 @@ export function serveMcpHttp(opts: McpHttpOptions) {
         return jsonError(400, "an MCP session starts with an initialize POST", "VALIDATION_FAILED")
       const who = await identify(opts.controlUrl, token)
       if (who instanceof Response) return who
+      // A client need not end its session (DELETE is a SHOULD, and the SDK's close() sends none): a
+      // credential's oldest session makes way for its new one, so neither one client's reconnects nor
+      // one user's flood fills the server (nor the user's own event streams, one per session).
+      const mine = [...sessions].filter(([, s]) => s.tokenHash === hashOf(token))
+      if (mine.length >= MAX_SESSIONS_PER_CREDENTIAL) {
+        const [oldest] = mine.sort(([, a], [, b]) => a.lastUsed - b.lastUsed)[0] ?? []
+        if (oldest !== undefined) await close(oldest)
+      }
       if (sessions.size >= MAX_SESSIONS)
         return jsonError(429, `at most ${MAX_SESSIONS} MCP sessions at once`, "RESOURCE_EXHAUSTED")
       const api = apiCaller(opts.controlUrl, token)

@@ -4,7 +4,14 @@
 // command, or a deploy or rollback on more than a few nodes, asks the human first through MCP
 // elicitation; a client that cannot ask gets a refusal that says where to run it instead.
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js"
-import { type CallToolResult, ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js"
+import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js"
+import {
+  type CallToolResult,
+  ErrorCode,
+  McpError,
+  type ServerNotification,
+  type ServerRequest,
+} from "@modelcontextprotocol/sdk/types.js"
 import { createLogger } from "../../protocol/log.ts"
 import type { Permission } from "../domain/auth/roles.ts"
 import { assessCommand } from "../domain/command-assessment.ts"
@@ -16,6 +23,10 @@ const log = createLogger("mcp")
 
 /** Above this many targets (or any @tag), a deploy or rollback needs a human's yes. */
 export const CONFIRM_OVER_TARGETS = 5
+type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>
+
+/** How long a human has to approve a call (the SDK's default, 60 s, is too short for a person). */
+export const APPROVAL_MS = 10 * 60_000
 
 export interface McpIdentity {
   name: string
@@ -47,7 +58,8 @@ const failure = (message: string, targets: string[] = []) => toolResult({ status
 
 /** Why this call needs a human's approval first, or null. */
 function approvalReason(op: Operation, input: Record<string, unknown>, who: McpIdentity): string | null {
-  if (op.risk === "command" && typeof input.command === "string") {
+  // A caller who may not run a high-risk command is not asked: the API refuses it and says why.
+  if (op.risk === "command" && typeof input.command === "string" && who.permissions.includes("commands:run-high")) {
     const a = assessCommand(input.command)
     if (a.risk === "high") return `\`${input.command}\` is high risk: ${a.reasons.join("; ")}`
   }
@@ -70,17 +82,33 @@ export function createMcpServer(api: ApiCaller, who: McpIdentity): McpServer {
     { capabilities: { logging: {}, resources: { listChanged: true } } },
   )
 
-  const ask = async (reason: string): Promise<string | null> => {
+  /**
+   * Asks the client's human, as part of the tool call (`extra`): the question goes out on the call's
+   * own stream (a client need not hold the standalone GET stream open), is withdrawn when the call is
+   * cancelled, and waits APPROVAL_MS for an answer. Null: approved.
+   */
+  const ask = async (reason: string, extra: ToolExtra): Promise<string | null> => {
     if (!server.server.getClientCapabilities()?.elicitation)
       return `${reason}: it needs a human's approval, and this MCP client cannot ask for one (no elicitation support); run it with the chimera CLI or the dashboard`
-    const answer = await server.server.elicitInput({
-      message: `Chimera asks before it acts: ${reason}. Approve?`,
-      requestedSchema: {
-        type: "object",
-        properties: { approve: { type: "boolean", title: "Approve", description: "Run it now" } },
-        required: ["approve"],
-      },
-    })
+    let answer: Awaited<ReturnType<typeof server.server.elicitInput>>
+    try {
+      answer = await server.server.elicitInput(
+        {
+          message: `Chimera asks before it acts: ${reason}. Approve?`,
+          requestedSchema: {
+            type: "object",
+            properties: { approve: { type: "boolean", title: "Approve", description: "Run it now" } },
+            required: ["approve"],
+          },
+        },
+        { relatedRequestId: extra.requestId, signal: extra.signal, timeout: APPROVAL_MS },
+      )
+    } catch (error) {
+      if (extra.signal.aborted) return `${reason}: the call was cancelled before anyone approved it`
+      if (error instanceof McpError && error.code === ErrorCode.RequestTimeout)
+        return `${reason}: not approved (no answer within ${APPROVAL_MS / 60_000} minutes)`
+      return `${reason}: not approved (the client could not ask: ${(error as Error).message})`
+    }
     if (answer.action === "accept" && answer.content?.approve === true) return null
     return `${reason}: not approved (${answer.action === "accept" ? "declined" : answer.action})`
   }
@@ -105,10 +133,12 @@ export function createMcpServer(api: ApiCaller, who: McpIdentity): McpServer {
         const targets = Array.isArray(input.targets) ? (input.targets as string[]) : []
         const reason = approvalReason(op, input, who)
         if (reason) {
-          const refusal = await ask(reason)
+          const refusal = await ask(reason, extra)
           if (refusal) return failure(refusal, targets)
         }
-        const answer = await api(op.request(input as never))
+        // A call cancelled while it waited (for its approval, or its turn) does not start.
+        if (extra.signal.aborted) return failure("the call was cancelled before it ran", targets)
+        const answer = await api(op.request(input as never), extra.signal)
         if (answer.status === 0 || answer.status >= 400) return failure(errorText(answer), targets)
         try {
           return toolResult(await shapeAnswer(op, input, answer.body, api, extra))
