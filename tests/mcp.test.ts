@@ -570,6 +570,38 @@ describe("MCP over stdio", () => {
     await client.close()
   })
 
+  test("piped into `chimera mcp --stdio`, every request is answered before the end of input ends it", async () => {
+    const proc = Bun.spawn([process.execPath, MAIN, "mcp", "--stdio"], {
+      env: { ...process.env, CHIMERA_URL: cp.url, CHIMERA_TOKEN: viewer, CHIMERA_CONFIG_FILE: "" },
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "ignore",
+    })
+    const init = {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } },
+    }
+    // The last line has no newline: the end of input ends it.
+    proc.stdin.write(
+      [
+        JSON.stringify(init),
+        '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+        '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_nodes","arguments":{}}}',
+        '{"jsonrpc":"2.0","id":3,"method":"ping"}',
+      ].join("\n"),
+    )
+    await proc.stdin.end()
+    const out = await new Response(proc.stdout).text()
+    expect(await proc.exited).toBe(0)
+    const ids = out
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { id: number }).id)
+    expect(ids.sort()).toEqual([1, 2, 3])
+  })
+
   test("every malformed line over stdio is answered, the JSON-RPC way, and the session goes on", async () => {
     const proc = Bun.spawn([process.execPath, MAIN, "mcp", "--stdio"], {
       env: { ...process.env, CHIMERA_URL: cp.url, CHIMERA_TOKEN: viewer, CHIMERA_CONFIG_FILE: "" },

@@ -3,6 +3,7 @@
 // (for desktop clients that start it) it acts with the CLI's credential: CHIMERA_TOKEN, the
 // `chimera login` session, or the local admin token.
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js"
 import { defineCommand } from "citty"
 import { setLogLevel } from "../../protocol/log.ts"
 import { loadConfig } from "../config.ts"
@@ -40,7 +41,8 @@ export default defineCommand({
       if (me.status !== 200) throw new CliError(`the control plane at ${url} refused: ${errorText(me)}`, "E_API")
       const server = createMcpServer(api, me.body as McpIdentity)
       const stop = new AbortController()
-      const transport = new StdioServerTransport(screenedStdin(process.stdin, process.stdout))
+      const input = screenedStdin(process.stdin, process.stdout)
+      const transport = new StdioServerTransport(input)
       transport.onclose = () => {
         stop.abort()
         process.exit(0)
@@ -48,7 +50,10 @@ export default defineCommand({
       await server.connect(transport)
       guardMessages(transport)
       void followEnrolments(api, token, () => server.sendResourceListChanged(), stop.signal)
-      process.stdin.once("end", () => void server.close())
+      // End of input ends the session once every request read has its answer: a piped client
+      // (`… | chimera mcp --stdio`) gets them all, as the spec's shutdown by closing stdin expects.
+      const answered = answersAwaited(transport)
+      input.once("end", () => void answered().then(() => server.close()))
       return new Promise<void>(() => {})
     }
     const served = serveMcpHttp({
@@ -67,3 +72,32 @@ export default defineCommand({
     await new Promise(() => {})
   },
 })
+
+/** How long, after its input ended, the stdio server waits for answers still being worked out. */
+const DRAIN_MS = 10 * 60_000
+
+/** Counts the requests `transport` has read and not yet answered; the function waits for none. */
+function answersAwaited(transport: StdioServerTransport): () => Promise<void> {
+  const open = new Set<string | number>()
+  let drained: (() => void) | null = null
+  const received = transport.onmessage
+  transport.onmessage = (message: JSONRPCMessage) => {
+    if ("method" in message && "id" in message) open.add(message.id)
+    received?.(message)
+  }
+  const send = transport.send.bind(transport)
+  transport.send = async (message: JSONRPCMessage) => {
+    await send(message)
+    if (("result" in message || "error" in message) && "id" in message && message.id !== undefined) {
+      open.delete(message.id)
+      if (open.size === 0) drained?.()
+    }
+  }
+  return () =>
+    open.size === 0
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          drained = resolve
+          setTimeout(resolve, DRAIN_MS).unref()
+        })
+}
