@@ -622,6 +622,9 @@ describe("MCP over stdio", () => {
       '{"jsonrpc":"2.0","id":8,"method":"resources/read","params":5}',
       '{"jsonrpc":"1.0","id":9,"method":"ping"}',
       '{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}',
+      '{"jsonrpc":"2.0","id":11,"method":"logging/setLevel","params":{"level":"loud"}}',
+      '{"jsonrpc":"2.0","id":12,"method":"tools/list","params":{"cursor":5}}',
+      '{"jsonrpc":"2.0","id":13,"method":"resources/read","params":{"uri":"::::"}}',
       '{"jsonrpc":"2.0","id":10,"method":"ping"}',
     ]
     proc.stdin.write(`${lines.join("\n")}\n`)
@@ -650,6 +653,12 @@ describe("MCP over stdio", () => {
       message: expect.stringContaining("params must be an object"),
     })
     expect(byId(9)[0]?.error?.code).toBe(-32600)
+    expect(byId(11)[0]?.error).toMatchObject({ code: -32602, message: expect.stringContaining("params.level must be") })
+    expect(byId(12)[0]?.error).toMatchObject({
+      code: -32602,
+      message: expect.stringContaining("params.cursor must be"),
+    })
+    expect(byId(13)[0]?.error).toMatchObject({ code: -32602, message: expect.stringContaining("params.uri must be") })
     // No usable id: answered with a null id, one for the line that is not JSON and one for the object id.
     expect(
       byId(null)

@@ -4,7 +4,11 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
 import { ErrorCode, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js"
 
-const kind = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "an array" : `a ${typeof v}`)
+const kind = (v: unknown) =>
+  v === null ? "null" : v === undefined ? "nothing" : Array.isArray(v) ? "an array" : `a ${typeof v}`
+/** RFC 5424's levels, as logging/setLevel takes them. */
+const LOG_LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+const PAGED = new Set(["tools/list", "resources/list", "resources/templates/list", "prompts/list"])
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
 
 /** What is wrong with a request's params, or null. */
@@ -20,6 +24,12 @@ export function paramsProblem(method: string, params: unknown): string | null {
   }
   if (method === "resources/read" && typeof params.uri !== "string")
     return `resources/read: params.uri must be a resource URI (a string), got ${kind(params.uri)}`
+  if (method === "resources/read" && typeof params.uri === "string" && !URL.canParse(params.uri))
+    return `resources/read: params.uri must be a resource URI such as node://health, got ${JSON.stringify(params.uri.slice(0, 200))}`
+  if (method === "logging/setLevel" && !LOG_LEVELS.includes(params.level as string))
+    return `logging/setLevel: params.level must be one of ${LOG_LEVELS.join(", ")}, got ${typeof params.level === "string" ? JSON.stringify(params.level.slice(0, 64)) : kind(params.level)}`
+  if (PAGED.has(method) && params.cursor !== undefined && typeof params.cursor !== "string")
+    return `${method}: params.cursor must be a cursor from an earlier page (a string), got ${kind(params.cursor)}`
   return null
 }
 
