@@ -4,6 +4,7 @@
 // routes at once against a control plane of its own whose memory is measured. None may get a 5xx; every
 // error is JSON that names the problem.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { connect, type Socket } from "node:net"
 import fc from "fast-check"
 import { aiSettingsFor } from "./support/ai-chat.ts"
 import { enrollNode, heartbeatBody } from "./support/auth.ts"
@@ -407,7 +408,57 @@ async function sendAll(samples: (readonly [Route, Sample])[]) {
   return { failures, statuses }
 }
 
+/** Opens a raw connection to the control plane, writes `head` and returns what comes back within `ms`. */
+async function rawExchange(head: string, ms: number, then?: (socket: Socket) => void): Promise<string> {
+  const { hostname, port } = new URL(cp.url)
+  const socket = connect(Number(port), hostname)
+  let got = ""
+  socket.on("data", (d) => {
+    got += d.toString()
+  })
+  socket.on("error", () => {})
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()))
+  socket.write(head)
+  then?.(socket)
+  await Bun.sleep(ms)
+  socket.destroy()
+  return got
+}
+
+const chimera500s = async () => {
+  const text = await (await cp.api("/metrics")).text()
+  return [...text.matchAll(/^chimera_http_requests_total\{[^}]*status="5\d\d"[^}]*\} (\d+)/gm)].reduce(
+    (sum, m) => sum + Number(m[1]),
+    0,
+  )
+}
+
 describe("hostile input", () => {
+  test("an unauthenticated chunked body is refused (401) before it is read, not buffered to its limit", async () => {
+    // One chunk of a body that would go on to 48 MiB; the answer must come while the rest is unsent.
+    const chunk = "x".repeat(64 * 1024)
+    const head =
+      "POST /api/agent/anyone/reports HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+      `Transfer-Encoding: chunked\r\n\r\n${chunk.length.toString(16)}\r\n${chunk}\r\n`
+    const answer = await rawExchange(head, 2000)
+    expect(answer.split("\r\n")[0]).toBe("HTTP/1.1 401 Unauthorized")
+  })
+
+  test("a client that goes away before its body is whole is no server error", async () => {
+    const before = await chimera500s()
+    for (const [path, auth] of [
+      ["/api/agent/n1/heartbeat", `Bearer ${nodeCredential}`],
+      ["/api/auth/login", null],
+    ] as const) {
+      const head =
+        `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n` +
+        `${auth ? `Authorization: ${auth}\r\n` : ""}\r\n{"nodeId":`
+      await rawExchange(head, 300, (socket) => socket.end())
+    }
+    await Bun.sleep(300)
+    expect(await chimera500s()).toBe(before)
+  })
+
   test("the route table here covers every route the API serves", () => {
     const served = cp.routes.map((r) => `${r.method} ${r.path}`).sort()
     expect(ROUTES.map((r) => `${r.method} ${r.path}`).sort()).toEqual(served)

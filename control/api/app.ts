@@ -46,7 +46,7 @@ import { eventCursorRoutes } from "./event-cursor.ts"
 import { createEventFanout, DEFAULT_STREAM_LIMITS, type StreamLimits } from "./event-fanout.ts"
 import { eventRoutes } from "./events.ts"
 import { fleetTagRoutes } from "./fleet-tags.ts"
-import { guard } from "./guard.ts"
+import { auditBefore, guard } from "./guard.ts"
 import { healthRoutes } from "./health.ts"
 import { incidentRoutes } from "./incidents.ts"
 import { metricsRoutes, requestMetrics } from "./metrics.ts"
@@ -148,8 +148,11 @@ function buildApp(deps: AppDeps, { metrics, quota, measure, fast }: Shared) {
     .use("/api/agent/*", fast)
     .use("/api/*", auditTrail(trust.audit, trust.refusals))
     .use("/api/*", redactAnswers)
-    .use("/api/*", bodyLimits)
+    // Admitted before any body is read: an unauthenticated client cannot make the server buffer a
+    // report batch's 48 MiB to be told 401 (the limit needs the body, the guard only the headers).
     .use("/api/*", guard(trust.authenticator, trust.limiter))
+    .use("/api/*", bodyLimits)
+    .use("/api/*", auditBefore)
     .use("/ws/*", auditTrail(trust.audit, trust.refusals))
     .use("/ws/*", guard(trust.authenticator, trust.limiter))
     .use("/metrics", guard(trust.authenticator, trust.limiter))

@@ -50,7 +50,7 @@ export function sourceOf(c: Context<ApiEnv>): string | null {
 /**
  * The body as JSON when it is an object. `maxBytes` bounds what is read for a refused request, which
  * needs a Content-Length; a request about to act (`whole`) is read however it is framed, padded or
- * chunked, within the route's body limit (body-limits.ts, before the guard), so that no body can keep
+ * chunked, within the route's body limit (body-limits.ts, after the guard), so that no body can keep
  * its command out of the row.
  */
 async function bodyOf(c: Context, maxBytes: number | "whole"): Promise<Record<string, unknown> | null> {

@@ -72,6 +72,12 @@ export function onError(error: Error, c: Context) {
       error.status === 413 ? "PAYLOAD_TOO_LARGE" : error.status === 401 ? "AUTHENTICATION_FAILED" : "INVALID_JSON"
     return errorResponse(c, new ChimeraError(code, error.message || "bad request"))
   }
+  // A client that went away while it sent its body: its request is answered to no one, and it is no
+  // fault of the control plane's (no 5xx, no error line).
+  if (error.name === "AbortError" && c.req.raw.signal.aborted) {
+    log.debug("the client went away before its request's body was read", { method: c.req.method, path: c.req.path })
+    return errorResponse(c, new ChimeraError("INVALID_JSON", "the request's body ended before it was whole"))
+  }
   log.error("unhandled error", { method: c.req.method, path: c.req.path, error })
   return c.json({ error: "internal error; the control plane's log has the details", code: "INTERNAL" }, 500)
 }
