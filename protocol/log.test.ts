@@ -63,3 +63,19 @@ describe("redaction", () => {
     for (const secret of [JWT, ARGON, "hunter2hunter2"]) expect(lines[0]).not.toContain(secret)
   })
 })
+
+test("a long run of secret words is no work for the redaction (it was quadratic: seconds a 256 KiB answer)", () => {
+  // A node's report output may be 64 KiB, and an answer holds many: `tokentoken…` and `passwordpassword…`
+  // once made the KEY=value pattern rescan the rest of the run at every word. A bound well above what
+  // the old pattern took on this input is enough to tell the two apart: it took 6 s, now about 1 ms.
+  for (const run of ["token".repeat(52_428), "password".repeat(32_768), `X_${"secret".repeat(43_690)}`]) {
+    const t0 = performance.now()
+    expect(redactText(run)).toBe(run)
+    expect(looksSecret(run)).toBe(false)
+    expect(performance.now() - t0).toBeLessThan(1000)
+  }
+  // Names stay redacted as before, up to 64 letters on either side of the word.
+  expect(redactText(`${"A".repeat(63)}_TOKEN_${"B".repeat(60)}=hunter2 psql`)).toBe(
+    `${"A".repeat(63)}_TOKEN_${"B".repeat(60)}=[redacted] psql`,
+  )
+})

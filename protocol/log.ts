@@ -13,6 +13,8 @@ const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, erro
 const SECRET_KEY = /token|secret|password|passwd|passphrase|credential|api_?key|private_?key|authorization|cookie|sudo/i
 /** The words that make a value typed after `NAME=` secret (`PGPASSWORD=x`, `--api-key=x`); secret-stream.ts holds their starts. */
 export const SECRET_WORDS = ["password", "passwd", "passphrase", "secret", "token", "apikey", "api_key", "api-key"]
+/** How many letters of a variable's or flag's name may stand on either side of a secret word. */
+export const NAME_AROUND = 64
 /** Any of SECRET_WORDS, as regex source. */
 export const SECRET_WORD = `(?:${SECRET_WORDS.join("|")})`
 /** What `redactText` replaces, in order; secret-stream.ts holds each one's unfinished form, in the same order. */
@@ -25,9 +27,14 @@ export const SECRET_VALUES: [RegExp, string][] = [
   [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g, "[redacted-private-key]"],
   // A secret handed to a command as it is typed: `PGPASSWORD=x psql`, `--password=x`. Only `=`: a
   // `field: message` error ("password: expected at least 12 characters") must stay readable. What
-  // comes before the key is looked at, not taken, so `A='x'B_TOKEN=y` has both values replaced.
+  // comes before the key is looked at, not taken, so `A='x'B_TOKEN=y` has both values replaced. The
+  // name around the word is bounded: unbounded, a long run of letters holding the word many times
+  // (`tokentoken…`, 64 KiB of a node's report) took the matcher quadratic time, seconds per answer.
   [
-    new RegExp(`(?<![^\\s;&|'"])((?:--?)?[A-Za-z_-]*${SECRET_WORD}[A-Za-z_-]*=)("[^"]*"|'[^']*'|[^\\s"';&|]+)`, "gi"),
+    new RegExp(
+      `(?<![^\\s;&|'"])((?:--?)?[A-Za-z_-]{0,${NAME_AROUND}}${SECRET_WORD}[A-Za-z_-]{0,${NAME_AROUND}}=)("[^"]*"|'[^']*'|[^\\s"';&|]+)`,
+      "gi",
+    ),
     "$1[redacted]",
   ],
 ]

@@ -5,7 +5,7 @@
 // end. Output that ends in whitespace, or in a word no secret begins with, is held not at all; nothing
 // is dropped or reordered. Each pattern of log.ts's SECRET_VALUES has its unfinished form here, in the
 // same order: any text a match of the pattern may start with, reaching the end of what has arrived.
-import { redactText, SECRET_VALUES, SECRET_WORD, SECRET_WORDS } from "./log.ts"
+import { NAME_AROUND, redactText, SECRET_VALUES, SECRET_WORD, SECRET_WORDS } from "./log.ts"
 
 /** Any non-empty prefix of `word`, as regex source: `ab` → `a(?:b)?`. */
 function prefixOf(word: string): string {
@@ -43,7 +43,7 @@ export const UNFINISHED: [RegExp, number][] = [
   // as its value, since the value alone (`hunter2`) looks like nothing.
   [
     new RegExp(
-      `(?<![^\\s;&|'"])(?:--?)?[A-Za-z_-]*(?:${KEYWORD}[A-Za-z_-]*(?:=(?:"[^"]*|'[^']*|[^\\s"';&|]*))?|${KEYWORD_START})$`,
+      `(?<![^\\s;&|'"])(?:--?)?[A-Za-z_-]{0,${NAME_AROUND}}(?:${KEYWORD}[A-Za-z_-]{0,${NAME_AROUND}}(?:=(?:"[^"]*|'[^']*|[^\\s"';&|]*))?|${KEYWORD_START})$`,
       "i",
     ),
     TOKEN_WINDOW,
