@@ -82,6 +82,23 @@ async function callTool(client: Client, name: string, args: Record<string, unkno
   return { isError: r.isError === true, s: r.structuredContent as Structured, text: JSON.stringify(r.content) }
 }
 
+/** An initialize request, as the first line a client sends. */
+const INITIALIZE = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } },
+}
+
+/** The real `chimera mcp --stdio`, its pipes open, for the control plane under test with `token`. */
+const stdioServer = (token: string) =>
+  Bun.spawn([process.execPath, MAIN, "mcp", "--stdio"], {
+    env: { ...process.env, CHIMERA_URL: cp.url, CHIMERA_TOKEN: token, CHIMERA_CONFIG_FILE: "" },
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "ignore",
+  })
+
 async function nodeHealth(client: Client) {
   const r = await client.readResource({ uri: "node://health" })
   const first = r.contents[0] as { text: string }
@@ -236,17 +253,11 @@ describe("MCP over Streamable HTTP", () => {
     expect(JSON.stringify(refused.content)).toContain("set_desired_closure")
     await client.close()
 
-    const init = {
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } },
-    }
     const post = (headers: Record<string, string>) =>
       fetch(mcp.url, {
         method: "POST",
         headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
-        body: JSON.stringify(init),
+        body: JSON.stringify(INITIALIZE),
       })
     const none = await post({})
     expect(none.status).toBe(401)
@@ -369,12 +380,6 @@ describe("MCP over Streamable HTTP", () => {
   })
 
   test("a credential keeps its 8 newest sessions: a client that never ends one fills nothing", async () => {
-    const init = {
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } },
-    }
     const headers = {
       authorization: `Bearer ${viewer}`,
       "content-type": "application/json",
@@ -382,7 +387,7 @@ describe("MCP over Streamable HTTP", () => {
     }
     const ids: string[] = []
     for (let i = 0; i < 12; i++) {
-      const res = await fetch(mcp.url, { method: "POST", headers, body: JSON.stringify(init) })
+      const res = await fetch(mcp.url, { method: "POST", headers, body: JSON.stringify(INITIALIZE) })
       expect(res.status).toBe(200)
       ids.push(res.headers.get("mcp-session-id") as string)
       await res.body?.cancel()
@@ -571,22 +576,11 @@ describe("MCP over stdio", () => {
   })
 
   test("piped into `chimera mcp --stdio`, every request is answered before the end of input ends it", async () => {
-    const proc = Bun.spawn([process.execPath, MAIN, "mcp", "--stdio"], {
-      env: { ...process.env, CHIMERA_URL: cp.url, CHIMERA_TOKEN: viewer, CHIMERA_CONFIG_FILE: "" },
-      stdin: "pipe",
-      stdout: "pipe",
-      stderr: "ignore",
-    })
-    const init = {
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } },
-    }
+    const proc = stdioServer(viewer)
     // The last line has no newline: the end of input ends it.
     proc.stdin.write(
       [
-        JSON.stringify(init),
+        JSON.stringify(INITIALIZE),
         '{"jsonrpc":"2.0","method":"notifications/initialized"}',
         '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_nodes","arguments":{}}}',
         '{"jsonrpc":"2.0","id":3,"method":"ping"}',
@@ -603,20 +597,9 @@ describe("MCP over stdio", () => {
   })
 
   test("every malformed line over stdio is answered, the JSON-RPC way, and the session goes on", async () => {
-    const proc = Bun.spawn([process.execPath, MAIN, "mcp", "--stdio"], {
-      env: { ...process.env, CHIMERA_URL: cp.url, CHIMERA_TOKEN: viewer, CHIMERA_CONFIG_FILE: "" },
-      stdin: "pipe",
-      stdout: "pipe",
-      stderr: "ignore",
-    })
-    const init = {
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } },
-    }
+    const proc = stdioServer(viewer)
     const lines = [
-      JSON.stringify(init),
+      JSON.stringify(INITIALIZE),
       "this is not json",
       '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":[]}',
       '{"jsonrpc":"2.0","id":8,"method":"resources/read","params":5}',
