@@ -6,6 +6,7 @@
 // file itself or from a `_file` beside it (read when the channels are built, see
 // control/adapters/notify/secrets.ts); setting both is refused, since one would silently win.
 import { z } from "zod"
+import { isLoopbackHost } from "../protocol/loopback.ts"
 
 const _string = () => z.string({ error: "expected a string" })
 const _bool = () => z.boolean({ error: "expected true or false" })
@@ -27,7 +28,7 @@ export function isEndpointUrl(value: string): boolean {
   if (!URL.canParse(value)) return false
   const url = new URL(value)
   if (url.protocol === "https:") return url.hostname !== ""
-  return url.protocol === "http:" && /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(url.hostname)
+  return url.protocol === "http:" && isLoopbackHost(url.hostname)
 }
 const _url = (fallback: string) =>
   _string()

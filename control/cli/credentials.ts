@@ -6,10 +6,11 @@
 // local admin token on the same machine; `chimera whoami` and `--verbose` say which one is in use.
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
+import { isLoopbackHost } from "../../protocol/loopback.ts"
 import { dataDir } from "../config.ts"
 import { CliError } from "./errors.ts"
 import { readTokenFile, tokenFilePath } from "./token-file.ts"
-import { checkTransport, isLoopbackHost, parseControlUrl } from "./transport.ts"
+import { checkTransport, parseControlUrl } from "./transport.ts"
 
 type Env = Record<string, string | undefined>
 

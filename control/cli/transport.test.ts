@@ -1,7 +1,8 @@
 // Which URLs the CLI sends a credential to: https anywhere, plain http only to this machine unless
 // CHIMERA_ALLOW_HTTP=1 says otherwise. Pure checks; tests/cli-transport.test.ts runs the real CLI.
 import { describe, expect, test } from "bun:test"
-import { checkTransport, isLoopbackHost } from "./transport.ts"
+import { isLoopbackHost } from "../../protocol/loopback.ts"
+import { checkTransport } from "./transport.ts"
 
 describe("CLI transport", () => {
   test("loopback is 127.0.0.0/8, ::1 and localhost; anything else is not", () => {

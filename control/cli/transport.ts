@@ -5,14 +5,10 @@
 // token ($CHIMERA_DATA_DIR/admin.token) is picked up on its own only for a loopback URL: it belongs to
 // the control plane on this machine, not to whatever CHIMERA_URL names.
 import { z } from "zod"
+import { isLoopbackHost } from "../../protocol/loopback.ts"
 import { CliError } from "./errors.ts"
 
 const AllowHttp = z.enum(["0", "1"])
-
-export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase()
-  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
-}
 
 /** CHIMERA_URL read as an http(s) URL, or a CliError saying what is expected. */
 export function parseControlUrl(raw: string): URL {

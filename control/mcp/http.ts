@@ -11,6 +11,7 @@
 import { createHash, randomUUID } from "node:crypto"
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js"
 import { createLogger } from "../../protocol/log.ts"
+import { isLoopbackHost } from "../../protocol/loopback.ts"
 import { apiCaller } from "./api-caller.ts"
 import { guardMessages } from "./message-guard.ts"
 import { createMcpServer, followEnrolments, type McpIdentity } from "./server.ts"
@@ -82,8 +83,7 @@ function hostName(host: string): string {
 function namesOf(host: string): Set<string> | null {
   const name = hostName(host)
   if (name === "0.0.0.0" || name === "[::]" || name === "") return null
-  const loopback = name === "localhost" || name === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(name)
-  return new Set([name, ...(loopback ? LOOPBACK_NAMES : [])])
+  return new Set([name, ...(isLoopbackHost(name) ? LOOPBACK_NAMES : [])])
 }
 
 export function serveMcpHttp(opts: McpHttpOptions) {
