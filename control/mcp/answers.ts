@@ -7,7 +7,8 @@ import type { Operation } from "../ops/catalogue.ts"
 import type { CongruenceRow } from "../ops/fleet-operations.ts"
 import { type ApiCaller, errorText } from "./api-caller.ts"
 
-type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>
+/** What a tool's handler is given besides its input: the call's signal, id and progress token. */
+export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>
 type Answer = Record<string, unknown> & { status: "success" | "failed" | "error"; message: string; targets: string[] }
 
 /** How long a deploy may take before the tool gives up following it (it goes on; its id is in the answer). */
@@ -28,7 +29,7 @@ interface DeploymentView {
   reason?: string
 }
 
-async function followDeployment(api: ApiCaller, id: string, extra: Extra): Promise<DeploymentView> {
+async function followDeployment(api: ApiCaller, id: string, extra: ToolExtra): Promise<DeploymentView> {
   const token = extra._meta?.progressToken
   const until = Date.now() + FOLLOW_MS
   let step = 0
@@ -61,7 +62,7 @@ export async function shapeAnswer(
   input: Record<string, unknown>,
   body: unknown,
   api: ApiCaller,
-  extra: Extra,
+  extra: ToolExtra,
 ): Promise<Answer> {
   const named = Array.isArray(input.targets) ? (input.targets as string[]) : []
   switch (op.name) {

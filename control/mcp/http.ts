@@ -135,11 +135,12 @@ export function serveMcpHttp(opts: McpHttpOptions) {
           { "www-authenticate": 'Bearer realm="chimera"' },
         )
       const token = m[1]
+      const tokenHash = hashOf(token)
       const sessionId = req.headers.get("mcp-session-id")
       if (sessionId !== null) {
         const s = sessions.get(sessionId)
         if (!s) return jsonError(404, "no such MCP session (it ended or expired); initialize a new one", "NOT_FOUND")
-        if (s.tokenHash !== hashOf(token))
+        if (s.tokenHash !== tokenHash)
           return jsonError(403, "this MCP session belongs to another credential", "PERMISSION_DENIED")
         s.lastUsed = Date.now()
         return s.transport.handleRequest(req)
@@ -151,7 +152,7 @@ export function serveMcpHttp(opts: McpHttpOptions) {
       // A client need not end its session (DELETE is a SHOULD, and the SDK's close() sends none): a
       // credential's oldest session makes way for its new one, so neither one client's reconnects nor
       // one user's flood fills the server (nor the user's own event streams, one per session).
-      const mine = [...sessions].filter(([, s]) => s.tokenHash === hashOf(token))
+      const mine = [...sessions].filter(([, s]) => s.tokenHash === tokenHash)
       if (mine.length >= MAX_SESSIONS_PER_CREDENTIAL) {
         const [oldest] = mine.sort(([, a], [, b]) => a.lastUsed - b.lastUsed)[0] ?? []
         if (oldest !== undefined) await close(oldest)
@@ -164,7 +165,7 @@ export function serveMcpHttp(opts: McpHttpOptions) {
       const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
-          sessions.set(id, { transport, tokenHash: hashOf(token), lastUsed: Date.now(), stop })
+          sessions.set(id, { transport, tokenHash, lastUsed: Date.now(), stop })
           void followEnrolments(api, token, () => mcp.sendResourceListChanged(), stop.signal)
           log.info("session opened", { session: id, user: who.name, role: who.role })
         },

@@ -4,27 +4,18 @@
 // command, or a deploy or rollback on more than a few nodes, asks the human first through MCP
 // elicitation; a client that cannot ask gets a refusal that says where to run it instead.
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js"
-import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js"
-import {
-  type CallToolResult,
-  ErrorCode,
-  McpError,
-  type ServerNotification,
-  type ServerRequest,
-} from "@modelcontextprotocol/sdk/types.js"
+import { type CallToolResult, ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js"
 import { createLogger } from "../../protocol/log.ts"
 import type { Permission } from "../domain/auth/roles.ts"
 import { assessCommand } from "../domain/command-assessment.ts"
 import { OPERATIONS, type Operation } from "../ops/catalogue.ts"
-import { shapeAnswer } from "./answers.ts"
+import { shapeAnswer, type ToolExtra } from "./answers.ts"
 import { type ApiAnswer, type ApiCaller, errorText } from "./api-caller.ts"
 
 const log = createLogger("mcp")
 
 /** Above this many targets (or any @tag), a deploy or rollback needs a human's yes. */
 export const CONFIRM_OVER_TARGETS = 5
-type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>
-
 /** How long a human has to approve a call (the SDK's default, 60 s, is too short for a person). */
 export const APPROVAL_MS = 10 * 60_000
 
