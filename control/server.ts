@@ -215,11 +215,11 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     channels: [...notify.channels.map((c) => c.name), ...(notify.tickets ? [notify.tickets.name] : [])],
     currentClosure: async (id) => (await store.getNode(id))?.currentPath ?? null,
     deployment: async (id) => {
-      const record = await deployments.get(id)
-      if (!record) return null
+      const found = await deployments.reported(id)
+      if (!found) return null
       return {
-        reportedBy: await deployments.reportedBy(id),
-        targets: record.targets.map((t) => ({ target: t.target, status: t.status, error: t.error })),
+        reportedBy: found.reportedBy,
+        targets: found.record.targets.map((t) => ({ target: t.target, status: t.status, error: t.error })),
       }
     },
     isNode: async (name) => Boolean(opts.commandTargets?.resolve(name)) || (await store.getNode(name)) !== null,

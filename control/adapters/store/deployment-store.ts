@@ -21,8 +21,8 @@ export interface DeploymentStore {
   /** A record a caller reports under `by` (its principal's subject); null once kept, else why not. */
   record(record: DeploymentRecord, by: string): Promise<RecordRefusal | null>
   get(id: string): Promise<DeploymentRecord | null>
-  /** The principal that reported the record; null for a deploy the control plane ran, or no such id. */
-  reportedBy(id: string): Promise<string | null>
+  /** The record and the principal that reported it (null for a deploy the control plane ran), in one read. */
+  reported(id: string): Promise<{ record: DeploymentRecord; reportedBy: string | null } | null>
   list(limit: number): Promise<DeploymentRecord[]>
   /** Those finished after `at` (ISO), oldest first: what the metrics have not counted yet. */
   finishedAfter(at: string, limit: number): Promise<DeploymentRecord[]>
@@ -60,6 +60,13 @@ async function _deployEvents(db: SQL, id: string): Promise<EventRow[]> {
     ORDER BY id`) as EventRow[]
 }
 
+/** A deployment's stored record and who reported it. */
+async function _row(db: SQL, id: string): Promise<(Row & { recorded_by: string | null }) | undefined> {
+  const rows: (Row & { recorded_by: string | null })[] =
+    await db`SELECT record, recorded_by FROM deployments WHERE id = ${id}`
+  return rows[0]
+}
+
 export function deploymentStore(db: SQL): DeploymentStore {
   return {
     async save(r) {
@@ -80,16 +87,15 @@ export function deploymentStore(db: SQL): DeploymentStore {
         WHERE deployments.recorded_by = ${by}
         RETURNING id`
       if (kept.length > 0) return null
-      const rows: { recorded_by: string | null }[] = await db`SELECT recorded_by FROM deployments WHERE id = ${r.id}`
-      return (rows[0]?.recorded_by ?? null) === null ? "control-plane" : "another-principal"
+      return ((await _row(db, r.id))?.recorded_by ?? null) === null ? "control-plane" : "another-principal"
     },
     async get(id) {
       const rows: Row[] = await db`SELECT record FROM deployments WHERE id = ${id}`
       return rows[0] ? (JSON.parse(rows[0].record) as DeploymentRecord) : null
     },
-    async reportedBy(id) {
-      const rows: { recorded_by: string | null }[] = await db`SELECT recorded_by FROM deployments WHERE id = ${id}`
-      return rows[0]?.recorded_by ?? null
+    async reported(id) {
+      const row = await _row(db, id)
+      return row ? { record: JSON.parse(row.record) as DeploymentRecord, reportedBy: row.recorded_by } : null
     },
     async list(limit) {
       const rows: Row[] = await db`SELECT record FROM deployments ORDER BY created_at DESC LIMIT ${limit}`
