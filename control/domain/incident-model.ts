@@ -110,7 +110,7 @@ export interface Recovery {
   problems: Problem[]
   message: string
   at: string
-  /** As Observation's: a reported recovery resolves only the incidents that principal's records opened. */
+  /** Set for a recovery a deployment record reported: it resolves only incidents records opened. */
   reporter?: string
 }
 

@@ -1,7 +1,8 @@
 // What the fleet-scale benchmarks (heartbeats.ts, relay.ts, replicas.ts, side-by-side.ts) share:
-// which core runs what, starting `chimera web` as a process of its own, stopping the processes they
-// start, waiting for a server, and enrolling N nodes through the real API (a join token each, then
-// POST /api/agent/enroll, `parallel` at a time).
+// which core runs what, starting `chimera web` as a process of its own, the two heartbeat peers'
+// command lines, stopping the processes they start, waiting for a server, and enrolling N nodes
+// through the real API (a join token each, then POST /api/agent/enroll, `parallel` at a time).
+import { writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
 import { freePort } from "../../tests/support/control-plane.ts"
@@ -10,6 +11,21 @@ import { freePort } from "../../tests/support/control-plane.ts"
 export const CORES = navigator.hardwareConcurrency >= 2 ? { server: "0", load: "1" } : { server: "0", load: "0" }
 export const pinned = (core: string, argv: string[]) => (Bun.which("taskset") ? ["taskset", "-c", core, ...argv] : argv)
 export const log = (s: string) => process.stderr.write(`${s}\n`)
+
+/** The bare Bun.serve peer on `port`: it reads the body and answers 200 with no work, the HTTP floor. */
+export const barePeerArgv = (port: number) => [
+  process.execPath,
+  "-e",
+  `Bun.serve({ hostname: "127.0.0.1", port: ${port}, idleTimeout: 60, async fetch(req) { await req.arrayBuffer(); return Response.json({ desired: null }) } })`,
+]
+
+/** heartbeat-peer.ts on `port`, with `nodes` enrolled in its own database under `dir`. */
+export async function heartbeatPeerArgv(port: number, dir: string, nodes: { id: string; credential: string | null }[]) {
+  const nodesFile = join(dir, "heartbeat-peer-nodes.json")
+  await writeFile(nodesFile, JSON.stringify(nodes))
+  const script = join(import.meta.dir, "heartbeat-peer.ts")
+  return [process.execPath, script, String(port), nodesFile, join(dir, "heartbeat-peer.db")]
+}
 
 /** The q-quantile of xs (nearest rank: the lower of the middle two for the median of an even count). */
 export const quantile = (xs: number[], q: number) => {

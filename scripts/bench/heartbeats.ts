@@ -15,12 +15,23 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
 import { freePort } from "../../tests/support/control-plane.ts"
-import { CORES, enrol, f1, log, median, pinned, startWeb, stopProc, waitUp } from "./common.ts"
+import {
+  barePeerArgv,
+  CORES,
+  enrol,
+  f1,
+  heartbeatPeerArgv,
+  log,
+  median,
+  pinned,
+  startWeb,
+  stopProc,
+  waitUp,
+} from "./common.ts"
 import type { LoadConfig, LoadResult } from "./heartbeat-load.ts"
 
 const ROOT = join(import.meta.dir, "../..")
 const LOAD = join(import.meta.dir, "heartbeat-load.ts")
-const WORKED_PEER = join(import.meta.dir, "heartbeat-peer.ts")
 
 export interface HeartbeatOptions {
   nodes: number
@@ -125,8 +136,7 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
     // silent nodes into unreachable and write an event for each, on the peer's core.
     const peerPort = freePort()
     const peerUrl = `http://127.0.0.1:${peerPort}`
-    const peerSrc = `Bun.serve({ hostname: "127.0.0.1", port: ${peerPort}, idleTimeout: 60, async fetch(req) { await req.arrayBuffer(); return Response.json({ desired: null }) } })`
-    const peer = Bun.spawn(pinned(CORES.server, [process.execPath, "-e", peerSrc]), {
+    const peer = Bun.spawn(pinned(CORES.server, barePeerArgv(peerPort)), {
       env: { ...process.env, ...opts.env },
       stdout: "ignore",
       stderr: "ignore",
@@ -151,18 +161,11 @@ export async function heartbeatBench(opts: HeartbeatOptions): Promise<HeartbeatR
     if (!opts.databaseUrl) {
       const workedPort = freePort()
       const workedUrl = `http://127.0.0.1:${workedPort}`
-      const nodesFile = join(dir, "worked-peer-nodes.json")
-      await writeFile(nodesFile, JSON.stringify(fake))
-      const worked = Bun.spawn(
-        pinned(CORES.server, [
-          process.execPath,
-          WORKED_PEER,
-          String(workedPort),
-          nodesFile,
-          join(dir, "worked-peer.db"),
-        ]),
-        { env: { ...process.env, ...opts.env }, stdout: "ignore", stderr: "inherit" },
-      )
+      const worked = Bun.spawn(pinned(CORES.server, await heartbeatPeerArgv(workedPort, dir, fake)), {
+        env: { ...process.env, ...opts.env },
+        stdout: "ignore",
+        stderr: "inherit",
+      })
       procs.push(worked)
       await waitUp(workedUrl, worked, "the heartbeat peer (heartbeat-peer.ts)")
       for (let round = 0; round < opts.rounds; round++) {

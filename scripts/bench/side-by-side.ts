@@ -27,15 +27,24 @@ import { join, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import type { Subprocess } from "bun"
 import { freePort } from "../../tests/support/control-plane.ts"
-import { CORES, type EnrolledNode, enrol, log, median, pinned, startWeb, stopProc, waitUp } from "./common.ts"
+import {
+  barePeerArgv,
+  CORES,
+  type EnrolledNode,
+  enrol,
+  heartbeatPeerArgv,
+  log,
+  median,
+  pinned,
+  startWeb,
+  stopProc,
+  waitUp,
+} from "./common.ts"
 import type { LoadResult } from "./heartbeat-load.ts"
 import { cpuTicks } from "./proc-stat.ts"
 
 const ROOT = resolve(import.meta.dir, "../..")
 const LOAD = join(import.meta.dir, "heartbeat-load.ts")
-const PEER = (port: number) =>
-  `Bun.serve({ hostname: "127.0.0.1", port: ${port}, idleTimeout: 60, async fetch(req) { await req.arrayBuffer(); return Response.json({ desired: null }) } })`
-const WORKED_PEER = join(import.meta.dir, "heartbeat-peer.ts")
 const USAGE = `usage: bun scripts/bench/side-by-side.ts --base DIR|peer|heartbeat-peer [--nodes N] [--rate R] [--rounds N] [--window S] [--warmup S]
 (each flag is described at the top of scripts/bench/side-by-side.ts)`
 
@@ -116,12 +125,7 @@ async function controlPlane(name: string, root: string, dir: string, nodes: numb
 async function peer(kind: "peer" | "heartbeat-peer", dir: string, nodes: EnrolledNode[]): Promise<Server> {
   const port = freePort()
   const url = `http://127.0.0.1:${port}`
-  let argv = [process.execPath, "-e", PEER(port)]
-  if (kind === "heartbeat-peer") {
-    const nodesFile = join(dir, "heartbeat-peer-nodes.json")
-    await writeFile(nodesFile, JSON.stringify(nodes))
-    argv = [process.execPath, WORKED_PEER, String(port), nodesFile, join(dir, "heartbeat-peer.db")]
-  }
+  const argv = kind === "heartbeat-peer" ? await heartbeatPeerArgv(port, dir, nodes) : barePeerArgv(port)
   const proc = Bun.spawn(pinned(CORES.server, argv), { stdin: "ignore", stdout: "ignore", stderr: "inherit" })
   await waitUp(url, proc, `the ${kind}`)
   return { name: kind, url, proc, nodes: null }
