@@ -39,6 +39,7 @@ test("a failed heal's error holding a bidi override and escape codes is shown es
 
   const page = await browser.page()
   await signInWithToken(page, cp.url, cp.adminToken)
+  await page.getByRole("navigation", { name: "Views" }).waitFor()
   await page.goto(`${cp.url}/#/nodes/odd-1`)
   const text = await waitFor(
     "the failed heal on the node's page",
@@ -53,5 +54,31 @@ test("a failed heal's error holding a bidi override and escape codes is shown es
   expect(text).not.toContain("\u202e")
   expect(text).not.toContain("\u001b")
   expect(text).not.toContain(SHOWN)
+  expect(browser.problems).toEqual([])
+})
+
+test("a node's link followed the moment the dashboard appears after sign-in opens that node", async () => {
+  await enrollNode(cp, "quick-1")
+  const page = await browser.page()
+  await page.goto(cp.url)
+  // The hash changes in the same task the signed-in frame is first rendered in: before the frame's
+  // effects have run, so a listener added there never hears it.
+  await page.evaluate(() => {
+    const g = globalThis as unknown as {
+      document: { body: object; querySelector(s: string): object | null }
+      location: { hash: string }
+      MutationObserver: new (f: () => void) => { observe(n: object, o: object): void; disconnect(): void }
+    }
+    const watch = new g.MutationObserver(() => {
+      if (!g.document.querySelector('nav[aria-label="Views"]')) return
+      watch.disconnect()
+      g.location.hash = "#/nodes/quick-1"
+    })
+    watch.observe(g.document.body, { childList: true, subtree: true })
+  })
+  await page.getByLabel("API token", { exact: true }).check()
+  await page.locator("#token").fill(cp.adminToken)
+  await page.getByRole("button", { name: "Sign in" }).click()
+  await page.getByRole("heading", { name: "quick-1" }).waitFor({ timeout: 15_000 })
   expect(browser.problems).toEqual([])
 })

@@ -26,6 +26,9 @@ function useRoute(): Route {
   useEffect(() => {
     const on = () => setRoute(parseRoute(location.hash))
     addEventListener("hashchange", on)
+    // The hash may have changed between the first render and this effect (a link followed, or a
+    // URL pasted, right after signing in); that change fired no event this listener heard.
+    on()
     return () => removeEventListener("hashchange", on)
   }, [])
   return route
