@@ -3,10 +3,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { openTestStore } from "../../tests/support/store.ts"
 import { createEventBus } from "../adapters/event-bus.ts"
-import { createFleet, type Fleet } from "./fleet.ts"
+import { createFleet, type Fleet, MAX_POLLS_PER_NODE } from "./fleet.ts"
 import { systemClock } from "./ports.ts"
 
 const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+const GEN2 = "/nix/store/0vkw1m5z0dbd6qn4rjp4ys0d1bzh1gmh-chimera-test-system-2"
 /** Far longer than any test here may take: a wait that runs its course fails the test's timeout. */
 const FOREVER_MS = 60_000
 
@@ -44,3 +45,22 @@ describe("command long poll", () => {
     expect(command).toMatchObject({ kind: "activate", closure: GEN1 })
   }, 5_000)
 })
+
+test("a node holding more long polls than the cap has its oldest answered at once; the newest still wait", async () => {
+  const polls = Array.from({ length: MAX_POLLS_PER_NODE + 2 }, () => {
+    let settled = false
+    const answer = fleet.commandsFor("n1", credential, FOREVER_MS, new AbortController().signal)
+    void answer.then(() => {
+      settled = true
+    })
+    return { answer, settled: () => settled }
+  })
+  await Promise.all([polls[0]?.answer, polls[1]?.answer])
+  await Bun.sleep(20)
+  expect(polls.map((p) => p.settled())).toEqual([true, true, ...Array(MAX_POLLS_PER_NODE).fill(false)])
+
+  // Those still waiting are woken by a command as before; it is handed out once.
+  await fleet.setDesired("n1", GEN2)
+  const answers = (await Promise.all(polls.slice(2).map((p) => p.answer))).flat()
+  expect(answers).toMatchObject([{ kind: "activate", closure: GEN2 }])
+}, 5_000)

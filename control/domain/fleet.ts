@@ -15,6 +15,12 @@ const log = createLogger("fleet")
 export const DEFAULT_JOIN_TOKEN_TTL_SECONDS = 30 * 60
 /** A command delivered but not acknowledged this long is delivered again. */
 const REDELIVER_AFTER_MS = 60_000
+/**
+ * Long polls one node may hold at once. An agent holds one; a few more cover a restart whose old
+ * poll is still open. Past that, the oldest is answered at once: a node credential cannot pile up
+ * connections and timers here.
+ */
+export const MAX_POLLS_PER_NODE = 4
 
 export type AckListener = (nodeId: string, commandId: string, ack: CommandAck) => void
 
@@ -228,6 +234,12 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers }: FleetDeps
       let woken = false
       let ended = () => {}
       const set = waiters.get(nodeId) ?? new Set()
+      // The oldest poll past the cap is answered now (with what is pending, usually nothing).
+      const [oldest] = set.size >= MAX_POLLS_PER_NODE ? set : []
+      if (oldest) {
+        set.delete(oldest)
+        oldest()
+      }
       const wakeMe = () => {
         woken = true
         ended()
@@ -282,7 +294,6 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers }: FleetDeps
     listNodes: () => store.listNodes(),
     listEvents: (q: EventQuery): Promise<FleetEvent[]> => store.listEvents(q),
 
-    /** Flips nodes silent for MISSED_HEARTBEATS intervals to unreachable, with one event each. */
     /** Forgets commands answered more than `days` ago (their output included); returns how many. */
     async pruneCommands(days: number) {
       const before = new Date(clock.now().getTime() - days * 86_400_000).toISOString()
