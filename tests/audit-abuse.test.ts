@@ -8,7 +8,7 @@ import { Database } from "bun:sqlite"
 import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { DEFAULT_LIMITS } from "../control/domain/auth/rate-limiter.ts"
-import { addUser, call, PASSWORD } from "./support/auth.ts"
+import { addUser, call, enrollNode, heartbeatBody, PASSWORD } from "./support/auth.ts"
 import { manualClock } from "./support/clock.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { claimAddresses } from "./support/loopback.ts"
@@ -96,6 +96,43 @@ describe("refused requests and the audit log", () => {
     } finally {
       for (const c of [flooder, bystander]) c?.release()
     }
+  })
+
+  test("knocking on reads and on agent telemetry leaves a trace: a made-up token, a node at another node's door", async () => {
+    const clock = manualClock(Date.parse("2025-03-01T10:00:00Z"))
+    await using cp = await startInProcess({ clock })
+    const credential = await enrollNode(cp, "tel-1")
+    await enrollNode(cp, "tel-2")
+    const made = `chm_api_${"Q".repeat(43)}`
+    for (let i = 0; i < 5; i++) expect((await call(cp, made, "GET", "/api/nodes")).status).toBe(401)
+    // Over the server's fetch, as an agent sends it: the agent fast path answers these.
+    for (let i = 0; i < 3; i++)
+      expect((await call(cp, credential, "POST", "/api/agent/tel-2/heartbeat", heartbeatBody("tel-2"))).status).toBe(
+        403,
+      )
+    expect((await call(cp, credential, "GET", "/api/agent/tel-2/commands?wait=0")).status).toBe(403)
+    // What is not a refusal of the caller stays out of the log: a good heartbeat, a read of no such node.
+    expect((await call(cp, credential, "POST", "/api/agent/tel-1/heartbeat", heartbeatBody("tel-1"))).status).toBe(200)
+    expect((await call(cp, cp.adminToken, "GET", "/api/nodes/nope")).status).toBe(404)
+
+    expect(cp.refusals?.counts().byRoute).toMatchObject({
+      "GET /api/nodes": 5,
+      "POST /api/agent/:nodeId/heartbeat": 3,
+      "GET /api/agent/:nodeId/commands": 1,
+    })
+    const shown = (e: Entry) => [e.actor, e.action, e.status, (e.detail as { code?: string } | null)?.code]
+    expect((await auditEntries(cp)).filter((e) => e.status >= 400).map(shown)).toEqual([
+      ["anonymous", "GET /api/nodes", 401, "AUTHENTICATION_FAILED"],
+      ["node:tel-1", "POST /api/agent/:nodeId/heartbeat", 403, "PERMISSION_DENIED"],
+      ["node:tel-1", "GET /api/agent/:nodeId/commands", 403, "PERMISSION_DENIED"],
+    ])
+    clock.advance(61_000)
+    await cp.refusals?.flush()
+    const summaries = (await auditEntries(cp)).filter((e) => (e.detail as { summary?: string } | null)?.summary)
+    expect(summaries.map((e) => [e.actor, e.action, (e.detail as { refused: number }).refused])).toEqual([
+      ["anonymous", "GET /api/nodes", 5],
+      ["node:tel-1", "POST /api/agent/:nodeId/heartbeat", 3],
+    ])
   })
 
   test("a row keeps a bounded summary of the body, not the body", async () => {

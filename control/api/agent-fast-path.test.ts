@@ -40,6 +40,7 @@ import { agentFastPath, fastActions, fastAnswer } from "./agent-fast-path.ts"
 import { createApi, type createApp, type TrustDeps } from "./app.ts"
 import type { ApiEnv } from "./auth.ts"
 import { onError } from "./errors.ts"
+import { createRefusals } from "./refusals.ts"
 
 const dashboardOf = (db: SQL) => ({
   history: createHealthHistory(),
@@ -284,6 +285,8 @@ describe("agent fast path", () => {
             authenticator: trust.authenticator,
             limiter: ownLimiter(),
             quota: createReportQuota(DEFAULT_REPORT_QUOTA, systemClock),
+            // Refusals of its own too: windows it opened would hide the fast app's first rows.
+            refusals: createRefusals({ audit: trust.audit, clock }),
           }),
         ),
       )
@@ -323,7 +326,19 @@ describe("agent fast path", () => {
     expect((await both(beat("n1", "n1", {}, as("n1", { "x-request-id": "req-42" })))).headers["x-request-id"]).toBe(
       "req-42",
     )
-    expect((await both(beat("n1", "n2"))).status).toBe(403) // another node's route
+    // Another node's route: refused, and noted (the first of its window is an audit row, either way in).
+    const other = await both(beat("n1", "n2"))
+    expect(other.status).toBe(403)
+    expect(other.audited).toBe(1)
+    const [row] = (await db`SELECT actor, action, node_id, result, detail FROM audit_log ORDER BY id DESC LIMIT 1`) as {
+      actor: string
+      action: string
+      node_id: string
+      result: string
+      detail: string
+    }[]
+    expect(row).toMatchObject({ actor: "node:n1", action: "POST /api/agent/:nodeId/heartbeat", node_id: "n2" })
+    expect(JSON.parse(row?.detail ?? "{}")).toEqual({ refused: 1, code: "PERMISSION_DENIED" })
     expect((await both(beat("n2", "n1", {}, as("n1")))).status).toBe(403) // another node in the body
     expect((await both({ ...beat("n1"), body: '{"nodeId": "n1",' })).status).toBe(400)
     const invalid = await both(beat("n1", "n1", { load: [1, "high", 0], phase: "sleeping" }))
@@ -347,7 +362,9 @@ describe("agent fast path", () => {
 
   test("credentials: unknown, revoked, of a user, of enrolment, malformed or missing are refused alike", async () => {
     const unknown = `chm_node_${"B".repeat(43)}`
-    expect((await both(beat("n1", "n1", {}, as("n1", { authorization: `Bearer ${unknown}` })))).status).toBe(401)
+    const unknownRes = await both(beat("n1", "n1", {}, as("n1", { authorization: `Bearer ${unknown}` })))
+    expect(unknownRes.status).toBe(401)
+    expect(unknownRes.audited).toBe(1)
     // A token of its own: the admin token's budget was spent on the fast app only, setting up.
     const probe = newToken("api")
     await store.putApiToken({

@@ -25,7 +25,7 @@ import type { Fleet } from "../domain/fleet.ts"
 import type { ReportQuota } from "../domain/report-quota.ts"
 import { tokenKind } from "../domain/tokens.ts"
 import { agentActions, CommandParams, NodeParams, WaitQuery } from "./agent.ts"
-import { identify } from "./audit-trail.ts"
+import { DENIED, identify, noteRefusal } from "./audit-trail.ts"
 import { type ApiEnv, internalPrincipal, type MatchedRoute } from "./auth.ts"
 import { bodyLimitOf } from "./body-limits.ts"
 import { type Checker, compileChecker } from "./compiled-check.ts"
@@ -34,6 +34,7 @@ import { FastContext } from "./fast-context.ts"
 import { admit, admitAs } from "./guard.ts"
 import { checkJsonDepth } from "./json-depth.ts"
 import { redactedJson } from "./redact-answers.ts"
+import type { Refusals } from "./refusals.ts"
 import { routeKey, ruleFor } from "./route-permissions.ts"
 import { isJsonType, parseAt } from "./validate.ts"
 
@@ -78,6 +79,7 @@ export interface FastPathDeps {
   authenticator: Authenticator
   limiter: RateLimiter
   quota: ReportQuota
+  refusals: Refusals
 }
 
 /** A request the fast path answers: its route and the params its path gives. */
@@ -123,7 +125,7 @@ export function plainOf(raw: Request, path: string): Plain | null {
 export type FastAnswer = (c: Context<ApiEnv>, plain: Plain) => Promise<Response>
 
 /** Answers a plain request (plainOf) with the route's checks and action; throws its 4xx. */
-export function fastAnswer({ fleet, authenticator, limiter, quota }: FastPathDeps): FastAnswer {
+export function fastAnswer({ fleet, authenticator, limiter, quota, refusals }: FastPathDeps): FastAnswer {
   const act = agentActions(fleet, quota)
   const json = async <S extends z.ZodType>(c: Context<ApiEnv>, schema: S): Promise<z.output<S>> => {
     // Parsed here from the text the depth check read: Hono's c.req.json() after c.req.text() makes a
@@ -145,8 +147,18 @@ export function fastAnswer({ fleet, authenticator, limiter, quota }: FastPathDep
     // A node credential the store knows at once is admitted without the promises of a lookup that never
     // waits (plainOf took the credential from the header); any other, as the guard does.
     const known = internalPrincipal(c) ? undefined : authenticator.knownNode(credential)
-    if (known) admitAs(c, route, known, limiter)
-    else await admit(c, route, authenticator, limiter)
+    try {
+      if (known) admitAs(c, route, known, limiter)
+      else await admit(c, route, authenticator, limiter)
+    } catch (error) {
+      // Refused as the app's audit trail would note it (a credential at another node's door, unknown,
+      // or over its rate limit): answered here, so that the refusal counter sees it.
+      const res = onError(error as Error, c)
+      if (!DENIED.has(res.status)) throw error
+      c.res = res
+      await noteRefusal(c, refusals)
+      return c.res
+    }
     switch (action) {
       case "heartbeat": {
         const { nodeId: node } = parseAt("path", NodeParams, route.params)

@@ -127,7 +127,13 @@ export function createApi(deps: AppDeps) {
   const metrics = deps.metrics ?? createControlMetrics({ listNodes: () => fleet.listNodes() })
   const quota = deps.reportQuota ?? createReportQuota(DEFAULT_REPORT_QUOTA, systemClock)
   const measure = requestMetrics(metrics, deps.tracer ?? null)
-  const answer = fastAnswer({ fleet, authenticator: trust.authenticator, limiter: trust.limiter, quota })
+  const answer = fastAnswer({
+    fleet,
+    authenticator: trust.authenticator,
+    limiter: trust.limiter,
+    quota,
+    refusals: trust.refusals,
+  })
   const app = buildApp(deps, { metrics, quota, measure, fast: fast ? agentFastPath(answer) : passOn })
   const appFetch = (request: Request, server: unknown) => app.fetch(request, server)
   return { app, fetch: fast ? agentFront(appFetch, answer, measure) : appFetch }

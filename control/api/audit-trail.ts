@@ -143,7 +143,7 @@ type Trail = { audit: Audit; refusals: Refusals; ticket?: AuditTicket; body?: Re
 const TRAIL = new WeakMap<Context, Trail>()
 
 /** The request's body summary, its actor as shown, and any username typed into it. */
-async function described(c: Context<ApiEnv>, trail: Trail, maxBytes: number | "whole" = MAX_READ_BODY) {
+async function described(c: Context<ApiEnv>, trail: Pick<Trail, "body">, maxBytes: number | "whole" = MAX_READ_BODY) {
   trail.body ??= await bodyOf(c, maxBytes)
   const raw = trail.body
   // Only a name shaped like a username is kept: a password typed into that field must not reach the
@@ -186,16 +186,50 @@ export async function auditBeforeAction(c: Context<ApiEnv>): Promise<void> {
   })
 }
 
+/** Refusals of who the caller is or what it may do, noted on every route, read-only or not logged. */
+export const DENIED = new Set([401, 403, 429])
+
+/**
+ * Hands a refused request to the refusal counter: its row (the first of its window) or its share of a
+ * summary. `trail` carries a body already read, if any.
+ */
+export async function noteRefusal(c: Context<ApiEnv>, refusals: Refusals, trail: Pick<Trail, "body"> = {}) {
+  const status = c.res.status
+  const { body, typed, row } = await described(c, trail, MAX_READ_REFUSED)
+  const code = await errorCodeOf(c.res)
+  await refusals.note({
+    ...row,
+    nodeId: nodeOf(c.get("route")?.params, body, undefined),
+    status,
+    result: resultOf(status),
+    ...(typed === null ? {} : { username: typed }),
+    ...(code === undefined ? {} : { code }),
+  })
+}
+
+/**
+ * Audits the requests under it: a mutating action's row (written before it by auditBefore) gets its
+ * outcome; a refused one goes to the refusal counter. A read, or a route its rule keeps out of the
+ * log (agent telemetry), is noted only when refused for its credential, permission or rate limit:
+ * someone knocking with a made-up token, or a node's credential at another node's door, leaves a trace.
+ */
 export function auditTrail(audit: Audit, refusals: Refusals): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     identify(c)
-    if (!MUTATING.has(c.req.method)) return next()
+    if (!MUTATING.has(c.req.method)) {
+      await next()
+      if (DENIED.has(c.res.status)) await noteRefusal(c, refusals)
+      return
+    }
     const trail: Trail = { audit, refusals }
     TRAIL.set(c, trail)
     await next()
 
-    if (c.get("route")?.rule?.audit === false) return
     const status = c.res.status
+    if (c.get("route")?.rule?.audit === false) {
+      if (DENIED.has(status)) await noteRefusal(c, refusals, trail)
+      return
+    }
     const outcome = c.get("auditOutcome")
     if (trail.ticket) {
       await trail.ticket.finish({
@@ -208,22 +242,10 @@ export function auditTrail(audit: Audit, refusals: Refusals): MiddlewareHandler<
       })
       return
     }
-    const refused = status >= 400
-    const { body, typed, row } = await described(c, trail, refused ? MAX_READ_REFUSED : MAX_READ_BODY)
-    const nodeId = nodeOf(c.get("route")?.params, body, undefined)
-    if (refused) {
-      const code = await errorCodeOf(c.res)
-      await refusals.note({
-        ...row,
-        nodeId,
-        status,
-        result: resultOf(status),
-        ...(typed === null ? {} : { username: typed }),
-        ...(code === undefined ? {} : { code }),
-      })
-      return
-    }
+    if (status >= 400) return noteRefusal(c, refusals, trail)
     // Not refused, yet no row before it: an action that took none (there should be none); kept anyway.
+    const { body, row } = await described(c, trail, MAX_READ_BODY)
+    const nodeId = nodeOf(c.get("route")?.params, body, undefined)
     await audit.record({ ...row, nodeId, command: null, status, result: resultOf(status), detail: body })
   }
 }
