@@ -138,6 +138,10 @@ describe("agent options", () => {
   test("bad values fail with the flag's name", async () => {
     await expect(parse(["--node-id", "bad id"])).rejects.toThrow(/^--node-id:/)
     await expect(parse(["--node-id", "n", "--heartbeat", "abc"])).rejects.toThrow(/^--heartbeat:/)
+    await expect(parse(["--node-id", "n", "--heartbeat", "0.000001"])).rejects.toThrow(
+      "--heartbeat: expected at least 0.5 seconds",
+    )
+    expect((await parse(["--node-id", "n", "--heartbeat", "0.5"])).heartbeatSeconds).toBe(0.5)
     await expect(parse(["--node-id", "n", "--drift-interval", "0"])).rejects.toThrow(/^--drift-interval:/)
     await expect(parse(["--node-id", "n", "--control-url", "ftp://x"])).rejects.toThrow(/^--control-url:/)
     await expect(parse(["--node-id", "n", "--state-dir", "relative"])).rejects.toThrow(/^--state-dir:/)

@@ -124,7 +124,9 @@ const Listen = z
 
 const Flags = z.object({
   "node-id": NodeId,
-  heartbeat: Seconds,
+  // Three missed make the node unreachable: under half a second that is jitter, not silence, and the
+  // agent would spend its rate limit (1,200 a minute) on heartbeats alone.
+  heartbeat: z.coerce.number().min(0.5, "expected at least 0.5 seconds").max(86_400),
   "drift-interval": Seconds,
   "auto-heal": z.boolean(),
   watch: z.boolean(),
