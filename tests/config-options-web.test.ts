@@ -13,7 +13,7 @@ import { baseEnv, type Group, type Layer, logLines, type Setup, table, UNCHECKED
 import { freePort } from "./support/control-plane.ts"
 import { type AddressClaim, claimAddresses } from "./support/loopback.ts"
 import { run } from "./support/tools.ts"
-import { waitFor } from "./support/wait.ts"
+import { withWeb } from "./support/web-process.ts"
 
 setDefaultTimeout(240_000)
 
@@ -46,30 +46,7 @@ async function web(s: Setup): Promise<WebObs> {
   const defaultPort = freePort()
   // The defaults (127.0.0.1:8080) are not bound here: other processes on this machine may hold 8080.
   const flags = s.layer === "default" ? ["--host", "127.0.0.1", "--port", String(defaultPort)] : []
-  const proc = Bun.spawn([process.execPath, MAIN, "-v", "web", ...flags, ...s.flags], {
-    env: s.env,
-    stdout: "pipe",
-    stderr: "pipe",
-  })
-  try {
-    const stdout = proc.stdout.getReader()
-    let out = ""
-    while (!out.includes("\n")) {
-      const { value, done } = await stdout.read()
-      if (done) throw new Error(`chimera web exited: ${await new Response(proc.stderr).text()}`)
-      out += new TextDecoder().decode(value)
-    }
-    stdout.releaseLock()
-    const url = /on (http:\/\/\S+)/.exec(out)?.[1] ?? ""
-    await waitFor(
-      "the control plane's health",
-      () =>
-        fetch(`${url}/api/health`).then(
-          (r) => r.ok,
-          () => false,
-        ),
-      Boolean,
-    )
+  const { result, stderr } = await withWeb(["-v", "web", ...flags, ...s.flags], s.env, async (url) => {
     const admin = (await Bun.file(join(s.env.CHIMERA_DATA_DIR ?? "", "admin.token")).text()).trim()
     const cp = { url, adminToken: admin } as Parameters<typeof addUser>[0]
     await addUser(cp, "alice", "viewer")
@@ -84,14 +61,8 @@ async function web(s: Setup): Promise<WebObs> {
       "/api/agent/limits-node/heartbeat",
       heartbeatBody("limits-node"),
     )
-    proc.kill("SIGTERM")
-    await proc.exited
-    const stderr = await new Response(proc.stderr).text()
-    const settings = logLines(stderr).find((l) => l.msg === "settings")
-    if (!settings) throw new Error(`no settings line:\n${stderr}`)
     return {
       url: url.replace(String(defaultPort), "DEFAULT-TEST-PORT"),
-      settings,
       sessionSeconds: Math.round((Date.parse(expiresAt) - Date.now()) / 60_000) * 60,
       limit: {
         api: Number(nodes.headers.get("x-ratelimit-limit")),
@@ -99,9 +70,10 @@ async function web(s: Setup): Promise<WebObs> {
         agent: Number(agentCall.headers.get("x-ratelimit-limit")),
       },
     }
-  } finally {
-    if (proc.exitCode === null) proc.kill("SIGKILL")
-  }
+  })
+  const settings = logLines(stderr).find((l) => l.msg === "settings")
+  if (!settings) throw new Error(`no settings line:\n${stderr}`)
+  return { ...result, settings }
 }
 
 const rateLimit = (name: string) => (o: WebObs) =>
@@ -363,27 +335,7 @@ describe("channel sections", () => {
     )
     const port = freePort()
     const env = { ...(await baseEnv(dir)), CHIMERA_CONFIG_FILE: file }
-    const proc = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
-      env,
-      stdout: "ignore",
-      stderr: "pipe",
-    })
-    try {
-      await waitFor(
-        "the control plane's health",
-        () =>
-          fetch(`http://127.0.0.1:${port}/api/health`).then(
-            (r) => r.ok,
-            () => false,
-          ),
-        Boolean,
-        60_000,
-      )
-    } finally {
-      proc.kill("SIGTERM")
-      await proc.exited
-    }
-    const stderr = await new Response(proc.stderr).text()
+    const { stderr } = await withWeb(["web", "--host", "127.0.0.1", "--port", String(port)], env, async () => {})
     expect(stderr).not.toContain("not active")
     expect(stderr).not.toContain("secret-path")
     // A provider without what it needs, and a bad value, each stop the start with the field named.
@@ -408,26 +360,11 @@ describe("channel sections", () => {
   test("without a config file or variables, the control plane warns about nothing", async () => {
     const dir = join(work, "quiet")
     const port = freePort()
-    const proc = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
-      env: await baseEnv(dir),
-      stdout: "ignore",
-      stderr: "pipe",
-    })
-    try {
-      await waitFor(
-        "the control plane's health",
-        () =>
-          fetch(`http://127.0.0.1:${port}/api/health`).then(
-            (r) => r.ok,
-            () => false,
-          ),
-        Boolean,
-        60_000,
-      )
-    } finally {
-      proc.kill("SIGTERM")
-      await proc.exited
-    }
-    expect(await new Response(proc.stderr).text()).toBe("")
+    const { stderr } = await withWeb(
+      ["web", "--host", "127.0.0.1", "--port", String(port)],
+      await baseEnv(dir),
+      async () => {},
+    )
+    expect(stderr).toBe("")
   })
 })

@@ -6,8 +6,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { baseEnv, logLines } from "./support/config-layers.ts"
 import { freePort } from "./support/control-plane.ts"
+import { withWeb } from "./support/web-process.ts"
 
-const MAIN = join(import.meta.dir, "../control/main.ts")
 const work = await mkdtemp(join(tmpdir(), "chimera-web-settings-"))
 afterAll(() => rm(work, { recursive: true, force: true }))
 
@@ -26,33 +26,14 @@ test("the settings line shows the AI models and base URL, without its password o
   )
   const env = { ...(await baseEnv(work)), CHIMERA_CONFIG_FILE: config }
   const port = freePort()
-  const proc = Bun.spawn([process.execPath, MAIN, "-v", "web", "--host", "127.0.0.1", "--port", String(port)], {
-    env,
-    stdout: "pipe",
-    stderr: "pipe",
+  const { stderr } = await withWeb(["-v", "web", "--host", "127.0.0.1", "--port", String(port)], env, async () => {})
+  const settings = logLines(stderr).find((l) => l.msg === "settings")
+  expect(settings?.ai).toMatchObject({
+    model: "gpt-test",
+    models: ["gpt-other"],
+    baseUrl: "http://[redacted]@127.0.0.1:9/v1",
+    key: "set",
   })
-  try {
-    const reader = proc.stdout.getReader()
-    let out = ""
-    while (!out.includes("\n")) {
-      const { value, done } = await reader.read()
-      if (done) throw new Error(`chimera web exited: ${await new Response(proc.stderr).text()}`)
-      out += new TextDecoder().decode(value)
-    }
-    reader.releaseLock()
-    proc.kill("SIGTERM")
-    await proc.exited
-    const stderr = await new Response(proc.stderr).text()
-    const settings = logLines(stderr).find((l) => l.msg === "settings")
-    expect(settings?.ai).toMatchObject({
-      model: "gpt-test",
-      models: ["gpt-other"],
-      baseUrl: "http://[redacted]@127.0.0.1:9/v1",
-      key: "set",
-    })
-    expect(stderr).not.toContain("AIPROXYPASS99")
-    expect(stderr).not.toContain("LLMSECRETKEY")
-  } finally {
-    if (proc.exitCode === null) proc.kill("SIGKILL")
-  }
+  expect(stderr).not.toContain("AIPROXYPASS99")
+  expect(stderr).not.toContain("LLMSECRETKEY")
 }, 30_000)
