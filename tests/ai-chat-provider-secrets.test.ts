@@ -11,7 +11,7 @@ import { type Provider, startLlmServer } from "./support/llm-server.ts"
 setDefaultTimeout(60_000)
 
 for (const provider of ["anthropic", "openai"] as Provider[]) {
-  test(`a ${provider} error that quotes the provider's key reaches a viewer without it`, async () => {
+  test(`${provider}: an error that quotes the provider's key reaches a viewer without it`, async () => {
     await using llm = await startLlmServer(provider)
     await using cp = await startInProcess({ ai: aiSettingsFor(llm) })
     await addUser(cp, "vera", "viewer")
@@ -31,3 +31,18 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
     expect(events).not.toContain(encodeURIComponent(llm.apiKey))
   })
 }
+
+test("a secret the model repeats, cut between its tokens, streams redacted; the text around it arrives whole", async () => {
+  await using llm = await startLlmServer("openai")
+  await using cp = await startInProcess({ ai: aiSettingsFor(llm) })
+  const { chatId } = (await (await chatCall(cp.url, cp.adminToken, "POST", "/chat", {})).json()) as { chatId: number }
+  const secret = `chm_api_${"S".repeat(20)}${"t".repeat(23)}`
+  // As a tokenizer cuts it: the prefix, then the body in pieces, then the sentence goes on.
+  llm.script({ text: ["The token is ", "chm_", "api_", secret.slice(8, 30), secret.slice(30), " — rotate it."] })
+  const res = await chatCall(cp.url, cp.adminToken, "POST", `/chat/${chatId}/message/stream`, { message: "show" })
+  const events = await eventStream(res).all()
+  const streamed = events.flatMap((e) => (e.event === "token" ? [e.data.text] : [])).join("")
+  expect(streamed).toBe("The token is chm_[redacted] — rotate it.")
+  expect(JSON.stringify(events)).not.toContain("SSSSSSSS")
+  expect(events.at(-1)?.event).toBe("done")
+})

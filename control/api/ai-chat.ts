@@ -15,6 +15,7 @@ import {
   SteerRequest,
   UpdateChatRequest,
 } from "../../protocol/ai.ts"
+import { createSecretStream } from "../../protocol/secret-stream.ts"
 import type { Chats } from "../ai/chats.ts"
 import type { Listener, RunningTurn } from "../ai/turns.ts"
 import { ChimeraError } from "../domain/errors.ts"
@@ -54,7 +55,17 @@ async function streamed(c: Context, start: (l: Listener) => Promise<RunningTurn>
           open = false
         }
       }
+      // The model's text comes in tokens: a secret it repeats may be cut between two, so their text
+      // goes through one SecretStream, and what it holds back goes out before any other event.
+      const secrets = createSecretStream()
       write = (e) => {
+        if (e.event === "token") {
+          const text = secrets.push(e.data.text)
+          if (text !== "") send(frame({ event: "token", data: { text } }))
+          return
+        }
+        const rest = secrets.end()
+        if (rest !== "") send(frame({ event: "token", data: { text: rest } }))
         send(frame(e))
         if (e.event === "done" || e.event === "error") {
           open = false
