@@ -314,6 +314,13 @@ describe("MCP over Streamable HTTP", () => {
         (error: { code?: number }) => error.code,
       )
     expect(await codeOf("node://no-such-node")).toBe(-32002) // the specification's "Resource not found"
+    // The client's error says what went wrong once, after its own "MCP error -32002: ".
+    const message = await client.readResource({ uri: "node://no-such-node" }).then(
+      () => "read",
+      (error: Error) => error.message,
+    )
+    expect(message).toMatch(/^MCP error -32002: \S/)
+    expect(message.match(/MCP error/g)).toHaveLength(1)
     const odd = await codeOf("node://..%2F..")
     expect([-32002, -32602]).toContain(odd as number)
     await client.close()

@@ -35,10 +35,23 @@ const RESOURCE_NOT_FOUND = -32002
  * not exist is "resource not found", any other refusal (a malformed id) invalid params; only an API
  * failure is an internal error.
  */
-function resourceError(answer: ApiAnswer): McpError {
+function resourceError(answer: ApiAnswer): ProtocolError {
   const code =
     answer.status === 404 ? RESOURCE_NOT_FOUND : answer.status < 500 ? ErrorCode.InvalidParams : ErrorCode.InternalError
-  return new McpError(code, errorText(answer))
+  return new ProtocolError(code, errorText(answer))
+}
+
+/**
+ * A JSON-RPC error the SDK answers with as it is (its `code` and `message`). Not McpError, whose message
+ * starts "MCP error -32002: ": a client's McpError adds that again, and the user read it twice.
+ */
+class ProtocolError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message)
+  }
 }
 
 function toolResult(answer: Record<string, unknown>, isError = false): CallToolResult {
