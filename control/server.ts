@@ -52,6 +52,8 @@ import { createTrust, DEFAULT_TRUST, type TrustSettings } from "./trust.ts"
 import { dashboardRoutes } from "./web/serve.ts"
 
 const log = createLogger("server")
+/** How long a stop waits for running deploys (those through agents end at once) before it goes on. */
+const STOP_GRACE_MS = 10_000
 
 export interface ServerOptions {
   host: string
@@ -355,7 +357,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       unsubscribeMetrics()
       unsubscribeSpans()
       await server.stop(true)
-      await operations.settled()
+      await operations.settled(STOP_GRACE_MS)
       await incidents.settled()
       await worker.stop()
       await trust.refusals.close()

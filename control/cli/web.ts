@@ -81,12 +81,19 @@ export default defineCommand({
     if (cp.adminTokenPath)
       say(`${cp.adminTokenCreated ? "Created the admin token" : "Admin token"} in ${cp.adminTokenPath} (mode 0600)\n`)
     else say("Admin token: the one in the data dir of the first replica started on this database\n")
+    let stopping = false
     const stop = async () => {
+      // A second signal while stopping (a second Ctrl-C) ends the process at once.
+      if (stopping) {
+        warn("stopped without waiting for running work\n")
+        process.exit(1)
+      }
+      stopping = true
       await cp.stop()
       process.exit(0)
     }
-    process.once("SIGTERM", stop)
-    process.once("SIGINT", stop)
+    process.on("SIGTERM", stop)
+    process.on("SIGINT", stop)
     await new Promise(() => {})
   },
 })

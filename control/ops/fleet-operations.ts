@@ -26,6 +26,12 @@ const log = createLogger("operations")
 
 /** How much longer than a push deploy's confirm timeout an agent may take to report the new closure. */
 const PULL_GRACE_SECONDS = 60
+/**
+ * Deploys one control plane runs at once. Each may have many targets; past this, a deploy is refused
+ * (429) until one ends, so that requests cannot pile up waits (a deploy through an agent may wait an
+ * hour for its report) faster than they end.
+ */
+export const MAX_RUNNING_DEPLOYS = 16
 
 export interface DeployRequest {
   targets: string[]
@@ -102,6 +108,10 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
     string,
     { startedAt: string; targets: string[]; progress: Record<string, string>; done: Promise<DeploymentRecord> }
   >()
+  /** Aborted when the control plane stops: deploys through agents stop waiting for their reports. */
+  const stopping = new AbortController()
+  /** Deploys admitted and not yet running (their closure still building). */
+  let starting = 0
 
   const executorOrThrow = () => {
     if (!deps.targets) throw invalid("this control plane reaches no nodes over SSH")
@@ -158,104 +168,137 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
     }
   }
 
+  async function begin(req: DeployRequest, actor: string): Promise<{ id: string }> {
+    const { ssh, pulled } = await splitTargets(req.targets)
+    if (pulled.length > 0 && req.command)
+      throw invalid(
+        `${pulled.map((n) => n.id).join(", ")}: reached through their agents only, where no command can be started; name [fleet.nodes] targets, or leave out the command`,
+      )
+    const id = deploymentId(clock.now().toISOString())
+    const createdAt = clock.now().toISOString()
+    const build = await closureOf(nix, req)
+    const names = [...ssh.map((t) => t.name), ...pulled.map((n) => n.id)]
+    await fleet.note("deployment.started", null, {
+      id,
+      actor,
+      closure: build.outPath,
+      targets: names,
+      ...(deps.replica ? { replica: deps.replica } : {}),
+    })
+    const progress = (target: string, phase: string, message: string) => {
+      const entry = running.get(id)
+      if (entry) entry.progress[target] = `${phase}: ${message}`
+      void fleet.note("deployment.progress", null, { id, target, phase, message }).catch(() => {})
+    }
+    const overSsh =
+      ssh.length === 0
+        ? Promise.resolve(null)
+        : deploy(
+            {
+              id,
+              targets: ssh,
+              configPath: req.configPath ?? req.closure ?? "",
+              command: req.command,
+              session: req.session as DeployOptions["session"],
+              dryRun: req.dryRun,
+              force: req.force,
+              confirmTimeoutSeconds: req.confirmTimeoutSeconds,
+              healthChecks: req.healthChecks,
+              healthTimeoutSeconds: req.healthTimeoutSeconds,
+              useSubstitutes: false,
+              parallel: 10,
+            },
+            {
+              nix: { ...nix, build: async () => build },
+              exec: executorOrThrow(),
+              onProgress: progress,
+              onConfirmed: req.dryRun
+                ? undefined
+                : async (target, closure) => void (await publishDesired(target, closure)),
+            },
+          )
+    const throughAgents = mapLimit(pulled, 50, (node) =>
+      pullDeploy(fleet, node, {
+        closure: build.outPath,
+        dryRun: req.dryRun,
+        force: req.force,
+        timeoutSeconds: req.confirmTimeoutSeconds + PULL_GRACE_SECONDS,
+        clock,
+        signal: stopping.signal,
+        onProgress: (target, message) => progress(target, "activate", message),
+      }),
+    )
+    const run = Promise.all([overSsh, throughAgents])
+      .then(async ([pushed, agents]): Promise<DeploymentRecord> => {
+        const targets = [...(pushed?.targets ?? []), ...agents]
+        const record: DeploymentRecord = {
+          id,
+          kind: "deploy",
+          createdAt,
+          finishedAt: clock.now().toISOString(),
+          configPath: req.configPath ?? build.outPath,
+          closure: build.outPath,
+          hash: build.hash,
+          isSystem: build.isSystem,
+          command: req.command,
+          session: req.session,
+          status: deploymentStatus(targets, req.dryRun),
+          targets,
+        }
+        await deployments.save(record)
+        await fleet.note("deployment.finished", null, { id, status: record.status, closure: record.closure })
+        return record
+      })
+      .catch(async (error: Error) => {
+        log.error("deploy failed", { id, error })
+        await fleet.note("deployment.finished", null, { id, status: "failed", error: error.message })
+        throw error
+      })
+      .finally(() => running.delete(id))
+    running.set(id, { startedAt: createdAt, targets: names, progress: {}, done: run })
+    run.catch(() => {})
+    return { id }
+  }
+
   return {
     /**
      * Starts a deploy and answers at once with its id; its progress goes out as events, and its record
      * is saved when it ends (until then `get` answers `running` with the targets' progress so far).
      */
     async startDeploy(req: DeployRequest, actor: string): Promise<{ id: string }> {
-      const { ssh, pulled } = await splitTargets(req.targets)
-      if (pulled.length > 0 && req.command)
-        throw invalid(
-          `${pulled.map((n) => n.id).join(", ")}: reached through their agents only, where no command can be started; name [fleet.nodes] targets, or leave out the command`,
+      if (running.size + starting >= MAX_RUNNING_DEPLOYS)
+        throw new ChimeraError(
+          "RESOURCE_EXHAUSTED",
+          `${MAX_RUNNING_DEPLOYS} deploys are running on this control plane, the most it runs at once; wait for one to end (GET /api/deployments)`,
         )
-      const id = deploymentId(clock.now().toISOString())
-      const createdAt = clock.now().toISOString()
-      const build = await closureOf(nix, req)
-      const names = [...ssh.map((t) => t.name), ...pulled.map((n) => n.id)]
-      await fleet.note("deployment.started", null, {
-        id,
-        actor,
-        closure: build.outPath,
-        targets: names,
-        ...(deps.replica ? { replica: deps.replica } : {}),
-      })
-      const progress = (target: string, phase: string, message: string) => {
-        const entry = running.get(id)
-        if (entry) entry.progress[target] = `${phase}: ${message}`
-        void fleet.note("deployment.progress", null, { id, target, phase, message }).catch(() => {})
+      // A slot is held from here: deploys started together cannot all pass the check above.
+      starting++
+      try {
+        return await begin(req, actor)
+      } finally {
+        starting--
       }
-      const overSsh =
-        ssh.length === 0
-          ? Promise.resolve(null)
-          : deploy(
-              {
-                id,
-                targets: ssh,
-                configPath: req.configPath ?? req.closure ?? "",
-                command: req.command,
-                session: req.session as DeployOptions["session"],
-                dryRun: req.dryRun,
-                force: req.force,
-                confirmTimeoutSeconds: req.confirmTimeoutSeconds,
-                healthChecks: req.healthChecks,
-                healthTimeoutSeconds: req.healthTimeoutSeconds,
-                useSubstitutes: false,
-                parallel: 10,
-              },
-              {
-                nix: { ...nix, build: async () => build },
-                exec: executorOrThrow(),
-                onProgress: progress,
-                onConfirmed: req.dryRun
-                  ? undefined
-                  : async (target, closure) => void (await publishDesired(target, closure)),
-              },
-            )
-      const throughAgents = mapLimit(pulled, 50, (node) =>
-        pullDeploy(fleet, node, {
-          closure: build.outPath,
-          dryRun: req.dryRun,
-          force: req.force,
-          timeoutSeconds: req.confirmTimeoutSeconds + PULL_GRACE_SECONDS,
-          clock,
-          onProgress: (target, message) => progress(target, "activate", message),
-        }),
-      )
-      const run = Promise.all([overSsh, throughAgents])
-        .then(async ([pushed, agents]): Promise<DeploymentRecord> => {
-          const targets = [...(pushed?.targets ?? []), ...agents]
-          const record: DeploymentRecord = {
-            id,
-            kind: "deploy",
-            createdAt,
-            finishedAt: clock.now().toISOString(),
-            configPath: req.configPath ?? build.outPath,
-            closure: build.outPath,
-            hash: build.hash,
-            isSystem: build.isSystem,
-            command: req.command,
-            session: req.session,
-            status: deploymentStatus(targets, req.dryRun),
-            targets,
-          }
-          await deployments.save(record)
-          await fleet.note("deployment.finished", null, { id, status: record.status, closure: record.closure })
-          return record
-        })
-        .catch(async (error: Error) => {
-          log.error("deploy failed", { id, error })
-          await fleet.note("deployment.finished", null, { id, status: "failed", error: error.message })
-          throw error
-        })
-        .finally(() => running.delete(id))
-      running.set(id, { startedAt: createdAt, targets: names, progress: {}, done: run })
-      run.catch(() => {})
-      return { id }
     },
 
-    /** Every deploy still running, for a graceful stop. */
-    settled: () => Promise.allSettled([...running.values()].map((r) => r.done)),
+    /**
+     * For a graceful stop: deploys through agents stop waiting and are recorded as failed (their nodes
+     * keep the desired closure, which their agents still realise); then every deploy is waited for, up
+     * to `graceMs`. A deploy over SSH still running after that is left: without its confirmation each
+     * target rolls itself back, and the deployment reads `interrupted`. True when all had ended.
+     */
+    async settled(graceMs: number): Promise<boolean> {
+      stopping.abort()
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const ended = await Promise.race([
+        Promise.allSettled([...running.values()].map((r) => r.done)).then(() => true),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), graceMs)
+        }),
+      ])
+      clearTimeout(timer)
+      if (!ended) log.warn("stopping with deploys still running; they read interrupted", { ids: [...running.keys()] })
+      return ended
+    },
 
     async rollback(req: { targets: string[]; generation: number | null }) {
       const targets = sshTargets(req.targets)

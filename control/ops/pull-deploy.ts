@@ -18,6 +18,8 @@ export interface PullOptions {
   clock: Clock
   sleep?: (ms: number) => Promise<void>
   onProgress?: (target: string, message: string) => void
+  /** Aborted when the control plane stops: the wait ends, the target failed with that reason. */
+  signal?: AbortSignal
 }
 
 const onClosure = (n: NodeRecord, closure: string) => n.profilePath === closure && n.currentPath === closure
@@ -54,9 +56,18 @@ export async function pullDeploy(fleet: Fleet, node: NodeRecord, o: PullOptions)
       { phase: "activate", startedAt: started.toISOString(), ms: o.clock.now().getTime() - started.getTime() },
     ]
     if (onClosure(now, o.closure)) return result("deployed", null, timing())
+    // Another deploy (or `PUT …/desired`) gave the node another closure: this one will not come.
+    if (now.desiredPath !== o.closure)
+      return result("failed", `superseded: the node's desired closure is now ${now.desiredPath ?? "none"}`, timing())
     const status = deriveStatus(now)
     if (now.agentDesiredPath === o.closure && (status === "heal-failed" || status === "missing-closure"))
       return result("failed", `the agent reports ${status}`, timing())
+    if (o.signal?.aborted)
+      return result(
+        "failed",
+        `the control plane stopped before the agent reported the closure running (status ${status}); the closure stays desired`,
+        timing(),
+      )
     if (o.clock.now().getTime() > deadline)
       return result(
         "failed",
