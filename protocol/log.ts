@@ -20,7 +20,9 @@ export const SECRET_WORD = `(?:${SECRET_WORDS.join("|")})`
 /** What `redactText` replaces, in order; secret-stream.ts holds each one's unfinished form, in the same order. */
 export const SECRET_VALUES: [RegExp, string][] = [
   [/\bchm_[a-z]+_[A-Za-z0-9_-]{16,}/g, "chm_[redacted]"],
-  [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g, "[redacted-jwt]"],
+  // A JWT begins where a run of its characters begins: with `\b` instead, `eyJ-eyJ-…` (a node's report)
+  // was a start every four characters, each scanned to the run's end for a `.`: quadratic, seconds.
+  [/(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g, "[redacted-jwt]"],
   [/\$argon2(?:id|i|d)\$[^\s"']+/g, "[redacted-hash]"],
   // RFC 6750 token68 characters only, so a match stops at the quote that closes a JSON string.
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{16,}/gi, "$1 [redacted]"],

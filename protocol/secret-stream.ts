@@ -26,7 +26,7 @@ const MAX_HELD = PRIVATE_KEY_WINDOW
 /** The unfinished form of each SECRET_VALUES pattern, and how far back from the end it is looked for. */
 export const UNFINISHED: [RegExp, number][] = [
   [/\b(?:c(?:h(?:m(?:_(?:[a-z]+(?:_[A-Za-z0-9_-]*)?)?)?)?)?)$/, TOKEN_WINDOW],
-  [/\b(?:e(?:y(?:J[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2})?)?)$/, TOKEN_WINDOW],
+  [/(?<![A-Za-z0-9_-])(?:e(?:y(?:J[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2})?)?)$/, TOKEN_WINDOW],
   [new RegExp(`\\$(?:${prefixOf("argon2id")}|argon2d|argon2(?:id|i|d)\\$[^\\s"']*)?$`), TOKEN_WINDOW],
   [
     new RegExp(`\\b(?:${prefixOf("bearer")}|${prefixOf("basic")}|(?:bearer|basic)\\s+[A-Za-z0-9._~+/=-]*)$`, "i"),
