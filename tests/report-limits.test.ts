@@ -43,25 +43,49 @@ describe("report limits", () => {
     const headers = { authorization: `Bearer ${credential}`, "content-type": "application/json" }
     const url = `${cp.url}/api/agent/deep/reports`
     const nested = `{"reports":${"[".repeat(8 * 1024 * 1024)}`
+    const chunked = (text: string) =>
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(text))
+          c.close()
+        },
+      })
     const sized = await fetch(url, { method: "POST", headers, body: nested })
-    // Chunked (no Content-Length): the agent fast path passes it on, the chain checks the same way.
-    const chunks = new ReadableStream<Uint8Array>({
-      start(c) {
-        c.enqueue(new TextEncoder().encode(nested))
-        c.close()
+    expect(sized.status).toBe(400)
+    const body = (await sized.json()) as { code: string; error: string }
+    expect(body.code).toBe("INVALID_JSON")
+    expect(body.error).toContain("nests deeper than 64 levels")
+    // A user route reads bodies the same way, chunked (no Content-Length) or not.
+    for (const sent of [`{"a":${"[".repeat(100)}`, chunked(`{"a":${"[".repeat(100)}`)]) {
+      const admin = await cp.api("/api/nodes/join-tokens", { method: "POST", body: sent })
+      expect(admin.status).toBe(400)
+      expect(((await admin.json()) as { error: string }).error).toContain("nests deeper than 64 levels")
+    }
+  })
+
+  test("a chunked report batch is refused before its body is read: its quota needs its length", async () => {
+    // Read first, 40 of them at 46 MB from one node over its quota held 3.5 GB before each was told 429.
+    await using cp = await startInProcess()
+    const credential = await enrollNode(cp, "chunky")
+    let pulled = 0
+    const endless = new ReadableStream<Uint8Array>({
+      pull(c) {
+        pulled++
+        c.enqueue(new TextEncoder().encode(`{"reports":[${" ".repeat(64 * 1024)}`))
       },
     })
-    const chunked = await fetch(url, { method: "POST", headers, body: chunks })
-    for (const res of [sized, chunked]) {
-      expect(res.status).toBe(400)
-      const body = (await res.json()) as { code: string; error: string }
-      expect(body.code).toBe("INVALID_JSON")
-      expect(body.error).toContain("nests deeper than 64 levels")
-    }
-    // A user route reads bodies the same way.
-    const admin = await cp.api("/api/nodes/join-tokens", { method: "POST", body: `{"a":${"[".repeat(100)}` })
-    expect(admin.status).toBe(400)
-    expect(((await admin.json()) as { error: string }).error).toContain("nests deeper than 64 levels")
+    const res = await fetch(`${cp.url}/api/agent/chunky/reports`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${credential}`, "content-type": "application/json" },
+      body: endless,
+    })
+    expect(res.status).toBe(411)
+    expect(await res.json()).toEqual({
+      error: "a report batch needs a Content-Length header (it is not read chunked)",
+      code: "LENGTH_REQUIRED",
+    })
+    // Answered without reading on: what was sent before the answer came is all the server let in.
+    expect(pulled).toBeLessThan(64)
   })
 
   test("a node past its report quota gets a 429 with Retry-After and nothing stored; the quota refills", async () => {

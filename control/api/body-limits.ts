@@ -1,5 +1,6 @@
 // How large a request body may be: 1 MiB, except an agent's report batch. A body over its limit is a
-// 413 before anyone reads it (Content-Length), or as soon as a chunked body passes it. Built once: the
+// 413 before anyone reads it (Content-Length), or as soon as a chunked body passes it; a report batch
+// must come with its length. Built once: the
 // checks run on every /api request.
 import type { MiddlewareHandler } from "hono"
 import { bodyLimit } from "hono/body-limit"
@@ -25,4 +26,19 @@ const limitBody = (maxSize: number) =>
 const reports = limitBody(REPORTS_LIMIT)
 const other = limitBody(DEFAULT_LIMIT)
 
-export const bodyLimits: MiddlewareHandler = (c, next) => (REPORTS_PATH.test(c.req.path) ? reports : other)(c, next)
+/**
+ * A report batch comes with its Content-Length: its quota is charged from it before the body is read.
+ * Chunked, it would be read (up to 48 MiB) before the quota could refuse it, so many at once from one
+ * node over its quota held gigabytes; the agent always sends a length.
+ */
+export const bodyLimits: MiddlewareHandler = (c, next) => {
+  if (!REPORTS_PATH.test(c.req.path)) return other(c, next)
+  if (c.req.method === "POST" && c.req.header("content-length") === undefined)
+    return Promise.resolve(
+      errorResponse(
+        c,
+        new ChimeraError("LENGTH_REQUIRED", "a report batch needs a Content-Length header (it is not read chunked)"),
+      ),
+    )
+  return reports(c, next)
+}
