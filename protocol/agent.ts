@@ -73,7 +73,9 @@ export const NodeHealth = z
     system: SystemLinks,
     desired: StorePath.nullable(),
     phase: AgentPhase,
-    heartbeatIntervalSeconds: z.number().positive().max(86_400),
+    // Three missed make the node unreachable: under half a second that is jitter, and the node would
+    // flap at every sweep (PostgreSQL's REAL also refused 1e-50, failing the heartbeats batched with it).
+    heartbeatIntervalSeconds: z.number().min(0.5, "expected at least 0.5 seconds").max(86_400),
   })
   .strict()
 export type NodeHealth = z.infer<typeof NodeHealth>

@@ -344,6 +344,10 @@ describe("agent fast path", () => {
     const invalid = await both(beat("n1", "n1", { load: [1, "high", 0], phase: "sleeping" }))
     expect(invalid.status).toBe(422)
     expect(invalid.body).toContain("load.1")
+    // An interval under half a second would flap the node at every sweep (and 1e-50 is no PostgreSQL REAL).
+    const flapping = await both(beat("n1", "n1", { heartbeatIntervalSeconds: 1e-50 }))
+    expect(flapping.status).toBe(422)
+    expect(flapping.body).toContain("heartbeatIntervalSeconds: expected at least 0.5 seconds")
     expect((await both({ ...beat("n1"), body: `{"pad":"${"x".repeat(1024 * 1024)}"}` })).status).toBe(413)
     expect((await both({ ...beat("n1"), headers: as("n1", { "content-type": "text/plain" }) })).status).toBe(415)
     // A body without a Content-Type is not taken for JSON, on either way in.

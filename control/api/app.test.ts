@@ -42,7 +42,7 @@ function health(
     system,
     desired: GEN1,
     phase,
-    heartbeatIntervalSeconds: 0.2,
+    heartbeatIntervalSeconds: 0.5,
   }
 }
 
@@ -249,7 +249,7 @@ describe("control plane API", () => {
         body: JSON.stringify(health("cache-1", { profile: GEN1, current: GEN1, booted: GEN1 })),
       })
     await beat()
-    // Interval 0.2 s: three missed are 0.6 s; the sweep runs every 0.2 s.
+    // Interval 0.5 s (the least a node may say): three missed are 1.5 s; the sweep runs every 0.2 s.
     for (let i = 0; i < 50; i++) {
       const view = (await (await cp.api("/api/nodes/cache-1")).json()) as { status: string }
       if (view.status === "unreachable") break
