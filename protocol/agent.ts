@@ -91,7 +91,18 @@ export const AgentReport = z.discriminatedUnion("type", [
     .object({
       ...reportBase,
       type: z.literal("drift.detected"),
-      data: z.object({ kinds: z.array(DriftKind).min(1), desired: StorePath, system: SystemLinks }).strict(),
+      data: z
+        .object({
+          // Each kind once: unbounded, one report held 2.7 million and an incident's message 45 MB.
+          kinds: z
+            .array(DriftKind)
+            .min(1)
+            .max(DriftKind.options.length)
+            .refine((k) => new Set(k).size === k.length, "each drift kind at most once"),
+          desired: StorePath,
+          system: SystemLinks,
+        })
+        .strict(),
     })
     .strict(),
   z
@@ -153,7 +164,10 @@ export const AgentReport = z.discriminatedUnion("type", [
           fromSeq: z.number().int().positive(),
           toSeq: z.number().int().positive(),
           dropped: z.number().int().positive(),
-          byType: z.record(z.string().max(64), z.number().int().positive()),
+          // Report types: a few dozen at most.
+          byType: z
+            .record(z.string().max(64), z.number().int().positive())
+            .refine((r) => Object.keys(r).length <= 64, "at most 64 report types"),
           criticalDropped: z.number().int().nonnegative(),
           maxBytes: z.number().int().positive(),
         })

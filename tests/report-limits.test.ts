@@ -63,6 +63,44 @@ describe("report limits", () => {
     }
   })
 
+  test("a report's lists are bounded: drift kinds each once, a compaction's report types", async () => {
+    await using cp = await startInProcess()
+    const credential = await enrollNode(cp, "listy")
+    const links = { profile: GEN, current: GEN, booted: GEN }
+    const send = (report: Record<string, unknown>) =>
+      call(cp, credential, "POST", "/api/agent/listy/reports", {
+        reports: [{ seq: 1, at: new Date().toISOString(), ...report }],
+      })
+    const drift = (kinds: string[]) => send({ type: "drift.detected", data: { kinds, desired: GEN, system: links } })
+    const many = await drift(Array(100_000).fill("runtime-drift"))
+    expect(many.status).toBe(422)
+    expect(((await many.json()) as { error: string }).error).toContain("reports.0.data.kinds")
+    const twice = await drift(["runtime-drift", "runtime-drift"])
+    expect(twice.status).toBe(422)
+    expect(((await twice.json()) as { error: string }).error).toContain("each drift kind at most once")
+    const compacted = (types: number) =>
+      send({
+        type: "reports.compacted",
+        data: {
+          fromSeq: 1,
+          toSeq: 2,
+          dropped: types,
+          byType: Object.fromEntries(Array.from({ length: types }, (_, i) => [`type-${i}`, 1])),
+          criticalDropped: 0,
+          maxBytes: 1_048_576,
+        },
+      })
+    const wide = await compacted(65)
+    expect(wide.status).toBe(422)
+    expect(((await wide.json()) as { error: string }).error).toContain("at most 64 report types")
+    // Nothing of them was stored; what the agent sends is taken.
+    expect((await drift(["profile-drift", "runtime-drift"])).status).toBe(200)
+    const events = (await (await cp.api("/api/events?node=listy&type=drift.detected")).json()) as {
+      events: { data: { kinds: string[] } }[]
+    }
+    expect(events.events.map((e) => e.data.kinds)).toEqual([["profile-drift", "runtime-drift"]])
+  })
+
   test("a chunked report batch is refused before its body is read: its quota needs its length", async () => {
     // Read first, 40 of them at 46 MB from one node over its quota held 3.5 GB before each was told 429.
     await using cp = await startInProcess()
