@@ -100,6 +100,7 @@ describe("defaults", () => {
         commands: 60,
         websocket: 100,
         chat: 30,
+        records: 2000,
       },
       ssh: { identity_file: "", known_hosts_file: "", trust_new_hosts: false },
       ai: {

@@ -8,7 +8,7 @@ import { Database } from "bun:sqlite"
 import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { DEFAULT_LIMITS } from "../control/domain/auth/rate-limiter.ts"
-import { addUser, call, enrollNode, heartbeatBody, PASSWORD } from "./support/auth.ts"
+import { addUser, call, enrollNode, heartbeatBody, login, PASSWORD } from "./support/auth.ts"
 import { manualClock } from "./support/clock.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { claimAddresses } from "./support/loopback.ts"
@@ -133,6 +133,53 @@ describe("refused requests and the audit log", () => {
       ["anonymous", "GET /api/nodes", 5],
       ["node:tel-1", "POST /api/agent/:nodeId/heartbeat", 3],
     ])
+  })
+
+  test("the audit rows an operator's CLI reports are rate limited by rows; a deployment record names a target once", async () => {
+    await using cp = await startInProcess({ trust: { rateLimits: { records: DEFAULT_LIMITS.records } } })
+    await addUser(cp, "olga", "operator")
+    const olga = await login(cp, "olga")
+    const entries = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ target: `n${i}`, command: "uptime", ok: true }))
+    const db = openDb(cp)
+    const before = auditSize(db).n
+    const statuses: number[] = []
+    for (let i = 0; i < 3; i++)
+      statuses.push(
+        (await call(cp, olga, "POST", "/api/operations/records", { operation: "exec", entries: entries(1000) })).status,
+      )
+    // 2,000 rows a minute: two reports of 1,000, then a 429 that says when to come back.
+    expect(statuses).toEqual([201, 201, 429])
+    const third = await call(cp, olga, "POST", "/api/operations/records", { operation: "exec", entries: entries(1) })
+    expect(third.status).toBe(429)
+    expect(third.headers.get("retry-after")).not.toBeNull()
+    // Each report's rows and its own audit row; the refused ones wrote none of their rows.
+    expect(auditSize(db).n - before).toBeLessThan(2000 + 10)
+    expect(auditSize(db).n - before).toBeGreaterThanOrEqual(2000)
+    db.close()
+
+    const target = { target: "n1", status: "failed", before: null, copy: null, previous: null, error: "E" }
+    const more = { timings: [], startedAt: new Date().toISOString(), ms: 1, log: [] }
+    const at = new Date().toISOString()
+    const record = await call(cp, cp.adminToken, "POST", "/api/deployments/records", {
+      id: "twice-1",
+      kind: "deploy",
+      createdAt: at,
+      finishedAt: at,
+      configPath: "/etc/x.nix",
+      closure: "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1",
+      hash: "yqjaw21d05si79hnrp0rfzyhb7403rdm",
+      isSystem: true,
+      command: null,
+      session: "s",
+      status: "failed",
+      targets: [
+        { ...target, ...more },
+        { ...target, ...more, status: "deployed", error: null },
+      ],
+    })
+    expect(record.status).toBe(422)
+    expect(((await record.json()) as { error: string }).error).toContain("each target at most once")
   })
 
   test("a row keeps a bounded summary of the body, not the body", async () => {

@@ -177,7 +177,7 @@ function buildApp(deps: AppDeps, { metrics, quota, measure, fast }: Shared) {
     .route("/", cliSocketRoutes({ cli, ...trust }))
     .route("/", commandRoutes(commands, trust.limiter))
     .route("/", relayRoutes(relay, trust.limiter))
-    .route("/", deploymentRoutes(operations, trust.audit))
+    .route("/", deploymentRoutes(operations, trust.audit, trust.limiter))
     .route("/", metricsRoutes(metrics))
     .route("/", nodeHistoryRoutes(fleet, dashboard.history, dashboard.nodeCommands))
     .route("/", fleetTagRoutes(dashboard.tags))

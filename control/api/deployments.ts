@@ -8,6 +8,7 @@
 import { type Context, Hono } from "hono"
 import { z } from "zod"
 import type { Audit } from "../domain/auth/audit.ts"
+import type { RateLimiter } from "../domain/auth/rate-limiter.ts"
 import { can } from "../domain/auth/roles.ts"
 import { checkCommandRisk } from "../domain/command-risk.ts"
 import { forbidden, invalid } from "../domain/errors.ts"
@@ -22,6 +23,7 @@ import type { FleetOperations } from "../ops/fleet-operations.ts"
 import { deploymentEntries, type OperationEntry, OperationRecordBody } from "../ops/operation-audit.ts"
 import { sourceOf } from "./audit-trail.ts"
 import { type ApiEnv, userOf } from "./auth.ts"
+import { chargeLimit } from "./guard.ts"
 import { jsonBody, params, query } from "./validate.ts"
 
 const IdParams = z.object({ id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, { error: "expected a deployment id" }) })
@@ -59,8 +61,14 @@ const actorOf = (principal: ApiEnv["Variables"]["principal"]) => {
   return user.name
 }
 
-export const deploymentRoutes = (ops: FleetOperations, audit: Audit) => {
-  /** One audit row per target an operation the CLI ran over SSH touched, under the caller's name. */
+export const deploymentRoutes = (ops: FleetOperations, audit: Audit, limiter: RateLimiter) => {
+  /**
+   * One audit row per target an operation the CLI ran over SSH touched, under the caller's name. The
+   * rows count against the caller's `records` limit: the audit log keeps every row for good, and
+   * 1,000 a request at the `api` limit let one operator write 300,000 a minute.
+   */
+  const chargeRows = (c: Context<ApiEnv>, rows: number) =>
+    chargeLimit(c, limiter, "records", `records:${userOf(c.get("principal")).subject}`, rows)
   const recordEntries = async (c: Context<ApiEnv>, operation: string, entries: OperationEntry[]) => {
     const user = userOf(c.get("principal"))
     for (const e of entries)
@@ -113,6 +121,7 @@ export const deploymentRoutes = (ops: FleetOperations, audit: Audit) => {
     })
     .post("/api/deployments/records", jsonBody(DeploymentRecordBody), async (c) => {
       const record = c.req.valid("json")
+      chargeRows(c, record.targets.length)
       await ops.record(record, userOf(c.get("principal")).subject)
       await recordEntries(c, record.kind, deploymentEntries(record))
       c.set("auditOutcome", {
@@ -124,6 +133,7 @@ export const deploymentRoutes = (ops: FleetOperations, audit: Audit) => {
     })
     .post("/api/operations/records", jsonBody(OperationRecordBody), async (c) => {
       const { operation, entries } = c.req.valid("json")
+      chargeRows(c, entries.length)
       await recordEntries(c, operation, entries)
       return c.json({ recorded: entries.length }, 201)
     })

@@ -174,8 +174,8 @@ export const auditBefore: MiddlewareHandler<ApiEnv> = async (c, next) => {
  * names its session in the body, not the path). The headers show it when it is tighter than the
  * caller's base budget the guard already counted.
  */
-export function chargeLimit(c: Context, limiter: RateLimiter, name: LimitName, key: string): void {
-  const d = limiter.hit(name, key)
+export function chargeLimit(c: Context, limiter: RateLimiter, name: LimitName, key: string, cost = 1): void {
+  const d = limiter.hit(name, key, cost)
   const shown = Number(c.res.headers.get("X-RateLimit-Remaining") ?? Number.POSITIVE_INFINITY)
   if (!d.allowed || d.remaining < shown) setHeaders(c, d)
   if (!d.allowed) throw rateLimited(d)

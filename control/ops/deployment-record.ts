@@ -124,6 +124,8 @@ export const DeploymentRecordBody = z
           .strict(),
       )
       .min(1)
-      .max(1000),
+      .max(1000)
+      // A target once: repeated, one record opened and resolved 500 incidents on one node.
+      .refine((ts) => new Set(ts.map((t) => t.target)).size === ts.length, "each target at most once"),
   })
   .strict()

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
 import type { Refusals } from "../../control/api/refusals.ts"
-import type { RateLimits } from "../../control/domain/auth/rate-limiter.ts"
+import { LIMIT_NAMES, type RateLimits } from "../../control/domain/auth/rate-limiter.ts"
 import type { CommandTargets } from "../../control/domain/command-service.ts"
 import type { Clock } from "../../control/domain/ports.ts"
 import { type ControlPlane, type ServerOptions, startControlPlane } from "../../control/server.ts"
@@ -50,10 +50,7 @@ function withApi(url: string, adminToken: string) {
  * asks for its own (`trust.rateLimits`); the rate-limit suites pass the configured defaults explicitly.
  */
 export const LIFTED_LIMITS: RateLimits = Object.fromEntries(
-  ["api", "agent", "login", "enroll", "sessions", "commands", "websocket", "chat"].map((n) => [
-    n,
-    { limit: 1e9, windowMs: 60_000 },
-  ]),
+  LIMIT_NAMES.map((n) => [n, { limit: 1e9, windowMs: 60_000 }]),
 ) as RateLimits
 
 export interface InProcessOptions {

@@ -1,14 +1,24 @@
 // Rate limits: a fixed window per limit and key, counted in memory on the clock port, so
 // tests can pass a window in milliseconds instead of waiting a minute. Keys say whom a limit counts:
 // `api` per user or token, `agent` per node (20,000 agents must not share one budget), `login` and
-// `enroll` (the two routes anyone may call without a credential) per source address, `sessions` per user, `commands` per session, `websocket` per connection. Routes
+// `enroll` (the two routes anyone may call without a credential) per source address, `sessions` per user, `commands` per session, `websocket` per connection, `records` (audit rows a request writes) per user. Routes
 // declare which limits they take in control/api/route-permissions.ts; a WebSocket handler calls `hit`.
 // With several control-plane replicas each counts its own share; the limits bound abuse, not billing.
 import { ChimeraError } from "../errors.ts"
 import type { Clock } from "../ports.ts"
 import { Slots } from "../slots.ts"
 
-export const LIMIT_NAMES = ["api", "agent", "login", "enroll", "sessions", "commands", "websocket", "chat"] as const
+export const LIMIT_NAMES = [
+  "api",
+  "agent",
+  "login",
+  "enroll",
+  "sessions",
+  "commands",
+  "websocket",
+  "chat",
+  "records",
+] as const
 export type LimitName = (typeof LIMIT_NAMES)[number]
 
 export interface LimitRule {
@@ -31,6 +41,8 @@ export const DEFAULT_LIMITS: RateLimits = {
   enroll: { limit: 20, windowMs: MINUTE },
   // Each AI chat turn costs a model call: per user, far below what a person types.
   chat: { limit: 30, windowMs: MINUTE },
+  // Audit rows a user's CLI reports for operations it ran over SSH (one per target), per user.
+  records: { limit: 2000, windowMs: MINUTE },
 }
 
 export interface LimitDecision {
@@ -111,7 +123,8 @@ export function createRateLimiter(limits: RateLimits, clock: Clock) {
       for (const table of tables.values()) n += table.slots.size
       return n
     },
-    hit(name: LimitName, key: string): LimitDecision {
+    /** Counts `cost` against the key's window (1: a request; more: what one request writes). */
+    hit(name: LimitName, key: string, cost = 1): LimitDecision {
       const rule = limits[name]
       const nowMs = clock.now().getTime()
       sweep(nowMs)
@@ -122,7 +135,7 @@ export function createRateLimiter(limits: RateLimits, clock: Clock) {
         counts[slot] = 0
         ends[slot] = nowMs + rule.windowMs
       }
-      const count = (counts[slot] as number) + 1
+      const count = (counts[slot] as number) + cost
       counts[slot] = count
       const resetAtMs = ends[slot] as number
       const allowed = count <= rule.limit
