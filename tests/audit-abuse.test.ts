@@ -182,6 +182,22 @@ describe("refused requests and the audit log", () => {
     expect(((await record.json()) as { error: string }).error).toContain("each target at most once")
   })
 
+  test("a chunked request's row names its source address as one with a Content-Length does", async () => {
+    await using cp = await startInProcess()
+    const json = JSON.stringify({ name: "chunked", role: "viewer" })
+    const headers = { authorization: `Bearer ${cp.adminToken}`, "content-type": "application/json" }
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(json))
+        controller.close()
+      },
+    })
+    expect((await fetch(`${cp.url}/api/tokens`, { method: "POST", headers, body })).status).toBe(201)
+    expect((await fetch(`${cp.url}/api/tokens`, { method: "POST", headers, body: json })).status).toBe(201)
+    const rows = await auditEntries(cp, `&action=${encodeURIComponent("POST /api/tokens")}`)
+    expect(rows.map((r) => r.source)).toEqual(["127.0.0.1", "127.0.0.1"])
+  })
+
   test("a row keeps a bounded summary of the body, not the body", async () => {
     await using cp = await startInProcess()
     const fields = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`field${i}`, PAD.slice(0, 400)]))

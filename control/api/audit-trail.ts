@@ -223,6 +223,9 @@ export function auditTrail(audit: Audit, refusals: Refusals): MiddlewareHandler<
     }
     const trail: Trail = { audit, refusals }
     TRAIL.set(c, trail)
+    // Asked now, of the request as it came: reading a chunked body (the body limit) makes c.req.raw a
+    // new Request that no socket answers for, and every row of such a request said `source: null`.
+    sourceOf(c)
     await next()
 
     const status = c.res.status
