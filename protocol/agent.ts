@@ -84,7 +84,16 @@ export const DriftKind = z.enum(["profile-drift", "runtime-drift", "missing-clos
 export type DriftKind = z.infer<typeof DriftKind>
 
 const reportBase = { seq: z.number().int().positive(), at: z.iso.datetime() }
-const Output = z.string().max(65_536)
+/**
+ * Free text a node sends (output, errors): a NUL becomes U+FFFD. PostgreSQL's TEXT refuses NUL, and
+ * the write holding it failed whole: a relayed `cat /proc/1/cmdline` could never be acknowledged.
+ */
+const Text = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .transform((s) => (s.includes("\0") ? s.replaceAll("\0", "\uFFFD") : s))
+const Output = Text(65_536)
 
 export const AgentReport = z.discriminatedUnion("type", [
   z
@@ -137,7 +146,7 @@ export const AgentReport = z.discriminatedUnion("type", [
           desired: StorePath,
           attempt: z.number().int().positive(),
           durationMs: z.number().nonnegative(),
-          error: z.string().max(4096),
+          error: Text(4096),
           output: Output,
           retryInMs: z.number().int().nonnegative().nullable(),
         })
@@ -199,7 +208,7 @@ export const AgentReport = z.discriminatedUnion("type", [
           unconfirmed: StorePath,
           restored: StorePath,
           success: z.boolean(),
-          error: z.string().max(4096).optional(),
+          error: Text(4096).optional(),
         })
         .strict(),
     })

@@ -66,6 +66,41 @@ describe("PostgreSQL", () => {
     await waitFor("healthy again", status, (s) => s === "healthy")
   })
 
+  test("a NUL in a node's output or error is stored as U+FFFD: the ack and the incident are not refused", async () => {
+    await using cp = await startInProcess({ databaseUrl: await pg.database("nul_text") })
+    const credential = await enrollNode(cp, "nul-1")
+    const agent = (method: string, path: string, body?: unknown) =>
+      call(cp, credential, method, `/api/agent/nul-1/${path}`, body)
+    expect((await agent("POST", "heartbeat", heartbeatBody("nul-1"))).status).toBe(200)
+    expect(
+      (await cp.api("/api/nodes/nul-1/desired", { method: "PUT", body: JSON.stringify({ closure: gen1 }) })).status,
+    ).toBe(200)
+    const { commands } = (await (await agent("GET", "commands?wait=0")).json()) as { commands: { id: string }[] }
+    const id = commands[0]?.id ?? ""
+    // What `cat /proc/1/cmdline` prints: arguments separated by NUL.
+    const ack = await agent("POST", `commands/${id}/ack`, { success: false, output: "init\u0000--switch\u0000" })
+    expect(ack.status).toBe(200)
+    const shown = (await (await cp.api("/api/nodes/nul-1/commands")).json()) as {
+      commands: { id: string; output: string }[]
+    }
+    expect(shown.commands.find((c) => c.id === id)?.output).toBe("init\uFFFD--switch\uFFFD")
+
+    const report = {
+      seq: 1,
+      at: new Date().toISOString(),
+      type: "heal.failed",
+      data: { desired: gen1, attempt: 1, durationMs: 5, error: "bad\u0000byte", output: "", retryInMs: null },
+    }
+    expect((await agent("POST", "reports", { reports: [report] })).status).toBe(200)
+    const incidents = await waitFor(
+      "the heal's incident",
+      async () =>
+        ((await (await cp.api("/api/incidents?node=nul-1")).json()) as { incidents: { message: string }[] }).incidents,
+      (list) => list.length > 0,
+    )
+    expect(incidents.map((i) => i.message)).toEqual(["heal attempt 1 failed: bad\uFFFDbyte"])
+  })
+
   test("deployment records and the append-only audit log", async () => {
     const url = await pg.database("records")
     await using cp = await startInProcess({ databaseUrl: url })
