@@ -69,6 +69,11 @@ describe("node identity", () => {
     await using cp = await startInProcess()
     const old = await enrollNode(cp, "db-1")
     expect(await (await beat(cp, old, "db-1")).json()).not.toHaveProperty("rotateCredential")
+    // Not asked to, the node gets no new credential: each would be an audit row, and a credential
+    // anyone holding it could renew at will.
+    const early = await call(cp, old, "POST", "/api/agent/db-1/credential")
+    expect(early.status).toBe(409)
+    expect(((await early.json()) as { error: string }).error).toContain("no credential rotation is due for this node")
     expect((await call(cp, cp.adminToken, "POST", "/api/nodes/db-1/rotate-credential")).status).toBe(200)
     expect(await (await beat(cp, old, "db-1")).json()).toMatchObject({ rotateCredential: true })
 
