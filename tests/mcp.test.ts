@@ -386,30 +386,62 @@ describe("MCP over Streamable HTTP", () => {
     await ops.close()
   })
 
-  test("a credential keeps its 8 newest sessions: a client that never ends one fills nothing", async () => {
-    const headers = {
-      authorization: `Bearer ${viewer}`,
+  test("a user keeps its 8 newest sessions, whatever logins it opens them with: a client that never ends one fills nothing", async () => {
+    const headersOf = (token: string) => ({
+      authorization: `Bearer ${token}`,
       "content-type": "application/json",
       accept: "application/json, text/event-stream",
-    }
-    const ids: string[] = []
+    })
+    // Each a login of its own (as refreshing gives): counted per user, not per credential.
+    const opened: { id: string; token: string }[] = []
     for (let i = 0; i < 12; i++) {
-      const res = await fetch(mcp.url, { method: "POST", headers, body: JSON.stringify(INITIALIZE) })
+      const token = i % 3 === 0 ? viewer : await login(cp, "vera")
+      const res = await fetch(mcp.url, { method: "POST", headers: headersOf(token), body: JSON.stringify(INITIALIZE) })
       expect(res.status).toBe(200)
-      ids.push(res.headers.get("mcp-session-id") as string)
+      opened.push({ id: res.headers.get("mcp-session-id") as string, token })
       await res.body?.cancel()
     }
-    const ping = (id: string) =>
+    const ping = ({ id, token }: { id: string; token: string }) =>
       fetch(mcp.url, {
         method: "POST",
-        headers: { ...headers, "mcp-session-id": id, "mcp-protocol-version": "2025-06-18" },
+        headers: { ...headersOf(token), "mcp-session-id": id, "mcp-protocol-version": "2025-06-18" },
         body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping" }),
       }).then(async (r) => {
         await r.body?.cancel()
         return r.status
       })
-    expect(await ping(ids[0] as string)).toBe(404)
-    expect(await ping(ids[11] as string)).toBe(200)
+    const statuses = await Promise.all(opened.map(ping))
+    expect(statuses).toEqual([...Array(4).fill(404), ...Array(8).fill(200)])
+  })
+
+  test("a session whose login is revoked ends at its next request once its credential's word is old", async () => {
+    const short = serveMcpHttp({ host: "127.0.0.1", port: 0, controlUrl: cp.url, vouchedMs: 0 })
+    try {
+      const token = await login(cp, "vera")
+      const headers = {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+      }
+      const init = await fetch(short.url, { method: "POST", headers, body: JSON.stringify(INITIALIZE) })
+      const id = init.headers.get("mcp-session-id") as string
+      await init.body?.cancel()
+      const ping = () =>
+        fetch(short.url, {
+          method: "POST",
+          headers: { ...headers, "mcp-session-id": id, "mcp-protocol-version": "2025-06-18" },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping" }),
+        })
+      expect((await ping()).status).toBe(200)
+      expect((await call(cp, token, "POST", "/api/auth/revoke", {})).status).toBe(200)
+      const refused = await ping()
+      expect(refused.status).toBe(401)
+      // The session is gone, not only this request refused.
+      expect((await ping()).status).toBe(404)
+      expect(short.sessions()).toBe(0)
+    } finally {
+      await short.stop()
+    }
   })
 
   test("a call cancelled while its approval is pending never runs; the question comes on the call's own stream", async () => {

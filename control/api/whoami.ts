@@ -6,5 +6,7 @@ import { type ApiEnv, userOf } from "./auth.ts"
 
 export const whoamiRoutes = new Hono<ApiEnv>().get("/api/auth/me", (c) => {
   const p = userOf(c.get("principal"))
-  return c.json({ name: p.name, role: p.role, via: p.via, permissions: permissionsOf(p.role) })
+  // `subject`: who the credential acts for, the same for all of one user's logins (a user's id, or
+  // `token:ID`): what a client counts per caller by.
+  return c.json({ name: p.name, role: p.role, via: p.via, subject: p.subject, permissions: permissionsOf(p.role) })
 })

@@ -7,7 +7,9 @@
 // its Host. A rebinding page sends Host and Origin alike with its own name, so the Origin alone proves
 // nothing. A reverse proxy's name, or a DNS name of the address, is listed in [mcp] allowed_hosts.
 // Bound to every address (0.0.0.0), the server cannot know its names: only the Origin is checked.
-// Sessions are capped (a credential keeps its 8 newest) and forgotten after an idle hour.
+// Sessions are capped (a user keeps its 8 newest, whatever logins or tokens it opens them with) and
+// forgotten after an idle hour; a session's credential is vouched for again each minute it is used,
+// so one revoked or expired ends its sessions at their next request.
 import { createHash, randomUUID } from "node:crypto"
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js"
 import { createLogger } from "../../protocol/log.ts"
@@ -19,15 +21,23 @@ import { createMcpServer, followEnrolments, type McpIdentity } from "./server.ts
 const log = createLogger("mcp")
 
 const MAX_SESSIONS = 200
-/** Sessions one credential keeps; its oldest is closed for a new one. Below the API's 16 event streams a user. */
-const MAX_SESSIONS_PER_CREDENTIAL = 8
+/**
+ * Sessions one user keeps (counted by the control plane's `subject`: each refreshed login is a new
+ * credential, and 25 of them once held all 200); its oldest is closed for a new one. Below the API's
+ * 16 event streams a user.
+ */
+const MAX_SESSIONS_PER_USER = 8
+/** How long the control plane's word on a session's credential holds before it is asked again. */
+const VOUCHED_MS = 60_000
 const IDLE_MS = 60 * 60_000
 const BEARER = /^Bearer ([\x21-\x7e]{1,4096})$/
 
 interface Session {
   transport: WebStandardStreamableHTTPServerTransport
   tokenHash: string
+  subject: string
   lastUsed: number
+  vouchedAt: number
   stop: AbortController
 }
 
@@ -36,6 +46,8 @@ export interface McpHttpOptions {
   port: number
   /** The control plane's API. */
   controlUrl: string
+  /** How long the control plane's word on a session's credential holds (default a minute). */
+  vouchedMs?: number
   /** More names the Host header may give, on any port: a reverse proxy's or a DNS name ([mcp] allowed_hosts). */
   allowedHosts?: string[]
 }
@@ -143,6 +155,15 @@ export function serveMcpHttp(opts: McpHttpOptions) {
         if (s.tokenHash !== tokenHash)
           return jsonError(403, "this MCP session belongs to another credential", "PERMISSION_DENIED")
         s.lastUsed = Date.now()
+        if (s.lastUsed - s.vouchedAt > (opts.vouchedMs ?? VOUCHED_MS)) {
+          const again = await identify(opts.controlUrl, token)
+          if (again instanceof Response) {
+            // Refused (revoked, expired): the session ends with it. Unreachable or busy: it waits.
+            if (again.status === 401 || again.status === 403) await close(sessionId)
+            return again
+          }
+          s.vouchedAt = Date.now()
+        }
         return s.transport.handleRequest(req)
       }
       if (req.method !== "POST")
@@ -152,8 +173,8 @@ export function serveMcpHttp(opts: McpHttpOptions) {
       // A client need not end its session (DELETE is a SHOULD, and the SDK's close() sends none): a
       // credential's oldest session makes way for its new one, so neither one client's reconnects nor
       // one user's flood fills the server (nor the user's own event streams, one per session).
-      const mine = [...sessions].filter(([, s]) => s.tokenHash === tokenHash)
-      if (mine.length >= MAX_SESSIONS_PER_CREDENTIAL) {
+      const mine = [...sessions].filter(([, s]) => s.subject === who.subject)
+      if (mine.length >= MAX_SESSIONS_PER_USER) {
         const [oldest] = mine.sort(([, a], [, b]) => a.lastUsed - b.lastUsed)[0] ?? []
         if (oldest !== undefined) await close(oldest)
       }
@@ -165,7 +186,8 @@ export function serveMcpHttp(opts: McpHttpOptions) {
       const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
-          sessions.set(id, { transport, tokenHash, lastUsed: Date.now(), stop })
+          const at = Date.now()
+          sessions.set(id, { transport, tokenHash, subject: who.subject, lastUsed: at, vouchedAt: at, stop })
           void followEnrolments(api, token, () => mcp.sendResourceListChanged(), stop.signal)
           log.info("session opened", { session: id, user: who.name, role: who.role })
         },

@@ -22,6 +22,7 @@ export const APPROVAL_MS = 10 * 60_000
 export interface McpIdentity {
   name: string
   role: string
+  subject: string
   permissions: Permission[]
 }
 
