@@ -135,6 +135,22 @@ describe("sessions", () => {
     expect(((await expired.json()) as { error: string }).error).toContain("expired")
   })
 
+  test("a stolen session guesses the current password no faster than a login could: the same backoff", async () => {
+    await using cp = await startInProcess()
+    await addUser(cp, "gwen", "operator")
+    const token = await login(cp, "gwen")
+    const change = (currentPassword: string) =>
+      call(cp, token, "POST", "/api/auth/password", { currentPassword, newPassword: PASSWORD })
+    const statuses: number[] = []
+    for (let i = 0; i < 7; i++) statuses.push((await change(`guess number ${i}`)).status)
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429, 429])
+    // Locked for the right password too, through this route and the login alike.
+    const locked = await change(PASSWORD)
+    expect(locked.status).toBe(429)
+    expect(((await locked.json()) as { message: string }).message).toMatch(/too many failed logins for this username/)
+    expect((await call(cp, null, "POST", "/api/auth/login", { username: "gwen", password: PASSWORD })).status).toBe(429)
+  })
+
   test("a new password or a removed user ends that user's sessions at once", async () => {
     await using cp = await startInProcess()
     await addUser(cp, "erin", "operator")

@@ -35,5 +35,10 @@ export const authSessionRoutes = (sessions: Sessions, accounts: Accounts) =>
     .get("/api/auth/sessions", async (c) => c.json(await sessions.list(userOf(c.get("principal")))))
     .post("/api/auth/password", jsonBody(PasswordChange), async (c) => {
       const { currentPassword, newPassword } = c.req.valid("json")
-      return c.json(await accounts.changeOwnPassword(userOf(c.get("principal")), currentPassword, newPassword))
+      const source = sourceOf(c)
+      return c.json(
+        await accounts.changeOwnPassword(userOf(c.get("principal")), currentPassword, newPassword, (user) =>
+          sessions.confirm(user, currentPassword, source),
+        ),
+      )
     })

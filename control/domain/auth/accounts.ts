@@ -98,10 +98,16 @@ export function createAccounts({ store, clock }: { store: AuthStorePort; clock: 
       await store.revokeApiTokensOf(user.id, now(), Role.options.slice(Role.options.indexOf(role) + 1))
       return userView({ ...user, role })
     },
-    async changeOwnPassword(principal: UserPrincipal, current: string, next: string) {
+    /** `confirm` checks the current password (Sessions.confirm: under the login backoff). */
+    async changeOwnPassword(
+      principal: UserPrincipal,
+      current: string,
+      next: string,
+      confirm: (user: UserRecord) => Promise<boolean> = (user) => verifyPassword(current, user.passwordHash),
+    ) {
       const user = principal.userId === null ? null : await store.userById(principal.userId)
       if (!user) throw invalid("only a user logged in with a password can change it; API tokens have none")
-      if (!(await verifyPassword(current, user.passwordHash))) throw unauthenticated("the current password is wrong")
+      if (!(await confirm(user))) throw unauthenticated("the current password is wrong")
       await store.setPassword(user.id, await hashPassword(next), now())
       return { username: user.username, sessionsRevoked: await store.revokeSessionsOf(user.id, now()) }
     },

@@ -133,6 +133,25 @@ export function createSessions(deps: SessionsDeps) {
       return issue(user, meta)
     },
 
+    /**
+     * Whether `password` is `user`'s, checked as a login checks it: under the username's backoff, so
+     * that a stolen session cannot guess it faster than a login could (the password change asks it).
+     */
+    async confirm(user: UserRecord, password: string, source: string | null): Promise<boolean> {
+      const shown = shownUsername(user.username)
+      await backoff.begin(shown, source)
+      let ok: boolean
+      try {
+        ok = await passwords.verify(password, user.passwordHash, { source, standing: backoff.standing(source) })
+      } catch (error) {
+        backoff.abandoned(shown)
+        throw error
+      }
+      if (ok) await backoff.succeeded(shown, source)
+      else await backoff.failed(shown, source)
+      return ok
+    },
+
     /** A new token for the same session owner; the old one is revoked in the same step. */
     async refresh(principal: UserPrincipal, meta: { source: string | null; userAgent: string | null }) {
       const jti = sessionOf(principal)
