@@ -68,6 +68,23 @@ describe("event streams", () => {
     )
   })
 
+  test("an API token has streams of its own: one an admin made cannot spend the admin's", async () => {
+    await using cp = await startInProcess({ limits: { streams: { perUser: 2, total: 10 } } })
+    const made = (await (
+      await call(cp, cp.adminToken, "POST", "/api/tokens", { name: "wall screen", role: "viewer" })
+    ).json()) as { token: string }
+    const leave = new AbortController()
+    for (let i = 0; i < 2; i++) {
+      const res = await open(cp.url, made.token, leave.signal)
+      expect(res.status).toBe(200)
+      await streamText(res.body as ReadableStream<Uint8Array>).until((t) => t.includes("event: ready"))
+    }
+    expect((await open(cp.url, made.token)).status).toBe(429)
+    const admin = await open(cp.url, cp.adminToken, leave.signal)
+    expect(admin.status).toBe(200)
+    leave.abort()
+  })
+
   test("a client reading only headers during a flood holds nothing; reading again, it gets every event in order", async () => {
     await using cp = await startInProcess({ limits: { reports: { bytes: 1e12, reports: 1e9 } } })
     const credential = await enrollNode(cp, "chatty")

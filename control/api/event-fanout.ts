@@ -3,7 +3,7 @@
 // matches is handed the same bytes. What a stream holds for its client is bounded: past
 // `pendingBytes` (a client that reads slowly, or only the headers), or when live delivery to all
 // streams passes `liveBytesPerSecond`, its frames are dropped and it is marked behind, so it catches up from the store when its client reads again, missing nothing and
-// holding nothing meanwhile. Streams are counted per owner (a user and the API tokens they made) and
+// holding nothing meanwhile. Streams are counted per owner (a user, or an API token) and
 // in total; one past either cap is a 429 that says which cap and how to raise it.
 import { createLogger } from "../../protocol/log.ts"
 import { ChimeraError } from "../domain/errors.ts"

@@ -87,7 +87,9 @@ export const eventRoutes = (
       const q = c.req.valid("query")
       const lastId = Number.parseInt(c.req.header("last-event-id") ?? "", 10)
       const principal = c.get("principal")
-      const sub = fanout.open(principal.kind === "user" ? principal.owner : `node:${principal.nodeId}`, (e) =>
+      // Counted per user or API token: a viewer token an admin made must not spend the admin's streams
+      // (16 of them held open shut out the dashboard of the admin who made it). Only admins make tokens.
+      const sub = fanout.open(principal.kind === "user" ? principal.subject : `node:${principal.nodeId}`, (e) =>
         matches(e, q),
       )
       // The guard let this caller in; a stream outlives that moment, so the credential is asked again
