@@ -60,6 +60,9 @@ const EVERYDAY: [string, "low" | "medium"][] = [
   ["tar -czf /tmp/b.tar.gz ./data", "medium"],
   ["mkdir -p /tmp/work", "medium"],
   ["curl -sS -o /tmp/page http://127.0.0.1:8080/", "medium"],
+  ["chmod 0755 /tmp/tool", "medium"],
+  ["chmod u+x,g-s /tmp/tool", "medium"],
+  ["nixos-rebuild dry-activate", "medium"],
 ]
 
 // The outside attack's four commands, and more of each kind: all ran a high-risk action while rated
@@ -101,6 +104,14 @@ const ATTACKS = [
   "cd /etc && echo x > passwd",
   "cd /etc && cp /tmp/x passwd",
   "chmod --reference=/tmp/r /etc/shadow /tmp/x",
+  // A later outside attack: a setuid root shell left in /tmp, and curl's write-out writing anywhere.
+  "chmod 4755 /tmp/rootsh",
+  "chmod 2755 /tmp/rootsh",
+  "chmod u+s /tmp/rootsh",
+  "chmod a=rwxs /tmp/rootsh",
+  "chmod g+rs /tmp/rootsh",
+  "curl -s -o /dev/null -w '%output{>>/root/.ssh/authorized_keys}ssh-ed25519 AAAA x' http://127.0.0.1/",
+  "curl --write-out '%output{/etc/x}y' http://127.0.0.1/",
   "curl -O http://127.0.0.1/authorized_keys",
   "wget http://127.0.0.1/authorized_keys",
   "uniq /tmp/*",

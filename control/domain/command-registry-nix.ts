@@ -23,7 +23,8 @@ export const NIX_COMMANDS: Record<string, RegistryEntry> = {
       // `build` leaves a `result` link whose target the configuration chooses; dry-build does not.
       build: "high",
       "dry-build": "low",
-      "dry-activate": "low",
+      // It runs the configuration's dry-activation scripts, as root, as switch runs its activation.
+      "dry-activate": "medium",
       "list-generations": "low",
       switch: "medium",
       boot: "medium",

@@ -195,10 +195,11 @@ export const REGISTRY: Record<string, RegistryEntry> = {
   ping: READ("networking", "Send ICMP echo requests", { short: "46nqc:i:W:w:s:" }),
   // -K reads options (an output file among them) from a config, -O names the file after the URL in the
   // working directory: neither is listed.
+  // No -w/--write-out: since curl 8.3 its `%output{PATH}` writes (or `>>` appends) anywhere, as root.
   curl: e("networking", "Transfer data from or to a URL", "medium", {
     writes: { flags: ["-o", "--output"] },
-    short: "sSfLIivko:H:X:d:u:m:w:A:e:",
-    long: "--silent --show-error --fail --location --head --include --verbose --insecure --output: --header: --request: --data: --data-raw: --json: --user: --max-time: --connect-timeout: --retry: --write-out: --user-agent: --compressed",
+    short: "sSfLIivko:H:X:d:u:m:A:e:",
+    long: "--silent --show-error --fail --location --head --include --verbose --insecure --output: --header: --request: --data: --data-raw: --json: --user: --max-time: --connect-timeout: --retry: --user-agent: --compressed",
   }),
   // Without -O or -P it writes into the working directory under a name the URL chooses.
   wget: e("networking", "Download files (with -O or -P)", "medium", {
@@ -236,10 +237,13 @@ export const REGISTRY: Record<string, RegistryEntry> = {
     short: "aip",
     long: "--append",
   }),
-  chmod: e("filesystem.permissions", "Change file modes", "medium", {
+  // A set-user-ID or set-group-ID bit, even on a file in /tmp, makes a program any local user runs as
+  // its owner (root): `cp bash /tmp/sh; chmod 4755 /tmp/sh`.
+  chmod: e("filesystem.permissions", "Change file modes (setuid and setgid are high)", "medium", {
     writes: { operands: "rest" },
     short: "Rvcf",
     long: "--recursive --verbose --changes --silent --reference:",
+    riskyFlags: [{ pattern: /^[0-7]*[2-7][0-7]{3}$|(^|,)[ugoa]*[+=][rwxXtugo]*s/, risk: "high" }],
   }),
   chown: e("filesystem.permissions", "Change file owners", "medium", {
     writes: { operands: "rest" },
