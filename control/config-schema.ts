@@ -142,7 +142,8 @@ export const ChimeraConfig = z
       commands: _int("expected a whole number of commands, at least 1", 1).default(60),
       websocket: _int("expected a whole number of messages, at least 1", 1).default(100),
       chat: _int("expected a whole number of chat turns, at least 1", 1).default(30),
-      records: _int("expected a whole number of audit rows, at least 1", 1).default(2000),
+      // At least a full report's worth (1,000 rows), or the largest could never be recorded.
+      records: _int("expected a whole number of audit rows, at least 1000", 1000).default(2000),
     }),
     // How the control plane itself reaches nodes over SSH for the command API; the CLI's
     // --identity/--known-hosts flags are the same settings for commands run from a workstation.

@@ -22,6 +22,7 @@ export const SECRET_VALUES: [RegExp, string][] = [
   [/\bchm_[a-z]+_[A-Za-z0-9_-]{16,}/g, "chm_[redacted]"],
   // A JWT begins where a run of its characters begins: with `\b` instead, `eyJ-eyJ-…` (a node's report)
   // was a start every four characters, each scanned to the run's end for a `.`: quadratic, seconds.
+  // So one glued to a word by `-` (`x-eyJ…`) is no longer taken; after any other separator it is.
   [/(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g, "[redacted-jwt]"],
   [/\$argon2(?:id|i|d)\$[^\s"']+/g, "[redacted-hash]"],
   // RFC 6750 token68 characters only, so a match stops at the quote that closes a JSON string.

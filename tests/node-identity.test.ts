@@ -74,6 +74,13 @@ describe("node identity", () => {
     const early = await call(cp, old, "POST", "/api/agent/db-1/credential")
     expect(early.status).toBe(409)
     expect(((await early.json()) as { error: string }).error).toContain("no credential rotation is due for this node")
+    // Refused before an action's audit row: many such calls are one row of the refusal counter's.
+    for (let i = 0; i < 20; i++) await call(cp, old, "POST", "/api/agent/db-1/credential")
+    const action = encodeURIComponent("POST /api/agent/:nodeId/credential")
+    const rows = (await (await call(cp, cp.adminToken, "GET", `/api/audit?limit=1000&action=${action}`)).json()) as {
+      entries: { status: number }[]
+    }
+    expect(rows.entries.map((e) => e.status)).toEqual([409])
     expect((await call(cp, cp.adminToken, "POST", "/api/nodes/db-1/rotate-credential")).status).toBe(200)
     expect(await (await beat(cp, old, "db-1")).json()).toMatchObject({ rotateCredential: true })
 

@@ -340,6 +340,11 @@ describe("agent fast path", () => {
     expect(row).toMatchObject({ actor: "node:n1", action: "POST /api/agent/:nodeId/heartbeat", node_id: "n2" })
     expect(JSON.parse(row?.detail ?? "{}")).toEqual({ refused: 1, code: "PERMISSION_DENIED" })
     expect((await both(beat("n2", "n1", {}, as("n1")))).status).toBe(403) // another node in the body
+    // The first refusal of its window, refused by the action (the body names another node), not the
+    // guard: noted either way in.
+    const inBody = await both(beat("n4", "n3", {}, as("n3")))
+    expect(inBody.status).toBe(403)
+    expect(inBody.audited).toBe(1)
     expect((await both({ ...beat("n1"), body: '{"nodeId": "n1",' })).status).toBe(400)
     const invalid = await both(beat("n1", "n1", { load: [1, "high", 0], phase: "sleeping" }))
     expect(invalid.status).toBe(422)

@@ -9,10 +9,11 @@
 // the body limit (body-limits.ts), the guard's `admit` with the route's own rule (authentication, rate
 // limits and headers, a node acting only as itself), Hono's 400 for malformed JSON, the same zod
 // schemas and 422s (validate.ts), the same actions (agent.ts), errors through the app's one onError.
-// Two middlewares of the chain it does not run, and why they cannot apply here:
+// Two middlewares of the chain it does not run, and what stands in for them:
 // - the audit trail records mutating requests whose rule does not say `audit: false`, and nothing
 //   before the guard refuses one of these routes except an oversized body, which is passed on; so a
-//   route is taken only when its rule says `audit: false` or its method is GET (checked at start);
+//   route is taken only when its rule says `audit: false` or its method is GET (checked at start); of
+//   those the trail notes only refusals of the caller (401, 403, 429), which the fast path notes too;
 // - answer redaction skips routes that issue a secret and error answers; a route that issues a secret
 //   is never taken, and a 200 answer is scanned by the same function as it is serialized (redactedJson).
 import type { Context, MiddlewareHandler } from "hono"
@@ -140,25 +141,15 @@ export function fastAnswer({ fleet, authenticator, limiter, quota, refusals }: F
     return COMPILED.get(schema)?.(value) ? (value as z.output<S>) : parseAt("body", schema, value)
   }
 
-  return async (c, { action, hot, nodeId, id, credential }) => {
+  const answer = async (c: Context<ApiEnv>, { action, hot, nodeId, id, credential }: Plain): Promise<Response> => {
     identify(c)
     const route: MatchedRoute = { key: hot.key, rule: hot.rule, params: id === undefined ? { nodeId } : { nodeId, id } }
     c.set("route", route)
     // A node credential the store knows at once is admitted without the promises of a lookup that never
     // waits (plainOf took the credential from the header); any other, as the guard does.
     const known = internalPrincipal(c) ? undefined : authenticator.knownNode(credential)
-    try {
-      if (known) admitAs(c, route, known, limiter)
-      else await admit(c, route, authenticator, limiter)
-    } catch (error) {
-      // Refused as the app's audit trail would note it (a credential at another node's door, unknown,
-      // or over its rate limit): answered here, so that the refusal counter sees it.
-      const res = onError(error as Error, c)
-      if (!DENIED.has(res.status)) throw error
-      c.res = res
-      await noteRefusal(c, refusals)
-      return c.res
-    }
+    if (known) admitAs(c, route, known, limiter)
+    else await admit(c, route, authenticator, limiter)
     switch (action) {
       case "heartbeat": {
         const { nodeId: node } = parseAt("path", NodeParams, route.params)
@@ -185,6 +176,18 @@ export function fastAnswer({ fleet, authenticator, limiter, quota, refusals }: F
         const ack = await json(c, CommandAck)
         return redactedJson(c, await act.ack(params.nodeId, params.id, ack))
       }
+    }
+  }
+  // Errors are answered here, by the app's one onError: a refusal of the caller (401, 403, 429: a
+  // credential at another node's door, a body naming another node, a report quota spent) is noted as
+  // the app's audit trail notes it, since that trail never sees these requests.
+  return async (c, plain) => {
+    try {
+      return await answer(c, plain)
+    } catch (error) {
+      c.res = onError(error as Error, c)
+      if (DENIED.has(c.res.status)) await noteRefusal(c, refusals)
+      return c.res
     }
   }
 }

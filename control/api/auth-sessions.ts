@@ -37,7 +37,7 @@ export const authSessionRoutes = (sessions: Sessions, accounts: Accounts) =>
       const { currentPassword, newPassword } = c.req.valid("json")
       const source = sourceOf(c)
       return c.json(
-        await accounts.changeOwnPassword(userOf(c.get("principal")), currentPassword, newPassword, (user) =>
+        await accounts.changeOwnPassword(userOf(c.get("principal")), newPassword, (user) =>
           sessions.confirm(user, currentPassword, source),
         ),
       )

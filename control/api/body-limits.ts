@@ -1,7 +1,7 @@
 // How large a request body may be: 1 MiB, except an agent's report batch. A body over its limit is a
 // 413 before anyone reads it (Content-Length), or as soon as a chunked body passes it; a report batch
-// must come with its length. Built once: the
-// checks run on every /api request.
+// must come with its length (a reverse proxy in front must pass it on, not stream bodies chunked).
+// Built once: the checks run on every /api request.
 import type { MiddlewareHandler } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { ChimeraError } from "../domain/errors.ts"

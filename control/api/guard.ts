@@ -7,7 +7,7 @@ import { matchedRoutes } from "hono/route"
 import type { Authenticator } from "../domain/auth/authenticator.ts"
 import { type LimitDecision, type LimitName, type RateLimiter, rateLimited } from "../domain/auth/rate-limiter.ts"
 import { can, leastRoleFor } from "../domain/auth/roles.ts"
-import { ChimeraError, forbidden } from "../domain/errors.ts"
+import { ChimeraError, conflict, forbidden } from "../domain/errors.ts"
 import type { Principal } from "../domain/ports.ts"
 import { tokenKind } from "../domain/tokens.ts"
 import { auditBeforeAction, sourceOf } from "./audit-trail.ts"
@@ -137,6 +137,11 @@ export function admitAs(c: Context<ApiEnv>, route: MatchedRoute | null, principa
     if (nodeId !== undefined && nodeId !== principal.nodeId)
       throw forbidden(
         `this credential belongs to node ${JSON.stringify(principal.nodeId)}, not ${JSON.stringify(nodeId)}`,
+      )
+    // Each call would be an audit row kept for good, and a credential any holder could renew at will.
+    if (rule.whenRotationDue && !principal.rotationDue)
+      throw conflict(
+        "no credential rotation is due for this node: an admin asks for one (chimera nodes rotate-credential), or the credential ages past auth.node_credential_rotation_days",
       )
   } else if (principal.kind === "node") {
     throw forbidden("a node credential may only call its own agent routes")

@@ -4,7 +4,6 @@ import { Hono } from "hono"
 import { z } from "zod"
 import { NodeId } from "../../protocol/ids.ts"
 import type { NodeIdentity } from "../domain/auth/node-identity.ts"
-import { conflict } from "../domain/errors.ts"
 import { type ApiEnv, bearerToken } from "./auth.ts"
 import { params } from "./validate.ts"
 
@@ -19,16 +18,7 @@ export const nodeIdentityRoutes = (identity: NodeIdentity) =>
     .post("/api/nodes/:id/revoke", params(NodeParams), async (c) =>
       c.json(await identity.revoke(c.req.valid("param").id)),
     )
-    .post("/api/agent/:nodeId/credential", params(AgentParams), async (c) => {
-      // Only when a rotation is due (the heartbeat said rotateCredential): at any other time each call
-      // was an audit row kept for good, and a credential any holder could renew at will.
-      const principal = c.get("principal")
-      if (principal?.kind !== "node" || !principal.rotationDue)
-        throw conflict(
-          "no credential rotation is due for this node: an admin asks for one (chimera nodes rotate-credential), or the credential ages past auth.node_credential_rotation_days",
-        )
-      return c.json(
-        await identity.issueRotated(c.req.valid("param").nodeId, bearerToken(c.req.header("authorization"))),
-        201,
-      )
-    })
+    // Only while a rotation is due (the heartbeat said rotateCredential): the guard refuses it otherwise.
+    .post("/api/agent/:nodeId/credential", params(AgentParams), async (c) =>
+      c.json(await identity.issueRotated(c.req.valid("param").nodeId, bearerToken(c.req.header("authorization"))), 201),
+    )

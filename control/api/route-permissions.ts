@@ -20,6 +20,11 @@ export interface RouteRule {
   audit?: boolean
   /** The credential may come as `?token=` (WebSocket upgrades from browsers); never logged. */
   tokenInQuery?: boolean
+  /**
+   * A node route taken only while its credential's rotation is due (409 otherwise), refused by the
+   * guard: before the audit row an admitted call writes, so that refusals are only counted.
+   */
+  whenRotationDue?: boolean
 }
 
 export const ROUTE_RULES: Record<string, RouteRule> = {
@@ -41,7 +46,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   // it as typed, not as `API_TOKEN=[redacted] cmd`. Only that node's own credential can fetch them.
   "GET /api/agent/:nodeId/commands": { auth: "node", issuesSecret: true },
   "POST /api/agent/:nodeId/commands/:id/ack": { auth: "node", audit: false },
-  "POST /api/agent/:nodeId/credential": { auth: "node", issuesSecret: true },
+  "POST /api/agent/:nodeId/credential": { auth: "node", issuesSecret: true, whenRotationDue: true },
 
   "GET /api/nodes": { auth: "fleet:read" },
   "GET /api/nodes/:id": { auth: "fleet:read" },

@@ -173,7 +173,9 @@ export function serveMcpHttp(opts: McpHttpOptions) {
       // A client need not end its session (DELETE is a SHOULD, and the SDK's close() sends none): a
       // credential's oldest session makes way for its new one, so neither one client's reconnects nor
       // one user's flood fills the server (nor the user's own event streams, one per session).
-      const mine = [...sessions].filter(([, s]) => s.subject === who.subject)
+      // A control plane that names no subject (an older one): each credential counts as its own user.
+      const subject = who.subject ?? `credential:${tokenHash}`
+      const mine = [...sessions].filter(([, s]) => s.subject === subject)
       if (mine.length >= MAX_SESSIONS_PER_USER) {
         const [oldest] = mine.sort(([, a], [, b]) => a.lastUsed - b.lastUsed)[0] ?? []
         if (oldest !== undefined) await close(oldest)
@@ -187,7 +189,7 @@ export function serveMcpHttp(opts: McpHttpOptions) {
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
           const at = Date.now()
-          sessions.set(id, { transport, tokenHash, subject: who.subject, lastUsed: at, vouchedAt: at, stop })
+          sessions.set(id, { transport, tokenHash, subject, lastUsed: at, vouchedAt: at, stop })
           void followEnrolments(api, token, () => mcp.sendResourceListChanged(), stop.signal)
           log.info("session opened", { session: id, user: who.name, role: who.role })
         },

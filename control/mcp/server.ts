@@ -22,7 +22,8 @@ export const APPROVAL_MS = 10 * 60_000
 export interface McpIdentity {
   name: string
   role: string
-  subject: string
+  /** Who the credential acts for; a control plane older than this field sends none. */
+  subject?: string
   permissions: Permission[]
 }
 

@@ -111,7 +111,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
   /** Aborted when the control plane stops: deploys through agents stop waiting for their reports. */
   const stopping = new AbortController()
   /** Deploys admitted and not yet running (their closure still building). */
-  let starting = 0
+  const starting = new Set<Promise<unknown>>()
 
   const executorOrThrow = () => {
     if (!deps.targets) throw invalid("this control plane reaches no nodes over SSH")
@@ -177,6 +177,9 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
     const id = deploymentId(clock.now().toISOString())
     const createdAt = clock.now().toISOString()
     const build = await closureOf(nix, req)
+    // A stop began while the closure was built: nothing is set in motion.
+    if (stopping.signal.aborted)
+      throw new ChimeraError("PROVIDER_UNAVAILABLE", "this control plane is stopping; start the deploy on another")
     const names = [...ssh.map((t) => t.name), ...pulled.map((n) => n.id)]
     await fleet.note("deployment.started", null, {
       id,
@@ -266,17 +269,20 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
      * is saved when it ends (until then `get` answers `running` with the targets' progress so far).
      */
     async startDeploy(req: DeployRequest, actor: string): Promise<{ id: string }> {
-      if (running.size + starting >= MAX_RUNNING_DEPLOYS)
+      if (stopping.signal.aborted)
+        throw new ChimeraError("PROVIDER_UNAVAILABLE", "this control plane is stopping; start the deploy on another")
+      if (running.size + starting.size >= MAX_RUNNING_DEPLOYS)
         throw new ChimeraError(
           "RESOURCE_EXHAUSTED",
           `${MAX_RUNNING_DEPLOYS} deploys are running on this control plane, the most it runs at once; wait for one to end (GET /api/deployments)`,
         )
       // A slot is held from here: deploys started together cannot all pass the check above.
-      starting++
+      const begun = begin(req, actor)
+      starting.add(begun)
       try {
-        return await begin(req, actor)
+        return await begun
       } finally {
-        starting--
+        starting.delete(begun)
       }
     },
 
@@ -290,7 +296,10 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       stopping.abort()
       let timer: ReturnType<typeof setTimeout> | undefined
       const ended = await Promise.race([
-        Promise.allSettled([...running.values()].map((r) => r.done)).then(() => true),
+        // Those still starting first (each ends at once, refused), then every one they and others began.
+        Promise.allSettled([...starting])
+          .then(() => Promise.allSettled([...running.values()].map((r) => r.done)))
+          .then(() => true),
         new Promise<false>((resolve) => {
           timer = setTimeout(() => resolve(false), graceMs)
         }),

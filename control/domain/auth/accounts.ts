@@ -7,7 +7,7 @@ import { z } from "zod"
 import { conflict, invalid, notFound, unauthenticated } from "../errors.ts"
 import type { Clock, UserPrincipal } from "../ports.ts"
 import { hashToken, newToken } from "../tokens.ts"
-import { hashPassword, Password, verifyPassword } from "./passwords.ts"
+import { hashPassword, Password } from "./passwords.ts"
 import type { ApiTokenRecord, AuthStorePort, UserRecord } from "./ports.ts"
 import { Role } from "./roles.ts"
 import { Username } from "./sessions.ts"
@@ -98,13 +98,8 @@ export function createAccounts({ store, clock }: { store: AuthStorePort; clock: 
       await store.revokeApiTokensOf(user.id, now(), Role.options.slice(Role.options.indexOf(role) + 1))
       return userView({ ...user, role })
     },
-    /** `confirm` checks the current password (Sessions.confirm: under the login backoff). */
-    async changeOwnPassword(
-      principal: UserPrincipal,
-      current: string,
-      next: string,
-      confirm: (user: UserRecord) => Promise<boolean> = (user) => verifyPassword(current, user.passwordHash),
-    ) {
+    /** `confirm` checks the current password as a login would (Sessions.confirm: under its backoff). */
+    async changeOwnPassword(principal: UserPrincipal, next: string, confirm: (user: UserRecord) => Promise<boolean>) {
       const user = principal.userId === null ? null : await store.userById(principal.userId)
       if (!user) throw invalid("only a user logged in with a password can change it; API tokens have none")
       if (!(await confirm(user))) throw unauthenticated("the current password is wrong")

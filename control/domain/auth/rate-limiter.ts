@@ -1,8 +1,9 @@
 // Rate limits: a fixed window per limit and key, counted in memory on the clock port, so
 // tests can pass a window in milliseconds instead of waiting a minute. Keys say whom a limit counts:
 // `api` per user or token, `agent` per node (20,000 agents must not share one budget), `login` and
-// `enroll` (the two routes anyone may call without a credential) per source address, `sessions` per user, `commands` per session, `websocket` per connection, `records` (audit rows a request writes) per user. Routes
-// declare which limits they take in control/api/route-permissions.ts; a WebSocket handler calls `hit`.
+// `enroll` (the two routes anyone may call without a credential) per source address, `sessions` per
+// user, `commands` per session, `websocket` per connection, `records` (audit rows a request writes, a
+// cost of many) per user. Routes declare which limits they take in control/api/route-permissions.ts; a WebSocket handler calls `hit`.
 // With several control-plane replicas each counts its own share; the limits bound abuse, not billing.
 import { ChimeraError } from "../errors.ts"
 import type { Clock } from "../ports.ts"
@@ -136,9 +137,10 @@ export function createRateLimiter(limits: RateLimits, clock: Clock) {
         ends[slot] = nowMs + rule.windowMs
       }
       const count = (counts[slot] as number) + cost
-      counts[slot] = count
       const resetAtMs = ends[slot] as number
       const allowed = count <= rule.limit
+      // A refused request counts (floods stay refused); a refused cost of many is not spent.
+      counts[slot] = allowed || cost === 1 ? count : (counts[slot] as number)
       return {
         allowed,
         limit: rule.limit,
