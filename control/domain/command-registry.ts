@@ -243,7 +243,8 @@ export const REGISTRY: Record<string, RegistryEntry> = {
     writes: { operands: "rest" },
     short: "Rvcf",
     long: "--recursive --verbose --changes --silent --reference:",
-    riskyFlags: [{ pattern: /^[0-7]*[2-7][0-7]{3}$|(^|,)[ugoa]*[+=][rwxXtugo]*s/, risk: "high" }],
+    // Any `+` or `=` of a clause, not only its first: `u-w+s` and `ug=rx+s` set the bit too.
+    riskyFlags: [{ pattern: /^[0-7]*[2-7][0-7]{3}$|[+=][rwxXtugo]*s/, risk: "high" }],
   }),
   chown: e("filesystem.permissions", "Change file owners", "medium", {
     writes: { operands: "rest" },
