@@ -17,6 +17,7 @@ describe("trust configuration", () => {
       commands: { limit: 60, windowMs: 60_000 },
       websocket: { limit: 100, windowMs: 60_000 },
       chat: { limit: 30, windowMs: 60_000 },
+      records: { limit: 2000, windowMs: 60_000 },
     })
   })
 
