@@ -133,7 +133,7 @@ function validHealth(b: unknown): boolean {
     typeof b.phase === "string" &&
     PHASES.has(b.phase) &&
     typeof b.heartbeatIntervalSeconds === "number" &&
-    b.heartbeatIntervalSeconds > 0 &&
+    b.heartbeatIntervalSeconds >= 0.5 &&
     b.heartbeatIntervalSeconds <= 86_400
   )
 }
