@@ -21,17 +21,12 @@ import type { NixPort, Target } from "../domain/operation-ports.ts"
 import type { Clock } from "../domain/ports.ts"
 import { type RollbackResult, rollback } from "../domain/rollback.ts"
 import { pullDeploy } from "./pull-deploy.ts"
+import { createRunningDeploys } from "./running-deploys.ts"
 
 const log = createLogger("operations")
 
 /** How much longer than a push deploy's confirm timeout an agent may take to report the new closure. */
 const PULL_GRACE_SECONDS = 60
-/**
- * Deploys one control plane runs at once. Each may have many targets; past this, a deploy is refused
- * (429) until one ends, so that requests cannot pile up waits (a deploy through an agent may wait an
- * hour for its report) faster than they end.
- */
-export const MAX_RUNNING_DEPLOYS = 16
 
 export interface DeployRequest {
   targets: string[]
@@ -104,14 +99,7 @@ async function closureOf(nix: NixPort, req: { configPath?: string; closure?: Sto
 
 export function createFleetOperations(deps: FleetOperationsDeps) {
   const { fleet, deployments, nix, clock } = deps
-  const running = new Map<
-    string,
-    { startedAt: string; targets: string[]; progress: Record<string, string>; done: Promise<DeploymentRecord> }
-  >()
-  /** Aborted when the control plane stops: deploys through agents stop waiting for their reports. */
-  const stopping = new AbortController()
-  /** Deploys admitted and not yet running (their closure still building). */
-  const starting = new Set<Promise<unknown>>()
+  const running = createRunningDeploys()
 
   const executorOrThrow = () => {
     if (!deps.targets) throw invalid("this control plane reaches no nodes over SSH")
@@ -177,9 +165,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
     const id = deploymentId(clock.now().toISOString())
     const createdAt = clock.now().toISOString()
     const build = await closureOf(nix, req)
-    // A stop began while the closure was built: nothing is set in motion.
-    if (stopping.signal.aborted)
-      throw new ChimeraError("PROVIDER_UNAVAILABLE", "this control plane is stopping; start the deploy on another")
+    running.refuseIfStopping()
     const names = [...ssh.map((t) => t.name), ...pulled.map((n) => n.id)]
     await fleet.note("deployment.started", null, {
       id,
@@ -189,8 +175,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       ...(deps.replica ? { replica: deps.replica } : {}),
     })
     const progress = (target: string, phase: string, message: string) => {
-      const entry = running.get(id)
-      if (entry) entry.progress[target] = `${phase}: ${message}`
+      running.progress(id, target, `${phase}: ${message}`)
       void fleet.note("deployment.progress", null, { id, target, phase, message }).catch(() => {})
     }
     const overSsh =
@@ -227,7 +212,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
         force: req.force,
         timeoutSeconds: req.confirmTimeoutSeconds + PULL_GRACE_SECONDS,
         clock,
-        signal: stopping.signal,
+        signal: running.signal,
         onProgress: (target, message) => progress(target, "activate", message),
       }),
     )
@@ -257,9 +242,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
         await fleet.note("deployment.finished", null, { id, status: "failed", error: error.message })
         throw error
       })
-      .finally(() => running.delete(id))
-    running.set(id, { startedAt: createdAt, targets: names, progress: {}, done: run })
-    run.catch(() => {})
+    running.track(id, { startedAt: createdAt, targets: names, progress: {}, done: run })
     return { id }
   }
 
@@ -268,46 +251,10 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
      * Starts a deploy and answers at once with its id; its progress goes out as events, and its record
      * is saved when it ends (until then `get` answers `running` with the targets' progress so far).
      */
-    async startDeploy(req: DeployRequest, actor: string): Promise<{ id: string }> {
-      if (stopping.signal.aborted)
-        throw new ChimeraError("PROVIDER_UNAVAILABLE", "this control plane is stopping; start the deploy on another")
-      if (running.size + starting.size >= MAX_RUNNING_DEPLOYS)
-        throw new ChimeraError(
-          "RESOURCE_EXHAUSTED",
-          `${MAX_RUNNING_DEPLOYS} deploys are running on this control plane, the most it runs at once; wait for one to end (GET /api/deployments)`,
-        )
-      // A slot is held from here: deploys started together cannot all pass the check above.
-      const begun = begin(req, actor)
-      starting.add(begun)
-      try {
-        return await begun
-      } finally {
-        starting.delete(begun)
-      }
-    },
+    startDeploy: (req: DeployRequest, actor: string): Promise<{ id: string }> => running.admit(() => begin(req, actor)),
 
-    /**
-     * For a graceful stop: deploys through agents stop waiting and are recorded as failed (their nodes
-     * keep the desired closure, which their agents still realise); then every deploy is waited for, up
-     * to `graceMs`. A deploy over SSH still running after that is left: without its confirmation each
-     * target rolls itself back, and the deployment reads `interrupted`. True when all had ended.
-     */
-    async settled(graceMs: number): Promise<boolean> {
-      stopping.abort()
-      let timer: ReturnType<typeof setTimeout> | undefined
-      const ended = await Promise.race([
-        // Those still starting first (each ends at once, refused), then every one they and others began.
-        Promise.allSettled([...starting])
-          .then(() => Promise.allSettled([...running.values()].map((r) => r.done)))
-          .then(() => true),
-        new Promise<false>((resolve) => {
-          timer = setTimeout(() => resolve(false), graceMs)
-        }),
-      ])
-      clearTimeout(timer)
-      if (!ended) log.warn("stopping with deploys still running; they read interrupted", { ids: [...running.keys()] })
-      return ended
-    },
+    /** For a graceful stop (RunningDeploys.settled). */
+    settled: (graceMs: number) => running.settled(graceMs),
 
     async rollback(req: { targets: string[]; generation: number | null }) {
       const targets = sshTargets(req.targets)
@@ -415,7 +362,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       // Started here, and no longer running here (nor recorded): it ended without a word.
       const gone =
         replica === deps.replica
-          ? !running.has(id) && (await deployments.get(id)) === null
+          ? !running.get(id) && (await deployments.get(id)) === null
           : (await deps.replicaAlive?.(replica)) === false
       return gone ? { ...view, status: "interrupted", reason: INTERRUPTED } : view
     },
