@@ -217,20 +217,18 @@ export async function noteRefusal(c: Context<ApiEnv>, refusals: Refusals, trail:
 export function auditTrail(audit: Audit, refusals: Refusals): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     identify(c)
-    if (!MUTATING.has(c.req.method)) {
-      await next()
-      if (DENIED.has(c.res.status)) await noteRefusal(c, refusals)
-      return
-    }
+    const mutating = MUTATING.has(c.req.method)
     const trail: Trail = { audit, refusals }
-    TRAIL.set(c, trail)
-    // Asked now, of the request as it came: reading a chunked body (the body limit) makes c.req.raw a
-    // new Request that no socket answers for, and every row of such a request said `source: null`.
-    sourceOf(c)
+    if (mutating) {
+      TRAIL.set(c, trail)
+      // Asked now, of the request as it came: reading a chunked body (the body limit) makes c.req.raw a
+      // new Request that no socket answers for, and every row of such a request said `source: null`.
+      sourceOf(c)
+    }
     await next()
 
     const status = c.res.status
-    if (c.get("route")?.rule?.audit === false) {
+    if (!mutating || c.get("route")?.rule?.audit === false) {
       if (DENIED.has(status)) await noteRefusal(c, refusals, trail)
       return
     }
