@@ -11,6 +11,7 @@ import { isAbsolute } from "node:path"
 import type { ArgsDef } from "citty"
 import { z } from "zod"
 import type { LayeredConfig } from "../control/config.ts"
+import { HeartbeatInterval } from "../protocol/agent.ts"
 import { NodeId, StorePath } from "../protocol/ids.ts"
 import { BOOT_ID_FILE } from "../protocol/unconfirmed-deploy.ts"
 import { ControlUrls } from "./control-urls.ts"
@@ -124,9 +125,7 @@ const Listen = z
 
 const Flags = z.object({
   "node-id": NodeId,
-  // Three missed make the node unreachable: under half a second that is jitter, not silence, and the
-  // agent would spend its rate limit (1,200 a minute) on heartbeats alone.
-  heartbeat: z.coerce.number().min(0.5, "expected at least 0.5 seconds").max(86_400),
+  heartbeat: z.coerce.number().pipe(HeartbeatInterval),
   "drift-interval": Seconds,
   "auto-heal": z.boolean(),
   watch: z.boolean(),

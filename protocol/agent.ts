@@ -15,6 +15,13 @@ import { z } from "zod"
 import { NodeId, StorePath } from "./ids.ts"
 import { hasControlCharacters } from "./terminal-text.ts"
 
+/**
+ * Seconds between heartbeats, as the agent is given it and the node reports it. Three missed make the
+ * node unreachable: under half a second that is jitter, the node would flap at every sweep (and spend
+ * its rate limit on heartbeats), and PostgreSQL's REAL refused 1e-50, failing the batch it was in.
+ */
+export const HeartbeatInterval = z.number().min(0.5, "expected at least 0.5 seconds").max(86_400)
+
 export const AgentPhase = z.enum([
   "no-desired", // the control plane has not set a closure for this node yet
   "congruent",
@@ -73,9 +80,7 @@ export const NodeHealth = z
     system: SystemLinks,
     desired: StorePath.nullable(),
     phase: AgentPhase,
-    // Three missed make the node unreachable: under half a second that is jitter, and the node would
-    // flap at every sweep (PostgreSQL's REAL also refused 1e-50, failing the heartbeats batched with it).
-    heartbeatIntervalSeconds: z.number().min(0.5, "expected at least 0.5 seconds").max(86_400),
+    heartbeatIntervalSeconds: HeartbeatInterval,
   })
   .strict()
 export type NodeHealth = z.infer<typeof NodeHealth>
