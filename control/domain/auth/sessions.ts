@@ -10,6 +10,7 @@ import { forbidden, invalid, notFound, unauthenticated } from "../errors.ts"
 import type { Clock, UserPrincipal } from "../ports.ts"
 import { ISSUER, JWT_FAILURE_MESSAGES, type JwtClaims, type Keyring, signJwt, verifyJwtWith } from "./jwt.ts"
 import { createLoginBackoff, type LoginBackoff } from "./login-backoff.ts"
+import type { CheckCaller } from "./password-queue.ts"
 import { type Passwords, passwords as processPasswords } from "./passwords.ts"
 import type { AuthStorePort, SessionRecord, UserRecord } from "./ports.ts"
 import { permissionsOf } from "./roles.ts"
@@ -104,6 +105,29 @@ export function createSessions(deps: SessionsDeps) {
     return principal.sessionId
   }
 
+  /**
+   * One password check under the backoff of `shown` (a username as shown): reserved, then counted a
+   * failure or a success, or abandoned if `check` throws. `caller()` is the check's place in the
+   * password queue, read when the check asks for it.
+   */
+  async function underBackoff(
+    shown: string,
+    source: string | null,
+    check: (caller: () => CheckCaller) => Promise<boolean>,
+  ): Promise<boolean> {
+    await backoff.begin(shown, source)
+    let ok: boolean
+    try {
+      ok = await check(() => ({ source, standing: backoff.standing(source) }))
+    } catch (error) {
+      backoff.abandoned(shown)
+      throw error
+    }
+    if (ok) await backoff.succeeded(shown, source)
+    else await backoff.failed(shown, source)
+    return ok
+  }
+
   return {
     /** `verified` runs once the password is right, before the session exists (its audit row). */
     async login(
@@ -112,23 +136,15 @@ export function createSessions(deps: SessionsDeps) {
       verified: () => Promise<void> = async () => {},
     ) {
       const shown = shownUsername(req.username)
-      await backoff.begin(shown, meta.source)
-      let ok: boolean
-      let user: UserRecord | null
-      try {
+      let user = null as UserRecord | null
+      const ok = await underBackoff(shown, meta.source, async (caller) => {
         user = Username.safeParse(req.username).success ? await store.userByName(req.username) : null
-        const caller = { source: meta.source, standing: backoff.standing(meta.source) }
-        ok = await passwords.verify(req.password, user?.passwordHash ?? null, caller)
-      } catch (error) {
-        backoff.abandoned(shown)
-        throw error
-      }
+        return (await passwords.verify(req.password, user?.passwordHash ?? null, caller())) && user !== null
+      })
       if (!ok || !user) {
-        await backoff.failed(shown, meta.source)
         log.info("login failed", { username: shown, source: meta.source })
         throw unauthenticated("unknown username or wrong password")
       }
-      await backoff.succeeded(shown, meta.source)
       await verified()
       return issue(user, meta)
     },
@@ -137,20 +153,10 @@ export function createSessions(deps: SessionsDeps) {
      * Whether `password` is `user`'s, checked as a login checks it: under the username's backoff, so
      * that a stolen session cannot guess it faster than a login could (the password change asks it).
      */
-    async confirm(user: UserRecord, password: string, source: string | null): Promise<boolean> {
-      const shown = shownUsername(user.username)
-      await backoff.begin(shown, source)
-      let ok: boolean
-      try {
-        ok = await passwords.verify(password, user.passwordHash, { source, standing: backoff.standing(source) })
-      } catch (error) {
-        backoff.abandoned(shown)
-        throw error
-      }
-      if (ok) await backoff.succeeded(shown, source)
-      else await backoff.failed(shown, source)
-      return ok
-    },
+    confirm: (user: UserRecord, password: string, source: string | null): Promise<boolean> =>
+      underBackoff(shownUsername(user.username), source, (caller) =>
+        passwords.verify(password, user.passwordHash, caller()),
+      ),
 
     /** A new token for the same session owner; the old one is revoked in the same step. */
     async refresh(principal: UserPrincipal, meta: { source: string | null; userAgent: string | null }) {
