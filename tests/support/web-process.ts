@@ -2,6 +2,7 @@
 // it warns about, the address it listens on): started, awaited until it says where it listens and its
 // health answers, used, then stopped with SIGTERM, and its stderr returned.
 import { join } from "node:path"
+import { streamText } from "./stream.ts"
 import { waitFor } from "./wait.ts"
 
 const MAIN = join(import.meta.dir, "../../control/main.ts")
@@ -15,16 +16,11 @@ export async function withWeb<T>(
   const proc = Bun.spawn([process.execPath, MAIN, ...args], { env, stdout: "pipe", stderr: "pipe" })
   try {
     // The first line says where it listens ("… on http://HOST:PORT"); it exiting first is the failure.
-    const stdout = proc.stdout.getReader()
-    let out = ""
-    while (!out.includes("\n")) {
-      const { value, done } = await stdout.read()
-      if (done) throw new Error(`chimera web exited: ${await new Response(proc.stderr).text()}`)
-      out += new TextDecoder().decode(value)
-    }
-    stdout.releaseLock()
-    const url = /on (http:\/\/\S+)/.exec(out)?.[1]
-    if (!url) throw new Error(`chimera web's first line names no address: ${JSON.stringify(out)}`)
+    const stdout = streamText(proc.stdout)
+    if (await stdout.until((text) => text.includes("\n")))
+      throw new Error(`chimera web exited: ${await new Response(proc.stderr).text()}`)
+    const url = /on (http:\/\/\S+)/.exec(stdout.text)?.[1]
+    if (!url) throw new Error(`chimera web's first line names no address: ${JSON.stringify(stdout.text)}`)
     await waitFor(
       "the control plane's health",
       () =>
