@@ -3,7 +3,8 @@
 // `api` per user or token, `agent` per node (20,000 agents must not share one budget), `login` and
 // `enroll` (the two routes anyone may call without a credential) per source address, `sessions` per
 // user, `commands` per session, `websocket` per connection, `records` (audit rows a request writes, a
-// cost of many) per user. Routes declare which limits they take in control/api/route-permissions.ts; a WebSocket handler calls `hit`.
+// cost of many) per user. Routes declare which limits they take in control/api/route-permissions.ts;
+// a WebSocket handler calls `hit`.
 // With several control-plane replicas each counts its own share; the limits bound abuse, not billing.
 import { ChimeraError } from "../errors.ts"
 import type { Clock } from "../ports.ts"
