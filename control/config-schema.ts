@@ -122,8 +122,8 @@ export const ChimeraConfig = z
       event_days: _int("expected a whole number of days (0: keep forever)", 0, 3650).default(90),
     }),
     // Bounds that keep one caller from starving the rest: live event streams (per user or API token,
-    // and in total) and what each node may report per window (bytes of request
-    // bodies, number of reports); past them a 429 says when to come back.
+    // and in total) and what each node may report per window (bytes of request bodies, number of
+    // reports); past them a 429 says when to come back.
     limits: _section({
       event_streams_per_user: _int("expected a whole number of streams, at least 1", 1).default(16),
       event_streams: _int("expected a whole number of streams, at least 1", 1).default(1000),
