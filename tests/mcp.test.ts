@@ -451,14 +451,8 @@ describe("MCP over Streamable HTTP", () => {
       requestInit: { headers: { authorization: `Bearer ${cp.adminToken}` } },
     })
     await client.connect(transport)
-    let asked!: () => void
-    const question = new Promise<void>((resolve) => {
-      asked = resolve
-    })
-    let approve!: () => void
-    const approved = new Promise<void>((resolve) => {
-      approve = resolve
-    })
+    const { promise: question, resolve: asked } = Promise.withResolvers<void>()
+    const { promise: approved, resolve: approve } = Promise.withResolvers<void>()
     client.setRequestHandler(ElicitRequestSchema, async () => {
       asked()
       await approved

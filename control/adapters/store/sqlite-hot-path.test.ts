@@ -53,14 +53,8 @@ test("a file-backed SQLite store has a hot path", () => {
 })
 
 test("a heartbeat sent while a Bun.SQL transaction holds the write lock is written once the lock is free", async () => {
-  let release!: () => void
-  const held = new Promise<void>((resolve) => {
-    release = resolve
-  })
-  let locked!: () => void
-  const isLocked = new Promise<void>((resolve) => {
-    locked = resolve
-  })
+  const { promise: held, resolve: release } = Promise.withResolvers<void>()
+  const { promise: isLocked, resolve: locked } = Promise.withResolvers<void>()
   const tx = opened.db.begin(async (t) => {
     await t`UPDATE nodes SET hostname = 'held' WHERE id = 'c'`
     locked()

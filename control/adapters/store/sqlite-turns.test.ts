@@ -35,14 +35,8 @@ test("an ack and an event written while another request's transaction rolls back
 })
 
 test("a read issued while a transaction is open sees it once committed, not half done", async () => {
-  let entered!: () => void
-  const inside = new Promise<void>((resolve) => {
-    entered = resolve
-  })
-  let release!: () => void
-  const released = new Promise<void>((resolve) => {
-    release = resolve
-  })
+  const { promise: inside, resolve: entered } = Promise.withResolvers<void>()
+  const { promise: released, resolve: release } = Promise.withResolvers<void>()
   const tx = opened.db.begin(async (t) => {
     await t`UPDATE nodes SET hostname = 'half' WHERE id = 'n'`
     entered()
@@ -66,10 +60,7 @@ test("a statement on the handle inside a transaction's callback runs in that tra
 })
 
 test("a statement started with execute() while a transaction is open waits for it too", async () => {
-  let release!: () => void
-  const released = new Promise<void>((resolve) => {
-    release = resolve
-  })
+  const { promise: released, resolve: release } = Promise.withResolvers<void>()
   const failing = opened.db.begin(async (t) => {
     await t`UPDATE nodes SET hostname = 'doomed' WHERE id = 'n'`
     await released
