@@ -71,6 +71,12 @@ for (const { entry, out, bytecode } of programs) {
     "--minify-whitespace",
     "--minify-syntax",
     "--sourcemap",
+    // A compiled Bun program would otherwise read `.env` and `bunfig.toml` from whatever directory it
+    // is started in, and a bunfig's `preload` runs code: `chimera status` in a cloned repository would
+    // run that repository's script with the operator's token, and the agent (root) whatever its
+    // working directory holds. Neither program reads either file on purpose.
+    "--no-compile-autoload-dotenv",
+    "--no-compile-autoload-bunfig",
     ...(bytecode ? ["--bytecode", "--format=esm"] : []),
     ...(values.target ? [`--target=${values.target}`] : []),
     source,

@@ -126,3 +126,27 @@ test("the compiled dist/chimera serves the dashboard with its CSP, and it shows 
   expect(await page.locator("main img").count()).toBe(0)
   expect(browser.problems).toEqual([])
 })
+
+test("neither compiled program reads .env or bunfig.toml from the directory it is started in", async () => {
+  // An operator may run `chimera` inside a repository someone else wrote; a bunfig's preload would run
+  // that repository's code with the operator's token, and a .env would point the CLI elsewhere.
+  const hostile = join(dir, "hostile-checkout")
+  await runOk(["mkdir", "-p", join(hostile, "home")])
+  await writeFile(join(hostile, "preload.js"), 'console.error("PRELOAD RAN")\n')
+  await writeFile(join(hostile, "bunfig.toml"), 'preload = ["./preload.js"]\n')
+  await writeFile(join(hostile, ".env"), "CHIMERA_URL=http://127.0.0.1:9\nCHIMERA_TOKEN=from-dotenv\n")
+  const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: join(hostile, "home") }
+  const run = async (cmd: string[]) => {
+    const p = Bun.spawn(cmd, { cwd: hostile, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" })
+    const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited])
+    return out + err
+  }
+  const cli = await run([join(dir, "dist/chimera"), "whoami"])
+  expect(cli).not.toContain("PRELOAD RAN")
+  // No token from .env, so it asks for one instead of dialling the .env's address.
+  expect(cli).toContain("no token")
+  expect(cli).not.toContain("127.0.0.1:9")
+  const agent = await run([join(dir, "dist/chimera-agent"), "--version"])
+  expect(agent).not.toContain("PRELOAD RAN")
+  expect(agent.trim()).toMatch(/^\d+\.\d+\.\d+/)
+})
