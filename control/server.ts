@@ -3,7 +3,7 @@
 import { websocket } from "hono/bun"
 import { createLogger } from "../protocol/log.ts"
 import { ensureAdminToken } from "./adapters/admin-token.ts"
-import { secureDataDir } from "./adapters/data-dir.ts"
+import { StateError, secureDataDir } from "./adapters/data-dir.ts"
 import { createEventBus } from "./adapters/event-bus.ts"
 import { type AiSettings, createProvider } from "./adapters/llm/provider.ts"
 import { createNix } from "./adapters/nix.ts"
@@ -269,21 +269,23 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   if (undeclared.length > 0)
     log.error("routes without a rule in control/api/route-permissions.ts are refused", { routes: undeclared })
   // Long polls hold a request up to 30 s and the event stream far longer, with a keep-alive each 15 s.
-  const server = Bun.serve({
-    hostname: opts.host,
-    port: opts.port,
-    // The web dashboard's page and its bundled assets (control/web); everything else is the API.
-    routes: dashboardRoutes,
-    development: false,
-    fetch: serveFetch,
-    idleTimeout: 60,
-    // Frames above 64 KiB get an INVALID_MESSAGE answer (api/cli-messages.ts); above 1 MiB Bun closes (1009).
-    websocket: { ...websocket, maxPayloadLength: 1024 * 1024 },
-    // Said outright: with `routes` and `development: false`, Bun 1.4.5 binds with SO_REUSEPORT, and a
-    // second control plane on the same port (another data dir, a replica) would start and take half
-    // of the connections, with no error anywhere.
-    reusePort: false,
-  })
+  const server = _listen(opts.host, opts.port, () =>
+    Bun.serve({
+      hostname: opts.host,
+      port: opts.port,
+      // The web dashboard's page and its bundled assets (control/web); everything else is the API.
+      routes: dashboardRoutes,
+      development: false,
+      fetch: serveFetch,
+      idleTimeout: 60,
+      // Frames above 64 KiB get an INVALID_MESSAGE answer (api/cli-messages.ts); above 1 MiB Bun closes (1009).
+      websocket: { ...websocket, maxPayloadLength: 1024 * 1024 },
+      // Said outright: with `routes` and `development: false`, Bun 1.4.5 binds with SO_REUSEPORT, and a
+      // second control plane on the same port (another data dir, a replica) would start and take half
+      // of the connections, with no error anywhere.
+      reusePort: false,
+    }),
+  )
 
   let sweeping = false
   const sweep = setInterval(async () => {
@@ -371,4 +373,23 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       owner?.release()
     },
   }
+}
+
+/** Bun.serve, with a port someone else holds said as the person starting `chimera web` can act on. */
+function _listen<S>(host: string, port: number, serve: () => S): S {
+  try {
+    return serve()
+  } catch (error) {
+    if ((error as { code?: string }).code === "EADDRINUSE") throw new StateError(portInUse(host, port))
+    throw error
+  }
+}
+
+/** What to say when the control plane's address is taken. */
+export function portInUse(host: string, port: number): string {
+  const where = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+  return (
+    `${where} is already in use (\`ss -ltnp 'sport = :${port}'\` names the program); start with --port N ` +
+    `(or [web] port in the config file), then point the CLI at it with CHIMERA_URL=http://${where.replace(`:${port}`, ":N")}`
+  )
 }

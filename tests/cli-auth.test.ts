@@ -49,8 +49,10 @@ describe("chimera login, users, tokens, audit", () => {
       expect(statSync(tokenFile).mode & 0o777).toBe(0o600)
       expect(JSON.parse(readFileSync(tokenFile, "utf8")).url).toBe(cp.url)
       expect((await chimera(["nodes", "list", "--json"])).code).toBe(0)
-      // An operator may not manage tokens.
-      expect((await chimera(["tokens", "list"])).stderr).toContain("403")
+      // An operator may not manage tokens; the refusal says the login session is who acted.
+      const refused = await chimera(["tokens", "list"])
+      expect(refused.stderr).toContain("403")
+      expect(refused.stderr).toContain(`this was the login stored in ${tokenFile}, which takes over`)
 
       const created = JSON.parse(
         (await chimera(["tokens", "create", "ci", "--role", "viewer", "--ttl-days", "7", "--json"], admin)).stdout,
@@ -61,7 +63,10 @@ describe("chimera login, users, tokens, audit", () => {
       expect(listed).not.toContain(created.token)
       expect((await chimera(["nodes", "list"], { token: created.token })).code).toBe(0)
       expect((await chimera(["tokens", "revoke", created.id], admin)).code).toBe(0)
-      expect((await chimera(["nodes", "list"], { token: created.token })).code).toBe(1)
+      const revoked = await chimera(["nodes", "list"], { token: created.token })
+      expect(revoked.code).toBe(1)
+      // Which credential went where: a token from another control plane is the usual cause.
+      expect(revoked.stderr).toContain(`sent the CHIMERA_TOKEN (environment) to ${cp.url}`)
 
       const audit = JSON.parse((await chimera(["audit", "--json"], admin)).stdout) as { entries: { action: string }[] }
       expect(audit.entries.map((e) => e.action)).toEqual(
@@ -89,6 +94,21 @@ describe("chimera login, users, tokens, audit", () => {
 
       expect((await chimera(["logout"])).code).toBe(0)
       expect((await chimera(["nodes", "list"])).code).toBe(1)
+
+      // Something else at CHIMERA_URL (a web server, another program): said as such.
+      const other = Bun.serve({
+        hostname: "127.0.0.1",
+        port: 0,
+        fetch: () => new Response("not here", { status: 404 }),
+      })
+      try {
+        const elsewhere = await run([process.execPath, MAIN, "nodes", "list"], {
+          env: { HOME: home, CHIMERA_URL: other.url.origin, CHIMERA_TOKEN: cp.adminToken },
+        })
+        expect(elsewhere.stderr).toContain(`${other.url.origin} answered 404, not as a Chimera control plane does`)
+      } finally {
+        await other.stop(true)
+      }
     } finally {
       await rm(home, { recursive: true, force: true })
     }

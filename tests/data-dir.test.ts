@@ -11,6 +11,7 @@ import { join } from "node:path"
 import { SQL } from "bun"
 import { freePort, spawnControlPlane } from "./support/control-plane.ts"
 import { startPostgres } from "./support/postgres.ts"
+import { streamText } from "./support/stream.ts"
 import { run } from "./support/tools.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
@@ -129,12 +130,51 @@ describe("the port", () => {
       const code = await second.exited
       clearTimeout(timer)
       expect({ code, signal: second.signalCode }).toEqual({ code: 1, signal: null })
-      expect(await new Response(second.stderr).text()).toContain(`Is port ${port} in use?`)
+      const stderr = await new Response(second.stderr).text()
+      // Said as what to do, not as an unexpected failure; and nothing was made in the new data dir, so
+      // the start that succeeds later still announces the admin token it creates.
+      expect(stderr).toContain(`error 127.0.0.1:${port} is already in use`)
+      expect(stderr).toContain("start with --port N")
+      expect(stderr).not.toContain("unexpected failure")
+      expect(existsSync(join(b.path, "admin.token"))).toBe(false)
       // The first still answers every request alone.
       for (let i = 0; i < 10; i++) expect((await first.api("/api/nodes")).status).toBe(200)
     } finally {
       await first.stop()
     }
+  }, 60_000)
+
+  test("on a port other than 8080 it tells how to point the CLI at it, unless CHIMERA_URL already does", async () => {
+    await using dir = await tempDir()
+    const port = freePort()
+    /** What `chimera web` prints before it serves, with CHIMERA_URL as given. */
+    const firstLines = async (chimeraUrl: string) => {
+      const proc = Bun.spawn([process.execPath, MAIN, "web", "--host", "127.0.0.1", "--port", String(port)], {
+        env: {
+          ...process.env,
+          CHIMERA_DATA_DIR: dir.path,
+          CHIMERA_CONFIG_FILE: "",
+          CHIMERA_DB: "",
+          CHIMERA_URL: chimeraUrl,
+        },
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "ignore",
+      })
+      const stdout = streamText(proc.stdout)
+      try {
+        expect(await stdout.until((text) => /admin token in/i.test(text))).toBe(false)
+        await Bun.sleep(200)
+        return stdout.text
+      } finally {
+        proc.kill("SIGTERM")
+        await proc.exited
+      }
+    }
+    expect(await firstLines("")).toContain(
+      `For the CLI in another shell: export CHIMERA_URL=http://127.0.0.1:${port}\n`,
+    )
+    expect(await firstLines(`http://127.0.0.1:${port}/`)).not.toContain("CHIMERA_URL")
   }, 60_000)
 })
 

@@ -7,7 +7,7 @@ import { hc } from "hono/client"
 import { ApiErrorBody } from "../../protocol/errors.ts"
 import { terminalLine } from "../../protocol/terminal-text.ts"
 import type { AppType } from "../api/app.ts"
-import { controlCredential, controlUrl } from "./credentials.ts"
+import { controlCredential, controlUrl, describeCredential } from "./credentials.ts"
 import { CliError } from "./errors.ts"
 import { announceIdentity } from "./identity.ts"
 
@@ -42,22 +42,32 @@ export async function call<T>(
   if (res.ok) return res.json()
   const body = ApiErrorBody.safeParse(await res.json().catch(() => null))
   throw new CliError(
-    (body.success
-      ? `${terminalLine(body.data.error)} (${res.status} ${terminalLine(body.data.code)})`
-      : `the control plane answered ${res.status}`) + (res.status === 401 ? _refusedLoginHint() : ""),
+    body.success
+      ? `${terminalLine(body.data.error)} (${res.status} ${terminalLine(body.data.code)})${_refusalHint(url, res.status)}`
+      : // Not the API's error shape: most likely another program listens at that address.
+        `${url} answered ${res.status}, not as a Chimera control plane does; is CHIMERA_URL (default http://127.0.0.1:8080) the address \`chimera web\` printed?`,
     "E_API",
   )
 }
 
-/** A refused `chimera login` session takes over from every other credential: say how to leave it. */
-function _refusedLoginHint(): string {
+/**
+ * A refused credential: say which one went where, since the CLI picks it without asking. A login
+ * session takes over from every other credential, and a control plane on another port is not the
+ * one on 8080, so both are what a person most often has to be told.
+ */
+function _refusalHint(url: string, status: number): string {
+  if (status !== 401 && status !== 403) return ""
   let credential: ReturnType<typeof controlCredential>
   try {
     credential = controlCredential()
   } catch {
     return ""
   }
-  return credential.source === "login-session"
-    ? `; this was the login stored in ${credential.path}: \`chimera login\` again, or \`chimera logout\` to use CHIMERA_TOKEN or the local admin token`
-    : ""
+  if (credential.source === "login-session")
+    return status === 401
+      ? `; this was the login stored in ${credential.path}: \`chimera login\` again, or \`chimera logout\` to use CHIMERA_TOKEN or the local admin token`
+      : `; this was the login stored in ${credential.path}, which takes over from the local admin token: \`chimera logout\` to act as admin`
+  if (status === 401)
+    return `; sent the ${describeCredential(credential)} to ${url}: is that the control plane it belongs to?`
+  return ""
 }

@@ -25,8 +25,11 @@ export interface Credential {
   expiresAt: string | null
 }
 
+/** Where `chimera web` listens unless told otherwise, and so where the CLI looks. */
+export const DEFAULT_CONTROL_URL = "http://127.0.0.1:8080"
+
 export function controlUrl(env: Env = process.env): string {
-  return (env.CHIMERA_URL || "http://127.0.0.1:8080").replace(/\/+$/, "")
+  return (env.CHIMERA_URL || DEFAULT_CONTROL_URL).replace(/\/+$/, "")
 }
 
 export function controlCredential(env: Env = process.env): Credential {
