@@ -68,3 +68,18 @@ test("a flag the command does not define is refused before anything runs, with t
   expect(negated.stderr).not.toContain("unknown option")
   expect(negated.stderr).toContain("no Nix config at /x.nix")
 }, 60_000)
+
+test("a node name or tag given with no configuration loaded says that no configuration is in use", async () => {
+  // A newcomer in a new shell without CHIMERA_CONFIG_FILE: the name is dialled as a host, the tag is
+  // unknown; both say that the inventory was never read. An address, or a configuration, says nothing.
+  const env = { NO_COLOR: "1", CHIMERA_CONFIG_FILE: "", SSH_AUTH_SOCK: "", HOME: "/nonexistent" }
+  const hint = "no configuration is in use (CHIMERA_CONFIG_FILE is unset)"
+  const tag = await run([process.execPath, MAIN, "exec", "--targets", "@db", "--", "true"], { env })
+  expect(tag.code).toBe(1)
+  expect(tag.stderr).toContain(`target "@db": no node in the inventory has tag "db"`)
+  expect(tag.stderr).toContain(hint)
+  const name = await run([process.execPath, MAIN, "exec", "--targets", "web-1", "--", "true"], { env })
+  expect(name.stderr).toContain(`warning "web-1" taken as host name: ${hint}`)
+  const address = await run([process.execPath, MAIN, "exec", "--targets", "root@127.0.0.1:9", "--", "true"], { env })
+  expect(address.stderr).not.toContain(hint)
+}, 60_000)

@@ -19,6 +19,7 @@ import type { ChimeraConfig } from "../config-schema.ts"
 import type { Target } from "../domain/operation-ports.ts"
 import { commandConfig } from "./cli-config.ts"
 import { CliError } from "./errors.ts"
+import { color, warn } from "./output.ts"
 
 export const sshArgs = {
   targets: {
@@ -149,8 +150,20 @@ export async function parseSshFlags(
       )
     targets = resolveTargets(spec, inventory)
   } catch (error) {
-    if (error instanceof TargetError) throw new CliError(error.message, "E_ARG")
+    if (error instanceof TargetError)
+      throw new CliError(configInUse() ? error.message : `${error.message}; ${_noConfigHint()}`, "E_ARG")
     throw error
+  }
+  // A bare name that is no node of the inventory is dialled as a host name; when there is no inventory
+  // at all, it was most likely meant as a node of a configuration that was not loaded.
+  if (!configInUse()) {
+    const bare = targets.filter(
+      (t) => t.name === t.host && t.host !== "localhost" && /^[A-Za-z][A-Za-z0-9_-]*$/.test(t.host),
+    )
+    if (bare.length > 0)
+      warn(
+        `${color.yellow("warning")} ${bare.map((t) => `"${t.name}"`).join(", ")} taken as host name${bare.length > 1 ? "s" : ""}: ${_noConfigHint()}\n`,
+      )
   }
   const options = executorOptions(flags)
   return {
@@ -160,4 +173,13 @@ export async function parseSshFlags(
     options,
     executor: () => createSshExecutor(options),
   }
+}
+
+/** Whether a configuration file is loaded (CHIMERA_CONFIG_FILE): without one there is no inventory. */
+function configInUse(env = process.env): boolean {
+  return Boolean(env.CHIMERA_CONFIG_FILE)
+}
+
+function _noConfigHint(): string {
+  return "no configuration is in use (CHIMERA_CONFIG_FILE is unset), so no node names or tags from [fleet.nodes] are known; set it to the file that lists them"
 }
