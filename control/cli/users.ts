@@ -18,10 +18,10 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.
 }
 
 const add = defineCommand({
-  meta: { name: "add", description: "Add a user with a role (viewer, operator, admin)" },
+  meta: { name: "add", description: "Add a user with a role (viewer, operator, admin, or metrics)" },
   args: {
     username: { type: "positional", description: "Username", required: true },
-    role: { type: "string", description: "viewer, operator or admin", required: true },
+    role: { type: "string", description: "viewer, operator, admin, or metrics (reads /metrics only)", required: true },
     "password-stdin": passwordStdin,
     json,
   },
@@ -97,11 +97,15 @@ const setRole = defineCommand({
   meta: {
     name: "set-role",
     description:
-      "Change USERNAME's role (viewer, operator, admin); their sessions end at once, and API tokens they made above the new role are revoked",
+      "Change USERNAME's role (viewer, operator, admin, metrics); their sessions end at once, and API tokens they made above the new role are revoked",
   },
   args: {
     username: { type: "positional", description: "Username", required: true },
-    role: { type: "positional", description: "viewer, operator or admin", required: true },
+    role: {
+      type: "positional",
+      description: "viewer, operator, admin, or metrics (reads /metrics only)",
+      required: true,
+    },
     json,
   },
   async run({ args }) {
