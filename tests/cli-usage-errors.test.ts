@@ -83,3 +83,15 @@ test("a node name or tag given with no configuration loaded says that no configu
   const address = await run([process.execPath, MAIN, "exec", "--targets", "root@127.0.0.1:9", "--", "true"], { env })
   expect(address.stderr).not.toContain(hint)
 }, 60_000)
+
+test("generations keeps its table narrow when a target fails, and says why below it, once", async () => {
+  const env = { NO_COLOR: "1", CHIMERA_CONFIG_FILE: "", SSH_AUTH_SOCK: "", HOME: "/nonexistent" }
+  const r = await run([process.execPath, MAIN, "generations", "--targets", "root@127.0.0.1:1", "--timeout", "5"], {
+    env,
+  })
+  expect(r.code).toBe(1)
+  expect(r.stdout.split("\n")[1]).toMatch(/^root@127\.0\.0\.1:1\s+-\s+-\s+-\s+failed$/)
+  expect(Math.max(...r.stdout.split("\n").map((l) => l.length))).toBeLessThan(60)
+  expect(r.stderr).toStartWith("✗ root@127.0.0.1:1: no SSH key")
+  expect(r.stderr.split("root@127.0.0.1:1").length).toBe(2)
+}, 60_000)

@@ -1,7 +1,7 @@
 // `chimera generations --targets T`: each target's system generations (number, date, hash, current).
 import { defineCommand } from "citty"
 import { listGenerations } from "../domain/rollback.ts"
-import { color, printJson, printTable } from "./output.ts"
+import { color, printJson, printTable, warn } from "./output.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
 export default defineCommand({
@@ -24,9 +24,15 @@ export default defineCommand({
                 g.path.slice(11, 43),
                 g.current ? color.green("current") : "",
               ])
-            : [[r.target, "-", "-", color.red(r.error ?? "failed"), ""]],
+            : [[r.target, "-", "-", "-", color.red("failed")]],
         ),
       )
+      // Each failure's reason under the table: in a column it would widen the table to its length.
+      for (const r of results) {
+        if (r.ok) continue
+        const error = r.error ?? "failed"
+        warn(`${color.red("✗")} ${error.startsWith(`${r.target}:`) ? error : `${r.target}: ${error}`}\n`)
+      }
       if (results.some((r) => !r.ok)) process.exitCode = 1
     } finally {
       await exec.close()
