@@ -142,12 +142,16 @@ export default defineCommand({
         start: true,
         runOnInit: true,
         onTick: async () => {
-          if (running) return log.warn("previous pass still running; skipping this tick")
+          if (running) {
+            // Said as the passes' own lines are, for the person watching; the log keeps it at debug.
+            log.debug("previous pass still running; skipping this tick")
+            return warn(`${color.yellow("warning")} the previous pass is still running; this tick is skipped\n`)
+          }
           running = true
           try {
             await pass()
           } catch (error) {
-            log.error("watch pass failed", { error })
+            log.debug("watch pass failed", { error })
             warn(`${color.red("error")} ${field((error as Error).message)}\n`)
           } finally {
             running = false
