@@ -727,4 +727,47 @@ describe("chimera deploy --via-control-plane", () => {
     const view = (await (await cp.api("/api/nodes/mcp-1")).json()) as { desiredPath: string }
     expect(view.desiredPath).toBe(gen2)
   })
+
+  test("without --json, every step of every target is a line of its own on stderr, once and in order", async () => {
+    // Two targets at once, each going through every step (--force: they may be up to date already):
+    // progress read from the latest state alone merged the targets into one line and skipped steps.
+    const r = Bun.spawn(
+      [
+        process.execPath,
+        MAIN,
+        "deploy",
+        "--via-control-plane",
+        "--targets",
+        "mcp-2,mcp-3",
+        "--config",
+        gen2Config,
+        "--force",
+        "--health-cmd",
+        "test -L /run/current-system",
+      ],
+      {
+        env: {
+          ...process.env,
+          CHIMERA_URL: cp.url,
+          CHIMERA_TOKEN: cp.adminToken,
+          CHIMERA_CONFIG_FILE: "",
+          NO_COLOR: "1",
+        },
+        stdout: "pipe",
+        stderr: "pipe",
+      },
+    )
+    const [out, err, code] = await Promise.all([new Response(r.stdout).text(), new Response(r.stderr).text(), r.exited])
+    expect({ code, err }).toMatchObject({ code: 0 })
+    expect(out).toContain("2 deployed")
+    const lines = err.split("\n").filter((l) => l !== "")
+    const steps = ["plan", "copy", "activate", "health", "confirm"]
+    for (const target of ["mcp-2", "mcp-3"]) {
+      const own = lines.filter((l) => l.startsWith(`${target}: `))
+      // One line a step, each naming this target only, in the order the steps run.
+      expect({ target, steps: own.map((l) => l.split(": ")[1]) }).toEqual({ target, steps })
+      for (const line of own) expect(line).not.toMatch(target === "mcp-2" ? /mcp-3/ : /mcp-2/)
+    }
+    expect(lines).toHaveLength(2 * steps.length)
+  })
 })
