@@ -22,12 +22,13 @@
 //   --control-url, --join-tokens   also start an agent in every node (node id = node name), enrolled with
 //           one join token each (`chimera nodes join-token`); its log is DIR/<node>.agent.log
 // Needs root (mount namespaces), util-linux, nix and openssh-server; the code is tests/support/testbed.ts.
+import { existsSync } from "node:fs"
 import { writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { StorePath } from "../protocol/ids.ts"
 import { buildTestSystem } from "../tests/support/nix-fixtures.ts"
-import { createTestbed } from "../tests/support/testbed.ts"
+import { createTestbed, ownedTestbedDir } from "../tests/support/testbed.ts"
 import { isHolder, nodeStatus, readState, stateFile, teardownFromState } from "../tests/support/testbed-state.ts"
 
 const USAGE =
@@ -62,6 +63,13 @@ if (values.help) {
 if (action !== "up" && action !== "down" && action !== "status" && action !== "shell")
   fail(`expected up, down, status or shell, got ${action ?? "nothing"}`)
 const dir = values.dir
+if (existsSync(dir)) {
+  try {
+    ownedTestbedDir(dir)
+  } catch (error) {
+    fail((error as Error).message)
+  }
+}
 const state = await readState(dir).catch((error) => fail(`${stateFile(dir)} is unreadable: ${error}`))
 
 if (action === "up") {

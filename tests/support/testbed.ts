@@ -4,6 +4,8 @@
 // belong to the testbed alone. Tests use it with `await using`; `scripts/testbed.ts up` starts the same
 // fleet detached (`detached: true`) and leaves a state file for `down` and `status`. Nodes come up in
 // parallel: twenty take a few seconds, most of it `nix-env --set` when a boot system is given.
+
+import { lstatSync } from "node:fs"
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -93,6 +95,7 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
   const ownDir = opts.dir === undefined
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), "chimera-testbed-")))
   await mkdir(dir, { recursive: true, mode: 0o700 })
+  ownedTestbedDir(dir)
   const prefix = opts.prefix ?? "node"
 
   const client = ed25519(`chimera-testbed@${dir}`)
@@ -100,9 +103,14 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
   const authorizedKeysFile = join(dir, "authorized_keys")
   const knownHostsFile = join(dir, "known_hosts")
   const configFile = join(dir, "chimera.toml")
-  await writeFile(identityFile, client.privateKey, { mode: 0o600 })
-  await writeFile(`${identityFile}.pub`, `${client.publicKey}\n`)
-  await writeFile(authorizedKeysFile, `${client.publicKey}\n`, { mode: 0o600 })
+  // Made afresh (a file left by a crashed run is replaced, never written into with its old mode).
+  const fresh = async (path: string, text: string, mode: number) => {
+    await rm(path, { force: true })
+    await writeFile(path, text, { mode, flag: "wx" })
+  }
+  await fresh(identityFile, client.privateKey, 0o600)
+  await fresh(`${identityFile}.pub`, `${client.publicKey}\n`, 0o644)
+  await fresh(authorizedKeysFile, `${client.publicKey}\n`, 0o600)
 
   const claims: AddressClaim[] = claimAddresses(opts.nodes)
   const agentPids = new Map<string, number>()
@@ -236,4 +244,25 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
     stop,
     [Symbol.asyncDispose]: stop,
   }
+}
+
+/**
+ * The testbed's directory holds a key that is root on every node, and so on this host (a node is a
+ * mount namespace): one another user made or can write to (a /tmp/chimera-testbed planted before the
+ * first `up`, with files of theirs waiting in it, or a state file naming processes for `down` to kill)
+ * is refused, as is a symbolic link.
+ */
+export function ownedTestbedDir(dir: string): void {
+  const st = lstatSync(dir)
+  const uid = process.getuid?.() ?? 0
+  if (st.isSymbolicLink() || !st.isDirectory())
+    throw new Error(`testbed: ${dir} is not a directory of its own (a symbolic link?); remove it or pass another --dir`)
+  if (st.uid !== uid)
+    throw new Error(
+      `testbed: ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}); remove it or pass another --dir`,
+    )
+  if ((st.mode & 0o077) !== 0)
+    throw new Error(
+      `testbed: ${dir} is open to other users (mode ${(st.mode & 0o777).toString(8)}); files may have been put in it: remove it or pass another --dir`,
+    )
 }
