@@ -1,11 +1,21 @@
 // A mistyped command is answered in plain words: citty's own messages colour the name it did not
 // know, and that colour must neither show up as escaped text (`\x1b[36mbogus\x1b[39m`) where colour is
 // off, nor reach a terminal when NO_COLOR is set. The real CLI process, its stderr read as it is.
-import { expect, test } from "bun:test"
+import { afterAll, beforeAll, expect, test } from "bun:test"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { run } from "./support/tools.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
+// A home of the tests' own: commands that keep records make ~/.local/share/chimera in it.
+let home: string
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), "chimera-usage-home-"))
+})
+afterAll(async () => {
+  await rm(home, { recursive: true, force: true })
+})
 
 test("an unknown command or subcommand is named plainly, with no escape codes, coloured or escaped", async () => {
   const env = { NO_COLOR: undefined, FORCE_COLOR: undefined }
@@ -72,7 +82,7 @@ test("a flag the command does not define is refused before anything runs, with t
 test("a node name or tag given with no configuration loaded says that no configuration is in use", async () => {
   // A newcomer in a new shell without CHIMERA_CONFIG_FILE: the name is dialled as a host, the tag is
   // unknown; both say that the inventory was never read. An address, or a configuration, says nothing.
-  const env = { NO_COLOR: "1", CHIMERA_CONFIG_FILE: "", SSH_AUTH_SOCK: "", HOME: "/nonexistent" }
+  const env = { NO_COLOR: "1", CHIMERA_CONFIG_FILE: "", SSH_AUTH_SOCK: "", HOME: home }
   const hint = "no configuration is in use (CHIMERA_CONFIG_FILE is unset)"
   const tag = await run([process.execPath, MAIN, "exec", "--targets", "@db", "--", "true"], { env })
   expect(tag.code).toBe(1)
@@ -85,7 +95,7 @@ test("a node name or tag given with no configuration loaded says that no configu
 }, 60_000)
 
 test("generations keeps its table narrow when a target fails, and says why below it, once", async () => {
-  const env = { NO_COLOR: "1", CHIMERA_CONFIG_FILE: "", SSH_AUTH_SOCK: "", HOME: "/nonexistent" }
+  const env = { NO_COLOR: "1", CHIMERA_CONFIG_FILE: "", SSH_AUTH_SOCK: "", HOME: home }
   const r = await run([process.execPath, MAIN, "generations", "--targets", "root@127.0.0.1:1", "--timeout", "5"], {
     env,
   })
