@@ -4,11 +4,12 @@
 // readable on its own host, and only sent to a loopback URL). None goes over plain HTTP to another host
 // (transport.ts). The order means a login as a less privileged user takes over from the
 // local admin token on the same machine; `chimera whoami` and `--verbose` say which one is in use.
-import { readFileSync } from "node:fs"
+import { readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { isLoopbackHost } from "../../protocol/loopback.ts"
 import { dataDir } from "../config.ts"
 import { CliError } from "./errors.ts"
+import { listenersFor, tcpListeners } from "./loopback-listener.ts"
 import { readTokenFile, tokenFilePath } from "./token-file.ts"
 import { checkTransport, parseControlUrl } from "./transport.ts"
 
@@ -46,14 +47,19 @@ export function controlCredential(env: Env = process.env): Credential {
       `no token for ${url}: run \`chimera login\` or set CHIMERA_TOKEN (the admin token in ${path} is used on its own only for a control plane at a loopback address)`,
       "E_NO_TOKEN",
     )
+  let token: string
+  let owner: number
   try {
-    return { token: readFileSync(path, "utf8").trim(), source: "admin-token-file", path, expiresAt: null }
+    token = readFileSync(path, "utf8").trim()
+    owner = statSync(path).uid
   } catch {
     throw new CliError(
       `no token: run \`chimera login\`, set CHIMERA_TOKEN, or run where the control plane keeps ${path} (looked in ${tokenFilePath(env)} too)`,
       "E_NO_TOKEN",
     )
   }
+  _refuseForeignListener(url, owner, path)
+  return { token, source: "admin-token-file", path, expiresAt: null }
 }
 
 /** "login session (~/.config/chimera/token, until …)", for people. */
@@ -61,4 +67,22 @@ export function describeCredential(c: Credential): string {
   if (c.source === "CHIMERA_TOKEN") return "CHIMERA_TOKEN (environment)"
   if (c.source === "login-session") return `login session (${c.path}, until ${c.expiresAt})`
   return `local admin token (${c.path})`
+}
+
+/**
+ * The admin token goes unasked to a loopback URL, where any local user may be listening instead of
+ * the control plane (stopped, or on another address): it goes only to a listener that runs as the
+ * token file's owner, as the control plane that wrote it does.
+ */
+function _refuseForeignListener(url: string, owner: number, path: string): void {
+  const all = tcpListeners()
+  if (all === null) return
+  const u = parseControlUrl(url)
+  const port = Number(u.port || (u.protocol === "https:" ? 443 : 80))
+  const foreign = listenersFor(u.hostname, port, all).find((l) => l.uid !== owner)
+  if (foreign)
+    throw new CliError(
+      `not sending the admin token in ${path} to ${url}: the program listening there runs as uid ${foreign.uid}, not as the token's owner (uid ${owner}), so it is not the control plane that made it; find it with \`ss -ltnp 'sport = :${port}'\``,
+      "E_FOREIGN_LISTENER",
+    )
 }
