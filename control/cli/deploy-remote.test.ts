@@ -5,6 +5,7 @@
 import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test"
 import type { FleetEvent } from "../domain/events.ts"
 import { deployViaControlPlane } from "./deploy-remote.ts"
+import { globals } from "./globals.ts"
 
 const ID = "20261206015253-79e01c56"
 
@@ -114,6 +115,8 @@ describe("deploy --via-control-plane follows the deployment's events", () => {
   let written: string[]
   beforeEach(() => {
     written = []
+    // As a plain `chimera deploy` runs, whatever flags an earlier test in this process took.
+    globals.verbose = false
     // Lines, not a spinner, as when stdout is not a terminal.
     process.stdout.isTTY = false
     spyOn(process.stderr, "write").mockImplementation((chunk: unknown) => {
