@@ -160,6 +160,42 @@ describe("control plane API", () => {
     leave.abort()
   })
 
+  test("an event stream with `limit` starts with the last `limit` matching events, unless it resumes", async () => {
+    await using cp = await startInProcess()
+    await enroll(cp, "web-1")
+    await enroll(cp, "web-2")
+    const desire = (node: string, closure: string) =>
+      cp.api(`/api/nodes/${node}/desired`, { method: "PUT", body: JSON.stringify({ closure }) })
+    for (const closure of [GEN1, GEN2, GEN1]) await desire("web-1", closure)
+    await desire("web-2", GEN2)
+    const past = (await (await cp.api("/api/events?node=web-1")).json()) as { events: { id: number }[] }
+    expect(past.events).toHaveLength(4) // enrolled, then desired three times
+
+    const leave = new AbortController()
+    const open = (query: string, headers: Record<string, string> = {}) =>
+      fetch(`${cp.url}/api/events/stream?${query}`, {
+        headers: { authorization: `Bearer ${cp.adminToken}`, ...headers },
+        signal: leave.signal,
+      }).then((res) => streamText(res.body as ReadableStream<Uint8Array>))
+    const ids = (text: string) => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))
+    const pastIds = past.events.map((e) => e.id)
+
+    const tail = await open("node=web-1&limit=2")
+    await tail.until((text) => ids(text).length >= 2)
+    await desire("web-1", GEN2)
+    await tail.until((text) => ids(text).length >= 3)
+    const [live] = ids(tail.text).slice(2)
+    expect(ids(tail.text)).toEqual([...pastIds.slice(-2), live ?? 0])
+    expect(live).toBeGreaterThan(pastIds.at(-1) ?? 0)
+    expect(tail.text).not.toContain('"nodeId":"web-2"')
+
+    // A reconnection (Last-Event-ID) gets all it missed, however many: `limit` is for the first start.
+    const resumed = await open("node=web-1&limit=1", { "last-event-id": String(pastIds[0]) })
+    await resumed.until((text) => ids(text).length >= 4)
+    expect(ids(resumed.text)).toEqual([...pastIds.slice(1), live ?? 0])
+    leave.abort()
+  }, 10_000)
+
   test("an event stream whose token is revoked sends nothing more: an error event, then it ends", async () => {
     await using cp = await startInProcess()
     await enroll(cp, "web-1")

@@ -1,6 +1,6 @@
 // Operator routes for the event log: a filtered page (oldest first, `after` as cursor) and a live
 // Server-Sent Events stream that first replays what follows Last-Event-ID, so a dashboard that
-// reconnects misses nothing. Live frames come from the fan-out (event-fanout.ts), which bounds what
+// reconnects misses nothing (or what follows `after`, or the last `limit` events that match). Live frames come from the fan-out (event-fanout.ts), which bounds what
 // each stream holds and how many streams there are; a stream that fell behind reads the store.
 import { Hono } from "hono"
 import { z } from "zod"
@@ -19,12 +19,18 @@ const TypeList = z
   .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(",")).map((t) => t.trim()))
   .pipe(z.array(EventType).max(20))
 
+const Limit = z.coerce.number().int().min(1).max(1000)
+
 export const EventsQuery = z.object({
   node: NodeId.optional(),
   type: TypeList.optional(),
   after: z.coerce.number().int().min(0).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: Limit.default(100),
 })
+
+// A stream has no page size: without `limit` it sends only what happens from now on (or replays
+// from `after`), as it always did, so dashboards that never asked for a backlog get none.
+const StreamQuery = EventsQuery.extend({ limit: Limit.optional() })
 
 const matches = (e: FleetEvent, q: { node?: string; type?: string[] }) =>
   (q.node === undefined || e.nodeId === q.node) && (q.type === undefined || q.type.includes(e.type))
@@ -83,7 +89,7 @@ export const eventRoutes = (
       const events = await fleet.listEvents({ nodeId: q.node, types: q.type, afterId: q.after, limit: q.limit })
       return c.json({ events })
     })
-    .get("/api/events/stream", query(EventsQuery), (c) => {
+    .get("/api/events/stream", query(StreamQuery), (c) => {
       const q = c.req.valid("query")
       const lastId = Number.parseInt(c.req.header("last-event-id") ?? "", 10)
       const principal = c.get("principal")
@@ -95,13 +101,18 @@ export const eventRoutes = (
       // The guard let this caller in; a stream outlives that moment, so the credential is asked again
       // before anything more is sent (stream-credentials.ts).
       const token = bearerToken(c.req.header("authorization"))
-      let sent = Number.isFinite(lastId) ? lastId : (q.after ?? -1)
+      const resumed = Number.isFinite(lastId)
+      let sent = resumed ? lastId : (q.after ?? -1)
+      // `limit` starts the stream with at most the last `limit` matching events (after `after`), as
+      // `chimera events --follow --limit N` shows them; a reconnection's Last-Event-ID wins, so the
+      // client misses nothing it has not seen.
+      let tail = resumed ? undefined : q.limit
       // Ids the last store reads sent: a live frame among them was sent already. Live frames are told
       // apart by id, not by `id > sent`: with several replicas (PostgreSQL) another replica's event
       // can come after one of this replica's with a higher id, and must still go out.
       const readIds = new Set<number>()
       // What follows Last-Event-ID comes from the store, as does all a client missed while it fell behind.
-      let fromStore = sent >= 0
+      let fromStore = sent >= 0 || tail !== undefined
       let started = false
       let pageSize = PAGE
       const signal = c.req.raw.signal
@@ -121,6 +132,15 @@ export const eventRoutes = (
           const sinceMs = performance.now()
           // Live frames are held again from here on; any the page below also holds are skipped by id.
           sub.caughtUp()
+          if (tail !== undefined) {
+            const limit = tail
+            tail = undefined
+            const first = await storeTurn(() =>
+              sub.closed ? null : fleet.eventTailStart({ nodeId: q.node, types: q.type, afterId: q.after, limit }),
+            )
+            // The replay below reads from just before the oldest of them, in pages, as for `after`.
+            sent = first === null ? (q.after ?? 0) : first - 1
+          }
           const page = await storeTurn(() =>
             sub.closed ? [] : fleet.listEvents({ nodeId: q.node, types: q.type, afterId: sent, limit: pageSize }),
           )

@@ -293,6 +293,7 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers }: FleetDeps
     note: (type: ControlEventType, nodeId: string | null, data: Record<string, unknown>) => emit(type, nodeId, data),
     listNodes: () => store.listNodes(),
     listEvents: (q: EventQuery): Promise<FleetEvent[]> => store.listEvents(q),
+    eventTailStart: (q: EventQuery): Promise<number | null> => store.eventTailStart(q),
 
     /** Forgets commands answered more than `days` ago (their output included); returns how many. */
     async pruneCommands(days: number) {

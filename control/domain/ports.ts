@@ -102,6 +102,8 @@ export interface StorePort {
   appendReports(nodeId: string, events: NewEvent[]): Promise<{ ackedSeq: number; stored: FleetEvent[] }>
   appendEvent(event: NewEvent): Promise<FleetEvent>
   listEvents(query: EventQuery): Promise<FleetEvent[]>
+  /** The id of the oldest of the newest `limit` events that match, or null when none does. */
+  eventTailStart(query: EventQuery): Promise<number | null>
 
   /**
    * Commands to hand a node now, marked delivered: those never delivered, and those delivered before

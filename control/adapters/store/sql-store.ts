@@ -292,6 +292,20 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       return rows.map(toEvent)
     },
 
+    async eventTailStart(q: EventQuery) {
+      // Ids only: a stream that starts with a backlog of large reports reads them in pages after this.
+      const rows: Row[] = await db`
+        SELECT MIN(id) AS id FROM (
+          SELECT id FROM events
+          WHERE id > ${q.afterId ?? 0}
+            ${q.nodeId === undefined ? db`` : db`AND node_id = ${q.nodeId}`}
+            ${q.types?.length ? db`AND type IN ${db(q.types)}` : db``}
+          ORDER BY id DESC LIMIT ${q.limit}
+        ) AS tail`
+      const id = rows[0]?.id
+      return id === null || id === undefined ? null : num(id)
+    },
+
     async pendingCommands(nodeId, credentialHash, now, redeliverBefore) {
       return db.begin(async (tx) => {
         const rows: Row[] = await tx`
