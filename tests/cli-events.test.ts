@@ -1,46 +1,74 @@
-// `chimera events --follow` against a real control plane: it prints events as they come (and
-// nothing for the stream's own frames), and when the control plane ends the stream because the
-// token was revoked, it says so and exits non-zero instead of hanging or exiting 0.
+// `chimera events --follow` against a real control plane: it starts with the last --limit events
+// (not the whole history), prints events as they come (and nothing for the stream's own frames), in
+// columns under a header, and when the control plane ends the stream because the token was revoked,
+// it says so and exits non-zero instead of hanging or exiting 0. An unreachable control plane gets
+// the hint every command gives.
 import { describe, expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { enrollNode } from "./support/auth.ts"
-import { startInProcess } from "./support/control-plane.ts"
+import { freePort, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { streamText } from "./support/stream.ts"
+import { run } from "./support/tools.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
 const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+const GEN2 = "/nix/store/y1mlmacm344nc9ik51ajfsqv9pl6m87x-chimera-test-system-2"
+
+async function withHome<T>(use: (home: string) => Promise<T>): Promise<T> {
+  const home = await mkdtemp(join(tmpdir(), "chimera-cli-events-"))
+  try {
+    return await use(home)
+  } finally {
+    await rm(home, { recursive: true, force: true })
+  }
+}
+
+const env = (home: string, url: string, token: string) => ({
+  ...process.env,
+  HOME: home,
+  CHIMERA_URL: url,
+  CHIMERA_TOKEN: token,
+  CHIMERA_DATA_DIR: join(home, "data"),
+})
+
+function follow(cp: TestControlPlane, home: string, token: string, ...args: string[]) {
+  const proc = Bun.spawn([process.execPath, MAIN, "events", "--follow", ...args], {
+    env: env(home, cp.url, token),
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  })
+  return { proc, out: streamText(proc.stdout as ReadableStream<Uint8Array>) }
+}
+
+const desire = (cp: TestControlPlane, node: string, closure: string) =>
+  cp.api(`/api/nodes/${node}/desired`, { method: "PUT", body: JSON.stringify({ closure }) })
+
+/** Ids of the lines printed so far (JSON lines, or table rows under the header). */
+const lineIds = (text: string) =>
+  text
+    .split("\n")
+    .filter((l) => /^(\{|\d)/.test(l))
+    .map((l) => (l.startsWith("{") ? (JSON.parse(l) as { id: number }).id : Number(l.split(" ")[0])))
 
 describe("chimera events --follow", () => {
   test("prints each event as a JSON line, and exits 1 naming the reason when its token is revoked", async () => {
     await using cp = await startInProcess()
-    const home = await mkdtemp(join(tmpdir(), "chimera-cli-events-"))
-    try {
+    await withHome(async (home) => {
       await enrollNode(cp, "web-1")
       const made = await cp.api("/api/tokens", {
         method: "POST",
         body: JSON.stringify({ name: "follower", role: "viewer" }),
       })
       const { id, token } = (await made.json()) as { id: string; token: string }
-      const proc = Bun.spawn([process.execPath, MAIN, "events", "--follow", "--json"], {
-        env: {
-          ...process.env,
-          HOME: home,
-          CHIMERA_URL: cp.url,
-          CHIMERA_TOKEN: token,
-          CHIMERA_DATA_DIR: join(home, "data"),
-        },
-        stdin: "ignore",
-        stdout: "pipe",
-        stderr: "pipe",
-      })
-      const out = streamText(proc.stdout as ReadableStream<Uint8Array>)
+      const { proc, out } = follow(cp, home, token, "--json")
       await out.until((text) => text.includes("\n"))
       expect(JSON.parse(out.text.split("\n")[0] ?? "")).toMatchObject({ type: "node.enrolled", nodeId: "web-1" })
 
       expect((await cp.api(`/api/tokens/${id}`, { method: "DELETE" })).status).toBeLessThan(300)
-      await cp.api("/api/nodes/web-1/desired", { method: "PUT", body: JSON.stringify({ closure: GEN1 }) })
+      await desire(cp, "web-1", GEN1)
       const code = await proc.exited
       await out.until(() => false) // to the end
       const stderr = await new Response(proc.stderr).text()
@@ -48,8 +76,63 @@ describe("chimera events --follow", () => {
       expect(stderr).toContain("the API token is unknown or revoked; the event stream ends")
       // One line, the enrolment: no line for the stream's `ready` frame, none after the revocation.
       expect(out.text.trim().split("\n")).toHaveLength(1)
-    } finally {
-      await rm(home, { recursive: true, force: true })
-    }
+    })
+  }, 30_000)
+
+  test("--limit N starts with the last N past events, not the whole history, then prints new ones", async () => {
+    await using cp = await startInProcess()
+    await withHome(async (home) => {
+      await enrollNode(cp, "web-1")
+      for (const closure of [GEN1, GEN2, GEN1]) await desire(cp, "web-1", closure)
+      const past = (await (await cp.api("/api/events")).json()) as { events: { id: number }[] }
+      const pastIds = past.events.map((e) => e.id)
+      expect(pastIds).toHaveLength(4)
+
+      const { proc, out } = follow(cp, home, cp.adminToken, "--limit", "2", "--json")
+      // Whatever comes first, it must be the last two past events: the old replay began at the first.
+      await out.until((text) => lineIds(text).length >= 2)
+      expect(lineIds(out.text)).toEqual(pastIds.slice(-2))
+      await desire(cp, "web-1", GEN2)
+      await out.until((text) => lineIds(text).length >= 3)
+      proc.kill()
+      await proc.exited
+      const lines = out.text.trim().split("\n")
+      expect(lines).toHaveLength(3)
+      expect(JSON.parse(lines[2] ?? "")).toMatchObject({ type: "desired.changed", nodeId: "web-1" })
+    })
+  }, 30_000)
+
+  test("rows come in the same columns as their header, whatever the lengths of their values", async () => {
+    await using cp = await startInProcess()
+    await withHome(async (home) => {
+      await enrollNode(cp, "a")
+      await enrollNode(cp, "a-rather-long-1")
+      await desire(cp, "a", GEN1)
+      const { proc, out } = follow(cp, home, cp.adminToken)
+      await out.until((text) => lineIds(text).length >= 3)
+      proc.kill()
+      await proc.exited
+      const lines = out.text.trimEnd().split("\n")
+      expect(lines).toHaveLength(4)
+      expect(lines[0]).toMatch(/^ID +AT +NODE +TYPE +DETAIL$/)
+      // Each column starts where its header does, in every row: a value begins right there.
+      const header = lines[0] ?? ""
+      const columns = ["AT", "NODE", "TYPE"].map((h) => header.indexOf(h))
+      const rows = lines.slice(1)
+      expect(rows.map((l) => columns.map((c) => l[c - 1] === " " && l[c] !== " "))).toEqual(
+        rows.map(() => [true, true, true]),
+      )
+      expect(rows.map((l) => l.slice(columns[1], columns[2]).trim())).toEqual(["a", "a-rather-long-1", "a"])
+    })
+  }, 30_000)
+
+  test("an unreachable control plane gets the hint every command gives", async () => {
+    await withHome(async (home) => {
+      const url = `http://127.0.0.1:${freePort()}`
+      const r = await run([process.execPath, MAIN, "events", "--follow"], { env: env(home, url, "chm_api_x") })
+      expect(r.code).toBe(1)
+      expect(r.stderr).toContain(`cannot reach the control plane at ${url}`)
+      expect(r.stderr).toContain("is `chimera web` running? Set CHIMERA_URL to its address.")
+    })
   }, 30_000)
 })

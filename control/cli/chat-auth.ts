@@ -4,6 +4,7 @@
 // session is kept as `chimera login` keeps it; a script without a terminal gets the reason instead.
 // CHIMERA_TOKEN is never replaced by a prompt: automation that set it meant that token.
 import * as p from "@clack/prompts"
+import { unreachable } from "./client.ts"
 import { type Credential, controlCredential, describeCredential } from "./credentials.ts"
 import { CliError } from "./errors.ts"
 import { Me } from "./identity.ts"
@@ -22,10 +23,7 @@ async function _me(url: string, token: string): Promise<Me | "refused"> {
   try {
     res = await fetch(`${url}/api/auth/me`, { headers: { authorization: `Bearer ${token}` } })
   } catch (error) {
-    throw new CliError(
-      `cannot reach the control plane at ${url} (${(error as Error).message}); is \`chimera web\` running? Set CHIMERA_URL to its address.`,
-      "E_UNREACHABLE",
-    )
+    throw unreachable(url, error)
   }
   if (res.status === 401) return "refused"
   const me = Me.safeParse(await res.json().catch(() => null))

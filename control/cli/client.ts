@@ -23,6 +23,14 @@ export function apiClient(env = process.env) {
   return { url, client }
 }
 
+/** What every command says when the control plane did not answer at all: where it looked, and how to fix it. */
+export function unreachable(url: string, error: unknown): CliError {
+  return new CliError(
+    `cannot reach the control plane at ${url} (${(error as Error).message}); is \`chimera web\` running? Set CHIMERA_URL to its address.`,
+    "E_UNREACHABLE",
+  )
+}
+
 /** Awaits an API call and returns its JSON, or throws the API's own error message. */
 export async function call<T>(
   url: string,
@@ -32,16 +40,18 @@ export async function call<T>(
   try {
     res = await request
   } catch (error) {
-    throw new CliError(
-      `cannot reach the control plane at ${url} (${(error as Error).message}); is \`chimera web\` running? Set CHIMERA_URL to its address.`,
-      "E_UNREACHABLE",
-    )
+    throw unreachable(url, error)
   }
   // --verbose says which identity acted, before anything the command prints.
   await announceIdentity(url)
   if (res.ok) return res.json()
+  throw await refusal(url, res)
+}
+
+/** The error for an answer that is not a success: the API's own message and code when it sent them. */
+export async function refusal(url: string, res: { status: number; json(): Promise<unknown> }): Promise<CliError> {
   const body = ApiErrorBody.safeParse(await res.json().catch(() => null))
-  throw new CliError(
+  return new CliError(
     body.success
       ? `${terminalLine(body.data.error)} (${res.status} ${terminalLine(body.data.code)})${_refusalHint(url, res.status)}`
       : // Not the API's error shape: most likely another program listens at that address.

@@ -3,10 +3,10 @@ import { defineCommand } from "citty"
 import { z } from "zod"
 import { NodeId } from "../../protocol/ids.ts"
 import { EventType, type FleetEvent } from "../domain/events.ts"
-import { apiClient, call, controlToken, controlUrl } from "./client.ts"
+import { apiClient, call, refusal, unreachable } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { announceIdentity } from "./identity.ts"
-import { color, field, jsonLine, printJson, printTable, say } from "./output.ts"
+import { color, field, jsonLine, printJson, printTable, say, tableLine } from "./output.ts"
 
 const Types = z
   .string()
@@ -25,6 +25,8 @@ const summary = (e: FleetEvent) => {
   return ""
 }
 
+const HEADERS = ["ID", "AT", "NODE", "TYPE", "DETAIL"]
+
 const row = (e: FleetEvent) => [
   String(e.id),
   e.at,
@@ -33,12 +35,20 @@ const row = (e: FleetEvent) => [
   summary(e),
 ]
 
+// --follow prints each row as it comes, so its columns cannot be measured first: fixed widths for
+// ids below ten million, ISO times, node names of up to 16 characters and every event type. A longer
+// value pushes the rest of its own row only.
+const FOLLOW_WIDTHS = [7, 24, 16, Math.max(...EventType.options.map((t) => t.length))]
+
 export default defineCommand({
   meta: { name: "events", description: "Show the fleet's events (drift, heals, enrolments), or follow them live" },
   args: {
     node: { type: "string", description: "Only this node's events" },
     type: { type: "string", description: "Only these types, comma-separated (e.g. drift.detected,heal.succeeded)" },
-    limit: { type: "string", description: "At most this many (default 100, max 1000)" },
+    limit: {
+      type: "string",
+      description: "At most this many (default 100, max 1000); with --follow, the last this many before live ones",
+    },
     follow: { type: "boolean", alias: "f", description: "Keep printing events as they happen" },
     json: { type: "boolean", description: "Print JSON (with --follow: one event a line)" },
   },
@@ -52,24 +62,24 @@ export default defineCommand({
     if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000)
       throw new CliError("--limit: expected a whole number from 1 to 1000", "E_ARG")
     const query = { node: node?.data, type: types?.data, limit }
+    const { url, client } = apiClient()
     if (!args.follow) {
-      const { url, client } = apiClient()
       const { events } = (await call(url, client.api.events.$get({ query }))) as { events: FleetEvent[] }
       if (args.json) return printJson({ events })
-      printTable(["ID", "AT", "NODE", "TYPE", "DETAIL"], events.map(row))
+      printTable(HEADERS, events.map(row))
       return
     }
-    const params = new URLSearchParams({ after: "0", limit })
-    if (query.node) params.set("node", query.node)
-    if (query.type) params.set("type", query.type.join(","))
-    const res = await fetch(`${controlUrl()}/api/events/stream?${params}`, {
-      headers: { authorization: `Bearer ${controlToken()}` },
-    }).catch((error: Error) => {
-      throw new CliError(`cannot reach the control plane at ${controlUrl()} (${error.message})`, "E_UNREACHABLE")
-    })
-    await announceIdentity(controlUrl())
-    if (!res.ok || !res.body)
-      throw new CliError(`the control plane answered ${res.status}: ${await res.text()}`, "E_API")
+    // The stream starts with the last `limit` matching events, then sends each new one.
+    const res = await client.api.events.stream
+      .$get({ query: { ...query, limit: Number(limit) } })
+      .catch((error: unknown) => {
+        throw unreachable(url, error)
+      })
+    await announceIdentity(url)
+    if (!res.ok) throw await refusal(url, res)
+    if (!res.body) throw new CliError("the control plane answered without an event stream", "E_API")
+    const head = HEADERS.map((h) => color.bold(h))
+    if (!args.json) say(`${tableLine(FOLLOW_WIDTHS, head)}\n`)
     let buffer = ""
     for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
       buffer += chunk
@@ -85,7 +95,7 @@ export default defineCommand({
         }
         if (data === undefined || sseField("id") === undefined) continue
         const event = JSON.parse(data) as FleetEvent
-        say(args.json ? `${jsonLine(event)}\n` : `${row(event).map(field).join("  ")}\n`)
+        say(args.json ? `${jsonLine(event)}\n` : `${tableLine(FOLLOW_WIDTHS, row(event).map(field))}\n`)
       }
     }
     throw new CliError("the control plane closed the event stream", "E_UNREACHABLE")

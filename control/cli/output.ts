@@ -67,13 +67,21 @@ export const visibleWidth = visible
 export function printTable(headers: string[], rawRows: string[][]): void {
   const rows = rawRows.map((row) => row.map(field))
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ""))))
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c + " ".repeat((widths[i] ?? 0) - visible(c))))
-      .join("  ")
-      .trimEnd()
-  say(`${line(headers.map((h) => color.bold(h)))}\n`)
-  for (const row of rows) say(`${line(row)}\n`)
+  const head = headers.map((h) => color.bold(h))
+  say(`${tableLine(widths, head)}\n`)
+  for (const row of rows) say(`${tableLine(widths, row)}\n`)
+}
+
+/**
+ * One line of a table: each cell but the last padded to at least its column's width, two spaces
+ * apart. For tables printed a row at a time (`--follow`), whose widths are fixed beforehand; cells
+ * must already be `field`s.
+ */
+export function tableLine(widths: number[], cells: string[]): string {
+  return cells
+    .map((c, i) => (i === cells.length - 1 ? c : c + " ".repeat(Math.max(0, (widths[i] ?? 0) - visible(c)))))
+    .join("  ")
+    .trimEnd()
 }
 
 export function printFields(fields: [string, string][]): void {
