@@ -2,7 +2,8 @@
 // (not the whole history), prints events as they come (and nothing for the stream's own frames), in
 // columns under a header, and when the control plane ends the stream because the token was revoked,
 // it says so and exits non-zero instead of hanging or exiting 0. An unreachable control plane gets
-// the hint every command gives.
+// the hint every command gives. `--node` with an id no node has (a typo) says so instead of printing
+// an empty table.
 import { describe, expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -135,4 +136,45 @@ describe("chimera events --follow", () => {
       expect(r.stderr).toContain("is `chimera web` running? Set CHIMERA_URL to its address.")
     })
   }, 30_000)
+})
+
+describe("chimera events --node", () => {
+  const events = (cp: TestControlPlane, home: string, ...args: string[]) =>
+    run([process.execPath, MAIN, "events", ...args], { env: env(home, cp.url, cp.adminToken) })
+
+  test("an id no node has is an error naming the nearest and the known nodes; a known node without events is not", async () => {
+    await using cp = await startInProcess()
+    await withHome(async (home) => {
+      await enrollNode(cp, "node-2")
+      await enrollNode(cp, "node-1")
+      const typo = await events(cp, home, "--node", "nod-1")
+      expect({ code: typo.code, stdout: typo.stdout }).toEqual({ code: 1, stdout: "" })
+      expect(typo.stderr).toContain('no node "nod-1" (did you mean node-1? known: node-1, node-2)')
+      const json = await events(cp, home, "--node", "nod-1", "--json")
+      expect(json.code).toBe(1)
+
+      const quiet = await events(cp, home, "--node", "node-1", "--type", "heal.failed")
+      expect({ code: quiet.code, stderr: quiet.stderr }).toEqual({ code: 0, stderr: "" })
+      expect(quiet.stdout.trim()).toMatch(/^ID +AT +NODE +TYPE +DETAIL$/)
+      const some = await events(cp, home, "--node", "node-1")
+      expect(some.code).toBe(0)
+      expect(some.stdout).toContain("node.enrolled")
+    })
+  }, 30_000)
+
+  test("--follow warns of an id no node has yet, and goes on to wait for its events", async () => {
+    await using cp = await startInProcess()
+    await withHome(async (home) => {
+      await enrollNode(cp, "node-1")
+      const { proc, out } = follow(cp, home, cp.adminToken, "--node", "node-3", "--json")
+      const stderr = streamText(proc.stderr as ReadableStream<Uint8Array>)
+      await stderr.until((text) => text.includes("waiting for its events"))
+      expect(stderr.text).toContain('no node "node-3" (did you mean node-1? known: node-1); waiting for its events')
+      await enrollNode(cp, "node-3")
+      await out.until((text) => text.includes("\n"))
+      proc.kill()
+      await proc.exited
+      expect(JSON.parse(out.text.trim())).toMatchObject({ type: "node.enrolled", nodeId: "node-3" })
+    })
+  }, 15_000)
 })

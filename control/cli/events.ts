@@ -1,12 +1,13 @@
 // `chimera events [--node ID] [--type T,…] [--follow]`: the fleet's event log, or its live stream.
 import { defineCommand } from "citty"
 import { z } from "zod"
+import { nearestName } from "../../protocol/cli-flags.ts"
 import { NodeId } from "../../protocol/ids.ts"
 import { EventType, type FleetEvent } from "../domain/events.ts"
 import { apiClient, call, refusal, unreachable } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { announceIdentity } from "./identity.ts"
-import { color, field, jsonLine, printJson, printTable, say, tableLine } from "./output.ts"
+import { color, field, jsonLine, printJson, printTable, say, tableLine, warn } from "./output.ts"
 
 const Types = z
   .string()
@@ -40,6 +41,30 @@ const row = (e: FleetEvent) => [
 // value pushes the rest of its own row only.
 const FOLLOW_WIDTHS = [7, 24, 16, Math.max(...EventType.options.map((t) => t.length))]
 
+/** How many node names a "no node" message lists; a large fleet's would fill the screen. */
+const KNOWN_SHOWN = 10
+
+/**
+ * Why `--node ID` found nothing, when the reason is that no node has that id (most often a typo), as
+ * a sentence naming the nearest and the known ones; null for a node the control plane knows.
+ */
+async function _unknownNode(api: ReturnType<typeof apiClient>, id: string): Promise<string | null> {
+  const { url, client } = api
+  const res = await client.api.nodes[":id"].$get({ param: { id } }).catch((error: unknown) => {
+    throw unreachable(url, error)
+  })
+  if (res.ok) return null
+  if (res.status !== 404) throw await refusal(res)
+  const { nodes } = await call(url, client.api.nodes.$get())
+  const ids = nodes.map((n) => n.id).sort()
+  const near = nearestName(ids, id)
+  const known =
+    ids.length === 0
+      ? "no node has enrolled yet"
+      : `known: ${ids.slice(0, KNOWN_SHOWN).join(", ")}${ids.length > KNOWN_SHOWN ? ` and ${ids.length - KNOWN_SHOWN} more` : ""}`
+  return `no node ${JSON.stringify(id)} (${near ? `did you mean ${near}? ` : ""}${known})`
+}
+
 export default defineCommand({
   meta: { name: "events", description: "Show the fleet's events (drift, heals, enrolments), or follow them live" },
   args: {
@@ -62,12 +87,23 @@ export default defineCommand({
     if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000)
       throw new CliError("--limit: expected a whole number from 1 to 1000", "E_ARG")
     const query = { node: node?.data, type: types?.data, limit }
-    const { url, client } = apiClient()
+    const api = apiClient()
+    const { url, client } = api
     if (!args.follow) {
       const { events } = (await call(url, client.api.events.$get({ query }))) as { events: FleetEvent[] }
+      // A node that is gone keeps its events, and one that is known may have none (yet): only an id
+      // with neither is an error.
+      const unknown = events.length === 0 && query.node ? await _unknownNode(api, query.node) : null
+      if (unknown) throw new CliError(unknown, "E_NOT_FOUND")
       if (args.json) return printJson({ events })
       printTable(HEADERS, events.map(row))
       return
+    }
+    // Following a node that is not there yet is how one watches it enrol, so that is a warning only.
+    if (query.node) {
+      const past = await call(url, client.api.events.$get({ query: { node: query.node, limit: "1" } }))
+      const unknown = past.events.length === 0 ? await _unknownNode(api, query.node) : null
+      if (unknown) warn(`${color.yellow("!")} ${unknown}; waiting for its events\n`)
     }
     // The stream starts with the last `limit` matching events, then sends each new one.
     const res = await client.api.events.stream
