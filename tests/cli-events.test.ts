@@ -3,15 +3,17 @@
 // columns under a header, and when the control plane ends the stream because the token was revoked,
 // it says so and exits non-zero instead of hanging or exiting 0. An unreachable control plane gets
 // the hint every command gives. `--node` with an id no node has (a typo) says so instead of printing
-// an empty table.
+// an empty table. A deploy's events show under its target's node, with what happened in DETAIL.
 import { describe, expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { enrollNode } from "./support/auth.ts"
+import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
 import { freePort, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { streamText } from "./support/stream.ts"
 import { run } from "./support/tools.ts"
+import { waitFor } from "./support/wait.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
 const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
@@ -177,4 +179,49 @@ describe("chimera events --node", () => {
       expect(JSON.parse(out.text.trim())).toMatchObject({ type: "node.enrolled", nodeId: "node-3" })
     })
   }, 15_000)
+})
+
+describe("chimera events for a deploy", () => {
+  test("each target's progress is filed under its node, and the table says what each deploy event was", async () => {
+    const closure = await buildTestSystem("events-1")
+    await using cp = await startInProcess()
+    await withHome(async (home) => {
+      // An agent that already runs the closure: the deploy through it is over at its first look.
+      const credential = await enrollNode(cp, "pull-1")
+      const system = { profile: closure, current: closure, booted: closure }
+      const beat = await call(cp, credential, "POST", "/api/agent/pull-1/heartbeat", {
+        ...heartbeatBody("pull-1"),
+        system,
+        desired: closure,
+      })
+      expect(beat.ok).toBe(true)
+      const started = await call(cp, cp.adminToken, "POST", "/api/deployments", { targets: ["pull-1"], closure })
+      expect(started.status).toBe(202)
+      const { id } = (await started.json()) as { id: string }
+      await waitFor(
+        "the deploy's end",
+        async () => (await (await cp.api("/api/events?type=deployment.finished")).json()) as { events: unknown[] },
+        (r) => r.events.length > 0,
+      )
+
+      const cli = (...args: string[]) =>
+        run([process.execPath, MAIN, "events", ...args], { env: env(home, cp.url, cp.adminToken) })
+      const mine = await cli("--node", "pull-1", "--type", "deployment.progress")
+      expect(mine.code).toBe(0)
+      const progress = mine.stdout.split("\n").filter((l) => l.includes("deployment.progress"))
+      expect(progress).toHaveLength(1)
+      expect(progress[0]).toMatch(
+        / pull-1 +deployment\.progress +activate: desired closure set; waiting for the agent$/,
+      )
+
+      const all = await cli("--type", "deployment.started,deployment.progress,deployment.finished")
+      const hash = closure.slice(11, 23)
+      const lines = all.stdout.trimEnd().split("\n").slice(1)
+      expect(lines.map((l) => l.split(/ {2,}/).slice(2))).toEqual([
+        ["-", "deployment.started", `${id} by bootstrap admin: ${hash} to pull-1`],
+        ["pull-1", "deployment.progress", "activate: desired closure set; waiting for the agent"],
+        ["-", "deployment.finished", `${id} succeeded (${hash})`],
+      ])
+    })
+  }, 60_000)
 })

@@ -14,6 +14,14 @@ const Types = z
   .transform((s) => s.split(",").map((t) => t.trim()))
   .pipe(z.array(EventType))
 
+const str = (v: unknown) => (typeof v === "string" ? v : "")
+
+/** "a, b, c and 4 more": a deploy may have hundreds of targets, and a row is one line. */
+const names = (v: unknown, shown = 5) => {
+  const all = Array.isArray(v) ? v.map(String) : []
+  return all.length > shown ? `${all.slice(0, shown).join(", ")} and ${all.length - shown} more` : all.join(", ")
+}
+
 const summary = (e: FleetEvent) => {
   const d = e.data as Record<string, unknown>
   const hash = (p: unknown) => (typeof p === "string" ? p.slice(11, 23) : "-")
@@ -23,16 +31,29 @@ const summary = (e: FleetEvent) => {
   if (e.type === "desired.changed") return `desired ${hash(d.to)}`
   if (e.type.startsWith("incident."))
     return `${d.problem} (${d.severity})${typeof d.ticketId === "string" ? `, ticket ${d.ticketId}` : ""}`
+  // A deploy's events carry its id, so its start, each target's phases and its end can be matched up.
+  if (e.type === "deployment.started")
+    return `${str(d.id)} by ${str(d.actor) || "?"}: ${hash(d.closure)} to ${names(d.targets)}`
+  if (e.type === "deployment.progress") return `${str(d.phase)}: ${str(d.message).slice(0, 100)}`
+  if (e.type === "deployment.finished") {
+    const outcome = d.error !== undefined ? `: ${String(d.error).slice(0, 80)}` : ` (${hash(d.closure)})`
+    return `${str(d.id)} ${str(d.status)}${outcome}${d.recorded === true ? " (reported)" : ""}`
+  }
   return ""
 }
+
+const failed = (e: FleetEvent) =>
+  e.type === "heal.failed" ||
+  (e.type === "deployment.finished" && (e.data.status === "failed" || e.data.status === "partial"))
 
 const HEADERS = ["ID", "AT", "NODE", "TYPE", "DETAIL"]
 
 const row = (e: FleetEvent) => [
   String(e.id),
   e.at,
-  e.nodeId ?? "-",
-  e.type.startsWith("heal.failed") ? color.red(e.type) : e.type,
+  // Deploy progress stored before it was filed under its target still names the target in its data.
+  e.nodeId ?? (str(e.data.target) || "-"),
+  failed(e) ? color.red(e.type) : e.type,
   summary(e),
 ]
 

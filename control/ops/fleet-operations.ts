@@ -176,7 +176,9 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
     })
     const progress = (target: string, phase: string, message: string) => {
       running.progress(id, target, `${phase}: ${message}`)
-      void fleet.note("deployment.progress", null, { id, target, phase, message }).catch(() => {})
+      // Filed under its target, a [fleet.nodes] name or an enrolled node's id (the names nodes go by
+      // everywhere, as in publishDesired), so a node's events show its deploys (`events --node`).
+      void fleet.note("deployment.progress", target, { id, target, phase, message }).catch(() => {})
     }
     const overSsh =
       ssh.length === 0

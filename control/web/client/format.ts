@@ -72,6 +72,12 @@ export function eventSummary(e: { type: string; data: Record<string, unknown> })
       return `report ${String(d.quarantinedSeq ?? "?")} refused (HTTP ${String(d.status ?? "?")}), set aside on the node`
     case "boot.rolled-back":
       return `unconfirmed ${name(d.unconfirmed)} rolled back to ${name(d.restored)} after a reboot`
+    case "deployment.started":
+      return `${String(d.id ?? "")} to ${Array.isArray(d.targets) ? d.targets.join(", ") : "?"} (${name(d.closure)})`
+    case "deployment.progress":
+      return `${String(d.phase ?? "")}: ${String(d.message ?? "")}`
+    case "deployment.finished":
+      return `${String(d.id ?? "")} ${String(d.status ?? "")}${typeof d.error === "string" ? `: ${d.error}` : ""}`
     default:
       return ""
   }
