@@ -75,7 +75,7 @@ async function _unknownNode(api: ReturnType<typeof apiClient>, id: string): Prom
     throw unreachable(url, error)
   })
   if (res.ok) return null
-  if (res.status !== 404) throw await refusal(res)
+  if (res.status !== 404) throw await refusal(url, res)
   const { nodes } = await call(url, client.api.nodes.$get())
   const ids = nodes.map((n) => n.id).sort()
   const near = nearestName(ids, id)
