@@ -245,7 +245,36 @@ async function printUsage() {
   process.stdout.write(`${colorIfTaken(await renderUsage(agentCommand))}\n`)
 }
 
+/**
+ * Bun's own GC timer collects every second while the heap changes, and 16 ms after it grows: made for
+ * servers, it was about a third of the idle agent's CPU (0.10-0.13 % against 0.07-0.08 % without it,
+ * heartbeating every 5 s; BENCHMARKS.md). JavaScriptCore's collections, driven by allocation, still
+ * bound the heap. The runtime reads the setting from the environment as it starts, so the compiled
+ * agent sets it and executes itself again, once, before it does anything; it takes the variable back
+ * out so that the programs it runs do not inherit it.
+ */
+function withoutGcTimer(): void {
+  if (process.env.BUN_GC_TIMER_DISABLE !== undefined) {
+    if (process.env.CHIMERA_AGENT_GC_TIMER === "off") {
+      delete process.env.BUN_GC_TIMER_DISABLE
+      delete process.env.CHIMERA_AGENT_GC_TIMER
+    }
+    return
+  }
+  // An operator's own BUN_GC_TIMER_INTERVAL asks for the timer. Only the compiled agent: from source,
+  // argv[1] is the script, and tests run it under their own Bun.
+  if (process.env.BUN_GC_TIMER_INTERVAL !== undefined) return
+  if (!Bun.main.startsWith("/$bunfs/") || typeof process.execve !== "function") return
+  const env = { ...process.env, BUN_GC_TIMER_DISABLE: "1", CHIMERA_AGENT_GC_TIMER: "off" }
+  try {
+    process.execve(process.execPath, [process.argv0, ...process.argv.slice(2)], env)
+  } catch (error) {
+    log.debug("running with Bun's GC timer: could not execute the agent again", { error })
+  }
+}
+
 if (import.meta.main) {
+  withoutGcTimer()
   const argv = process.argv.slice(2)
   if (argv.includes("--help") || argv.includes("-h")) await printUsage()
   else runMain(agentCommand)
