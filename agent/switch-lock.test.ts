@@ -144,9 +144,10 @@ describe("NixOS's switch lock", () => {
     const manual = await manualSwitchInProgress(node, gen2)
     const r = await waitFor("heal.failed", agent.reports, (x) => types(x).includes("heal.failed"), 60_000)
     const failed = r.find((x) => x.type === "heal.failed")
-    expect(failed?.type === "heal.failed" && failed.data.error).toContain(
-      `held ${SWITCH_LOCK_PATH} for more than 1 s; this heal was skipped and will be retried`,
-    )
+    const error = failed?.type === "heal.failed" ? failed.data.error : ""
+    expect(error).toContain(`held ${SWITCH_LOCK_PATH} for more than 1 s (pid `)
+    // The holder is named: root, as a switch is.
+    expect(error).toMatch(/\(pid \d+, uid 0\); this heal was skipped and will be retried/)
     expect(await node.links()).toMatchObject({ profile: gen2, current: gen2 })
     await manual.release()
     await waitFor(
@@ -157,4 +158,53 @@ describe("NixOS's switch lock", () => {
     )
     await waitFor("heal.succeeded", agent.reports, (x) => types(x).includes("heal.succeeded"), 30_000)
   }, 240_000)
+
+  test("a lock held by a local user, not by a switch, does not stop the heal; the lock file becomes root's alone", async () => {
+    await using node = await createTestNode({ name: "lock-user", boot: gen1 })
+    // NixOS leaves the lock file 0644: any user may open it for reading, and flock needs no more.
+    await node.exec(["sh", "-c", `mkdir -p /run/nixos && : > ${SWITCH_LOCK_PATH} && chmod 0644 ${SWITCH_LOCK_PATH}`])
+    const squatter = node.spawn(
+      [
+        requireTool("setpriv"),
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "flock",
+        "--shared",
+        SWITCH_LOCK_PATH,
+        "sleep",
+        "600",
+      ],
+      { stdout: "ignore", stderr: "pipe" },
+    )
+    try {
+      await waitFor(
+        "the user's hold on the lock",
+        async () => (await node.exec(["flock", "--nonblock", "--exclusive", SWITCH_LOCK_PATH, "true"])).code,
+        (code) => code !== 0,
+        30_000,
+      )
+      await using agent = startAgent(node, 600)
+      await waitFor(
+        "the agent started",
+        async () => agent.log(),
+        (l) => l.includes('"msg":"started"'),
+        30_000,
+      )
+      await node.switchTo(gen2)
+      await waitFor(
+        "the node healed back, the user's hold notwithstanding",
+        () => node.links(),
+        (l) => l.profile === gen1 && l.current === gen1,
+        60_000,
+      )
+      expect(agent.log()).toContain("not root's, not by a switch; replacing the lock file")
+      const mode = await node.exec(["stat", "-c", "%a %u", SWITCH_LOCK_PATH])
+      expect(mode.stdout.trim()).toBe("600 0")
+      expect(squatter.exitCode).toBeNull()
+    } finally {
+      squatter.kill()
+      await squatter.exited
+    }
+  }, 180_000)
 })

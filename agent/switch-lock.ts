@@ -9,7 +9,17 @@
 //   for it to be free rather than let the switch fail at once.
 // The wait is bounded (--switch-lock-wait); past it the heal is skipped and reported as failed with
 // the reason, and retried with the heal backoff, so a switch by hand is never broken by the agent.
-import { mkdirSync } from "node:fs"
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+} from "node:fs"
 import { dirname } from "node:path"
 import { createLogger } from "../protocol/log.ts"
 import { type CommandResult, runCommand } from "./nix-system.ts"
@@ -39,13 +49,14 @@ export function createSwitchLock(opts: { path?: string; waitSeconds?: number } =
     r.code === LOCK_BUSY_CODE
       ? {
           code: r.code,
-          output: `${r.output}${r.output ? "\n" : ""}another switch (nixos-rebuild or switch-to-configuration) held ${path} for more than ${waitSeconds} s; this heal was skipped and will be retried`,
+          output: `${r.output}${r.output ? "\n" : ""}another switch (nixos-rebuild or switch-to-configuration) held ${path} for more than ${waitSeconds} s${_held(path)}; this heal was skipped and will be retried`,
         }
       : r
   /** Tries at once; when the lock is held, says so and waits up to `waitSeconds`. */
   const run = async (cmd: string[], timeoutSeconds: number): Promise<CommandResult> => {
     // /run/nixos exists on every booted NixOS; made here (as NixOS makes it, 0755) where it does not.
     mkdirSync(dirname(path), { recursive: true, mode: 0o755 })
+    rootsOnly(path)
     const flock = (wait: string[]) => [
       "flock",
       "--exclusive",
@@ -54,7 +65,22 @@ export function createSwitchLock(opts: { path?: string; waitSeconds?: number } =
       `${LOCK_BUSY_CODE}`,
       path,
     ]
-    const now = await runCommand([...flock(["--nonblock"]), ...cmd], timeoutSeconds)
+    let now = await runCommand([...flock(["--nonblock"]), ...cmd], timeoutSeconds)
+    if (now.code === LOCK_BUSY_CODE) {
+      // A switch runs as root; a lock held by anyone else is not a switch but a local user keeping the
+      // node from healing (flock needs only read access). The lock moves to a file of its own: the
+      // path is what switch-to-configuration locks, and the other user's hold stays on the old one.
+      const holders = holdersOf(path)
+      const others = holders.filter((h) => h.uid !== (process.getuid?.() ?? 0))
+      if (others.length > 0 && others.length === holders.length) {
+        log.warn("the switch lock is held by a process that is not root's, not by a switch; replacing the lock file", {
+          path,
+          holders: others,
+        })
+        replaceLockFile(path)
+        now = await runCommand([...flock(["--nonblock"]), ...cmd], timeoutSeconds)
+      }
+    }
     if (now.code !== LOCK_BUSY_CODE || waitSeconds === 0) return explain(now)
     log.info("another switch holds the lock (nixos-rebuild?); waiting for it", { path, waitSeconds })
     const waited = await runCommand([...flock(["--wait", `${waitSeconds}`]), ...cmd], timeoutSeconds + waitSeconds)
@@ -67,4 +93,57 @@ export function createSwitchLock(opts: { path?: string; waitSeconds?: number } =
     holding: (cmd, timeoutSeconds) => run(cmd, timeoutSeconds),
     awaitFree: () => run(["true"], 10),
   }
+}
+
+/**
+ * The lock file readable by root alone: flock(2) needs only a descriptor opened for reading, so with
+ * NixOS's 0644 any local user could hold the lock and keep every heal (and the boot check's rollback)
+ * waiting. An existing file is tightened in place; a symbolic link there is not followed.
+ */
+function rootsOnly(path: string): void {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
+  try {
+    if ((fstatSync(fd).mode & 0o077) !== 0) fchmodSync(fd, 0o600)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** A fresh lock file (new inode, 0600) put where the old one was, in one rename. */
+function replaceLockFile(path: string): void {
+  const fresh = `${path}.${process.pid}`
+  closeSync(openSync(fresh, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600))
+  renameSync(fresh, path)
+}
+
+/** Who holds a flock on `path` now, from /proc/locks: each holder's pid and real uid. */
+export function holdersOf(path: string): { pid: number; uid: number }[] {
+  let ino: number
+  let locks: string
+  try {
+    ino = statSync(path).ino
+    locks = readFileSync("/proc/locks", "utf8")
+  } catch {
+    return []
+  }
+  const holders: { pid: number; uid: number }[] = []
+  for (const line of locks.split("\n")) {
+    // "1: FLOCK  ADVISORY  WRITE 12345 00:1a:67890 0 EOF" (a blocked waiter's line has "->" in it).
+    const f = line.trim().split(/\s+/)
+    if (f[1] !== "FLOCK" || f.includes("->")) continue
+    if (Number(f[5]?.split(":")[2]) !== ino) continue
+    const pid = Number(f[4])
+    let uid = -1
+    try {
+      uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? -1)
+    } catch {}
+    holders.push({ pid, uid })
+  }
+  return holders
+}
+
+/** " (pid 123, uid 0)": who holds it, for the report. */
+function _held(path: string): string {
+  const holders = holdersOf(path)
+  return holders.length === 0 ? "" : ` (${holders.map((h) => `pid ${h.pid}, uid ${h.uid}`).join("; ")})`
 }
