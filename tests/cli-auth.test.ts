@@ -1,7 +1,7 @@
 // The trust commands end to end: `chimera users`, `login` (token kept 0600 and used by later
 // commands), `tokens`, `audit --json` and `--export`, against a real control plane.
 import { describe, expect, test } from "bun:test"
-import { readFileSync, statSync } from "node:fs"
+import { chmodSync, chownSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -83,6 +83,18 @@ describe("chimera login, users, tokens, audit", () => {
       expect(lines).toHaveLength(audit.entries.length)
       expect(statSync(file).mode & 0o777).toBe(0o600)
       expect(readFileSync(file, "utf8")).not.toContain("a long ops password")
+      // A file left open to others at the path is replaced by one of this user's alone, not written into;
+      // one another user owns is refused and stays as it was.
+      chmodSync(file, 0o666)
+      expect((await chimera(["audit", "--export", file], admin)).code).toBe(0)
+      expect(statSync(file).mode & 0o777).toBe(0o600)
+      const planted = join(home, "planted.jsonl")
+      writeFileSync(planted, "", { mode: 0o666 })
+      chownSync(planted, 65534, 65534)
+      const refusedExport = await chimera(["audit", "--export", planted], admin)
+      expect(refusedExport.code).toBe(1)
+      expect(refusedExport.stderr).toContain(`--export: ${planted} exists and belongs to uid 65534`)
+      expect(readFileSync(planted, "utf8")).toBe("")
 
       // A role change ends the login's session; the refusal says how to get out of it.
       expect((await chimera(["users", "set-role", "ops", "viewer"], admin)).code).toBe(0)

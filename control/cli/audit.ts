@@ -1,9 +1,10 @@
 // `chimera audit`: the audit log (admin), filtered; `--export FILE` writes every matching entry as
 // JSON lines (mode 0600), paging through the API so any size fits.
-import { closeSync, openSync, writeSync } from "node:fs"
+import { closeSync, constants, lstatSync, openSync, unlinkSync, writeSync } from "node:fs"
 import { defineCommand } from "citty"
 import type { AuditRecord } from "../domain/auth/ports.ts"
 import { apiClient, call } from "./client.ts"
+import { CliError } from "./errors.ts"
 import { printJson, printTable, say } from "./output.ts"
 
 const PAGE = 1000
@@ -41,7 +42,7 @@ export default defineCommand({
       ).entries
 
     if (args.export) {
-      const fd = openSync(args.export, "w", 0o600)
+      const fd = openExportFile(args.export)
       let count = 0
       try {
         for (let after = 0; ; ) {
@@ -76,3 +77,28 @@ export default defineCommand({
     )
   },
 })
+
+/**
+ * The export file, this user's alone: made afresh (O_EXCL) in place of whatever was at the path, so a
+ * file another user made there beforehand, open to them, never receives the audit log.
+ */
+function openExportFile(path: string): number {
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+    // It exists: it is replaced only if it is this user's own (a file of someone else's in a sticky
+    // directory like /tmp cannot be removed anyway, and a directory is never removed).
+    const st = lstatSync(path)
+    if (st.isDirectory()) throw new CliError(`--export: ${path} is a directory; name a file`, "E_ARG")
+    if (st.uid !== (process.getuid?.() ?? st.uid))
+      throw new CliError(
+        `--export: ${path} exists and belongs to uid ${st.uid}, not to you; name another file`,
+        "E_ARG",
+      )
+    unlinkSync(path)
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+  }
+  return fd
+}

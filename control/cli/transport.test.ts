@@ -31,4 +31,16 @@ describe("CLI transport", () => {
     expect(() => checkTransport("ftp://127.0.0.1", {})).toThrow("expected an http:// or https:// URL")
     expect(() => checkTransport("chimera.example.com", {})).toThrow("is not a URL")
   })
+
+  test("a user or password in the URL is refused, and the password is not repeated", () => {
+    let message = ""
+    try {
+      checkTransport("https://ops:hunter2@chimera.example.com", {})
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).toContain("carries a user or password")
+    expect(message).toContain("https://[redacted]@chimera.example.com")
+    expect(message).not.toContain("hunter2")
+  })
 })

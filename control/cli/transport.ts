@@ -5,6 +5,7 @@
 // token ($CHIMERA_DATA_DIR/admin.token) is picked up on its own only for a loopback URL: it belongs to
 // the control plane on this machine, not to whatever CHIMERA_URL names.
 import { z } from "zod"
+import { displayUrl } from "../../protocol/log.ts"
 import { isLoopbackHost } from "../../protocol/loopback.ts"
 import { CliError } from "./errors.ts"
 
@@ -23,6 +24,13 @@ export function parseControlUrl(raw: string): URL {
   }
   if (url.protocol !== "http:" && url.protocol !== "https:")
     throw new CliError(`CHIMERA_URL: expected an http:// or https:// URL, not ${url.protocol}`, "E_ARG")
+  // The CLI authenticates with a token; a user and password in the URL would be sent nowhere useful
+  // and echoed in every message that names the URL.
+  if (url.username || url.password)
+    throw new CliError(
+      `CHIMERA_URL: ${displayUrl(raw)} carries a user or password; remove it (the CLI sends a token: CHIMERA_TOKEN, \`chimera login\`)`,
+      "E_ARG",
+    )
   return url
 }
 
