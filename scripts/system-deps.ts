@@ -39,6 +39,9 @@ const REQUIREMENTS: Requirement[] = [
   { tool: "nix-instantiate", pkg: "nix-bin" },
   { tool: "unshare", pkg: "util-linux" },
   { tool: "nsenter", pkg: "util-linux" },
+  // Tests play a local user with setpriv, and trace what a process starts (its argv) with strace.
+  { tool: "setpriv", pkg: "util-linux" },
+  { tool: "strace", pkg: "strace" },
   { tool: "tmux", pkg: "tmux" },
   { tool: "sshd", pkg: "openssh-server", dirs: () => SBIN },
   { tool: "ssh", pkg: "openssh-client" },

@@ -135,6 +135,32 @@ afterAll(async () => {
 })
 
 describe("CLI sessions", () => {
+  test("what is typed into a session never appears on a command line (ps, /proc/PID/cmdline)", async () => {
+    // Every program this process starts while the text is typed, with its whole argv, traced.
+    const dir = (await run(["mktemp", "-d"])).stdout.trim()
+    const record = join(dir, "execs")
+    const tracer = Bun.spawn(
+      [requireTool("strace"), "-f", "-qq", "-s", "4096", "-e", "trace=execve", "-o", record, "-p", String(process.pid)],
+      { stdout: "ignore", stderr: "ignore" },
+    )
+    try {
+      await Bun.sleep(500)
+      const session = await openBash(cp, cp.adminToken)
+      const input = await call(cp, cp.adminToken, "POST", `/api/cli/sessions/${session.sessionId}/input`, {
+        command: "echo TYPED-SECRET-4242 >/dev/null; echo done",
+      })
+      expect(await input.json()).toMatchObject({ success: true, output: "done\n" })
+      tracer.kill("SIGINT")
+      await tracer.exited
+      const execs = await Bun.file(record).text()
+      expect(execs).toContain('"paste-buffer"')
+      expect(execs).not.toContain("TYPED-SECRET-4242")
+    } finally {
+      tracer.kill()
+      await run(["rm", "-rf", dir])
+    }
+  })
+
   test("a bash session keeps cwd and variables between WebSocket commands; HTTP /input, history and audit agree", async () => {
     const session = await openBash(cp, cp.adminToken)
     expect(session.sessionId).toMatch(/^chimera-cli-[0-9a-f]{16}$/)

@@ -65,8 +65,9 @@ export function createTmuxSessions(opts: TmuxOptions = {}): TmuxSessions {
   /** The output file of each session's command in flight, so interrupt() can wait until it has begun. */
   const inFlight = new Map<string, Promise<string | null>>()
 
-  async function tmux(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const proc = Bun.spawn(["tmux", ...server, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" })
+  async function tmux(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+    const stdin = input === undefined ? "ignore" : new Blob([input])
+    const proc = Bun.spawn(["tmux", ...server, ...args], { stdin, stdout: "pipe", stderr: "pipe" })
     const [stdout, stderr, code] = await Promise.all([
       new Response(proc.stdout).text(),
       new Response(proc.stderr).text(),
@@ -76,8 +77,8 @@ export function createTmuxSessions(opts: TmuxOptions = {}): TmuxSessions {
     return { code, stdout, stderr }
   }
 
-  async function tmuxOk(args: string[]): Promise<string> {
-    const r = await tmux(args)
+  async function tmuxOk(args: string[], input?: string): Promise<string> {
+    const r = await tmux(args, input)
     if (r.code !== 0) throw new ChimeraError("INTERNAL", `tmux ${args[0]} failed: ${r.stderr.trim() || r.code}`)
     return r.stdout
   }
@@ -113,8 +114,12 @@ export function createTmuxSessions(opts: TmuxOptions = {}): TmuxSessions {
   }
 
   async function type(id: SessionId, text: string): Promise<void> {
-    // -l sends the text literally (no key names); Enter goes separately as a key.
-    await tmuxOk(["send-keys", "-t", `=${id}:`, "-l", "--", text])
+    // Through a buffer read from stdin, not as an argument: a command line is readable by every local
+    // user (ps, /proc/PID/cmdline), and the text may show a secret the person typed. The buffer is
+    // pasted and deleted at once; Enter goes separately as a key.
+    const buffer = `chimera-${id}-${crypto.randomUUID()}`
+    await tmuxOk(["load-buffer", "-b", buffer, "-"], text)
+    await tmuxOk(["paste-buffer", "-d", "-b", buffer, "-t", `=${id}:`])
     await tmuxOk(["send-keys", "-t", `=${id}:`, "Enter"])
   }
 
