@@ -35,6 +35,8 @@ import { createSwitchLock } from "./switch-lock.ts"
 import { watchLinks } from "./watcher.ts"
 
 const log = createLogger("agent")
+/** How often a metrics port held by another program is tried again. */
+const METRICS_RETRY_MS = 30_000
 
 export interface AgentHandle {
   readonly reconciler: Reconciler
@@ -96,15 +98,36 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     },
   })
   let metricsServer: ReturnType<typeof serveAgentMetrics> | null = null
+  let metricsRetry: ReturnType<typeof setInterval> | undefined
   if (options.metricsListen) {
-    const { host, port } = options.metricsListen
+    const listen = options.metricsListen
+    const { host, port } = listen
+    /** True once serving; a port held by another program is said and tried again later. */
+    const serve = (): boolean => {
+      try {
+        metricsServer = serveAgentMetrics(listen, metrics, reconciler)
+      } catch (error) {
+        // Any local user may take a free port before the agent (re)starts: that must not keep the node
+        // from healing and heartbeating, so the agent runs on and takes the port when it is free.
+        if ((error as { code?: string }).code !== "EADDRINUSE") throw error
+        if (metricsRetry === undefined)
+          log.error(
+            `--metrics-listen: ${host}:${port} is in use by another program (\`ss -ltnp 'sport = :${port}'\` names it); the agent runs on without metrics and tries the port again every ${METRICS_RETRY_MS / 1000} s`,
+          )
+        return false
+      }
+      log.info("serving metrics", { url: `${metricsServer.url}metrics` })
+      return true
+    }
     try {
-      metricsServer = serveAgentMetrics(options.metricsListen, metrics, reconciler)
+      if (!serve())
+        metricsRetry = setInterval(() => {
+          if (serve()) clearInterval(metricsRetry)
+        }, METRICS_RETRY_MS)
     } catch (error) {
       spool.close()
       throw new AgentOptionsError(`--metrics-listen: cannot listen on ${host}:${port}: ${(error as Error).message}`)
     }
-    log.info("serving metrics", { url: `${metricsServer.url}metrics` })
   }
   reconciler.start()
   const watcher = options.watch
@@ -184,6 +207,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     async stop() {
       ac.abort()
       clearInterval(poll)
+      clearInterval(metricsRetry)
       await metricsServer?.stop(true)
       watcher?.close()
       reconciler.stop()

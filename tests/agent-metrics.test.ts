@@ -73,4 +73,34 @@ describe("agent --metrics-listen", () => {
     expect(value(after, 'chimera_agent_drift_detected_total{node="m-1"}')).toBeGreaterThanOrEqual(1)
     expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404)
   }, 60_000)
+
+  test("a metrics port another program holds does not stop the agent: it heals, and says the port is taken", async () => {
+    // Any local user may take the port before the agent (re)starts; the node must go on healing.
+    const squatter = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } })
+    await using other = await createTestNode({ name: "metrics-taken", boot: gen1 })
+    const held = startAgent(other, {
+      nodeId: "m-2",
+      controlUrl: "",
+      extraArgs: ["--desired", gen1, "--metrics-listen", `127.0.0.1:${squatter.port}`],
+    })
+    try {
+      await waitFor(
+        "the agent to start and say the port is taken",
+        async () => held.log(),
+        (l) => l.includes('"msg":"started"') && l.includes(`127.0.0.1:${squatter.port} is in use by another program`),
+        30_000,
+      )
+      await other.switchTo(gen2)
+      await waitFor(
+        "the node healed back",
+        () => other.links(),
+        (l) => l.profile === gen1 && l.current === gen1,
+        30_000,
+      )
+      expect(held.proc.exitCode).toBeNull()
+    } finally {
+      await held.stop()
+      squatter.stop(true)
+    }
+  }, 90_000)
 })
