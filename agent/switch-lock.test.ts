@@ -100,17 +100,19 @@ async function manualSwitchInProgress(node: TestNode, closure: StorePath) {
 }
 
 const types = (r: AgentReport[]) => r.map((x) => x.type)
+const started = (agent: { log(): string }) =>
+  waitFor(
+    "the agent started",
+    async () => agent.log(),
+    (l) => l.includes('"msg":"started"'),
+    30_000,
+  )
 
 describe("NixOS's switch lock", () => {
   test("the agent waits for a switch by hand holding the lock, then heals", async () => {
     await using node = await createTestNode({ name: "lock-wait", boot: gen1 })
     await using agent = startAgent(node, 600)
-    await waitFor(
-      "the agent started",
-      async () => agent.log(),
-      (l) => l.includes('"msg":"started"'),
-      30_000,
-    )
+    await started(agent)
     const manual = await manualSwitchInProgress(node, gen2)
     await waitFor(
       "the agent waiting for the lock",
@@ -135,12 +137,7 @@ describe("NixOS's switch lock", () => {
   test("held past --switch-lock-wait, the heal is skipped and reported, and retried once the lock is free", async () => {
     await using node = await createTestNode({ name: "lock-skip", boot: gen1 })
     await using agent = startAgent(node, 1)
-    await waitFor(
-      "the agent started",
-      async () => agent.log(),
-      (l) => l.includes('"msg":"started"'),
-      30_000,
-    )
+    await started(agent)
     const manual = await manualSwitchInProgress(node, gen2)
     const r = await waitFor("heal.failed", agent.reports, (x) => types(x).includes("heal.failed"), 60_000)
     const failed = r.find((x) => x.type === "heal.failed")
@@ -170,6 +167,8 @@ describe("NixOS's switch lock", () => {
         "--regid=65534",
         "--clear-groups",
         "flock",
+        // The lock stays with `sleep` itself, so killing the process ends the hold.
+        "--no-fork",
         "--shared",
         SWITCH_LOCK_PATH,
         "sleep",
@@ -185,12 +184,7 @@ describe("NixOS's switch lock", () => {
         30_000,
       )
       await using agent = startAgent(node, 600)
-      await waitFor(
-        "the agent started",
-        async () => agent.log(),
-        (l) => l.includes('"msg":"started"'),
-        30_000,
-      )
+      await started(agent)
       await node.switchTo(gen2)
       await waitFor(
         "the node healed back, the user's hold notwithstanding",

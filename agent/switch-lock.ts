@@ -118,20 +118,25 @@ function replaceLockFile(path: string): void {
 
 /** Who holds a flock on `path` now, from /proc/locks: each holder's pid and real uid. */
 export function holdersOf(path: string): { pid: number; uid: number }[] {
-  let ino: number
+  let file: { dev: number; ino: number }
   let locks: string
   try {
-    ino = statSync(path).ino
+    file = statSync(path)
     locks = readFileSync("/proc/locks", "utf8")
   } catch {
     return []
   }
+  // /proc/locks names a file as MAJOR:MINOR:INODE, the device's numbers in hex: inode numbers alone
+  // repeat across filesystems (every tmpfs /run has its own).
+  const major = ((file.dev >> 8) & 0xfff) | (Math.floor(file.dev / 2 ** 32) & ~0xfff)
+  const minor = (file.dev & 0xff) | ((file.dev >> 12) & 0xfff00)
+  const id = `${major.toString(16).padStart(2, "0")}:${minor.toString(16).padStart(2, "0")}:${file.ino}`
   const holders: { pid: number; uid: number }[] = []
   for (const line of locks.split("\n")) {
     // "1: FLOCK  ADVISORY  WRITE 12345 00:1a:67890 0 EOF" (a blocked waiter's line has "->" in it).
     const f = line.trim().split(/\s+/)
     if (f[1] !== "FLOCK" || f.includes("->")) continue
-    if (Number(f[5]?.split(":")[2]) !== ino) continue
+    if (f[5] !== id) continue
     const pid = Number(f[4])
     let uid = -1
     try {
