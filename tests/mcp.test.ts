@@ -700,22 +700,25 @@ describe("MCP over stdio", () => {
 })
 
 describe("chimera deploy --via-control-plane", () => {
-  test("the control plane runs the deploy with its own key; the CLI follows it and prints the record", async () => {
-    const r = await Bun.spawn(
-      [process.execPath, MAIN, "deploy", "--via-control-plane", "--targets", "mcp-1", "--config", gen2Config, "--json"],
-      {
-        env: {
-          ...process.env,
-          CHIMERA_URL: cp.url,
-          CHIMERA_TOKEN: cp.adminToken,
-          CHIMERA_CONFIG_FILE: "",
-          NO_COLOR: "1",
-        },
-        stdout: "pipe",
-        stderr: "pipe",
+  /** `chimera deploy --via-control-plane ARGS` as the admin: its stdout, stderr and exit code. */
+  const deployThrough = async (args: string[]) => {
+    const r = Bun.spawn([process.execPath, MAIN, "deploy", "--via-control-plane", ...args], {
+      env: {
+        ...process.env,
+        CHIMERA_URL: cp.url,
+        CHIMERA_TOKEN: cp.adminToken,
+        CHIMERA_CONFIG_FILE: "",
+        NO_COLOR: "1",
       },
-    )
+      stdout: "pipe",
+      stderr: "pipe",
+    })
     const [out, err, code] = await Promise.all([new Response(r.stdout).text(), new Response(r.stderr).text(), r.exited])
+    return { out, err, code }
+  }
+
+  test("the control plane runs the deploy with its own key; the CLI follows it and prints the record", async () => {
+    const { out, err, code } = await deployThrough(["--targets", "mcp-1", "--config", gen2Config, "--json"])
     expect({ code, err }).toEqual({ code: 0, err: "" })
     const record = JSON.parse(out) as { status: string; closure: string; targets: { target: string; status: string }[] }
     expect(record).toMatchObject({
@@ -731,33 +734,15 @@ describe("chimera deploy --via-control-plane", () => {
   test("without --json, every step of every target is a line of its own on stderr, once and in order", async () => {
     // Two targets at once, each going through every step (--force: they may be up to date already):
     // progress read from the latest state alone merged the targets into one line and skipped steps.
-    const r = Bun.spawn(
-      [
-        process.execPath,
-        MAIN,
-        "deploy",
-        "--via-control-plane",
-        "--targets",
-        "mcp-2,mcp-3",
-        "--config",
-        gen2Config,
-        "--force",
-        "--health-cmd",
-        "test -L /run/current-system",
-      ],
-      {
-        env: {
-          ...process.env,
-          CHIMERA_URL: cp.url,
-          CHIMERA_TOKEN: cp.adminToken,
-          CHIMERA_CONFIG_FILE: "",
-          NO_COLOR: "1",
-        },
-        stdout: "pipe",
-        stderr: "pipe",
-      },
-    )
-    const [out, err, code] = await Promise.all([new Response(r.stdout).text(), new Response(r.stderr).text(), r.exited])
+    const { out, err, code } = await deployThrough([
+      "--targets",
+      "mcp-2,mcp-3",
+      "--config",
+      gen2Config,
+      "--force",
+      "--health-cmd",
+      "test -L /run/current-system",
+    ])
     expect({ code, err }).toMatchObject({ code: 0 })
     expect(out).toContain("2 deployed")
     const lines = err.split("\n").filter((l) => l !== "")
