@@ -174,7 +174,10 @@ export function createMcpServer(api: ApiCaller, who: McpIdentity): McpServer {
           rebootRequired: n.rebootRequired,
           lastHeartbeat: n.lastHeartbeat,
         })),
-        message: nodes.length === 0 ? "No nodes currently tracked" : `${nodes.length} nodes`,
+        message:
+          nodes.length === 0
+            ? "No nodes currently tracked"
+            : `${nodes.length} ${nodes.length === 1 ? "node" : "nodes"} tracked`,
       }
       return { contents: [{ uri: uri.href, mimeType: "application/json", text: json(health) }] }
     },
