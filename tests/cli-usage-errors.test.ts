@@ -105,3 +105,15 @@ test("generations keeps its table narrow when a target fails, and says why below
   expect(r.stderr).toStartWith("✗ root@127.0.0.1:1: no SSH key")
   expect(r.stderr.split("root@127.0.0.1:1").length).toBe(2)
 }, 60_000)
+
+test("a subcommand's help names the whole command one types", async () => {
+  for (const [args, usage] of [
+    [["nodes", "show", "--help"], "USAGE chimera nodes show [OPTIONS] <ID>"],
+    [["users", "add", "--help"], "USAGE chimera users add"],
+    [["nodes", "--help"], "USAGE chimera nodes "],
+  ] as const) {
+    const r = await run([process.execPath, MAIN, ...args], { env: { NO_COLOR: "1" } })
+    expect({ args, code: r.code }).toEqual({ args, code: 0 })
+    expect(r.stdout).toContain(usage)
+  }
+}, 60_000)

@@ -70,15 +70,20 @@ async function _subCommand(subs: Record<string, Resolvable<CommandDef>>, name: s
 
 async function usageFor(main: CommandDef, argv: string[]): Promise<string> {
   let cmd = main
-  let parent: CommandDef | undefined
+  // citty names a command after its parent alone ("nodes show"); the whole path is what one types.
+  const path: string[] = []
   for (const arg of argv) {
     if (arg.startsWith("-")) break
     const subs: Record<string, Resolvable<CommandDef>> | undefined = await resolved(cmd.subCommands)
     const next = subs && (await _subCommand(subs, arg))
     if (!next) break
-    parent = cmd
+    const meta = await resolved(cmd.meta)
+    path.push(meta?.name ?? arg)
     cmd = next
   }
+  const mainMeta = await resolved(main.meta)
+  const parent: CommandDef | undefined =
+    path.length === 0 ? undefined : { meta: { name: path.join(" "), version: mainMeta?.version } }
   return colorIfTaken(await renderUsage(cmd, parent))
 }
 
