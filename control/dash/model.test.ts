@@ -74,6 +74,17 @@ describe("dashboard frame", () => {
     expect(lines.join("\n")).not.toContain("\x1b[")
   })
 
+  test("the live view has the columns of the plain table (`--once`), REBOOT among them", () => {
+    const s = withRows(initialState("test"), [{ ...row("a"), reboot: true, drift: "profile" }, row("b")])
+    const lines = frame(s, 120, 8, Date.now(), false)
+    expect(lines[1]).toMatch(/^\s+NODE\s+STATUS\s+DESIRED\s+CURRENT\s+HEARTBEAT\s+REBOOT\s+DRIFT$/)
+    const a = lines.find((l) => /^. a /.test(l)) ?? ""
+    expect(a.trimEnd()).toMatch(/-\s+needed\s+profile$/)
+    const head = lines[1] ?? ""
+    expect(a.indexOf("needed")).toBe(head.indexOf("REBOOT"))
+    expect(a.indexOf("profile")).toBe(head.indexOf("DRIFT"))
+  })
+
   test("node text cannot carry escape sequences or reorder what is shown", () => {
     expect(sanitize("a\x1b]0;x\x07b\u009b2J\u202ec")).toBe("a\\x1b]0;x\\x07b\\u009b2J\\u202ec")
   })

@@ -64,8 +64,9 @@ function rowSegs(r: DashRow, w: Widths, now: number, marked: boolean): Seg[] {
     [`${cell(r.name, w.name)}  `, ""],
     [cell(r.status, w.status), statusStyle(r.status)],
     [`  ${cell(r.desired, 12)}  ${cell(r.current, 12)}  ${cell(r.heartbeat ? ago(r.heartbeat, now) : "-", 9)}  `, ""],
-    [r.reboot ? "reboot  " : "", "33"],
-    [r.drift, r.drift ? "33" : ""],
+    // The same columns as the plain table of `--once`.
+    [cell(r.reboot ? "needed" : "", 6), r.reboot ? "33" : ""],
+    [`  ${r.drift}`, r.drift ? "33" : ""],
   ]
 }
 
@@ -107,7 +108,7 @@ export function frame(state: DashState, cols: number, height: number, now: numbe
   const first = Math.floor(selected / tableHeight) * tableHeight
 
   const out: string[] = [line(header(state, rows.length), cols, color)]
-  const head = `  ${cell("NODE", w.name)}  ${cell("STATUS", w.status)}  ${cell("DESIRED", 12)}  ${cell("CURRENT", 12)}  ${cell("HEARTBEAT", 9)}  DRIFT`
+  const head = `  ${cell("NODE", w.name)}  ${cell("STATUS", w.status)}  ${cell("DESIRED", 12)}  ${cell("CURRENT", 12)}  ${cell("HEARTBEAT", 9)}  ${cell("REBOOT", 6)}  DRIFT`
   out.push(line([[head, "1"]], cols, color))
   for (let i = first; i < first + tableHeight; i++) {
     const r = rows[i]
