@@ -21,7 +21,7 @@ import {
   type UpdateChatRequest,
 } from "../../protocol/ai.ts"
 import { terminalLine } from "../../protocol/terminal-text.ts"
-import { CliError } from "./errors.ts"
+import { CliError, unreachable } from "./errors.ts"
 import { readSse } from "./sse-reader.ts"
 
 /** A refusal of the chat API (its code), or none: `UNREACHABLE`, `NO_ANSWER` (silent too long), `BAD_ANSWER`. */
@@ -85,11 +85,7 @@ export function createChatApi(url: string, token: string | (() => string), limit
       if (signal?.aborted) throw error
       if (timeout?.aborted)
         throw new ChatApiError(`the control plane at ${url} did not answer within ${timeoutMs} ms`, "NO_ANSWER", 0)
-      throw new ChatApiError(
-        `cannot reach the control plane at ${url} (${(error as Error).message}); is \`chimera web\` running?`,
-        "UNREACHABLE",
-        0,
-      )
+      throw new ChatApiError(unreachable(url, error).message, "UNREACHABLE", 0)
     }
     if (res.ok) return res
     const parsed = ChatErrorBody.safeParse(await res.json().catch(() => null))

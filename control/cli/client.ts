@@ -8,10 +8,11 @@ import { ApiErrorBody } from "../../protocol/errors.ts"
 import { terminalLine } from "../../protocol/terminal-text.ts"
 import type { AppType } from "../api/app.ts"
 import { controlCredential, controlUrl, describeCredential } from "./credentials.ts"
-import { CliError } from "./errors.ts"
+import { CliError, unreachable } from "./errors.ts"
 import { announceIdentity } from "./identity.ts"
 
 export { controlUrl } from "./credentials.ts"
+export { unreachable } from "./errors.ts"
 
 export function controlToken(env = process.env): string {
   return controlCredential(env).token
@@ -21,14 +22,6 @@ export function apiClient(env = process.env) {
   const url = controlUrl(env)
   const client = hc<AppType>(url, { headers: { authorization: `Bearer ${controlToken(env)}` } })
   return { url, client }
-}
-
-/** What every command says when the control plane did not answer at all: where it looked, and how to fix it. */
-export function unreachable(url: string, error: unknown): CliError {
-  return new CliError(
-    `cannot reach the control plane at ${url} (${(error as Error).message}); is \`chimera web\` running? Set CHIMERA_URL to its address.`,
-    "E_UNREACHABLE",
-  )
 }
 
 /** Awaits an API call and returns its JSON, or throws the API's own error message. */

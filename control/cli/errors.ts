@@ -8,3 +8,11 @@ export class CliError extends Error {
     super(message)
   }
 }
+
+/** The control plane did not answer at all: where the CLI looked, and the two things to check. */
+export function unreachable(url: string, error: unknown): CliError {
+  return new CliError(
+    `cannot reach the control plane at ${url} (${(error as Error).message}); is \`chimera web\` running? Set CHIMERA_URL to its address.`,
+    "E_UNREACHABLE",
+  )
+}

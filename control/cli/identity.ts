@@ -8,7 +8,7 @@ import { ApiErrorBody } from "../../protocol/errors.ts"
 import type { AppType } from "../api/app.ts"
 import { Role } from "../domain/auth/roles.ts"
 import { type Credential, controlCredential, describeCredential } from "./credentials.ts"
-import { CliError } from "./errors.ts"
+import { CliError, unreachable } from "./errors.ts"
 import { globals } from "./globals.ts"
 import { color, warn } from "./output.ts"
 
@@ -24,7 +24,7 @@ export type Me = z.infer<typeof Me>
 export async function fetchIdentity(url: string, credential: Credential): Promise<Me> {
   const client = hc<AppType>(url, { headers: { authorization: `Bearer ${credential.token}` } })
   const res = await client.api.auth.me.$get().catch((error: Error) => {
-    throw new CliError(`cannot reach the control plane at ${url} (${error.message})`, "E_UNREACHABLE")
+    throw unreachable(url, error)
   })
   const body: unknown = await res.json().catch(() => null)
   if (!res.ok) {
