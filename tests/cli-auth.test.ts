@@ -1,7 +1,7 @@
 // The trust commands end to end: `chimera users`, `login` (token kept 0600 and used by later
 // commands), `tokens`, `audit --json` and `--export`, against a real control plane.
 import { describe, expect, test } from "bun:test"
-import { chmodSync, chownSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { chmodSync, chownSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -94,6 +94,14 @@ describe("chimera login, users, tokens, audit", () => {
       const refusedExport = await chimera(["audit", "--export", planted], admin)
       expect(refusedExport.code).toBe(1)
       expect(refusedExport.stderr).toContain(`--export: ${planted} exists and belongs to uid 65534`)
+      expect(readFileSync(planted, "utf8")).toBe("")
+      // A device is written to, never replaced; a link is refused, not followed.
+      expect((await chimera(["audit", "--export", "/dev/null"], admin)).code).toBe(0)
+      expect(statSync("/dev/null").isCharacterDevice()).toBe(true)
+      const link = join(home, "link.jsonl")
+      symlinkSync(planted, link)
+      const linked = await chimera(["audit", "--export", link], admin)
+      expect(linked.stderr).toContain(`--export: ${link} is not a regular file`)
       expect(readFileSync(planted, "utf8")).toBe("")
 
       // A role change ends the login's session; the refusal says how to get out of it.

@@ -1,6 +1,6 @@
 // `chimera audit`: the audit log (admin), filtered; `--export FILE` writes every matching entry as
 // JSON lines (mode 0600), paging through the API so any size fits.
-import { closeSync, constants, lstatSync, openSync, unlinkSync, writeSync } from "node:fs"
+import { closeSync, constants, lstatSync, openSync, statSync, unlinkSync, writeSync } from "node:fs"
 import { defineCommand } from "citty"
 import type { AuditRecord } from "../domain/auth/ports.ts"
 import { apiClient, call } from "./client.ts"
@@ -79,26 +79,31 @@ export default defineCommand({
 })
 
 /**
- * The export file, this user's alone: made afresh (O_EXCL) in place of whatever was at the path, so a
- * file another user made there beforehand, open to them, never receives the audit log.
+ * The export file, this user's alone: made afresh (O_EXCL), so a file another user made at the path
+ * beforehand, open to them, never receives the audit log. A regular file of this user's there is
+ * replaced; a device or a pipe (`/dev/stdout`) is written to as it is; anything else is refused.
  */
 function openExportFile(path: string): number {
-  let fd: number
+  const create = () =>
+    openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
   try {
-    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+    return create()
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
-    // It exists: it is replaced only if it is this user's own (a file of someone else's in a sticky
-    // directory like /tmp cannot be removed anyway, and a directory is never removed).
-    const st = lstatSync(path)
-    if (st.isDirectory()) throw new CliError(`--export: ${path} is a directory; name a file`, "E_ARG")
-    if (st.uid !== (process.getuid?.() ?? st.uid))
-      throw new CliError(
-        `--export: ${path} exists and belongs to uid ${st.uid}, not to you; name another file`,
-        "E_ARG",
-      )
-    unlinkSync(path)
-    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
   }
-  return fd
+  const target = statSync(path)
+  if (target.isCharacterDevice() || target.isFIFO() || target.isSocket()) return openSync(path, "w")
+  const st = lstatSync(path)
+  if (!st.isFile())
+    throw new CliError(`--export: ${path} is not a regular file (a directory or a link?); name a new file`, "E_ARG")
+  if (st.uid !== (process.getuid?.() ?? st.uid))
+    throw new CliError(`--export: ${path} exists and belongs to uid ${st.uid}, not to you; name another file`, "E_ARG")
+  unlinkSync(path)
+  try {
+    return create()
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST")
+      throw new CliError(`--export: ${path} was made again while it was being replaced; name another file`, "E_ARG")
+    throw error
+  }
 }
