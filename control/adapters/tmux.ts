@@ -117,9 +117,15 @@ export function createTmuxSessions(opts: TmuxOptions = {}): TmuxSessions {
     // Through a buffer read from stdin, not as an argument: a command line is readable by every local
     // user (ps, /proc/PID/cmdline), and the text may show a secret the person typed. The buffer is
     // pasted and deleted at once; Enter goes separately as a key.
+    // -r keeps a line feed a line feed (as send-keys -l sent it), so a multi-line prompt is not
+    // submitted at its first line; a buffer left by a failed paste is deleted all the same.
     const buffer = `chimera-${id}-${crypto.randomUUID()}`
     await tmuxOk(["load-buffer", "-b", buffer, "-"], text)
-    await tmuxOk(["paste-buffer", "-d", "-b", buffer, "-t", `=${id}:`])
+    try {
+      await tmuxOk(["paste-buffer", "-d", "-r", "-b", buffer, "-t", `=${id}:`])
+    } finally {
+      await tmux(["delete-buffer", "-b", buffer])
+    }
     await tmuxOk(["send-keys", "-t", `=${id}:`, "Enter"])
   }
 
