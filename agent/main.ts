@@ -122,7 +122,15 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     try {
       if (!serve())
         metricsRetry = setInterval(() => {
-          if (serve()) clearInterval(metricsRetry)
+          try {
+            if (serve()) clearInterval(metricsRetry)
+          } catch (error) {
+            // Whatever else goes wrong later (the address gone) ends the metrics, never the agent.
+            clearInterval(metricsRetry)
+            log.error(`--metrics-listen: cannot listen on ${host}:${port}; the agent runs on without metrics`, {
+              error,
+            })
+          }
         }, METRICS_RETRY_MS)
     } catch (error) {
       spool.close()
