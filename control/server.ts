@@ -390,6 +390,17 @@ export function portInUse(host: string, port: number): string {
   const where = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
   return (
     `${where} is already in use (\`ss -ltnp 'sport = :${port}'\` names the program); start with --port N ` +
-    `(or [web] port in the config file), then point the CLI at it with CHIMERA_URL=http://${where.replace(`:${port}`, ":N")}`
+    `(or [web] port in the config file), then point the CLI at it with CHIMERA_URL=${cliUrlFor(host, "N")}`
   )
+}
+
+/**
+ * The URL the CLI on this machine uses for a control plane listening on `host:port`: a wildcard
+ * address (0.0.0.0, ::) is reached through loopback, the only plain-http address the CLI sends a
+ * credential to.
+ */
+export function cliUrlFor(host: string, port: number | string): string {
+  const bare = host.replace(/^\[|\]$/g, "")
+  const reach = bare === "0.0.0.0" || bare === "" ? "127.0.0.1" : bare === "::" ? "::1" : bare
+  return `http://${reach.includes(":") ? `[${reach}]` : reach}:${port}`
 }

@@ -8,7 +8,7 @@ import { commandTargetsFromConfig } from "../adapters/ssh/command-targets.ts"
 import { databaseUrl, dataDir } from "../config.ts"
 import { incidentPolicy } from "../domain/incident-routing.ts"
 import { inactiveWarnings } from "../inactive-settings.ts"
-import { portInUse, startControlPlane } from "../server.ts"
+import { cliUrlFor, portInUse, startControlPlane } from "../server.ts"
 import { trustSettings } from "../trust.ts"
 import { commandConfig } from "./cli-config.ts"
 import { DEFAULT_CONTROL_URL } from "./credentials.ts"
@@ -85,9 +85,10 @@ export default defineCommand({
     say(`Chimera control plane on ${color.bold(cp.url)}\n`)
     // The CLI looks at http://127.0.0.1:8080 unless told; anywhere else it would reach another control
     // plane or nothing, so say how to point it here.
-    const cliUrl = process.env.CHIMERA_URL?.replace(/\/+$/, "")
-    if (cp.url !== DEFAULT_CONTROL_URL && cliUrl !== cp.url)
-      say(`For the CLI in another shell: export CHIMERA_URL=${cp.url}\n`)
+    const listening = new URL(cp.url)
+    const here = cliUrlFor(listening.hostname, listening.port)
+    const cliUrl = process.env.CHIMERA_URL?.replace(/\/+$/, "") || DEFAULT_CONTROL_URL
+    if (cliUrl !== here) say(`For the CLI in another shell: export CHIMERA_URL=${here}\n`)
     if (cp.adminTokenPath)
       say(`${cp.adminTokenCreated ? "Created the admin token" : "Admin token"} in ${cp.adminTokenPath} (mode 0600)\n`)
     else say("Admin token: the one in the data dir of the first replica started on this database\n")
