@@ -8,6 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
+import { guardAdminToken } from "../control/cli/credentials.ts"
 import { listenersFor, tcpListeners } from "../control/cli/loopback-listener.ts"
 import { freePort, startInProcess } from "./support/control-plane.ts"
 import { requireTool, run } from "./support/tools.ts"
@@ -80,4 +81,29 @@ test("the local admin token is not sent to a loopback listener run by another us
   // The control plane that made the token, listening as its owner, gets it as before.
   const ok = await run([process.execPath, MAIN, "nodes", "list"], { env: { ...env, CHIMERA_URL: cp.url } })
   expect({ code: ok.code, stderr: ok.stderr }).toEqual({ code: 0, stderr: "" })
+}, 60_000)
+
+test("a client kept open (dash, mcp, code) checks the listener again before each request with the admin token", async () => {
+  const data = join(dir, "data-long")
+  await using cp = await startInProcess({ dataDir: data })
+  const admin = readFileSync(join(data, "admin.token"), "utf8").trim()
+  const original = globalThis.fetch
+  guardAdminToken({ CHIMERA_DATA_DIR: data })
+  try {
+    const auth = { authorization: `Bearer ${admin}` }
+    // Its own control plane, as before; then the port it would use next belongs to another user.
+    expect((await fetch(`${cp.url}/api/nodes`, { headers: auth })).status).toBe(200)
+    const refused = await fetch(`http://127.0.0.1:${port}/api/nodes`, { headers: auth }).then(
+      () => "sent",
+      (error: Error) => error.message,
+    )
+    expect(refused).toContain(`runs as uid ${NOBODY}`)
+    expect(readFileSync(join(dir, "heard"), "utf8")).toBe("")
+    // Other credentials go as they are.
+    await fetch(`http://127.0.0.1:${port}/api/nodes`, { headers: { authorization: "Bearer someone-elses" } })
+    expect(readFileSync(join(dir, "heard"), "utf8")).toBe("Bearer someone-elses\n")
+  } finally {
+    globalThis.fetch = original
+    writeFileSync(join(dir, "heard"), "")
+  }
 }, 60_000)

@@ -82,7 +82,32 @@ function _refuseForeignListener(url: string, owner: number, path: string): void 
   const foreign = listenersFor(u.hostname, port, all).find((l) => l.uid !== owner)
   if (foreign)
     throw new CliError(
-      `not sending the admin token in ${path} to ${url}: the program listening there runs as uid ${foreign.uid}, not as the token's owner (uid ${owner}), so it is not the control plane that made it; find it with \`ss -ltnp 'sport = :${port}'\``,
+      `not sending the admin token in ${path} to ${url}: the program listening there runs as uid ${foreign.uid}, not as the token's owner (uid ${owner}), so it is not the control plane that made it; find it with \`ss -ltnp 'sport = :${port}'\` (a proxy you trust in front of it: set CHIMERA_TOKEN to send the token on purpose)`,
       "E_FOREIGN_LISTENER",
     )
+}
+
+/**
+ * Checks the listener again before every request of this process that carries the local admin token:
+ * `chimera dash`, `mcp` and `code` keep a client for hours, and a control plane that stops meanwhile
+ * leaves its port to whoever takes it next. Installed once by the CLI's entry (run.ts).
+ */
+export function guardAdminToken(env: Env = process.env): void {
+  const original = globalThis.fetch
+  const guarded = async (input: string | URL | Request, init?: RequestInit) => {
+    const headers = new Headers(input instanceof Request ? input.headers : undefined)
+    for (const [k, v] of new Headers(init?.headers)) headers.set(k, v)
+    const bearer = /^Bearer\s+(\S+)/i.exec(headers.get("authorization") ?? "")?.[1]
+    if (bearer) {
+      const path = join(dataDir(env), "admin.token")
+      let admin: { token: string; owner: number } | null = null
+      try {
+        admin = { token: readFileSync(path, "utf8").trim(), owner: statSync(path).uid }
+      } catch {}
+      const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url
+      if (admin && bearer === admin.token) _refuseForeignListener(new URL(url).origin, admin.owner, path)
+    }
+    return original(input, init)
+  }
+  globalThis.fetch = Object.assign(guarded, original)
 }

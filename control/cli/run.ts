@@ -6,6 +6,7 @@ import { firstWord, nearestName, unknownFlags, unknownFlagsMessage } from "../..
 import { setLogLevel } from "../../protocol/log.ts"
 import { colorIfTaken } from "../../protocol/use-color.ts"
 import { ChimeraError } from "../domain/errors.ts"
+import { guardAdminToken } from "./credentials.ts"
 import { CliError } from "./errors.ts"
 import { flagLogLevel, globals, takeGlobalFlags } from "./globals.ts"
 import { color, warn } from "./output.ts"
@@ -107,6 +108,7 @@ function _quietOnClosedPipe() {
 
 export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv: string[]): Promise<void> {
   _quietOnClosedPipe()
+  guardAdminToken()
   const main = command as unknown as CommandDef
   const argv = takeGlobalFlags(rawArgv)
   setLogLevel(flagLogLevel() ?? "WARNING")
