@@ -192,12 +192,80 @@ describe("NixOS's switch lock", () => {
         (l) => l.profile === gen1 && l.current === gen1,
         60_000,
       )
-      expect(agent.log()).toContain("not root's, not by a switch; replacing the lock file")
+      expect(agent.log()).toContain("not root's, not by a switch; replaced the lock file")
       const mode = await node.exec(["stat", "-c", "%a %u", SWITCH_LOCK_PATH])
       expect(mode.stdout.trim()).toBe("600 0")
       expect(squatter.exitCode).toBeNull()
     } finally {
       squatter.kill()
+      await squatter.exited
+    }
+  }, 180_000)
+
+  test("a root switch queued behind a local user's hold is waited for, not raced: the lock file stays", async () => {
+    await using node = await createTestNode({ name: "lock-queued", boot: gen1 })
+    await node.exec(["sh", "-c", `mkdir -p /run/nixos && : > ${SWITCH_LOCK_PATH} && chmod 0644 ${SWITCH_LOCK_PATH}`])
+    const inode = async () => (await node.exec(["stat", "-c", "%i", SWITCH_LOCK_PATH])).stdout.trim()
+    const before = await inode()
+    const squatter = node.spawn(
+      [
+        requireTool("setpriv"),
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "flock",
+        "--no-fork",
+        "--shared",
+        SWITCH_LOCK_PATH,
+        "sleep",
+        "600",
+      ],
+      { stdout: "ignore", stderr: "pipe" },
+    )
+    const marker = join(node.dir, "root-switch-ran")
+    let queued: ReturnType<TestNode["spawn"]> | undefined
+    try {
+      await waitFor(
+        "the user's hold on the lock",
+        async () => (await node.exec(["flock", "--nonblock", "--exclusive", SWITCH_LOCK_PATH, "true"])).code,
+        (code) => code !== 0,
+        30_000,
+      )
+      // A root switch, blocked behind the user's hold.
+      queued = node.spawn(["flock", "--exclusive", SWITCH_LOCK_PATH, "sh", "-c", `: > ${marker}`], {
+        stdout: "ignore",
+        stderr: "pipe",
+      })
+      await waitFor(
+        "the root switch queued",
+        async () => (await Bun.file("/proc/locks").text()).includes("->"),
+        Boolean,
+        30_000,
+      )
+      await using agent = startAgent(node, 600)
+      await started(agent)
+      await node.switchTo(gen2)
+      await waitFor(
+        "the agent waiting for the lock",
+        async () => agent.log(),
+        (l) => l.includes("another switch holds the lock"),
+        60_000,
+      )
+      expect(agent.log()).not.toContain("replaced the lock file")
+      expect(await inode()).toBe(before)
+      expect(await Bun.file(marker).exists()).toBe(false)
+      // The user lets go: the root switch runs, then the agent heals.
+      squatter.kill()
+      await waitFor("the root switch to run", () => Bun.file(marker).exists(), Boolean, 30_000)
+      await waitFor(
+        "the node healed back",
+        () => node.links(),
+        (l) => l.profile === gen1 && l.current === gen1,
+        60_000,
+      )
+    } finally {
+      squatter.kill()
+      queued?.kill()
       await squatter.exited
     }
   }, 180_000)

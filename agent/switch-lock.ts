@@ -14,10 +14,12 @@ import {
   constants,
   fchmodSync,
   fstatSync,
+  linkSync,
   mkdirSync,
   openSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
 } from "node:fs"
 import { dirname } from "node:path"
@@ -70,14 +72,13 @@ export function createSwitchLock(opts: { path?: string; waitSeconds?: number } =
       // A switch runs as root; a lock held by anyone else is not a switch but a local user keeping the
       // node from healing (flock needs only read access). The lock moves to a file of its own: the
       // path is what switch-to-configuration locks, and the other user's hold stays on the old one.
-      const holders = holdersOf(path)
-      const others = holders.filter((h) => h.uid !== (process.getuid?.() ?? 0))
-      if (others.length > 0 && others.length === holders.length) {
-        log.warn("the switch lock is held by a process that is not root's, not by a switch; replacing the lock file", {
+      const id = lockId(path)
+      const entries = locksOn(id)
+      if (heldByUsersAlone(entries) && setAside(path, id)) {
+        log.warn("the switch lock is held by a process that is not root's, not by a switch; replaced the lock file", {
           path,
-          holders: others,
+          holders: entries.filter((e) => !e.waiting),
         })
-        replaceLockFile(path)
         now = await runCommand([...flock(["--nonblock"]), ...cmd], timeoutSeconds)
       }
     }
@@ -109,42 +110,89 @@ function rootsOnly(path: string): void {
   }
 }
 
-/** A fresh lock file (new inode, 0600) put where the old one was, in one rename. */
-function replaceLockFile(path: string): void {
+/**
+ * Puts a fresh lock file (new inode, 0600) where the one held by local users was, in one rename. A
+ * switch that began waiting on the old one meanwhile would get it once they let go, while the agent
+ * holds the new one: the old file is then put back, and false says the agent must wait as for a switch.
+ */
+function setAside(path: string, id: string | null): boolean {
   const fresh = `${path}.${process.pid}`
+  const kept = `${path}.held-by-user.${process.pid}`
+  rmSync(kept, { force: true })
+  linkSync(path, kept)
   closeSync(openSync(fresh, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600))
   renameSync(fresh, path)
+  if (locksOn(id).some((e) => e.waiting && (e.uid === (process.getuid?.() ?? 0) || e.uid < 0))) {
+    renameSync(kept, path)
+    return false
+  }
+  rmSync(kept, { force: true })
+  return true
 }
 
-/** Who holds a flock on `path` now, from /proc/locks: each holder's pid and real uid. */
-export function holdersOf(path: string): { pid: number; uid: number }[] {
+interface LockEntry {
+  pid: number
+  /** The process's real uid; -1 when it cannot be read (gone, or in another pid namespace). */
+  uid: number
+  /** Blocked waiting for the lock rather than holding it. */
+  waiting: boolean
+}
+
+/** How /proc/locks names a file: MAJOR:MINOR:INODE, the device's numbers in hex; null if it is gone. */
+function lockId(path: string): string | null {
   let file: { dev: number; ino: number }
-  let locks: string
   try {
     file = statSync(path)
-    locks = readFileSync("/proc/locks", "utf8")
+  } catch {
+    return null
+  }
+  // Inode numbers alone repeat across filesystems (every tmpfs /run has its own).
+  const major = ((file.dev >> 8) & 0xfff) | (Math.floor(file.dev / 2 ** 32) & ~0xfff)
+  const minor = (file.dev & 0xff) | ((file.dev >> 12) & 0xfff00)
+  return `${major.toString(16).padStart(2, "0")}:${minor.toString(16).padStart(2, "0")}:${file.ino}`
+}
+
+/** The flocks held on, and waited for on, the file `/proc/locks` names `id`. */
+function locksOn(id: string | null): LockEntry[] {
+  let locks: string
+  try {
+    locks = id === null ? "" : readFileSync("/proc/locks", "utf8")
   } catch {
     return []
   }
-  // /proc/locks names a file as MAJOR:MINOR:INODE, the device's numbers in hex: inode numbers alone
-  // repeat across filesystems (every tmpfs /run has its own).
-  const major = ((file.dev >> 8) & 0xfff) | (Math.floor(file.dev / 2 ** 32) & ~0xfff)
-  const minor = (file.dev & 0xff) | ((file.dev >> 12) & 0xfff00)
-  const id = `${major.toString(16).padStart(2, "0")}:${minor.toString(16).padStart(2, "0")}:${file.ino}`
-  const holders: { pid: number; uid: number }[] = []
+  const entries: LockEntry[] = []
   for (const line of locks.split("\n")) {
-    // "1: FLOCK  ADVISORY  WRITE 12345 00:1a:67890 0 EOF" (a blocked waiter's line has "->" in it).
+    // "1: FLOCK  ADVISORY  WRITE 12345 00:1a:67890 0 EOF"; a waiter's line has "->" after the number.
     const f = line.trim().split(/\s+/)
-    if (f[1] !== "FLOCK" || f.includes("->")) continue
-    if (f[5] !== id) continue
-    const pid = Number(f[4])
+    const waiting = f[1] === "->"
+    const [type, , , pidText, file] = waiting ? f.slice(2) : f.slice(1)
+    if (type !== "FLOCK" || file !== id) continue
+    const pid = Number(pidText)
     let uid = -1
     try {
-      uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? -1)
+      if (pid > 0) uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? -1)
     } catch {}
-    holders.push({ pid, uid })
+    entries.push({ pid, uid, waiting })
   }
-  return holders
+  return entries
+}
+
+/** Who holds a flock on `path` now: each holder's pid and real uid. */
+export function holdersOf(path: string): { pid: number; uid: number }[] {
+  return locksOn(lockId(path))
+    .filter((e) => !e.waiting)
+    .map(({ pid, uid }) => ({ pid, uid }))
+}
+
+/**
+ * Whether the lock is held by local users alone, none of them a switch: every holder is known and not
+ * root, and nobody who may be a switch (root, or a process we cannot see) is waiting for it.
+ */
+function heldByUsersAlone(entries: LockEntry[]): boolean {
+  const root = process.getuid?.() ?? 0
+  const mayBeSwitch = (e: LockEntry) => e.uid === root || e.uid < 0
+  const holders = entries.filter((e) => !e.waiting)
+  return holders.length > 0 && !entries.some(mayBeSwitch)
 }
 
 /** " (pid 123, uid 0)": who holds it, for the report. */
