@@ -4,6 +4,7 @@
 // it says so and exits non-zero instead of hanging or exiting 0. An unreachable control plane gets
 // the hint every command gives. `--node` with an id no node has (a typo) says so instead of printing
 // an empty table. A deploy's events show under its target's node, with what happened in DETAIL.
+import { Database } from "bun:sqlite"
 import { describe, expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -161,6 +162,18 @@ describe("chimera events --node", () => {
       const some = await events(cp, home, "--node", "node-1")
       expect(some.code).toBe(0)
       expect(some.stdout).toContain("node.enrolled")
+
+      // A name no agent enrolled under but with events of its own (an SSH deploy's target files its
+      // progress under it) is known: nothing of that type is not an error.
+      const db = new Database(join(cp.dataDir, "chimera.db"))
+      const at = new Date().toISOString()
+      db.run(
+        "INSERT INTO events (type, node_id, at, received_at, data) VALUES ('deployment.progress', 'web-ssh', ?, ?, ?)",
+        [at, at, JSON.stringify({ deploymentId: "d-1", target: "web-ssh", phase: "copy", message: "copied" })],
+      )
+      db.close()
+      const ssh = await events(cp, home, "--node", "web-ssh", "--type", "heal.failed")
+      expect({ code: ssh.code, stderr: ssh.stderr }).toEqual({ code: 0, stderr: "" })
     })
   }, 30_000)
 

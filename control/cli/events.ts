@@ -76,6 +76,10 @@ async function _unknownNode(api: ReturnType<typeof apiClient>, id: string): Prom
   })
   if (res.ok) return null
   if (res.status !== 404) throw await refusal(url, res)
+  // A name with events of its own is known even if no agent enrolled under it (a [fleet.nodes] name
+  // deployed to over SSH files its deploy events under it).
+  const any = await call(url, client.api.events.$get({ query: { node: id, limit: "1" } }))
+  if (any.events.length > 0) return null
   const { nodes } = await call(url, client.api.nodes.$get())
   const ids = nodes.map((n) => n.id).sort()
   const near = nearestName(ids, id)
