@@ -99,6 +99,42 @@ async function manualSwitchInProgress(node: TestNode, closure: StorePath) {
   }
 }
 
+/**
+ * A local user (nobody) holding the lock, shared, on a lock file left 0644 as NixOS leaves it: any
+ * user may open it for reading, and flock needs no more. Resolves once the hold is in place.
+ */
+async function userHoldsLock(node: TestNode) {
+  await node.exec(["sh", "-c", `mkdir -p /run/nixos && : > ${SWITCH_LOCK_PATH} && chmod 0644 ${SWITCH_LOCK_PATH}`])
+  const squatter = node.spawn(
+    [
+      requireTool("setpriv"),
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      "flock",
+      // The lock stays with `sleep` itself, so killing the process ends the hold.
+      "--no-fork",
+      "--shared",
+      SWITCH_LOCK_PATH,
+      "sleep",
+      "600",
+    ],
+    { stdout: "ignore", stderr: "pipe" },
+  )
+  try {
+    await waitFor(
+      "the user's hold on the lock",
+      async () => (await node.exec(["flock", "--nonblock", "--exclusive", SWITCH_LOCK_PATH, "true"])).code,
+      (code) => code !== 0,
+      30_000,
+    )
+  } catch (error) {
+    squatter.kill()
+    throw error
+  }
+  return squatter
+}
+
 const types = (r: AgentReport[]) => r.map((x) => x.type)
 const started = (agent: { log(): string }) =>
   waitFor(
@@ -158,31 +194,8 @@ describe("NixOS's switch lock", () => {
 
   test("a lock held by a local user, not by a switch, does not stop the heal; the lock file becomes root's alone", async () => {
     await using node = await createTestNode({ name: "lock-user", boot: gen1 })
-    // NixOS leaves the lock file 0644: any user may open it for reading, and flock needs no more.
-    await node.exec(["sh", "-c", `mkdir -p /run/nixos && : > ${SWITCH_LOCK_PATH} && chmod 0644 ${SWITCH_LOCK_PATH}`])
-    const squatter = node.spawn(
-      [
-        requireTool("setpriv"),
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "flock",
-        // The lock stays with `sleep` itself, so killing the process ends the hold.
-        "--no-fork",
-        "--shared",
-        SWITCH_LOCK_PATH,
-        "sleep",
-        "600",
-      ],
-      { stdout: "ignore", stderr: "pipe" },
-    )
+    const squatter = await userHoldsLock(node)
     try {
-      await waitFor(
-        "the user's hold on the lock",
-        async () => (await node.exec(["flock", "--nonblock", "--exclusive", SWITCH_LOCK_PATH, "true"])).code,
-        (code) => code !== 0,
-        30_000,
-      )
       await using agent = startAgent(node, 600)
       await started(agent)
       await node.switchTo(gen2)
@@ -204,33 +217,12 @@ describe("NixOS's switch lock", () => {
 
   test("a root switch queued behind a local user's hold is waited for, not raced: the lock file stays", async () => {
     await using node = await createTestNode({ name: "lock-queued", boot: gen1 })
-    await node.exec(["sh", "-c", `mkdir -p /run/nixos && : > ${SWITCH_LOCK_PATH} && chmod 0644 ${SWITCH_LOCK_PATH}`])
     const inode = async () => (await node.exec(["stat", "-c", "%i", SWITCH_LOCK_PATH])).stdout.trim()
+    const squatter = await userHoldsLock(node)
     const before = await inode()
-    const squatter = node.spawn(
-      [
-        requireTool("setpriv"),
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "flock",
-        "--no-fork",
-        "--shared",
-        SWITCH_LOCK_PATH,
-        "sleep",
-        "600",
-      ],
-      { stdout: "ignore", stderr: "pipe" },
-    )
     const marker = join(node.dir, "root-switch-ran")
     let queued: ReturnType<TestNode["spawn"]> | undefined
     try {
-      await waitFor(
-        "the user's hold on the lock",
-        async () => (await node.exec(["flock", "--nonblock", "--exclusive", SWITCH_LOCK_PATH, "true"])).code,
-        (code) => code !== 0,
-        30_000,
-      )
       // A root switch, blocked behind the user's hold.
       queued = node.spawn(["flock", "--exclusive", SWITCH_LOCK_PATH, "sh", "-c", `: > ${marker}`], {
         stdout: "ignore",
