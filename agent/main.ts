@@ -278,35 +278,48 @@ async function printUsage() {
 }
 
 /**
- * Bun's own GC timer collects every second while the heap changes, and 16 ms after it grows: made for
- * servers, it was about a third of the idle agent's CPU (0.10-0.13 % against 0.07-0.08 % without it,
- * heartbeating every 5 s; BENCHMARKS.md). JavaScriptCore's collections, driven by allocation, still
- * bound the heap. The runtime reads the setting from the environment as it starts, so the compiled
- * agent sets it and executes itself again, once, before it does anything; it takes the variable back
- * out so that the programs it runs do not inherit it.
+ * Runtime settings for a daemon that mostly sleeps, read by Bun and JavaScriptCore from the
+ * environment as they start (BENCHMARKS.md, "Agent and CLI"):
+ * - Bun's own GC timer collects every second while the heap changes, and 16 ms after it grows: made
+ *   for servers, it was about a third of the idle agent's CPU (0.10-0.13 % against 0.068 % without
+ *   it, heartbeating every 5 s). JavaScriptCore's collections, driven by allocation, still bound the
+ *   heap.
+ * - The optimising JIT (DFG) is off: its compiler's code pages were about 2.5 MB of the agent's RSS
+ *   (52 MB against 49-50 without it; the target is 50). The agent's hardest JavaScript, loading a
+ *   spool of 20,000 reports, takes 0.6 s instead of 0.2 s; writing and draining it, 5-17 % longer.
+ * The compiled agent sets what the operator has not, executes itself again once before it does
+ * anything, and takes its own settings back out so the programs it runs do not inherit them.
  */
-function withoutGcTimer(): void {
-  if (process.env.BUN_GC_TIMER_DISABLE !== undefined) {
-    if (process.env.CHIMERA_AGENT_GC_TIMER === "off") {
-      delete process.env.BUN_GC_TIMER_DISABLE
-      delete process.env.CHIMERA_AGENT_GC_TIMER
-    }
+const RUNTIME_SETTINGS: Record<string, string> = { BUN_GC_TIMER_DISABLE: "1", BUN_JSC_useDFGJIT: "false" }
+/** Names the settings the agent added itself, for the second start to take back out. */
+const SET_BY_AGENT = "CHIMERA_AGENT_RUNTIME_SET"
+
+function withRuntimeSettings(): void {
+  const set = process.env[SET_BY_AGENT]
+  if (set !== undefined) {
+    for (const name of set.split(",")) delete process.env[name]
+    delete process.env[SET_BY_AGENT]
     return
   }
-  // An operator's own BUN_GC_TIMER_INTERVAL asks for the timer. Only the compiled agent: from source,
-  // argv[1] is the script, and tests run it under their own Bun.
-  if (process.env.BUN_GC_TIMER_INTERVAL !== undefined) return
+  // Only the compiled agent: from source, argv[1] is the script, and tests run it under their own Bun.
   if (!Bun.main.startsWith("/$bunfs/") || typeof process.execve !== "function") return
-  const env = { ...process.env, BUN_GC_TIMER_DISABLE: "1", CHIMERA_AGENT_GC_TIMER: "off" }
+  // An operator's own BUN_GC_TIMER_* (the interval asks for the timer) or JIT setting is left as given.
+  const gcChosen = process.env.BUN_GC_TIMER_DISABLE !== undefined || process.env.BUN_GC_TIMER_INTERVAL !== undefined
+  const missing = Object.keys(RUNTIME_SETTINGS).filter((name) =>
+    name.startsWith("BUN_GC_TIMER") ? !gcChosen : process.env[name] === undefined,
+  )
+  if (missing.length === 0) return
+  const env: Record<string, string | undefined> = { ...process.env, [SET_BY_AGENT]: missing.join(",") }
+  for (const name of missing) env[name] = RUNTIME_SETTINGS[name]
   try {
     process.execve(process.execPath, [process.argv0, ...process.argv.slice(2)], env)
   } catch (error) {
-    log.debug("running with Bun's GC timer: could not execute the agent again", { error })
+    log.debug("running with Bun's default runtime settings: could not execute the agent again", { error })
   }
 }
 
 if (import.meta.main) {
-  withoutGcTimer()
+  withRuntimeSettings()
   const argv = process.argv.slice(2)
   if (argv.includes("--help") || argv.includes("-h")) await printUsage()
   else runMain(agentCommand)

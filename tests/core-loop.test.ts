@@ -140,13 +140,18 @@ describe("drift detection and self-healing", () => {
     await using node = await createTestNode({ name: "heal-bin", boot: gen1 })
     await using agent = await enrolOnGen1(cp, node, "heal-bin", compiledAgent)
     await driftIsHealed(cp, node, "heal-bin", agent)
-    // It executed itself again without Bun's GC timer (same pid: the environment it was started
-    // with is the second one's), and the commands it runs do not inherit that setting.
+    // It executed itself again without Bun's GC timer and the optimising JIT (same pid: the
+    // environment it was started with is the second one's), and its commands inherit neither.
     const environ = (await Bun.file(`/proc/${agent.proc.pid}/environ`).text()).split("\0")
     expect(environ).toContain("BUN_GC_TIMER_DISABLE=1")
+    expect(environ).toContain("BUN_JSC_useDFGJIT=false")
     const ran = await cp.api("/api/fleet/run", {
       method: "POST",
-      body: JSON.stringify({ command: "env | grep -c BUN_GC_TIMER || true", nodes: ["heal-bin"], timeout: 10 }),
+      body: JSON.stringify({
+        command: "env | grep -c 'BUN_GC_TIMER\\|BUN_JSC\\|CHIMERA_AGENT_RUNTIME' || true",
+        nodes: ["heal-bin"],
+        timeout: 10,
+      }),
     })
     const { results } = (await ran.json()) as { results: { status: string; stdout: string }[] }
     expect(results.map((r) => [r.status, r.stdout.trim()])).toEqual([["ok", "0"]])
