@@ -3,7 +3,7 @@
 import { websocket } from "hono/bun"
 import { createLogger } from "../protocol/log.ts"
 import { ensureAdminToken } from "./adapters/admin-token.ts"
-import { StateError, secureDataDir } from "./adapters/data-dir.ts"
+import { secureDataDir } from "./adapters/data-dir.ts"
 import { createEventBus } from "./adapters/event-bus.ts"
 import { type AiSettings, createProvider } from "./adapters/llm/provider.ts"
 import { createNix } from "./adapters/nix.ts"
@@ -46,6 +46,7 @@ import { createNotifyTest } from "./domain/notify-test.ts"
 import { type Clock, systemClock } from "./domain/ports.ts"
 import { createRelay } from "./domain/relay.ts"
 import { createReportQuota, DEFAULT_REPORT_QUOTA, type ReportQuotaSettings } from "./domain/report-quota.ts"
+import { onOwnPort } from "./listen-address.ts"
 import { createFleetOperations } from "./ops/fleet-operations.ts"
 import { connectReplicas, peers as replicaPeers } from "./replicas.ts"
 import { createTrust, DEFAULT_TRUST, type TrustSettings } from "./trust.ts"
@@ -269,7 +270,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   if (undeclared.length > 0)
     log.error("routes without a rule in control/api/route-permissions.ts are refused", { routes: undeclared })
   // Long polls hold a request up to 30 s and the event stream far longer, with a keep-alive each 15 s.
-  const server = _listen(opts.host, opts.port, () =>
+  const server = onOwnPort(opts.host, opts.port, () =>
     Bun.serve({
       hostname: opts.host,
       port: opts.port,
@@ -373,34 +374,4 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       owner?.release()
     },
   }
-}
-
-/** Bun.serve, with a port someone else holds said as the person starting `chimera web` can act on. */
-function _listen<S>(host: string, port: number, serve: () => S): S {
-  try {
-    return serve()
-  } catch (error) {
-    if ((error as { code?: string }).code === "EADDRINUSE") throw new StateError(portInUse(host, port))
-    throw error
-  }
-}
-
-/** What to say when the control plane's address is taken. */
-export function portInUse(host: string, port: number): string {
-  const where = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
-  return (
-    `${where} is already in use (\`ss -ltnp 'sport = :${port}'\` names the program); start with --port N ` +
-    `(or [web] port in the config file), then point the CLI at it with CHIMERA_URL=${cliUrlFor(host, "N")}`
-  )
-}
-
-/**
- * The URL the CLI on this machine uses for a control plane listening on `host:port`: a wildcard
- * address (0.0.0.0, ::) is reached through loopback, the only plain-http address the CLI sends a
- * credential to.
- */
-export function cliUrlFor(host: string, port: number | string): string {
-  const bare = host.replace(/^\[|\]$/g, "")
-  const reach = bare === "0.0.0.0" || bare === "" ? "127.0.0.1" : bare === "::" ? "::1" : bare
-  return `http://${reach.includes(":") ? `[${reach}]` : reach}:${port}`
 }

@@ -27,7 +27,7 @@ export interface Credential {
 }
 
 /** Where `chimera web` listens unless told otherwise, and so where the CLI looks. */
-export const DEFAULT_CONTROL_URL = "http://127.0.0.1:8080"
+const DEFAULT_CONTROL_URL = "http://127.0.0.1:8080"
 
 export function controlUrl(env: Env = process.env): string {
   return (env.CHIMERA_URL || DEFAULT_CONTROL_URL).replace(/\/+$/, "")

@@ -1,17 +1,17 @@
 // `chimera web`: the control plane (HTTP API, agent endpoints, later the dashboard) on one port.
 import { defineCommand } from "citty"
 import { createLogger, displayUrl } from "../../protocol/log.ts"
-import { StateError } from "../adapters/data-dir.ts"
 import { aiSettings } from "../adapters/llm/provider.ts"
 import { channelsFromConfig } from "../adapters/notify/index.ts"
 import { commandTargetsFromConfig } from "../adapters/ssh/command-targets.ts"
 import { databaseUrl, dataDir } from "../config.ts"
 import { incidentPolicy } from "../domain/incident-routing.ts"
 import { inactiveWarnings } from "../inactive-settings.ts"
-import { cliUrlFor, portInUse, startControlPlane } from "../server.ts"
+import { cliUrlFor, onOwnPort } from "../listen-address.ts"
+import { startControlPlane } from "../server.ts"
 import { trustSettings } from "../trust.ts"
 import { commandConfig } from "./cli-config.ts"
-import { DEFAULT_CONTROL_URL } from "./credentials.ts"
+import { controlUrl } from "./credentials.ts"
 import { color, say, warn } from "./output.ts"
 
 const log = createLogger("web")
@@ -52,9 +52,13 @@ export default defineCommand({
         maxContextTokens: ai.maxContextTokens,
       },
     })
-    // A taken port is said before anything is made: a start that fails there must not leave an admin
-    // token behind that the next start would only point to, never announce.
-    _refuseTakenPort(config.web.host, config.web.port)
+    // A taken port is said before anything is made (the address is bound for a moment and let go): a
+    // start that fails there must not leave an admin token behind that the next start would only
+    // point to, never announce.
+    if (config.web.port !== 0)
+      onOwnPort(config.web.host, config.web.port, () =>
+        Bun.listen({ hostname: config.web.host, port: config.web.port, socket: { data() {} } }).stop(true),
+      )
     // Whatever the control plane writes (the database and its -wal and -shm, keys, tokens) is this
     // user's alone from its first byte.
     process.umask(0o077)
@@ -83,12 +87,11 @@ export default defineCommand({
       ai,
     })
     say(`Chimera control plane on ${color.bold(cp.url)}\n`)
-    // The CLI looks at http://127.0.0.1:8080 unless told; anywhere else it would reach another control
-    // plane or nothing, so say how to point it here.
+    // The CLI looks at CHIMERA_URL, or http://127.0.0.1:8080; anywhere else it would reach another
+    // control plane or nothing, so say how to point it here.
     const listening = new URL(cp.url)
     const here = cliUrlFor(listening.hostname, listening.port)
-    const cliUrl = process.env.CHIMERA_URL?.replace(/\/+$/, "") || DEFAULT_CONTROL_URL
-    if (cliUrl !== here) say(`For the CLI in another shell: export CHIMERA_URL=${here}\n`)
+    if (controlUrl() !== here) say(`For the CLI in another shell: export CHIMERA_URL=${here}\n`)
     if (cp.adminTokenPath)
       say(`${cp.adminTokenCreated ? "Created the admin token" : "Admin token"} in ${cp.adminTokenPath} (mode 0600)\n`)
     else say("Admin token: the one in the data dir of the first replica started on this database\n")
@@ -108,14 +111,3 @@ export default defineCommand({
     await new Promise(() => {})
   },
 })
-
-/** Binds the address for a moment and lets it go: a port another program holds is refused up front. */
-function _refuseTakenPort(host: string, port: number): void {
-  if (port === 0) return
-  try {
-    Bun.listen({ hostname: host, port, socket: { data() {} } }).stop(true)
-  } catch (error) {
-    if ((error as { code?: string }).code === "EADDRINUSE") throw new StateError(portInUse(host, port))
-    throw error
-  }
-}

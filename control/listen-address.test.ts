@@ -1,7 +1,7 @@
 // The CLI URL `chimera web` suggests for the address it listens on: a wildcard address is reached
 // through loopback (the CLI sends a credential over plain http only there), others as they are.
 import { expect, test } from "bun:test"
-import { cliUrlFor, portInUse } from "./server.ts"
+import { cliUrlFor, portInUse } from "./listen-address.ts"
 
 test("a wildcard listen address is suggested as loopback; a loopback one as it is", () => {
   expect(cliUrlFor("0.0.0.0", 8080)).toBe("http://127.0.0.1:8080")

@@ -1,0 +1,37 @@
+// The control plane's own address, as `chimera web` and the CLI on the same machine see it: a port
+// another program holds, said as the person starting it can act on, and the URL the CLI uses to
+// reach it.
+import { StateError } from "./adapters/data-dir.ts"
+
+/**
+ * Runs `bind` (a Bun.serve, or a Bun.listen that tries the port): a port someone else holds becomes a
+ * StateError saying what to do, any other failure goes on as it was.
+ */
+export function onOwnPort<S>(host: string, port: number, bind: () => S): S {
+  try {
+    return bind()
+  } catch (error) {
+    if ((error as { code?: string }).code === "EADDRINUSE") throw new StateError(portInUse(host, port))
+    throw error
+  }
+}
+
+/** What to say when the control plane's address is taken. */
+export function portInUse(host: string, port: number): string {
+  const where = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+  return (
+    `${where} is already in use (\`ss -ltnp 'sport = :${port}'\` names the program); start with --port N ` +
+    `(or [web] port in the config file), then point the CLI at it with CHIMERA_URL=${cliUrlFor(host, "N")}`
+  )
+}
+
+/**
+ * The URL the CLI on this machine uses for a control plane listening on `host:port`: a wildcard
+ * address (0.0.0.0, ::) is reached through loopback, the only plain-http address the CLI sends a
+ * credential to.
+ */
+export function cliUrlFor(host: string, port: number | string): string {
+  const bare = host.replace(/^\[|\]$/g, "")
+  const reach = bare === "0.0.0.0" || bare === "" ? "127.0.0.1" : bare === "::" ? "::1" : bare
+  return `http://${reach.includes(":") ? `[${reach}]` : reach}:${port}`
+}
