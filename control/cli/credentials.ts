@@ -47,19 +47,14 @@ export function controlCredential(env: Env = process.env): Credential {
       `no token for ${url}: run \`chimera login\` or set CHIMERA_TOKEN (the admin token in ${path} is used on its own only for a control plane at a loopback address)`,
       "E_NO_TOKEN",
     )
-  let token: string
-  let owner: number
-  try {
-    token = readFileSync(path, "utf8").trim()
-    owner = statSync(path).uid
-  } catch {
+  const admin = _adminTokenFile(path)
+  if (!admin)
     throw new CliError(
       `no token: run \`chimera login\`, set CHIMERA_TOKEN, or run where the control plane keeps ${path} (looked in ${tokenFilePath(env)} too)`,
       "E_NO_TOKEN",
     )
-  }
-  _refuseForeignListener(url, owner, path)
-  return { token, source: "admin-token-file", path, expiresAt: null }
+  _refuseForeignListener(url, admin.owner, path)
+  return { token: admin.token, source: "admin-token-file", path, expiresAt: null }
 }
 
 /** "login session (~/.config/chimera/token, until …)", for people. */
@@ -67,6 +62,15 @@ export function describeCredential(c: Credential): string {
   if (c.source === "CHIMERA_TOKEN") return "CHIMERA_TOKEN (environment)"
   if (c.source === "login-session") return `login session (${c.path}, until ${c.expiresAt})`
   return `local admin token (${c.path})`
+}
+
+/** The admin token in `path` and the uid that owns the file, or null where there is none to read. */
+function _adminTokenFile(path: string): { token: string; owner: number } | null {
+  try {
+    return { token: readFileSync(path, "utf8").trim(), owner: statSync(path).uid }
+  } catch {
+    return null
+  }
 }
 
 /**
@@ -100,10 +104,7 @@ export function guardAdminToken(env: Env = process.env): void {
     const bearer = /^Bearer\s+(\S+)/i.exec(headers.get("authorization") ?? "")?.[1]
     if (bearer) {
       const path = join(dataDir(env), "admin.token")
-      let admin: { token: string; owner: number } | null = null
-      try {
-        admin = { token: readFileSync(path, "utf8").trim(), owner: statSync(path).uid }
-      } catch {}
+      const admin = _adminTokenFile(path)
       const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url
       if (admin && bearer === admin.token) _refuseForeignListener(new URL(url).origin, admin.owner, path)
     }
