@@ -122,7 +122,7 @@ function setAside(path: string, id: string | null): boolean {
   linkSync(path, kept)
   closeSync(openSync(fresh, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600))
   renameSync(fresh, path)
-  if (locksOn(id).some((e) => e.waiting && (e.uid === (process.getuid?.() ?? 0) || e.uid < 0))) {
+  if (locksOn(id).some((e) => e.waiting && mayBeSwitch(e))) {
     renameSync(kept, path)
     return false
   }
@@ -189,10 +189,12 @@ export function holdersOf(path: string): { pid: number; uid: number }[] {
  * root, and nobody who may be a switch (root, or a process we cannot see) is waiting for it.
  */
 function heldByUsersAlone(entries: LockEntry[]): boolean {
-  const root = process.getuid?.() ?? 0
-  const mayBeSwitch = (e: LockEntry) => e.uid === root || e.uid < 0
-  const holders = entries.filter((e) => !e.waiting)
-  return holders.length > 0 && !entries.some(mayBeSwitch)
+  return entries.some((e) => !e.waiting) && !entries.some(mayBeSwitch)
+}
+
+/** A switch runs as root: so may any process whose uid is root's, or could not be read. */
+function mayBeSwitch(e: LockEntry): boolean {
+  return e.uid === (process.getuid?.() ?? 0) || e.uid < 0
 }
 
 /** " (pid 123, uid 0)": who holds it, for the report. */
