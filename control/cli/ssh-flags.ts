@@ -151,7 +151,7 @@ export async function parseSshFlags(
     targets = resolveTargets(spec, inventory)
   } catch (error) {
     if (error instanceof TargetError)
-      throw new CliError(configInUse() ? error.message : `${error.message}; ${_noConfigHint()}`, "E_ARG")
+      throw new CliError(configInUse() ? error.message : `${error.message}; ${NO_CONFIG_HINT}`, "E_ARG")
     throw error
   }
   // A bare name that is no node of the inventory is dialled as a host name; when there is no inventory
@@ -162,7 +162,7 @@ export async function parseSshFlags(
     )
     if (bare.length > 0)
       warn(
-        `${color.yellow("warning")} ${bare.map((t) => `"${t.name}"`).join(", ")} taken as host name${bare.length > 1 ? "s" : ""}: ${_noConfigHint()}\n`,
+        `${color.yellow("warning")} ${bare.map((t) => `"${t.name}"`).join(", ")} taken as host name${bare.length > 1 ? "s" : ""}: ${NO_CONFIG_HINT}\n`,
       )
   }
   const options = executorOptions(flags)
@@ -180,6 +180,6 @@ function configInUse(env = process.env): boolean {
   return Boolean(env.CHIMERA_CONFIG_FILE)
 }
 
-function _noConfigHint(): string {
-  return "no configuration is in use (CHIMERA_CONFIG_FILE is unset), so no node names or tags from [fleet.nodes] are known; set it to the file that lists them"
-}
+/** Said beside a name or tag that only a configuration could have resolved. */
+const NO_CONFIG_HINT =
+  "no configuration is in use (CHIMERA_CONFIG_FILE is unset), so no node names or tags from [fleet.nodes] are known; set it to the file that lists them"
