@@ -113,6 +113,11 @@ export function toEvent(r: Row): FleetEvent {
 }
 
 export function sqlStore(db: SQL, dialect: Dialect): StorePort {
+  /** The WHERE clause of an event query: after an id, of a node, of some types. */
+  const eventsMatching = (q: EventQuery) => db`
+    WHERE id > ${q.afterId ?? 0}
+      ${q.nodeId === undefined ? db`` : db`AND node_id = ${q.nodeId}`}
+      ${q.types?.length ? db`AND type IN ${db(q.types)}` : db``}`
   const hot = hotPathOf(db)
   const beats = heartbeatStore(db, dialect)
   const { withHeld, writeHeld } = beats
@@ -284,11 +289,7 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
 
     async listEvents(q: EventQuery) {
       const rows: Row[] = await db`
-        SELECT id, type, node_id, at, data FROM events
-        WHERE id > ${q.afterId ?? 0}
-          ${q.nodeId === undefined ? db`` : db`AND node_id = ${q.nodeId}`}
-          ${q.types?.length ? db`AND type IN ${db(q.types)}` : db``}
-        ORDER BY id LIMIT ${q.limit}`
+        SELECT id, type, node_id, at, data FROM events ${eventsMatching(q)} ORDER BY id LIMIT ${q.limit}`
       return rows.map(toEvent)
     },
 
@@ -296,11 +297,7 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       // Ids only: a stream that starts with a backlog of large reports reads them in pages after this.
       const rows: Row[] = await db`
         SELECT MIN(id) AS id FROM (
-          SELECT id FROM events
-          WHERE id > ${q.afterId ?? 0}
-            ${q.nodeId === undefined ? db`` : db`AND node_id = ${q.nodeId}`}
-            ${q.types?.length ? db`AND type IN ${db(q.types)}` : db``}
-          ORDER BY id DESC LIMIT ${q.limit}
+          SELECT id FROM events ${eventsMatching(q)} ORDER BY id DESC LIMIT ${q.limit}
         ) AS tail`
       const id = rows[0]?.id
       return id === null || id === undefined ? null : num(id)
