@@ -47,6 +47,10 @@ function follow(cp: TestControlPlane, home: string, token: string, ...args: stri
   return { proc, out: streamText(proc.stdout as ReadableStream<Uint8Array>) }
 }
 
+/** `chimera events ARGS` run to its end, as the admin. */
+const events = (cp: TestControlPlane, home: string, ...args: string[]) =>
+  run([process.execPath, MAIN, "events", ...args], { env: env(home, cp.url, cp.adminToken) })
+
 const desire = (cp: TestControlPlane, node: string, closure: string) =>
   cp.api(`/api/nodes/${node}/desired`, { method: "PUT", body: JSON.stringify({ closure }) })
 
@@ -142,9 +146,6 @@ describe("chimera events --follow", () => {
 })
 
 describe("chimera events --node", () => {
-  const events = (cp: TestControlPlane, home: string, ...args: string[]) =>
-    run([process.execPath, MAIN, "events", ...args], { env: env(home, cp.url, cp.adminToken) })
-
   test("an id no node has is an error naming the nearest and the known nodes; a known node without events is not", async () => {
     await using cp = await startInProcess()
     await withHome(async (home) => {
@@ -194,6 +195,34 @@ describe("chimera events --node", () => {
   }, 15_000)
 })
 
+describe("chimera events", () => {
+  test("without --follow it shows the latest --limit events, oldest first; --after ID pages on from an id", async () => {
+    await using cp = await startInProcess()
+    await withHome(async (home) => {
+      await enrollNode(cp, "web-1")
+      for (const closure of [GEN1, GEN2, GEN1, GEN2]) await desire(cp, "web-1", closure)
+      const past = (await (await cp.api("/api/events")).json()) as { events: { id: number }[] }
+      const ids = past.events.map((e) => e.id)
+      expect(ids).toHaveLength(5)
+      const shown = async (...args: string[]) => {
+        const r = await events(cp, home, ...args, "--json")
+        expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" })
+        return (JSON.parse(r.stdout) as { events: { id: number }[] }).events.map((e) => e.id)
+      }
+      expect(await shown("--limit", "2")).toEqual(ids.slice(-2))
+      expect(await shown()).toEqual(ids)
+      expect(await shown("--after", String(ids[0]), "--limit", "2")).toEqual(ids.slice(1, 3))
+      const table = await events(cp, home, "--limit", "1")
+      expect(table.stdout.trim().split("\n").slice(1)).toHaveLength(1)
+      expect(table.stdout).toContain(`${ids.at(-1)} `)
+
+      const bad = await events(cp, home, "--after", "last")
+      expect(bad.code).not.toBe(0)
+      expect(bad.stderr).toContain("--after: expected an event id")
+    })
+  }, 30_000)
+})
+
 describe("chimera events for a deploy", () => {
   test("each target's progress is filed under its node, and the table says what each deploy event was", async () => {
     const closure = await buildTestSystem("events-1")
@@ -217,8 +246,7 @@ describe("chimera events for a deploy", () => {
         (r) => r.events.length > 0,
       )
 
-      const cli = (...args: string[]) =>
-        run([process.execPath, MAIN, "events", ...args], { env: env(home, cp.url, cp.adminToken) })
+      const cli = (...args: string[]) => events(cp, home, ...args)
       const mine = await cli("--node", "pull-1", "--type", "deployment.progress")
       expect(mine.code).toBe(0)
       const progress = mine.stdout.split("\n").filter((l) => l.includes("deployment.progress"))

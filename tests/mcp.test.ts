@@ -326,6 +326,23 @@ describe("MCP over Streamable HTTP", () => {
     await client.close()
   })
 
+  test("list_events answers the fleet's latest events, newest last, not its oldest", async () => {
+    const client = await httpClient(viewer)
+    // Events of its own, on a node no agent runs, so that there are more than the page asks for.
+    await enrollNode(cp, "events-1")
+    for (const closure of [gen1, gen2, gen1]) {
+      const set = await cp.api("/api/nodes/events-1/desired", { method: "PUT", body: JSON.stringify({ closure }) })
+      expect(set.status).toBe(200)
+    }
+    const all = (await (await cp.api("/api/events?limit=1000")).json()) as { events: { id: number }[] }
+    const ids = all.events.map((e) => e.id)
+    expect(ids.length).toBeGreaterThan(2)
+    const r = await client.callTool({ name: "list_events", arguments: { limit: 2 } })
+    const result = (r.structuredContent as { result: { events: { id: number }[] } }).result
+    expect(result.events.map((e) => e.id)).toEqual(ids.slice(-2))
+    await client.close()
+  })
+
   test("a client hears that the resource list changed when a node enrols", async () => {
     const client = await httpClient(viewer)
     let changed = 0

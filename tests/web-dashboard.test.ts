@@ -3,12 +3,14 @@
 // manual switch on the node, its page and actions, a deployment, what a viewer is offered, and the
 // sign-in screen (never a blank page) when a token is wrong, revoked or expired. Screenshots go to
 // docs/screenshots/.
+
+import { Database } from "bun:sqlite"
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import type { DeploymentRecord } from "../control/domain/deploy.ts"
 import { hashOf, type StorePath } from "../protocol/ids.ts"
 import { type AgentProcess, startAgent } from "./support/agent-process.ts"
-import { addUser, call, login, PASSWORD } from "./support/auth.ts"
+import { addUser, call, enrollNode, login, PASSWORD } from "./support/auth.ts"
 import { launchBrowser, type TestBrowser } from "./support/browser.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import {
@@ -297,5 +299,29 @@ describe("web dashboard", () => {
     expect(await waitForSignIn(page)).toContain("Your session ended")
     const pageErrors = browser.problems.filter((p) => p.startsWith("pageerror"))
     expect(pageErrors).toEqual([])
+  })
+
+  test("a node's page shows its latest events, however many it has", async () => {
+    // More than the page ever read (5,000, oldest first, before it asked for the tail).
+    await enrollNode(cp, "web-3")
+    const db = new Database(join(cp.dataDir, "chimera.db"))
+    const at = new Date().toISOString()
+    const insert = db.prepare(
+      "INSERT INTO events (type, node_id, at, received_at, data) VALUES ('heal.failed', 'web-3', ?, ?, ?)",
+    )
+    db.transaction(() => {
+      for (let attempt = 1; attempt <= 5_100; attempt++)
+        insert.run(at, at, JSON.stringify({ attempt, error: "no space left on device" }))
+    })()
+    db.close()
+    const page = await browser.page()
+    await signInWithPassword(page, cp.url, "vic", PASSWORD)
+    await waitForRowStatus(page, "web-2", "healthy")
+    await page.getByRole("table", { name: "Nodes" }).getByRole("link", { name: "web-3", exact: true }).click()
+    const rows = page.getByTestId("node-events").locator("tbody tr")
+    await rows.first().waitFor()
+    expect(await rows.first().textContent()).toContain("attempt 5100: no space left on device")
+    expect(await rows.count()).toBe(200)
+    expect(browser.problems.filter((p) => p.startsWith("pageerror"))).toEqual([])
   })
 })

@@ -116,6 +116,30 @@ describe("control plane API", () => {
     expect(filtered.events).toHaveLength(1)
   })
 
+  test("tail=true answers the last `limit` events that match, oldest first; a bad flag is a 422", async () => {
+    await using cp = await startInProcess()
+    await enroll(cp, "web-1")
+    await enroll(cp, "web-2")
+    for (const closure of [GEN1, GEN2, GEN1]) {
+      for (const node of ["web-1", "web-2"])
+        await cp.api(`/api/nodes/${node}/desired`, { method: "PUT", body: JSON.stringify({ closure }) })
+    }
+    const read = async (q: string) =>
+      ((await (await cp.api(`/api/events?${q}`)).json()) as { events: { id: number; nodeId: string }[] }).events
+    const all = await read("node=web-1")
+    expect(all).toHaveLength(4)
+    expect(await read("node=web-1&limit=2")).toEqual(all.slice(0, 2))
+    expect(await read("node=web-1&limit=2&tail=true")).toEqual(all.slice(-2))
+    expect(await read("node=web-1&limit=2&tail=1")).toEqual(all.slice(-2))
+    expect(await read("node=web-1&limit=10&tail=true")).toEqual(all)
+    // With `after`, the last of those that follow it.
+    expect(await read(`node=web-1&limit=2&tail=true&after=${all[2]?.id}`)).toEqual(all.slice(-1))
+    expect(await read("node=nobody&tail=true")).toEqual([])
+    const bad = await cp.api("/api/events?tail=yes")
+    expect(bad.status).toBe(422)
+    expect(((await bad.json()) as { error: string }).error).toContain("query.tail: expected true or false")
+  })
+
   test("the event stream replays what follows Last-Event-ID, then sends live events that match its filter", async () => {
     await using cp = await startInProcess()
     await enroll(cp, "web-1")

@@ -1,4 +1,5 @@
-// Operator routes for the event log: a filtered page (oldest first, `after` as cursor) and a live
+// Operator routes for the event log: a filtered page (oldest first, `after` as cursor, or with `tail`
+// the last `limit` that match, still oldest first) and a live
 // Server-Sent Events stream that first replays what follows Last-Event-ID, so a dashboard that
 // reconnects misses nothing (or what follows `after`, or the last `limit` events that match). Live frames come from the fan-out (event-fanout.ts), which bounds what
 // each stream holds and how many streams there are; a stream that fell behind reads the store.
@@ -21,16 +22,23 @@ const TypeList = z
 
 const Limit = z.coerce.number().int().min(1).max(1000)
 
+/** `?tail=true` (or `1`): the newest page rather than the oldest. */
+const Flag = z
+  .enum(["true", "false", "1", "0"], { message: "expected true or false" })
+  .transform((v) => v === "true" || v === "1")
+
 export const EventsQuery = z.object({
   node: NodeId.optional(),
   type: TypeList.optional(),
   after: z.coerce.number().int().min(0).optional(),
   limit: Limit.default(100),
+  tail: Flag.optional(),
 })
 
 // A stream has no page size: without `limit` it sends only what happens from now on (or replays
-// from `after`), as it always did, so dashboards that never asked for a backlog get none.
-const StreamQuery = EventsQuery.extend({ limit: Limit.optional() })
+// from `after`), as it always did, so dashboards that never asked for a backlog get none. Its
+// `limit` is a tail already.
+const StreamQuery = EventsQuery.omit({ tail: true }).extend({ limit: Limit.optional() })
 
 const matches = (e: FleetEvent, q: { node?: string; type?: string[] }) =>
   (q.node === undefined || e.nodeId === q.node) && (q.type === undefined || q.type.includes(e.type))
@@ -86,7 +94,10 @@ export const eventRoutes = (
   return new Hono<ApiEnv>()
     .get("/api/events", query(EventsQuery), async (c) => {
       const q = c.req.valid("query")
-      const events = await fleet.listEvents({ nodeId: q.node, types: q.type, afterId: q.after, limit: q.limit })
+      const matching = { nodeId: q.node, types: q.type, afterId: q.after, limit: q.limit }
+      // The tail is read as the stream reads its backlog: where the last `limit` start, then a page from there.
+      const first = q.tail ? await fleet.eventTailStart(matching) : null
+      const events = await fleet.listEvents(first === null ? matching : { ...matching, afterId: first - 1 })
       return c.json({ events })
     })
     .get("/api/events/stream", query(StreamQuery), (c) => {

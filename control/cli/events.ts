@@ -1,4 +1,5 @@
-// `chimera events [--node ID] [--type T,…] [--follow]`: the fleet's event log, or its live stream.
+// `chimera events [--node ID] [--type T,…] [--after ID] [--follow]`: the fleet's latest events (or a
+// page of the log from an id on), or its live stream.
 import { defineCommand } from "citty"
 import { z } from "zod"
 import { nearestName } from "../../protocol/cli-flags.ts"
@@ -97,8 +98,9 @@ export default defineCommand({
     type: { type: "string", description: "Only these types, comma-separated (e.g. drift.detected,heal.succeeded)" },
     limit: {
       type: "string",
-      description: "At most this many (default 100, max 1000); with --follow, the last this many before live ones",
+      description: "How many of the latest to show (default 100, max 1000); with --after, of those after it",
     },
+    after: { type: "string", description: "The events after this id, oldest first (to page through the log)" },
     follow: { type: "boolean", alias: "f", description: "Keep printing events as they happen" },
     json: { type: "boolean", description: "Print JSON (with --follow: one event a line)" },
   },
@@ -111,11 +113,16 @@ export default defineCommand({
     const limit = args.limit === undefined ? "100" : args.limit
     if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000)
       throw new CliError("--limit: expected a whole number from 1 to 1000", "E_ARG")
-    const query = { node: node?.data, type: types?.data, limit }
+    if (args.after !== undefined && !/^\d+$/.test(args.after))
+      throw new CliError("--after: expected an event id (a whole number, from the ID column)", "E_ARG")
+    const after = args.after === undefined ? undefined : Number(args.after)
+    const query = { node: node?.data, type: types?.data }
     const api = apiClient()
     const { url, client } = api
     if (!args.follow) {
-      const { events } = (await call(url, client.api.events.$get({ query }))) as { events: FleetEvent[] }
+      // The latest `limit`, oldest first as a log reads; from an id on, the page that follows it.
+      const page = { ...query, limit, ...(after === undefined ? { tail: true } : { after }) }
+      const { events } = (await call(url, client.api.events.$get({ query: page }))) as { events: FleetEvent[] }
       // A node that is gone keeps its events, and one that is known may have none (yet): only an id
       // with neither is an error.
       const unknown = events.length === 0 && query.node ? await _unknownNode(api, query.node) : null
@@ -130,9 +137,10 @@ export default defineCommand({
       const unknown = past.events.length === 0 ? await _unknownNode(api, query.node) : null
       if (unknown) warn(`${color.yellow("!")} ${unknown}; waiting for its events\n`)
     }
-    // The stream starts with the last `limit` matching events, then sends each new one.
+    // The stream starts with the last `limit` matching events (or every one after --after), then
+    // sends each new one.
     const res = await client.api.events.stream
-      .$get({ query: { ...query, limit: Number(limit) } })
+      .$get({ query: { ...query, ...(after === undefined ? { limit: Number(limit) } : { after }) } })
       .catch((error: unknown) => {
         throw unreachable(url, error)
       })

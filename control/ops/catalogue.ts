@@ -73,12 +73,12 @@ export const OPERATIONS: Operation[] = [
     name: "list_events",
     title: "List fleet events",
     description:
-      "Recent fleet events (drift detected, heals, deployments, reachability), newest last; filter by node and type.",
+      "The latest fleet events (drift detected, heals, deployments, reachability), newest last; filter by node and type.",
     input: z
       .object({
         node_id: NodeId.optional().describe("Only this node's events"),
         type: z.string().max(400).optional().describe("Comma-separated event types, e.g. drift.detected,heal.failed"),
-        limit: z.number().int().min(1).max(1000).optional().describe("How many (default 100)"),
+        limit: z.number().int().min(1).max(1000).optional().describe("How many of the latest (default 100)"),
       })
       .strict(),
     permission: "fleet:read",
@@ -89,6 +89,7 @@ export const OPERATIONS: Operation[] = [
       method: "GET",
       path: "/api/events",
       query: {
+        tail: "true",
         ...(i.node_id ? { node: i.node_id } : {}),
         ...(i.type ? { type: i.type } : {}),
         ...(i.limit ? { limit: String(i.limit) } : {}),

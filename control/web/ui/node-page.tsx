@@ -13,22 +13,13 @@ import { NodeActions } from "./node-actions.tsx"
 import { NodeIncidents } from "./node-incidents.tsx"
 import { StatusBadge } from "./status.tsx"
 
-const PAGE = 1000
-/** The node page reads at most this many of a node's events (the newest are what it shows). */
-const MAX_EVENTS = 5000
+/** The node page shows this many of a node's latest events. */
+const SHOWN = 200
 
+/** The node's latest events, newest first. */
 async function nodeEvents(ctx: Ctx, id: string): Promise<FleetEvent[]> {
-  const out: FleetEvent[] = []
-  let after = 0
-  while (out.length < MAX_EVENTS) {
-    const { events } = await ctx.api.get<{ events: FleetEvent[] }>(
-      `/api/events?node=${seg(id)}&after=${after}&limit=${PAGE}`,
-    )
-    out.push(...events)
-    if (events.length < PAGE) break
-    after = events.at(-1)?.id ?? after
-  }
-  return out.reverse()
+  const { events } = await ctx.api.get<{ events: FleetEvent[] }>(`/api/events?node=${seg(id)}&tail=true&limit=${SHOWN}`)
+  return events.reverse()
 }
 
 export function NodePage({ ctx, id }: { ctx: Ctx; id: string }) {
@@ -186,7 +177,7 @@ export function NodePage({ ctx, id }: { ctx: Ctx; id: string }) {
                 </tr>
               </thead>
               <tbody>
-                {events.slice(0, 200).map((e) => (
+                {events.slice(0, SHOWN).map((e) => (
                   <tr key={e.id}>
                     <td class="nowrap">{when(e.at)}</td>
                     <td>
