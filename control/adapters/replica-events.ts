@@ -11,7 +11,7 @@ import { createLogger } from "../../protocol/log.ts"
 import type { FleetEvent } from "../domain/events.ts"
 import type { EventBusPort } from "../domain/ports.ts"
 import { createEventBus } from "./event-bus.ts"
-import { toEvent } from "./store/sql-store.ts"
+import { toEvent } from "./store/event-store.ts"
 
 const log = createLogger("replica-events")
 

@@ -1,0 +1,99 @@
+// The fleet's event log in the store: an agent's numbered reports (each stored once, whatever it
+// resends), the control plane's own events, the filtered pages and the tail that the API, the event
+// streams and MCP read, and the pruning of old ones.
+import type { SQL } from "bun"
+import type { FleetEvent, NewEvent } from "../../domain/events.ts"
+import type { EventQuery, StorePort } from "../../domain/ports.ts"
+import { num, str } from "./columns.ts"
+
+type Row = Record<string, unknown>
+
+/** Events deleted per statement when old ones are pruned. */
+const PRUNE_BATCH = 5000
+
+export function toEvent(r: Row): FleetEvent {
+  return {
+    id: num(r.id),
+    type: String(r.type) as FleetEvent["type"],
+    nodeId: str(r.node_id),
+    at: String(r.at),
+    data: JSON.parse(String(r.data)) as Record<string, unknown>,
+  }
+}
+
+export type EventStore = Pick<
+  StorePort,
+  "appendReports" | "appendEvent" | "listEvents" | "eventTailStart" | "pruneEvents"
+>
+
+export function eventStore(db: SQL): EventStore {
+  /** The WHERE clause of an event query: after an id, of a node, of some types. */
+  const eventsMatching = (q: EventQuery) => db`
+    WHERE id > ${q.afterId ?? 0}
+      ${q.nodeId === undefined ? db`` : db`AND node_id = ${q.nodeId}`}
+      ${q.types?.length ? db`AND type IN ${db(q.types)}` : db``}`
+
+  const insertEvent = async (tx: SQL, e: NewEvent, epoch: number | null): Promise<FleetEvent | null> => {
+    const rows: Row[] = await tx`
+      INSERT INTO events (type, node_id, at, received_at, data, agent_epoch, agent_seq)
+      VALUES (${e.type}, ${e.nodeId}, ${e.at}, ${e.receivedAt ?? new Date().toISOString()}, ${JSON.stringify(e.data)}, ${epoch}, ${e.agentSeq ?? null})
+      ON CONFLICT (node_id, agent_epoch, agent_seq) DO NOTHING
+      RETURNING id, type, node_id, at, data`
+    return rows[0] ? toEvent(rows[0]) : null
+  }
+
+  return {
+    async appendReports(nodeId, events) {
+      return db.begin(async (tx) => {
+        const nodes: Row[] = await tx`SELECT epoch, acked_seq FROM nodes WHERE id = ${nodeId}`
+        const epoch = num(nodes[0]?.epoch)
+        let acked = num(nodes[0]?.acked_seq)
+        const stored: FleetEvent[] = []
+        for (const e of events) {
+          if ((e.agentSeq ?? 0) <= acked) continue
+          const inserted = await insertEvent(tx, e, epoch)
+          if (inserted) stored.push(inserted)
+          acked = e.agentSeq ?? acked
+        }
+        await tx`UPDATE nodes SET acked_seq = ${acked} WHERE id = ${nodeId}`
+        return { ackedSeq: acked, stored }
+      })
+    },
+
+    async appendEvent(event) {
+      const inserted = await insertEvent(db, event, null)
+      if (!inserted) throw new Error("event was not stored")
+      return inserted
+    },
+
+    async listEvents(q: EventQuery) {
+      const rows: Row[] = await db`
+        SELECT id, type, node_id, at, data FROM events ${eventsMatching(q)} ORDER BY id LIMIT ${q.limit}`
+      return rows.map(toEvent)
+    },
+
+    async eventTailStart(q: EventQuery) {
+      // Ids only: a stream that starts with a backlog of large reports reads them in pages after this.
+      const rows: Row[] = await db`
+        SELECT MIN(id) AS id FROM (
+          SELECT id FROM events ${eventsMatching(q)} ORDER BY id DESC LIMIT ${q.limit}
+        ) AS tail`
+      const id = rows[0]?.id
+      return id === null || id === undefined ? null : num(id)
+    },
+
+    async pruneEvents(receivedBefore) {
+      // A batch at a time, so other writers (heartbeats, reports) get the database between batches.
+      let pruned = 0
+      for (;;) {
+        const rows: Row[] = await db`
+          DELETE FROM events WHERE id IN (
+            SELECT id FROM events WHERE received_at < ${receivedBefore} ORDER BY received_at LIMIT ${PRUNE_BATCH}
+          ) RETURNING id`
+        pruned += rows.length
+        if (rows.length < PRUNE_BATCH) return pruned
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    },
+  }
+}
