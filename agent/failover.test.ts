@@ -11,7 +11,7 @@ import type { StorePath } from "../protocol/ids.ts"
 import { startAgent } from "../tests/support/agent-process.ts"
 import { freePort, type SpawnedControlPlane, spawnControlPlane } from "../tests/support/control-plane.ts"
 import { buildTestSystem } from "../tests/support/nix-fixtures.ts"
-import { createTestNode } from "../tests/support/test-node.ts"
+import { createTestNode, waitForSystem } from "../tests/support/test-node.ts"
 import { waitFor } from "../tests/support/wait.ts"
 
 let gen1: StorePath
@@ -80,12 +80,7 @@ describe("agent failover between control-plane replicas", () => {
       // A dies without a word. The node drifts meanwhile: the agent heals and spools the reports.
       await a.kill()
       await node.switchTo(gen1)
-      await waitFor(
-        "the agent healing back to gen2 with no control plane",
-        () => node.links(),
-        (l) => l.current === gen2 && l.profile === gen2,
-        60_000,
-      )
+      await waitForSystem(node, gen2, "the agent healing back to gen2 with no control plane", 60_000)
       await waitFor(
         "the agent moving off the dead replica",
         async () => agent.log(),

@@ -9,7 +9,7 @@ import { join } from "node:path"
 import type { AgentReport } from "../protocol/agent.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { buildTestSystem } from "../tests/support/nix-fixtures.ts"
-import { createTestNode, SYSTEM_PROFILE, type TestNode } from "../tests/support/test-node.ts"
+import { createTestNode, SYSTEM_PROFILE, type TestNode, waitForSystem } from "../tests/support/test-node.ts"
 import { requireTool } from "../tests/support/tools.ts"
 import { waitFor } from "../tests/support/wait.ts"
 import { SWITCH_LOCK_PATH } from "./switch-lock.ts"
@@ -160,12 +160,7 @@ describe("NixOS's switch lock", () => {
     expect(await node.links()).toMatchObject({ profile: gen2, current: gen2 })
     expect(types(await agent.reports())).not.toContain("heal.succeeded")
     await manual.release()
-    await waitFor(
-      "the node healed back",
-      () => node.links(),
-      (l) => l.profile === gen1 && l.current === gen1,
-      60_000,
-    )
+    await waitForSystem(node, gen1, "the node healed back", 60_000)
     const r = await waitFor("heal.succeeded", agent.reports, (x) => types(x).includes("heal.succeeded"), 30_000)
     expect(types(r)).not.toContain("heal.failed")
   }, 180_000)
@@ -183,12 +178,7 @@ describe("NixOS's switch lock", () => {
     expect(error).toMatch(/\(pid \d+, uid 0\); this heal was skipped and will be retried/)
     expect(await node.links()).toMatchObject({ profile: gen2, current: gen2 })
     await manual.release()
-    await waitFor(
-      "the node healed back",
-      () => node.links(),
-      (l) => l.profile === gen1 && l.current === gen1,
-      120_000,
-    )
+    await waitForSystem(node, gen1, "the node healed back", 120_000)
     await waitFor("heal.succeeded", agent.reports, (x) => types(x).includes("heal.succeeded"), 30_000)
   }, 240_000)
 
@@ -199,12 +189,7 @@ describe("NixOS's switch lock", () => {
       await using agent = startAgent(node, 600)
       await started(agent)
       await node.switchTo(gen2)
-      await waitFor(
-        "the node healed back, the user's hold notwithstanding",
-        () => node.links(),
-        (l) => l.profile === gen1 && l.current === gen1,
-        60_000,
-      )
+      await waitForSystem(node, gen1, "the node healed back, the user's hold notwithstanding", 60_000)
       expect(agent.log()).toContain("not root's, not by a switch; replaced the lock file")
       const mode = await node.exec(["stat", "-c", "%a %u", SWITCH_LOCK_PATH])
       expect(mode.stdout.trim()).toBe("600 0")
@@ -249,12 +234,7 @@ describe("NixOS's switch lock", () => {
       // The user lets go: the root switch runs, then the agent heals.
       squatter.kill()
       await waitFor("the root switch to run", () => Bun.file(marker).exists(), Boolean, 30_000)
-      await waitFor(
-        "the node healed back",
-        () => node.links(),
-        (l) => l.profile === gen1 && l.current === gen1,
-        60_000,
-      )
+      await waitForSystem(node, gen1, "the node healed back", 60_000)
     } finally {
       squatter.kill()
       queued?.kill()

@@ -5,7 +5,7 @@ import { abortScript, activateScript, confirmScript } from "../control/domain/ac
 import type { StorePath } from "../protocol/ids.ts"
 import { UNCONFIRMED_DEPLOY_MARKER } from "../protocol/unconfirmed-deploy.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
-import { createTestNode, type TestNode } from "./support/test-node.ts"
+import { createTestNode, type TestNode, waitForSystem } from "./support/test-node.ts"
 import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(60_000)
@@ -34,12 +34,7 @@ describe("magic rollback on the node", () => {
     expect(a.stdout).toContain("previous 1 ")
     expect((await node.links()).current).toBe(gen2)
     expect(await marked(node)).toBe(true)
-    await waitFor(
-      "the watchdog's rollback",
-      () => node.links(),
-      (l) => l.current === gen1 && l.profile === gen1,
-      10_000,
-    )
+    await waitForSystem(node, gen1, "the watchdog's rollback", 10_000)
     await waitFor(
       "the marker cleared by the watchdog",
       () => marked(node),
@@ -88,11 +83,6 @@ describe("magic rollback on the node", () => {
       confirmTimeoutSeconds: 600,
     }).replace('touch "$D/activated"', "kill -9 $$")
     await sh(node, script)
-    await waitFor(
-      "the watchdog's rollback",
-      () => node.links(),
-      (l) => l.current === gen1 && l.profile === gen1,
-      10_000,
-    )
+    await waitForSystem(node, gen1, "the watchdog's rollback", 10_000)
   })
 })

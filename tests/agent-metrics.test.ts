@@ -6,7 +6,7 @@ import type { StorePath } from "../protocol/ids.ts"
 import { type AgentProcess, startAgent } from "./support/agent-process.ts"
 import { freePort } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
-import { createTestNode, type TestNode } from "./support/test-node.ts"
+import { createTestNode, type TestNode, waitForSystem } from "./support/test-node.ts"
 import { requireTool, run } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
 
@@ -91,12 +91,7 @@ describe("agent --metrics-listen", () => {
         30_000,
       )
       await other.switchTo(gen2)
-      await waitFor(
-        "the node healed back",
-        () => other.links(),
-        (l) => l.profile === gen1 && l.current === gen1,
-        30_000,
-      )
+      await waitForSystem(other, gen1, "the node healed back", 30_000)
       expect(held.proc.exitCode).toBeNull()
     } finally {
       await held.stop()

@@ -9,7 +9,7 @@ import { hashOf, type StorePath } from "../protocol/ids.ts"
 import { type AgentProcess, startAgent } from "./support/agent-process.ts"
 import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
-import { createTestNode, type TestNode } from "./support/test-node.ts"
+import { createTestNode, type TestNode, waitForSystem } from "./support/test-node.ts"
 import { runOk } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
 
@@ -97,12 +97,7 @@ async function driftIsHealed(cp: TestControlPlane, node: TestNode, id: string, a
   // An operator activates generation 2 by hand.
   await node.switchTo(gen2)
   try {
-    await waitFor(
-      "the agent to heal the node back to gen1",
-      () => node.links(),
-      (l) => l.profile === gen1 && l.current === gen1,
-      10_000,
-    )
+    await waitForSystem(node, gen1, "the agent to heal the node back to gen1", 10_000)
     const view = await waitFor(
       "the control plane to see the node healthy",
       () => nodeView(cp, id),
@@ -171,12 +166,7 @@ describe("durability", () => {
     // Two drifts, each healed by the agent alone while nobody listens.
     for (const wrong of [gen2, gen3]) {
       await node.switchTo(wrong)
-      await waitFor(
-        "a heal while the control plane is down",
-        () => node.links(),
-        (l) => l.profile === gen1 && l.current === gen1,
-        10_000,
-      )
+      await waitForSystem(node, gen1, "a heal while the control plane is down", 10_000)
     }
     await cp.restart()
 

@@ -14,6 +14,7 @@ import { type DeploymentRecord, deploy } from "../control/domain/deploy.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { waitForSystem } from "./support/test-node.ts"
 import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
 import { run } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
@@ -202,12 +203,7 @@ describe("deploy", () => {
       expect(record.targets[0]?.error).toContain("unconfirmed")
       expect((await n!.node.links()).current).toBe(gen3)
       // The watchdog fires 5 s after activation and puts the previous generation back.
-      await waitFor(
-        "the node to roll itself back",
-        () => n!.node.links(),
-        (l) => l.profile === gen2 && l.current === gen2,
-        15_000,
-      )
+      await waitForSystem(n!.node, gen2, "the node to roll itself back", 15_000)
     } finally {
       await exec.close()
       await n!.startSshd()

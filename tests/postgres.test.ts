@@ -10,7 +10,7 @@ import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
-import { createTestNode } from "./support/test-node.ts"
+import { createTestNode, waitForSystem } from "./support/test-node.ts"
 import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(60_000)
@@ -48,12 +48,7 @@ describe("PostgreSQL", () => {
     })
 
     await node.switchTo(gen2)
-    await waitFor(
-      "healed",
-      () => node.links(),
-      (l) => l.current === gen1 && l.profile === gen1,
-      10_000,
-    )
+    await waitForSystem(node, gen1, "healed", 10_000)
     const types = async () =>
       (
         (await (await cp.api("/api/events?node=pg-node&type=drift.detected,heal.started,heal.succeeded")).json()) as {

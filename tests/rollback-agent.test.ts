@@ -10,6 +10,7 @@ import { join } from "node:path"
 import type { StorePath } from "../protocol/ids.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { waitForSystem } from "./support/test-node.ts"
 import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
 import { run } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
@@ -185,11 +186,6 @@ describe("rollback on nodes with agents", () => {
     // Someone switches by hand: the agent heals back at once, since nothing holds it.
     const desired = (await view(n)).desiredPath as StorePath
     await n.node.switchTo(gens[2]!)
-    await waitFor(
-      `${n.name} healed back`,
-      () => n.node.links(),
-      (l) => l.current === desired && l.profile === desired,
-      60_000,
-    )
+    await waitForSystem(n.node, desired, `${n.name} healed back`, 60_000)
   }, 120_000)
 })

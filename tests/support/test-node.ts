@@ -10,6 +10,7 @@ import { join } from "node:path"
 import type { Subprocess } from "bun"
 import type { StorePath } from "../../protocol/ids.ts"
 import { type Run, requireTool, run } from "./tools.ts"
+import { waitFor } from "./wait.ts"
 
 export const SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
 export const CURRENT_SYSTEM = "/run/current-system"
@@ -153,3 +154,15 @@ export async function createTestNode(opts: TestNodeOptions = {}): Promise<TestNo
   }
   return node
 }
+
+/**
+ * Waits until `node`'s system profile and running system are both `closure`: a heal, a rollback or a
+ * deploy done. `what` names the wait in the failure, which shows the links last seen.
+ */
+export const waitForSystem = (node: Pick<TestNode, "links">, closure: string, what: string, timeoutMs: number) =>
+  waitFor(
+    what,
+    () => node.links(),
+    (l) => l.profile === closure && l.current === closure,
+    timeoutMs,
+  )
