@@ -4,37 +4,27 @@
 import type { Context } from "hono"
 import { HTTPException } from "hono/http-exception"
 import type { ContentfulStatusCode } from "hono/utils/http-status"
+import { CHAT_ERROR_STATUS, type ChatErrorCode } from "../../protocol/ai.ts"
 import { createLogger, redact } from "../../protocol/log.ts"
 import { ChimeraError, type ErrorCode } from "../domain/errors.ts"
 
 const log = createLogger("api")
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
-  INVALID_JSON: 400,
-  VALIDATION_FAILED: 422,
+  // The chat's codes answer as its protocol says, and so do the ones it shares with the rest (a bad
+  // body, a limit).
+  ...(CHAT_ERROR_STATUS as Record<ChatErrorCode, ContentfulStatusCode>),
   AUTHENTICATION_FAILED: 401,
   PERMISSION_DENIED: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
-  PAYLOAD_TOO_LARGE: 413,
   LENGTH_REQUIRED: 411,
-  UNSUPPORTED_MEDIA_TYPE: 415,
   METHOD_NOT_ALLOWED: 405,
-  RATE_LIMIT_EXCEEDED: 429,
   UPGRADE_REQUIRED: 426,
   PROVIDER_UNAVAILABLE: 503,
-  RESOURCE_EXHAUSTED: 429,
   // An action whose audit row cannot be stored is not performed: the store, not the caller, is at fault.
   AUDIT_UNAVAILABLE: 503,
   INTERNAL: 500,
-  AUTH_FAILED: 401,
-  CHAT_NOT_FOUND: 404,
-  ACCESS_DENIED: 403,
-  QUESTION_INVALID: 409,
-  AI_UNAVAILABLE: 503,
-  TIMEOUT: 504,
-  NO_TURN_RUNNING: 409,
-  TURN_RUNNING: 409,
 }
 
 // The AI chat API names a missing or refused credential and a refused permission in its own words, as

@@ -1,6 +1,8 @@
 // Domain errors: small coded classes. The API maps each code to an HTTP status in one onError;
 // the CLI prints the message in one place and exits 1. Codes are UPPER_SNAKE, in the same
 // style as the CLI sessions' WebSocket error codes.
+import type { ChatErrorCode } from "../../protocol/ai.ts"
+
 export type ErrorCode =
   | "INVALID_JSON"
   | "VALIDATION_FAILED"
@@ -19,14 +21,7 @@ export type ErrorCode =
   | "AUDIT_UNAVAILABLE"
   | "INTERNAL"
   // The AI chat's own codes (its clients know them by these names).
-  | "AUTH_FAILED"
-  | "CHAT_NOT_FOUND"
-  | "ACCESS_DENIED"
-  | "QUESTION_INVALID"
-  | "AI_UNAVAILABLE"
-  | "TIMEOUT"
-  | "NO_TURN_RUNNING"
-  | "TURN_RUNNING"
+  | ChatErrorCode
 
 export class ChimeraError extends Error {
   override readonly name: string = "ChimeraError"
