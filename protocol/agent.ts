@@ -12,7 +12,7 @@
 // sequence number; the control plane stores each (node, seq) once and answers with the highest
 // sequence it has made durable, so a replay after a crash on either side is neither lost nor doubled.
 import { z } from "zod"
-import { NodeId, StorePath } from "./ids.ts"
+import { EnrolledNodeId, NodeId, StorePath } from "./ids.ts"
 import { hasControlCharacters } from "./terminal-text.ts"
 
 /**
@@ -240,7 +240,7 @@ export type ReportAck = z.infer<typeof ReportAck>
  */
 export const EnrollRequest = z
   .object({
-    nodeId: NodeId,
+    nodeId: EnrolledNodeId,
     hostname: HostName.default(""),
     agentVersion: AgentVersion,
     credentialHash: z

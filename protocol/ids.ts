@@ -26,6 +26,15 @@ export const NodeId = z
   )
 export type NodeId = z.infer<typeof NodeId>
 
+/**
+ * The id a node enrols under: any NodeId but `health`, since MCP's `node://health` names the whole
+ * fleet and `node://{id}` each node, so a node of that name could not be read.
+ */
+export const EnrolledNodeId = NodeId.refine(
+  (id) => id.toLowerCase() !== "health",
+  "node id \"health\" is reserved (MCP's node://health is the whole fleet's health); choose another",
+)
+
 export const SessionId = z
   .string()
   // No `.` or `:`: tmux reads them as window and pane separators in targets (and renames such sessions).

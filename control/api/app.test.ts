@@ -116,6 +116,31 @@ describe("control plane API", () => {
     expect(filtered.events).toHaveLength(1)
   })
 
+  test("no node enrols as `health`, the name of MCP's fleet-wide resource: the join token or the enrolment says so", async () => {
+    await using cp = await startInProcess()
+    const reserved = 'node id "health" is reserved'
+    const named = await cp.api("/api/nodes/join-tokens", { method: "POST", body: JSON.stringify({ nodeId: "health" }) })
+    expect(named.status).toBe(422)
+    expect(((await named.json()) as { error: string }).error).toContain(reserved)
+    const open = (await (await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })).json()) as {
+      token: string
+    }
+    const enrol = await fetch(`${cp.url}/api/agent/enroll`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${open.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ nodeId: "Health", hostname: "h", agentVersion: "test" }),
+    })
+    expect(enrol.status).toBe(422)
+    expect(((await enrol.json()) as { error: string }).error).toContain(reserved)
+    // The token is not spent by the refusal: the node enrols under another name with it.
+    const ok = await fetch(`${cp.url}/api/agent/enroll`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${open.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ nodeId: "health-1", hostname: "h", agentVersion: "test" }),
+    })
+    expect(ok.status).toBe(201)
+  })
+
   test("tail=true answers the last `limit` events that match, oldest first; a bad flag is a 422", async () => {
     await using cp = await startInProcess()
     await enroll(cp, "web-1")

@@ -1,7 +1,7 @@
 // Operator routes for nodes: join tokens, listing, one node, and its desired closure.
 import { Hono } from "hono"
 import { z } from "zod"
-import { NodeId, StorePath } from "../../protocol/ids.ts"
+import { EnrolledNodeId, NodeId, StorePath } from "../../protocol/ids.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import { nodeView } from "../domain/node.ts"
 import type { ApiEnv } from "./auth.ts"
@@ -15,7 +15,7 @@ export const JoinTokenRequest = z
       .min(60)
       .max(7 * 24 * 3600)
       .optional(),
-    nodeId: NodeId.optional(),
+    nodeId: EnrolledNodeId.optional(),
   })
   .strict()
 

@@ -5,7 +5,7 @@ import * as p from "@clack/prompts"
 import { defineCommand } from "citty"
 import { z } from "zod"
 import { MAX_RUN_TIMEOUT_SECONDS } from "../../protocol/agent.ts"
-import { NodeId, StorePath } from "../../protocol/ids.ts"
+import { EnrolledNodeId, NodeId, StorePath } from "../../protocol/ids.ts"
 import type { NodeView } from "../domain/node.ts"
 import type { RelayNodeResult, RelayResult } from "../domain/relay.ts"
 import { apiClient, call, controlUrl } from "./client.ts"
@@ -103,7 +103,7 @@ const joinToken = defineCommand({
   },
   async run({ args }) {
     const ttlSeconds = args.ttl === undefined ? undefined : parseFlag(TtlSeconds, args.ttl, "--ttl")
-    const nodeId = args.node === undefined ? undefined : parseFlag(NodeId, args.node, "--node")
+    const nodeId = args.node === undefined ? undefined : parseFlag(EnrolledNodeId, args.node, "--node")
     const { url, client } = apiClient()
     const token = (await call(url, client.api.nodes["join-tokens"].$post({ json: { ttlSeconds, nodeId } }))) as {
       token: string
