@@ -26,6 +26,7 @@ import { existsSync } from "node:fs"
 import { writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
+import { nearestName } from "../protocol/cli-flags.ts"
 import { StorePath } from "../protocol/ids.ts"
 import { buildTestSystem } from "../tests/support/nix-fixtures.ts"
 import { createTestbed, ownedTestbedDir } from "../tests/support/testbed.ts"
@@ -38,23 +39,42 @@ const TEST_SYSTEM = join(import.meta.dir, "../nix/test-system.nix")
 /** The test systems a testbed boots and deploys: generations of nix/test-system.nix under this tag. */
 const TAG = "web"
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    nodes: { type: "string", default: "3" },
-    dir: { type: "string", default: DEFAULT_DIR },
-    boot: { type: "string" },
-    "no-boot": { type: "boolean", default: false },
-    "control-url": { type: "string" },
-    "join-tokens": { type: "string" },
-    json: { type: "boolean", default: false },
-    help: { type: "boolean", short: "h", default: false },
-  },
-})
 const fail = (message: string): never => {
   process.stderr.write(`testbed: ${message}\n${USAGE}\n`)
   process.exit(1)
 }
+const OPTIONS = {
+  nodes: { type: "string", default: "3" },
+  dir: { type: "string", default: DEFAULT_DIR },
+  boot: { type: "string" },
+  "no-boot": { type: "boolean", default: false },
+  "control-url": { type: "string" },
+  "join-tokens": { type: "string" },
+  json: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const
+/** parseArgs's refusal in this script's words: the flag, and the one meant when it is close to one. */
+function _flagProblem(error: Error & { code?: string }): string {
+  const flag = /'(-[^' ]+)/.exec(error.message)?.[1]
+  if (!flag) return error.message
+  if (error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const near = nearestName(
+      Object.keys(OPTIONS).map((name) => `--${name}`),
+      flag,
+    )
+    return `unknown option ${flag}${near ? ` (did you mean ${near}?)` : ""}`
+  }
+  if (error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE")
+    return /argument missing/.test(error.message) ? `${flag} needs a value` : `${flag} takes no value`
+  return error.message
+}
+const { values, positionals } = (() => {
+  try {
+    return parseArgs({ allowPositionals: true, options: OPTIONS })
+  } catch (error) {
+    return fail(_flagProblem(error as Error & { code?: string }))
+  }
+})()
 const action = positionals[0]
 if (values.help) {
   process.stdout.write(`${USAGE}\n`)
