@@ -42,6 +42,14 @@ describe("chimera login, users, tokens, audit", () => {
       const wrong = await chimera(["login", "ops", "--password-stdin"], { stdin: "nope nope nope\n" })
       expect(wrong.code).toBe(1)
       expect(wrong.stderr).toContain("wrong password")
+      // A login sends no credential, so a refused password says nothing of the one the CLI would use.
+      const wrongBesideToken = await chimera(["login", "ops", "--password-stdin"], {
+        ...admin,
+        stdin: "nope nope nope\n",
+      })
+      expect(wrongBesideToken.code).toBe(1)
+      expect(wrongBesideToken.stderr).toContain("wrong password")
+      expect(wrongBesideToken.stderr).not.toContain("CHIMERA_TOKEN")
       const login = await chimera(["login", "ops", "--password-stdin", "--json"], { stdin: "a long ops password\n" })
       expect(login.code).toBe(0)
       expect(login.stdout).not.toContain("eyJ")

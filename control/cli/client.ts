@@ -24,10 +24,15 @@ export function apiClient(env = process.env) {
   return { url, client }
 }
 
-/** Awaits an API call and returns its JSON, or throws the API's own error message. */
+/**
+ * Awaits an API call and returns its JSON, or throws the API's own error message. `anonymous` is for
+ * a request that carries no credential (a login trading a password): no identity acted, so neither
+ * --verbose nor a refusal names one.
+ */
 export async function call<T>(
   url: string,
   request: Promise<{ ok: boolean; status: number; json(): Promise<T> }>,
+  { anonymous = false } = {},
 ): Promise<T> {
   let res: Awaited<typeof request>
   try {
@@ -36,17 +41,22 @@ export async function call<T>(
     throw unreachable(url, error)
   }
   // --verbose says which identity acted, before anything the command prints.
-  await announceIdentity(url)
+  if (!anonymous) await announceIdentity(url)
   if (res.ok) return res.json()
-  throw await refusal(url, res)
+  throw await refusal(url, res, { anonymous })
 }
 
 /** The error for an answer that is not a success: the API's own message and code when it sent them. */
-export async function refusal(url: string, res: { status: number; json(): Promise<unknown> }): Promise<CliError> {
+export async function refusal(
+  url: string,
+  res: { status: number; json(): Promise<unknown> },
+  { anonymous = false } = {},
+): Promise<CliError> {
   const body = ApiErrorBody.safeParse(await res.json().catch(() => null))
+  const hint = anonymous ? "" : _refusalHint(url, res.status)
   return new CliError(
     body.success
-      ? `${terminalLine(body.data.error)} (${res.status} ${terminalLine(body.data.code)})${_refusalHint(url, res.status)}`
+      ? `${terminalLine(body.data.error)} (${res.status} ${terminalLine(body.data.code)})${hint}`
       : // Not the API's error shape: most likely another program listens at that address.
         `${url} answered ${res.status}, not as a Chimera control plane does; is CHIMERA_URL (default http://127.0.0.1:8080) the address \`chimera web\` printed?`,
     "E_API",

@@ -36,7 +36,9 @@ export const login = defineCommand({
 /** Trades a password for a session token at `url` and keeps it for the commands that follow. */
 export async function logIn(url: string, username: string, password: string) {
   const client = hc<AppType>(url)
-  const session = (await call(url, client.api.auth.login.$post({ json: { username, password } }))) as {
+  const session = (await call(url, client.api.auth.login.$post({ json: { username, password } }), {
+    anonymous: true,
+  })) as {
     token: string
     expiresAt: string
   }
