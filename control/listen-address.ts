@@ -1,29 +1,42 @@
 // The control plane's own address, as `chimera web` and the CLI on the same machine see it: a port
 // another program holds, said as the person starting it can act on, and the URL the CLI uses to
-// reach it.
+// reach it. `chimera mcp`'s port is refused the same way.
 import { StateError } from "./adapters/data-dir.ts"
 
 /**
  * Runs `bind` (a Bun.serve, or a Bun.listen that tries the port): a port someone else holds becomes a
- * StateError saying what to do, any other failure goes on as it was.
+ * StateError saying what to do (`said`, the control plane's words by default), any other failure goes
+ * on as it was.
  */
-export function onOwnPort<S>(host: string, port: number, bind: () => S): S {
+export function onOwnPort<S>(host: string, port: number, bind: () => S, said = portInUse): S {
   try {
     return bind()
   } catch (error) {
-    if ((error as { code?: string }).code === "EADDRINUSE") throw new StateError(portInUse(host, port))
+    if ((error as { code?: string }).code === "EADDRINUSE") throw new StateError(said(host, port))
     throw error
   }
 }
 
 /** What to say when the control plane's address is taken. */
 export function portInUse(host: string, port: number): string {
-  const where = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
-  return (
-    `${where} is already in use (\`ss -ltnp 'sport = :${port}'\` names the program); start with --port N ` +
-    `(or [web] port in the config file), then point the CLI at it with CHIMERA_URL=${cliUrlFor(host, "N")}`
+  return _taken(
+    host,
+    port,
+    `(or [web] port in the config file), then point the CLI at it with CHIMERA_URL=${cliUrlFor(host, "N")}`,
   )
 }
+
+/** What to say when `chimera mcp`'s address is taken. */
+export function mcpPortInUse(host: string, port: number): string {
+  return _taken(host, port, `(or [mcp] port in the config file), then give MCP clients ${_hostPort(host, "N")}/mcp`)
+}
+
+function _taken(host: string, port: number, then: string): string {
+  return `${_hostPort(host, port).slice("http://".length)} is already in use (\`ss -ltnp 'sport = :${port}'\` names the program); start with --port N ${then}`
+}
+
+const _hostPort = (host: string, port: number | string) =>
+  `http://${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${port}`
 
 /**
  * The URL the CLI on this machine uses for a control plane listening on `host:port`: a wildcard

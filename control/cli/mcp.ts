@@ -7,6 +7,7 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js"
 import { defineCommand } from "citty"
 import { setLogLevel } from "../../protocol/log.ts"
 import { loadConfig } from "../config.ts"
+import { mcpPortInUse, onOwnPort } from "../listen-address.ts"
 import { apiCaller, errorText } from "../mcp/api-caller.ts"
 import { serveMcpHttp } from "../mcp/http.ts"
 import { guardMessages } from "../mcp/message-guard.ts"
@@ -56,12 +57,18 @@ export default defineCommand({
       input.once("end", () => void answered().then(() => server.close()))
       return new Promise<void>(() => {})
     }
-    const served = serveMcpHttp({
-      host: config.mcp.host,
-      port: config.mcp.port,
-      controlUrl: url,
-      allowedHosts: config.mcp.allowed_hosts,
-    })
+    const served = onOwnPort(
+      config.mcp.host,
+      config.mcp.port,
+      () =>
+        serveMcpHttp({
+          host: config.mcp.host,
+          port: config.mcp.port,
+          controlUrl: url,
+          allowedHosts: config.mcp.allowed_hosts,
+        }),
+      mcpPortInUse,
+    )
     warn(`Chimera MCP server (chimera-service) on ${served.url}, for the control plane at ${url}\n`)
     const stop = async () => {
       await served.stop()
