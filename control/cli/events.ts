@@ -2,13 +2,13 @@
 // page of the log from an id on), or its live stream.
 import { defineCommand } from "citty"
 import { z } from "zod"
-import { nearestName } from "../../protocol/cli-flags.ts"
 import { NodeId } from "../../protocol/ids.ts"
 import { EventType, type FleetEvent } from "../domain/events.ts"
 import { apiClient, call, refusal, unreachable } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { announceIdentity } from "./identity.ts"
 import { color, field, jsonLine, printJson, printTable, say, tableLine, warn } from "./output.ts"
+import { noSuchNode } from "./unknown-node.ts"
 
 const Types = z
   .string()
@@ -63,9 +63,6 @@ const row = (e: FleetEvent) => [
 // value pushes the rest of its own row only.
 const FOLLOW_WIDTHS = [7, 24, 16, Math.max(...EventType.options.map((t) => t.length))]
 
-/** How many node names a "no node" message lists; a large fleet's would fill the screen. */
-const KNOWN_SHOWN = 10
-
 /**
  * Why `--node ID` found nothing, when the reason is that no node has that id (most often a typo), as
  * a sentence naming the nearest and the known ones; null for a node the control plane knows.
@@ -81,14 +78,7 @@ async function _unknownNode(api: ReturnType<typeof apiClient>, id: string): Prom
   // deployed to over SSH files its deploy events under it).
   const any = await call(url, client.api.events.$get({ query: { node: id, limit: "1" } }))
   if (any.events.length > 0) return null
-  const { nodes } = await call(url, client.api.nodes.$get())
-  const ids = nodes.map((n) => n.id).sort()
-  const near = nearestName(ids, id)
-  const known =
-    ids.length === 0
-      ? "no node has enrolled yet"
-      : `known: ${ids.slice(0, KNOWN_SHOWN).join(", ")}${ids.length > KNOWN_SHOWN ? ` and ${ids.length - KNOWN_SHOWN} more` : ""}`
-  return `no node ${JSON.stringify(id)} (${near ? `did you mean ${near}? ` : ""}${known})`
+  return noSuchNode(api, id)
 }
 
 export default defineCommand({

@@ -8,9 +8,10 @@ import { MAX_RUN_TIMEOUT_SECONDS } from "../../protocol/agent.ts"
 import { EnrolledNodeId, NodeId, StorePath } from "../../protocol/ids.ts"
 import type { NodeView } from "../domain/node.ts"
 import type { RelayNodeResult, RelayResult } from "../domain/relay.ts"
-import { apiClient, call, controlUrl } from "./client.ts"
+import { apiClient, call, controlUrl, unreachable } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { ago, color, field, prefixed, printFields, printJson, printTable, say, statusText, warn } from "./output.ts"
+import { noSuchNode } from "./unknown-node.ts"
 
 const json = { type: "boolean", description: "Print JSON" } as const
 const TtlSeconds = z
@@ -24,6 +25,19 @@ function parseFlag<S extends z.ZodType>(schema: S, value: unknown, flag: string)
   const parsed = schema.safeParse(value)
   if (!parsed.success) throw new CliError(`${flag}: ${parsed.error.issues[0]?.message ?? "invalid value"}`, "E_ARG")
   return parsed.data
+}
+
+/** Awaits a request about node `id`; a 404 names the nearest known id instead of only "not found". */
+async function _aboutNode(
+  api: ReturnType<typeof apiClient>,
+  id: string,
+  request: Promise<{ ok: boolean; status: number; json(): Promise<unknown> }>,
+): Promise<NodeView> {
+  const res = await request.catch((error: unknown) => {
+    throw unreachable(api.url, error)
+  })
+  if (res.status === 404) throw new CliError(await noSuchNode(api, id), "E_NOT_FOUND")
+  return (await call(api.url, Promise.resolve(res))) as NodeView
 }
 
 /** A store path, or a local link to one (such as nix-build's ./result). */
@@ -67,8 +81,8 @@ const show = defineCommand({
   args: { id: { type: "positional", description: "Node id", required: true }, json },
   async run({ args }) {
     const id = parseFlag(NodeId, args.id, "ID")
-    const { url, client } = apiClient()
-    const node = (await call(url, client.api.nodes[":id"].$get({ param: { id } }))) as NodeView
+    const api = apiClient()
+    const node = await _aboutNode(api, id, api.client.api.nodes[":id"].$get({ param: { id } }))
     if (args.json) return printJson(node)
     const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`
     printFields([
@@ -132,11 +146,12 @@ const setDesired = defineCommand({
   async run({ args }) {
     const id = parseFlag(NodeId, args.id, "ID")
     const closure = resolveClosure(String(args.closure))
-    const { url, client } = apiClient()
-    const node = (await call(
-      url,
-      client.api.nodes[":id"].desired.$put({ param: { id }, json: { closure } }),
-    )) as NodeView
+    const api = apiClient()
+    const node = await _aboutNode(
+      api,
+      id,
+      api.client.api.nodes[":id"].desired.$put({ param: { id }, json: { closure } }),
+    )
     if (args.json) return printJson(node)
     say(
       `${node.id}: desired ${closure}\n${color.dim(`status ${node.status}; the agent activates it on its next command poll`)}\n`,

@@ -1,0 +1,51 @@
+// `chimera nodes show` and `set-desired` with an id no node has name the nearest and the known nodes,
+// as `chimera events --node` does, not only "not found"; a [fleet.nodes] name not enrolled yet is
+// said to be that, with how to enrol it.
+import { expect, test } from "bun:test"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { enrollNode } from "./support/auth.ts"
+import { startInProcess } from "./support/control-plane.ts"
+import { run } from "./support/tools.ts"
+
+const MAIN = join(import.meta.dir, "../control/main.ts")
+const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+
+test("an unknown node id is an error naming the nearest and the known nodes", async () => {
+  await using cp = await startInProcess()
+  const home = await mkdtemp(join(tmpdir(), "chimera-cli-nodes-"))
+  try {
+    const inventory = join(home, "chimera.toml")
+    await writeFile(inventory, '[fleet.nodes.node-3]\naddress = "root@127.0.0.1:22"\n')
+    const nodes = (...args: string[]) =>
+      run([process.execPath, MAIN, "nodes", ...args], {
+        env: {
+          HOME: home,
+          CHIMERA_URL: cp.url,
+          CHIMERA_TOKEN: cp.adminToken,
+          CHIMERA_CONFIG_FILE: inventory,
+          NO_COLOR: "1",
+        },
+      })
+    await enrollNode(cp, "node-2")
+    await enrollNode(cp, "node-1")
+    for (const args of [
+      ["show", "node1"],
+      ["set-desired", "node1", GEN1],
+    ]) {
+      const r = await nodes(...args)
+      expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code: 1, stdout: "" })
+      expect(r.stderr).toBe('error no node "node1" (did you mean node-1? known: node-1, node-2)\n')
+    }
+    const far = await nodes("show", "db-7")
+    expect(far.stderr).toBe('error no node "db-7" (known: node-1, node-2)\n')
+    const inInventory = await nodes("set-desired", "node-3", GEN1)
+    expect(inInventory.stderr).toBe(
+      'error node "node-3" is in [fleet.nodes] but its agent has not enrolled: `chimera nodes join-token --node node-3` prints how\n',
+    )
+    expect((await nodes("show", "node-1")).code).toBe(0)
+  } finally {
+    await rm(home, { recursive: true, force: true })
+  }
+}, 30_000)
