@@ -117,3 +117,18 @@ test("a subcommand's help names the whole command one types", async () => {
     expect(r.stdout).toContain(usage)
   }
 }, 60_000)
+
+test("a missing Nix file is named with where its path came from, by deploy and watch as by run", async () => {
+  // A newcomer who leaves out --config builds ./default.nix: the error says which flag and setting
+  // choose another, not only the path.
+  const env = { NO_COLOR: "1", CHIMERA_CONFIG_FILE: "", SSH_AUTH_SOCK: "", HOME: home }
+  const hint = `no Nix config at ${home}/default.nix (--config or nix.config_path; this one from defaults)`
+  for (const args of [
+    ["deploy", "--targets", "root@127.0.0.1:9"],
+    ["watch", "--once", "--targets", "root@127.0.0.1:9"],
+    ["run", "--", "true"],
+  ]) {
+    const r = await run([process.execPath, MAIN, ...args], { env, cwd: home })
+    expect({ args, code: r.code, stderr: r.stderr.trim() }).toEqual({ args, code: 1, stderr: `error ${hint}` })
+  }
+}, 60_000)

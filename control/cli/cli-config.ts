@@ -5,7 +5,9 @@
 // stop `chimera nodes list`.
 
 import { setLogLevel } from "../../protocol/log.ts"
+import { NixError } from "../adapters/nix.ts"
 import { type LayeredConfig, type LoadConfigOptions, loadLayeredConfig } from "../config.ts"
+import { CliError } from "./errors.ts"
 import { flagLogLevel } from "./globals.ts"
 
 export function commandConfig(options: Omit<LoadConfigOptions, "env" | "file"> = {}): LayeredConfig {
@@ -17,3 +19,17 @@ export function commandConfig(options: Omit<LoadConfigOptions, "env" | "file"> =
 /** A flag's raw value for the config's flag layer: citty leaves an absent flag undefined. */
 export const flagValue = (value: unknown): string | undefined =>
   value === undefined || value === null || value === "" ? undefined : String(value)
+
+/** Where the Nix file's path came from, said with the flag and the setting that choose another. */
+export const configPathSource = (layered: LayeredConfig) =>
+  `--config or nix.config_path; this one from ${layered.setBy("nix.config_path") ?? "defaults"}`
+
+/**
+ * A missing Nix file (`run`, `deploy` and `watch` build or enter one) as an error naming where its
+ * path came from, most often the default ./default.nix of a command given no --config; null for any
+ * other failure.
+ */
+export function missingNixConfig(error: unknown, layered: LayeredConfig): CliError | null {
+  if (!(error instanceof NixError && error.code === "NOT_FOUND")) return null
+  return new CliError(`${error.message} (${configPathSource(layered)})`, "E_CONFIG")
+}

@@ -9,7 +9,7 @@ import { SessionId } from "../../protocol/ids.ts"
 import { createNix } from "../adapters/nix.ts"
 import { type DeploymentRecord, deploy, type TargetResult } from "../domain/deploy.ts"
 import type { HealthCheck } from "../domain/health-check.ts"
-import { commandConfig, flagValue } from "./cli-config.ts"
+import { commandConfig, flagValue, missingNixConfig } from "./cli-config.ts"
 import { keepRecord } from "./cli-store.ts"
 import { deployViaControlPlane } from "./deploy-remote.ts"
 import { exportDeployTrace } from "./deploy-telemetry.ts"
@@ -178,7 +178,7 @@ export default defineCommand({
       )
     } catch (error) {
       spin?.error("deploy failed")
-      throw new CliError((error as Error).message, "E_DEPLOY")
+      throw missingNixConfig(error, layered) ?? new CliError((error as Error).message, "E_DEPLOY")
     } finally {
       await exec.close()
     }

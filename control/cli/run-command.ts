@@ -7,9 +7,9 @@ import { resolve } from "node:path"
 import * as p from "@clack/prompts"
 import { defineCommand } from "citty"
 import { z } from "zod"
-import { createNix, NixError } from "../adapters/nix.ts"
+import { createNix } from "../adapters/nix.ts"
 import { runInNixShell } from "../domain/session-run.ts"
-import { commandConfig, flagValue } from "./cli-config.ts"
+import { commandConfig, configPathSource, flagValue, missingNixConfig } from "./cli-config.ts"
 import { CliError } from "./errors.ts"
 import { cliSessions, parseSessionName } from "./sessions.ts"
 
@@ -36,9 +36,9 @@ export default defineCommand({
       flags: { nix: { config_path: flagValue(args.config) } },
       flagNames: { "nix.config_path": "--config" },
     })
-    const configSource = `--config or nix.config_path; this one from ${layered.setBy("nix.config_path") ?? "defaults"}`
     const config = ConfigPath.safeParse(layered.config.nix.config_path)
-    if (!config.success) throw new CliError(`${config.error.issues[0]?.message} (${configSource})`, "E_ARG")
+    if (!config.success)
+      throw new CliError(`${config.error.issues[0]?.message} (${configPathSource(layered)})`, "E_ARG")
     const session = parseSessionName(args.session ?? DEFAULT_SESSION, "--session")
     // Resolved here: the session's shell may stand in any directory, the operator means this one.
     const configPath = resolve(config.data)
@@ -82,9 +82,7 @@ export default defineCommand({
       process.exitCode = result.exitCode
     } catch (error) {
       stopSpinner()
-      if (error instanceof NixError && error.code === "NOT_FOUND")
-        throw new CliError(`${error.message} (${configSource})`, "E_CONFIG")
-      throw error
+      throw missingNixConfig(error, layered) ?? error
     } finally {
       process.removeListener("SIGINT", onSigint)
     }

@@ -10,7 +10,7 @@ import { SessionId, type StorePath } from "../../protocol/ids.ts"
 import { createLogger } from "../../protocol/log.ts"
 import { createNix } from "../adapters/nix.ts"
 import { intervalToCron, type WatchPass, watchOnce } from "../domain/watch.ts"
-import { commandConfig, flagValue } from "./cli-config.ts"
+import { commandConfig, flagValue, missingNixConfig } from "./cli-config.ts"
 import { keepRecord, openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
 import { color, field, printJson, say, warn } from "./output.ts"
@@ -112,7 +112,9 @@ export default defineCommand({
         const onConfirmed = publisher
           ? (target: string, closure: StorePath) => publisher.publish(target, closure)
           : undefined
-        const result = await watchOnce(opts, { nix: createNix(), exec, onConfirmed })
+        const result = await watchOnce(opts, { nix: createNix(), exec, onConfirmed }).catch((error: unknown) => {
+          throw missingNixConfig(error, layered) ?? error
+        })
         report(result, Boolean(args.json))
         // Heals only: a pass that changed nothing has nothing to say about desired closures.
         if (result.heal) reportPublished(publisher, Boolean(args.json))
