@@ -95,7 +95,11 @@ const state = await readState(dir).catch((error) => fail(`${stateFile(dir)} is u
 if (action === "up") {
   const nodes = Number(values.nodes)
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 500) fail("--nodes: expected a whole number from 1 to 500")
-  if (state) fail(`a testbed is already up in ${dir} (bun scripts/testbed.ts down --dir ${dir} first)`)
+  // Maybe someone else's, on a shared machine: a second one beside it is as good as taking it down.
+  if (state)
+    fail(
+      `a testbed is already up in ${dir}: \`bun scripts/testbed.ts down --dir ${dir}\` first if it is yours, or start another with --dir DIR (or CHIMERA_TESTBED_DIR)`,
+    )
   if (values.boot !== undefined && values["no-boot"]) fail("--boot and --no-boot exclude each other")
   const boot = values.boot === undefined ? undefined : StorePath.safeParse(values.boot)
   if (boot && !boot.success) fail(`--boot: ${boot.error.issues[0]?.message}`)
