@@ -301,6 +301,24 @@ describe("web dashboard", () => {
     expect(pageErrors).toEqual([])
   })
 
+  test("the overview and the events page start with the events from before sign-in, each once", async () => {
+    const { events } = (await (await cp.api("/api/events?tail=true&limit=1")).json()) as { events: { id: number }[] }
+    const before = events[0]?.id
+    const page = await browser.page()
+    await signInWithPassword(page, cp.url, "vic", PASSWORD)
+    await page.getByTestId("latest-events").locator(`tr[data-event-id="${before}"]`).waitFor()
+    await page.getByRole("navigation", { name: "Views" }).getByRole("link", { name: "Events" }).click()
+    const rows = page.getByTestId("event-feed").locator("tr[data-event-id]")
+    await page.getByTestId("event-feed").locator(`tr[data-event-id="${before}"]`).waitFor()
+    await page.getByTestId("event-feed").getByText("node.enrolled").first().waitFor()
+    const ids = await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute("data-event-id"))))
+    expect(new Set(ids).size).toBe(ids.length)
+    expect(ids).toEqual([...ids].sort((a, b) => b - a))
+    expect(browser.problems.filter((p) => p.startsWith("pageerror"))).toEqual([])
+    // Each open page holds an event stream, and Chromium opens at most 6 connections to one host.
+    await page.close()
+  })
+
   test("a node's page shows its latest events, however many it has", async () => {
     // More than the page ever read (5,000, oldest first, before it asked for the tail).
     await enrollNode(cp, "web-3")
@@ -323,5 +341,6 @@ describe("web dashboard", () => {
     expect(await rows.first().textContent()).toContain("attempt 5100: no space left on device")
     expect(await rows.count()).toBe(200)
     expect(browser.problems.filter((p) => p.startsWith("pageerror"))).toEqual([])
+    await page.close()
   })
 })

@@ -9,6 +9,8 @@ import { parseShown } from "./shown-json.ts"
 import type { FleetEvent, NodeStatus, NodeView } from "./types.ts"
 
 const FEED_SIZE = 500
+/** Events from before the page started that it reads at start, to show beside those that come after. */
+const BACKLOG = 100
 /** Re-reads a node after an event: at once, then while its heartbeat is still older than the event. */
 const REREAD_MS = [100, 700, 2000, 5000]
 
@@ -87,6 +89,22 @@ export function createFleetStore(api: Api, token: string | null = null) {
     for (const l of listeners) l()
   }
 
+  /**
+   * The latest events up to the stream's starting point, under any the stream has brought meanwhile,
+   * so the page does not start empty. Read after the fleet: the first paint does not wait for it.
+   */
+  const readBacklog = async (lastEventId: number) => {
+    try {
+      const { events } = await api.get<{ events: FleetEvent[] }>(`/api/events?tail=true&limit=${BACKLOG}`)
+      const seen = new Set(feed.map((e) => e.id))
+      const older = events.filter((e) => e.id <= lastEventId && !seen.has(e.id)).reverse()
+      feed = [...feed, ...older].slice(0, FEED_SIZE)
+      changed()
+    } catch {
+      // the page goes on with the events that come from now on
+    }
+  }
+
   const shown = (n: NodeView): NodeView => {
     const p = pending.get(n.id)
     return p ? { ...n, ...p.links, status: p.status } : n
@@ -144,6 +162,7 @@ export function createFleetStore(api: Api, token: string | null = null) {
         loaded = true
         loadError = null
         changed()
+        void readBacklog(start.lastEventId)
         return start.lastEventId
       } catch (error) {
         loadError = error instanceof Error ? error.message : String(error)
@@ -175,7 +194,8 @@ export function createFleetStore(api: Api, token: string | null = null) {
     },
 
     apply(event: FleetEvent) {
-      feed = [event, ...feed].slice(0, FEED_SIZE)
+      // With replicas an event can reach the stream after the backlog read that already had it.
+      feed = [event, ...feed.filter((e) => e.id !== event.id)].slice(0, FEED_SIZE)
       const id = event.nodeId
       if (id !== null) {
         const status = STATUS_AFTER[event.type]

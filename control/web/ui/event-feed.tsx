@@ -1,5 +1,5 @@
-// The fleet's events as they happen (from the stream since sign-in; each node's own history is on its
-// page), newest first, filterable by type. Text only: every value from the API is rendered as text.
+// The fleet's latest events, those from before sign-in and then each as it happens (each node's own
+// history is on its page), newest first, filterable by type. Text only: every value from the API is rendered as text.
 import { useState } from "preact/hooks"
 import { clock, eventSummary, when } from "../client/format.ts"
 import { href } from "../client/router.ts"
@@ -45,7 +45,7 @@ export function EventsPage({ ctx }: { ctx: Ctx }) {
           </select>
         </label>
         <span class="shown" role="status">
-          {shown.length} events since you signed in (the latest {500})
+          {shown.length} {shown.length === 1 ? "event" : "events"}, newest first (the page keeps the latest 500)
         </span>
       </div>
       {shown.length === 0 ? (
