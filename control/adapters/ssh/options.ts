@@ -2,12 +2,13 @@
 // a key file if one is named (`--identity`), otherwise the user's ssh-agent ($SSH_AUTH_SOCK), otherwise
 // ~/.ssh/id_ed25519; host keys from ~/.ssh/known_hosts unless `--known-hosts` names another file. The
 // private key is read once, lazily, and never logged: only its path appears in messages.
-import { readFile } from "node:fs/promises"
+import { readFile, stat } from "node:fs/promises"
 import { homedir } from "node:os"
 import { join } from "node:path"
+import { type ParsedKey, utils } from "ssh2"
 
 export interface SshExecutorOptions {
-  /** Private key file (OpenSSH or PEM, unencrypted). Default: the agent, else ~/.ssh/id_ed25519. */
+  /** Private key file (OpenSSH or PEM, unencrypted: an encrypted one goes in the agent). Default: the agent, else ~/.ssh/id_ed25519. */
   identity?: string
   /** ssh-agent socket; default $SSH_AUTH_SOCK when no identity file is named. */
   agentSocket?: string
@@ -48,13 +49,37 @@ export function identityPath(o: SshExecutorOptions): string | null {
   return join(_home(env), ".ssh", "id_ed25519")
 }
 
+// Chimera cannot ask for a passphrase, and ssh2 would only say "Cannot parse privateKey" without the
+// file's name, once per target: an unusable file is named here, once, with the way out.
+function _unusableKey(path: string, privateKey: Buffer): string | null {
+  const parsed = utils.parseKey(privateKey)
+  // OpenSSH's own format may hold several keys (ssh2 uses the first), though the types say one.
+  const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey | undefined) : parsed
+  if (key instanceof Error)
+    return /encrypted/i.test(key.message)
+      ? `identity file ${path} is encrypted with a passphrase, which Chimera cannot ask for: add it to an ssh-agent (ssh-add ${path}) and leave out --identity`
+      : `identity file ${path} holds no private key that can be read (${key.message})`
+  return key?.isPrivateKey() ? null : `identity file ${path} holds no private key (a .pub file?)`
+}
+
+async function _agent(socket: string): Promise<Credentials> {
+  const s = await stat(socket).catch(() => null)
+  if (s?.isSocket()) return { kind: "agent", socket }
+  return {
+    kind: "none",
+    reason: `no ssh-agent at SSH_AUTH_SOCK=${socket} (${s ? "not a socket" : "no such file"}; a stale one from an earlier login?): start one and ssh-add a key, unset SSH_AUTH_SOCK to use ~/.ssh/id_ed25519, or pass --identity FILE`,
+  }
+}
+
 export async function loadCredentials(o: SshExecutorOptions): Promise<Credentials> {
   const env = o.env ?? process.env
   const socket = o.agentSocket ?? env.SSH_AUTH_SOCK
-  if (!o.identity && socket) return { kind: "agent", socket }
+  if (!o.identity && socket) return _agent(socket)
   const path = identityPath(o) as string
   try {
-    return { kind: "key", path, privateKey: await readFile(path) }
+    const privateKey = await readFile(path)
+    const unusable = _unusableKey(path, privateKey)
+    return unusable ? { kind: "none", reason: unusable } : { kind: "key", path, privateKey }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(error)
