@@ -73,7 +73,11 @@ export function createRpcSession(api: ChatApi, chatId: ChatId, emit: (event: Rpc
 
   const _startTurn = async (command: RpcCommand, start: () => Promise<ChatEvents>) => {
     if (turn)
-      return respond(command.type, command.id, "a turn is running: steer it, cancel it, or wait for its response")
+      return respond(
+        command.type,
+        command.id,
+        "a turn is running: steer it, cancel it, or wait for its response (TURN_RUNNING)",
+      )
     const events = await start()
     // A new message withdraws the question left unanswered (the control plane does the same).
     if (command.type === "prompt") question = null
@@ -86,7 +90,7 @@ export function createRpcSession(api: ChatApi, chatId: ChatId, emit: (event: Rpc
         return _startTurn(c, () => api.send(chatId, { message: c.message }))
       case "answer": {
         const questionId = c.question_id ?? question?.id
-        if (questionId === undefined) return respond(c.type, c.id, "no question is pending")
+        if (questionId === undefined) return respond(c.type, c.id, "no question is pending (QUESTION_INVALID)")
         const body = { questionId, positive: c.positive, selectedOption: c.selected_option ?? -1 }
         return _startTurn(c, () => api.answer(chatId, body))
       }
