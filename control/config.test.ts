@@ -482,6 +482,18 @@ describe("layers", () => {
     expect(fromEnv.nix.config_path).toBe("x.nix")
   })
 
+  test("a path starting with ~/, as ssh_config and the documented defaults write it, is in HOME", async () => {
+    await using file = await tomlFile(
+      '[ssh]\nidentity_file = "~/.ssh/id_fleet"\nknown_hosts_file = "~/.ssh/known_hosts"\n',
+    )
+    const env = { CHIMERA_CONFIG_FILE: file.path, HOME: "/home/ops" }
+    const config = loadConfig({ env })
+    expect(config.ssh.identity_file).toBe("/home/ops/.ssh/id_fleet")
+    expect(config.ssh.known_hosts_file).toBe("/home/ops/.ssh/known_hosts")
+    const fromEnv = loadConfig({ env: { ...env, CHIMERA_SSH_IDENTITY_FILE: "~/.ssh/id_other" } })
+    expect(fromEnv.ssh.identity_file).toBe("/home/ops/.ssh/id_other")
+  })
+
   test("a file named by a flag replaces CHIMERA_CONFIG_FILE, and a missing one names the flag", async () => {
     await using a = await tomlFile("[web]\nport = 9001\n")
     await using b = await tomlFile("[web]\nport = 9002\n")

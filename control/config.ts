@@ -6,7 +6,8 @@
 // Unknown keys are errors, so a typo cannot silently fall back to a default. Secret values are never
 // echoed in an error. A relative path set in the file (nix.config_path, ssh.*_file) is read from the
 // file's directory, as a path in /etc/chimera/config.toml means one beside it; from the environment or
-// a flag it is read from the working directory. The process-level settings (CHIMERA_DATA_DIR, CHIMERA_DB, CHIMERA_URL,
+// a flag it is read from the working directory; a leading `~/` in the file or the environment is HOME.
+// The process-level settings (CHIMERA_DATA_DIR, CHIMERA_DB, CHIMERA_URL,
 // CHIMERA_TOKEN, CHIMERA_CONFIG_FILE) are not sections; `dataDir` and `databaseUrl` resolve the first two.
 import { readFileSync } from "node:fs"
 import { homedir } from "node:os"
@@ -104,10 +105,12 @@ export function loadLayeredConfig({
   const path = file ? resolve(file) : null
   if (path) {
     const tree = _readToml(path, fileFlag ? "--config-file" : "CHIMERA_CONFIG_FILE")
-    _relativeTo(dirname(path), tree)
+    _resolvePaths(tree, (value) => resolve(dirname(path), _inHome(value, env)))
     _merge(merged, tree, [], () => path, sources)
   }
-  _merge(merged, _fromEnv(env), [], (p) => `CHIMERA_${p.join("_").toUpperCase()}`, sources)
+  const fromEnv = _fromEnv(env)
+  _resolvePaths(fromEnv, (value) => _inHome(value, env))
+  _merge(merged, fromEnv, [], (p) => `CHIMERA_${p.join("_").toUpperCase()}`, sources)
   _merge(
     merged,
     _coerceTree(flags as Tree, _defaults()),
@@ -153,14 +156,20 @@ function _readToml(path: string, via: string): Tree {
   }
 }
 
-/** Resolves the relative paths the file sets against its directory (a wrong type is left for the schema). */
-function _relativeTo(dir: string, tree: Tree) {
+// No shell reads a TOML file or a unit's Environment= line, so `~/.ssh/id_ed25519`, as ssh_config and
+// the documented defaults write it, would otherwise name a directory called "~".
+function _inHome(value: string, env: Env): string {
+  return value === "~" || value.startsWith("~/") ? join(env.HOME || homedir(), value.slice(1)) : value
+}
+
+/** Rewrites the path fields a layer sets (a wrong type is left for the schema). */
+function _resolvePaths(tree: Tree, rewrite: (value: string) => string) {
   for (const field of PATH_FIELDS) {
     const [section = "", key = ""] = field.split(".")
     const table = tree[section]
     if (!_isTable(table)) continue
     const value = table[key]
-    if (typeof value === "string" && value !== "") table[key] = resolve(dir, value)
+    if (typeof value === "string" && value !== "") table[key] = rewrite(value)
   }
 }
 
