@@ -3,6 +3,7 @@
 // client that asked for them.
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js"
 import type { ServerNotification, ServerRequest } from "@modelcontextprotocol/sdk/types.js"
+import type { RelayResult } from "../domain/relay.ts"
 import type { Operation } from "../ops/catalogue.ts"
 import type { CongruenceRow } from "../ops/fleet-operations.ts"
 import { type ApiCaller, errorText } from "./api-caller.ts"
@@ -119,6 +120,20 @@ export async function shapeAnswer(
               .join(", ")}`,
         targets: results.map((r) => r.target),
         results,
+      }
+    }
+    case "run_command": {
+      // Relayed per node, failures as values: the call succeeds only where every node ran the command.
+      const relayed = body as RelayResult
+      const failed = relayed.results.filter((r) => !r.success)
+      return {
+        status: failed.length === 0 ? "success" : "failed",
+        message:
+          failed.length === 0
+            ? `Command succeeded on ${relayed.results.length} nodes`
+            : `Command failed on ${failed.length} of ${relayed.results.length} nodes: ${failed.map((r) => `${r.node} ${r.status}${r.exit_code === null ? "" : ` (exit ${r.exit_code})`}`).join("; ")}`,
+        targets: relayed.results.map((r) => r.node),
+        result: relayed,
       }
     }
     case "check_congruence": {
