@@ -1,7 +1,9 @@
 // One command on one open SSH connection: an exec channel, its output collected, its exit status read.
 // The time left of the target's budget bounds it; when it runs out the remote process is sent SIGKILL
-// (OpenSSH honours "signal" requests since 7.9) and the channel closed, and what it printed so far is
-// kept, since the last lines before a hang are usually the useful ones.
+// and the channel closed, and what it printed so far is kept, since the last lines before a hang are
+// usually the useful ones. OpenSSH honours "signal" requests since 7.9, but only in a privilege-separated
+// session: it refuses them for root logins ("session signalling requires privilege separation"), so a
+// command run as root goes on after its timeout, as it would after `ssh host cmd` was interrupted.
 import type { Client, ClientChannel } from "ssh2"
 import type { Target } from "../../domain/operation-ports.ts"
 import { type Failure, timeoutFailure } from "./failure.ts"
@@ -17,6 +19,22 @@ export interface CommandOutcome {
 
 /** Output beyond this is dropped (with a note): a runaway command must not exhaust the control plane. */
 const MAX_OUTPUT = 16 * 1024 * 1024
+
+/** The parts of ssh2's channel that send a request whatever the state of our side of the stream. */
+interface _RawChannel {
+  outgoing: { id: number; state: string }
+  _client: { _protocol: { signal(channel: number, name: string): void } }
+}
+
+// ClientChannel.signal() sends nothing once the stream is no longer writable, and every command's
+// stdin is ended at once; a channel request is still valid after our EOF (RFC 4254 5.3), so the
+// request goes out through ssh2's protocol object, as signal() itself would send it.
+function _kill(channel: ClientChannel) {
+  const raw = channel as unknown as _RawChannel
+  // "eof": our side ended stdin; "closing" and "closed": the channel is going, and so is the request.
+  if (raw.outgoing.state === "open" || raw.outgoing.state === "eof")
+    raw._client._protocol.signal(raw.outgoing.id, "KILL")
+}
 
 function _collector() {
   const chunks: Buffer[] = []
@@ -58,7 +76,7 @@ export function runCommand(
     const timer = setTimeout(
       () => {
         if (channel) {
-          channel.signal("KILL")
+          _kill(channel)
           channel.close()
         }
         finish({ exitCode: null, failure: timeoutFailure(t, "command", budgetMs) })
