@@ -164,6 +164,11 @@ describe("through the API and the CLI", () => {
       expect(cli.stdout).toContain("copy: copying")
       expect(cli.stdout).toContain(`deploy ${id}: interrupted`)
       expect(cli.stdout).toContain("stopped before it finished")
+      // `show` as for incidents says the same.
+      const shown = await run([process.execPath, MAIN, "deployments", "show", id], {
+        env: { ...process.env, HOME: home, CHIMERA_URL: cp.url, CHIMERA_TOKEN: cp.adminToken, NO_COLOR: "1" },
+      })
+      expect({ code: shown.code, stdout: shown.stdout }).toEqual({ code: 1, stdout: cli.stdout })
     } finally {
       await rm(home, { recursive: true, force: true })
     }

@@ -1,4 +1,5 @@
-// `chimera deployments [ID] [--json]`: recorded deploys and heals, newest first, or one in full.
+// `chimera deployments [--json]`: recorded deploys and heals, newest first; `chimera deployments [show] ID`:
+// one in full (`show` as in `chimera incidents show ID`).
 import { defineCommand } from "citty"
 import type { UnfinishedDeployment } from "../ops/fleet-operations.ts"
 import { openCliStore } from "./cli-store.ts"
@@ -9,7 +10,7 @@ import { printJson, printTable, say } from "./output.ts"
 export default defineCommand({
   meta: { name: "deployments", description: "List recorded deployments and heals, or show one" },
   args: {
-    id: { type: "positional", description: "A deployment id", required: false },
+    id: { type: "positional", description: "A deployment id (or show, then the id)", required: false },
     limit: { type: "string", description: "How many", default: "20" },
     json: { type: "boolean", description: "Print JSON" },
   },
@@ -17,13 +18,17 @@ export default defineCommand({
     const limit = Number(args.limit)
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
       throw new CliError("--limit: expected a whole number from 1 to 1000", "E_ARG")
+    const [first, second] = args._.map(String)
+    const id = first === "show" ? second : first
+    if (first === "show" && id === undefined)
+      throw new CliError("show: give the deployment's id (chimera deployments show ID)", "E_ARG")
     const store = await openCliStore()
     try {
-      if (args.id) {
-        const record = await store.getDeployment(String(args.id))
+      if (id) {
+        const record = await store.getDeployment(id)
         if (!record)
           throw new CliError(
-            `no deployment ${JSON.stringify(args.id)}: give an id from \`chimera deployments\` (\`chimera deployments ID\`, with no \`show\`)`,
+            `no deployment ${JSON.stringify(id)}: give an id from \`chimera deployments\``,
             "E_NOT_FOUND",
           )
         if (record.status === "interrupted") process.exitCode = 1
