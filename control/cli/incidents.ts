@@ -91,7 +91,10 @@ async function show(rawId: unknown, json: boolean) {
   )
   say(`\n${color.bold("Deliveries")}\n`)
   if (detail.deliveries.length === 0) {
-    say("none: no channel has been told of it (chimera notify test shows the configured ones)\n")
+    // Updates go only to the channels told of the opening, so one configured later hears the next incident.
+    say(
+      `none: no channel took its opening (none configured then, or below a channel's [incidents] *_min_severity), and its updates go only to channels that did; ${color.bold("chimera notify test")} shows the configured ones\n`,
+    )
     return
   }
   printTable(
