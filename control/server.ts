@@ -222,6 +222,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       if (!found) return null
       return {
         reportedBy: found.reportedBy,
+        closure: found.record.closure,
         targets: found.record.targets.map((t) => ({ target: t.target, status: t.status, error: t.error })),
       }
     },

@@ -79,8 +79,8 @@ const report = async (type: Reported, data = {}) => {
 
 type Targets = FinishedDeployment["targets"]
 /** A deploy the control plane ran; `reported` is one a caller reported under its principal. */
-const ran = (targets: Targets): FinishedDeployment => ({ reportedBy: null, targets })
-const reported = (by: string, targets: Targets): FinishedDeployment => ({ reportedBy: by, targets })
+const ran = (targets: Targets): FinishedDeployment => ({ reportedBy: null, closure: GEN1, targets })
+const reported = (by: string, targets: Targets): FinishedDeployment => ({ reportedBy: by, closure: GEN1, targets })
 const failed = (target: string, error = "health check failed"): Targets[number] => ({
   target,
   status: "failed",
@@ -248,6 +248,8 @@ describe("incidents from events", () => {
     const [open] = await incidents.list({ status: "open", limit: 10 })
     expect(`${open?.nodeId}:${open?.problem}`).toBe("web-1:deploy-failed")
     expect(open?.message).toContain("rolled back")
+    // The closure it failed to deploy is the one the incident is about.
+    expect(open?.closures.desired).toBe(GEN1)
     await publish("deployment.finished", null, { id: "d2", status: "succeeded", closure: GEN1 })
     expect(await openProblems()).toEqual([])
   })

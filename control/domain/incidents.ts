@@ -62,6 +62,8 @@ export interface IncidentDeps {
 
 export interface FinishedDeployment {
   reportedBy: string | null
+  /** The closure it deployed: a failed target's incident is about it. */
+  closure: string
   targets: { target: string; status: string; error: string | null }[]
 }
 
@@ -196,7 +198,7 @@ export function createIncidents(deps: IncidentDeps) {
           severity: DEFAULT_SEVERITY["deploy-failed"],
           title: TITLES["deploy-failed"](t.target),
           message: `${what} (${source})${t.error ? `: ${t.error}` : ""}`,
-          closures: { desired: null, current: null },
+          closures: { desired: d.closure, current: null },
           at,
           reporter,
         })
