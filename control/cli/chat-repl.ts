@@ -13,8 +13,11 @@ import { color, field, say, warn } from "./output.ts"
 
 export const YOU = "You> "
 
-/** One line for an exchange that ended early, with what to do about it. */
-export function describeFailure(e: { code: string; message: string }): string {
+/**
+ * One line for an exchange that ended early, with what to do about it; an API refusal shows its status
+ * and code as every command's do, `(422 VALIDATION_FAILED)`.
+ */
+export function describeFailure(e: { code: string; message: string; status?: number }): string {
   switch (e.code) {
     case "AI_UNAVAILABLE":
       return describeUnavailable(e.message)
@@ -25,7 +28,7 @@ export function describeFailure(e: { code: string; message: string }): string {
     case "AUTH_FAILED":
       return `the control plane no longer accepts this session (${field(e.message)}); run \`chimera login\``
     default:
-      return `${field(e.message)} (${field(e.code)})`
+      return `${field(e.message)} (${e.status === undefined ? "" : `${e.status} `}${field(e.code)})`
   }
 }
 
