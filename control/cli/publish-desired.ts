@@ -50,7 +50,8 @@ export function desiredPublisher(env = process.env): DesiredPublisher | null {
 /** Says on stderr which nodes now have the closure as desired, and warns (exit 1) of any that do not. */
 export function reportPublished(publisher: DesiredPublisher | null, quiet: boolean): void {
   if (publisher?.published.length && !quiet)
-    warn(`${color.dim(`desired closure set on the control plane for ${publisher.published.join(", ")}`)}\n`)
+    // Sorted: targets are published in the order they are confirmed, which says nothing to a reader.
+    warn(`${color.dim(`desired closure set on the control plane for ${publisher.published.toSorted().join(", ")}`)}\n`)
   for (const problem of publisher?.problems ?? []) {
     warn(`${color.yellow("warning")} ${field(problem)}\n`)
     process.exitCode = 1
