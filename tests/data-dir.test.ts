@@ -144,7 +144,7 @@ describe("the port", () => {
     }
   }, 60_000)
 
-  test("on a port other than 8080 it tells how to point the CLI at it, unless CHIMERA_URL already does", async () => {
+  test("on a port other than 8080 it tells how to point the CLI at it, unless CHIMERA_URL already does, and at its data dir", async () => {
     await using dir = await tempDir()
     const port = freePort()
     /** What `chimera web` prints before it serves, with CHIMERA_URL as given. */
@@ -171,10 +171,13 @@ describe("the port", () => {
         await proc.exited
       }
     }
+    // The data dir too: another shell's CLI looks for the admin token in the default one.
     expect(await firstLines("")).toContain(
-      `For the CLI in another shell: export CHIMERA_URL=http://127.0.0.1:${port}\n`,
+      `For the CLI in another shell: export CHIMERA_URL=http://127.0.0.1:${port} CHIMERA_DATA_DIR=${dir.path}\n`,
     )
-    expect(await firstLines(`http://127.0.0.1:${port}/`)).not.toContain("CHIMERA_URL")
+    expect(await firstLines(`http://127.0.0.1:${port}/`)).toContain(
+      `For the CLI in another shell: export CHIMERA_DATA_DIR=${dir.path}\n`,
+    )
   }, 60_000)
 })
 

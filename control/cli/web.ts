@@ -5,6 +5,7 @@ import { aiSettings } from "../adapters/llm/provider.ts"
 import { channelsFromConfig } from "../adapters/notify/index.ts"
 import { commandTargetsFromConfig } from "../adapters/ssh/command-targets.ts"
 import { databaseUrl, dataDir } from "../config.ts"
+import { shq } from "../domain/activation.ts"
 import { incidentPolicy } from "../domain/incident-routing.ts"
 import { inactiveWarnings } from "../inactive-settings.ts"
 import { cliUrlFor, onOwnPort } from "../listen-address.ts"
@@ -15,6 +16,9 @@ import { controlUrl } from "./credentials.ts"
 import { color, say, warn } from "./output.ts"
 
 const log = createLogger("web")
+
+/** A path as a shell word: as it is when it needs no quoting, which is most often. */
+const _shellWord = (s: string) => (/^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : shq(s))
 
 export default defineCommand({
   meta: { name: "web", description: "Start the control plane: API, agent endpoints and dashboard" },
@@ -88,10 +92,15 @@ export default defineCommand({
     })
     say(`Chimera control plane on ${color.bold(cp.url)}\n`)
     // The CLI looks at CHIMERA_URL, or http://127.0.0.1:8080; anywhere else it would reach another
-    // control plane or nothing, so say how to point it here.
+    // control plane or nothing, so say how to point it here. It finds the admin token in its data dir,
+    // which a shell without CHIMERA_DATA_DIR looks for in the default one.
     const listening = new URL(cp.url)
     const here = cliUrlFor(listening.hostname, listening.port)
-    if (controlUrl() !== here) say(`For the CLI in another shell: export CHIMERA_URL=${here}\n`)
+    const settings = [
+      ...(controlUrl() !== here ? [`CHIMERA_URL=${here}`] : []),
+      ...(cp.adminTokenPath && process.env.CHIMERA_DATA_DIR ? [`CHIMERA_DATA_DIR=${_shellWord(dataDir())}`] : []),
+    ]
+    if (settings.length > 0) say(`For the CLI in another shell: export ${settings.join(" ")}\n`)
     if (cp.adminTokenPath)
       say(`${cp.adminTokenCreated ? "Created the admin token" : "Admin token"} in ${cp.adminTokenPath} (mode 0600)\n`)
     else say("Admin token: the one in the data dir of the first replica started on this database\n")
