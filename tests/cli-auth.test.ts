@@ -1,7 +1,7 @@
 // The trust commands end to end: `chimera users`, `login` (token kept 0600 and used by later
 // commands), `tokens`, `audit --json` and `--export`, against a real control plane.
 import { describe, expect, test } from "bun:test"
-import { chmodSync, chownSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs"
+import { chmodSync, chownSync, lchownSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -111,6 +111,26 @@ describe("chimera login, users, tokens, audit", () => {
       const linked = await chimera(["audit", "--export", link], admin)
       expect(linked.stderr).toContain(`--export: ${link} is not a regular file`)
       expect(readFileSync(planted, "utf8")).toBe("")
+      // A pipe another user made at the path (its reader waiting for the log) is refused, and so is a
+      // link of theirs to a device; one's own link to a device (as /dev/stdout is) still works.
+      const pipe = join(home, "pipe.jsonl")
+      await run(["mkfifo", "-m", "666", pipe])
+      chownSync(pipe, 65534, 65534)
+      const reader = Bun.spawn(["cat", pipe], { stdout: "pipe" })
+      const piped = await chimera(["audit", "--export", pipe], admin)
+      reader.kill()
+      expect(piped.code).toBe(1)
+      expect(piped.stderr).toContain(`--export: ${pipe} belongs to uid 65534, not to you`)
+      expect(await new Response(reader.stdout).text()).toBe("")
+      const deviceLink = join(home, "device.jsonl")
+      symlinkSync("/dev/null", deviceLink)
+      lchownSync(deviceLink, 65534, 65534)
+      const viaLink = await chimera(["audit", "--export", deviceLink], admin)
+      expect(viaLink.code).toBe(1)
+      expect(viaLink.stderr).toContain(`--export: ${deviceLink} belongs to uid 65534, not to you`)
+      const ownLink = join(home, "own-device.jsonl")
+      symlinkSync("/dev/null", ownLink)
+      expect((await chimera(["audit", "--export", ownLink], admin)).code).toBe(0)
 
       // A role change ends the login's session; the refusal says how to get out of it.
       expect((await chimera(["users", "set-role", "ops", "viewer"], admin)).code).toBe(0)

@@ -1,6 +1,6 @@
 // `chimera audit`: the audit log (admin), filtered; `--export FILE` writes every matching entry as
 // JSON lines (mode 0600), paging through the API so any size fits.
-import { closeSync, constants, lstatSync, openSync, statSync, unlinkSync, writeSync } from "node:fs"
+import { closeSync, constants, fstatSync, lstatSync, openSync, statSync, unlinkSync, writeSync } from "node:fs"
 import { defineCommand } from "citty"
 import type { AuditRecord } from "../domain/auth/ports.ts"
 import { apiClient, call } from "./client.ts"
@@ -81,7 +81,9 @@ export default defineCommand({
 /**
  * The export file, this user's alone: made afresh (O_EXCL), so a file another user made at the path
  * beforehand, open to them, never receives the audit log. A regular file of this user's there is
- * replaced; a device or a pipe (`/dev/stdout`) is written to as it is; anything else is refused.
+ * replaced; a device or a pipe is written to as it is, when it and the link naming it (`/dev/stdout`)
+ * are this user's or root's: a pipe another user made, or their link to a device, is refused, as it
+ * would hand them the log or aim root's write at a device of their choosing. Anything else is refused.
  */
 function openExportFile(path: string): number {
   const create = () =>
@@ -91,9 +93,20 @@ function openExportFile(path: string): number {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
   }
-  const target = statSync(path)
-  if (target.isCharacterDevice() || target.isFIFO() || target.isSocket()) return openSync(path, "w")
   const st = lstatSync(path)
+  const target = st.isSymbolicLink() ? statSync(path) : st
+  if (target.isCharacterDevice() || target.isFIFO() || target.isSocket()) {
+    _ownedHere(path, st)
+    _ownedHere(path, target)
+    // Without O_CREAT: what is opened is what was checked, or the open fails.
+    const fd = openSync(path, constants.O_WRONLY | constants.O_NOCTTY)
+    const opened = fstatSync(fd)
+    if (opened.dev !== target.dev || opened.ino !== target.ino) {
+      closeSync(fd)
+      throw new CliError(`--export: ${path} was replaced while it was being opened; name another file`, "E_ARG")
+    }
+    return fd
+  }
   if (!st.isFile())
     throw new CliError(`--export: ${path} is not a regular file (a directory or a link?); name a new file`, "E_ARG")
   if (st.uid !== (process.getuid?.() ?? st.uid))
@@ -106,4 +119,11 @@ function openExportFile(path: string): number {
       throw new CliError(`--export: ${path} was made again while it was being replaced; name another file`, "E_ARG")
     throw error
   }
+}
+
+/** A device, pipe or link at the export path must be this user's or root's (/dev/null, /dev/stdout). */
+function _ownedHere(path: string, st: { uid: number }): void {
+  const me = process.getuid?.() ?? st.uid
+  if (st.uid !== me && st.uid !== 0)
+    throw new CliError(`--export: ${path} belongs to uid ${st.uid}, not to you; name another file`, "E_ARG")
 }
