@@ -102,25 +102,20 @@ async function manualSwitchInProgress(node: TestNode, closure: StorePath) {
 /**
  * A local user (nobody) holding the lock, shared, on a lock file left 0644 as NixOS leaves it: any
  * user may open it for reading, and flock needs no more. Resolves once the hold is in place.
+ * `descriptor`: locked as scripts do, `exec 9<FILE; flock 9`: the process that took the lock (flock)
+ * is gone at once, and /proc/locks names its pid while the shell's open descriptor keeps the hold.
  */
-async function userHoldsLock(node: TestNode) {
+async function userHoldsLock(node: TestNode, how: "process" | "descriptor" = "process") {
   await node.exec(["sh", "-c", `mkdir -p /run/nixos && : > ${SWITCH_LOCK_PATH} && chmod 0644 ${SWITCH_LOCK_PATH}`])
-  const squatter = node.spawn(
-    [
-      requireTool("setpriv"),
-      "--reuid=65534",
-      "--regid=65534",
-      "--clear-groups",
-      "flock",
-      // The lock stays with `sleep` itself, so killing the process ends the hold.
-      "--no-fork",
-      "--shared",
-      SWITCH_LOCK_PATH,
-      "sleep",
-      "600",
-    ],
-    { stdout: "ignore", stderr: "pipe" },
-  )
+  const hold =
+    how === "process"
+      ? // The lock stays with `sleep` itself, so killing the process ends the hold.
+        ["flock", "--no-fork", "--shared", SWITCH_LOCK_PATH, "sleep", "600"]
+      : ["sh", "-c", `exec 9<${SWITCH_LOCK_PATH}; flock --shared 9; exec sleep 600`]
+  const squatter = node.spawn([requireTool("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups", ...hold], {
+    stdout: "ignore",
+    stderr: "pipe",
+  })
   try {
     await waitFor(
       "the user's hold on the lock",
@@ -193,6 +188,27 @@ describe("NixOS's switch lock", () => {
       expect(agent.log()).toContain("not root's, not by a switch; replaced the lock file")
       const mode = await node.exec(["stat", "-c", "%a %u", SWITCH_LOCK_PATH])
       expect(mode.stdout.trim()).toBe("600 0")
+      expect(squatter.exitCode).toBeNull()
+    } finally {
+      squatter.kill()
+      await squatter.exited
+    }
+  }, 180_000)
+
+  test("a local user's hold whose locking process is gone (flock on a descriptor) does not stop the heal either", async () => {
+    await using node = await createTestNode({ name: "lock-user-fd", boot: gen1 })
+    const squatter = await userHoldsLock(node, "descriptor")
+    try {
+      await using agent = startAgent(node, 600)
+      await started(agent)
+      await node.switchTo(gen2)
+      await waitFor(
+        "the node healed back, the user's hold notwithstanding",
+        () => node.links(),
+        (l) => l.profile === gen1 && l.current === gen1,
+        60_000,
+      )
+      expect(agent.log()).toContain("not root's, not by a switch; replaced the lock file")
       expect(squatter.exitCode).toBeNull()
     } finally {
       squatter.kill()

@@ -17,6 +17,7 @@ import {
   linkSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -132,11 +133,19 @@ function setAside(path: string, id: string | null): boolean {
 
 interface LockEntry {
   pid: number
-  /** The process's real uid; -1 when it cannot be read (gone, or in another pid namespace). */
+  /** The process's real uid; UNREADABLE or NO_PROCESS when there is none to read. */
   uid: number
   /** Blocked waiting for the lock rather than holding it. */
   waiting: boolean
 }
+
+/** A uid that cannot be read (a process in another pid namespace): it may be a switch's. */
+const UNREADABLE = -1
+/**
+ * A hold no process keeps open (its descriptor sits in a socket message, or a mapping): not a
+ * switch's, which keeps its own descriptor open while it runs.
+ */
+const NO_PROCESS = -2
 
 /** How /proc/locks names a file: MAJOR:MINOR:INODE, the device's numbers in hex; null if it is gone. */
 function lockId(path: string): string | null {
@@ -146,6 +155,10 @@ function lockId(path: string): string | null {
   } catch {
     return null
   }
+  return _idOf(file)
+}
+
+function _idOf(file: { dev: number; ino: number }): string {
   // Inode numbers alone repeat across filesystems (every tmpfs /run has its own).
   const major = ((file.dev >> 8) & 0xfff) | (Math.floor(file.dev / 2 ** 32) & ~0xfff)
   const minor = (file.dev & 0xff) | ((file.dev >> 12) & 0xfff00)
@@ -168,13 +181,55 @@ function locksOn(id: string | null): LockEntry[] {
     const [type, , , pidText, file] = waiting ? f.slice(2) : f.slice(1)
     if (type !== "FLOCK" || file !== id) continue
     const pid = Number(pidText)
-    let uid = -1
-    try {
-      if (pid > 0) uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? -1)
-    } catch {}
-    entries.push({ pid, uid, waiting })
+    // /proc/locks names the process that took a hold, which need not keep it: after `exec 9<FILE;
+    // flock 9` flock(1) is gone at once (its pid may even be another process's by now), and the shell's
+    // open descriptor holds the lock. A holder is then whoever has the file open.
+    if (!waiting && pid > 0 && !_hasOpen(pid, file)) {
+      const keepers = _openers(file)
+      entries.push(...(keepers.length > 0 ? keepers : [{ pid, uid: NO_PROCESS }]).map((k) => ({ ...k, waiting })))
+      continue
+    }
+    entries.push({ pid, uid: pid > 0 ? _uidOf(pid) : UNREADABLE, waiting })
   }
   return entries
+}
+
+/** A process's real uid, or UNREADABLE. */
+function _uidOf(pid: number): number {
+  try {
+    return Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? UNREADABLE)
+  } catch {
+    return UNREADABLE
+  }
+}
+
+/** The file ids process `pid` has open (/proc/PID/fd); empty when it is gone. */
+function _openFiles(pid: number | string): Set<string> {
+  const ids = new Set<string>()
+  let fds: string[]
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`)
+  } catch {
+    return ids
+  }
+  for (const fd of fds) {
+    try {
+      ids.add(_idOf(statSync(`/proc/${pid}/fd/${fd}`)))
+    } catch {}
+  }
+  return ids
+}
+
+const _hasOpen = (pid: number, id: string) => _openFiles(pid).has(id)
+
+/** Every process that has the file `id` open, with its real uid (read only when a holder is gone). */
+function _openers(id: string): { pid: number; uid: number }[] {
+  const found: { pid: number; uid: number }[] = []
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue
+    if (_openFiles(name).has(id)) found.push({ pid: Number(name), uid: _uidOf(Number(name)) })
+  }
+  return found
 }
 
 /** Who holds a flock on `path` now: each holder's pid and real uid. */
@@ -192,13 +247,18 @@ function heldByUsersAlone(entries: LockEntry[]): boolean {
   return entries.some((e) => !e.waiting) && !entries.some(mayBeSwitch)
 }
 
-/** A switch runs as root: so may any process whose uid is root's, or could not be read. */
+/**
+ * A switch runs as root: so may any process whose uid is root's, or could not be read. A hold no
+ * process keeps open is not a switch's.
+ */
 function mayBeSwitch(e: LockEntry): boolean {
-  return e.uid === (process.getuid?.() ?? 0) || e.uid < 0
+  return e.uid === (process.getuid?.() ?? 0) || e.uid === UNREADABLE
 }
 
 /** " (pid 123, uid 0)": who holds it, for the report. */
 function _held(path: string): string {
   const holders = holdersOf(path)
-  return holders.length === 0 ? "" : ` (${holders.map((h) => `pid ${h.pid}, uid ${h.uid}`).join("; ")})`
+  const who = (h: { pid: number; uid: number }) =>
+    h.uid === NO_PROCESS ? `pid ${h.pid}, gone, its descriptor open in no process` : `pid ${h.pid}, uid ${h.uid}`
+  return holders.length === 0 ? "" : ` (${holders.map(who).join("; ")})`
 }
