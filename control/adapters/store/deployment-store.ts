@@ -23,6 +23,7 @@ export interface DeploymentStore {
   get(id: string): Promise<DeploymentRecord | null>
   /** The record and the principal that reported it (null for a deploy the control plane ran), in one read. */
   reported(id: string): Promise<{ record: DeploymentRecord; reportedBy: string | null } | null>
+  /** The newest first: at most `limit`, and no more than LIST_BYTES of them (at least one). */
   list(limit: number): Promise<DeploymentRecord[]>
   /** Those finished after `at` (ISO), oldest first: what the metrics have not counted yet. */
   finishedAfter(at: string, limit: number): Promise<DeploymentRecord[]>
@@ -44,6 +45,14 @@ export interface RunningDeployment {
 type Row = { record: string }
 /** Deployment ids as deploymentId makes them (`YYYYMMDDHHMMSS-` and 8 hex digits). */
 const DEPLOYMENT_ID = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})-[0-9a-f]{8}$/
+
+/**
+ * The most a page of the list holds, in stored bytes (always at least one record). A record keeps
+ * every target's log: up to 1 MiB as a CLI reports it, more for a deploy of the control plane's to
+ * thousands of nodes. A viewer's `?limit=1000` (the dashboard asks for 100) once answered 200 MB from
+ * 250 reported records, 1.5 GB at its peak and the event loop held 2 s; a thousand would have been 800 MB.
+ */
+const LIST_BYTES = 8 * 1024 * 1024
 
 type EventRow = { id: number; type: string; at: string; data: string }
 type DeployEventType = "deployment.started" | "deployment.progress" | "deployment.finished"
@@ -104,7 +113,16 @@ export function deploymentStore(db: SQL): DeploymentStore {
       return row ? { record: JSON.parse(row.record) as DeploymentRecord, reportedBy: row.recorded_by } : null
     },
     async list(limit) {
-      const rows: Row[] = await db`SELECT record FROM deployments ORDER BY created_at DESC LIMIT ${limit}`
+      // Sizes first (octet_length reads no record), then only the records that fit the page.
+      const sizes: { size: number }[] =
+        await db`SELECT octet_length(record) AS size FROM deployments ORDER BY created_at DESC, id DESC LIMIT ${limit}`
+      let count = 0
+      for (let bytes = 0; count < sizes.length; count++) {
+        bytes += Number(sizes[count]?.size ?? 0)
+        if (count > 0 && bytes > LIST_BYTES) break
+      }
+      if (count === 0) return []
+      const rows: Row[] = await db`SELECT record FROM deployments ORDER BY created_at DESC, id DESC LIMIT ${count}`
       return rows.map((r) => JSON.parse(r.record) as DeploymentRecord)
     },
     async finishedAfter(at, limit) {
