@@ -85,6 +85,24 @@ describe("event streams", () => {
     leave.abort()
   })
 
+  test("a HEAD of the stream holds no slot: the headers come, and the stream is left at once", async () => {
+    await using cp = await startInProcess({ limits: { streams: { perUser: 2, total: 10 } } })
+    await addUser(cp, "vera", "viewer")
+    const vera = await login(cp, "vera")
+    // Bun sends no body for a HEAD and never reads (or cancels) one: each used to keep its slot for good.
+    for (let i = 0; i < 5; i++) {
+      const head = await fetch(`${cp.url}/api/events/stream`, {
+        method: "HEAD",
+        headers: { authorization: `Bearer ${vera}` },
+      })
+      expect(head.status).toBe(200)
+      expect(head.headers.get("content-type")).toBe("text/event-stream")
+    }
+    const res = await open(cp.url, vera)
+    expect(res.status).toBe(200)
+    await res.body?.cancel()
+  })
+
   test("a client reading only headers during a flood holds nothing; reading again, it gets every event in order", async () => {
     await using cp = await startInProcess({ limits: { reports: { bytes: 1e12, reports: 1e9 } } })
     const credential = await enrollNode(cp, "chatty")

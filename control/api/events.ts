@@ -43,6 +43,7 @@ const StreamQuery = EventsQuery.omit({ tail: true }).extend({ limit: Limit.optio
 const matches = (e: FleetEvent, q: { node?: string; type?: string[] }) =>
   (q.node === undefined || e.nodeId === q.node) && (q.type === undefined || q.type.includes(e.type))
 
+const STREAM_HEADERS = { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", Connection: "keep-alive" }
 const encoder = new TextEncoder()
 /** The `retry` asks EventSource to come back after 2 s; it resumes with Last-Event-ID. */
 const READY = encoder.encode("event: ready\ndata: {}\nretry: 2000\n\n")
@@ -101,6 +102,9 @@ export const eventRoutes = (
       return c.json({ events })
     })
     .get("/api/events/stream", query(StreamQuery), (c) => {
+      // A HEAD gets the headers alone: Bun sends no body for it and never reads or cancels one, so a
+      // stream opened for it kept its slot (and what the fan-out held for it) until the process ended.
+      if (c.req.method === "HEAD") return c.body(null, 200, STREAM_HEADERS)
       const q = c.req.valid("query")
       const lastId = Number.parseInt(c.req.header("last-event-id") ?? "", 10)
       const principal = c.get("principal")
@@ -223,10 +227,6 @@ export const eventRoutes = (
         },
         { highWaterMark: 0 },
       )
-      return c.body(body, 200, {
-        "Content-Type": "text/event-stream",
-        "Cache-Control": "no-cache",
-        Connection: "keep-alive",
-      })
+      return c.body(body, 200, STREAM_HEADERS)
     })
 }
