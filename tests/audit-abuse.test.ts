@@ -182,6 +182,40 @@ describe("refused requests and the audit log", () => {
     expect(((await record.json()) as { error: string }).error).toContain("each target at most once")
   })
 
+  test("a deployment record counts against the records limit by its size as well as its targets", async () => {
+    await using cp = await startInProcess({ trust: { rateLimits: { records: DEFAULT_LIMITS.records } } })
+    await addUser(cp, "olga", "operator")
+    const olga = await login(cp, "olga")
+    const at = new Date().toISOString()
+    // 800 KB each, all of it one target's log: kept for good, as many bytes as 50 rows of the limit.
+    const log = Array.from({ length: 200 }, () => "x".repeat(4000))
+    const statuses: number[] = []
+    for (let i = 0; i < 45; i++)
+      statuses.push(
+        (
+          await call(cp, olga, "POST", "/api/deployments/records", {
+            id: `long-log-${i}`,
+            kind: "deploy",
+            createdAt: at,
+            finishedAt: at,
+            configPath: "/etc/x.nix",
+            closure: "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1",
+            hash: "yqjaw21d05si79hnrp0rfzyhb7403rdm",
+            isSystem: true,
+            command: null,
+            session: "s",
+            status: "succeeded",
+            targets: [{ target: "n1", status: "deployed", before: null, copy: null, previous: null, error: null }].map(
+              (t) => ({ ...t, timings: [], startedAt: at, ms: 1, log }),
+            ),
+          })
+        ).status,
+      )
+    // 2,000 rows a minute hold 40 of them (31 MB), not all 45 (or the 300 a minute the api limit allows).
+    expect(statuses.filter((s) => s === 201)).toHaveLength(40)
+    expect(statuses.slice(40)).toEqual([429, 429, 429, 429, 429])
+  })
+
   test("a chunked request's row names its source address as one with a Content-Length does", async () => {
     await using cp = await startInProcess()
     const json = JSON.stringify({ name: "chunked", role: "viewer" })

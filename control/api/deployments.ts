@@ -27,6 +27,13 @@ import { chargeLimit } from "./guard.ts"
 import { jsonBody, params, query } from "./validate.ts"
 
 const IdParams = z.object({ id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, { error: "expected a deployment id" }) })
+/**
+ * What one row of the `records` limit stands for in a deployment record's bytes: about the most an
+ * audit row of the CLI's holds (a 16 KiB command). Counted by targets alone, a 1 MiB record cost one
+ * row: 300 a minute at the `api` limit stored 300 MB a minute for good, where rows allow about 40.
+ */
+const RECORD_ROW_BYTES = 16 * 1024
+
 const ListQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(20) }).strict()
 
 /** A config_path is a build on this host: admin only (see the module comment). */
@@ -121,7 +128,9 @@ export const deploymentRoutes = (ops: FleetOperations, audit: Audit, limiter: Ra
     })
     .post("/api/deployments/records", jsonBody(DeploymentRecordBody), async (c) => {
       const record = c.req.valid("json")
-      chargeRows(c, record.targets.length)
+      // A record is kept for good too, and its targets' logs make it up to 1 MiB: it counts as many rows
+      // as it has targets, or as its size would fill (RECORD_ROW_BYTES each), whichever is more.
+      chargeRows(c, Math.max(record.targets.length, Math.ceil(JSON.stringify(record).length / RECORD_ROW_BYTES)))
       await ops.record(record, userOf(c.get("principal")).subject)
       await recordEntries(c, record.kind, deploymentEntries(record))
       c.set("auditOutcome", {
