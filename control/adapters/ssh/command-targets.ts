@@ -10,6 +10,14 @@ import { type Inventory, inventoryFromConfig } from "./inventory.ts"
 import type { SshExecutorOptions } from "./options.ts"
 import { parseTarget } from "./target.ts"
 
+/**
+ * Output the control plane keeps of each stream of a command it runs (the command API, deploys'
+ * checks): an answer carries it JSON-escaped (a NUL is six characters) and is scanned for secrets, so
+ * 16 MiB of `head -c 16000000 /dev/zero`, a low-risk command any operator may run, was a 96 MB answer
+ * and 2.4 GB of the control plane's memory for one request. The relay keeps 64 KiB a node.
+ */
+export const API_OUTPUT_BYTES = 1024 * 1024
+
 export function commandTargets(inventory: Inventory, options: SshExecutorOptions): CommandTargets {
   const byName = new Map<string, Target>(inventory.nodes.map((n) => [n.name, parseTarget(n.address, n.name)]))
   return {
@@ -21,7 +29,7 @@ export function commandTargets(inventory: Inventory, options: SshExecutorOptions
             .map((n) => byName.get(n.name) as Target)
         : [byName.get(spec)].filter((t) => t !== undefined),
     names: () => [...byName.keys()],
-    executor: createSshExecutor(options),
+    executor: createSshExecutor({ maxOutputBytes: API_OUTPUT_BYTES, ...options }),
   }
 }
 

@@ -17,8 +17,8 @@ export interface CommandOutcome {
   channelFailed?: boolean
 }
 
-/** Output beyond this is dropped (with a note): a runaway command must not exhaust the control plane. */
-const MAX_OUTPUT = 16 * 1024 * 1024
+/** Output of each stream beyond this is dropped (with a note), unless the executor says less. */
+export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 
 /** The parts of ssh2's channel that send a request whatever the state of our side of the stream. */
 interface _RawChannel {
@@ -36,22 +36,31 @@ function _kill(channel: ClientChannel) {
     raw._client._protocol.signal(raw.outgoing.id, "KILL")
 }
 
-function _collector() {
+function _collector(max: number) {
   const chunks: Buffer[] = []
   let size = 0
   let truncated = false
   return {
     push(chunk: Buffer) {
-      if (size >= MAX_OUTPUT) {
+      if (size >= max) {
         truncated = true
         return
       }
-      chunks.push(chunk)
-      size += chunk.length
+      const room = max - size
+      chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk)
+      size += Math.min(chunk.length, room)
+      if (chunk.length > room) truncated = true
     },
-    text: () => Buffer.concat(chunks).toString("utf8") + (truncated ? "\n[output truncated at 16 MiB]\n" : ""),
+    text: () => Buffer.concat(chunks).toString("utf8") + (truncated ? `\n[output truncated at ${_size(max)}]\n` : ""),
   }
 }
+
+const _size = (bytes: number) =>
+  bytes % (1024 * 1024) === 0
+    ? `${bytes / (1024 * 1024)} MiB`
+    : bytes % 1024 === 0
+      ? `${bytes / 1024} KiB`
+      : `${bytes} bytes`
 
 export function runCommand(
   client: Client,
@@ -59,10 +68,11 @@ export function runCommand(
   command: string,
   budgetMs: number,
   stdin?: string,
+  maxOutputBytes = MAX_OUTPUT_BYTES,
 ): Promise<CommandOutcome> {
   return new Promise((resolve) => {
-    const out = _collector()
-    const err = _collector()
+    const out = _collector(maxOutputBytes)
+    const err = _collector(maxOutputBytes)
     let channel: ClientChannel | null = null
     let code: number | null = null
     let signal: string | null = null

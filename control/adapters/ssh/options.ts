@@ -22,6 +22,8 @@ export interface SshExecutorOptions {
   timeoutMs?: number
   /** SSH keep-alive on pooled connections (default 15 s; 0 turns it off). */
   keepaliveMs?: number
+  /** Output kept of each stream of a command, stdout and stderr (default 16 MiB); the rest is dropped with a note. */
+  maxOutputBytes?: number
   /** Where HOME and SSH_AUTH_SOCK are read (default process.env). */
   env?: Record<string, string | undefined>
 }
