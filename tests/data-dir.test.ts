@@ -274,4 +274,19 @@ describe("the database file", () => {
     expect(r.stderr).not.toContain("unexpected failure")
     expect(r.stderr).not.toContain("s3cret-pw")
   }, 60_000)
+
+  test("a CHIMERA_DB that is no database URL says what one looks like, without its password", async () => {
+    await using tmp = await tempDir()
+    for (const [url, says] of [
+      ["postgres://chimera:s3cret-pw@127.0.0.1:99999/chimera", "expected postgres://USER:PASSWORD@HOST:PORT/DATABASE"],
+      ["postgres://chimera:s3cret-pw@[::1/chimera", "expected postgres://USER:PASSWORD@HOST:PORT/DATABASE"],
+      ["mysql://chimera:s3cret-pw@127.0.0.1/chimera", "use sqlite://PATH or postgres://"],
+    ] as const) {
+      const r = await startWeb(tmp.path, url)
+      expect({ url, code: r.code }).toEqual({ url, code: 1 })
+      expect(r.stderr).toContain(says)
+      expect(r.stderr).not.toContain("unexpected failure")
+      expect(r.stderr).not.toContain("s3cret-pw")
+    }
+  }, 60_000)
 })

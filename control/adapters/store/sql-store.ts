@@ -28,8 +28,17 @@ const shownUrl = displayUrl
 
 export function dialectOf(url: string): Dialect {
   if (url.startsWith("sqlite:")) return "sqlite"
-  if (url.startsWith("postgres://") || url.startsWith("postgresql://")) return "postgres"
-  throw new Error(`unsupported database URL ${JSON.stringify(shownUrl(url))}: use sqlite://PATH or postgres://…`)
+  if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
+    // Bun.SQL would say only "Invalid URL" (a port past 65535 makes one too).
+    if (!URL.canParse(url))
+      throw new StateError(
+        `CHIMERA_DB is not a URL PostgreSQL can be reached at: expected postgres://USER:PASSWORD@HOST:PORT/DATABASE (a port up to 65535; %-encode special characters in the password)`,
+      )
+    return "postgres"
+  }
+  throw new StateError(
+    `unsupported database URL ${JSON.stringify(shownUrl(url))} (CHIMERA_DB): use sqlite://PATH or postgres://…`,
+  )
 }
 
 /** Opens the database (one Bun.SQL handle the fleet store and the auth store share). */
