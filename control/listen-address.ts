@@ -12,7 +12,16 @@ export function onOwnPort<S>(host: string, port: number, bind: () => S, said = p
   try {
     return bind()
   } catch (error) {
-    if ((error as { code?: string }).code === "EADDRINUSE") throw new StateError(said(host, port))
+    const code = (error as { code?: string }).code
+    if (code === "EADDRINUSE") throw new StateError(said(host, port))
+    const at = _hostPort(host, port).slice("http://".length)
+    if (code === "EACCES")
+      throw new StateError(`cannot listen at ${at}: a port below 1024 needs root; start with --port N above 1023`)
+    // Bun says "Failed to listen at HOST" for a name or an address that is none of this machine's.
+    if (code === "EADDRNOTAVAIL" || code === "EINVAL" || /^Failed to listen/.test((error as Error).message))
+      throw new StateError(
+        `cannot listen at ${at}: ${JSON.stringify(host)} is not an address of this machine; use one it has, such as 127.0.0.1, or 0.0.0.0 for all of them`,
+      )
     throw error
   }
 }
