@@ -103,6 +103,13 @@ describe("chimera login, users, tokens, audit", () => {
       expect(refusedExport.code).toBe(1)
       expect(refusedExport.stderr).toContain(`--export: ${planted} exists and belongs to uid 65534`)
       expect(readFileSync(planted, "utf8")).toBe("")
+      // A path in no directory is a usage error that says so, not a raw ENOENT.
+      const nowhere = await chimera(["audit", "--export", join(home, "missing", "audit.jsonl")], admin)
+      expect({ code: nowhere.code, stderr: nowhere.stderr }).toEqual({
+        code: 1,
+        stderr: expect.stringContaining("no such directory to make the file in"),
+      })
+      expect(nowhere.stderr).not.toContain("unexpected failure")
       // A device is written to, never replaced; a link is refused, not followed.
       expect((await chimera(["audit", "--export", "/dev/null"], admin)).code).toBe(0)
       expect(statSync("/dev/null").isCharacterDevice()).toBe(true)

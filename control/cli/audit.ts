@@ -91,7 +91,18 @@ function openExportFile(path: string): number {
   try {
     return create()
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === "ENOENT" || code === "ENOTDIR")
+      throw new CliError(
+        `--export: ${path}: no such directory to make the file in; name a file in one that exists`,
+        "E_ARG",
+      )
+    if (code === "EACCES" || code === "EROFS")
+      throw new CliError(
+        `--export: ${path}: cannot make the file there (${code}); name a file in a directory you may write`,
+        "E_ARG",
+      )
+    if (code !== "EEXIST") throw error
   }
   const st = lstatSync(path)
   const target = st.isSymbolicLink() ? statSync(path) : st
