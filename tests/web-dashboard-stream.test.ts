@@ -3,6 +3,7 @@
 // the node list. Reconnection is held off (the browser's stream requests are refused) until the
 // events exist, so what reaches the page is the replay, not the live tail.
 import { afterAll, beforeAll, expect, test } from "bun:test"
+import type { Page } from "playwright-core"
 import { call, heartbeatBody } from "./support/auth.ts"
 import { launchBrowser, type TestBrowser } from "./support/browser.ts"
 import { freePort, type SpawnedControlPlane, spawnControlPlane } from "./support/control-plane.ts"
@@ -81,4 +82,46 @@ test("after a control plane restart the page resumes with Last-Event-ID and show
   await waitForRowStatus(page, "db-1", "heal-failed")
   expect(resumedWith.at(-1)).toBe(String(lastId))
   expect(browser.problems.filter((p) => p.startsWith("pageerror"))).toEqual([])
+  await page.close()
 })
+
+/** Makes the page believe it was put in the background (or brought back), as a switch of tabs does. */
+const setHidden = (page: Page, hidden: boolean) =>
+  page.evaluate(`(() => {
+    Object.defineProperty(document, "hidden", { value: ${hidden}, configurable: true })
+    Object.defineProperty(document, "visibilityState", { value: "${hidden ? "hidden" : "visible"}", configurable: true })
+    document.dispatchEvent(new Event("visibilitychange"))
+  })()`)
+
+test("tabs left in the background let their streams go, so one more tab still loads; shown again, a tab catches up", async () => {
+  await enrol("tab-1")
+  // Six tabs, each with its stream: as many connections as Chromium opens to one host.
+  const tabs: Page[] = []
+  for (let i = 0; i < 6; i++) {
+    const tab = await browser.page()
+    await signInWithToken(tab, cp.url, cp.adminToken)
+    await tab.getByTestId("stream-state").filter({ hasText: "Live" }).waitFor()
+    tabs.push(tab)
+  }
+  for (const tab of tabs) await setHidden(tab, true)
+  for (const tab of tabs) await tab.getByTestId("stream-state").filter({ hasText: "Reconnecting" }).waitFor()
+
+  // A seventh tab reads the fleet and gets a stream of its own.
+  const seventh = await browser.page()
+  await signInWithToken(seventh, cp.url, cp.adminToken)
+  await seventh.getByRole("table", { name: "Nodes" }).getByRole("link", { name: "tab-1", exact: true }).waitFor()
+  await seventh.getByTestId("stream-state").filter({ hasText: "Live" }).waitFor()
+
+  // An event while the first tab is hidden reaches it when it is shown: it resumes after its last one.
+  const set = await call(cp, cp.adminToken, "PUT", "/api/nodes/tab-1/desired", { closure: GEN2 })
+  expect(set.status).toBe(200)
+  const { events } = (await (await cp.api("/api/events?tail=true&limit=1")).json()) as { events: { id: number }[] }
+  await seventh.getByTestId("latest-events").locator(`tr[data-event-id="${events[0]?.id}"]`).waitFor()
+  await seventh.close()
+  const first = tabs[0] as Page
+  await setHidden(first, false)
+  await first.getByTestId("stream-state").filter({ hasText: "Live" }).waitFor()
+  await first.getByTestId("latest-events").locator(`tr[data-event-id="${events[0]?.id}"]`).waitFor()
+  for (const tab of tabs) await tab.close()
+  expect(browser.problems.filter((p) => p.startsWith("pageerror"))).toEqual([])
+}, 60_000)

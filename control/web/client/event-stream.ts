@@ -46,11 +46,44 @@ export function parseFrames(buffer: string): { frames: Frame[]; rest: string } {
   return { frames, rest }
 }
 
+/**
+ * How long a hidden tab keeps its stream. A browser opens at most 6 connections to one host over
+ * HTTP/1.1, and each open stream holds one for good: tabs left open in the background would leave
+ * none for the next tab's requests, which would wait for ever. A hidden tab lets its stream go after
+ * this, and opens it again when shown, resuming with Last-Event-ID, so it misses nothing.
+ */
+export const HIDDEN_GRACE_MS = 5_000
+
+/** Resolves when the page is shown (at once if it is). */
+function _shown(): Promise<void> {
+  if (typeof document === "undefined" || !document.hidden) return Promise.resolve()
+  return new Promise((resolve) => {
+    const seen = () => {
+      if (document.hidden) return
+      document.removeEventListener("visibilitychange", seen)
+      resolve()
+    }
+    document.addEventListener("visibilitychange", seen)
+  })
+}
+
 export function openEventStream(h: StreamHandlers) {
   let lastId: string | null = null
   let stopped = false
   let ac = new AbortController()
   let retryMs = 1000
+  /** The stream was let go because the page is hidden: it comes back when shown, without a pause. */
+  let parked = false
+  let parking: ReturnType<typeof setTimeout> | undefined
+  const onVisibility = () => {
+    clearTimeout(parking)
+    if (!document.hidden) return
+    parking = setTimeout(() => {
+      parked = true
+      ac.abort()
+    }, HIDDEN_GRACE_MS)
+  }
+  if (typeof document !== "undefined") document.addEventListener("visibilitychange", onVisibility)
 
   const connectOnce = async (token: string): Promise<"retry" | "unauthorized" | "stopped"> => {
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "text/event-stream" }
@@ -106,6 +139,9 @@ export function openEventStream(h: StreamHandlers) {
       // a 401 has ended the session already; anything else: the stream starts from now
     }
     while (!stopped) {
+      // A tab opened in the background connects once it is first shown.
+      await _shown()
+      if (stopped) break
       const token = h.token()
       if (!token) break
       let outcome: "retry" | "unauthorized" | "stopped"
@@ -116,9 +152,13 @@ export function openEventStream(h: StreamHandlers) {
       }
       if (outcome !== "retry" || stopped) break
       h.onState("reconnecting")
+      ac = new AbortController()
+      if (parked) {
+        parked = false
+        continue
+      }
       await new Promise((r) => setTimeout(r, retryMs))
       retryMs = Math.min(retryMs * 2, 15_000)
-      ac = new AbortController()
     }
     h.onState("stopped")
   })()
@@ -126,6 +166,8 @@ export function openEventStream(h: StreamHandlers) {
   return {
     stop() {
       stopped = true
+      clearTimeout(parking)
+      if (typeof document !== "undefined") document.removeEventListener("visibilitychange", onVisibility)
       ac.abort()
     },
     lastEventId: () => lastId,
