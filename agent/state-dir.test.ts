@@ -1,5 +1,15 @@
 import { afterEach, describe, expect, test } from "bun:test"
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
+import {
+  chmodSync,
+  chownSync,
+  lchownSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { NodeHealth } from "../protocol/agent.ts"
@@ -25,6 +35,23 @@ describe("state dir", () => {
     chmodSync(path, 0o755)
     openStateDir(path)
     expect(statSync(path).mode & 0o777).toBe(0o700)
+  })
+
+  test("one another user owns, or their link to one, is refused: they could open it up again", () => {
+    const parent = temp()
+    const theirs = join(parent, "theirs")
+    mkdirSync(theirs, { mode: 0o700 })
+    chownSync(theirs, 65534, 65534)
+    expect(() => openStateDir(theirs)).toThrow(StateFileError)
+    expect(() => openStateDir(theirs)).toThrow(/belongs to uid 65534, not to this agent's user/)
+    const link = join(parent, "link")
+    symlinkSync(join(parent, "mine"), link)
+    mkdirSync(join(parent, "mine"))
+    lchownSync(link, 65534, 65534)
+    expect(() => openStateDir(link)).toThrow(/belongs to uid 65534/)
+    // A link of this user's (or root's) to a directory of this user's is fine.
+    lchownSync(link, process.getuid?.() ?? 0, 0)
+    expect(openStateDir(link).readCredential()).toBeNull()
   })
 
   test("stores the credential 0600 and reads it back", () => {

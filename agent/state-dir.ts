@@ -2,7 +2,7 @@
 // (credential.json, 0600; while enrolment is under way, enrolling.json), the desired closure last learned
 // (desired.json, so it is enforced across restarts and while the control plane is down) and the report
 // spool (spool.jsonl). Files are parsed at this edge and written durably.
-import { chmodSync, mkdirSync, readFileSync, rmSync } from "node:fs"
+import { chmodSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { z } from "zod"
 import { NodeId, StorePath } from "../protocol/ids.ts"
@@ -42,6 +42,20 @@ export class StateFileError extends Error {
 
 export function openStateDir(path: string): StateDir {
   mkdirSync(path, { recursive: true, mode: 0o700 })
+  // Another user's directory (one made beforehand under a shared parent) stays theirs to open up
+  // again whatever its mode, with the credential in it: it is refused, as is their link to one.
+  const me = process.getuid?.()
+  const link = lstatSync(path)
+  const dir = link.isSymbolicLink() ? statSync(path) : link
+  // A link root made (a NixOS module's, say) is as good as the directory it leads to.
+  const owners = [dir.uid, ...(link.isSymbolicLink() && link.uid !== 0 ? [link.uid] : [])]
+  for (const owner of owners)
+    if (me !== undefined && owner !== me)
+      throw new StateFileError(
+        path,
+        `belongs to uid ${owner}, not to this agent's user (uid ${me}), who could read the node's credential in it; remove it, or give --state-dir a directory of this user's`,
+      )
+  if (!dir.isDirectory()) throw new StateFileError(path, "is not a directory; give --state-dir a directory")
   // mkdir leaves an existing directory's mode alone; the credential must not be readable by others.
   chmodSync(path, 0o700)
   const file = (name: string) => join(path, name)
