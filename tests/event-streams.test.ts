@@ -150,10 +150,15 @@ describe("event streams", () => {
         (n) => n >= total,
         60_000,
       )
-      const stored = (await (await cp.api("/api/events?node=chatty&limit=1000")).json()) as {
-        events: { id: number }[]
+      // Read back a page at a time: a page stops before 8 MiB of event data.
+      const stored: number[] = []
+      for (let page = [-1]; page.length > 0; ) {
+        const after = stored.at(-1) ?? 0
+        const res = await cp.api(`/api/events?node=chatty&limit=1000&after=${after}`)
+        page = ((await res.json()) as { events: { id: number }[] }).events.map((e) => e.id)
+        stored.push(...page)
       }
-      expect(ids).toEqual(stored.events.map((e) => e.id))
+      expect(ids).toEqual(stored)
       expect(seqs).toEqual(Array.from({ length: total }, (_, i) => i + 1))
     } finally {
       socket.destroy()

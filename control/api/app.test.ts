@@ -1,7 +1,10 @@
+import { Database } from "bun:sqlite"
 import { describe, expect, test } from "bun:test"
+import { join } from "node:path"
 import type { NodeHealth } from "../../protocol/agent.ts"
 import { startInProcess, type TestControlPlane } from "../../tests/support/control-plane.ts"
 import { streamText } from "../../tests/support/stream.ts"
+import type { FleetEvent } from "../domain/events.ts"
 
 const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
 const GEN2 = "/nix/store/y1mlmacm344nc9ik51ajfsqv9pl6m87x-chimera-test-system-2"
@@ -163,6 +166,29 @@ describe("control plane API", () => {
     const bad = await cp.api("/api/events?tail=yes")
     expect(bad.status).toBe(422)
     expect(((await bad.json()) as { error: string }).error).toContain("query.tail: expected true or false")
+  })
+
+  test("a page of events stops before 8 MiB of their data, from the oldest or (tail) the newest side", async () => {
+    await using cp = await startInProcess()
+    const db = new Database(join(cp.dataDir, "chimera.db"))
+    const at = new Date().toISOString()
+    const output = "x".repeat(1024 * 1024)
+    for (let attempt = 1; attempt <= 12; attempt++)
+      db.run("INSERT INTO events (type, node_id, at, received_at, data) VALUES ('heal.failed', 'big-1', ?, ?, ?)", [
+        at,
+        at,
+        JSON.stringify({ desired: GEN1, attempt, error: "failed", output }),
+      ])
+    db.close()
+    const read = async (q: string) =>
+      ((await (await cp.api(`/api/events?node=big-1&${q}`)).json()) as { events: FleetEvent[] }).events
+    const attempts = (events: FleetEvent[]) => events.map((e) => e.data.attempt)
+    const bytes = (events: FleetEvent[]) => events.reduce((n, e) => n + JSON.stringify(e.data).length, 0)
+    const oldest = await read("limit=1000")
+    expect(attempts(oldest)).toEqual([1, 2, 3, 4, 5, 6, 7])
+    expect(bytes(oldest)).toBeLessThanOrEqual(8 * 1024 * 1024)
+    expect(attempts(await read("limit=1000&tail=true"))).toEqual([6, 7, 8, 9, 10, 11, 12])
+    expect(attempts(await read("limit=3&tail=true"))).toEqual([10, 11, 12])
   })
 
   test("the event stream replays what follows Last-Event-ID, then sends live events that match its filter", async () => {

@@ -21,6 +21,11 @@ const TypeList = z
   .pipe(z.array(EventType).max(20))
 
 const Limit = z.coerce.number().int().min(1).max(1000)
+/**
+ * The most event data a page answers with (it always holds one event). A heal's output is up to
+ * 64 KiB, so `?limit=1000` could answer 70 MB and hold the event loop while it was read and sent.
+ */
+const PAGE_BYTES = 8 * 1024 * 1024
 
 /** `?tail=true` (or `1`): the newest page rather than the oldest. */
 const Flag = z
@@ -95,7 +100,7 @@ export const eventRoutes = (
   return new Hono<ApiEnv>()
     .get("/api/events", query(EventsQuery), async (c) => {
       const q = c.req.valid("query")
-      const matching = { nodeId: q.node, types: q.type, afterId: q.after, limit: q.limit }
+      const matching = { nodeId: q.node, types: q.type, afterId: q.after, limit: q.limit, maxBytes: PAGE_BYTES }
       // The tail is read as the stream reads its backlog: where the last `limit` start, then a page from there.
       const first = q.tail ? await fleet.eventTailStart(matching) : null
       const events = await fleet.listEvents(first === null ? matching : { ...matching, afterId: first - 1 })

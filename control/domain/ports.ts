@@ -10,6 +10,8 @@ export interface EventQuery {
   types?: string[]
   afterId?: number
   limit: number
+  /** The page stops before this many bytes of event data (it always holds one event). */
+  maxBytes?: number
 }
 
 export interface JoinTokenRecord {

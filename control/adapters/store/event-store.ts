@@ -67,13 +67,27 @@ export function eventStore(db: SQL): EventStore {
     },
 
     async listEvents(q: EventQuery) {
+      let limit = q.limit
+      if (q.maxBytes !== undefined) {
+        // Sizes first (octet_length reads no data), then only the events that fit.
+        const sizes: Row[] =
+          await db`SELECT octet_length(data) AS size FROM events ${eventsMatching(q)} ORDER BY id LIMIT ${limit}`
+        limit = _fitting(sizes, q.maxBytes)
+        if (limit === 0) return []
+      }
       const rows: Row[] = await db`
-        SELECT id, type, node_id, at, data FROM events ${eventsMatching(q)} ORDER BY id LIMIT ${q.limit}`
+        SELECT id, type, node_id, at, data FROM events ${eventsMatching(q)} ORDER BY id LIMIT ${limit}`
       return rows.map(toEvent)
     },
 
     async eventTailStart(q: EventQuery) {
       // Ids only: a stream that starts with a backlog of large reports reads them in pages after this.
+      if (q.maxBytes !== undefined) {
+        const newest: Row[] = await db`
+          SELECT id, octet_length(data) AS size FROM events ${eventsMatching(q)} ORDER BY id DESC LIMIT ${q.limit}`
+        const fit = _fitting(newest, q.maxBytes)
+        return fit === 0 ? null : num(newest[fit - 1]?.id)
+      }
       const rows: Row[] = await db`
         SELECT MIN(id) AS id FROM (
           SELECT id FROM events ${eventsMatching(q)} ORDER BY id DESC LIMIT ${q.limit}
@@ -96,4 +110,14 @@ export function eventStore(db: SQL): EventStore {
       }
     },
   }
+}
+
+/** How many of `rows` (each with its data's `size`), from the first, fit in `maxBytes`: one at least. */
+function _fitting(rows: Row[], maxBytes: number): number {
+  let count = 0
+  for (let bytes = 0; count < rows.length; count++) {
+    bytes += num(rows[count]?.size)
+    if (count > 0 && bytes > maxBytes) break
+  }
+  return count
 }
