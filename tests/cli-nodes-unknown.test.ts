@@ -1,11 +1,11 @@
 // `chimera nodes show` and `set-desired` with an id no node has name the nearest and the known nodes,
 // as `chimera events --node` does, not only "not found"; a [fleet.nodes] name not enrolled yet is
-// said to be that, with how to enrol it.
+// said to be that, with how to enrol it. `chimera nodes revoke` takes a node's credential away.
 import { expect, test } from "bun:test"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { enrollNode } from "./support/auth.ts"
+import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { run } from "./support/tools.ts"
 
@@ -49,3 +49,30 @@ test("an unknown node id is an error naming the nearest and the known nodes", as
     await rm(home, { recursive: true, force: true })
   }
 }, 30_000)
+
+test("`chimera nodes revoke` revokes a node's credential, which is refused from then on", async () => {
+  await using cp = await startInProcess()
+  const home = await mkdtemp(join(tmpdir(), "chimera-cli-nodes-"))
+  try {
+    const env = {
+      HOME: home,
+      CHIMERA_URL: cp.url,
+      CHIMERA_TOKEN: cp.adminToken,
+      CHIMERA_CONFIG_FILE: "",
+      NO_COLOR: "1",
+    }
+    const credential = await enrollNode(cp, "node-1")
+    const revoked = await run([process.execPath, MAIN, "nodes", "revoke", "node-1", "--json"], { env })
+    expect({ code: revoked.code, stderr: revoked.stderr }).toEqual({ code: 0, stderr: "" })
+    expect(JSON.parse(revoked.stdout)).toEqual({ nodeId: "node-1", revoked: true })
+    const beat = await call(cp, credential, "POST", "/api/agent/node-1/heartbeat", heartbeatBody("node-1"))
+    expect(beat.status).toBe(401)
+    const typo = await run([process.execPath, MAIN, "nodes", "revoke", "node1"], { env })
+    expect({ code: typo.code, stderr: typo.stderr }).toEqual({
+      code: 1,
+      stderr: 'error no node "node1" (did you mean node-1? known: node-1)\n',
+    })
+  } finally {
+    await rm(home, { recursive: true, force: true })
+  }
+})

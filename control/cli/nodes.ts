@@ -1,4 +1,4 @@
-// `chimera nodes list|show|join-token|set-desired|run`: the fleet as the control plane knows it, and
+// `chimera nodes list|show|join-token|set-desired|run|revoke`: the fleet as the control plane knows it, and
 // one command run on many enrolled nodes through their agents.
 import { realpathSync } from "node:fs"
 import * as p from "@clack/prompts"
@@ -28,16 +28,16 @@ function parseFlag<S extends z.ZodType>(schema: S, value: unknown, flag: string)
 }
 
 /** Awaits a request about node `id`; a 404 names the nearest known id instead of only "not found". */
-async function _aboutNode(
+async function _aboutNode<T = NodeView>(
   api: ReturnType<typeof apiClient>,
   id: string,
   request: Promise<{ ok: boolean; status: number; json(): Promise<unknown> }>,
-): Promise<NodeView> {
+): Promise<T> {
   const res = await request.catch((error: unknown) => {
     throw unreachable(api.url, error)
   })
   if (res.status === 404) throw new CliError(await noSuchNode(api, id), "E_NOT_FOUND")
-  return (await call(api.url, Promise.resolve(res))) as NodeView
+  return (await call(api.url, Promise.resolve(res))) as T
 }
 
 /** A store path, or a local link to one (such as nix-build's ./result). */
@@ -159,6 +159,27 @@ const setDesired = defineCommand({
   },
 })
 
+const revoke = defineCommand({
+  meta: {
+    name: "revoke",
+    description: "Revoke a node's credential: its agent is refused from its next request (enrol it again to undo)",
+  },
+  args: { id: { type: "positional", description: "Node id", required: true }, json },
+  async run({ args }) {
+    const id = parseFlag(NodeId, args.id, "ID")
+    const api = apiClient()
+    const result = await _aboutNode<{ nodeId: string; revoked: boolean }>(
+      api,
+      id,
+      api.client.api.nodes[":id"].revoke.$post({ param: { id } }),
+    )
+    if (args.json) return printJson(result)
+    say(
+      `Revoked ${id}: its agent is refused from its next request\n${color.dim(`to enrol it again: chimera nodes join-token --node ${id}`)}\n`,
+    )
+  },
+})
+
 const RunTimeout = z
   .string()
   .regex(/^\d+$/, "expected a whole number of seconds")
@@ -237,6 +258,9 @@ const runOnNodes = defineCommand({
 })
 
 export default defineCommand({
-  meta: { name: "nodes", description: "Enrolled nodes: list, show, join tokens, desired closures, run a command" },
-  subCommands: { list, show, "join-token": joinToken, "set-desired": setDesired, run: runOnNodes },
+  meta: {
+    name: "nodes",
+    description: "Enrolled nodes: list, show, join tokens, desired closures, run a command, revoke",
+  },
+  subCommands: { list, show, "join-token": joinToken, "set-desired": setDesired, run: runOnNodes, revoke },
 })
