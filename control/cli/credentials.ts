@@ -50,7 +50,7 @@ export function controlCredential(env: Env = process.env): Credential {
   const admin = _adminTokenFile(path)
   if (!admin)
     throw new CliError(
-      `no token: run \`chimera login\`, set CHIMERA_TOKEN, or run where the control plane keeps ${path} (looked in ${tokenFilePath(env)} too)`,
+      `no token: run \`chimera login\`, set CHIMERA_TOKEN, or run where the control plane keeps ${path} (looked in ${tokenFilePath(env)} too; replicas on PostgreSQL share the admin token in the data dir of the first one started)`,
       "E_NO_TOKEN",
     )
   _refuseForeignListener(url, admin.owner, path)
