@@ -262,6 +262,15 @@ describe("the database file", () => {
     expect((await startWeb(join(tmp.path, "fresh"), await pg.database("chimera_fresh"))).started).toBe(true)
   }, 120_000)
 
+  test("a PostgreSQL URL through a Unix socket, with a user and no host (USER@/DB?host=DIR), is used", async () => {
+    await using pg = await startPostgres()
+    await using tmp = await tempDir()
+    const url = pg.socketUrl(await pg.database("chimera_socket"))
+    const r = await startWeb(tmp.path, url)
+    expect({ started: r.started, stderr: r.stderr }).toMatchObject({ started: true })
+    expect(r.stderr).not.toContain("is not a URL PostgreSQL can be reached at")
+  }, 120_000)
+
   test("a PostgreSQL server that cannot be reached is named (without its password) with what to check", async () => {
     await using tmp = await tempDir()
     const port = freePort()

@@ -11,6 +11,8 @@ import { requireTool, runOk } from "./tools.ts"
 export interface TestPostgres extends AsyncDisposable {
   /** A new, empty database's URL. */
   database(name: string): Promise<string>
+  /** The same database's URL through the server's Unix socket (`USER@/DB?host=DIR&port=N`, as NixOS's local PostgreSQL is reached). */
+  socketUrl(url: string): string
   stop(): Promise<void>
 }
 
@@ -45,6 +47,7 @@ export async function startPostgres(): Promise<TestPostgres> {
       await admin.unsafe(`CREATE DATABASE "${name.replace(/[^a-z0-9_]/g, "_")}"`)
       return `postgres://chimera@127.0.0.1:${port}/${name.replace(/[^a-z0-9_]/g, "_")}`
     },
+    socketUrl: (url) => `postgres://chimera@/${new URL(url).pathname.slice(1)}?host=${dir}&port=${port}`,
     stop,
     [Symbol.asyncDispose]: stop,
   }

@@ -28,14 +28,7 @@ const shownUrl = displayUrl
 
 export function dialectOf(url: string): Dialect {
   if (url.startsWith("sqlite:")) return "sqlite"
-  if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
-    // Bun.SQL would say only "Invalid URL" (a port past 65535 makes one too).
-    if (!URL.canParse(url))
-      throw new StateError(
-        `CHIMERA_DB is not a URL PostgreSQL can be reached at: expected postgres://USER:PASSWORD@HOST:PORT/DATABASE (a port up to 65535; %-encode special characters in the password)`,
-      )
-    return "postgres"
-  }
+  if (url.startsWith("postgres://") || url.startsWith("postgresql://")) return "postgres"
   throw new StateError(
     `unsupported database URL ${JSON.stringify(shownUrl(url))} (CHIMERA_DB): use sqlite://PATH or postgres://…`,
   )
@@ -52,8 +45,7 @@ export async function openDatabase(url: string): Promise<{ db: SQL; dialect: Dia
   // Each replica's connections carry its name, which tells the others it runs (replica-liveness.ts).
   // SQLite's one connection is shared by every request: a statement must not run inside another
   // request's open transaction (sqlite-turns.ts).
-  const db =
-    dialect === "postgres" ? new SQL({ url, connection: { application_name: replicaName() } }) : takeTurns(new SQL(url))
+  const db = dialect === "postgres" ? _postgres(url) : takeTurns(new SQL(url))
   if (dialect === "sqlite") {
     await db`PRAGMA journal_mode = WAL`
     await db`PRAGMA synchronous = NORMAL`
@@ -77,6 +69,22 @@ export async function openDatabase(url: string): Promise<{ db: SQL; dialect: Dia
     throw error
   }
   return { db, dialect }
+}
+
+/**
+ * A PostgreSQL handle, its URL read by Bun.SQL itself: it takes forms a WHATWG URL parser refuses, such
+ * as a Unix socket's `postgres://USER@/DB?host=/run/postgresql`, and says only "Invalid URL" of one it
+ * cannot read (a port past 65535 makes one too).
+ */
+function _postgres(url: string): SQL {
+  try {
+    return new SQL({ url, connection: { application_name: replicaName() } })
+  } catch (error) {
+    if ((error as { code?: string }).code !== "ERR_INVALID_URL") throw error
+    throw new StateError(
+      "CHIMERA_DB is not a URL PostgreSQL can be reached at: expected postgres://USER:PASSWORD@HOST:PORT/DATABASE (a port up to 65535; %-encode special characters in the password), or postgres://USER@/DATABASE?host=SOCKET_DIR",
+    )
+  }
 }
 
 export async function createSqlStore(url: string): Promise<StorePort> {
