@@ -1,10 +1,21 @@
 // The trust commands end to end: `chimera users`, `login` (token kept 0600 and used by later
 // commands), `tokens`, `audit --json` and `--export`, against a real control plane.
 import { describe, expect, test } from "bun:test"
-import { chmodSync, chownSync, lchownSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs"
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  lchownSync,
+  openSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { addUser } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { run } from "./support/tools.ts"
 
@@ -164,6 +175,37 @@ describe("chimera login, users, tokens, audit", () => {
       } finally {
         await other.stop(true)
       }
+    } finally {
+      await rm(home, { recursive: true, force: true })
+    }
+  }, 60_000)
+
+  test("--export /dev/stdout writes into the pipe the CLI was given, whoever made it (sudo chimera … | gzip)", async () => {
+    await using cp = await startInProcess()
+    await addUser(cp, "ops", "operator")
+    const home = await mkdtemp(join(tmpdir(), "chimera-cli-home-"))
+    try {
+      // The invoking user's pipe, as under `sudo chimera audit --export /dev/stdout | gzip`: made by
+      // them, not by root. A FIFO of theirs stands for it.
+      const pipe = join(home, "stdout.fifo")
+      await run(["mkfifo", "-m", "600", pipe])
+      chownSync(pipe, 65534, 65534)
+      const reader = Bun.spawn(["cat", pipe], { stdout: "pipe" })
+      const stdout = openSync(pipe, "w")
+      const cli = Bun.spawn([process.execPath, MAIN, "audit", "--export", "/dev/stdout"], {
+        env: { HOME: home, CHIMERA_URL: cp.url, CHIMERA_TOKEN: cp.adminToken, CHIMERA_DATA_DIR: join(home, "data") },
+        stdin: "ignore",
+        stdout,
+        stderr: "pipe",
+      })
+      closeSync(stdout)
+      const [code, stderr, exported] = await Promise.all([
+        cli.exited,
+        new Response(cli.stderr).text(),
+        new Response(reader.stdout).text(),
+      ])
+      expect({ code, stderr }).toEqual({ code: 0, stderr: expect.not.stringContaining("not to you") })
+      expect(JSON.parse(exported.split("\n")[0] ?? "")).toMatchObject({ action: expect.stringContaining("user") })
     } finally {
       await rm(home, { recursive: true, force: true })
     }

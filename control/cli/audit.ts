@@ -83,7 +83,9 @@ export default defineCommand({
  * beforehand, open to them, never receives the audit log. A regular file of this user's there is
  * replaced; a device or a pipe is written to as it is, when it and the link naming it (`/dev/stdout`)
  * are this user's or root's: a pipe another user made, or their link to a device, is refused, as it
- * would hand them the log or aim root's write at a device of their choosing. Anything else is refused.
+ * would hand them the log or aim root's write at a device of their choosing. This process's own
+ * stdout or stderr is written to whoever made it: under `sudo chimera audit --export /dev/stdout | gzip`
+ * the pipe is the invoking user's. Anything else is refused.
  */
 function openExportFile(path: string): number {
   const create = () =>
@@ -107,8 +109,10 @@ function openExportFile(path: string): number {
   const st = lstatSync(path)
   const target = st.isSymbolicLink() ? statSync(path) : st
   if (target.isCharacterDevice() || target.isFIFO() || target.isSocket()) {
-    _ownedHere(path, st)
-    _ownedHere(path, target)
+    if (!_ownStream(target)) {
+      _ownedHere(path, st)
+      _ownedHere(path, target)
+    }
     // Without O_CREAT: what is opened is what was checked, or the open fails.
     const fd = openSync(path, constants.O_WRONLY | constants.O_NOCTTY)
     const opened = fstatSync(fd)
@@ -137,4 +141,16 @@ function _ownedHere(path: string, st: { uid: number }): void {
   const me = process.getuid?.() ?? st.uid
   if (st.uid !== me && st.uid !== 0)
     throw new CliError(`--export: ${path} belongs to uid ${st.uid}, not to you; name another file`, "E_ARG")
+}
+
+/** Whether `st` is the file this process's stdout or stderr already writes to (given it by its caller). */
+function _ownStream(st: { dev: number; ino: number }): boolean {
+  return [1, 2].some((fd) => {
+    try {
+      const own = fstatSync(fd)
+      return own.dev === st.dev && own.ino === st.ino
+    } catch {
+      return false
+    }
+  })
 }
