@@ -104,6 +104,13 @@ describe("chimera chat -q, --json and pipes", () => {
     expect(await chatIds(plane.cp)).toEqual([])
   }, 60_000)
 
+  test("a message the control plane refuses is said with its status and code, as every command's refusals", async () => {
+    // Longer than a chat message may be: the control plane answers 422 before the model hears of it.
+    const r = await chat(["--node", "web-1"], { stdin: `${"x".repeat(40_000)}\n` })
+    expect(r.stdout.split("\n").find((line) => line.startsWith("! "))).toEndWith(" (422 VALIDATION_FAILED)")
+    expect(await chatIds(plane.cp)).toEqual([])
+  }, 60_000)
+
   test("the `chimera login` session is used when it is the only credential; a refused one says what to do", async () => {
     await addUser(plane.cp, "alice", "operator")
     const env = { CHIMERA_TOKEN: "", CHIMERA_DATA_DIR: join(plane.home, "empty") }

@@ -32,10 +32,11 @@ export function describeFailure(e: { code: string; message: string; status?: num
   }
 }
 
-const _failed = (e: { code: string; message: string }) => say(`${color.red("!")} ${describeFailure(e)}\n`)
+const _failed = (e: { code: string; message: string; status?: number }) =>
+  say(`${color.red("!")} ${describeFailure(e)}\n`)
 
 /** Says what failed; a session that expired is renewed at the terminal, and the chat goes on. */
-async function _recover(room: ChatRoom, e: { code: string; message: string }): Promise<void> {
+async function _recover(room: ChatRoom, e: { code: string; message: string; status?: number }): Promise<void> {
   if (e.code !== "AUTH_FAILED" || !room.relogin) return _failed(e)
   try {
     room.me = await room.relogin()

@@ -15,8 +15,8 @@ export interface Exchange {
   /** The question left unanswered (no way to ask it), if any. */
   pendingQuestion: Question | null
   cancelled: boolean
-  /** Why the exchange ended early: a refusal, a broken stream, a stream's error event. */
-  error: { code: string; message: string } | null
+  /** Why the exchange ended early: a refusal (with its HTTP status), a broken stream, a stream's error event. */
+  error: { code: string; message: string; status?: number } | null
 }
 
 export interface ExchangeOptions {
@@ -74,7 +74,7 @@ async function _turn(
   } catch (caught) {
     if (!abort.signal.aborted) {
       if (!(caught instanceof ChatApiError)) throw caught
-      error = { code: caught.code, message: caught.message }
+      error = { code: caught.code, message: caught.message, status: caught.status }
     }
   } finally {
     stopWatching()
