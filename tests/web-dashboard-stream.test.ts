@@ -125,3 +125,29 @@ test("tabs left in the background let their streams go, so one more tab still lo
   for (const tab of tabs) await tab.close()
   expect(browser.problems.filter((p) => p.startsWith("pageerror"))).toEqual([])
 }, 60_000)
+
+/** The page's visibilitychange listeners on document, as DevTools lists them. */
+async function visibilityListeners(page: Page): Promise<number> {
+  const cdp = await page.context().newCDPSession(page)
+  try {
+    const { result } = await cdp.send("Runtime.evaluate", { expression: "document" })
+    const { listeners } = await cdp.send("DOMDebugger.getEventListeners", { objectId: result.objectId ?? "" })
+    return listeners.filter((l) => l.type === "visibilitychange").length
+  } finally {
+    await cdp.detach()
+  }
+}
+
+test("a stream stopped while its hidden tab has let it go (signing out) stops then, not when the tab is shown", async () => {
+  const page = await browser.page()
+  await signInWithToken(page, cp.url, cp.adminToken)
+  await page.getByTestId("stream-state").filter({ hasText: "Live" }).waitFor()
+  await setHidden(page, true)
+  await page.getByTestId("stream-state").filter({ hasText: "Reconnecting" }).waitFor()
+  await page.getByRole("button", { name: "Sign out" }).click()
+  await page.getByRole("button", { name: "Sign in" }).waitFor()
+  // Nothing is left waiting for the tab to be shown: each sign-in (and each refresh of a login
+  // session, which starts the page's stream anew) would otherwise leave one behind.
+  expect(await visibilityListeners(page)).toBe(0)
+  await page.close()
+}, 60_000)

@@ -54,22 +54,27 @@ export function parseFrames(buffer: string): { frames: Frame[]; rest: string } {
  */
 export const HIDDEN_GRACE_MS = 5_000
 
-/** Resolves when the page is shown (at once if it is). */
-function _shown(): Promise<void> {
-  if (typeof document === "undefined" || !document.hidden) return Promise.resolve()
+/** Resolves when the page is shown (at once if it is), or when `stopped` aborts: a stream stopped in a hidden tab waits for nothing. */
+function _shown(stopped: AbortSignal): Promise<void> {
+  if (typeof document === "undefined" || !document.hidden || stopped.aborted) return Promise.resolve()
   return new Promise((resolve) => {
-    const seen = () => {
-      if (document.hidden) return
+    const done = () => {
       document.removeEventListener("visibilitychange", seen)
+      stopped.removeEventListener("abort", done)
       resolve()
     }
+    const seen = () => {
+      if (!document.hidden) done()
+    }
     document.addEventListener("visibilitychange", seen)
+    stopped.addEventListener("abort", done)
   })
 }
 
 export function openEventStream(h: StreamHandlers) {
   let lastId: string | null = null
   let stopped = false
+  const stopping = new AbortController()
   let ac = new AbortController()
   let retryMs = 1000
   /** The stream was let go because the page is hidden: it comes back when shown, without a pause. */
@@ -140,7 +145,7 @@ export function openEventStream(h: StreamHandlers) {
     }
     while (!stopped) {
       // A tab opened in the background connects once it is first shown.
-      await _shown()
+      await _shown(stopping.signal)
       if (stopped) break
       const token = h.token()
       if (!token) break
@@ -166,6 +171,7 @@ export function openEventStream(h: StreamHandlers) {
   return {
     stop() {
       stopped = true
+      stopping.abort()
       clearTimeout(parking)
       if (typeof document !== "undefined") document.removeEventListener("visibilitychange", onVisibility)
       ac.abort()
