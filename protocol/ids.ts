@@ -31,7 +31,8 @@ export type NodeId = z.infer<typeof NodeId>
  * fleet and `node://{id}` each node, so a node of that name could not be read.
  */
 export const EnrolledNodeId = NodeId.refine(
-  (id) => id.toLowerCase() !== "health",
+  // `node://Health` keeps its case, and resources are looked up by their exact URI.
+  (id) => id !== "health",
   "node id \"health\" is reserved (MCP's node://health is the whole fleet's health); choose another",
 )
 

@@ -131,15 +131,16 @@ describe("control plane API", () => {
     const enrol = await fetch(`${cp.url}/api/agent/enroll`, {
       method: "POST",
       headers: { authorization: `Bearer ${open.token}`, "content-type": "application/json" },
-      body: JSON.stringify({ nodeId: "Health", hostname: "h", agentVersion: "test" }),
+      body: JSON.stringify({ nodeId: "health", hostname: "h", agentVersion: "test" }),
     })
     expect(enrol.status).toBe(422)
     expect(((await enrol.json()) as { error: string }).error).toContain(reserved)
-    // The token is not spent by the refusal: the node enrols under another name with it.
+    // The token is not spent by the refusal: the node enrols under another name with it. `node://Health`
+    // keeps its case, so only `health` itself is taken.
     const ok = await fetch(`${cp.url}/api/agent/enroll`, {
       method: "POST",
       headers: { authorization: `Bearer ${open.token}`, "content-type": "application/json" },
-      body: JSON.stringify({ nodeId: "health-1", hostname: "h", agentVersion: "test" }),
+      body: JSON.stringify({ nodeId: "Health", hostname: "h", agentVersion: "test" }),
     })
     expect(ok.status).toBe(201)
   })
