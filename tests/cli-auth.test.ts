@@ -206,6 +206,9 @@ describe("chimera login, users, tokens, audit", () => {
       ])
       expect({ code, stderr }).toEqual({ code: 0, stderr: expect.not.stringContaining("not to you") })
       expect(JSON.parse(exported.split("\n")[0] ?? "")).toMatchObject({ action: expect.stringContaining("user") })
+      // Nothing but the entries goes into it: the summary is on stderr.
+      for (const line of exported.trimEnd().split("\n")) expect(() => JSON.parse(line)).not.toThrow()
+      expect(stderr).toContain("Exported ")
     } finally {
       await rm(home, { recursive: true, force: true })
     }

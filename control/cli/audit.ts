@@ -5,7 +5,7 @@ import { defineCommand } from "citty"
 import type { AuditRecord } from "../domain/auth/ports.ts"
 import { apiClient, call } from "./client.ts"
 import { CliError } from "./errors.ts"
-import { printJson, printTable, say } from "./output.ts"
+import { printJson, printTable, warn } from "./output.ts"
 
 const PAGE = 1000
 
@@ -56,7 +56,8 @@ export default defineCommand({
         closeSync(fd)
       }
       if (args.json) return printJson({ exported: count, file: args.export })
-      say(`Exported ${count} audit entries to ${args.export}\n`)
+      // On stderr: the export itself may be stdout (`--export /dev/stdout | gzip`).
+      warn(`Exported ${count} audit entries to ${args.export}\n`)
       return
     }
 

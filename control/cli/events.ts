@@ -90,7 +90,10 @@ export default defineCommand({
       type: "string",
       description: "How many of the latest to show (default 100, max 1000); with --after, of those after it",
     },
-    after: { type: "string", description: "The events after this id, oldest first (to page through the log)" },
+    after: {
+      type: "string",
+      description: "The events after this id, oldest first (to page through the log); with --follow, all of them",
+    },
     follow: { type: "boolean", alias: "f", description: "Keep printing events as they happen" },
     json: { type: "boolean", description: "Print JSON (with --follow: one event a line)" },
   },
