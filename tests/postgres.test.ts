@@ -61,6 +61,24 @@ describe("PostgreSQL", () => {
     await waitFor("healthy again", status, (s) => s === "healthy")
   })
 
+  test("event and audit cursors past what a BIGINT holds are refused or ignored, never a 500", async () => {
+    await using cp = await startInProcess({ databaseUrl: await pg.database("huge_cursor") })
+    for (const path of ["/api/events?after=99999999999999999999", "/api/audit?after=99999999999999999999"]) {
+      const res = await cp.api(path)
+      expect({ path, status: res.status }).toEqual({ path, status: 422 })
+    }
+    const leave = new AbortController()
+    const stream = await fetch(`${cp.url}/api/events/stream`, {
+      headers: { authorization: `Bearer ${cp.adminToken}`, "last-event-id": "99999999999999999999" },
+      signal: leave.signal,
+    })
+    expect(stream.status).toBe(200)
+    const reader = stream.body?.getReader()
+    const first = new TextDecoder().decode((await reader?.read())?.value)
+    expect(first).toContain("event: ready")
+    leave.abort()
+  })
+
   test("a NUL in a node's output or error is stored as U+FFFD: the ack and the incident are not refused", async () => {
     await using cp = await startInProcess({ databaseUrl: await pg.database("nul_text") })
     const credential = await enrollNode(cp, "nul-1")
