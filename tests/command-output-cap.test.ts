@@ -14,7 +14,7 @@ import { ed25519, prepareSshd } from "./support/sshd.ts"
 import { createTestNode } from "./support/test-node.ts"
 
 describe("a command's output through the control plane's executor", () => {
-  test("each stream is kept up to 1 MiB, and the answer says the rest was dropped", async () => {
+  test("each stream keeps its first and last half MiB, and the answer says how much between was left out", async () => {
     await using node = await createTestNode({ name: "output-cap" })
     const dir = await mkdtemp(join(tmpdir(), "chimera-output-cap-"))
     try {
@@ -42,12 +42,21 @@ describe("a command's output through the control plane's executor", () => {
         )
         const target = targets.resolve("n1")
         if (!target) throw new Error("n1 did not resolve")
-        const r = await targets.executor.exec(target, "head -c 4000000 /dev/zero; head -c 3000000 /dev/zero >&2")
+        // Each stream keeps its first and its last half MiB: a command's last lines say how it ended.
+        const r = await targets.executor.exec(
+          target,
+          "echo first; head -c 4000000 /dev/zero | tr '\\0' a; echo; echo last; { echo oops; head -c 3000000 /dev/zero; echo; echo 'error: out of space'; } >&2",
+        )
         expect(r.exitCode).toBe(0)
         expect(r.stdout.length).toBeLessThan(API_OUTPUT_BYTES + 100)
-        expect(r.stdout).toEndWith("\n[output truncated at 1 MiB]\n")
+        expect(r.stdout).toStartWith("first\n")
+        expect(r.stdout).toMatch(/\n\[\d+ bytes of output left out\]\n/)
+        expect(r.stdout).toEndWith("\nlast\n")
         expect(r.stderr.length).toBeLessThan(API_OUTPUT_BYTES + 100)
-        expect(r.stderr).toEndWith("\n[output truncated at 1 MiB]\n")
+        expect(r.stderr).toStartWith("oops\n")
+        expect(r.stderr).toEndWith("\nerror: out of space\n")
+        const left = Number(/\[(\d+) bytes of output left out\]/.exec(r.stdout)?.[1])
+        expect(left + API_OUTPUT_BYTES).toBe("first\n".length + 4_000_000 + "\nlast\n".length)
         const small = await targets.executor.exec(target, "echo hello")
         expect(small.stdout).toBe("hello\n")
         await targets.executor.close()

@@ -17,7 +17,7 @@ export interface CommandOutcome {
   channelFailed?: boolean
 }
 
-/** Output of each stream beyond this is dropped (with a note), unless the executor says less. */
+/** Output of each stream kept beyond this is left out from its middle (with a note), unless the executor says less. */
 export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 
 /** The parts of ssh2's channel that send a request whatever the state of our side of the stream. */
@@ -36,22 +36,44 @@ function _kill(channel: ClientChannel) {
     raw._client._protocol.signal(raw.outgoing.id, "KILL")
 }
 
+/**
+ * Output kept up to `max` bytes: the first half and the last half of it, since a command's last lines
+ * (the error it ended with) matter as much as its first; what lies between is left out with a note.
+ */
 function _collector(max: number) {
-  const chunks: Buffer[] = []
-  let size = 0
-  let truncated = false
+  const headMax = Math.ceil(max / 2)
+  const tailMax = max - headMax
+  const head: Buffer[] = []
+  let headSize = 0
+  const tail: Buffer[] = []
+  let tailSize = 0
+  let dropped = 0
   return {
     push(chunk: Buffer) {
-      if (size >= max) {
-        truncated = true
-        return
+      if (headSize < headMax) {
+        const room = headMax - headSize
+        head.push(chunk.subarray(0, room))
+        headSize += Math.min(chunk.length, room)
+        if (chunk.length <= room) return
+        chunk = chunk.subarray(room)
       }
-      const room = max - size
-      chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk)
-      size += Math.min(chunk.length, room)
-      if (chunk.length > room) truncated = true
+      tail.push(chunk)
+      tailSize += chunk.length
+      // Whole chunks leave the front while the rest still holds the last tailMax bytes.
+      while (tail.length > 1 && tailSize - (tail[0] as Buffer).length >= tailMax) {
+        const gone = tail.shift() as Buffer
+        tailSize -= gone.length
+        dropped += gone.length
+      }
     },
-    text: () => Buffer.concat(chunks).toString("utf8") + (truncated ? `\n[output truncated at ${_size(max)}]\n` : ""),
+    text: () => {
+      const first = Buffer.concat(head).toString("utf8")
+      const kept = Buffer.concat(tail)
+      const cut = Math.max(0, kept.length - tailMax)
+      const last = kept.subarray(cut).toString("utf8")
+      const left = dropped + cut
+      return left === 0 ? first + last : `${first}\n[${_size(left)} of output left out]\n${last}`
+    },
   }
 }
 
