@@ -120,6 +120,9 @@ export const ChimeraConfig = z
       command_days: _int("expected a whole number of days (0: keep forever)", 0, 3650).default(30),
       // Fleet events (drift, heals, reachability) older than this are pruned; 0 keeps them forever.
       event_days: _int("expected a whole number of days (0: keep forever)", 0, 3650).default(90),
+      // Deployment records (each with every target's log, up to 1 MiB as a CLI reports it) finished
+      // longer ago than this are pruned; 0 keeps them forever.
+      deployment_days: _int("expected a whole number of days (0: keep forever)", 0, 3650).default(365),
     }),
     // Bounds that keep one caller from starving the rest: live event streams (per user or API token,
     // and in total) and what each node may report per window (bytes of request bodies, number of

@@ -82,7 +82,7 @@ describe("defaults", () => {
         dashboard_url: "",
       },
       auth: { jwt_ttl_seconds: 3600, session_max_seconds: 43_200, node_credential_rotation_days: 30 },
-      retention: { command_days: 30, event_days: 90 },
+      retention: { command_days: 30, event_days: 90, deployment_days: 365 },
       limits: {
         event_streams_per_user: 16,
         event_streams: 1000,

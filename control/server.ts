@@ -70,8 +70,11 @@ export interface ServerOptions {
   cli?: { tmuxSocket?: string; providerPath?: string }
   /** The nodes the command API reaches over SSH ([fleet.nodes] and [ssh]); none: it answers with how to set them. */
   commandTargets?: CommandTargets | null
-  /** `[retention]`: days answered commands and events are kept (0: forever), and how often they are pruned (ms). */
-  retention?: { commandDays: number; eventDays?: number; intervalMs?: number }
+  /**
+   * `[retention]`: days answered commands, events and finished deployment records are kept (0: forever),
+   * and how often they are pruned (ms).
+   */
+  retention?: { commandDays: number; eventDays?: number; deploymentDays?: number; intervalMs?: number }
   /** `[limits]`: live event streams, and what each node may report per window. */
   limits?: { streams?: Partial<StreamLimits>; reports?: Partial<ReportQuotaSettings> }
   /** `[telemetry]`: with an endpoint, API request and heal spans and the metrics go to that OTLP collector. */
@@ -306,6 +309,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   // grow the database without end.
   const commandDays = opts.retention?.commandDays ?? 30
   const eventDays = opts.retention?.eventDays ?? 90
+  const deploymentDays = opts.retention?.deploymentDays ?? 365
   let pruningNow = false
   const prune = async () => {
     if (pruningNow) return
@@ -315,13 +319,18 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       if (eventDays > 0) await fleet.pruneEvents(eventDays)
       // An incident is kept as long as the events it came from.
       if (eventDays > 0) await incidents.prune(eventDays)
+      if (deploymentDays > 0) {
+        const before = new Date(clock.now().getTime() - deploymentDays * 86_400_000).toISOString()
+        const pruned = await deployments.prune(before)
+        if (pruned > 0) log.info("pruned old deployment records", { pruned, before })
+      }
     } catch (error) {
-      log.error("pruning answered commands and old events failed", { error })
+      log.error("pruning answered commands, old events and deployment records failed", { error })
     } finally {
       pruningNow = false
     }
   }
-  const prunes = commandDays > 0 || eventDays > 0
+  const prunes = commandDays > 0 || eventDays > 0 || deploymentDays > 0
   if (prunes) void prune()
   const pruning = prunes ? setInterval(prune, opts.retention?.intervalMs ?? 3_600_000) : undefined
 

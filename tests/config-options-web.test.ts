@@ -149,6 +149,13 @@ layered<WebObs>({
       expect: { default: 90, file: 7, env: 0 },
       observe: (o) => o.settings.retentionEventDays,
     },
+    {
+      option: "retention.deployment_days",
+      file: 30,
+      env: "0",
+      expect: { default: 365, file: 30, env: 0 },
+      observe: (o) => o.settings.retentionDeploymentDays,
+    },
     ...(
       [
         ["event_streams_per_user", 16, 3, "4"],

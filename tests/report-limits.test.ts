@@ -191,6 +191,49 @@ describe("report limits", () => {
   })
 })
 
+describe("deployment records", () => {
+  test("those finished longer ago than [retention] deployment_days are pruned; recent ones stay", async () => {
+    const clock = manualClock()
+    await using cp = await startInProcess({
+      clock,
+      retention: { commandDays: 0, eventDays: 0, deploymentDays: 1, intervalMs: 50 },
+    })
+    const record = (id: string, at: string) => ({
+      id,
+      kind: "deploy",
+      createdAt: at,
+      finishedAt: at,
+      configPath: "/etc/x.nix",
+      closure: GEN,
+      hash: GEN.slice(11, 43),
+      isSystem: true,
+      command: null,
+      session: "s",
+      status: "succeeded",
+      targets: [{ target: "n1", status: "deployed", before: null, copy: null, previous: null, error: null }].map(
+        (t) => ({ ...t, timings: [], startedAt: at, ms: 1, log: ["copied"] }),
+      ),
+    })
+    const ids = async () =>
+      ((await (await cp.api("/api/deployments?limit=100")).json()) as { deployments: { id: string }[] }).deployments
+        .map((d) => d.id)
+        .sort()
+    const old = await call(
+      cp,
+      cp.adminToken,
+      "POST",
+      "/api/deployments/records",
+      record("old-1", clock.now().toISOString()),
+    )
+    expect(old.status).toBe(201)
+    clock.advance(2 * 86_400_000)
+    const recent = record("new-1", clock.now().toISOString())
+    expect((await call(cp, cp.adminToken, "POST", "/api/deployments/records", recent)).status).toBe(201)
+    await waitFor("the old record pruned", ids, (list) => !list.includes("old-1"))
+    expect(await ids()).toEqual(["new-1"])
+  })
+})
+
 describe("a real agent under its report quota", () => {
   test("replays a spool of 1,200 reports through 429s, waiting as told, and loses none", async () => {
     const gen1: StorePath = await buildTestSystem(1, { tag: "quota" })

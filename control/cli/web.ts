@@ -40,6 +40,7 @@ export default defineCommand({
       nodeRotationDays: trust.nodeCredentialRotationDays,
       retentionCommandDays: config.retention.command_days,
       retentionEventDays: config.retention.event_days,
+      retentionDeploymentDays: config.retention.deployment_days,
       rateLimits: trust.rateLimits,
       limits: config.limits,
       fleetNodes: Object.keys(config.fleet.nodes),
@@ -75,7 +76,11 @@ export default defineCommand({
       // CLI sessions go to the same tmux server as `chimera run` and `chimera attach`.
       cli: { tmuxSocket: process.env.CHIMERA_TMUX_SOCKET || undefined },
       commandTargets: commandTargetsFromConfig(config),
-      retention: { commandDays: config.retention.command_days, eventDays: config.retention.event_days },
+      retention: {
+        commandDays: config.retention.command_days,
+        eventDays: config.retention.event_days,
+        deploymentDays: config.retention.deployment_days,
+      },
       limits: {
         streams: { perUser: config.limits.event_streams_per_user, total: config.limits.event_streams },
         reports: {

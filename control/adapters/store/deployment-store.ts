@@ -29,6 +29,8 @@ export interface DeploymentStore {
   finishedAfter(at: string, limit: number): Promise<DeploymentRecord[]>
   /** A deploy started (by any replica) and not finished, from its events; null when there is none. */
   runningElsewhere(id: string): Promise<RunningDeployment | null>
+  /** Forgets the records of deploys finished before `before` (ISO); returns how many. */
+  prune(before: string): Promise<number>
 }
 
 export interface RunningDeployment {
@@ -124,6 +126,10 @@ export function deploymentStore(db: SQL): DeploymentStore {
       if (count === 0) return []
       const rows: Row[] = await db`SELECT record FROM deployments ORDER BY created_at DESC, id DESC LIMIT ${count}`
       return rows.map((r) => JSON.parse(r.record) as DeploymentRecord)
+    },
+    async prune(before) {
+      const rows: unknown[] = await db`DELETE FROM deployments WHERE finished_at < ${before} RETURNING id`
+      return rows.length
     },
     async finishedAfter(at, limit) {
       const rows: Row[] =
