@@ -115,16 +115,19 @@ export function deploymentStore(db: SQL): DeploymentStore {
       return row ? { record: JSON.parse(row.record) as DeploymentRecord, reportedBy: row.recorded_by } : null
     },
     async list(limit) {
-      // Sizes first (octet_length reads no record), then only the records that fit the page.
-      const sizes: { size: number }[] =
-        await db`SELECT octet_length(record) AS size FROM deployments ORDER BY created_at DESC, id DESC LIMIT ${limit}`
+      // Sizes first (octet_length reads no record), then only the records that fit the page, by id: a
+      // record saved in between cannot take one's place.
+      const sizes: { id: string; size: number }[] =
+        await db`SELECT id, octet_length(record) AS size FROM deployments ORDER BY created_at DESC, id DESC LIMIT ${limit}`
       let count = 0
       for (let bytes = 0; count < sizes.length; count++) {
         bytes += Number(sizes[count]?.size ?? 0)
         if (count > 0 && bytes > LIST_BYTES) break
       }
       if (count === 0) return []
-      const rows: Row[] = await db`SELECT record FROM deployments ORDER BY created_at DESC, id DESC LIMIT ${count}`
+      const ids = sizes.slice(0, count).map((r) => r.id)
+      const rows: Row[] =
+        await db`SELECT record FROM deployments WHERE id IN ${db(ids)} ORDER BY created_at DESC, id DESC`
       return rows.map((r) => JSON.parse(r.record) as DeploymentRecord)
     },
     async prune(before) {

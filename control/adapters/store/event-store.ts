@@ -68,15 +68,18 @@ export function eventStore(db: SQL): EventStore {
 
     async listEvents(q: EventQuery) {
       let limit = q.limit
+      let upTo = db``
       if (q.maxBytes !== undefined) {
-        // Sizes first (octet_length reads no data), then only the events that fit.
+        // Sizes first (octet_length reads no data), then only the events that fit, up to the last of
+        // them: one stored in between (a replica's, with a lower id) cannot take one's place.
         const sizes: Row[] =
-          await db`SELECT octet_length(data) AS size FROM events ${eventsMatching(q)} ORDER BY id LIMIT ${limit}`
+          await db`SELECT id, octet_length(data) AS size FROM events ${eventsMatching(q)} ORDER BY id LIMIT ${limit}`
         limit = _fitting(sizes, q.maxBytes)
         if (limit === 0) return []
+        upTo = db`AND id <= ${num(sizes[limit - 1]?.id)}`
       }
       const rows: Row[] = await db`
-        SELECT id, type, node_id, at, data FROM events ${eventsMatching(q)} ORDER BY id LIMIT ${limit}`
+        SELECT id, type, node_id, at, data FROM events ${eventsMatching(q)} ${upTo} ORDER BY id LIMIT ${limit}`
       return rows.map(toEvent)
     },
 
