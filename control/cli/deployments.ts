@@ -1,5 +1,5 @@
-// `chimera deployments [--json]`: recorded deploys and heals, newest first; `chimera deployments [show] ID`:
-// one in full (`show` as in `chimera incidents show ID`).
+// `chimera deployments [list] [--json]`: recorded deploys and heals, newest first; `chimera deployments
+// [show] ID`: one in full (`list` and `show` as in `chimera incidents list` and `chimera incidents show ID`).
 import { defineCommand } from "citty"
 import type { UnfinishedDeployment } from "../ops/fleet-operations.ts"
 import { openCliStore } from "./cli-store.ts"
@@ -10,7 +10,7 @@ import { printJson, printTable, say } from "./output.ts"
 export default defineCommand({
   meta: { name: "deployments", description: "List recorded deployments and heals, or show one" },
   args: {
-    id: { type: "positional", description: "A deployment id (or show, then the id)", required: false },
+    id: { type: "positional", description: "A deployment id (or show, then the id; or list)", required: false },
     limit: { type: "string", description: "How many", default: "20" },
     json: { type: "boolean", description: "Print JSON" },
   },
@@ -19,7 +19,10 @@ export default defineCommand({
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
       throw new CliError("--limit: expected a whole number from 1 to 1000", "E_ARG")
     const [first, second] = args._.map(String)
-    const id = first === "show" ? second : first
+    // `list` is the listing, as for nodes and incidents, not a deployment whose id is "list".
+    const id = first === "show" ? second : first === "list" ? undefined : first
+    if (first === "list" && second !== undefined)
+      throw new CliError(`list takes no id: to see one, chimera deployments show ${second}`, "E_ARG")
     if (first === "show" && id === undefined)
       throw new CliError("show: give the deployment's id (chimera deployments show ID)", "E_ARG")
     const store = await openCliStore()
