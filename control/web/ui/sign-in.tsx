@@ -10,8 +10,9 @@ import type { Me } from "../client/types.ts"
 async function whoAmI(token: string): Promise<Me> {
   preloadNodes(token)
   const res = await fetch("/api/auth/me", { headers: { authorization: `Bearer ${token}` }, credentials: "omit" })
-  const body = (await res.json().catch(() => ({}))) as Me & { error?: string }
-  if (!res.ok) throw new ApiError(res.status, body.error ?? `${res.status}`, null)
+  const body = (await res.json().catch(() => ({}))) as Me & { error?: string; message?: string; code?: string }
+  // A rate limit's `error` is only its code; its `message` says when to try again.
+  if (!res.ok) throw new ApiError(res.status, body.message ?? body.error ?? `${res.status}`, body.code ?? null)
   return body
 }
 
