@@ -73,7 +73,9 @@ function Signed({ session, api }: Omit<Ctx, "fleet">) {
   }, [fleet, started, session])
 
   const me = session.current()?.me
-  const ctx: Ctx = { api, session, fleet }
+  // One object for the session's life: views' effects depend on it, and a new one on every render
+  // (each fleet event, each refresh) made a node page read its events and incidents again each time.
+  const ctx: Ctx = useMemo(() => ({ api, session, fleet }), [api, session, fleet])
   const state = fleet.streamState()
   const signOut = async () => {
     if (me?.via === "session") await api.post("/api/auth/revoke", {}).catch(() => {})
