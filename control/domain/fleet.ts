@@ -96,6 +96,7 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers }: FleetDeps
         const why = {
           unknown: "the join token is unknown",
           used: "the join token was already used (join tokens are single-use)",
+          revoked: `the join token was cancelled when node ${JSON.stringify(req.nodeId)} was revoked; create a new one with \`chimera nodes join-token --node ${req.nodeId}\``,
           expired: "the join token has expired; create a new one with `chimera nodes join-token`",
           "wrong-node": `the join token was issued for another node, not ${JSON.stringify(req.nodeId)}`,
           taken: `node ${JSON.stringify(req.nodeId)} is already enrolled; re-enrolling it needs a join token issued for it (chimera nodes join-token --node ${req.nodeId})`,

@@ -81,7 +81,7 @@ export interface StorePort {
     now: string
   }): Promise<
     | { ok: true; created: boolean; repeated: boolean }
-    | { ok: false; reason: "unknown" | "used" | "expired" | "wrong-node" | "taken" }
+    | { ok: false; reason: "unknown" | "used" | "revoked" | "expired" | "wrong-node" | "taken" }
   >
 
   getNode(id: string): Promise<NodeRecord | null>

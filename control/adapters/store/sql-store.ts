@@ -174,6 +174,9 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
               if (node[0]?.credential_hash === input.credentialHash)
                 return { ok: true, created: false, repeated: true } as const
             }
+            // Cancelled by the node's revocation (auth-store.ts, revokeNode), not used by anyone.
+            if (token.used_by === "(revoked)" && token.node_id === input.nodeId)
+              return { ok: false, reason: "revoked" } as const
             return { ok: false, reason: "used" } as const
           }
           if (String(token.expires_at) <= input.now) return { ok: false, reason: "expired" } as const
