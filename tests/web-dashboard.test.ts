@@ -299,7 +299,7 @@ describe("web dashboard", () => {
     expect(await waitForSignIn(page)).toContain("Your session ended")
     const pageErrors = browser.problems.filter((p) => p.startsWith("pageerror"))
     expect(pageErrors).toEqual([])
-  })
+  }, 60_000)
 
   test("the overview and the events page start with the events from before sign-in, each once", async () => {
     const { events } = (await (await cp.api("/api/events?tail=true&limit=1")).json()) as { events: { id: number }[] }
