@@ -215,6 +215,12 @@ describe("chimera events", () => {
       const table = await events(cp, home, "--limit", "1")
       expect(table.stdout.trim().split("\n").slice(1)).toHaveLength(1)
       expect(table.stdout).toContain(`${ids.at(-1)} `)
+      // A page that is not the whole log says how to see the rest, on stderr.
+      expect(table.stderr).toContain("older events: --limit N (at most 1000), or --after ID")
+      const page = await events(cp, home, "--after", String(ids[0]), "--limit", "2")
+      expect(page.stderr).toContain(`more events: --after ${ids[2]}`)
+      const whole = await events(cp, home)
+      expect({ code: whole.code, stderr: whole.stderr }).toEqual({ code: 0, stderr: "" })
 
       const bad = await events(cp, home, "--after", "last")
       expect(bad.code).not.toBe(0)

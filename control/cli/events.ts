@@ -81,6 +81,17 @@ async function _unknownNode(api: ReturnType<typeof apiClient>, id: string): Prom
   return noSuchNode(api, id)
 }
 
+/** Whether the first event of `query` exists (and passes `test` on its id). */
+async function _anyEvent(
+  api: ReturnType<typeof apiClient>,
+  query: { node?: string; type?: FleetEvent["type"][]; after?: number; limit: string },
+  test: (id: number) => boolean = () => true,
+): Promise<boolean> {
+  const { events } = await call(api.url, api.client.api.events.$get({ query }))
+  const id = events[0]?.id
+  return id !== undefined && test(id)
+}
+
 export default defineCommand({
   meta: { name: "events", description: "Show the fleet's events (drift, heals, enrolments), or follow them live" },
   args: {
@@ -122,6 +133,15 @@ export default defineCommand({
       if (unknown) throw new CliError(unknown, "E_NOT_FOUND")
       if (args.json) return printJson({ events })
       printTable(HEADERS, events.map(row))
+      // A page that is not the whole log says how to see the rest (on stderr: the table stays a table).
+      const first = events[0]
+      const last = events.at(-1)
+      if (first && last) {
+        const older = after === undefined && (await _anyEvent(api, { ...query, limit: "1" }, (id) => id < first.id))
+        const newer = after !== undefined && (await _anyEvent(api, { ...query, after: last.id, limit: "1" }))
+        if (older) warn(`${color.dim(`older events: --limit N (at most 1000), or --after ID to read on from an id`)}\n`)
+        if (newer) warn(`${color.dim(`more events: --after ${last.id}`)}\n`)
+      }
       return
     }
     // Following a node that is not there yet is how one watches it enrol, so that is a warning only.
