@@ -64,9 +64,19 @@ test("`chimera nodes revoke` revokes a node's credential, which is refused from 
     const credential = await enrollNode(cp, "node-1")
     const revoked = await run([process.execPath, MAIN, "nodes", "revoke", "node-1", "--json"], { env })
     expect({ code: revoked.code, stderr: revoked.stderr }).toEqual({ code: 0, stderr: "" })
-    expect(JSON.parse(revoked.stdout)).toEqual({ nodeId: "node-1", revoked: true })
+    expect(JSON.parse(revoked.stdout)).toEqual({ nodeId: "node-1", revoked: true, alreadyRevoked: false })
     const beat = await call(cp, credential, "POST", "/api/agent/node-1/heartbeat", heartbeatBody("node-1"))
     expect(beat.status).toBe(401)
+    // Again: it says so, and records no second revocation.
+    const again = await run([process.execPath, MAIN, "nodes", "revoke", "node-1"], { env })
+    expect({ code: again.code, stdout: again.stdout.split("\n")[0] }).toEqual({
+      code: 0,
+      stdout: "node-1 was already revoked: its agent stays refused",
+    })
+    const revocations = (await (await cp.api("/api/events?node=node-1&type=node.revoked")).json()) as {
+      events: unknown[]
+    }
+    expect(revocations.events).toHaveLength(1)
     const typo = await run([process.execPath, MAIN, "nodes", "revoke", "node1"], { env })
     expect({ code: typo.code, stderr: typo.stderr }).toEqual({
       code: 1,

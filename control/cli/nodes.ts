@@ -168,15 +168,16 @@ const revoke = defineCommand({
   async run({ args }) {
     const id = parseFlag(NodeId, args.id, "ID")
     const api = apiClient()
-    const result = await _aboutNode<{ nodeId: string; revoked: boolean }>(
+    const result = await _aboutNode<{ nodeId: string; revoked: boolean; alreadyRevoked: boolean }>(
       api,
       id,
       api.client.api.nodes[":id"].revoke.$post({ param: { id } }),
     )
     if (args.json) return printJson(result)
-    say(
-      `Revoked ${id}: its agent is refused from its next request\n${color.dim(`to enrol it again: chimera nodes join-token --node ${id}`)}\n`,
-    )
+    const what = result.alreadyRevoked
+      ? `${id} was already revoked: its agent stays refused`
+      : `Revoked ${id}: its agent is refused from its next request`
+    say(`${what}\n${color.dim(`to enrol it again: chimera nodes join-token --node ${id}`)}\n`)
   },
 })
 

@@ -53,11 +53,14 @@ export function createNodeIdentity({ authStore, store, bus, clock, credentialRet
     },
 
     async revoke(nodeId: string) {
-      await requireNode(nodeId)
+      const node = await store.getNode(nodeId)
+      if (!node) throw notFound(`node ${JSON.stringify(nodeId)}`)
+      // Again is harmless (join tokens made since are cancelled too), but it is no new event.
       await authStore.revokeNode(nodeId, now())
       credentialRetired?.(nodeId)
+      if (node.revoked) return { nodeId, revoked: true, alreadyRevoked: true }
       await emit("node.revoked", nodeId)
-      return { nodeId, revoked: true }
+      return { nodeId, revoked: true, alreadyRevoked: false }
     },
   }
 }
