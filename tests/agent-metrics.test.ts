@@ -50,10 +50,14 @@ describe("agent --metrics-listen", () => {
     const withLog = (error: Error): never => {
       throw new Error(`${error.message}\nagent log:\n${agent.log()}`)
     }
+    // The links are read as they change and the phase once the agent has judged them, so a scrape in
+    // between may show one before the other: wait for both.
     const first = await waitFor(
       "the agent's metrics to read congruent",
       scrape,
-      (t) => value(t, 'chimera_agent_congruent{node="m-1"}') === 1,
+      (t) =>
+        value(t, 'chimera_agent_congruent{node="m-1"}') === 1 &&
+        value(t, 'chimera_agent_phase{node="m-1",phase="congruent"}') === 1,
       30_000,
     ).catch(withLog)
     expect(value(first, 'chimera_agent_phase{node="m-1",phase="congruent"}')).toBe(1)
