@@ -11,6 +11,7 @@
 // record yet or ended without one).
 import type { SQL } from "bun"
 import type { DeploymentRecord } from "../../domain/deploy.ts"
+import { fittingRows } from "./page-bytes.ts"
 
 /** Why `record` refused: the id is a deploy the control plane ran, or another principal's record. */
 export type RecordRefusal = "control-plane" | "another-principal"
@@ -119,11 +120,7 @@ export function deploymentStore(db: SQL): DeploymentStore {
       // record saved in between cannot take one's place.
       const sizes: { id: string; size: number }[] =
         await db`SELECT id, octet_length(record) AS size FROM deployments ORDER BY created_at DESC, id DESC LIMIT ${limit}`
-      let count = 0
-      for (let bytes = 0; count < sizes.length; count++) {
-        bytes += Number(sizes[count]?.size ?? 0)
-        if (count > 0 && bytes > LIST_BYTES) break
-      }
+      const count = fittingRows(sizes, LIST_BYTES)
       if (count === 0) return []
       const ids = sizes.slice(0, count).map((r) => r.id)
       const rows: Row[] =

@@ -5,6 +5,7 @@ import type { SQL } from "bun"
 import type { FleetEvent, NewEvent } from "../../domain/events.ts"
 import type { EventQuery, StorePort } from "../../domain/ports.ts"
 import { num, str } from "./columns.ts"
+import { fittingRows } from "./page-bytes.ts"
 
 type Row = Record<string, unknown>
 
@@ -72,9 +73,9 @@ export function eventStore(db: SQL): EventStore {
       if (q.maxBytes !== undefined) {
         // Sizes first (octet_length reads no data), then only the events that fit, up to the last of
         // them: one stored in between (a replica's, with a lower id) cannot take one's place.
-        const sizes: Row[] =
+        const sizes: { id: unknown; size: unknown }[] =
           await db`SELECT id, octet_length(data) AS size FROM events ${eventsMatching(q)} ORDER BY id LIMIT ${limit}`
-        limit = _fitting(sizes, q.maxBytes)
+        limit = fittingRows(sizes, q.maxBytes)
         if (limit === 0) return []
         upTo = db`AND id <= ${num(sizes[limit - 1]?.id)}`
       }
@@ -84,19 +85,12 @@ export function eventStore(db: SQL): EventStore {
     },
 
     async eventTailStart(q: EventQuery) {
-      // Ids only: a stream that starts with a backlog of large reports reads them in pages after this.
-      if (q.maxBytes !== undefined) {
-        const newest: Row[] = await db`
-          SELECT id, octet_length(data) AS size FROM events ${eventsMatching(q)} ORDER BY id DESC LIMIT ${q.limit}`
-        const fit = _fitting(newest, q.maxBytes)
-        return fit === 0 ? null : num(newest[fit - 1]?.id)
-      }
-      const rows: Row[] = await db`
-        SELECT MIN(id) AS id FROM (
-          SELECT id FROM events ${eventsMatching(q)} ORDER BY id DESC LIMIT ${q.limit}
-        ) AS tail`
-      const id = rows[0]?.id
-      return id === null || id === undefined ? null : num(id)
+      // Ids and sizes only: a stream that starts with a backlog of large reports reads them in pages
+      // after this; without maxBytes every one of the last `limit` fits.
+      const newest: { id: unknown; size: unknown }[] = await db`
+        SELECT id, octet_length(data) AS size FROM events ${eventsMatching(q)} ORDER BY id DESC LIMIT ${q.limit}`
+      const fit = fittingRows(newest, q.maxBytes ?? Number.POSITIVE_INFINITY)
+      return fit === 0 ? null : num(newest[fit - 1]?.id)
     },
 
     async pruneEvents(receivedBefore) {
@@ -113,14 +107,4 @@ export function eventStore(db: SQL): EventStore {
       }
     },
   }
-}
-
-/** How many of `rows` (each with its data's `size`), from the first, fit in `maxBytes`: one at least. */
-function _fitting(rows: Row[], maxBytes: number): number {
-  let count = 0
-  for (let bytes = 0; count < rows.length; count++) {
-    bytes += num(rows[count]?.size)
-    if (count > 0 && bytes > maxBytes) break
-  }
-  return count
 }
