@@ -76,20 +76,17 @@ async function _unknownNode(api: ReturnType<typeof apiClient>, id: string): Prom
   if (res.status !== 404) throw await refusal(url, res)
   // A name with events of its own is known even if no agent enrolled under it (a [fleet.nodes] name
   // deployed to over SSH files its deploy events under it).
-  const any = await call(url, client.api.events.$get({ query: { node: id, limit: "1" } }))
-  if (any.events.length > 0) return null
+  if ((await _firstEventId(api, { node: id })) !== undefined) return null
   return noSuchNode(api, id)
 }
 
-/** Whether the first event of `query` exists (and passes `test` on its id). */
-async function _anyEvent(
+/** The id of the first (oldest) event `query` matches, if there is one. */
+async function _firstEventId(
   api: ReturnType<typeof apiClient>,
-  query: { node?: string; type?: FleetEvent["type"][]; after?: number; limit: string },
-  test: (id: number) => boolean = () => true,
-): Promise<boolean> {
-  const { events } = await call(api.url, api.client.api.events.$get({ query }))
-  const id = events[0]?.id
-  return id !== undefined && test(id)
+  query: { node?: string; type?: FleetEvent["type"][]; after?: number },
+): Promise<number | undefined> {
+  const { events } = await call(api.url, api.client.api.events.$get({ query: { ...query, limit: "1" } }))
+  return events[0]?.id
 }
 
 export default defineCommand({
@@ -137,8 +134,8 @@ export default defineCommand({
       const first = events[0]
       const last = events.at(-1)
       if (first && last) {
-        const older = after === undefined && (await _anyEvent(api, { ...query, limit: "1" }, (id) => id < first.id))
-        const newer = after !== undefined && (await _anyEvent(api, { ...query, after: last.id, limit: "1" }))
+        const older = after === undefined && ((await _firstEventId(api, query)) ?? first.id) < first.id
+        const newer = after !== undefined && (await _firstEventId(api, { ...query, after: last.id })) !== undefined
         if (older) warn(`${color.dim(`older events: --limit N (at most 1000), or --after ID to read on from an id`)}\n`)
         if (newer) warn(`${color.dim(`more events: --after ${last.id}`)}\n`)
       }
@@ -146,8 +143,7 @@ export default defineCommand({
     }
     // Following a node that is not there yet is how one watches it enrol, so that is a warning only.
     if (query.node) {
-      const past = await call(url, client.api.events.$get({ query: { node: query.node, limit: "1" } }))
-      const unknown = past.events.length === 0 ? await _unknownNode(api, query.node) : null
+      const unknown = await _unknownNode(api, query.node)
       if (unknown) warn(`${color.yellow("!")} ${unknown}; waiting for its events\n`)
     }
     // The stream starts with the last `limit` matching events (or every one after --after), then
