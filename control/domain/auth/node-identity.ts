@@ -26,7 +26,9 @@ export interface NodeIdentityDeps {
 export function createNodeIdentity({ authStore, store, bus, clock, credentialRetired }: NodeIdentityDeps) {
   const now = () => clock.now().toISOString()
   const requireNode = async (nodeId: string) => {
-    if (!(await store.getNode(nodeId))) throw notFound(`node ${JSON.stringify(nodeId)}`)
+    const node = await store.getNode(nodeId)
+    if (!node) throw notFound(`node ${JSON.stringify(nodeId)}`)
+    return node
   }
   const emit = async (type: "node.revoked" | "node.rotation-requested", nodeId: string) => {
     const event = await store.appendEvent({ type, nodeId, at: now(), data: {} })
@@ -53,8 +55,7 @@ export function createNodeIdentity({ authStore, store, bus, clock, credentialRet
     },
 
     async revoke(nodeId: string) {
-      const node = await store.getNode(nodeId)
-      if (!node) throw notFound(`node ${JSON.stringify(nodeId)}`)
+      const node = await requireNode(nodeId)
       // Again is harmless (join tokens made since are cancelled too), but it is no new event.
       await authStore.revokeNode(nodeId, now())
       credentialRetired?.(nodeId)
