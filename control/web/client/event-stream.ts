@@ -73,8 +73,8 @@ function _shown(stopped: AbortSignal): Promise<void> {
 
 export function openEventStream(h: StreamHandlers) {
   let lastId: string | null = null
-  let stopped = false
   const stopping = new AbortController()
+  const stopped = () => stopping.signal.aborted
   let ac = new AbortController()
   let retryMs = 1000
   /** The stream was let go because the page is hidden: it comes back when shown, without a pause. */
@@ -112,7 +112,7 @@ export function openEventStream(h: StreamHandlers) {
     let buffer = ""
     for (;;) {
       const { value, done } = await reader.read()
-      if (done) return stopped ? "stopped" : "retry"
+      if (done) return stopped() ? "stopped" : "retry"
       buffer += value
       const { frames, rest } = parseFrames(buffer)
       buffer = rest
@@ -143,19 +143,19 @@ export function openEventStream(h: StreamHandlers) {
     } catch {
       // a 401 has ended the session already; anything else: the stream starts from now
     }
-    while (!stopped) {
+    while (!stopped()) {
       // A tab opened in the background connects once it is first shown.
       await _shown(stopping.signal)
-      if (stopped) break
+      if (stopped()) break
       const token = h.token()
       if (!token) break
       let outcome: "retry" | "unauthorized" | "stopped"
       try {
         outcome = await connectOnce(token)
       } catch {
-        outcome = stopped ? "stopped" : "retry"
+        outcome = stopped() ? "stopped" : "retry"
       }
-      if (outcome !== "retry" || stopped) break
+      if (outcome !== "retry" || stopped()) break
       h.onState("reconnecting")
       ac = new AbortController()
       if (parked) {
@@ -170,7 +170,6 @@ export function openEventStream(h: StreamHandlers) {
 
   return {
     stop() {
-      stopped = true
       stopping.abort()
       clearTimeout(parking)
       if (typeof document !== "undefined") document.removeEventListener("visibilitychange", onVisibility)
