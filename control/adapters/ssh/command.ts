@@ -72,17 +72,10 @@ function _collector(max: number) {
       const cut = Math.max(0, kept.length - tailMax)
       const last = kept.subarray(cut).toString("utf8")
       const left = dropped + cut
-      return left === 0 ? first + last : `${first}\n[${_size(left)} of output left out]\n${last}`
+      return left === 0 ? first + last : `${first}\n[${left} bytes of output left out]\n${last}`
     },
   }
 }
-
-const _size = (bytes: number) =>
-  bytes % (1024 * 1024) === 0
-    ? `${bytes / (1024 * 1024)} MiB`
-    : bytes % 1024 === 0
-      ? `${bytes / 1024} KiB`
-      : `${bytes} bytes`
 
 export function runCommand(
   client: Client,
