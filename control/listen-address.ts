@@ -14,7 +14,7 @@ export function onOwnPort<S>(host: string, port: number, bind: () => S, said = p
   } catch (error) {
     const code = (error as { code?: string }).code
     if (code === "EADDRINUSE") throw new StateError(said(host, port))
-    const at = _hostPort(host, port).slice("http://".length)
+    const at = _address(host, port)
     if (code === "EACCES")
       throw new StateError(`cannot listen at ${at}: a port below 1024 needs root; start with --port N above 1023`)
     // Bun says "Failed to listen at HOST" for a name or an address that is none of this machine's.
@@ -37,15 +37,20 @@ export function portInUse(host: string, port: number): string {
 
 /** What to say when `chimera mcp`'s address is taken. */
 export function mcpPortInUse(host: string, port: number): string {
-  return _taken(host, port, `(or [mcp] port in the config file), then give MCP clients ${_hostPort(host, "N")}/mcp`)
+  return _taken(
+    host,
+    port,
+    `(or [mcp] port in the config file), then give MCP clients http://${_address(host, "N")}/mcp`,
+  )
 }
 
 function _taken(host: string, port: number, then: string): string {
-  return `${_hostPort(host, port).slice("http://".length)} is already in use (\`ss -ltnp 'sport = :${port}'\` names the program); start with --port N ${then}`
+  return `${_address(host, port)} is already in use (\`ss -ltnp 'sport = :${port}'\` names the program); start with --port N ${then}`
 }
 
-const _hostPort = (host: string, port: number | string) =>
-  `http://${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${port}`
+/** host:port, an IPv6 address in brackets. */
+const _address = (host: string, port: number | string) =>
+  `${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${port}`
 
 /**
  * The URL the CLI on this machine uses for a control plane listening on `host:port`: a wildcard
