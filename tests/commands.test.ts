@@ -12,6 +12,7 @@ import { manualClock } from "./support/clock.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { addSudoUser } from "./support/sudo-user.ts"
 import { createTestbed, type Testbed } from "./support/testbed.ts"
+import { run as runTool } from "./support/tools.ts"
 
 setDefaultTimeout(60_000)
 
@@ -74,12 +75,21 @@ describe("POST /api/run-command", () => {
     expect(r.stderr).toContain("/no/such/dir")
   })
 
-  test("a command past its timeout is killed and says so", async () => {
-    const { r } = await run(ops, { command: "sleep 20", node: "cmd-1", timeout: 1 })
+  test("a command past its timeout is killed on the node and says so", async () => {
+    // The login is root, for whom OpenSSH refuses SSH's "signal" request: the node's `timeout` stops it.
+    const tag = String(Math.floor(Math.random() * 1e9)).padStart(9, "0")
+    const alive = async () => (await runTool(["pgrep", "-f", `sleep 2000\\.${tag}`])).stdout.trim()
+    const { r } = await run(ops, { command: `sleep 2000.${tag}`, node: "cmd-1", timeout: 1 })
     expect(r.success).toBe(false)
     expect(r.exit_code).toBeNull()
     expect(r.metadata.failure?.kind).toBe("timeout")
     expect(r.execution_time).toBeLessThan(10)
+    let left = await alive()
+    for (let i = 0; i < 50 && left !== ""; i++) {
+      await Bun.sleep(100)
+      left = await alive()
+    }
+    expect(left).toBe("")
   })
 
   test("sudo with the right password runs as root; the password is never echoed", async () => {

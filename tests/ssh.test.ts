@@ -223,6 +223,27 @@ describe("chimera exec", () => {
     }
   })
 
+  test("a command that outlives --timeout is killed on the node with what it started, though the login is root", async () => {
+    // OpenSSH refuses SSH's "signal" request for root logins: only the wrapper on the node stops it.
+    const tag = String(Math.floor(Math.random() * 1e9)).padStart(9, "0")
+    const alive = async () => (await run(["pgrep", "-f", `sleep 300[01]\\.${tag}`])).stdout.trim()
+    const target = tb.nodes[16]?.target as string
+    const r = await cli(["-t", target, ...sshFlags(), "--timeout", "3", "--", `sleep 3000.${tag} & sleep 3001.${tag}`])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain("timeout")
+    let left = await alive()
+    for (let i = 0; i < 50 && left !== ""; i++) {
+      await Bun.sleep(100)
+      left = await alive()
+    }
+    expect(left).toBe("")
+    // Unwrapped, it reads as before: the login shell, its status and its output.
+    const ok = await cli(["-t", target, ...sshFlags(), "--json", "--", 'echo "$0 $1"; exit 3'])
+    const [res] = JSON.parse(ok.stdout) as { exitCode: number; stdout: string }[]
+    expect(res?.exitCode).toBe(3)
+    expect(res?.stdout).toMatch(/^\S*sh \n$/)
+  })
+
   test("with its control plane down, the results still come out, then a warning that they were not recorded", async () => {
     const [gone] = claimAddresses(1)
     try {

@@ -48,7 +48,7 @@ export default defineCommand({
     let results: ExecResult[]
     try {
       results = await mapLimit(ssh.targets, ssh.parallel, async (t) => {
-        const r = await executor.exec(t, command)
+        const r = await executor.exec(t, command, { stopOnNode: true })
         if (!args.json) _print(r, width)
         return r
       })

@@ -276,6 +276,7 @@ export function createCommandService(deps: { targets: CommandTargets | null; sto
     const r = await targetsOrThrow().executor.exec(target, script, {
       timeoutMs: timeoutSeconds * 1000,
       stdin: input.sudoPassword === undefined ? "" : `${input.sudoPassword}\n`,
+      stopOnNode: true,
     })
     const executionTime = Math.round(performance.now() - t0) / 1000
     // What the command printed may echo the password it was given (`echo $x`, a verbose sudo).

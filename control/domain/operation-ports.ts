@@ -111,6 +111,13 @@ export interface ExecOptions {
   stdin?: string
   /** Open a new connection instead of reusing the pooled one (magic rollback confirms this way). */
   fresh?: boolean
+  /**
+   * The command is the operator's own: on the node it runs under coreutils' `timeout`, which kills it
+   * and what it started when the budget runs out. SSH's "signal" request alone cannot be relied on:
+   * OpenSSH refuses it for root logins. Chimera's own scripts do not set it (a deploy's activation
+   * must not be cut off halfway by its caller's timer; it has its own on the node).
+   */
+  stopOnNode?: boolean
 }
 
 export interface SystemState {

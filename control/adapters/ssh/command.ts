@@ -2,9 +2,11 @@
 // The time left of the target's budget bounds it; when it runs out the remote process is sent SIGKILL
 // and the channel closed, and what it printed so far is kept, since the last lines before a hang are
 // usually the useful ones. OpenSSH honours "signal" requests since 7.9, but only in a privilege-separated
-// session: it refuses them for root logins ("session signalling requires privilege separation"), so a
-// command run as root goes on after its timeout, as it would after `ssh host cmd` was interrupted.
+// session: it refuses them for root logins ("session signalling requires privilege separation"), so an
+// operator's command (ExecOptions.stopOnNode) is also wrapped in coreutils' `timeout` on the node
+// (stoppedOnNode), which kills it and its process group at the same budget whoever the login is.
 import type { Client, ClientChannel } from "ssh2"
+import { shq } from "../../domain/activation.ts"
 import type { Target } from "../../domain/operation-ports.ts"
 import { type Failure, timeoutFailure } from "./failure.ts"
 
@@ -75,6 +77,19 @@ function _collector(max: number) {
       return left === 0 ? first + last : `${first}\n[${left} bytes of output left out]\n${last}`
     },
   }
+}
+
+/**
+ * `command` as the login shell runs it, under `timeout -s KILL` for the budget's seconds (rounded up,
+ * so the control plane has given up first): `timeout` makes its own process group and kills all of
+ * it, so what the command started in the background goes too. A node without `timeout` (coreutils
+ * is in every NixOS system) runs the command as before. The inner shell is the login shell again,
+ * so the command reads exactly as it would unwrapped.
+ */
+export function stoppedOnNode(command: string, budgetMs: number): string {
+  const seconds = Math.max(1, Math.ceil(budgetMs / 1000))
+  const shell = `"\${SHELL:-/bin/sh}" -c ${shq(command)}`
+  return `if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${seconds} ${shell}; else exec ${shell}; fi`
 }
 
 export function runCommand(

@@ -14,7 +14,7 @@ import {
   type Target,
 } from "../../domain/operation-ports.ts"
 import { copyClosure } from "./closure-copy.ts"
-import { runCommand } from "./command.ts"
+import { runCommand, stoppedOnNode } from "./command.ts"
 import { SshFailure } from "./failure.ts"
 import { openKnownHosts } from "./known-hosts.ts"
 import {
@@ -64,7 +64,8 @@ export function createSshExecutor(options: SshExecutorOptions = {}): SshExecutor
       for (let attempt = 0; ; attempt++) {
         const lease = await pool.acquire(target, budget, opts.fresh)
         const left = budget - (performance.now() - t0)
-        const outcome = await runCommand(lease.client, target, command, left, opts.stdin, options.maxOutputBytes)
+        const sent = opts.stopOnNode ? stoppedOnNode(command, left) : command
+        const outcome = await runCommand(lease.client, target, sent, left, opts.stdin, options.maxOutputBytes)
         lease.release()
         // A pooled connection the server dropped (sshd restarted, idle cut) fails at channel open; retry
         // once on a new one. Anything else, the command has run or may have, so it is never repeated.
