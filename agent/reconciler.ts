@@ -94,33 +94,40 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     retryTimer = null
   }
 
-  const checkReboot = (state: DriftState) => {
-    const key = state.rebootRequired ? `${links.booted} ${links.current}` : null
+  const checkReboot = (state: DriftState, seen: SystemLinks) => {
+    const key = state.rebootRequired ? `${seen.booted} ${seen.current}` : null
     if (key !== null && key !== lastRebootKey) {
-      log.info("reboot required", { booted: links.booted, current: links.current })
-      deps.report({ type: "reboot.required", data: { booted: links.booted, current: links.current } })
+      log.info("reboot required", { booted: seen.booted, current: seen.current })
+      deps.report({ type: "reboot.required", data: { booted: seen.booted, current: seen.current } })
     }
     lastRebootKey = key
   }
 
   const check = async () => {
-    links = await deps.nix.readLinks()
+    const seen = await deps.nix.readLinks()
+    // The links a check read and the phase it reached are published together: a heartbeat or a scrape
+    // made during the awaits below would otherwise pair new links with the last check's phase (a node
+    // shown running its desired closure while still "drifted").
+    const publish = (next: AgentPhase, read: SystemLinks = seen) => {
+      links = read
+      phase = next
+    }
     const target = desired
     if (target === null) {
-      checkReboot(classifyDrift(null, links, false))
-      phase = "no-desired"
+      checkReboot(classifyDrift(null, seen, false), seen)
+      publish("no-desired")
       return
     }
     const inStore = await deps.nix.inStore(target)
-    const state = classifyDrift(target, links, inStore)
-    checkReboot(state)
+    const state = classifyDrift(target, seen, inStore)
+    checkReboot(state, seen)
     if (state.congruent) {
       if (lastDrift && !lastDrift.congruent) {
         log.info("drift resolved without a heal", { desired: target })
         deps.report({ type: "drift.resolved", data: { desired: target, system: links } })
       }
       lastDrift = state
-      phase = "congruent"
+      publish("congruent")
       attempt = 0
       retryAt = 0
       forceHeal = false
@@ -137,31 +144,35 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       })
       clearRetry()
       retryTimer = setTimeout(request, Math.min(heldUntil - Date.now() + 50, 60_000))
+      publish(phase)
       return
     }
     const willHeal = deps.autoHeal || forceHeal
     if (driftChanged(lastDrift, state) && !(freshDesired && willHeal)) {
-      log.warn("drift detected", { kinds: state.kinds, desired: target, ...links })
-      deps.report({ type: "drift.detected", data: { kinds: state.kinds, desired: target, system: links } })
+      log.warn("drift detected", { kinds: state.kinds, desired: target, ...seen })
+      deps.report({ type: "drift.detected", data: { kinds: state.kinds, desired: target, system: seen } })
     }
     lastDrift = state
     freshDesired = false
     if (!willHeal) {
-      phase = driftPhase(state)
+      publish(driftPhase(state))
       return
     }
-    if (Date.now() < retryAt) return
+    if (Date.now() < retryAt) {
+      // Still waiting to retry a failed heal: the phase it left stands.
+      publish(phase)
+      return
+    }
     forceHeal = false
     attempt++
-    phase = "healing"
+    publish("healing")
     deps.report({ type: "heal.started", data: { desired: target, attempt } })
-    log.info("heal", { from: links.current, to: target, attempt })
-    const outcome = await healOnce({ nix: deps.nix, closure: target, links, inStore })
-    links = outcome.links
+    log.info("heal", { from: seen.current, to: target, attempt })
+    const outcome = await healOnce({ nix: deps.nix, closure: target, links: seen, inStore })
     if (outcome.success) {
       deps.report({ type: "heal.succeeded", data: { desired: target, attempt, durationMs: outcome.durationMs } })
-      lastDrift = classifyDrift(target, links, true)
-      phase = "congruent"
+      lastDrift = classifyDrift(target, outcome.links, true)
+      publish("congruent", outcome.links)
       attempt = 0
       backoff.reset()
       settle((w) => w.closure === target, { success: true, output: outcome.output })
@@ -169,7 +180,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     }
     // With auto-heal off, a heal that an `activate` command forced is not retried behind the operator's back.
     const retryInMs = deps.autoHeal ? backoff.next() : null
-    phase = outcome.missingClosure ? "missing-closure" : "heal-failed"
+    publish(outcome.missingClosure ? "missing-closure" : "heal-failed", outcome.links)
     deps.report({
       type: "heal.failed",
       data: {

@@ -1,0 +1,80 @@
+// The links a check read and the phase it reached are seen together: a heartbeat or a metrics scrape
+// that lands while a check is between its reads never pairs the new links with the old phase.
+// Real Nix systems and real links; the store check is held open to stand in that gap.
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
+import { mkdtemp, rm, symlink } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { StorePath } from "../protocol/ids.ts"
+import { buildTestSystem } from "../tests/support/nix-fixtures.ts"
+import { createNixSystem } from "./nix-system.ts"
+import { createReconciler } from "./reconciler.ts"
+
+setDefaultTimeout(60_000)
+
+let dir: string
+let gen1: StorePath
+let gen2: StorePath
+beforeAll(async () => {
+  ;[gen1, gen2] = await Promise.all([buildTestSystem(1), buildTestSystem(2)])
+  dir = await mkdtemp(join(tmpdir(), "chimera-reconciler-"))
+})
+afterAll(() => rm(dir, { recursive: true, force: true }))
+
+async function pointAll(to: StorePath) {
+  for (const name of ["system", "current-system", "booted-system"]) {
+    await rm(join(dir, name), { force: true })
+    await symlink(to, join(dir, name))
+  }
+}
+
+test("a check publishes its links with its phase, never the links before the phase", async () => {
+  await pointAll(gen2)
+  const real = createNixSystem({
+    systemProfile: join(dir, "system"),
+    currentSystem: join(dir, "current-system"),
+    bootedSystem: join(dir, "booted-system"),
+  })
+  let hold: Promise<void> | null = null
+  let reached = () => {}
+  const nix = {
+    ...real,
+    async inStore(closure: StorePath) {
+      reached()
+      if (hold) await hold
+      return real.inStore(closure)
+    },
+  }
+  const phases: string[] = []
+  const reconciler = createReconciler({
+    nix,
+    report() {},
+    persistDesired() {},
+    autoHeal: false,
+    initialDesired: gen1,
+    onPhase: (phase) => phases.push(phase),
+  })
+  reconciler.start()
+  try {
+    while (phases.length === 0) await Bun.sleep(5)
+    expect(reconciler.phase).toBe("drifted")
+    expect(reconciler.links.current).toBe(gen2)
+
+    // The node now runs its desired closure; the next check reads that, then waits on the store.
+    let release = () => {}
+    hold = new Promise((resolve) => (release = resolve))
+    const atGap = new Promise<void>((resolve) => (reached = resolve))
+    await pointAll(gen1)
+    reconciler.request()
+    await atGap
+    expect({ phase: reconciler.phase, current: reconciler.links.current }).toEqual({ phase: "drifted", current: gen2 })
+    release()
+    while (phases.length < 2) await Bun.sleep(5)
+    expect({ phase: reconciler.phase, current: reconciler.links.current }).toEqual({
+      phase: "congruent",
+      current: gen1,
+    })
+  } finally {
+    reconciler.stop()
+  }
+})
