@@ -77,6 +77,15 @@ test("`chimera nodes revoke` revokes a node's credential, which is refused from 
       events: unknown[]
     }
     expect(revocations.events).toHaveLength(1)
+    // Listed and shown as revoked, not as whatever its last heartbeat made it.
+    const listed = await run([process.execPath, MAIN, "nodes", "list"], { env })
+    expect(listed.stdout.split("\n")[1]).toMatch(/^node-1 +revoked /)
+    const shown = await run([process.execPath, MAIN, "nodes", "show", "node-1"], { env })
+    expect(shown.stdout).toContain(
+      "status     revoked (credential revoked; enrol it again with a join token: chimera nodes join-token --node node-1)",
+    )
+    const json = await run([process.execPath, MAIN, "nodes", "show", "node-1", "--json"], { env })
+    expect(JSON.parse(json.stdout)).toMatchObject({ id: "node-1", revoked: true })
     const typo = await run([process.execPath, MAIN, "nodes", "revoke", "node1"], { env })
     expect({ code: typo.code, stderr: typo.stderr }).toEqual({
       code: 1,

@@ -164,6 +164,10 @@ describe("chimera dash", () => {
       heartbeatBody(hostile),
     )
     expect(res.status).toBe(200)
+    // A revoked node is shown so, not as its last heartbeat left it.
+    const gone = await enrollNode(cp, "gone")
+    expect((await call(cp, gone, "POST", "/api/agent/gone/heartbeat", heartbeatBody("gone"))).status).toBe(200)
+    expect((await call(cp, cp.adminToken, "POST", "/api/nodes/gone/revoke")).status).toBe(200)
     const once = await run([process.execPath, MAIN, "dash", "--once"], { env: env() })
     expect(once.stderr).toBe("")
     expect(once.code).toBe(0)
@@ -171,6 +175,7 @@ describe("chimera dash", () => {
     expect(lines[0]).toMatch(/^NODE\s+STATUS\s+DESIRED\s+CURRENT\s+HEARTBEAT\s+REBOOT\s+DRIFT$/)
     expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 2))).toEqual([
       ["evil", "unknown"],
+      ["gone", "revoked"],
       ["web-1", "healthy"],
       ["web-2", "drifted"],
     ])

@@ -66,7 +66,7 @@ const list = defineCommand({
       ["NODE", "STATUS", "DESIRED", "CURRENT", "HEARTBEAT", "REBOOT"],
       nodes.map((n) => [
         n.id,
-        statusText(n.status),
+        n.revoked ? statusText("revoked") : statusText(n.status),
         short(n.desiredHash),
         short(n.currentHash),
         ago(n.lastHeartbeat),
@@ -87,7 +87,12 @@ const show = defineCommand({
     const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`
     printFields([
       ["node", node.id],
-      ["status", statusText(node.status)],
+      [
+        "status",
+        node.revoked
+          ? `${statusText("revoked")} ${color.dim(`(credential revoked; enrol it again with a join token: chimera nodes join-token --node ${node.id})`)}`
+          : statusText(node.status),
+      ],
       ["desired", node.desiredPath ?? "-"],
       ["profile", node.profilePath ?? "-"],
       ["current", node.currentPath ?? "-"],

@@ -30,10 +30,12 @@ function driftOf(n: NodeView): string {
 
 export function nodeRow(n: NodeView): DashRow {
   const s = (v: string | null | undefined) => sanitize(v ?? "-")
+  // A revoked node's last heartbeat still speaks for it until it goes unreachable; its credential is gone.
+  const status = n.revoked ? "revoked" : s(n.status)
   const detail: [string, string][] = [
     ["node", s(n.id)],
     ["hostname", s(n.hostname)],
-    ["status", s(n.status)],
+    ["status", status],
     ["phase", s(n.phase)],
     ["desired", s(n.desiredPath)],
     ["profile", s(n.profilePath)],
@@ -52,7 +54,7 @@ export function nodeRow(n: NodeView): DashRow {
   }
   return {
     name: s(n.id),
-    status: s(n.status),
+    status,
     desired: short(n.desiredHash),
     current: short(n.currentHash),
     heartbeat: n.lastHeartbeat,

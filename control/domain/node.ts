@@ -79,6 +79,8 @@ export function nodeView(node: NodeRecord) {
     enrolledAt: node.enrolledAt,
     agentVersion: node.agentVersion,
     health: node.health,
+    /** Its credential was revoked: whatever `status` says, no agent acts for it until it enrols again. */
+    revoked: node.revoked,
   }
 }
 export type NodeView = ReturnType<typeof nodeView>

@@ -38,6 +38,8 @@ export interface NodeView {
   heartbeatIntervalSeconds: number
   enrolledAt: string
   agentVersion: string | null
+  /** Its credential was revoked: shown as "revoked" whatever `status` says. */
+  revoked: boolean
   health: NodeHealth | null
 }
 

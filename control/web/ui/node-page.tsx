@@ -86,7 +86,7 @@ export function NodePage({ ctx, id }: { ctx: Ctx; id: string }) {
       <header class="node-head">
         <h1 id="node-title">{node.id}</h1>
         <span data-testid="node-status">
-          <StatusBadge status={node.status} />
+          <StatusBadge status={node.revoked ? "revoked" : node.status} />
         </span>
         {node.rebootRequired && <span class="tag warn">reboot required</span>}
         <span class="meta">

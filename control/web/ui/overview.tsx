@@ -158,7 +158,7 @@ function NodeTable({ rows, tags }: { rows: NodeView[]; tags: Record<string, stri
               {n.rebootRequired && <span class="tag warn">reboot</span>}
             </td>
             <td>
-              <StatusBadge status={n.status} />
+              <StatusBadge status={n.revoked ? "revoked" : n.status} />
             </td>
             <td class="mono">{short(n.desiredHash)}</td>
             <td class={differs(n.profileHash) ? "col-profile mono differs" : "col-profile mono"}>
