@@ -175,7 +175,7 @@ layered<{ stderr: string; code: number }>({
 
 // ---- [fleet] and [ssh]: which nodes the CLI reaches over SSH, and how ------------------------------
 
-type ExecResult = { target: { name: string }; ok: boolean; failure?: { kind: string; message: string } | null }
+type ExecResult = { target: string; ok: boolean; failure?: { kind: string; message: string } | null }
 /** `chimera exec … -- true`: the layer's flags go before the command, which is everything after `--`. */
 const execObs = async (s: Setup, flags: string[]) => {
   const r = await run(
@@ -183,7 +183,7 @@ const execObs = async (s: Setup, flags: string[]) => {
     { env: s.env, cwd: work },
   )
   if (!r.stdout.trim()) return { error: r.stderr.trim(), results: [] as ExecResult[] }
-  return { error: null, results: jsonOf(r) as ExecResult[] }
+  return { error: null, results: (jsonOf(r) as { results: ExecResult[] }).results }
 }
 type ExecObs = Awaited<ReturnType<typeof execObs>>
 const outcome = (o: ExecObs) => o.error ?? o.results.map((r) => (r.ok ? "ok" : (r.failure?.kind ?? "failed"))).join(",")
@@ -204,7 +204,7 @@ layered<ExecObs>({
       },
       observe: (o) =>
         o.error?.replace(/^error /, "").split(", e.g.")[0] ??
-        o.results.map((r) => `${spellingLabel(r.target.name)} ${r.ok ? "ok" : "failed"}`).join(","),
+        o.results.map((r) => `${spellingLabel(r.target)} ${r.ok ? "ok" : "failed"}`).join(","),
     },
   ],
   async run(s) {
@@ -505,7 +505,7 @@ describe("what the table cannot show", () => {
       "--known-hosts",
       bed.knownHostsFile,
     ])
-    expect(byName.results.map((r) => [r.target.name, r.ok])).toEqual([["web-1", true]])
+    expect(byName.results.map((r) => [r.target, r.ok])).toEqual([["web-1", true]])
     const byTag = await execObs(setup, [
       "--targets",
       "@web",
@@ -514,6 +514,6 @@ describe("what the table cannot show", () => {
       "--known-hosts",
       bed.knownHostsFile,
     ])
-    expect(byTag.results.map((r) => [r.target.name, r.ok])).toEqual([["web-1", true]])
+    expect(byTag.results.map((r) => [r.target, r.ok])).toEqual([["web-1", true]])
   })
 })

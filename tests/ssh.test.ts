@@ -212,8 +212,12 @@ describe("chimera exec", () => {
       const list = `${tb.nodes[13]?.target},root@${down?.address},${tb.nodes[14]?.target}`
       const r = await cli(["-t", list, ...sshFlags(), "--timeout", "5", "--json", "--", "echo hi"])
       expect(r.code).toBe(1)
-      const results = JSON.parse(r.stdout) as { ok: boolean; stdout: string; failure?: { kind: string } }[]
+      const { results } = JSON.parse(r.stdout) as {
+        results: { target: string; ssh: { host: string }; ok: boolean; stdout: string; failure?: { kind: string } }[]
+      }
       expect(results.map((x) => x.failure?.kind ?? x.stdout)).toEqual(["hi\n", "unreachable", "hi\n"])
+      // As generations and rollback give it: the target by its given name, and where it went.
+      expect(results[1]).toMatchObject({ target: `root@${down?.address}`, ssh: { host: down?.address } })
       const human = await cli(["-t", list, ...sshFlags(), "--", "echo hi"])
       expect(human.code).toBe(1)
       expect(human.stderr).toMatch(new RegExp(`root@${down?.address} +✗ unreachable: .*connection refused`))
@@ -239,7 +243,7 @@ describe("chimera exec", () => {
     expect(left).toBe("")
     // Unwrapped, it reads as before: the login shell, its status and its output.
     const ok = await cli(["-t", target, ...sshFlags(), "--json", "--", 'echo "$0 $1"; exit 3'])
-    const [res] = JSON.parse(ok.stdout) as { exitCode: number; stdout: string }[]
+    const [res] = (JSON.parse(ok.stdout) as { results: { exitCode: number; stdout: string }[] }).results
     expect(res?.exitCode).toBe(3)
     expect(res?.stdout).toMatch(/^\S*sh \n$/)
   })
@@ -255,7 +259,8 @@ describe("chimera exec", () => {
       expect(human.stderr).toContain("warning the command was not recorded: cannot reach the control plane")
       expect(human.code).toBe(1)
       const json = await cli(["-t", target, ...sshFlags(), "--json", "--", "echo hi"], env)
-      expect((JSON.parse(json.stdout) as { stdout: string }[]).map((x) => x.stdout)).toEqual(["hi\n"])
+      const { results } = JSON.parse(json.stdout) as { results: { stdout: string }[] }
+      expect(results.map((x) => x.stdout)).toEqual(["hi\n"])
     } finally {
       gone?.release()
     }

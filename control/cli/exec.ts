@@ -1,7 +1,8 @@
 // `chimera exec --targets T [SSH flags] [--json] -- COMMAND`: one command on many nodes over SSH, at
 // most --parallel at a time. Output lines come as each target finishes, prefixed by the target's name
 // (stdout to stdout, stderr and failures to stderr), then one summary line; the exit code is 1 if any
-// target failed to connect or exited non-zero. `--json` prints the ExecResult list, in target order.
+// target failed to connect or exited non-zero. `--json` prints `{"results": [...]}` in target order, as
+// `generations` and `rollback` do: each result's `target` is the name it was given, `ssh` where it went.
 import { defineCommand } from "citty"
 import { mapLimit } from "../domain/map-limit.ts"
 import type { ExecResult } from "../domain/operation-ports.ts"
@@ -20,6 +21,11 @@ function _print(r: ExecResult, width: number): void {
   else if (!r.ok) warn(`${name} ${color.red("✗")} exited ${r.exitCode}\n`)
 }
 
+/** A result as `--json` prints it: the target by the name it was given, as generations and rollback do. */
+function _jsonResult({ target, ...r }: ExecResult) {
+  return { target: target.name, ssh: { user: target.user, host: target.host, port: target.port }, ...r }
+}
+
 function _summary(results: ExecResult[], ms: number): string {
   const failed = results.filter((r) => !r.ok)
   const head = `${results.length} target${results.length === 1 ? "" : "s"}: ${results.length - failed.length} ok`
@@ -36,7 +42,7 @@ export default defineCommand({
   args: {
     command: { type: "positional", description: "The command (after --), run by the login shell", required: false },
     ...sshArgs,
-    json: { type: "boolean", description: "Print the results as JSON (a list, in target order)" },
+    json: { type: "boolean", description: 'Print JSON: {"results": [...]}, in target order' },
   },
   async run({ args }) {
     const command = args._.join(" ").trim()
@@ -55,7 +61,7 @@ export default defineCommand({
     } finally {
       await executor.close()
     }
-    if (args.json) printJson(results)
+    if (args.json) printJson({ results: results.map(_jsonResult) })
     else warn(_summary(results, performance.now() - t0))
     if (results.some((r) => !r.ok)) process.exitCode = 1
     await keepRecord("command", (store) =>
