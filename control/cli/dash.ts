@@ -31,7 +31,10 @@ export default defineCommand({
     },
     interval: { type: "string", description: "Seconds between reads (default 2; events also refresh)", default: "2" },
     once: { type: "boolean", description: "Print one table and exit (also when stdout is not a terminal)" },
-    json: { type: "boolean", description: "With --once: print the rows as JSON" },
+    json: {
+      type: "boolean",
+      description: "With --once: print the nodes as JSON (whole store paths, not the table's text)",
+    },
   },
   async run({ args }) {
     const interval = Interval.safeParse(args.interval)
@@ -49,7 +52,7 @@ export default defineCommand({
       const live = !args.once && !args.json && process.stdout.isTTY === true && process.stdin.isTTY === true
       if (!live) {
         const rows = await source.read()
-        if (args.json) return printJson({ nodes: rows })
+        if (args.json) return printJson({ nodes: rows.map((r) => r.data) })
         const lines = table(rows, Date.now()).map(([name = "", status = "", ...rest]) => [
           name,
           statusText(status),

@@ -20,12 +20,12 @@ const short = (hash: string | null) => (hash ? hash.slice(0, 12) : "-")
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`
 
 /** Profile drift: the profile is not the desired closure; runtime drift: what runs is not the profile. */
-function driftOf(n: NodeView): string {
-  if (!n.desiredPath) return ""
+function driftOf(n: NodeView): string[] {
+  if (!n.desiredPath) return []
   const kinds: string[] = []
   if (n.profilePath !== n.desiredPath) kinds.push("profile-drift")
   if (n.currentPath !== n.profilePath) kinds.push("runtime-drift")
-  return kinds.join(", ")
+  return kinds
 }
 
 export function nodeRow(n: NodeView): DashRow {
@@ -58,9 +58,11 @@ export function nodeRow(n: NodeView): DashRow {
     desired: short(n.desiredHash),
     current: short(n.currentHash),
     heartbeat: n.lastHeartbeat,
-    drift: driftOf(n),
+    drift: driftOf(n).join(", "),
     reboot: n.rebootRequired,
     detail,
+    // The node as `chimera nodes show --json` gives it, with the drift the row shows.
+    data: { ...n, drift: driftOf(n) },
   }
 }
 

@@ -12,6 +12,7 @@ const row = (name: string, status = "healthy"): DashRow => ({
   drift: "",
   reboot: false,
   detail: [["node", name]],
+  data: { id: name, status },
 })
 
 const state = () => withRows(initialState("test"), [row("a"), row("b", "drifted"), row("c")])

@@ -13,6 +13,8 @@ export interface DashRow {
   reboot: boolean
   /** Label and value pairs for the detail pane. */
   detail: [string, string][]
+  /** The row as data, for --json: whole store paths, booleans and times, no text made for the screen. */
+  data: Record<string, unknown>
 }
 
 export interface DashState {

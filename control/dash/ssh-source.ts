@@ -12,12 +12,15 @@ import type { DashRow } from "./model.ts"
 
 const short = (path: string | null) => (path ? path.slice(11, 23) : "-")
 
+const sshOf = (t: Target) => ({ user: t.user, host: t.host, port: t.port })
+
 function stateRow(target: Target, state: SystemState, at: string): DashRow {
   const runtime = state.current !== state.profile
   const reboot = state.booted !== null && state.current !== null && state.booted !== state.current
+  const status = state.current === null ? "unknown" : runtime ? "runtime-drift" : "ok"
   return {
     name: sanitize(target.name),
-    status: state.current === null ? "unknown" : runtime ? "runtime-drift" : "ok",
+    status,
     desired: "-",
     current: short(state.current),
     heartbeat: at,
@@ -30,6 +33,15 @@ function stateRow(target: Target, state: SystemState, at: string): DashRow {
       ["booted", `${state.booted ?? "-"}${reboot ? "  (reboot needed)" : ""}`],
       ["checked", at],
     ],
+    data: {
+      target: target.name,
+      ssh: sshOf(target),
+      status,
+      ...state,
+      drift: runtime ? ["runtime-drift"] : [],
+      rebootRequired: reboot,
+      checkedAt: at,
+    },
   }
 }
 
@@ -47,6 +59,14 @@ function failedRow(target: Target, error: string, previous: DashRow | undefined)
       ["target", sanitize(`${target.user}@${target.host}:${target.port}`)],
       ["error", message],
     ],
+    data: {
+      target: target.name,
+      ssh: sshOf(target),
+      status: "unreachable",
+      error,
+      // What the last read that answered saw, if one did.
+      lastSeen: previous?.data.status === "unreachable" ? (previous.data.lastSeen ?? null) : (previous?.data ?? null),
+    },
   }
 }
 
