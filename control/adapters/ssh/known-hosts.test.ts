@@ -99,6 +99,20 @@ describe("add", () => {
     expect(text).toContain(`10.0.0.2 ${b.line}\n`)
     expect(text).toContain(`[10.0.0.3]:2222 ${a.line}\n`)
   })
+
+  test("in a hashed file the new entry is hashed too, and OpenSSH's ssh-keygen finds it", async () => {
+    await using f = await file(`${hashed("10.0.0.1")} ${a.line}\n`)
+    const kh = openKnownHosts(f.path)
+    await Promise.all([kh.add("Web-2.Example", 22, b.blob), kh.add("10.0.0.3", 2222, a.blob)])
+    const text = await readFile(f.path, "utf8")
+    expect(text).not.toContain("web-2.example")
+    expect(text).not.toContain("10.0.0.3")
+    expect(text.split("\n").filter((l) => l.startsWith("|1|"))).toHaveLength(3)
+    expect(await kh.verify("web-2.example", 22, b.blob)).toEqual({ kind: "known" })
+    const found = (name: string) =>
+      Bun.spawnSync(["ssh-keygen", "-F", name, "-f", f.path]).stdout.toString().includes(" ssh-ed25519 ")
+    expect([found("web-2.example"), found("[10.0.0.3]:2222"), found("10.0.0.9")]).toEqual([true, true, false])
+  })
 })
 
 test("host key algorithms follow the recorded key types, RSA with its SHA-2 signatures", () => {

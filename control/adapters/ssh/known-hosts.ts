@@ -5,7 +5,7 @@
 // `@cert-authority` lines are skipped (Chimera does not do host certificates). A host whose recorded keys
 // are all of other types than the one presented counts as a mismatch, not as new: the connection asks
 // for a recorded type first (`hostKeyAlgorithms`), so a server that offers another has changed.
-import { createHash, createHmac } from "node:crypto"
+import { createHash, createHmac, randomBytes } from "node:crypto"
 import { appendFile, mkdir, readFile, stat } from "node:fs/promises"
 import { isIPv6 } from "node:net"
 import { dirname } from "node:path"
@@ -68,6 +68,12 @@ function _matches(patterns: string[], name: string): boolean {
   return positive
 }
 
+/** `name` as HashKnownHosts writes it: `|1|` base64(salt) `|` base64(HMAC-SHA1(salt, name)), a fresh salt each. */
+function _hashed(name: string): string {
+  const salt = randomBytes(20)
+  return `|1|${salt.toString("base64")}|${createHmac("sha1", salt).update(name).digest("base64")}`
+}
+
 export function parseKnownHosts(text: string): Entry[] {
   const entries: Entry[] = []
   text.split("\n").forEach((raw, i) => {
@@ -93,7 +99,11 @@ export interface KnownHosts {
   /** The keys recorded for host:port (revoked ones included, flagged). */
   lookup(host: string, port: number): Promise<KnownKey[]>
   verify(host: string, port: number, presented: Buffer): Promise<HostKeyVerdict>
-  /** Records a newly trusted key (`--trust-new-hosts`); appends, so concurrent writers cannot clobber. */
+  /**
+   * Records a newly trusted key (`--trust-new-hosts`); appends, so concurrent writers cannot clobber.
+   * In a file whose entries are hashed (HashKnownHosts, Debian's default) the name is hashed too, so
+   * the file does not start listing in plain text the hosts it was hiding.
+   */
   add(host: string, port: number, key: Buffer): Promise<void>
 }
 
@@ -131,10 +141,11 @@ export function openKnownHosts(path: string): KnownHosts {
     },
     add(host, port, key) {
       const name = knownHostsName(isIPv6(host) ? host : host.toLowerCase(), port)
-      const line = `${name} ${keyType(key)} ${key.toString("base64")}\n`
       writes = writes
         .catch(() => {})
         .then(async () => {
+          const hashing = (await entries()).some((e) => e.patterns[0]?.startsWith("|1|"))
+          const line = `${hashing ? _hashed(name) : name} ${keyType(key)} ${key.toString("base64")}\n`
           await mkdir(dirname(path), { recursive: true, mode: 0o700 })
           await appendFile(path, line, { mode: 0o600 })
         })
