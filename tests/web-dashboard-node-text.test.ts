@@ -1,7 +1,8 @@
 // Text a node reports, as the web dashboard shows it. A compromised node may put a bidi override
 // (U+202E) or other control characters into a failed heal's error; shown raw, it reorders what the
 // page says around it (a node could make its incident read as anything, and garble the delivery
-// status next to it). The page escapes such characters as the CLI does. Real Chromium, real API.
+// status next to it). The page escapes such characters as the CLI does. Also: a node link opened
+// during sign-in, and a revoked node shown as revoked. Real Chromium, real API.
 import { afterAll, beforeAll, expect, test } from "bun:test"
 import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
 import { launchBrowser, type TestBrowser } from "./support/browser.ts"
@@ -81,4 +82,25 @@ test("a node's link followed the moment the dashboard appears after sign-in open
   await page.getByRole("button", { name: "Sign in" }).click()
   await page.getByRole("heading", { name: "quick-1" }).waitFor({ timeout: 15_000 })
   expect(browser.problems).toEqual([])
+})
+
+test("a revoked node shows as revoked in the fleet list and on its page", async () => {
+  for (const id of ["kept-1", "gone-1"]) {
+    const credential = await enrollNode(cp, id)
+    expect((await call(cp, credential, "POST", `/api/agent/${id}/heartbeat`, heartbeatBody(id))).status).toBe(200)
+  }
+  expect((await call(cp, cp.adminToken, "POST", "/api/nodes/gone-1/revoke")).status).toBe(200)
+
+  const page = await browser.page()
+  try {
+    await signInWithToken(page, cp.url, cp.adminToken)
+    const row = (id: string) => page.getByRole("row").filter({ has: page.getByRole("link", { name: id, exact: true }) })
+    await row("gone-1").getByText("revoked", { exact: true }).waitFor()
+    expect(await row("kept-1").getByText("revoked", { exact: true }).count()).toBe(0)
+    await page.goto(`${cp.url}/#/nodes/gone-1`)
+    await page.getByTestId("node-status").getByText("revoked", { exact: true }).waitFor()
+    expect(browser.problems).toEqual([])
+  } finally {
+    await page.close()
+  }
 })
