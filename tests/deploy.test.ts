@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createNix } from "../control/adapters/nix.ts"
+import { API_OUTPUT_BYTES } from "../control/adapters/ssh/command-targets.ts"
 import { createSshExecutor, emptyInventory, resolveTargets } from "../control/adapters/ssh/index.ts"
 import { createAuthStore } from "../control/adapters/store/auth-store.ts"
 import { openDatabase } from "../control/adapters/store/sql-store.ts"
@@ -143,6 +144,50 @@ describe("deploy", () => {
     expect(record.targets.map((t) => t.status)).toEqual(["planned", "planned"])
     expect(record.targets[0]?.copy).toEqual({ missingPaths: 0, narBytes: 0 })
     expect((await bed.nodes[0]!.node.links()).current).toBe(gen2)
+  })
+
+  test("a plan counts every missing path under the control plane's 1 MiB output cap", async () => {
+    // A fresh node lacking 25,000 store paths: their list is about 1.45 MB, past the cap the control
+    // plane's executor puts on a command's output. Paths no store holds stand for a large closure.
+    const [n] = nodes(6, 7)
+    const nix = createNix()
+    // Nix's base-32 hash alphabet has no e, o, t or u; the name keeps each path its own.
+    const hash = (i: number) =>
+      i
+        .toString(32)
+        .padStart(32, "0")
+        .replace(/[eotu]/g, "a")
+    const absent = Array.from({ length: 25_000 }, (_, i) => ({
+      path: `/nix/store/${hash(i)}-absent-${i}` as StorePath,
+      narBytes: 1000,
+    }))
+    const exec = createSshExecutor({
+      identity: bed.identityFile,
+      knownHosts: bed.knownHostsFile,
+      maxOutputBytes: API_OUTPUT_BYTES,
+    })
+    try {
+      const record = await deploy(
+        {
+          targets: resolveTargets(n!.target, emptyInventory),
+          configPath: configs.gen2!,
+          command: null,
+          session: "chimera-deploy",
+          dryRun: true,
+          force: false,
+          confirmTimeoutSeconds: 5,
+          healthChecks: [],
+          healthTimeoutSeconds: 2,
+          useSubstitutes: false,
+          parallel: 1,
+        },
+        { nix: { ...nix, requisites: async (path) => [...(await nix.requisites(path)), ...absent] }, exec },
+      )
+      expect(record.targets[0]?.copy?.missingPaths).toBeGreaterThanOrEqual(25_000)
+      expect(record.targets[0]?.copy?.narBytes).toBeGreaterThanOrEqual(25_000_000)
+    } finally {
+      await exec.close()
+    }
   })
 
   test("a failing health check leaves every target on its previous generation", async () => {

@@ -180,8 +180,12 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
   try {
     await phase("plan", async () => {
       r.before = await exec.systemState(target)
+      const paths = `${ctx.requisites.map((p) => p.path).join("\n")}\n`
+      // What comes back is a subset of these paths: the control plane's 1 MiB output cap would cut the
+      // list of a fresh node missing more than about 11,000 of them, and undercount the copy.
       const missing = await exec.exec(target, MISSING_PATHS_SCRIPT, {
-        stdin: `${ctx.requisites.map((p) => p.path).join("\n")}\n`,
+        stdin: paths,
+        maxOutputBytes: Buffer.byteLength(paths) + 4096,
       })
       if (missing.failure) throw new Error(missing.failure.message)
       const lacking = new Set(missing.stdout.split("\n").filter((l) => l.startsWith("/nix/store/")))

@@ -118,6 +118,11 @@ export interface ExecOptions {
    * must not be cut off halfway by its caller's timer; it has its own on the node).
    */
   stopOnNode?: boolean
+  /**
+   * Bytes of each output stream kept, for a command whose honest output has a known bound (the
+   * executor's own cap otherwise): a deploy's plan prints a subset of the paths it was given.
+   */
+  maxOutputBytes?: number
 }
 
 export interface SystemState {

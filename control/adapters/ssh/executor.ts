@@ -65,7 +65,8 @@ export function createSshExecutor(options: SshExecutorOptions = {}): SshExecutor
         const lease = await pool.acquire(target, budget, opts.fresh)
         const left = budget - (performance.now() - t0)
         const sent = opts.stopOnNode ? stoppedOnNode(command, left) : command
-        const outcome = await runCommand(lease.client, target, sent, left, opts.stdin, options.maxOutputBytes)
+        const cap = opts.maxOutputBytes ?? options.maxOutputBytes
+        const outcome = await runCommand(lease.client, target, sent, left, opts.stdin, cap)
         lease.release()
         // A pooled connection the server dropped (sshd restarted, idle cut) fails at channel open; retry
         // once on a new one. Anything else, the command has run or may have, so it is never repeated.
