@@ -36,11 +36,13 @@ export const sshArgs = {
   identity: {
     type: "string",
     alias: "i",
-    description: "Private key file (default: ssh-agent, else ~/.ssh/id_ed25519)",
+    description:
+      "Private key file (default: ssh-agent, then the host's IdentityFile in ~/.ssh/config, else ~/.ssh/id_*)",
   },
   "known-hosts": {
     type: "string",
-    description: "known_hosts file to verify host keys against (default ~/.ssh/known_hosts)",
+    description:
+      "known_hosts file to verify host keys against (default: the host's UserKnownHostsFile, else ~/.ssh/known_hosts)",
   },
   "trust-new-hosts": {
     type: "boolean",

@@ -83,6 +83,11 @@ export interface Target {
   user: string
   host: string
   port: number
+  /**
+   * Set when Chimera filled in the user (root) or port (22) because the target did not say: then the
+   * operator's ~/.ssh/config may name others, as it would for ssh. Absent: both were given.
+   */
+  defaulted?: { user: boolean; port: boolean }
 }
 
 export type RemoteFailure =

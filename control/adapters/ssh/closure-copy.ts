@@ -1,12 +1,20 @@
 // Copies a closure to a target with `nix-copy-closure --to user@host`, as NixOS operators do by hand.
-// Nix runs the real ssh client (not ssh2), so the executor's settings travel in NIX_SSHOPTS: the same
-// identity, the same known_hosts file with StrictHostKeyChecking=yes (accept-new with
-// --trust-new-hosts), the port, and BatchMode so a prompt can never hang a deploy. Nix splits
-// NIX_SSHOPTS on spaces, so paths with whitespace are refused here rather than mangled. ssh's complaints
-// are mapped to the same failure kinds as ssh2's, so a deploy reports one vocabulary.
+// Nix runs the real ssh client (not ssh2), so the executor's settings travel to it: NIX_SSHOPTS names
+// an ssh configuration file made for the copy (copyConfig) and the same explicit port and user the
+// commands' route was resolved with, so ssh reads the operator's ~/.ssh/config to the same HostName,
+// Port, User, keys and ProxyJump; the same identity, the same known_hosts file with
+// StrictHostKeyChecking=yes (accept-new with --trust-new-hosts), and BatchMode so a prompt can never
+// hang a deploy. ssh's complaints are mapped to the same failure kinds as ssh2's, so a deploy reports
+// one vocabulary.
+
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { homedir, tmpdir } from "node:os"
+import { join } from "node:path"
 import type { ExecResult, Target } from "../../domain/operation-ports.ts"
-import type { Failure } from "./failure.ts"
-import { identityPath, knownHostsPath, type SshExecutorOptions } from "./options.ts"
+import { type Failure, SshFailure } from "./failure.ts"
+import { type Hop, planHops } from "./hops.ts"
+import { knownHostsPath, type SshExecutorOptions } from "./options.ts"
+import { configFiles, resolveRoute, type SshRoute } from "./ssh-config.ts"
 
 export interface CopyOptions {
   useSubstitutes?: boolean
@@ -16,27 +24,29 @@ export interface CopyOptions {
 /** Closures can be large; a copy gets this long unless told otherwise. */
 export const DEFAULT_COPY_TIMEOUT_MS = 15 * 60_000
 
-export function sshOptions(o: SshExecutorOptions, t: Target, connectTimeoutMs: number): string[] {
-  const knownHosts = knownHostsPath(o)
-  const identity = identityPath(o)
-  for (const path of [knownHosts, identity])
-    if (path && /\s/.test(path)) throw new Error(`NIX_SSHOPTS cannot carry a path with whitespace: ${path}`)
+const _quoted = (value: string) => `"${value.replace(/["\\]/g, "\\$&")}"`
+
+/**
+ * The ssh configuration file the copy runs with (-F): Chimera's settings first, where ssh's "first
+ * value wins" makes them beat anything below, then the operator's own files (Include), so that
+ * HostName, Port, User, IdentityFile and ProxyJump resolve as `ssh -G` resolved them. A file rather
+ * than -o options: ssh hands -F, and only -F, on to the ssh it runs for each ProxyJump hop, so the
+ * jump hosts too are checked against Chimera's known_hosts file and never prompt.
+ */
+export function copyConfig(o: SshExecutorOptions, route: SshRoute, connectTimeoutMs: number): string {
+  const env = o.env ?? process.env
+  const identity = o.identity ?? (route.fromConfig ? undefined : join(env.HOME || homedir(), ".ssh", "id_ed25519"))
   return [
-    "-p",
-    String(t.port),
-    "-o",
-    `UserKnownHostsFile=${knownHosts}`,
+    `UserKnownHostsFile ${_quoted(knownHostsPath(o, route))}`,
     // Only the file Chimera was told about counts, as for the ssh2 connections.
-    "-o",
-    "GlobalKnownHostsFile=/dev/null",
-    "-o",
-    `StrictHostKeyChecking=${o.trustNewHosts ? "accept-new" : "yes"}`,
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    `ConnectTimeout=${Math.max(1, Math.ceil(connectTimeoutMs / 1000))}`,
-    ...(identity ? ["-i", identity, "-o", "IdentitiesOnly=yes"] : []),
-  ]
+    "GlobalKnownHostsFile /dev/null",
+    `StrictHostKeyChecking ${o.trustNewHosts ? "accept-new" : "yes"}`,
+    "BatchMode yes",
+    `ConnectTimeout ${Math.max(1, Math.ceil(connectTimeoutMs / 1000))}`,
+    ...(identity ? [`IdentityFile ${_quoted(identity)}`, "IdentitiesOnly yes"] : []),
+    ...configFiles(route, env).map((f) => `Include ${_quoted(f)}`),
+    "",
+  ].join("\n")
 }
 
 function _classify(t: Target, stderr: string, code: number): Failure | undefined {
@@ -57,6 +67,11 @@ function _classify(t: Target, stderr: string, code: number): Failure | undefined
   return { kind: "error", message: `${t.name}: nix-copy-closure exited ${code}: ${tail}` }
 }
 
+async function _tempDir(): Promise<AsyncDisposable & { path: string }> {
+  const path = await mkdtemp(join(tmpdir(), "chimera-copy-"))
+  return { path, [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true }) }
+}
+
 export async function copyClosure(
   o: SshExecutorOptions,
   t: Target,
@@ -69,29 +84,34 @@ export async function copyClosure(
     ...r,
     ms: Math.round(performance.now() - t0),
   })
+  const fail = (message: string) =>
+    result({ ok: false, exitCode: null, stdout: "", stderr: "", failure: { kind: "error", message } })
   const bin = Bun.which("nix-copy-closure")
-  if (!bin)
-    return result({
-      ok: false,
-      exitCode: null,
-      stdout: "",
-      stderr: "",
-      failure: { kind: "error", message: "nix-copy-closure is not installed (Debian package nix-bin)" },
-    })
-  let sshopts: string[]
+  if (!bin) return fail("nix-copy-closure is not installed (Debian package nix-bin)")
+  if (!Bun.which("ssh"))
+    return fail(
+      `${t.name}: ssh is not installed (Debian package openssh-client): nix-copy-closure needs it to copy closures`,
+    )
+  let route: SshRoute
   try {
-    sshopts = sshOptions(o, t, opts.connectTimeoutMs)
+    const env = o.env ?? process.env
+    // Planned as the commands' connections are, so a ProxyCommand is refused here too.
+    const hops = await planHops(t, (req) => resolveRoute(req, env))
+    route = (hops.at(-1) as Hop).route
   } catch (error) {
-    return result({
-      ok: false,
-      exitCode: null,
-      stdout: "",
-      stderr: "",
-      failure: { kind: "error", message: String(error) },
-    })
+    return fail(
+      error instanceof SshFailure ? error.failure.message : `${t.name}: ${(error as Error).message ?? String(error)}`,
+    )
   }
-  // ssh takes a bare IPv6 address after user@ (the port travels in NIX_SSHOPTS).
-  const args = [bin, "--to", `${t.user}@${t.host}`, ...(opts.useSubstitutes ? ["--use-substitutes"] : []), path]
+  await using dir = await _tempDir()
+  if (/\s/.test(dir.path)) return fail(`NIX_SSHOPTS cannot carry a path with whitespace: ${dir.path} (set TMPDIR)`)
+  const config = join(dir.path, "ssh_config")
+  await writeFile(config, copyConfig(o, route, opts.connectTimeoutMs), { mode: 0o600 })
+  // Nix splits NIX_SSHOPTS on spaces: the temp dir's path has none, -p and -l are a number and a user name.
+  const sshopts = ["-F", config, ...route.sshArgs]
+  // ssh takes a bare IPv6 address after user@; the host is the name the operator used, so ssh applies
+  // the same Host blocks to it, and the user the one resolved (the same as ssh's own answer).
+  const args = [bin, "--to", `${route.user}@${t.host}`, ...(opts.useSubstitutes ? ["--use-substitutes"] : []), path]
   const proc = Bun.spawn(args, {
     env: { ...process.env, ...o.env, NIX_SSHOPTS: sshopts.join(" ") },
     stdin: "ignore",

@@ -16,7 +16,7 @@ import {
 import { copyClosure } from "./closure-copy.ts"
 import { runCommand, stoppedOnNode } from "./command.ts"
 import { SshFailure } from "./failure.ts"
-import { openKnownHosts } from "./known-hosts.ts"
+import { type KnownHosts, openKnownHosts } from "./known-hosts.ts"
 import {
   type Credentials,
   DEFAULT_KEEPALIVE_MS,
@@ -27,6 +27,7 @@ import {
   type SshExecutorOptions,
 } from "./options.ts"
 import { createPool } from "./pool.ts"
+import { resolveRoute } from "./ssh-config.ts"
 import { parseSystemState, SYSTEM_STATE_COMMAND } from "./system-state.ts"
 import { targetKey } from "./target.ts"
 
@@ -40,13 +41,23 @@ export interface SshExecutor extends RemoteExecutorPort {
 /** Runs `fn` over `items` with at most `limit` in flight; results keep the items' order. */
 
 export function createSshExecutor(options: SshExecutorOptions = {}): SshExecutor {
-  let credentials: Promise<Credentials> | null = null
+  const env = options.env ?? process.env
+  const credentials = new Map<string, Promise<Credentials>>()
+  const knownHosts = new Map<string, KnownHosts>()
   const pool = createPool({
-    credentials: () => {
-      credentials ??= loadCredentials(options)
-      return credentials
+    route: (req) => resolveRoute(req, env),
+    credentials: (route) => {
+      const key = JSON.stringify([route.fromConfig, route.identitiesOnly, route.identityFiles])
+      const made = credentials.get(key) ?? loadCredentials(options, route)
+      credentials.set(key, made)
+      return made
     },
-    knownHosts: openKnownHosts(knownHostsPath(options)),
+    knownHosts: (route) => {
+      const path = knownHostsPath(options, route)
+      const made = knownHosts.get(path) ?? openKnownHosts(path)
+      knownHosts.set(path, made)
+      return made
+    },
     trustNewHosts: options.trustNewHosts ?? false,
     keepaliveMs: options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
   })

@@ -4,19 +4,26 @@
 // new connection, to prove the node is still reachable after activation). Connecting is also where a
 // host is judged: its known_hosts entries pick the host key algorithms we accept, and the key it
 // presents is verified before authentication, so no credential is ever offered to an unverified host.
-import { Client, type ConnectConfig } from "ssh2"
+// Each target is dialled where ~/.ssh/config sends it (HostName, User, Port, keys), through its
+// ProxyJump hosts if it has any (hops.ts), each of them verified the same way.
+import type { Duplex } from "node:stream"
+import { type AgentAuthMethod, type AuthMethod, Client, type ConnectConfig, type PublicKeyAuthMethod } from "ssh2"
 import { createLogger } from "../../../protocol/log.ts"
 import type { Target } from "../../domain/operation-ports.ts"
 import { classify, type Failure, hostKeyFailure, SshFailure, timeoutFailure } from "./failure.ts"
+import { type Hop, planHops } from "./hops.ts"
 import { algorithmsFor, type HostKeyVerdict, type KnownHosts } from "./known-hosts.ts"
 import { type Credentials, describeCredentials } from "./options.ts"
+import type { RouteRequest, SshRoute } from "./ssh-config.ts"
 import { targetKey } from "./target.ts"
 
 const log = createLogger("ssh-pool")
 
 export interface PoolContext {
-  credentials: () => Promise<Credentials>
-  knownHosts: KnownHosts
+  /** The route OpenSSH would take to a host (ssh-config.ts). */
+  route: (req: RouteRequest) => Promise<SshRoute>
+  credentials: (route: SshRoute) => Promise<Credentials>
+  knownHosts: (route: SshRoute) => KnownHosts
   trustNewHosts: boolean
   keepaliveMs: number
 }
@@ -47,8 +54,13 @@ export function createPool(ctx: PoolContext): ConnectionPool {
   const all = new Set<Client>()
   let handshakes = 0
 
-  const connect = async (t: Target, timeoutMs: number, onClose: () => void): Promise<Client> => {
-    const [recorded, creds] = await Promise.all([ctx.knownHosts.lookup(t.host, t.port), ctx.credentials()])
+  // One SSH connection to `hop`, over `sock` when it is reached through a jump host.
+  const handshake = async (hop: Hop, timeoutMs: number, sock: Duplex | undefined, onClose: () => void) => {
+    const t = hop.shown
+    const knownHosts = ctx.knownHosts(hop.route)
+    // HostKeyAlias replaces the host name and port in known_hosts, as in ssh.
+    const [kh, kp] = hop.route.hostKeyAlias ? [hop.route.hostKeyAlias, 22] : [t.host, t.port]
+    const [recorded, creds] = await Promise.all([knownHosts.lookup(kh, kp), ctx.credentials(hop.route)])
     if (creds.kind === "none") throw new SshFailure({ kind: "auth-failed", message: `${t.name}: ${creds.reason}` })
     const algorithms = algorithmsFor(recorded)
     const t0 = performance.now()
@@ -65,7 +77,7 @@ export function createPool(ctx: PoolContext): ConnectionPool {
       }
       // ssh2's readyTimeout does not cover a TCP connect that hangs; this covers everything.
       const timer = setTimeout(() => fail(timeoutFailure(t, "connect", timeoutMs)), timeoutMs)
-      const judged = () => (verdict ? hostKeyFailure(t, verdict, ctx.knownHosts.path) : null)
+      const judged = () => (verdict ? hostKeyFailure(t, verdict, knownHosts.path) : null)
       client.on("ready", () => {
         if (settled) return void client.end()
         settled = true
@@ -82,11 +94,11 @@ export function createPool(ctx: PoolContext): ConnectionPool {
         fail(judged() ?? { kind: "unreachable", message: `${t.name}: ${targetKey(t)} closed the connection` })
       })
       const hostVerifier = (key: Buffer, verify: (ok: boolean) => void) => {
-        ctx.knownHosts
-          .verify(t.host, t.port, key)
+        knownHosts
+          .verify(kh, kp, key)
           .then(async (v) => {
             if (v.kind === "unknown" && ctx.trustNewHosts) {
-              await ctx.knownHosts.add(t.host, t.port, key)
+              await knownHosts.add(kh, kp, key)
               v = { kind: "known" }
             }
             verdict = v
@@ -94,22 +106,70 @@ export function createPool(ctx: PoolContext): ConnectionPool {
           })
           .catch((error) => {
             verdict = null
-            fail({ kind: "error", message: `${t.name}: cannot read ${ctx.knownHosts.path}: ${String(error)}` })
+            fail({ kind: "error", message: `${t.name}: cannot read ${knownHosts.path}: ${String(error)}` })
           })
       }
+      const username = t.user
+      // The agent's keys first, then the key files, as ssh offers them.
+      const auth: (AgentAuthMethod | PublicKeyAuthMethod)[] = [
+        ...(creds.agent ? [{ type: "agent", username, agent: creds.agent } satisfies AgentAuthMethod] : []),
+        ...creds.keys.map((k) => ({ type: "publickey", username, key: k.privateKey }) satisfies PublicKeyAuthMethod),
+      ]
       const config: ConnectConfig = {
         host: t.host,
         port: t.port,
-        username: t.user,
+        username,
+        ...(sock ? { sock } : {}),
         hostVerifier,
         keepaliveInterval: ctx.keepaliveMs,
         keepaliveCountMax: 3,
         readyTimeout: timeoutMs + 1000,
-        ...(creds.kind === "key" ? { privateKey: creds.privateKey } : { agent: creds.socket }),
+        authHandler: auth as AuthMethod[],
         ...(algorithms.length ? { algorithms: { serverHostKey: algorithms as never } } : {}),
       }
       client.connect(config)
     })
+  }
+
+  // A channel from a jump host to the next hop, which then runs its own SSH session over it.
+  const forward = (client: Client, from: Hop, to: Hop) =>
+    new Promise<Duplex>((resolve, reject) =>
+      client.forwardOut("127.0.0.1", 0, to.shown.host, to.shown.port, (error, stream) =>
+        error
+          ? reject(
+              new SshFailure({
+                kind: "unreachable",
+                message: `${from.shown.name}: ${targetKey(from.shown)} could not open a connection to ${to.shown.host} port ${to.shown.port}: ${error.message}`,
+              }),
+            )
+          : resolve(stream),
+      ),
+    )
+
+  const connect = async (t: Target, timeoutMs: number, onClose: () => void): Promise<Client> => {
+    const deadline = performance.now() + timeoutMs
+    const hops = await planHops(t, ctx.route)
+    const opened: Client[] = []
+    let sock: Duplex | undefined
+    try {
+      for (const [i, hop] of hops.entries()) {
+        const left = Math.max(1, deadline - performance.now())
+        const last = i === hops.length - 1
+        const client = await handshake(hop, left, sock, last ? onClose : () => {})
+        opened.push(client)
+        if (!last) sock = await forward(client, hop, hops[i + 1] as Hop)
+      }
+    } catch (error) {
+      for (const c of opened) c.end()
+      throw error
+    }
+    const client = opened.at(-1) as Client
+    // Jump connections serve this one connection and close with it.
+    if (opened.length > 1)
+      client.once("close", () => {
+        for (const c of opened.slice(0, -1)) c.end()
+      })
+    return client
   }
 
   return {

@@ -23,9 +23,19 @@ const error = (fn: () => unknown): string => {
 }
 
 describe("parseTarget", () => {
-  test("user and port default to root and 22", () => {
-    expect(parseTarget("10.0.0.1")).toEqual({ name: "10.0.0.1", user: "root", host: "10.0.0.1", port: 22 })
+  test("user and port default to root and 22, marked as defaults that ~/.ssh/config may override", () => {
+    expect(parseTarget("10.0.0.1")).toEqual({
+      name: "10.0.0.1",
+      user: "root",
+      host: "10.0.0.1",
+      port: 22,
+      defaulted: { user: true, port: true },
+    })
     expect(parseTarget("Web.Example.org")).toMatchObject({ user: "root", host: "web.example.org", port: 22 })
+    expect(parseTarget("admin@web")).toMatchObject({ defaulted: { user: false, port: true } })
+    expect(parseTarget("web:2222")).toMatchObject({ defaulted: { user: true, port: false } })
+    expect(parseTarget("[::1]:2222")).toMatchObject({ defaulted: { user: true, port: false } })
+    expect(parseTarget("root@web:22").defaulted).toBeUndefined()
   })
 
   test("user@host:port is read in full", () => {

@@ -1,5 +1,6 @@
 // Target strings, as `--targets` and the configuration's `fleet.targets` spell them: `[user@]host[:port]`
-// (user root and port 22 by default; an IPv6 address in brackets when a port follows), a node name from
+// (user root and port 22 by default, unless ~/.ssh/config names others for the host: see ssh-config.ts;
+// an IPv6 address in brackets when a port follows), a node name from
 // the inventory, or `@tag` for every inventory node with that tag (`@all` for all of them). A list is
 // comma-separated; the same destination named twice is contacted once, under the name it had first.
 // Anything malformed is refused here, with the offending entry, before a single connection is made.
@@ -34,6 +35,7 @@ export function parseTarget(entry: string, name = entry): Target {
 
   let host: string
   let port = 22
+  let portGiven = false
   if (rest.startsWith("[")) {
     const close = rest.indexOf("]")
     if (close < 0) throw new TargetError(`target "${entry}": "[" without a closing "]"`)
@@ -42,6 +44,7 @@ export function parseTarget(entry: string, name = entry): Target {
     if (after !== "" && !after.startsWith(":"))
       throw new TargetError(`target "${entry}": expected ":port" after "]", got "${after}"`)
     if (after !== "") port = _port(after.slice(1), entry)
+    portGiven = after !== ""
     if (!isIPv6(host) && !HOSTNAME.test(host))
       throw new TargetError(`target "${entry}": "${host}" is not an IPv6 address or host name`)
   } else if (isIPv6(rest)) {
@@ -51,12 +54,20 @@ export function parseTarget(entry: string, name = entry): Target {
     const colon = rest.lastIndexOf(":")
     host = colon >= 0 ? rest.slice(0, colon) : rest
     if (colon >= 0) port = _port(rest.slice(colon + 1), entry)
+    portGiven = colon >= 0
     if (!HOSTNAME.test(host))
       throw new TargetError(
         `target "${entry}": "${host}" is not a host name, IPv4 address, [IPv6] address, node name or @tag`,
       )
   }
-  return { name: name.trim(), user, host: host.toLowerCase(), port }
+  const defaulted = { user: at < 0, port: !portGiven }
+  return {
+    name: name.trim(),
+    user,
+    host: host.toLowerCase(),
+    port,
+    ...(defaulted.user || defaulted.port ? { defaulted } : {}),
+  }
 }
 
 /** `user@host:port` with IPv6 in brackets: the one spelling used to dedupe and to show. */

@@ -1,0 +1,101 @@
+// Reading `ssh -G`'s answer: the route's fields, ~ and %-tokens in IdentityFile, ssh's built-in key
+// list told apart from one the file gives, ProxyJump specs, and what a target says explicitly.
+// tests/ssh-config.test.ts proves the routes against real sshd.
+import { expect, test } from "bun:test"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { parseJump, parseSshG, resolveRoute, routeRequest } from "./ssh-config.ts"
+import { parseTarget } from "./target.ts"
+
+const env = { HOME: "/home/op", USER: "op" }
+
+test("ssh -G's answer gives HostName, User, Port, the keys in order, ProxyJump and HostKeyAlias", () => {
+  const text = [
+    "user alice",
+    "hostname 10.0.0.5",
+    "port 2222",
+    "identitiesonly yes",
+    "hostkeyalias web-key",
+    "identityfile ~/.ssh/web_%h_%r",
+    "identityfile /keys/second",
+    "userknownhostsfile /etc/chimera/known_hosts /x/known_hosts2",
+    "proxyjump bastion,ops@[::1]:2200,ssh://jump.example:22",
+    "",
+  ].join("\n")
+  const r = parseSshG(text, "web", ["-p", "2222"], null, env)
+  expect(r).toMatchObject({
+    alias: "web",
+    host: "10.0.0.5",
+    user: "alice",
+    port: 2222,
+    identitiesOnly: true,
+    identitiesConfigured: true,
+    identityFiles: ["/home/op/.ssh/web_10.0.0.5_alice", "/keys/second"],
+    hostKeyAlias: "web-key",
+    knownHostsFile: "/etc/chimera/known_hosts",
+    proxyCommand: null,
+    sshArgs: ["-p", "2222"],
+  })
+  expect(r.proxyJump).toEqual([
+    { host: "bastion" },
+    { host: "::1", user: "ops", port: 2200 },
+    { host: "jump.example", port: 22 },
+  ])
+})
+
+test("ssh's built-in key list and a ProxyCommand are told apart from what a file sets", () => {
+  const builtIn = ["id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_xmss", "id_dsa"]
+  const text = ["hostname h", ...builtIn.map((f) => `identityfile ~/.ssh/${f}`), "proxycommand nc %h %p"].join("\n")
+  const r = parseSshG(text, "h", [], null, env)
+  expect(r.identitiesConfigured).toBe(false)
+  expect(r.identityFiles[3]).toBe("/home/op/.ssh/id_ed25519")
+  expect(r.proxyCommand).toBe("nc %h %p")
+  expect(r.proxyJump).toEqual([])
+  expect(parseSshG("proxycommand none\nproxyjump none\n", "h", [], null, env)).toMatchObject({
+    proxyCommand: null,
+    proxyJump: [],
+  })
+})
+
+test("only what a target spells out goes to ssh as -l and -p; Chimera's defaults do not", () => {
+  expect(routeRequest(parseTarget("web"))).toEqual({ host: "web" })
+  expect(routeRequest(parseTarget("deploy@web"))).toEqual({ host: "web", user: "deploy" })
+  expect(routeRequest(parseTarget("web:22"))).toEqual({ host: "web", port: 22 })
+  expect(routeRequest({ name: "x", user: "root", host: "web", port: 22 })).toEqual({
+    host: "web",
+    user: "root",
+    port: 22,
+  })
+  expect(parseJump("root@[fe80::1]")).toEqual({ host: "fe80::1", user: "root" })
+})
+
+test("the real ssh -G reads $HOME's .ssh/config, with explicit -l/-p winning over it", async () => {
+  const home = await mkdtemp(join(tmpdir(), "chimera-ssh-config-"))
+  try {
+    await Bun.write(
+      join(home, ".ssh", "config"),
+      "Host alias-of-a-unit-test\n  HostName 127.0.0.99\n  User someone\n  Port 2299\n  ProxyJump hop\n",
+    )
+    const e = { ...process.env, HOME: home }
+    expect(await resolveRoute({ host: "alias-of-a-unit-test" }, e)).toMatchObject({
+      host: "127.0.0.99",
+      user: "someone",
+      port: 2299,
+      proxyJump: [{ host: "hop" }],
+      configFile: join(home, ".ssh", "config"),
+    })
+    expect(await resolveRoute({ host: "alias-of-a-unit-test", user: "root", port: 22 }, e)).toMatchObject({
+      host: "127.0.0.99",
+      user: "root",
+      port: 22,
+    })
+  } finally {
+    await rm(home, { recursive: true, force: true })
+  }
+})
+
+test("without an ssh binary the target is dialled as written, with Chimera's defaults", async () => {
+  const r = await resolveRoute({ host: "no-ssh-here" }, { HOME: tmpdir(), PATH: "/nonexistent-bin" })
+  expect(r).toMatchObject({ host: "no-ssh-here", user: "root", port: 22, fromConfig: false, identityFiles: [] })
+})
