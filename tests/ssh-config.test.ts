@@ -167,7 +167,11 @@ const accepted = async (sshd: Sshd, user: string) =>
 /** exec's JSON results: who ran the command and which server address and port took the connection. */
 async function whereRan(target: string, extra: string[] = []) {
   const r = await chimera(["exec", "-t", target, ...extra, "--json", "--", 'echo "$(id -un) $SSH_CONNECTION"'])
-  const [result] = JSON.parse(r.stdout || "[{}]") as { ok?: boolean; stdout?: string; failure?: { message: string } }[]
+  const [result] = (
+    JSON.parse(r.stdout || '{"results":[{}]}') as {
+      results: { ok?: boolean; stdout?: string; failure?: { message: string } }[]
+    }
+  ).results
   const [user, , , address, port] = (result?.stdout ?? "").trim().split(" ")
   return { code: r.code, user, address, port, failure: result?.failure?.message, stderr: r.stderr }
 }

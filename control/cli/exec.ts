@@ -2,7 +2,7 @@
 // most --parallel at a time. Output lines come as each target finishes, prefixed by the target's name
 // (stdout to stdout, stderr and failures to stderr), then one summary line; the exit code is 1 if any
 // target failed to connect or exited non-zero. `--json` prints `{"results": [...]}` in target order, as
-// `generations` and `rollback` do: each result's `target` is the name it was given, `ssh` where it went.
+// `generations` and `rollback` do: each result's `target` is the name it was given.
 import { defineCommand } from "citty"
 import { mapLimit } from "../domain/map-limit.ts"
 import type { ExecResult } from "../domain/operation-ports.ts"
@@ -23,7 +23,7 @@ function _print(r: ExecResult, width: number): void {
 
 /** A result as `--json` prints it: the target by the name it was given, as generations and rollback do. */
 function _jsonResult({ target, ...r }: ExecResult) {
-  return { target: target.name, ssh: { user: target.user, host: target.host, port: target.port }, ...r }
+  return { target: target.name, ...r }
 }
 
 function _summary(results: ExecResult[], ms: number): string {

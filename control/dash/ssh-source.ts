@@ -12,8 +12,6 @@ import type { DashRow } from "./model.ts"
 
 const short = (path: string | null) => (path ? path.slice(11, 23) : "-")
 
-const sshOf = (t: Target) => ({ user: t.user, host: t.host, port: t.port })
-
 function stateRow(target: Target, state: SystemState, at: string): DashRow {
   const runtime = state.current !== state.profile
   const reboot = state.booted !== null && state.current !== null && state.booted !== state.current
@@ -35,7 +33,6 @@ function stateRow(target: Target, state: SystemState, at: string): DashRow {
     ],
     data: {
       target: target.name,
-      ssh: sshOf(target),
       status,
       ...state,
       drift: runtime ? ["runtime-drift"] : [],
@@ -61,7 +58,6 @@ function failedRow(target: Target, error: string, previous: DashRow | undefined)
     ],
     data: {
       target: target.name,
-      ssh: sshOf(target),
       status: "unreachable",
       error,
       // What the last read that answered saw, if one did.
