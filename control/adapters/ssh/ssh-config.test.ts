@@ -99,3 +99,46 @@ test("without an ssh binary the target is dialled as written, with Chimera's def
   const r = await resolveRoute({ host: "no-ssh-here" }, { HOME: tmpdir(), PATH: "/nonexistent-bin" })
   expect(r).toMatchObject({ host: "no-ssh-here", user: "root", port: 22, fromConfig: false, identityFiles: [] })
 })
+
+test("a configuration that says the same of every host is asked once; one that names hosts, for each", async () => {
+  const home = await mkdtemp(join(tmpdir(), "chimera-ssh-config-"))
+  // An ssh that notes each question before the real one answers it.
+  const bin = join(home, "bin")
+  const asked = join(home, "asked")
+  await Bun.write(join(bin, "ssh"), `#!/bin/sh\necho "$*" >> ${asked}\nexec /usr/bin/ssh "$@"\n`)
+  await Bun.spawn(["chmod", "+x", join(bin, "ssh")]).exited
+  const questions = async () =>
+    (await Bun.file(asked).exists()) ? (await Bun.file(asked).text()).trim().split("\n") : []
+  const e = { ...process.env, HOME: home, PATH: `${bin}:${process.env.PATH}` }
+  const config = join(home, ".ssh", "config")
+  try {
+    // Host * alone, with a %h token that each host fills in for itself.
+    await Bun.write(config, "Host *\n  User deploy\n  Port 2200\n  IdentityFile ~/.ssh/%h.key\n")
+    const [a, b] = await Promise.all(
+      ["Web-A.example", "web-b.example"].map((host) => resolveRoute({ host, port: 2201 }, e)),
+    )
+    expect(a).toMatchObject({ alias: "Web-A.example", host: "web-a.example", user: "deploy", port: 2201 })
+    expect(a?.identityFiles).toEqual([join(home, ".ssh", "web-a.example.key")])
+    expect(b).toMatchObject({ alias: "web-b.example", host: "web-b.example", user: "deploy", port: 2201 })
+    expect(await questions()).toHaveLength(1)
+
+    // An included file that names one host: every host is asked about on its own.
+    await rm(asked, { force: true })
+    await Bun.write(config, "Include conf.d/*.conf\nHost *\n  User deploy\n")
+    await Bun.write(join(home, ".ssh", "conf.d", "db.conf"), "Host db-*.example\n  User postgres\n")
+    const [web, db] = await Promise.all(
+      ["web-c.example", "db-1.example"].map((host) => resolveRoute({ host, port: 2202 }, e)),
+    )
+    expect([web?.user, db?.user]).toEqual(["deploy", "postgres"])
+    expect(await questions()).toHaveLength(2)
+
+    // A Host * setting that names the host (HostName %h.…) is no answer for others either.
+    await rm(asked, { force: true })
+    await Bun.write(config, "Host *\n  HostName %h.internal\n")
+    const [x, y] = await Promise.all(["x", "y"].map((host) => resolveRoute({ host, port: 2203 }, e)))
+    expect([x?.host, y?.host]).toEqual(["x.internal", "y.internal"])
+    expect(await questions()).toHaveLength(3)
+  } finally {
+    await rm(home, { recursive: true, force: true })
+  }
+})

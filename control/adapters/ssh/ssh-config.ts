@@ -6,11 +6,13 @@
 // the file exactly as it would on ssh's command line; Chimera's own defaults (root, 22) are left out
 // and only fill in what the file does not say. The closure copy runs the real ssh with the same
 // arguments, so both halves of a deploy take one route. Answers are cached for the process, and at
-// most a few `ssh -G` run at once. Without an ssh binary there is no configuration to read: the target
-// is dialled as written.
-import { existsSync, readFileSync } from "node:fs"
+// most a few `ssh -G` run at once. A configuration with no `Host` or `Match` but `Host *` (Debian's
+// own, or none at all) says the same of every host: one `ssh -G` for a name no host has answers for
+// all of them (generalRoute), unless its answer mentions that name beyond `host` and `hostname`.
+// Without an ssh binary there is no configuration to read: the target is dialled as written.
+import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { homedir, userInfo } from "node:os"
-import { join } from "node:path"
+import { basename, dirname, isAbsolute, join } from "node:path"
 import type { Target } from "../../domain/operation-ports.ts"
 
 export interface RouteRequest {
@@ -207,6 +209,16 @@ async function _ask(
   config: string | null,
   env: Record<string, string | undefined>,
 ): Promise<SshRoute> {
+  return parseSshG(await _askText(ssh, req, config, env), req.host, explicitArgs(req), config, env)
+}
+
+/** `ssh -G`'s answer for `req`, as text. */
+async function _askText(
+  ssh: string,
+  req: RouteRequest,
+  config: string | null,
+  env: Record<string, string | undefined>,
+): Promise<string> {
   const args = [...(config ? ["-F", config] : []), ...explicitArgs(req)]
   const proc = Bun.spawn([ssh, ...args, "-G", "--", req.host], {
     env: { ...process.env, ...env },
@@ -223,7 +235,128 @@ async function _ask(
     throw new SshConfigError(
       `ssh -G ${[...args, req.host].join(" ")} exited ${code} reading the SSH configuration: ${stderr.trim() || "no output"}`,
     )
-  return parseSshG(stdout, req.host, explicitArgs(req), config, env)
+  return stdout
+}
+
+/** The files ssh reads before it knows the host: -F's, or the user's and the system's. */
+function _readFiles(config: string | null, env: Record<string, string | undefined>): { file: string; base: string }[] {
+  if (config === "/dev/null") return []
+  if (config) return [{ file: config, base: join(_home(env), ".ssh") }]
+  const home = _passwdHome() ?? _home(env)
+  return [
+    { file: join(home, ".ssh", "config"), base: join(home, ".ssh") },
+    { file: "/etc/ssh/ssh_config", base: "/etc/ssh" },
+  ]
+}
+
+/**
+ * `Include`'s paths as ssh finds them: ~ is home, a relative one is under `base`, `*` and `?` glob the
+ * last part; null for what this does not follow (a glob in a directory's name, a token).
+ */
+function _included(pattern: string, base: string, home: string): string[] | null {
+  const path = pattern.replace(/^~(?=\/)/, home)
+  const full = isAbsolute(path) ? path : join(base, path)
+  const name = basename(full)
+  if (/[*?[%$]/.test(dirname(full)) || /[%$]/.test(name)) return null
+  if (!/[*?[]/.test(name)) return [full]
+  const re = new RegExp(
+    `^${name
+      .replace(/[.+^${}()|\\]/g, "\\$&")
+      .replace(/\*/g, ".*")
+      .replace(/\?/g, ".")}$`,
+  )
+  try {
+    return readdirSync(dirname(full))
+      .filter((f) => re.test(f))
+      .sort()
+      .map((f) => join(dirname(full), f))
+  } catch {
+    return []
+  }
+}
+
+/**
+ * Whether any of ssh's files (and what they Include) has a `Host` other than `Host *`, or any `Match`:
+ * then what ssh says of one host may not hold for another. An unreadable Include counts as saying so.
+ */
+export function hostSpecific(files: { file: string; base: string }[], home: string, depth = 0): boolean {
+  for (const { file, base } of files) {
+    let text: string
+    try {
+      text = readFileSync(file, "utf8")
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") continue
+      return true
+    }
+    for (const raw of text.split("\n")) {
+      const line = raw.trim()
+      if (line === "" || line.startsWith("#")) continue
+      const [keyword = "", ...rest] = line.split(/[\s=]+/)
+      const args = rest.filter((a) => a !== "" && !a.startsWith("#"))
+      const key = keyword.toLowerCase()
+      if (key === "match") return true
+      if (key === "host" && !(args.length === 1 && args[0] === "*")) return true
+      if (key === "include") {
+        if (depth >= 16) return true
+        const found = args.map((a) => _included(a, base, home))
+        if (found.some((f) => f === null)) return true
+        const more = found.flatMap((f) => f ?? []).map((f) => ({ file: f, base }))
+        if (hostSpecific(more, home, depth + 1)) return true
+      }
+    }
+  }
+  return false
+}
+
+const general = new Map<string, Promise<string | null>>()
+
+/**
+ * ssh's answer for every host at once, as text to be given each host's name: null when the files say
+ * different things of different hosts, or the answer names the asked name beyond `host` and `hostname`
+ * (a token such as `%h` in a `Host *` setting), and each host must be asked about on its own.
+ */
+function _generalAnswer(
+  ssh: string,
+  req: RouteRequest,
+  config: string | null,
+  env: Record<string, string | undefined>,
+): Promise<string | null> {
+  const key = JSON.stringify([config, req.user, req.port])
+  const kept = general.get(key)
+  if (kept) return kept
+  const asked = (async () => {
+    if (hostSpecific(_readFiles(config, env), _passwdHome() ?? _home(env))) return null
+    const probe = `chimera-probe-${crypto.randomUUID().slice(0, 8)}.invalid`
+    // A configuration ssh refuses is reported by each host's own question, naming that host.
+    const text = await _limited(() => _askText(ssh, { ...req, host: probe }, config, env)).catch(() => null)
+    if (text === null) return null
+    const lines = text.split("\n")
+    const named = lines.filter((l) => l.includes(probe))
+    if (named.some((l) => l !== `host ${probe}` && l !== `hostname ${probe}`)) return null
+    return lines.filter((l) => !l.includes(probe)).join("\n")
+  })()
+  asked.catch(() => general.delete(key))
+  general.set(key, asked)
+  return asked
+}
+
+async function _route(
+  ssh: string,
+  req: RouteRequest,
+  config: string | null,
+  env: Record<string, string | undefined>,
+): Promise<SshRoute> {
+  const shared = await _generalAnswer(ssh, req, config, env)
+  // ssh keeps the name as given in `host` and lowercases it in `hostname`.
+  if (shared !== null)
+    return parseSshG(
+      `host ${req.host}\nhostname ${req.host.toLowerCase()}\n${shared}`,
+      req.host,
+      explicitArgs(req),
+      config,
+      env,
+    )
+  return _limited(() => _ask(ssh, req, config, env))
 }
 
 /** The route OpenSSH would take to `req`, once per process for each distinct request. */
@@ -237,7 +370,7 @@ export function resolveRoute(
   if (hit) return hit
   const ssh = Bun.which("ssh", { PATH: env.PATH ?? process.env.PATH ?? "" })
   const made = ssh
-    ? _limited(() => _ask(ssh, req, config, env))
+    ? _route(ssh, req, config, env)
     : Promise.resolve<SshRoute>({
         alias: req.host,
         host: req.host,
