@@ -25,6 +25,17 @@ describe("redaction", () => {
     expect(redactText('{"a":"Bearer abcdefghijklmnopqrstu","b":1}')).toBe('{"a":"Bearer [redacted]","b":1}')
   })
 
+  test("a URL's password is replaced wherever the URL stands in text (Nix and curl print the URLs they fetch)", () => {
+    expect(redactText("unable to download 'https://ci:hunter2@cache.example.org/nix-cache-info': 401")).toBe(
+      "unable to download 'https://ci:[redacted]@cache.example.org/nix-cache-info': 401",
+    )
+    expect(redactText("db postgres://app:p@ss@db:5432/x up")).toBe("db postgres://app:[redacted]@db:5432/x up")
+    expect(redactText('{"url":"https://:tok3n@h/"}')).toBe('{"url":"https://:[redacted]@h/"}')
+    for (const plain of ["http://[::1]:8080/x", "ssh://git@github.com/o/r", "http://cp/a:b@c", "// note: a@b"])
+      expect(redactText(plain)).toBe(plain)
+    expect(looksSecret("https://u:p@h")).toBe(true)
+  })
+
   test("secrets assigned on a command line are replaced; field errors stay readable", () => {
     expect(redactText("PGPASSWORD=hunter2 psql -h db")).toBe("PGPASSWORD=[redacted] psql -h db")
     expect(redactText("mysql --password='s3 cret' x; GITHUB_TOKEN=\"abc def\" gh")).toBe(
@@ -75,6 +86,8 @@ test("a long run of secret words is no work for the redaction (it was quadratic:
     "password".repeat(32_768),
     `X_${"secret".repeat(43_690)}`,
     "eyJ-".repeat(65_536),
+    `//${"a:".repeat(32_768)}`,
+    "//a:b".repeat(13_107),
     `${"eyJa-".repeat(52_428)}.`,
   ]) {
     const t0 = performance.now()

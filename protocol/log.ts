@@ -40,6 +40,11 @@ export const SECRET_VALUES: [RegExp, string][] = [
     ),
     "$1[redacted]",
   ],
+  // A URL's password (`https://ci:hunter2@cache.example/…`, `postgres://app:pw@db/x`): Nix and curl
+  // print the URLs they fetch, so a heal's output, a relayed command's or a deploy's log may carry
+  // one. Taken from the `//`, not the scheme, so a piece that ends inside `https:/` is still read
+  // whole; the password runs to the authority's last `@`, as URL parsers read it. Bounded both ways.
+  [/(\/\/[^\s/?#@:"'<>\\]{0,256}:)[^\s/?#"'<>\\]{1,256}@/g, "$1[redacted]@"],
 ]
 
 /** Replaces every secret-looking substring of `text`. */

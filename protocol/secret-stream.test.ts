@@ -23,6 +23,7 @@ const SECRETS: [string, string][] = [
   ["mysql --password='s3 cret value' -h db", "cret value"],
   ['export GITHUB_TOKEN="abc def ghi"', "abc def ghi"],
   ["AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG", "wJalrXUtnFEMI"],
+  ["fetching https://ci:cachepass99@cache.example.org/x", "cachepass99"],
 ]
 
 function streamed(pieces: string[]): { out: string; parts: string[] } {
@@ -69,6 +70,11 @@ describe("secret stream", () => {
         "pass",
         "token",
         "api_key=",
+        "https://",
+        "//",
+        "ci:",
+        "@",
+        "/",
         "progress",
         "45%",
         "done",

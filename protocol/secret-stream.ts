@@ -48,6 +48,8 @@ export const UNFINISHED: [RegExp, number][] = [
     ),
     TOKEN_WINDOW,
   ],
+  // A URL's authority not yet ended: its password may still be coming, or its `@`.
+  [/\/\/[^\s/?#@:"'<>\\]{0,256}(?::[^\s/?#"'<>\\]{0,256})?$/, TOKEN_WINDOW],
 ]
 
 /** Where the held-back end of `text` begins: text.length when nothing there could be an unfinished secret. */

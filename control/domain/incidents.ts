@@ -9,7 +9,7 @@
 // name is kept in the record and raises nothing), rewrites only incidents its own principal's records
 // opened, resolves only incidents records opened (never one the control plane opened or saw fail
 // itself), and past REPORTED_PER_HOUR incidents an hour from one principal the rest are recorded, told nobody.
-import { createLogger } from "../../protocol/log.ts"
+import { createLogger, redactText } from "../../protocol/log.ts"
 import { terminalLine, terminalText } from "../../protocol/terminal-text.ts"
 import type { ControlEventType, FleetEvent } from "./events.ts"
 import { DEFAULT_SEVERITY, type Incident, type Observation, type Problem, TITLES } from "./incident-model.ts"
@@ -112,9 +112,11 @@ export function createIncidents(deps: IncidentDeps) {
       severity: incident.severity,
       // A node's own words (a failed heal's error) reach Slack, email and tickets: control and format
       // characters in them (a bidi override that makes the text read backwards, ESC, CR) go escaped,
-      // as on a terminal, so no node can reorder or hide what a notice says around them.
-      title: terminalLine(incident.title),
-      message: terminalText(incident.message),
+      // as on a terminal, so no node can reorder or hide what a notice says around them. They pass the
+      // secret net first, as every API answer does: a channel's readers are no fewer than the fleet's
+      // viewers, and what a channel received cannot be taken back.
+      title: terminalLine(redactText(incident.title)),
+      message: terminalText(redactText(incident.message)),
       closures: {
         ...(incident.closures.desired ? { desired: incident.closures.desired } : {}),
         ...(incident.closures.current ? { current: incident.closures.current } : {}),
