@@ -3,10 +3,17 @@
 // and a heal an agent reported (one span, ending when the report says the heal ended). Both carry
 // their timings as data, so nothing in the deploy or the agent has to know about tracing.
 import { ROOT_CONTEXT, type Span, SpanStatusCode, type Tracer, trace } from "@opentelemetry/api"
+import { redactText } from "../../../protocol/log.ts"
 import type { DeploymentRecord } from "../../domain/deploy.ts"
 import type { FleetEvent } from "../../domain/events.ts"
 
 const ms = (iso: string) => Date.parse(iso)
+/**
+ * An error for a span's status: a heal's or a target's error is a node's or a command's own words and
+ * may quote a secret, and the collector (and whoever reads its traces) is outside Chimera, so it passes
+ * the secret net every API answer does; cut after, so the cut cannot leave a secret unrecognised.
+ */
+const statusText = (error: unknown) => redactText(String(error ?? "")).slice(0, 500)
 
 export function recordDeployTrace(tracer: Tracer, record: DeploymentRecord): void {
   const root = tracer.startSpan(`${record.kind} ${record.hash.slice(0, 12)}`, {
@@ -41,7 +48,7 @@ export function recordDeployTrace(tracer: Tracer, record: DeploymentRecord): voi
       tracer
         .startSpan(p.phase, { startTime: ms(p.startedAt), attributes: { "chimera.target": t.target } }, under(span))
         .end(ms(p.startedAt) + p.ms)
-    if (t.error) span.setStatus({ code: SpanStatusCode.ERROR, message: t.error.slice(0, 500) })
+    if (t.error) span.setStatus({ code: SpanStatusCode.ERROR, message: statusText(t.error) })
     span.end(ms(t.startedAt) + t.ms)
   }
   if (record.status === "failed" || record.status === "partial") root.setStatus({ code: SpanStatusCode.ERROR })
@@ -63,6 +70,6 @@ export function recordHealSpan(tracer: Tracer, event: FleetEvent): void {
     },
   })
   if (event.type === "heal.failed")
-    span.setStatus({ code: SpanStatusCode.ERROR, message: String(event.data.error ?? "").slice(0, 500) })
+    span.setStatus({ code: SpanStatusCode.ERROR, message: statusText(event.data.error) })
   span.end(end)
 }
