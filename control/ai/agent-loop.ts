@@ -16,7 +16,7 @@ import { callModel } from "./model-call.ts"
 import { ask, toWire } from "./questions.ts"
 import { systemPrompt } from "./system-prompt.ts"
 import { resultText, runTool } from "./tool-run.ts"
-import { CHAT_TOOLS, needsApproval, toolSpecs } from "./tools.ts"
+import { CHAT_TOOLS, hiddenFromApprover, needsApproval, toolSpecs } from "./tools.ts"
 import type { TurnControl } from "./turns.ts"
 
 const log = createLogger("ai")
@@ -145,6 +145,15 @@ async function handleCall(
   if (needsApproval(tool, args)) {
     if (question) {
       const msg = "Not run: one action at a time may wait for approval; propose it again once the first is answered."
+      await reply(msg, false, args, msg)
+      return null
+    }
+    // The question reaches its approver through the API's secret net: a value it hides (after
+    // `A_TOKEN=`, a URL's password) would be approved unseen, and `A_TOKEN="$(curl … | sh)" uptime`
+    // reads `A_TOKEN=[redacted] uptime`. Nobody can approve what they cannot see.
+    if (hiddenFromApprover(args)) {
+      const msg =
+        "Not run: its approver would see it as [redacted] where it holds a secret-looking value (after a name such as TOKEN= or PASSWORD=, or a URL's password), so nobody could see what would run. Propose it without that value (a secret can come from a file on the node), or ask the user to run it with the chimera CLI."
       await reply(msg, false, args, msg)
       return null
     }

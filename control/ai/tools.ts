@@ -4,6 +4,7 @@
 // runs when the model calls it: it becomes a question (questions.ts), and `mayApprove` says whether a given role may say yes to it, by the same
 // permission and command-risk rule the API applies.
 import { z } from "zod"
+import { redactStrings } from "../../protocol/log.ts"
 import { can, leastRoleFor, type Role } from "../domain/auth/roles.ts"
 import { assessCommand } from "../domain/command-assessment.ts"
 import { checkCommandRisk } from "../domain/command-risk.ts"
@@ -76,6 +77,10 @@ export const toolSpecs = (): LlmTool[] => [...CHAT_TOOLS.values()].map((t) => t.
  */
 export const needsApproval = (tool: ChatTool, args: Record<string, unknown>): boolean =>
   tool.mutates || args.config_path !== undefined
+
+/** Whether the question for `args` would show its approver less than what runs: the secret net hides part of it. */
+export const hiddenFromApprover = (args: Record<string, unknown>): boolean =>
+  JSON.stringify(redactStrings(args)) !== JSON.stringify(args)
 
 /** Throws the 403 that says why `role` may not approve this action; returns when it may. */
 export function mayApprove(role: Role, tool: ChatTool, args: Record<string, unknown>): void {
