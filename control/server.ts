@@ -135,7 +135,14 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   const bus = createEventBus()
   const history = createHealthHistory(() => clock.now().getTime())
   const peers = replicaPeers()
-  const fleet = createFleet({ store, bus, clock, onHeartbeat: (h) => history.record(h), peers })
+  const fleet = createFleet({
+    store,
+    bus,
+    clock,
+    onHeartbeat: (h) => history.record(h),
+    peers,
+    configured: (id) => Boolean(opts.commandTargets?.resolve(id)),
+  })
   const trust = createTrust({
     db,
     dialect,

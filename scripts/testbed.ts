@@ -20,7 +20,8 @@
 //   --dir   where keys, configs, logs and the state live (default $CHIMERA_TESTBED_DIR or /tmp/chimera-testbed)
 //   --boot  a system closure every node boots with (default: web-gen1.nix's; --no-boot: none)
 //   --control-url, --join-tokens   also start an agent in every node (node id = node name), enrolled with
-//           one join token each (`chimera nodes join-token`); its log is DIR/<node>.agent.log
+//           one join token each, in node order (`chimera nodes join-token --node NODE`: a control plane
+//           whose [fleet.nodes] names the node enrols it only so); its log is DIR/<node>.agent.log
 // Needs root (mount namespaces), util-linux, nix and openssh-server; the code is tests/support/testbed.ts.
 import { existsSync } from "node:fs"
 import { writeFile } from "node:fs/promises"

@@ -50,7 +50,8 @@ beforeAll(async () => {
       { identity: tb.identityFile, knownHosts: tb.knownHostsFile },
     ),
   })
-  const { token } = (await (await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })).json()) as {
+  const issued = await cp.api("/api/nodes/join-tokens", { method: "POST", body: JSON.stringify({ nodeId: "risk-1" }) })
+  const { token } = (await issued.json()) as {
     token: string
   }
   agent = startAgent((tb.nodes[0] as TestbedNode).node, { nodeId: "risk-1", controlUrl: cp.url, joinToken: token })

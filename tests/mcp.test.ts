@@ -112,8 +112,10 @@ beforeAll(async () => {
   await writeFile(gen2Config, `import ${TEST_SYSTEM} { generation = "2"; tag = "mcp"; }\n`)
   cp = await startInProcess({ commandTargets: lateTargets })
   const tokens: string[] = []
-  for (let i = 0; i < 3; i++) {
-    const res = await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
+  // Each for its node: the nodes are [fleet.nodes] machines (lateTargets), which a token for no node
+  // in particular may not enrol.
+  for (let i = 1; i <= 3; i++) {
+    const res = await cp.api("/api/nodes/join-tokens", { method: "POST", body: JSON.stringify({ nodeId: `mcp-${i}` }) })
     tokens.push(((await res.json()) as { token: string }).token)
   }
   bed = await createTestbed({

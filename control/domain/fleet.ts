@@ -32,9 +32,15 @@ export interface FleetDeps {
   onHeartbeat?: (health: NodeHealth) => void
   /** Other replicas on the same database, told when commands wait for a node (their long polls). */
   peers?: { commandsQueued(nodeIds: string[]): void; commandsAcked(ids: string[]): void }
+  /**
+   * Whether the configuration names a machine by this id ([fleet.nodes]): only a join token issued
+   * for that id may enrol it. Enrolled under a configured machine's name, an agent answers for that
+   * machine (congruence, relayed commands and their text, the dashboard), whoever runs it.
+   */
+  configured?: (nodeId: string) => boolean
 }
 
-export function createFleet({ store, bus, clock, onHeartbeat, peers }: FleetDeps) {
+export function createFleet({ store, bus, clock, onHeartbeat, peers, configured }: FleetDeps) {
   const now = () => clock.now().toISOString()
   const waiters = new Map<string, Set<() => void>>()
   const ackListeners = new Set<AckListener>()
@@ -90,6 +96,7 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers }: FleetDeps
         agentVersion: req.agentVersion,
         credentialHash: req.credentialHash ?? hashToken(credential as string),
         agentChosen: req.credentialHash !== undefined,
+        configured: configured?.(req.nodeId) ?? false,
         now: now(),
       })
       if (!result.ok) {
@@ -100,6 +107,7 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers }: FleetDeps
           expired: "the join token has expired; create a new one with `chimera nodes join-token`",
           "wrong-node": `the join token was issued for another node, not ${JSON.stringify(req.nodeId)}`,
           taken: `node ${JSON.stringify(req.nodeId)} is already enrolled; re-enrolling it needs a join token issued for it (chimera nodes join-token --node ${req.nodeId})`,
+          configured: `node ${JSON.stringify(req.nodeId)} is a machine of the control plane's [fleet.nodes]; enrolling it needs a join token issued for it (chimera nodes join-token --node ${req.nodeId})`,
         }[result.reason]
         throw unauthenticated(why)
       }

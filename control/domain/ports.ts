@@ -78,10 +78,12 @@ export interface StorePort {
     credentialHash: string
     /** The agent chose the credential: a repeat with the same token, node and hash is the same enrolment. */
     agentChosen: boolean
+    /** The configuration names a machine by this id: a token for no node in particular may not enrol it. */
+    configured?: boolean
     now: string
   }): Promise<
     | { ok: true; created: boolean; repeated: boolean }
-    | { ok: false; reason: "unknown" | "used" | "revoked" | "expired" | "wrong-node" | "taken" }
+    | { ok: false; reason: "unknown" | "used" | "revoked" | "expired" | "wrong-node" | "taken" | "configured" }
   >
 
   getNode(id: string): Promise<NodeRecord | null>

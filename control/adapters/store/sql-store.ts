@@ -185,6 +185,8 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
           // A token for no node in particular only creates nodes: taking over an enrolled node's identity
           // (and locking its agent out) needs a token the operator issued for that node.
           if (existing[0] && !token.node_id) return { ok: false, reason: "taken" } as const
+          // Nor a machine the configuration names, for which the control plane would take the agent.
+          if (input.configured && !token.node_id) return { ok: false, reason: "configured" } as const
           // Single use: only the transaction that flips used_at may enrol.
           const used: Row[] = await tx`
           UPDATE join_tokens SET used_at = ${input.now}, used_by = ${input.nodeId}
