@@ -396,6 +396,14 @@ describe("MCP over Streamable HTTP", () => {
     expect(asked.length).toBe(1)
     expect(asked[0]).toContain("high risk")
     expect(declined.s.message).toContain("not approved")
+    // The human reads the command as it would run: a carriage return and an erase-line sequence in it
+    // cannot wipe `rm -rf …` off a terminal and leave `uptime` to approve.
+    await callTool(asks, "run_command", {
+      command: "rm -rf /tmp/chimera-mcp-canary #\r\x1b[2Kuptime",
+      nodes: ["mcp-1"],
+    })
+    expect(asked[1]).toContain("rm -rf /tmp/chimera-mcp-canary #\\r\\x1b[2Kuptime")
+    expect(asked[1]?.includes("\r") || asked[1]?.includes("\x1b")).toBe(false)
     // An operator's low-risk command runs at once, through the relay, with the node's real output.
     await asks.close()
     const ops = await httpClient(operator)

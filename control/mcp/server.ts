@@ -6,6 +6,7 @@
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js"
 import { type CallToolResult, ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js"
 import { createLogger } from "../../protocol/log.ts"
+import { terminalLine } from "../../protocol/terminal-text.ts"
 import type { Permission } from "../domain/auth/roles.ts"
 import { assessCommand } from "../domain/command-assessment.ts"
 import { OPERATIONS, type Operation } from "../ops/catalogue.ts"
@@ -62,12 +63,16 @@ function toolResult(answer: Record<string, unknown>, isError = false): CallToolR
 
 const failure = (message: string, targets: string[] = []) => toolResult({ status: "error", message, targets }, true)
 
-/** Why this call needs a human's approval first, or null. */
+/**
+ * Why this call needs a human's approval first, or null. The client shows it to its human, often on a
+ * terminal: what the model wrote goes escaped, so a `\r` or an escape sequence cannot hide the command
+ * being approved behind text of its own.
+ */
 function approvalReason(op: Operation, input: Record<string, unknown>, who: McpIdentity): string | null {
   // A caller who may not run a high-risk command is not asked: the API refuses it and says why.
   if (op.risk === "command" && typeof input.command === "string" && who.permissions.includes("commands:run-high")) {
     const a = assessCommand(input.command)
-    if (a.risk === "high") return `\`${input.command}\` is high risk: ${a.reasons.join("; ")}`
+    if (a.risk === "high") return `\`${terminalLine(input.command)}\` is high risk: ${a.reasons.join("; ")}`
   }
   if (op.risk === "critical") return `${op.name} is critical`
   // A build runs the Nix file's builders on the control-plane host. A client asks its human before a
@@ -75,7 +80,7 @@ function approvalReason(op: Operation, input: Record<string, unknown>, who: McpI
   // a Nix file asks here: a prompt injected through fleet data must not start a build. A caller who may
   // not build (not admin) is not asked: the API refuses it and says why.
   if (!op.mutates && typeof input.config_path === "string" && who.permissions.includes("cli:full_access"))
-    return `${op.name} builds ${input.config_path} on the control plane's host (its builders run code there)`
+    return `${op.name} builds ${terminalLine(input.config_path)} on the control plane's host (its builders run code there)`
   const targets = Array.isArray(input.targets) ? (input.targets as string[]) : []
   if (op.mutates && (targets.length > CONFIRM_OVER_TARGETS || targets.some((t) => t.startsWith("@"))))
     return `${op.name} on ${targets.join(", ")} (more than ${CONFIRM_OVER_TARGETS} nodes, or a tag)`
