@@ -46,8 +46,17 @@ export const tokenView = (t: ApiTokenRecord) => ({
   revokedAt: t.revokedAt,
 })
 
+/** How the bootstrap admin token is named, in the audit log's actor column among others. */
+const BOOTSTRAP_TOKEN_NAME = "bootstrap admin"
+
 export function createAccounts({ store, clock }: { store: AuthStorePort; clock: Clock }) {
   const now = () => clock.now().toISOString()
+  /**
+   * A principal is shown by its name (the audit row's actor, a chat's approver): a token named as a
+   * user or the bootstrap admin would have its actions read as theirs, so the names never meet.
+   */
+  const tokenNamed = async (name: string) =>
+    (await store.listApiTokens()).find((t) => t.revokedAt === null && t.name.toLowerCase() === name.toLowerCase())
   const requireUser = async (username: string) => {
     const user = await store.userByName(username)
     if (!user) throw notFound(`user ${JSON.stringify(username)}`)
@@ -56,6 +65,10 @@ export function createAccounts({ store, clock }: { store: AuthStorePort; clock: 
 
   return {
     async addUser(req: NewUser) {
+      if (await tokenNamed(req.username))
+        throw conflict(
+          `an API token is named ${JSON.stringify(req.username)}: its actions would read as this user's; revoke it or pick another username`,
+        )
       const at = now()
       const user: UserRecord = {
         id: randomUUID(),
@@ -108,6 +121,11 @@ export function createAccounts({ store, clock }: { store: AuthStorePort; clock: 
     },
 
     async createToken(req: NewApiToken, by: UserPrincipal) {
+      const name = req.name.toLowerCase()
+      if (name === BOOTSTRAP_TOKEN_NAME || (await store.userByName(name)))
+        throw conflict(
+          `${JSON.stringify(req.name)} names ${name === BOOTSTRAP_TOKEN_NAME ? "the bootstrap admin" : "a user"}: the token's actions would read as theirs in the audit log; pick another name`,
+        )
       const token = newToken("api")
       const createdAt = clock.now()
       const record: ApiTokenRecord = {
