@@ -141,7 +141,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     clock,
     onHeartbeat: (h) => history.record(h),
     peers,
-    configured: (id) => Boolean(opts.commandTargets?.resolve(id)),
+    // In any case: `WEB-1` beside a configured `web-1` would pass for it on a dashboard.
+    configured: (id) => (opts.commandTargets?.names() ?? []).some((n) => n.toLowerCase() === id.toLowerCase()),
   })
   const trust = createTrust({
     db,

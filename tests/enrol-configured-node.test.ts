@@ -41,6 +41,8 @@ test("a token for no node in particular enrols a new name, not a machine of [fle
   const refused = await enrol(general, "web-1")
   expect(refused.status).toBe(401)
   expect(((await refused.json()) as { error: string }).error).toContain("chimera nodes join-token --node web-1")
+  // Nor the name in another case, which a dashboard would show beside it.
+  expect((await enrol(general, "WEB-1")).status).toBe(401)
   expect((await cp.api("/api/nodes/web-1")).status).toBe(404)
   // The refusal did not spend the token: it still enrols a name of its own.
   expect((await enrol(general, "lab-1")).status).toBe(201)
