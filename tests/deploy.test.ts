@@ -11,7 +11,7 @@ import { API_OUTPUT_BYTES } from "../control/adapters/ssh/command-targets.ts"
 import { createSshExecutor, emptyInventory, resolveTargets } from "../control/adapters/ssh/index.ts"
 import { createAuthStore } from "../control/adapters/store/auth-store.ts"
 import { openDatabase } from "../control/adapters/store/sql-store.ts"
-import { type DeploymentRecord, deploy } from "../control/domain/deploy.ts"
+import { type DeploymentRecord, type DeployOptions, deploy } from "../control/domain/deploy.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
@@ -60,6 +60,21 @@ afterAll(async () => {
 })
 
 const nodes = (from: number, to: number) => bed.nodes.slice(from, to)
+/** The domain's deploy of `configPath` to one node, as the CLI would start it with its defaults. */
+const oneTarget = (n: TestbedNode, configPath: string): DeployOptions => ({
+  targets: resolveTargets(n.target, emptyInventory),
+  configPath,
+  command: null,
+  session: "chimera-deploy",
+  dryRun: false,
+  force: false,
+  confirmTimeoutSeconds: 5,
+  healthChecks: [],
+  healthTimeoutSeconds: 2,
+  useSubstitutes: false,
+  parallel: 1,
+})
+
 const targetsOf = (ns: TestbedNode[]) => ns.map((n) => n.target).join(",")
 
 async function chimera(args: string[], ssh = true) {
@@ -168,19 +183,7 @@ describe("deploy", () => {
     })
     try {
       const record = await deploy(
-        {
-          targets: resolveTargets(n!.target, emptyInventory),
-          configPath: configs.gen2!,
-          command: null,
-          session: "chimera-deploy",
-          dryRun: true,
-          force: false,
-          confirmTimeoutSeconds: 5,
-          healthChecks: [],
-          healthTimeoutSeconds: 2,
-          useSubstitutes: false,
-          parallel: 1,
-        },
+        { ...oneTarget(n!, configs.gen2!), dryRun: true },
         { nix: { ...nix, requisites: async (path) => [...(await nix.requisites(path)), ...absent] }, exec },
       )
       expect(record.targets[0]?.copy?.missingPaths).toBeGreaterThanOrEqual(25_000)
@@ -221,29 +224,14 @@ describe("deploy", () => {
     const [n] = nodes(4, 5)
     const exec = createSshExecutor({ identity: bed.identityFile, knownHosts: bed.knownHostsFile, timeoutMs: 3000 })
     try {
-      const record = await deploy(
-        {
-          targets: resolveTargets(n!.target, emptyInventory),
-          configPath: configs.gen3!,
-          command: null,
-          session: "chimera-deploy",
-          dryRun: false,
-          force: false,
-          confirmTimeoutSeconds: 5,
-          healthChecks: [],
-          healthTimeoutSeconds: 2,
-          useSubstitutes: false,
-          parallel: 1,
+      const record = await deploy(oneTarget(n!, configs.gen3!), {
+        nix: createNix(),
+        exec,
+        // Right after activation the node loses its sshd: the new connection that confirms cannot open.
+        onProgress: (_t, phase) => {
+          if (phase === "activate") void n!.stopSshd()
         },
-        {
-          nix: createNix(),
-          exec,
-          // Right after activation the node loses its sshd: the new connection that confirms cannot open.
-          onProgress: (_t, phase) => {
-            if (phase === "activate") void n!.stopSshd()
-          },
-        },
-      )
+      })
       expect(record.targets[0]?.status).toBe("rolled-back")
       expect(record.targets[0]?.error).toContain("unconfirmed")
       expect((await n!.node.links()).current).toBe(gen3)
