@@ -133,6 +133,9 @@ export const ChimeraConfig = z
       node_report_bytes: _int("expected a whole number of bytes, at least 65536", 65_536).default(4 * 1024 * 1024),
       node_reports: _int("expected a whole number of reports, at least 1", 1).default(600),
       node_report_window_seconds: _seconds().default(60),
+      node_report_bytes_per_day: _int("expected a whole number of bytes, at least 1048576", 1_048_576).default(
+        256 * 1024 * 1024,
+      ),
     }),
     // Requests allowed per window: `agent` counts per node, `login` per source address.
     rate_limits: _section({

@@ -88,6 +88,7 @@ describe("defaults", () => {
         event_streams: 1000,
         node_report_bytes: 4 * 1024 * 1024,
         node_reports: 600,
+        node_report_bytes_per_day: 256 * 1024 * 1024,
         node_report_window_seconds: 60,
       },
       rate_limits: {

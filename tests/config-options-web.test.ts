@@ -163,6 +163,7 @@ layered<WebObs>({
         ["node_report_bytes", 4 * 1024 * 1024, 100_000, "200000"],
         ["node_reports", 600, 50, "60"],
         ["node_report_window_seconds", 60, 30, "20"],
+        ["node_report_bytes_per_day", 256 * 1024 * 1024, 2_000_000, "3000000"],
       ] as const
     ).map(([field, byDefault, file, env]) => ({
       option: `limits.${field}`,

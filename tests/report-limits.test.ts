@@ -167,6 +167,37 @@ describe("report limits", () => {
     expect((await stored()).length).toBe(20)
   })
 
+  test("a node that keeps sending is held to its day's bytes, with a Retry-After that says so", async () => {
+    const clock = manualClock()
+    await using cp = await startInProcess({
+      clock,
+      limits: { reports: { bytes: 200_000, reports: 10_000, windowMs: 60_000, dayBytes: 400_000 } },
+    })
+    const credential = await enrollNode(cp, "steady")
+    const send = (from: number) =>
+      call(cp, credential, "POST", "/api/agent/steady/reports", {
+        reports: Array.from({ length: 10 }, (_, i) => healFailed(from + i, 15_000)),
+      })
+    // ~150 KB a minute: within each minute's 200 KB, past the day's 400 KB at the third.
+    for (const from of [1, 11, 21]) {
+      expect((await send(from)).status).toBe(200)
+      clock.advance(60_000)
+    }
+    const refused = await send(31)
+    expect(refused.status).toBe(429)
+    const body = (await refused.json()) as { code: string; message: string; retryAfter: number }
+    expect(body.message).toContain("[limits] node_report_bytes_per_day 400000")
+    // Back when the day's share has refilled to a minute's bytes: about 12 hours at this rate.
+    expect(body.retryAfter).toBeGreaterThan(3600)
+    expect(Number(refused.headers.get("retry-after"))).toBe(body.retryAfter)
+    const other = await enrollNode(cp, "calm")
+    expect((await call(cp, other, "POST", "/api/agent/calm/reports", { reports: [healFailed(1)] })).status).toBe(200)
+    clock.advance(60_000)
+    expect((await send(31)).status).toBe(429)
+    clock.advance(body.retryAfter * 1000)
+    expect((await send(31)).status).toBe(200)
+  })
+
   test("events older than [retention] event_days are pruned; recent ones stay", async () => {
     const clock = manualClock()
     await using cp = await startInProcess({ clock, retention: { commandDays: 0, eventDays: 1, intervalMs: 50 } })

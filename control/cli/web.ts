@@ -87,6 +87,7 @@ export default defineCommand({
           bytes: config.limits.node_report_bytes,
           reports: config.limits.node_reports,
           windowMs: config.limits.node_report_window_seconds * 1000,
+          dayBytes: config.limits.node_report_bytes_per_day,
         },
       },
       telemetry: config.telemetry,

@@ -6,6 +6,9 @@
 // debt to refill. Past the quota the answer is a 429 with Retry-After, which agents honour (their
 // spool keeps the reports). Buckets live in memory on the clock port; with several control-plane
 // replicas each counts its own share, as with the rate limits.
+// A second bucket holds a day's bytes: at 4 MiB a minute, one node credential could store about 6 GB of
+// events a day, kept for the retention period. A node that was quiet may still send its spool at the
+// minute's rate; one that keeps it up is held to its day's share, refilled over 24 hours.
 import { ChimeraError } from "./errors.ts"
 import type { Clock } from "./ports.ts"
 
@@ -15,13 +18,23 @@ export interface ReportQuotaSettings {
   /** Reports per node per window ([limits] node_reports). */
   reports: number
   windowMs: number
+  /** Bytes of report bodies per node per day ([limits] node_report_bytes_per_day). */
+  dayBytes: number
 }
 
-export const DEFAULT_REPORT_QUOTA: ReportQuotaSettings = { bytes: 4 * 1024 * 1024, reports: 600, windowMs: 60_000 }
+const DAY_MS = 86_400_000
+
+export const DEFAULT_REPORT_QUOTA: ReportQuotaSettings = {
+  bytes: 4 * 1024 * 1024,
+  reports: 600,
+  windowMs: 60_000,
+  dayBytes: 256 * 1024 * 1024,
+}
 
 interface Bucket {
   bytes: number
   reports: number
+  day: number
   atMs: number
 }
 
@@ -32,11 +45,13 @@ export function createReportQuota(settings: ReportQuotaSettings, clock: Clock) {
   /** The node's bucket refilled up to now; a full one is not stored, so memory follows busy nodes. */
   const bucketOf = (nodeId: string, nowMs: number): Bucket => {
     const b = buckets.get(nodeId)
-    if (!b) return { bytes: settings.bytes, reports: settings.reports, atMs: nowMs }
-    const share = Math.max(0, nowMs - b.atMs) / settings.windowMs
+    if (!b) return { bytes: settings.bytes, reports: settings.reports, day: settings.dayBytes, atMs: nowMs }
+    const elapsed = Math.max(0, nowMs - b.atMs)
+    const share = elapsed / settings.windowMs
     return {
       bytes: Math.min(settings.bytes, b.bytes + share * settings.bytes),
       reports: Math.min(settings.reports, b.reports + share * settings.reports),
+      day: Math.min(settings.dayBytes, b.day + (elapsed / DAY_MS) * settings.dayBytes),
       atMs: nowMs,
     }
   }
@@ -46,7 +61,7 @@ export function createReportQuota(settings: ReportQuotaSettings, clock: Clock) {
     sweptAt = nowMs
     for (const id of buckets.keys()) {
       const b = bucketOf(id, nowMs)
-      if (b.bytes >= settings.bytes && b.reports >= settings.reports) buckets.delete(id)
+      if (b.bytes >= settings.bytes && b.reports >= settings.reports && b.day >= settings.dayBytes) buckets.delete(id)
     }
   }
 
@@ -57,12 +72,20 @@ export function createReportQuota(settings: ReportQuotaSettings, clock: Clock) {
       const nowMs = clock.now().getTime()
       sweep(nowMs)
       const b = bucketOf(nodeId, nowMs)
-      if (b.bytes > 0 && b.reports > 0) return
-      const wait = Math.max(-b.bytes / settings.bytes, -b.reports / settings.reports, 0) * settings.windowMs
+      if (b.bytes > 0 && b.reports > 0 && b.day > 0) return
+      const wait = Math.max(
+        Math.max(-b.bytes / settings.bytes, -b.reports / settings.reports, 0) * settings.windowMs,
+        // Back to a minute's bytes of the day's share, not to one byte: a node is not let in a byte at a time.
+        b.day > 0 ? 0 : ((Math.min(settings.bytes, settings.dayBytes) - b.day) / settings.dayBytes) * DAY_MS,
+      )
       const retryAfter = Math.max(1, Math.ceil(wait / 1000))
+      const quota =
+        b.day > 0
+          ? `[limits] node_report_bytes ${settings.bytes}, node_reports ${settings.reports} per ${settings.windowMs / 1000} s`
+          : `[limits] node_report_bytes_per_day ${settings.dayBytes}`
       throw new ChimeraError(
         "RATE_LIMIT_EXCEEDED",
-        `node ${JSON.stringify(nodeId)} has sent more reports than its quota ([limits] node_report_bytes ${settings.bytes}, node_reports ${settings.reports} per ${settings.windowMs / 1000} s); its agent keeps them spooled and retries in ${retryAfter} s`,
+        `node ${JSON.stringify(nodeId)} has sent more reports than its quota (${quota}); its agent keeps them spooled and retries in ${retryAfter} s`,
         {
           retryAfter,
           limit: settings.reports,
@@ -75,7 +98,7 @@ export function createReportQuota(settings: ReportQuotaSettings, clock: Clock) {
     charge(nodeId: string, bytes: number, reports: number): void {
       const nowMs = clock.now().getTime()
       const b = bucketOf(nodeId, nowMs)
-      buckets.set(nodeId, { bytes: b.bytes - bytes, reports: b.reports - reports, atMs: nowMs })
+      buckets.set(nodeId, { bytes: b.bytes - bytes, reports: b.reports - reports, day: b.day - bytes, atMs: nowMs })
     },
   }
 }
