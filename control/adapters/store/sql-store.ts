@@ -252,9 +252,11 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       // emptied by the hot path's writes; the hot path's own handle scans its cached pages in about 2 ms.
       if (beats.noneSilent(nowMs, sinceMs, missed)) return []
       // A control plane that was itself down has not heard anyone: count silence from its own start.
+      // A revoked node cannot heartbeat: its silence is its revocation (a credential-revoked incident),
+      // not a node gone missing to page someone about.
       const rows: Row[] = await db`
         UPDATE nodes SET unreachable = 1
-        WHERE unreachable = 0 AND last_heartbeat_ms IS NOT NULL
+        WHERE unreachable = 0 AND revoked_at IS NULL AND last_heartbeat_ms IS NOT NULL
           AND (CASE WHEN last_heartbeat_ms > ${sinceMs} THEN last_heartbeat_ms ELSE ${sinceMs} END)
               + heartbeat_interval * 1000 * ${missed} < ${nowMs}
         RETURNING *`

@@ -241,8 +241,12 @@ test("the sweep's first look through the hot path finds exactly the nodes its UP
       expect(hot?.anySilent(t0 + nowMs, t0 + sinceMs, 3)).toBe(silent)
     }
     expect(await other.store.markUnreachable(at(25_000), at(10_000), 3)).toEqual([])
+    // A revoked node as silent is not looked for: it cannot heartbeat, and its revocation says why.
+    await other.db`INSERT INTO nodes (id, hostname, enrolled_at, agent_version) VALUES ('r', 'r', ${at(0)}, 't')`
+    await other.store.recordHeartbeat({ ...health("r", at(0)), heartbeatIntervalSeconds: 5 }, at(0))
+    await other.db`UPDATE nodes SET revoked_at = ${at(1)} WHERE id = 'r'`
     expect((await other.store.markUnreachable(at(25_001), at(10_000), 3)).map((n) => n.id)).toEqual(["s"])
-    expect(hot?.anySilent(t0 + 60_000, t0, 3)).toBe(false) // marked already
+    expect(hot?.anySilent(t0 + 60_000, t0, 3)).toBe(false) // marked already, or revoked
   } finally {
     await other.store.close()
     await rm(other.dir, { recursive: true, force: true })

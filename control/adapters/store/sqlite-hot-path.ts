@@ -164,7 +164,7 @@ function openHotPath(file: string): SqliteHotPath {
        WHERE rowid = ? AND id = ? AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ?)`,
     )
     silent ??= db.prepare(
-      `SELECT 1 FROM nodes WHERE unreachable = 0 AND last_heartbeat_ms IS NOT NULL
+      `SELECT 1 FROM nodes WHERE unreachable = 0 AND revoked_at IS NULL AND last_heartbeat_ms IS NOT NULL
          AND max(last_heartbeat_ms, ?1) + heartbeat_interval * 1000 * ?2 < ?3 LIMIT 1`,
     )
   }
