@@ -154,6 +154,9 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     settings,
     keys,
     credentialRetired: (nodeId) => fleet.credentialRetired(nodeId),
+    // The relay is made below; a removal comes only once requests are served. Other replicas' relays
+    // find the closed commands on their next read of the store (pollFallbackMs).
+    commandsClosed: (ids) => relay.answeredElsewhere(ids),
   })
   const commands = createCommandService({ targets: opts.commandTargets ?? null, store: commandStore(db), clock })
   const cli = createCliSessions({

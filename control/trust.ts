@@ -71,6 +71,8 @@ export interface TrustInput {
    * agent's open long polls end then (Fleet.credentialRetired).
    */
   credentialRetired?: (nodeId: string) => void
+  /** Told of commands a node's removal closed unanswered (NodeIdentityDeps.commandsClosed). */
+  commandsClosed?: (ids: string[]) => void
 }
 
 export function createTrust({ db, dialect, dataDir, store, bus, clock, settings, ...input }: TrustInput): TrustDeps {
@@ -97,7 +99,14 @@ export function createTrust({ db, dialect, dataDir, store, bus, clock, settings,
       backoff: createLoginBackoff(clock, DEFAULT_BACKOFF, dialect === "postgres" ? sharedLoginFailures(db) : null),
     }),
     accounts: createAccounts({ store: authStore, clock }),
-    identity: createNodeIdentity({ authStore, store, bus, clock, credentialRetired: input.credentialRetired }),
+    identity: createNodeIdentity({
+      authStore,
+      store,
+      bus,
+      clock,
+      credentialRetired: input.credentialRetired,
+      commandsClosed: input.commandsClosed,
+    }),
     audit,
     refusals: createRefusals({ audit, clock }),
   }

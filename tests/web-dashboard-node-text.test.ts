@@ -84,7 +84,7 @@ test("a node's link followed the moment the dashboard appears after sign-in open
   expect(browser.problems).toEqual([])
 })
 
-test("a revoked node shows as revoked in the fleet list and on its page", async () => {
+test("a revoked node shows as revoked in the fleet list and on its page, and a removed one leaves the list", async () => {
   for (const id of ["kept-1", "gone-1"]) {
     const credential = await enrollNode(cp, id)
     expect((await call(cp, credential, "POST", `/api/agent/${id}/heartbeat`, heartbeatBody(id))).status).toBe(200)
@@ -94,11 +94,21 @@ test("a revoked node shows as revoked in the fleet list and on its page", async 
   const page = await browser.page()
   try {
     await signInWithToken(page, cp.url, cp.adminToken)
-    const row = (id: string) => page.getByRole("row").filter({ has: page.getByRole("link", { name: id, exact: true }) })
+    const row = (id: string) =>
+      page
+        .getByRole("table", { name: "Nodes" })
+        .getByRole("row")
+        .filter({ has: page.getByRole("link", { name: id, exact: true }) })
     await row("gone-1").getByText("revoked", { exact: true }).waitFor()
     expect(await row("kept-1").getByText("revoked", { exact: true }).count()).toBe(0)
     await page.goto(`${cp.url}/#/nodes/gone-1`)
     await page.getByTestId("node-status").getByText("revoked", { exact: true }).waitFor()
+    // Removed from the fleet: its row leaves the open list as the event arrives.
+    await page.goto(`${cp.url}/#/`)
+    await row("gone-1").waitFor()
+    expect((await call(cp, cp.adminToken, "DELETE", "/api/nodes/gone-1")).status).toBe(200)
+    await row("gone-1").waitFor({ state: "detached" })
+    expect(await row("kept-1").count()).toBe(1)
     expect(browser.problems).toEqual([])
   } finally {
     await page.close()

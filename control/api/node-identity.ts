@@ -18,6 +18,7 @@ export const nodeIdentityRoutes = (identity: NodeIdentity) =>
     .post("/api/nodes/:id/revoke", params(NodeParams), async (c) =>
       c.json(await identity.revoke(c.req.valid("param").id)),
     )
+    .delete("/api/nodes/:id", params(NodeParams), async (c) => c.json(await identity.remove(c.req.valid("param").id)))
     // Only while a rotation is due (the heartbeat said rotateCredential): the guard refuses it otherwise.
     .post("/api/agent/:nodeId/credential", params(AgentParams), async (c) =>
       c.json(await identity.issueRotated(c.req.valid("param").nodeId, bearerToken(c.req.header("authorization"))), 201),

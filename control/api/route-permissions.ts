@@ -54,6 +54,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "POST /api/nodes/join-tokens": { auth: "nodes:manage", issuesSecret: true },
   "POST /api/nodes/:id/rotate-credential": { auth: "nodes:manage" },
   "POST /api/nodes/:id/revoke": { auth: "nodes:manage" },
+  "DELETE /api/nodes/:id": { auth: "nodes:manage" },
 
   // Deploys and rollbacks run by the control plane over its own SSH key, to [fleet.nodes] only; a
   // config_path (a build on this host) needs admin, which the handler checks (api/deployments.ts).

@@ -1,4 +1,4 @@
-// `chimera nodes list|show|join-token|set-desired|run|revoke`: the fleet as the control plane knows it, and
+// `chimera nodes list|show|join-token|set-desired|run|revoke|remove`: the fleet as the control plane knows it, and
 // one command run on many enrolled nodes through their agents.
 import { realpathSync } from "node:fs"
 import * as p from "@clack/prompts"
@@ -186,6 +186,28 @@ const revoke = defineCommand({
   },
 })
 
+const remove = defineCommand({
+  meta: {
+    name: "remove",
+    description:
+      "Remove a retired node from the fleet: its credential revoked, its incidents resolved, its history kept",
+  },
+  args: { id: { type: "positional", description: "Node id", required: true }, json },
+  async run({ args }) {
+    const id = parseFlag(NodeId, args.id, "ID")
+    const api = apiClient()
+    const result = await _aboutNode<{ nodeId: string; removed: boolean }>(
+      api,
+      id,
+      api.client.api.nodes[":id"].$delete({ param: { id } }),
+    )
+    if (args.json) return printJson(result)
+    say(
+      `Removed ${id} from the fleet: its agent is refused, its open incidents are resolved, its events are kept\n${color.dim(`a machine enrols under the name again with: chimera nodes join-token --node ${id}`)}\n`,
+    )
+  },
+})
+
 const RunTimeout = z
   .string()
   .regex(/^\d+$/, "expected a whole number of seconds")
@@ -268,5 +290,5 @@ export default defineCommand({
     name: "nodes",
     description: "Enrolled nodes: list, show, join tokens, desired closures, run a command, revoke",
   },
-  subCommands: { list, show, "join-token": joinToken, "set-desired": setDesired, run: runOnNodes, revoke },
+  subCommands: { list, show, "join-token": joinToken, "set-desired": setDesired, run: runOnNodes, revoke, remove },
 })

@@ -10,6 +10,7 @@ export const ControlEventType = z.enum([
   "desired.changed",
   "command.acked",
   "node.revoked",
+  "node.removed",
   "node.rotation-requested",
   "deployment.started",
   "deployment.progress",

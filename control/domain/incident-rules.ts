@@ -5,7 +5,7 @@
 // new enrolment) resolves the incidents it ends and drops the watches. Pure: the engine does the I/O.
 import { z } from "zod"
 import type { FleetEvent } from "./events.ts"
-import { DEFAULT_SEVERITY, type Observation, type Problem, TITLES } from "./incident-model.ts"
+import { DEFAULT_SEVERITY, type Observation, Problem, TITLES } from "./incident-model.ts"
 
 export type RuleAction =
   | { kind: "observe"; observation: Observation }
@@ -105,6 +105,10 @@ export function rulesFor(event: FleetEvent, at: string): RuleAction[] {
           problems: ["unreachable", "credential-revoked"],
           message: "the node enrolled again with a new credential",
         },
+      ]
+    case "node.removed":
+      return [
+        { kind: "recover", nodeId: node, problems: Problem.options, message: "the node was removed from the fleet" },
       ]
     case "node.revoked":
       return [

@@ -106,7 +106,10 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
   }
 
   return {
-    /** Another replica took the answers of these commands: the relays waiting for them read the store now. */
+    /**
+     * These commands' ends were stored without this process's ack path (another replica took their
+     * answers, or a node's removal closed them): the relays waiting for them read the store now.
+     */
     answeredElsewhere(ids: string[]) {
       const reads = new Set(ids.map((id) => readers.get(id)).filter((read) => read !== undefined))
       for (const read of reads) void read()
@@ -156,30 +159,28 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
         if (queued.length > 0) {
           await fleet.enqueueCommands(queued)
           timer = setTimeout(allAnswered, input.timeoutSeconds * 1000 + GRACE_MS)
-          if (pollFallbackMs) {
-            let busy = false
-            let again = false
-            const read = async () => {
-              if (busy) {
-                again = true
-                return
-              }
-              busy = true
-              try {
-                do {
-                  again = false
-                  const open = queued.map((q) => q.command.id).filter((id) => !answers.has(id))
-                  for (const r of await store.commandResults(open)) fromStore(r)
-                } while (again)
-              } catch (error) {
-                log.warn("reading relayed results failed", { error })
-              } finally {
-                busy = false
-              }
+          let busy = false
+          let again = false
+          const read = async () => {
+            if (busy) {
+              again = true
+              return
             }
-            for (const q of queued) readers.set(q.command.id, read)
-            poller = setInterval(read, pollFallbackMs)
+            busy = true
+            try {
+              do {
+                again = false
+                const open = queued.map((q) => q.command.id).filter((id) => !answers.has(id))
+                for (const r of await store.commandResults(open)) fromStore(r)
+              } while (again)
+            } catch (error) {
+              log.warn("reading relayed results failed", { error })
+            } finally {
+              busy = false
+            }
           }
+          for (const q of queued) readers.set(q.command.id, read)
+          if (pollFallbackMs) poller = setInterval(read, pollFallbackMs)
           await done
         }
       } finally {

@@ -236,12 +236,12 @@ export function createMcpServer(api: ApiCaller, who: McpIdentity): McpServer {
 
 /**
  * Follows the control plane's event stream and tells the client the resource list changed whenever a
- * node enrols or is revoked. Ends when `signal` aborts; a broken stream is retried with a pause.
+ * node enrols, is revoked or is removed. Ends when `signal` aborts; a broken stream is retried with a pause.
  */
 export async function followEnrolments(api: ApiCaller, token: string, onChange: () => void, signal: AbortSignal) {
   while (!signal.aborted) {
     try {
-      const res = await fetch(`${api.url}/api/events/stream?type=node.enrolled,node.revoked`, {
+      const res = await fetch(`${api.url}/api/events/stream?type=node.enrolled,node.revoked,node.removed`, {
         headers: { authorization: `Bearer ${token}` },
         signal,
       })

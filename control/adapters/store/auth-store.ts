@@ -251,6 +251,24 @@ export function createAuthStore(db: SQL, _dialect: Dialect, opts: AuthStoreOptio
       )
     },
 
+    async removeNode(nodeId, now) {
+      return writingNodes(hot, [nodeId], () =>
+        db.begin(async (tx) => {
+          const rows: Row[] = await tx`
+            UPDATE nodes SET credential_hash = NULL, pending_credential_hash = NULL, rotation_requested_at = NULL,
+              revoked_at = COALESCE(revoked_at, ${now}), removed_at = ${now}, desired_path = NULL, desired_set_at = NULL
+            WHERE id = ${nodeId} AND removed_at IS NULL RETURNING id`
+          if (rows.length === 0) return null
+          await tx`UPDATE join_tokens SET used_at = ${now}, used_by = ${"(revoked)"} WHERE node_id = ${nodeId} AND used_at IS NULL`
+          // What was queued for the machine is not handed to the next one enrolled under its name.
+          const closed: Row[] = await tx`
+            UPDATE commands SET acked_at = ${now}, success = 0, output = ${"not delivered: the node was removed from the fleet"}
+            WHERE node_id = ${nodeId} AND acked_at IS NULL RETURNING id`
+          return closed.map((r) => String(r.id))
+        }),
+      )
+    },
+
     async appendAudit(e) {
       const rows: Row[] = await db`
         INSERT INTO audit_log (at, request_id, actor, role, source, method, path, action, node_id, command, status, result, detail)

@@ -150,6 +150,13 @@ export const MIGRATIONS: Migration[] = [
     // caller may write that id again.
     statements: () => ["ALTER TABLE deployments ADD COLUMN recorded_by TEXT"],
   },
+  {
+    version: 16,
+    name: "nodes removed from the fleet",
+    // The row stays (its report epoch too, so a machine enrolled again under the name never has its
+    // reports taken for the old one's); every read of the fleet leaves it out.
+    statements: () => ["ALTER TABLE nodes ADD COLUMN removed_at TEXT"],
+  },
 ]
 
 // Branches that each add a migration can pick the same number; the second would then fail at start on

@@ -181,10 +181,12 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
           }
           if (String(token.expires_at) <= input.now) return { ok: false, reason: "expired" } as const
           if (token.node_id && token.node_id !== input.nodeId) return { ok: false, reason: "wrong-node" } as const
-          const existing: Row[] = await tx`SELECT id FROM nodes WHERE id = ${input.nodeId}`
+          const existing: Row[] = await tx`SELECT id, removed_at FROM nodes WHERE id = ${input.nodeId}`
           // A token for no node in particular only creates nodes: taking over an enrolled node's identity
-          // (and locking its agent out) needs a token the operator issued for that node.
-          if (existing[0] && !token.node_id) return { ok: false, reason: "taken" } as const
+          // (and locking its agent out) needs a token the operator issued for that node. A removed
+          // node's name is free again.
+          if (existing[0] && existing[0].removed_at == null && !token.node_id)
+            return { ok: false, reason: "taken" } as const
           // Nor a machine the configuration names, for which the control plane would take the agent.
           if (input.configured && !token.node_id) return { ok: false, reason: "configured" } as const
           // Single use: only the transaction that flips used_at may enrol.
@@ -198,7 +200,7 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
             await tx`
             UPDATE nodes SET credential_hash = ${input.credentialHash}, hostname = ${input.hostname},
               agent_version = ${input.agentVersion}, epoch = epoch + 1, acked_seq = 0, unreachable = 0,
-              pending_credential_hash = NULL, rotation_requested_at = NULL, revoked_at = NULL
+              pending_credential_hash = NULL, rotation_requested_at = NULL, revoked_at = NULL, removed_at = NULL
             WHERE id = ${input.nodeId}`
             return { ok: true, created: false, repeated: false } as const
           }
@@ -211,12 +213,12 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
     },
 
     async getNode(id) {
-      const rows: Row[] = await db`SELECT * FROM nodes WHERE id = ${id}`
+      const rows: Row[] = await db`SELECT * FROM nodes WHERE id = ${id} AND removed_at IS NULL`
       return rows[0] ? toNode(withHeld(rows[0])) : null
     },
 
     async listNodes() {
-      const rows: Row[] = await db`SELECT * FROM nodes ORDER BY id`
+      const rows: Row[] = await db`SELECT * FROM nodes WHERE removed_at IS NULL ORDER BY id`
       return rows.map((r) => toNode(withHeld(r)))
     },
 

@@ -21,16 +21,19 @@ export interface NodeIdentityDeps {
   clock: Clock
   /** Told once a node's credentials are revoked: its open long polls end now (Fleet.credentialRetired). */
   credentialRetired?: (nodeId: string) => void
+  /** Told of commands a removal closed unanswered: relays waiting for them read their end now. */
+  commandsClosed?: (ids: string[]) => void
 }
 
-export function createNodeIdentity({ authStore, store, bus, clock, credentialRetired }: NodeIdentityDeps) {
+export function createNodeIdentity(deps: NodeIdentityDeps) {
+  const { authStore, store, bus, clock, credentialRetired, commandsClosed } = deps
   const now = () => clock.now().toISOString()
   const requireNode = async (nodeId: string) => {
     const node = await store.getNode(nodeId)
     if (!node) throw notFound(`node ${JSON.stringify(nodeId)}`)
     return node
   }
-  const emit = async (type: "node.revoked" | "node.rotation-requested", nodeId: string) => {
+  const emit = async (type: "node.revoked" | "node.removed" | "node.rotation-requested", nodeId: string) => {
     const event = await store.appendEvent({ type, nodeId, at: now(), data: {} })
     bus.publish([event])
   }
@@ -62,6 +65,18 @@ export function createNodeIdentity({ authStore, store, bus, clock, credentialRet
       if (node.revoked) return { nodeId, revoked: true, alreadyRevoked: true }
       await emit("node.revoked", nodeId)
       return { nodeId, revoked: true, alreadyRevoked: false }
+    },
+
+    /** A machine retired: revoked, and gone from the fleet's lists, its incidents resolved (node.removed). */
+    async remove(nodeId: string) {
+      await requireNode(nodeId)
+      // Removed by a request that ran alongside: the same answer, no second event.
+      const closed = await authStore.removeNode(nodeId, now())
+      if (closed === null) throw notFound(`node ${JSON.stringify(nodeId)}`)
+      credentialRetired?.(nodeId)
+      if (closed.length > 0) commandsClosed?.(closed)
+      await emit("node.removed", nodeId)
+      return { nodeId, removed: true }
     },
   }
 }

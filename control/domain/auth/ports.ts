@@ -124,6 +124,12 @@ export interface AuthStorePort {
   joinTokenKnown(hash: string): Promise<boolean>
   /** Forgets every credential of the node and any unused join token bound to it. */
   revokeNode(nodeId: string, now: string): Promise<boolean>
+  /**
+   * Takes the node out of the fleet: revoked, its desired closure and undelivered commands dropped,
+   * left out of every read of nodes until a machine enrols under its name again. The ids of the
+   * commands it closed unanswered, or null when there is no such node.
+   */
+  removeNode(nodeId: string, now: string): Promise<string[] | null>
 
   /** Appends an entry and returns its id; throws when it cannot be stored. */
   appendAudit(entry: NewAuditRecord): Promise<number>

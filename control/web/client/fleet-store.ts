@@ -197,7 +197,13 @@ export function createFleetStore(api: Api, token: string | null = null) {
       // With replicas an event can reach the stream after the backlog read that already had it.
       feed = [event, ...feed.filter((e) => e.id !== event.id)].slice(0, FEED_SIZE)
       const id = event.nodeId
-      if (id !== null) {
+      if (id !== null && event.type === "node.removed") {
+        // Gone from the fleet: its record now reads as no node at all.
+        clearTimeout(timers.get(id))
+        timers.delete(id)
+        pending.delete(id)
+        nodes.delete(id)
+      } else if (id !== null) {
         const status = STATUS_AFTER[event.type]
         if (status) pending.set(id, { status, at: event.at, links: linksOf(event) })
         reread(id)

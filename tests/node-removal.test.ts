@@ -1,0 +1,107 @@
+// `chimera nodes remove`: a retired machine leaves the fleet. Its credential is refused, its open
+// incidents are resolved, what was queued for it is not handed to the next machine enrolled under its
+// name, and its history (events, audit) is kept; a machine may enrol under the name again, and its
+// reports are taken as new ones, not as the old machine's repeated.
+import { expect, test } from "bun:test"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
+import { startInProcess } from "./support/control-plane.ts"
+import { run } from "./support/tools.ts"
+import { waitFor } from "./support/wait.ts"
+
+const MAIN = join(import.meta.dir, "../control/main.ts")
+const GEN = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+const healFailed = (seq: number) => ({
+  seq,
+  at: new Date().toISOString(),
+  type: "heal.failed" as const,
+  data: {
+    desired: GEN,
+    attempt: 1,
+    durationMs: 5,
+    error: "switch-to-configuration failed",
+    output: "",
+    retryInMs: null,
+  },
+})
+type Incident = { nodeId: string; problem: string; status: string; resolution?: string }
+
+test("a removed node is gone from the fleet, refused, its incidents resolved; its name can enrol again", async () => {
+  await using cp = await startInProcess()
+  const home = await mkdtemp(join(tmpdir(), "chimera-node-removal-"))
+  const env = { HOME: home, CHIMERA_URL: cp.url, CHIMERA_TOKEN: cp.adminToken, CHIMERA_CONFIG_FILE: "", NO_COLOR: "1" }
+  const chimera = (...args: string[]) => run([process.execPath, MAIN, ...args], { env })
+  try {
+    const old = await enrollNode(cp, "old-1")
+    await enrollNode(cp, "kept-1")
+    expect((await call(cp, old, "POST", "/api/agent/old-1/heartbeat", heartbeatBody("old-1"))).status).toBe(200)
+    expect((await call(cp, old, "POST", "/api/agent/old-1/reports", { reports: [healFailed(1)] })).status).toBe(200)
+    const open = async () =>
+      ((await (await cp.api("/api/incidents?node=old-1&status=open")).json()) as { incidents: Incident[] }).incidents
+    await waitFor("the failed heal's incident", open, (list) => list.length === 1)
+    // A command queued for it, not yet fetched: the run waits for its answer.
+    const relayed = call(cp, cp.adminToken, "POST", "/api/fleet/run", {
+      command: "uptime",
+      nodes: ["old-1"],
+      timeout: 30,
+    })
+    await waitFor(
+      "the command to be queued",
+      async () => (await (await cp.api("/api/nodes/old-1/commands")).json()) as { commands: unknown[] },
+      (r) => r.commands.length === 1,
+    )
+
+    const removed = await chimera("nodes", "remove", "old-1", "--json")
+    expect({ code: removed.code, stderr: removed.stderr }).toEqual({ code: 0, stderr: "" })
+    expect(JSON.parse(removed.stdout)).toEqual({ nodeId: "old-1", removed: true })
+
+    const listed = (await (await cp.api("/api/nodes")).json()) as { nodes: { id: string }[] }
+    expect(listed.nodes.map((n) => n.id)).toEqual(["kept-1"])
+    expect((await cp.api("/api/nodes/old-1")).status).toBe(404)
+    expect((await call(cp, old, "POST", "/api/agent/old-1/heartbeat", heartbeatBody("old-1"))).status).toBe(401)
+    await waitFor("its incident to be resolved", open, (list) => list.length === 0)
+    const ran = (await (await relayed).json()) as { results: { node: string; status: string; output: string }[] }
+    // The run waiting for its answer learns at once that none will come.
+    expect(ran.results[0]).toMatchObject({ node: "old-1", status: "failed" })
+    expect(JSON.stringify(ran.results[0])).toContain("not delivered: the node was removed from the fleet")
+    const history = (await (await cp.api("/api/events?node=old-1")).json()) as { events: { type: string }[] }
+    expect(history.events.map((e) => e.type)).toContain("heal.failed")
+    expect(history.events.map((e) => e.type)).toContain("node.removed")
+
+    // Again, or a typo: no such node.
+    const again = await chimera("nodes", "remove", "old-1")
+    expect({ code: again.code, stderr: again.stderr }).toEqual({
+      code: 1,
+      stderr: expect.stringContaining('no node "old-1"'),
+    })
+
+    // A new machine under the name: a join token for no node in particular may take it now, and its
+    // first report (seq 1 again) is stored, not taken for the old machine's.
+    const jt = (await (await call(cp, cp.adminToken, "POST", "/api/nodes/join-tokens", {})).json()) as { token: string }
+    const enrolled = await call(cp, jt.token, "POST", "/api/agent/enroll", {
+      nodeId: "old-1",
+      hostname: "new",
+      agentVersion: "t",
+    })
+    expect(enrolled.status).toBe(201)
+    const fresh = ((await enrolled.json()) as { credential: string }).credential
+    expect((await call(cp, fresh, "POST", "/api/agent/old-1/reports", { reports: [healFailed(1)] })).status).toBe(200)
+    const after = (await (await cp.api("/api/events?node=old-1&type=heal.failed")).json()) as { events: unknown[] }
+    expect(after.events).toHaveLength(2)
+    const shown = (await (await cp.api("/api/nodes/old-1")).json()) as { hostname: string; desiredPath: string | null }
+    expect(shown).toMatchObject({ hostname: "new", desiredPath: null })
+  } finally {
+    await rm(home, { recursive: true, force: true })
+  }
+})
+
+test("removing a node needs nodes:manage: an operator is refused", async () => {
+  await using cp = await startInProcess()
+  await enrollNode(cp, "web-1")
+  const tokenRes = await call(cp, cp.adminToken, "POST", "/api/tokens", { name: "ops", role: "operator" })
+  const { token } = (await tokenRes.json()) as { token: string }
+  expect((await call(cp, token, "DELETE", "/api/nodes/web-1")).status).toBe(403)
+  expect((await cp.api("/api/nodes/web-1")).status).toBe(200)
+})
