@@ -48,6 +48,9 @@ beforeAll(async () => {
     if (desired !== null)
       expect((await call(cp, cp.adminToken, "PUT", `/api/nodes/${id}/desired`, { closure: desired })).status).toBe(200)
   }
+  // And one whose credential was revoked.
+  await enrollNode(cp, "old-1")
+  expect((await call(cp, cp.adminToken, "POST", "/api/nodes/old-1/revoke")).status).toBe(200)
 })
 
 afterAll(async () => {
@@ -109,6 +112,7 @@ describe("GET /metrics", () => {
         "heal-failed": 0,
         "missing-closure": 0,
         unreachable: 0,
+        revoked: 1,
       })
       const up = await query('up{job="chimera"}')
       expect(up.data?.result[0]?.value[1]).toBe("1")

@@ -31,7 +31,7 @@ export const METRICS = {
   nodes: {
     kind: "gauge",
     name: "chimera_nodes",
-    help: "Enrolled nodes by status, as the control plane derives it when scraped.",
+    help: "Enrolled nodes by status, as the control plane derives it when scraped (revoked: credential revoked).",
     labels: ["status"],
   },
   rebootRequired: {

@@ -46,10 +46,11 @@ export function createControlMetrics(sources: MetricsSources, sink: MetricSink |
   new Gauge(def(METRICS.buildInfo)).set({ version: VERSION, runtime: `bun ${Bun.version}` }, 1)
 
   const countNodes = async (): Promise<{ byStatus: Map<string, number>; reboot: number }> => {
-    const byStatus = new Map<string, number>(NodeStatus.options.map((s) => [s, 0]))
+    const byStatus = new Map<string, number>([...NodeStatus.options, "revoked"].map((s) => [s, 0]))
     let reboot = 0
     for (const node of await sources.listNodes()) {
-      const status = deriveStatus(node)
+      // A revoked node keeps the status its last heartbeat left; it is counted as what it is.
+      const status = node.revoked ? "revoked" : deriveStatus(node)
       byStatus.set(status, (byStatus.get(status) ?? 0) + 1)
       if (node.bootedPath !== null && node.currentPath !== null && node.bootedPath !== node.currentPath) reboot++
     }
