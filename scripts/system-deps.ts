@@ -56,6 +56,9 @@ const REQUIREMENTS: Requirement[] = [
   // The command API's sudo password path is tested against a real sudo (tests/support/sudo-user.ts).
   { tool: "sudo", pkg: "sudo" },
   { tool: "openssl", pkg: "openssl" },
+  // A command stopped on the node at its timeout still runs under a login shell that is not sh.
+  { tool: "fish", pkg: "fish" },
+  { tool: "tcsh", pkg: "tcsh" },
   // Email notifications are delivered to a real SMTP server (tests/support/smtp-server.ts).
   { tool: "aiosmtpd", pkg: "python3-aiosmtpd" },
 ]

@@ -15,11 +15,14 @@ export interface SudoUser {
   home: string
 }
 
-/** `authorizedKeys`: the public key line(s) the user logs in with (the testbed's client key). */
+/**
+ * `authorizedKeys`: the public key line(s) the user logs in with (the testbed's client key); `shell`:
+ * the login shell, /bin/bash unless the test needs another (fish, tcsh).
+ */
 export async function addSudoUser(
   node: TestNode,
   dir: string,
-  user: { name: string; uid: number; password: string; authorizedKeys: string },
+  user: { name: string; uid: number; password: string; authorizedKeys: string; shell?: string },
 ): Promise<SudoUser> {
   requireTool("sudo")
   const openssl = requireTool("openssl")
@@ -45,7 +48,11 @@ export async function addSudoUser(
     await chmod(copy, mode)
   }
   await chmod(homes, 0o755)
-  await append("passwd", `${user.name}:x:${user.uid}:${user.uid}::/home/${user.name}:/bin/bash`, 0o644)
+  await append(
+    "passwd",
+    `${user.name}:x:${user.uid}:${user.uid}::/home/${user.name}:${user.shell ?? "/bin/bash"}`,
+    0o644,
+  )
   await append("group", `${user.name}:x:${user.uid}:`, 0o644)
   await append("shadow", `${user.name}:${hash}:19000:0:99999:7:::`, 0o640)
   const sudoers = join(etc, "sudoers.d", user.name)

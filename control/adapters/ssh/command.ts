@@ -6,7 +6,6 @@
 // operator's command (ExecOptions.stopOnNode) is also wrapped in coreutils' `timeout` on the node
 // (stoppedOnNode), which kills it and its process group at the same budget whoever the login is.
 import type { Client, ClientChannel } from "ssh2"
-import { shq } from "../../domain/activation.ts"
 import type { Target } from "../../domain/operation-ports.ts"
 import { type Failure, timeoutFailure } from "./failure.ts"
 
@@ -79,17 +78,26 @@ function _collector(max: number) {
   }
 }
 
+// What a login shell other than sh (fish, tcsh) reads otherwise inside '…': the quote itself, `\`
+// (fish takes `\\` and `\'` there as escapes), a newline (csh allows none there) and `!` (csh's history).
+const _UNSAFE = /['\\\n!]/g
+
 /**
  * `command` as the login shell runs it, under `timeout -s KILL` for the budget's seconds (rounded up,
  * so the control plane has given up first): `timeout` makes its own process group and kills all of
  * it, so what the command started in the background goes too. A node without `timeout` (coreutils
- * is in every NixOS system) runs the command as before. The inner shell is the login shell again,
- * so the command reads exactly as it would unwrapped.
+ * is in every NixOS system) runs the command as before. sshd hands the wrapper to the login shell,
+ * which may be fish or tcsh, so what that shell reads is only `exec /bin/sh -c '…' sh '…'`: two
+ * single-quoted words in which nothing is read differently by any shell: the characters that would
+ * be go as printf's octal escapes (`\0047` for `'`), which sh turns back. The inner shell is the login shell again, so the
+ * command reads exactly as it would unwrapped.
  */
 export function stoppedOnNode(command: string, budgetMs: number): string {
   const seconds = Math.max(1, Math.ceil(budgetMs / 1000))
-  const shell = `"\${SHELL:-/bin/sh}" -c ${shq(command)}`
-  return `if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${seconds} ${shell}; else exec ${shell}; fi`
+  const encoded = command.replace(_UNSAFE, (ch) => `\\0${ch.charCodeAt(0).toString(8).padStart(3, "0")}`)
+  const run = `"$s" -c "$c"`
+  const script = `s=\${SHELL:-/bin/sh}; c=$(printf "%b" "$1"); if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${seconds} ${run}; else exec ${run}; fi`
+  return `exec /bin/sh -c '${script}' sh '${encoded}'`
 }
 
 export function runCommand(
