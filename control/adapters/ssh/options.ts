@@ -107,8 +107,14 @@ export async function loadCredentials(o: SshExecutorOptions, route?: SshRoute): 
   // A file that is there but cannot be used says why; only missing ones mean "no key at all".
   const unusable = found.find((k) => !("privateKey" in k) && !k.missing)
   if (unusable && "why" in unusable) return { kind: "none", reason: unusable.why }
-  const tried = files.length === 1 ? `${files[0]} does not exist` : `none of ${files.join(", ")} exists`
-  const named = route?.identitiesConfigured ? ` (IdentityFile in the SSH configuration for ${route.alias})` : ""
+  const tried =
+    files.length === 0
+      ? `the SSH configuration gives ${route?.alias} IdentityFile none`
+      : files.length === 1
+        ? `${files[0]} does not exist`
+        : `none of ${files.join(", ")} exists`
+  const named =
+    files.length && route?.identitiesConfigured ? ` (IdentityFile in the SSH configuration for ${route.alias})` : ""
   return {
     kind: "none",
     reason: `no SSH key: ${tried}${named} and no ssh-agent is running${socket ? "" : " (SSH_AUTH_SOCK unset)"}; pass --identity FILE`,

@@ -5,6 +5,7 @@ import { expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { loadCredentials } from "./options.ts"
 import { parseJump, parseSshG, resolveRoute, routeRequest } from "./ssh-config.ts"
 import { parseTarget } from "./target.ts"
 
@@ -141,4 +142,31 @@ test("a configuration that says the same of every host is asked once; one that n
   } finally {
     await rm(home, { recursive: true, force: true })
   }
+})
+
+test("the one question for all hosts is not taken where ssh's answer still depends on the host", async () => {
+  const home = await mkdtemp(join(tmpdir(), "chimera-ssh-config-"))
+  const e = { ...process.env, HOME: home }
+  const config = join(home, ".ssh", "config")
+  try {
+    // ssh -G canonicalises the name (here an address written short) and reads the file again with it.
+    await Bun.write(config, "CanonicalizeHostname yes\nHost *\n  User deploy\n")
+    expect(await resolveRoute({ host: "127.1", port: 2204 }, e)).toMatchObject({ host: "127.0.0.1", user: "deploy" })
+    // A HostName that `Host *` gives every host is where every host goes, as ssh -G says.
+    await Bun.write(config, "Host *\n  HostName 127.0.0.98\n")
+    expect(await resolveRoute({ host: "anything", port: 2205 }, e)).toMatchObject({ host: "127.0.0.98" })
+  } finally {
+    await rm(home, { recursive: true, force: true })
+  }
+})
+
+test("IdentityFile none names no key file: none is read, and no agent is said so", async () => {
+  const r = parseSshG("hostname h\nidentityfile none\n", "h", [], null, env)
+  expect(r.identityFiles).toEqual([])
+  const c = await loadCredentials({ env: { HOME: "/nonexistent-home" } }, r)
+  expect(c).toEqual({
+    kind: "none",
+    reason:
+      "no SSH key: the SSH configuration gives h IdentityFile none and no ssh-agent is running (SSH_AUTH_SOCK unset); pass --identity FILE",
+  })
 })

@@ -6,9 +6,10 @@
 // the file exactly as it would on ssh's command line; Chimera's own defaults (root, 22) are left out
 // and only fill in what the file does not say. The closure copy runs the real ssh with the same
 // arguments, so both halves of a deploy take one route. Answers are cached for the process, and at
-// most a few `ssh -G` run at once. A configuration with no `Host` or `Match` but `Host *` (Debian's
-// own, or none at all) says the same of every host: one `ssh -G` for a name no host has answers for
-// all of them (generalRoute), unless its answer mentions that name beyond `host` and `hostname`.
+// most a few `ssh -G` run at once. A configuration with no `Host` or `Match` but `Host *`, and that
+// does not canonicalise host names (Debian's own, or none at all), says the same of every host: one
+// `ssh -G` for a name no host has answers for all of them (_generalAnswer), unless its answer mentions
+// that name beyond `host` and `hostname`.
 // Without an ssh binary there is no configuration to read: the target is dialled as written.
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { homedir, userInfo } from "node:os"
@@ -174,7 +175,8 @@ export function parseSshG(
     configFile: config,
     fromConfig: true,
   }
-  const files = values.get("identityfile") ?? []
+  // `IdentityFile none` names no file: ssh then offers the agent's keys alone, as here.
+  const files = (values.get("identityfile") ?? []).filter((f) => f.toLowerCase() !== "none")
   const builtIn = files.join(" ") === DEFAULT_IDENTITIES.map((f) => `~/.ssh/${f}`).join(" ")
   return {
     ...base,
@@ -296,6 +298,9 @@ export function hostSpecific(files: { file: string; base: string }[], home: stri
       const key = keyword.toLowerCase()
       if (key === "match") return true
       if (key === "host" && !(args.length === 1 && args[0] === "*")) return true
+      // ssh -G canonicalises the name it is given (the DNS, CanonicalDomains) and reads the files again
+      // with the result: what it says of a name that resolves to nothing is no answer for one that does.
+      if (key === "canonicalizehostname" && !["no", "false"].includes(args[0]?.toLowerCase() ?? "no")) return true
       if (key === "include") {
         if (depth >= 16) return true
         const found = args.map((a) => _included(a, base, home))
@@ -347,10 +352,11 @@ async function _route(
   env: Record<string, string | undefined>,
 ): Promise<SshRoute> {
   const shared = await _generalAnswer(ssh, req, config, env)
-  // ssh keeps the name as given in `host` and lowercases it in `hostname`.
+  // ssh keeps the name as given in `host` and lowercases it in `hostname`; a HostName that `Host *`
+  // sets for all is in the shared answer, and comes first, so it wins as the first value does.
   if (shared !== null)
     return parseSshG(
-      `host ${req.host}\nhostname ${req.host.toLowerCase()}\n${shared}`,
+      `host ${req.host}\n${shared}\nhostname ${req.host.toLowerCase()}`,
       req.host,
       explicitArgs(req),
       config,
