@@ -49,6 +49,12 @@ export const tokenView = (t: ApiTokenRecord) => ({
 /** How the bootstrap admin token is named, in the audit log's actor column among others. */
 const BOOTSTRAP_TOKEN_NAME = "bootstrap admin"
 
+/**
+ * A name as a reader tells it from others: case aside, and its spaces as they look (a trailing one is
+ * not seen, and a web page shows two as one), so `alice ` and `bootstrap  admin` are who they read as.
+ */
+const _seenAs = (name: string) => name.toLowerCase().replace(/\s+/g, " ").trim()
+
 export function createAccounts({ store, clock }: { store: AuthStorePort; clock: Clock }) {
   const now = () => clock.now().toISOString()
   /**
@@ -56,7 +62,7 @@ export function createAccounts({ store, clock }: { store: AuthStorePort; clock: 
    * user or the bootstrap admin would have its actions read as theirs, so the names never meet.
    */
   const tokenNamed = async (name: string) =>
-    (await store.listApiTokens()).find((t) => t.revokedAt === null && t.name.toLowerCase() === name.toLowerCase())
+    (await store.listApiTokens()).find((t) => t.revokedAt === null && _seenAs(t.name) === _seenAs(name))
   const requireUser = async (username: string) => {
     const user = await store.userByName(username)
     if (!user) throw notFound(`user ${JSON.stringify(username)}`)
@@ -121,7 +127,7 @@ export function createAccounts({ store, clock }: { store: AuthStorePort; clock: 
     },
 
     async createToken(req: NewApiToken, by: UserPrincipal) {
-      const name = req.name.toLowerCase()
+      const name = _seenAs(req.name)
       if (name === BOOTSTRAP_TOKEN_NAME || (await store.userByName(name)))
         throw conflict(
           `${JSON.stringify(req.name)} names ${name === BOOTSTRAP_TOKEN_NAME ? "the bootstrap admin" : "a user"}: the token's actions would read as theirs in the audit log; pick another name`,
