@@ -78,3 +78,33 @@ test("a check publishes its links with its phase, never the links before the pha
     reconciler.stop()
   }
 })
+
+test("drift.resolved reports the system the check read, the one that resolved it", async () => {
+  await pointAll(gen2)
+  const nix = createNixSystem({
+    systemProfile: join(dir, "system"),
+    currentSystem: join(dir, "current-system"),
+    bootedSystem: join(dir, "booted-system"),
+  })
+  const reports: { type: string; data: Record<string, unknown> }[] = []
+  const phases: string[] = []
+  const reconciler = createReconciler({
+    nix,
+    report: (e) => reports.push(e as (typeof reports)[number]),
+    persistDesired() {},
+    autoHeal: false,
+    initialDesired: gen1,
+    onPhase: (phase) => phases.push(phase),
+  })
+  reconciler.start()
+  try {
+    while (phases.length === 0) await Bun.sleep(5)
+    await pointAll(gen1)
+    reconciler.request()
+    while (!reports.some((r) => r.type === "drift.resolved")) await Bun.sleep(5)
+    const resolved = reports.find((r) => r.type === "drift.resolved")
+    expect(resolved?.data.system).toEqual({ profile: gen1, current: gen1, booted: gen1 })
+  } finally {
+    reconciler.stop()
+  }
+})

@@ -124,7 +124,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (state.congruent) {
       if (lastDrift && !lastDrift.congruent) {
         log.info("drift resolved without a heal", { desired: target })
-        deps.report({ type: "drift.resolved", data: { desired: target, system: links } })
+        deps.report({ type: "drift.resolved", data: { desired: target, system: seen } })
       }
       lastDrift = state
       publish("congruent")
