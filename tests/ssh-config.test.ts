@@ -9,6 +9,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promi
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { StorePath } from "../protocol/ids.ts"
+import { type AddressClaim, claimAddresses } from "./support/loopback.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { ed25519, prepareSshd, type Sshd } from "./support/sshd.ts"
 import { addSudoUser } from "./support/sudo-user.ts"
@@ -26,6 +27,9 @@ let node: TestbedNode
 let sshd2222: Sshd
 let home: string
 let gen2: StorePath
+let stall: AddressClaim
+let stallListener: ReturnType<typeof Bun.spawn> | undefined
+const STALL_PORT = 18931
 
 beforeAll(async () => {
   const gen1 = await buildTestSystem(1, { tag: "sshcfg" })
@@ -60,7 +64,27 @@ beforeAll(async () => {
   const hosts = join(tb.dir, "jump-hosts")
   await writeFile(hosts, `${await readFile("/etc/hosts", "utf8")}\n${node.address} behind.internal\n`)
   const bound = await jump.node.exec(["mount", "--bind", hosts, "/etc/hosts"])
-  if (bound.code !== 0) throw new Error(`cannot give the jump node its own /etc/hosts: ${bound.stderr}`)
+  if (bound.code !== 0)
+    throw new Error(`cannot give the jump node its own /etc/hosts: ${bound.stderr}`)
+
+    // An address whose TCP connect hangs, as one that drops packets does: a listener with a backlog of
+    // one that never accepts, the one already taken, so the kernel drops every SYN after it.
+  ;[stall] = claimAddresses(1, new Set(tb.nodes.map((n) => n.address))) as [AddressClaim]
+  stallListener = Bun.spawn(
+    [
+      "python3",
+      "-c",
+      `import socket, sys, time
+s = socket.socket(); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(0)
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True); time.sleep(3600)`,
+      stall.address,
+      String(STALL_PORT),
+    ],
+    { stdout: "pipe", stderr: "inherit" },
+  )
+  const said = await (stallListener.stdout as ReadableStream<Uint8Array>).getReader().read()
+  if (!new TextDecoder().decode(said.value).startsWith("ready")) throw new Error("the stalling listener did not start")
 
   await copyFile(tb.identityFile, join(home, ".ssh", "root_key"))
   const key2222 = hostKey.publicKey.split(" ").slice(0, 2).join(" ")
@@ -127,6 +151,13 @@ Host jump-alias
   User root
   IdentityFile ${ssh}/root_key
 
+Host stalled
+  HostName ${stall.address}
+  Port ${STALL_PORT}
+  User root
+  IdentityFile ${ssh}/root_key
+  ProxyJump jump-alias
+
 Host piped
   HostName ${node.address}
   ProxyCommand nc %h %p
@@ -142,6 +173,8 @@ Host piped
 }, 120_000)
 
 afterAll(async () => {
+  stallListener?.kill()
+  stall?.release()
   await sshd2222?.stop()
   await tb?.stop()
   if (home) await rm(home, { recursive: true, force: true })
@@ -203,6 +236,14 @@ describe("~/.ssh/config for the ssh2 connections", () => {
     const [viaNode, viaJump] = [await accepted(sshd2222, "root"), await accepted(jump.sshd, "root")]
     expect(await whereRan("chain")).toMatchObject({ code: 0, user: "alice", port: "2222" })
     expect([await accepted(sshd2222, "root"), await accepted(jump.sshd, "root")]).toEqual([viaNode + 1, viaJump + 1])
+  })
+
+  test("a hop the jump host cannot connect to fails at the connect budget, not the kernel's two minutes", async () => {
+    const t0 = performance.now()
+    const r = await whereRan("stalled", ["--timeout", "3"])
+    expect(r.code).toBe(1)
+    expect(r.failure).toContain("stalled: timed out after 3.0 s")
+    expect(performance.now() - t0).toBeLessThan(20_000)
   })
 
   test("known_hosts is searched for the HostKeyAlias when the file gives one, as ssh searches it", async () => {

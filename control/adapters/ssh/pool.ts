@@ -131,20 +131,23 @@ export function createPool(ctx: PoolContext): ConnectionPool {
     })
   }
 
-  // A channel from a jump host to the next hop, which then runs its own SSH session over it.
-  const forward = (client: Client, from: Hop, to: Hop) =>
-    new Promise<Duplex>((resolve, reject) =>
-      client.forwardOut("127.0.0.1", 0, to.shown.host, to.shown.port, (error, stream) =>
-        error
-          ? reject(
-              new SshFailure({
-                kind: "unreachable",
-                message: `${from.shown.name}: ${targetKey(from.shown)} could not open a connection to ${to.shown.host} port ${to.shown.port}: ${error.message}`,
-              }),
-            )
-          : resolve(stream),
-      ),
-    )
+  // A channel from a jump host to the next hop, which then runs its own SSH session over it. The jump
+  // host answers only once its own TCP connect to the hop has ended, which for an address that drops
+  // packets is the kernel's two minutes: the connect budget bounds the wait, as it bounds a handshake.
+  const forward = (client: Client, from: Hop, to: Hop, leftMs: number, budgetMs: number) =>
+    new Promise<Duplex>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new SshFailure(timeoutFailure(to.shown, "connect", budgetMs))), leftMs)
+      client.forwardOut("127.0.0.1", 0, to.shown.host, to.shown.port, (error, stream) => {
+        clearTimeout(timer)
+        if (!error) return resolve(stream)
+        reject(
+          new SshFailure({
+            kind: "unreachable",
+            message: `${from.shown.name}: ${targetKey(from.shown)} could not open a connection to ${to.shown.host} port ${to.shown.port}: ${error.message}`,
+          }),
+        )
+      })
+    })
 
   const connect = async (t: Target, timeoutMs: number, onClose: () => void): Promise<Client> => {
     const deadline = performance.now() + timeoutMs
@@ -157,7 +160,8 @@ export function createPool(ctx: PoolContext): ConnectionPool {
         const last = i === hops.length - 1
         const client = await handshake(hop, left, sock, last ? onClose : () => {})
         opened.push(client)
-        if (!last) sock = await forward(client, hop, hops[i + 1] as Hop)
+        if (!last)
+          sock = await forward(client, hop, hops[i + 1] as Hop, Math.max(1, deadline - performance.now()), timeoutMs)
       }
     } catch (error) {
       for (const c of opened) c.end()
