@@ -404,6 +404,10 @@ describe("MCP over Streamable HTTP", () => {
     })
     expect(asked[1]).toContain("rm -rf /tmp/chimera-mcp-canary #\\r\\x1b[2Kuptime")
     expect(asked[1]?.includes("\r") || asked[1]?.includes("\x1b")).toBe(false)
+    // The reasons quote the command's words too: a bidi override in one cannot turn the question around.
+    await callTool(asks, "run_command", { command: "systemctl 'x\u202eyb'", nodes: ["mcp-1"] })
+    expect(asked[2]).toContain("high risk")
+    expect(asked[2]?.includes("\u202e")).toBe(false)
     // An operator's low-risk command runs at once, through the relay, with the node's real output.
     await asks.close()
     const ops = await httpClient(operator)

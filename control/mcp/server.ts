@@ -72,7 +72,8 @@ function approvalReason(op: Operation, input: Record<string, unknown>, who: McpI
   // A caller who may not run a high-risk command is not asked: the API refuses it and says why.
   if (op.risk === "command" && typeof input.command === "string" && who.permissions.includes("commands:run-high")) {
     const a = assessCommand(input.command)
-    if (a.risk === "high") return `\`${terminalLine(input.command)}\` is high risk: ${a.reasons.join("; ")}`
+    if (a.risk === "high")
+      return `\`${terminalLine(input.command)}\` is high risk: ${terminalLine(a.reasons.join("; "))}`
   }
   if (op.risk === "critical") return `${op.name} is critical`
   // A build runs the Nix file's builders on the control-plane host. A client asks its human before a
