@@ -3,7 +3,7 @@
 // tests/ssh-config.test.ts proves the routes against real sshd.
 import { expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
-import { tmpdir } from "node:os"
+import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
 import { loadCredentials } from "./options.ts"
 import { parseJump, parseSshG, resolveRoute, routeRequest } from "./ssh-config.ts"
@@ -169,4 +169,10 @@ test("IdentityFile none names no key file: none is read, and no agent is said so
     reason:
       "no SSH key: the SSH configuration gives h IdentityFile none and no ssh-agent is running (SSH_AUTH_SOCK unset); pass --identity FILE",
   })
+})
+
+test("IdentityFile's %i, %l, %L and %k tokens are filled in as ssh fills them", () => {
+  const text = "hostname 10.0.0.5\nuser alice\nhostkeyalias web-key\nidentityfile /k/%i-%l-%L-%k\n"
+  const [file] = parseSshG(text, "web", [], null, env).identityFiles
+  expect(file).toBe(`/k/${process.getuid?.()}-${hostname()}-${hostname().split(".")[0]}-web-key`)
 })

@@ -12,7 +12,7 @@
 // that name beyond `host` and `hostname`.
 // Without an ssh binary there is no configuration to read: the target is dialled as written.
 import { existsSync, readdirSync, readFileSync } from "node:fs"
-import { homedir, userInfo } from "node:os"
+import { homedir, hostname, userInfo } from "node:os"
 import { basename, dirname, isAbsolute, join } from "node:path"
 import type { Target } from "../../domain/operation-ports.ts"
 
@@ -134,10 +134,14 @@ function _expand(path: string, env: Record<string, string | undefined>, r: Omit<
     r: r.user,
     p: String(r.port),
     n: r.alias,
+    i: String(process.getuid?.() ?? ""),
+    l: hostname(),
+    L: hostname().split(".")[0] ?? "",
+    k: r.hostKeyAlias ?? r.alias,
   }
   return path
     .replace(/^~(?=\/|$)/, home)
-    .replace(/%([%dhrpun])/g, (_, k: string) => tokens[k] ?? "")
+    .replace(/%([%dhrpunilLk])/g, (_, k: string) => tokens[k] ?? "")
     .replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, k: string) => env[k] ?? "")
 }
 
