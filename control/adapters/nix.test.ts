@@ -1,7 +1,7 @@
 // The NixPort against the real Nix of this machine (no nixpkgs, no substituters: tests/preload.ts).
 import { afterAll, describe, expect, test } from "bun:test"
 import { existsSync } from "node:fs"
-import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { hashOf } from "../../protocol/ids.ts"
@@ -49,6 +49,26 @@ describe("NixPort on real Nix", () => {
     expect(error?.message).toBe(`no Nix config at ${join(dir, "absent.nix")}`)
     expect((await failing(nix.instantiate(join(dir, "absent.nix"))))?.code).toBe("NOT_FOUND")
     expect((await failing(nix.shell(join(dir, "absent.nix"), "true")))?.code).toBe("NOT_FOUND")
+  })
+
+  test("a built closure, or a link to one such as ./result, is taken as it is, without nix-build", async () => {
+    const system = await nix.build(join(NIX_DIR, "test-system.nix"))
+    const link = join(dir, "result")
+    await symlink(system.outPath, link)
+    // No Nix tool on PATH: anything that ran one would fail.
+    const noTools = createNix({ env: { PATH: "/nonexistent" } })
+    expect(await noTools.build(link)).toEqual(system)
+    expect(await noTools.build(system.outPath)).toEqual(system)
+    const error = await failing(noTools.instantiate(link))
+    expect(error?.code).toBe("VALIDATION_FAILED")
+    expect(error?.message).toContain("is a built closure, not a Nix file")
+  })
+
+  test("a flake reference is NOT_FOUND with how to build it and pass ./result", async () => {
+    const error = await failing(nix.build(".#web-1"))
+    expect(error?.code).toBe("NOT_FOUND")
+    expect(error?.message).toContain("nix build .#nixosConfigurations.NAME.config.system.build.toplevel")
+    expect(error?.message).toContain("--config ./result")
   })
 
   test("an evaluation error carries Nix's message and names the config", async () => {

@@ -7,7 +7,11 @@
 // of $PATH. We set NIX_BUILD_SHELL to the absolute path of that bash ourselves when <nixpkgs> cannot be
 // found: no spurious error, and nix-shell prepends the shell's own directory to PATH, so a bare `bash`
 // would put `.` on PATH where an absolute path puts `/usr/bin`. Where <nixpkgs> exists, Nix's choice stands.
-import { existsSync, statSync } from "node:fs"
+//
+// A closure already built (a store path, or a link to one such as the `./result` of
+// `nix build .#nixosConfigurations.NAME.config.system.build.toplevel`) is taken as it is: that is how a
+// flake's system reaches `deploy` and `watch`, which build Nix files only with nix-build.
+import { existsSync, realpathSync, statSync } from "node:fs"
 import { resolve } from "node:path"
 import { hashOf, StorePath } from "../../protocol/ids.ts"
 import { createLogger } from "../../protocol/log.ts"
@@ -68,7 +72,13 @@ export function createNix(opts: NixOptions = {}): LocalNix {
   /** The config file as an absolute path, or a NixError that names it. */
   function configFile(configPath: string): string {
     const path = resolve(opts.cwd ?? process.cwd(), configPath)
-    if (!existsSync(path)) throw new NixError("NOT_FOUND", `no Nix config at ${path}`, path)
+    if (!existsSync(path)) throw new NixError("NOT_FOUND", `no Nix config at ${path}${_flakeHint(configPath)}`, path)
+    if (builtClosure(path))
+      throw new NixError(
+        "VALIDATION_FAILED",
+        `${configPath} is a built closure, not a Nix file: a deploy COMMAND and \`chimera run\` enter nix-shell of a Nix file; give --config the file it was built from`,
+        path,
+      )
     // nix-build DIR reads DIR/default.nix, which is what the operator means by a directory.
     if (statSync(path).isDirectory() && !existsSync(`${path}/default.nix`))
       throw new NixError("NOT_FOUND", `no Nix config at ${path}/default.nix`, path)
@@ -112,6 +122,11 @@ export function createNix(opts: NixOptions = {}): LocalNix {
 
   return {
     async build(configPath: string): Promise<BuildResult> {
+      const built = builtClosure(resolve(opts.cwd ?? process.cwd(), configPath))
+      if (built) {
+        log.info("already built", { config: configPath, outPath: built })
+        return { outPath: built, hash: hashOf(built), isSystem: existsSync(`${built}/bin/switch-to-configuration`) }
+      }
       const path = configFile(configPath)
       const stdout = await ok(["nix-build", path, "--no-out-link"], "nix-build", path)
       const parsed = StorePath.safeParse(lastLine(stdout))
@@ -153,3 +168,25 @@ export function createNix(opts: NixOptions = {}): LocalNix {
     },
   }
 }
+
+/**
+ * The store path `path` is or links to when it is a built output (a directory without a default.nix
+ * of its own), else null: a .nix file or a source tree in the store is still a Nix file to build.
+ */
+export function builtClosure(path: string): StorePath | null {
+  let real: string
+  try {
+    real = realpathSync(path)
+  } catch {
+    return null
+  }
+  const parsed = StorePath.safeParse(real)
+  if (!parsed.success || !statSync(real).isDirectory() || existsSync(`${real}/default.nix`)) return null
+  return parsed.data
+}
+
+/** What to do with a flake reference (`.#web-1`), which nix-build cannot read. */
+const _flakeHint = (configPath: string) =>
+  configPath.includes("#")
+    ? `; a flake reference is not built here: build the system (\`nix build .#nixosConfigurations.NAME.config.system.build.toplevel\`) and pass --config ./result`
+    : ""

@@ -1,15 +1,18 @@
 // `chimera deploy --via-control-plane`: the control plane runs the deploy with its own SSH key and
 // [fleet.nodes], and the CLI follows it until it ends (GET /api/deployments/:id). The configuration
 // is built on the control plane's host, so CONFIG is a path there (admins only; an operator deploys a
-// closure already built, given as /nix/store/…).
+// closure already built, given as /nix/store/… or a link to one such as ./result, which is read here).
 //
 // Progress is printed from the deployment's `deployment.progress` events, a line per target and step,
 // each once and in order. The deployment's own view holds only each target's latest step, so printing
 // it when polled skipped steps that came and went between two polls. The events are read from the
 // event stream, opened after the newest event id as it was before the deploy started; when the stream
 // drops or is refused, the events list is read from the last id seen, and the stream opened again.
+import { resolve } from "node:path"
 import * as p from "@clack/prompts"
 import { z } from "zod"
+import { StorePath } from "../../protocol/ids.ts"
+import { builtClosure } from "../adapters/nix.ts"
 import type { DeploymentRecord } from "../domain/deploy.ts"
 import type { EventType } from "../domain/events.ts"
 import type { UnfinishedDeployment } from "../ops/fleet-operations.ts"
@@ -32,6 +35,15 @@ export interface RemoteDeploy {
   json: boolean
 }
 
+/**
+ * The closure CONFIG names: a store path (which may exist only on the control plane's host), or a
+ * local link to a built one; null for a Nix file.
+ */
+function _closureOf(config: string): StorePath | null {
+  if (config.startsWith("/nix/store/")) return StorePath.safeParse(config).data ?? null
+  return builtClosure(resolve(config))
+}
+
 export async function deployViaControlPlane(d: RemoteDeploy): Promise<DeploymentRecord> {
   const { url, client } = apiClient()
   const targets = d.targets
@@ -40,7 +52,7 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
     .filter((t) => t !== "")
   if (targets.length === 0)
     throw new CliError("--targets: name the nodes ([fleet.nodes] names or @tag on the control plane)", "E_ARG")
-  const closure = d.config.startsWith("/nix/store/")
+  const closure = _closureOf(d.config)
   // Read before the deploy starts, so its first event comes after this id.
   const { lastEventId: after } = (await call(url, client.api.events["last-id"].$get())) as { lastEventId: number }
   const started = await call(
@@ -48,7 +60,7 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
     client.api.deployments.$post({
       json: {
         targets,
-        ...(closure ? { closure: d.config as `/nix/store/${string}` } : { config_path: d.config }),
+        ...(closure ? { closure } : { config_path: d.config }),
         command: d.command,
         session: d.session,
         health_cmd: d.healthCmd,

@@ -68,7 +68,11 @@ export default defineCommand({
       description: "Command to run in nix-shell in the node's session after activation",
       required: false,
     },
-    config: { type: "string", alias: "c", description: "Nix file to build (default: nix.config_path, default.nix)" },
+    config: {
+      type: "string",
+      alias: "c",
+      description: "Nix file to build, or a built closure such as ./result (default: nix.config_path, default.nix)",
+    },
     session: {
       type: "string",
       alias: "s",

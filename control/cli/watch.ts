@@ -42,7 +42,8 @@ export default defineCommand({
     config: {
       type: "string",
       alias: "c",
-      description: "Nix file whose build is the expected closure (default: nix.config_path, default.nix)",
+      description:
+        "Nix file whose build is the expected closure, or a built one such as ./result (default: nix.config_path, default.nix)",
     },
     interval: {
       type: "string",
