@@ -276,7 +276,9 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
   // 5. Health checks, then 6. confirm over a new connection.
   if (opts.healthChecks.length > 0) {
     const health = await phase("health", () =>
-      runHealthChecks(opts.healthChecks, target, exec, opts.healthTimeoutSeconds * 1000),
+      runHealthChecks(opts.healthChecks, target, exec, opts.healthTimeoutSeconds * 1000, (failure) =>
+        say("health", `${failure}; retrying until it passes or ${opts.healthTimeoutSeconds} s pass, then rolling back`),
+      ),
     )
     if (!health.ok) return abort(`health check failed: ${health.detail}`)
     say("health", health.detail)

@@ -1,6 +1,7 @@
 // Health checks after an activation: a command run on the target (exit 0 passes) or an HTTP GET
 // made from here (a 2xx passes; `{host}` in the URL becomes the target's address). Each is retried
-// until it passes or the deadline comes, so a service that needs a moment to start is not failed early.
+// until it passes or the deadline comes, so a service that needs a moment to start is not failed early;
+// the caller hears of a check's first failure at once, so a deploy does not sit silent until then.
 import type { RemoteExecutorPort, Target } from "./operation-ports.ts"
 
 export type HealthCheck = { kind: "command"; command: string } | { kind: "http"; url: string }
@@ -43,16 +44,18 @@ export async function runHealthChecks(
   target: Target,
   exec: RemoteExecutorPort,
   timeoutMs: number,
+  onFirstFailure: (failure: string) => void = () => {},
 ): Promise<HealthOutcome> {
   const deadline = Date.now() + timeoutMs
   let attempts = 0
   for (const check of checks) {
-    for (;;) {
+    for (let tries = 1; ; tries++) {
       attempts++
       const left = Math.max(1000, deadline - Date.now())
       const failure = await once(check, target, exec, Math.min(left, 10_000))
       if (failure === null) break
       if (Date.now() + RETRY_MS >= deadline) return { ok: false, detail: failure, attempts }
+      if (tries === 1) onFirstFailure(failure)
       await Bun.sleep(RETRY_MS)
     }
   }
