@@ -1,11 +1,20 @@
 // What a provider's failure means to the chat: our own deadline or a cancel (the abort's reason,
 // already an LlmError), the SDK's connection timeout (timeout), or anything else: refused, failing,
-// redirecting (never followed: no-redirect.ts) or unreachable (unavailable). The message names the
+// redirecting (never followed: no-redirect.ts) or unreachable (unavailable: with the system's reason,
+// ECONNREFUSED or ENOTFOUND, where the OpenAI SDK says only "Connection error."). The message names the
 // provider and its URL, never the key: the error reaches whoever wrote the message, and a provider or
 // proxy may quote the key it was sent, so the key (and any password in the URL) is cut out of what it
 // said. A redirect's target is named by its origin alone.
-import { APIError as AnthropicApiError, APIConnectionTimeoutError as AnthropicTimeout } from "@anthropic-ai/sdk"
-import { APIError as OpenAiApiError, APIConnectionTimeoutError as OpenAiTimeout } from "openai"
+import {
+  APIError as AnthropicApiError,
+  APIConnectionError as AnthropicConnectionError,
+  APIConnectionTimeoutError as AnthropicTimeout,
+} from "@anthropic-ai/sdk"
+import {
+  APIError as OpenAiApiError,
+  APIConnectionError as OpenAiConnectionError,
+  APIConnectionTimeoutError as OpenAiTimeout,
+} from "openai"
 import { LlmError } from "../../ai/llm-port.ts"
 import { scrub } from "../notify/http.ts"
 import type { ProviderSettings } from "./provider.ts"
@@ -32,8 +41,21 @@ export function providerFailure(name: string, s: ProviderSettings, signal: Abort
       .slice(0, 300)
     return new LlmError("unavailable", `${where} answered ${error.status}: ${said}`)
   }
+  if (error instanceof AnthropicConnectionError || error instanceof OpenAiConnectionError) {
+    const cause = _causeCode(error.cause)
+    return new LlmError(
+      "unavailable",
+      `${where} could not be used: no connection${cause ? ` (${cause})` : ""}; check that the model server runs there and that this host can reach it ([ai] base_url)`,
+    )
+  }
   const reason = scrub(error instanceof Error ? error.message : String(error), secretsOf(s))
   return new LlmError("unavailable", `${where} could not be used: ${reason.slice(0, 300)}`)
+}
+
+/** The system's code for a failed connection (ECONNREFUSED, ENOTFOUND…), or null. */
+function _causeCode(cause: unknown): string | null {
+  const code = (cause as { code?: unknown } | undefined)?.code
+  return typeof code === "string" && /^[A-Z][A-Z0-9_]{1,40}$/.test(code) ? code : null
 }
 
 const secretsOf = (s: ProviderSettings): string[] => {
