@@ -271,4 +271,36 @@ describe("chimera events for a deploy", () => {
       ])
     })
   }, 60_000)
+
+  test("a failed heal's row keeps the error's advice at its end; a first line past 240 characters ends in an ellipsis", async () => {
+    await using cp = await startInProcess()
+    await withHome(async (home) => {
+      await enrollNode(cp, "node-1")
+      const missing = `${GEN2} is not in the local store and \`nix-store --realise\` could not fetch it (exit 1); copy the closure to the node or add a substituter`
+      const long = `activation failed: ${"x".repeat(300)}\nsecond line`
+      const db = new Database(join(cp.dataDir, "chimera.db"))
+      const at = new Date().toISOString()
+      for (const [attempt, error] of [
+        [1, missing],
+        [2, long],
+      ] as const)
+        db.run("INSERT INTO events (type, node_id, at, received_at, data) VALUES ('heal.failed', 'node-1', ?, ?, ?)", [
+          at,
+          at,
+          JSON.stringify({ attempt, error, desired: GEN2 }),
+        ])
+      db.close()
+      const r = await events(cp, home, "--node", "node-1", "--type", "heal.failed")
+      expect(r.code).toBe(0)
+      const details = r.stdout
+        .trimEnd()
+        .split("\n")
+        .slice(1)
+        .map((l) => l.split(/ {2,}/).slice(4).join("  "))
+      expect(details).toEqual([
+        `attempt 1: ${missing}`,
+        `attempt 2: ${`activation failed: ${"x".repeat(300)}`.slice(0, 239)}…`,
+      ])
+    })
+  }, 30_000)
 })

@@ -17,6 +17,15 @@ const Types = z
 
 const str = (v: unknown) => (typeof v === "string" ? v : "")
 
+/**
+ * A message's first line in a row, up to `max` characters and an ellipsis: a heal's error ends with
+ * what to do (`copy the closure to the node or add a substituter`), so it is cut late and visibly.
+ */
+const clip = (v: unknown, max = 240) => {
+  const line = String(v).split("\n", 1)[0] ?? ""
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line
+}
+
 /** "a, b, c and 4 more": a deploy may have hundreds of targets, and a row is one line. */
 const names = (v: unknown, shown = 5) => {
   const all = Array.isArray(v) ? v.map(String) : []
@@ -28,16 +37,16 @@ const summary = (e: FleetEvent) => {
   const hash = (p: unknown) => (typeof p === "string" ? p.slice(11, 23) : "-")
   if (e.type === "drift.detected") return `${(d.kinds as string[]).join(", ")} (desired ${hash(d.desired)})`
   if (e.type === "heal.succeeded") return `healed to ${hash(d.desired)} in ${d.durationMs} ms`
-  if (e.type === "heal.failed") return `attempt ${d.attempt}: ${String(d.error).slice(0, 80)}`
+  if (e.type === "heal.failed") return `attempt ${d.attempt}: ${clip(d.error)}`
   if (e.type === "desired.changed") return `desired ${hash(d.to)}`
   if (e.type.startsWith("incident."))
     return `${d.problem} (${d.severity})${typeof d.ticketId === "string" ? `, ticket ${d.ticketId}` : ""}`
   // A deploy's events carry its id, so its start, each target's phases and its end can be matched up.
   if (e.type === "deployment.started")
     return `${str(d.id)} by ${str(d.actor) || "?"}: ${hash(d.closure)} to ${names(d.targets)}`
-  if (e.type === "deployment.progress") return `${str(d.phase)}: ${str(d.message).slice(0, 100)}`
+  if (e.type === "deployment.progress") return `${str(d.phase)}: ${clip(str(d.message))}`
   if (e.type === "deployment.finished") {
-    const outcome = d.error !== undefined ? `: ${String(d.error).slice(0, 80)}` : ` (${hash(d.closure)})`
+    const outcome = d.error !== undefined ? `: ${clip(d.error)}` : ` (${hash(d.closure)})`
     return `${str(d.id)} ${str(d.status)}${outcome}${d.recorded === true ? " (reported)" : ""}`
   }
   return ""
