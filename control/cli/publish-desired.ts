@@ -8,7 +8,7 @@ import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { NodeId, type StorePath } from "../../protocol/ids.ts"
 import { dataDir } from "../config.ts"
-import { apiClient } from "./client.ts"
+import { apiClient, refusal } from "./client.ts"
 import { color, field, warn } from "./output.ts"
 
 export interface DesiredPublisher {
@@ -37,7 +37,9 @@ export function desiredPublisher(env = process.env): DesiredPublisher | null {
         const res = await client.client.api.nodes[":id"].desired.$put({ param: { id: target }, json: { closure } })
         if (res.ok) published.push(target)
         else if (res.status !== 404)
-          problems.push(`${target}: the control plane refused the desired closure (${res.status}: ${await res.text()})`)
+          problems.push(
+            `${target}: the control plane refused the desired closure: ${(await refusal(client.url, res)).message}`,
+          )
       } catch (error) {
         problems.push(
           `${target}: desired closure not published, ${client.url} unreachable (${(error as Error).message})`,
