@@ -135,6 +135,9 @@ if (action === "up") {
       "",
       "next:",
       `  export CHIMERA_CONFIG_FILE=${tb.configFile}`,
+      // Once a control plane has run here (its admin token is in the data dir), exec, deploy and the
+      // rest report to it, and exit 1 when it is not up: start it before them.
+      "  chimera web &                      # the control plane: exec, deploy and the rest report to it",
       "  chimera exec --targets @testbed -- readlink /run/current-system",
       `  bun scripts/testbed.ts shell ${first}${dir === DEFAULT_DIR ? "" : ` --dir ${dir}`}    # a root shell on ${first}`,
       "",
