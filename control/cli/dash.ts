@@ -27,7 +27,8 @@ export default defineCommand({
     targets: {
       type: "string",
       alias: "t",
-      description: "Read these targets over SSH instead of asking the control plane (user@host:port, names, @tag)",
+      description:
+        "Read these targets over SSH instead of asking the control plane (user@host:port, names, @tag, @all)",
     },
     interval: { type: "string", description: "Seconds between reads (default 2; events also refresh)", default: "2" },
     once: { type: "boolean", description: "Print one table and exit (also when stdout is not a terminal)" },

@@ -26,7 +26,7 @@ export const sshArgs = {
     type: "string",
     alias: "t",
     description:
-      "Comma-separated targets: user@host:port, node names from [fleet.nodes], @tag (default: fleet.targets)",
+      "Comma-separated targets: user@host:port, node names from [fleet.nodes], @tag, @all (default: fleet.targets)",
   },
   parallel: { type: "string", description: `Targets in flight at once (default ${DEFAULT_PARALLEL})` },
   timeout: {
@@ -148,7 +148,7 @@ export async function parseSshFlags(
     const spec = flags.targets ?? inventory.targets
     if (spec.length === 0)
       throw new TargetError(
-        "--targets is required (or set fleet.targets in the config), e.g. --targets root@10.0.0.1,web-2,@db",
+        "--targets is required (or set fleet.targets in the config), e.g. --targets root@10.0.0.1,web-2,@db, or @all for every node of [fleet.nodes]",
       )
     targets = resolveTargets(spec, inventory)
   } catch (error) {
