@@ -106,4 +106,33 @@ describe("agent and control plane", () => {
       throw new Error(`${(error as Error).message}\nagent log:\n${agent.log()}`)
     }
   })
+
+  test("a restarted agent's first heartbeat reports the system it reads, never a node with nothing running", async () => {
+    await using cp = await startInProcess()
+    await using node = await createTestNode({ name: "cp-restart", boot: gen1 })
+    const agent = startAgent(node, { nodeId: "cp-restart", controlUrl: cp.url, joinToken: await joinToken(cp) })
+    type Seen = { status: string; currentHash: string | null; lastHeartbeat: string }
+    const seen = async () => (await (await cp.api("/api/nodes/cp-restart")).json()) as Seen
+    try {
+      await until(
+        "enrollment",
+        async () => (await cp.api("/api/nodes/cp-restart")).status,
+        (s) => s === 200,
+      )
+      await cp.api("/api/nodes/cp-restart/desired", { method: "PUT", body: JSON.stringify({ closure: gen1 }) })
+      await until("healthy", seen, (n) => n.status === "healthy")
+      expect(await agent.stop()).toBe(0)
+    } catch (error) {
+      await agent.stop()
+      throw new Error(`${(error as Error).message}\nagent log:\n${agent.log()}`)
+    }
+    const last = (await seen()).lastHeartbeat
+    // Heartbeats 5 s apart: a wrong first one would stand long enough to be read here.
+    await using _again = startAgent(node, { nodeId: "cp-restart", controlUrl: cp.url, heartbeatSeconds: 5 })
+    const first = await until("the restarted agent's heartbeat", seen, (n) => n.lastHeartbeat !== last)
+    expect({ status: first.status, current: first.currentHash }).toEqual({
+      status: "healthy",
+      current: gen1.slice(11, 43),
+    })
+  })
 })

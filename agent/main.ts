@@ -178,6 +178,10 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
         })
       }
       if (bearer === null || ac.signal.aborted) return
+      // A restarted agent has its credential at once: its first heartbeat must not tell the control
+      // plane a node with no links and a guessed phase (it showed `drifted` until the next one).
+      await reconciler.checked
+      if (ac.signal.aborted) return
       if (options.joinTokenFileToDelete !== null) forgetJoinTokenFile(options.joinTokenFileToDelete)
       sender = startReportSender(spool, client, { quarantineDir: join(stateDir.path, "quarantine") })
       commands = startCommandLoop(client, reconciler)

@@ -40,6 +40,11 @@ export interface Reconciler {
   /** The links as last read (all null before the first check). */
   readonly links: SystemLinks
   /**
+   * Settles once the first check has read the links and classified them (at the latest when a heal it
+   * starts begins, which is not waited for): before it, `links` and `phase` describe nothing real.
+   */
+  readonly checked: Promise<void>
+  /**
    * A new desired closure. `askedAt` (performance.now() when the question went out, for answers that
    * travel, like a heartbeat's): an answer asked before the latest `activate` arrived is older than it
    * and ignored, so a heartbeat in flight across a deploy cannot undo the activation it crossed.
@@ -76,6 +81,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   let dirty = true
   let stopped = true
   let wake: (() => void) | null = null
+  const first = Promise.withResolvers<void>()
 
   const settle = (filter: (w: Waiter) => boolean, result: ActivationResult) => {
     const [done, rest] = [waiters.filter(filter), waiters.filter((w) => !filter(w))]
@@ -166,6 +172,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     forceHeal = false
     attempt++
     publish("healing")
+    first.resolve()
     deps.report({ type: "heal.started", data: { desired: target, attempt } })
     log.info("heal", { from: seen.current, to: target, attempt })
     const outcome = await healOnce({ nix: deps.nix, closure: target, links: seen, inStore })
@@ -213,6 +220,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       } catch (err) {
         log.error("check failed", { error: err })
       }
+      first.resolve()
       deps.onPhase?.(phase)
     }
   }
@@ -247,6 +255,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     get links() {
       return links
     },
+    checked: first.promise,
     setDesired,
     activate(closure) {
       activatedAt = performance.now()
