@@ -135,4 +135,36 @@ describe("agent and control plane", () => {
       current: gen1.slice(11, 43),
     })
   })
+
+  test("a revoked node comes back when its agent is restarted with a new join token, its old credential still on disk", async () => {
+    await using cp = await startInProcess()
+    await using node = await createTestNode({ name: "cp-revoked", boot: gen1 })
+    const agent = startAgent(node, { nodeId: "cp-revoked", controlUrl: cp.url, joinToken: await joinToken(cp) })
+    const beat = async () =>
+      ((await (await cp.api("/api/nodes/cp-revoked")).json()) as { lastHeartbeat?: string }).lastHeartbeat ?? ""
+    try {
+      await until("enrollment", beat, (at) => at !== "")
+      await until(
+        "the credential file",
+        () => Bun.file(join(agent.stateDir, "credential.json")).exists(),
+        (exists) => exists,
+      )
+      expect((await cp.api("/api/nodes/cp-revoked/revoke", { method: "POST" })).status).toBe(200)
+    } finally {
+      await agent.stop()
+    }
+    const revokedAt = await beat()
+    const old = await Bun.file(join(agent.stateDir, "credential.json")).text()
+    // A node already enrolled takes only a join token issued for it (`chimera nodes join-token --node`).
+    const res = await cp.api("/api/nodes/join-tokens", {
+      method: "POST",
+      body: JSON.stringify({ nodeId: "cp-revoked" }),
+    })
+    const { token } = (await res.json()) as { token: string }
+    await using again = startAgent(node, { nodeId: "cp-revoked", controlUrl: cp.url, joinToken: token })
+    await until("a heartbeat after the revocation", beat, (at) => at > revokedAt).catch((error: Error) => {
+      throw new Error(`${error.message}\nagent log:\n${again.log()}`)
+    })
+    expect(await Bun.file(join(again.stateDir, "credential.json")).text()).not.toBe(old)
+  })
 })

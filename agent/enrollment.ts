@@ -2,7 +2,8 @@
 // keeps that credential in the state dir (0600) for every later start. The join token is never stored
 // and never logged. While enrollment fails the agent keeps enforcing its desired closure locally;
 // enrollment is retried with backoff (a control plane that is down comes back; a refused token is
-// logged as such, because only an operator can fix that).
+// logged as such, because only an operator can fix that). A join token given beside a stored
+// credential enrols the node again when the control plane takes it: that is how a revoked node returns.
 import type { NodeId } from "../protocol/ids.ts"
 import { createLogger, displayUrl } from "../protocol/log.ts"
 import { newSecret, secretHash } from "../protocol/secrets.ts"
@@ -55,28 +56,10 @@ export interface EnrollInput {
  */
 export async function enroll(input: EnrollInput): Promise<string | null> {
   const backoff = createBackoff({ initialMs: 1000, maxMs: 300_000, jitter: "full" })
-  const pending = input.stateDir.readPendingEnrolment()
-  const credential = pending?.nodeId === input.nodeId ? pending.credential : newSecret("node")
-  if (pending?.credential !== credential) input.stateDir.writePendingEnrolment({ nodeId: input.nodeId, credential })
+  const credential = _pendingCredential(input)
   while (!input.signal.aborted) {
     try {
-      const res = await input.client.enroll(input.joinToken, {
-        nodeId: input.nodeId,
-        hostname: input.hostname,
-        agentVersion: VERSION,
-        credentialHash: secretHash(credential),
-      })
-      if (res.nodeId !== input.nodeId)
-        throw new ControlError(`enrolled as ${res.nodeId}, asked for ${input.nodeId}`, 201)
-      input.stateDir.writeCredential({
-        nodeId: res.nodeId,
-        credential,
-        controlUrl: input.controlUrl,
-        enrolledAt: new Date().toISOString(),
-      })
-      input.stateDir.clearPendingEnrolment()
-      log.info("enrolled", { nodeId: res.nodeId, controlUrl: displayUrl(input.controlUrl) })
-      return credential
+      return await _attempt(input, credential)
     } catch (err) {
       const retryInMs = backoff.next()
       const error = err instanceof Error ? err.message : String(err)
@@ -91,4 +74,50 @@ export async function enroll(input: EnrollInput): Promise<string | null> {
     }
   }
   return null
+}
+
+/**
+ * A join token given beside a stored credential: the operator enrols the node again (after `chimera
+ * nodes revoke`, whose credential the control plane refuses for good). One attempt: a token already
+ * used or expired (a restart with the same CHIMERA_JOIN_TOKEN) keeps the stored credential.
+ */
+export async function enrollAgain(input: EnrollInput, stored: string): Promise<string> {
+  try {
+    const credential = await _attempt(input, _pendingCredential(input))
+    log.info("enrolled again with the join token given; the stored credential is replaced", { nodeId: input.nodeId })
+    return credential
+  } catch (err) {
+    log.warn("the join token given was not taken; the stored credential stays in use", {
+      nodeId: input.nodeId,
+      error: err instanceof Error ? err.message : String(err),
+    })
+    return stored
+  }
+}
+
+/** The credential being enrolled: one a lost answer left pending, or a new one, stored before it is sent. */
+function _pendingCredential(input: EnrollInput): string {
+  const pending = input.stateDir.readPendingEnrolment()
+  const credential = pending?.nodeId === input.nodeId ? pending.credential : newSecret("node")
+  if (pending?.credential !== credential) input.stateDir.writePendingEnrolment({ nodeId: input.nodeId, credential })
+  return credential
+}
+
+async function _attempt(input: EnrollInput, credential: string): Promise<string> {
+  const res = await input.client.enroll(input.joinToken, {
+    nodeId: input.nodeId,
+    hostname: input.hostname,
+    agentVersion: VERSION,
+    credentialHash: secretHash(credential),
+  })
+  if (res.nodeId !== input.nodeId) throw new ControlError(`enrolled as ${res.nodeId}, asked for ${input.nodeId}`, 201)
+  input.stateDir.writeCredential({
+    nodeId: res.nodeId,
+    credential,
+    controlUrl: input.controlUrl,
+    enrolledAt: new Date().toISOString(),
+  })
+  input.stateDir.clearPendingEnrolment()
+  log.info("enrolled", { nodeId: res.nodeId, controlUrl: displayUrl(input.controlUrl) })
+  return credential
 }

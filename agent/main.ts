@@ -21,7 +21,7 @@ import { type CommandLoop, startCommandLoop } from "./command-loop.ts"
 import { createControlClient } from "./control-client.ts"
 import { gatherControlUrls } from "./control-urls.ts"
 import { createCredentialRotator } from "./credential-rotation.ts"
-import { enroll, storedCredential } from "./enrollment.ts"
+import { enroll, enrollAgain, storedCredential } from "./enrollment.ts"
 import { collectHealth } from "./health.ts"
 import { type HeartbeatLoop, startHeartbeat } from "./heartbeat.ts"
 import { createAgentMetrics, serveAgentMetrics } from "./metrics.ts"
@@ -166,8 +166,8 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
       credential: () => bearer,
     })
     void (async () => {
-      if (bearer === null && options.joinToken !== null) {
-        bearer = await enroll({
+      if (options.joinToken !== null) {
+        const input = {
           client,
           stateDir,
           nodeId: options.nodeId,
@@ -175,7 +175,8 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
           controlUrl,
           hostname: hostname(),
           signal: ac.signal,
-        })
+        }
+        bearer = bearer === null ? await enroll(input) : await enrollAgain(input, bearer)
       }
       if (bearer === null || ac.signal.aborted) return
       // A restarted agent has its credential at once: its first heartbeat must not tell the control

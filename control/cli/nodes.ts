@@ -182,7 +182,9 @@ const revoke = defineCommand({
     const what = result.alreadyRevoked
       ? `${id} was already revoked: its agent stays refused`
       : `Revoked ${id}: its agent is refused from its next request`
-    say(`${what}\n${color.dim(`to enrol it again: chimera nodes join-token --node ${id}`)}\n`)
+    say(
+      `${what}\n${color.dim(`to enrol it again: chimera nodes join-token --node ${id}, then restart its agent with that token`)}\n`,
+    )
   },
 })
 
