@@ -205,7 +205,7 @@ const remove = defineCommand({
     )
     if (args.json) return printJson(result)
     say(
-      `Removed ${id} from the fleet: its agent is refused, its open incidents are resolved, its events are kept\n${color.dim(`a machine enrols under the name again with: chimera nodes join-token --node ${id}`)}\n`,
+      `Removed ${id} from the fleet: its agent is refused, its open incidents are resolved, its events are kept\n${color.dim(`a machine enrols under the name again with a token from: chimera nodes join-token --node ${id}`)}\n`,
     )
   },
 })
