@@ -20,7 +20,7 @@ test("chimera deployments list lists, as chimera deployments does", async () => 
       stdout: bare.stdout,
       stderr: bare.stderr,
     })
-    expect(list.stdout).toContain("ID")
+    expect(list.stdout).toBe("No deployments recorded yet: each `chimera deploy` run is recorded here.\n")
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

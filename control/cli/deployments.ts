@@ -42,6 +42,7 @@ export default defineCommand({
       }
       const records = await store.listDeployments(limit)
       if (args.json) return printJson({ deployments: records })
+      if (records.length === 0) return say("No deployments recorded yet: each `chimera deploy` run is recorded here.\n")
       printTable(
         ["ID", "KIND", "STATUS", "TARGETS", "CLOSURE"],
         records.map((r) => [r.id, r.kind, r.status, String(r.targets.length), r.closure.slice(11)]),

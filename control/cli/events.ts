@@ -138,6 +138,10 @@ export default defineCommand({
       const unknown = events.length === 0 && query.node ? await _unknownNode(api, query.node) : null
       if (unknown) throw new CliError(unknown, "E_NOT_FOUND")
       if (args.json) return printJson({ events })
+      if (events.length === 0) {
+        const filtered = query.node !== undefined || query.type !== undefined || after !== undefined
+        return say(filtered ? "No events match.\n" : "No events yet.\n")
+      }
       printTable(HEADERS, events.map(row))
       // A page that is not the whole log says how to see the rest (on stderr: the table stays a table).
       const first = events[0]
