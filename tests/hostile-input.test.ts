@@ -105,6 +105,7 @@ const ROUTES: Route[] = [
   { method: "DELETE", path: "/api/tokens/:id", auth: "admin" },
   { method: "POST", path: "/api/nodes/:id/rotate-credential", auth: "admin", victim: true },
   { method: "POST", path: "/api/nodes/:id/revoke", auth: "admin", victim: true },
+  { method: "DELETE", path: "/api/nodes/:id", auth: "admin", victim: true },
   { method: "POST", path: "/api/agent/:nodeId/credential", auth: "node" },
   { method: "GET", path: "/api/audit", auth: "admin" },
   // CLI sessions (real bash sessions on the control plane's private tmux server).
