@@ -7,8 +7,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { StorePath } from "../protocol/ids.ts"
 import { buildTestSystem } from "../tests/support/nix-fixtures.ts"
-import { createNixSystem } from "./nix-system.ts"
+import { createNixSystem, type NixSystem } from "./nix-system.ts"
 import { createReconciler } from "./reconciler.ts"
+import type { ReportInput } from "./spool.ts"
 
 setDefaultTimeout(60_000)
 
@@ -28,13 +29,30 @@ async function pointAll(to: StorePath) {
   }
 }
 
-test("a check publishes its links with its phase, never the links before the phase", async () => {
-  await pointAll(gen2)
-  const real = createNixSystem({
+const nixOf = () =>
+  createNixSystem({
     systemProfile: join(dir, "system"),
     currentSystem: join(dir, "current-system"),
     bootedSystem: join(dir, "booted-system"),
   })
+
+/** A reconciler that wants generation 1, with auto-heal off; `phases` fills as its checks end. */
+function reconcilerOn(nix: NixSystem, report: (r: ReportInput) => void = () => {}) {
+  const phases: string[] = []
+  const reconciler = createReconciler({
+    nix,
+    report,
+    persistDesired() {},
+    autoHeal: false,
+    initialDesired: gen1,
+    onPhase: (phase) => phases.push(phase),
+  })
+  return { reconciler, phases }
+}
+
+test("a check publishes its links with its phase, never the links before the phase", async () => {
+  await pointAll(gen2)
+  const real = nixOf()
   let hold: Promise<void> | null = null
   let reached = () => {}
   const nix = {
@@ -45,15 +63,7 @@ test("a check publishes its links with its phase, never the links before the pha
       return real.inStore(closure)
     },
   }
-  const phases: string[] = []
-  const reconciler = createReconciler({
-    nix,
-    report() {},
-    persistDesired() {},
-    autoHeal: false,
-    initialDesired: gen1,
-    onPhase: (phase) => phases.push(phase),
-  })
+  const { reconciler, phases } = reconcilerOn(nix)
   reconciler.start()
   try {
     while (phases.length === 0) await Bun.sleep(5)
@@ -81,21 +91,8 @@ test("a check publishes its links with its phase, never the links before the pha
 
 test("drift.resolved reports the system the check read, the one that resolved it", async () => {
   await pointAll(gen2)
-  const nix = createNixSystem({
-    systemProfile: join(dir, "system"),
-    currentSystem: join(dir, "current-system"),
-    bootedSystem: join(dir, "booted-system"),
-  })
   const reports: { type: string; data: Record<string, unknown> }[] = []
-  const phases: string[] = []
-  const reconciler = createReconciler({
-    nix,
-    report: (e) => reports.push(e as (typeof reports)[number]),
-    persistDesired() {},
-    autoHeal: false,
-    initialDesired: gen1,
-    onPhase: (phase) => phases.push(phase),
-  })
+  const { reconciler, phases } = reconcilerOn(nixOf(), (e) => reports.push(e as (typeof reports)[number]))
   reconciler.start()
   try {
     while (phases.length === 0) await Bun.sleep(5)

@@ -6,26 +6,12 @@ import { expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
+import { call, enrollNode, healFailedReport, heartbeatBody } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { run } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
-const GEN = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
-const healFailed = (seq: number) => ({
-  seq,
-  at: new Date().toISOString(),
-  type: "heal.failed" as const,
-  data: {
-    desired: GEN,
-    attempt: 1,
-    durationMs: 5,
-    error: "switch-to-configuration failed",
-    output: "",
-    retryInMs: null,
-  },
-})
 type Incident = { nodeId: string; problem: string; status: string; resolution?: string }
 
 test("a removed node is gone from the fleet, refused, its incidents resolved; its name can enrol again", async () => {
@@ -37,7 +23,9 @@ test("a removed node is gone from the fleet, refused, its incidents resolved; it
     const old = await enrollNode(cp, "old-1")
     await enrollNode(cp, "kept-1")
     expect((await call(cp, old, "POST", "/api/agent/old-1/heartbeat", heartbeatBody("old-1"))).status).toBe(200)
-    expect((await call(cp, old, "POST", "/api/agent/old-1/reports", { reports: [healFailed(1)] })).status).toBe(200)
+    expect((await call(cp, old, "POST", "/api/agent/old-1/reports", { reports: [healFailedReport(1)] })).status).toBe(
+      200,
+    )
     const open = async () =>
       ((await (await cp.api("/api/incidents?node=old-1&status=open")).json()) as { incidents: Incident[] }).incidents
     await waitFor("the failed heal's incident", open, (list) => list.length === 1)
@@ -87,7 +75,9 @@ test("a removed node is gone from the fleet, refused, its incidents resolved; it
     })
     expect(enrolled.status).toBe(201)
     const fresh = ((await enrolled.json()) as { credential: string }).credential
-    expect((await call(cp, fresh, "POST", "/api/agent/old-1/reports", { reports: [healFailed(1)] })).status).toBe(200)
+    expect((await call(cp, fresh, "POST", "/api/agent/old-1/reports", { reports: [healFailedReport(1)] })).status).toBe(
+      200,
+    )
     const after = (await (await cp.api("/api/events?node=old-1&type=heal.failed")).json()) as { events: unknown[] }
     expect(after.events).toHaveLength(2)
     const shown = (await (await cp.api("/api/nodes/old-1")).json()) as { hostname: string; desiredPath: string | null }

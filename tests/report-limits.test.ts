@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { StorePath } from "../protocol/ids.ts"
 import { startAgent } from "./support/agent-process.ts"
-import { call, enrollNode } from "./support/auth.ts"
+import { call, enrollNode, healFailedReport } from "./support/auth.ts"
 import { manualClock } from "./support/clock.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
@@ -16,22 +16,6 @@ import { createTestNode } from "./support/test-node.ts"
 import { waitFor } from "./support/wait.ts"
 
 const GEN = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
-
-function healFailed(seq: number, outputBytes = 100) {
-  return {
-    seq,
-    at: new Date().toISOString(),
-    type: "heal.failed" as const,
-    data: {
-      desired: GEN,
-      attempt: 1,
-      durationMs: 5,
-      error: "switch-to-configuration failed",
-      output: "x".repeat(outputBytes),
-      retryInMs: 1000,
-    },
-  }
-}
 
 type Events = { events: { id: number; type: string; data: { seq?: number } }[] }
 
@@ -135,7 +119,7 @@ describe("report limits", () => {
     const credential = await enrollNode(cp, "chatty")
     const send = (from: number) =>
       call(cp, credential, "POST", "/api/agent/chatty/reports", {
-        reports: Array.from({ length: 10 }, (_, i) => healFailed(from + i, 15_000)),
+        reports: Array.from({ length: 10 }, (_, i) => healFailedReport(from + i, 15_000)),
       })
     expect((await send(1)).status).toBe(200) // ~150 KB of 200 KB
     // Admitted while any quota is left, and charged though it fails its schema: now in debt.
@@ -159,7 +143,7 @@ describe("report limits", () => {
 
     // Another node is not affected by this one's quota.
     const other = await enrollNode(cp, "quiet")
-    const fine = await call(cp, other, "POST", "/api/agent/quiet/reports", { reports: [healFailed(1)] })
+    const fine = await call(cp, other, "POST", "/api/agent/quiet/reports", { reports: [healFailedReport(1)] })
     expect(fine.status).toBe(200)
 
     clock.advance(retryAfter * 1000)
@@ -176,7 +160,7 @@ describe("report limits", () => {
     const credential = await enrollNode(cp, "steady")
     const send = (from: number) =>
       call(cp, credential, "POST", "/api/agent/steady/reports", {
-        reports: Array.from({ length: 10 }, (_, i) => healFailed(from + i, 15_000)),
+        reports: Array.from({ length: 10 }, (_, i) => healFailedReport(from + i, 15_000)),
       })
     // ~150 KB a minute: within each minute's 200 KB, past the day's 400 KB at the third.
     for (const from of [1, 11, 21]) {
@@ -191,7 +175,9 @@ describe("report limits", () => {
     expect(body.retryAfter).toBeGreaterThan(3600)
     expect(Number(refused.headers.get("retry-after"))).toBe(body.retryAfter)
     const other = await enrollNode(cp, "calm")
-    expect((await call(cp, other, "POST", "/api/agent/calm/reports", { reports: [healFailed(1)] })).status).toBe(200)
+    expect((await call(cp, other, "POST", "/api/agent/calm/reports", { reports: [healFailedReport(1)] })).status).toBe(
+      200,
+    )
     clock.advance(60_000)
     expect((await send(31)).status).toBe(429)
     clock.advance(body.retryAfter * 1000)
@@ -273,7 +259,7 @@ describe("a real agent under its report quota", () => {
     // What a node that could not reach its control plane for a while has spooled.
     const stateDir = join(node.dir, "agent-state")
     mkdirSync(stateDir, { recursive: true, mode: 0o700 })
-    const spooled = Array.from({ length: 1200 }, (_, i) => healFailed(i + 1))
+    const spooled = Array.from({ length: 1200 }, (_, i) => healFailedReport(i + 1))
     const lines = [{ spool: 1, lastSeq: 1200, ackedSeq: 0 }, ...spooled].map((l) => JSON.stringify(l))
     writeFileSync(join(stateDir, "spool.jsonl"), `${lines.join("\n")}\n`, { mode: 0o600 })
 

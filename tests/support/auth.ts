@@ -57,3 +57,20 @@ export function heartbeatBody(nodeId: string) {
     heartbeatIntervalSeconds: 5,
   } satisfies NodeHealth
 }
+
+/** A heal.failed report (the agent's seq `seq`) whose output is `outputBytes` long, for report routes. */
+export function healFailedReport(seq: number, outputBytes = 100) {
+  return {
+    seq,
+    at: new Date().toISOString(),
+    type: "heal.failed" as const,
+    data: {
+      desired: "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1",
+      attempt: 1,
+      durationMs: 5,
+      error: "switch-to-configuration failed",
+      output: "x".repeat(outputBytes),
+      retryInMs: 1000,
+    },
+  }
+}
