@@ -6,6 +6,7 @@ import { expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { openDatabase, sqlStore } from "../control/adapters/store/sql-store.ts"
 import { call, enrollNode, healFailedReport, heartbeatBody } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { run } from "./support/tools.ts"
@@ -94,4 +95,49 @@ test("removing a node needs nodes:manage: an operator is refused", async () => {
   const { token } = (await tokenRes.json()) as { token: string }
   expect((await call(cp, token, "DELETE", "/api/nodes/web-1")).status).toBe(403)
   expect((await cp.api("/api/nodes/web-1")).status).toBe(200)
+})
+
+test("a machine enrolled under a removed name starts fresh, whatever reached the old row after the removal", async () => {
+  await using cp = await startInProcess()
+  const old = await enrollNode(cp, "gone-1")
+  expect((await call(cp, old, "POST", "/api/agent/gone-1/heartbeat", heartbeatBody("gone-1"))).status).toBe(200)
+  // A second handle on the control plane's database: a `PUT …/desired` and a relay that found the
+  // node before its removal committed write the old row after it.
+  const { db, dialect } = await openDatabase(`sqlite://${join(cp.dataDir, "chimera.db")}`)
+  const late = sqlStore(db, dialect)
+  try {
+    expect((await call(cp, cp.adminToken, "DELETE", "/api/nodes/gone-1")).status).toBe(200)
+    const at = new Date().toISOString()
+    // The closure is refused (the API answers 404, as for a node removed before)…
+    expect(
+      await late.setDesired("gone-1", GEN, { id: "late-activate", kind: "activate", closure: GEN, createdAt: at }),
+    ).toBeNull()
+    // …and a relayed command still queued is closed when the name is taken.
+    await late.enqueueCommands([
+      { nodeId: "gone-1", command: { id: "late-run", kind: "run", command: "id", timeoutSeconds: 600, createdAt: at } },
+    ])
+
+    const jt = (await (await call(cp, cp.adminToken, "POST", "/api/nodes/join-tokens", {})).json()) as {
+      token: string
+    }
+    const enrolled = await call(cp, jt.token, "POST", "/api/agent/enroll", {
+      nodeId: "gone-1",
+      hostname: "newcomer",
+      agentVersion: "t",
+    })
+    expect(enrolled.status).toBe(201)
+    const fresh = ((await enrolled.json()) as { credential: string }).credential
+    // Before its first heartbeat the node is one never heard from, not the old machine's last word.
+    const shown = (await (await cp.api("/api/nodes/gone-1")).json()) as Record<string, unknown>
+    expect(shown).toMatchObject({ hostname: "newcomer", desiredPath: null, lastHeartbeat: null, currentPath: null })
+    const polled = await call(cp, fresh, "GET", "/api/agent/gone-1/commands?wait=0")
+    expect(((await polled.json()) as { commands: unknown[] }).commands).toEqual([])
+    const beat = await call(cp, fresh, "POST", "/api/agent/gone-1/heartbeat", {
+      ...heartbeatBody("gone-1"),
+      hostname: "newcomer",
+    })
+    expect(((await beat.json()) as { desired: string | null }).desired).toBeNull()
+  } finally {
+    await late.close()
+  }
 })

@@ -162,7 +162,8 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers, configured 
     async setDesired(nodeId: string, closure: string) {
       const node = await requireNode(nodeId)
       const command: AgentCommand = { id: randomUUID(), kind: "activate", closure, createdAt: now() }
-      await store.setDesired(nodeId, closure, command)
+      // Removed while this ran: the same answer as a node removed before.
+      if ((await store.setDesired(nodeId, closure, command)) === null) throw notFound(`node ${JSON.stringify(nodeId)}`)
       wake([nodeId])
       await emit("desired.changed", nodeId, { from: node.desiredPath, to: closure, commandId: command.id })
       return requireNode(nodeId)

@@ -98,7 +98,8 @@ export interface StorePort {
    * when recordHeartbeat must take it. A store that holds nothing has none.
    */
   holdHeartbeat?(health: NodeHealth, receivedAt: string): { desiredPath: string | null } | undefined
-  setDesired(nodeId: string, closure: string, command: AgentCommand): Promise<{ supersededCommands: string[] }>
+  /** Sets the closure and queues its command; null when there is no such node in the fleet (removed). */
+  setDesired(nodeId: string, closure: string, command: AgentCommand): Promise<{ supersededCommands: string[] } | null>
   /** Nodes silent for more than `missed` intervals since `since`, flipped to unreachable (each once). */
   markUnreachable(now: string, since: string, missed: number): Promise<NodeRecord[]>
 

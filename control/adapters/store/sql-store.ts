@@ -194,13 +194,31 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
           UPDATE join_tokens SET used_at = ${input.now}, used_by = ${input.nodeId}
           WHERE token_hash = ${input.tokenHash} AND used_at IS NULL RETURNING token_hash`
           if (!used[0]) return { ok: false, reason: "used" } as const
+          if (existing[0] && existing[0].removed_at != null) {
+            // Another machine under a removed node's name: a node never heard from. What reached the old
+            // row after its removal (a desired closure or a relayed command whose request found the node
+            // just before) is not this machine's, nor is the old one's last heartbeat.
+            await tx`
+            UPDATE nodes SET credential_hash = ${input.credentialHash}, hostname = ${input.hostname},
+              agent_version = ${input.agentVersion}, epoch = epoch + 1, acked_seq = 0, unreachable = 0,
+              pending_credential_hash = NULL, rotation_requested_at = NULL, revoked_at = NULL, removed_at = NULL,
+              enrolled_at = ${input.now}, credential_issued_at = ${input.now}, desired_path = NULL,
+              desired_set_at = NULL, profile_path = NULL, current_path = NULL, booted_path = NULL,
+              agent_desired_path = NULL, phase = NULL, health = NULL, last_heartbeat = NULL, last_heartbeat_ms = NULL
+            WHERE id = ${input.nodeId}`
+            await tx`
+            UPDATE commands SET acked_at = ${input.now}, success = 0, output = ${"not delivered: the node was removed from the fleet"}
+            WHERE node_id = ${input.nodeId} AND acked_at IS NULL`
+            return { ok: true, created: false, repeated: false } as const
+          }
           if (existing[0]) {
             // Re-enrolment with a token issued for this node: a new credential (any half-done rotation is
             // dropped, a revocation lifted) and a new report epoch (the agent's sequence starts again).
             await tx`
             UPDATE nodes SET credential_hash = ${input.credentialHash}, hostname = ${input.hostname},
               agent_version = ${input.agentVersion}, epoch = epoch + 1, acked_seq = 0, unreachable = 0,
-              pending_credential_hash = NULL, rotation_requested_at = NULL, revoked_at = NULL, removed_at = NULL
+              pending_credential_hash = NULL, rotation_requested_at = NULL, revoked_at = NULL,
+              credential_issued_at = ${input.now}
             WHERE id = ${input.nodeId}`
             return { ok: true, created: false, repeated: false } as const
           }
@@ -230,7 +248,11 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
       // between the commit and a forget after it said the old closure, and the agent switched back to it.
       return writingNodes(hot, [nodeId], () =>
         db.begin(async (tx) => {
-          await tx`UPDATE nodes SET desired_path = ${closure}, desired_set_at = ${command.createdAt} WHERE id = ${nodeId}`
+          // A node removed since the caller found it takes no closure (nor its command).
+          const set: Row[] = await tx`
+            UPDATE nodes SET desired_path = ${closure}, desired_set_at = ${command.createdAt}
+            WHERE id = ${nodeId} AND removed_at IS NULL RETURNING id`
+          if (set.length === 0) return null
           const superseded: Row[] = await tx`
             UPDATE commands SET acked_at = ${command.createdAt}, success = 0, output = ${`superseded by command ${command.id}`}
             WHERE node_id = ${nodeId} AND kind = 'activate' AND acked_at IS NULL RETURNING id`
