@@ -141,3 +141,23 @@ test("a machine enrolled under a removed name starts fresh, whatever reached the
     await late.close()
   }
 })
+
+test("a report batch that reaches the store after its node's removal is refused, not stored", async () => {
+  await using cp = await startInProcess()
+  const old = await enrollNode(cp, "late-1")
+  expect((await call(cp, old, "POST", "/api/agent/late-1/reports", { reports: [healFailed(1)] })).status).toBe(200)
+  // A second handle stands for the request authenticated before the removal whose body came after:
+  // stored, its failed heal would open an incident for a node no longer there, open for good.
+  const { db, dialect } = await openDatabase(`sqlite://${join(cp.dataDir, "chimera.db")}`)
+  const late = sqlStore(db, dialect)
+  try {
+    expect((await call(cp, cp.adminToken, "DELETE", "/api/nodes/late-1")).status).toBe(200)
+    const at = new Date().toISOString()
+    const event = { type: "heal.failed" as const, nodeId: "late-1", at, receivedAt: at, data: {}, agentSeq: 2 }
+    expect(await late.appendReports("late-1", [event])).toBeNull()
+    const stored = (await (await cp.api("/api/events?node=late-1&type=heal.failed")).json()) as { events: unknown[] }
+    expect(stored.events).toHaveLength(1)
+  } finally {
+    await late.close()
+  }
+})

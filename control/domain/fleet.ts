@@ -154,7 +154,9 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers, configured 
         data: { ...r.data, seq: r.seq },
         agentSeq: r.seq,
       }))
-      const { ackedSeq, stored } = await store.appendReports(nodeId, events)
+      const appended = await store.appendReports(nodeId, events)
+      if (appended === null) throw unauthenticated(`node ${JSON.stringify(nodeId)} was removed from the fleet`)
+      const { ackedSeq, stored } = appended
       bus.publish(stored)
       return { ackedSeq }
     },

@@ -103,8 +103,11 @@ export interface StorePort {
   /** Nodes silent for more than `missed` intervals since `since`, flipped to unreachable (each once). */
   markUnreachable(now: string, since: string, missed: number): Promise<NodeRecord[]>
 
-  /** Appends agent reports (skipping any seq already stored) and returns the highest stored seq. */
-  appendReports(nodeId: string, events: NewEvent[]): Promise<{ ackedSeq: number; stored: FleetEvent[] }>
+  /**
+   * Appends agent reports (skipping any seq already stored) and returns the highest stored seq; null
+   * when the node was removed from the fleet (nothing stored).
+   */
+  appendReports(nodeId: string, events: NewEvent[]): Promise<{ ackedSeq: number; stored: FleetEvent[] } | null>
   appendEvent(event: NewEvent): Promise<FleetEvent>
   listEvents(query: EventQuery): Promise<FleetEvent[]>
   /** The id of the oldest of the newest `limit` events that match, or null when none does. */

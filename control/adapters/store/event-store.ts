@@ -9,6 +9,9 @@ import { fittingRows } from "./page-bytes.ts"
 
 type Row = Record<string, unknown>
 
+/** Thrown to roll back a report batch whose node was removed while it was written. */
+class _RemovedMeanwhile extends Error {}
+
 /** Events deleted per statement when old ones are pruned. */
 const PRUNE_BATCH = 5000
 
@@ -45,20 +48,33 @@ export function eventStore(db: SQL): EventStore {
 
   return {
     async appendReports(nodeId, events) {
-      return db.begin(async (tx) => {
-        const nodes: Row[] = await tx`SELECT epoch, acked_seq FROM nodes WHERE id = ${nodeId}`
-        const epoch = num(nodes[0]?.epoch)
-        let acked = num(nodes[0]?.acked_seq)
-        const stored: FleetEvent[] = []
-        for (const e of events) {
-          if ((e.agentSeq ?? 0) <= acked) continue
-          const inserted = await insertEvent(tx, e, epoch)
-          if (inserted) stored.push(inserted)
-          acked = e.agentSeq ?? acked
-        }
-        await tx`UPDATE nodes SET acked_seq = ${acked} WHERE id = ${nodeId}`
-        return { ackedSeq: acked, stored }
-      })
+      // A batch authenticated before its node's removal may arrive after it: the node is gone, and so
+      // are its reports (stored, a failed heal would open an incident nobody could resolve). The last
+      // write of the batch is to the node's row and checks again: a removal that committed meanwhile
+      // undoes the batch, and one not yet committed waits for it and comes after (its node.removed
+      // resolves what the batch opened).
+      try {
+        return await db.begin(async (tx) => {
+          const nodes: Row[] = await tx`SELECT epoch, acked_seq, removed_at FROM nodes WHERE id = ${nodeId}`
+          if (nodes[0]?.removed_at != null) return null
+          const epoch = num(nodes[0]?.epoch)
+          let acked = num(nodes[0]?.acked_seq)
+          const stored: FleetEvent[] = []
+          for (const e of events) {
+            if ((e.agentSeq ?? 0) <= acked) continue
+            const inserted = await insertEvent(tx, e, epoch)
+            if (inserted) stored.push(inserted)
+            acked = e.agentSeq ?? acked
+          }
+          const kept: Row[] =
+            await tx`UPDATE nodes SET acked_seq = ${acked} WHERE id = ${nodeId} AND removed_at IS NULL RETURNING id`
+          if (nodes[0] && kept.length === 0) throw new _RemovedMeanwhile()
+          return { ackedSeq: acked, stored }
+        })
+      } catch (error) {
+        if (error instanceof _RemovedMeanwhile) return null
+        throw error
+      }
     },
 
     async appendEvent(event) {
