@@ -11,7 +11,7 @@ import { setLogSink } from "../protocol/log.ts"
 import { heartbeatBody } from "../tests/support/auth.ts"
 import { startInProcess } from "../tests/support/control-plane.ts"
 import { ControlError, createControlClient, type OrchestratorPort } from "./control-client.ts"
-import { enroll } from "./enrollment.ts"
+import { enroll, enrollAgain } from "./enrollment.ts"
 import { openStateDir } from "./state-dir.ts"
 
 describe("enrolment (agent side)", () => {
@@ -86,6 +86,65 @@ describe("enrolment (agent side)", () => {
         setLogSink((line) => process.stderr.write(`${line}\n`))
       }
       expect(lines.join("\n")).toContain("make a new one with `chimera nodes join-token --node lossy-2`")
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 30_000)
+
+  test("a join token given beside a stored credential: an answer lost after the control plane took it is asked again", async () => {
+    await using cp = await startInProcess()
+    const dir = await mkdtemp(join(tmpdir(), "chimera-enrol-again-"))
+    try {
+      const stateDir = openStateDir(join(dir, "state"))
+      let bearer: string | null = null
+      const real = createControlClient({ baseUrl: cp.url, nodeId: "again-1", credential: () => bearer })
+      const tokenFor = async (nodeId?: string) =>
+        (
+          (await (
+            await cp.api("/api/nodes/join-tokens", { method: "POST", body: JSON.stringify(nodeId ? { nodeId } : {}) })
+          ).json()) as { token: string }
+        ).token
+      const input = (client: OrchestratorPort, joinToken: string) => ({
+        client,
+        stateDir,
+        nodeId: "again-1",
+        joinToken,
+        controlUrl: cp.url,
+        hostname: "again-1",
+        signal: AbortSignal.timeout(20_000),
+      })
+      const stored = (await enroll(input(real, await tokenFor()))) as string
+      expect((await cp.api("/api/nodes/again-1/revoke", { method: "POST" })).status).toBe(200)
+      // The operator's token for the revoked node reaches the control plane, which takes it; the
+      // answer never arrives (a timeout, a reset). Kept, the stored credential is refused for good.
+      let attempts = 0
+      const lossy: OrchestratorPort = {
+        ...real,
+        async enroll(token, request) {
+          attempts++
+          const answer = await real.enroll(token, request)
+          if (attempts === 1) throw new ControlError("POST api/agent/enroll: the operation timed out", null)
+          return answer
+        },
+      }
+      bearer = await enrollAgain(input(lossy, await tokenFor("again-1")), stored)
+      expect(bearer).not.toBe(stored)
+      expect(stateDir.readCredential()?.credential).toBe(bearer)
+      expect((await real.heartbeat(heartbeatBody("again-1") as NodeHealth)).desired).toBeNull()
+      // A token the control plane refuses (spent) is not asked again: the stored credential stays.
+      const spent = await tokenFor("again-1")
+      const other = createControlClient({ baseUrl: cp.url, nodeId: "again-1", credential: () => null })
+      await other.enroll(spent, { nodeId: "again-1", hostname: "x", agentVersion: "t", credentialHash: "0".repeat(64) })
+      attempts = 0
+      const counted: OrchestratorPort = {
+        ...real,
+        enroll(token, request) {
+          attempts++
+          return real.enroll(token, request)
+        },
+      }
+      expect(await enrollAgain(input(counted, spent), "chm_node_kept")).toBe("chm_node_kept")
+      expect(attempts).toBe(1)
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -78,22 +78,41 @@ export async function enroll(input: EnrollInput): Promise<string | null> {
 
 /**
  * A join token given beside a stored credential: the operator enrols the node again (after `chimera
- * nodes revoke`, whose credential the control plane refuses for good). One attempt: a token already
- * used or expired (a restart with the same CHIMERA_JOIN_TOKEN) keeps the stored credential.
+ * nodes revoke`, whose credential the control plane refuses for good). A token the control plane
+ * refuses (a restart with the same CHIMERA_JOIN_TOKEN, already used or expired) keeps the stored
+ * credential. Without an answer it is asked again, with the same credential, until one comes: the
+ * control plane may be down (a boot before the network), or have taken the token and lost its answer,
+ * and then only the new credential works.
  */
 export async function enrollAgain(input: EnrollInput, stored: string): Promise<string> {
-  try {
-    const credential = await _attempt(input, _pendingCredential(input))
-    log.info("enrolled again with the join token given; the stored credential is replaced", { nodeId: input.nodeId })
-    return credential
-  } catch (err) {
-    log.warn("the join token given was not taken; the stored credential stays in use", {
-      nodeId: input.nodeId,
-      error: err instanceof Error ? err.message : String(err),
-    })
-    return stored
+  const backoff = createBackoff({ initialMs: 1000, maxMs: 30_000, jitter: "full" })
+  const credential = _pendingCredential(input)
+  while (!input.signal.aborted) {
+    try {
+      const taken = await _attempt(input, credential)
+      log.info("enrolled again with the join token given; the stored credential is replaced", {
+        nodeId: input.nodeId,
+      })
+      return taken
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err)
+      if (err instanceof ControlError && _answered(err)) {
+        log.warn("the join token given was not taken; the stored credential stays in use", {
+          nodeId: input.nodeId,
+          error,
+        })
+        return stored
+      }
+      const retryInMs = backoff.next()
+      log.warn("enrolling again with the join token given failed; trying again", { error, retryInMs })
+      await sleep(retryInMs, input.signal)
+    }
   }
+  return stored
 }
+
+/** The control plane answered and meant it: not a failure to reach it, an overload or its own error. */
+const _answered = (err: ControlError) => err.status !== null && err.status < 500 && err.status !== 429
 
 /** The credential being enrolled: one a lost answer left pending, or a new one, stored before it is sent. */
 function _pendingCredential(input: EnrollInput): string {
