@@ -171,6 +171,8 @@ describe("report limits", () => {
     expect(refused.status).toBe(429)
     const body = (await refused.json()) as { code: string; message: string; retryAfter: number }
     expect(body.message).toContain("[limits] node_report_bytes_per_day 400000")
+    // The body's limit and window are the day's, not the minute's report count.
+    expect(body).toMatchObject({ limit: 400_000, window: "86400s" })
     // Back when the day's share has refilled to a minute's bytes: about 12 hours at this rate.
     expect(body.retryAfter).toBeGreaterThan(3600)
     expect(Number(refused.headers.get("retry-after"))).toBe(body.retryAfter)

@@ -88,8 +88,9 @@ export function createReportQuota(settings: ReportQuotaSettings, clock: Clock) {
         `node ${JSON.stringify(nodeId)} has sent more reports than its quota (${quota}); its agent keeps them spooled and retries in ${retryAfter} s`,
         {
           retryAfter,
-          limit: settings.reports,
-          window: `${settings.windowMs / 1000}s`,
+          ...(b.day > 0
+            ? { limit: settings.reports, window: `${settings.windowMs / 1000}s` }
+            : { limit: settings.dayBytes, window: `${DAY_MS / 1000}s` }),
           resetAt: new Date(nowMs + retryAfter * 1000).toISOString(),
         },
       )
