@@ -170,6 +170,11 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   // With several replicas (PostgreSQL) an ack may land on another one: relays also read the store.
   const relay = createRelay({ fleet, store, clock, pollFallbackMs: dialect === "postgres" ? 1000 : null })
   const replicas = await connectReplicas({ db, dialect, bus, fleet, relay, peers })
+  // A removed node's samples are the retired machine's, not those of the next one under its name; every
+  // replica holds its own, and hears of a removal on any.
+  const unsubscribeHistory = replicas.streams.subscribe((e) => {
+    if (e.type === "node.removed" && e.nodeId !== null) history.forget(e.nodeId)
+  })
   const deployments = deploymentStore(db)
   const operations = createFleetOperations({
     fleet,
@@ -377,6 +382,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       clearInterval(pruning)
       clearInterval(incidentTick)
       unsubscribeIncidents()
+      unsubscribeHistory()
       chats?.close()
       unsubscribeMetrics()
       unsubscribeSpans()

@@ -161,3 +161,15 @@ test("a report batch that reaches the store after its node's removal is refused,
     await late.close()
   }
 })
+
+test("a machine enrolled under a removed name has no load, memory or disk history of the old one's", async () => {
+  await using cp = await startInProcess()
+  const old = await enrollNode(cp, "hist-1")
+  expect((await call(cp, old, "POST", "/api/agent/hist-1/heartbeat", heartbeatBody("hist-1"))).status).toBe(200)
+  const samples = async () =>
+    ((await (await cp.api("/api/nodes/hist-1/health-history")).json()) as { samples: unknown[] }).samples
+  expect(await samples()).toHaveLength(1)
+  expect((await call(cp, cp.adminToken, "DELETE", "/api/nodes/hist-1")).status).toBe(200)
+  await enrollNode(cp, "hist-1")
+  expect(await samples()).toEqual([])
+})
