@@ -6,6 +6,7 @@ import { expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { incidentStore } from "../control/adapters/store/incident-store.ts"
 import { openDatabase, sqlStore } from "../control/adapters/store/sql-store.ts"
 import { call, enrollNode, healFailedReport, heartbeatBody } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
@@ -172,4 +173,29 @@ test("a machine enrolled under a removed name has no load, memory or disk histor
   expect((await call(cp, cp.adminToken, "DELETE", "/api/nodes/hist-1")).status).toBe(200)
   await enrollNode(cp, "hist-1")
   expect(await samples()).toEqual([])
+})
+
+test("a watch that outlasts its node's removal opens no incident for it", async () => {
+  await using cp = await startInProcess({ incidents: { unreachableAfterMs: 500, driftUnhealedAfterMs: 500 } })
+  const old = await enrollNode(cp, "watched-1")
+  expect((await call(cp, old, "POST", "/api/agent/watched-1/heartbeat", heartbeatBody("watched-1"))).status).toBe(200)
+  const { db } = await openDatabase(`sqlite://${join(cp.dataDir, "chimera.db")}`)
+  try {
+    expect((await call(cp, cp.adminToken, "DELETE", "/api/nodes/watched-1")).status).toBe(200)
+    // Started by an event handled after node.removed (the sweep's node.unreachable for a node it
+    // flipped just before the removal committed), as the incident engine stores it.
+    const watches = incidentStore(db)
+    await watches.startWatch("watched-1", "unreachable", Date.now() - 5000, "no heartbeat since a while ago")
+    await waitFor(
+      "the watch to be taken",
+      async () => (await watches.dueWatches("unreachable", Date.now() + 60_000, 10)).length,
+      (n) => n === 0,
+    )
+    // The tick that took it has opened its incident by now, if it was going to.
+    await Bun.sleep(500)
+    const open = (await (await cp.api("/api/incidents?node=watched-1&status=open")).json()) as { incidents: unknown[] }
+    expect(open.incidents).toEqual([])
+  } finally {
+    await db.close()
+  }
 })

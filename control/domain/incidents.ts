@@ -54,6 +54,11 @@ export interface IncidentDeps {
   deployment(id: string): Promise<FinishedDeployment | null>
   /** Whether `name` is one of this control plane's nodes: an enrolled node id or a [fleet.nodes] name. */
   isNode(name: string): Promise<boolean>
+  /**
+   * Whether an agent is enrolled under the id (removed nodes are not): a watch of a node removed since
+   * it started opens nothing. Without it, every node counts.
+   */
+  enrolled?(nodeId: string): Promise<boolean>
   /** Records an `incident.*` event (fleet.note), which the bus then carries to live streams. */
   note(type: ControlEventType, nodeId: string, data: Record<string, unknown>): Promise<unknown>
   /** Something was enqueued for delivery. */
@@ -266,8 +271,9 @@ export function createIncidents(deps: IncidentDeps) {
           await store.clearWatches(w.nodeId, [problem])
           const revoked =
             problem === "unreachable" && (await store.openProblems(w.nodeId)).includes("credential-revoked")
-          // A node whose credential was revoked is silent because it was told to be.
-          if (revoked) continue
+          // A node whose credential was revoked is silent because it was told to be; a removed one is gone
+          // (its node.removed resolved everything, and nothing would resolve this).
+          if (revoked || (deps.enrolled && !(await deps.enrolled(w.nodeId)))) continue
           await observe({
             nodeId: w.nodeId,
             problem,
