@@ -1,7 +1,7 @@
 // The NixPort against the real Nix of this machine (no nixpkgs, no substituters: tests/preload.ts).
 import { afterAll, describe, expect, test } from "bun:test"
 import { existsSync } from "node:fs"
-import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises"
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { hashOf } from "../../protocol/ids.ts"
@@ -64,11 +64,28 @@ describe("NixPort on real Nix", () => {
     expect(error?.message).toContain("is a built closure, not a Nix file")
   })
 
+  test("a ./result whose closure is gone says so, not that there is no Nix config", async () => {
+    const gone = "/nix/store/00000000000000000000000000000000-chimera-collected"
+    const link = join(dir, "collected-result")
+    await symlink(gone, link)
+    const error = await failing(nix.build(link))
+    expect(error?.code).toBe("NOT_FOUND")
+    expect(error?.message).toContain(`${link} links to ${gone}, which is not in this machine's Nix store`)
+    const bare = await failing(nix.build(gone))
+    expect(bare?.message).toContain(`${gone} is not in this machine's Nix store`)
+  })
+
   test("a flake reference is NOT_FOUND with how to build it and pass ./result", async () => {
     const error = await failing(nix.build(".#web-1"))
     expect(error?.code).toBe("NOT_FOUND")
     expect(error?.message).toContain("nix build .#nixosConfigurations.NAME.config.system.build.toplevel")
     expect(error?.message).toContain("--config ./result")
+    // A flake's directory, which has no default.nix, gets the same hint.
+    const flake = join(dir, "a-flake")
+    await mkdir(flake)
+    await writeFile(join(flake, "flake.nix"), "{ outputs = _: { }; }")
+    const fromDir = await failing(nix.build(flake))
+    expect(fromDir?.message).toContain(`no Nix config at ${flake}/default.nix; a flake reference is not built here`)
   })
 
   test("an evaluation error carries Nix's message and names the config", async () => {

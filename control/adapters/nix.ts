@@ -11,8 +11,8 @@
 // A closure already built (a store path, or a link to one such as the `./result` of
 // `nix build .#nixosConfigurations.NAME.config.system.build.toplevel`) is taken as it is: that is how a
 // flake's system reaches `deploy` and `watch`, which build Nix files only with nix-build.
-import { existsSync, realpathSync, statSync } from "node:fs"
-import { resolve } from "node:path"
+import { existsSync, lstatSync, readlinkSync, realpathSync, statSync } from "node:fs"
+import { dirname, resolve } from "node:path"
 import { hashOf, StorePath } from "../../protocol/ids.ts"
 import { createLogger } from "../../protocol/log.ts"
 import { ChimeraError } from "../domain/errors.ts"
@@ -72,7 +72,7 @@ export function createNix(opts: NixOptions = {}): LocalNix {
   /** The config file as an absolute path, or a NixError that names it. */
   function configFile(configPath: string): string {
     const path = resolve(opts.cwd ?? process.cwd(), configPath)
-    if (!existsSync(path)) throw new NixError("NOT_FOUND", `no Nix config at ${path}${_flakeHint(configPath)}`, path)
+    if (!existsSync(path)) throw new NixError("NOT_FOUND", _absent(path, configPath), path)
     if (builtClosure(path))
       throw new NixError(
         "VALIDATION_FAILED",
@@ -81,7 +81,11 @@ export function createNix(opts: NixOptions = {}): LocalNix {
       )
     // nix-build DIR reads DIR/default.nix, which is what the operator means by a directory.
     if (statSync(path).isDirectory() && !existsSync(`${path}/default.nix`))
-      throw new NixError("NOT_FOUND", `no Nix config at ${path}/default.nix`, path)
+      throw new NixError(
+        "NOT_FOUND",
+        `no Nix config at ${path}/default.nix${existsSync(`${path}/flake.nix`) ? _flakeHint("#") : ""}`,
+        path,
+      )
     return path
   }
 
@@ -185,7 +189,26 @@ export function builtClosure(path: string): StorePath | null {
   return parsed.data
 }
 
-/** What to do with a flake reference (`.#web-1`), which nix-build cannot read. */
+/**
+ * Why there is nothing at `path`: a store path that is not (or no longer) in this store, often behind a
+ * `./result` whose closure was garbage-collected, is not a Nix config that was never written.
+ */
+function _absent(path: string, configPath: string): string {
+  let target: string | null = null
+  try {
+    target = lstatSync(path).isSymbolicLink() ? resolve(dirname(path), readlinkSync(path)) : null
+  } catch {
+    // Nothing there at all.
+  }
+  const missing = target ?? path
+  if (missing.startsWith("/nix/store/")) {
+    const what = target ? `${path} links to ${target}, which` : path
+    return `${what} is not in this machine's Nix store (garbage-collected, or built elsewhere): build it again here, or copy it here with nix-copy-closure`
+  }
+  return `no Nix config at ${path}${_flakeHint(configPath)}`
+}
+
+/** What to do with a flake reference (`.#web-1`) or a flake's directory, which nix-build cannot read. */
 const _flakeHint = (configPath: string) =>
   configPath.includes("#")
     ? `; a flake reference is not built here: build the system (\`nix build .#nixosConfigurations.NAME.config.system.build.toplevel\`) and pass --config ./result`
