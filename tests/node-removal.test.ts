@@ -1,7 +1,7 @@
 // `chimera nodes remove`: a retired machine leaves the fleet. Its credential is refused, its open
 // incidents are resolved, what was queued for it is not handed to the next machine enrolled under its
-// name, and its history (events, audit) is kept; a machine may enrol under the name again, and its
-// reports are taken as new ones, not as the old machine's repeated.
+// name, and its history (events, audit) is kept; a machine may enrol under the name again with a join
+// token issued for it, and its reports are taken as new ones, not as the old machine's repeated.
 import { expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -67,9 +67,25 @@ test("a removed node is gone from the fleet, refused, its incidents resolved; it
       stderr: expect.stringContaining('no node "old-1"'),
     })
 
-    // A new machine under the name: a join token for no node in particular may take it now, and its
-    // first report (seq 1 again) is stored, not taken for the old machine's.
-    const jt = (await (await call(cp, cp.adminToken, "POST", "/api/nodes/join-tokens", {})).json()) as { token: string }
+    // A new machine under the name. A join token for no node in particular may not take it: scripts
+    // and habits still name the retired machine, and whoever holds a leaked token would get what they
+    // send it. One the operator issued for the name may, and its first report (seq 1 again) is
+    // stored, not taken for the old machine's.
+    const general = (await (await call(cp, cp.adminToken, "POST", "/api/nodes/join-tokens", {})).json()) as {
+      token: string
+    }
+    const taken = await call(cp, general.token, "POST", "/api/agent/enroll", {
+      nodeId: "old-1",
+      hostname: "intruder",
+      agentVersion: "t",
+    })
+    expect(taken.status).toBe(401)
+    expect(await taken.text()).toContain("chimera nodes join-token --node old-1")
+    const jt = (await (
+      await call(cp, cp.adminToken, "POST", "/api/nodes/join-tokens", { nodeId: "old-1" })
+    ).json()) as {
+      token: string
+    }
     const enrolled = await call(cp, jt.token, "POST", "/api/agent/enroll", {
       nodeId: "old-1",
       hostname: "new",
@@ -118,7 +134,9 @@ test("a machine enrolled under a removed name starts fresh, whatever reached the
       { nodeId: "gone-1", command: { id: "late-run", kind: "run", command: "id", timeoutSeconds: 600, createdAt: at } },
     ])
 
-    const jt = (await (await call(cp, cp.adminToken, "POST", "/api/nodes/join-tokens", {})).json()) as {
+    const jt = (await (
+      await call(cp, cp.adminToken, "POST", "/api/nodes/join-tokens", { nodeId: "gone-1" })
+    ).json()) as {
       token: string
     }
     const enrolled = await call(cp, jt.token, "POST", "/api/agent/enroll", {

@@ -107,6 +107,7 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers, configured 
           expired: "the join token has expired; create a new one with `chimera nodes join-token`",
           "wrong-node": `the join token was issued for another node, not ${JSON.stringify(req.nodeId)}`,
           taken: `node ${JSON.stringify(req.nodeId)} is already enrolled; re-enrolling it needs a join token issued for it (chimera nodes join-token --node ${req.nodeId})`,
+          removed: `node ${JSON.stringify(req.nodeId)} was removed from the fleet; enrolling a machine under its name needs a join token issued for it (chimera nodes join-token --node ${req.nodeId})`,
           configured: `node ${JSON.stringify(req.nodeId)} is a machine of the control plane's [fleet.nodes]; enrolling it needs a join token issued for it (chimera nodes join-token --node ${req.nodeId})`,
         }[result.reason]
         throw unauthenticated(why)

@@ -83,7 +83,10 @@ export interface StorePort {
     now: string
   }): Promise<
     | { ok: true; created: boolean; repeated: boolean }
-    | { ok: false; reason: "unknown" | "used" | "revoked" | "expired" | "wrong-node" | "taken" | "configured" }
+    | {
+        ok: false
+        reason: "unknown" | "used" | "revoked" | "expired" | "wrong-node" | "taken" | "removed" | "configured"
+      }
   >
 
   getNode(id: string): Promise<NodeRecord | null>

@@ -183,10 +183,11 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
           if (token.node_id && token.node_id !== input.nodeId) return { ok: false, reason: "wrong-node" } as const
           const existing: Row[] = await tx`SELECT id, removed_at FROM nodes WHERE id = ${input.nodeId}`
           // A token for no node in particular only creates nodes: taking over an enrolled node's identity
-          // (and locking its agent out) needs a token the operator issued for that node. A removed
-          // node's name is free again.
-          if (existing[0] && existing[0].removed_at == null && !token.node_id)
-            return { ok: false, reason: "taken" } as const
+          // (and locking its agent out) needs a token the operator issued for that node. So does a
+          // removed node's name: scripts and habits still name the retired machine, and what they send
+          // it would go to whoever holds a leaked token.
+          if (existing[0] && !token.node_id)
+            return { ok: false, reason: existing[0].removed_at == null ? "taken" : "removed" } as const
           // Nor a machine the configuration names, for which the control plane would take the agent.
           if (input.configured && !token.node_id) return { ok: false, reason: "configured" } as const
           // Single use: only the transaction that flips used_at may enrol.
