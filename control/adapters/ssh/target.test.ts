@@ -86,6 +86,12 @@ describe("resolveTargets", () => {
     expect(resolveTargets("@all", inventory).map((t) => t.name)).toEqual(["web-1", "web-2", "db-1", "10.0.9.9"])
   })
 
+  test("@all with no node and no fleet.targets is an error, not a run on nothing that succeeds", () => {
+    expect(error(() => resolveTargets("@all", { nodes: [], targets: [] }))).toContain(
+      'target "@all": the inventory has no nodes',
+    )
+  })
+
   test("the same destination named twice is contacted once, under its first name", () => {
     const ts = resolveTargets(["web-1,@eu", "root@10.0.0.1:22", "10.0.0.1"], inventory)
     expect(ts).toHaveLength(1)

@@ -79,6 +79,12 @@ function _expand(entry: string, inventory: Inventory): Target[] {
   if (entry.startsWith("@")) {
     const tag = entry.slice(1)
     if (tag === "all") {
+      // Nothing configured (or no configuration loaded): a deploy "to everything" that reached nothing
+      // must not end in success.
+      if (inventory.nodes.length === 0 && inventory.targets.length === 0)
+        throw new TargetError(
+          `target "@all": the inventory has no nodes ([fleet.nodes.NAME] in the config) and no fleet.targets`,
+        )
       const all = [...inventory.nodes.map((n) => parseTarget(n.address, n.name))]
       return [...all, ...inventory.targets.map((t) => parseTarget(t))]
     }
