@@ -290,7 +290,7 @@ const runOnNodes = defineCommand({
 export default defineCommand({
   meta: {
     name: "nodes",
-    description: "Enrolled nodes: list, show, join tokens, desired closures, run a command, revoke",
+    description: "Enrolled nodes: list, show, join tokens, desired closures, run a command, revoke, remove",
   },
   subCommands: { list, show, "join-token": joinToken, "set-desired": setDesired, run: runOnNodes, revoke, remove },
 })
