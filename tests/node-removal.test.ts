@@ -10,6 +10,7 @@ import { incidentStore } from "../control/adapters/store/incident-store.ts"
 import { openDatabase, sqlStore } from "../control/adapters/store/sql-store.ts"
 import { call, enrollNode, healFailedReport, heartbeatBody } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
+import { startPostgres } from "./support/postgres.ts"
 import { run } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
 
@@ -217,3 +218,38 @@ test("a watch that outlasts its node's removal opens no incident for it", async 
     await db.close()
   }
 })
+
+test("on PostgreSQL, a removal that commits while a report batch is written rolls the batch back", async () => {
+  await using pg = await startPostgres()
+  const url = await pg.database("node_removal_race")
+  await using cp = await startInProcess({ databaseUrl: url })
+  const old = await enrollNode(cp, "racing-1")
+  expect((await call(cp, old, "POST", "/api/agent/racing-1/reports", { reports: [healFailed(1)] })).status).toBe(200)
+  const { db, dialect } = await openDatabase(url)
+  const late = sqlStore(db, dialect)
+  try {
+    // The removal's write holds the node's row while the batch is written beside it.
+    const { promise: locked, resolve: lock } = Promise.withResolvers<void>()
+    const { promise: released, resolve: release } = Promise.withResolvers<void>()
+    const removal = db.begin(async (tx) => {
+      await tx`UPDATE nodes SET removed_at = ${new Date().toISOString()} WHERE id = 'racing-1'`
+      lock()
+      await released
+    })
+    await locked
+    const at = new Date().toISOString()
+    const batch = late.appendReports("racing-1", [
+      { type: "heal.failed", nodeId: "racing-1", at, receivedAt: at, data: {}, agentSeq: 2 },
+    ])
+    await Bun.sleep(200)
+    release()
+    await removal
+    expect(await batch).toBeNull()
+    const stored = (await db`SELECT agent_seq FROM events WHERE node_id = 'racing-1' AND type = 'heal.failed'`) as {
+      agent_seq: number
+    }[]
+    expect(stored.map((r) => Number(r.agent_seq))).toEqual([1])
+  } finally {
+    await late.close()
+  }
+}, 120_000)
