@@ -127,9 +127,18 @@ describe("enrolment (agent side)", () => {
           return answer
         },
       }
-      bearer = await enrollAgain(input(lossy, await tokenFor("again-1")), stored)
+      // The agent starts with the stored credential at once and asks again meanwhile.
+      let replaced: string | null = null
+      bearer = await enrollAgain(input(lossy, await tokenFor("again-1")), stored, (next) => {
+        replaced = next
+      })
+      expect(bearer).toBe(stored)
+      for (let waited = 0; replaced === null && waited < 10_000; waited += 50) await Bun.sleep(50)
+      expect(attempts).toBe(2)
+      expect(replaced).not.toBeNull()
+      bearer = replaced as string | null
       expect(bearer).not.toBe(stored)
-      expect(stateDir.readCredential()?.credential).toBe(bearer)
+      expect(stateDir.readCredential()?.credential).toBe(bearer as string)
       expect((await real.heartbeat(heartbeatBody("again-1") as NodeHealth)).desired).toBeNull()
       // A token the control plane refuses (spent) is not asked again: the stored credential stays.
       const spent = await tokenFor("again-1")
@@ -143,7 +152,8 @@ describe("enrolment (agent side)", () => {
           return real.enroll(token, request)
         },
       }
-      expect(await enrollAgain(input(counted, spent), "chm_node_kept")).toBe("chm_node_kept")
+      expect(await enrollAgain(input(counted, spent), "chm_node_kept", () => attempts++)).toBe("chm_node_kept")
+      await Bun.sleep(1500)
       expect(attempts).toBe(1)
     } finally {
       await rm(dir, { recursive: true, force: true })

@@ -80,39 +80,59 @@ export async function enroll(input: EnrollInput): Promise<string | null> {
  * A join token given beside a stored credential: the operator enrols the node again (after `chimera
  * nodes revoke`, whose credential the control plane refuses for good). A token the control plane
  * refuses (a restart with the same CHIMERA_JOIN_TOKEN, already used or expired) keeps the stored
- * credential. Without an answer it is asked again, with the same credential, until one comes: the
- * control plane may be down (a boot before the network), or have taken the token and lost its answer,
- * and then only the new credential works.
+ * credential. Without an answer (the control plane down at a boot before the network, overloaded, or
+ * its answer lost after it took the token, when only the new credential works) the agent starts with
+ * the stored credential and asks again in the background, with the same credential, until an answer
+ * comes; `use` hears the new credential if it is taken. Heartbeats never wait for that: a control
+ * plane that refuses enrolments for a while (its audit log full) must not make the node look dead.
  */
-export async function enrollAgain(input: EnrollInput, stored: string): Promise<string> {
-  const backoff = createBackoff({ initialMs: 1000, maxMs: 30_000, jitter: "full" })
+export async function enrollAgain(
+  input: EnrollInput,
+  stored: string,
+  use: (credential: string) => void,
+): Promise<string> {
   const credential = _pendingCredential(input)
-  while (!input.signal.aborted) {
-    try {
-      const taken = await _attempt(input, credential)
-      log.info("enrolled again with the join token given; the stored credential is replaced", {
-        nodeId: input.nodeId,
-      })
-      return taken
-    } catch (err) {
-      const error = err instanceof Error ? err.message : String(err)
-      if (err instanceof ControlError && _answered(err)) {
-        log.warn("the join token given was not taken; the stored credential stays in use", {
-          nodeId: input.nodeId,
-          error,
-        })
-        return stored
-      }
-      const retryInMs = backoff.next()
-      log.warn("enrolling again with the join token given failed; trying again", { error, retryInMs })
-      await sleep(retryInMs, input.signal)
+  const first = await _askAgain(input, credential)
+  if (first !== UNANSWERED) return first ?? stored
+  void (async () => {
+    const backoff = createBackoff({ initialMs: 1000, maxMs: 60_000, jitter: "full" })
+    while (!input.signal.aborted) {
+      await sleep(backoff.next(), input.signal)
+      if (input.signal.aborted) return
+      const next = await _askAgain(input, credential)
+      if (next === UNANSWERED) continue
+      if (next !== null) use(next)
+      return
     }
-  }
+  })()
   return stored
 }
 
-/** The control plane answered and meant it: not a failure to reach it, an overload or its own error. */
-const _answered = (err: ControlError) => err.status !== null && err.status < 500 && err.status !== 429
+const UNANSWERED = Symbol("unanswered")
+
+/** One attempt: the new credential, null when refused (the stored one stays), or UNANSWERED. */
+async function _askAgain(input: EnrollInput, credential: string): Promise<string | null | typeof UNANSWERED> {
+  try {
+    const taken = await _attempt(input, credential)
+    log.info("enrolled again with the join token given; the stored credential is replaced", { nodeId: input.nodeId })
+    return taken
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err)
+    // An answer that means it; not a failure to reach the control plane, an overload or its own error.
+    if (err instanceof ControlError && err.status !== null && err.status < 500 && err.status !== 429) {
+      log.warn("the join token given was not taken; the stored credential stays in use", {
+        nodeId: input.nodeId,
+        error,
+      })
+      return null
+    }
+    log.warn("enrolling again with the join token given got no answer; the stored credential is used meanwhile", {
+      nodeId: input.nodeId,
+      error,
+    })
+    return UNANSWERED
+  }
+}
 
 /** The credential being enrolled: one a lost answer left pending, or a new one, stored before it is sent. */
 function _pendingCredential(input: EnrollInput): string {

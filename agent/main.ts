@@ -176,7 +176,12 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
           hostname: hostname(),
           signal: ac.signal,
         }
-        bearer = bearer === null ? await enroll(input) : await enrollAgain(input, bearer)
+        bearer =
+          bearer === null
+            ? await enroll(input)
+            : await enrollAgain(input, bearer, (next) => {
+                bearer = next
+              })
       }
       if (bearer === null || ac.signal.aborted) return
       // A restarted agent has its credential at once: its first heartbeat must not tell the control
