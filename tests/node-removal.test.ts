@@ -15,6 +15,7 @@ import { run } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
+const GEN = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
 type Incident = { nodeId: string; problem: string; status: string; resolution?: string }
 
 test("a removed node is gone from the fleet, refused, its incidents resolved; its name can enrol again", async () => {
@@ -165,7 +166,9 @@ test("a machine enrolled under a removed name starts fresh, whatever reached the
 test("a report batch that reaches the store after its node's removal is refused, not stored", async () => {
   await using cp = await startInProcess()
   const old = await enrollNode(cp, "late-1")
-  expect((await call(cp, old, "POST", "/api/agent/late-1/reports", { reports: [healFailed(1)] })).status).toBe(200)
+  expect((await call(cp, old, "POST", "/api/agent/late-1/reports", { reports: [healFailedReport(1)] })).status).toBe(
+    200,
+  )
   // A second handle stands for the request authenticated before the removal whose body came after:
   // stored, its failed heal would open an incident for a node no longer there, open for good.
   const { db, dialect } = await openDatabase(`sqlite://${join(cp.dataDir, "chimera.db")}`)
@@ -224,7 +227,9 @@ test("on PostgreSQL, a removal that commits while a report batch is written roll
   const url = await pg.database("node_removal_race")
   await using cp = await startInProcess({ databaseUrl: url })
   const old = await enrollNode(cp, "racing-1")
-  expect((await call(cp, old, "POST", "/api/agent/racing-1/reports", { reports: [healFailed(1)] })).status).toBe(200)
+  expect((await call(cp, old, "POST", "/api/agent/racing-1/reports", { reports: [healFailedReport(1)] })).status).toBe(
+    200,
+  )
   const { db, dialect } = await openDatabase(url)
   const late = sqlStore(db, dialect)
   try {
