@@ -155,8 +155,11 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     keys,
     credentialRetired: (nodeId) => fleet.credentialRetired(nodeId),
     // The relay is made below; a removal comes only once requests are served. Other replicas' relays
-    // find the closed commands on their next read of the store (pollFallbackMs).
-    commandsClosed: (ids) => relay.answeredElsewhere(ids),
+    // are told as of an ack (their fallback read of the store, pollFallbackMs, catches a lost word).
+    commandsClosed: (ids) => {
+      relay.answeredElsewhere(ids)
+      peers.commandsAcked(ids)
+    },
   })
   const commands = createCommandService({ targets: opts.commandTargets ?? null, store: commandStore(db), clock })
   const cli = createCliSessions({
