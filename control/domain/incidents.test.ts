@@ -15,6 +15,7 @@ import { createIncidents, type FinishedDeployment, type Incidents, REPORTED_PER_
 import type { EventBusPort } from "./ports.ts"
 
 const GEN1 = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
+const GEN2 = "/nix/store/pf2vqrcxgi9ii2fg0d1rk8s1d3387src-chimera-test-system-2"
 const CHANNELS = ["slack", "pagerduty", "email", "jira"]
 
 let opened: Awaited<ReturnType<typeof openTestStore>>
@@ -38,7 +39,7 @@ beforeEach(async () => {
     clock,
     policy: incidentPolicy(settings),
     channels: CHANNELS,
-    currentClosure: async () => null,
+    currentClosure: async (nodeId) => (nodeId === "n1" ? GEN2 : null),
     deployment: async (id) => deployments[id] ?? null,
     isNode: async (name) => CONFIGURED.includes(name) || (await fleet.findNode(name)) !== null,
     note: (type, nodeId, data) => fleet.note(type, nodeId, data),
@@ -143,6 +144,13 @@ describe("incidents from events", () => {
     ).toEqual(["email", "jira", "pagerduty", "slack"])
     const stream = await fleet.listEvents({ limit: 100, types: ["incident.opened", "incident.resolved"] })
     expect(stream.map((e) => e.type)).toEqual(["incident.opened", "incident.resolved"])
+    // The closure that ran when it opened is news then; at its resolution it no longer runs.
+    const notices: { notice: string }[] = await opened.db`SELECT notice FROM incident_outbox WHERE channel = 'slack'`
+    const closuresOf = (step: string) =>
+      notices.map((r) => JSON.parse(r.notice) as { step: string; closures: object }).find((n) => n.step === step)
+        ?.closures
+    expect(closuresOf("opened")).toEqual({ desired: GEN1, current: GEN2 })
+    expect(closuresOf("resolved")).toEqual({ desired: GEN1 })
 
     // A new failure after the resolution is a new incident, not the old one reopened.
     await report("heal.failed")

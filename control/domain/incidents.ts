@@ -124,7 +124,8 @@ export function createIncidents(deps: IncidentDeps) {
       message: terminalText(redactText(incident.message)),
       closures: {
         ...(incident.closures.desired ? { desired: incident.closures.desired } : {}),
-        ...(incident.closures.current ? { current: incident.closures.current } : {}),
+        // What ran when it opened: a resolution's notice would show it as if it still ran.
+        ...(incident.closures.current && step !== "resolved" ? { current: incident.closures.current } : {}),
       },
       ...(link(dashboardUrl, incident.nodeId) ? { dashboardUrl: link(dashboardUrl, incident.nodeId) } : {}),
       at,
