@@ -18,3 +18,13 @@ test("an address or user@host that resolves nowhere is only that", () => {
   const failure = classify(parseTarget("root@web.example"), notFound, "~/.ssh/id_ed25519", 10_000)
   expect(failure.message).toBe("root@web.example: cannot reach root@web.example:22: host name not found")
 })
+
+test("a target named by its full address says it once", () => {
+  const refused = Object.assign(new Error("connect ECONNREFUSED 10.0.0.7:2222"), { code: "ECONNREFUSED" })
+  const failure = classify(parseTarget("root@10.0.0.7:2222"), refused, "~/.ssh/id_ed25519", 10_000)
+  expect(failure).toEqual({
+    kind: "unreachable",
+    message: expect.stringMatching(/^root@10\.0\.0\.7:2222: connection refused/),
+  })
+  expect(failure.message.split("10.0.0.7")).toHaveLength(2)
+})

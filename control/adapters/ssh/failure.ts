@@ -84,6 +84,9 @@ export function classify(t: Target, error: unknown, keyDescription: string, time
     e.code === "ENOTFOUND" && t.name === t.host
       ? `; no node of the configuration in use is named "${t.name}" either (see [fleet.nodes] and CHIMERA_CONFIG_FILE)`
       : ""
-  if (reason) return { kind: "unreachable", message: `${t.name}: cannot reach ${dest}: ${reason}${unknownName}` }
+  // A target named by its address says it once ("root@10.0.0.1:22: connection refused …"); a node name
+  // is followed by where it led.
+  const reach = t.name === dest ? "" : `cannot reach ${dest}: `
+  if (reason) return { kind: "unreachable", message: `${t.name}: ${reach}${reason}${unknownName}` }
   return { kind: "error", message: `${t.name}: ${dest}: ${e.message ?? String(error)}` }
 }
