@@ -215,11 +215,17 @@ export function sqlStore(db: SQL, dialect: Dialect): StorePort {
           if (existing[0]) {
             // Re-enrolment with a token issued for this node: a new credential (any half-done rotation is
             // dropped, a revocation lifted) and a new report epoch (the agent's sequence starts again).
+            // The enrolment is the agent's word that it is there: silence counts from it, not from the
+            // last heartbeat before a revocation, which would have the sweep call it unreachable at once
+            // (a node that never beat stays without one: NULL < ms is not true).
+            const ms = Date.parse(input.now)
             await tx`
             UPDATE nodes SET credential_hash = ${input.credentialHash}, hostname = ${input.hostname},
               agent_version = ${input.agentVersion}, epoch = epoch + 1, acked_seq = 0, unreachable = 0,
               pending_credential_hash = NULL, rotation_requested_at = NULL, revoked_at = NULL,
-              credential_issued_at = ${input.now}
+              credential_issued_at = ${input.now},
+              last_heartbeat = CASE WHEN last_heartbeat_ms < ${ms} THEN ${input.now} ELSE last_heartbeat END,
+              last_heartbeat_ms = CASE WHEN last_heartbeat_ms < ${ms} THEN ${ms} ELSE last_heartbeat_ms END
             WHERE id = ${input.nodeId}`
             return { ok: true, created: false, repeated: false } as const
           }

@@ -253,6 +253,43 @@ test("the sweep's first look through the hot path finds exactly the nodes its UP
   }
 })
 
+test("a revoked node enrolled again counts its silence from the enrolment, not its last heartbeat", async () => {
+  const other = await openTestStore("hot-path-reenrol")
+  try {
+    const t0 = Date.now() + 900_000
+    const at = (ms: number) => new Date(t0 + ms).toISOString()
+    const enrol = async (ms: number) => {
+      const token = newToken("join")
+      await other.store.createJoinToken({
+        tokenHash: hashToken(token),
+        nodeId: "q",
+        createdAt: at(ms),
+        expiresAt: "2999-01-01",
+      })
+      const r = await other.store.redeemJoinToken({
+        tokenHash: hashToken(token),
+        nodeId: "q",
+        hostname: "q",
+        agentVersion: "t",
+        credentialHash: hashToken(newToken("node")),
+        agentChosen: false,
+        now: at(ms),
+      })
+      expect(r.ok).toBe(true)
+    }
+    await enrol(0)
+    await other.store.recordHeartbeat({ ...health("q", at(0)), heartbeatIntervalSeconds: 5 }, at(0))
+    expect(await createAuthStore(other.db, "sqlite").revokeNode("q", at(1_000))).toBe(true)
+    // Enrolled again 100 s on: three 5 s intervals later it is silent, not at once.
+    await enrol(100_000)
+    expect(await other.store.markUnreachable(at(100_001), at(0), 3)).toEqual([])
+    expect((await other.store.markUnreachable(at(115_001), at(0), 3)).map((n) => n.id)).toEqual(["q"])
+  } finally {
+    await other.store.close()
+    await rm(other.dir, { recursive: true, force: true })
+  }
+})
+
 test("a row read with its credential stands for it until this process changes it", async () => {
   const auth = createAuthStore(opened.db, opened.dialect)
   const hot = hotPathOf(opened.db)
