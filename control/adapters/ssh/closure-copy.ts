@@ -8,13 +8,14 @@
 // one vocabulary.
 
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
-import { homedir, tmpdir } from "node:os"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { ExecResult, Target } from "../../domain/operation-ports.ts"
 import { type Failure, SshFailure } from "./failure.ts"
 import { type Hop, planHops } from "./hops.ts"
 import { knownHostsPath, type SshExecutorOptions } from "./options.ts"
-import { configFiles, resolveRoute, type SshRoute } from "./ssh-config.ts"
+import { resolveRoute, type SshRoute } from "./ssh-config.ts"
+import { configFiles, homeOf } from "./ssh-config-files.ts"
 
 export interface CopyOptions {
   useSubstitutes?: boolean
@@ -35,7 +36,7 @@ const _quoted = (value: string) => `"${value.replace(/["\\]/g, "\\$&")}"`
  */
 export function copyConfig(o: SshExecutorOptions, route: SshRoute, connectTimeoutMs: number): string {
   const env = o.env ?? process.env
-  const identity = o.identity ?? (route.fromConfig ? undefined : join(env.HOME || homedir(), ".ssh", "id_ed25519"))
+  const identity = o.identity ?? (route.fromConfig ? undefined : join(homeOf(env), ".ssh", "id_ed25519"))
   return [
     `UserKnownHostsFile ${_quoted(knownHostsPath(o, route))}`,
     // Only the file Chimera was told about counts, as for the ssh2 connections.
@@ -44,7 +45,7 @@ export function copyConfig(o: SshExecutorOptions, route: SshRoute, connectTimeou
     "BatchMode yes",
     `ConnectTimeout ${Math.max(1, Math.ceil(connectTimeoutMs / 1000))}`,
     ...(identity ? [`IdentityFile ${_quoted(identity)}`, "IdentitiesOnly yes"] : []),
-    ...configFiles(route, env).map((f) => `Include ${_quoted(f)}`),
+    ...configFiles(route.configFile, env).map((f) => `Include ${_quoted(f.file)}`),
     "",
   ].join("\n")
 }

@@ -5,10 +5,11 @@
 // read lazily and never logged: only their paths appear in messages.
 import { existsSync } from "node:fs"
 import { readFile, stat } from "node:fs/promises"
-import { homedir } from "node:os"
+
 import { join } from "node:path"
 import { type ParsedKey, utils } from "ssh2"
 import type { SshRoute } from "./ssh-config.ts"
+import { homeOf } from "./ssh-config-files.ts"
 
 export interface SshExecutorOptions {
   /** Private key file (OpenSSH or PEM, unencrypted: an encrypted one goes in the agent). Default: the agent, then the host's IdentityFile entries (ssh-config.ts). */
@@ -43,11 +44,9 @@ export interface KeyFile {
 /** What a connection offers, in order: the agent's keys first, then key files (as ssh does). */
 export type Credentials = { kind: "ok"; agent: string | null; keys: KeyFile[] } | { kind: "none"; reason: string }
 
-const _home = (env: Record<string, string | undefined>) => env.HOME || homedir()
-
 /** The known_hosts file: Chimera's setting, else the one ~/.ssh/config names for the host, else ~/.ssh/known_hosts. */
 export function knownHostsPath(o: SshExecutorOptions, route?: SshRoute): string {
-  return o.knownHosts ?? route?.knownHostsFile ?? join(_home(o.env ?? process.env), ".ssh", "known_hosts")
+  return o.knownHosts ?? route?.knownHostsFile ?? join(homeOf(o.env ?? process.env), ".ssh", "known_hosts")
 }
 
 // Chimera cannot ask for a passphrase, and ssh2 would only say "Cannot parse privateKey" without the
@@ -99,7 +98,7 @@ export async function loadCredentials(o: SshExecutorOptions, route?: SshRoute): 
   const socket = o.agentSocket ?? env.SSH_AUTH_SOCK
   const useAgent = socket && !route?.identitiesOnly
   const agent = useAgent ? await _agent(socket) : null
-  const files = route?.fromConfig ? route.identityFiles : agent ? [] : [join(_home(env), ".ssh", "id_ed25519")]
+  const files = route?.fromConfig ? route.identityFiles : agent ? [] : [join(homeOf(env), ".ssh", "id_ed25519")]
   const found = await Promise.all(files.map(_keyFile))
   const keys = found.filter((k): k is KeyFile => "privateKey" in k)
   if (agent || keys.length) return { kind: "ok", agent, keys }

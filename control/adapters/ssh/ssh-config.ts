@@ -11,10 +11,9 @@
 // `ssh -G` for a name no host has answers for all of them (_generalAnswer), unless its answer mentions
 // that name beyond `host` and `hostname`.
 // Without an ssh binary there is no configuration to read: the target is dialled as written.
-import { existsSync, readdirSync, readFileSync } from "node:fs"
-import { homedir, hostname, userInfo } from "node:os"
-import { basename, dirname, isAbsolute, join } from "node:path"
+import { hostname, userInfo } from "node:os"
 import type { Target } from "../../domain/operation-ports.ts"
+import { configFile, configFiles, homeOf, hostSpecific, sshHome } from "./ssh-config-files.ts"
 
 export interface RouteRequest {
   host: string
@@ -76,45 +75,6 @@ export function parseJump(spec: string): RouteRequest {
   return { host, ...(user ? { user } : {}), ...(port ? { port } : {}) }
 }
 
-const _home = (env: Record<string, string | undefined>) => env.HOME || homedir()
-
-let passwdHome: string | null | undefined
-/**
- * The home ssh uses: the password database's, never $HOME (Bun's os.userInfo() reads $HOME, so the
- * file is read here). null when this user is not in /etc/passwd (LDAP and the like): then $HOME is
- * taken to be it.
- */
-function _passwdHome(): string | null {
-  if (passwdHome !== undefined) return passwdHome
-  const uid = String(process.getuid?.() ?? "")
-  let text = ""
-  try {
-    text = readFileSync("/etc/passwd", "utf8")
-  } catch {}
-  const entry = text.split("\n").find((l) => l.split(":")[2] === uid)
-  passwdHome = entry?.split(":")[5] || null
-  return passwdHome
-}
-
-/**
- * The file ssh is pointed at with -F, or null for its own (~/.ssh/config, then /etc/ssh/ssh_config).
- * ssh finds ~/.ssh/config through the password database, Chimera finds ~ through $HOME (as for
- * known_hosts and the key): when the two differ, ssh is pointed at $HOME's file (or at none), so that
- * ssh and Chimera read the same configuration. -F also skips /etc/ssh/ssh_config, as with ssh -F.
- */
-export function configFile(env: Record<string, string | undefined>): string | null {
-  const home = _home(env)
-  if (home === (_passwdHome() ?? home)) return null
-  const file = join(home, ".ssh", "config")
-  return existsSync(file) ? file : "/dev/null"
-}
-
-/** The files ssh reads its configuration from, in order (what an -F file for the copy includes). */
-export function configFiles(route: SshRoute, env: Record<string, string | undefined>): string[] {
-  if (route.configFile === "/dev/null") return []
-  return route.configFile ? [route.configFile] : [join(_home(env), ".ssh", "config"), "/etc/ssh/ssh_config"]
-}
-
 /** The arguments for `ssh` that carry what the operator gave explicitly (before the host). */
 export function explicitArgs(req: RouteRequest): string[] {
   return [
@@ -124,7 +84,7 @@ export function explicitArgs(req: RouteRequest): string[] {
 }
 
 function _expand(path: string, env: Record<string, string | undefined>, r: Omit<SshRoute, "identityFiles">): string {
-  const home = _home(env)
+  const home = homeOf(env)
   const local = userInfo().username
   const tokens: Record<string, string> = {
     "%": "%",
@@ -160,7 +120,7 @@ export function parseSshG(
     values.set(key, [...(values.get(key) ?? []), line.slice(space + 1).trim()])
   }
   const one = (key: string) => values.get(key)?.[0]
-  const pw = _passwdHome() ?? _home(env)
+  const pw = sshHome() ?? homeOf(env)
   const known = (one("userknownhostsfile") ?? "").split(/\s+/).filter(Boolean)
   const defaultKnown = known.join(" ") === `${pw}/.ssh/known_hosts ${pw}/.ssh/known_hosts2`
   const jump = one("proxyjump")
@@ -244,79 +204,6 @@ async function _askText(
   return stdout
 }
 
-/** The files ssh reads before it knows the host: -F's, or the user's and the system's. */
-function _readFiles(config: string | null, env: Record<string, string | undefined>): { file: string; base: string }[] {
-  if (config === "/dev/null") return []
-  if (config) return [{ file: config, base: join(_home(env), ".ssh") }]
-  const home = _passwdHome() ?? _home(env)
-  return [
-    { file: join(home, ".ssh", "config"), base: join(home, ".ssh") },
-    { file: "/etc/ssh/ssh_config", base: "/etc/ssh" },
-  ]
-}
-
-/**
- * `Include`'s paths as ssh finds them: ~ is home, a relative one is under `base`, `*` and `?` glob the
- * last part; null for what this does not follow (a glob in a directory's name, a token).
- */
-function _included(pattern: string, base: string, home: string): string[] | null {
-  const path = pattern.replace(/^~(?=\/)/, home)
-  const full = isAbsolute(path) ? path : join(base, path)
-  const name = basename(full)
-  if (/[*?[%$]/.test(dirname(full)) || /[%$]/.test(name)) return null
-  if (!/[*?[]/.test(name)) return [full]
-  const re = new RegExp(
-    `^${name
-      .replace(/[.+^${}()|\\]/g, "\\$&")
-      .replace(/\*/g, ".*")
-      .replace(/\?/g, ".")}$`,
-  )
-  try {
-    return readdirSync(dirname(full))
-      .filter((f) => re.test(f))
-      .sort()
-      .map((f) => join(dirname(full), f))
-  } catch {
-    return []
-  }
-}
-
-/**
- * Whether any of ssh's files (and what they Include) has a `Host` other than `Host *`, or any `Match`:
- * then what ssh says of one host may not hold for another. An unreadable Include counts as saying so.
- */
-export function hostSpecific(files: { file: string; base: string }[], home: string, depth = 0): boolean {
-  for (const { file, base } of files) {
-    let text: string
-    try {
-      text = readFileSync(file, "utf8")
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") continue
-      return true
-    }
-    for (const raw of text.split("\n")) {
-      const line = raw.trim()
-      if (line === "" || line.startsWith("#")) continue
-      const [keyword = "", ...rest] = line.split(/[\s=]+/)
-      const args = rest.filter((a) => a !== "" && !a.startsWith("#"))
-      const key = keyword.toLowerCase()
-      if (key === "match") return true
-      if (key === "host" && !(args.length === 1 && args[0] === "*")) return true
-      // ssh -G canonicalises the name it is given (the DNS, CanonicalDomains) and reads the files again
-      // with the result: what it says of a name that resolves to nothing is no answer for one that does.
-      if (key === "canonicalizehostname" && !["no", "false"].includes(args[0]?.toLowerCase() ?? "no")) return true
-      if (key === "include") {
-        if (depth >= 16) return true
-        const found = args.map((a) => _included(a, base, home))
-        if (found.some((f) => f === null)) return true
-        const more = found.flatMap((f) => f ?? []).map((f) => ({ file: f, base }))
-        if (hostSpecific(more, home, depth + 1)) return true
-      }
-    }
-  }
-  return false
-}
-
 const general = new Map<string, Promise<string | null>>()
 
 /**
@@ -334,7 +221,7 @@ function _generalAnswer(
   const kept = general.get(key)
   if (kept) return kept
   const asked = (async () => {
-    if (hostSpecific(_readFiles(config, env), _passwdHome() ?? _home(env))) return null
+    if (hostSpecific(configFiles(config, env), sshHome() ?? homeOf(env))) return null
     const probe = `chimera-probe-${crypto.randomUUID().slice(0, 8)}.invalid`
     // A configuration ssh refuses is reported by each host's own question, naming that host.
     const text = await _limited(() => _askText(ssh, { ...req, host: probe }, config, env)).catch(() => null)
