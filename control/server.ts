@@ -48,6 +48,7 @@ import { createRelay } from "./domain/relay.ts"
 import { createReportQuota, DEFAULT_REPORT_QUOTA, type ReportQuotaSettings } from "./domain/report-quota.ts"
 import { onOwnPort } from "./listen-address.ts"
 import { createFleetOperations } from "./ops/fleet-operations.ts"
+import { every } from "./periodic.ts"
 import { connectReplicas, peers as replicaPeers } from "./replicas.ts"
 import { createTrust, DEFAULT_TRUST, type TrustSettings } from "./trust.ts"
 import { dashboardRoutes } from "./web/serve.ts"
@@ -312,60 +313,35 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     }),
   )
 
-  let sweeping = false
-  const sweep = setInterval(async () => {
-    if (sweeping) return
-    sweeping = true
-    try {
-      await fleet.sweepUnreachable()
-    } catch (error) {
-      log.error("reachability sweep failed", { error })
-    } finally {
-      sweeping = false
-    }
-  }, opts.sweepIntervalMs ?? 1000)
+  const sweep = every(opts.sweepIntervalMs ?? 1000, "reachability sweep failed", () => fleet.sweepUnreachable())
 
   // Answered commands (relayed output above all) and events (a failed heal's output) would otherwise
   // grow the database without end.
   const commandDays = opts.retention?.commandDays ?? 30
   const eventDays = opts.retention?.eventDays ?? 90
   const deploymentDays = opts.retention?.deploymentDays ?? 365
-  let pruningNow = false
   const prune = async () => {
-    if (pruningNow) return
-    pruningNow = true
-    try {
-      if (commandDays > 0) await fleet.pruneCommands(commandDays)
-      if (eventDays > 0) await fleet.pruneEvents(eventDays)
-      // An incident is kept as long as the events it came from.
-      if (eventDays > 0) await incidents.prune(eventDays)
-      if (deploymentDays > 0) {
-        const before = new Date(clock.now().getTime() - deploymentDays * 86_400_000).toISOString()
-        const pruned = await deployments.prune(before)
-        if (pruned > 0) log.info("pruned old deployment records", { pruned, before })
-      }
-    } catch (error) {
-      log.error("pruning answered commands, old events and deployment records failed", { error })
-    } finally {
-      pruningNow = false
+    if (commandDays > 0) await fleet.pruneCommands(commandDays)
+    if (eventDays > 0) await fleet.pruneEvents(eventDays)
+    // An incident is kept as long as the events it came from.
+    if (eventDays > 0) await incidents.prune(eventDays)
+    if (deploymentDays > 0) {
+      const before = new Date(clock.now().getTime() - deploymentDays * 86_400_000).toISOString()
+      const pruned = await deployments.prune(before)
+      if (pruned > 0) log.info("pruned old deployment records", { pruned, before })
     }
   }
-  const prunes = commandDays > 0 || eventDays > 0 || deploymentDays > 0
-  if (prunes) void prune()
-  const pruning = prunes ? setInterval(prune, opts.retention?.intervalMs ?? 3_600_000) : undefined
+  const pruning =
+    commandDays > 0 || eventDays > 0 || deploymentDays > 0
+      ? every(
+          opts.retention?.intervalMs ?? 3_600_000,
+          "pruning answered commands, old events and deployment records failed",
+          prune,
+        )
+      : null
+  void pruning?.run()
 
-  let ticking = false
-  const incidentTick = setInterval(async () => {
-    if (ticking) return
-    ticking = true
-    try {
-      await incidents.tick()
-    } catch (error) {
-      log.error("incident watches failed", { error })
-    } finally {
-      ticking = false
-    }
-  }, opts.sweepIntervalMs ?? 1000)
+  const incidentTick = every(opts.sweepIntervalMs ?? 1000, "incident watches failed", () => incidents.tick())
 
   const url = `http://${server.hostname?.includes(":") ? `[${server.hostname}]` : server.hostname}:${server.port}`
   log.info("control plane listening", { url })
@@ -382,9 +358,9 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       return { method, path }
     }),
     async stop() {
-      clearInterval(sweep)
-      clearInterval(pruning)
-      clearInterval(incidentTick)
+      sweep.stop()
+      pruning?.stop()
+      incidentTick.stop()
       unsubscribeIncidents()
       unsubscribeHistory()
       chats?.close()
