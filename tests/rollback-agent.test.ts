@@ -37,6 +37,8 @@ interface EventRow {
   id: number
   nodeId: string | null
   type: string
+  at: string
+  data: Record<string, unknown>
 }
 
 beforeAll(async () => {
@@ -113,6 +115,13 @@ async function lastEventId(): Promise<number> {
   }
 }
 
+/** Why a node moved: its events since the rollback and what its agent said about desired closures and heals. */
+function explain(n: TestbedNode, seen: EventRow[]) {
+  const lines = (n.agent?.log() ?? "").split("\n").filter((l) => /desired|heal|hold|command|drift/.test(l))
+  const evs = seen.map((e) => `${e.at} ${e.type} ${JSON.stringify(e.data)}`)
+  console.error(`${n.name} moved after the rollback:\n${evs.join("\n")}\n--- agent log ---\n${lines.join("\n")}`)
+}
+
 /** Samples the node's running system until WATCH_MS pass; every sample must be `closure`. */
 async function staysOn(n: TestbedNode, closure: StorePath): Promise<string[]> {
   const seen = new Set<string>()
@@ -162,9 +171,12 @@ describe("rollback on nodes with agents", () => {
     for (const n of [back1, back2]) expect((await n.node.exec(["rm", "/run/chimera/deploy-hold"])).code).toBe(0)
     await Promise.all([staysOn(back1, gens[0]!), staysOn(back2, gens[0]!)])
     for (const n of [back1, back2]) {
-      const types = (await events(n, before)).map((e) => e.type)
+      const seen = await events(n, before)
+      const types = seen.map((e) => e.type)
       expect(types).toContain("desired.changed")
-      expect(types.filter((t) => t.startsWith("heal.") || t === "drift.detected")).toEqual([])
+      const moves = types.filter((t) => t.startsWith("heal.") || t === "drift.detected")
+      if (moves.length > 0) explain(n, seen)
+      expect(moves).toEqual([])
       expect(await view(n)).toMatchObject({ status: "healthy", desiredPath: gens[0], currentPath: gens[0] })
     }
 

@@ -18,6 +18,14 @@ const STATE = "/run/chimera/deploys"
 /** While this file names a time to come, an agent on the node neither reports nor heals drift. */
 export const DEPLOY_HOLD = "/run/chimera/deploy-hold"
 
+/**
+ * Shell that makes the deploy hold stand until `seconds` from now, for `idExpr` (a shell word). The file
+ * is written aside and renamed into place: `>` truncates it first, and an agent reading it in that
+ * instant would find no hold and heal a deploy or rollback away mid-way.
+ */
+export const writeHold = (seconds: number, idExpr: string) =>
+  `echo "$(( $(date +%s) + ${seconds} )) ${idExpr}" > "${DEPLOY_HOLD}.$$" && mv -f "${DEPLOY_HOLD}.$$" "${DEPLOY_HOLD}"`
+
 /** Removes the unconfirmed-deploy marker if it is this deploy's ($ID), the deploy now being decided. */
 const CLEAR_MARKER = `M=${UNCONFIRMED_DEPLOY_MARKER}; grep -qx "deploy=$ID" "$M" 2>/dev/null && rm -f "$M"; true`
 
@@ -55,7 +63,7 @@ export function activateScript(a: ActivationScript): string {
     'mkdir -p "$D"',
     // An agent on the node must not heal the deploy away before it is confirmed and the control plane
     // has the new desired closure: it honours this hold (agent/nix-system.ts) until it expires.
-    `echo "$(( $(date +%s) + ${Math.min(a.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS)} )) ${a.deployId}" > ${DEPLOY_HOLD}`,
+    writeHold(Math.min(a.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS), "$ID"),
     'prev_path=$(readlink -f "$P" 2>/dev/null || true)',
     `prev_gen=$(readlink "$P" 2>/dev/null | sed -n 's/^.*-\\([0-9][0-9]*\\)-link$/\\1/p' || true)`,
     'echo "previous $prev_gen $prev_path"',
@@ -144,19 +152,18 @@ export const ROLLBACK_PUBLISH_SECONDS = 60
  */
 export function rollbackScript(generation: number | null, profile = SYSTEM_PROFILE): string {
   const move = generation === null ? "--rollback" : `--switch-generation ${generation}`
-  const hold = (seconds: number) => `echo "$(( $(date +%s) + ${seconds} )) $ID" > "$H"`
   return [
     "set -eu",
     `P=${shq(profile)}; H=${shq(DEPLOY_HOLD)}; ID=rollback-$$`,
     'mkdir -p "$(dirname "$H")"',
-    hold(ROLLBACK_SWITCH_SECONDS + ROLLBACK_PUBLISH_SECONDS),
+    writeHold(ROLLBACK_SWITCH_SECONDS + ROLLBACK_PUBLISH_SECONDS, "$ID"),
     // Only our own hold is lifted: a deploy that started meanwhile keeps its own.
     `trap '[ "$(cut -d" " -f2 "$H" 2>/dev/null)" = "$ID" ] && rm -f "$H"' EXIT`,
     `nix-env -p "$P" ${move}`,
     'now=$(readlink -f "$P")',
     '[ -x "$now/bin/switch-to-configuration" ] && "$now/bin/switch-to-configuration" switch >/dev/null',
     "trap - EXIT",
-    hold(ROLLBACK_PUBLISH_SECONDS),
+    writeHold(ROLLBACK_PUBLISH_SECONDS, "$ID"),
     `echo "generation $(readlink "$P" | sed -n 's/^.*-\\([0-9][0-9]*\\)-link$/\\1/p') $now"`,
   ].join("\n")
 }

@@ -1,0 +1,44 @@
+// The deploy hold as both sides meet it: the shell a deploy or rollback runs on the node writes it
+// (control/domain/activation.ts), the agent reads it (agent/nix-system.ts) whenever its links move.
+import { describe, expect, test } from "bun:test"
+import { mkdir, mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { createNixSystem } from "../agent/nix-system.ts"
+import { DEPLOY_HOLD, writeHold } from "../control/domain/activation.ts"
+
+describe("the deploy hold, written by a deploy or rollback while the agent reads it", () => {
+  // The hold is rewritten mid-rollback, right after the switch, which is just when the agent looks at
+  // it (the switch moved the links it watches). A reader must see the old hold or the new, never none.
+  test("a reader never finds the hold missing while it is rewritten", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "chimera-hold-"))
+    try {
+      const current = join(dir, "current-system")
+      const hold = join(dir, "chimera/deploy-hold")
+      await mkdir(join(dir, "chimera"))
+      const write = writeHold(60, "rollback-1").replaceAll(DEPLOY_HOLD, hold)
+      const writer = Bun.spawn([
+        "/bin/sh",
+        "-c",
+        `${write}; touch ${dir}/ready; i=0; while [ $i -lt 1000 ]; do ${write}; i=$((i+1)); done`,
+      ])
+      const nix = createNixSystem({
+        systemProfile: join(dir, "profile"),
+        currentSystem: current,
+        bootedSystem: current,
+      })
+      while (!(await Bun.file(join(dir, "ready")).exists())) await Bun.sleep(1)
+      let reads = 0
+      let missing = 0
+      while (writer.exitCode === null) {
+        reads++
+        if ((await nix.deployHoldUntil()) === 0) missing++
+      }
+      expect(await writer.exited).toBe(0)
+      expect(reads).toBeGreaterThan(100)
+      expect({ reads, missing }).toEqual({ reads, missing: 0 })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
+})
