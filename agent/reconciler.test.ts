@@ -2,7 +2,7 @@
 // that lands while a check is between its reads never pairs the new links with the old phase.
 // Real Nix systems and real links; the store check is held open to stand in that gap.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
-import { mkdtemp, rm, symlink } from "node:fs/promises"
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { StorePath } from "../protocol/ids.ts"
@@ -103,5 +103,73 @@ test("drift.resolved reports the system the check read, the one that resolved it
     expect(resolved?.data.system).toEqual({ profile: gen1, current: gen1, booted: gen1 })
   } finally {
     reconciler.stop()
+  }
+})
+
+// `chimera rollback` switches the node back under a hold and then makes that closure the desired one,
+// which queues an `activate`. One arriving while a check of the old desired closure is between its
+// reads must not lend that check its force: the check would heal the rollback away, past the hold.
+test("an activate arriving mid-check forces its own closure, not the one the check began with", async () => {
+  await pointAll(gen1)
+  await mkdir(join(dir, "chimera"), { recursive: true })
+  await writeFile(join(dir, "chimera/deploy-hold"), `${Math.floor(Date.now() / 1000) + 60} rollback-1\n`)
+  const real = nixOf()
+  let hold: Promise<void> | null = null
+  let reached = () => {}
+  const switched: StorePath[] = []
+  const nix: NixSystem = {
+    ...real,
+    async inStore(closure: StorePath) {
+      reached()
+      if (hold) await hold
+      return real.inStore(closure)
+    },
+    realise: async () => ({ code: 0, output: "" }),
+    async setProfile(closure) {
+      await rm(join(dir, "system"), { force: true })
+      await symlink(closure, join(dir, "system"))
+      return { code: 0, output: "" }
+    },
+    async switchTo(closure) {
+      switched.push(closure)
+      await rm(join(dir, "current-system"), { force: true })
+      await symlink(closure, join(dir, "current-system"))
+      return { code: 0, output: "" }
+    },
+  }
+  const reports: string[] = []
+  const phases: string[] = []
+  // The agent still wants generation 2: the rollback has not been published yet.
+  const reconciler = createReconciler({
+    nix,
+    report: (r) => reports.push(r.type),
+    persistDesired() {},
+    autoHeal: true,
+    initialDesired: gen2,
+    onPhase: (phase) => phases.push(phase),
+  })
+  reconciler.start()
+  try {
+    while (phases.length === 0) await Bun.sleep(5)
+    expect(reconciler.phase).toBe("drifted")
+
+    let release = () => {}
+    hold = new Promise((resolve) => (release = resolve))
+    const atGap = new Promise<void>((resolve) => (reached = resolve))
+    reconciler.request()
+    await atGap
+    const activated = reconciler.activate(gen1)
+    release()
+    hold = null
+    expect(await activated).toMatchObject({ success: true })
+    while (reconciler.phase !== "congruent") await Bun.sleep(5)
+    expect({ switched, reports, current: reconciler.links.current }).toEqual({
+      switched: [],
+      reports: [],
+      current: gen1,
+    })
+  } finally {
+    reconciler.stop()
+    await rm(join(dir, "chimera"), { recursive: true, force: true })
   }
 })

@@ -125,6 +125,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       return
     }
     const inStore = await deps.nix.inStore(target)
+    // A desired closure set while this check awaited is judged by the next check (setDesired asked for
+    // it): its `activate` force and freshness belong to it, and lent to this one they would heal the
+    // node to the closure it replaced, past a rollback's hold.
+    if (desired !== target) return
     const state = classifyDrift(target, seen, inStore)
     checkReboot(state, seen)
     if (state.congruent) {
@@ -144,6 +148,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       return
     }
     const heldUntil = forceHeal ? 0 : await deps.nix.deployHoldUntil()
+    if (desired !== target) return
     if (heldUntil > Date.now()) {
       log.info("a push deploy holds this node; drift is neither reported nor healed", {
         until: new Date(heldUntil).toISOString(),
