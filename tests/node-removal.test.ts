@@ -8,6 +8,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { incidentStore } from "../control/adapters/store/incident-store.ts"
 import { openDatabase, sqlStore } from "../control/adapters/store/sql-store.ts"
+import { HOLD_MS } from "../control/adapters/store/sqlite-hot-path.ts"
 import { call, enrollNode, healFailedReport, heartbeatBody } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { startPostgres } from "./support/postgres.ts"
@@ -258,3 +259,26 @@ test("on PostgreSQL, a removal that commits while a report batch is written roll
     await late.close()
   }
 }, 120_000)
+
+test("a heartbeat of a removed machine still held in memory never lands on the machine enrolled under its name", async () => {
+  await using cp = await startInProcess()
+  const old = await enrollNode(cp, "swap-1")
+  // The first heartbeat is written; the second says nothing new, so it is held (sqlite-hot-path.ts).
+  expect((await call(cp, old, "POST", "/api/agent/swap-1/heartbeat", heartbeatBody("swap-1"))).status).toBe(200)
+  const quiet = { ...heartbeatBody("swap-1"), uptimeSeconds: 4242 }
+  expect((await call(cp, old, "POST", "/api/agent/swap-1/heartbeat", quiet)).status).toBe(200)
+  expect((await call(cp, cp.adminToken, "DELETE", "/api/nodes/swap-1")).status).toBe(200)
+  await enrollNode(cp, "swap-1")
+
+  const shown = (await (await cp.api("/api/nodes/swap-1")).json()) as Record<string, unknown>
+  expect(shown).toMatchObject({ lastHeartbeat: null, health: null })
+  // Past the time held heartbeats are written, the row is still one never heard from.
+  const { db } = await openDatabase(`sqlite://${join(cp.dataDir, "chimera.db")}`)
+  try {
+    await Bun.sleep(HOLD_MS * 2)
+    const rows = (await db`SELECT last_heartbeat, health FROM nodes WHERE id = 'swap-1'`) as Record<string, unknown>[]
+    expect(rows[0]).toEqual({ last_heartbeat: null, health: null })
+  } finally {
+    await db.close()
+  }
+})

@@ -67,7 +67,7 @@ export const STATE_OF: readonly (readonly [(typeof STATE_COLUMNS)[number], (h: N
   ["heartbeat_interval", (h) => h.heartbeatIntervalSeconds],
 ]
 /** What a heartbeat reads of its node's row. */
-export const STATE = `rowid AS row_id, desired_path, unreachable, last_heartbeat_ms, ${STATE_COLUMNS.join(", ")}`
+export const STATE = `rowid AS row_id, epoch, desired_path, unreachable, last_heartbeat_ms, ${STATE_COLUMNS.join(", ")}`
 export const LAST_MS = HEARTBEAT_COLUMNS.indexOf("last_heartbeat_ms")
 
 /**
@@ -96,6 +96,7 @@ export function quietBeat(
   return new HeldBeat(
     beat.h.nodeId,
     row.row_id as number,
+    row.epoch as number,
     Date.parse(beat.receivedAt),
     last,
     row.heartbeat_interval as number,

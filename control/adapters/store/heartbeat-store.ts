@@ -117,20 +117,24 @@ export function heartbeatStore(db: SQL, dialect: Dialect) {
       }
     },
 
-    /** Held heartbeats (sqlite-hot-path.ts) written through this handle, never moving a node's time back. */
+    /**
+     * Held heartbeats (sqlite-hot-path.ts) written through this handle, never moving a node's time
+     * back, nor onto a node removed or enrolled again since (its epoch moved on).
+     */
     async writeHeld(held: Held[]) {
       if (held.length === 0) return
       await db.begin(async (tx) => {
         for (const e of held)
           await tx`UPDATE nodes SET health = ${e.health}, last_heartbeat = ${e.at}, last_heartbeat_ms = ${e.ms}
-            WHERE id = ${e.id} AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ${e.ms})`
+            WHERE id = ${e.id} AND epoch = ${e.epoch} AND removed_at IS NULL
+              AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ${e.ms})`
       })
     },
 
-    /** A node's row with its heartbeat held in memory, if newer, read over it. */
+    /** A node's row with its heartbeat held in memory, if newer and of the same enrolment, read over it. */
     withHeld(r: Row): Row {
       const held = hot?.heldBeat(String(r.id))
-      return held && held.ms > num(r.last_heartbeat_ms)
+      return held && held.epoch === num(r.epoch) && held.ms > num(r.last_heartbeat_ms)
         ? { ...r, health: held.health, last_heartbeat: held.at, last_heartbeat_ms: held.ms }
         : r
     },

@@ -20,7 +20,7 @@ test("a held heartbeat writes the health text and time a full write of it would"
   const receivedAt = new Date(Date.UTC(2026, 11, 6, 12, 0, 0, 7)).toISOString()
   const h = beat()
   const values = heartbeatValues({ h, receivedAt })
-  const held = new HeldBeat("web-1", 1, Date.parse(receivedAt), 0, 2, h, undefined)
+  const held = new HeldBeat("web-1", 1, 1, Date.parse(receivedAt), 0, 2, h, undefined)
   expect(held.health).toBe(values[HEARTBEAT_COLUMNS.indexOf("health")] as string)
   expect(held.at).toBe(receivedAt)
   expect(held.ms).toBe(values[HEARTBEAT_COLUMNS.indexOf("last_heartbeat_ms")] as number)
@@ -33,9 +33,10 @@ test("a held heartbeat writes the health text and time a full write of it would"
 })
 
 test("a held heartbeat's disk path is its own heartbeat's, the same as before or not", () => {
-  const first = new HeldBeat("web-1", 1, 1, 0, 2, beat(), undefined)
+  const first = new HeldBeat("web-1", 1, 1, 1, 0, 2, beat(), undefined)
   const same = new HeldBeat(
     "web-1",
+    1,
     1,
     2,
     0,
@@ -45,7 +46,7 @@ test("a held heartbeat's disk path is its own heartbeat's, the same as before or
   )
   expect(same.diskPath).toBe(first.diskPath)
   expect(JSON.parse(same.health).disk).toEqual({ path: "/var/lib/data", totalBytes: 1, freeBytes: 1 })
-  const moved = new HeldBeat("web-1", 1, 3, 0, 2, beat({ disk: { path: "/", totalBytes: 1, freeBytes: 1 } }), same)
+  const moved = new HeldBeat("web-1", 1, 1, 3, 0, 2, beat({ disk: { path: "/", totalBytes: 1, freeBytes: 1 } }), same)
   expect(JSON.parse(moved.health).disk.path).toBe("/")
 })
 

@@ -14,6 +14,11 @@ import type { NodeHealth } from "../../../protocol/agent.ts"
 export interface Held {
   readonly id: string
   readonly rowId: number
+  /**
+   * The node's report epoch as its row had it: a re-enrolment (a new machine under a removed node's
+   * name, or a new credential) moves it on, and a heartbeat held before is then not this node's.
+   */
+  readonly epoch: number
   /** The health column's text (healthText), made when asked for. */
   readonly health: string
   /** The heartbeat's time as the last_heartbeat column has it (ISO 8601, UTC, milliseconds). */
@@ -74,6 +79,7 @@ export class HeldBeat implements Held, Figures {
   constructor(
     readonly id: string,
     readonly rowId: number,
+    readonly epoch: number,
     readonly ms: number,
     readonly writtenMs: number,
     readonly intervalSeconds: number,

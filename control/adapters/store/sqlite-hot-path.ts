@@ -158,10 +158,13 @@ function openHotPath(file: string): SqliteHotPath {
     )
     // Only a node that was unreachable (rare) costs this second statement.
     flip ??= db.prepare("UPDATE nodes SET unreachable = 0 WHERE id = ? AND unreachable = 1 RETURNING id")
-    // Never moves a node's last heartbeat back (a full write may have gone ahead of a held one).
+    // Never moves a node's last heartbeat back (a full write may have gone ahead of a held one), and
+    // never lands on a node removed, or enrolled again (its epoch moved on), since it was held: the
+    // new machine's row says no heartbeat yet (NULL), which the time alone would let it through.
     freshen ??= db.prepare(
       `UPDATE nodes SET health = ?, last_heartbeat = ?, last_heartbeat_ms = ?
-       WHERE rowid = ? AND id = ? AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ?)`,
+       WHERE rowid = ? AND id = ? AND epoch = ? AND removed_at IS NULL
+         AND (last_heartbeat_ms IS NULL OR last_heartbeat_ms < ?)`,
     )
     silent ??= db.prepare(
       `SELECT 1 FROM nodes WHERE unreachable = 0 AND revoked_at IS NULL AND last_heartbeat_ms IS NOT NULL
@@ -216,7 +219,7 @@ function openHotPath(file: string): SqliteHotPath {
   })
   /** Writes held heartbeats; returns those it wrote (not one whose row a full write moved past it). */
   const writeHeld = db.transaction((entries: Held[]) =>
-    entries.filter((e) => freshen?.run(e.health, e.at, e.ms, e.rowId, e.id, e.ms).changes === 1),
+    entries.filter((e) => freshen?.run(e.health, e.at, e.ms, e.rowId, e.id, e.epoch, e.ms).changes === 1),
   )
   /** Once writeHeld's transaction has committed: the known rows (above) then say what their rows say. */
   const wrote = (entries: Held[]) => {
