@@ -445,8 +445,8 @@ describe("MCP over Streamable HTTP", () => {
     expect(statuses).toEqual([...Array(4).fill(404), ...Array(8).fill(200)])
   })
 
-  test("a session whose login is revoked ends at its next request once its credential's word is old", async () => {
-    const short = serveMcpHttp({ host: "127.0.0.1", port: 0, controlUrl: cp.url, vouchedMs: 0 })
+  test("a session whose login is revoked ends at its next request", async () => {
+    const short = serveMcpHttp({ host: "127.0.0.1", port: 0, controlUrl: cp.url })
     try {
       const token = await login(cp, "vera")
       const headers = {
@@ -472,6 +472,24 @@ describe("MCP over Streamable HTTP", () => {
       expect(short.sessions()).toBe(0)
     } finally {
       await short.stop()
+    }
+  })
+
+  test("a session whose token is revoked is refused at once: tools/list and resources/list as much as calls", async () => {
+    const minted = await call(cp, cp.adminToken, "POST", "/api/tokens", { name: "mcp-revoked", role: "viewer" })
+    const { id, token } = (await minted.json()) as { id: string; token: string }
+    const client = await httpClient(token)
+    try {
+      expect((await client.listTools()).tools.length).toBeGreaterThan(0)
+      expect((await client.listResources()).resources.length).toBeGreaterThan(0)
+      expect((await call(cp, cp.adminToken, "DELETE", `/api/tokens/${id}`)).status).toBe(200)
+      // The very next request, though the list needs nothing from the API; the session ends with it.
+      expect(await client.listTools().then(() => "answered", String)).toContain("the API token is unknown or revoked")
+      expect(await client.listResources().then(() => "answered", String)).not.toBe("answered")
+      const called = await callTool(client, "list_nodes", {}).then((r) => (r.isError ? "refused" : "answered"), String)
+      expect(called).not.toBe("answered")
+    } finally {
+      await client.close()
     }
   })
 

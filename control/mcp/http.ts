@@ -8,8 +8,11 @@
 // nothing. A reverse proxy's name, or a DNS name of the address, is listed in [mcp] allowed_hosts.
 // Bound to every address (0.0.0.0), the server cannot know its names: only the Origin is checked.
 // Sessions are capped (a user keeps its 8 newest, whatever logins or tokens it opens them with) and
-// forgotten after an idle hour; a session's credential is vouched for again each minute it is used,
-// so one revoked or expired ends its sessions at their next request.
+// forgotten after an idle hour. A session's credential is vouched for again on every request, so one
+// revoked or expired ends its sessions at their next request: tools/list and resources/list answer
+// from what the session learnt when it opened, without asking the API, so any time the control
+// plane's word were kept for, they would answer a revoked token while every call is refused. MCP
+// traffic goes at a person's or a model's pace; the check is one request to the API.
 import { createHash, randomUUID } from "node:crypto"
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js"
 import { createLogger } from "../../protocol/log.ts"
@@ -27,8 +30,6 @@ const MAX_SESSIONS = 200
  * 16 event streams a user.
  */
 const MAX_SESSIONS_PER_USER = 8
-/** How long the control plane's word on a session's credential holds before it is asked again. */
-const VOUCHED_MS = 60_000
 const IDLE_MS = 60 * 60_000
 const BEARER = /^Bearer ([\x21-\x7e]{1,4096})$/
 
@@ -37,7 +38,6 @@ interface Session {
   tokenHash: string
   subject: string
   lastUsed: number
-  vouchedAt: number
   stop: AbortController
 }
 
@@ -46,8 +46,6 @@ export interface McpHttpOptions {
   port: number
   /** The control plane's API. */
   controlUrl: string
-  /** How long the control plane's word on a session's credential holds (default a minute). */
-  vouchedMs?: number
   /** More names the Host header may give, on any port: a reverse proxy's or a DNS name ([mcp] allowed_hosts). */
   allowedHosts?: string[]
 }
@@ -155,14 +153,11 @@ export function serveMcpHttp(opts: McpHttpOptions) {
         if (s.tokenHash !== tokenHash)
           return jsonError(403, "this MCP session belongs to another credential", "PERMISSION_DENIED")
         s.lastUsed = Date.now()
-        if (s.lastUsed - s.vouchedAt > (opts.vouchedMs ?? VOUCHED_MS)) {
-          const again = await identify(opts.controlUrl, token)
-          if (again instanceof Response) {
-            // Refused (revoked, expired): the session ends with it. Unreachable or busy: it waits.
-            if (again.status === 401 || again.status === 403) await close(sessionId)
-            return again
-          }
-          s.vouchedAt = Date.now()
+        const again = await identify(opts.controlUrl, token)
+        if (again instanceof Response) {
+          // Refused (revoked, expired): the session ends with it. Unreachable or busy: it waits.
+          if (again.status === 401 || again.status === 403) await close(sessionId)
+          return again
         }
         return s.transport.handleRequest(req)
       }
@@ -189,7 +184,7 @@ export function serveMcpHttp(opts: McpHttpOptions) {
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
           const at = Date.now()
-          sessions.set(id, { transport, tokenHash, subject, lastUsed: at, vouchedAt: at, stop })
+          sessions.set(id, { transport, tokenHash, subject, lastUsed: at, stop })
           void followEnrolments(api, token, () => mcp.sendResourceListChanged(), stop.signal)
           log.info("session opened", { session: id, user: who.name, role: who.role })
         },
