@@ -217,11 +217,10 @@ async function send(app: App, r: Req) {
   const before = await auditRows()
   const res = await app.request(r.path, requestInit(r))
   const body = await res.text()
-  const headers = Object.fromEntries(
-    [...res.headers].filter(([k]) => k !== "x-request-id" || r.headers?.["x-request-id"] !== undefined),
-  )
+  const headers = Object.fromEntries([...res.headers].filter(([k]) => k !== "x-request-id"))
   const given = res.headers.get("x-request-id")
-  return { status: res.status, body, headers, audited: (await auditRows()) - before, hasRequestId: given !== null }
+  const requestId = given === null ? "none" : given === r.headers?.["x-request-id"] ? "the caller's" : "its own"
+  return { status: res.status, body, headers, audited: (await auditRows()) - before, requestId }
 }
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g
@@ -322,10 +321,9 @@ describe("agent fast path", () => {
     const ok = await both(beat("n1"))
     expect(ok.status).toBe(200)
     expect(ok.audited).toBe(0)
-    expect(ok.hasRequestId).toBe(true)
-    expect((await both(beat("n1", "n1", {}, as("n1", { "x-request-id": "req-42" })))).headers["x-request-id"]).toBe(
-      "req-42",
-    )
+    expect(ok.requestId).toBe("its own")
+    // The caller's id is not taken, either way in (audit-trail.ts, identify).
+    expect((await both(beat("n1", "n1", {}, as("n1", { "x-request-id": "req-42" })))).requestId).toBe("its own")
     // Another node's route: refused, and noted (the first of its window is an audit row, either way in).
     const other = await both(beat("n1", "n2"))
     expect(other.status).toBe(403)

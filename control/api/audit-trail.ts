@@ -1,6 +1,5 @@
-// The request's identity and its audit row. Every request gets a request id (the caller's
-// X-Request-Id when it is a plain token, else a new UUID, echoed back) and its source address (the
-// socket's; X-Forwarded-For is not trusted). Every mutating request (POST, PUT, PATCH, DELETE) is
+// The request's identity and its audit row. Every request gets a request id (a new UUID, echoed back
+// as X-Request-Id) and its source address (the socket's; X-Forwarded-For is not trusted). Every mutating request (POST, PUT, PATCH, DELETE) is
 // recorded, whatever its answer; routes whose rule says `audit: false`, and reads, only when refused for
 // their credential, permission or rate limit (401, 403, 429).
 //
@@ -21,7 +20,6 @@ import type { Refusals } from "./refusals.ts"
 
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"])
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 /** A row written after its request (none should be) summarises a body up to this size, no larger. */
 const MAX_READ_BODY = 16 * 1024
 /** A refused request's body is read only for a typed username or node id: a flood's pads are skipped. */
@@ -101,10 +99,14 @@ function nodeOf(
   return (named.find((n) => typeof n === "string" && NODE_NAME.test(n)) as string | undefined) ?? null
 }
 
-/** The request's id (echoed back as X-Request-Id); the agent fast path sets it too. */
+/**
+ * The request's id (echoed back as X-Request-Id); the agent fast path sets it too. Always this
+ * server's own, never the caller's X-Request-Id: an audit row's id must name one request, and a
+ * caller who chose it could give its rows the id of another principal's (as an edge proxy such as
+ * Envoy resets an outside request's id by default). A client correlates by the id it is answered with.
+ */
 export function identify(c: Context<ApiEnv>): string {
-  const given = c.req.header("x-request-id")
-  const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID()
+  const requestId = randomUUID()
   c.set("requestId", requestId)
   c.header("X-Request-Id", requestId)
   return requestId
