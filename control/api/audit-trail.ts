@@ -1,7 +1,8 @@
 // The request's identity and its audit row. Every request gets a request id (a new UUID, echoed back
-// as X-Request-Id) and its source address (the socket's; X-Forwarded-For is not trusted). Every mutating request (POST, PUT, PATCH, DELETE) is
-// recorded, whatever its answer; routes whose rule says `audit: false`, and reads, only when refused for
-// their credential, permission or rate limit (401, 403, 429).
+// as X-Request-Id) and its source address (the socket's; X-Forwarded-For is not trusted). Every
+// mutating request (POST, PUT, PATCH, DELETE) is recorded, whatever its answer; routes whose rule says
+// `audit: false`, and reads, only when refused for their credential, permission or rate limit (401,
+// 403, 429).
 //
 // An admitted request's row is written before its action runs (`auditBeforeAction`, which the guard
 // calls once it has admitted a credential, and the login calls once the password is right); when that
