@@ -7,6 +7,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { StorePath } from "../protocol/ids.ts"
 import { buildTestSystem } from "../tests/support/nix-fixtures.ts"
+import { createBackoff } from "./backoff.ts"
 import { createNixSystem, type NixSystem } from "./nix-system.ts"
 import { createReconciler } from "./reconciler.ts"
 import type { ReportInput } from "./spool.ts"
@@ -23,10 +24,7 @@ beforeAll(async () => {
 afterAll(() => rm(dir, { recursive: true, force: true }))
 
 async function pointAll(to: StorePath) {
-  for (const name of ["system", "current-system", "booted-system"]) {
-    await rm(join(dir, name), { force: true })
-    await symlink(to, join(dir, name))
-  }
+  for (const name of ["system", "current-system", "booted-system"]) await repoint(name, to)
 }
 
 const nixOf = () =>
@@ -35,6 +33,34 @@ const nixOf = () =>
     currentSystem: join(dir, "current-system"),
     bootedSystem: join(dir, "booted-system"),
   })
+
+async function repoint(name: string, to: StorePath) {
+  await rm(join(dir, name), { force: true })
+  await symlink(to, join(dir, name))
+}
+
+/**
+ * The real link reads, with heal steps that move the links in `dir` as NixOS's would: a test must
+ * never run a real switch-to-configuration, which writes the host's /run/current-system.
+ */
+function healingNix(over: Partial<NixSystem> = {}) {
+  const switched: StorePath[] = []
+  const nix: NixSystem = {
+    ...nixOf(),
+    realise: async () => ({ code: 0, output: "" }),
+    async setProfile(closure) {
+      await repoint("system", closure)
+      return { code: 0, output: "" }
+    },
+    async switchTo(closure) {
+      switched.push(closure)
+      await repoint("current-system", closure)
+      return { code: 0, output: "" }
+    },
+    ...over,
+  }
+  return { nix, switched }
+}
 
 /** A reconciler that wants generation 1, with auto-heal off; `phases` fills as its checks end. */
 function reconcilerOn(nix: NixSystem, report: (r: ReportInput) => void = () => {}) {
@@ -116,27 +142,13 @@ test("an activate arriving mid-check forces its own closure, not the one the che
   const real = nixOf()
   let hold: Promise<void> | null = null
   let reached = () => {}
-  const switched: StorePath[] = []
-  const nix: NixSystem = {
-    ...real,
+  const { nix, switched } = healingNix({
     async inStore(closure: StorePath) {
       reached()
       if (hold) await hold
       return real.inStore(closure)
     },
-    realise: async () => ({ code: 0, output: "" }),
-    async setProfile(closure) {
-      await rm(join(dir, "system"), { force: true })
-      await symlink(closure, join(dir, "system"))
-      return { code: 0, output: "" }
-    },
-    async switchTo(closure) {
-      switched.push(closure)
-      await rm(join(dir, "current-system"), { force: true })
-      await symlink(closure, join(dir, "current-system"))
-      return { code: 0, output: "" }
-    },
-  }
+  })
   const reports: string[] = []
   const phases: string[] = []
   // The agent still wants generation 2: the rollback has not been published yet.
@@ -171,5 +183,60 @@ test("an activate arriving mid-check forces its own closure, not the one the che
   } finally {
     reconciler.stop()
     await rm(join(dir, "chimera"), { recursive: true, force: true })
+  }
+})
+
+// A heal can take minutes (a realise, a slow switch); a heartbeat may change the desired closure
+// meanwhile. What the heal of the closure it replaced ends with belongs to that closure: its failure
+// must not start the new closure's backoff, nor show the new closure as heal-failed.
+test("a heal that fails after the desired closure changed holds back neither the new closure nor its phase", async () => {
+  await pointAll(gen1)
+  let fail = () => {}
+  const failed = new Promise<void>((resolve) => (fail = resolve))
+  let reached = () => {}
+  const atSwitch = new Promise<void>((resolve) => (reached = resolve))
+  const { nix, switched } = healingNix()
+  const moveCurrent = nix.switchTo
+  nix.switchTo = async (closure) => {
+    if (closure !== gen2) return moveCurrent(closure)
+    reached()
+    await failed
+    return { code: 1, output: "activation script failed" }
+  }
+  const reports: ReportInput[] = []
+  const phases: string[] = []
+  const reconciler = createReconciler({
+    nix,
+    report: (r) => reports.push(r),
+    persistDesired() {},
+    autoHeal: true,
+    initialDesired: gen2,
+    // A retry carried over to the new closure would hold it back for an hour.
+    healBackoff: createBackoff({ initialMs: 3_600_000, maxMs: 3_600_000, jitter: "none" }),
+    onPhase: (phase) => phases.push(phase),
+  })
+  reconciler.start()
+  try {
+    await atSwitch
+    reconciler.setDesired(gen1, "heartbeat", performance.now())
+    fail()
+    while (phases.length < 2) await Bun.sleep(5)
+    const healed = reports.flatMap((r) =>
+      r.type.startsWith("heal.") && "attempt" in r.data ? [[r.type, r.data.desired, r.data.attempt]] : [],
+    )
+    expect({ healed, phase: reconciler.phase, links: reconciler.links }).toEqual({
+      healed: [
+        ["heal.started", gen2, 1],
+        ["heal.failed", gen2, 1],
+        ["heal.started", gen1, 1],
+        ["heal.succeeded", gen1, 1],
+      ],
+      phase: "congruent",
+      links: { profile: gen1, current: gen1, booted: gen1 },
+    })
+    expect(reports.find((r) => r.type === "heal.failed")?.data).toMatchObject({ retryInMs: null })
+    expect(switched).toEqual([gen1])
+  } finally {
+    reconciler.stop()
   }
 })

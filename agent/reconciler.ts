@@ -176,35 +176,45 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     }
     forceHeal = false
     attempt++
+    const thisAttempt = attempt
     publish("healing")
     first.resolve()
     deps.report({ type: "heal.started", data: { desired: target, attempt } })
     log.info("heal", { from: seen.current, to: target, attempt })
     const outcome = await healOnce({ nix: deps.nix, closure: target, links: seen, inStore })
+    // A desired closure set during the heal reset the attempts, the backoff and the retry for itself:
+    // this outcome is then only reported, as its own closure's, and the next check (already asked for)
+    // judges the new closure, unheld by a failure that was not its own.
+    const stillDesired = desired === target
     if (outcome.success) {
-      deps.report({ type: "heal.succeeded", data: { desired: target, attempt, durationMs: outcome.durationMs } })
-      lastDrift = classifyDrift(target, outcome.links, true)
-      publish("congruent", outcome.links)
-      attempt = 0
-      backoff.reset()
+      deps.report({
+        type: "heal.succeeded",
+        data: { desired: target, attempt: thisAttempt, durationMs: outcome.durationMs },
+      })
+      if (stillDesired) {
+        lastDrift = classifyDrift(target, outcome.links, true)
+        publish("congruent", outcome.links)
+        attempt = 0
+        backoff.reset()
+      }
       settle((w) => w.closure === target, { success: true, output: outcome.output })
       return
     }
     // With auto-heal off, a heal that an `activate` command forced is not retried behind the operator's back.
-    const retryInMs = deps.autoHeal ? backoff.next() : null
-    publish(outcome.missingClosure ? "missing-closure" : "heal-failed", outcome.links)
+    const retryInMs = deps.autoHeal && stillDesired ? backoff.next() : null
+    if (stillDesired) publish(outcome.missingClosure ? "missing-closure" : "heal-failed", outcome.links)
     deps.report({
       type: "heal.failed",
       data: {
         desired: target,
-        attempt,
+        attempt: thisAttempt,
         durationMs: outcome.durationMs,
         error: outcome.error,
         output: outcome.output,
         retryInMs,
       },
     })
-    log.error("heal failed", { desired: target, attempt, error: outcome.error, retryInMs })
+    log.error("heal failed", { desired: target, attempt: thisAttempt, error: outcome.error, retryInMs })
     settle((w) => w.closure === target, {
       success: false,
       output: `${outcome.error}\n${outcome.output}`.slice(0, 65_536),
