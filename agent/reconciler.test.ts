@@ -17,8 +17,9 @@ setDefaultTimeout(60_000)
 let dir: string
 let gen1: StorePath
 let gen2: StorePath
+let gen3: StorePath
 beforeAll(async () => {
-  ;[gen1, gen2] = await Promise.all([buildTestSystem(1), buildTestSystem(2)])
+  ;[gen1, gen2, gen3] = await Promise.all([buildTestSystem(1), buildTestSystem(2), buildTestSystem(3)])
   dir = await mkdtemp(join(tmpdir(), "chimera-reconciler-"))
 })
 afterAll(() => rm(dir, { recursive: true, force: true }))
@@ -236,6 +237,39 @@ test("a heal that fails after the desired closure changed holds back neither the
     })
     expect(reports.find((r) => r.type === "heal.failed")?.data).toMatchObject({ retryInMs: null })
     expect(switched).toEqual([gen1])
+  } finally {
+    reconciler.stop()
+  }
+})
+
+// An `activate` forces one heal of its own closure, past --no-auto-heal and past a hold. A desired
+// closure the control plane set afterwards without an activation (a heartbeat's answer, both arriving
+// while a long heal ran, say) supersedes that activation, and its force with it.
+test("an activate's force goes with its closure when a later desired closure supersedes it", async () => {
+  await pointAll(gen1)
+  const { nix, switched } = healingNix()
+  const reports: ReportInput[] = []
+  const phases: string[] = []
+  const reconciler = createReconciler({
+    nix,
+    report: (r) => reports.push(r),
+    persistDesired() {},
+    autoHeal: false,
+    initialDesired: gen1,
+    onPhase: (phase) => phases.push(phase),
+  })
+  reconciler.start()
+  try {
+    while (phases.length === 0) await Bun.sleep(5)
+    const activated = reconciler.activate(gen2)
+    reconciler.setDesired(gen3, "heartbeat", performance.now())
+    expect(await activated).toEqual({ success: false, output: `superseded by ${gen3}` })
+    while (phases.length < 2) await Bun.sleep(5)
+    expect({ switched, phase: reconciler.phase, reports: reports.map((r) => r.type) }).toEqual({
+      switched: [],
+      phase: "drifted",
+      reports: ["drift.detected"],
+    })
   } finally {
     reconciler.stop()
   }

@@ -252,6 +252,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     deps.persistDesired(closure, source)
     settle((w) => w.closure !== closure, { success: false, output: `superseded by ${closure}` })
     desired = closure
+    // The force an `activate` gave belongs to the activation just superseded; `activate` forces its own.
+    forceHeal = false
     attempt = 0
     retryAt = 0
     freshDesired = true
