@@ -89,7 +89,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     report,
     persistDesired: (closure, source) => stateDir.writeDesired({ closure, setAt: new Date().toISOString(), source }),
     // A heartbeat goes out early when the phase or the links change: a deploy or rollback that holds
-    // the agent leaves the phase as it was, and the control plane should still learn at once what runs.
+    // a drifted agent leaves the phase as it was, and the control plane should still learn at once what runs.
     onPhase: (phase) => {
       const links = reconciler.links
       const seen = `${phase} ${links.profile} ${links.current} ${links.booted}`

@@ -274,3 +274,40 @@ test("an activate's force goes with its closure when a later desired closure sup
     reconciler.stop()
   }
 })
+
+// A push deploy switches the node under a hold before the control plane gives the agent the new
+// closure. The agent leaves that alone, but what it publishes is still one reading: the deploy's links
+// beside the phase the last check had would say "congruent" of a node that runs something else.
+test("under a deploy hold a check publishes the links it read with the drift they show", async () => {
+  await pointAll(gen1)
+  const { nix, switched } = healingNix()
+  const reports: ReportInput[] = []
+  const phases: string[] = []
+  const reconciler = createReconciler({
+    nix,
+    report: (r) => reports.push(r),
+    persistDesired() {},
+    autoHeal: true,
+    initialDesired: gen1,
+    onPhase: (phase) => phases.push(phase),
+  })
+  reconciler.start()
+  try {
+    while (phases.length === 0) await Bun.sleep(5)
+    expect(reconciler.phase).toBe("congruent")
+    await mkdir(join(dir, "chimera"), { recursive: true })
+    await writeFile(join(dir, "chimera/deploy-hold"), `${Math.floor(Date.now() / 1000) + 60} deploy-1\n`)
+    await pointAll(gen2)
+    reconciler.request()
+    while (phases.length < 2) await Bun.sleep(5)
+    expect({ phase: reconciler.phase, links: reconciler.links, switched, reports }).toEqual({
+      phase: "drifted",
+      links: { profile: gen2, current: gen2, booted: gen2 },
+      switched: [],
+      reports: [],
+    })
+  } finally {
+    reconciler.stop()
+    await rm(join(dir, "chimera"), { recursive: true, force: true })
+  }
+})

@@ -155,7 +155,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       })
       clearRetry()
       retryTimer = setTimeout(request, Math.min(heldUntil - Date.now() + 50, 60_000))
-      publish(phase)
+      publish(driftPhase(state))
       return
     }
     const willHeal = deps.autoHeal || forceHeal
