@@ -311,3 +311,70 @@ test("under a deploy hold a check publishes the links it read with the drift the
     await rm(join(dir, "chimera"), { recursive: true, force: true })
   }
 })
+
+// A heal can fail half-way: the profile set, the switch refused. What it leaves is the agent's own
+// doing, told by heal.failed; the retry must not report it again as drift somebody else made.
+test("a heal that failed half-way is retried without reporting its own half as drift", async () => {
+  await pointAll(gen2)
+  let refusals = 1
+  const { nix, switched } = healingNix()
+  const moveCurrent = nix.switchTo
+  nix.switchTo = async (closure) =>
+    refusals-- > 0 ? { code: 1, output: "activation script failed" } : moveCurrent(closure)
+  const reports: ReportInput[] = []
+  const reconciler = createReconciler({
+    nix,
+    report: (r) => reports.push(r),
+    persistDesired() {},
+    autoHeal: true,
+    initialDesired: gen1,
+    healBackoff: createBackoff({ initialMs: 1, maxMs: 1, jitter: "none" }),
+  })
+  reconciler.start()
+  try {
+    while (!reports.some((r) => r.type === "heal.succeeded")) await Bun.sleep(5)
+    const told = reports.map((r) => (r.type === "drift.detected" ? [r.type, ...r.data.kinds] : [r.type]))
+    expect({ told, switched }).toEqual({
+      told: [
+        ["drift.detected", "profile-drift", "runtime-drift"],
+        ["heal.started"],
+        ["heal.failed"],
+        ["heal.started"],
+        ["heal.succeeded"],
+      ],
+      switched: [gen1],
+    })
+  } finally {
+    reconciler.stop()
+  }
+})
+
+// NixOS's switch exits non-zero when a unit fails to start, with the node switched all the same: the
+// heal failed (an incident opens), and the next check, finding the node on its closure, resolves it.
+test("a heal that failed but left the node on its closure is reported resolved by the next check", async () => {
+  await pointAll(gen2)
+  await repoint("booted-system", gen1)
+  let refusals = 1
+  const { nix } = healingNix()
+  const moveCurrent = nix.switchTo
+  nix.switchTo = async (closure) => {
+    const moved = await moveCurrent(closure)
+    return refusals-- > 0 ? { code: 4, output: "warning: the following units failed: app.service" } : moved
+  }
+  const reports: ReportInput[] = []
+  const reconciler = createReconciler({
+    nix,
+    report: (r) => reports.push(r),
+    persistDesired() {},
+    autoHeal: true,
+    initialDesired: gen1,
+    healBackoff: createBackoff({ initialMs: 1, maxMs: 1, jitter: "none" }),
+  })
+  reconciler.start()
+  try {
+    while (reconciler.phase !== "congruent") await Bun.sleep(5)
+    expect(reports.map((r) => r.type)).toEqual(["drift.detected", "heal.started", "heal.failed", "drift.resolved"])
+  } finally {
+    reconciler.stop()
+  }
+})

@@ -202,7 +202,14 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     }
     // With auto-heal off, a heal that an `activate` command forced is not retried behind the operator's back.
     const retryInMs = deps.autoHeal && stillDesired ? backoff.next() : null
-    if (stillDesired) publish(outcome.missingClosure ? "missing-closure" : "heal-failed", outcome.links)
+    if (stillDesired) {
+      // What a heal left half-done (the profile set, the switch refused) is told by heal.failed: the
+      // retry's check must not report it again as drift. A failed switch that still left the node on
+      // its closure keeps the drift before it, so the next check reports it resolved.
+      const left = classifyDrift(target, outcome.links, !outcome.missingClosure)
+      if (!left.congruent) lastDrift = left
+      publish(outcome.missingClosure ? "missing-closure" : "heal-failed", outcome.links)
+    }
     deps.report({
       type: "heal.failed",
       data: {
