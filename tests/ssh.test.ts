@@ -257,7 +257,11 @@ describe("chimera exec", () => {
       expect(human.stdout).toContain(`${target} | hi\n`)
       expect(human.stderr).toContain("1 target: 1 ok")
       expect(human.stderr).toContain("warning the command was not recorded: cannot reach the control plane")
-      expect(human.code).toBe(1)
+      // Done on the node, not recorded: 3, so a script tells it from a failed target (1).
+      expect(human.code).toBe(3)
+      const failed = await cli(["-t", target, ...sshFlags(), "--", "exit 4"], env)
+      expect(failed.stderr).toContain("warning the command was not recorded")
+      expect(failed.code).toBe(1)
       const json = await cli(["-t", target, ...sshFlags(), "--json", "--", "echo hi"], env)
       const { results } = JSON.parse(json.stdout) as { results: { stdout: string }[] }
       expect(results.map((x) => x.stdout)).toEqual(["hi\n"])

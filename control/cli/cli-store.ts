@@ -36,10 +36,15 @@ export interface CliStore {
   close(): Promise<void>
 }
 
+/** The exit status of a command that did what it was asked on every node but could not keep its record. */
+export const NOT_RECORDED_EXIT = 3
+
 /**
  * Keeps what a command did on nodes, once its outcome is printed: the nodes have changed whether or
- * not it is kept, so a record that cannot be kept (the control plane down) is a warning and exit
- * status 1, never in the outcome's place, or a user retries a rollback that was done.
+ * not it is kept, so a record that cannot be kept (the control plane down) is a warning, never in the
+ * outcome's place, or a user retries a rollback that was done. The exit status tells a script the
+ * same: 1 still means a target failed; with none failed it is NOT_RECORDED_EXIT, not 0 (the control
+ * plane's history and audit lack it) and not 1 (nothing needs doing again on the nodes).
  */
 export async function keepRecord(what: string, keep: (store: CliStore) => Promise<void>, opened?: CliStore) {
   try {
@@ -47,7 +52,7 @@ export async function keepRecord(what: string, keep: (store: CliStore) => Promis
     await keep(store).finally(() => (opened ? undefined : store.close()))
   } catch (error) {
     warn(`${color.yellow("warning")} the ${what} was not recorded: ${field((error as Error).message)}\n`)
-    process.exitCode = 1
+    if (!process.exitCode) process.exitCode = NOT_RECORDED_EXIT
   }
 }
 
