@@ -115,6 +115,12 @@ Host web-root
   User root
   IdentityFile ${ssh}/root_key
 
+Host tilde-root
+  HostName ${node.address}
+  Port 2222
+  User root
+  IdentityFile ~/.ssh/root_key
+
 Host behind
   HostName behind.internal
   Port 2222
@@ -283,6 +289,21 @@ describe("a deploy's copy and commands take the same route", () => {
     expect(await accepted(node.sshd, "root")).toBe(on22)
     expect(await accepted(jump.sshd, "root")).toBe(onJump)
     expect(await accepted(sshd2222, "root")).toBeGreaterThanOrEqual(on2222 + 2)
+  })
+
+  // HOME is not the password file's home here, as under sudo or a service's own HOME: Chimera reads
+  // `~` as $HOME, and ssh as the password file's, so the copy's ssh is given the key Chimera found.
+  test("a key named with ~ is the same key for the copy as for the commands", async () => {
+    const config = join(home, "gen4.nix")
+    await writeFile(config, `import ${TEST_SYSTEM} { generation = "4"; tag = "sshcfg"; }\n`)
+    const r = await chimera(["deploy", "-t", "tilde-root", "--config", config, "--json"])
+    expect({ code: r.code, stderr: r.stderr.split("\n").filter((l) => /fail|error/i.test(l)) }).toEqual({
+      code: 0,
+      stderr: [],
+    })
+    const record = JSON.parse(r.stdout) as { closure: string; targets: { status: string }[] }
+    expect(record.targets.map((t) => t.status)).toEqual(["deployed"])
+    expect(await node.node.exec(["readlink", "/run/current-system"])).toMatchObject({ stdout: `${record.closure}\n` })
   })
 
   test("a deploy through a ProxyJump host copies and runs through it, both halves", async () => {

@@ -15,7 +15,7 @@ import { type Failure, SshFailure } from "./failure.ts"
 import { type Hop, planHops } from "./hops.ts"
 import { knownHostsPath, type SshExecutorOptions } from "./options.ts"
 import { resolveRoute, type SshRoute } from "./ssh-config.ts"
-import { configFiles, homeOf } from "./ssh-config-files.ts"
+import { configFiles, homeOf, sshHome } from "./ssh-config-files.ts"
 
 export interface CopyOptions {
   useSubstitutes?: boolean
@@ -37,6 +37,11 @@ const _quoted = (value: string) => `"${value.replace(/["\\]/g, "\\$&")}"`
 export function copyConfig(o: SshExecutorOptions, route: SshRoute, connectTimeoutMs: number): string {
   const env = o.env ?? process.env
   const identity = o.identity ?? (route.fromConfig ? undefined : join(homeOf(env), ".ssh", "id_ed25519"))
+  // The file's `~/…` keys are under $HOME for Chimera and under the password file's home for ssh: where
+  // the two differ, ssh is given the keys as Chimera found them, ahead of the file's own (IdentityFile
+  // adds up, so ssh offers these first).
+  const home = homeOf(env)
+  const ownKeys = !identity && route.fromConfig && home !== (sshHome() ?? home) ? route.identityFiles : []
   return [
     `UserKnownHostsFile ${_quoted(knownHostsPath(o, route))}`,
     // Only the file Chimera was told about counts, as for the ssh2 connections.
@@ -45,6 +50,7 @@ export function copyConfig(o: SshExecutorOptions, route: SshRoute, connectTimeou
     "BatchMode yes",
     `ConnectTimeout ${Math.max(1, Math.ceil(connectTimeoutMs / 1000))}`,
     ...(identity ? [`IdentityFile ${_quoted(identity)}`, "IdentitiesOnly yes"] : []),
+    ...ownKeys.map((f) => `IdentityFile ${_quoted(f)}`),
     ...configFiles(route.configFile, env).map((f) => `Include ${_quoted(f.file)}`),
     "",
   ].join("\n")
