@@ -88,6 +88,8 @@ print("ready", flush=True); time.sleep(3600)`,
 
   await copyFile(tb.identityFile, join(home, ".ssh", "root_key"))
   const key2222 = hostKey.publicKey.split(" ").slice(0, 2).join(" ")
+  // A target with a known_hosts file of its own, which knows that target alone.
+  await writeFile(join(home, ".ssh", "behind_known_hosts"), `[behind.internal]:2222 ${key2222}\n`)
   await writeFile(
     join(home, ".ssh", "known_hosts"),
     [
@@ -120,6 +122,14 @@ Host tilde-root
   Port 2222
   User root
   IdentityFile ~/.ssh/root_key
+
+Host behind-own
+  HostName behind.internal
+  Port 2222
+  User root
+  IdentityFile ${ssh}/root_key
+  UserKnownHostsFile ${ssh}/behind_known_hosts
+  ProxyJump jump-alias
 
 Host behind
   HostName behind.internal
@@ -325,5 +335,18 @@ describe("a deploy's copy and commands take the same route", () => {
     expect(through).toBeGreaterThanOrEqual(2)
     expect((await accepted(jump.sshd, "root")) - onJump).toBe(through)
     expect(await accepted(node.sshd, "root")).toBe(on22)
+  })
+
+  // ssh checks each host against the known_hosts file its own Host block gives, as Chimera's commands do.
+  test("a jump host is checked against its own known_hosts file, not the target's", async () => {
+    const config = join(home, "gen5.nix")
+    await writeFile(config, `import ${TEST_SYSTEM} { generation = "5"; tag = "sshcfg"; }\n`)
+    const r = await chimera(["deploy", "-t", "behind-own", "--config", config, "--json"])
+    const record = JSON.parse(r.stdout) as { closure: string; targets: { status: string; error: string | null }[] }
+    expect({ code: r.code, targets: record.targets.map((t) => [t.status, t.error]) }).toEqual({
+      code: 0,
+      targets: [["deployed", null]],
+    })
+    expect(await node.node.exec(["readlink", "/run/current-system"])).toMatchObject({ stdout: `${record.closure}\n` })
   })
 })

@@ -32,9 +32,15 @@ const _quoted = (value: string) => `"${value.replace(/["\\]/g, "\\$&")}"`
  * value wins" makes them beat anything below, then the operator's own files (Include), so that
  * HostName, Port, User, IdentityFile and ProxyJump resolve as `ssh -G` resolved them. A file rather
  * than -o options: ssh hands -F, and only -F, on to the ssh it runs for each ProxyJump hop, so the
- * jump hosts too are checked against Chimera's known_hosts file and never prompt.
+ * jump hosts too are checked against Chimera's known_hosts files and never prompt. `jumps` are the
+ * target's ProxyJump hops: a hop whose known_hosts file is not the target's gets its own, ahead.
  */
-export function copyConfig(o: SshExecutorOptions, route: SshRoute, connectTimeoutMs: number): string {
+export function copyConfig(
+  o: SshExecutorOptions,
+  route: SshRoute,
+  connectTimeoutMs: number,
+  jumps: SshRoute[] = [],
+): string {
   const env = o.env ?? process.env
   const identity = o.identity ?? (route.fromConfig ? undefined : join(homeOf(env), ".ssh", "id_ed25519"))
   // The file's `~/…` keys are under $HOME for Chimera and under the password file's home for ssh: where
@@ -42,8 +48,14 @@ export function copyConfig(o: SshExecutorOptions, route: SshRoute, connectTimeou
   // adds up, so ssh offers these first).
   const home = homeOf(env)
   const ownKeys = !identity && route.fromConfig && home !== (sshHome() ?? home) ? route.identityFiles : []
+  const knownHosts = knownHostsPath(o, route)
+  // ssh matches a hop's Host blocks against the name ProxyJump gives it, which is the hop's alias.
+  const hopBlocks = jumps
+    .filter((j) => knownHostsPath(o, j) !== knownHosts && /^[\w.:-]+$/.test(j.alias))
+    .flatMap((j) => [`Host ${j.alias}`, `  UserKnownHostsFile ${_quoted(knownHostsPath(o, j))}`])
   return [
-    `UserKnownHostsFile ${_quoted(knownHostsPath(o, route))}`,
+    ...(hopBlocks.length ? [...hopBlocks, "Host *"] : []),
+    `UserKnownHostsFile ${_quoted(knownHosts)}`,
     // Only the file Chimera was told about counts, as for the ssh2 connections.
     "GlobalKnownHostsFile /dev/null",
     `StrictHostKeyChecking ${o.trustNewHosts ? "accept-new" : "yes"}`,
@@ -100,11 +112,13 @@ export async function copyClosure(
       `${t.name}: ssh is not installed (Debian package openssh-client): nix-copy-closure needs it to copy closures`,
     )
   let route: SshRoute
+  let jumps: SshRoute[]
   try {
     const env = o.env ?? process.env
     // Planned as the commands' connections are, so a ProxyCommand is refused here too.
     const hops = await planHops(t, (req) => resolveRoute(req, env))
     route = (hops.at(-1) as Hop).route
+    jumps = hops.slice(0, -1).map((h) => h.route)
   } catch (error) {
     return fail(
       error instanceof SshFailure ? error.failure.message : `${t.name}: ${(error as Error).message ?? String(error)}`,
@@ -113,7 +127,7 @@ export async function copyClosure(
   await using dir = await _tempDir()
   if (/\s/.test(dir.path)) return fail(`NIX_SSHOPTS cannot carry a path with whitespace: ${dir.path} (set TMPDIR)`)
   const config = join(dir.path, "ssh_config")
-  await writeFile(config, copyConfig(o, route, opts.connectTimeoutMs), { mode: 0o600 })
+  await writeFile(config, copyConfig(o, route, opts.connectTimeoutMs, jumps), { mode: 0o600 })
   // Nix splits NIX_SSHOPTS on spaces: the temp dir's path has none, -p and -l are a number and a user name.
   const sshopts = ["-F", config, ...route.sshArgs]
   // ssh takes a bare IPv6 address after user@; the host is the name the operator used, so ssh applies
