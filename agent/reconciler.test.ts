@@ -9,7 +9,7 @@ import type { StorePath } from "../protocol/ids.ts"
 import { buildTestSystem } from "../tests/support/nix-fixtures.ts"
 import { createBackoff } from "./backoff.ts"
 import { createNixSystem, type NixSystem } from "./nix-system.ts"
-import { createReconciler } from "./reconciler.ts"
+import { createReconciler, type ReconcilerDeps } from "./reconciler.ts"
 import type { ReportInput } from "./spool.ts"
 
 setDefaultTimeout(60_000)
@@ -63,18 +63,23 @@ function healingNix(over: Partial<NixSystem> = {}) {
   return { nix, switched }
 }
 
-/** A reconciler that wants generation 1, with auto-heal off; `phases` fills as its checks end. */
-function reconcilerOn(nix: NixSystem, report: (r: ReportInput) => void = () => {}) {
+/**
+ * A reconciler on `nix` that wants generation 1 with auto-heal off unless `over` says otherwise;
+ * `reports` and `phases` fill as it reports and as its checks end.
+ */
+function reconcilerOn(nix: NixSystem, over: Partial<ReconcilerDeps> = {}) {
+  const reports: ReportInput[] = []
   const phases: string[] = []
   const reconciler = createReconciler({
     nix,
-    report,
+    report: (r) => reports.push(r),
     persistDesired() {},
     autoHeal: false,
     initialDesired: gen1,
     onPhase: (phase) => phases.push(phase),
+    ...over,
   })
-  return { reconciler, phases }
+  return { reconciler, reports, phases }
 }
 
 test("a check publishes its links with its phase, never the links before the phase", async () => {
@@ -118,8 +123,7 @@ test("a check publishes its links with its phase, never the links before the pha
 
 test("drift.resolved reports the system the check read, the one that resolved it", async () => {
   await pointAll(gen2)
-  const reports: { type: string; data: Record<string, unknown> }[] = []
-  const { reconciler, phases } = reconcilerOn(nixOf(), (e) => reports.push(e as (typeof reports)[number]))
+  const { reconciler, reports, phases } = reconcilerOn(nixOf())
   reconciler.start()
   try {
     while (phases.length === 0) await Bun.sleep(5)
@@ -150,16 +154,10 @@ test("an activate arriving mid-check forces its own closure, not the one the che
       return real.inStore(closure)
     },
   })
-  const reports: string[] = []
-  const phases: string[] = []
   // The agent still wants generation 2: the rollback has not been published yet.
-  const reconciler = createReconciler({
-    nix,
-    report: (r) => reports.push(r.type),
-    persistDesired() {},
+  const { reconciler, reports, phases } = reconcilerOn(nix, {
     autoHeal: true,
     initialDesired: gen2,
-    onPhase: (phase) => phases.push(phase),
   })
   reconciler.start()
   try {
@@ -204,17 +202,11 @@ test("a heal that fails after the desired closure changed holds back neither the
     await failed
     return { code: 1, output: "activation script failed" }
   }
-  const reports: ReportInput[] = []
-  const phases: string[] = []
-  const reconciler = createReconciler({
-    nix,
-    report: (r) => reports.push(r),
-    persistDesired() {},
+  const { reconciler, reports, phases } = reconcilerOn(nix, {
     autoHeal: true,
     initialDesired: gen2,
     // A retry carried over to the new closure would hold it back for an hour.
     healBackoff: createBackoff({ initialMs: 3_600_000, maxMs: 3_600_000, jitter: "none" }),
-    onPhase: (phase) => phases.push(phase),
   })
   reconciler.start()
   try {
@@ -248,16 +240,7 @@ test("a heal that fails after the desired closure changed holds back neither the
 test("an activate's force goes with its closure when a later desired closure supersedes it", async () => {
   await pointAll(gen1)
   const { nix, switched } = healingNix()
-  const reports: ReportInput[] = []
-  const phases: string[] = []
-  const reconciler = createReconciler({
-    nix,
-    report: (r) => reports.push(r),
-    persistDesired() {},
-    autoHeal: false,
-    initialDesired: gen1,
-    onPhase: (phase) => phases.push(phase),
-  })
+  const { reconciler, reports, phases } = reconcilerOn(nix)
   reconciler.start()
   try {
     while (phases.length === 0) await Bun.sleep(5)
@@ -281,16 +264,7 @@ test("an activate's force goes with its closure when a later desired closure sup
 test("under a deploy hold a check publishes the links it read with the drift they show", async () => {
   await pointAll(gen1)
   const { nix, switched } = healingNix()
-  const reports: ReportInput[] = []
-  const phases: string[] = []
-  const reconciler = createReconciler({
-    nix,
-    report: (r) => reports.push(r),
-    persistDesired() {},
-    autoHeal: true,
-    initialDesired: gen1,
-    onPhase: (phase) => phases.push(phase),
-  })
+  const { reconciler, reports, phases } = reconcilerOn(nix, { autoHeal: true })
   reconciler.start()
   try {
     while (phases.length === 0) await Bun.sleep(5)
@@ -321,13 +295,8 @@ test("a heal that failed half-way is retried without reporting its own half as d
   const moveCurrent = nix.switchTo
   nix.switchTo = async (closure) =>
     refusals-- > 0 ? { code: 1, output: "activation script failed" } : moveCurrent(closure)
-  const reports: ReportInput[] = []
-  const reconciler = createReconciler({
-    nix,
-    report: (r) => reports.push(r),
-    persistDesired() {},
+  const { reconciler, reports } = reconcilerOn(nix, {
     autoHeal: true,
-    initialDesired: gen1,
     healBackoff: createBackoff({ initialMs: 1, maxMs: 1, jitter: "none" }),
   })
   reconciler.start()
@@ -361,13 +330,8 @@ test("a heal that failed but left the node on its closure is reported resolved b
     const moved = await moveCurrent(closure)
     return refusals-- > 0 ? { code: 4, output: "warning: the following units failed: app.service" } : moved
   }
-  const reports: ReportInput[] = []
-  const reconciler = createReconciler({
-    nix,
-    report: (r) => reports.push(r),
-    persistDesired() {},
+  const { reconciler, reports } = reconcilerOn(nix, {
     autoHeal: true,
-    initialDesired: gen1,
     healBackoff: createBackoff({ initialMs: 1, maxMs: 1, jitter: "none" }),
   })
   reconciler.start()
