@@ -342,3 +342,41 @@ test("a heal that failed but left the node on its closure is reported resolved b
     reconciler.stop()
   }
 })
+
+// A hold that comes and goes while a failed heal waits for its retry takes the retry's timer for its
+// own; the check at its end, still inside the backoff, must leave a timer for the retry, or the node
+// waits for the next poll (--drift-interval) or link change to be healed at all.
+test("a failed heal is still retried when its backoff outlasts a deploy hold that came meanwhile", async () => {
+  await pointAll(gen2)
+  let refusals = 1
+  const { nix, switched } = healingNix()
+  const moveCurrent = nix.switchTo
+  nix.switchTo = async (closure) =>
+    refusals-- > 0 ? { code: 1, output: "activation script failed" } : moveCurrent(closure)
+  const reports: ReportInput[] = []
+  const reconciler = createReconciler({
+    nix,
+    report: (r) => reports.push(r),
+    persistDesired() {},
+    autoHeal: true,
+    initialDesired: gen1,
+    healBackoff: createBackoff({ initialMs: 1500, maxMs: 1500, jitter: "none" }),
+  })
+  reconciler.start()
+  try {
+    while (!reports.some((r) => r.type === "heal.failed")) await Bun.sleep(5)
+    // A hold ending within a second, before the retry is due (1.5 s after the failure).
+    await mkdir(join(dir, "chimera"), { recursive: true })
+    await writeFile(join(dir, "chimera/deploy-hold"), `${Math.floor(Date.now() / 1000) + 1} deploy-1\n`)
+    reconciler.request()
+    const deadline = Date.now() + 5000
+    while (!reports.some((r) => r.type === "heal.succeeded") && Date.now() < deadline) await Bun.sleep(20)
+    expect({ types: reports.map((r) => r.type), switched }).toEqual({
+      types: ["drift.detected", "heal.started", "heal.failed", "heal.started", "heal.succeeded"],
+      switched: [gen1],
+    })
+  } finally {
+    reconciler.stop()
+    await rm(join(dir, "chimera"), { recursive: true, force: true })
+  }
+})

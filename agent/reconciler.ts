@@ -170,8 +170,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       return
     }
     if (Date.now() < retryAt) {
-      // Still waiting to retry a failed heal: the phase it left stands.
+      // Still waiting to retry a failed heal: the phase it left stands. A hold since took the retry's
+      // timer for its own, so the retry's is set again here (the same time: harmless when it stood).
       publish(phase)
+      clearRetry()
+      retryTimer = setTimeout(request, retryAt - Date.now())
       return
     }
     forceHeal = false
