@@ -41,4 +41,20 @@ describe("the deploy hold, written by a deploy or rollback while the agent reads
       await rm(dir, { recursive: true, force: true })
     }
   }, 60_000)
+
+  // Both scripts run under `set -eu` so that a step that fails stops them before the switch. A hold
+  // that cannot be written must stop them too: a deploy or rollback then switches with no hold, and
+  // the agent heals it away.
+  test("a hold that cannot be written stops the script under set -eu", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "chimera-hold-"))
+    try {
+      const write = writeHold(60, "deploy-1").replaceAll(DEPLOY_HOLD, join(dir, "missing/deploy-hold"))
+      const run = Bun.spawn(["/bin/sh", "-c", `set -eu\n${write}\necho switched`], { stderr: "pipe" })
+      const out = await new Response(run.stdout).text()
+      expect(out).toBe("")
+      expect(await run.exited).not.toBe(0)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
 })

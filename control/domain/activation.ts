@@ -21,10 +21,11 @@ export const DEPLOY_HOLD = "/run/chimera/deploy-hold"
 /**
  * Shell that makes the deploy hold stand until `seconds` from now, for `idExpr` (a shell word). The file
  * is written aside and renamed into place: `>` truncates it first, and an agent reading it in that
- * instant would find no hold and heal a deploy or rollback away mid-way.
+ * instant would find no hold and heal a deploy or rollback away mid-way. Two commands, not `a && b`:
+ * under `set -e` a failing `a` in an AND list does not stop the script, which would then switch unheld.
  */
 export const writeHold = (seconds: number, idExpr: string) =>
-  `echo "$(( $(date +%s) + ${seconds} )) ${idExpr}" > "${DEPLOY_HOLD}.$$" && mv -f "${DEPLOY_HOLD}.$$" "${DEPLOY_HOLD}"`
+  `echo "$(( $(date +%s) + ${seconds} )) ${idExpr}" > "${DEPLOY_HOLD}.$$"; mv -f "${DEPLOY_HOLD}.$$" "${DEPLOY_HOLD}"`
 
 /** Removes the unconfirmed-deploy marker if it is this deploy's ($ID), the deploy now being decided. */
 const CLEAR_MARKER = `M=${UNCONFIRMED_DEPLOY_MARKER}; grep -qx "deploy=$ID" "$M" 2>/dev/null && rm -f "$M"; true`
