@@ -18,6 +18,7 @@ import type { EventType } from "../domain/events.ts"
 import type { UnfinishedDeployment } from "../ops/fleet-operations.ts"
 import { apiClient, call, controlToken } from "./client.ts"
 import { CliError } from "./errors.ts"
+import { exitOnInterrupt } from "./interrupt.ts"
 import { field, warn } from "./output.ts"
 import { readSse } from "./sse-reader.ts"
 
@@ -75,6 +76,9 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
   const id = (started as { id: string }).id
   const spin = !d.json && process.stdout.isTTY === true ? p.spinner() : null
   spin?.start(`deploy ${id} on ${url}`)
+  const release = exitOnInterrupt(
+    () => `stopped following; deploy ${id} goes on on the control plane: chimera deployments show ${id}`,
+  )
   const follower = followProgress(url, id, after, (line) => {
     if (spin) spin.message(line)
     else if (!d.json) warn(`${line}\n`)
@@ -98,6 +102,7 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
       await follower.settle()
     }
   } finally {
+    release()
     await follower.stop()
   }
 }

@@ -14,6 +14,7 @@ import { keepRecord } from "./cli-store.ts"
 import { deployViaControlPlane } from "./deploy-remote.ts"
 import { exportDeployTrace } from "./deploy-telemetry.ts"
 import { CliError } from "./errors.ts"
+import { exitOnInterrupt } from "./interrupt.ts"
 import { color, field, printJson, printTable, say, warn } from "./output.ts"
 import { desiredPublisher, reportPublished } from "./publish-desired.ts"
 import { ConfirmTimeout, MAX_CONFIRM_SECONDS, Seconds } from "./seconds-flag.ts"
@@ -154,6 +155,11 @@ export default defineCommand({
     const exec = ssh.executor()
     const dryRun = Boolean(args["dry-run"])
     const publisher = dryRun ? null : desiredPublisher()
+    const release = exitOnInterrupt(() =>
+      dryRun
+        ? "nothing was changed"
+        : `the deploy is not recorded. A target activated and not yet confirmed rolls itself back to its previous generation ${f["confirm-timeout"]} s after its activation (--confirm-timeout); one not yet activated is unchanged. See where each is: chimera generations${args.targets ? ` --targets ${String(args.targets)}` : ""}`,
+    )
     let record: DeploymentRecord
     try {
       record = await deploy(
@@ -184,6 +190,7 @@ export default defineCommand({
       spin?.error("deploy failed")
       throw missingNixConfig(error, layered) ?? new CliError((error as Error).message, "E_DEPLOY")
     } finally {
+      release()
       await exec.close()
     }
     spin?.stop(`${record.kind} ${record.status}`)

@@ -10,6 +10,7 @@ import type { NodeView } from "../domain/node.ts"
 import type { RelayNodeResult, RelayResult } from "../domain/relay.ts"
 import { apiClient, call, controlUrl, unreachable } from "./client.ts"
 import { CliError } from "./errors.ts"
+import { exitOnInterrupt } from "./interrupt.ts"
 import { ago, color, field, prefixed, printFields, printJson, printTable, say, statusText, warn } from "./output.ts"
 import { noSuchNode } from "./unknown-node.ts"
 
@@ -262,6 +263,9 @@ const runOnNodes = defineCommand({
     const { url, client } = apiClient()
     const spin = !args.json && process.stderr.isTTY ? p.spinner({ output: process.stderr }) : null
     spin?.start(`running on ${nodes ? `${nodes.length} node${nodes.length === 1 ? "" : "s"}` : "every node"}`)
+    const release = exitOnInterrupt(
+      () => "stopped waiting for the answers; the command was sent and may still run on the nodes, until its --timeout",
+    )
     let answer: RelayResult
     try {
       answer = (await call(
@@ -269,6 +273,7 @@ const runOnNodes = defineCommand({
         client.api.fleet.run.$post({ json: nodes ? { command, nodes, timeout } : { command, all: true, timeout } }),
       )) as RelayResult
     } finally {
+      release()
       spin?.clear()
     }
     if (args.json) printJson(answer)
