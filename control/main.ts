@@ -7,7 +7,10 @@ import { VERSION } from "../protocol/version.ts"
 import { COMMANDS, GLOBAL_ARGS } from "./cli/commands.ts"
 import { runCli } from "./cli/run.ts"
 
-const argv = process.argv.slice(2)
+const given = process.argv.slice(2)
+// `chimera help [COMMAND…]` is what many CLIs take for `--help`; no command is named help.
+const helpAt = given.findIndex((a) => !a.startsWith("-"))
+const argv = given[helpAt] === "help" ? [...given.toSpliced(helpAt, 1), "--help"] : given
 const invoked = argv.find((a) => !a.startsWith("-"))
 
 const main = defineCommand({

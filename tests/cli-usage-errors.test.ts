@@ -40,6 +40,15 @@ test("an unknown command close to a real one names it", async () => {
   }
 }, 60_000)
 
+test("`chimera help [COMMAND…]` prints the usage --help prints", async () => {
+  for (const args of [[], ["nodes"], ["nodes", "run"]]) {
+    const help = await run([process.execPath, MAIN, "help", ...args], { env: { NO_COLOR: "1" } })
+    const flag = await run([process.execPath, MAIN, ...args, "--help"], { env: { NO_COLOR: "1" } })
+    expect({ args, code: help.code, stdout: help.stdout }).toEqual({ args, code: 0, stdout: flag.stdout })
+    expect(help.stdout).toContain("USAGE")
+  }
+}, 60_000)
+
 test("a command named like a property every object has is unknown, not run (citty looks names up with `in`)", async () => {
   for (const args of [["toString"], ["constructor"], ["nodes", "hasOwnProperty"]]) {
     const r = await run([process.execPath, MAIN, ...args], { env: { NO_COLOR: "1" } })
