@@ -23,9 +23,9 @@ test("SIGINT beside a running spinner ends the process with 130 and the message"
   const reader = child.stdout.getReader()
   const first = await reader.read()
   expect(new TextDecoder().decode(first.value)).toBe("ready\n")
-  const t0 = performance.now()
   child.kill("SIGINT")
+  // Run to its end, it would print so and exit 0 (the spinner's listener alone keeps it alive).
   expect(await child.exited).toBe(130)
-  expect(performance.now() - t0).toBeLessThan(5_000)
   expect(await new Response(child.stderr).text()).toContain("interrupted: left behind: nothing")
+  expect(await reader.read()).toMatchObject({ done: true })
 }, 30_000)
