@@ -11,6 +11,7 @@ import { API_OUTPUT_BYTES } from "../control/adapters/ssh/command-targets.ts"
 import { createSshExecutor, emptyInventory, resolveTargets } from "../control/adapters/ssh/index.ts"
 import { createAuthStore } from "../control/adapters/store/auth-store.ts"
 import { openDatabase } from "../control/adapters/store/sql-store.ts"
+import { activateScript } from "../control/domain/activation.ts"
 import { type DeploymentRecord, type DeployOptions, deploy } from "../control/domain/deploy.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startInProcess } from "./support/control-plane.ts"
@@ -241,6 +242,27 @@ describe("deploy", () => {
       await exec.close()
       await n!.startSshd()
     }
+  })
+
+  // A deploy interrupted after its activation (Ctrl-C, a dropped laptop) leaves its watchdog counting
+  // on the node. Deploying the same configuration again must not find the node "up to date" and stop,
+  // only for the watchdog to roll it back a moment later.
+  test("a deploy after an interrupted one waits for its watchdog, then deploys and stays", async () => {
+    const [n] = nodes(12, 13)
+    const interrupted = activateScript({
+      deployId: "interrupted-1",
+      closure: gen3,
+      isSystem: true,
+      confirmTimeoutSeconds: 3,
+    })
+    expect((await n!.node.exec(["sh", "-c", interrupted])).code).toBe(0)
+    expect((await n!.node.links()).current).toBe(gen3)
+    const { code, record } = await deployJson(["--targets", n!.target, "--config", configs.gen3!])
+    expect({ code, status: record.targets[0]?.status }).toEqual({ code: 0, status: "deployed" })
+    expect(record.targets[0]?.log).toContainEqual(expect.stringContaining("waiting for deploy interrupted-1"))
+    const outcome = await n!.node.exec(["cat", "/run/chimera/deploys/interrupted-1/outcome"])
+    expect(outcome.stdout.trim()).toBe("rolled-back")
+    expect(await n!.node.links()).toMatchObject({ profile: gen3, current: gen3 })
   })
 
   test("COMMAND runs in nix-shell in the node's persistent tmux session", async () => {

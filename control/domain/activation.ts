@@ -71,6 +71,7 @@ export function activateScript(a: ActivationScript): string {
     'if [ -n "$prev_gen" ]; then',
     // $$ is this activating shell: the watchdog follows it to know when the activation is over.
     `  cat > "$D/watchdog" <<EOF
+echo \\$\\$ > "$D/watchdog.pid"
 while [ ! -e "$D/activated" ] && kill -0 $$ 2>/dev/null; do sleep 1; done
 [ -e "$D/activated" ] && sleep ${a.confirmTimeoutSeconds}
 mkdir "$D/decided" 2>/dev/null || exit 0
@@ -177,6 +178,23 @@ export function generationsScript(profile = SYSTEM_PROFILE): string {
     'nix-env -p "$P" --list-generations | while read -r n d t cur; do',
     '  echo "$n $d $t $(readlink -f "$P-$n-link") $cur"',
     "done",
+  ].join("\n")
+}
+
+/**
+ * Waits, up to `seconds`, while an earlier deploy on the node is activated and undecided (its watchdog
+ * alive, neither confirmed nor rolled back), then prints the ids of any still undecided. A deploy made
+ * meanwhile would find the node already on that deploy's closure and call it up to date, and the
+ * watchdog would roll it back a moment later; or take the unconfirmed generation for the one to roll
+ * back to. With `seconds` 0, only says which there are.
+ */
+export function undecidedDeploysScript(seconds: number): string {
+  return [
+    `S=${shq(STATE)}`,
+    'undecided() { for d in "$S"/*/; do [ -f "$d/watchdog.pid" ] && [ ! -d "$d/decided" ] && kill -0 "$(cat "$d/watchdog.pid")" 2>/dev/null && basename "$d"; done; true; }',
+    "i=0",
+    `while [ -n "$(undecided)" ] && [ $i -lt ${seconds} ]; do sleep 1; i=$((i+1)); done`,
+    "undecided",
   ].join("\n")
 }
 

@@ -3,8 +3,17 @@
 // explains the watchdog). Each target's failure is data on its result, never an exception that stops
 // the others; the whole run becomes one DeploymentRecord.
 import { randomUUID } from "node:crypto"
+import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { SessionId, StorePath } from "../../protocol/ids.ts"
-import { abortScript, activateScript, CHIMERA_PROFILE, confirmScript, MISSING_PATHS_SCRIPT, shq } from "./activation.ts"
+import {
+  abortScript,
+  activateScript,
+  CHIMERA_PROFILE,
+  confirmScript,
+  MISSING_PATHS_SCRIPT,
+  shq,
+  undecidedDeploysScript,
+} from "./activation.ts"
 import { type HealthCheck, runHealthChecks } from "./health-check.ts"
 import { mapLimit } from "./map-limit.ts"
 import type { BuildResult, NixPort, RemoteExecutorPort, SystemState, Target } from "./operation-ports.ts"
@@ -176,9 +185,27 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
     return r
   }
 
-  // 1. Plan: what runs there now, and what a copy has to send.
+  // 1. Plan: what runs there now, and what a copy has to send. An earlier deploy still waiting for its
+  // confirmation is let finish first (undecidedDeploysScript says why).
   try {
     await phase("plan", async () => {
+      const undecided = async (seconds: number) => {
+        const res = await exec.exec(target, undecidedDeploysScript(seconds), { timeoutMs: (seconds + 60) * 1000 })
+        if (res.failure) throw new Error(res.failure.message)
+        return res.stdout.split("\n").filter(Boolean)
+      }
+      const earlier = await undecided(0)
+      if (earlier.length > 0) {
+        say(
+          "plan",
+          `waiting for deploy ${earlier.join(", ")}: activated here and not confirmed, until it is confirmed or its watchdog rolls it back`,
+        )
+        const still = await undecided(MAX_DEPLOY_HOLD_SECONDS)
+        if (still.length > 0)
+          throw new Error(
+            `deploy ${still.join(", ")} on this node is still undecided after ${MAX_DEPLOY_HOLD_SECONDS} s`,
+          )
+      }
       r.before = await exec.systemState(target)
       const paths = `${ctx.requisites.map((p) => p.path).join("\n")}\n`
       // What comes back is a subset of these paths: the control plane's 1 MiB output cap would cut the
