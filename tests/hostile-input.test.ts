@@ -191,6 +191,7 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/api/events/last-id", auth: "admin" },
   { method: "GET", path: "/api/incidents", auth: "admin" },
   { method: "GET", path: "/api/incidents/:id", auth: "admin" },
+  { method: "POST", path: "/api/incidents/:id/resolve", auth: "admin", body: {} },
   // No channel is configured here: each valid body gets a 422 naming what to set.
   { method: "POST", path: "/api/notifications/test", auth: "admin", body: { channel: "slack" } },
   // The AI chat (its model is the scripted one above).

@@ -1,14 +1,19 @@
 // The incident API as an outsider meets it: a viewer reads incidents (filtered by status and node)
 // and one incident with its timeline and deliveries; bad filters and ids get a 4xx that says what
-// was expected; a node's own credential reads nothing; the answers hold no channel secret.
+// was expected; a node's own credential reads nothing; the answers hold no channel secret; an
+// operator (not a viewer) closes one by hand, through the API or the CLI.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { join } from "node:path"
 import { channelsFromConfig } from "../control/adapters/notify/index.ts"
 import { loadConfig } from "../control/config.ts"
 import { addUser, call, login } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { type SlackFake, startSlack } from "./support/notify-servers.ts"
 import { healFailed, type SimAgent, simAgent } from "./support/sim-agent.ts"
+import { run } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
+
+const MAIN = join(import.meta.dir, "../control/main.ts")
 
 let slack: SlackFake
 let cp: TestControlPlane
@@ -79,5 +84,56 @@ describe("GET /api/incidents", () => {
     expect((await call(cp, null, "GET", "/api/incidents")).status).toBe(401)
     const asNode = await call(cp, agent.credential, "GET", "/api/incidents")
     expect(asNode.status).toBe(403)
+  })
+})
+
+describe("POST /api/incidents/:id/resolve", () => {
+  test("an operator closes an incident by hand: resolved with their name and note, and Slack hears of it", async () => {
+    await addUser(cp, "otto", "operator")
+    const operator = await login(cp, "otto")
+    const listed = (await (await call(cp, viewer, "GET", "/api/incidents?node=api-2")).json()) as {
+      incidents: { id: string }[]
+    }
+    const other = listed.incidents[0]?.id as string
+    const path = `/api/incidents/${other}/resolve`
+    const refused = await call(cp, viewer, "POST", path, {})
+    expect(refused.status).toBe(403)
+    expect(((await refused.json()) as { error: string }).error).toContain("fleet:deploy")
+    for (const bad of [{ note: 5 }, { note: "  " }, { reason: "x" }])
+      expect((await call(cp, operator, "POST", path, bad)).status).toBe(422)
+    const sentBefore = slack.messages().length
+
+    // The CLI, as an operator types it.
+    const cli = await run([process.execPath, MAIN, "incidents", "resolve", other, "--note", "api-2 rebuilt by hand"], {
+      env: { CHIMERA_URL: cp.url, CHIMERA_TOKEN: operator, NO_COLOR: "1" },
+    })
+    expect({ code: cli.code, err: cli.stderr }).toEqual({ code: 0, err: "" })
+    expect(cli.stdout).toBe(`${other} resolved: resolved by otto: api-2 rebuilt by hand\n`)
+    const detail = (await (await call(cp, viewer, "GET", `/api/incidents/${other}`)).json()) as {
+      incident: { status: string; resolvedAt: string | null }
+      timeline: { step: string; message: string }[]
+    }
+    expect(detail.incident.status).toBe("resolved")
+    expect(detail.timeline.map((t) => [t.step, t.message]).at(-1)).toEqual([
+      "resolved",
+      "resolved by otto: api-2 rebuilt by hand",
+    ])
+    await waitFor(
+      "Slack told of the resolution",
+      async () => slack.messages().slice(sentBefore),
+      (m) => JSON.stringify(m).includes("rebuilt by hand"),
+    )
+
+    // Once is enough: a second resolve says when and why it was resolved; an unknown id is a 404.
+    const again = await call(cp, operator, "POST", path, {})
+    expect(again.status).toBe(409)
+    expect(((await again.json()) as { error: string }).error).toContain("resolved already")
+    const unknown = await call(cp, operator, "POST", "/api/incidents/00000000-0000-4000-8000-000000000000/resolve", {})
+    expect(unknown.status).toBe(404)
+    // The other node's incident stands.
+    const open = (await (await call(cp, viewer, "GET", "/api/incidents?status=open")).json()) as {
+      incidents: { nodeId: string }[]
+    }
+    expect(open.incidents.map((i) => i.nodeId)).toEqual(["api-1"])
   })
 })

@@ -1,12 +1,12 @@
-// Incidents for people: a filtered list (open or resolved, one node's), and one incident with its
-// timeline and its deliveries (channel, status, attempts, last error). Deliveries carry what the
+// Incidents for people: a filtered list (open or resolved, one node's), one incident with its
+// timeline and its deliveries (channel, status, attempts, last error), and closing one by hand. Deliveries carry what the
 // outbox knows of each send, never a channel's URL or key, which live only in the configuration.
 import { Hono } from "hono"
 import { z } from "zod"
 import { notFound } from "../domain/errors.ts"
 import type { Incidents } from "../domain/incidents.ts"
-import type { ApiEnv } from "./auth.ts"
-import { params, query } from "./validate.ts"
+import { type ApiEnv, userOf } from "./auth.ts"
+import { jsonBody, params, query } from "./validate.ts"
 
 export const IncidentsQuery = z
   .object({
@@ -16,6 +16,11 @@ export const IncidentsQuery = z
   })
   .strict()
 const IncidentParams = z.object({ id: z.uuid({ error: "expected an incident id (a UUID)" }) })
+export const ResolveIncidentBody = z
+  .object({
+    note: z.string().trim().min(1, "a note says why in words; leave it out for none").max(1000).optional(),
+  })
+  .strict()
 
 export const incidentRoutes = (incidents: Incidents) =>
   new Hono<ApiEnv>()
@@ -28,4 +33,9 @@ export const incidentRoutes = (incidents: Incidents) =>
       const detail = await incidents.get(id)
       if (!detail) throw notFound(`incident ${JSON.stringify(id)}`)
       return c.json(detail)
+    })
+    .post("/api/incidents/:id/resolve", params(IncidentParams), jsonBody(ResolveIncidentBody), async (c) => {
+      const { note } = c.req.valid("json")
+      const who = userOf(c.get("principal")).name
+      return c.json(await incidents.resolveByHand(c.req.valid("param").id, who, note ?? null))
     })

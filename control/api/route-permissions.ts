@@ -119,6 +119,8 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "GET /api/events/last-id": { auth: "fleet:read" },
   "GET /api/incidents": { auth: "fleet:read" },
   "GET /api/incidents/:id": { auth: "fleet:read" },
+  // Closing one by hand reaches its channels (a resolved notice): those who act on the fleet.
+  "POST /api/incidents/:id/resolve": { auth: "fleet:deploy" },
   // It reaches people (Slack, PagerDuty, email) and checks the ITSM credential: admin only.
   "POST /api/notifications/test": { auth: "notifications:test" },
 

@@ -1,6 +1,7 @@
-// `chimera incidents [--status open|resolved] [--node N] [--json]` and `chimera incidents show ID`:
-// the incidents the fleet's events opened, with their tickets, and one incident's timeline and
-// deliveries (each notification or ticket change: its channel, status, attempts and last error).
+// `chimera incidents [--status open|resolved] [--node N] [--json]`, `chimera incidents show ID` and
+// `chimera incidents resolve ID [--note TEXT]`: the incidents the fleet's events opened, with their
+// tickets; one incident's timeline and deliveries (each notification or ticket change: its channel,
+// status, attempts and last error); and closing one by hand, which its channels hear of.
 import { defineCommand } from "citty"
 import { z } from "zod"
 import type { Delivery, Incident, TimelineEntry } from "../domain/incident-model.ts"
@@ -103,14 +104,30 @@ async function show(rawId: unknown, json: boolean) {
   )
 }
 
+async function resolve(rawId: unknown, note: string | undefined, json: boolean) {
+  const id = parse(Id, rawId, "ID")
+  const { url, client } = apiClient()
+  const detail = (await call(
+    url,
+    client.api.incidents[":id"].resolve.$post({ param: { id }, json: note === undefined ? {} : { note } }),
+  )) as Detail
+  if (json) return printJson(detail)
+  say(`${detail.incident.id} ${color.green("resolved")}: ${detail.timeline.at(-1)?.message ?? ""}\n`)
+}
+
 export default defineCommand({
   meta: { name: "incidents", description: "Incidents opened from the fleet's events, or one with its timeline" },
   args: {
-    action: { type: "positional", description: "show (with an ID) to see one incident", required: false },
+    action: {
+      type: "positional",
+      description: "show ID to see one incident, resolve ID to close one by hand",
+      required: false,
+    },
     id: { type: "positional", description: "An incident id", required: false },
     status: { type: "string", description: "Only open or only resolved incidents" },
     node: { type: "string", description: "Only this node's incidents" },
     limit: { type: "string", description: "At most this many (default 100, max 1000)" },
+    note: { type: "string", description: "With resolve: why, for the timeline and the channels" },
     json: { type: "boolean", description: "Print JSON" },
   },
   async run({ args }) {
@@ -119,8 +136,13 @@ export default defineCommand({
       if (args.id === undefined) throw new CliError("show: give the incident's ID (chimera incidents show ID)", "E_ARG")
       return show(args.id, args.json === true)
     }
+    if (args.action === "resolve") {
+      if (args.id === undefined)
+        throw new CliError("resolve: give the incident's ID (chimera incidents resolve ID --note TEXT)", "E_ARG")
+      return resolve(args.id, args.note, args.json === true)
+    }
     throw new CliError(
-      `unknown action ${JSON.stringify(args.action)}: use \`chimera incidents\` or \`chimera incidents show ID\``,
+      `unknown action ${JSON.stringify(args.action)}: use \`chimera incidents\`, \`chimera incidents show ID\` or \`chimera incidents resolve ID\``,
       "E_ARG",
     )
   },

@@ -11,9 +11,10 @@
 // itself), and past REPORTED_PER_HOUR incidents an hour from one principal the rest are recorded, told nobody.
 import { createLogger, redactText } from "../../protocol/log.ts"
 import { terminalLine, terminalText } from "../../protocol/terminal-text.ts"
+import { conflict, notFound } from "./errors.ts"
 import type { ControlEventType, FleetEvent } from "./events.ts"
 import { DEFAULT_SEVERITY, type Incident, type Observation, type Problem, TITLES } from "./incident-model.ts"
-import type { IncidentChange, IncidentStorePort, StepPlan } from "./incident-ports.ts"
+import type { IncidentChange, IncidentDetail, IncidentStorePort, StepPlan } from "./incident-ports.ts"
 import { type IncidentPolicy, openingChannels } from "./incident-routing.ts"
 import { type RuleAction, rulesFor, watchMessage } from "./incident-rules.ts"
 import type { Notice } from "./notifications.ts"
@@ -304,6 +305,23 @@ export function createIncidents(deps: IncidentDeps) {
       const pruned = await store.prune(before)
       if (pruned > 0) log.info("pruned resolved incidents", { pruned, before })
       return pruned
+    },
+
+    /**
+     * A person closes an incident the control plane would not (a deploy failure no later deploy has
+     * reached, a node they know is retired): it is resolved with their name and note, and its
+     * channels hear so as for any resolution. The problem, if it comes back, opens a new one.
+     */
+    async resolveByHand(id: string, by: string, note: string | null) {
+      const found = await store.get(id)
+      if (!found) throw notFound(`incident ${JSON.stringify(id)}`)
+      const i = found.incident
+      if (i.status === "resolved")
+        throw conflict(
+          `incident ${id} was resolved already, at ${i.resolvedAt}: ${found.timeline.at(-1)?.message ?? ""}`,
+        )
+      await recover(i.nodeId, [i.problem], `resolved by ${by}${note ? `: ${note}` : ""}`)
+      return (await store.get(id)) as IncidentDetail
     },
 
     list: store.list,
