@@ -179,6 +179,10 @@ describe("host keys are checked, and each target fails alone with its reason", (
 
       const slow = await exec.execMany([target(9), target(10)], "sleep 60", { timeoutMs: 2000 })
       expect(slow.map((r) => r.failure?.kind)).toEqual(["timeout", "timeout"])
+      // The timeout it was given, not what the connection left of it.
+      expect(slow.map((r) => r.failure?.message)).toEqual(
+        [target(9), target(10)].map((t) => `${t.name}: timed out after 2.0 s (the command did not finish)`),
+      )
       expect(slow[0]?.failure?.message).toContain("the command did not finish")
       expect((await exec.exec(target(9), "echo still here")).stdout).toBe("still here\n")
     } finally {

@@ -107,6 +107,8 @@ export function runCommand(
   budgetMs: number,
   stdin?: string,
   maxOutputBytes = MAX_OUTPUT_BYTES,
+  /** The timeout as the caller gave it, for the message: `budgetMs` is what the connection left of it. */
+  givenMs = budgetMs,
 ): Promise<CommandOutcome> {
   return new Promise((resolve) => {
     const out = _collector(maxOutputBytes)
@@ -127,7 +129,7 @@ export function runCommand(
           _kill(channel)
           channel.close()
         }
-        finish({ exitCode: null, failure: timeoutFailure(t, "command", budgetMs) })
+        finish({ exitCode: null, failure: timeoutFailure(t, "command", givenMs) })
       },
       Math.max(1, budgetMs),
     )

@@ -77,7 +77,7 @@ export function createSshExecutor(options: SshExecutorOptions = {}): SshExecutor
         const left = budget - (performance.now() - t0)
         const sent = opts.stopOnNode ? stoppedOnNode(command, left) : command
         const cap = opts.maxOutputBytes ?? options.maxOutputBytes
-        const outcome = await runCommand(lease.client, target, sent, left, opts.stdin, cap)
+        const outcome = await runCommand(lease.client, target, sent, left, opts.stdin, cap, budget)
         lease.release()
         // A pooled connection the server dropped (sshd restarted, idle cut) fails at channel open; retry
         // once on a new one. Anything else, the command has run or may have, so it is never repeated.
