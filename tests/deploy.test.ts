@@ -380,6 +380,9 @@ describe("rollback and generations", () => {
     expect(await ns[0]!.node.links()).toMatchObject({ profile: gen2, current: gen2 })
     const missing = await chimera(["rollback", "--targets", ns[0]!.target, "--generation", "99", "--json"])
     expect(missing.code).toBe(1)
+    expect((JSON.parse(missing.stdout) as { results: { error: string }[] }).results[0]?.error).toBe(
+      `${ns[0]!.target} has no generation 99: \`chimera generations --targets ${ns[0]!.target}\` lists the ones it has`,
+    )
     const rollbacks = (await auditEntries()).filter((e) => e.command?.startsWith("rollback"))
     expect(rollbacks.map((e) => [e.command, e.result])).toEqual([
       ["rollback", "ok"],

@@ -36,7 +36,10 @@ export async function rollback(
       await hooks.onRolledBack?.(target.name, path)
       return { target: target.name, ok: true, generation: Number(m[1]), path, error: null, ms: r.ms }
     }
-    const why = r.failure?.message ?? (r.stderr.trim().split("\n").at(-1) || `exited ${r.exitCode}`)
+    const absent = generation !== null && /profile version \d+ does not exist/.test(r.stderr)
+    const why = absent
+      ? `${target.name} has no generation ${generation}: \`chimera generations --targets ${target.name}\` lists the ones it has`
+      : (r.failure?.message ?? (r.stderr.trim().split("\n").at(-1) || `exited ${r.exitCode}`))
     return { target: target.name, ok: false, generation: null, path: null, error: why, ms: r.ms }
   })
 }
