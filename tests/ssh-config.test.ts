@@ -279,22 +279,32 @@ describe("~/.ssh/config for the ssh2 connections", () => {
   })
 })
 
+/**
+ * Deploys generation `gen` of the test system to `target` and checks it landed: exit 0, the target
+ * deployed with no error, and the node (every alias here reaches the same one) running it.
+ */
+async function deploysTo(target: string, gen: string) {
+  const config = join(home, `gen${gen}.nix`)
+  await writeFile(config, `import ${TEST_SYSTEM} { generation = "${gen}"; tag = "sshcfg"; }\n`)
+  const r = await chimera(["deploy", "-t", target, "--config", config, "--json"])
+  const record = JSON.parse(r.stdout || "{}") as {
+    closure: string
+    targets?: { status: string; error: string | null }[]
+  }
+  expect({ code: r.code, targets: record.targets?.map((t) => [t.status, t.error]), stderr: r.stderr }).toMatchObject({
+    code: 0,
+    targets: [["deployed", null]],
+  })
+  expect(await node.node.exec(["readlink", "/run/current-system"])).toMatchObject({ stdout: `${record.closure}\n` })
+  return record
+}
+
 describe("a deploy's copy and commands take the same route", () => {
   test("a deploy to a node named by alias copies and runs on the sshd the file names, and nowhere else", async () => {
     const on22 = await accepted(node.sshd, "root")
     const onJump = await accepted(jump.sshd, "root")
     const on2222 = await accepted(sshd2222, "root")
-    const config = join(home, "gen2.nix")
-    await writeFile(config, `import ${TEST_SYSTEM} { generation = "2"; tag = "sshcfg"; }\n`)
-    const r = await chimera(["deploy", "-t", "web-root", "--config", config, "--json"])
-    expect({ code: r.code, stderr: r.stderr.split("\n").filter((l) => /fail|error/i.test(l)) }).toEqual({
-      code: 0,
-      stderr: [],
-    })
-    const record = JSON.parse(r.stdout) as { closure: string; targets: { status: string }[] }
-    expect(record.closure).toBe(gen2)
-    expect(record.targets.map((t) => t.status)).toEqual(["deployed"])
-    expect(await node.node.exec(["readlink", "/run/current-system"])).toMatchObject({ stdout: `${gen2}\n` })
+    expect((await deploysTo("web-root", "2")).closure).toBe(gen2)
     // nix-copy-closure's ssh and the ssh2 connections both logged in on port 2222; port 22 saw none.
     expect(await accepted(node.sshd, "root")).toBe(on22)
     expect(await accepted(jump.sshd, "root")).toBe(onJump)
@@ -304,32 +314,14 @@ describe("a deploy's copy and commands take the same route", () => {
   // HOME is not the password file's home here, as under sudo or a service's own HOME: Chimera reads
   // `~` as $HOME, and ssh as the password file's, so the copy's ssh is given the key Chimera found.
   test("a key named with ~ is the same key for the copy as for the commands", async () => {
-    const config = join(home, "gen4.nix")
-    await writeFile(config, `import ${TEST_SYSTEM} { generation = "4"; tag = "sshcfg"; }\n`)
-    const r = await chimera(["deploy", "-t", "tilde-root", "--config", config, "--json"])
-    expect({ code: r.code, stderr: r.stderr.split("\n").filter((l) => /fail|error/i.test(l)) }).toEqual({
-      code: 0,
-      stderr: [],
-    })
-    const record = JSON.parse(r.stdout) as { closure: string; targets: { status: string }[] }
-    expect(record.targets.map((t) => t.status)).toEqual(["deployed"])
-    expect(await node.node.exec(["readlink", "/run/current-system"])).toMatchObject({ stdout: `${record.closure}\n` })
+    await deploysTo("tilde-root", "4")
   })
 
   test("a deploy through a ProxyJump host copies and runs through it, both halves", async () => {
     const on22 = await accepted(node.sshd, "root")
     const onJump = await accepted(jump.sshd, "root")
     const on2222 = await accepted(sshd2222, "root")
-    const config = join(home, "gen3.nix")
-    await writeFile(config, `import ${TEST_SYSTEM} { generation = "3"; tag = "sshcfg"; }\n`)
-    const r = await chimera(["deploy", "-t", "behind-root", "--config", config, "--json"])
-    expect({ code: r.code, stderr: r.stderr.split("\n").filter((l) => /fail|error/i.test(l)) }).toEqual({
-      code: 0,
-      stderr: [],
-    })
-    const record = JSON.parse(r.stdout) as { closure: string; targets: { status: string }[] }
-    expect(record.targets.map((t) => t.status)).toEqual(["deployed"])
-    expect(await node.node.exec(["readlink", "/run/current-system"])).toMatchObject({ stdout: `${record.closure}\n` })
+    await deploysTo("behind-root", "3")
     // behind.internal resolves on the jump node only: every login on the target came through it.
     const through = (await accepted(sshd2222, "root")) - on2222
     expect(through).toBeGreaterThanOrEqual(2)
@@ -339,14 +331,6 @@ describe("a deploy's copy and commands take the same route", () => {
 
   // ssh checks each host against the known_hosts file its own Host block gives, as Chimera's commands do.
   test("a jump host is checked against its own known_hosts file, not the target's", async () => {
-    const config = join(home, "gen5.nix")
-    await writeFile(config, `import ${TEST_SYSTEM} { generation = "5"; tag = "sshcfg"; }\n`)
-    const r = await chimera(["deploy", "-t", "behind-own", "--config", config, "--json"])
-    const record = JSON.parse(r.stdout) as { closure: string; targets: { status: string; error: string | null }[] }
-    expect({ code: r.code, targets: record.targets.map((t) => [t.status, t.error]) }).toEqual({
-      code: 0,
-      targets: [["deployed", null]],
-    })
-    expect(await node.node.exec(["readlink", "/run/current-system"])).toMatchObject({ stdout: `${record.closure}\n` })
+    await deploysTo("behind-own", "5")
   })
 })
