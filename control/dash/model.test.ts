@@ -75,6 +75,18 @@ describe("dashboard frame", () => {
     expect(lines.join("\n")).not.toContain("\x1b[")
   })
 
+  // A newcomer saw "0 nodes … (no nodes)" flash up before the first answer: nothing is known yet.
+  test("before the first answer it says it is loading, not that the fleet is empty", () => {
+    const before = frame(initialState("test"), 80, 6, Date.now(), false)
+    expect(before.slice(0, 3).map((l) => l.trimEnd())).toEqual([
+      "Chimera fleet  loading…",
+      expect.stringMatching(/^\s+NODE\s+STATUS/),
+      "  (loading…)",
+    ])
+    const empty = frame(withRows(initialState("test"), []), 80, 6, Date.now(), false)
+    expect([empty[0]?.trimEnd(), empty[2]?.trimEnd()]).toEqual(["Chimera fleet  0 nodes", "  (no nodes)"])
+  })
+
   test("the live view has the columns of the plain table (`--once`), REBOOT among them", () => {
     const s = withRows(initialState("test"), [{ ...row("a"), reboot: true, drift: "profile" }, row("b")])
     const lines = frame(s, 120, 8, Date.now(), false)

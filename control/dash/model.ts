@@ -27,6 +27,8 @@ export interface DashState {
   /** Where the rows come from and how fresh they are, for the footer. */
   source: string
   error: string | null
+  /** The source has answered once (rows or an error): before, an empty table says nothing yet. */
+  loaded: boolean
   quit: boolean
 }
 
@@ -38,6 +40,7 @@ export const initialState = (source: string): DashState => ({
   detailOpen: false,
   source,
   error: null,
+  loaded: false,
   quit: false,
 })
 
@@ -117,5 +120,5 @@ export function press(state: DashState, key: Key): DashState {
 /** New rows from a source; the selection stays on the same node, or the first one when it is gone. */
 export function withRows(state: DashState, rows: DashRow[], error: string | null = null): DashState {
   const selected = rows.some((r) => r.name === state.selected) ? state.selected : (rows[0]?.name ?? null)
-  return { ...state, rows, selected, error }
+  return { ...state, rows, selected, error, loaded: true }
 }

@@ -15,7 +15,7 @@ export function runDashboard(source: RowSource, color: boolean): Promise<void> {
   }
   return new Promise((resolve) => {
     const follow = source.follow((rows, error) => {
-      state = rows ? withRows(state, rows) : { ...state, error }
+      state = rows ? withRows(state, rows) : { ...state, error, loaded: true }
       redraw()
     })
     const tick = setInterval(redraw, 1000)

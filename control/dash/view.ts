@@ -73,6 +73,11 @@ function rowSegs(r: DashRow, w: Widths, now: number, marked: boolean): Seg[] {
 function header(state: DashState, shown: number): Seg[] {
   const counts = new Map<string, number>()
   for (const r of state.rows) counts.set(r.status, (counts.get(r.status) ?? 0) + 1)
+  if (!state.loaded)
+    return [
+      ["Chimera fleet", "1"],
+      ["  loading…", "2"],
+    ]
   const segs: Seg[] = [
     ["Chimera fleet", "1"],
     [`  ${state.rows.length} ${state.rows.length === 1 ? "node" : "nodes"}`, ""],
@@ -112,7 +117,8 @@ export function frame(state: DashState, cols: number, height: number, now: numbe
   out.push(line([[head, "1"]], cols, color))
   for (let i = first; i < first + tableHeight; i++) {
     const r = rows[i]
-    if (!r) out.push(i === 0 ? line([[state.error ? "  (no data)" : "  (no nodes)", "2"]], cols, color) : "")
+    const empty = !state.loaded ? "  (loading…)" : state.error ? "  (no data)" : "  (no nodes)"
+    if (!r) out.push(i === 0 ? line([[empty, "2"]], cols, color) : "")
     else out.push(line(rowSegs(r, w, now, i === selected), cols, color, i === selected, i === selected ? "7" : ""))
   }
   if (detail) {
