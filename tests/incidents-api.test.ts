@@ -103,10 +103,18 @@ describe("POST /api/incidents/:id/resolve", () => {
       expect((await call(cp, operator, "POST", path, bad)).status).toBe(422)
     const sentBefore = slack.messages().length
 
-    // The CLI, as an operator types it.
-    const cli = await run([process.execPath, MAIN, "incidents", "resolve", other, "--note", "api-2 rebuilt by hand"], {
-      env: { CHIMERA_URL: cp.url, CHIMERA_TOKEN: operator, NO_COLOR: "1" },
+    // The CLI, as an operator types it: the id's first characters are enough when only one has them.
+    const chimera = (args: string[]) =>
+      run([process.execPath, MAIN, "incidents", ...args], {
+        env: { CHIMERA_URL: cp.url, CHIMERA_TOKEN: operator, NO_COLOR: "1" },
+      })
+    const all = (await (await call(cp, viewer, "GET", "/api/incidents")).json()) as { incidents: { id: string }[] }
+    const nobody = ["0000", "ffff", "aaaa"].find((p) => !all.incidents.some((i) => i.id.startsWith(p))) as string
+    expect(await chimera(["show", nobody])).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining(`no incident's id starts with ${nobody}`),
     })
+    const cli = await chimera(["resolve", other.slice(0, 8), "--note", "api-2 rebuilt by hand"])
     expect({ code: cli.code, err: cli.stderr }).toEqual({ code: 0, err: "" })
     expect(cli.stdout).toBe(`${other} resolved: resolved by otto: api-2 rebuilt by hand\n`)
     const detail = (await (await call(cp, viewer, "GET", `/api/incidents/${other}`)).json()) as {

@@ -17,7 +17,9 @@ interface Detail {
 }
 
 const Status = z.enum(["open", "resolved"], { error: 'expected "open" or "resolved"' })
-const Id = z.uuid({ error: "expected an incident id (a UUID, as `chimera incidents` lists them)" })
+const Id = z.uuid({
+  error: "expected an incident id (a UUID as `chimera incidents` lists it, or its first characters)",
+})
 
 function parse<S extends z.ZodType>(schema: S, value: unknown, flag: string): z.output<S> {
   const parsed = schema.safeParse(value)
@@ -66,8 +68,30 @@ async function list(args: { status?: string; node?: string; limit?: string; json
   )
 }
 
+/**
+ * The incident an ID names: a whole UUID, or its start (as with git's commits) when one incident of
+ * the newest 1,000 begins with it.
+ */
+async function incidentId(raw: unknown): Promise<string> {
+  if (typeof raw === "string" && /^[0-9a-f-]{4,35}$/i.test(raw) && !Id.safeParse(raw).success) {
+    const { url, client } = apiClient()
+    const { incidents } = (await call(url, client.api.incidents.$get({ query: { limit: "1000" } }))) as {
+      incidents: Listed[]
+    }
+    const found = incidents.filter((i) => i.id.startsWith(raw.toLowerCase())).map((i) => i.id)
+    if (found.length === 1) return found[0] as string
+    throw new CliError(
+      found.length === 0
+        ? `ID: no incident's id starts with ${raw} (\`chimera incidents --status resolved\` lists resolved ones too)`
+        : `ID: ${found.length} incidents' ids start with ${raw} (${found.slice(0, 3).join(", ")}…): give more of it`,
+      "E_ARG",
+    )
+  }
+  return parse(Id, raw, "ID")
+}
+
 async function show(rawId: unknown, json: boolean) {
-  const id = parse(Id, rawId, "ID")
+  const id = await incidentId(rawId)
   const { url, client } = apiClient()
   const detail = (await call(url, client.api.incidents[":id"].$get({ param: { id } }))) as Detail
   if (json) return printJson(detail)
@@ -105,7 +129,7 @@ async function show(rawId: unknown, json: boolean) {
 }
 
 async function resolve(rawId: unknown, note: string | undefined, json: boolean) {
-  const id = parse(Id, rawId, "ID")
+  const id = await incidentId(rawId)
   const { url, client } = apiClient()
   const detail = (await call(
     url,
