@@ -265,6 +265,32 @@ describe("deploy", () => {
     expect(await n!.node.links()).toMatchObject({ profile: gen3, current: gen3 })
   })
 
+  // The watchdog claims its decision, then switches back, then writes its outcome: a deploy that plans
+  // in between finds the node still on the closure being rolled back. Here that switch is held open
+  // (the claim made, the watchdog alive, the switch back done a moment later) as a slow one would be.
+  test("a deploy while a watchdog is rolling back waits for the rollback, then deploys and stays", async () => {
+    const [n] = nodes(13, 14)
+    const D = "/run/chimera/deploys/rolling-1"
+    const armed = await n!.node.exec([
+      "sh",
+      "-c",
+      activateScript({ deployId: "rolling-1", closure: gen3, isSystem: true, confirmTimeoutSeconds: 3600 }),
+    ])
+    expect(armed.code).toBe(0)
+    const [, gen, path] = /^previous (\d+) (\S+)$/m.exec(armed.stdout) ?? []
+    const rollBack = `mkdir ${D}/decided; setsid -f sh -c 'sleep 2; nix-env -p /nix/var/nix/profiles/system --switch-generation ${gen} && ${path}/bin/switch-to-configuration switch; echo rolled-back > ${D}/outcome; kill $(cat ${D}/watchdog.pid)' </dev/null >/dev/null 2>&1`
+    await waitFor(
+      "the watchdog's pid",
+      () => n!.node.exec(["test", "-s", `${D}/watchdog.pid`]),
+      (r) => r.code === 0,
+    )
+    expect((await n!.node.exec(["sh", "-c", rollBack])).code).toBe(0)
+    const { code, record } = await deployJson(["--targets", n!.target, "--config", configs.gen3!])
+    expect({ code, status: record.targets[0]?.status }).toEqual({ code: 0, status: "deployed" })
+    expect(record.targets[0]?.log).toContainEqual(expect.stringContaining("waiting for deploy rolling-1"))
+    expect(await n!.node.links()).toMatchObject({ profile: gen3, current: gen3 })
+  })
+
   test("COMMAND runs in nix-shell in the node's persistent tmux session", async () => {
     const [n] = nodes(5, 6)
     const { code, record } = await deployJson([

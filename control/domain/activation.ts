@@ -187,11 +187,16 @@ export function generationsScript(profile = SYSTEM_PROFILE): string {
  * meanwhile would find the node already on that deploy's closure and call it up to date, and the
  * watchdog would roll it back a moment later; or take the unconfirmed generation for the one to roll
  * back to. With `seconds` 0, only says which there are.
+ *
+ * Undecided ends with `confirmed` or `outcome`, not with `decided`: a watchdog or abort claims
+ * `decided` before its switch back and writes `outcome` after it, and a plan made in between reads the
+ * node still on the closure being rolled back. The pid counts only while it is still that watchdog
+ * (its command line names it): one killed undecided leaves a pid another process may take later.
  */
 export function undecidedDeploysScript(seconds: number): string {
   return [
     `S=${shq(STATE)}`,
-    'undecided() { for d in "$S"/*/; do [ -f "$d/watchdog.pid" ] && [ ! -d "$d/decided" ] && kill -0 "$(cat "$d/watchdog.pid")" 2>/dev/null && basename "$d"; done; true; }',
+    'undecided() { for d in "$S"/*/; do [ -f "$d/watchdog.pid" ] && [ ! -e "$d/confirmed" ] && [ ! -e "$d/outcome" ] && p=$(cat "$d/watchdog.pid") && kill -0 "$p" 2>/dev/null && grep -qF "${d}watchdog" "/proc/$p/cmdline" 2>/dev/null && basename "$d"; done; true; }',
     "i=0",
     `while [ -n "$(undecided)" ] && [ $i -lt ${seconds} ]; do sleep 1; i=$((i+1)); done`,
     "undecided",

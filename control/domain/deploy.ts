@@ -190,7 +190,12 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
   try {
     await phase("plan", async () => {
       const undecided = async (seconds: number) => {
-        const res = await exec.exec(target, undecidedDeploysScript(seconds), { timeoutMs: (seconds + 60) * 1000 })
+        // The look alone keeps the executor's own time-out, which is also how long connecting may take.
+        const res = await exec.exec(
+          target,
+          undecidedDeploysScript(seconds),
+          seconds > 0 ? { timeoutMs: (seconds + 60) * 1000 } : {},
+        )
         if (res.failure) throw new Error(res.failure.message)
         return res.stdout.split("\n").filter(Boolean)
       }
