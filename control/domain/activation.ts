@@ -196,7 +196,7 @@ export function generationsScript(profile = SYSTEM_PROFILE): string {
 export function undecidedDeploysScript(seconds: number): string {
   return [
     `S=${shq(STATE)}`,
-    'undecided() { for d in "$S"/*/; do [ -f "$d/watchdog.pid" ] && [ ! -e "$d/confirmed" ] && [ ! -e "$d/outcome" ] && p=$(cat "$d/watchdog.pid") && kill -0 "$p" 2>/dev/null && grep -qF "${d}watchdog" "/proc/$p/cmdline" 2>/dev/null && basename "$d"; done; true; }',
+    'undecided() { for d in "$S"/*/; do [ -f "$d/watchdog.pid" ] && [ ! -e "$d/confirmed" ] && [ ! -e "$d/outcome" ] && p=$(cat "$d/watchdog.pid") && kill -0 "$p" 2>/dev/null && grep -qF "$d"watchdog "/proc/$p/cmdline" 2>/dev/null && basename "$d"; done; true; }',
     "i=0",
     `while [ -n "$(undecided)" ] && [ $i -lt ${seconds} ]; do sleep 1; i=$((i+1)); done`,
     "undecided",

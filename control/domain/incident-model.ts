@@ -112,6 +112,8 @@ export interface Recovery {
   at: string
   /** Set for a recovery a deployment record reported: it resolves only incidents records opened. */
   reporter?: string
+  /** Set when a person closes one incident by hand: only that one, if it is still open. */
+  incidentId?: string
 }
 
 export const TITLES: Record<Problem, (node: string) => string> = {

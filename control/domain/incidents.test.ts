@@ -407,3 +407,40 @@ describe("incidents from deployments a caller reported", () => {
     expect((await incidents.get(late?.id ?? ""))?.deliveries.length).toBeGreaterThan(0)
   })
 })
+
+describe("resolving by hand", () => {
+  // The person named one incident; between the look-up and the resolution the control plane may have
+  // resolved it and opened a new one for the same node and problem, which nobody has looked at yet.
+  test("resolves the incident named, never a newer one the problem opened meanwhile", async () => {
+    await report("heal.failed")
+    const [named] = await incidents.list({ status: "open", limit: 10 })
+    const store = incidentStore(opened.db)
+    let raced = false
+    const byHand = createIncidents({
+      store: {
+        ...store,
+        get: async (id) => {
+          const found = await store.get(id)
+          if (!raced) {
+            raced = true
+            await report("heal.succeeded")
+            await report("heal.failed")
+          }
+          return found
+        },
+      },
+      clock,
+      policy: incidentPolicy(ChimeraConfig.parse({}).incidents),
+      channels: CHANNELS,
+      currentClosure: async () => null,
+      deployment: async () => null,
+      isNode: async () => true,
+      note: async () => {},
+      wake: () => {},
+    })
+    await expect(byHand.resolveByHand(named!.id, "otto", "rebuilt")).rejects.toThrow("resolved already")
+    const open = await incidents.list({ status: "open", limit: 10 })
+    expect(open.map((i) => i.id === named!.id)).toEqual([false])
+    expect(open[0]!.status).toBe("open")
+  })
+})

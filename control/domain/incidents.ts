@@ -164,13 +164,21 @@ export function createIncidents(deps: IncidentDeps) {
     await announce(change)
   }
 
-  const recover = async (nodeId: string, problems: Problem[], message: string, reporter?: string) => {
+  const recover = async (
+    nodeId: string,
+    problems: Problem[],
+    message: string,
+    reporter?: string,
+    incidentId?: string,
+  ) => {
     if (reporter === undefined) await store.clearWatches(nodeId, problems)
     const at = clock.now().toISOString()
-    for (const change of await store.recover({ nodeId, problems, message, at, reporter }, plan)) {
+    const changes = await store.recover({ nodeId, problems, message, at, reporter, incidentId }, plan)
+    for (const change of changes) {
       log.info("incident resolved", { node: nodeId, problem: change.incident.problem, id: change.incident.id })
       await announce(change)
     }
+    return changes.length
   }
 
   /** The targets a reported deployment may speak for: this control plane's nodes, not any name. */
@@ -313,15 +321,26 @@ export function createIncidents(deps: IncidentDeps) {
      * channels hear so as for any resolution. The problem, if it comes back, opens a new one.
      */
     async resolveByHand(id: string, by: string, note: string | null) {
+      const alreadyResolved = (d: IncidentDetail) =>
+        conflict(
+          `incident ${id} was resolved already, at ${d.incident.resolvedAt}: ${d.timeline.at(-1)?.message ?? ""}`,
+        )
       const found = await store.get(id)
       if (!found) throw notFound(`incident ${JSON.stringify(id)}`)
       const i = found.incident
-      if (i.status === "resolved")
-        throw conflict(
-          `incident ${id} was resolved already, at ${i.resolvedAt}: ${found.timeline.at(-1)?.message ?? ""}`,
-        )
-      await recover(i.nodeId, [i.problem], `resolved by ${by}${note ? `: ${note}` : ""}`)
-      return (await store.get(id)) as IncidentDetail
+      if (i.status === "resolved") throw alreadyResolved(found)
+      // By id, in the store's transaction: the control plane may have resolved it since the look above,
+      // and opened another for the same node and problem that nobody has seen yet.
+      const resolved = await recover(
+        i.nodeId,
+        [i.problem],
+        `resolved by ${by}${note ? `: ${note}` : ""}`,
+        undefined,
+        id,
+      )
+      const now = (await store.get(id)) as IncidentDetail
+      if (resolved === 0) throw alreadyResolved(now)
+      return now
     },
 
     list: store.list,

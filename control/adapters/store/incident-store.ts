@@ -151,7 +151,8 @@ export function incidentStore(db: SQL): IncidentStorePort {
       db.begin(async (tx) => {
         const rows: Row[] = await tx`
           SELECT * FROM incidents WHERE node_id = ${r.nodeId} AND status = 'open' AND problem IN ${tx(r.problems)}
-            ${r.reporter === undefined ? tx`` : tx`AND reported_by IS NOT NULL`}`
+            ${r.reporter === undefined ? tx`` : tx`AND reported_by IS NOT NULL`}
+            ${r.incidentId === undefined ? tx`` : tx`AND id = ${r.incidentId}`}`
         const changes = []
         for (const row of rows) {
           const incident: Incident = {
