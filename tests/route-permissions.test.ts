@@ -1,11 +1,14 @@
 // Every route the app serves (cp.routes, straight from Hono's table) has a
 // rule in control/api/route-permissions.ts, and each rule is enforced: without a token 401 (the public
 // routes aside), with a token that lacks the permission 403, with one that holds it neither.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
 import { ROUTE_RULES, type RouteRule } from "../control/api/route-permissions.ts"
 import { leastRoleFor, type Permission, Role } from "../control/domain/auth/roles.ts"
 import { addUser, call, enrollNode, heartbeatBody, login } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+
+// Every route, twice for each role: about ten seconds, past bun test's own five.
+setDefaultTimeout(60_000)
 
 let cp: TestControlPlane
 let node: string
