@@ -64,6 +64,22 @@ function healingNix(over: Partial<NixSystem> = {}) {
 }
 
 /**
+ * `healingNix` whose first switch fails with `refusal`; when `movesAnyway`, it points the links at the
+ * closure first (NixOS switches, then exits non-zero for a unit that failed to start).
+ */
+function refusingFirstSwitch(refusal: { code: number; output: string }, movesAnyway = false) {
+  const healing = healingNix()
+  const moveCurrent = healing.nix.switchTo
+  let refusals = 1
+  healing.nix.switchTo = async (closure) => {
+    if (refusals-- <= 0) return moveCurrent(closure)
+    if (movesAnyway) await moveCurrent(closure)
+    return refusal
+  }
+  return healing
+}
+
+/**
  * A reconciler on `nix` that wants generation 1 with auto-heal off unless `over` says otherwise;
  * `reports` and `phases` fill as it reports and as its checks end.
  */
@@ -290,11 +306,7 @@ test("under a deploy hold a check publishes the links it read with the drift the
 // doing, told by heal.failed; the retry must not report it again as drift somebody else made.
 test("a heal that failed half-way is retried without reporting its own half as drift", async () => {
   await pointAll(gen2)
-  let refusals = 1
-  const { nix, switched } = healingNix()
-  const moveCurrent = nix.switchTo
-  nix.switchTo = async (closure) =>
-    refusals-- > 0 ? { code: 1, output: "activation script failed" } : moveCurrent(closure)
+  const { nix, switched } = refusingFirstSwitch({ code: 1, output: "activation script failed" })
   const { reconciler, reports } = reconcilerOn(nix, {
     autoHeal: true,
     healBackoff: createBackoff({ initialMs: 1, maxMs: 1, jitter: "none" }),
@@ -323,13 +335,7 @@ test("a heal that failed half-way is retried without reporting its own half as d
 test("a heal that failed but left the node on its closure is reported resolved by the next check", async () => {
   await pointAll(gen2)
   await repoint("booted-system", gen1)
-  let refusals = 1
-  const { nix } = healingNix()
-  const moveCurrent = nix.switchTo
-  nix.switchTo = async (closure) => {
-    const moved = await moveCurrent(closure)
-    return refusals-- > 0 ? { code: 4, output: "warning: the following units failed: app.service" } : moved
-  }
+  const { nix } = refusingFirstSwitch({ code: 4, output: "warning: the following units failed: app.service" }, true)
   const { reconciler, reports } = reconcilerOn(nix, {
     autoHeal: true,
     healBackoff: createBackoff({ initialMs: 1, maxMs: 1, jitter: "none" }),
@@ -348,18 +354,9 @@ test("a heal that failed but left the node on its closure is reported resolved b
 // waits for the next poll (--drift-interval) or link change to be healed at all.
 test("a failed heal is still retried when its backoff outlasts a deploy hold that came meanwhile", async () => {
   await pointAll(gen2)
-  let refusals = 1
-  const { nix, switched } = healingNix()
-  const moveCurrent = nix.switchTo
-  nix.switchTo = async (closure) =>
-    refusals-- > 0 ? { code: 1, output: "activation script failed" } : moveCurrent(closure)
-  const reports: ReportInput[] = []
-  const reconciler = createReconciler({
-    nix,
-    report: (r) => reports.push(r),
-    persistDesired() {},
+  const { nix, switched } = refusingFirstSwitch({ code: 1, output: "activation script failed" })
+  const { reconciler, reports } = reconcilerOn(nix, {
     autoHeal: true,
-    initialDesired: gen1,
     healBackoff: createBackoff({ initialMs: 1500, maxMs: 1500, jitter: "none" }),
   })
   reconciler.start()
