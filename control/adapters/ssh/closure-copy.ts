@@ -42,11 +42,11 @@ export function copyConfig(
   jumps: SshRoute[] = [],
 ): string {
   const env = o.env ?? process.env
-  const identity = o.identity ?? (route.fromConfig ? undefined : join(homeOf(env), ".ssh", "id_ed25519"))
+  const home = homeOf(env)
+  const identity = o.identity ?? (route.fromConfig ? undefined : join(home, ".ssh", "id_ed25519"))
   // The file's `~/…` keys are under $HOME for Chimera and under the password file's home for ssh: where
   // the two differ, ssh is given the keys as Chimera found them, ahead of the file's own (IdentityFile
   // adds up, so ssh offers these first).
-  const home = homeOf(env)
   const ownKeys = !identity && route.fromConfig && home !== (sshHome() ?? home) ? route.identityFiles : []
   const knownHosts = knownHostsPath(o, route)
   // ssh matches a hop's Host blocks against the name ProxyJump gives it, which is the hop's alias.
