@@ -36,7 +36,9 @@ test("an unknown command close to a real one names it", async () => {
   ] as const) {
     const r = await run([process.execPath, MAIN, ...args], { env: { NO_COLOR: "1" } })
     expect({ args, code: r.code }).toEqual({ args, code: 1 })
-    expect(r.stderr).toContain(`Unknown command ${unknown} (did you mean ${near}?)`)
+    // One line, not the whole usage before it (which pushed the suggestion off the screen).
+    const where = ["chimera", ...args.slice(0, (args as readonly string[]).indexOf(unknown))].join(" ")
+    expect(r.stderr.trim()).toBe(`error Unknown command ${unknown} (did you mean ${near}?); see ${where} --help`)
   }
 }, 60_000)
 

@@ -1,5 +1,6 @@
 // Runs the CLI: global flags first, then citty's dispatch, and every failure printed in one place:
-// one line on stderr and exit 1 (`--debug` adds the stack). Usage mistakes also show the usage.
+// one line on stderr and exit 1 (`--debug` adds the stack). citty's usage mistakes (a missing
+// argument) also show the command's usage; an unknown command or flag says where the usage is.
 import { stripVTControlCharacters } from "node:util"
 import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty"
 import { firstWord, nearestName, unknownFlags, unknownFlagsMessage } from "../../protocol/cli-flags.ts"
@@ -36,8 +37,10 @@ async function refuseUnknownFlags(main: CommandDef, argv: string[]): Promise<voi
       // citty looks a name up with `in`, so `chimera toString` would run Object's method and exit 0.
       if (!next) {
         const near = nearestName(Object.keys(subs), name)
-        // Shown as citty's own usage errors are: the usage, then the message.
-        throw new CliError(`Unknown command ${name}${near ? ` (did you mean ${near}?)` : ""}`, "E_USAGE")
+        // One line, as an unknown flag is answered (and as git answers a mistyped command): the whole
+        // usage before it would push the suggestion off a terminal's screen.
+        const did = near ? ` (did you mean ${near}?)` : ""
+        throw new CliError(`Unknown command ${name}${did}; see ${path.join(" ")} --help`)
       }
       own = raw.slice(0, at)
       raw = raw.slice(at + 1)
@@ -125,9 +128,8 @@ export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv:
     await refuseUnknownFlags(main, argv)
     await runCommand(command, { rawArgs: argv })
   } catch (error) {
-    // citty's own usage errors (a missing argument, an unknown command) are named CLIError; ours say E_USAGE.
-    const usage =
-      (error instanceof Error && error.name === "CLIError") || (error instanceof CliError && error.code === "E_USAGE")
+    // citty's own usage errors (a missing argument) are named CLIError.
+    const usage = error instanceof Error && error.name === "CLIError"
     if (usage) process.stderr.write(`${await usageFor(main, argv)}\n`)
     // citty colours the name in its own messages ("Unknown command <cyan>bogus</cyan>") whatever
     // NO_COLOR says; those codes are its, not foreign text, so they are dropped rather than shown escaped.
