@@ -11,7 +11,7 @@ import { API_OUTPUT_BYTES } from "../control/adapters/ssh/command-targets.ts"
 import { createSshExecutor, emptyInventory, resolveTargets } from "../control/adapters/ssh/index.ts"
 import { createAuthStore } from "../control/adapters/store/auth-store.ts"
 import { openDatabase } from "../control/adapters/store/sql-store.ts"
-import { activateScript } from "../control/domain/activation.ts"
+import { activateScript, confirmScript } from "../control/domain/activation.ts"
 import { type DeploymentRecord, type DeployOptions, deploy } from "../control/domain/deploy.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startInProcess } from "./support/control-plane.ts"
@@ -263,6 +263,27 @@ describe("deploy", () => {
     const outcome = await n!.node.exec(["cat", "/run/chimera/deploys/interrupted-1/outcome"])
     expect(outcome.stdout.trim()).toBe("rolled-back")
     expect(await n!.node.links()).toMatchObject({ profile: gen3, current: gen3 })
+  })
+
+  test("a dry run after an interrupted deploy says it is undecided and plans at once, without waiting", async () => {
+    const [n] = nodes(14, 15)
+    const D = "/run/chimera/deploys/pending-1"
+    const armed = activateScript({ deployId: "pending-1", closure: gen3, isSystem: true, confirmTimeoutSeconds: 3600 })
+    expect((await n!.node.exec(["sh", "-c", armed])).code).toBe(0)
+    try {
+      // A wait would last the hour the watchdog counts, far past this test's time-out.
+      const { code, record } = await deployJson(["--targets", n!.target, "--config", configs.gen3!, "--dry-run"])
+      // Not "up-to-date": the watchdog may yet put the previous generation back.
+      expect({ code, status: record.targets[0]?.status }).toEqual({ code: 0, status: "planned" })
+      expect(record.targets[0]?.log).toContainEqual(
+        expect.stringContaining("deploy pending-1 is activated here and not confirmed"),
+      )
+      expect(record.targets[0]?.log).not.toContainEqual(expect.stringContaining("waiting for deploy"))
+      expect(await n!.node.links()).toMatchObject({ profile: gen3, current: gen3 })
+    } finally {
+      await n!.node.exec(["sh", "-c", confirmScript("pending-1", true)])
+      await n!.node.exec(["sh", "-c", `kill $(cat ${D}/watchdog.pid) 2>/dev/null; true`])
+    }
   })
 
   // The watchdog claims its decision, then switches back, then writes its outcome: a deploy that plans

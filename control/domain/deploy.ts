@@ -186,7 +186,9 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
   }
 
   // 1. Plan: what runs there now, and what a copy has to send. An earlier deploy still waiting for its
-  // confirmation is let finish first (undecidedDeploysScript says why).
+  // confirmation is let finish first (undecidedDeploysScript says why); a dry run only says so, since
+  // it changes nothing, and plans from the node as it is.
+  let undecidedEarlier = false
   try {
     await phase("plan", async () => {
       const undecided = async (seconds: number) => {
@@ -200,7 +202,13 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
         return res.stdout.split("\n").filter(Boolean)
       }
       const earlier = await undecided(0)
-      if (earlier.length > 0) {
+      if (earlier.length > 0 && opts.dryRun) {
+        undecidedEarlier = true
+        say(
+          "plan",
+          `deploy ${earlier.join(", ")} is activated here and not confirmed: a deploy would wait until it is confirmed or rolled back, and the node may yet go back to its previous generation`,
+        )
+      } else if (earlier.length > 0) {
         say(
           "plan",
           `waiting for deploy ${earlier.join(", ")}: activated here and not confirmed, until it is confirmed or its watchdog rolls it back`,
@@ -231,7 +239,8 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
     ? r.before?.profile === build.outPath && r.before?.current === build.outPath
     : (await exec.exec(target, `readlink -f ${shq(CHIMERA_PROFILE)}`)).stdout.trim() === build.outPath
   say("plan", upToDate ? "up to date" : `${r.copy?.missingPaths ?? 0} path(s) to copy, ${r.copy?.narBytes ?? 0} bytes`)
-  if (upToDate && !opts.force) {
+  // A dry run does not call a node up to date on a closure an undecided deploy may yet take back.
+  if (upToDate && !opts.force && !undecidedEarlier) {
     if (!opts.dryRun) await publish(deps, target.name, build.outPath, say)
     r.status = "up-to-date"
     r.ms = Math.round(performance.now() - t0)
