@@ -10,7 +10,7 @@ import { isLoopbackHost } from "../../protocol/loopback.ts"
 import { dataDir } from "../config.ts"
 import { CliError } from "./errors.ts"
 import { listenersFor, tcpListeners } from "./loopback-listener.ts"
-import { readTokenFile, tokenFilePath } from "./token-file.ts"
+import { readTokenFile, tokenFileElsewhere, tokenFilePath } from "./token-file.ts"
 import { checkTransport, parseControlUrl } from "./transport.ts"
 
 type Env = Record<string, string | undefined>
@@ -42,15 +42,22 @@ export function controlCredential(env: Env = process.env): Credential {
   if (stored)
     return { token: stored.token, source: "login-session", path: tokenFilePath(env), expiresAt: stored.expiresAt }
   const path = join(dataDir(env), "admin.token")
+  // A login kept for another control plane (another replica's URL, a port changed) is never sent here.
+  const elsewhere = tokenFileElsewhere(url, env)
+  const session = elsewhere
+    ? `; the login session in ${tokenFilePath(env)} is for ${elsewhere}, and a session token goes only to the URL it was made at: \`chimera login\` at ${url}, or set CHIMERA_URL=${elsewhere}`
+    : ""
   if (!isLoopbackHost(parseControlUrl(url).hostname))
     throw new CliError(
-      `no token for ${url}: run \`chimera login\` or set CHIMERA_TOKEN (the admin token in ${path} is used on its own only for a control plane at a loopback address)`,
+      `no token for ${url}: run \`chimera login\` or set CHIMERA_TOKEN (the admin token in ${path} is used on its own only for a control plane at a loopback address)${session}`,
       "E_NO_TOKEN",
     )
   const admin = _adminTokenFile(path)
   if (!admin)
     throw new CliError(
-      `no token: run \`chimera login\`, set CHIMERA_TOKEN, or run where the control plane keeps ${path} (looked in ${tokenFilePath(env)} too; replicas on PostgreSQL share the admin token in the data dir of the first one started)`,
+      elsewhere
+        ? `no token for ${url}${session}; or set CHIMERA_TOKEN`
+        : `no token: run \`chimera login\`, set CHIMERA_TOKEN, or run where the control plane keeps ${path} (looked in ${tokenFilePath(env)} too; replicas on PostgreSQL share the admin token in the data dir of the first one started)`,
       "E_NO_TOKEN",
     )
   _refuseForeignListener(url, admin.owner, path)

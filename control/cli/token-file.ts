@@ -47,9 +47,20 @@ export function writeTokenFile(stored: StoredToken, env: Env = process.env): str
 
 /** The stored token for `url`, or null when there is none, it is for another URL, or unreadable. */
 export function readTokenFile(url: string, env: Env = process.env): StoredToken | null {
+  const stored = _stored(env)
+  return stored?.url === url ? stored : null
+}
+
+/** The control plane the stored token is for, when it is not `url` (what to tell someone it was not sent). */
+export function tokenFileElsewhere(url: string, env: Env = process.env): string | null {
+  const stored = _stored(env)
+  return stored && stored.url !== url ? stored.url : null
+}
+
+function _stored(env: Env): StoredToken | null {
   try {
     const parsed = StoredToken.safeParse(JSON.parse(readFileSync(tokenFilePath(env), "utf8")))
-    return parsed.success && parsed.data.url === url ? parsed.data : null
+    return parsed.success ? parsed.data : null
   } catch {
     return null
   }
