@@ -377,3 +377,29 @@ test("a failed heal is still retried when its backoff outlasts a deploy hold tha
     await rm(join(dir, "chimera"), { recursive: true, force: true })
   }
 })
+
+// With --no-auto-heal the control plane may move the desired closure of a node that already drifts.
+// The drift report names the closure it drifts from: an operator (and the missing-closure incident,
+// which says which closure to copy) must learn of the new one, even when the kinds are the same.
+test("with auto-heal off, drift from a new desired closure is reported though its kinds are the old drift's", async () => {
+  await pointAll(gen3)
+  const { reconciler, reports, phases } = reconcilerOn(nixOf())
+  reconciler.start()
+  try {
+    while (phases.length === 0) await Bun.sleep(5)
+    reconciler.setDesired(gen2, "heartbeat", performance.now())
+    while (phases.length < 2) await Bun.sleep(5)
+    const told = reports.map((r) =>
+      r.type === "drift.detected" ? [r.type, r.data.desired, ...r.data.kinds] : [r.type],
+    )
+    expect({ told, phase: reconciler.phase }).toEqual({
+      told: [
+        ["drift.detected", gen1, "profile-drift", "runtime-drift"],
+        ["drift.detected", gen2, "profile-drift", "runtime-drift"],
+      ],
+      phase: "drifted",
+    })
+  } finally {
+    reconciler.stop()
+  }
+})

@@ -68,7 +68,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   let desired = deps.initialDesired ?? null
   let phase: AgentPhase = desired ? "drifted" : "no-desired"
   let links: SystemLinks = { profile: null, current: null, booted: null }
-  let lastDrift: DriftState | null = null
+  // Drift is told against a closure: drift from a new desired closure is news even in the same kinds.
+  let lastDrift: (DriftState & { desired: StorePath }) | null = null
   let lastRebootKey: string | null = null
   let attempt = 0
   let retryAt = 0
@@ -136,7 +137,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         log.info("drift resolved without a heal", { desired: target })
         deps.report({ type: "drift.resolved", data: { desired: target, system: seen } })
       }
-      lastDrift = state
+      lastDrift = { ...state, desired: target }
       publish("congruent")
       attempt = 0
       retryAt = 0
@@ -159,11 +160,12 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       return
     }
     const willHeal = deps.autoHeal || forceHeal
-    if (driftChanged(lastDrift, state) && !(freshDesired && willHeal)) {
+    const news = lastDrift?.desired !== target || driftChanged(lastDrift, state)
+    if (news && !(freshDesired && willHeal)) {
       log.warn("drift detected", { kinds: state.kinds, desired: target, ...seen })
       deps.report({ type: "drift.detected", data: { kinds: state.kinds, desired: target, system: seen } })
     }
-    lastDrift = state
+    lastDrift = { ...state, desired: target }
     freshDesired = false
     if (!willHeal) {
       publish(driftPhase(state))
@@ -195,7 +197,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         data: { desired: target, attempt: thisAttempt, durationMs: outcome.durationMs },
       })
       if (stillDesired) {
-        lastDrift = classifyDrift(target, outcome.links, true)
+        lastDrift = { ...classifyDrift(target, outcome.links, true), desired: target }
         publish("congruent", outcome.links)
         attempt = 0
         backoff.reset()
@@ -210,7 +212,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       // retry's check must not report it again as drift. A failed switch that still left the node on
       // its closure keeps the drift before it, so the next check reports it resolved.
       const left = classifyDrift(target, outcome.links, !outcome.missingClosure)
-      if (!left.congruent) lastDrift = left
+      if (!left.congruent) lastDrift = { ...left, desired: target }
       publish(outcome.missingClosure ? "missing-closure" : "heal-failed", outcome.links)
     }
     deps.report({
