@@ -403,3 +403,68 @@ test("with auto-heal off, drift from a new desired closure is reported though it
     reconciler.stop()
   }
 })
+
+// A desired closure set while a heal runs is judged by the next check, which follows at once. Until it
+// has read the links, what a heartbeat or a scrape sees must be what the superseded heal left: not
+// `healing` (nothing heals) beside the links from before the heal (the switch has moved them).
+test("after a heal the desired closure changed under, no heal is shown running and its links are shown", async () => {
+  await pointAll(gen1)
+  let finish = () => {}
+  const finished = new Promise<void>((resolve) => (finish = resolve))
+  let reached = () => {}
+  const atSwitch = new Promise<void>((resolve) => (reached = resolve))
+  let release = () => {}
+  const released = new Promise<void>((resolve) => (release = resolve))
+  let atNextCheck = () => {}
+  const nextCheck = new Promise<void>((resolve) => (atNextCheck = resolve))
+  const { nix } = healingNix()
+  const moveCurrent = nix.switchTo
+  const readLinks = nix.readLinks
+  let healEnded = false
+  nix.switchTo = async (closure) => {
+    reached()
+    await finished
+    return moveCurrent(closure)
+  }
+  nix.readLinks = async () => {
+    if (healEnded) {
+      atNextCheck()
+      await released
+    }
+    return readLinks()
+  }
+  const { reconciler, reports, phases } = reconcilerOn(nix, {
+    report: (r) => {
+      reports.push(r)
+      if (r.type === "heal.succeeded") healEnded = true
+    },
+  })
+  reconciler.start()
+  try {
+    while (phases.length === 0) await Bun.sleep(5)
+    const activated = reconciler.activate(gen2)
+    await atSwitch
+    reconciler.setDesired(gen3, "heartbeat", performance.now())
+    finish()
+    await nextCheck
+    expect({ phase: reconciler.phase, links: reconciler.links, left: phases.at(-1) }).toEqual({
+      phase: "drifted",
+      links: { profile: gen2, current: gen2, booted: gen1 },
+      left: "drifted",
+    })
+    release()
+    expect(await activated).toEqual({ success: false, output: `superseded by ${gen3}` })
+    while (phases.length < 3) await Bun.sleep(5)
+    const told = reports.map((r) => [r.type, "desired" in r.data ? r.data.desired : null])
+    expect({ told, phase: reconciler.phase }).toEqual({
+      told: [
+        ["heal.started", gen2],
+        ["heal.succeeded", gen2],
+        ["drift.detected", gen3],
+      ],
+      phase: "drifted",
+    })
+  } finally {
+    reconciler.stop()
+  }
+})

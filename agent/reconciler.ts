@@ -191,6 +191,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     // this outcome is then only reported, as its own closure's, and the next check (already asked for)
     // judges the new closure, unheld by a failure that was not its own.
     const stillDesired = desired === target
+    // Until that check reads the links, a heartbeat or a scrape sees what this heal left: nothing heals
+    // now, and the links it moved. Whether the new closure is in the store is that check's to say.
+    if (!stillDesired && desired !== null)
+      publish(driftPhase(classifyDrift(desired, outcome.links, true)), outcome.links)
     if (outcome.success) {
       deps.report({
         type: "heal.succeeded",
