@@ -468,3 +468,48 @@ test("after a heal the desired closure changed under, no heal is shown running a
     reconciler.stop()
   }
 })
+
+// The control plane sets a node's desired closure and queues an `activate` of it together: the
+// heartbeat's answer may start the heal first, and the activation arriving during it is answered by
+// that heal (it asked for that closure, and that heal is to it). Its force, past a deploy hold, is
+// spent with that answer: the failed heal's retry is auto-heal's own and waits for a hold like any.
+test("an activate answered by a heal already running spends its force with it, so the retry waits for a hold", async () => {
+  await pointAll(gen2)
+  let fail = () => {}
+  const failed = new Promise<void>((resolve) => (fail = resolve))
+  let reached = () => {}
+  const atSwitch = new Promise<void>((resolve) => (reached = resolve))
+  const { nix, switched } = healingNix()
+  const moveCurrent = nix.switchTo
+  let refusals = 1
+  nix.switchTo = async (closure) => {
+    if (refusals-- <= 0) return moveCurrent(closure)
+    reached()
+    await failed
+    // A push deploy took the node meanwhile: it holds the switch lock and the node until it confirms.
+    await mkdir(join(dir, "chimera"), { recursive: true })
+    await writeFile(join(dir, "chimera/deploy-hold"), `${Math.floor(Date.now() / 1000) + 60} deploy-1\n`)
+    return { code: 1, output: "another switch is in progress" }
+  }
+  const { reconciler, reports } = reconcilerOn(nix, {
+    autoHeal: true,
+    healBackoff: createBackoff({ initialMs: 200, maxMs: 200, jitter: "none" }),
+  })
+  reconciler.start()
+  try {
+    await atSwitch
+    const activated = reconciler.activate(gen1)
+    fail()
+    expect(await activated).toMatchObject({ success: false })
+    // Past the retry's time: it found the hold and left the node to the deploy.
+    await Bun.sleep(700)
+    expect({ types: reports.map((r) => r.type), switched, phase: reconciler.phase }).toEqual({
+      types: ["drift.detected", "heal.started", "heal.failed"],
+      switched: [],
+      phase: "drifted",
+    })
+  } finally {
+    reconciler.stop()
+    await rm(join(dir, "chimera"), { recursive: true, force: true })
+  }
+})

@@ -195,6 +195,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     // now, and the links it moved. Whether the new closure is in the store is that check's to say.
     if (!stillDesired && desired !== null)
       publish(driftPhase(classifyDrift(desired, outcome.links, true)), outcome.links)
+    // An `activate` of this closure that came during the heal is answered by it below, and its force
+    // (past a hold, past --no-auto-heal) is spent with it: a retry is auto-heal's own.
+    if (stillDesired) forceHeal = false
     if (outcome.success) {
       deps.report({
         type: "heal.succeeded",
