@@ -208,6 +208,20 @@ describe("agent in a test node", () => {
     expect(new Set(types(r).slice(0, -1))).toEqual(new Set(["drift.detected"]))
   })
 
+  // The control plane watches a told drift until the agent says it ended: an agent restarted meanwhile
+  // (by hand, or by the switch of its own heal, which restarts chimera-agent.service) must still say so.
+  test("a drift told before a restart and gone after it is reported resolved by the restarted agent", async () => {
+    await using node = await createTestNode({ name: "resolved", boot: gen1 })
+    const first = await startAgent(node, ["--desired", gen1, "--no-auto-heal"])
+    await node.switchTo(gen2)
+    await first.waitFor((x) => types(x).includes("drift.detected"))
+    expect(await first.stop()).toBe(0)
+    await node.switchTo(gen1)
+    await using second = await startAgent(node, ["--no-auto-heal"])
+    const r = await second.waitFor((x) => types(x).includes("drift.resolved"))
+    expect(new Set(types(r).slice(0, -1))).toEqual(new Set(["drift.detected"]))
+  })
+
   test("the desired closure survives a restart, and SIGTERM exits 0", async () => {
     await using node = await createTestNode({ name: "restart", boot: gen1 })
     const first = await startAgent(node, ["--desired", gen1])

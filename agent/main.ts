@@ -86,8 +86,10 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     nix,
     autoHeal: options.autoHeal,
     initialDesired: options.desired ?? stored?.closure ?? null,
+    initialDrift: stateDir.readDrift(),
     report,
     persistDesired: (closure, source) => stateDir.writeDesired({ closure, setAt: new Date().toISOString(), source }),
+    persistDrift: (drift) => stateDir.writeDrift(drift),
     // A heartbeat goes out early when the phase or the links change: a deploy or rollback that holds
     // a drifted agent leaves the phase as it was, and the control plane should still learn at once what runs.
     onPhase: (phase) => {

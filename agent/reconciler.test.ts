@@ -9,7 +9,7 @@ import type { StorePath } from "../protocol/ids.ts"
 import { buildTestSystem } from "../tests/support/nix-fixtures.ts"
 import { createBackoff } from "./backoff.ts"
 import { createNixSystem, type NixSystem } from "./nix-system.ts"
-import { createReconciler, type ReconcilerDeps } from "./reconciler.ts"
+import { createReconciler, type ReconcilerDeps, type ToldDrift } from "./reconciler.ts"
 import type { ReportInput } from "./spool.ts"
 
 setDefaultTimeout(60_000)
@@ -511,5 +511,41 @@ test("an activate answered by a heal already running spends its force with it, s
   } finally {
     reconciler.stop()
     await rm(join(dir, "chimera"), { recursive: true, force: true })
+  }
+})
+
+// A heal's switch may restart chimera-agent.service: the agent stops mid-heal, the heal ends after its
+// spool closed, and what it reports then is lost. The agent started next must still tell the drift it
+// finds gone (the control plane watches a told drift until then), so that heal's end is not taken as told.
+test("a heal ending after the agent stopped leaves its drift for the restarted agent to report resolved", async () => {
+  await pointAll(gen2)
+  await repoint("booted-system", gen1)
+  let finish = () => {}
+  const finished = new Promise<void>((resolve) => (finish = resolve))
+  let reached = () => {}
+  const atSwitch = new Promise<void>((resolve) => (reached = resolve))
+  const { nix } = healingNix()
+  const moveCurrent = nix.switchTo
+  nix.switchTo = async (closure) => {
+    reached()
+    await finished
+    return moveCurrent(closure)
+  }
+  const persisted: ToldDrift[] = []
+  const before = reconcilerOn(nix, { autoHeal: true, persistDrift: (d) => persisted.push(d) })
+  before.reconciler.start()
+  await atSwitch
+  before.reconciler.stop()
+  finish()
+  while (!before.reports.some((r) => r.type === "heal.succeeded")) await Bun.sleep(5)
+  expect(persisted).toEqual([{ desired: gen1, kinds: ["profile-drift", "runtime-drift"] }])
+
+  const after = reconcilerOn(nixOf(), { autoHeal: true, initialDrift: persisted.at(-1) })
+  after.reconciler.start()
+  try {
+    while (after.phases.length === 0) await Bun.sleep(5)
+    expect(after.reports.map((r) => r.type)).toEqual(["drift.resolved"])
+  } finally {
+    after.reconciler.stop()
   }
 })

@@ -5,7 +5,7 @@
 // A failed heal is retried with backoff (2 s doubling to 5 min, equal jitter), reset when the desired
 // closure changes; with --no-auto-heal drift is only reported, but an explicit `activate` command from
 // the control plane is still carried out once, since an operator asked for it.
-import type { AgentPhase, SystemLinks } from "../protocol/agent.ts"
+import type { AgentPhase, DriftKind, SystemLinks } from "../protocol/agent.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { createLogger } from "../protocol/log.ts"
 import { type Backoff, createBackoff } from "./backoff.ts"
@@ -27,6 +27,13 @@ export interface ReconcilerDeps {
   report(report: ReportInput): void
   /** Makes a new desired closure durable before it is acted on. */
   persistDesired(closure: StorePath, source: string): void
+  /**
+   * Makes the drift last told durable when it changes (kinds empty: congruent), so that an agent
+   * restarted meanwhile (the switch of its own heal restarts it) still reports it resolved.
+   */
+  persistDrift?(drift: ToldDrift): void
+  /** The drift told before a restart, as persisted. */
+  initialDrift?: ToldDrift | null
   autoHeal: boolean
   initialDesired?: StorePath | null
   healBackoff?: Backoff
@@ -58,6 +65,11 @@ export interface Reconciler {
   stop(): void
 }
 
+export interface ToldDrift {
+  desired: StorePath
+  kinds: DriftKind[]
+}
+
 interface Waiter {
   closure: StorePath
   resolve(result: ActivationResult): void
@@ -69,7 +81,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   let phase: AgentPhase = desired ? "drifted" : "no-desired"
   let links: SystemLinks = { profile: null, current: null, booted: null }
   // Drift is told against a closure: drift from a new desired closure is news even in the same kinds.
-  let lastDrift: (DriftState & { desired: StorePath }) | null = null
+  let lastDrift: (DriftState & { desired: StorePath }) | null = deps.initialDrift
+    ? { ...deps.initialDrift, congruent: deps.initialDrift.kinds.length === 0, rebootRequired: false }
+    : null
   let lastRebootKey: string | null = null
   let attempt = 0
   let retryAt = 0
@@ -83,6 +97,16 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   let stopped = true
   let wake: (() => void) | null = null
   const first = Promise.withResolvers<void>()
+
+  /**
+   * The drift the reports now stand for, against `target`. A heal ending after stop() may report
+   * where nothing is written any more (the spool closes): what it tells is not taken as told.
+   */
+  const remember = (state: DriftState, target: StorePath) => {
+    const changed = lastDrift?.desired !== target || driftChanged(lastDrift, state)
+    lastDrift = { ...state, desired: target }
+    if (changed && !stopped) deps.persistDrift?.({ desired: target, kinds: state.kinds })
+  }
 
   const settle = (filter: (w: Waiter) => boolean, result: ActivationResult) => {
     const [done, rest] = [waiters.filter(filter), waiters.filter((w) => !filter(w))]
@@ -137,7 +161,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         log.info("drift resolved without a heal", { desired: target })
         deps.report({ type: "drift.resolved", data: { desired: target, system: seen } })
       }
-      lastDrift = { ...state, desired: target }
+      remember(state, target)
       publish("congruent")
       attempt = 0
       retryAt = 0
@@ -165,7 +189,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       log.warn("drift detected", { kinds: state.kinds, desired: target, ...seen })
       deps.report({ type: "drift.detected", data: { kinds: state.kinds, desired: target, system: seen } })
     }
-    lastDrift = { ...state, desired: target }
+    remember(state, target)
     freshDesired = false
     if (!willHeal) {
       publish(driftPhase(state))
@@ -204,7 +228,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         data: { desired: target, attempt: thisAttempt, durationMs: outcome.durationMs },
       })
       if (stillDesired) {
-        lastDrift = { ...classifyDrift(target, outcome.links, true), desired: target }
+        remember(classifyDrift(target, outcome.links, true), target)
         publish("congruent", outcome.links)
         attempt = 0
         backoff.reset()
@@ -219,7 +243,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       // retry's check must not report it again as drift. A failed switch that still left the node on
       // its closure keeps the drift before it, so the next check reports it resolved.
       const left = classifyDrift(target, outcome.links, !outcome.missingClosure)
-      if (!left.congruent) lastDrift = { ...left, desired: target }
+      if (!left.congruent) remember(left, target)
       publish(outcome.missingClosure ? "missing-closure" : "heal-failed", outcome.links)
     }
     deps.report({

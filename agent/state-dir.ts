@@ -1,10 +1,12 @@
 // The agent's state directory (default /var/lib/chimera-agent, mode 0700): the per-node credential
 // (credential.json, 0600; while enrolment is under way, enrolling.json), the desired closure last learned
-// (desired.json, so it is enforced across restarts and while the control plane is down) and the report
-// spool (spool.jsonl). Files are parsed at this edge and written durably.
+// (desired.json, so it is enforced across restarts and while the control plane is down), the drift it
+// last told (drift.json, so a restarted agent still reports it resolved) and the report spool
+// (spool.jsonl). Files are parsed at this edge and written durably.
 import { chmodSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { z } from "zod"
+import { DriftKind } from "../protocol/agent.ts"
 import { NodeId, StorePath } from "../protocol/ids.ts"
 import { writeFileDurably } from "./durable-file.ts"
 
@@ -20,6 +22,10 @@ export type PendingEnrolment = z.infer<typeof PendingEnrolment>
 export const StoredDesired = z.object({ closure: StorePath, setAt: z.iso.datetime(), source: z.string() }).strict()
 export type StoredDesired = z.infer<typeof StoredDesired>
 
+/** The drift the agent last told (or a heal accounted for), against its desired closure; none: congruent. */
+export const StoredDrift = z.object({ desired: StorePath, kinds: z.array(DriftKind) }).strict()
+export type StoredDrift = z.infer<typeof StoredDrift>
+
 export interface StateDir {
   readonly path: string
   readonly spoolPath: string
@@ -30,6 +36,8 @@ export interface StateDir {
   clearPendingEnrolment(): void
   readDesired(): StoredDesired | null
   writeDesired(desired: StoredDesired): void
+  readDrift(): StoredDrift | null
+  writeDrift(drift: StoredDrift): void
 }
 
 export class StateFileError extends Error {
@@ -69,6 +77,8 @@ export function openStateDir(path: string): StateDir {
     clearPendingEnrolment: () => rmSync(file("enrolling.json"), { force: true }),
     readDesired: () => _read(file("desired.json"), StoredDesired),
     writeDesired: (d) => writeFileDurably(file("desired.json"), `${JSON.stringify(d, null, 2)}\n`, 0o600),
+    readDrift: () => _read(file("drift.json"), StoredDrift),
+    writeDrift: (d) => writeFileDurably(file("drift.json"), `${JSON.stringify(d)}\n`, 0o600),
   }
 }
 
