@@ -222,6 +222,16 @@ describe("agent in a test node", () => {
     expect(new Set(types(r).slice(0, -1))).toEqual(new Set(["drift.detected"]))
   })
 
+  test("a drift.json it cannot read is set aside: the agent starts and reports drift as it finds it", async () => {
+    await using node = await createTestNode({ name: "told-bad", boot: gen1 })
+    const first = await startAgent(node, ["--desired", gen1, "--no-auto-heal"])
+    expect(await first.stop()).toBe(0)
+    await Bun.write(join(first.stateDir, "drift.json"), "{ not json")
+    await node.switchTo(gen2)
+    await using second = await startAgent(node, ["--no-auto-heal"])
+    await second.waitFor((x) => types(x).includes("drift.detected"))
+  })
+
   test("the desired closure survives a restart, and SIGTERM exits 0", async () => {
     await using node = await createTestNode({ name: "restart", boot: gen1 })
     const first = await startAgent(node, ["--desired", gen1])

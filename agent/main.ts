@@ -82,14 +82,30 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     bootIdFile: options.bootIdFile,
     report,
   }).catch((error) => log.error("boot check for an unconfirmed deploy failed", { error }))
+  // drift.json is the agent's own note, not the operator's: one it cannot read is set aside, not fatal.
+  const toldDrift = () => {
+    try {
+      return stateDir.readDrift()
+    } catch (error) {
+      log.warn("the drift told before the restart is unreadable; starting without it", { error })
+      return null
+    }
+  }
   const reconciler = createReconciler({
     nix,
     autoHeal: options.autoHeal,
     initialDesired: options.desired ?? stored?.closure ?? null,
-    initialDrift: stateDir.readDrift(),
+    initialDrift: toldDrift(),
     report,
     persistDesired: (closure, source) => stateDir.writeDesired({ closure, setAt: new Date().toISOString(), source }),
-    persistDrift: (drift) => stateDir.writeDrift(drift),
+    // Only a restart's report of a drift gone rests on it: a disk that refuses the write stops no heal.
+    persistDrift: (drift) => {
+      try {
+        stateDir.writeDrift(drift)
+      } catch (error) {
+        log.error("the drift told was not kept; after a restart it may not be reported resolved", { error })
+      }
+    },
     // A heartbeat goes out early when the phase or the links change: a deploy or rollback that holds
     // a drifted agent leaves the phase as it was, and the control plane should still learn at once what runs.
     onPhase: (phase) => {
