@@ -114,6 +114,20 @@ describe("PostgreSQL", () => {
     expect(incidents.map((i) => i.message)).toEqual(["heal attempt 1 failed: bad\uFFFDbyte"])
   })
 
+  test("a NUL in a request's path costs it neither its audit row nor its answer: stored as U+FFFD", async () => {
+    await using cp = await startInProcess({ databaseUrl: await pg.database("nul_audit") })
+    // Refused before any action: the knock is in the audit log, and so is the action the path refuses.
+    expect((await call(cp, null, "POST", "/api/nodes/b%00/revoke")).status).toBe(401)
+    expect((await call(cp, cp.adminToken, "POST", "/api/nodes/a%00/revoke")).status).toBe(422)
+    const { entries } = (await (await cp.api("/api/audit?action=POST%20/api/nodes/:id/revoke")).json()) as {
+      entries: { actor: string; path: string; status: number }[]
+    }
+    expect(entries.map((e) => [e.actor, e.path, e.status])).toEqual([
+      ["anonymous", "/api/nodes/b\uFFFD/revoke", 401],
+      ["bootstrap admin", "/api/nodes/a\uFFFD/revoke", 422],
+    ])
+  })
+
   test("deployment records and the append-only audit log", async () => {
     const url = await pg.database("records")
     await using cp = await startInProcess({ databaseUrl: url })

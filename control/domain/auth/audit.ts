@@ -68,13 +68,21 @@ export interface AuditTicket {
 
 type Entry = Omit<NewAuditRecord, "at"> & { at?: string }
 
+/**
+ * PostgreSQL's TEXT refuses NUL. A request's path is stored as Hono decodes it, so `/api/nodes/a%00`
+ * (or a command holding one) made its row fail: an admitted action a 503, and a refused one no row,
+ * nor a summary for the rest of its window. Stored with U+FFFD instead.
+ */
+const storable = (s: string) => (s.includes("\0") ? s.replaceAll("\0", "\uFFFD") : s)
+
 export function createAudit({ store, clock }: { store: AuthStorePort; clock: Clock }) {
   const prepare = (entry: Entry): NewAuditRecord => ({
     ...entry,
     at: entry.at ?? clock.now().toISOString(),
-    path: entry.path.slice(0, 500),
-    action: entry.action.slice(0, 200),
-    command: entry.command === null ? null : (redact(entry.command) as string).slice(0, 4096),
+    actor: storable(entry.actor),
+    path: storable(entry.path.slice(0, 500)),
+    action: storable(entry.action.slice(0, 200)),
+    command: entry.command === null ? null : storable((redact(entry.command) as string).slice(0, 4096)),
     detail: boundedDetail(entry.detail),
   })
   const append = async (entry: Entry) => {
