@@ -6,7 +6,7 @@ import { openCliStore } from "../control/cli/cli-store.ts"
 import type { DeploymentRecord } from "../control/domain/deploy.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startAgent } from "./support/agent-process.ts"
-import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
+import { addUser, call, enrollNode, healFailedReport, heartbeatBody, login } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
@@ -126,6 +126,33 @@ describe("PostgreSQL", () => {
       ["anonymous", "/api/nodes/b\uFFFD/revoke", 401],
       ["bootstrap admin", "/api/nodes/a\uFFFD/revoke", 422],
     ])
+  })
+
+  test("a NUL in a query, path or body value is a 422 naming it, never the store's 500", async () => {
+    await using cp = await startInProcess({ databaseUrl: await pg.database("nul_request") })
+    await addUser(cp, "nul-viewer", "viewer")
+    const viewer = await login(cp, "nul-viewer")
+    const credential = await enrollNode(cp, "nul-2")
+    const report = await call(cp, credential, "POST", "/api/agent/nul-2/reports", { reports: [healFailedReport(1)] })
+    expect(report.status).toBe(200)
+    const [incident] = await waitFor(
+      "the heal's incident",
+      async () =>
+        ((await (await cp.api("/api/incidents?node=nul-2")).json()) as { incidents: { id: string }[] }).incidents,
+      (list) => list.length > 0,
+    )
+    const asked: [string, string, string, unknown?][] = [
+      [viewer, "GET", "/api/incidents?node=a%00"],
+      [cp.adminToken, "GET", "/api/audit?actor=a%00"],
+      [viewer, "POST", "/api/auth/revoke", { jti: "a\u0000" }],
+      [cp.adminToken, "POST", `/api/incidents/${incident?.id}/resolve`, { note: "a\u0000b" }],
+      [cp.adminToken, "DELETE", "/api/tokens/a%00"],
+    ]
+    for (const [token, method, path, body] of asked) {
+      const res = await call(cp, token, method, path, body)
+      const answer = (await res.json()) as { error: string }
+      expect({ path, status: res.status, nul: answer.error.includes("NUL") }).toEqual({ path, status: 422, nul: true })
+    }
   })
 
   test("deployment records and the append-only audit log", async () => {

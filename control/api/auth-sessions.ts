@@ -11,9 +11,17 @@ import { type ApiEnv, userOf } from "./auth.ts"
 import { jsonBody } from "./validate.ts"
 
 const VerifyRequest = z.object({ token: z.string().min(1).max(4096) }).strict()
-const RevokeRequest = z.object({ jti: z.string().min(1).max(64).optional() }).strict()
+const RevokeRequest = z
+  .object({
+    jti: z
+      .string()
+      .min(1)
+      .max(64)
+      .refine((j) => !j.includes("\0"), { error: "a session id cannot hold a NUL byte" })
+      .optional(),
+  })
+  .strict()
 const PasswordChange = z.object({ currentPassword: z.string().max(1024), newPassword: Password }).strict()
-const Empty = z.object({}).strict()
 
 export const authSessionRoutes = (sessions: Sessions, accounts: Accounts) =>
   new Hono<ApiEnv>()
@@ -28,9 +36,9 @@ export const authSessionRoutes = (sessions: Sessions, accounts: Accounts) =>
     .post("/api/auth/verify", jsonBody(VerifyRequest), async (c) =>
       c.json(await sessions.verify(c.req.valid("json").token)),
     )
-    .post("/api/auth/revoke", jsonBody(RevokeRequest.or(Empty)), async (c) => {
-      const body = c.req.valid("json") as { jti?: string }
-      return c.json(await sessions.revoke(userOf(c.get("principal")), body.jti))
+    .post("/api/auth/revoke", jsonBody(RevokeRequest), async (c) => {
+      const { jti } = c.req.valid("json")
+      return c.json(await sessions.revoke(userOf(c.get("principal")), jti))
     })
     .get("/api/auth/sessions", async (c) => c.json(await sessions.list(userOf(c.get("principal")))))
     .post("/api/auth/password", jsonBody(PasswordChange), async (c) => {

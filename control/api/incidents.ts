@@ -18,7 +18,13 @@ export const IncidentsQuery = z
 const IncidentParams = z.object({ id: z.uuid({ error: "expected an incident id (a UUID)" }) })
 export const ResolveIncidentBody = z
   .object({
-    note: z.string().trim().min(1, "a note says why in words; leave it out for none").max(1000).optional(),
+    note: z
+      .string()
+      .trim()
+      .min(1, "a note says why in words; leave it out for none")
+      .max(1000)
+      .refine((n) => !n.includes("\0"), { error: "a note cannot hold a NUL byte" })
+      .optional(),
   })
   .strict()
 

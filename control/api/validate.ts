@@ -54,6 +54,26 @@ export const jsonBody = <S extends z.ZodType>(schema: S) => {
   return checked
 }
 
-export const query = <S extends z.ZodType>(schema: S) => validator("query", (value) => parseAt("query", schema, value))
+/**
+ * A query or path value holding a NUL (`?node=a%00`) is refused whatever the schema: PostgreSQL's TEXT
+ * refuses NUL, so the store's look-up failed as a 500 where SQLite found nothing.
+ */
+function refuseNul(where: string, value: Record<string, unknown>): void {
+  for (const [key, v] of Object.entries(value)) {
+    if (![v].flat().some((s) => typeof s === "string" && s.includes("\0"))) continue
+    const message = "a NUL byte is not allowed"
+    throw new ChimeraError("VALIDATION_FAILED", `${where}.${key}: ${message}`, { issues: [{ path: key, message }] })
+  }
+}
 
-export const params = <S extends z.ZodType>(schema: S) => validator("param", (value) => parseAt("path", schema, value))
+export const query = <S extends z.ZodType>(schema: S) =>
+  validator("query", (value) => {
+    refuseNul("query", value)
+    return parseAt("query", schema, value)
+  })
+
+export const params = <S extends z.ZodType>(schema: S) =>
+  validator("param", (value) => {
+    refuseNul("path", value)
+    return parseAt("path", schema, value)
+  })
