@@ -144,4 +144,23 @@ describe("POST /api/incidents/:id/resolve", () => {
     }
     expect(open.incidents.map((i) => i.nodeId)).toEqual(["api-1"])
   })
+
+  test("the audit log files a resolve, and refusals of it, under the incident's node, never under its id", async () => {
+    const { incidents } = (await (await call(cp, viewer, "GET", "/api/incidents?node=api-1")).json()) as {
+      incidents: { id: string }[]
+    }
+    const path = `/api/incidents/${incidents[0]?.id}/resolve`
+    // A node's credential at the door (the first such refusal: its own row).
+    expect((await call(cp, agent.credential, "POST", path, {})).status).toBe(403)
+    expect((await call(cp, cp.adminToken, "POST", path, { note: "audited" })).status).toBe(200)
+    const { entries } = (await (
+      await cp.api(`/api/audit?action=${encodeURIComponent("POST /api/incidents/:id/resolve")}`)
+    ).json()) as {
+      entries: { path: string; nodeId: string | null; status: number }[]
+    }
+    expect(entries.filter((e) => e.path === path).map((e) => [e.status, e.nodeId])).toEqual([
+      [403, null],
+      [200, "api-1"],
+    ])
+  })
 })

@@ -15,7 +15,7 @@ import { randomUUID } from "node:crypto"
 import type { Context, MiddlewareHandler } from "hono"
 import { type Audit, type AuditTicket, resultOf } from "../domain/auth/audit.ts"
 import { shownUsername } from "../domain/auth/sessions.ts"
-import { type ApiEnv, internalPrincipal } from "./auth.ts"
+import { type ApiEnv, internalPrincipal, type MatchedRoute } from "./auth.ts"
 import { excessDepth } from "./json-depth.ts"
 import type { Refusals } from "./refusals.ts"
 
@@ -91,11 +91,14 @@ export function bodySummary(body: Record<string, unknown> | null): Record<string
 
 /** The node an action was about: the path's, the body's, or the one a command ran on (its session's). */
 function nodeOf(
-  params: Record<string, string> | undefined,
+  route: MatchedRoute | null | undefined,
   body: Record<string, unknown> | null,
   outcome: Record<string, unknown> | undefined,
 ): string | null {
-  const named = [params?.id, params?.nodeId, body?.nodeId, body?.node, outcome?.node]
+  // `:id` is a node's only under /api/nodes/; elsewhere it is an incident's, a token's, a chat's or a
+  // command's, and `chimera audit --node` would file the action under a node named by that id.
+  const pathNode = route?.key.includes(" /api/nodes/:id") ? route.params.id : undefined
+  const named = [pathNode, route?.params.nodeId, body?.nodeId, body?.node, outcome?.node]
   // A refused request's body may hold anything: only a name shaped like a node id is kept.
   return (named.find((n) => typeof n === "string" && NODE_NAME.test(n)) as string | undefined) ?? null
 }
@@ -184,7 +187,7 @@ export async function auditBeforeAction(c: Context<ApiEnv>): Promise<void> {
   const via = viaOf(c)
   trail.ticket = await trail.audit.begin({
     ...row,
-    nodeId: nodeOf(route.params, body, undefined),
+    nodeId: nodeOf(route, body, undefined),
     command: typeof trail.body?.command === "string" ? trail.body.command : null,
     detail: via.via ? { ...body, ...via } : body,
   })
@@ -203,7 +206,7 @@ export async function noteRefusal(c: Context<ApiEnv>, refusals: Refusals, trail:
   const code = await errorCodeOf(c.res)
   await refusals.note({
     ...row,
-    nodeId: nodeOf(c.get("route")?.params, body, undefined),
+    nodeId: nodeOf(c.get("route"), body, undefined),
     status,
     result: resultOf(status),
     ...(typed === null ? {} : { username: typed }),
@@ -250,7 +253,7 @@ export function auditTrail(audit: Audit, refusals: Refusals): MiddlewareHandler<
     if (status >= 400) return noteRefusal(c, refusals, trail)
     // Not refused, yet no row before it: an action that took none (there should be none); kept anyway.
     const { body, row } = await described(c, trail, MAX_READ_BODY)
-    const nodeId = nodeOf(c.get("route")?.params, body, undefined)
+    const nodeId = nodeOf(c.get("route"), body, undefined)
     await audit.record({ ...row, nodeId, command: null, status, result: resultOf(status), detail: body })
   }
 }

@@ -43,5 +43,8 @@ export const incidentRoutes = (incidents: Incidents) =>
     .post("/api/incidents/:id/resolve", params(IncidentParams), jsonBody(ResolveIncidentBody), async (c) => {
       const { note } = c.req.valid("json")
       const who = userOf(c.get("principal")).name
-      return c.json(await incidents.resolveByHand(c.req.valid("param").id, who, note ?? null))
+      const detail = await incidents.resolveByHand(c.req.valid("param").id, who, note ?? null)
+      // The audit row names the incident's node (the path names only the incident).
+      c.set("auditOutcome", { node: detail.incident.nodeId })
+      return c.json(detail)
     })
