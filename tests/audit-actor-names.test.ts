@@ -36,3 +36,15 @@ test("a user is not named as a live token; once the token is revoked, the name i
   expect((await call(cp, cp.adminToken, "DELETE", `/api/tokens/${id}`)).status).toBe(200)
   expect((await call(cp, cp.adminToken, "POST", "/api/users", user)).status).toBe(201)
 })
+
+test("neither a token nor a user is named as the caller with no credential, whose refused knocks read `anonymous`", async () => {
+  for (const name of ["anonymous", "Anonymous", "anonymous "]) {
+    const res = await makeToken(name)
+    expect({ name, status: res.status }).toEqual({ name, status: 409 })
+    expect(((await res.json()) as { error: string }).error).toContain("would read as theirs")
+  }
+  const user = { username: "anonymous", password: "correct horse battery staple", role: "admin" }
+  const res = await call(cp, cp.adminToken, "POST", "/api/users", user)
+  expect(res.status).toBe(409)
+  expect(((await res.json()) as { error: string }).error).toContain("would read as theirs")
+})

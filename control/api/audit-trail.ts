@@ -13,7 +13,7 @@
 // never the body itself.
 import { randomUUID } from "node:crypto"
 import type { Context, MiddlewareHandler } from "hono"
-import { type Audit, type AuditTicket, resultOf } from "../domain/auth/audit.ts"
+import { ANONYMOUS_ACTOR, type Audit, type AuditTicket, resultOf } from "../domain/auth/audit.ts"
 import { shownUsername } from "../domain/auth/sessions.ts"
 import { type ApiEnv, internalPrincipal, type MatchedRoute } from "./auth.ts"
 import { excessDepth } from "./json-depth.ts"
@@ -157,7 +157,7 @@ async function described(c: Context<ApiEnv>, trail: Pick<Trail, "body">, maxByte
   // audit log, as the actor or in the details.
   const typed = typeof raw?.username === "string" ? shownUsername(raw.username) : null
   const body = bodySummary(typed === null ? raw : { ...raw, username: typed })
-  const attempted = typed === null || typed !== raw?.username ? "anonymous" : `login:${typed}`
+  const attempted = typed === null || typed !== raw?.username ? ANONYMOUS_ACTOR : `login:${typed}`
   const principal = c.get("principal")
   const route = c.get("route")
   return {

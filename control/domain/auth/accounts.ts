@@ -7,6 +7,7 @@ import { z } from "zod"
 import { conflict, invalid, notFound, unauthenticated } from "../errors.ts"
 import type { Clock, UserPrincipal } from "../ports.ts"
 import { hashToken, newToken } from "../tokens.ts"
+import { ANONYMOUS_ACTOR } from "./audit.ts"
 import { hashPassword, Password } from "./passwords.ts"
 import type { ApiTokenRecord, AuthStorePort, UserRecord } from "./ports.ts"
 import { Role } from "./roles.ts"
@@ -71,6 +72,10 @@ export function createAccounts({ store, clock }: { store: AuthStorePort; clock: 
 
   return {
     async addUser(req: NewUser) {
+      if (req.username === ANONYMOUS_ACTOR)
+        throw conflict(
+          `${JSON.stringify(req.username)} names the callers with no credential in the audit log: this user's actions would read as theirs; pick another username`,
+        )
       if (await tokenNamed(req.username))
         throw conflict(
           `an API token is named ${JSON.stringify(req.username)}: its actions would read as this user's; revoke it or pick another username`,
@@ -128,9 +133,17 @@ export function createAccounts({ store, clock }: { store: AuthStorePort; clock: 
 
     async createToken(req: NewApiToken, by: UserPrincipal) {
       const name = _seenAs(req.name)
-      if (name === BOOTSTRAP_TOKEN_NAME || (await store.userByName(name)))
+      const whom =
+        name === BOOTSTRAP_TOKEN_NAME
+          ? "the bootstrap admin"
+          : name === ANONYMOUS_ACTOR
+            ? "the callers with no credential"
+            : (await store.userByName(name))
+              ? "a user"
+              : null
+      if (whom !== null)
         throw conflict(
-          `${JSON.stringify(req.name)} names ${name === BOOTSTRAP_TOKEN_NAME ? "the bootstrap admin" : "a user"}: the token's actions would read as theirs in the audit log; pick another name`,
+          `${JSON.stringify(req.name)} names ${whom}: the token's actions would read as theirs in the audit log; pick another name`,
         )
       const token = newToken("api")
       const createdAt = clock.now()

@@ -18,6 +18,9 @@ import type { AuditQuery, AuditResult, AuthStorePort, NewAuditRecord } from "./p
 
 const log = createLogger("audit")
 
+/** The actor of a refused request that named no one: no user or token goes by it. */
+export const ANONYMOUS_ACTOR = "anonymous"
+
 /** Details are kept small: an audit row says what was asked, not every byte of it. */
 const MAX_DETAIL_CHARS = 4096
 
