@@ -8,6 +8,7 @@ import type { StorePath } from "../protocol/ids.ts"
 import { startAgent } from "./support/agent-process.ts"
 import { addUser, call, enrollNode, healFailedReport, heartbeatBody, login } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
+import { cliRecord } from "./support/deployment-record.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { createTestNode, waitForSystem } from "./support/test-node.ts"
@@ -153,6 +154,28 @@ describe("PostgreSQL", () => {
       const answer = (await res.json()) as { error: string }
       expect({ path, status: res.status, nul: answer.error.includes("NUL") }).toEqual({ path, status: 422, nul: true })
     }
+  })
+
+  test("a reported deployment's NUL: in a target it is a 422, in an error U+FFFD, and the failed target's incident opens", async () => {
+    await using cp = await startInProcess({ databaseUrl: await pg.database("nul_record") })
+    await enrollNode(cp, "nul-3")
+    const named = cliRecord("20261122000000-0000aaaa", gen1, [{ target: "x\u0000", status: "failed" }])
+    const refused = await call(cp, cp.adminToken, "POST", "/api/deployments/records", named)
+    expect(refused.status).toBe(422)
+    expect(((await refused.json()) as { error: string }).error).toContain("NUL")
+    const record = cliRecord("20261122000000-0000bbbb", gen1, [
+      { target: "nul-3", status: "failed", error: "activate: bad\u0000byte", log: ["a\u0000b"] },
+    ])
+    expect((await call(cp, cp.adminToken, "POST", "/api/deployments/records", record)).status).toBe(201)
+    const incidents = await waitFor(
+      "the failed target's incident",
+      async () =>
+        ((await (await cp.api("/api/incidents?node=nul-3")).json()) as { incidents: { message: string }[] }).incidents,
+      (list) => list.length > 0,
+    )
+    expect(incidents.map((i) => i.message)).toEqual([
+      "deploy failed (reported deployment 20261122000000-0000bbbb): activate: bad\uFFFDbyte",
+    ])
   })
 
   test("deployment records and the append-only audit log", async () => {

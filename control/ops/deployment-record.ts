@@ -78,7 +78,14 @@ export const CongruenceRequestBody = z
   .strict()
   .refine(onlyOneClosure, ONE_CLOSURE)
 
-const Line = z.string().max(4096)
+/**
+ * A reported log line or error: a NUL becomes U+FFFD, as in a node's own reports. PostgreSQL's TEXT
+ * refuses NUL, and a failed target's incident (its message quotes the error) was never opened.
+ */
+const Line = z
+  .string()
+  .max(4096)
+  .transform((s) => (s.includes("\0") ? s.replaceAll("\0", "\uFFFD") : s))
 const Timing = z
   .object({
     phase: z.enum(["plan", "copy", "activate", "command", "health", "confirm"]),
@@ -107,7 +114,13 @@ export const DeploymentRecordBody = z
       .array(
         z
           .object({
-            target: z.string().min(1).max(300),
+            // Looked up among the nodes to open its incidents: a NUL failed the look-up on PostgreSQL,
+            // and with it every other target's incident.
+            target: z
+              .string()
+              .min(1)
+              .max(300)
+              .refine((t) => !t.includes("\0"), { error: "a target cannot hold a NUL byte" }),
             status: z.enum(["planned", "up-to-date", "deployed", "failed", "rolled-back"]),
             before: SystemStateShape.nullable(),
             copy: z
