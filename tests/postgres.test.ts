@@ -127,6 +127,15 @@ describe("PostgreSQL", () => {
       ["anonymous", "/api/nodes/b\uFFFD/revoke", 401],
       ["bootstrap admin", "/api/nodes/a\uFFFD/revoke", 422],
     ])
+    // An exec the CLI reports, on a target whose name holds one: its row is kept too.
+    const exec = { operation: "exec", entries: [{ target: "c\u0000", command: "uptime\u0000", ok: true }] }
+    expect((await call(cp, cp.adminToken, "POST", "/api/operations/records", exec)).status).toBe(201)
+    const runs = (await (await cp.api("/api/audit?action=command.run")).json()) as {
+      entries: { path: string; nodeId: string; command: string }[]
+    }
+    expect(runs.entries.map((e) => [e.path, e.nodeId, e.command])).toEqual([
+      ["node:c\uFFFD", "c\uFFFD", "uptime\uFFFD"],
+    ])
   })
 
   test("a NUL in a query, path or body value is a 422 naming it, never the store's 500", async () => {

@@ -73,8 +73,8 @@ type Entry = Omit<NewAuditRecord, "at"> & { at?: string }
 
 /**
  * PostgreSQL's TEXT refuses NUL. A request's path is stored as Hono decodes it, so `/api/nodes/a%00`
- * (or a command holding one) made its row fail: an admitted action a 503, and a refused one no row,
- * nor a summary for the rest of its window. Stored with U+FFFD instead.
+ * (or a command or reported target holding one) made its row fail: an admitted action a 503, and a
+ * refused one no row, nor a summary for the rest of its window. Stored with U+FFFD instead.
  */
 const storable = (s: string) => (s.includes("\0") ? s.replaceAll("\0", "\uFFFD") : s)
 
@@ -85,6 +85,7 @@ export function createAudit({ store, clock }: { store: AuthStorePort; clock: Clo
     actor: storable(entry.actor),
     path: storable(entry.path.slice(0, 500)),
     action: storable(entry.action.slice(0, 200)),
+    nodeId: entry.nodeId === null ? null : storable(entry.nodeId),
     command: entry.command === null ? null : storable((redact(entry.command) as string).slice(0, 4096)),
     detail: boundedDetail(entry.detail),
   })
