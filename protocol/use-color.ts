@@ -1,8 +1,14 @@
 // Whether the CLI and the agent write colour: the one test both use for their usage and output, and their
 // usage text shown by it.
 
-/** Whether stdout takes colour: a terminal that is not `dumb`, and NO_COLOR (https://no-color.org) unset. */
-export const useColor = () => !process.env.NO_COLOR && process.stdout.isTTY === true && process.env.TERM !== "dumb"
+/**
+ * Whether `stream` (stdout unless said) takes colour: a terminal that is not `dumb`, and NO_COLOR
+ * (https://no-color.org) unset. Each stream answers for itself: `2>deploy.log` typed at a terminal
+ * must not fill the log with escape codes, nor a piped stdout take the colour off a terminal's stderr.
+ */
+export const useColor = (stream: { isTTY?: boolean } = process.stdout) =>
+  !process.env.NO_COLOR && stream.isTTY === true && process.env.TERM !== "dumb"
 
-/** `text` as written where stdout takes colour; elsewhere with its colour codes taken out (a pipe, a journal). */
-export const colorIfTaken = (text: string) => (useColor() ? text : Bun.stripANSI(text))
+/** `text` as written to `stream` where it takes colour; elsewhere with its colour codes taken out (a pipe, a journal). */
+export const colorIfTaken = (text: string, stream: { isTTY?: boolean } = process.stdout) =>
+  useColor(stream) ? text : Bun.stripANSI(text)

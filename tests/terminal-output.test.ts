@@ -157,4 +157,33 @@ describe("text from nodes and users on the admin's terminal", () => {
       await rm(home, { recursive: true, force: true })
     }
   }, 60_000)
+
+  test("stderr sent to a file gets no colour codes while stdout is a terminal", async () => {
+    const script = requireTool("script")
+    await using cp = await startInProcess()
+    const home = await mkdtemp(join(tmpdir(), "chimera-terminal-"))
+    try {
+      const chimera = `${process.execPath} ${MAIN}`
+      const errors = join(home, "errors.log")
+      // An error (`warn`) and a usage error (citty's usage, then the error) written to a log, as in
+      // `chimera deploy … 2>>deploy.log` typed at a terminal; then a table, still coloured on the terminal.
+      const r = await run(
+        [
+          script,
+          "-qec",
+          `${chimera} nodes show nobody 2>${errors}; ${chimera} nodes show 2>>${errors}; ${chimera} tokens list`,
+          "/dev/null",
+        ],
+        { env: { HOME: home, CHIMERA_URL: cp.url, CHIMERA_TOKEN: cp.adminToken, NO_COLOR: undefined, TERM: "xterm" } },
+      )
+      expect(r.code).toBe(0)
+      expect(r.stdout).toContain("\x1b[1mID")
+      const logged = await Bun.file(errors).text()
+      expect(logged).toContain('error no node "nobody"')
+      expect(logged).toContain("USAGE chimera nodes show")
+      expect(logged).not.toContain("\x1b")
+    } finally {
+      await rm(home, { recursive: true, force: true })
+    }
+  }, 60_000)
 })

@@ -28,9 +28,9 @@ export const color = {
   underline: paint(4),
 }
 
-/** What a line becomes on the way out: foreign control characters escaped, our markers made colours. */
-function _render(text: string): string {
-  const colors = useColor()
+/** What a line becomes on its way to `stream`: foreign control characters escaped, our markers made colours. */
+function _render(text: string, stream: NodeJS.WriteStream = process.stdout): string {
+  const colors = useColor(stream)
   return terminalText(text).replace(MARK, (_, code: string) => (colors ? `\x1b[${code}m` : ""))
 }
 
@@ -44,7 +44,7 @@ export function say(text: string): void {
 
 /** Writes text to stderr: progress, warnings, errors. */
 export function warn(text: string): void {
-  process.stderr.write(_render(text))
+  process.stderr.write(_render(text, process.stderr))
 }
 
 /** A value shown inside a line: on one line, whatever newlines it holds. */

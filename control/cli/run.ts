@@ -72,7 +72,8 @@ async function _subCommand(subs: Record<string, Resolvable<CommandDef>>, name: s
   return undefined
 }
 
-async function usageFor(main: CommandDef, argv: string[]): Promise<string> {
+/** The usage of the command `argv` names, coloured only if `stream`, where it goes, takes colour. */
+async function usageFor(main: CommandDef, argv: string[], stream: NodeJS.WriteStream): Promise<string> {
   let cmd = main
   // citty names a command after its parent alone ("nodes show"); the whole path is what one types.
   const path: string[] = []
@@ -88,7 +89,7 @@ async function usageFor(main: CommandDef, argv: string[]): Promise<string> {
   const mainMeta = await resolved(main.meta)
   const parent: CommandDef | undefined =
     path.length === 0 ? undefined : { meta: { name: path.join(" "), version: mainMeta?.version } }
-  return colorIfTaken(await renderUsage(cmd, parent))
+  return colorIfTaken(await renderUsage(cmd, parent), stream)
 }
 
 /** Exit status of a command whose reader went away: 128 + SIGPIPE, as the shell shows for `seq 1e9 | head -1`. */
@@ -117,7 +118,7 @@ export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv:
   setLogLevel(flagLogLevel() ?? "WARNING")
   try {
     if (argv.length === 0 || argv.includes("--help") || argv.includes("-h")) {
-      process.stdout.write(`${await usageFor(main, argv)}\n`)
+      process.stdout.write(`${await usageFor(main, argv, process.stdout)}\n`)
       return
     }
     if (argv.length === 1 && argv[0] === "--version") {
@@ -130,7 +131,7 @@ export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv:
   } catch (error) {
     // citty's own usage errors (a missing argument) are named CLIError.
     const usage = error instanceof Error && error.name === "CLIError"
-    if (usage) process.stderr.write(`${await usageFor(main, argv)}\n`)
+    if (usage) process.stderr.write(`${await usageFor(main, argv, process.stderr)}\n`)
     // citty colours the name in its own messages ("Unknown command <cyan>bogus</cyan>") whatever
     // NO_COLOR says; those codes are its, not foreign text, so they are dropped rather than shown escaped.
     const raw = error instanceof Error ? error.message : String(error)
