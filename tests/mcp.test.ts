@@ -368,6 +368,29 @@ describe("MCP over Streamable HTTP", () => {
     await client.close()
   })
 
+  test("a client hears that the resource list changed when a node is removed", async () => {
+    await enrollNode(cp, "mcp-gone")
+    const client = await httpClient(viewer)
+    let changed = 0
+    client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => {
+      changed++
+    })
+    await waitFor(
+      "stream attached",
+      async () => (await client.listResources()).resources.map((r) => r.uri),
+      (uris) => uris.includes("node://mcp-gone"),
+    )
+    await Bun.sleep(500)
+    expect((await cp.api("/api/nodes/mcp-gone", { method: "DELETE" })).status).toBe(200)
+    await waitFor(
+      "list_changed notification",
+      async () => changed,
+      (n) => n > 0,
+    )
+    expect((await client.listResources()).resources.map((r) => r.uri)).not.toContain("node://mcp-gone")
+    await client.close()
+  })
+
   test("a high-risk command asks the human through elicitation, and is refused where the client cannot ask", async () => {
     const cannot = await httpClient(cp.adminToken)
     const refused = await callTool(cannot, "run_command", {

@@ -255,7 +255,10 @@ export async function followEnrolments(api: ApiCaller, token: string, onChange: 
         while (end >= 0) {
           const frame = buffered.slice(0, end)
           buffered = buffered.slice(end + 2)
-          if (/^event: (node\.enrolled|node\.revoked)$/m.test(frame) || /"type":"node\.(enrolled|revoked)"/.test(frame))
+          if (
+            /^event: node\.(enrolled|revoked|removed)$/m.test(frame) ||
+            /"type":"node\.(enrolled|revoked|removed)"/.test(frame)
+          )
             onChange()
           end = buffered.indexOf("\n\n")
         }
