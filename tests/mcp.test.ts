@@ -609,6 +609,48 @@ describe("MCP over Streamable HTTP", () => {
     expect((await client.listTools()).tools.length).toBe(9)
     await client.close()
   })
+
+  test("a JSON message that is not JSON-RPC is answered as over stdio: its id, -32602 naming the field or -32600", async () => {
+    const client = await httpClient(viewer)
+    const sessionId = (client.transport as StreamableHTTPClientTransport).sessionId as string
+    const post = async (body: string, session: string | null = sessionId) => {
+      const res = await fetch(mcp.url, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${viewer}`,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-protocol-version": "2025-06-18",
+          ...(session ? { "mcp-session-id": session } : {}),
+        },
+        body,
+      })
+      return {
+        status: res.status,
+        body: (await res.json()) as { id: unknown; error?: { code: number; message: string } },
+      }
+    }
+    const params = await post('{"jsonrpc":"2.0","id":7,"method":"tools/call","params":[]}')
+    expect(params.status).toBe(400)
+    expect(params.body).toMatchObject({
+      id: 7,
+      error: { code: -32602, message: expect.stringContaining("params must be an object") },
+    })
+    const version = await post('{"jsonrpc":"1.0","id":9,"method":"ping"}')
+    expect(version.body).toMatchObject({ id: 9, error: { code: -32600 } })
+    const objectId = await post('{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}')
+    expect(objectId.body).toMatchObject({ id: null, error: { code: -32600 } })
+    const batch = await post(
+      '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"resources/read","params":5}]',
+    )
+    expect(batch.body).toMatchObject({ id: 2, error: { code: -32602 } })
+    // Before a session too, and what is not JSON stays a parse error.
+    const initialize = await post(JSON.stringify({ ...INITIALIZE, params: [] }), null)
+    expect(initialize.body).toMatchObject({ id: 1, error: { code: -32602 } })
+    expect((await post("this is not json")).body).toMatchObject({ id: null, error: { code: -32700 } })
+    expect(await client.ping()).toEqual({})
+    await client.close()
+  })
 })
 
 describe("a deploy to an enrolled node that the control plane does not reach over SSH", () => {

@@ -18,7 +18,7 @@ import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/
 import { createLogger } from "../../protocol/log.ts"
 import { isLoopbackHost } from "../../protocol/loopback.ts"
 import { apiCaller } from "./api-caller.ts"
-import { guardMessages } from "./message-guard.ts"
+import { guardMessages, refusalOf } from "./message-guard.ts"
 import { createMcpServer, followEnrolments, type McpIdentity } from "./server.ts"
 
 const log = createLogger("mcp")
@@ -79,6 +79,28 @@ async function identify(controlUrl: string, token: string): Promise<McpIdentity 
     body?.code ?? "AUTHENTICATION_FAILED",
     { "www-authenticate": 'Bearer realm="chimera"' },
   )
+}
+
+/**
+ * The transport's answer to `req`. The SDK answers a body of valid JSON that is not a JSON-RPC message
+ * (`params: []`, `"jsonrpc": "1.0"`) 400 with -32700 "Parse error" and a null id; such a POST gets what
+ * stdio gives it instead (refusalOf): its id, and -32602 naming the field or -32600. The body is read
+ * a second time only for a 400, once the SDK has read it within its size limit.
+ */
+async function handled(transport: WebStandardStreamableHTTPServerTransport, req: Request): Promise<Response> {
+  const copy = req.method === "POST" ? req.clone() : null
+  const res = await transport.handleRequest(req)
+  if (copy === null) return res
+  if (res.status !== 400) {
+    void copy.body?.cancel().catch(() => {})
+    return res
+  }
+  const value: unknown = await copy.json().catch(() => undefined)
+  if (value === undefined) return res
+  const refused = (Array.isArray(value) ? value : [value]).map(refusalOf).find((r) => r !== null)
+  if (!refused) return res
+  const error = { code: refused.code, message: refused.message }
+  return Response.json({ jsonrpc: "2.0", id: refused.id, error }, { status: 400 })
 }
 
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"]
@@ -159,7 +181,7 @@ export function serveMcpHttp(opts: McpHttpOptions) {
           if (again.status === 401 || again.status === 403) await close(sessionId)
           return again
         }
-        return s.transport.handleRequest(req)
+        return handled(s.transport, req)
       }
       if (req.method !== "POST")
         return jsonError(400, "an MCP session starts with an initialize POST", "VALIDATION_FAILED")
@@ -192,7 +214,7 @@ export function serveMcpHttp(opts: McpHttpOptions) {
       })
       await mcp.connect(transport)
       guardMessages(transport)
-      return transport.handleRequest(req)
+      return handled(transport, req)
     },
   })
 

@@ -1,8 +1,10 @@
 // Malformed requests get the JSON-RPC answer the specification gives them: -32602 "Invalid params"
 // with a sentence that names the field, instead of the SDK's -32603 "Internal error" carrying a dump
 // of its schema check. Sits between the transport and the server, so stdio and HTTP are both covered.
+// A message the transports refuse before that (`params: []`, an object id, `"jsonrpc": "1.0"`) is
+// answered by `refusalOf`, which stdio-screen.ts and http.ts both use.
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
-import { ErrorCode, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js"
+import { ErrorCode, type JSONRPCMessage, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js"
 
 const kind = (v: unknown) =>
   v === null ? "null" : v === undefined ? "nothing" : Array.isArray(v) ? "an array" : `a ${typeof v}`
@@ -31,6 +33,31 @@ export function paramsProblem(method: string, params: unknown): string | null {
   if (PAGED.has(method) && params.cursor !== undefined && typeof params.cursor !== "string")
     return `${method}: params.cursor must be a cursor from an earlier page (a string), got ${kind(params.cursor)}`
   return null
+}
+
+export interface Refusal {
+  id: string | number | null
+  code: number
+  message: string
+}
+
+/**
+ * The JSON-RPC error for a parsed value that is not a JSON-RPC message, or null for one that is:
+ * -32602 naming the field for a request whose params are wrong, else -32600, with the request's id
+ * where it has a usable one (the SDK's transports answer -32700 "Parse error" with none, or nothing).
+ */
+export function refusalOf(value: unknown): Refusal | null {
+  if (JSONRPCMessageSchema.safeParse(value).success) return null
+  const m = isObject(value) ? value : {}
+  const id = typeof m.id === "string" || (typeof m.id === "number" && Number.isFinite(m.id)) ? m.id : null
+  const problem = typeof m.method === "string" ? paramsProblem(m.method, m.params) : null
+  if (problem && id !== null) return { id, code: ErrorCode.InvalidParams, message: problem }
+  return {
+    id,
+    code: ErrorCode.InvalidRequest,
+    message:
+      'Invalid Request: expected a JSON-RPC 2.0 message ("jsonrpc": "2.0", a method, and an id that is a string or a number)',
+  }
 }
 
 /** Call after `server.connect(transport)`: wraps the handler the server installed. */

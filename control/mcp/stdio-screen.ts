@@ -5,8 +5,8 @@
 // the field for a request whose params are wrong (message-guard.ts's check), -32600 for anything
 // else; only valid messages reach the transport, unchanged.
 import { PassThrough, type Readable, type Writable } from "node:stream"
-import { ErrorCode, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js"
-import { paramsProblem } from "./message-guard.ts"
+import { ErrorCode } from "@modelcontextprotocol/sdk/types.js"
+import { refusalOf } from "./message-guard.ts"
 
 /** A line longer than this is not read on: its request is answered -32700 and dropped. */
 export const MAX_LINE = 4 * 1024 * 1024
@@ -26,20 +26,9 @@ export function screenedStdin(input: Readable, output: Writable): PassThrough {
       answer(null, ErrorCode.ParseError, `Parse error: ${(error as Error).message}`)
       return
     }
-    if (JSONRPCMessageSchema.safeParse(value).success) {
-      passed.write(`${line}\n`)
-      return
-    }
-    const m = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>
-    const id = typeof m.id === "string" || (typeof m.id === "number" && Number.isFinite(m.id)) ? m.id : null
-    const problem = typeof m.method === "string" ? paramsProblem(m.method, m.params) : null
-    if (problem && id !== null) answer(id, ErrorCode.InvalidParams, problem)
-    else
-      answer(
-        id,
-        ErrorCode.InvalidRequest,
-        'Invalid Request: expected a JSON-RPC 2.0 message ("jsonrpc": "2.0", a method, and an id that is a string or a number)',
-      )
+    const refused = refusalOf(value)
+    if (refused === null) passed.write(`${line}\n`)
+    else answer(refused.id, refused.code, refused.message)
   }
 
   let buffer = ""
