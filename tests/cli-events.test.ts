@@ -1,7 +1,8 @@
 // `chimera events --follow` against a real control plane: it starts with the last --limit events
 // (not the whole history), prints events as they come (and nothing for the stream's own frames), in
 // columns under a header, and when the control plane ends the stream because the token was revoked,
-// it says so and exits non-zero instead of hanging or exiting 0. An unreachable control plane gets
+// it says so and exits non-zero instead of hanging or exiting 0; when the control plane restarts, it
+// goes on from its last event (Last-Event-ID), missing none. An unreachable control plane gets
 // the hint every command gives. `--node` with an id no node has (a typo) says so instead of printing
 // an empty table. A deploy's events show under its target's node, with what happened in DETAIL.
 import { Database } from "bun:sqlite"
@@ -10,7 +11,7 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
-import { freePort, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { streamText } from "./support/stream.ts"
 import { run } from "./support/tools.ts"
@@ -133,6 +134,30 @@ describe("chimera events --follow", () => {
       expect(rows.map((l) => l.slice(columns[1], columns[2]).trim())).toEqual(["a", "a-rather-long-1", "a"])
     })
   }, 30_000)
+
+  test("goes on where it stopped when the control plane restarts: what happened meanwhile, once", async () => {
+    await using cp = await spawnControlPlane(freePort())
+    await withHome(async (home) => {
+      await enrollNode(cp, "web-1")
+      const { proc, out } = follow(cp, home, cp.adminToken, "--json")
+      const stderr = streamText(proc.stderr as ReadableStream<Uint8Array>)
+      await out.until((text) => lineIds(text).length >= 1)
+      await cp.kill()
+      await cp.restart()
+      // Before the follower is back: the event comes from the store, after its Last-Event-ID.
+      await desire(cp, "web-1", GEN1)
+      await out.until((text) => lineIds(text).length >= 2)
+      await desire(cp, "web-1", GEN2)
+      await out.until((text) => lineIds(text).length >= 3)
+      expect(proc.exitCode).toBeNull()
+      proc.kill()
+      await proc.exited
+      const all = (await (await cp.api("/api/events")).json()) as { events: { id: number }[] }
+      expect(lineIds(out.text)).toEqual(all.events.map((e) => e.id))
+      await stderr.until(() => false) // to the end
+      expect(stderr.text).toContain("lost the event stream; reconnecting every 2 s")
+    })
+  }, 60_000)
 
   test("an unreachable control plane gets the hint every command gives", async () => {
     await withHome(async (home) => {

@@ -98,6 +98,78 @@ async function _firstEventId(
   return events[0]?.id
 }
 
+type StreamQuery = { node?: string; type?: FleetEvent["type"][]; limit?: number; after?: number }
+/** Where a followed stream stands: the last event printed, and the pause the stream asked for before a reconnection. */
+type Followed = { lastId: string | null; retryMs: number }
+
+/**
+ * Prints the events of the live stream. It starts with the last `limit` matching events (or every one
+ * after `after`), then each new one. Once open, a lost stream (the control plane restarting) is opened
+ * again after the pause it asked for (`retry`), from the last event printed (Last-Event-ID), as
+ * EventSource does: what happened meanwhile is replayed, and nothing is printed twice.
+ */
+async function _follow(api: ReturnType<typeof apiClient>, query: StreamQuery, json = false): Promise<never> {
+  const { url, client } = api
+  const followed: Followed = { lastId: null, retryMs: 2000 }
+  let opened = false
+  let lost = false
+  for (;;) {
+    // An `undefined` headers option would replace the client's (its credential) rather than add none.
+    const resume = followed.lastId === null ? {} : { headers: { "last-event-id": followed.lastId } }
+    const res = await client.api.events.stream.$get({ query }, resume).catch((error: unknown) => {
+      if (!opened) throw unreachable(url, error)
+      return null
+    })
+    if (!opened) await announceIdentity(url)
+    // A refusal ends it; a restarting control plane, unreachable, starting or still counting the lost
+    // stream against the token's, is waited for.
+    const status: number = res?.status ?? 0
+    if (res && !res.ok && (!opened || (status !== 429 && status < 500))) throw await refusal(url, res)
+    if (res?.ok) {
+      if (!res.body) throw new CliError("the control plane answered without an event stream", "E_API")
+      const head = HEADERS.map((h) => color.bold(h))
+      if (!opened && !json) say(`${tableLine(FOLLOW_WIDTHS, head)}\n`)
+      if (lost) warn(`${color.dim("the event stream is back")}\n`)
+      opened = true
+      lost = false
+      await _printStream(res.body, json, followed)
+    }
+    if (!lost) warn(`${color.yellow("!")} lost the event stream; reconnecting every ${followed.retryMs / 1000} s\n`)
+    lost = true
+    await Bun.sleep(followed.retryMs)
+  }
+}
+
+/** Prints a stream's events until it ends or its connection is lost; its `error` frame is thrown. */
+async function _printStream(body: NonNullable<Response["body"]>, json: boolean, followed: Followed): Promise<void> {
+  let buffer = ""
+  try {
+    for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk
+      for (let i = buffer.indexOf("\n\n"); i >= 0; i = buffer.indexOf("\n\n")) {
+        const lines = buffer.slice(0, i).split("\n")
+        buffer = buffer.slice(i + 2)
+        const sseField = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2)
+        const data = sseField("data")
+        const retry = Number(sseField("retry"))
+        if (Number.isInteger(retry) && retry > 0) followed.retryMs = retry
+        // `ready` opens the stream and comments keep it alive; `error` ends it (e.g. the token was revoked).
+        if (sseField("event") === "error") {
+          const message = data ? String((JSON.parse(data) as { error?: unknown }).error) : "the event stream failed"
+          throw new CliError(message, "E_API")
+        }
+        const id = sseField("id")
+        if (data === undefined || id === undefined) continue
+        const event = JSON.parse(data) as FleetEvent
+        say(json ? `${jsonLine(event)}\n` : `${tableLine(FOLLOW_WIDTHS, row(event).map(field))}\n`)
+        followed.lastId = id
+      }
+    }
+  } catch (error) {
+    if (error instanceof CliError) throw error
+  }
+}
+
 export default defineCommand({
   meta: { name: "events", description: "Show the fleet's events (drift, heals, enrolments), or follow them live" },
   args: {
@@ -159,36 +231,6 @@ export default defineCommand({
       const unknown = await _unknownNode(api, query.node)
       if (unknown) warn(`${color.yellow("!")} ${unknown}; waiting for its events\n`)
     }
-    // The stream starts with the last `limit` matching events (or every one after --after), then
-    // sends each new one.
-    const res = await client.api.events.stream
-      .$get({ query: { ...query, ...(after === undefined ? { limit: Number(limit) } : { after }) } })
-      .catch((error: unknown) => {
-        throw unreachable(url, error)
-      })
-    await announceIdentity(url)
-    if (!res.ok) throw await refusal(url, res)
-    if (!res.body) throw new CliError("the control plane answered without an event stream", "E_API")
-    const head = HEADERS.map((h) => color.bold(h))
-    if (!args.json) say(`${tableLine(FOLLOW_WIDTHS, head)}\n`)
-    let buffer = ""
-    for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk
-      for (let i = buffer.indexOf("\n\n"); i >= 0; i = buffer.indexOf("\n\n")) {
-        const lines = buffer.slice(0, i).split("\n")
-        buffer = buffer.slice(i + 2)
-        const sseField = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2)
-        const data = sseField("data")
-        // `ready` opens the stream and comments keep it alive; `error` ends it (e.g. the token was revoked).
-        if (sseField("event") === "error") {
-          const message = data ? String((JSON.parse(data) as { error?: unknown }).error) : "the event stream failed"
-          throw new CliError(message, "E_API")
-        }
-        if (data === undefined || sseField("id") === undefined) continue
-        const event = JSON.parse(data) as FleetEvent
-        say(args.json ? `${jsonLine(event)}\n` : `${tableLine(FOLLOW_WIDTHS, row(event).map(field))}\n`)
-      }
-    }
-    throw new CliError("the control plane closed the event stream", "E_UNREACHABLE")
+    await _follow(api, { ...query, ...(after === undefined ? { limit: Number(limit) } : { after }) }, args.json)
   },
 })
