@@ -235,18 +235,30 @@ export function createMcpServer(api: ApiCaller, who: McpIdentity): McpServer {
   return server
 }
 
+/** The first pause before the event stream is asked for again, doubled up to FOLLOW_MAX_PAUSE_MS. */
+const FOLLOW_PAUSE_MS = 2000
+const FOLLOW_MAX_PAUSE_MS = 60_000
+
 /**
  * Follows the control plane's event stream and tells the client the resource list changed whenever a
- * node enrols, is revoked or is removed. Ends when `signal` aborts; a broken stream is retried with a pause.
+ * node enrols, is revoked or is removed. Ends when `signal` aborts or the credential may no longer read
+ * events (401, 403: the session's own requests say so); a stream refused otherwise (a 429 when its user
+ * holds every stream the limit allows, a 5xx) or broken is asked for again, with a growing pause, and
+ * once it is back the client is told the list may have changed, since what happened meanwhile is not replayed.
  */
 export async function followEnrolments(api: ApiCaller, token: string, onChange: () => void, signal: AbortSignal) {
+  let pause = FOLLOW_PAUSE_MS
+  let first = true
   while (!signal.aborted) {
     try {
       const res = await fetch(`${api.url}/api/events/stream?type=node.enrolled,node.revoked,node.removed`, {
         headers: { authorization: `Bearer ${token}` },
         signal,
       })
-      if (!res.ok || !res.body) return
+      if (res.status === 401 || res.status === 403) return
+      if (!res.ok || !res.body) throw new Error(`event stream: ${res.status}`)
+      if (!first) onChange()
+      pause = FOLLOW_PAUSE_MS
       const decoder = new TextDecoder()
       let buffered = ""
       for await (const chunk of res.body) {
@@ -266,6 +278,8 @@ export async function followEnrolments(api: ApiCaller, token: string, onChange: 
     } catch {
       if (signal.aborted) return
     }
-    await Bun.sleep(2000)
+    first = false
+    await Bun.sleep(pause)
+    pause = Math.min(pause * 2, FOLLOW_MAX_PAUSE_MS)
   }
 }
