@@ -143,3 +143,15 @@ test("a missing Nix file is named with where its path came from, by deploy and w
     expect({ args, code: r.code, stderr: r.stderr.trim() }).toEqual({ args, code: 1, stderr: `error ${hint}` })
   }
 }, 60_000)
+
+test("a --limit out of range is named as the flag typed, before any request", async () => {
+  for (const args of [
+    ["audit", "--limit", "-1"],
+    ["audit", "--limit", "many"],
+    ["incidents", "--limit", "0"],
+  ]) {
+    const r = await run([process.execPath, MAIN, ...args], { env: { NO_COLOR: "1", HOME: home } })
+    expect({ args, code: r.code }).toEqual({ args, code: 1 })
+    expect(r.stderr).toMatch(/^error --limit: expected a whole number from 1 to \d+\n$/)
+  }
+}, 60_000)

@@ -22,6 +22,9 @@ export default defineCommand({
     json: { type: "boolean", description: "Print JSON" },
   },
   async run({ args }) {
+    const limit = args.limit ?? "100"
+    if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 10_000)
+      throw new CliError("--limit: expected a whole number from 1 to 10000", "E_ARG")
     const { url, client } = apiClient()
     const filters = Object.fromEntries(
       Object.entries({
@@ -61,7 +64,7 @@ export default defineCommand({
       return
     }
 
-    const entries = await page(0, Number(args.limit ?? 100) || 100)
+    const entries = await page(0, Number(limit))
     if (args.json) return printJson({ entries })
     printTable(
       ["ID", "TIME", "ACTOR", "ROLE", "SOURCE", "ACTION", "NODE", "STATUS"],

@@ -18,7 +18,7 @@ interface Detail {
 
 const Status = z.enum(["open", "resolved"], { error: 'expected "open" or "resolved"' })
 const Id = z.uuid({
-  error: "expected an incident id (a UUID as `chimera incidents` lists it, or its first characters)",
+  error: "expected an incident id (a UUID as `chimera incidents` lists it, or at least its first 4 characters)",
 })
 
 function parse<S extends z.ZodType>(schema: S, value: unknown, flag: string): z.output<S> {
