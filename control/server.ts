@@ -251,6 +251,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     },
     isNode: async (name) => Boolean(opts.commandTargets?.resolve(name)) || (await store.getNode(name)) !== null,
     enrolled: async (id) => (await store.getNode(id)) !== null,
+    revoked: async (id) => (await store.getNode(id))?.revoked === true,
     note: (type, nodeId, data) => fleet.note(type, nodeId, data),
     wake: () => worker.wake(),
   })

@@ -25,12 +25,15 @@ let incidents: Incidents
 let clock: ReturnType<typeof manualClock>
 let woken = 0
 let deployments: Record<string, FinishedDeployment> = {}
+/** The nodes whose credential the store holds revoked. */
+let revokedNodes = new Set<string>()
 /** The control plane's [fleet.nodes] names; enrolled nodes are the store's. */
 const CONFIGURED = ["web-1", "web-2"]
 
 beforeEach(async () => {
   opened = await openTestStore("incidents")
   bus = createEventBus()
+  revokedNodes = new Set()
   clock = manualClock(Date.parse("2026-01-01T12:00:00Z"))
   fleet = createFleet({ store: opened.store, bus, clock })
   const settings = { ...ChimeraConfig.parse({}).incidents, unreachable_after_seconds: 60 }
@@ -44,6 +47,7 @@ beforeEach(async () => {
     isNode: async (name) => CONFIGURED.includes(name) || (await fleet.findNode(name)) !== null,
     note: (type, nodeId, data) => fleet.note(type, nodeId, data),
     wake: () => void woken++,
+    revoked: async (id) => revokedNodes.has(id),
   })
   bus.subscribe((e) => incidents.handle(e))
 })
@@ -226,6 +230,17 @@ describe("incidents from events", () => {
     await incidents.tick()
     expect(await openProblems()).toEqual(["n1:credential-revoked"])
     await publish("node.enrolled", "n1", { hostname: "n1", agentVersion: "t", reenrolled: true })
+    expect(await openProblems()).toEqual([])
+  })
+
+  test("a revoked node's silence opens nothing after its credential-revoked incident is resolved by hand", async () => {
+    revokedNodes.add("n1")
+    await publish("node.revoked", "n1", {})
+    await publish("node.unreachable", "n1", { lastHeartbeat: clock.now().toISOString() })
+    const [revoked] = await incidents.list({ status: "open", limit: 10 })
+    await incidents.resolveByHand(revoked?.id ?? "", "alice", "retired")
+    clock.advance(120_000)
+    await incidents.tick()
     expect(await openProblems()).toEqual([])
   })
 

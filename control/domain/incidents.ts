@@ -60,6 +60,11 @@ export interface IncidentDeps {
    * it started opens nothing. Without it, every node counts.
    */
   enrolled?(nodeId: string): Promise<boolean>
+  /**
+   * Whether the node's credential is revoked (it was told to be silent): its silence opens nothing,
+   * even once its credential-revoked incident has been resolved by hand.
+   */
+  revoked?(nodeId: string): Promise<boolean>
   /** Records an `incident.*` event (fleet.note), which the bus then carries to live streams. */
   note(type: ControlEventType, nodeId: string, data: Record<string, unknown>): Promise<unknown>
   /** Something was enqueued for delivery. */
@@ -280,7 +285,9 @@ export function createIncidents(deps: IncidentDeps) {
           await yieldToIo()
           await store.clearWatches(w.nodeId, [problem])
           const revoked =
-            problem === "unreachable" && (await store.openProblems(w.nodeId)).includes("credential-revoked")
+            problem === "unreachable" &&
+            ((await store.openProblems(w.nodeId)).includes("credential-revoked") ||
+              (await deps.revoked?.(w.nodeId)) === true)
           // A node whose credential was revoked is silent because it was told to be; a removed one is gone
           // (its node.removed resolved everything, and nothing would resolve this).
           if (revoked || (deps.enrolled && !(await deps.enrolled(w.nodeId)))) continue
