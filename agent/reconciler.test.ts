@@ -206,10 +206,8 @@ test("an activate arriving mid-check forces its own closure, not the one the che
 // must not start the new closure's backoff, nor show the new closure as heal-failed.
 test("a heal that fails after the desired closure changed holds back neither the new closure nor its phase", async () => {
   await pointAll(gen1)
-  let fail = () => {}
-  const failed = new Promise<void>((resolve) => (fail = resolve))
-  let reached = () => {}
-  const atSwitch = new Promise<void>((resolve) => (reached = resolve))
+  const { promise: failed, resolve: fail } = Promise.withResolvers<void>()
+  const { promise: atSwitch, resolve: reached } = Promise.withResolvers<void>()
   const { nix, switched } = healingNix()
   const moveCurrent = nix.switchTo
   nix.switchTo = async (closure) => {
@@ -409,14 +407,10 @@ test("with auto-heal off, drift from a new desired closure is reported though it
 // `healing` (nothing heals) beside the links from before the heal (the switch has moved them).
 test("after a heal the desired closure changed under, no heal is shown running and its links are shown", async () => {
   await pointAll(gen1)
-  let finish = () => {}
-  const finished = new Promise<void>((resolve) => (finish = resolve))
-  let reached = () => {}
-  const atSwitch = new Promise<void>((resolve) => (reached = resolve))
-  let release = () => {}
-  const released = new Promise<void>((resolve) => (release = resolve))
-  let atNextCheck = () => {}
-  const nextCheck = new Promise<void>((resolve) => (atNextCheck = resolve))
+  const { promise: finished, resolve: finish } = Promise.withResolvers<void>()
+  const { promise: atSwitch, resolve: reached } = Promise.withResolvers<void>()
+  const { promise: released, resolve: release } = Promise.withResolvers<void>()
+  const { promise: nextCheck, resolve: atNextCheck } = Promise.withResolvers<void>()
   const { nix } = healingNix()
   const moveCurrent = nix.switchTo
   const readLinks = nix.readLinks
@@ -475,10 +469,8 @@ test("after a heal the desired closure changed under, no heal is shown running a
 // spent with that answer: the failed heal's retry is auto-heal's own and waits for a hold like any.
 test("an activate answered by a heal already running spends its force with it, so the retry waits for a hold", async () => {
   await pointAll(gen2)
-  let fail = () => {}
-  const failed = new Promise<void>((resolve) => (fail = resolve))
-  let reached = () => {}
-  const atSwitch = new Promise<void>((resolve) => (reached = resolve))
+  const { promise: failed, resolve: fail } = Promise.withResolvers<void>()
+  const { promise: atSwitch, resolve: reached } = Promise.withResolvers<void>()
   const { nix, switched } = healingNix()
   const moveCurrent = nix.switchTo
   let refusals = 1
@@ -520,10 +512,8 @@ test("an activate answered by a heal already running spends its force with it, s
 test("a heal ending after the agent stopped leaves its drift for the restarted agent to report resolved", async () => {
   await pointAll(gen2)
   await repoint("booted-system", gen1)
-  let finish = () => {}
-  const finished = new Promise<void>((resolve) => (finish = resolve))
-  let reached = () => {}
-  const atSwitch = new Promise<void>((resolve) => (reached = resolve))
+  const { promise: finished, resolve: finish } = Promise.withResolvers<void>()
+  const { promise: atSwitch, resolve: reached } = Promise.withResolvers<void>()
   const { nix } = healingNix()
   const moveCurrent = nix.switchTo
   nix.switchTo = async (closure) => {

@@ -152,6 +152,15 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true })
 })
 
+/** How many resources/list_changed notifications `client` has heard since this was called. */
+function listChanges(client: Client): () => number {
+  let heard = 0
+  client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => {
+    heard++
+  })
+  return () => heard
+}
+
 describe("MCP over Streamable HTTP", () => {
   test("deploys to three agent nodes, sees them healthy, checks congruence, rolls back one, and audits each call", async () => {
     const client = await httpClient(cp.adminToken, { elicit: true })
@@ -347,10 +356,7 @@ describe("MCP over Streamable HTTP", () => {
 
   test("a client hears that the resource list changed when a node enrols", async () => {
     const client = await httpClient(viewer)
-    let changed = 0
-    client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => {
-      changed++
-    })
+    const changed = listChanges(client)
     // The server follows the event stream from the session's start; give it a moment to be attached.
     await waitFor(
       "stream attached",
@@ -361,7 +367,7 @@ describe("MCP over Streamable HTTP", () => {
     await enrollNode(cp, "mcp-late")
     await waitFor(
       "list_changed notification",
-      async () => changed,
+      async () => changed(),
       (n) => n > 0,
     )
     expect((await client.listResources()).resources.map((r) => r.uri)).toContain("node://mcp-late")
@@ -371,10 +377,7 @@ describe("MCP over Streamable HTTP", () => {
   test("a client hears that the resource list changed when a node is removed", async () => {
     await enrollNode(cp, "mcp-gone")
     const client = await httpClient(viewer)
-    let changed = 0
-    client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => {
-      changed++
-    })
+    const changed = listChanges(client)
     await waitFor(
       "stream attached",
       async () => (await client.listResources()).resources.map((r) => r.uri),
@@ -384,7 +387,7 @@ describe("MCP over Streamable HTTP", () => {
     expect((await cp.api("/api/nodes/mcp-gone", { method: "DELETE" })).status).toBe(200)
     await waitFor(
       "list_changed notification",
-      async () => changed,
+      async () => changed(),
       (n) => n > 0,
     )
     expect((await client.listResources()).resources.map((r) => r.uri)).not.toContain("node://mcp-gone")
