@@ -180,7 +180,9 @@ export default defineCommand({
           nix: createNix(),
           exec,
           onProgress: (target, phase, message) => {
-            if (spin) spin.message(`${target}: ${phase}: ${message}`)
+            // The spinner writes its line as given, around the output layer; the message carries what
+            // the node answered (a health check's output), so it is made a safe field first.
+            if (spin) spin.message(field(`${target}: ${phase}: ${message}`))
             else if (!args.json) warn(`${target}: ${phase}: ${field(message)}\n`)
           },
           onConfirmed: publisher ? (target, closure) => publisher.publish(target, closure) : undefined,
