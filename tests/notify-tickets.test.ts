@@ -58,6 +58,23 @@ describe("servicenow", () => {
     expect(sn.received.every((r) => r.headers.authorization?.startsWith("Basic "))).toBe(true)
   })
 
+  test("a node's [code] tags reach no field as markup (journal fields render HTML between them)", async () => {
+    await using sn = startServiceNow()
+    const tickets = system(sn)
+    // A failed heal's error is the node's own text; ServiceNow shows what lies between [code] and
+    // [/code] in a journal field (work notes) as HTML, where a link or a form would pass for ours.
+    const said = 'failed: [code]<a href="https://sso.example/login">Re-authenticate Chimera</a>[/CODE] [ code ]'
+    const id = externalId(await tickets.create(notice({ message: said })))
+    await tickets.update(id, notice({ step: "updated", message: said }))
+    await tickets.resolve(id, notice({ step: "resolved", message: said }))
+    const record = sn.incidents.get(id)
+    const texts = [record?.description, ...(record?.work_notes ?? []), record?.close_notes].map(String)
+    for (const text of texts) {
+      expect(text).toContain('<a href="https://sso.example/login">Re-authenticate Chimera</a>')
+      expect(text).not.toMatch(/\[\s*\/?\s*code\s*\]/i)
+    }
+  })
+
   test("a create retried after its answer was lost finds the incident instead of opening a second", async () => {
     await using sn = startServiceNow()
     const tickets = system(sn)

@@ -82,8 +82,8 @@ export function createServiceNow(settings: ServiceNowSettings, options: HttpOpti
       return done(
         await send(
           call("POST", `?sysparm_fields=${FIELDS}`, {
-            short_description: clip(headline(notice), 160),
-            description: plainText(notice),
+            short_description: clip(_noCodeTags(headline(notice)), 160),
+            description: _noCodeTags(plainText(notice)),
             urgency: LEVEL[notice.severity],
             impact: LEVEL[notice.severity],
             correlation_id: correlationId(notice),
@@ -95,14 +95,14 @@ export function createServiceNow(settings: ServiceNowSettings, options: HttpOpti
       )
     },
     async update(ticketId, notice) {
-      const body = { work_notes: `${headline(notice)}\n\n${plainText(notice)}` }
+      const body = { work_notes: _noCodeTags(`${headline(notice)}\n\n${plainText(notice)}`) }
       return done(await send(call("PATCH", `/${_id(ticketId)}?sysparm_fields=${FIELDS}`, body), [200]))
     },
     async resolve(ticketId, notice) {
       const body = {
         state: "6",
         close_code: settings.closeCode,
-        close_notes: `${headline(notice)}\n\n${plainText(notice)}`,
+        close_notes: _noCodeTags(`${headline(notice)}\n\n${plainText(notice)}`),
       }
       return done(await send(call("PATCH", `/${_id(ticketId)}?sysparm_fields=${FIELDS}`, body), [200]))
     },
@@ -139,6 +139,13 @@ export function createServiceNow(settings: ServiceNowSettings, options: HttpOpti
     },
   }
 }
+
+/**
+ * ServiceNow shows what lies between `[code]` and `[/code]` in a journal field (work notes) as HTML
+ * (glide.ui.security.allow_codetag, on by default), and a notice carries a node's own words: its
+ * tags become parentheses, so a node's link or form never passes for the ticket's own.
+ */
+const _noCodeTags = (text: string) => text.replace(/\[(\s*\/?\s*code\s*)\]/gi, "($1)")
 
 // A sys_id is 32 hex digits; anything else is encoded, so a stored id cannot change the path.
 const _id = (ticketId: string) => encodeURIComponent(ticketId)
