@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test"
 import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
 import { launchBrowser, type TestBrowser } from "./support/browser.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
-import { signInWithToken } from "./support/dashboard.ts"
+import { overflowX, signInWithToken } from "./support/dashboard.ts"
 import { waitFor } from "./support/wait.ts"
 
 const GEN = "/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1"
@@ -113,4 +113,27 @@ test("a revoked node shows as revoked in the fleet list and on its page, and a r
   } finally {
     await page.close()
   }
+})
+
+test("a node's long unbroken words (host name, disk path, heal error) wrap inside the page, not past it", async () => {
+  const credential = await enrollNode(cp, "long-1")
+  const beat = { ...heartbeatBody("long-1"), hostname: "h".repeat(255) }
+  beat.disk.path = `/${"d".repeat(4095)}`
+  expect((await call(cp, credential, "POST", "/api/agent/long-1/heartbeat", beat)).status).toBe(200)
+  const report = {
+    seq: 1,
+    at: new Date().toISOString(),
+    type: "heal.failed",
+    data: { desired: GEN, attempt: 1, durationMs: 5, error: "e".repeat(4096), output: "", retryInMs: null },
+  }
+  expect((await call(cp, credential, "POST", "/api/agent/long-1/reports", { reports: [report] })).status).toBe(200)
+
+  const page = await browser.page()
+  await signInWithToken(page, cp.url, cp.adminToken)
+  await page.getByRole("navigation", { name: "Views" }).waitFor()
+  await page.goto(`${cp.url}/#/nodes/long-1`)
+  // The incident the failed heal opened, with the error in its message, is the last thing drawn.
+  await page.getByText("heal attempt 1 failed").first().waitFor({ timeout: 15_000 })
+  await page.getByText("h".repeat(255)).waitFor()
+  expect(await overflowX(page)).toBeLessThanOrEqual(0)
 })
