@@ -137,3 +137,24 @@ test("a node's long unbroken words (host name, disk path, heal error) wrap insid
   await page.getByText("h".repeat(255)).waitFor()
   expect(await overflowX(page)).toBeLessThanOrEqual(0)
 })
+
+// A node chooses its id when a general join token enrols it: one of the 63 characters allowed, with no
+// break in it, must not widen the fleet table or the latest events past the window. The id is cut
+// short on screen with its whole self in the link's text and title.
+test("a node id of 63 characters keeps the overview within the window, whole in its link", async () => {
+  // The earlier tests' tabs (one on a removed node's page) are closed: only this tab's problems count.
+  for (const open of browser.context.pages()) await open.close()
+  const before = browser.problems.length
+  const id = `n${"x".repeat(61)}1`
+  const credential = await enrollNode(cp, id)
+  expect((await call(cp, credential, "POST", `/api/agent/${id}/heartbeat`, heartbeatBody(id))).status).toBe(200)
+  const page = await browser.page()
+  await signInWithToken(page, cp.url, cp.adminToken)
+  await page.getByRole("navigation", { name: "Views" }).waitFor()
+  const link = page.getByTestId("latest-events").getByRole("link", { name: id })
+  await link.first().waitFor()
+  await page.getByRole("link", { name: id }).first().waitFor()
+  expect(await overflowX(page)).toBeLessThanOrEqual(0)
+  expect(await link.first().getAttribute("title")).toBe(id)
+  expect(browser.problems.slice(before)).toEqual([])
+})

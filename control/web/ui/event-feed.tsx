@@ -13,7 +13,15 @@ export function EventRows({ events, compact = false }: { events: FleetEvent[]; c
       {events.map((e) => (
         <tr key={e.id} data-event-id={e.id} title={compact ? eventSummary(e) : undefined}>
           <td class="nowrap">{compact ? clock(e.at) : when(e.at)}</td>
-          <td class="name">{e.nodeId ? <a href={href.node(e.nodeId)}>{e.nodeId}</a> : "—"}</td>
+          <td class="name">
+            {e.nodeId ? (
+              <a href={href.node(e.nodeId)} title={e.nodeId}>
+                {e.nodeId}
+              </a>
+            ) : (
+              "—"
+            )}
+          </td>
           <td>
             <span class={`ev ev-${e.type.replace(".", "-")}`}>{e.type}</span>
           </td>

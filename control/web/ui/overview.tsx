@@ -154,7 +154,9 @@ function NodeTable({ rows, tags }: { rows: NodeView[]; tags: Record<string, stri
         return (
           <>
             <td class="name">
-              <a href={href.node(n.id)}>{n.id}</a>
+              <a href={href.node(n.id)} title={n.id}>
+                {n.id}
+              </a>
               {n.rebootRequired && <span class="tag warn">reboot</span>}
             </td>
             <td>
