@@ -467,20 +467,27 @@ test("after a heal the desired closure changed under, no heal is shown running a
 // heartbeat's answer may start the heal first, and the activation arriving during it is answered by
 // that heal (it asked for that closure, and that heal is to it). Its force, past a deploy hold, is
 // spent with that answer: the failed heal's retry is auto-heal's own and waits for a hold like any.
-test("an activate answered by a heal already running spends its force with it, so the retry waits for a hold", async () => {
+test("an activate answered by a heal already running spends its force with it, so the retry waits for a hold to end", async () => {
   await pointAll(gen2)
   const { promise: failed, resolve: fail } = Promise.withResolvers<void>()
   const { promise: atSwitch, resolve: reached } = Promise.withResolvers<void>()
   const { nix, switched } = healingNix()
   const moveCurrent = nix.switchTo
   let refusals = 1
+  // The hold's end (ms), a second or two after the failed heal: well past its retry's 200 ms.
+  let holdEnds = Number.POSITIVE_INFINITY
+  let retriedAt = 0
   nix.switchTo = async (closure) => {
-    if (refusals-- <= 0) return moveCurrent(closure)
+    if (refusals-- <= 0) {
+      retriedAt = Date.now()
+      return moveCurrent(closure)
+    }
     reached()
     await failed
     // A push deploy took the node meanwhile: it holds the switch lock and the node until it confirms.
+    holdEnds = (Math.floor(Date.now() / 1000) + 2) * 1000
     await mkdir(join(dir, "chimera"), { recursive: true })
-    await writeFile(join(dir, "chimera/deploy-hold"), `${Math.floor(Date.now() / 1000) + 60} deploy-1\n`)
+    await writeFile(join(dir, "chimera/deploy-hold"), `${holdEnds / 1000} deploy-1\n`)
     return { code: 1, output: "another switch is in progress" }
   }
   const { reconciler, reports } = reconcilerOn(nix, {
@@ -493,12 +500,12 @@ test("an activate answered by a heal already running spends its force with it, s
     const activated = reconciler.activate(gen1)
     fail()
     expect(await activated).toMatchObject({ success: false })
-    // Past the retry's time: it found the hold and left the node to the deploy.
-    await Bun.sleep(700)
-    expect({ types: reports.map((r) => r.type), switched, phase: reconciler.phase }).toEqual({
-      types: ["drift.detected", "heal.started", "heal.failed"],
-      switched: [],
-      phase: "drifted",
+    // The retry is auto-heal's: it heals once the hold has ended, not when its backoff came due.
+    while (!reports.some((r) => r.type === "heal.succeeded")) await Bun.sleep(5)
+    expect({ types: reports.map((r) => r.type), switched, afterHold: retriedAt >= holdEnds }).toEqual({
+      types: ["drift.detected", "heal.started", "heal.failed", "heal.started", "heal.succeeded"],
+      switched: [gen1],
+      afterHold: true,
     })
   } finally {
     reconciler.stop()
