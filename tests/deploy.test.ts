@@ -279,6 +279,8 @@ describe("deploy", () => {
         expect.stringContaining("deploy pending-1 is activated here and not confirmed"),
       )
       expect(record.targets[0]?.log).not.toContainEqual(expect.stringContaining("waiting for deploy"))
+      // Nor in its words: it runs the closure, but only for as long as the undecided deploy is not rolled back.
+      expect(record.targets[0]?.log).not.toContain("plan: up to date")
       expect(await n!.node.links()).toMatchObject({ profile: gen3, current: gen3 })
     } finally {
       await n!.node.exec(["sh", "-c", confirmScript("pending-1", true)])

@@ -238,8 +238,12 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
   const upToDate = build.isSystem
     ? r.before?.profile === build.outPath && r.before?.current === build.outPath
     : (await exec.exec(target, `readlink -f ${shq(CHIMERA_PROFILE)}`)).stdout.trim() === build.outPath
-  say("plan", upToDate ? "up to date" : `${r.copy?.missingPaths ?? 0} path(s) to copy, ${r.copy?.narBytes ?? 0} bytes`)
   // A dry run does not call a node up to date on a closure an undecided deploy may yet take back.
+  const copy = `${r.copy?.missingPaths ?? 0} path(s) to copy, ${r.copy?.narBytes ?? 0} bytes`
+  const onIt = undecidedEarlier
+    ? "running it, not yet for good: up to date once that deploy is confirmed"
+    : "up to date"
+  say("plan", upToDate ? onIt : copy)
   if (upToDate && !opts.force && !undecidedEarlier) {
     if (!opts.dryRun) await publish(deps, target.name, build.outPath, say)
     r.status = "up-to-date"
