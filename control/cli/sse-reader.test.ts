@@ -34,6 +34,16 @@ describe("SSE reader", () => {
     ])
   })
 
+  test("a record's id and retry come with it, for a reconnection to resume from and wait", async () => {
+    expect(
+      await read(["event: ready\ndata: {}\nretry: 2000\n\n", "id: 7\nevent: heal.failed\ndata: {}\n\n", "data: x\n\n"]),
+    ).toEqual([
+      { event: "ready", data: "{}", retry: 2000 },
+      { event: "heal.failed", data: "{}", id: "7" },
+      { event: "message", data: "x" },
+    ])
+  })
+
   test("a record larger than the limit ends the read with an error", async () => {
     await expect(read([`data: ${"x".repeat(100)}\n\n`], 50)).rejects.toThrow("larger than 50 bytes")
     await expect(read([`data: ${"x".repeat(100)}`], 50)).rejects.toThrow("longer than 50 bytes")
