@@ -8,6 +8,7 @@ import { apiClient, call, refusal, unreachable } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { announceIdentity } from "./identity.ts"
 import { color, field, jsonLine, printJson, printTable, say, tableLine, warn } from "./output.ts"
+import { readSse, SseError, type SseRecord } from "./sse-reader.ts"
 import { noSuchNode } from "./unknown-node.ts"
 
 const Types = z
@@ -140,33 +141,32 @@ async function _follow(api: ReturnType<typeof apiClient>, query: StreamQuery, js
   }
 }
 
-/** Prints a stream's events until it ends or its connection is lost; its `error` frame is thrown. */
+/**
+ * Prints a stream's events until it ends or its connection is lost; its `error` frame is thrown, as is
+ * a frame past the reader's bound or one this command cannot print: only a lost connection reconnects.
+ */
 async function _printStream(body: NonNullable<Response["body"]>, json: boolean, followed: Followed): Promise<void> {
-  let buffer = ""
-  try {
-    for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk
-      for (let i = buffer.indexOf("\n\n"); i >= 0; i = buffer.indexOf("\n\n")) {
-        const lines = buffer.slice(0, i).split("\n")
-        buffer = buffer.slice(i + 2)
-        const sseField = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2)
-        const data = sseField("data")
-        const retry = Number(sseField("retry"))
-        if (Number.isInteger(retry) && retry > 0) followed.retryMs = retry
-        // `ready` opens the stream and comments keep it alive; `error` ends it (e.g. the token was revoked).
-        if (sseField("event") === "error") {
-          const message = data ? String((JSON.parse(data) as { error?: unknown }).error) : "the event stream failed"
-          throw new CliError(message, "E_API")
-        }
-        const id = sseField("id")
-        if (data === undefined || id === undefined) continue
-        const event = JSON.parse(data) as FleetEvent
-        say(json ? `${jsonLine(event)}\n` : `${tableLine(FOLLOW_WIDTHS, row(event).map(field))}\n`)
-        followed.lastId = id
-      }
+  const records = readSse(body)
+  for (;;) {
+    let next: IteratorResult<SseRecord>
+    try {
+      next = await records.next()
+    } catch (error) {
+      if (error instanceof SseError) throw new CliError(error.message, "E_API")
+      return
     }
-  } catch (error) {
-    if (error instanceof CliError) throw error
+    if (next.done) return
+    const { event, data, id, retry } = next.value
+    if (retry !== undefined && retry > 0) followed.retryMs = retry
+    // `ready` opens the stream and comments keep it alive; `error` ends it (e.g. the token was revoked).
+    if (event === "error") {
+      const message = data ? String((JSON.parse(data) as { error?: unknown }).error) : "the event stream failed"
+      throw new CliError(message, "E_API")
+    }
+    if (id === undefined) continue
+    const fleetEvent = JSON.parse(data) as FleetEvent
+    say(json ? `${jsonLine(fleetEvent)}\n` : `${tableLine(FOLLOW_WIDTHS, row(fleetEvent).map(field))}\n`)
+    followed.lastId = id
   }
 }
 
