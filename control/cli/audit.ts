@@ -5,6 +5,7 @@ import { defineCommand } from "citty"
 import type { AuditRecord } from "../domain/auth/ports.ts"
 import { apiClient, call } from "./client.ts"
 import { CliError } from "./errors.ts"
+import { limitFlag } from "./flags.ts"
 import { printJson, printTable, warn } from "./output.ts"
 
 const PAGE = 1000
@@ -22,9 +23,7 @@ export default defineCommand({
     json: { type: "boolean", description: "Print JSON" },
   },
   async run({ args }) {
-    const limit = args.limit ?? "100"
-    if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 10_000)
-      throw new CliError("--limit: expected a whole number from 1 to 10000", "E_ARG")
+    const limit = limitFlag(args.limit, 10_000)
     const { url, client } = apiClient()
     const filters = Object.fromEntries(
       Object.entries({
@@ -64,7 +63,7 @@ export default defineCommand({
       return
     }
 
-    const entries = await page(0, Number(limit))
+    const entries = await page(0, limit)
     if (args.json) return printJson({ entries })
     printTable(
       ["ID", "TIME", "ACTOR", "ROLE", "SOURCE", "ACTION", "NODE", "STATUS"],

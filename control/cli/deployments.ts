@@ -5,6 +5,7 @@ import type { UnfinishedDeployment } from "../ops/fleet-operations.ts"
 import { openCliStore } from "./cli-store.ts"
 import { printDeployment } from "./deploy.ts"
 import { CliError } from "./errors.ts"
+import { limitFlag } from "./flags.ts"
 import { printJson, printTable, say } from "./output.ts"
 
 export default defineCommand({
@@ -15,9 +16,7 @@ export default defineCommand({
     json: { type: "boolean", description: "Print JSON" },
   },
   async run({ args }) {
-    const limit = Number(args.limit)
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
-      throw new CliError("--limit: expected a whole number from 1 to 1000", "E_ARG")
+    const limit = limitFlag(args.limit, 1000)
     const [first, second] = args._.map(String)
     // `list` is the listing, as for nodes and incidents, not a deployment whose id is "list".
     const id = first === "show" ? second : first === "list" ? undefined : first

@@ -6,6 +6,7 @@ import { NodeId } from "../../protocol/ids.ts"
 import { EventType, type FleetEvent } from "../domain/events.ts"
 import { apiClient, call, refusal, unreachable } from "./client.ts"
 import { CliError } from "./errors.ts"
+import { limitFlag } from "./flags.ts"
 import { announceIdentity } from "./identity.ts"
 import { color, field, jsonLine, printJson, printTable, say, tableLine, warn } from "./output.ts"
 import { readSse, SseError, type SseRecord } from "./sse-reader.ts"
@@ -192,9 +193,7 @@ export default defineCommand({
     const types = args.type === undefined ? undefined : Types.safeParse(args.type)
     if (types && !types.success)
       throw new CliError(`--type: expected event types among ${EventType.options.join(", ")}`, "E_ARG")
-    const limit = args.limit === undefined ? "100" : args.limit
-    if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000)
-      throw new CliError("--limit: expected a whole number from 1 to 1000", "E_ARG")
+    const limit = limitFlag(args.limit, 1000)
     if (args.after !== undefined && !/^\d+$/.test(args.after))
       throw new CliError("--after: expected an event id (a whole number, from the ID column)", "E_ARG")
     const after = args.after === undefined ? undefined : Number(args.after)
@@ -203,7 +202,7 @@ export default defineCommand({
     const { url, client } = api
     if (!args.follow) {
       // The latest `limit`, oldest first as a log reads; from an id on, the page that follows it.
-      const page = { ...query, limit, ...(after === undefined ? { tail: true } : { after }) }
+      const page = { ...query, limit: String(limit), ...(after === undefined ? { tail: true } : { after }) }
       const { events } = (await call(url, client.api.events.$get({ query: page }))) as { events: FleetEvent[] }
       // A node that is gone keeps its events, and one that is known may have none (yet): only an id
       // with neither is an error.
@@ -231,6 +230,6 @@ export default defineCommand({
       const unknown = await _unknownNode(api, query.node)
       if (unknown) warn(`${color.yellow("!")} ${unknown}; waiting for its events\n`)
     }
-    await _follow(api, { ...query, ...(after === undefined ? { limit: Number(limit) } : { after }) }, args.json)
+    await _follow(api, { ...query, ...(after === undefined ? { limit } : { after }) }, args.json)
   },
 })

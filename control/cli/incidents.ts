@@ -7,6 +7,7 @@ import { z } from "zod"
 import type { Delivery, Incident, TimelineEntry } from "../domain/incident-model.ts"
 import { apiClient, call } from "./client.ts"
 import { CliError } from "./errors.ts"
+import { limitFlag, parseFlag } from "./flags.ts"
 import { ago, color, printFields, printJson, printTable, say } from "./output.ts"
 
 type Listed = Incident & { undelivered: number; failed: number; delivered: number }
@@ -21,12 +22,6 @@ const Id = z.uuid({
   error: "expected an incident id (a UUID as `chimera incidents` lists it, or at least its first 4 characters)",
 })
 
-function parse<S extends z.ZodType>(schema: S, value: unknown, flag: string): z.output<S> {
-  const parsed = schema.safeParse(value)
-  if (!parsed.success) throw new CliError(`${flag}: ${parsed.error.issues[0]?.message ?? "invalid value"}`, "E_ARG")
-  return parsed.data
-}
-
 const severityText = (s: string) => (s === "critical" ? color.red(s) : s === "warning" ? color.yellow(s) : s)
 const statusText = (i: Incident) => (i.status === "open" ? color.red("open") : color.green("resolved"))
 const ticketOf = (i: Incident) => i.ticketLabel ?? i.ticketId ?? "-"
@@ -38,10 +33,8 @@ const deliveryText = (d: Delivery) =>
       : color.yellow(d.status)
 
 async function list(args: { status?: string; node?: string; limit?: string; json?: boolean }) {
-  const status = args.status === undefined ? undefined : parse(Status, args.status, "--status")
-  const limit = args.limit ?? "100"
-  if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000)
-    throw new CliError("--limit: expected a whole number from 1 to 1000", "E_ARG")
+  const status = args.status === undefined ? undefined : parseFlag(Status, args.status, "--status")
+  const limit = String(limitFlag(args.limit, 1000))
   const { url, client } = apiClient()
   const query = { status, node: args.node, limit }
   const { incidents } = (await call(url, client.api.incidents.$get({ query }))) as { incidents: Listed[] }
@@ -87,7 +80,7 @@ async function incidentId(raw: unknown): Promise<string> {
       "E_ARG",
     )
   }
-  return parse(Id, raw, "ID")
+  return parseFlag(Id, raw, "ID")
 }
 
 async function show(rawId: unknown, json: boolean) {

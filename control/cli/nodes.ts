@@ -10,6 +10,7 @@ import type { NodeView } from "../domain/node.ts"
 import type { RelayNodeResult, RelayResult } from "../domain/relay.ts"
 import { apiClient, call, controlUrl, unreachable } from "./client.ts"
 import { CliError } from "./errors.ts"
+import { parseFlag } from "./flags.ts"
 import { exitOnInterrupt } from "./interrupt.ts"
 import { ago, color, field, prefixed, printFields, printJson, printTable, say, statusText, warn } from "./output.ts"
 import { noSuchNode } from "./unknown-node.ts"
@@ -21,12 +22,6 @@ const TtlSeconds = z
   .transform(Number)
   .pipe(z.number().min(60, "expected at least 60 seconds").max(604_800, "expected at most 604800 seconds (7 days)"))
 const short = (hash: string | null) => (hash ? hash.slice(0, 12) : "-")
-
-function parseFlag<S extends z.ZodType>(schema: S, value: unknown, flag: string): z.output<S> {
-  const parsed = schema.safeParse(value)
-  if (!parsed.success) throw new CliError(`${flag}: ${parsed.error.issues[0]?.message ?? "invalid value"}`, "E_ARG")
-  return parsed.data
-}
 
 /** Awaits a request about node `id`; a 404 names the nearest known id instead of only "not found". */
 async function _aboutNode<T = NodeView>(
