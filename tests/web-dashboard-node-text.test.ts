@@ -3,7 +3,7 @@
 // page says around it (a node could make its incident read as anything, and garble the delivery
 // status next to it). The page escapes such characters as the CLI does. Also: a node link opened
 // during sign-in, and a revoked node shown as revoked. Real Chromium, real API.
-import { afterAll, beforeAll, expect, test } from "bun:test"
+import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test"
 import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
 import { launchBrowser, type TestBrowser } from "./support/browser.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
@@ -25,6 +25,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close()
   await cp?.stop()
+})
+// Each test's tabs close with it, and it answers for its own problems only: a tab left on a node's
+// page keeps reading it, and what it met later (a removed node's 404) is no other test's doing.
+beforeEach(() => {
+  browser.problems.length = 0
+})
+afterEach(async () => {
+  for (const open of browser.context.pages()) await open.close()
 })
 
 test("a failed heal's error holding a bidi override and escape codes is shown escaped, in order", async () => {
@@ -142,9 +150,6 @@ test("a node's long unbroken words (host name, disk path, heal error) wrap insid
 // break in it, must not widen the fleet table or the latest events past the window. The id is cut
 // short on screen with its whole self in the link's text and title.
 test("a node id of 63 characters keeps the overview within the window, whole in its link", async () => {
-  // The earlier tests' tabs (one on a removed node's page) are closed: only this tab's problems count.
-  for (const open of browser.context.pages()) await open.close()
-  const before = browser.problems.length
   const id = `n${"x".repeat(61)}1`
   const credential = await enrollNode(cp, id)
   expect((await call(cp, credential, "POST", `/api/agent/${id}/heartbeat`, heartbeatBody(id))).status).toBe(200)
@@ -156,5 +161,25 @@ test("a node id of 63 characters keeps the overview within the window, whole in 
   await page.getByRole("link", { name: id }).first().waitFor()
   expect(await overflowX(page)).toBeLessThanOrEqual(0)
   expect(await link.first().getAttribute("title")).toBe(id)
-  expect(browser.problems.slice(before)).toEqual([])
+  expect(browser.problems).toEqual([])
+})
+
+// A node heard once has one sample, a span of zero, which uPlot widened to years (2027 to 2029 on an
+// axis drawn in December 2026). The axis shows the 15 minutes the history keeps, up to that sample.
+test("a node's chart with a single sample spans the last 15 minutes, not years", async () => {
+  const credential = await enrollNode(cp, "once-1")
+  expect((await call(cp, credential, "POST", "/api/agent/once-1/heartbeat", heartbeatBody("once-1"))).status).toBe(200)
+  const page = await browser.page()
+  await signInWithToken(page, cp.url, cp.adminToken)
+  await page.getByRole("navigation", { name: "Views" }).waitFor()
+  await page.goto(`${cp.url}/#/nodes/once-1`)
+  const chart = page.getByTestId("health-chart")
+  await chart.locator("canvas").waitFor()
+  const [from, to] = [
+    Date.parse(`${await chart.getAttribute("data-from")}`),
+    Date.parse(`${await chart.getAttribute("data-to")}`),
+  ]
+  expect(to - from).toBe(15 * 60_000)
+  expect(Math.abs(to - Date.now())).toBeLessThan(60_000)
+  expect(browser.problems).toEqual([])
 })

@@ -10,8 +10,27 @@ import type { Ctx } from "./app.tsx"
 
 const pct = (used: number, total: number) => (total > 0 ? (100 * used) / total : null)
 
+/** The time axis shows at least the 15 minutes the history keeps, up to the newest sample. It is read
+ * from the samples: for a node's first one (a span of zero) uPlot hands this a span of 1,000 days. */
+const WINDOW_S = 15 * 60
+const timeRange = (u: uPlot, min: number | null, max: number | null): uPlot.Range.MinMax => {
+  const times = u.data[0] ?? []
+  const end = times.at(-1) ?? max ?? Date.now() / 1000
+  return [Math.min(times[0] ?? min ?? end, end - WINDOW_S), end]
+}
+/** Load from 0, to at least 1: a load of 0 throughout drew an axis to 100. */
+const loadRange = (_u: uPlot, _min: number | null, max: number | null): uPlot.Range.MinMax => [0, Math.max(1, max ?? 0)]
+
 function css(name: string, fallback: string) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback
+}
+
+/** The times the axis spans, on the chart's element (its ticks are drawn, not text). */
+function shownWindow(el: HTMLElement, plot: uPlot) {
+  const { min, max } = plot.scales.x ?? {}
+  if (min === undefined || max === undefined) return
+  el.dataset.from = new Date(min * 1000).toISOString()
+  el.dataset.to = new Date(max * 1000).toISOString()
 }
 
 export function HealthChart({ ctx, id }: { ctx: Ctx; id: string }) {
@@ -56,7 +75,8 @@ export function HealthChart({ ctx, id }: { ctx: Ctx; id: string }) {
         height: 180,
         legend: { live: false },
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true }, pct: { range: [0, 100] } },
+        scales: { x: { time: true, range: timeRange }, y: { range: loadRange }, pct: { range: [0, 100] } },
+        hooks: { setScale: [(u, key) => key === "x" && shownWindow(el, u)] },
         axes: [
           { stroke: axis, grid: { stroke: grid } },
           { stroke: axis, grid: { stroke: grid }, label: "load" },
