@@ -44,7 +44,11 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers, configured 
   const now = () => clock.now().toISOString()
   const waiters = new Map<string, Set<() => void>>()
   const ackListeners = new Set<AckListener>()
-  const startedAt = now()
+  // Silence counts from when this control plane could hear heartbeats: its start, or the end of a
+  // time its store could not be reached. Every heartbeat was refused meanwhile, so a node that kept
+  // its schedule missed none; counted from its last one taken, the whole fleet would turn unreachable
+  // (and page) the moment the database came back, before the next heartbeat.
+  let hearingSince = now()
 
   const emit = async (type: EventType, nodeId: string | null, data: Record<string, unknown>) => {
     const at = now()
@@ -325,7 +329,10 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers, configured 
     },
 
     async sweepUnreachable() {
-      const lost = await store.markUnreachable(now(), startedAt, MISSED_HEARTBEATS)
+      const lost = await store.markUnreachable(now(), hearingSince, MISSED_HEARTBEATS).catch((error: unknown) => {
+        hearingSince = now()
+        throw error
+      })
       for (const [i, node] of lost.entries()) {
         // A network split flips thousands at once; the store's answers never yield to I/O, so the
         // heartbeats of the nodes still up get the event loop every few dozen events.

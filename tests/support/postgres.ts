@@ -13,6 +13,10 @@ export interface TestPostgres extends AsyncDisposable {
   database(name: string): Promise<string>
   /** The same database's URL through the server's Unix socket (`USER@/DB?host=DIR&port=N`, as NixOS's local PostgreSQL is reached). */
   socketUrl(url: string): string
+  /** Stops the server (`pg_ctl stop -m fast`, as an operator's restart does), keeping its data. */
+  halt(): Promise<void>
+  /** Starts the halted server again on the same port and data. */
+  resume(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -25,17 +29,19 @@ export async function startPostgres(): Promise<TestPostgres> {
   const asPostgres = (cmd: string[]) => runOk([runuser, "-u", "postgres", "--", ...cmd])
   await asPostgres([initdb, "-D", join(dir, "data"), "-U", "chimera", "--auth=trust", "-E", "UTF8"])
   const port = freePort()
-  await asPostgres([
-    pgCtl,
-    "-D",
-    join(dir, "data"),
-    "-o",
-    `-h 127.0.0.1 -p ${port} -k ${dir}`,
-    "-l",
-    join(dir, "log"),
-    "-w",
-    "start",
-  ])
+  const start = () =>
+    asPostgres([
+      pgCtl,
+      "-D",
+      join(dir, "data"),
+      "-o",
+      `-h 127.0.0.1 -p ${port} -k ${dir}`,
+      "-l",
+      join(dir, "log"),
+      "-w",
+      "start",
+    ])
+  await start()
   const admin = new SQL(`postgres://chimera@127.0.0.1:${port}/postgres`)
   const stop = async () => {
     await admin.close()
@@ -47,6 +53,8 @@ export async function startPostgres(): Promise<TestPostgres> {
       await admin.unsafe(`CREATE DATABASE "${name.replace(/[^a-z0-9_]/g, "_")}"`)
       return `postgres://chimera@127.0.0.1:${port}/${name.replace(/[^a-z0-9_]/g, "_")}`
     },
+    halt: async () => void (await asPostgres([pgCtl, "-D", join(dir, "data"), "-m", "fast", "-w", "stop"])),
+    resume: async () => void (await start()),
     socketUrl: (url) => `postgres://chimera@/${new URL(url).pathname.slice(1)}?host=${dir}&port=${port}`,
     stop,
     [Symbol.asyncDispose]: stop,

@@ -1,0 +1,78 @@
+// Replicas on PostgreSQL while the database itself stops and starts again (a restart, a failover): what
+// the operator and the agents are told meanwhile, and that a node which kept its heartbeat schedule
+// all along is not called unreachable (nor paged about) when the database comes back.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
+import { startInProcess } from "./support/control-plane.ts"
+import { startPostgres, type TestPostgres } from "./support/postgres.ts"
+
+setDefaultTimeout(120_000)
+
+let pg: TestPostgres
+
+beforeAll(async () => {
+  pg = await startPostgres()
+})
+
+afterAll(async () => {
+  await pg?.stop()
+})
+
+describe("PostgreSQL stopped and started under two replicas", () => {
+  test("a node that heartbeats on schedule through an outage longer than three intervals is never unreachable, and no incident opens", async () => {
+    const url = await pg.database("outage_sweep")
+    const incidents = { unreachableAfterMs: 1000 }
+    await using a = await startInProcess({ databaseUrl: url, incidents })
+    await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken, incidents })
+    const credential = await enrollNode(a, "steady-node")
+    // Every 2 s, as its agent would, to B; an answer that fails (the database is down) is retried on schedule.
+    const intervalMs = 2000
+    const body = () => ({ ...heartbeatBody("steady-node"), heartbeatIntervalSeconds: intervalMs / 1000 })
+    let beats = 0
+    let answered = 0
+    let beating = true
+    let tried = Promise.withResolvers<void>()
+    const loop = (async () => {
+      while (beating) {
+        const res = await call(b, credential, "POST", "/api/agent/steady-node/heartbeat", body()).catch(() => null)
+        if (res?.ok) answered++
+        await res?.body?.cancel()
+        beats++
+        tried.resolve()
+        await Bun.sleep(intervalMs)
+      }
+    })()
+    try {
+      await tried.promise
+      expect(answered).toBe(1)
+      await pg.halt()
+      // Longer than three intervals: by its last heartbeat taken, the node would count as silent.
+      await Bun.sleep(4 * intervalMs)
+      // Back right after a heartbeat that failed: the next one comes on schedule, an interval later.
+      tried = Promise.withResolvers<void>()
+      await tried.promise
+      const failedBefore = beats - answered
+      await pg.resume()
+      expect(failedBefore).toBeGreaterThanOrEqual(3)
+      // Two more intervals: the sweeps of both replicas run many times meanwhile.
+      const resumedAt = beats
+      while (beats < resumedAt + 2) await Bun.sleep(100)
+      expect(answered).toBeGreaterThanOrEqual(2)
+      const events = (await (
+        await call(a, a.adminToken, "GET", "/api/events?node=steady-node&type=node.unreachable")
+      ).json()) as { events: unknown[] }
+      expect(events.events).toEqual([])
+      const node = (await (await call(b, a.adminToken, "GET", "/api/nodes/steady-node")).json()) as { status: string }
+      expect(node.status).not.toBe("unreachable")
+      for (const status of ["open", "resolved"]) {
+        const listed = (await (await call(a, a.adminToken, "GET", `/api/incidents?status=${status}`)).json()) as {
+          incidents: unknown[]
+        }
+        expect(listed.incidents).toEqual([])
+      }
+    } finally {
+      beating = false
+      await loop
+    }
+  })
+})
