@@ -19,6 +19,31 @@ afterAll(async () => {
 })
 
 describe("PostgreSQL stopped and started under two replicas", () => {
+  test("while it is down, requests answer 503 STORE_UNAVAILABLE naming the database, not a bare 500", async () => {
+    const url = await pg.database("outage_errors")
+    await using a = await startInProcess({ databaseUrl: url })
+    await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
+    const credential = await enrollNode(a, "outage-node")
+    await pg.halt()
+    try {
+      for (const cp of [a, b]) {
+        const listed = await call(cp, a.adminToken, "GET", "/api/nodes")
+        expect(listed.status).toBe(503)
+        const body = (await listed.json()) as { error: string; code: string }
+        expect(body.code).toBe("STORE_UNAVAILABLE")
+        expect(body.error).toContain("cannot reach its database")
+        expect(body.error).toContain("CHIMERA_DB")
+      }
+      // The agent is told the same, and a 5xx moves it to the next replica.
+      const beat = await call(b, credential, "POST", "/api/agent/outage-node/heartbeat", heartbeatBody("outage-node"))
+      expect(beat.status).toBe(503)
+      expect(((await beat.json()) as { code: string }).code).toBe("STORE_UNAVAILABLE")
+    } finally {
+      await pg.resume()
+    }
+    expect((await call(a, a.adminToken, "GET", "/api/nodes")).status).toBe(200)
+  })
+
   test("a node that heartbeats on schedule through an outage longer than three intervals is never unreachable, and no incident opens", async () => {
     const url = await pg.database("outage_sweep")
     const incidents = { unreachableAfterMs: 1000 }

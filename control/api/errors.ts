@@ -24,6 +24,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   PROVIDER_UNAVAILABLE: 503,
   // An action whose audit row cannot be stored is not performed: the store, not the caller, is at fault.
   AUDIT_UNAVAILABLE: 503,
+  // The database is down or restarting: nothing the caller did, and a replica-aware agent moves on.
+  STORE_UNAVAILABLE: 503,
   INTERNAL: 500,
 }
 
@@ -56,6 +58,16 @@ export function errorResponse(c: Context, raw: ChimeraError) {
   )
 }
 
+/**
+ * A PostgreSQL server that cannot be reached, refused the connection, dropped it, or is starting up or
+ * shutting down (SQLSTATE classes 08 and 57P): the store is away, the request itself was fine.
+ */
+function _storeAway(error: Error): boolean {
+  if (error.name !== "PostgresError") return false
+  const { code, errno } = error as { code?: string; errno?: string }
+  return code?.startsWith("ERR_POSTGRES_CONNECTION_") === true || /^(08|57P)/.test(errno ?? "")
+}
+
 export function onError(error: Error, c: Context) {
   if (error instanceof ChimeraError) return errorResponse(c, error)
   if (error instanceof HTTPException) {
@@ -68,6 +80,17 @@ export function onError(error: Error, c: Context) {
   if (error.name === "AbortError" && c.req.raw.signal.aborted) {
     log.debug("the client went away before its request's body was read", { method: c.req.method, path: c.req.path })
     return errorResponse(c, new ChimeraError("INVALID_JSON", "the request's body ended before it was whole"))
+  }
+  if (_storeAway(error)) {
+    log.error("the database cannot be reached", { method: c.req.method, path: c.req.path, error })
+    return errorResponse(
+      c,
+      new ChimeraError(
+        "STORE_UNAVAILABLE",
+        `the control plane cannot reach its database (${error.message}); check that PostgreSQL runs and that ` +
+          "this replica can reach it (CHIMERA_DB), then try again",
+      ),
+    )
   }
   log.error("unhandled error", { method: c.req.method, path: c.req.path, error })
   return c.json({ error: "internal error; the control plane's log has the details", code: "INTERNAL" }, 500)

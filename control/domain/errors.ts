@@ -19,6 +19,7 @@ export type ErrorCode =
   | "PROVIDER_UNAVAILABLE"
   | "RESOURCE_EXHAUSTED"
   | "AUDIT_UNAVAILABLE"
+  | "STORE_UNAVAILABLE"
   | "INTERNAL"
   // The AI chat's own codes (its clients know them by these names).
   | ChatErrorCode
