@@ -20,6 +20,8 @@ import { streamText } from "./support/stream.ts"
 import { createTestNode } from "./support/test-node.ts"
 import { waitFor } from "./support/wait.ts"
 
+const MAIN = join(import.meta.dir, "../control/main.ts")
+
 setDefaultTimeout(120_000)
 
 let pg: TestPostgres
@@ -308,6 +310,48 @@ describe("replicas on PostgreSQL", () => {
       expect((await call(b, a.adminToken, "GET", "/api/deployments/20200101000000-0123abcd")).status).toBe(404)
     } finally {
       // SIGKILL: a graceful stop would wait for the deploy's timeout.
+      await a.kill()
+      await a.stop()
+    }
+  })
+
+  test("`deploy --via-control-plane` whose replica dies names the deploy and how to ask another replica about it", async () => {
+    const url = await pg.database("deploy_cli_lost")
+    const a = await spawnControlPlane(freePort(), { databaseUrl: url })
+    try {
+      await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
+      await enrollNode(a, "waiting-node")
+      // Through its agent, which never answers here: the deploy runs on A until A dies.
+      const cli = Bun.spawn(
+        [process.execPath, MAIN, "deploy", "--via-control-plane", "--targets", "waiting-node", "--config", gen1],
+        {
+          env: {
+            ...process.env,
+            CHIMERA_URL: a.url,
+            CHIMERA_TOKEN: a.adminToken,
+            CHIMERA_CONFIG_FILE: "",
+            NO_COLOR: "1",
+          },
+          stdout: "pipe",
+          stderr: "pipe",
+        },
+      )
+      type Listed = { events: { data: { id?: string } }[] }
+      const started = await waitFor(
+        "the deploy started on A, seen through B",
+        async () =>
+          ((await (await call(b, a.adminToken, "GET", "/api/events?type=deployment.started")).json()) as Listed).events,
+        (events) => events.length > 0,
+      )
+      const id = String(started[0]?.data.id)
+      await a.kill()
+      const [err, code] = await Promise.all([new Response(cli.stderr).text(), cli.exited])
+      expect(code).toBe(1)
+      expect(err).toContain(`cannot reach the control plane at ${a.url}`)
+      // Not only that A is gone: which deploy it was running, to ask any other replica about.
+      expect(err).toContain(`chimera deployments show ${id}`)
+      expect((await call(b, a.adminToken, "GET", `/api/deployments/${id}`)).status).toBe(200)
+    } finally {
       await a.kill()
       await a.stop()
     }

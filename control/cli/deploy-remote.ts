@@ -85,9 +85,9 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
   })
   try {
     for (;;) {
-      const view = (await call(url, client.api.deployments[":id"].$get({ param: { id } }))) as
-        | DeploymentRecord
-        | UnfinishedDeployment
+      const view = (await call(url, client.api.deployments[":id"].$get({ param: { id } })).catch((error: unknown) => {
+        throw _lostWhileFollowing(error, id)
+      })) as DeploymentRecord | UnfinishedDeployment
       if (view.status !== "running") {
         // Ended: the control plane stores a deploy's end event before it stops answering `running`, so
         // every event it made is in the list now; those the stream had not carried yet are read there.
@@ -105,6 +105,18 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
     release()
     await follower.stop()
   }
+}
+
+/**
+ * The control plane stopped answering while the deploy ran (a replica killed, its host gone): the
+ * deploy id is all the operator has to find out how it ended, through any other replica.
+ */
+function _lostWhileFollowing(error: unknown, id: string): unknown {
+  if (!(error instanceof CliError) || error.code !== "E_UNREACHABLE") return error
+  return new CliError(
+    `${error.message} It was running deploy ${id}: ask another replica of the control plane how it ended (chimera deployments show ${id}).`,
+    error.code,
+  )
 }
 
 /** The events a deployment's progress is read from, as the stream and the list carry them. */
