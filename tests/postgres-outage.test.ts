@@ -1,10 +1,13 @@
 // Replicas on PostgreSQL while the database itself stops and starts again (a restart, a failover): what
-// the operator and the agents are told meanwhile, and that a node which kept its heartbeat schedule
-// all along is not called unreachable (nor paged about) when the database comes back.
+// the operator and the agents are told meanwhile, that a node which kept its heartbeat schedule all
+// along is not called unreachable (nor paged about) when the database comes back, and that a deploy
+// through an agent waits the outage out rather than dying with it.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
 import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
-import { startInProcess } from "./support/control-plane.ts"
+import { freePort, spawnControlPlane, startInProcess } from "./support/control-plane.ts"
+import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
+import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(120_000)
 
@@ -99,5 +102,53 @@ describe("PostgreSQL stopped and started under two replicas", () => {
       beating = false
       await loop
     }
+  })
+
+  test("a deploy through an agent waits through the outage: the node reports the closure afterwards and the deploy is recorded succeeded, read through the other replica", async () => {
+    const closure = await buildTestSystem(1, { tag: "outage" })
+    const url = await pg.database("outage_deploy")
+    // A in a process of its own: replicas in one process share one name, and each would take the
+    // other's deploys for its own.
+    await using a = await spawnControlPlane(freePort(), { databaseUrl: url })
+    await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
+    const credential = await enrollNode(a, "deploy-node")
+    const started = await call(a, a.adminToken, "POST", "/api/deployments", {
+      targets: ["deploy-node"],
+      closure,
+      confirm_timeout_seconds: 600,
+    })
+    expect(started.status).toBe(202)
+    const { id } = (await started.json()) as { id: string }
+    const view = async (cp: { url: string }) =>
+      (await (await call(cp, a.adminToken, "GET", `/api/deployments/${id}`)).json()) as {
+        status: string
+        progress?: Record<string, string>
+        reason?: string
+      }
+    await waitFor(
+      "the deploy waiting for the agent",
+      () => view(b),
+      (d) => Object.keys(d.progress ?? {}).length > 0,
+    )
+    await pg.halt()
+    // Several of the deploy's looks at the node fail meanwhile.
+    await Bun.sleep(2000)
+    await pg.resume()
+    expect(await view(a)).toMatchObject({ status: "running" })
+    // The agent activates it, as it would once it heard of the desired closure.
+    const system = { profile: closure, current: closure, booted: closure }
+    const beat = await call(b, credential, "POST", "/api/agent/deploy-node/heartbeat", {
+      ...heartbeatBody("deploy-node"),
+      system,
+      desired: closure,
+    })
+    expect(beat.status).toBe(200)
+    await waitFor(
+      "the deploy's record, through B",
+      () => view(b),
+      (d) => d.status !== "running",
+      10_000,
+    )
+    expect(await view(b)).toMatchObject({ status: "succeeded" })
   })
 })

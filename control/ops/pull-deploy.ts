@@ -50,7 +50,16 @@ export async function pullDeploy(fleet: Fleet, node: NodeRecord, o: PullOptions)
   o.onProgress?.(node.id, "desired closure set; waiting for the agent")
   const deadline = started.getTime() + o.timeoutSeconds * 1000
   for (;;) {
-    const now = await fleet.findNode(node.id)
+    let now: NodeRecord | null
+    try {
+      now = await fleet.findNode(node.id)
+    } catch (error) {
+      // The store away for a moment (PostgreSQL restarting) ends no wait: the agent goes on activating
+      // meanwhile, and a later look tells. Only the deadline or a stop ends it, as it would anyway.
+      if (o.signal?.aborted || o.clock.now().getTime() > deadline) throw error
+      await sleep(200)
+      continue
+    }
     if (!now) return result("failed", "the node was removed while it deployed")
     const timing = (): PhaseTiming[] => [
       { phase: "activate", startedAt: started.toISOString(), ms: o.clock.now().getTime() - started.getTime() },
