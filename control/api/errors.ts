@@ -6,6 +6,7 @@ import { HTTPException } from "hono/http-exception"
 import type { ContentfulStatusCode } from "hono/utils/http-status"
 import { CHAT_ERROR_STATUS, type ChatErrorCode } from "../../protocol/ai.ts"
 import { createLogger, redact } from "../../protocol/log.ts"
+import { storeAway } from "../adapters/store/store-away.ts"
 import { ChimeraError, type ErrorCode } from "../domain/errors.ts"
 
 const log = createLogger("api")
@@ -58,16 +59,6 @@ export function errorResponse(c: Context, raw: ChimeraError) {
   )
 }
 
-/**
- * A PostgreSQL server that cannot be reached, refused the connection, dropped it, or is starting up or
- * shutting down (SQLSTATE classes 08 and 57P): the store is away, the request itself was fine.
- */
-function _storeAway(error: Error): boolean {
-  if (error.name !== "PostgresError") return false
-  const { code, errno } = error as { code?: string; errno?: string }
-  return code?.startsWith("ERR_POSTGRES_CONNECTION_") === true || /^(08|57P)/.test(errno ?? "")
-}
-
 export function onError(error: Error, c: Context) {
   if (error instanceof ChimeraError) return errorResponse(c, error)
   if (error instanceof HTTPException) {
@@ -81,7 +72,7 @@ export function onError(error: Error, c: Context) {
     log.debug("the client went away before its request's body was read", { method: c.req.method, path: c.req.path })
     return errorResponse(c, new ChimeraError("INVALID_JSON", "the request's body ended before it was whole"))
   }
-  if (_storeAway(error)) {
+  if (storeAway(error)) {
     log.error("the database cannot be reached", { method: c.req.method, path: c.req.path, error })
     return errorResponse(
       c,
