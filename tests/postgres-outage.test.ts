@@ -3,6 +3,7 @@
 // along is not called unreachable (nor paged about) when the database comes back, and that a deploy
 // through an agent waits the outage out rather than dying with it.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { SQL } from "bun"
 import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
 import { freePort, spawnControlPlane, startInProcess } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
@@ -150,5 +151,70 @@ describe("PostgreSQL stopped and started under two replicas", () => {
       10_000,
     )
     expect(await view(b)).toMatchObject({ status: "succeeded" })
+  })
+
+  test("a deploy that ends while the database is away keeps its record: it reads running meanwhile and succeeded once the database is back, through either replica", async () => {
+    const closure = await buildTestSystem(1, { tag: "outage-save" })
+    const url = await pg.database("outage_save")
+    await using a = await spawnControlPlane(freePort(), { databaseUrl: url })
+    await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
+    const credential = await enrollNode(a, "save-node")
+    const started = await call(a, a.adminToken, "POST", "/api/deployments", { targets: ["save-node"], closure })
+    expect(started.status).toBe(202)
+    const { id } = (await started.json()) as { id: string }
+    const view = async (cp: { url: string }) =>
+      (await (await call(cp, a.adminToken, "GET", `/api/deployments/${id}`)).json()) as { status: string }
+    await waitFor(
+      "the deploy waiting for the agent",
+      () => view(b),
+      (d) => d.status === "running",
+    )
+    // The database goes away at the very moment A saves the record: the save is held on a lock until
+    // the server stops, which ends it (and the lock's holder) as a restart ends every session.
+    const holder = new SQL(url)
+    const probe = new SQL(url)
+    const release = Promise.withResolvers<void>()
+    const locked = Promise.withResolvers<void>()
+    const holding = holder
+      .begin(async (tx) => {
+        await tx`LOCK TABLE deployments IN ACCESS EXCLUSIVE MODE`
+        locked.resolve()
+        await release.promise
+      })
+      .catch(() => {})
+    try {
+      await locked.promise
+      const system = { profile: closure, current: closure, booted: closure }
+      const beat = await call(b, credential, "POST", "/api/agent/save-node/heartbeat", {
+        ...heartbeatBody("save-node"),
+        system,
+        desired: closure,
+      })
+      expect(beat.status).toBe(200)
+      await waitFor(
+        "A's save of the record, held on the lock",
+        async () =>
+          (await probe`SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO deployments%'`) as { n: number }[],
+        (rows) => rows[0]?.n === 1,
+      )
+      await probe.close()
+      await pg.halt()
+    } finally {
+      release.resolve()
+      await holding
+      await holder.close().catch(() => {})
+    }
+    await Bun.sleep(2000)
+    await pg.resume()
+    expect((await view(a)).status).toMatch(/^(running|succeeded)$/)
+    await waitFor(
+      "the deploy's record, through B",
+      () => view(b),
+      (d) => d.status !== "running",
+      10_000,
+    )
+    expect(await view(b)).toMatchObject({ status: "succeeded" })
+    expect(await view(a)).toMatchObject({ status: "succeeded" })
   })
 })

@@ -22,6 +22,7 @@ import type { Clock } from "../domain/ports.ts"
 import { type RollbackResult, rollback } from "../domain/rollback.ts"
 import { pullDeploy } from "./pull-deploy.ts"
 import { createRunningDeploys } from "./running-deploys.ts"
+import { untilStored } from "./until-stored.ts"
 
 const log = createLogger("operations")
 
@@ -235,8 +236,15 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
           status: deploymentStatus(targets, req.dryRun),
           targets,
         }
-        await deployments.save(record)
-        await fleet.note("deployment.finished", null, { id, status: record.status, closure: record.closure })
+        // The deploy has ended and only this process knows how: a database away this moment (a
+        // restart) must not lose that, nor leave the deploy `interrupted` here and `running` elsewhere.
+        const stored = { signal: running.signal, fields: { id, status: record.status } }
+        await untilStored("saving a deploy's record", () => deployments.save(record), stored)
+        await untilStored(
+          "noting a deploy's end",
+          () => fleet.note("deployment.finished", null, { id, status: record.status, closure: record.closure }),
+          stored,
+        )
         return record
       })
       .catch(async (error: Error) => {
