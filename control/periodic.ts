@@ -1,13 +1,12 @@
 // A job the control plane runs on a timer (the reachability sweep, incident watches, retention): one
 // run at a time, a tick that finds the last still going skipped, and a failure logged, never thrown.
 // A job that keeps failing the same way (the database away for a minute: every second, on every
-// replica) is said once, again each REPEAT_MS while it lasts, and once more when it works again.
+// replica) is said once, again each minute while it lasts, and once more when it works again
+// (protocol/failure-log.ts).
+import { failureLog } from "../protocol/failure-log.ts"
 import { createLogger } from "../protocol/log.ts"
 
 const log = createLogger("server")
-
-/** How often a job that keeps failing with the same error is said again. */
-const REPEAT_MS = 60_000
 
 export interface Periodic {
   /** Runs the job now, unless a run is still going. */
@@ -18,23 +17,15 @@ export interface Periodic {
 /** Runs `job` every `ms`; a failure is logged as `failure` with its error. */
 export function every(ms: number, failure: string, job: () => Promise<unknown>): Periodic {
   let running = false
-  let failing: { message: string; count: number; saidAt: number } | null = null
+  const failures = failureLog(log, failure)
   const run = async () => {
     if (running) return
     running = true
     try {
       await job()
-      if (failing) log.warn(`${failure} before; it works again`, { failures: failing.count })
-      failing = null
+      failures.worked()
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error)
-      const now = performance.now()
-      const count = (failing?.count ?? 0) + 1
-      if (failing?.message === message && now - failing.saidAt < REPEAT_MS) failing.count = count
-      else {
-        log.error(failure, { error, ...(count > 1 ? { failures: count } : {}) })
-        failing = { message, count, saidAt: now }
-      }
+      failures.failed(error)
     } finally {
       running = false
     }
