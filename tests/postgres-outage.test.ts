@@ -4,8 +4,9 @@
 // through an agent waits the outage out rather than dying with it.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
 import { SQL } from "bun"
+import { setLogSink } from "../protocol/log.ts"
 import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
-import { freePort, spawnControlPlane, startInProcess } from "./support/control-plane.ts"
+import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { waitFor } from "./support/wait.ts"
@@ -216,5 +217,49 @@ describe("PostgreSQL stopped and started under two replicas", () => {
     )
     expect(await view(b)).toMatchObject({ status: "succeeded" })
     expect(await view(a)).toMatchObject({ status: "succeeded" })
+  })
+
+  type Line = { level: string; module: string; msg: string; failures?: number; error?: { message: string } }
+  /** The log lines of one replica's outage of about four seconds, in which `request` runs 40 times, and its end. */
+  const outageLines = async (name: string, request: (cp: TestControlPlane) => Promise<Response>) => {
+    const url = await pg.database(name)
+    await using a = await startInProcess({ databaseUrl: url })
+    const lines: Line[] = []
+    setLogSink((l) => lines.push(JSON.parse(l)))
+    try {
+      await pg.halt()
+      try {
+        for (let i = 0; i < 40; i++) {
+          expect((await request(a)).status).toBe(503)
+          await Bun.sleep(100)
+        }
+      } finally {
+        await pg.resume()
+      }
+      const during = [...lines]
+      expect((await request(a)).status).toBe(200)
+      // The outbox worker looks once a second when idle.
+      await Bun.sleep(1500)
+      return { during, after: lines.slice(during.length) }
+    } finally {
+      setLogSink((l) => process.stderr.write(`${l}\n`))
+    }
+  }
+  /** Each error once (a server shutting down, then refusing connections, is two), not a line each time. */
+  const eachOnce = (lines: Line[]) => {
+    expect(lines.length).toBeGreaterThanOrEqual(1)
+    expect(lines.length).toBe(new Set(lines.map((l) => l.error?.message)).size)
+  }
+
+  test("the outbox worker logs an outage once, not at each look, and once when the database is back", async () => {
+    const { during, after } = await outageLines("outage_outbox_log", (cp) =>
+      call(cp, cp.adminToken, "GET", "/api/nodes"),
+    )
+    eachOnce(during.filter((l) => l.module === "delivery" && l.msg === "reading the outbox failed"))
+    const back = after.filter(
+      (l) => l.module === "delivery" && l.msg === "reading the outbox failed before; it works again",
+    )
+    expect(back).toHaveLength(1)
+    expect(back[0]?.failures).toBeGreaterThanOrEqual(3)
   })
 })

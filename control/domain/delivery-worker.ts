@@ -5,6 +5,7 @@
 // is longer; one that cannot succeed (a refused credential) or that kept failing for `maxAttempts`
 // tries is marked failed and kept with its last error, shown by the API, never dropped in silence.
 // A restart resumes from the store: what was acknowledged is never sent again.
+import { failureLog } from "../../protocol/failure-log.ts"
 import { createLogger } from "../../protocol/log.ts"
 import type { OutboxItem, OutboxPort } from "./incident-ports.ts"
 import type { ConfiguredChannels, DeliveryResult } from "./notifications.ts"
@@ -121,6 +122,9 @@ export function createDeliveryWorker({ outbox, channels, clock, options, onDeliv
   /** Each held row's lease end (ms): one whose lease cannot outlast a send is let go, not sent. */
   const held = new Map<number, number>()
   let refilling = false
+  // The outbox is read every idle tick (a second): a database away for a minute is said once, again
+  // each minute, and when it answers again, not at every look.
+  const reading = failureLog(log, "reading the outbox failed")
 
   const launch = (item: OutboxItem) => {
     const running: Promise<void> = deliver(item)
@@ -147,6 +151,7 @@ export function createDeliveryWorker({ outbox, channels, clock, options, onDeliv
     try {
       const now = clock.now().getTime()
       const items = await outbox.claimDue(now, o.leaseMs, o.concurrency * 4)
+      reading.worked()
       for (const item of items) {
         if (held.has(item.id)) continue
         held.set(item.id, now + o.leaseMs)
@@ -154,7 +159,7 @@ export function createDeliveryWorker({ outbox, channels, clock, options, onDeliv
         claimed++
       }
     } catch (error) {
-      log.error("reading the outbox failed", { error })
+      reading.failed(error)
     } finally {
       refilling = false
     }
