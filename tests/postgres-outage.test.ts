@@ -262,4 +262,12 @@ describe("PostgreSQL stopped and started under two replicas", () => {
     expect(back).toHaveLength(1)
     expect(back[0]?.failures).toBeGreaterThanOrEqual(3)
   })
+
+  test("the API logs an outage once, not for each request answered 503, and once with their count when the database is back", async () => {
+    const { during, after } = await outageLines("outage_api_log", (cp) => call(cp, cp.adminToken, "GET", "/api/nodes"))
+    eachOnce(during.filter((l) => l.module === "api" && l.msg.startsWith("the database cannot be reached")))
+    const back = after.filter((l) => l.module === "api" && l.msg.endsWith("before; it works again"))
+    expect(back).toHaveLength(1)
+    expect(back[0]?.failures).toBe(40)
+  })
 })

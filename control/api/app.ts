@@ -41,7 +41,7 @@ import { cliRoutes } from "./cli-sessions.ts"
 import { cliSocketRoutes } from "./cli-socket.ts"
 import { commandRoutes } from "./commands.ts"
 import { deploymentRoutes } from "./deployments.ts"
-import { errorResponse, onError } from "./errors.ts"
+import { errorResponse, noticingStoreBack, onError } from "./errors.ts"
 import { eventCursorRoutes } from "./event-cursor.ts"
 import { createEventFanout, DEFAULT_STREAM_LIMITS, type StreamLimits } from "./event-fanout.ts"
 import { eventRoutes } from "./events.ts"
@@ -126,7 +126,7 @@ export function createApi(deps: AppDeps) {
   const { fleet, trust, agentFastPath: fast = true } = deps
   const metrics = deps.metrics ?? createControlMetrics({ listNodes: () => fleet.listNodes() })
   const quota = deps.reportQuota ?? createReportQuota(DEFAULT_REPORT_QUOTA, systemClock)
-  const measure = requestMetrics(metrics, deps.tracer ?? null)
+  const measure = noticingStoreBack(requestMetrics(metrics, deps.tracer ?? null))
   const answer = fastAnswer({
     fleet,
     authenticator: trust.authenticator,

@@ -1,15 +1,20 @@
 // One place maps errors to HTTP: domain codes to statuses, and anything unexpected to a logged 500
 // whose body says nothing of the internals. Every answer is `{"error", "code", "detail"}`, passed
 // through the logger's `redact` so no message can echo a secret; a 429 instead says when to retry.
-import type { Context } from "hono"
+// The database away answers every request 503 STORE_UNAVAILABLE, thousands a second with a large
+// fleet: that is logged once, again each minute with how many, and once when it answers again.
+import type { Context, MiddlewareHandler } from "hono"
 import { HTTPException } from "hono/http-exception"
 import type { ContentfulStatusCode } from "hono/utils/http-status"
 import { CHAT_ERROR_STATUS, type ChatErrorCode } from "../../protocol/ai.ts"
+import { failureLog } from "../../protocol/failure-log.ts"
 import { createLogger, redact } from "../../protocol/log.ts"
 import { storeAway } from "../adapters/store/store-away.ts"
 import { ChimeraError, type ErrorCode } from "../domain/errors.ts"
 
 const log = createLogger("api")
+/** Requests answered 503 because the database is away (one process, however many apps it serves). */
+const storeDown = failureLog(log, "the database cannot be reached; requests answer 503 STORE_UNAVAILABLE")
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   // The chat's codes answer as its protocol says, and so do the ones it shares with the rest (a bad
@@ -73,7 +78,7 @@ export function onError(error: Error, c: Context) {
     return errorResponse(c, new ChimeraError("INVALID_JSON", "the request's body ended before it was whole"))
   }
   if (storeAway(error)) {
-    log.error("the database cannot be reached", { method: c.req.method, path: c.req.path, error })
+    storeDown.failed(error, { method: c.req.method, path: c.req.path })
     return errorResponse(
       c,
       new ChimeraError(
@@ -85,4 +90,16 @@ export function onError(error: Error, c: Context) {
   }
   log.error("unhandled error", { method: c.req.method, path: c.req.path, error })
   return c.json({ error: "internal error; the control plane's log has the details", code: "INTERNAL" }, 500)
+}
+
+/**
+ * `measure` (the middleware around every request, the agent fast path's too), then: a request that
+ * was admitted (its credential read from the store) and answered below 500 tells that the database
+ * answers again. Public routes (health, liveness, the dashboard's files) read no credential.
+ */
+export function noticingStoreBack(measure: MiddlewareHandler): MiddlewareHandler {
+  return async (c, next) => {
+    await measure(c, next)
+    if (c.res.status < 500 && c.get("principal") !== undefined) storeDown.worked()
+  }
 }
