@@ -11,6 +11,8 @@ export interface FailureLog {
   failed(error: unknown, fields?: Record<string, unknown>): void
   /** It worked: said once, with how many failures there were, if it was failing. */
   worked(): void
+  /** Whether it is failing now (the last news was a failure). */
+  readonly failing: boolean
 }
 
 /** Failures said as `failure` on `log`; `now` (ms, monotonic) for tests that cannot wait a minute. */
@@ -30,6 +32,9 @@ export function failureLog(log: Logger, failure: string, now = () => performance
     worked() {
       if (failing) log.warn(`${failure} before; it works again`, { failures: failing.count })
       failing = null
+    },
+    get failing() {
+      return failing !== null
     },
   }
 }
