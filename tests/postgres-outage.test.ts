@@ -3,6 +3,7 @@
 // along is not called unreachable (nor paged about) when the database comes back, and that a deploy
 // through an agent waits the outage out rather than dying with it.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { join } from "node:path"
 import { SQL } from "bun"
 import { setLogSink } from "../protocol/log.ts"
 import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
@@ -12,6 +13,8 @@ import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(120_000)
+
+const MAIN = join(import.meta.dir, "../control/main.ts")
 
 let pg: TestPostgres
 
@@ -152,6 +155,54 @@ describe("PostgreSQL stopped and started under two replicas", () => {
       10_000,
     )
     expect(await view(b)).toMatchObject({ status: "succeeded" })
+  })
+
+  test("`deploy --via-control-plane` follows its deploy through the outage and ends with its outcome", async () => {
+    const closure = await buildTestSystem(1, { tag: "outage-cli" })
+    const url = await pg.database("outage_cli")
+    await using a = await spawnControlPlane(freePort(), { databaseUrl: url })
+    const credential = await enrollNode(a, "cli-node")
+    const cli = Bun.spawn(
+      [process.execPath, MAIN, "deploy", "--via-control-plane", "--targets", "cli-node", "--config", closure],
+      {
+        env: {
+          ...process.env,
+          CHIMERA_URL: a.url,
+          CHIMERA_TOKEN: a.adminToken,
+          CHIMERA_CONFIG_FILE: "",
+          NO_COLOR: "1",
+        },
+        stdout: "pipe",
+        stderr: "pipe",
+      },
+    )
+    const stderr = new Response(cli.stderr).text()
+    await waitFor(
+      "the deploy waiting for the agent",
+      async () =>
+        (await call(a, a.adminToken, "GET", "/api/events?type=deployment.started")).json() as Promise<{
+          events: unknown[]
+        }>,
+      (r) => r.events.length > 0,
+    )
+    await pg.halt()
+    // The CLI's looks at the deploy are answered 503 meanwhile.
+    await Bun.sleep(3000)
+    await pg.resume()
+    const system = { profile: closure, current: closure, booted: closure }
+    const beat = await call(a, credential, "POST", "/api/agent/cli-node/heartbeat", {
+      ...heartbeatBody("cli-node"),
+      system,
+      desired: closure,
+    })
+    expect(beat.status).toBe(200)
+    const [out, code] = await Promise.all([new Response(cli.stdout).text(), cli.exited])
+    const err = await stderr
+    expect({ code, err: code === 0 ? "" : err }).toEqual({ code: 0, err: "" })
+    expect(out).toContain("cli-node  deployed")
+    // Said on stderr while it waited, without a terminal: the deploy goes on, the CLI waits for it.
+    expect(err).toContain("the control plane cannot reach its database; deploy")
+    expect(err).toContain("reaches its database again")
   })
 
   test("a deploy that ends while the database is away keeps its record: it reads running meanwhile and succeeded once the database is back, through either replica", async () => {

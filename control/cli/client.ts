@@ -60,6 +60,7 @@ export async function refusal(
       : // Not the API's error shape: most likely another program listens at that address.
         `${url} answered ${res.status}, not as a Chimera control plane does; is CHIMERA_URL (default http://127.0.0.1:8080) the address \`chimera web\` printed?`,
     "E_API",
+    body.success ? body.data.code : undefined,
   )
 }
 

@@ -79,15 +79,18 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
   const release = exitOnInterrupt(
     () => `stopped following; deploy ${id} goes on on the control plane: chimera deployments show ${id}`,
   )
-  const follower = followProgress(url, id, after, (line) => {
+  const print = (line: string) => {
     if (spin) spin.message(line)
     else if (!d.json) warn(`${line}\n`)
-  })
+  }
+  const follower = followProgress(url, id, after, print)
   try {
     for (;;) {
-      const view = (await call(url, client.api.deployments[":id"].$get({ param: { id } })).catch((error: unknown) => {
-        throw _lostWhileFollowing(error, id)
-      })) as DeploymentRecord | UnfinishedDeployment
+      const view = (await _throughStoreOutage(
+        () => call(url, client.api.deployments[":id"].$get({ param: { id } })),
+        id,
+        print,
+      )) as DeploymentRecord | UnfinishedDeployment
       if (view.status !== "running") {
         // Ended: the control plane stores a deploy's end event before it stops answering `running`, so
         // every event it made is in the list now; those the stream had not carried yet are read there.
@@ -104,6 +107,34 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
   } finally {
     release()
     await follower.stop()
+  }
+}
+
+/**
+ * A look at the deploy, waited through a time the control plane cannot reach its database (a
+ * PostgreSQL restart or failover): the deploy goes on there, and its record is saved once the database
+ * answers, so the follow waits as long as that save would (STORE_WAIT_MS) instead of ending at once.
+ */
+async function _throughStoreOutage<T>(look: () => Promise<T>, id: string, say: (line: string) => void): Promise<T> {
+  let since: number | null = null
+  for (;;) {
+    try {
+      const view = await look()
+      if (since !== null) say(`the control plane reaches its database again; following deploy ${id}`)
+      return view
+    } catch (error) {
+      if (!(error instanceof CliError) || error.apiCode !== "STORE_UNAVAILABLE") throw _lostWhileFollowing(error, id)
+      if (since === null) {
+        since = Date.now()
+        say(`the control plane cannot reach its database; deploy ${id} goes on there, waiting for it`)
+      } else if (Date.now() - since >= STORE_WAIT_MS)
+        throw new CliError(
+          `${error.message} Deploy ${id} may still be running: chimera deployments show ${id} once the database answers.`,
+          error.code,
+          error.apiCode,
+        )
+      await Bun.sleep(POLL_MS)
+    }
   }
 }
 
@@ -125,6 +156,8 @@ const FOLLOWED_TYPES: EventType[] = ["deployment.progress", "deployment.finished
 const LIST_PAGE = 1000
 /** How often the deployment is asked whether it still runs (its end event cuts the wait short). */
 const POLL_MS = 1000
+/** How long the follow waits while the control plane cannot reach its database (as its record's save does). */
+const STORE_WAIT_MS = 5 * 60_000
 /** The wait before the stream is opened again after it dropped or was refused; it doubles up to the max. */
 const STREAM_RETRY_MS = 2000
 const STREAM_RETRY_MAX_MS = 30_000

@@ -4,6 +4,8 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly code = "E_CLI",
+    /** The API's own code, when the error is its answer (STORE_UNAVAILABLE, NOT_FOUND, …). */
+    readonly apiCode?: string,
   ) {
     super(message)
   }
