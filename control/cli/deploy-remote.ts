@@ -9,7 +9,6 @@
 // event stream, opened after the newest event id as it was before the deploy started; when the stream
 // drops or is refused, the events list is read from the last id seen, and the stream opened again.
 import { resolve } from "node:path"
-import * as p from "@clack/prompts"
 import { z } from "zod"
 import { StorePath } from "../../protocol/ids.ts"
 import { builtClosure } from "../adapters/nix.ts"
@@ -18,7 +17,7 @@ import type { EventType } from "../domain/events.ts"
 import type { UnfinishedDeployment } from "../ops/fleet-operations.ts"
 import { apiClient, call, controlToken } from "./client.ts"
 import { CliError } from "./errors.ts"
-import { exitOnInterrupt } from "./interrupt.ts"
+import { exitOnInterrupt, spinner } from "./interrupt.ts"
 import { field, warn } from "./output.ts"
 import { readSse } from "./sse-reader.ts"
 
@@ -74,7 +73,7 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
     }),
   )
   const id = (started as { id: string }).id
-  const spin = !d.json && process.stdout.isTTY === true ? p.spinner() : null
+  const spin = !d.json && process.stdout.isTTY === true ? spinner() : null
   spin?.start(`deploy ${id} on ${url}`)
   const release = exitOnInterrupt(
     () => `stopped following; deploy ${id} goes on on the control plane: chimera deployments show ${id}`,

@@ -1,7 +1,6 @@
 // `chimera deploy --targets T [--config PATH] [--session NAME] [COMMAND]`: build, plan, copy,
 // activate with magic rollback, run COMMAND, check health, confirm; record the deployment and, when
 // a control plane is reachable, make the new closure each enrolled target's desired one.
-import * as p from "@clack/prompts"
 import { defineCommand } from "citty"
 import { z } from "zod"
 import { repeatedValues } from "../../protocol/cli-flags.ts"
@@ -14,7 +13,7 @@ import { keepRecord } from "./cli-store.ts"
 import { deployViaControlPlane } from "./deploy-remote.ts"
 import { exportDeployTrace } from "./deploy-telemetry.ts"
 import { CliError } from "./errors.ts"
-import { exitOnInterrupt } from "./interrupt.ts"
+import { exitOnInterrupt, spinner } from "./interrupt.ts"
 import { color, field, printJson, printTable, say, warn } from "./output.ts"
 import { desiredPublisher, reportPublished } from "./publish-desired.ts"
 import { ConfirmTimeout, MAX_CONFIRM_SECONDS, Seconds } from "./seconds-flag.ts"
@@ -150,7 +149,7 @@ export default defineCommand({
     ]
     const command = args.command ? String(args.command) : null
     const people = !args.json && process.stdout.isTTY === true
-    const spin = people ? p.spinner() : null
+    const spin = people ? spinner() : null
     spin?.start(`building ${f.config}`)
     const exec = ssh.executor()
     const dryRun = Boolean(args["dry-run"])

@@ -3,7 +3,54 @@
 // this, Ctrl-C in a terminal printed "Canceled" and the command went on to its end, while the same
 // Ctrl-C without a terminal ended it silently. Either way it now ends at once, with status 130 (as
 // a shell shows for a command killed by SIGINT), saying what it leaves behind.
+//
+// At a terminal the spinner also puts stdin in raw mode and reads its keys, so Ctrl-C never becomes
+// SIGINT there: it arrives as a key, on which @clack/core calls process.exit(0). A deploy interrupted
+// at a terminal thus printed "Canceled" and exited 0, as if it had succeeded, without saying what it
+// left behind. spinner() below gives that key back its meaning: it is raised as SIGINT.
+import * as p from "@clack/prompts"
 import { color, warn } from "./output.ts"
+
+interface Key {
+  name?: string
+  ctrl?: boolean
+}
+
+/**
+ * A @clack/prompts spinner on whose raw terminal Ctrl-C is SIGINT, as on a cooked one: the key is
+ * raised as the signal (to exitOnInterrupt's listener, or the command's own) before the spinner sees it.
+ */
+export function spinner(): ReturnType<typeof p.spinner> {
+  const spin = p.spinner()
+  const onKey = (_: string | undefined, key: Key | undefined) => {
+    if (!key?.ctrl || key.name !== "c") return
+    process.stdin.removeListener("keypress", onKey)
+    process.emit("SIGINT", "SIGINT")
+  }
+  const stopped =
+    <A extends unknown[]>(f: (...a: A) => void) =>
+    (...a: A) => {
+      process.stdin.removeListener("keypress", onKey)
+      f(...a)
+    }
+  return {
+    ...spin,
+    start(message?: string) {
+      spin.start(message)
+      // Before the spinner's own key listener (registered by start), which would exit 0.
+      process.stdin.removeListener("keypress", onKey)
+      process.stdin.prependListener("keypress", onKey)
+    },
+    message: (message?: string) => spin.message(message),
+    stop: stopped((message?: string) => spin.stop(message)),
+    cancel: stopped((message?: string) => spin.cancel(message)),
+    error: stopped((message?: string) => spin.error(message)),
+    clear: stopped(() => spin.clear()),
+    get isCancelled() {
+      return spin.isCancelled
+    },
+  }
+}
 
 /**
  * Until the returned function is called, SIGINT prints "interrupted: MESSAGE" on stderr and exits

@@ -4,13 +4,13 @@
 // variables this one left, and `chimera attach` shows it all. COMMAND is every remaining word, joined
 // by spaces as ssh does (`chimera run -- make test`, `chimera run 'cd /tmp && ls'`).
 import { resolve } from "node:path"
-import * as p from "@clack/prompts"
 import { defineCommand } from "citty"
 import { z } from "zod"
 import { createNix } from "../adapters/nix.ts"
 import { runInNixShell } from "../domain/session-run.ts"
 import { commandConfig, configPathSource, flagValue, missingNixConfig } from "./cli-config.ts"
 import { CliError } from "./errors.ts"
+import { spinner } from "./interrupt.ts"
 import { cliSessions, parseSessionName } from "./sessions.ts"
 
 // The session is the command's own (unlike deploy and watch, `run` has no session_name setting); the Nix
@@ -44,7 +44,7 @@ export default defineCommand({
     const configPath = resolve(config.data)
     const sessions = cliSessions()
 
-    const spin = process.stdout.isTTY ? p.spinner() : null
+    const spin = process.stdout.isTTY ? spinner() : null
     let spinning = false
     const stopSpinner = () => {
       if (spinning) spin?.clear()
