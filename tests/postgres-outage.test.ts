@@ -3,18 +3,21 @@
 // along is not called unreachable (nor paged about) when the database comes back, and that a deploy
 // through an agent waits the outage out rather than dying with it.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
-import { join } from "node:path"
 import { SQL } from "bun"
 import { setLogSink } from "../protocol/log.ts"
 import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
-import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import {
+  freePort,
+  spawnControlPlane,
+  spawnRemoteDeploy,
+  startInProcess,
+  type TestControlPlane,
+} from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(120_000)
-
-const MAIN = join(import.meta.dir, "../control/main.ts")
 
 let pg: TestPostgres
 
@@ -25,6 +28,17 @@ beforeAll(async () => {
 afterAll(async () => {
   await pg?.stop()
 })
+
+/** The node's agent says `closure` is active, as it would once it heard of it as its desired closure. */
+async function reportActive(cp: { url: string }, credential: string, nodeId: string, closure: string) {
+  const system = { profile: closure, current: closure, booted: closure }
+  const beat = await call(cp, credential, "POST", `/api/agent/${nodeId}/heartbeat`, {
+    ...heartbeatBody(nodeId),
+    system,
+    desired: closure,
+  })
+  expect(beat.status).toBe(200)
+}
 
 describe("PostgreSQL stopped and started under two replicas", () => {
   test("while it is down, requests answer 503 STORE_UNAVAILABLE naming the database, not a bare 500", async () => {
@@ -141,13 +155,7 @@ describe("PostgreSQL stopped and started under two replicas", () => {
     await pg.resume()
     expect(await view(a)).toMatchObject({ status: "running" })
     // The agent activates it, as it would once it heard of the desired closure.
-    const system = { profile: closure, current: closure, booted: closure }
-    const beat = await call(b, credential, "POST", "/api/agent/deploy-node/heartbeat", {
-      ...heartbeatBody("deploy-node"),
-      system,
-      desired: closure,
-    })
-    expect(beat.status).toBe(200)
+    await reportActive(b, credential, "deploy-node", closure)
     await waitFor(
       "the deploy's record, through B",
       () => view(b),
@@ -162,20 +170,7 @@ describe("PostgreSQL stopped and started under two replicas", () => {
     const url = await pg.database("outage_cli")
     await using a = await spawnControlPlane(freePort(), { databaseUrl: url })
     const credential = await enrollNode(a, "cli-node")
-    const cli = Bun.spawn(
-      [process.execPath, MAIN, "deploy", "--via-control-plane", "--targets", "cli-node", "--config", closure],
-      {
-        env: {
-          ...process.env,
-          CHIMERA_URL: a.url,
-          CHIMERA_TOKEN: a.adminToken,
-          CHIMERA_CONFIG_FILE: "",
-          NO_COLOR: "1",
-        },
-        stdout: "pipe",
-        stderr: "pipe",
-      },
-    )
+    const cli = spawnRemoteDeploy(a, "cli-node", closure)
     const stderr = new Response(cli.stderr).text()
     await waitFor(
       "the deploy waiting for the agent",
@@ -189,13 +184,7 @@ describe("PostgreSQL stopped and started under two replicas", () => {
     // The CLI's looks at the deploy are answered 503 meanwhile.
     await Bun.sleep(3000)
     await pg.resume()
-    const system = { profile: closure, current: closure, booted: closure }
-    const beat = await call(a, credential, "POST", "/api/agent/cli-node/heartbeat", {
-      ...heartbeatBody("cli-node"),
-      system,
-      desired: closure,
-    })
-    expect(beat.status).toBe(200)
+    await reportActive(a, credential, "cli-node", closure)
     const [out, code] = await Promise.all([new Response(cli.stdout).text(), cli.exited])
     const err = await stderr
     expect({ code, err: code === 0 ? "" : err }).toEqual({ code: 0, err: "" })
@@ -236,13 +225,7 @@ describe("PostgreSQL stopped and started under two replicas", () => {
       .catch(() => {})
     try {
       await locked.promise
-      const system = { profile: closure, current: closure, booted: closure }
-      const beat = await call(b, credential, "POST", "/api/agent/save-node/heartbeat", {
-        ...heartbeatBody("save-node"),
-        system,
-        desired: closure,
-      })
-      expect(beat.status).toBe(200)
+      await reportActive(b, credential, "save-node", closure)
       await waitFor(
         "A's save of the record, held on the lock",
         async () =>

@@ -13,14 +13,18 @@ import { newToken } from "../control/domain/tokens.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startAgent } from "./support/agent-process.ts"
 import { call, enrollNode, login, PASSWORD } from "./support/auth.ts"
-import { freePort, type SpawnedControlPlane, spawnControlPlane, startInProcess } from "./support/control-plane.ts"
+import {
+  freePort,
+  type SpawnedControlPlane,
+  spawnControlPlane,
+  spawnRemoteDeploy,
+  startInProcess,
+} from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { streamText } from "./support/stream.ts"
 import { createTestNode } from "./support/test-node.ts"
 import { waitFor } from "./support/wait.ts"
-
-const MAIN = join(import.meta.dir, "../control/main.ts")
 
 setDefaultTimeout(120_000)
 
@@ -322,20 +326,7 @@ describe("replicas on PostgreSQL", () => {
       await using b = await startInProcess({ databaseUrl: url, adminToken: a.adminToken })
       await enrollNode(a, "waiting-node")
       // Through its agent, which never answers here: the deploy runs on A until A dies.
-      const cli = Bun.spawn(
-        [process.execPath, MAIN, "deploy", "--via-control-plane", "--targets", "waiting-node", "--config", gen1],
-        {
-          env: {
-            ...process.env,
-            CHIMERA_URL: a.url,
-            CHIMERA_TOKEN: a.adminToken,
-            CHIMERA_CONFIG_FILE: "",
-            NO_COLOR: "1",
-          },
-          stdout: "pipe",
-          stderr: "pipe",
-        },
-      )
+      const cli = spawnRemoteDeploy(a, "waiting-node", gen1)
       type Listed = { events: { data: { id?: string } }[] }
       const started = await waitFor(
         "the deploy started on A, seen through B",
@@ -344,8 +335,21 @@ describe("replicas on PostgreSQL", () => {
         (events) => events.length > 0,
       )
       const id = String(started[0]?.data.id)
+      // The event is stored before the CLI has the answer naming the deploy: A dies once the CLI
+      // follows it (its first progress line), not while its request to start it is still open.
+      let err = ""
+      const decoder = new TextDecoder()
+      const reading = (async () => {
+        for await (const chunk of cli.stderr) err += decoder.decode(chunk, { stream: true })
+      })()
+      await waitFor(
+        "the CLI following the deploy",
+        async () => err,
+        (text) => text.includes("waiting-node:"),
+      )
       await a.kill()
-      const [err, code] = await Promise.all([new Response(cli.stderr).text(), cli.exited])
+      const code = await cli.exited
+      await reading
       expect(code).toBe(1)
       expect(err).toContain(`cannot reach the control plane at ${a.url}`)
       // Not only that A is gone: which deploy it was running, to ask any other replica about.

@@ -237,3 +237,15 @@ export function freePort(): number {
   s.stop(true)
   return port
 }
+
+/**
+ * `chimera deploy --via-control-plane --targets NODE --config CONFIG` against `cp`, as an operator
+ * runs it from a script: no terminal, no colour, no configuration file, the admin token.
+ */
+export function spawnRemoteDeploy(cp: { url: string; adminToken: string }, node: string, config: string) {
+  return Bun.spawn([process.execPath, MAIN, "deploy", "--via-control-plane", "--targets", node, "--config", config], {
+    env: { ...process.env, CHIMERA_URL: cp.url, CHIMERA_TOKEN: cp.adminToken, CHIMERA_CONFIG_FILE: "", NO_COLOR: "1" },
+    stdout: "pipe",
+    stderr: "pipe",
+  })
+}
