@@ -11,7 +11,14 @@ import type { ReplicaAlive } from "../adapters/replica-liveness.ts"
 import type { DeploymentStore } from "../adapters/store/deployment-store.ts"
 import type { CommandTargets } from "../domain/command-service.ts"
 import { checkCongruence } from "../domain/congruence.ts"
-import { type DeploymentRecord, type DeployOptions, deploy, deploymentId, deploymentStatus } from "../domain/deploy.ts"
+import {
+  type DeploymentRecord,
+  type DeployOptions,
+  deploy,
+  deploymentId,
+  deploymentStatus,
+  type TargetResult,
+} from "../domain/deploy.ts"
 import { ChimeraError, conflict, invalid, notFound } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { HealthCheck } from "../domain/health-check.ts"
@@ -79,6 +86,22 @@ interface Unfinished {
   createdAt: string
   targets: string[]
   progress: Record<string, string>
+}
+
+/** A target of a deploy that ended on an error: failed, with `why`, its outcome unknown. */
+function failedTarget(target: string, why: string, startedAt: string, now: Date): TargetResult {
+  return {
+    target,
+    status: "failed",
+    before: null,
+    copy: null,
+    previous: null,
+    error: why,
+    timings: [],
+    startedAt,
+    ms: now.getTime() - Date.parse(startedAt),
+    log: [],
+  }
 }
 
 const INTERRUPTED =
@@ -219,23 +242,24 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
         onProgress: (target, message) => progress(target, "activate", message),
       }),
     )
+    const recordOf = (targets: TargetResult[], status: DeploymentRecord["status"]): DeploymentRecord => ({
+      id,
+      kind: "deploy",
+      createdAt,
+      finishedAt: clock.now().toISOString(),
+      configPath: req.configPath ?? build.outPath,
+      closure: build.outPath,
+      hash: build.hash,
+      isSystem: build.isSystem,
+      command: req.command,
+      session: req.session,
+      status,
+      targets,
+    })
     const run = Promise.all([overSsh, throughAgents])
       .then(async ([pushed, agents]): Promise<DeploymentRecord> => {
         const targets = [...(pushed?.targets ?? []), ...agents]
-        const record: DeploymentRecord = {
-          id,
-          kind: "deploy",
-          createdAt,
-          finishedAt: clock.now().toISOString(),
-          configPath: req.configPath ?? build.outPath,
-          closure: build.outPath,
-          hash: build.hash,
-          isSystem: build.isSystem,
-          command: req.command,
-          session: req.session,
-          status: deploymentStatus(targets, req.dryRun),
-          targets,
-        }
+        const record = recordOf(targets, deploymentStatus(targets, req.dryRun))
         // The deploy has ended and only this process knows how: a database away this moment (a
         // restart) must not lose that, nor leave the deploy `interrupted` here and `running` elsewhere.
         const stored = { signal: running.signal, fields: { id, status: record.status } }
@@ -249,7 +273,18 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       })
       .catch(async (error: Error) => {
         log.error("deploy failed", { id, error })
-        await fleet.note("deployment.finished", null, { id, status: "failed", error: error.message })
+        // Recorded as failed, with why: with no record, its replica would call it interrupted, "stopped
+        // before it finished", and the others running. What each target reached is not known here.
+        const why = `the deploy ended on an error before its targets' outcomes were known (${error.message}); check the targets (chimera nodes) before deploying again`
+        const targets = names.map((target) => failedTarget(target, why, createdAt, clock.now()))
+        const stored = { signal: running.signal, fields: { id, status: "failed" } }
+        await untilStored(
+          "saving a failed deploy's record",
+          () => deployments.save(recordOf(targets, "failed")),
+          stored,
+        )
+          .then(() => fleet.note("deployment.finished", null, { id, status: "failed", error: error.message }))
+          .catch((noted: unknown) => log.error("a failed deploy's record was not kept", { id, error: noted }))
         throw error
       })
     running.track(id, { startedAt: createdAt, targets: names, progress: {}, done: run })

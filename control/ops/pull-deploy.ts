@@ -9,6 +9,7 @@ import type { PhaseTiming, TargetResult } from "../domain/deploy.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import { deriveStatus, type NodeRecord } from "../domain/node.ts"
 import type { Clock } from "../domain/ports.ts"
+import { untilStored } from "./until-stored.ts"
 
 export interface PullOptions {
   closure: StorePath
@@ -46,7 +47,11 @@ export async function pullDeploy(fleet: Fleet, node: NodeRecord, o: PullOptions)
   if (!o.force && onClosure(node, o.closure) && node.desiredPath === o.closure) return result("up-to-date", null)
   if (o.dryRun) return result("planned", null)
 
-  await fleet.setDesired(node.id, o.closure)
+  // The agent learns of it only from the store: a database away this moment delays it, ends nothing.
+  await untilStored("setting a node's desired closure for a deploy", () => fleet.setDesired(node.id, o.closure), {
+    signal: o.signal,
+    fields: { node: node.id },
+  })
   o.onProgress?.(node.id, "desired closure set; waiting for the agent")
   const deadline = started.getTime() + o.timeoutSeconds * 1000
   for (;;) {
