@@ -9,8 +9,8 @@ import type { ContentfulStatusCode } from "hono/utils/http-status"
 import { CHAT_ERROR_STATUS, type ChatErrorCode } from "../../protocol/ai.ts"
 import { failureLog } from "../../protocol/failure-log.ts"
 import { createLogger, redact } from "../../protocol/log.ts"
-import { storeAway } from "../adapters/store/store-away.ts"
 import { ChimeraError, type ErrorCode } from "../domain/errors.ts"
+import { storeAway } from "../domain/store-away.ts"
 
 const log = createLogger("api")
 /** Requests answered 503 because the database is away (one process, however many apps it serves). */

@@ -1,6 +1,7 @@
 // The command long poll over a real SQLite store: however a wait ends, it ends at once and leaves
 // the next wait of the same node working.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { heartbeatBody } from "../../tests/support/auth.ts"
 import { openTestStore } from "../../tests/support/store.ts"
 import { createEventBus } from "../adapters/event-bus.ts"
 import { createFleet, type Fleet, MAX_POLLS_PER_NODE } from "./fleet.ts"
@@ -64,3 +65,29 @@ test("a node holding more long polls than the cap has its oldest answered at onc
   const answers = (await Promise.all(polls.slice(2).map((p) => p.answer))).flat()
   expect(answers).toMatchObject([{ kind: "activate", closure: GEN2 }])
 }, 5_000)
+
+// Silence is counted again from a sweep that failed because the database could not be reached (every
+// heartbeat was refused meanwhile). A sweep failing for any other reason took nothing from the nodes:
+// a dead node must not be given three more intervals by it, or by each of such failures in a row.
+test("a sweep that fails with the database reachable leaves a silent node's silence counted as before", async () => {
+  const store = await openTestStore("fleet-sweep")
+  try {
+    let at = Date.parse("2026-01-01T00:00:00Z")
+    const clock = { now: () => new Date(at) }
+    const swept = createFleet({ store: store.store, bus: createEventBus(), clock })
+    const { token } = await swept.createJoinToken({ nodeId: "quiet" })
+    await swept.enroll(token, { nodeId: "quiet", hostname: "quiet", agentVersion: "t" })
+    await swept.heartbeat({ ...heartbeatBody("quiet"), at: new Date(at).toISOString(), heartbeatIntervalSeconds: 5 })
+    // Three intervals and a second later, the sweep's UPDATE is refused by the database itself.
+    at += 16_000
+    await store.db.unsafe(
+      "CREATE TRIGGER sweep_refused BEFORE UPDATE OF unreachable ON nodes BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    await expect(swept.sweepUnreachable()).rejects.toThrow("refused")
+    await store.db.unsafe("DROP TRIGGER sweep_refused")
+    at += 1000
+    expect(await swept.sweepUnreachable()).toBe(1)
+  } finally {
+    await store.close()
+  }
+})

@@ -7,6 +7,7 @@ import { conflict, notFound, unauthenticated } from "./errors.ts"
 import type { ControlEventType, EventType, FleetEvent, NewEvent } from "./events.ts"
 import { MISSED_HEARTBEATS, type NodeRecord } from "./node.ts"
 import type { Clock, EventBusPort, EventQuery, StoredCommand, StorePort } from "./ports.ts"
+import { storeAway } from "./store-away.ts"
 import { hashToken, newToken, tokenKind } from "./tokens.ts"
 
 const log = createLogger("fleet")
@@ -330,7 +331,9 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers, configured 
 
     async sweepUnreachable() {
       const lost = await store.markUnreachable(now(), hearingSince, MISSED_HEARTBEATS).catch((error: unknown) => {
-        hearingSince = now()
+        // Only the database away refused the heartbeats: a sweep failing otherwise (a deadlock, a
+        // timeout) took nothing from the nodes, and each such failure would give a dead node more time.
+        if (storeAway(error)) hearingSince = now()
         throw error
       })
       for (const [i, node] of lost.entries()) {

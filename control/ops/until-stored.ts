@@ -3,7 +3,7 @@
 // minute, and the deploy meanwhile reads `running` on every replica, as it still is until its record
 // lands. The wait is bounded (STORE_WAIT_MS) and ends at a stop; any other error ends it at once.
 import { createLogger } from "../../protocol/log.ts"
-import { storeAway } from "../adapters/store/store-away.ts"
+import { storeAway } from "../domain/store-away.ts"
 
 const log = createLogger("operations")
 
