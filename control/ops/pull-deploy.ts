@@ -9,6 +9,7 @@ import type { PhaseTiming, TargetResult } from "../domain/deploy.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import { deriveStatus, type NodeRecord } from "../domain/node.ts"
 import type { Clock } from "../domain/ports.ts"
+import { storeAway } from "../domain/store-away.ts"
 import { untilStored } from "./until-stored.ts"
 
 export interface PullOptions {
@@ -60,8 +61,9 @@ export async function pullDeploy(fleet: Fleet, node: NodeRecord, o: PullOptions)
       now = await fleet.findNode(node.id)
     } catch (error) {
       // The store away for a moment (PostgreSQL restarting) ends no wait: the agent goes on activating
-      // meanwhile, and a later look tells. Only the deadline or a stop ends it, as it would anyway.
-      if (o.signal?.aborted || o.clock.now().getTime() > deadline) throw error
+      // meanwhile, and a later look tells. Only the deadline or a stop ends it, as it would anyway. Any
+      // other failure (a broken schema, a bug) would fail each look alike until the deadline.
+      if (!storeAway(error) || o.signal?.aborted || o.clock.now().getTime() > deadline) throw error
       await sleep(200)
       continue
     }
