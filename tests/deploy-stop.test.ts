@@ -11,6 +11,7 @@ import { MAX_RUNNING_DEPLOYS } from "../control/ops/running-deploys.ts"
 import { call, enrollNode } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { waitFor } from "./support/wait.ts"
 
 test("a stop ends a deploy waiting on an agent at once, recorded as failed with the reason", async () => {
   const closure = await buildTestSystem("stop-1")
@@ -78,4 +79,40 @@ test("deploys past the cap are refused until one ends; a newer closure ends the 
   expect(record.status).toBe("failed")
   expect(record.targets?.[0]?.error).toContain(`superseded: the node's desired closure is now ${second}`)
   expect((await deploy(refusedNode, first)).status).toBe(202)
+})
+
+// A deploy that ends on an error of its own (here: the store's nodes table gone from under it, as a
+// broken schema would fail every look) has no outcome per target, but it has ended: it is recorded
+// failed with why. With no record, its replica said "interrupted: the control plane that ran it
+// stopped before it finished", which it had not.
+test("a deploy that ends on an error is recorded failed with why, not called interrupted", async () => {
+  const closure = await buildTestSystem("error-1")
+  const dataDir = await mkdtemp(join(tmpdir(), "chimera-deploy-error-"))
+  await using cp = await startInProcess({ dataDir })
+  await enrollNode(cp, "broken-1")
+  const started = await call(cp, cp.adminToken, "POST", "/api/deployments", {
+    targets: ["broken-1"],
+    closure,
+    confirm_timeout_seconds: 3600,
+  })
+  expect(started.status).toBe(202)
+  const { id } = (await started.json()) as { id: string }
+  const view = async () =>
+    (await (await call(cp, cp.adminToken, "GET", `/api/deployments/${id}`)).json()) as {
+      status: string
+      targets: { target: string; status: string; error: string }[]
+    }
+  await waitFor(
+    "the deploy waiting for the agent",
+    async () => ((await view()) as unknown as { progress?: Record<string, string> }).progress ?? {},
+    (progress) => Object.keys(progress).length > 0,
+  )
+  const db = new Database(join(dataDir, "chimera.db"))
+  db.run("ALTER TABLE nodes RENAME TO nodes_moved")
+  db.close()
+  const ended = await waitFor("the deploy's end", view, (d) => d.status !== "running")
+  expect(ended.status).toBe("failed")
+  expect(ended.targets).toMatchObject([{ target: "broken-1", status: "failed" }])
+  expect(ended.targets[0]?.error).toContain("the deploy ended on an error before its targets' outcomes were known")
+  await rm(dataDir, { recursive: true, force: true })
 })
