@@ -183,3 +183,37 @@ test("a node's chart with a single sample spans the last 15 minutes, not years",
   expect(Math.abs(to - Date.now())).toBeLessThan(60_000)
   expect(browser.problems).toEqual([])
 })
+
+// The chart reads its samples again every 10 s; after that read it must still follow its box's width
+// (its resize observer went with the first read's effect).
+test("a node's chart follows the window's width after its samples are read again", async () => {
+  const credential = await enrollNode(cp, "wide-1")
+  const beat = () => call(cp, credential, "POST", "/api/agent/wide-1/heartbeat", heartbeatBody("wide-1"))
+  expect((await beat()).status).toBe(200)
+  const page = await browser.page()
+  await signInWithToken(page, cp.url, cp.adminToken)
+  await page.getByRole("navigation", { name: "Views" }).waitFor()
+  await page.goto(`${cp.url}/#/nodes/wide-1`)
+  const chart = page.getByTestId("health-chart")
+  await chart.locator("canvas").waitFor()
+  const first = await chart.getAttribute("data-to")
+  // A second sample (5 s apart at least), and the page's next read of them.
+  await Bun.sleep(5_100)
+  expect((await beat()).status).toBe(200)
+  await waitFor(
+    "the chart's next read",
+    () => chart.getAttribute("data-to"),
+    (to) => to !== first,
+    15_000,
+  )
+  // Narrower, the page lays out in one column: the chart's box changes width, and the chart with it.
+  const widths = () =>
+    chart.evaluate((box) => {
+      const el = box as unknown as { clientWidth: number; querySelector(s: string): { clientWidth: number } | null }
+      return { box: Math.max(240, el.clientWidth), canvas: el.querySelector("canvas")?.clientWidth ?? 0 }
+    })
+  const before = await widths()
+  await page.setViewportSize({ width: 800, height: 800 })
+  await waitFor("the chart to take its box's new width", widths, (w) => w.box !== before.box && w.canvas === w.box)
+  expect(browser.problems).toEqual([])
+}, 60_000)

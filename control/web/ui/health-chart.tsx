@@ -36,6 +36,7 @@ function shownWindow(el: HTMLElement, plot: uPlot) {
 export function HealthChart({ ctx, id }: { ctx: Ctx; id: string }) {
   const box = useRef<HTMLDivElement>(null)
   const plot = useRef<uPlot | null>(null)
+  const resized = useRef<ResizeObserver | null>(null)
   const [samples, setSamples] = useState<HealthSample[] | null>(null)
 
   useEffect(() => {
@@ -92,13 +93,15 @@ export function HealthChart({ ctx, id }: { ctx: Ctx; id: string }) {
       data,
       el,
     )
-    const ro = new ResizeObserver(() => plot.current?.setSize({ width: width(), height: 180 }))
-    ro.observe(el)
-    return () => ro.disconnect()
+    // Kept as long as the plot: a cleanup of this effect would run at the next read's samples (10 s
+    // on), and the chart would stop following its box's width.
+    resized.current = new ResizeObserver(() => plot.current?.setSize({ width: width(), height: 180 }))
+    resized.current.observe(el)
   }, [samples])
 
   useEffect(
     () => () => {
+      resized.current?.disconnect()
       plot.current?.destroy()
       plot.current = null
     },
