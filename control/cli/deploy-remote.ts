@@ -144,7 +144,7 @@ async function _throughStoreOutage<T>(look: () => Promise<T>, id: string, say: (
 function _lostWhileFollowing(error: unknown, id: string): unknown {
   if (!(error instanceof CliError) || error.code !== "E_UNREACHABLE") return error
   return new CliError(
-    `${error.message} It was running deploy ${id}: ask another replica of the control plane how it ended (chimera deployments show ${id}).`,
+    `${error.message} It was running deploy ${id}: ask another replica of the control plane how it ended (CHIMERA_URL=<another replica's URL> chimera deployments show ${id}).`,
     error.code,
   )
 }

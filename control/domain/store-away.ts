@@ -5,12 +5,16 @@
 // is neither. Bun.SQL's errors are recognised by their shape, so neither the domain nor the API
 // imports the adapter.
 
-/** Bun.SQL's connection failures (`ERR_POSTGRES_CONNECTION_*`) and SQLSTATE classes 08 and 57P. */
+/**
+ * Bun.SQL's connection failures (`ERR_POSTGRES_CONNECTION_*`), SQLSTATE classes 08 (connection) and
+ * 57P (shutting down, starting up), 53300 (no connection slot left) and class 28 (the server refused
+ * this replica's credentials, a password rotated under it): each leaves it without a database.
+ */
 export function storeAway(error: unknown): boolean {
   if (!(error instanceof Error) || error.name !== "PostgresError") return false
   const { code, errno } = error as { code?: unknown; errno?: unknown }
   return (
     (typeof code === "string" && code.startsWith("ERR_POSTGRES_CONNECTION_")) ||
-    (typeof errno === "string" && /^(08|57P)/.test(errno))
+    (typeof errno === "string" && /^(08|57P|53300|28)/.test(errno))
   )
 }
