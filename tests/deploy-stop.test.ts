@@ -87,8 +87,8 @@ test("deploys past the cap are refused until one ends; a newer closure ends the 
 // stopped before it finished", which it had not.
 test("a deploy that ends on an error is recorded failed with why, not called interrupted", async () => {
   const closure = await buildTestSystem("error-1")
-  const dataDir = await mkdtemp(join(tmpdir(), "chimera-deploy-error-"))
-  await using cp = await startInProcess({ dataDir })
+  // Its data dir goes with it, after it stops: removed under it, its store's checkpoints would fail.
+  await using cp = await startInProcess()
   await enrollNode(cp, "broken-1")
   const started = await call(cp, cp.adminToken, "POST", "/api/deployments", {
     targets: ["broken-1"],
@@ -107,12 +107,11 @@ test("a deploy that ends on an error is recorded failed with why, not called int
     async () => ((await view()) as unknown as { progress?: Record<string, string> }).progress ?? {},
     (progress) => Object.keys(progress).length > 0,
   )
-  const db = new Database(join(dataDir, "chimera.db"))
+  const db = new Database(join(cp.dataDir, "chimera.db"))
   db.run("ALTER TABLE nodes RENAME TO nodes_moved")
   db.close()
   const ended = await waitFor("the deploy's end", view, (d) => d.status !== "running")
   expect(ended.status).toBe("failed")
   expect(ended.targets).toMatchObject([{ target: "broken-1", status: "failed" }])
   expect(ended.targets[0]?.error).toContain("the deploy ended on an error before its targets' outcomes were known")
-  await rm(dataDir, { recursive: true, force: true })
 })
