@@ -15,6 +15,8 @@ import { builtClosure } from "../adapters/nix.ts"
 import type { DeploymentRecord } from "../domain/deploy.ts"
 import type { EventType } from "../domain/events.ts"
 import type { UnfinishedDeployment } from "../ops/fleet-operations.ts"
+// The follow waits through a database outage as long as the deploy's record's save does.
+import { STORE_WAIT_MS } from "../ops/until-stored.ts"
 import { apiClient, call, controlToken } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { exitOnInterrupt, spinner } from "./interrupt.ts"
@@ -155,8 +157,6 @@ const FOLLOWED_TYPES: EventType[] = ["deployment.progress", "deployment.finished
 const LIST_PAGE = 1000
 /** How often the deployment is asked whether it still runs (its end event cuts the wait short). */
 const POLL_MS = 1000
-/** How long the follow waits while the control plane cannot reach its database (as its record's save does). */
-const STORE_WAIT_MS = 5 * 60_000
 /** The wait before the stream is opened again after it dropped or was refused; it doubles up to the max. */
 const STREAM_RETRY_MS = 2000
 const STREAM_RETRY_MAX_MS = 30_000

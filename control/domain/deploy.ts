@@ -59,6 +59,32 @@ export interface TargetResult {
   log: string[]
 }
 
+/**
+ * A target's result with nothing copied or rolled back yet (a deploy through its agent, one that ended
+ * on an error, or one about to start), timed from `startedAt` to `now`.
+ */
+export function targetResult(
+  target: string,
+  status: TargetStatus,
+  error: string | null,
+  startedAt: Date,
+  now: Date,
+  more: Partial<Pick<TargetResult, "before" | "timings">> = {},
+): TargetResult {
+  return {
+    target,
+    status,
+    before: more.before ?? null,
+    copy: null,
+    previous: null,
+    error,
+    timings: more.timings ?? [],
+    startedAt: startedAt.toISOString(),
+    ms: now.getTime() - startedAt.getTime(),
+    log: [],
+  }
+}
+
 export interface DeploymentRecord {
   id: string
   kind: "deploy" | "heal"
@@ -153,18 +179,8 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
   const { build, opts, deps, id } = ctx
   const { exec } = deps
   const t0 = performance.now()
-  const r: TargetResult = {
-    target: target.name,
-    status: "failed",
-    before: null,
-    copy: null,
-    previous: null,
-    error: null,
-    timings: [],
-    startedAt: new Date().toISOString(),
-    ms: 0,
-    log: [],
-  }
+  const now = new Date()
+  const r = targetResult(target.name, "failed", null, now, now)
   const say = (phase: Phase, message: string) => {
     r.log.push(`${phase}: ${message}`)
     deps.onProgress?.(target.name, phase, message)

@@ -18,6 +18,7 @@ import {
   deploymentId,
   deploymentStatus,
   type TargetResult,
+  targetResult,
 } from "../domain/deploy.ts"
 import { ChimeraError, conflict, invalid, notFound } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
@@ -86,22 +87,6 @@ interface Unfinished {
   createdAt: string
   targets: string[]
   progress: Record<string, string>
-}
-
-/** A target of a deploy that ended on an error: failed, with `why`, its outcome unknown. */
-function failedTarget(target: string, why: string, startedAt: string, now: Date): TargetResult {
-  return {
-    target,
-    status: "failed",
-    before: null,
-    copy: null,
-    previous: null,
-    error: why,
-    timings: [],
-    startedAt,
-    ms: now.getTime() - Date.parse(startedAt),
-    log: [],
-  }
 }
 
 const INTERRUPTED =
@@ -276,7 +261,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
         // Recorded as failed, with why: with no record, its replica would call it interrupted, "stopped
         // before it finished", and the others running. What each target reached is not known here.
         const why = `the deploy ended on an error before its targets' outcomes were known (${error.message}); check the targets (chimera nodes) before deploying again`
-        const targets = names.map((target) => failedTarget(target, why, createdAt, clock.now()))
+        const targets = names.map((target) => targetResult(target, "failed", why, new Date(createdAt), clock.now()))
         const stored = { signal: running.signal, fields: { id, status: "failed" } }
         await untilStored(
           "saving a failed deploy's record",

@@ -5,7 +5,7 @@
 // or reports nothing within the time allowed. There is no SSH watchdog here: a node that cannot
 // activate keeps its running system, and its agent keeps retrying and reporting.
 import type { StorePath } from "../../protocol/ids.ts"
-import type { PhaseTiming, TargetResult } from "../domain/deploy.ts"
+import { type PhaseTiming, type TargetResult, targetResult } from "../domain/deploy.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import { deriveStatus, type NodeRecord } from "../domain/node.ts"
 import type { Clock } from "../domain/ports.ts"
@@ -29,22 +29,13 @@ const onClosure = (n: NodeRecord, closure: string) => n.profilePath === closure 
 export async function pullDeploy(fleet: Fleet, node: NodeRecord, o: PullOptions): Promise<TargetResult> {
   const sleep = o.sleep ?? Bun.sleep
   const started = o.clock.now()
-  const result = (status: TargetResult["status"], error: string | null, timings: PhaseTiming[] = []): TargetResult => ({
-    target: node.id,
-    status,
-    before: {
-      profile: node.profilePath as StorePath | null,
-      current: node.currentPath as StorePath | null,
-      booted: node.bootedPath as StorePath | null,
-    },
-    copy: null,
-    previous: null,
-    error,
-    timings,
-    startedAt: started.toISOString(),
-    ms: o.clock.now().getTime() - started.getTime(),
-    log: [],
-  })
+  const before = {
+    profile: node.profilePath as StorePath | null,
+    current: node.currentPath as StorePath | null,
+    booted: node.bootedPath as StorePath | null,
+  }
+  const result = (status: TargetResult["status"], error: string | null, timings: PhaseTiming[] = []): TargetResult =>
+    targetResult(node.id, status, error, started, o.clock.now(), { before, timings })
   if (!o.force && onClosure(node, o.closure) && node.desiredPath === o.closure) return result("up-to-date", null)
   if (o.dryRun) return result("planned", null)
 
