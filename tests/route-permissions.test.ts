@@ -111,3 +111,30 @@ describe("route permissions", () => {
     }
   })
 })
+
+describe("a method a path is not served with", () => {
+  test("is a 405 naming the methods it takes, once the caller is admitted", async () => {
+    const patch = await call(cp, cp.adminToken, "PATCH", "/api/nodes")
+    expect(patch.status).toBe(405)
+    expect(patch.headers.get("allow")).toBe("GET, HEAD")
+    expect(((await patch.json()) as { code: string; error: string }).error).toBe(
+      "/api/nodes does not take PATCH; it takes GET, HEAD",
+    )
+    const one = await call(cp, cp.adminToken, "PUT", "/api/nodes/n1")
+    expect(one.status).toBe(405)
+    expect(one.headers.get("allow")?.split(", ").sort()).toEqual(["DELETE", "GET", "HEAD"])
+    await one.body?.cancel()
+    // A node at its own agent route: the fast path passes on a method it does not take.
+    const beat = await call(cp, node, "GET", "/api/agent/n1/heartbeat")
+    expect(beat.status).toBe(405)
+    expect(beat.headers.get("allow")).toBe("POST")
+    await beat.body?.cancel()
+    // No route of that shape: a 404; no credential: a 401, whatever the method.
+    const missing = await call(cp, cp.adminToken, "PATCH", "/api/nothing-here")
+    expect(missing.status).toBe(404)
+    await missing.body?.cancel()
+    const anonymous = await call(cp, null, "PATCH", "/api/nodes")
+    expect(anonymous.status).toBe(401)
+    await anonymous.body?.cancel()
+  })
+})

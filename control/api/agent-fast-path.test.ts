@@ -362,7 +362,7 @@ describe("agent fast path", () => {
     // Paths the server's fetch hands to the app (a query, a doubled slash, another method): same answers.
     expect((await both({ ...beat("n1"), path: "/api/agent/n1/heartbeat?x=1" })).status).toBe(200)
     expect((await both({ ...beat("n1"), path: "//api/agent/n1/heartbeat" })).status).toBe(404)
-    expect((await both({ ...beat("n1"), method: "PUT" })).status).toBe(404)
+    expect((await both({ ...beat("n1"), method: "PUT" })).status).toBe(405)
     expect((await both({ ...beat("n1"), body: "" })).status).toBe(400)
     expect((await both({ ...beat("n1"), body: undefined })).status).toBe(400)
   })

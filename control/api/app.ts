@@ -57,6 +57,7 @@ import { notificationRoutes } from "./notifications.ts"
 import { redactAnswers } from "./redact-answers.ts"
 import type { Refusals } from "./refusals.ts"
 import { relayRoutes } from "./relay.ts"
+import { methodsAt } from "./route-permissions.ts"
 import { tokenRoutes } from "./tokens.ts"
 import { userRoutes } from "./users.ts"
 import { whoamiRoutes } from "./whoami.ts"
@@ -185,7 +186,15 @@ function buildApp(deps: AppDeps, { metrics, quota, measure, fast }: Shared) {
     .route("/", incidentRoutes(deps.incidents))
     .route("/", notificationRoutes(deps.notifyTest))
     .route("/", aiChatRoutes(deps.ai ?? null))
-  app.notFound((c) => errorResponse(c, new ChimeraError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)))
+  app.notFound((c) => {
+    // A path served with other methods: a 405 that names them, so a client learns what it got wrong.
+    const allowed = methodsAt(c.req.path)
+    if (allowed.length === 0)
+      return errorResponse(c, new ChimeraError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`))
+    c.header("Allow", allowed.join(", "))
+    const message = `${c.req.path} does not take ${c.req.method}; it takes ${allowed.join(", ")}`
+    return errorResponse(c, new ChimeraError("METHOD_NOT_ALLOWED", message))
+  })
   app.onError(onError)
   return app
 }

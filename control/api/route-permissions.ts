@@ -149,6 +149,23 @@ export function ruleFor(method: string, path: string): RouteRule | undefined {
   return Object.hasOwn(ROUTE_RULES, key) ? ROUTE_RULES[key] : undefined
 }
 
+/**
+ * The methods some route takes at `path` (a request's path), for a 405's `Allow`: a path the API serves
+ * but not with the request's method. Empty when no route has that shape. HEAD is answered as GET.
+ */
+export function methodsAt(path: string): string[] {
+  const got = path.split("/")
+  const methods = new Set<string>()
+  for (const key of Object.keys(ROUTE_RULES)) {
+    const [method = "", pattern = ""] = key.split(" ")
+    const want = pattern.split("/")
+    if (want.length !== got.length) continue
+    if (want.every((segment, i) => (segment.startsWith(":") ? got[i] !== "" : segment === got[i]))) methods.add(method)
+  }
+  if (methods.has("GET")) methods.add("HEAD")
+  return [...methods]
+}
+
 /** Served routes that have no rule; the guard refuses them, and the server logs them at start. */
 export function undeclaredRoutes(routes: { method: string; path: string }[]): string[] {
   return routes.map((r) => routeKey(r.method, r.path)).filter((k) => !Object.hasOwn(ROUTE_RULES, k))
