@@ -5,7 +5,7 @@ import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/proto
 import type { ServerNotification, ServerRequest } from "@modelcontextprotocol/sdk/types.js"
 import type { RelayResult } from "../domain/relay.ts"
 import type { Operation } from "../ops/catalogue.ts"
-import type { CongruenceRow } from "../ops/fleet-operations.ts"
+import type { CongruenceRow } from "../ops/fleet-congruence.ts"
 import { type ApiCaller, errorText } from "./api-caller.ts"
 
 /** What a tool's handler is given besides its input: the call's signal, id and progress token. */

@@ -3,14 +3,12 @@
 // the control plane's own key ([ssh]) and only the nodes its configuration names ([fleet.nodes], by
 // name or @tag): the API never dials an address a caller supplies. A target that is an enrolled node
 // gets the closure it now runs as its desired one, so its agent keeps it instead of healing it back.
-// Congruence of an enrolled node comes from what its agent reports, with no SSH at all.
-import { existsSync } from "node:fs"
-import { hashOf, type StorePath } from "../../protocol/ids.ts"
+// Congruence checks are fleet-congruence.ts's.
+import type { StorePath } from "../../protocol/ids.ts"
 import { createLogger } from "../../protocol/log.ts"
 import type { ReplicaAlive } from "../adapters/replica-liveness.ts"
 import type { DeploymentStore } from "../adapters/store/deployment-store.ts"
 import type { CommandTargets } from "../domain/command-service.ts"
-import { checkCongruence } from "../domain/congruence.ts"
 import {
   type DeploymentRecord,
   type DeployOptions,
@@ -24,10 +22,11 @@ import { ChimeraError, conflict, invalid, notFound } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { HealthCheck } from "../domain/health-check.ts"
 import { mapLimit } from "../domain/map-limit.ts"
-import { deriveStatus, type NodeRecord } from "../domain/node.ts"
+import type { NodeRecord } from "../domain/node.ts"
 import type { NixPort, Target } from "../domain/operation-ports.ts"
 import type { Clock } from "../domain/ports.ts"
 import { type RollbackResult, rollback } from "../domain/rollback.ts"
+import { type CongruenceRequest, closureOf, congruenceOf, sshTargetsOf } from "./fleet-congruence.ts"
 import { pullDeploy } from "./pull-deploy.ts"
 import { createRunningDeploys } from "./running-deploys.ts"
 import { untilStored } from "./until-stored.ts"
@@ -49,16 +48,6 @@ export interface DeployRequest {
   confirmTimeoutSeconds: number
   dryRun: boolean
   force: boolean
-}
-
-export type CongruenceRow = {
-  target: string
-  via: "agent" | "ssh"
-  status: "congruent" | "drifted" | "unreachable" | "unknown"
-  kinds?: string[]
-  current?: string | null
-  profile?: string | null
-  error?: string
 }
 
 export interface FleetOperationsDeps {
@@ -92,20 +81,6 @@ interface Unfinished {
 const INTERRUPTED =
   "the control plane that ran it stopped before it finished; check the targets (chimera nodes) before deploying again"
 
-/** The closure a deploy or congruence check is about: built from a Nix file, or named directly. */
-async function closureOf(nix: NixPort, req: { configPath?: string; closure?: StorePath }) {
-  if (req.closure) {
-    if (!existsSync(req.closure)) throw notFound(`closure ${req.closure} (not in the control plane's Nix store)`)
-    return {
-      outPath: req.closure,
-      hash: hashOf(req.closure),
-      isSystem: existsSync(`${req.closure}/bin/switch-to-configuration`),
-    }
-  }
-  if (!req.configPath) throw invalid("give config_path (a Nix file to build) or closure (a store path)")
-  return nix.build(req.configPath)
-}
-
 export function createFleetOperations(deps: FleetOperationsDeps) {
   const { fleet, deployments, nix, clock } = deps
   const running = createRunningDeploys()
@@ -115,21 +90,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
     return deps.targets.executor
   }
 
-  const sshTargets = (specs: string[]): Target[] => {
-    const targets = deps.targets
-    if (!targets)
-      throw invalid(
-        "this control plane reaches no nodes over SSH: name them under [fleet.nodes] and set [ssh] identity_file and known_hosts_file in its configuration",
-      )
-    const out: Target[] = []
-    for (const spec of specs) {
-      const found = targets.resolveAll(spec)
-      if (found.length === 0)
-        throw invalid(`unknown target ${JSON.stringify(spec)}; known: ${targets.names().join(", ") || "(none)"}`)
-      for (const t of found) if (!out.some((o) => o.name === t.name)) out.push(t)
-    }
-    return out
-  }
+  const sshTargets = (specs: string[]): Target[] => sshTargetsOf(deps.targets, specs)
 
   /**
    * SSH targets ([fleet.nodes] names and tags) and enrolled nodes the control plane does not reach over
@@ -295,66 +256,8 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
       return out
     },
 
-    async congruence(req: { targets: string[]; configPath?: string; closure?: StorePath }) {
-      const expected = req.configPath || req.closure ? (await closureOf(nix, req)).outPath : null
-      const rows: CongruenceRow[] = []
-      const overSsh: string[] = []
-      for (const spec of req.targets) {
-        const node = await fleet.findNode(spec)
-        if (!node) {
-          overSsh.push(spec)
-          continue
-        }
-        const want = expected ?? node.desiredPath
-        const status = deriveStatus(node)
-        if (status === "unreachable") {
-          rows.push({ target: spec, via: "agent", status, current: node.currentPath, profile: node.profilePath })
-          continue
-        }
-        if (!want) {
-          rows.push({
-            target: spec,
-            via: "agent",
-            status: "unknown",
-            error: "no closure to compare with: give config_path or set a desired closure",
-          })
-          continue
-        }
-        const kinds = [
-          ...(node.profilePath !== want ? ["profile-drift"] : []),
-          ...(node.currentPath !== want ? ["runtime-drift"] : []),
-        ]
-        rows.push({
-          target: spec,
-          via: "agent",
-          status: kinds.length ? "drifted" : "congruent",
-          ...(kinds.length ? { kinds } : {}),
-          current: node.currentPath,
-          profile: node.profilePath,
-        })
-      }
-      if (overSsh.length > 0) {
-        if (!expected)
-          throw invalid(`${overSsh.join(", ")}: not enrolled nodes; give config_path or closure to check them over SSH`)
-        const executor = deps.targets?.executor
-        if (!executor)
-          throw invalid(`${overSsh.join(", ")}: not enrolled nodes, and this control plane reaches none over SSH`)
-        for (const c of await checkCongruence(executor, sshTargets(overSsh), expected))
-          rows.push(
-            c.status === "unreachable"
-              ? { target: c.target.name, via: "ssh", status: c.status, error: c.error }
-              : {
-                  target: c.target.name,
-                  via: "ssh",
-                  status: c.status,
-                  ...(c.status === "drifted" ? { kinds: c.kinds } : {}),
-                  current: c.state.current,
-                  profile: c.state.profile,
-                },
-          )
-      }
-      return { expected, targets: rows }
-    },
+    /** Which targets run the closure: enrolled nodes by their agents' word, the rest over SSH. */
+    congruence: (req: CongruenceRequest) => congruenceOf(deps, req),
 
     /**
      * Keeps a deployment another process ran (the CLI, with an operator's own keys) and publishes what
