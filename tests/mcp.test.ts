@@ -471,6 +471,42 @@ describe("MCP over Streamable HTTP", () => {
     expect(statuses).toEqual([...Array(4).fill(404), ...Array(8).fill(200)])
   })
 
+  test("initializes sent at once, their bodies slow, still leave a user 8 sessions: one viewer cannot fill the server", async () => {
+    const own = serveMcpHttp({ host: "127.0.0.1", port: 0, controlUrl: cp.url })
+    try {
+      const token = await login(cp, "vera")
+      const headers = {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+      }
+      // Each body arrives after every request's headers were read and its credential vouched for.
+      const release = Promise.withResolvers<void>()
+      const text = JSON.stringify(INITIALIZE)
+      const slowBody = () =>
+        new ReadableStream<Uint8Array>({
+          async start(c) {
+            c.enqueue(new TextEncoder().encode(text.slice(0, 10)))
+            await release.promise
+            c.enqueue(new TextEncoder().encode(text.slice(10)))
+            c.close()
+          },
+        })
+      const opening = Array.from({ length: 20 }, () =>
+        fetch(own.url, { method: "POST", headers, body: slowBody(), duplex: "half" } as RequestInit).then(async (r) => {
+          await r.body?.cancel()
+          return r.status
+        }),
+      )
+      await Bun.sleep(1000)
+      release.resolve()
+      expect(await Promise.all(opening)).toEqual(Array(20).fill(200))
+      expect(own.sessions()).toBe(8)
+    } finally {
+      await own.stop()
+    }
+  })
+
   test("a session whose login is revoked ends at its next request", async () => {
     const short = serveMcpHttp({ host: "127.0.0.1", port: 0, controlUrl: cp.url })
     try {

@@ -136,6 +136,13 @@ export function serveMcpHttp(opts: McpHttpOptions) {
     await s.transport.close().catch(() => {})
   }
 
+  /** Closes `subject`'s oldest sessions until a new one keeps it within MAX_SESSIONS_PER_USER. */
+  const makeRoomFor = (subject: string) => {
+    const mine = [...sessions].filter(([, s]) => s.subject === subject).sort(([, a], [, b]) => a.lastUsed - b.lastUsed)
+    // close() forgets a session at once, before its transport has closed.
+    for (const [id] of mine.slice(0, Math.max(0, mine.length - MAX_SESSIONS_PER_USER + 1))) void close(id)
+  }
+
   const sweep = setInterval(() => {
     const now = Date.now()
     for (const [id, s] of sessions) if (now - s.lastUsed > IDLE_MS) void close(id)
@@ -192,12 +199,8 @@ export function serveMcpHttp(opts: McpHttpOptions) {
       // one user's flood fills the server (nor the user's own event streams, one per session).
       // A control plane that names no subject (an older one): each credential counts as its own user.
       const subject = who.subject ?? `credential:${tokenHash}`
-      const mine = [...sessions].filter(([, s]) => s.subject === subject)
-      if (mine.length >= MAX_SESSIONS_PER_USER) {
-        const [oldest] = mine.sort(([, a], [, b]) => a.lastUsed - b.lastUsed)[0] ?? []
-        if (oldest !== undefined) await close(oldest)
-      }
-      if (sessions.size >= MAX_SESSIONS)
+      const replacesOwn = [...sessions.values()].filter((s) => s.subject === subject).length >= MAX_SESSIONS_PER_USER
+      if (sessions.size >= MAX_SESSIONS && !replacesOwn)
         return jsonError(429, `at most ${MAX_SESSIONS} MCP sessions at once`, "RESOURCE_EXHAUSTED")
       const api = apiCaller(opts.controlUrl, token)
       const mcp = createMcpServer(api, who)
@@ -205,6 +208,9 @@ export function serveMcpHttp(opts: McpHttpOptions) {
       const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
+          // The user's oldest session makes way here, as the new one is stored, not when its request
+          // came: initializes whose bodies arrive together (or slowly) each found room then.
+          makeRoomFor(subject)
           const at = Date.now()
           sessions.set(id, { transport, tokenHash, subject, lastUsed: at, stop })
           void followEnrolments(api, token, () => mcp.sendResourceListChanged(), stop.signal)
