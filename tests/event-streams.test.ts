@@ -2,8 +2,10 @@
 // total (a 429 that names the cap), and a client that reads only the headers while a node floods
 // large reports costs the control plane a bounded amount, then, when it reads again, receives every
 // event in order from the store, none lost and none twice.
+import { Database } from "bun:sqlite"
 import { describe, expect, test } from "bun:test"
 import { connect, type Socket } from "node:net"
+import { join } from "node:path"
 import { addUser, call, enrollNode, login } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { streamText } from "./support/stream.ts"
@@ -98,6 +100,28 @@ describe("event streams", () => {
       expect(head.status).toBe(200)
       expect(head.headers.get("content-type")).toBe("text/event-stream")
     }
+    const res = await open(cp.url, vera)
+    expect(res.status).toBe(200)
+    await res.body?.cancel()
+  })
+
+  test("a stream whose read of the store fails ends and frees its slot (a database away, a table gone)", async () => {
+    await using cp = await startInProcess({ limits: { streams: { perUser: 2, total: 10 } } })
+    await addUser(cp, "vera", "viewer")
+    const vera = await login(cp, "vera")
+    // The events table away stands for the database away while a stream replays or catches up.
+    const db = new Database(join(cp.dataDir, "chimera.db"))
+    db.run("ALTER TABLE events RENAME TO events_moved")
+    // The replay's read fails right after the ready event: the stream ends there, for its client to
+    // come back with Last-Event-ID.
+    for (let i = 0; i < 3; i++) {
+      const ended = await fetch(`${cp.url}/api/events/stream?after=0`, { headers: { authorization: `Bearer ${vera}` } })
+        .then((res) => streamText(res.body as ReadableStream<Uint8Array>).until(() => false))
+        .catch(() => true)
+      expect(ended).toBe(true)
+    }
+    db.run("ALTER TABLE events_moved RENAME TO events")
+    db.close()
     const res = await open(cp.url, vera)
     expect(res.status).toBe(200)
     await res.body?.cancel()

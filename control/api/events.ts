@@ -5,7 +5,9 @@
 // each stream holds and how many streams there are; a stream that fell behind reads the store.
 import { Hono } from "hono"
 import { z } from "zod"
+import { failureLog } from "../../protocol/failure-log.ts"
 import { NodeId } from "../../protocol/ids.ts"
+import { createLogger } from "../../protocol/log.ts"
 import type { Authenticator } from "../domain/auth/authenticator.ts"
 import { EventType, type FleetEvent } from "../domain/events.ts"
 import type { Fleet } from "../domain/fleet.ts"
@@ -44,6 +46,10 @@ export const EventsQuery = z.object({
 // from `after`), as it always did, so dashboards that never asked for a backlog get none. Its
 // `limit` is a tail already.
 const StreamQuery = EventsQuery.omit({ tail: true }).extend({ limit: Limit.optional() })
+
+const log = createLogger("events")
+/** Streams whose read of the store failed, said once a minute however many there are. */
+const readFailed = failureLog(log, "an event stream could not read the store; it ended, and its client reconnects")
 
 const matches = (e: FleetEvent, q: { node?: string; type?: string[] }) =>
   (q.node === undefined || e.nodeId === q.node) && (q.type === undefined || q.type.includes(e.type))
@@ -164,6 +170,7 @@ export const eventRoutes = (
           const page = await storeTurn(() =>
             sub.closed ? [] : fleet.listEvents({ nodeId: q.node, types: q.type, afterId: sent, limit: pageSize }),
           )
+          readFailed.worked()
           const chunks: Uint8Array[] = []
           let bytes = 0
           for (const e of page) {
@@ -216,7 +223,17 @@ export const eventRoutes = (
             }
             for (;;) {
               if (sub.closed) return end()
-              const got = await next()
+              let got: Next | null
+              try {
+                got = await next()
+              } catch (error) {
+                // The store failed under a replay or a catch-up (the database away): the stream ends, and
+                // its client comes back with Last-Event-ID, as after a lost connection. Left to reject,
+                // the pull reset the connection but neither aborted the request nor cancelled the
+                // stream, so its slot (and what the fan-out held for it) was never given back.
+                readFailed.failed(error)
+                return end()
+              }
               if (got === null) continue
               if (sub.closed) return end()
               const refused = await credentials.refusal(token, got.sinceMs)
