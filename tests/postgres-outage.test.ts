@@ -41,6 +41,33 @@ async function reportActive(cp: { url: string }, credential: string, nodeId: str
 }
 
 describe("PostgreSQL stopped and started under two replicas", () => {
+  test("PostgreSQL's own words (its role, its address) reach neither the public health answer nor a 503", async () => {
+    const url = await pg.database("outage_words")
+    // A replica of its own role, which then may no longer log in: PostgreSQL refuses it by name.
+    const admin = new SQL(url)
+    await admin.unsafe("CREATE ROLE telltale_role LOGIN")
+    await admin.unsafe("ALTER DATABASE outage_words OWNER TO telltale_role")
+    const own = url.replace("chimera@", "telltale_role@")
+    await using cp = await startInProcess({ databaseUrl: own })
+    await admin.unsafe("ALTER ROLE telltale_role NOLOGIN")
+    await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'telltale_role'`
+    await admin.close()
+    const health = await waitFor(
+      "health to fail",
+      async () => (await (await fetch(`${cp.url}/api/health`)).json()) as { status: string; store: string },
+      (h) => h.store.includes("credentials"), // after the connections ended (57P01), the refusal
+    )
+    expect(health.store).toContain("PostgreSQL refused this replica's credentials (SQLSTATE 28000")
+    const listed = await call(cp, cp.adminToken, "GET", "/api/nodes")
+    expect(listed.status).toBe(503)
+    const body = (await listed.json()) as { error: string }
+    expect(body.error).toContain("PostgreSQL refused this replica's credentials")
+    for (const said of [health.store, body.error]) {
+      expect(said).not.toContain("telltale_role")
+      expect(said).not.toContain("127.0.0.1")
+    }
+  })
+
   test("while it is down, requests answer 503 STORE_UNAVAILABLE naming the database, not a bare 500", async () => {
     const url = await pg.database("outage_errors")
     await using a = await startInProcess({ databaseUrl: url })

@@ -10,7 +10,7 @@ import { CHAT_ERROR_STATUS, type ChatErrorCode } from "../../protocol/ai.ts"
 import { failureLog } from "../../protocol/failure-log.ts"
 import { createLogger, redact } from "../../protocol/log.ts"
 import { ChimeraError, type ErrorCode } from "../domain/errors.ts"
-import { storeAway } from "../domain/store-away.ts"
+import { storeAway, storeReason } from "../domain/store-away.ts"
 
 const log = createLogger("api")
 /** Requests answered 503 because the database is away (one process, however many apps it serves). */
@@ -83,7 +83,7 @@ export function onError(error: Error, c: Context) {
       c,
       new ChimeraError(
         "STORE_UNAVAILABLE",
-        `the control plane cannot reach its database (${error.message}); check that PostgreSQL runs and that ` +
+        `the control plane cannot reach its database (${storeReason(error)}); check that PostgreSQL runs and that ` +
           "this replica can reach it (CHIMERA_DB), then try again",
       ),
     )

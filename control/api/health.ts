@@ -9,6 +9,7 @@ import { Hono } from "hono"
 import { createLogger } from "../../protocol/log.ts"
 import { VERSION } from "../../protocol/version.ts"
 import type { StoreProbe } from "../adapters/store/health-probe.ts"
+import { storeReason } from "../domain/store-away.ts"
 
 const log = createLogger("health")
 
@@ -29,8 +30,9 @@ function cachedProbe(probe: StoreProbe): () => Promise<Verdict> {
       await Promise.race([probe(), timeout])
       return { ok: true }
     } catch (error) {
-      const reason = `the database cannot be read and written: ${error instanceof Error ? error.message : String(error)}`
-      if (last?.verdict.ok !== false) log.error("store unhealthy", { reason })
+      // The answer is public: PostgreSQL's own words (its role, its address) stay in the log.
+      const reason = `the database cannot be read and written: ${storeReason(error)}`
+      if (last?.verdict.ok !== false) log.error("store unhealthy", { reason, error })
       return { ok: false, reason }
     } finally {
       clearTimeout(timer)

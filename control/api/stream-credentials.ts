@@ -5,12 +5,15 @@
 // a credential share the question: an answer counts for whatever was published (or read from the
 // store) before the question was asked, which is exactly as strict as asking again, since a revocation
 // the answer did not see happened after the event it lets through was already out.
+import { failureLog } from "../../protocol/failure-log.ts"
 import { createLogger } from "../../protocol/log.ts"
 import type { Authenticator } from "../domain/auth/authenticator.ts"
 import { can, type Permission } from "../domain/auth/roles.ts"
 import { ChimeraError } from "../domain/errors.ts"
 
 const log = createLogger("stream-credentials")
+/** Checks that found the store away: every stream's every frame while it lasts, said once a minute. */
+const recheckFailed = failureLog(log, "could not check streams' credentials again; asking at the next frame")
 
 interface Asked {
   atMs: number
@@ -28,13 +31,16 @@ export function streamCredentials(authenticator: Authenticator, permission: Perm
   const ask = (token: string, nowMs: number): Asked => {
     const entry: Asked = { atMs: nowMs, refusal: Promise.resolve(null) }
     entry.refusal = authenticator.authenticate(token).then(
-      (p) => (p.kind === "user" && can(p.role, permission) ? null : `the credential no longer has ${permission}`),
+      (p) => {
+        if (recheckFailed.failing) recheckFailed.worked()
+        return p.kind === "user" && can(p.role, permission) ? null : `the credential no longer has ${permission}`
+      },
       (error: unknown) => {
         // The authenticator's own refusals are ChimeraErrors. Anything else is the store failing for a
         // moment (a PostgreSQL failover, a reset connection): a credential already accepted goes on, and
         // the next frame asks again, rather than every open stream ending as if it had been revoked.
         if (error instanceof ChimeraError) return error.message
-        log.warn("could not check a stream's credential again; asking at the next frame", { error })
+        recheckFailed.failed(error)
         if (asked.get(token) === entry) asked.delete(token)
         return null
       },
