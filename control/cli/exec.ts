@@ -8,6 +8,7 @@ import { mapLimit } from "../domain/map-limit.ts"
 import type { ExecResult } from "../domain/operation-ports.ts"
 import { keepRecord } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
+import { exitOnInterrupt } from "./interrupt.ts"
 import { color, field, prefixed, printJson, say, warn } from "./output.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
@@ -51,14 +52,25 @@ export default defineCommand({
     const executor = ssh.executor()
     const t0 = performance.now()
     const width = Math.max(...ssh.targets.map((t) => t.name.length))
+    // Ctrl-C closes the connections, but sshd does not stop a command whose client went away, and
+    // will not signal a root login's: it goes on until its `timeout` wrapper kills it. Say so, and where.
+    const waiting = new Set(ssh.targets.map((t) => t.name))
+    const seconds = ssh.timeoutMs / 1000
+    const release = exitOnInterrupt(() =>
+      waiting.size === 0
+        ? "the command is not recorded; every target had answered"
+        : `the command is not recorded, and it may still run on ${[...waiting].join(", ")} (no answer yet) until --timeout (${seconds} s) kills it there`,
+    )
     let results: ExecResult[]
     try {
       results = await mapLimit(ssh.targets, ssh.parallel, async (t) => {
         const r = await executor.exec(t, command, { stopOnNode: true })
+        waiting.delete(t.name)
         if (!args.json) _print(r, width)
         return r
       })
     } finally {
+      release()
       await executor.close()
     }
     if (args.json) printJson({ results: results.map(_jsonResult) })
