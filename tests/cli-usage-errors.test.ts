@@ -155,3 +155,20 @@ test("a --limit out of range is named as the flag typed, before any request", as
     expect(r.stderr).toMatch(/^error --limit: expected a whole number from 1 to \d+\n$/)
   }
 }, 60_000)
+
+test("a --port that is no number is quoted as typed, by web as by mcp (web said `got NaN`)", async () => {
+  const env = { NO_COLOR: "1", HOME: home, CHIMERA_CONFIG_FILE: "", CHIMERA_DATA_DIR: join(home, "data") }
+  for (const [command, typed, shown] of [
+    ["web", "abc", '"abc"'],
+    ["web", "", '""'],
+    ["mcp", "abc", '"abc"'],
+  ] as const) {
+    const r = await run([process.execPath, MAIN, command, "--port", typed], { env })
+    expect({ command, typed, code: r.code, stderr: r.stderr }).toEqual({
+      command,
+      typed,
+      code: 1,
+      stderr: `error config: ${command}.port: expected an integer from 1 to 65535, got ${shown} (from --port)\n`,
+    })
+  }
+}, 60_000)

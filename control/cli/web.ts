@@ -28,7 +28,7 @@ export default defineCommand({
   },
   async run({ args }) {
     const layered = commandConfig({
-      flags: { web: { host: args.host, port: args.port === undefined ? undefined : Number(args.port) } },
+      flags: { web: { host: args.host, port: args.port } },
       flagNames: { "web.host": "--host", "web.port": "--port" },
     })
     const { config } = layered
