@@ -30,7 +30,7 @@ export default defineCommand({
       description:
         "Read these targets over SSH instead of asking the control plane (user@host:port, names, @tag, @all)",
     },
-    interval: { type: "string", description: "Seconds between reads (default 2; events also refresh)", default: "2" },
+    interval: { type: "string", description: "Seconds between reads (events also refresh)", default: "2" },
     once: { type: "boolean", description: "Print one table and exit (also when stdout is not a terminal)" },
     json: {
       type: "boolean",
