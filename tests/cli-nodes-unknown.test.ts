@@ -1,6 +1,6 @@
-// `chimera nodes show` and `set-desired` with an id no node has name the nearest and the known nodes,
-// as `chimera events --node` does, not only "not found"; a [fleet.nodes] name not enrolled yet is
-// said to be that, with how to enrol it. `chimera nodes revoke` takes a node's credential away.
+// `chimera nodes show`, `set-desired` and `run --nodes` with an id no node has name the nearest and
+// the known nodes, as `chimera events --node` does, not only "not found"; a [fleet.nodes] name not
+// enrolled yet is said to be that, with how to enrol it. `chimera nodes revoke` takes a node's credential away.
 import { expect, test } from "bun:test"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -95,3 +95,37 @@ test("`chimera nodes revoke` revokes a node's credential, which is refused from 
     await rm(home, { recursive: true, force: true })
   }
 })
+
+test("`chimera nodes run --nodes` names an unknown node as `nodes show` does, not only `node not enrolled`", async () => {
+  await using cp = await startInProcess()
+  const home = await mkdtemp(join(tmpdir(), "chimera-cli-nodes-"))
+  try {
+    const inventory = join(home, "chimera.toml")
+    await writeFile(inventory, '[fleet.nodes.node-3]\naddress = "root@127.0.0.1:22"\n')
+    const env = {
+      HOME: home,
+      CHIMERA_URL: cp.url,
+      CHIMERA_TOKEN: cp.adminToken,
+      CHIMERA_CONFIG_FILE: inventory,
+      NO_COLOR: "1",
+    }
+    await enrollNode(cp, "node-1")
+    const nodesRun = (nodes: string) =>
+      run([process.execPath, MAIN, "nodes", "run", "--nodes", nodes, "--timeout", "1", "--", "true"], { env })
+    // Before: "error node not enrolled: node-3 (404 NOT_FOUND)", with no word on how to enrol it.
+    const notEnrolled = await nodesRun("node-3")
+    expect({ code: notEnrolled.code, stdout: notEnrolled.stdout, stderr: notEnrolled.stderr }).toEqual({
+      code: 1,
+      stdout: "",
+      stderr:
+        'error node "node-3" is in [fleet.nodes] but its agent has not enrolled: `chimera nodes join-token --node node-3` prints how\n',
+    })
+    const typo = await nodesRun("node1,node-1")
+    expect({ code: typo.code, stderr: typo.stderr }).toEqual({
+      code: 1,
+      stderr: 'error no node "node1" (did you mean node-1? known: node-1)\n',
+    })
+  } finally {
+    await rm(home, { recursive: true, force: true })
+  }
+}, 30_000)

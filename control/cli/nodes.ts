@@ -36,6 +36,16 @@ async function _aboutNode<T = NodeView>(
   return (await call(api.url, Promise.resolve(res))) as T
 }
 
+/** The node ids a 404 from POST /api/fleet/run names in `detail.unknown` (none for another 404). */
+async function _unknownNodes(res: { clone(): { json(): Promise<unknown> } }): Promise<string[]> {
+  const body = (await res
+    .clone()
+    .json()
+    .catch(() => null)) as { detail?: { unknown?: unknown } } | null
+  const unknown = body?.detail?.unknown
+  return Array.isArray(unknown) ? unknown.filter((id): id is string => typeof id === "string") : []
+}
+
 /** A store path, or a local link to one (such as nix-build's ./result). */
 function resolveClosure(arg: string): string {
   if (arg.startsWith("/nix/store/")) return parseFlag(StorePath, arg, "CLOSURE")
@@ -263,10 +273,24 @@ const runOnNodes = defineCommand({
     )
     let answer: RelayResult
     try {
-      answer = (await call(
-        url,
-        client.api.fleet.run.$post({ json: nodes ? { command, nodes, timeout } : { command, all: true, timeout } }),
-      )) as RelayResult
+      const request = client.api.fleet.run.$post({
+        json: nodes ? { command, nodes, timeout } : { command, all: true, timeout },
+      })
+      const res = await request.catch((error: unknown) => {
+        throw unreachable(url, error)
+      })
+      // Nodes the control plane does not know: each named as `nodes show` names it (the nearest
+      // enrolled id, or a [fleet.nodes] name whose agent has not enrolled, with how to enrol it).
+      if (res.status === 404 && nodes) {
+        const unknown = await _unknownNodes(res)
+        if (unknown.length > 0) {
+          const api = { url, client }
+          const said = await Promise.all(unknown.slice(0, 5).map((id) => noSuchNode(api, id)))
+          const more = unknown.length > 5 ? `; and ${unknown.length - 5} more unknown` : ""
+          throw new CliError(`${said.join("; ")}${more}`, "E_NOT_FOUND")
+        }
+      }
+      answer = (await call(url, Promise.resolve(res))) as RelayResult
     } finally {
       release()
       spin?.clear()

@@ -1,7 +1,8 @@
 // The sentence for a node id the control plane does not know, most often a typo: the nearest enrolled
 // id and the known ones, so a person sees at once what they meant; or a [fleet.nodes] name whose agent
 // has not enrolled yet (SSH commands reach it, the control plane does not), with how to enrol it.
-// `chimera events --node` and `chimera nodes show|set-desired` say it the same way.
+// `chimera events --node`, `chimera nodes show|set-desired` and `chimera nodes run --nodes` say it the
+// same way.
 import { nearestName } from "../../protocol/cli-flags.ts"
 import { loadConfig } from "../config.ts"
 import type { apiClient } from "./client.ts"
