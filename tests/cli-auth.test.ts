@@ -214,3 +214,30 @@ describe("chimera login, users, tokens, audit", () => {
     }
   }, 60_000)
 })
+
+test("`chimera tokens revoke NAME` says tokens are revoked by id, and which id that name has", async () => {
+  await using cp = await startInProcess()
+  const home = await mkdtemp(join(tmpdir(), "chimera-cli-home-"))
+  try {
+    const chimera = (args: string[]) =>
+      run([process.execPath, MAIN, ...args], {
+        env: { HOME: home, CHIMERA_URL: cp.url, CHIMERA_TOKEN: cp.adminToken, NO_COLOR: "1" },
+      })
+    const created = JSON.parse(
+      (await chimera(["tokens", "create", "prometheus", "--role", "metrics", "--json"])).stdout,
+    )
+    // Before: "active API token with id "prometheus" (tokens are revoked by id: see chimera tokens list) not found".
+    const byName = await chimera(["tokens", "revoke", "prometheus"])
+    expect({ code: byName.code, stderr: byName.stderr }).toEqual({
+      code: 1,
+      stderr: `error tokens are revoked by id, and "prometheus" is the name of token ${created.id}: chimera tokens revoke ${created.id}\n`,
+    })
+    // Nothing was revoked by the name; by its id it is.
+    expect((await chimera(["tokens", "revoke", created.id])).code).toBe(0)
+    const unknown = await chimera(["tokens", "revoke", "prometheus"])
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr).toContain("404 NOT_FOUND")
+  } finally {
+    await rm(home, { recursive: true, force: true })
+  }
+}, 30_000)

@@ -3,7 +3,7 @@ import { defineCommand } from "citty"
 import { z } from "zod"
 import { TokenName } from "../domain/auth/accounts.ts"
 import { Role } from "../domain/auth/roles.ts"
-import { apiClient, call } from "./client.ts"
+import { apiClient, call, unreachable } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { color, printJson, printTable, say, warn } from "./output.ts"
 
@@ -74,7 +74,20 @@ const revoke = defineCommand({
   async run({ args }) {
     const id = String(args.id)
     const { url, client } = apiClient()
-    const result = await call(url, client.api.tokens[":id"].$delete({ param: { id } }))
+    const res = await client.api.tokens[":id"].$delete({ param: { id } }).catch((error: unknown) => {
+      throw unreachable(url, error)
+    })
+    // A name typed where the id goes (the name is what `tokens create` was given): say which id it has.
+    if (res.status === 404) {
+      const { tokens } = (await call(url, client.api.tokens.$get())) as { tokens: TokenView[] }
+      const named = tokens.filter((t) => t.name === id && t.revokedAt === null)
+      if (named.length > 0)
+        throw new CliError(
+          `tokens are revoked by id, and "${id}" is the name of ${named.length === 1 ? "token" : "tokens"} ${named.map((t) => t.id).join(", ")}: chimera tokens revoke ${named[0]?.id}`,
+          "E_NOT_FOUND",
+        )
+    }
+    const result = await call(url, Promise.resolve(res))
     if (args.json) return printJson(result)
     say(`Revoked ${id}\n`)
   },
