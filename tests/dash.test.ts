@@ -1,6 +1,6 @@
 // `chimera dash` in a real tmux (fixed window size), read with capture-pane: it follows a real control
 // plane, shows a node turn drifted as its agent reports it (a real node credential on the agent API),
-// moves to it with j, opens its detail with Enter, quits with q and leaves the terminal as it found
+// moves to it with j, opens its detail with Enter (q and Esc go back from it), quits with q and leaves the terminal as it found
 // it: alternate screen left, cursor shown. Also: --once prints a plain table, and node-provided
 // strings cannot put escape sequences on the screen.
 
@@ -128,6 +128,25 @@ describe("chimera dash", () => {
     await tmux("send-keys", "-t", "dash", "Escape")
     await waitFor("the filter to clear", screen, (s) => /web-2\s+drifted/.test(s))
 
+    await tmux("send-keys", "-t", "dash", "q")
+    await expectRestored(0)
+  }, 90_000)
+
+  test("q and Esc in a node's detail go back to the list, whose q quits; the hints say which is which", async () => {
+    await startDash([])
+    await waitFor("the list", screen, (s) => /^> web-1\s/m.test(s) && s.includes("Enter detail · / filter · q quit"))
+    for (const back of ["q", "Escape"]) {
+      await tmux("send-keys", "-t", "dash", "Enter")
+      const detail = await waitFor(`web-1's detail (to leave with ${back})`, screen, (s) => s.includes("── web-1"))
+      expect(detail).toContain("Esc/q back · / filter · Ctrl+C quit")
+      await tmux("send-keys", "-t", "dash", back)
+      // Before: q in the detail ended the dashboard ("dash exited 0").
+      const list = await waitFor(`the list again after ${back}`, screen, (s) => !s.includes("── web-1"))
+      expect(list).toContain("Chimera fleet")
+      expect(list).not.toContain("dash exited")
+      expect(list).toMatch(/^> web-1\s/m)
+      expect(list).toContain("Enter detail · / filter · q quit")
+    }
     await tmux("send-keys", "-t", "dash", "q")
     await expectRestored(0)
   }, 90_000)

@@ -59,6 +59,13 @@ describe("dashboard keys", () => {
     expect(press(s, "escape").filter).toBe("")
     expect(press(s, { char: "q" }).quit).toBe(true)
   })
+
+  test("q and Esc close a node's detail and leave the dashboard running; Ctrl+C quits from it", () => {
+    const open = press(state(), "enter")
+    for (const back of [{ char: "q" }, "escape"] as const)
+      expect(press(open, back)).toMatchObject({ detailOpen: false, quit: false })
+    expect(press(open, "quit").quit).toBe(true)
+  })
 })
 
 describe("dashboard frame", () => {

@@ -110,7 +110,8 @@ export function press(state: DashState, key: Key): DashState {
   if (key === "enter") return { ...state, detailOpen: !state.detailOpen }
   if (key === "escape") return state.detailOpen ? { ...state, detailOpen: false } : { ...state, filter: "" }
   if (typeof key !== "object") return state
-  if (key.char === "q") return { ...state, quit: true }
+  // In a node's detail q goes back, as Esc does: only the list's q ends the dashboard (Ctrl+C always does).
+  if (key.char === "q") return state.detailOpen ? { ...state, detailOpen: false } : { ...state, quit: true }
   if (key.char === "j") return move(state, 1)
   if (key.char === "k") return move(state, -1)
   if (key.char === "/") return { ...state, editingFilter: true, detailOpen: false }

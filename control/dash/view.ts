@@ -95,7 +95,10 @@ function footer(state: DashState): Seg[] {
       ["_", "7"],
       ["   Enter keep · Esc clear", "2"],
     ]
-  const segs: Seg[] = [["↑↓ j/k move · Enter detail · / filter · q quit", "2"]]
+  const keys = state.detailOpen
+    ? "↑↓ j/k move · Esc/q back · / filter · Ctrl+C quit"
+    : "↑↓ j/k move · Enter detail · / filter · q quit"
+  const segs: Seg[] = [[keys, "2"]]
   if (state.filter) segs.push([`   filter: ${state.filter}`, ""])
   segs.push([`   ${state.source}`, "2"])
   if (state.error) segs.push([`   ${state.error}`, "31"])
