@@ -151,21 +151,29 @@ export const ROLLBACK_PUBLISH_SECONDS = 60
  * the node would heal a rollback straight back to its desired closure, so the script holds it off
  * (the deploy hold) for the switch and for ROLLBACK_PUBLISH_SECONDS after, while the caller makes the
  * rolled-back closure the node's desired one; a rollback that fails lifts its own hold at once.
+ *
+ * Once sent, it runs to its end whatever becomes of the caller. When the SSH client goes (Ctrl-C), sshd
+ * leaves the command running but closes its pipes, and the next line the activation wrote to stderr
+ * killed it with SIGPIPE half way: the profile moved back, the running system not, and the hold lifted
+ * for the agent to heal forward. So nix-env's and the activation's output go to a file on the node,
+ * relayed to stderr once they are over.
  */
 export function rollbackScript(generation: number | null, profile = SYSTEM_PROFILE): string {
   const move = generation === null ? "--rollback" : `--switch-generation ${generation}`
   return [
     "set -eu",
-    `P=${shq(profile)}; H=${shq(DEPLOY_HOLD)}; ID=rollback-$$`,
+    `P=${shq(profile)}; H=${shq(DEPLOY_HOLD)}; ID=rollback-$$; L="$H.$$.log"`,
     'mkdir -p "$(dirname "$H")"',
+    '(umask 077; : >"$L")',
     writeHold(ROLLBACK_SWITCH_SECONDS + ROLLBACK_PUBLISH_SECONDS, "$ID"),
     // Only our own hold is lifted: a deploy that started meanwhile keeps its own.
-    `trap '[ "$(cut -d" " -f2 "$H" 2>/dev/null)" = "$ID" ] && rm -f "$H"' EXIT`,
-    `nix-env -p "$P" ${move}`,
+    `trap '[ "$(cut -d" " -f2 "$H" 2>/dev/null)" = "$ID" ] && rm -f "$H"; cat "$L" >&2; rm -f "$L"' EXIT`,
+    `nix-env -p "$P" ${move} 2>>"$L"`,
     'now=$(readlink -f "$P")',
-    '[ -x "$now/bin/switch-to-configuration" ] && "$now/bin/switch-to-configuration" switch >/dev/null',
+    '[ -x "$now/bin/switch-to-configuration" ] && "$now/bin/switch-to-configuration" switch >/dev/null 2>>"$L"',
     "trap - EXIT",
     writeHold(ROLLBACK_PUBLISH_SECONDS, "$ID"),
+    'cat "$L" >&2 || true; rm -f "$L"',
     `echo "generation $(readlink "$P" | sed -n 's/^.*-\\([0-9][0-9]*\\)-link$/\\1/p') $now"`,
   ].join("\n")
 }
