@@ -64,3 +64,47 @@ export function exitOnInterrupt(message: () => string): () => void {
   process.on("SIGINT", onInterrupt)
   return () => process.removeListener("SIGINT", onInterrupt)
 }
+
+export interface Finishing {
+  /** What is still to finish, said at the first SIGINT; null when nothing is (then it ends at once). */
+  waitingFor(): string | null
+  /** Resolves when that work is done. */
+  done(): Promise<unknown>
+  /** The longest it waits for it; a second SIGINT stops the wait too. */
+  seconds: number
+  /** Said last, once the wait is over: where things were left. */
+  message(): string
+}
+
+/**
+ * Like exitOnInterrupt, for a command that would leave things worse if it stopped mid-way (a rollback
+ * whose agents would undo it unless the control plane is told): the first SIGINT says what it finishes
+ * and waits for it, at most `seconds` or until a second SIGINT, then says where things were left and
+ * exits 130. `interrupted` tells the command's own path that it no longer owns the ending.
+ */
+export function finishOnInterrupt(f: Finishing): { release: () => void; readonly interrupted: boolean } {
+  let interrupted = false
+  const leave = (prefix: boolean) => {
+    warn(`${prefix ? `\n${color.yellow("interrupted:")} ` : ""}${f.message()}\n`)
+    process.exit(130)
+  }
+  const onInterrupt = () => {
+    if (interrupted) return leave(false)
+    interrupted = true
+    const waiting = f.waitingFor()
+    if (waiting === null) return leave(true)
+    warn(`\n${color.yellow("interrupted:")} ${waiting} (up to ${f.seconds} s; Ctrl-C again to leave now)\n`)
+    const timer = setTimeout(() => leave(false), f.seconds * 1000)
+    void f.done().then(() => {
+      clearTimeout(timer)
+      leave(false)
+    })
+  }
+  process.on("SIGINT", onInterrupt)
+  return {
+    release: () => process.removeListener("SIGINT", onInterrupt),
+    get interrupted() {
+      return interrupted
+    },
+  }
+}

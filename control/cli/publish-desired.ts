@@ -12,6 +12,8 @@ import { apiClient, refusal } from "./client.ts"
 import { color, field, warn } from "./output.ts"
 
 export interface DesiredPublisher {
+  /** Whether `target` names a node whose desired closure this publisher would set. */
+  covers(target: string): boolean
   publish(target: string, closure: StorePath): Promise<void>
   readonly published: string[]
   readonly problems: string[]
@@ -28,11 +30,13 @@ export function desiredPublisher(env = process.env): DesiredPublisher | null {
   } catch (error) {
     problems.push(`desired closures not published: ${(error as Error).message}`)
   }
+  const covers = (target: string) => client !== null && NodeId.safeParse(target).success
   return {
     published,
     problems,
+    covers,
     async publish(target, closure) {
-      if (!client || !NodeId.safeParse(target).success) return
+      if (!client || !covers(target)) return
       try {
         const res = await client.client.api.nodes[":id"].desired.$put({ param: { id: target }, json: { closure } })
         if (res.ok) published.push(target)

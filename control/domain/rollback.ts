@@ -3,6 +3,7 @@
 // generation it is on now, or why it could not move. A target's rollback is handed to `onRolledBack`
 // the moment it is done, while the node's hold on its agent still stands (activation.ts), so the
 // caller can make the rolled-back closure the node's desired one before the agent may heal again.
+// Once `signal` is aborted (Ctrl-C) no further target starts; those already started go on to their end.
 import type { StorePath } from "../../protocol/ids.ts"
 import { generationsScript, ROLLBACK_SWITCH_SECONDS, rollbackScript } from "./activation.ts"
 import { mapLimit } from "./map-limit.ts"
@@ -18,7 +19,11 @@ export interface RollbackResult {
 }
 
 export interface RollbackHooks {
-  onRolledBack?: (target: string, closure: StorePath) => Promise<void>
+  /** The target's rollback is sent: from here it may switch the node, with or without an answer. */
+  onStarted?: (target: string) => void
+  onRolledBack?: (target: string, closure: StorePath, generation: number) => Promise<void>
+  onFailed?: (target: string, error: string) => void
+  signal?: AbortSignal
 }
 
 export async function rollback(
@@ -29,17 +34,21 @@ export async function rollback(
   hooks: RollbackHooks = {},
 ): Promise<RollbackResult[]> {
   return mapLimit(targets, parallel, async (target) => {
+    if (hooks.signal?.aborted)
+      return { target: target.name, ok: false, generation: null, path: null, error: "not started", ms: 0 }
+    hooks.onStarted?.(target.name)
     const r = await exec.exec(target, rollbackScript(generation), { timeoutMs: ROLLBACK_SWITCH_SECONDS * 1000 })
     const m = /^generation (\d+) (\S+)$/m.exec(r.stdout)
     if (r.ok && m) {
       const path = m[2] as StorePath
-      await hooks.onRolledBack?.(target.name, path)
+      await hooks.onRolledBack?.(target.name, path, Number(m[1]))
       return { target: target.name, ok: true, generation: Number(m[1]), path, error: null, ms: r.ms }
     }
     const absent = generation !== null && /profile version \d+ does not exist/.test(r.stderr)
     const why = absent
       ? `${target.name} has no generation ${generation}: \`chimera generations --targets ${target.name}\` lists the ones it has`
       : (r.failure?.message ?? (r.stderr.trim().split("\n").at(-1) || `exited ${r.exitCode}`))
+    hooks.onFailed?.(target.name, why)
     return { target: target.name, ok: false, generation: null, path: null, error: why, ms: r.ms }
   })
 }
