@@ -173,12 +173,15 @@ test("a --port that is no number is quoted as typed, by web as by mcp (web said 
   }
 }, 60_000)
 
-test("no flag's help gives its default twice (citty adds `(Default: X)` to a flag that has one)", async () => {
+test("no flag's help gives its default twice, and all say it one way (citty adds `(Default: X)` to a flag that has one)", async () => {
   const commands = ["web", "exec", "deploy", "rollback", "generations", "watch", "run", "dash", "mcp", "deployments"]
   for (const command of commands) {
     const r = await run([process.execPath, MAIN, command, "--help"], { env: { NO_COLOR: "1" } })
     expect({ command, code: r.code }).toEqual({ command, code: 0 })
-    const twice = r.stdout.split("\n").filter((line) => /\(default\b.*\(Default: /i.test(line))
+    const lines = r.stdout.split("\n")
+    const twice = lines.filter((line) => /\(default\b.*\(default /i.test(line))
     expect({ command, twice }).toEqual({ command, twice: [] })
+    expect({ command, citty: lines.filter((line) => line.includes("(Default: ")) }).toEqual({ command, citty: [] })
+    expect({ command, padded: lines.filter((line) => line !== line.trimEnd()) }).toEqual({ command, padded: [] })
   }
 }, 60_000)

@@ -89,8 +89,19 @@ async function usageFor(main: CommandDef, argv: string[], stream: NodeJS.WriteSt
   const mainMeta = await resolved(main.meta)
   const parent: CommandDef | undefined =
     path.length === 0 ? undefined : { meta: { name: path.join(" "), version: mainMeta?.version } }
-  return colorIfTaken(await renderUsage(cmd, parent), stream)
+  return colorIfTaken(tidyUsage(await renderUsage(cmd, parent)), stream)
 }
+
+/**
+ * citty's usage in the words of the flags' own descriptions: its `(Default: X)` as `(default X)`, as
+ * the descriptions that explain a default say it, and without the spaces it pads every line with.
+ */
+const tidyUsage = (usage: string) =>
+  usage
+    .replace(/\(Default: ([^)]*)\)/g, "(default $1)")
+    .split("\n")
+    .map((line) => line.trimEnd())
+    .join("\n")
 
 /** Exit status of a command whose reader went away: 128 + SIGPIPE, as the shell shows for `seq 1e9 | head -1`. */
 export const CLOSED_PIPE_STATUS = 141
