@@ -217,3 +217,33 @@ test("a node's chart follows the window's width after its samples are read again
   await waitFor("the chart to take its box's new width", widths, (w) => w.box !== before.box && w.canvas === w.box)
   expect(browser.problems).toEqual([])
 }, 60_000)
+
+// On a phone the incidents table (six columns) is wider than the window; like the node's other tables
+// it scrolls inside its own box, and the page itself never scrolls sideways.
+test("a node's incidents on a phone scroll inside their table, not the page", async () => {
+  const credential = await enrollNode(cp, "phone-inc-1")
+  const beat = () => call(cp, credential, "POST", "/api/agent/phone-inc-1/heartbeat", heartbeatBody("phone-inc-1"))
+  expect((await beat()).status).toBe(200)
+  const report = {
+    seq: 1,
+    at: new Date().toISOString(),
+    type: "heal.failed",
+    data: {
+      desired: GEN,
+      attempt: 1,
+      durationMs: 5,
+      error: "switch-to-configuration exited 1",
+      output: "",
+      retryInMs: null,
+    },
+  }
+  expect((await call(cp, credential, "POST", "/api/agent/phone-inc-1/reports", { reports: [report] })).status).toBe(200)
+
+  const page = await browser.page({ width: 390, height: 844 })
+  await signInWithToken(page, cp.url, cp.adminToken)
+  await page.getByRole("navigation", { name: "Views" }).waitFor()
+  await page.goto(`${cp.url}/#/nodes/phone-inc-1`)
+  await page.getByTestId("node-incidents").waitFor({ timeout: 15_000 })
+  expect(await overflowX(page)).toBeLessThanOrEqual(0)
+  expect(browser.problems).toEqual([])
+})

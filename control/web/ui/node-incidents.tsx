@@ -34,39 +34,41 @@ export function NodeIncidents({ ctx, id }: { ctx: Ctx; id: string }) {
   return (
     <section aria-labelledby="incidents-title">
       <h2 id="incidents-title">Incidents</h2>
-      <table class="grid" data-testid="node-incidents">
-        <thead>
-          <tr>
-            <th scope="col">Status</th>
-            <th scope="col">Severity</th>
-            <th scope="col">Problem</th>
-            <th scope="col">Ticket</th>
-            <th scope="col">Opened</th>
-            <th scope="col">Message</th>
-          </tr>
-        </thead>
-        <tbody>
-          {sorted.map((i) => (
-            <tr key={i.id} data-incident-id={i.id}>
-              <td class={i.status === "open" ? "bad" : "ok"}>{i.status}</td>
-              <td>{i.severity}</td>
-              <td>{i.problem}</td>
-              <td class="mono" data-testid="incident-ticket">
-                {i.ticketLabel ?? i.ticketId ?? "—"}
-              </td>
-              <td class="nowrap">{ago(i.openedAt)}</td>
-              <td class="detail">
-                {i.message}
-                {i.failed > 0
-                  ? ` (${i.failed} deliveries failed)`
-                  : i.undelivered > 0
-                    ? ` (${i.undelivered} pending)`
-                    : ""}
-              </td>
+      <div class="table-scroll">
+        <table class="grid" data-testid="node-incidents">
+          <thead>
+            <tr>
+              <th scope="col">Status</th>
+              <th scope="col">Severity</th>
+              <th scope="col">Problem</th>
+              <th scope="col">Ticket</th>
+              <th scope="col">Opened</th>
+              <th scope="col">Message</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {sorted.map((i) => (
+              <tr key={i.id} data-incident-id={i.id}>
+                <td class={i.status === "open" ? "bad" : "ok"}>{i.status}</td>
+                <td>{i.severity}</td>
+                <td>{i.problem}</td>
+                <td class="mono" data-testid="incident-ticket">
+                  {i.ticketLabel ?? i.ticketId ?? "—"}
+                </td>
+                <td class="nowrap">{ago(i.openedAt)}</td>
+                <td class="detail">
+                  {i.message}
+                  {i.failed > 0
+                    ? ` (${i.failed} deliveries failed)`
+                    : i.undelivered > 0
+                      ? ` (${i.undelivered} pending)`
+                      : ""}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
     </section>
   )
 }
