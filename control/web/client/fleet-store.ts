@@ -13,6 +13,14 @@ const FEED_SIZE = 500
 const BACKLOG = 100
 /** Re-reads a node after an event: at once, then while its heartbeat is still older than the event. */
 const REREAD_MS = [100, 700, 2000, 5000]
+/** Reads due within this long of the first are made with it. */
+const SLACK_MS = 250
+/**
+ * More nodes than this due at once are read with one GET /api/nodes rather than one request each: a
+ * change to the whole fleet (a deploy's desired closure, an outage, agents enrolling again) brings an
+ * event per node, and reading each on its own spent the user's API rate limit (300 a minute) in seconds.
+ */
+const ONE_BY_ONE = 3
 
 const STATUS_AFTER: Record<string, NodeStatus> = {
   "drift.detected": "drifted",
@@ -75,7 +83,10 @@ export function createFleetStore(api: Api, token: string | null = null) {
   const nodes = new Map<string, NodeView>()
   /** What an event said of a node that its stored record does not show yet, with the event's time. */
   const pending = new Map<string, { status: NodeStatus; at: string; links: Partial<NodeView> }>()
-  const timers = new Map<string, ReturnType<typeof setTimeout>>()
+  /** Nodes to read again: when, and which of REREAD_MS that read is. One timer wakes for them all. */
+  const due = new Map<string, { attempt: number; at: number }>()
+  let wake: ReturnType<typeof setTimeout> | undefined
+  let stopped = false
   let feed: FleetEvent[] = []
   let stream: StreamState = "connecting"
   let version = 0
@@ -117,27 +128,52 @@ export function createFleetStore(api: Api, token: string | null = null) {
     nodes.set(n.id, n)
   }
 
+  const schedule = () => {
+    clearTimeout(wake)
+    if (stopped || due.size === 0) return
+    let next = Number.POSITIVE_INFINITY
+    for (const d of due.values()) next = Math.min(next, d.at)
+    wake = setTimeout(() => void flush(), Math.max(0, next - Date.now()))
+  }
+
   const reread = (id: string, attempt = 0) => {
-    clearTimeout(timers.get(id))
     const delay = REREAD_MS[attempt]
     if (delay === undefined) {
+      due.delete(id)
       pending.delete(id)
       changed()
       return
     }
-    timers.set(
-      id,
-      setTimeout(async () => {
-        timers.delete(id)
-        try {
-          put(await api.get<NodeView>(`/api/nodes/${seg(id)}`))
-          changed()
-        } catch {
-          // a node revoked meanwhile, or a blip: the next event or refresh settles it
-        }
-        if (pending.has(id) || attempt === 0) reread(id, attempt + 1)
-      }, delay),
-    )
+    due.set(id, { attempt, at: Date.now() + delay })
+    schedule()
+  }
+
+  /** Reads the nodes that are due: one by one when they are few, else the fleet in one request. */
+  const flush = async () => {
+    const until = Date.now() + SLACK_MS
+    const batch = [...due].filter(([, d]) => d.at <= until)
+    for (const [id] of batch) due.delete(id)
+    schedule()
+    try {
+      if (batch.length > ONE_BY_ONE) {
+        const { nodes: list } = await api.get<{ nodes: NodeView[] }>("/api/nodes")
+        for (const n of list) put(n)
+      } else {
+        await Promise.all(
+          batch.map(([id]) =>
+            api.get<NodeView>(`/api/nodes/${seg(id)}`).then(put, () => {
+              // a node revoked meanwhile, or a blip: the next event or refresh settles it
+            }),
+          ),
+        )
+      }
+      changed()
+    } catch {
+      // a blip: the next read, event or refresh settles it
+    }
+    if (stopped) return
+    // A node with a newer event meanwhile has its own read scheduled already.
+    for (const [id, d] of batch) if (!due.has(id) && (pending.has(id) || d.attempt === 0)) reread(id, d.attempt + 1)
   }
 
   return {
@@ -199,8 +235,7 @@ export function createFleetStore(api: Api, token: string | null = null) {
       const id = event.nodeId
       if (id !== null && event.type === "node.removed") {
         // Gone from the fleet: its record now reads as no node at all.
-        clearTimeout(timers.get(id))
-        timers.delete(id)
+        due.delete(id)
         pending.delete(id)
         nodes.delete(id)
       } else if (id !== null) {
@@ -224,8 +259,9 @@ export function createFleetStore(api: Api, token: string | null = null) {
     },
 
     stop() {
-      for (const t of timers.values()) clearTimeout(t)
-      timers.clear()
+      stopped = true
+      clearTimeout(wake)
+      due.clear()
     },
   }
 }
