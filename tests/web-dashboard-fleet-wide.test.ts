@@ -71,3 +71,33 @@ test("a new desired closure for 150 nodes at once costs the page a few reads of 
   expect(reads.length).toBeLessThanOrEqual(10)
   expect(browser.problems).toEqual([])
 }, 120_000)
+
+// The deployments list reads again when a desired closure changes (a deploy publishes one per target
+// it confirmed): once per event, it read the list (up to 100 records, 8 MiB) 150 times for one deploy.
+test("the deployments page reads its list once for a deploy's 150 desired closures, not once each", async () => {
+  const page = await browser.page()
+  await signInWithToken(page, cp.url, cp.adminToken)
+  await page.getByRole("navigation", { name: "Views" }).waitFor()
+  await page.goto(`${cp.url}/#/deployments`)
+  await page.getByRole("heading", { name: "Deployments and heals" }).waitFor()
+  await page.getByText("Nothing deployed yet").waitFor()
+  const reads: string[] = []
+  page.on("request", (r) => {
+    const path = new URL(r.url()).pathname
+    if (path.startsWith("/api/deployments")) reads.push(path)
+  })
+  const GEN3 = GEN2.replace("zzzz", "yyyy")
+  for (const id of ids)
+    expect((await call(cp, cp.adminToken, "PUT", `/api/nodes/${id}/desired`, { closure: GEN3 })).status).toBe(200)
+  // The list is read again after the changes; then the page stays quiet (the next timed read is 15 s on).
+  await waitFor(
+    "the list to be read again",
+    async () => reads.length,
+    (n) => n >= 1,
+    15_000,
+  )
+  await page.waitForTimeout(3_000)
+  expect(reads.length).toBeGreaterThanOrEqual(1)
+  expect(reads.length).toBeLessThanOrEqual(3)
+  expect(browser.problems).toEqual([])
+}, 120_000)

@@ -1,7 +1,7 @@
 // Recorded deploys and heals (`chimera deploy`, `chimera watch`): a list, newest first, and one in
 // full with each target's status, phases and their timings, error and log. Deploys are recorded by
 // the CLI, not announced as events; the list reads again when a desired closure changes (a deploy
-// publishes one per confirmed target) and every 15 s while it is shown.
+// publishes one per confirmed target; once after a burst of them) and every 15 s while it is shown.
 import { useEffect, useState } from "preact/hooks"
 import { seg } from "../client/api.ts"
 import { ms, short, when } from "../client/format.ts"
@@ -10,15 +10,23 @@ import type { Deployment, UnfinishedDeployment } from "../client/types.ts"
 import type { Ctx } from "./app.tsx"
 import { StatusBadge } from "./status.tsx"
 
+/** After a desired closure changes, the list is read this long after the last such event. */
+const SETTLE_MS = 500
+
 function useReload(ctx: Ctx, read: () => void) {
   useEffect(() => {
     read()
     const t = setInterval(read, 15_000)
+    let soon: ReturnType<typeof setTimeout> | undefined
+    // A deploy to many nodes changes their desired closures one event each: one read after the last.
     const off = ctx.fleet.onEvent((e) => {
-      if (e.type === "desired.changed") read()
+      if (e.type !== "desired.changed") return
+      clearTimeout(soon)
+      soon = setTimeout(read, SETTLE_MS)
     })
     return () => {
       clearInterval(t)
+      clearTimeout(soon)
       off()
     }
   }, [ctx])
