@@ -30,7 +30,7 @@ async function errorOf(res: Response): Promise<ApiError> {
 }
 
 export function createApi(session: Session) {
-  async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
+  async function request<T>(path: string, init: RequestInit = {}, renewed = false): Promise<T> {
     const token = session.token()
     if (!token) throw new ApiError(401, "not signed in", "AUTHENTICATION_FAILED")
     let res: Response
@@ -46,7 +46,11 @@ export function createApi(session: Session) {
     if (res.status === 401) {
       const error = await errorOf(res)
       // Only the session that made the call ends: a newer sign-in meanwhile is left alone.
-      if (session.token() === token) session.end(`Your session ended: ${error.message.replace(/\.$/, "")}.`)
+      const now = session.token()
+      if (now === token) session.end(`Your session ended: ${error.message.replace(/\.$/, "")}.`)
+      // The session was refreshed while this call was under way (a refresh revokes the old token at
+      // once): it is made again, once, with the new token.
+      else if (now !== null && !renewed) return request<T>(path, init, true)
       throw error
     }
     if (!res.ok) throw await errorOf(res)

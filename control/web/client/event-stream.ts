@@ -77,7 +77,7 @@ export function openEventStream(h: StreamHandlers) {
   const stopped = () => stopping.signal.aborted
   let ac = new AbortController()
   let retryMs = 1000
-  /** The stream was let go because the page is hidden: it comes back when shown, without a pause. */
+  /** The stream was let go on purpose (the page is hidden, or the token was renewed): it comes back without a pause. */
   let parked = false
   let parking: ReturnType<typeof setTimeout> | undefined
   const onVisibility = () => {
@@ -99,6 +99,8 @@ export function openEventStream(h: StreamHandlers) {
       credentials: "omit",
       cache: "no-store",
     })
+    // Refused with a token the session has since renewed: connect again with the new one.
+    if (res.status === 401 && h.token() !== token) return "retry"
     if (res.status === 401) {
       const body = await res
         .text()
@@ -124,6 +126,7 @@ export function openEventStream(h: StreamHandlers) {
         }
         if (f.event === "error") {
           const body = parseShown<{ error?: string; code?: string }>(f.data)
+          if (body.code === "AUTHENTICATION_FAILED" && h.token() !== token) return "retry"
           if (body.code === "AUTHENTICATION_FAILED") {
             h.onUnauthorized(body.error ?? "the credential no longer holds")
             return "unauthorized"
@@ -169,6 +172,12 @@ export function openEventStream(h: StreamHandlers) {
   })()
 
   return {
+    /** Connects again at once (with the token `token()` now gives), resuming after the last event. */
+    reconnect() {
+      if (stopped()) return
+      parked = true
+      ac.abort()
+    },
     stop() {
       stopping.abort()
       clearTimeout(parking)

@@ -40,7 +40,8 @@ export function App() {
   useSubscription(session)
   const signedIn = session.current()
   if (!signedIn) return <SignIn session={session} api={api} />
-  return <Signed key={signedIn.token} session={session} api={api} />
+  // Not keyed on the token: a session's refresh (a new token) keeps the page as it is.
+  return <Signed session={session} api={api} />
 }
 
 function Signed({ session, api }: Omit<Ctx, "fleet">) {
@@ -63,9 +64,19 @@ function Signed({ session, api }: Omit<Ctx, "fleet">) {
       onState: fleet.setStreamState,
       onUnauthorized: (message) => session.end(`Your session ended: ${message.replace(/\.$/, "")}.`),
     })
+    // A refreshed session: the stream moves to the new token (its old one expires under it), resuming
+    // after its last event; the views stay as they are.
+    let token = session.token()
+    const renewed = session.subscribe(() => {
+      const next = session.token()
+      if (next === null || next === token) return
+      token = next
+      stream.reconnect()
+    })
     // Heartbeats are not events: load, memory and "last heartbeat" come from a periodic read.
     const timer = setInterval(() => void fleet.refresh(), 15_000)
     return () => {
+      renewed()
       stream.stop()
       clearInterval(timer)
       fleet.stop()
