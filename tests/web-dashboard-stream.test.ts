@@ -151,3 +151,36 @@ test("a stream stopped while its hidden tab has let it go (signing out) stops th
   expect(await visibilityListeners(page)).toBe(0)
   await page.close()
 }, 60_000)
+
+// A read of the fleet that failed while the control plane was away left "Could not load the fleet:
+// the control plane cannot be reached" on screen beside a stream back to "Live", and load, memory
+// and "last heartbeat" (not events) as they were, until the next periodic read 15 s on. The fleet is
+// read again as soon as the stream is back.
+test("when the stream is back after an outage the fleet is read again at once and the outage's error goes", async () => {
+  const credential = await enrol("back-1")
+  const beat = (load: number) =>
+    call(cp, credential, "POST", "/api/agent/back-1/heartbeat", { ...heartbeatBody("back-1"), load: [load, 0, 0] })
+  expect((await beat(1.25)).status).toBe(200)
+  const page = await browser.page()
+  await page.clock.install()
+  await signInWithToken(page, cp.url, cp.adminToken)
+  await page.getByTestId("stream-state").filter({ hasText: "Live" }).waitFor()
+  const row = page
+    .getByRole("table", { name: "Nodes" })
+    .getByRole("row")
+    .filter({ has: page.getByRole("link", { name: "back-1", exact: true }) })
+  await row.getByText("1.25").waitFor()
+
+  // The control plane goes away: the stream drops, and the periodic read fails.
+  await cp.kill()
+  await page.getByTestId("stream-state").filter({ hasText: "Reconnecting" }).waitFor()
+  await page.clock.fastForward(16_000)
+  await page.getByText("Could not load the fleet").waitFor()
+  await cp.restart()
+  expect((await beat(3.5)).status).toBe(200)
+  await page.getByTestId("stream-state").filter({ hasText: "Live" }).waitFor({ timeout: 30_000 })
+  // Well before the next periodic read (15 s of the page's clock, which runs at its own pace now).
+  await row.getByText("3.50").waitFor({ timeout: 5_000 })
+  expect(await page.getByText("Could not load the fleet").count()).toBe(0)
+  await page.close()
+}, 60_000)

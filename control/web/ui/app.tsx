@@ -57,11 +57,21 @@ function Signed({ session, api }: Omit<Ctx, "fleet">) {
   useSubscription(fleet)
 
   useEffect(() => {
+    // Back after a lost connection (an outage, a tab shown again): the stream replays the events it
+    // missed, but heartbeats are not events, and a read that failed meanwhile still shows its error.
+    let away = false
     const stream = openEventStream({
       token: session.token,
       start: () => started,
       onEvent: fleet.apply,
-      onState: fleet.setStreamState,
+      onState: (state) => {
+        fleet.setStreamState(state)
+        if (state === "reconnecting") away = true
+        else if (state === "live" && away) {
+          away = false
+          void fleet.refresh()
+        }
+      },
       onUnauthorized: (message) => session.end(`Your session ended: ${message.replace(/\.$/, "")}.`),
     })
     // A refreshed session: the stream moves to the new token (its old one expires under it), resuming
