@@ -16,6 +16,8 @@ export interface DesiredPublisher {
   covers(target: string): boolean
   publish(target: string, closure: StorePath): Promise<void>
   readonly published: string[]
+  /** Targets the control plane has no enrolled node for (its 404): no agent there heals them back. */
+  readonly notEnrolled: string[]
   readonly problems: string[]
 }
 
@@ -23,6 +25,7 @@ export interface DesiredPublisher {
 export function desiredPublisher(env = process.env): DesiredPublisher | null {
   if (!env.CHIMERA_URL && !existsSync(join(dataDir(env), "admin.token"))) return null
   const published: string[] = []
+  const notEnrolled: string[] = []
   const problems: string[] = []
   let client: ReturnType<typeof apiClient> | null = null
   try {
@@ -33,6 +36,7 @@ export function desiredPublisher(env = process.env): DesiredPublisher | null {
   const covers = (target: string) => client !== null && NodeId.safeParse(target).success
   return {
     published,
+    notEnrolled,
     problems,
     covers,
     async publish(target, closure) {
@@ -40,7 +44,8 @@ export function desiredPublisher(env = process.env): DesiredPublisher | null {
       try {
         const res = await client.client.api.nodes[":id"].desired.$put({ param: { id: target }, json: { closure } })
         if (res.ok) published.push(target)
-        else if (res.status !== 404)
+        else if (res.status === 404) notEnrolled.push(target)
+        else
           problems.push(
             `${target}: the control plane refused the desired closure: ${(await refusal(client.url, res)).message}`,
           )

@@ -43,6 +43,8 @@ function _whereLeft(target: string, p: Progress, publisher: DesiredPublisher | n
   if (!agent) return `${target}: ${back}`
   if (publisher?.published.includes(target))
     return `${target}: ${back}; the control plane has it as desired, so its agent keeps it`
+  if (publisher?.notEnrolled.includes(target))
+    return `${target}: ${back}; the control plane has no node ${target} enrolled, so no agent switches it forward`
   const problem = publisher?.problems.find((m) => m.startsWith(`${target}: `))
   const why = problem ? problem.slice(target.length + 2) : "the control plane has not answered"
   return `${target}: ${back}, but ${why}; ${forward}: chimera nodes set-desired ${target} ${p.path}`
