@@ -507,6 +507,48 @@ describe("MCP over Streamable HTTP", () => {
     }
   })
 
+  test("initializes of several users sent at once, their bodies slow, stay within the server's cap", async () => {
+    const own = serveMcpHttp({ host: "127.0.0.1", port: 0, controlUrl: cp.url, maxSessions: 4 })
+    try {
+      const release = Promise.withResolvers<void>()
+      const text = JSON.stringify(INITIALIZE)
+      const slowBody = () =>
+        new ReadableStream<Uint8Array>({
+          async start(c) {
+            c.enqueue(new TextEncoder().encode(text.slice(0, 10)))
+            await release.promise
+            c.enqueue(new TextEncoder().encode(text.slice(10)))
+            c.close()
+          },
+        })
+      const open = (token: string) =>
+        fetch(own.url, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${token}`,
+            "content-type": "application/json",
+            accept: "application/json, text/event-stream",
+          },
+          body: slowBody(),
+          duplex: "half",
+        } as RequestInit).then(async (r) => {
+          await r.body?.cancel()
+          return r.status
+        })
+      // Three each, within either user's own 8: only the server's cap of 4 can refuse any.
+      const tokens = [await login(cp, "vera"), await login(cp, "otto")]
+      const opening = tokens.flatMap((token) => [open(token), open(token), open(token)])
+      await Bun.sleep(1000)
+      release.resolve()
+      const statuses = await Promise.all(opening)
+      // Before: each was let in while none was stored yet, and all six were (6 sessions under a cap of 4).
+      expect(own.sessions()).toBe(4)
+      expect(statuses.toSorted()).toEqual([200, 200, 200, 200, 429, 429])
+    } finally {
+      await own.stop()
+    }
+  })
+
   test("a session whose login is revoked ends at its next request", async () => {
     const short = serveMcpHttp({ host: "127.0.0.1", port: 0, controlUrl: cp.url })
     try {

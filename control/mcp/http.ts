@@ -48,6 +48,8 @@ export interface McpHttpOptions {
   controlUrl: string
   /** More names the Host header may give, on any port: a reverse proxy's or a DNS name ([mcp] allowed_hosts). */
   allowedHosts?: string[]
+  /** Sessions at once, all users together; default MAX_SESSIONS. */
+  maxSessions?: number
 }
 
 const jsonError = (status: number, error: string, code: string, headers: Record<string, string> = {}) =>
@@ -120,6 +122,7 @@ function namesOf(host: string): Set<string> | null {
 
 export function serveMcpHttp(opts: McpHttpOptions) {
   const sessions = new Map<string, Session>()
+  const maxSessions = opts.maxSessions ?? MAX_SESSIONS
   const names = namesOf(opts.host)
   const elsewhere = new Set((opts.allowedHosts ?? []).map(hostName))
   /** Whether a request's Host is one of this server's names (DNS rebinding: see the top of the file). */
@@ -141,6 +144,35 @@ export function serveMcpHttp(opts: McpHttpOptions) {
     const mine = [...sessions].filter(([, s]) => s.subject === subject).sort(([, a], [, b]) => a.lastUsed - b.lastUsed)
     // close() forgets a session at once, before its transport has closed.
     for (const [id] of mine.slice(0, Math.max(0, mine.length - MAX_SESSIONS_PER_USER + 1))) void close(id)
+  }
+
+  /**
+   * Initializes let in whose sessions are not stored yet, by user. Each holds its place under the caps
+   * from the moment it is let in: checked against stored sessions alone, initializes whose bodies
+   * came slowly were each let in while the others were still being read, past the server's cap.
+   */
+  const opening = new Map<string, number>()
+  const heldBy = (subject: string) =>
+    (opening.get(subject) ?? 0) + [...sessions.values()].filter((s) => s.subject === subject).length
+  /** Places taken, all users together: a user's beyond its own cap replace its oldest, and take none. */
+  const taken = () => {
+    const held = new Map(opening)
+    for (const s of sessions.values()) held.set(s.subject, (held.get(s.subject) ?? 0) + 1)
+    let total = 0
+    for (const n of held.values()) total += Math.min(n, MAX_SESSIONS_PER_USER)
+    return total
+  }
+  /** Lets an initialize of `subject` in; the returned function gives its place back, once. */
+  const admitOpening = (subject: string) => {
+    opening.set(subject, (opening.get(subject) ?? 0) + 1)
+    let held = true
+    return () => {
+      if (!held) return
+      held = false
+      const left = (opening.get(subject) ?? 1) - 1
+      if (left > 0) opening.set(subject, left)
+      else opening.delete(subject)
+    }
   }
 
   const sweep = setInterval(() => {
@@ -199,9 +231,10 @@ export function serveMcpHttp(opts: McpHttpOptions) {
       // one user's flood fills the server (nor the user's own event streams, one per session).
       // A control plane that names no subject (an older one): each credential counts as its own user.
       const subject = who.subject ?? `credential:${tokenHash}`
-      const replacesOwn = [...sessions.values()].filter((s) => s.subject === subject).length >= MAX_SESSIONS_PER_USER
-      if (sessions.size >= MAX_SESSIONS && !replacesOwn)
-        return jsonError(429, `at most ${MAX_SESSIONS} MCP sessions at once`, "RESOURCE_EXHAUSTED")
+      const replacesOwn = heldBy(subject) >= MAX_SESSIONS_PER_USER
+      if (taken() >= maxSessions && !replacesOwn)
+        return jsonError(429, `at most ${maxSessions} MCP sessions at once`, "RESOURCE_EXHAUSTED")
+      const opened = admitOpening(subject)
       const api = apiCaller(opts.controlUrl, token)
       const mcp = createMcpServer(api, who)
       const stop = new AbortController()
@@ -211,6 +244,7 @@ export function serveMcpHttp(opts: McpHttpOptions) {
           // The user's oldest session makes way here, as the new one is stored, not when its request
           // came: initializes whose bodies arrive together (or slowly) each found room then.
           makeRoomFor(subject)
+          opened()
           const at = Date.now()
           sessions.set(id, { transport, tokenHash, subject, lastUsed: at, stop })
           void followEnrolments(api, token, () => mcp.sendResourceListChanged(), stop.signal)
@@ -218,9 +252,14 @@ export function serveMcpHttp(opts: McpHttpOptions) {
         },
         onsessionclosed: (id) => void close(id),
       })
-      await mcp.connect(transport)
-      guardMessages(transport)
-      return handled(transport, req)
+      try {
+        await mcp.connect(transport)
+        guardMessages(transport)
+        return await handled(transport, req)
+      } finally {
+        // Stored by now, or never will be (a body that was no initialize, a client gone).
+        opened()
+      }
     },
   })
 
