@@ -4,7 +4,10 @@
 // interrupt, the `sessions` and `websocket` rate limits, hostile frames, a token printed in pieces, and
 // sockets ended by a revocation. A CLI session is a process on the control-plane host, so only admins
 // may open one (control/domain/auth/roles.ts).
+
+import { Database } from "bun:sqlite"
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { existsSync } from "node:fs"
 import { connect } from "node:net"
 import { join } from "node:path"
 import fc from "fast-check"
@@ -447,6 +450,29 @@ describe("CLI sessions", () => {
     expect((await s.waitFor((m) => m.type === "error")).data).toMatchObject({ code: "AUTHENTICATION_FAILED" })
     expect((await s.closed).code).toBe(1008)
     expect(s.messages.some((m) => m.type === "completion" && m.correlationId === "after")).toBe(false)
+  })
+
+  test("a command whose credential cannot be checked (the store failing) is not run, and the socket stays open", async () => {
+    const token = await login(cp, "ada")
+    const session = await openBash(cp, token)
+    const s = await openSocket(wsUrl(cp, session.sessionId), token)
+    const marker = join(cp.dataDir, "run-while-the-store-failed")
+    // The sessions table away stands for the database away as the command asks for its credential.
+    const db = new Database(join(cp.dataDir, "chimera.db"))
+    db.run("ALTER TABLE auth_sessions RENAME TO auth_sessions_moved")
+    try {
+      s.send({ type: "command", id: "away", data: { command: `touch ${marker}` } })
+      const error = await s.waitFor((m) => m.type === "error" && m.correlationId === "away")
+      expect(error.data).toMatchObject({ code: "AUDIT_UNAVAILABLE", recoverable: true })
+      expect(String((error.data as { message: string }).message)).toContain("the command was not run: try again")
+    } finally {
+      db.run("ALTER TABLE auth_sessions_moved RENAME TO auth_sessions")
+      db.close()
+    }
+    s.send({ type: "command", id: "back", data: { command: "true" } })
+    expect((await s.waitFor((m) => m.type === "completion" && m.correlationId === "back")).data.success).toBe(true)
+    expect(existsSync(marker)).toBe(false)
+    s.ws.close()
   })
 
   test("revoking the token, login or user behind an open socket closes it within seconds (1008), and nothing made after reaches it", async () => {

@@ -11,6 +11,7 @@ import { randomUUID } from "node:crypto"
 import { Hono } from "hono"
 import { upgradeWebSocket } from "hono/bun"
 import type { WSContext } from "hono/ws"
+import { failureLog } from "../../protocol/failure-log.ts"
 import { createLogger } from "../../protocol/log.ts"
 import type { Audit, AuditTicket } from "../domain/auth/audit.ts"
 import type { Authenticator } from "../domain/auth/authenticator.ts"
@@ -19,6 +20,7 @@ import { CONTROL_PLANE_NODE } from "../domain/cli-session-model.ts"
 import type { CliSessions } from "../domain/cli-sessions.ts"
 import { ChimeraError, unauthenticated } from "../domain/errors.ts"
 import type { UserPrincipal } from "../domain/ports.ts"
+import { storeReason } from "../domain/store-away.ts"
 import { sourceOf } from "./audit-trail.ts"
 import { type ApiEnv, requestToken, userOf } from "./auth.ts"
 import {
@@ -35,6 +37,8 @@ import { streamCredentials } from "./stream-credentials.ts"
 import { params } from "./validate.ts"
 
 const log = createLogger("cli-socket")
+/** Commands whose caller could not be checked again because the store failed: said once a minute. */
+const storeFailed = failureLog(log, "a CLI session command could not check its credential; not run")
 
 /** Output streamed for one command at most; the rest is dropped with a note (history keeps 1 MiB). */
 const MAX_STREAMED_PER_COMMAND = 8 * 1024 * 1024
@@ -147,8 +151,19 @@ export const cliSocketRoutes = ({ cli, authenticator, limiter, audit }: CliSocke
           return userOf(await authenticator.authenticate(token))
         } catch (error) {
           if (credential.ended) return null
+          if (!(error instanceof ChimeraError)) {
+            // The store failing (a PostgreSQL restart), not a refusal: this command is not run (its audit
+            // row could not be written either) and the socket stays, as an event stream does.
+            storeFailed.failed(error, { session: sessionId })
+            fail(
+              correlationId,
+              "AUDIT_UNAVAILABLE",
+              `the control plane cannot check the credential or record the command now (${storeReason(error)}); the command was not run: try again`,
+            )
+            return null
+          }
           credential.stop()
-          refused(error instanceof Error ? error.message : "authentication failed", correlationId)
+          refused(error.message, correlationId)
           return null
         }
       }
