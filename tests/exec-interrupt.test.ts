@@ -15,6 +15,8 @@ const MAIN = join(import.meta.dir, "../control/main.ts")
 
 let work: string
 let silent: TCPSocketListener<undefined>
+/** A second target, queued behind the first by --parallel 1: never dialled before the interrupt. */
+let queued: TCPSocketListener<undefined>
 let connected: () => void
 const connection = new Promise<void>((resolve) => {
   connected = resolve
@@ -23,18 +25,22 @@ const connection = new Promise<void>((resolve) => {
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "chimera-exec-interrupt-"))
   silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: () => connected(), data() {} } })
+  queued = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } })
 })
 
 afterAll(async () => {
   silent?.stop(true)
+  queued?.stop(true)
   await rm(work, { recursive: true, force: true })
 })
 
-test("SIGINT during exec exits 130 and names the targets the command may still run on, and until when", async () => {
+test("SIGINT during exec exits 130 and names the targets the command may still run on, and until when, and those it never started on", async () => {
   const key = join(work, "id_ed25519")
   await runOk([requireTool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", key])
   const target = `root@127.0.0.1:${silent.port}`
-  const flags = ["--targets", target, "--identity", key, "--trust-new-hosts", "--timeout", "45"]
+  const later = `root@127.0.0.1:${queued.port}`
+  const flags = ["--targets", `${target},${later}`, "--parallel", "1", "--identity", key, "--trust-new-hosts"]
+  flags.push("--timeout", "45")
   const child = Bun.spawn([process.execPath, MAIN, "exec", ...flags, "--", "sleep 100"], {
     env: {
       ...process.env,
@@ -55,6 +61,7 @@ test("SIGINT during exec exits 130 and names the targets the command may still r
   const [code, stderr] = await Promise.all([child.exited, new Response(child.stderr).text()])
   // Before: the same status, and stderr empty.
   expect(code).toBe(130)
-  expect(stderr).toContain(`interrupted: the command is not recorded, and it may still run on ${target}`)
-  expect(stderr).toContain("until --timeout (45 s) kills it there")
+  expect(stderr).toContain(
+    `interrupted: the command is not recorded, and it may still run on ${target} (no answer yet) until --timeout (45 s) kills it there; not started on ${later}`,
+  )
 }, 30_000)

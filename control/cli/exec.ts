@@ -54,16 +54,21 @@ export default defineCommand({
     const width = Math.max(...ssh.targets.map((t) => t.name.length))
     // Ctrl-C closes the connections, but sshd does not stop a command whose client went away, and
     // will not signal a root login's: it goes on until its `timeout` wrapper kills it. Say so, and where.
-    const waiting = new Set(ssh.targets.map((t) => t.name))
+    // Targets still queued behind --parallel never start: they are named apart.
+    const waiting = new Set<string>()
+    const queued = new Set(ssh.targets.map((t) => t.name))
     const seconds = ssh.timeoutMs / 1000
-    const release = exitOnInterrupt(() =>
-      waiting.size === 0
-        ? "the command is not recorded; every target had answered"
-        : `the command is not recorded, and it may still run on ${[...waiting].join(", ")} (no answer yet) until --timeout (${seconds} s) kills it there`,
-    )
+    const release = exitOnInterrupt(() => {
+      const notStarted = queued.size > 0 ? `; not started on ${[...queued].join(", ")}` : ""
+      return waiting.size === 0
+        ? `the command is not recorded; every target it started on had answered${notStarted}`
+        : `the command is not recorded, and it may still run on ${[...waiting].join(", ")} (no answer yet) until --timeout (${seconds} s) kills it there${notStarted}`
+    })
     let results: ExecResult[]
     try {
       results = await mapLimit(ssh.targets, ssh.parallel, async (t) => {
+        queued.delete(t.name)
+        waiting.add(t.name)
         const r = await executor.exec(t, command, { stopOnNode: true })
         waiting.delete(t.name)
         if (!args.json) _print(r, width)
