@@ -184,3 +184,24 @@ test("when the stream is back after an outage the fleet is read again at once an
   expect(await page.getByText("Could not load the fleet").count()).toBe(0)
   await page.close()
 }, 60_000)
+
+// The page's first connection is not a reconnection: it said "Reconnecting…" before it was ever live.
+test("the stream's first connection says Connecting, and only a lost one Reconnecting", async () => {
+  const page = await browser.page()
+  let release: () => void = () => {}
+  const held = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  await page.route("**/api/events/stream", async (route) => {
+    await held
+    await route.continue()
+  })
+  await signInWithToken(page, cp.url, cp.adminToken)
+  const state = page.getByTestId("stream-state")
+  await state.filter({ hasText: "Connecting…" }).waitFor()
+  expect(await state.textContent()).toBe("Connecting…")
+  release()
+  await state.filter({ hasText: "Live" }).waitFor()
+  await page.unroute("**/api/events/stream")
+  await page.close()
+}, 60_000)

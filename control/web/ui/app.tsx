@@ -129,7 +129,13 @@ function Signed({ session, api }: Omit<Ctx, "fleet">) {
           </a>
         </nav>
         <span class={`live live-${state}`} role="status" data-testid="stream-state">
-          {state === "live" ? "Live" : state === "stopped" ? "Offline" : "Reconnecting…"}
+          {state === "live"
+            ? "Live"
+            : state === "stopped"
+              ? "Offline"
+              : state === "connecting"
+                ? "Connecting…"
+                : "Reconnecting…"}
         </span>
         <span class="who">
           {me?.name} <span class="role">{me?.role}</span>
