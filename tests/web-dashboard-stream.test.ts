@@ -205,3 +205,20 @@ test("the stream's first connection says Connecting, and only a lost one Reconne
   await page.unroute("**/api/events/stream")
   await page.close()
 }, 60_000)
+
+// A silent node's page showed its last load, memory and agent phase as if they were current.
+test("an unreachable node's page says its health figures and phase are as last reported", async () => {
+  const credential = await enrol("quiet-1")
+  const beat = { ...heartbeatBody("quiet-1"), heartbeatIntervalSeconds: 0.5, load: [2.5, 0, 0] }
+  expect((await call(cp, credential, "POST", "/api/agent/quiet-1/heartbeat", beat)).status).toBe(200)
+  const page = await browser.page()
+  await signInWithToken(page, cp.url, cp.adminToken)
+  await page.goto(`${cp.url}/#/nodes/quiet-1`)
+  await page.getByText("2.50").waitFor()
+  await page.getByTestId("node-status").filter({ hasText: "unreachable" }).waitFor({ timeout: 20_000 })
+  const stale = page.getByTestId("health-stale")
+  await stale.waitFor()
+  expect(await stale.textContent()).toContain("the node has not been heard from since")
+  expect(await page.locator(".node-head .meta").textContent()).toContain("(last reported)")
+  await page.close()
+}, 60_000)

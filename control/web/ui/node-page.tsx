@@ -92,6 +92,7 @@ export function NodePage({ ctx, id }: { ctx: Ctx; id: string }) {
         <span class="meta">
           {node.hostname && <>host {node.hostname} · </>}agent {node.agentVersion ?? "?"} · heartbeat{" "}
           {ago(node.lastHeartbeat)} (every {node.heartbeatIntervalSeconds}s) · agent phase {node.phase ?? "—"}
+          {node.status === "unreachable" && node.phase ? " (last reported)" : ""}
         </span>
       </header>
 
@@ -122,6 +123,11 @@ export function NodePage({ ctx, id }: { ctx: Ctx; id: string }) {
         </section>
         <section aria-labelledby="health-title">
           <h2 id="health-title">Health</h2>
+          {h && node.status === "unreachable" && (
+            <p class="hint" data-testid="health-stale">
+              As last reported, {ago(node.lastHeartbeat)}: the node has not been heard from since.
+            </p>
+          )}
           {h ? (
             <table class="kv">
               <tbody>
