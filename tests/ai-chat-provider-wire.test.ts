@@ -3,8 +3,9 @@
 // text_delta and input_json_delta, message_delta, message_stop, an `error` event mid-stream) and of
 // OpenAI's Chat Completions stream (tool_calls deltas by index with the arguments in pieces, the usage
 // chunk, [DONE]), as the network delivers them: cut inside UTF-8 characters and `data:` lines, with
-// CRLF line ends. Also the providers' error answers, and a cancel or a timeout that must close the
-// provider's request. Driven through the chat's HTTP API and `chimera code --mode rpc`.
+// CRLF line ends. Also what compatible servers send differently (a usage chunk whose choices are null
+// or missing), the providers' error answers, and a cancel or a timeout that must close the provider's
+// request. Driven through the chat's HTTP API and `chimera code --mode rpc`.
 import { describe, expect, setDefaultTimeout, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -167,6 +168,20 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
     })
   })
 }
+
+describe("OpenAI-compatible servers that differ from OpenAI", () => {
+  test("a usage chunk whose choices are null or missing (as vLLM and some proxies send it) ends the answer normally", async () => {
+    const { llm, cp } = await plane("openai")
+    await using _l = llm
+    await using _c = cp
+    const chatId = await newChat(cp)
+    for (const usageChoices of ["null", "absent"] as const) {
+      llm.script({ pieces: shred(openAiSse(openAiChunks({ text: TEXT, usageChoices }))) })
+      const events = await streamMessage(cp, chatId, `usage with choices ${usageChoices}`)
+      expect(events.at(-1)).toEqual({ event: "done", data: { response: TEXT.join(""), pendingQuestion: null } })
+    }
+  })
+})
 
 describe("the providers' error answers", () => {
   const answers: Record<Provider, { status: number; headers?: Record<string, string>; body: unknown; said: string }[]> =

@@ -67,7 +67,9 @@ export function openAiProvider(s: ProviderSettings): LlmPort {
           { signal: r.signal },
         )
         for await (const chunk of chunks) {
-          const delta = chunk.choices[0]?.delta
+          // The usage chunk has no choices: `[]` from OpenAI, null or no key at all from vLLM and some proxies.
+          const choice = (chunk.choices as typeof chunk.choices | null | undefined)?.[0]
+          const delta = choice?.delta
           if (delta?.content) yield { type: "text", text: delta.content }
           for (const t of delta?.tool_calls ?? []) {
             const known = calls.get(t.index) ?? { id: "", name: "", json: "" }
