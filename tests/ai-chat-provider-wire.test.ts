@@ -4,8 +4,9 @@
 // OpenAI's Chat Completions stream (tool_calls deltas by index with the arguments in pieces, the usage
 // chunk, [DONE]), as the network delivers them: cut inside UTF-8 characters and `data:` lines, with
 // CRLF line ends. Also what compatible servers send differently (a usage chunk whose choices are null
-// or missing), the providers' error answers, and a cancel or a timeout that must close the provider's
-// request. Driven through the chat's HTTP API and `chimera code --mode rpc`.
+// or missing, a call's id and name repeated in every delta), the providers' error answers, and a
+// cancel or a timeout that must close the provider's request. Driven through the chat's HTTP API and
+// `chimera code --mode rpc`.
 import { describe, expect, setDefaultTimeout, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -180,6 +181,35 @@ describe("OpenAI-compatible servers that differ from OpenAI", () => {
       const events = await streamMessage(cp, chatId, `usage with choices ${usageChoices}`)
       expect(events.at(-1)).toEqual({ event: "done", data: { response: TEXT.join(""), pendingQuestion: null } })
     }
+  })
+
+  test("a call whose id and name come again in every delta is one call to that tool, its arguments joined", async () => {
+    const { llm, cp } = await plane("openai")
+    await using _l = llm
+    await using _c = cp
+    const chatId = await newChat(cp)
+    llm.script({
+      pieces: shred(
+        openAiSse(
+          openAiChunks({
+            text: TEXT,
+            toolCalls: [{ id: "call_01", name: "run_command", json: ARGS }],
+            repeatNames: true,
+          }),
+        ),
+      ),
+    })
+    const events = await streamMessage(cp, chatId, "restart nginx")
+    const tools = events.filter((e) => e.event === "tool")
+    expect(tools.map((e) => e.data)).toEqual([
+      {
+        tool_call_id: "call_01",
+        tool_name: "run_command",
+        tool_args: { command: COMMAND, nodes: ["web-1"] },
+        status: "pending_approval",
+        result: null,
+      },
+    ])
   })
 })
 

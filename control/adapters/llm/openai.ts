@@ -74,7 +74,9 @@ export function openAiProvider(s: ProviderSettings): LlmPort {
           for (const t of delta?.tool_calls ?? []) {
             const known = calls.get(t.index) ?? { id: "", name: "", json: "" }
             if (t.id) known.id = t.id
-            if (t.function?.name) known.name += t.function.name
+            // The name comes whole, in the call's first delta; some servers repeat it in every delta. As the
+            // SDK's own accumulator (ChatCompletionStream) does, it is taken, not appended.
+            if (t.function?.name) known.name = t.function.name
             if (t.function?.arguments) known.json += t.function.arguments
             calls.set(t.index, known)
           }
