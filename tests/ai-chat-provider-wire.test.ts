@@ -4,9 +4,9 @@
 // OpenAI's Chat Completions stream (tool_calls deltas by index with the arguments in pieces, the usage
 // chunk, [DONE]), as the network delivers them: cut inside UTF-8 characters and `data:` lines, with
 // CRLF line ends. Also what compatible servers send differently (a usage chunk whose choices are null
-// or missing, a call's id and name repeated in every delta), the providers' error answers, and a
-// cancel or a timeout that must close the provider's request. Driven through the chat's HTTP API and
-// `chimera code --mode rpc`.
+// or missing, a call's id and name repeated in every delta), a stream cut short, the providers' error
+// answers, and a cancel or a timeout that must close the provider's request. Driven through the chat's
+// HTTP API and `chimera code --mode rpc`.
 import { describe, expect, setDefaultTimeout, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -140,6 +140,25 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
       expect(body).toContain("AI_UNAVAILABLE")
       expect(body).not.toContain(llm.apiKey)
       expect((await streamMessage(cp, chatId, "and now")).at(-1)).toMatchObject({ event: "done" })
+    })
+
+    test("a stream cut short, before the provider said the answer was over, is an error, not a finished answer", async () => {
+      const { llm, cp } = await plane(provider)
+      await using _l = llm
+      await using _c = cp
+      const chatId = await newChat(cp)
+      // The connection closes cleanly after a few words, as a proxy that gives up does.
+      const cut =
+        provider === "anthropic"
+          ? anthropicSse(anthropicEvents({ blocks: [{ text: TEXT }] }).slice(0, 5))
+          : openAiSse(openAiChunks({ text: TEXT }).slice(0, 3), { done: false })
+      llm.script({ pieces: shred(cut) })
+      const events = await streamMessage(cp, chatId, "hello")
+      expect(tokens(events)).toBe(TEXT.slice(0, 2).join(""))
+      expect(events.at(-1)).toMatchObject({ event: "error", data: { code: "AI_UNAVAILABLE" } })
+      expect(JSON.stringify(events.at(-1))).toContain("ended before")
+      // The fragment is not kept as the assistant's answer.
+      expect((await state(cp, chatId)).messages.filter((m) => m.role === "assistant")).toEqual([])
     })
 
     test("a cancel mid-stream, and a timeout, close the provider's request", async () => {

@@ -6,7 +6,7 @@ import Anthropic from "@anthropic-ai/sdk"
 import { type LlmEvent, type LlmMessage, type LlmPort, type LlmRequest, parseToolArgs } from "../../ai/llm-port.ts"
 import { fetchWithoutRedirects } from "./no-redirect.ts"
 import type { ProviderSettings } from "./provider.ts"
-import { providerFailure } from "./provider-errors.ts"
+import { providerFailure, streamCut } from "./provider-errors.ts"
 
 type Block = Anthropic.TextBlockParam | Anthropic.ToolUseBlockParam | Anthropic.ToolResultBlockParam
 
@@ -63,8 +63,10 @@ export function anthropicProvider(s: ProviderSettings): LlmPort {
           { signal: r.signal },
         )
         let input = 0
+        let stopped = false
         for await (const e of events) {
-          if (e.type === "message_start") input = e.message.usage.input_tokens
+          if (e.type === "message_stop") stopped = true
+          else if (e.type === "message_start") input = e.message.usage.input_tokens
           else if (e.type === "content_block_start" && e.content_block.type === "tool_use")
             pending.set(e.index, { id: e.content_block.id, name: e.content_block.name, json: "" })
           else if (e.type === "content_block_delta") {
@@ -82,6 +84,9 @@ export function anthropicProvider(s: ProviderSettings): LlmPort {
           } else if (e.type === "message_delta")
             yield { type: "usage", inputTokens: input, outputTokens: e.usage.output_tokens }
         }
+        // Every answer ends with message_stop: a stream that closes before it was cut (a proxy or the
+        // network gave up), and what came is a fragment, not the answer.
+        if (!stopped && !r.signal.aborted) throw streamCut("no message_stop")
       } catch (error) {
         throw providerFailure("Anthropic", s, r.signal, error)
       }

@@ -6,7 +6,7 @@ import OpenAI from "openai"
 import { type LlmEvent, type LlmMessage, type LlmPort, type LlmRequest, parseToolArgs } from "../../ai/llm-port.ts"
 import { fetchWithoutRedirects } from "./no-redirect.ts"
 import type { ProviderSettings } from "./provider.ts"
-import { providerFailure } from "./provider-errors.ts"
+import { providerFailure, streamCut } from "./provider-errors.ts"
 
 type Message = OpenAI.Chat.Completions.ChatCompletionMessageParam
 
@@ -66,9 +66,11 @@ export function openAiProvider(s: ProviderSettings): LlmPort {
           },
           { signal: r.signal },
         )
+        let finished = false
         for await (const chunk of chunks) {
           // The usage chunk has no choices: `[]` from OpenAI, null or no key at all from vLLM and some proxies.
           const choice = (chunk.choices as typeof chunk.choices | null | undefined)?.[0]
+          if (choice?.finish_reason) finished = true
           const delta = choice?.delta
           if (delta?.content) yield { type: "text", text: delta.content }
           for (const t of delta?.tool_calls ?? []) {
@@ -87,6 +89,9 @@ export function openAiProvider(s: ProviderSettings): LlmPort {
               outputTokens: chunk.usage.completion_tokens,
             }
         }
+        // A stream that closes before any choice said why it finished was cut (a proxy or the server gave
+        // up): what came is a fragment, not the answer, and a call's arguments may be half there.
+        if (!finished && !r.signal.aborted) throw streamCut("no finish_reason")
         for (const [index, c] of [...calls.entries()].sort((a, b) => a[0] - b[0]))
           yield { type: "tool_call", call: parseToolArgs(c.id || `call_${index}`, c.name, c.json) }
       } catch (error) {

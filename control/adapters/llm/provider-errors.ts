@@ -52,6 +52,11 @@ export function providerFailure(name: string, s: ProviderSettings, signal: Abort
   return new LlmError("unavailable", `${where} could not be used: ${reason.slice(0, 300)}`)
 }
 
+/** A stream that ended before the provider said its answer was over; `missing` names what never came. */
+export function streamCut(missing: string): Error {
+  return new Error(`the answer's stream ended before the answer did (${missing}): the connection was cut`)
+}
+
 /** The system's code for a failed connection (ECONNREFUSED, ENOTFOUND…), or null. */
 function _causeCode(cause: unknown): string | null {
   const code = (cause as { code?: unknown } | undefined)?.code
