@@ -242,6 +242,38 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
       ])
     })
 
+    test("a steering message that lands during the turn's last model call is answered, not dropped", async () => {
+      const chatId = await newChat()
+      let release = () => {}
+      const gate = new Promise<void>((r) => {
+        release = r
+      })
+      // The model's first answer needs no tool: without the steer it would be the turn's last call.
+      llm.script({ text: "All nodes look fine.", gate }, (req) => ({
+        text: conversationText(req.body).includes("what about web-4") ? "web-4 is fine too." : "ignored",
+      }))
+      const before = llm.requests.length
+      const res = await chatCall(cp.url, otto, "POST", `/chat/${chatId}/message/stream`, { message: "how is it" })
+      const stream = eventStream(res)
+      await waitFor(
+        "the model called",
+        async () => llm.requests.length,
+        (n) => n > before,
+      )
+      const steer = await chatCall(cp.url, otto, "POST", `/chat/${chatId}/steer`, { message: "what about web-4" })
+      expect(await steer.json()).toEqual({ success: true })
+      release()
+      const events = await stream.all()
+      expect(doneOf(events).response).toBe("All nodes look fine.\n\nweb-4 is fine too.")
+      const state = (await (await chatCall(cp.url, otto, "GET", `/chat/${chatId}`)).json()) as ChatState
+      expect(state.messages.map((m) => [m.role, m.content])).toEqual([
+        ["user", "how is it"],
+        ["assistant", "All nodes look fine."],
+        ["user", "what about web-4"],
+        ["assistant", "web-4 is fine too."],
+      ])
+    })
+
     test("cancel stops the running answer mid-stream; the turn ends saying so and the chat goes on", async () => {
       const chatId = await newChat()
       llm.script({ text: "Checking the fleet for you", hang: "after-text" })

@@ -1,9 +1,10 @@
 // The agent loop: one turn of a chat. It calls the model with the conversation and the tools, streams
 // its words, runs the reads it asks for and calls it again with their results, until the model
 // answers without a tool call, proposes an action (the turn then ends with that pending question), or
-// is cancelled. Steering messages join the conversation before the next model call, and a
-// conversation grown past `[ai] max_context_tokens` is compacted first. Everything is stored as it
-// happens, so a stopped turn leaves a conversation the next one can go on from.
+// is cancelled. Steering messages join the conversation before the next model call (one sent during
+// what would have been the last call gets a call of its own), and a conversation grown past
+// `[ai] max_context_tokens` is compacted first. Everything is stored as it happens, so a stopped turn
+// leaves a conversation the next one can go on from.
 import type { ChatMessage, MessageResponse, ToolEvent } from "../../protocol/ai.ts"
 import { createLogger } from "../../protocol/log.ts"
 import type { Clock, UserPrincipal } from "../domain/ports.ts"
@@ -95,7 +96,12 @@ export async function runTurn(
       },
     ])
     if (reply.text !== "") said.push(reply.text)
-    if (reply.calls.length === 0) return answer()
+    // A steer that arrived during this last call was accepted (200): the model reads it in one more call
+    // rather than the turn ending without it. Nothing is awaited between this check and the turn's end.
+    if (reply.calls.length === 0) {
+      if (t.steered()) continue
+      return answer()
+    }
     let question: QuestionRecord | null = null
     for (const call of reply.calls) question = (await handleCall(deps, chat, as, t, call, question)) ?? question
     if (question) return answer(question)

@@ -12,6 +12,8 @@ export interface TurnControl {
   signal: AbortSignal
   /** Steering messages sent since the last call; each is handed out once. */
   takeSteering(): string[]
+  /** Whether steering messages wait for the next call (the turn must not end without reading them). */
+  steered(): boolean
 }
 
 export interface RunningTurn {
@@ -47,6 +49,7 @@ export function createTurns() {
             emit,
             signal: entry.controller.signal,
             takeSteering: () => entry.steering.splice(0),
+            steered: () => entry.steering.length > 0,
           })
           running.delete(chatId)
           emit({ event: "done", data: result })
