@@ -39,7 +39,9 @@ export function providerFailure(name: string, s: ProviderSettings, signal: Abort
     const said = scrub(error.message, secretsOf(s))
       .replace(/^\d{3}\s*/, "")
       .slice(0, 300)
-    return new LlmError("unavailable", `${where} answered ${error.status}: ${said}`)
+    const wait = retryAfterSeconds(error.headers?.get("retry-after"))
+    const again = wait === null ? "" : `; it asks to be asked again in ${wait} s`
+    return new LlmError("unavailable", `${where} answered ${error.status}: ${said}${again}`)
   }
   if (error instanceof AnthropicConnectionError || error instanceof OpenAiConnectionError) {
     const cause = _causeCode(error.cause)
@@ -55,6 +57,17 @@ export function providerFailure(name: string, s: ProviderSettings, signal: Abort
 /** A stream that ended before the provider said its answer was over; `missing` names what never came. */
 export function streamCut(missing: string): Error {
   return new Error(`the answer's stream ended before the answer did (${missing}): the connection was cut`)
+}
+
+/** A Retry-After header's wait in whole seconds (a number of seconds, or an HTTP date); null if none or unreadable. */
+export function retryAfterSeconds(value: string | null | undefined, nowMs = Date.now()): number | null {
+  if (!value) return null
+  const text = value.trim()
+  if (/^\d{1,6}$/.test(text)) return Number(text)
+  // An HTTP date (RFC 9110's IMF-fixdate): Date.parse alone takes "-5" for a year.
+  if (!/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text)) return null
+  const at = Date.parse(text)
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - nowMs) / 1000))
 }
 
 /** The system's code for a failed connection (ECONNREFUSED, ENOTFOUND…), or null. */
