@@ -14,6 +14,8 @@ export interface TestSystemOptions {
   tag?: string
   /** A system whose switch-to-configuration fails, as a broken configuration's would. */
   failSwitch?: boolean
+  /** A system whose switch-to-configuration takes this many seconds and writes to stderr before and after. */
+  slowSwitch?: number
 }
 
 export async function buildTestSystem(generation: number | string, opts: TestSystemOptions = {}): Promise<StorePath> {
@@ -21,6 +23,7 @@ export async function buildTestSystem(generation: number | string, opts: TestSys
   const args = [nixBuild, TEST_SYSTEM, "--no-out-link", "--argstr", "generation", String(generation)]
   if (opts.tag) args.push("--argstr", "tag", opts.tag)
   if (opts.failSwitch) args.push("--arg", "failSwitch", "true")
+  if (opts.slowSwitch) args.push("--arg", "slowSwitch", String(opts.slowSwitch))
   const out = (await runOk(args, { env: NO_SUBSTITUTERS })).trim().split("\n").at(-1) ?? ""
   if (!out.startsWith("/nix/store/")) throw new Error(`nix-build printed no store path: ${out}`)
   return out as StorePath
