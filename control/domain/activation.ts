@@ -52,6 +52,13 @@ export interface ActivationScript {
  * countdown starts only when the activation has finished (`$D/activated`), so a slow switch does not
  * eat the confirm window; if the activating shell dies without finishing (a failed switch, a dropped
  * SSH session), the watchdog rolls back at once.
+ *
+ * Once sent, the activation runs to its end whatever becomes of the caller. When the SSH client goes
+ * (Ctrl-C, a dropped laptop), sshd leaves the command running but closes its pipes, and the next line
+ * switch-to-configuration wrote to stderr killed it with SIGPIPE half way through the switch (units
+ * stopped and not started again), after which the watchdog rolled back at once. So everything the
+ * script and what it runs print goes to files in $D, relayed to stdout and stderr once it is over;
+ * the watchdog then rolls back an unconfirmed deploy when the confirm timeout passes, as for any other.
  */
 export function activateScript(a: ActivationScript): string {
   const profile = a.isSystem ? SYSTEM_PROFILE : CHIMERA_PROFILE
@@ -62,12 +69,15 @@ export function activateScript(a: ActivationScript): string {
     "umask 077",
     `P=${shq(profile)}; NEW=${shq(a.closure)}; D=${shq(dir)}; ID=${shq(a.deployId)}`,
     'mkdir -p "$D"',
+    'O="$D/activation.out"; E="$D/activation.err"; : >"$O"; : >"$E"',
+    // Relayed however the script ends: a failed switch's output is the caller's error message.
+    `trap 'cat "$O"; cat "$E" >&2' EXIT`,
     // An agent on the node must not heal the deploy away before it is confirmed and the control plane
     // has the new desired closure: it honours this hold (agent/nix-system.ts) until it expires.
     writeHold(Math.min(a.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS), "$ID"),
     'prev_path=$(readlink -f "$P" 2>/dev/null || true)',
     `prev_gen=$(readlink "$P" 2>/dev/null | sed -n 's/^.*-\\([0-9][0-9]*\\)-link$/\\1/p' || true)`,
-    'echo "previous $prev_gen $prev_path"',
+    'echo "previous $prev_gen $prev_path" >>"$O"',
     'if [ -n "$prev_gen" ]; then',
     // $$ is this activating shell: the watchdog follows it to know when the activation is over.
     `  cat > "$D/watchdog" <<EOF
@@ -90,10 +100,10 @@ EOF`,
     "fi",
     // Record every closure in the Chimera profile, then activate.
     ...(a.isSystem ? [`nix-env -p ${shq(CHIMERA_PROFILE)} --set "$NEW" >/dev/null 2>&1 || true`] : []),
-    'nix-env -p "$P" --set "$NEW"',
-    ...(a.isSystem ? ['"$NEW/bin/switch-to-configuration" switch'] : []),
+    'nix-env -p "$P" --set "$NEW" >>"$O" 2>>"$E"',
+    ...(a.isSystem ? ['"$NEW/bin/switch-to-configuration" switch >>"$O" 2>>"$E"'] : []),
     'touch "$D/activated"',
-    "echo activated",
+    'echo activated >>"$O"',
   ].join("\n")
 }
 
@@ -118,6 +128,10 @@ export function confirmScript(deployId: string, isSystem: boolean): string {
  * Rolls back at once (a failed health check or activation). If the watchdog has already claimed the
  * deploy, waits for its outcome instead of switching a second time. A rollback that fails gives the
  * claim back, so the watchdog can still try when its time comes.
+ *
+ * Like the activation, it runs to its end whatever becomes of the caller: the switch back writes to a
+ * file, relayed once it is over. Killed by SIGPIPE half way (the caller gone at Ctrl-C), it left the
+ * profile on the previous generation and the running system on the new one until the watchdog's time.
  */
 export function abortScript(
   deployId: string,
@@ -128,15 +142,16 @@ export function abortScript(
   const dir = `${STATE}/${deployId}`
   return [
     "set -u",
-    `D=${shq(dir)}; ID=${shq(deployId)}`,
+    `D=${shq(dir)}; ID=${shq(deployId)}; L="$D/abort.log"`,
     'if ! mkdir "$D/decided" 2>/dev/null; then',
     '  i=0; while [ ! -e "$D/outcome" ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done',
     '  outcome=$(cat "$D/outcome" 2>/dev/null || echo "no outcome yet")',
     '  echo "the watchdog decided: $outcome"; [ "$outcome" = rolled-back ]; exit',
     "fi",
-    `if nix-env -p ${shq(profile)} --switch-generation ${previous.generation}${isSystem ? ` && ${shq(previous.path)}/bin/switch-to-configuration switch` : ""}; then`,
-    `  echo rolled-back > "$D/outcome"; ${CLEAR_MARKER}; echo rolled-back`,
-    'else rmdir "$D/decided"; echo "rollback failed" >&2; exit 1',
+    '(umask 077; : >"$L")',
+    `if { nix-env -p ${shq(profile)} --switch-generation ${previous.generation}${isSystem ? ` && ${shq(previous.path)}/bin/switch-to-configuration switch` : ""}; } >>"$L" 2>&1; then`,
+    `  echo rolled-back > "$D/outcome"; ${CLEAR_MARKER}; cat "$L" >&2; echo rolled-back`,
+    'else rmdir "$D/decided"; cat "$L" >&2; echo "rollback failed" >&2; exit 1',
     "fi",
   ].join("\n")
 }
