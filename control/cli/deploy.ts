@@ -10,6 +10,7 @@ import { type DeploymentRecord, deploy, type TargetResult } from "../domain/depl
 import type { HealthCheck } from "../domain/health-check.ts"
 import { commandConfig, flagValue, missingNixConfig } from "./cli-config.ts"
 import { keepRecord } from "./cli-store.ts"
+import { deployTracker } from "./deploy-interrupt.ts"
 import { deployViaControlPlane } from "./deploy-remote.ts"
 import { exportDeployTrace } from "./deploy-telemetry.ts"
 import { CliError } from "./errors.ts"
@@ -154,10 +155,17 @@ export default defineCommand({
     const exec = ssh.executor()
     const dryRun = Boolean(args["dry-run"])
     const publisher = dryRun ? null : desiredPublisher()
+    const tracker = deployTracker(
+      ssh.targets.map((t) => t.name),
+      { confirmTimeoutSeconds: f["confirm-timeout"], publisher },
+    )
     const release = exitOnInterrupt(() =>
       dryRun
         ? "nothing was changed"
-        : `the deploy is not recorded. A target activated and not yet confirmed rolls itself back to its previous generation ${f["confirm-timeout"]} s after its activation (--confirm-timeout); one not yet activated is unchanged. See where each is: chimera generations${args.targets ? ` --targets ${String(args.targets)}` : ""}`,
+        : `the deploy is not recorded. Where each target is:\n${tracker
+            .whereLeft()
+            .map((line) => `  ${field(line)}`)
+            .join("\n")}`,
     )
     let record: DeploymentRecord
     try {
@@ -184,7 +192,12 @@ export default defineCommand({
             if (spin) spin.message(field(`${target}: ${phase}: ${message}`))
             else if (!args.json) warn(`${target}: ${phase}: ${field(message)}\n`)
           },
-          onConfirmed: publisher ? (target, closure) => publisher.publish(target, closure) : undefined,
+          onConfirmed: async (target, closure) => {
+            tracker.confirmed(target, closure)
+            await publisher?.publish(target, closure)
+          },
+          onPhase: tracker.onPhase,
+          onDone: tracker.onDone,
         },
       )
     } catch (error) {

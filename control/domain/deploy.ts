@@ -110,6 +110,12 @@ export interface DeployDeps {
    * publishes the closure as the node's desired state here, while the node's deploy hold still stands.
    */
   onConfirmed?: (target: string, closure: StorePath) => Promise<void>
+  /**
+   * Called as a target enters each phase, with its result as it grows (timings are added as phases end),
+   * and once more when it is over: the CLI says from these where an interrupted deploy left each target.
+   */
+  onPhase?: (target: string, phase: Phase, sofar: Readonly<TargetResult>) => void
+  onDone?: (result: Readonly<TargetResult>) => void
 }
 
 /** A switch may take minutes (services restarting); the watchdog follows the activating shell meanwhile. */
@@ -146,9 +152,11 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
   // The command runs in nix-shell on the node, which needs the configuration's derivation there.
   const drv = opts.command ? await deps.nix.instantiate(opts.configPath) : null
 
-  const targets = await mapLimit(opts.targets, opts.parallel, (target) =>
-    runTarget(target, { build, requisites, drv, opts, deps, id }),
-  )
+  const targets = await mapLimit(opts.targets, opts.parallel, async (target) => {
+    const result = await runTarget(target, { build, requisites, drv, opts, deps, id })
+    deps.onDone?.(result)
+    return result
+  })
   const status = deploymentStatus(targets, opts.dryRun)
   return {
     id,
@@ -188,6 +196,7 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
   const phase = async <T>(name: Phase, fn: () => Promise<T>): Promise<T> => {
     const startedAt = new Date().toISOString()
     const p0 = performance.now()
+    deps.onPhase?.(target.name, name, r)
     try {
       return await fn()
     } finally {
@@ -307,17 +316,13 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
     return fail(why, "rolled-back")
   }
   if (!activated.ok) {
-    // The activating shell is gone (a dropped connection or a time-out kills it): the watchdog, which
-    // follows that shell, rolls back at once; with no previous generation there is no watchdog.
+    // No answer (a dropped connection, a time-out): the activation goes on on the node without it
+    // (activateScript), and the watchdog that follows it rolls back once it is over, as nothing will
+    // confirm it. Its output, the previous generation among it, comes only at its end, so none came back.
     if (activated.failure)
-      return r.previous
-        ? fail(
-            `activate: ${activated.failure.message}; the node's watchdog rolls it back to generation ${r.previous.generation}`,
-            "rolled-back",
-          )
-        : fail(
-            `activate: ${activated.failure.message}; the node had no previous generation and no watchdog: check it by hand`,
-          )
+      return fail(
+        `activate: ${activated.failure.message}; the activation goes on on the node without this connection, and unconfirmed its watchdog rolls it back to the previous generation ${opts.confirmTimeoutSeconds} s after it ends (at once if it fails); a node with no previous generation has no watchdog and stays on what it switched to. See where it is: chimera generations --targets ${target.name}`,
+      )
     return abort(`activate: exited ${activated.exitCode}: ${lastLines(activated.stderr || activated.stdout, 10)}`)
   }
   say(

@@ -1,0 +1,74 @@
+// Where an interrupted `chimera deploy` leaves each target, in a line an operator can act on. Ctrl-C
+// ends the CLI at once, but what it sent goes on on the node (activation.ts): an activation under way
+// finishes there, and nothing will confirm it, so its watchdog rolls it back when the confirm timeout
+// passes; a target confirmed but not yet published as its node's desired closure is switched back by
+// its agent once the deploy's hold lapses. The tracker follows each target through the deploy's hooks
+// and says which of these applies, and when.
+import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
+import type { StorePath } from "../../protocol/ids.ts"
+import type { DeployDeps, Phase, TargetResult } from "../domain/deploy.ts"
+import type { DesiredPublisher } from "./publish-desired.ts"
+
+interface _Seen {
+  phase: Phase
+  sofar: Readonly<TargetResult>
+  done: boolean
+}
+
+export interface DeployTracker {
+  onPhase: NonNullable<DeployDeps["onPhase"]>
+  onDone: NonNullable<DeployDeps["onDone"]>
+  /** The target is confirmed on `closure`: called before its desired closure is published. */
+  confirmed(target: string, closure: StorePath): void
+  /** One line per target: where it is and what it does next without this command. */
+  whereLeft(now?: number): string[]
+}
+
+const _secondsLeft = (until: number, now: number) => Math.max(0, Math.round((until - now) / 1000))
+
+/** The end of a phase that has ended, as a time in ms; null while it runs or if it never started. */
+function _ended(r: Readonly<TargetResult>, phase: Phase): number | null {
+  const t = r.timings.find((p) => p.phase === phase)
+  return t ? Date.parse(t.startedAt) + t.ms : null
+}
+
+export function deployTracker(
+  targets: string[],
+  o: { confirmTimeoutSeconds: number; publisher: DesiredPublisher | null },
+): DeployTracker {
+  const seen = new Map<string, _Seen>()
+  const closures = new Map<string, StorePath>()
+  const where = (target: string, now: number): string => {
+    const s = seen.get(target)
+    if (s?.done) return `${target}: ${s.sofar.status}${s.sofar.error ? `: ${s.sofar.error}` : ""}`
+    if (!s || s.phase === "plan" || s.phase === "copy") return `${target}: not activated, unchanged`
+    const r = s.sofar
+    const activatedAt = _ended(r, "activate")
+    const back = (at: number) =>
+      r.previous
+        ? `its watchdog rolls it back to generation ${r.previous.generation} in about ${_secondsLeft(at, now)} s, unless it was rolled back already`
+        : "it had no previous generation, so it has no watchdog and stays on the new closure, unconfirmed"
+    if (activatedAt === null)
+      return `${target}: activating; the switch finishes on the node without this command, and since nothing will confirm it, its watchdog then rolls it back to the previous generation ${o.confirmTimeoutSeconds} s later (at once if the switch fails)`
+    const rollsBackAt = activatedAt + o.confirmTimeoutSeconds * 1000
+    if (s.phase !== "confirm") return `${target}: activated, not confirmed; ${back(rollsBackAt)}`
+    const closure = closures.get(target)
+    if (!closure)
+      return `${target}: confirming; if the confirmation reached it, it stays on the new closure, otherwise ${back(rollsBackAt)}. See where it is: chimera generations --targets ${target}`
+    // Confirmed: the publish of its desired closure was under way.
+    if (!o.publisher?.covers(target) || o.publisher.published.includes(target))
+      return `${target}: confirmed on ${closure}, and stays on it`
+    const activateStarted = Date.parse(r.timings.find((p) => p.phase === "activate")?.startedAt ?? "")
+    const holdEnds = activateStarted + Math.min(o.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS) * 1000
+    return `${target}: confirmed on ${closure}, but the control plane may not have it as its desired closure; its agent switches it back to the desired one in about ${_secondsLeft(holdEnds, now)} s, when the deploy's hold lapses, unless: chimera nodes set-desired ${target} ${closure}`
+  }
+  return {
+    onPhase: (target, phase, sofar) => seen.set(target, { phase, sofar, done: false }),
+    onDone(result) {
+      const s = seen.get(result.target)
+      seen.set(result.target, { phase: s?.phase ?? "plan", sofar: result, done: true })
+    },
+    confirmed: (target, closure) => closures.set(target, closure),
+    whereLeft: (now = Date.now()) => targets.map((t) => where(t, now)),
+  }
+}
