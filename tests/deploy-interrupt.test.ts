@@ -135,7 +135,8 @@ describe("Ctrl-C during a deploy", () => {
     await waitForSystem(node.node, gens[0]!, "the watchdog's rollback", (6 + 2 * SLOW + 5) * 1000)
     // Not before the confirm timeout had passed since the switch ended.
     expect(performance.now() - t0).toBeGreaterThan(6000)
-    const last = await lastDeploy()
+    // The watchdog writes its outcome, then clears the marker, a moment after the switch back.
+    const last = await waitFor("the watchdog's outcome", lastDeploy, (l) => !l.marked)
     expect(last).toMatchObject({ outcome: "rolled-back", activated: true, marked: false })
     // The deploy's hold stands until it lapses: an agent there neither heals nor reports meanwhile.
     expect(last.hold).toBe(last.id)
@@ -153,6 +154,9 @@ describe("Ctrl-C during a deploy", () => {
       ),
     )
     await waitForSystem(node.node, gens[0]!, "the watchdog's rollback", (10 + SLOW + 5) * 1000)
-    expect(await lastDeploy()).toMatchObject({ outcome: "rolled-back", activated: true, marked: false })
+    expect(await waitFor("the watchdog's outcome", lastDeploy, (l) => !l.marked)).toMatchObject({
+      outcome: "rolled-back",
+      activated: true,
+    })
   })
 })
