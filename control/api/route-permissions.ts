@@ -46,7 +46,12 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   // it as typed, not as `API_TOKEN=[redacted] cmd`. Only that node's own credential can fetch them.
   "GET /api/agent/:nodeId/commands": { auth: "node", issuesSecret: true },
   "POST /api/agent/:nodeId/commands/:id/ack": { auth: "node", audit: false },
-  "POST /api/agent/:nodeId/credential": { auth: "node", issuesSecret: true, whenRotationDue: true },
+  "POST /api/agent/:nodeId/credential": {
+    auth: "node",
+    issuesSecret: true,
+    whenRotationDue: true,
+    limits: ["rotations"],
+  },
 
   "GET /api/nodes": { auth: "fleet:read" },
   "GET /api/nodes/:id": { auth: "fleet:read" },

@@ -7,12 +7,14 @@ const clockAt = (start: number) => {
 }
 
 describe("rate limiter", () => {
-  test("defaults: 10 sessions, 60 commands, 100 WebSocket messages, 300 API requests a minute", () => {
+  test("defaults: 10 sessions, 60 commands, 100 WebSocket messages, 300 API requests a minute; 10 rotations an hour", () => {
     expect(DEFAULT_LIMITS.sessions.limit).toBe(10)
     expect(DEFAULT_LIMITS.commands.limit).toBe(60)
     expect(DEFAULT_LIMITS.websocket.limit).toBe(100)
     expect(DEFAULT_LIMITS.api.limit).toBe(300)
-    for (const name of LIMIT_NAMES) expect(DEFAULT_LIMITS[name].windowMs).toBe(60_000)
+    for (const name of LIMIT_NAMES)
+      expect(DEFAULT_LIMITS[name].windowMs).toBe(name === "rotations" ? 3_600_000 : 60_000)
+    expect(DEFAULT_LIMITS.rotations.limit).toBe(10)
   })
 
   test("each limit counts per key in a fixed window and resets when the window passes", () => {

@@ -20,6 +20,7 @@ export const LIMIT_NAMES = [
   "websocket",
   "chat",
   "records",
+  "rotations",
 ] as const
 export type LimitName = (typeof LIMIT_NAMES)[number]
 
@@ -45,6 +46,10 @@ export const DEFAULT_LIMITS: RateLimits = {
   chat: { limit: 30, windowMs: MINUTE },
   // Audit rows a user's CLI reports for operations it ran over SSH (one per target), per user.
   records: { limit: 2000, windowMs: MINUTE },
+  // Rotated credentials a node is handed, per node and hour: each is an audit row kept for good, and
+  // rotation stays due until the new credential is used, which a compromised node never does. An
+  // agent needs one per rotation, a few more when answers are lost. Not configured: an hour's window.
+  rotations: { limit: 10, windowMs: 60 * MINUTE },
 }
 
 export interface LimitDecision {
