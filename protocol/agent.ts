@@ -90,6 +90,14 @@ export type DriftKind = z.infer<typeof DriftKind>
 
 const reportBase = { seq: z.number().int().positive(), at: z.iso.datetime() }
 /**
+ * How long a heal took, as the agent measured it: at most a week. The control plane adds every one
+ * into the fleet's heal-duration metric, and one report of 1e308 made its sum useless for good.
+ */
+const HealDurationMs = z
+  .number()
+  .nonnegative()
+  .max(7 * 86_400_000, "expected at most a week in milliseconds")
+/**
  * Free text a node sends (output, errors): a NUL becomes U+FFFD. PostgreSQL's TEXT refuses NUL, and
  * the write holding it failed whole: a relayed `cat /proc/1/cmdline` could never be acknowledged.
  */
@@ -137,9 +145,7 @@ export const AgentReport = z.discriminatedUnion("type", [
     .object({
       ...reportBase,
       type: z.literal("heal.succeeded"),
-      data: z
-        .object({ desired: StorePath, attempt: z.number().int().positive(), durationMs: z.number().nonnegative() })
-        .strict(),
+      data: z.object({ desired: StorePath, attempt: z.number().int().positive(), durationMs: HealDurationMs }).strict(),
     })
     .strict(),
   z
@@ -150,7 +156,7 @@ export const AgentReport = z.discriminatedUnion("type", [
         .object({
           desired: StorePath,
           attempt: z.number().int().positive(),
-          durationMs: z.number().nonnegative(),
+          durationMs: HealDurationMs,
           error: Text(4096),
           output: Output,
           retryInMs: z.number().int().nonnegative().nullable(),
