@@ -31,10 +31,18 @@ export function facts(notice: Notice): [string, string][] {
   return out.map(([label, value]) => [label, _oneLine(value)])
 }
 
-/** The message and the facts as plain text, for email bodies, work notes and comments. */
+/**
+ * The facts, then the message, as plain text, for email bodies, work notes and comments. The message
+ * is partly a node's words (a failed heal's error), so each of its lines is indented under
+ * "Message:": none can start at the margin as a fact does, and the facts come first, where a node's
+ * "Node: another-node" lines cannot push them out of sight.
+ */
 export function plainText(notice: Notice): string {
   const lines = facts(notice).map(([label, value]) => `${label}: ${value}`)
-  return [notice.message.trim(), "", ...lines].join("\n").trim()
+  const message = notice.message.trim()
+  if (message === "") return lines.join("\n")
+  const indented = message.split(/\r\n|[\n\r\v\f\u0085\u2028\u2029]/).map((l) => (l.trim() === "" ? "" : `  ${l}`))
+  return [...lines, "", "Message:", ...indented].join("\n")
 }
 
 /**
