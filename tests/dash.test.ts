@@ -41,6 +41,9 @@ beforeAll(async () => {
   }
   const res = await call(cp, cp.adminToken, "POST", "/api/tokens", { name: "dash", role: "viewer" })
   viewerToken = ((await res.json()) as { token: string }).token
+  // A session kept for the whole file: killing the dashboard's session must not end the tmux server,
+  // or the next test's new-session meets it exiting ("server exited unexpectedly").
+  await tmux("-f", "/dev/null", "new-session", "-d", "-s", "keep", "cat")
 })
 
 afterAll(async () => {
