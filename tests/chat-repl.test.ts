@@ -22,6 +22,9 @@ beforeAll(async () => {
   requireTool("tmux")
   plane = await startChatPlane()
   for (const id of ["web-1", "web-2"]) await enrollNode(plane.cp, id)
+  // A session kept for the whole file: killing the chat's session must not end the tmux server, or
+  // the next launch's new-session meets it exiting ("server exited unexpectedly").
+  await tmux("-f", "/dev/null", "new-session", "-d", "-s", "keep", "cat")
 })
 afterAll(async () => {
   await killTmuxServer(socket)
