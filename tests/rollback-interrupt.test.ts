@@ -9,11 +9,11 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import type { Server } from "bun"
-import { INTERRUPT_GRACE_SECONDS } from "../control/cli/rollback.ts"
+import { INTERRUPT_GRACE_SECONDS } from "../control/cli/interrupt.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
+import { type PublishGate, publishGate } from "./support/publish-gate.ts"
 import { streamText } from "./support/stream.ts"
 import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
 import { run } from "./support/tools.ts"
@@ -29,12 +29,9 @@ let work: string
 let cp: TestControlPlane
 let bed: Testbed
 let node: TestbedNode
-let gate: Server<undefined>
+let gate: PublishGate
 const gens: StorePath[] = []
 const configs: string[] = []
-/** Set-desired requests the gate holds; each resolves to let its request through. */
-let held: PromiseWithResolvers<void>[] = []
-let arrived = Promise.withResolvers<void>()
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "chimera-rollback-interrupt-"))
@@ -60,30 +57,11 @@ beforeAll(async () => {
     (s) => s === 200,
     60_000,
   )
-  // Forwards everything to the control plane, but holds each set-desired until the test releases it;
-  // one whose client went away meanwhile is dropped, as the control plane would never have seen it.
-  gate = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    idleTimeout: 0,
-    async fetch(req) {
-      const url = new URL(req.url)
-      const body = req.method === "GET" ? undefined : await req.arrayBuffer()
-      if (req.method === "PUT" && /^\/api\/nodes\/[^/]+\/desired$/.test(url.pathname)) {
-        const release = Promise.withResolvers<void>()
-        held.push(release)
-        arrived.resolve()
-        await release.promise
-        if (req.signal.aborted) return new Response(null, { status: 499 })
-      }
-      return fetch(`${cp.url}${url.pathname}${url.search}`, { method: req.method, headers: req.headers, body })
-    },
-  })
+  gate = publishGate(cp.url)
 }, 240_000)
 
 afterAll(async () => {
-  for (const h of held) h.resolve()
-  gate?.stop(true)
+  gate?.stop()
   await bed?.stop()
   await cp?.stop()
   await rm(work, { recursive: true, force: true })
@@ -111,15 +89,13 @@ async function onGeneration2() {
 
 /** Starts `chimera rollback` through the gate and sends SIGINT once its set-desired is held there. */
 async function interruptedRollback() {
-  held = []
-  arrived = Promise.withResolvers<void>()
   const child = Bun.spawn([process.execPath, MAIN, "rollback", "--targets", node.name, ...ssh()], {
-    env: { ...process.env, ...env(gate.url.href.replace(/\/$/, "")) },
+    env: { ...process.env, ...env(gate.url) },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
   })
-  await arrived.promise
+  await gate.arrived()
   // The node has switched back: only the publish is left.
   expect((await node.node.links()).current).toBe(gens[0]!)
   child.kill("SIGINT")
@@ -151,7 +127,7 @@ describe("Ctrl-C during a rollback", () => {
     // Released once the CLI has said it waits: a release before the signal is handled would let the
     // rollback end as if never interrupted.
     await stderr.until((text) => text.includes("Ctrl-C again to leave now"))
-    for (const h of held) h.resolve()
+    gate.release()
     const [code, err] = await Promise.all([child.exited, rest(stderr)])
     // Before: 130 too (the signal), stderr empty, and the node back on generation 2 once the hold lapsed.
     expect(code).toBe(130)

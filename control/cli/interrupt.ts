@@ -65,6 +65,9 @@ export function exitOnInterrupt(message: () => string): () => void {
   return () => process.removeListener("SIGINT", onInterrupt)
 }
 
+/** How long Ctrl-C waits for work it must finish (a publish an agent would undo): well inside the hold. */
+export const INTERRUPT_GRACE_SECONDS = 15
+
 export interface Finishing {
   /** What is still to finish, said at the first SIGINT; null when nothing is (then it ends at once). */
   waitingFor(): string | null

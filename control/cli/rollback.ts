@@ -15,15 +15,12 @@ import { ROLLBACK_PUBLISH_SECONDS } from "../domain/activation.ts"
 import { rollback } from "../domain/rollback.ts"
 import { keepRecord } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
-import { finishOnInterrupt } from "./interrupt.ts"
+import { finishOnInterrupt, INTERRUPT_GRACE_SECONDS } from "./interrupt.ts"
 import { color, field, printJson, printTable } from "./output.ts"
 import { type DesiredPublisher, desiredPublisher, reportPublished } from "./publish-desired.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
 const log = createLogger("rollback")
-
-/** How long Ctrl-C waits for started targets to answer and be published: well inside the hold. */
-export const INTERRUPT_GRACE_SECONDS = 15
 
 type Progress =
   | { phase: "waiting" }
