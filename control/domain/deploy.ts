@@ -2,6 +2,12 @@
 // magic rollback, start the command, check health and confirm over a fresh connection (activation.ts
 // explains the watchdog). Each target's failure is data on its result, never an exception that stops
 // the others; the whole run becomes one DeploymentRecord.
+//
+// Once `signal` is aborted (Ctrl-C) nothing further changes a node or decides it: no target starts, and
+// one under way stops before its next copy, activation, command, health check or confirmation. What
+// was sent goes on on the node: an activation finishes there and, unconfirmed, its watchdog rolls it
+// back; a confirmation sent is awaited (not sent again), and if it was taken its closure is published.
+// A target so stopped gets no onDone: it is left where its last onPhase said.
 import { randomUUID } from "node:crypto"
 import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { SessionId, StorePath } from "../../protocol/ids.ts"
@@ -116,6 +122,7 @@ export interface DeployDeps {
    */
   onPhase?: (target: string, phase: Phase, sofar: Readonly<TargetResult>) => void
   onDone?: (result: Readonly<TargetResult>) => void
+  signal?: AbortSignal
 }
 
 /** A switch may take minutes (services restarting); the watchdog follows the activating shell meanwhile. */
@@ -152,9 +159,14 @@ export async function deploy(opts: DeployOptions, deps: DeployDeps): Promise<Dep
   // The command runs in nix-shell on the node, which needs the configuration's derivation there.
   const drv = opts.command ? await deps.nix.instantiate(opts.configPath) : null
 
+  const stopped = new WeakSet<TargetResult>()
   const targets = await mapLimit(opts.targets, opts.parallel, async (target) => {
-    const result = await runTarget(target, { build, requisites, drv, opts, deps, id })
-    deps.onDone?.(result)
+    if (deps.signal?.aborted) {
+      const now = new Date()
+      return targetResult(target.name, "failed", "not started: the deploy was interrupted", now, now)
+    }
+    const result = await runTarget(target, { build, requisites, drv, opts, deps, id, stopped })
+    if (!stopped.has(result)) deps.onDone?.(result)
     return result
   })
   const status = deploymentStatus(targets, opts.dryRun)
@@ -181,6 +193,8 @@ interface RunContext {
   opts: DeployOptions
   deps: DeployDeps
   id: string
+  /** Results of targets the signal stopped mid-way. */
+  stopped: WeakSet<TargetResult>
 }
 
 async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult> {
@@ -208,6 +222,12 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
     r.error = message
     r.ms = Math.round(performance.now() - t0)
     return r
+  }
+  // Asked before each step that changes the node or decides it: never one after Ctrl-C.
+  const interrupted = () => deps.signal?.aborted === true
+  const stop = (before: string) => {
+    ctx.stopped.add(r)
+    return fail(`interrupted before ${before}`)
   }
 
   // 1. Plan: what runs there now, and what a copy has to send. An earlier deploy still waiting for its
@@ -270,7 +290,7 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
     : "up to date"
   say("plan", upToDate ? onIt : copy)
   if (upToDate && !opts.force && !undecidedEarlier) {
-    if (!opts.dryRun) await publish(deps, target.name, build.outPath, say)
+    if (!opts.dryRun && !interrupted()) await publish(deps, target.name, build.outPath, say)
     r.status = "up-to-date"
     r.ms = Math.round(performance.now() - t0)
     return r
@@ -282,6 +302,7 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
   }
 
   // 2. Copy the closure (and the derivation, when a command will run in nix-shell there).
+  if (interrupted()) return stop("the copy")
   const copied = await phase("copy", async () => {
     const out = await exec.syncClosure(target, build.outPath, { useSubstitutes: opts.useSubstitutes })
     if (!out.ok || !ctx.drv) return out
@@ -291,6 +312,7 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
   say("copy", `copied in ${r.timings.at(-1)?.ms} ms`)
 
   // 3. Arm the watchdog and activate.
+  if (interrupted()) return stop("the activation")
   const activated = await phase("activate", () =>
     exec.exec(
       target,
@@ -323,8 +345,16 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
       return fail(
         `activate: ${activated.failure.message}; the activation goes on on the node without this connection, and unconfirmed its watchdog rolls it back to the previous generation ${opts.confirmTimeoutSeconds} s after it ends (at once if it fails); a node with no previous generation has no watchdog and stays on what it switched to. See where it is: chimera generations --targets ${target.name}`,
       )
-    return abort(`activate: exited ${activated.exitCode}: ${lastLines(activated.stderr || activated.stdout, 10)}`)
+    const why = `activate: exited ${activated.exitCode}: ${lastLines(activated.stderr || activated.stdout, 10)}`
+    // Switching it back from here would be one more activation after Ctrl-C; its watchdog does it.
+    if (interrupted())
+      return fail(
+        `${why}; the deploy was interrupted, so its watchdog, not this command, rolls it back to the previous generation (at once, as the switch failed)`,
+      )
+    return abort(why)
   }
+  // Unconfirmed, its watchdog rolls it back when the confirm timeout passes.
+  if (interrupted()) return stop("the confirmation")
   say(
     "activate",
     `activated ${build.hash.slice(0, 12)}${r.previous ? ` (previous generation ${r.previous.generation})` : ""}`,
@@ -335,6 +365,7 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
     const started = await phase("command", () =>
       startRemoteCommand(exec, target, { session: opts.session, drv: ctx.drv!, command: opts.command!, id }),
     )
+    if (interrupted()) return stop("the confirmation")
     if (!started.ok) return abort(`command: ${started.error}`)
     say("command", `started in session ${opts.session}`)
   }
@@ -346,17 +377,24 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
         say("health", `${failure}; retrying until it passes or ${opts.healthTimeoutSeconds} s pass, then rolling back`),
       ),
     )
+    if (interrupted()) return stop("the confirmation")
     if (!health.ok) return abort(`health check failed: ${health.detail}`)
     say("health", health.detail)
   }
-  // Confirm over a new connection; once more if the answer is lost, which the claim makes harmless.
+  // Confirm over a new connection; once more if the answer is lost, which the claim makes harmless,
+  // unless Ctrl-C came meanwhile: the first one may not have been taken, and none is sent after it.
+  if (interrupted()) return stop("the confirmation")
   const confirmOnce = () =>
     exec.exec(target, confirmScript(id, build.isSystem), { fresh: true, timeoutMs: CONFIRM_TIMEOUT_MS })
   const confirmed = await phase("confirm", async () => {
     const first = await confirmOnce()
-    return first.failure ? confirmOnce() : first
+    return first.failure && !interrupted() ? confirmOnce() : first
   })
   if (!confirmed.ok) {
+    if (confirmed.failure && interrupted())
+      return fail(
+        `confirm: ${confirmed.failure.message}; the deploy was interrupted, so it was not sent again: if it reached the node, the node is confirmed on the new closure; otherwise its watchdog rolls it back ${opts.confirmTimeoutSeconds} s after activation. See where it is: chimera generations --targets ${target.name}`,
+      )
     if (confirmed.exitCode === 3) return fail(`confirm: ${lastLines(confirmed.stdout, 1)}`, "rolled-back")
     const why = confirmed.failure?.message ?? lastLines(confirmed.stdout || confirmed.stderr, 3)
     return r.previous
