@@ -1,9 +1,10 @@
-// Where an interrupted `chimera deploy` leaves each target, in a line an operator can act on. Ctrl-C
-// ends the CLI at once, but what it sent goes on on the node (activation.ts): an activation under way
-// finishes there, and nothing will confirm it, so its watchdog rolls it back when the confirm timeout
-// passes; a target confirmed but not yet published as its node's desired closure is switched back by
-// its agent once the deploy's hold lapses. The tracker follows each target through the deploy's hooks
-// and says which of these applies, and when.
+// Where an interrupted `chimera deploy` leaves each target, in a line an operator can act on, and what
+// it waits for first. Ctrl-C starts nothing further (deploy.ts), but what was sent goes on on the node
+// (activation.ts): an activation under way finishes there, and nothing will confirm it, so its watchdog
+// rolls it back when the confirm timeout passes. A target confirmed but not published as its node's
+// desired closure is switched back by its agent once the deploy's hold lapses, so the CLI waits for a
+// confirmation under way and the publish that follows it (busy, idle), as a rollback does. The tracker
+// follows each target through the deploy's hooks and says which of these applies, and when.
 import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { StorePath } from "../../protocol/ids.ts"
 import type { DeployDeps, Phase, TargetResult } from "../domain/deploy.ts"
@@ -22,6 +23,10 @@ export interface DeployTracker {
   confirmed(target: string, closure: StorePath): void
   /** One line per target: where it is and what it does next without this command. */
   whereLeft(now?: number): string[]
+  /** Targets whose confirmation or publish is under way, on a node an agent would switch back. */
+  busy(): string[]
+  /** Resolves once busy() is empty. */
+  idle(): Promise<void>
 }
 
 const _secondsLeft = (until: number, now: number) => Math.max(0, Math.round((until - now) / 1000))
@@ -38,8 +43,35 @@ export function deployTracker(
 ): DeployTracker {
   const seen = new Map<string, _Seen>()
   const closures = new Map<string, StorePath>()
+  let changed = Promise.withResolvers<void>()
+  const see = (target: string, s: _Seen) => {
+    seen.set(target, s)
+    changed.resolve()
+    changed = Promise.withResolvers<void>()
+  }
+  const busy = () =>
+    targets.filter((t) => {
+      const s = seen.get(t)
+      return s?.phase === "confirm" && !s.done && o.publisher?.covers(t) === true
+    })
+  /** A target confirmed on `closure`: whether the control plane has it as desired, and if not what to run. */
+  const kept = (target: string, closure: StorePath, r: Readonly<TargetResult>, now: number): string => {
+    const p = o.publisher
+    if (!p?.covers(target)) return ", and stays on it"
+    if (p.published.includes(target)) return "; the control plane has it as its desired closure, so its agent keeps it"
+    if (p.notEnrolled.includes(target))
+      return `; the control plane has no node ${target} enrolled, so no agent switches it back`
+    const problem = p.problems.find((m) => m.startsWith(`${target}: `))
+    const why = problem ? problem.slice(target.length + 2) : "the control plane has not answered"
+    const activateStarted = Date.parse(r.timings.find((t) => t.phase === "activate")?.startedAt ?? "")
+    const holdEnds = activateStarted + Math.min(o.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS) * 1000
+    return `, but ${why}; its agent switches it back to its desired closure in about ${_secondsLeft(holdEnds, now)} s, when the deploy's hold lapses, unless: chimera nodes set-desired ${target} ${closure}`
+  }
   const where = (target: string, now: number): string => {
     const s = seen.get(target)
+    const closure = closures.get(target)
+    if (s?.done && s.sofar.status === "deployed" && closure)
+      return `${target}: deployed, confirmed on ${closure}${kept(target, closure, s.sofar, now)}`
     if (s?.done) return `${target}: ${s.sofar.status}${s.sofar.error ? `: ${s.sofar.error}` : ""}`
     if (!s || s.phase === "plan" || s.phase === "copy") return `${target}: not activated, unchanged`
     const r = s.sofar
@@ -52,23 +84,22 @@ export function deployTracker(
       return `${target}: activating; the switch finishes on the node without this command, and since nothing will confirm it, its watchdog then rolls it back to the previous generation ${o.confirmTimeoutSeconds} s later (at once if the switch fails)`
     const rollsBackAt = activatedAt + o.confirmTimeoutSeconds * 1000
     if (s.phase !== "confirm") return `${target}: activated, not confirmed; ${back(rollsBackAt)}`
-    const closure = closures.get(target)
     if (!closure)
       return `${target}: confirming; if the confirmation reached it, it stays on the new closure, otherwise ${back(rollsBackAt)}. See where it is: chimera generations --targets ${target}`
     // Confirmed: the publish of its desired closure was under way.
-    if (!o.publisher?.covers(target) || o.publisher.published.includes(target))
-      return `${target}: confirmed on ${closure}, and stays on it`
-    const activateStarted = Date.parse(r.timings.find((p) => p.phase === "activate")?.startedAt ?? "")
-    const holdEnds = activateStarted + Math.min(o.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS) * 1000
-    return `${target}: confirmed on ${closure}, but the control plane may not have it as its desired closure; its agent switches it back to the desired one in about ${_secondsLeft(holdEnds, now)} s, when the deploy's hold lapses, unless: chimera nodes set-desired ${target} ${closure}`
+    return `${target}: confirmed on ${closure}${kept(target, closure, r, now)}`
   }
   return {
-    onPhase: (target, phase, sofar) => seen.set(target, { phase, sofar, done: false }),
+    onPhase: (target, phase, sofar) => see(target, { phase, sofar, done: false }),
     onDone(result) {
       const s = seen.get(result.target)
-      seen.set(result.target, { phase: s?.phase ?? "plan", sofar: result, done: true })
+      see(result.target, { phase: s?.phase ?? "plan", sofar: result, done: true })
     },
     confirmed: (target, closure) => closures.set(target, closure),
     whereLeft: (now = Date.now()) => targets.map((t) => where(t, now)),
+    busy,
+    async idle() {
+      while (busy().length > 0) await changed.promise
+    },
   }
 }

@@ -1,6 +1,11 @@
 // `chimera deploy --targets T [--config PATH] [--session NAME] [COMMAND]`: build, plan, copy,
 // activate with magic rollback, run COMMAND, check health, confirm; record the deployment and, when
 // a control plane is reachable, make the new closure each enrolled target's desired one.
+//
+// Ctrl-C starts nothing further on any node (deploy.ts), but a target confirmed and not yet published
+// as its node's desired closure would be switched back by its agent once the deploy's hold lapses. So
+// an interrupted deploy first finishes the confirmations and publishes under way (INTERRUPT_GRACE_SECONDS
+// at most, or until Ctrl-C again), then says where each target was left (deploy-interrupt.ts), exits 130.
 import { defineCommand } from "citty"
 import { z } from "zod"
 import { repeatedValues } from "../../protocol/cli-flags.ts"
@@ -14,7 +19,7 @@ import { deployTracker } from "./deploy-interrupt.ts"
 import { deployViaControlPlane } from "./deploy-remote.ts"
 import { exportDeployTrace } from "./deploy-telemetry.ts"
 import { CliError } from "./errors.ts"
-import { exitOnInterrupt, spinner } from "./interrupt.ts"
+import { finishOnInterrupt, INTERRUPT_GRACE_SECONDS, spinner } from "./interrupt.ts"
 import { color, field, printJson, printTable, say, warn } from "./output.ts"
 import { desiredPublisher, reportPublished } from "./publish-desired.ts"
 import { ConfirmTimeout, MAX_CONFIRM_SECONDS, Seconds } from "./seconds-flag.ts"
@@ -159,14 +164,24 @@ export default defineCommand({
       ssh.targets.map((t) => t.name),
       { confirmTimeoutSeconds: f["confirm-timeout"], publisher },
     )
-    const release = exitOnInterrupt(() =>
-      dryRun
-        ? "nothing was changed"
-        : `the deploy is not recorded. Where each target is:\n${tracker
-            .whereLeft()
-            .map((line) => `  ${field(line)}`)
-            .join("\n")}`,
-    )
+    const stop = new AbortController()
+    const interrupt = finishOnInterrupt({
+      seconds: INTERRUPT_GRACE_SECONDS,
+      waitingFor() {
+        stop.abort()
+        const busy = tracker.busy()
+        if (busy.length === 0) return null
+        return `no further target starts or is sent a confirmation; waiting for ${busy.join(", ")} to answer its confirmation and the control plane to have the new closure as its desired one, so its agent keeps it`
+      },
+      done: () => tracker.idle(),
+      message: () =>
+        dryRun
+          ? "nothing was changed"
+          : `the deploy is not recorded. Where each target is:\n${tracker
+              .whereLeft()
+              .map((line) => `  ${field(line)}`)
+              .join("\n")}`,
+    })
     let record: DeploymentRecord
     try {
       record = await deploy(
@@ -198,13 +213,16 @@ export default defineCommand({
           },
           onPhase: tracker.onPhase,
           onDone: tracker.onDone,
+          signal: stop.signal,
         },
       )
+      // Interrupted: the SIGINT handler says where each target is and exits 130.
+      if (interrupt.interrupted) return await new Promise<never>(() => {})
     } catch (error) {
       spin?.error("deploy failed")
       throw missingNixConfig(error, layered) ?? new CliError((error as Error).message, "E_DEPLOY")
     } finally {
-      release()
+      interrupt.release()
       await exec.close()
     }
     spin?.stop(`${record.kind} ${record.status}`)
