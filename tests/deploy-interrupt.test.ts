@@ -284,18 +284,26 @@ describe("Ctrl-C during a deploy to nodes whose agents a control plane steers", 
     await waitForSystem(first.node, gens[0]!, "the agent's heal to generation 1", 30_000)
     // The second's health check takes a few seconds, and leaves a mark when it passes.
     await second.node.exec(["touch", "/run/slow-health"])
-    const health = "if [ -e /run/slow-health ]; then sleep 4; touch /run/slow-health-passed; fi"
+    const health =
+      "if [ -e /run/slow-health ]; then touch /run/slow-health-started; sleep 4; touch /run/slow-health-passed; fi"
     const d = deploying(
       ["--confirm-timeout", "12", "--health-timeout", "8", "--health-cmd", health],
       through(`${first.name},${second.name}`),
     )
+    const mark = async (name: string) => (await second.node.exec(["test", "-e", `/run/slow-health-${name}`])).code
+    // The first confirmed and its publish held, the second in its health check (not still activating).
     await gate.arrived()
+    await waitFor(
+      "the second's health check to start",
+      () => mark("started"),
+      (c) => c === 0,
+    )
     d.child.kill("SIGINT")
     await d.said("Ctrl-C again to leave now")
     // Held until the second's health check has passed, and a confirmation would have been answered.
     await waitFor(
       "the second's health check to pass",
-      async () => (await second.node.exec(["test", "-e", "/run/slow-health-passed"])).code,
+      () => mark("passed"),
       (c) => c === 0,
     )
     await Bun.sleep(2000)
