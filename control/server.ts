@@ -12,7 +12,7 @@ import { replicaLiveness, replicaName } from "./adapters/replica-liveness.ts"
 import { openKeyring } from "./adapters/signing-keys.ts"
 import { chatStore } from "./adapters/store/chat-store.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
-import { checkDatabaseNotLost } from "./adapters/store/database-file.ts"
+import { checkDatabaseNotLost, checkFleetNotLeftInSqlite } from "./adapters/store/database-file.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
 import { eventCursor } from "./adapters/store/event-cursor.ts"
 import { storeProbe } from "./adapters/store/health-probe.ts"
@@ -121,7 +121,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   const settings = { ...DEFAULT_TRUST, ...opts.trust }
   // Replicas starting together on one PostgreSQL database take turns here (startup-lock.ts).
   const { applied, admin, keys } = await withStartupLock(db, dialect, async () => ({
-    applied: await store.migrate(),
+    applied: await checkFleetNotLeftInSqlite(db, dialect, opts.dataDir).then(() => store.migrate()),
     admin: await ensureAdminToken(db, dialect, opts.dataDir, clock.now().toISOString()),
     keys: await openKeyring({
       db,

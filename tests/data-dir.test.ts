@@ -262,6 +262,31 @@ describe("the database file", () => {
     expect((await startWeb(join(tmp.path, "fresh"), await pg.database("chimera_fresh"))).started).toBe(true)
   }, 120_000)
 
+  test("a data dir whose SQLite database holds a fleet, started on an empty PostgreSQL database, is refused: the fleet would not come along", async () => {
+    await using pg = await startPostgres()
+    await using tmp = await tempDir()
+    const dir = tmp.path
+    const file = await chimeraDatabase(dir)
+    const lite = new Database(file)
+    lite.run(
+      "INSERT INTO users (id, username, password_hash, role, created_at, password_changed_at) VALUES ('u1', 'alice', 'x', 'admin', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+    )
+    lite.close()
+    const url = await pg.database("chimera_moved")
+    const r = await startWeb(dir, url)
+    expect({ started: r.started, code: r.code }).toEqual({ started: false, code: 1 })
+    expect(r.stderr).toContain(`${file} holds a fleet on SQLite (0 nodes, 1 user)`)
+    expect(r.stderr).toContain("move chimera.db")
+    // Nothing was made in the PostgreSQL database: it is still a fresh install.
+    const sql = new SQL(url)
+    const tables = await sql`SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
+    await sql.close()
+    expect(tables).toEqual([])
+    // Moved out of the data dir, it is left behind on purpose: the new fleet starts.
+    await rm(file)
+    expect((await startWeb(dir, url)).started).toBe(true)
+  }, 120_000)
+
   test("a PostgreSQL URL through a Unix socket, with a user and no host (USER@/DB?host=DIR), is used", async () => {
     await using pg = await startPostgres()
     await using tmp = await tempDir()

@@ -116,3 +116,39 @@ export function checkDatabaseNotLost(dataDir: string, databaseUrl: string): void
     `${path} does not exist, but ${dataDir} holds ${found.join(" and ")} from an earlier start: restore the database from a backup (or set CHIMERA_DB to where it is), or remove ${found.join(" and ")} too to start fresh`,
   )
 }
+
+/**
+ * A first replica started on an empty PostgreSQL database with the data dir of a control plane that
+ * ran on SQLite would begin a new fleet and leave that one's nodes and users in `chimera.db`, unread:
+ * every agent refused until it enrols again, with no word of why. Chimera does not copy a fleet from
+ * SQLite to PostgreSQL, so that start is refused, saying so; moving the file out of the data dir is
+ * starting the new fleet on purpose. Called before the migrations, so a refusal leaves the database
+ * as it was (fresh).
+ */
+export async function checkFleetNotLeftInSqlite(db: SQL, dialect: Dialect, dataDir: string): Promise<void> {
+  if (dialect !== "postgres") return
+  const file = join(dataDir, "chimera.db")
+  if (!existsSync(file)) return
+  const migrated =
+    await db`SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_migrations'`
+  if (migrated.length > 0) return
+  let nodes = 0
+  let users = 0
+  try {
+    const lite = new Database(file, { readonly: true })
+    try {
+      const count = (sql: string) => (lite.query(sql).get() as { n: number } | null)?.n ?? 0
+      nodes = count("SELECT count(*) AS n FROM nodes")
+      users = count("SELECT count(*) AS n FROM users WHERE deleted_at IS NULL")
+    } finally {
+      lite.close()
+    }
+  } catch {
+    return // not a Chimera database with a fleet in it (a CLI's local records, a foreign file)
+  }
+  if (nodes + users === 0) return
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
+  throw new StateError(
+    `${file} holds a fleet on SQLite (${plural(nodes, "node")}, ${plural(users, "user")}), and CHIMERA_DB names an empty PostgreSQL database: Chimera does not copy a fleet from SQLite to PostgreSQL, so this start would begin a new one without them (every agent enrolling again with a join token). To start the new fleet anyway, move chimera.db (and any chimera.db-wal, chimera.db-shm) out of ${dataDir}; docs/replicas.md has the steps`,
+  )
+}
