@@ -287,6 +287,25 @@ describe("the database file", () => {
     expect((await startWeb(dir, url)).started).toBe(true)
   }, 120_000)
 
+  test("a PostgreSQL role that may not create tables in the database is told so, with what to grant", async () => {
+    await using pg = await startPostgres()
+    await using tmp = await tempDir()
+    // A database made by another role (here the server's superuser), as a DBA might: since PostgreSQL
+    // 15 only the database's owner may create in its public schema.
+    const owned = await pg.database("chimera_not_owned")
+    const admin = new SQL(owned)
+    await admin`CREATE ROLE limited LOGIN`
+    await admin.close()
+    const url = owned.replace("//chimera@", "//limited@")
+    const r = await startWeb(tmp.path, url)
+    expect({ started: r.started, code: r.code }).toEqual({ started: false, code: 1 })
+    expect(r.stderr).not.toContain("unexpected failure")
+    expect(r.stderr).toContain(
+      `the PostgreSQL role in CHIMERA_DB (${url.replace(/\/\/[^@]*@/, "//[redacted]@")}) may not create or change Chimera's tables: permission denied for schema public`,
+    )
+    expect(r.stderr).toContain("ALTER DATABASE chimera_not_owned OWNER TO limited")
+  }, 120_000)
+
   test("a PostgreSQL URL through a Unix socket, with a user and no host (USER@/DB?host=DIR), is used", async () => {
     await using pg = await startPostgres()
     await using tmp = await tempDir()
