@@ -90,6 +90,19 @@ const INITIALIZE = {
   params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } },
 }
 
+/** An initialize request's body that sends its first bytes at once and the rest once `released`. */
+const slowInitialize = (released: Promise<void>) => {
+  const text = JSON.stringify(INITIALIZE)
+  return new ReadableStream<Uint8Array>({
+    async start(c) {
+      c.enqueue(new TextEncoder().encode(text.slice(0, 10)))
+      await released
+      c.enqueue(new TextEncoder().encode(text.slice(10)))
+      c.close()
+    },
+  })
+}
+
 /** The real `chimera mcp --stdio`, its pipes open, for the control plane under test with `token`. */
 const stdioServer = (token: string) =>
   Bun.spawn([process.execPath, MAIN, "mcp", "--stdio"], {
@@ -482,16 +495,7 @@ describe("MCP over Streamable HTTP", () => {
       }
       // Each body arrives after every request's headers were read and its credential vouched for.
       const release = Promise.withResolvers<void>()
-      const text = JSON.stringify(INITIALIZE)
-      const slowBody = () =>
-        new ReadableStream<Uint8Array>({
-          async start(c) {
-            c.enqueue(new TextEncoder().encode(text.slice(0, 10)))
-            await release.promise
-            c.enqueue(new TextEncoder().encode(text.slice(10)))
-            c.close()
-          },
-        })
+      const slowBody = () => slowInitialize(release.promise)
       const opening = Array.from({ length: 20 }, () =>
         fetch(own.url, { method: "POST", headers, body: slowBody(), duplex: "half" } as RequestInit).then(async (r) => {
           await r.body?.cancel()
@@ -511,16 +515,7 @@ describe("MCP over Streamable HTTP", () => {
     const own = serveMcpHttp({ host: "127.0.0.1", port: 0, controlUrl: cp.url, maxSessions: 4 })
     try {
       const release = Promise.withResolvers<void>()
-      const text = JSON.stringify(INITIALIZE)
-      const slowBody = () =>
-        new ReadableStream<Uint8Array>({
-          async start(c) {
-            c.enqueue(new TextEncoder().encode(text.slice(0, 10)))
-            await release.promise
-            c.enqueue(new TextEncoder().encode(text.slice(10)))
-            c.close()
-          },
-        })
+      const slowBody = () => slowInitialize(release.promise)
       const open = (token: string) =>
         fetch(own.url, {
           method: "POST",
