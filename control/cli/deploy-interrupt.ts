@@ -8,6 +8,7 @@
 import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { StorePath } from "../../protocol/ids.ts"
 import type { DeployDeps, Phase, TargetResult } from "../domain/deploy.ts"
+import { progressWaiter } from "./interrupt.ts"
 import type { DesiredPublisher } from "./publish-desired.ts"
 
 interface _Seen {
@@ -43,11 +44,10 @@ export function deployTracker(
 ): DeployTracker {
   const seen = new Map<string, _Seen>()
   const closures = new Map<string, StorePath>()
-  let changed = Promise.withResolvers<void>()
+  const waiter = progressWaiter()
   const see = (target: string, s: _Seen) => {
     seen.set(target, s)
-    changed.resolve()
-    changed = Promise.withResolvers<void>()
+    waiter.changed()
   }
   const busy = () =>
     targets.filter((t) => {
@@ -56,16 +56,14 @@ export function deployTracker(
     })
   /** A target confirmed on `closure`: whether the control plane has it as desired, and if not what to run. */
   const kept = (target: string, closure: StorePath, r: Readonly<TargetResult>, now: number): string => {
-    const p = o.publisher
-    if (!p?.covers(target)) return ", and stays on it"
-    if (p.published.includes(target)) return "; the control plane has it as its desired closure, so its agent keeps it"
-    if (p.notEnrolled.includes(target))
+    const outcome = o.publisher?.outcome(target) ?? null
+    if (!outcome) return ", and stays on it"
+    if (outcome.kind === "published") return "; the control plane has it as its desired closure, so its agent keeps it"
+    if (outcome.kind === "not-enrolled")
       return `; the control plane has no node ${target} enrolled, so no agent switches it back`
-    const problem = p.problems.find((m) => m.startsWith(`${target}: `))
-    const why = problem ? problem.slice(target.length + 2) : "the control plane has not answered"
     const activateStarted = Date.parse(r.timings.find((t) => t.phase === "activate")?.startedAt ?? "")
     const holdEnds = activateStarted + Math.min(o.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS) * 1000
-    return `, but ${why}; its agent switches it back to its desired closure in about ${_secondsLeft(holdEnds, now)} s, when the deploy's hold lapses, unless: chimera nodes set-desired ${target} ${closure}`
+    return `, but ${outcome.why}; its agent switches it back to its desired closure in about ${_secondsLeft(holdEnds, now)} s, when the deploy's hold lapses, unless: chimera nodes set-desired ${target} ${closure}`
   }
   const where = (target: string, now: number): string => {
     const s = seen.get(target)
@@ -98,8 +96,6 @@ export function deployTracker(
     confirmed: (target, closure) => closures.set(target, closure),
     whereLeft: (now = Date.now()) => targets.map((t) => where(t, now)),
     busy,
-    async idle() {
-      while (busy().length > 0) await changed.promise
-    },
+    idle: () => waiter.until(() => busy().length === 0),
   }
 }

@@ -65,6 +65,23 @@ export function exitOnInterrupt(message: () => string): () => void {
   return () => process.removeListener("SIGINT", onInterrupt)
 }
 
+/**
+ * Progress a Ctrl-C wait follows: `changed()` after each step of the work, `until(done)` resolves once
+ * `done()` holds, looked at again after each change (Finishing.done).
+ */
+export function progressWaiter() {
+  let next = Promise.withResolvers<void>()
+  return {
+    changed() {
+      next.resolve()
+      next = Promise.withResolvers<void>()
+    },
+    async until(done: () => boolean) {
+      while (!done()) await next.promise
+    },
+  }
+}
+
 /** How long Ctrl-C waits for work it must finish (a publish an agent would undo): well inside the hold. */
 export const INTERRUPT_GRACE_SECONDS = 15
 

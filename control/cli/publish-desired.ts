@@ -11,13 +11,21 @@ import { dataDir } from "../config.ts"
 import { apiClient, refusal } from "./client.ts"
 import { color, field, warn } from "./output.ts"
 
+/** What became of one target's desired closure (DesiredPublisher.outcome). */
+export type PublishOutcome =
+  | { kind: "published" }
+  /** The control plane's 404: no enrolled node, so no agent there heals it back. */
+  | { kind: "not-enrolled" }
+  /** Not set: the control plane refused it, could not be reached, or has not answered yet. */
+  | { kind: "unset"; why: string }
+
 export interface DesiredPublisher {
   /** Whether `target` names a node whose desired closure this publisher would set. */
   covers(target: string): boolean
+  /** What became of `target`'s desired closure so far; null when this publisher does not set it. */
+  outcome(target: string): PublishOutcome | null
   publish(target: string, closure: StorePath): Promise<void>
   readonly published: string[]
-  /** Targets the control plane has no enrolled node for (its 404): no agent there heals them back. */
-  readonly notEnrolled: string[]
   readonly problems: string[]
 }
 
@@ -36,9 +44,15 @@ export function desiredPublisher(env = process.env): DesiredPublisher | null {
   const covers = (target: string) => client !== null && NodeId.safeParse(target).success
   return {
     published,
-    notEnrolled,
     problems,
     covers,
+    outcome(target) {
+      if (!covers(target)) return null
+      if (published.includes(target)) return { kind: "published" }
+      if (notEnrolled.includes(target)) return { kind: "not-enrolled" }
+      const problem = problems.find((m) => m.startsWith(`${target}: `))
+      return { kind: "unset", why: problem ? problem.slice(target.length + 2) : "the control plane has not answered" }
+    },
     async publish(target, closure) {
       if (!client || !covers(target)) return
       try {

@@ -15,7 +15,7 @@ import { ROLLBACK_PUBLISH_SECONDS } from "../domain/activation.ts"
 import { rollback } from "../domain/rollback.ts"
 import { keepRecord } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
-import { finishOnInterrupt, INTERRUPT_GRACE_SECONDS } from "./interrupt.ts"
+import { finishOnInterrupt, INTERRUPT_GRACE_SECONDS, progressWaiter } from "./interrupt.ts"
 import { color, field, printJson, printTable } from "./output.ts"
 import { type DesiredPublisher, desiredPublisher, reportPublished } from "./publish-desired.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
@@ -37,14 +37,13 @@ function _whereLeft(target: string, p: Progress, publisher: DesiredPublisher | n
   if (p.phase === "switching")
     return `${target}: no answer yet; its rollback may be switching it, and then finishes there without this command. See where it is: chimera generations --targets ${target}${agent ? `; if it went back, ${forward}: chimera nodes set-desired ${target} PATH (the generation marked current)` : ""}`
   const back = `rolled back to generation ${p.generation} (${p.path})`
-  if (!agent) return `${target}: ${back}`
-  if (publisher?.published.includes(target))
+  const outcome = publisher?.outcome(target) ?? null
+  if (!outcome) return `${target}: ${back}`
+  if (outcome.kind === "published")
     return `${target}: ${back}; the control plane has it as desired, so its agent keeps it`
-  if (publisher?.notEnrolled.includes(target))
+  if (outcome.kind === "not-enrolled")
     return `${target}: ${back}; the control plane has no node ${target} enrolled, so no agent switches it forward`
-  const problem = publisher?.problems.find((m) => m.startsWith(`${target}: `))
-  const why = problem ? problem.slice(target.length + 2) : "the control plane has not answered"
-  return `${target}: ${back}, but ${why}; ${forward}: chimera nodes set-desired ${target} ${p.path}`
+  return `${target}: ${back}, but ${outcome.why}; ${forward}: chimera nodes set-desired ${target} ${p.path}`
 }
 
 export default defineCommand({
@@ -66,11 +65,10 @@ export default defineCommand({
     const exec = ssh.executor()
     const publisher = desiredPublisher()
     const progress = new Map<string, Progress>(ssh.targets.map((t) => [t.name, { phase: "waiting" }]))
-    let changed = Promise.withResolvers<void>()
+    const waiter = progressWaiter()
     const set = (target: string, p: Progress) => {
       progress.set(target, p)
-      changed.resolve()
-      changed = Promise.withResolvers<void>()
+      waiter.changed()
     }
     const busy = () => [...progress].filter(([, p]) => p.phase === "switching" || p.phase === "publishing")
     const stop = new AbortController()
@@ -82,9 +80,7 @@ export default defineCommand({
         if (!publisher || started.length === 0) return null
         return `no further target starts; waiting for ${started.join(", ")} to answer and the control plane to have what each rolled back to as its desired closure, so its agent keeps it`
       },
-      async done() {
-        while (busy().length > 0) await changed.promise
-      },
+      done: () => waiter.until(() => busy().length === 0),
       message: () =>
         `the rollback is not recorded. Where each target is:\n${ssh.targets
           .map((t) => `  ${field(_whereLeft(t.name, progress.get(t.name) ?? { phase: "waiting" }, publisher))}`)
