@@ -152,14 +152,16 @@ export function serveMcpHttp(opts: McpHttpOptions) {
    * came slowly were each let in while the others were still being read, past the server's cap.
    */
   const opening = new Map<string, number>()
-  const heldBy = (subject: string) =>
-    (opening.get(subject) ?? 0) + [...sessions.values()].filter((s) => s.subject === subject).length
+  /** Places held, by user: sessions stored and initializes let in. */
+  const held = () => {
+    const by = new Map(opening)
+    for (const s of sessions.values()) by.set(s.subject, (by.get(s.subject) ?? 0) + 1)
+    return by
+  }
   /** Places taken, all users together: a user's beyond its own cap replace its oldest, and take none. */
-  const taken = () => {
-    const held = new Map(opening)
-    for (const s of sessions.values()) held.set(s.subject, (held.get(s.subject) ?? 0) + 1)
+  const taken = (by: Map<string, number>) => {
     let total = 0
-    for (const n of held.values()) total += Math.min(n, MAX_SESSIONS_PER_USER)
+    for (const n of by.values()) total += Math.min(n, MAX_SESSIONS_PER_USER)
     return total
   }
   /** Lets an initialize of `subject` in; the returned function gives its place back, once. */
@@ -231,8 +233,9 @@ export function serveMcpHttp(opts: McpHttpOptions) {
       // one user's flood fills the server (nor the user's own event streams, one per session).
       // A control plane that names no subject (an older one): each credential counts as its own user.
       const subject = who.subject ?? `credential:${tokenHash}`
-      const replacesOwn = heldBy(subject) >= MAX_SESSIONS_PER_USER
-      if (taken() >= maxSessions && !replacesOwn)
+      const places = held()
+      const replacesOwn = (places.get(subject) ?? 0) >= MAX_SESSIONS_PER_USER
+      if (taken(places) >= maxSessions && !replacesOwn)
         return jsonError(429, `at most ${maxSessions} MCP sessions at once`, "RESOURCE_EXHAUSTED")
       const opened = admitOpening(subject)
       const api = apiCaller(opts.controlUrl, token)
