@@ -1,10 +1,9 @@
 // The control plane's composition root: configuration, the store, the admin token, the fleet use
 // cases, the HTTP app and the reachability sweep, wired once. `chimera web` and the tests start it.
-import type { SQL } from "bun"
 import { websocket } from "hono/bun"
-import { createLogger, displayUrl } from "../protocol/log.ts"
+import { createLogger } from "../protocol/log.ts"
 import { ensureAdminToken } from "./adapters/admin-token.ts"
-import { StateError, secureDataDir } from "./adapters/data-dir.ts"
+import { secureDataDir } from "./adapters/data-dir.ts"
 import { createEventBus } from "./adapters/event-bus.ts"
 import { type AiSettings, createProvider } from "./adapters/llm/provider.ts"
 import { createNix } from "./adapters/nix.ts"
@@ -13,7 +12,7 @@ import { replicaLiveness, replicaName } from "./adapters/replica-liveness.ts"
 import { openKeyring } from "./adapters/signing-keys.ts"
 import { chatStore } from "./adapters/store/chat-store.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
-import { checkDatabaseNotLost, checkFleetNotLeftInSqlite } from "./adapters/store/database-file.ts"
+import { checkDatabaseNotLost, checkFleetNotLeftInSqlite, refusedSchemaTold } from "./adapters/store/database-file.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
 import { eventCursor } from "./adapters/store/event-cursor.ts"
 import { storeProbe } from "./adapters/store/health-probe.ts"
@@ -105,30 +104,6 @@ export interface ControlPlane {
   stop(): Promise<void>
 }
 
-/**
- * A PostgreSQL role that may not create or alter tables (a database another role owns: since
- * PostgreSQL 15 only the owner may create in its public schema) fails the migrations with
- * "permission denied for schema public", which said nothing of what to do. It is told as a start
- * error naming the database (without its password) and the grant that fixes it.
- */
-async function refusedSchemaTold<T>(db: SQL, databaseUrl: string, start: () => Promise<T>): Promise<T> {
-  try {
-    return await start()
-  } catch (error) {
-    if ((error as { errno?: unknown }).errno !== "42501") throw error
-    const who = (
-      (await db`SELECT current_database() AS db, current_user AS role`.catch(() => [])) as {
-        db: string
-        role: string
-      }[]
-    )[0]
-    const fix = who ? `ALTER DATABASE ${who.db} OWNER TO ${who.role}` : "ALTER DATABASE … OWNER TO …"
-    throw new StateError(
-      `the PostgreSQL role in CHIMERA_DB (${displayUrl(databaseUrl)}) may not create or change Chimera's tables: ${(error as Error).message}; CHIMERA_DB must name the role that owns the database (and Chimera's tables, if an earlier start made them): as a PostgreSQL superuser, ${fix} (createdb -O ROLE makes it the owner from the start)`,
-    )
-  }
-}
-
 export async function startControlPlane(opts: ServerOptions): Promise<ControlPlane> {
   const clock = opts.clock ?? systemClock
   const secured = secureDataDir(opts.dataDir)
@@ -146,17 +121,20 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   const settings = { ...DEFAULT_TRUST, ...opts.trust }
   // Replicas starting together on one PostgreSQL database take turns here (startup-lock.ts).
   const { applied, admin, keys } = await refusedSchemaTold(db, opts.databaseUrl, () =>
-    withStartupLock(db, dialect, async () => ({
-      applied: await checkFleetNotLeftInSqlite(db, dialect, opts.dataDir).then(() => store.migrate()),
-      admin: await ensureAdminToken(db, dialect, opts.dataDir, clock.now().toISOString()),
-      keys: await openKeyring({
-        db,
-        dataDir: opts.dataDir,
-        clock,
-        shared: dialect === "postgres",
-        sessionMaxMs: settings.sessionMaxSeconds * 1000,
-      }),
-    })),
+    withStartupLock(db, dialect, async () => {
+      await checkFleetNotLeftInSqlite(db, dialect, opts.dataDir)
+      return {
+        applied: await store.migrate(),
+        admin: await ensureAdminToken(db, dialect, opts.dataDir, clock.now().toISOString()),
+        keys: await openKeyring({
+          db,
+          dataDir: opts.dataDir,
+          clock,
+          shared: dialect === "postgres",
+          sessionMaxMs: settings.sessionMaxSeconds * 1000,
+        }),
+      }
+    }),
   )
   if (applied > 0) log.info("database migrated", { migrations: applied })
 

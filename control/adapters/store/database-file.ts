@@ -5,11 +5,14 @@
 // tables must hold Chimera's, else nothing opens it and the message says what to do. A new database
 // is made complete under a temporary name (0600, in WAL mode; SQLite gives its -wal and -shm files
 // the database's mode, whatever the process's umask) and linked into place, so no process ever finds
-// an empty file at the database's path, even two starting at once.
+// an empty file at the database's path, even two starting at once. On PostgreSQL: a start that would
+// leave a fleet behind in the data dir's SQLite file, and a role that may not make Chimera's tables, are
+// refused in words that say what to do.
 import { Database } from "bun:sqlite"
 import { chmodSync, closeSync, constants, existsSync, linkSync, openSync, readSync, rmSync, statSync } from "node:fs"
 import { join } from "node:path"
 import type { SQL } from "bun"
+import { displayUrl } from "../../../protocol/log.ts"
 import { StateError } from "../data-dir.ts"
 import { SIGNING_KEY_FILE } from "../signing-keys.ts"
 import type { Dialect } from "./migrations.ts"
@@ -151,4 +154,28 @@ export async function checkFleetNotLeftInSqlite(db: SQL, dialect: Dialect, dataD
   throw new StateError(
     `${file} holds a fleet on SQLite (${plural(nodes, "node")}, ${plural(users, "user")}), and CHIMERA_DB names an empty PostgreSQL database: Chimera does not copy a fleet from SQLite to PostgreSQL, so this start would begin a new one without them (every agent enrolling again with a join token). To start the new fleet anyway, move chimera.db (and any chimera.db-wal, chimera.db-shm) out of ${dataDir}; docs/replicas.md has the steps`,
   )
+}
+
+/**
+ * A PostgreSQL role that may not create or alter tables (a database another role owns: since
+ * PostgreSQL 15 only the owner may create in its public schema) fails the migrations with
+ * "permission denied for schema public", which said nothing of what to do. It is told as a start
+ * error naming the database (without its password) and the grant that fixes it.
+ */
+export async function refusedSchemaTold<T>(db: SQL, databaseUrl: string, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start()
+  } catch (error) {
+    if ((error as { errno?: unknown }).errno !== "42501") throw error
+    const who = (
+      (await db`SELECT current_database() AS db, current_user AS role`.catch(() => [])) as {
+        db: string
+        role: string
+      }[]
+    )[0]
+    const fix = who ? `ALTER DATABASE ${who.db} OWNER TO ${who.role}` : "ALTER DATABASE … OWNER TO …"
+    throw new StateError(
+      `the PostgreSQL role in CHIMERA_DB (${displayUrl(databaseUrl)}) may not create or change Chimera's tables: ${(error as Error).message}; CHIMERA_DB must name the role that owns the database (and Chimera's tables, if an earlier start made them): as a PostgreSQL superuser, ${fix} (createdb -O ROLE makes it the owner from the start)`,
+    )
+  }
 }
