@@ -129,9 +129,9 @@ export function confirmScript(deployId: string, isSystem: boolean): string {
  * deploy, waits for its outcome instead of switching a second time. A rollback that fails gives the
  * claim back, so the watchdog can still try when its time comes.
  *
- * Like the activation, it runs to its end whatever becomes of the caller: the switch back writes to a
- * file, relayed once it is over. Killed by SIGPIPE half way (the caller gone at Ctrl-C), it left the
- * profile on the previous generation and the running system on the new one until the watchdog's time.
+ * Like the activation (activateScript says why), it runs to its end whatever becomes of the caller: the
+ * switch back writes to a file, relayed once it is over. Killed half way, it left the profile on the
+ * previous generation and the running system on the new one until the watchdog's time.
  */
 export function abortScript(
   deployId: string,
@@ -167,11 +167,10 @@ export const ROLLBACK_PUBLISH_SECONDS = 60
  * (the deploy hold) for the switch and for ROLLBACK_PUBLISH_SECONDS after, while the caller makes the
  * rolled-back closure the node's desired one; a rollback that fails lifts its own hold at once.
  *
- * Once sent, it runs to its end whatever becomes of the caller. When the SSH client goes (Ctrl-C), sshd
- * leaves the command running but closes its pipes, and the next line the activation wrote to stderr
- * killed it with SIGPIPE half way: the profile moved back, the running system not, and the hold lifted
- * for the agent to heal forward. So nix-env's and the activation's output go to a file on the node,
- * relayed to stderr once they are over.
+ * Like the activation (activateScript says why), it runs to its end whatever becomes of the caller:
+ * nix-env's and the switch's output go to a file on the node, relayed to stderr once they are over.
+ * Killed half way, it left the profile moved back, the running system not, and the hold lifted for the
+ * agent to heal forward.
  */
 export function rollbackScript(generation: number | null, profile = SYSTEM_PROFILE): string {
   const move = generation === null ? "--rollback" : `--switch-generation ${generation}`
