@@ -3,7 +3,7 @@
 // after 250 reported records was a 200 MB answer, 1.5 GB of the control plane's memory at its peak and
 // two seconds of its event loop. A page now stops before 8 MiB of records, newest first, always one.
 import { describe, expect, test } from "bun:test"
-import type { DeploymentRecord } from "../control/domain/deploy.ts"
+import type { DeploymentRecord } from "../control/domain/deployment-record.ts"
 import { addUser, call, login } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { cliRecord } from "./support/deployment-record.ts"

@@ -5,7 +5,7 @@
 // record: nobody rewrites it through /records, not even the admin who started it. On SQLite and on
 // PostgreSQL, whose upserts are written alike.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import type { DeploymentRecord } from "../control/domain/deploy.ts"
+import type { DeploymentRecord } from "../control/domain/deployment-record.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { addUser, call, enrollNode, login } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"

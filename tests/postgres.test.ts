@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
 import { SQL } from "bun"
 import { openCliStore } from "../control/cli/cli-store.ts"
-import type { DeploymentRecord } from "../control/domain/deploy.ts"
+import type { DeploymentRecord } from "../control/domain/deployment-record.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startAgent } from "./support/agent-process.ts"
 import { addUser, call, enrollNode, healFailedReport, heartbeatBody, login } from "./support/auth.ts"

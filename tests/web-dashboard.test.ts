@@ -7,7 +7,7 @@
 import { Database } from "bun:sqlite"
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
-import type { DeploymentRecord } from "../control/domain/deploy.ts"
+import type { DeploymentRecord } from "../control/domain/deployment-record.ts"
 import { hashOf, type StorePath } from "../protocol/ids.ts"
 import { type AgentProcess, startAgent } from "./support/agent-process.ts"
 import { addUser, call, enrollNode, login, PASSWORD } from "./support/auth.ts"

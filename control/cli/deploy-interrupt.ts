@@ -7,7 +7,8 @@
 // follows each target through the deploy's hooks and says which of these applies, and when.
 import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { StorePath } from "../../protocol/ids.ts"
-import type { DeployDeps, Phase, TargetResult } from "../domain/deploy.ts"
+import type { DeployDeps } from "../domain/deploy.ts"
+import type { Phase, TargetResult } from "../domain/deployment-record.ts"
 import { progressWaiter } from "./interrupt.ts"
 import type { DesiredPublisher } from "./publish-desired.ts"
 

@@ -12,7 +12,7 @@ import { resolve } from "node:path"
 import { z } from "zod"
 import { StorePath } from "../../protocol/ids.ts"
 import { builtClosure } from "../adapters/nix.ts"
-import type { DeploymentRecord } from "../domain/deploy.ts"
+import type { DeploymentRecord } from "../domain/deployment-record.ts"
 import type { EventType } from "../domain/events.ts"
 import type { UnfinishedDeployment } from "../ops/fleet-operations.ts"
 // The follow waits through a database outage as long as the deploy's record's save does.

@@ -5,7 +5,7 @@
 // be reached costs a warning, never the deploy's exit code: the nodes have changed either way.
 
 import { loadConfig } from "../config.ts"
-import type { DeploymentRecord } from "../domain/deploy.ts"
+import type { DeploymentRecord } from "../domain/deployment-record.ts"
 import { color, field, warn } from "./output.ts"
 
 export async function exportDeployTrace(record: DeploymentRecord): Promise<void> {

@@ -1,14 +1,13 @@
 // Deploy: build a configuration once, then on every target in parallel plan, copy, activate with
 // magic rollback, start the command, check health and confirm over a fresh connection (activation.ts
 // explains the watchdog). Each target's failure is data on its result, never an exception that stops
-// the others; the whole run becomes one DeploymentRecord.
+// the others; the whole run becomes one DeploymentRecord (deployment-record.ts).
 //
 // Once `signal` is aborted (Ctrl-C) nothing further changes a node or decides it: no target starts, and
 // one under way stops before its next copy, activation, command, health check or confirmation. What
 // was sent goes on on the node: an activation finishes there and, unconfirmed, its watchdog rolls it
 // back; a confirmation sent is awaited (not sent again), and if it was taken its closure is published.
 // A target so stopped gets no onDone: it is left where its last onPhase said.
-import { randomUUID } from "node:crypto"
 import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { SessionId, StorePath } from "../../protocol/ids.ts"
 import {
@@ -20,9 +19,18 @@ import {
   shq,
   undecidedDeploysScript,
 } from "./activation.ts"
+import {
+  type DeploymentRecord,
+  deploymentId,
+  deploymentStatus,
+  type Phase,
+  type TargetResult,
+  type TargetStatus,
+  targetResult,
+} from "./deployment-record.ts"
 import { type HealthCheck, runHealthChecks } from "./health-check.ts"
 import { mapLimit } from "./map-limit.ts"
-import type { BuildResult, NixPort, RemoteExecutorPort, SystemState, Target } from "./operation-ports.ts"
+import type { BuildResult, NixPort, RemoteExecutorPort, Target } from "./operation-ports.ts"
 import { startRemoteCommand } from "./remote-command.ts"
 
 export interface DeployOptions {
@@ -41,69 +49,6 @@ export interface DeployOptions {
   kind?: "deploy" | "heal"
   /** The record's id, when the caller has already handed it out (the API answers 202 with it). */
   id?: string
-}
-
-export type Phase = "plan" | "copy" | "activate" | "command" | "health" | "confirm"
-export type TargetStatus = "planned" | "up-to-date" | "deployed" | "failed" | "rolled-back"
-
-export interface PhaseTiming {
-  phase: Phase
-  startedAt: string
-  ms: number
-}
-
-export interface TargetResult {
-  target: string
-  status: TargetStatus
-  before: SystemState | null
-  copy: { missingPaths: number; narBytes: number } | null
-  previous: { generation: number; path: StorePath } | null
-  error: string | null
-  timings: PhaseTiming[]
-  startedAt: string
-  ms: number
-  log: string[]
-}
-
-/**
- * A target's result with nothing copied or rolled back yet (a deploy through its agent, one that ended
- * on an error, or one about to start), timed from `startedAt` to `now`.
- */
-export function targetResult(
-  target: string,
-  status: TargetStatus,
-  error: string | null,
-  startedAt: Date,
-  now: Date,
-  more: Partial<Pick<TargetResult, "before" | "timings">> = {},
-): TargetResult {
-  return {
-    target,
-    status,
-    before: more.before ?? null,
-    copy: null,
-    previous: null,
-    error,
-    timings: more.timings ?? [],
-    startedAt: startedAt.toISOString(),
-    ms: now.getTime() - startedAt.getTime(),
-    log: [],
-  }
-}
-
-export interface DeploymentRecord {
-  id: string
-  kind: "deploy" | "heal"
-  createdAt: string
-  finishedAt: string
-  configPath: string
-  closure: StorePath
-  hash: string
-  isSystem: boolean
-  command: string | null
-  session: string
-  status: "succeeded" | "failed" | "partial" | "planned"
-  targets: TargetResult[]
 }
 
 export interface DeployDeps {
@@ -136,17 +81,6 @@ async function publish(deps: DeployDeps, target: string, closure: StorePath, say
   } catch (error) {
     say("confirm", `publishing the desired closure failed: ${(error as Error).message}`)
   }
-}
-
-/** `20261122031333-4fdfe63f`: sorts by time, unique by its random tail. */
-export const deploymentId = (isoTime: string) =>
-  `${isoTime.slice(0, 19).replace(/[-:T]/g, "")}-${randomUUID().slice(0, 8)}`
-
-/** A run's status from its targets': all done (deployed or up to date), none, or some. */
-export function deploymentStatus(targets: TargetResult[], dryRun: boolean): DeploymentRecord["status"] {
-  if (dryRun) return "planned"
-  const done = targets.filter((t) => t.status === "deployed" || t.status === "up-to-date").length
-  return done === targets.length ? "succeeded" : done === 0 ? "failed" : "partial"
 }
 
 const lastLines = (s: string, n = 20) => s.trim().split("\n").slice(-n).join("\n")

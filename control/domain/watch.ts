@@ -3,7 +3,8 @@
 // rollback), and every pass that found drift is recorded as a `heal` deployment. `chimera watch
 // --once` maps a pass to an exit code for cron and systemd timers.
 import { type Congruence, checkCongruence } from "./congruence.ts"
-import { type DeployDeps, type DeploymentRecord, deploy } from "./deploy.ts"
+import { type DeployDeps, deploy } from "./deploy.ts"
+import type { DeploymentRecord } from "./deployment-record.ts"
 import type { HealthCheck } from "./health-check.ts"
 import type { Target } from "./operation-ports.ts"
 

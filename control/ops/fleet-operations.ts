@@ -9,15 +9,14 @@ import { createLogger } from "../../protocol/log.ts"
 import type { ReplicaAlive } from "../adapters/replica-liveness.ts"
 import type { DeploymentStore } from "../adapters/store/deployment-store.ts"
 import type { CommandTargets } from "../domain/command-service.ts"
+import { type DeployOptions, deploy } from "../domain/deploy.ts"
 import {
   type DeploymentRecord,
-  type DeployOptions,
-  deploy,
   deploymentId,
   deploymentStatus,
   type TargetResult,
   targetResult,
-} from "../domain/deploy.ts"
+} from "../domain/deployment-record.ts"
 import { ChimeraError, conflict, invalid, notFound } from "../domain/errors.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import type { HealthCheck } from "../domain/health-check.ts"

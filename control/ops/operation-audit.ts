@@ -3,7 +3,7 @@
 // CLI reports an operation (POST /api/deployments/records, POST /api/operations/records); a CLI with
 // no control plane writes them to its own local store.
 import { z } from "zod"
-import type { DeploymentRecord } from "../domain/deploy.ts"
+import type { DeploymentRecord } from "../domain/deployment-record.ts"
 
 export const OperationEntry = z
   .object({

@@ -5,7 +5,7 @@
 // or reports nothing within the time allowed. There is no SSH watchdog here: a node that cannot
 // activate keeps its running system, and its agent keeps retrying and reporting.
 import type { StorePath } from "../../protocol/ids.ts"
-import { type PhaseTiming, type TargetResult, targetResult } from "../domain/deploy.ts"
+import { type PhaseTiming, type TargetResult, targetResult } from "../domain/deployment-record.ts"
 import type { Fleet } from "../domain/fleet.ts"
 import { deriveStatus, type NodeRecord } from "../domain/node.ts"
 import type { Clock } from "../domain/ports.ts"

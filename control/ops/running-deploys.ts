@@ -2,7 +2,7 @@
 // which `get` answers while there is no record), how many may run at once, and the stop. A stop ends
 // the waits of deploys through agents at once (their signal) and waits a bounded time for the rest.
 import { createLogger } from "../../protocol/log.ts"
-import type { DeploymentRecord } from "../domain/deploy.ts"
+import type { DeploymentRecord } from "../domain/deployment-record.ts"
 import { ChimeraError } from "../domain/errors.ts"
 
 const log = createLogger("operations")

@@ -1,6 +1,6 @@
 // A deployment record as `chimera deploy` reports it (POST /api/deployments/records): the shape the
 // record tests send, with what they vary given and the rest as the CLI fills it in.
-import type { DeploymentRecord, TargetResult } from "../../control/domain/deploy.ts"
+import type { DeploymentRecord, TargetResult } from "../../control/domain/deployment-record.ts"
 import { hashOf, type StorePath } from "../../protocol/ids.ts"
 
 export interface ReportedTarget {

@@ -4,7 +4,7 @@
 import { join } from "node:path"
 import { replicaName } from "../../control/adapters/replica-liveness.ts"
 import { openDatabase, sqlStore } from "../../control/adapters/store/sql-store.ts"
-import { deploymentId } from "../../control/domain/deploy.ts"
+import { deploymentId } from "../../control/domain/deployment-record.ts"
 
 /** A replica name on this host whose process is not running: this PID with a start time it never had. */
 export const goneReplica = () => replicaName().replace(/\/\d+:[\d?]+$/, `/${process.pid}:1`)

@@ -10,7 +10,7 @@
 // plane ran (a null `recorded_by`, or a `deployment.started` event for the id, for one that has no
 // record yet or ended without one).
 import type { SQL } from "bun"
-import type { DeploymentRecord } from "../../domain/deploy.ts"
+import type { DeploymentRecord } from "../../domain/deployment-record.ts"
 import { fittingRows } from "./page-bytes.ts"
 
 /** Why `record` refused: the id is a deploy the control plane ran, or another principal's record. */

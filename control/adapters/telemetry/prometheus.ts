@@ -5,7 +5,7 @@
 // an optional sink, the OpenTelemetry meter (otel.ts), when a collector is configured.
 import { Counter, Gauge, Histogram, Registry } from "prom-client"
 import { VERSION } from "../../../protocol/version.ts"
-import type { DeploymentRecord } from "../../domain/deploy.ts"
+import type { DeploymentRecord } from "../../domain/deployment-record.ts"
 import type { FleetEvent } from "../../domain/events.ts"
 import { deriveStatus, type NodeRecord, NodeStatus } from "../../domain/node.ts"
 import { type Labels, METRICS, type MetricDef, type MetricKey } from "./catalogue.ts"

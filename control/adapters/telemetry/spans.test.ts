@@ -3,7 +3,7 @@
 import { expect, test } from "bun:test"
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { StorePath } from "../../../protocol/ids.ts"
-import type { DeploymentRecord } from "../../domain/deploy.ts"
+import type { DeploymentRecord } from "../../domain/deployment-record.ts"
 import { recordDeployTrace, recordHealSpan } from "./spans.ts"
 
 const CLOSURE = StorePath.parse("/nix/store/yqjaw21d05si79hnrp0rfzyhb7403rdm-chimera-test-system-1")

@@ -4,7 +4,7 @@
 // their timings as data, so nothing in the deploy or the agent has to know about tracing.
 import { ROOT_CONTEXT, type Span, SpanStatusCode, type Tracer, trace } from "@opentelemetry/api"
 import { redactText } from "../../../protocol/log.ts"
-import type { DeploymentRecord } from "../../domain/deploy.ts"
+import type { DeploymentRecord } from "../../domain/deployment-record.ts"
 import type { FleetEvent } from "../../domain/events.ts"
 
 const ms = (iso: string) => Date.parse(iso)
