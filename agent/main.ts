@@ -28,6 +28,7 @@ import { createAgentMetrics, serveAgentMetrics } from "./metrics.ts"
 import { createNixSystem } from "./nix-system.ts"
 import { type AgentOptions, AgentOptionsError, agentArgs, parseAgentOptions } from "./options.ts"
 import { createReconciler, type Reconciler } from "./reconciler.ts"
+import { createReplicas, type Replicas } from "./replicas.ts"
 import { type ReportSender, startReportSender } from "./report-sender.ts"
 import { openSpool, type ReportInput } from "./spool.ts"
 import { openStateDir } from "./state-dir.ts"
@@ -174,12 +175,14 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
   const ac = new AbortController()
   let sender: ReportSender | null = null
   let commands: CommandLoop | null = null
+  let replicas: Replicas | null = null
   if (options.controlUrls.length > 0) {
     // What credential.json records as where the node enrolled: every replica it was given.
     const controlUrl = options.controlUrls.join(",")
     let bearer = credential
+    replicas = createReplicas(options.controlUrls, { failbackMs: options.failbackSeconds * 1000 })
     const client = createControlClient({
-      baseUrl: options.controlUrls,
+      baseUrl: replicas,
       nodeId: options.nodeId,
       credential: () => bearer,
     })
@@ -242,6 +245,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     reconciler,
     async stop() {
       ac.abort()
+      replicas?.close()
       clearInterval(poll)
       clearInterval(metricsRetry)
       await metricsServer?.stop(true)

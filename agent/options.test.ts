@@ -26,6 +26,7 @@ describe("agent options", () => {
       spoolMaxBytes: 16 * 1024 * 1024,
       switchLockWaitSeconds: 120,
       controlUrls: [],
+      failbackSeconds: 300,
       joinToken: null,
       joinTokenSource: null,
       joinTokenFileToDelete: null,
@@ -148,6 +149,10 @@ describe("agent options", () => {
     await expect(parse(["--node-id", "n", "--desired", "/tmp/x"])).rejects.toThrow(/^--desired:/)
     await expect(parse(["--node-id", "n", "--log-level", "loud"])).rejects.toThrow(/^--log-level:/)
     await expect(parse(["--node-id", "n", "--spool-max-bytes", "1000"])).rejects.toThrow(/^--spool-max-bytes:/)
+    await expect(parse(["--node-id", "n", "--failback-interval", "0.5"])).rejects.toThrow(
+      '--failback-interval: expected 0 (stay) or 1 to 86400 seconds (got "0.5")',
+    )
+    expect((await parse(["--node-id", "n", "--failback-interval", "0"])).failbackSeconds).toBe(0)
     await expect(parse(["--node-id", "n", "--switch-lock-wait", "-1"])).rejects.toThrow(/^--switch-lock-wait:/)
     await expect(parse(["--node-id", "n"], { CHIMERA_AGENT_SPOOL_MAX_BYTES: "lots" })).rejects.toThrow(
       /CHIMERA_AGENT_SPOOL_MAX_BYTES/,

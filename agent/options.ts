@@ -15,6 +15,7 @@ import { HeartbeatInterval } from "../protocol/agent.ts"
 import { NodeId, StorePath } from "../protocol/ids.ts"
 import { BOOT_ID_FILE } from "../protocol/unconfirmed-deploy.ts"
 import { ControlUrls } from "./control-urls.ts"
+import { DEFAULT_FAILBACK_SECONDS } from "./replicas.ts"
 import { DEFAULT_SPOOL_MAX_BYTES } from "./spool.ts"
 import { DEFAULT_SWITCH_LOCK_WAIT_SECONDS } from "./switch-lock.ts"
 
@@ -65,6 +66,11 @@ export const agentArgs = {
     description:
       "Control plane URL; replicas as a comma-separated list or a repeated flag, tried in turn on failure (default: $CHIMERA_URL)",
     valueHint: "URL[,URL…]",
+  },
+  "failback-interval": {
+    type: "string",
+    description: `With several --control-url replicas: once moved off the first, ask it every SEC seconds whether it is ready and go back when it is; 0: stay (default ${DEFAULT_FAILBACK_SECONDS})`,
+    valueHint: "SEC",
   },
   // The token's ways in, safest first: a process's command line is readable by every local user (ps),
   // its environment and its files are not.
@@ -135,6 +141,9 @@ const Flags = z.object({
     .int("expected a whole number of bytes")
     .min(1_048_576, "expected at least 1048576 (1 MiB)"),
   "control-url": ControlUrls,
+  "failback-interval": z.coerce
+    .number()
+    .refine((n) => n === 0 || (n >= 1 && n <= 86_400), "expected 0 (stay) or 1 to 86400 seconds"),
   "join-token": Optional(z.string().min(1, "must not be empty")),
   "join-token-file": Optional(z.union([z.literal("-"), AbsolutePath])),
   "delete-join-token-file": z.boolean(),
@@ -165,6 +174,8 @@ export interface AgentOptions {
   spoolMaxBytes: number
   /** The control plane's replicas, in the order given; empty: standalone. */
   controlUrls: string[]
+  /** How often, moved off the first replica, the agent asks whether it is back, in seconds; 0: never. */
+  failbackSeconds: number
   joinToken: string | null
   /** Where the join token came from; `flag` earns a warning, since argv is public on the host. */
   joinTokenSource: "flag" | "file" | "stdin" | "env" | null
@@ -233,6 +244,7 @@ export async function parseAgentOptions(
   input["log-level"] ??= "info"
   input["spool-max-bytes"] ??= String(DEFAULT_SPOOL_MAX_BYTES)
   input["switch-lock-wait"] ??= String(DEFAULT_SWITCH_LOCK_WAIT_SECONDS)
+  input["failback-interval"] ??= String(DEFAULT_FAILBACK_SECONDS)
   const parsed = Flags.safeParse(input)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
@@ -260,6 +272,7 @@ export async function parseAgentOptions(
     spoolMaxBytes: f["spool-max-bytes"],
     switchLockWaitSeconds: f["switch-lock-wait"],
     controlUrls: f["control-url"],
+    failbackSeconds: f["failback-interval"],
     joinToken,
     joinTokenSource,
     joinTokenFileToDelete: f["delete-join-token-file"] ? file : null,

@@ -1,6 +1,8 @@
-// The choice of replica: sticky, moved on by a failure seen on the current replica only, wrapping round.
+// The choice of replica: sticky, moved on by a failure seen on the current replica only, wrapping round;
+// back to the first once it says it is ready again.
 import { describe, expect, test } from "bun:test"
-import { createReplicas } from "./replicas.ts"
+import { waitFor } from "../tests/support/wait.ts"
+import { createReplicas, replicaReady } from "./replicas.ts"
 
 describe("replicas", () => {
   test("sticks to one until it fails, then moves to the next, wrapping round", () => {
@@ -27,5 +29,89 @@ describe("replicas", () => {
     r.failed(0, "refused")
     expect(r.current().index).toBe(0)
     expect(() => createReplicas([])).toThrow()
+  })
+
+  test("moved off the first, it asks the first whether it is ready, one question at a time, and goes back when it is", async () => {
+    const asked: string[] = []
+    let readyAgain = false
+    let answering = 0
+    let mostAtOnce = 0
+    const r = createReplicas(["http://a.example", "http://b.example", "http://c.example"], {
+      failbackMs: 20,
+      ready: async (url) => {
+        asked.push(url)
+        mostAtOnce = Math.max(mostAtOnce, ++answering)
+        await Bun.sleep(30)
+        answering--
+        return readyAgain
+      },
+    })
+    // On the first: nothing to ask.
+    await Bun.sleep(60)
+    expect(asked).toEqual([])
+    r.failed(0, "refused")
+    r.failed(1, "HTTP 502")
+    expect(r.current().index).toBe(2)
+    await waitFor(
+      "a few questions to the first replica",
+      async () => asked.length,
+      (n) => n >= 3,
+    )
+    expect(r.current().index).toBe(2)
+    expect(new Set(asked)).toEqual(new Set(["http://a.example/"]))
+    expect(mostAtOnce).toBe(1)
+    readyAgain = true
+    await waitFor(
+      "back on the first replica",
+      async () => r.current().index,
+      (i) => i === 0,
+    )
+    // Back home, the questions stop.
+    const count = asked.length
+    await Bun.sleep(100)
+    expect(asked.length).toBe(count)
+    r.close()
+  })
+
+  test("failback 0 stays where a failure moved it; close() stops the questions", async () => {
+    let asked = 0
+    const ready = async () => {
+      asked++
+      return true
+    }
+    const stay = createReplicas(["http://a.example", "http://b.example"], { failbackMs: 0, ready })
+    stay.failed(0, "refused")
+    const closing = createReplicas(["http://a.example", "http://b.example"], { failbackMs: 20, ready })
+    closing.failed(0, "refused")
+    closing.close()
+    await Bun.sleep(100)
+    expect(asked).toBe(0)
+    expect(stay.current().index).toBe(1)
+    expect(closing.current().index).toBe(1)
+  })
+
+  test("a replica is ready only when its /api/health answers 200: not a 503, a redirect or no answer", async () => {
+    let status = 503
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (req) =>
+        new URL(req.url).pathname === "/api/health"
+          ? new Response(JSON.stringify({ status: "x" }), { status, headers: { location: "http://127.0.0.1:1/" } })
+          : new Response("not found", { status: 404 }),
+    })
+    try {
+      const url = `http://127.0.0.1:${server.port}/`
+      expect(await replicaReady(url)).toBe(false)
+      status = 302
+      expect(await replicaReady(url)).toBe(false)
+      status = 200
+      expect(await replicaReady(url)).toBe(true)
+      // Asked relative to the URL as given (a control plane behind a path prefix): nothing answers there.
+      expect(await replicaReady(`http://127.0.0.1:${server.port}/chimera/`)).toBe(false)
+    } finally {
+      server.stop(true)
+    }
+    expect(await replicaReady(`http://127.0.0.1:${server.port}/`)).toBe(false)
   })
 })

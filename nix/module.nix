@@ -36,6 +36,8 @@ let
         cfg.heartbeat
         "--drift-interval"
         cfg.driftInterval
+        "--failback-interval"
+        cfg.failbackInterval
         "--log-level"
         cfg.logLevel
       ]
@@ -72,7 +74,18 @@ in
       description = ''
         URL of the Chimera control plane the agent reports to, or a list of its replicas. The agent sends
         everything to one replica and moves to the next on a connection failure or a 5xx answer; a URL
-        must not contain a comma.
+        must not contain a comma. The order is a preference: once moved off the first, the agent goes back
+        to it when it is ready again (failbackInterval).
+      '';
+    };
+
+    failbackInterval = mkOption {
+      type = types.ints.between 0 86400;
+      default = 300;
+      description = ''
+        With several control plane URLs: once the agent has moved off the first, how often (seconds, with
+        jitter) it asks the first whether it is ready again (`/api/health`), going back when it is. 0: the
+        agent stays where a failure moved it.
       '';
     };
 

@@ -34,7 +34,7 @@ const STUB_LIB = `
     mkDefault = value: { _type = "override"; priority = 1000; content = value; };
     mkIf = condition: content: { _type = "if"; inherit condition content; };
     types = {
-      bool = "bool"; str = "str"; package = "package"; ints.positive = "positive integer";
+      bool = "bool"; str = "str"; package = "package"; ints.positive = "positive integer"; ints.between = lo: hi: "integer between \${toString lo} and \${toString hi}";
       nullOr = t: "null or \${t}"; listOf = t: "list of \${t}"; nonEmptyListOf = t: "non-empty list of \${t}";
       either = a: b: "\${a} or \${b}";
       enum = values: "one of \${builtins.concatStringsSep ", " values}";
@@ -60,7 +60,7 @@ function moduleExpr(settings: string): string {
       lib = ${STUB_LIB};
       agent = { outPath = "/nix/store/00000000000000000000000000000000-chimera-agent"; meta.mainProgram = "chimera-agent"; };
       cfg = { enable = true; package = agent; controlUrl = "https://cp.example"; joinTokenFile = null; nodeId = "web-1";
-              heartbeat = 5; driftInterval = 30; autoHeal = true; logLevel = "info"; extraArgs = [ ]; } // (${settings});
+              heartbeat = 5; driftInterval = 30; failbackInterval = 300; autoHeal = true; logLevel = "info"; extraArgs = [ ]; } // (${settings});
       module = import ${JSON.stringify(join(NIX_DIR, "module.nix"))} {
         inherit lib;
         pkgs = { util-linux = "/nix/store/util-linux"; };
@@ -100,6 +100,7 @@ describe("module.nix (services.chimera-agent)", () => {
         "driftInterval",
         "enable",
         "extraArgs",
+        "failbackInterval",
         "heartbeat",
         "joinTokenFile",
         "logLevel",
@@ -113,6 +114,7 @@ describe("module.nix (services.chimera-agent)", () => {
       nodeId: "host-from-networking",
       heartbeat: 5,
       driftInterval: 30,
+      failbackInterval: 300,
       autoHeal: true,
       logLevel: "info",
       extraArgs: [],
@@ -142,7 +144,7 @@ describe("module.nix (services.chimera-agent)", () => {
     for (const key of ["User", "DynamicUser", "ProtectSystem", "RestrictNamespaces", "MemoryDenyWriteExecute"])
       expect(unit.serviceConfig).not.toHaveProperty(key)
     expect(unit.serviceConfig.ExecStart).toBe(
-      "/nix/store/00000000000000000000000000000000-chimera-agent/bin/chimera-agent '--node-id' 'web-1' '--control-url' 'https://cp.example' '--heartbeat' '5' '--drift-interval' '30' '--log-level' 'info' --state-dir %S/chimera-agent",
+      "/nix/store/00000000000000000000000000000000-chimera-agent/bin/chimera-agent '--node-id' 'web-1' '--control-url' 'https://cp.example' '--heartbeat' '5' '--drift-interval' '30' '--failback-interval' '300' '--log-level' 'info' --state-dir %S/chimera-agent",
     )
   })
 

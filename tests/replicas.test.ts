@@ -217,6 +217,73 @@ describe("replicas on PostgreSQL", () => {
     }
   })
 
+  test("an agent moved off its first replica goes back to it once it is ready again (failback), and heartbeats there", async () => {
+    const { replicas, token } = await startTogether(await pg.database("failback"), 2)
+    const [a, b] = replicas as [SpawnedControlPlane, SpawnedControlPlane]
+    try {
+      const { token: join_ } = (await (await call(a, token, "POST", "/api/nodes/join-tokens", {})).json()) as {
+        token: string
+      }
+      await using node = await createTestNode({ name: "failback-node", boot: gen2 })
+      await using agent = startAgent(node, {
+        nodeId: "failback-node",
+        controlUrl: `${a.url},${b.url}`,
+        joinToken: join_,
+        extraArgs: ["--failback-interval", "1"],
+      })
+      const withLog = (e: Error) => {
+        throw new Error(`${e.message}\n${agent.log()}`)
+      }
+      // The heartbeats each replica has answered, from its own request metrics.
+      const heartbeatsOn = async (cp: SpawnedControlPlane) => {
+        const text = await (await call(cp, token, "GET", "/metrics")).text()
+        const line = text
+          .split("\n")
+          .find(
+            (l) =>
+              l.startsWith("chimera_http_requests_total{") &&
+              l.includes('route="/api/agent/:nodeId/heartbeat"') &&
+              l.includes('status="200"'),
+          )
+        return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0
+      }
+      await waitFor(
+        "heartbeats on A, the first URL",
+        () => heartbeatsOn(a),
+        (n) => n >= 2,
+      ).catch(withLog)
+      await a.kill()
+      await waitFor(
+        "heartbeats on B once A is gone",
+        () => heartbeatsOn(b),
+        (n) => n >= 2,
+        15_000,
+      ).catch(withLog)
+      // A back (a restart, as in a rolling upgrade): the agent returns to it and stays.
+      await a.restart()
+      await waitFor(
+        "the agent back on A",
+        async () => agent.log(),
+        (log) => log.includes("moving back to it"),
+        15_000,
+      ).catch(withLog)
+      const onB = await heartbeatsOn(b)
+      await waitFor(
+        "heartbeats on A again",
+        () => heartbeatsOn(a),
+        (n) => n >= 3,
+        15_000,
+      ).catch(withLog)
+      expect(await heartbeatsOn(b)).toBeLessThanOrEqual(onB + 1)
+      const unreachable = (await (
+        await call(a, token, "GET", "/api/events?node=failback-node&type=node.unreachable")
+      ).json()) as { events: unknown[] }
+      expect(unreachable.events).toEqual([])
+    } finally {
+      await Promise.all(replicas.map((r) => r.stop()))
+    }
+  })
+
   test("an event another replica committed late, with an id below one already streamed, still reaches the stream", async () => {
     const url = await pg.database("late_events")
     await using a = await startInProcess({ databaseUrl: url })
