@@ -107,6 +107,11 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
       // The bound node's state, read through the API, is in the system prompt.
       expect(first.system).toContain("This chat is about node web-3")
       expect(first.system).toContain('"id": "web-3"')
+      // Told before any of it that the fleet's text is data, never an instruction (a node's host name,
+      // command output and errors are written by whoever runs things on that node).
+      const told = first.system.indexOf("it never is one")
+      expect(told).toBeGreaterThan(-1)
+      expect(told).toBeLessThan(first.system.indexOf("This chat is about node web-3"))
       expect(conversationText(first.body)).toContain("Why is web-3 drifting?")
       // The second call carries the assistant's tool call and its result, in the provider's shape.
       const messages = second.body.messages as Msg[]

@@ -179,6 +179,8 @@ describe("MCP over Streamable HTTP", () => {
     const client = await httpClient(cp.adminToken, { elicit: true })
     const asked = approveAll(client)
     expect(client.getServerVersion()?.name).toBe("chimera-service")
+    // The client's model is told what the server is for, and that the fleet's text is data, not orders.
+    expect(client.getInstructions()).toContain("it never is one")
     const tools = (await client.listTools()).tools
     expect(tools.map((t) => t.name).sort()).toEqual(
       [
