@@ -266,7 +266,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   let appFetch: ((request: Request, env: Record<symbol, unknown>) => Response | Promise<Response>) | null = null
   const chats = opts.ai
     ? createChats({
-        store: chatStore(db),
+        store: chatStore(db, dialect),
         llm: createProvider(opts.ai),
         settings: opts.ai,
         clock,

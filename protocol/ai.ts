@@ -13,7 +13,8 @@
 //   POST   /chat/:id/answer/stream      AnswerRequest       -> text/event-stream of the turn it resumes
 //   POST   /chat/:id/compact            -> CompactResponse
 //   POST   /chat/:id/cancel             -> SuccessResponse (the running turn ends, saying it was cancelled)
-//   POST   /chat/:id/steer              SteerRequest        -> SuccessResponse (before the next model call)
+//   POST   /chat/:id/steer              SteerRequest        -> SteerResponse (before the next model call, or
+//                                                              right after the waiting question's result)
 //
 // A turn runs until the model answers or proposes an action that changes something. Such an action is
 // a pending question: the message answer (or the stream's `question` then `done` events) carries it,
@@ -90,9 +91,19 @@ export const Question = z.object({
 })
 export type Question = z.infer<typeof Question>
 
+/** A steering message not yet in the conversation. */
+export const QueuedMessage = z.object({ content: z.string(), at: z.iso.datetime() })
+export type QueuedMessage = z.infer<typeof QueuedMessage>
+
 export const MessageResponse = z.object({
   response: z.string(),
   pendingQuestion: Question.nullable(),
+  /**
+   * Steering messages that arrived too late for this turn's model calls and wait behind its pending
+   * question: the model reads them right after that question's result (approved or rejected); if the
+   * question expires or is withdrawn, they join the conversation after it. Absent when there are none.
+   */
+  queued: z.array(QueuedMessage).optional(),
   /** True when the turn ended because someone cancelled it (POST /chat/{id}/cancel), not by itself. */
   cancelled: z.boolean().optional(),
 })
@@ -130,6 +141,21 @@ export type UpdateChatRequest = z.infer<typeof UpdateChatRequest>
 export const SteerRequest = z.object({ message: z.string().min(1).max(32_768) }).strict()
 export type SteerRequest = z.infer<typeof SteerRequest>
 
+/**
+ * Where a steering message waits: `turn`, for the running turn's next model call (if the turn then
+ * ends with a question, its `done` lists the message under `queued`); `question`, behind the pending
+ * question `questionId`, for the model to read right after its result. Either way it is stored with the
+ * chat; a turn that ends otherwise (cancelled, failed) leaves it in the conversation as the next user
+ * message.
+ */
+export const SteerResponse = z.object({
+  success: z.literal(true),
+  // Defaults: what a control plane from before this field meant by its bare `{success: true}`.
+  queuedBehind: z.enum(["turn", "question"]).default("turn"),
+  questionId: QuestionId.nullable().default(null),
+})
+export type SteerResponse = z.output<typeof SteerResponse>
+
 export const ToolCall = z.object({ id: z.string(), name: z.string(), args: z.record(z.string(), z.unknown()) })
 export type ToolCall = z.infer<typeof ToolCall>
 
@@ -164,6 +190,8 @@ export const ChatState = ChatSummary.extend({
   provider: z.enum(["anthropic", "openai"]),
   messages: z.array(ChatMessage),
   pendingQuestion: Question.nullable(),
+  /** Steering messages stored but not yet in `messages` (waiting for a model call or a question's answer). */
+  queuedMessages: z.array(QueuedMessage).default([]),
   turnRunning: z.boolean(),
   /** The conversation's estimated size in tokens, and where compaction starts. */
   estimatedTokens: z.number().int().nonnegative(),
@@ -230,7 +258,7 @@ export const ChatErrorCode = z.enum([
   "QUESTION_INVALID",
   "AI_UNAVAILABLE",
   "TIMEOUT",
-  /** cancel or steer with no turn running. */
+  /** cancel or steer with no turn running (and, for steer, no question waiting). */
   "NO_TURN_RUNNING",
   /** a message, compaction or model switch while a turn runs. */
   "TURN_RUNNING",

@@ -233,7 +233,7 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
       )
       const steer = await chatCall(cp.url, otto, "POST", `/chat/${chatId}/steer`, { message: "only web-4 matters" })
       expect(steer.status).toBe(200)
-      expect(await steer.json()).toEqual({ success: true })
+      expect(await steer.json()).toEqual({ success: true, queuedBehind: "turn", questionId: null })
       release()
       const events = await stream.all()
       expect(doneOf(events).response).toBe("Looking at web-4 only.")
@@ -266,7 +266,7 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
         (n) => n > before,
       )
       const steer = await chatCall(cp.url, otto, "POST", `/chat/${chatId}/steer`, { message: "what about web-4" })
-      expect(await steer.json()).toEqual({ success: true })
+      expect(await steer.json()).toEqual({ success: true, queuedBehind: "turn", questionId: null })
       release()
       const events = await stream.all()
       expect(doneOf(events).response).toBe("All nodes look fine.\n\nweb-4 is fine too.")

@@ -126,7 +126,11 @@ describe("chimera code --mode rpc", () => {
     rpc.send({ type: "get_state", id: "s3" })
     expect((await rpc.response("s3")).seen.find((l) => l.type === "state")?.turn_running).toBe(true)
     rpc.send({ type: "steer", id: "st3", message: "Only count healthy ones" })
-    expect((await rpc.response("st3")).line).toMatchObject({ command: "steer", success: true })
+    expect((await rpc.response("st3")).line).toMatchObject({
+      command: "steer",
+      success: true,
+      data: { queued_behind: "turn", question_id: null },
+    })
     plane.gate.open()
     const steered = await rpc.response("p3")
     expect(steered.line.success).toBe(true)

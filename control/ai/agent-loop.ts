@@ -1,11 +1,12 @@
 // The agent loop: one turn of a chat. It calls the model with the conversation and the tools, streams
 // its words, runs the reads it asks for and calls it again with their results, until the model
 // answers without a tool call, proposes an action (the turn then ends with that pending question), or
-// is cancelled. Steering messages join the conversation before the next model call (one sent during
-// what would have been the last call gets a call of its own), and a conversation grown past
-// `[ai] max_context_tokens` is compacted first. Everything is stored as it happens, so a stopped turn
-// leaves a conversation the next one can go on from.
-import type { ChatMessage, MessageResponse, ToolEvent } from "../../protocol/ai.ts"
+// is cancelled. Steering messages (stored in the chat's queue as they arrive) join the conversation
+// before the next model call: one sent during what would have been the last call gets a call of its
+// own, and one sent during a call that ends with a question waits behind that question and follows
+// its result. A conversation grown past `[ai] max_context_tokens` is compacted first. Everything is
+// stored as it happens, so a stopped turn leaves a conversation the next one can go on from.
+import type { MessageResponse, ToolEvent } from "../../protocol/ai.ts"
 import { createLogger } from "../../protocol/log.ts"
 import type { Clock, UserPrincipal } from "../domain/ports.ts"
 import type { ChatRecord, ChatStorePort, QuestionRecord } from "./chat-records.ts"
@@ -52,12 +53,7 @@ export async function runTurn(
     ...(cancelled ? { cancelled: true } : {}),
   })
   for (let step = 0; step < MAX_STEPS; step++) {
-    const steering = t.takeSteering()
-    if (steering.length > 0)
-      await deps.store.appendMessages(
-        chat.id,
-        steering.map((content): ChatMessage => ({ role: "user", content, at: now() })),
-      )
+    await deps.store.deliverQueued(chat.id)
     const system = await systemPrompt(deps.api, as, chat)
     let messages = await deps.store.messages(chat.id)
     if (estimateTokens(system, messages, tools) > deps.maxContextTokens) {
@@ -97,14 +93,24 @@ export async function runTurn(
     ])
     if (reply.text !== "") said.push(reply.text)
     // A steer that arrived during this last call was accepted (200): the model reads it in one more call
-    // rather than the turn ending without it. Nothing is awaited between this check and the turn's end.
+    // rather than the turn ending without it. None is accepted once the turn has closed.
     if (reply.calls.length === 0) {
-      if (t.steered()) continue
-      return answer()
+      await t.close()
+      if ((await deps.store.deliverQueued(chat.id)).length === 0) return answer()
+      t.reopen()
+      continue
     }
     let question: QuestionRecord | null = null
     for (const call of reply.calls) question = (await handleCall(deps, chat, as, t, call, question)) ?? question
-    if (question) return answer(question)
+    if (question) {
+      // Steers that came during this call wait behind the question, and the answer says so.
+      await t.close()
+      const queued = await deps.store.queuedMessages(chat.id)
+      return {
+        ...answer(question),
+        ...(queued.length > 0 ? { queued } : {}),
+      }
+    }
   }
   said.push(`_(stopped: ${MAX_STEPS} model calls in one turn)_`)
   return answer()

@@ -56,16 +56,13 @@ export async function answerQuestion(
     )
   }
   const at = clock.now().toISOString()
-  await store.moveQuestion(q.id, "running", "approved", who.name, at)
-  await store.appendMessages(q.chatId, [
-    {
-      role: "tool",
-      toolCallId: q.toolCallId,
-      toolName: q.toolName,
-      content: `Approved by ${who.name} and run. Result: ${resultText(outcome)}`,
-      at,
-    },
-  ])
+  await store.settleQuestion(q, "running", "approved", who.name, at, {
+    role: "tool",
+    toolCallId: q.toolCallId,
+    toolName: q.toolName,
+    content: `Approved by ${who.name} and run. Result: ${resultText(outcome)}`,
+    at,
+  })
   return [
     { event: "tool", data: { ...base, status: "started", result: null } },
     { event: "tool", data: { ...base, status: outcome.ok ? "succeeded" : "failed", result: outcome.result } },

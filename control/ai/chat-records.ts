@@ -1,9 +1,11 @@
 // What the AI chat keeps: chats (whose they are, their model and context), their messages in order,
-// and the questions their model asked (an action waiting for a human's yes or no). The store behind
-// this port is the control plane's database, so a restart loses none of them.
+// the questions their model asked (an action waiting for a human's yes or no), and the steering
+// messages queued to join the conversation (at the running turn's next model call, or right after
+// the result of the question they wait behind). The store behind this port is the control plane's
+// database, so a restart, or another replica sharing it, loses none of them.
 
 import type { z } from "zod"
-import type { ChatMessage, ConfirmationType } from "../../protocol/ai.ts"
+import type { ChatMessage, ConfirmationType, QueuedMessage } from "../../protocol/ai.ts"
 
 export interface ChatRecord {
   id: number
@@ -46,6 +48,14 @@ export interface ChatStorePort {
   appendMessages(chatId: number, messages: ChatMessage[]): Promise<void>
   /** Compaction: the whole conversation replaced at once. */
   replaceMessages(chatId: number, messages: ChatMessage[]): Promise<void>
+  /**
+   * Queues a steering message; `behind` a question, only while that question is still open (pending,
+   * or its approved action running), else false and nothing is queued.
+   */
+  queueMessage(chatId: number, behind: number | null, message: ChatMessage): Promise<boolean>
+  queuedMessages(chatId: number): Promise<QueuedMessage[]>
+  /** Moves every queued message into the conversation, in order; each is delivered once, whoever calls. */
+  deliverQueued(chatId: number): Promise<ChatMessage[]>
   addQuestion(q: Omit<QuestionRecord, "id" | "status" | "answeredBy" | "answeredAt">): Promise<QuestionRecord>
   getQuestion(id: number): Promise<QuestionRecord | null>
   /** The chat's question that still waits for an answer. */
@@ -54,4 +64,16 @@ export interface ChatStorePort {
   pendingQuestions(): Promise<QuestionRecord[]>
   /** Moves a question from `from` to `to`; false when it was no longer in `from` (someone else won). */
   moveQuestion(id: number, from: QuestionStatus, to: QuestionStatus, by: string | null, at: string): Promise<boolean>
+  /**
+   * Settles a question (`from` → `to`, compare-and-set) and, in the same transaction, appends `result`
+   * (the tool result the model reads) and then the messages queued behind it; false if someone else won.
+   */
+  settleQuestion(
+    q: QuestionRecord,
+    from: QuestionStatus,
+    to: QuestionStatus,
+    by: string | null,
+    at: string,
+    result: ChatMessage,
+  ): Promise<boolean>
 }

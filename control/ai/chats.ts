@@ -6,12 +6,14 @@
 // the config allows, whoever asked for another (model-choice.ts).
 import type {
   AnswerRequest,
+  ChatMessage,
   ChatState,
   ChatStreamEvent,
   CompactResponse,
   CreateChatRequest,
   Question,
   SendMessageRequest,
+  SteerResponse,
   UpdateChatRequest,
 } from "../../protocol/ai.ts"
 import type { AiSettings } from "../adapters/llm/provider.ts"
@@ -56,7 +58,12 @@ export interface ChatsDeps {
 
 export function createChats(deps: ChatsDeps) {
   const { store, clock, settings } = deps
-  const turns = createTurns()
+  // A turn over without a question waiting (answered, cancelled, failed, a compaction): the steering
+  // messages it did not reach join the conversation as the next user messages. Behind a waiting
+  // question they stay queued, for its result to come first.
+  const turns = createTurns(async (chatId) => {
+    if (!(await store.openQuestion(chatId))) await store.deliverQueued(chatId)
+  })
   const timers = new Map<number, ReturnType<typeof setTimeout>>()
 
   const expire = async (q: QuestionRecord) => {
@@ -113,13 +120,15 @@ export function createChats(deps: ChatsDeps) {
   })
 
   async function state(chat: ChatRecord): Promise<ChatState> {
-    const messages = await store.messages(chat.id)
+    // The question first: expiring it now appends its result, which the messages must then show.
     const q = await pending(chat.id)
+    const messages = await store.messages(chat.id)
     return {
       ...summary(chat),
       provider: deps.llm.provider,
       messages,
       pendingQuestion: q ? toWire(q) : null,
+      queuedMessages: await store.queuedMessages(chat.id),
       turnRunning: turns.isRunning(chat.id),
       estimatedTokens: estimateTokens("", messages, toolSpecs()),
       maxContextTokens: settings.maxContextTokens,
@@ -187,6 +196,8 @@ export function createChats(deps: ChatsDeps) {
             unschedule(q.id)
             await settleUnrun(store, q, "withdrawn", who.name, clock.now())
           }
+          // Steers a stopped control plane left queued come before this message.
+          await store.deliverQueued(id)
           await store.appendMessages(id, [{ role: "user", content: body.message, at: clock.now().toISOString() }])
           return runTurn(loop, bound, who, t)
         },
@@ -270,10 +281,20 @@ export function createChats(deps: ChatsDeps) {
       throw new ChimeraError("NO_TURN_RUNNING", `chat ${id} has no turn running and no question waiting to cancel`)
     },
 
-    async steer(id: number, who: UserPrincipal, message: string) {
+    async steer(id: number, who: UserPrincipal, message: string): Promise<SteerResponse> {
       await access(id, who)
-      if (turns.steer(id, message)) return { success: true as const }
-      throw new ChimeraError("NO_TURN_RUNNING", `chat ${id} has no turn running to steer; send a message instead`)
+      const m: ChatMessage = { role: "user", content: message, at: clock.now().toISOString() }
+      if (await turns.steer(id, () => store.queueMessage(id, null, m)))
+        return { success: true, queuedBehind: "turn", questionId: null }
+      // No turn here, but a question waits (the turn ended with it, here or on another replica): the
+      // steer does not withdraw it; it follows its result.
+      const q = await pending(id)
+      if (q && (await store.queueMessage(id, q.id, m)))
+        return { success: true, queuedBehind: "question", questionId: q.id }
+      throw new ChimeraError(
+        "NO_TURN_RUNNING",
+        `chat ${id} has no turn running to steer and no question waiting; send a message instead`,
+      )
     },
 
     /** After a restart: pending questions expire on time again. */

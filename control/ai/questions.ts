@@ -2,7 +2,8 @@
 // the exact thing that would run as its context and an expiry `[ai] question_ttl_seconds` ahead. It
 // is settled once (the store's compare-and-set): approved (the action ran), rejected, expired, or
 // withdrawn (the user wrote again instead of answering); each but the approval reaches the model as
-// the tool's result saying so.
+// the tool's result saying so. Steering messages sent while a question waits are queued behind it and
+// follow its result, whichever way it is settled: they do not withdraw it.
 import type { Question } from "../../protocol/ai.ts"
 import type { Clock } from "../domain/ports.ts"
 import type { ChatRecord, ChatStorePort, QuestionRecord, QuestionStatus } from "./chat-records.ts"
@@ -46,7 +47,10 @@ export async function ask(
 
 export const isExpired = (q: QuestionRecord, clock: Clock) => clock.now().getTime() >= Date.parse(q.expiresAt)
 
-/** Settles a pending question without running it, and tells the model why; false if already settled. */
+/**
+ * Settles a pending question without running it, and tells the model why (the messages queued behind
+ * it follow that result); false if already settled.
+ */
 export async function settleUnrun(
   store: ChatStorePort,
   q: QuestionRecord,
@@ -54,14 +58,11 @@ export async function settleUnrun(
   by: string | null,
   at: Date,
 ): Promise<boolean> {
-  if (!(await store.moveQuestion(q.id, "pending", status, by, at.toISOString()))) return false
   const reason = {
     rejected: `Not run: ${by ?? "the user"} rejected this action.`,
     expired: `Not run: nobody answered the approval question before it expired at ${q.expiresAt}.`,
     withdrawn: "Not run: the user wrote a new message (or cancelled) instead of answering the approval question.",
   }[status]
-  await store.appendMessages(q.chatId, [
-    { role: "tool", toolCallId: q.toolCallId, toolName: q.toolName, content: reason, at: at.toISOString() },
-  ])
-  return true
+  const result = { role: "tool" as const, toolCallId: q.toolCallId, toolName: q.toolName, content: reason }
+  return store.settleQuestion(q, "pending", status, by, at.toISOString(), { ...result, at: at.toISOString() })
 }

@@ -1,7 +1,9 @@
-// The turns running now, one per chat at most: how to cancel one, the steering messages waiting for
-// its next model call, and who listens to its events (a streamed request). A turn's outcome is a
-// promise; its events go to every listener, ending with `done` or `error`. Turns live in this process
-// only: what they produce is stored as it happens, so a restart loses the turn, not the conversation.
+// The turns running now, one per chat at most: how to cancel one, whether it still takes steering
+// messages, and who listens to its events (a streamed request). A turn's outcome is a promise; its
+// events go to every listener, ending with `done` or `error`. Turns live in this process only: what
+// they produce, steering messages too, is stored as it happens, so a restart loses the turn, not the
+// conversation. A turn stops taking steering messages (`close`) before it decides to end, and waits
+// for those still being stored, so none is acknowledged to a turn that then ends without it.
 import type { ChatStreamEvent, MessageResponse } from "../../protocol/ai.ts"
 import { ChimeraError } from "../domain/errors.ts"
 
@@ -10,10 +12,10 @@ export type Listener = (e: ChatStreamEvent) => void
 export interface TurnControl {
   emit: Listener
   signal: AbortSignal
-  /** Steering messages sent since the last call; each is handed out once. */
-  takeSteering(): string[]
-  /** Whether steering messages wait for the next call (the turn must not end without reading them). */
-  steered(): boolean
+  /** No more steering messages for this turn; resolves once those already accepted are stored. */
+  close(): Promise<void>
+  /** Takes steering messages again (the turn goes on after all). */
+  reopen(): void
 }
 
 export interface RunningTurn {
@@ -24,11 +26,17 @@ export interface RunningTurn {
 interface Entry {
   outcome: Promise<unknown> | null
   controller: AbortController
-  steering: string[]
+  accepting: boolean
+  /** Steering messages being stored now. */
+  storing: Set<Promise<unknown>>
   listeners: Set<Listener>
 }
 
-export function createTurns() {
+/**
+ * `ended` runs once a turn is over (before its `done` or `error`), with its outcome (null: it failed)
+ * and no steering message accepted for it still being stored.
+ */
+export function createTurns(ended: (chatId: number, outcome: MessageResponse | null) => Promise<void>) {
   const running = new Map<number, Entry>()
   return {
     isRunning: (chatId: number) => running.has(chatId),
@@ -37,24 +45,42 @@ export function createTurns() {
     start(chatId: number, run: (t: TurnControl) => Promise<MessageResponse>, first: Listener | null): RunningTurn {
       if (running.has(chatId))
         throw new ChimeraError("TURN_RUNNING", "a turn of this chat is running: steer it, cancel it or wait for it")
-      const entry: Entry = { outcome: null, controller: new AbortController(), steering: [], listeners: new Set() }
+      const entry: Entry = {
+        outcome: null,
+        controller: new AbortController(),
+        accepting: true,
+        storing: new Set(),
+        listeners: new Set(),
+      }
       if (first) entry.listeners.add(first)
       running.set(chatId, entry)
       const emit: Listener = (e) => {
         for (const l of entry.listeners) l(e)
+      }
+      const close = async () => {
+        entry.accepting = false
+        await Promise.allSettled([...entry.storing])
+      }
+      const end = async (result: MessageResponse | null) => {
+        await close()
+        await ended(chatId, result)
       }
       const outcome = (async () => {
         try {
           const result = await run({
             emit,
             signal: entry.controller.signal,
-            takeSteering: () => entry.steering.splice(0),
-            steered: () => entry.steering.length > 0,
+            close,
+            reopen: () => {
+              entry.accepting = true
+            },
           })
+          await end(result)
           running.delete(chatId)
           emit({ event: "done", data: result })
           return result
         } catch (error) {
+          await end(null).catch(() => {})
           running.delete(chatId)
           const known = error instanceof ChimeraError
           emit({
@@ -94,10 +120,17 @@ export function createTurns() {
       await entry.outcome?.catch(() => {})
     },
 
-    steer(chatId: number, message: string): boolean {
+    /** Stores a steering message for the chat's running turn; false (nothing stored) when none takes one. */
+    async steer(chatId: number, store: () => Promise<unknown>): Promise<boolean> {
       const entry = running.get(chatId)
-      if (!entry) return false
-      entry.steering.push(message)
+      if (!entry?.accepting) return false
+      const storing = store()
+      entry.storing.add(storing)
+      try {
+        await storing
+      } finally {
+        entry.storing.delete(storing)
+      }
       return true
     },
 

@@ -17,6 +17,7 @@ import {
   CreateChatResponse,
   parseChatStreamEvent,
   type SendMessageRequest,
+  SteerResponse,
   SuccessResponse,
   type UpdateChatRequest,
 } from "../../protocol/ai.ts"
@@ -48,7 +49,8 @@ export interface ChatApi {
   /** Answers the pending question; once taken, the events of the turn it resumes. */
   answer(id: ChatId, body: AnswerRequest, signal?: AbortSignal): Promise<ChatEvents>
   cancel(id: ChatId): Promise<void>
-  steer(id: ChatId, message: string): Promise<void>
+  /** Where the message waits: for the running turn's next model call, or behind the pending question. */
+  steer(id: ChatId, message: string): Promise<SteerResponse>
   compact(id: ChatId): Promise<z.infer<typeof CompactResponse>>
 }
 
@@ -137,7 +139,7 @@ export function createChatApi(url: string, token: string | (() => string), limit
     send: (id, body, signal) => stream(`/chat/${id}/message/stream`, body, signal),
     answer: (id, body, signal) => stream(`/chat/${id}/answer/stream`, body, signal),
     cancel: (id) => ok(call("POST", `/chat/${id}/cancel`)),
-    steer: (id, message) => ok(call("POST", `/chat/${id}/steer`, { message })),
+    steer: (id, message) => json(SteerResponse, call("POST", `/chat/${id}/steer`, { message })),
     compact: (id) => json(CompactResponse, call("POST", `/chat/${id}/compact`, undefined, limits.compactMs)),
   }
 }

@@ -3,7 +3,8 @@
 //
 // Commands carry `type` and an optional `id` (a string or number) that their response echoes:
 //   prompt {message}      a user message; the turn it starts streams back as events
-//   steer {message}       a message for the running turn, read before its next model call
+//   steer {message}       a message for the running turn, read before its next model call (or, if
+//                         a question waits, right after its result)
 //   cancel                end the running turn
 //   get_state             the conversation and the model (a `state` event)
 //   compact               summarise the older turns now
@@ -13,9 +14,10 @@
 // succeeded), after the events it caused: a prompt's or an answer's response comes when its turn
 // has ended. Events: `message` {role, content, done} (deltas with done false, then the whole text
 // with done true), `tool_execution` {tool_name, tool_args, status, result}, `question` (an action
-// waiting for approval), `state`, and `error` {message} for what no command caused.
+// waiting for approval), `queued` {question_id, messages} (steers that wait behind that question, said
+// as its turn ends), `state`, and `error` {message} for what no command caused.
 import { z } from "zod"
-import { ModelName, type Question, type ToolEvent } from "../../protocol/ai.ts"
+import { ModelName, type Question, type QueuedMessage, type ToolEvent } from "../../protocol/ai.ts"
 
 export const RpcId = z.union([z.string().max(256), z.number().finite()])
 export type RpcId = z.infer<typeof RpcId>
@@ -52,7 +54,7 @@ export interface RpcResponse {
   id: RpcId | null
   success: boolean
   error: string
-  /** What compaction did (compact only). */
+  /** What compaction did (compact); where a steer waits (steer: queued_behind, question_id). */
   data?: Record<string, unknown>
 }
 
@@ -86,10 +88,12 @@ export type RpcEvent =
       messages: unknown[]
       context: { node_id: string | null; incident_id: number | string | null }
       pending_question: number | null
+      queued_messages: QueuedMessage[]
       turn_running: boolean
       estimated_tokens: number
       max_context_tokens: number
     }
+  | { type: "queued"; question_id: number; messages: QueuedMessage[] }
   | { type: "error"; message: string; code?: string }
 
 export const questionEvent = (q: Question): RpcEvent => ({

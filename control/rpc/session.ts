@@ -57,6 +57,8 @@ export function createRpcSession(api: ChatApi, chatId: ChatId, emit: (event: Rpc
             const asked = e.data.pendingQuestion
             if (asked && asked.id !== question?.id) emit(questionEvent(asked))
             question = asked
+            // Steers that came too late for this turn wait behind its question: say so, not silence.
+            if (asked && e.data.queued?.length) emit({ type: "queued", question_id: asked.id, messages: e.data.queued })
           } else error = `${e.data.message} (${e.data.code})`
         }
       } catch (caught) {
@@ -94,9 +96,10 @@ export function createRpcSession(api: ChatApi, chatId: ChatId, emit: (event: Rpc
         const body = { questionId, positive: c.positive, selectedOption: c.selected_option ?? -1 }
         return _startTurn(c, () => api.answer(chatId, body))
       }
-      case "steer":
-        await api.steer(chatId, c.message)
-        return respond(c.type, c.id)
+      case "steer": {
+        const r = await api.steer(chatId, c.message)
+        return respond(c.type, c.id, "", { queued_behind: r.queuedBehind, question_id: r.questionId })
+      }
       case "cancel": {
         const stopping = api.cancel(chatId)
         if (turn)
@@ -118,6 +121,7 @@ export function createRpcSession(api: ChatApi, chatId: ChatId, emit: (event: Rpc
           messages: s.messages,
           context: { node_id: s.context.nodeId, incident_id: s.context.incidentId },
           pending_question: s.pendingQuestion?.id ?? null,
+          queued_messages: s.queuedMessages,
           turn_running: s.turnRunning,
           estimated_tokens: s.estimatedTokens,
           max_context_tokens: s.maxContextTokens,

@@ -14,6 +14,8 @@ export interface WireReply {
   pieces: (string | Uint8Array)[]
   /** After the pieces, keep the response open until the client goes away. */
   holdOpen?: boolean
+  /** Send the first `after` pieces (default none), then wait for `until` before the rest (a test acts mid-answer). */
+  gate?: { after?: number; until: Promise<void> }
 }
 
 export interface WireRequest {
@@ -219,7 +221,8 @@ export async function startWireLlmServer(provider: Provider): Promise<WireLlmSer
       })
       const stream = new ReadableStream<Uint8Array>({
         async pull(c) {
-          for (const p of reply.pieces) {
+          for (const [i, p] of reply.pieces.entries()) {
+            if (i === (reply.gate?.after ?? 0)) await reply.gate?.until
             if (closed) return
             c.enqueue(typeof p === "string" ? enc.encode(p) : p)
             // A separate write per piece: the client reads them as separate chunks.

@@ -1,6 +1,10 @@
-// The AI chat's tables: chats, their messages in insertion order, and their questions. A question's
-// status moves by compare-and-set (`moveQuestion`), so two approvers racing, or an approval racing
-// the expiry, settle it exactly once, on one replica or several sharing PostgreSQL.
+// The AI chat's tables: chats, their messages in insertion order, their questions, and the steering
+// messages waiting to join the conversation. A question's status moves by compare-and-set
+// (`moveQuestion`, `settleQuestion`), so two approvers racing, or an approval racing the expiry, settle
+// it exactly once, on one replica or several sharing PostgreSQL. Settling it writes the tool's result
+// and moves the messages queued behind it into the conversation in one transaction, and a message is
+// queued behind a question only while that question's row is locked and still open: so a message is
+// never queued behind a question already settled, nor delivered twice, nor before the result it follows.
 import type { SQL } from "bun"
 import type { ChatMessage } from "../../../protocol/ai.ts"
 import type { ChatRecord, ChatStorePort, QuestionRecord, QuestionStatus } from "../../ai/chat-records.ts"
@@ -55,6 +59,18 @@ export const CHAT_MIGRATIONS: Migration[] = [
     // SQLite keeps a text value in a BIGINT column as text; PostgreSQL needs the column's type changed.
     statements: (d) =>
       d === "postgres" ? ["ALTER TABLE ai_chats ALTER COLUMN incident_id TYPE TEXT USING incident_id::TEXT"] : [],
+  },
+  {
+    version: 17,
+    name: "steering messages waiting for a chat's next model call or for its question's answer",
+    statements: (d) => [
+      `CREATE TABLE ai_queued (
+        id ${serial(d)},
+        chat_id BIGINT NOT NULL,
+        body TEXT NOT NULL
+      )`,
+      "CREATE INDEX ai_queued_by_chat ON ai_queued (chat_id, id)",
+    ],
   },
 ]
 
@@ -114,9 +130,19 @@ const toQuestion = (r: QuestionRow): QuestionRecord => ({
   answeredAt: r.answered_at,
 })
 
-export function chatStore(db: SQL): ChatStorePort {
+const OPEN: QuestionStatus[] = ["pending", "running"]
+
+export function chatStore(db: SQL, dialect: Dialect): ChatStorePort {
   const insertMessages = async (tx: SQL, chatId: number, messages: ChatMessage[]) => {
     for (const m of messages) await tx`INSERT INTO ai_messages (chat_id, body) VALUES (${chatId}, ${JSON.stringify(m)})`
+  }
+  /** Takes the chat's queued messages out of the queue and appends them to the conversation, in order. */
+  const deliver = async (tx: SQL, chatId: number): Promise<ChatMessage[]> => {
+    const rows: { id: number | string; body: string }[] =
+      await tx`DELETE FROM ai_queued WHERE chat_id = ${chatId} RETURNING id, body`
+    const queued = rows.sort((a, b) => Number(a.id) - Number(b.id)).map((r) => JSON.parse(r.body) as ChatMessage)
+    await insertMessages(tx, chatId, queued)
+    return queued
   }
   return {
     async createChat(c) {
@@ -140,6 +166,7 @@ export function chatStore(db: SQL): ChatStorePort {
     async deleteChat(id) {
       await db.begin(async (tx) => {
         await tx`DELETE FROM ai_messages WHERE chat_id = ${id}`
+        await tx`DELETE FROM ai_queued WHERE chat_id = ${id}`
         await tx`DELETE FROM ai_questions WHERE chat_id = ${id}`
         await tx`DELETE FROM ai_chats WHERE id = ${id}`
       })
@@ -157,6 +184,29 @@ export function chatStore(db: SQL): ChatStorePort {
         await tx`DELETE FROM ai_messages WHERE chat_id = ${chatId}`
         await insertMessages(tx, chatId, messages)
       })
+    },
+    async queueMessage(chatId, behind, message) {
+      return db.begin(async (tx) => {
+        if (behind !== null) {
+          const rows: { status: string }[] =
+            dialect === "postgres"
+              ? await tx`SELECT status FROM ai_questions WHERE id = ${behind} AND chat_id = ${chatId} FOR UPDATE`
+              : await tx`SELECT status FROM ai_questions WHERE id = ${behind} AND chat_id = ${chatId}`
+          if (!OPEN.includes(rows[0]?.status as QuestionStatus)) return false
+        }
+        await tx`INSERT INTO ai_queued (chat_id, body) VALUES (${chatId}, ${JSON.stringify(message)})`
+        return true
+      })
+    },
+    async queuedMessages(chatId) {
+      const rows: { body: string }[] = await db`SELECT body FROM ai_queued WHERE chat_id = ${chatId} ORDER BY id`
+      return rows.map((r) => {
+        const m = JSON.parse(r.body) as ChatMessage
+        return { content: m.content, at: m.at }
+      })
+    },
+    async deliverQueued(chatId) {
+      return db.begin((tx) => deliver(tx, chatId))
     },
     async addQuestion(q) {
       const rows: QuestionRow[] = await db`
@@ -185,6 +235,17 @@ export function chatStore(db: SQL): ChatStorePort {
         UPDATE ai_questions SET status = ${to}, answered_by = COALESCE(${by}, answered_by), answered_at = ${at}
         WHERE id = ${id} AND status = ${from} RETURNING id`
       return rows.length === 1
+    },
+    async settleQuestion(q, from, to, by, at, result) {
+      return db.begin(async (tx) => {
+        const rows: { id: number }[] = await tx`
+          UPDATE ai_questions SET status = ${to}, answered_by = COALESCE(${by}, answered_by), answered_at = ${at}
+          WHERE id = ${q.id} AND status = ${from} RETURNING id`
+        if (rows.length !== 1) return false
+        await insertMessages(tx, q.chatId, [result])
+        await deliver(tx, q.chatId)
+        return true
+      })
     },
   }
 }
