@@ -1,11 +1,45 @@
 // What happens to the conversation while a compaction's model call runs (wire-llm-server.ts, held
-// mid-answer): a steer sent meanwhile joins the conversation once the compaction ends, rather than
-// being acknowledged and dropped.
+// mid-answer): a question settled meanwhile (by its expiry here; an approval on another replica writes
+// the same way) keeps its tool result after the summary, and a steer sent meanwhile joins the
+// conversation once the compaction ends, rather than being acknowledged and dropped.
 import { expect, setDefaultTimeout, test } from "bun:test"
+import type { CompactResponse } from "../protocol/ai.ts"
 import { waitFor } from "./support/wait.ts"
-import { call, held, newChat, plane, reply, shape, state, steer } from "./support/wire-chat.ts"
+import { askWhile, call, held, newChat, plane, reply, shape, state, steer } from "./support/wire-chat.ts"
 
 setDefaultTimeout(60_000)
+
+test("a question that expires during a compaction keeps its result: the model is told it did not run", async () => {
+  const { llm, cp } = await plane("anthropic", { questionTtlSeconds: 2 })
+  await using _l = llm
+  await using _c = cp
+  const chatId = await newChat(cp)
+  llm.script(reply("anthropic", "Hello."))
+  await call(cp, "POST", `/chat/${chatId}/message`, { message: "hi" })
+  await askWhile(llm, cp, chatId, async () => {})
+  const summary = held(reply("anthropic", "The user greeted."))
+  llm.script(summary.reply)
+  const compacting = call(cp, "POST", `/chat/${chatId}/compact`)
+  await waitFor(
+    "the summary's call",
+    async () => llm.requests.length,
+    (n) => n === 3,
+  )
+  // The question's two seconds pass while the model summarises.
+  await waitFor(
+    "the question's expiry",
+    async () => shape(await state(cp, chatId)).at(-1),
+    (last) => last?.[1] === "Not run: nobody",
+  )
+  summary.release()
+  expect((await (await compacting).json()) as CompactResponse).toMatchObject({ summarisedMessages: 2 })
+  expect(shape(await state(cp, chatId))).toEqual([
+    ["summary", "The user greeted."],
+    ["user", "nginx is down"],
+    ["assistant", "I will restart nginx."],
+    ["tool", "Not run: nobody"],
+  ])
+})
 
 test("a steer sent during a compaction joins the conversation after the summary", async () => {
   const { llm, cp } = await plane("openai")

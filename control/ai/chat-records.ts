@@ -46,8 +46,12 @@ export interface ChatStorePort {
   deleteChat(id: number): Promise<void>
   messages(chatId: number): Promise<ChatMessage[]>
   appendMessages(chatId: number, messages: ChatMessage[]): Promise<void>
-  /** Compaction: the whole conversation replaced at once. */
-  replaceMessages(chatId: number, messages: ChatMessage[]): Promise<void>
+  /**
+   * Compaction: the first `count` messages replaced by `summary`, at once; whatever was appended
+   * after them (meanwhile too: a question settled by its expiry or on another replica) is kept.
+   * False when the conversation no longer has that many messages.
+   */
+  replaceHead(chatId: number, count: number, summary: ChatMessage): Promise<boolean>
   /**
    * Queues a steering message; `behind` a question, only while that question is still open (pending,
    * or its approved action running), else false and nothing is queued.

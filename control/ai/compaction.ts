@@ -1,7 +1,8 @@
 // Compaction keeps a long conversation within the model's context: everything before the latest user
 // message is summarised by the model into one `summary` message, and the latest exchange is kept as
 // it is. It runs before a model call whose conversation is estimated above `[ai] max_context_tokens`,
-// and on request.
+// and on request. Only the summarised messages are replaced: what was appended during the model's
+// summary (a question settled by its expiry, or on another replica) stays after it.
 import type { ChatMessage, CompactResponse } from "../../protocol/ai.ts"
 import type { Clock } from "../domain/ports.ts"
 import type { ChatRecord, ChatStorePort } from "./chat-records.ts"
@@ -67,7 +68,8 @@ export async function compact(deps: CompactionDeps, chat: ChatRecord, cancel: Ab
     return { success: true, summarisedMessages: 0, summary: "", tokensBefore: before, tokensAfter: before }
   const summary: ChatMessage = { role: "summary", content: reply.text.trim(), at: deps.clock.now().toISOString() }
   const kept = [summary, ...messages.slice(cut)]
-  await deps.store.replaceMessages(chat.id, kept)
+  if (!(await deps.store.replaceHead(chat.id, older.length, summary)))
+    return { success: true, summarisedMessages: 0, summary: "", tokensBefore: before, tokensAfter: before }
   return {
     success: true,
     summarisedMessages: older.length,

@@ -179,10 +179,17 @@ export function chatStore(db: SQL, dialect: Dialect): ChatStorePort {
       if (messages.length === 0) return
       await db.begin((tx) => insertMessages(tx, chatId, messages))
     },
-    async replaceMessages(chatId, messages) {
-      await db.begin(async (tx) => {
-        await tx`DELETE FROM ai_messages WHERE chat_id = ${chatId}`
-        await insertMessages(tx, chatId, messages)
+    async replaceHead(chatId, count, summary) {
+      return db.begin(async (tx) => {
+        const head: { id: number | string }[] =
+          await tx`SELECT id FROM ai_messages WHERE chat_id = ${chatId} ORDER BY id LIMIT ${count}`
+        const first = head[0]
+        if (head.length !== count || !first) return false
+        const last = head.at(-1)?.id ?? first.id
+        await tx`DELETE FROM ai_messages WHERE chat_id = ${chatId} AND id <= ${last}`
+        // The summary takes the first summarised row's place, so it stays before what followed.
+        await tx`INSERT INTO ai_messages (id, chat_id, body) VALUES (${first.id}, ${chatId}, ${JSON.stringify(summary)})`
+        return true
       })
     },
     async queueMessage(chatId, behind, message) {
