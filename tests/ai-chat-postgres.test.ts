@@ -1,6 +1,7 @@
 // The chat's store on PostgreSQL (several control-plane replicas share one): the migration applies,
 // a chat made on one replica is read on another with its messages and pending question, and two
-// answers racing for one question on the two replicas settle it once (one 200, one 409).
+// answers racing for one question on the two replicas settle it once (one 200, one 409), and a steer
+// sent to the replica not running the turn waits behind the question in the shared store.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -90,4 +91,46 @@ test("on PostgreSQL a chat is bound to an incident's UUID and to a fleet event's
   const rebound = await chatCall(cp.url, cp.adminToken, "PATCH", `/chat/${chatId}`, { incidentId: eventId })
   expect(rebound.status).toBe(200)
   expect(((await rebound.json()) as ChatState).context).toEqual({ nodeId: null, incidentId: eventId })
+})
+
+test("on PostgreSQL a steer sent to another replica waits behind the question and follows its answer; compaction keeps it", async () => {
+  const url = await pg.database("chat_steer_replicas")
+  const dataDir = await mkdtemp(join(tmpdir(), "chimera-chat-pg-steer-"))
+  await using a = await startInProcess({ dataDir, databaseUrl: url, ai: aiSettingsFor(llm) })
+  await using b = await startInProcess({ dataDir, databaseUrl: url, ai: aiSettingsFor(llm) })
+  const { chatId } = (await (await chatCall(a.url, a.adminToken, "POST", "/chat", {})).json()) as { chatId: number }
+  llm.script({ text: "Hi." })
+  await chatCall(a.url, a.adminToken, "POST", `/chat/${chatId}/message`, { message: "hello" })
+  llm.script({
+    text: "Shall I?",
+    toolCalls: [{ name: "run_command", args: { command: "systemctl restart nginx", nodes: ["web-1"] } }],
+  })
+  const asked = (await (
+    await chatCall(a.url, a.adminToken, "POST", `/chat/${chatId}/message`, { message: "fix nginx" })
+  ).json()) as MessageResponse
+  const q = asked.pendingQuestion
+  // Replica b runs no turn of this chat, but the question waits in the shared store.
+  const steered = await chatCall(b.url, b.adminToken, "POST", `/chat/${chatId}/steer`, { message: "web-1 only" })
+  expect(await steered.json()).toEqual({ success: true, queuedBehind: "question", questionId: q?.id })
+  expect(
+    ((await (await chatCall(a.url, a.adminToken, "GET", `/chat/${chatId}`)).json()) as ChatState).queuedMessages,
+  ).toMatchObject([{ content: "web-1 only" }])
+
+  llm.script({ text: "Not restarting." })
+  const answered = await chatCall(a.url, a.adminToken, "POST", `/chat/${chatId}/answer`, {
+    questionId: q?.id,
+    positive: false,
+    wait: true,
+  })
+  expect(answered.status).toBe(200)
+  const sent = JSON.stringify(llm.requests.at(-1)?.body.messages)
+  expect(sent.indexOf("web-1 only")).toBeGreaterThan(sent.indexOf("rejected this action"))
+
+  llm.script({ text: "Earlier: a greeting." })
+  const compacted = await chatCall(b.url, b.adminToken, "POST", `/chat/${chatId}/compact`)
+  expect(((await compacted.json()) as { summarisedMessages: number }).summarisedMessages).toBe(5)
+  const after = (await (await chatCall(a.url, a.adminToken, "GET", `/chat/${chatId}`)).json()) as ChatState
+  // Everything before the latest user message, the steer, is summarised (the summary is first).
+  expect(after.messages.map((m) => m.content)).toEqual(["Earlier: a greeting.", "web-1 only", "Not restarting."])
+  await rm(dataDir, { recursive: true, force: true })
 })
