@@ -60,7 +60,7 @@ export async function runTurn(
       await compact(deps, chat, t.signal)
       messages = await deps.store.messages(chat.id)
     }
-    const sent = toLlmMessages(messages)
+    const sent = toLlmMessages(messages, await unrecordedResults(deps.store, chat.id))
     const reply = await callModel(
       deps.llm,
       { model: chat.model, system, messages: sent, tools, maxTokens: 4096 },
@@ -114,6 +114,22 @@ export async function runTurn(
   }
   said.push(`_(stopped: ${MAX_STEPS} model calls in one turn)_`)
   return answer()
+}
+
+/**
+ * What the model reads for an approved action whose result was never written: the control plane
+ * stopped while it ran (no turn of this chat runs here meanwhile, so its question still `running` is
+ * one left behind). Told only "interrupted", the model would propose it again, and an approver who
+ * trusts it would run it twice.
+ */
+async function unrecordedResults(store: ChatStorePort, chatId: number): Promise<Map<string, string>> {
+  const left = await store.runningQuestions(chatId)
+  return new Map(
+    left.map((q) => [
+      q.toolCallId,
+      `(no result recorded: ${q.answeredBy ?? "someone"} approved this at ${q.answeredAt ?? "an unknown time"} and the control plane stopped while it ran, so it may have run, in part or in full. Check what it did (the node's state, the audit log) before proposing it again, and tell the user so.)`,
+    ]),
+  )
 }
 
 /** Runs one tool call (a read), or turns it into the turn's question (an action); returns that question. */

@@ -64,6 +64,8 @@ export interface ChatStorePort {
   getQuestion(id: number): Promise<QuestionRecord | null>
   /** The chat's question that still waits for an answer. */
   openQuestion(chatId: number): Promise<QuestionRecord | null>
+  /** The chat's approved questions whose action has not finished (or whose control plane stopped during it). */
+  runningQuestions(chatId: number): Promise<QuestionRecord[]>
   /** Every question still pending, for expiry after a restart. */
   pendingQuestions(): Promise<QuestionRecord[]>
   /** Moves a question from `from` to `to`; false when it was no longer in `from` (someone else won). */

@@ -1,16 +1,22 @@
 // The stored conversation as a provider sees it, and its size. A summary (what compaction kept of
 // older turns) reaches the model as a user message that says so. A tool call left without a result
 // (a control plane stopped mid-turn) gets one saying so, since both providers refuse a conversation
-// with an unanswered call.
+// with an unanswered call; `unrecorded` gives the words for a call whose result is missing for a
+// known reason (an approved action the control plane stopped during).
 import type { ChatMessage } from "../../protocol/ai.ts"
 import type { LlmMessage, LlmTool } from "./llm-port.ts"
 
-export function toLlmMessages(messages: ChatMessage[]): LlmMessage[] {
+export function toLlmMessages(
+  messages: ChatMessage[],
+  unrecorded: ReadonlyMap<string, string> = new Map(),
+): LlmMessage[] {
   const out: LlmMessage[] = []
   let open = new Map<string, string>()
   const closeOpen = () => {
-    for (const [id, name] of open)
-      out.push({ role: "tool", toolCallId: id, toolName: name, content: "(no result: the turn was interrupted)" })
+    for (const [id, name] of open) {
+      const content = unrecorded.get(id) ?? "(no result: the turn was interrupted)"
+      out.push({ role: "tool", toolCallId: id, toolName: name, content })
+    }
     open = new Map()
   }
   for (const m of messages) {

@@ -233,6 +233,11 @@ export function chatStore(db: SQL, dialect: Dialect): ChatStorePort {
         SELECT * FROM ai_questions WHERE chat_id = ${chatId} AND status = 'pending' ORDER BY id DESC LIMIT 1`
       return rows[0] ? toQuestion(rows[0]) : null
     },
+    async runningQuestions(chatId) {
+      const rows: QuestionRow[] =
+        await db`SELECT * FROM ai_questions WHERE chat_id = ${chatId} AND status = 'running' ORDER BY id`
+      return rows.map(toQuestion)
+    },
     async pendingQuestions() {
       const rows: QuestionRow[] = await db`SELECT * FROM ai_questions WHERE status = 'pending' ORDER BY id`
       return rows.map(toQuestion)
