@@ -4,10 +4,25 @@
 // conversation once the compaction ends, rather than being acknowledged and dropped.
 import { expect, setDefaultTimeout, test } from "bun:test"
 import type { CompactResponse } from "../protocol/ai.ts"
+import type { TestControlPlane } from "./support/control-plane.ts"
 import { waitFor } from "./support/wait.ts"
 import { askWhile, call, held, newChat, plane, reply, shape, state, steer } from "./support/wire-chat.ts"
+import type { WireLlmServer } from "./support/wire-llm-server.ts"
 
 setDefaultTimeout(60_000)
+
+/** Starts a compaction whose summary (the chat's third model call) is held until `summary.release()`. */
+async function compactHeld(llm: WireLlmServer, cp: TestControlPlane, chatId: number) {
+  const summary = held(reply(llm.provider, "The user greeted."))
+  llm.script(summary.reply)
+  const compacting = call(cp, "POST", `/chat/${chatId}/compact`)
+  await waitFor(
+    "the summary's call",
+    async () => llm.requests.length,
+    (n) => n === 3,
+  )
+  return { summary, compacting }
+}
 
 test("a question that expires during a compaction keeps its result: the model is told it did not run", async () => {
   const { llm, cp } = await plane("anthropic", { questionTtlSeconds: 2 })
@@ -17,14 +32,7 @@ test("a question that expires during a compaction keeps its result: the model is
   llm.script(reply("anthropic", "Hello."))
   await call(cp, "POST", `/chat/${chatId}/message`, { message: "hi" })
   await askWhile(llm, cp, chatId, async () => {})
-  const summary = held(reply("anthropic", "The user greeted."))
-  llm.script(summary.reply)
-  const compacting = call(cp, "POST", `/chat/${chatId}/compact`)
-  await waitFor(
-    "the summary's call",
-    async () => llm.requests.length,
-    (n) => n === 3,
-  )
+  const { summary, compacting } = await compactHeld(llm, cp, chatId)
   // The question's two seconds pass while the model summarises.
   await waitFor(
     "the question's expiry",
@@ -49,14 +57,7 @@ test("a steer sent during a compaction joins the conversation after the summary"
   llm.script(reply("openai", "Hello."), reply("openai", "All fine."))
   await call(cp, "POST", `/chat/${chatId}/message`, { message: "hi" })
   await call(cp, "POST", `/chat/${chatId}/message`, { message: "status?" })
-  const summary = held(reply("openai", "The user greeted."))
-  llm.script(summary.reply)
-  const compacting = call(cp, "POST", `/chat/${chatId}/compact`)
-  await waitFor(
-    "the summary's call",
-    async () => llm.requests.length,
-    (n) => n === 3,
-  )
+  const { summary, compacting } = await compactHeld(llm, cp, chatId)
   expect(await steer(cp, chatId, "and web-2?")).toEqual({ success: true, queuedBehind: "turn", questionId: null })
   summary.release()
   expect((await compacting).status).toBe(200)
