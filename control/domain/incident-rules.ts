@@ -6,6 +6,7 @@
 import { z } from "zod"
 import type { FleetEvent } from "./events.ts"
 import { DEFAULT_SEVERITY, type Observation, Problem, TITLES } from "./incident-model.ts"
+import { utcText } from "./utc-text.ts"
 
 export type RuleAction =
   | { kind: "observe"; observation: Observation }
@@ -91,7 +92,7 @@ export function rulesFor(event: FleetEvent, at: string): RuleAction[] {
           nodeId: node,
           problem: "unreachable",
           sinceMs: since,
-          message: `no heartbeat since ${new Date(since).toISOString()}`,
+          message: `no heartbeat since ${utcText(since)}`,
         },
       ]
     }

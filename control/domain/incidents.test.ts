@@ -176,7 +176,7 @@ describe("incidents from events", () => {
   })
 
   test("an unreachable node becomes an incident only once its silence passes the threshold", async () => {
-    const since = clock.now().toISOString()
+    const since = new Date(clock.now().getTime() - 655).toISOString()
     await report("node.unreachable", { lastHeartbeat: since, missedHeartbeats: 3 })
     clock.advance(30_000)
     await incidents.tick()
@@ -187,7 +187,8 @@ describe("incidents from events", () => {
     const open = await incidents.list({ status: "open", limit: 10 })
     expect(open).toHaveLength(1)
     expect(open[0]?.problem).toBe("unreachable")
-    expect(open[0]?.message).toContain(since)
+    // A person reads it, in Slack or a mail as on the dashboard: UTC, said so, to the second.
+    expect(open[0]?.message).toBe("no heartbeat since 2026-01-01 11:59:59 UTC (62 s)")
     await report("node.reachable")
     expect(await incidents.list({ status: "open", limit: 10 })).toHaveLength(0)
   })
@@ -453,7 +454,9 @@ describe("resolving by hand", () => {
       note: async () => {},
       wake: () => {},
     })
-    await expect(byHand.resolveByHand(named!.id, "otto", "rebuilt")).rejects.toThrow("resolved already")
+    await expect(byHand.resolveByHand(named!.id, "otto", "rebuilt")).rejects.toThrow(
+      "resolved already, at 2026-01-01 12:00:00 UTC: healed",
+    )
     const open = await incidents.list({ status: "open", limit: 10 })
     expect(open.map((i) => i.id === named!.id)).toEqual([false])
     expect(open[0]!.status).toBe("open")

@@ -19,6 +19,7 @@ import { type IncidentPolicy, openingChannels } from "./incident-routing.ts"
 import { type RuleAction, rulesFor, watchMessage } from "./incident-rules.ts"
 import type { Notice } from "./notifications.ts"
 import type { Clock } from "./ports.ts"
+import { utcText } from "./utc-text.ts"
 
 const log = createLogger("incidents")
 
@@ -330,7 +331,7 @@ export function createIncidents(deps: IncidentDeps) {
     async resolveByHand(id: string, by: string, note: string | null) {
       const alreadyResolved = (d: IncidentDetail) =>
         conflict(
-          `incident ${id} was resolved already, at ${d.incident.resolvedAt}: ${d.timeline.at(-1)?.message ?? ""}`,
+          `incident ${id} was resolved already, at ${utcText(d.incident.resolvedAt ?? "")}: ${d.timeline.at(-1)?.message ?? ""}`,
         )
       const found = await store.get(id)
       if (!found) throw notFound(`incident ${JSON.stringify(id)}`)

@@ -1,7 +1,9 @@
 // The facts of a notice as every channel states them, so a Slack message, an email and a ticket say the
 // same thing in the same order: what happened (the headline), then node, problem, severity, the
-// desired and current closures and where to look. Channels format these; none invents its own wording.
+// desired and current closures, when (in UTC, utc-text.ts) and where to look. Channels format these;
+// none invents its own wording.
 import type { Notice } from "../../domain/notifications.ts"
+import { utcText } from "../../domain/utc-text.ts"
 
 const STEP_TAG: Record<Notice["step"], string> = {
   opened: "",
@@ -26,7 +28,7 @@ export function facts(notice: Notice): [string, string][] {
   ]
   if (notice.closures.desired) out.push(["Desired closure", notice.closures.desired])
   if (notice.closures.current) out.push(["Current closure", notice.closures.current])
-  out.push(["Incident", notice.incidentId], ["At", notice.at])
+  out.push(["Incident", notice.incidentId], ["At", utcText(notice.at)])
   if (notice.dashboardUrl) out.push(["Dashboard", notice.dashboardUrl])
   return out.map(([label, value]) => [label, _oneLine(value)])
 }
