@@ -145,7 +145,11 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     store,
     bus,
     clock,
-    onHeartbeat: (h) => history.record(h),
+    onHeartbeat: (h) => {
+      history.record(h)
+      // Made below (it records through the fleet); the API that takes heartbeats listens after that.
+      incidents.heartbeat(h)
+    },
     peers,
     // In any case: `WEB-1` beside a configured `web-1` would pass for it on a dashboard.
     configured: (id) => (opts.commandTargets?.names() ?? []).some((n) => n.toLowerCase() === id.toLowerCase()),

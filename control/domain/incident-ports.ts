@@ -57,6 +57,8 @@ export interface IncidentStorePort {
   recover(r: Recovery, plan: StepPlan): Promise<IncidentChange[]>
   /** The problems a node has an open incident for. */
   openProblems(nodeId: string): Promise<Problem[]>
+  /** Every open incident of these problems, with the closures it is about. */
+  openAbout(problems: Problem[]): Promise<Pick<Incident, "id" | "nodeId" | "problem" | "closures">[]>
   list(q: IncidentQuery): Promise<(Incident & { undelivered: number; failed: number; delivered: number })[]>
   get(id: string): Promise<IncidentDetail | null>
 

@@ -10,7 +10,8 @@ import { utcText } from "./utc-text.ts"
 
 export type RuleAction =
   | { kind: "observe"; observation: Observation }
-  | { kind: "recover"; nodeId: string; problems: Problem[]; message: string }
+  /** `incidentId`: only that incident, if it is still open (a heartbeat's word, incident-heartbeats.ts). */
+  | { kind: "recover"; nodeId: string; problems: Problem[]; message: string; incidentId?: string }
   | { kind: "watch"; nodeId: string; problem: Problem; sinceMs: number; message: string }
   /** A deployment's targets decide: the engine reads its record. */
   | { kind: "deployment"; id: string; status: string }

@@ -2,7 +2,9 @@
 // hand: one open incident per node and problem, repeats counted, recovery resolving, watches that
 // become incidents only past their threshold, and the outbox rows each step enqueues.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test"
+import { NodeHealth } from "../../protocol/agent.ts"
 import { hasControlCharacters } from "../../protocol/terminal-text.ts"
+import { heartbeatBody } from "../../tests/support/auth.ts"
 import { manualClock } from "../../tests/support/clock.ts"
 import { openTestStore } from "../../tests/support/store.ts"
 import { createEventBus } from "../adapters/event-bus.ts"
@@ -36,11 +38,16 @@ beforeEach(async () => {
   revokedNodes = new Set()
   clock = manualClock(Date.parse("2026-01-01T12:00:00Z"))
   fleet = createFleet({ store: opened.store, bus, clock })
-  const settings = { ...ChimeraConfig.parse({}).incidents, unreachable_after_seconds: 60 }
-  incidents = createIncidents({
+  incidents = engine()
+  bus.subscribe((e) => incidents.handle(e))
+})
+
+/** The incident use cases over this test's store; `over` replaces some of their ports. */
+const engine = (over: Partial<Parameters<typeof createIncidents>[0]> = {}) =>
+  createIncidents({
     store: incidentStore(opened.db),
     clock,
-    policy: incidentPolicy(settings),
+    policy: incidentPolicy({ ...ChimeraConfig.parse({}).incidents, unreachable_after_seconds: 60 }),
     channels: CHANNELS,
     currentClosure: async (nodeId) => (nodeId === "n1" ? GEN2 : null),
     deployment: async (id) => deployments[id] ?? null,
@@ -48,9 +55,8 @@ beforeEach(async () => {
     note: (type, nodeId, data) => fleet.note(type, nodeId, data),
     wake: () => void woken++,
     revoked: async (id) => revokedNodes.has(id),
+    ...over,
   })
-  bus.subscribe((e) => incidents.handle(e))
-})
 
 afterEach(() => opened.close())
 
@@ -432,7 +438,7 @@ describe("resolving by hand", () => {
     const [named] = await incidents.list({ status: "open", limit: 10 })
     const store = incidentStore(opened.db)
     let raced = false
-    const byHand = createIncidents({
+    const byHand = engine({
       store: {
         ...store,
         get: async (id) => {
@@ -445,14 +451,7 @@ describe("resolving by hand", () => {
           return found
         },
       },
-      clock,
-      policy: incidentPolicy(ChimeraConfig.parse({}).incidents),
-      channels: CHANNELS,
-      currentClosure: async () => null,
-      deployment: async () => null,
-      isNode: async () => true,
       note: async () => {},
-      wake: () => {},
     })
     await expect(byHand.resolveByHand(named!.id, "otto", "rebuilt")).rejects.toThrow(
       "resolved already, at 2026-01-01 12:00:00 UTC: healed",
@@ -460,5 +459,25 @@ describe("resolving by hand", () => {
     const open = await incidents.list({ status: "open", limit: 10 })
     expect(open.map((i) => i.id === named!.id)).toEqual([false])
     expect(open[0]!.status).toBe("open")
+  })
+})
+
+describe("heartbeats", () => {
+  // A heartbeat is held against what this control plane knows open: one that did not open the
+  // incident (started since, or another replica on the same database) learns of it from the store.
+  test("a control plane that did not open the incident ends it on a congruent heartbeat once it read the store", async () => {
+    await report("heal.failed")
+    const other = engine({ note: async () => {} })
+    const congruent = NodeHealth.parse(heartbeatBody("n1"))
+    other.heartbeat(congruent)
+    await other.settled()
+    expect(await openProblems()).toEqual(["n1:heal-failed"])
+    await other.tick()
+    await other.settled()
+    other.heartbeat(congruent)
+    await other.settled()
+    expect(await openProblems()).toEqual([])
+    const [resolved] = await incidents.list({ status: "resolved", limit: 10 })
+    expect(resolved?.message).toStartWith("the node reported congruent")
   })
 })

@@ -3,16 +3,20 @@
 // node reachable never waits for an incident to be written); a tick turns watches whose threshold has
 // passed into incidents. Every change goes to the store with its deliveries in one transaction, then
 // wakes the delivery worker and becomes an `incident.*` fleet event (the SSE stream, the dashboard).
+// A heartbeat that says the node runs the closure an open heal-failed or missing-closure incident was
+// about resolves it, through the same queue (incident-heartbeats.ts).
 // A deployment the control plane ran speaks for its targets. One a caller reported (a deploy the CLI
 // ran with an operator's keys, POST /api/deployments/records) is that caller's word, so it speaks only
 // for targets that are this control plane's nodes (enrolled, or named in [fleet.nodes]; any other
 // name is kept in the record and raises nothing), rewrites only incidents its own principal's records
 // opened, resolves only incidents records opened (never one the control plane opened or saw fail
 // itself), and past REPORTED_PER_HOUR incidents an hour from one principal the rest are recorded, told nobody.
+import type { NodeHealth } from "../../protocol/agent.ts"
 import { createLogger, redactText } from "../../protocol/log.ts"
 import { terminalLine, terminalText } from "../../protocol/terminal-text.ts"
 import { conflict, notFound } from "./errors.ts"
 import type { ControlEventType, FleetEvent } from "./events.ts"
+import { awaitingCongruence } from "./incident-heartbeats.ts"
 import { DEFAULT_SEVERITY, type Incident, type Observation, type Problem, TITLES } from "./incident-model.ts"
 import type { IncidentChange, IncidentDetail, IncidentStorePort, StepPlan } from "./incident-ports.ts"
 import { type IncidentPolicy, openingChannels } from "./incident-routing.ts"
@@ -85,7 +89,9 @@ const link = (base: string, nodeId: string) =>
 
 export function createIncidents(deps: IncidentDeps) {
   const { store, clock, policy } = deps
-  const queue: FleetEvent[] = []
+  /** Work handled one at a time, in order: an event's rules, a heartbeat's recoveries, a re-read. */
+  const queue: { what: string; nodeId: string | null; run: () => Promise<unknown> }[] = []
+  const awaiting = awaitingCongruence(store)
   let draining: Promise<void> | null = null
   let dashboardUrl = policy.dashboardUrl
 
@@ -167,6 +173,7 @@ export function createIncidents(deps: IncidentDeps) {
     }
     if (change.step === "opened")
       log.warn("incident opened", { node: o.nodeId, problem: o.problem, id: change.incident.id })
+    awaiting.seen(change.incident)
     await announce(change)
   }
 
@@ -182,6 +189,7 @@ export function createIncidents(deps: IncidentDeps) {
     const changes = await store.recover({ nodeId, problems, message, at, reporter, incidentId }, plan)
     for (const change of changes) {
       log.info("incident resolved", { node: nodeId, problem: change.incident.problem, id: change.incident.id })
+      awaiting.resolved(change.incident)
       await announce(change)
     }
     return changes.length
@@ -242,7 +250,7 @@ export function createIncidents(deps: IncidentDeps) {
       case "observe":
         return observe(action.observation)
       case "recover":
-        return recover(action.nodeId, action.problems, action.message)
+        return recover(action.nodeId, action.problems, action.message, undefined, action.incidentId)
       case "watch":
         return store.startWatch(action.nodeId, action.problem, action.sinceMs, action.message)
       case "deployment":
@@ -251,14 +259,18 @@ export function createIncidents(deps: IncidentDeps) {
   }
 
   const drain = async () => {
-    for (let event = queue.shift(); event; event = queue.shift()) {
+    for (let work = queue.shift(); work; work = queue.shift()) {
       await yieldToIo()
       try {
-        for (const action of rulesFor(event, clock.now().toISOString())) await apply(action)
+        await work.run()
       } catch (error) {
-        log.error("an event's incident rules failed", { type: event.type, node: event.nodeId, error })
+        log.error("incident rules failed", { of: work.what, node: work.nodeId, error })
       }
     }
+  }
+
+  const applyAll = async (actions: RuleAction[]) => {
+    for (const action of actions) await apply(action)
   }
 
   const kick = () => {
@@ -268,18 +280,32 @@ export function createIncidents(deps: IncidentDeps) {
       if (queue.length > 0) kick()
     })
   }
+  /** Queues `run`; resolves once it has run, failed or not (drain logs a failure). */
+  const enqueue = (what: string, nodeId: string | null, run: () => Promise<unknown>) =>
+    new Promise<void>((done) => {
+      queue.push({ what, nodeId, run: () => run().finally(done) })
+      kick()
+    })
 
   return {
     /** The bus subscriber: queues the event and returns at once. */
     handle(event: FleetEvent) {
       if (event.type.startsWith("incident.")) return
-      queue.push(event)
-      kick()
+      void enqueue(event.type, event.nodeId, () => applyAll(rulesFor(event, clock.now().toISOString())))
+    },
+
+    /** Every heartbeat taken (the hot path): queues the recoveries it makes, if any, and returns at once. */
+    heartbeat(health: NodeHealth) {
+      const ended = awaiting.endedBy(health)
+      if (ended.length > 0) void enqueue("heartbeat", health.nodeId, () => applyAll(ended))
     },
 
     /** Turns the watches that lasted past their threshold into incidents. */
     async tick() {
       const now = clock.now().getTime()
+      // In the queue: read between this replica's own changes, never across one.
+      if (awaiting.rereadDue(now))
+        await enqueue("a re-read of the incidents a heartbeat may end", null, awaiting.reread)
       for (const { problem, after } of WATCHED) {
         const due = await store.dueWatches(problem, now - after(policy), WATCH_BATCH)
         for (const w of due) {

@@ -183,6 +183,18 @@ export function incidentStore(db: SQL): IncidentStorePort {
       return rows.map((r) => String(r.problem) as Problem)
     },
 
+    async openAbout(problems) {
+      // The partial index of open incidents (incidents_open) holds only these rows.
+      const rows: Row[] = await db`
+        SELECT id, node_id, problem, closures FROM incidents WHERE status = 'open' AND problem IN ${db(problems)}`
+      return rows.map((r) => ({
+        id: String(r.id),
+        nodeId: String(r.node_id),
+        problem: String(r.problem) as Problem,
+        closures: JSON.parse(String(r.closures)) as Incident["closures"],
+      }))
+    },
+
     async list(q) {
       const rows: Row[] = await db`
         SELECT i.*,
