@@ -1,4 +1,5 @@
-// Small formatting rules the views share: relative times, sizes, short hashes, durations.
+// Small formatting rules the views share: times (24-hour, local), relative times, sizes, short hashes,
+// durations.
 
 export function ago(iso: string | null, now = Date.now()): string {
   if (!iso) return "never"
@@ -29,18 +30,39 @@ export function ms(n: number): string {
 
 const two = (n: number) => String(n).padStart(2, "0")
 
-/** A timestamp as local `YYYY-MM-DD HH:MM:SS`, which sorts and compares at a glance. */
+const _day = (d: Date) => `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`
+const _minute = (d: Date) => `${two(d.getHours())}:${two(d.getMinutes())}`
+const _second = (d: Date) => `${_minute(d)}:${two(d.getSeconds())}`
+
+/** A timestamp as local `YYYY-MM-DD HH:MM:SS`, 24-hour, which sorts and compares at a glance. */
 export function when(iso: string): string {
   const d = new Date(iso)
   if (Number.isNaN(d.getTime())) return iso
-  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${clock(iso)}`
+  return `${_day(d)} ${_second(d)}`
 }
 
 /** Local `HH:MM:SS` only (today's events in a narrow column). */
 export function clock(iso: string): string {
   const d = new Date(iso)
   if (Number.isNaN(d.getTime())) return iso
-  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`
+  return _second(d)
+}
+
+/**
+ * A time axis's tick labels, as the tables write times (local, 24-hour): `HH:MM`, with seconds when
+ * ticks are under a minute apart, the date alone when they are days apart. When the ticks span more
+ * than one day, the first tick and the first of each later day also say their date, on a second line.
+ * `ticks` and `step` are in seconds, as uPlot hands them to an axis's `values`.
+ */
+export function axisTimes(ticks: number[], step: number): string[] {
+  const days = ticks.map((t) => _day(new Date(t * 1000)))
+  if (step >= 86_400) return days
+  const time = step < 60 ? _second : _minute
+  const spansDays = days.length > 0 && days[0] !== days.at(-1)
+  return ticks.map((t, i) => {
+    const label = time(new Date(t * 1000))
+    return spansDays && (i === 0 || days[i] !== days[i - 1]) ? `${label}\n${days[i]}` : label
+  })
 }
 
 /** One line that says what an event means, from its data (shown as text, never as markup). */

@@ -1,10 +1,12 @@
 // A node's load and its memory and disk use over the last minutes (GET /api/nodes/:id/health-history,
 // one sample per 5 s at most), drawn by uPlot: load on the left axis, memory and disk in percent on
-// the right. Heartbeats are not events, so the chart reads again every 10 s while it is shown.
+// the right. Heartbeats are not events, so the chart reads again every 10 s while it is shown. Times
+// read as in the tables (format.ts): local, 24-hour, on the axis and in the legend under the cursor.
 import { useEffect, useRef, useState } from "preact/hooks"
 import uPlot from "uplot"
 import "uplot/dist/uPlot.min.css"
 import { seg } from "../client/api.ts"
+import { axisTimes, when } from "../client/format.ts"
 import type { HealthSample } from "../client/types.ts"
 import type { Ctx } from "./app.tsx"
 
@@ -32,6 +34,21 @@ function shownWindow(el: HTMLElement, plot: uPlot) {
   el.dataset.from = new Date(min * 1000).toISOString()
   el.dataset.to = new Date(max * 1000).toISOString()
 }
+
+/**
+ * The time axis's labels as uPlot last drew them, on the chart's element: the text of a canvas can be
+ * read nowhere else. `_values` is uPlot's own record of them (what its axis drawing writes out).
+ */
+function drawnTimes(el: HTMLElement, plot: uPlot) {
+  const drawn = (plot.axes[0] as { _values?: unknown } | undefined)?._values
+  if (Array.isArray(drawn)) el.dataset.ticks = JSON.stringify(drawn)
+}
+
+/** A legend's figure: "—" where the cursor is on no sample. */
+const figure =
+  (digits: number, unit = "") =>
+  (_u: uPlot, v: number | null) =>
+    v === null || v === undefined ? "—" : `${v.toFixed(digits)}${unit}`
 
 export function HealthChart({ ctx, id }: { ctx: Ctx; id: string }) {
   const box = useRef<HTMLDivElement>(null)
@@ -74,20 +91,25 @@ export function HealthChart({ ctx, id }: { ctx: Ctx; id: string }) {
       {
         width: width(),
         height: 180,
-        legend: { live: false },
         cursor: { drag: { x: false, y: false } },
         scales: { x: { time: true, range: timeRange }, y: { range: loadRange }, pct: { range: [0, 100] } },
-        hooks: { setScale: [(u, key) => key === "x" && shownWindow(el, u)] },
+        hooks: {
+          setScale: [(u, key) => key === "x" && shownWindow(el, u)],
+          draw: [(u) => drawnTimes(el, u)],
+        },
         axes: [
-          { stroke: axis, grid: { stroke: grid } },
+          { stroke: axis, grid: { stroke: grid }, values: (_u, ticks, _i, _space, step) => axisTimes(ticks, step) },
           { stroke: axis, grid: { stroke: grid }, label: "load" },
           { side: 1, scale: "pct", stroke: axis, grid: { show: false }, label: "%" },
         ],
         series: [
-          {},
-          { label: "load 1m", stroke: css("--c-load", "#2563eb"), width: 2 },
-          { label: "memory %", scale: "pct", stroke: css("--c-mem", "#9333ea"), width: 1.5 },
-          { label: "disk %", scale: "pct", stroke: css("--c-disk", "#d97706"), width: 1.5 },
+          {
+            label: "time",
+            value: (_u, v) => (v === null || v === undefined ? "—" : when(new Date(v * 1000).toISOString())),
+          },
+          { label: "load 1m", stroke: css("--c-load", "#2563eb"), width: 2, value: figure(2) },
+          { label: "memory", scale: "pct", stroke: css("--c-mem", "#9333ea"), width: 1.5, value: figure(1, " %") },
+          { label: "disk", scale: "pct", stroke: css("--c-disk", "#d97706"), width: 1.5, value: figure(1, " %") },
         ],
       },
       data,
