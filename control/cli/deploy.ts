@@ -20,6 +20,7 @@ import { deployTracker } from "./deploy-interrupt.ts"
 import { deployViaControlPlane } from "./deploy-remote.ts"
 import { exportDeployTrace } from "./deploy-telemetry.ts"
 import { CliError } from "./errors.ts"
+import { commandWords } from "./flags.ts"
 import { finishOnInterrupt, INTERRUPT_GRACE_SECONDS, spinner } from "./interrupt.ts"
 import { color, field, printJson, printTable, say, warn } from "./output.ts"
 import { desiredPublisher, reportPublished } from "./publish-desired.ts"
@@ -134,7 +135,7 @@ export default defineCommand({
       const record = await deployViaControlPlane({
         targets: String(args.targets ?? ""),
         config: f.config,
-        command: args.command ? String(args.command) : null,
+        command: commandWords(args._) || null,
         session: f.session,
         confirmTimeout: f["confirm-timeout"],
         healthTimeout: f["health-timeout"],
@@ -154,7 +155,7 @@ export default defineCommand({
       ...f["health-cmd"].map((command) => ({ kind: "command" as const, command })),
       ...f["health-url"].map((url) => ({ kind: "http" as const, url })),
     ]
-    const command = args.command ? String(args.command) : null
+    const command = commandWords(args._) || null
     const people = !args.json && process.stdout.isTTY === true
     const spin = people ? spinner() : null
     spin?.start(`building ${f.config}`)

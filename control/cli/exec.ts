@@ -8,6 +8,7 @@ import { mapLimit } from "../domain/map-limit.ts"
 import type { ExecResult } from "../domain/operation-ports.ts"
 import { keepRecord } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
+import { commandWords } from "./flags.ts"
 import { exitOnInterrupt } from "./interrupt.ts"
 import { color, field, prefixed, printJson, say, warn } from "./output.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
@@ -46,7 +47,7 @@ export default defineCommand({
     json: { type: "boolean", description: 'Print JSON: {"results": [...]}, in target order' },
   },
   async run({ args }) {
-    const command = args._.join(" ").trim()
+    const command = commandWords(args._)
     if (command === "") throw new CliError("no command given: chimera exec --targets T -- COMMAND", "E_ARG")
     const ssh = await parseSshFlags(args)
     const executor = ssh.executor()

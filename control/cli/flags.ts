@@ -17,3 +17,9 @@ export function limitFlag(value: string | undefined, max: number, fallback = 100
     throw new CliError(`--limit: expected a whole number from 1 to ${max}`, "E_ARG")
   return Number(limit)
 }
+
+/**
+ * The command line a command runs on nodes (`exec`, `deploy`, `run`, `nodes run`): every word left
+ * over by the flags, `-- systemctl restart nginx` as much as `'systemctl restart nginx'`; "" for none.
+ */
+export const commandWords = (words: readonly unknown[]): string => words.map(String).join(" ").trim()

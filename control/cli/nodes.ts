@@ -10,7 +10,7 @@ import type { NodeView } from "../domain/node.ts"
 import type { RelayNodeResult, RelayResult } from "../domain/relay.ts"
 import { apiClient, call, controlUrl, unreachable } from "./client.ts"
 import { CliError } from "./errors.ts"
-import { parseFlag } from "./flags.ts"
+import { commandWords, parseFlag } from "./flags.ts"
 import { exitOnInterrupt } from "./interrupt.ts"
 import { ago, color, field, prefixed, printFields, printJson, printTable, say, statusText, warn } from "./output.ts"
 import { noSuchNode } from "./unknown-node.ts"
@@ -259,7 +259,7 @@ const runOnNodes = defineCommand({
     json,
   },
   async run({ args }) {
-    const command = args._.join(" ").trim()
+    const command = commandWords(args._)
     if (command === "") throw new CliError("no command given: chimera nodes run --all -- COMMAND", "E_ARG")
     if ((args.nodes === undefined) === (args.all !== true))
       throw new CliError("name the nodes (--nodes web-1,web-2) or pass --all, one of the two", "E_ARG")

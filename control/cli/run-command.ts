@@ -10,6 +10,7 @@ import { createNix } from "../adapters/nix.ts"
 import { runInNixShell } from "../domain/session-run.ts"
 import { commandConfig, configPathSource, flagValue, missingNixConfig } from "./cli-config.ts"
 import { CliError } from "./errors.ts"
+import { commandWords } from "./flags.ts"
 import { spinner } from "./interrupt.ts"
 import { cliSessions, parseSessionName } from "./sessions.ts"
 
@@ -30,8 +31,8 @@ export default defineCommand({
     command: { type: "positional", description: "Command to run (put -- before one with flags)", required: false },
   },
   async run({ args }) {
-    const command = args._.join(" ")
-    if (!command.trim()) throw new CliError("COMMAND: expected a command to run, e.g. chimera run 'make test'", "E_ARG")
+    const command = commandWords(args._)
+    if (!command) throw new CliError("COMMAND: expected a command to run, e.g. chimera run 'make test'", "E_ARG")
     const layered = commandConfig({
       flags: { nix: { config_path: flagValue(args.config) } },
       flagNames: { "nix.config_path": "--config" },
