@@ -5,7 +5,9 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { generationsScript } from "../control/domain/activation.ts"
 import type { DeploymentRecord } from "../control/domain/deployment-record.ts"
+import { type GenerationsResult, parseGenerations } from "../control/domain/rollback.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { createTestbed, type Testbed } from "./support/testbed.ts"
@@ -71,4 +73,30 @@ test("deploy runs the whole COMMAND after --, not its first word, and records it
     status: "deployed",
     error: null,
   })
+})
+
+test("generations' dates are ISO 8601 UTC, whatever the node's time zone (nix-env prints local time, unmarked)", async () => {
+  const [n] = bed.nodes
+  const listed = await n!.node.exec(["env", "TZ=JST-9", "sh", "-c", generationsScript()])
+  expect(listed.code).toBe(0)
+  const mtime = await n!.node.exec(["stat", "-c", "%Y", "/nix/var/nix/profiles/system-1-link"])
+  const created = new Date(Number(mtime.stdout.trim()) * 1000).toISOString()
+  // Before: `2026-12-08T09:40:47`, the node's clock in Tokyo, read as if it were any other zone.
+  expect(parseGenerations(listed.stdout)[0]?.date).toBe(created)
+
+  const r = await chimera(["generations", "--targets", n!.name, "--json"])
+  const { results } = JSON.parse(r.stdout) as { results: GenerationsResult[] }
+  expect({ code: r.code, date: results[0]?.generations[0]?.date }).toEqual({ code: 0, date: created })
+})
+
+test("generations --json fails as the table does when a target cannot be read", async () => {
+  // A loopback port nothing listens on: the connection is refused at once.
+  const gone = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } })
+  const target = `root@127.0.0.1:${gone.port}`
+  gone.stop(true)
+  for (const json of [[], ["--json"]]) {
+    const r = await chimera(["generations", "--targets", `${bed.nodes[0]!.name},${target}`, ...json])
+    // Before: the table exited 1 and --json 0, with `"ok": false` in what it printed.
+    expect({ json, code: r.code }).toEqual({ json, code: 1 })
+  }
 })

@@ -12,6 +12,8 @@ export default defineCommand({
     const exec = ssh.executor()
     try {
       const results = await listGenerations(exec, ssh.targets, ssh.parallel)
+      // A target that could not be read fails the command, with --json as without (as exec and rollback).
+      if (results.some((r) => !r.ok)) process.exitCode = 1
       if (args.json) return printJson({ results })
       printTable(
         ["TARGET", "GEN", "DATE", "HASH", "CURRENT"],
@@ -33,7 +35,6 @@ export default defineCommand({
         const error = r.error ?? "failed"
         warn(`${color.red("✗")} ${error.startsWith(`${r.target}:`) ? error : `${r.target}: ${error}`}\n`)
       }
-      if (results.some((r) => !r.ok)) process.exitCode = 1
     } finally {
       await exec.close()
     }

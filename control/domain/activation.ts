@@ -192,13 +192,17 @@ export function rollbackScript(generation: number | null, profile = SYSTEM_PROFI
   ].join("\n")
 }
 
-/** `nix-env --list-generations` with each generation's store path: `<n> <date> <time> <path> [(current)]`. */
+/**
+ * `nix-env --list-generations` with each generation's store path and time: `<n> <epoch> <path> [(current)]`.
+ * The time is the link's mtime in seconds, which is where nix-env reads it too: nix-env prints it in the
+ * node's local time zone without saying which, so its date and time columns are left unread.
+ */
 export function generationsScript(profile = SYSTEM_PROFILE): string {
   return [
     "set -eu",
     `P=${shq(profile)}`,
     'nix-env -p "$P" --list-generations | while read -r n d t cur; do',
-    '  echo "$n $d $t $(readlink -f "$P-$n-link") $cur"',
+    '  echo "$n $(stat -c %Y "$P-$n-link") $(readlink -f "$P-$n-link") $cur"',
     "done",
   ].join("\n")
 }

@@ -53,13 +53,18 @@ export async function rollback(
   })
 }
 
-/** Parses `<n> <date> <time> <path> [(current)]` lines of generationsScript. */
+/** Parses `<n> <epoch> <path> [(current)]` lines of generationsScript; the date is ISO 8601 UTC. */
 export function parseGenerations(stdout: string): Generation[] {
   const out: Generation[] = []
   for (const line of stdout.split("\n")) {
-    const m = /^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\/nix\/store\/\S+)\s*(\(current\))?\s*$/.exec(line)
+    const m = /^\s*(\d+)\s+(\d+)\s+(\/nix\/store\/\S+)\s*(\(current\))?\s*$/.exec(line)
     if (m)
-      out.push({ number: Number(m[1]), date: `${m[2]}T${m[3]}`, path: m[4] as StorePath, current: m[5] !== undefined })
+      out.push({
+        number: Number(m[1]),
+        date: new Date(Number(m[2]) * 1000).toISOString(),
+        path: m[3] as StorePath,
+        current: m[4] !== undefined,
+      })
   }
   return out
 }
