@@ -18,6 +18,13 @@ import { ChimeraConfig } from "./config-schema.ts"
 export class ConfigError extends Error {
   readonly code = "E_CONFIG"
   override name = "ConfigError"
+  constructor(
+    message: string,
+    /** Every value refused came from a command-line flag: a usage mistake, not the configuration's. */
+    readonly fromFlags = false,
+  ) {
+    super(message)
+  }
 }
 
 type FlagTree<T> = T extends readonly unknown[]
@@ -121,7 +128,11 @@ export function loadLayeredConfig({
 
   const result = ChimeraConfig.safeParse(merged)
   if (result.success) return { config: result.data, file: path, setBy: (p) => sources.get(p) ?? null }
-  throw new ConfigError(result.error.issues.map((issue) => _describe(issue, merged, sources)).join("\n"))
+  const fromFlags = result.error.issues.every((issue) => {
+    const source = _sourceOf(issue.path.map(String), sources)
+    return source.startsWith("-") || source.startsWith("flag ")
+  })
+  throw new ConfigError(result.error.issues.map((issue) => _describe(issue, merged, sources)).join("\n"), fromFlags)
 }
 
 /** Where the control plane keeps its state: CHIMERA_DATA_DIR, or ~/.local/share/chimera. */

@@ -15,6 +15,7 @@ import {
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { USAGE_STATUS } from "../control/cli/errors.ts"
 import { addUser } from "./support/auth.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import { run } from "./support/tools.ts"
@@ -111,13 +112,13 @@ describe("chimera login, users, tokens, audit", () => {
       writeFileSync(planted, "", { mode: 0o666 })
       chownSync(planted, 65534, 65534)
       const refusedExport = await chimera(["audit", "--export", planted], admin)
-      expect(refusedExport.code).toBe(1)
+      expect(refusedExport.code).toBe(USAGE_STATUS)
       expect(refusedExport.stderr).toContain(`--export: ${planted} exists and belongs to uid 65534`)
       expect(readFileSync(planted, "utf8")).toBe("")
       // A path in no directory is a usage error that says so, not a raw ENOENT.
       const nowhere = await chimera(["audit", "--export", join(home, "missing", "audit.jsonl")], admin)
       expect({ code: nowhere.code, stderr: nowhere.stderr }).toEqual({
-        code: 1,
+        code: USAGE_STATUS,
         stderr: expect.stringContaining("no such directory to make the file in"),
       })
       expect(nowhere.stderr).not.toContain("unexpected failure")
@@ -137,14 +138,14 @@ describe("chimera login, users, tokens, audit", () => {
       const reader = Bun.spawn(["cat", pipe], { stdout: "pipe" })
       const piped = await chimera(["audit", "--export", pipe], admin)
       reader.kill()
-      expect(piped.code).toBe(1)
+      expect(piped.code).toBe(USAGE_STATUS)
       expect(piped.stderr).toContain(`--export: ${pipe} belongs to uid 65534, not to you`)
       expect(await new Response(reader.stdout).text()).toBe("")
       const deviceLink = join(home, "device.jsonl")
       symlinkSync("/dev/null", deviceLink)
       lchownSync(deviceLink, 65534, 65534)
       const viaLink = await chimera(["audit", "--export", deviceLink], admin)
-      expect(viaLink.code).toBe(1)
+      expect(viaLink.code).toBe(USAGE_STATUS)
       expect(viaLink.stderr).toContain(`--export: ${deviceLink} belongs to uid 65534, not to you`)
       const ownLink = join(home, "own-device.jsonl")
       symlinkSync("/dev/null", ownLink)

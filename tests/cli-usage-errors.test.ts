@@ -5,6 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { USAGE_STATUS } from "../control/cli/errors.ts"
 import { run } from "./support/tools.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
@@ -21,7 +22,7 @@ test("an unknown command or subcommand is named plainly, with no escape codes, c
   const env = { NO_COLOR: undefined, FORCE_COLOR: undefined }
   for (const args of [["bogus"], ["notify", "bogus"], ["nodes", "bogus"]]) {
     const r = await run([process.execPath, MAIN, ...args], { env })
-    expect({ args, code: r.code }).toEqual({ args, code: 1 })
+    expect({ args, code: r.code }).toEqual({ args, code: USAGE_STATUS })
     expect(r.stderr).toContain("Unknown command bogus")
     expect(r.stderr).not.toContain("\\x1b")
     expect(r.stderr).not.toContain("\x1b")
@@ -35,7 +36,7 @@ test("an unknown command close to a real one names it", async () => {
     [["deploymnets"], "deploymnets", "deployments"],
   ] as const) {
     const r = await run([process.execPath, MAIN, ...args], { env: { NO_COLOR: "1" } })
-    expect({ args, code: r.code }).toEqual({ args, code: 1 })
+    expect({ args, code: r.code }).toEqual({ args, code: USAGE_STATUS })
     // One line, not the whole usage before it (which pushed the suggestion off the screen).
     const where = ["chimera", ...args.slice(0, (args as readonly string[]).indexOf(unknown))].join(" ")
     expect(r.stderr.trim()).toBe(`error Unknown command ${unknown} (did you mean ${near}?); see ${where} --help`)
@@ -54,7 +55,7 @@ test("`chimera help [COMMAND…]` prints the usage --help prints", async () => {
 test("a command named like a property every object has is unknown, not run (citty looks names up with `in`)", async () => {
   for (const args of [["toString"], ["constructor"], ["nodes", "hasOwnProperty"]]) {
     const r = await run([process.execPath, MAIN, ...args], { env: { NO_COLOR: "1" } })
-    expect({ args, code: r.code }).toEqual({ args, code: 1 })
+    expect({ args, code: r.code }).toEqual({ args, code: USAGE_STATUS })
     expect(r.stderr).toContain(`Unknown command ${args.at(-1)}`)
   }
 }, 60_000)
@@ -66,19 +67,19 @@ test("a flag the command does not define is refused before anything runs, with t
     [process.execPath, MAIN, "deploy", "--targets", "root@127.0.0.1", "--config", "/x.nix", "--dryrun"],
     { env },
   )
-  expect(deploy.code).toBe(1)
+  expect(deploy.code).toBe(USAGE_STATUS)
   expect(deploy.stdout).toBe("")
   expect(deploy.stderr).toContain(
     "unknown option --dryrun (did you mean --dry-run?) for chimera deploy; see chimera deploy --help",
   )
   const list = await run([process.execPath, MAIN, "nodes", "list", "--jsn"], { env })
   expect({ code: list.code, stderr: list.stderr.trim() }).toEqual({
-    code: 1,
+    code: USAGE_STATUS,
     stderr: "error unknown option --jsn (did you mean --json?) for chimera nodes list; see chimera nodes list --help",
   })
   // Before the command's name a flag is the parent's, which citty would drop as well.
   const early = await run([process.execPath, MAIN, "--json", "nodes", "list"], { env })
-  expect(early.code).toBe(1)
+  expect(early.code).toBe(USAGE_STATUS)
   expect(early.stderr).toContain(
     "unknown option --json for chimera; see chimera --help (a command's options go after its name)",
   )
@@ -96,7 +97,7 @@ test("a node name or tag given with no configuration loaded says that no configu
   const env = { NO_COLOR: "1", CHIMERA_CONFIG_FILE: "", SSH_AUTH_SOCK: "", HOME: home }
   const hint = "no configuration is in use (CHIMERA_CONFIG_FILE is unset)"
   const tag = await run([process.execPath, MAIN, "exec", "--targets", "@db", "--", "true"], { env })
-  expect(tag.code).toBe(1)
+  expect(tag.code).toBe(USAGE_STATUS)
   expect(tag.stderr).toContain(`target "@db": no node in the inventory has tag "db"`)
   expect(tag.stderr).toContain(hint)
   const name = await run([process.execPath, MAIN, "exec", "--targets", "web-1", "--", "true"], { env })
@@ -151,7 +152,7 @@ test("a --limit out of range is named as the flag typed, before any request", as
     ["incidents", "--limit", "0"],
   ]) {
     const r = await run([process.execPath, MAIN, ...args], { env: { NO_COLOR: "1", HOME: home } })
-    expect({ args, code: r.code }).toEqual({ args, code: 1 })
+    expect({ args, code: r.code }).toEqual({ args, code: USAGE_STATUS })
     expect(r.stderr).toMatch(/^error --limit: expected a whole number from 1 to \d+\n$/)
   }
 }, 60_000)
@@ -167,7 +168,7 @@ test("a --port that is no number is quoted as typed, by web as by mcp (web said 
     expect({ command, typed, code: r.code, stderr: r.stderr }).toEqual({
       command,
       typed,
-      code: 1,
+      code: USAGE_STATUS,
       stderr: `error config: ${command}.port: expected an integer from 1 to 65535, got ${shown} (from --port)\n`,
     })
   }
@@ -184,4 +185,27 @@ test("no flag's help gives its default twice, and all say it one way (citty adds
     expect({ command, citty: lines.filter((line) => line.includes("(Default: ")) }).toEqual({ command, citty: [] })
     expect({ command, padded: lines.filter((line) => line !== line.trimEnd()) }).toEqual({ command, padded: [] })
   }
+}, 60_000)
+
+test("a usage mistake exits 64 (EX_USAGE), apart from every outcome a command reports, and runs nothing", async () => {
+  // `watch --once` from cron: 1 means drift was found and healed, 2 not healed. A typo in the job's
+  // own line exited 1 too, and read as "healed"; a failure that is not the command line's stays 1.
+  const env = { NO_COLOR: "1", HOME: home, CHIMERA_CONFIG_FILE: "", CHIMERA_DATA_DIR: join(home, "data") }
+  for (const args of [
+    ["watch", "--once", "--targts", "root@127.0.0.1:9"],
+    ["watch", "--once", "--targets", "root@127.0.0.1:9", "--confirm-timeout", "soon"],
+    ["chat", "-q", "hi", "--modle", "x"],
+    ["nodes", "show"],
+    ["events", "--limit", "0"],
+    ["web", "--port", "none"],
+    ["bogus"],
+  ]) {
+    const r = await run([process.execPath, MAIN, ...args], { env, cwd: home })
+    expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code: 64, stdout: "" })
+  }
+  const missing = await run([process.execPath, MAIN, "watch", "--once", "--targets", "root@127.0.0.1:9"], {
+    env,
+    cwd: home,
+  })
+  expect(missing.code).toBe(1)
 }, 60_000)

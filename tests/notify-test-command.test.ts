@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { USAGE_STATUS } from "../control/cli/errors.ts"
 import { freePort, type SpawnedControlPlane, spawnControlPlane } from "./support/control-plane.ts"
 import { type JiraFake, startJira } from "./support/jira-server.ts"
 import { type PagerDutyFake, type SlackFake, startPagerDuty, startSlack } from "./support/notify-servers.ts"
@@ -139,7 +140,7 @@ describe("chimera notify test", () => {
       "the email channel is not configured: set notifications.email_smtp_host, email_from and email_to (422 VALIDATION_FAILED)",
     )
     const bad = await cli(cp, "--channel", "sms")
-    expect(bad.code).toBe(1)
+    expect(bad.code).toBe(USAGE_STATUS)
     expect(bad.stderr).toContain('--channel: expected "slack", "pagerduty", "email" or "itsm"')
     const itsm = await cli(cp)
     expect(itsm.code).toBe(0)

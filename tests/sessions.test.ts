@@ -4,6 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { USAGE_STATUS } from "../control/cli/errors.ts"
 import { killTmuxServer } from "./support/tmux.ts"
 import { requireTool, run } from "./support/tools.ts"
 
@@ -102,11 +103,11 @@ describe("chimera run", () => {
   test("bad session names and a missing command are refused before anything runs", async () => {
     for (const name of ["has space", "a.b", "-dash", "x:y"]) {
       const r = await chimera(["run", "--config", DEV_SHELL, `--session=${name}`, "true"])
-      expect(r.code).toBe(1)
+      expect(r.code).toBe(USAGE_STATUS)
       expect(r.stderr).toContain("--session")
     }
     const none = await chimera(["run", "--config", DEV_SHELL])
-    expect(none.code).toBe(1)
+    expect(none.code).toBe(USAGE_STATUS)
     expect(none.stderr).toContain("expected a command")
   })
 })

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { utils } from "ssh2"
 import { createSshExecutor, emptyInventory, resolveTargets } from "../control/adapters/ssh/index.ts"
+import { USAGE_STATUS } from "../control/cli/errors.ts"
 import type { Target } from "../control/domain/operation-ports.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { claimAddresses } from "./support/loopback.ts"
@@ -276,7 +277,7 @@ describe("chimera exec", () => {
 
   test("a malformed target or flag is refused before anything connects", async () => {
     const bad = await cli(["-t", "root@host:99999", ...sshFlags(), "--", "true"])
-    expect(bad.code).toBe(1)
+    expect(bad.code).toBe(USAGE_STATUS)
     expect(bad.stderr).toContain('target "root@host:99999": port must be a number from 1 to 65535')
     const flag = await cli(["-t", tb.nodes[0]?.target as string, "--parallel", "zero", "--", "true"])
     expect(flag.stderr).toContain("--parallel: expected a whole number")

@@ -1,4 +1,12 @@
 // The CLI's one coded error. Whatever fails in a command ends up printed once, by cli/run.ts.
+
+/**
+ * The exit status of a usage mistake (an unknown command or flag, a missing argument, a flag value
+ * refused: codes E_USAGE and E_ARG), sysexits.h's EX_USAGE: apart from every status a command gives
+ * its outcome (1 failed, `watch --once`'s 1 healed and 2 not healed, `chat -q`'s 2, deploy's 3), so a
+ * script tells a typo in its own command line from what happened to the fleet.
+ */
+export const USAGE_STATUS = 64
 export class CliError extends Error {
   override readonly name = "CliError"
   constructor(

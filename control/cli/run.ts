@@ -1,6 +1,7 @@
 // Runs the CLI: global flags first, then citty's dispatch, and every failure printed in one place:
-// one line on stderr and exit 1 (`--debug` adds the stack). citty's usage mistakes (a missing
-// argument) also show the command's usage; an unknown command or flag says where the usage is.
+// one line on stderr and exit 1, or USAGE_STATUS for a usage mistake (`--debug` adds the stack).
+// citty's usage mistakes (a missing argument) also show the command's usage; an unknown command or
+// flag says where the usage is.
 import { stripVTControlCharacters } from "node:util"
 import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty"
 import { firstWord, nearestName, unknownFlags, unknownFlagsMessage } from "../../protocol/cli-flags.ts"
@@ -8,7 +9,7 @@ import { setLogLevel } from "../../protocol/log.ts"
 import { colorIfTaken } from "../../protocol/use-color.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import { guardAdminToken } from "./credentials.ts"
-import { CliError } from "./errors.ts"
+import { CliError, USAGE_STATUS } from "./errors.ts"
 import { flagLogLevel, globals, takeGlobalFlags } from "./globals.ts"
 import { color, warn } from "./output.ts"
 
@@ -40,7 +41,7 @@ async function refuseUnknownFlags(main: CommandDef, argv: string[]): Promise<voi
         // One line, as an unknown flag is answered (and as git answers a mistyped command): the whole
         // usage before it would push the suggestion off a terminal's screen.
         const did = near ? ` (did you mean ${near}?)` : ""
-        throw new CliError(`Unknown command ${name}${did}; see ${path.join(" ")} --help`)
+        throw new CliError(`Unknown command ${name}${did}; see ${path.join(" ")} --help`, "E_USAGE")
       }
       own = raw.slice(0, at)
       raw = raw.slice(at + 1)
@@ -54,9 +55,12 @@ async function refuseUnknownFlags(main: CommandDef, argv: string[]): Promise<voi
     }
     const unknown = unknownFlags(args, own)
     if (unknown.length > 0) {
-      if (!next) throw new CliError(unknownFlagsMessage(path.join(" "), args, unknown))
+      if (!next) throw new CliError(unknownFlagsMessage(path.join(" "), args, unknown), "E_USAGE")
       const where = path.slice(0, -1).join(" ")
-      throw new CliError(`${unknownFlagsMessage(where, args, unknown)} (a command's options go after its name)`)
+      throw new CliError(
+        `${unknownFlagsMessage(where, args, unknown)} (a command's options go after its name)`,
+        "E_USAGE",
+      )
     }
     cmd = next
   }
@@ -154,6 +158,11 @@ export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv:
       ["ConfigError", "StateError"].includes((error as Error)?.name)
     warn(`${color.red("error")} ${known ? message : `unexpected failure: ${message}`}\n`)
     if (globals.debug && error instanceof Error && error.stack) warn(`${error.stack}\n`)
-    process.exit(1)
+    const misused =
+      usage ||
+      (error instanceof CliError && (error.code === "E_USAGE" || error.code === "E_ARG")) ||
+      // By name, as above: importing config.ts here would load it for every --help.
+      ((error as Error)?.name === "ConfigError" && (error as { fromFlags?: boolean }).fromFlags === true)
+    process.exit(misused ? USAGE_STATUS : 1)
   }
 }
