@@ -36,6 +36,25 @@ export function firstWord(rawArgs: readonly string[], args: ArgsDef): number {
   return -1
 }
 
+/**
+ * The words among `rawArgs` past the positionals `args` declares: citty drops them silently, so
+ * `chimera tokens revoke A B` would revoke A alone and exit 0. A positional named `command` takes
+ * every word that follows (`chimera exec -- systemctl restart nginx`), and so does all after `--`.
+ */
+export function extraWords(args: ArgsDef, rawArgs: readonly string[]): string[] {
+  const positionals = Object.entries(args).filter(([, def]) => def.type === "positional")
+  if (positionals.some(([name]) => name === "command")) return []
+  const names = flagNames(args)
+  const words: string[] = []
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i] ?? ""
+    if (arg === "--") break
+    if (arg === "-" || !arg.startsWith("-")) words.push(arg)
+    else if (!arg.includes("=") && names.get(arg.replace(/^-{1,2}/, "")) === "value") i++
+  }
+  return words.slice(positionals.length)
+}
+
 /** The flags among `rawArgs` (up to `--`) that `args` does not define, as written (`--dryrun`, `-x`). */
 export function unknownFlags(args: ArgsDef, rawArgs: readonly string[]): string[] {
   const names = flagNames(args)

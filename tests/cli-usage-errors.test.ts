@@ -209,3 +209,32 @@ test("a usage mistake exits 64 (EX_USAGE), apart from every outcome a command re
   })
   expect(missing.code).toBe(1)
 }, 60_000)
+
+test("words past the arguments a command takes are refused before anything runs (citty dropped them)", async () => {
+  const env = { NO_COLOR: "1", HOME: home, CHIMERA_CONFIG_FILE: "", CHIMERA_DATA_DIR: join(home, "data") }
+  for (const [args, shown] of [
+    // Before: the first token alone was revoked, and the command exited 0.
+    [["tokens", "revoke", "id-1", "id-2"], 'unexpected argument "id-2" for chimera tokens revoke (it takes ID)'],
+    [["nodes", "list", "web-1"], 'unexpected argument "web-1" for chimera nodes list (it takes none)'],
+    [["sessions", "kill", "a", "b", "--json"], "unknown option --json"],
+    [["sessions", "kill", "a", "b"], 'unexpected argument "b" for chimera sessions kill (it takes NAME)'],
+    [["deployments", "show", "x", "y"], 'unexpected argument "y" for chimera deployments (it takes ACTION ID)'],
+    [["deployments", "x", "y"], 'unexpected argument "y": one deployment at a time'],
+  ] as const) {
+    const r = await run([process.execPath, MAIN, ...args], { env })
+    expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code: 64, stdout: "" })
+    expect(r.stderr).toContain(shown)
+  }
+  // A command line to run takes every word; `show ID` is two.
+  for (const args of [
+    ["exec", "--targets", "root@127.0.0.1:9", "--timeout", "1", "echo", "hi", "there"],
+    ["deployments", "show", "20260101000000-00000000"],
+  ]) {
+    const r = await run([process.execPath, MAIN, ...args], { env })
+    expect({ args, code: r.code, unexpected: r.stderr.includes("unexpected argument") }).toEqual({
+      args,
+      code: 1,
+      unexpected: false,
+    })
+  }
+}, 60_000)

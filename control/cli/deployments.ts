@@ -11,7 +11,12 @@ import { printJson, printTable, say } from "./output.ts"
 export default defineCommand({
   meta: { name: "deployments", description: "List recorded deployments and heals, or show one" },
   args: {
-    id: { type: "positional", description: "A deployment id (or show, then the id; or list)", required: false },
+    action: {
+      type: "positional",
+      description: "list (the default), or show ID to see one (a deployment id alone shows it too)",
+      required: false,
+    },
+    id: { type: "positional", description: "A deployment id", required: false },
     limit: { type: "string", description: "How many", default: "20" },
     json: { type: "boolean", description: "Print JSON" },
   },
@@ -22,6 +27,11 @@ export default defineCommand({
     const id = first === "show" ? second : first === "list" ? undefined : first
     if (first === "list" && second !== undefined)
       throw new CliError(`list takes no id: to see one, chimera deployments show ${second}`, "E_ARG")
+    if (first !== "show" && first !== "list" && second !== undefined)
+      throw new CliError(
+        `unexpected argument ${JSON.stringify(second)}: one deployment at a time (chimera deployments show ID)`,
+        "E_USAGE",
+      )
     if (first === "show" && id === undefined)
       throw new CliError("show: give the deployment's id (chimera deployments show ID)", "E_ARG")
     const store = await openCliStore()

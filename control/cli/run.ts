@@ -4,7 +4,7 @@
 // flag says where the usage is.
 import { stripVTControlCharacters } from "node:util"
 import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty"
-import { firstWord, nearestName, unknownFlags, unknownFlagsMessage } from "../../protocol/cli-flags.ts"
+import { extraWords, firstWord, nearestName, unknownFlags, unknownFlagsMessage } from "../../protocol/cli-flags.ts"
 import { setLogLevel } from "../../protocol/log.ts"
 import { colorIfTaken } from "../../protocol/use-color.ts"
 import { ChimeraError } from "../domain/errors.ts"
@@ -59,6 +59,18 @@ async function refuseUnknownFlags(main: CommandDef, argv: string[]): Promise<voi
       const where = path.slice(0, -1).join(" ")
       throw new CliError(
         `${unknownFlagsMessage(where, args, unknown)} (a command's options go after its name)`,
+        "E_USAGE",
+      )
+    }
+    const extra = next ? [] : extraWords(args, own)
+    if (extra.length > 0) {
+      const command = path.join(" ")
+      const takes = Object.entries(args)
+        .filter(([, def]) => def.type === "positional")
+        .map(([name]) => name.toUpperCase())
+      const what = `unexpected argument${extra.length === 1 ? "" : "s"} ${extra.map((w) => JSON.stringify(w)).join(", ")}`
+      throw new CliError(
+        `${what} for ${command} (it takes ${takes.length === 0 ? "none" : takes.join(" ")}); see ${command} --help`,
         "E_USAGE",
       )
     }
