@@ -71,3 +71,36 @@ test("a health check's output shown in the progress line reaches the terminal es
   expect(r.stdout).not.toContain("\x1b]52;")
   expect(r.stdout).not.toContain("\x1b]0;owned")
 })
+
+test("with NO_COLOR, or on a dumb terminal, no escape sequence is written: progress comes as lines, not a spinner", async () => {
+  const script = requireTool("script")
+  const config = join(work, "system-1.nix")
+  await writeFile(config, `import ${TEST_SYSTEM} { generation = "1"; tag = "deploy-terminal"; }\n`)
+  const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`
+  const deploy = ["deploy", "--targets", bed.nodes[0]!.target, "--config", config, "--dry-run"]
+  const ssh = ["--identity", bed.identityFile, "--known-hosts", bed.knownHostsFile]
+  const line = [process.execPath, MAIN, ...deploy, ...ssh].map(q).join(" ")
+  for (const plain of [
+    { NO_COLOR: "1", TERM: "xterm" },
+    { NO_COLOR: undefined, TERM: "dumb" },
+  ]) {
+    const r = await run([script, "-qec", `stty cols 200 rows 50; ${line}`, "/dev/null"], {
+      env: { HOME: work, CHIMERA_DATA_DIR: join(work, "data"), CHIMERA_URL: "", CHIMERA_CONFIG_FILE: "", ...plain },
+    })
+    // Before: clack's spinner hid the cursor and redrew its line (`\x1b[?25l`, `\x1b[1G\x1b[J`).
+    expect({ plain, code: r.code, escapes: r.stdout.includes("\x1b") }).toEqual({ plain, code: 0, escapes: false })
+    expect(r.stdout).toContain(`${bed.nodes[0]!.target}: plan: up to date`)
+  }
+  // A colour terminal still gets the spinner.
+  const colour = await run([script, "-qec", `stty cols 200 rows 50; ${line}`, "/dev/null"], {
+    env: {
+      HOME: work,
+      CHIMERA_DATA_DIR: join(work, "data"),
+      CHIMERA_URL: "",
+      CHIMERA_CONFIG_FILE: "",
+      NO_COLOR: undefined,
+      TERM: "xterm",
+    },
+  })
+  expect(colour.stdout).toContain("\x1b[?25l")
+})

@@ -75,7 +75,7 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
     }),
   )
   const id = (started as { id: string }).id
-  const spin = !d.json && process.stdout.isTTY === true ? spinner() : null
+  const spin = d.json ? null : spinner()
   spin?.start(`deploy ${id} on ${url}`)
   const release = exitOnInterrupt(
     () => `stopped following; deploy ${id} goes on on the control plane: chimera deployments show ${id}`,

@@ -156,8 +156,7 @@ export default defineCommand({
       ...f["health-url"].map((url) => ({ kind: "http" as const, url })),
     ]
     const command = commandWords(args._) || null
-    const people = !args.json && process.stdout.isTTY === true
-    const spin = people ? spinner() : null
+    const spin = args.json ? null : spinner()
     spin?.start(`building ${f.config}`)
     const exec = ssh.executor()
     const dryRun = Boolean(args["dry-run"])

@@ -9,6 +9,7 @@
 // at a terminal thus printed "Canceled" and exited 0, as if it had succeeded, without saying what it
 // left behind. spinner() below gives that key back its meaning: it is raised as SIGINT.
 import * as p from "@clack/prompts"
+import { useColor } from "../../protocol/use-color.ts"
 import { color, warn } from "./output.ts"
 
 interface Key {
@@ -17,11 +18,14 @@ interface Key {
 }
 
 /**
- * A @clack/prompts spinner on whose raw terminal Ctrl-C is SIGINT, as on a cooked one: the key is
- * raised as the signal (to exitOnInterrupt's listener, or the command's own) before the spinner sees it.
+ * A @clack/prompts spinner on `output`, on whose raw terminal Ctrl-C is SIGINT, as on a cooked one: the
+ * key is raised as the signal (to exitOnInterrupt's listener, or the command's own) before the spinner
+ * sees it. None (null) where `output` takes no colour: a pipe, NO_COLOR, a dumb terminal. A spinner
+ * rewrites its line with cursor sequences, and plain output never rewrites what it printed (output.ts).
  */
-export function spinner(): ReturnType<typeof p.spinner> {
-  const spin = p.spinner()
+export function spinner(output: NodeJS.WriteStream = process.stdout): ReturnType<typeof p.spinner> | null {
+  if (!useColor(output)) return null
+  const spin = p.spinner({ output })
   const onKey = (_: string | undefined, key: Key | undefined) => {
     if (!key?.ctrl || key.name !== "c") return
     process.stdin.removeListener("keypress", onKey)

@@ -1,7 +1,6 @@
 // `chimera nodes list|show|join-token|set-desired|run|revoke|remove`: the fleet as the control plane knows it, and
 // one command run on many enrolled nodes through their agents.
 import { realpathSync } from "node:fs"
-import * as p from "@clack/prompts"
 import { defineCommand } from "citty"
 import { z } from "zod"
 import { MAX_RUN_TIMEOUT_SECONDS } from "../../protocol/agent.ts"
@@ -11,7 +10,7 @@ import type { RelayNodeResult, RelayResult } from "../domain/relay.ts"
 import { apiClient, call, controlUrl, unreachable } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { commandWords, parseFlag } from "./flags.ts"
-import { exitOnInterrupt } from "./interrupt.ts"
+import { exitOnInterrupt, spinner } from "./interrupt.ts"
 import { ago, color, field, prefixed, printFields, printJson, printTable, say, statusText, warn } from "./output.ts"
 import { noSuchNode } from "./unknown-node.ts"
 
@@ -266,7 +265,7 @@ const runOnNodes = defineCommand({
     const nodes = args.nodes === undefined ? undefined : parseFlag(NodeList, args.nodes, "--nodes")
     const timeout = args.timeout === undefined ? 30 : parseFlag(RunTimeout, args.timeout, "--timeout")
     const { url, client } = apiClient()
-    const spin = !args.json && process.stderr.isTTY ? p.spinner({ output: process.stderr }) : null
+    const spin = args.json ? null : spinner(process.stderr)
     spin?.start(`running on ${nodes ? `${nodes.length} node${nodes.length === 1 ? "" : "s"}` : "every node"}`)
     const release = exitOnInterrupt(
       () => "stopped waiting for the answers; the command was sent and may still run on the nodes, until its --timeout",

@@ -45,7 +45,7 @@ export default defineCommand({
     const configPath = resolve(config.data)
     const sessions = cliSessions()
 
-    const spin = process.stdout.isTTY ? spinner() : null
+    const spin = spinner()
     let spinning = false
     const stopSpinner = () => {
       if (spinning) spin?.clear()
