@@ -238,3 +238,20 @@ test("words past the arguments a command takes are refused before anything runs 
     })
   }
 }, 60_000)
+
+test("audit's filters are named as the flags typed, before any request (not as the API's query.since)", async () => {
+  // No control plane anywhere: the flag is refused before the CLI looks for one.
+  const env = { NO_COLOR: "1", HOME: home, CHIMERA_DATA_DIR: join(home, "data"), CHIMERA_URL: "http://127.0.0.1:9" }
+  for (const [flag, value, shown] of [
+    ["--since", "yesterday", "--since: expected an ISO 8601 UTC time, e.g. 2026-12-01T00:00:00Z"],
+    ["--result", "fine", '--result: Invalid option: expected one of "ok"|"denied"|"rate-limited"|"failed"|"started"'],
+    ["--node", "bad name", "--node: expected a node id"],
+  ]) {
+    const r = await run([process.execPath, MAIN, "audit", flag!, value!], { env })
+    expect({ flag, code: r.code, stderr: r.stderr }).toEqual({
+      flag,
+      code: 64,
+      stderr: expect.stringContaining(`error ${shown}`),
+    })
+  }
+}, 60_000)

@@ -2,13 +2,17 @@
 // JSON lines (mode 0600), paging through the API so any size fits.
 import { closeSync, constants, fstatSync, lstatSync, openSync, statSync, unlinkSync, writeSync } from "node:fs"
 import { defineCommand } from "citty"
+import { z } from "zod"
+import { AuditFilter } from "../domain/auth/audit.ts"
 import type { AuditRecord } from "../domain/auth/ports.ts"
 import { apiClient, call } from "./client.ts"
 import { CliError } from "./errors.ts"
-import { limitFlag } from "./flags.ts"
+import { limitFlag, parseFlag } from "./flags.ts"
 import { printJson, printTable, warn } from "./output.ts"
 
 const PAGE = 1000
+// As AuditFilter's `since`, with a message that shows the form.
+const Since = z.iso.datetime({ error: "expected an ISO 8601 UTC time, e.g. 2026-12-01T00:00:00Z" })
 
 export default defineCommand({
   meta: { name: "audit", description: "Show or export the audit log: who did what, where, when, with which result" },
@@ -16,7 +20,7 @@ export default defineCommand({
     actor: { type: "string", description: "Only this actor (username, token name, node:ID)" },
     node: { type: "string", description: "Only this node" },
     action: { type: "string", description: 'Only this action, e.g. "PUT /api/nodes/:id/desired"' },
-    result: { type: "string", description: "ok, denied, rate-limited or failed" },
+    result: { type: "string", description: "ok, denied, rate-limited, failed or started" },
     since: { type: "string", description: "From this ISO time" },
     limit: { type: "string", description: "At most this many entries (default 100; export: all)" },
     export: { type: "string", description: "Write all matching entries to FILE as JSON lines" },
@@ -24,18 +28,13 @@ export default defineCommand({
   },
   async run({ args }) {
     const limit = limitFlag(args.limit, 10_000)
-    const { url, client } = apiClient()
+    // Checked here, by the API's own schema, so a mistake is named as the flag typed (not `query.since`).
     const filters = Object.fromEntries(
-      Object.entries({
-        actor: args.actor,
-        node: args.node,
-        action: args.action,
-        result: args.result,
-        since: args.since,
-      })
-        .filter(([, v]) => v !== undefined)
-        .map(([k, v]) => [k, String(v)]),
+      (["actor", "node", "action", "result", "since"] as const)
+        .filter((k) => args[k] !== undefined)
+        .map((k) => [k, String(parseFlag(k === "since" ? Since : AuditFilter.shape[k], args[k], `--${k}`))]),
     )
+    const { url, client } = apiClient()
     const page = async (after: number, limit: number) =>
       (
         (await call(url, client.api.audit.$get({ query: { ...filters, after, limit: String(limit) } }))) as {
