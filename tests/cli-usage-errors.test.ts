@@ -255,3 +255,25 @@ test("audit's filters are named as the flags typed, before any request (not as t
     })
   }
 }, 60_000)
+
+test("rollback's --generation and deploy's checks are refused before anything connects, each under its flag", async () => {
+  const env = { NO_COLOR: "1", HOME: home, CHIMERA_CONFIG_FILE: "", CHIMERA_DATA_DIR: join(home, "data") }
+  const target = ["--targets", "root@127.0.0.1:9"]
+  const generation = "error --generation: expected a generation number (see chimera generations)\n"
+  for (const [args, stderr] of [
+    // Before: 1e23 reached the node as `nix-env --switch-generation 1e+23`; 0x10 and " 5" were 16 and 5.
+    [["rollback", ...target, "--generation", "99999999999999999999999"], generation],
+    [["rollback", ...target, "--generation", "0x10"], generation],
+    [["rollback", ...target, "--generation", " 5"], generation],
+    // Before: `Too small: expected string to have >=1 characters`, naming no flag.
+    [
+      ["deploy", ...target, "--config", "/x.nix", "--health-cmd", ""],
+      "error --health-cmd: expected a command, not an empty one\n",
+    ],
+    // Before: the range and, joined to it, the timeouts' order, which the range had not let be checked.
+    [["deploy", ...target, "--config", "/x.nix", "--confirm-timeout", "0"], "error --confirm-timeout: at least 5\n"],
+  ] as const) {
+    const r = await run([process.execPath, MAIN, ...args], { env, cwd: home })
+    expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 64, stderr })
+  }
+}, 60_000)

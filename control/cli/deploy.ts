@@ -33,7 +33,7 @@ const DeployFlags = z
     session: SessionId,
     "confirm-timeout": ConfirmTimeout,
     "health-timeout": Seconds("--health-timeout", 1, MAX_CONFIRM_SECONDS),
-    "health-cmd": z.array(z.string().min(1)),
+    "health-cmd": z.array(z.string().min(1, "--health-cmd: expected a command, not an empty one")),
     "health-url": z.array(z.url({ protocol: /^https?$/, error: "--health-url: expected an http(s) URL" })),
   })
   .refine((f) => f["health-timeout"] < f["confirm-timeout"], {
@@ -128,7 +128,8 @@ export default defineCommand({
         const path = i.path[0] === "config" ? "nix.config_path" : i.path[0] === "session" ? "fleet.session_name" : null
         return path ? `${path} (from ${layered.setBy(path) ?? "defaults"}): ${i.message}` : i.message
       }
-      throw new CliError(parsed.error.issues.map(named).join("; "), "E_ARG")
+      // The first problem, as parseFlag says it: the timeouts' order is checked on values that parsed.
+      throw new CliError(named(parsed.error.issues[0]!), "E_ARG")
     }
     const f = parsed.data
     if (args["via-control-plane"]) {

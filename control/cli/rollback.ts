@@ -13,8 +13,9 @@ import type { StorePath } from "../../protocol/ids.ts"
 import { createLogger } from "../../protocol/log.ts"
 import { ROLLBACK_PUBLISH_SECONDS } from "../domain/activation.ts"
 import { rollback } from "../domain/rollback.ts"
+import { GenerationText } from "../ops/deployment-record.ts"
 import { keepRecord } from "./cli-store.ts"
-import { CliError } from "./errors.ts"
+import { parseFlag } from "./flags.ts"
 import { finishOnInterrupt, INTERRUPT_GRACE_SECONDS, progressWaiter } from "./interrupt.ts"
 import { color, field, printJson, printTable } from "./output.ts"
 import { type DesiredPublisher, desiredPublisher, reportPublished } from "./publish-desired.ts"
@@ -58,9 +59,8 @@ export default defineCommand({
     ...sshArgs,
   },
   async run({ args }) {
-    const gen = args.generation === undefined ? null : Number(args.generation)
-    if (gen !== null && !(Number.isInteger(gen) && gen > 0))
-      throw new CliError("--generation: expected a generation number (see chimera generations)", "E_ARG")
+    const gen =
+      args.generation === undefined ? null : Number(parseFlag(GenerationText, args.generation, "--generation"))
     const ssh = await parseSshFlags(args)
     const exec = ssh.executor()
     const publisher = desiredPublisher()

@@ -6,7 +6,7 @@
 import { z } from "zod"
 import { NodeId, StorePath } from "../../protocol/ids.ts"
 import type { Permission } from "../domain/auth/roles.ts"
-import { TargetName } from "./deployment-record.ts"
+import { GenerationText, TargetName } from "./deployment-record.ts"
 
 export type Risk = "low" | "medium" | "high" | "critical"
 
@@ -196,11 +196,7 @@ export const OPERATIONS: Operation[] = [
     input: z
       .object({
         targets,
-        generation: z
-          .string()
-          .regex(/^[1-9]\d{0,8}$/)
-          .optional()
-          .describe("Generation number"),
+        generation: GenerationText.optional().describe("Generation number"),
       })
       .strict(),
     permission: "fleet:deploy",

@@ -57,17 +57,16 @@ export const DeployRequestBody = z
     error: "health_timeout_seconds must be shorter than confirm_timeout_seconds (the node rolls back when it passes)",
   })
 
+/** A generation number as typed (nix-env counts from 1); nine digits at most, so none reaches nix-env as `1e+23`. */
+export const GenerationText = z
+  .string()
+  .regex(/^[1-9]\d{0,8}$/, "expected a generation number (see chimera generations)")
+
 export const RollbackRequestBody = z
   .object({
     targets: Targets,
     generation: z
-      .union([
-        z.number().int().min(1),
-        z
-          .string()
-          .regex(/^[1-9]\d{0,8}$/)
-          .transform(Number),
-      ])
+      .union([z.number().int().min(1).max(999_999_999), GenerationText.transform(Number)])
       .nullable()
       .optional(),
   })
