@@ -100,3 +100,35 @@ test("generations --json fails as the table does when a target cannot be read", 
     expect({ json, code: r.code }).toEqual({ json, code: 1 })
   }
 })
+
+test("watch --json prints one pass a line, which a line reader can take as it comes", async () => {
+  const [n] = bed.nodes
+  const child = Bun.spawn(
+    [process.execPath, MAIN, "watch", "--json", "--interval", "1", "--targets", n!.name, "--config", gen2Config],
+    {
+      env: {
+        ...process.env,
+        HOME: work,
+        CHIMERA_DATA_DIR: join(work, "data"),
+        CHIMERA_CONFIG_FILE: bed.configFile,
+        CHIMERA_URL: "",
+        CHIMERA_TOKEN: "",
+      },
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  )
+  let out = ""
+  const reader = child.stdout.getReader()
+  while (out.split("\n").length < 3) {
+    const chunk = await reader.read()
+    if (chunk.done) break
+    out += new TextDecoder().decode(chunk.value)
+  }
+  child.kill("SIGTERM")
+  await child.exited
+  const lines = out.split("\n").filter((l) => l !== "")
+  // Before: each pass was a JSON document over many lines (`{`, `  "at": …`), no line of it JSON alone.
+  expect(lines.length).toBeGreaterThanOrEqual(2)
+  for (const line of lines) expect(JSON.parse(line)).toMatchObject({ exitCode: 0, heal: null })
+})

@@ -13,15 +13,16 @@ import { intervalToCron, type WatchPass, watchOnce } from "../domain/watch.ts"
 import { commandConfig, flagValue, missingNixConfig } from "./cli-config.ts"
 import { keepRecord, openCliStore } from "./cli-store.ts"
 import { CliError } from "./errors.ts"
-import { color, field, printJson, say, warn } from "./output.ts"
+import { color, field, jsonLine, printJson, say, warn } from "./output.ts"
 import { desiredPublisher, reportPublished } from "./publish-desired.ts"
 import { ConfirmTimeout } from "./seconds-flag.ts"
 import { parseSshFlags, SSH_FLAG_NAMES, sshArgs, sshConfigFlags } from "./ssh-flags.ts"
 
 const log = createLogger("watch")
 
-function report(pass: WatchPass, json: boolean) {
-  if (json) return printJson(pass)
+/** One pass: with --json, one document for --once, else one line a pass (JSON lines, as `events --follow`). */
+function report(pass: WatchPass, json: boolean, once: boolean) {
+  if (json) return once ? printJson(pass) : say(`${jsonLine(pass)}\n`)
   for (const c of pass.congruence) {
     const what =
       c.status === "congruent"
@@ -58,7 +59,7 @@ export default defineCommand({
     },
     once: { type: "boolean", description: "Check once and exit 0 (congruent), 1 (healed) or 2 (not healed)" },
     "confirm-timeout": { type: "string", description: "Seconds a healed node waits for confirmation", default: "30" },
-    json: { type: "boolean", description: "Print each pass as JSON" },
+    json: { type: "boolean", description: "Print each pass as JSON, one a line (with --once: the one pass)" },
     ...sshArgs,
     // `-i` is watch's short form of --interval, so the key file keeps only its long name here.
     identity: { type: "string", description: sshArgs.identity.description },
@@ -116,7 +117,7 @@ export default defineCommand({
         const result = await watchOnce(opts, { nix: createNix(), exec, onConfirmed }).catch((error: unknown) => {
           throw missingNixConfig(error, layered) ?? error
         })
-        report(result, Boolean(args.json))
+        report(result, Boolean(args.json), Boolean(args.once))
         // Heals only: a pass that changed nothing has nothing to say about desired closures.
         if (result.heal) reportPublished(publisher, Boolean(args.json))
         const heal = result.heal
