@@ -277,3 +277,12 @@ test("rollback's --generation and deploy's checks are refused before anything co
     expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 64, stderr })
   }
 }, 60_000)
+
+test("an --after past any event id is named as the flag typed (was the API's `query.after: Too big`)", async () => {
+  const env = { NO_COLOR: "1", HOME: home, CHIMERA_DATA_DIR: join(home, "data"), CHIMERA_URL: "http://127.0.0.1:9" }
+  const r = await run([process.execPath, MAIN, "events", "--after", "99999999999999999999"], { env })
+  expect({ code: r.code, stderr: r.stderr }).toEqual({
+    code: 64,
+    stderr: "error --after: expected an event id (a whole number, from the ID column)\n",
+  })
+}, 60_000)

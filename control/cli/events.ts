@@ -194,7 +194,7 @@ export default defineCommand({
     if (types && !types.success)
       throw new CliError(`--type: expected event types among ${EventType.options.join(", ")}`, "E_ARG")
     const limit = limitFlag(args.limit, 1000)
-    if (args.after !== undefined && !/^\d+$/.test(args.after))
+    if (args.after !== undefined && !(/^\d+$/.test(args.after) && Number.isSafeInteger(Number(args.after))))
       throw new CliError("--after: expected an event id (a whole number, from the ID column)", "E_ARG")
     const after = args.after === undefined ? undefined : Number(args.after)
     const query = { node: node?.data, type: types?.data }
