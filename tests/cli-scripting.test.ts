@@ -36,17 +36,17 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true })
 })
 
-const chimera = (args: string[]) =>
-  run([process.execPath, MAIN, ...args], {
-    env: {
-      HOME: work,
-      CHIMERA_DATA_DIR: join(work, "data"),
-      CHIMERA_CONFIG_FILE: bed.configFile,
-      CHIMERA_URL: "",
-      CHIMERA_TOKEN: "",
-      NO_COLOR: "1",
-    },
-  })
+/** The CLI's environment: the testbed's inventory, no control plane, a home and data dir of the test's own. */
+const cliEnv = () => ({
+  HOME: work,
+  CHIMERA_DATA_DIR: join(work, "data"),
+  CHIMERA_CONFIG_FILE: bed.configFile,
+  CHIMERA_URL: "",
+  CHIMERA_TOKEN: "",
+  NO_COLOR: "1",
+})
+
+const chimera = (args: string[]) => run([process.execPath, MAIN, ...args], { env: cliEnv() })
 
 test("deploy runs the whole COMMAND after --, not its first word, and records it so", async () => {
   const [n] = bed.nodes
@@ -105,18 +105,7 @@ test("watch --json prints one pass a line, which a line reader can take as it co
   const [n] = bed.nodes
   const child = Bun.spawn(
     [process.execPath, MAIN, "watch", "--json", "--interval", "1", "--targets", n!.name, "--config", gen2Config],
-    {
-      env: {
-        ...process.env,
-        HOME: work,
-        CHIMERA_DATA_DIR: join(work, "data"),
-        CHIMERA_CONFIG_FILE: bed.configFile,
-        CHIMERA_URL: "",
-        CHIMERA_TOKEN: "",
-      },
-      stdout: "pipe",
-      stderr: "pipe",
-    },
+    { env: { ...process.env, ...cliEnv() }, stdout: "pipe", stderr: "pipe" },
   )
   let out = ""
   const reader = child.stdout.getReader()

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { USAGE_STATUS } from "../control/cli/errors.ts"
 import { addUser, call, enrollNode, login } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { run } from "./support/tools.ts"
@@ -181,7 +182,7 @@ describe("changing a user's role", () => {
       expect((await listed("cli")) as unknown).toMatchObject({ role: "admin" })
 
       const bad = await chimera(["users", "set-role", "cli", "root"])
-      expect(bad.code).toBe(1)
+      expect(bad.code).toBe(USAGE_STATUS)
       expect(bad.stderr).toContain("viewer, operator, admin")
       const unknown = await chimera(["users", "set-role", "ghost", "viewer"])
       expect(unknown.code).toBe(1)
