@@ -47,3 +47,14 @@ describe("CLI flags", () => {
     expect(clashes).toEqual([])
   })
 })
+
+describe("CLI descriptions", () => {
+  test("the line `chimera --help` gives each command is the command's own description", async () => {
+    const differ: string[] = []
+    for (const [name, [line, load]] of Object.entries(COMMANDS)) {
+      const meta = await resolve((await load()).meta as Resolvable<{ description?: string }>)
+      if (meta?.description !== line) differ.push(`${name}: "${line}" against its own "${meta?.description}"`)
+    }
+    expect(differ).toEqual([])
+  })
+})

@@ -17,7 +17,7 @@ export const COMMANDS: Record<string, [description: string, load: Load]> = {
       })),
   ],
   nodes: [
-    "Enrolled nodes: list, show, join tokens, desired closures, run a command",
+    "Enrolled nodes: list, show, join tokens, desired closures, run a command, revoke, remove",
     () => def(import("./nodes.ts"), (m) => m.default),
   ],
   events: [
@@ -25,7 +25,7 @@ export const COMMANDS: Record<string, [description: string, load: Load]> = {
     () => def(import("./events.ts"), (m) => m.default),
   ],
   incidents: [
-    "Incidents opened from the fleet's events, with their tickets and deliveries",
+    "Incidents opened from the fleet's events: list them, show one with its timeline, tickets and deliveries, resolve one",
     () => def(import("./incidents.ts"), (m) => m.default),
   ],
   notify: [

@@ -133,7 +133,11 @@ async function resolve(rawId: unknown, note: string | undefined, json: boolean) 
 }
 
 export default defineCommand({
-  meta: { name: "incidents", description: "Incidents opened from the fleet's events, or one with its timeline" },
+  meta: {
+    name: "incidents",
+    description:
+      "Incidents opened from the fleet's events: list them, show one with its timeline, tickets and deliveries, resolve one",
+  },
   args: {
     action: {
       type: "positional",

@@ -43,6 +43,9 @@ const test = defineCommand({
 const _name = (r: ChannelOutcome) => (r.channel === "itsm" ? `itsm (${r.service})` : r.channel)
 
 export default defineCommand({
-  meta: { name: "notify", description: "Notification channels: send a test through each" },
+  meta: {
+    name: "notify",
+    description: "Notification channels: send a test notice through each and see what it answered",
+  },
   subCommands: { test },
 })
