@@ -176,6 +176,7 @@ export const ChimeraConfig = z
       max_context_tokens: _int("expected a whole number of tokens from 2000 to 10000000", 2000, 10_000_000).default(
         100_000,
       ),
+      turn_lease_seconds: _int("expected a whole number of seconds from 3 to 600", 3, 600).default(30),
     }),
     log_level: _string()
       .toUpperCase()

@@ -114,6 +114,7 @@ describe("defaults", () => {
         timeout_seconds: 120,
         question_ttl_seconds: 300,
         max_context_tokens: 100_000,
+        turn_lease_seconds: 30,
       },
       log_level: "WARNING",
     })

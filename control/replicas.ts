@@ -1,8 +1,9 @@
 // The wiring that makes replicas on one PostgreSQL database act as one, called by the composition
 // root (server.ts): what this replica commits wakes the others (commands queued, a desired closure
-// set, a relayed command answered, events stored), and what the others commit wakes this one's long
-// polls, relays and live event streams. After the listening connection comes back, every long poll
-// looks again and the streams catch up from the store. On SQLite there is one process and nothing to
+// set, a relayed command answered, events stored, a chat's turn asked to cancel), and what the others
+// commit wakes this one's long polls, relays, live event streams and chat turns. After the listening
+// connection comes back, every long poll looks again, the streams catch up from the store, and the
+// chat turns read their leases. On SQLite there is one process and nothing to
 // wire: the live streams read the process's own event bus.
 import type { SQL } from "bun"
 import { createLogger } from "../protocol/log.ts"
@@ -19,6 +20,7 @@ const log = createLogger("replicas")
 export interface Peers {
   commandsQueued(nodeIds: string[]): void
   commandsAcked(ids: string[]): void
+  turnsCancelled(chatIds: number[]): void
   /** Set once the link is up. */
   link: ReplicaLink | null
 }
@@ -28,6 +30,7 @@ export function peers(): Peers {
     link: null,
     commandsQueued: (nodeIds) => self.link?.commandsQueued(nodeIds),
     commandsAcked: (ids) => self.link?.commandsAcked(ids),
+    turnsCancelled: (chatIds) => self.link?.turnsCancelled(chatIds),
   }
   return self
 }
@@ -45,6 +48,8 @@ export async function connectReplicas(input: {
   fleet: Fleet
   relay: Relay
   peers: Peers
+  /** These chats' turns here read their leases (null: every one); the chats are made after the link. */
+  turnsCancelled(chatIds: number[] | null): void
 }): Promise<Replicas> {
   const { db, dialect, bus, fleet, relay } = input
   if (dialect !== "postgres") return { streams: bus, close: async () => {} }
@@ -54,8 +59,10 @@ export async function connectReplicas(input: {
     nodes: (ids) => fleet.wakeNodes(ids),
     events: (ids) => void events.stored(ids),
     acks: (ids) => relay.answeredElsewhere(ids),
+    turnsCancelled: (chatIds) => input.turnsCancelled(chatIds),
     reconnected: () => {
       fleet.wakeAll()
+      input.turnsCancelled(null)
       events.catchUp().catch((error: unknown) => log.warn("catching up on other replicas' events failed", { error }))
     },
   })

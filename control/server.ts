@@ -22,10 +22,11 @@ import { outboxStore } from "./adapters/store/outbox-store.ts"
 import { dialectOf, openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
 import { claimSqliteFile } from "./adapters/store/sqlite-owner.ts"
 import { withStartupLock } from "./adapters/store/startup-lock.ts"
+import { turnLeaseStore } from "./adapters/store/turn-lease-store.ts"
 import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
 import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
 import { createTmuxSessions } from "./adapters/tmux.ts"
-import { createChats } from "./ai/chats.ts"
+import { type Chats, createChats } from "./ai/chats.ts"
 import { internalApi } from "./ai/internal-api.ts"
 import { createApi } from "./api/app.ts"
 import { DEFAULT_STREAM_LIMITS, type StreamLimits } from "./api/event-fanout.ts"
@@ -182,7 +183,18 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   await endLeftoverCliSessions(cli, trust.audit)
   // With several replicas (PostgreSQL) an ack may land on another one: relays also read the store.
   const relay = createRelay({ fleet, store, clock, pollFallbackMs: dialect === "postgres" ? 1000 : null })
-  const replicas = await connectReplicas({ db, dialect, bus, fleet, relay, peers })
+  // The chat is made below, once the API it calls in-process can be; a cancel heard before then has no turn to reach.
+  let chats: Chats | null = null
+  const replicas = await connectReplicas({
+    db,
+    dialect,
+    bus,
+    fleet,
+    relay,
+    peers,
+    turnsCancelled: (chatIds) =>
+      void chats?.cancelAsked(chatIds).catch((error: unknown) => log.warn("reading turn leases failed", { error })),
+  })
   // A removed node's samples are the retired machine's, not those of the next one under its name; every
   // replica holds its own, and hears of a removal on any.
   const unsubscribeHistory = replicas.streams.subscribe((e) => {
@@ -268,9 +280,12 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   const dashboard = { history, nodeCommands: nodeCommands(db), events: eventCursor(db), tags: opts.tags ?? {} }
   // The chat calls the API in-process as the user it acts for, so it needs the app it is part of.
   let appFetch: ((request: Request, env: Record<symbol, unknown>) => Response | Promise<Response>) | null = null
-  const chats = opts.ai
+  chats = opts.ai
     ? createChats({
         store: chatStore(db, dialect),
+        leases: turnLeaseStore(db, dialect),
+        replica: replicaName(),
+        cancelElsewhere: (chatId) => peers.turnsCancelled([chatId]),
         llm: createProvider(opts.ai),
         settings: opts.ai,
         clock,
@@ -280,7 +295,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
         }),
       })
     : null
-  await chats?.resume()
+  // On SQLite this is the only process on the database: turn leases left by a stopped one are void.
+  await chats?.resume(dialect === "sqlite")
   const { app, fetch: serveFetch } = createApi({
     ai: chats,
     dashboard,

@@ -186,6 +186,7 @@ describe("a control plane whose model cannot be reached", () => {
         timeoutMs: 30_000,
         questionTtlSeconds: 300,
         maxContextTokens: 100_000,
+        turnLeaseSeconds: 30,
       },
     })
     const env = { ...plane.env, CHIMERA_URL: cp.url, CHIMERA_TOKEN: cp.adminToken }

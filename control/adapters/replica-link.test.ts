@@ -22,11 +22,18 @@ afterAll(async () => {
 })
 
 const recorder = () => {
-  const seen = { nodes: [] as string[], events: [] as number[], acks: [] as string[], reconnected: 0 }
+  const seen = {
+    nodes: [] as string[],
+    events: [] as number[],
+    acks: [] as string[],
+    turns: [] as number[],
+    reconnected: 0,
+  }
   const handlers: ReplicaHandlers = {
     nodes: (ids) => seen.nodes.push(...ids),
     events: (ids) => seen.events.push(...ids),
     acks: (ids) => seen.acks.push(...ids),
+    turnsCancelled: (ids) => seen.turns.push(...ids),
     reconnected: () => seen.reconnected++,
   }
   return { seen, handlers }
@@ -59,13 +66,14 @@ describe("replica link", () => {
       linkA.commandsQueued(["n1", "n2"])
       linkA.eventsStored([7, 8, 9])
       linkA.commandsAcked(["c1"])
+      linkA.turnsCancelled([42])
       await waitFor(
         "B told",
         async () => b.seen,
-        (s) => s.nodes.length === 2 && s.events.length === 3 && s.acks.length === 1,
+        (s) => s.nodes.length === 2 && s.events.length === 3 && s.acks.length === 1 && s.turns.length === 1,
       )
-      expect(b.seen).toMatchObject({ nodes: ["n1", "n2"], events: [7, 8, 9], acks: ["c1"] })
-      expect(a.seen).toMatchObject({ nodes: [], events: [], acks: [] })
+      expect(b.seen).toMatchObject({ nodes: ["n1", "n2"], events: [7, 8, 9], acks: ["c1"], turns: [42] })
+      expect(a.seen).toMatchObject({ nodes: [], events: [], acks: [], turns: [] })
 
       // 25,000 events stored in one turn: several notifications of at most MAX_IDS ids, none lost.
       linkA.eventsStored(Array.from({ length: 25_000 }, (_, i) => 100 + i))

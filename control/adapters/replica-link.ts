@@ -1,6 +1,7 @@
 // Wake-ups between control-plane replicas on one PostgreSQL database, over LISTEN/NOTIFY. What one
 // replica commits another may be waiting for: an agent's long poll held by replica B for a command
-// queued (or a desired closure set) through A; B's event streams for events A stored. Each replica
+// queued (or a desired closure set) through A; B's event streams for events A stored; A's chat turn
+// that a cancel or a delete through B asked to stop (turn-lease.ts). Each replica
 // tells the others with a NOTIFY on one channel after the commit, carrying only ids (node ids, event
 // ids): the data is read from the store, never from the notification, so a forged or garbled one
 // can at worst cause a read. A replica ignores its own notifications (each carries its instance id).
@@ -25,6 +26,8 @@ export interface ReplicaHandlers {
   events(ids: number[]): void
   /** Relayed commands of these ids were answered through another replica. */
   acks(ids: string[]): void
+  /** The turns of these chats were asked to cancel through another replica (their lease rows say so). */
+  turnsCancelled(chatIds: number[]): void
   /** Listening again after the connection dropped: notifications meanwhile may be lost. */
   reconnected(): void
 }
@@ -33,10 +36,11 @@ export interface ReplicaLink {
   commandsQueued(nodeIds: string[]): void
   eventsStored(ids: number[]): void
   commandsAcked(ids: string[]): void
+  turnsCancelled(chatIds: number[]): void
   close(): Promise<void>
 }
 
-type Kind = "n" | "e" | "a"
+type Kind = "n" | "e" | "a" | "t"
 
 /**
  * Ids one notification names at most. Any role that may connect to the database may NOTIFY, so a
@@ -80,13 +84,13 @@ export function decodeIds(text: string): number[] {
 
 export async function linkReplicas(db: SQL, handlers: ReplicaHandlers): Promise<ReplicaLink> {
   const self = randomUUID()
-  const pending: Record<Kind, string[]> = { n: [], e: [], a: [] }
+  const pending: Record<Kind, string[]> = { n: [], e: [], a: [], t: [] }
   let scheduled = false
   let listened = false
 
   const flush = () => {
     scheduled = false
-    for (const kind of ["n", "e", "a"] as const) {
+    for (const kind of ["n", "e", "a", "t"] as const) {
       const parts = pending[kind]
       if (parts.length === 0) continue
       pending[kind] = []
@@ -100,7 +104,7 @@ export async function linkReplicas(db: SQL, handlers: ReplicaHandlers): Promise<
         db.notify(CHANNEL, text).catch((error: unknown) => log.warn("telling the other replicas failed", { error }))
       }
       for (const part of [...new Set(parts)]) {
-        const n = kind === "e" ? idsIn(part) : 1
+        const n = kind === "e" || kind === "t" ? idsIn(part) : 1
         if (payload.length + part.length + 1 > MAX_PAYLOAD || count + n > MAX_IDS) send()
         payload = payload === "" ? part : `${payload},${part}`
         count += n
@@ -122,6 +126,7 @@ export async function linkReplicas(db: SQL, handlers: ReplicaHandlers): Promise<
     if (kind === "n") handlers.nodes(list.split(","))
     else if (kind === "e") handlers.events(decodeIds(list))
     else if (kind === "a") handlers.acks(list.split(","))
+    else if (kind === "t") handlers.turnsCancelled(decodeIds(list))
   }
   const subscription = await db.listen(CHANNEL, receive, () => {
     if (listened) {
@@ -135,6 +140,7 @@ export async function linkReplicas(db: SQL, handlers: ReplicaHandlers): Promise<
     commandsQueued: (nodeIds) => queue("n", nodeIds),
     eventsStored: (ids) => queue("e", encodeIds(ids)),
     commandsAcked: (ids) => queue("a", ids),
+    turnsCancelled: (chatIds) => queue("t", encodeIds(chatIds)),
     async close() {
       flush()
       await subscription.unlisten()

@@ -97,7 +97,7 @@ export async function runTurn(
     if (reply.calls.length === 0) {
       await t.close()
       if ((await deps.store.deliverQueued(chat.id)).length === 0) return answer()
-      t.reopen()
+      await t.reopen()
       continue
     }
     let question: QuestionRecord | null = null

@@ -42,8 +42,11 @@ export interface ChatStorePort {
   getChat(id: number): Promise<ChatRecord | null>
   listChats(ownerSubject: string): Promise<ChatRecord[]>
   updateChat(id: number, c: Pick<ChatRecord, "model" | "nodeId" | "incidentId">): Promise<void>
-  /** The chat, its messages and its questions. */
-  deleteChat(id: number): Promise<void>
+  /**
+   * Deletes the chat, its messages, questions, queued messages and lapsed turn lease; false (nothing
+   * deleted) while a turn's lease on it is live at `nowMs` (turn-lease.ts).
+   */
+  deleteChat(id: number, nowMs: number): Promise<boolean>
   messages(chatId: number): Promise<ChatMessage[]>
   appendMessages(chatId: number, messages: ChatMessage[]): Promise<void>
   /**
@@ -53,10 +56,11 @@ export interface ChatStorePort {
    */
   replaceHead(chatId: number, count: number, summary: ChatMessage): Promise<boolean>
   /**
-   * Queues a steering message; `behind` a question, only while that question is still open (pending,
-   * or its approved action running), else false and nothing is queued.
+   * Queues a steering message: behind the running `turn`, only while a live turn lease of the chat
+   * (at `nowMs`) takes steers, on whichever replica; behind a question (its id), only while that
+   * question is still open (pending, or its approved action running). Else false and nothing is queued.
    */
-  queueMessage(chatId: number, behind: number | null, message: ChatMessage): Promise<boolean>
+  queueMessage(chatId: number, behind: number | "turn", message: ChatMessage, nowMs: number): Promise<boolean>
   queuedMessages(chatId: number): Promise<QueuedMessage[]>
   /** Moves every queued message into the conversation, in order; each is delivered once, whoever calls. */
   deliverQueued(chatId: number): Promise<ChatMessage[]>

@@ -2,8 +2,10 @@
 // who made them (another user gets ACCESS_DENIED, an unknown id CHAT_NOT_FOUND); an admin may also
 // see and answer any chat's pending question, which is how an action needing more than its owner's
 // role gets approved (the rest of that turn then reads with no more than a chat's least role). A
-// message or an answer starts a turn (agent-loop.ts); only one runs per chat. A chat runs on a model
-// the config allows, whoever asked for another (model-choice.ts).
+// message or an answer starts a turn (agent-loop.ts); only one runs per chat, on whichever replica
+// holds its lease (turn-lease.ts): a steer, a cancel or a delete sent to another replica reaches that
+// turn through the store and a notification. A chat runs on a model the config allows, whoever asked
+// for another (model-choice.ts).
 import type {
   AnswerRequest,
   ChatMessage,
@@ -31,6 +33,7 @@ import type { LlmPort } from "./llm-port.ts"
 import { chosenModel, modelInForce } from "./model-choice.ts"
 import { isExpired, settleUnrun, toWire } from "./questions.ts"
 import { toolSpecs } from "./tools.ts"
+import { createTurnLeases, type TurnLeaseStore } from "./turn-lease.ts"
 import { createTurns, type Listener, type RunningTurn } from "./turns.ts"
 
 /** Chats are kept until deleted; this bounds what one user can make the store hold. */
@@ -48,8 +51,18 @@ export function resumedAs(chat: ChatRecord, approver: UserPrincipal): UserPrinci
   return { ...approver, role: leastRoleFor("fleet:read") }
 }
 
+/** How often a delete looks again whether another replica's turn has let the chat go. */
+const DELETE_POLL_MS = 200
+/** How long a delete waits for that beyond the lease (a holder that died lets it lapse by then). */
+const DELETE_GRACE_MS = 5000
+
 export interface ChatsDeps {
   store: ChatStorePort
+  leases: TurnLeaseStore
+  /** This replica's name, on the leases it holds. */
+  replica: string
+  /** Tells the other replicas that a turn of this chat was asked to cancel (a no-op on SQLite). */
+  cancelElsewhere(chatId: number): void
   llm: LlmPort
   settings: AiSettings
   api: InternalApi
@@ -61,9 +74,23 @@ export function createChats(deps: ChatsDeps) {
   // A turn over without a question waiting (answered, cancelled, failed, a compaction): the steering
   // messages it did not reach join the conversation as the next user messages. Behind a waiting
   // question they stay queued, for its result to come first.
-  const turns = createTurns(async (chatId) => {
+  const leases = createTurnLeases({
+    store: deps.leases,
+    clock,
+    holder: deps.replica,
+    leaseMs: settings.turnLeaseSeconds * 1000,
+  })
+  const turns = createTurns(leases, async (chatId) => {
     if (!(await store.openQuestion(chatId))) await store.deliverQueued(chatId)
   })
+  /** A turn of the chat runs here or, its lease live, on another replica. */
+  const turnRunning = async (chatId: number) => turns.isRunning(chatId) || (await leases.holder(chatId)) !== null
+  /** Asks the chat's turn on another replica, if any, to stop; false when no turn holds the chat. */
+  const cancelRemote = async (chatId: number) => {
+    if (!(await leases.requestCancel(chatId))) return false
+    deps.cancelElsewhere(chatId)
+    return true
+  }
   const timers = new Map<number, ReturnType<typeof setTimeout>>()
 
   const expire = async (q: QuestionRecord) => {
@@ -129,7 +156,7 @@ export function createChats(deps: ChatsDeps) {
       messages,
       pendingQuestion: q ? toWire(q) : null,
       queuedMessages: await store.queuedMessages(chat.id),
-      turnRunning: turns.isRunning(chat.id),
+      turnRunning: await turnRunning(chat.id),
       estimatedTokens: estimateTokens("", messages, toolSpecs()),
       maxContextTokens: settings.maxContextTokens,
     }
@@ -164,7 +191,7 @@ export function createChats(deps: ChatsDeps) {
 
     async update(id: number, who: UserPrincipal, body: UpdateChatRequest) {
       const chat = await access(id, who)
-      if (turns.isRunning(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: wait for it or cancel it")
+      if (await turnRunning(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: wait for it or cancel it")
       const model = body.model === undefined ? chat.model : chosenModel(settings, body.model)
       const ctx = await resolveContext(deps.api, who, body, chat)
       const next = { ...chat, ...ctx, model }
@@ -174,12 +201,23 @@ export function createChats(deps: ChatsDeps) {
 
     async remove(id: number, who: UserPrincipal) {
       await access(id, who)
-      // The turn may be running a tool: it finishes before the chat's rows go, so none outlive it.
-      await turns.stop(id)
-      const q = await store.openQuestion(id)
-      if (q) unschedule(q.id)
-      await store.deleteChat(id)
-      return { success: true as const }
+      // The turn may be running a tool: it finishes before the chat's rows go, so none outlive it. On
+      // another replica it is asked to cancel and waited for; a holder that died lets its lease lapse.
+      const tries = Math.ceil((settings.turnLeaseSeconds * 1000 + DELETE_GRACE_MS) / DELETE_POLL_MS)
+      for (let i = 0; i < tries; i++) {
+        await turns.stop(id)
+        const q = await store.openQuestion(id)
+        if (await store.deleteChat(id, clock.now().getTime())) {
+          if (q) unschedule(q.id)
+          return { success: true as const }
+        }
+        if (i === 0) await cancelRemote(id)
+        await new Promise((resolve) => setTimeout(resolve, DELETE_POLL_MS))
+      }
+      throw new ChimeraError(
+        "TURN_RUNNING",
+        `a turn of chat ${id} runs on another control-plane replica and has not stopped yet (it may be running a tool); try the delete again`,
+      )
     },
 
     async message(id: number, who: UserPrincipal, body: SendMessageRequest, listener: Listener | null) {
@@ -218,7 +256,7 @@ export function createChats(deps: ChatsDeps) {
       listener: Listener | null,
     ): Promise<RunningTurn> {
       const chat = await access(id, who, true)
-      if (turns.isRunning(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: wait for it or cancel it")
+      if (await turnRunning(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: wait for it or cancel it")
       const q = await store.getQuestion(body.questionId)
       const open = q && q.chatId === id ? await pending(id) : null
       if (!q || !open || open.id !== q.id)
@@ -234,7 +272,7 @@ export function createChats(deps: ChatsDeps) {
         admitted = resolve
         refused = reject
       })
-      const turn = turns.start(
+      const turn = await turns.start(
         id,
         async (t) => {
           let events: ChatStreamEvent[]
@@ -258,7 +296,7 @@ export function createChats(deps: ChatsDeps) {
     async compact(id: number, who: UserPrincipal): Promise<CompactResponse> {
       const chat = await access(id, who)
       let result: CompactResponse | null = null
-      const turn = turns.start(
+      const turn = await turns.start(
         id,
         async (t) => {
           result = await compact(loop, chat, t.signal)
@@ -272,7 +310,7 @@ export function createChats(deps: ChatsDeps) {
 
     async cancel(id: number, who: UserPrincipal) {
       await access(id, who)
-      if (turns.cancel(id)) return { success: true as const }
+      if (turns.cancel(id) || (await cancelRemote(id))) return { success: true as const }
       const q = await pending(id)
       if (q && (await settleUnrun(store, q, "withdrawn", who.name, clock.now()))) {
         unschedule(q.id)
@@ -284,12 +322,13 @@ export function createChats(deps: ChatsDeps) {
     async steer(id: number, who: UserPrincipal, message: string): Promise<SteerResponse> {
       await access(id, who)
       const m: ChatMessage = { role: "user", content: message, at: clock.now().toISOString() }
-      if (await turns.steer(id, () => store.queueMessage(id, null, m)))
+      // Whichever replica runs the turn, the steer waits in the store for its next model call.
+      if (await store.queueMessage(id, "turn", m, clock.now().getTime()))
         return { success: true, queuedBehind: "turn", questionId: null }
       // No turn here, but a question waits (the turn ended with it, here or on another replica): the
       // steer does not withdraw it; it follows its result.
       const q = await pending(id)
-      if (q && (await store.queueMessage(id, q.id, m)))
+      if (q && (await store.queueMessage(id, q.id, m, clock.now().getTime())))
         return { success: true, queuedBehind: "question", questionId: q.id }
       throw new ChimeraError(
         "NO_TURN_RUNNING",
@@ -297,10 +336,20 @@ export function createChats(deps: ChatsDeps) {
       )
     },
 
-    /** After a restart: pending questions expire on time again. */
-    async resume() {
+    /**
+     * After a restart: pending questions expire on time again. `alone` (SQLite: no other process
+     * shares the store): the turn leases left are a stopped process's, and void.
+     */
+    async resume(alone: boolean) {
+      if (alone) await deps.leases.clearTurns()
       for (const q of await store.pendingQuestions()) schedule(q)
     },
+
+    /**
+     * Another replica asked these chats' turns to cancel (null: it may have, while this one was not
+     * listening): each turn here reads its lease and stops if so.
+     */
+    cancelAsked: (chatIds: number[] | null) => turns.check(chatIds ?? undefined),
 
     close() {
       turns.abortAll()

@@ -1,21 +1,23 @@
-// The turns running now, one per chat at most: how to cancel one, whether it still takes steering
-// messages, and who listens to its events (a streamed request). A turn's outcome is a promise; its
-// events go to every listener, ending with `done` or `error`. Turns live in this process only: what
-// they produce, steering messages too, is stored as it happens, so a restart loses the turn, not the
-// conversation. A turn stops taking steering messages (`close`) before it decides to end, and waits
-// for those still being stored, so none is acknowledged to a turn that then ends without it.
+// The turns this process runs, one per chat at most, and across replicas one per chat at all: a turn
+// starts only once it holds the chat's turn lease (turn-lease.ts), and releases it when it ends. Here
+// are how to cancel one and who listens to its events (a streamed request). A turn's outcome is a
+// promise; its events go to every listener, ending with `done` or `error`. What a turn produces,
+// steering messages too, is stored as it happens, so a stopped process loses the turn, not the
+// conversation. A turn stops taking steering messages (`close`, on its lease row, whichever replica
+// queues them) before it decides to end, so none is acknowledged to a turn that then ends without it.
 import type { ChatStreamEvent, MessageResponse } from "../../protocol/ai.ts"
 import { ChimeraError } from "../domain/errors.ts"
+import type { HeldLease, TurnLeases } from "./turn-lease.ts"
 
 export type Listener = (e: ChatStreamEvent) => void
 
 export interface TurnControl {
   emit: Listener
   signal: AbortSignal
-  /** No more steering messages for this turn; resolves once those already accepted are stored. */
+  /** No more steering messages for this turn; resolves once none is being queued. */
   close(): Promise<void>
   /** Takes steering messages again (the turn goes on after all). */
-  reopen(): void
+  reopen(): Promise<void>
 }
 
 export interface RunningTurn {
@@ -26,44 +28,57 @@ export interface RunningTurn {
 interface Entry {
   outcome: Promise<unknown> | null
   controller: AbortController
-  accepting: boolean
-  /** Steering messages being stored now. */
-  storing: Set<Promise<unknown>>
+  /** Null while the lease is being taken. */
+  lease: HeldLease | null
   listeners: Set<Listener>
 }
 
-/**
- * `ended` runs once a turn is over (before its `done` or `error`), with its outcome (null: it failed)
- * and no steering message accepted for it still being stored.
- */
-export function createTurns(ended: (chatId: number, outcome: MessageResponse | null) => Promise<void>) {
-  const running = new Map<number, Entry>()
-  return {
-    isRunning: (chatId: number) => running.has(chatId),
+const running = () =>
+  new ChimeraError("TURN_RUNNING", "a turn of this chat is running: steer it, cancel it or wait for it")
 
-    /** Starts a turn; `first` hears every event from the start. */
-    start(chatId: number, run: (t: TurnControl) => Promise<MessageResponse>, first: Listener | null): RunningTurn {
-      if (running.has(chatId))
-        throw new ChimeraError("TURN_RUNNING", "a turn of this chat is running: steer it, cancel it or wait for it")
-      const entry: Entry = {
-        outcome: null,
-        controller: new AbortController(),
-        accepting: true,
-        storing: new Set(),
-        listeners: new Set(),
-      }
+/**
+ * `ended` runs once a turn is over (before its `done` or `error`, and before its lease is released),
+ * with its outcome (null: it failed), once no steering message is being queued for it.
+ */
+export function createTurns(
+  leases: Pick<TurnLeases, "take">,
+  ended: (chatId: number, outcome: MessageResponse | null) => Promise<void>,
+) {
+  const turns = new Map<number, Entry>()
+  return {
+    isRunning: (chatId: number) => turns.has(chatId),
+
+    /** Starts a turn once it holds the chat's lease (else TURN_RUNNING); `first` hears every event from the start. */
+    async start(
+      chatId: number,
+      run: (t: TurnControl) => Promise<MessageResponse>,
+      first: Listener | null,
+    ): Promise<RunningTurn> {
+      if (turns.has(chatId)) throw running()
+      const entry: Entry = { outcome: null, controller: new AbortController(), lease: null, listeners: new Set() }
       if (first) entry.listeners.add(first)
-      running.set(chatId, entry)
+      // Held here before the lease is asked for, so a second start in this process waits for nothing.
+      turns.set(chatId, entry)
+      let lease: HeldLease
+      try {
+        lease = await leases.take(chatId, () => entry.controller.abort())
+      } catch (error) {
+        turns.delete(chatId)
+        throw error
+      }
+      entry.lease = lease
       const emit: Listener = (e) => {
         for (const l of entry.listeners) l(e)
       }
-      const close = async () => {
-        entry.accepting = false
-        await Promise.allSettled([...entry.storing])
-      }
+      const close = () => lease.acceptSteers(false)
       const end = async (result: MessageResponse | null) => {
-        await close()
-        await ended(chatId, result)
+        try {
+          await close()
+          await ended(chatId, result)
+        } finally {
+          turns.delete(chatId)
+          await lease.release()
+        }
       }
       const outcome = (async () => {
         try {
@@ -71,17 +86,13 @@ export function createTurns(ended: (chatId: number, outcome: MessageResponse | n
             emit,
             signal: entry.controller.signal,
             close,
-            reopen: () => {
-              entry.accepting = true
-            },
+            reopen: () => lease.acceptSteers(true),
           })
           await end(result)
-          running.delete(chatId)
           emit({ event: "done", data: result })
           return result
         } catch (error) {
           await end(null).catch(() => {})
-          running.delete(chatId)
           const known = error instanceof ChimeraError
           emit({
             event: "error",
@@ -106,37 +117,28 @@ export function createTurns(ended: (chatId: number, outcome: MessageResponse | n
     },
 
     cancel(chatId: number): boolean {
-      const entry = running.get(chatId)
+      const entry = turns.get(chatId)
       if (!entry) return false
       entry.controller.abort()
       return true
     },
 
-    /** Cancels the chat's turn, if any, and waits until it has stopped writing. */
+    /** Cancels the chat's turn, if any, and waits until it has stopped writing and let its lease go. */
     async stop(chatId: number): Promise<void> {
-      const entry = running.get(chatId)
+      const entry = turns.get(chatId)
       if (!entry) return
       entry.controller.abort()
       await entry.outcome?.catch(() => {})
     },
 
-    /** Stores a steering message for the chat's running turn; false (nothing stored) when none takes one. */
-    async steer(chatId: number, store: () => Promise<unknown>): Promise<boolean> {
-      const entry = running.get(chatId)
-      if (!entry?.accepting) return false
-      const storing = store()
-      entry.storing.add(storing)
-      try {
-        await storing
-      } finally {
-        entry.storing.delete(storing)
-      }
-      return true
+    /** Looks at the leases of these chats' turns now (another replica asked one to cancel). */
+    async check(chatIds: Iterable<number> = turns.keys()): Promise<void> {
+      await Promise.all([...chatIds].map((id) => turns.get(id)?.lease?.check()))
     },
 
     /** Stops every turn (the control plane is stopping). */
     abortAll() {
-      for (const entry of running.values()) entry.controller.abort()
+      for (const entry of turns.values()) entry.controller.abort()
     },
   }
 }

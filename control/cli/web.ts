@@ -55,6 +55,7 @@ export default defineCommand({
         timeoutSeconds: ai.timeoutMs / 1000,
         questionTtlSeconds: ai.questionTtlSeconds,
         maxContextTokens: ai.maxContextTokens,
+        turnLeaseSeconds: ai.turnLeaseSeconds,
       },
     })
     // A taken port is said before anything is made (the address is bound for a moment and let go): a

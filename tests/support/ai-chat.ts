@@ -19,6 +19,7 @@ export function aiSettingsFor(llm: LlmServer, more: Partial<AiSettings> = {}): A
     timeoutMs: 60_000,
     questionTtlSeconds: 300,
     maxContextTokens: 100_000,
+    turnLeaseSeconds: 30,
     ...more,
   }
 }

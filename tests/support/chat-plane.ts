@@ -35,6 +35,7 @@ export async function startChatPlane(
       timeoutMs: 60_000,
       questionTtlSeconds: opts.questionTtlSeconds ?? 600,
       maxContextTokens: opts.maxContextTokens ?? 100_000,
+      turnLeaseSeconds: 30,
     },
   })
   const home = await mkdtemp(join(tmpdir(), "chimera-chat-home-"))

@@ -86,6 +86,32 @@ export const shape = (s: ChatState) =>
   s.messages.map((m) => [m.role, m.role === "tool" ? m.content.split(" ").slice(0, 3).join(" ") : m.content])
 
 /**
+ * Sends `message` on `cp` as a streamed request whose model answer (`answer`) is held mid-stream;
+ * resolves once the model has the call, with the turn's events, how to let the answer go, and the
+ * index of the model's request.
+ */
+export async function heldMessage(
+  llm: WireLlmServer,
+  cp: TestControlPlane,
+  chatId: number,
+  answer: WireReply,
+  message = "nginx is down",
+) {
+  const proposal = held(answer)
+  llm.script(proposal.reply)
+  const before = llm.requests.length
+  const res = await call(cp, "POST", `/chat/${chatId}/message/stream`, { message })
+  expect(res.status).toBe(200)
+  const stream = eventStream(res)
+  await waitFor(
+    "the model's call",
+    async () => llm.requests.length,
+    (n) => n > before,
+  )
+  return { stream, release: proposal.release, request: before }
+}
+
+/**
  * Sends `message`; the model's answer proposing COMMAND is held mid-stream while `during` runs, so
  * what it sends lands during the call that ends with the question. Returns the turn's `done`.
  */
@@ -95,20 +121,10 @@ export async function askWhile(
   chatId: number,
   during: () => Promise<void>,
 ): Promise<MessageResponse> {
-  const proposal = held(reply(llm.provider, "I will restart nginx.", true))
-  llm.script(proposal.reply)
-  const before = llm.requests.length
-  const res = await call(cp, "POST", `/chat/${chatId}/message/stream`, { message: "nginx is down" })
-  expect(res.status).toBe(200)
-  const stream = eventStream(res)
-  await waitFor(
-    "the model's call",
-    async () => llm.requests.length,
-    (n) => n > before,
-  )
+  const turn = await heldMessage(llm, cp, chatId, reply(llm.provider, "I will restart nginx.", true))
   await during()
-  proposal.release()
-  return doneOf(await stream.all())
+  turn.release()
+  return doneOf(await turn.stream.all())
 }
 
 /** Where `needle` first appears in what the model was sent, -1 if nowhere. */

@@ -43,6 +43,7 @@ describe("[ai]", () => {
       timeoutMs: 120_000,
       questionTtlSeconds: 300,
       maxContextTokens: 100_000,
+      turnLeaseSeconds: 30,
     })
     const o = settings({ CHIMERA_AI_PROVIDER: "openai", CHIMERA_AI_BASE_URL: "http://127.0.0.1:11434/v1/" })
     expect(o).toMatchObject({ provider: "openai", model: "gpt-4o", baseUrl: "http://127.0.0.1:11434/v1", apiKey: "" })

@@ -22,6 +22,8 @@ export interface AiSettings extends ProviderSettings {
   models: string[]
   questionTtlSeconds: number
   maxContextTokens: number
+  /** `[ai] turn_lease_seconds`: how long a turn's lease holds without renewal (control/ai/turn-lease.ts). */
+  turnLeaseSeconds: number
 }
 
 const DEFAULT_MODEL = { anthropic: "claude-sonnet-4-5", openai: "gpt-4o" } as const
@@ -72,6 +74,7 @@ export function aiSettings(config: Pick<ChimeraConfig, "ai">): AiSettings | null
     timeoutMs: ai.timeout_seconds * 1000,
     questionTtlSeconds: ai.question_ttl_seconds,
     maxContextTokens: ai.max_context_tokens,
+    turnLeaseSeconds: ai.turn_lease_seconds,
   }
 }
 

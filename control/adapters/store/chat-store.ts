@@ -72,6 +72,20 @@ export const CHAT_MIGRATIONS: Migration[] = [
       "CREATE INDEX ai_queued_by_chat ON ai_queued (chat_id, id)",
     ],
   },
+  {
+    version: 18,
+    name: "a chat's turn lease: which replica runs the chat's turn, until when, and what it was asked",
+    statements: () => [
+      `CREATE TABLE ai_turns (
+        chat_id BIGINT PRIMARY KEY,
+        lease TEXT NOT NULL,
+        holder TEXT NOT NULL,
+        until_ms BIGINT NOT NULL,
+        accepting INTEGER NOT NULL,
+        cancel INTEGER NOT NULL
+      )`,
+    ],
+  },
 ]
 
 type ChatRow = {
@@ -163,12 +177,18 @@ export function chatStore(db: SQL, dialect: Dialect): ChatStorePort {
     async updateChat(id, c) {
       await db`UPDATE ai_chats SET model = ${c.model}, node_id = ${c.nodeId}, incident_id = ${c.incidentId} WHERE id = ${id}`
     },
-    async deleteChat(id) {
-      await db.begin(async (tx) => {
+    async deleteChat(id, nowMs) {
+      return db.begin(async (tx) => {
+        // The chat's row is locked first: a turn taking its lease meanwhile holds it too (turn-lease-store.ts).
+        if (dialect === "postgres") await tx`SELECT id FROM ai_chats WHERE id = ${id} FOR UPDATE`
+        const live: unknown[] = await tx`SELECT 1 FROM ai_turns WHERE chat_id = ${id} AND until_ms >= ${nowMs}`
+        if (live.length > 0) return false
+        await tx`DELETE FROM ai_turns WHERE chat_id = ${id}`
         await tx`DELETE FROM ai_messages WHERE chat_id = ${id}`
         await tx`DELETE FROM ai_queued WHERE chat_id = ${id}`
         await tx`DELETE FROM ai_questions WHERE chat_id = ${id}`
         await tx`DELETE FROM ai_chats WHERE id = ${id}`
+        return true
       })
     },
     async messages(chatId) {
@@ -192,9 +212,16 @@ export function chatStore(db: SQL, dialect: Dialect): ChatStorePort {
         return true
       })
     },
-    async queueMessage(chatId, behind, message) {
+    async queueMessage(chatId, behind, message, nowMs) {
       return db.begin(async (tx) => {
-        if (behind !== null) {
+        if (behind === "turn") {
+          // Under the lease row's lock: the turn's `acceptSteers(false)` waits for this to commit.
+          const rows: { accepting: number | string }[] =
+            dialect === "postgres"
+              ? await tx`SELECT accepting FROM ai_turns WHERE chat_id = ${chatId} AND until_ms >= ${nowMs} FOR UPDATE`
+              : await tx`SELECT accepting FROM ai_turns WHERE chat_id = ${chatId} AND until_ms >= ${nowMs}`
+          if (Number(rows[0]?.accepting ?? 0) !== 1) return false
+        } else {
           const rows: { status: string }[] =
             dialect === "postgres"
               ? await tx`SELECT status FROM ai_questions WHERE id = ${behind} AND chat_id = ${chatId} FOR UPDATE`

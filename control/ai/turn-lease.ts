@@ -1,0 +1,97 @@
+// A chat's turn is one across control-plane replicas: the replica that starts it takes the chat's
+// turn lease in the store (`ai_turns`), atomically, so a second start anywhere is refused as a second
+// start on one replica is (409 TURN_RUNNING). The holder renews the lease while the turn runs and
+// releases it when the turn ends; a lease not renewed in time (its replica was SIGKILLed, or lost
+// the database) lapses, and the next start takes it over and goes on from the stored conversation as
+// after a restart. A holder that finds its lease taken over stops its turn: the chat is another's now.
+// The lease row also carries what other replicas ask of the turn: whether it takes steering messages
+// now (a steer is queued only while the row says so, under its lock, so none is acknowledged to a turn
+// that then ends without it) and whether a cancel came through another replica (read at each renewal,
+// and at once when a notification says so: the notification names the chat, the row is the word).
+import { randomUUID } from "node:crypto"
+import { createLogger } from "../../protocol/log.ts"
+import { ChimeraError } from "../domain/errors.ts"
+import type { Clock } from "../domain/ports.ts"
+
+const log = createLogger("ai")
+
+export type TakeOutcome = "taken" | "held" | "gone"
+
+export interface TurnLeaseStore {
+  /** Takes the chat's lease when nobody holds it or its holder let it lapse (`until_ms` before `nowMs`). */
+  takeTurn(chatId: number, lease: string, holder: string, nowMs: number, untilMs: number): Promise<TakeOutcome>
+  /** Extends a lease still this one's; null when it was taken over or released, else whether a cancel was asked. */
+  renewTurn(chatId: number, lease: string, untilMs: number): Promise<{ cancel: boolean } | null>
+  /** Whether the turn takes steering messages; resolves once no steer is being queued for it. */
+  acceptSteers(chatId: number, lease: string, accepting: boolean): Promise<void>
+  releaseTurn(chatId: number, lease: string): Promise<void>
+  /** The replica holding the chat's lease, if it has not lapsed. */
+  turnHolder(chatId: number, nowMs: number): Promise<string | null>
+  /** Marks the chat's live lease as asked to cancel; false when no turn holds one. */
+  requestCancel(chatId: number, nowMs: number): Promise<boolean>
+  /** Drops every lease (SQLite: this process is the only one; a lease in the file is a stopped one's). */
+  clearTurns(): Promise<void>
+}
+
+export interface HeldLease {
+  /** Steering messages are taken (true) or no more (false). */
+  acceptSteers(on: boolean): Promise<void>
+  /** Renews now and stops the turn if it was cancelled elsewhere or lost. */
+  check(): Promise<void>
+  release(): Promise<void>
+}
+
+export interface TurnLeaseDeps {
+  store: TurnLeaseStore
+  clock: Clock
+  /** This replica's name (replica-liveness.ts), for whoever looks at the row. */
+  holder: string
+  leaseMs: number
+}
+
+export function createTurnLeases(deps: TurnLeaseDeps) {
+  const { store, clock, leaseMs } = deps
+  const until = () => clock.now().getTime() + leaseMs
+
+  return {
+    /** Takes the chat's lease for a turn; `stop` ends that turn (cancelled elsewhere, or the lease lost). */
+    async take(chatId: number, stop: () => void): Promise<HeldLease> {
+      const lease = randomUUID()
+      const outcome = await store.takeTurn(chatId, lease, deps.holder, clock.now().getTime(), until())
+      if (outcome === "gone") throw new ChimeraError("CHAT_NOT_FOUND", `chat ${chatId} not found`)
+      if (outcome === "held")
+        throw new ChimeraError("TURN_RUNNING", "a turn of this chat is running: steer it, cancel it or wait for it")
+      let released = false
+      const check = async () => {
+        if (released) return
+        const renewed = await store.renewTurn(chatId, lease, until())
+        if (released) return
+        if (renewed === null) {
+          log.warn("a turn's lease was taken over (it lapsed): stopping the turn", { chat: chatId })
+          stop()
+        } else if (renewed.cancel) stop()
+      }
+      // Three renewals per lease: one lost to a slow database still leaves the lease held.
+      const timer = setInterval(
+        () =>
+          void check().catch((error: unknown) => log.warn("renewing a turn's lease failed", { chat: chatId, error })),
+        Math.max(100, Math.floor(leaseMs / 3)),
+      )
+      timer.unref?.()
+      return {
+        acceptSteers: (on) => store.acceptSteers(chatId, lease, on),
+        check,
+        async release() {
+          released = true
+          clearInterval(timer)
+          await store.releaseTurn(chatId, lease)
+        },
+      }
+    },
+
+    holder: (chatId: number) => store.turnHolder(chatId, clock.now().getTime()),
+    requestCancel: (chatId: number) => store.requestCancel(chatId, clock.now().getTime()),
+  }
+}
+
+export type TurnLeases = ReturnType<typeof createTurnLeases>

@@ -1,0 +1,195 @@
+// A chat's turn is one across control-plane replicas on one PostgreSQL database (a load balancer
+// sends a user's requests to any replica): while replica A runs the turn, replica B refuses a second
+// start as A would, says a turn runs, queues a steer for A's next model call, carries a cancel to A,
+// and deletes the chat only once A's turn has stopped writing. A replica SIGKILLed mid-turn holds the
+// chat until its lease lapses; then the chat goes on through the other. The model is the wire-exact
+// Anthropic server (wire-llm-server.ts), its answer held mid-stream to act during the turn.
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { SQL } from "bun"
+import type { ChatState, MessageResponse } from "../protocol/ai.ts"
+import { aiSettingsFor, chatCall, doneOf } from "./support/ai-chat.ts"
+import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import type { LlmServer } from "./support/llm-server.ts"
+import { startPostgres, type TestPostgres } from "./support/postgres.ts"
+import { waitFor } from "./support/wait.ts"
+import { at, call, heldMessage, newChat, reply, state } from "./support/wire-chat.ts"
+import { startWireLlmServer, type WireLlmServer } from "./support/wire-llm-server.ts"
+
+setDefaultTimeout(90_000)
+
+let pg: TestPostgres
+let llm: WireLlmServer
+
+beforeAll(async () => {
+  pg = await startPostgres()
+  llm = await startWireLlmServer("anthropic")
+}, 60_000)
+afterAll(async () => {
+  await llm?.stop()
+  await pg?.stop()
+})
+
+/** Two in-process replicas on a new database, sharing a data dir (and so the admin token). */
+async function twoReplicas(name: string) {
+  const url = await pg.database(name)
+  const dataDir = await mkdtemp(join(tmpdir(), "chimera-chat-turns-"))
+  const ai = aiSettingsFor(llm as unknown as LlmServer)
+  const a = await startInProcess({ dataDir, databaseUrl: url, ai })
+  const b = await startInProcess({ dataDir, databaseUrl: url, ai })
+  return {
+    url,
+    a,
+    b,
+    async [Symbol.asyncDispose]() {
+      await a.stop()
+      await b.stop()
+      await rm(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Starts a turn on `cp` whose model call is held mid-answer; resolves once the model has the call. */
+const heldTurn = (cp: TestControlPlane, chatId: number) =>
+  heldMessage(llm, cp, chatId, reply("anthropic", "Looking at the fleet."), "how is web-1?")
+
+async function errorCode(res: Response): Promise<[number, string | undefined]> {
+  return [res.status, ((await res.json()) as { code?: string }).code]
+}
+
+test("a second message through B while A runs the chat's turn is refused as on one replica, and B says a turn runs", async () => {
+  await using r = await twoReplicas("turns_second_message")
+  const chatId = await newChat(r.a)
+  const turn = await heldTurn(r.a, chatId)
+  expect(await errorCode(await call(r.b, "POST", `/chat/${chatId}/message`, { message: "and web-2?" }))).toEqual([
+    409,
+    "TURN_RUNNING",
+  ])
+  expect((await state(r.b, chatId)).turnRunning).toBe(true)
+  // A model change waits for the turn, wherever it runs.
+  expect(await errorCode(await call(r.b, "PATCH", `/chat/${chatId}`, {}))).toEqual([409, "TURN_RUNNING"])
+  turn.release()
+  expect(doneOf(await turn.stream.all()).response).toBe("Looking at the fleet.")
+  // The final state is read through B at once: the turn's answer, and no turn running.
+  const after = await state(r.b, chatId)
+  expect(after.turnRunning).toBe(false)
+  expect(after.messages.map((m) => [m.role, m.content])).toEqual([
+    ["user", "how is web-1?"],
+    ["assistant", "Looking at the fleet."],
+  ])
+  expect(llm.requests.length).toBe(turn.request + 1)
+})
+
+test("a steer through B reaches the model in A's turn at its next model call", async () => {
+  await using r = await twoReplicas("turns_steer")
+  const chatId = await newChat(r.a)
+  const turn = await heldTurn(r.a, chatId)
+  const steered = await call(r.b, "POST", `/chat/${chatId}/steer`, { message: "only web-1, please" })
+  expect(steered.status).toBe(200)
+  expect(await steered.json()).toEqual({ success: true, queuedBehind: "turn", questionId: null })
+  llm.script(reply("anthropic", "Only web-1, then."))
+  turn.release()
+  const done = doneOf(await turn.stream.all())
+  expect(done.response).toBe("Looking at the fleet.\n\nOnly web-1, then.")
+  // A's second call carries the steer after its first answer.
+  expect(at(llm, turn.request + 1, "only web-1, please")).toBeGreaterThan(
+    at(llm, turn.request + 1, "Looking at the fleet."),
+  )
+  expect((await state(r.b, chatId)).queuedMessages).toEqual([])
+})
+
+test("a cancel through B stops A's turn as a local cancel does", async () => {
+  await using r = await twoReplicas("turns_cancel")
+  const chatId = await newChat(r.a)
+  const turn = await heldTurn(r.a, chatId)
+  const cancelled = await call(r.b, "POST", `/chat/${chatId}/cancel`)
+  expect(cancelled.status).toBe(200)
+  expect(await cancelled.json()).toEqual({ success: true })
+  const done = doneOf(await turn.stream.all())
+  expect(done.cancelled).toBe(true)
+  // The model call itself was cut, not left to run on.
+  expect(llm.requests[turn.request]?.abandoned).toBe(true)
+  turn.release()
+  const after = await state(r.b, chatId)
+  expect(after.turnRunning).toBe(false)
+  expect(after.messages.at(-1)?.content).toContain("cancelled")
+  // The chat goes on through B.
+  llm.script(reply("anthropic", "Fine."))
+  const next = await call(r.b, "POST", `/chat/${chatId}/message`, { message: "never mind" })
+  expect(((await next.json()) as MessageResponse).response).toBe("Fine.")
+})
+
+test("a delete through B stops A's turn first: no row of the chat outlives it", async () => {
+  await using r = await twoReplicas("turns_delete")
+  const chatId = await newChat(r.a)
+  const turn = await heldTurn(r.a, chatId)
+  const deleted = await call(r.b, "DELETE", `/chat/${chatId}`)
+  expect(deleted.status).toBe(200)
+  // Whatever A's turn would still say comes too late to be written.
+  turn.release()
+  const events = await turn.stream.all()
+  expect(events.at(-1)?.event).toMatch(/^(done|error)$/)
+  expect(await errorCode(await call(r.a, "GET", `/chat/${chatId}`))).toEqual([404, "CHAT_NOT_FOUND"])
+  const db = new SQL(r.url)
+  try {
+    for (const table of ["ai_messages", "ai_queued", "ai_questions", "ai_turns"]) {
+      const rows = (await db.unsafe(`SELECT count(*)::int AS n FROM ${table} WHERE chat_id = $1`, [chatId])) as {
+        n: number
+      }[]
+      expect({ table, rows: rows[0]?.n }).toEqual({ table, rows: 0 })
+    }
+  } finally {
+    await db.close()
+  }
+})
+
+test("a replica SIGKILLed mid-turn holds the chat until its lease lapses; then the chat goes on through another", async () => {
+  const url = await pg.database("turns_killed")
+  const dataDir = await mkdtemp(join(tmpdir(), "chimera-chat-turns-killed-"))
+  const a = await spawnControlPlane(freePort(), {
+    dataDir,
+    databaseUrl: url,
+    env: {
+      CHIMERA_AI_PROVIDER: "anthropic",
+      CHIMERA_AI_MODEL: "claude-test-1",
+      CHIMERA_AI_BASE_URL: llm.baseUrl,
+      CHIMERA_AI_API_KEY: llm.apiKey,
+      CHIMERA_AI_TURN_LEASE_SECONDS: "3",
+    },
+  })
+  try {
+    await using b = await startInProcess({
+      dataDir,
+      databaseUrl: url,
+      adminToken: a.adminToken,
+      ai: aiSettingsFor(llm as unknown as LlmServer),
+    })
+    const chatId = await newChat(b)
+    const turn = await heldTurn(a, chatId)
+    await a.kill()
+    turn.release()
+    // Until the lease lapses the chat is the dead replica's turn's: B says so rather than start another.
+    expect(
+      await errorCode(await chatCall(b.url, b.adminToken, "POST", `/chat/${chatId}/message`, { message: "hello?" })),
+    ).toEqual([409, "TURN_RUNNING"])
+    const lapsed = await waitFor(
+      "the dead replica's lease to lapse",
+      () => state(b, chatId),
+      (s: ChatState) => !s.turnRunning,
+      10_000,
+    )
+    expect(lapsed.messages.map((m) => m.role)).toEqual(["user"])
+    llm.script(reply("anthropic", "web-1 is fine."))
+    const next = await chatCall(b.url, b.adminToken, "POST", `/chat/${chatId}/message`, { message: "hello?" })
+    expect(next.status).toBe(200)
+    expect(((await next.json()) as MessageResponse).response).toBe("web-1 is fine.")
+    // The dead turn's question reaches the model with the new one, in order.
+    const sent = llm.requests.length - 1
+    expect(at(llm, sent, "how is web-1?")).toBeLessThan(at(llm, sent, "hello?"))
+  } finally {
+    await a.kill()
+    await rm(dataDir, { recursive: true, force: true })
+  }
+})
