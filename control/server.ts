@@ -58,6 +58,13 @@ const log = createLogger("server")
 /** How long a stop waits for running deploys (those through agents end at once) before it goes on. */
 const STOP_GRACE_MS = 10_000
 
+/** Waits for `work` at most `ms`; the timer does not hold the process up once the work is done. */
+async function within(work: Promise<unknown> | undefined, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  await Promise.race([work, new Promise((resolve) => (timer = setTimeout(resolve, ms)))])
+  clearTimeout(timer)
+}
+
 export interface ServerOptions {
   host: string
   port: number
@@ -389,11 +396,13 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       incidentTick.stop()
       unsubscribeIncidents()
       unsubscribeHistory()
-      chats?.close()
+      // A turn running a tool ends once the tool has: it gets the deploys' grace, then its lease lapses.
+      const turnsEnded = chats?.close()
       unsubscribeMetrics()
       unsubscribeSpans()
       await server.stop(true)
       await operations.settled(STOP_GRACE_MS)
+      await within(turnsEnded, STOP_GRACE_MS)
       await incidents.settled()
       await worker.stop()
       await trust.refusals.close()

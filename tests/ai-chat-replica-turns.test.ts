@@ -193,3 +193,18 @@ test("a replica SIGKILLed mid-turn holds the chat until its lease lapses; then t
     await rm(dataDir, { recursive: true, force: true })
   }
 })
+
+test("a replica stopped mid-turn (SIGTERM) ends the turn and lets the chat go: the next message through another is taken at once", async () => {
+  await using r = await twoReplicas("turns_stopped")
+  const chatId = await newChat(r.a)
+  const turn = await heldTurn(r.a, chatId)
+  await r.a.stop()
+  turn.release()
+  // The stop closed the stream's connection; what the turn said is stored.
+  await turn.stream.all().catch(() => [])
+  expect((await state(r.b, chatId)).messages.at(-1)?.content).toContain("cancelled")
+  llm.script(reply("anthropic", "Still here."))
+  const next = await call(r.b, "POST", `/chat/${chatId}/message`, { message: "hello?" })
+  expect(next.status).toBe(200)
+  expect(((await next.json()) as MessageResponse).response).toBe("Still here.")
+})

@@ -351,10 +351,11 @@ export function createChats(deps: ChatsDeps) {
      */
     cancelAsked: (chatIds: number[] | null) => turns.check(chatIds ?? undefined),
 
-    close() {
-      turns.abortAll()
+    /** Stops the turns running here; resolves once they have ended (a tool they run finishes first). */
+    async close() {
       for (const timer of timers.values()) clearTimeout(timer)
       timers.clear()
+      await turns.abortAll()
     },
   }
 }

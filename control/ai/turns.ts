@@ -136,9 +136,14 @@ export function createTurns(
       await Promise.all([...chatIds].map((id) => turns.get(id)?.lease?.check()))
     },
 
-    /** Stops every turn (the control plane is stopping). */
-    abortAll() {
-      for (const entry of turns.values()) entry.controller.abort()
+    /**
+     * Stops every turn (the control plane is stopping); resolves once each has ended and let its lease
+     * go, so another replica takes the chat's next message at once rather than after the lapse.
+     */
+    async abortAll(): Promise<void> {
+      const entries = [...turns.values()]
+      for (const entry of entries) entry.controller.abort()
+      await Promise.allSettled(entries.map((e) => e.outcome))
     },
   }
 }
