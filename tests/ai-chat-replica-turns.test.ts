@@ -15,7 +15,7 @@ import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } fr
 import type { LlmServer } from "./support/llm-server.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { waitFor } from "./support/wait.ts"
-import { at, call, heldMessage, newChat, reply, state } from "./support/wire-chat.ts"
+import { at, call, held, heldMessage, newChat, reply, state } from "./support/wire-chat.ts"
 import { startWireLlmServer, type WireLlmServer } from "./support/wire-llm-server.ts"
 
 setDefaultTimeout(90_000)
@@ -80,6 +80,21 @@ test("a second message through B while A runs the chat's turn is refused as on o
     ["assistant", "Looking at the fleet."],
   ])
   expect(llm.requests.length).toBe(turn.request + 1)
+})
+
+test("two messages sent at once through A and B start one turn: the other is refused", async () => {
+  await using r = await twoReplicas("turns_racing")
+  const chatId = await newChat(r.a)
+  const answer = held(reply("anthropic", "One turn."))
+  llm.script(answer.reply)
+  const sent = [r.a, r.b].map((cp) => call(cp, "POST", `/chat/${chatId}/message`, { message: "status?" }))
+  // The winner's model answer is held, so the first reply to come back is the loser's.
+  const first = await Promise.race(sent)
+  expect(await errorCode(first)).toEqual([409, "TURN_RUNNING"])
+  answer.release()
+  const statuses = (await Promise.all(sent)).map((res) => res.status).sort()
+  expect(statuses).toEqual([200, 409])
+  expect((await state(r.a, chatId)).messages.map((m) => m.role)).toEqual(["user", "assistant"])
 })
 
 test("a steer through B reaches the model in A's turn at its next model call", async () => {
