@@ -97,6 +97,33 @@ test("rejected, the model reads the rejection and then the steer", async () => {
   ])
 })
 
+test("at most 20 messages wait for one chat: the next steer is refused, 429, not stored, and the 20 reach the model", async () => {
+  const { llm, cp } = await plane("openai")
+  await using _l = llm
+  await using _c = cp
+  const chatId = await newChat(cp)
+  const done = await askWhile(llm, cp, chatId, async () => void (await steer(cp, chatId, "steer 1")))
+  for (let i = 2; i <= 20; i++) await steer(cp, chatId, `steer ${i}`)
+  const refused = await call(cp, "POST", `/chat/${chatId}/steer`, { message: "steer 21" })
+  expect(refused.status).toBe(429)
+  expect(await refused.json()).toMatchObject({
+    code: "RESOURCE_EXHAUSTED",
+    error: expect.stringContaining("20 messages already wait"),
+  })
+  expect((await state(cp, chatId)).queuedMessages).toHaveLength(20)
+  llm.script(reply("openai", "Read all twenty."))
+  const answered = await call(cp, "POST", `/chat/${chatId}/answer`, {
+    questionId: done.pendingQuestion?.id,
+    positive: false,
+    wait: true,
+  })
+  expect(answered.status).toBe(200)
+  expect(at(llm, 1, "steer 20")).toBeGreaterThan(at(llm, 1, "steer 1"))
+  expect(at(llm, 1, "steer 21")).toBe(-1)
+  // Delivered, they no longer count: the chat takes steers again.
+  expect((await state(cp, chatId)).queuedMessages).toEqual([])
+})
+
 test("a question that expires, or one withdrawn by cancel, leaves the steer as the next user message", async () => {
   const { llm, cp } = await plane("anthropic", { questionTtlSeconds: 2 })
   await using _l = llm

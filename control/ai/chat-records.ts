@@ -37,6 +37,11 @@ export interface QuestionRecord {
   answeredAt: string | null
 }
 
+/** Steering messages that may wait for one chat at once: past them a steer is refused, not stored. */
+export const MAX_QUEUED_MESSAGES = 20
+/** What became of a steering message: queued, refused (what it would wait behind has ended), or refused as one too many. */
+export type Queued = "queued" | "closed" | "full"
+
 export interface ChatStorePort {
   createChat(c: Omit<ChatRecord, "id">): Promise<ChatRecord>
   getChat(id: number): Promise<ChatRecord | null>
@@ -58,9 +63,10 @@ export interface ChatStorePort {
   /**
    * Queues a steering message: behind the running `turn`, only while a live turn lease of the chat
    * (at `nowMs`) takes steers, on whichever replica; behind a question (its id), only while that
-   * question is still open (pending, or its approved action running). Else false and nothing is queued.
+   * question is still open (pending, or its approved action running): "queued". Else "closed", or
+   * "full" when MAX_QUEUED_MESSAGES already wait for the chat, and nothing is queued.
    */
-  queueMessage(chatId: number, behind: number | "turn", message: ChatMessage, nowMs: number): Promise<boolean>
+  queueMessage(chatId: number, behind: number | "turn", message: ChatMessage, nowMs: number): Promise<Queued>
   queuedMessages(chatId: number): Promise<QueuedMessage[]>
   /** Moves every queued message into the conversation, in order; each is delivered once, whoever calls. */
   deliverQueued(chatId: number): Promise<ChatMessage[]>

@@ -25,7 +25,7 @@ import type { Clock, UserPrincipal } from "../domain/ports.ts"
 import { type LoopDeps, runTurn } from "./agent-loop.ts"
 import { answerQuestion } from "./answer.ts"
 import { resolveContext } from "./chat-context.ts"
-import type { ChatRecord, ChatStorePort, QuestionRecord } from "./chat-records.ts"
+import { type ChatRecord, type ChatStorePort, MAX_QUEUED_MESSAGES, type QuestionRecord } from "./chat-records.ts"
 import { compact } from "./compaction.ts"
 import { estimateTokens } from "./conversation.ts"
 import type { InternalApi } from "./internal-api.ts"
@@ -322,14 +322,21 @@ export function createChats(deps: ChatsDeps) {
     async steer(id: number, who: UserPrincipal, message: string): Promise<SteerResponse> {
       await access(id, who)
       const m: ChatMessage = { role: "user", content: message, at: clock.now().toISOString() }
+      const full = () =>
+        new ChimeraError(
+          "RESOURCE_EXHAUSTED",
+          `${MAX_QUEUED_MESSAGES} messages already wait for chat ${id}'s next model call, the most one chat keeps; wait until they reach the model (GET /api/v1/ai/chat/${id} lists them)`,
+        )
       // Whichever replica runs the turn, the steer waits in the store for its next model call.
-      if (await store.queueMessage(id, "turn", m, clock.now().getTime()))
-        return { success: true, queuedBehind: "turn", questionId: null }
+      const behindTurn = await store.queueMessage(id, "turn", m, clock.now().getTime())
+      if (behindTurn === "full") throw full()
+      if (behindTurn === "queued") return { success: true, queuedBehind: "turn", questionId: null }
       // No turn here, but a question waits (the turn ended with it, here or on another replica): the
       // steer does not withdraw it; it follows its result.
       const q = await pending(id)
-      if (q && (await store.queueMessage(id, q.id, m, clock.now().getTime())))
-        return { success: true, queuedBehind: "question", questionId: q.id }
+      const behindQuestion = q ? await store.queueMessage(id, q.id, m, clock.now().getTime()) : "closed"
+      if (behindQuestion === "full") throw full()
+      if (q && behindQuestion === "queued") return { success: true, queuedBehind: "question", questionId: q.id }
       throw new ChimeraError(
         "NO_TURN_RUNNING",
         `chat ${id} has no turn running to steer and no question waiting; send a message instead`,

@@ -7,7 +7,13 @@
 // never queued behind a question already settled, nor delivered twice, nor before the result it follows.
 import type { SQL } from "bun"
 import type { ChatMessage } from "../../../protocol/ai.ts"
-import type { ChatRecord, ChatStorePort, QuestionRecord, QuestionStatus } from "../../ai/chat-records.ts"
+import {
+  type ChatRecord,
+  type ChatStorePort,
+  MAX_QUEUED_MESSAGES,
+  type QuestionRecord,
+  type QuestionStatus,
+} from "../../ai/chat-records.ts"
 import type { Dialect, Migration } from "./migrations.ts"
 
 const serial = (d: Dialect) => (d === "postgres" ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT")
@@ -220,16 +226,21 @@ export function chatStore(db: SQL, dialect: Dialect): ChatStorePort {
             dialect === "postgres"
               ? await tx`SELECT accepting FROM ai_turns WHERE chat_id = ${chatId} AND until_ms >= ${nowMs} FOR UPDATE`
               : await tx`SELECT accepting FROM ai_turns WHERE chat_id = ${chatId} AND until_ms >= ${nowMs}`
-          if (Number(rows[0]?.accepting ?? 0) !== 1) return false
+          if (Number(rows[0]?.accepting ?? 0) !== 1) return "closed"
         } else {
           const rows: { status: string }[] =
             dialect === "postgres"
               ? await tx`SELECT status FROM ai_questions WHERE id = ${behind} AND chat_id = ${chatId} FOR UPDATE`
               : await tx`SELECT status FROM ai_questions WHERE id = ${behind} AND chat_id = ${chatId}`
-          if (!OPEN.includes(rows[0]?.status as QuestionStatus)) return false
+          if (!OPEN.includes(rows[0]?.status as QuestionStatus)) return "closed"
         }
+        // Counted under the same lock, so steers sent at once through several replicas stop at the cap too.
+        const [waiting] = (await tx`SELECT COUNT(*) AS n FROM ai_queued WHERE chat_id = ${chatId}`) as {
+          n: number | string
+        }[]
+        if (Number(waiting?.n ?? 0) >= MAX_QUEUED_MESSAGES) return "full"
         await tx`INSERT INTO ai_queued (chat_id, body) VALUES (${chatId}, ${JSON.stringify(message)})`
-        return true
+        return "queued"
       })
     },
     async queuedMessages(chatId) {
