@@ -72,6 +72,33 @@ describe("magic rollback on the node", () => {
     expect((await sh(node, confirmScript("d3", true))).code).toBe(3)
   })
 
+  // An agent heals whatever differs from its desired closure once the hold lapses: a hold counted from
+  // the switch's start ran out under a slow switch, and the agent switched the node back mid-deploy.
+  test("the deploy hold covers a slow switch, and the whole confirm window from the switch's end", async () => {
+    await using node = await createTestNode({ name: "slow-hold", boot: gen1 })
+    const slow = await buildTestSystem(2, { tag: "activation-slow", slowSwitch: 4 })
+    const hold = async () => Number((await node.exec(["cat", "/run/chimera/deploy-hold"])).stdout.split(" ")[0])
+    const started = Math.floor(Date.now() / 1000)
+    const script = activateScript({
+      deployId: "d5",
+      closure: slow,
+      isSystem: true,
+      confirmTimeoutSeconds: 5,
+      activationTimeoutSeconds: 120,
+    })
+    const activating = sh(node, script)
+    await waitFor(
+      "the hold",
+      () => node.exec(["test", "-s", "/run/chimera/deploy-hold"]),
+      (r) => r.code === 0,
+    )
+    expect(await hold()).toBeGreaterThanOrEqual(started + 120 + 60)
+    expect((await activating).code).toBe(0)
+    const activated = Math.floor(Date.now() / 1000)
+    expect(await hold()).toBeGreaterThanOrEqual(activated - 1 + 5 + 60)
+    expect((await sh(node, confirmScript("d5", true))).code).toBe(0)
+  })
+
   test("an activation whose shell dies before it finishes is rolled back at once, not after the timeout", async () => {
     await using node = await createTestNode({ name: "killed", boot: gen1 })
     // The activating shell is killed right after the switch, before it can mark the activation done,

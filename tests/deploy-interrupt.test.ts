@@ -134,7 +134,7 @@ describe("Ctrl-C during a deploy", () => {
     const { code, stderr } = await d.interrupted()
     expect(code).toBe(130)
     expect(stderr).toContain(
-      `${node.target}: activating; the switch finishes on the node without this command, and since nothing will confirm it, its watchdog then rolls it back to the previous generation 6 s later (at once if the switch fails)`,
+      `${node.target}: activating; the switch finishes on the node without this command (or is stopped there 300 s after it began), and since nothing will confirm it, its watchdog then rolls it back to the previous generation 6 s later (at once if the switch fails or is stopped)`,
     )
     // Before: switch-to-configuration died of SIGPIPE at its next stderr line, so the node never ran
     // generation 2; the watchdog found the activating shell gone and rolled back at once.

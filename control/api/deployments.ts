@@ -113,6 +113,7 @@ export const deploymentRoutes = (ops: FleetOperations, audit: Audit, limiter: Ra
           healthChecks,
           healthTimeoutSeconds: b.health_timeout_seconds,
           confirmTimeoutSeconds: b.confirm_timeout_seconds,
+          activationTimeoutSeconds: b.activation_timeout_seconds,
           dryRun: b.dry_run,
           force: b.force,
         },

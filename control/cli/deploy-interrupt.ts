@@ -41,7 +41,7 @@ function _ended(r: Readonly<TargetResult>, phase: Phase): number | null {
 
 export function deployTracker(
   targets: string[],
-  o: { confirmTimeoutSeconds: number; publisher: DesiredPublisher | null },
+  o: { confirmTimeoutSeconds: number; activationTimeoutSeconds: number; publisher: DesiredPublisher | null },
 ): DeployTracker {
   const seen = new Map<string, _Seen>()
   const closures = new Map<string, StorePath>()
@@ -62,8 +62,9 @@ export function deployTracker(
     if (outcome.kind === "published") return "; the control plane has it as its desired closure, so its agent keeps it"
     if (outcome.kind === "not-enrolled")
       return `; the control plane has no node ${target} enrolled, so no agent switches it back`
-    const activateStarted = Date.parse(r.timings.find((t) => t.phase === "activate")?.startedAt ?? "")
-    const holdEnds = activateStarted + Math.min(o.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS) * 1000
+    // The activation writes the confirm window's hold once its switch has ended (activateScript).
+    const holdEnds =
+      (_ended(r, "activate") ?? now) + Math.min(o.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS) * 1000
     return `, but ${outcome.why}; its agent switches it back to its desired closure in about ${_secondsLeft(holdEnds, now)} s, when the deploy's hold lapses, unless: chimera nodes set-desired ${target} ${closure}`
   }
   const where = (target: string, now: number): string => {
@@ -80,7 +81,7 @@ export function deployTracker(
         ? `its watchdog rolls it back to generation ${r.previous.generation} in about ${_secondsLeft(at, now)} s, unless it was rolled back already`
         : "it had no previous generation, so it has no watchdog and stays on the new closure, unconfirmed"
     if (activatedAt === null)
-      return `${target}: activating; the switch finishes on the node without this command, and since nothing will confirm it, its watchdog then rolls it back to the previous generation ${o.confirmTimeoutSeconds} s later (at once if the switch fails)`
+      return `${target}: activating; the switch finishes on the node without this command (or is stopped there ${o.activationTimeoutSeconds} s after it began), and since nothing will confirm it, its watchdog then rolls it back to the previous generation ${o.confirmTimeoutSeconds} s later (at once if the switch fails or is stopped)`
     const rollsBackAt = activatedAt + o.confirmTimeoutSeconds * 1000
     if (s.phase !== "confirm") return `${target}: activated, not confirmed; ${back(rollsBackAt)}`
     if (!closure)

@@ -95,6 +95,7 @@ const deployOpts = {
   command: null,
   session: "chimera-deploy",
   confirmTimeout: 30,
+  activationTimeout: 300,
   healthTimeout: 20,
   healthCmd: [],
   healthUrl: [],

@@ -29,6 +29,7 @@ export interface RemoteDeploy {
   command: string | null
   session: string
   confirmTimeout: number
+  activationTimeout: number
   healthTimeout: number
   healthCmd: string[]
   healthUrl: string[]
@@ -69,6 +70,7 @@ export async function deployViaControlPlane(d: RemoteDeploy): Promise<Deployment
         health_url: d.healthUrl,
         health_timeout_seconds: d.healthTimeout,
         confirm_timeout_seconds: d.confirmTimeout,
+        activation_timeout_seconds: d.activationTimeout,
         dry_run: d.dryRun,
         force: d.force,
       } as never,

@@ -11,6 +11,7 @@ import { z } from "zod"
 import { repeatedValues } from "../../protocol/cli-flags.ts"
 import { SessionId } from "../../protocol/ids.ts"
 import { createNix } from "../adapters/nix.ts"
+import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS } from "../domain/activation.ts"
 import { deploy } from "../domain/deploy.ts"
 import type { DeploymentRecord, TargetResult } from "../domain/deployment-record.ts"
 import type { HealthCheck } from "../domain/health-check.ts"
@@ -24,7 +25,7 @@ import { commandWords } from "./flags.ts"
 import { finishOnInterrupt, INTERRUPT_GRACE_SECONDS, spinner } from "./interrupt.ts"
 import { color, field, printJson, printTable, say, warn } from "./output.ts"
 import { desiredPublisher, reportPublished } from "./publish-desired.ts"
-import { ConfirmTimeout, MAX_CONFIRM_SECONDS, Seconds } from "./seconds-flag.ts"
+import { ActivationTimeout, ConfirmTimeout, MAX_CONFIRM_SECONDS, Seconds } from "./seconds-flag.ts"
 import { parseSshFlags, SSH_FLAG_NAMES, sshArgs, sshConfigFlags } from "./ssh-flags.ts"
 
 const DeployFlags = z
@@ -32,6 +33,7 @@ const DeployFlags = z
     config: z.string().min(1),
     session: SessionId,
     "confirm-timeout": ConfirmTimeout,
+    "activation-timeout": ActivationTimeout,
     "health-timeout": Seconds("--health-timeout", 1, MAX_CONFIRM_SECONDS),
     "health-cmd": z.array(z.string().min(1, "--health-cmd: expected a command, not an empty one")),
     "health-url": z.array(z.url({ protocol: /^https?$/, error: "--health-url: expected an http(s) URL" })),
@@ -93,6 +95,11 @@ export default defineCommand({
       description: "Seconds a node waits for confirmation before rolling back",
       default: "30",
     },
+    "activation-timeout": {
+      type: "string",
+      description: "Seconds switch-to-configuration may run before it is stopped and the node rolled back",
+      default: String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS),
+    },
     "health-cmd": { type: "string", description: "Health check run on each target (exit 0 passes); repeatable" },
     "health-url": { type: "string", description: "Health check URL fetched from here ({host} = target); repeatable" },
     "health-timeout": { type: "string", description: "Seconds health checks may take to pass", default: "20" },
@@ -118,6 +125,7 @@ export default defineCommand({
       config: config.nix.config_path,
       session: config.fleet.session_name,
       "confirm-timeout": args["confirm-timeout"],
+      "activation-timeout": args["activation-timeout"],
       "health-timeout": args["health-timeout"],
       "health-cmd": repeatedValues(rawArgs, "health-cmd"),
       "health-url": repeatedValues(rawArgs, "health-url"),
@@ -139,6 +147,7 @@ export default defineCommand({
         command: commandWords(args._) || null,
         session: f.session,
         confirmTimeout: f["confirm-timeout"],
+        activationTimeout: f["activation-timeout"],
         healthTimeout: f["health-timeout"],
         healthCmd: f["health-cmd"],
         healthUrl: f["health-url"],
@@ -164,7 +173,7 @@ export default defineCommand({
     const publisher = dryRun ? null : desiredPublisher()
     const tracker = deployTracker(
       ssh.targets.map((t) => t.name),
-      { confirmTimeoutSeconds: f["confirm-timeout"], publisher },
+      { confirmTimeoutSeconds: f["confirm-timeout"], activationTimeoutSeconds: f["activation-timeout"], publisher },
     )
     const stop = new AbortController()
     const interrupt = finishOnInterrupt({
@@ -195,6 +204,7 @@ export default defineCommand({
           dryRun,
           force: Boolean(args.force),
           confirmTimeoutSeconds: f["confirm-timeout"],
+          activationTimeoutSeconds: f["activation-timeout"],
           healthChecks: checks,
           healthTimeoutSeconds: f["health-timeout"],
           useSubstitutes: Boolean(args["use-substitutes"]),

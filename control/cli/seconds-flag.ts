@@ -14,3 +14,5 @@ export const Seconds = (flag: string, min: number, max: number) =>
     .pipe(z.number().min(min, `${flag}: at least ${min}`).max(max, `${flag}: at most ${max}`))
 
 export const ConfirmTimeout = Seconds("--confirm-timeout", MIN_CONFIRM_SECONDS, MAX_CONFIRM_SECONDS)
+/** A switch stopped at once would be no deploy: at least as long as the shortest confirm window. */
+export const ActivationTimeout = Seconds("--activation-timeout", MIN_CONFIRM_SECONDS, MAX_CONFIRM_SECONDS)

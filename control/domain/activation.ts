@@ -41,7 +41,22 @@ export interface ActivationScript {
   /** Set the system profile and run switch-to-configuration (a NixOS system closure). */
   isSystem: boolean
   confirmTimeoutSeconds: number
+  /** How long switch-to-configuration may run before it is stopped and the deploy rolled back. */
+  activationTimeoutSeconds?: number
 }
+
+/**
+ * A switch that never ends (a unit whose start hangs, a blocked activation script) would hold the
+ * watchdog, which waits for the activation to end, and the deploy with it, for ever. deploy-rs bounds
+ * its activation the same way (four minutes); five leave room for the services a NixOS switch restarts.
+ */
+export const DEFAULT_ACTIVATION_TIMEOUT_SECONDS = 300
+/** How long a switch stopped at the activation timeout has to end on SIGTERM before it is killed. */
+export const ACTIVATION_KILL_GRACE_SECONDS = 10
+/** Left in the deploy's directory on the node when its switch was stopped at the activation timeout. */
+const ACTIVATION_TIMED_OUT = "activation-timed-out"
+/** What the activation says on stderr, last, when it stopped the switch at the activation timeout. */
+export const ACTIVATION_TIMED_OUT_SAYS = "switch-to-configuration did not finish within the activation timeout"
 
 /**
  * Arms the watchdog, then activates. Prints `previous <gen> <path>` first so the caller knows where
@@ -59,11 +74,15 @@ export interface ActivationScript {
  * stopped and not started again), after which the watchdog rolled back at once. So everything the
  * script and what it runs print goes to files in $D, relayed to stdout and stderr once it is over;
  * the watchdog then rolls back an unconfirmed deploy when the confirm timeout passes, as for any other.
+ *
+ * The switch may take `activationTimeoutSeconds` (boundedSwitch): one still running then is stopped,
+ * the script exits 124 with a line saying so on stderr, and the watchdog rolls back at once.
  */
 export function activateScript(a: ActivationScript): string {
   const profile = a.isSystem ? SYSTEM_PROFILE : CHIMERA_PROFILE
   const dir = `${STATE}/${a.deployId}`
   const switchTo = (path: string) => (a.isSystem ? ` && ${path}/bin/switch-to-configuration switch` : "")
+  const activation = a.activationTimeoutSeconds ?? DEFAULT_ACTIVATION_TIMEOUT_SECONDS
   return [
     "set -eu",
     "umask 077",
@@ -73,8 +92,9 @@ export function activateScript(a: ActivationScript): string {
     // Relayed however the script ends: a failed switch's output is the caller's error message.
     `trap 'cat "$O"; cat "$E" >&2' EXIT`,
     // An agent on the node must not heal the deploy away before it is confirmed and the control plane
-    // has the new desired closure: it honours this hold (agent/nix-system.ts) until it expires.
-    writeHold(Math.min(a.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS), "$ID"),
+    // has the new desired closure: it honours this hold (agent/nix-system.ts) until it expires. This one
+    // lasts while the switch may run; the confirm window's is written once it has ended.
+    writeHold(Math.min(activation + ACTIVATION_KILL_GRACE_SECONDS + 60, MAX_DEPLOY_HOLD_SECONDS), "$ID"),
     'prev_path=$(readlink -f "$P" 2>/dev/null || true)',
     `prev_gen=$(readlink "$P" 2>/dev/null | sed -n 's/^.*-\\([0-9][0-9]*\\)-link$/\\1/p' || true)`,
     'echo "previous $prev_gen $prev_path" >>"$O"',
@@ -101,10 +121,31 @@ EOF`,
     // Record every closure in the Chimera profile, then activate.
     ...(a.isSystem ? [`nix-env -p ${shq(CHIMERA_PROFILE)} --set "$NEW" >/dev/null 2>&1 || true`] : []),
     'nix-env -p "$P" --set "$NEW" >>"$O" 2>>"$E"',
-    ...(a.isSystem ? ['"$NEW/bin/switch-to-configuration" switch >>"$O" 2>>"$E"'] : []),
+    ...(a.isSystem ? boundedSwitch(activation) : []),
     'touch "$D/activated"',
+    // The confirm window starts now (the watchdog's countdown too), however long the switch took.
+    writeHold(Math.min(a.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS), "$ID"),
     'echo activated >>"$O"',
   ].join("\n")
+}
+
+/**
+ * switch-to-configuration under coreutils' `timeout`, which runs it in a process group of its own and
+ * signals the whole group: what the switch started (a `systemctl start` that waits on a hung unit) goes
+ * with it. A switch that fails on its own before the time is up keeps its exit code and its words; one
+ * still running at the time is told apart by the time it took, as `timeout`'s 124 (or 137 after the
+ * SIGKILL) is also what a switch itself may exit with.
+ */
+function boundedSwitch(seconds: number): string[] {
+  return [
+    "t0=$(date +%s); rc=0",
+    `timeout -k ${ACTIVATION_KILL_GRACE_SECONDS} ${seconds} "$NEW/bin/switch-to-configuration" switch >>"$O" 2>>"$E" || rc=$?`,
+    `if [ $rc -ne 0 ] && [ $(( $(date +%s) - t0 )) -ge ${seconds} ]; then`,
+    `  touch "$D/${ACTIVATION_TIMED_OUT}"`,
+    `  echo "${ACTIVATION_TIMED_OUT_SAYS} (${seconds} s) and was stopped" >>"$E"; exit 124`,
+    "fi",
+    "[ $rc -eq 0 ] || exit $rc",
+  ]
 }
 
 /**

@@ -11,10 +11,13 @@
 import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { SessionId, StorePath } from "../../protocol/ids.ts"
 import {
+  ACTIVATION_KILL_GRACE_SECONDS,
+  ACTIVATION_TIMED_OUT_SAYS,
   abortScript,
   activateScript,
   CHIMERA_PROFILE,
   confirmScript,
+  DEFAULT_ACTIVATION_TIMEOUT_SECONDS,
   MISSING_PATHS_SCRIPT,
   shq,
   undecidedDeploysScript,
@@ -42,6 +45,8 @@ export interface DeployOptions {
   /** Deploy to targets that already run the closure too. */
   force: boolean
   confirmTimeoutSeconds: number
+  /** How long the switch may run before it is stopped and rolled back (DEFAULT_ACTIVATION_TIMEOUT_SECONDS). */
+  activationTimeoutSeconds?: number
   healthChecks: HealthCheck[]
   healthTimeoutSeconds: number
   useSubstitutes: boolean
@@ -70,8 +75,11 @@ export interface DeployDeps {
   signal?: AbortSignal
 }
 
-/** A switch may take minutes (services restarting); the watchdog follows the activating shell meanwhile. */
-const ACTIVATION_TIMEOUT_MS = 10 * 60_000
+/**
+ * Beyond the activation timeout, what the activation's SSH command may take: setting the profiles
+ * before the switch, the grace a stopped switch has before SIGKILL, and the answer's way back.
+ */
+const ACTIVATION_SLACK_SECONDS = ACTIVATION_KILL_GRACE_SECONDS + 60
 const CONFIRM_TIMEOUT_MS = 15_000
 
 /** The confirmation hook's failure is that target's note, never the end of the whole deploy. */
@@ -247,6 +255,7 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
 
   // 3. Arm the watchdog and activate.
   if (interrupted()) return stop("the activation")
+  const activationSeconds = opts.activationTimeoutSeconds ?? DEFAULT_ACTIVATION_TIMEOUT_SECONDS
   const activated = await phase("activate", () =>
     exec.exec(
       target,
@@ -255,20 +264,21 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
         closure: build.outPath,
         isSystem: build.isSystem,
         confirmTimeoutSeconds: opts.confirmTimeoutSeconds,
+        activationTimeoutSeconds: activationSeconds,
       }),
-      { timeoutMs: ACTIVATION_TIMEOUT_MS },
+      { timeoutMs: (activationSeconds + ACTIVATION_SLACK_SECONDS) * 1000 },
     ),
   )
   const prev = /^previous (\d*) (\S*)$/m.exec(activated.stdout)
   if (prev?.[1] && prev[2]) r.previous = { generation: Number(prev[1]), path: prev[2] as StorePath }
-  const abort = async (why: string) => {
+  const abort = async (why: string, at: Phase) => {
     if (!r.previous) return fail(`${why}; the node had no previous generation to roll back to and stays on the new one`)
     const back = await exec.exec(target, abortScript(id, r.previous, build.isSystem), { timeoutMs: 360_000 })
     if (!back.ok)
       return fail(
         `${why}; rolling back failed too (${back.failure?.message ?? lastLines(back.stderr || back.stdout, 5)}); the node's watchdog tries again when the confirm timeout passes`,
       )
-    say("health", `rolled back to generation ${r.previous.generation}`)
+    say(at, `rolled back to generation ${r.previous.generation}`)
     return fail(why, "rolled-back")
   }
   if (!activated.ok) {
@@ -277,15 +287,26 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
     // confirm it. Its output, the previous generation among it, comes only at its end, so none came back.
     if (activated.failure)
       return fail(
-        `activate: ${activated.failure.message}; the activation goes on on the node without this connection, and unconfirmed its watchdog rolls it back to the previous generation ${opts.confirmTimeoutSeconds} s after it ends (at once if it fails); a node with no previous generation has no watchdog and stays on what it switched to. See where it is: chimera generations --targets ${target.name}`,
+        `activate: ${activated.failure.message}; the activation goes on on the node without this connection, and unconfirmed its watchdog rolls it back to the previous generation ${opts.confirmTimeoutSeconds} s after it ends (at once if it fails, or is stopped at the activation timeout, ${activationSeconds} s); a node with no previous generation has no watchdog and stays on what it switched to. See where it is: chimera generations --targets ${target.name}`,
       )
-    const why = `activate: exited ${activated.exitCode}: ${lastLines(activated.stderr || activated.stdout, 10)}`
+    // The node stopped a switch still running at the activation timeout (activateScript).
+    const stopped = activated.exitCode === 124 && activated.stderr.includes(ACTIVATION_TIMED_OUT_SAYS)
+    const said = lastLines(
+      activated.stderr
+        .split("\n")
+        .filter((l) => !l.includes(ACTIVATION_TIMED_OUT_SAYS))
+        .join("\n"),
+      4,
+    )
+    const why = stopped
+      ? `activate: switch-to-configuration did not finish within the activation timeout (${activationSeconds} s) and was stopped on the node${said ? `; it had said: ${said}` : ""}`
+      : `activate: exited ${activated.exitCode}: ${lastLines(activated.stderr || activated.stdout, 10)}`
     // Switching it back from here would be one more activation after Ctrl-C; its watchdog does it.
     if (interrupted())
       return fail(
         `${why}; the deploy was interrupted, so its watchdog, not this command, rolls it back to the previous generation (at once, as the switch failed)`,
       )
-    return abort(why)
+    return abort(why, "activate")
   }
   // Unconfirmed, its watchdog rolls it back when the confirm timeout passes.
   if (interrupted()) return stop("the confirmation")
@@ -300,7 +321,7 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
       startRemoteCommand(exec, target, { session: opts.session, drv: ctx.drv!, command: opts.command!, id }),
     )
     if (interrupted()) return stop("the confirmation")
-    if (!started.ok) return abort(`command: ${started.error}`)
+    if (!started.ok) return abort(`command: ${started.error}`, "command")
     say("command", `started in session ${opts.session}`)
   }
 
@@ -312,7 +333,7 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
       ),
     )
     if (interrupted()) return stop("the confirmation")
-    if (!health.ok) return abort(`health check failed: ${health.detail}`)
+    if (!health.ok) return abort(`health check failed: ${health.detail}`, "health")
     say("health", health.detail)
   }
   // Confirm over a new connection; once more if the answer is lost, which the claim makes harmless,

@@ -4,6 +4,7 @@
 // caller cannot store megabytes per target.
 import { z } from "zod"
 import { SessionId, StorePath } from "../../protocol/ids.ts"
+import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS } from "../domain/activation.ts"
 
 /** A [fleet.nodes] name, `@tag`, or an enrolled node id. Never an address: the API dials only named nodes. */
 export const TargetName = z.string().regex(/^@?[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
@@ -42,6 +43,7 @@ export const DeployRequestBody = z
       .default([]),
     health_timeout_seconds: z.number().int().min(1).max(3600).default(20),
     confirm_timeout_seconds: z.number().int().min(2).max(3600).default(30),
+    activation_timeout_seconds: z.number().int().min(5).max(3600).default(DEFAULT_ACTIVATION_TIMEOUT_SECONDS),
     dry_run: z.boolean().default(false),
     force: z.boolean().default(false),
   })

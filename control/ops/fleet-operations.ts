@@ -45,6 +45,7 @@ export interface DeployRequest {
   healthChecks: HealthCheck[]
   healthTimeoutSeconds: number
   confirmTimeoutSeconds: number
+  activationTimeoutSeconds: number
   dryRun: boolean
   force: boolean
 }
@@ -162,6 +163,7 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
               dryRun: req.dryRun,
               force: req.force,
               confirmTimeoutSeconds: req.confirmTimeoutSeconds,
+              activationTimeoutSeconds: req.activationTimeoutSeconds,
               healthChecks: req.healthChecks,
               healthTimeoutSeconds: req.healthTimeoutSeconds,
               useSubstitutes: false,
