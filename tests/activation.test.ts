@@ -41,6 +41,13 @@ describe("magic rollback on the node", () => {
       (m) => !m,
       10_000,
     )
+    // Rolled back, the node runs what its agent has as desired: the agent is no longer held off.
+    await waitFor(
+      "the deploy hold lifted by the watchdog",
+      () => node.exec(["test", "-e", "/run/chimera/deploy-hold"]),
+      (r) => r.code !== 0,
+      5000,
+    )
     const late = await sh(node, confirmScript("d1", true))
     expect(late.code).toBe(3)
     expect(late.stdout).toContain("too late")

@@ -1,13 +1,15 @@
 // Deploys on a bad day, on a testbed of real sshd nodes with the real CLI: a switch that never ends,
-// and what the node, the record and the operator are left with each time.
+// a full disk under the profiles or under /run/chimera, and what the node, the record and the operator
+// are left with each time.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { DeploymentRecord } from "../control/domain/deployment-record.ts"
 import type { StorePath } from "../protocol/ids.ts"
+import { UNCONFIRMED_DEPLOY_MARKER } from "../protocol/unconfirmed-deploy.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
-import { createTestbed, type Testbed } from "./support/testbed.ts"
+import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
 import { run } from "./support/tools.ts"
 
 setDefaultTimeout(90_000)
@@ -89,5 +91,59 @@ describe("a switch that never ends", () => {
     expect(left.stdout.trim()).toBe("")
     const outcome = await n!.node.exec(["sh", "-c", `cat /run/chimera/deploys/${record.id}/outcome`])
     expect(outcome.stdout.trim()).toBe("rolled-back")
+  })
+})
+
+/** Mounts a tmpfs with `inodes` inodes over `dir` in the node, keeping what was there, then fills it. */
+async function fill(n: TestbedNode, dir: string, inodes: number) {
+  const r = await n.node.exec([
+    "sh",
+    "-c",
+    `set -e; keep=$(mktemp -d); cp -a "${dir}/." "$keep/"; mount -t tmpfs -o size=1m,nr_inodes=${inodes} tmpfs "${dir}"; cp -a "$keep/." "${dir}/"; rm -rf "$keep"
+     i=0; while (: > "${dir}/.fill$i") 2>/dev/null; do i=$((i+1)); done`,
+  ])
+  if (r.code !== 0) throw new Error(`could not fill ${dir}: ${r.stderr}`)
+}
+
+describe("a full disk on the node", () => {
+  test("under the profiles: the switch never starts, the node is said to be unchanged, and its agent is not held off", async () => {
+    const n = bed.nodes[1]!
+    const gen2 = await config("gen2", "2")
+    await fill(n, "/nix/var/nix/profiles", 64)
+    try {
+      const { code, record } = await deployJson(["--targets", n.target, "--config", gen2])
+      expect(code).toBe(1)
+      const t = record.targets[0]!
+      // Not "failed" with "rolling back failed too": the profile could not move, so there was nothing to undo.
+      expect(t.status).toBe("rolled-back")
+      expect(t.error).toContain("No space left on device")
+      expect(t.error).not.toContain("rolling back failed")
+      expect(t.log).toContainEqual(expect.stringContaining("not rolled back: the node is still on generation 1"))
+      expect(await n.node.links()).toMatchObject({ profile: gen1, current: gen1 })
+      // The deploy is decided: no hold keeps an agent from healing for the activation's five minutes.
+      expect((await n.node.exec(["test", "-e", "/run/chimera/deploy-hold"])).code).not.toBe(0)
+      expect((await n.node.exec(["test", "-e", UNCONFIRMED_DEPLOY_MARKER])).code).not.toBe(0)
+    } finally {
+      await n.node.exec(["umount", "/nix/var/nix/profiles"])
+    }
+  })
+
+  test("under /run/chimera: the activation cannot start, and the node is said to be unchanged", async () => {
+    const n = bed.nodes[1]!
+    const gen3 = await config("gen3", "3")
+    // The earlier deploys here are decided; the small tmpfs takes only what the new one needs.
+    await n.node.exec(["sh", "-c", "rm -rf /run/chimera; mkdir -p /run/chimera"])
+    await fill(n, "/run/chimera", 8)
+    try {
+      const { code, record } = await deployJson(["--targets", n.target, "--config", gen3])
+      expect(code).toBe(1)
+      const t = record.targets[0]!
+      expect(t.status).toBe("rolled-back")
+      expect(t.error).toContain(`the node is unchanged: it still runs ${gen1}`)
+      expect(t.error).not.toContain("stays on the new one")
+      expect(await n.node.links()).toMatchObject({ profile: gen1, current: gen1 })
+    } finally {
+      await n.node.exec(["umount", "/run/chimera"])
+    }
   })
 })

@@ -29,6 +29,21 @@ export const writeHold = (seconds: number, idExpr: string) =>
 
 /** Removes the unconfirmed-deploy marker if it is this deploy's ($ID), the deploy now being decided. */
 const CLEAR_MARKER = `M=${UNCONFIRMED_DEPLOY_MARKER}; grep -qx "deploy=$ID" "$M" 2>/dev/null && rm -f "$M"; true`
+/**
+ * Lifts the deploy hold if it is this deploy's ($ID), once the deploy is rolled back (or could not be):
+ * the node is back on what its agent has as desired, and a hold left standing kept the agent from
+ * healing it for the rest of the activation's bound, minutes after a switch that failed at once.
+ */
+const LIFT_HOLD = `[ "$(cut -d" " -f2 "${DEPLOY_HOLD}" 2>/dev/null)" = "$ID" ] && rm -f "${DEPLOY_HOLD}"; true`
+/** For a script the activation writes with an unquoted here-document: its variables expand when it runs. */
+const later = (script: string) => script.replaceAll("$", "\\$")
+/**
+ * True when the profile, and for a system the running system, are already on `prev`: an activation
+ * that failed before it changed anything (a full disk under the profiles) has nothing to switch back,
+ * and switching back would fail the same way, for a node that never left its generation.
+ */
+const onPrevious = (profile: string, prev: string, isSystem: boolean, $ = "$") =>
+  `{ [ "${$}(readlink -f ${profile})" = ${prev} ]${isSystem ? ` && [ "${$}(readlink -f /run/current-system)" = ${prev} ]` : ""}; }`
 
 /** POSIX single-quoting: the only safe way to pass an arbitrary string to a remote shell. */
 export function shq(s: string): string {
@@ -105,7 +120,9 @@ echo \\$\\$ > "$D/watchdog.pid"
 while [ ! -e "$D/activated" ] && kill -0 $$ 2>/dev/null; do sleep 1; done
 [ -e "$D/activated" ] && sleep ${a.confirmTimeoutSeconds}
 mkdir "$D/decided" 2>/dev/null || exit 0
-if nix-env -p "$P" --switch-generation "$prev_gen"${switchTo('"$prev_path"')}; then echo rolled-back > "$D/outcome"; ID=${shq(a.deployId)}; ${CLEAR_MARKER.replaceAll("$M", "\\$M").replaceAll("$ID", "\\$ID")}; else echo rollback-failed > "$D/outcome"; fi
+ID=${shq(a.deployId)}
+if ${onPrevious('"$P"', '"$prev_path"', a.isSystem, "\\$")} || { nix-env -p "$P" --switch-generation "$prev_gen"${switchTo('"$prev_path"')}; }; then echo rolled-back > "$D/outcome"; ${later(CLEAR_MARKER)}; else echo rollback-failed > "$D/outcome"; fi
+${later(LIFT_HOLD)}
 EOF`,
     '  setsid -f sh "$D/watchdog" </dev/null >"$D/watchdog.log" 2>&1',
     // On disk, written durably before the switch: a reboot in the confirm window takes the watchdog
@@ -190,10 +207,11 @@ export function abortScript(
     '  echo "the watchdog decided: $outcome"; [ "$outcome" = rolled-back ]; exit',
     "fi",
     '(umask 077; : >"$L")',
-    `if { nix-env -p ${shq(profile)} --switch-generation ${previous.generation}${isSystem ? ` && ${shq(previous.path)}/bin/switch-to-configuration switch` : ""}; } >>"$L" 2>&1; then`,
-    `  echo rolled-back > "$D/outcome"; ${CLEAR_MARKER}; cat "$L" >&2; echo rolled-back`,
-    'else rmdir "$D/decided"; cat "$L" >&2; echo "rollback failed" >&2; exit 1',
+    `if ${onPrevious(shq(profile), shq(previous.path), isSystem)}; then echo unchanged >&2`,
+    `elif ! { nix-env -p ${shq(profile)} --switch-generation ${previous.generation}${isSystem ? ` && ${shq(previous.path)}/bin/switch-to-configuration switch` : ""}; } >>"$L" 2>&1; then`,
+    '  rmdir "$D/decided"; cat "$L" >&2; echo "rollback failed" >&2; exit 1',
     "fi",
+    `echo rolled-back > "$D/outcome"; ${CLEAR_MARKER}; ${LIFT_HOLD}; cat "$L" >&2; echo rolled-back`,
   ].join("\n")
 }
 

@@ -271,14 +271,39 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
   )
   const prev = /^previous (\d*) (\S*)$/m.exec(activated.stdout)
   if (prev?.[1] && prev[2]) r.previous = { generation: Number(prev[1]), path: prev[2] as StorePath }
+  // The activation names the previous generation first, in its own directory on the node: none came back
+  // from a node with no generation yet, or from one where that directory could not be made (a full
+  // /run), which failed before it changed anything. The two are told apart by what the node runs now.
+  const noPrevious = async (why: string) => {
+    const now = await exec.systemState(target).catch(() => null)
+    const before = r.before
+    if (now && before && now.profile === before.profile && now.current === before.current)
+      return fail(`${why}; the node is unchanged: it still runs ${before.current ?? "no system"}`, "rolled-back")
+    return fail(`${why}; the node had no previous generation to roll back to and stays on the new one`)
+  }
   const abort = async (why: string, at: Phase) => {
-    if (!r.previous) return fail(`${why}; the node had no previous generation to roll back to and stays on the new one`)
+    if (!r.previous) return noPrevious(why)
+    const { generation } = r.previous
     const back = await exec.exec(target, abortScript(id, r.previous, build.isSystem), { timeoutMs: 360_000 })
-    if (!back.ok)
+    if (!back.ok) {
+      // A watchdog still counting down the confirm window tries again when it ends; after a failed
+      // activation it has already stood down, or decided itself (and failed as this did).
+      const retried = at !== "activate" && !back.stdout.includes("the watchdog decided")
+      const next = retried
+        ? "the node's watchdog tries again when the confirm timeout passes"
+        : `the node may be left between generations: see chimera generations --targets ${target.name}, then roll it back by hand: chimera rollback --targets ${target.name} --generation ${generation}`
       return fail(
-        `${why}; rolling back failed too (${back.failure?.message ?? lastLines(back.stderr || back.stdout, 5)}); the node's watchdog tries again when the confirm timeout passes`,
+        `${why}; rolling back failed too (${back.failure?.message ?? lastLines(back.stderr || back.stdout, 5)}); ${next}`,
       )
-    say(at, `rolled back to generation ${r.previous.generation}`)
+    }
+    // An activation that failed before it changed anything (a full disk under the profiles) is not
+    // switched back: the node never left its generation.
+    say(
+      at,
+      /^unchanged$/m.test(back.stderr)
+        ? `not rolled back: the node is still on generation ${generation}, which the failed activation did not change`
+        : `rolled back to generation ${generation}`,
+    )
     return fail(why, "rolled-back")
   }
   if (!activated.ok) {
