@@ -5,12 +5,16 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import type { DeploymentRecord } from "../control/domain/deployment-record.ts"
+import { createNix } from "../control/adapters/nix.ts"
+import { createSshExecutor, emptyInventory, resolveTargets } from "../control/adapters/ssh/index.ts"
+import { deploy } from "../control/domain/deploy.ts"
+import type { DeploymentRecord, Phase } from "../control/domain/deployment-record.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { UNCONFIRMED_DEPLOY_MARKER } from "../protocol/unconfirmed-deploy.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
 import { run } from "./support/tools.ts"
+import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(90_000)
 
@@ -91,6 +95,90 @@ describe("a switch that never ends", () => {
     expect(left.stdout.trim()).toBe("")
     const outcome = await n!.node.exec(["sh", "-c", `cat /run/chimera/deploys/${record.id}/outcome`])
     expect(outcome.stdout.trim()).toBe("rolled-back")
+  })
+})
+
+/**
+ * Kills the node's sshd and every session it holds open, as a crash or an OOM kill of sshd would:
+ * the commands those sessions ran lose their connection but not their lives.
+ */
+async function killSshd(n: TestbedNode) {
+  const master = await n.sshd.pid()
+  const sessions = master ? (await run(["ps", "-o", "pid=", "--ppid", String(master)])).stdout.split(/\s+/) : []
+  await n.stopSshd()
+  for (const pid of sessions.filter(Boolean)) process.kill(Number(pid), "SIGKILL")
+}
+
+/** The domain's deploy of `configPath` to testbed node `n`, with short windows and `onPhase` for the mischief. */
+async function deployTo(n: TestbedNode, configPath: string, onPhase: (phase: Phase) => void) {
+  const exec = createSshExecutor({ identity: bed.identityFile, knownHosts: bed.knownHostsFile, timeoutMs: 5000 })
+  try {
+    return await deploy(
+      {
+        targets: resolveTargets(n.target, emptyInventory),
+        configPath,
+        command: null,
+        session: "chimera-deploy",
+        dryRun: false,
+        force: false,
+        confirmTimeoutSeconds: 5,
+        activationTimeoutSeconds: 5,
+        healthChecks: [],
+        healthTimeoutSeconds: 2,
+        useSubstitutes: false,
+        parallel: 1,
+      },
+      { nix: createNix(), exec, onPhase: (_t, phase) => onPhase(phase) },
+    )
+  } finally {
+    await exec.close()
+  }
+}
+
+describe("sshd killed mid-deploy", () => {
+  test("as the copy starts: the deploy fails there and says nothing was activated", async () => {
+    const n = bed.nodes[0]!
+    const gen5 = await config("gen5", "5")
+    try {
+      const record = await deployTo(n, gen5, (phase) => {
+        if (phase === "copy") void n.stopSshd()
+      })
+      const t = record.targets[0]!
+      expect(t.status).toBe("failed")
+      expect(t.error).toStartWith("copy: ")
+      expect(t.error).toContain("nothing was activated: the node is unchanged")
+      expect(await n.node.links()).toMatchObject({ profile: gen1, current: gen1 })
+    } finally {
+      await n.startSshd()
+    }
+  })
+
+  test("mid-activation: the deploy says the activation goes on without it, and the node stops the hung switch and rolls back", async () => {
+    const n = bed.nodes[0]!
+    const hang = await config("hang-dropped", "4", `slowSwitch = ${HANG_SECONDS};`)
+    try {
+      const record = await deployTo(n, hang, (phase) => {
+        if (phase === "activate") setTimeout(() => void killSshd(n), 1500)
+      })
+      const t = record.targets[0]!
+      expect(t.status).toBe("failed")
+      // Not "exited null" and "no previous generation ... stays on the new one": the answer never came.
+      expect(t.error).toContain("the connection closed before the command exited")
+      expect(t.error).toContain("the activation goes on on the node without this connection")
+      expect(t.error).toContain("stopped at the activation timeout, 5 s")
+      // And so it does: the switch is stopped at 5 s and the watchdog puts generation 1 back.
+      // (The hung switch never moved /run/current-system; the profile it did move is what goes back.)
+      await waitFor(
+        "the node's own rollback",
+        () => n.node.links(),
+        (l) => l.profile === gen1,
+        20_000,
+      )
+      expect((await n.node.links()).current).toBe(gen1)
+      expect((await run(["pgrep", "-f", `sleep ${HANG_SECONDS}`])).stdout.trim()).toBe("")
+    } finally {
+      await n.startSshd()
+    }
   })
 })
 

@@ -250,7 +250,10 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
     if (!out.ok || !ctx.drv) return out
     return exec.syncClosure(target, ctx.drv as StorePath, { useSubstitutes: opts.useSubstitutes })
   })
-  if (!copied.ok) return fail(`copy: ${copied.failure?.message ?? lastLines(copied.stderr, 5)}`)
+  if (!copied.ok)
+    return fail(
+      `copy: ${copied.failure?.message ?? lastLines(copied.stderr, 5)}; nothing was activated: the node is unchanged`,
+    )
   say("copy", `copied in ${r.timings.at(-1)?.ms} ms`)
 
   // 3. Arm the watchdog and activate.

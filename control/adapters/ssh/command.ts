@@ -143,16 +143,24 @@ export function runCommand(
         code = typeof c === "number" ? c : null
         signal = sig ?? null
       })
-      stream.on("close", () =>
-        finish(
-          signal
-            ? {
-                exitCode: null,
-                failure: { kind: "error", message: `${t.name}: the command was killed by SIG${signal}` },
-              }
-            : {},
-        ),
-      )
+      stream.on("close", () => {
+        if (signal)
+          return finish({
+            exitCode: null,
+            failure: { kind: "error", message: `${t.name}: the command was killed by SIG${signal}` },
+          })
+        // No exit status at all: the connection went (sshd killed, the node gone) while the command ran,
+        // which may still be running there; not an exit code of its own, which a caller would read as
+        // the command's answer.
+        if (code === null)
+          return finish({
+            failure: {
+              kind: "unreachable",
+              message: `${t.name}: the connection closed before the command exited; it may still be running on the node`,
+            },
+          })
+        finish()
+      })
       if (stdin !== undefined) stream.end(stdin)
       else stream.end()
     })
