@@ -1,7 +1,8 @@
 // The magic-rollback scripts run directly in a test node (no SSH), to pin down who decides a deploy:
 // the watchdog, a confirmation or an abort claim it once (`mkdir decided`) and the others stand down.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
-import { abortScript, activateScript, confirmScript } from "../control/domain/activation.ts"
+import { abortScript, activateScript, confirmScript, rollbackScript } from "../control/domain/activation.ts"
+import { BUSY_EXIT, BUSY_SAYS } from "../control/domain/node-claim.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { UNCONFIRMED_DEPLOY_MARKER } from "../protocol/unconfirmed-deploy.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
@@ -104,6 +105,31 @@ describe("magic rollback on the node", () => {
     const activated = Math.floor(Date.now() / 1000)
     expect(await hold()).toBeGreaterThanOrEqual(activated - 1 + 5 + 60)
     expect((await sh(node, confirmScript("d5", true))).code).toBe(0)
+  })
+
+  // Two operators deploying at once both planned on a node with nothing undecided, both switched, and
+  // each was recorded deployed, with a watchdog armed over the other's generation.
+  test("two activations at once: one claims the node, the other is refused before it changes anything", async () => {
+    await using node = await createTestNode({ name: "two-at-once", boot: gen1 })
+    const slow = await buildTestSystem(3, { tag: "activation-slow", slowSwitch: 2 })
+    const [a, b] = await Promise.all([
+      sh(node, activateScript({ deployId: "da", closure: slow, isSystem: true, confirmTimeoutSeconds: 30 })),
+      sh(node, activateScript({ deployId: "db", closure: gen2, isSystem: true, confirmTimeoutSeconds: 30 })),
+    ])
+    const [won, lost, wonId, lostId] = a.code === 0 ? [a, b, "da", "db"] : [b, a, "db", "da"]
+    expect({ won: won.code, lost: lost.code }).toEqual({ won: 0, lost: BUSY_EXIT })
+    expect(lost.stderr).toContain(`${BUSY_SAYS}: ${wonId}`)
+    const closure = wonId === "da" ? slow : gen2
+    expect(await node.links()).toMatchObject({ profile: closure, current: closure })
+    expect((await node.exec(["test", "-e", `/run/chimera/deploys/${lostId}`])).code).not.toBe(0)
+    // Unconfirmed, it still holds the node: a rollback now is refused too, and goes through once confirmed.
+    const early = await sh(node, rollbackScript(null))
+    expect({ code: early.code, said: early.stderr }).toEqual({ code: BUSY_EXIT, said: expect.stringContaining(wonId) })
+    expect(await node.links()).toMatchObject({ profile: closure, current: closure })
+    expect((await sh(node, confirmScript(wonId, true))).code).toBe(0)
+    const late = await sh(node, rollbackScript(null))
+    expect(late.code).toBe(0)
+    expect(await node.links()).toMatchObject({ profile: gen1, current: gen1 })
   })
 
   test("an activation whose shell dies before it finishes is rolled back at once, not after the timeout", async () => {

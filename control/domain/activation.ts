@@ -10,11 +10,11 @@
 import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { StorePath } from "../../protocol/ids.ts"
 import { BOOT_ID_FILE, UNCONFIRMED_DEPLOY_MARKER } from "../../protocol/unconfirmed-deploy.ts"
+import { CLAIM_NODE, STATE, UNDECIDED_FN } from "./node-claim.ts"
 
 export const SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
 /** Every deployed closure is also recorded as a generation of this profile. */
 export const CHIMERA_PROFILE = "/nix/var/nix/profiles/chimera"
-const STATE = "/run/chimera/deploys"
 /** While this file names a time to come, an agent on the node neither reports nor heals drift. */
 export const DEPLOY_HOLD = "/run/chimera/deploy-hold"
 
@@ -102,10 +102,11 @@ export function activateScript(a: ActivationScript): string {
     "set -eu",
     "umask 077",
     `P=${shq(profile)}; NEW=${shq(a.closure)}; D=${shq(dir)}; ID=${shq(a.deployId)}`,
-    'mkdir -p "$D"',
+    // Refused, before anything changes, while another deploy or rollback is undecided here (node-claim.ts).
+    CLAIM_NODE,
     'O="$D/activation.out"; E="$D/activation.err"; : >"$O"; : >"$E"',
     // Relayed however the script ends: a failed switch's output is the caller's error message.
-    `trap 'cat "$O"; cat "$E" >&2' EXIT`,
+    `trap 'touch "$D/ended"; cat "$O"; cat "$E" >&2' EXIT`,
     // An agent on the node must not heal the deploy away before it is confirmed and the control plane
     // has the new desired closure: it honours this hold (agent/nix-system.ts) until it expires. This one
     // lasts while the switch may run; the confirm window's is written once it has ended.
@@ -236,15 +237,18 @@ export function rollbackScript(generation: number | null, profile = SYSTEM_PROFI
   return [
     "set -eu",
     `P=${shq(profile)}; H=${shq(DEPLOY_HOLD)}; ID=rollback-$$; L="$H.$$.log"`,
-    'mkdir -p "$(dirname "$H")"',
+    // Refused while a deploy is activating or unconfirmed here, or another rollback runs (node-claim.ts).
+    CLAIM_NODE,
+    'rm -f "$C/ended"',
     '(umask 077; : >"$L")',
     writeHold(ROLLBACK_SWITCH_SECONDS + ROLLBACK_PUBLISH_SECONDS, "$ID"),
     // Only our own hold is lifted: a deploy that started meanwhile keeps its own.
-    `trap '[ "$(cut -d" " -f2 "$H" 2>/dev/null)" = "$ID" ] && rm -f "$H"; cat "$L" >&2; rm -f "$L"' EXIT`,
+    `trap 'touch "$C/ended"; [ "$(cut -d" " -f2 "$H" 2>/dev/null)" = "$ID" ] && rm -f "$H"; cat "$L" >&2; rm -f "$L"' EXIT`,
     `nix-env -p "$P" ${move} 2>>"$L"`,
     'now=$(readlink -f "$P")',
     '[ -x "$now/bin/switch-to-configuration" ] && "$now/bin/switch-to-configuration" switch >/dev/null 2>>"$L"',
     "trap - EXIT",
+    'touch "$C/ended"',
     writeHold(ROLLBACK_PUBLISH_SECONDS, "$ID"),
     'cat "$L" >&2 || true; rm -f "$L"',
     `echo "generation $(readlink "$P" | sed -n 's/^.*-\\([0-9][0-9]*\\)-link$/\\1/p') $now"`,
@@ -267,21 +271,15 @@ export function generationsScript(profile = SYSTEM_PROFILE): string {
 }
 
 /**
- * Waits, up to `seconds`, while an earlier deploy on the node is activated and undecided (its watchdog
- * alive, neither confirmed nor rolled back), then prints the ids of any still undecided. A deploy made
+ * Waits, up to `seconds`, while an earlier deploy on the node is under way or activated and undecided,
+ * or a rollback runs (node-claim.ts's `undecided`), then prints the ids of any still so. A deploy made
  * meanwhile would find the node already on that deploy's closure and call it up to date, and the
  * watchdog would roll it back a moment later; or take the unconfirmed generation for the one to roll
  * back to. With `seconds` 0, only says which there are.
- *
- * Undecided ends with `confirmed` or `outcome`, not with `decided`: a watchdog or abort claims
- * `decided` before its switch back and writes `outcome` after it, and a plan made in between reads the
- * node still on the closure being rolled back. The pid counts only while it is still that watchdog
- * (its command line names it): one killed undecided leaves a pid another process may take later.
  */
 export function undecidedDeploysScript(seconds: number): string {
   return [
-    `S=${shq(STATE)}`,
-    'undecided() { for d in "$S"/*/; do [ -f "$d/watchdog.pid" ] && [ ! -e "$d/confirmed" ] && [ ! -e "$d/outcome" ] && p=$(cat "$d/watchdog.pid") && kill -0 "$p" 2>/dev/null && grep -qF "$d"watchdog "/proc/$p/cmdline" 2>/dev/null && basename "$d"; done; true; }',
+    UNDECIDED_FN,
     "i=0",
     `while [ -n "$(undecided)" ] && [ $i -lt ${seconds} ]; do sleep 1; i=$((i+1)); done`,
     "undecided",

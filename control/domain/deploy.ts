@@ -12,7 +12,6 @@ import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { SessionId, StorePath } from "../../protocol/ids.ts"
 import {
   ACTIVATION_KILL_GRACE_SECONDS,
-  ACTIVATION_TIMED_OUT_SAYS,
   abortScript,
   activateScript,
   CHIMERA_PROFILE,
@@ -22,6 +21,7 @@ import {
   shq,
   undecidedDeploysScript,
 } from "./activation.ts"
+import { activationFailure } from "./activation-failure.ts"
 import {
   type DeploymentRecord,
   deploymentId,
@@ -310,25 +310,13 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
     return fail(why, "rolled-back")
   }
   if (!activated.ok) {
-    // No answer (a dropped connection, a time-out): the activation goes on on the node without it
-    // (activateScript), and the watchdog that follows it rolls back once it is over, as nothing will
-    // confirm it. Its output, the previous generation among it, comes only at its end, so none came back.
-    if (activated.failure)
-      return fail(
-        `activate: ${activated.failure.message}; the activation goes on on the node without this connection, and unconfirmed its watchdog rolls it back to the previous generation ${opts.confirmTimeoutSeconds} s after it ends (at once if it fails, or is stopped at the activation timeout, ${activationSeconds} s); a node with no previous generation has no watchdog and stays on what it switched to. See where it is: chimera generations --targets ${target.name}`,
-      )
-    // The node stopped a switch still running at the activation timeout (activateScript).
-    const stopped = activated.exitCode === 124 && activated.stderr.includes(ACTIVATION_TIMED_OUT_SAYS)
-    const said = lastLines(
-      activated.stderr
-        .split("\n")
-        .filter((l) => !l.includes(ACTIVATION_TIMED_OUT_SAYS))
-        .join("\n"),
-      4,
-    )
-    const why = stopped
-      ? `activate: switch-to-configuration did not finish within the activation timeout (${activationSeconds} s) and was stopped on the node${said ? `; it had said: ${said}` : ""}`
-      : `activate: exited ${activated.exitCode}: ${lastLines(activated.stderr || activated.stdout, 10)}`
+    const failed = activationFailure(activated, {
+      target: target.name,
+      confirmSeconds: opts.confirmTimeoutSeconds,
+      activationSeconds,
+    })
+    if (failed.kind !== "failed") return fail(failed.why)
+    const { why } = failed
     // Switching it back from here would be one more activation after Ctrl-C; its watchdog does it.
     if (interrupted())
       return fail(

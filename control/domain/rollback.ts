@@ -7,6 +7,7 @@
 import type { StorePath } from "../../protocol/ids.ts"
 import { generationsScript, ROLLBACK_SWITCH_SECONDS, rollbackScript } from "./activation.ts"
 import { mapLimit } from "./map-limit.ts"
+import { BUSY_EXIT } from "./node-claim.ts"
 import type { Generation, RemoteExecutorPort, Target } from "./operation-ports.ts"
 
 export interface RollbackResult {
@@ -45,9 +46,12 @@ export async function rollback(
       return { target: target.name, ok: true, generation: Number(m[1]), path, error: null, ms: r.ms }
     }
     const absent = generation !== null && /profile version \d+ does not exist/.test(r.stderr)
+    const said = r.stderr.trim().split("\n").at(-1)
     const why = absent
       ? `${target.name} has no generation ${generation}: \`chimera generations --targets ${target.name}\` lists the ones it has`
-      : (r.failure?.message ?? (r.stderr.trim().split("\n").at(-1) || `exited ${r.exitCode}`))
+      : r.exitCode === BUSY_EXIT
+        ? `${said}; nothing was changed: roll back once it is confirmed or rolled back`
+        : (r.failure?.message ?? (said || `exited ${r.exitCode}`))
     hooks.onFailed?.(target.name, why)
     return { target: target.name, ok: false, generation: null, path: null, error: why, ms: r.ms }
   })

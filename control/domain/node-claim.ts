@@ -1,0 +1,48 @@
+// One switch at a time on a node. A deploy's plan waits for an earlier undecided deploy, but two
+// deploys that plan at the same moment (two operators, two CLIs) both found none, both switched, and
+// each armed a watchdog over the other's generation: both were recorded deployed, and the node ran
+// whichever switched last while the control plane kept whichever published last. A rollback run during
+// a deploy's confirm window did the same. So each activation and each rollback claims the node first:
+// under a lock (flock on a file in /run/chimera), it looks for a deploy or rollback still undecided
+// there and, finding one, refuses (BUSY_EXIT) before it changes anything; finding none, it marks its
+// own directory as under way, which the next one sees, until its script ends.
+
+/** Per boot, per node: each deploy's directory, and a rollback's while it runs. */
+export const STATE = "/run/chimera/deploys"
+
+/** The exit code of an activation or rollback that found another one undecided on the node. */
+export const BUSY_EXIT = 75
+
+/** Said on stderr, with the ids, by an activation or rollback refused for another one (BUSY_EXIT). */
+export const BUSY_SAYS = "another deploy or rollback is under way or unconfirmed on this node"
+
+/**
+ * Shell function `undecided [SKIP]`: the ids of deploys and rollbacks under way or undecided on the
+ * node, SKIP aside. Under way: its script still runs (`under-way.pid` alive, `ended` not yet written
+ * by its exit trap). Undecided: activated and its watchdog alive, neither confirmed nor rolled back.
+ * Undecided ends with `confirmed` or `outcome`, not with `decided`: a watchdog or abort claims
+ * `decided` before its switch back and writes `outcome` after it. The watchdog's pid counts only while
+ * it is still that watchdog (its command line names it): one killed undecided leaves a pid another
+ * process may take later.
+ */
+export const UNDECIDED_FN = [
+  `S=${STATE}`,
+  'under_way() { [ -f "$1/under-way.pid" ] && [ ! -e "$1/ended" ] && kill -0 "$(cat "$1/under-way.pid")" 2>/dev/null; }',
+  'watched() { [ -f "$1/watchdog.pid" ] && [ ! -e "$1/confirmed" ] && [ ! -e "$1/outcome" ] && p=$(cat "$1/watchdog.pid") && kill -0 "$p" 2>/dev/null && grep -qF "$1"watchdog "/proc/$p/cmdline" 2>/dev/null; }',
+  'undecided() { for d in "$S"/*/; do [ "$d" = "$S/${1:-}/" ] && continue; if under_way "$d" || watched "$d"; then basename "$d"; fi; done; true; }',
+].join("\n")
+
+/**
+ * Shell that claims the node for `$ID` (set before), or exits BUSY_EXIT naming what holds it. Leaves
+ * `$C` as its directory; the caller's exit trap must `touch "$C/ended"`. The lock is held only for the
+ * look and the mark, so a claim never waits on another's switch.
+ */
+export const CLAIM_NODE = [
+  UNDECIDED_FN,
+  'mkdir -p "$S"; C="$S/$ID"',
+  'exec 9>"$S/.lock"; flock 9',
+  'busy=$(undecided "$ID")',
+  `if [ -n "$busy" ]; then echo "${BUSY_SAYS}: $(echo $busy)" >&2; exit ${BUSY_EXIT}; fi`,
+  'mkdir -p "$C"; echo $$ > "$C/under-way.pid"',
+  "exec 9>&-",
+].join("\n")
