@@ -8,9 +8,10 @@ import { join } from "node:path"
 import { createNix } from "../control/adapters/nix.ts"
 import { createSshExecutor, emptyInventory, resolveTargets } from "../control/adapters/ssh/index.ts"
 import { deploy } from "../control/domain/deploy.ts"
-import type { DeploymentRecord, Phase } from "../control/domain/deployment-record.ts"
+import type { Phase } from "../control/domain/deployment-record.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { UNCONFIRMED_DEPLOY_MARKER } from "../protocol/unconfirmed-deploy.ts"
+import { deployOutput } from "./support/deployment-record.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
 import { run } from "./support/tools.ts"
@@ -68,11 +69,7 @@ async function deployJson(args: string[]) {
       },
     },
   )
-  try {
-    return { code: r.code, record: JSON.parse(r.stdout) as DeploymentRecord, stderr: r.stderr }
-  } catch {
-    throw new Error(`deploy printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`)
-  }
+  return deployOutput(r)
 }
 
 describe("a switch that never ends", () => {

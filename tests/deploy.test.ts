@@ -16,6 +16,7 @@ import { type DeployOptions, deploy } from "../control/domain/deploy.ts"
 import type { DeploymentRecord } from "../control/domain/deployment-record.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startInProcess } from "./support/control-plane.ts"
+import { deployOutput } from "./support/deployment-record.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { waitForSystem } from "./support/test-node.ts"
 import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
@@ -105,11 +106,7 @@ async function auditEntries() {
 
 async function deployJson(args: string[]): Promise<{ code: number; record: DeploymentRecord; stderr: string }> {
   const r = await chimera(["deploy", ...args, "--json"])
-  try {
-    return { code: r.code, record: JSON.parse(r.stdout) as DeploymentRecord, stderr: r.stderr }
-  } catch {
-    throw new Error(`deploy printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`)
-  }
+  return deployOutput(r)
 }
 
 describe("deploy", () => {

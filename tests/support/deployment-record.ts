@@ -43,3 +43,16 @@ export function cliRecord(
     })),
   }
 }
+
+/** What `chimera deploy --json` printed, parsed; its output in the error when it printed no record. */
+export function deployOutput(r: { code: number; stdout: string; stderr: string }): {
+  code: number
+  record: DeploymentRecord
+  stderr: string
+} {
+  try {
+    return { code: r.code, record: JSON.parse(r.stdout) as DeploymentRecord, stderr: r.stderr }
+  } catch {
+    throw new Error(`deploy printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`)
+  }
+}
