@@ -29,7 +29,7 @@ export const UNDECIDED_FN = [
   `S=${STATE}`,
   'under_way() { [ -f "$1/under-way.pid" ] && [ ! -e "$1/ended" ] && kill -0 "$(cat "$1/under-way.pid")" 2>/dev/null; }',
   'watched() { [ -f "$1/watchdog.pid" ] && [ ! -e "$1/confirmed" ] && [ ! -e "$1/outcome" ] && p=$(cat "$1/watchdog.pid") && kill -0 "$p" 2>/dev/null && grep -qF "$1"watchdog "/proc/$p/cmdline" 2>/dev/null; }',
-  'undecided() { for d in "$S"/*/; do [ "$d" = "$S/${1:-}/" ] && continue; if under_way "$d" || watched "$d"; then basename "$d"; fi; done; true; }',
+  'undecided() { for d in "$S"/*/; do [ $# -gt 0 ] && [ "$d" = "$S/$1/" ] && continue; if under_way "$d" || watched "$d"; then basename "$d"; fi; done; true; }',
 ].join("\n")
 
 /**
