@@ -134,6 +134,9 @@ describe("host keys are checked, and each target fails alone with its reason", (
     const r = await exec.exec(target(6), "true")
     expect(r.failure?.kind).toBe("host-key-mismatch")
     expect(r.failure?.message).toContain("HOST KEY MISMATCH")
+    // What a reinstalled host's operator does next: both steps, the second with the flag that records it.
+    expect(r.failure?.message).toContain(`ssh-keygen -R ${tb.nodes[6]?.address} -f ${knownHosts}`)
+    expect(r.failure?.message).toContain("rerun with --trust-new-hosts")
     expect(await readFile(knownHosts, "utf8")).toBe(recorded)
 
     // Only an RSA key on record: the node (ed25519 only) offers no recorded type, which is a change too.

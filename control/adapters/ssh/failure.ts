@@ -49,7 +49,8 @@ export function hostKeyFailure(t: Target, verdict: HostKeyVerdict, knownHostsPat
         ? `${t.name}: host key ${verdict.presented} for ${where} is marked @revoked in ${knownHostsPath}; refusing to connect`
         : `${t.name}: HOST KEY MISMATCH for ${where}: it presented ${verdict.presented} but ${knownHostsPath} records ${recorded}. ` +
           `Refusing to connect (someone may be intercepting; if the host was reinstalled, remove the old key with ` +
-          `ssh-keygen -R ${t.port === 22 ? t.host : `'[${t.host}]:${t.port}'`} -f ${knownHostsPath})`,
+          `ssh-keygen -R ${t.port === 22 ? t.host : `'[${t.host}]:${t.port}'`} -f ${knownHostsPath}, ` +
+          `check the new key's fingerprint out of band and rerun with --trust-new-hosts)`,
     }
   }
   return null
