@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import type { ArgsDef } from "citty"
-import { firstWord, nearestFlag, repeatedValues, unknownFlags, unknownFlagsMessage } from "./cli-flags.ts"
+import { extraWords, firstWord, nearestFlag, repeatedValues, unknownFlags, unknownFlagsMessage } from "./cli-flags.ts"
 
 const ARGS = {
   "dry-run": { type: "boolean" },
@@ -48,6 +48,14 @@ describe("unknownFlags", () => {
   test("grouped short flags: a value-taking one ends the group or takes the next word", () => {
     expect(unknownFlags(ARGS, ["-vt", "--x"])).toEqual([])
     expect(unknownFlags(ARGS, ["-vtvalue", "-vq"])).toEqual(["-q"])
+  })
+
+  test("extraWords: the words past the positionals, after `--` and negative numbers too, never a flag's value", () => {
+    expect(extraWords(ARGS, ["a", "--targets", "x", "b"])).toEqual(["b"])
+    expect(extraWords(ARGS, ["a", "--", "b", "--weird"])).toEqual(["b", "--weird"])
+    expect(extraWords(ARGS, ["--", "a"])).toEqual([])
+    expect(extraWords(ARGS, ["a", "-5", "--targets", "-6"])).toEqual(["-5"])
+    expect(extraWords({ ...ARGS, command: { type: "positional" } }, ["a", "--", "b", "c"])).toEqual([])
   })
 
   test("firstWord skips flags and their values to find a subcommand's name", () => {

@@ -39,7 +39,8 @@ export function firstWord(rawArgs: readonly string[], args: ArgsDef): number {
 /**
  * The words among `rawArgs` past the positionals `args` declares: citty drops them silently, so
  * `chimera tokens revoke A B` would revoke A alone and exit 0. A positional named `command` takes
- * every word that follows (`chimera exec -- systemctl restart nginx`), and so does all after `--`.
+ * every word that follows (`chimera exec -- systemctl restart nginx`). Words after `--` are words too:
+ * `chimera tokens revoke A -- B` would revoke A alone.
  */
 export function extraWords(args: ArgsDef, rawArgs: readonly string[]): string[] {
   const positionals = Object.entries(args).filter(([, def]) => def.type === "positional")
@@ -48,8 +49,13 @@ export function extraWords(args: ArgsDef, rawArgs: readonly string[]): string[] 
   const words: string[] = []
   for (let i = 0; i < rawArgs.length; i++) {
     const arg = rawArgs[i] ?? ""
-    if (arg === "--") break
-    if (arg === "-" || !arg.startsWith("-")) words.push(arg)
+    // citty hands the words after `--` to the positionals too, and drops those past the last.
+    if (arg === "--") {
+      words.push(...rawArgs.slice(i + 1))
+      break
+    }
+    // A negative number no flag takes as its value: citty reads `-5` as a flag `5` and drops it.
+    if (arg === "-" || !arg.startsWith("-") || /^-\d/.test(arg)) words.push(arg)
     else if (!arg.includes("=") && names.get(arg.replace(/^-{1,2}/, "")) === "value") i++
   }
   return words.slice(positionals.length)

@@ -215,6 +215,10 @@ test("words past the arguments a command takes are refused before anything runs 
   for (const [args, shown] of [
     // Before: the first token alone was revoked, and the command exited 0.
     [["tokens", "revoke", "id-1", "id-2"], 'unexpected argument "id-2" for chimera tokens revoke (it takes ID)'],
+    // Words after `--`, and a word citty reads as a flag `-2`: it dropped them as well, and revoked id-1.
+    [["tokens", "revoke", "id-1", "--", "id-2"], 'unexpected argument "id-2" for chimera tokens revoke (it takes ID)'],
+    [["tokens", "revoke", "--", "id-1", "id-2"], 'unexpected argument "id-2" for chimera tokens revoke (it takes ID)'],
+    [["nodes", "revoke", "web-1", "-2"], 'unexpected argument "-2" for chimera nodes revoke (it takes ID)'],
     [["nodes", "list", "web-1"], 'unexpected argument "web-1" for chimera nodes list (it takes none)'],
     [["sessions", "kill", "a", "b", "--json"], "unknown option --json"],
     [["sessions", "kill", "a", "b"], 'unexpected argument "b" for chimera sessions kill (it takes NAME)'],
