@@ -168,7 +168,7 @@ describe("chimera chat -q, --json and pipes", () => {
       [["--json"], "--json goes with -q QUESTION"],
     ] as const) {
       const r = await chat([...args])
-      expect({ args, code: r.code }).toEqual({ args, code: 1 })
+      expect({ args, code: r.code }).toEqual({ args, code: 64 })
       expect(r.stderr).toContain(says)
     }
   }, 60_000)
