@@ -1,5 +1,14 @@
 import { describe, expect, test } from "bun:test"
-import { createLogger, displayUrl, looksSecret, redact, redactText, setLogLevel, setLogSink } from "./log.ts"
+import {
+  createLogger,
+  displayCredentialUrl,
+  displayUrl,
+  looksSecret,
+  redact,
+  redactText,
+  setLogLevel,
+  setLogSink,
+} from "./log.ts"
 
 const JWT =
   "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTEyMyIsImV4cCI6MTcwNTMxNTIwMH0.c2lnbmF0dXJlLWJ5dGVzLWhlcmU"
@@ -13,6 +22,17 @@ describe("redaction", () => {
     expect(displayUrl("http://cp/a@b")).toBe("http://cp/a@b")
     expect(displayUrl("http://u:p@ss@127.0.0.1:11434/v1")).toBe("http://[redacted]@127.0.0.1:11434/v1")
     expect(displayUrl("http://cp?next=a@b")).toBe("http://cp?next=a@b")
+  })
+
+  test("a database URL shows nothing of a password typed with an unencoded /, ? or #", () => {
+    for (const password of ["s3cr@t/pw", "pa?ss@x", "pa#ss@x", "p@ss", "plain"])
+      expect(displayCredentialUrl(`postgres://chimera:${password}@db.internal:5432/chimera`)).toBe(
+        "postgres://[redacted]@db.internal:5432/chimera",
+      )
+    expect(displayCredentialUrl("postgres://chimera@/chimera?host=/run/postgresql")).toBe(
+      "postgres://[redacted]@/chimera?host=/run/postgresql",
+    )
+    expect(displayCredentialUrl("postgres://db.internal/chimera")).toBe("postgres://db.internal/chimera")
   })
 
   test("secret-looking values are replaced wherever they stand in a string", () => {

@@ -74,6 +74,16 @@ export function displayUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1[redacted]@")
 }
 
+/**
+ * A URL that carries a password by design (CHIMERA_DB), fit for a message: everything between its
+ * scheme and its last `@` replaced. A person types that password, and one with an unencoded `/`, `?`
+ * or `#` ends the authority early for a URL parser (`postgres://u:s3cr@t/pw@db/x` has the host `t`),
+ * so `displayUrl` would leave the rest of it on show.
+ */
+export function displayCredentialUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/is, "$1[redacted]@")
+}
+
 /** True when `text` holds something `redactText` would replace (cheap enough for every answer). */
 export function looksSecret(text: string): boolean {
   return SECRET_VALUES.some(([pattern]) => {

@@ -328,12 +328,27 @@ describe("the database file", () => {
     expect(r.stderr).not.toContain("s3cret-pw")
   }, 60_000)
 
+  test("a password with an unencoded @ and / shows none of it, and the message says to %-encode them", async () => {
+    await using tmp = await tempDir()
+    const port = freePort()
+    // The authority ends at the first `/` for a URL parser: the host is `t`, the rest a path.
+    const r = await startWeb(tmp.path, `postgres://chimera:s3cr@t/pw-tail@127.0.0.1:${port}/chimera`)
+    expect({ started: r.started, code: r.code }).toEqual({ started: false, code: 1 })
+    expect(r.stderr).toContain(
+      `cannot use the PostgreSQL database postgres://[redacted]@127.0.0.1:${port}/chimera (CHIMERA_DB)`,
+    )
+    expect(r.stderr).toContain("%-encode `@` as %40, `/` as %2F")
+    expect(r.stderr).not.toContain("pw-tail")
+    expect(r.stderr).not.toContain("s3cr")
+  }, 60_000)
+
   test("a CHIMERA_DB that is no database URL says what one looks like, without its password", async () => {
     await using tmp = await tempDir()
     for (const [url, says] of [
       ["postgres://chimera:s3cret-pw@127.0.0.1:99999/chimera", "expected postgres://USER:PASSWORD@HOST:PORT/DATABASE"],
       ["postgres://chimera:s3cret-pw@[::1/chimera", "expected postgres://USER:PASSWORD@HOST:PORT/DATABASE"],
       ["mysql://chimera:s3cret-pw@127.0.0.1/chimera", "use sqlite://PATH or postgres://"],
+      ["mysql://chimera:s3cret-pw?@127.0.0.1/chimera", "use sqlite://PATH or postgres://"],
     ] as const) {
       const r = await startWeb(tmp.path, url)
       expect({ url, code: r.code }).toEqual({ url, code: 1 })

@@ -12,7 +12,7 @@ import { Database } from "bun:sqlite"
 import { chmodSync, closeSync, constants, existsSync, linkSync, openSync, readSync, rmSync, statSync } from "node:fs"
 import { join } from "node:path"
 import type { SQL } from "bun"
-import { displayUrl } from "../../../protocol/log.ts"
+import { displayCredentialUrl } from "../../../protocol/log.ts"
 import { StateError } from "../data-dir.ts"
 import { SIGNING_KEY_FILE } from "../signing-keys.ts"
 import type { Dialect } from "./migrations.ts"
@@ -175,7 +175,7 @@ export async function refusedSchemaTold<T>(db: SQL, databaseUrl: string, start: 
     )[0]
     const fix = who ? `ALTER DATABASE ${who.db} OWNER TO ${who.role}` : "ALTER DATABASE … OWNER TO …"
     throw new StateError(
-      `the PostgreSQL role in CHIMERA_DB (${displayUrl(databaseUrl)}) may not create or change Chimera's tables: ${(error as Error).message}; CHIMERA_DB must name the role that owns the database (and Chimera's tables, if an earlier start made them): as a PostgreSQL superuser, ${fix} (createdb -O ROLE makes it the owner from the start)`,
+      `the PostgreSQL role in CHIMERA_DB (${displayCredentialUrl(databaseUrl)}) may not create or change Chimera's tables: ${(error as Error).message}; CHIMERA_DB must name the role that owns the database (and Chimera's tables, if an earlier start made them): as a PostgreSQL superuser, ${fix} (createdb -O ROLE makes it the owner from the start)`,
     )
   }
 }

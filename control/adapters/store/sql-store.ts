@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
 import { SQL } from "bun"
 import type { AgentCommand, AgentPhase } from "../../../protocol/agent.ts"
-import { displayUrl } from "../../../protocol/log.ts"
+import { displayCredentialUrl } from "../../../protocol/log.ts"
 import type { NodeHealthSummary, NodeRecord } from "../../domain/node.ts"
 import type { StorePort } from "../../domain/ports.ts"
 import { StateError } from "../data-dir.ts"
@@ -24,7 +24,7 @@ import { CHECKPOINT_PAGES } from "./wal-checkpointer.ts"
 type Row = Record<string, unknown>
 
 /** A database URL without its user and password, to show. */
-const shownUrl = displayUrl
+const shownUrl = displayCredentialUrl
 
 export function dialectOf(url: string): Dialect {
   if (url.startsWith("sqlite:")) return "sqlite"
@@ -64,11 +64,22 @@ export async function openDatabase(url: string): Promise<{ db: SQL; dialect: Dia
     if (dialect === "postgres" && !(error instanceof StateError))
       throw new StateError(
         `cannot use the PostgreSQL database ${shownUrl(url)} (CHIMERA_DB): ${(error as Error).message}; ` +
-          "check that PostgreSQL runs there and that the user, password and database in the URL are right",
+          "check that PostgreSQL runs there and that the user, password and database in the URL are right" +
+          _encodingHint(url),
       )
     throw error
   }
   return { db, dialect }
+}
+
+/**
+ * Said when the URL holds more than one `@`: an unencoded `@` in the password leaves a URL that parses,
+ * but names another host (and user) than the one meant, so the connection fails for a reason the
+ * server's error does not show.
+ */
+function _encodingHint(url: string): string {
+  if (url.split("@").length <= 2) return ""
+  return " (this URL holds more than one `@`: in the user and password, %-encode `@` as %40, `/` as %2F, `:` as %3A, `?` as %3F, `#` as %23)"
 }
 
 /**
