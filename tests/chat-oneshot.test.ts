@@ -161,7 +161,7 @@ describe("chimera chat -q, --json and pipes", () => {
     expect(sent?.system).toContain("heal-failed")
   }, 60_000)
 
-  test("bad flags are refused in words", async () => {
+  test("bad flags are refused in words, with EX_USAGE (64) as every command's usage mistakes", async () => {
     for (const [args, says] of [
       [["--node", "web 1", "-q", "x"], "--node: expected a node id"],
       [["--incident", "abc", "-q", "x"], "--incident: expected an incident's id, as `chimera incidents` lists it"],
