@@ -75,7 +75,10 @@ describe("chimera chat -q, --json and pipes", () => {
     const r = await chat(["-q", "Pin web-1 to system 2"])
     expect(r.code).toBe(2)
     expect(r.stdout).toContain(CLOSURE)
-    expect(r.stdout).toContain("not approved: no terminal to ask on")
+    // Nothing waits once the one-question chat is deleted: the line says so and where to approve.
+    expect(r.stdout).toContain(
+      "not approved: no terminal to ask on, so it was not run and this one-question chat is deleted; ask in `chimera chat`",
+    )
     plane.llm.script(propose)
     const j = await chat(["-q", "Pin web-1 to system 2", "--json"])
     expect(j.code).toBe(2)

@@ -91,7 +91,8 @@ export default defineCommand({
     question: {
       type: "string",
       alias: "q",
-      description: "Ask one question, print the answer and exit (2: a proposal awaits approval)",
+      description:
+        "Ask one question, print the answer and exit (2: it proposed a change that was not approved; only a terminal is asked)",
     },
     json: { type: "boolean", description: "With -q: print the exchange as JSON" },
   },
@@ -135,7 +136,9 @@ export default defineCommand({
     if (flags.json) printJson({ chatId: room.chatId, ...result })
     else if (result.pendingQuestion) {
       showQuestion(result.pendingQuestion)
-      say(`${color.yellow("!")} not approved: no terminal to ask on (run \`chimera chat\` to answer such questions)\n`)
+      say(
+        `${color.yellow("!")} not approved: no terminal to ask on, so it was not run and this one-question chat is deleted; ask in \`chimera chat\`, which asks you to approve or reject\n`,
+      )
     } else if (result.cancelled) say(`${color.dim("(answer cancelled)")}\n`)
     if (result.error) {
       if (flags.json) process.exit(1)
