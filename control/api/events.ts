@@ -14,7 +14,7 @@ import type { Fleet } from "../domain/fleet.ts"
 import { type ApiEnv, bearerToken } from "./auth.ts"
 import { type EventFanout, encodeFrame } from "./event-fanout.ts"
 import { streamCredentials } from "./stream-credentials.ts"
-import { query } from "./validate.ts"
+import { QueryFlag, query } from "./validate.ts"
 
 // `?type=a,b` and `?type=a&type=b` both work.
 const TypeList = z
@@ -29,17 +29,13 @@ const Limit = z.coerce.number().int().min(1).max(1000)
  */
 const PAGE_BYTES = 8 * 1024 * 1024
 
-/** `?tail=true` (or `1`): the newest page rather than the oldest. */
-const Flag = z
-  .enum(["true", "false", "1", "0"], { message: "expected true or false" })
-  .transform((v) => v === "true" || v === "1")
-
 export const EventsQuery = z.object({
   node: NodeId.optional(),
   type: TypeList.optional(),
   after: z.coerce.number().int().min(0).optional(),
   limit: Limit.default(100),
-  tail: Flag.optional(),
+  /** The newest page rather than the oldest. */
+  tail: QueryFlag.optional(),
 })
 
 // A stream has no page size: without `limit` it sends only what happens from now on (or replays

@@ -2,7 +2,7 @@
 // handler sees it. Bad JSON is a 400, a schema violation a 422 whose detail lists each field's path.
 import type { Context } from "hono"
 import { validator } from "hono/validator"
-import type { z } from "zod"
+import { z } from "zod"
 import { ChimeraError } from "../domain/errors.ts"
 import { checkJsonDepth } from "./json-depth.ts"
 
@@ -18,6 +18,11 @@ function fail(where: string, error: z.ZodError): never {
     : `${where} is invalid`
   throw new ChimeraError("VALIDATION_FAILED", summary, { issues })
 }
+
+/** A query parameter that is on or off: `true` or `1`, `false` or `0` (`?tail=true`). */
+export const QueryFlag = z
+  .enum(["true", "false", "1", "0"], { message: "expected true or false" })
+  .transform((v) => v === "true" || v === "1")
 
 /** `value` checked against `schema`, or the 422 that names where (`body`, `query`, `path`) and each field. */
 export function parseAt<S extends z.ZodType>(where: string, schema: S, value: unknown): z.output<S> {

@@ -22,7 +22,10 @@ export default defineCommand({
     action: { type: "string", description: 'Only this action, e.g. "PUT /api/nodes/:id/desired"' },
     result: { type: "string", description: "ok, denied, rate-limited, failed or started" },
     since: { type: "string", description: "From this ISO time" },
-    limit: { type: "string", description: "At most this many entries (default 100; export: all)" },
+    limit: {
+      type: "string",
+      description: "Show the latest this many entries, oldest first (default 100; export: all)",
+    },
     export: { type: "string", description: "Write all matching entries to FILE as JSON lines" },
     json: { type: "boolean", description: "Print JSON" },
   },
@@ -35,9 +38,16 @@ export default defineCommand({
         .map((k) => [k, String(parseFlag(k === "since" ? Since : AuditFilter.shape[k], args[k], `--${k}`))]),
     )
     const { url, client } = apiClient()
-    const page = async (after: number, limit: number) =>
+    // The export pages from the oldest on; a listing shows the newest `limit` entries (a log that has
+    // grown past it would otherwise never show what just happened).
+    const page = async (after: number, limit: number, tail = false) =>
       (
-        (await call(url, client.api.audit.$get({ query: { ...filters, after, limit: String(limit) } }))) as {
+        (await call(
+          url,
+          client.api.audit.$get({
+            query: { ...filters, after, limit: String(limit), ...(tail ? { tail: true } : {}) },
+          }),
+        )) as {
           entries: AuditRecord[]
         }
       ).entries
@@ -62,7 +72,7 @@ export default defineCommand({
       return
     }
 
-    const entries = await page(0, limit)
+    const entries = await page(0, limit, true)
     if (args.json) return printJson({ entries })
     printTable(
       ["ID", "TIME", "ACTOR", "ROLE", "SOURCE", "ACTION", "NODE", "STATUS"],

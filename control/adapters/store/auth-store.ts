@@ -296,7 +296,8 @@ export function createAuthStore(db: SQL, _dialect: Dialect, opts: AuthStoreOptio
           ${q.result === undefined ? db`` : db`AND COALESCE(o.result, a.result) = ${q.result}`}
           ${q.since === undefined ? db`` : db`AND a.at >= ${q.since}`}
           ${q.until === undefined ? db`` : db`AND a.at < ${q.until}`}
-        ORDER BY a.id LIMIT ${q.limit}`
+        ORDER BY a.id ${q.tail ? db`DESC` : db``} LIMIT ${q.limit}`
+      if (q.tail) rows.reverse()
       return rows.map(toAudit)
     },
   }

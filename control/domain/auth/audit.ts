@@ -151,7 +151,8 @@ export function createAudit({ store, clock }: { store: AuthStorePort; clock: Clo
     /** The row of a command about to run; AUDIT_UNAVAILABLE when it cannot be stored. */
     beginCommand: (run: Omit<CommandRun, "status">) =>
       begin({ ...run, method: "EXEC", path: `node:${run.nodeId}`, action: "command.run", detail: run.detail ?? null }),
-    list: (f: AuditFilter) => {
+    /** The first `limit` entries that match, or with `tail` the last `limit`; oldest first either way. */
+    list: (f: AuditFilter & { tail?: boolean }) => {
       const query: AuditQuery = {
         actor: f.actor,
         nodeId: f.node,
@@ -161,6 +162,7 @@ export function createAudit({ store, clock }: { store: AuthStorePort; clock: Clo
         until: f.until,
         afterId: f.after,
         limit: f.limit,
+        tail: f.tail,
       }
       return store.listAudit(query)
     },

@@ -79,6 +79,8 @@ export interface AuditQuery {
   until?: string
   afterId?: number
   limit: number
+  /** The last `limit` rows that match rather than the first (answered oldest first all the same). */
+  tail?: boolean
 }
 
 export interface AuthStorePort {
