@@ -106,7 +106,7 @@ export function createControlClient(opts: ControlClientOptions): OrchestratorPor
       })
     } catch (err) {
       if (!init.signal?.aborted) replicas.failed(index, (err as Error).message)
-      throw new ControlError(`${method} ${path}: control plane unreachable: ${(err as Error).message}`, null)
+      throw new ControlError(`${method} /${path}: control plane unreachable: ${(err as Error).message}`, null)
     }
     const text = await res.text().catch(() => "")
     // A call made with a credential that rotation replaced while it was out (a long poll above all)
@@ -122,14 +122,14 @@ export function createControlClient(opts: ControlClientOptions): OrchestratorPor
         ? `${body.data.error}${body.data.code ? ` (${body.data.code})` : ""}`
         : text.slice(0, 200)
       throw new ControlError(
-        `${method} ${path}: HTTP ${res.status}: ${detail}`,
+        `${method} /${path}: HTTP ${res.status}: ${detail}`,
         res.status,
         _retryAfterMs(res.headers.get("retry-after")),
       )
     }
     const parsed = schema.safeParse(json)
     if (!parsed.success)
-      throw new ControlError(`${method} ${path}: unexpected answer: ${z.prettifyError(parsed.error)}`, res.status)
+      throw new ControlError(`${method} /${path}: unexpected answer: ${z.prettifyError(parsed.error)}`, res.status)
     return parsed.data
   }
 

@@ -23,7 +23,7 @@ test("a job failing the same way on every tick is said once, and once more when 
   expect(lines).toHaveLength(2)
   expect(lines[1]).toMatchObject({
     level: "warning",
-    msg: "reachability sweep failed before; it works again",
+    msg: "recovered from: reachability sweep failed",
     failures: 5,
   })
 })

@@ -20,6 +20,6 @@ test("a failure that lasts is said once, again each minute with its count, and o
     ["error", "reading the outbox failed", undefined],
     ["error", "reading the outbox failed", 61],
     ["error", "reading the outbox failed", 121],
-    ["warning", "reading the outbox failed before; it works again", 121],
+    ["warning", "recovered from: reading the outbox failed", 121],
   ])
 })

@@ -30,7 +30,7 @@ export function failureLog(log: Logger, failure: string, now = () => performance
       }
     },
     worked() {
-      if (failing) log.warn(`${failure} before; it works again`, { failures: failing.count })
+      if (failing) log.warn(`recovered from: ${failure}`, { failures: failing.count })
       failing = null
     },
     get failing() {

@@ -317,9 +317,7 @@ describe("PostgreSQL stopped and started under two replicas", () => {
       call(cp, cp.adminToken, "GET", "/api/nodes"),
     )
     eachOnce(during.filter((l) => l.module === "delivery" && l.msg === "reading the outbox failed"))
-    const back = after.filter(
-      (l) => l.module === "delivery" && l.msg === "reading the outbox failed before; it works again",
-    )
+    const back = after.filter((l) => l.module === "delivery" && l.msg === "recovered from: reading the outbox failed")
     expect(back).toHaveLength(1)
     expect(back[0]?.failures).toBeGreaterThanOrEqual(3)
   })
@@ -327,7 +325,7 @@ describe("PostgreSQL stopped and started under two replicas", () => {
   test("the API logs an outage once, not for each request answered 503, and once with their count when the database is back", async () => {
     const { during, after } = await outageLines("outage_api_log", (cp) => call(cp, cp.adminToken, "GET", "/api/nodes"))
     eachOnce(during.filter((l) => l.module === "api" && l.msg.startsWith("the database cannot be reached")))
-    const back = after.filter((l) => l.module === "api" && l.msg.endsWith("before; it works again"))
+    const back = after.filter((l) => l.module === "api" && l.msg.startsWith("recovered from: "))
     expect(back).toHaveLength(1)
     expect(back[0]?.failures).toBe(40)
   })
