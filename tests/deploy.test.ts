@@ -471,8 +471,9 @@ describe("watch --once", () => {
       "--confirm-timeout",
       "4000",
     ])
+    // A refused flag is the usage status, never watch's 1 (healed) or 2 (not healed).
     expect({ code: tooLong.code, said: tooLong.stderr.includes("--confirm-timeout: at most 3600") }).toEqual({
-      code: 1,
+      code: 64,
       said: true,
     })
 

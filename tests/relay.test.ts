@@ -246,7 +246,7 @@ describe("commands relayed through the agents", () => {
       [["--all"], "no command given"],
     ] as const) {
       const r = await chimera([...args])
-      expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 1, stderr: expect.stringContaining(message) })
+      expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 64, stderr: expect.stringContaining(message) })
     }
   })
 

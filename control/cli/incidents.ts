@@ -73,10 +73,15 @@ async function incidentId(raw: unknown): Promise<string> {
     }
     const found = incidents.filter((i) => i.id.startsWith(raw.toLowerCase())).map((i) => i.id)
     if (found.length === 1) return found[0] as string
+    // None found is an answer about the fleet, as a whole id the API does not know (exit 1); more than
+    // one is the command line's to fix (the usage status).
+    if (found.length === 0)
+      throw new CliError(
+        `ID: no incident's id starts with ${raw} (\`chimera incidents --status resolved\` lists resolved ones too)`,
+        "E_NOT_FOUND",
+      )
     throw new CliError(
-      found.length === 0
-        ? `ID: no incident's id starts with ${raw} (\`chimera incidents --status resolved\` lists resolved ones too)`
-        : `ID: ${found.length} incidents' ids start with ${raw} (${found.slice(0, 3).join(", ")}…): give more of it`,
+      `ID: ${found.length} incidents' ids start with ${raw} (${found.slice(0, 3).join(", ")}…): give more of it`,
       "E_ARG",
     )
   }
