@@ -380,3 +380,27 @@ test("a restart keeps chats, their messages and a pending question, which can st
     await rm(dataDir, { recursive: true, force: true })
   }
 })
+
+test("an answer whose next model call fails (wait: true) is 503 saying the answer stands and its result is in the chat", async () => {
+  await using llm = await startLlmServer("openai")
+  await using cp = await startInProcess({ ai: aiSettingsFor(llm) })
+  const t = cp.adminToken
+  const id = ((await (await chatCall(cp.url, t, "POST", "/chat", {})).json()) as { chatId: number }).chatId
+  llm.script({ text: "I propose a restart.", toolCalls: [action] }, { status: 500 })
+  const asked = (await (
+    await chatCall(cp.url, t, "POST", `/chat/${id}/message`, { message: "fix it" })
+  ).json()) as MessageResponse
+  const answered = await chatCall(cp.url, t, "POST", `/chat/${id}/answer`, {
+    questionId: asked.pendingQuestion?.id,
+    positive: false,
+    wait: true,
+  })
+  expect(answered.status).toBe(503)
+  const body = (await answered.json()) as { code: string; error: string }
+  expect(body.code).toBe("AI_UNAVAILABLE")
+  expect(body.error).toContain("your answer was recorded and its result is in the chat")
+  // And so it is: the rejection is the last word of the conversation, the question gone.
+  const state = (await (await chatCall(cp.url, t, "GET", `/chat/${id}`)).json()) as ChatState
+  expect(state.pendingQuestion).toBeNull()
+  expect(state.messages.at(-1)?.role).toBe("tool")
+})

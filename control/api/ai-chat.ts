@@ -88,6 +88,20 @@ async function streamed(c: Context, start: (l: Listener) => Promise<RunningTurn>
   })
 }
 
+/**
+ * A turn that failed after an answer (`wait: true`): the answer stands and its result (the action's
+ * output, or "not run") is in the chat; only what came after it failed, and the error says so, lest
+ * the 503 read as "nothing happened" and the action be asked for again.
+ */
+const afterAnswered = (error: unknown) =>
+  error instanceof ChimeraError
+    ? new ChimeraError(
+        error.code,
+        `your answer was recorded and its result is in the chat (GET /api/v1/ai/chat/:id); the turn after it failed: ${error.message}`,
+        error.detail,
+      )
+    : error
+
 export const aiChatRoutes = (chats: Chats | null) => {
   const ready = (): Chats => {
     if (!chats) throw new ChimeraError("AI_UNAVAILABLE", NOT_CONFIGURED)
@@ -124,7 +138,9 @@ export const aiChatRoutes = (chats: Chats | null) => {
       const turn = await ready().answer(c.req.valid("param").id, userOf(c.get("principal")), body, null)
       if (!body.wait) return c.json({ success: true as const })
       holdOpen(c)
-      const outcome = await turn.outcome
+      const outcome = await turn.outcome.catch((error) => {
+        throw afterAnswered(error)
+      })
       return c.json({ success: true as const, ...outcome })
     })
     .post("/api/v1/ai/chat/:id/answer/stream", params(ChatPath), jsonBody(AnswerRequest), (c) =>
