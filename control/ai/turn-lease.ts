@@ -57,25 +57,44 @@ export function createTurnLeases(deps: TurnLeaseDeps) {
     /** Takes the chat's lease for a turn; `stop` ends that turn (cancelled elsewhere, or the lease lost). */
     async take(chatId: number, stop: () => void): Promise<HeldLease> {
       const lease = randomUUID()
-      const outcome = await store.takeTurn(chatId, lease, deps.holder, clock.now().getTime(), until())
+      const firstUntil = until()
+      const outcome = await store.takeTurn(chatId, lease, deps.holder, clock.now().getTime(), firstUntil)
       if (outcome === "gone") throw new ChimeraError("CHAT_NOT_FOUND", `chat ${chatId} not found`)
       if (outcome === "held")
         throw new ChimeraError("TURN_RUNNING", "a turn of this chat is running: steer it, cancel it or wait for it")
       let released = false
+      // Three renewals per lease: one lost to a slow database still leaves the lease held.
+      const every = Math.max(100, Math.floor(leaseMs / 3))
+      /** When the lease lapses as far as this replica knows: the last `until` the store took. */
+      let heldUntil = firstUntil
       const check = async () => {
         if (released) return
-        const renewed = await store.renewTurn(chatId, lease, until())
+        const next = until()
+        let renewed: { cancel: boolean } | null
+        try {
+          renewed = await store.renewTurn(chatId, lease, next)
+        } catch (error) {
+          // Unrenewed, the lease lapses and another replica may take the chat and run a turn of its
+          // own: this one stops before then, while it cannot say it still holds the chat.
+          if (!released && heldUntil - clock.now().getTime() <= every) {
+            log.warn("a turn's lease could not be renewed before it lapses: stopping the turn", { chat: chatId })
+            stop()
+          }
+          throw error
+        }
         if (released) return
         if (renewed === null) {
           log.warn("a turn's lease was taken over (it lapsed): stopping the turn", { chat: chatId })
           stop()
-        } else if (renewed.cancel) stop()
+          return
+        }
+        heldUntil = next
+        if (renewed.cancel) stop()
       }
-      // Three renewals per lease: one lost to a slow database still leaves the lease held.
       const timer = setInterval(
         () =>
           void check().catch((error: unknown) => log.warn("renewing a turn's lease failed", { chat: chatId, error })),
-        Math.max(100, Math.floor(leaseMs / 3)),
+        every,
       )
       timer.unref?.()
       return {
