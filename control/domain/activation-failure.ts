@@ -3,7 +3,7 @@
 // or rollback (nothing changed), the switch stopped at the activation timeout, or the switch failed.
 // Only the last two leave something to roll back (deploy.ts does, or the node's watchdog).
 import { ACTIVATION_TIMED_OUT_SAYS } from "./activation.ts"
-import { BUSY_EXIT } from "./node-claim.ts"
+import { refusedBusy } from "./node-claim.ts"
 import type { ExecResult } from "./operation-ports.ts"
 
 export type ActivationFailure =
@@ -27,7 +27,7 @@ export function activationFailure(
       why: `activate: ${res.failure.message}; the activation goes on on the node without this connection, and unconfirmed its watchdog rolls it back to the previous generation ${o.confirmSeconds} s after it ends (at once if it fails, or is stopped at the activation timeout, ${o.activationSeconds} s); a node with no previous generation has no watchdog and stays on what it switched to. See where it is: chimera generations --targets ${o.target}`,
     }
   // Another deploy or rollback claimed the node after this one's plan (node-claim.ts).
-  if (res.exitCode === BUSY_EXIT)
+  if (refusedBusy(res))
     return {
       kind: "refused",
       why: `activate: ${_lastLines(res.stderr, 1)}; nothing was changed here: deploy again once it is confirmed or rolled back (chimera generations --targets ${o.target} shows where the node is)`,

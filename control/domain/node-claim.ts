@@ -17,6 +17,14 @@ export const BUSY_EXIT = 75
 export const BUSY_SAYS = "another deploy or rollback is under way or unconfirmed on this node"
 
 /**
+ * Whether an activation or rollback was refused by the claim (BUSY_EXIT with BUSY_SAYS): the exit code
+ * alone is not enough, as what the script runs (switch-to-configuration, nix-env) may exit 75 too, after
+ * it changed the node.
+ */
+export const refusedBusy = (res: { exitCode: number | null; stderr: string }) =>
+  res.exitCode === BUSY_EXIT && res.stderr.includes(BUSY_SAYS)
+
+/**
  * Shell function `undecided [SKIP]`: the ids of deploys and rollbacks under way or undecided on the
  * node, SKIP aside. Under way: its script still runs (`under-way.pid` alive, `ended` not yet written
  * by its exit trap). Undecided: activated and its watchdog alive, neither confirmed nor rolled back.

@@ -7,7 +7,7 @@
 import type { StorePath } from "../../protocol/ids.ts"
 import { generationsScript, ROLLBACK_SWITCH_SECONDS, rollbackScript } from "./activation.ts"
 import { mapLimit } from "./map-limit.ts"
-import { BUSY_EXIT } from "./node-claim.ts"
+import { refusedBusy } from "./node-claim.ts"
 import type { Generation, RemoteExecutorPort, Target } from "./operation-ports.ts"
 
 export interface RollbackResult {
@@ -49,7 +49,7 @@ export async function rollback(
     const said = r.stderr.trim().split("\n").at(-1)
     const why = absent
       ? `${target.name} has no generation ${generation}: \`chimera generations --targets ${target.name}\` lists the ones it has`
-      : r.exitCode === BUSY_EXIT
+      : refusedBusy(r)
         ? `${said}; nothing was changed: roll back once it is confirmed or rolled back`
         : (r.failure?.message ?? (said || `exited ${r.exitCode}`))
     hooks.onFailed?.(target.name, why)
