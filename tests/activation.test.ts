@@ -132,6 +132,25 @@ describe("magic rollback on the node", () => {
     expect(await node.links()).toMatchObject({ profile: gen1, current: gen1 })
   })
 
+  // A rollback's directory is named by its shell's pid, which comes round again: the claim made while an
+  // earlier rollback's `ended` still stood there left the new one invisible to the next claim.
+  test("a claim is under way even where an earlier script of its name left its end", async () => {
+    await using node = await createTestNode({ name: "claim-again" })
+    const slow = await buildTestSystem(3, { tag: "activation-slow", slowSwitch: 2 })
+    await node.exec(["sh", "-c", "mkdir -p /run/chimera/deploys/dl && touch /run/chimera/deploys/dl/ended"])
+    // No previous generation, so no watchdog: only the claim says the first activation is under way.
+    const first = sh(node, activateScript({ deployId: "dl", closure: slow, isSystem: true, confirmTimeoutSeconds: 30 }))
+    await waitFor(
+      "the first activation's claim",
+      () => node.exec(["test", "-s", "/run/chimera/deploys/dl/activation.out"]),
+      (r) => r.code === 0,
+    )
+    const second = await activate(node, "d-second", 30)
+    expect({ code: second.code, said: second.stderr }).toEqual({ code: BUSY_EXIT, said: expect.stringContaining("dl") })
+    expect((await first).code).toBe(0)
+    expect(await node.links()).toMatchObject({ profile: slow, current: slow })
+  })
+
   test("an activation whose shell dies before it finishes is rolled back at once, not after the timeout", async () => {
     await using node = await createTestNode({ name: "killed", boot: gen1 })
     // The activating shell is killed right after the switch, before it can mark the activation done,

@@ -239,7 +239,6 @@ export function rollbackScript(generation: number | null, profile = SYSTEM_PROFI
     `P=${shq(profile)}; H=${shq(DEPLOY_HOLD)}; ID=rollback-$$; L="$H.$$.log"`,
     // Refused while a deploy is activating or unconfirmed here, or another rollback runs (node-claim.ts).
     CLAIM_NODE,
-    'rm -f "$C/ended"',
     '(umask 077; : >"$L")',
     writeHold(ROLLBACK_SWITCH_SECONDS + ROLLBACK_PUBLISH_SECONDS, "$ID"),
     // Only our own hold is lifted: a deploy that started meanwhile keeps its own.

@@ -51,6 +51,8 @@ export const CLAIM_NODE = [
   'exec 9>"$S/.lock"; flock 9',
   'busy=$(undecided "$ID")',
   `if [ -n "$busy" ]; then echo "${BUSY_SAYS}: $(echo $busy)" >&2; exit ${BUSY_EXIT}; fi`,
-  'mkdir -p "$C"; echo $$ > "$C/under-way.pid"',
+  // An `ended` left by an earlier script of the same name (a rollback's is named by its pid, which comes
+  // round again) would hide this one from the next claim.
+  'mkdir -p "$C"; rm -f "$C/ended"; echo $$ > "$C/under-way.pid"',
   "exec 9>&-",
 ].join("\n")
