@@ -51,3 +51,44 @@ test("a lease that cannot be renewed stops its turn before it lapses", async () 
     await rm(opened.dir, { recursive: true, force: true })
   }
 })
+
+test("a lease whose renewals never answer stops its turn once it lapses", async () => {
+  const opened = await openTestStore("turn-lease-hung")
+  try {
+    const chat = await chatStore(opened.db, opened.dialect).createChat({
+      ownerSubject: "u",
+      ownerName: "u",
+      createdAt: new Date().toISOString(),
+      model: "m",
+      nodeId: null,
+      incidentId: null,
+    })
+    const leases = createTurnLeases({
+      store: turnLeaseStore(opened.db, opened.dialect),
+      clock: systemClock,
+      holder: "replica-a",
+      leaseMs: LEASE_MS,
+    })
+    let stoppedAt: number | null = null
+    const held = await leases.take(chat.id, () => {
+      stoppedAt ??= Date.now()
+    })
+    // A transaction left open: on SQLite every statement outside it waits (sqlite-turns.ts), the
+    // renewals too, which neither fail nor answer.
+    let finish = () => {}
+    const open = opened.db.begin(() => new Promise<void>((resolve) => (finish = resolve)))
+    const blockedAt = Date.now()
+    await waitFor(
+      "the turn stopped",
+      async () => stoppedAt,
+      (at) => at !== null,
+      LEASE_MS * 3,
+    )
+    expect(stoppedAt as unknown as number).toBeLessThan(blockedAt + LEASE_MS + LEASE_MS / 3)
+    finish()
+    await open
+    await held.release()
+  } finally {
+    await opened.close()
+  }
+})

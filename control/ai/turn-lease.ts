@@ -91,11 +91,14 @@ export function createTurnLeases(deps: TurnLeaseDeps) {
         heldUntil = next
         if (renewed.cancel) stop()
       }
-      const timer = setInterval(
-        () =>
-          void check().catch((error: unknown) => log.warn("renewing a turn's lease failed", { chat: chatId, error })),
-        every,
-      )
+      const timer = setInterval(() => {
+        // A renewal that never answers (a database that hangs) never fails either: counted out here.
+        if (!released && clock.now().getTime() >= heldUntil) {
+          log.warn("a turn's lease lapsed unrenewed (the database did not answer): stopping the turn", { chat: chatId })
+          stop()
+        }
+        void check().catch((error: unknown) => log.warn("renewing a turn's lease failed", { chat: chatId, error }))
+      }, every)
       timer.unref?.()
       return {
         acceptSteers: (on) => store.acceptSteers(chatId, lease, on),
