@@ -6,11 +6,12 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createNix } from "../control/adapters/nix.ts"
-import { createSshExecutor, emptyInventory, resolveTargets } from "../control/adapters/ssh/index.ts"
+import { createSshExecutor } from "../control/adapters/ssh/index.ts"
 import { deploy } from "../control/domain/deploy.ts"
 import type { Phase } from "../control/domain/deployment-record.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { UNCONFIRMED_DEPLOY_MARKER } from "../protocol/unconfirmed-deploy.ts"
+import { oneTarget } from "./support/deploy-options.ts"
 import { deployOutput } from "./support/deployment-record.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
@@ -110,23 +111,11 @@ async function killSshd(n: TestbedNode) {
 async function deployTo(n: TestbedNode, configPath: string, onPhase: (phase: Phase) => void) {
   const exec = createSshExecutor({ identity: bed.identityFile, knownHosts: bed.knownHostsFile, timeoutMs: 5000 })
   try {
-    return await deploy(
-      {
-        targets: resolveTargets(n.target, emptyInventory),
-        configPath,
-        command: null,
-        session: "chimera-deploy",
-        dryRun: false,
-        force: false,
-        confirmTimeoutSeconds: 5,
-        activationTimeoutSeconds: 5,
-        healthChecks: [],
-        healthTimeoutSeconds: 2,
-        useSubstitutes: false,
-        parallel: 1,
-      },
-      { nix: createNix(), exec, onPhase: (_t, phase) => onPhase(phase) },
-    )
+    return await deploy(oneTarget(n, configPath, { activationTimeoutSeconds: 5 }), {
+      nix: createNix(),
+      exec,
+      onPhase: (_t, phase) => onPhase(phase),
+    })
   } finally {
     await exec.close()
   }

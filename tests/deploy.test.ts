@@ -8,14 +8,15 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createNix } from "../control/adapters/nix.ts"
 import { API_OUTPUT_BYTES } from "../control/adapters/ssh/command-targets.ts"
-import { createSshExecutor, emptyInventory, resolveTargets } from "../control/adapters/ssh/index.ts"
+import { createSshExecutor } from "../control/adapters/ssh/index.ts"
 import { createAuthStore } from "../control/adapters/store/auth-store.ts"
 import { openDatabase } from "../control/adapters/store/sql-store.ts"
 import { activateScript, confirmScript } from "../control/domain/activation.ts"
-import { type DeployOptions, deploy } from "../control/domain/deploy.ts"
+import { deploy } from "../control/domain/deploy.ts"
 import type { DeploymentRecord } from "../control/domain/deployment-record.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { startInProcess } from "./support/control-plane.ts"
+import { oneTarget } from "./support/deploy-options.ts"
 import { deployOutput } from "./support/deployment-record.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { waitForSystem } from "./support/test-node.ts"
@@ -63,20 +64,6 @@ afterAll(async () => {
 })
 
 const nodes = (from: number, to: number) => bed.nodes.slice(from, to)
-/** The domain's deploy of `configPath` to one node, as the CLI would start it with its defaults. */
-const oneTarget = (n: TestbedNode, configPath: string): DeployOptions => ({
-  targets: resolveTargets(n.target, emptyInventory),
-  configPath,
-  command: null,
-  session: "chimera-deploy",
-  dryRun: false,
-  force: false,
-  confirmTimeoutSeconds: 5,
-  healthChecks: [],
-  healthTimeoutSeconds: 2,
-  useSubstitutes: false,
-  parallel: 1,
-})
 
 const targetsOf = (ns: TestbedNode[]) => ns.map((n) => n.target).join(",")
 
