@@ -9,10 +9,10 @@ import { join } from "node:path"
 import { hasControlCharacters } from "../protocol/terminal-text.ts"
 import { call, enrollNode, heartbeatBody } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import { type DashPane, dashPane } from "./support/dash-pane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { createTestbed } from "./support/testbed.ts"
-import { killTmuxServer } from "./support/tmux.ts"
-import { requireTool, run, runOk } from "./support/tools.ts"
+import { run, runOk } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
@@ -22,7 +22,7 @@ const OTHER = "/nix/store/0c5k6m3hq9x1w2b4v7n8p0r1s2d3f4g5-chimera-test-system-2
 let cp: TestControlPlane
 let viewerToken: string
 const credentials = new Map<string, string>()
-const socket = `chimera-dash-${process.pid}`
+let pane: DashPane
 
 function heartbeat(nodeId: string, system: { profile: string; current: string; booted: string }) {
   return call(cp, credentials.get(nodeId) ?? "", "POST", `/api/agent/${nodeId}/heartbeat`, {
@@ -32,8 +32,8 @@ function heartbeat(nodeId: string, system: { profile: string; current: string; b
 }
 
 beforeAll(async () => {
-  requireTool("tmux")
   cp = await startInProcess()
+  pane = await dashPane(env)
   for (const id of ["web-1", "web-2"]) {
     credentials.set(id, await enrollNode(cp, id))
     expect((await heartbeat(id, { profile: GEN, current: GEN, booted: GEN })).status).toBe(200)
@@ -41,46 +41,19 @@ beforeAll(async () => {
   }
   const res = await call(cp, cp.adminToken, "POST", "/api/tokens", { name: "dash", role: "viewer" })
   viewerToken = ((await res.json()) as { token: string }).token
-  // A session kept for the whole file: killing the dashboard's session must not end the tmux server,
-  // or the next test's new-session meets it exiting ("server exited unexpectedly").
-  await tmux("-f", "/dev/null", "new-session", "-d", "-s", "keep", "cat")
 })
 
 afterAll(async () => {
-  await killTmuxServer(socket)
+  await pane?.[Symbol.asyncDispose]()
   await cp?.stop()
 })
 
-const tmux = (...args: string[]) => runOk(["tmux", "-L", socket, ...args])
-const screen = async () => tmux("capture-pane", "-p", "-t", "dash")
-const paneFlag = async (flag: string) => (await tmux("display-message", "-p", "-t", "dash", `#{${flag}}`)).trim()
 const env = () => ({ CHIMERA_URL: cp.url, CHIMERA_TOKEN: viewerToken, NO_COLOR: "1", CHIMERA_CONFIG_FILE: "" })
-
-/** Starts the dashboard in session `dash` (120×30), in a shell that says how it exited and stays. */
-async function startDash(args: string[]) {
-  const command = [
-    "env",
-    ...Object.entries(env()).map(([k, v]) => `${k}=${v}`),
-    process.execPath,
-    MAIN,
-    "dash",
-    ...args,
-  ]
-    .map((a) => `'${a}'`)
-    .join(" ")
-  const shell = `${command}; echo "dash exited $?"; exec cat`
-  await tmux("-f", "/dev/null", "new-session", "-d", "-s", "dash", "-x", "120", "-y", "30", shell)
-  await waitFor("the dashboard to draw", screen, (s) => s.includes("Chimera fleet"), 30_000)
-}
-
-async function expectRestored(status: number) {
-  const after = await waitFor("the dashboard to exit", screen, (s) => s.includes("dash exited"))
-  expect(after).toContain(`dash exited ${status}`)
-  expect(after).not.toContain("Chimera fleet")
-  expect(await paneFlag("alternate_on")).toBe("0")
-  expect(await paneFlag("cursor_flag")).toBe("1")
-  await tmux("kill-session", "-t", "dash")
-}
+const tmux = (...args: string[]) => pane.tmux(...args)
+const screen = () => pane.screen()
+const paneFlag = (flag: string) => pane.flag(flag)
+const startDash = (args: string[]) => pane.start(args)
+const expectRestored = (status: number) => pane.expectRestored(status)
 
 describe("chimera dash", () => {
   test("follows the control plane live, moves, opens a detail, quits with the terminal restored", async () => {
