@@ -2,6 +2,10 @@
 // node list, fetched again whenever the event stream (/api/events/stream) says something happened, and
 // every `interval` seconds whatever it says, since heartbeats change ages and statuses without events
 // and a stream can drop. A stream that fails is reopened after a pause; the poll goes on meanwhile.
+// The stream opening or dropping is news in itself: a read then says at once whether the control plane
+// is gone (and what changed while the stream was down), whatever the interval. A read that gets no
+// answer in READ_TIMEOUT_MS fails, so a hung control plane or a dead link shows as one, not as a
+// calm screen of old rows.
 
 import { terminalLine as sanitize } from "../../protocol/terminal-text.ts"
 import { apiClient, call, controlToken, controlUrl } from "../cli/client.ts"
@@ -66,10 +70,16 @@ export function nodeRow(n: NodeView): DashRow {
   }
 }
 
+export const READ_TIMEOUT_MS = 10_000
+
 export function controlPlaneSource(intervalSeconds: number): RowSource {
   const { url, client } = apiClient()
   const read = async () => {
-    const { nodes } = (await call(url, client.api.nodes.$get())) as { nodes: NodeView[] }
+    const signal = AbortSignal.timeout(READ_TIMEOUT_MS)
+    const { nodes } = (await call(url, client.api.nodes.$get({}, { init: { signal } })).catch((error) => {
+      if (!signal.aborted) throw error
+      throw new Error(`the control plane at ${url} did not answer within ${READ_TIMEOUT_MS / 1000} s`)
+    })) as { nodes: NodeView[] }
     return nodes.map(nodeRow).sort((a, b) => a.name.localeCompare(b.name))
   }
 
@@ -117,6 +127,7 @@ export function controlPlaneSource(intervalSeconds: number): RowSource {
           } catch {
             // The poll goes on; the stream is tried again below.
           }
+          soon()
           if (!stopped) await Bun.sleep(2000)
         }
       })()
@@ -140,6 +151,8 @@ async function followEvents(signal: AbortSignal, changed: () => void): Promise<v
     signal,
   })
   if (!res.ok || !res.body) throw new Error(`the event stream answered ${res.status}`)
+  // Open again after a drop: what changed in between came as no event.
+  changed()
   let buffer = ""
   for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
     buffer += chunk

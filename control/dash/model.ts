@@ -27,6 +27,8 @@ export interface DashState {
   /** Where the rows come from and how fresh they are, for the footer. */
   source: string
   error: string | null
+  /** When rows last came (ms since the epoch): while the source fails, how old the rows shown are. */
+  updatedAt: number | null
   /** The source has answered once (rows or an error): before, an empty table says nothing yet. */
   loaded: boolean
   quit: boolean
@@ -40,6 +42,7 @@ export const initialState = (source: string): DashState => ({
   detailOpen: false,
   source,
   error: null,
+  updatedAt: null,
   loaded: false,
   quit: false,
 })
@@ -119,7 +122,7 @@ export function press(state: DashState, key: Key): DashState {
 }
 
 /** New rows from a source; the selection stays on the same node, or the first one when it is gone. */
-export function withRows(state: DashState, rows: DashRow[], error: string | null = null): DashState {
+export function withRows(state: DashState, rows: DashRow[], at = Date.now()): DashState {
   const selected = rows.some((r) => r.name === state.selected) ? state.selected : (rows[0]?.name ?? null)
-  return { ...state, rows, selected, error, loaded: true }
+  return { ...state, rows, selected, error: null, updatedAt: at, loaded: true }
 }

@@ -70,7 +70,7 @@ function rowSegs(r: DashRow, w: Widths, now: number, marked: boolean): Seg[] {
   ]
 }
 
-function header(state: DashState, shown: number): Seg[] {
+function header(state: DashState, shown: number, now: number): Seg[] {
   const counts = new Map<string, number>()
   for (const r of state.rows) counts.set(r.status, (counts.get(r.status) ?? 0) + 1)
   if (!state.loaded)
@@ -78,10 +78,13 @@ function header(state: DashState, shown: number): Seg[] {
       ["Chimera fleet", "1"],
       ["  loading…", "2"],
     ]
-  const segs: Seg[] = [
-    ["Chimera fleet", "1"],
-    [`  ${state.rows.length} ${state.rows.length === 1 ? "node" : "nodes"}`, ""],
-  ]
+  const segs: Seg[] = [["Chimera fleet", "1"]]
+  // First, before counts that may be old: a person on call must not read a lost control plane as calm.
+  if (state.error) {
+    const since = state.updatedAt === null ? null : new Date(state.updatedAt).toISOString()
+    segs.push(["  ", ""], [since ? `STALE: last answer ${ago(since, now)}` : "NO ANSWER", "1;31"])
+  }
+  segs.push([`  ${state.rows.length} ${state.rows.length === 1 ? "node" : "nodes"}`, ""])
   if (shown !== state.rows.length) segs.push([` (${shown} shown)`, ""])
   for (const [status, n] of [...counts].sort()) segs.push(["  ", ""], [`${n} ${status}`, statusStyle(status)])
   return segs
@@ -98,10 +101,11 @@ function footer(state: DashState): Seg[] {
   const keys = state.detailOpen
     ? "↑↓ j/k move · Esc/q back · / filter · Ctrl+C quit"
     : "↑↓ j/k move · Enter detail · / filter · q quit"
-  const segs: Seg[] = [[keys, "2"]]
+  // The error leads: after the keys it fell off the edge of an 80-column terminal.
+  const segs: Seg[] = state.error ? [[`${state.error}   `, "31"]] : []
+  segs.push([keys, "2"])
   if (state.filter) segs.push([`   filter: ${state.filter}`, ""])
   segs.push([`   ${state.source}`, "2"])
-  if (state.error) segs.push([`   ${state.error}`, "31"])
   return segs
 }
 
@@ -115,7 +119,7 @@ export function frame(state: DashState, cols: number, height: number, now: numbe
   // Keep the selection in view: scroll the table by whole pages.
   const first = Math.floor(selected / tableHeight) * tableHeight
 
-  const out: string[] = [line(header(state, rows.length), cols, color)]
+  const out: string[] = [line(header(state, rows.length, now), cols, color)]
   const head = `  ${cell("NODE", w.name)}  ${cell("STATUS", w.status)}  ${cell("DESIRED", 12)}  ${cell("CURRENT", 12)}  ${cell("HEARTBEAT", 9)}  ${cell("REBOOT", 6)}  DRIFT`
   out.push(line([[head, "1"]], cols, color))
   for (let i = first; i < first + tableHeight; i++) {

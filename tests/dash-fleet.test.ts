@@ -1,0 +1,93 @@
+// `chimera dash` as a person on call meets it, in a real tmux pane: a control plane (a child process,
+// so it can be killed, frozen and restarted) with simulated agents, watched from a narrow terminal.
+// The dashboard says at once when the control plane is gone or hangs, and comes back by itself.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { freePort, type SpawnedControlPlane, spawnControlPlane } from "./support/control-plane.ts"
+import { type DashPane, dashPane } from "./support/dash-pane.ts"
+import { simAgent } from "./support/sim-agent.ts"
+import { waitFor } from "./support/wait.ts"
+
+let cp: SpawnedControlPlane
+let viewerToken: string
+let pane: DashPane
+
+const env = () => ({ CHIMERA_URL: cp.url, CHIMERA_TOKEN: viewerToken, NO_COLOR: "1", CHIMERA_CONFIG_FILE: "" })
+
+beforeAll(async () => {
+  cp = await spawnControlPlane(freePort())
+  for (const id of ["db-1", "web-1", "web-2"]) await (await simAgent(cp, id)).heartbeat()
+  const res = await cp.api("/api/tokens", { method: "POST", body: JSON.stringify({ name: "dash", role: "viewer" }) })
+  viewerToken = ((await res.json()) as { token: string }).token
+  pane = await dashPane(env)
+}, 60_000)
+
+afterAll(async () => {
+  await pane?.[Symbol.asyncDispose]()
+  await cp?.stop()
+})
+
+const listed = (s: string) => /^> db-1\s/m.test(s) && /^ {2}web-2\s/m.test(s)
+const header = (s: string) => s.split("\n")[0] ?? ""
+const footer = (s: string) => s.trimEnd().split("\n").at(-1) ?? ""
+
+describe("chimera dash when the control plane goes away", () => {
+  test("at 80 columns it says so in the header and footer, and recovers by itself: killed, then hung", async () => {
+    await pane.start([], { cols: 80, rows: 24 })
+    await waitFor("the nodes", pane.screen, listed, 30_000)
+
+    await cp.kill()
+    // Before: the error came after the keys and the URL, cut to "cannot" at 80 columns, and the header
+    // went on counting the old rows as if they were live.
+    const lost = await waitFor("the lost control plane to show", pane.screen, (s) =>
+      footer(s).startsWith("cannot reach the control plane"),
+    )
+    expect(header(lost)).toMatch(/^Chimera fleet {2}STALE: last answer \d+s ago {2}3 nodes/)
+    expect(lost).toMatch(/^> db-1\s/m)
+
+    await cp.restart()
+    const back = await waitFor(
+      "the dashboard to recover",
+      pane.screen,
+      (s) => !s.includes("STALE") && listed(s),
+      30_000,
+    )
+    expect(footer(back)).toStartWith("↑↓ j/k move")
+
+    // Frozen: connections open, nothing answers. Before: the read waited forever and the screen stayed calm.
+    process.kill(cp.proc.pid, "SIGSTOP")
+    try {
+      const hung = await waitFor(
+        "the hung control plane to show",
+        pane.screen,
+        (s) => footer(s).startsWith(`the control plane at ${cp.url} did not answer within 10 s`),
+        20_000,
+      )
+      expect(header(hung)).toContain("STALE: last answer")
+    } finally {
+      process.kill(cp.proc.pid, "SIGCONT")
+    }
+    await waitFor("the dashboard to recover", pane.screen, (s) => !s.includes("STALE") && listed(s), 30_000)
+    await pane.keys("q")
+    await pane.expectRestored(0)
+  }, 120_000)
+
+  test("with a long interval the event stream dropping and coming back is enough to notice and catch up", async () => {
+    // A poll far longer than the test: only the stream can tell.
+    await pane.start(["--interval", "600"], { cols: 80, rows: 24 })
+    await waitFor("the nodes", pane.screen, listed, 30_000)
+    await cp.kill()
+    await waitFor("the lost control plane to show", pane.screen, (s) => s.includes("STALE: last answer"))
+    await cp.restart()
+    await (await simAgent(cp, "web-3")).heartbeat()
+    const back = await waitFor(
+      "the dashboard to recover, with the node enrolled meanwhile",
+      pane.screen,
+      (s) => !s.includes("STALE") && /^ {2}web-3\s/m.test(s),
+      30_000,
+    )
+    expect(header(back)).toStartWith("Chimera fleet  4 nodes")
+    await pane.keys("q")
+    await pane.expectRestored(0)
+  }, 120_000)
+})
