@@ -91,3 +91,30 @@ describe("chimera dash when the control plane goes away", () => {
     await pane.expectRestored(0)
   }, 120_000)
 })
+
+describe("chimera dash with more nodes than rows", () => {
+  test("Page Down and Page Up move a screenful, End and Home (and G, g) to the last and first node", async () => {
+    const apps = Array.from({ length: 12 }, (_, i) => `app-${String(i + 1).padStart(2, "0")}`)
+    await Promise.all([...apps, "zeta-1"].map(async (id) => (await simAgent(cp, id)).heartbeat()))
+    // 8 rows: the header, the column names, 5 nodes, the footer.
+    await pane.start([], { rows: 8 })
+    const selected = async () => (await pane.screen()).match(/^> (\S+)/m)?.[1]
+    await waitFor("the first node selected", selected, (s) => s === "app-01", 30_000)
+    // Before: these keys did nothing; reaching the end of 1,000 nodes took 999 presses of j.
+    const steps: [string, string][] = [
+      ["End", "zeta-1"],
+      ["Home", "app-01"],
+      ["NPage", "app-06"],
+      ["NPage", "app-11"],
+      ["PPage", "app-06"],
+      ["G", "zeta-1"],
+      ["g", "app-01"],
+    ]
+    for (const [key, node] of steps) {
+      await pane.keys(key)
+      await waitFor(`${key} to select ${node}`, selected, (s) => s === node)
+    }
+    await pane.keys("q")
+    await pane.expectRestored(0)
+  }, 60_000)
+})

@@ -35,6 +35,22 @@ describe("dashboard keys", () => {
     expect(parseKeys("\x1b[C\x1b[15~j")).toEqual([{ char: "j" }])
   })
 
+  test("Page Up/Down, Home and End as xterm, the VT220, rxvt and application mode send them", () => {
+    expect(parseKeys("\x1b[5~\x1b[6~\x1b[H\x1bOH\x1b[1~\x1b[7~\x1b[F\x1bOF\x1b[4~\x1b[8~")).toEqual([
+      "pageup",
+      "pagedown",
+      ...Array(4).fill("home"),
+      ...Array(4).fill("end"),
+    ])
+    const s = withRows(
+      initialState("test"),
+      Array.from({ length: 25 }, (_, i) => row(`n${String(i).padStart(2, "0")}`)),
+    )
+    expect(press(s, "pagedown", 10).selected).toBe("n10")
+    expect(press(press(s, "end"), "pageup", 10).selected).toBe("n14")
+    expect(press(press(s, "end"), "home").selected).toBe("n00")
+  })
+
   test("the selection moves within the visible rows and follows its node when rows change", () => {
     let s = state()
     expect(s.selected).toBe("a")

@@ -62,19 +62,49 @@ export function selectedIndex(state: DashState): number {
   return Math.max(i, 0)
 }
 
-export type Key = "up" | "down" | "enter" | "escape" | "backspace" | "quit" | { char: string }
+export type Key =
+  | "up"
+  | "down"
+  | "pageup"
+  | "pagedown"
+  | "home"
+  | "end"
+  | "enter"
+  | "escape"
+  | "backspace"
+  | "quit"
+  | { char: string }
+
+/**
+ * The escape sequences of keys beyond the letters: terminals send Home and End in several ways (xterm's
+ * `ESC [ H`, the VT220's `ESC [ 1 ~`, rxvt's `ESC [ 7 ~`, application mode's `ESC O H`).
+ */
+const SEQUENCES: [string, Key][] = [
+  ["\x1b[A", "up"],
+  ["\x1bOA", "up"],
+  ["\x1b[B", "down"],
+  ["\x1bOB", "down"],
+  ["\x1b[5~", "pageup"],
+  ["\x1b[6~", "pagedown"],
+  ["\x1b[H", "home"],
+  ["\x1bOH", "home"],
+  ["\x1b[1~", "home"],
+  ["\x1b[7~", "home"],
+  ["\x1b[F", "end"],
+  ["\x1bOF", "end"],
+  ["\x1b[4~", "end"],
+  ["\x1b[8~", "end"],
+]
 
 /** Turns one chunk of raw terminal input into keys (arrows come as escape sequences). */
 export function parseKeys(input: string): Key[] {
   const keys: Key[] = []
   for (let i = 0; i < input.length; i++) {
     const rest = input.slice(i)
-    if (rest.startsWith("\x1b[A") || rest.startsWith("\x1bOA")) {
-      keys.push("up")
-      i += 2
-    } else if (rest.startsWith("\x1b[B") || rest.startsWith("\x1bOB")) {
-      keys.push("down")
-      i += 2
+    const known = SEQUENCES.find(([seq]) => rest.startsWith(seq))
+    if (known) {
+      keys.push(known[1])
+      i += known[0].length - 1
     } else if (rest.startsWith("\x1b[")) {
       // Another CSI sequence (other arrows, function keys): skip it whole.
       const end = rest.slice(2).search(/[\x40-\x7e]/)
@@ -99,7 +129,8 @@ function move(state: DashState, by: number): DashState {
   return { ...state, selected: rows[i]?.name ?? null }
 }
 
-export function press(state: DashState, key: Key): DashState {
+/** The state after `key`; `page` is how many rows the table shows, the step of Page Up and Page Down. */
+export function press(state: DashState, key: Key, page = 10): DashState {
   if (key === "quit") return { ...state, quit: true }
   if (state.editingFilter) {
     if (key === "enter") return { ...state, editingFilter: false }
@@ -110,6 +141,10 @@ export function press(state: DashState, key: Key): DashState {
   }
   if (key === "up") return move(state, -1)
   if (key === "down") return move(state, 1)
+  if (key === "pageup") return move(state, -page)
+  if (key === "pagedown") return move(state, page)
+  if (key === "home") return move(state, -state.rows.length)
+  if (key === "end") return move(state, state.rows.length)
   if (key === "enter") return { ...state, detailOpen: !state.detailOpen }
   if (key === "escape") return state.detailOpen ? { ...state, detailOpen: false } : { ...state, filter: "" }
   if (typeof key !== "object") return state
@@ -117,6 +152,8 @@ export function press(state: DashState, key: Key): DashState {
   if (key.char === "q") return state.detailOpen ? { ...state, detailOpen: false } : { ...state, quit: true }
   if (key.char === "j") return move(state, 1)
   if (key.char === "k") return move(state, -1)
+  if (key.char === "g") return move(state, -state.rows.length)
+  if (key.char === "G") return move(state, state.rows.length)
   if (key.char === "/") return { ...state, editingFilter: true, detailOpen: false }
   return state
 }

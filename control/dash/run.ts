@@ -4,7 +4,7 @@
 import type { RowSource } from "./control-plane-source.ts"
 import { initialState, parseKeys, press, withRows } from "./model.ts"
 import { openScreen } from "./screen.ts"
-import { frame } from "./view.ts"
+import { frame, pageSize } from "./view.ts"
 
 export function runDashboard(source: RowSource, color: boolean): Promise<void> {
   const screen = openScreen()
@@ -27,7 +27,7 @@ export function runDashboard(source: RowSource, color: boolean): Promise<void> {
       resolve()
     }
     screen.onKeys((input) => {
-      for (const key of parseKeys(input)) state = press(state, key)
+      for (const key of parseKeys(input)) state = press(state, key, pageSize(state, screen.size().rows))
       if (state.quit) finish()
       else redraw()
     })

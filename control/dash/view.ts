@@ -109,13 +109,22 @@ function footer(state: DashState): Seg[] {
   return segs
 }
 
+const detailHeight = (detail: DashRow | undefined, height: number) =>
+  detail ? Math.min(detail.detail.length + 1, Math.max(3, Math.floor(height / 2))) : 0
+
+/** How many rows of the table a terminal `height` rows high shows: what Page Down moves by. */
+export function pageSize(state: DashState, height: number): number {
+  const detail = state.detailOpen ? visibleRows(state)[selectedIndex(state)] : undefined
+  return Math.max(1, height - 3 - detailHeight(detail, height))
+}
+
 export function frame(state: DashState, cols: number, height: number, now: number, color: boolean): string[] {
   const rows = visibleRows(state)
   const selected = selectedIndex(state)
   const w = widths(state.rows)
   const detail = state.detailOpen ? rows[selected] : undefined
-  const detailLines = detail ? Math.min(detail.detail.length + 1, Math.max(3, Math.floor(height / 2))) : 0
-  const tableHeight = Math.max(1, height - 3 - detailLines)
+  const detailLines = detailHeight(detail, height)
+  const tableHeight = pageSize(state, height)
   // Keep the selection in view: scroll the table by whole pages.
   const first = Math.floor(selected / tableHeight) * tableHeight
 
