@@ -118,3 +118,17 @@ describe("chimera dash with more nodes than rows", () => {
     await pane.expectRestored(0)
   }, 60_000)
 })
+
+describe("chimera dash on a terminal that cannot move its cursor", () => {
+  test("TERM=dumb prints the plain table once, never the alternate screen or cursor moves", async () => {
+    // Before: a dumb terminal got the full-screen escapes as text.
+    await pane.start([], { env: { TERM: "dumb" } })
+    const out = await waitFor("the dashboard to exit", pane.screen, (s) => s.includes("dash exited"))
+    expect(out).toMatch(/^NODE\s+STATUS\s+DESIRED\s+CURRENT\s+HEARTBEAT\s+REBOOT\s+DRIFT$/m)
+    expect(out).toMatch(/^db-1\s/m)
+    expect(out).toContain("dash exited 0")
+    expect(out).not.toContain("Chimera fleet")
+    expect(await pane.flag("alternate_on")).toBe("0")
+    expect(await pane.flag("cursor_flag")).toBe("1")
+  }, 60_000)
+})

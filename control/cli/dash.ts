@@ -1,7 +1,8 @@
 // `chimera dash [--targets T] [--once] [--json]`: the fleet at a glance, live, full screen. Without
 // --targets it follows the control plane (CHIMERA_URL and its token, as the other commands); with
 // --targets it reads each target's system links over SSH, for fleets without a control plane. With
-// --once, or when stdout is not a terminal, it prints one plain table (or --json) and exits.
+// --once, or when stdout is not a terminal or one that cannot move its cursor (TERM=dumb), it prints
+// one plain table (or --json) and exits.
 import { defineCommand } from "citty"
 import { z } from "zod"
 import { useColor } from "../../protocol/use-color.ts"
@@ -31,7 +32,10 @@ export default defineCommand({
         "Read these targets over SSH instead of asking the control plane (user@host:port, names, @tag, @all)",
     },
     interval: { type: "string", description: "Seconds between reads (events also refresh)", default: "2" },
-    once: { type: "boolean", description: "Print one table and exit (also when stdout is not a terminal)" },
+    once: {
+      type: "boolean",
+      description: "Print one table and exit (also when stdout is not a terminal, or TERM=dumb)",
+    },
     json: {
       type: "boolean",
       description: "With --once: print the nodes as JSON (whole store paths, not the table's text)",
@@ -50,7 +54,13 @@ export default defineCommand({
       source = controlPlaneSource(interval.data)
     }
     try {
-      const live = !args.once && !args.json && process.stdout.isTTY === true && process.stdin.isTTY === true
+      // TERM=dumb (Emacs's shell, some consoles) cannot move the cursor: it gets the table, as a pipe does.
+      const live =
+        !args.once &&
+        !args.json &&
+        process.stdout.isTTY === true &&
+        process.stdin.isTTY === true &&
+        process.env.TERM !== "dumb"
       if (!live) {
         const rows = await source.read()
         if (args.json) return printJson({ nodes: rows.map((r) => r.data) })
