@@ -132,3 +132,19 @@ describe("chimera dash on a terminal that cannot move its cursor", () => {
     expect(await pane.flag("cursor_flag")).toBe("1")
   }, 60_000)
 })
+
+describe("chimera dash with long node names", () => {
+  test("names longer than the column keep both ends, so nodes that differ only at the end stay apart", async () => {
+    const long = (n: number) => `eu-west-1-frontend-fleet-canary-node-${n}`
+    await Promise.all([1, 2].map(async (n) => (await simAgent(cp, long(n))).heartbeat()))
+    await pane.start(["--interval", "600"])
+    await pane.keys("/")
+    await pane.tmux("send-keys", "-t", "dash", "-l", "canary")
+    // Before: both read "eu-west-1-frontend-fleet", the rest cut off.
+    const shown = await waitFor("the two long names", pane.screen, (s) => s.includes("(2 shown)"))
+    const names = [...shown.matchAll(/^[> ] (\S+)\s+(?:healthy|unknown|unreachable)/gm)].map((m) => m[1])
+    expect(names).toEqual(["eu-west-1-fr…nary-node-1", "eu-west-1-fr…nary-node-2"])
+    await pane.keys("Escape", "q")
+    await pane.expectRestored(0)
+  }, 60_000)
+})

@@ -121,6 +121,12 @@ describe("dashboard frame", () => {
     expect(a.indexOf("profile")).toBe(head.indexOf("DRIFT"))
   })
 
+  test("a name of wide characters keeps the next column in place (padded by columns, not code units)", () => {
+    const lines = frame(withRows(initialState("test"), [row("東京-1"), row("osaka-1")]), 100, 6, Date.now(), false)
+    const statusAt = (l: string | undefined) => Bun.stringWidth((l ?? "").slice(0, (l ?? "").indexOf("healthy")))
+    expect(statusAt(lines[2])).toBe(statusAt(lines[3]))
+  })
+
   test("node text cannot carry escape sequences or reorder what is shown", () => {
     expect(sanitize("a\x1b]0;x\x07b\u009b2J\u202ec")).toBe("a\\x1b]0;x\\x07b\\u009b2J\\u202ec")
   })

@@ -44,7 +44,20 @@ function line(segs: Seg[], cols: number, color: boolean, pad = false, lineStyle 
   return out
 }
 
-const cell = (text: string, width: number) => cut(text, width).padEnd(width)
+/** `text` in `width` columns, kept whole at both ends: nodes of one fleet often differ only in their last characters. */
+function cutMiddle(text: string, width: number): string {
+  if (Bun.stringWidth(text) <= width) return text
+  const head = cut(text, Math.ceil((width - 1) / 2))
+  const room = width - 1 - Bun.stringWidth(head)
+  const chars = [...text]
+  let tail = ""
+  for (let ch = chars.pop(); ch !== undefined && Bun.stringWidth(ch + tail) <= room; ch = chars.pop()) tail = ch + tail
+  return `${head}…${tail}`
+}
+
+/** Padded by columns, not UTF-16 units, so a wide character does not push the next column over. */
+const pad = (text: string, width: number) => text + " ".repeat(Math.max(0, width - Bun.stringWidth(text)))
+const cell = (text: string, width: number) => pad(cut(text, width), width)
 
 interface Widths {
   name: number
@@ -61,7 +74,7 @@ function widths(rows: DashRow[]): Widths {
 function rowSegs(r: DashRow, w: Widths, now: number, marked: boolean): Seg[] {
   return [
     [marked ? "> " : "  ", ""],
-    [`${cell(r.name, w.name)}  `, ""],
+    [`${pad(cutMiddle(r.name, w.name), w.name)}  `, ""],
     [cell(r.status, w.status), statusStyle(r.status)],
     [`  ${cell(r.desired, 12)}  ${cell(r.current, 12)}  ${cell(r.heartbeat ? ago(r.heartbeat, now) : "-", 9)}  `, ""],
     // The same columns as the plain table of `--once`.
