@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { freePort, type SpawnedControlPlane, spawnControlPlane } from "./support/control-plane.ts"
 import { type DashPane, dashPane } from "./support/dash-pane.ts"
-import { simAgent } from "./support/sim-agent.ts"
+import { SIM_CLOSURE, simAgent } from "./support/sim-agent.ts"
 import { waitFor } from "./support/wait.ts"
 
 let cp: SpawnedControlPlane
@@ -145,6 +145,34 @@ describe("chimera dash with long node names", () => {
     const names = [...shown.matchAll(/^[> ] (\S+)\s+(?:healthy|unknown|unreachable)/gm)].map((m) => m[1])
     expect(names).toEqual(["eu-west-1-fr…nary-node-1", "eu-west-1-fr…nary-node-2"])
     await pane.keys("Escape", "q")
+    await pane.expectRestored(0)
+  }, 60_000)
+})
+
+describe("chimera dash at 40 columns", () => {
+  test("the header counts trouble first, so a narrow terminal cuts the healthy count, not the unreachable one", async () => {
+    const ok = await simAgent(cp, "aa-ok")
+    await ok.heartbeat()
+    expect(
+      (await cp.api("/api/nodes/aa-ok/desired", { method: "PUT", body: JSON.stringify({ closure: SIM_CLOSURE }) }))
+        .status,
+    ).toBe(200)
+    // Kept healthy while the test looks: its heartbeats say every second.
+    const beat = setInterval(() => void ok.heartbeat().catch(() => {}), 500)
+    try {
+      await pane.start(["--interval", "0.5"], { cols: 40, rows: 12 })
+      // Before: "Chimera fleet  20 nodes  1 healthy  19 u", the problems cut off at the edge.
+      const shown = await waitFor(
+        "a healthy node among others",
+        pane.screen,
+        (s) => /^> aa-ok\s+healthy/m.test(s) && /\d+ nodes/.test(header(s)),
+      )
+      expect(header(shown)).toMatch(/^Chimera fleet {2}\d+ nodes {2}\d+ (unknown|unreachable)/)
+      expect(header(shown)).not.toContain("healthy  ")
+    } finally {
+      clearInterval(beat)
+    }
+    await pane.keys("q")
     await pane.expectRestored(0)
   }, 60_000)
 })

@@ -99,7 +99,11 @@ function header(state: DashState, shown: number, now: number): Seg[] {
   }
   segs.push([`  ${state.rows.length} ${state.rows.length === 1 ? "node" : "nodes"}`, ""])
   if (shown !== state.rows.length) segs.push([` (${shown} shown)`, ""])
-  for (const [status, n] of [...counts].sort()) segs.push(["  ", ""], [`${n} ${status}`, statusStyle(status)])
+  // Trouble first, the calm statuses last: a narrow terminal cuts the header's end, and "77
+  // unreachable" must not be what it cuts.
+  const calm = (status: string) => (statusStyle(status) === "32" ? 2 : status === "unknown" ? 1 : 0)
+  const ordered = [...counts].sort(([a], [b]) => calm(a) - calm(b) || a.localeCompare(b))
+  for (const [status, n] of ordered) segs.push(["  ", ""], [`${n} ${status}`, statusStyle(status)])
   return segs
 }
 
