@@ -220,3 +220,33 @@ describe("chimera dash --targets (over SSH, no control plane)", () => {
     expect(after[1]).toMatchObject({ current: gen2, profile: gen1, booted: gen1, drift: ["runtime-drift"] })
   }, 120_000)
 })
+
+describe("chimera dash --targets, live", () => {
+  test("a target that hangs holds back its own row only; the others stay fresh", async () => {
+    const gen1 = await buildTestSystem(1, { tag: "dash" })
+    await using bed = await createTestbed({ nodes: 2, boot: gen1 })
+    const [one, two] = bed.nodes.map((n) => n.target)
+    const ssh = ["--identity", bed.identityFile, "--known-hosts", bed.knownHostsFile]
+    await pane.start(["--targets", bed.nodes.map((n) => n.target).join(","), "--interval", "1", ...ssh], {
+      env: { CHIMERA_URL: "", CHIMERA_TOKEN: "" },
+    })
+    const age = (s: string, target = "") =>
+      Number(s.match(new RegExp(`^. ${target.replaceAll(".", "\\.")}\\s+\\S+\\s+-\\s+\\S+\\s+(\\d+)s ago`, "m"))?.[1])
+    await waitFor("both targets read", pane.screen, (s) => age(s, one) <= 2 && age(s, two) <= 2, 30_000)
+
+    // The second node's sshd sessions stop answering, their connections left open: a hung host.
+    const listener = await bed.nodes[1]?.sshd.pid()
+    const sessions = (await run(["pgrep", "-P", String(listener)])).stdout.trim().split("\n").filter(Boolean)
+    expect(sessions.length).toBeGreaterThan(0)
+    for (const pid of sessions) process.kill(Number(pid), "SIGSTOP")
+    try {
+      const held = await waitFor("the hung target's row to age", pane.screen, (s) => age(s, two) >= 6, 20_000)
+      // Before: every row waited for the slowest target, the first one aged with it.
+      expect(age(held, one)).toBeLessThanOrEqual(3)
+    } finally {
+      for (const pid of sessions) process.kill(Number(pid), "SIGCONT")
+    }
+    await pane.keys("q")
+    await pane.expectRestored(0)
+  }, 120_000)
+})

@@ -1,6 +1,6 @@
 // The dashboard's rows without a control plane: each target's three system links read over SSH
-// (control/adapters/ssh/system-state.ts) every `interval` seconds. Without a control plane there is
-// no desired closure to compare with, so the status says what the node itself shows: `ok` when it
+// (control/adapters/ssh/system-state.ts) every `interval` seconds, each target on its own clock.
+// Without a control plane there is no desired closure to compare with, so the status says what the node itself shows: `ok` when it
 // runs its profile's system, `runtime-drift` when it runs another, `unreachable` when SSH failed.
 
 import { terminalLine as sanitize } from "../../protocol/terminal-text.ts"
@@ -66,36 +66,85 @@ function failedRow(target: Target, error: string, previous: DashRow | undefined)
   }
 }
 
+/** A target whose first read has not answered yet: listed, so the count does not grow as they come in. */
+function pendingRow(target: Target): DashRow {
+  const where = sanitize(`${target.user}@${target.host}:${target.port}`)
+  return {
+    name: sanitize(target.name),
+    status: "unknown",
+    desired: "-",
+    current: "-",
+    heartbeat: null,
+    drift: "",
+    reboot: false,
+    detail: [
+      ["target", where],
+      ["state", "first read under way"],
+    ],
+    data: { target: target.name, status: "unknown" },
+  }
+}
+
 export function sshSource(targets: Target[], exec: SshExecutor, parallel: number, intervalSeconds: number): RowSource {
   const last = new Map<string, DashRow>()
-  const read = async () => {
-    const rows = await mapLimit(targets, parallel, async (t) => {
-      try {
-        return stateRow(t, await exec.systemState(t), new Date().toISOString())
-      } catch (error) {
-        return failedRow(t, (error as Error).message, last.get(t.name))
-      }
-    })
-    for (const r of rows) last.set(r.name, r)
-    return rows
+  const readOne = async (t: Target) => {
+    let row: DashRow
+    try {
+      row = stateRow(t, await exec.systemState(t), new Date().toISOString())
+    } catch (error) {
+      row = failedRow(t, (error as Error).message, last.get(sanitize(t.name)))
+    }
+    last.set(row.name, row)
+    return row
   }
   return {
     name: `ssh: ${targets.length} target${targets.length === 1 ? "" : "s"}`,
-    read,
+    read: () => mapLimit(targets, parallel, readOne),
     follow(update) {
+      // Each target on its own clock, at most `parallel` reads at once: a node that hangs until the
+      // SSH timeout (30 s) holds its own row back, not every other one (they all froze with it).
       let stopped = false
-      let timer: ReturnType<typeof setTimeout> | null = null
-      const tick = async () => {
-        const rows = await read()
-        if (stopped) return
-        update(rows, null)
-        timer = setTimeout(tick, intervalSeconds * 1000)
+      const timers = new Set<ReturnType<typeof setTimeout>>()
+      const queue: Target[] = []
+      let running = 0
+      let drawPending = false
+      const draw = () => {
+        if (drawPending) return
+        drawPending = true
+        // Answers that come together (the first round, 1,000 targets) make one frame.
+        setTimeout(() => {
+          drawPending = false
+          if (!stopped)
+            update(
+              targets.map((t) => last.get(sanitize(t.name)) ?? pendingRow(t)),
+              null,
+            )
+        }, 50)
       }
-      void tick()
+      const next = () => {
+        while (!stopped && running < parallel && queue.length > 0) {
+          const t = queue.shift() as Target
+          running++
+          void readOne(t).then(() => {
+            running--
+            if (stopped) return
+            draw()
+            const timer = setTimeout(() => {
+              timers.delete(timer)
+              queue.push(t)
+              next()
+            }, intervalSeconds * 1000)
+            timers.add(timer)
+            next()
+          })
+        }
+      }
+      queue.push(...targets)
+      next()
       return {
         stop() {
           stopped = true
-          if (timer) clearTimeout(timer)
+          for (const timer of timers) clearTimeout(timer)
         },
       }
     },
