@@ -72,6 +72,16 @@ describe("chimera dash when the control plane goes away", () => {
     await pane.expectRestored(0)
   }, 120_000)
 
+  test("a control plane that never answered is not an empty fleet", async () => {
+    await pane.start([], { cols: 80, rows: 8, env: { CHIMERA_URL: `http://127.0.0.1:${freePort()}` } })
+    const dead = await waitFor("the error", pane.screen, (s) => footer(s).startsWith("cannot reach the control plane"))
+    // Before: "Chimera fleet  0 nodes", as if the fleet were empty.
+    expect(header(dead).trimEnd()).toBe("Chimera fleet  NO ANSWER YET")
+    expect(dead).toContain("(no data)")
+    await pane.keys("q")
+    await pane.expectRestored(0)
+  }, 60_000)
+
   test("with a long interval the event stream dropping and coming back is enough to notice and catch up", async () => {
     // A poll far longer than the test: only the stream can tell.
     await pane.start(["--interval", "600"], { cols: 80, rows: 24 })

@@ -95,7 +95,9 @@ function header(state: DashState, shown: number, now: number): Seg[] {
   // First, before counts that may be old: a person on call must not read a lost control plane as calm.
   if (state.error) {
     const since = state.updatedAt === null ? null : new Date(state.updatedAt).toISOString()
-    segs.push(["  ", ""], [since ? `STALE: last answer ${ago(since, now)}` : "NO ANSWER", "1;31"])
+    segs.push(["  ", ""], [since ? `STALE: last answer ${ago(since, now)}` : "NO ANSWER YET", "1;31"])
+    // Never answered: nothing is known of the fleet, "0 nodes" would say it is empty.
+    if (!since) return segs
   }
   segs.push([`  ${state.rows.length} ${state.rows.length === 1 ? "node" : "nodes"}`, ""])
   if (shown !== state.rows.length) segs.push([` (${shown} shown)`, ""])
