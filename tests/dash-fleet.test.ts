@@ -3,6 +3,9 @@
 // The dashboard says at once when the control plane is gone or hangs, and comes back by itself.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
 import { freePort, type SpawnedControlPlane, spawnControlPlane } from "./support/control-plane.ts"
 import { type DashPane, dashPane } from "./support/dash-pane.ts"
 import { SIM_CLOSURE, simAgent } from "./support/sim-agent.ts"
@@ -28,6 +31,7 @@ afterAll(async () => {
 })
 
 const listed = (s: string) => /^> db-1\s/m.test(s) && /^ {2}web-2\s/m.test(s)
+const selectedRow = (s: string) => /^> \S+\s/m.test(s)
 const header = (s: string) => s.split("\n")[0] ?? ""
 const footer = (s: string) => s.trimEnd().split("\n").at(-1) ?? ""
 
@@ -182,6 +186,42 @@ describe("chimera dash at 40 columns", () => {
     } finally {
       clearInterval(beat)
     }
+    await pane.keys("q")
+    await pane.expectRestored(0)
+  }, 60_000)
+})
+
+describe("chimera dash when the terminal is resized", () => {
+  test("each size gets a whole frame, without clearing the screen first (no blank flash per resize)", async () => {
+    await pane.start(["--interval", "600"])
+    await waitFor("the nodes", pane.screen, selectedRow, 30_000)
+    const bytes = join(await mkdtemp(join(tmpdir(), "chimera-dash-")), "pane.out")
+    await pane.tmux("pipe-pane", "-t", "dash", "-o", `cat >> '${bytes}'`)
+    for (const [cols, rows] of [
+      [100, 20],
+      [60, 15],
+      [40, 12],
+      [41, 13],
+      [120, 30],
+    ] as const) {
+      await pane.tmux("resize-window", "-t", "dash", "-x", `${cols}`, "-y", `${rows}`)
+      // The whole frame at the new size: header on the first row, footer on the last, nothing left over.
+      await waitFor(`a frame at ${cols}x${rows}`, pane.screen, (s) => {
+        const lines = s.replace(/\n$/, "").split("\n")
+        return (
+          lines.length === rows &&
+          header(s).startsWith("Chimera fleet") &&
+          selectedRow(s) &&
+          (lines.at(-1) ?? "").startsWith("↑↓")
+        )
+      })
+    }
+    await pane.tmux("pipe-pane", "-t", "dash")
+    const written = await Bun.file(bytes).text()
+    expect(written).toContain("Chimera fleet")
+    // Before: "\x1b[2J" on every resize.
+    expect(written).not.toContain("\x1b[2J")
+    await rm(dirname(bytes), { recursive: true })
     await pane.keys("q")
     await pane.expectRestored(0)
   }, 60_000)

@@ -2,7 +2,7 @@
 // on the way in; on the way out, whatever the way (q, Ctrl+C, SIGTERM, SIGHUP, a crash), the normal
 // screen, the cursor and cooked input are given back, synchronously, so nothing is left half-restored
 // when the process exits. Frames are drawn by line: only the lines that differ from the last frame are
-// rewritten, so a clock ticking in one row costs one row.
+// rewritten, so a clock ticking in one row costs one row; a resize rewrites every row, with no clear.
 import { writeSync } from "node:fs"
 
 const ENTER = "\x1b[?1049h\x1b[?25l\x1b[2J"
@@ -76,9 +76,10 @@ export function openScreen(stdin: NodeJS.ReadStream = process.stdin, stdout: Nod
       stdin.on("data", (chunk: string | Buffer) => listener(String(chunk)))
     },
     onResize(listener) {
+      // Every row is rewritten to its end (EL), so the old frame goes without clearing the screen
+      // first: a cleared screen flashes blank, once per SIGWINCH while a window edge is dragged.
       stdout.on("resize", () => {
         previous = []
-        write("\x1b[2J")
         listener()
       })
     },
