@@ -31,11 +31,17 @@ export const refusedBusy = (res: { exitCode: number | null; stderr: string }) =>
  * Undecided ends with `confirmed` or `outcome`, not with `decided`: a watchdog or abort claims
  * `decided` before its switch back and writes `outcome` after it. The watchdog's pid counts only while
  * it is still that watchdog (its command line names it): one killed undecided leaves a pid another
- * process may take later.
+ * process may take later. For the same reason a script under way is recorded as its pid and that
+ * process's start time (`/proc/PID/stat`'s 22nd field), and counts only while both match: a script
+ * SIGKILLed before its exit trap wrote `ended` would otherwise keep the node busy for as long as
+ * whatever process later took its pid lives (a daemon: for ever). A pid alone (written by a version
+ * before this one) is taken at its word.
  */
 export const UNDECIDED_FN = [
   `S=${STATE}`,
-  'under_way() { [ -f "$1/under-way.pid" ] && [ ! -e "$1/ended" ] && kill -0 "$(cat "$1/under-way.pid")" 2>/dev/null; }',
+  // After the ") " that ends the command's name (which may hold spaces), field 22 is the 20th.
+  "started() { sed 's/.*) //' \"/proc/$1/stat\" 2>/dev/null | cut -d' ' -f20; }",
+  'under_way() { [ -f "$1/under-way.pid" ] && [ ! -e "$1/ended" ] && read -r p t < "$1/under-way.pid" && kill -0 "$p" 2>/dev/null && { [ -z "$t" ] || [ "$(started "$p")" = "$t" ]; }; }',
   'watched() { [ -f "$1/watchdog.pid" ] && [ ! -e "$1/confirmed" ] && [ ! -e "$1/outcome" ] && p=$(cat "$1/watchdog.pid") && kill -0 "$p" 2>/dev/null && grep -qF "$1"watchdog "/proc/$p/cmdline" 2>/dev/null; }',
   'undecided() { for d in "$S"/*/; do [ $# -gt 0 ] && [ "$d" = "$S/$1/" ] && continue; if under_way "$d" || watched "$d"; then basename "$d"; fi; done; true; }',
 ].join("\n")
@@ -53,6 +59,6 @@ export const CLAIM_NODE = [
   `if [ -n "$busy" ]; then echo "${BUSY_SAYS}: $(echo $busy)" >&2; exit ${BUSY_EXIT}; fi`,
   // An `ended` left by an earlier script of the same name (a rollback's is named by its pid, which comes
   // round again) would hide this one from the next claim.
-  'mkdir -p "$C"; rm -f "$C/ended"; echo $$ > "$C/under-way.pid"',
+  'mkdir -p "$C"; rm -f "$C/ended"; echo "$$ $(started $$)" > "$C/under-way.pid"',
   "exec 9>&-",
 ].join("\n")
