@@ -358,11 +358,16 @@ export function createChats(deps: ChatsDeps) {
      */
     cancelAsked: (chatIds: number[] | null) => turns.check(chatIds ?? undefined),
 
-    /** Stops the turns running here; resolves once they have ended (a tool they run finishes first). */
-    async close() {
+    /**
+     * Stops the turns running here; resolves once they have ended (a tool they run finishes first),
+     * or after `graceMs`, whichever comes first: a turn still running then keeps its lease until it lapses.
+     */
+    async close(graceMs: number) {
       for (const timer of timers.values()) clearTimeout(timer)
       timers.clear()
-      await turns.abortAll()
+      let grace: ReturnType<typeof setTimeout> | undefined
+      await Promise.race([turns.abortAll(), new Promise((resolve) => (grace = setTimeout(resolve, graceMs)))])
+      clearTimeout(grace)
     },
   }
 }
