@@ -2,26 +2,19 @@
 // cases, the HTTP app and the reachability sweep, wired once. `chimera web` and the tests start it.
 import { websocket } from "hono/bun"
 import { createLogger } from "../protocol/log.ts"
-import { ensureAdminToken } from "./adapters/admin-token.ts"
-import { secureDataDir } from "./adapters/data-dir.ts"
 import { createEventBus } from "./adapters/event-bus.ts"
 import { type AiSettings, createProvider } from "./adapters/llm/provider.ts"
 import { createNix } from "./adapters/nix.ts"
 import { currentProcessInstance } from "./adapters/process-instance.ts"
 import { replicaLiveness, replicaName } from "./adapters/replica-liveness.ts"
-import { openKeyring } from "./adapters/signing-keys.ts"
 import { chatStore } from "./adapters/store/chat-store.ts"
 import { commandStore } from "./adapters/store/command-store.ts"
-import { checkDatabaseNotLost, checkFleetNotLeftInSqlite, refusedSchemaTold } from "./adapters/store/database-file.ts"
 import { deploymentStore } from "./adapters/store/deployment-store.ts"
 import { eventCursor } from "./adapters/store/event-cursor.ts"
 import { storeProbe } from "./adapters/store/health-probe.ts"
 import { incidentStore } from "./adapters/store/incident-store.ts"
 import { nodeCommands } from "./adapters/store/node-commands.ts"
 import { outboxStore } from "./adapters/store/outbox-store.ts"
-import { dialectOf, openDatabase, sqlStore } from "./adapters/store/sql-store.ts"
-import { claimSqliteFile } from "./adapters/store/sqlite-owner.ts"
-import { withStartupLock } from "./adapters/store/startup-lock.ts"
 import { turnLeaseStore } from "./adapters/store/turn-lease-store.ts"
 import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
 import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
@@ -48,6 +41,7 @@ import { type Clock, systemClock } from "./domain/ports.ts"
 import { createRelay } from "./domain/relay.ts"
 import { createReportQuota, DEFAULT_REPORT_QUOTA, type ReportQuotaSettings } from "./domain/report-quota.ts"
 import { onOwnPort } from "./listen-address.ts"
+import { openStore } from "./open-store.ts"
 import { createFleetOperations } from "./ops/fleet-operations.ts"
 import { every } from "./periodic.ts"
 import { connectReplicas, peers as replicaPeers } from "./replicas.ts"
@@ -57,13 +51,6 @@ import { dashboardRoutes } from "./web/serve.ts"
 const log = createLogger("server")
 /** How long a stop waits for running deploys (those through agents end at once) before it goes on. */
 const STOP_GRACE_MS = 10_000
-
-/** Waits for `work` at most `ms`; the timer does not hold the process up once the work is done. */
-async function within(work: Promise<unknown> | undefined, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  await Promise.race([work, new Promise((resolve) => (timer = setTimeout(resolve, ms)))])
-  clearTimeout(timer)
-}
 
 export interface ServerOptions {
   host: string
@@ -114,37 +101,13 @@ export interface ControlPlane {
 
 export async function startControlPlane(opts: ServerOptions): Promise<ControlPlane> {
   const clock = opts.clock ?? systemClock
-  const secured = secureDataDir(opts.dataDir)
-  if (secured.tightened.length > 0)
-    log.warn("the data directory was open to other users; made it this user's alone", { paths: secured.tightened })
-  checkDatabaseNotLost(opts.dataDir, opts.databaseUrl)
-  // One control plane to an SQLite file (sqlite-owner.ts); an in-memory database is this process's own.
-  const sqliteFile = dialectOf(opts.databaseUrl) === "sqlite" ? opts.databaseUrl.replace(/^sqlite:\/\//, "") : null
-  const owner = sqliteFile && sqliteFile !== ":memory:" ? claimSqliteFile(sqliteFile) : null
-  const { db, dialect } = await openDatabase(opts.databaseUrl).catch((error) => {
-    owner?.release()
-    throw error
-  })
-  const store = sqlStore(db, dialect)
   const settings = { ...DEFAULT_TRUST, ...opts.trust }
-  // Replicas starting together on one PostgreSQL database take turns here (startup-lock.ts).
-  const { applied, admin, keys } = await refusedSchemaTold(db, opts.databaseUrl, () =>
-    withStartupLock(db, dialect, async () => {
-      await checkFleetNotLeftInSqlite(db, dialect, opts.dataDir)
-      return {
-        applied: await store.migrate(),
-        admin: await ensureAdminToken(db, dialect, opts.dataDir, clock.now().toISOString()),
-        keys: await openKeyring({
-          db,
-          dataDir: opts.dataDir,
-          clock,
-          shared: dialect === "postgres",
-          sessionMaxMs: settings.sessionMaxSeconds * 1000,
-        }),
-      }
-    }),
-  )
-  if (applied > 0) log.info("database migrated", { migrations: applied })
+  const { db, dialect, store, admin, keys, release } = await openStore({
+    dataDir: opts.dataDir,
+    databaseUrl: opts.databaseUrl,
+    clock,
+    sessionMaxSeconds: settings.sessionMaxSeconds,
+  })
 
   const bus = createEventBus()
   const history = createHealthHistory(() => clock.now().getTime())
@@ -397,12 +360,12 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       unsubscribeIncidents()
       unsubscribeHistory()
       // A turn running a tool ends once the tool has: it gets the deploys' grace, then its lease lapses.
-      const turnsEnded = chats?.close()
+      const turnsEnded = chats?.close(STOP_GRACE_MS)
       unsubscribeMetrics()
       unsubscribeSpans()
       await server.stop(true)
       await operations.settled(STOP_GRACE_MS)
-      await within(turnsEnded, STOP_GRACE_MS)
+      await turnsEnded
       await incidents.settled()
       await worker.stop()
       await trust.refusals.close()
@@ -413,7 +376,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
       // The last export reads the store (nodes by status), so it goes before the store closes.
       await telemetry?.shutdown()
       await store.close()
-      owner?.release()
+      release()
     },
   }
 }
