@@ -8,7 +8,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { ChatState, MessageResponse } from "../protocol/ai.ts"
 import { aiSettingsFor, chatCall } from "./support/ai-chat.ts"
-import { startInProcess } from "./support/control-plane.ts"
+import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { type LlmServer, startLlmServer } from "./support/llm-server.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { healFailed, simAgent } from "./support/sim-agent.ts"
@@ -28,6 +28,16 @@ afterAll(async () => {
   await pg?.stop()
 })
 
+/** "fix nginx" through `cp`, whose model proposes a restart: the question it asks. */
+async function askRestart(cp: TestControlPlane, chatId: number) {
+  llm.script({
+    text: "Shall I?",
+    toolCalls: [{ name: "run_command", args: { command: "systemctl restart nginx", nodes: ["web-1"] } }],
+  })
+  const res = await chatCall(cp.url, cp.adminToken, "POST", `/chat/${chatId}/message`, { message: "fix nginx" })
+  return ((await res.json()) as MessageResponse).pendingQuestion
+}
+
 test("two replicas on one PostgreSQL share chats, and a question is answered once", async () => {
   const url = await pg.database("chat_replicas")
   // Replicas share the data dir's admin token as they share the database.
@@ -37,14 +47,7 @@ test("two replicas on one PostgreSQL share chats, and a question is answered onc
   const created = await chatCall(a.url, a.adminToken, "POST", "/chat", {})
   expect(created.status).toBe(201)
   const { chatId } = (await created.json()) as { chatId: number }
-  llm.script({
-    text: "Shall I?",
-    toolCalls: [{ name: "run_command", args: { command: "systemctl restart nginx", nodes: ["web-1"] } }],
-  })
-  const asked = (await (
-    await chatCall(a.url, a.adminToken, "POST", `/chat/${chatId}/message`, { message: "fix nginx" })
-  ).json()) as MessageResponse
-  const q = asked.pendingQuestion
+  const q = await askRestart(a, chatId)
   expect(q?.context).toBe("systemctl restart nginx")
 
   // The other replica sees the chat as its owner left it.
@@ -104,14 +107,7 @@ test("on PostgreSQL a steer sent to another replica waits behind the question an
   const { chatId } = (await (await chatCall(a.url, a.adminToken, "POST", "/chat", {})).json()) as { chatId: number }
   llm.script({ text: "Hi." })
   await chatCall(a.url, a.adminToken, "POST", `/chat/${chatId}/message`, { message: "hello" })
-  llm.script({
-    text: "Shall I?",
-    toolCalls: [{ name: "run_command", args: { command: "systemctl restart nginx", nodes: ["web-1"] } }],
-  })
-  const asked = (await (
-    await chatCall(a.url, a.adminToken, "POST", `/chat/${chatId}/message`, { message: "fix nginx" })
-  ).json()) as MessageResponse
-  const q = asked.pendingQuestion
+  const q = await askRestart(a, chatId)
   // Replica b runs no turn of this chat, but the question waits in the shared store.
   const steered = await chatCall(b.url, b.adminToken, "POST", `/chat/${chatId}/steer`, { message: "web-1 only" })
   expect(await steered.json()).toEqual({ success: true, queuedBehind: "question", questionId: q?.id })
