@@ -28,7 +28,7 @@ import { createAgentMetrics, serveAgentMetrics } from "./metrics.ts"
 import { createNixSystem } from "./nix-system.ts"
 import { type AgentOptions, AgentOptionsError, agentArgs, parseAgentOptions } from "./options.ts"
 import { createReconciler, type Reconciler } from "./reconciler.ts"
-import { createReplicas, type Replicas } from "./replicas.ts"
+import { createReplicas, type Replicas, spreadOrder } from "./replicas.ts"
 import { type ReportSender, startReportSender } from "./report-sender.ts"
 import { openSpool, type ReportInput } from "./spool.ts"
 import { openStateDir } from "./state-dir.ts"
@@ -180,7 +180,12 @@ export async function runAgent(options: AgentOptions): Promise<AgentHandle> {
     // What credential.json records as where the node enrolled: every replica it was given.
     const controlUrl = options.controlUrls.join(",")
     let bearer = credential
-    replicas = createReplicas(options.controlUrls, { failbackMs: options.failbackSeconds * 1000 })
+    const order = options.spreadReplicas ? spreadOrder(options.controlUrls, options.nodeId) : options.controlUrls
+    if (options.spreadReplicas && order.length > 1)
+      log.info("control plane replicas in this node's own order (--spread-replicas)", {
+        order: order.map(displayUrl).join(","),
+      })
+    replicas = createReplicas(order, { failbackMs: options.failbackSeconds * 1000 })
     const client = createControlClient({
       baseUrl: replicas,
       nodeId: options.nodeId,

@@ -27,6 +27,7 @@ describe("agent options", () => {
       switchLockWaitSeconds: 120,
       controlUrls: [],
       failbackSeconds: 300,
+      spreadReplicas: false,
       joinToken: null,
       joinTokenSource: null,
       joinTokenFileToDelete: null,
@@ -108,6 +109,15 @@ describe("agent options", () => {
     expect(repeated.controlUrls).toEqual(["http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"])
     const env = await parse(["--node-id", "n"], { CHIMERA_URL: "http://127.0.0.1:1,http://127.0.0.1:2" })
     expect(env.controlUrls).toEqual(["http://127.0.0.1:1", "http://127.0.0.1:2"])
+    // --spread-replicas leaves the list as given here; the agent orders it (replicas.ts spreadOrder).
+    const spread = await parse([
+      "--node-id",
+      "n",
+      "--control-url",
+      "http://127.0.0.1:1,http://127.0.0.1:2",
+      "--spread-replicas",
+    ])
+    expect(spread).toMatchObject({ controlUrls: ["http://127.0.0.1:1", "http://127.0.0.1:2"], spreadReplicas: true })
   })
 
   test("a bad entry in the --control-url list is refused, naming the entry", async () => {

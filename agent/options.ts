@@ -72,6 +72,12 @@ export const agentArgs = {
     description: `With several --control-url replicas: once moved off the first, ask it every SEC seconds whether it is ready and go back when it is; 0: stay (default ${DEFAULT_FAILBACK_SECONDS})`,
     valueHint: "SEC",
   },
+  "spread-replicas": {
+    type: "boolean",
+    description:
+      "With several --control-url replicas: take them in this node's own order, drawn from its id, not as given, so a fleet given one list spreads over the replicas (each node fails back to its own first)",
+    default: false,
+  },
   // The token's ways in, safest first: a process's command line is readable by every local user (ps),
   // its environment and its files are not.
   "join-token-file": {
@@ -144,6 +150,7 @@ const Flags = z.object({
   "failback-interval": z.coerce
     .number()
     .refine((n) => n === 0 || (n >= 1 && n <= 86_400), "expected 0 (stay) or 1 to 86400 seconds"),
+  "spread-replicas": z.boolean(),
   "join-token": Optional(z.string().min(1, "must not be empty")),
   "join-token-file": Optional(z.union([z.literal("-"), AbsolutePath])),
   "delete-join-token-file": z.boolean(),
@@ -176,6 +183,8 @@ export interface AgentOptions {
   controlUrls: string[]
   /** How often, moved off the first replica, the agent asks whether it is back, in seconds; 0: never. */
   failbackSeconds: number
+  /** Take the replicas in this node's own order (replicas.ts `spreadOrder`), not as given. */
+  spreadReplicas: boolean
   joinToken: string | null
   /** Where the join token came from; `flag` earns a warning, since argv is public on the host. */
   joinTokenSource: "flag" | "file" | "stdin" | "env" | null
@@ -273,6 +282,7 @@ export async function parseAgentOptions(
     switchLockWaitSeconds: f["switch-lock-wait"],
     controlUrls: f["control-url"],
     failbackSeconds: f["failback-interval"],
+    spreadReplicas: f["spread-replicas"],
     joinToken,
     joinTokenSource,
     joinTokenFileToDelete: f["delete-join-token-file"] ? file : null,

@@ -2,7 +2,7 @@
 // back to the first once it says it is ready again.
 import { describe, expect, test } from "bun:test"
 import { waitFor } from "../tests/support/wait.ts"
-import { createReplicas, replicaReady } from "./replicas.ts"
+import { createReplicas, replicaReady, spreadOrder } from "./replicas.ts"
 
 describe("replicas", () => {
   test("sticks to one until it fails, then moves to the next, wrapping round", () => {
@@ -113,5 +113,29 @@ describe("replicas", () => {
       server.stop(true)
     }
     expect(await replicaReady(`http://127.0.0.1:${server.port}/`)).toBe(false)
+  })
+
+  test("spreadOrder: each node its own order of one list, even over the replicas, stable, and moved only to a new replica", () => {
+    const two = ["https://cp-a.example", "https://cp-b.example"]
+    const three = [...two, "https://cp-c.example"]
+    const ids = Array.from({ length: 3000 }, (_, i) => `web-${i}`)
+    const firsts = (urls: string[]) => ids.map((id) => spreadOrder(urls, id)[0] as string)
+    const count = (list: string[], url: string) => list.filter((u) => u === url).length
+    // A permutation of the list, the same every time for a node, whatever order the list came in.
+    expect(spreadOrder(three, "web-1").sort()).toEqual([...three].sort())
+    expect(spreadOrder(three, "web-1")).toEqual(spreadOrder([...three].reverse(), "web-1"))
+    expect(spreadOrder(["https://cp-a.example/"], "x")).toEqual(["https://cp-a.example/"])
+    // A trailing slash does not change a node's order (the agent adds one to every URL).
+    expect(spreadOrder(["https://cp-a.example/", "https://cp-b.example/"], "web-7").map((u) => u.slice(0, -1))).toEqual(
+      spreadOrder(two, "web-7"),
+    )
+    const onTwo = firsts(two)
+    for (const url of two) expect(count(onTwo, url)).toBeWithin(1350, 1651)
+    const onThree = firsts(three)
+    for (const url of three) expect(count(onThree, url)).toBeWithin(850, 1151)
+    // Adding cp-c: a node's first either stays or becomes cp-c, never the other old replica.
+    const moved = onTwo.filter((first, i) => first !== onThree[i])
+    expect(onThree.filter((first, i) => first !== onTwo[i]).every((u) => u === "https://cp-c.example")).toBe(true)
+    expect(moved.length).toBe(count(onThree, "https://cp-c.example"))
   })
 })

@@ -7,11 +7,13 @@
 // on a replica the agent already left changes nothing, so two loops failing together on A move the
 // agent to B once, not to B and back to A.
 //
-// The list's order is the operator's preference (the nearest replica first, or the lists rotated per
-// node to spread a fleet). Once moved off the first URL, the agent asks it every `failbackMs` (with
+// The list's order is the operator's preference (the nearest replica first), or, with
+// --spread-replicas, each node's own order drawn from its id (`spreadOrder`), so that a fleet given
+// one list spreads over the replicas. Once moved off the first URL, the agent asks it every `failbackMs` (with
 // jitter, so a fleet that moved together does not return in one burst) whether it is ready again
 // (`GET /api/health`, public, answered 200 only when that replica can reach its store) and goes back
 // when it is: without that, a rolling restart would gather every agent on the replica restarted last.
+import { createHash } from "node:crypto"
 import { createLogger, displayUrl } from "../protocol/log.ts"
 
 const log = createLogger("replicas")
@@ -52,6 +54,27 @@ export async function replicaReady(url: string): Promise<boolean> {
   } catch {
     return false
   }
+}
+
+/**
+ * The replicas in this node's own order (--spread-replicas): by rendezvous hashing, each URL ranked by
+ * a hash of the node id and the URL. A fleet given one list of N replicas starts about 1/N of its
+ * nodes on each; a node's order never changes while its id and the list do not, so it always fails
+ * back to the same replica; and a replica added to the list becomes the first of only the ~1/(N+1)
+ * of nodes that move to it, the others keeping their first. SHA-256, not a runtime hash, so the order
+ * holds across agent versions.
+ */
+export function spreadOrder(urls: readonly string[], nodeId: string): string[] {
+  const rank = (url: string) =>
+    createHash("sha256")
+      .update(nodeId)
+      .update("\n")
+      .update(url.endsWith("/") ? url : `${url}/`)
+      .digest("hex")
+  return urls
+    .map((url) => ({ url, rank: rank(url) }))
+    .sort((a, b) => (a.rank < b.rank ? 1 : a.rank > b.rank ? -1 : 0))
+    .map((r) => r.url)
 }
 
 export function createReplicas(urls: readonly string[], opts: ReplicaOptions = {}): Replicas {

@@ -42,6 +42,7 @@ let
         cfg.logLevel
       ]
       ++ lib.optional (!cfg.autoHeal) "--no-auto-heal"
+      ++ lib.optional cfg.spreadReplicas "--spread-replicas"
       ++ cfg.extraArgs
     )
     # `%S` is the state root (/var/lib) and `%d` the credentials directory: specifiers, left unescaped.
@@ -86,6 +87,17 @@ in
         With several control plane URLs: once the agent has moved off the first, how often (seconds, with
         jitter) it asks the first whether it is ready again (`/api/health`), going back when it is. 0: the
         agent stays where a failure moved it.
+      '';
+    };
+
+    spreadReplicas = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        With several control plane URLs: take them in this node's own order, drawn from its node id,
+        instead of as listed, so that a fleet given one list spreads evenly over the replicas. Each node
+        keeps its order (it fails back to its own first replica), and a replica added to the list
+        becomes the first of only the share of nodes that move to it.
       '';
     };
 

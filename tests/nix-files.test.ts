@@ -60,7 +60,7 @@ function moduleExpr(settings: string): string {
       lib = ${STUB_LIB};
       agent = { outPath = "/nix/store/00000000000000000000000000000000-chimera-agent"; meta.mainProgram = "chimera-agent"; };
       cfg = { enable = true; package = agent; controlUrl = "https://cp.example"; joinTokenFile = null; nodeId = "web-1";
-              heartbeat = 5; driftInterval = 30; failbackInterval = 300; autoHeal = true; logLevel = "info"; extraArgs = [ ]; } // (${settings});
+              heartbeat = 5; driftInterval = 30; failbackInterval = 300; spreadReplicas = false; autoHeal = true; logLevel = "info"; extraArgs = [ ]; } // (${settings});
       module = import ${JSON.stringify(join(NIX_DIR, "module.nix"))} {
         inherit lib;
         pkgs = { util-linux = "/nix/store/util-linux"; };
@@ -106,6 +106,7 @@ describe("module.nix (services.chimera-agent)", () => {
         "logLevel",
         "nodeId",
         "package",
+        "spreadReplicas",
       ].sort(),
     )
     expect(options.defaults).toEqual({
@@ -115,6 +116,7 @@ describe("module.nix (services.chimera-agent)", () => {
       heartbeat: 5,
       driftInterval: 30,
       failbackInterval: 300,
+      spreadReplicas: false,
       autoHeal: true,
       logLevel: "info",
       extraArgs: [],
@@ -155,6 +157,18 @@ describe("module.nix (services.chimera-agent)", () => {
     expect(unit.serviceConfig.ExecStart).toContain("'--control-url' 'https://cp-a.example,https://cp-b.example'")
     const option = (await evalJson(`(${moduleExpr("{ }")}).options.services.chimera-agent.controlUrl.type`)) as string
     expect(option).toBe("str or non-empty list of str")
+  })
+
+  test("spreadReplicas hands the agent --spread-replicas; off, the list's order stands", async () => {
+    const execStart = async (settings: string) =>
+      (
+        (await evalJson(`(${moduleExpr(settings)}).config.content.systemd.services.chimera-agent`)) as {
+          serviceConfig: { ExecStart: string }
+        }
+      ).serviceConfig.ExecStart
+    const list = `controlUrl = [ "https://cp-a.example" "https://cp-b.example" ];`
+    expect(await execStart(`{ ${list} spreadReplicas = true; }`)).toContain("'--spread-replicas'")
+    expect(await execStart(`{ ${list} }`)).not.toContain("--spread-replicas")
   })
 
   test("the join token reaches the agent as a systemd credential, never on its command line", async () => {

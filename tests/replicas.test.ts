@@ -7,6 +7,7 @@ import { existsSync } from "node:fs"
 import { mkdir, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { SQL } from "bun"
+import { spreadOrder } from "../agent/replicas.ts"
 import { CHANNEL } from "../control/adapters/replica-link.ts"
 import { DEFAULT_LIMITS } from "../control/domain/auth/rate-limiter.ts"
 import { newToken } from "../control/domain/tokens.ts"
@@ -43,6 +44,20 @@ beforeAll(async () => {
 afterAll(async () => {
   await pg?.stop()
 })
+
+/** The heartbeats a replica has answered, from its own request metrics. */
+async function heartbeatsAnswered(cp: SpawnedControlPlane, token: string): Promise<number> {
+  const text = await (await call(cp, token, "GET", "/metrics")).text()
+  const line = text
+    .split("\n")
+    .find(
+      (l) =>
+        l.startsWith("chimera_http_requests_total{") &&
+        l.includes('route="/api/agent/:nodeId/heartbeat"') &&
+        l.includes('status="200"'),
+    )
+  return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0
+}
 
 /** Replicas started at once on `url`, each with its own data dir; the admin token is the one whose dir has it. */
 async function startTogether(url: string, n: number): Promise<{ replicas: SpawnedControlPlane[]; token: string }> {
@@ -234,19 +249,7 @@ describe("replicas on PostgreSQL", () => {
       const withLog = (e: Error) => {
         throw new Error(`${e.message}\n${agent.log()}`)
       }
-      // The heartbeats each replica has answered, from its own request metrics.
-      const heartbeatsOn = async (cp: SpawnedControlPlane) => {
-        const text = await (await call(cp, token, "GET", "/metrics")).text()
-        const line = text
-          .split("\n")
-          .find(
-            (l) =>
-              l.startsWith("chimera_http_requests_total{") &&
-              l.includes('route="/api/agent/:nodeId/heartbeat"') &&
-              l.includes('status="200"'),
-          )
-        return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0
-      }
+      const heartbeatsOn = (cp: SpawnedControlPlane) => heartbeatsAnswered(cp, token)
       await waitFor(
         "heartbeats on A, the first URL",
         () => heartbeatsOn(a),
@@ -279,6 +282,38 @@ describe("replicas on PostgreSQL", () => {
         await call(a, token, "GET", "/api/events?node=failback-node&type=node.unreachable")
       ).json()) as { events: unknown[] }
       expect(unreachable.events).toEqual([])
+    } finally {
+      await Promise.all(replicas.map((r) => r.stop()))
+    }
+  })
+
+  test("with --spread-replicas an agent given the list A,B starts on the replica its own order puts first, B, and stays there", async () => {
+    const { replicas, token } = await startTogether(await pg.database("spread"), 2)
+    const [a, b] = replicas as [SpawnedControlPlane, SpawnedControlPlane]
+    try {
+      const list = [a.url, b.url]
+      // A node whose own order puts B first (half of all ids do); as given, the list puts A first.
+      const nodeId =
+        Array.from({ length: 64 }, (_, i) => `spread-node-${i}`).find((id) => spreadOrder(list, id)[0] === b.url) ?? ""
+      const { token: join_ } = (await (await call(a, token, "POST", "/api/nodes/join-tokens", {})).json()) as {
+        token: string
+      }
+      await using node = await createTestNode({ name: "spread-node", boot: gen2 })
+      await using agent = startAgent(node, {
+        nodeId,
+        controlUrl: list.join(","),
+        joinToken: join_,
+        extraArgs: ["--spread-replicas"],
+      })
+      await waitFor(
+        "heartbeats on B, first in this node's own order",
+        () => heartbeatsAnswered(b, token),
+        (n) => n >= 3,
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}\n${agent.log()}`)
+      })
+      expect(await heartbeatsAnswered(a, token)).toBe(0)
+      expect(agent.log()).toContain("own order")
     } finally {
       await Promise.all(replicas.map((r) => r.stop()))
     }
