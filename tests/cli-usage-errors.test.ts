@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { USAGE_STATUS } from "../control/cli/errors.ts"
+import { CONFIG_STATUS, USAGE_STATUS } from "../control/cli/errors.ts"
 import { run } from "./support/tools.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
@@ -141,7 +141,9 @@ test("a missing Nix file is named with where its path came from, by deploy and w
     ["run", "--", "true"],
   ]) {
     const r = await run([process.execPath, MAIN, ...args], { env, cwd: home })
-    expect({ args, code: r.code, stderr: r.stderr.trim() }).toEqual({ args, code: 1, stderr: `error ${hint}` })
+    // `watch --once`'s 1 means healed: its configuration failing is EX_CONFIG (tests/watch-once-status.test.ts).
+    const code = args[0] === "watch" ? CONFIG_STATUS : 1
+    expect({ args, code: r.code, stderr: r.stderr.trim() }).toEqual({ args, code, stderr: `error ${hint}` })
   }
 }, 60_000)
 
@@ -189,7 +191,7 @@ test("no flag's help gives its default twice, and all say it one way (citty adds
 
 test("a usage mistake exits 64 (EX_USAGE), apart from every outcome a command reports, and runs nothing", async () => {
   // `watch --once` from cron: 1 means drift was found and healed, 2 not healed. A typo in the job's
-  // own line exited 1 too, and read as "healed"; a failure that is not the command line's stays 1.
+  // own line exited 1 too, and read as "healed"; its configuration failing is 78 (EX_CONFIG).
   const env = { NO_COLOR: "1", HOME: home, CHIMERA_CONFIG_FILE: "", CHIMERA_DATA_DIR: join(home, "data") }
   for (const args of [
     ["watch", "--once", "--targts", "root@127.0.0.1:9"],
@@ -207,7 +209,7 @@ test("a usage mistake exits 64 (EX_USAGE), apart from every outcome a command re
     env,
     cwd: home,
   })
-  expect(missing.code).toBe(1)
+  expect(missing.code).toBe(CONFIG_STATUS)
 }, 60_000)
 
 test("words past the arguments a command takes are refused before anything runs (citty dropped them)", async () => {

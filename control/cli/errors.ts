@@ -7,6 +7,28 @@
  * script tells a typo in its own command line from what happened to the fleet.
  */
 export const USAGE_STATUS = 64
+
+/**
+ * The exit status of `watch --once` when its configuration fails before any node is checked (the Nix
+ * file missing or not building, a bad chimera configuration): sysexits.h's EX_CONFIG. Not 1, which
+ * cron reads as "healed", and not 2, which says a node needs a look: the fix is in the job's own files.
+ */
+export const CONFIG_STATUS = 78
+
+/**
+ * A failure that ends the command with `status` instead of 1, for a command whose 1 is an outcome
+ * (`watch --once`: healed). cli/run.ts prints `failure` as it prints any error; a usage mistake still
+ * exits USAGE_STATUS.
+ */
+export class ExitWith extends Error {
+  override readonly name = "ExitWith"
+  constructor(
+    readonly failure: unknown,
+    readonly status: number,
+  ) {
+    super(failure instanceof Error ? failure.message : String(failure))
+  }
+}
 export class CliError extends Error {
   override readonly name = "CliError"
   constructor(

@@ -1,5 +1,5 @@
 // Runs the CLI: global flags first, then citty's dispatch, and every failure printed in one place:
-// one line on stderr and exit 1, or USAGE_STATUS for a usage mistake (`--debug` adds the stack).
+// one line on stderr and exit 1 (or the status an ExitWith carries), or USAGE_STATUS for a usage mistake (`--debug` adds the stack).
 // citty's usage mistakes (a missing argument) also show the command's usage; an unknown command or
 // flag says where the usage is.
 import { stripVTControlCharacters } from "node:util"
@@ -9,7 +9,7 @@ import { setLogLevel } from "../../protocol/log.ts"
 import { colorIfTaken } from "../../protocol/use-color.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import { guardAdminToken } from "./credentials.ts"
-import { CliError, USAGE_STATUS } from "./errors.ts"
+import { CliError, ExitWith, USAGE_STATUS } from "./errors.ts"
 import { flagLogLevel, globals, takeGlobalFlags } from "./globals.ts"
 import { color, warn } from "./output.ts"
 
@@ -155,7 +155,8 @@ export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv:
     }
     await refuseUnknownFlags(main, argv)
     await runCommand(command, { rawArgs: argv })
-  } catch (error) {
+  } catch (caught) {
+    const [error, status] = caught instanceof ExitWith ? [caught.failure, caught.status] : [caught, 1]
     // citty's own usage errors (a missing argument) are named CLIError.
     const usage = error instanceof Error && error.name === "CLIError"
     if (usage) process.stderr.write(`${await usageFor(main, argv, process.stderr)}\n`)
@@ -175,6 +176,6 @@ export async function runCli<T extends ArgsDef>(command: CommandDef<T>, rawArgv:
       (error instanceof CliError && (error.code === "E_USAGE" || error.code === "E_ARG")) ||
       // By name, as above: importing config.ts here would load it for every --help.
       ((error as Error)?.name === "ConfigError" && (error as { fromFlags?: boolean }).fromFlags === true)
-    process.exit(misused ? USAGE_STATUS : 1)
+    process.exit(misused ? USAGE_STATUS : status)
   }
 }
