@@ -141,7 +141,7 @@ test("a missing Nix file is named with where its path came from, by deploy and w
     ["run", "--", "true"],
   ]) {
     const r = await run([process.execPath, MAIN, ...args], { env, cwd: home })
-    // `watch --once`'s 1 means healed: its configuration failing is EX_CONFIG (tests/watch-once-status.test.ts).
+    // `watch --once`'s 1 means healed: its configuration failing is EX_CONFIG (tests/watch-cli.test.ts).
     const code = args[0] === "watch" ? CONFIG_STATUS : 1
     expect({ args, code: r.code, stderr: r.stderr.trim() }).toEqual({ args, code, stderr: `error ${hint}` })
   }

@@ -5,6 +5,7 @@
 // deploy: on an enrolled node it makes the configuration's closure the desired one, as deploy does,
 // so the node's agent does not heal it back.
 
+import { existsSync } from "node:fs"
 import { defineCommand, type ParsedArgs } from "citty"
 import { CronJob } from "cron"
 import { SessionId, type StorePath } from "../../protocol/ids.ts"
@@ -62,11 +63,8 @@ const watchArgs = {
     description:
       "Nix file whose build is the expected closure, or a built one such as ./result (default: nix.config_path, default.nix)",
   },
-  interval: {
-    type: "string",
-    alias: "i",
-    description: "Seconds between checks (default: watch.interval_seconds, 10)",
-  },
+  // No short form: `-i` is the key file, as on every SSH command and in ssh itself.
+  interval: { type: "string", description: "Seconds between checks (default: watch.interval_seconds, 10)" },
   schedule: { type: "string", description: "A cron expression instead of --interval (6 fields: with seconds)" },
   session: {
     type: "string",
@@ -80,11 +78,22 @@ const watchArgs = {
   "confirm-timeout": { type: "string", description: "Seconds a healed node waits for confirmation", default: "30" },
   json: { type: "boolean", description: "Print each pass as JSON, one a line (with --once: the one pass)" },
   ...sshArgs,
-  // `-i` is watch's short form of --interval, so the key file keeps only its long name here.
-  identity: { type: "string", description: sshArgs.identity.description },
 } as const
 
+/**
+ * `-i` was watch's short form of --interval before it became the key file, as it is everywhere else:
+ * a job still written `watch -i 30` is told so, rather than told that no key file named 30 exists.
+ */
+function _refuseIntervalAsIdentity(identity: string | undefined) {
+  if (identity === undefined || !/^\d+(\.\d+)?$/.test(identity) || existsSync(identity)) return
+  throw new CliError(
+    `-i is --identity (an SSH key file, as with ssh -i), and there is no file ${identity}; for seconds between checks, write --interval ${identity}`,
+    "E_ARG",
+  )
+}
+
 async function _watch(args: ParsedArgs<typeof watchArgs>) {
+  _refuseIntervalAsIdentity(args.identity)
   const layered = commandConfig({
     flags: {
       ...sshConfigFlags(args),

@@ -1,7 +1,8 @@
 // `watch --once` from cron: 0 congruent, 1 healed, 2 not healed, 64 a mistake in the job's command
 // line. A configuration that fails before any node is checked (the Nix file does not build or is
 // missing, the chimera configuration is refused) exited 1 and read as "healed"; it exits 78
-// (EX_CONFIG). Real nix-build of a derivation whose builder fails; the target is never dialled.
+// (EX_CONFIG). Real nix-build of a derivation whose builder fails; the target is never dialled. And
+// watch's -i is the SSH key file, as on every SSH command.
 import { afterAll, beforeAll, expect, test } from "bun:test"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -69,4 +70,26 @@ test("another failure before the pass ran exits 2 (not healed), and a typo still
   })
   const typo = await watchOnce(["--config", "broken.nix", "--intervall", "5"])
   expect(typo.code).toBe(64)
+}, 60_000)
+
+test("-i is the key file on watch as on every SSH command; `watch -i 30` is told to write --interval 30", async () => {
+  // Before: -i was watch's --interval, so `watch -i ~/.ssh/key` was refused as a number of seconds.
+  const key = join(dir, "id_ed25519")
+  await writeFile(key, "a key file", { mode: 0o600 })
+  const withKey = await watchOnce(["-i", key, "--config", "broken.nix"])
+  expect(withKey.code).toBe(CONFIG_STATUS) // past the flags, to the build
+  const noKey = await watchOnce(["-i", join(dir, "absent_key"), "--config", "broken.nix"])
+  expect({ code: noKey.code, stderr: noKey.stderr }).toEqual({
+    code: 64,
+    stderr: `error --identity: cannot read ${join(dir, "absent_key")}\n`,
+  })
+  const oldInterval = await watchOnce(["-i", "30", "--config", "broken.nix"])
+  expect({ code: oldInterval.code, stderr: oldInterval.stderr }).toEqual({
+    code: 64,
+    stderr:
+      "error -i is --identity (an SSH key file, as with ssh -i), and there is no file 30; for seconds between checks, write --interval 30\n",
+  })
+  const help = await run([process.execPath, MAIN, "watch", "--help"], { env: { NO_COLOR: "1" } })
+  expect(help.stdout).toMatch(/ -i, --identity=<identity> /)
+  expect(help.stdout).not.toMatch(/-i, --interval/)
 }, 60_000)
