@@ -222,7 +222,7 @@ test("words past the arguments a command takes are refused before anything runs 
     [["tokens", "revoke", "--", "id-1", "id-2"], 'unexpected argument "id-2" for chimera tokens revoke (it takes ID)'],
     [["nodes", "revoke", "web-1", "-2"], 'unexpected argument "-2" for chimera nodes revoke (it takes ID)'],
     [["nodes", "list", "web-1"], 'unexpected argument "web-1" for chimera nodes list (it takes none)'],
-    [["sessions", "kill", "a", "b", "--json"], "unknown option --json"],
+    [["sessions", "kill", "a", "b", "--json"], 'unexpected argument "b" for chimera sessions kill (it takes NAME)'],
     [["sessions", "kill", "a", "b"], 'unexpected argument "b" for chimera sessions kill (it takes NAME)'],
     [["deployments", "show", "x", "y"], 'unexpected argument "y" for chimera deployments (it takes ACTION ID)'],
     [["deployments", "x", "y"], 'unexpected argument "y": one deployment at a time'],

@@ -141,4 +141,18 @@ describe("chimera attach and sessions", () => {
     expect(after.sessions.map((s) => s.id)).not.toContain("json-listed")
     expect((await chimera(["sessions", "kill", "json-listed"])).stderr).toContain("not found")
   })
+
+  test("sessions kill --json says which session was killed; one not found is an error line and exit 1, stdout empty", async () => {
+    await runIn("json-killed", "true")
+    const killed = await chimera(["sessions", "kill", "json-killed", "--json"])
+    expect({ code: killed.code, json: JSON.parse(killed.stdout) }).toEqual({
+      code: 0,
+      json: { id: "json-killed", killed: true },
+    })
+    // As every --json command fails: stdout holds no document, stderr one `error …` line.
+    const again = await chimera(["sessions", "kill", "json-killed", "--json"])
+    expect({ code: again.code, stdout: again.stdout }).toEqual({ code: 1, stdout: "" })
+    expect(again.stderr).toStartWith("error session json-killed not found; ")
+    expect(again.stderr.split("\n").filter(Boolean)).toHaveLength(1)
+  })
 })

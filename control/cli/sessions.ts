@@ -1,4 +1,4 @@
-// `chimera sessions [list] [--json]` and `chimera sessions kill NAME`: the persistent tmux sessions that
+// `chimera sessions [list] [--json]` and `chimera sessions kill NAME [--json]`: the persistent tmux sessions that
 // `chimera run` works in. Also the helpers the session commands share: which tmux server to talk to
 // (CHIMERA_TMUX_SOCKET names a private one, as `tmux -L` does; tests use it) and session-name parsing.
 import { defineCommand } from "citty"
@@ -50,7 +50,10 @@ const list = defineCommand({
 
 const kill = defineCommand({
   meta: { name: "kill", description: "End a session and everything running in it" },
-  args: { name: { type: "positional", description: "Session name", required: true } },
+  args: {
+    name: { type: "positional", description: "Session name", required: true },
+    json: { type: "boolean", description: 'Print JSON: {"id": NAME, "killed": true}' },
+  },
   async run({ args }) {
     const id = parseSessionName(args.name, "NAME")
     const sessions = cliSessions()
@@ -61,6 +64,8 @@ const kill = defineCommand({
         "E_NOT_FOUND",
       )
     }
+    // As `tokens revoke` and `users remove` answer: what was acted on, and what became of it.
+    if (args.json) return printJson({ id, killed: true })
     say(`killed session ${id}\n`)
   },
 })
