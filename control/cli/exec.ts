@@ -1,9 +1,10 @@
 // `chimera exec --targets T [SSH flags] [--json] -- COMMAND`: one command on many nodes over SSH, at
 // most --parallel at a time. Output lines come as each target finishes, prefixed by the target's name
 // (stdout to stdout, stderr and failures to stderr), then one summary line; the exit code is 1 if any
-// target failed to connect or exited non-zero. `--json` prints `{"results": [...]}` in target order, as
-// `generations` and `rollback` do: each result's `target` is the name it was given.
+// target failed to connect or exited non-zero. `--json` prints `{"results": [...], "summary", "duration"}`
+// in target order, named as `nodes run --json` names them (control/domain/command-results.ts).
 import { defineCommand } from "citty"
+import { type CommandStatus, commandResults, type NodeCommandResult, seconds } from "../domain/command-results.ts"
 import { mapLimit } from "../domain/map-limit.ts"
 import type { ExecResult } from "../domain/operation-ports.ts"
 import { keepRecord } from "./cli-store.ts"
@@ -23,9 +24,30 @@ function _print(r: ExecResult, width: number): void {
   else if (!r.ok) warn(`${name} ${color.red("✗")} exited ${r.exitCode}\n`)
 }
 
-/** A result as `--json` prints it: the target by the name it was given, as generations and rollback do. */
-function _jsonResult({ target, ...r }: ExecResult) {
-  return { target: target.name, ...r }
+/** How a result ended, in the words `nodes run` uses; `failure` keeps the SSH side's reason. */
+function _status(r: ExecResult): CommandStatus {
+  if (r.failure?.kind === "timeout") return "timeout"
+  if (r.failure?.kind === "unreachable") return "offline"
+  return r.ok ? "ok" : "failed"
+}
+
+/**
+ * A result as `--json` prints it: the fields `nodes run --json` and the API's /api/fleet/run give
+ * (`node`, `status`, `success`, `exit_code`, `duration`), and exec's own that came first, kept for the
+ * scripts that read them: the target by the name it was given (as generations and rollback give it),
+ * `ok`, `exitCode`, `ms`, `failure`.
+ */
+function _jsonResult(r: ExecResult) {
+  const { target, ok, exitCode, stdout, stderr, ms, failure } = r
+  const shared: Omit<NodeCommandResult, "duration"> = {
+    node: target.name,
+    status: _status(r),
+    success: ok,
+    exit_code: exitCode,
+    stdout,
+    stderr,
+  }
+  return { ...shared, duration: seconds(ms), target: target.name, ok, exitCode, ms, ...(failure && { failure }) }
 }
 
 function _summary(results: ExecResult[], ms: number): string {
@@ -44,7 +66,7 @@ export default defineCommand({
   args: {
     command: { type: "positional", description: "The command (after --), run by the login shell", required: false },
     ...sshArgs,
-    json: { type: "boolean", description: 'Print JSON: {"results": [...]}, in target order' },
+    json: { type: "boolean", description: 'Print JSON: {"results": [...], "summary", "duration"}, in target order' },
   },
   async run({ args }) {
     const command = commandWords(args._)
@@ -79,7 +101,7 @@ export default defineCommand({
       release()
       await executor.close()
     }
-    if (args.json) printJson({ results: results.map(_jsonResult) })
+    if (args.json) printJson(commandResults(results.map(_jsonResult), performance.now() - t0))
     else warn(_summary(results, performance.now() - t0))
     if (results.some((r) => !r.ok)) process.exitCode = 1
     await keepRecord("command", (store) =>

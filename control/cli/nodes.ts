@@ -5,8 +5,8 @@ import { defineCommand } from "citty"
 import { z } from "zod"
 import { MAX_RUN_TIMEOUT_SECONDS } from "../../protocol/agent.ts"
 import { EnrolledNodeId, NodeId, StorePath } from "../../protocol/ids.ts"
+import type { CommandResults, NodeCommandResult } from "../domain/command-results.ts"
 import type { NodeView } from "../domain/node.ts"
-import type { RelayNodeResult, RelayResult } from "../domain/relay.ts"
 import { apiClient, call, controlUrl, unreachable } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { commandWords, parseFlag } from "./flags.ts"
@@ -235,7 +235,7 @@ const NodeList = z
   )
   .pipe(z.array(NodeId).min(1, "expected node ids separated by commas, e.g. web-1,web-2"))
 
-function printRelayed(r: RelayNodeResult, width: number): void {
+function printRelayed(r: NodeCommandResult, width: number): void {
   const name = color.bold(r.node.padEnd(width))
   say(prefixed(name, r.stdout, color.dim("|")))
   if (r.status !== "offline") warn(prefixed(name, r.stderr, color.yellow("!")))
@@ -270,7 +270,7 @@ const runOnNodes = defineCommand({
     const release = exitOnInterrupt(
       () => "stopped waiting for the answers; the command was sent and may still run on the nodes, until its --timeout",
     )
-    let answer: RelayResult
+    let answer: CommandResults
     try {
       const request = client.api.fleet.run.$post({
         json: nodes ? { command, nodes, timeout } : { command, all: true, timeout },
@@ -289,7 +289,7 @@ const runOnNodes = defineCommand({
           throw new CliError(`${said.join("; ")}${more}`, "E_NOT_FOUND")
         }
       }
-      answer = (await call(url, Promise.resolve(res))) as RelayResult
+      answer = (await call(url, Promise.resolve(res))) as CommandResults
     } finally {
       release()
       spin?.clear()

@@ -15,6 +15,7 @@
 import { randomUUID } from "node:crypto"
 import type { CommandAck, RunCommand } from "../../protocol/agent.ts"
 import { createLogger, redactText } from "../../protocol/log.ts"
+import { type CommandResults, commandResults, type NodeCommandResult, seconds } from "./command-results.ts"
 import { ChimeraError } from "./errors.ts"
 import type { Fleet } from "./fleet.ts"
 import type { NodeRecord } from "./node.ts"
@@ -32,26 +33,6 @@ const GRACE_MS = 2000
 const OUTPUT_BUDGET = 32 * 1024 * 1024
 const MAX_STREAM_OUTPUT = 65_536
 
-export type RelayStatus = "ok" | "failed" | "timeout" | "offline"
-
-export interface RelayNodeResult {
-  node: string
-  status: RelayStatus
-  success: boolean
-  exit_code: number | null
-  stdout: string
-  stderr: string
-  /** Seconds from queueing to the agent's answer (0 for offline nodes). */
-  duration: number
-}
-
-export interface RelayResult {
-  results: RelayNodeResult[]
-  summary: Record<RelayStatus, number>
-  /** Seconds, the whole relay. */
-  duration: number
-}
-
 export interface RelayInput {
   /** Enrolled node ids, or every enrolled node. */
   nodes: string[] | "all"
@@ -68,8 +49,6 @@ export interface RelayDeps {
 }
 
 type Answer = { ack: CommandAck; ms: number }
-
-const seconds = (ms: number) => Math.round(ms) / 1000
 
 function truncate(text: string, max: number): string {
   if (text.length <= max) return text
@@ -115,7 +94,7 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
       for (const read of reads) void read()
     },
 
-    async relay(input: RelayInput): Promise<RelayResult> {
+    async relay(input: RelayInput): Promise<CommandResults> {
       const t0 = performance.now()
       const nodes = await resolveNodes(input.nodes)
       const share = Math.min(MAX_STREAM_OUTPUT, Math.floor(OUTPUT_BUDGET / (2 * Math.max(1, nodes.length))))
@@ -221,7 +200,7 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
 
       const commandOf = new Map(queued.map((q) => [q.nodeId, q.command.id]))
       const elapsed = performance.now() - t0
-      const results = nodes.map((n): RelayNodeResult => {
+      const results = nodes.map((n): NodeCommandResult => {
         const id = commandOf.get(n.id)
         if (id === undefined)
           return {
@@ -257,10 +236,9 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
           duration: seconds(ms),
         }
       })
-      const summary: Record<RelayStatus, number> = { ok: 0, failed: 0, timeout: 0, offline: 0 }
-      for (const r of results) summary[r.status]++
-      log.info("relayed", { nodes: nodes.length, ...summary, ms: Math.round(elapsed) })
-      return { results, summary, duration: seconds(elapsed) }
+      const answer = commandResults(results, elapsed)
+      log.info("relayed", { nodes: nodes.length, ...answer.summary, ms: Math.round(elapsed) })
+      return answer
     },
   }
 }

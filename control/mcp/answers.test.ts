@@ -1,6 +1,6 @@
 // What a tool answers once the API has: a command that ran on no node, or failed on some, is no success.
 import { expect, test } from "bun:test"
-import type { RelayResult } from "../domain/relay.ts"
+import type { CommandResults } from "../domain/command-results.ts"
 import { OPERATIONS } from "../ops/catalogue.ts"
 import { shapeAnswer, type ToolExtra } from "./answers.ts"
 import type { ApiCaller } from "./api-caller.ts"
@@ -8,12 +8,12 @@ import type { ApiCaller } from "./api-caller.ts"
 const runCommand = OPERATIONS.find((o) => o.name === "run_command")
 const unused = (() => Promise.reject(new Error("no API call expected"))) as unknown as ApiCaller
 
-const relayed = (results: RelayResult["results"]): RelayResult => {
+const relayed = (results: CommandResults["results"]): CommandResults => {
   const summary = { ok: 0, failed: 0, timeout: 0, offline: 0 }
   for (const r of results) summary[r.status]++
   return { results, summary, duration: 0 }
 }
-const node = (name: string, status: RelayResult["results"][number]["status"], exit: number | null) => ({
+const node = (name: string, status: CommandResults["results"][number]["status"], exit: number | null) => ({
   node: name,
   status,
   success: status === "ok",

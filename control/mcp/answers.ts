@@ -3,7 +3,7 @@
 // client that asked for them.
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js"
 import type { ServerNotification, ServerRequest } from "@modelcontextprotocol/sdk/types.js"
-import type { RelayResult } from "../domain/relay.ts"
+import type { CommandResults } from "../domain/command-results.ts"
 import type { Operation } from "../ops/catalogue.ts"
 import type { CongruenceRow } from "../ops/fleet-congruence.ts"
 import { type ApiCaller, errorText } from "./api-caller.ts"
@@ -124,7 +124,7 @@ export async function shapeAnswer(
     }
     case "run_command": {
       // Relayed per node, failures as values: the call succeeds only where every node ran the command.
-      const relayed = body as RelayResult
+      const relayed = body as CommandResults
       const failed = relayed.results.filter((r) => !r.success)
       return {
         status: failed.length === 0 ? "success" : "failed",

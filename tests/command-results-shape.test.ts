@@ -1,0 +1,97 @@
+// One command on a node reads the same whichever way it went: `chimera nodes run --json` (through the
+// node's agent, the API's documented /api/fleet/run answer) and `chimera exec --json` (over SSH) name
+// each node's result with the same fields (control/domain/command-results.ts). exec keeps the fields
+// it printed before beside them. A real control plane, a real test node with its agent enrolled and
+// its sshd on loopback; the CLI as a subprocess.
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
+import { createTestbed, type Testbed } from "./support/testbed.ts"
+import { run } from "./support/tools.ts"
+import { waitFor } from "./support/wait.ts"
+
+setDefaultTimeout(60_000)
+
+const MAIN = join(import.meta.dir, "../control/main.ts")
+const SHARED = ["node", "status", "success", "exit_code", "stdout", "stderr", "duration"]
+const COMMAND = "echo out; echo err >&2; exit 3"
+
+let cp: TestControlPlane
+let bed: Testbed
+let work: string
+
+beforeAll(async () => {
+  cp = await startInProcess()
+  const res = await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
+  const { token } = (await res.json()) as { token: string }
+  bed = await createTestbed({ nodes: 1, prefix: "shape", agent: { controlUrl: cp.url, joinTokens: [token] } })
+  work = await mkdtemp(join(tmpdir(), "chimera-results-shape-"))
+  await waitFor(
+    "the node enrolled and heard from",
+    async () => (await (await cp.api(`/api/nodes/${bed.nodes[0]?.name}`)).json()) as { lastHeartbeat?: string | null },
+    (n) => typeof n.lastHeartbeat === "string",
+  )
+}, 120_000)
+
+afterAll(async () => {
+  await bed?.stop()
+  await cp?.stop()
+  await rm(work, { recursive: true, force: true })
+})
+
+const chimera = (args: string[]) =>
+  run([process.execPath, MAIN, ...args], {
+    env: {
+      NO_COLOR: "1",
+      HOME: work,
+      CHIMERA_DATA_DIR: join(work, "data"),
+      CHIMERA_CONFIG_FILE: bed.configFile,
+      CHIMERA_URL: cp.url,
+      CHIMERA_TOKEN: cp.adminToken,
+    },
+  })
+
+interface Answer {
+  results: Record<string, unknown>[]
+  summary: Record<string, number>
+  duration: number
+}
+
+test("nodes run --json and exec --json give a node's result the same fields with the same values", async () => {
+  const name = bed.nodes[0]?.name as string
+  const relayed = await chimera(["nodes", "run", "--nodes", name, "--json", "--", COMMAND])
+  const ssh = await chimera(["exec", "--targets", name, "--json", "--", COMMAND])
+  expect({ relayed: relayed.code, ssh: ssh.code }).toEqual({ relayed: 1, ssh: 1 })
+  const a = JSON.parse(relayed.stdout) as Answer
+  const b = JSON.parse(ssh.stdout) as Answer
+  const values = (r: Record<string, unknown> | undefined) =>
+    Object.fromEntries(SHARED.filter((k) => k !== "duration").map((k) => [k, r?.[k]]))
+  const expected = { node: name, status: "failed", success: false, exit_code: 3, stdout: "out\n", stderr: "err\n" }
+  expect(values(a.results[0])).toEqual(expected)
+  expect(values(b.results[0])).toEqual(expected)
+  for (const answer of [a, b]) {
+    expect(typeof answer.results[0]?.duration).toBe("number")
+    expect(answer.summary).toEqual({ ok: 0, failed: 1, timeout: 0, offline: 0 })
+    expect(typeof answer.duration).toBe("number")
+  }
+  // exec's own fields, which scripts read before, are still there.
+  expect(b.results[0]).toMatchObject({ target: name, ok: false, exitCode: 3 })
+  expect(typeof b.results[0]?.ms).toBe("number")
+})
+
+test("a target exec cannot reach is `offline`, as a node the agents cannot reach is, with exec's reason kept", async () => {
+  const r = await chimera(["exec", "--targets", "root@127.0.0.1:9", "--timeout", "5", "--json", "--", "true"])
+  expect(r.code).toBe(1)
+  const { results, summary } = JSON.parse(r.stdout) as Answer
+  expect(results[0]).toMatchObject({
+    node: "root@127.0.0.1:9",
+    status: "offline",
+    success: false,
+    exit_code: null,
+    target: "root@127.0.0.1:9",
+    failure: { kind: "unreachable" },
+  })
+  expect(summary).toEqual({ ok: 0, failed: 0, timeout: 0, offline: 1 })
+})
