@@ -70,6 +70,12 @@ test("another failure before the pass ran exits 2 (not healed), and a typo still
   })
   const typo = await watchOnce(["--config", "broken.nix", "--intervall", "5"])
   expect(typo.code).toBe(64)
+  // A schedule --once does not use is still checked: before, it went unread and the pass ran.
+  const schedule = await watchOnce(["--config", "broken.nix", "--schedule", "bad cron"])
+  expect({ code: schedule.code, stderr: schedule.stderr }).toEqual({
+    code: 64,
+    stderr: "error --schedule: Unknown alias: bad\n",
+  })
 }, 60_000)
 
 test("-i is the key file on watch as on every SSH command; `watch -i 30` is told to write --interval 30", async () => {

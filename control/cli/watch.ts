@@ -7,7 +7,7 @@
 
 import { existsSync } from "node:fs"
 import { defineCommand, type ParsedArgs } from "citty"
-import { CronJob } from "cron"
+import { CronJob, validateCronExpression } from "cron"
 import { SessionId, type StorePath } from "../../protocol/ids.ts"
 import { createLogger } from "../../protocol/log.ts"
 import { createNix, NixError } from "../adapters/nix.ts"
@@ -125,6 +125,9 @@ async function _watch(args: ParsedArgs<typeof watchArgs>) {
       `watch.interval_seconds ${interval} (from ${layered.setBy("watch.interval_seconds") ?? "defaults"}): expected seconds that divide a minute, an hour or a day; use --schedule for others`,
       "E_ARG",
     )
+  // Checked before any pass, with --once too: a schedule the job's line gives and cannot use is its mistake.
+  const schedule = args.schedule === undefined ? null : validateCronExpression(args.schedule)
+  if (schedule && !schedule.valid) throw new CliError(`--schedule: ${schedule.error?.message}`, "E_ARG")
   const store = await openCliStore()
   const opts = {
     targets: ssh.targets,
@@ -167,32 +170,27 @@ async function _watch(args: ParsedArgs<typeof watchArgs>) {
     return
   }
   let running = false
-  let job: CronJob
-  try {
-    job = CronJob.from({
-      cronTime,
-      start: true,
-      runOnInit: true,
-      onTick: async () => {
-        if (running) {
-          // Said as the passes' own lines are, for the person watching; the log keeps it at debug.
-          log.debug("previous pass still running; skipping this tick")
-          return warn(`${color.yellow("warning")} the previous pass is still running; this tick is skipped\n`)
-        }
-        running = true
-        try {
-          await pass()
-        } catch (error) {
-          log.debug("watch pass failed", { error })
-          warn(`${color.red("error")} ${field((error as Error).message)}\n`)
-        } finally {
-          running = false
-        }
-      },
-    })
-  } catch (error) {
-    throw new CliError(`--schedule: ${(error as Error).message}`, "E_ARG")
-  }
+  const job = CronJob.from({
+    cronTime,
+    start: true,
+    runOnInit: true,
+    onTick: async () => {
+      if (running) {
+        // Said as the passes' own lines are, for the person watching; the log keeps it at debug.
+        log.debug("previous pass still running; skipping this tick")
+        return warn(`${color.yellow("warning")} the previous pass is still running; this tick is skipped\n`)
+      }
+      running = true
+      try {
+        await pass()
+      } catch (error) {
+        log.debug("watch pass failed", { error })
+        warn(`${color.red("error")} ${field((error as Error).message)}\n`)
+      } finally {
+        running = false
+      }
+    },
+  })
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve)
     process.once("SIGINT", resolve)
