@@ -252,8 +252,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
   let appFetch: ((request: Request, env: Record<symbol, unknown>) => Response | Promise<Response>) | null = null
   chats = opts.ai
     ? createChats({
-        store: chatStore(db, dialect),
-        leases: turnLeaseStore(db, dialect),
+        store: chatStore(db, dialect, clock),
+        leases: turnLeaseStore(db, dialect, clock),
         replica: replicaName(),
         cancelElsewhere: (chatId) => peers.turnsCancelled([chatId]),
         llm: createProvider(opts.ai),

@@ -11,6 +11,7 @@ import { join } from "node:path"
 import { SQL } from "bun"
 import type { ChatState, MessageResponse } from "../protocol/ai.ts"
 import { aiSettingsFor, chatCall, doneOf } from "./support/ai-chat.ts"
+import { twoReplicas as sharedTwoReplicas } from "./support/chat-replicas.ts"
 import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import type { LlmServer } from "./support/llm-server.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
@@ -32,24 +33,7 @@ afterAll(async () => {
   await pg?.stop()
 })
 
-/** Two in-process replicas on a new database, sharing a data dir (and so the admin token). */
-async function twoReplicas(name: string) {
-  const url = await pg.database(name)
-  const dataDir = await mkdtemp(join(tmpdir(), "chimera-chat-turns-"))
-  const ai = aiSettingsFor(llm as unknown as LlmServer)
-  const a = await startInProcess({ dataDir, databaseUrl: url, ai })
-  const b = await startInProcess({ dataDir, databaseUrl: url, ai })
-  return {
-    url,
-    a,
-    b,
-    async [Symbol.asyncDispose]() {
-      await a.stop()
-      await b.stop()
-      await rm(dataDir, { recursive: true, force: true })
-    },
-  }
-}
+const twoReplicas = (name: string) => sharedTwoReplicas(pg, llm, name)
 
 /** Starts a turn on `cp` whose model call is held mid-answer; resolves once the model has the call. */
 const heldTurn = (cp: TestControlPlane, chatId: number) =>

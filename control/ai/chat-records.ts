@@ -49,9 +49,9 @@ export interface ChatStorePort {
   updateChat(id: number, c: Pick<ChatRecord, "model" | "nodeId" | "incidentId">): Promise<void>
   /**
    * Deletes the chat, its messages, questions, queued messages and lapsed turn lease; false (nothing
-   * deleted) while a turn's lease on it is live at `nowMs` (turn-lease.ts).
+   * deleted) while a turn's lease on it is live (turn-lease.ts).
    */
-  deleteChat(id: number, nowMs: number): Promise<boolean>
+  deleteChat(id: number): Promise<boolean>
   messages(chatId: number): Promise<ChatMessage[]>
   appendMessages(chatId: number, messages: ChatMessage[]): Promise<void>
   /**
@@ -62,11 +62,11 @@ export interface ChatStorePort {
   replaceHead(chatId: number, count: number, summary: ChatMessage): Promise<boolean>
   /**
    * Queues a steering message: behind the running `turn`, only while a live turn lease of the chat
-   * (at `nowMs`) takes steers, on whichever replica; behind a question (its id), only while that
+   * takes steers, on whichever replica; behind a question (its id), only while that
    * question is still open (pending, or its approved action running): "queued". Else "closed", or
    * "full" when MAX_QUEUED_MESSAGES already wait for the chat, and nothing is queued.
    */
-  queueMessage(chatId: number, behind: number | "turn", message: ChatMessage, nowMs: number): Promise<Queued>
+  queueMessage(chatId: number, behind: number | "turn", message: ChatMessage): Promise<Queued>
   queuedMessages(chatId: number): Promise<QueuedMessage[]>
   /** Moves every queued message into the conversation, in order; each is delivered once, whoever calls. */
   deliverQueued(chatId: number): Promise<ChatMessage[]>

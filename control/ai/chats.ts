@@ -207,7 +207,7 @@ export function createChats(deps: ChatsDeps) {
       for (let i = 0; i < tries; i++) {
         await turns.stop(id)
         const q = await store.openQuestion(id)
-        if (await store.deleteChat(id, clock.now().getTime())) {
+        if (await store.deleteChat(id)) {
           if (q) unschedule(q.id)
           return { success: true as const }
         }
@@ -328,13 +328,13 @@ export function createChats(deps: ChatsDeps) {
           `${MAX_QUEUED_MESSAGES} messages already wait for chat ${id}'s next model call, the most one chat keeps; wait until they reach the model (GET /api/v1/ai/chat/${id} lists them)`,
         )
       // Whichever replica runs the turn, the steer waits in the store for its next model call.
-      const behindTurn = await store.queueMessage(id, "turn", m, clock.now().getTime())
+      const behindTurn = await store.queueMessage(id, "turn", m)
       if (behindTurn === "full") throw full()
       if (behindTurn === "queued") return { success: true, queuedBehind: "turn", questionId: null }
       // No turn here, but a question waits (the turn ended with it, here or on another replica): the
       // steer does not withdraw it; it follows its result.
       const q = await pending(id)
-      const behindQuestion = q ? await store.queueMessage(id, q.id, m, clock.now().getTime()) : "closed"
+      const behindQuestion = q ? await store.queueMessage(id, q.id, m) : "closed"
       if (behindQuestion === "full") throw full()
       if (q && behindQuestion === "queued") return { success: true, queuedBehind: "question", questionId: q.id }
       throw new ChimeraError(

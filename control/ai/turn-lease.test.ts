@@ -14,7 +14,7 @@ const LEASE_MS = 600
 /** A store with one chat whose turn lease is held; `stoppedAt` is when the lease stopped the turn. */
 async function heldLease(name: string) {
   const opened = await openTestStore(name)
-  const chat = await chatStore(opened.db, opened.dialect).createChat({
+  const chat = await chatStore(opened.db, opened.dialect, systemClock).createChat({
     ownerSubject: "u",
     ownerName: "u",
     createdAt: new Date().toISOString(),
@@ -23,7 +23,7 @@ async function heldLease(name: string) {
     incidentId: null,
   })
   const leases = createTurnLeases({
-    store: turnLeaseStore(opened.db, opened.dialect),
+    store: turnLeaseStore(opened.db, opened.dialect, systemClock),
     clock: systemClock,
     holder: "replica-a",
     leaseMs: LEASE_MS,

@@ -8,6 +8,9 @@
 // now (a steer is queued only while the row says so, under its lock, so none is acknowledged to a turn
 // that then ends without it) and whether a cancel came through another replica (read at each renewal,
 // and at once when a notification says so: the notification names the chat, the row is the word).
+// The store sets and judges a lease's term by one clock, the database's where replicas share one
+// (lease-clock.ts); the holder counts its own term in elapsed time from before it asked, which ends no
+// later than the store's, whatever the two clocks read.
 import { randomUUID } from "node:crypto"
 import { createLogger } from "../../protocol/log.ts"
 import { ChimeraError } from "../domain/errors.ts"
@@ -18,17 +21,17 @@ const log = createLogger("ai")
 export type TakeOutcome = "taken" | "held" | "gone"
 
 export interface TurnLeaseStore {
-  /** Takes the chat's lease when nobody holds it or its holder let it lapse (`until_ms` before `nowMs`). */
-  takeTurn(chatId: number, lease: string, holder: string, nowMs: number, untilMs: number): Promise<TakeOutcome>
-  /** Extends a lease still this one's; null when it was taken over or released, else whether a cancel was asked. */
-  renewTurn(chatId: number, lease: string, untilMs: number): Promise<{ cancel: boolean } | null>
+  /** Takes the chat's lease for `leaseMs` when nobody holds it or its holder let it lapse. */
+  takeTurn(chatId: number, lease: string, holder: string, leaseMs: number): Promise<TakeOutcome>
+  /** Extends a lease still this one's by `leaseMs` from now; null when it was taken over or released, else whether a cancel was asked. */
+  renewTurn(chatId: number, lease: string, leaseMs: number): Promise<{ cancel: boolean } | null>
   /** Whether the turn takes steering messages; resolves once no steer is being queued for it. */
   acceptSteers(chatId: number, lease: string, accepting: boolean): Promise<void>
   releaseTurn(chatId: number, lease: string): Promise<void>
   /** The replica holding the chat's lease, if it has not lapsed. */
-  turnHolder(chatId: number, nowMs: number): Promise<string | null>
+  turnHolder(chatId: number): Promise<string | null>
   /** Marks the chat's live lease as asked to cancel; false when no turn holds one. */
-  requestCancel(chatId: number, nowMs: number): Promise<boolean>
+  requestCancel(chatId: number): Promise<boolean>
   /** Drops every lease (SQLite: this process is the only one; a lease in the file is a stopped one's). */
   clearTurns(): Promise<void>
 }
@@ -58,21 +61,21 @@ export function createTurnLeases(deps: TurnLeaseDeps) {
     async take(chatId: number, stop: () => void): Promise<HeldLease> {
       const lease = randomUUID()
       const firstUntil = until()
-      const outcome = await store.takeTurn(chatId, lease, deps.holder, clock.now().getTime(), firstUntil)
+      const outcome = await store.takeTurn(chatId, lease, deps.holder, leaseMs)
       if (outcome === "gone") throw new ChimeraError("CHAT_NOT_FOUND", `chat ${chatId} not found`)
       if (outcome === "held")
         throw new ChimeraError("TURN_RUNNING", "a turn of this chat is running: steer it, cancel it or wait for it")
       let released = false
       // Three renewals per lease: one lost to a slow database still leaves the lease held.
       const every = Math.max(100, Math.floor(leaseMs / 3))
-      /** When the lease lapses as far as this replica knows: the last `until` the store took. */
+      /** When the lease lapses at the latest, on this replica's clock: its term counted from before the last take or renewal asked. */
       let heldUntil = firstUntil
       const check = async () => {
         if (released) return
         const next = until()
         let renewed: { cancel: boolean } | null
         try {
-          renewed = await store.renewTurn(chatId, lease, next)
+          renewed = await store.renewTurn(chatId, lease, leaseMs)
         } catch (error) {
           // Unrenewed, the lease lapses and another replica may take the chat and run a turn of its
           // own: this one stops before then, while it cannot say it still holds the chat.
@@ -111,8 +114,8 @@ export function createTurnLeases(deps: TurnLeaseDeps) {
       }
     },
 
-    holder: (chatId: number) => store.turnHolder(chatId, clock.now().getTime()),
-    requestCancel: (chatId: number) => store.requestCancel(chatId, clock.now().getTime()),
+    holder: (chatId: number) => store.turnHolder(chatId),
+    requestCancel: (chatId: number) => store.requestCancel(chatId),
   }
 }
 

@@ -14,6 +14,8 @@ import {
   type QuestionRecord,
   type QuestionStatus,
 } from "../../ai/chat-records.ts"
+import type { Clock } from "../../domain/ports.ts"
+import { leaseClock } from "./lease-clock.ts"
 import type { Dialect, Migration } from "./migrations.ts"
 
 const serial = (d: Dialect) => (d === "postgres" ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT")
@@ -152,7 +154,9 @@ const toQuestion = (r: QuestionRow): QuestionRecord => ({
 
 const OPEN: QuestionStatus[] = ["pending", "running"]
 
-export function chatStore(db: SQL, dialect: Dialect): ChatStorePort {
+export function chatStore(db: SQL, dialect: Dialect, clock: Clock): ChatStorePort {
+  /** Whether a turn lease is live is judged by the lease's own clock (lease-clock.ts). */
+  const now = leaseClock(dialect, clock)
   const insertMessages = async (tx: SQL, chatId: number, messages: ChatMessage[]) => {
     for (const m of messages) await tx`INSERT INTO ai_messages (chat_id, body) VALUES (${chatId}, ${JSON.stringify(m)})`
   }
@@ -183,11 +187,11 @@ export function chatStore(db: SQL, dialect: Dialect): ChatStorePort {
     async updateChat(id, c) {
       await db`UPDATE ai_chats SET model = ${c.model}, node_id = ${c.nodeId}, incident_id = ${c.incidentId} WHERE id = ${id}`
     },
-    async deleteChat(id, nowMs) {
+    async deleteChat(id) {
       return db.begin(async (tx) => {
         // The chat's row is locked first: a turn taking its lease meanwhile holds it too (turn-lease-store.ts).
         if (dialect === "postgres") await tx`SELECT id FROM ai_chats WHERE id = ${id} FOR UPDATE`
-        const live: unknown[] = await tx`SELECT 1 FROM ai_turns WHERE chat_id = ${id} AND until_ms >= ${nowMs}`
+        const live: unknown[] = await tx`SELECT 1 FROM ai_turns WHERE chat_id = ${id} AND until_ms >= ${now(tx)}`
         if (live.length > 0) return false
         await tx`DELETE FROM ai_turns WHERE chat_id = ${id}`
         await tx`DELETE FROM ai_messages WHERE chat_id = ${id}`
@@ -218,14 +222,14 @@ export function chatStore(db: SQL, dialect: Dialect): ChatStorePort {
         return true
       })
     },
-    async queueMessage(chatId, behind, message, nowMs) {
+    async queueMessage(chatId, behind, message) {
       return db.begin(async (tx) => {
         if (behind === "turn") {
           // Under the lease row's lock: the turn's `acceptSteers(false)` waits for this to commit.
           const rows: { accepting: number | string }[] =
             dialect === "postgres"
-              ? await tx`SELECT accepting FROM ai_turns WHERE chat_id = ${chatId} AND until_ms >= ${nowMs} FOR UPDATE`
-              : await tx`SELECT accepting FROM ai_turns WHERE chat_id = ${chatId} AND until_ms >= ${nowMs}`
+              ? await tx`SELECT accepting FROM ai_turns WHERE chat_id = ${chatId} AND until_ms >= ${now(tx)} FOR UPDATE`
+              : await tx`SELECT accepting FROM ai_turns WHERE chat_id = ${chatId} AND until_ms >= ${now(tx)}`
           if (Number(rows[0]?.accepting ?? 0) !== 1) return "closed"
         } else {
           const rows: { status: string }[] =

@@ -2,14 +2,18 @@
 // by an upsert that replaces only a lapsed row, so two replicas starting a turn at once get one
 // "taken" between them. On PostgreSQL the take holds the chat's row (FOR SHARE) and a delete locks it
 // (FOR UPDATE, chat-store.ts), so a turn never takes the lease of a chat being deleted, nor a delete
-// goes past a lease taken meanwhile. SQLite runs one transaction at a time (sqlite-turns.ts).
+// goes past a lease taken meanwhile. SQLite runs one transaction at a time (sqlite-turns.ts). Times
+// are the database's on PostgreSQL (lease-clock.ts): a lease's term is set and judged by one clock.
 import type { SQL } from "bun"
 import type { TurnLeaseStore } from "../../ai/turn-lease.ts"
+import type { Clock } from "../../domain/ports.ts"
+import { leaseClock } from "./lease-clock.ts"
 import type { Dialect } from "./migrations.ts"
 
-export function turnLeaseStore(db: SQL, dialect: Dialect): TurnLeaseStore {
+export function turnLeaseStore(db: SQL, dialect: Dialect, clock: Clock): TurnLeaseStore {
+  const now = leaseClock(dialect, clock)
   return {
-    async takeTurn(chatId, lease, holder, nowMs, untilMs) {
+    async takeTurn(chatId, lease, holder, leaseMs) {
       return db.begin(async (tx) => {
         const chat: unknown[] =
           dialect === "postgres"
@@ -18,17 +22,17 @@ export function turnLeaseStore(db: SQL, dialect: Dialect): TurnLeaseStore {
         if (chat.length === 0) return "gone"
         const rows: { lease: string }[] = await tx`
           INSERT INTO ai_turns (chat_id, lease, holder, until_ms, accepting, cancel)
-          VALUES (${chatId}, ${lease}, ${holder}, ${untilMs}, 1, 0)
+          VALUES (${chatId}, ${lease}, ${holder}, ${now(tx)} + ${leaseMs}, 1, 0)
           ON CONFLICT (chat_id) DO UPDATE SET lease = excluded.lease, holder = excluded.holder,
             until_ms = excluded.until_ms, accepting = 1, cancel = 0
-          WHERE ai_turns.until_ms < ${nowMs}
+          WHERE ai_turns.until_ms < ${now(tx)}
           RETURNING lease`
         return rows[0]?.lease === lease ? "taken" : "held"
       })
     },
-    async renewTurn(chatId, lease, untilMs) {
+    async renewTurn(chatId, lease, leaseMs) {
       const rows: { cancel: number | string }[] = await db`
-        UPDATE ai_turns SET until_ms = ${untilMs} WHERE chat_id = ${chatId} AND lease = ${lease} RETURNING cancel`
+        UPDATE ai_turns SET until_ms = ${now(db)} + ${leaseMs} WHERE chat_id = ${chatId} AND lease = ${lease} RETURNING cancel`
       return rows[0] ? { cancel: Number(rows[0].cancel) === 1 } : null
     },
     async acceptSteers(chatId, lease, accepting) {
@@ -38,14 +42,14 @@ export function turnLeaseStore(db: SQL, dialect: Dialect): TurnLeaseStore {
     async releaseTurn(chatId, lease) {
       await db`DELETE FROM ai_turns WHERE chat_id = ${chatId} AND lease = ${lease}`
     },
-    async turnHolder(chatId, nowMs) {
+    async turnHolder(chatId) {
       const rows: { holder: string }[] =
-        await db`SELECT holder FROM ai_turns WHERE chat_id = ${chatId} AND until_ms >= ${nowMs}`
+        await db`SELECT holder FROM ai_turns WHERE chat_id = ${chatId} AND until_ms >= ${now(db)}`
       return rows[0]?.holder ?? null
     },
-    async requestCancel(chatId, nowMs) {
+    async requestCancel(chatId) {
       const rows: unknown[] =
-        await db`UPDATE ai_turns SET cancel = 1 WHERE chat_id = ${chatId} AND until_ms >= ${nowMs} RETURNING chat_id`
+        await db`UPDATE ai_turns SET cancel = 1 WHERE chat_id = ${chatId} AND until_ms >= ${now(db)} RETURNING chat_id`
       return rows.length === 1
     },
     async clearTurns() {
