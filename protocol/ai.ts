@@ -12,7 +12,8 @@
 //   POST   /chat/:id/answer             AnswerRequest       -> AnswerResponse
 //   POST   /chat/:id/answer/stream      AnswerRequest       -> text/event-stream of the turn it resumes
 //   POST   /chat/:id/compact            -> CompactResponse
-//   POST   /chat/:id/cancel             -> SuccessResponse (the running turn ends, saying it was cancelled)
+//   POST   /chat/:id/cancel             CancelRequest?      -> SuccessResponse (the running turn, or the one
+//                                                              named, ends saying it was cancelled)
 //   POST   /chat/:id/steer              SteerRequest        -> SteerResponse (before the next model call, or
 //                                                              right after the waiting question's result)
 //
@@ -138,6 +139,10 @@ export type SuccessResponse = z.infer<typeof SuccessResponse>
 export const UpdateChatRequest = ChatContextInput.extend({ model: ModelName.optional() }).strict()
 export type UpdateChatRequest = z.infer<typeof UpdateChatRequest>
 
+/** Which turn to cancel (its `turn` event's id); without it, whichever runs, or the question waiting. */
+export const CancelRequest = z.object({ turnId: z.string().min(1).max(100).optional() }).strict()
+export type CancelRequest = z.infer<typeof CancelRequest>
+
 export const SteerRequest = z.object({ message: z.string().min(1).max(32_768) }).strict()
 export type SteerRequest = z.infer<typeof SteerRequest>
 
@@ -193,6 +198,8 @@ export const ChatState = ChatSummary.extend({
   /** Steering messages stored but not yet in `messages` (waiting for a model call or a question's answer). */
   queuedMessages: z.array(QueuedMessage).default([]),
   turnRunning: z.boolean(),
+  /** The running turn's id (its `turn` event's), on whichever replica: what a cancel names. */
+  turnId: z.string().nullable().default(null),
   /** The conversation's estimated size in tokens, and where compaction starts. */
   estimatedTokens: z.number().int().nonnegative(),
   maxContextTokens: z.number().int().positive(),
@@ -225,10 +232,14 @@ export const ToolEvent = z.object({
 })
 export type ToolEvent = z.infer<typeof ToolEvent>
 export const StreamErrorEvent = z.object({ code: z.string(), message: z.string() })
+/** A stream's first event: the turn it carries, which `POST /chat/:id/cancel` may name. */
+export const TurnEvent = z.object({ turnId: z.string() })
+export type TurnEvent = z.infer<typeof TurnEvent>
 export type StreamErrorEvent = z.infer<typeof StreamErrorEvent>
 
-/** Each event name and its data; `done` (same body as POST /message) or `error` is always the last. */
+/** Each event name and its data; `turn` is the first, `done` (same body as POST /message) or `error` the last. */
 export const CHAT_STREAM_EVENTS = {
+  turn: TurnEvent,
   token: TokenEvent,
   tool: ToolEvent,
   question: Question,
@@ -238,6 +249,7 @@ export const CHAT_STREAM_EVENTS = {
 export type ChatStreamEventName = keyof typeof CHAT_STREAM_EVENTS
 
 export type ChatStreamEvent =
+  | { event: "turn"; data: TurnEvent }
   | { event: "token"; data: TokenEvent }
   | { event: "tool"; data: ToolEvent }
   | { event: "question"; data: Question }
@@ -262,6 +274,8 @@ export const ChatErrorCode = z.enum([
   "NO_TURN_RUNNING",
   /** a message, compaction or model switch while a turn runs. */
   "TURN_RUNNING",
+  /** a cancel naming a turn that has ended (nothing was cancelled). */
+  "TURN_ENDED",
   "VALIDATION_FAILED",
   "INVALID_JSON",
   "UNSUPPORTED_MEDIA_TYPE",
@@ -281,6 +295,7 @@ export const CHAT_ERROR_STATUS: Record<ChatErrorCode, number> = {
   TIMEOUT: 504,
   NO_TURN_RUNNING: 409,
   TURN_RUNNING: 409,
+  TURN_ENDED: 409,
   VALIDATION_FAILED: 422,
   INVALID_JSON: 400,
   UNSUPPORTED_MEDIA_TYPE: 415,

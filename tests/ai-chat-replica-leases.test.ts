@@ -41,3 +41,34 @@ test("a replica whose clock runs a minute ahead still sees another's live turn: 
   // A's turn was not taken over: it ends as it would alone.
   expect(doneOf(await turn.stream.all()).response).toBe("Looking at the fleet.")
 })
+
+test("a cancel naming a turn that has ended is 409 TURN_ENDED and leaves the chat's next turn, on another replica, running", async () => {
+  await using r = await twoReplicas(pg, llm, "leases_cancel_named")
+  const chatId = await newChat(r.a)
+  const first = await heldMessage(llm, r.a, chatId, reply("anthropic", "First."), "one")
+  const [opening] = await first.stream.until((events) => events.length > 0)
+  expect(opening?.event).toBe("turn")
+  const firstId = opening?.event === "turn" ? opening.data.turnId : ""
+  expect((await state(r.b, chatId)).turnId).toBe(firstId)
+  first.release()
+  expect(doneOf(await first.stream.all()).response).toBe("First.")
+  // The chat's next turn runs on B; the cancel meant for the first arrives late, through A.
+  const second = await heldMessage(llm, r.b, chatId, reply("anthropic", "Second."), "two")
+  const secondId = (await state(r.a, chatId)).turnId
+  expect(secondId).not.toBeNull()
+  expect(secondId).not.toBe(firstId)
+  expect((await call(r.a, "POST", `/chat/${chatId}/cancel`, { turnId: 5 })).status).toBe(422)
+  const late = await call(r.a, "POST", `/chat/${chatId}/cancel`, { turnId: firstId })
+  expect(await errorCode(late)).toEqual([409, "TURN_ENDED"])
+  second.release()
+  const done = doneOf(await second.stream.all())
+  expect(done.response).toBe("Second.")
+  expect(done.cancelled).toBeUndefined()
+  // Named while it runs, the turn is cancelled wherever it runs.
+  const third = await heldMessage(llm, r.b, chatId, reply("anthropic", "Third."), "three")
+  const thirdId = (await state(r.a, chatId)).turnId
+  const named = await call(r.a, "POST", `/chat/${chatId}/cancel`, { turnId: thirdId })
+  expect(named.status).toBe(200)
+  expect(doneOf(await third.stream.all()).cancelled).toBe(true)
+  third.release()
+})

@@ -85,9 +85,14 @@ export function createChats(deps: ChatsDeps) {
   })
   /** A turn of the chat runs here or, its lease live, on another replica. */
   const turnRunning = async (chatId: number) => turns.isRunning(chatId) || (await leases.holder(chatId)) !== null
-  /** Asks the chat's turn on another replica, if any, to stop; false when no turn holds the chat. */
-  const cancelRemote = async (chatId: number) => {
-    if (!(await leases.requestCancel(chatId))) return false
+  /** The id of the chat's running turn, wherever it runs. */
+  const runningTurnId = async (chatId: number) => turns.turnId(chatId) ?? (await leases.holder(chatId))?.lease ?? null
+  /**
+   * Asks the chat's turn on another replica (only turn `turnId`, when given) to stop; false when no
+   * turn holds the chat, or another turn does.
+   */
+  const cancelRemote = async (chatId: number, turnId?: string) => {
+    if (!(await leases.requestCancel(chatId, turnId))) return false
     deps.cancelElsewhere(chatId)
     return true
   }
@@ -150,13 +155,16 @@ export function createChats(deps: ChatsDeps) {
     // The question first: expiring it now appends its result, which the messages must then show.
     const q = await pending(chat.id)
     const messages = await store.messages(chat.id)
+    const turnId = await runningTurnId(chat.id)
     return {
       ...summary(chat),
       provider: deps.llm.provider,
       messages,
       pendingQuestion: q ? toWire(q) : null,
       queuedMessages: await store.queuedMessages(chat.id),
-      turnRunning: await turnRunning(chat.id),
+      // A turn here still taking its lease has no id yet, and runs all the same.
+      turnRunning: turns.isRunning(chat.id) || turnId !== null,
+      turnId,
       estimatedTokens: estimateTokens("", messages, toolSpecs()),
       maxContextTokens: settings.maxContextTokens,
     }
@@ -308,9 +316,15 @@ export function createChats(deps: ChatsDeps) {
       return result ?? { success: true, summarisedMessages: 0, summary: "", tokensBefore: 0, tokensAfter: 0 }
     },
 
-    async cancel(id: number, who: UserPrincipal) {
+    async cancel(id: number, who: UserPrincipal, turnId?: string) {
       await access(id, who)
-      if (turns.cancel(id) || (await cancelRemote(id))) return { success: true as const }
+      if (turns.cancel(id, turnId) || (await cancelRemote(id, turnId))) return { success: true as const }
+      // A named turn that has ended is not a cancel of what came after it (another turn, its question).
+      if (turnId !== undefined)
+        throw new ChimeraError(
+          "TURN_ENDED",
+          `turn ${turnId} of chat ${id} is not running (it ended, or never ran here); nothing was cancelled. GET /api/v1/ai/chat/${id} shows what it stored, and the running turn's id if another runs`,
+        )
       const q = await pending(id)
       if (q && (await settleUnrun(store, q, "withdrawn", who.name, clock.now()))) {
         unschedule(q.id)

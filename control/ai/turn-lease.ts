@@ -28,15 +28,20 @@ export interface TurnLeaseStore {
   /** Whether the turn takes steering messages; resolves once no steer is being queued for it. */
   acceptSteers(chatId: number, lease: string, accepting: boolean): Promise<void>
   releaseTurn(chatId: number, lease: string): Promise<void>
-  /** The replica holding the chat's lease, if it has not lapsed. */
-  turnHolder(chatId: number): Promise<string | null>
-  /** Marks the chat's live lease as asked to cancel; false when no turn holds one. */
-  requestCancel(chatId: number): Promise<boolean>
+  /** The chat's live lease (its id is the turn's) and the replica holding it, if it has not lapsed. */
+  turnHolder(chatId: number): Promise<{ lease: string; holder: string } | null>
+  /**
+   * Marks the chat's live lease (only if it is `lease`, when given) as asked to cancel; false when no
+   * turn holds one, or another turn does.
+   */
+  requestCancel(chatId: number, lease?: string): Promise<boolean>
   /** Drops every lease (SQLite: this process is the only one; a lease in the file is a stopped one's). */
   clearTurns(): Promise<void>
 }
 
 export interface HeldLease {
+  /** The lease's id, which is the turn's (a cancel names it). */
+  id: string
   /** Steering messages are taken (true) or no more (false). */
   acceptSteers(on: boolean): Promise<void>
   /** Renews now and stops the turn if it was cancelled elsewhere or lost. */
@@ -104,6 +109,7 @@ export function createTurnLeases(deps: TurnLeaseDeps) {
       }, every)
       timer.unref?.()
       return {
+        id: lease,
         acceptSteers: (on) => store.acceptSteers(chatId, lease, on),
         check,
         async release() {
@@ -115,7 +121,7 @@ export function createTurnLeases(deps: TurnLeaseDeps) {
     },
 
     holder: (chatId: number) => store.turnHolder(chatId),
-    requestCancel: (chatId: number) => store.requestCancel(chatId),
+    requestCancel: (chatId: number, lease?: string) => store.requestCancel(chatId, lease),
   }
 }
 

@@ -70,6 +70,8 @@ export function createTurns(
       const emit: Listener = (e) => {
         for (const l of entry.listeners) l(e)
       }
+      // First, what the turn is: a cancel that names it reaches this turn and no later one.
+      emit({ event: "turn", data: { turnId: lease.id } })
       const close = () => lease.acceptSteers(false)
       const end = async (result: MessageResponse | null) => {
         try {
@@ -116,9 +118,13 @@ export function createTurns(
       }
     },
 
-    cancel(chatId: number): boolean {
+    /** The id of the chat's turn running here, once it holds its lease. */
+    turnId: (chatId: number): string | null => turns.get(chatId)?.lease?.id ?? null,
+
+    /** Cancels the chat's turn running here (only if it is `turnId`, when given); false if none was. */
+    cancel(chatId: number, turnId?: string): boolean {
       const entry = turns.get(chatId)
-      if (!entry) return false
+      if (!entry || (turnId !== undefined && entry.lease?.id !== turnId)) return false
       entry.controller.abort()
       return true
     },

@@ -8,6 +8,7 @@ import { type Context, Hono } from "hono"
 import { z } from "zod"
 import {
   AnswerRequest,
+  CancelRequest,
   ChatId,
   type ChatStreamEvent,
   CreateChatRequest,
@@ -21,7 +22,7 @@ import type { Listener, RunningTurn } from "../ai/turns.ts"
 import { ChimeraError } from "../domain/errors.ts"
 import { type ApiEnv, userOf } from "./auth.ts"
 import { redactedJsonText } from "./redact-answers.ts"
-import { jsonBody, params } from "./validate.ts"
+import { jsonBody, optionalJsonBody, params } from "./validate.ts"
 
 // The CLI tells this case from a failing provider (same code) by these opening words: keep them.
 const NOT_CONFIGURED =
@@ -149,8 +150,8 @@ export const aiChatRoutes = (chats: Chats | null) => {
     .post("/api/v1/ai/chat/:id/compact", params(ChatPath), async (c) =>
       c.json(await ready().compact(c.req.valid("param").id, userOf(c.get("principal")))),
     )
-    .post("/api/v1/ai/chat/:id/cancel", params(ChatPath), async (c) =>
-      c.json(await ready().cancel(c.req.valid("param").id, userOf(c.get("principal")))),
+    .post("/api/v1/ai/chat/:id/cancel", params(ChatPath), optionalJsonBody(CancelRequest), async (c) =>
+      c.json(await ready().cancel(c.req.valid("param").id, userOf(c.get("principal")), c.req.valid("json").turnId)),
     )
     .post("/api/v1/ai/chat/:id/steer", params(ChatPath), jsonBody(SteerRequest), async (c) =>
       c.json(await ready().steer(c.req.valid("param").id, userOf(c.get("principal")), c.req.valid("json").message)),

@@ -60,6 +60,20 @@ export const jsonBody = <S extends z.ZodType>(schema: S) => {
 }
 
 /**
+ * As jsonBody, for a route whose body is optional: a request with none (no Content-Type, no length)
+ * reads as `{}`; one with a body is held to jsonBody's rules.
+ */
+export const optionalJsonBody = <S extends z.ZodType>(schema: S) => {
+  const withBody = jsonBody(schema)
+  const without = validator("json", () => parseAt("body", schema, {}))
+  const checked: typeof withBody = async (c, next) => {
+    const empty = c.req.header("content-type") === undefined && Number(c.req.header("content-length") ?? 0) === 0
+    return empty ? without(c, next) : withBody(c, next)
+  }
+  return checked
+}
+
+/**
  * A query or path value holding a NUL (`?node=a%00`) is refused whatever the schema: PostgreSQL's TEXT
  * refuses NUL, so the store's look-up failed as a 500 where SQLite found nothing.
  */

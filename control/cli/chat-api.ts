@@ -48,7 +48,8 @@ export interface ChatApi {
   send(id: ChatId, body: SendMessageRequest, signal?: AbortSignal): Promise<ChatEvents>
   /** Answers the pending question; once taken, the events of the turn it resumes. */
   answer(id: ChatId, body: AnswerRequest, signal?: AbortSignal): Promise<ChatEvents>
-  cancel(id: ChatId): Promise<void>
+  /** Cancels the running turn (only turn `turnId`, when given: TURN_ENDED if it has ended), or the question waiting. */
+  cancel(id: ChatId, turnId?: string): Promise<void>
   /** Where the message waits: for the running turn's next model call, or behind the pending question. */
   steer(id: ChatId, message: string): Promise<SteerResponse>
   compact(id: ChatId): Promise<z.infer<typeof CompactResponse>>
@@ -138,7 +139,7 @@ export function createChatApi(url: string, token: string | (() => string), limit
     remove: (id) => ok(call("DELETE", `/chat/${id}`)),
     send: (id, body, signal) => stream(`/chat/${id}/message/stream`, body, signal),
     answer: (id, body, signal) => stream(`/chat/${id}/answer/stream`, body, signal),
-    cancel: (id) => ok(call("POST", `/chat/${id}/cancel`)),
+    cancel: (id, turnId) => ok(call("POST", `/chat/${id}/cancel`, turnId === undefined ? undefined : { turnId })),
     steer: (id, message) => json(SteerResponse, call("POST", `/chat/${id}/steer`, { message })),
     compact: (id) => json(CompactResponse, call("POST", `/chat/${id}/compact`, undefined, limits.compactMs)),
   }

@@ -44,11 +44,13 @@ async function _turn(
   const abort = new AbortController()
   // Whether the control plane stopped the turn (it then ends its stream as usual), once Ctrl+C asked.
   let cancelled: Promise<boolean> | null = null
+  /** The turn this stream carries: a Ctrl+C cancels it, never a turn that follows it. */
+  let turnId: string | undefined
   const stopWatching = o.input.watchInterrupt(() => {
     if (cancelled) return abort.abort()
     view.waiting("Cancelling")
     // If the control plane cannot cancel (the turn just ended, or it is unreachable), stop reading here.
-    cancelled = o.api.cancel(o.chatId).then(
+    cancelled = o.api.cancel(o.chatId, turnId).then(
       () => true,
       () => {
         abort.abort()
@@ -61,7 +63,8 @@ async function _turn(
   view.waiting("Thinking")
   try {
     for await (const e of await events(abort.signal)) {
-      if (e.event === "token") {
+      if (e.event === "turn") turnId = e.data.turnId
+      else if (e.event === "token") {
         into.response += e.data.text
         view.token(e.data.text)
       } else if (e.event === "tool") {

@@ -20,6 +20,8 @@ export interface RpcSession {
 }
 
 interface Turn {
+  /** The control plane's id of the turn, from its stream's first event: what a `cancel` names. */
+  id: string | undefined
   /** Set by a `cancel`: whether the control plane stopped this turn (false: it had ended already). */
   cancelled: Promise<boolean> | null
   done: Promise<void>
@@ -38,13 +40,14 @@ export function createRpcSession(api: ChatApi, chatId: ChatId, emit: (event: Rpc
 
   /** Streams a taken turn's events out; its command's response comes last. */
   const _stream = (command: RpcCommand, events: ChatEvents): Turn => {
-    const current: Turn = { cancelled: null, done: Promise.resolve() }
+    const current: Turn = { id: undefined, cancelled: null, done: Promise.resolve() }
     current.done = (async () => {
       let text = ""
       let error = ""
       try {
         for await (const e of events) {
-          if (e.event === "token") {
+          if (e.event === "turn") current.id = e.data.turnId
+          else if (e.event === "token") {
             text += e.data.text
             emit({ type: "message", role: "assistant", content: e.data.text, done: false })
           } else if (e.event === "tool") {
@@ -101,7 +104,8 @@ export function createRpcSession(api: ChatApi, chatId: ChatId, emit: (event: Rpc
         return respond(c.type, c.id, "", { queued_behind: r.queuedBehind, question_id: r.questionId })
       }
       case "cancel": {
-        const stopping = api.cancel(chatId)
+        // Its own turn, by id: one that ended meanwhile is not confused with a turn started since.
+        const stopping = api.cancel(chatId, turn?.id)
         if (turn)
           turn.cancelled = stopping.then(
             () => true,

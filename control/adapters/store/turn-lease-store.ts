@@ -43,13 +43,17 @@ export function turnLeaseStore(db: SQL, dialect: Dialect, clock: Clock): TurnLea
       await db`DELETE FROM ai_turns WHERE chat_id = ${chatId} AND lease = ${lease}`
     },
     async turnHolder(chatId) {
-      const rows: { holder: string }[] =
-        await db`SELECT holder FROM ai_turns WHERE chat_id = ${chatId} AND until_ms >= ${now(db)}`
-      return rows[0]?.holder ?? null
+      const rows: { lease: string; holder: string }[] =
+        await db`SELECT lease, holder FROM ai_turns WHERE chat_id = ${chatId} AND until_ms >= ${now(db)}`
+      return rows[0] ? { lease: rows[0].lease, holder: rows[0].holder } : null
     },
-    async requestCancel(chatId) {
+    async requestCancel(chatId, lease) {
+      // Named, only that turn: a cancel arriving after it ended must not reach the chat's next turn.
       const rows: unknown[] =
-        await db`UPDATE ai_turns SET cancel = 1 WHERE chat_id = ${chatId} AND until_ms >= ${now(db)} RETURNING chat_id`
+        lease === undefined
+          ? await db`UPDATE ai_turns SET cancel = 1 WHERE chat_id = ${chatId} AND until_ms >= ${now(db)} RETURNING chat_id`
+          : await db`UPDATE ai_turns SET cancel = 1
+              WHERE chat_id = ${chatId} AND lease = ${lease} AND until_ms >= ${now(db)} RETURNING chat_id`
       return rows.length === 1
     },
     async clearTurns() {
