@@ -1,6 +1,7 @@
 // The wiring that makes replicas on one PostgreSQL database act as one, called by the composition
 // root (server.ts): what this replica commits wakes the others (commands queued, a desired closure
-// set, a relayed command answered, events stored, a chat's turn asked to cancel), and what the others
+// set, a relayed command answered, events stored, a chat's turn asked to cancel or its new events for
+// followers), and what the others
 // commit wakes this one's long polls, relays, live event streams and chat turns. After the listening
 // connection comes back, every long poll looks again, the streams catch up from the store, and the
 // chat turns read their leases. On SQLite there is one process and nothing to
@@ -21,6 +22,7 @@ export interface Peers {
   commandsQueued(nodeIds: string[]): void
   commandsAcked(ids: string[]): void
   turnsCancelled(chatIds: number[]): void
+  turnEvents(chatIds: number[]): void
   /** Set once the link is up. */
   link: ReplicaLink | null
 }
@@ -31,6 +33,7 @@ export function peers(): Peers {
     commandsQueued: (nodeIds) => self.link?.commandsQueued(nodeIds),
     commandsAcked: (ids) => self.link?.commandsAcked(ids),
     turnsCancelled: (chatIds) => self.link?.turnsCancelled(chatIds),
+    turnEvents: (chatIds) => self.link?.turnEvents(chatIds),
   }
   return self
 }
@@ -50,6 +53,8 @@ export async function connectReplicas(input: {
   peers: Peers
   /** These chats' turns here read their leases (null: every one); the chats are made after the link. */
   turnsCancelled(chatIds: number[] | null): void
+  /** These chats' turns on another replica wrote new events: their followers here read them. */
+  turnEvents(chatIds: number[]): void
 }): Promise<Replicas> {
   const { db, dialect, bus, fleet, relay } = input
   if (dialect !== "postgres") return { streams: bus, close: async () => {} }
@@ -60,6 +65,7 @@ export async function connectReplicas(input: {
     events: (ids) => void events.stored(ids),
     acks: (ids) => relay.answeredElsewhere(ids),
     turnsCancelled: (chatIds) => input.turnsCancelled(chatIds),
+    turnEvents: (chatIds) => input.turnEvents(chatIds),
     reconnected: () => {
       fleet.wakeAll()
       input.turnsCancelled(null)

@@ -15,6 +15,7 @@ import { storeProbe } from "./adapters/store/health-probe.ts"
 import { incidentStore } from "./adapters/store/incident-store.ts"
 import { nodeCommands } from "./adapters/store/node-commands.ts"
 import { outboxStore } from "./adapters/store/outbox-store.ts"
+import { turnEventStore } from "./adapters/store/turn-event-store.ts"
 import { turnLeaseStore } from "./adapters/store/turn-lease-store.ts"
 import { startTelemetry, type TelemetrySettings } from "./adapters/telemetry/otel.ts"
 import { createControlMetrics } from "./adapters/telemetry/prometheus.ts"
@@ -164,6 +165,7 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
     peers,
     turnsCancelled: (chatIds) =>
       void chats?.cancelAsked(chatIds).catch((error: unknown) => log.warn("reading turn leases failed", { error })),
+    turnEvents: (chatIds) => chats?.turnEventsStored(chatIds),
   })
   // A removed node's samples are the retired machine's, not those of the next one under its name; every
   // replica holds its own, and hears of a removal on any.
@@ -256,6 +258,8 @@ export async function startControlPlane(opts: ServerOptions): Promise<ControlPla
         leases: turnLeaseStore(db, dialect, clock),
         replica: replicaName(),
         cancelElsewhere: (chatId) => peers.turnsCancelled([chatId]),
+        feed:
+          dialect === "postgres" ? { store: turnEventStore(db), told: (chatId) => peers.turnEvents([chatId]) } : null,
         llm: createProvider(opts.ai),
         settings: opts.ai,
         clock,

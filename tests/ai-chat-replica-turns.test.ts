@@ -2,7 +2,8 @@
 // sends a user's requests to any replica): while replica A runs the turn, replica B refuses a second
 // start as A would, says a turn runs, queues a steer for A's next model call, carries a cancel to A,
 // and deletes the chat only once A's turn has stopped writing. A replica SIGKILLed mid-turn holds the
-// chat until its lease lapses; then the chat goes on through the other. The model is the wire-exact
+// chat until its lease lapses (a client following the turn through the other is then told it is
+// lost); then the chat goes on through the other. The model is the wire-exact
 // Anthropic server (wire-llm-server.ts), its answer held mid-stream to act during the turn.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
@@ -10,7 +11,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SQL } from "bun"
 import type { ChatState, MessageResponse } from "../protocol/ai.ts"
-import { aiSettingsFor, chatCall, doneOf } from "./support/ai-chat.ts"
+import { aiSettingsFor, chatCall, doneOf, eventStream } from "./support/ai-chat.ts"
 import { twoReplicas as sharedTwoReplicas } from "./support/chat-replicas.ts"
 import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import type { LlmServer } from "./support/llm-server.ts"
@@ -133,7 +134,7 @@ test("a delete through B stops A's turn first: no row of the chat outlives it", 
   expect(await errorCode(await call(r.a, "GET", `/chat/${chatId}`))).toEqual([404, "CHAT_NOT_FOUND"])
   const db = new SQL(r.url)
   try {
-    for (const table of ["ai_messages", "ai_queued", "ai_questions", "ai_turns"]) {
+    for (const table of ["ai_messages", "ai_queued", "ai_questions", "ai_turns", "ai_turn_events"]) {
       const rows = (await db.unsafe(`SELECT count(*)::int AS n FROM ${table} WHERE chat_id = $1`, [chatId])) as {
         n: number
       }[]
@@ -167,6 +168,9 @@ test("a replica SIGKILLed mid-turn holds the chat until its lease lapses; then t
     })
     const chatId = await newChat(b)
     const turn = await heldTurn(a, chatId)
+    // A client following the turn through B (GET /follow) is told when it is lost, not left waiting.
+    const followed = eventStream(await chatCall(b.url, b.adminToken, "GET", `/chat/${chatId}/follow`))
+    await followed.until((events) => events.length > 0)
     await a.kill()
     turn.release()
     // Until the lease lapses the chat is the dead replica's turn's: B says so rather than start another.
@@ -180,6 +184,9 @@ test("a replica SIGKILLed mid-turn holds the chat until its lease lapses; then t
       10_000,
     )
     expect(lapsed.messages.map((m) => m.role)).toEqual(["user"])
+    const lost = await followed.all()
+    expect(lost.map((e) => e.event)).toEqual(["turn", "error"])
+    expect(lost.at(-1)?.data).toMatchObject({ code: "TURN_ENDED" })
     llm.script(reply("anthropic", "web-1 is fine."))
     const next = await chatCall(b.url, b.adminToken, "POST", `/chat/${chatId}/message`, { message: "hello?" })
     expect(next.status).toBe(200)

@@ -202,6 +202,7 @@ const ROUTES: Route[] = [
   { method: "DELETE", path: "/api/v1/ai/chat/:id", auth: "admin" },
   { method: "POST", path: "/api/v1/ai/chat/:id/message", auth: "admin", body: { message: "hello" } },
   { method: "POST", path: "/api/v1/ai/chat/:id/message/stream", auth: "admin", body: { message: "hello" } },
+  { method: "GET", path: "/api/v1/ai/chat/:id/follow", auth: "admin" },
   { method: "GET", path: "/api/v1/ai/chat/:id/question", auth: "admin" },
   { method: "POST", path: "/api/v1/ai/chat/:id/answer", auth: "admin", body: { questionId: 1, positive: false } },
   {
@@ -211,7 +212,7 @@ const ROUTES: Route[] = [
     body: { questionId: 1, positive: false },
   },
   { method: "POST", path: "/api/v1/ai/chat/:id/compact", auth: "admin" },
-  { method: "POST", path: "/api/v1/ai/chat/:id/cancel", auth: "admin" },
+  { method: "POST", path: "/api/v1/ai/chat/:id/cancel", auth: "admin", body: { turnId: "a-turn" } },
   { method: "POST", path: "/api/v1/ai/chat/:id/steer", auth: "admin", body: { message: "look at n1" } },
 ]
 

@@ -27,6 +27,7 @@ const recorder = () => {
     events: [] as number[],
     acks: [] as string[],
     turns: [] as number[],
+    followed: [] as number[],
     reconnected: 0,
   }
   const handlers: ReplicaHandlers = {
@@ -34,6 +35,7 @@ const recorder = () => {
     events: (ids) => seen.events.push(...ids),
     acks: (ids) => seen.acks.push(...ids),
     turnsCancelled: (ids) => seen.turns.push(...ids),
+    turnEvents: (ids) => seen.followed.push(...ids),
     reconnected: () => seen.reconnected++,
   }
   return { seen, handlers }
@@ -67,13 +69,25 @@ describe("replica link", () => {
       linkA.eventsStored([7, 8, 9])
       linkA.commandsAcked(["c1"])
       linkA.turnsCancelled([42])
+      linkA.turnEvents([43])
       await waitFor(
         "B told",
         async () => b.seen,
-        (s) => s.nodes.length === 2 && s.events.length === 3 && s.acks.length === 1 && s.turns.length === 1,
+        (s) =>
+          s.nodes.length === 2 &&
+          s.events.length === 3 &&
+          s.acks.length === 1 &&
+          s.turns.length === 1 &&
+          s.followed.length === 1,
       )
-      expect(b.seen).toMatchObject({ nodes: ["n1", "n2"], events: [7, 8, 9], acks: ["c1"], turns: [42] })
-      expect(a.seen).toMatchObject({ nodes: [], events: [], acks: [], turns: [] })
+      expect(b.seen).toMatchObject({
+        nodes: ["n1", "n2"],
+        events: [7, 8, 9],
+        acks: ["c1"],
+        turns: [42],
+        followed: [43],
+      })
+      expect(a.seen).toMatchObject({ nodes: [], events: [], acks: [], turns: [], followed: [] })
 
       // 25,000 events stored in one turn: several notifications of at most MAX_IDS ids, none lost.
       linkA.eventsStored(Array.from({ length: 25_000 }, (_, i) => 100 + i))

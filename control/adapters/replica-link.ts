@@ -1,7 +1,8 @@
 // Wake-ups between control-plane replicas on one PostgreSQL database, over LISTEN/NOTIFY. What one
 // replica commits another may be waiting for: an agent's long poll held by replica B for a command
 // queued (or a desired closure set) through A; B's event streams for events A stored; A's chat turn
-// that a cancel or a delete through B asked to stop (turn-lease.ts). Each replica
+// that a cancel or a delete through B asked to stop (turn-lease.ts); B's followers of a chat turn that
+// A runs, for its new events (turn-feed.ts). Each replica
 // tells the others with a NOTIFY on one channel after the commit, carrying only ids (node ids, event
 // ids): the data is read from the store, never from the notification, so a forged or garbled one
 // can at worst cause a read. A replica ignores its own notifications (each carries its instance id).
@@ -28,6 +29,8 @@ export interface ReplicaHandlers {
   acks(ids: string[]): void
   /** The turns of these chats were asked to cancel through another replica (their lease rows say so). */
   turnsCancelled(chatIds: number[]): void
+  /** The turns of these chats, running on another replica, wrote new events (turn-feed.ts). */
+  turnEvents(chatIds: number[]): void
   /** Listening again after the connection dropped: notifications meanwhile may be lost. */
   reconnected(): void
 }
@@ -37,10 +40,11 @@ export interface ReplicaLink {
   eventsStored(ids: number[]): void
   commandsAcked(ids: string[]): void
   turnsCancelled(chatIds: number[]): void
+  turnEvents(chatIds: number[]): void
   close(): Promise<void>
 }
 
-type Kind = "n" | "e" | "a" | "t"
+type Kind = "n" | "e" | "a" | "t" | "f"
 
 /**
  * Ids one notification names at most. Any role that may connect to the database may NOTIFY, so a
@@ -84,13 +88,13 @@ export function decodeIds(text: string): number[] {
 
 export async function linkReplicas(db: SQL, handlers: ReplicaHandlers): Promise<ReplicaLink> {
   const self = randomUUID()
-  const pending: Record<Kind, string[]> = { n: [], e: [], a: [], t: [] }
+  const pending: Record<Kind, string[]> = { n: [], e: [], a: [], t: [], f: [] }
   let scheduled = false
   let listened = false
 
   const flush = () => {
     scheduled = false
-    for (const kind of ["n", "e", "a", "t"] as const) {
+    for (const kind of ["n", "e", "a", "t", "f"] as const) {
       const parts = pending[kind]
       if (parts.length === 0) continue
       pending[kind] = []
@@ -104,7 +108,7 @@ export async function linkReplicas(db: SQL, handlers: ReplicaHandlers): Promise<
         db.notify(CHANNEL, text).catch((error: unknown) => log.warn("telling the other replicas failed", { error }))
       }
       for (const part of [...new Set(parts)]) {
-        const n = kind === "e" || kind === "t" ? idsIn(part) : 1
+        const n = kind === "e" || kind === "t" || kind === "f" ? idsIn(part) : 1
         if (payload.length + part.length + 1 > MAX_PAYLOAD || count + n > MAX_IDS) send()
         payload = payload === "" ? part : `${payload},${part}`
         count += n
@@ -127,6 +131,7 @@ export async function linkReplicas(db: SQL, handlers: ReplicaHandlers): Promise<
     else if (kind === "e") handlers.events(decodeIds(list))
     else if (kind === "a") handlers.acks(list.split(","))
     else if (kind === "t") handlers.turnsCancelled(decodeIds(list))
+    else if (kind === "f") handlers.turnEvents(decodeIds(list))
   }
   const subscription = await db.listen(CHANNEL, receive, () => {
     if (listened) {
@@ -141,6 +146,7 @@ export async function linkReplicas(db: SQL, handlers: ReplicaHandlers): Promise<
     eventsStored: (ids) => queue("e", encodeIds(ids)),
     commandsAcked: (ids) => queue("a", ids),
     turnsCancelled: (chatIds) => queue("t", encodeIds(chatIds)),
+    turnEvents: (chatIds) => queue("f", encodeIds(chatIds)),
     async close() {
       flush()
       await subscription.unlisten()

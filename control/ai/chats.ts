@@ -33,6 +33,7 @@ import type { LlmPort } from "./llm-port.ts"
 import { chosenModel, modelInForce } from "./model-choice.ts"
 import { isExpired, settleUnrun, toWire } from "./questions.ts"
 import { toolSpecs } from "./tools.ts"
+import { createTurnFeed, type TurnEventStore } from "./turn-feed.ts"
 import { createTurnLeases, type TurnLeaseStore } from "./turn-lease.ts"
 import { createTurns, type Listener, type RunningTurn } from "./turns.ts"
 
@@ -63,6 +64,11 @@ export interface ChatsDeps {
   replica: string
   /** Tells the other replicas that a turn of this chat was asked to cancel (a no-op on SQLite). */
   cancelElsewhere(chatId: number): void
+  /**
+   * Where replicas share the store: the turns' events, for following a turn through any replica, and
+   * how the others hear of new ones. Null on SQLite (one process: turns are followed from memory).
+   */
+  feed: { store: TurnEventStore; told(chatId: number): void } | null
   llm: LlmPort
   settings: AiSettings
   api: InternalApi
@@ -80,9 +86,16 @@ export function createChats(deps: ChatsDeps) {
     holder: deps.replica,
     leaseMs: settings.turnLeaseSeconds * 1000,
   })
-  const turns = createTurns(leases, async (chatId) => {
-    if (!(await store.openQuestion(chatId))) await store.deliverQueued(chatId)
-  })
+  const feed = deps.feed
+    ? createTurnFeed({ ...deps.feed, liveTurn: async (chatId) => (await leases.holder(chatId))?.lease ?? null })
+    : null
+  const turns = createTurns(
+    leases,
+    async (chatId) => {
+      if (!(await store.openQuestion(chatId))) await store.deliverQueued(chatId)
+    },
+    feed ? (chatId, turnId, e) => feed.publish(chatId, turnId, e) : null,
+  )
   /** A turn of the chat runs here or, its lease live, on another replica. */
   const turnRunning = async (chatId: number) => turns.isRunning(chatId) || (await leases.holder(chatId)) !== null
   /** The id of the chat's running turn, wherever it runs. */
@@ -250,6 +263,25 @@ export function createChats(deps: ChatsDeps) {
         listener,
       )
     },
+
+    /**
+     * Hands the chat's running turn to `listener`, wherever it runs: from its first event (`turn`) to
+     * its last (`done` or `error`); returns how to stop. NO_TURN_RUNNING when none runs.
+     */
+    async follow(id: number, who: UserPrincipal, listener: Listener): Promise<() => void> {
+      await access(id, who)
+      const here = turns.follow(id, listener)
+      if (here) return here
+      const elsewhere = feed ? await leases.holder(id) : null
+      if (feed && elsewhere) return feed.follow(id, elsewhere.lease, listener)
+      throw new ChimeraError(
+        "NO_TURN_RUNNING",
+        `chat ${id} has no turn running to follow; GET /api/v1/ai/chat/${id} shows its conversation`,
+      )
+    },
+
+    /** Another replica wrote new events of these chats' turns: their followers here read them. */
+    turnEventsStored: (chatIds: number[]) => feed?.stored(chatIds),
 
     async question(id: number, who: UserPrincipal): Promise<{ question: Question | null }> {
       await access(id, who, true)

@@ -31,6 +31,8 @@ interface Entry {
   /** Null while the lease is being taken. */
   lease: HeldLease | null
   listeners: Set<Listener>
+  /** Every event so far, for a follower that comes late. */
+  said: ChatStreamEvent[]
 }
 
 const running = () =>
@@ -38,11 +40,13 @@ const running = () =>
 
 /**
  * `ended` runs once a turn is over (before its `done` or `error`, and before its lease is released),
- * with its outcome (null: it failed), once no steering message is being queued for it.
+ * with its outcome (null: it failed), once no steering message is being queued for it. `published`
+ * hears every event of every turn, for followers on other replicas (turn-feed.ts).
  */
 export function createTurns(
   leases: Pick<TurnLeases, "take">,
   ended: (chatId: number, outcome: MessageResponse | null) => Promise<void>,
+  published: ((chatId: number, turnId: string, e: ChatStreamEvent) => void) | null = null,
 ) {
   const turns = new Map<number, Entry>()
   return {
@@ -55,7 +59,13 @@ export function createTurns(
       first: Listener | null,
     ): Promise<RunningTurn> {
       if (turns.has(chatId)) throw running()
-      const entry: Entry = { outcome: null, controller: new AbortController(), lease: null, listeners: new Set() }
+      const entry: Entry = {
+        outcome: null,
+        controller: new AbortController(),
+        lease: null,
+        listeners: new Set(),
+        said: [],
+      }
       if (first) entry.listeners.add(first)
       // Held here before the lease is asked for, so a second start in this process waits for nothing.
       turns.set(chatId, entry)
@@ -68,6 +78,8 @@ export function createTurns(
       }
       entry.lease = lease
       const emit: Listener = (e) => {
+        entry.said.push(e)
+        published?.(chatId, lease.id, e)
         for (const l of entry.listeners) l(e)
       }
       // First, what the turn is: a cancel that names it reaches this turn and no later one.
@@ -116,6 +128,15 @@ export function createTurns(
           return () => entry.listeners.delete(l)
         },
       }
+    },
+
+    /** Hands the chat's turn running here to `l`: what it said so far, then what it says; null if none runs here. */
+    follow(chatId: number, l: Listener): (() => void) | null {
+      const entry = turns.get(chatId)
+      if (!entry?.lease) return null
+      for (const e of entry.said) l(e)
+      entry.listeners.add(l)
+      return () => entry.listeners.delete(l)
     },
 
     /** The id of the chat's turn running here, once it holds its lease. */

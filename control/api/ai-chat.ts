@@ -3,7 +3,8 @@
 // answers 503 AI_UNAVAILABLE with how to configure one. A streamed message or answer is
 // text/event-stream: `token`, `tool` and `question` events, then `done` (or `error`); each event's
 // data passes the same secret net as JSON answers. A turn outlives a client that goes away: what it
-// says is stored and GET /chat/:id shows it.
+// says is stored and GET /chat/:id shows it, and GET /chat/:id/follow streams the running turn again,
+// from its start, through any replica.
 import { type Context, Hono } from "hono"
 import { z } from "zod"
 import {
@@ -37,11 +38,15 @@ const holdOpen = (c: Context) => (c.env as BunServer | undefined)?.timeout?.(c.r
 
 const frame = (e: ChatStreamEvent) => `event: ${e.event}\ndata: ${redactedJsonText(e.data)}\n\n`
 
-/** Starts the turn with a listener that buffers until the stream is read; a refusal stays a JSON error. */
-async function streamed(c: Context, start: (l: Listener) => Promise<RunningTurn>): Promise<Response> {
+/**
+ * Starts (or follows) the turn with a listener that buffers until the stream is read; a refusal stays
+ * a JSON error. What `start` returns, if a function, stops the events when the client goes away.
+ */
+async function streamed(c: Context, start: (l: Listener) => Promise<RunningTurn | (() => void)>): Promise<Response> {
   const buffered: ChatStreamEvent[] = []
   let write: Listener = (e) => void buffered.push(e)
-  await start((e) => write(e))
+  const started = await start((e) => write(e))
+  const detach = typeof started === "function" ? started : () => {}
   holdOpen(c)
   const encoder = new TextEncoder()
   let timer: ReturnType<typeof setInterval> | undefined
@@ -82,6 +87,7 @@ async function streamed(c: Context, start: (l: Listener) => Promise<RunningTurn>
     cancel() {
       clearInterval(timer)
       write = () => {}
+      detach()
     },
   })
   return new Response(body, {
@@ -130,6 +136,9 @@ export const aiChatRoutes = (chats: Chats | null) => {
     })
     .post("/api/v1/ai/chat/:id/message/stream", params(ChatPath), jsonBody(SendMessageRequest), (c) =>
       streamed(c, (l) => ready().message(c.req.valid("param").id, userOf(c.get("principal")), c.req.valid("json"), l)),
+    )
+    .get("/api/v1/ai/chat/:id/follow", params(ChatPath), (c) =>
+      streamed(c, (l) => ready().follow(c.req.valid("param").id, userOf(c.get("principal")), l)),
     )
     .get("/api/v1/ai/chat/:id/question", params(ChatPath), async (c) =>
       c.json(await ready().question(c.req.valid("param").id, userOf(c.get("principal")))),

@@ -139,6 +139,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "DELETE /api/v1/ai/chat/:id": { auth: "fleet:read" },
   "POST /api/v1/ai/chat/:id/message": { auth: "fleet:read", limits: ["chat"] },
   "POST /api/v1/ai/chat/:id/message/stream": { auth: "fleet:read", limits: ["chat"] },
+  "GET /api/v1/ai/chat/:id/follow": { auth: "fleet:read" },
   "GET /api/v1/ai/chat/:id/question": { auth: "fleet:read" },
   "POST /api/v1/ai/chat/:id/answer": { auth: "fleet:read", limits: ["chat"] },
   "POST /api/v1/ai/chat/:id/answer/stream": { auth: "fleet:read", limits: ["chat"] },

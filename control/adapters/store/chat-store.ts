@@ -194,6 +194,7 @@ export function chatStore(db: SQL, dialect: Dialect, clock: Clock): ChatStorePor
         const live: unknown[] = await tx`SELECT 1 FROM ai_turns WHERE chat_id = ${id} AND until_ms >= ${now(tx)}`
         if (live.length > 0) return false
         await tx`DELETE FROM ai_turns WHERE chat_id = ${id}`
+        await tx`DELETE FROM ai_turn_events WHERE chat_id = ${id}`
         await tx`DELETE FROM ai_messages WHERE chat_id = ${id}`
         await tx`DELETE FROM ai_queued WHERE chat_id = ${id}`
         await tx`DELETE FROM ai_questions WHERE chat_id = ${id}`

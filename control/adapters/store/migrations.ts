@@ -5,6 +5,7 @@ import { AUTH_MIGRATIONS } from "./auth-migrations.ts"
 import { CHAT_MIGRATIONS } from "./chat-store.ts"
 import { COMMAND_MIGRATIONS } from "./command-store.ts"
 import { INCIDENT_MIGRATIONS } from "./incident-migrations.ts"
+import { TURN_EVENT_MIGRATIONS } from "./turn-event-store.ts"
 
 export type Dialect = "sqlite" | "postgres"
 
@@ -157,6 +158,7 @@ export const MIGRATIONS: Migration[] = [
     // reports taken for the old one's); every read of the fleet leaves it out.
     statements: () => ["ALTER TABLE nodes ADD COLUMN removed_at TEXT"],
   },
+  ...TURN_EVENT_MIGRATIONS,
 ]
 
 // Branches that each add a migration can pick the same number; the second would then fail at start on
