@@ -1,11 +1,17 @@
-// A chat's turn lease across control-plane replicas whose clocks disagree, and what a cancel names:
-// the lease's term is set and judged by the database's clock, so a replica whose clock runs a minute
-// ahead does not take over a live turn; a cancel that names a turn stops that turn and no later one.
+// A chat's turn lease across control-plane replicas whose clocks disagree, what a cancel names, and
+// whose clock expires a question: the lease's term is set and judged by the database's clock, so a
+// replica whose clock runs a minute ahead does not take over a live turn; a cancel that names a turn
+// stops that turn and no later one; a question expires on time though the replica that asked it stopped.
 // The model is the wire-exact Anthropic server (wire-llm-server.ts), its answer held mid-stream.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
-import { doneOf } from "./support/ai-chat.ts"
+import { SQL } from "bun"
+import { aiSettingsFor, doneOf } from "./support/ai-chat.ts"
 import { twoReplicas } from "./support/chat-replicas.ts"
+import { manualClock } from "./support/clock.ts"
+import { startInProcess } from "./support/control-plane.ts"
+import type { LlmServer } from "./support/llm-server.ts"
 import { startPostgres, type TestPostgres } from "./support/postgres.ts"
+import { waitFor } from "./support/wait.ts"
 import { call, heldMessage, newChat, reply, state } from "./support/wire-chat.ts"
 import { startWireLlmServer, type WireLlmServer } from "./support/wire-llm-server.ts"
 
@@ -71,4 +77,42 @@ test("a cancel naming a turn that has ended is 409 TURN_ENDED and leaves the cha
   expect(named.status).toBe(200)
   expect(doneOf(await third.stream.all()).cancelled).toBe(true)
   third.release()
+})
+
+test("a question asked through a replica that then stops expires on time all the same: another replica expires it, unasked", async () => {
+  await using r = await twoReplicas(pg, llm, "leases_question_expiry", { ai: { questionTtlSeconds: 2 } })
+  const chatId = await newChat(r.a)
+  llm.script(reply("anthropic", "I will restart nginx.", true))
+  const asked = (await (await call(r.a, "POST", `/chat/${chatId}/message`, { message: "fix nginx" })).json()) as {
+    pendingQuestion: { id: number } | null
+  }
+  const questionId = asked.pendingQuestion?.id
+  expect(questionId).toBeNumber()
+  // A stops (or dies): its expiry timer goes with it. Nobody reads the chat meanwhile.
+  await r.a.stop()
+  const db = new SQL(r.url)
+  try {
+    const status = async () =>
+      ((await db`SELECT status FROM ai_questions WHERE id = ${questionId}`) as { status: string }[])[0]?.status
+    await waitFor("the question expired by B", status, (s) => s === "expired", 8_000)
+    // The model's next call reads why the action did not run.
+    const result = (await db`SELECT body FROM ai_messages WHERE chat_id = ${chatId} ORDER BY id`) as { body: string }[]
+    expect(result.map((m) => JSON.parse(m.body).content as string).at(-1)).toContain("expired")
+  } finally {
+    await db.close()
+  }
+})
+
+test("a message sent after a question's deadline, before anything expired it, records it as expired, not withdrawn", async () => {
+  const clock = manualClock()
+  await using cp = await startInProcess({ clock, ai: aiSettingsFor(llm as unknown as LlmServer) })
+  const chatId = await newChat(cp)
+  llm.script(reply("anthropic", "I will restart nginx.", true))
+  expect((await call(cp, "POST", `/chat/${chatId}/message`, { message: "fix nginx" })).status).toBe(200)
+  // Past the deadline by the control plane's clock; its timer (real time) has not fired.
+  clock.advance(301_000)
+  llm.script(reply("anthropic", "Understood."))
+  expect((await call(cp, "POST", `/chat/${chatId}/message`, { message: "never mind" })).status).toBe(200)
+  const result = (await state(cp, chatId)).messages.find((m) => m.role === "tool")
+  expect(result?.content).toContain("expired")
 })

@@ -31,6 +31,7 @@ import { estimateTokens } from "./conversation.ts"
 import type { InternalApi } from "./internal-api.ts"
 import type { LlmPort } from "./llm-port.ts"
 import { chosenModel, modelInForce } from "./model-choice.ts"
+import { createQuestionExpiry } from "./question-expiry.ts"
 import { isExpired, settleUnrun, toWire } from "./questions.ts"
 import { toolSpecs } from "./tools.ts"
 import { createTurnFeed, type TurnEventStore } from "./turn-feed.ts"
@@ -109,23 +110,8 @@ export function createChats(deps: ChatsDeps) {
     deps.cancelElsewhere(chatId)
     return true
   }
-  const timers = new Map<number, ReturnType<typeof setTimeout>>()
-
-  const expire = async (q: QuestionRecord) => {
-    timers.delete(q.id)
-    await settleUnrun(store, q, "expired", null, clock.now())
-  }
-  const schedule = (q: QuestionRecord) => {
-    const ms = Math.max(0, Date.parse(q.expiresAt) - clock.now().getTime())
-    // setTimeout holds at most 2^31-1 ms; a question lives a day at most.
-    const timer = setTimeout(() => void expire(q).catch(() => {}), Math.min(ms, 2 ** 31 - 1))
-    timer.unref?.()
-    timers.set(q.id, timer)
-  }
-  const unschedule = (id: number) => {
-    clearTimeout(timers.get(id))
-    timers.delete(id)
-  }
+  const expiry = createQuestionExpiry(store, clock, settings.questionTtlSeconds)
+  const unschedule = (id: number) => expiry.unschedule(id)
   const loop: LoopDeps = {
     llm: deps.llm,
     store,
@@ -134,7 +120,7 @@ export function createChats(deps: ChatsDeps) {
     timeoutMs: settings.timeoutMs,
     questionTtlSeconds: settings.questionTtlSeconds,
     maxContextTokens: settings.maxContextTokens,
-    asked: schedule,
+    asked: (q) => expiry.schedule(q),
   }
 
   /** The chat as it runs now: on a model the config still allows. */
@@ -250,7 +236,8 @@ export function createChats(deps: ChatsDeps) {
         id,
         async (t) => {
           if (ctx) await store.updateChat(id, bound)
-          const q = await store.openQuestion(id)
+          // One past its deadline is expired (whoever was to expire it), not withdrawn by this message.
+          const q = await pending(id)
           if (q) {
             unschedule(q.id)
             await settleUnrun(store, q, "withdrawn", who.name, clock.now())
@@ -390,12 +377,12 @@ export function createChats(deps: ChatsDeps) {
     },
 
     /**
-     * After a restart: pending questions expire on time again. `alone` (SQLite: no other process
+     * After a restart: pending questions expire on time again (question-expiry.ts). `alone` (SQLite: no other process
      * shares the store): the turn leases left are a stopped process's, and void.
      */
     async resume(alone: boolean) {
       if (alone) await deps.leases.clearTurns()
-      for (const q of await store.pendingQuestions()) schedule(q)
+      await expiry.resume()
     },
 
     /**
@@ -409,8 +396,7 @@ export function createChats(deps: ChatsDeps) {
      * or after `graceMs`, whichever comes first: a turn still running then keeps its lease until it lapses.
      */
     async close(graceMs: number) {
-      for (const timer of timers.values()) clearTimeout(timer)
-      timers.clear()
+      expiry.close()
       let grace: ReturnType<typeof setTimeout> | undefined
       await Promise.race([turns.abortAll(), new Promise((resolve) => (grace = setTimeout(resolve, graceMs)))])
       clearTimeout(grace)
