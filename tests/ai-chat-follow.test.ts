@@ -3,34 +3,17 @@
 // first event, as its own stream would have shown it: the model's words while it writes them, the
 // tool events, the question, and the `done`. On SQLite (one process) the same route follows from
 // memory. The model is the wire-exact Anthropic server (wire-llm-server.ts), held mid-answer.
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
+import { expect, setDefaultTimeout, test } from "bun:test"
 import type { ChatStreamEvent } from "../protocol/ai.ts"
 import { doneOf, eventStream } from "./support/ai-chat.ts"
-import { twoReplicas } from "./support/chat-replicas.ts"
+import { chatReplicaSuite, twoReplicas } from "./support/chat-replicas.ts"
 import type { TestControlPlane } from "./support/control-plane.ts"
-import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { call, heldMessage, newChat, plane, state } from "./support/wire-chat.ts"
-import {
-  anthropicEvents,
-  sseEvent,
-  startWireLlmServer,
-  type WireLlmServer,
-  type WireReply,
-} from "./support/wire-llm-server.ts"
+import { anthropicEvents, sseEvent, type WireReply } from "./support/wire-llm-server.ts"
 
 setDefaultTimeout(90_000)
 
-let pg: TestPostgres
-let llm: WireLlmServer
-
-beforeAll(async () => {
-  pg = await startPostgres()
-  llm = await startWireLlmServer("anthropic")
-}, 60_000)
-afterAll(async () => {
-  await llm?.stop()
-  await pg?.stop()
-})
+const suite = chatReplicaSuite()
 
 /** "Looking " then "at the fleet." and a run_command proposal: held (by heldMessage) after the first words. */
 function proposal(): WireReply {
@@ -58,10 +41,10 @@ async function follow(cp: TestControlPlane, chatId: number) {
 }
 
 test("through another replica, a running turn is followed live from its first event to its done", async () => {
-  await using r = await twoReplicas(pg, llm, "follow_live")
+  await using r = await twoReplicas(suite.pg, suite.llm, "follow_live")
   const chatId = await newChat(r.a)
   const reply = proposal()
-  const turn = await heldMessage(llm, r.a, chatId, { ...reply }, "is web-1 up?")
+  const turn = await heldMessage(suite.llm, r.a, chatId, { ...reply }, "is web-1 up?")
   // Nothing to follow where no turn runs: said as such.
   const idle = await newChat(r.a)
   const none = await call(r.b, "GET", `/chat/${idle}/follow`)
@@ -72,7 +55,7 @@ test("through another replica, a running turn is followed live from its first ev
   // The model's first words reach the follower on B while the model is still writing (its answer held).
   const early = await followed.until((events) => words(events).includes("Looking"))
   expect(early[0]).toEqual({ event: "turn", data: { turnId: (await state(r.b, chatId)).turnId as string } })
-  expect(llm.requests[turn.request]?.finished).toBe(false)
+  expect(suite.llm.requests[turn.request]?.finished).toBe(false)
   turn.release()
   const own = await turn.stream.all()
   const seen = await followed.all()

@@ -3,31 +3,19 @@
 // replica whose clock runs a minute ahead does not take over a live turn; a cancel that names a turn
 // stops that turn and no later one; a question expires on time though the replica that asked it stopped.
 // The model is the wire-exact Anthropic server (wire-llm-server.ts), its answer held mid-stream.
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
+import { expect, setDefaultTimeout, test } from "bun:test"
 import { SQL } from "bun"
 import { aiSettingsFor, doneOf } from "./support/ai-chat.ts"
-import { twoReplicas } from "./support/chat-replicas.ts"
+import { chatReplicaSuite, twoReplicas } from "./support/chat-replicas.ts"
 import { manualClock } from "./support/clock.ts"
 import { startInProcess } from "./support/control-plane.ts"
 import type { LlmServer } from "./support/llm-server.ts"
-import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { waitFor } from "./support/wait.ts"
 import { call, heldMessage, newChat, reply, state } from "./support/wire-chat.ts"
-import { startWireLlmServer, type WireLlmServer } from "./support/wire-llm-server.ts"
 
 setDefaultTimeout(90_000)
 
-let pg: TestPostgres
-let llm: WireLlmServer
-
-beforeAll(async () => {
-  pg = await startPostgres()
-  llm = await startWireLlmServer("anthropic")
-}, 60_000)
-afterAll(async () => {
-  await llm?.stop()
-  await pg?.stop()
-})
+const suite = chatReplicaSuite()
 
 async function errorCode(res: Response): Promise<[number, string | undefined]> {
   return [res.status, ((await res.json()) as { code?: string }).code]
@@ -35,9 +23,9 @@ async function errorCode(res: Response): Promise<[number, string | undefined]> {
 
 test("a replica whose clock runs a minute ahead still sees another's live turn: its message is refused, the turn goes on", async () => {
   const ahead = { now: () => new Date(Date.now() + 60_000) }
-  await using r = await twoReplicas(pg, llm, "leases_clock_ahead", { clockB: ahead })
+  await using r = await twoReplicas(suite.pg, suite.llm, "leases_clock_ahead", { clockB: ahead })
   const chatId = await newChat(r.a)
-  const turn = await heldMessage(llm, r.a, chatId, reply("anthropic", "Looking at the fleet."), "how is web-1?")
+  const turn = await heldMessage(suite.llm, r.a, chatId, reply("anthropic", "Looking at the fleet."), "how is web-1?")
   expect((await state(r.b, chatId)).turnRunning).toBe(true)
   expect(await errorCode(await call(r.b, "POST", `/chat/${chatId}/message`, { message: "and web-2?" }))).toEqual([
     409,
@@ -49,9 +37,9 @@ test("a replica whose clock runs a minute ahead still sees another's live turn: 
 })
 
 test("a cancel naming a turn that has ended is 409 TURN_ENDED and leaves the chat's next turn, on another replica, running", async () => {
-  await using r = await twoReplicas(pg, llm, "leases_cancel_named")
+  await using r = await twoReplicas(suite.pg, suite.llm, "leases_cancel_named")
   const chatId = await newChat(r.a)
-  const first = await heldMessage(llm, r.a, chatId, reply("anthropic", "First."), "one")
+  const first = await heldMessage(suite.llm, r.a, chatId, reply("anthropic", "First."), "one")
   const [opening] = await first.stream.until((events) => events.length > 0)
   expect(opening?.event).toBe("turn")
   const firstId = opening?.event === "turn" ? opening.data.turnId : ""
@@ -59,7 +47,7 @@ test("a cancel naming a turn that has ended is 409 TURN_ENDED and leaves the cha
   first.release()
   expect(doneOf(await first.stream.all()).response).toBe("First.")
   // The chat's next turn runs on B; the cancel meant for the first arrives late, through A.
-  const second = await heldMessage(llm, r.b, chatId, reply("anthropic", "Second."), "two")
+  const second = await heldMessage(suite.llm, r.b, chatId, reply("anthropic", "Second."), "two")
   const secondId = (await state(r.a, chatId)).turnId
   expect(secondId).not.toBeNull()
   expect(secondId).not.toBe(firstId)
@@ -71,7 +59,7 @@ test("a cancel naming a turn that has ended is 409 TURN_ENDED and leaves the cha
   expect(done.response).toBe("Second.")
   expect(done.cancelled).toBeUndefined()
   // Named while it runs, the turn is cancelled wherever it runs.
-  const third = await heldMessage(llm, r.b, chatId, reply("anthropic", "Third."), "three")
+  const third = await heldMessage(suite.llm, r.b, chatId, reply("anthropic", "Third."), "three")
   const thirdId = (await state(r.a, chatId)).turnId
   const named = await call(r.a, "POST", `/chat/${chatId}/cancel`, { turnId: thirdId })
   expect(named.status).toBe(200)
@@ -80,9 +68,9 @@ test("a cancel naming a turn that has ended is 409 TURN_ENDED and leaves the cha
 })
 
 test("a question asked through a replica that then stops expires on time all the same: another replica expires it, unasked", async () => {
-  await using r = await twoReplicas(pg, llm, "leases_question_expiry", { ai: { questionTtlSeconds: 2 } })
+  await using r = await twoReplicas(suite.pg, suite.llm, "leases_question_expiry", { ai: { questionTtlSeconds: 2 } })
   const chatId = await newChat(r.a)
-  llm.script(reply("anthropic", "I will restart nginx.", true))
+  suite.llm.script(reply("anthropic", "I will restart nginx.", true))
   const asked = (await (await call(r.a, "POST", `/chat/${chatId}/message`, { message: "fix nginx" })).json()) as {
     pendingQuestion: { id: number } | null
   }
@@ -105,13 +93,13 @@ test("a question asked through a replica that then stops expires on time all the
 
 test("a message sent after a question's deadline, before anything expired it, records it as expired, not withdrawn", async () => {
   const clock = manualClock()
-  await using cp = await startInProcess({ clock, ai: aiSettingsFor(llm as unknown as LlmServer) })
+  await using cp = await startInProcess({ clock, ai: aiSettingsFor(suite.llm as unknown as LlmServer) })
   const chatId = await newChat(cp)
-  llm.script(reply("anthropic", "I will restart nginx.", true))
+  suite.llm.script(reply("anthropic", "I will restart nginx.", true))
   expect((await call(cp, "POST", `/chat/${chatId}/message`, { message: "fix nginx" })).status).toBe(200)
   // Past the deadline by the control plane's clock; its timer (real time) has not fired.
   clock.advance(301_000)
-  llm.script(reply("anthropic", "Understood."))
+  suite.llm.script(reply("anthropic", "Understood."))
   expect((await call(cp, "POST", `/chat/${chatId}/message`, { message: "never mind" })).status).toBe(200)
   const result = (await state(cp, chatId)).messages.find((m) => m.role === "tool")
   expect(result?.content).toContain("expired")

@@ -5,40 +5,28 @@
 // chat until its lease lapses (a client following the turn through the other is then told it is
 // lost); then the chat goes on through the other. The model is the wire-exact
 // Anthropic server (wire-llm-server.ts), its answer held mid-stream to act during the turn.
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
+import { expect, setDefaultTimeout, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SQL } from "bun"
 import type { ChatState, MessageResponse } from "../protocol/ai.ts"
 import { aiSettingsFor, chatCall, doneOf, eventStream } from "./support/ai-chat.ts"
-import { twoReplicas as sharedTwoReplicas } from "./support/chat-replicas.ts"
+import { chatReplicaSuite, twoReplicas as sharedTwoReplicas } from "./support/chat-replicas.ts"
 import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import type { LlmServer } from "./support/llm-server.ts"
-import { startPostgres, type TestPostgres } from "./support/postgres.ts"
 import { waitFor } from "./support/wait.ts"
 import { at, call, held, heldMessage, newChat, reply, state } from "./support/wire-chat.ts"
-import { startWireLlmServer, type WireLlmServer } from "./support/wire-llm-server.ts"
 
 setDefaultTimeout(90_000)
 
-let pg: TestPostgres
-let llm: WireLlmServer
+const suite = chatReplicaSuite()
 
-beforeAll(async () => {
-  pg = await startPostgres()
-  llm = await startWireLlmServer("anthropic")
-}, 60_000)
-afterAll(async () => {
-  await llm?.stop()
-  await pg?.stop()
-})
-
-const twoReplicas = (name: string) => sharedTwoReplicas(pg, llm, name)
+const twoReplicas = (name: string) => sharedTwoReplicas(suite.pg, suite.llm, name)
 
 /** Starts a turn on `cp` whose model call is held mid-answer; resolves once the model has the call. */
 const heldTurn = (cp: TestControlPlane, chatId: number) =>
-  heldMessage(llm, cp, chatId, reply("anthropic", "Looking at the fleet."), "how is web-1?")
+  heldMessage(suite.llm, cp, chatId, reply("anthropic", "Looking at the fleet."), "how is web-1?")
 
 async function errorCode(res: Response): Promise<[number, string | undefined]> {
   return [res.status, ((await res.json()) as { code?: string }).code]
@@ -64,14 +52,14 @@ test("a second message through B while A runs the chat's turn is refused as on o
     ["user", "how is web-1?"],
     ["assistant", "Looking at the fleet."],
   ])
-  expect(llm.requests.length).toBe(turn.request + 1)
+  expect(suite.llm.requests.length).toBe(turn.request + 1)
 })
 
 test("two messages sent at once through A and B start one turn: the other is refused", async () => {
   await using r = await twoReplicas("turns_racing")
   const chatId = await newChat(r.a)
   const answer = held(reply("anthropic", "One turn."))
-  llm.script(answer.reply)
+  suite.llm.script(answer.reply)
   const sent = [r.a, r.b].map((cp) => call(cp, "POST", `/chat/${chatId}/message`, { message: "status?" }))
   // The winner's model answer is held, so the first reply to come back is the loser's.
   const first = await Promise.race(sent)
@@ -89,13 +77,13 @@ test("a steer through B reaches the model in A's turn at its next model call", a
   const steered = await call(r.b, "POST", `/chat/${chatId}/steer`, { message: "only web-1, please" })
   expect(steered.status).toBe(200)
   expect(await steered.json()).toEqual({ success: true, queuedBehind: "turn", questionId: null })
-  llm.script(reply("anthropic", "Only web-1, then."))
+  suite.llm.script(reply("anthropic", "Only web-1, then."))
   turn.release()
   const done = doneOf(await turn.stream.all())
   expect(done.response).toBe("Looking at the fleet.\n\nOnly web-1, then.")
   // A's second call carries the steer after its first answer.
-  expect(at(llm, turn.request + 1, "only web-1, please")).toBeGreaterThan(
-    at(llm, turn.request + 1, "Looking at the fleet."),
+  expect(at(suite.llm, turn.request + 1, "only web-1, please")).toBeGreaterThan(
+    at(suite.llm, turn.request + 1, "Looking at the fleet."),
   )
   expect((await state(r.b, chatId)).queuedMessages).toEqual([])
 })
@@ -110,13 +98,13 @@ test("a cancel through B stops A's turn as a local cancel does", async () => {
   const done = doneOf(await turn.stream.all())
   expect(done.cancelled).toBe(true)
   // The model call itself was cut, not left to run on.
-  expect(llm.requests[turn.request]?.abandoned).toBe(true)
+  expect(suite.llm.requests[turn.request]?.abandoned).toBe(true)
   turn.release()
   const after = await state(r.b, chatId)
   expect(after.turnRunning).toBe(false)
   expect(after.messages.at(-1)?.content).toContain("cancelled")
   // The chat goes on through B.
-  llm.script(reply("anthropic", "Fine."))
+  suite.llm.script(reply("anthropic", "Fine."))
   const next = await call(r.b, "POST", `/chat/${chatId}/message`, { message: "never mind" })
   expect(((await next.json()) as MessageResponse).response).toBe("Fine.")
 })
@@ -146,7 +134,7 @@ test("a delete through B stops A's turn first: no row of the chat outlives it", 
 })
 
 test("a replica SIGKILLed mid-turn holds the chat until its lease lapses; then the chat goes on through another", async () => {
-  const url = await pg.database("turns_killed")
+  const url = await suite.pg.database("turns_killed")
   const dataDir = await mkdtemp(join(tmpdir(), "chimera-chat-turns-killed-"))
   const a = await spawnControlPlane(freePort(), {
     dataDir,
@@ -154,8 +142,8 @@ test("a replica SIGKILLed mid-turn holds the chat until its lease lapses; then t
     env: {
       CHIMERA_AI_PROVIDER: "anthropic",
       CHIMERA_AI_MODEL: "claude-test-1",
-      CHIMERA_AI_BASE_URL: llm.baseUrl,
-      CHIMERA_AI_API_KEY: llm.apiKey,
+      CHIMERA_AI_BASE_URL: suite.llm.baseUrl,
+      CHIMERA_AI_API_KEY: suite.llm.apiKey,
       CHIMERA_AI_TURN_LEASE_SECONDS: "3",
     },
   })
@@ -164,7 +152,7 @@ test("a replica SIGKILLed mid-turn holds the chat until its lease lapses; then t
       dataDir,
       databaseUrl: url,
       adminToken: a.adminToken,
-      ai: aiSettingsFor(llm as unknown as LlmServer),
+      ai: aiSettingsFor(suite.llm as unknown as LlmServer),
     })
     const chatId = await newChat(b)
     const turn = await heldTurn(a, chatId)
@@ -187,13 +175,13 @@ test("a replica SIGKILLed mid-turn holds the chat until its lease lapses; then t
     const lost = await followed.all()
     expect(lost.map((e) => e.event)).toEqual(["turn", "error"])
     expect(lost.at(-1)?.data).toMatchObject({ code: "TURN_ENDED" })
-    llm.script(reply("anthropic", "web-1 is fine."))
+    suite.llm.script(reply("anthropic", "web-1 is fine."))
     const next = await chatCall(b.url, b.adminToken, "POST", `/chat/${chatId}/message`, { message: "hello?" })
     expect(next.status).toBe(200)
     expect(((await next.json()) as MessageResponse).response).toBe("web-1 is fine.")
     // The dead turn's question reaches the model with the new one, in order.
-    const sent = llm.requests.length - 1
-    expect(at(llm, sent, "how is web-1?")).toBeLessThan(at(llm, sent, "hello?"))
+    const sent = suite.llm.requests.length - 1
+    expect(at(suite.llm, sent, "how is web-1?")).toBeLessThan(at(suite.llm, sent, "hello?"))
   } finally {
     await a.kill()
     await rm(dataDir, { recursive: true, force: true })
@@ -209,7 +197,7 @@ test("a replica stopped mid-turn (SIGTERM) ends the turn and lets the chat go: t
   // The stop closed the stream's connection; what the turn said is stored.
   await turn.stream.all().catch(() => [])
   expect((await state(r.b, chatId)).messages.at(-1)?.content).toContain("cancelled")
-  llm.script(reply("anthropic", "Still here."))
+  suite.llm.script(reply("anthropic", "Still here."))
   const next = await call(r.b, "POST", `/chat/${chatId}/message`, { message: "hello?" })
   expect(next.status).toBe(200)
   expect(((await next.json()) as MessageResponse).response).toBe("Still here.")

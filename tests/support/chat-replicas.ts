@@ -1,5 +1,6 @@
 // Two in-process control-plane replicas on one new PostgreSQL database, sharing a data dir (and so
 // the admin token), their chats' model the wire-exact server (wire-llm-server.ts).
+import { afterAll, beforeAll } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -8,8 +9,8 @@ import type { Clock } from "../../control/domain/ports.ts"
 import { aiSettingsFor } from "./ai-chat.ts"
 import { startInProcess } from "./control-plane.ts"
 import type { LlmServer } from "./llm-server.ts"
-import type { TestPostgres } from "./postgres.ts"
-import type { WireLlmServer } from "./wire-llm-server.ts"
+import { startPostgres, type TestPostgres } from "./postgres.ts"
+import { startWireLlmServer, type WireLlmServer } from "./wire-llm-server.ts"
 
 export async function twoReplicas(
   pg: TestPostgres,
@@ -32,4 +33,18 @@ export async function twoReplicas(
       await rm(dataDir, { recursive: true, force: true })
     },
   }
+}
+
+/** A suite's PostgreSQL server and wire-exact model server, started before its tests and stopped after. */
+export function chatReplicaSuite(): { pg: TestPostgres; llm: WireLlmServer } {
+  const suite = {} as { pg: TestPostgres; llm: WireLlmServer }
+  beforeAll(async () => {
+    suite.pg = await startPostgres()
+    suite.llm = await startWireLlmServer("anthropic")
+  }, 60_000)
+  afterAll(async () => {
+    await suite.llm?.stop()
+    await suite.pg?.stop()
+  })
+  return suite
 }
