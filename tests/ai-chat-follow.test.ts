@@ -4,10 +4,12 @@
 // tool events, the question, and the `done`. On SQLite (one process) the same route follows from
 // memory. The model is the wire-exact Anthropic server (wire-llm-server.ts), held mid-answer.
 import { expect, setDefaultTimeout, test } from "bun:test"
+import { FOLLOWS_PER_USER } from "../control/api/ai-chat.ts"
 import type { ChatStreamEvent } from "../protocol/ai.ts"
-import { doneOf, eventStream } from "./support/ai-chat.ts"
+import { AI, doneOf, eventStream } from "./support/ai-chat.ts"
 import { chatReplicaSuite, twoReplicas } from "./support/chat-replicas.ts"
 import type { TestControlPlane } from "./support/control-plane.ts"
+import { waitFor } from "./support/wait.ts"
 import { call, heldMessage, newChat, plane, state } from "./support/wire-chat.ts"
 import { anthropicEvents, sseEvent, type WireReply } from "./support/wire-llm-server.ts"
 
@@ -78,6 +80,56 @@ test("a follow that begins late reads the turn from its start; on SQLite the one
     turn.release()
     const own = await turn.stream.all()
     expect(await followed.all()).toEqual(own)
+  } finally {
+    await cp.stop()
+    await local.stop()
+  }
+})
+
+test("one user holds at most FOLLOWS_PER_USER follows at once; a closed one, or its turn's end, gives its place back", async () => {
+  const { llm: local, cp } = await plane("anthropic")
+  try {
+    const chatId = await newChat(cp)
+    const turn = await heldMessage(local, cp, chatId, proposal(), "is web-1 up?")
+    await turn.stream.until((events) => words(events).includes("Looking"))
+    const opened = await Promise.all(
+      Array.from({ length: FOLLOWS_PER_USER }, async () => {
+        const controller = new AbortController()
+        const res = await fetch(`${cp.url}${AI}/chat/${chatId}/follow`, {
+          headers: { authorization: `Bearer ${cp.adminToken}` },
+          signal: controller.signal,
+        })
+        expect(res.status).toBe(200)
+        return { controller, res }
+      }),
+    )
+    const refused = await call(cp, "GET", `/chat/${chatId}/follow`)
+    expect(refused.status).toBe(429)
+    expect(await refused.text()).toContain(`at most ${FOLLOWS_PER_USER} chat follows`)
+    // A client that goes away gives its place back (the server sees it close at its next write).
+    opened[0]?.controller.abort()
+    await waitFor(
+      "a place given back by a closed follow",
+      async () => {
+        const res = await call(cp, "GET", `/chat/${chatId}/follow`)
+        await res.body?.cancel()
+        return res.status
+      },
+      (status) => status === 200,
+    )
+    // The turn's end ends every follow, and gives every place back.
+    turn.release()
+    await turn.stream.all()
+    for (const { res } of opened.slice(1)) await res.text()
+    const next = await heldMessage(local, cp, chatId, proposal(), "and web-2?")
+    await next.stream.until((events) => words(events).includes("Looking"))
+    const again = await Promise.all(
+      Array.from({ length: FOLLOWS_PER_USER }, () => call(cp, "GET", `/chat/${chatId}/follow`)),
+    )
+    expect(again.map((r) => r.status)).toEqual(Array(FOLLOWS_PER_USER).fill(200))
+    next.release()
+    await next.stream.all()
+    await Promise.all(again.map((r) => r.text()))
   } finally {
     await cp.stop()
     await local.stop()

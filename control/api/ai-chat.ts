@@ -109,11 +109,54 @@ const afterAnswered = (error: unknown) =>
       )
     : error
 
+/** Follows one user may hold open at once: one followed on another replica reads the store each second. */
+export const FOLLOWS_PER_USER = 16
+
+/**
+ * Counts each user's open follows: `follow` takes a place (RESOURCE_EXHAUSTED past the cap) and wraps
+ * the follow so that its place is given back once, whichever way it ends: refused, at its turn's last
+ * event, or when its client goes away.
+ */
+function followPlaces() {
+  const open = new Map<string, number>()
+  return async (user: string, start: (l: Listener) => Promise<() => void>, l: Listener) => {
+    const n = open.get(user) ?? 0
+    if (n >= FOLLOWS_PER_USER)
+      throw new ChimeraError(
+        "RESOURCE_EXHAUSTED",
+        `at most ${FOLLOWS_PER_USER} chat follows may be open at once for one user; close one (its stream) and follow again`,
+      )
+    open.set(user, n + 1)
+    let held = true
+    const release = () => {
+      if (!held) return
+      held = false
+      const left = (open.get(user) ?? 1) - 1
+      if (left > 0) open.set(user, left)
+      else open.delete(user)
+    }
+    try {
+      const stop = await start((e) => {
+        if (e.event === "done" || e.event === "error") release()
+        l(e)
+      })
+      return () => {
+        release()
+        stop()
+      }
+    } catch (error) {
+      release()
+      throw error
+    }
+  }
+}
+
 export const aiChatRoutes = (chats: Chats | null) => {
   const ready = (): Chats => {
     if (!chats) throw new ChimeraError("AI_UNAVAILABLE", NOT_CONFIGURED)
     return chats
   }
+  const followed = followPlaces()
   return new Hono<ApiEnv>()
     .get("/api/v1/ai/chat", async (c) => c.json(await ready().list(userOf(c.get("principal")))))
     .post("/api/v1/ai/chat", jsonBody(CreateChatRequest), async (c) => {
@@ -137,9 +180,12 @@ export const aiChatRoutes = (chats: Chats | null) => {
     .post("/api/v1/ai/chat/:id/message/stream", params(ChatPath), jsonBody(SendMessageRequest), (c) =>
       streamed(c, (l) => ready().message(c.req.valid("param").id, userOf(c.get("principal")), c.req.valid("json"), l)),
     )
-    .get("/api/v1/ai/chat/:id/follow", params(ChatPath), (c) =>
-      streamed(c, (l) => ready().follow(c.req.valid("param").id, userOf(c.get("principal")), l)),
-    )
+    .get("/api/v1/ai/chat/:id/follow", params(ChatPath), (c) => {
+      const who = userOf(c.get("principal"))
+      return streamed(c, (l) =>
+        followed(who.subject, (listener) => ready().follow(c.req.valid("param").id, who, listener), l),
+      )
+    })
     .get("/api/v1/ai/chat/:id/question", params(ChatPath), async (c) =>
       c.json(await ready().question(c.req.valid("param").id, userOf(c.get("principal")))),
     )
