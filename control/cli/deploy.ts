@@ -52,6 +52,7 @@ const STATUS_TEXT: Record<TargetResult["status"], (s: string) => string> = {
   planned: color.bold,
   failed: color.red,
   "rolled-back": color.yellow,
+  refused: color.yellow,
 }
 
 export function printDeployment(record: DeploymentRecord): void {

@@ -315,7 +315,8 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
       confirmSeconds: opts.confirmTimeoutSeconds,
       activationSeconds,
     })
-    if (failed.kind !== "failed") return fail(failed.why)
+    if (failed.kind === "refused") return fail(failed.why, "refused")
+    if (failed.kind === "no-answer") return fail(failed.why)
     const { why } = failed
     // Switching it back from here would be one more activation after Ctrl-C; its watchdog does it.
     if (interrupted())

@@ -7,7 +7,11 @@ import type { StorePath } from "../../protocol/ids.ts"
 import type { SystemState } from "./operation-ports.ts"
 
 export type Phase = "plan" | "copy" | "activate" | "command" | "health" | "confirm"
-export type TargetStatus = "planned" | "up-to-date" | "deployed" | "failed" | "rolled-back"
+/**
+ * `refused`: the node's claim turned the activation away, as another deploy or rollback was switching
+ * it or unconfirmed there (node-claim.ts); nothing on the node failed or changed.
+ */
+export type TargetStatus = "planned" | "up-to-date" | "deployed" | "failed" | "rolled-back" | "refused"
 
 export interface PhaseTiming {
   phase: Phase

@@ -220,6 +220,8 @@ export function createIncidents(deps: IncidentDeps) {
     // A reported deployment says so: whoever reads the notice knows whose word it is.
     const source = reporter === undefined ? `deployment ${id}` : `reported deployment ${id}`
     const at = clock.now().toISOString()
+    // A `refused` target (another deploy or rollback held the node) neither opens nor resolves one:
+    // nothing failed there, and how the node ends up is the other deploy's to say.
     for (const t of await knownTargets(d, id)) {
       if (t.status === "failed" || t.status === "rolled-back") {
         const what = t.status === "rolled-back" ? "deploy rolled back" : "deploy failed"

@@ -84,7 +84,9 @@ export async function shapeAnswer(
         error: t.error,
       }))
       const ok = record.status === "succeeded"
-      const failed = results.filter((r) => r.status === "failed" || r.status === "rolled-back")
+      const failed = results.filter(
+        (r) => r.status === "failed" || r.status === "rolled-back" || r.status === "refused",
+      )
       return {
         status: ok ? "success" : "failed",
         message: ok

@@ -122,7 +122,7 @@ export const DeploymentRecordBody = z
               .min(1)
               .max(300)
               .refine((t) => !t.includes("\0"), { error: "a target cannot hold a NUL byte" }),
-            status: z.enum(["planned", "up-to-date", "deployed", "failed", "rolled-back"]),
+            status: z.enum(["planned", "up-to-date", "deployed", "failed", "rolled-back", "refused"]),
             before: SystemStateShape.nullable(),
             copy: z
               .object({ missingPaths: z.number().int().nonnegative(), narBytes: z.number().nonnegative() })
