@@ -1,12 +1,20 @@
 // The magic-rollback scripts run directly in a test node (no SSH), to pin down who decides a deploy:
 // the watchdog, a confirmation or an abort claim it once (`mkdir decided`) and the others stand down.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
-import { abortScript, activateScript, confirmScript, rollbackScript } from "../control/domain/activation.ts"
+import {
+  abortScript,
+  activateScript,
+  confirmScript,
+  rollbackScript,
+  undecidedDeploysScript,
+} from "../control/domain/activation.ts"
+import { ACTIVATION_TIMED_OUT_SAYS } from "../control/domain/bounded-switch.ts"
 import { BUSY_EXIT, BUSY_SAYS } from "../control/domain/node-claim.ts"
 import type { StorePath } from "../protocol/ids.ts"
 import { UNCONFIRMED_DEPLOY_MARKER } from "../protocol/unconfirmed-deploy.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { createTestNode, type TestNode, waitForSystem } from "./support/test-node.ts"
+import { run } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(60_000)
@@ -164,4 +172,86 @@ describe("magic rollback on the node", () => {
     await sh(node, script)
     await waitForSystem(node, gen1, "the watchdog's rollback", 10_000)
   })
+})
+
+/** How long the hanging system's switch sleeps: a number no other process on the machine sleeps for. */
+const HANG_SECONDS = 86_351
+const CUT_OFF = `${ACTIVATION_TIMED_OUT_SAYS} (5 s) and was stopped`
+const hangLeft = async () => (await run(["pgrep", "-f", `sleep ${HANG_SECONDS}`])).stdout.trim()
+
+// Switching back runs the old generation's switch, which may hang as any switch may: unbounded, it held
+// the watchdog (the node undecided, every later deploy refused), an abort, or a rollback and its claim of
+// the node, for ever. It has the activation's bound and code, and says so when it is cut off.
+describe("a switch back that hangs", () => {
+  let hang: StorePath
+  beforeAll(async () => {
+    hang = await buildTestSystem(2, { tag: "activation-hang", slowSwitch: HANG_SECONDS })
+  })
+  /** A node booted on generation 1, whose generation 2 (never switched to) is the hanging system. */
+  const withHangingGeneration = async (name: string) => {
+    const node = await createTestNode({ name, boot: gen1 })
+    const set = await node.exec(["nix-env", "-p", "/nix/var/nix/profiles/system", "--set", hang])
+    if (set.code !== 0) throw new Error(`nix-env --set on ${name}: ${set.stderr}`)
+    return node
+  }
+
+  test("the watchdog's is stopped at the activation timeout, its outcome says so, and the node is free", async () => {
+    await using node = await withHangingGeneration("hang-watchdog")
+    const a = await sh(
+      node,
+      activateScript({
+        deployId: "dw",
+        closure: gen2,
+        isSystem: true,
+        confirmTimeoutSeconds: 1,
+        activationTimeoutSeconds: 5,
+      }),
+    )
+    expect({ code: a.code, previous: a.stdout }).toEqual({ code: 0, previous: expect.stringContaining("previous 2 ") })
+    const outcome = await waitFor(
+      "the watchdog's outcome",
+      async () => (await node.exec(["cat", "/run/chimera/deploys/dw/outcome"])).stdout.trim(),
+      (o) => o !== "",
+      30_000,
+    )
+    expect(outcome).toBe(`rollback-failed: ${CUT_OFF}`)
+    expect(await hangLeft()).toBe("")
+    expect((await node.exec(["test", "-e", "/run/chimera/deploy-hold"])).code).not.toBe(0)
+    expect((await sh(node, undecidedDeploysScript(0))).stdout.trim()).toBe("")
+  }, 60_000)
+
+  test("an abort's is stopped at the activation timeout and says so", async () => {
+    await using node = await withHangingGeneration("hang-abort")
+    const a = await sh(
+      node,
+      activateScript({ deployId: "dx", closure: gen2, isSystem: true, confirmTimeoutSeconds: 600 }),
+    )
+    expect(a.code).toBe(0)
+    const t0 = performance.now()
+    const abort = await sh(node, abortScript("dx", { generation: 2, path: hang }, true, 5))
+    expect(performance.now() - t0).toBeLessThan(30_000)
+    expect(abort.code).toBe(1)
+    expect(abort.stderr).toContain(CUT_OFF)
+    expect(abort.stderr).toContain("rollback failed")
+    expect(await hangLeft()).toBe("")
+    // The claim given back, the watchdog would try again at its time; this deploy is settled by hand, and
+    // the watchdog (a session of its own: setsid) ended with what it sleeps in.
+    expect((await sh(node, confirmScript("dx", true))).code).toBe(0)
+    expect((await sh(node, 'kill -- -"$(cat /run/chimera/deploys/dx/watchdog.pid)"')).code).toBe(0)
+  }, 60_000)
+
+  test("a rollback's is stopped at the activation timeout, says so, and frees the node's claim", async () => {
+    await using node = await withHangingGeneration("hang-rollback")
+    await node.switchTo(gen2)
+    const t0 = performance.now()
+    const back = await sh(node, rollbackScript(null, undefined, 5))
+    expect(performance.now() - t0).toBeLessThan(30_000)
+    expect({ code: back.code, said: back.stderr.trim().split("\n").at(-1) }).toEqual({ code: 124, said: CUT_OFF })
+    expect(await hangLeft()).toBe("")
+    expect((await node.links()).profile).toBe(hang)
+    // Nothing holds the node: the next rollback goes through.
+    expect((await sh(node, undecidedDeploysScript(0))).stdout.trim()).toBe("")
+    expect((await sh(node, rollbackScript(1))).code).toBe(0)
+    expect(await node.links()).toMatchObject({ profile: gen1, current: gen1 })
+  }, 60_000)
 })

@@ -47,12 +47,13 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true })
 })
 
-async function deployJson(args: string[]) {
-  const r = await run(
+/** The real CLI's `command` with `--json`, over the testbed's SSH, with no control plane. */
+const cli = (command: string, args: string[]) =>
+  run(
     [
       process.execPath,
       MAIN,
-      "deploy",
+      command,
       ...args,
       "--json",
       "--identity",
@@ -70,8 +71,8 @@ async function deployJson(args: string[]) {
       },
     },
   )
-  return deployOutput(r)
-}
+
+const deployJson = async (args: string[]) => deployOutput(await cli("deploy", args))
 
 describe("a switch that never ends", () => {
   test("is stopped at --activation-timeout and the node rolled back; the record and the operator are told", async () => {
@@ -93,6 +94,35 @@ describe("a switch that never ends", () => {
     expect(left.stdout.trim()).toBe("")
     const outcome = await n!.node.exec(["sh", "-c", `cat /run/chimera/deploys/${record.id}/outcome`])
     expect(outcome.stdout.trim()).toBe("rolled-back")
+  })
+})
+
+describe("a switch back that never ends", () => {
+  // Unbounded, `chimera rollback` waited for its SSH time-out and the switch went on on the node, its
+  // claim with it: every later deploy and rollback of the node was refused for as long as it hung.
+  test("is stopped at the rollback's --activation-timeout, said on the target, and the node is free again", async () => {
+    const n = bed.nodes[0]!
+    const hang = await buildTestSystem(7, { tag: "bad-day", slowSwitch: HANG_SECONDS })
+    const set = await n.node.exec(["nix-env", "-p", "/nix/var/nix/profiles/system", "--set", hang])
+    expect(set.code).toBe(0)
+    const gen8 = await config("gen8", "8")
+    expect((await deployJson(["--targets", n.target, "--config", gen8])).record.status).toBe("succeeded")
+
+    const t0 = performance.now()
+    const back = await cli("rollback", ["--targets", n.target, "--activation-timeout", "5"])
+    expect(performance.now() - t0).toBeLessThan(45_000)
+    expect(back.code).toBe(1)
+    const [r] = (JSON.parse(back.stdout) as { results: { ok: boolean; error: string }[] }).results
+    expect(r?.ok).toBe(false)
+    expect(r?.error).toContain(
+      "switch-to-configuration did not finish within the activation timeout (5 s) and was stopped on the node",
+    )
+    expect(r?.error).toContain(`chimera generations --targets ${n.target}`)
+    expect((await run(["pgrep", "-f", `sleep ${HANG_SECONDS}`])).stdout.trim()).toBe("")
+    // Nothing holds the node: the next deploy is neither refused nor kept waiting.
+    const again = await deployJson(["--targets", n.target, "--config", gen8])
+    expect(again.record.targets[0]).toMatchObject({ status: "deployed" })
+    await n.node.switchTo(gen1) // where the tests after this one expect it
   })
 })
 

@@ -149,7 +149,11 @@ export const deploymentRoutes = (ops: FleetOperations, audit: Audit, limiter: Ra
     })
     .post("/api/rollbacks", jsonBody(RollbackRequestBody), async (c) => {
       const b = c.req.valid("json")
-      const results = await ops.rollback({ targets: b.targets, generation: b.generation ?? null })
+      const results = await ops.rollback({
+        targets: b.targets,
+        generation: b.generation ?? null,
+        activationTimeoutSeconds: b.activation_timeout_seconds,
+      })
       c.set("auditOutcome", {
         targets: results.map((r) => `${r.target}:${r.ok ? `generation ${r.generation}` : "failed"}`),
       })

@@ -12,6 +12,7 @@ import { defineCommand } from "citty"
 import type { StorePath } from "../../protocol/ids.ts"
 import { createLogger } from "../../protocol/log.ts"
 import { ROLLBACK_PUBLISH_SECONDS } from "../domain/activation.ts"
+import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS } from "../domain/bounded-switch.ts"
 import { rollback } from "../domain/rollback.ts"
 import { GenerationText } from "../ops/deployment-record.ts"
 import { keepRecord } from "./cli-store.ts"
@@ -19,6 +20,7 @@ import { parseFlag } from "./flags.ts"
 import { finishOnInterrupt, INTERRUPT_GRACE_SECONDS, progressWaiter } from "./interrupt.ts"
 import { color, field, printJson, printTable } from "./output.ts"
 import { type DesiredPublisher, desiredPublisher, reportPublished } from "./publish-desired.ts"
+import { ActivationTimeout, secondsFlag } from "./seconds-flag.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
 const log = createLogger("rollback")
@@ -55,12 +57,18 @@ export default defineCommand({
       alias: "g",
       description: "Generation number to switch to (default: the previous one)",
     },
+    "activation-timeout": {
+      type: "string",
+      description: "Seconds switch-to-configuration may run before it is stopped (the node is then left part way)",
+      default: String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS),
+    },
     json: { type: "boolean", description: "Print JSON" },
     ...sshArgs,
   },
   async run({ args }) {
     const gen =
       args.generation === undefined ? null : Number(parseFlag(GenerationText, args.generation, "--generation"))
+    const activationTimeoutSeconds = secondsFlag(ActivationTimeout, args["activation-timeout"])
     const ssh = await parseSshFlags(args)
     const exec = ssh.executor()
     const publisher = desiredPublisher()
@@ -87,7 +95,8 @@ export default defineCommand({
           .join("\n")}`,
     })
     try {
-      const results = await rollback(exec, ssh.targets, gen, ssh.parallel, {
+      const o = { generation: gen, parallel: ssh.parallel, activationTimeoutSeconds }
+      const results = await rollback(exec, ssh.targets, o, {
         signal: stop.signal,
         onStarted: (target) => set(target, { phase: "switching" }),
         async onRolledBack(target, path, generation) {

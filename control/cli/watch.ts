@@ -18,7 +18,7 @@ import { keepRecord, openCliStore } from "./cli-store.ts"
 import { CliError, CONFIG_STATUS, ExitWith } from "./errors.ts"
 import { color, field, jsonLine, printJson, say, warn } from "./output.ts"
 import { desiredPublisher, reportPublished } from "./publish-desired.ts"
-import { ConfirmTimeout } from "./seconds-flag.ts"
+import { ConfirmTimeout, secondsFlag } from "./seconds-flag.ts"
 import { parseSshFlags, SSH_FLAG_NAMES, sshArgs, sshConfigFlags } from "./ssh-flags.ts"
 
 const log = createLogger("watch")
@@ -115,9 +115,7 @@ async function _watch(args: ParsedArgs<typeof watchArgs>) {
       "E_ARG",
     )
   const ssh = await parseSshFlags(args, config)
-  const parsedConfirm = ConfirmTimeout.safeParse(args["confirm-timeout"])
-  if (!parsedConfirm.success) throw new CliError(parsedConfirm.error.issues[0]?.message ?? "--confirm-timeout", "E_ARG")
-  const confirm = parsedConfirm.data
+  const confirm = secondsFlag(ConfirmTimeout, args["confirm-timeout"])
   const interval = config.watch.interval_seconds
   const cronTime = args.schedule ?? intervalToCron(interval)
   if (!cronTime)

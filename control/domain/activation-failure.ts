@@ -2,7 +2,7 @@
 // answer lost (the activation goes on there without the caller), the node claimed by another deploy
 // or rollback (nothing changed), the switch stopped at the activation timeout, or the switch failed.
 // Only the last two leave something to roll back (deploy.ts does, or the node's watchdog).
-import { ACTIVATION_TIMED_OUT_SAYS } from "./activation.ts"
+import { ACTIVATION_TIMED_OUT_SAYS, switchTimedOut } from "./bounded-switch.ts"
 import { refusedBusy } from "./node-claim.ts"
 import type { ExecResult } from "./operation-ports.ts"
 
@@ -33,7 +33,7 @@ export function activationFailure(
       why: `activate: ${_lastLines(res.stderr, 1)}; nothing was changed here: deploy again once it is confirmed or rolled back (chimera generations --targets ${o.target} shows where the node is)`,
     }
   // The node stopped a switch still running at the activation timeout (activateScript).
-  if (res.exitCode === 124 && res.stderr.includes(ACTIVATION_TIMED_OUT_SAYS)) {
+  if (switchTimedOut(res)) {
     const said = _lastLines(
       res.stderr
         .split("\n")

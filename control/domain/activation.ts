@@ -10,6 +10,12 @@
 import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { StorePath } from "../../protocol/ids.ts"
 import { BOOT_ID_FILE, UNCONFIRMED_DEPLOY_MARKER } from "../../protocol/unconfirmed-deploy.ts"
+import {
+  ACTIVATION_KILL_GRACE_SECONDS,
+  boundedSwitchFn,
+  DEFAULT_ACTIVATION_TIMEOUT_SECONDS,
+  SWITCH_SLACK_SECONDS,
+} from "./bounded-switch.ts"
 import { CLAIM_NODE, STATE, UNDECIDED_FN } from "./node-claim.ts"
 
 export const SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
@@ -42,8 +48,8 @@ const later = (script: string) => script.replaceAll("$", "\\$")
  * that failed before it changed anything (a full disk under the profiles) has nothing to switch back,
  * and switching back would fail the same way, for a node that never left its generation.
  */
-const onPrevious = (profile: string, prev: string, isSystem: boolean, $ = "$") =>
-  `{ [ "${$}(readlink -f ${profile})" = ${prev} ]${isSystem ? ` && [ "${$}(readlink -f /run/current-system)" = ${prev} ]` : ""}; }`
+const onPrevious = (profile: string, prev: string, isSystem: boolean) =>
+  `{ [ "$(readlink -f ${profile})" = ${prev} ]${isSystem ? ` && [ "$(readlink -f /run/current-system)" = ${prev} ]` : ""}; }`
 
 /** POSIX single-quoting: the only safe way to pass an arbitrary string to a remote shell. */
 export function shq(s: string): string {
@@ -60,18 +66,8 @@ export interface ActivationScript {
   activationTimeoutSeconds?: number
 }
 
-/**
- * A switch that never ends (a unit whose start hangs, a blocked activation script) would hold the
- * watchdog, which waits for the activation to end, and the deploy with it, for ever. deploy-rs bounds
- * its activation the same way (four minutes); five leave room for the services a NixOS switch restarts.
- */
-export const DEFAULT_ACTIVATION_TIMEOUT_SECONDS = 300
-/** How long a switch stopped at the activation timeout has to end on SIGTERM before it is killed. */
-export const ACTIVATION_KILL_GRACE_SECONDS = 10
 /** Left in the deploy's directory on the node when its switch was stopped at the activation timeout. */
 const ACTIVATION_TIMED_OUT = "activation-timed-out"
-/** What the activation says on stderr, last, when it stopped the switch at the activation timeout. */
-export const ACTIVATION_TIMED_OUT_SAYS = "switch-to-configuration did not finish within the activation timeout"
 
 /**
  * Arms the watchdog, then activates. Prints `previous <gen> <path>` first so the caller knows where
@@ -90,13 +86,13 @@ export const ACTIVATION_TIMED_OUT_SAYS = "switch-to-configuration did not finish
  * script and what it runs print goes to files in $D, relayed to stdout and stderr once it is over;
  * the watchdog then rolls back an unconfirmed deploy when the confirm timeout passes, as for any other.
  *
- * The switch may take `activationTimeoutSeconds` (boundedSwitch): one still running then is stopped,
- * the script exits 124 with a line saying so on stderr, and the watchdog rolls back at once.
+ * The switch may take `activationTimeoutSeconds` (bounded-switch.ts): one still running then is
+ * stopped, the script exits 124 with a line saying so on stderr, and the watchdog rolls back at once.
+ * The watchdog's switch back has the same bound: cut off, its outcome says so.
  */
 export function activateScript(a: ActivationScript): string {
   const profile = a.isSystem ? SYSTEM_PROFILE : CHIMERA_PROFILE
   const dir = `${STATE}/${a.deployId}`
-  const switchTo = (path: string) => (a.isSystem ? ` && ${path}/bin/switch-to-configuration switch` : "")
   const activation = a.activationTimeoutSeconds ?? DEFAULT_ACTIVATION_TIMEOUT_SECONDS
   return [
     "set -eu",
@@ -116,16 +112,12 @@ export function activateScript(a: ActivationScript): string {
     'echo "previous $prev_gen $prev_path" >>"$O"',
     'if [ -n "$prev_gen" ]; then',
     // $$ is this activating shell: the watchdog follows it to know when the activation is over.
+    // Its first line is written with this shell's values (A: this activating shell); the rest runs as is.
     `  cat > "$D/watchdog" <<EOF
-echo \\$\\$ > "$D/watchdog.pid"
-while [ ! -e "$D/activated" ] && kill -0 $$ 2>/dev/null; do sleep 1; done
-[ -e "$D/activated" ] && sleep ${a.confirmTimeoutSeconds}
-mkdir "$D/decided" 2>/dev/null || exit 0
-ID=${shq(a.deployId)}
-if ${onPrevious('"$P"', '"$prev_path"', a.isSystem, "\\$")} || { nix-env -p "$P" --switch-generation "$prev_gen"${switchTo('"$prev_path"')}; }; then echo rolled-back > "$D/outcome"; ${later(CLEAR_MARKER)}; else echo rollback-failed > "$D/outcome"; fi
-${later(LIFT_HOLD)}
+D="$D"; P="$P"; A=$$; prev_gen="$prev_gen"; prev_path="$prev_path"; ID=${shq(a.deployId)}
+${later(watchdogBody(a, activation))}
 EOF`,
-    '  setsid -f sh "$D/watchdog" </dev/null >"$D/watchdog.log" 2>&1',
+    '  setsid -f sh "$D/watchdog" </dev/null >>"$D/watchdog.log" 2>&1',
     // On disk, written durably before the switch: a reboot in the confirm window takes the watchdog
     // with it, and the node's agent then rolls back at boot instead (agent/boot-check.ts).
     ...(a.isSystem
@@ -139,7 +131,12 @@ EOF`,
     // Record every closure in the Chimera profile, then activate.
     ...(a.isSystem ? [`nix-env -p ${shq(CHIMERA_PROFILE)} --set "$NEW" >/dev/null 2>&1 || true`] : []),
     'nix-env -p "$P" --set "$NEW" >>"$O" 2>>"$E"',
-    ...(a.isSystem ? boundedSwitch(activation) : []),
+    ...(a.isSystem
+      ? [
+          boundedSwitchFn(activation),
+          `bounded_switch "$NEW" "$O" "$E" || { rc=$?; [ -z "$stopped" ] || touch "$D/${ACTIVATION_TIMED_OUT}"; exit $rc; }`,
+        ]
+      : []),
     'touch "$D/activated"',
     // The confirm window starts now (the watchdog's countdown too), however long the switch took.
     writeHold(Math.min(a.confirmTimeoutSeconds + 60, MAX_DEPLOY_HOLD_SECONDS), "$ID"),
@@ -148,22 +145,25 @@ EOF`,
 }
 
 /**
- * switch-to-configuration under coreutils' `timeout`, which runs it in a process group of its own and
- * signals the whole group: what the switch started (a `systemctl start` that waits on a hung unit) goes
- * with it. A switch that fails on its own before the time is up keeps its exit code and its words; one
- * still running at the time is told apart by the time it took, as `timeout`'s 124 (or 137 after the
- * SIGKILL) is also what a switch itself may exit with.
+ * The watchdog, as it runs (its variables set by its first line): it waits for the activation to end,
+ * then for the confirm window, claims the decision and switches back to the previous generation, the
+ * switch bounded as the activation's was. Its switch's output is in its log; a switch back cut off at
+ * the bound is said in its outcome, which an abort waiting for it relays.
  */
-function boundedSwitch(seconds: number): string[] {
+function watchdogBody(a: ActivationScript, activation: number): string {
+  const switchBack = a.isSystem ? ' && bounded_switch "$prev_path" "$D/watchdog.log" "$D/watchdog.log"' : ""
   return [
-    "t0=$(date +%s); rc=0",
-    `timeout -k ${ACTIVATION_KILL_GRACE_SECONDS} ${seconds} "$NEW/bin/switch-to-configuration" switch >>"$O" 2>>"$E" || rc=$?`,
-    `if [ $rc -ne 0 ] && [ $(( $(date +%s) - t0 )) -ge ${seconds} ]; then`,
-    `  touch "$D/${ACTIVATION_TIMED_OUT}"`,
-    `  echo "${ACTIVATION_TIMED_OUT_SAYS} (${seconds} s) and was stopped" >>"$E"; exit 124`,
-    "fi",
-    "[ $rc -eq 0 ] || exit $rc",
-  ]
+    'echo $$ > "$D/watchdog.pid"',
+    'while [ ! -e "$D/activated" ] && kill -0 "$A" 2>/dev/null; do sleep 1; done',
+    `[ -e "$D/activated" ] && sleep ${a.confirmTimeoutSeconds}`,
+    'mkdir "$D/decided" 2>/dev/null || exit 0',
+    ...(a.isSystem ? [boundedSwitchFn(activation)] : []),
+    "stopped=",
+    `if ${onPrevious('"$P"', '"$prev_path"', a.isSystem)} || { nix-env -p "$P" --switch-generation "$prev_gen"${switchBack}; }; then echo rolled-back > "$D/outcome"; ${CLEAR_MARKER}`,
+    'elif [ -n "$stopped" ]; then echo "rollback-failed: $(tail -n 1 "$D/watchdog.log")" > "$D/outcome"',
+    'else echo rollback-failed > "$D/outcome"; fi',
+    LIFT_HOLD,
+  ].join("\n")
 }
 
 /**
@@ -190,34 +190,41 @@ export function confirmScript(deployId: string, isSystem: boolean): string {
  *
  * Like the activation (activateScript says why), it runs to its end whatever becomes of the caller: the
  * switch back writes to a file, relayed once it is over. Killed half way, it left the profile on the
- * previous generation and the running system on the new one until the watchdog's time.
+ * previous generation and the running system on the new one until the watchdog's time. The switch back
+ * has the activation's bound, as the watchdog's has, which bounds the wait for the watchdog's outcome.
  */
 export function abortScript(
   deployId: string,
   previous: { generation: number; path: StorePath },
   isSystem: boolean,
+  activationTimeoutSeconds = DEFAULT_ACTIVATION_TIMEOUT_SECONDS,
 ): string {
   const profile = isSystem ? SYSTEM_PROFILE : CHIMERA_PROFILE
   const dir = `${STATE}/${deployId}`
+  const switchBack = isSystem ? ` && bounded_switch ${shq(previous.path)} "$L" "$L"` : ""
   return [
     "set -u",
     `D=${shq(dir)}; ID=${shq(deployId)}; L="$D/abort.log"`,
+    ...(isSystem ? [boundedSwitchFn(activationTimeoutSeconds)] : []),
     'if ! mkdir "$D/decided" 2>/dev/null; then',
-    '  i=0; while [ ! -e "$D/outcome" ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done',
+    `  i=0; while [ ! -e "$D/outcome" ] && [ $i -lt ${switchBackSeconds(activationTimeoutSeconds)} ]; do sleep 1; i=$((i+1)); done`,
     '  outcome=$(cat "$D/outcome" 2>/dev/null || echo "no outcome yet")',
     '  echo "the watchdog decided: $outcome"; [ "$outcome" = rolled-back ]; exit',
     "fi",
     '(umask 077; : >"$L")',
     `if ${onPrevious(shq(profile), shq(previous.path), isSystem)}; then echo unchanged >&2`,
-    `elif ! { nix-env -p ${shq(profile)} --switch-generation ${previous.generation}${isSystem ? ` && ${shq(previous.path)}/bin/switch-to-configuration switch` : ""}; } >>"$L" 2>&1; then`,
+    `elif ! { nix-env -p ${shq(profile)} --switch-generation ${previous.generation}${switchBack}; } >>"$L" 2>&1; then`,
     '  rmdir "$D/decided"; cat "$L" >&2; echo "rollback failed" >&2; exit 1',
     "fi",
     `echo rolled-back > "$D/outcome"; ${CLEAR_MARKER}; ${LIFT_HOLD}; cat "$L" >&2; echo rolled-back`,
   ].join("\n")
 }
 
-/** How long a rollback holds an agent off while it switches; its SSH command has the same limit. */
-export const ROLLBACK_SWITCH_SECONDS = 300
+/**
+ * The longest a switch back may take on the node, the profile's move and the stopped switch's grace
+ * included: an abort waits this long for the watchdog's, a rollback holds the agent off this long.
+ */
+export const switchBackSeconds = (activationTimeoutSeconds: number) => activationTimeoutSeconds + SWITCH_SLACK_SECONDS
 /** How long the hold stands after the switch, for the control plane to give the agent the new closure. */
 export const ROLLBACK_PUBLISH_SECONDS = 60
 
@@ -230,9 +237,15 @@ export const ROLLBACK_PUBLISH_SECONDS = 60
  * Like the activation (activateScript says why), it runs to its end whatever becomes of the caller:
  * nix-env's and the switch's output go to a file on the node, relayed to stderr once they are over.
  * Killed half way, it left the profile moved back, the running system not, and the hold lifted for the
- * agent to heal forward.
+ * agent to heal forward. Its switch has the activation's bound (bounded-switch.ts): a hung one held the
+ * node's claim, and so every later deploy and rollback of it, for ever; stopped, the script exits 124
+ * saying so, with the profile moved back and the running system part way.
  */
-export function rollbackScript(generation: number | null, profile = SYSTEM_PROFILE): string {
+export function rollbackScript(
+  generation: number | null,
+  profile = SYSTEM_PROFILE,
+  activationTimeoutSeconds = DEFAULT_ACTIVATION_TIMEOUT_SECONDS,
+): string {
   const move = generation === null ? "--rollback" : `--switch-generation ${generation}`
   return [
     "set -eu",
@@ -240,12 +253,13 @@ export function rollbackScript(generation: number | null, profile = SYSTEM_PROFI
     // Refused while a deploy is activating or unconfirmed here, or another rollback runs (node-claim.ts).
     CLAIM_NODE,
     '(umask 077; : >"$L")',
-    writeHold(ROLLBACK_SWITCH_SECONDS + ROLLBACK_PUBLISH_SECONDS, "$ID"),
+    writeHold(switchBackSeconds(activationTimeoutSeconds) + ROLLBACK_PUBLISH_SECONDS, "$ID"),
     // Only our own hold is lifted: a deploy that started meanwhile keeps its own.
     `trap 'touch "$C/ended"; [ "$(cut -d" " -f2 "$H" 2>/dev/null)" = "$ID" ] && rm -f "$H"; cat "$L" >&2; rm -f "$L"' EXIT`,
     `nix-env -p "$P" ${move} 2>>"$L"`,
     'now=$(readlink -f "$P")',
-    '[ -x "$now/bin/switch-to-configuration" ] && "$now/bin/switch-to-configuration" switch >/dev/null 2>>"$L"',
+    boundedSwitchFn(activationTimeoutSeconds),
+    'if [ -x "$now/bin/switch-to-configuration" ]; then bounded_switch "$now" /dev/null "$L"; fi',
     "trap - EXIT",
     'touch "$C/ended"',
     writeHold(ROLLBACK_PUBLISH_SECONDS, "$ID"),

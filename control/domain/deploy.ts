@@ -11,17 +11,17 @@
 import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { SessionId, StorePath } from "../../protocol/ids.ts"
 import {
-  ACTIVATION_KILL_GRACE_SECONDS,
   abortScript,
   activateScript,
   CHIMERA_PROFILE,
   confirmScript,
-  DEFAULT_ACTIVATION_TIMEOUT_SECONDS,
   MISSING_PATHS_SCRIPT,
   shq,
+  switchBackSeconds,
   undecidedDeploysScript,
 } from "./activation.ts"
 import { activationFailure } from "./activation-failure.ts"
+import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, SWITCH_SLACK_SECONDS } from "./bounded-switch.ts"
 import {
   type DeploymentRecord,
   deploymentId,
@@ -75,11 +75,6 @@ export interface DeployDeps {
   signal?: AbortSignal
 }
 
-/**
- * Beyond the activation timeout, what the activation's SSH command may take: setting the profiles
- * before the switch, the grace a stopped switch has before SIGKILL, and the answer's way back.
- */
-const ACTIVATION_SLACK_SECONDS = ACTIVATION_KILL_GRACE_SECONDS + 60
 const CONFIRM_TIMEOUT_MS = 15_000
 
 /** The confirmation hook's failure is that target's note, never the end of the whole deploy. */
@@ -269,7 +264,7 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
         confirmTimeoutSeconds: opts.confirmTimeoutSeconds,
         activationTimeoutSeconds: activationSeconds,
       }),
-      { timeoutMs: (activationSeconds + ACTIVATION_SLACK_SECONDS) * 1000 },
+      { timeoutMs: (activationSeconds + SWITCH_SLACK_SECONDS) * 1000 },
     ),
   )
   const prev = /^previous (\d*) (\S*)$/m.exec(activated.stdout)
@@ -287,7 +282,10 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
   const abort = async (why: string, at: Phase) => {
     if (!r.previous) return noPrevious(why)
     const { generation } = r.previous
-    const back = await exec.exec(target, abortScript(id, r.previous, build.isSystem), { timeoutMs: 360_000 })
+    // It switches back, or waits for the watchdog's switch back: either has the activation's bound.
+    const back = await exec.exec(target, abortScript(id, r.previous, build.isSystem, activationSeconds), {
+      timeoutMs: (switchBackSeconds(activationSeconds) + SWITCH_SLACK_SECONDS) * 1000,
+    })
     if (!back.ok) {
       // A watchdog still counting down the confirm window tries again when it ends; after a failed
       // activation it has already stood down, or decided itself (and failed as this did).

@@ -4,8 +4,11 @@
 // the moment it is done, while the node's hold on its agent still stands (activation.ts), so the
 // caller can make the rolled-back closure the node's desired one before the agent may heal again.
 // Once `signal` is aborted (Ctrl-C) no further target starts; those already started go on to their end.
+// The switch has the activation's bound (bounded-switch.ts), and a target whose switch was stopped at
+// it says so.
 import type { StorePath } from "../../protocol/ids.ts"
-import { generationsScript, ROLLBACK_SWITCH_SECONDS, rollbackScript } from "./activation.ts"
+import { generationsScript, rollbackScript, switchBackSeconds } from "./activation.ts"
+import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS, SWITCH_SLACK_SECONDS, switchTimedOut } from "./bounded-switch.ts"
 import { mapLimit } from "./map-limit.ts"
 import { refusedBusy } from "./node-claim.ts"
 import type { Generation, RemoteExecutorPort, Target } from "./operation-ports.ts"
@@ -27,18 +30,29 @@ export interface RollbackHooks {
   signal?: AbortSignal
 }
 
+export interface RollbackOptions {
+  /** Back to this generation; null: back one. */
+  generation: number | null
+  parallel: number
+  /** How long the switch may run before it is stopped (DEFAULT_ACTIVATION_TIMEOUT_SECONDS). */
+  activationTimeoutSeconds?: number
+}
+
 export async function rollback(
   exec: RemoteExecutorPort,
   targets: Target[],
-  generation: number | null,
-  parallel: number,
+  o: RollbackOptions,
   hooks: RollbackHooks = {},
 ): Promise<RollbackResult[]> {
-  return mapLimit(targets, parallel, async (target) => {
+  const { generation } = o
+  const activation = o.activationTimeoutSeconds ?? DEFAULT_ACTIVATION_TIMEOUT_SECONDS
+  return mapLimit(targets, o.parallel, async (target) => {
     if (hooks.signal?.aborted)
       return { target: target.name, ok: false, generation: null, path: null, error: "not started", ms: 0 }
     hooks.onStarted?.(target.name)
-    const r = await exec.exec(target, rollbackScript(generation), { timeoutMs: ROLLBACK_SWITCH_SECONDS * 1000 })
+    const r = await exec.exec(target, rollbackScript(generation, undefined, activation), {
+      timeoutMs: (switchBackSeconds(activation) + SWITCH_SLACK_SECONDS) * 1000,
+    })
     const m = /^generation (\d+) (\S+)$/m.exec(r.stdout)
     if (r.ok && m) {
       const path = m[2] as StorePath
@@ -51,7 +65,9 @@ export async function rollback(
       ? `${target.name} has no generation ${generation}: \`chimera generations --targets ${target.name}\` lists the ones it has`
       : refusedBusy(r)
         ? `${said}; nothing was changed: roll back once it is confirmed or rolled back`
-        : (r.failure?.message ?? (said || `exited ${r.exitCode}`))
+        : switchTimedOut(r)
+          ? `${said} on the node: its profile went back, but what runs may be part way between the two; see where it is: chimera generations --targets ${target.name}`
+          : (r.failure?.message ?? (said || `exited ${r.exitCode}`))
     hooks.onFailed?.(target.name, why)
     return { target: target.name, ok: false, generation: null, path: null, error: why, ms: r.ms }
   })

@@ -4,7 +4,7 @@
 // caller cannot store megabytes per target.
 import { z } from "zod"
 import { SessionId, StorePath } from "../../protocol/ids.ts"
-import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS } from "../domain/activation.ts"
+import { DEFAULT_ACTIVATION_TIMEOUT_SECONDS } from "../domain/bounded-switch.ts"
 
 /** A [fleet.nodes] name, `@tag`, or an enrolled node id. Never an address: the API dials only named nodes. */
 export const TargetName = z.string().regex(/^@?[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
@@ -29,6 +29,9 @@ const Command = z
 const onlyOneClosure = (b: { config_path?: string; closure?: string }) => !(b.config_path && b.closure)
 const ONE_CLOSURE = { error: "give config_path or closure, not both" }
 
+/** How long a switch may run on the node before it is stopped: a deploy's, and a rollback's. */
+const ActivationTimeoutSeconds = z.number().int().min(5).max(3600).default(DEFAULT_ACTIVATION_TIMEOUT_SECONDS)
+
 export const DeployRequestBody = z
   .object({
     targets: Targets,
@@ -43,7 +46,7 @@ export const DeployRequestBody = z
       .default([]),
     health_timeout_seconds: z.number().int().min(1).max(3600).default(20),
     confirm_timeout_seconds: z.number().int().min(2).max(3600).default(30),
-    activation_timeout_seconds: z.number().int().min(5).max(3600).default(DEFAULT_ACTIVATION_TIMEOUT_SECONDS),
+    activation_timeout_seconds: ActivationTimeoutSeconds,
     dry_run: z.boolean().default(false),
     force: z.boolean().default(false),
   })
@@ -71,6 +74,7 @@ export const RollbackRequestBody = z
       .union([z.number().int().min(1).max(999_999_999), GenerationText.transform(Number)])
       .nullable()
       .optional(),
+    activation_timeout_seconds: ActivationTimeoutSeconds,
   })
   .strict()
 

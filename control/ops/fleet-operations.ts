@@ -248,9 +248,13 @@ export function createFleetOperations(deps: FleetOperationsDeps) {
     /** For a graceful stop (RunningDeploys.settled). */
     settled: (graceMs: number) => running.settled(graceMs),
 
-    async rollback(req: { targets: string[]; generation: number | null }) {
+    async rollback(req: { targets: string[]; generation: number | null; activationTimeoutSeconds: number }) {
       const targets = sshTargets(req.targets)
-      const results = await rollback(executorOrThrow(), targets, req.generation, 10)
+      const results = await rollback(executorOrThrow(), targets, {
+        generation: req.generation,
+        parallel: 10,
+        activationTimeoutSeconds: req.activationTimeoutSeconds,
+      })
       const out: (RollbackResult & { desired: boolean })[] = []
       for (const r of results)
         out.push({ ...r, desired: r.ok && r.path ? await publishDesired(r.target, r.path) : false })
