@@ -159,6 +159,28 @@ describe("magic rollback on the node", () => {
     expect(await node.links()).toMatchObject({ profile: slow, current: slow })
   })
 
+  // Out of inodes under /run, the confirmation's claim of the decision failed and was read as the
+  // watchdog's: "too late, rolling back", while nothing was rolling back.
+  test("a confirmation with no inode left for its claim says so, and goes through once there is room", async () => {
+    await using node = await createTestNode({ name: "confirm-full", boot: gen1 })
+    const small = await node.exec([
+      "sh",
+      "-c",
+      "mkdir -p /run/chimera && mount -t tmpfs -o nr_inodes=64 tmpfs /run/chimera",
+    ])
+    expect(small.code).toBe(0)
+    expect((await activate(node, "df", 600)).code).toBe(0)
+    await sh(node, 'i=0; while (: > "/run/chimera/.fill$i") 2>/dev/null; do i=$((i+1)); done')
+    const full = await sh(node, confirmScript("df", true))
+    expect({ code: full.code, out: full.stdout.trim() }).toEqual({
+      code: 4,
+      out: "cannot confirm: no inodes left on /run/chimera (0 free)",
+    })
+    await sh(node, "rm -f /run/chimera/.fill*")
+    expect((await sh(node, confirmScript("df", true))).code).toBe(0)
+    await sh(node, 'kill -- -"$(cat /run/chimera/deploys/df/watchdog.pid)"')
+  })
+
   test("an activation whose shell dies before it finishes is rolled back at once, not after the timeout", async () => {
     await using node = await createTestNode({ name: "killed", boot: gen1 })
     // The activating shell is killed right after the switch, before it can mark the activation done,

@@ -198,15 +198,26 @@ describe("sshd killed mid-deploy", () => {
   })
 })
 
-/** Mounts a tmpfs with `inodes` inodes over `dir` in the node, keeping what was there, then fills it. */
-async function fill(n: TestbedNode, dir: string, inodes: number) {
+/** Mounts a tmpfs with `inodes` inodes over `dir` in the node, keeping what was there. */
+async function mountSmall(n: TestbedNode, dir: string, inodes: number) {
   const r = await n.node.exec([
     "sh",
     "-c",
-    `set -e; keep=$(mktemp -d); cp -a "${dir}/." "$keep/"; mount -t tmpfs -o size=1m,nr_inodes=${inodes} tmpfs "${dir}"; cp -a "$keep/." "${dir}/"; rm -rf "$keep"
-     i=0; while (: > "${dir}/.fill$i") 2>/dev/null; do i=$((i+1)); done`,
+    `set -e; keep=$(mktemp -d); cp -a "${dir}/." "$keep/"; mount -t tmpfs -o size=1m,nr_inodes=${inodes} tmpfs "${dir}"; cp -a "$keep/." "${dir}/"; rm -rf "$keep"`,
   ])
+  if (r.code !== 0) throw new Error(`could not mount a tmpfs on ${dir}: ${r.stderr}`)
+}
+
+/** Takes every inode left in `dir`'s filesystem. */
+async function fillUp(n: TestbedNode, dir: string) {
+  const r = await n.node.exec(["sh", "-c", `i=0; while (: > "${dir}/.fill$i") 2>/dev/null; do i=$((i+1)); done`])
   if (r.code !== 0) throw new Error(`could not fill ${dir}: ${r.stderr}`)
+}
+
+/** A small tmpfs over `dir`, full. */
+async function fill(n: TestbedNode, dir: string, inodes: number) {
+  await mountSmall(n, dir, inodes)
+  await fillUp(n, dir)
 }
 
 describe("a full disk on the node", () => {
@@ -244,10 +255,70 @@ describe("a full disk on the node", () => {
       const t = record.targets[0]!
       expect(t.status).toBe("rolled-back")
       expect(t.error).toContain(`the node is unchanged: it still runs ${gen1}`)
+      expect(t.error).toContain("cannot claim the node: no inodes left on /run/chimera (0 free); nothing was changed")
       expect(t.error).not.toContain("stays on the new one")
+      expect(await n.node.links()).toMatchObject({ profile: gen1, current: gen1 })
+      // A rollback the same: refused at once, naming why, the node as it was.
+      const back = await cli("rollback", ["--targets", n.target])
+      expect(back.code).toBe(1)
+      expect(back.stdout).toContain(
+        "cannot claim the node: no inodes left on /run/chimera (0 free); nothing was changed",
+      )
       expect(await n.node.links()).toMatchObject({ profile: gen1, current: gen1 })
     } finally {
       await n.node.exec(["umount", "/run/chimera"])
+    }
+  })
+
+  // An abort took its failed claim of the decision (no inode for it) for the watchdog's, and waited five
+  // minutes for an outcome nobody would write; the watchdog, failing the same way, stood down for good.
+  test("under /run/chimera mid-deploy: the rollback fails at once naming it, and the watchdog rolls back once there is room", async () => {
+    const n = bed.nodes[1]!
+    const gen9 = await config("gen9", "9")
+    await n.node.exec(["sh", "-c", "rm -rf /run/chimera; mkdir -p /run/chimera"])
+    await mountSmall(n, "/run/chimera", 200)
+    try {
+      let filling: Promise<void> = Promise.resolve()
+      const t0 = performance.now()
+      const exec = createSshExecutor({ identity: bed.identityFile, knownHosts: bed.knownHostsFile, timeoutMs: 5000 })
+      const record = await deploy(
+        oneTarget(n, gen9, {
+          confirmTimeoutSeconds: 8,
+          healthChecks: [{ kind: "command", command: "false" }],
+          healthTimeoutSeconds: 2,
+        }),
+        {
+          nix: createNix(),
+          exec,
+          onPhase: (_t, phase) => {
+            if (phase === "health") filling = fillUp(n, "/run/chimera")
+          },
+        },
+      ).finally(() => exec.close())
+      await filling
+      expect(performance.now() - t0).toBeLessThan(30_000)
+      const t = record.targets[0]!
+      expect(t.status).toBe("failed")
+      expect(t.error).toContain("health check failed")
+      expect(t.error).toContain("no inodes left on /run/chimera")
+      expect(t.error).not.toContain("the watchdog decided")
+      // The abort changed nothing: the node is where the activation left it.
+      expect(await n.node.links()).toMatchObject({
+        profile: expect.stringContaining("-9"),
+        current: expect.stringContaining("-9"),
+      })
+      // Past the confirm window, the watchdog still waits for room; given it, it rolls back.
+      await Bun.sleep(8_000)
+      expect((await n.node.links()).current).toContain("-9")
+      await n.node.exec(["sh", "-c", "rm -f /run/chimera/.fill*"])
+      await waitFor(
+        "the watchdog's rollback once there is room",
+        () => n.node.links(),
+        (l) => l.profile === gen1 && l.current === gen1,
+        20_000,
+      )
+    } finally {
+      await n.node.exec(["umount", "-l", "/run/chimera"])
     }
   })
 })

@@ -16,7 +16,7 @@ import {
   DEFAULT_ACTIVATION_TIMEOUT_SECONDS,
   SWITCH_SLACK_SECONDS,
 } from "./bounded-switch.ts"
-import { CLAIM_NODE, STATE, UNDECIDED_FN } from "./node-claim.ts"
+import { CLAIM_NODE, NO_ROOM_FN, RUN_DIR, STATE, UNDECIDED_FN } from "./node-claim.ts"
 
 export const SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
 /** Every deployed closure is also recorded as a generation of this profile. */
@@ -32,6 +32,11 @@ export const DEPLOY_HOLD = "/run/chimera/deploy-hold"
  */
 export const writeHold = (seconds: number, idExpr: string) =>
   `echo "$(( $(date +%s) + ${seconds} )) ${idExpr}" > "${DEPLOY_HOLD}.$$"; mv -f "${DEPLOY_HOLD}.$$" "${DEPLOY_HOLD}"`
+
+/** An abort that could not claim the decision at all (no room) says so, and that the watchdog will. */
+export const ABORT_NO_CLAIM_SAYS = "cannot claim the rollback on the node"
+/** Says why `$D/decided` could not be made when it is not there: no room under RUN_DIR, as a rule. */
+const NO_DECISION = `$(no_room ${RUN_DIR} 1 4 || echo "$D/decided could not be made")`
 
 /** Removes the unconfirmed-deploy marker if it is this deploy's ($ID), the deploy now being decided. */
 const CLEAR_MARKER = `M=${UNCONFIRMED_DEPLOY_MARKER}; grep -qx "deploy=$ID" "$M" 2>/dev/null && rm -f "$M"; true`
@@ -156,7 +161,9 @@ function watchdogBody(a: ActivationScript, activation: number): string {
     'echo $$ > "$D/watchdog.pid"',
     'while [ ! -e "$D/activated" ] && kill -0 "$A" 2>/dev/null; do sleep 1; done',
     `[ -e "$D/activated" ] && sleep ${a.confirmTimeoutSeconds}`,
-    'mkdir "$D/decided" 2>/dev/null || exit 0',
+    // A failed claim is another's only if the claim is there: with no inode left for it under /run, the
+    // watchdog waits for room (the node stays undecided, later deploys wait) rather than stand down.
+    'until mkdir "$D/decided" 2>/dev/null; do { [ -d "$D" ] && [ ! -e "$D/decided" ]; } || exit 0; sleep 2; done',
     ...(a.isSystem ? [boundedSwitchFn(activation)] : []),
     "stopped=",
     `if ${onPrevious('"$P"', '"$prev_path"', a.isSystem)} || { nix-env -p "$P" --switch-generation "$prev_gen"${switchBack}; }; then echo rolled-back > "$D/outcome"; ${CLEAR_MARKER}`,
@@ -175,7 +182,9 @@ export function confirmScript(deployId: string, isSystem: boolean): string {
   return [
     "set -eu",
     `D=${shq(dir)}; ID=${shq(deployId)}`,
+    NO_ROOM_FN,
     'if mkdir "$D/decided" 2>/dev/null; then touch "$D/confirmed"',
+    `elif [ ! -e "$D/decided" ]; then echo "cannot confirm: ${NO_DECISION}"; exit 4`,
     'elif [ ! -e "$D/confirmed" ]; then echo "too late: the node already decided ($(cat "$D/outcome" 2>/dev/null || echo rolling back))"; exit 3',
     "fi",
     CLEAR_MARKER,
@@ -206,7 +215,10 @@ export function abortScript(
     "set -u",
     `D=${shq(dir)}; ID=${shq(deployId)}; L="$D/abort.log"`,
     ...(isSystem ? [boundedSwitchFn(activationTimeoutSeconds)] : []),
+    NO_ROOM_FN,
     'if ! mkdir "$D/decided" 2>/dev/null; then',
+    // Not the watchdog's claim but none at all: said at once, the node left as it is for the watchdog.
+    `  [ -e "$D/decided" ] || { echo "${ABORT_NO_CLAIM_SAYS}: ${NO_DECISION}; nothing was switched back, and the node's watchdog does it once there is room" >&2; echo "rollback failed" >&2; exit 1; }`,
     `  i=0; while [ ! -e "$D/outcome" ] && [ $i -lt ${switchBackSeconds(activationTimeoutSeconds)} ]; do sleep 1; i=$((i+1)); done`,
     '  outcome=$(cat "$D/outcome" 2>/dev/null || echo "no outcome yet")',
     '  echo "the watchdog decided: $outcome"; [ "$outcome" = rolled-back ]; exit',

@@ -11,6 +11,7 @@
 import { MAX_DEPLOY_HOLD_SECONDS } from "../../protocol/agent.ts"
 import type { SessionId, StorePath } from "../../protocol/ids.ts"
 import {
+  ABORT_NO_CLAIM_SAYS,
   abortScript,
   activateScript,
   CHIMERA_PROFILE,
@@ -289,10 +290,13 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
     if (!back.ok) {
       // A watchdog still counting down the confirm window tries again when it ends; after a failed
       // activation it has already stood down, or decided itself (and failed as this did).
+      // One that could not claim the rollback at all (no room under /run) left it to the watchdog, and said so.
       const retried = at !== "activate" && !back.stdout.includes("the watchdog decided")
-      const next = retried
-        ? "the node's watchdog tries again when the confirm timeout passes"
-        : `the node may be left between generations: see chimera generations --targets ${target.name}, then roll it back by hand: chimera rollback --targets ${target.name} --generation ${generation}`
+      const next = back.stderr.includes(ABORT_NO_CLAIM_SAYS)
+        ? `see where it is: chimera generations --targets ${target.name}`
+        : retried
+          ? "the node's watchdog tries again when the confirm timeout passes"
+          : `the node may be left between generations: see chimera generations --targets ${target.name}, then roll it back by hand: chimera rollback --targets ${target.name} --generation ${generation}`
       return fail(
         `${why}; rolling back failed too (${back.failure?.message ?? lastLines(back.stderr || back.stdout, 5)}); ${next}`,
       )

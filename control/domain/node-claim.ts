@@ -9,6 +9,31 @@
 
 /** Per boot, per node: each deploy's directory, and a rollback's while it runs. */
 export const STATE = "/run/chimera/deploys"
+/** Where the claims, the deploys' state and the deploy hold live (a tmpfs: /run). */
+export const RUN_DIR = "/run/chimera"
+
+/**
+ * Shell function `no_room DIR INODES KIB`: says which DIR's filesystem has too few of, inodes or space
+ * (`no inodes left on DIR (N free)`), and succeeds; fails when it has both. /run is a small tmpfs; out of
+ * inodes or space there, the claim, the hold and the decision a deploy records fail to be written, and
+ * are to be named so, not taken for another deploy's (a failed `mkdir decided` read as the watchdog's).
+ */
+export const NO_ROOM_FN = [
+  "no_room() {",
+  '  set -- "$1" "$2" "$3" $(stat -f -c "%d %f %S" "$1" 2>/dev/null || stat -f -c "%d %f %S" "$(dirname "$1")" 2>/dev/null)',
+  "  [ $# -eq 6 ] || return 1",
+  '  if [ "$4" -lt "$2" ]; then echo "no inodes left on $1 ($4 free)"',
+  '  elif [ $(( $5 * $6 / 1024 )) -lt "$3" ]; then echo "no space left on $1 ($(( $5 * $6 / 1024 )) KiB free)"',
+  "  else return 1; fi",
+  "}",
+].join("\n")
+
+/**
+ * What a claim wants free under RUN_DIR: a deploy writes about fifteen files there (its directory,
+ * output, watchdog, decision, the hold), a few KiB unless its switch talks a lot. Short of it, the claim
+ * is refused before anything changes, rather than a write failing half way.
+ */
+const ROOM = { inodes: 32, kib: 256 }
 
 /** The exit code of an activation or rollback that found another one undecided on the node. */
 export const BUSY_EXIT = 75
@@ -53,6 +78,8 @@ export const UNDECIDED_FN = [
  */
 export const CLAIM_NODE = [
   UNDECIDED_FN,
+  NO_ROOM_FN,
+  `if room=$(no_room ${RUN_DIR} ${ROOM.inodes} ${ROOM.kib}); then echo "cannot claim the node: $room; nothing was changed" >&2; exit 1; fi`,
   'mkdir -p "$S"; C="$S/$ID"',
   'exec 9>"$S/.lock"; flock 9',
   'busy=$(undecided "$ID")',
