@@ -32,39 +32,47 @@ function driftOf(n: NodeView): string[] {
   return kinds
 }
 
-export function nodeRow(n: NodeView): DashRow {
-  const s = (v: string | null | undefined) => sanitize(v ?? "-")
-  // A revoked node's last heartbeat still speaks for it until it goes unreachable; its credential is gone.
-  const status = n.revoked ? "revoked" : s(n.status)
+const text = (v: string | null | undefined) => sanitize(v ?? "-")
+
+function nodeDetail(n: NodeView, status: string): [string, string][] {
   const detail: [string, string][] = [
-    ["node", s(n.id)],
-    ["hostname", s(n.hostname)],
+    ["node", text(n.id)],
+    ["hostname", text(n.hostname)],
     ["status", status],
-    ["phase", s(n.phase)],
-    ["desired", s(n.desiredPath)],
-    ["profile", s(n.profilePath)],
-    ["current", s(n.currentPath)],
-    ["booted", `${s(n.bootedPath)}${n.rebootRequired ? "  (reboot needed)" : ""}`],
-    ["heartbeat", `${s(n.lastHeartbeat)} (every ${n.heartbeatIntervalSeconds}s)`],
-    ["agent", s(n.agentVersion)],
-    ["enrolled", s(n.enrolledAt)],
+    ["phase", text(n.phase)],
+    ["desired", text(n.desiredPath)],
+    ["profile", text(n.profilePath)],
+    ["current", text(n.currentPath)],
+    ["booted", `${text(n.bootedPath)}${n.rebootRequired ? "  (reboot needed)" : ""}`],
+    ["heartbeat", `${text(n.lastHeartbeat)} (every ${n.heartbeatIntervalSeconds}s)`],
+    ["agent", text(n.agentVersion)],
+    ["enrolled", text(n.enrolledAt)],
   ]
   if (n.health) {
     detail.push(
       ["load", n.health.load.map((l) => l.toFixed(2)).join(" ")],
       ["memory", `${gib(n.health.memory.availableBytes)} free of ${gib(n.health.memory.totalBytes)}`],
-      ["disk", `${gib(n.health.disk.freeBytes)} free of ${gib(n.health.disk.totalBytes)} on ${s(n.health.disk.path)}`],
+      [
+        "disk",
+        `${gib(n.health.disk.freeBytes)} free of ${gib(n.health.disk.totalBytes)} on ${text(n.health.disk.path)}`,
+      ],
     )
   }
+  return detail
+}
+
+export function nodeRow(n: NodeView): DashRow {
+  // A revoked node's last heartbeat still speaks for it until it goes unreachable; its credential is gone.
+  const status = n.revoked ? "revoked" : text(n.status)
   return {
-    name: s(n.id),
+    name: text(n.id),
     status,
     desired: short(n.desiredHash),
     current: short(n.currentHash),
     heartbeat: n.lastHeartbeat,
     drift: driftOf(n).join(", "),
     reboot: n.rebootRequired,
-    detail,
+    detail: () => nodeDetail(n, status),
     // The node as `chimera nodes show --json` gives it, with the drift the row shows.
     data: { ...n, drift: driftOf(n) },
   }

@@ -11,7 +11,10 @@ const row = (name: string, status = "healthy"): DashRow => ({
   heartbeat: null,
   drift: "",
   reboot: false,
-  detail: [["node", name]],
+  detail: () => [
+    ["node", name],
+    ["status", status],
+  ],
   data: { id: name, status },
 })
 
@@ -96,6 +99,34 @@ describe("dashboard frame", () => {
     for (const l of colour) expect(Bun.stringWidth(Bun.stripANSI(l))).toBeLessThanOrEqual(40)
     expect(colour.join("\n")).toContain("\x1b[")
     expect(lines.join("\n")).not.toContain("\x1b[")
+  })
+
+  test("the pane shows the selected node's detail, follows the selection, and is built for that node only", () => {
+    const built: string[] = []
+    const counted = (name: string, status = "healthy"): DashRow => ({
+      ...row(name, status),
+      detail: () => {
+        built.push(name)
+        return row(name, status).detail()
+      },
+    })
+    let s = press(withRows(initialState("test"), [counted("a"), counted("b", "drifted"), counted("c")]), "enter")
+    const pane = () => {
+      const lines = frame(s, 60, 14, Date.now(), false).map((l) => l.trimEnd())
+      return lines.slice(lines.findIndex((l) => l.startsWith("── ")))
+    }
+    expect(pane().slice(0, 3)).toEqual([expect.stringMatching(/^── a ─+$/), "  node    a", "  status  healthy"])
+    s = press(s, "down")
+    expect(pane().slice(0, 3)).toEqual([expect.stringMatching(/^── b ─+$/), "  node    b", "  status  drifted"])
+    // A read brings new rows: the pane follows its node, and still only its node's detail is built.
+    built.length = 0
+    s = withRows(s, [counted("b", "healing"), counted("c"), counted("d")])
+    expect(pane().slice(1, 3)).toEqual(["  node    b", "  status  healing"])
+    expect(new Set(built)).toEqual(new Set(["b"]))
+    s = press(s, "escape")
+    built.length = 0
+    frame(s, 60, 14, Date.now(), false)
+    expect(built).toEqual([])
   })
 
   // A newcomer saw "0 nodes … (no nodes)" flash up before the first answer: nothing is known yet.

@@ -24,7 +24,7 @@ function stateRow(target: Target, state: SystemState, at: string): DashRow {
     heartbeat: at,
     drift: runtime ? "runtime-drift" : "",
     reboot,
-    detail: [
+    detail: () => [
       ["target", sanitize(`${target.user}@${target.host}:${target.port}`)],
       ["profile", state.profile ?? "-"],
       ["current", state.current ?? "-"],
@@ -52,7 +52,7 @@ function failedRow(target: Target, error: string, previous: DashRow | undefined)
     heartbeat: previous?.heartbeat ?? null,
     drift: "",
     reboot: false,
-    detail: [
+    detail: () => [
       ["target", sanitize(`${target.user}@${target.host}:${target.port}`)],
       ["error", message],
     ],
@@ -77,7 +77,7 @@ function pendingRow(target: Target): DashRow {
     heartbeat: null,
     drift: "",
     reboot: false,
-    detail: [
+    detail: () => [
       ["target", where],
       ["state", "first read under way"],
     ],

@@ -128,47 +128,54 @@ function footer(state: DashState): Seg[] {
   return segs
 }
 
-const detailHeight = (detail: DashRow | undefined, height: number) =>
-  detail ? Math.min(detail.detail.length + 1, Math.max(3, Math.floor(height / 2))) : 0
+/** The open pane's lines, built here for the selected node only (never for every row of a read). */
+const paneOf = (state: DashState): { row: DashRow; lines: [string, string][] } | undefined => {
+  const row = state.detailOpen ? visibleRows(state)[selectedIndex(state)] : undefined
+  return row && { row, lines: row.detail() }
+}
+
+const paneHeight = (lines: number | undefined, height: number) =>
+  lines === undefined ? 0 : Math.min(lines + 1, Math.max(3, Math.floor(height / 2)))
+
+const tableHeight = (paneLines: number | undefined, height: number) =>
+  Math.max(1, height - 3 - paneHeight(paneLines, height))
 
 /** How many rows of the table a terminal `height` rows high shows: what Page Down moves by. */
 export function pageSize(state: DashState, height: number): number {
-  const detail = state.detailOpen ? visibleRows(state)[selectedIndex(state)] : undefined
-  return Math.max(1, height - 3 - detailHeight(detail, height))
+  return tableHeight(paneOf(state)?.lines.length, height)
 }
 
 export function frame(state: DashState, cols: number, height: number, now: number, color: boolean): string[] {
   const rows = visibleRows(state)
   const selected = selectedIndex(state)
   const w = widths(state.rows)
-  const detail = state.detailOpen ? rows[selected] : undefined
-  const detailLines = detailHeight(detail, height)
-  const tableHeight = pageSize(state, height)
+  const pane = paneOf(state)
+  const page = tableHeight(pane?.lines.length, height)
   // Keep the selection in view: scroll the table by whole pages.
-  const first = Math.floor(selected / tableHeight) * tableHeight
+  const first = Math.floor(selected / page) * page
 
   const out: string[] = [line(header(state, rows.length, now), cols, color)]
   const head = `  ${cell("NODE", w.name)}  ${cell("STATUS", w.status)}  ${cell("DESIRED", 12)}  ${cell("CURRENT", 12)}  ${cell("HEARTBEAT", 9)}  ${cell("REBOOT", 6)}  DRIFT`
   out.push(line([[head, "1"]], cols, color))
-  for (let i = first; i < first + tableHeight; i++) {
+  for (let i = first; i < first + page; i++) {
     const r = rows[i]
     const empty = !state.loaded ? "  (loading…)" : state.error ? "  (no data)" : "  (no nodes)"
     if (!r) out.push(i === 0 ? line([[empty, "2"]], cols, color) : "")
     else out.push(line(rowSegs(r, w, now, i === selected), cols, color, i === selected, i === selected ? "7" : ""))
   }
-  if (detail) {
+  if (pane) {
     out.push(
       line(
         [
-          [`── ${detail.name} `, "1"],
+          [`── ${pane.row.name} `, "1"],
           ["─".repeat(cols), "2"],
         ],
         cols,
         color,
       ),
     )
-    const label = Math.max(...detail.detail.map(([k]) => k.length))
-    for (const [k, v] of detail.detail.slice(0, detailLines - 1))
+    const label = Math.max(...pane.lines.map(([k]) => k.length))
+    for (const [k, v] of pane.lines.slice(0, paneHeight(pane.lines.length, height) - 1))
       out.push(
         line(
           [
