@@ -12,7 +12,7 @@ import { startInProcess, type TestControlPlane } from "./support/control-plane.t
 import { type DashPane, dashPane } from "./support/dash-pane.ts"
 import { buildTestSystem } from "./support/nix-fixtures.ts"
 import { createTestbed } from "./support/testbed.ts"
-import { run, runOk } from "./support/tools.ts"
+import { run } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
 
 const MAIN = join(import.meta.dir, "../control/main.ts")
@@ -133,10 +133,7 @@ describe("chimera dash", () => {
     await expectRestored(0)
 
     await startDash([])
-    const shell = (await tmux("display-message", "-p", "-t", "dash", "#{pane_pid}")).trim()
-    const child = (await runOk(["pgrep", "-P", shell])).trim().split("\n")[0] ?? ""
-    expect(child).toMatch(/^\d+$/)
-    process.kill(Number(child), "SIGTERM")
+    process.kill(await pane.pid(), "SIGTERM")
     await expectRestored(143)
   }, 90_000)
 

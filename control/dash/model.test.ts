@@ -34,6 +34,8 @@ describe("dashboard keys", () => {
       "quit",
       { char: "q" },
     ])
+    // Ctrl+Z and Ctrl+\ are bytes in raw mode too: suspend, and end as SIGQUIT would.
+    expect(parseKeys("\x1a\x1c")).toEqual(["suspend", "abort"])
     // Other escape sequences (function keys, right arrow) are skipped whole, not read as letters.
     expect(parseKeys("\x1b[C\x1b[15~j")).toEqual([{ char: "j" }])
   })

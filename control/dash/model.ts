@@ -76,6 +76,8 @@ export type Key =
   | "escape"
   | "backspace"
   | "quit"
+  | "suspend"
+  | "abort"
   | { char: string }
 
 /**
@@ -117,8 +119,10 @@ export function parseKeys(input: string): Key[] {
       if (ch === "\x1b") keys.push("escape")
       else if (ch === "\r" || ch === "\n") keys.push("enter")
       else if (ch === "\x7f" || ch === "\b") keys.push("backspace")
-      else if (ch === "\x03")
-        keys.push("quit") // Ctrl+C: raw mode delivers it as a byte, not SIGINT
+      // Raw mode delivers the keys that make signals in cooked mode as bytes: Ctrl+C, Ctrl+Z, Ctrl+\.
+      else if (ch === "\x03") keys.push("quit")
+      else if (ch === "\x1a") keys.push("suspend")
+      else if (ch === "\x1c") keys.push("abort")
       else keys.push({ char: ch })
     }
   }
