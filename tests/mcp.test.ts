@@ -271,12 +271,15 @@ describe("MCP over Streamable HTTP", () => {
     expect(tools.length).toBeGreaterThan(0)
     expect(tools.every((t) => t.annotations?.readOnlyHint === true)).toBe(true)
     expect(tools.map((t) => t.name)).not.toContain("execute_deployment")
-    const refused = await client.callTool({
-      name: "set_desired_closure",
-      arguments: { node_id: "mcp-1", closure: gen2 },
-    })
-    expect(refused.isError).toBe(true)
-    expect(JSON.stringify(refused.content)).toContain("set_desired_closure")
+    // A tool the role is not offered is unknown to its session: the specification's protocol error.
+    const refused = await client
+      .callTool({ name: "set_desired_closure", arguments: { node_id: "mcp-1", closure: gen2 } })
+      .then(
+        () => null,
+        (e: { code?: number; message: string }) => e,
+      )
+    expect(refused?.code).toBe(-32602)
+    expect(refused?.message).toContain("set_desired_closure")
     await client.close()
 
     const post = (headers: Record<string, string>) =>

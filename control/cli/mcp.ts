@@ -11,7 +11,7 @@ import { mcpPortInUse, onOwnPort } from "../listen-address.ts"
 import { apiCaller, errorText } from "../mcp/api-caller.ts"
 import { serveMcpHttp } from "../mcp/http.ts"
 import { guardMessages } from "../mcp/message-guard.ts"
-import { createMcpServer, followEnrolments, type McpIdentity } from "../mcp/server.ts"
+import { createMcpServer, followEnrolments, type McpIdentity, servedTo } from "../mcp/server.ts"
 import { screenedStdin } from "../mcp/stdio-screen.ts"
 import { controlToken, controlUrl } from "./client.ts"
 import { CliError } from "./errors.ts"
@@ -49,7 +49,7 @@ export default defineCommand({
         process.exit(0)
       }
       await server.connect(transport)
-      guardMessages(transport)
+      guardMessages(transport, servedTo(me.body as McpIdentity))
       void followEnrolments(api, token, () => server.sendResourceListChanged(), stop.signal)
       // End of input ends the session once every request read has its answer: a piped client
       // (`… | chimera mcp --stdio`) gets them all, as the spec's shutdown by closing stdin expects.

@@ -19,7 +19,7 @@ import { createLogger } from "../../protocol/log.ts"
 import { isLoopbackHost } from "../../protocol/loopback.ts"
 import { apiCaller } from "./api-caller.ts"
 import { guardMessages, refusalOf } from "./message-guard.ts"
-import { createMcpServer, followEnrolments, type McpIdentity } from "./server.ts"
+import { createMcpServer, followEnrolments, type McpIdentity, servedTo } from "./server.ts"
 
 const log = createLogger("mcp")
 
@@ -257,7 +257,7 @@ export function serveMcpHttp(opts: McpHttpOptions) {
       })
       try {
         await mcp.connect(transport)
-        guardMessages(transport)
+        guardMessages(transport, servedTo(who))
         return await handled(transport, req)
       } finally {
         // Stored by now, or never will be (a body that was no initialize, a client gone).

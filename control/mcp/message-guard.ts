@@ -3,8 +3,18 @@
 // of its schema check. Sits between the transport and the server, so stdio and HTTP are both covered.
 // A message the transports refuse before that (`params: []`, an object id, `"jsonrpc": "1.0"`) is
 // answered by `refusalOf`, which stdio-screen.ts and http.ts both use.
+// On the way out, the SDK's own errors are said as the specification says them: a tool this server
+// does not offer the caller is a JSON-RPC error (-32602) naming the ones it does, not a tool result;
+// a resource read of a URI that names none is -32002 "Resource not found", not -32602; and no
+// message starts "MCP error -32602: ", which the SDK's McpError writes into it and a client's McpError
+// writes again, so the person read "MCP error -32602: MCP error -32602: Resource … not found".
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
-import { ErrorCode, type JSONRPCMessage, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js"
+import {
+  ErrorCode,
+  isJSONRPCErrorResponse,
+  type JSONRPCMessage,
+  JSONRPCMessageSchema,
+} from "@modelcontextprotocol/sdk/types.js"
 
 const kind = (v: unknown) =>
   v === null ? "null" : v === undefined ? "nothing" : Array.isArray(v) ? "an array" : `a ${typeof v}`
@@ -60,24 +70,65 @@ export function refusalOf(value: unknown): Refusal | null {
   }
 }
 
-/** Call after `server.connect(transport)`: wraps the handler the server installed. */
-export function guardMessages(transport: Transport): void {
+/** MCP's code for a resource that does not exist (the specification's "Resource not found"). */
+export const RESOURCE_NOT_FOUND = -32002
+/** What the SDK's McpError puts before its message; a client's McpError puts it there again. */
+const SDK_PREFIX = /^MCP error -?\d+: /
+/** The SDK's answer to a resources/read whose URI matches no resource or template. */
+const SDK_NO_RESOURCE = /^Resource .* not found$/s
+
+/** What this server serves the session's caller, for the errors that name it. */
+export interface Served {
+  /** The tools the caller's role may call (those tools/list gives it). */
+  tools: string[]
+  role: string
+  /** The resources and templates, as their URIs read (node://health, node://{id}, …). */
+  resources: string[]
+}
+
+const list = (names: string[]) => (names.length === 0 ? "none" : names.join(", "))
+
+/** Call after `server.connect(transport)`: wraps the handler the server installed and its sends. */
+export function guardMessages(transport: Transport, served: Served): void {
   const deliver = transport.onmessage
   if (!deliver) throw new Error("guardMessages: connect the server to the transport first")
+  const refuse = (id: string | number, code: number, message: string) =>
+    void transport
+      .send({ jsonrpc: "2.0", id, error: { code, message } } as JSONRPCMessage, { relatedRequestId: id })
+      .catch(() => {})
+  /** The URIs of resources/read requests not answered yet, by request id. */
+  const reads = new Map<string | number, string>()
   transport.onmessage = (message, extra) => {
-    const m = message as { id?: string | number; method?: unknown; params?: unknown }
+    const m = message as { id?: string | number; method?: unknown; params?: Record<string, unknown> }
     if (m.id !== undefined && typeof m.method === "string") {
       const problem = paramsProblem(m.method, m.params)
-      if (problem) {
-        const answer = {
-          jsonrpc: "2.0",
-          id: m.id,
-          error: { code: ErrorCode.InvalidParams, message: problem },
-        } as JSONRPCMessage
-        void transport.send(answer, { relatedRequestId: m.id }).catch(() => {})
-        return
-      }
+      if (problem) return refuse(m.id, ErrorCode.InvalidParams, problem)
+      const tool = m.method === "tools/call" ? String(m.params?.name) : null
+      if (tool !== null && !served.tools.includes(tool))
+        return refuse(
+          m.id,
+          ErrorCode.InvalidParams,
+          `Unknown tool: ${JSON.stringify(tool.slice(0, 200))} is not a tool of this server for role ${served.role}; its tools are ${list(served.tools)}`,
+        )
+      if (m.method === "resources/read") reads.set(m.id, String(m.params?.uri))
     }
+    // A cancelled request gets no answer (the specification), so its URI is not kept for one.
+    if (m.method === "notifications/cancelled") reads.delete(m.params?.requestId as string | number)
     deliver(message, extra)
+  }
+  const send = transport.send.bind(transport)
+  transport.send = (message, options) => {
+    if (!("id" in message) || message.id === undefined || !("result" in message || "error" in message))
+      return send(message, options)
+    const uri = reads.get(message.id)
+    reads.delete(message.id)
+    if (!isJSONRPCErrorResponse(message)) return send(message, options)
+    let { code, message: text } = message.error
+    text = text.replace(SDK_PREFIX, "")
+    if (uri !== undefined && code === ErrorCode.InvalidParams && SDK_NO_RESOURCE.test(text)) {
+      code = RESOURCE_NOT_FOUND
+      text = `Resource not found: ${uri.slice(0, 200)} names no resource of this server; it serves ${list(served.resources)}`
+    }
+    return send({ ...message, error: { ...message.error, code, message: text } }, options)
   }
 }
