@@ -19,7 +19,9 @@
 import { z } from "zod"
 import { ModelName, type Question, type QueuedMessage, type ToolEvent } from "../../protocol/ai.ts"
 
-export const RpcId = z.union([z.string().max(256), z.number().finite()])
+export const RpcId = z.union([z.string().max(256), z.number().finite()], {
+  error: "expected a string of at most 256 characters, or a number",
+})
 export type RpcId = z.infer<typeof RpcId>
 
 const Message = z.string().min(1, "expected a non-empty string").max(32_768, "expected at most 32768 characters")

@@ -35,7 +35,7 @@ describe("RPC lines", () => {
 
   test("bytes that are not UTF-8 are a problem of that line only", async () => {
     expect(await lines([new Uint8Array([0xff, 0xfe, 0x0a]), "ok\n"])).toEqual([
-      { n: 1, problem: "not UTF-8 text" },
+      { n: 1, problem: "not UTF-8 text", readable: "\ufffd\ufffd" },
       { n: 2, text: "ok" },
     ])
   })

@@ -147,7 +147,17 @@ export function createRpcSession(api: ChatApi, chatId: ChatId, emit: (event: Rpc
   }
 
   const _dispatch = async (line: Line): Promise<void> => {
-    if ("problem" in line) return respond("", null, `line ${line.n}: ${line.problem}`)
+    if ("problem" in line) {
+      // The command is not run, but a client waiting on its id hears why.
+      const known = line.readable === undefined ? null : parseCommand(line.readable)
+      const [type, id] =
+        known === null
+          ? ["", null]
+          : known.ok
+            ? [known.command.type, known.command.id ?? null]
+            : [known.command, known.id]
+      return respond(type, id, `line ${line.n}: ${line.problem}`)
+    }
     if (line.text.trim() === "") return
     const parsed = parseCommand(line.text)
     if (!parsed.ok) return respond(parsed.command, parsed.id, `line ${line.n}: ${parsed.error}`)
