@@ -4,6 +4,7 @@ import type { CommandResults } from "../domain/command-results.ts"
 import { OPERATIONS } from "../ops/catalogue.ts"
 import { shapeAnswer, type ToolExtra } from "./answers.ts"
 import type { ApiCaller } from "./api-caller.ts"
+import { progressOf } from "./progress.ts"
 
 const runCommand = OPERATIONS.find((o) => o.name === "run_command")
 const unused = (() => Promise.reject(new Error("no API call expected"))) as unknown as ApiCaller
@@ -27,12 +28,14 @@ test("run_command is a success only when every node ran it; failures are named, 
   if (!runCommand) throw new Error("run_command is not in the catalogue")
   const input = { command: "systemctl restart nginx", nodes: ["web-1", "web-2"] }
   const extra = {} as ToolExtra
+  const progress = progressOf(extra)
   const failed = await shapeAnswer(
     runCommand,
     input,
     relayed([node("web-1", "ok", 0), node("web-2", "offline", null)]),
     unused,
     extra,
+    progress,
   )
   expect(failed.status).toBe("failed")
   expect(failed.message).toContain("web-2 offline")
@@ -43,6 +46,7 @@ test("run_command is a success only when every node ran it; failures are named, 
     relayed([node("web-1", "ok", 0), node("web-2", "ok", 0)]),
     unused,
     extra,
+    progress,
   )
   expect(ok.status).toBe("success")
   expect(ok.targets).toEqual(["web-1", "web-2"])

@@ -7,6 +7,7 @@ import type { CommandResults } from "../domain/command-results.ts"
 import type { Operation } from "../ops/catalogue.ts"
 import type { CongruenceRow } from "../ops/fleet-congruence.ts"
 import { type ApiCaller, errorText } from "./api-caller.ts"
+import type { Progress } from "./progress.ts"
 
 /** What a tool's handler is given besides its input: the call's signal, id and progress token. */
 export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>
@@ -30,11 +31,8 @@ interface DeploymentView {
   reason?: string
 }
 
-async function followDeployment(api: ApiCaller, id: string, extra: ToolExtra): Promise<DeploymentView> {
-  const token = extra._meta?.progressToken
+async function followDeployment(api: ApiCaller, id: string, extra: ToolExtra, progress: Progress) {
   const until = Date.now() + FOLLOW_MS
-  let step = 0
-  let said = ""
   while (Date.now() < until) {
     if (extra.signal.aborted) throw new Error(`stopped following deployment ${id}; it goes on (deployment://${id})`)
     const answer = await api({ method: "GET", path: `/api/deployments/${encodeURIComponent(id)}` })
@@ -44,13 +42,7 @@ async function followDeployment(api: ApiCaller, id: string, extra: ToolExtra): P
     const now = Object.entries(view.progress ?? {})
       .map(([t, p]) => `${t}: ${p}`)
       .join("; ")
-    if (token !== undefined && now !== said) {
-      said = now
-      await extra.sendNotification({
-        method: "notifications/progress",
-        params: { progressToken: token, progress: ++step, message: now || "starting" },
-      })
-    }
+    await progress.say(now || "starting")
     await Bun.sleep(300)
   }
   throw new Error(
@@ -64,12 +56,13 @@ export async function shapeAnswer(
   body: unknown,
   api: ApiCaller,
   extra: ToolExtra,
+  progress: Progress,
 ): Promise<Answer> {
   const named = Array.isArray(input.targets) ? (input.targets as string[]) : []
   switch (op.name) {
     case "execute_deployment": {
       const { id } = body as { id: string }
-      const record = await followDeployment(api, id, extra)
+      const record = await followDeployment(api, id, extra, progress)
       if (record.status === "interrupted")
         return {
           status: "failed",

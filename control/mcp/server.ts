@@ -13,6 +13,7 @@ import { OPERATIONS, type Operation } from "../ops/catalogue.ts"
 import { shapeAnswer, type ToolExtra } from "./answers.ts"
 import { type ApiAnswer, type ApiCaller, errorText } from "./api-caller.ts"
 import { RESOURCE_NOT_FOUND, type Served } from "./message-guard.ts"
+import { progressOf } from "./progress.ts"
 
 const log = createLogger("mcp")
 
@@ -166,10 +167,14 @@ export function createMcpServer(api: ApiCaller, who: McpIdentity): McpServer {
         }
         // A call cancelled while it waited (for its approval, or its turn) does not start.
         if (extra.signal.aborted) return failure("the call was cancelled before it ran", targets)
-        const answer = await api(op.request(input as never), extra.signal)
+        const progress = progressOf(extra)
+        const answer = await progress.during(
+          `${op.title}: waiting for the control plane's answer`,
+          api(op.request(input as never), extra.signal),
+        )
         if (answer.status === 0 || answer.status >= 400) return failure(errorText(answer), targets)
         try {
-          return toolResult(await shapeAnswer(op, input, answer.body, api, extra))
+          return toolResult(await shapeAnswer(op, input, answer.body, api, extra, progress))
         } catch (error) {
           log.warn("tool failed", { tool: op.name, error })
           return failure((error as Error).message, targets)
