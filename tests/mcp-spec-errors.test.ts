@@ -2,7 +2,8 @@
 // real `chimera mcp --stdio`: a resource URI that names no resource is -32002 "Resource not found"
 // (the specification's code) naming what the server does serve, a tool the caller's role is not
 // offered is a JSON-RPC -32602 naming its tools (the specification's protocol error for an unknown
-// tool), and no message carries the SDK's "MCP error -32602: " twice.
+// tool), a list cursor is invalid params (no list has a second page), and no message carries the
+// SDK's "MCP error -32602: " twice.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
@@ -83,6 +84,13 @@ describe.each([
     const missing = await refusal(client.readResource({ uri: "node://no-such-node" }))
     expect(missing.code).toBe(-32002)
     expect(missing.message).not.toMatch(PREFIX_TWICE)
+    // The lists come in one page, so a cursor (a client's own, or one kept from another server) is invalid params.
+    expect((await client.listResources()).nextCursor).toBeUndefined()
+    const cursor = await refusal(client.listResources({ cursor: "page-2" }))
+    expect(cursor.code).toBe(-32602)
+    expect(cursor.message).toEndWith(
+      "resources/list: params.cursor names no page: this server's lists come whole, in one page without a nextCursor",
+    )
     // The session goes on.
     expect(await client.ping()).toEqual({})
     await client.close()

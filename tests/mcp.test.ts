@@ -867,7 +867,7 @@ describe("MCP over stdio", () => {
     expect(byId(11)[0]?.error).toMatchObject({ code: -32602, message: expect.stringContaining("params.level must be") })
     expect(byId(12)[0]?.error).toMatchObject({
       code: -32602,
-      message: expect.stringContaining("params.cursor must be"),
+      message: expect.stringContaining("params.cursor names no page"),
     })
     expect(byId(13)[0]?.error).toMatchObject({ code: -32602, message: expect.stringContaining("params.uri must be") })
     // No usable id: answered with a null id, one for the line that is not JSON and one for the object id.

@@ -40,8 +40,9 @@ export function paramsProblem(method: string, params: unknown): string | null {
     return `resources/read: params.uri must be a resource URI such as node://health, got ${JSON.stringify(params.uri.slice(0, 200))}`
   if (method === "logging/setLevel" && !LOG_LEVELS.includes(params.level as string))
     return `logging/setLevel: params.level must be one of ${LOG_LEVELS.join(", ")}, got ${typeof params.level === "string" ? JSON.stringify(params.level.slice(0, 64)) : kind(params.level)}`
-  if (PAGED.has(method) && params.cursor !== undefined && typeof params.cursor !== "string")
-    return `${method}: params.cursor must be a cursor from an earlier page (a string), got ${kind(params.cursor)}`
+  // No list here has a second page (none answers a nextCursor), so no cursor names one.
+  if (PAGED.has(method) && params.cursor !== undefined)
+    return `${method}: params.cursor names no page: this server's lists come whole, in one page without a nextCursor`
   return null
 }
 
