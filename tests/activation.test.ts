@@ -181,6 +181,26 @@ describe("magic rollback on the node", () => {
     await sh(node, 'kill -- -"$(cat /run/chimera/deploys/df/watchdog.pid)"')
   })
 
+  // statfs says 0 inodes and 0 blocks, total and free, for a filesystem that counts none (here a tmpfs
+  // mounted with nr_inodes=0,size=0: unlimited), and every deploy and rollback was refused as out of inodes.
+  test("a /run/chimera whose filesystem counts no inodes or blocks is not full: a deploy, its confirmation and a rollback go through", async () => {
+    await using node = await createTestNode({ name: "unlimited", boot: gen1 })
+    const unlimited = await sh(
+      node,
+      "mkdir -p /run/chimera && mount -t tmpfs -o nr_inodes=0,size=0 tmpfs /run/chimera && stat -f -c '%c %d %b %f' /run/chimera",
+    )
+    expect({ code: unlimited.code, counts: unlimited.stdout.trim() }).toEqual({ code: 0, counts: "0 0 0 0" })
+    const a = await activate(node, "du", 600)
+    expect({ code: a.code, said: a.stderr }).toEqual({ code: 0, said: expect.not.stringContaining("cannot claim") })
+    expect((await sh(node, confirmScript("du", true))).code).toBe(0)
+    const back = await sh(node, rollbackScript(null))
+    expect({ code: back.code, said: back.stderr }).toEqual({
+      code: 0,
+      said: expect.not.stringContaining("cannot claim"),
+    })
+    expect(await node.links()).toMatchObject({ profile: gen1, current: gen1 })
+  })
+
   test("an activation whose shell dies before it finishes is rolled back at once, not after the timeout", async () => {
     await using node = await createTestNode({ name: "killed", boot: gen1 })
     // The activating shell is killed right after the switch, before it can mark the activation done,

@@ -17,13 +17,15 @@ export const RUN_DIR = "/run/chimera"
  * (`no inodes left on DIR (N free)`), and succeeds; fails when it has both. /run is a small tmpfs; out of
  * inodes or space there, the claim, the hold and the decision a deploy records fail to be written, and
  * are to be named so, not taken for another deploy's (a failed `mkdir decided` read as the watchdog's).
+ * A filesystem that counts no inodes, or no blocks, at all (statfs's total 0: a tmpfs mounted with
+ * nr_inodes=0 or size=0, btrfs's inodes) has no such limit, not none left: its 0 free is no refusal.
  */
 export const NO_ROOM_FN = [
   "no_room() {",
-  '  set -- "$1" "$2" "$3" $(stat -f -c "%d %f %S" "$1" 2>/dev/null || stat -f -c "%d %f %S" "$(dirname "$1")" 2>/dev/null)',
-  "  [ $# -eq 6 ] || return 1",
-  '  if [ "$4" -lt "$2" ]; then echo "no inodes left on $1 ($4 free)"',
-  '  elif [ $(( $5 * $6 / 1024 )) -lt "$3" ]; then echo "no space left on $1 ($(( $5 * $6 / 1024 )) KiB free)"',
+  '  set -- "$1" "$2" "$3" $(stat -f -c "%c %d %b %f %S" "$1" 2>/dev/null || stat -f -c "%c %d %b %f %S" "$(dirname "$1")" 2>/dev/null)',
+  "  [ $# -eq 8 ] || return 1",
+  '  if [ "$4" -gt 0 ] && [ "$5" -lt "$2" ]; then echo "no inodes left on $1 ($5 free)"',
+  '  elif [ "$6" -gt 0 ] && [ $(( $7 * $8 / 1024 )) -lt "$3" ]; then echo "no space left on $1 ($(( $7 * $8 / 1024 )) KiB free)"',
   "  else return 1; fi",
   "}",
 ].join("\n")
