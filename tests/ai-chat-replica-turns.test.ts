@@ -10,6 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SQL } from "bun"
+import { turnEventStore } from "../control/adapters/store/turn-event-store.ts"
 import type { ChatState, MessageResponse } from "../protocol/ai.ts"
 import { aiSettingsFor, chatCall, doneOf, eventStream } from "./support/ai-chat.ts"
 import { chatReplicaSuite, twoReplicas as sharedTwoReplicas } from "./support/chat-replicas.ts"
@@ -17,6 +18,7 @@ import { freePort, spawnControlPlane, startInProcess, type TestControlPlane } fr
 import type { LlmServer } from "./support/llm-server.ts"
 import { waitFor } from "./support/wait.ts"
 import { at, call, held, heldMessage, newChat, reply, state } from "./support/wire-chat.ts"
+import { anthropicEvents, sseEvent, type WireReply } from "./support/wire-llm-server.ts"
 
 setDefaultTimeout(90_000)
 
@@ -27,6 +29,13 @@ const twoReplicas = (name: string) => sharedTwoReplicas(suite.pg, suite.llm, nam
 /** Starts a turn on `cp` whose model call is held mid-answer; resolves once the model has the call. */
 const heldTurn = (cp: TestControlPlane, chatId: number) =>
   heldMessage(suite.llm, cp, chatId, reply("anthropic", "Looking at the fleet."), "how is web-1?")
+
+/** The model's words, held (by heldMessage) after the first of them. */
+function firstWordsHeld(...words: string[]): WireReply {
+  const events = anthropicEvents({ blocks: [{ text: words }], stopReason: "end_turn" })
+  const [start, ping, ...rest] = events.map(([name, data]) => sseEvent(name, data))
+  return { pieces: [`${start}${ping}`, ...rest] }
+}
 
 async function errorCode(res: Response): Promise<[number, string | undefined]> {
   return [res.status, ((await res.json()) as { code?: string }).code]
@@ -109,6 +118,25 @@ test("a cancel through B stops A's turn as a local cancel does", async () => {
   expect(((await next.json()) as MessageResponse).response).toBe("Fine.")
 })
 
+/** How many rows of each of the chat's tables are left in the store. */
+async function rowsLeft(url: string, chatId: number) {
+  const db = new SQL(url)
+  try {
+    const left: Record<string, number | undefined> = {}
+    for (const table of ["ai_messages", "ai_queued", "ai_questions", "ai_turns", "ai_turn_events"]) {
+      const rows = (await db.unsafe(`SELECT count(*)::int AS n FROM ${table} WHERE chat_id = $1`, [chatId])) as {
+        n: number
+      }[]
+      left[table] = rows[0]?.n
+    }
+    return left
+  } finally {
+    await db.close()
+  }
+}
+
+const NONE_LEFT = { ai_messages: 0, ai_queued: 0, ai_questions: 0, ai_turns: 0, ai_turn_events: 0 }
+
 test("a delete through B stops A's turn first: no row of the chat outlives it", async () => {
   await using r = await twoReplicas("turns_delete")
   const chatId = await newChat(r.a)
@@ -120,17 +148,31 @@ test("a delete through B stops A's turn first: no row of the chat outlives it", 
   const events = await turn.stream.all()
   expect(events.at(-1)?.event).toMatch(/^(done|error)$/)
   expect(await errorCode(await call(r.a, "GET", `/chat/${chatId}`))).toEqual([404, "CHAT_NOT_FOUND"])
+  expect(await rowsLeft(r.url, chatId)).toEqual(NONE_LEFT)
+})
+
+// A turn's last events are written for followers after its lease is released (turns.ts), so a delete
+// that comes between the two (through the replica running the turn, which stops it and then deletes, or
+// through another one) went first: the turn's events, the model's words among them, stayed in the store
+// for a chat that no longer existed, with nothing left to remove them. Which comes first is a race;
+// the late write is therefore also made here as the turn's replica makes it, after the delete.
+test("a delete through the replica running the turn leaves no row either: its last events are not written for a deleted chat", async () => {
+  await using r = await twoReplicas("turns_delete_here")
+  const chatId = await newChat(r.a)
+  // Held after its first words, which the turn has said (and not yet written) when the delete comes.
+  const turn = await heldMessage(suite.llm, r.a, chatId, firstWordsHeld("Looking ", "at the fleet."), "how is web-1?")
+  const [opening] = await turn.stream.until((events) => events.some((e) => e.event === "token"))
+  const turnId = opening?.event === "turn" ? opening.data.turnId : ""
+  expect((await call(r.a, "DELETE", `/chat/${chatId}`)).status).toBe(200)
+  const events = await turn.stream.all()
+  expect(events.at(-1)?.event).toMatch(/^(done|error)$/)
   const db = new SQL(r.url)
   try {
-    for (const table of ["ai_messages", "ai_queued", "ai_questions", "ai_turns", "ai_turn_events"]) {
-      const rows = (await db.unsafe(`SELECT count(*)::int AS n FROM ${table} WHERE chat_id = $1`, [chatId])) as {
-        n: number
-      }[]
-      expect({ table, rows: rows[0]?.n }).toEqual({ table, rows: 0 })
-    }
+    await turnEventStore(db).append(chatId, turnId, events.slice(1), false)
   } finally {
     await db.close()
   }
+  expect(await rowsLeft(r.url, chatId)).toEqual(NONE_LEFT)
 })
 
 test("a replica SIGKILLed mid-turn holds the chat until its lease lapses; then the chat goes on through another", async () => {
