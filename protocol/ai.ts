@@ -139,8 +139,18 @@ export type SuccessResponse = z.infer<typeof SuccessResponse>
 export const UpdateChatRequest = ChatContextInput.extend({ model: ModelName.optional() }).strict()
 export type UpdateChatRequest = z.infer<typeof UpdateChatRequest>
 
-/** Which turn to cancel (its `turn` event's id); without it, whichever runs, or the question waiting. */
-export const CancelRequest = z.object({ turnId: z.string().min(1).max(100).optional() }).strict()
+/**
+ * Which turn to cancel (its `turn` event's id); without it, whichever runs, or the question waiting.
+ * A turn's id is a UUID the control plane made; anything else names no turn, and some text (a NUL)
+ * PostgreSQL would not even compare.
+ */
+export const CancelRequest = z
+  .object({
+    turnId: z
+      .uuid({ error: "expected a turn id as the stream's `turn` event or GET /chat/:id's turnId gives it" })
+      .optional(),
+  })
+  .strict()
 export type CancelRequest = z.infer<typeof CancelRequest>
 
 export const SteerRequest = z.object({ message: z.string().min(1).max(32_768) }).strict()

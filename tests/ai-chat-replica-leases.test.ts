@@ -52,6 +52,14 @@ test("a cancel naming a turn that has ended is 409 TURN_ENDED and leaves the cha
   expect(secondId).not.toBeNull()
   expect(secondId).not.toBe(firstId)
   expect((await call(r.a, "POST", `/chat/${chatId}/cancel`, { turnId: 5 })).status).toBe(422)
+  // Not a turn's id: refused as such, where a NUL reached PostgreSQL (which refuses it in text) as a 500.
+  for (const turnId of ["\u0000", `${firstId}\u0000`, "' OR 1=1 --"]) {
+    const hostile = await call(r.a, "POST", `/chat/${chatId}/cancel`, { turnId })
+    expect({ status: hostile.status, said: await hostile.text() }).toEqual({
+      status: 422,
+      said: expect.stringContaining("expected a turn id"),
+    })
+  }
   const late = await call(r.a, "POST", `/chat/${chatId}/cancel`, { turnId: firstId })
   expect(await errorCode(late)).toEqual([409, "TURN_ENDED"])
   second.release()

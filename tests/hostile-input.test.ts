@@ -212,7 +212,12 @@ const ROUTES: Route[] = [
     body: { questionId: 1, positive: false },
   },
   { method: "POST", path: "/api/v1/ai/chat/:id/compact", auth: "admin" },
-  { method: "POST", path: "/api/v1/ai/chat/:id/cancel", auth: "admin", body: { turnId: "a-turn" } },
+  {
+    method: "POST",
+    path: "/api/v1/ai/chat/:id/cancel",
+    auth: "admin",
+    body: { turnId: "6f1c1c8e-3c9f-4f5e-9d3a-2b1f0e4c7a10" },
+  },
   { method: "POST", path: "/api/v1/ai/chat/:id/steer", auth: "admin", body: { message: "look at n1" } },
 ]
 
