@@ -109,7 +109,10 @@ const afterAnswered = (error: unknown) =>
       )
     : error
 
-/** Follows one user may hold open at once: one followed on another replica reads the store each second. */
+/**
+ * Follows one user may hold open at once on this replica: one followed on another replica reads the
+ * store each second. Counted per process, so N replicas take N times as many; the bound is on each.
+ */
 export const FOLLOWS_PER_USER = 16
 
 /**
