@@ -1,6 +1,11 @@
 // The magic-rollback scripts run directly in a test node (no SSH), to pin down who decides a deploy:
 // the watchdog, a confirmation or an abort claim it once (`mkdir decided`) and the others stand down.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { createNixSystem } from "../agent/nix-system.ts"
+import { MAX_CONFIRM_SECONDS } from "../control/cli/seconds-flag.ts"
 import {
   abortScript,
   activateScript,
@@ -280,6 +285,34 @@ describe("a switch back that hangs", () => {
     // the watchdog (a session of its own: setsid) ended with what it sleeps in.
     expect((await sh(node, confirmScript("dx", true))).code).toBe(0)
     expect((await sh(node, 'kill -- -"$(cat /run/chimera/deploys/dx/watchdog.pid)"')).code).toBe(0)
+  }, 60_000)
+
+  // The rollback's hold covered its switch's bound and a minute to publish: past an activation timeout of
+  // 3,530 s (the API and the CLI take up to 3,600) it reached further out than the agent honours, so the
+  // agent ignored it and healed the node forward while the switch back ran.
+  test("a rollback with the longest activation timeout holds the agent off with a hold the agent honours", async () => {
+    await using node = await withHangingGeneration("hang-hold")
+    await node.switchTo(gen2)
+    const back = sh(node, rollbackScript(null, undefined, MAX_CONFIRM_SECONDS))
+    const sleeping = await waitFor("the switch back under way", hangLeft, (pid) => pid !== "", 30_000)
+    // What the agent makes of it, read where the agent reads it (beside its current-system link).
+    const dir = await mkdtemp(join(tmpdir(), "chimera-hold-"))
+    let heldUntil: number
+    try {
+      await mkdir(join(dir, "chimera"))
+      await writeFile(join(dir, "chimera/deploy-hold"), (await node.exec(["cat", "/run/chimera/deploy-hold"])).stdout)
+      const agent = createNixSystem({
+        systemProfile: join(dir, "profile"),
+        currentSystem: join(dir, "current-system"),
+        bootedSystem: join(dir, "booted-system"),
+      })
+      heldUntil = await agent.deployHoldUntil()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+      await run(["kill", ...sleeping.split("\n")])
+      await back
+    }
+    expect(heldUntil).toBeGreaterThan(Date.now() + 3000 * 1000)
   }, 60_000)
 
   test("a rollback's is stopped at the activation timeout, says so, and frees the node's claim", async () => {

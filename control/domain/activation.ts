@@ -265,7 +265,12 @@ export function rollbackScript(
     // Refused while a deploy is activating or unconfirmed here, or another rollback runs (node-claim.ts).
     CLAIM_NODE,
     '(umask 077; : >"$L")',
-    writeHold(switchBackSeconds(activationTimeoutSeconds) + ROLLBACK_PUBLISH_SECONDS, "$ID"),
+    // As far out as the agent honours at most: past it, the agent ignores the hold and heals mid-switch.
+    // The publishing minute is written again once the switch has ended.
+    writeHold(
+      Math.min(switchBackSeconds(activationTimeoutSeconds) + ROLLBACK_PUBLISH_SECONDS, MAX_DEPLOY_HOLD_SECONDS),
+      "$ID",
+    ),
     // Only our own hold is lifted: a deploy that started meanwhile keeps its own.
     `trap 'touch "$C/ended"; [ "$(cut -d" " -f2 "$H" 2>/dev/null)" = "$ID" ] && rm -f "$H"; cat "$L" >&2; rm -f "$L"' EXIT`,
     `nix-env -p "$P" ${move} 2>>"$L"`,
