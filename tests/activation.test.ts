@@ -224,7 +224,19 @@ describe("magic rollback on the node", () => {
 /** How long the hanging system's switch sleeps: a number no other process on the machine sleeps for. */
 const HANG_SECONDS = 86_351
 const CUT_OFF = `${ACTIVATION_TIMED_OUT_SAYS} (5 s) and was stopped`
-const hangLeft = async () => (await run(["pgrep", "-f", `sleep ${HANG_SECONDS}`])).stdout.trim()
+/**
+ * The hanging switch's sleeps left on `node`: those in its mount namespace, so that another run of
+ * these tests on the same machine (test nodes share the PID namespace) is not counted. The pattern's
+ * brackets keep it from matching the shell that holds it.
+ */
+const hangLeft = async (node: TestNode) =>
+  (
+    await node.exec([
+      "sh",
+      "-c",
+      `for p in $(pgrep -f '[s]leep ${HANG_SECONDS}'); do [ "$(readlink /proc/$p/ns/mnt)" = "$(readlink /proc/self/ns/mnt)" ] && echo "$p"; done; true`,
+    ])
+  ).stdout.trim()
 
 // Switching back runs the old generation's switch, which may hang as any switch may: unbounded, it held
 // the watchdog (the node undecided, every later deploy refused), an abort, or a rollback and its claim of
@@ -262,7 +274,7 @@ describe("a switch back that hangs", () => {
       30_000,
     )
     expect(outcome).toBe(`rollback-failed: ${CUT_OFF}`)
-    expect(await hangLeft()).toBe("")
+    expect(await hangLeft(node)).toBe("")
     expect((await node.exec(["test", "-e", "/run/chimera/deploy-hold"])).code).not.toBe(0)
     expect((await sh(node, undecidedDeploysScript(0))).stdout.trim()).toBe("")
   }, 60_000)
@@ -280,7 +292,7 @@ describe("a switch back that hangs", () => {
     expect(abort.code).toBe(1)
     expect(abort.stderr).toContain(CUT_OFF)
     expect(abort.stderr).toContain("rollback failed")
-    expect(await hangLeft()).toBe("")
+    expect(await hangLeft(node)).toBe("")
     // The claim given back, the watchdog would try again at its time; this deploy is settled by hand, and
     // the watchdog (a session of its own: setsid) ended with what it sleeps in.
     expect((await sh(node, confirmScript("dx", true))).code).toBe(0)
@@ -294,7 +306,12 @@ describe("a switch back that hangs", () => {
     await using node = await withHangingGeneration("hang-hold")
     await node.switchTo(gen2)
     const back = sh(node, rollbackScript(null, undefined, MAX_CONFIRM_SECONDS))
-    const sleeping = await waitFor("the switch back under way", hangLeft, (pid) => pid !== "", 30_000)
+    const sleeping = await waitFor(
+      "the switch back under way",
+      () => hangLeft(node),
+      (pid) => pid !== "",
+      30_000,
+    )
     // What the agent makes of it, read where the agent reads it (beside its current-system link).
     const dir = await mkdtemp(join(tmpdir(), "chimera-hold-"))
     let heldUntil: number
@@ -322,7 +339,7 @@ describe("a switch back that hangs", () => {
     const back = await sh(node, rollbackScript(null, undefined, 5))
     expect(performance.now() - t0).toBeLessThan(30_000)
     expect({ code: back.code, said: back.stderr.trim().split("\n").at(-1) }).toEqual({ code: 124, said: CUT_OFF })
-    expect(await hangLeft()).toBe("")
+    expect(await hangLeft(node)).toBe("")
     expect((await node.links()).profile).toBe(hang)
     // Nothing holds the node: the next rollback goes through.
     expect((await sh(node, undecidedDeploysScript(0))).stdout.trim()).toBe("")
