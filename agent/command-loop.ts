@@ -12,6 +12,11 @@
 // why stopping the agent (SIGTERM) kills the running `run` commands and acknowledges each as failed,
 // "agent stopped", before the process exits, and refuses the queued ones the same way: left
 // unacknowledged they would only surface as a timeout, with no reason given.
+//
+// The poll's answer may also name `run` commands whose caller cancelled them (protocol/agent.ts,
+// CommandList): a running one is stopped (run-command.ts: SIGTERM, then SIGKILL) and acknowledged
+// with what it wrote so far; a queued one is acknowledged as never started; any other is already
+// done (its ack on its way) or unknown, and ignored.
 import type { CommandAck, RunCommand } from "../protocol/agent.ts"
 import { createLogger } from "../protocol/log.ts"
 import { createBackoff, sleep, spreadPeriod } from "./backoff.ts"
@@ -51,6 +56,8 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
   let running = 0
   /** The `run` commands executing now, each until its ack is done. */
   const runs = new Set<Promise<void>>()
+  /** Each executing `run`'s cancel, by its id. */
+  const cancels = new Map<string, AbortController>()
   /** Set at stop: the last acks, bounded by STOP_ACK_MS instead of the loop's signal. */
   let stopDeadline: AbortSignal | null = null
 
@@ -105,8 +112,20 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
           return
         }
         log.info("run", { id: command.id, timeoutSeconds: command.timeoutSeconds })
-        const r = await runShell(command.command, { timeoutMs: left, signal: ac.signal })
-        log.info("ran", { id: command.id, exitCode: r.exitCode, timedOut: r.timedOut, ms: r.durationMs })
+        const cancel = new AbortController()
+        cancels.set(command.id, cancel)
+        const r = await runShell(command.command, {
+          timeoutMs: left,
+          signal: ac.signal,
+          cancel: cancel.signal,
+        }).finally(() => cancels.delete(command.id))
+        log.info("ran", {
+          id: command.id,
+          exitCode: r.exitCode,
+          timedOut: r.timedOut,
+          cancelled: r.cancelled,
+          ms: r.durationMs,
+        })
         if (ac.signal.aborted) {
           log.warn("command killed: the agent is stopping", { id: command.id })
           await ack(command.id, {
@@ -138,9 +157,34 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
     }
   }
 
+  /** A cancel from the control plane: the `run` stops if it runs, and never starts if it waits. */
+  const stopRun = (id: string) => {
+    const running = cancels.get(id)
+    if (running) {
+      if (!running.signal.aborted) log.info("cancelling", { id })
+      running.abort()
+      return
+    }
+    const at = queue.findIndex((q) => q.command.id === id)
+    if (at < 0) return
+    queue.splice(at, 1)
+    log.info("cancelled before it started", { id })
+    void settle(id, () =>
+      ack(id, {
+        success: false,
+        output: "",
+        exitCode: null,
+        stderr: "[chimera: cancelled while it waited in the agent's queue; not started]",
+      }),
+    )
+  }
+
   const poll = async () => {
     const t0 = performance.now()
-    const { commands, unsupported } = await client.fetchCommands(spreadPeriod(WAIT_SECONDS * 1000) / 1000, ac.signal)
+    const { commands, unsupported, cancel } = await client.fetchCommands(
+      spreadPeriod(WAIT_SECONDS * 1000) / 1000,
+      ac.signal,
+    )
     backoff.reset()
     for (const u of unsupported) {
       if (inFlight.has(u.id)) continue
@@ -176,6 +220,7 @@ export function startCommandLoop(client: OrchestratorPort, reconciler: Reconcile
         runNext()
       }
     }
+    for (const id of cancel) stopRun(id)
     const elapsed = performance.now() - t0
     if (commands.length + unsupported.length === 0 && elapsed < MIN_CYCLE_MS)
       await sleep(MIN_CYCLE_MS - elapsed, ac.signal)

@@ -18,7 +18,7 @@ beforeAll(async () => {
 
 interface RelayAnswer {
   results: { node: string; status: string; success: boolean; exit_code: number | null; stderr: string }[]
-  summary: { ok: number; failed: number; timeout: number; offline: number }
+  summary: { ok: number; failed: number; timeout: number; offline: number; cancelled: number }
 }
 
 describe("SIGTERM during a relayed command", () => {
@@ -55,7 +55,7 @@ describe("SIGTERM during a relayed command", () => {
       expect(await agent.stop()).toBe(0)
       const { status, body } = await relay
       expect(status).toBe(200)
-      expect(body.summary).toEqual({ ok: 0, failed: 1, timeout: 0, offline: 0 })
+      expect(body.summary).toEqual({ ok: 0, failed: 1, timeout: 0, offline: 0, cancelled: 0 })
       const [result] = body.results
       expect(result).toMatchObject({ node: "cmd-stop", status: "failed", success: false, exit_code: null })
       expect(result?.stderr).toContain("agent stopped")

@@ -29,7 +29,7 @@ describe("control client", () => {
     const polled = client.fetchCommands(1)
     await Bun.sleep(20)
     current = "chn_new"
-    expect(await polled).toEqual({ commands: [], unsupported: [] })
+    expect(await polled).toEqual({ commands: [], unsupported: [], cancel: [] })
     expect(seen).toEqual(["chn_old", "chn_new"])
   })
 

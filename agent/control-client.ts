@@ -35,10 +35,14 @@ export interface FetchedCommands {
   commands: AgentCommand[]
   /** Commands this agent does not understand (from a newer control plane); acked as failed. */
   unsupported: Array<{ id: string; kind: string }>
+  /** `run` commands given to this agent that their caller cancelled: to stop, if still running. */
+  cancel: string[]
 }
 
 const LooseCommands = z.object({
   commands: z.array(z.object({ id: z.string().min(1).max(64), kind: z.string() }).loose()),
+  // A list it cannot read costs only its cancels (the commands time out as before), never the poll.
+  cancel: z.array(z.string().min(1).max(64)).max(10_000).optional().catch(undefined),
 })
 
 export class ControlError extends Error {
@@ -145,7 +149,7 @@ export function createControlClient(opts: ControlClientOptions): OrchestratorPor
         signal,
         timeoutMs: (wait + 15) * 1000,
       })
-      const out: FetchedCommands = { commands: [], unsupported: [] }
+      const out: FetchedCommands = { commands: [], unsupported: [], cancel: list.cancel ?? [] }
       for (const c of list.commands) {
         const parsed = AgentCommand.safeParse(c)
         if (parsed.success) out.commands.push(parsed.data)

@@ -5,7 +5,7 @@
 import { heapStats } from "bun:jsc"
 import { describe, expect, test } from "bun:test"
 import { existsSync } from "node:fs"
-import { OUTPUT_CAP_BYTES, runShell } from "./run-command.ts"
+import { CANCEL_GRACE_MS, OUTPUT_CAP_BYTES, runShell } from "./run-command.ts"
 
 describe("runShell", () => {
   test("answers exit code, stdout and stderr, in a fresh directory that is gone afterwards", async () => {
@@ -22,6 +22,31 @@ describe("runShell", () => {
     expect(r.stdout.startsWith("x".repeat(OUTPUT_CAP_BYTES))).toBe(true)
     expect(r.stdout).toContain(`[chimera: output truncated, ${300_000 - OUTPUT_CAP_BYTES} more bytes dropped]`)
   })
+
+  test("a cancel sends the group SIGTERM; a shell that ignores it is SIGKILLed after the grace, its output kept", async () => {
+    const polite = new AbortController()
+    const t0 = performance.now()
+    const stopping = runShell("echo begun; sleep 30", { timeoutMs: 20_000, cancel: polite.signal })
+    await Bun.sleep(300)
+    polite.abort()
+    const r = await stopping
+    expect(performance.now() - t0).toBeLessThan(CANCEL_GRACE_MS)
+    expect(r).toMatchObject({ exitCode: null, stdout: "begun\n", cancelled: true, timedOut: false })
+    expect(r.stderr).toBe("[chimera: cancelled; process group sent SIGTERM]")
+
+    const stubborn = new AbortController()
+    const t1 = performance.now()
+    const held = runShell("trap '' TERM; echo holding; while :; do sleep 0.1; done", {
+      timeoutMs: 20_000,
+      cancel: stubborn.signal,
+    })
+    await Bun.sleep(300)
+    stubborn.abort()
+    const h = await held
+    expect(performance.now() - t1).toBeGreaterThanOrEqual(CANCEL_GRACE_MS)
+    expect(h).toMatchObject({ exitCode: null, stdout: "holding\n", cancelled: true, timedOut: false })
+    expect(h.stderr).toContain(`then SIGKILL after ${CANCEL_GRACE_MS / 1000} s`)
+  }, 15_000)
 
   test("a finished command leaves no process object, stream or output reachable", async () => {
     const processes = () => {

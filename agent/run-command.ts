@@ -1,6 +1,8 @@
 // A `run` command from the control plane, executed on this node: `/bin/sh -c COMMAND` as the agent's
 // own user (root on a NixOS node), stdin closed, in a session of its own (setsid) so that a timeout or
-// the agent's shutdown SIGKILLs the whole process group, not only the shell. Its working directory is
+// the agent's shutdown SIGKILLs the whole process group, not only the shell. A cancel from its caller
+// sends the group SIGTERM first, as ssh's closed session hangs one up, so what it runs may clean up;
+// SIGKILL follows after CANCEL_GRACE_MS if the shell has not ended. Its working directory is
 // a fresh empty 0700 directory, removed afterwards: the command registry rates a write to a relative
 // path as the working directory's business, which `/` would make a write anywhere. A background child
 // still holding the output pipes when the shell exits is killed with the group after a short grace.
@@ -18,6 +20,8 @@ const log = createLogger("run")
 export const OUTPUT_CAP_BYTES = 64 * 1024 - 256
 /** After the shell exits, how long a background child that kept the pipes open is waited for. */
 const DRAIN_GRACE_MS = 1000
+/** After a cancel's SIGTERM, how long the shell may take to end before its group is SIGKILLed. */
+export const CANCEL_GRACE_MS = 3000
 
 export interface RunResult {
   /** null when the process was killed by a signal (the timeout's included) or could not start. */
@@ -25,6 +29,8 @@ export interface RunResult {
   stdout: string
   stderr: string
   timedOut: boolean
+  /** Stopped by its `cancel` signal. */
+  cancelled: boolean
   durationMs: number
 }
 
@@ -32,6 +38,8 @@ export interface RunOptions {
   timeoutMs: number
   /** Aborting kills the process group (the agent is stopping). */
   signal?: AbortSignal
+  /** Aborting stops the process group: SIGTERM, then SIGKILL after CANCEL_GRACE_MS (its caller cancelled it). */
+  cancel?: AbortSignal
   shell?: string
 }
 
@@ -69,14 +77,18 @@ function capture(stream: ReadableStream<Uint8Array>, cap: number) {
 }
 
 /**
- * SIGKILL for a process spawned with `detached: true` and everything it started: setsid made it its
- * group's leader, so the negative pid reaches the whole group (the process alone if that fails).
+ * SIGKILL (or `signal`) for a process spawned with `detached: true` and everything it started: setsid
+ * made it its group's leader, so the negative pid reaches the whole group (the process alone if that
+ * fails).
  */
-export function killProcessGroup(proc: { pid: number; kill(signal?: NodeJS.Signals): void }): void {
+export function killProcessGroup(
+  proc: { pid: number; kill(signal?: NodeJS.Signals): void },
+  signal: NodeJS.Signals = "SIGKILL",
+): void {
   try {
-    process.kill(-proc.pid, "SIGKILL")
+    process.kill(-proc.pid, signal)
   } catch {
-    proc.kill("SIGKILL")
+    proc.kill(signal)
   }
 }
 
@@ -92,6 +104,7 @@ export async function runShell(command: string, opts: RunOptions): Promise<RunRe
       stdout: "",
       stderr: `cannot make a working directory: ${error}`,
       timedOut: false,
+      cancelled: false,
       durationMs: 0,
     }
   }
@@ -124,6 +137,7 @@ async function runIn(cwd: string, command: string, opts: RunOptions, t0: number)
       stdout: "",
       stderr: `cannot start /bin/sh: ${error}`,
       timedOut: false,
+      cancelled: false,
       durationMs: elapsed(),
     }
   }
@@ -137,23 +151,39 @@ async function runIn(cwd: string, command: string, opts: RunOptions, t0: number)
   }, opts.timeoutMs)
   const onAbort = () => killGroup()
   opts.signal?.addEventListener("abort", onAbort, { once: true })
+  let cancelled = false
+  let forced = false
+  let grace: ReturnType<typeof setTimeout> | undefined
+  const onCancel = () => {
+    cancelled = true
+    killProcessGroup(proc, "SIGTERM")
+    // Only while the shell runs is its group sure to exist: its id cannot have been handed on.
+    grace = setTimeout(() => {
+      forced = true
+      killGroup()
+    }, CANCEL_GRACE_MS)
+  }
+  if (opts.cancel?.aborted) onCancel()
+  else opts.cancel?.addEventListener("abort", onCancel, { once: true })
   try {
     await proc.exited
   } finally {
     clearTimeout(timer)
+    clearTimeout(grace)
     opts.signal?.removeEventListener("abort", onAbort)
+    opts.cancel?.removeEventListener("abort", onCancel)
   }
   // The shell is gone; its output is in the pipes unless a background child keeps them open. The
   // grace timer is cleared, not left to run out: a pending sleep would hold this whole call (the
   // process, its streams, the output) for the rest of the grace after every command.
-  let grace: ReturnType<typeof setTimeout> | undefined
+  let drainGrace: ReturnType<typeof setTimeout> | undefined
   const drained = await Promise.race([
     Promise.all([out.done, err.done]).then(() => true),
     new Promise<false>((resolve) => {
-      grace = setTimeout(() => resolve(false), DRAIN_GRACE_MS)
+      drainGrace = setTimeout(() => resolve(false), DRAIN_GRACE_MS)
     }),
   ])
-  clearTimeout(grace)
+  clearTimeout(drainGrace)
   if (!drained) {
     // Something the shell started still holds the pipes, so the group still exists (and its id cannot
     // have been handed to another process): it goes, as at a timeout. A child that let go of the pipes
@@ -163,9 +193,16 @@ async function runIn(cwd: string, command: string, opts: RunOptions, t0: number)
     log.debug("background children held the output pipes after the shell exited: killed", { pid: proc.pid })
   }
   let stderr = err.text()
-  if (timedOut)
-    stderr += `${stderr && !stderr.endsWith("\n") ? "\n" : ""}[chimera: timed out after ${opts.timeoutMs / 1000} s; process group killed]`
-  else if (proc.signalCode)
-    stderr += `${stderr && !stderr.endsWith("\n") ? "\n" : ""}[chimera: killed by ${proc.signalCode}]`
-  return { exitCode: proc.exitCode, stdout: out.text(), stderr, timedOut, durationMs: elapsed() }
+  const note = (text: string) => {
+    stderr += `${stderr && !stderr.endsWith("\n") ? "\n" : ""}[chimera: ${text}]`
+  }
+  if (timedOut) note(`timed out after ${opts.timeoutMs / 1000} s; process group killed`)
+  else if (cancelled)
+    note(
+      forced
+        ? `cancelled; process group sent SIGTERM, then SIGKILL after ${CANCEL_GRACE_MS / 1000} s`
+        : "cancelled; process group sent SIGTERM",
+    )
+  else if (proc.signalCode) note(`killed by ${proc.signalCode}`)
+  return { exitCode: proc.exitCode, stdout: out.text(), stderr, timedOut, cancelled, durationMs: elapsed() }
 }

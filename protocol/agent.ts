@@ -5,6 +5,7 @@
 //   POST /api/agent/:nodeId/heartbeat             Bearer <credential>   NodeHealth      -> HeartbeatResponse
 //   POST /api/agent/:nodeId/reports               Bearer <credential>   ReportBatch     -> ReportAck
 //   GET  /api/agent/:nodeId/commands?wait=SEC     Bearer <credential>                   -> CommandList (long poll)
+//                                                 (`cancel`: ids of `run` commands this agent was given, to stop)
 //   POST /api/agent/:nodeId/commands/:id/ack      Bearer <credential>   CommandAck      -> { ok: true }
 //   POST /api/agent/:nodeId/credential            Bearer <credential>                   -> RotatedCredential (201)
 //
@@ -303,7 +304,16 @@ export const AgentCommand = z.discriminatedUnion("kind", [
 export type AgentCommand = z.infer<typeof AgentCommand>
 export type RunCommand = Extract<AgentCommand, { kind: "run" }>
 
-export const CommandList = z.object({ commands: z.array(AgentCommand) }).strict()
+/**
+ * The long poll's answer. `cancel` (absent when empty) names `run` commands already handed to this
+ * agent whose caller cancelled them: the agent kills each one's process group (SIGTERM, SIGKILL after a
+ * grace) and acks it with what it wrote so far. A cancel is said again each minute while its command
+ * is unacknowledged, so a lost answer costs no cancel. Agents read this answer leniently and ignore a
+ * field they do not know: one that predates `cancel` runs the command to its end or its timeout.
+ */
+export const CommandList = z
+  .object({ commands: z.array(AgentCommand), cancel: z.array(z.string().min(1).max(64)).optional() })
+  .strict()
 export type CommandList = z.infer<typeof CommandList>
 
 /**

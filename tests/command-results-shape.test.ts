@@ -73,7 +73,7 @@ test("nodes run --json and exec --json give a node's result the same fields with
   expect(values(b.results[0])).toEqual(expected)
   for (const answer of [a, b]) {
     expect(typeof answer.results[0]?.duration).toBe("number")
-    expect(answer.summary).toEqual({ ok: 0, failed: 1, timeout: 0, offline: 0 })
+    expect(answer.summary).toEqual({ ok: 0, failed: 1, timeout: 0, offline: 0, cancelled: 0 })
     expect(typeof answer.duration).toBe("number")
   }
   // exec's own fields, which scripts read before, are still there.
@@ -93,5 +93,5 @@ test("a target exec cannot reach is `offline`, as a node the agents cannot reach
     target: "root@127.0.0.1:9",
     failure: { kind: "unreachable" },
   })
-  expect(summary).toEqual({ ok: 0, failed: 0, timeout: 0, offline: 1 })
+  expect(summary).toEqual({ ok: 0, failed: 0, timeout: 0, offline: 1, cancelled: 0 })
 })

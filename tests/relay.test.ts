@@ -17,7 +17,7 @@ setDefaultTimeout(60_000)
 
 interface NodeResult {
   node: string
-  status: "ok" | "failed" | "timeout" | "offline"
+  status: "ok" | "failed" | "timeout" | "offline" | "cancelled"
   success: boolean
   exit_code: number | null
   stdout: string
@@ -26,7 +26,7 @@ interface NodeResult {
 }
 interface RelayAnswer {
   results: NodeResult[]
-  summary: { ok: number; failed: number; timeout: number; offline: number }
+  summary: { ok: number; failed: number; timeout: number; offline: number; cancelled: number }
   duration: number
 }
 
@@ -69,7 +69,7 @@ describe("commands relayed through the agents", () => {
   test("runs on every node through its agent and answers each node's exit code and stdout", async () => {
     const { status, body } = await relay({ command: "hostname; id -u", nodes: names, timeout: 10 })
     expect({ status, error: body.error }).toEqual({ status: 200, error: undefined })
-    expect(body.summary).toEqual({ ok: 3, failed: 0, timeout: 0, offline: 0 })
+    expect(body.summary).toEqual({ ok: 3, failed: 0, timeout: 0, offline: 0, cancelled: 0 })
     expect(body.results.map((r) => r.node)).toEqual(names)
     for (const r of body.results) {
       expect(r).toMatchObject({ status: "ok", success: true, exit_code: 0, stderr: "" })
@@ -85,7 +85,7 @@ describe("commands relayed through the agents", () => {
     expect(status).toBe(200)
     expect(body.results[0]).toMatchObject({ node: names[0], status: "failed", success: false, exit_code: 2 })
     expect(body.results[0]?.stderr).toContain("nonexistent-relay-dir")
-    expect(body.summary).toEqual({ ok: 0, failed: 1, timeout: 0, offline: 0 })
+    expect(body.summary).toEqual({ ok: 0, failed: 1, timeout: 0, offline: 0, cancelled: 0 })
   })
 
   test("a command past its timeout is a timeout, and the agent kills it with its process group", async () => {

@@ -58,7 +58,7 @@ export const agentActions = (fleet: Fleet, quota: ReportQuota) => {
     },
     /** `credential`: the one the guard admitted, checked again whenever commands are handed out. */
     async commands(nodeId: string, credential: string, waitSeconds: number, signal: AbortSignal) {
-      return { commands: await fleet.commandsFor(nodeId, credential, waitSeconds * 1000, signal) }
+      return fleet.commandsFor(nodeId, credential, waitSeconds * 1000, signal)
     },
     async ack(nodeId: string, id: string, ack: CommandAck) {
       await fleet.ackCommand(nodeId, id, ack)

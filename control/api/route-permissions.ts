@@ -112,6 +112,8 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   "GET /api/registry": { auth: "fleet:read" },
   // Relayed through the agents; like run-command it counts `commands` and checks the risk in its handler.
   "POST /api/fleet/run": { auth: "commands:run" },
+  // Whoever may run a run's command may cancel it: the handler checks its risk as for running it.
+  "POST /api/fleet/run/:runId/cancel": { auth: "commands:run" },
 
   // Prometheus scrapes with a token of the `metrics` role (it can read nothing else) or any viewer's.
   "GET /metrics": { auth: "metrics:read" },

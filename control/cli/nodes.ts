@@ -1,5 +1,6 @@
 // `chimera nodes list|show|join-token|set-desired|run|revoke|remove`: the fleet as the control plane knows it, and
 // one command run on many enrolled nodes through their agents.
+import { randomUUID } from "node:crypto"
 import { realpathSync } from "node:fs"
 import { defineCommand } from "citty"
 import { z } from "zod"
@@ -10,8 +11,9 @@ import type { NodeView } from "../domain/node.ts"
 import { apiClient, call, controlUrl, unreachable } from "./client.ts"
 import { CliError } from "./errors.ts"
 import { commandWords, parseFlag } from "./flags.ts"
-import { exitOnInterrupt, spinner } from "./interrupt.ts"
+import { spinner } from "./interrupt.ts"
 import { ago, color, field, prefixed, printFields, printJson, printTable, say, statusText, warn } from "./output.ts"
+import { cancelOnInterrupt } from "./run-cancel.ts"
 import { noSuchNode } from "./unknown-node.ts"
 
 const json = { type: "boolean", description: "Print JSON" } as const
@@ -244,6 +246,7 @@ function printRelayed(r: NodeCommandResult, width: number): void {
     failed: `exited ${r.exit_code ?? "without a status"}`,
     timeout: "timed out",
     offline: `offline: ${field(r.stderr)}`,
+    cancelled: "cancelled",
   }[r.status]
   if (why) warn(`${name} ${color.red("✗")} ${why}\n`)
 }
@@ -267,13 +270,12 @@ const runOnNodes = defineCommand({
     const { url, client } = apiClient()
     const spin = args.json ? null : spinner(process.stderr)
     spin?.start(`running on ${nodes ? `${nodes.length} node${nodes.length === 1 ? "" : "s"}` : "every node"}`)
-    const release = exitOnInterrupt(
-      () => "stopped waiting for the answers; the command was sent and may still run on the nodes, until its --timeout",
-    )
+    const runId = randomUUID()
+    const { release } = cancelOnInterrupt(url, client, runId)
     let answer: CommandResults
     try {
       const request = client.api.fleet.run.$post({
-        json: nodes ? { command, nodes, timeout } : { command, all: true, timeout },
+        json: nodes ? { command, nodes, timeout, run_id: runId } : { command, all: true, timeout, run_id: runId },
       })
       const res = await request.catch((error: unknown) => {
         throw unreachable(url, error)
@@ -298,10 +300,13 @@ const runOnNodes = defineCommand({
     else {
       const width = Math.max(0, ...answer.results.map((r) => r.node.length))
       for (const r of answer.results) printRelayed(r, width)
-      const { ok, failed, timeout: late, offline } = answer.summary
-      const bad = [failed && `${failed} failed`, late && `${late} timed out`, offline && `${offline} offline`].filter(
-        Boolean,
-      )
+      const { ok, failed, timeout: late, offline, cancelled } = answer.summary
+      const bad = [
+        failed && `${failed} failed`,
+        late && `${late} timed out`,
+        offline && `${offline} offline`,
+        cancelled && `${cancelled} cancelled`,
+      ].filter(Boolean)
       warn(
         `${answer.results.length} node${answer.results.length === 1 ? "" : "s"}: ${ok} ok${bad.length ? `, ${color.red(bad.join(", "))}` : ""} in ${answer.duration.toFixed(2)} s\n`,
       )

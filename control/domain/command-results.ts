@@ -2,8 +2,11 @@
 // and `chimera nodes run --json` (through the agents), `chimera exec --json` (over SSH). The names are
 // the API's, which the README shows; a script that reads one reads the others.
 
-/** ok: exited 0; failed: exited non-zero, or could not start (exit_code null); offline: not reached. */
-export type CommandStatus = "ok" | "failed" | "timeout" | "offline"
+/**
+ * ok: exited 0; failed: exited non-zero, or could not start (exit_code null); offline: not reached;
+ * cancelled: its caller cancelled it, and it was stopped on the node or never reached it.
+ */
+export type CommandStatus = "ok" | "failed" | "timeout" | "offline" | "cancelled"
 
 export interface NodeCommandResult {
   /** The node's id; over SSH, the target as it was given. */
@@ -29,7 +32,7 @@ export const seconds = (ms: number) => Math.round(ms) / 1000
 
 /** The results with how many ended each way and the run's `ms`. */
 export function commandResults<R extends NodeCommandResult>(results: R[], ms: number): CommandResults<R> {
-  const summary: Record<CommandStatus, number> = { ok: 0, failed: 0, timeout: 0, offline: 0 }
+  const summary: Record<CommandStatus, number> = { ok: 0, failed: 0, timeout: 0, offline: 0, cancelled: 0 }
   for (const r of results) summary[r.status]++
   return { results, summary, duration: seconds(ms) }
 }

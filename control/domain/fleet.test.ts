@@ -29,7 +29,7 @@ afterAll(() => opened.close())
 describe("command long poll", () => {
   test("a caller that has already left gets the answer at once, without waiting", async () => {
     const gone = AbortSignal.abort()
-    expect(await fleet.commandsFor("n1", credential, FOREVER_MS, gone)).toEqual([])
+    expect(await fleet.commandsFor("n1", credential, FOREVER_MS, gone)).toEqual({ commands: [] })
   }, 5_000)
 
   test("a caller leaving mid-wait ends it; the next wait is still woken by a new command", async () => {
@@ -37,12 +37,12 @@ describe("command long poll", () => {
     const first = fleet.commandsFor("n1", credential, FOREVER_MS, leaving.signal)
     await Bun.sleep(20)
     leaving.abort()
-    expect(await first).toEqual([])
+    expect(await first).toEqual({ commands: [] })
 
     const second = fleet.commandsFor("n1", credential, FOREVER_MS, new AbortController().signal)
     await Bun.sleep(20)
     await fleet.setDesired("n1", GEN1)
-    const [command] = await second
+    const [command] = (await second).commands
     expect(command).toMatchObject({ kind: "activate", closure: GEN1 })
   }, 5_000)
 })
@@ -62,7 +62,7 @@ test("a node holding more long polls than the cap has its oldest answered at onc
 
   // Those still waiting are woken by a command as before; it is handed out once.
   await fleet.setDesired("n1", GEN2)
-  const answers = (await Promise.all(polls.slice(2).map((p) => p.answer))).flat()
+  const answers = (await Promise.all(polls.slice(2).map((p) => p.answer))).flatMap((a) => a.commands)
   expect(answers).toMatchObject([{ kind: "activate", closure: GEN2 }])
 }, 5_000)
 

@@ -1,7 +1,14 @@
 // The fleet use cases: enrolment, heartbeats, agent reports, desired state, relayed commands and
 // reachability. It speaks only to ports (store, event bus, clock); the API and the CLI call it.
 import { randomUUID } from "node:crypto"
-import type { AgentCommand, AgentReport, CommandAck, EnrollRequest, NodeHealth } from "../../protocol/agent.ts"
+import type {
+  AgentCommand,
+  AgentReport,
+  CommandAck,
+  CommandList,
+  EnrollRequest,
+  NodeHealth,
+} from "../../protocol/agent.ts"
 import { createLogger } from "../../protocol/log.ts"
 import { conflict, notFound, unauthenticated } from "./errors.ts"
 import type { ControlEventType, EventType, FleetEvent, NewEvent } from "./events.ts"
@@ -23,7 +30,8 @@ const REDELIVER_AFTER_MS = 60_000
  */
 export const MAX_POLLS_PER_NODE = 4
 
-export type AckListener = (nodeId: string, commandId: string, ack: CommandAck) => void
+/** `cancelled`: its caller had cancelled the command before this ack. */
+export type AckListener = (nodeId: string, commandId: string, ack: CommandAck, cancelled: boolean) => void
 
 export interface FleetDeps {
   store: StorePort
@@ -183,6 +191,18 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers, configured 
       wake([...new Set(commands.map((c) => c.nodeId))])
     },
 
+    /**
+     * Cancels relayed commands (their relay's caller gave up): those not delivered yet are closed now,
+     * and the relays waiting for them here and on other replicas read that; the agents of those
+     * delivered hear it on their long poll (woken here and on other replicas) and ack what ran.
+     */
+    async cancelCommands(ids: string[], reason: string) {
+      const result = await store.cancelCommands(ids, now(), reason)
+      wake([...new Set(result.signalled.map((c) => c.nodeId))])
+      if (result.closed.length > 0) peers?.commandsAcked(result.closed.map((c) => c.id))
+      return result
+    },
+
     /** Another replica queued commands for these nodes: the long polls held here look again. */
     wakeNodes(nodeIds: string[]) {
       for (const nodeId of nodeIds) wakeHere(nodeId)
@@ -213,21 +233,16 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers, configured 
      * credential again each time it hands commands out: one revoked or replaced meanwhile is a 401,
      * never a command (a revocation wakes the poll to say so at once: credentialRetired).
      */
-    async commandsFor(
-      nodeId: string,
-      credential: string,
-      waitMs: number,
-      signal?: AbortSignal,
-    ): Promise<AgentCommand[]> {
+    async commandsFor(nodeId: string, credential: string, waitMs: number, signal?: AbortSignal): Promise<CommandList> {
       const credentialHash = hashToken(credential)
-      const fetch = async () => {
-        const commands = await store.pendingCommands(
+      const fetch = async (): Promise<CommandList> => {
+        const pending = await store.pendingCommands(
           nodeId,
           credentialHash,
           now(),
           new Date(clock.now().getTime() - REDELIVER_AFTER_MS).toISOString(),
         )
-        if (commands === null) throw unauthenticated("the node credential was revoked or replaced")
+        if (pending === null) throw unauthenticated("the node credential was revoked or replaced")
         // A `run`'s timeout counts from when it was queued, which is when its relay's clock started:
         // the agent gets what is left of it. One past its timeout has been answered "timeout"
         // already (or its relay died with a replica): running it now would surprise everyone, so it
@@ -235,7 +250,7 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers, configured 
         const at = clock.now().getTime()
         const late: string[] = []
         const due: AgentCommand[] = []
-        for (const c of commands) {
+        for (const c of pending.commands) {
           if (c.kind !== "run") due.push(c)
           else {
             const leftMs = Date.parse(c.createdAt) + c.timeoutSeconds * 1000 - at
@@ -244,7 +259,7 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers, configured 
           }
         }
         if (late.length > 0) await store.expireCommands(late, now(), "expired before the agent fetched it")
-        return due
+        return pending.cancel.length > 0 ? { commands: due, cancel: pending.cancel } : { commands: due }
       }
       if (waitMs <= 0 || signal?.aborted) return fetch()
       // The waiter is in place before the first read: a command committed (and its wake-up sent)
@@ -272,7 +287,7 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers, configured 
       }
       try {
         const first = await fetch()
-        if (first.length > 0 || signal?.aborted) return first
+        if (first.commands.length > 0 || first.cancel || signal?.aborted) return first
         if (!woken)
           await new Promise<void>((resolve) => {
             const done = () => {
@@ -295,10 +310,11 @@ export function createFleet({ store, bus, clock, onHeartbeat, peers, configured 
         ack.exitCode === undefined && ack.stderr === undefined && ack.timedOut === undefined
           ? undefined
           : { exitCode: ack.exitCode ?? null, stderr: ack.stderr ?? "", timedOut: ack.timedOut ?? false }
-      const kind = await store.ackCommand(nodeId, commandId, ack.success, ack.output, now(), run)
-      if (!kind)
+      const acked = await store.ackCommand(nodeId, commandId, ack.success, ack.output, now(), run)
+      if (!acked)
         throw conflict(`command ${JSON.stringify(commandId)} is not pending for node ${JSON.stringify(nodeId)}`)
-      for (const listener of ackListeners) listener(nodeId, commandId, ack)
+      const { kind, cancelled } = acked
+      for (const listener of ackListeners) listener(nodeId, commandId, ack, cancelled)
       if (kind === "run") peers?.commandsAcked([commandId])
       // A relayed `run` is recorded by its relay's audit row, not by one event per node.
       if (kind !== "run") await emit("command.acked", nodeId, { commandId, success: ack.success })

@@ -54,6 +54,17 @@ export type Principal = UserPrincipal | NodePrincipal
 export interface StoredCommand {
   command: AgentCommand
   nodeId: string
+  /** The relay (POST /api/fleet/run) that queued it, by which a cancel finds it. */
+  runId?: string
+}
+
+/** One command of a relayed run, as a cancel reads it. */
+export interface RunCommandRecord {
+  id: string
+  nodeId: string
+  /** The shell command (redacted once the run has ended). */
+  command: string
+  answered: boolean
 }
 
 /** Durable state. Every write resolves only once it is committed. */
@@ -122,14 +133,19 @@ export interface StorePort {
    * command is not safe to run twice because an ack was lost or the agent restarted). Only while
    * `credentialHash` is still the node's credential, checked in the same transaction as the marking:
    * null (nothing marked) when it was revoked or replaced, however long ago the poll that asks began.
+   * `cancel`: the ids of delivered, unacknowledged commands whose caller cancelled them, not yet told
+   * the agent (or told before `redeliverBefore`), marked told.
    */
   pendingCommands(
     nodeId: string,
     credentialHash: string,
     now: string,
     redeliverBefore: string,
-  ): Promise<AgentCommand[] | null>
-  /** The acked command's kind, or null when it was not pending for that node. */
+  ): Promise<{ commands: AgentCommand[]; cancel: string[] } | null>
+  /**
+   * The acked command's kind and whether its caller had cancelled it, or null when it was not pending
+   * for that node.
+   */
   ackCommand(
     nodeId: string,
     commandId: string,
@@ -137,9 +153,20 @@ export interface StorePort {
     output: string,
     now: string,
     run?: { exitCode: number | null; stderr: string; timedOut: boolean },
-  ): Promise<AgentCommand["kind"] | null>
+  ): Promise<{ kind: AgentCommand["kind"]; cancelled: boolean } | null>
   /** Queues commands for their nodes, all in one transaction. */
   enqueueCommands(commands: StoredCommand[]): Promise<void>
+  /** The commands a relayed run queued (none when no run has that id). */
+  runCommands(runId: string): Promise<RunCommandRecord[]>
+  /**
+   * Cancels unacknowledged commands: one never delivered is closed with `reason` (never to be
+   * delivered), one delivered is marked for its agent to stop (pendingCommands' `cancel`).
+   */
+  cancelCommands(
+    ids: string[],
+    now: string,
+    reason: string,
+  ): Promise<{ closed: { id: string; nodeId: string }[]; signalled: { id: string; nodeId: string }[] }>
   /** Closes commands still unacknowledged (never to be delivered again); returns the ids it closed. */
   expireCommands(ids: string[], now: string, reason: string): Promise<string[]>
   /** The acknowledged ones among `ids`, with what their agents answered. */
@@ -162,6 +189,8 @@ export interface CommandResultRecord {
   stderr: string | null
   /** An agent's kill at the timeout, or the control plane's expiry of a command never answered. */
   timedOut: boolean
+  /** Its caller cancelled it (before or after its agent took it). */
+  cancelled: boolean
   ackedAt: string
 }
 

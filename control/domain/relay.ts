@@ -12,14 +12,21 @@
 // (replica-link.ts); a relay here then reads the results of its own unanswered commands at once
 // (`answeredElsewhere`), and also every `pollFallbackMs` in case a notification was lost (one query
 // per relay, not per node). Queueing wakes the long polls other replicas hold the same way.
+//
+// A relay is a run with an id (`runId`): its caller may cancel it through any replica (relay-cancel.ts).
+// The relay goes on waiting as before, and a node it reached answers `cancelled` once its agent has
+// killed the command, or as its command ended on its own (an agent that predates the cancel runs it
+// to its end or its timeout).
 import { randomUUID } from "node:crypto"
 import type { CommandAck, RunCommand } from "../../protocol/agent.ts"
 import { createLogger, redactText } from "../../protocol/log.ts"
+import type { Role } from "./auth/roles.ts"
 import { type CommandResults, commandResults, type NodeCommandResult, seconds } from "./command-results.ts"
-import { ChimeraError } from "./errors.ts"
+import { ChimeraError, conflict } from "./errors.ts"
 import type { Fleet } from "./fleet.ts"
 import type { NodeRecord } from "./node.ts"
 import type { Clock, CommandResultRecord, StorePort } from "./ports.ts"
+import { cancelRun } from "./relay-cancel.ts"
 
 const log = createLogger("relay")
 
@@ -34,10 +41,14 @@ const OUTPUT_BUDGET = 32 * 1024 * 1024
 const MAX_STREAM_OUTPUT = 65_536
 
 export interface RelayInput {
+  /** The run's id (a UUID), unused by any other run: its commands carry it, and a cancel names it. */
+  runId: string
   /** Enrolled node ids, or every enrolled node. */
   nodes: string[] | "all"
   command: string
   timeoutSeconds: number
+  /** Aborted when the caller goes away: the run is cancelled (once its commands are queued). */
+  signal?: AbortSignal
 }
 
 export interface RelayDeps {
@@ -48,7 +59,7 @@ export interface RelayDeps {
   pollFallbackMs?: number | null
 }
 
-type Answer = { ack: CommandAck; ms: number }
+type Answer = { ack: CommandAck; cancelled: boolean; ms: number }
 
 function truncate(text: string, max: number): string {
   if (text.length <= max) return text
@@ -64,10 +75,10 @@ function offlineReason(n: NodeRecord): string {
 }
 
 export function createRelay({ fleet, store, clock, pollFallbackMs = null }: RelayDeps) {
-  const waiting = new Map<string, (answer: CommandAck) => void>()
+  const waiting = new Map<string, (answer: CommandAck, cancelled: boolean) => void>()
   /** Each open relay's store read, by its commands' ids. */
   const readers = new Map<string, () => void>()
-  fleet.onAck((_node, commandId, ack) => waiting.get(commandId)?.(ack))
+  fleet.onAck((_node, commandId, ack, cancelled) => waiting.get(commandId)?.(ack, cancelled))
 
   const resolveNodes = async (wanted: RelayInput["nodes"]): Promise<NodeRecord[]> => {
     const all = await fleet.listNodes()
@@ -84,19 +95,26 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
     return ids.map((id) => byId.get(id) as NodeRecord)
   }
 
+  /**
+   * These commands' ends were stored without this process's ack path (another replica took their
+   * answers, a node's removal or a cancel closed them): the relays waiting for them read the store now.
+   */
+  const answeredElsewhere = (ids: string[]) => {
+    const reads = new Set(ids.map((id) => readers.get(id)).filter((read) => read !== undefined))
+    for (const read of reads) void read()
+  }
+
   return {
-    /**
-     * These commands' ends were stored without this process's ack path (another replica took their
-     * answers, or a node's removal closed them): the relays waiting for them read the store now.
-     */
-    answeredElsewhere(ids: string[]) {
-      const reads = new Set(ids.map((id) => readers.get(id)).filter((read) => read !== undefined))
-      for (const read of reads) void read()
-    },
+    answeredElsewhere,
+
+    /** Cancels run `runId` for a caller of `role` (relay-cancel.ts), whichever replica relays it. */
+    cancel: (runId: string, role: Role) => cancelRun({ fleet, store, answeredElsewhere }, runId, role),
 
     async relay(input: RelayInput): Promise<CommandResults> {
       const t0 = performance.now()
       const nodes = await resolveNodes(input.nodes)
+      if ((await store.runCommands(input.runId)).length > 0)
+        throw conflict(`run ${input.runId} already exists; give each run its own id (a new UUID)`)
       const share = Math.min(MAX_STREAM_OUTPUT, Math.floor(OUTPUT_BUDGET / (2 * Math.max(1, nodes.length))))
       const online = nodes.filter((n) => !n.revoked && !n.unreachable && n.lastHeartbeat !== null)
       const createdAt = clock.now().toISOString()
@@ -108,18 +126,18 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
           timeoutSeconds: input.timeoutSeconds,
           createdAt,
         }
-        return { nodeId: n.id, command }
+        return { nodeId: n.id, command, runId: input.runId }
       })
       const answers = new Map<string, Answer>()
       let allAnswered = () => {}
       const done = new Promise<void>((resolve) => {
         allAnswered = resolve
       })
-      const take = (id: string, ack: CommandAck) => {
+      const take = (id: string, ack: CommandAck, cancelled: boolean) => {
         if (answers.has(id)) return
         // Only this relay's share of each output is held, whatever the agent sent.
         const bounded = { ...ack, output: truncate(ack.output, share), stderr: truncate(ack.stderr ?? "", share) }
-        answers.set(id, { ack: bounded, ms: performance.now() - t0 })
+        answers.set(id, { ack: bounded, cancelled, ms: performance.now() - t0 })
         if (answers.size === queued.length) allAnswered()
       }
       // A stored ack without a run result (stderr NULL) is an old agent's: the same shape as on the wire.
@@ -129,14 +147,26 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
           r.stderr === null
             ? { success: r.success, output: r.output }
             : { success: r.success, output: r.output, exitCode: r.exitCode, stderr: r.stderr, timedOut: r.timedOut },
+          r.cancelled,
         )
       // Listen before queueing: an agent holding its long poll can answer within a millisecond.
-      for (const q of queued) waiting.set(q.command.id, (ack) => take(q.command.id, ack))
+      for (const q of queued) waiting.set(q.command.id, (ack, cancelled) => take(q.command.id, ack, cancelled))
       let timer: ReturnType<typeof setTimeout> | undefined
       let poller: ReturnType<typeof setInterval> | undefined
+      const callerLeft = () => {
+        log.info("the caller went away: cancelling its run", { runId: input.runId })
+        cancelRun({ fleet, store, answeredElsewhere }, input.runId, null).catch((error: unknown) => {
+          // Every node answered meanwhile (409): nothing left to stop.
+          if (!(error instanceof ChimeraError && error.code === "CONFLICT"))
+            log.warn("cancelling a run whose caller went away failed", { runId: input.runId, error })
+        })
+      }
       try {
         if (queued.length > 0) {
           await fleet.enqueueCommands(queued)
+          // Only now: a cancel before the commands are queued would find none, and they would run.
+          if (input.signal?.aborted) callerLeft()
+          else input.signal?.addEventListener("abort", callerLeft, { once: true })
           timer = setTimeout(allAnswered, input.timeoutSeconds * 1000 + GRACE_MS)
           let busy = false
           let again = false
@@ -163,6 +193,7 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
           await done
         }
       } finally {
+        input.signal?.removeEventListener("abort", callerLeft)
         clearTimeout(timer)
         clearInterval(poller)
         for (const q of queued) {
@@ -223,12 +254,21 @@ export function createRelay({ fleet, store, clock, pollFallbackMs = null }: Rela
             stderr: `no answer from the agent within the ${input.timeoutSeconds} s timeout`,
             duration: seconds(elapsed),
           }
-        const { ack, ms } = answer
+        const { ack, cancelled, ms } = answer
         // An agent that predates `run` acks it as unsupported, with its reason in `output`.
         const legacy = ack.exitCode === undefined && ack.stderr === ""
+        // Killed (no exit code) after its cancel, or never delivered: one that ended on its own before
+        // the cancel reached it (or on an agent that ignores cancels) answers as it ended.
+        const stopped = cancelled && !ack.timedOut && ack.exitCode === null
         return {
           node: n.id,
-          status: ack.timedOut ? "timeout" : ack.success && ack.exitCode === 0 ? "ok" : "failed",
+          status: stopped
+            ? "cancelled"
+            : ack.timedOut
+              ? "timeout"
+              : ack.success && ack.exitCode === 0
+                ? "ok"
+                : "failed",
           success: ack.success && ack.exitCode === 0,
           exit_code: ack.exitCode ?? null,
           stdout: legacy ? "" : ack.output,

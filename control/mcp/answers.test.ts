@@ -10,7 +10,7 @@ const runCommand = OPERATIONS.find((o) => o.name === "run_command")
 const unused = (() => Promise.reject(new Error("no API call expected"))) as unknown as ApiCaller
 
 const relayed = (results: CommandResults["results"]): CommandResults => {
-  const summary = { ok: 0, failed: 0, timeout: 0, offline: 0 }
+  const summary = { ok: 0, failed: 0, timeout: 0, offline: 0, cancelled: 0 }
   for (const r of results) summary[r.status]++
   return { results, summary, duration: 0 }
 }

@@ -159,6 +159,19 @@ export const MIGRATIONS: Migration[] = [
     statements: () => ["ALTER TABLE nodes ADD COLUMN removed_at TEXT"],
   },
   ...TURN_EVENT_MIGRATIONS,
+  {
+    version: 20,
+    name: "relayed commands carry their run and its cancel",
+    // `run_id`: the relay that queued the command (one per POST /api/fleet/run), so a cancel through any
+    // replica finds its commands; `cancelled_at`: when its caller cancelled it; `cancel_sent_at`: when
+    // its agent was last told so (the long poll says it again after a minute without an ack).
+    statements: () => [
+      "ALTER TABLE commands ADD COLUMN run_id TEXT",
+      "ALTER TABLE commands ADD COLUMN cancelled_at TEXT",
+      "ALTER TABLE commands ADD COLUMN cancel_sent_at TEXT",
+      "CREATE INDEX commands_by_run ON commands (run_id)",
+    ],
+  },
 ]
 
 // Branches that each add a migration can pick the same number; the second would then fail at start on

@@ -16,6 +16,8 @@ export interface NodeCommandView {
   success: boolean | null
   exitCode: number | null
   timedOut: boolean
+  /** Its caller cancelled it (a relayed run's cancel). */
+  cancelled: boolean
   output: string
   stderr: string
   truncated: boolean
@@ -42,7 +44,8 @@ export function nodeCommands(db: SQL) {
   return {
     async recent(nodeId: string, limit: number): Promise<NodeCommandView[]> {
       const rows: Row[] = await db`
-        SELECT id, kind, payload, created_at, delivered_at, acked_at, success, output, exit_code, stderr, timed_out
+        SELECT id, kind, payload, created_at, delivered_at, acked_at, success, output, exit_code, stderr, timed_out,
+          cancelled_at
         FROM commands WHERE node_id = ${nodeId} ORDER BY created_at DESC, id DESC LIMIT ${limit}`
       return rows.map((r) => {
         const output = cut(r.output)
@@ -57,6 +60,7 @@ export function nodeCommands(db: SQL) {
           success: r.success === null || r.success === undefined ? null : Number(r.success) === 1,
           exitCode: r.exit_code === null || r.exit_code === undefined ? null : Number(r.exit_code),
           timedOut: Number(r.timed_out ?? 0) === 1,
+          cancelled: r.cancelled_at !== null && r.cancelled_at !== undefined,
           output: output.text,
           stderr: stderr.text,
           truncated: output.cut || stderr.cut,

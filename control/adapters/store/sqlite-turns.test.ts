@@ -26,7 +26,7 @@ test("an ack and an event written while another request's transaction rolls back
   const acked = store.ackCommand("n", "c1", true, "done", now)
   const event = store.appendEvent({ type: "command.acked", nodeId: "n", at: now, data: { commandId: "c1" } })
   await expect(failing).rejects.toThrow("UNIQUE")
-  expect(await acked).toBe("run")
+  expect(await acked).toEqual({ kind: "run", cancelled: false })
   const stored = await event
 
   expect((await store.getNode("n"))?.desiredPath).toBeNull()

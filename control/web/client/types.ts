@@ -76,6 +76,7 @@ export interface NodeCommand {
   success: boolean | null
   exitCode: number | null
   timedOut: boolean
+  cancelled: boolean
   output: string
   stderr: string
   truncated: boolean

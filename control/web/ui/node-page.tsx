@@ -214,12 +214,16 @@ export function NodePage({ ctx, id }: { ctx: Ctx; id: string }) {
                     <code class="mono">{c.summary}</code>
                     <span class={c.success === null ? "muted" : c.success ? "ok" : "bad"}>
                       {c.ackedAt === null
-                        ? "pending"
+                        ? c.cancelled
+                          ? "cancelling"
+                          : "pending"
                         : c.success
                           ? "ok"
-                          : c.timedOut
-                            ? "timed out"
-                            : `failed${c.exitCode !== null ? ` (exit ${c.exitCode})` : ""}`}
+                          : c.cancelled && !c.timedOut && c.exitCode === null
+                            ? "cancelled"
+                            : c.timedOut
+                              ? "timed out"
+                              : `failed${c.exitCode !== null ? ` (exit ${c.exitCode})` : ""}`}
                     </span>
                     <span class="muted">{when(c.createdAt)}</span>
                   </div>
