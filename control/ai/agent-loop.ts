@@ -192,7 +192,7 @@ async function handleCall(
     return q
   }
   event("started", args, null)
-  const outcome = await runTool(deps.api, tool, args, as, { chatId: chat.id, model: chat.model })
+  const outcome = await runTool(deps.api, tool, args, as, { chatId: chat.id, model: chat.model }, t.signal)
   await reply(resultText(outcome), outcome.ok, args, outcome.result)
   return null
 }

@@ -2,7 +2,8 @@
 // allows it (the catalogue's permission and the command's risk, as the API itself checks): otherwise
 // a 403 and the question stays pending for someone who may. The action runs through the API, so it
 // has exactly one audit row, whose actor is the approver and whose detail names the chat and model
-// (X-Chimera-Via: chat). No settles it as rejected. Either way the model reads the outcome as the
+// (X-Chimera-Via: chat); cancelling the turn meanwhile cancels a relayed command it runs. No settles it
+// as rejected. Either way the model reads the outcome as the
 // tool's result when the turn resumes.
 import type { ChatStreamEvent } from "../../protocol/ai.ts"
 import { ChimeraError } from "../domain/errors.ts"
@@ -22,6 +23,8 @@ export async function answerQuestion(
   q: QuestionRecord,
   who: UserPrincipal,
   positive: boolean,
+  /** The turn's: a cancel of the turn while the action runs cancels what it started (a relayed run). */
+  signal?: AbortSignal,
 ): Promise<ChatStreamEvent[]> {
   const { store, clock } = deps
   const base = { tool_call_id: q.toolCallId, tool_name: q.toolName, tool_args: q.toolArgs }
@@ -39,7 +42,7 @@ export async function answerQuestion(
     throw error
   }
   if (!(await store.moveQuestion(q.id, "pending", "running", who.name, clock.now().toISOString()))) throw gone(q)
-  const outcome = await runTool(deps.api, tool, q.toolArgs, who, { chatId: chat.id, model: q.model }).catch(
+  const outcome = await runTool(deps.api, tool, q.toolArgs, who, { chatId: chat.id, model: q.model }, signal).catch(
     async (error: unknown) => {
       await store.moveQuestion(q.id, "running", "pending", null, clock.now().toISOString())
       throw error

@@ -304,7 +304,7 @@ export function createChats(deps: ChatsDeps) {
         async (t) => {
           let events: ChatStreamEvent[]
           try {
-            events = await answerQuestion({ store, api: deps.api, clock }, chat, open, who, body.positive)
+            events = await answerQuestion({ store, api: deps.api, clock }, chat, open, who, body.positive, t.signal)
           } catch (error) {
             refused(error)
             throw error

@@ -19,10 +19,12 @@ export async function runTool(
   args: Record<string, unknown>,
   as: UserPrincipal,
   from: ChatCallContext,
+  /** The turn's: cancelling it cancels what the call started (a relayed command). */
+  signal?: AbortSignal,
 ): Promise<ToolOutcome> {
   const how = tool.run(args)
   if ("value" in how) return { ok: true, status: 200, result: how.value }
-  const answer = await api(as, how.request, from)
+  const answer = await api(as, how.request, from, signal)
   const body = answer.body as { summary?: { ok?: number }; results?: unknown[] } | null
   const allRan =
     body && typeof body === "object" && body.summary && Array.isArray(body.results)
