@@ -8,6 +8,9 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { randomUUID } from "node:crypto"
 import { existsSync } from "node:fs"
 import { join } from "node:path"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import { serveMcpHttp } from "../control/mcp/http.ts"
 import { addUser, call, enrollNode, heartbeatBody, login } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
@@ -191,6 +194,42 @@ describe("cancelling a relayed command", () => {
     )
     await Bun.sleep(3500)
     expect(existsSync(marker)).toBe(false)
+  }, 30_000)
+
+  test("an MCP client that cancels its run_command call (notifications/cancelled) stops the command on the node", async () => {
+    const mcp = serveMcpHttp({ host: "127.0.0.1", port: 0, controlUrl: cp.url })
+    const client = new Client({ name: "cancel", version: "1" })
+    try {
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(mcp.url), {
+          requestInit: { headers: { authorization: `Bearer ${cp.adminToken}` } },
+        }),
+      )
+      const { marker, command } = slowTouch("3.5772")
+      const leaving = new AbortController()
+      const call_ = client
+        .callTool({ name: "run_command", arguments: { command, nodes: [node.name], timeout: 30 } }, undefined, {
+          signal: leaving.signal,
+        })
+        .catch((error: unknown) => error)
+      await waitFor("the command running on the node", () => running("^sleep 3[.]5772"), Boolean, 10_000)
+      const t0 = performance.now()
+      leaving.abort("the user pressed stop")
+      expect(await call_).toBeInstanceOf(Error)
+      await waitFor(
+        "the command stopped on the node",
+        () => running("^sleep 3[.]5772"),
+        (r) => !r,
+        3000,
+      ).catch((error) => {
+        throw new Error(`${(error as Error).message}\n${agentLog()}`)
+      })
+      await Bun.sleep(Math.max(0, 4000 - (performance.now() - t0)))
+      expect(existsSync(marker)).toBe(false)
+    } finally {
+      await client.close()
+      await mcp.stop()
+    }
   }, 30_000)
 
   test("a viewer may not cancel (403), nor an operator a high-risk run; a finished run is 409, an unknown one 404", async () => {

@@ -142,7 +142,7 @@ export const OPERATIONS: Operation[] = [
     name: "run_command",
     title: "Run a command on nodes",
     description:
-      "Run a shell command on enrolled nodes through their agents and return each node's output. Its risk comes from the command registry: high-risk commands need an admin and a human's approval. Once sent, a command runs on each node until it ends or its timeout (then its process group is killed): cancelling this call does not stop it, so give a long-running command a timeout that fits.",
+      "Run a shell command on enrolled nodes through their agents and return each node's output. Its risk comes from the command registry: high-risk commands need an admin and a human's approval. Once sent, a command runs on each node until it ends or its timeout (then its process group is killed). Cancelling this call cancels the command: a node running it stops it (SIGTERM, then SIGKILL after 3 s) and answers `cancelled` with its output so far, and a node that had not fetched it never runs it. An agent too old to know cancels runs it to its end or its timeout, so still give a long-running command a timeout that fits.",
     input: z
       .object({
         command: z.string().min(1).max(16_384),
