@@ -232,6 +232,41 @@ describe("cancelling a relayed command", () => {
     }
   }, 30_000)
 
+  test("a command still waiting in the agent's queue (4 already run) is never started once cancelled", async () => {
+    const busy = Array.from({ length: 4 }, () => randomUUID())
+    const sleepers = busy.map((runId) =>
+      relay({ command: "sleep 20.6180", nodes: [node.name], timeout: 30, run_id: runId }),
+    )
+    await waitFor(
+      "four commands running on the node",
+      async () => (await node.node.exec(["pgrep", "-c", "-f", "^sleep 20[.]6180"]))?.stdout.trim(),
+      (n) => n === "4",
+      10_000,
+    )
+    const { marker } = slowTouch("0")
+    const runId = randomUUID()
+    const waiting = relay({ command: `touch ${marker}`, nodes: [node.name], timeout: 30, run_id: runId })
+    await waitFor(
+      "the fifth command fetched by the agent",
+      async () =>
+        (
+          (await (await cp.api(`/api/nodes/${node.name}/commands`)).json()) as {
+            commands: { summary: string; deliveredAt: string | null }[]
+          }
+        ).commands.find((c) => c.summary === `touch ${marker}`)?.deliveredAt,
+      (at) => typeof at === "string",
+      5000,
+    )
+    expect((await cancel(runId)).body).toMatchObject({ stopping: [node.name] })
+    const body = (await (await waiting).json()) as RelayAnswer
+    expect(body.results[0]).toMatchObject({ status: "cancelled", exit_code: null, stdout: "" })
+    expect(body.results[0]?.stderr).toBe("[chimera: cancelled while it waited in the agent's queue; not started]")
+    for (const id of busy) expect((await cancel(id)).status).toBe(202)
+    for (const s of await Promise.all(sleepers))
+      expect(((await s.json()) as RelayAnswer).results[0]?.status).toBe("cancelled")
+    expect(existsSync(marker)).toBe(false)
+  }, 30_000)
+
   test("a viewer may not cancel (403), nor an operator a high-risk run; a finished run is 409, an unknown one 404", async () => {
     const credential = await enrollNode(cp, "hand")
     await call(cp, credential, "POST", "/api/agent/hand/heartbeat", heartbeatBody("hand"))
