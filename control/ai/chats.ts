@@ -4,7 +4,7 @@
 // role gets approved (the rest of that turn then reads with no more than a chat's least role). A
 // message or an answer starts a turn (agent-loop.ts); only one runs per chat, on whichever replica
 // holds its lease (turn-lease.ts): a steer, a cancel or a delete sent to another replica reaches that
-// turn through the store and a notification. A chat runs on a model the config allows, whoever asked
+// turn through the store and a notification (chat-turns.ts). A chat runs on a model the config allows, whoever asked
 // for another (model-choice.ts).
 import type {
   AnswerRequest,
@@ -26,6 +26,7 @@ import { type LoopDeps, runTurn } from "./agent-loop.ts"
 import { answerQuestion } from "./answer.ts"
 import { resolveContext } from "./chat-context.ts"
 import { type ChatRecord, type ChatStorePort, MAX_QUEUED_MESSAGES, type QuestionRecord } from "./chat-records.ts"
+import { type ChatTurnsDeps, createChatTurns } from "./chat-turns.ts"
 import { compact } from "./compaction.ts"
 import { estimateTokens } from "./conversation.ts"
 import type { InternalApi } from "./internal-api.ts"
@@ -34,9 +35,7 @@ import { chosenModel, modelInForce } from "./model-choice.ts"
 import { createQuestionExpiry } from "./question-expiry.ts"
 import { isExpired, settleUnrun, toWire } from "./questions.ts"
 import { toolSpecs } from "./tools.ts"
-import { createTurnFeed, type TurnEventStore } from "./turn-feed.ts"
-import { createTurnLeases, type TurnLeaseStore } from "./turn-lease.ts"
-import { createTurns, type Listener, type RunningTurn } from "./turns.ts"
+import type { Listener, RunningTurn } from "./turns.ts"
 
 /** Chats are kept until deleted; this bounds what one user can make the store hold. */
 export const MAX_CHATS_PER_USER = 200
@@ -58,18 +57,9 @@ const DELETE_POLL_MS = 200
 /** How long a delete waits for that beyond the lease (a holder that died lets it lapse by then). */
 const DELETE_GRACE_MS = 5000
 
-export interface ChatsDeps {
+/** Where the chat's turns run, and how replicas tell each other of them: chat-turns.ts. */
+export interface ChatsDeps extends Pick<ChatTurnsDeps, "leases" | "replica" | "cancelElsewhere" | "feed"> {
   store: ChatStorePort
-  leases: TurnLeaseStore
-  /** This replica's name, on the leases it holds. */
-  replica: string
-  /** Tells the other replicas that a turn of this chat was asked to cancel (a no-op on SQLite). */
-  cancelElsewhere(chatId: number): void
-  /**
-   * Where replicas share the store: the turns' events, for following a turn through any replica, and
-   * how the others hear of new ones. Null on SQLite (one process: turns are followed from memory).
-   */
-  feed: { store: TurnEventStore; told(chatId: number): void } | null
   llm: LlmPort
   settings: AiSettings
   api: InternalApi
@@ -81,35 +71,17 @@ export function createChats(deps: ChatsDeps) {
   // A turn over without a question waiting (answered, cancelled, failed, a compaction): the steering
   // messages it did not reach join the conversation as the next user messages. Behind a waiting
   // question they stay queued, for its result to come first.
-  const leases = createTurnLeases({
-    store: deps.leases,
+  const turns = createChatTurns({
+    leases: deps.leases,
     clock,
-    holder: deps.replica,
+    replica: deps.replica,
     leaseMs: settings.turnLeaseSeconds * 1000,
-  })
-  const feed = deps.feed
-    ? createTurnFeed({ ...deps.feed, liveTurn: async (chatId) => (await leases.holder(chatId))?.lease ?? null })
-    : null
-  const turns = createTurns(
-    leases,
-    async (chatId) => {
+    cancelElsewhere: deps.cancelElsewhere,
+    feed: deps.feed,
+    async ended(chatId) {
       if (!(await store.openQuestion(chatId))) await store.deliverQueued(chatId)
     },
-    feed ? (chatId, turnId, e) => feed.publish(chatId, turnId, e) : null,
-  )
-  /** A turn of the chat runs here or, its lease live, on another replica. */
-  const turnRunning = async (chatId: number) => turns.isRunning(chatId) || (await leases.holder(chatId)) !== null
-  /** The id of the chat's running turn, wherever it runs. */
-  const runningTurnId = async (chatId: number) => turns.turnId(chatId) ?? (await leases.holder(chatId))?.lease ?? null
-  /**
-   * Asks the chat's turn on another replica (only turn `turnId`, when given) to stop; false when no
-   * turn holds the chat, or another turn does.
-   */
-  const cancelRemote = async (chatId: number, turnId?: string) => {
-    if (!(await leases.requestCancel(chatId, turnId))) return false
-    deps.cancelElsewhere(chatId)
-    return true
-  }
+  })
   const expiry = createQuestionExpiry(store, clock, settings.questionTtlSeconds)
   const unschedule = (id: number) => expiry.unschedule(id)
   const loop: LoopDeps = {
@@ -154,7 +126,7 @@ export function createChats(deps: ChatsDeps) {
     // The question first: expiring it now appends its result, which the messages must then show.
     const q = await pending(chat.id)
     const messages = await store.messages(chat.id)
-    const turnId = await runningTurnId(chat.id)
+    const turnId = await turns.runningId(chat.id)
     return {
       ...summary(chat),
       provider: deps.llm.provider,
@@ -162,7 +134,7 @@ export function createChats(deps: ChatsDeps) {
       pendingQuestion: q ? toWire(q) : null,
       queuedMessages: await store.queuedMessages(chat.id),
       // A turn here still taking its lease has no id yet, and runs all the same.
-      turnRunning: turns.isRunning(chat.id) || turnId !== null,
+      turnRunning: turns.runsHere(chat.id) || turnId !== null,
       turnId,
       estimatedTokens: estimateTokens("", messages, toolSpecs()),
       maxContextTokens: settings.maxContextTokens,
@@ -198,7 +170,7 @@ export function createChats(deps: ChatsDeps) {
 
     async update(id: number, who: UserPrincipal, body: UpdateChatRequest) {
       const chat = await access(id, who)
-      if (await turnRunning(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: wait for it or cancel it")
+      if (await turns.running(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: wait for it or cancel it")
       const model = body.model === undefined ? chat.model : chosenModel(settings, body.model)
       const ctx = await resolveContext(deps.api, who, body, chat)
       const next = { ...chat, ...ctx, model }
@@ -218,7 +190,7 @@ export function createChats(deps: ChatsDeps) {
           if (q) unschedule(q.id)
           return { success: true as const }
         }
-        if (i === 0) await cancelRemote(id)
+        if (i === 0) await turns.cancel(id)
         await new Promise((resolve) => setTimeout(resolve, DELETE_POLL_MS))
       }
       throw new ChimeraError(
@@ -229,7 +201,7 @@ export function createChats(deps: ChatsDeps) {
 
     async message(id: number, who: UserPrincipal, body: SendMessageRequest, listener: Listener | null) {
       const chat = await access(id, who)
-      if (turns.isRunning(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: steer it, cancel it or wait")
+      if (turns.runsHere(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: steer it, cancel it or wait")
       const ctx = body.context ? await resolveContext(deps.api, who, body.context, chat) : null
       const bound = ctx ? { ...chat, ...ctx } : chat
       return turns.start(
@@ -257,10 +229,8 @@ export function createChats(deps: ChatsDeps) {
      */
     async follow(id: number, who: UserPrincipal, listener: Listener): Promise<() => void> {
       await access(id, who)
-      const here = turns.follow(id, listener)
-      if (here) return here
-      const elsewhere = feed ? await leases.holder(id) : null
-      if (feed && elsewhere) return feed.follow(id, elsewhere.lease, listener)
+      const following = await turns.follow(id, listener)
+      if (following) return following
       throw new ChimeraError(
         "NO_TURN_RUNNING",
         `chat ${id} has no turn running to follow; GET /api/v1/ai/chat/${id} shows its conversation`,
@@ -268,7 +238,7 @@ export function createChats(deps: ChatsDeps) {
     },
 
     /** Another replica wrote new events of these chats' turns: their followers here read them. */
-    turnEventsStored: (chatIds: number[]) => feed?.stored(chatIds),
+    turnEventsStored: turns.eventsStored,
 
     async question(id: number, who: UserPrincipal): Promise<{ question: Question | null }> {
       await access(id, who, true)
@@ -283,7 +253,7 @@ export function createChats(deps: ChatsDeps) {
       listener: Listener | null,
     ): Promise<RunningTurn> {
       const chat = await access(id, who, true)
-      if (await turnRunning(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: wait for it or cancel it")
+      if (await turns.running(id)) throw new ChimeraError("TURN_RUNNING", "a turn is running: wait for it or cancel it")
       const q = await store.getQuestion(body.questionId)
       const open = q && q.chatId === id ? await pending(id) : null
       if (!q || !open || open.id !== q.id)
@@ -337,7 +307,7 @@ export function createChats(deps: ChatsDeps) {
 
     async cancel(id: number, who: UserPrincipal, turnId?: string) {
       await access(id, who)
-      if (turns.cancel(id, turnId) || (await cancelRemote(id, turnId))) return { success: true as const }
+      if (await turns.cancel(id, turnId)) return { success: true as const }
       // A named turn that has ended is not a cancel of what came after it (another turn, its question).
       if (turnId !== undefined)
         throw new ChimeraError(
@@ -385,11 +355,7 @@ export function createChats(deps: ChatsDeps) {
       await expiry.resume()
     },
 
-    /**
-     * Another replica asked these chats' turns to cancel (null: it may have, while this one was not
-     * listening): each turn here reads its lease and stops if so.
-     */
-    cancelAsked: (chatIds: number[] | null) => turns.check(chatIds ?? undefined),
+    cancelAsked: turns.cancelAsked,
 
     /**
      * Stops the turns running here; resolves once they have ended (a tool they run finishes first),
