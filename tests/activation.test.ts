@@ -186,6 +186,30 @@ describe("magic rollback on the node", () => {
     await sh(node, 'kill -- -"$(cat /run/chimera/deploys/df/watchdog.pid)"')
   })
 
+  // A reboot in the confirm window empties /run (a tmpfs) and takes the watchdog with it; the agent rolls
+  // the node back when it starts. The no-room check then read the deploy's missing directory as a full
+  // /run: "cannot confirm: …/decided could not be made" (exit 4: "the node rolls back by itself" later),
+  // and an abort said the watchdog would switch back "once there is room", for a watchdog that was gone.
+  test("after a reboot in the confirm window, a confirmation is too late and an abort switches nothing, both saying the node restarted", async () => {
+    await using node = await createTestNode({ name: "rebooted", boot: gen1 })
+    expect((await activate(node, "dr", 600)).code).toBe(0)
+    // What the reboot does to /run: the watchdog and the deploy's directory are gone.
+    await sh(node, 'kill -- -"$(cat /run/chimera/deploys/dr/watchdog.pid)"; rm -rf /run/chimera')
+    const late = await sh(node, confirmScript("dr", true))
+    expect({ code: late.code, out: late.stdout.trim() }).toEqual({
+      code: 3,
+      out: expect.stringContaining("too late: the node has no record of this deploy in /run/chimera/deploys"),
+    })
+    expect(late.stdout).toContain("its agent rolls an unconfirmed deploy back when it starts")
+    const previous = { generation: 1, path: gen1 }
+    const abort = await sh(node, abortScript("dr", previous, true))
+    expect(abort.code).toBe(1)
+    expect(abort.stderr).toContain("no record of this deploy")
+    expect(abort.stderr).not.toContain("once there is room")
+    // Nothing switched back by the abort: that is the agent's, at its start.
+    expect(await node.links()).toMatchObject({ profile: gen2, current: gen2 })
+  })
+
   // statfs says 0 inodes and 0 blocks, total and free, for a filesystem that counts none (here a tmpfs
   // mounted with nr_inodes=0,size=0: unlimited), and every deploy and rollback was refused as out of inodes.
   test("a /run/chimera whose filesystem counts no inodes or blocks is not full: a deploy, its confirmation and a rollback go through", async () => {

@@ -37,6 +37,13 @@ export const writeHold = (seconds: number, idExpr: string) =>
 export const ABORT_NO_CLAIM_SAYS = "cannot claim the rollback on the node"
 /** Says why `$D/decided` could not be made when it is not there: no room under RUN_DIR, as a rule. */
 const NO_DECISION = `$(no_room ${RUN_DIR} 1 4 || echo "$D/decided could not be made")`
+/**
+ * Said when the deploy's directory is gone: /run is a tmpfs, so the node restarted since the activation,
+ * and the watchdog went with it. A system deploy's marker is on disk, and the node's agent rolls an
+ * unconfirmed deploy back when it starts (agent/boot-check.ts). Not a full /run, nor the watchdog's.
+ */
+const restarted = (isSystem: boolean) =>
+  `the node has no record of this deploy in ${STATE} (it restarted since the activation${isSystem ? "; its agent rolls an unconfirmed deploy back when it starts" : ""})`
 
 /** Removes the unconfirmed-deploy marker if it is this deploy's ($ID), the deploy now being decided. */
 const CLEAR_MARKER = `M=${UNCONFIRMED_DEPLOY_MARKER}; grep -qx "deploy=$ID" "$M" 2>/dev/null && rm -f "$M"; true`
@@ -184,6 +191,8 @@ export function confirmScript(deployId: string, isSystem: boolean): string {
     `D=${shq(dir)}; ID=${shq(deployId)}`,
     NO_ROOM_FN,
     'if mkdir "$D/decided" 2>/dev/null; then touch "$D/confirmed"',
+    // Too late as when the watchdog decided: the agent's boot check has, or will at its start.
+    `elif [ ! -d "$D" ]; then echo "too late: ${restarted(isSystem)}"; exit ${isSystem ? 3 : 4}`,
     `elif [ ! -e "$D/decided" ]; then echo "cannot confirm: ${NO_DECISION}"; exit 4`,
     'elif [ ! -e "$D/confirmed" ]; then echo "too late: the node already decided ($(cat "$D/outcome" 2>/dev/null || echo rolling back))"; exit 3',
     "fi",
@@ -217,6 +226,7 @@ export function abortScript(
     ...(isSystem ? [boundedSwitchFn(activationTimeoutSeconds)] : []),
     NO_ROOM_FN,
     'if ! mkdir "$D/decided" 2>/dev/null; then',
+    `  [ -d "$D" ] || { echo "${ABORT_NO_CLAIM_SAYS}: ${restarted(isSystem)}; nothing was switched back here" >&2; echo "rollback failed" >&2; exit 1; }`,
     // Not the watchdog's claim but none at all: said at once, the node left as it is for the watchdog.
     `  [ -e "$D/decided" ] || { echo "${ABORT_NO_CLAIM_SAYS}: ${NO_DECISION}; nothing was switched back, and the node's watchdog does it once there is room" >&2; echo "rollback failed" >&2; exit 1; }`,
     `  i=0; while [ ! -e "$D/outcome" ] && [ $i -lt ${switchBackSeconds(activationTimeoutSeconds)} ]; do sleep 1; i=$((i+1)); done`,
