@@ -48,7 +48,7 @@ export interface ChatStorePort {
   listChats(ownerSubject: string): Promise<ChatRecord[]>
   updateChat(id: number, c: Pick<ChatRecord, "model" | "nodeId" | "incidentId">): Promise<void>
   /**
-   * Deletes the chat, its messages, questions, queued messages and lapsed turn lease; false (nothing
+   * Deletes the chat, its messages, questions, queued messages, turn events and lapsed turn lease; false (nothing
    * deleted) while a turn's lease on it is live (turn-lease.ts).
    */
   deleteChat(id: number): Promise<boolean>

@@ -15,8 +15,13 @@ const SWEEP_MS = 10_000
 
 export function createQuestionExpiry(store: ChatStorePort, clock: Clock, ttlSeconds: number) {
   const timers = new Map<number, ReturnType<typeof setTimeout>>()
+  const unschedule = (id: number) => {
+    clearTimeout(timers.get(id))
+    timers.delete(id)
+  }
+  // From its timer or a sweep: the other, if armed, has nothing left to do.
   const expire = async (q: QuestionRecord) => {
-    timers.delete(q.id)
+    unschedule(q.id)
     await settleUnrun(store, q, "expired", null, clock.now())
   }
   const sweep = async () => {
@@ -38,10 +43,7 @@ export function createQuestionExpiry(store: ChatStorePort, clock: Clock, ttlSeco
       timers.set(q.id, timer)
     },
     /** The question was settled otherwise (answered, withdrawn, expired on a read). */
-    unschedule(id: number) {
-      clearTimeout(timers.get(id))
-      timers.delete(id)
-    },
+    unschedule,
     /** At start: the questions left pending expire now if overdue, else at their deadline. */
     async resume() {
       for (const q of await store.pendingQuestions()) this.schedule(q)
