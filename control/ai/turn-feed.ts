@@ -23,7 +23,7 @@ const LAST_EVENT_GRACE_MS = 2000
 export const PAGE = 500
 
 export interface TurnEventStore {
-  /** Appends a turn's events; `first`, the turn's first batch, also drops the chat's earlier turns' events. */
+  /** Appends a turn's events; `first`, the turn's first batch, also drops the chat's turns before the one just ended. */
   append(chatId: number, turn: string, events: ChatStreamEvent[], first: boolean): Promise<void>
   /** The turn's events after row `afterId`, in order, PAGE at most. */
   since(chatId: number, turn: string, afterId: number): Promise<{ id: number; event: ChatStreamEvent }[]>

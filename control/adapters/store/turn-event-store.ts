@@ -1,8 +1,8 @@
 // A running turn's events as its replica published them (`ai_turn_events`), for clients following the
 // turn through another replica (turn-feed.ts). Rows are per turn (its lease id) and kept until the
-// chat's next turn writes its first, or the chat is deleted (and none is written for a deleted chat): a
-// follower that arrives late reads the turn from its start, and one that fell behind catches up from
-// its last row id. PostgreSQL only: on SQLite, turns are followed from memory.
+// turn after the chat's next one writes its first, or the chat is deleted (and none is written for a
+// deleted chat): a follower that arrives late reads the turn from its start, and one that fell behind
+// catches up from its last row id. PostgreSQL only: on SQLite, turns are followed from memory.
 import type { SQL } from "bun"
 import type { ChatStreamEvent } from "../../../protocol/ai.ts"
 import { PAGE, type TurnEventStore } from "../../ai/turn-feed.ts"
@@ -33,7 +33,12 @@ export function turnEventStore(db: SQL): TurnEventStore {
         // (KEY SHARE: a delete's FOR UPDATE waits for this write, then removes what it wrote) or is gone.
         const chat: unknown[] = await tx`SELECT id FROM ai_chats WHERE id = ${chatId} FOR KEY SHARE`
         if (chat.length === 0) return
-        if (first) await tx`DELETE FROM ai_turn_events WHERE chat_id = ${chatId} AND turn <> ${turn}`
+        // The turn just before stays: a follower that has not yet read its last event (a message sent
+        // the moment it ended) would otherwise find its rows gone and be told it stopped unfinished.
+        if (first)
+          await tx`
+            DELETE FROM ai_turn_events WHERE chat_id = ${chatId} AND turn <> ${turn} AND turn <> COALESCE((
+              SELECT turn FROM ai_turn_events WHERE chat_id = ${chatId} AND turn <> ${turn} ORDER BY id DESC LIMIT 1), '')`
         for (const e of events)
           await tx`INSERT INTO ai_turn_events (chat_id, turn, body) VALUES (${chatId}, ${turn}, ${JSON.stringify(e)})`
       })
