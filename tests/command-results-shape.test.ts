@@ -95,3 +95,26 @@ test("a target exec cannot reach is `offline`, as a node the agents cannot reach
   })
   expect(summary).toEqual({ ok: 0, failed: 0, timeout: 0, offline: 1, cancelled: 0 })
 })
+
+test("a target that never completes the SSH handshake is `offline`, not a command's `timeout`; a command cut off is `timeout`", async () => {
+  // A port that takes the connection and never says a word, as a host whose sshd hangs.
+  const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } })
+  try {
+    const target = `root@127.0.0.1:${silent.port}`
+    const r = await chimera(["exec", "--targets", target, "--timeout", "2", "--json", "--", "true"])
+    expect(r.code).toBe(1)
+    const { results, summary } = JSON.parse(r.stdout) as Answer
+    expect(results[0]).toMatchObject({
+      node: target,
+      status: "offline",
+      failure: { kind: "timeout", phase: "connect" },
+    })
+    expect(summary).toMatchObject({ timeout: 0, offline: 1 })
+  } finally {
+    silent.stop(true)
+  }
+  const name = bed.nodes[0]?.name as string
+  const slow = await chimera(["exec", "--targets", name, "--timeout", "2", "--json", "--", "sleep 30"])
+  const { results } = JSON.parse(slow.stdout) as Answer
+  expect(results[0]).toMatchObject({ status: "timeout", failure: { kind: "timeout", phase: "command" } })
+})

@@ -26,7 +26,8 @@ function _print(r: ExecResult, width: number): void {
 
 /** How a result ended, in the words `nodes run` uses; `failure` keeps the SSH side's reason. */
 function _status(r: ExecResult): CommandStatus {
-  if (r.failure?.kind === "timeout") return "timeout"
+  // A target that never completed the handshake was not reached; `timeout` is a command's, as in the API.
+  if (r.failure?.kind === "timeout") return r.failure.phase === "connect" ? "offline" : "timeout"
   if (r.failure?.kind === "unreachable") return "offline"
   return r.ok ? "ok" : "failed"
 }

@@ -13,7 +13,7 @@ import type { RiskLevel } from "./command-entry.ts"
 import { checkCommandRisk } from "./command-risk.ts"
 import { commandScript, splitCwd } from "./command-script.ts"
 import { ChimeraError, forbidden, invalid, notFound } from "./errors.ts"
-import type { RemoteExecutorPort, RemoteFailure, Target } from "./operation-ports.ts"
+import type { RemoteExecutorPort, RemoteFailureInfo, Target } from "./operation-ports.ts"
 import type { Clock, UserPrincipal } from "./ports.ts"
 
 const log = createLogger("commands")
@@ -91,7 +91,7 @@ export interface CommandResult {
     risk_level: RiskLevel
     current_directory: string | null
     /** Set when the command could not run at all (connection, host key, login, timeout). */
-    failure?: { kind: RemoteFailure; message: string }
+    failure?: RemoteFailureInfo
   }
 }
 

@@ -98,6 +98,14 @@ export type RemoteFailure =
   | "timeout"
   | "error"
 
+/** Why a target could not run a command: its kind and a sentence an operator can act on. */
+export interface RemoteFailureInfo {
+  kind: RemoteFailure
+  message: string
+  /** For a timeout: whether the target never completed the SSH handshake, or its command did not finish. */
+  phase?: "connect" | "command"
+}
+
 export interface ExecResult {
   target: Target
   /** True when the command ran and exited 0. */
@@ -106,7 +114,7 @@ export interface ExecResult {
   stdout: string
   stderr: string
   /** Set when the command could not run at all (connection, host key, auth, timeout). */
-  failure?: { kind: RemoteFailure; message: string }
+  failure?: RemoteFailureInfo
   /** Wall time of the target's command, connection included, in whole milliseconds. */
   ms: number
 }

@@ -2,14 +2,11 @@
 // act on. ssh2 reports failures as errors with a `level` (client-authentication, client-timeout) or a
 // socket `code` (ECONNREFUSED…); host key verdicts come from our own verifier. Each message names the
 // target and, where there is one, the way out (how to trust a host, which key was tried).
-import type { RemoteFailure, Target } from "../../domain/operation-ports.ts"
+import type { RemoteFailureInfo, Target } from "../../domain/operation-ports.ts"
 import type { HostKeyVerdict } from "./known-hosts.ts"
 import { targetKey } from "./target.ts"
 
-export interface Failure {
-  kind: RemoteFailure
-  message: string
-}
+export type Failure = RemoteFailureInfo
 
 /** A failure carried through a rejected promise (connect), turned back into a value by the executor. */
 export class SshFailure extends Error {
@@ -58,7 +55,7 @@ export function hostKeyFailure(t: Target, verdict: HostKeyVerdict, knownHostsPat
 
 export function timeoutFailure(t: Target, phase: "connect" | "command", ms: number): Failure {
   const what = phase === "connect" ? "no SSH handshake" : "the command did not finish"
-  return { kind: "timeout", message: `${t.name}: timed out after ${(ms / 1000).toFixed(1)} s (${what})` }
+  return { kind: "timeout", phase, message: `${t.name}: timed out after ${(ms / 1000).toFixed(1)} s (${what})` }
 }
 
 /** Classifies an error from ssh2's Client (connect or channel) for target `t`. */
