@@ -139,6 +139,8 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/metrics", auth: "admin" },
   // Aimed at a node that is not enrolled (a 404), so no valid request waits out a relay's timeout.
   { method: "POST", path: "/api/fleet/run", auth: "admin", body: { command: "uptime", nodes: ["victim"], timeout: 1 } },
+  // A run that was never made: a 404 whatever the id.
+  { method: "POST", path: "/api/fleet/run/:runId/cancel", auth: "admin" },
   // Operations: this control plane reaches no node over SSH, so a valid deploy or rollback is a 422.
   { method: "GET", path: "/api/auth/me", auth: "admin" },
   { method: "GET", path: "/api/deployments", auth: "admin" },
