@@ -261,7 +261,7 @@ describe("deploy", () => {
       // Not "up-to-date": the watchdog may yet put the previous generation back.
       expect({ code, status: record.targets[0]?.status }).toEqual({ code: 0, status: "planned" })
       expect(record.targets[0]?.log).toContainEqual(
-        expect.stringContaining("deploy pending-1 is activated here and not confirmed"),
+        expect.stringContaining("a deploy would wait for deploy pending-1: under way here or not confirmed"),
       )
       expect(record.targets[0]?.log).not.toContainEqual(expect.stringContaining("waiting for deploy"))
       // Nor in its words: it runs the closure, but only for as long as the undecided deploy is not rolled back.
@@ -296,6 +296,29 @@ describe("deploy", () => {
     const { code, record } = await deployJson(["--targets", n!.target, "--config", configs.gen3!])
     expect({ code, status: record.targets[0]?.status }).toEqual({ code: 0, status: "deployed" })
     expect(record.targets[0]?.log).toContainEqual(expect.stringContaining("waiting for deploy rolling-1"))
+    expect(await n!.node.links()).toMatchObject({ profile: gen3, current: gen3 })
+  })
+
+  // A rollback has no confirmation and no watchdog: a deploy that waits for one says what it waits for.
+  test("a deploy while a rollback switches the node waits for it and says it is a rollback", async () => {
+    const [n] = nodes(16, 17)
+    const slow = await buildTestSystem(5, { tag: "deploy", slowSwitch: 4 })
+    const profile = "/nix/var/nix/profiles/system"
+    // The slow system is the generation before the current one, so a rollback switches to it.
+    for (const path of [slow, gen2])
+      expect((await n!.node.exec(["nix-env", "-p", profile, "--set", path])).code).toBe(0)
+    const rollingBack = chimera(["rollback", "--targets", n!.target])
+    await waitFor(
+      "the rollback's claim on the node",
+      () => n!.node.exec(["sh", "-c", "ls /run/chimera/deploys | grep '^rollback-'"]),
+      (r) => r.code === 0,
+    )
+    const { code, record } = await deployJson(["--targets", n!.target, "--config", configs.gen3!])
+    expect({ code, status: record.targets[0]?.status }).toEqual({ code: 0, status: "deployed" })
+    // Not "deploy rollback-N: activated here and not confirmed, until … its watchdog rolls it back".
+    const waited = record.targets[0]?.log.find((line) => line.includes("waiting for"))
+    expect(waited).toMatch(/waiting for a rollback switching here \(rollback-\d+\), until it ends$/)
+    expect((await rollingBack).code).toBe(0)
     expect(await n!.node.links()).toMatchObject({ profile: gen3, current: gen3 })
   })
 
@@ -417,7 +440,11 @@ describe("rollback and generations", () => {
     expect((JSON.parse(missing.stdout) as { results: { error: string }[] }).results[0]?.error).toBe(
       `${ns[0]!.target} has no generation 99: \`chimera generations --targets ${ns[0]!.target}\` lists the ones it has`,
     )
-    const rollbacks = (await auditEntries()).filter((e) => e.command?.startsWith("rollback"))
+    // Only this test's nodes: other tests in this file roll back nodes of their own too.
+    const mine = new Set(ns.map((n) => n.target))
+    const rollbacks = (await auditEntries()).filter(
+      (e) => e.command?.startsWith("rollback") && mine.has(e.nodeId ?? ""),
+    )
     expect(rollbacks.map((e) => [e.command, e.result])).toEqual([
       ["rollback", "ok"],
       ["rollback", "ok"],

@@ -16,7 +16,7 @@ import {
   DEFAULT_ACTIVATION_TIMEOUT_SECONDS,
   SWITCH_SLACK_SECONDS,
 } from "./bounded-switch.ts"
-import { CLAIM_NODE, NO_ROOM_FN, RUN_DIR, STATE, UNDECIDED_FN } from "./node-claim.ts"
+import { CLAIM_NODE, NO_ROOM_FN, ROLLBACK_CLAIM_PREFIX, RUN_DIR, STATE, UNDECIDED_FN } from "./node-claim.ts"
 
 export const SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
 /** Every deployed closure is also recorded as a generation of this profile. */
@@ -271,7 +271,7 @@ export function rollbackScript(
   const move = generation === null ? "--rollback" : `--switch-generation ${generation}`
   return [
     "set -eu",
-    `P=${shq(profile)}; H=${shq(DEPLOY_HOLD)}; ID=rollback-$$; L="$H.$$.log"`,
+    `P=${shq(profile)}; H=${shq(DEPLOY_HOLD)}; ID=${ROLLBACK_CLAIM_PREFIX}$$; L="$H.$$.log"`,
     // Refused while a deploy is activating or unconfirmed here, or another rollback runs (node-claim.ts).
     CLAIM_NODE,
     '(umask 077; : >"$L")',

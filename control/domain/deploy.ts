@@ -34,6 +34,7 @@ import {
 } from "./deployment-record.ts"
 import { type HealthCheck, runHealthChecks } from "./health-check.ts"
 import { mapLimit } from "./map-limit.ts"
+import { undecidedText } from "./node-claim.ts"
 import type { BuildResult, NixPort, RemoteExecutorPort, Target } from "./operation-ports.ts"
 import { startRemoteCommand } from "./remote-command.ts"
 
@@ -189,18 +190,13 @@ async function runTarget(target: Target, ctx: RunContext): Promise<TargetResult>
         undecidedEarlier = true
         say(
           "plan",
-          `deploy ${earlier.join(", ")} is activated here and not confirmed: a deploy would wait until it is confirmed or rolled back, and the node may yet go back to its previous generation`,
+          `a deploy would wait for ${undecidedText(earlier)}; this plan is of the node as it is now, which may yet change`,
         )
       } else if (earlier.length > 0) {
-        say(
-          "plan",
-          `waiting for deploy ${earlier.join(", ")}: activated here and not confirmed, until it is confirmed or its watchdog rolls it back`,
-        )
+        say("plan", `waiting for ${undecidedText(earlier)}`)
         const still = await undecided(MAX_DEPLOY_HOLD_SECONDS)
         if (still.length > 0)
-          throw new Error(
-            `deploy ${still.join(", ")} on this node is still undecided after ${MAX_DEPLOY_HOLD_SECONDS} s`,
-          )
+          throw new Error(`${still.join(", ")} still undecided on this node after ${MAX_DEPLOY_HOLD_SECONDS} s`)
       }
       r.before = await exec.systemState(target)
       const paths = `${ctx.requisites.map((p) => p.path).join("\n")}\n`

@@ -37,6 +37,25 @@ export const NO_ROOM_FN = [
  */
 const ROOM = { inodes: 32, kib: 256 }
 
+/** How a rollback names its claim: `rollback-` and its script's pid on the node; a deploy's is its id. */
+export const ROLLBACK_CLAIM_PREFIX = "rollback-"
+
+/**
+ * The claims `undecided` printed, in words: a deploy is under way or waits for its confirmation (its
+ * watchdog rolls it back otherwise), while a rollback has neither, and holds the node until it ends.
+ */
+export function undecidedText(ids: string[]): string {
+  const rollbacks = ids.filter((id) => id.startsWith(ROLLBACK_CLAIM_PREFIX))
+  const deploys = ids.filter((id) => !id.startsWith(ROLLBACK_CLAIM_PREFIX))
+  return [
+    deploys.length > 0 &&
+      `deploy ${deploys.join(", ")}: under way here or not confirmed, until it is confirmed or its watchdog rolls it back`,
+    rollbacks.length > 0 && `a rollback switching here (${rollbacks.join(", ")}), until it ends`,
+  ]
+    .filter(Boolean)
+    .join("; and ")
+}
+
 /** The exit code of an activation or rollback that found another one undecided on the node. */
 export const BUSY_EXIT = 75
 
