@@ -23,6 +23,14 @@ describe("runShell", () => {
     expect(r.stdout).toContain(`[chimera: output truncated, ${300_000 - OUTPUT_CAP_BYTES} more bytes dropped]`)
   })
 
+  // The command loop gives runShell what is left of the command's timeout after its wait in the queue,
+  // a fraction of a millisecond short of it: the note says it to a tenth, as the SSH timeouts do.
+  test("a timeout kills the group and says after how long, to a tenth of a second", async () => {
+    const r = await runShell("sleep 5", { timeoutMs: 999.721067000064 })
+    expect(r).toMatchObject({ exitCode: null, timedOut: true })
+    expect(r.stderr).toBe("[chimera: timed out after 1.0 s; process group killed]")
+  })
+
   test("a cancel sends the group SIGTERM; a shell that ignores it is SIGKILLed after the grace, its output kept", async () => {
     const polite = new AbortController()
     const t0 = performance.now()

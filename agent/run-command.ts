@@ -196,7 +196,7 @@ async function runIn(cwd: string, command: string, opts: RunOptions, t0: number)
   const note = (text: string) => {
     stderr += `${stderr && !stderr.endsWith("\n") ? "\n" : ""}[chimera: ${text}]`
   }
-  if (timedOut) note(`timed out after ${opts.timeoutMs / 1000} s; process group killed`)
+  if (timedOut) note(`timed out after ${(opts.timeoutMs / 1000).toFixed(1)} s; process group killed`)
   else if (cancelled)
     note(
       forced
