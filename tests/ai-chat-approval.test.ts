@@ -8,12 +8,12 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { ChatStreamEvent, MessageResponse, Question } from "../protocol/ai.ts"
+import { agentTestbed } from "./support/agent-testbed.ts"
 import { aiSettingsFor, chatCall, doneOf, eventStream } from "./support/ai-chat.ts"
 import { addUser, login } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { type LlmServer, type Provider, startLlmServer } from "./support/llm-server.ts"
-import { createTestbed, type Testbed } from "./support/testbed.ts"
-import { waitFor } from "./support/wait.ts"
+import type { Testbed } from "./support/testbed.ts"
 
 setDefaultTimeout(120_000)
 
@@ -61,18 +61,7 @@ for (const provider of ["anthropic", "openai"] as Provider[]) {
     beforeAll(async () => {
       llm = await startLlmServer(provider)
       cp = await startInProcess({ ai: aiSettingsFor(llm) })
-      const res = await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
-      const token = ((await res.json()) as { token: string }).token
-      bed = await createTestbed({
-        nodes: 1,
-        prefix: `ap${provider[0]}`,
-        agent: { controlUrl: cp.url, joinTokens: [token] },
-      })
-      await waitFor(
-        `${node} enrolled and heard from`,
-        async () => (await (await cp.api(`/api/nodes/${node}`)).json()) as { lastHeartbeat?: string | null },
-        (n) => typeof n.lastHeartbeat === "string",
-      )
+      bed = await agentTestbed(cp, { nodes: 1, prefix: `ap${provider[0]}` })
       await addUser(cp, "otto", "operator")
       await addUser(cp, "vera", "viewer")
       await addUser(cp, "ada", "admin")

@@ -6,10 +6,11 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
 import { randomUUID } from "node:crypto"
 import { existsSync } from "node:fs"
 import type { ChatStreamEvent, MessageResponse, Question } from "../protocol/ai.ts"
+import { agentTestbed } from "./support/agent-testbed.ts"
 import { aiSettingsFor, chatCall, eventStream } from "./support/ai-chat.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
 import { type LlmServer, startLlmServer } from "./support/llm-server.ts"
-import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
+import type { Testbed, TestbedNode } from "./support/testbed.ts"
 import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(120_000)
@@ -22,15 +23,8 @@ let node: TestbedNode
 beforeAll(async () => {
   llm = await startLlmServer("anthropic")
   cp = await startInProcess({ ai: aiSettingsFor(llm) })
-  const res = await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
-  const token = ((await res.json()) as { token: string }).token
-  bed = await createTestbed({ nodes: 1, prefix: "chatcancel", agent: { controlUrl: cp.url, joinTokens: [token] } })
+  bed = await agentTestbed(cp, { nodes: 1, prefix: "chatcancel" })
   node = bed.nodes[0] as TestbedNode
-  await waitFor(
-    `${node.name} enrolled and heard from`,
-    async () => (await (await cp.api(`/api/nodes/${node.name}`)).json()) as { lastHeartbeat?: string | null },
-    (n) => typeof n.lastHeartbeat === "string",
-  )
 }, 120_000)
 
 afterAll(async () => {

@@ -7,10 +7,10 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { agentTestbed } from "./support/agent-testbed.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
-import { createTestbed, type Testbed } from "./support/testbed.ts"
+import type { Testbed } from "./support/testbed.ts"
 import { run } from "./support/tools.ts"
-import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(60_000)
 
@@ -24,15 +24,8 @@ let work: string
 
 beforeAll(async () => {
   cp = await startInProcess()
-  const res = await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
-  const { token } = (await res.json()) as { token: string }
-  bed = await createTestbed({ nodes: 1, prefix: "shape", agent: { controlUrl: cp.url, joinTokens: [token] } })
+  bed = await agentTestbed(cp, { nodes: 1, prefix: "shape" })
   work = await mkdtemp(join(tmpdir(), "chimera-results-shape-"))
-  await waitFor(
-    "the node enrolled and heard from",
-    async () => (await (await cp.api(`/api/nodes/${bed.nodes[0]?.name}`)).json()) as { lastHeartbeat?: string | null },
-    (n) => typeof n.lastHeartbeat === "string",
-  )
 }, 120_000)
 
 afterAll(async () => {

@@ -11,9 +11,10 @@ import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { serveMcpHttp } from "../control/mcp/http.ts"
+import { agentTestbed } from "./support/agent-testbed.ts"
 import { addUser, call, enrollNode, heartbeatBody, login } from "./support/auth.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
-import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
+import type { Testbed, TestbedNode } from "./support/testbed.ts"
 import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(60_000)
@@ -48,15 +49,8 @@ let node: TestbedNode
 
 beforeAll(async () => {
   cp = await startInProcess()
-  const res = await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
-  const { token } = (await res.json()) as { token: string }
-  bed = await createTestbed({ nodes: 1, prefix: "cancel", agent: { controlUrl: cp.url, joinTokens: [token] } })
+  bed = await agentTestbed(cp, { nodes: 1, prefix: "cancel" })
   node = bed.nodes[0] as TestbedNode
-  await waitFor(
-    `${node.name} enrolled and heard from`,
-    async () => (await (await cp.api(`/api/nodes/${node.name}`)).json()) as { lastHeartbeat?: string | null },
-    (n) => typeof n.lastHeartbeat === "string",
-  )
   await addUser(cp, "op", "operator")
   await addUser(cp, "viewer", "viewer")
 }, 120_000)

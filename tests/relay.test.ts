@@ -6,10 +6,11 @@ import { Database } from "bun:sqlite"
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
 import { rm } from "node:fs/promises"
 import { join } from "node:path"
+import { agentTestbed } from "./support/agent-testbed.ts"
 import { addUser, call, enrollNode, heartbeatBody, login } from "./support/auth.ts"
 import { manualClock } from "./support/clock.ts"
 import { startInProcess, type TestControlPlane } from "./support/control-plane.ts"
-import { createTestbed, type Testbed, type TestbedNode } from "./support/testbed.ts"
+import type { Testbed, TestbedNode } from "./support/testbed.ts"
 import { run } from "./support/tools.ts"
 import { waitFor } from "./support/wait.ts"
 
@@ -36,19 +37,8 @@ let names: string[]
 
 beforeAll(async () => {
   cp = await startInProcess()
-  const tokens: string[] = []
-  for (let i = 0; i < 3; i++) {
-    const res = await cp.api("/api/nodes/join-tokens", { method: "POST", body: "{}" })
-    tokens.push(((await res.json()) as { token: string }).token)
-  }
-  bed = await createTestbed({ nodes: 3, prefix: "relay", agent: { controlUrl: cp.url, joinTokens: tokens } })
+  bed = await agentTestbed(cp, { nodes: 3, prefix: "relay" })
   names = bed.nodes.map((n) => n.name)
-  for (const name of names)
-    await waitFor(
-      `${name} enrolled and heard from`,
-      async () => (await (await cp.api(`/api/nodes/${name}`)).json()) as { lastHeartbeat?: string | null },
-      (n) => typeof n.lastHeartbeat === "string",
-    )
   await addUser(cp, "op", "operator")
   await addUser(cp, "viewer", "viewer")
 }, 120_000)
