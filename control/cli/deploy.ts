@@ -25,7 +25,7 @@ import { commandWords } from "./flags.ts"
 import { finishOnInterrupt, INTERRUPT_GRACE_SECONDS, spinner } from "./interrupt.ts"
 import { color, field, printJson, printTable, say, warn } from "./output.ts"
 import { desiredPublisher, reportPublished } from "./publish-desired.ts"
-import { ActivationTimeout, ConfirmTimeout, MAX_CONFIRM_SECONDS, Seconds } from "./seconds-flag.ts"
+import { ActivationTimeout, ConfirmTimeout, MAX_CONFIRM_SECONDS, MIN_CONFIRM_SECONDS, Seconds } from "./seconds-flag.ts"
 import { parseSshFlags, SSH_FLAG_NAMES, sshArgs, sshConfigFlags } from "./ssh-flags.ts"
 
 const DeployFlags = z
@@ -98,7 +98,7 @@ export default defineCommand({
     },
     "activation-timeout": {
       type: "string",
-      description: "Seconds switch-to-configuration may run before it is stopped and the node rolled back",
+      description: `Seconds switch-to-configuration may run before it is stopped and the node rolled back (${MIN_CONFIRM_SECONDS} to ${MAX_CONFIRM_SECONDS})`,
       default: String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS),
     },
     "health-cmd": { type: "string", description: "Health check run on each target (exit 0 passes); repeatable" },

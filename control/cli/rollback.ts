@@ -20,7 +20,7 @@ import { parseFlag } from "./flags.ts"
 import { finishOnInterrupt, INTERRUPT_GRACE_SECONDS, progressWaiter } from "./interrupt.ts"
 import { color, field, printJson, printTable } from "./output.ts"
 import { type DesiredPublisher, desiredPublisher, reportPublished } from "./publish-desired.ts"
-import { ActivationTimeout, secondsFlag } from "./seconds-flag.ts"
+import { ActivationTimeout, MAX_CONFIRM_SECONDS, MIN_CONFIRM_SECONDS, secondsFlag } from "./seconds-flag.ts"
 import { parseSshFlags, sshArgs } from "./ssh-flags.ts"
 
 const log = createLogger("rollback")
@@ -59,7 +59,7 @@ export default defineCommand({
     },
     "activation-timeout": {
       type: "string",
-      description: "Seconds switch-to-configuration may run before it is stopped (the node is then left part way)",
+      description: `Seconds switch-to-configuration may run before it is stopped (the node is then left part way; ${MIN_CONFIRM_SECONDS} to ${MAX_CONFIRM_SECONDS})`,
       default: String(DEFAULT_ACTIVATION_TIMEOUT_SECONDS),
     },
     json: { type: "boolean", description: "Print JSON" },
