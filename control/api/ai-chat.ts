@@ -20,9 +20,11 @@ import {
 import { createSecretStream } from "../../protocol/secret-stream.ts"
 import type { Chats } from "../ai/chats.ts"
 import type { Listener, RunningTurn } from "../ai/turns.ts"
+import type { Authenticator } from "../domain/auth/authenticator.ts"
 import { ChimeraError } from "../domain/errors.ts"
-import { type ApiEnv, userOf } from "./auth.ts"
+import { type ApiEnv, bearerToken, internalPrincipal, userOf } from "./auth.ts"
 import { redactedJsonText } from "./redact-answers.ts"
+import { streamCredentials } from "./stream-credentials.ts"
 import { jsonBody, optionalJsonBody, params } from "./validate.ts"
 
 // The CLI tells this case from a failing provider (same code) by these opening words: keep them.
@@ -38,11 +40,21 @@ const holdOpen = (c: Context) => (c.env as BunServer | undefined)?.timeout?.(c.r
 
 const frame = (e: ChatStreamEvent) => `event: ${e.event}\ndata: ${redactedJsonText(e.data)}\n\n`
 
+/** How long an answer to "may this credential still read?" counts for a chat stream. */
+const RECHECK_MS = 5_000
+
 /**
  * Starts (or follows) the turn with a listener that buffers until the stream is read; a refusal stays
  * a JSON error. What `start` returns, if a function, stops the events when the client goes away.
+ * `stillAllowed` is asked, at most every RECHECK_MS, before a frame goes out: a stream outlives the
+ * guard's moment, and one whose credential was revoked meanwhile (or lost its role) ends with an
+ * `error` event saying so, as the event stream does (stream-credentials.ts); its turn goes on, stored.
  */
-async function streamed(c: Context, start: (l: Listener) => Promise<RunningTurn | (() => void)>): Promise<Response> {
+async function streamed(
+  c: Context,
+  start: (l: Listener) => Promise<RunningTurn | (() => void)>,
+  stillAllowed: (sinceMs: number) => Promise<string | null>,
+): Promise<Response> {
   const buffered: ChatStreamEvent[] = []
   let write: Listener = (e) => void buffered.push(e)
   const started = await start((e) => write(e))
@@ -53,13 +65,32 @@ async function streamed(c: Context, start: (l: Listener) => Promise<RunningTurn 
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
       let open = true
-      const send = (text: string) => {
-        if (!open) return
-        try {
-          controller.enqueue(encoder.encode(text))
-        } catch {
-          open = false
-        }
+      const end = () => {
+        open = false
+        clearInterval(timer)
+        controller.close()
+      }
+      // Frames go out in order behind the credential's check, which may wait on the store.
+      let queue = Promise.resolve()
+      const send = (text: string, last = false) => {
+        queue = queue.then(async () => {
+          if (!open) return
+          const refused = await stillAllowed(performance.now() - RECHECK_MS).catch(() => null)
+          if (!open) return
+          try {
+            if (refused !== null) {
+              const error = { code: "AUTHENTICATION_FAILED", message: `${refused}; the stream ends` }
+              controller.enqueue(encoder.encode(frame({ event: "error", data: error })))
+              write = () => {}
+              detach()
+              return end()
+            }
+            controller.enqueue(encoder.encode(text))
+            if (last) end()
+          } catch {
+            open = false
+          }
+        })
       }
       // The model's text comes in tokens: a secret it repeats may be cut between two, so their text
       // goes through one SecretStream, and what it holds back goes out before any other event.
@@ -72,12 +103,7 @@ async function streamed(c: Context, start: (l: Listener) => Promise<RunningTurn 
         }
         const rest = secrets.end()
         if (rest !== "") send(frame({ event: "token", data: { text: rest } }))
-        send(frame(e))
-        if (e.event === "done" || e.event === "error") {
-          open = false
-          clearInterval(timer)
-          controller.close()
-        }
+        send(frame(e), e.event === "done" || e.event === "error")
       }
       // A first comment sends the headers now: a client waits for them before it reads any event.
       send(": stream\n\n")
@@ -154,10 +180,17 @@ function followPlaces() {
   }
 }
 
-export const aiChatRoutes = (chats: Chats | null) => {
+export const aiChatRoutes = (chats: Chats | null, authenticator: Authenticator | null = null) => {
   const ready = (): Chats => {
     if (!chats) throw new ChimeraError("AI_UNAVAILABLE", NOT_CONFIGURED)
     return chats
+  }
+  const credentials = authenticator ? streamCredentials(authenticator) : null
+  /** Whether the request's credential may still read, for its stream; in-process callers have none to ask. */
+  const stillAllowed = (c: Context) => {
+    if (credentials === null || internalPrincipal(c) !== null) return async () => null
+    const token = bearerToken(c.req.header("authorization"))
+    return (sinceMs: number) => credentials.refusal(token, sinceMs)
   }
   const followed = followPlaces()
   return new Hono<ApiEnv>()
@@ -181,12 +214,18 @@ export const aiChatRoutes = (chats: Chats | null) => {
       return c.json(await turn.outcome)
     })
     .post("/api/v1/ai/chat/:id/message/stream", params(ChatPath), jsonBody(SendMessageRequest), (c) =>
-      streamed(c, (l) => ready().message(c.req.valid("param").id, userOf(c.get("principal")), c.req.valid("json"), l)),
+      streamed(
+        c,
+        (l) => ready().message(c.req.valid("param").id, userOf(c.get("principal")), c.req.valid("json"), l),
+        stillAllowed(c),
+      ),
     )
     .get("/api/v1/ai/chat/:id/follow", params(ChatPath), (c) => {
       const who = userOf(c.get("principal"))
-      return streamed(c, (l) =>
-        followed(who.subject, (listener) => ready().follow(c.req.valid("param").id, who, listener), l),
+      return streamed(
+        c,
+        (l) => followed(who.subject, (listener) => ready().follow(c.req.valid("param").id, who, listener), l),
+        stillAllowed(c),
       )
     })
     .get("/api/v1/ai/chat/:id/question", params(ChatPath), async (c) =>
@@ -203,7 +242,11 @@ export const aiChatRoutes = (chats: Chats | null) => {
       return c.json({ success: true as const, ...outcome })
     })
     .post("/api/v1/ai/chat/:id/answer/stream", params(ChatPath), jsonBody(AnswerRequest), (c) =>
-      streamed(c, (l) => ready().answer(c.req.valid("param").id, userOf(c.get("principal")), c.req.valid("json"), l)),
+      streamed(
+        c,
+        (l) => ready().answer(c.req.valid("param").id, userOf(c.get("principal")), c.req.valid("json"), l),
+        stillAllowed(c),
+      ),
     )
     .post("/api/v1/ai/chat/:id/compact", params(ChatPath), async (c) =>
       c.json(await ready().compact(c.req.valid("param").id, userOf(c.get("principal")))),

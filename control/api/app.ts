@@ -185,7 +185,7 @@ function buildApp(deps: AppDeps, { metrics, quota, measure, fast }: Shared) {
     .route("/", eventCursorRoutes(dashboard.events))
     .route("/", incidentRoutes(deps.incidents))
     .route("/", notificationRoutes(deps.notifyTest))
-    .route("/", aiChatRoutes(deps.ai ?? null))
+    .route("/", aiChatRoutes(deps.ai ?? null, trust.authenticator))
   app.notFound((c) => {
     // A path served with other methods: a 405 that names them, so a client learns what it got wrong.
     const allowed = methodsAt(c.req.path)
