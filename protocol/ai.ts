@@ -266,6 +266,9 @@ export type ChatStreamEvent =
   | { event: "done"; data: MessageResponse }
   | { event: "error"; data: StreamErrorEvent }
 
+/** Whether `e` ends its stream: `done` or `error` is always the last event. */
+export const isLastEvent = (e: ChatStreamEvent) => e.event === "done" || e.event === "error"
+
 /** One SSE event checked against the contract; null for an event name this version does not know. */
 export function parseChatStreamEvent(event: string, data: string): ChatStreamEvent | null {
   if (!Object.hasOwn(CHAT_STREAM_EVENTS, event)) return null

@@ -7,7 +7,7 @@
 // notification lost while the listening connection was down). A turn whose lease is gone without a
 // last event (its replica stopped or died) ends the follow with an error saying so. SQLite has one
 // process: turns are followed there from memory (turns.ts), and nothing is written.
-import type { ChatStreamEvent } from "../../protocol/ai.ts"
+import { type ChatStreamEvent, isLastEvent } from "../../protocol/ai.ts"
 import { createLogger } from "../../protocol/log.ts"
 import type { Listener } from "./turns.ts"
 
@@ -45,8 +45,6 @@ interface Outgoing {
   written: Promise<void>
 }
 
-const terminal = (e: ChatStreamEvent) => e.event === "done" || e.event === "error"
-
 export function createTurnFeed(deps: TurnFeedDeps) {
   const outgoing = new Map<string, Outgoing>()
   const wakers = new Map<number, Set<() => void>>()
@@ -76,7 +74,7 @@ export function createTurnFeed(deps: TurnFeedDeps) {
       if (e.event === "token" && last?.event === "token")
         o.pending[o.pending.length - 1] = { event: "token", data: { text: last.data.text + e.data.text } }
       else o.pending.push(e)
-      if (terminal(e)) {
+      if (isLastEvent(e)) {
         flush(turn, o)
         outgoing.delete(turn)
       } else if (!o.timer) {
@@ -119,7 +117,7 @@ export function createTurnFeed(deps: TurnFeedDeps) {
           for (const r of rows) {
             after = r.id
             listener(r.event)
-            if (terminal(r.event)) return
+            if (isLastEvent(r.event)) return
           }
           if (rows.length === PAGE) continue
           let waitMs = POLL_MS

@@ -13,6 +13,7 @@ import {
   ChatId,
   type ChatStreamEvent,
   CreateChatRequest,
+  isLastEvent,
   SendMessageRequest,
   SteerRequest,
   UpdateChatRequest,
@@ -103,7 +104,7 @@ async function streamed(
         }
         const rest = secrets.end()
         if (rest !== "") send(frame({ event: "token", data: { text: rest } }))
-        send(frame(e), e.event === "done" || e.event === "error")
+        send(frame(e), isLastEvent(e))
       }
       // A first comment sends the headers now: a client waits for them before it reads any event.
       send(": stream\n\n")
@@ -166,7 +167,7 @@ function followPlaces() {
     }
     try {
       const stop = await start((e) => {
-        if (e.event === "done" || e.event === "error") release()
+        if (isLastEvent(e)) release()
         l(e)
       })
       return () => {
