@@ -10,6 +10,7 @@ import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import type { CommandResults } from "../control/domain/command-results.ts"
 import { serveMcpHttp } from "../control/mcp/http.ts"
 import { agentTestbed } from "./support/agent-testbed.ts"
 import { addUser, call, enrollNode, heartbeatBody, login } from "./support/auth.ts"
@@ -19,21 +20,8 @@ import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(60_000)
 
-interface NodeResult {
-  node: string
-  status: string
-  success: boolean
-  exit_code: number | null
-  stdout: string
-  stderr: string
-  duration: number
-}
-interface RelayAnswer {
-  results: NodeResult[]
-  summary: Record<string, number>
-  error?: string
-  code?: string
-}
+/** POST /api/fleet/run's answer, or its refusal. */
+type RelayAnswer = CommandResults & { error?: string; code?: string }
 interface CancelAnswer {
   run_id: string
   stopping: string[]

@@ -6,6 +6,7 @@ import { Database } from "bun:sqlite"
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test"
 import { rm } from "node:fs/promises"
 import { join } from "node:path"
+import type { CommandResults } from "../control/domain/command-results.ts"
 import { agentTestbed } from "./support/agent-testbed.ts"
 import { addUser, call, enrollNode, heartbeatBody, login } from "./support/auth.ts"
 import { manualClock } from "./support/clock.ts"
@@ -16,20 +17,8 @@ import { waitFor } from "./support/wait.ts"
 
 setDefaultTimeout(60_000)
 
-interface NodeResult {
-  node: string
-  status: "ok" | "failed" | "timeout" | "offline" | "cancelled"
-  success: boolean
-  exit_code: number | null
-  stdout: string
-  stderr: string
-  duration: number
-}
-interface RelayAnswer {
-  results: NodeResult[]
-  summary: { ok: number; failed: number; timeout: number; offline: number; cancelled: number }
-  duration: number
-}
+/** POST /api/fleet/run's answer: the results' shape every door shares. */
+type RelayAnswer = CommandResults
 
 let cp: TestControlPlane
 let bed: Testbed
